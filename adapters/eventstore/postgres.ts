@@ -1,0 +1,368 @@
+/**
+ * PostgreSQL implementation of the event store port.
+ *
+ * Global order is (transaction id, sequence). The feed only hands out events whose transaction id is below
+ * the oldest transaction still in progress, so an event that commits late can never land behind a position
+ * a subscriber has already passed (the sequence-gap bug; see migrations/0001_event-store.sql).
+ * Subscribers are woken in-process right after a local append, and across processes by LISTEN/NOTIFY;
+ * a slow poll remains as a safety net for a lost notification.
+ */
+import pg from 'pg';
+import {
+  ConcurrencyConflict,
+  EventStoreUnavailable,
+  type AppendResult,
+  type EventFilter,
+  type EventMetadata,
+  type EventStore,
+  type ExpectedRevision,
+  type JsonValue,
+  type NewEvent,
+  type Position,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type SubscribeOptions,
+  type Subscription,
+  type SubscriptionItem,
+} from '../../domain/ports/event-store.ts';
+import { isTransientPgError } from '../postgres/errors.ts';
+
+const CHANNEL = 'tally_events';
+const BATCH = 1000;
+
+interface Cursor {
+  tx: bigint;
+  seq: bigint;
+}
+
+/** Positions look like `tx.seq`; only this module reads them. */
+export function encodePosition(cursor: Cursor): Position {
+  return `${cursor.tx}.${cursor.seq}` as Position;
+}
+
+export function decodePosition(position: string): Cursor {
+  const match = /^(\d+)\.(\d+)$/.exec(position);
+  if (!match) throw new TypeError(`Not a PostgreSQL event store position: ${position}`);
+  return { tx: BigInt(match[1]!), seq: BigInt(match[2]!) };
+}
+
+const compare = (a: Cursor, b: Cursor) => (a.tx === b.tx ? (a.seq === b.seq ? 0 : a.seq < b.seq ? -1 : 1) : a.tx < b.tx ? -1 : 1);
+
+interface EventRow {
+  transaction_id: string;
+  global_position: string;
+  event_id: string;
+  stream_name: string;
+  stream_revision: string;
+  event_type: string;
+  data: JsonValue;
+  metadata: EventMetadata;
+  recorded_at: Date;
+  safe_below: string;
+}
+
+const COLUMNS = `transaction_id::text, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
+  recorded_at, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below`;
+
+function toRecorded(row: EventRow): RecordedEvent {
+  return {
+    id: row.event_id,
+    type: row.event_type,
+    data: row.data,
+    metadata: row.metadata,
+    stream: row.stream_name,
+    revision: Number(row.stream_revision),
+    position: encodePosition({ tx: BigInt(row.transaction_id), seq: BigInt(row.global_position) }),
+    recordedAt: row.recorded_at,
+  };
+}
+
+function escapeLike(prefix: string): string {
+  return prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
+}
+
+/** Adds the filter's WHERE clauses; returns them joined, with parameters pushed onto `params`. */
+function filterClauses(filter: EventFilter | undefined, params: unknown[]): string[] {
+  const clauses: string[] = [];
+  if (filter?.eventTypes?.length) {
+    params.push(filter.eventTypes);
+    clauses.push(`event_type = ANY($${params.length}::text[])`);
+  }
+  if (filter?.streamPrefixes?.length) {
+    params.push(filter.streamPrefixes.map(escapeLike));
+    clauses.push(`stream_name LIKE ANY($${params.length}::text[])`);
+  }
+  return clauses;
+}
+
+interface FeedPage {
+  events: RecordedEvent[];
+  /** Events were visible beyond the safe bound: a transaction still in progress holds them back. */
+  heldBack: boolean;
+}
+
+type Waiter = () => void;
+
+export interface PostgresEventStoreOptions {
+  /** Fallback poll interval for subscriptions when no notification arrives (ms). */
+  pollIntervalMs?: number;
+  /** Wait this long at most for in-flight transactions to finish before a forwards readAll returns. */
+  readAllSettleMs?: number;
+}
+
+export class PostgresEventStore implements EventStore {
+  private readonly waiters = new Set<Waiter>();
+  private listener: pg.Client | undefined;
+  private listenerStarting: Promise<void> | undefined;
+  private notifyScheduled = false;
+  private closed = false;
+  private readonly pollIntervalMs: number;
+  private readonly readAllSettleMs: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly connectionConfig: pg.ClientConfig,
+    options: PostgresEventStoreOptions = {},
+  ) {
+    this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.readAllSettleMs = options.readAllSettleMs ?? 2000;
+  }
+
+  async append(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+    if (events.length === 0) throw new TypeError('append needs at least one event');
+    const kind = typeof expected === 'number' ? 'exact' : expected;
+    const params = [
+      stream,
+      kind,
+      typeof expected === 'number' ? expected : null,
+      events.map((e) => e.id),
+      events.map((e) => e.type),
+      events.map((e) => JSON.stringify(e.data)),
+      events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.metadata })),
+    ];
+    const row = await this.withRetryOnDuplicateId(() =>
+      this.query<{ status: string; current_revision: string; last_transaction_id: string; last_global_position: string }>(
+        'SELECT status, current_revision, last_transaction_id::text, last_global_position FROM append_events($1, $2, $3, $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])',
+        params,
+      ),
+    );
+    const revision = Number(row.current_revision);
+    if (row.status === 'conflict') throw new ConcurrencyConflict(stream, expected, revision < 0 ? 'no_stream' : revision);
+    this.wake();
+    return {
+      nextExpectedRevision: revision,
+      position: encodePosition({ tx: BigInt(row.last_transaction_id), seq: BigInt(row.last_global_position) }),
+    };
+  }
+
+  /** Two concurrent retries of one batch race on the unique event id; the loser's retry sees the winner's rows. */
+  private async withRetryOnDuplicateId<T>(run: () => Promise<T[]>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const rows = await run();
+        const first = rows[0];
+        if (!first) throw new Error('append_events returned no row');
+        return first;
+      } catch (error) {
+        const isDuplicate = (error as { code?: string; constraint?: string }).constraint === 'events_event_id_unique';
+        if (!isDuplicate || attempt >= 2) throw error;
+      }
+    }
+  }
+
+  async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const params: unknown[] = [stream];
+    let where = 'stream_name = $1';
+    if (options.fromRevision !== undefined) {
+      params.push(options.fromRevision);
+      where += backwards ? ` AND stream_revision <= $2` : ` AND stream_revision >= $2`;
+    }
+    let sql = `SELECT ${COLUMNS} FROM events WHERE ${where} ORDER BY stream_revision ${backwards ? 'DESC' : 'ASC'}`;
+    if (options.limit !== undefined) {
+      params.push(options.limit);
+      sql += ` LIMIT $${params.length}`;
+    }
+    return (await this.query<EventRow>(sql, params)).map(toRecorded);
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const from = options.from === undefined || options.from === 'start' || options.from === 'end' ? undefined : decodePosition(options.from);
+    if (backwards && options.from === 'start') return [];
+    if (!backwards && options.from === 'end') return [];
+    const settleBy = Date.now() + this.readAllSettleMs;
+    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+      const page = await this.readPage({
+        after: from,
+        inclusive: !backwards,
+        backwards,
+        limit: options.limit,
+        filter: options.filter,
+      });
+      // A caller reading forwards expects what was committed before it asked; give in-flight
+      // transactions a moment to finish rather than returning a page with a hole that fills later.
+      if (!page.heldBack || Date.now() >= settleBy) return page.events;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+
+  private async readPage(args: {
+    after: Cursor | undefined;
+    inclusive: boolean;
+    backwards: boolean;
+    limit: number | undefined;
+    filter: EventFilter | undefined;
+  }): Promise<FeedPage> {
+    const params: unknown[] = [];
+    const clauses = filterClauses(args.filter, params);
+    if (args.after) {
+      params.push(args.after.tx.toString(), args.after.seq.toString());
+      const op = args.backwards ? '<' : args.inclusive ? '>=' : '>';
+      clauses.push(`(transaction_id, global_position) ${op} ($${params.length - 1}::xid8, $${params.length}::bigint)`);
+    }
+    const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
+    const order = args.backwards ? 'DESC' : 'ASC';
+    let sql = `SELECT ${COLUMNS} FROM events ${where} ORDER BY transaction_id ${order}, global_position ${order}`;
+    if (args.limit !== undefined) {
+      params.push(args.limit);
+      sql += ` LIMIT $${params.length}`;
+    }
+    const rows = await this.query<EventRow>(sql, params);
+    // Ordered by transaction id and bounded by one, the safe rows are a contiguous run in either direction.
+    const safeRows = rows.filter((r) => BigInt(r.transaction_id) < BigInt(r.safe_below));
+    return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): Subscription {
+    let stopped = false;
+    let wakeCurrent: Waiter | undefined;
+    const start = options.from === undefined || options.from === 'start' ? undefined : decodePosition(options.from);
+    const store = this;
+
+    async function* run(): AsyncGenerator<SubscriptionItem> {
+      await store.ensureListener();
+      let cursor = start;
+      let caughtUp = false;
+      while (!stopped && !store.closed) {
+        let page: FeedPage;
+        try {
+          page = await store.readPage({ after: cursor, inclusive: false, backwards: false, limit: BATCH, filter: options.filter });
+        } catch (error) {
+          if (!isTransientPgError(error)) throw error;
+          await store.sleep(store.pollIntervalMs, (w) => (wakeCurrent = w));
+          continue;
+        }
+        for (const event of page.events) {
+          if (stopped) return;
+          cursor = decodePosition(event.position);
+          yield { kind: 'event', event };
+        }
+        if (page.events.length === BATCH) continue;
+        if (!caughtUp) {
+          caughtUp = true;
+          yield { kind: 'caught-up', ...(cursor ? { position: encodePosition(cursor) } : {}) };
+        }
+        // Held-back events become readable as soon as the transaction in front of them ends: look again soon.
+        await store.sleep(page.heldBack ? 5 : store.pollIntervalMs, (w) => (wakeCurrent = w));
+      }
+    }
+
+    const iterator = run();
+    return {
+      [Symbol.asyncIterator]: () => iterator,
+      async stop() {
+        stopped = true;
+        wakeCurrent?.();
+        await iterator.return(undefined);
+      },
+    };
+  }
+
+  /** Sleeps until woken by an append (local or NOTIFY), the timeout, or `stop`. */
+  private sleep(ms: number, expose: (wake: Waiter) => void): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+      expose(done);
+    });
+  }
+
+  private wakeLocal(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  /** Wakes local subscribers now, and other processes through one NOTIFY per event-loop turn. */
+  private wake(): void {
+    this.wakeLocal();
+    if (this.notifyScheduled || this.closed) return;
+    this.notifyScheduled = true;
+    setImmediate(() => {
+      this.notifyScheduled = false;
+      // NOTIFY serialises committing transactions in PostgreSQL, so it is sent once per turn, outside appends.
+      this.pool.query(`SELECT pg_notify('${CHANNEL}', '')`).catch(() => undefined);
+    });
+  }
+
+  private async ensureListener(): Promise<void> {
+    if (this.listener || this.closed) return;
+    this.listenerStarting ??= this.startListener().finally(() => (this.listenerStarting = undefined));
+    await this.listenerStarting;
+  }
+
+  private async startListener(): Promise<void> {
+    const client = new pg.Client(this.connectionConfig);
+    client.on('notification', () => this.wakeLocal());
+    client.on('error', () => {
+      // The poll keeps subscribers going; reconnect the listener on the next subscription loop.
+      if (this.listener === client) this.listener = undefined;
+      client.end().catch(() => undefined);
+      if (!this.closed) setTimeout(() => this.ensureListener().catch(() => undefined), this.pollIntervalMs).unref();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+      this.listener = client;
+    } catch {
+      await client.end().catch(() => undefined);
+      // Not fatal: subscriptions still poll; another attempt happens on the next subscription.
+    }
+  }
+
+  async headPosition(): Promise<Position | undefined> {
+    const [last] = await this.readAll({ direction: 'backwards', limit: 1 });
+    return last?.position;
+  }
+
+  isAfter(a: Position, b: Position): boolean {
+    return compare(decodePosition(a), decodePosition(b)) > 0;
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1 FROM events LIMIT 1', []);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wakeLocal();
+    await this.listenerStarting;
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+  }
+
+  private async query<T extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<T[]> {
+    try {
+      return (await this.pool.query<T>(sql, params)).rows;
+    } catch (error) {
+      if (isTransientPgError(error)) throw new EventStoreUnavailable('PostgreSQL event store unavailable', { cause: error });
+      throw error;
+    }
+  }
+}

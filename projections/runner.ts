@@ -1,0 +1,303 @@
+/**
+ * Runs projections from the event store's global feed into PostgreSQL.
+ *
+ * - Each batch of events and the projection's checkpoint are committed in one transaction, so a crash at
+ *   any point neither loses nor double-applies an event.
+ * - One runner owns a projection at a time across processes (a session advisory lock); the others stand by.
+ *   The checkpoint row is also locked and compared inside every batch transaction, so even a runner that
+ *   lost its lock without noticing cannot apply a batch twice.
+ * - A projection that throws stops with the failing event's position and error recorded; it never skips.
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { EventStore, Position, RecordedEvent, SubscriptionItem } from '../domain/ports/event-store.ts';
+import { isTransientPgError } from '../adapters/postgres/errors.ts';
+import type { Projection } from './projection.ts';
+
+export type ProjectionState = 'starting' | 'running' | 'standby' | 'stopped' | 'failed';
+
+export interface ProjectionStatus {
+  name: string;
+  state: ProjectionState;
+  position: Position | undefined;
+  lastError: string | undefined;
+  errorPosition: Position | undefined;
+}
+
+export interface RunnerOptions {
+  /** Most events applied in one transaction. */
+  maxBatch?: number;
+  /** How often a standby runner tries to take over a projection (ms). */
+  standbyRetryMs?: number;
+}
+
+class CheckpointMoved extends Error {}
+
+const TIMEOUT = Symbol('timeout');
+const nextTurn = () => new Promise<typeof TIMEOUT>((resolve) => setImmediate(() => resolve(TIMEOUT)));
+
+/** A stable 64-bit advisory-lock key per projection name. */
+const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('tally.projection:' || $1, 0)) AS locked`;
+
+interface Worker {
+  projection: Projection;
+  status: ProjectionStatus;
+  stop: () => Promise<void>;
+  done: Promise<void>;
+}
+
+export class ProjectionRunner {
+  private readonly workers = new Map<string, Worker>();
+  private readonly positionWaiters = new Set<() => void>();
+  private readonly maxBatch: number;
+  private readonly standbyRetryMs: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly connectionConfig: pg.ClientConfig,
+    private readonly store: EventStore,
+    private readonly projections: readonly Projection[],
+    private readonly log: Logger,
+    options: RunnerOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 500;
+    this.standbyRetryMs = options.standbyRetryMs ?? 2000;
+  }
+
+  start(): void {
+    for (const projection of this.projections) {
+      if (this.workers.has(projection.name)) continue;
+      this.workers.set(projection.name, this.startWorker(projection));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.workers.values()].map((w) => w.stop()));
+    this.workers.clear();
+  }
+
+  status(): ProjectionStatus[] {
+    return [...this.workers.values()].map((w) => ({ ...w.status }));
+  }
+
+  /** True when every projection is running here or owned by another instance. */
+  healthy(): boolean {
+    return [...this.workers.values()].every((w) => w.status.state === 'running' || w.status.state === 'standby');
+  }
+
+  /**
+   * Resolves true once every projection owned here has applied `position` (or the feed past it), false on
+   * timeout. Read-your-writes for HTTP readers.
+   */
+  async waitForPosition(position: Position, timeoutMs: number): Promise<boolean> {
+    const reached = async () => {
+      const rows = (await this.pool.query<{ position: string | null }>('SELECT position FROM projection_checkpoints WHERE name = ANY($1)', [
+        this.projections.map((p) => p.name),
+      ])).rows;
+      return rows.length === this.projections.length && rows.every((r) => r.position !== null && !this.store.isAfter(position, r.position as Position));
+    };
+    const deadline = Date.now() + timeoutMs;
+    while (!(await reached())) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.positionWaiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(left, 250));
+        this.positionWaiters.add(done);
+      });
+    }
+    return true;
+  }
+
+  private startWorker(projection: Projection): Worker {
+    const status: ProjectionStatus = {
+      name: projection.name,
+      state: 'starting',
+      position: undefined,
+      lastError: undefined,
+      errorPosition: undefined,
+    };
+    let stopping = false;
+    let wakeStandby: (() => void) | undefined;
+    let stopSubscription: (() => Promise<void>) | undefined;
+    const log = this.log.child({ projection: projection.name });
+
+    const loop = async () => {
+      while (!stopping) {
+        const lockClient = new pg.Client(this.connectionConfig);
+        // Losing this connection releases the lock: stop feeding, and compete for the lock again.
+        lockClient.on('error', () => void stopSubscription?.());
+        try {
+          await lockClient.connect();
+          const { rows } = await lockClient.query<{ locked: boolean }>(LOCK_SQL, [projection.name]);
+          if (!rows[0]?.locked) {
+            status.state = 'standby';
+          } else {
+            await this.ensureCheckpointRow(projection.name);
+            const outcome = await this.runOwned(projection, status, log, (stop) => (stopSubscription = stop), () => stopping);
+            if (outcome === 'failed') return;
+          }
+        } catch (error) {
+          if (stopping) return;
+          status.lastError = error instanceof Error ? error.message : String(error);
+          log.warn({ err: error }, 'projection interrupted; will resume from its checkpoint');
+        } finally {
+          await lockClient.end().catch(() => undefined);
+        }
+        if (stopping) return;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.standbyRetryMs);
+          wakeStandby = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    };
+
+    const done = loop().finally(() => {
+      if (status.state !== 'failed') status.state = 'stopped';
+    });
+    return {
+      projection,
+      status,
+      done,
+      stop: async () => {
+        stopping = true;
+        wakeStandby?.();
+        await stopSubscription?.();
+        await done;
+      },
+    };
+  }
+
+  private async ensureCheckpointRow(name: string): Promise<void> {
+    await this.pool.query(`INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [name]);
+  }
+
+  /** Feeds the projection until stopped, failed, or the connection to PostgreSQL is lost. */
+  private async runOwned(
+    projection: Projection,
+    status: ProjectionStatus,
+    log: Logger,
+    exposeStop: (stop: () => Promise<void>) => void,
+    isStopping: () => boolean,
+  ): Promise<'stopped' | 'failed'> {
+    const { rows } = await this.pool.query<{ position: string | null; status: string; last_error: string | null; error_position: string | null }>(
+      'SELECT position, status, last_error, error_position FROM projection_checkpoints WHERE name = $1',
+      [projection.name],
+    );
+    const row = rows[0];
+    if (row?.status === 'failed') {
+      // A failed projection stays stopped until an operator rebuilds or resets it: never skip an event.
+      Object.assign(status, {
+        state: 'failed',
+        lastError: row.last_error ?? undefined,
+        errorPosition: (row.error_position ?? undefined) as Position | undefined,
+        position: (row.position ?? undefined) as Position | undefined,
+      });
+      return 'failed';
+    }
+    let checkpoint = (row?.position ?? undefined) as Position | undefined;
+    status.position = checkpoint;
+    status.state = 'running';
+    status.lastError = undefined;
+
+    const subscription = this.store.subscribeToAll(checkpoint ? { from: checkpoint } : {});
+    exposeStop(() => subscription.stop());
+    const iterator = subscription[Symbol.asyncIterator]();
+    let pending: Promise<IteratorResult<SubscriptionItem>> | undefined;
+    const pull = () => (pending ??= iterator.next());
+
+    try {
+      for (;;) {
+        const first = await pull();
+        pending = undefined;
+        if (first.done || isStopping()) return 'stopped';
+        const batch: RecordedEvent[] = [];
+        if (first.value.kind === 'event') batch.push(first.value.event);
+        // Take whatever else is already available, without waiting for more to arrive.
+        while (batch.length < this.maxBatch) {
+          const next = await Promise.race([pull(), nextTurn()]);
+          if (next === TIMEOUT) break;
+          pending = undefined;
+          if (next.done) break;
+          if (next.value.kind === 'event') batch.push(next.value.event);
+        }
+        if (batch.length === 0) continue;
+        const result = await this.applyBatch(projection, checkpoint, batch, log);
+        if (result.kind === 'failed') {
+          Object.assign(status, { state: 'failed', lastError: result.error, errorPosition: result.position, position: result.checkpoint });
+          return 'failed';
+        }
+        checkpoint = result.checkpoint;
+        status.position = checkpoint;
+        for (const wake of [...this.positionWaiters]) wake();
+      }
+    } finally {
+      await subscription.stop();
+    }
+  }
+
+  private async applyBatch(
+    projection: Projection,
+    checkpoint: Position | undefined,
+    batch: RecordedEvent[],
+    log: Logger,
+  ): Promise<{ kind: 'applied'; checkpoint: Position } | { kind: 'failed'; error: string; position: Position; checkpoint: Position | undefined }> {
+    try {
+      return { kind: 'applied', checkpoint: await this.commit(projection, checkpoint, batch) };
+    } catch (error) {
+      if (error instanceof CheckpointMoved || isTransientPgError(error)) throw error;
+      // Find the exact event: apply one by one, so everything before it is kept and it is named.
+      let current = checkpoint;
+      for (const event of batch) {
+        try {
+          current = await this.commit(projection, current, [event]);
+        } catch (single) {
+          if (single instanceof CheckpointMoved || isTransientPgError(single)) throw single;
+          const message = single instanceof Error ? single.message : String(single);
+          log.error({ err: single, position: event.position, eventType: event.type, stream: event.stream }, 'projection failed on event');
+          await this.pool.query(
+            `UPDATE projection_checkpoints SET status = 'failed', last_error = $2, error_position = $3, updated_at = now() WHERE name = $1`,
+            [projection.name, message, event.position],
+          );
+          return { kind: 'failed', error: message, position: event.position, checkpoint: current };
+        }
+      }
+      // The batch failed as a whole but every event passed alone (e.g. a conflict between rows): it is applied now.
+      return { kind: 'applied', checkpoint: current as Position };
+    }
+  }
+
+  private async commit(projection: Projection, checkpoint: Position | undefined, events: readonly RecordedEvent[]): Promise<Position> {
+    const last = events[events.length - 1];
+    if (!last) throw new Error('empty batch');
+    const db = await this.pool.connect();
+    try {
+      await db.query('BEGIN');
+      const { rows } = await db.query<{ position: string | null }>('SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE', [
+        projection.name,
+      ]);
+      if ((rows[0]?.position ?? undefined) !== checkpoint) throw new CheckpointMoved(`checkpoint of ${projection.name} moved elsewhere`);
+      await projection.apply(events, { db, table: (name) => name });
+      await db.query(
+        `UPDATE projection_checkpoints
+            SET position = $2, events_applied = events_applied + $3, status = 'running', last_error = NULL, error_position = NULL, updated_at = now()
+          WHERE name = $1`,
+        [projection.name, last.position, events.length],
+      );
+      await db.query('COMMIT');
+      return last.position;
+    } catch (error) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      db.release();
+    }
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * The event store contract: one suite, run against every adapter (PostgreSQL, KurrentDB through the
+ * protocol-level test server, and a real KurrentDB when EVENTSTORE_URL is set).
+ *
+ * Every test works in streams with a fresh random prefix and filters `$all` by that prefix, so the suite
+ * can run against a shared, non-empty store.
+ */
+import type { TestFn } from 'ava';
+import { v4 as uuid } from 'uuid';
+import {
+  ConcurrencyConflict,
+  type EventStore,
+  type NewEvent,
+  type Position,
+  type RecordedEvent,
+  type Subscription,
+  type SubscriptionItem,
+} from '../../domain/ports/event-store.ts';
+
+export interface ContractContext {
+  store: EventStore;
+}
+
+const newEvent = (type: string, n: number, extra: Partial<NewEvent> = {}): NewEvent => ({
+  id: uuid(),
+  type,
+  data: { n },
+  metadata: { correlationId: 'corr-1', actor: 'test', schemaVersion: 1 },
+  ...extra,
+});
+
+const prefix = () => `c${uuid().replaceAll('-', '').slice(0, 12)}`;
+
+/** Reads from a subscription until `count` events arrived (or throws after `ms`). */
+export async function take(
+  sub: Subscription,
+  count: number,
+  ms = 10_000,
+): Promise<{ events: RecordedEvent[]; caughtUpAfter: number | undefined }> {
+  const events: RecordedEvent[] = [];
+  let caughtUpAfter: number | undefined;
+  const iterator = sub[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`subscription gave ${events.length}/${count} events in ${ms} ms`)), ms);
+  });
+  try {
+    while (events.length < count) {
+      const next: IteratorResult<SubscriptionItem> = await Promise.race([iterator.next(), timeout]);
+      if (next.done) break;
+      if (next.value.kind === 'caught-up') caughtUpAfter ??= events.length;
+      else events.push(next.value.event);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return { events, caughtUpAfter };
+}
+
+export function eventStoreContract(test: TestFn<ContractContext>) {
+  test('appending to a new stream with no_stream starts at revision 0 and reads back in order', async (t) => {
+    const { store } = t.context;
+    const stream = `${prefix()}-a`;
+    const result = await store.append(stream, [newEvent('Opened', 1), newEvent('Credited', 2)], 'no_stream');
+    t.is(result.nextExpectedRevision, 1);
+    const events = await store.readStream(stream);
+    t.deepEqual(events.map((e) => [e.type, e.revision, e.data]), [
+      ['Opened', 0, { n: 1 }],
+      ['Credited', 1, { n: 2 }],
+    ]);
+    t.is(events[1]?.position, result.position);
+    t.is(events[0]?.stream, stream);
+    t.is(events[0]?.metadata.correlationId, 'corr-1');
+    t.is(events[0]?.metadata.actor, 'test');
+    t.true(events[0]!.recordedAt instanceof Date);
+    t.true(Math.abs(events[0]!.recordedAt.getTime() - Date.now()) < 60_000);
+  });
+
+  test('a missing stream reads as empty in both directions', async (t) => {
+    const { store } = t.context;
+    t.deepEqual(await store.readStream(`${prefix()}-missing`), []);
+    t.deepEqual(await store.readStream(`${prefix()}-missing`, { direction: 'backwards' }), []);
+  });
+
+  test('expected-revision rules: no_stream, stream_exists, exact revision and any', async (t) => {
+    const { store } = t.context;
+    const stream = `${prefix()}-rules`;
+    const conflict = await t.throwsAsync(store.append(stream, [newEvent('X', 1)], 'stream_exists'), {
+      instanceOf: ConcurrencyConflict,
+    });
+    t.is(conflict?.actual, 'no_stream');
+    const exact = await t.throwsAsync(store.append(stream, [newEvent('X', 1)], 0), { instanceOf: ConcurrencyConflict });
+    t.is(exact?.actual, 'no_stream');
+
+    await store.append(stream, [newEvent('X', 1)], 'no_stream');
+    const again = await t.throwsAsync(store.append(stream, [newEvent('X', 2)], 'no_stream'), {
+      instanceOf: ConcurrencyConflict,
+    });
+    t.is(again?.actual, 0);
+
+    t.is((await store.append(stream, [newEvent('X', 2)], 'stream_exists')).nextExpectedRevision, 1);
+    t.is((await store.append(stream, [newEvent('X', 3)], 1)).nextExpectedRevision, 2);
+    const stale = await t.throwsAsync(store.append(stream, [newEvent('X', 4)], 1), { instanceOf: ConcurrencyConflict });
+    t.is(stale?.actual, 2);
+    t.is(stale?.stream, stream);
+    t.is((await store.append(stream, [newEvent('X', 4)], 'any')).nextExpectedRevision, 3);
+    t.is((await store.append(`${prefix()}-fresh`, [newEvent('X', 1)], 'any')).nextExpectedRevision, 0);
+    t.is((await store.readStream(stream)).length, 4);
+  });
+
+  test('a failed append writes nothing (appends are atomic)', async (t) => {
+    const { store } = t.context;
+    const stream = `${prefix()}-atomic`;
+    await store.append(stream, [newEvent('X', 1)], 'no_stream');
+    await t.throwsAsync(store.append(stream, [newEvent('X', 2), newEvent('X', 3)], 5), { instanceOf: ConcurrencyConflict });
+    t.deepEqual((await store.readStream(stream)).map((e) => e.data), [{ n: 1 }]);
+  });
+
+  test('re-appending the same event ids at the same expected revision does not duplicate', async (t) => {
+    const { store } = t.context;
+    const stream = `${prefix()}-idem`;
+    const batch = [newEvent('X', 1), newEvent('X', 2)];
+    const first = await store.append(stream, batch, 'no_stream');
+    const retry = await store.append(stream, batch, 'no_stream');
+    t.is(retry.nextExpectedRevision, first.nextExpectedRevision);
+    const next = [newEvent('X', 3)];
+    await store.append(stream, next, 1);
+    await store.append(stream, next, 1);
+    t.deepEqual((await store.readStream(stream)).map((e) => e.data), [{ n: 1 }, { n: 2 }, { n: 3 }]);
+  });
+
+  test('stream reads: forwards and backwards, from a revision, with a limit', async (t) => {
+    const { store } = t.context;
+    const stream = `${prefix()}-read`;
+    await store.append(stream, [0, 1, 2, 3, 4].map((n) => newEvent('X', n)), 'no_stream');
+    const revs = (events: RecordedEvent[]) => events.map((e) => e.revision);
+    t.deepEqual(revs(await store.readStream(stream, { fromRevision: 2 })), [2, 3, 4]);
+    t.deepEqual(revs(await store.readStream(stream, { fromRevision: 1, limit: 2 })), [1, 2]);
+    t.deepEqual(revs(await store.readStream(stream, { direction: 'backwards' })), [4, 3, 2, 1, 0]);
+    t.deepEqual(revs(await store.readStream(stream, { direction: 'backwards', fromRevision: 2 })), [2, 1, 0]);
+    t.deepEqual(revs(await store.readStream(stream, { direction: 'backwards', limit: 2 })), [4, 3]);
+    t.deepEqual(revs(await store.readStream(stream, { fromRevision: 9 })), []);
+  });
+
+  test('$all reads: both directions, inclusive forwards and exclusive backwards, filters and limits', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-one`, [newEvent('A', 1), newEvent('B', 2)], 'no_stream');
+    await store.append(`${p}-two`, [newEvent('A', 3)], 'no_stream');
+    await store.append(`${p}-one`, [newEvent('C', 4)], 1);
+    const mine = { streamPrefixes: [p] };
+
+    const forwards = await store.readAll({ filter: mine });
+    t.deepEqual(forwards.map((e) => e.data), [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    for (let i = 1; i < forwards.length; i++) t.true(store.isAfter(forwards[i]!.position, forwards[i - 1]!.position));
+
+    const backwards = await store.readAll({ direction: 'backwards', filter: mine });
+    t.deepEqual(backwards.map((e) => e.data), [{ n: 4 }, { n: 3 }, { n: 2 }, { n: 1 }]);
+
+    const fromSecond = await store.readAll({ from: forwards[1]!.position, filter: mine });
+    t.deepEqual(fromSecond.map((e) => e.data), [{ n: 2 }, { n: 3 }, { n: 4 }], 'forwards includes its start');
+    const beforeThird = await store.readAll({ direction: 'backwards', from: forwards[2]!.position, filter: mine });
+    t.deepEqual(beforeThird.map((e) => e.data), [{ n: 2 }, { n: 1 }], 'backwards excludes its start');
+
+    const limited = await store.readAll({ filter: mine, limit: 2 });
+    t.deepEqual(limited.map((e) => e.data), [{ n: 1 }, { n: 2 }]);
+
+    const onlyA = await store.readAll({ filter: { eventTypes: ['A'], streamPrefixes: [p] } });
+    t.deepEqual(onlyA.map((e) => e.data), [{ n: 1 }, { n: 3 }]);
+    const aOrC = await store.readAll({ filter: { eventTypes: ['A', 'C'], streamPrefixes: [p] } });
+    t.deepEqual(aOrC.map((e) => e.data), [{ n: 1 }, { n: 3 }, { n: 4 }]);
+
+    const head = await store.headPosition();
+    t.truthy(head);
+    t.false(store.isAfter(forwards[3]!.position, head!));
+    const fromEnd = await store.readAll({ direction: 'backwards', from: 'end', filter: mine, limit: 1 });
+    t.deepEqual(fromEnd.map((e) => e.data), [{ n: 4 }]);
+  });
+
+  test('subscribeToAll catches up, then goes live, in order', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-s`, [newEvent('A', 1), newEvent('A', 2)], 'no_stream');
+    const sub = store.subscribeToAll({ filter: { streamPrefixes: [p] } });
+    try {
+      const history = await take(sub, 2);
+      t.deepEqual(history.events.map((e) => e.data), [{ n: 1 }, { n: 2 }]);
+      await store.append(`${p}-s`, [newEvent('A', 3)], 1);
+      await store.append(`${p}-t`, [newEvent('B', 4)], 'no_stream');
+      const live = await take(sub, 2);
+      t.deepEqual(live.events.map((e) => e.data), [{ n: 3 }, { n: 4 }]);
+    } finally {
+      await sub.stop();
+    }
+  });
+
+  test('a subscription marks the end of its historical part', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-s`, [newEvent('A', 1)], 'no_stream');
+    const sub = store.subscribeToAll({ filter: { streamPrefixes: [p] } });
+    try {
+      const iterator = sub[Symbol.asyncIterator]();
+      const kinds: string[] = [];
+      while (!kinds.includes('caught-up')) {
+        const next = await iterator.next();
+        if (next.done) break;
+        kinds.push(next.value.kind);
+      }
+      t.deepEqual(kinds, ['event', 'caught-up']);
+    } finally {
+      await sub.stop();
+    }
+  });
+
+  test('subscribeToAll resumes after any position it handed out, with a type filter', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-r`, [1, 2, 3, 4].map((n) => newEvent(n % 2 ? 'Odd' : 'Even', n)), 'no_stream');
+    const first = store.subscribeToAll({ filter: { streamPrefixes: [p] } });
+    let handedOut: Position;
+    try {
+      const { events } = await take(first, 2);
+      handedOut = events[1]!.position;
+    } finally {
+      await first.stop();
+    }
+    const resumed = store.subscribeToAll({ from: handedOut, filter: { streamPrefixes: [p] } });
+    try {
+      t.deepEqual((await take(resumed, 2)).events.map((e) => e.data), [{ n: 3 }, { n: 4 }]);
+    } finally {
+      await resumed.stop();
+    }
+    const odd = store.subscribeToAll({ filter: { streamPrefixes: [p], eventTypes: ['Odd'] } });
+    try {
+      await store.append(`${p}-r`, [newEvent('Odd', 5)], 3);
+      t.deepEqual((await take(odd, 3)).events.map((e) => e.data), [{ n: 1 }, { n: 3 }, { n: 5 }]);
+    } finally {
+      await odd.stop();
+    }
+  });
+
+  test('stop ends a pending iteration', async (t) => {
+    const { store } = t.context;
+    const sub = store.subscribeToAll({ filter: { streamPrefixes: [prefix()] } });
+    const iterator = sub[Symbol.asyncIterator]();
+    const pending = (async () => {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return 'ended';
+      }
+    })();
+    await new Promise((resolve) => setImmediate(resolve));
+    await sub.stop();
+    t.is(await pending, 'ended');
+  });
+
+  test('concurrent appenders on one stream: exactly one wins each revision, none lost on $all', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    const stream = `${p}-race`;
+    await store.append(stream, [newEvent('X', -1)], 'no_stream');
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => store.append(stream, [newEvent('X', i)], 0)),
+    );
+    t.is(outcomes.filter((o) => o.status === 'fulfilled').length, 1);
+    for (const o of outcomes) if (o.status === 'rejected') t.true(o.reason instanceof ConcurrencyConflict);
+
+    const writers = Array.from({ length: 8 }, (_, w) =>
+      (async () => {
+        for (let i = 0; i < 10; i++) await store.append(`${p}-w${w}`, [newEvent('W', w * 100 + i)], 'any');
+      })(),
+    );
+    await Promise.all(writers);
+    const all = await store.readAll({ filter: { streamPrefixes: [`${p}-w`] } });
+    t.is(all.length, 80);
+    t.is(new Set(all.map((e) => e.id)).size, 80);
+    for (let w = 0; w < 8; w++) {
+      const perStream = all.filter((e) => e.stream === `${p}-w${w}`).map((e) => e.revision);
+      t.deepEqual(perStream, [...Array(10).keys()]);
+    }
+  });
+}

@@ -1,0 +1,60 @@
+/**
+ * Test entry point (`npm test`): provides a PostgreSQL server, prepares a migrated template database, then
+ * runs ava. With DATABASE_URL set it uses that server (databases are created and dropped on it); otherwise
+ * it starts an embedded PostgreSQL server in a temporary directory and removes it afterwards.
+ * Arguments are passed to ava (e.g. a subset of files).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../adapters/postgres/embedded.ts';
+import { runMigrations } from '../adapters/postgres/migrate.ts';
+import { databaseUrl } from './support/database.ts';
+
+async function main(): Promise<number> {
+  let embedded: EmbeddedPostgresServer | undefined;
+  let tmp: string | undefined;
+  let adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'tally-test-pg-'));
+    await chmod(tmp, 0o755);
+    process.stdout.write('Starting an embedded PostgreSQL server for the tests...\n');
+    embedded = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data') });
+    adminUrl = embedded.adminUrl;
+  }
+  const server = new URL(adminUrl);
+  process.stdout.write(`Tests use PostgreSQL at ${server.hostname}:${server.port || 5432}\n`);
+  const template = `tally_tpl_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version;
+  process.stdout.write(`PostgreSQL server version ${version}\n`);
+  await admin.query(`DROP DATABASE IF EXISTS ${template}`);
+  await admin.query(`CREATE DATABASE ${template}`);
+  try {
+    await runMigrations(databaseUrl(adminUrl, template));
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, [path.resolve('node_modules/ava/entrypoints/cli.mjs'), ...process.argv.slice(2)], {
+        stdio: 'inherit',
+        env: { ...process.env, TALLY_TEST_ADMIN_URL: adminUrl, TALLY_TEST_TEMPLATE: template },
+      });
+      child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
+    });
+    return code;
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+    await embedded?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,54 @@
+/**
+ * A fresh, migrated PostgreSQL database per test file, cloned from the template that tests/run.ts prepared
+ * on the embedded server (or on the server named by DATABASE_URL).
+ */
+import pg from 'pg';
+import { v4 as uuid } from 'uuid';
+
+export interface TestDatabase {
+  url: string;
+  pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the tests through 'npm test' (tests/run.ts prepares the database server)`);
+  return value;
+}
+
+export function databaseUrl(adminUrl: string, database: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = requireEnv('TALLY_TEST_ADMIN_URL');
+  const template = requireEnv('TALLY_TEST_TEMPLATE');
+  const name = `tally_t_${uuid().replaceAll('-', '').slice(0, 16)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(adminUrl, name);
+  const pool = new pg.Pool({ connectionString: url, max: 20 });
+  pool.on('error', () => undefined);
+  return {
+    url,
+    pool,
+    async drop() {
+      await pool.end();
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
