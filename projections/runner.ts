@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { EventStore, Position, RecordedEvent, SubscriptionItem } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 import type { Projection } from './projection.ts';
+import { withTransaction } from '../adapters/postgres/transaction.ts';
 
 export type ProjectionState = 'starting' | 'running' | 'standby' | 'stopped' | 'failed';
 
@@ -97,7 +98,15 @@ export class ProjectionRunner {
       return rows.length === this.projections.length && rows.every((r) => r.position !== null && !this.store.isAfter(position, r.position as Position));
     };
     const deadline = Date.now() + timeoutMs;
-    while (!(await reached())) {
+    const reachedOrRetry = async () => {
+      try {
+        return await reached();
+      } catch (error) {
+        if (isTransientPgError(error)) return false;
+        throw error;
+      }
+    };
+    while (!(await reachedOrRetry())) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
       await new Promise<void>((resolve) => {
@@ -277,9 +286,7 @@ export class ProjectionRunner {
   private async commit(projection: Projection, checkpoint: Position | undefined, events: readonly RecordedEvent[]): Promise<Position> {
     const last = events[events.length - 1];
     if (!last) throw new Error('empty batch');
-    const db = await this.pool.connect();
-    try {
-      await db.query('BEGIN');
+    return withTransaction(this.pool, async (db) => {
       const { rows } = await db.query<{ position: string | null }>('SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE', [
         projection.name,
       ]);
@@ -291,13 +298,7 @@ export class ProjectionRunner {
           WHERE name = $1`,
         [projection.name, last.position, events.length],
       );
-      await db.query('COMMIT');
       return last.position;
-    } catch (error) {
-      await db.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      db.release();
-    }
+    });
   }
 }

@@ -260,7 +260,8 @@ export class PostgresEventStore implements EventStore {
           yield { kind: 'event', event };
         }
         if (page.events.length === BATCH) continue;
-        if (!caughtUp) {
+        // Events held back by an open transaction are part of the history: not caught up until they are read.
+        if (!caughtUp && !page.heldBack) {
           caughtUp = true;
           yield { kind: 'caught-up', ...(cursor ? { position: encodePosition(cursor) } : {}) };
         }

@@ -5,7 +5,7 @@
  * Every test works in streams with a fresh random prefix and filters `$all` by that prefix, so the suite
  * can run against a shared, non-empty store.
  */
-import type { TestFn } from 'ava';
+import type { ImplementationFn, TestFn } from 'ava';
 import { v4 as uuid } from 'uuid';
 import {
   ConcurrencyConflict,
@@ -31,7 +31,11 @@ const newEvent = (type: string, n: number, extra: Partial<NewEvent> = {}): NewEv
 
 const prefix = () => `c${uuid().replaceAll('-', '').slice(0, 12)}`;
 
-/** Reads from a subscription until `count` events arrived (or throws after `ms`). */
+/** A `next()` still in flight when a `take` timed out; the following `take` must receive its result. */
+const inFlight = new WeakMap<Subscription, Promise<IteratorResult<SubscriptionItem>>>();
+const iterators = new WeakMap<Subscription, AsyncIterator<SubscriptionItem>>();
+
+/** Reads from a subscription until `count` events arrived (or throws after `ms`, losing nothing). */
 export async function take(
   sub: Subscription,
   count: number,
@@ -39,14 +43,21 @@ export async function take(
 ): Promise<{ events: RecordedEvent[]; caughtUpAfter: number | undefined }> {
   const events: RecordedEvent[] = [];
   let caughtUpAfter: number | undefined;
-  const iterator = sub[Symbol.asyncIterator]();
+  let iterator = iterators.get(sub);
+  if (!iterator) {
+    iterator = sub[Symbol.asyncIterator]();
+    iterators.set(sub, iterator);
+  }
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`subscription gave ${events.length}/${count} events in ${ms} ms`)), ms);
   });
   try {
     while (events.length < count) {
-      const next: IteratorResult<SubscriptionItem> = await Promise.race([iterator.next(), timeout]);
+      const pending = inFlight.get(sub) ?? iterator.next();
+      inFlight.set(sub, pending);
+      const next: IteratorResult<SubscriptionItem> = await Promise.race([pending, timeout]);
+      inFlight.delete(sub);
       if (next.done) break;
       if (next.value.kind === 'caught-up') caughtUpAfter ??= events.length;
       else events.push(next.value.event);
@@ -57,7 +68,11 @@ export async function take(
   return { events, caughtUpAfter };
 }
 
-export function eventStoreContract(test: TestFn<ContractContext>) {
+/** `titlePrefix` keeps titles unique when one test file runs the contract against several stores. */
+export function eventStoreContract(register: TestFn<ContractContext>, titlePrefix = '') {
+  const test = (title: string, implementation: ImplementationFn<[], ContractContext>) =>
+    register(`${titlePrefix}${title}`, implementation);
+
   test('appending to a new stream with no_stream starts at revision 0 and reads back in order', async (t) => {
     const { store } = t.context;
     const stream = `${prefix()}-a`;

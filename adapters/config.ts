@@ -1,0 +1,172 @@
+/**
+ * Configuration: read once from the environment, validated with zod. Every problem is reported at once.
+ * In production every secret must be set; elsewhere missing development secrets are generated once into
+ * `<DATA_DIR>/dev-secrets.json` (and a warning names them), so `npm start` works with no setup.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+const emptyToUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
+const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
+const optionalUrl = (protocols: string[]) =>
+  z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .url('must be a URL')
+      .refine((v) => protocols.includes(new URL(v).protocol), `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+      .optional(),
+  );
+const base64Key = z.preprocess(
+  emptyToUndefined,
+  z
+    .string()
+    .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be 32 random bytes in base64 (openssl rand -base64 32)')
+    .optional(),
+);
+const secret = (min: number) => z.preprocess(emptyToUndefined, z.string().min(min, `must be at least ${min} characters`).optional());
+
+/** The variables, their validation and defaults. README.md and .env.example document the same list. */
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().default('.data'),
+  DATABASE_URL: optionalUrl(['postgres:', 'postgresql:']),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
+  EVENTSTORE_URL: optionalUrl(['kurrentdb:', 'esdb:', 'kurrentdb+discover:', 'esdb+discover:']),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+
+  AUTH_JWT_SECRET: secret(32),
+  AUTH_JWKS_URL: optionalUrl(['https:', 'http:']),
+  AUTH_JWT_ISSUER: optionalString,
+  AUTH_JWT_AUDIENCE: optionalString,
+  ADMIN_EMAILS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .optional()
+      .transform((v) => (v ? v.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean) : [])),
+  ),
+  IDENTITY_HASH_KEY: secret(32),
+  ENCRYPTION_KEY: base64Key,
+  ENCRYPTION_KEY_PREVIOUS: base64Key,
+  CRON_SECRET: secret(16),
+
+  API_BASE_URL: optionalUrl(['https:', 'http:']),
+  FRONTEND_URL: optionalUrl(['https:', 'http:']),
+  SQUARE_APP_ID: optionalString,
+  SQUARE_APP_SECRET: optionalString,
+  SQUARE_ENVIRONMENT: z.enum(['sandbox', 'production']).default('sandbox'),
+  SQUARE_BASE_URL: optionalUrl(['https:', 'http:']),
+  SQUARE_WEBHOOK_SIGNATURE_KEY: optionalString,
+  SQUARE_WEBHOOK_URL: optionalUrl(['https:', 'http:']),
+});
+
+type Raw = z.infer<typeof schema>;
+
+/** Secrets that development may generate; production must be given them. */
+const GENERATED_SECRETS = {
+  AUTH_JWT_SECRET: () => randomBytes(32).toString('base64url'),
+  IDENTITY_HASH_KEY: () => randomBytes(32).toString('base64url'),
+  ENCRYPTION_KEY: () => randomBytes(32).toString('base64'),
+  CRON_SECRET: () => randomBytes(24).toString('base64url'),
+} as const;
+type GeneratedSecret = keyof typeof GENERATED_SECRETS;
+
+export interface Config extends Omit<Raw, GeneratedSecret | 'API_BASE_URL' | 'FRONTEND_URL'> {
+  AUTH_JWT_SECRET: string | undefined;
+  IDENTITY_HASH_KEY: string;
+  ENCRYPTION_KEY: string;
+  CRON_SECRET: string;
+  API_BASE_URL: string;
+  FRONTEND_URL: string;
+  /** Names of secrets generated for development in this run's data directory. */
+  generatedSecrets: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates the environment. Pure: no files are read or written. */
+export function parseEnvironment(env: NodeJS.ProcessEnv): { raw: Raw; missingSecrets: GeneratedSecret[] } {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+  }
+  const raw = parsed.data;
+  const problems: string[] = [];
+  const missingSecrets = (Object.keys(GENERATED_SECRETS) as GeneratedSecret[]).filter(
+    (name) => raw[name] === undefined && !(name === 'AUTH_JWT_SECRET' && raw.AUTH_JWKS_URL),
+  );
+  if (raw.NODE_ENV === 'production') {
+    for (const name of missingSecrets) {
+      problems.push(
+        name === 'AUTH_JWT_SECRET' ? 'AUTH_JWT_SECRET or AUTH_JWKS_URL: one is required in production' : `${name}: required in production`,
+      );
+    }
+    if (!raw.DATABASE_URL) problems.push('DATABASE_URL: required in production (the embedded server is for development)');
+    if (!raw.API_BASE_URL) problems.push('API_BASE_URL: required in production');
+    if (!raw.FRONTEND_URL) problems.push('FRONTEND_URL: required in production');
+  }
+  if (raw.ENCRYPTION_KEY_PREVIOUS && raw.ENCRYPTION_KEY_PREVIOUS === raw.ENCRYPTION_KEY) {
+    problems.push('ENCRYPTION_KEY_PREVIOUS: must differ from ENCRYPTION_KEY');
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return { raw, missingSecrets: raw.NODE_ENV === 'production' ? [] : missingSecrets };
+}
+
+/** Reads the environment, generating missing development secrets once into the data directory. */
+export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  const { raw, missingSecrets } = parseEnvironment(env);
+  const generated: Partial<Record<GeneratedSecret, string>> = {};
+  if (missingSecrets.length) {
+    const file = path.join(raw.DATA_DIR, 'dev-secrets.json');
+    const stored: Partial<Record<GeneratedSecret, string>> = existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : {};
+    let changed = false;
+    for (const name of missingSecrets) {
+      if (!stored[name]) {
+        stored[name] = GENERATED_SECRETS[name]();
+        changed = true;
+      }
+      generated[name] = stored[name];
+    }
+    if (changed) {
+      await mkdir(raw.DATA_DIR, { recursive: true });
+      await writeFile(file, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 });
+      await chmod(file, 0o600);
+    }
+  }
+  const apiBaseUrl = (raw.API_BASE_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, '');
+  return {
+    ...raw,
+    AUTH_JWT_SECRET: raw.AUTH_JWT_SECRET ?? generated.AUTH_JWT_SECRET,
+    IDENTITY_HASH_KEY: (raw.IDENTITY_HASH_KEY ?? generated.IDENTITY_HASH_KEY) as string,
+    ENCRYPTION_KEY: (raw.ENCRYPTION_KEY ?? generated.ENCRYPTION_KEY) as string,
+    CRON_SECRET: (raw.CRON_SECRET ?? generated.CRON_SECRET) as string,
+    API_BASE_URL: apiBaseUrl,
+    FRONTEND_URL: (raw.FRONTEND_URL ?? 'http://localhost:5173').replace(/\/+$/, ''),
+    generatedSecrets: missingSecrets,
+  };
+}
+
+/** Every value that must never reach a log line or a response. */
+export function secretValues(config: Config): string[] {
+  return [
+    config.AUTH_JWT_SECRET,
+    config.IDENTITY_HASH_KEY,
+    config.ENCRYPTION_KEY,
+    config.ENCRYPTION_KEY_PREVIOUS,
+    config.CRON_SECRET,
+    config.SQUARE_APP_SECRET,
+    config.SQUARE_WEBHOOK_SIGNATURE_KEY,
+  ].filter((v): v is string => typeof v === 'string' && v.length > 0);
+}

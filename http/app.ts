@@ -1,0 +1,52 @@
+/**
+ * The Koa application: request id and logging, the one error middleware, body parsing with limits, routes.
+ */
+import Koa from 'koa';
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Logger } from 'pino';
+import { v4 as uuid } from 'uuid';
+import './context.ts';
+import { errorHandler } from './errors.ts';
+
+export interface HttpAppOptions {
+  log: Logger;
+  routers: Router[];
+  /** Largest JSON body accepted (bytes). */
+  jsonLimit?: string;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createHttpApp(options: HttpAppOptions): Koa {
+  const app = new Koa({ proxy: false });
+  app.silent = true;
+
+  app.use(async (ctx, next) => {
+    const given = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(given) ? given : uuid();
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    ctx.log = options.log.child({ requestId });
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      ctx.log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
+    }
+  });
+  app.use(errorHandler());
+  app.use(
+    bodyParser({
+      enableTypes: ['json'],
+      jsonLimit: options.jsonLimit ?? '1mb',
+      encoding: 'utf-8',
+      onError: (error) => {
+        throw Object.assign(new Error(`The body is not valid JSON: ${error.message}`), { status: 400 });
+      },
+    }),
+  );
+  for (const router of options.routers) app.use(router.routes()).use(router.allowedMethods());
+  return app;
+}

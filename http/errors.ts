@@ -1,0 +1,90 @@
+/**
+ * The one error middleware. Domain errors map to statuses through one table; request validation errors are
+ * 400 with the fields to fix; anything else is a 500 whose body carries only the request id, never internals.
+ */
+import type { Context, Next } from 'koa';
+import { ZodError } from 'zod';
+import { DomainError } from '../domain/shared/errors.ts';
+import { ConcurrencyConflict, EventStoreUnavailable } from '../domain/ports/event-store.ts';
+import { isTransientPgError } from '../adapters/postgres/errors.ts';
+
+const STATUS_BY_CODE: Record<string, number> = {
+  VALIDATION_FAILED: 400,
+  INVALID_JSON: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  USER_PENDING_APPROVAL: 403,
+  USER_SUSPENDED: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  CONCURRENCY_CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  UNPROCESSABLE: 422,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+};
+
+/** An error raised by the HTTP layer itself (authentication, body parsing, routing). */
+export class HttpError extends DomainError {}
+
+export function statusFor(code: string): number {
+  return STATUS_BY_CODE[code] ?? 500;
+}
+
+export function errorHandler() {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) {
+        ctx.status = 404;
+        ctx.body = { error: { code: 'NOT_FOUND', message: `No route for ${ctx.method} ${ctx.path}` } };
+      }
+    } catch (error) {
+      const requestId = ctx.state.requestId as string | undefined;
+      if (error instanceof ZodError) {
+        ctx.status = 400;
+        ctx.body = {
+          error: {
+            code: 'VALIDATION_FAILED',
+            message: 'The request is invalid: ' + error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+            issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+          },
+        };
+        return;
+      }
+      if (error instanceof DomainError && statusFor(error.code) < 500) {
+        ctx.status = statusFor(error.code);
+        ctx.body = { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
+        return;
+      }
+      if (error instanceof ConcurrencyConflict) {
+        ctx.status = 409;
+        ctx.body = { error: { code: 'CONCURRENCY_CONFLICT', message: 'The resource changed concurrently; retry the request.' } };
+        return;
+      }
+      if (error instanceof EventStoreUnavailable || isTransientPgError(error) || (error instanceof DomainError && error.code === 'UNAVAILABLE')) {
+        ctx.log?.warn({ err: error }, 'dependency unavailable');
+        ctx.status = 503;
+        ctx.set('Retry-After', '5');
+        ctx.body = { error: { code: 'UNAVAILABLE', message: 'A backing service is unavailable; retry shortly.', requestId } };
+        return;
+      }
+      const status = (error as { status?: unknown }).status;
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        // Errors thrown by Koa and its middleware (e.g. body too large) carry a safe, client-facing message.
+        ctx.status = status;
+        ctx.body = { error: { code: codeForStatus(status), message: (error as Error).message } };
+        return;
+      }
+      ctx.log?.error({ err: error }, 'unhandled error');
+      ctx.status = 500;
+      ctx.body = { error: { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it.', requestId } };
+    }
+  };
+}
+
+function codeForStatus(status: number): string {
+  const entry = Object.entries(STATUS_BY_CODE).find(([, s]) => s === status);
+  return entry?.[0] ?? 'BAD_REQUEST';
+}

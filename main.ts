@@ -1,0 +1,189 @@
+/**
+ * The composition root: configuration → adapters → application → HTTP. Nothing else wires dependencies.
+ * `npm start` runs this file; tests call `startTally` to run the real service on a real socket.
+ */
+import { readdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import http from 'node:http';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { ConfigError, loadConfig, secretValues, type Config } from './adapters/config.ts';
+import { createLogger } from './adapters/logger.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './adapters/postgres/embedded.ts';
+import { MIGRATIONS_DIR, pendingMigrations, runMigrations } from './adapters/postgres/migrate.ts';
+import { PostgresEventStore } from './adapters/eventstore/postgres.ts';
+import type { EventStore } from './domain/ports/event-store.ts';
+import { ProjectionRunner } from './projections/runner.ts';
+import { allProjections } from './projections/index.ts';
+import { createHttpApp } from './http/app.ts';
+import { healthRouter } from './http/routes/health.ts';
+
+export interface Tally {
+  /** Base URL the HTTP server listens on. */
+  url: string;
+  config: Config;
+  pool: pg.Pool;
+  store: EventStore;
+  runner: ProjectionRunner;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Overrides the logger (tests capture log lines). */
+  log?: Logger;
+}
+
+const EMBEDDED_DATABASE = 'tally';
+
+async function provideDatabase(config: Config, log: Logger): Promise<{ url: string; embedded?: EmbeddedPostgresServer }> {
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL };
+  const dataDir = path.join(config.DATA_DIR, 'postgres');
+  log.info({ dataDir }, 'DATABASE_URL is not set: starting the embedded PostgreSQL server');
+  const serverLog = log.child({ component: 'embedded-postgres' });
+  const embedded = await startEmbeddedPostgres({ dataDir, onLog: (line) => serverLog.debug(line) });
+  const admin = new pg.Client({ connectionString: embedded.adminUrl });
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [EMBEDDED_DATABASE]);
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${EMBEDDED_DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(embedded.adminUrl);
+  url.pathname = `/${EMBEDDED_DATABASE}`;
+  log.info({ port: embedded.port }, 'embedded PostgreSQL server is ready');
+  return { url: url.toString(), embedded };
+}
+
+async function provideEventStore(config: Config, pool: pg.Pool, databaseUrl: string, log: Logger): Promise<EventStore> {
+  if (config.EVENTSTORE_URL) {
+    // Loaded only when configured: the KurrentDB client brings a native module the default setup does not need.
+    const { createKurrentDbEventStore } = await import('./adapters/eventstore/kurrentdb.ts');
+    log.info('event store: KurrentDB');
+    return createKurrentDbEventStore(config.EVENTSTORE_URL);
+  }
+  log.info('event store: PostgreSQL');
+  return new PostgresEventStore(pool, { connectionString: databaseUrl });
+}
+
+export async function startTally(options: StartOptions = {}): Promise<Tally> {
+  const config = await loadConfig(options.env ?? process.env);
+  const log = options.log ?? createLogger({ level: config.LOG_LEVEL, secrets: secretValues(config) });
+  if (config.generatedSecrets.length) {
+    log.warn(
+      { generated: config.generatedSecrets, file: path.join(config.DATA_DIR, 'dev-secrets.json') },
+      'development secrets were not configured: using generated ones (never do this in production)',
+    );
+  }
+
+  const database = await provideDatabase(config, log);
+  const cleanups: (() => Promise<void>)[] = [];
+  if (database.embedded) cleanups.unshift(() => database.embedded!.stop());
+  try {
+    const applied = await runMigrations(database.url, log);
+    if (applied.length) log.info({ applied }, 'migrations applied');
+    const pool = new pg.Pool({ connectionString: database.url, max: config.DATABASE_POOL_SIZE, connectionTimeoutMillis: 5000 });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+    cleanups.unshift(() => pool.end());
+
+    const store = await provideEventStore(config, pool, database.url, log);
+    cleanups.unshift(() => store.close());
+    const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, allProjections(), log);
+    runner.start();
+    cleanups.unshift(() => runner.stop());
+
+    const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
+    const app = createHttpApp({
+      log,
+      routers: [
+        healthRouter([
+          { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
+          { name: 'eventStore', check: async () => (await store.ping(), { ok: true }) },
+          {
+            name: 'migrations',
+            check: async () => {
+              const pending = await pendingMigrations((sql) => pool.query(sql), migrationFiles);
+              return { ok: pending.length === 0, detail: pending.length ? { pending } : undefined };
+            },
+          },
+          {
+            name: 'projections',
+            check: async () => ({
+              ok: runner.healthy(),
+              detail: runner.status().map((s) => ({ name: s.name, state: s.state, ...(s.lastError ? { lastError: s.lastError } : {}) })),
+            }),
+          },
+        ]),
+      ],
+    });
+
+    const server = http.createServer(app.callback());
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.PORT, config.HOST, () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+    log.info({ url }, 'Tally is listening');
+
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        log.info('shutting down: finishing in-flight requests');
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
+        await closed;
+        clearTimeout(timer);
+        for (const cleanup of cleanups) await cleanup().catch((error) => log.warn({ err: error }, 'error during shutdown'));
+        log.info('stopped');
+      })());
+    return { url, config, pool, store, runner, log, stop };
+  } catch (error) {
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  let tally: Tally;
+  try {
+    tally = await startTally();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n\nSee README.md (Configuration) or .env.example.\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`Tally failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      tally.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    tally.log.info({ signal }, 'signal received');
+    tally.stop().then(
+      () => process.exit(0),
+      (error) => {
+        tally.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  void main();
+}

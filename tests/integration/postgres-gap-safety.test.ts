@@ -1,0 +1,88 @@
+/**
+ * The sequence-gap bug: a transaction takes a lower position, later appends commit first, and a subscriber
+ * that already moved past them never sees the late one. The PostgreSQL adapter must hold the later events
+ * back until the earlier transaction ends, then deliver everything once, in order.
+ */
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { take } from './event-store.contract.ts';
+
+let database: TestDatabase;
+let store: PostgresEventStore;
+
+test.before(async () => {
+  database = await createTestDatabase();
+  store = new PostgresEventStore(database.pool, { connectionString: database.url });
+});
+test.after.always(async () => {
+  await store?.close();
+  await database?.drop();
+});
+
+const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
+
+test('a subscriber never skips an event whose transaction commits after later events became visible', async (t) => {
+  const prefix = `gap-${uuid().slice(0, 8)}`;
+  const subscription = store.subscribeToAll({ filter: { streamPrefixes: [prefix] } });
+  try {
+    await store.append(`${prefix}-a`, [event(0)], 'no_stream');
+    t.deepEqual((await take(subscription, 1)).events.map((e) => e.data), [{ n: 0 }]);
+
+    // An append that takes its transaction id (and a position) first, but commits last.
+    const slow = await database.pool.connect();
+    try {
+      await slow.query('BEGIN');
+      await slow.query('SELECT pg_current_xact_id()');
+      const late = event(1);
+      await slow.query(`SELECT * FROM append_events($1, 'no_stream', NULL, $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])`, [
+        `${prefix}-slow`,
+        [late.id],
+        [late.type],
+        [JSON.stringify(late.data)],
+        ['{}'],
+      ]);
+
+      for (let n = 2; n <= 4; n++) await store.append(`${prefix}-fast-${n}`, [event(n)], 'no_stream');
+      // The later events are committed and visible to plain SQL...
+      const visible = await database.pool.query(`SELECT count(*)::int AS n FROM events WHERE stream_name LIKE $1`, [`${prefix}-fast%`]);
+      t.is(visible.rows[0].n, 3);
+      // ...but the subscriber must not run ahead of the open transaction.
+      await t.throwsAsync(take(subscription, 1, 500), { message: /gave 0\/1 events/ });
+
+      await slow.query('COMMIT');
+    } finally {
+      slow.release();
+    }
+
+    const after = await take(subscription, 4);
+    t.deepEqual(after.events.map((e) => e.data), [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    await store.append(`${prefix}-a`, [event(5)], 0);
+    t.deepEqual((await take(subscription, 1)).events.map((e) => e.data), [{ n: 5 }], 'nothing is repeated');
+  } finally {
+    await subscription.stop();
+  }
+});
+
+test('subscribers are woken by NOTIFY from another process, not only by polling', async (t) => {
+  // A second store instance stands for another process: its appends reach this store only through NOTIFY.
+  const other = new PostgresEventStore(database.pool, { connectionString: database.url });
+  const slowPolling = new PostgresEventStore(database.pool, { connectionString: database.url }, { pollIntervalMs: 60_000 });
+  const prefix = `notify-${uuid().slice(0, 8)}`;
+  const subscription = slowPolling.subscribeToAll({ filter: { streamPrefixes: [prefix] } });
+  try {
+    const iterator = subscription[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    t.is(first.value?.kind, 'caught-up');
+    const started = Date.now();
+    await other.append(`${prefix}-x`, [event(1)], 'no_stream');
+    const next = await iterator.next();
+    t.is(next.value?.kind, 'event');
+    t.true(Date.now() - started < 10_000, 'delivered long before the 60 s poll');
+  } finally {
+    await subscription.stop();
+    await slowPolling.close();
+    await other.close();
+  }
+});

@@ -1,0 +1,137 @@
+/**
+ * The projection runner against real PostgreSQL: exactly-once application across restarts and dropped
+ * connections, one owner across runners, and a visible stop on a failing event.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { v4 as uuid } from 'uuid';
+import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
+import type { Projection } from '../../projections/projection.ts';
+import { ProjectionRunner } from '../../projections/runner.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+
+const silent = pino({ level: 'silent' });
+let database: TestDatabase;
+let store: PostgresEventStore;
+
+test.before(async () => {
+  database = await createTestDatabase();
+  store = new PostgresEventStore(database.pool, { connectionString: database.url });
+});
+test.after.always(async () => {
+  await store?.close();
+  await database?.drop();
+});
+
+/** Counts events per stream; not idempotent on purpose, so a double application would show. */
+function counter(name: string, failOn?: (n: number) => boolean): Projection {
+  return {
+    name,
+    tables: [`${name}_counts`],
+    async apply(events, { db, table }) {
+      for (const event of events) {
+        if (event.type !== 'Counted' || !event.stream.startsWith(`${name}-`)) continue;
+        const n = (event.data as { n: number }).n;
+        if (failOn?.(n)) throw new Error(`cannot count ${n}`);
+        await db.query(
+          `INSERT INTO ${table(`${name}_counts`)} (stream, count, total) VALUES ($1, 1, $2)
+           ON CONFLICT (stream) DO UPDATE SET count = ${table(`${name}_counts`)}.count + 1, total = ${table(`${name}_counts`)}.total + $2`,
+          [event.stream, n],
+        );
+      }
+    },
+  };
+}
+
+async function createCounterTable(name: string) {
+  await database.pool.query(`CREATE TABLE ${name}_counts (stream text PRIMARY KEY, count int NOT NULL, total bigint NOT NULL)`);
+}
+
+async function appendCounted(stream: string, numbers: number[]) {
+  const result = await store.append(
+    stream,
+    numbers.map((n) => ({ id: uuid(), type: 'Counted', data: { n } })),
+    'any',
+  );
+  return result.position;
+}
+
+async function totals(name: string) {
+  const { rows } = await database.pool.query<{ count: number; total: string }>(`SELECT sum(count)::int AS count, sum(total)::text AS total FROM ${name}_counts`);
+  return { count: rows[0]?.count ?? 0, total: Number(rows[0]?.total ?? 0) };
+}
+
+function runnerFor(t: ExecutionContext, projections: Projection[], options = {}) {
+  const runner = new ProjectionRunner(database.pool, { connectionString: database.url }, store, projections, silent, options);
+  t.teardown(() => runner.stop());
+  return runner;
+}
+
+test('applies every event once, and resumes from its checkpoint after a restart', async (t) => {
+  const name = 'p_restart';
+  await createCounterTable(name);
+  const first = runnerFor(t, [counter(name)]);
+  first.start();
+  let last = await appendCounted(`${name}-a`, [1, 2, 3]);
+  t.true(await first.waitForPosition(last, 10_000));
+  t.deepEqual(await totals(name), { count: 3, total: 6 });
+  await first.stop();
+
+  last = await appendCounted(`${name}-a`, [4, 5]);
+  const second = runnerFor(t, [counter(name)]);
+  second.start();
+  t.true(await second.waitForPosition(last, 10_000));
+  t.deepEqual(await totals(name), { count: 5, total: 15 });
+  const [status] = second.status();
+  t.is(status?.state, 'running');
+  t.false(store.isAfter(last, status!.position!), 'the checkpoint is at or past the last event');
+  await second.stop();
+});
+
+test('two runners side by side: one owns the projection, the other stands by and takes over', async (t) => {
+  const name = 'p_owner';
+  await createCounterTable(name);
+  const a = runnerFor(t, [counter(name)], { standbyRetryMs: 100 });
+  const b = runnerFor(t, [counter(name)], { standbyRetryMs: 100 });
+  a.start();
+  let last = await appendCounted(`${name}-x`, [1]);
+  t.true(await a.waitForPosition(last, 10_000));
+  b.start();
+  for (let i = 0; i < 20; i++) last = await appendCounted(`${name}-x`, [1]);
+  t.true(await a.waitForPosition(last, 10_000));
+  const states = [a.status()[0]?.state, b.status()[0]?.state].sort();
+  t.deepEqual(states, ['running', 'standby']);
+  await a.stop();
+  last = await appendCounted(`${name}-x`, [1]);
+  t.true(await b.waitForPosition(last, 10_000));
+  t.deepEqual(await totals(name), { count: 22, total: 22 });
+  t.is(b.status()[0]?.state, 'running');
+  await b.stop();
+});
+
+test('a projection that throws stops at that event, with the position and error recorded', async (t) => {
+  const name = 'p_fail';
+  await createCounterTable(name);
+  const runner = runnerFor(t, [counter(name, (n) => n === 13)]);
+  const before = await appendCounted(`${name}-a`, [1, 2]);
+  const failing = await store.append(`${name}-b`, [{ id: uuid(), type: 'Counted', data: { n: 13 } }], 'any');
+  await appendCounted(`${name}-a`, [3]);
+  runner.start();
+  t.false(await runner.waitForPosition(failing.position, 3000));
+  t.true(await runner.waitForPosition(before, 1000), 'the events before the failure are applied');
+  const [status] = runner.status();
+  t.is(status?.state, 'failed');
+  t.is(status?.errorPosition, failing.position);
+  t.regex(status?.lastError ?? '', /cannot count 13/);
+  t.false(runner.healthy());
+  const { rows } = await database.pool.query('SELECT status, error_position, last_error FROM projection_checkpoints WHERE name = $1', [name]);
+  t.like(rows[0], { status: 'failed', error_position: failing.position });
+  t.deepEqual(await totals(name), { count: 2, total: 3 }, 'the event after the failure is not applied either');
+  await runner.stop();
+
+  const restarted = runnerFor(t, [counter(name)]);
+  restarted.start();
+  t.false(await restarted.waitForPosition(failing.position, 500), 'a failed projection stays stopped after a restart');
+  t.is(restarted.status()[0]?.state, 'failed');
+  await restarted.stop();
+});
