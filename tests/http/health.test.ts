@@ -1,0 +1,64 @@
+import test from 'ava';
+import { startTestService, type TestService } from '../support/service.ts';
+
+let service: TestService;
+test.before(async () => {
+  service = await startTestService();
+});
+test.after.always(async () => {
+  await service?.stop();
+});
+
+test('GET /healthz answers while the process is alive', async (t) => {
+  const response = await fetch(`${service.url}/healthz`);
+  t.is(response.status, 200);
+  t.like(await response.json(), { status: 'ok' });
+});
+
+test('GET /readyz reports every dependency, and the request id comes back and is on the log lines', async (t) => {
+  const response = await fetch(`${service.url}/readyz`, { headers: { 'x-request-id': 'trace-me-42' } });
+  t.is(response.status, 200);
+  t.is(response.headers.get('x-request-id'), 'trace-me-42');
+  const body = (await response.json()) as { status: string; checks: Record<string, { ok: boolean }> };
+  t.is(body.status, 'ready');
+  t.deepEqual(Object.keys(body.checks).sort(), ['database', 'eventStore', 'migrations', 'projections']);
+  t.true(Object.values(body.checks).every((c) => c.ok));
+  t.true(service.logs.some((line) => line.includes('"requestId":"trace-me-42"') && line.includes('"path":"/readyz"')));
+});
+
+test('an unknown route is a JSON 404 that names it; a malformed request id is replaced', async (t) => {
+  const response = await fetch(`${service.url}/nowhere`, { headers: { 'x-request-id': 'bad id with spaces' } });
+  t.is(response.status, 404);
+  t.deepEqual(await response.json(), { error: { code: 'NOT_FOUND', message: 'No route for GET /nowhere' } });
+  t.regex(response.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
+});
+
+test.serial('readiness turns 503 with Retry-After while the database refuses connections, and recovers without a restart', async (t) => {
+  const admin = service.database.pool;
+  const name = (await admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
+  const adminUrl = new URL(service.database.url);
+  adminUrl.pathname = '/postgres';
+  const { default: pg } = await import('pg');
+  const server = new pg.Client({ connectionString: adminUrl.toString() });
+  await server.connect();
+  try {
+    await server.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+    await server.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, [name]);
+    const down = await fetch(`${service.url}/readyz`);
+    t.is(down.status, 503);
+    t.is(down.headers.get('retry-after'), '5');
+    const body = (await down.json()) as { status: string; checks: { database: { ok: boolean } } };
+    t.is(body.status, 'not_ready');
+    t.false(body.checks.database.ok);
+    t.is((await fetch(`${service.url}/healthz`)).status, 200, 'the process itself is alive');
+  } finally {
+    await server.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+    await server.end();
+  }
+  let status = 0;
+  for (let attempt = 0; attempt < 50 && status !== 200; attempt++) {
+    status = (await fetch(`${service.url}/readyz`)).status;
+    if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.is(status, 200);
+});

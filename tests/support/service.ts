@@ -1,0 +1,54 @@
+/**
+ * Runs the real service (the composition root in main.ts) on a real socket against a fresh database,
+ * capturing its log lines so tests can read them.
+ */
+import { Writable } from 'node:stream';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createLogger } from '../../adapters/logger.ts';
+import { loadConfig, secretValues } from '../../adapters/config.ts';
+import { startTally, type Tally } from '../../main.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+
+export interface TestService {
+  url: string;
+  tally: Tally;
+  database: TestDatabase;
+  /** Every log line written so far, raw JSON text. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+  const database = await createTestDatabase();
+  const logs: string[] = [];
+  const fullEnv = {
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-svc-')),
+    DATABASE_URL: database.url,
+    ...env,
+  };
+  const config = await loadConfig(fullEnv);
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      callback();
+    },
+  });
+  const log = createLogger({ level: 'debug', secrets: secretValues(config), destination });
+  const tally = await startTally({ env: fullEnv, log });
+  return {
+    url: tally.url,
+    tally,
+    database,
+    logs,
+    async stop() {
+      await tally.stop();
+      await database.drop();
+    },
+  };
+}

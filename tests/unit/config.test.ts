@@ -1,0 +1,62 @@
+import test from 'ava';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, loadConfig, parseEnvironment } from '../../adapters/config.ts';
+
+const tmp = () => mkdtemp(path.join(os.tmpdir(), 'tally-config-'));
+
+test('an empty environment is valid in development: defaults, and secrets generated once into the data directory', async (t) => {
+  const dir = await tmp();
+  const first = await loadConfig({ DATA_DIR: dir });
+  t.is(first.PORT, 3000);
+  t.is(first.API_BASE_URL, 'http://localhost:3000');
+  t.deepEqual(first.generatedSecrets.sort(), ['AUTH_JWT_SECRET', 'CRON_SECRET', 'ENCRYPTION_KEY', 'IDENTITY_HASH_KEY']);
+  t.is(Buffer.from(first.ENCRYPTION_KEY, 'base64').length, 32);
+  const file = path.join(dir, 'dev-secrets.json');
+  t.is((await stat(file)).mode & 0o777, 0o600, 'the secrets file is private');
+  const second = await loadConfig({ DATA_DIR: dir });
+  t.is(second.AUTH_JWT_SECRET, first.AUTH_JWT_SECRET, 'generated once, then reused');
+  t.is(JSON.parse(await readFile(file, 'utf8')).CRON_SECRET, first.CRON_SECRET);
+});
+
+test('every malformed variable is reported at once, by name, with what to fix', (t) => {
+  const error = t.throws(
+    () =>
+      parseEnvironment({
+        PORT: 'eighty',
+        DATABASE_URL: 'mysql://nope',
+        ENCRYPTION_KEY: 'c2hvcnQ=',
+        SQUARE_ENVIRONMENT: 'staging',
+        LOG_LEVEL: 'loud',
+      }),
+    { instanceOf: ConfigError },
+  );
+  const text = error!.message;
+  for (const name of ['PORT', 'DATABASE_URL', 'ENCRYPTION_KEY', 'SQUARE_ENVIRONMENT', 'LOG_LEVEL']) t.regex(text, new RegExp(`${name}:`));
+  t.regex(text, /32 random bytes in base64/);
+  t.is(error!.problems.length, 5);
+});
+
+test('production requires every secret and refuses to generate them', (t) => {
+  const error = t.throws(() => parseEnvironment({ NODE_ENV: 'production' }), { instanceOf: ConfigError });
+  for (const name of ['AUTH_JWT_SECRET or AUTH_JWKS_URL', 'IDENTITY_HASH_KEY', 'ENCRYPTION_KEY', 'CRON_SECRET', 'DATABASE_URL', 'API_BASE_URL']) {
+    t.true(error!.message.includes(name), name);
+  }
+});
+
+test('production starts with everything given; a JWKS URL stands in for the shared secret', (t) => {
+  const { raw, missingSecrets } = parseEnvironment({
+    NODE_ENV: 'production',
+    AUTH_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json',
+    IDENTITY_HASH_KEY: 'x'.repeat(40),
+    ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
+    CRON_SECRET: 'c'.repeat(20),
+    DATABASE_URL: 'postgres://u@db/tally',
+    API_BASE_URL: 'https://api.example.com',
+    FRONTEND_URL: 'https://app.example.com',
+    ADMIN_EMAILS: ' Ops@Example.com, root@example.com ,',
+  });
+  t.deepEqual(missingSecrets, []);
+  t.deepEqual(raw.ADMIN_EMAILS, ['ops@example.com', 'root@example.com']);
+});
