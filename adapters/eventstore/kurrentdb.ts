@@ -1,0 +1,483 @@
+/**
+ * KurrentDB implementation of the event store port, on `@kurrent/kurrentdb-client`. The only module that
+ * imports the client: it maps the client's revisions, positions, events and errors to the port's.
+ *
+ * `$all` on a real server holds system events (`$`-prefixed types); every feed read here skips them.
+ * The server filters `$all` on one thing only (stream name or event type), so a filter on both is applied
+ * partly on the server and partly here; that is why limited `$all` reads are paged.
+ */
+import {
+  ANY,
+  BACKWARDS,
+  CancelledError,
+  convertToCommandError,
+  DeadlineExceededError,
+  END,
+  eventTypeFilter,
+  excludeSystemEvents,
+  FORWARDS,
+  jsonEvent,
+  KurrentDBClient,
+  NO_STREAM,
+  NotLeaderError,
+  START,
+  STREAM_EXISTS,
+  StreamNotFoundError,
+  streamNameFilter,
+  TimeoutError,
+  UnavailableError,
+  WrongExpectedVersionError,
+  type AllStreamRecordedEvent,
+  type AllStreamResolvedEvent,
+  type AllStreamSubscription,
+  type AppendStreamState,
+  type CurrentStreamState,
+  type Filter,
+  type JSONType,
+  type ReadPosition,
+  type RecordedEvent as KurrentRecordedEvent,
+  type Position as KurrentPosition,
+} from '@kurrent/kurrentdb-client';
+import { z } from 'zod';
+import {
+  ConcurrencyConflict,
+  EventStoreUnavailable,
+  type AppendResult,
+  type EventFilter,
+  type EventStore,
+  type ExpectedRevision,
+  type JsonValue,
+  type NewEvent,
+  type Position,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type SubscribeOptions,
+  type Subscription,
+  type SubscriptionItem,
+} from '../../domain/ports/event-store.ts';
+
+/**
+ * Positions look like `<commit>:<prepare>`, each zero-padded to the 20 digits of a uint64, so that they also
+ * sort correctly as plain strings (e.g. in a checkpoint column). Only this module reads them.
+ */
+export function encodePosition({ commit, prepare }: KurrentPosition): Position {
+  return `${commit.toString().padStart(20, '0')}:${prepare.toString().padStart(20, '0')}` as Position;
+}
+
+export function decodePosition(position: string): KurrentPosition {
+  const match = /^(\d{20}):(\d{20})$/.exec(position);
+  if (!match) throw new TypeError(`Not a KurrentDB event store position: ${position}`);
+  return { commit: BigInt(match[1]!), prepare: BigInt(match[2]!) };
+}
+
+const compare = (a: KurrentPosition, b: KurrentPosition) =>
+  a.commit === b.commit ? (a.prepare === b.prepare ? 0 : a.prepare < b.prepare ? -1 : 1) : a.commit < b.commit ? -1 : 1;
+
+const metadataSchema = z
+  .object({
+    correlationId: z.string().optional(),
+    causationId: z.string().optional(),
+    actor: z.string().optional(),
+    schemaVersion: z.number().int().positive().optional(),
+  })
+  .catchall(z.json());
+
+function toEventData(event: NewEvent) {
+  return jsonEvent({
+    id: event.id,
+    type: event.type,
+    // The client types JSON data as object | array | string, but serialises whatever it gets with
+    // JSON.stringify, so every JSON value (numbers, booleans, null) round-trips.
+    data: event.data as JSONType,
+    // Same default as the PostgreSQL adapter, so a stored event always says which schema its data follows.
+    metadata: { schemaVersion: 1, ...event.metadata },
+  });
+}
+
+function toRecorded(event: KurrentRecordedEvent): RecordedEvent {
+  const where = `Event ${event.id} in ${event.streamId}`;
+  if (!event.isJson) throw new Error(`${where} is not JSON; this store writes JSON only`);
+  // Servers before 22.6 do not send positions with events; the feed cannot do without them.
+  if (!event.position) throw new Error(`${where} has no position (KurrentDB 22.6 or later required)`);
+  const metadata = metadataSchema.safeParse(event.metadata ?? {});
+  if (!metadata.success) throw new Error(`${where} has invalid metadata: ${metadata.error.message}`);
+  return {
+    id: event.id,
+    type: event.type,
+    // JSON events arrive parsed by the client's JSON.parse, so the value is JSON by construction.
+    data: event.data as JsonValue,
+    metadata: metadata.data,
+    stream: event.streamId,
+    revision: Number(event.revision),
+    position: encodePosition(event.position),
+    recordedAt: event.created,
+  };
+}
+
+function toStreamState(expected: ExpectedRevision): AppendStreamState {
+  if (typeof expected !== 'number') {
+    return expected === 'no_stream' ? NO_STREAM : expected === 'stream_exists' ? STREAM_EXISTS : ANY;
+  }
+  if (!Number.isSafeInteger(expected) || expected < 0) throw new RangeError(`Invalid expected revision ${expected}`);
+  return BigInt(expected);
+}
+
+/** Older servers report a missing stream as revision -1 in the error trailers. */
+const toActual = (state: CurrentStreamState): number | 'no_stream' =>
+  state === NO_STREAM || state < 0n ? 'no_stream' : Number(state);
+
+/**
+ * Failures worth a retry: the server is down, restarting, not the leader, or timed out. Some client paths
+ * (e.g. its feature probe before an append) throw raw gRPC errors, hence the conversion first.
+ */
+function isTransient(error: unknown): error is Error {
+  const converted = error instanceof Error ? convertToCommandError(error) : error;
+  return (
+    converted instanceof UnavailableError ||
+    converted instanceof NotLeaderError ||
+    converted instanceof CancelledError ||
+    converted instanceof DeadlineExceededError ||
+    converted instanceof TimeoutError
+  );
+}
+
+function translate(error: unknown): unknown {
+  if (isTransient(error)) return new EventStoreUnavailable(`KurrentDB unavailable: ${error.message}`, { cause: error });
+  return error;
+}
+
+/** Empty lists are treated as absent: they do not filter. */
+function normalise(filter: EventFilter | undefined): EventFilter {
+  return {
+    ...(filter?.eventTypes?.length ? { eventTypes: filter.eventTypes } : {}),
+    ...(filter?.streamPrefixes?.length ? { streamPrefixes: filter.streamPrefixes } : {}),
+  };
+}
+
+const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The part of the filter the server applies. Stream prefixes go to the server when given (they are the
+ * narrower selection in practice); otherwise exact event types go as an anchored regex, which also keeps
+ * system events out; otherwise the client's own system-event exclusion.
+ */
+function serverFilter(filter: EventFilter): Filter {
+  if (filter.streamPrefixes) return streamNameFilter({ prefixes: [...filter.streamPrefixes] });
+  if (filter.eventTypes) return eventTypeFilter({ regex: `^(?:${filter.eventTypes.map(escapeRegex).join('|')})$` });
+  return excludeSystemEvents();
+}
+
+/** The whole filter, checked on every event that reaches us. */
+const accepts = (filter: EventFilter, event: KurrentRecordedEvent) =>
+  !event.type.startsWith('$') &&
+  (!filter.eventTypes || filter.eventTypes.includes(event.type)) &&
+  (!filter.streamPrefixes || filter.streamPrefixes.some((prefix) => event.streamId.startsWith(prefix)));
+
+async function collect(events: AsyncIterable<AllStreamResolvedEvent>): Promise<AllStreamRecordedEvent[]> {
+  const recorded: AllStreamRecordedEvent[] = [];
+  for await (const resolved of events) if (resolved.event) recorded.push(resolved.event);
+  return recorded;
+}
+
+/** Smallest page for limited `$all` reads, so a selective client-side filter does not mean many round trips. */
+const MIN_PAGE = 64;
+
+export class KurrentDbEventStore implements EventStore {
+  private readonly subscriptions = new Set<KurrentDbSubscription>();
+
+  constructor(private readonly client: KurrentDBClient) {}
+
+  async append(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+    if (events.length === 0) throw new TypeError('append needs at least one event');
+    try {
+      const result = await this.client.appendToStream(stream, events.map(toEventData), {
+        streamState: toStreamState(expected),
+      });
+      if (!result.position) throw new Error(`KurrentDB returned no position for an append to ${stream}`);
+      return { nextExpectedRevision: Number(result.nextExpectedRevision), position: encodePosition(result.position) };
+    } catch (error) {
+      if (error instanceof WrongExpectedVersionError) {
+        throw new ConcurrencyConflict(stream, expected, toActual(error.actualState));
+      }
+      throw translate(error);
+    }
+  }
+
+  async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    if (options.limit !== undefined && options.limit <= 0) return [];
+    try {
+      const events: RecordedEvent[] = [];
+      const read = this.client.readStream(stream, {
+        direction: backwards ? BACKWARDS : FORWARDS,
+        fromRevision: options.fromRevision === undefined ? (backwards ? END : START) : BigInt(options.fromRevision),
+        ...(options.limit === undefined ? {} : { maxCount: options.limit }),
+      });
+      for await (const resolved of read) if (resolved.event) events.push(toRecorded(resolved.event));
+      return events;
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) return [];
+      throw translate(error);
+    }
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (limit <= 0) return [];
+    const filter = normalise(options.filter);
+    const start = options.from ?? (backwards ? 'end' : 'start');
+    let from: ReadPosition = start === 'start' ? START : start === 'end' ? END : decodePosition(start);
+    const selected: RecordedEvent[] = [];
+    let repeated: KurrentPosition | undefined;
+    try {
+      for (;;) {
+        // Part of the filter may apply here, after the server counted the page: read pages until the limit is
+        // filled from accepted events, or the feed ends.
+        const pageSize = Number.isFinite(limit)
+          ? Math.max(limit - selected.length, MIN_PAGE) + (repeated ? 1 : 0)
+          : undefined;
+        const page = await collect(
+          this.client.readAll({
+            direction: backwards ? BACKWARDS : FORWARDS,
+            fromPosition: from,
+            filter: serverFilter(filter),
+            ...(pageSize === undefined ? {} : { maxCount: pageSize }),
+          }),
+        );
+        for (const event of page) {
+          if (repeated && compare(event.position, repeated) === 0) continue;
+          if (accepts(filter, event)) selected.push(toRecorded(event));
+          if (selected.length >= limit) return selected;
+        }
+        const last = page.at(-1);
+        if (pageSize === undefined || page.length < pageSize || !last) return selected;
+        from = last.position;
+        // A forwards read includes its start position, which the previous page already returned.
+        repeated = backwards ? undefined : last.position;
+      }
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): Subscription {
+    const filter = normalise(options.filter);
+    const subscription = new KurrentDbSubscription({
+      open: (fromPosition) => this.client.subscribeToAll({ fromPosition, filter: serverFilter(filter) }),
+      from: options.from === undefined || options.from === 'start' ? START : decodePosition(options.from),
+      accepts: (event) => accepts(filter, event),
+      onStopped: (stopped) => this.subscriptions.delete(stopped),
+    });
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async headPosition(): Promise<Position | undefined> {
+    try {
+      const [last] = await collect(
+        this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1, filter: excludeSystemEvents() }),
+      );
+      return last && encodePosition(last.position);
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  isAfter(a: Position, b: Position): boolean {
+    return compare(decodePosition(a), decodePosition(b)) > 0;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await collect(this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1 }));
+    } catch (error) {
+      // Whatever the failure, the probe's answer is the same: not ready.
+      const translated = translate(error);
+      if (translated instanceof EventStoreUnavailable) throw translated;
+      throw new EventStoreUnavailable('KurrentDB ping failed', { cause: error });
+    }
+  }
+
+  async close(): Promise<void> {
+    // The client's dispose cancels subscription calls silently, which would leave their iterators pending.
+    await Promise.all([...this.subscriptions].map((subscription) => subscription.stop()));
+    await this.client.dispose();
+  }
+}
+
+export function createKurrentDbEventStore(connectionString: string): KurrentDbEventStore {
+  return new KurrentDbEventStore(KurrentDBClient.connectionString(connectionString));
+}
+
+interface SubscriptionSource {
+  open(from: ReadPosition): AllStreamSubscription;
+  from: ReadPosition;
+  accepts(event: KurrentRecordedEvent): boolean;
+  onStopped(subscription: KurrentDbSubscription): void;
+}
+
+/** Pause the server's stream when this many items wait for the consumer; resume below the low mark. */
+const HIGH_WATER = 512;
+const LOW_WATER = 128;
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+/**
+ * Adapts the client's subscription (a Node stream plus a `caughtUp` event) to the port's async iterable, and
+ * survives drops: after a transient error it resubscribes after the last event it received, so consumers see
+ * nothing twice and miss nothing. Items are queued here; iterators created from it share the queue.
+ */
+class KurrentDbSubscription implements Subscription {
+  private readonly queue: SubscriptionItem[] = [];
+  private readonly waiters: {
+    resolve(result: IteratorResult<SubscriptionItem>): void;
+    reject(error: unknown): void;
+  }[] = [];
+  private failure: { error: unknown } | undefined;
+  private stopped = false;
+  private caughtUp = false;
+  /** Position of the last event received from the server, whether or not it passed the filter. */
+  private resumeFrom: ReadPosition;
+  private lastDelivered: KurrentPosition | undefined;
+  private current: AllStreamSubscription | undefined;
+  private paused = false;
+  private retryDelay = RETRY_FIRST_MS;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly source: SubscriptionSource) {
+    this.resumeFrom = source.from;
+    this.connect();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<SubscriptionItem> {
+    return {
+      next: () => this.next(),
+      return: async () => {
+        await this.stop();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    for (const waiter of this.waiters.splice(0)) waiter.resolve({ done: true, value: undefined });
+    this.source.onStopped(this);
+    // Cancelling a call that never got going (server unreachable) can fail; stopping must not.
+    await this.detach()
+      ?.unsubscribe()
+      .catch(() => undefined);
+  }
+
+  private next(): Promise<IteratorResult<SubscriptionItem>> {
+    const item = this.queue.shift();
+    if (item) {
+      if (this.paused && this.queue.length <= LOW_WATER) {
+        this.paused = false;
+        this.current?.resume();
+      }
+      return Promise.resolve({ done: false, value: item });
+    }
+    if (this.failure) return Promise.reject(this.failure.error);
+    if (this.stopped) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  private push(item: SubscriptionItem): void {
+    const waiter = this.waiters.shift();
+    if (waiter) return waiter.resolve({ done: false, value: item });
+    this.queue.push(item);
+    if (!this.paused && this.queue.length >= HIGH_WATER) {
+      this.paused = true;
+      this.current?.pause();
+    }
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    let subscription: AllStreamSubscription;
+    try {
+      subscription = this.source.open(this.resumeFrom);
+    } catch (error) {
+      return this.fail(error);
+    }
+    this.current = subscription;
+    // Listeners stay attached after a drop; once this is no longer the current subscription they ignore
+    // anything it still emits (buffered events would otherwise arrive twice, once more after resubscribing).
+    const isCurrent = () => this.current === subscription;
+    // Events still buffered inside the client's stream when `caughtUp` fires came before it: count them down.
+    let eventsBeforeCaughtUp: number | undefined;
+
+    subscription.on('confirmation', () => {
+      if (isCurrent()) this.retryDelay = RETRY_FIRST_MS;
+    });
+    subscription.on('data', ({ event }: AllStreamResolvedEvent) => {
+      if (!isCurrent()) return;
+      if (event) this.received(event);
+      if (eventsBeforeCaughtUp !== undefined && --eventsBeforeCaughtUp === 0) this.markCaughtUp();
+    });
+    subscription.on('caughtUp', () => {
+      if (!isCurrent()) return;
+      if (subscription.readableLength === 0) this.markCaughtUp();
+      else eventsBeforeCaughtUp = subscription.readableLength;
+    });
+    subscription.on('error', (error: unknown) => {
+      if (isCurrent()) this.dropped(error);
+    });
+    subscription.on('end', () => {
+      if (isCurrent()) this.dropped(new UnavailableError(undefined, 'subscription ended by the server'));
+    });
+    if (this.paused) subscription.pause();
+  }
+
+  private received(event: AllStreamRecordedEvent): void {
+    this.resumeFrom = event.position;
+    if (!this.source.accepts(event)) return;
+    let recorded: RecordedEvent;
+    try {
+      recorded = toRecorded(event);
+    } catch (error) {
+      return this.fail(error);
+    }
+    this.lastDelivered = event.position;
+    this.push({ kind: 'event', event: recorded });
+  }
+
+  /** One marker per subscription: after a resubscription the server catches up again, which is not news. */
+  private markCaughtUp(): void {
+    if (this.caughtUp) return;
+    this.caughtUp = true;
+    this.push({ kind: 'caught-up', ...(this.lastDelivered ? { position: encodePosition(this.lastDelivered) } : {}) });
+  }
+
+  private dropped(error: unknown): void {
+    this.detach()
+      ?.unsubscribe()
+      .catch(() => undefined);
+    if (!isTransient(error)) return this.fail(error);
+    this.retryTimer = setTimeout(() => this.connect(), this.retryDelay);
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+  }
+
+  private detach(): AllStreamSubscription | undefined {
+    const subscription = this.current;
+    this.current = undefined;
+    return subscription;
+  }
+
+  private fail(error: unknown): void {
+    if (this.stopped) return;
+    this.failure = { error: translate(error) };
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.detach()
+      ?.unsubscribe()
+      .catch(() => undefined);
+    this.source.onStopped(this);
+    for (const waiter of this.waiters.splice(0)) waiter.reject(this.failure.error);
+  }
+}
