@@ -19,10 +19,23 @@ import { ProjectionRunner } from './projections/runner.ts';
 import { allProjections } from './projections/index.ts';
 import { createHttpApp } from './http/app.ts';
 import { healthRouter } from './http/routes/health.ts';
+import { buildRouter, type RouteSpec } from './http/routes/table.ts';
+import { accountRoutes } from './http/routes/accounts.ts';
+import { accessControl } from './http/access.ts';
+import { createTokenVerifier } from './http/auth.ts';
+import { createIdentityHasher } from './adapters/identity/hasher.ts';
+import { postgresPersonalData } from './adapters/postgres/personal-data.ts';
+import { accountsService } from './domain/users/service.ts';
+import { rewardRulesService } from './domain/rewards/service.ts';
+import type { Runtime } from './domain/ports/identity.ts';
+import type { Position } from './domain/ports/event-store.ts';
+import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
 
 export interface Tally {
   /** Base URL the HTTP server listens on. */
   url: string;
+  /** Every API route, as declared (the isolation test walks them). */
+  routes: RouteSpec[];
   config: Config;
   pool: pg.Pool;
   store: EventStore;
@@ -38,6 +51,8 @@ export interface StartOptions {
 }
 
 const EMBEDDED_DATABASE = 'tally';
+/** Namespace for tenant ids derived from the owning user's id (uuid v5): provisioning twice gives one tenant. */
+const TENANT_NAMESPACE = '6f1c1f3e-3f0b-4a8e-9a4c-7d2b9e0c5a11';
 
 async function provideDatabase(config: Config, log: Logger): Promise<{ url: string; embedded?: EmbeddedPostgresServer }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL };
@@ -97,10 +112,41 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     runner.start();
     cleanups.unshift(() => runner.stop());
 
+    const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
+    const accounts = accountsService({
+      store,
+      personalData: postgresPersonalData(pool),
+      hasher: createIdentityHasher(config.IDENTITY_HASH_KEY),
+      runtime,
+      adminEmails: config.ADMIN_EMAILS,
+      tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
+    });
+    const rules = rewardRulesService({ store, runtime });
+    const guard = accessControl({
+      verifyToken: createTokenVerifier({
+        secret: config.AUTH_JWT_SECRET,
+        jwksUrl: config.AUTH_JWKS_URL,
+        issuer: config.AUTH_JWT_ISSUER,
+        audience: config.AUTH_JWT_AUDIENCE,
+      }),
+      loadUser: (userId) => accounts.load(userId),
+      cronSecret: config.CRON_SECRET,
+    });
+    const routes: RouteSpec[] = [...accountRoutes({ accounts, rules, store, pool })];
+    const isPosition = (value: string) => {
+      try {
+        store.isAfter(value as Position, value as Position);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
     const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
     const app = createHttpApp({
       log,
       routers: [
+        buildRouter(routes, { guard, waitForPosition: (p, ms) => runner.waitForPosition(p, ms), isPosition }),
         healthRouter([
           { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
           { name: 'eventStore', check: async () => (await store.ping(), { ok: true }) },
@@ -145,7 +191,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         for (const cleanup of cleanups) await cleanup().catch((error) => log.warn({ err: error }, 'error during shutdown'));
         log.info('stopped');
       })());
-    return { url, config, pool, store, runner, log, stop };
+    return { url, routes, config, pool, store, runner, log, stop };
   } catch (error) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw error;

@@ -1,0 +1,42 @@
+/**
+ * `npm run token -- --sub <id> --email <email> [--ttl 1h]`: mints a development bearer token signed with the
+ * configured AUTH_JWT_SECRET (the generated development secret when none is set), and prints it.
+ */
+import { parseArgs } from 'node:util';
+import { SignJWT } from 'jose';
+import { ConfigError, loadConfig } from '../config.ts';
+
+const usage = 'Usage: npm run token -- --sub <user id> --email <email> [--ttl 1h] (ttl: e.g. 30m, 1h, 7d)';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { sub: { type: 'string' }, email: { type: 'string' }, ttl: { type: 'string', default: '1h' }, help: { type: 'boolean' } },
+    strict: true,
+  });
+  if (values.help || !values.sub || !values.email) {
+    process.stderr.write(`${usage}\n`);
+    process.exit(values.help ? 0 : 2);
+  }
+  if (!/^\d+[smhd]$/.test(values.ttl ?? '')) {
+    process.stderr.write(`--ttl must be a number followed by s, m, h or d (e.g. 1h)\n${usage}\n`);
+    process.exit(2);
+  }
+  const config = await loadConfig();
+  if (!config.AUTH_JWT_SECRET) {
+    process.stderr.write('AUTH_JWT_SECRET is not set (the service verifies tokens with AUTH_JWKS_URL): mint tokens with your identity provider.\n');
+    process.exit(2);
+  }
+  let jwt = new SignJWT({ email: values.email, role: 'authenticated' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(values.sub)
+    .setIssuedAt()
+    .setExpirationTime(values.ttl!);
+  if (config.AUTH_JWT_ISSUER) jwt = jwt.setIssuer(config.AUTH_JWT_ISSUER);
+  if (config.AUTH_JWT_AUDIENCE) jwt = jwt.setAudience(config.AUTH_JWT_AUDIENCE);
+  process.stdout.write(`${await jwt.sign(new TextEncoder().encode(config.AUTH_JWT_SECRET))}\n`);
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,35 @@
+import type pg from 'pg';
+import { z } from 'zod';
+import type { PersonalData, PersonalDataStore } from '../../domain/ports/identity.ts';
+
+const row = z.object({ user_id: z.string(), email: z.string().nullable(), phone: z.string().nullable() });
+const toData = (r: unknown): PersonalData => {
+  const parsed = row.parse(r);
+  return { userId: parsed.user_id, email: parsed.email, phone: parsed.phone };
+};
+
+export function postgresPersonalData(pool: pg.Pool): PersonalDataStore {
+  return {
+    async save(data) {
+      await pool.query(
+        `INSERT INTO personal_data (user_id, email, phone) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, phone = EXCLUDED.phone, updated_at = now()`,
+        [data.userId, data.email, data.phone],
+      );
+    },
+    async get(userId) {
+      const { rows } = await pool.query('SELECT user_id, email, phone FROM personal_data WHERE user_id = $1', [userId]);
+      return rows[0] ? toData(rows[0]) : undefined;
+    },
+    async getMany(userIds) {
+      const { rows } = await pool.query('SELECT user_id, email, phone FROM personal_data WHERE user_id = ANY($1)', [userIds]);
+      return new Map(rows.map((r) => {
+        const data = toData(r);
+        return [data.userId, data];
+      }));
+    },
+    async erase(userId) {
+      await pool.query('DELETE FROM personal_data WHERE user_id = $1', [userId]);
+    },
+  };
+}

@@ -1,0 +1,326 @@
+/**
+ * The Square port (`domain/ports/square.ts`) on the `square` SDK (v46). The only module that imports `square`:
+ * it turns the SDK's camelCase objects and `bigint` money into the port's plain types, and its errors into
+ * `SquareApiError`.
+ *
+ * Retries: the SDK would retry 408/429/5xx twice on its own, sleeping up to 60 s per attempt (honouring
+ * `Retry-After`), inside the call and invisible to us. We set `maxRetries: 0` so that a call fails fast with
+ * `retryable` and `retryAfterSeconds`, and the caller (a webhook handler that must answer within 10 s, or a poll
+ * job with a checkpoint) decides when to try again. The SDK never retries timeouts or connection errors anyway.
+ */
+import { SquareClient, SquareEnvironment, SquareError, SquareTimeoutError, type Square } from 'square';
+import {
+  SquareApiError,
+  type AuthorizeUrlOptions,
+  type ListPaymentsQuery,
+  type ListRefundsQuery,
+  type SquareApi,
+  type SquareCustomer,
+  type SquareEnvironmentName,
+  type SquareGateway,
+  type SquareLocation,
+  type SquareMerchant,
+  type SquareOAuth,
+  type SquareOperation,
+  type SquarePayment,
+  type SquareRefund,
+  type SquareTokens,
+} from '../../domain/ports/square.ts';
+
+export interface SquareAdapterConfig {
+  /** The application id (`sq0idp-…`), sent as `client_id`. */
+  appId: string;
+  /** The application secret (`sq0csp-…`): token requests and `Authorization: Client <secret>` on revoke. */
+  appSecret: string;
+  environment: SquareEnvironmentName;
+  /** Overrides the environment's host for every endpoint, OAuth included (a local stand-in, a proxy). */
+  baseUrl?: string;
+  /** Per request, until the response headers arrive; defaults to 30 (the SDK's own default is 60). */
+  timeoutSeconds?: number;
+}
+
+const DEFAULT_TIMEOUT_SECONDS = 30;
+
+/** The host every call goes to: the override if configured, else the environment's. */
+function squareHost(config: SquareAdapterConfig): string {
+  if (config.baseUrl) return config.baseUrl.replace(/\/+$/, '');
+  return config.environment === 'production' ? SquareEnvironment.Production : SquareEnvironment.Sandbox;
+}
+
+export function createSquareGateway(config: SquareAdapterConfig): SquareGateway {
+  return {
+    oauth: createSquareOAuth(config),
+    forAccessToken: (accessToken) => createSquareApi(config, accessToken),
+  };
+}
+
+function sdkClient(config: SquareAdapterConfig, auth: { token: string } | { auth: false }): SquareClient {
+  return new SquareClient({
+    ...auth,
+    baseUrl: squareHost(config),
+    timeoutInSeconds: config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+    maxRetries: 0,
+  });
+}
+
+export function createSquareOAuth(config: SquareAdapterConfig): SquareOAuth {
+  // Token and revoke calls authenticate with the app's credentials, never with a bearer token: `auth: false`
+  // also stops the SDK from falling back to a SQUARE_TOKEN environment variable.
+  const client = sdkClient(config, { auth: false });
+
+  const obtain = async (operation: SquareOperation, request: Square.ObtainTokenRequest, fallbackRefreshToken?: string) => {
+    const response = await call(operation, () => client.oAuth.obtainToken(request));
+    return toTokens(response, operation, fallbackRefreshToken);
+  };
+
+  return {
+    authorizeUrl({ state, redirectUri, scopes }: AuthorizeUrlOptions): string {
+      const url = new URL(`${squareHost(config)}/oauth2/authorize`);
+      url.searchParams.set('client_id', config.appId);
+      url.searchParams.set('scope', scopes.join(' '));
+      url.searchParams.set('session', 'false');
+      url.searchParams.set('state', state);
+      if (redirectUri) url.searchParams.set('redirect_uri', redirectUri);
+      return url.toString();
+    },
+
+    exchangeCode: (code, options) =>
+      obtain('oauth.exchangeCode', {
+        clientId: config.appId,
+        clientSecret: config.appSecret,
+        code,
+        grantType: 'authorization_code',
+        ...(options?.redirectUri ? { redirectUri: options.redirectUri } : {}),
+      }),
+
+    refresh: (refreshToken) =>
+      obtain(
+        'oauth.refresh',
+        { clientId: config.appId, clientSecret: config.appSecret, refreshToken, grantType: 'refresh_token' },
+        refreshToken,
+      ),
+
+    async revoke(merchantId) {
+      const response = await call('oauth.revoke', () =>
+        client.oAuth.revokeToken(
+          { clientId: config.appId, merchantId },
+          { headers: { Authorization: `Client ${config.appSecret}` } },
+        ),
+      );
+      if (response.success !== true) invalidResponse('oauth.revoke', 'the revoke response did not report success');
+    },
+  };
+}
+
+export function createSquareApi(config: SquareAdapterConfig, accessToken: string): SquareApi {
+  const client = sdkClient(config, { token: accessToken });
+
+  return {
+    async getMerchant(): Promise<SquareMerchant> {
+      const { merchant } = await call('merchants.get', () => client.merchants.get({ merchantId: 'me' }));
+      const op = 'merchants.get';
+      if (!merchant) return invalidResponse(op, 'the response has no merchant');
+      return {
+        merchantId: required(merchant.id, 'merchant.id', op),
+        businessName: merchant.businessName ?? null,
+        mainLocationId: merchant.mainLocationId ?? null,
+        country: required(merchant.country, 'merchant.country', op),
+        currency: required(merchant.currency, 'merchant.currency', op),
+      };
+    },
+
+    async listLocations(): Promise<SquareLocation[]> {
+      const { locations = [] } = await call('locations.list', () => client.locations.list());
+      return locations.map((location) => ({
+        id: required(location.id, 'location.id', 'locations.list'),
+        name: location.name ?? null,
+        status: required(location.status, `location ${location.id}: status`, 'locations.list'),
+      }));
+    },
+
+    async getCustomer(customerId): Promise<SquareCustomer | null> {
+      try {
+        const { customer } = await call('customers.get', () => client.customers.get({ customerId }));
+        if (!customer) return invalidResponse('customers.get', 'the response has no customer');
+        return {
+          id: required(customer.id, 'customer.id', 'customers.get'),
+          emailAddress: customer.emailAddress ?? null,
+          phoneNumber: customer.phoneNumber ?? null,
+        };
+      } catch (error) {
+        if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
+        throw error;
+      }
+    },
+
+    listPayments({ locationId, updatedAtBeginTime, limit }: ListPaymentsQuery): AsyncIterable<SquarePayment> {
+      return paged('payments.list', toPayment, () =>
+        client.payments.list({ locationId, updatedAtBeginTime, limit, sortField: 'UPDATED_AT', sortOrder: 'ASC' }),
+      );
+    },
+
+    listRefunds({ updatedAtBeginTime, beginTime, locationId, limit }: ListRefundsQuery = {}): AsyncIterable<SquareRefund> {
+      return paged('refunds.list', toRefund, () =>
+        client.refunds.list({ updatedAtBeginTime, beginTime, locationId, limit, sortField: 'UPDATED_AT', sortOrder: 'ASC' }),
+      );
+    },
+  };
+}
+
+/** Iterates an SDK pager lazily (it fetches the next page with the cursor as the caller reaches it). */
+async function* paged<Item, Out>(
+  operation: SquareOperation,
+  convert: (item: Item) => Out,
+  firstPage: () => Promise<AsyncIterable<Item>>,
+): AsyncGenerator<Out> {
+  const pager = await call(operation, firstPage);
+  const items = pager[Symbol.asyncIterator]();
+  try {
+    while (true) {
+      const next = await call(operation, () => items.next());
+      if (next.done) return;
+      yield convert(next.value);
+    }
+  } finally {
+    // The caller stopped early (break, or a throw of its own): let the SDK's iterator finish too.
+    await items.return?.();
+  }
+}
+
+async function call<T>(operation: SquareOperation, request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    throw toSquareApiError(error, operation);
+  }
+}
+
+function toTokens(response: Square.ObtainTokenResponse, operation: SquareOperation, fallbackRefreshToken?: string): SquareTokens {
+  return {
+    accessToken: required(response.accessToken, 'access_token', operation),
+    refreshToken: required(response.refreshToken ?? fallbackRefreshToken, 'refresh_token', operation),
+    expiresAt: required(response.expiresAt, 'expires_at', operation),
+    merchantId: required(response.merchantId, 'merchant_id', operation),
+  };
+}
+
+function toPayment(payment: Square.Payment): SquarePayment {
+  const op = 'payments.list';
+  const id = required(payment.id, 'payment.id', op);
+  const field = (name: string) => `payment ${id}: ${name}`;
+  return {
+    id,
+    status: required(payment.status, field('status'), op),
+    amountMinor: minorUnits(payment.amountMoney?.amount, field('amount_money.amount'), op),
+    tipMinor: payment.tipMoney ? minorUnits(payment.tipMoney.amount, field('tip_money.amount'), op) : 0,
+    totalMinor: minorUnits(payment.totalMoney?.amount, field('total_money.amount'), op),
+    currency: required(payment.amountMoney?.currency, field('amount_money.currency'), op),
+    customerId: payment.customerId ?? null,
+    locationId: required(payment.locationId, field('location_id'), op),
+    orderId: payment.orderId ?? null,
+    createdAt: required(payment.createdAt, field('created_at'), op),
+    updatedAt: required(payment.updatedAt, field('updated_at'), op),
+  };
+}
+
+function toRefund(refund: Square.PaymentRefund): SquareRefund {
+  const op = 'refunds.list';
+  const id = required(refund.id, 'refund.id', op);
+  const field = (name: string) => `refund ${id}: ${name}`;
+  return {
+    id,
+    paymentId: refund.paymentId ?? null,
+    status: required(refund.status, field('status'), op),
+    amountMinor: minorUnits(refund.amountMoney?.amount, field('amount_money.amount'), op),
+    currency: required(refund.amountMoney?.currency, field('amount_money.currency'), op),
+    createdAt: required(refund.createdAt, field('created_at'), op),
+    updatedAt: required(refund.updatedAt, field('updated_at'), op),
+    locationId: refund.locationId ?? null,
+  };
+}
+
+/**
+ * The SDK parses every amount into a `bigint`. A `number` is exact only up to 2^53 − 1, so anything larger (or
+ * negative, or missing) is refused rather than rounded.
+ */
+function minorUnits(amount: bigint | number | null | undefined, field: string, operation: SquareOperation): number {
+  if (amount === null || amount === undefined) return invalidResponse(operation, `${field} is missing`);
+  const inRange =
+    typeof amount === 'bigint'
+      ? amount >= 0n && amount <= BigInt(Number.MAX_SAFE_INTEGER)
+      : Number.isSafeInteger(amount) && amount >= 0;
+  if (!inRange) {
+    return invalidResponse(operation, `${field} is ${String(amount)}: not a whole amount between 0 and ${Number.MAX_SAFE_INTEGER}`);
+  }
+  return Number(amount);
+}
+
+function required<T>(value: T | null | undefined, field: string, operation: SquareOperation): T {
+  if (value === null || value === undefined || value === '') return invalidResponse(operation, `${field} is missing`);
+  return value;
+}
+
+function invalidResponse(operation: SquareOperation, detail: string): never {
+  throw new SquareApiError({ code: 'INVALID_RESPONSE', operation, detail });
+}
+
+/** Square's code for a status when the body carried none we can use (an HTML error page, a v1-style body). */
+function codeForStatus(status: number): string {
+  switch (status) {
+    case 400:
+      return 'BAD_REQUEST';
+    case 401:
+      return 'UNAUTHORIZED';
+    case 403:
+      return 'FORBIDDEN';
+    case 404:
+      return 'NOT_FOUND';
+    case 408:
+      return 'REQUEST_TIMEOUT';
+    case 429:
+      return 'RATE_LIMITED';
+    case 503:
+      return 'SERVICE_UNAVAILABLE';
+    case 504:
+      return 'GATEWAY_TIMEOUT';
+    default:
+      return status >= 500 ? 'INTERNAL_SERVER_ERROR' : `HTTP_${status}`;
+  }
+}
+
+/** `Retry-After` is either whole seconds or an HTTP date. */
+function retryAfterSeconds(header: string | null | undefined): number | undefined {
+  if (!header) return undefined;
+  const trimmed = header.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+function toSquareApiError(error: unknown, operation: SquareOperation): unknown {
+  if (error instanceof SquareApiError) return error;
+  if (error instanceof SquareTimeoutError) {
+    return new SquareApiError({ code: 'TIMEOUT', operation, detail: 'Square did not answer in time', cause: error });
+  }
+  if (!(error instanceof SquareError)) return error;
+
+  const status = error.statusCode;
+  if (status === undefined) {
+    // No HTTP answer at all: fetch failed (refused, reset, DNS). The cause holds the reason.
+    const reason = error.cause instanceof Error ? (error.cause.cause instanceof Error ? error.cause.cause.message : error.cause.message) : error.message;
+    return new SquareApiError({ code: 'NETWORK', operation, detail: `could not reach Square: ${reason}`, cause: error });
+  }
+  // A body without Square's `errors` array (an HTML page from a proxy, a v1-style OAuth body) gets the SDK's
+  // placeholder code or a v1 `type`: name the error after the status instead, and keep what it said as detail.
+  const first = error.errors[0];
+  const usable = first && first.category !== 'V1_ERROR' && first.code !== 'Unknown';
+  const detail = first?.detail ?? (typeof error.body === 'string' && error.body ? error.body.slice(0, 200) : `HTTP ${status}`);
+  return new SquareApiError({
+    code: usable ? first.code : codeForStatus(status),
+    operation,
+    statusCode: status,
+    retryAfterSeconds: retryAfterSeconds(error.rawResponse?.headers.get('retry-after')),
+    detail,
+    cause: error,
+  });
+}

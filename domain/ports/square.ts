@@ -1,0 +1,232 @@
+/**
+ * The Square port: what the core needs from Square, in our own plain types. `adapters/square/client.ts`
+ * implements it with the `square` SDK; nothing else may import that SDK.
+ *
+ * Conventions: fields are camelCase; money is an integer `number` of minor units (cents) with its ISO 4217
+ * currency beside it; timestamps are the ISO 8601 strings Square sent, unchanged (Square may send up to
+ * nanosecond precision, so compare them through `Date` only after truncating, or as given).
+ */
+
+export type SquareEnvironmentName = 'sandbox' | 'production';
+
+/** Scopes this service asks for; `ORDERS_READ` is needed only for item or category rules. */
+export const SQUARE_SCOPES = ['PAYMENTS_READ', 'CUSTOMERS_READ', 'MERCHANT_PROFILE_READ'] as const;
+
+/** What the OAuth token endpoint gives for a merchant. Code-flow refresh tokens do not expire. */
+export interface SquareTokens {
+  accessToken: string;
+  refreshToken: string;
+  /** When the access token expires (about 30 days after issue), ISO 8601. Refresh at least every 7 days. */
+  expiresAt: string;
+  merchantId: string;
+}
+
+export interface AuthorizeUrlOptions {
+  /** CSRF token echoed back on the callback; the caller stores it and compares. */
+  state: string;
+  /** Must match a redirect URL registered for the app; omitted, Square uses the app's default. */
+  redirectUri?: string;
+  scopes: readonly string[];
+}
+
+/** App-level OAuth calls, authenticated with the app's id and secret (not with a merchant's token). */
+export interface SquareOAuth {
+  /**
+   * The URL to send the merchant to. Pure: no request is made. `session=false` makes Square ask the merchant to
+   * log in even with a browser session, so they pick the right account.
+   */
+  authorizeUrl(options: AuthorizeUrlOptions): string;
+  /** Exchanges the callback's `code` (single-use, valid 5 minutes). `redirectUri` must repeat the authorize one if it was given. */
+  exchangeCode(code: string, options?: { redirectUri?: string }): Promise<SquareTokens>;
+  /** A new access token; the refresh token comes back unchanged for the code flow. */
+  refresh(refreshToken: string): Promise<SquareTokens>;
+  /** Revokes every token this app holds for the merchant (`Authorization: Client <secret>`). */
+  revoke(merchantId: string): Promise<void>;
+}
+
+export interface SquareMerchant {
+  merchantId: string;
+  businessName: string | null;
+  mainLocationId: string | null;
+  /** ISO 3166-1 alpha-2, e.g. `US`. */
+  country: string;
+  /** ISO 4217, e.g. `USD`. */
+  currency: string;
+}
+
+export interface SquareLocation {
+  id: string;
+  name: string | null;
+  /** `ACTIVE` or `INACTIVE`. */
+  status: string;
+}
+
+export interface SquareCustomer {
+  id: string;
+  emailAddress: string | null;
+  /** As the merchant typed it, not normalised: `+12126668929` and `+1-212-555-4240` both occur. */
+  phoneNumber: string | null;
+}
+
+/**
+ * A payment. Square sends it several times as it changes (`payment.updated`); credit once per `id`, on
+ * `status === 'COMPLETED'` (`APPROVED`, `PENDING`, `CANCELED`, `FAILED` are the others).
+ */
+export interface SquarePayment {
+  id: string;
+  status: string;
+  /** The amount before the tip (`amount_money`). */
+  amountMinor: number;
+  /** The tip (`tip_money`); 0 when there is none. */
+  tipMinor: number;
+  /** Amount plus tip (`total_money`). A rule should say which of the two it counts. */
+  totalMinor: number;
+  currency: string;
+  customerId: string | null;
+  locationId: string;
+  orderId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A refund. Usually created `PENDING`; act on `COMPLETED` (`REJECTED` and `FAILED` are the others). Key by `id`. */
+export interface SquareRefund {
+  id: string;
+  /** The refunded payment; null for an unlinked refund (money returned without a payment). */
+  paymentId: string | null;
+  status: string;
+  amountMinor: number;
+  currency: string;
+  createdAt: string;
+  updatedAt: string;
+  locationId: string | null;
+}
+
+export interface ListPaymentsQuery {
+  /** Required: Square lists only the main location's payments without it. Iterate `listLocations()`. */
+  locationId: string;
+  /** Inclusive lower bound on `updated_at`, ISO 8601; the results come oldest update first. */
+  updatedAtBeginTime?: string;
+  /** Page size (Square's maximum is 100); pages are fetched as the caller iterates. */
+  limit?: number;
+}
+
+export interface ListRefundsQuery {
+  /** Inclusive lower bound on `updated_at`, ISO 8601; the results come oldest update first. */
+  updatedAtBeginTime?: string;
+  /** Inclusive lower bound on `created_at`, ISO 8601. */
+  beginTime?: string;
+  /** Omitted, refunds of every location are listed. */
+  locationId?: string;
+  limit?: number;
+}
+
+/**
+ * Square's API on behalf of one merchant (one access token). The lists are lazy: pages are requested as the
+ * caller iterates, and a failure on a later page is thrown from the iteration, so checkpoint per item
+ * (`updatedAt`) and resume from there.
+ */
+export interface SquareApi {
+  getMerchant(): Promise<SquareMerchant>;
+  listLocations(): Promise<SquareLocation[]>;
+  /** Null when Square does not know the customer (deleted, or from another merchant). */
+  getCustomer(customerId: string): Promise<SquareCustomer | null>;
+  listPayments(query: ListPaymentsQuery): AsyncIterable<SquarePayment>;
+  listRefunds(query?: ListRefundsQuery): AsyncIterable<SquareRefund>;
+}
+
+/** The whole port: the app's OAuth calls, and an API client per merchant access token. */
+export interface SquareGateway {
+  readonly oauth: SquareOAuth;
+  forAccessToken(accessToken: string): SquareApi;
+}
+
+/** The call that failed; decides what an error means (see `SquareApiError.needsReconnect`). */
+export type SquareOperation =
+  | 'oauth.exchangeCode'
+  | 'oauth.refresh'
+  | 'oauth.revoke'
+  | 'merchants.get'
+  | 'locations.list'
+  | 'customers.get'
+  | 'payments.list'
+  | 'refunds.list';
+
+/**
+ * Square's error codes that callers act on, plus ours: `TIMEOUT` (no answer in time), `NETWORK` (no
+ * connection) and `INVALID_RESPONSE` (an answer missing a field we rely on, or an amount beyond 2^53 − 1).
+ * Any other Square code passes through as a string.
+ */
+export type SquareErrorCode =
+  | 'UNAUTHORIZED'
+  | 'ACCESS_TOKEN_EXPIRED'
+  | 'ACCESS_TOKEN_REVOKED'
+  | 'INSUFFICIENT_SCOPES'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'BAD_REQUEST'
+  | 'RATE_LIMITED'
+  | 'INTERNAL_SERVER_ERROR'
+  | 'SERVICE_UNAVAILABLE'
+  | 'TIMEOUT'
+  | 'NETWORK'
+  | 'INVALID_RESPONSE'
+  | (string & {});
+
+const MERCHANT_AUTH_GONE = new Set(['UNAUTHORIZED', 'ACCESS_TOKEN_REVOKED', 'INSUFFICIENT_SCOPES']);
+/** These authenticate with the app's credentials: an auth failure there is our configuration, not the merchant's. */
+const APP_CREDENTIAL_OPERATIONS = new Set<SquareOperation>(['oauth.exchangeCode', 'oauth.revoke']);
+
+/** A Square call failed. `code` is Square's first error code (or one of ours, see `SquareErrorCode`). */
+export class SquareApiError extends Error {
+  readonly code: SquareErrorCode;
+  readonly operation: SquareOperation;
+  /** HTTP status; undefined when no answer came (`TIMEOUT`, `NETWORK`) or for `INVALID_RESPONSE`. */
+  readonly statusCode: number | undefined;
+  /** From `Retry-After` on a 429 or 503: wait at least this long before calling again. */
+  readonly retryAfterSeconds: number | undefined;
+  /** Square's explanation (its `detail`), or ours. Never contains a token or secret. */
+  readonly detail: string;
+
+  constructor(init: {
+    code: SquareErrorCode;
+    operation: SquareOperation;
+    statusCode?: number;
+    retryAfterSeconds?: number;
+    detail: string;
+    cause?: unknown;
+  }) {
+    const status = init.statusCode === undefined ? '' : ` (HTTP ${init.statusCode})`;
+    super(`Square ${init.operation} failed: ${init.code}${status}: ${init.detail}`, { cause: init.cause });
+    this.name = 'SquareApiError';
+    this.code = init.code;
+    this.operation = init.operation;
+    this.statusCode = init.statusCode;
+    this.retryAfterSeconds = init.retryAfterSeconds;
+    this.detail = init.detail;
+  }
+
+  /**
+   * The merchant's authorization is gone or too narrow: stop using its tokens and ask the merchant to connect
+   * again. True for `ACCESS_TOKEN_REVOKED`, `UNAUTHORIZED` and `INSUFFICIENT_SCOPES`, and for
+   * `ACCESS_TOKEN_EXPIRED` when it is the refresh that failed. False for the calls made with the app's own
+   * credentials (code exchange, revoke), where the same codes mean our configuration is wrong.
+   */
+  get needsReconnect(): boolean {
+    if (APP_CREDENTIAL_OPERATIONS.has(this.operation)) return false;
+    if (MERCHANT_AUTH_GONE.has(this.code)) return true;
+    return this.code === 'ACCESS_TOKEN_EXPIRED' && this.operation === 'oauth.refresh';
+  }
+
+  /** The access token expired: refresh it, then repeat the call. */
+  get needsRefresh(): boolean {
+    return this.code === 'ACCESS_TOKEN_EXPIRED' && this.operation !== 'oauth.refresh';
+  }
+
+  /** Worth repeating later (after `retryAfterSeconds` when given): 408, 429, 5xx, a timeout or no connection. */
+  get retryable(): boolean {
+    if (this.code === 'TIMEOUT' || this.code === 'NETWORK') return true;
+    const status = this.statusCode;
+    return status !== undefined && (status === 408 || status === 429 || status >= 500);
+  }
+}

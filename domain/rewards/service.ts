@@ -1,0 +1,46 @@
+/** Reward-rule use cases for a tenant. */
+import { handleCommand, loadState } from '../shared/command-handler.ts';
+import type { EventMetadata, EventStore } from '../ports/event-store.ts';
+import type { Runtime } from '../ports/identity.ts';
+import { NotFound } from '../shared/errors.ts';
+import { ruleSetDecider, ruleSetStream } from './rule-set.ts';
+import type { RewardRule } from './rule.ts';
+
+export function rewardRulesService(deps: { store: EventStore; runtime: Runtime }) {
+  const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata });
+  return {
+    async create(tenantId: string, rule: RewardRule, by: string, metadata: EventMetadata) {
+      const ruleId = deps.runtime.newId();
+      const result = await handleCommand(
+        deps.store,
+        ruleSetStream(tenantId),
+        ruleSetDecider,
+        { type: 'CreateRewardRule', tenantId, ruleId, rule, by, now: deps.runtime.now().toISOString() },
+        context(metadata),
+      );
+      const created = result.state.versions.find((v) => v.ruleId === ruleId);
+      if (!created) throw new Error('rule was not created');
+      return { ruleId, version: created.version, isActive: false, rule: created.rule, createdAt: created.createdAt, position: result.position };
+    },
+
+    async activate(tenantId: string, ruleId: string, by: string, metadata: EventMetadata) {
+      const result = await handleCommand(
+        deps.store,
+        ruleSetStream(tenantId),
+        ruleSetDecider,
+        { type: 'ActivateRewardRule', tenantId, ruleId, by, now: deps.runtime.now().toISOString() },
+        context(metadata),
+      );
+      const active = result.state.versions.find((v) => v.ruleId === ruleId);
+      if (!active) throw new NotFound('Reward rule');
+      return { ruleId, version: active.version, isActive: true, rule: active.rule, position: result.position };
+    },
+
+    /** The rule set as the write model sees it (used when evaluating payments). */
+    async current(tenantId: string) {
+      return (await loadState(deps.store, ruleSetStream(tenantId), ruleSetDecider)).state;
+    },
+  };
+}
+
+export type RewardRulesService = ReturnType<typeof rewardRulesService>;

@@ -1,0 +1,59 @@
+/**
+ * The one command handler: read the stream, fold it, decide, append with the exact expected revision.
+ * A concurrent writer makes the append conflict; the command is then decided again on the fresh state.
+ */
+import { ConcurrencyConflict, type EventMetadata, type EventStore, type Position } from '../ports/event-store.ts';
+import type { Decider, DomainEvent } from './decider.ts';
+
+export interface CommandContext {
+  /** Makes event ids (uuids); passed in so the domain has no randomness of its own. */
+  newId(): string;
+  metadata: EventMetadata;
+}
+
+export interface CommandResult<Event extends DomainEvent, State> {
+  /** Events this command appended (empty when the decision was a no-op). */
+  events: Event[];
+  state: State;
+  /** Position of the last appended event, for read-your-writes. */
+  position: Position | undefined;
+}
+
+const MAX_ATTEMPTS = 5;
+
+export async function handleCommand<Command, Event extends DomainEvent, State>(
+  store: EventStore,
+  stream: string,
+  decider: Decider<Command, Event, State>,
+  command: Command,
+  context: CommandContext,
+): Promise<CommandResult<Event, State>> {
+  for (let attempt = 1; ; attempt++) {
+    const recorded = await store.readStream(stream);
+    const state = recorded.reduce((s, e) => decider.evolve(s, { type: e.type, data: e.data } as Event), decider.initialState);
+    const events = decider.decide(command, state);
+    if (events.length === 0) return { events, state, position: undefined };
+    const expected = recorded.length === 0 ? 'no_stream' : recorded[recorded.length - 1]!.revision;
+    try {
+      const result = await store.append(
+        stream,
+        events.map((e) => ({ id: context.newId(), type: e.type, data: e.data, metadata: context.metadata })),
+        expected,
+      );
+      return { events, state: events.reduce(decider.evolve, state), position: result.position };
+    } catch (error) {
+      if (!(error instanceof ConcurrencyConflict) || attempt >= MAX_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/** Reads a stream and folds it, for queries that need the write model's current state. */
+export async function loadState<Event extends DomainEvent, State>(
+  store: EventStore,
+  stream: string,
+  decider: Pick<Decider<unknown, Event, State>, 'evolve' | 'initialState'>,
+): Promise<{ state: State; revision: number | undefined }> {
+  const recorded = await store.readStream(stream);
+  const state = recorded.reduce((s, e) => decider.evolve(s, { type: e.type, data: e.data } as Event), decider.initialState);
+  return { state, revision: recorded.at(-1)?.revision };
+}

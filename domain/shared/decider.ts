@@ -1,0 +1,26 @@
+import type { JsonObject } from '../ports/event-store.ts';
+
+/** A domain event before it is stored: a past-tense type and its JSON data. */
+export interface DomainEvent<Type extends string = string, Data extends JsonObject = JsonObject> {
+  type: Type;
+  data: Data;
+}
+
+/**
+ * The decider pattern (emmett, oskardudycz): `decide` turns a command and the current state into new events
+ * (or throws a DomainError); `evolve` folds one event into the state. Both are pure.
+ */
+export interface Decider<Command, Event extends DomainEvent, State> {
+  decide(command: Command, state: State): Event[];
+  evolve(state: State, event: Event): State;
+  initialState: State;
+}
+
+export function fold<Event extends DomainEvent, State>(decider: Pick<Decider<unknown, Event, State>, 'evolve' | 'initialState'>, events: readonly Event[]): State {
+  return events.reduce(decider.evolve, decider.initialState);
+}
+
+/** Exhaustiveness check for switches over unions. */
+export function assertNever(value: never): never {
+  throw new Error(`Unexpected value: ${JSON.stringify(value)}`);
+}

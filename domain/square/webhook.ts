@@ -1,0 +1,192 @@
+/**
+ * Square webhook payloads: the envelope and the objects the core acts on, parsed with zod from the JSON body
+ * (after the signature has been checked over the raw bytes, which is the HTTP layer's job).
+ *
+ * Dedupe and keying, from Square's own examples: `event_id` is the delivery dedupe key, but
+ * `refund.created` and `refund.updated` can share one `event_id`, and `data.id` need not be the payment's id
+ * (see `payment.created`). Key business effects on the object's own id (`object.id`) and its status.
+ */
+import { z } from 'zod';
+import { DomainError } from '../shared/errors.ts';
+import type { SquarePayment, SquareRefund } from '../ports/square.ts';
+
+export const PAYMENT_EVENT_TYPES = ['payment.created', 'payment.updated'] as const;
+export const REFUND_EVENT_TYPES = ['refund.created', 'refund.updated'] as const;
+export const AUTHORIZATION_REVOKED = 'oauth.authorization.revoked';
+
+/** Envelope fields every Square event carries. */
+export interface SquareWebhookEnvelope {
+  /** Delivery dedupe key (Square retries for up to 24 h). */
+  eventId: string;
+  /** E.g. `payment.updated`. */
+  type: string;
+  merchantId: string;
+  createdAt: string;
+  /** `data.type`, e.g. `payment`. */
+  dataType: string;
+  /** `data.id`: the affected object's id as Square labels it; prefer `object.id`. */
+  dataId: string;
+}
+
+/** `oauth.authorization.revoked`: the merchant (or Square) revoked the app; stop calling with its tokens. */
+export interface SquareRevocation {
+  revokedAt: string;
+  /** `MERCHANT`, `APPLICATION` or `SQUARE`. */
+  revokerType: string | null;
+}
+
+/** A parsed event; `kind` tells which `object` it carries. Types the core does not act on are `other`. */
+export type SquareWebhookEvent =
+  | (SquareWebhookEnvelope & { kind: 'payment'; object: SquarePayment })
+  | (SquareWebhookEnvelope & { kind: 'refund'; object: SquareRefund })
+  | (SquareWebhookEnvelope & { kind: 'authorization-revoked'; object: SquareRevocation })
+  | (SquareWebhookEnvelope & { kind: 'other'; object: undefined });
+
+/** The body is not a Square event we can read. `problems` name each field and what is wrong with it. */
+export class InvalidSquareWebhook extends DomainError {
+  constructor(readonly problems: string[]) {
+    super('INVALID_SQUARE_WEBHOOK', `Invalid Square webhook: ${problems.join('; ')}`, { problems });
+    this.name = 'InvalidSquareWebhook';
+  }
+}
+
+const text = z.string().min(1, 'must not be empty');
+const timestamp = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' });
+const optionalText = text.nullish().transform((value) => value ?? null);
+
+/** Minor units as a JSON number: a whole, non-negative, exactly representable number. */
+const minorUnits = z
+  .number()
+  .refine(Number.isInteger, 'must be a whole number of minor units')
+  .refine((n) => n >= 0, 'must not be negative')
+  .refine((n) => n <= Number.MAX_SAFE_INTEGER, `must not exceed ${Number.MAX_SAFE_INTEGER}`);
+
+const money = z.object({
+  amount: minorUnits,
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be a three-letter ISO 4217 code'),
+});
+
+const payment = z
+  .object({
+    id: text,
+    status: text,
+    amount_money: money,
+    tip_money: money.nullish(),
+    total_money: money,
+    customer_id: optionalText,
+    location_id: text,
+    order_id: optionalText,
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .transform(
+    (p): SquarePayment => ({
+      id: p.id,
+      status: p.status,
+      amountMinor: p.amount_money.amount,
+      tipMinor: p.tip_money?.amount ?? 0,
+      totalMinor: p.total_money.amount,
+      currency: p.amount_money.currency,
+      customerId: p.customer_id,
+      locationId: p.location_id,
+      orderId: p.order_id,
+      createdAt: p.created_at,
+      updatedAt: p.updated_at,
+    }),
+  );
+
+const refund = z
+  .object({
+    id: text,
+    payment_id: optionalText,
+    status: text,
+    amount_money: money,
+    location_id: optionalText,
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .transform(
+    (r): SquareRefund => ({
+      id: r.id,
+      paymentId: r.payment_id,
+      status: r.status,
+      amountMinor: r.amount_money.amount,
+      currency: r.amount_money.currency,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+      locationId: r.location_id,
+    }),
+  );
+
+const revocation = z
+  .object({ revoked_at: timestamp, revoker_type: optionalText })
+  .transform((r): SquareRevocation => ({ revokedAt: r.revoked_at, revokerType: r.revoker_type }));
+
+/** The envelope, with `data.object` checked only as far as the given object schema asks. */
+const envelopeWith = <Obj extends z.ZodType>(object: Obj) =>
+  z.object({
+    event_id: text,
+    type: text,
+    merchant_id: text,
+    created_at: timestamp,
+    data: z.object({ type: text, id: text, object }),
+  });
+
+const schemas = {
+  payment: envelopeWith(z.object({ payment })),
+  refund: envelopeWith(z.object({ refund })),
+  revocation: envelopeWith(z.object({ revocation })),
+  other: envelopeWith(z.unknown()),
+};
+
+const article = (word: string) => (/^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`);
+
+/** Issue messages that read after the field name: "event_id is required", "data.id must be a string". */
+const describeIssue: z.core.$ZodErrorMap = (issue) => {
+  if (issue.code === 'invalid_type') return issue.input === undefined ? 'is required' : `must be ${article(issue.expected)}`;
+  return undefined;
+};
+
+function problemsOf(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const field = issue.path.length ? issue.path.join('.') : 'the body';
+    const message = issue.code === 'invalid_type' && !issue.path.length ? 'must be a JSON object' : issue.message;
+    return `${field} ${message}`;
+  });
+}
+
+function parseWith<S extends z.ZodType>(schema: S, json: unknown): z.output<S> {
+  const result = schema.safeParse(json, { error: describeIssue });
+  if (!result.success) throw new InvalidSquareWebhook(problemsOf(result.error));
+  return result.data;
+}
+
+const envelopeOf = (e: z.output<(typeof schemas)['other']>): SquareWebhookEnvelope => ({
+  eventId: e.event_id,
+  type: e.type,
+  merchantId: e.merchant_id,
+  createdAt: e.created_at,
+  dataType: e.data.type,
+  dataId: e.data.id,
+});
+
+const isOneOf = <T extends string>(list: readonly T[], value: string): value is T => (list as readonly string[]).includes(value);
+
+/**
+ * Parses a Square webhook body (already `JSON.parse`d). Payment, refund and revocation events get their object
+ * parsed and required; any other event type is returned as its envelope with `object` undefined.
+ * Throws `InvalidSquareWebhook` listing every problem found.
+ */
+export function parseSquareWebhook(json: unknown): SquareWebhookEvent {
+  const envelope = envelopeOf(parseWith(schemas.other, json));
+  if (isOneOf(PAYMENT_EVENT_TYPES, envelope.type)) {
+    return { ...envelope, kind: 'payment', object: parseWith(schemas.payment, json).data.object.payment };
+  }
+  if (isOneOf(REFUND_EVENT_TYPES, envelope.type)) {
+    return { ...envelope, kind: 'refund', object: parseWith(schemas.refund, json).data.object.refund };
+  }
+  if (envelope.type === AUTHORIZATION_REVOKED) {
+    return { ...envelope, kind: 'authorization-revoked', object: parseWith(schemas.revocation, json).data.object.revocation };
+  }
+  return { ...envelope, kind: 'other', object: undefined };
+}

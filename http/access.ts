@@ -1,0 +1,97 @@
+/**
+ * Who may call what, decided in one place. Every route declares its access level; this middleware
+ * authenticates, loads the caller's account from the event store, and resolves the tenant a request acts on.
+ * Handlers read `ctx.state.caller` and `ctx.state.tenantId` and never decide access themselves.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import type { UserState } from '../domain/users/events.ts';
+import type { Principal } from './auth.ts';
+import { HttpError } from './errors.ts';
+
+/**
+ * - `public`: anyone (health, webhooks verify their own signature, OAuth callback checks its state).
+ * - `cron`: the X-Cron-Secret header.
+ * - `self`: any authenticated caller, registered or not, pending or suspended (the /me endpoints).
+ * - `user`: an approved user of any role, acting on their own data.
+ * - `tenant`: an approved client acting on its own tenant, or an admin naming one with `?tenantId=`.
+ * - `admin`: an approved admin.
+ */
+export type Access = 'public' | 'cron' | 'self' | 'user' | 'tenant' | 'admin';
+
+export type RegisteredUser = Exclude<UserState, { status: 'unregistered' }>;
+
+export interface Caller extends Principal {
+  user: RegisteredUser | undefined;
+}
+
+declare module 'koa' {
+  interface DefaultState {
+    caller?: Caller;
+    /** The tenant a `tenant` route acts on. */
+    tenantId?: string;
+  }
+}
+
+export interface AccessDependencies {
+  verifyToken(token: string): Promise<Principal>;
+  loadUser(userId: string): Promise<UserState>;
+  cronSecret: string;
+}
+
+function secretsEqual(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  // Compare equal-length buffers only; the length check leaks nothing useful about the secret's content.
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const TENANT_ID = /^[A-Za-z0-9_-]{1,100}$/;
+
+export function accessControl(deps: AccessDependencies) {
+  return (access: Access) =>
+    async (ctx: Context, next: Next): Promise<void> => {
+      if (access === 'public') return next();
+      if (access === 'cron') {
+        if (!secretsEqual(ctx.get('x-cron-secret'), deps.cronSecret)) {
+          throw new HttpError('UNAUTHENTICATED', 'A valid X-Cron-Secret header is required');
+        }
+        return next();
+      }
+
+      const header = ctx.get('authorization');
+      const match = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!match) throw new HttpError('UNAUTHENTICATED', header ? 'The Authorization header must be "Bearer <token>"' : 'Authorization: Bearer <token> is required');
+      const principal = await deps.verifyToken(match[1]!);
+      const state = await deps.loadUser(principal.userId);
+      const user = state.status === 'unregistered' ? undefined : state;
+      ctx.state.caller = { ...principal, user };
+      ctx.log = ctx.log.child({ userId: principal.userId });
+      if (access === 'self') return next();
+
+      if (!user) throw new HttpError('USER_NOT_REGISTERED', 'Register first: POST /api/v1/me/register');
+      if (user.status === 'pending') throw new HttpError('USER_PENDING_APPROVAL', 'Your account is waiting for an administrator to approve it');
+      if (user.status === 'suspended') throw new HttpError('USER_SUSPENDED', 'Your account is suspended');
+      if (access === 'user') return next();
+
+      if (access === 'admin') {
+        if (user.role !== 'admin') throw new HttpError('FORBIDDEN', 'This endpoint is for administrators');
+        return next();
+      }
+      // access === 'tenant'
+      if (user.role === 'client') {
+        if (!user.tenantId) throw new HttpError('FORBIDDEN', 'Your merchant workspace is not provisioned yet');
+        ctx.state.tenantId = user.tenantId;
+        return next();
+      }
+      if (user.role === 'admin') {
+        const tenantId = ctx.query.tenantId;
+        if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) {
+          throw new HttpError('VALIDATION_FAILED', 'Administrators must name the tenant: add ?tenantId=<tenant id>');
+        }
+        ctx.state.tenantId = tenantId;
+        return next();
+      }
+      throw new HttpError('FORBIDDEN', 'This endpoint is for merchants (clients)');
+    };
+}

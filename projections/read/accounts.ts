@@ -1,0 +1,76 @@
+/** Queries over the accounts read models. Rows are parsed with zod on the way out. */
+import type pg from 'pg';
+import { z } from 'zod';
+
+const userRow = z.object({
+  id: z.string(),
+  email: z.string().nullable(),
+  role: z.enum(['admin', 'client', 'consumer']),
+  status: z.enum(['pending', 'approved', 'suspended']),
+  tenant_id: z.string().nullable(),
+  business_name: z.string().nullable(),
+  registered_at: z.date(),
+});
+
+export interface UserListItem {
+  id: string;
+  email: string | null;
+  role: 'admin' | 'client' | 'consumer';
+  status: 'pending' | 'approved' | 'suspended';
+  tenantId: string | null;
+  businessName: string | null;
+  registeredAt: string;
+}
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** Users whose email, id or business name contains `q` (case-insensitive), newest first. */
+export async function searchUsers(pool: pg.Pool, q: string, limit = 50): Promise<UserListItem[]> {
+  const { rows } = await pool.query(
+    `SELECT u.id, p.email, u.role, u.status, u.tenant_id, u.business_name, u.registered_at
+       FROM users u LEFT JOIN personal_data p ON p.user_id = u.id
+      WHERE u.id ILIKE $1 OR p.email ILIKE $1 OR u.business_name ILIKE $1
+      ORDER BY u.registered_at DESC, u.id
+      LIMIT $2`,
+    [`%${escapeLike(q)}%`, limit],
+  );
+  return rows.map((raw) => {
+    const r = userRow.parse(raw);
+    return {
+      id: r.id,
+      email: r.email,
+      role: r.role,
+      status: r.status,
+      tenantId: r.tenant_id,
+      businessName: r.business_name,
+      registeredAt: r.registered_at.toISOString(),
+    };
+  });
+}
+
+const ruleRow = z.object({
+  id: z.string(),
+  version: z.number(),
+  is_active: z.boolean(),
+  rule: z.record(z.string(), z.unknown()),
+  created_at: z.date(),
+  activated_at: z.date().nullable(),
+});
+
+export async function listRewardRules(pool: pg.Pool, tenantId: string) {
+  const { rows } = await pool.query(
+    'SELECT id, version, is_active, rule, created_at, activated_at FROM reward_rules WHERE tenant_id = $1 ORDER BY version DESC',
+    [tenantId],
+  );
+  return rows.map((raw) => {
+    const r = ruleRow.parse(raw);
+    return {
+      ruleId: r.id,
+      version: r.version,
+      isActive: r.is_active,
+      rule: r.rule,
+      createdAt: r.created_at.toISOString(),
+      activatedAt: r.activated_at?.toISOString() ?? null,
+    };
+  });
+}
