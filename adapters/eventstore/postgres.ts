@@ -50,7 +50,7 @@ export function decodePosition(position: string): Cursor {
 const compare = (a: Cursor, b: Cursor) => (a.tx === b.tx ? (a.seq === b.seq ? 0 : a.seq < b.seq ? -1 : 1) : a.tx < b.tx ? -1 : 1);
 
 interface EventRow {
-  transaction_id: string;
+  tx_id: string;
   global_position: string;
   event_id: string;
   stream_name: string;
@@ -62,7 +62,8 @@ interface EventRow {
   safe_below: string;
 }
 
-const COLUMNS = `transaction_id::text, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
+// Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
+const COLUMNS = `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
   recorded_at, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below`;
 
 function toRecorded(row: EventRow): RecordedEvent {
@@ -73,7 +74,7 @@ function toRecorded(row: EventRow): RecordedEvent {
     metadata: row.metadata,
     stream: row.stream_name,
     revision: Number(row.stream_revision),
-    position: encodePosition({ tx: BigInt(row.transaction_id), seq: BigInt(row.global_position) }),
+    position: encodePosition({ tx: BigInt(row.tx_id), seq: BigInt(row.global_position) }),
     recordedAt: row.recorded_at,
   };
 }
@@ -224,14 +225,14 @@ export class PostgresEventStore implements EventStore {
     }
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
     const order = args.backwards ? 'DESC' : 'ASC';
-    let sql = `SELECT ${COLUMNS} FROM events ${where} ORDER BY transaction_id ${order}, global_position ${order}`;
+    let sql = `SELECT ${COLUMNS} FROM events ${where} ORDER BY events.transaction_id ${order}, events.global_position ${order}`;
     if (args.limit !== undefined) {
       params.push(args.limit);
       sql += ` LIMIT $${params.length}`;
     }
     const rows = await this.query<EventRow>(sql, params);
     // Ordered by transaction id and bounded by one, the safe rows are a contiguous run in either direction.
-    const safeRows = rows.filter((r) => BigInt(r.transaction_id) < BigInt(r.safe_below));
+    const safeRows = rows.filter((r) => BigInt(r.tx_id) < BigInt(r.safe_below));
     return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
   }
 

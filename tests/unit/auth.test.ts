@@ -1,0 +1,81 @@
+import test from 'ava';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from 'jose';
+import { createTokenVerifier } from '../../http/auth.ts';
+
+const secret = 'a-secret-of-at-least-thirty-two-characters!!';
+const key = new TextEncoder().encode(secret);
+const verify = createTokenVerifier({ secret, issuer: 'https://idp.test', audience: 'authenticated' });
+
+const hs = (claims: Record<string, unknown> = {}, build: (jwt: SignJWT) => SignJWT = (j) => j) =>
+  build(
+    new SignJWT({ email: 'a@b.test', ...claims })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('user-1')
+      .setIssuer('https://idp.test')
+      .setAudience('authenticated')
+      .setIssuedAt()
+      .setExpirationTime('5m'),
+  ).sign(key);
+
+const rejects = async (t: import('ava').ExecutionContext, token: string, reason: RegExp) => {
+  const error = await t.throwsAsync(verify(token));
+  t.is((error as { code?: string }).code, 'UNAUTHENTICATED');
+  t.regex(error!.message, reason);
+};
+
+test('a valid HS256 token gives the subject and email', async (t) => {
+  t.deepEqual(await verify(await hs()), { userId: 'user-1', email: 'a@b.test' });
+});
+
+test('alg none is refused', async (t) => {
+  const unsigned = new UnsecuredJWT({ email: 'a@b.test' }).setSubject('user-1').setIssuer('https://idp.test').setAudience('authenticated').setExpirationTime('5m').encode();
+  await rejects(t, unsigned, /algorithm|malformed/);
+});
+
+test('expired, not-yet-valid, wrong issuer, wrong audience and a tampered payload are each refused with the reason', async (t) => {
+  await rejects(t, await hs({}, (j) => j.setExpirationTime(Math.floor(Date.now() / 1000) - 60)), /expired/);
+  await rejects(t, await hs({}, (j) => j.setNotBefore('10m')), /not valid yet/);
+  await rejects(t, await hs({}, (j) => j.setIssuer('https://evil.test')), /issuer/);
+  await rejects(t, await hs({}, (j) => j.setAudience('other')), /audience/);
+  const [header, , signature] = (await hs()).split('.');
+  const forged = Buffer.from(JSON.stringify({ sub: 'admin', email: 'a@b.test', iss: 'https://idp.test', aud: 'authenticated', exp: 9999999999 })).toString('base64url');
+  await rejects(t, `${header}.${forged}.${signature}`, /signature/);
+  await rejects(t, await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('x').sign(new TextEncoder().encode('another-secret-another-secret-another')), /signature/);
+  await rejects(t, 'not.a.jwt', /malformed|cannot be verified/);
+});
+
+test('an RS256 token is refused when the service expects HS256 (no algorithm confusion)', async (t) => {
+  const { privateKey } = await generateKeyPair('RS256');
+  const rs = await new SignJWT({ email: 'a@b.test' })
+    .setProtectedHeader({ alg: 'RS256' })
+    .setSubject('user-1')
+    .setIssuer('https://idp.test')
+    .setAudience('authenticated')
+    .setExpirationTime('5m')
+    .sign(privateKey);
+  await rejects(t, rs, /algorithm/);
+});
+
+test('a token without a subject is refused', async (t) => {
+  const noSub = await new SignJWT({ email: 'a@b.test' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://idp.test').setAudience('authenticated').setExpirationTime('5m').sign(key);
+  await rejects(t, noSub, /subject/);
+});
+
+test('asymmetric keys from a JWKS URL, served over a real socket; HS256 tokens are then refused', async (t) => {
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const server = http.createServer((_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const jwksVerify = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json` });
+  const es = await new SignJWT({ email: 'c@d.test' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('user-9').setExpirationTime('5m').sign(privateKey);
+  t.deepEqual(await jwksVerify(es), { userId: 'user-9', email: 'c@d.test' });
+  const hsToken = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('user-9').setExpirationTime('5m').sign(key);
+  const error = await t.throwsAsync(jwksVerify(hsToken));
+  t.regex(error!.message, /algorithm/);
+});

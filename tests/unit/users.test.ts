@@ -1,0 +1,47 @@
+import test from 'ava';
+import { userDecider } from '../../domain/users/decider.ts';
+import type { UserEvent } from '../../domain/users/events.ts';
+import { deciderSpec } from '../support/decider-spec.ts';
+
+const spec = deciderSpec(userDecider);
+const now = '2026-11-26T10:00:00.000Z';
+const register = (requestedRole: 'client' | 'consumer', isAdmin = false) =>
+  ({ type: 'RegisterUser', userId: 'u1', requestedRole, isAdmin, emailHash: 'email:h', phoneHash: null, businessName: requestedRole === 'client' ? 'Cafe' : null, now }) as const;
+const registered = (role: 'client' | 'consumer' | 'admin', status: 'pending' | 'approved'): UserEvent => ({
+  type: 'UserRegistered',
+  data: { userId: 'u1', role, status, emailHash: 'email:h', phoneHash: null, businessName: role === 'consumer' ? null : 'Cafe', registeredAt: now },
+});
+const approved: UserEvent = { type: 'UserApproved', data: { userId: 'u1', approvedBy: 'a1', tenantId: 't1', approvedAt: now } };
+
+test('a consumer is approved on registration; a client starts pending; an admin email registers as admin', (t) => {
+  spec(t).given().when(register('consumer')).then([registered('consumer', 'approved')]);
+  spec(t).given().when(register('client')).then([registered('client', 'pending')]);
+  spec(t).given().when(register('consumer', true)).then([{ ...registered('admin', 'approved'), data: { ...registered('admin', 'approved').data, businessName: null } } as UserEvent]);
+});
+
+test('registering again changes nothing', (t) => {
+  spec(t).given(registered('consumer', 'approved')).when(register('client')).thenNothing();
+});
+
+test('a client must give a business name', (t) => {
+  spec(t).given().when({ ...register('client'), businessName: null }).thenThrows('VALIDATION_FAILED', /businessName/);
+});
+
+test('approving a pending client gives it the tenant; approving again is a no-op; unknown users are not found', (t) => {
+  const approve = { type: 'ApproveUser', userId: 'u1', by: 'a1', tenantIdForClient: 't1', now } as const;
+  spec(t).given(registered('client', 'pending')).when(approve).then([approved]);
+  spec(t).given(registered('client', 'pending'), approved).when(approve).thenNothing();
+  spec(t).given().when(approve).thenThrows('NOT_FOUND');
+});
+
+test('suspension remembers the status to reinstate; a suspended user is not approved, but reinstated', (t) => {
+  const suspended: UserEvent = { type: 'UserSuspended', data: { userId: 'u1', suspendedBy: 'a1', reason: null, previousStatus: 'pending', suspendedAt: now } };
+  spec(t).given(registered('client', 'pending')).when({ type: 'SuspendUser', userId: 'u1', by: 'a1', reason: null, now }).then([suspended]);
+  spec(t).given(registered('client', 'pending'), suspended).when({ type: 'ApproveUser', userId: 'u1', by: 'a1', tenantIdForClient: 't1', now }).thenThrows('CONFLICT', /reinstate/);
+  spec(t)
+    .given(registered('client', 'pending'), suspended)
+    .when({ type: 'ReinstateUser', userId: 'u1', by: 'a1', now })
+    .then([{ type: 'UserReinstated', data: { userId: 'u1', reinstatedBy: 'a1', status: 'pending', reinstatedAt: now } }]);
+  spec(t).given(registered('consumer', 'approved')).when({ type: 'ReinstateUser', userId: 'u1', by: 'a1', now }).thenNothing();
+  spec(t).given(registered('admin', 'approved')).when({ type: 'SuspendUser', userId: 'u1', by: 'u1', reason: null, now }).thenThrows('CONFLICT', /themselves/);
+});
