@@ -279,6 +279,8 @@ function codeForStatus(status: number): string {
       return 'REQUEST_TIMEOUT';
     case 429:
       return 'RATE_LIMITED';
+    case 502:
+      return 'BAD_GATEWAY';
     case 503:
       return 'SERVICE_UNAVAILABLE';
     case 504:
@@ -299,15 +301,21 @@ function retryAfterSeconds(header: string | null | undefined): number | undefine
 
 function toSquareApiError(error: unknown, operation: SquareOperation): unknown {
   if (error instanceof SquareApiError) return error;
-  if (error instanceof SquareTimeoutError) {
+  // On Node's fetch the SDK's timeout aborts with the bare string "timeout" as reason, which fetch rethrows
+  // as-is: it then surfaces as a plain SquareError whose cause is that string, never as SquareTimeoutError.
+  if (error instanceof SquareTimeoutError || (error instanceof SquareError && error.cause === 'timeout')) {
     return new SquareApiError({ code: 'TIMEOUT', operation, detail: 'Square did not answer in time', cause: error });
   }
   if (!(error instanceof SquareError)) return error;
 
   const status = error.statusCode;
   if (status === undefined) {
+    // Without a cause it is the SDK refusing to send (a configuration error of ours): not Square's doing.
+    if (error.cause === undefined) return error;
     // No HTTP answer at all: fetch failed (refused, reset, DNS). The cause holds the reason.
-    const reason = error.cause instanceof Error ? (error.cause.cause instanceof Error ? error.cause.cause.message : error.cause.message) : error.message;
+    // Node's fetch throws `TypeError: fetch failed` and puts the socket error (ECONNRESET…) in its own cause.
+    const fetchError = error.cause instanceof Error ? error.cause : undefined;
+    const reason = fetchError?.cause instanceof Error ? fetchError.cause.message : (fetchError?.message ?? error.message);
     return new SquareApiError({ code: 'NETWORK', operation, detail: `could not reach Square: ${reason}`, cause: error });
   }
   // A body without Square's `errors` array (an HTML page from a proxy, a v1-style OAuth body) gets the SDK's

@@ -136,7 +136,7 @@ const schemas = {
   payment: envelopeWith(z.object({ payment })),
   refund: envelopeWith(z.object({ refund })),
   revocation: envelopeWith(z.object({ revocation })),
-  other: envelopeWith(z.unknown()),
+  other: envelopeWith(z.unknown().optional()),
 };
 
 const article = (word: string) => (/^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`);
