@@ -14,6 +14,8 @@ export interface HttpAppOptions {
   routers: Router[];
   /** Largest JSON body accepted (bytes). */
   jsonLimit?: string;
+  /** Paths whose handlers read the raw body themselves (signed webhooks): the JSON parser leaves them alone. */
+  rawBodyPaths?: readonly string[];
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -37,16 +39,16 @@ export function createHttpApp(options: HttpAppOptions): Koa {
     }
   });
   app.use(errorHandler());
-  app.use(
-    bodyParser({
+  const rawBodyPaths = new Set(options.rawBodyPaths ?? []);
+  const parseJson = bodyParser({
       enableTypes: ['json'],
       jsonLimit: options.jsonLimit ?? '1mb',
       encoding: 'utf-8',
       onError: (error) => {
         throw Object.assign(new Error(`The body is not valid JSON: ${error.message}`), { status: 400 });
       },
-    }),
-  );
+  });
+  app.use((ctx, next) => (rawBodyPaths.has(ctx.path) ? next() : parseJson(ctx, next)));
   for (const router of options.routers) app.use(router.routes()).use(router.allowedMethods());
   return app;
 }

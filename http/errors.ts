@@ -19,11 +19,14 @@ const STATUS_BY_CODE: Record<string, number> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   CONCURRENCY_CONFLICT: 409,
+  INSUFFICIENT_POINTS: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNPROCESSABLE: 422,
+  IDEMPOTENCY_KEY_REUSED: 422,
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
+  WEBHOOKS_NOT_CONFIGURED: 503,
 };
 
 /** An error raised by the HTTP layer itself (authentication, body parsing, routing). */
@@ -54,8 +57,10 @@ export function errorHandler() {
         };
         return;
       }
-      if (error instanceof DomainError && statusFor(error.code) < 500) {
+      if (error instanceof DomainError && statusFor(error.code) !== 500) {
+        // Raised on purpose, with a message written for the caller (a 503 says what is unavailable).
         ctx.status = statusFor(error.code);
+        if (ctx.status === 503 && !ctx.response.get('Retry-After')) ctx.set('Retry-After', '5');
         ctx.body = { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
         return;
       }
@@ -64,7 +69,7 @@ export function errorHandler() {
         ctx.body = { error: { code: 'CONCURRENCY_CONFLICT', message: 'The resource changed concurrently; retry the request.' } };
         return;
       }
-      if (error instanceof EventStoreUnavailable || isTransientPgError(error) || (error instanceof DomainError && error.code === 'UNAVAILABLE')) {
+      if (error instanceof EventStoreUnavailable || isTransientPgError(error)) {
         ctx.log?.warn({ err: error }, 'dependency unavailable');
         ctx.status = 503;
         ctx.set('Retry-After', '5');

@@ -1,0 +1,189 @@
+/**
+ * The webhook inbox (`pos_webhook_events_raw`): rows are written before Square gets its 2xx, then claimed by
+ * workers with SKIP LOCKED and a lease, so a crashed worker's rows are picked up again when the lease ends.
+ */
+import type pg from 'pg';
+import { z } from 'zod';
+
+export interface InboxEntry {
+  eventId: string;
+  merchantId: string;
+  eventType: string;
+  objectId: string | null;
+  rawBody: string;
+  headers: Record<string, string>;
+}
+
+const dueRow = z.object({
+  event_id: z.string(),
+  merchant_id: z.string(),
+  event_type: z.string(),
+  raw_body: z.string(),
+  attempts: z.number(),
+});
+export type DueWebhook = z.infer<typeof dueRow>;
+
+const listRow = z.object({
+  event_id: z.string(),
+  event_type: z.string(),
+  merchant_id: z.string(),
+  tenant_id: z.string().nullable(),
+  object_id: z.string().nullable(),
+  received_at: z.date(),
+  processed: z.boolean(),
+  processed_at: z.date().nullable(),
+  outcome: z.string().nullable(),
+  error: z.string().nullable(),
+  attempts: z.number(),
+  deliveries: z.number(),
+  next_attempt_at: z.date(),
+});
+
+export interface WebhookFilter {
+  outcome?: string | undefined;
+  tenantId?: string | undefined;
+  type?: string | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+  /** Opaque cursor from a previous page. */
+  cursor?: string | undefined;
+  limit: number;
+}
+
+const encodeCursor = (receivedAt: Date, eventId: string) => Buffer.from(JSON.stringify([receivedAt.toISOString(), eventId])).toString('base64url');
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const parsed = z.tuple([z.string().datetime(), z.string()]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    return parsed;
+  } catch {
+    throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
+  }
+}
+
+export function webhookInbox(pool: pg.Pool) {
+  return {
+    /** Stores a verified webhook once; a repeated event id only counts the delivery. */
+    async record(entry: InboxEntry): Promise<{ inserted: boolean }> {
+      const { rows } = await pool.query<{ inserted: boolean }>(
+        `INSERT INTO pos_webhook_events_raw (event_id, merchant_id, event_type, object_id, raw_body, headers)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (event_id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
+         RETURNING (xmax = 0) AS inserted`,
+        [entry.eventId, entry.merchantId, entry.eventType, entry.objectId, entry.rawBody, JSON.stringify(entry.headers)],
+      );
+      return { inserted: rows[0]?.inserted ?? false };
+    },
+
+    /** Leases up to `limit` due webhooks, oldest first; the lease protects against a second worker. */
+    async claimDue(limit: number, leaseMs: number): Promise<DueWebhook[]> {
+      const { rows } = await pool.query(
+        `UPDATE pos_webhook_events_raw w
+            SET attempts = w.attempts + 1, locked_until = now() + ($2::int * interval '1 millisecond')
+          WHERE w.event_id IN (
+            SELECT event_id FROM pos_webhook_events_raw
+             WHERE NOT processed AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
+             ORDER BY received_at, event_id
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+        RETURNING w.event_id, w.merchant_id, w.event_type, w.raw_body, w.attempts`,
+        [limit, leaseMs],
+      );
+      return rows.map((r) => dueRow.parse(r));
+    },
+
+    async complete(eventId: string, result: { tenantId: string | null; outcome: string }): Promise<void> {
+      await pool.query(
+        `UPDATE pos_webhook_events_raw
+            SET processed = true, processed_at = now(), outcome = $2, tenant_id = COALESCE($3, tenant_id), error = NULL, locked_until = NULL
+          WHERE event_id = $1`,
+        [eventId, result.outcome, result.tenantId],
+      );
+    },
+
+    async fail(eventId: string, failure: { tenantId: string | null; error: string; retryAt: Date | null }): Promise<void> {
+      // With no retry left the row is settled as failed; an operator can re-drive it.
+      await pool.query(
+        `UPDATE pos_webhook_events_raw
+            SET outcome = 'failed', error = $2, tenant_id = COALESCE($3, tenant_id), locked_until = NULL,
+                processed = ($4::timestamptz IS NULL), processed_at = CASE WHEN $4::timestamptz IS NULL THEN now() END,
+                next_attempt_at = COALESCE($4::timestamptz, next_attempt_at)
+          WHERE event_id = $1`,
+        [eventId, failure.error.slice(0, 2000), failure.tenantId, failure.retryAt],
+      );
+    },
+
+    /** Re-drives a webhook now. Only failed ones: a processed success is not processed twice. */
+    async retry(eventId: string): Promise<'scheduled' | 'not_found' | 'not_failed'> {
+      const { rows } = await pool.query<{ outcome: string | null }>('SELECT outcome FROM pos_webhook_events_raw WHERE event_id = $1', [eventId]);
+      const row = rows[0];
+      if (!row) return 'not_found';
+      if (row.outcome !== 'failed' && row.outcome !== 'no_connection') return 'not_failed';
+      await pool.query(
+        `UPDATE pos_webhook_events_raw SET processed = false, processed_at = NULL, next_attempt_at = now(), locked_until = NULL, attempts = 0
+          WHERE event_id = $1`,
+        [eventId],
+      );
+      return 'scheduled';
+    },
+
+    async get(eventId: string) {
+      const { rows } = await pool.query(
+        `SELECT event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
+           FROM pos_webhook_events_raw WHERE event_id = $1`,
+        [eventId],
+      );
+      return rows[0] ? toItem(listRow.parse(rows[0])) : undefined;
+    },
+
+    /** Newest first, filtered, cursor-paginated. */
+    async list(filter: WebhookFilter) {
+      const params: unknown[] = [];
+      const where: string[] = [];
+      const add = (sql: string, value: unknown) => {
+        params.push(value);
+        where.push(sql.replace('?', `$${params.length}`));
+      };
+      if (filter.outcome) filter.outcome === 'pending' ? where.push('NOT processed AND outcome IS NULL') : add('outcome = ?', filter.outcome);
+      if (filter.tenantId) add('tenant_id = ?', filter.tenantId);
+      if (filter.type) add('event_type = ?', filter.type);
+      if (filter.from) add('received_at >= ?', filter.from);
+      if (filter.to) add('received_at < ?', filter.to);
+      if (filter.cursor) {
+        const [at, id] = decodeCursor(filter.cursor);
+        params.push(at, id);
+        where.push(`(received_at, event_id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+      }
+      params.push(filter.limit + 1);
+      const { rows } = await pool.query(
+        `SELECT event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
+           FROM pos_webhook_events_raw ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+          ORDER BY received_at DESC, event_id DESC LIMIT $${params.length}`,
+        params,
+      );
+      const parsed = rows.map((r) => listRow.parse(r));
+      const page = parsed.slice(0, filter.limit);
+      const last = page.at(-1);
+      return { items: page.map(toItem), nextCursor: parsed.length > filter.limit && last ? encodeCursor(last.received_at, last.event_id) : null };
+    },
+  };
+}
+
+function toItem(r: z.infer<typeof listRow>) {
+  return {
+    eventId: r.event_id,
+    type: r.event_type,
+    merchantId: r.merchant_id,
+    tenantId: r.tenant_id,
+    objectId: r.object_id,
+    receivedAt: r.received_at.toISOString(),
+    processed: r.processed,
+    processedAt: r.processed_at?.toISOString() ?? null,
+    outcome: r.outcome ?? (r.processed ? null : 'pending'),
+    error: r.error,
+    attempts: r.attempts,
+    deliveries: r.deliveries,
+    nextAttemptAt: r.processed ? null : r.next_attempt_at.toISOString(),
+  };
+}
+
+export type WebhookInbox = ReturnType<typeof webhookInbox>;

@@ -1,0 +1,103 @@
+/**
+ * Drains the webhook inbox: leases due rows, hands each to the webhook handler, records the outcome. Woken
+ * right after a webhook is stored, and polls as a safety net for rows left by a process that died.
+ * Failures are retried with exponential backoff and jitter; the row shows the error and the attempts.
+ */
+import type { Logger } from 'pino';
+import type { WebhookInbox, DueWebhook } from '../postgres/webhook-inbox.ts';
+import type { WebhookHandler } from '../../domain/payments/webhook-handler.ts';
+import { DomainError } from '../../domain/shared/errors.ts';
+
+export interface WebhookProcessorOptions {
+  batchSize?: number;
+  leaseMs?: number;
+  pollIntervalMs?: number;
+  maxAttempts?: number;
+  /** Called with every outcome (metrics). */
+  onOutcome?: (outcome: string) => void;
+}
+
+export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
+  const base = Math.min(1000 * 2 ** Math.max(0, attempts - 1), 60 * 60 * 1000);
+  return Math.round(base * (0.5 + random() / 2));
+}
+
+export class WebhookProcessor {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private pendingWake = false;
+  private readonly batchSize: number;
+  private readonly leaseMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly maxAttempts: number;
+
+  constructor(
+    private readonly inbox: WebhookInbox,
+    private readonly handle: WebhookHandler,
+    private readonly log: Logger,
+    private readonly options: WebhookProcessorOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 32;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.maxAttempts = options.maxAttempts ?? 12;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+  }
+
+  /** A webhook was stored: look now rather than at the next poll. */
+  wake(): void {
+    this.pendingWake = true;
+    this.wakeUp?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let due: DueWebhook[] = [];
+      try {
+        this.pendingWake = false;
+        due = await this.inbox.claimDue(this.batchSize, this.leaseMs);
+        // Payments of one batch are independent streams; process them concurrently, each at most once.
+        await Promise.all(due.map((row) => this.process(row)));
+      } catch (error) {
+        this.log.warn({ err: error }, 'webhook inbox unavailable; retrying');
+      }
+      if (due.length === this.batchSize || this.pendingWake) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.pollIntervalMs);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  private async process(row: DueWebhook): Promise<void> {
+    const log = this.log.child({ webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id });
+    try {
+      const result = await this.handle({ eventId: row.event_id, rawBody: row.raw_body });
+      await this.inbox.complete(row.event_id, { tenantId: result.tenantId, outcome: result.outcome });
+      this.options.onOutcome?.(result.outcome);
+      log.info({ outcome: result.outcome, tenantId: result.tenantId, ...result.detail }, `ingestion outcome: ${result.outcome}`);
+    } catch (error) {
+      const message = error instanceof DomainError ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
+      const retryAt = row.attempts >= this.maxAttempts ? null : new Date(Date.now() + retryDelayMs(row.attempts));
+      log.warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
+      this.options.onOutcome?.('failed');
+      await this.inbox.fail(row.event_id, { tenantId: null, error: message, retryAt }).catch((e) => log.error({ err: e }, 'could not record the failure'));
+    }
+  }
+}
