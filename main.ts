@@ -21,12 +21,31 @@ import { createHttpApp } from './http/app.ts';
 import { healthRouter } from './http/routes/health.ts';
 import { buildRouter, type RouteSpec } from './http/routes/table.ts';
 import { accountRoutes } from './http/routes/accounts.ts';
+import { walletRoutes } from './http/routes/wallets.ts';
 import { accessControl } from './http/access.ts';
 import { createTokenVerifier } from './http/auth.ts';
 import { createIdentityHasher } from './adapters/identity/hasher.ts';
 import { postgresPersonalData } from './adapters/postgres/personal-data.ts';
 import { accountsService } from './domain/users/service.ts';
 import { rewardRulesService } from './domain/rewards/service.ts';
+import { walletsService } from './domain/wallets/service.ts';
+import { createSquareGateway } from './adapters/square/client.ts';
+import { squareSettings } from './adapters/square/settings.ts';
+import { keyring } from './adapters/crypto/keys.ts';
+import { postgresTokenVault } from './adapters/postgres/token-vault.ts';
+import { postgresOAuthStates } from './adapters/oauth/state.ts';
+import { squareConnectionsService, type SquareAccess, type SquareConnectionsService } from './domain/connections/service.ts';
+import { tenantsWithStatus } from './projections/read/connections.ts';
+import { connectionRoutes } from './http/routes/connections.ts';
+import { WEBHOOK_PATH, webhookRoutes } from './http/routes/webhooks.ts';
+import { ingestionRoutes } from './http/routes/ingestion.ts';
+import { webhookInbox } from './adapters/postgres/webhook-inbox.ts';
+import { WebhookProcessor } from './adapters/workers/webhook-processor.ts';
+import { ingestionService } from './domain/payments/ingestion.ts';
+import { webhookHandler } from './domain/payments/webhook-handler.ts';
+import { pollService } from './domain/payments/poll.ts';
+import { activeRule } from './domain/rewards/rule-set.ts';
+import { consumerByIdentity } from './projections/read/accounts.ts';
 import type { Runtime } from './domain/ports/identity.ts';
 import type { Position } from './domain/ports/event-store.ts';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -41,6 +60,8 @@ export interface Tally {
   store: EventStore;
   runner: ProjectionRunner;
   log: Logger;
+  /** Square connections: API clients per tenant, poll checkpoints, revocations (used by payment ingestion). */
+  connections: SquareConnectionsService;
   stop(): Promise<void>;
 }
 
@@ -53,6 +74,8 @@ export interface StartOptions {
 const EMBEDDED_DATABASE = 'tally';
 /** Namespace for tenant ids derived from the owning user's id (uuid v5): provisioning twice gives one tenant. */
 const TENANT_NAMESPACE = '6f1c1f3e-3f0b-4a8e-9a4c-7d2b9e0c5a11';
+/** Namespace for wallet ids: one wallet per consumer per tenant, the same id however the credit arrives. */
+const WALLET_NAMESPACE = 'b3a4c2d1-8e7f-4a6b-9c5d-2e1f0a9b8c7d';
 
 async function provideDatabase(config: Config, log: Logger): Promise<{ url: string; embedded?: EmbeddedPostgresServer }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL };
@@ -85,6 +108,35 @@ async function provideEventStore(config: Config, pool: pg.Pool, databaseUrl: str
   return new PostgresEventStore(pool, { connectionString: databaseUrl });
 }
 
+/** The Square connection context: the gateway only when the app's credentials are configured, the vault, OAuth states. */
+function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: pg.Pool, store: EventStore, runtime: Runtime) {
+  const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
+  const settings = squareSettings(config, env, config.SQUARE_WEBHOOK_URL ?? `${config.API_BASE_URL}${WEBHOOK_PATH}`);
+  const missing = (['SQUARE_APP_ID', 'SQUARE_APP_SECRET'] as const).filter((name) => !config[name]);
+  const square: SquareAccess =
+    config.SQUARE_APP_ID && config.SQUARE_APP_SECRET
+      ? {
+          configured: true,
+          gateway: createSquareGateway({
+            appId: config.SQUARE_APP_ID,
+            appSecret: config.SQUARE_APP_SECRET,
+            environment: config.SQUARE_ENVIRONMENT,
+            ...(config.SQUARE_BASE_URL ? { baseUrl: config.SQUARE_BASE_URL } : {}),
+          }),
+        }
+      : { configured: false, missing };
+  const connections = squareConnectionsService({
+    store,
+    vault: postgresTokenVault(pool, keys),
+    oauthStates: postgresOAuthStates(pool, keys),
+    square,
+    runtime,
+    redirectUri: settings.redirectUri,
+    tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
+  });
+  return { connections, settings };
+}
+
 export async function startTally(options: StartOptions = {}): Promise<Tally> {
   const config = await loadConfig(options.env ?? process.env);
   const log = options.log ?? createLogger({ level: config.LOG_LEVEL, secrets: secretValues(config) });
@@ -108,20 +160,62 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
 
     const store = await provideEventStore(config, pool, database.url, log);
     cleanups.unshift(() => store.close());
-    const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, allProjections(), log);
-    runner.start();
-    cleanups.unshift(() => runner.stop());
-
     const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
+    const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
     const accounts = accountsService({
       store,
       personalData: postgresPersonalData(pool),
-      hasher: createIdentityHasher(config.IDENTITY_HASH_KEY),
+      hasher,
       runtime,
       adminEmails: config.ADMIN_EMAILS,
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
     });
     const rules = rewardRulesService({ store, runtime });
+    const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime);
+    const walletIdFor = (tenantId: string, consumerId: string) => uuidv5(`${tenantId}:${consumerId}`, WALLET_NAMESPACE);
+
+    const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, allProjections({ store, newId: runtime.newId, walletIdFor }), log);
+    runner.start();
+    cleanups.unshift(() => runner.stop());
+
+    // Payment ingestion: webhooks and polls become purchase commands through one path.
+    const ingestion = ingestionService({
+      store,
+      runtime,
+      hasher,
+      activeRule: async (tenantId) => {
+        const active = activeRule(await rules.current(tenantId));
+        return active ? { ruleId: active.ruleId, version: active.version, rule: active.rule } : null;
+      },
+      customerContacts: async (tenantId, customerId) => {
+        const customer = await (await square.connections.apiFor(tenantId)).api.getCustomer(customerId);
+        return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
+      },
+      consumerByIdentity: (hashes) => consumerByIdentity(pool, hashes),
+      walletIdFor,
+    });
+    const inbox = webhookInbox(pool);
+    const processor = new WebhookProcessor(
+      inbox,
+      webhookHandler({
+        ingestion,
+        tenantForMerchant: (merchantId) => square.connections.tenantForMerchant(merchantId),
+        markRevoked: async (merchantId, revocation, metadata) => (await square.connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
+      }),
+      log.child({ component: 'webhooks' }),
+    );
+    processor.start();
+    cleanups.unshift(() => processor.stop());
+    const poll = pollService({
+      ingestion,
+      activeConnections: () => square.connections.activeConnections(),
+      apiFor: (tenantId) => square.connections.apiFor(tenantId),
+      recordPoll: async (tenantId, result, metadata) => {
+        await square.connections.recordPoll(tenantId, result, metadata);
+      },
+      now: runtime.now,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    });
     const guard = accessControl({
       verifyToken: createTokenVerifier({
         secret: config.AUTH_JWT_SECRET,
@@ -132,7 +226,18 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       loadUser: (userId) => accounts.load(userId),
       cronSecret: config.CRON_SECRET,
     });
-    const routes: RouteSpec[] = [...accountRoutes({ accounts, rules, store, pool })];
+    const routes: RouteSpec[] = [
+      ...accountRoutes({ accounts, rules, store, pool }),
+      ...walletRoutes({ wallets: walletsService({ store, runtime }), pool, hasher }),
+      ...connectionRoutes({ connections: square.connections, pool, settings: square.settings, now: runtime.now }),
+      ...webhookRoutes({
+        inbox,
+        signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY,
+        notificationUrl: square.settings.webhookNotificationUrl,
+        onStored: () => processor.wake(),
+      }),
+      ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
+    ];
     const isPosition = (value: string) => {
       try {
         store.isAfter(value as Position, value as Position);
@@ -145,6 +250,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
     const app = createHttpApp({
       log,
+      rawBodyPaths: [WEBHOOK_PATH],
       routers: [
         buildRouter(routes, { guard, waitForPosition: (p, ms) => runner.waitForPosition(p, ms), isPosition }),
         healthRouter([
@@ -191,7 +297,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         for (const cleanup of cleanups) await cleanup().catch((error) => log.warn({ err: error }, 'error during shutdown'));
         log.info('stopped');
       })());
-    return { url, routes, config, pool, store, runner, log, stop };
+    return { url, routes, config, pool, store, runner, log, connections: square.connections, stop };
   } catch (error) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw error;

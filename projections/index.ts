@@ -1,7 +1,19 @@
 import type { Projection } from './projection.ts';
 import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
+import { walletsProjection } from './wallets.ts';
+import { posConnectionsProjection } from './connections.ts';
+import { walletCreditsReactor } from './reactors/wallet-credits.ts';
+import { claimsReactor, type ClaimsDependencies } from './reactors/claims.ts';
 
-/** Every read model the service maintains. */
-export function allProjections(): Projection[] {
-  return [usersProjection, workspacesProjection, rewardRulesProjection];
+/** Every read model the service maintains, and the reactors that carry effects across streams. */
+export function allProjections(deps: ClaimsDependencies): Projection[] {
+  return [
+    usersProjection,
+    workspacesProjection,
+    rewardRulesProjection,
+    walletsProjection,
+    posConnectionsProjection,
+    walletCreditsReactor(deps.store, deps.newId),
+    claimsReactor(deps),
+  ];
 }

@@ -104,7 +104,8 @@ export function pollService(deps: PollDependencies) {
         await withRateLimitRetries(async () => {
           const since = cursor.payments[location.id] ?? defaultBegin;
           for await (const payment of api.listPayments({ locationId: location.id, updatedAtBeginTime: since, limit: 100 })) {
-            const result = await deps.ingestion.ingestPayment(connection.tenantId, connection.merchantId, payment, `poll:${payment.id}:${payment.updatedAt}`, metadata);
+            // Each poll run is its own source: a payment seen again by a later run is a duplicate, not its first outcome.
+            const result = await deps.ingestion.ingestPayment(connection.tenantId, connection.merchantId, payment, `poll:${started.toISOString()}:${payment.id}`, metadata);
             count(result.outcome);
             cursor.payments[location.id] = later(cursor.payments[location.id], payment.updatedAt);
           }
@@ -112,7 +113,7 @@ export function pollService(deps: PollDependencies) {
       }
       await withRateLimitRetries(async () => {
         for await (const refund of api.listRefunds({ updatedAtBeginTime: cursor.refunds ?? defaultBegin, limit: 100 })) {
-          const result = await deps.ingestion.ingestRefund(connection.tenantId, refund, `poll:${refund.id}`, metadata);
+          const result = await deps.ingestion.ingestRefund(connection.tenantId, refund, `poll:${started.toISOString()}:${refund.id}`, metadata);
           count(result.outcome);
           cursor.refunds = later(cursor.refunds, refund.updatedAt);
         }

@@ -19,7 +19,8 @@ export interface CommandResult<Event extends DomainEvent, State> {
   position: Position | undefined;
 }
 
-const MAX_ATTEMPTS = 5;
+/** Each round of a race lets at least one writer through, so this bounds contention of about as many writers. */
+const MAX_ATTEMPTS = 50;
 
 export async function handleCommand<Command, Event extends DomainEvent, State>(
   store: EventStore,

@@ -1,6 +1,7 @@
 /** Operators' view of ingestion: received webhooks with their outcomes, and a re-drive for failed ones. */
 import { z } from 'zod';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
+import type { pollService } from '../../domain/payments/poll.ts';
 import { HttpError } from '../errors.ts';
 import { params, query } from './accounts.ts';
 import type { RouteSpec } from './table.ts';
@@ -37,8 +38,19 @@ const listQuery = z
   })
   .strict();
 
-export function ingestionRoutes(deps: { inbox: WebhookInbox; wakeProcessor(): void }): RouteSpec[] {
+export function ingestionRoutes(deps: { inbox: WebhookInbox; wakeProcessor(): void; poll: ReturnType<typeof pollService> }): RouteSpec[] {
   return [
+    {
+      method: 'post',
+      path: '/api/v1/internal/cron/square-poll-payments',
+      access: 'cron',
+      summary: 'Poll every active connection for payments and refunds since its cursor (header X-Cron-Secret).',
+      async handler(ctx) {
+        const result = await deps.poll.pollAll();
+        ctx.log.info({ connections: result.connections.map(({ errors, ...c }) => ({ ...c, errors: errors.length })) }, 'poll completed');
+        ctx.body = { polledAt: new Date().toISOString(), ...result };
+      },
+    },
     {
       method: 'get',
       path: '/api/v1/admin/webhooks',

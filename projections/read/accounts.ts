@@ -74,3 +74,13 @@ export async function listRewardRules(pool: pg.Pool, tenantId: string) {
     };
   });
 }
+
+/** The approved consumer that owns one of these identity hashes (the earliest registered, if several). */
+export async function consumerByIdentity(pool: pg.Pool, hashes: readonly string[]): Promise<string | undefined> {
+  const { rows } = await pool.query<{ id: string }>(
+    `SELECT id FROM users WHERE role = 'consumer' AND status = 'approved' AND (email_hash = ANY($1) OR phone_hash = ANY($1))
+      ORDER BY registered_at, id LIMIT 1`,
+    [hashes],
+  );
+  return rows[0]?.id;
+}

@@ -1,0 +1,238 @@
+/**
+ * Runbooks 2 and 3 against the running service: signed Square webhooks (Square's own example payloads)
+ * and the poll, through a real connection to the local Square server, to wallet credits and outcomes.
+ */
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
+
+const WEBHOOK_KEY = 'test-webhook-signature-key';
+const API_BASE_URL = 'https://api.tally.test';
+const NOTIFICATION_URL = `${API_BASE_URL}/api/v1/webhooks/square`;
+const CRON_SECRET = 'cron-secret-for-tests-0123456789';
+
+let square: SquareTestServer;
+let service: TestService;
+let call: ReturnType<typeof api>;
+let send: ReturnType<typeof webhookSender>;
+let admin: string;
+let client: string;
+let tenantId: string;
+
+async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) {
+  const id = uuid();
+  const token = await tokenFor(id, email);
+  const response = await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } });
+  return { id, token, position: response.body.position as string };
+}
+
+/** Connects a tenant to a Square merchant through the real OAuth flow against the local Square server. */
+async function connect(token: string, merchantId: string) {
+  const started = await call('GET', '/api/v1/client/pos/square/connect', { token });
+  const state = new URL(started.body.url).searchParams.get('state')!;
+  const code = square.issueCode(merchantId);
+  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`);
+  if (callback.status !== 302 || !callback.headers.get('location')?.includes('connected=square')) {
+    throw new Error(`connect failed: ${callback.status} ${callback.headers.get('location')}`);
+  }
+}
+
+/** Waits (bounded) until the inbox row for this webhook satisfies `until` (default: processed), and returns it. */
+async function processed(eventId: string, until: (row: any) => boolean = (row) => row.processed) {
+  for (let i = 0; i < 200; i++) {
+    const row = await call('GET', `/api/v1/admin/webhooks/${encodeURIComponent(eventId)}`, { token: admin });
+    if (row.status === 200 && until(row.body)) return row.body;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`webhook ${eventId} did not reach the expected state in time`);
+}
+
+async function walletOf(token: string, tenant = tenantId) {
+  for (let i = 0; i < 200; i++) {
+    const head = await service.tally.store.headPosition();
+    const wallets = await call('GET', '/api/v1/me/wallets', { token, headers: head ? { 'x-min-position': head } : {} });
+    const wallet = wallets.body.find?.((w: { tenantId: string }) => w.tenantId === tenant);
+    if (wallet) return wallet;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return undefined;
+}
+
+/** The wallet once every event so far is projected (the reactor's credit may come a moment after the purchase). */
+async function settledBalance(token: string): Promise<number | undefined> {
+  let previous: number | undefined;
+  for (let i = 0; i < 100; i++) {
+    const head = await service.tally.store.headPosition();
+    if (head) await service.tally.runner.waitForPosition(head, 5000);
+    const wallet = await walletOf(token);
+    const again = await service.tally.store.headPosition();
+    if (again === head && wallet?.balance === previous) return previous;
+    previous = wallet?.balance;
+  }
+  return previous;
+}
+
+test.before(async () => {
+  square = await startSquareServer();
+  square.addMerchant({ merchantId: 'M-CAFE', businessName: 'Cafe', locations: [{ id: 'L-MAIN', name: 'Main' }, { id: 'L-KIOSK', name: 'Kiosk' }] });
+  square.addCustomer('M-CAFE', { id: 'cust-ann', email: 'Ann@Example.com', phone: null });
+  square.addCustomer('M-CAFE', { id: 'cust-bob', email: null, phone: '+1-212-555-4240' });
+  square.addCustomer('M-CAFE', { id: 'cust-later', email: 'later@example.com', phone: null });
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAILS: 'ops@tally.test',
+    SQUARE_BASE_URL: square.url,
+    SQUARE_APP_ID: TEST_APP_ID,
+    SQUARE_APP_SECRET: TEST_APP_SECRET,
+    SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
+    API_BASE_URL,
+    CRON_SECRET,
+  });
+  call = api(service.url);
+  send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  admin = (await register('consumer', 'ops@tally.test')).token;
+  const merchant = await register('client', 'owner@cafe.test', { businessName: 'Cafe' });
+  client = merchant.token;
+  const approval = await call('PATCH', `/api/v1/admin/users/${merchant.id}/approve`, { token: admin });
+  tenantId = approval.body.user.tenantId;
+  await connect(client, 'M-CAFE');
+});
+test.after.always(async () => {
+  await service?.stop();
+  await square?.stop();
+});
+
+test.serial('signatures: missing or wrong is 401 and nothing is stored; a signed non-JSON or incomplete body is 400', async (t) => {
+  const payload = paymentWebhook({ eventId: 'evt-unsigned', merchantId: 'M-CAFE', paymentId: 'pay-unsigned', amount: 100 });
+  const missing = await send(payload, { signature: null });
+  t.is(missing.status, 401);
+  t.regex(missing.body.error.message, /signature header is missing/);
+  const wrong = await send(payload, { signature: Buffer.alloc(32).toString('base64') });
+  t.is(wrong.status, 401);
+  const other = await send(payload, { signature: 'not base64 at all' });
+  t.is(other.status, 401);
+  t.is((await call('GET', '/api/v1/admin/webhooks/evt-unsigned', { token: admin })).status, 404, 'nothing stored from an unsigned body');
+
+  const notJson = await send(undefined, { raw: '{"event_id": "x", ' });
+  t.is(notJson.status, 400);
+  t.regex(notJson.body.error.message, /not valid JSON/);
+  const { event_id: _e, ...noEventId } = payload;
+  const incomplete = await send(noEventId);
+  t.is(incomplete.status, 400);
+  t.regex(incomplete.body.error.message, /event_id/);
+  const huge = await send(undefined, { raw: JSON.stringify({ pad: 'x'.repeat(1024 * 1024) }) });
+  t.is(huge.status, 413);
+});
+
+test.serial('no_rule_no_credit until the tenant activates a rule; then credited once, however often Square repeats it', async (t) => {
+  const ann = await register('consumer', 'ann@example.com');
+  const first = await send(paymentWebhook({ eventId: 'evt-norule', merchantId: 'M-CAFE', paymentId: 'pay-norule', amount: 2500, customerId: 'cust-ann' }));
+  t.deepEqual(first, { status: 200, body: { received: true, duplicate: false } });
+  t.like(await processed('evt-norule'), { outcome: 'no_rule_no_credit', tenantId, merchantId: 'M-CAFE', attempts: 1 });
+
+  const rule = await call('POST', '/api/v1/client/reward-rules', { token: client, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
+  await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: client });
+
+  const payload = paymentWebhook({ eventId: 'evt-credit', merchantId: 'M-CAFE', paymentId: 'pay-credit', amount: 1099, tip: 300, customerId: 'cust-ann' });
+  const deliveries = await Promise.all(Array.from({ length: 5 }, () => send(payload)));
+  t.true(deliveries.every((d) => d.status === 200));
+  t.is(deliveries.filter((d) => d.body.duplicate === false).length, 1, 'a repeated event_id is acknowledged, stored once');
+  t.like(await processed('evt-credit'), { outcome: 'credited', deliveries: 5 });
+  // The same payment reported again under another event id (Square sends payment.updated several times).
+  await send({ ...payload, event_id: 'evt-credit-again' });
+  t.like(await processed('evt-credit-again'), { outcome: 'duplicate' });
+  t.is(await settledBalance(ann.token), 10, '1 point per whole $1 of $10.99, the tip excluded');
+  const wallet = await walletOf(ann.token);
+  const ledger = await call('GET', `/api/v1/me/wallets/${wallet.walletId}/ledger`, { token: ann.token });
+  t.like(ledger.body.items[0], { entryType: 'credit', points: 10, paymentId: 'pay-credit' });
+});
+
+test.serial('a refund reverses its share of the points; a refund before its payment waits for it', async (t) => {
+  const bob = await register('consumer', 'bob@example.com', { phone: '+12125554240' });
+  await send(refundWebhook({ eventId: 'evt-early-refund', merchantId: 'M-CAFE', refundId: 'ref-early', paymentId: 'pay-bob', amount: 1000 }));
+  t.like(await processed('evt-early-refund'), { outcome: 'refund_held' });
+  await send(paymentWebhook({ eventId: 'evt-bob', merchantId: 'M-CAFE', paymentId: 'pay-bob', amount: 4000, customerId: 'cust-bob' }));
+  t.like(await processed('evt-bob'), { outcome: 'credited' });
+  t.is(await settledBalance(bob.token), 40 - 10, '40 points, a quarter refunded before the payment arrived');
+  await send(refundWebhook({ eventId: 'evt-refund-2', merchantId: 'M-CAFE', refundId: 'ref-2', paymentId: 'pay-bob', amount: 3000 }));
+  t.like(await processed('evt-refund-2'), { outcome: 'refund_applied' });
+  t.is(await settledBalance(bob.token), 0, 'never more reversed than the payment earned');
+});
+
+test.serial('stored_anonymous: points held for an unknown customer are claimed once when they register', async (t) => {
+  await send(paymentWebhook({ eventId: 'evt-anon', merchantId: 'M-CAFE', paymentId: 'pay-anon', amount: 700, customerId: 'cust-later' }));
+  t.like(await processed('evt-anon'), { outcome: 'stored_anonymous' });
+  await send(paymentWebhook({ eventId: 'evt-nocust', merchantId: 'M-CAFE', paymentId: 'pay-nocust', amount: 900, customerId: null }));
+  t.like(await processed('evt-nocust'), { outcome: 'stored_anonymous' });
+  const later = await register('consumer', 'LATER@example.com');
+  t.is(await settledBalance(later.token), 7);
+});
+
+test.serial('other outcomes: ignored types, unknown merchants, and failures that are retried and re-driven', async (t) => {
+  const created = squarePayload('customer.created.json');
+  await send({ ...created, merchant_id: 'M-CAFE', event_id: 'evt-customer' });
+  t.like(await processed('evt-customer'), { outcome: 'ignored' });
+  await send(paymentWebhook({ eventId: 'evt-stranger', merchantId: 'M-UNKNOWN', paymentId: 'pay-x', amount: 100 }));
+  t.like(await processed('evt-stranger'), { outcome: 'no_connection', tenantId: null });
+
+  square.failNext('/v2/customers', { status: 500 });
+  await send(paymentWebhook({ eventId: 'evt-fails', merchantId: 'M-CAFE', paymentId: 'pay-fails', amount: 500, customerId: 'cust-ann' }));
+  const row = await processed('evt-fails', (r) => r.outcome === 'failed');
+  t.like(row, { processed: false, attempts: 1 }, 'a failure is retried with backoff');
+  t.truthy(row.nextAttemptAt);
+  t.regex(row.error, /INTERNAL_SERVER_ERROR|500/);
+  const list = await call('GET', '/api/v1/admin/webhooks?outcome=failed', { token: admin });
+  t.true(list.body.items.some((i: { eventId: string }) => i.eventId === 'evt-fails'));
+  const retried = await call('POST', '/api/v1/admin/webhooks/evt-fails/retry', { token: admin });
+  t.is(retried.status, 202);
+  t.like(await processed('evt-fails'), { outcome: 'credited' });
+  t.is((await call('POST', '/api/v1/admin/webhooks/evt-fails/retry', { token: admin })).status, 409, 'a success is not re-driven');
+});
+
+test.serial('the admin list filters by outcome, tenant, type and time, newest first, with a cursor', async (t) => {
+  const all = await call('GET', `/api/v1/admin/webhooks?tenantId=${tenantId}&limit=2`, { token: admin });
+  t.is(all.status, 200);
+  t.is(all.body.items.length, 2);
+  t.truthy(all.body.nextCursor);
+  const next = await call('GET', `/api/v1/admin/webhooks?tenantId=${tenantId}&limit=2&cursor=${all.body.nextCursor}`, { token: admin });
+  t.false(next.body.items.some((i: { eventId: string }) => all.body.items.some((j: { eventId: string }) => j.eventId === i.eventId)));
+  t.true(all.body.items[0].receivedAt >= all.body.items[1].receivedAt);
+  const byType = await call('GET', '/api/v1/admin/webhooks?type=refund.updated', { token: admin });
+  t.true(byType.body.items.length >= 2 && byType.body.items.every((i: { type: string }) => i.type === 'refund.updated'));
+  const bad = await call('GET', '/api/v1/admin/webhooks?outcome=happy&from=yesterday', { token: admin });
+  t.is(bad.status, 400);
+  t.regex(bad.body.error.message, /outcome must be one of/);
+});
+
+test.serial('the poll feeds payments of every location through the same path, and advances its cursor', async (t) => {
+  const dana = await register('consumer', 'dana@example.com');
+  square.addCustomer('M-CAFE', { id: 'cust-dana', email: 'dana@example.com' });
+  const now = Date.now();
+  square.addPayment('M-CAFE', { id: 'poll-1', locationId: 'L-MAIN', amount: 1500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now - 60_000).toISOString() });
+  square.addPayment('M-CAFE', { id: 'poll-2', locationId: 'L-KIOSK', amount: 2500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now - 50_000).toISOString() });
+  t.is((await call('POST', '/api/v1/internal/cron/square-poll-payments')).status, 401);
+  t.is((await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': 'wrong' } })).status, 401);
+  const first = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+  t.is(first.status, 200);
+  const summary = first.body.connections.find((c: { tenantId: string }) => c.tenantId === tenantId);
+  t.like(summary, { merchantId: 'M-CAFE', status: 'ok', credited: 2 });
+  t.is(await settledBalance(dana.token), 40);
+  const second = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+  const again = second.body.connections.find((c: { tenantId: string }) => c.tenantId === tenantId);
+  t.is(again.credited, 0, 'nothing is credited twice');
+  // A webhook for a payment the poll already credited is a duplicate.
+  await send(paymentWebhook({ eventId: 'evt-poll-1', merchantId: 'M-CAFE', paymentId: 'poll-1', amount: 1500, customerId: 'cust-dana' }));
+  t.like(await processed('evt-poll-1'), { outcome: 'duplicate' });
+});
+
+test.serial('a poll that meets a 429 backs off and completes', async (t) => {
+  square.addPayment('M-CAFE', { id: 'poll-429', locationId: 'L-MAIN', amount: 100, status: 'COMPLETED', createdAt: new Date().toISOString() });
+  square.failNext('/v2/payments', { status: 429, retryAfter: 1 });
+  const polled = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+  const summary = polled.body.connections.find((c: { tenantId: string }) => c.tenantId === tenantId);
+  t.is(summary.status, 'ok');
+  t.is(summary.stored_anonymous, 1);
+});
