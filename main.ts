@@ -39,6 +39,8 @@ import { tenantsWithStatus } from './projections/read/connections.ts';
 import { connectionRoutes } from './http/routes/connections.ts';
 import { WEBHOOK_PATH, webhookRoutes } from './http/routes/webhooks.ts';
 import { ingestionRoutes } from './http/routes/ingestion.ts';
+import { operationsRoutes } from './http/routes/operations.ts';
+import { reconciler } from './projections/ops/reconcile.ts';
 import { webhookInbox } from './adapters/postgres/webhook-inbox.ts';
 import { WebhookProcessor } from './adapters/workers/webhook-processor.ts';
 import { ingestionService } from './domain/payments/ingestion.ts';
@@ -237,6 +239,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         onStored: () => processor.wake(),
       }),
       ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
+      ...operationsRoutes({ reconciler: reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) }) }),
     ];
     const isPosition = (value: string) => {
       try {
