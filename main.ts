@@ -39,7 +39,15 @@ import { tenantsWithStatus } from './projections/read/connections.ts';
 import { connectionRoutes } from './http/routes/connections.ts';
 import { WEBHOOK_PATH, webhookRoutes } from './http/routes/webhooks.ts';
 import { ingestionRoutes } from './http/routes/ingestion.ts';
+import { auditRoutes } from './http/routes/audit.ts';
+import { metricsRouter } from './http/routes/metrics.ts';
+import { createMetrics, LAG_COUNT_CAP, type Metrics } from './adapters/metrics.ts';
+import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts';
+import { instrumentEventStore } from './adapters/eventstore/instrumented.ts';
+import { postgresCheckpointProbe } from './adapters/eventstore/postgres-checkpoint.ts';
 import { operationsRoutes } from './http/routes/operations.ts';
+import { projectionRoutes } from './http/routes/projections.ts';
+import { ProjectionRebuilds } from './projections/rebuild.ts';
 import { reconciler } from './projections/ops/reconcile.ts';
 import { webhookInbox } from './adapters/postgres/webhook-inbox.ts';
 import { WebhookProcessor } from './adapters/workers/webhook-processor.ts';
@@ -64,6 +72,8 @@ export interface Tally {
   log: Logger;
   /** Square connections: API clients per tenant, poll checkpoints, revocations (used by payment ingestion). */
   connections: SquareConnectionsService;
+  /** This instance's Prometheus metrics (`GET /metrics`); components record into it, e.g. rebuild progress. */
+  metrics: Metrics;
   stop(): Promise<void>;
 }
 
@@ -160,7 +170,8 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
     cleanups.unshift(() => pool.end());
 
-    const store = await provideEventStore(config, pool, database.url, log);
+    const metrics = createMetrics({ onCollectError: (error) => log.warn({ err: error }, 'metrics: projection readings unavailable for this scrape') });
+    const store = instrumentEventStore(await provideEventStore(config, pool, database.url, log), metrics);
     cleanups.unshift(() => store.close());
     const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
     const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
@@ -176,9 +187,18 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime);
     const walletIdFor = (tenantId: string, consumerId: string) => uuidv5(`${tenantId}:${consumerId}`, WALLET_NAMESPACE);
 
-    const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, allProjections({ store, newId: runtime.newId, walletIdFor }), log);
+    const projections = allProjections({ store, newId: runtime.newId, walletIdFor });
+    const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, projections, log);
     runner.start();
+    metrics.observeProjections({
+      status: () => runner.status(),
+      headPosition: () => store.headPosition(),
+      isAfter: (a, b) => store.isAfter(a, b),
+      ...(config.EVENTSTORE_URL ? {} : { checkpoint: postgresCheckpointProbe(pool, LAG_COUNT_CAP) }),
+    });
     cleanups.unshift(() => runner.stop());
+    const rebuilds = new ProjectionRebuilds(pool, { connectionString: database.url }, store, projections, log, runtime.newId);
+    cleanups.unshift(() => rebuilds.stop());
 
     // Payment ingestion: webhooks and polls become purchase commands through one path.
     const ingestion = ingestionService({
@@ -205,10 +225,11 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         markRevoked: async (merchantId, revocation, metadata) => (await square.connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
       }),
       log.child({ component: 'webhooks' }),
+      { onOutcome: (outcome) => metrics.webhookOutcome(outcome) },
     );
     processor.start();
     cleanups.unshift(() => processor.stop());
-    const poll = pollService({
+    const poll = withPollMetrics(pollService({
       ingestion,
       activeConnections: () => square.connections.activeConnections(),
       apiFor: (tenantId) => square.connections.apiFor(tenantId),
@@ -217,7 +238,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       },
       now: runtime.now,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    });
+    }), metrics);
     const guard = accessControl({
       verifyToken: createTokenVerifier({
         secret: config.AUTH_JWT_SECRET,
@@ -231,14 +252,17 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const routes: RouteSpec[] = [
       ...accountRoutes({ accounts, rules, store, pool }),
       ...walletRoutes({ wallets: walletsService({ store, runtime }), pool, hasher }),
-      ...connectionRoutes({ connections: square.connections, pool, settings: square.settings, now: runtime.now }),
+      ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
         inbox,
         signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY,
         notificationUrl: square.settings.webhookNotificationUrl,
         onStored: () => processor.wake(),
+        onSignatureFailure: () => metrics.webhookSignatureFailure(),
       }),
       ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
+      ...auditRoutes({ pool }),
+      ...projectionRoutes({ runner, rebuilds, store, now: runtime.now }),
       ...operationsRoutes({ reconciler: reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) }) }),
     ];
     const isPosition = (value: string) => {
@@ -254,8 +278,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const app = createHttpApp({
       log,
       rawBodyPaths: [WEBHOOK_PATH],
+      metrics,
       routers: [
         buildRouter(routes, { guard, waitForPosition: (p, ms) => runner.waitForPosition(p, ms), isPosition }),
+        metricsRouter(metrics),
         healthRouter([
           { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
           { name: 'eventStore', check: async () => (await store.ping(), { ok: true }) },
@@ -300,7 +326,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         for (const cleanup of cleanups) await cleanup().catch((error) => log.warn({ err: error }, 'error during shutdown'));
         log.info('stopped');
       })());
-    return { url, routes, config, pool, store, runner, log, connections: square.connections, stop };
+    return { url, routes, config, pool, store, runner, log, connections: square.connections, metrics, stop };
   } catch (error) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw error;

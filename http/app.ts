@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { v4 as uuid } from 'uuid';
 import './context.ts';
 import { errorHandler } from './errors.ts';
+import { requestMetrics, type RequestMetrics } from './request-metrics.ts';
 
 export interface HttpAppOptions {
   log: Logger;
@@ -16,6 +17,8 @@ export interface HttpAppOptions {
   jsonLimit?: string;
   /** Paths whose handlers read the raw body themselves (signed webhooks): the JSON parser leaves them alone. */
   rawBodyPaths?: readonly string[];
+  /** Counts and times requests by route template and status (see http/request-metrics.ts). */
+  metrics?: RequestMetrics;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -38,6 +41,8 @@ export function createHttpApp(options: HttpAppOptions): Koa {
       ctx.log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
     }
   });
+  // Inside the log line, outside the error handler: it sees the status the client gets.
+  if (options.metrics) app.use(requestMetrics(options.metrics));
   app.use(errorHandler());
   const rawBodyPaths = new Set(options.rawBodyPaths ?? []);
   const parseJson = bodyParser({

@@ -2,6 +2,7 @@ import type { Projection } from './projection.ts';
 import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
 import { walletsProjection } from './wallets.ts';
 import { posConnectionsProjection } from './connections.ts';
+import { auditProjection } from './audit.ts';
 import { walletCreditsReactor } from './reactors/wallet-credits.ts';
 import { claimsReactor, type ClaimsDependencies } from './reactors/claims.ts';
 
@@ -13,6 +14,7 @@ export function allProjections(deps: ClaimsDependencies): Projection[] {
     rewardRulesProjection,
     walletsProjection,
     posConnectionsProjection,
+    auditProjection,
     walletCreditsReactor(deps.store, deps.newId),
     claimsReactor(deps),
   ];

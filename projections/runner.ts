@@ -10,10 +10,10 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { EventStore, Position, RecordedEvent, SubscriptionItem } from '../domain/ports/event-store.ts';
+import type { EventStore, Position } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 import type { Projection } from './projection.ts';
-import { withTransaction } from '../adapters/postgres/transaction.ts';
+import { CheckpointMoved, feed, readCheckpoint } from './feed.ts';
 
 export type ProjectionState = 'starting' | 'running' | 'standby' | 'stopped' | 'failed';
 
@@ -32,10 +32,6 @@ export interface RunnerOptions {
   standbyRetryMs?: number;
 }
 
-class CheckpointMoved extends Error {}
-
-const TIMEOUT = Symbol('timeout');
-const nextTurn = () => new Promise<typeof TIMEOUT>((resolve) => setImmediate(() => resolve(TIMEOUT)));
 
 /** A stable 64-bit advisory-lock key per projection name. */
 const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('tally.projection:' || $1, 0)) AS locked`;
@@ -147,11 +143,17 @@ export class ProjectionRunner {
             status.state = 'standby';
           } else {
             await this.ensureCheckpointRow(projection.name);
-            const outcome = await this.runOwned(projection, status, log, (stop) => (stopSubscription = stop), () => stopping);
-            if (outcome === 'failed') return;
+            // A failed projection keeps its lock and looks again later: a rebuild (maybe by another process) clears it.
+            await this.runOwned(projection, status, log, (stop) => (stopSubscription = stop), () => stopping);
           }
         } catch (error) {
           if (stopping) return;
+          if (error instanceof CheckpointMoved) {
+            // A rebuild took over (or another owner moved it): resume from the stored checkpoint at once.
+            log.info('checkpoint moved; resuming from the stored one');
+            await lockClient.end().catch(() => undefined);
+            continue;
+          }
           status.lastError = error instanceof Error ? error.message : String(error);
           log.warn({ err: error }, 'projection interrupted; will resume from its checkpoint');
         } finally {
@@ -196,13 +198,9 @@ export class ProjectionRunner {
     exposeStop: (stop: () => Promise<void>) => void,
     isStopping: () => boolean,
   ): Promise<'stopped' | 'failed'> {
-    const { rows } = await this.pool.query<{ position: string | null; status: string; last_error: string | null; error_position: string | null }>(
-      'SELECT position, status, last_error, error_position FROM projection_checkpoints WHERE name = $1',
-      [projection.name],
-    );
-    const row = rows[0];
+    const row = await readCheckpoint(this.pool, projection.name);
     if (row?.status === 'failed') {
-      // A failed projection stays stopped until an operator rebuilds or resets it: never skip an event.
+      // A failed projection stays stopped until an operator rebuilds it: never skip an event.
       Object.assign(status, {
         state: 'failed',
         lastError: row.last_error ?? undefined,
@@ -211,94 +209,28 @@ export class ProjectionRunner {
       });
       return 'failed';
     }
-    let checkpoint = (row?.position ?? undefined) as Position | undefined;
-    status.position = checkpoint;
+    status.position = (row?.position ?? undefined) as Position | undefined;
     status.state = 'running';
     status.lastError = undefined;
-
-    const subscription = this.store.subscribeToAll(checkpoint ? { from: checkpoint } : {});
-    exposeStop(() => subscription.stop());
-    const iterator = subscription[Symbol.asyncIterator]();
-    let pending: Promise<IteratorResult<SubscriptionItem>> | undefined;
-    const pull = () => (pending ??= iterator.next());
-
-    try {
-      for (;;) {
-        const first = await pull();
-        pending = undefined;
-        if (first.done || isStopping()) return 'stopped';
-        const batch: RecordedEvent[] = [];
-        if (first.value.kind === 'event') batch.push(first.value.event);
-        // Take whatever else is already available, without waiting for more to arrive.
-        while (batch.length < this.maxBatch) {
-          const next = await Promise.race([pull(), nextTurn()]);
-          if (next === TIMEOUT) break;
-          pending = undefined;
-          if (next.done) break;
-          if (next.value.kind === 'event') batch.push(next.value.event);
-        }
-        if (batch.length === 0) continue;
-        const result = await this.applyBatch(projection, checkpoint, batch, log);
-        if (result.kind === 'failed') {
-          Object.assign(status, { state: 'failed', lastError: result.error, errorPosition: result.position, position: result.checkpoint });
-          return 'failed';
-        }
-        checkpoint = result.checkpoint;
-        status.position = checkpoint;
-        for (const wake of [...this.positionWaiters]) wake();
-      }
-    } finally {
-      await subscription.stop();
+    const result = await feed(
+      { projection, checkpointName: projection.name, table: (name) => name },
+      {
+        pool: this.pool,
+        store: this.store,
+        log,
+        maxBatch: this.maxBatch,
+        isStopping,
+        exposeStop,
+        onApplied: (checkpoint) => {
+          status.position = checkpoint;
+          for (const wake of [...this.positionWaiters]) wake();
+        },
+      },
+    );
+    if (result.kind === 'failed') {
+      Object.assign(status, { state: 'failed', lastError: result.error, errorPosition: result.position, position: result.checkpoint });
+      return 'failed';
     }
-  }
-
-  private async applyBatch(
-    projection: Projection,
-    checkpoint: Position | undefined,
-    batch: RecordedEvent[],
-    log: Logger,
-  ): Promise<{ kind: 'applied'; checkpoint: Position } | { kind: 'failed'; error: string; position: Position; checkpoint: Position | undefined }> {
-    try {
-      return { kind: 'applied', checkpoint: await this.commit(projection, checkpoint, batch) };
-    } catch (error) {
-      if (error instanceof CheckpointMoved || isTransientPgError(error)) throw error;
-      // Find the exact event: apply one by one, so everything before it is kept and it is named.
-      let current = checkpoint;
-      for (const event of batch) {
-        try {
-          current = await this.commit(projection, current, [event]);
-        } catch (single) {
-          if (single instanceof CheckpointMoved || isTransientPgError(single)) throw single;
-          const message = single instanceof Error ? single.message : String(single);
-          log.error({ err: single, position: event.position, eventType: event.type, stream: event.stream }, 'projection failed on event');
-          await this.pool.query(
-            `UPDATE projection_checkpoints SET status = 'failed', last_error = $2, error_position = $3, updated_at = now() WHERE name = $1`,
-            [projection.name, message, event.position],
-          );
-          return { kind: 'failed', error: message, position: event.position, checkpoint: current };
-        }
-      }
-      // The batch failed as a whole but every event passed alone (e.g. a conflict between rows): it is applied now.
-      return { kind: 'applied', checkpoint: current as Position };
-    }
-  }
-
-  private async commit(projection: Projection, checkpoint: Position | undefined, events: readonly RecordedEvent[]): Promise<Position> {
-    const last = events[events.length - 1];
-    if (!last) throw new Error('empty batch');
-    return withTransaction(this.pool, async (db) => {
-      const { rows } = await db.query<{ position: string | null }>('SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE', [
-        projection.name,
-      ]);
-      if ((rows[0]?.position ?? undefined) !== checkpoint) throw new CheckpointMoved(`checkpoint of ${projection.name} moved elsewhere`);
-      await projection.apply(events, { db, table: (name) => name });
-      await db.query(
-        `UPDATE projection_checkpoints
-            SET position = $2, events_applied = events_applied + $3, status = 'running', last_error = NULL, error_position = NULL, updated_at = now()
-          WHERE name = $1`,
-        [projection.name, last.position, events.length],
-      );
-      return last.position;
-    });
+    return 'stopped';
   }
 }

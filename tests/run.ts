@@ -21,7 +21,8 @@ async function main(): Promise<number> {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'tally-test-pg-'));
     await chmod(tmp, 0o755);
     process.stdout.write('Starting an embedded PostgreSQL server for the tests...\n');
-    embedded = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data') });
+    // A throwaway server: durability buys nothing here (the second CI run covers a durable server).
+    embedded = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data'), throwaway: true, settings: ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off'] });
     adminUrl = embedded.adminUrl;
   }
   const server = new URL(adminUrl);

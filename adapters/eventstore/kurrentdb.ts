@@ -229,6 +229,7 @@ export class KurrentDbEventStore implements EventStore {
     const filter = normalise(options.filter);
     const start = options.from ?? (backwards ? 'end' : 'start');
     let from: ReadPosition = start === 'start' ? START : start === 'end' ? END : decodePosition(start);
+    const upTo = options.to ? decodePosition(options.to) : undefined;
     const selected: RecordedEvent[] = [];
     let repeated: KurrentPosition | undefined;
     try {
@@ -248,6 +249,7 @@ export class KurrentDbEventStore implements EventStore {
         );
         for (const event of page) {
           if (repeated && compare(event.position, repeated) === 0) continue;
+          if (upTo && !backwards && compare(event.position, upTo) > 0) return selected;
           if (accepts(filter, event)) selected.push(toRecorded(event));
           if (selected.length >= limit) return selected;
         }

@@ -201,6 +201,7 @@ export class PostgresEventStore implements EventStore {
         backwards,
         limit: options.limit,
         filter: options.filter,
+        upTo: !backwards && options.to ? decodePosition(options.to) : undefined,
       });
       // A caller reading forwards expects what was committed before it asked; give in-flight
       // transactions a moment to finish rather than returning a page with a hole that fills later.
@@ -215,9 +216,15 @@ export class PostgresEventStore implements EventStore {
     backwards: boolean;
     limit: number | undefined;
     filter: EventFilter | undefined;
+    /** Inclusive upper bound (forwards): events up to a position already handed out are settled, no wait. */
+    upTo?: Cursor | undefined;
   }): Promise<FeedPage> {
     const params: unknown[] = [];
     const clauses = filterClauses(args.filter, params);
+    if (args.upTo) {
+      params.push(args.upTo.tx.toString(), args.upTo.seq.toString());
+      clauses.push(`(transaction_id, global_position) <= ($${params.length - 1}::xid8, $${params.length}::bigint)`);
+    }
     if (args.after) {
       params.push(args.after.tx.toString(), args.after.seq.toString());
       const op = args.backwards ? '<' : args.inclusive ? '>=' : '>';

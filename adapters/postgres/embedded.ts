@@ -20,6 +20,10 @@ export interface EmbeddedPostgresOptions {
   /** Receives the server's own log lines. */
   onLog?: (line: string) => void;
   port?: number;
+  /** Extra server settings (`name=value`), e.g. durability off for a throwaway test server. */
+  settings?: string[];
+  /** A throwaway server (tests, benchmarks): initdb skips syncing its files to disk. */
+  throwaway?: boolean;
 }
 
 /** Asks the OS for a port that is free right now. */
@@ -69,9 +73,17 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     port,
     persistent: true,
     createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8'],
+    initdbFlags: ['--encoding=UTF8', ...(options.throwaway ? ['--no-sync'] : [])],
     // TCP on loopback only, and no Unix socket that could collide with a system server's.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=`, '-c', 'max_connections=200'],
+    postgresFlags: [
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=300',
+      ...(options.settings ?? []).flatMap((setting) => ['-c', setting]),
+    ],
     onLog: (message: unknown) => options.onLog?.(String(message).trim()),
     onError: (message: unknown) => options.onLog?.(String(message).trim()),
   });

@@ -82,6 +82,8 @@ export interface ReadAllOptions {
    * Defaults to the start (forwards) or the end (backwards).
    */
   from?: Position | 'start' | 'end';
+  /** Forwards only: stop after this position (inclusive). Everything up to a position handed out is settled. */
+  to?: Position;
   limit?: number;
   filter?: EventFilter;
 }

@@ -177,6 +177,9 @@ export function eventStoreContract(register: TestFn<ContractContext>, titlePrefi
     const beforeThird = await store.readAll({ direction: 'backwards', from: forwards[2]!.position, filter: mine });
     t.deepEqual(beforeThird.map((e) => e.data), [{ n: 2 }, { n: 1 }], 'backwards excludes its start');
 
+    const upTo = await store.readAll({ from: forwards[1]!.position, to: forwards[2]!.position, filter: mine });
+    t.deepEqual(upTo.map((e) => e.data), [{ n: 2 }, { n: 3 }], '`to` is an inclusive upper bound');
+
     const limited = await store.readAll({ filter: mine, limit: 2 });
     t.deepEqual(limited.map((e) => e.data), [{ n: 1 }, { n: 2 }]);
 

@@ -305,11 +305,9 @@ test('an amount beyond 2^53 - 1 is refused rather than rounded', async (t) => {
 test('a 429 surfaces at once with its Retry-After: the SDK does not sleep and retry behind our back', async (t) => {
   const { server, api } = await setup(t);
   server.failNext('/v2/locations', { status: 429, retryAfter: 2 });
-  const started = Date.now();
   const error = await squareError(t, api().listLocations());
   t.like(error, { code: 'RATE_LIMITED', statusCode: 429, retryAfterSeconds: 2, retryable: true, needsReconnect: false });
-  t.is(requestsTo(server, '/v2/locations').length, 1);
-  t.true(Date.now() - started < 1000);
+  t.is(requestsTo(server, '/v2/locations').length, 1, 'one request: no hidden retry');
 });
 
 test('a failure on a later page is thrown from the iteration, after the earlier pages were yielded', async (t) => {

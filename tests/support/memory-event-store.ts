@@ -85,6 +85,7 @@ export class InMemoryEventStore implements EventStore {
     } else {
       if (options.from === 'end') return [];
       if (options.from && options.from !== 'start') events = events.filter((e) => num(e.position) >= num(options.from as Position));
+      if (options.to) events = events.filter((e) => num(e.position) <= num(options.to as Position));
     }
     return options.limit === undefined ? events : events.slice(0, options.limit);
   }

@@ -1,0 +1,45 @@
+/**
+ * `npm run rotate-keys`: re-encrypts every stored Square token under the current ENCRYPTION_KEY.
+ *
+ * Rotation: set ENCRYPTION_KEY to a new key and ENCRYPTION_KEY_PREVIOUS to the old one, deploy, run this, then
+ * remove ENCRYPTION_KEY_PREVIOUS. Safe while the service runs. Exits 1 when some token could not be decrypted
+ * with either key (those rows are left as they are; their connections show `token_undecryptable`).
+ */
+import pg from 'pg';
+import { ConfigError, loadConfig } from '../config.ts';
+import { keyring } from '../crypto/keys.ts';
+import { rotateVaultKeys } from '../postgres/token-vault.ts';
+import { cliDatabase } from './database.ts';
+
+async function main(): Promise<number> {
+  const config = await loadConfig();
+  const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
+  const database = await cliDatabase(config);
+  const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+  try {
+    const report = await rotateVaultKeys(pool, keys);
+    process.stdout.write(
+      `Current key ${keys.current.id}${keys.previous ? `, previous key ${keys.previous.id}` : ' (ENCRYPTION_KEY_PREVIOUS is not set)'}.\n` +
+        `Re-encrypted: ${report.reencrypted}. Already under the current key: ${report.alreadyCurrent}. Undecryptable: ${report.undecryptable.length}.\n`,
+    );
+    if (report.undecryptable.length) {
+      process.stderr.write(
+        `These tenants' tokens open with neither key and were left as they are: ${report.undecryptable.join(', ')}.\n` +
+          'Set ENCRYPTION_KEY_PREVIOUS to the key they were written with and run again, or have those merchants connect Square again.\n',
+      );
+      return 1;
+    }
+    return 0;
+  } finally {
+    await pool.end();
+    await database.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    process.stderr.write(`${error instanceof ConfigError ? error.message : `Key rotation failed: ${error instanceof Error ? error.message : String(error)}`}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,34 @@
+/**
+ * An event store that reports its appends and concurrency conflicts (metrics), and otherwise is the store it
+ * wraps: every other call, and every error, passes through unchanged.
+ */
+import { ConcurrencyConflict, type EventStore } from '../../domain/ports/event-store.ts';
+
+/** What the decorator reports; `adapters/metrics.ts` implements it. */
+export interface AppendObserver {
+  appended(stream: string, events: number): void;
+  concurrencyConflict(stream: string): void;
+}
+
+/** Wraps `store`, telling `observer` about each append that succeeded and each that met a conflict. */
+export function instrumentEventStore(store: EventStore, observer: AppendObserver): EventStore {
+  return {
+    async append(stream, events, expected) {
+      try {
+        const result = await store.append(stream, events, expected);
+        observer.appended(stream, events.length);
+        return result;
+      } catch (error) {
+        if (error instanceof ConcurrencyConflict) observer.concurrencyConflict(stream);
+        throw error;
+      }
+    },
+    readStream: (stream, options) => store.readStream(stream, options),
+    readAll: (options) => store.readAll(options),
+    subscribeToAll: (options) => store.subscribeToAll(options),
+    headPosition: () => store.headPosition(),
+    isAfter: (a, b) => store.isAfter(a, b),
+    ping: () => store.ping(),
+    close: () => store.close(),
+  };
+}

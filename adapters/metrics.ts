@@ -1,0 +1,284 @@
+/**
+ * Prometheus metrics: one registry per running app (tests start several in one process), every metric
+ * definition, and the recording calls the rest of the app makes. Only this module imports prom-client.
+ *
+ * Labels carry only bounded, non-personal values: route templates (never raw paths), statuses, outcomes,
+ * projection names and stream categories. No id, token, email or secret ever becomes a label.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Position } from '../domain/ports/event-store.ts';
+import { userStream } from '../domain/users/events.ts';
+import { walletStream } from '../domain/wallets/wallet.ts';
+import { workspaceStream } from '../domain/workspaces/workspace.ts';
+import { ruleSetStream } from '../domain/rewards/rule-set.ts';
+import { purchaseStream } from '../domain/payments/purchase.ts';
+import { connectionStream } from '../domain/connections/events.ts';
+import { merchantReservationStream } from '../domain/connections/merchant-reservation.ts';
+
+/** What the projection gauges read at scrape time. */
+export interface ProjectionsProbe {
+  status(): readonly { name: string; state: string; position: Position | undefined }[];
+  headPosition(): Promise<Position | undefined>;
+  isAfter(a: Position, b: Position): boolean;
+  /**
+   * Events in the feed after `position` (from the start when undefined), counted up to a cap, and when the
+   * checkpoint's event was recorded. Omitted for a store that cannot tell cheaply.
+   */
+  checkpoint?(position: Position | undefined): Promise<{ eventsAfter: number; recordedAt: Date | undefined }>;
+}
+
+/** One poll of one connection, as the poll reports it. */
+export interface PolledConnection {
+  status: string;
+  credited: number;
+  duplicate: number;
+  stored_anonymous: number;
+  no_rule_no_credit: number;
+  other: number;
+}
+
+/** Everything the app records into metrics, and the exposition that shows it. */
+export interface Metrics {
+  /** The exposition's Content-Type. */
+  readonly contentType: string;
+  /** The text Prometheus scrapes. */
+  exposition(): Promise<string>;
+  /** One HTTP request; `route` is the route template (or `unmatched`), never the raw path. */
+  httpRequest(request: { method: string; route: string; status: number; seconds: number }): void;
+  webhookOutcome(outcome: string): void;
+  webhookSignatureFailure(): void;
+  appended(stream: string, events: number): void;
+  concurrencyConflict(stream: string): void;
+  /** One run of the payments poll, every connection it looked at. */
+  pollRun(connections: readonly PolledConnection[]): void;
+  /** A token refresh that did not succeed: `failed`, `needs_reconnect` or `token_undecryptable`. */
+  tokenRefreshFailure(outcome: string): void;
+  /** How far a projection rebuild is (0 to 1); null once it is over, to remove the series. */
+  rebuildProgress(projection: string, ratio: number | null): void;
+  /** Starts reporting the projections' state, checkpoint and lag, read on every scrape. */
+  observeProjections(probe: ProjectionsProbe): void;
+}
+
+/** Options of `createMetrics`. */
+export interface MetricsOptions {
+  /** Hears about a scrape-time read that failed (the projection gauges are then left out of that scrape). */
+  onCollectError?: (error: unknown) => void;
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const PROJECTION_STATES = ['starting', 'running', 'standby', 'stopped', 'failed'];
+/** Lag is counted up to this many events: beyond it the number matters less than the cost of counting. */
+export const LAG_COUNT_CAP = 100_000;
+
+/** Stream categories, longest prefix first; a stream of none of them counts as `other`. */
+const STREAM_CATEGORIES = [userStream, walletStream, workspaceStream, ruleSetStream, purchaseStream, connectionStream, merchantReservationStream]
+  .map((stream) => stream(''))
+  .sort((a, b) => b.length - a.length);
+
+/** The kind of stream (`wallet`, `reward-rules`…) a metric may carry as a label, never the stream's id. */
+export function streamCategory(stream: string): string {
+  const prefix = STREAM_CATEGORIES.find((p) => stream.startsWith(p));
+  return prefix ? prefix.slice(0, -1) : 'other';
+}
+
+interface ProjectionReading {
+  name: string;
+  state: string;
+  caughtUp: boolean | undefined;
+  lagEvents: number | undefined;
+  checkpointRecordedAt: Date | undefined;
+}
+
+async function readProjections(probe: ProjectionsProbe): Promise<ProjectionReading[]> {
+  const head = await probe.headPosition();
+  const checkpoints = new Map<string, ReturnType<NonNullable<ProjectionsProbe['checkpoint']>>>();
+  const checkpointOf = (position: Position | undefined) => {
+    const key = position ?? '';
+    if (!checkpoints.has(key)) checkpoints.set(key, probe.checkpoint!(position));
+    return checkpoints.get(key)!;
+  };
+  return Promise.all(
+    probe.status().map(async ({ name, state, position }) => {
+      // A standby projection is reported by the instance that owns it; a starting one has no checkpoint yet.
+      if (state !== 'running' && state !== 'failed') return { name, state, caughtUp: undefined, lagEvents: undefined, checkpointRecordedAt: undefined };
+      const caughtUp = head === undefined || (position !== undefined && !probe.isAfter(head, position));
+      const checkpoint = probe.checkpoint ? await checkpointOf(position) : undefined;
+      return { name, state, caughtUp, lagEvents: checkpoint?.eventsAfter, checkpointRecordedAt: checkpoint?.recordedAt };
+    }),
+  );
+}
+
+/** Creates a registry with every metric of the app, and Node's process metrics. */
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const httpRequests = new Counter({
+    name: 'tally_http_requests_total',
+    help: 'HTTP requests by method, route template and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers,
+  });
+  const httpDuration = new Histogram({
+    name: 'tally_http_request_duration_seconds',
+    help: 'HTTP request latency by method, route template and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const webhooks = new Counter({
+    name: 'tally_webhooks_processed_total',
+    help: 'Square webhooks processed from the inbox, by outcome (failed: an attempt that will be retried or re-driven).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const signatureFailures = new Counter({
+    name: 'tally_webhook_signature_failures_total',
+    help: 'Webhook deliveries refused because the signature was missing or wrong.',
+    registers,
+  });
+  const appends = new Counter({
+    name: 'tally_eventstore_appends_total',
+    help: 'Successful appends to the event store, by stream category.',
+    labelNames: ['category'] as const,
+    registers,
+  });
+  const appendedEvents = new Counter({
+    name: 'tally_eventstore_events_appended_total',
+    help: 'Events appended to the event store, by stream category.',
+    labelNames: ['category'] as const,
+    registers,
+  });
+  const conflicts = new Counter({
+    name: 'tally_eventstore_concurrency_conflicts_total',
+    help: 'Appends refused because the stream changed since it was read (the caller retries or reports 409).',
+    labelNames: ['category'] as const,
+    registers,
+  });
+  const pollRuns = new Counter({ name: 'tally_poll_runs_total', help: 'Runs of the Square payments poll.', registers });
+  const pollConnections = new Counter({
+    name: 'tally_poll_connections_total',
+    help: 'Connections polled, by result (ok, partial, failed).',
+    labelNames: ['status'] as const,
+    registers,
+  });
+  const pollPayments = new Counter({
+    name: 'tally_poll_payments_total',
+    help: 'Payments and refunds the poll fed to ingestion, by outcome.',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const pollLastRun = new Gauge({ name: 'tally_poll_last_run_timestamp_seconds', help: 'When the last poll run finished (Unix time).', registers });
+  const refreshFailures = new Counter({
+    name: 'tally_square_token_refresh_failures_total',
+    help: 'Square token refreshes that did not succeed, by outcome (failed, needs_reconnect, token_undecryptable).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const rebuild = new Gauge({
+    name: 'tally_projection_rebuild_progress_ratio',
+    help: 'Progress of a running projection rebuild, from 0 to 1.',
+    labelNames: ['projection'] as const,
+    registers,
+  });
+
+  let probe: ProjectionsProbe | undefined;
+  let reading: { at: number; value: Promise<ProjectionReading[] | undefined> } | undefined;
+  /** One read per scrape, shared by the projection gauges (each collects on its own). */
+  const projections = () => {
+    if (!probe) return Promise.resolve(undefined);
+    if (!reading || Date.now() - reading.at > 1000) {
+      reading = {
+        at: Date.now(),
+        value: readProjections(probe).catch((error: unknown) => {
+          options.onCollectError?.(error);
+          return undefined;
+        }),
+      };
+    }
+    return reading.value;
+  };
+
+  new Gauge({
+    name: 'tally_projection_state',
+    help: 'State of each projection in this instance (1 for the current state).',
+    labelNames: ['projection', 'state'] as const,
+    registers,
+    async collect() {
+      const readings = await projections();
+      this.reset();
+      for (const r of readings ?? []) for (const state of PROJECTION_STATES) this.set({ projection: r.name, state }, r.state === state ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tally_projection_caught_up',
+    help: "1 when the projection's checkpoint is the newest event of the feed.",
+    labelNames: ['projection'] as const,
+    registers,
+    async collect() {
+      const readings = await projections();
+      this.reset();
+      for (const r of readings ?? []) if (r.caughtUp !== undefined) this.set({ projection: r.name }, r.caughtUp ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tally_projection_lag_events',
+    help: `Events in the feed after the projection's checkpoint (counted up to ${LAG_COUNT_CAP}).`,
+    labelNames: ['projection'] as const,
+    registers,
+    async collect() {
+      const readings = await projections();
+      this.reset();
+      for (const r of readings ?? []) if (r.lagEvents !== undefined) this.set({ projection: r.name }, r.lagEvents);
+    },
+  });
+  new Gauge({
+    name: 'tally_projection_checkpoint_timestamp_seconds',
+    help: "When the event at the projection's checkpoint was recorded (Unix time).",
+    labelNames: ['projection'] as const,
+    registers,
+    async collect() {
+      const readings = await projections();
+      this.reset();
+      for (const r of readings ?? []) if (r.checkpointRecordedAt) this.set({ projection: r.name }, r.checkpointRecordedAt.getTime() / 1000);
+    },
+  });
+
+  return {
+    contentType: registry.contentType,
+    exposition: () => registry.metrics(),
+    httpRequest({ method, route, status, seconds }) {
+      const labels = { method: METHODS.has(method) ? method : 'OTHER', route, status: String(status) };
+      httpRequests.inc(labels);
+      httpDuration.observe(labels, seconds);
+    },
+    webhookOutcome: (outcome) => webhooks.inc({ outcome }),
+    webhookSignatureFailure: () => signatureFailures.inc(),
+    appended(stream, events) {
+      const category = streamCategory(stream);
+      appends.inc({ category });
+      appendedEvents.inc({ category }, events);
+    },
+    concurrencyConflict: (stream) => conflicts.inc({ category: streamCategory(stream) }),
+    pollRun(connections) {
+      pollRuns.inc();
+      for (const c of connections) {
+        pollConnections.inc({ status: c.status });
+        for (const outcome of ['credited', 'duplicate', 'stored_anonymous', 'no_rule_no_credit', 'other'] as const) {
+          if (c[outcome] > 0) pollPayments.inc({ outcome }, c[outcome]);
+        }
+      }
+      pollLastRun.setToCurrentTime();
+    },
+    tokenRefreshFailure: (outcome) => refreshFailures.inc({ outcome }),
+    rebuildProgress(projection, ratio) {
+      if (ratio === null) rebuild.remove({ projection });
+      else rebuild.set({ projection }, Math.min(1, Math.max(0, ratio)));
+    },
+    observeProjections(next) {
+      probe = next;
+      reading = undefined;
+    },
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * OAuth states (domain/ports/oauth-state.ts): a compact JWT (HS256) carrying the tenant, the caller and a
+ * random nonce, valid for 10 minutes. The signing key is derived with HKDF from ENCRYPTION_KEY (the previous
+ * key still verifies during a rotation). Single use: consuming inserts the nonce into `oauth_states`, and a
+ * second insert of the same nonce means the state was replayed.
+ */
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { z } from 'zod';
+import {
+  InvalidOAuthState,
+  OAUTH_STATE_LIFETIME_SECONDS,
+  type InvalidStateReason,
+  type OAuthStateClaims,
+  type OAuthStates,
+} from '../../domain/ports/oauth-state.ts';
+import { derivedKey, type Keyring } from '../crypto/keys.ts';
+
+const PURPOSE = 'tally/square-oauth-state/v1';
+const ISSUER = 'tally';
+const AUDIENCE = 'square-oauth-state';
+
+const claimsSchema = z.object({
+  tid: z.string().min(1),
+  act: z.string().min(1),
+  jti: z.string().min(16),
+  exp: z.number().int(),
+});
+
+const seconds = (date: Date) => Math.floor(date.getTime() / 1000);
+
+function reasonFor(error: unknown): InvalidStateReason {
+  if (error instanceof errors.JWTExpired) return 'expired';
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'bad_signature';
+  if (error instanceof errors.JOSEError) return 'malformed';
+  throw error;
+}
+
+export function postgresOAuthStates(pool: pg.Pool, keys: Keyring): OAuthStates {
+  const signingKey = derivedKey(keys.current, PURPOSE);
+  const verificationKeys = [signingKey, ...(keys.previous ? [derivedKey(keys.previous, PURPOSE)] : [])];
+
+  async function verify(state: string, now: Date): Promise<JWTPayload> {
+    let reason: InvalidStateReason = 'bad_signature';
+    for (const key of verificationKeys) {
+      try {
+        const { payload } = await jwtVerify(state, key, { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE, currentDate: now });
+        return payload;
+      } catch (error) {
+        reason = reasonFor(error);
+        // Only a signature made with another key is worth trying the next key for.
+        if (reason !== 'bad_signature') break;
+      }
+    }
+    throw new InvalidOAuthState(reason);
+  }
+
+  return {
+    async issue({ tenantId, actor }: OAuthStateClaims, now: Date): Promise<string> {
+      return new SignJWT({ tid: tenantId, act: actor })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setJti(randomBytes(18).toString('base64url'))
+        .setIssuedAt(seconds(now))
+        .setExpirationTime(seconds(now) + OAUTH_STATE_LIFETIME_SECONDS)
+        .sign(signingKey);
+    },
+
+    async consume(state: string | undefined, now: Date): Promise<OAuthStateClaims> {
+      if (!state) throw new InvalidOAuthState('missing');
+      const parsed = claimsSchema.safeParse(await verify(state, now));
+      if (!parsed.success) throw new InvalidOAuthState('malformed');
+      const { tid, act, jti, exp } = parsed.data;
+      const inserted = await pool.query(
+        `INSERT INTO oauth_states (nonce, tenant_id, expires_at, used_at) VALUES ($1, $2, to_timestamp($3), $4) ON CONFLICT (nonce) DO NOTHING`,
+        [jti, tid, exp, now],
+      );
+      if (inserted.rowCount !== 1) throw new InvalidOAuthState('reused');
+      // Used nonces only matter while their state could still verify; keep a day for investigations.
+      await pool.query(`DELETE FROM oauth_states WHERE expires_at < $1::timestamptz - interval '1 day'`, [now]);
+      return { tenantId: tid, actor: act };
+    },
+  };
+}

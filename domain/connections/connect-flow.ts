@@ -1,0 +1,125 @@
+/**
+ * The OAuth code flow: the authorize URL (with a signed, single-use state bound to the tenant), and the
+ * callback that exchanges the code, reads the merchant, claims it, stores the tokens and records the connection.
+ */
+import type { EventMetadata, Position } from '../ports/event-store.ts';
+import { InvalidOAuthState, type OAuthStateClaims } from '../ports/oauth-state.ts';
+import { SQUARE_SCOPES, SquareApiError, type SquareGateway, type SquareLocation, type SquareMerchant, type SquareTokens } from '../ports/square.ts';
+import type { ConnectionsContext } from './context.ts';
+import { ConfigurationMissing, ConnectFailed, MerchantAlreadyConnected } from './errors.ts';
+import { isLive } from './events.ts';
+import { claimMerchant, releaseClaim } from './reservations.ts';
+
+/** What Square sent to the callback URL (query parameters). */
+export interface OAuthCallback {
+  code?: string | undefined;
+  state?: string | undefined;
+  /** `access_denied` when the merchant declined. */
+  error?: string | undefined;
+  errorDescription?: string | undefined;
+}
+
+export interface Connected {
+  tenantId: string;
+  merchantId: string;
+  position: Position | undefined;
+}
+
+export async function connectUrl(c: ConnectionsContext, claims: OAuthStateClaims): Promise<{ url: string }> {
+  const gateway = c.gateway();
+  const state = await c.deps.oauthStates.issue(claims, c.deps.runtime.now());
+  return { url: gateway.oauth.authorizeUrl({ state, redirectUri: c.deps.redirectUri, scopes: SQUARE_SCOPES }) };
+}
+
+/** Handles the callback; every failure is a `ConnectFailed` whose `reason` the browser may see. */
+export async function completeConnect(c: ConnectionsContext, callback: OAuthCallback, metadata: EventMetadata): Promise<Connected> {
+  let gateway: SquareGateway;
+  try {
+    gateway = c.gateway();
+  } catch (error) {
+    if (error instanceof ConfigurationMissing) throw new ConnectFailed('configuration_missing', error.message);
+    throw error;
+  }
+  if (callback.error) {
+    throw new ConnectFailed('access_denied', `Square answered error=${callback.error} (${callback.errorDescription ?? 'no description'})`);
+  }
+  let claims: OAuthStateClaims;
+  try {
+    claims = await c.deps.oauthStates.consume(callback.state, c.deps.runtime.now());
+  } catch (error) {
+    if (error instanceof InvalidOAuthState) throw new ConnectFailed('invalid_state', `state rejected: ${error.reason}`);
+    throw error;
+  }
+  if (!callback.code) throw new ConnectFailed('token_exchange_failed', 'the callback carried no code');
+
+  let tokens: SquareTokens;
+  let merchant: SquareMerchant;
+  let locations: SquareLocation[];
+  try {
+    tokens = await gateway.oauth.exchangeCode(callback.code, { redirectUri: c.deps.redirectUri });
+    const api = gateway.forAccessToken(tokens.accessToken);
+    [merchant, locations] = await Promise.all([api.getMerchant(), api.listLocations()]);
+  } catch (error) {
+    if (error instanceof SquareApiError) throw new ConnectFailed('token_exchange_failed', error.message);
+    throw error;
+  }
+  if (merchant.merchantId !== tokens.merchantId) {
+    throw new ConnectFailed('token_exchange_failed', `the token is for merchant ${tokens.merchantId} but the profile read is ${merchant.merchantId}`);
+  }
+  return authorize(c, { ...claims, tokens, merchant, locations }, { ...metadata, actor: claims.actor });
+}
+
+async function authorize(
+  c: ConnectionsContext,
+  input: OAuthStateClaims & { tokens: SquareTokens; merchant: SquareMerchant; locations: SquareLocation[] },
+  metadata: EventMetadata,
+): Promise<Connected> {
+  const { tenantId, tokens } = input;
+  const merchantId = tokens.merchantId;
+  let claim: number;
+  try {
+    claim = await claimMerchant(c, merchantId, tenantId, metadata);
+  } catch (error) {
+    if (error instanceof MerchantAlreadyConnected) {
+      throw new ConnectFailed('merchant_already_connected', `merchant ${merchantId} is held by another tenant; tenant ${tenantId} was refused`);
+    }
+    throw error;
+  }
+
+  const authorizationId = c.deps.runtime.newId();
+  let result;
+  try {
+    await c.deps.vault.put(tenantId, { authorizationId, merchantId, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresAt: tokens.expiresAt });
+    result = await c.onConnection(
+      tenantId,
+      {
+        type: 'AuthorizeConnection',
+        tenantId,
+        merchantId,
+        authorizationId,
+        merchantClaim: claim,
+        businessName: input.merchant.businessName,
+        scopes: [...SQUARE_SCOPES],
+        tokenExpiresAt: tokens.expiresAt,
+        locations: input.locations.map((l) => ({ id: l.id, name: l.name, status: l.status })),
+        by: input.actor,
+        now: c.now(),
+      },
+      metadata,
+    );
+  } catch (error) {
+    // Give the claim back unless the tenant's existing connection still uses this merchant. Best effort: the
+    // original failure is the one to report; a claim left behind is taken over by the tenant's next attempt.
+    const current = await c.loadConnection(tenantId).catch(() => undefined);
+    if (current && !(isLive(current) && current.merchantId === merchantId)) {
+      await releaseClaim(c, merchantId, tenantId, claim, 'abandoned', metadata).catch(() => undefined);
+    }
+    throw error;
+  }
+
+  const previous = result.events[0]?.type === 'SquareConnectionAuthorized' ? result.events[0].data.previousMerchantId : null;
+  if (previous && result.state.status !== 'not_connected') {
+    await releaseClaim(c, previous, tenantId, result.state.merchantClaims[previous] ?? null, 'reconnected_elsewhere', metadata);
+  }
+  return { tenantId, merchantId, position: result.position };
+}

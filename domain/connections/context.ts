@@ -1,0 +1,53 @@
+/**
+ * What the connection use cases share: their dependencies, the clock, and the two streams they work on.
+ * Internal to `domain/connections/`; `service.ts` is the public face.
+ */
+import { handleCommand, loadState, type CommandContext } from '../shared/command-handler.ts';
+import type { EventMetadata, EventStore } from '../ports/event-store.ts';
+import type { Runtime } from '../ports/identity.ts';
+import type { OAuthStates } from '../ports/oauth-state.ts';
+import type { SquareGateway } from '../ports/square.ts';
+import type { TokenVault } from '../ports/token-vault.ts';
+import { squareConnectionDecider, type SquareConnectionCommand } from './decider.ts';
+import { ConfigurationMissing } from './errors.ts';
+import { connectionStream, type ConnectionStatus } from './events.ts';
+import { merchantReservationDecider, merchantReservationStream, type MerchantReservationCommand } from './merchant-reservation.ts';
+
+/** The Square app's credentials are configured (a gateway exists), or which settings are missing. */
+export type SquareAccess = { configured: true; gateway: SquareGateway } | { configured: false; missing: readonly string[] };
+
+export interface SquareConnectionsDependencies {
+  store: EventStore;
+  vault: TokenVault;
+  oauthStates: OAuthStates;
+  square: SquareAccess;
+  runtime: Runtime;
+  /** `<API_BASE_URL>/api/v1/oauth/square/callback`, sent on authorize and repeated on the code exchange. */
+  redirectUri: string;
+  /**
+   * Tenants the read model lists with one of these statuses. Only candidates: each is confirmed on its own
+   * stream before anything is done, so a lagging read model can delay a connection, never misuse one.
+   */
+  tenantsWithStatus(statuses: readonly ConnectionStatus[]): Promise<string[]>;
+}
+
+export function connectionsContext(deps: SquareConnectionsDependencies) {
+  const { store, runtime } = deps;
+  const commandContext = (metadata: EventMetadata): CommandContext => ({ newId: runtime.newId, metadata });
+  return {
+    deps,
+    now: () => runtime.now().toISOString(),
+    gateway(): SquareGateway {
+      if (!deps.square.configured) throw new ConfigurationMissing(deps.square.missing);
+      return deps.square.gateway;
+    },
+    loadConnection: async (tenantId: string) => (await loadState(store, connectionStream(tenantId), squareConnectionDecider)).state,
+    loadReservation: async (merchantId: string) => (await loadState(store, merchantReservationStream(merchantId), merchantReservationDecider)).state,
+    onConnection: (tenantId: string, command: SquareConnectionCommand, metadata: EventMetadata) =>
+      handleCommand(store, connectionStream(tenantId), squareConnectionDecider, command, commandContext(metadata)),
+    onReservation: (merchantId: string, command: MerchantReservationCommand, metadata: EventMetadata) =>
+      handleCommand(store, merchantReservationStream(merchantId), merchantReservationDecider, command, commandContext(metadata)),
+  };
+}
+
+export type ConnectionsContext = ReturnType<typeof connectionsContext>;

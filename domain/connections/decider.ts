@@ -1,0 +1,139 @@
+import type { Decider } from '../shared/decider.ts';
+import { NotFound } from '../shared/errors.ts';
+import type { JsonObject } from '../ports/event-store.ts';
+import { ConnectionUnavailable } from './errors.ts';
+import {
+  evolveConnection,
+  initialConnectionState,
+  isLive,
+  type ConnectionLocation,
+  type RevokedBy,
+  type SquareConnectionEvent,
+  type SquareConnectionState,
+} from './events.ts';
+
+export type SquareConnectionCommand =
+  | {
+      type: 'AuthorizeConnection';
+      tenantId: string;
+      merchantId: string;
+      authorizationId: string;
+      merchantClaim: number;
+      businessName: string | null;
+      scopes: string[];
+      tokenExpiresAt: string;
+      locations: ConnectionLocation[];
+      by: string;
+      now: string;
+    }
+  | { type: 'RecordTokenRefresh'; tenantId: string; authorizationId: string; tokenExpiresAt: string; now: string }
+  | { type: 'RecordRefreshFailure'; tenantId: string; authorizationId: string; code: string; detail: string; needsReconnect: boolean; now: string }
+  | { type: 'RecordDecryptionFailure'; tenantId: string; keyId: string; now: string }
+  | { type: 'RecordDecryptionRecovery'; tenantId: string; keyId: string; now: string }
+  | {
+      type: 'RevokeConnection';
+      tenantId: string;
+      revokedBy: RevokedBy;
+      /** Only revoke if the connection is to this merchant (a webhook names the merchant it is about). */
+      merchantId: string | null;
+      by: string | null;
+      now: string;
+    }
+  | { type: 'RecordPoll'; tenantId: string; cursor: string | null; polledAt: string; summary: JsonObject };
+
+function decide(command: SquareConnectionCommand, state: SquareConnectionState): SquareConnectionEvent[] {
+  switch (command.type) {
+    case 'AuthorizeConnection': {
+      // Reconnecting is always allowed: the new authorization replaces the old one.
+      const previous = state.status !== 'not_connected' && state.merchantId !== command.merchantId ? state.merchantId : null;
+      return [
+        {
+          type: 'SquareConnectionAuthorized',
+          data: {
+            tenantId: command.tenantId,
+            merchantId: command.merchantId,
+            authorizationId: command.authorizationId,
+            merchantClaim: command.merchantClaim,
+            businessName: command.businessName,
+            scopes: command.scopes,
+            tokenExpiresAt: command.tokenExpiresAt,
+            locations: command.locations,
+            previousMerchantId: previous,
+            authorizedBy: command.by,
+            authorizedAt: command.now,
+          },
+        },
+      ];
+    }
+    case 'RecordTokenRefresh':
+      // A refresh that raced a reconnect or a revocation refreshed tokens that are no longer ours to record.
+      if (state.status !== 'active' || state.authorizationId !== command.authorizationId) return [];
+      return [
+        {
+          type: 'SquareTokensRefreshed',
+          data: {
+            tenantId: command.tenantId,
+            merchantId: state.merchantId,
+            authorizationId: command.authorizationId,
+            tokenExpiresAt: command.tokenExpiresAt,
+            refreshedAt: command.now,
+          },
+        },
+      ];
+    case 'RecordRefreshFailure':
+      if (state.status !== 'active' || state.authorizationId !== command.authorizationId) return [];
+      return [
+        {
+          type: 'SquareTokenRefreshFailed',
+          data: {
+            tenantId: command.tenantId,
+            merchantId: state.merchantId,
+            authorizationId: command.authorizationId,
+            code: command.code,
+            detail: command.detail,
+            needsReconnect: command.needsReconnect,
+            failedAt: command.now,
+          },
+        },
+      ];
+    case 'RecordDecryptionFailure':
+      // Recorded once: an undecryptable connection stays so until the key is fixed or the merchant reconnects.
+      if (state.status !== 'active') return [];
+      return [{ type: 'SquareTokenDecryptionFailed', data: { tenantId: command.tenantId, merchantId: state.merchantId, keyId: command.keyId, detectedAt: command.now } }];
+    case 'RecordDecryptionRecovery':
+      if (state.status !== 'token_undecryptable') return [];
+      return [
+        { type: 'SquareTokenDecryptionRecovered', data: { tenantId: command.tenantId, merchantId: state.merchantId, keyId: command.keyId, recoveredAt: command.now } },
+      ];
+    case 'RevokeConnection': {
+      if (state.status === 'not_connected') throw new NotFound('Square connection');
+      if (!isLive(state)) return [];
+      if (command.merchantId !== null && command.merchantId !== state.merchantId) return [];
+      return [
+        {
+          type: 'SquareConnectionRevoked',
+          data: { tenantId: command.tenantId, merchantId: state.merchantId, revokedBy: command.revokedBy, revokedAt: command.now, by: command.by },
+        },
+      ];
+    }
+    case 'RecordPoll':
+      // A poll that ends after a revocation still happened: its cursor is kept for a reconnect to the same merchant.
+      if (state.status === 'not_connected') throw new ConnectionUnavailable('not_connected', 'This workspace has no Square connection to record a poll for');
+      return [
+        {
+          type: 'SquarePaymentsPolled',
+          data: { tenantId: command.tenantId, merchantId: state.merchantId, cursor: command.cursor, polledAt: command.polledAt, summary: command.summary },
+        },
+      ];
+    default: {
+      const unexpected: never = command;
+      return unexpected;
+    }
+  }
+}
+
+export const squareConnectionDecider: Decider<SquareConnectionCommand, SquareConnectionEvent, SquareConnectionState> = {
+  decide,
+  evolve: evolveConnection,
+  initialState: initialConnectionState,
+};

@@ -1,0 +1,178 @@
+import type { DomainEvent } from '../shared/decider.ts';
+import type { JsonObject } from '../ports/event-store.ts';
+
+/**
+ * Events of a tenant's Square connection (stream `square-connection-<tenantId>`). They record facts only:
+ * tokens never enter the log (they live encrypted in the token vault, see `domain/ports/token-vault.ts`).
+ */
+
+export type RevokedBy = 'app' | 'merchant' | 'square';
+
+export interface ConnectionLocation extends JsonObject {
+  id: string;
+  name: string | null;
+  status: string;
+}
+
+export type SquareConnectionEvent =
+  | DomainEvent<
+      'SquareConnectionAuthorized',
+      {
+        tenantId: string;
+        merchantId: string;
+        /** Identifies this authorization's tokens in the vault: a refresh only replaces tokens of the same one. */
+        authorizationId: string;
+        /** The merchant reservation's claim number this authorization holds (see `merchant-reservation.ts`). */
+        merchantClaim: number;
+        businessName: string | null;
+        scopes: string[];
+        tokenExpiresAt: string;
+        locations: ConnectionLocation[];
+        /** The merchant this tenant was connected to before, when it was another one (its reservation is released). */
+        previousMerchantId: string | null;
+        /** Who started the connect flow (`user:<id>` or `admin:<id>`). */
+        authorizedBy: string;
+        authorizedAt: string;
+      }
+    >
+  | DomainEvent<'SquareTokensRefreshed', { tenantId: string; merchantId: string; authorizationId: string; tokenExpiresAt: string; refreshedAt: string }>
+  | DomainEvent<
+      'SquareTokenRefreshFailed',
+      {
+        tenantId: string;
+        merchantId: string;
+        authorizationId: string;
+        /** Square's error code (or ours: TIMEOUT, NETWORK, TOKEN_MISSING…). */
+        code: string;
+        detail: string;
+        needsReconnect: boolean;
+        failedAt: string;
+      }
+    >
+  | DomainEvent<'SquareConnectionRevoked', { tenantId: string; merchantId: string; revokedBy: RevokedBy; revokedAt: string; by: string | null }>
+  | DomainEvent<'SquareTokenDecryptionFailed', { tenantId: string; merchantId: string; keyId: string; detectedAt: string }>
+  | DomainEvent<'SquareTokenDecryptionRecovered', { tenantId: string; merchantId: string; keyId: string; recoveredAt: string }>
+  | DomainEvent<'SquarePaymentsPolled', { tenantId: string; merchantId: string; cursor: string | null; polledAt: string; summary: JsonObject }>;
+
+export interface ConnectionError {
+  code: string;
+  detail: string;
+  at: string;
+}
+
+/** What every connection that was ever authorized knows, whatever its status now. */
+export interface ConnectionDetails {
+  tenantId: string;
+  merchantId: string;
+  authorizationId: string;
+  businessName: string | null;
+  scopes: string[];
+  locations: ConnectionLocation[];
+  tokenExpiresAt: string;
+  authorizedAt: string;
+  lastRefreshedAt: string | null;
+  pollCursor: string | null;
+  lastPolledAt: string | null;
+  lastError: ConnectionError | null;
+  /** Per merchant, the reservation claim this tenant's latest authorization of it held. */
+  merchantClaims: Record<string, number>;
+}
+
+export type SquareConnectionState =
+  | { status: 'not_connected' }
+  | ({ status: 'active' } & ConnectionDetails)
+  | ({ status: 'needs_reconnect' } & ConnectionDetails)
+  | ({ status: 'token_undecryptable'; undecryptableKeyId: string } & ConnectionDetails)
+  | ({ status: 'revoked'; revokedBy: RevokedBy; revokedAt: string } & ConnectionDetails);
+
+export type ConnectionStatus = SquareConnectionState['status'];
+export type ConnectedState = Exclude<SquareConnectionState, { status: 'not_connected' }>;
+
+export const initialConnectionState: SquareConnectionState = { status: 'not_connected' };
+
+export const CONNECTION_STREAM_PREFIX = 'square-connection-';
+export const connectionStream = (tenantId: string) => `${CONNECTION_STREAM_PREFIX}${tenantId}`;
+
+/** Square still holds a grant for the tenant's merchant (the connection is not revoked). */
+export const isLive = (state: SquareConnectionState): state is Exclude<ConnectedState, { status: 'revoked' }> =>
+  state.status !== 'not_connected' && state.status !== 'revoked';
+
+/** The details of a connection, without its status (to give it another one). */
+export function detailsOf(state: ConnectedState): ConnectionDetails {
+  return {
+    tenantId: state.tenantId,
+    merchantId: state.merchantId,
+    authorizationId: state.authorizationId,
+    businessName: state.businessName,
+    scopes: state.scopes,
+    locations: state.locations,
+    tokenExpiresAt: state.tokenExpiresAt,
+    authorizedAt: state.authorizedAt,
+    lastRefreshedAt: state.lastRefreshedAt,
+    pollCursor: state.pollCursor,
+    lastPolledAt: state.lastPolledAt,
+    lastError: state.lastError,
+    merchantClaims: state.merchantClaims,
+  };
+}
+
+export function evolveConnection(state: SquareConnectionState, event: SquareConnectionEvent): SquareConnectionState {
+  if (event.type === 'SquareConnectionAuthorized') {
+    const d = event.data;
+    const sameMerchant = state.status !== 'not_connected' && state.merchantId === d.merchantId;
+    return {
+      status: 'active',
+      tenantId: d.tenantId,
+      merchantId: d.merchantId,
+      authorizationId: d.authorizationId,
+      businessName: d.businessName,
+      scopes: d.scopes,
+      locations: d.locations,
+      tokenExpiresAt: d.tokenExpiresAt,
+      authorizedAt: d.authorizedAt,
+      lastRefreshedAt: null,
+      // Polling resumes where it stopped for the same merchant; another merchant starts afresh.
+      pollCursor: sameMerchant ? state.pollCursor : null,
+      lastPolledAt: sameMerchant ? state.lastPolledAt : null,
+      lastError: null,
+      merchantClaims: { ...(state.status === 'not_connected' ? {} : state.merchantClaims), [d.merchantId]: d.merchantClaim },
+    };
+  }
+  if (state.status === 'not_connected') return state;
+  switch (event.type) {
+    case 'SquareTokensRefreshed':
+      return { ...state, tokenExpiresAt: event.data.tokenExpiresAt, lastRefreshedAt: event.data.refreshedAt, lastError: null };
+    case 'SquareTokenRefreshFailed': {
+      const failed = { ...state, lastError: { code: event.data.code, detail: event.data.detail, at: event.data.failedAt } };
+      return event.data.needsReconnect ? { status: 'needs_reconnect', ...detailsOf(failed) } : failed;
+    }
+    case 'SquareConnectionRevoked':
+      return { status: 'revoked', ...detailsOf(state), revokedBy: event.data.revokedBy, revokedAt: event.data.revokedAt };
+    case 'SquareTokenDecryptionFailed':
+      return {
+        status: 'token_undecryptable',
+        ...detailsOf(state),
+        undecryptableKeyId: event.data.keyId,
+        lastError: { code: 'TOKEN_UNDECRYPTABLE', detail: `The stored token was encrypted under key ${event.data.keyId}, which is not configured`, at: event.data.detectedAt },
+      };
+    case 'SquareTokenDecryptionRecovered':
+      return { status: 'active', ...detailsOf(state), lastError: null };
+    case 'SquarePaymentsPolled':
+      return { ...state, pollCursor: event.data.cursor, lastPolledAt: event.data.polledAt };
+    default: {
+      const unexpected: never = event;
+      return unexpected;
+    }
+  }
+}
+
+/**
+ * Whether the tenant may still be using its claim `claim` on `merchantId`. A claim is in use until the tenant
+ * recorded an authorization with it and that authorization then ended (revoked) or moved to another merchant;
+ * a claim not yet recorded in an authorization may belong to a connect flow in progress, so it counts as in use.
+ */
+export function claimStillInUse(connection: SquareConnectionState, merchantId: string, claim: number): boolean {
+  if (connection.status === 'not_connected') return true;
+  if (connection.merchantClaims[merchantId] !== claim) return true;
+  return connection.merchantId === merchantId && connection.status !== 'revoked';
+}

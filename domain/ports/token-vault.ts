@@ -1,0 +1,42 @@
+/**
+ * The token vault port: where a tenant's Square OAuth tokens live, encrypted, outside the event log.
+ * `adapters/postgres/token-vault.ts` implements it with AES-256-GCM under ENCRYPTION_KEY; every row names the
+ * key it was encrypted with, so ENCRYPTION_KEY_PREVIOUS still decrypts after a rotation.
+ */
+
+/** A tenant's tokens and the authorization they belong to. */
+export interface VaultTokens {
+  /** The authorization (connect) these tokens came from: a refresh only replaces tokens of the same one. */
+  authorizationId: string;
+  merchantId: string;
+  accessToken: string;
+  refreshToken: string;
+  /** When the access token expires, ISO 8601. Stored in clear beside the ciphertext (not a secret). */
+  expiresAt: string;
+}
+
+/**
+ * What reading a tenant's tokens gives. A token that cannot be decrypted is a state, not an exception:
+ * `keyId` names the key it was encrypted under (a short hash, never the key), so an operator can tell
+ * which key is missing.
+ */
+export type VaultRead =
+  | { status: 'missing' }
+  | { status: 'ok'; tokens: VaultTokens; keyId: string; encryptedWithCurrentKey: boolean }
+  | { status: 'undecryptable'; keyId: string; merchantId: string; authorizationId: string; expiresAt: string };
+
+export interface TokenVault {
+  /** Stores the tenant's tokens, replacing whatever it held (a new authorization). */
+  put(tenantId: string, tokens: VaultTokens): Promise<void>;
+  /**
+   * Replaces the tokens only if the vault still holds tokens of `tokens.authorizationId` (a refresh must not
+   * overwrite the tokens of a reconnect that happened meanwhile). Returns whether it replaced them.
+   */
+  replaceIfSameAuthorization(tenantId: string, tokens: VaultTokens): Promise<boolean>;
+  read(tenantId: string): Promise<VaultRead>;
+  /**
+   * Deletes the tenant's tokens of that authorization (after a revocation they are worthless, and a liability);
+   * tokens of a newer authorization stay.
+   */
+  remove(tenantId: string, authorizationId: string): Promise<void>;
+}

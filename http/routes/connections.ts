@@ -1,0 +1,138 @@
+/** The Square connection: connect (OAuth), see, refresh, disconnect, the refresh cron, and the runbook's debug endpoint. */
+import type pg from 'pg';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { EventMetadata } from '../../domain/ports/event-store.ts';
+import { ConnectFailed, type ConnectFailureReason } from '../../domain/connections/errors.ts';
+import type { RefreshReport, SquareConnectionsService } from '../../domain/connections/service.ts';
+import type { SquareSettings } from '../../adapters/square/settings.ts';
+import { lastWebhookReceivedAt, posConnection } from '../../projections/read/connections.ts';
+import { metadataFor, tenantOf } from './accounts.ts';
+import { squareDiagnosis } from './square-diagnosis.ts';
+import type { RouteSpec } from './table.ts';
+
+export interface ConnectionRoutesDependencies {
+  connections: SquareConnectionsService;
+  pool: pg.Pool;
+  settings: SquareSettings;
+  now(): Date;
+}
+
+/** What Square appends to the redirect URI. Anything unexpected is treated as an invalid state. */
+const callbackQuery = z.object({
+  code: z.string().max(2000).optional(),
+  state: z.string().max(4000).optional(),
+  error: z.string().max(200).optional(),
+  error_description: z.string().max(2000).optional(),
+});
+
+/** Who acts, as recorded in events: `admin:<id>` or `user:<id>`. */
+const actorOf = (ctx: Context) => metadataFor(ctx).actor ?? 'anonymous';
+
+const reportJson = (report: RefreshReport) => ({ ...report, position: report.position ?? null });
+
+export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[] {
+  const { connections, settings } = deps;
+  const backToFrontend = (ctx: Context, outcome: { connected: true } | { error: ConnectFailureReason }) => {
+    const target = new URL(`${settings.frontendUrl}/pos`);
+    if ('connected' in outcome) target.searchParams.set('connected', 'square');
+    else target.searchParams.set('error', outcome.error);
+    ctx.redirect(target.toString());
+  };
+
+  return [
+    {
+      method: 'get',
+      path: '/api/v1/client/pos/square/connect',
+      access: 'tenant',
+      summary: 'The Square authorize URL to send the merchant to (state signed, bound to the tenant, single use, valid 10 minutes).',
+      async handler(ctx) {
+        ctx.body = await connections.connectUrl({ tenantId: tenantOf(ctx), actor: actorOf(ctx) });
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/oauth/square/callback',
+      access: 'public',
+      summary: 'Square redirects the browser here after consent; answers 302 to <FRONTEND_URL>/pos?connected=square or ?error=<code>.',
+      async handler(ctx) {
+        const parsed = callbackQuery.safeParse(ctx.query);
+        if (!parsed.success) {
+          ctx.log.warn({ reason: 'invalid_state', detail: 'the callback query is malformed' }, 'Square connect failed');
+          return backToFrontend(ctx, { error: 'invalid_state' });
+        }
+        const q = parsed.data;
+        try {
+          const connected = await connections.completeConnect(
+            { code: q.code, state: q.state, error: q.error, errorDescription: q.error_description },
+            metadataFor(ctx),
+          );
+          ctx.log.info({ tenantId: connected.tenantId, merchantId: connected.merchantId }, 'Square connected');
+          backToFrontend(ctx, { connected: true });
+        } catch (error) {
+          if (error instanceof ConnectFailed) {
+            // The detail names what went wrong (never a code or token); the browser only gets the reason.
+            ctx.log.warn({ reason: error.reason, detail: error.detail }, 'Square connect failed');
+            return backToFrontend(ctx, { error: error.reason });
+          }
+          ctx.log.error({ err: error }, 'Square connect failed unexpectedly');
+          backToFrontend(ctx, { error: 'token_exchange_failed' });
+        }
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/client/pos/square',
+      access: 'tenant',
+      summary: "The tenant's Square connection: status (not_connected, active, needs_reconnect, token_undecryptable, revoked), merchant, scopes, token expiry, last refresh, poll and error.",
+      async handler(ctx) {
+        ctx.body = await posConnection(deps.pool, tenantOf(ctx));
+      },
+    },
+    {
+      method: 'delete',
+      path: '/api/v1/client/pos/square',
+      access: 'tenant',
+      summary: 'Disconnect Square: revokes the tokens at Square, records the revocation and deletes the stored tokens.',
+      async handler(ctx) {
+        const result = await connections.disconnect(tenantOf(ctx), actorOf(ctx), metadataFor(ctx));
+        ctx.body = { status: result.status, position: result.position ?? null };
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/client/pos/square/refresh',
+      access: 'tenant',
+      summary: "Refresh the tenant's Square access token now.",
+      async handler(ctx) {
+        ctx.body = reportJson(await connections.refresh(tenantOf(ctx), metadataFor(ctx)));
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/internal/cron/square-refresh-tokens',
+      access: 'cron',
+      summary: 'Refresh every active Square token older than 7 days or expiring within 8; reports what happened per connection.',
+      async handler(ctx) {
+        const metadata: EventMetadata = { correlationId: ctx.state.requestId, causationId: ctx.state.requestId, actor: 'system:cron' };
+        const reports = await connections.refreshDue(metadata, (tenantId, error) => ctx.log.error({ err: error, tenantId }, 'Square token refresh failed unexpectedly'));
+        const counts: Record<string, number> = {};
+        for (const report of reports) counts[report.outcome] = (counts[report.outcome] ?? 0) + 1;
+        ctx.log.info({ counts }, 'Square token refresh run');
+        ctx.body = { checked: reports.length, counts, connections: reports.map(reportJson) };
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/client/debug/square',
+      access: 'tenant',
+      summary: 'Runbook 1 in one answer: which variables are set, environment, OAuth host, redirect and webhook URLs, connection, token, last webhook and poll.',
+      async handler(ctx) {
+        const tenantId = tenantOf(ctx);
+        const [connection, token] = await Promise.all([connections.connection(tenantId), connections.tokenCheck(tenantId)]);
+        const lastWebhookAt = connection.status === 'not_connected' ? null : await lastWebhookReceivedAt(deps.pool, connection.merchantId);
+        ctx.body = squareDiagnosis({ tenantId, settings, connection, token, lastWebhookAt, now: deps.now() });
+      },
+    },
+  ];
+}

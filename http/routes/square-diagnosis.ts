@@ -1,0 +1,103 @@
+/**
+ * The debug endpoint's answer to runbook 1 ("Square OAuth connect fails"): every check the runbook lists,
+ * and the problems found, each saying what to fix. Values of variables never appear, only whether they are set.
+ */
+import type { SquareConnectionState } from '../../domain/connections/events.ts';
+import type { TokenCheck } from '../../domain/connections/service.ts';
+import { SQUARE_SCOPES } from '../../domain/ports/square.ts';
+import type { SquareSettings } from '../../adapters/square/settings.ts';
+
+export interface DiagnosisInput {
+  tenantId: string;
+  settings: SquareSettings;
+  connection: SquareConnectionState;
+  token: TokenCheck;
+  lastWebhookAt: string | null;
+  now: Date;
+}
+
+const DAY_MS = 24 * 3600_000;
+
+export function squareDiagnosis({ tenantId, settings, connection, token, lastWebhookAt, now }: DiagnosisInput) {
+  const connected = connection.status === 'not_connected' ? undefined : connection;
+  return {
+    tenantId,
+    variables: settings.variablesSet,
+    generatedForDevelopment: settings.generatedForDevelopment,
+    environment: settings.environment,
+    oauthHost: settings.oauthHost,
+    authorizeEndpoint: settings.authorizeEndpoint,
+    hostOverridden: settings.hostOverridden,
+    scopes: [...SQUARE_SCOPES],
+    dashboard: {
+      redirectUri: settings.redirectUri,
+      webhookNotificationUrl: settings.webhookNotificationUrl,
+    },
+    connection: {
+      status: connection.status,
+      merchantId: connected?.merchantId ?? null,
+      authorizedAt: connected?.authorizedAt ?? null,
+      tokenExpiresAt: connected?.tokenExpiresAt ?? null,
+      lastRefreshedAt: connected?.lastRefreshedAt ?? null,
+      lastError: connected?.lastError ?? null,
+      revokedBy: connected?.status === 'revoked' ? connected.revokedBy : null,
+      revokedAt: connected?.status === 'revoked' ? connected.revokedAt : null,
+    },
+    token,
+    lastWebhookAt,
+    lastPollAt: connected?.lastPolledAt ?? null,
+    problems: problems(settings, connection, token, now),
+  };
+}
+
+function problems(settings: SquareSettings, connection: SquareConnectionState, token: TokenCheck, now: Date): string[] {
+  const found: string[] = [];
+  for (const [name, set] of Object.entries(settings.variablesSet)) {
+    if (set) continue;
+    if (name === 'ENCRYPTION_KEY' && settings.generatedForDevelopment.includes(name)) {
+      found.push('ENCRYPTION_KEY is not set: a generated development key is in use (tokens stored now cannot be read by another deployment)');
+    } else if (name === 'SQUARE_ENVIRONMENT') {
+      found.push(`SQUARE_ENVIRONMENT is not set: using ${settings.environment}; set it to sandbox or production explicitly`);
+    } else {
+      found.push(`${name} is not set: set it in the API's environment and redeploy`);
+    }
+  }
+  const expectedHost = settings.environment === 'production' ? 'connect.squareup.com' : 'connect.squareupsandbox.com';
+  if (settings.oauthHost !== expectedHost) {
+    found.push(`The OAuth host is ${settings.oauthHost}, not ${expectedHost}: SQUARE_BASE_URL overrides it; unset it outside tests`);
+  }
+  const redirect = new URL(settings.redirectUri);
+  if (redirect.protocol !== 'https:' && !['localhost', '127.0.0.1'].includes(redirect.hostname)) {
+    found.push(`The redirect URI ${settings.redirectUri} is not https: Square accepts http only for localhost; set API_BASE_URL to the public https origin`);
+  }
+  switch (connection.status) {
+    case 'not_connected':
+      found.push('This workspace has never connected Square: start at GET /api/v1/client/pos/square/connect');
+      break;
+    case 'revoked':
+      found.push(`The connection was revoked (by ${connection.revokedBy}): connect Square again`);
+      break;
+    case 'needs_reconnect':
+      found.push(`Square refused the token (${connection.lastError?.code ?? 'unknown'}): connect Square again`);
+      break;
+    case 'token_undecryptable':
+      found.push(`The stored token is encrypted under key ${connection.undecryptableKeyId}, which is neither ENCRYPTION_KEY nor ENCRYPTION_KEY_PREVIOUS: restore that key, or connect Square again`);
+      break;
+    case 'active':
+      if (Date.parse(connection.tokenExpiresAt) - now.getTime() < 8 * DAY_MS) {
+        found.push('The access token expires within 8 days: check that the refresh cron (POST /api/v1/internal/cron/square-refresh-tokens) runs daily');
+      }
+      break;
+    default: {
+      const unexpected: never = connection;
+      return unexpected;
+    }
+  }
+  if (token.decrypts === false && connection.status !== 'token_undecryptable') {
+    found.push(`The stored token does not decrypt (key ${token.keyId}): restore that key as ENCRYPTION_KEY_PREVIOUS, or connect Square again`);
+  }
+  if (token.decrypts && token.encryptedWithCurrentKey === false) {
+    found.push('The stored token is encrypted under ENCRYPTION_KEY_PREVIOUS: run `npm run rotate-keys`, then remove ENCRYPTION_KEY_PREVIOUS');
+  }
+  return found;
+}

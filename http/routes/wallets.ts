@@ -1,0 +1,162 @@
+/** Wallets: consumers read theirs, merchants find, read and redeem, administrators adjust with a reason. */
+import type pg from 'pg';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { IdentityHasher } from '../../domain/ports/identity.ts';
+import { NotFound } from '../../domain/shared/errors.ts';
+import type { WalletsService, WalletWriteResult } from '../../domain/wallets/service.ts';
+import { findConsumerWallet, findTenantWallet, ledgerPage, searchWallets, walletsOfConsumer } from '../../projections/read/wallets.ts';
+import { body, caller, metadataFor, params, query, tenantOf } from './accounts.ts';
+import type { RouteSpec } from './table.ts';
+
+export interface WalletRoutesDependencies {
+  wallets: WalletsService;
+  pool: pg.Pool;
+  /** Hashes a searched email or phone the way users' identities were hashed. */
+  hasher: IdentityHasher;
+}
+
+const MAX_POINTS = 1_000_000_000;
+
+const walletParams = z.object({ walletId: z.uuid({ error: 'walletId must be a wallet id (a uuid)' }) });
+
+const pageQuery = z.object({
+  cursor: z.string().min(1).max(1000).optional(),
+  limit: z.coerce.number({ error: 'limit must be a whole number from 1 to 100' }).int('limit must be a whole number from 1 to 100').min(1, 'limit must be at least 1').max(100, 'limit must be at most 100').default(50),
+});
+
+const searchQuery = z.object({
+  q: z
+    .string({ error: 'q is required: the email address or phone number of the customer, e.g. ?q=jane@example.com' })
+    .trim()
+    .min(1, 'q is required: the email address or phone number of the customer, e.g. ?q=jane@example.com')
+    .max(320, 'q must be at most 320 characters'),
+});
+
+const idempotencyKey = z
+  .string({ error: 'idempotencyKey is required: a string unique to this redemption (1-200 characters); retries reuse it' })
+  .min(1, 'idempotencyKey must not be empty')
+  .max(200, 'idempotencyKey must be at most 200 characters');
+
+const redeemBody = z
+  .object({
+    points: z
+      .number({ error: 'points must be a whole number of points to redeem' })
+      .int('points must be a whole number')
+      .min(1, 'points must be at least 1')
+      .max(MAX_POINTS, `points must be at most ${MAX_POINTS}`),
+    idempotencyKey,
+    reference: z.string().max(200, 'reference must be at most 200 characters').nullish(),
+  })
+  .strict();
+
+const adjustBody = z
+  .object({
+    points: z
+      .number({ error: 'points must be a whole number: positive adds points, negative removes them' })
+      .int('points must be a whole number')
+      .min(-MAX_POINTS, `points must be at least -${MAX_POINTS}`)
+      .max(MAX_POINTS, `points must be at most ${MAX_POINTS}`)
+      .refine((points) => points !== 0, 'points must not be 0: positive adds points, negative removes them'),
+    reason: z
+      .string({ error: 'reason is required: say why the balance is corrected (it is kept in the audit trail)' })
+      .trim()
+      .min(1, 'reason must not be empty: say why the balance is corrected')
+      .max(500, 'reason must be at most 500 characters'),
+    idempotencyKey: idempotencyKey.optional(),
+  })
+  .strict();
+
+/** Every write answers with the new balance and its event's position; a replayed key is marked in a header. */
+function respond(ctx: Context, result: WalletWriteResult): void {
+  if (result.replayed) ctx.set('Idempotent-Replayed', 'true');
+  ctx.status = 200;
+  ctx.body = { walletId: result.walletId, balance: result.balance, position: result.position };
+}
+
+export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
+  const { wallets, pool, hasher } = deps;
+  return [
+    {
+      method: 'get',
+      path: '/api/v1/me/wallets',
+      access: 'user',
+      summary: "The caller's wallets with each merchant's name (consumers; other roles have none).",
+      async handler(ctx) {
+        const c = caller(ctx);
+        ctx.body = c.user?.role === 'consumer' ? await walletsOfConsumer(pool, c.userId) : [];
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/me/wallets/:walletId/ledger',
+      access: 'user',
+      summary: "A page of the caller's wallet ledger, newest first (?cursor=&limit=).",
+      async handler(ctx) {
+        const { walletId } = params(walletParams, ctx);
+        const page = query(pageQuery, ctx);
+        if (!(await findConsumerWallet(pool, caller(ctx).userId, walletId))) throw new NotFound('Wallet');
+        ctx.body = await ledgerPage(pool, walletId, page);
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/client/wallets',
+      access: 'tenant',
+      summary: "Find the tenant's wallets of a customer by email or phone (?q=, any format).",
+      async handler(ctx) {
+        const { q } = query(searchQuery, ctx);
+        ctx.body = await searchWallets(pool, hasher, tenantOf(ctx), q);
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/client/wallets/:walletId',
+      access: 'tenant',
+      summary: "One of the tenant's wallets: balance and lifetime totals.",
+      async handler(ctx) {
+        const { walletId } = params(walletParams, ctx);
+        const wallet = await findTenantWallet(pool, tenantOf(ctx), walletId);
+        if (!wallet) throw new NotFound('Wallet');
+        ctx.body = wallet;
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/client/wallets/:walletId/ledger',
+      access: 'tenant',
+      summary: "A page of the ledger of one of the tenant's wallets, newest first (?cursor=&limit=).",
+      async handler(ctx) {
+        const { walletId } = params(walletParams, ctx);
+        const page = query(pageQuery, ctx);
+        if (!(await findTenantWallet(pool, tenantOf(ctx), walletId))) throw new NotFound('Wallet');
+        ctx.body = await ledgerPage(pool, walletId, page);
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/client/wallets/:walletId/redeem',
+      access: 'tenant',
+      summary: 'Redeem points {points, idempotencyKey, reference?}; never below zero; a retried key answers as the first time.',
+      async handler(ctx) {
+        const { walletId } = params(walletParams, ctx);
+        const tenantId = tenantOf(ctx);
+        // A wallet the tenant cannot see is missing whatever the body says, as for every resource of another tenant.
+        await wallets.requireInTenant(tenantId, walletId);
+        const input = body(redeemBody, ctx);
+        respond(ctx, await wallets.redeem(tenantId, walletId, input, caller(ctx).userId, metadataFor(ctx)));
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/admin/wallets/:walletId/adjust',
+      access: 'admin',
+      summary: 'Correct a balance {points (±), reason, idempotencyKey?}; the admin and the reason are recorded in the event.',
+      async handler(ctx) {
+        const { walletId } = params(walletParams, ctx);
+        const input = body(adjustBody, ctx);
+        respond(ctx, await wallets.adjust(walletId, input, caller(ctx).userId, metadataFor(ctx)));
+      },
+    },
+  ];
+}

@@ -1,0 +1,91 @@
+/**
+ * The `pos_connections` read model (the seed's name): one row per tenant with its Square connection's status,
+ * merchant, scopes, token expiry, last refresh, last poll and last error. Each write sets values taken from the
+ * event, so applying an event twice changes nothing.
+ */
+import type { RecordedEvent } from '../domain/ports/event-store.ts';
+import { CONNECTION_STREAM_PREFIX, type SquareConnectionEvent } from '../domain/connections/events.ts';
+import type { Projection } from './projection.ts';
+
+const asEvent = (event: RecordedEvent) => ({ type: event.type, data: event.data }) as unknown as SquareConnectionEvent;
+
+export const posConnectionsProjection: Projection = {
+  name: 'pos_connections',
+  tables: ['pos_connections'],
+  async apply(events, { db, table }) {
+    const t = table('pos_connections');
+    for (const recorded of events) {
+      if (!recorded.stream.startsWith(CONNECTION_STREAM_PREFIX)) continue;
+      const event = asEvent(recorded);
+      const at = recorded.recordedAt;
+      switch (event.type) {
+        case 'SquareConnectionAuthorized': {
+          const d = event.data;
+          await db.query(
+            `INSERT INTO ${t} AS c (tenant_id, provider, merchant_id, business_name, status, scopes, locations, token_expires_at, authorized_at, updated_at)
+             VALUES ($1, 'square', $2, $3, 'active', $4, $5, $6, $7, $8)
+             ON CONFLICT (tenant_id) DO UPDATE SET
+               merchant_id = EXCLUDED.merchant_id, business_name = EXCLUDED.business_name, status = 'active', scopes = EXCLUDED.scopes,
+               locations = EXCLUDED.locations, token_expires_at = EXCLUDED.token_expires_at, authorized_at = EXCLUDED.authorized_at,
+               last_refreshed_at = NULL, last_error_code = NULL, last_error = NULL, last_error_at = NULL, revoked_by = NULL, revoked_at = NULL,
+               -- Polling resumes for the same merchant; another merchant has not been polled yet.
+               last_polled_at = CASE WHEN c.merchant_id = EXCLUDED.merchant_id THEN c.last_polled_at END,
+               last_poll_summary = CASE WHEN c.merchant_id = EXCLUDED.merchant_id THEN c.last_poll_summary END,
+               updated_at = EXCLUDED.updated_at`,
+            [d.tenantId, d.merchantId, d.businessName, d.scopes, JSON.stringify(d.locations), d.tokenExpiresAt, d.authorizedAt, at],
+          );
+          break;
+        }
+        case 'SquareTokensRefreshed':
+          await db.query(
+            `UPDATE ${t} SET token_expires_at = $2, last_refreshed_at = $3, last_error_code = NULL, last_error = NULL, last_error_at = NULL, updated_at = $4
+              WHERE tenant_id = $1`,
+            [event.data.tenantId, event.data.tokenExpiresAt, event.data.refreshedAt, at],
+          );
+          break;
+        case 'SquareTokenRefreshFailed':
+          await db.query(
+            `UPDATE ${t} SET status = CASE WHEN $5 THEN 'needs_reconnect' ELSE status END,
+                    last_error_code = $2, last_error = $3, last_error_at = $4, updated_at = $6
+              WHERE tenant_id = $1`,
+            [event.data.tenantId, event.data.code, event.data.detail, event.data.failedAt, event.data.needsReconnect, at],
+          );
+          break;
+        case 'SquareConnectionRevoked':
+          await db.query(`UPDATE ${t} SET status = 'revoked', revoked_by = $2, revoked_at = $3, updated_at = $4 WHERE tenant_id = $1`, [
+            event.data.tenantId,
+            event.data.revokedBy,
+            event.data.revokedAt,
+            at,
+          ]);
+          break;
+        case 'SquareTokenDecryptionFailed':
+          await db.query(
+            `UPDATE ${t} SET status = 'token_undecryptable', last_error_code = 'TOKEN_UNDECRYPTABLE',
+                    last_error = 'The stored token was encrypted under key ' || $2 || ', which is not configured', last_error_at = $3, updated_at = $4
+              WHERE tenant_id = $1`,
+            [event.data.tenantId, event.data.keyId, event.data.detectedAt, at],
+          );
+          break;
+        case 'SquareTokenDecryptionRecovered':
+          await db.query(
+            `UPDATE ${t} SET status = 'active', last_error_code = NULL, last_error = NULL, last_error_at = NULL, updated_at = $2 WHERE tenant_id = $1`,
+            [event.data.tenantId, at],
+          );
+          break;
+        case 'SquarePaymentsPolled':
+          await db.query(`UPDATE ${t} SET last_polled_at = $2, last_poll_summary = $3, updated_at = $4 WHERE tenant_id = $1`, [
+            event.data.tenantId,
+            event.data.polledAt,
+            JSON.stringify(event.data.summary),
+            at,
+          ]);
+          break;
+        default: {
+          const unexpected: never = event;
+          void unexpected; // A new connection event type must be handled above.
+        }
+      }
+    }
+  },
+};

@@ -1,0 +1,101 @@
+/** Queries over the `pos_connections` read model (and the webhook inbox, for the debug endpoint). Rows are parsed with zod. */
+import type pg from 'pg';
+import { z } from 'zod';
+import type { ConnectionStatus } from '../../domain/connections/events.ts';
+
+const connectionRow = z.object({
+  tenant_id: z.string(),
+  provider: z.string(),
+  merchant_id: z.string(),
+  business_name: z.string().nullable(),
+  status: z.enum(['active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
+  scopes: z.array(z.string()),
+  locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
+  token_expires_at: z.date(),
+  authorized_at: z.date(),
+  last_refreshed_at: z.date().nullable(),
+  last_polled_at: z.date().nullable(),
+  last_poll_summary: z.record(z.string(), z.unknown()).nullable(),
+  last_error_code: z.string().nullable(),
+  last_error: z.string().nullable(),
+  last_error_at: z.date().nullable(),
+  revoked_by: z.enum(['app', 'merchant', 'square']).nullable(),
+  revoked_at: z.date().nullable(),
+  updated_at: z.date(),
+});
+
+/** A tenant's POS connection as `GET /api/v1/client/pos/square` shows it. */
+export interface PosConnectionView {
+  provider: string;
+  status: z.infer<typeof connectionRow>['status'] | 'not_connected';
+  merchantId: string | null;
+  businessName: string | null;
+  scopes: string[];
+  locations: { id: string; name: string | null; status: string }[];
+  tokenExpiresAt: string | null;
+  authorizedAt: string | null;
+  lastRefreshedAt: string | null;
+  lastPolledAt: string | null;
+  lastPollSummary: Record<string, unknown> | null;
+  lastError: { code: string; message: string | null; at: string | null } | null;
+  revokedBy: 'app' | 'merchant' | 'square' | null;
+  revokedAt: string | null;
+}
+
+const iso = (date: Date | null) => date?.toISOString() ?? null;
+
+const NOT_CONNECTED: PosConnectionView = {
+  provider: 'square',
+  status: 'not_connected',
+  merchantId: null,
+  businessName: null,
+  scopes: [],
+  locations: [],
+  tokenExpiresAt: null,
+  authorizedAt: null,
+  lastRefreshedAt: null,
+  lastPolledAt: null,
+  lastPollSummary: null,
+  lastError: null,
+  revokedBy: null,
+  revokedAt: null,
+};
+
+export async function posConnection(pool: pg.Pool, tenantId: string): Promise<PosConnectionView> {
+  const { rows } = await pool.query('SELECT * FROM pos_connections WHERE tenant_id = $1', [tenantId]);
+  if (!rows[0]) return NOT_CONNECTED;
+  const r = connectionRow.parse(rows[0]);
+  return {
+    provider: r.provider,
+    status: r.status,
+    merchantId: r.merchant_id,
+    businessName: r.business_name,
+    scopes: r.scopes,
+    locations: r.locations,
+    tokenExpiresAt: iso(r.token_expires_at),
+    authorizedAt: iso(r.authorized_at),
+    lastRefreshedAt: iso(r.last_refreshed_at),
+    lastPolledAt: iso(r.last_polled_at),
+    lastPollSummary: r.last_poll_summary,
+    lastError: r.last_error_code ? { code: r.last_error_code, message: r.last_error, at: iso(r.last_error_at) } : null,
+    revokedBy: r.revoked_by,
+    revokedAt: iso(r.revoked_at),
+  };
+}
+
+/** Tenants whose connection has one of these statuses, oldest authorization first. */
+export async function tenantsWithStatus(pool: pg.Pool, statuses: readonly ConnectionStatus[]): Promise<string[]> {
+  const { rows } = await pool.query('SELECT tenant_id FROM pos_connections WHERE status = ANY($1) ORDER BY authorized_at, tenant_id', [statuses]);
+  return rows.map((r) => z.object({ tenant_id: z.string() }).parse(r).tenant_id);
+}
+
+/**
+ * When the newest webhook for this merchant arrived, from the webhook inbox (`pos_webhook_events_raw`, created by
+ * the ingestion migration). Null when none arrived, or when that table does not exist yet.
+ */
+export async function lastWebhookReceivedAt(pool: pg.Pool, merchantId: string): Promise<string | null> {
+  const { rows: exists } = await pool.query(`SELECT to_regclass('pos_webhook_events_raw') IS NOT NULL AS present`);
+  if (!z.object({ present: z.boolean() }).parse(exists[0]).present) return null;
+  const { rows } = await pool.query('SELECT max(received_at) AS at FROM pos_webhook_events_raw WHERE merchant_id = $1', [merchantId]);
+  return iso(z.object({ at: z.date().nullable() }).parse(rows[0]).at);
+}

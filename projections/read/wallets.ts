@@ -1,0 +1,196 @@
+/** Queries over the wallets read model. Rows are parsed with zod on the way out; points are integers. */
+import type pg from 'pg';
+import { z } from 'zod';
+import type { IdentityHasher } from '../../domain/ports/identity.ts';
+import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
+import { DomainError } from '../../domain/shared/errors.ts';
+
+/** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
+const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
+
+const walletRow = z.object({
+  wallet_id: z.string(),
+  tenant_id: z.string(),
+  consumer_id: z.string(),
+  points_balance: points,
+  lifetime_earned: points,
+  lifetime_redeemed: points,
+  created_at: z.date(),
+  updated_at: z.date(),
+});
+
+/** A wallet as the API shows it. */
+export interface WalletView {
+  walletId: string;
+  tenantId: string;
+  consumerId: string;
+  balance: number;
+  lifetimeEarned: number;
+  lifetimeRedeemed: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A consumer's wallet, with the name of the merchant it is held at. */
+export interface ConsumerWalletView extends WalletView {
+  businessName: string | null;
+}
+
+const WALLET_COLUMNS = 'w.wallet_id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.created_at, w.updated_at';
+
+function walletView(r: z.infer<typeof walletRow>): WalletView {
+  return {
+    walletId: r.wallet_id,
+    tenantId: r.tenant_id,
+    consumerId: r.consumer_id,
+    balance: r.points_balance,
+    lifetimeEarned: r.lifetime_earned,
+    lifetimeRedeemed: r.lifetime_redeemed,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  };
+}
+
+const toWallet = (raw: unknown): WalletView => walletView(walletRow.parse(raw));
+const consumerWalletRow = walletRow.extend({ business_name: z.string().nullable() });
+
+/** Every wallet of a consumer, most recently active first, with each merchant's business name. */
+export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Promise<ConsumerWalletView[]> {
+  const { rows } = await pool.query(
+    `SELECT ${WALLET_COLUMNS}, ws.business_name
+       FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
+      WHERE w.consumer_id = $1
+      ORDER BY w.updated_at DESC, w.wallet_id`,
+    [consumerId],
+  );
+  return rows.map((raw) => {
+    const r = consumerWalletRow.parse(raw);
+    return { ...walletView(r), businessName: r.business_name };
+  });
+}
+
+/** One wallet, only if it belongs to the tenant (another tenant's wallet reads as missing). */
+export async function findTenantWallet(pool: pg.Pool, tenantId: string, walletId: string): Promise<WalletView | undefined> {
+  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.wallet_id = $1 AND w.tenant_id = $2`, [walletId, tenantId]);
+  return rows[0] ? toWallet(rows[0]) : undefined;
+}
+
+/** One wallet, only if it belongs to the consumer. */
+export async function findConsumerWallet(pool: pg.Pool, consumerId: string, walletId: string): Promise<WalletView | undefined> {
+  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.wallet_id = $1 AND w.consumer_id = $2`, [walletId, consumerId]);
+  return rows[0] ? toWallet(rows[0]) : undefined;
+}
+
+const SEARCH_LIMIT = 50;
+
+/**
+ * Wallets in the tenant of the consumer whose email or phone is `q`, in any format a person would type it
+ * (`+1-212-555-4240` finds `+12125554240`). Matched by keyed hash; a person whose personal data was erased
+ * is no longer found by it.
+ */
+export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenantId: string, q: string): Promise<WalletView[]> {
+  const email = tryNormaliseEmail(q);
+  const phone = email ? null : tryNormalisePhone(q);
+  if (!email && !phone) {
+    throw new DomainError('VALIDATION_FAILED', 'q must be an email address or a phone number (such as +12125551234)');
+  }
+  const { rows } = await pool.query(
+    `SELECT ${WALLET_COLUMNS}
+       FROM wallets w JOIN users u ON u.id = w.consumer_id
+      WHERE w.tenant_id = $1
+        AND (u.email_hash = $2 OR u.phone_hash = $3)
+        AND EXISTS (SELECT 1 FROM personal_data p WHERE p.user_id = u.id)
+      ORDER BY w.updated_at DESC, w.wallet_id
+      LIMIT ${SEARCH_LIMIT}`,
+    [tenantId, email ? hasher.hashEmail(email) : null, phone ? hasher.hashPhone(phone) : null],
+  );
+  return rows.map(toWallet);
+}
+
+const ledgerRow = z.object({
+  id: z.string(),
+  entry_type: z.enum(['credit', 'reversal', 'redemption', 'adjustment', 'claim']),
+  points,
+  balance_after: points,
+  payment_id: z.string().nullable(),
+  refund_id: z.string().nullable(),
+  admin_id: z.string().nullable(),
+  reason: z.string().nullable(),
+  reference: z.string().nullable(),
+  idempotency_key: z.string().nullable(),
+  position: z.string(),
+  created_at: z.date(),
+  /** created_at at full (microsecond) precision, for the cursor: a JS Date would round it to milliseconds. */
+  cursor_at: z.string(),
+});
+
+/** One line of a wallet's ledger. `points` is signed; `balanceAfter` is the balance once it applied. */
+export interface LedgerItem {
+  id: string;
+  entryType: z.infer<typeof ledgerRow>['entry_type'];
+  points: number;
+  balanceAfter: number;
+  paymentId: string | null;
+  refundId: string | null;
+  adminId: string | null;
+  reason: string | null;
+  reference: string | null;
+  idempotencyKey: string | null;
+  position: string;
+  createdAt: string;
+}
+
+/** A page of a ledger, newest first; `nextCursor` is null on the last page. */
+export interface LedgerPage {
+  items: LedgerItem[];
+  nextCursor: string | null;
+}
+
+const cursorSchema = z.tuple([z.iso.datetime({ offset: true }), z.string().min(1)]);
+
+const encodeCursor = (at: string, id: string) => Buffer.from(JSON.stringify([at, id])).toString('base64url');
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    return cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+  } catch {
+    throw new DomainError('VALIDATION_FAILED', 'cursor is not valid: pass the nextCursor of the previous page unchanged, or omit it for the first page');
+  }
+}
+
+/** One page of the wallet's ledger, newest first, after `cursor` (keyset pagination on (created_at, id)). */
+export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor?: string | undefined; limit: number }): Promise<LedgerPage> {
+  const after = page.cursor ? decodeCursor(page.cursor) : undefined;
+  const params: unknown[] = [walletId, page.limit + 1];
+  if (after) params.push(...after);
+  const { rows } = await pool.query(
+    `SELECT id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, created_at,
+            to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
+       FROM wallet_ledger
+      WHERE wallet_id = $1 ${after ? 'AND (created_at, id) < ($3::timestamptz, $4::text)' : ''}
+      ORDER BY created_at DESC, id DESC
+      LIMIT $2`,
+    params,
+  );
+  const parsed = rows.map((raw) => ledgerRow.parse(raw));
+  const hasMore = parsed.length > page.limit;
+  const shown = hasMore ? parsed.slice(0, page.limit) : parsed;
+  const last = shown.at(-1);
+  return {
+    items: shown.map((r) => ({
+      id: r.id,
+      entryType: r.entry_type,
+      points: r.points,
+      balanceAfter: r.balance_after,
+      paymentId: r.payment_id,
+      refundId: r.refund_id,
+      adminId: r.admin_id,
+      reason: r.reason,
+      reference: r.reference,
+      idempotencyKey: r.idempotency_key,
+      position: r.position,
+      createdAt: r.created_at.toISOString(),
+    })),
+    nextCursor: hasMore && last ? encodeCursor(last.cursor_at, last.id) : null,
+  };
+}

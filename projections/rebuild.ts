@@ -1,0 +1,310 @@
+/**
+ * Rebuilding a projection without downtime. The rebuild replays the whole feed into fresh tables beside the
+ * live ones, with its own checkpoint, while the live projection keeps serving and keeping up. Once the
+ * rebuild has caught up with the live feed, one transaction takes over: it locks the live checkpoint (so the
+ * live runner cannot commit in between), renames the fresh tables into place, and moves the live checkpoint to
+ * the rebuild's. Readers wait for the renames for an instant and then see the complete new tables; the live
+ * runner finds its checkpoint moved and carries on from the rebuild's. The old tables are then dropped.
+ *
+ * A job can be cancelled (its tables and checkpoint are kept) and resumed; one job per projection runs at a
+ * time (a unique index on running jobs, and an advisory lock held by the process running it).
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { DomainError, NotFound } from '../domain/shared/errors.ts';
+import type { EventStore, Position } from '../domain/ports/event-store.ts';
+import { feed, readCheckpoint } from './feed.ts';
+import type { Projection } from './projection.ts';
+
+export type RebuildState = 'running' | 'completed' | 'cancelled' | 'failed';
+
+export interface RebuildJob {
+  jobId: string;
+  projection: string;
+  state: RebuildState;
+  eventsApplied: number;
+  eventsTotal: number | null;
+  /** 0..1 when the total is known. */
+  progress: number | null;
+  eventsPerSecond: number | null;
+  etaSeconds: number | null;
+  startedAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('tally.rebuild:' || $1, 0)) AS locked`;
+/** Most events the takeover applies itself to close the gap to the live projection. */
+const TAKEOVER_GAP = 2000;
+const rebuildCheckpoint = (projection: string) => `${projection}#rebuild`;
+const freshTable = (table: string, suffix: string) => `${table}__rb_${suffix}`;
+const oldTable = (table: string, suffix: string) => `${table}__old_${suffix}`;
+const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+function toJob(row: {
+  id: string;
+  projection: string;
+  state: RebuildState;
+  events_applied: string;
+  events_total: string | null;
+  started_at: Date;
+  updated_at: Date;
+  finished_at: Date | null;
+  error: string | null;
+}): RebuildJob {
+  const applied = Number(row.events_applied);
+  const total = row.events_total === null ? null : Number(row.events_total);
+  const elapsed = ((row.finished_at ?? row.updated_at).getTime() - row.started_at.getTime()) / 1000;
+  const rate = elapsed > 0 ? applied / elapsed : null;
+  return {
+    jobId: row.id,
+    projection: row.projection,
+    state: row.state,
+    eventsApplied: applied,
+    eventsTotal: total,
+    progress: row.state === 'completed' ? 1 : total ? Math.min(1, applied / Math.max(total, 1)) : null,
+    eventsPerSecond: rate === null ? null : Math.round(rate),
+    etaSeconds: row.state === 'running' && rate && total !== null ? Math.max(0, Math.round((total - applied) / rate)) : null,
+    startedAt: row.started_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    finishedAt: row.finished_at?.toISOString() ?? null,
+    error: row.error,
+  };
+}
+
+const JOB_COLUMNS = 'id, projection, state, events_applied, events_total, started_at, updated_at, finished_at, error';
+
+export interface RebuildOptions {
+  maxBatch?: number;
+  /** Called after each committed batch (metrics, CLI progress). */
+  onProgress?(job: { projection: string; jobId: string; eventsApplied: number; eventsTotal: number | null }): void;
+}
+
+export class ProjectionRebuilds {
+  private readonly running = new Map<string, { cancel: () => Promise<void>; done: Promise<void> }>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly connectionConfig: pg.ClientConfig,
+    private readonly store: EventStore,
+    private readonly projections: readonly Projection[],
+    private readonly log: Logger,
+    private readonly newId: () => string,
+    private readonly options: RebuildOptions = {},
+  ) {}
+
+  /** Projections that can be rebuilt (reactors without tables have nothing to rebuild). */
+  names(): string[] {
+    return this.projections.filter((p) => p.tables.length > 0).map((p) => p.name);
+  }
+
+  /** Starts (or resumes a cancelled or orphaned) rebuild of one projection; returns at once with the job. */
+  async start(name: string): Promise<RebuildJob> {
+    const projection = this.projections.find((p) => p.name === name);
+    if (!projection) throw new NotFound(`Projection ${name}`);
+    if (projection.tables.length === 0) throw new DomainError('VALIDATION_FAILED', `${name} is a reactor with no tables of its own: there is nothing to rebuild`);
+
+    const lock = new pg.Client(this.connectionConfig);
+    lock.on('error', () => undefined);
+    await lock.connect();
+    const { rows } = await lock.query<{ locked: boolean }>(LOCK_SQL, [name]);
+    if (!rows[0]?.locked) {
+      await lock.end();
+      throw new DomainError('CONFLICT', `A rebuild of ${name} is already running`);
+    }
+    try {
+      const job = await this.claimJob(projection);
+      const control = this.run(projection, job.jobId, job.suffix, lock);
+      this.running.set(job.jobId, control);
+      void control.done.finally(() => this.running.delete(job.jobId));
+      return (await this.get(job.jobId)) as RebuildJob;
+    } catch (error) {
+      await lock.end().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** A running or cancelled job of this projection is resumed (same tables, same checkpoint); else a new one. */
+  private async claimJob(projection: Projection): Promise<{ jobId: string; suffix: string }> {
+    const { rows } = await this.pool.query<{ id: string; suffix: string }>(
+      `SELECT id, suffix FROM projection_rebuilds WHERE projection = $1 AND state IN ('running', 'cancelled') ORDER BY started_at DESC LIMIT 1`,
+      [projection.name],
+    );
+    const resumable = rows[0];
+    if (resumable) {
+      await this.pool.query(`UPDATE projection_rebuilds SET state = 'running', updated_at = now(), error = NULL WHERE id = $1`, [resumable.id]);
+      return { jobId: resumable.id, suffix: resumable.suffix };
+    }
+    const jobId = this.newId();
+    const suffix = jobId.replace(/-/g, '').slice(0, 12);
+    const live = await readCheckpoint(this.pool, projection.name);
+    await this.pool.query(`INSERT INTO projection_rebuilds (id, projection, state, suffix, events_total) VALUES ($1, $2, 'running', $3, $4)`, [
+      jobId,
+      projection.name,
+      suffix,
+      live ? Number(live.events_applied) : null,
+    ]);
+    // Fresh tables with the live tables' columns, defaults, constraints and indexes.
+    for (const table of projection.tables) {
+      await this.pool.query(`DROP TABLE IF EXISTS ${ident(freshTable(table, suffix))}`);
+      await this.pool.query(`CREATE TABLE ${ident(freshTable(table, suffix))} (LIKE ${ident(table)} INCLUDING ALL)`);
+    }
+    await this.pool.query(
+      `INSERT INTO projection_checkpoints (name, position, events_applied, status) VALUES ($1, NULL, 0, 'rebuilding')
+       ON CONFLICT (name) DO UPDATE SET position = NULL, events_applied = 0, status = 'rebuilding', last_error = NULL, error_position = NULL`,
+      [rebuildCheckpoint(projection.name)],
+    );
+    return { jobId, suffix };
+  }
+
+  private run(projection: Projection, jobId: string, suffix: string, lock: pg.Client) {
+    let stopping = false;
+    let stopFeed: (() => Promise<void>) | undefined;
+    const log = this.log.child({ projection: projection.name, rebuildJob: jobId });
+    const done = (async () => {
+      try {
+        const result = await feed(
+          {
+            projection,
+            checkpointName: rebuildCheckpoint(projection.name),
+            table: (name) => freshTable(name, suffix),
+            onCommit: async (db, applied) => {
+              await db.query(`UPDATE projection_rebuilds SET events_applied = events_applied + $2, updated_at = now() WHERE id = $1`, [jobId, applied]);
+            },
+          },
+          {
+            pool: this.pool,
+            store: this.store,
+            log,
+            maxBatch: this.options.maxBatch ?? 1000,
+            isStopping: () => stopping,
+            exposeStop: (stop) => (stopFeed = stop),
+            onApplied: () => void this.reportProgress(jobId),
+            onIdle: async (checkpoint) => ((await this.takeOver(projection, jobId, suffix, checkpoint)) ? 'done' : 'continue'),
+          },
+        );
+        if (result.kind === 'failed') {
+          await this.finish(jobId, 'failed', `${result.error} (at position ${result.position})`);
+          log.error({ error: result.error }, 'rebuild failed');
+        } else if (result.kind === 'stopped') {
+          await this.finish(jobId, 'cancelled', null);
+          log.info('rebuild cancelled; resume it by starting a rebuild of the same projection');
+        } else {
+          log.info('rebuild took over');
+        }
+      } catch (error) {
+        log.error({ err: error }, 'rebuild interrupted');
+        await this.finish(jobId, 'failed', error instanceof Error ? error.message : String(error)).catch(() => undefined);
+      } finally {
+        await lock.end().catch(() => undefined);
+      }
+    })();
+    return {
+      done,
+      cancel: async () => {
+        stopping = true;
+        await stopFeed?.();
+        await done;
+      },
+    };
+  }
+
+  private async reportProgress(jobId: string) {
+    if (!this.options.onProgress) return;
+    const job = await this.get(jobId).catch(() => undefined);
+    if (job) this.options.onProgress({ projection: job.projection, jobId, eventsApplied: job.eventsApplied, eventsTotal: job.eventsTotal });
+  }
+
+  /** The atomic switch. False when the live projection is still ahead: the rebuild reads on and tries again. */
+  private async takeOver(projection: Projection, jobId: string, suffix: string, rebuilt: Position | undefined): Promise<boolean> {
+    const db = await this.pool.connect();
+    db.on('error', () => undefined);
+    try {
+      await db.query('BEGIN');
+      // Holding the live checkpoint row keeps the live runner from committing until the switch is done.
+      const { rows } = await db.query<{ position: string | null }>('SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE', [projection.name]);
+      const live = (rows[0]?.position ?? undefined) as Position | undefined;
+      let position = rebuilt;
+      if (live && (!rebuilt || this.store.isAfter(live, rebuilt))) {
+        // The live projection is a few events ahead (it keeps up with appends too). While its checkpoint is
+        // held it cannot move: apply the gap to the fresh tables here, then switch at the live position.
+        const gap = (await this.store.readAll({ ...(rebuilt ? { from: rebuilt } : {}), to: live, limit: TAKEOVER_GAP + 2 })).filter(
+          (e) => (!rebuilt || this.store.isAfter(e.position, rebuilt)) && !this.store.isAfter(e.position, live),
+        );
+        const reachesLive = gap.at(-1)?.position === live;
+        if (!reachesLive || gap.length > TAKEOVER_GAP) {
+          await db.query('ROLLBACK');
+          return false;
+        }
+        await projection.apply(gap, { db, table: (name) => freshTable(name, suffix) });
+        await db.query(`UPDATE projection_rebuilds SET events_applied = events_applied + $2 WHERE id = $1`, [jobId, gap.length]);
+        await db.query(`UPDATE projection_checkpoints SET events_applied = events_applied + $2 WHERE name = $1`, [rebuildCheckpoint(projection.name), gap.length]);
+        position = live;
+      }
+      for (const table of projection.tables) {
+        await db.query(`ALTER TABLE ${ident(table)} RENAME TO ${ident(oldTable(table, suffix))}`);
+        await db.query(`ALTER TABLE ${ident(freshTable(table, suffix))} RENAME TO ${ident(table)}`);
+      }
+      const { rows: applied } = await db.query<{ events_applied: string }>('SELECT events_applied FROM projection_checkpoints WHERE name = $1', [
+        rebuildCheckpoint(projection.name),
+      ]);
+      await db.query(
+        `INSERT INTO projection_checkpoints (name, position, events_applied, status) VALUES ($1, $2, $3, 'running')
+         ON CONFLICT (name) DO UPDATE SET position = $2, events_applied = $3, status = 'running', last_error = NULL, error_position = NULL, updated_at = now()`,
+        [projection.name, position ?? null, applied[0]?.events_applied ?? 0],
+      );
+      await db.query('DELETE FROM projection_checkpoints WHERE name = $1', [rebuildCheckpoint(projection.name)]);
+      await db.query(`UPDATE projection_rebuilds SET state = 'completed', finished_at = now(), updated_at = now() WHERE id = $1`, [jobId]);
+      await db.query('COMMIT');
+    } catch (error) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      db.release();
+    }
+    for (const table of projection.tables) await this.pool.query(`DROP TABLE IF EXISTS ${ident(oldTable(table, suffix))}`);
+    return true;
+  }
+
+  private async finish(jobId: string, state: RebuildState, error: string | null) {
+    await this.pool.query(`UPDATE projection_rebuilds SET state = $2, error = $3, updated_at = now(), finished_at = CASE WHEN $2 = 'cancelled' THEN NULL ELSE now() END WHERE id = $1 AND state = 'running'`, [
+      jobId,
+      state,
+      error,
+    ]);
+  }
+
+  async cancel(jobId: string): Promise<RebuildJob> {
+    const job = await this.get(jobId);
+    if (!job) throw new NotFound('Rebuild job');
+    const control = this.running.get(jobId);
+    if (!control) {
+      if (job.state === 'running') throw new DomainError('CONFLICT', 'This job runs in another process: cancel it there');
+      throw new DomainError('CONFLICT', `The job is ${job.state}; only a running job can be cancelled`);
+    }
+    await control.cancel();
+    return (await this.get(jobId)) as RebuildJob;
+  }
+
+  /** Resolves when the job is no longer running here. */
+  async wait(jobId: string): Promise<RebuildJob | undefined> {
+    await this.running.get(jobId)?.done;
+    return this.get(jobId);
+  }
+
+  async get(jobId: string): Promise<RebuildJob | undefined> {
+    if (!/^[0-9a-f-]{36}$/i.test(jobId)) return undefined;
+    const { rows } = await this.pool.query(`SELECT ${JOB_COLUMNS} FROM projection_rebuilds WHERE id = $1`, [jobId]);
+    return rows[0] ? toJob(rows[0]) : undefined;
+  }
+
+  async recent(limit = 20): Promise<RebuildJob[]> {
+    const { rows } = await this.pool.query(`SELECT ${JOB_COLUMNS} FROM projection_rebuilds ORDER BY started_at DESC LIMIT $1`, [limit]);
+    return rows.map(toJob);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.running.values()].map((r) => r.cancel()));
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The wallets read model: `wallets` (one row per wallet: balance and lifetime totals) and `wallet_ledger`
+ * (one row per balance-changing event). One projection owns both, so a balance and the ledger row that
+ * explains it always commit together; the balance is the sum of the wallet's ledger points.
+ *
+ * A batch is folded into ledger entries in memory (pure), then written by a single statement: ledger rows
+ * are inserted `ON CONFLICT (id) DO NOTHING`, and wallets move only by the rows actually inserted, so an
+ * event applied twice changes nothing.
+ */
+import type { RecordedEvent } from '../domain/ports/event-store.ts';
+import { pointsDelta, WALLET_EVENT_TYPES, type WalletEvent } from '../domain/wallets/wallet.ts';
+import { assertNever } from '../domain/shared/decider.ts';
+import type { Projection, ProjectionContext } from './projection.ts';
+
+/** The kinds of ledger entries; a `PointsCredited` with `via: 'claim'` is a `claim`. */
+export type LedgerEntryType = 'credit' | 'reversal' | 'redemption' | 'adjustment' | 'claim';
+
+/** One `wallet_ledger` row as the fold produces it (`balance_after` is computed when it is written). */
+export interface LedgerEntry {
+  id: string;
+  wallet_id: string;
+  tenant_id: string;
+  consumer_id: string;
+  entry_type: LedgerEntryType;
+  /** Signed: credits positive, reversals and redemptions negative, adjustments as given. */
+  points: number;
+  payment_id: string | null;
+  refund_id: string | null;
+  admin_id: string | null;
+  reason: string | null;
+  reference: string | null;
+  idempotency_key: string | null;
+  position: string;
+  created_at: string;
+  /** Order within the batch: balances run in feed order. */
+  seq: number;
+}
+
+const walletEventTypes: ReadonlySet<string> = new Set(WALLET_EVENT_TYPES);
+
+function details(event: WalletEvent): Pick<LedgerEntry, 'entry_type' | 'payment_id' | 'refund_id' | 'admin_id' | 'reason' | 'reference' | 'idempotency_key'> {
+  const none = { payment_id: null, refund_id: null, admin_id: null, reason: null, reference: null, idempotency_key: null };
+  switch (event.type) {
+    case 'PointsCredited':
+      return { ...none, entry_type: event.data.via === 'claim' ? 'claim' : 'credit', payment_id: event.data.paymentId };
+    case 'PointsReversed':
+      return { ...none, entry_type: 'reversal', payment_id: event.data.paymentId, refund_id: event.data.refundId };
+    case 'PointsRedeemed':
+      return { ...none, entry_type: 'redemption', reference: event.data.reference, idempotency_key: event.data.idempotencyKey };
+    case 'PointsAdjusted':
+      return { ...none, entry_type: 'adjustment', admin_id: event.data.adjustedBy, reason: event.data.reason, idempotency_key: event.data.idempotencyKey };
+    default:
+      return assertNever(event);
+  }
+}
+
+/** The pure fold: the batch's wallet events as ledger entries, in feed order; other events are ignored. */
+export function ledgerEntries(events: readonly RecordedEvent[]): LedgerEntry[] {
+  const entries: LedgerEntry[] = [];
+  for (const recorded of events) {
+    if (!walletEventTypes.has(recorded.type)) continue;
+    const event = { type: recorded.type, data: recorded.data } as WalletEvent;
+    entries.push({
+      id: recorded.id,
+      wallet_id: event.data.walletId,
+      tenant_id: event.data.tenantId,
+      consumer_id: event.data.consumerId,
+      points: pointsDelta(event),
+      ...details(event),
+      position: recorded.position,
+      created_at: recorded.recordedAt.toISOString(),
+      seq: entries.length,
+    });
+  }
+  return entries;
+}
+
+/**
+ * `fresh` skips entries already in the ledger and runs each wallet's balance on from its current row.
+ * Wallets then move by the rows the insert actually returned, never by what was merely offered.
+ */
+const writeSql = (ledger: string, wallets: string) => `
+WITH batch AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(
+    id text, wallet_id text, tenant_id text, consumer_id text, entry_type text, points bigint, payment_id text,
+    refund_id text, admin_id text, reason text, reference text, idempotency_key text, position text,
+    created_at timestamptz, seq int)
+),
+fresh AS (
+  SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.points) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
+    FROM batch b
+    LEFT JOIN ${wallets} w ON w.wallet_id = b.wallet_id
+   WHERE NOT EXISTS (SELECT 1 FROM ${ledger} l WHERE l.id = b.id)
+),
+inserted AS (
+  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+                         reference, idempotency_key, position, created_at)
+  SELECT id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+         reference, idempotency_key, position, created_at
+    FROM fresh ORDER BY seq
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id, wallet_id, tenant_id, entry_type, points, created_at
+)
+INSERT INTO ${wallets} AS w (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+SELECT i.wallet_id, i.tenant_id, b.consumer_id,
+       sum(i.points)::bigint,
+       sum(CASE WHEN i.entry_type IN ('credit', 'claim', 'reversal') THEN i.points ELSE 0 END)::bigint,
+       sum(CASE WHEN i.entry_type = 'redemption' THEN -i.points ELSE 0 END)::bigint,
+       min(i.created_at), max(i.created_at)
+  FROM inserted i JOIN batch b ON b.id = i.id
+ GROUP BY i.wallet_id, i.tenant_id, b.consumer_id
+ON CONFLICT (wallet_id) DO UPDATE SET
+  points_balance    = w.points_balance + EXCLUDED.points_balance,
+  lifetime_earned   = w.lifetime_earned + EXCLUDED.lifetime_earned,
+  lifetime_redeemed = w.lifetime_redeemed + EXCLUDED.lifetime_redeemed,
+  updated_at        = GREATEST(w.updated_at, EXCLUDED.updated_at)`;
+
+/** Balances and ledgers of wallets; lifetime totals follow the wallet decider (reversals reduce earned). */
+export const walletsProjection: Projection = {
+  name: 'wallets',
+  tables: ['wallets', 'wallet_ledger'],
+  async apply(events, { db, table }: ProjectionContext) {
+    const entries = ledgerEntries(events);
+    if (entries.length === 0) return;
+    await db.query(writeSql(table('wallet_ledger'), table('wallets')), [JSON.stringify(entries)]);
+  },
+};

@@ -1,0 +1,574 @@
+/**
+ * The Square connection over HTTP: the real service, the real `square` SDK, and a local server that answers like
+ * Square (tests/support/square-server.ts) in place of connect.squareup*.com. The browser's trip through Square is
+ * played by the test: it reads the authorize URL, has the Square server issue a code, and follows the redirect
+ * back to the callback by hand to read the Location header.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import { v4 as uuid } from 'uuid';
+import { keyring } from '../../adapters/crypto/keys.ts';
+import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
+import { postgresTokenVault } from '../../adapters/postgres/token-vault.ts';
+import type { VaultTokens } from '../../domain/ports/token-vault.ts';
+import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+
+const ENCRYPTION_KEY = randomBytes(32).toString('base64');
+const CRON_SECRET = 'cron-secret-for-the-square-tests-0123';
+const API_BASE_URL = 'https://api.tally.test';
+const FRONTEND_URL = 'https://app.tally.test';
+const REDIRECT_URI = `${API_BASE_URL}/api/v1/oauth/square/callback`;
+const ADMIN_EMAIL = 'root@square.test';
+const DAY_MS = 24 * 3600_000;
+
+let square: SquareTestServer;
+let service: TestService;
+let call: ReturnType<typeof api>;
+let adminToken: string;
+
+test.before(async () => {
+  square = await startSquareServer();
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAILS: ADMIN_EMAIL,
+    SQUARE_APP_ID: square.appId,
+    SQUARE_APP_SECRET: square.appSecret,
+    SQUARE_ENVIRONMENT: 'sandbox',
+    SQUARE_BASE_URL: square.url,
+    API_BASE_URL,
+    FRONTEND_URL,
+    ENCRYPTION_KEY,
+    CRON_SECRET,
+  });
+  call = api(service.url);
+  adminToken = await tokenFor(`admin-${uuid()}`, ADMIN_EMAIL);
+  await call('POST', '/api/v1/me/register', { token: adminToken, body: { role: 'consumer' } });
+});
+test.after.always(async () => {
+  await service?.stop();
+  await square?.stop();
+});
+
+// --- Helpers ---------------------------------------------------------------------------------------------------
+
+interface Client {
+  userId: string;
+  token: string;
+  tenantId: string;
+}
+
+async function approvedClient(): Promise<Client> {
+  const userId = uuid();
+  const token = await tokenFor(userId, `merchant-${userId.slice(0, 8)}@square.test`);
+  await call('POST', '/api/v1/me/register', { token, body: { role: 'client', businessName: `Shop ${userId.slice(0, 4)}` } });
+  const approval = await call('PATCH', `/api/v1/admin/users/${userId}/approve`, { token: adminToken });
+  return { userId, token, tenantId: approval.body.user.tenantId };
+}
+
+/** A Square merchant of the stand-in server, unique to the test. */
+function newMerchant(): string {
+  const merchantId = `ML${randomBytes(6).toString('hex').toUpperCase()}`;
+  square.addMerchant({ merchantId, businessName: `Business ${merchantId}`, locations: [{ id: `${merchantId}-L1`, name: 'Main Street' }, { id: `${merchantId}-L2`, name: 'Pier' }] });
+  return merchantId;
+}
+
+async function authorizeUrl(client: Client): Promise<URL> {
+  const response = await call('GET', '/api/v1/client/pos/square/connect', { token: client.token });
+  if (response.status !== 200) throw new Error(`connect answered ${response.status} ${JSON.stringify(response.body)}`);
+  return new URL(response.body.url);
+}
+
+/** The browser arrives at the callback with these query parameters; returns where it is sent next. */
+async function callback(params: Record<string, string>): Promise<{ status: number; location: URL }> {
+  const response = await call('GET', `/api/v1/oauth/square/callback?${new URLSearchParams(params)}`);
+  return { status: response.status, location: new URL(response.headers.get('location') ?? 'about:blank') };
+}
+
+/** The merchant consents on Square for `merchantId`; Square redirects back with a code and the state. */
+async function consent(client: Client, merchantId: string): Promise<{ code: string; state: string }> {
+  const url = await authorizeUrl(client);
+  const code = square.issueCode(merchantId, { redirectUri: url.searchParams.get('redirect_uri') ?? undefined });
+  return { code, state: url.searchParams.get('state') ?? '' };
+}
+
+async function connect(client: Client, merchantId: string): Promise<URL> {
+  const { code, state } = await consent(client, merchantId);
+  return (await callback({ code, response_type: 'code', state })).location;
+}
+
+/** Connects, for tests about what comes after. */
+async function mustConnect(client: Client, merchantId: string): Promise<void> {
+  const location = await connect(client, merchantId);
+  if (location.toString() !== connected) throw new Error(`connecting failed: ${location}`);
+}
+
+const connected = `${FRONTEND_URL}/pos?connected=square`;
+const failedWith = (code: string) => `${FRONTEND_URL}/pos?error=${code}`;
+
+/** The tenant's connection as the API shows it, once the read model includes the stream's last event (read-your-writes). */
+async function connection(client: Client) {
+  const last = (await service.tally.store.readStream(`square-connection-${client.tenantId}`)).at(-1);
+  const headers: Record<string, string> = last ? { 'x-min-position': String(last.position) } : {};
+  const response = await call('GET', '/api/v1/client/pos/square', { token: client.token, headers });
+  if (response.status !== 200) throw new Error(`status answered ${response.status}: ${JSON.stringify(response.body)}`);
+  return response.body;
+}
+
+const vault = () => postgresTokenVault(service.database.pool, keyring(ENCRYPTION_KEY));
+async function storedTokens(tenantId: string): Promise<VaultTokens> {
+  const read = await vault().read(tenantId);
+  if (read.status !== 'ok') throw new Error(`vault: ${read.status}`);
+  return read.tokens;
+}
+const streamTypes = async (stream: string) => (await service.tally.store.readStream(stream)).map((e) => e.type);
+const exchanged = (code: string) => square.requests.some((r) => r.path === '/oauth2/token' && (r.body as { code?: string }).code === code);
+
+async function connectionUnavailable(t: ExecutionContext, tenantId: string) {
+  const error = await t.throwsAsync(service.tally.connections.apiFor(tenantId));
+  t.is((error as { code?: string }).code, 'CONNECTION_UNAVAILABLE');
+}
+
+/** Gives the connection a token last refreshed 8 days ago (the clock cannot be moved): a history to refresh. */
+async function ageToken(tenantId: string) {
+  const stream = `square-connection-${tenantId}`;
+  const authorized = (await service.tally.store.readStream(stream)).filter((e) => e.type === 'SquareConnectionAuthorized').at(-1);
+  const data = authorized?.data as { merchantId: string; authorizationId: string };
+  await service.tally.store.append(
+    stream,
+    [
+      {
+        id: uuid(),
+        type: 'SquareTokensRefreshed',
+        data: {
+          tenantId,
+          merchantId: data.merchantId,
+          authorizationId: data.authorizationId,
+          tokenExpiresAt: new Date(Date.now() + 22 * DAY_MS).toISOString(),
+          refreshedAt: new Date(Date.now() - 8 * DAY_MS).toISOString(),
+        },
+      },
+    ],
+    'any',
+  );
+}
+
+const cron = (secret?: string) => call('POST', '/api/v1/internal/cron/square-refresh-tokens', { headers: secret === undefined ? {} : { 'x-cron-secret': secret } });
+const reportFor = (body: { connections: { tenantId: string }[] }, tenantId: string) => body.connections.find((c) => c.tenantId === tenantId) as any;
+
+// --- Connect -----------------------------------------------------------------------------------------------------
+
+test('the connect URL sends the merchant to the configured Square host with the app, the scopes, session=false, the exact redirect URI and a fresh state', async (t) => {
+  const client = await approvedClient();
+  const url = await authorizeUrl(client);
+  t.is(`${url.origin}${url.pathname}`, `${square.url}/oauth2/authorize`);
+  t.is(url.searchParams.get('client_id'), square.appId);
+  t.deepEqual(url.searchParams.get('scope')?.split(' ').sort(), ['CUSTOMERS_READ', 'MERCHANT_PROFILE_READ', 'PAYMENTS_READ']);
+  t.is(url.searchParams.get('session'), 'false');
+  t.is(url.searchParams.get('redirect_uri'), REDIRECT_URI);
+  const state = decodeJwt(url.searchParams.get('state') ?? '');
+  t.is(state.tid, client.tenantId, 'bound to the tenant');
+  t.is(state.exp! - state.iat!, 600, 'valid for 10 minutes');
+  t.not((await authorizeUrl(client)).searchParams.get('state'), url.searchParams.get('state'));
+});
+
+test('a merchant connects: tokens stored encrypted, the connection active, the API usable, and no token in the log, the events or the read model', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  const { code, state } = await consent(client, merchantId);
+  const redirect = await callback({ code, response_type: 'code', state });
+  t.is(redirect.status, 302);
+  t.is(redirect.location.toString(), connected);
+
+  const view = await connection(client);
+  t.like(view, { provider: 'square', status: 'active', merchantId, businessName: `Business ${merchantId}`, lastError: null, revokedBy: null });
+  t.deepEqual(view.scopes.sort(), ['CUSTOMERS_READ', 'MERCHANT_PROFILE_READ', 'PAYMENTS_READ']);
+  t.deepEqual(view.locations.map((l: { id: string }) => l.id), [`${merchantId}-L1`, `${merchantId}-L2`]);
+  const daysLeft = (Date.parse(view.tokenExpiresAt) - Date.now()) / DAY_MS;
+  t.true(daysLeft > 29 && daysLeft <= 30, `token expires in ${daysLeft} days`);
+
+  const exchange = square.requests.find((r) => r.path === '/oauth2/token' && (r.body as { code?: string }).code === code);
+  t.like(exchange?.body, { client_id: square.appId, grant_type: 'authorization_code', redirect_uri: REDIRECT_URI });
+
+  const { api: merchantApi, merchantId: apiMerchant } = await service.tally.connections.apiFor(client.tenantId);
+  t.is(apiMerchant, merchantId);
+  t.is((await merchantApi.getMerchant()).merchantId, merchantId);
+  t.is(await service.tally.connections.tenantForMerchant(merchantId), client.tenantId);
+  t.deepEqual(
+    (await service.tally.connections.activeConnections()).find((c) => c.tenantId === client.tenantId),
+    { tenantId: client.tenantId, merchantId, pollCursor: null },
+  );
+
+  const [authorized] = await service.tally.store.readStream(`square-connection-${client.tenantId}`);
+  t.is(authorized?.type, 'SquareConnectionAuthorized');
+  t.is(authorized?.metadata.actor, `user:${client.userId}`, 'the user who started the flow is recorded');
+
+  const tokens = await storedTokens(client.tenantId);
+  const secrets = [tokens.accessToken, tokens.refreshToken, code, square.appSecret, ENCRYPTION_KEY];
+  const events = JSON.stringify(await service.tally.store.readAll());
+  const readModel = JSON.stringify((await service.database.pool.query('SELECT * FROM pos_connections')).rows);
+  const logs = service.logs.join('\n');
+  for (const secret of secrets) {
+    t.false(events.includes(secret), 'no secret in the event log');
+    t.false(readModel.includes(secret), 'no secret in the read model');
+    t.false(logs.includes(secret), 'no secret in the log');
+  }
+});
+
+test('a merchant who declines is sent back with error=access_denied, and nothing is recorded', async (t) => {
+  const client = await approvedClient();
+  const state = (await authorizeUrl(client)).searchParams.get('state') ?? '';
+  const redirect = await callback({ error: 'access_denied', error_description: 'user_denied', state });
+  t.is(redirect.status, 302);
+  t.is(redirect.location.toString(), failedWith('access_denied'));
+  t.deepEqual(await streamTypes(`square-connection-${client.tenantId}`), []);
+  t.is((await connection(client)).status, 'not_connected');
+});
+
+test('a forged, expired, reused or missing state is refused with error=invalid_state, without asking Square for a token', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  const claims = { tenantId: client.tenantId, actor: `user:${client.userId}` };
+  const forged = await postgresOAuthStates(service.database.pool, keyring(randomBytes(32).toString('base64'))).issue(claims, new Date());
+  const expired = await postgresOAuthStates(service.database.pool, keyring(ENCRYPTION_KEY)).issue(claims, new Date(Date.now() - 11 * 60_000));
+
+  for (const [label, state] of [['forged', forged], ['expired', expired], ['missing', undefined]] as const) {
+    const code = square.issueCode(merchantId);
+    const redirect = await callback({ code, ...(state ? { state } : {}) });
+    t.is(redirect.location.toString(), failedWith('invalid_state'), label);
+    t.false(exchanged(code), `${label}: the code was not exchanged`);
+  }
+  t.true(service.logs.some((line) => line.includes('state rejected: expired')), 'the reason is logged');
+  t.true(service.logs.some((line) => line.includes('state rejected: bad_signature')));
+
+  const { code, state } = await consent(client, merchantId);
+  t.is((await callback({ code, state })).location.toString(), connected);
+  const replayCode = square.issueCode(merchantId);
+  const replay = await callback({ code: replayCode, state });
+  t.is(replay.location.toString(), failedWith('invalid_state'), 'a state is accepted once');
+  t.false(exchanged(replayCode));
+  t.true(service.logs.some((line) => line.includes('state rejected: reused')));
+  t.deepEqual(await streamTypes(`square-connection-${client.tenantId}`), ['SquareConnectionAuthorized']);
+});
+
+// Serial: the fault injected into the Square server must meet this test's request, not another's.
+test.serial('a failed token exchange sends the browser back with error=token_exchange_failed; Square’s detail goes to the log, the code nowhere', async (t) => {
+  const client = await approvedClient();
+  const bogus = `sq0cgp-${randomBytes(12).toString('hex')}`;
+  const { state } = await consent(client, newMerchant());
+  const redirect = await callback({ code: bogus, state });
+  t.is(redirect.location.toString(), failedWith('token_exchange_failed'));
+  t.deepEqual([...redirect.location.searchParams.keys()], ['error'], 'the detail never reaches the URL');
+  const line = service.logs.find((l) => l.includes('Authorization code not found'));
+  t.truthy(line, 'Square’s explanation is logged');
+  t.false(service.logs.join('\n').includes(bogus), 'the code is never logged');
+
+  const outage = await consent(client, newMerchant());
+  square.failNext('/oauth2/token', { status: 503 });
+  t.is((await callback(outage)).location.toString(), failedWith('token_exchange_failed'));
+  t.is((await connection(client)).status, 'not_connected');
+});
+
+test('a Square merchant connected to one workspace is refused to another until the first disconnects', async (t) => {
+  const [first, second] = [await approvedClient(), await approvedClient()];
+  const merchantId = newMerchant();
+  t.is((await connect(first, merchantId)).toString(), connected);
+  t.is((await connect(second, merchantId)).toString(), failedWith('merchant_already_connected'));
+  t.is((await connection(first)).status, 'active', 'the first connection is untouched');
+  t.is((await connection(second)).status, 'not_connected');
+  t.is(await service.tally.connections.tenantForMerchant(merchantId), first.tenantId);
+
+  t.is((await call('DELETE', '/api/v1/client/pos/square', { token: first.token })).status, 200);
+  t.is((await connect(second, merchantId)).toString(), connected);
+  t.is(await service.tally.connections.tenantForMerchant(merchantId), second.tenantId);
+});
+
+test('two workspaces racing for one merchant: exactly one gets it', async (t) => {
+  const clients = [await approvedClient(), await approvedClient(), await approvedClient()];
+  const merchantId = newMerchant();
+  const consents = await Promise.all(clients.map((client) => consent(client, merchantId)));
+  const outcomes = await Promise.all(consents.map((c) => callback(c)));
+  const won = outcomes.filter((o) => o.location.toString() === connected);
+  t.is(won.length, 1, outcomes.map((o) => o.location.toString()).join(', '));
+  t.is(outcomes.filter((o) => o.location.toString() === failedWith('merchant_already_connected')).length, 2);
+  const holder = await service.tally.connections.tenantForMerchant(merchantId);
+  t.truthy(clients.find((c) => c.tenantId === holder));
+});
+
+test('reconnecting replaces the tokens; reconnecting to another merchant frees the first one', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  await mustConnect(client, merchantId);
+  const first = await storedTokens(client.tenantId);
+  await service.tally.connections.recordPoll(client.tenantId, { cursor: 'cursor-1', polledAt: new Date().toISOString(), summary: { seen: 3 } }, { actor: 'system:poll' });
+
+  t.is((await connect(client, merchantId)).toString(), connected);
+  const second = await storedTokens(client.tenantId);
+  t.not(second.accessToken, first.accessToken);
+  t.not(second.authorizationId, first.authorizationId);
+  const usedWith = (token: string) => square.requests.filter((r) => r.authorization === `Bearer ${token}`).length;
+  const [oldUses, newUses] = [usedWith(first.accessToken), usedWith(second.accessToken)];
+  await (await service.tally.connections.apiFor(client.tenantId)).api.listLocations();
+  t.is(usedWith(second.accessToken), newUses + 1, 'the API uses the new token');
+  t.is(usedWith(first.accessToken), oldUses);
+  await connection(client); // activeConnections() lists tenants from the read model
+  t.deepEqual(
+    (await service.tally.connections.activeConnections()).find((c) => c.tenantId === client.tenantId)?.pollCursor,
+    'cursor-1',
+    'polling resumes where it stopped for the same merchant',
+  );
+
+  const other = newMerchant();
+  await mustConnect(client, other);
+  t.like(await connection(client), { status: 'active', merchantId: other, lastPolledAt: null });
+  const someoneElse = await approvedClient();
+  t.is((await connect(someoneElse, merchantId)).toString(), connected, 'the first merchant was released');
+});
+
+// --- Disconnect ------------------------------------------------------------------------------------------------
+
+test.serial('disconnecting revokes at Square with the app secret, records it, deletes the tokens; again is harmless', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  t.is((await call('DELETE', '/api/v1/client/pos/square', { token: client.token })).status, 404, 'nothing to disconnect yet');
+  await mustConnect(client, merchantId);
+  const tokens = await storedTokens(client.tenantId);
+
+  square.failNext('/oauth2/revoke', { status: 503 });
+  const outage = await call('DELETE', '/api/v1/client/pos/square', { token: client.token });
+  t.is(outage.status, 502);
+  t.like(outage.body.error, { code: 'SQUARE_REQUEST_FAILED' });
+  t.regex(outage.body.error.message, /try again shortly/);
+  t.is((await connection(client)).status, 'active', 'nothing is recorded when Square did not revoke');
+
+  const response = await call('DELETE', '/api/v1/client/pos/square', { token: client.token });
+  t.is(response.status, 200);
+  const revoke = square.requests.filter((r) => r.path === '/oauth2/revoke').at(-1);
+  t.is(revoke?.authorization, `Client ${square.appSecret}`);
+  t.deepEqual(revoke?.body, { client_id: square.appId, merchant_id: merchantId });
+
+  const view = (await call('GET', '/api/v1/client/pos/square', { token: client.token, headers: { 'x-min-position': response.body.position } })).body;
+  t.like(view, { status: 'revoked', revokedBy: 'app', merchantId });
+  t.deepEqual(await vault().read(client.tenantId), { status: 'missing' }, 'the tokens are deleted');
+  await t.throwsAsync(service.tally.connections.apiFor(client.tenantId), { message: /revoked: connect Square again/ });
+  const gone = await fetch(`${square.url}/v2/locations`, { headers: { authorization: `Bearer ${tokens.accessToken}` } });
+  t.is(gone.status, 401, 'Square no longer accepts the old token');
+
+  const again = await call('DELETE', '/api/v1/client/pos/square', { token: client.token });
+  t.is(again.status, 200);
+  t.deepEqual(await streamTypes(`square-connection-${client.tenantId}`), ['SquareConnectionAuthorized', 'SquareConnectionRevoked']);
+});
+
+test('a revocation from Square’s webhook marks the connection revoked by the merchant, once', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  await mustConnect(client, merchantId);
+  const revocation = { revokedAt: new Date().toISOString(), revokerType: 'MERCHANT' };
+  const first = await service.tally.connections.markRevokedByWebhook(merchantId, revocation, { actor: `square:${merchantId}` });
+  t.like(first, { tenantId: client.tenantId, revoked: true });
+  t.like(await connection(client), { status: 'revoked', revokedBy: 'merchant' });
+  t.is(await service.tally.connections.tenantForMerchant(merchantId), undefined);
+  t.deepEqual(await vault().read(client.tenantId), { status: 'missing' });
+  t.is(await service.tally.connections.markRevokedByWebhook(merchantId, revocation, {}), undefined, 'a repeated webhook: nobody holds the merchant any more');
+  t.deepEqual(await streamTypes(`square-connection-${client.tenantId}`), ['SquareConnectionAuthorized', 'SquareConnectionRevoked']);
+  t.is(await service.tally.connections.markRevokedByWebhook(newMerchant(), revocation, {}), undefined, 'a merchant nobody holds');
+  await connectionUnavailable(t, client.tenantId);
+});
+
+// --- Refresh -----------------------------------------------------------------------------------------------------
+
+test.serial('the refresh cron needs its secret, refreshes the tokens that are due, leaves the others and reports each', async (t) => {
+  t.is((await cron()).status, 401);
+  t.is((await cron('wrong-secret-of-the-same-length-0')).status, 401);
+
+  const [fresh, due] = [await approvedClient(), await approvedClient()];
+  await mustConnect(fresh, newMerchant());
+  await mustConnect(due, newMerchant());
+  const before = await storedTokens(due.tenantId);
+  await ageToken(due.tenantId);
+  // The cron finds connections through the read model: wait until it lists these two.
+  await connection(fresh);
+  await connection(due);
+
+  const response = await cron(CRON_SECRET);
+  t.is(response.status, 200);
+  t.like(reportFor(response.body, fresh.tenantId), { outcome: 'not_due', error: null });
+  const refreshed = reportFor(response.body, due.tenantId);
+  t.like(refreshed, { outcome: 'refreshed', error: null });
+  t.true(response.body.counts.refreshed >= 1);
+
+  const after = await storedTokens(due.tenantId);
+  t.not(after.accessToken, before.accessToken);
+  t.is(after.refreshToken, before.refreshToken, 'Square returns the same refresh token');
+  const view = (await call('GET', '/api/v1/client/pos/square', { token: due.token, headers: { 'x-min-position': refreshed.position } })).body;
+  t.is(view.status, 'active');
+  t.is(Date.parse(view.tokenExpiresAt), Date.parse(refreshed.tokenExpiresAt));
+  t.true(Date.now() - Date.parse(view.lastRefreshedAt) < 60_000);
+
+  const second = await cron(CRON_SECRET);
+  t.like(reportFor(second.body, due.tenantId), { outcome: 'not_due' }, 'a refreshed token is not due again');
+});
+
+test.serial('a refresh Square refuses for good needs a reconnect; a transient failure keeps the connection active', async (t) => {
+  const [revoked, flaky] = [await approvedClient(), await approvedClient()];
+  const revokedMerchant = newMerchant();
+  await mustConnect(revoked, revokedMerchant);
+  await mustConnect(flaky, newMerchant());
+  await ageToken(revoked.tenantId);
+  await ageToken(flaky.tenantId);
+  square.revokeTokensOf(revokedMerchant);
+  await connection(revoked);
+  await connection(flaky);
+
+  const response = await cron(CRON_SECRET);
+  t.like(reportFor(response.body, revoked.tenantId), { outcome: 'needs_reconnect', error: { code: 'UNAUTHORIZED' } });
+  t.like(await connection(revoked), { status: 'needs_reconnect', lastError: { code: 'UNAUTHORIZED' } });
+  await connectionUnavailable(t, revoked.tenantId);
+  t.like(reportFor(response.body, flaky.tenantId), { outcome: 'refreshed' });
+
+  await ageToken(flaky.tenantId);
+  // Serial tests run before the others, so the flaky connection is the only one due: it meets the fault.
+  square.failNext('/oauth2/token', { status: 503 });
+  const outage = await cron(CRON_SECRET);
+  t.like(reportFor(outage.body, flaky.tenantId), { outcome: 'failed', error: { code: 'SERVICE_UNAVAILABLE' } });
+  t.like(await connection(flaky), { status: 'active', lastError: { code: 'SERVICE_UNAVAILABLE' } });
+  t.is(reportFor(outage.body, revoked.tenantId), undefined, 'a connection that needs a reconnect is not retried');
+});
+
+test('a client refreshes its token on demand', async (t) => {
+  const client = await approvedClient();
+  const none = await call('POST', '/api/v1/client/pos/square/refresh', { token: client.token, body: {} });
+  t.is(none.status, 409);
+  t.like(none.body.error, { code: 'CONNECTION_UNAVAILABLE' });
+  t.regex(none.body.error.message, /connect one with GET \/api\/v1\/client\/pos\/square\/connect/);
+
+  await mustConnect(client, newMerchant());
+  const before = await storedTokens(client.tenantId);
+  const response = await call('POST', '/api/v1/client/pos/square/refresh', { token: client.token, body: {} });
+  t.is(response.status, 200);
+  t.like(response.body, { tenantId: client.tenantId, outcome: 'refreshed' });
+  t.not((await storedTokens(client.tenantId)).accessToken, before.accessToken);
+});
+
+// --- Undecryptable tokens -------------------------------------------------------------------------------------
+
+test('a token that cannot be decrypted is a visible state, recorded once, not a crash; a reconnect fixes it', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  await mustConnect(client, merchantId);
+  const tokens = await storedTokens(client.tenantId);
+  const lostKey = keyring(randomBytes(32).toString('base64'));
+  await postgresTokenVault(service.database.pool, lostKey).put(client.tenantId, tokens);
+
+  await connectionUnavailable(t, client.tenantId);
+  await connectionUnavailable(t, client.tenantId);
+  const types = await streamTypes(`square-connection-${client.tenantId}`);
+  t.is(types.filter((type) => type === 'SquareTokenDecryptionFailed').length, 1, 'recorded once');
+  t.like(await connection(client), { status: 'token_undecryptable', lastError: { code: 'TOKEN_UNDECRYPTABLE' } });
+
+  const debug = (await call('GET', '/api/v1/client/debug/square', { token: client.token })).body;
+  t.like(debug.token, { stored: true, decrypts: false, keyId: lostKey.current.id });
+  t.like(debug.connection, { status: 'token_undecryptable' });
+  t.true(debug.problems.some((p: string) => p.includes(lostKey.current.id)));
+
+  // The operator restores the key the row needs: the next use finds it decrypts and the connection is active again.
+  await vault().put(client.tenantId, tokens);
+  t.is((await service.tally.connections.apiFor(client.tenantId)).merchantId, merchantId);
+  t.is((await connection(client)).status, 'active');
+
+  await postgresTokenVault(service.database.pool, lostKey).put(client.tenantId, tokens);
+  await connectionUnavailable(t, client.tenantId);
+  t.is((await connect(client, merchantId)).toString(), connected);
+  t.like(await connection(client), { status: 'active', lastError: null });
+  t.is((await service.tally.connections.apiFor(client.tenantId)).merchantId, merchantId);
+});
+
+// --- Debug endpoint ---------------------------------------------------------------------------------------------
+
+test('the debug endpoint answers runbook 1: variables set, environment, OAuth host, URLs to register, connection, token, last webhook and poll', async (t) => {
+  const client = await approvedClient();
+  const before = await call('GET', '/api/v1/client/debug/square', { token: client.token });
+  t.is(before.status, 200);
+  t.deepEqual(before.body.variables, {
+    SQUARE_APP_ID: true,
+    SQUARE_APP_SECRET: true,
+    SQUARE_ENVIRONMENT: true,
+    API_BASE_URL: true,
+    FRONTEND_URL: true,
+    ENCRYPTION_KEY: true,
+  });
+  t.like(before.body, {
+    tenantId: client.tenantId,
+    environment: 'sandbox',
+    oauthHost: new URL(square.url).host,
+    authorizeEndpoint: `${square.url}/oauth2/authorize`,
+    hostOverridden: true,
+    dashboard: { redirectUri: REDIRECT_URI, webhookNotificationUrl: `${API_BASE_URL}/api/v1/webhooks/square` },
+    connection: { status: 'not_connected', merchantId: null },
+    token: { stored: false, decrypts: null },
+    lastWebhookAt: null,
+    lastPollAt: null,
+  });
+  t.true(before.body.problems.some((p: string) => /SQUARE_BASE_URL overrides it/.test(p)), 'the override is flagged: it is not connect.squareupsandbox.com');
+  t.true(before.body.problems.some((p: string) => /never connected Square/.test(p)));
+  const text = JSON.stringify(before.body);
+  for (const secret of [square.appSecret, ENCRYPTION_KEY, CRON_SECRET, square.appId]) t.false(text.includes(secret), 'booleans only, never values');
+
+  const merchantId = newMerchant();
+  await mustConnect(client, merchantId);
+  const polledAt = new Date(Date.now() - 60_000).toISOString();
+  await service.tally.connections.recordPoll(client.tenantId, { cursor: null, polledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
+  const receivedAt = new Date(Date.now() - 30_000);
+  await service.database.pool.query(
+    `INSERT INTO pos_webhook_events_raw (event_id, merchant_id, event_type, raw_body, received_at) VALUES ($1, $2, 'payment.updated', '{}', $3)`,
+    [uuid(), merchantId, receivedAt],
+  );
+
+  const after = (await call('GET', '/api/v1/client/debug/square', { token: client.token })).body;
+  t.like(after, {
+    connection: { status: 'active', merchantId, lastError: null },
+    token: { stored: true, decrypts: true, encryptedWithCurrentKey: true, keyId: keyring(ENCRYPTION_KEY).current.id },
+    lastWebhookAt: receivedAt.toISOString(),
+    lastPollAt: polledAt,
+  });
+  t.is(Date.parse(after.token.expiresAt), Date.parse(after.connection.tokenExpiresAt));
+  t.false(after.problems.some((p: string) => /never connected|decrypt/.test(p)));
+
+  const asAdmin = await call('GET', `/api/v1/client/debug/square?tenantId=${client.tenantId}`, { token: adminToken });
+  t.like(asAdmin.body, { tenantId: client.tenantId, connection: { merchantId } });
+  t.is((await call('GET', '/api/v1/client/debug/square', { token: adminToken })).status, 400, 'an admin names the tenant');
+});
+
+test('without SQUARE_APP_ID and SQUARE_APP_SECRET: connect is 503 CONFIGURATION_MISSING, the callback says configuration_missing, the debug endpoint shows why', async (t) => {
+  const bare = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL, SQUARE_ENVIRONMENT: 'production', FRONTEND_URL });
+  t.teardown(() => bare.stop());
+  const bareCall = api(bare.url);
+  const admin = await tokenFor(`admin-${uuid()}`, ADMIN_EMAIL);
+  await bareCall('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+  const userId = uuid();
+  const token = await tokenFor(userId, `bare-${userId.slice(0, 8)}@square.test`);
+  await bareCall('POST', '/api/v1/me/register', { token, body: { role: 'client', businessName: 'Bare' } });
+  await bareCall('PATCH', `/api/v1/admin/users/${userId}/approve`, { token: admin });
+
+  const connectResponse = await bareCall('GET', '/api/v1/client/pos/square/connect', { token });
+  t.is(connectResponse.status, 503);
+  t.is(connectResponse.body.error.code, 'CONFIGURATION_MISSING');
+  t.regex(connectResponse.body.error.message, /set SQUARE_APP_ID and SQUARE_APP_SECRET/);
+
+  const redirect = await bareCall('GET', '/api/v1/oauth/square/callback?code=abc&state=def');
+  t.is(redirect.status, 302);
+  t.is(redirect.headers.get('location'), failedWith('configuration_missing'));
+
+  const debug = (await bareCall('GET', '/api/v1/client/debug/square', { token })).body;
+  t.like(debug, {
+    variables: { SQUARE_APP_ID: false, SQUARE_APP_SECRET: false, SQUARE_ENVIRONMENT: true, API_BASE_URL: false, FRONTEND_URL: true, ENCRYPTION_KEY: false },
+    environment: 'production',
+    oauthHost: 'connect.squareup.com',
+    hostOverridden: false,
+  });
+  t.deepEqual(debug.generatedForDevelopment.includes('ENCRYPTION_KEY'), true);
+  t.true(debug.problems.includes('SQUARE_APP_ID is not set: set it in the API\'s environment and redeploy'));
+  t.false(debug.problems.some((p: string) => /OAuth host/.test(p)), 'production uses connect.squareup.com');
+});

@@ -1,0 +1,344 @@
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import type { Position } from '../../domain/ports/event-store.ts';
+import { fold } from '../../domain/shared/decider.ts';
+import { walletDecider, walletStream, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { walletsProjection } from '../../projections/wallets.ts';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+
+let service: TestService;
+let call: ReturnType<typeof api>;
+const ADMIN_EMAIL = 'ops@wallets.test';
+let admin: { id: string; token: string };
+
+async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) {
+  const id = uuid();
+  const token = await tokenFor(id, email);
+  const response = await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } });
+  if (response.status !== 201) throw new Error(`registration failed: ${JSON.stringify(response.body)}`);
+  return { id, token, email };
+}
+
+test.before(async () => {
+  service = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL });
+  call = api(service.url);
+  admin = await register('consumer', ADMIN_EMAIL);
+});
+test.after.always(async () => {
+  await service?.stop();
+});
+
+async function merchant() {
+  const businessName = `Cafe ${uuid().slice(0, 6)}`;
+  const client = await register('client', `owner-${uuid().slice(0, 8)}@cafe.test`, { businessName });
+  const approval = await call('PATCH', `/api/v1/admin/users/${client.id}/approve`, { token: admin.token });
+  return { ...client, businessName, tenantId: approval.body.user.tenantId as string };
+}
+
+async function consumer(extra: Record<string, unknown> = {}) {
+  return register('consumer', `Shopper.${uuid().slice(0, 8)}@Example.COM`, extra);
+}
+
+/** Points credited the way ingestion will credit them: a PointsCredited on the wallet's stream. */
+async function credit(wallet: { walletId: string; tenantId: string; consumerId: string }, points: number, via: 'purchase' | 'claim' = 'purchase') {
+  const paymentId = `pay-${uuid()}`;
+  const event: WalletEvent = {
+    type: 'PointsCredited',
+    data: { ...wallet, paymentId, points, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: points * 100, via },
+  };
+  const result = await service.tally.store.append(walletStream(wallet.walletId), [{ id: uuid(), ...event, metadata: { actor: 'system:test' } }], 'any');
+  return { paymentId, position: result.position };
+}
+
+async function walletWith(points: number) {
+  const m = await merchant();
+  const c = await consumer();
+  const wallet = { walletId: uuid(), tenantId: m.tenantId, consumerId: c.id };
+  const { position } = await credit(wallet, points);
+  return { merchant: m, consumer: c, wallet, walletId: wallet.walletId, position };
+}
+
+const after = (position: string) => ({ 'x-min-position': position });
+
+test('a consumer sees their wallets with the merchant name; the merchant sees the balance and the ledger', async (t) => {
+  const { merchant: m, consumer: c, wallet } = await walletWith(120);
+  const claimed = await credit(wallet, 30, 'claim');
+
+  const mine = await call('GET', '/api/v1/me/wallets', { token: c.token, headers: after(claimed.position) });
+  t.is(mine.status, 200);
+  t.deepEqual(
+    mine.body.map((w: Record<string, unknown>) => ({ ...w, createdAt: typeof w.createdAt, updatedAt: typeof w.updatedAt })),
+    [{ ...wallet, balance: 150, lifetimeEarned: 150, lifetimeRedeemed: 0, businessName: m.businessName, createdAt: 'string', updatedAt: 'string' }],
+  );
+
+  const seen = await call('GET', `/api/v1/client/wallets/${wallet.walletId}`, { token: m.token, headers: after(claimed.position) });
+  t.is(seen.status, 200);
+  t.like(seen.body, { ...wallet, balance: 150, lifetimeEarned: 150 });
+
+  const ledger = await call('GET', `/api/v1/client/wallets/${wallet.walletId}/ledger`, { token: m.token });
+  t.is(ledger.status, 200);
+  t.like(ledger.body.items, [
+    { entryType: 'claim', points: 30, balanceAfter: 150, paymentId: claimed.paymentId, position: claimed.position },
+    { entryType: 'credit', points: 120, balanceAfter: 120 },
+  ]);
+  t.is(ledger.body.items.length, 2);
+  t.is(ledger.body.nextCursor, null);
+  const own = await call('GET', `/api/v1/me/wallets/${wallet.walletId}/ledger`, { token: c.token });
+  t.deepEqual(own.body, ledger.body, 'the consumer reads the same ledger');
+
+  const asMerchant = await call('GET', '/api/v1/me/wallets', { token: m.token });
+  t.deepEqual(asMerchant.body, [], 'a merchant holds no wallets');
+});
+
+test('ledger pages run newest first and a cursor stays stable: no duplicates, no gaps', async (t) => {
+  const { merchant: m, wallet } = await walletWith(10);
+  for (let i = 1; i <= 9; i++) await credit(wallet, 10 + i);
+  const redeemed = await call('POST', `/api/v1/client/wallets/${wallet.walletId}/redeem`, {
+    token: m.token,
+    body: { points: 25, idempotencyKey: uuid() },
+  });
+  t.is(redeemed.status, 200);
+  const ledgerPath = `/api/v1/client/wallets/${wallet.walletId}/ledger`;
+  const full = await call('GET', `${ledgerPath}?limit=100`, { token: m.token, headers: after(redeemed.body.position) });
+  t.is(full.body.items.length, 11);
+  t.is(full.body.items[0].entryType, 'redemption', 'the newest entry comes first');
+  t.is(full.body.items[0].balanceAfter, redeemed.body.balance);
+  const times = full.body.items.map((i: { createdAt: string }) => Date.parse(i.createdAt));
+  t.deepEqual(times, [...times].sort((a, b) => b - a), 'newest first');
+  const byDefault = await call('GET', ledgerPath, { token: m.token });
+  t.deepEqual(byDefault.body, full.body, 'the default page holds 50');
+
+  const first = await call('GET', `${ledgerPath}?limit=4`, { token: m.token });
+  // An entry written between two pages shows at the head, never inside the pages already handed out.
+  const later = await credit(wallet, 1);
+  await service.tally.runner.waitForPosition(later.position, 5000);
+  const pages = [first.body];
+  while (pages.at(-1).nextCursor) {
+    const next = await call('GET', `${ledgerPath}?limit=4&cursor=${pages.at(-1).nextCursor}`, { token: m.token });
+    t.is(next.status, 200);
+    pages.push(next.body);
+  }
+  t.deepEqual(pages.map((p) => p.items.length), [4, 4, 3]);
+  t.deepEqual(pages.flatMap((p) => p.items), full.body.items, 'the pages together are the ledger, in order');
+
+  const badCursor = await call('GET', `${ledgerPath}?cursor=not-a-cursor`, { token: m.token });
+  t.is(badCursor.status, 400);
+  t.regex(badCursor.body.error.message, /cursor is not valid: pass the nextCursor/);
+  for (const limit of ['0', '101', 'ten']) {
+    const bad = await call('GET', `${ledgerPath}?limit=${limit}`, { token: m.token });
+    t.is(bad.status, 400, limit);
+    t.regex(bad.body.error.message, /limit/);
+  }
+});
+
+test('a merchant finds a wallet by email or by phone in any format, only within its tenant', async (t) => {
+  const m = await merchant();
+  const c = await consumer({ phone: '+1-212-555-4240' });
+  const wallet = { walletId: uuid(), tenantId: m.tenantId, consumerId: c.id };
+  const { position } = await credit(wallet, 7);
+  const search = (q: string, token = m.token) =>
+    call('GET', `/api/v1/client/wallets?q=${encodeURIComponent(q)}`, { token, headers: after(position) });
+
+  for (const q of [c.email.toUpperCase(), ` ${c.email.toLowerCase()} `, '+12125554240', '+1-212-555-4240', '(212) 555-4240']) {
+    const found = await search(q);
+    t.is(found.status, 200, q);
+    t.deepEqual(found.body.map((w: { walletId: string }) => w.walletId), [wallet.walletId], q);
+    t.like(found.body[0], { balance: 7, consumerId: c.id });
+  }
+  t.deepEqual((await search('someone-else@example.com')).body, []);
+
+  const other = await merchant();
+  t.deepEqual((await search(c.email, other.token)).body, [], "another tenant's merchant finds nothing");
+  const asAdmin = await call('GET', `/api/v1/client/wallets?tenantId=${m.tenantId}&q=${encodeURIComponent(c.email)}`, { token: admin.token });
+  t.is(asAdmin.body[0]?.walletId, wallet.walletId, 'an admin searches a named tenant');
+
+  const missing = await call('GET', '/api/v1/client/wallets', { token: m.token });
+  t.is(missing.status, 400);
+  t.regex(missing.body.error.message, /q is required: the email address or phone number/);
+  const neither = await search('coffee');
+  t.is(neither.status, 400);
+  t.regex(neither.body.error.message, /q must be an email address or a phone number/);
+});
+
+test('a person whose personal data was erased is no longer found by email or phone', async (t) => {
+  const m = await merchant();
+  const c = await consumer({ phone: '+1 415 555 0142' });
+  const { position } = await credit({ walletId: uuid(), tenantId: m.tenantId, consumerId: c.id }, 5);
+  const search = (q: string) => call('GET', `/api/v1/client/wallets?q=${encodeURIComponent(q)}`, { token: m.token, headers: after(position) });
+  t.is((await search(c.email)).body.length, 1);
+  t.is((await call('DELETE', `/api/v1/admin/users/${c.id}/personal-data`, { token: admin.token })).status, 200);
+  t.deepEqual((await search(c.email)).body, []);
+  t.deepEqual((await search('+14155550142')).body, []);
+});
+
+test("another tenant's merchant gets 404 for a wallet, its ledger and a redemption, and changes nothing", async (t) => {
+  const { merchant: m, walletId, position } = await walletWith(50);
+  const key = uuid();
+  const mine = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: m.token, body: { points: 5, idempotencyKey: key } });
+  t.is(mine.status, 200);
+  const other = await merchant();
+  const attempts = [
+    await call('GET', `/api/v1/client/wallets/${walletId}`, { token: other.token, headers: after(position) }),
+    await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: other.token }),
+    await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: other.token, body: { points: 5, idempotencyKey: uuid() } }),
+    await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: other.token, body: { points: 5, idempotencyKey: key } }),
+    await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: other.token, body: {} }),
+  ];
+  for (const response of attempts) {
+    t.is(response.status, 404);
+    t.is(response.body.error.code, 'NOT_FOUND');
+    t.false(JSON.stringify(response.body).includes(m.tenantId));
+  }
+  const stream = await service.tally.store.readStream(walletStream(walletId));
+  t.deepEqual(stream.map((e) => e.type), ['PointsCredited', 'PointsRedeemed'], 'nothing was written');
+});
+
+test('a consumer reads only their own ledger', async (t) => {
+  const { merchant: m, walletId, position } = await walletWith(10);
+  const stranger = await consumer();
+  const theirs = await call('GET', `/api/v1/me/wallets/${walletId}/ledger`, { token: stranger.token, headers: after(position) });
+  t.is(theirs.status, 404);
+  t.is(theirs.body.error.code, 'NOT_FOUND');
+  t.deepEqual((await call('GET', '/api/v1/me/wallets', { token: stranger.token })).body, []);
+  t.is((await call('GET', `/api/v1/me/wallets/${walletId}/ledger`, { token: m.token })).status, 404, 'not even the merchant, on /me');
+  t.is((await call('GET', `/api/v1/me/wallets/not-a-uuid/ledger`, { token: stranger.token })).status, 400);
+});
+
+test('twenty concurrent redemptions never overdraw: exactly floor(balance / points) succeed, the rest 409', async (t) => {
+  const { merchant: m, walletId } = await walletWith(100);
+  const points = 15;
+  const responses = await Promise.all(
+    Array.from({ length: 20 }, () =>
+      call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: m.token, body: { points, idempotencyKey: uuid() } }),
+    ),
+  );
+  const succeeded = responses.filter((r) => r.status === 200);
+  const refused = responses.filter((r) => r.status !== 200);
+  t.is(succeeded.length, Math.floor(100 / points));
+  t.true(refused.every((r) => r.status === 409 && r.body.error.code === 'INSUFFICIENT_POINTS'), JSON.stringify(refused.map((r) => r.body)));
+  t.deepEqual(
+    succeeded.map((r) => r.body.balance).sort((a: number, b: number) => a - b),
+    [10, 25, 40, 55, 70, 85],
+    'each success answers with the balance right after it',
+  );
+
+  const stream = await service.tally.store.readStream(walletStream(walletId));
+  const folded = fold(walletDecider, stream.map((e) => ({ type: e.type, data: e.data }) as WalletEvent));
+  t.is(folded.balance, 10);
+  const last = stream.at(-1)?.position as Position;
+  const wallet = await call('GET', `/api/v1/client/wallets/${walletId}`, { token: m.token, headers: after(last) });
+  t.like(wallet.body, { balance: folded.balance, lifetimeRedeemed: 90 });
+  // Runbook 5: the snapshot equals the ledger sum.
+  const { rows } = await service.tally.pool.query(
+    'SELECT w.points_balance::int AS snapshot, SUM(l.points)::int AS ledger_sum FROM wallets w JOIN wallet_ledger l USING (wallet_id) WHERE w.wallet_id = $1 GROUP BY w.points_balance',
+    [walletId],
+  );
+  t.deepEqual(rows, [{ snapshot: 10, ledger_sum: 10 }]);
+});
+
+test('a redemption retried with its key answers as the first time; the key with another body is refused with 422', async (t) => {
+  const { merchant: m, walletId } = await walletWith(100);
+  const redeem = (body: unknown) => call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: m.token, body });
+  const key = uuid();
+  const first = await redeem({ points: 30, idempotencyKey: key, reference: 'order-1' });
+  t.is(first.status, 200);
+  t.deepEqual(Object.keys(first.body).sort(), ['balance', 'position', 'walletId']);
+  t.like(first.body, { walletId, balance: 70 });
+  const other = await redeem({ points: 10, idempotencyKey: uuid() });
+  t.is(other.body.balance, 60);
+
+  const again = await redeem({ points: 30, idempotencyKey: key, reference: 'order-1' });
+  t.is(again.status, 200);
+  t.deepEqual(again.body, first.body, 'the same answer, though the balance moved since');
+  t.is(again.headers.get('idempotent-replayed'), 'true');
+  for (const changed of [{ points: 31, idempotencyKey: key, reference: 'order-1' }, { points: 30, idempotencyKey: key, reference: 'order-2' }, { points: 30, idempotencyKey: key }]) {
+    const refused = await redeem(changed);
+    t.is(refused.status, 422, JSON.stringify(changed));
+    t.is(refused.body.error.code, 'IDEMPOTENCY_KEY_REUSED');
+    t.regex(refused.body.error.message, /use a new key/);
+  }
+  const stream = await service.tally.store.readStream(walletStream(walletId));
+  t.is(stream.filter((e) => e.type === 'PointsRedeemed').length, 2);
+
+  const short = await redeem({ points: 61, idempotencyKey: uuid() });
+  t.is(short.status, 409);
+  t.like(short.body.error, { code: 'INSUFFICIENT_POINTS', details: { balance: 60, requested: 61 } });
+});
+
+test('a redemption body is validated with messages that say what to fix', async (t) => {
+  const { merchant: m, walletId } = await walletWith(10);
+  const cases: [unknown, RegExp][] = [
+    [{ points: 0, idempotencyKey: 'k' }, /points must be at least 1/],
+    [{ points: 2.5, idempotencyKey: 'k' }, /points must be a whole number/],
+    [{ points: '5', idempotencyKey: 'k' }, /points must be a whole number of points/],
+    [{ points: 1_000_000_001, idempotencyKey: 'k' }, /points must be at most 1000000000/],
+    [{ points: 5 }, /idempotencyKey is required/],
+    [{ points: 5, idempotencyKey: '' }, /idempotencyKey must not be empty/],
+    [{ points: 5, idempotencyKey: 'k'.repeat(201) }, /idempotencyKey must be at most 200/],
+    [{ points: 5, idempotencyKey: 'k', reference: 'r'.repeat(201) }, /reference must be at most 200/],
+    [{ points: 5, idempotencyKey: 'k', balance: 1e6 }, /balance/],
+  ];
+  for (const [body, message] of cases) {
+    const response = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: m.token, body });
+    t.is(response.status, 400, JSON.stringify(body));
+    t.regex(response.body.error.message, message, JSON.stringify(body));
+  }
+  const stream = await service.tally.store.readStream(walletStream(walletId));
+  t.is(stream.length, 1, 'nothing was redeemed');
+});
+
+test('an admin adjusts a balance only with a reason; the event records who and why; the ledger shows it', async (t) => {
+  const { merchant: m, walletId } = await walletWith(100);
+  const adjust = (body: unknown, id = walletId) => call('POST', `/api/v1/admin/wallets/${id}/adjust`, { token: admin.token, body });
+  const noReason = await adjust({ points: -25 });
+  t.is(noReason.status, 400);
+  t.regex(noReason.body.error.message, /reason is required: say why the balance is corrected/);
+  t.regex((await adjust({ points: -25, reason: '   ' })).body.error.message, /reason must not be empty/);
+  t.regex((await adjust({ points: 0, reason: 'x' })).body.error.message, /points must not be 0/);
+  t.is((await adjust({ points: -25, reason: 'x' }, uuid())).status, 404, 'an unknown wallet');
+  t.is((await call('POST', `/api/v1/admin/wallets/${walletId}/adjust`, { token: m.token, body: { points: 5, reason: 'x' } })).status, 403);
+
+  const adjusted = await adjust({ points: -25, reason: 'Duplicate credit for a refunded order' });
+  t.is(adjusted.status, 200);
+  t.like(adjusted.body, { walletId, balance: 75 });
+  const [event] = (await service.tally.store.readStream(walletStream(walletId))).filter((e) => e.type === 'PointsAdjusted');
+  t.like(event?.data, { points: -25, reason: 'Duplicate credit for a refunded order', adjustedBy: admin.id, idempotencyKey: null });
+  t.is(event?.metadata.actor, `admin:${admin.id}`);
+
+  const ledger = await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token, headers: after(adjusted.body.position) });
+  t.like(ledger.body.items[0], { entryType: 'adjustment', points: -25, balanceAfter: 75, adminId: admin.id, reason: 'Duplicate credit for a refunded order' });
+  const wallet = await call('GET', `/api/v1/client/wallets/${walletId}`, { token: m.token });
+  t.like(wallet.body, { balance: 75, lifetimeEarned: 100, lifetimeRedeemed: 0 });
+
+  const key = uuid();
+  const once = await adjust({ points: 5, reason: 'goodwill', idempotencyKey: key });
+  const twice = await adjust({ points: 5, reason: 'goodwill', idempotencyKey: key });
+  t.deepEqual(twice.body, once.body);
+  t.like(once.body, { balance: 80 });
+  t.is((await adjust({ points: 6, reason: 'goodwill', idempotencyKey: key })).status, 422);
+});
+
+test('the wallets projection applied twice changes nothing', async (t) => {
+  const { merchant: m, walletId } = await walletWith(40);
+  const redeemed = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: m.token, body: { points: 15, idempotencyKey: uuid() } });
+  t.true(await service.tally.runner.waitForPosition(redeemed.body.position, 5000));
+  const snapshot = async () => ({
+    wallet: (await service.tally.pool.query('SELECT * FROM wallets WHERE wallet_id = $1', [walletId])).rows,
+    ledger: (await service.tally.pool.query('SELECT * FROM wallet_ledger WHERE wallet_id = $1 ORDER BY created_at, id', [walletId])).rows,
+  });
+  const before = await snapshot();
+  t.like(before.wallet[0], { points_balance: '25' });
+
+  const history = await service.tally.store.readStream(walletStream(walletId));
+  const client = await service.tally.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await walletsProjection.apply(history, { db: client, table: (name) => name });
+    await walletsProjection.apply(history, { db: client, table: (name) => name });
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+  t.deepEqual(await snapshot(), before);
+});

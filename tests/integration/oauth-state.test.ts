@@ -1,0 +1,71 @@
+/** OAuth states against PostgreSQL: signed, bound to the tenant, valid 10 minutes, accepted once. */
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { decodeJwt, SignJWT } from 'jose';
+import { keyring } from '../../adapters/crypto/keys.ts';
+import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
+import { InvalidOAuthState } from '../../domain/ports/oauth-state.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+
+const KEY = randomBytes(32).toString('base64');
+const OTHER_KEY = randomBytes(32).toString('base64');
+const claims = { tenantId: 'tenant-1', actor: 'user:u1' };
+const minutes = (n: number, from = new Date()) => new Date(from.getTime() + n * 60_000);
+
+let database: TestDatabase;
+test.before(async () => {
+  database = await createTestDatabase();
+});
+test.after.always(async () => {
+  await database?.drop();
+});
+
+async function rejection(t: import('ava').ExecutionContext, promise: Promise<unknown>): Promise<string | undefined> {
+  const error = await t.throwsAsync(promise, { instanceOf: InvalidOAuthState });
+  return error?.reason;
+}
+
+test('a state carries the tenant and the caller, expires 10 minutes after issue, and is accepted once', async (t) => {
+  const states = postgresOAuthStates(database.pool, keyring(KEY));
+  const issuedAt = new Date();
+  const state = await states.issue(claims, issuedAt);
+  const payload = decodeJwt(state);
+  t.is(payload.exp! - payload.iat!, 600);
+  t.is(payload.tid, 'tenant-1');
+  t.deepEqual(await states.consume(state, minutes(9, issuedAt)), claims);
+  t.is(await rejection(t, states.consume(state, minutes(9, issuedAt))), 'reused');
+});
+
+test('an expired, forged, tampered or missing state is refused with its reason', async (t) => {
+  const states = postgresOAuthStates(database.pool, keyring(KEY));
+  const issuedAt = new Date();
+  t.is(await rejection(t, states.consume(await states.issue(claims, issuedAt), minutes(11, issuedAt))), 'expired');
+
+  const forged = await postgresOAuthStates(database.pool, keyring(OTHER_KEY)).issue(claims, issuedAt);
+  t.is(await rejection(t, states.consume(forged, issuedAt)), 'bad_signature');
+
+  const [header, , signature] = (await states.issue(claims, issuedAt)).split('.');
+  const otherTenant = Buffer.from(JSON.stringify({ ...decodeJwt(forged), tid: 'tenant-2' })).toString('base64url');
+  t.is(await rejection(t, states.consume(`${header}.${otherTenant}.${signature}`, issuedAt)), 'bad_signature');
+
+  // Signed with the raw ENCRYPTION_KEY instead of the derived key: the derivation is what makes it ours.
+  const rawKeySigned = await new SignJWT({ tid: 'tenant-1', act: 'user:u1' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('tally')
+    .setAudience('square-oauth-state')
+    .setJti(randomBytes(18).toString('base64url'))
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(Buffer.from(KEY, 'base64'));
+  t.is(await rejection(t, states.consume(rawKeySigned, issuedAt)), 'bad_signature');
+
+  t.is(await rejection(t, states.consume('not-a-state', issuedAt)), 'malformed');
+  t.is(await rejection(t, states.consume(undefined, issuedAt)), 'missing');
+});
+
+test('a state issued before a key rotation is still accepted with the previous key', async (t) => {
+  const issuedAt = new Date();
+  const state = await postgresOAuthStates(database.pool, keyring(KEY)).issue(claims, issuedAt);
+  const rotated = postgresOAuthStates(database.pool, keyring(OTHER_KEY, KEY));
+  t.deepEqual(await rotated.consume(state, minutes(1, issuedAt)), claims);
+});

@@ -1,0 +1,147 @@
+import test from 'ava';
+import { squareConnectionDecider, type SquareConnectionCommand } from '../../domain/connections/decider.ts';
+import { claimStillInUse, type SquareConnectionEvent, type SquareConnectionState } from '../../domain/connections/events.ts';
+import { merchantReservationDecider, type MerchantReservationEvent } from '../../domain/connections/merchant-reservation.ts';
+import { refreshIsDue } from '../../domain/connections/refresh-policy.ts';
+import { fold } from '../../domain/shared/decider.ts';
+import { deciderSpec } from '../support/decider-spec.ts';
+
+const spec = deciderSpec(squareConnectionDecider);
+const reservation = deciderSpec(merchantReservationDecider);
+const now = '2026-03-01T10:00:00.000Z';
+const later = '2026-03-05T10:00:00.000Z';
+const T = 'tenant-1';
+const M = 'MERCHANT-A';
+
+type Authorize = Extract<SquareConnectionCommand, { type: 'AuthorizeConnection' }>;
+const authorize = (merchantId = M, authorizationId = 'auth-1', merchantClaim = 1): Authorize => ({
+  type: 'AuthorizeConnection',
+  tenantId: T,
+  merchantId,
+  authorizationId,
+  merchantClaim,
+  businessName: 'Apple A Day',
+  scopes: ['PAYMENTS_READ'],
+  tokenExpiresAt: '2026-03-31T10:00:00Z',
+  locations: [{ id: 'L1', name: 'Main', status: 'ACTIVE' }],
+  by: 'user:u1',
+  now,
+});
+
+function authorized(merchantId = M, authorizationId = 'auth-1', merchantClaim = 1, previousMerchantId: string | null = null): SquareConnectionEvent {
+  const { type: _type, by, now: at, ...data } = authorize(merchantId, authorizationId, merchantClaim);
+  return {
+    type: 'SquareConnectionAuthorized',
+    data: { ...data, previousMerchantId, authorizedBy: by, authorizedAt: at },
+  };
+}
+const polled = (cursor: string): SquareConnectionEvent => ({
+  type: 'SquarePaymentsPolled',
+  data: { tenantId: T, merchantId: M, cursor, polledAt: later, summary: { seen: 1 } },
+});
+const revoked = (revokedBy: 'app' | 'merchant' | 'square' = 'app'): SquareConnectionEvent => ({
+  type: 'SquareConnectionRevoked',
+  data: { tenantId: T, merchantId: M, revokedBy, revokedAt: later, by: revokedBy === 'app' ? 'user:u1' : null },
+});
+const state = (...events: SquareConnectionEvent[]): SquareConnectionState => fold(squareConnectionDecider, events);
+
+test('a first authorization connects the tenant; no previous merchant', (t) => {
+  spec(t).given().when(authorize()).then([authorized()]);
+  t.like(state(authorized()), { status: 'active', merchantId: M, authorizationId: 'auth-1', merchantClaims: { [M]: 1 } });
+});
+
+test('reconnecting to the same merchant keeps the poll cursor; to another merchant names the previous one and starts polling afresh', (t) => {
+  spec(t).given(authorized(), polled('c-1')).when(authorize(M, 'auth-2', 2)).then([authorized(M, 'auth-2', 2)]);
+  t.is((state(authorized(), polled('c-1'), authorized(M, 'auth-2', 2)) as { pollCursor: string | null }).pollCursor, 'c-1');
+
+  spec(t).given(authorized(), polled('c-1')).when(authorize('MERCHANT-B', 'auth-2', 1)).then([authorized('MERCHANT-B', 'auth-2', 1, M)]);
+  t.like(state(authorized(), polled('c-1'), authorized('MERCHANT-B', 'auth-2', 1, M)), { merchantId: 'MERCHANT-B', pollCursor: null, lastPolledAt: null });
+});
+
+test('a refresh is recorded only for the current authorization of an active connection', (t) => {
+  const refresh = { type: 'RecordTokenRefresh', tenantId: T, authorizationId: 'auth-1', tokenExpiresAt: '2026-04-04T10:00:00Z', now: later } as const;
+  spec(t)
+    .given(authorized())
+    .when(refresh)
+    .then([{ type: 'SquareTokensRefreshed', data: { tenantId: T, merchantId: M, authorizationId: 'auth-1', tokenExpiresAt: '2026-04-04T10:00:00Z', refreshedAt: later } }]);
+  spec(t).given(authorized(M, 'auth-2', 2)).when(refresh).thenNothing();
+  spec(t).given(authorized(), revoked()).when(refresh).thenNothing();
+});
+
+test('a refresh Square refuses for good needs a reconnect; a transient failure keeps the connection active with its error', (t) => {
+  const failure = (needsReconnect: boolean) =>
+    ({ type: 'RecordRefreshFailure', tenantId: T, authorizationId: 'auth-1', code: needsReconnect ? 'UNAUTHORIZED' : 'TIMEOUT', detail: 'x', needsReconnect, now: later }) as const;
+  const [gone] = squareConnectionDecider.decide(failure(true), state(authorized()));
+  t.like(state(authorized(), gone!), { status: 'needs_reconnect', lastError: { code: 'UNAUTHORIZED', at: later } });
+  const [blip] = squareConnectionDecider.decide(failure(false), state(authorized()));
+  t.like(state(authorized(), blip!), { status: 'active', lastError: { code: 'TIMEOUT' } });
+  spec(t).given(authorized(), gone!).when(failure(true)).thenNothing();
+});
+
+test('an undecryptable token is recorded once; a token that decrypts again makes the connection active', (t) => {
+  const failed = { type: 'RecordDecryptionFailure', tenantId: T, keyId: 'k-old', now: later } as const;
+  const event: SquareConnectionEvent = { type: 'SquareTokenDecryptionFailed', data: { tenantId: T, merchantId: M, keyId: 'k-old', detectedAt: later } };
+  spec(t).given(authorized()).when(failed).then([event]);
+  spec(t).given(authorized(), event).when(failed).thenNothing();
+  t.like(state(authorized(), event), { status: 'token_undecryptable', undecryptableKeyId: 'k-old' });
+  const recovery = { type: 'RecordDecryptionRecovery', tenantId: T, keyId: 'k-old', now: later } as const;
+  const [recovered] = squareConnectionDecider.decide(recovery, state(authorized(), event));
+  t.like(state(authorized(), event, recovered!), { status: 'active', lastError: null });
+  spec(t).given(authorized()).when(recovery).thenNothing();
+});
+
+test('revoking: unknown connection is not found; revoking twice records once; a webhook about another merchant changes nothing', (t) => {
+  const revoke = (merchantId: string | null, revokedBy: 'app' | 'merchant' = 'app') =>
+    ({ type: 'RevokeConnection', tenantId: T, revokedBy, merchantId, by: revokedBy === 'app' ? 'user:u1' : null, now: later }) as const;
+  spec(t).given().when(revoke(null)).thenThrows('NOT_FOUND');
+  spec(t).given(authorized()).when(revoke(null)).then([revoked()]);
+  spec(t).given(authorized(), revoked()).when(revoke(null)).thenNothing();
+  spec(t).given(authorized()).when(revoke('MERCHANT-B', 'merchant')).thenNothing();
+  spec(t).given(authorized()).when(revoke(M, 'merchant')).then([revoked('merchant')]);
+});
+
+test('a poll needs a connection; one that ends after a revocation is still recorded', (t) => {
+  const poll = { type: 'RecordPoll', tenantId: T, cursor: 'c-1', polledAt: later, summary: { seen: 1 } } as const;
+  spec(t).given().when(poll).thenThrows('CONNECTION_UNAVAILABLE');
+  spec(t).given(authorized(), revoked()).when(poll).then([polled('c-1')]);
+});
+
+// --- The merchant reservation ---------------------------------------------------------------------------------
+
+const claimed = (tenantId: string, claim: number): MerchantReservationEvent => ({
+  type: 'SquareMerchantClaimed',
+  data: { merchantId: M, tenantId, claim, claimedAt: now },
+});
+const claim = (tenantId: string) => ({ type: 'ClaimMerchant', merchantId: M, tenantId, now }) as const;
+const release = (tenantId: string, onlyClaim: number | null) => ({ type: 'ReleaseMerchant', merchantId: M, tenantId, onlyClaim, reason: 'revoked', now }) as const;
+
+test('a merchant is claimed by one tenant at a time; the holder claims again with the next number', (t) => {
+  reservation(t).given().when(claim('A')).then([claimed('A', 1)]);
+  reservation(t).given(claimed('A', 1)).when(claim('A')).then([claimed('A', 2)]);
+  reservation(t).given(claimed('A', 1)).when(claim('B')).thenThrows('MERCHANT_ALREADY_CONNECTED', /MERCHANT-A is connected to another workspace/);
+});
+
+test('only the holder releases, and a conditional release does nothing once the holder claimed again', (t) => {
+  const released = { type: 'SquareMerchantReleased', data: { merchantId: M, tenantId: 'A', claim: 2, reason: 'revoked', releasedAt: now } } as const;
+  reservation(t).given(claimed('A', 1), claimed('A', 2)).when(release('A', 2)).then([released]);
+  reservation(t).given(claimed('A', 1), claimed('A', 2)).when(release('A', 1)).thenNothing();
+  reservation(t).given(claimed('A', 1)).when(release('B', null)).thenNothing();
+  reservation(t).given(claimed('A', 1), { ...released, data: { ...released.data, claim: 1 } }).when(claim('B')).then([claimed('B', 2)]);
+});
+
+test('a claim stays in use while a connect flow may be using it; it is stale once its authorization ended or moved on', (t) => {
+  t.true(claimStillInUse(state(), M, 1), 'first connect in progress');
+  t.true(claimStillInUse(state(authorized()), M, 1), 'connected with it');
+  t.true(claimStillInUse(state(authorized(), revoked()), M, 2), 'a newer claim: a reconnect in progress');
+  t.false(claimStillInUse(state(authorized(), revoked()), M, 1), 'revoked, release lost');
+  t.false(claimStillInUse(state(authorized(), authorized('MERCHANT-B', 'auth-2', 1, M)), M, 1), 'moved to another merchant, release lost');
+});
+
+test('a token is due for refresh when older than 7 days or expiring within 8', (t) => {
+  const connection = (authorizedAt: string, tokenExpiresAt: string) => ({ ...state(authorized()), authorizedAt, tokenExpiresAt }) as Extract<SquareConnectionState, { status: 'active' }>;
+  const at = new Date('2026-03-10T00:00:00Z');
+  t.false(refreshIsDue(connection('2026-03-04T00:00:00Z', '2026-04-03T00:00:00Z'), at), '6 days old, 24 days left');
+  t.true(refreshIsDue(connection('2026-03-02T23:00:00Z', '2026-04-01T23:00:00Z'), at), 'just over 7 days old');
+  t.true(refreshIsDue(connection('2026-03-09T00:00:00Z', '2026-03-17T23:00:00Z'), at), 'expires in under 8 days');
+  t.false(refreshIsDue({ ...connection('2026-02-01T00:00:00Z', '2026-04-08T00:00:00Z'), lastRefreshedAt: '2026-03-09T00:00:00Z' }, at), 'refreshed yesterday');
+});

@@ -1,0 +1,93 @@
+import test from 'ava';
+import { fold } from '../../domain/shared/decider.ts';
+import { pointsDelta, walletDecider, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { deciderSpec } from '../support/decider-spec.ts';
+
+const spec = deciderSpec(walletDecider);
+const owner = { walletId: 'w1', tenantId: 't1', consumerId: 'c1' };
+
+const credited = (paymentId: string, points: number, via: 'purchase' | 'claim' = 'purchase'): WalletEvent => ({
+  type: 'PointsCredited',
+  data: { ...owner, paymentId, points, ruleId: 'r1', ruleVersion: 1, basis: 'amount', basisAmountMinor: points * 100, via },
+});
+const credit = (paymentId: string, points: number): WalletCommand => {
+  const { data } = credited(paymentId, points) as Extract<WalletEvent, { type: 'PointsCredited' }>;
+  return { type: 'CreditPoints', ...data };
+};
+const reversed = (refundId: string, points: number): WalletEvent => ({ type: 'PointsReversed', data: { ...owner, paymentId: 'p1', refundId, points } });
+const redeem = (points: number, idempotencyKey = 'k1', reference: string | null = null): WalletCommand => ({
+  type: 'RedeemPoints',
+  walletId: 'w1',
+  points,
+  idempotencyKey,
+  reference,
+  by: 'merchant-1',
+});
+const redeemed = (points: number, idempotencyKey = 'k1', reference: string | null = null): WalletEvent => ({
+  type: 'PointsRedeemed',
+  data: { ...owner, points, idempotencyKey, reference, redeemedBy: 'merchant-1' },
+});
+const adjust = (points: number, idempotencyKey: string | null = null, reason = 'goodwill'): WalletCommand => ({
+  type: 'AdjustPoints',
+  walletId: 'w1',
+  points,
+  reason,
+  by: 'admin-1',
+  idempotencyKey,
+});
+const adjusted = (points: number, idempotencyKey: string | null = null, reason = 'goodwill'): WalletEvent => ({
+  type: 'PointsAdjusted',
+  data: { ...owner, points, reason, adjustedBy: 'admin-1', idempotencyKey },
+});
+
+test('a payment is credited once, however often it is delivered', (t) => {
+  spec(t).given().when(credit('p1', 40)).then([credited('p1', 40)]);
+  spec(t).given(credited('p1', 40)).when(credit('p1', 40)).thenNothing();
+  spec(t).given(credited('p1', 40)).when(credit('p2', 5)).then([credited('p2', 5)]);
+});
+
+test('a refund is reversed once, and may take the balance below zero', (t) => {
+  const reverse: WalletCommand = { type: 'ReversePoints', ...owner, paymentId: 'p1', refundId: 'rf1', points: 40 };
+  spec(t).given(credited('p1', 40), redeemed(30)).when(reverse).then([reversed('rf1', 40)]);
+  spec(t).given(credited('p1', 40), reversed('rf1', 40)).when(reverse).thenNothing();
+  t.is(fold(walletDecider, [credited('p1', 40), redeemed(30), reversed('rf1', 40)]).balance, -30);
+});
+
+test('a redemption takes points while the balance covers them, never more', (t) => {
+  spec(t).given(credited('p1', 100)).when(redeem(100, 'k1', 'order 7')).then([redeemed(100, 'k1', 'order 7')]);
+  spec(t).given(credited('p1', 100)).when(redeem(101)).thenThrows('INSUFFICIENT_POINTS', /has 100 points; 101 were asked/);
+  spec(t).given(credited('p1', 100), redeemed(60)).when(redeem(50, 'k2')).thenThrows('INSUFFICIENT_POINTS');
+  spec(t).given(credited('p1', 40), redeemed(30), reversed('rf1', 40)).when(redeem(1, 'k2')).thenThrows('INSUFFICIENT_POINTS', /has -30 points/);
+});
+
+test('a wallet with no history cannot be redeemed from or adjusted', (t) => {
+  spec(t).given().when(redeem(1)).thenThrows('NOT_FOUND');
+  spec(t).given().when(adjust(10)).thenThrows('NOT_FOUND');
+});
+
+test('a repeated idempotency key changes nothing; with another request it is refused', (t) => {
+  spec(t).given(credited('p1', 100), redeemed(10)).when(redeem(10)).thenNothing();
+  spec(t).given(credited('p1', 100), redeemed(10)).when(redeem(11)).thenThrows('IDEMPOTENCY_KEY_REUSED', /new key/);
+  spec(t).given(credited('p1', 100), redeemed(10, 'k1', 'a')).when(redeem(10, 'k1', 'b')).thenThrows('IDEMPOTENCY_KEY_REUSED');
+  spec(t).given(credited('p1', 100), redeemed(10)).when(adjust(10, 'k1')).thenThrows('IDEMPOTENCY_KEY_REUSED', /another|different/);
+  spec(t).given(credited('p1', 100), adjusted(-5, 'k9')).when(adjust(-5, 'k9')).thenNothing();
+  spec(t).given(credited('p1', 100), adjusted(-5, 'k9')).when(adjust(-5, 'k9', 'other reason')).thenThrows('IDEMPOTENCY_KEY_REUSED');
+  spec(t).given(credited('p1', 100), adjusted(-5, 'k9')).when(redeem(5, 'k9')).thenThrows('IDEMPOTENCY_KEY_REUSED');
+});
+
+test('a replayed redemption is answered even when the balance is now short', (t) => {
+  spec(t).given(credited('p1', 10), redeemed(10)).when(redeem(10)).thenNothing();
+});
+
+test('an adjustment records the admin and the reason; without a key each one counts', (t) => {
+  spec(t).given(credited('p1', 10)).when(adjust(-25, null, 'duplicate credit')).then([adjusted(-25, null, 'duplicate credit')]);
+  spec(t).given(credited('p1', 10), adjusted(5)).when(adjust(5)).then([adjusted(5)]);
+});
+
+test('the state folds balances and lifetime totals; pointsDelta signs each event', (t) => {
+  const history = [credited('p1', 100), credited('p2', 20, 'claim'), redeemed(30), reversed('rf1', 20), adjusted(-5)];
+  const state = fold(walletDecider, history);
+  t.like(state, { ...owner, balance: 65, lifetimeEarned: 100, lifetimeRedeemed: 30 });
+  t.deepEqual(history.map(pointsDelta), [100, 20, -30, -20, -5]);
+  t.is(history.map(pointsDelta).reduce((a, b) => a + b, 0), state.balance, 'the balance is the sum of the signed deltas');
+});
