@@ -88,6 +88,36 @@ const EMBEDDED_DATABASE = 'tally';
 const TENANT_NAMESPACE = '6f1c1f3e-3f0b-4a8e-9a4c-7d2b9e0c5a11';
 /** Namespace for wallet ids: one wallet per consumer per tenant, the same id however the credit arrives. */
 const WALLET_NAMESPACE = 'b3a4c2d1-8e7f-4a6b-9c5d-2e1f0a9b8c7d';
+const walletIdFor = (tenantId: string, consumerId: string) => uuidv5(`${tenantId}:${consumerId}`, WALLET_NAMESPACE);
+
+/**
+ * What the operations commands (`npm run rebuild`, `npm run reconcile`) work with: the same database and event
+ * store as the service, and the same projections, wired here so that the composition root stays the only one.
+ */
+export async function openOperations(env: NodeJS.ProcessEnv = process.env) {
+  const config = await loadConfig(env);
+  const log = createLogger({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, secrets: secretValues(config) });
+  const { cliDatabase } = await import('./adapters/cli/database.ts');
+  const database = await cliDatabase(config);
+  await runMigrations(database.url, log);
+  const pool = new pg.Pool({ connectionString: database.url, max: 10 });
+  pool.on('error', () => undefined);
+  const store = await provideEventStore(config, pool, database.url, log);
+  const projections = allProjections({ store, newId: () => uuidv4(), walletIdFor });
+  return {
+    config,
+    log,
+    pool,
+    store,
+    projections,
+    connectionConfig: { connectionString: database.url } as pg.ClientConfig,
+    async close() {
+      await store.close();
+      await pool.end();
+      await database.close();
+    },
+  };
+}
 
 async function provideDatabase(config: Config, log: Logger): Promise<{ url: string; embedded?: EmbeddedPostgresServer }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL };
@@ -185,7 +215,6 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     });
     const rules = rewardRulesService({ store, runtime });
     const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime);
-    const walletIdFor = (tenantId: string, consumerId: string) => uuidv5(`${tenantId}:${consumerId}`, WALLET_NAMESPACE);
 
     const projections = allProjections({ store, newId: runtime.newId, walletIdFor });
     const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, projections, log);

@@ -1,14 +1,29 @@
 /**
  * The database a command-line tool works on: DATABASE_URL, or the embedded development server under DATA_DIR
- * (started for the duration of the command; stop `npm start` first, as both would use the same data directory).
+ * (the one `npm start` is running, or one started for the duration of the command).
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import { startEmbeddedPostgres } from '../postgres/embedded.ts';
 
+/** The port of the embedded server `npm start` is running on this data directory, if it is running. */
+async function runningEmbeddedPort(dataDir: string): Promise<number | undefined> {
+  try {
+    const [pid, , , port] = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
+    process.kill(Number(pid), 0);
+    return Number(port) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function cliDatabase(config: Config): Promise<{ url: string; close(): Promise<void> }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, close: async () => undefined };
+  // The service is running on the embedded server: use it rather than start a second one on the same files.
+  const running = await runningEmbeddedPort(path.join(config.DATA_DIR, 'postgres'));
+  if (running) return { url: `postgres://postgres:tally-embedded@127.0.0.1:${running}/tally`, close: async () => undefined };
   const embedded = await startEmbeddedPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres') });
   const admin = new pg.Client({ connectionString: embedded.adminUrl });
   await admin.connect();

@@ -1,0 +1,68 @@
+/**
+ * `npm run rebuild -- <projection…|--all>`: rebuilds projections from position zero beside the live ones (the
+ * running service keeps serving), with a progress bar. Ctrl-C cancels; running it again resumes.
+ */
+import { parseArgs } from 'node:util';
+import { v4 as uuid } from 'uuid';
+import { openOperations } from '../../main.ts';
+import { ProjectionRebuilds } from '../../projections/rebuild.ts';
+
+function bar(applied: number, total: number | null, startedAt: number): string {
+  const elapsed = (Date.now() - startedAt) / 1000;
+  const rate = elapsed > 0 ? applied / elapsed : 0;
+  const share = total ? Math.min(1, applied / Math.max(total, 1)) : 0;
+  const width = 30;
+  const filled = Math.round(share * width);
+  const eta = total && rate > 0 ? Math.max(0, Math.round((total - applied) / rate)) : null;
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${total ? `${Math.round(share * 100)}%` : '?'} ${applied.toLocaleString('en')}/${total?.toLocaleString('en') ?? '?'} events, ${Math.round(rate).toLocaleString('en')} events/s${eta === null ? '' : `, ~${eta}s left`}`;
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({ options: { all: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  const ops = await openOperations();
+  let current: string | undefined;
+  let startedAt = Date.now();
+  const rebuilds = new ProjectionRebuilds(ops.pool, ops.connectionConfig, ops.store, ops.projections, ops.log, uuid, {
+    onProgress: (job) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r${job.projection}: ${bar(job.eventsApplied, job.eventsTotal, startedAt)}   `);
+    },
+  });
+  const names = values.all ? rebuilds.names() : positionals;
+  const unknown = names.filter((n) => !rebuilds.names().includes(n));
+  if (!names.length || unknown.length) {
+    process.stderr.write(
+      `${unknown.length ? `Unknown or not rebuildable: ${unknown.join(', ')}\n` : ''}Usage: npm run rebuild -- <projection…|--all>\nProjections: ${rebuilds.names().join(', ')}\n`,
+    );
+    await ops.close();
+    return 2;
+  }
+  process.on('SIGINT', () => {
+    process.stderr.write(`\nCancelling the rebuild of ${current}; run the same command again to resume.\n`);
+    void rebuilds.stop();
+  });
+  let failed = 0;
+  try {
+    for (const name of names) {
+      current = name;
+      startedAt = Date.now();
+      const job = await rebuilds.start(name);
+      const finished = await rebuilds.wait(job.jobId);
+      process.stderr.write('\n');
+      process.stdout.write(
+        `${name}: ${finished?.state} — ${finished?.eventsApplied.toLocaleString('en')} events in ${((Date.now() - startedAt) / 1000).toFixed(1)} s${finished?.error ? ` (${finished.error})` : ''}\n`,
+      );
+      if (finished?.state !== 'completed') failed++;
+    }
+  } finally {
+    await ops.close();
+  }
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    process.stderr.write(`Rebuild failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  },
+);
