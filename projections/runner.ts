@@ -143,8 +143,17 @@ export class ProjectionRunner {
             status.state = 'standby';
           } else {
             await this.ensureCheckpointRow(projection.name);
-            // A failed projection keeps its lock and looks again later: a rebuild (maybe by another process) clears it.
-            await this.runOwned(projection, status, log, (stop) => (stopSubscription = stop), () => stopping);
+            // A failed projection keeps its lock and looks again now and then: a rebuild (maybe by another
+            // process) clears the failure, and feeding resumes from the rebuilt checkpoint.
+            while (!stopping && (await this.runOwned(projection, status, log, (stop) => (stopSubscription = stop), () => stopping)) === 'failed') {
+              await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, this.standbyRetryMs);
+                wakeStandby = () => {
+                  clearTimeout(timer);
+                  resolve();
+                };
+              });
+            }
           }
         } catch (error) {
           if (stopping) return;

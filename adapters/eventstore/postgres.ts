@@ -29,6 +29,7 @@ import {
 import { isTransientPgError } from '../postgres/errors.ts';
 
 const CHANNEL = 'tally_events';
+const NOTIFY_INTERVAL_MS = 10;
 const BATCH = 1000;
 
 interface Cursor {
@@ -117,6 +118,8 @@ export class PostgresEventStore implements EventStore {
   private listener: pg.Client | undefined;
   private listenerStarting: Promise<void> | undefined;
   private notifyScheduled = false;
+  private notifyPending = false;
+  private notifier: pg.Client | undefined;
   private closed = false;
   private readonly pollIntervalMs: number;
   private readonly readAllSettleMs: number;
@@ -144,7 +147,11 @@ export class PostgresEventStore implements EventStore {
     ];
     const row = await this.withRetryOnDuplicateId(() =>
       this.query<{ status: string; current_revision: string; last_transaction_id: string; last_global_position: string }>(
-        'SELECT status, current_revision, last_transaction_id::text, last_global_position FROM append_events($1, $2, $3, $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])',
+        {
+          // Named, so each connection parses and plans it once (measured in bench/store.ts).
+          name: 'tally_append_events',
+          text: 'SELECT status, current_revision, last_transaction_id::text, last_global_position FROM append_events($1, $2, $3, $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])',
+        },
         params,
       ),
     );
@@ -307,16 +314,41 @@ export class PostgresEventStore implements EventStore {
     for (const wake of [...this.waiters]) wake();
   }
 
-  /** Wakes local subscribers now, and other processes through one NOTIFY per event-loop turn. */
+  /**
+   * Wakes local subscribers now, and other processes through NOTIFY: at most one every NOTIFY_INTERVAL_MS, on
+   * its own connection, with a trailing send so that no append goes unannounced. NOTIFY serialises committing
+   * transactions in PostgreSQL, so it is never sent inside an append, and rarely (measured in bench/store.ts).
+   */
   private wake(): void {
     this.wakeLocal();
-    if (this.notifyScheduled || this.closed) return;
+    if (this.closed) return;
+    this.notifyPending = true;
+    if (this.notifyScheduled) return;
     this.notifyScheduled = true;
-    setImmediate(() => {
+    setTimeout(() => void this.sendNotify(), NOTIFY_INTERVAL_MS).unref();
+  }
+
+  private async sendNotify(): Promise<void> {
+    this.notifyPending = false;
+    try {
+      if (!this.notifier) {
+        const client = new pg.Client(this.connectionConfig);
+        client.on('error', () => {
+          if (this.notifier === client) this.notifier = undefined;
+        });
+        await client.connect();
+        this.notifier = client;
+      }
+      await this.notifier.query(`SELECT pg_notify('${CHANNEL}', '')`);
+    } catch {
+      // Subscribers in other processes fall back to their poll; the next append tries again.
+      await this.notifier?.end().catch(() => undefined);
+      this.notifier = undefined;
+    } finally {
       this.notifyScheduled = false;
-      // NOTIFY serialises committing transactions in PostgreSQL, so it is sent once per turn, outside appends.
-      this.pool.query(`SELECT pg_notify('${CHANNEL}', '')`).catch(() => undefined);
-    });
+      // Appends that came while this one was in flight get their own (trailing) notification.
+      if (this.notifyPending && !this.closed) this.wake();
+    }
   }
 
   private async ensureListener(): Promise<void> {
@@ -364,11 +396,15 @@ export class PostgresEventStore implements EventStore {
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => undefined);
+    const notifier = this.notifier;
+    this.notifier = undefined;
+    await notifier?.end().catch(() => undefined);
   }
 
-  private async query<T extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<T[]> {
+  private async query<T extends pg.QueryResultRow>(sql: string | { name: string; text: string }, params: unknown[]): Promise<T[]> {
     try {
-      return (await this.pool.query<T>(sql, params)).rows;
+      const query = typeof sql === 'string' ? { text: sql, values: params } : { ...sql, values: params };
+      return (await this.pool.query<T>(query)).rows;
     } catch (error) {
       if (isTransientPgError(error)) throw new EventStoreUnavailable('PostgreSQL event store unavailable', { cause: error });
       throw error;
