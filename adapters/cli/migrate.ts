@@ -1,33 +1,20 @@
 /**
- * `npm run migrate`: applies pending migrations to DATABASE_URL, or to the embedded server when unset.
- * Safe to run while the service runs: migrations take node-pg-migrate's advisory lock.
+ * `npm run migrate`: applies pending migrations to DATABASE_URL, or to the embedded server (the running one, or
+ * one started for the command). Safe while the service runs: migrations take node-pg-migrate's advisory lock.
  */
-import path from 'node:path';
-import pg from 'pg';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
-import { startEmbeddedPostgres } from '../postgres/embedded.ts';
 import { runMigrations } from '../postgres/migrate.ts';
+import { cliDatabase } from './database.ts';
 
 async function main(): Promise<void> {
   const config = await loadConfig();
-  const log = createLogger({ level: config.LOG_LEVEL });
-  let url = config.DATABASE_URL;
-  let stop = async () => undefined as void;
-  if (!url) {
-    const embedded = await startEmbeddedPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres') });
-    stop = () => embedded.stop();
-    const admin = new pg.Client({ connectionString: embedded.adminUrl });
-    await admin.connect();
-    if ((await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'tally'`)).rowCount === 0) await admin.query('CREATE DATABASE tally');
-    await admin.end();
-    url = embedded.adminUrl.replace(/\/postgres$/, '/tally');
-  }
+  const database = await cliDatabase(config);
   try {
-    const applied = await runMigrations(url, log);
+    const applied = await runMigrations(database.url, createLogger({ level: config.LOG_LEVEL }));
     process.stdout.write(applied.length ? `Applied: ${applied.join(', ')}\n` : 'No pending migrations.\n');
   } finally {
-    await stop();
+    await database.close();
   }
 }
 
