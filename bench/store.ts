@@ -1,0 +1,877 @@
+/**
+ * `npm run bench:store [-- --quick]`: throughput of the PostgreSQL event store against plain PostgreSQL.
+ *
+ * 1. Single-event appends at concurrency 1, 16 and 64 vs plain single-row INSERT commits.
+ * 2. A full forwards `readAll` of 1,000,000 events vs a plain keyset-paged SELECT of the same rows.
+ *
+ * Both sides run in the same process against the same server through the same pool, interleaved, so the
+ * ratio shows what the event store's guarantees (optimistic concurrency, idempotency, gap-safe ordering,
+ * notifications) cost on top of what PostgreSQL itself does on this machine.
+ *
+ * A diagnostics section then takes the adapter apart (the events table alone, the append function without
+ * its NOTIFY, ...) and measures prototypes of fixes. Prototypes never edit the adapter: they run its code with
+ * a wrapped pool that rewrites, prepares or diverts the statements it sends (see `instrumentPool`), and call
+ * candidate SQL created in the throwaway benchmark database only.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import pg from 'pg';
+import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
+import type { NewEvent, Position } from '../domain/ports/event-store.ts';
+import {
+  checkpoint,
+  EMPTY_RESULT,
+  formatDuration,
+  formatMs,
+  formatRate,
+  formatRatio,
+  instrumentPool,
+  log,
+  machineInfo,
+  machineSummary,
+  markdownTable,
+  now,
+  openPool,
+  parseFlags,
+  runInterleaved,
+  timeThroughput,
+  waitForIdle,
+  withBenchDatabase,
+  withClient,
+  writeResults,
+  type BenchDatabase,
+  type Contender,
+  type InstrumentedPool,
+  type LoadResult,
+  type Operation,
+  type QueryInterceptor,
+} from './support.ts';
+
+const flags = parseFlags();
+
+/**
+ * Rounds × slice is each side's time per measurement. Many short interleaved slices rather than one long run
+ * per side: see `runInterleaved`.
+ */
+const CONFIG = flags.quick
+  ? { appendRounds: 2, appendSliceMs: 1_000, diagnosticRounds: 1, tailDiagnosticRounds: 1, diagnosticSliceMs: 500, readEvents: 100_000, readRounds: 1 }
+  : { appendRounds: 8, appendSliceMs: 500, diagnosticRounds: 6, tailDiagnosticRounds: 4, diagnosticSliceMs: 500, readEvents: 1_000_000, readRounds: 2 };
+const CONCURRENCIES = [1, 16, 64] as const;
+/** The append aim is set at this concurrency, so the diagnostics look there. */
+const AIM_CONCURRENCY = 16;
+/** Where the tail latency runs away, so the diagnostics look there too. */
+const TAIL_CONCURRENCY = 64;
+const APPEND_AIM = 0.6;
+const READ_AIM = 0.5;
+/** Tally's read may take this many times the baseline's before it is stopped (the aim allows 2×). */
+const READ_BUDGET_FACTOR = 4;
+const MIN_READ_BUDGET_MS = 5_000;
+/** A page size a catching-up projection would plausibly use. */
+const PAGE_SIZE = 5_000;
+/** Streams per worker: appends go round-robin over them, so nearly all use an exact expected revision. */
+const STREAMS_PER_WORKER = 50;
+/** Customers (streams) the read set is spread over: 1,000,000 events are 100 per customer. */
+const FILL_STREAMS = 10_000;
+/** Fill transactions: the feed then spans several transaction ids, as a real one does. */
+const FILL_TRANSACTIONS = 10;
+
+const MERCHANT = 'MLQ8Z4N1X2Y3W';
+
+const count = (n: number) => n.toLocaleString('en-US');
+
+// ---------------------------------------------------------------------------------------------------------
+// Append workload
+// ---------------------------------------------------------------------------------------------------------
+
+/** A loyalty event of realistic size (~250 bytes of JSON), with fresh ids as a real command would have. */
+function pointsEarned(customer: string): NewEvent {
+  return {
+    id: randomUUID(),
+    type: 'PointsEarned',
+    data: {
+      merchantId: MERCHANT,
+      customerId: customer,
+      orderId: randomUUID(),
+      points: 42,
+      reason: 'purchase',
+      amount: { cents: 1299, currency: 'USD' },
+    },
+    metadata: { correlationId: randomUUID(), actor: `square:${MERCHANT}` },
+  };
+}
+
+interface OwnStream {
+  name: string;
+  /** Revision of the stream's last event; -1 before the first. */
+  revision: number;
+}
+
+/**
+ * Worker `worker`'s private streams. Each worker owns its streams, as a request handler appending to the
+ * customer it serves would: appends use an exact expected revision and never conflict, so we measure the
+ * append path rather than conflict retries.
+ */
+function ownStreams(label: string, worker: number): () => OwnStream {
+  const streams = Array.from({ length: STREAMS_PER_WORKER }, (_, k) => ({ name: `customer-${label}-w${worker}-${k}`, revision: -1 }));
+  let next = 0;
+  return () => streams[next++ % streams.length]!;
+}
+
+const workersFor = (concurrency: number, make: (worker: number) => Operation): Operation[] =>
+  Array.from({ length: concurrency }, (_, i) => make(i));
+
+/** Tally: `store.append` of one event with an exact expected revision ('no_stream' for a new stream). */
+function storeAppendContender(pool: pg.Pool, url: string, concurrency: number, label: string): Contender & { store: PostgresEventStore } {
+  const store = new PostgresEventStore(pool, { connectionString: url });
+  const workers = workersFor(concurrency, (worker) => {
+    const nextStream = ownStreams(label, worker);
+    return async () => {
+      const stream = nextStream();
+      const result = await store.append(stream.name, [pointsEarned(stream.name)], stream.revision < 0 ? 'no_stream' : stream.revision);
+      stream.revision = result.nextExpectedRevision;
+    };
+  });
+  // The append schedules its NOTIFY for the next event-loop turn: let it finish inside the contender's share.
+  return { store, workers, settle: () => waitForIdle(pool) };
+}
+
+/**
+ * Baseline: one autocommitted single-row INSERT per event into `table`, with the same client-side work as
+ * the adapter (JSON.stringify of data and metadata, one parameterised statement, one round trip).
+ */
+function insertContender(pool: pg.Pool, table: string, concurrency: number, label: string): Contender {
+  const sql = `INSERT INTO ${table} (event_id, stream_name, stream_revision, event_type, data, metadata) VALUES ($1, $2, $3, $4, $5, $6)`;
+  return {
+    workers: workersFor(concurrency, (worker) => {
+      const nextStream = ownStreams(label, worker);
+      return async () => {
+        const stream = nextStream();
+        const event = pointsEarned(stream.name);
+        const metadata = { schemaVersion: 1, ...event.metadata };
+        const { id, type, data } = event;
+        await pool.query(sql, [id, stream.name, stream.revision + 1, type, JSON.stringify(data), JSON.stringify(metadata)]);
+        stream.revision++;
+      };
+    }),
+  };
+}
+
+/** The baseline table: the event's columns and types, a bigserial key, and no event store logic. */
+const PLAIN_TABLE_SQL = `
+  CREATE TABLE bench_plain_events (
+    id              bigserial   PRIMARY KEY,
+    event_id        uuid        NOT NULL,
+    stream_name     text        NOT NULL,
+    stream_revision bigint      NOT NULL,
+    event_type      text        NOT NULL,
+    data            jsonb       NOT NULL,
+    metadata        jsonb       NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now()
+  )`;
+
+/**
+ * Candidate replacement for `append_events` (same signature, same results; created in the benchmark
+ * database only), which prototype C falls back to. Optimistic concurrency comes from the UNIQUE
+ * (stream_name, stream_revision) index that `events` already has, instead of locking and updating a row in
+ * `event_streams` on every append: the next revision is inserted with ON CONFLICT DO NOTHING, and a concurrent
+ * writer that took it makes the insert come back empty. An exact expected revision must itself exist (no
+ * holes); `any`/`stream_exists` read the head revision from the same index and retry if they lose a race.
+ * The idempotent-retry check is unchanged. A batch that loses part of its revisions to a concurrent batch
+ * fails with SQLSTATE 40001, which the adapter would retry (or map to a conflict for an exact revision).
+ */
+const PROTOTYPE_APPEND_SQL = `
+CREATE FUNCTION bench_append_events_occ(
+  p_stream text, p_expected_kind text, p_expected_revision bigint,
+  p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[]
+) RETURNS TABLE (status text, current_revision bigint, last_transaction_id xid8, last_global_position bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_count int := cardinality(p_ids);
+  v_current bigint;
+  v_inserted int;
+  v_last_position bigint;
+  v_first_existing bigint;
+  v_existing int;
+  v_last record;
+BEGIN
+  SELECT e.stream_revision INTO v_first_existing
+    FROM events e WHERE e.event_id = p_ids[1] AND e.stream_name = p_stream;
+  IF FOUND THEN
+    SELECT count(*) INTO v_existing FROM events e
+      WHERE e.stream_name = p_stream AND e.event_id = ANY (p_ids)
+        AND e.stream_revision BETWEEN v_first_existing AND v_first_existing + v_count - 1;
+    IF v_existing = v_count AND (
+         p_expected_kind = 'any'
+      OR (p_expected_kind = 'no_stream' AND v_first_existing = 0)
+      OR (p_expected_kind = 'stream_exists' AND v_first_existing > 0)
+      OR (p_expected_kind = 'exact' AND v_first_existing = p_expected_revision + 1)) THEN
+      SELECT e.transaction_id, e.global_position INTO v_last FROM events e
+        WHERE e.stream_name = p_stream AND e.stream_revision = v_first_existing + v_count - 1;
+      RETURN QUERY SELECT 'ok'::text, v_first_existing + v_count - 1, v_last.transaction_id, v_last.global_position;
+      RETURN;
+    END IF;
+  END IF;
+
+  LOOP
+    IF p_expected_kind = 'exact' THEN
+      v_current := p_expected_revision;
+      EXIT WHEN v_current >= 0 AND NOT EXISTS
+        (SELECT 1 FROM events e WHERE e.stream_name = p_stream AND e.stream_revision = v_current);
+    ELSIF p_expected_kind = 'no_stream' THEN
+      v_current := -1;
+    ELSE
+      SELECT coalesce(max(e.stream_revision), -1) INTO v_current FROM events e WHERE e.stream_name = p_stream;
+      EXIT WHEN p_expected_kind = 'stream_exists' AND v_current = -1;
+    END IF;
+
+    WITH inserted AS (
+      INSERT INTO events (event_id, stream_name, stream_revision, event_type, data, metadata)
+        SELECT i.id, p_stream, v_current + i.ord, i.type, i.data, i.metadata
+          FROM unnest(p_ids, p_types, p_data, p_metadata) WITH ORDINALITY AS i(id, type, data, metadata, ord)
+         ORDER BY i.ord
+        ON CONFLICT (stream_name, stream_revision) DO NOTHING
+        RETURNING global_position)
+    SELECT count(*), max(global_position) INTO v_inserted, v_last_position FROM inserted;
+
+    IF v_inserted = v_count THEN
+      RETURN QUERY SELECT 'ok'::text, v_current + v_count, pg_current_xact_id(), v_last_position;
+      RETURN;
+    END IF;
+    -- A concurrent batch took some of our revisions but not all: fail the statement so nothing of ours stays.
+    IF v_inserted > 0 THEN
+      RAISE EXCEPTION 'concurrent append to stream %', p_stream USING ERRCODE = 'serialization_failure';
+    END IF;
+    EXIT WHEN p_expected_kind NOT IN ('any', 'stream_exists');
+  END LOOP;
+
+  SELECT coalesce(max(e.stream_revision), -1) INTO v_current FROM events e WHERE e.stream_name = p_stream;
+  RETURN QUERY SELECT 'conflict'::text, v_current, NULL::xid8, NULL::bigint;
+END;
+$$`;
+
+const labelStoreQuery = (sql: string) => (sql.includes('pg_notify') ? 'notify' : sql.includes('append_events') ? 'append' : 'other');
+const isNotify = (sql: string) => sql.includes('pg_notify');
+const dropNotify: QueryInterceptor['divert'] = (sql) => (isNotify(sql) ? Promise.resolve(EMPTY_RESULT) : undefined);
+const useOccPrototype = (sql: string) => sql.replace('FROM append_events(', 'FROM bench_append_events_occ(');
+const isAppend = (sql: string) => sql.includes('FROM append_events(');
+
+/**
+ * Prototype C, the hot path as one prepared statement: a single event appended with `exact` or `no_stream`
+ * (what the command handler does for a one-event decision). With concurrency control on the unique index, as
+ * in the function above, it is one INSERT … ON CONFLICT DO NOTHING, guarded by "the expected revision exists".
+ * It takes the adapter's own seven parameters. No row back means a conflict or an idempotent retry: only then
+ * is the function called, which tells the two apart. A batch cannot half-succeed here, since it is one row.
+ */
+const HOT_PATH_APPEND_SQL = `
+  INSERT INTO events (event_id, stream_name, stream_revision, event_type, data, metadata)
+  SELECT ($4::uuid[])[1], $1, coalesce($3::bigint, -1) + 1, ($5::text[])[1], ($6::jsonb[])[1], ($7::jsonb[])[1]
+   WHERE $2::text IN ('exact', 'no_stream')
+     AND (coalesce($3::bigint, -1) < 0 OR EXISTS (SELECT 1 FROM events e WHERE e.stream_name = $1 AND e.stream_revision = $3::bigint))
+  ON CONFLICT (stream_name, stream_revision) DO NOTHING
+  RETURNING 'ok' AS status, stream_revision AS current_revision, transaction_id::text AS last_transaction_id,
+            global_position AS last_global_position`;
+
+function hotPathAppend(pool: pg.Pool): NonNullable<QueryInterceptor['divert']> {
+  return (sql, params) => {
+    if (!isAppend(sql)) return undefined;
+    // Everything else (batches, `any`, conflicts, retries) goes to the function with the same concurrency control.
+    const viaFunction = () => pool.query({ name: 'bench_append_occ', text: useOccPrototype(sql), values: params });
+    const ids = params[3];
+    if (!Array.isArray(ids) || ids.length !== 1 || !['exact', 'no_stream'].includes(String(params[1]))) return viaFunction();
+    return (async () => {
+      const fast = await pool.query({ name: 'bench_append_hot', text: HOT_PATH_APPEND_SQL, values: params });
+      return fast.rowCount === 1 ? fast : viaFunction();
+    })();
+  };
+}
+
+/**
+ * Prototype A, a cheaper wake-up for other processes: the adapter's NOTIFY goes over one dedicated
+ * connection instead of the pool, at most one every `intervalMs`. A wake-up during the interval is folded into
+ * one trailing NOTIFY at its end, so a listener still hears about every append (a NOTIFY sent after it
+ * committed), at most `intervalMs` later, while the server sees a bounded number of NOTIFY transactions
+ * instead of one per event-loop turn. With `intervalMs` 0 it is "one in flight at a time" only.
+ */
+function coalescingNotifier(url: string, intervalMs: number) {
+  const client = new pg.Client({ connectionString: url });
+  const connected = client.connect();
+  let busy = false;
+  let pending = false;
+  let sent = 0;
+  const send = (sql: string): void => {
+    if (busy) {
+      pending = true;
+      return;
+    }
+    busy = true;
+    sent++;
+    const started = now();
+    connected
+      .then(() => client.query(sql))
+      .catch(() => undefined)
+      .then(() => new Promise((resolve) => setTimeout(resolve, Math.max(0, intervalMs - (now() - started)))))
+      .finally(() => {
+        busy = false;
+        if (pending) {
+          pending = false;
+          send(sql);
+        }
+      });
+  };
+  return {
+    divert: (sql: string): Promise<unknown> | undefined => (isNotify(sql) ? (send(sql), Promise.resolve(EMPTY_RESULT)) : undefined),
+    sent: () => sent,
+    async close() {
+      while (busy) await new Promise((resolve) => setTimeout(resolve, 1));
+      await client.end();
+    },
+  };
+}
+
+/** The prototype's interval: subscribers in other processes learn of an append at most this much later. */
+const NOTIFY_INTERVAL_MS = 10;
+
+// ---------------------------------------------------------------------------------------------------------
+// Append measurements
+// ---------------------------------------------------------------------------------------------------------
+
+async function measureAppends(db: BenchDatabase, concurrency: number) {
+  // One pool, size = concurrency, shared by both sides (only one runs at a time): each worker holds at most
+  // one connection, as a request handler does.
+  const pool = await openPool(db.url, concurrency);
+  try {
+    const tally = storeAppendContender(pool, db.url, concurrency, `tally-c${concurrency}`);
+    const results = await runInterleaved({
+      contenders: { baseline: insertContender(pool, 'bench_plain_events', concurrency, `plain-c${concurrency}`), tally },
+      rounds: CONFIG.appendRounds,
+      sliceMs: CONFIG.appendSliceMs,
+    });
+    await tally.store.close();
+    return results;
+  } finally {
+    await pool.end();
+  }
+}
+
+interface Diagnostic {
+  key: string;
+  variant: string;
+  why: string;
+  result: LoadResult;
+  ratio: number;
+  queriesPerAppend: Record<string, number>;
+  walBytesPerEvent: number;
+  /** NOTIFYs the coalescing prototype actually sent on its own connection, per append. */
+  notifiesSentPerAppend?: number;
+  /** False when a prototype matched nothing it meant to change (the adapter changed): its number means nothing. */
+  applies: boolean;
+}
+
+type Notifier = ReturnType<typeof coalescingNotifier>;
+
+interface VariantSpec {
+  variant: string;
+  why: string;
+  /** Plain INSERTs into this table instead of store.append. */
+  insertInto?: string;
+  /** How the store's statements are altered; omitted: the adapter as is. */
+  intercept?: (pool: pg.Pool, notifier: Notifier | undefined) => QueryInterceptor;
+  /** The variant sends its NOTIFYs through a coalescing notifier of its own. */
+  ownNotifier?: boolean;
+}
+
+const APPEND_VARIANTS = {
+  plain: { variant: 'plain INSERT (baseline)', why: 'one row, one index, autocommit', insertInto: 'bench_plain_events' },
+  eventsOnly: { variant: 'INSERT into `events` directly', why: 'the real table and its 3 unique indexes, no checks', insertInto: 'events' },
+  store: { variant: 'store.append as is', why: 'append_events() + a pg_notify through the pool per event-loop turn' },
+  noNotify: {
+    variant: 'store.append, NOTIFY dropped',
+    why: 'upper bound of any NOTIFY fix',
+    intercept: () => ({ divert: dropNotify }),
+  },
+  notifier: {
+    variant: `prototype A: NOTIFY ≤ 1 per ${NOTIFY_INTERVAL_MS} ms on its own connection`,
+    why: 'bounded NOTIFY rate, never through the pool',
+    ownNotifier: true,
+    intercept: (_pool, notifier) => ({ divert: notifier!.divert }),
+  },
+  prepared: {
+    variant: 'prototype B: append_events() as a named prepared statement',
+    why: 'parse/plan once per connection',
+    intercept: () => ({ prepareAs: (sql) => (isAppend(sql) ? 'bench_append_events' : undefined) }),
+  },
+  hotPath: {
+    variant: 'prototype C: one prepared INSERT … ON CONFLICT',
+    why: 'no plpgsql, no event_streams row; function only on conflict',
+    intercept: (pool) => ({ divert: hotPathAppend(pool) }),
+  },
+  all: {
+    variant: 'prototypes A + C',
+    why: 'both',
+    ownNotifier: true,
+    intercept: (pool, notifier) => {
+      const hotPath = hotPathAppend(pool);
+      return { divert: (sql, params) => notifier!.divert(sql) ?? hotPath(sql, params) };
+    },
+  },
+} satisfies Record<string, VariantSpec>;
+type AppendVariant = keyof typeof APPEND_VARIANTS;
+
+/**
+ * Takes the append path apart, interleaved like the main measurement: the table and its indexes alone, the
+ * adapter as is and without its NOTIFY, and prototypes of fixes. Prototypes run the adapter's own code with
+ * its statements altered on the way to the pool (see `instrumentPool`). WAL volume per event comes from the
+ * WAL insert position around each slice (exact on a server we own; other traffic on a shared DATABASE_URL
+ * server inflates it).
+ */
+async function diagnoseAppends(
+  db: BenchDatabase,
+  concurrency: number,
+  keys: readonly AppendVariant[],
+  rounds: number,
+): Promise<Diagnostic[]> {
+  const pool = await openPool(db.url, concurrency);
+  const probe = new pg.Client({ connectionString: db.url });
+  await probe.connect();
+  const notifiers = new Map<AppendVariant, Notifier>();
+  const instrumented = new Map<AppendVariant, InstrumentedPool>();
+  const stores: PostgresEventStore[] = [];
+  const contenders = {} as Record<AppendVariant, Contender>;
+  for (const key of keys) {
+    const spec: VariantSpec = APPEND_VARIANTS[key];
+    if (spec.insertInto) {
+      contenders[key] = insertContender(pool, spec.insertInto, concurrency, `diag${concurrency}-${key}`);
+      continue;
+    }
+    const notifier = spec.ownNotifier ? coalescingNotifier(db.url, NOTIFY_INTERVAL_MS) : undefined;
+    if (notifier) notifiers.set(key, notifier);
+    const wrapped = instrumentPool(pool, { label: labelStoreQuery, ...spec.intercept?.(pool, notifier) });
+    instrumented.set(key, wrapped);
+    const contender = storeAppendContender(wrapped.pool, db.url, concurrency, `diag${concurrency}-${key}`);
+    stores.push(contender.store);
+    contenders[key] = contender;
+  }
+  const wal = new Map<AppendVariant, number>();
+  const lsn = async () => Number((await probe.query<{ bytes: string }>(`SELECT pg_current_wal_lsn() - '0/0' AS bytes`)).rows[0]!.bytes);
+  try {
+    const results = await runInterleaved({
+      contenders,
+      rounds,
+      sliceMs: CONFIG.diagnosticSliceMs,
+      around: async (name, slice) => {
+        const before = await lsn();
+        await slice();
+        wal.set(name, (wal.get(name) ?? 0) + (await lsn()) - before);
+      },
+    });
+    for (const store of stores) await store.close();
+    return keys.map((key) => {
+      const result = results[key];
+      const wrapped = instrumented.get(key);
+      const notifier = notifiers.get(key);
+      return {
+        key,
+        variant: APPEND_VARIANTS[key].variant,
+        why: APPEND_VARIANTS[key].why,
+        result,
+        ratio: result.rate / results.plain.rate,
+        queriesPerAppend: wrapped
+          ? Object.fromEntries([...wrapped.counts].map(([label, n]) => [label, n / result.operations]))
+          : { insert: 1 },
+        ...(notifier ? { notifiesSentPerAppend: notifier.sent() / result.operations } : {}),
+        walBytesPerEvent: (wal.get(key) ?? 0) / result.operations,
+        applies:
+          !('intercept' in APPEND_VARIANTS[key]) || (wrapped !== undefined && wrapped.rewritten + wrapped.diverted + wrapped.prepared > 0),
+      };
+    });
+  } finally {
+    for (const notifier of notifiers.values()) await notifier.close();
+    await probe.end();
+    await pool.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Read measurements
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Fills `events` and `event_streams` with `total` events straight in SQL: setup, not measured. The payloads
+ * are built once per customer and reused across its events, and event ids are derived from the sequence
+ * number, because generating three random uuids and two JSON objects per row made the fill take longer than
+ * everything else in the benchmark together; what the read pays per row is the same.
+ */
+async function fillEvents(db: BenchDatabase, total: number): Promise<void> {
+  const perCustomer = Math.ceil(total / FILL_STREAMS);
+  const perTransaction = Math.ceil(perCustomer / FILL_TRANSACTIONS);
+  await withClient(db.url, async (client) => {
+    await client.query('TRUNCATE events, event_streams');
+    for (let first = 0; first < perCustomer; first += perTransaction) {
+      await client.query(
+        `INSERT INTO events (event_id, stream_name, stream_revision, event_type, data, metadata)
+         WITH customers AS MATERIALIZED (
+           SELECT c, 'customer-' || c AS stream,
+                  jsonb_build_object('merchantId', $4::text, 'customerId', 'customer-' || c, 'orderId', gen_random_uuid(),
+                                     'points', 1 + c % 100, 'reason', 'purchase',
+                                     'amount', jsonb_build_object('cents', 100 + c, 'currency', 'USD')) AS data,
+                  jsonb_build_object('schemaVersion', 1, 'correlationId', gen_random_uuid(), 'actor', 'square:' || $4::text) AS metadata
+             FROM generate_series(0, $3::int - 1) AS c)
+         SELECT lpad(to_hex(r * $3::int + c), 32, '0')::uuid, stream, r, 'PointsEarned', data, metadata
+           FROM generate_series($1::int, $2::int - 1) AS r CROSS JOIN customers
+          WHERE r * $3::int + c < $5::int`,
+        [first, Math.min(first + perTransaction, perCustomer), FILL_STREAMS, MERCHANT, total],
+      );
+    }
+    // Customer c got revisions 0..floor((total - 1 - c) / customers): computed, not aggregated from 1M rows.
+    await client.query(
+      `INSERT INTO event_streams (stream_name, revision)
+       SELECT 'customer-' || c, ($1::int - 1 - c) / $2::int FROM generate_series(0, least($1::int, $2::int) - 1) AS c`,
+      [total, FILL_STREAMS],
+    );
+    // Set hint bits, the visibility map and statistics now, so that neither measured reader pays for them.
+    await client.query('VACUUM (ANALYZE) events, event_streams');
+  });
+}
+
+interface ReadOutcome {
+  events: number;
+  /** False when the reader ran out of its time budget before the end of the feed. */
+  complete: boolean;
+}
+
+type Reader = (pool: pg.Pool, deadline: number) => Promise<ReadOutcome>;
+
+/** Tally: pages forwards through `readAll`; `from` is inclusive, so each later page repeats one event. */
+const readThroughStore: Reader = async (pool, deadline) => {
+  const store = new PostgresEventStore(pool, { connectionString: '' });
+  let from: Position | undefined;
+  let events = 0;
+  try {
+    for (;;) {
+      const page = await store.readAll(from === undefined ? { limit: PAGE_SIZE } : { from, limit: PAGE_SIZE });
+      events += from === undefined ? page.length : page.length - 1;
+      if (page.length < PAGE_SIZE) return { events, complete: true };
+      if (now() > deadline) return { events, complete: false };
+      from = page[page.length - 1]!.position;
+    }
+  } finally {
+    await store.close();
+  }
+};
+
+const READ_COLUMNS =
+  'transaction_id::text, global_position, event_id, stream_name, stream_revision, event_type, data, metadata, recorded_at';
+
+/**
+ * Baseline: the same columns in the same order, keyset-paged by the same key, no gap-safety logic. ORDER BY
+ * names the table's column explicitly: a bare `transaction_id` would bind to the `transaction_id::text`
+ * output column and sort a million rows by text for every page (the bug fixed in ff10ea8).
+ */
+const readPlain: Reader = async (pool) => {
+  let after: [string, string] | undefined;
+  let events = 0;
+  for (;;) {
+    const { rows } = after
+      ? await pool.query<{ transaction_id: string; global_position: string }>(
+          `SELECT ${READ_COLUMNS} FROM events WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+            ORDER BY events.transaction_id, events.global_position LIMIT $3`,
+          [...after, PAGE_SIZE],
+        )
+      : await pool.query<{ transaction_id: string; global_position: string }>(
+          `SELECT ${READ_COLUMNS} FROM events ORDER BY events.transaction_id, events.global_position LIMIT $1`,
+          [PAGE_SIZE],
+        );
+    events += rows.length;
+    if (rows.length < PAGE_SIZE) return { events, complete: true };
+    const last = rows[rows.length - 1]!;
+    after = [last.transaction_id, last.global_position];
+  }
+};
+
+interface ReadResult extends ReadOutcome {
+  elapsedMs: number;
+  rate: number;
+}
+
+/**
+ * Reads the whole feed with the baseline, then with Tally, `rounds` times, and keeps each one's best run:
+ * alternating spreads cache warm-up and background noise over both, and the best run is the least disturbed.
+ * Tally gets a time budget of READ_BUDGET_FACTOR × the baseline's time in the same round: past it the aim is
+ * missed by far anyway, and a pathologically slow reader (a page query that sorts the whole table, as before
+ * ff10ea8, took 4 minutes) must not hold the benchmark hostage. Its partial rate is then reported as such.
+ */
+async function measureReads(db: BenchDatabase, baseline: Reader, tally: Reader, rounds: number) {
+  const pool = await openPool(db.url, 2);
+  const best: { plain?: ReadResult; store?: ReadResult } = {};
+  const run = async (name: 'plain' | 'store', read: Reader, budgetMs: number) => {
+    let outcome: ReadOutcome = { events: 0, complete: false };
+    const deadline = now() + budgetMs;
+    const timed = await timeThroughput(async () => (outcome = await read(pool, deadline)).events);
+    if (outcome.complete && outcome.events !== CONFIG.readEvents) {
+      throw new Error(`${name} read ${outcome.events} events, expected ${CONFIG.readEvents}`);
+    }
+    const stopped = outcome.complete ? '' : ', stopped: time budget';
+    log(`  ${name}: ${formatRate(timed.rate, ' ev/s')} (${count(outcome.events)} events in ${formatDuration(timed.elapsedMs)}${stopped})`);
+    const result = { ...outcome, elapsedMs: timed.elapsedMs, rate: timed.rate };
+    if (!best[name] || result.rate > best[name].rate) best[name] = result;
+    return result;
+  };
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const plain = await run('plain', baseline, Infinity);
+      // A reader that ran out of budget is not run again: the next run would only be stopped again.
+      if (best.store && !best.store.complete) continue;
+      await run('store', tally, Math.max(MIN_READ_BUDGET_MS, READ_BUDGET_FACTOR * plain.elapsedMs));
+    }
+  } finally {
+    await pool.end();
+  }
+  return { plain: best.plain!, store: best.store! };
+}
+
+interface PlanSummary {
+  /** Plan nodes from the top, following the first child: `Limit → Sort (key) → Seq Scan on events`. */
+  shape: string;
+  executionMs: number;
+  tempBlocksWritten: number;
+}
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Sort Key'?: string[];
+  'Temp Written Blocks'?: number;
+  Plans?: PlanNode[];
+}
+
+/** EXPLAIN ANALYZE of the statement the store really sends for the first page of a forwards readAll. */
+async function explainFirstPage(db: BenchDatabase): Promise<PlanSummary> {
+  const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+  try {
+    const instrumented = instrumentPool(pool, { label: () => 'read' });
+    const store = new PostgresEventStore(instrumented.pool, { connectionString: db.url });
+    await store.readAll({ limit: PAGE_SIZE });
+    await store.close();
+    const { sql, params } = instrumented.last.get('read')!;
+    const { rows } = await pool.query<{ 'QUERY PLAN': [{ Plan: PlanNode; 'Execution Time': number }] }>(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`,
+      params,
+    );
+    const [{ Plan: plan, 'Execution Time': executionMs }] = rows[0]!['QUERY PLAN'];
+    const nodes: string[] = [];
+    for (let node: PlanNode | undefined = plan; node; node = node.Plans?.[0]) {
+      const detail = node['Sort Key']
+        ? ` (${node['Sort Key'].join(', ')})`
+        : node['Index Name']
+          ? ` using ${node['Index Name']}`
+          : node['Relation Name']
+            ? ` on ${node['Relation Name']}`
+            : '';
+      nodes.push(`${node['Node Type']}${detail}`);
+    }
+    return { shape: nodes.join(' → '), executionMs, tempBlocksWritten: plan['Temp Written Blocks'] ?? 0 };
+  } finally {
+    await pool.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------------------
+
+interface Row {
+  measurement: string;
+  tally: number;
+  baseline: number;
+  ratio: number;
+  aim: number | null;
+  met: boolean | null;
+  note?: string;
+  detail: Record<string, unknown>;
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  await withBenchDatabase(async (db) => {
+    const machine = await machineInfo(db);
+    log(`PostgreSQL ${machine.postgres} on ${machine.cpus} cores${flags.quick ? ' (quick run)' : ''}`);
+    await withClient(db.url, async (client) => {
+      await client.query(PLAIN_TABLE_SQL);
+      await client.query(PROTOTYPE_APPEND_SQL);
+    });
+    // Start from a clean slate once; no checkpoint between measurements, since interleaving shares the
+    // natural checkpoint and full-page-write costs fairly, while a forced one would overstate them.
+    await withClient(db.url, checkpoint);
+
+    const rows: Row[] = [];
+    for (const concurrency of CONCURRENCIES) {
+      log(`Appends at concurrency ${concurrency}...`);
+      const { baseline, tally } = await measureAppends(db, concurrency);
+      log(`  plain INSERT ${formatRate(baseline.rate, ' ev/s')}, store.append ${formatRate(tally.rate, ' ev/s')}`);
+      const aim = concurrency === AIM_CONCURRENCY ? APPEND_AIM : null;
+      const ratio = tally.rate / baseline.rate;
+      rows.push({
+        measurement: `append, 1 event/append, concurrency ${concurrency}`,
+        tally: tally.rate,
+        baseline: baseline.rate,
+        ratio,
+        aim,
+        met: aim === null ? null : ratio >= aim,
+        detail: { concurrency, tally, baseline },
+      });
+    }
+
+    const allVariants = Object.keys(APPEND_VARIANTS) as AppendVariant[];
+    log(`Append diagnostics at concurrency ${AIM_CONCURRENCY}...`);
+    const appendDiagnostics = await diagnoseAppends(db, AIM_CONCURRENCY, allVariants, CONFIG.diagnosticRounds);
+    // At 64 the adapter's p99 runs away from the baseline's: the same breakdown shows what the tail is made of.
+    log(`Append diagnostics at concurrency ${TAIL_CONCURRENCY}...`);
+    const tailDiagnostics = await diagnoseAppends(
+      db,
+      TAIL_CONCURRENCY,
+      allVariants.filter((v) => v !== 'eventsOnly'),
+      CONFIG.tailDiagnosticRounds,
+    );
+
+    log(`Filling ${count(CONFIG.readEvents)} events for the read (setup, not measured)...`);
+    const fill = await timeThroughput(async () => (await fillEvents(db, CONFIG.readEvents), CONFIG.readEvents));
+    log(`  filled in ${formatDuration(fill.elapsedMs)}`);
+    log(`Reading all events forwards, pages of ${count(PAGE_SIZE)}...`);
+    const reads = await measureReads(db, readPlain, readThroughStore, CONFIG.readRounds);
+    log('Explaining the first readAll page...');
+    const plan = await explainFirstPage(db);
+
+    const readRatio = reads.store.rate / reads.plain.rate;
+    rows.push({
+      measurement: `readAll forwards, ${count(CONFIG.readEvents)} events, pages of ${count(PAGE_SIZE)}`,
+      tally: reads.store.rate,
+      baseline: reads.plain.rate,
+      ratio: readRatio,
+      aim: READ_AIM,
+      met: readRatio >= READ_AIM,
+      ...(reads.store.complete
+        ? {}
+        : {
+            note:
+              `Tally stopped after ${formatDuration(reads.store.elapsedMs)} (${READ_BUDGET_FACTOR}× the baseline's time), ` +
+              `having read ${count(reads.store.events)} of ${count(CONFIG.readEvents)} events`,
+          }),
+      detail: { tally: reads.store, baseline: reads.plain },
+    });
+
+    const aimCell = (r: Row) => (r.aim === null ? '—' : `≥ ${formatRatio(r.aim)} ${r.met ? '✅' : '❌'}`);
+    const mainTable = markdownTable(
+      ['measurement', 'Tally', 'baseline', 'ratio', 'aim'],
+      rows.map((r) => [
+        r.measurement + (r.note ? ' ¹' : ''),
+        formatRate(r.tally, ' ev/s'),
+        formatRate(r.baseline, ' ev/s'),
+        formatRatio(r.ratio),
+        aimCell(r),
+      ]),
+    );
+    const notes = rows.filter((r) => r.note).map((r) => `¹ ${r.note}.`);
+    const latencyTable = markdownTable(
+      ['append concurrency', 'Tally p50', 'Tally p99', 'baseline p50', 'baseline p99'],
+      rows
+        .filter((r) => 'concurrency' in r.detail)
+        .map((r) => {
+          const { tally, baseline, concurrency } = r.detail as { tally: LoadResult; baseline: LoadResult; concurrency: number };
+          const { p50, p99 } = tally.latencyMs;
+          return [String(concurrency), formatMs(p50), formatMs(p99), formatMs(baseline.latencyMs.p50), formatMs(baseline.latencyMs.p99)];
+        }),
+    );
+    const diagnosticTable = (diagnostics: Diagnostic[]) =>
+      markdownTable(
+        ['variant', 'what it isolates', 'events/s', '× plain INSERT', 'round trips/append', 'WAL bytes/event', 'p50', 'p99'],
+        diagnostics.map((d) => [
+          d.variant,
+          d.why,
+          d.applies ? formatRate(d.result.rate) : 'n/a (matched nothing)',
+          d.applies ? formatRatio(d.ratio) : '—',
+          Object.entries(d.queriesPerAppend)
+            .map(([label, n]) => `${n.toFixed(2)} ${label}`)
+            .join(' + ') + (d.notifiesSentPerAppend === undefined ? '' : `; ${d.notifiesSentPerAppend.toFixed(3)} NOTIFY sent`),
+          count(Math.round(d.walBytesPerEvent)),
+          formatMs(d.result.latencyMs.p50),
+          formatMs(d.result.latencyMs.p99),
+        ]),
+      );
+    process.stdout.write(
+      [
+        `## Event store benchmark${flags.quick ? ' (quick)' : ''}`,
+        '',
+        mainTable,
+        ...(notes.length ? ['', ...notes] : []),
+        '',
+        'Baselines, same server, same pool, interleaved with Tally: autocommitted single-row INSERTs into a plain',
+        'table with the same columns (appends); a keyset-paged SELECT of the same rows and columns (readAll).',
+        '',
+        '### Append latency',
+        '',
+        latencyTable,
+        '',
+        `### Diagnostics: appends at concurrency ${AIM_CONCURRENCY}`,
+        '',
+        diagnosticTable(appendDiagnostics),
+        '',
+        `### Diagnostics: appends at concurrency ${TAIL_CONCURRENCY}`,
+        '',
+        diagnosticTable(tailDiagnostics),
+        '',
+        '"diverted" statements did not go through the pool as the adapter sent them: a prototype handled them.',
+        '',
+        '### Diagnostics: readAll',
+        '',
+        `- Time for the whole feed: Tally ${formatDuration(reads.store.elapsedMs)}, ` +
+          `plain SELECT ${formatDuration(reads.plain.elapsedMs)} (best of ${CONFIG.readRounds}).`,
+        `- First page as the store sends it (EXPLAIN ANALYZE): ${plan.shape}; ` +
+          `${formatMs(plan.executionMs)}, ${count(plan.tempBlocksWritten)} temp blocks written.`,
+        '',
+        '### Machine',
+        '',
+        machineSummary(machine),
+        '',
+      ].join('\n'),
+    );
+    const file = await writeResults('store', {
+      benchmark: 'store',
+      quick: flags.quick,
+      startedAt: started.toISOString(),
+      durationMs: Date.now() - started.getTime(),
+      loadAverageAtEnd: Math.round(os.loadavg()[0]! * 100) / 100,
+      config: {
+        ...CONFIG,
+        concurrencies: CONCURRENCIES,
+        pageSize: PAGE_SIZE,
+        streamsPerWorker: STREAMS_PER_WORKER,
+        fillStreams: FILL_STREAMS,
+        notifyIntervalMs: NOTIFY_INTERVAL_MS,
+      },
+      machine,
+      results: rows.map(({ measurement, tally, baseline, ratio, aim, met, note, detail }) => ({
+        measurement,
+        unit: 'events/s',
+        tally,
+        baseline,
+        ratio,
+        aim,
+        met,
+        note: note ?? null,
+        detail,
+      })),
+      diagnostics: {
+        appends: { [AIM_CONCURRENCY]: appendDiagnostics, [TAIL_CONCURRENCY]: tailDiagnostics },
+        reads: { ...reads, firstPagePlan: plan },
+        fillMs: fill.elapsedMs,
+      },
+    });
+    log(`Results written to ${file}`);
+  });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
