@@ -226,7 +226,9 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ...(config.EVENTSTORE_URL ? {} : { checkpoint: postgresCheckpointProbe(pool, LAG_COUNT_CAP) }),
     });
     cleanups.unshift(() => runner.stop());
-    const rebuilds = new ProjectionRebuilds(pool, { connectionString: database.url }, store, projections, log, runtime.newId);
+    const rebuilds = new ProjectionRebuilds(pool, { connectionString: database.url }, store, projections, log, runtime.newId, {
+      onProgress: (job) => metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null),
+    });
     cleanups.unshift(() => rebuilds.stop());
 
     // Payment ingestion: webhooks and polls become purchase commands through one path.
