@@ -19,6 +19,7 @@ import { ProjectionRunner } from './projections/runner.ts';
 import { allProjections } from './projections/index.ts';
 import { createHttpApp } from './http/app.ts';
 import { healthRouter } from './http/routes/health.ts';
+import { adminConsoleRouter } from './http/routes/admin-console.ts';
 import { buildRouter, type RouteSpec } from './http/routes/table.ts';
 import { accountRoutes } from './http/routes/accounts.ts';
 import { walletRoutes } from './http/routes/wallets.ts';
@@ -46,6 +47,7 @@ import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts
 import { instrumentEventStore } from './adapters/eventstore/instrumented.ts';
 import { postgresCheckpointProbe } from './adapters/eventstore/postgres-checkpoint.ts';
 import { operationsRoutes } from './http/routes/operations.ts';
+import { openApiRouter } from './http/routes/openapi.ts';
 import { projectionRoutes } from './http/routes/projections.ts';
 import { ProjectionRebuilds } from './projections/rebuild.ts';
 import { reconciler } from './projections/ops/reconcile.ts';
@@ -313,6 +315,8 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       routers: [
         buildRouter(routes, { guard, waitForPosition: (p, ms) => runner.waitForPosition(p, ms), isPosition }),
         metricsRouter(metrics),
+        openApiRouter(routes, { version: '0.1.0', serverUrl: config.API_BASE_URL }),
+        adminConsoleRouter(),
         healthRouter([
           { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
           { name: 'eventStore', check: async () => (await store.ping(), { ok: true }) },

@@ -62,3 +62,15 @@ test.serial('readiness turns 503 with Retry-After while the database refuses con
   }
   t.is(status, 200);
 });
+
+test('GET /openapi.json lists every mounted operation with how it authenticates', async (t) => {
+  const response = await fetch(`${service.url}/openapi.json`);
+  t.is(response.status, 200);
+  const document = (await response.json()) as { openapi: string; paths: Record<string, Record<string, { security: unknown[]; 'x-access': string }>> };
+  t.is(document.openapi, '3.1.0');
+  const operations = Object.values(document.paths).flatMap((p) => Object.keys(p));
+  t.is(operations.length, service.tally.routes.length);
+  t.deepEqual(document.paths['/api/v1/me/register']?.post?.security, [{ bearer: [] }]);
+  t.is(document.paths['/api/v1/webhooks/square']?.post?.['x-access'], 'public');
+  t.truthy(document.paths['/api/v1/client/reward-rules/{ruleId}/activate']?.post);
+});

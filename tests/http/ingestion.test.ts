@@ -236,3 +236,15 @@ test.serial('a poll that meets a 429 backs off and completes', async (t) => {
   t.is(summary.status, 'ok');
   t.is(summary.stored_anonymous, 1);
 });
+
+test.serial('the logs of the whole run hold no secret and no token', async (t) => {
+  const { config } = service.tally;
+  const secrets = [WEBHOOK_KEY, CRON_SECRET, TEST_APP_SECRET, TEST_JWT_SECRET, config.IDENTITY_HASH_KEY, config.ENCRYPTION_KEY, client, admin];
+  // Every access token the service used against Square, as Square saw it.
+  const tokens = [...new Set(square.requests.map((r) => /^Bearer (.+)$/.exec(r.authorization ?? '')?.[1]).filter((v): v is string => Boolean(v)))];
+  t.true(tokens.length > 0);
+  const logs = service.logs.join('\n');
+  t.true(service.logs.length > 50, 'the run did log');
+  for (const secret of [...secrets, ...tokens]) t.false(logs.includes(secret), `a secret (${secret.slice(0, 4)}…) is in the logs`);
+  t.regex(logs, /ingestion outcome: credited/, 'the outcomes operators look for are logged');
+});
