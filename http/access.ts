@@ -8,6 +8,7 @@ import type { Context, Next } from 'koa';
 import type { UserState } from '../domain/users/events.ts';
 import type { Principal } from './auth.ts';
 import { HttpError } from './errors.ts';
+import type { FailureLimiter } from './rate-limit.ts';
 
 /**
  * - `public`: anyone (health, webhooks verify their own signature, OAuth callback checks its state).
@@ -37,6 +38,8 @@ export interface AccessDependencies {
   verifyToken(token: string): Promise<Principal>;
   loadUser(userId: string): Promise<UserState>;
   cronSecret: string;
+  /** Counts authentication failures per source address and refuses a source past its limit. */
+  failures: FailureLimiter;
 }
 
 function secretsEqual(given: string, expected: string): boolean {
@@ -52,17 +55,27 @@ export function accessControl(deps: AccessDependencies) {
   return (access: Access) =>
     async (ctx: Context, next: Next): Promise<void> => {
       if (access === 'public') return next();
+      const source = ctx.ip;
+      const refuse = (message: string): never => {
+        deps.failures.fail(source);
+        throw new HttpError('UNAUTHENTICATED', message);
+      };
+      deps.failures.check(source);
       if (access === 'cron') {
-        if (!secretsEqual(ctx.get('x-cron-secret'), deps.cronSecret)) {
-          throw new HttpError('UNAUTHENTICATED', 'A valid X-Cron-Secret header is required');
-        }
+        if (!secretsEqual(ctx.get('x-cron-secret'), deps.cronSecret)) refuse('A valid X-Cron-Secret header is required');
         return next();
       }
 
       const header = ctx.get('authorization');
       const match = /^Bearer\s+(\S+)$/i.exec(header);
-      if (!match) throw new HttpError('UNAUTHENTICATED', header ? 'The Authorization header must be "Bearer <token>"' : 'Authorization: Bearer <token> is required');
-      const principal = await deps.verifyToken(match[1]!);
+      if (!match) refuse(header ? 'The Authorization header must be "Bearer <token>"' : 'Authorization: Bearer <token> is required');
+      let principal: Principal;
+      try {
+        principal = await deps.verifyToken(match![1]!);
+      } catch (error) {
+        if (error instanceof HttpError && error.code === 'UNAUTHENTICATED') deps.failures.fail(source);
+        throw error;
+      }
       const state = await deps.loadUser(principal.userId);
       const user = state.status === 'unregistered' ? undefined : state;
       ctx.state.caller = { ...principal, user };

@@ -17,6 +17,8 @@ export interface HttpAppOptions {
   jsonLimit?: string;
   /** Paths whose handlers read the raw body themselves (signed webhooks): the JSON parser leaves them alone. */
   rawBodyPaths?: readonly string[];
+  /** Behind a reverse proxy: take the client address from X-Forwarded-For (rate limits are per address). */
+  trustProxy?: boolean;
   /** Counts and times requests by route template and status (see http/request-metrics.ts). */
   metrics?: RequestMetrics;
 }
@@ -24,7 +26,7 @@ export interface HttpAppOptions {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createHttpApp(options: HttpAppOptions): Koa {
-  const app = new Koa({ proxy: false });
+  const app = new Koa({ proxy: options.trustProxy ?? false });
   app.silent = true;
 
   app.use(async (ctx, next) => {

@@ -65,6 +65,8 @@ export function errorHandler() {
         // Raised on purpose, with a message written for the caller (a 503 says what is unavailable).
         ctx.status = statusFor(error.code);
         if (ctx.status === 503 && !ctx.response.get('Retry-After')) ctx.set('Retry-After', '5');
+        const retryAfter = error.details?.retryAfterSeconds;
+        if (ctx.status === 429 && typeof retryAfter === 'number') ctx.set('Retry-After', String(retryAfter));
         ctx.body = { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
         return;
       }

@@ -9,6 +9,7 @@ import { InvalidSquareWebhook, parseSquareWebhook } from '../../domain/square/we
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { HttpError } from '../errors.ts';
 import type { RouteSpec } from './table.ts';
+import type { FailureLimiter } from '../rate-limit.ts';
 
 export const WEBHOOK_PATH = '/api/v1/webhooks/square';
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -22,6 +23,8 @@ export interface WebhookRouteDependencies {
   notificationUrl: string;
   onStored(): void;
   onSignatureFailure?(): void;
+  /** Bad signatures count as authentication failures of their source. */
+  failures: FailureLimiter;
 }
 
 /** base64(HMAC-SHA256(key, notificationUrl + body)), compared in constant time. */
@@ -57,10 +60,12 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
         if (!deps.signatureKey) {
           throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
         }
+        deps.failures.check(ctx.ip);
         const body = await readBody(ctx);
         const signature = ctx.get('x-square-hmacsha256-signature');
         if (!signature || !signatureMatches(deps.signatureKey, deps.notificationUrl, body, signature)) {
           deps.onSignatureFailure?.();
+          deps.failures.fail(ctx.ip);
           throw new HttpError('UNAUTHENTICATED', signature ? 'The webhook signature does not match' : 'The x-square-hmacsha256-signature header is missing');
         }
         const text = body.toString('utf8');

@@ -63,8 +63,20 @@ const NOT_CONNECTED: PosConnectionView = {
 
 export async function posConnection(pool: pg.Pool, tenantId: string): Promise<PosConnectionView> {
   const { rows } = await pool.query('SELECT * FROM pos_connections WHERE tenant_id = $1', [tenantId]);
-  if (!rows[0]) return NOT_CONNECTED;
-  const r = connectionRow.parse(rows[0]);
+  return rows[0] ? toView(rows[0]) : NOT_CONNECTED;
+}
+
+/** Every tenant's connection (`GET /api/v1/admin/connections`), optionally of one status, newest change first. */
+export async function allConnections(pool: pg.Pool, status?: ConnectionStatus): Promise<(PosConnectionView & { tenantId: string })[]> {
+  const { rows } = await pool.query(
+    `SELECT * FROM pos_connections ${status ? 'WHERE status = $1' : ''} ORDER BY updated_at DESC, tenant_id LIMIT 1000`,
+    status ? [status] : [],
+  );
+  return rows.map((row) => ({ tenantId: connectionRow.parse(row).tenant_id, ...toView(row) }));
+}
+
+function toView(row: unknown): PosConnectionView {
+  const r = connectionRow.parse(row);
   return {
     provider: r.provider,
     status: r.status,

@@ -237,6 +237,19 @@ test.serial('a poll that meets a 429 backs off and completes', async (t) => {
   t.is(summary.stored_anonymous, 1);
 });
 
+test.serial('operators list every connection with its last poll and error', async (t) => {
+  const head = await service.tally.store.headPosition();
+  const listed = await call('GET', '/api/v1/admin/connections', { token: admin, headers: head ? { 'x-min-position': head } : {} });
+  t.is(listed.status, 200);
+  const mine = listed.body.find((c: { tenantId: string }) => c.tenantId === tenantId);
+  t.like(mine, { status: 'active', merchantId: 'M-CAFE' });
+  t.truthy(mine.lastPolledAt, 'the poll is visible');
+  const active = await call('GET', '/api/v1/admin/connections?status=active', { token: admin });
+  t.true(active.body.every((c: { status: string }) => c.status === 'active'));
+  t.is((await call('GET', '/api/v1/admin/connections?status=broken', { token: admin })).status, 400);
+  t.is((await call('GET', `/api/v1/admin/wallets/${'0'.repeat(8)}-0000-4000-8000-000000000000/reconcile`, { token: admin })).status, 404);
+});
+
 test.serial('the logs of the whole run hold no secret and no token', async (t) => {
   const { config } = service.tally;
   const secrets = [WEBHOOK_KEY, CRON_SECRET, TEST_APP_SECRET, TEST_JWT_SECRET, config.IDENTITY_HASH_KEY, config.ENCRYPTION_KEY, client, admin];
