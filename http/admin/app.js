@@ -1,0 +1,829 @@
+// Tally admin console. Plain ES module, no framework, no build step. It calls only the public admin API
+// with the bearer token the admin pasted (kept in sessionStorage for this tab only).
+
+const TOKEN_KEY = 'tally.admin.token';
+const POLL_MS = 500;
+
+const main = document.getElementById('main');
+const statusBox = document.getElementById('status');
+const nav = document.getElementById('nav');
+const signOutButton = document.getElementById('sign-out');
+const dialog = document.getElementById('detail');
+
+// ---------------------------------------------------------------------------------------------- formatting
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const shortDate = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'short' });
+const integer = new Intl.NumberFormat();
+const signed = new Intl.NumberFormat(undefined, { signDisplay: 'exceptZero' });
+const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+const fmtTime = (iso) => (iso ? dateTime.format(new Date(iso)) : '—');
+const fmtNumber = (n) => (n === null || n === undefined ? '—' : integer.format(n));
+function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined) return '—';
+  if (seconds < 1) return 'under a second';
+  if (seconds < 60) return `${decimal.format(seconds)} s`;
+  if (seconds < 3600) return `${decimal.format(seconds / 60)} min`;
+  return `${decimal.format(seconds / 3600)} h`;
+}
+
+// ---------------------------------------------------------------------------------------------- DOM helper
+/** h('tag', { attr, onclick }, ...children): builds elements; text is always text, never HTML. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs ?? {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = value;
+    else if (key in el && key !== 'list' && key !== 'form' && typeof value !== 'string') el[key] = value;
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  append(el, children);
+  return el;
+}
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+let fieldCounter = 0;
+/** A labelled input; every input of the console has a visible label. */
+function field(label, input, hint) {
+  const id = input.id || `f${++fieldCounter}`;
+  input.id = id;
+  const hintEl = hint ? h('span', { class: 'hint', id: `${id}-hint` }, hint) : null;
+  if (hintEl) input.setAttribute('aria-describedby', hintEl.id);
+  return h('div', { class: 'field' }, h('label', { for: id }, label), input, hintEl);
+}
+function table(caption, headers, rows, options = {}) {
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      { class: 'responsive' },
+      h('caption', {}, caption),
+      h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col', class: x.num ? 'num' : undefined }, x.label ?? x)))),
+      h('tbody', options.tbodyAttrs ?? {}, rows),
+    ),
+  );
+}
+const cell = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
+function badge(outcome) {
+  const good = ['credited', 'completed', 'running', 'active', 'approved', 'consistent', 'refund_applied', 'recorded', 'duplicate'];
+  const bad = ['failed', 'no_connection', 'revoked', 'needs_reconnect', 'token_undecryptable', 'suspended', 'inconsistent', 'cancelled'];
+  const cls = good.includes(outcome) ? 'ok' : bad.includes(outcome) ? 'bad' : 'warn';
+  return h('span', { class: `badge ${cls}` }, outcome ?? '—');
+}
+
+function say(message, kind = 'info') {
+  statusBox.className = `status${kind === 'error' ? ' error' : ''}`;
+  statusBox.textContent = message;
+}
+const clearStatus = () => say('');
+
+// ---------------------------------------------------------------------------------------------- API client
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+const getToken = () => sessionStorage.getItem(TOKEN_KEY);
+
+async function api(method, path, options = {}) {
+  const headers = { accept: 'application/json', authorization: `Bearer ${getToken() ?? ''}`, ...(options.headers ?? {}) };
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const text = await response.text();
+  let body;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  if (!response.ok) {
+    const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `${method} ${path} answered ${response.status}`);
+    if (response.status === 401 || (response.status === 403 && !options.keepSession)) {
+      signOut(`Signed out: ${error.message}`);
+    }
+    throw error;
+  }
+  return body;
+}
+const qs = (params) => {
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') search.set(k, v);
+  const s = search.toString();
+  return s ? `?${s}` : '';
+};
+/** Runs an action, showing an API error in the status area instead of throwing. */
+async function guarded(action) {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return undefined;
+    say(error.message, 'error');
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- sign-in
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  nav.hidden = true;
+  signOutButton.hidden = true;
+  renderSignIn(message);
+}
+signOutButton.addEventListener('click', () => signOut('Signed out.'));
+
+function renderSignIn(message) {
+  const input = h('textarea', { id: 'token', rows: 4, autocomplete: 'off', spellcheck: 'false', required: true, class: 'mono' });
+  const form = h(
+    'form',
+    {
+      class: 'stack',
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const token = input.value.trim().replace(/^Bearer\s+/i, '');
+        if (!token) {
+          say('Paste a bearer token to sign in.', 'error');
+          input.focus();
+          return;
+        }
+        await signIn(token);
+      },
+    },
+    field('Bearer token', input, 'The same token you use with the API (e.g. from npm run token). It is kept for this tab only.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Sign in')),
+  );
+  show(h('section', {}, h('h1', {}, 'Sign in'), form), 'Sign in');
+  if (message) say(message, 'error');
+  input.focus();
+}
+
+async function signIn(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  try {
+    const me = await api('GET', '/api/v1/me', { keepSession: true });
+    if (me.role !== 'admin' || me.status !== 'approved') {
+      sessionStorage.removeItem(TOKEN_KEY);
+      say(`This token belongs to ${me.email ?? me.id}, who is not an approved administrator.`, 'error');
+      return;
+    }
+    nav.hidden = false;
+    signOutButton.hidden = false;
+    if (!location.hash || location.hash === '#/' || location.hash === '#/signin') history.replaceState(null, '', `${location.pathname}#/audit`);
+    route();
+    say(`Signed in as ${me.email ?? me.id}.`);
+  } catch (error) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    if (error instanceof ApiError) renderSignIn(`Sign-in failed: ${error.message}`);
+    else renderSignIn(`Sign-in failed: ${error.message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- routing
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [path, search = ''] = raw.split('?');
+  const parts = path.split('/').map(decodeURIComponent);
+  return { section: parts[0] || 'audit', rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(search)) };
+}
+function show(content, title) {
+  main.replaceChildren(content);
+  document.title = `${title} · Tally admin`;
+}
+let routeToken = 0;
+/** True while the view that started an async task is still the one on screen. */
+const current = (token) => token === routeToken;
+
+function route() {
+  if (!getToken()) return renderSignIn();
+  const { section, rest, params } = parseHash();
+  routeToken++;
+  for (const link of nav.querySelectorAll('a')) {
+    if (link.getAttribute('href') === `#/${section}`) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const views = { audit: auditView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView };
+  (views[section] ?? auditView)(rest, params, routeToken);
+  main.focus({ preventScroll: true });
+}
+window.addEventListener('hashchange', () => {
+  clearStatus();
+  route();
+});
+const go = (hash) => {
+  location.hash = hash;
+};
+
+// ---------------------------------------------------------------------------------------------- audit trail
+const AUDIT_FILTERS = [
+  ['type', 'Event types', 'Comma-separated, e.g. PointsCredited,PointsAdjusted'],
+  ['tenantId', 'Tenant id'],
+  ['stream', 'Stream', 'e.g. wallet-<walletId>'],
+  ['actor', 'Actor', 'e.g. admin:<userId>'],
+  ['walletId', 'Wallet id'],
+  ['paymentId', 'Payment id'],
+];
+
+function toLocalInput(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function openJson(title, value) {
+  document.getElementById('detail-title').textContent = title;
+  document.getElementById('detail-body').textContent = JSON.stringify(value, null, 2);
+  dialog.showModal();
+  document.getElementById('detail-close').focus();
+}
+document.getElementById('detail-close').addEventListener('click', () => dialog.close());
+
+/** The event table shared by the trail, a stream's history and a correlation. */
+function eventRows(items) {
+  return items.map((e) =>
+    h(
+      'tr',
+      {},
+      cell('Time', h('time', { datetime: e.recordedAt }, fmtTime(e.recordedAt)), 'time'),
+      cell('Type', h('button', { type: 'button', class: 'link', onclick: () => openJson(`${e.type} · ${e.eventId}`, e), 'aria-label': `Show event ${e.type} ${e.eventId}` }, e.type)),
+      cell('Stream', h('button', { type: 'button', class: 'link mono', onclick: () => go(`#/audit/stream/${encodeURIComponent(e.stream)}`), 'aria-label': `History of stream ${e.stream}` }, `${e.stream} @${e.revision}`)),
+      cell('Actor', h('span', { class: 'mono' }, e.actor ?? '—')),
+      cell('Tenant', h('span', { class: 'mono' }, e.tenantId ?? '—')),
+      cell(
+        'Correlation',
+        e.correlationId
+          ? h('button', { type: 'button', class: 'link mono', onclick: () => go(`#/audit/correlation/${encodeURIComponent(e.correlationId)}`), 'aria-label': `Events of correlation ${e.correlationId}` }, e.correlationId)
+          : '—',
+      ),
+    ),
+  );
+}
+const EVENT_HEADERS = ['Time', 'Type', 'Stream', 'Actor', 'Tenant', 'Correlation'];
+
+/** A paged event list: first page, then "Load more" (and automatically when the button scrolls into view). */
+function pagedEvents(caption, fetchPage, token) {
+  const tbody = h('tbody');
+  const wrap = h('div', { class: 'table-wrap' }, h('table', { class: 'responsive' }, h('caption', {}, caption), h('thead', {}, h('tr', {}, EVENT_HEADERS.map((x) => h('th', { scope: 'col' }, x)))), tbody));
+  const count = h('p', { class: 'hint', 'aria-live': 'polite' });
+  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
+  let cursor;
+  let total = 0;
+  let loading = false;
+  async function load() {
+    if (loading) return;
+    loading = true;
+    more.disabled = true;
+    const page = await guarded(() => fetchPage(cursor));
+    loading = false;
+    more.disabled = false;
+    if (!page || !current(token)) return;
+    tbody.append(...eventRows(page.items));
+    total += page.items.length;
+    cursor = page.nextCursor;
+    more.hidden = !cursor;
+    count.textContent = total === 0 ? 'No events match.' : `${fmtNumber(total)} event${total === 1 ? '' : 's'} shown${cursor ? '; more available' : ''}.`;
+  }
+  more.addEventListener('click', load);
+  if ('IntersectionObserver' in window) {
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && !more.hidden) load();
+    }).observe(more);
+  }
+  load();
+  return h('div', {}, count, wrap, h('div', { class: 'actions' }, more));
+}
+
+function auditView(rest, params, token) {
+  if (rest[0] === 'stream' && rest[1]) {
+    const stream = rest[1];
+    return show(
+      h(
+        'section',
+        {},
+        h('h1', {}, 'Stream history'),
+        h('p', {}, 'Stream ', h('code', {}, stream), ', oldest first. ', h('a', { href: '#/audit' }, 'Back to the audit trail')),
+        pagedEvents(`History of ${stream}`, (cursor) => api('GET', `/api/v1/admin/audit/streams/${encodeURIComponent(stream)}${qs({ cursor, limit: 200 })}`), token),
+      ),
+      'Stream history',
+    );
+  }
+  if (rest[0] === 'correlation' && rest[1]) {
+    const id = rest[1];
+    return show(
+      h(
+        'section',
+        {},
+        h('h1', {}, 'Correlated events'),
+        h('p', {}, 'Everything caused by correlation id ', h('code', {}, id), '. ', h('a', { href: '#/audit' }, 'Back to the audit trail')),
+        pagedEvents(`Events of correlation ${id}`, (cursor) => api('GET', `/api/v1/admin/audit/correlations/${encodeURIComponent(id)}${qs({ cursor, limit: 200 })}`), token),
+      ),
+      'Correlation',
+    );
+  }
+  const inputs = {};
+  for (const [name, , hint] of AUDIT_FILTERS) inputs[name] = h('input', { type: 'text', name, value: params[name] ?? '', autocomplete: 'off' });
+  inputs.from = h('input', { type: 'datetime-local', name: 'from', value: toLocalInput(params.from) });
+  inputs.to = h('input', { type: 'datetime-local', name: 'to', value: toLocalInput(params.to) });
+  const form = h(
+    'form',
+    {
+      class: 'filters',
+      'aria-label': 'Audit filters',
+      onsubmit: (event) => {
+        event.preventDefault();
+        const next = {};
+        for (const [name] of AUDIT_FILTERS) next[name] = inputs[name].value.trim();
+        // datetime-local is in the viewer's zone; the API takes an instant.
+        for (const name of ['from', 'to']) if (inputs[name].value) next[name] = new Date(inputs[name].value).toISOString();
+        go(`#/audit${qs(next)}`);
+      },
+    },
+    AUDIT_FILTERS.map(([name, label, hint]) => field(label, inputs[name], hint)),
+    field('From (your time)', inputs.from),
+    field('To (your time)', inputs.to),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply filters'), h('a', { href: '#/audit?' }, 'Clear')),
+  );
+  const active = Object.entries(params).filter(([, v]) => v);
+  show(
+    h(
+      'section',
+      {},
+      h('h1', {}, 'Audit trail'),
+      form,
+      pagedEvents(active.length ? `Events, newest first, where ${active.map(([k, v]) => `${k} = ${v}`).join(', ')}` : 'Events, newest first', (cursor) => api('GET', `/api/v1/admin/audit${qs({ ...params, cursor, limit: 50 })}`), token),
+    ),
+    'Audit trail',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------- wallet
+/** `complete`: the whole ledger is loaded, so the balance started at 0. */
+function balanceChart(ledgerNewestFirst, complete) {
+  const points = ledgerNewestFirst
+    .slice()
+    .reverse()
+    .map((l) => ({ t: new Date(l.createdAt).getTime(), v: l.balanceAfter }));
+  if (points.length === 0) return h('p', { class: 'empty' }, 'No ledger lines yet, so no chart.');
+  const first = ledgerNewestFirst[ledgerNewestFirst.length - 1];
+  points.unshift({ t: points[0].t - 1, v: complete ? 0 : first.balanceAfter - first.points });
+  const W = 600;
+  const H = 200;
+  const pad = { l: 56, r: 12, t: 12, b: 28 };
+  const t0 = points[0].t;
+  const t1 = Math.max(points[points.length - 1].t, t0 + 1);
+  const vMax = Math.max(1, ...points.map((p) => p.v));
+  const vMin = Math.min(0, ...points.map((p) => p.v));
+  const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (W - pad.l - pad.r);
+  const y = (v) => pad.t + (1 - (v - vMin) / (vMax - vMin || 1)) * (H - pad.t - pad.b);
+  // A step line: the balance holds until the next ledger line.
+  const coords = [];
+  points.forEach((p, i) => {
+    if (i > 0) coords.push(`${x(p.t).toFixed(1)},${y(points[i - 1].v).toFixed(1)}`);
+    coords.push(`${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`);
+  });
+  const svg = (tag, attrs) => {
+    const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    return el;
+  };
+  const last = points[points.length - 1];
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `Balance over time: ${fmtNumber(points[0].v)} to ${fmtNumber(last.v)} points, ${points.length - 1} ledger lines from ${fmtTime(new Date(points[1].t).toISOString())} to ${fmtTime(new Date(last.t).toISOString())}` });
+  root.append(svg('line', { x1: pad.l, y1: y(vMin), x2: W - pad.r, y2: y(vMin), class: 'axis' }));
+  root.append(svg('line', { x1: pad.l, y1: pad.t, x2: pad.l, y2: H - pad.b, class: 'axis' }));
+  for (const v of [vMin, vMax]) {
+    const label = svg('text', { x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end' });
+    label.textContent = fmtNumber(v);
+    root.append(label);
+  }
+  for (const [t, anchor] of [[t0, 'start'], [t1, 'end']]) {
+    const label = svg('text', { x: x(t), y: H - 8, 'text-anchor': anchor });
+    label.textContent = shortDate.format(new Date(t));
+    root.append(label);
+  }
+  root.append(svg('polyline', { points: coords.join(' '), class: 'line' }));
+  root.append(svg('circle', { cx: x(last.t), cy: y(last.v), r: 4, class: 'dot' }));
+  return root;
+}
+
+function walletView(rest, params, token) {
+  const walletId = rest[0];
+  const idInput = h('input', { type: 'text', name: 'walletId', value: walletId ?? '', required: true, autocomplete: 'off', class: 'mono' });
+  const tenantInput = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', autocomplete: 'off', class: 'mono' });
+  const open = h(
+    'form',
+    {
+      class: 'filters',
+      'aria-label': 'Open a wallet',
+      onsubmit: (event) => {
+        event.preventDefault();
+        const id = idInput.value.trim();
+        if (id) go(`#/wallet/${encodeURIComponent(id)}${qs({ tenantId: tenantInput.value.trim() })}`);
+      },
+    },
+    field('Wallet id', idInput),
+    field('Tenant id', tenantInput, 'Optional: found from the audit trail when empty'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Open wallet')),
+  );
+  const body = h('div', { 'aria-busy': walletId ? 'true' : 'false' });
+  show(h('section', {}, h('h1', {}, walletId ? 'Wallet' : 'Open a wallet'), open, body), 'Wallet');
+  if (walletId) loadWallet(walletId, params.tenantId, body, token);
+}
+
+async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
+  const id = encodeURIComponent(walletId);
+  let tenantId = tenantGiven;
+  if (!tenantId) {
+    const trail = await guarded(() => api('GET', `/api/v1/admin/audit${qs({ walletId, limit: 1 })}`));
+    tenantId = trail?.items?.[0]?.tenantId ?? undefined;
+    if (!tenantId) {
+      if (trail && current(token)) say('No event of this wallet names its tenant: enter the tenant id.', 'error');
+      body.setAttribute('aria-busy', 'false');
+      return;
+    }
+  }
+  const headers = minPosition ? { 'x-min-position': minPosition } : {};
+  const [wallet, ledger, report] = await Promise.all([
+    guarded(() => api('GET', `/api/v1/client/wallets/${id}${qs({ tenantId })}`, { headers })),
+    guarded(() => api('GET', `/api/v1/client/wallets/${id}/ledger${qs({ tenantId, limit: 100 })}`, { headers })),
+    guarded(() => api('GET', `/api/v1/admin/wallets/${id}/reconcile`)),
+  ]);
+  if (!current(token)) return;
+  body.setAttribute('aria-busy', 'false');
+  if (!wallet || !ledger) return;
+
+  const reconcile = !report
+    ? h('p', { class: 'empty' }, 'Reconciliation unavailable.')
+    : h(
+        'div',
+        {},
+        h('p', {}, report.consistent ? badge('consistent') : badge('inconsistent'), ' ', `${fmtNumber(report.eventsReplayed)} events replayed in ${fmtNumber(report.durationMs)} ms.`),
+        report.mismatches.length
+          ? h('ul', {}, report.mismatches.map((m) => h('li', {}, `Read model: ${m.projected ? `${fmtNumber(m.projected.balance)} points, ${fmtNumber(m.projected.ledgerLines)} lines` : 'missing'}; replayed: ${m.replayed ? `${fmtNumber(m.replayed.balance)} points, ${fmtNumber(m.replayed.ledgerLines)} lines` : 'none'}${m.firstDifferingEvent ? `; first difference at ${m.firstDifferingEvent.type} #${m.firstDifferingEvent.revision}` : ''}.`)))
+          : null,
+      );
+
+  body.replaceChildren();
+  append(body, [
+    h('p', { class: 'mono' }, `${walletId} · tenant ${tenantId} · consumer ${wallet.consumerId}`),
+    h(
+      'dl',
+      { class: 'cards' },
+      h('div', {}, h('dt', {}, 'Balance'), h('dd', { 'data-testid': 'balance' }, `${fmtNumber(wallet.balance)} pts`)),
+      h('div', {}, h('dt', {}, 'Lifetime earned'), h('dd', {}, fmtNumber(wallet.lifetimeEarned))),
+      h('div', {}, h('dt', {}, 'Lifetime redeemed'), h('dd', {}, fmtNumber(wallet.lifetimeRedeemed))),
+      h('div', {}, h('dt', {}, 'Updated'), h('dd', { class: 'hint' }, fmtTime(wallet.updatedAt))),
+    ),
+    h(
+      'div',
+      { class: 'grid2' },
+      h('div', {}, h('h2', {}, 'Balance over time'), balanceChart(ledger.items, !ledger.nextCursor)),
+      h('div', {}, h('h2', {}, 'Adjust'), adjustForm(walletId, tenantId, body, token), h('h2', {}, 'Reconciliation by replay'), reconcile),
+    ),
+    h('h2', {}, 'Ledger'),
+    ledger.items.length
+      ? table(
+          'Ledger, newest first',
+          ['Time', 'Entry', { label: 'Points', num: true }, { label: 'Balance after', num: true }, 'Reason or reference', 'Payment'],
+          ledger.items.map((l) =>
+            h(
+              'tr',
+              {},
+              cell('Time', h('time', { datetime: l.createdAt }, fmtTime(l.createdAt)), 'time'),
+              cell('Entry', l.entryType),
+              cell('Points', signed.format(l.points), 'num'),
+              cell('Balance after', fmtNumber(l.balanceAfter), 'num'),
+              cell('Reason or reference', l.reason ?? l.reference ?? '—'),
+              cell('Payment', h('span', { class: 'mono' }, l.paymentId ?? '—')),
+            ),
+          ),
+        )
+      : h('p', { class: 'empty' }, 'No ledger lines.'),
+    ledger.nextCursor ? h('p', { class: 'hint' }, `Showing the newest ${ledger.items.length} lines.`) : null,
+    h('p', {}, h('a', { href: `#/audit?${new URLSearchParams({ stream: `wallet-${walletId}` })}` }, 'Events of this wallet in the audit trail')),
+  ]);
+}
+
+function adjustForm(walletId, tenantId, body, token) {
+  const points = h('input', { type: 'number', name: 'points', step: 1, inputmode: 'numeric', autocomplete: 'off' });
+  const reason = h('textarea', { name: 'reason', rows: 2, maxlength: 500 });
+  const pointsError = h('p', { class: 'field-error', id: 'adjust-points-error', hidden: true });
+  const reasonError = h('p', { class: 'field-error', id: 'adjust-reason-error', hidden: true });
+  const submit = h('button', { type: 'submit' }, 'Adjust balance');
+  const fail = (input, errorEl, message) => {
+    errorEl.textContent = message;
+    errorEl.hidden = false;
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-errormessage', errorEl.id);
+  };
+  const ok = (input, errorEl) => {
+    errorEl.hidden = true;
+    input.removeAttribute('aria-invalid');
+  };
+  return h(
+    'form',
+    {
+      class: 'stack',
+      novalidate: true,
+      'aria-label': 'Adjust balance',
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const n = Number(points.value);
+        const why = reason.value.trim();
+        let valid = true;
+        if (!points.value || !Number.isInteger(n) || n === 0) {
+          fail(points, pointsError, 'Enter a whole number of points, not 0: positive adds, negative removes.');
+          valid = false;
+        } else ok(points, pointsError);
+        if (!why) {
+          fail(reason, reasonError, 'A reason is required: it is kept in the audit trail.');
+          valid = false;
+        } else ok(reason, reasonError);
+        if (!valid) {
+          (points.getAttribute('aria-invalid') ? points : reason).focus();
+          return;
+        }
+        submit.disabled = true;
+        const result = await guarded(() => api('POST', `/api/v1/admin/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: crypto.randomUUID() } }));
+        submit.disabled = false;
+        if (!result || !current(token)) return;
+        say(`Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
+        await loadWallet(walletId, tenantId, body, token, result.position);
+      },
+    },
+    field('Points (±)', points, 'Positive adds points, negative removes them'),
+    pointsError,
+    field('Reason', reason, 'Required; recorded with your name in the event'),
+    reasonError,
+    h('div', { class: 'actions' }, submit),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------- webhooks
+const OUTCOMES = ['pending', 'credited', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
+const RETRYABLE = ['failed', 'no_connection'];
+
+function webhooksView(_rest, params, token) {
+  const outcome = h('select', { name: 'outcome' }, h('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => h('option', { value: o, selected: params.outcome === o }, o)));
+  const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', autocomplete: 'off' });
+  const type = h('input', { type: 'text', name: 'type', value: params.type ?? '', autocomplete: 'off' });
+  const form = h(
+    'form',
+    {
+      class: 'filters',
+      'aria-label': 'Webhook filters',
+      onsubmit: (event) => {
+        event.preventDefault();
+        go(`#/webhooks${qs({ outcome: outcome.value, tenantId: tenant.value.trim(), type: type.value.trim() })}`);
+      },
+    },
+    field('Outcome', outcome),
+    field('Tenant id', tenant),
+    field('Event type', type, 'e.g. payment.updated'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Show webhooks')),
+  );
+  const tbody = h('tbody');
+  const count = h('p', { class: 'hint' });
+  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
+  let cursor;
+  let total = 0;
+  async function load() {
+    more.disabled = true;
+    const page = await guarded(() => api('GET', `/api/v1/admin/webhooks${qs({ ...params, cursor, limit: 50 })}`));
+    more.disabled = false;
+    if (!page || !current(token)) return;
+    tbody.append(...page.items.map((w) => webhookRow(w, token)));
+    total += page.items.length;
+    cursor = page.nextCursor;
+    more.hidden = !cursor;
+    count.textContent = total === 0 ? 'No webhooks match.' : `${fmtNumber(total)} webhook${total === 1 ? '' : 's'} shown.`;
+  }
+  more.addEventListener('click', load);
+  show(
+    h(
+      'section',
+      {},
+      h('h1', {}, 'Webhooks'),
+      form,
+      count,
+      h('div', { class: 'table-wrap' }, h('table', { class: 'responsive' }, h('caption', {}, 'Received webhooks, newest first'), h('thead', {}, h('tr', {}, ['Received', 'Event id', 'Type', 'Merchant', 'Tenant', 'Outcome', 'Attempts', 'Error', 'Action'].map((x) => h('th', { scope: 'col' }, x)))), tbody)),
+      h('div', { class: 'actions' }, more),
+    ),
+    'Webhooks',
+  );
+  load();
+}
+
+function webhookRow(w, token) {
+  const row = h('tr', { 'data-event-id': w.eventId });
+  const fill = (item) => {
+    const action = RETRYABLE.includes(item.outcome)
+      ? h('button', { type: 'button', 'aria-label': `Retry webhook ${item.eventId}`, onclick: (event) => retry(item, event.currentTarget) }, 'Retry')
+      : '—';
+    row.replaceChildren(
+      cell('Received', h('time', { datetime: item.receivedAt }, fmtTime(item.receivedAt)), 'time'),
+      cell('Event id', h('button', { type: 'button', class: 'link mono', onclick: () => openJson(`Webhook ${item.eventId}`, item), 'aria-label': `Show webhook ${item.eventId}` }, item.eventId)),
+      cell('Type', item.type),
+      cell('Merchant', h('span', { class: 'mono' }, item.merchantId)),
+      cell('Tenant', h('span', { class: 'mono' }, item.tenantId ?? '—')),
+      cell('Outcome', badge(item.outcome)),
+      cell('Attempts', fmtNumber(item.attempts), 'num'),
+      cell('Error', item.error ? h('span', { class: 'mono' }, item.error) : '—'),
+      cell('Action', action),
+    );
+  };
+  async function retry(item, button) {
+    button.disabled = true;
+    const scheduled = await guarded(() => api('POST', `/api/v1/admin/webhooks/${encodeURIComponent(item.eventId)}/retry`));
+    if (!scheduled) {
+      button.disabled = false;
+      return;
+    }
+    say(`Webhook ${item.eventId} scheduled for another attempt…`);
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && current(token)) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      const now = await guarded(() => api('GET', `/api/v1/admin/webhooks/${encodeURIComponent(item.eventId)}`));
+      if (!now) return;
+      if (now.processed || now.attempts > item.attempts) {
+        fill(now);
+        say(`Webhook ${item.eventId}: ${now.outcome}${now.error ? ` (${now.error})` : ''}.`, now.outcome === 'failed' ? 'error' : 'info');
+        return;
+      }
+    }
+  }
+  fill(w);
+  return row;
+}
+
+// ---------------------------------------------------------------------------------------------- projections
+function projectionsView(_rest, _params, token) {
+  const area = h('div', { 'aria-busy': 'true' });
+  const jobs = h('div', { 'aria-live': 'polite' });
+  const refresh = h('button', { type: 'button', class: 'secondary', onclick: () => load() }, 'Refresh');
+  show(h('section', {}, h('h1', {}, 'Projections'), h('div', { class: 'actions' }, refresh), jobs, area), 'Projections');
+  async function load() {
+    const list = await guarded(() => api('GET', '/api/v1/admin/projections'));
+    if (!list || !current(token)) return;
+    area.setAttribute('aria-busy', 'false');
+    area.replaceChildren(
+      table(
+        'Projections',
+        ['Name', 'State', { label: 'Events behind', num: true }, { label: 'Lag', num: true }, 'Checkpoint', 'Last error', 'Action'],
+        list.map((p) =>
+          h(
+            'tr',
+            {},
+            cell('Name', p.name),
+            cell('State', badge(p.state)),
+            cell('Events behind', `${fmtNumber(p.eventsBehind)}${p.eventsBehindCapped ? '+' : ''}`, 'num'),
+            cell('Lag', fmtDuration(p.lagMs / 1000), 'num'),
+            cell('Checkpoint', h('span', { class: 'mono' }, p.checkpoint ?? '—')),
+            cell('Last error', p.lastError ?? '—'),
+            cell('Action', p.rebuildable ? h('button', { type: 'button', 'aria-label': `Rebuild ${p.name}`, disabled: p.state === 'rebuilding', onclick: () => rebuild(p.name) }, 'Rebuild') : '—'),
+          ),
+        ),
+      ),
+    );
+    for (const p of list) if (p.rebuild && !jobs.querySelector(`[data-job="${p.rebuild.jobId}"]`)) watch(p.rebuild);
+  }
+  async function rebuild(name) {
+    const started = await guarded(() => api('POST', `/api/v1/admin/projections/${encodeURIComponent(name)}/rebuild`));
+    if (!started || !current(token)) return;
+    say(`Rebuild of ${name} started.`);
+    watch(started);
+    load();
+  }
+  function watch(job) {
+    const label = h('label', { for: `job-${job.jobId}` }, `Rebuild of ${job.projection}`);
+    const bar = h('progress', { id: `job-${job.jobId}`, max: 1 });
+    const text = h('p', { class: 'hint' });
+    const box = h('div', { class: 'job', 'data-job': job.jobId }, label, bar, text);
+    jobs.prepend(box);
+    const paint = (j) => {
+      if (j.progress !== null && j.progress !== undefined) bar.value = j.progress;
+      else bar.removeAttribute('value');
+      const pct = j.progress !== null && j.progress !== undefined ? `${decimal.format(j.progress * 100)} %` : '';
+      if (j.state === 'running') {
+        text.textContent = `${pct} · ${fmtNumber(j.eventsApplied)} of ${fmtNumber(j.eventsTotal)} events · ${j.eventsPerSecond !== null ? `${fmtNumber(Math.round(j.eventsPerSecond))} events/s` : '— events/s'} · about ${fmtDuration(j.etaSeconds)} left`;
+      } else {
+        bar.value = j.state === 'completed' ? 1 : bar.value;
+        text.textContent = `Rebuild ${j.state}: ${fmtNumber(j.eventsApplied)} events applied${j.finishedAt ? `, finished ${fmtTime(j.finishedAt)}` : ''}${j.error ? ` — ${j.error}` : ''}.`;
+      }
+    };
+    paint(job);
+    (async () => {
+      let j = job;
+      while (j.state === 'running' && current(token)) {
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        const next = await guarded(() => api('GET', `/api/v1/admin/jobs/${encodeURIComponent(job.jobId)}`));
+        if (!next) return;
+        j = next;
+        paint(j);
+      }
+      if (current(token)) {
+        say(`Rebuild of ${j.projection} ${j.state}.`, j.state === 'completed' ? 'info' : 'error');
+        load();
+      }
+    })();
+  }
+  load();
+}
+
+// ---------------------------------------------------------------------------------------------- merchants
+function merchantsView(_rest, params, token) {
+  const q = h('input', { type: 'search', name: 'q', value: params.q ?? '', autocomplete: 'off' });
+  const form = h(
+    'form',
+    {
+      class: 'filters',
+      role: 'search',
+      'aria-label': 'User search',
+      onsubmit: (event) => {
+        event.preventDefault();
+        go(`#/merchants${qs({ q: q.value.trim() })}`);
+      },
+    },
+    field('Search users', q, 'Part of an email, id or business name'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Search')),
+  );
+  const results = h('div');
+  show(h('section', {}, h('h1', {}, 'Merchants and users'), form, results), 'Merchants');
+  if (!params.q) {
+    results.append(h('p', { class: 'empty' }, 'Search to list users; pending merchants can be approved here.'));
+    return;
+  }
+  (async () => {
+    const users = await guarded(() => api('GET', `/api/v1/admin/users/search${qs({ q: params.q })}`));
+    if (!users || !current(token)) return;
+    if (users.length === 0) return results.replaceChildren(h('p', { class: 'empty' }, 'No users match.'));
+    results.replaceChildren(
+      table(
+        `Users matching “${params.q}”`,
+        ['Email', 'Business', 'Role', 'Status', 'Tenant', 'Square connection', 'Registered', 'Action'],
+        users.map((u) => userRow(u, token)),
+      ),
+    );
+  })();
+}
+
+function userRow(user, token) {
+  const row = h('tr');
+  const connection = h('span', {}, '—');
+  const fill = (u) => {
+    row.replaceChildren(
+      cell('Email', u.email ?? '(erased)'),
+      cell('Business', u.businessName ?? '—'),
+      cell('Role', u.role),
+      cell('Status', badge(u.status)),
+      cell('Tenant', h('span', { class: 'mono' }, u.tenantId ?? '—')),
+      cell('Square connection', connection),
+      cell('Registered', h('time', { datetime: u.registeredAt }, fmtTime(u.registeredAt)), 'time'),
+      cell(
+        'Action',
+        u.status === 'pending'
+          ? h('button', { type: 'button', 'aria-label': `Approve ${u.email ?? u.id}`, onclick: (e) => approve(u, e.currentTarget) }, 'Approve')
+          : '—',
+      ),
+    );
+    if (u.tenantId) loadConnection(u.tenantId);
+  };
+  async function loadConnection(tenantId) {
+    const c = await guarded(() => api('GET', `/api/v1/client/pos/square${qs({ tenantId })}`));
+    if (!c || !current(token)) return;
+    connection.replaceChildren(badge(c.status), c.merchantId ? ` ${c.merchantId}` : '', c.lastError ? ` (${c.lastError.code})` : '');
+  }
+  async function approve(u, button) {
+    button.disabled = true;
+    const result = await guarded(() => api('PATCH', `/api/v1/admin/users/${encodeURIComponent(u.id)}/approve`));
+    if (!result || !current(token)) {
+      button.disabled = false;
+      return;
+    }
+    say(`Approved ${result.user.email ?? result.user.id}${result.user.tenantId ? `; workspace ${result.user.tenantId}` : ''}.`);
+    fill({ ...u, ...result.user });
+  }
+  fill(user);
+  return row;
+}
+
+// ---------------------------------------------------------------------------------------------- start
+// An identity provider that redirects back with `#access_token=…` (implicit flow) signs the admin in directly.
+const fromProvider = new URLSearchParams(location.hash.replace(/^#/, '')).get('access_token');
+if (fromProvider) {
+  history.replaceState(null, '', `${location.pathname}#/audit`);
+  signIn(fromProvider);
+} else if (getToken()) {
+  signIn(getToken());
+} else {
+  renderSignIn();
+}

@@ -1,0 +1,43 @@
+/**
+ * The admin console: a static page (http/admin/, no build step) served at `/admin`. It signs in with the same
+ * bearer tokens as the API and calls only the public admin API, so this router serves files and nothing else.
+ */
+import { readFileSync } from 'node:fs';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+
+const DIRECTORY = new URL('../admin/', import.meta.url);
+
+/** No inline script or style anywhere in the page, so the policy can be strict. */
+export const ADMIN_CONSOLE_CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+const FILES = {
+  'index.html': 'text/html; charset=utf-8',
+  'app.js': 'text/javascript; charset=utf-8',
+  'app.css': 'text/css; charset=utf-8',
+} as const;
+
+type FileName = keyof typeof FILES;
+
+export function adminConsoleRouter(): Router {
+  // Read once at startup: the files are tiny and change only with a deploy.
+  const contents = new Map<FileName, Buffer>(
+    (Object.keys(FILES) as FileName[]).map((name) => [name, readFileSync(new URL(name, DIRECTORY))]),
+  );
+  const serve = (name: FileName) => (ctx: Context) => {
+    ctx.set('Content-Type', FILES[name]);
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.set('Content-Security-Policy', ADMIN_CONSOLE_CSP);
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    ctx.set('X-Frame-Options', 'DENY');
+    ctx.body = contents.get(name);
+  };
+  const router = new Router();
+  router.get('/admin', serve('index.html'));
+  router.get('/admin/', serve('index.html'));
+  router.get('/admin/app.js', serve('app.js'));
+  router.get('/admin/app.css', serve('app.css'));
+  return router;
+}

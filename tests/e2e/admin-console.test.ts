@@ -1,0 +1,323 @@
+/**
+ * The admin console end to end: Debian's Chromium (driven by playwright-core, no browser download) against the
+ * running service, a real Square connection to the local Square server and signed webhooks. Selectors are by
+ * role and label, so a control without an accessible name fails here. Every test leaves a screenshot in
+ * tests/artifacts/admin-console/ (a failing test's screenshot shows where it stopped).
+ */
+import test, { type ExecutionContext } from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { v4 as uuid } from 'uuid';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
+import { walletStream } from '../../domain/wallets/wallet.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = path.resolve('tests/artifacts/admin-console');
+const WEBHOOK_KEY = 'test-webhook-signature-key';
+const API_BASE_URL = 'https://api.tally.test';
+const NOTIFICATION_URL = `${API_BASE_URL}/api/v1/webhooks/square`;
+const ADMIN_EMAIL = 'ops@console.test';
+
+let square: SquareTestServer;
+let service: TestService;
+let browser: Browser;
+let call: ReturnType<typeof api>;
+let adminToken: string;
+let tenantId: string;
+let walletId: string;
+let failedEventId: string;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) {
+  const id = uuid();
+  const token = await tokenFor(id, email);
+  const response = await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } });
+  if (response.status >= 300) throw new Error(`register ${email}: ${response.status} ${JSON.stringify(response.body)}`);
+  return { id, token };
+}
+
+async function connect(token: string, merchantId: string) {
+  const started = await call('GET', '/api/v1/client/pos/square/connect', { token });
+  const state = new URL(started.body.url).searchParams.get('state')!;
+  const code = square.issueCode(merchantId);
+  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`);
+  if (callback.status !== 302) throw new Error(`connect failed: ${callback.status}`);
+}
+
+async function webhookRow(eventId: string, until: (row: any) => boolean) {
+  for (let i = 0; i < 200; i++) {
+    const row = await call('GET', `/api/v1/admin/webhooks/${encodeURIComponent(eventId)}`, { token: adminToken });
+    if (row.status === 200 && until(row.body)) return row.body;
+    await sleep(50);
+  }
+  throw new Error(`webhook ${eventId} did not reach the expected state`);
+}
+
+/**
+ * A webhook that failed (Square answered 500) and whose automatic retry is an hour away: the case the retry
+ * button exists for. Should the processor's first backoff (≥ 0.5 s) beat us to it, try with another event.
+ */
+async function failedWebhook(send: ReturnType<typeof webhookSender>): Promise<string> {
+  for (let i = 0; i < 5; i++) {
+    const eventId = `evt-e2e-fails-${i}`;
+    square.failNext('/v2/customers', { status: 500 });
+    await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-e2e-fails-${i}`, amount: 700, customerId: 'cust-ann' }));
+    await webhookRow(eventId, (r) => r.outcome === 'failed');
+    await service.database.pool.query(
+      `UPDATE pos_webhook_events_raw SET next_attempt_at = now() + interval '1 hour' WHERE event_id = $1 AND NOT processed AND outcome = 'failed'`,
+      [eventId],
+    );
+    const row = await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: adminToken });
+    if (row.body.outcome === 'failed' && Date.parse(row.body.nextAttemptAt) > Date.now() + 30 * 60_000) return eventId;
+  }
+  throw new Error('could not hold a webhook in the failed state');
+}
+
+/** A wallet with a short history: +120, +30, −50 (balance 100). */
+async function seededWallet(tenant: string) {
+  const id = uuid();
+  const base = { walletId: id, tenantId: tenant, consumerId: uuid() };
+  const credit = (paymentId: string, points: number) => ({
+    id: uuid(),
+    type: 'PointsCredited',
+    data: { ...base, paymentId, points, ruleId: 'r1', ruleVersion: 1, basis: 'amount', basisAmountMinor: points * 100, via: 'purchase' },
+  });
+  const events = [credit('p-e2e-1', 120), credit('p-e2e-2', 30), { id: uuid(), type: 'PointsRedeemed', data: { ...base, points: 50, idempotencyKey: 'k1', reference: 'counter', redeemedBy: 'm' } }];
+  // One append each, so each ledger line has its own time (the ledger orders by time).
+  let revision: number | 'no_stream' = 'no_stream';
+  for (const event of events) {
+    const result = await service.tally.store.append(walletStream(id), [event], revision);
+    revision = revision === 'no_stream' ? 0 : revision + 1;
+    await service.tally.runner.waitForPosition(result.position, 10_000);
+    await sleep(5);
+  }
+  return id;
+}
+
+test.before(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`No Chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH.`);
+  }
+  await mkdir(ARTIFACTS, { recursive: true });
+  square = await startSquareServer();
+  square.addMerchant({ merchantId: 'M-CAFE', businessName: 'Cafe', locations: [{ id: 'L-MAIN', name: 'Main' }] });
+  square.addCustomer('M-CAFE', { id: 'cust-ann', email: 'ann@example.com', phone: null });
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAILS: ADMIN_EMAIL,
+    SQUARE_BASE_URL: square.url,
+    SQUARE_APP_ID: TEST_APP_ID,
+    SQUARE_APP_SECRET: TEST_APP_SECRET,
+    SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
+    API_BASE_URL,
+    CRON_SECRET: 'cron-secret-for-tests-0123456789',
+  });
+  call = api(service.url);
+  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  adminToken = (await register('consumer', ADMIN_EMAIL)).token;
+  const cafe = await register('client', 'owner@cafe.test', { businessName: 'Cafe' });
+  tenantId = (await call('PATCH', `/api/v1/admin/users/${cafe.id}/approve`, { token: adminToken })).body.user.tenantId;
+  await connect(cafe.token, 'M-CAFE');
+  const rule = await call('POST', '/api/v1/client/reward-rules', { token: cafe.token, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
+  await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: cafe.token });
+  await register('consumer', 'ann@example.com');
+  await register('client', 'owner@bakery.test', { businessName: 'Bakery' }); // left pending for the merchants view
+  walletId = await seededWallet(tenantId);
+  failedEventId = await failedWebhook(send);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+test.after.always(async () => {
+  await browser?.close();
+  await service?.stop();
+  await square?.stop();
+});
+
+type Viewport = 'laptop' | 'phone';
+const VIEWPORTS = { laptop: { width: 1280, height: 860 }, phone: { width: 390, height: 844 } };
+
+/**
+ * One browser test: a fresh context (its own sessionStorage), a screenshot named after the test whatever
+ * happens, and no console errors or CSP violations allowed.
+ */
+function browserTest(title: string, run: (t: ExecutionContext, page: Page) => Promise<void>, viewport: Viewport = 'laptop') {
+  test.serial(title, async (t) => {
+    const context = await browser.newContext({ viewport: VIEWPORTS[viewport], locale: 'en-US', timezoneId: 'America/New_York', isMobile: viewport === 'phone' });
+    context.setDefaultTimeout(15_000);
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !/status of 4\d\d/.test(message.text())) problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+    const file = path.join(ARTIFACTS, `${title.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}.png`);
+    try {
+      await run(t, page);
+      t.deepEqual(problems, [], 'no script errors and no Content-Security-Policy violations');
+    } finally {
+      await page.screenshot({ path: file, fullPage: true }).catch(() => undefined);
+      t.log(`screenshot: ${path.relative(process.cwd(), file)}`);
+      await context.close();
+    }
+  });
+}
+
+async function signIn(page: Page) {
+  await page.goto(`${service.url}/admin`);
+  await page.getByLabel('Bearer token').fill(adminToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation', { name: 'Sections' }).waitFor();
+}
+
+const texts = (page: Page, selector: string) => page.locator(selector).allInnerTexts();
+
+browserTest('sign in: a bad token is refused with the API message, the admin token opens the console', async (t, page) => {
+  const response = await page.goto(`${service.url}/admin`);
+  t.is(response?.status(), 200);
+  t.regex(response?.headers()['content-security-policy'] ?? '', /script-src 'self'/);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  t.is(await page.evaluate(() => document.activeElement?.id), 'token', 'the token field has the focus');
+  await page.keyboard.press('Shift+Tab');
+  t.is(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content', 'the skip link is reachable by keyboard');
+
+  await page.getByLabel('Bearer token').fill('not-a-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('status').getByText(/Sign-in failed/).waitFor();
+
+  const consumer = await tokenFor(uuid(), 'someone@example.com');
+  await call('POST', '/api/v1/me/register', { token: consumer, body: { role: 'consumer' } });
+  await page.getByLabel('Bearer token').fill(consumer);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('status').getByText(/not an approved administrator/).waitFor();
+
+  await page.getByLabel('Bearer token').fill(adminToken);
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter'); // keyboard only: Tab to the button, Enter
+  await page.getByRole('heading', { name: 'Audit trail' }).waitFor();
+  await page.getByRole('status').getByText(`Signed in as ${ADMIN_EMAIL}.`).waitFor();
+  t.is(await page.getByRole('link', { name: 'Audit trail' }).getAttribute('aria-current'), 'page');
+  t.true((await page.locator('tbody tr').count()) > 0, 'the newest events are listed');
+});
+
+browserTest('audit trail: filter by type, open an event, its stream history and its correlation', async (t, page) => {
+  await signIn(page);
+  await page.getByLabel('Event types').fill('UserApproved');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByText(/where type = UserApproved/).waitFor();
+  await page.getByText(/events? shown/).waitFor();
+  const types = await texts(page, 'tbody td[data-label="Type"]');
+  t.true(types.length >= 1);
+  t.true(types.every((x) => x === 'UserApproved'), types.join(', '));
+
+  await page.getByRole('button', { name: /^Show event UserApproved/ }).first().click();
+  const dialog = page.getByRole('dialog', { name: /UserApproved/ });
+  await dialog.waitFor();
+  const json = JSON.parse((await dialog.locator('pre').textContent()) ?? '{}');
+  t.is(json.type, 'UserApproved');
+  t.truthy(json.correlationId);
+  t.truthy(json.data);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'audit-event-json.png') });
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+
+  await page.getByRole('button', { name: `Events of correlation ${json.correlationId}` }).first().click();
+  await page.getByRole('heading', { name: 'Correlated events' }).waitFor();
+  await page.getByText(/events? shown/).waitFor();
+  const correlated = await texts(page, 'tbody td[data-label="Type"]');
+  t.true(correlated.includes('UserApproved'), correlated.join(', '));
+
+  await page.goBack();
+  await page.getByRole('button', { name: `History of stream ${json.stream}` }).first().click();
+  await page.getByRole('heading', { name: 'Stream history' }).waitFor();
+  await page.getByText(/events? shown/).waitFor();
+  const history = await texts(page, 'tbody td[data-label="Type"]');
+  t.is(history[0], 'UserRegistered', 'oldest first');
+  t.true(history.includes('UserApproved'));
+});
+
+browserTest('wallet: balance, chart and reconciliation; an adjustment needs a reason and adds a ledger line', async (t, page) => {
+  await signIn(page);
+  await page.getByRole('link', { name: 'Wallet' }).click();
+  await page.getByLabel('Wallet id').fill(walletId);
+  await page.getByRole('button', { name: 'Open wallet' }).click();
+  await page.getByText('100 pts').waitFor();
+  await page.getByRole('img', { name: /Balance over time: 0 to 100 points, 3 ledger lines/ }).waitFor();
+  await page.getByText('consistent', { exact: true }).waitFor();
+  t.is(await page.locator('tbody tr').count(), 3);
+
+  await page.getByLabel('Points (±)').fill('1250');
+  await page.getByRole('button', { name: 'Adjust balance' }).click();
+  await page.getByText('A reason is required').waitFor();
+  t.is(await page.getByLabel('Reason').getAttribute('aria-invalid'), 'true');
+  t.is(await page.locator('tbody tr').count(), 3, 'nothing was adjusted without a reason');
+
+  await page.getByLabel('Reason').fill('Goodwill: order delivered late');
+  await page.getByRole('button', { name: 'Adjust balance' }).click();
+  await page.getByRole('status').getByText('Adjusted by +1,250 points; the balance is now 1,350.').waitFor();
+  await page.getByText('1,350 pts').waitFor();
+  await page.getByRole('img', { name: /0 to 1,350 points, 4 ledger lines/ }).waitFor();
+  const newest = page.locator('tbody tr').first();
+  t.is(await newest.locator('td[data-label="Reason or reference"]').innerText(), 'Goodwill: order delivered late');
+  t.is(await newest.locator('td[data-label="Points"]').innerText(), '+1,250');
+  t.is(await newest.locator('td[data-label="Balance after"]').innerText(), '1,350');
+  t.is(await newest.locator('td[data-label="Entry"]').innerText(), 'adjustment');
+});
+
+browserTest('webhooks: a failed webhook shows its error; retry re-drives it and its outcome changes', async (t, page) => {
+  await signIn(page);
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByLabel('Outcome').selectOption('failed');
+  await page.getByRole('button', { name: 'Show webhooks' }).click();
+  const row = page.locator(`tr[data-event-id="${failedEventId}"]`);
+  await row.waitFor();
+  t.regex(await row.locator('td[data-label="Error"]').innerText(), /500|INTERNAL_SERVER_ERROR/);
+  t.is(await row.locator('td[data-label="Outcome"]').innerText(), 'failed');
+  await page.getByRole('button', { name: `Retry webhook ${failedEventId}` }).click();
+  await row.locator('td[data-label="Outcome"]').getByText('credited').waitFor({ timeout: 30_000 });
+  await page.getByRole('status').getByText(`Webhook ${failedEventId}: credited.`).waitFor();
+  t.is(await page.getByRole('button', { name: `Retry webhook ${failedEventId}` }).count(), 0, 'a processed webhook has no retry button');
+});
+
+browserTest('projections: lag and state; a rebuild shows live progress until it completes', async (t, page) => {
+  await signIn(page);
+  await page.getByRole('link', { name: 'Projections' }).click();
+  await page.getByRole('button', { name: 'Rebuild wallets' }).click();
+  const bar = page.getByLabel('Rebuild of wallets');
+  await bar.waitFor();
+  await page.getByText(/Rebuild completed: [\d,]+ events applied/).waitFor({ timeout: 45_000 });
+  t.is(await bar.evaluate((el) => (el as HTMLProgressElement).value), 1);
+  await page.getByRole('status').getByText('Rebuild of wallets completed.').waitFor();
+  const state = page.locator('tr', { has: page.locator('td[data-label="Name"]', { hasText: /^wallets$/ }) }).locator('td[data-label="State"]');
+  await state.getByText('running').waitFor();
+  t.pass();
+});
+
+browserTest(
+  'merchants (phone): search users, see connection states, approve a pending merchant',
+  async (t, page) => {
+    await signIn(page);
+    await page.getByRole('link', { name: 'Merchants' }).click();
+    await page.getByLabel('Search users').fill('owner@');
+    await page.getByRole('button', { name: 'Search' }).click();
+    const cafe = page.locator('tr', { hasText: 'owner@cafe.test' });
+    await cafe.locator('td[data-label="Square connection"]').getByText('active').waitFor();
+    const bakery = page.locator('tr', { hasText: 'owner@bakery.test' });
+    t.is(await bakery.locator('td[data-label="Status"]').innerText(), 'pending');
+    await page.getByRole('button', { name: 'Approve owner@bakery.test' }).click();
+    await bakery.locator('td[data-label="Status"]').getByText('approved').waitFor();
+    await bakery.locator('td[data-label="Square connection"]').getByText('not_connected').waitFor();
+    t.regex(await bakery.locator('td[data-label="Tenant"]').innerText(), /\S/);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    t.true(width <= 390, `no horizontal scrolling on a phone (page is ${width}px wide)`);
+  },
+  'phone',
+);
