@@ -26,6 +26,8 @@ async function register(role: 'client' | 'consumer', email: string, extra: Recor
   const id = uuid();
   const token = await tokenFor(id, email);
   const response = await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } });
+  // Identities are matched through the users read model: let it include this registration first.
+  if (response.body.position) await service.tally.runner.waitForPosition(response.body.position, 15_000);
   return { id, token, position: response.body.position as string };
 }
 
