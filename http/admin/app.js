@@ -792,7 +792,9 @@ function userRow(user, token) {
         'Action',
         u.status === 'pending'
           ? h('button', { type: 'button', 'aria-label': `Approve ${u.email ?? u.id}`, onclick: (e) => approve(u, e.currentTarget) }, 'Approve')
-          : '—',
+          : u.tenantId
+            ? h('button', { type: 'button', 'aria-label': `Diagnose Square for ${u.email ?? u.id}`, onclick: () => diagnose(u.tenantId) }, 'Diagnose Square')
+            : '—',
       ),
     );
     if (u.tenantId) loadConnection(u.tenantId);
@@ -801,6 +803,11 @@ function userRow(user, token) {
     const c = await guarded(() => api('GET', `/api/v1/client/pos/square${qs({ tenantId })}`));
     if (!c || !current(token)) return;
     connection.replaceChildren(badge(c.status), c.merchantId ? ` ${c.merchantId}` : '', c.lastError ? ` (${c.lastError.code})` : '');
+  }
+  // Runbook 1 in one answer: variables set, OAuth host, redirect and webhook URLs, connection, token, last webhook and poll.
+  async function diagnose(tenantId) {
+    const report = await guarded(() => api('GET', `/api/v1/client/debug/square${qs({ tenantId })}`));
+    if (report && current(token)) openJson(`Square diagnosis for tenant ${tenantId}`, report);
   }
   async function approve(u, button) {
     button.disabled = true;

@@ -316,6 +316,12 @@ browserTest(
     await bakery.locator('td[data-label="Status"]').getByText('approved').waitFor();
     await bakery.locator('td[data-label="Square connection"]').getByText('not_connected').waitFor();
     t.regex(await bakery.locator('td[data-label="Tenant"]').innerText(), /\S/);
+    // Runbook 1 from the page: the Square diagnosis of a connected merchant.
+    await page.getByRole('button', { name: 'Diagnose Square for owner@cafe.test' }).click();
+    const diagnosis = page.getByRole('dialog');
+    await diagnosis.getByText('redirectUri').first().waitFor();
+    t.regex(await diagnosis.innerText(), /callback/);
+    await page.keyboard.press('Escape');
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     t.true(width <= 390, `no horizontal scrolling on a phone (page is ${width}px wide)`);
   },
