@@ -1,0 +1,236 @@
+/**
+ * Where-does-the-time-go helpers for the benchmarks (bench only): CPU time of this process and of the
+ * PostgreSQL server's processes over a phase, a statement tracer that also sees the statements sent on
+ * checked-out clients (transactions), and an in-process CPU profile of one phase, summarised by self time.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import type pg from 'pg';
+import { now, RESULTS_DIR } from './support.ts';
+
+/** Linux clock ticks per second (`getconf CLK_TCK`), 100 on every mainstream kernel. */
+const CLK_TCK = 100;
+
+export interface CpuSnapshot {
+  at: number;
+  nodeUser: number;
+  nodeSystem: number;
+  /** Summed user+system CPU of the server's processes (ms), or undefined when it is not local. */
+  postgres: number | undefined;
+}
+
+async function processCpuMs(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU meter over the server's processes: every backend and auxiliary process listed in pg_stat_activity
+ * (the server we own when it is embedded). Backends that exit between two snapshots lose their share, so
+ * use it over phases whose connections stay open (pools opened in advance).
+ */
+export async function postgresPids(db: { query: (sql: string) => Promise<{ rows: { pid: number }[] }> }): Promise<number[]> {
+  const { rows } = await db.query('SELECT pid FROM pg_stat_activity');
+  return rows.map((r) => r.pid);
+}
+
+export async function cpuSnapshot(pids: readonly number[] | undefined): Promise<CpuSnapshot> {
+  const usage = process.cpuUsage();
+  let postgres: number | undefined;
+  if (pids) {
+    postgres = 0;
+    for (const pid of pids) postgres += await processCpuMs(pid);
+  }
+  return { at: now(), nodeUser: usage.user / 1000, nodeSystem: usage.system / 1000, postgres };
+}
+
+export interface CpuSplit {
+  wallMs: number;
+  /** CPU of this Node process (ms) and as a share of the wall time (1 = one core busy throughout). */
+  nodeMs: number;
+  nodeCores: number;
+  postgresMs: number | null;
+  postgresCores: number | null;
+}
+
+export function cpuSplit(a: CpuSnapshot, b: CpuSnapshot): CpuSplit {
+  const wallMs = b.at - a.at;
+  const nodeMs = b.nodeUser - a.nodeUser + (b.nodeSystem - a.nodeSystem);
+  const postgresMs = a.postgres === undefined || b.postgres === undefined ? null : b.postgres - a.postgres;
+  return {
+    wallMs,
+    nodeMs,
+    nodeCores: nodeMs / wallMs,
+    postgresMs,
+    postgresCores: postgresMs === null ? null : postgresMs / wallMs,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Statement tracing
+// ---------------------------------------------------------------------------------------------------------
+
+export interface StatementStats {
+  count: number;
+  /** Summed client-side round trips (ms), queueing for a connection excluded. */
+  ms: number;
+}
+
+export interface TracedPool {
+  pool: pg.Pool;
+  stats: Map<string, StatementStats>;
+  /** The last statement and parameters per label, e.g. to EXPLAIN what the code under test really sends. */
+  last: Map<string, { sql: string; params: unknown[] }>;
+  reset(): void;
+}
+
+type Query = (...args: unknown[]) => unknown;
+
+/**
+ * Wraps a pool so that every statement, on the pool or on a client checked out of it (transactions), is
+ * counted and timed under `label(sql)`. The code under test is unchanged: it is handed the wrapper.
+ * `rewrite` may return another statement to send instead (a prototype of a one-line change).
+ */
+export function tracePool(target: pg.Pool, label: (sql: string) => string, rewrite?: (sql: string) => string | undefined): TracedPool {
+  const stats = new Map<string, StatementStats>();
+  const last = new Map<string, { sql: string; params: unknown[] }>();
+  const record = (sql: string, ms: number) => {
+    const key = label(sql);
+    const entry = stats.get(key) ?? { count: 0, ms: 0 };
+    entry.count++;
+    entry.ms += ms;
+    stats.set(key, entry);
+  };
+  const wrapQuery = (send: Query): Query => (original: unknown, ...rest: unknown[]) => {
+    const sqlOrConfig = applyRewrite(original, rewrite);
+    const sql = typeof sqlOrConfig === 'string' ? sqlOrConfig : String((sqlOrConfig as { text?: string })?.text ?? '');
+    const params = typeof sqlOrConfig === 'string' ? rest[0] : (sqlOrConfig as { values?: unknown })?.values;
+    last.set(label(sql), { sql, params: Array.isArray(params) ? params : [] });
+    const t0 = now();
+    const result = send(sqlOrConfig, ...rest);
+    if (result && typeof (result as Promise<unknown>).then === 'function') {
+      return (result as Promise<unknown>).then(
+        (value) => (record(sql, now() - t0), value),
+        (error) => {
+          record(sql, now() - t0);
+          throw error;
+        },
+      );
+    }
+    return result;
+  };
+  const wrapClient = (client: pg.PoolClient): pg.PoolClient => {
+    const marked = client as pg.PoolClient & { __traced?: boolean };
+    if (!marked.__traced) {
+      const original = client.query.bind(client) as Query;
+      (client as unknown as { query: Query }).query = wrapQuery(original);
+      marked.__traced = true;
+    }
+    return client;
+  };
+  const pool = new Proxy(target, {
+    get(t, prop) {
+      if (prop === 'query') return wrapQuery(t.query.bind(t) as Query);
+      if (prop === 'connect') {
+        return (callback?: unknown) => {
+          if (typeof callback === 'function') throw new Error('tracePool: callback-style connect is not supported');
+          return t.connect().then(wrapClient);
+        };
+      }
+      return Reflect.get(t, prop, t);
+    },
+  });
+  return { pool, stats, last, reset: () => stats.clear() };
+}
+
+/**
+ * `rewrite` applied to a statement given as text or as a query config (`{ text, values, name? }`, as the
+ * event store sends them). A named (prepared) statement whose text changes gets another name, so the
+ * connection does not mistake it for the prepared original.
+ */
+export function applyRewrite(sqlOrConfig: unknown, rewrite: ((sql: string) => string | undefined) | undefined): unknown {
+  if (!rewrite) return sqlOrConfig;
+  if (typeof sqlOrConfig === 'string') return rewrite(sqlOrConfig) ?? sqlOrConfig;
+  const config = sqlOrConfig as { text?: unknown; name?: unknown } | null;
+  if (!config || typeof config.text !== 'string') return sqlOrConfig;
+  const text = rewrite(config.text);
+  if (text === undefined || text === config.text) return sqlOrConfig;
+  return { ...config, text, ...(typeof config.name === 'string' ? { name: `${config.name}_bench` } : {}) };
+}
+
+export function statsObject(stats: Map<string, StatementStats>): Record<string, { count: number; ms: number; meanMs: number }> {
+  return Object.fromEntries(
+    [...stats.entries()]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .map(([k, v]) => [k, { count: v.count, ms: Math.round(v.ms), meanMs: Math.round((v.ms / v.count) * 100) / 100 }]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CPU profile of one phase
+// ---------------------------------------------------------------------------------------------------------
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface HotFunction {
+  function: string;
+  selfMs: number;
+  share: number;
+}
+
+/** Self time by function (and file:line), heaviest first; `(garbage collector)` etc. kept as V8 names them. */
+export function summariseProfile(profile: Profile, top = 25): HotFunction[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let total = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]!);
+    const dt = (profile.timeDeltas[i] ?? 0) / 1000;
+    if (!node) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const file = url ? url.replace(/^file:\/\//, '').replace(/^.*\/(node_modules|main)\//, '$1/') : '';
+    const key = `${functionName || '(anonymous)'}${file ? ` ${file}:${lineNumber + 1}` : ''}`;
+    self.set(key, (self.get(key) ?? 0) + dt);
+    total += dt;
+  }
+  return [...self.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([fn, ms]) => ({ function: fn, selfMs: Math.round(ms), share: Math.round((ms / total) * 1000) / 1000 }));
+}
+
+/** Profiles this process while `body` runs; writes `bench/results/<name>.cpuprofile` and returns the hot list. */
+export async function withCpuProfile<T>(name: string, body: () => Promise<T>): Promise<{ value: T; hot: HotFunction[]; file: string }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  let profile: Profile | undefined;
+  let value: T;
+  try {
+    value = await body();
+  } finally {
+    profile = ((await session.post('Profiler.stop')) as unknown as { profile: Profile }).profile;
+    session.disconnect();
+  }
+  const file = path.join(RESULTS_DIR, `${name}.cpuprofile`);
+  await writeFile(file, JSON.stringify(profile));
+  return { value, hot: summariseProfile(profile), file };
+}

@@ -1,0 +1,587 @@
+/**
+ * `npm run bench:rebuild [-- --quick] [-- --profile]`: rebuilding the wallets projection from 1,000,000 wallet
+ * events (50,000 wallets), through the real zero-downtime path: `ProjectionRebuilds.start('wallets')` and
+ * `wait(jobId)` — fresh tables, the shared feed, batch transactions with their checkpoint, the takeover.
+ *
+ * Baseline, same run, same server: bulk-inserting the same number of read-model rows (one `wallet_ledger`
+ * row per event plus one `wallets` row per wallet, same values) with INSERT … SELECT into tables with the
+ * same indexes, no event processing. Measured before and after the rebuild, and averaged, so a drift of the
+ * machine during the run affects both sides alike.
+ *
+ * Where the time goes: the rebuild runs with a statement tracer (count and round-trip time per statement
+ * kind), the CPU of this process and of the PostgreSQL server is metered, the feed's reading alone is timed
+ * (`store.readAll`, pages of the feed's size, against a plain keyset SELECT of the same rows), and
+ * prototypes of changes run the same rebuild with a wrapped store (see `PROTOTYPES`): nothing outside bench/
+ * is edited. `--profile` adds a CPU profile of the rebuild (bench/results/rebuild.cpuprofile).
+ */
+import { pino } from 'pino';
+import pg from 'pg';
+import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
+import type { EventStore, Position, RecordedEvent, SubscribeOptions, Subscription, SubscriptionItem } from '../domain/ports/event-store.ts';
+import { allProjections } from '../projections/index.ts';
+import { ProjectionRebuilds } from '../projections/rebuild.ts';
+import type { Projection } from '../projections/projection.ts';
+import { ledgerEntries, type LedgerEntry } from '../projections/wallets.ts';
+import {
+  checkpoint,
+  formatDuration,
+  formatRate,
+  formatRatio,
+  log,
+  machineInfo,
+  machineSummary,
+  markdownTable,
+  now,
+  openPool,
+  withBenchDatabase,
+  withClient,
+  writeResults,
+  type BenchDatabase,
+} from './support.ts';
+import { cpuSnapshot, cpuSplit, postgresPids, statsObject, tracePool, withCpuProfile, type CpuSplit } from './profile.ts';
+import { bulkInsertReadModel, expectedTotals, fillWalletHistory, FULL_HISTORY, projectedTotals, QUICK_HISTORY, type HistoryShape } from './wallet-history.ts';
+
+const argv = process.argv.slice(2);
+const known = ['--quick', '--profile', '--diagnose', '--events=<n>'];
+const eventsArg = argv.find((a) => a.startsWith('--events='));
+const unknown = argv.filter((a) => !['--quick', '--profile', '--diagnose'].includes(a) && a !== eventsArg);
+if (unknown.length) throw new Error(`Unknown argument(s): ${unknown.join(' ')} (supported: ${known.join(' ')})`);
+const flags = {
+  quick: argv.includes('--quick'),
+  /** CPU profile of one more rebuild, after the measurements. */
+  profile: argv.includes('--profile'),
+  /** Prototype runs (see PROTOTYPES) after the measurements. */
+  diagnose: argv.includes('--diagnose'),
+  /** Scale-down: this many events (20 per wallet); reported in every row's label. */
+  events: eventsArg ? Number(eventsArg.slice('--events='.length)) : undefined,
+};
+if (flags.events !== undefined && (!Number.isInteger(flags.events) || flags.events < 20_000 || flags.events % 20 !== 0)) {
+  throw new Error('--events must be a multiple of 20, at least 20,000');
+}
+
+const SHAPE: HistoryShape = flags.events
+  ? { ...FULL_HISTORY, events: flags.events, wallets: flags.events / 20, transactions: Math.max(2, Math.round(flags.events / 100_000)) }
+  : flags.quick
+    ? QUICK_HISTORY
+    : FULL_HISTORY;
+/** The shape the aims are set for; anything smaller is a documented scale-down. */
+const SCALED = SHAPE.events !== FULL_HISTORY.events;
+const REBUILD_AIM_RATE = 50_000;
+const REBUILD_AIM_RATIO = 0.3;
+/** The page size of the PostgreSQL store's subscription (adapters/eventstore/postgres.ts BATCH). */
+const FEED_PAGE = 1000;
+/** Pool size of the operations commands (main.ts openOperations). */
+const POOL_SIZE = 10;
+const DIAGNOSTIC_ROUNDS = 2;
+
+const count = (n: number) => n.toLocaleString('en-US');
+const silent = pino({ level: 'silent' });
+const WALLET_NAMESPACE = 'b3a4c2d1-8e7f-4a6b-9c5d-2e1f0a9b8c7d';
+const walletIdFor = (tenantId: string, consumerId: string) => uuidv5(`${tenantId}:${consumerId}`, WALLET_NAMESPACE);
+
+function labelSql(sql: string): string {
+  const s = sql.trimStart();
+  if (s.startsWith('WITH batch AS')) return 'apply: wallets write';
+  if (s.startsWith('SELECT transaction_id::text AS tx_id')) return 'feed: read page';
+  if (s.startsWith('SELECT position FROM projection_checkpoints') && s.includes('FOR UPDATE')) return 'batch: lock checkpoint';
+  if (s.startsWith('UPDATE projection_checkpoints')) return 'batch: move checkpoint';
+  if (s.startsWith('UPDATE projection_rebuilds SET events_applied')) return 'batch: job progress';
+  if (s === 'BEGIN' || s === 'COMMIT' || s.startsWith('SET LOCAL')) return `batch: ${s.split(' ').slice(0, 2).join(' ')}`;
+  if (s.includes('pg_notify')) return 'notify';
+  return 'other';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Prototypes: the same rebuild with the store's subscription replaced (bench-only wrapper)
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * A store whose `subscribeToAll` reads the history in pages of `pageSize` through the store's own `readAll`,
+ * prefetching the next page while the current one is being applied, then reports caught-up and ends. Enough
+ * for a rebuild of a history nothing appends to (the benchmark's case); used to measure what a bigger page
+ * (and so a bigger batch, up to `maxBatch`) and read-ahead would give the real feed.
+ */
+function pagedStore(store: EventStore, pageSize: number, prefetch: boolean): EventStore {
+  const subscribeToAll = (options: SubscribeOptions = {}): Subscription => {
+    let stopped = false;
+    let wake: (() => void) | undefined;
+    const readFrom = (from: Position | undefined) =>
+      store.readAll({ ...(from ? { from } : {}), limit: pageSize + (from ? 1 : 0) }).then((page) => (from ? page.slice(1) : page));
+    async function* run(): AsyncGenerator<SubscriptionItem> {
+      let from = options.from === undefined || options.from === 'start' ? undefined : (options.from as Position);
+      let next = readFrom(from);
+      while (!stopped) {
+        const page = await next;
+        const last = page.at(-1);
+        if (prefetch && page.length === pageSize && last) next = readFrom(last.position);
+        for (const event of page) yield { kind: 'event', event };
+        if (page.length < pageSize) {
+          yield { kind: 'caught-up', ...(last ? { position: last.position } : from ? { position: from } : {}) };
+          // Nothing appends during the benchmark: wait to be stopped (the takeover ends the feed first).
+          await new Promise<void>((resolve) => (wake = resolve));
+          return;
+        }
+        from = last!.position;
+        if (!prefetch) next = readFrom(from);
+      }
+    }
+    const iterator = run();
+    return {
+      [Symbol.asyncIterator]: () => iterator,
+      async stop() {
+        stopped = true;
+        wake?.();
+        await iterator.return(undefined);
+      },
+    };
+  };
+  return new Proxy(store, { get: (t, prop) => (prop === 'subscribeToAll' ? subscribeToAll : Reflect.get(t, prop, t)) });
+}
+
+interface Variant {
+  key: string;
+  label: string;
+  maxBatch: number;
+  wrap?: (store: EventStore) => EventStore;
+  /** A statement to send instead (see tracePool). */
+  rewrite?: (sql: string) => string | undefined;
+  /** Projections to give ProjectionRebuilds instead of allProjections(). */
+  projections?: (store: EventStore) => Projection[];
+}
+
+/** Fresh `wallets` table with room on every page, so that a balance update can be a HOT update. */
+const WALLETS_FILLFACTOR = 50;
+const fillfactorForWallets = (sql: string) =>
+  /^CREATE TABLE "wallets__rb_[0-9a-f]+" \(LIKE "wallets" INCLUDING ALL\)$/.test(sql) ? `${sql} WITH (fillfactor = ${WALLETS_FILLFACTOR})` : undefined;
+
+/**
+ * projections/wallets.ts with one change: the batch travels as one array per column (unnest) instead of one
+ * JSON document parsed by jsonb_to_recordset. Everything after the `batch` CTE is the projection's SQL.
+ */
+const ARRAY_COLUMNS: [keyof LedgerEntry, string][] = [
+  ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['entry_type', 'text'], ['points', 'bigint'],
+  ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'], ['reason', 'text'], ['reference', 'text'], ['idempotency_key', 'text'],
+  ['position', 'text'], ['created_at', 'timestamptz'], ['seq', 'int'],
+];
+const arrayWriteSql = (ledger: string, wallets: string) => `
+WITH batch AS (
+  SELECT * FROM unnest(${ARRAY_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})
+    AS b(${ARRAY_COLUMNS.map(([name]) => name).join(', ')})
+),
+fresh AS (
+  SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.points) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
+    FROM batch b
+    LEFT JOIN ${wallets} w ON w.wallet_id = b.wallet_id
+   WHERE NOT EXISTS (SELECT 1 FROM ${ledger} l WHERE l.id = b.id)
+),
+inserted AS (
+  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+                         reference, idempotency_key, position, created_at)
+  SELECT id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+         reference, idempotency_key, position, created_at
+    FROM fresh ORDER BY seq
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id, wallet_id, tenant_id, entry_type, points, created_at
+)
+INSERT INTO ${wallets} AS w (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+SELECT i.wallet_id, i.tenant_id, b.consumer_id,
+       sum(i.points)::bigint,
+       sum(CASE WHEN i.entry_type IN ('credit', 'claim', 'reversal') THEN i.points ELSE 0 END)::bigint,
+       sum(CASE WHEN i.entry_type = 'redemption' THEN -i.points ELSE 0 END)::bigint,
+       min(i.created_at), max(i.created_at)
+  FROM inserted i JOIN batch b ON b.id = i.id
+ GROUP BY i.wallet_id, i.tenant_id, b.consumer_id
+ON CONFLICT (wallet_id) DO UPDATE SET
+  points_balance    = w.points_balance + EXCLUDED.points_balance,
+  lifetime_earned   = w.lifetime_earned + EXCLUDED.lifetime_earned,
+  lifetime_redeemed = w.lifetime_redeemed + EXCLUDED.lifetime_redeemed,
+  updated_at        = GREATEST(w.updated_at, EXCLUDED.updated_at)`;
+
+const walletsWithArrays: Projection = {
+  name: 'wallets',
+  tables: ['wallets', 'wallet_ledger'],
+  async apply(events, { db, table }) {
+    const entries = ledgerEntries(events);
+    if (entries.length === 0) return;
+    await db.query(arrayWriteSql(table('wallet_ledger'), table('wallets')), ARRAY_COLUMNS.map(([name]) => entries.map((e) => e[name])));
+  },
+};
+
+/**
+ * A rebuild-only path: the rebuild keeps each wallet's running figures in memory (50,000 small objects),
+ * computes balance_after itself, and each batch only inserts ledger rows (column arrays); the `wallets` rows
+ * are written once, in the transaction of the batch that reaches the end of the history. No wallet row is
+ * updated a million times. (A real version would load the figures from the fresh tables when a job resumes,
+ * and write them in the batch that catches up; the benchmark knows the history's length instead.)
+ */
+function inMemoryWallets(totalEvents: number): Projection {
+  interface Figures { tenant: string; consumer: string; balance: number; earned: number; redeemed: number; created: string; updated: string }
+  const figures = new Map<string, Figures>();
+  let seen = 0;
+  const ledgerColumns = ARRAY_COLUMNS.filter(([name]) => name !== 'consumer_id' && name !== 'seq');
+  return {
+    name: 'wallets',
+    tables: ['wallets', 'wallet_ledger'],
+    async apply(events, { db, table }) {
+      seen += events.length;
+      const entries = ledgerEntries(events);
+      const balanceAfter = entries.map((e) => {
+        let f = figures.get(e.wallet_id);
+        if (!f) figures.set(e.wallet_id, (f = { tenant: e.tenant_id, consumer: e.consumer_id, balance: 0, earned: 0, redeemed: 0, created: e.created_at, updated: e.created_at }));
+        f.balance += e.points;
+        if (e.entry_type === 'credit' || e.entry_type === 'claim' || e.entry_type === 'reversal') f.earned += e.points;
+        if (e.entry_type === 'redemption') f.redeemed -= e.points;
+        if (e.created_at > f.updated) f.updated = e.created_at;
+        return f.balance;
+      });
+      if (entries.length) {
+        const names = [...ledgerColumns.map(([name]) => name), 'balance_after'];
+        await db.query(
+          `INSERT INTO ${table('wallet_ledger')} (${names.join(', ')})
+           SELECT * FROM unnest(${[...ledgerColumns.map(([, type]) => type), 'bigint'].map((type, i) => `$${i + 1}::${type}[]`).join(', ')})
+           ON CONFLICT (id) DO NOTHING`,
+          [...ledgerColumns.map(([name]) => entries.map((e) => e[name])), balanceAfter],
+        );
+      }
+      if (seen >= totalEvents) {
+        const rows = [...figures.entries()];
+        await db.query(
+          `INSERT INTO ${table('wallets')} (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::timestamptz[], $8::timestamptz[])`,
+          [rows.map(([id]) => id), rows.map(([, f]) => f.tenant), rows.map(([, f]) => f.consumer), rows.map(([, f]) => f.balance), rows.map(([, f]) => f.earned),
+            rows.map(([, f]) => f.redeemed), rows.map(([, f]) => f.created), rows.map(([, f]) => f.updated)],
+        );
+      }
+    },
+  };
+}
+
+const AS_IS: Variant = { key: 'asIs', label: 'ProjectionRebuilds as is (feed pages of 1,000, maxBatch 1,000)', maxBatch: 1000 };
+const PROTOTYPES: Variant[] = [
+  { key: 'fillfactor', label: `prototype A: fresh wallets table WITH (fillfactor = ${WALLETS_FILLFACTOR}) (HOT balance updates)`, maxBatch: 1000, rewrite: fillfactorForWallets },
+  { key: 'batch5000', label: 'prototype B: feed pages and batches of 5,000, next page read ahead', maxBatch: 5000, wrap: (s) => pagedStore(s, 5000, true) },
+  { key: 'both', label: 'prototype C: A + B', maxBatch: 5000, wrap: (s) => pagedStore(s, 5000, true), rewrite: fillfactorForWallets },
+  {
+    key: 'bothArrays',
+    label: 'prototype D: A + B + batch sent as column arrays (unnest) instead of JSON',
+    maxBatch: 5000,
+    wrap: (s) => pagedStore(s, 5000, true),
+    rewrite: fillfactorForWallets,
+    projections: () => [walletsWithArrays],
+  },
+  {
+    key: 'inMemory',
+    label: 'prototype E: B + running balances kept in memory, batches insert ledger rows only, wallets written once',
+    maxBatch: 5000,
+    wrap: (s) => pagedStore(s, 5000, true),
+    projections: () => [inMemoryWallets(SHAPE.events)],
+  },
+];
+
+interface RebuildRun {
+  variant: string;
+  events: number;
+  elapsedMs: number;
+  rate: number;
+  state: string;
+  batches: number;
+  statements: ReturnType<typeof statsObject>;
+  cpu: CpuSplit;
+  correct: boolean;
+  totals: Awaited<ReturnType<typeof projectedTotals>>;
+  hot?: Awaited<ReturnType<typeof withCpuProfile>>['hot'];
+}
+
+async function resetReadModel(db: BenchDatabase, head: string, events: number): Promise<void> {
+  await withClient(db.url, async (client) => {
+    await client.query('TRUNCATE wallet_ledger, wallets');
+    await client.query(`DELETE FROM projection_rebuilds`);
+    await client.query(`DELETE FROM projection_checkpoints WHERE name LIKE 'wallets#%'`);
+    // The live projection is at the head, as in a running service: the rebuild's total and takeover use it.
+    await client.query(
+      `INSERT INTO projection_checkpoints (name, position, events_applied, status) VALUES ('wallets', $1, $2, 'running')
+       ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, events_applied = EXCLUDED.events_applied, status = 'running'`,
+      [head, events],
+    );
+    // Tables a previous run's fresh copies left behind (none normally).
+    const { rows } = await client.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE tablename LIKE 'wallet%\\_\\_%'`);
+    for (const r of rows) await client.query(`DROP TABLE IF EXISTS "${r.tablename}"`);
+  });
+}
+
+async function runRebuild(db: BenchDatabase, pids: number[] | undefined, head: string, variant: Variant, expected: Awaited<ReturnType<typeof expectedTotals>>, profile: boolean): Promise<RebuildRun> {
+  await resetReadModel(db, head, SHAPE.events);
+  const base = await openPool(db.url, POOL_SIZE);
+  try {
+    const traced = tracePool(base, labelSql, variant.rewrite);
+    const realStore = new PostgresEventStore(traced.pool, { connectionString: db.url });
+    const store = variant.wrap ? variant.wrap(realStore) : realStore;
+    const projections = variant.projections ? variant.projections(store) : allProjections({ store, newId: uuidv4, walletIdFor });
+    const rebuilds = new ProjectionRebuilds(traced.pool, { connectionString: db.url }, store, projections, silent, uuidv4, { maxBatch: variant.maxBatch });
+    await withClient(db.url, (c) => checkpoint(c));
+    const allPids = pids ? [...new Set([...pids, ...(await postgresPids(base))])] : undefined;
+    const before = await cpuSnapshot(allPids);
+    const rebuild = async () => {
+      const started = now();
+      const job = await rebuilds.start('wallets');
+      const done = await rebuilds.wait(job.jobId);
+      return { elapsedMs: now() - started, done };
+    };
+    const profiled = profile ? await withCpuProfile('rebuild', rebuild) : undefined;
+    const { elapsedMs, done } = profiled ? profiled.value : await rebuild();
+    const after = await cpuSnapshot(allPids);
+    await realStore.close();
+    const totals = await projectedTotals(db.url);
+    const correct =
+      done?.state === 'completed' && totals.ledgerRows === expected.events && totals.wallets === expected.wallets && totals.balance === expected.balance && totals.ledgerBalance === expected.balance;
+    const batches = traced.stats.get('apply: wallets write')?.count ?? 0;
+    return {
+      variant: variant.key,
+      events: done?.eventsApplied ?? 0,
+      elapsedMs,
+      rate: ((done?.eventsApplied ?? 0) / elapsedMs) * 1000,
+      state: done?.state ?? 'missing',
+      batches,
+      statements: statsObject(traced.stats),
+      cpu: cpuSplit(before, after),
+      correct,
+      totals,
+      ...(profiled ? { hot: profiled.hot } : {}),
+    };
+  } finally {
+    await base.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reading alone
+// ---------------------------------------------------------------------------------------------------------
+
+const PLAIN_READ_SQL = `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type, data, metadata, recorded_at
+  FROM events WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint) ORDER BY transaction_id, global_position LIMIT $3`;
+
+async function readThroughStore(pool: pg.Pool, url: string, pageSize: number): Promise<{ events: number; ms: number }> {
+  const store = new PostgresEventStore(pool, { connectionString: url });
+  const started = now();
+  let from: Position | undefined;
+  let events = 0;
+  for (;;) {
+    const page = await store.readAll({ ...(from ? { from } : {}), limit: pageSize + (from ? 1 : 0) });
+    const fresh = from ? page.slice(1) : page;
+    events += fresh.length;
+    if (fresh.length < pageSize) break;
+    from = fresh.at(-1)!.position;
+  }
+  return { events, ms: now() - started };
+}
+
+async function readPlain(pool: pg.Pool, pageSize: number): Promise<{ events: number; ms: number }> {
+  const started = now();
+  let tx = '0';
+  let seq = '0';
+  let events = 0;
+  for (;;) {
+    const { rows } = await pool.query<{ tx_id: string; global_position: string }>(PLAIN_READ_SQL, [tx, seq, pageSize]);
+    events += rows.length;
+    if (rows.length < pageSize) break;
+    tx = rows.at(-1)!.tx_id;
+    seq = rows.at(-1)!.global_position;
+  }
+  return { events, ms: now() - started };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+interface Row {
+  measurement: string;
+  unit: string;
+  tally: number;
+  baseline: number;
+  ratio: number;
+  aim: number | null;
+  met: boolean | null;
+  note: string | null;
+  detail?: unknown;
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const started = now();
+  await withBenchDatabase(async (db) => {
+    const machine = await machineInfo(db);
+    const pids = db.embedded ? await withClient(db.adminUrl, (c) => postgresPids(c)) : undefined;
+    log(`Writing ${count(SHAPE.events)} wallet events over ${count(SHAPE.wallets)} wallets...`);
+    const fill = await fillWalletHistory(db.url, SHAPE);
+    const expected = await expectedTotals(db.url);
+    log(`  done in ${formatDuration(fill.ms)}; head ${fill.head}; expected balance ${count(expected.balance)}`);
+
+    const baselines: { ms: number; ledgerRows: number; walletRows: number }[] = [];
+    const baseline = async (n: number) => {
+      await withClient(db.url, (c) => checkpoint(c));
+      log(`Baseline ${n}: bulk INSERT … SELECT of the read-model rows...`);
+      const b = await bulkInsertReadModel(db.url, SHAPE, String(n));
+      log(`  ${count(b.ledgerRows)} + ${count(b.walletRows)} rows in ${formatDuration(b.ms)}`);
+      baselines.push(b);
+    };
+
+    await baseline(1);
+    log('Rebuild (ProjectionRebuilds.start + wait)...');
+    const asIs = await runRebuild(db, pids, fill.head, AS_IS, expected, false);
+    log(`  ${count(asIs.events)} events in ${formatDuration(asIs.elapsedMs)} (${formatRate(asIs.rate, ' events/s')}), ${asIs.batches} batches, correct: ${asIs.correct}`);
+    await baseline(2);
+
+    // Reading alone, interleaved with its plain baseline.
+    const readPool = await openPool(db.url, 2);
+    const reads = { store: [] as { events: number; ms: number }[], plain: [] as { events: number; ms: number }[] };
+    try {
+      log(`Reading the feed alone: store.readAll pages of ${count(FEED_PAGE)} vs a plain keyset SELECT...`);
+      reads.store.push(await readThroughStore(readPool, db.url, FEED_PAGE));
+      reads.plain.push(await readPlain(readPool, FEED_PAGE));
+      log(`  readAll ${formatDuration(reads.store[0]!.ms)}, plain ${formatDuration(reads.plain[0]!.ms)}`);
+    } finally {
+      await readPool.end();
+    }
+
+    // Prototypes: each variant and the rebuild as is, twice, in alternating order (A B C …, … C B A), summed,
+    // so that the machine's drift during the diagnosis affects every variant alike.
+    const prototypeRuns: (RebuildRun & { label: string; runs: RebuildRun[] })[] = [];
+    let asIsDiagnostic: RebuildRun[] = [];
+    if (flags.diagnose) {
+      const variants = [AS_IS, ...PROTOTYPES];
+      const runs = new Map<string, RebuildRun[]>(variants.map((v) => [v.key, []]));
+      for (let round = 0; round < DIAGNOSTIC_ROUNDS; round++) {
+        for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
+          log(`[diagnosis round ${round + 1}] ${variant.label}...`);
+          const run = await runRebuild(db, pids, fill.head, variant, expected, false);
+          log(`  ${formatDuration(run.elapsedMs)} (${formatRate(run.rate, ' events/s')}), ${run.batches} batches, correct: ${run.correct}`);
+          runs.get(variant.key)!.push(run);
+        }
+      }
+      const combine = (list: RebuildRun[]): RebuildRun => {
+        const events = list.reduce((s, r) => s + r.events, 0);
+        const elapsedMs = list.reduce((s, r) => s + r.elapsedMs, 0);
+        return { ...list[0]!, events, elapsedMs, rate: (events / elapsedMs) * 1000, correct: list.every((r) => r.correct) };
+      };
+      asIsDiagnostic = runs.get(AS_IS.key)!;
+      for (const variant of PROTOTYPES) {
+        const list = runs.get(variant.key)!;
+        prototypeRuns.push({ ...combine(list), label: variant.label, runs: list });
+      }
+      prototypeRuns.unshift({ ...combine(asIsDiagnostic), label: `${AS_IS.label} (diagnosis rounds)`, runs: asIsDiagnostic });
+    }
+    let profiled: RebuildRun | undefined;
+    if (flags.profile) {
+      log('Profiled rebuild (not part of the figures)...');
+      profiled = await runRebuild(db, pids, fill.head, AS_IS, expected, true);
+    }
+
+    const baselineMs = baselines.reduce((s, b) => s + b.ms, 0) / baselines.length;
+    const baselineRate = (SHAPE.events / baselineMs) * 1000;
+    const readRate = (r: { events: number; ms: number }[]) => (r.reduce((s, x) => s + x.events, 0) / r.reduce((s, x) => s + x.ms, 0)) * 1000;
+    const storeReadRate = readRate(reads.store);
+    const plainReadRate = readRate(reads.plain);
+    const scale = SCALED ? ` (SCALED DOWN${flags.quick ? ' --quick' : ''}: ${count(SHAPE.events)} of ${count(FULL_HISTORY.events)} events, ${count(SHAPE.wallets)} wallets)` : '';
+    const apply = asIs.statements['apply: wallets write'];
+    const page = asIs.statements['feed: read page'];
+
+    const results: Row[] = [
+      {
+        measurement: `rebuild wallets, ${count(SHAPE.events)} events${scale}`,
+        unit: 'events/s',
+        tally: asIs.rate,
+        baseline: baselineRate,
+        ratio: asIs.rate / baselineRate,
+        aim: REBUILD_AIM_RATIO,
+        met: asIs.correct && asIs.rate / baselineRate >= REBUILD_AIM_RATIO,
+        note: `baseline: INSERT … SELECT of ${count(SHAPE.events)} ledger + ${count(SHAPE.wallets)} wallet rows (mean of ${baselines.length}); result ${asIs.correct ? 'verified' : 'WRONG'}`,
+        detail: { rebuild: asIs, baselines },
+      },
+      {
+        measurement: `rebuild wallets, absolute rate${scale}`,
+        unit: 'events/s',
+        tally: asIs.rate,
+        baseline: baselineRate,
+        ratio: asIs.rate / baselineRate,
+        aim: REBUILD_AIM_RATE,
+        met: asIs.correct && asIs.rate >= REBUILD_AIM_RATE,
+        note: `aim is ≥ ${count(REBUILD_AIM_RATE)} events/s absolute (${formatRatio(REBUILD_AIM_RATE / baselineRate)} of this run's baseline); load average ${machine.loadAverage} on ${machine.cpus} cores`,
+      },
+      {
+        measurement: `readAll paging alone, pages of ${count(FEED_PAGE)}${scale}`,
+        unit: 'events/s',
+        tally: storeReadRate,
+        baseline: plainReadRate,
+        ratio: storeReadRate / plainReadRate,
+        aim: null,
+        met: null,
+        note: `baseline: plain keyset SELECT, same columns and pages; reading alone takes ${Math.round((asIs.rate / storeReadRate) * 100)}% of the rebuild's time`,
+        detail: reads,
+      },
+    ];
+    const asIsInDiagnosis = prototypeRuns[0];
+    for (const run of prototypeRuns.slice(1)) {
+      results.push({
+        measurement: `${run.label}${scale}`,
+        unit: 'events/s',
+        tally: run.rate,
+        baseline: asIsInDiagnosis!.rate,
+        ratio: run.rate / asIsInDiagnosis!.rate,
+        aim: null,
+        met: null,
+        note: `baseline here: the rebuild as is, ${DIAGNOSTIC_ROUNDS} runs interleaved with this one's ${DIAGNOSTIC_ROUNDS} (${formatRate(asIsInDiagnosis!.rate, ' events/s')}); vs the bulk baseline: ${formatRatio(run.rate / baselineRate)}; ${run.batches} batches; ${run.correct ? 'result verified' : 'WRONG RESULT'}`,
+        detail: run,
+      });
+    }
+
+    const header = ['measurement', 'Tally', 'baseline', 'ratio', 'aim', 'met'];
+    const table = markdownTable(
+      header,
+      results.map((r) => [
+        r.measurement,
+        formatRate(r.tally, ` ${r.unit}`),
+        formatRate(r.baseline, ` ${r.unit}`),
+        formatRatio(r.ratio),
+        r.aim === null ? '—' : r.aim >= 1000 ? `≥ ${count(r.aim)}/s` : `≥ ${formatRatio(r.aim)}`,
+        r.met === null ? '—' : r.met ? 'yes' : 'NO',
+      ]),
+    );
+    const split = (c: CpuSplit) =>
+      `wall ${formatDuration(c.wallMs)}, Node ${c.nodeCores.toFixed(2)} cores${c.postgresCores === null ? '' : `, PostgreSQL ${c.postgresCores.toFixed(2)} cores`}`;
+    const out = [
+      `## Rebuild of the wallets projection${flags.quick ? ' (--quick)' : ''}`,
+      '',
+      machineSummary(machine),
+      '',
+      table,
+      '',
+      'Notes:',
+      ...results.filter((r) => r.note).map((r) => `- ${r.measurement}: ${r.note}`),
+      '',
+      'Where the rebuild\'s time goes (as is):',
+      `- ${split(asIs.cpu)}`,
+      `- ${asIs.batches} batches (${Math.round(asIs.events / Math.max(asIs.batches, 1))} events each); statements: ${Object.entries(asIs.statements)
+        .map(([k, v]) => `${k} ×${count(v.count)} ${formatDuration(v.ms)}`)
+        .join(', ')}`,
+      apply && page ? `- per batch: apply ${apply.meanMs} ms, page read ${page.meanMs} ms (reads overlap with applies by at most one page)` : '',
+      ...prototypeRuns.map((r) => `- ${r.label}: ${split(r.cpu)}`),
+      ...(profiled?.hot ? ['', 'CPU profile of a rebuild (self time, top 15):', ...profiled.hot.slice(0, 15).map((h) => `- ${h.function}: ${h.selfMs} ms (${(h.share * 100).toFixed(1)}%)`)] : []),
+    ].join('\n');
+    process.stdout.write(`${out}\n`);
+    const file = await writeResults('rebuild', {
+      benchmark: 'rebuild',
+      quick: flags.quick,
+      startedAt: startedAt.toISOString(),
+      durationMs: Math.round(now() - started),
+      machine,
+      results,
+      diagnostics: { fillMs: Math.round(fill.ms), shape: SHAPE, profile: profiled ? { hot: profiled.hot, cpu: profiled.cpu, elapsedMs: profiled.elapsedMs } : null },
+    });
+    log(`Results written to ${file}`);
+  }, 'tally_bench_rebuild');
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

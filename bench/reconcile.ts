@@ -1,0 +1,373 @@
+/**
+ * `npm run bench:reconcile [-- --quick] [-- --events=<n>] [-- --diagnose] [-- --profile]`: reconciliation by
+ * replay (`reconciler(...).all()`, projections/ops/reconcile.ts) over 1,000,000 wallet events of 50,000
+ * wallets, against the read model built from them.
+ *
+ * Setup (not measured): the history of bench/wallet-history.ts bulk-written into the event store, and the
+ * wallets read model computed from those events with SQL at the head position (the reconciler finding no
+ * mismatch then also checks that SQL against the domain's fold).
+ *
+ * Baseline, same run, same server: a plain keyset-paged SELECT of the same wallet events (the `data` column,
+ * same filter, pages of the reconciler's size) — what merely fetching the events costs. Run before and after
+ * the reconciliation and averaged.
+ *
+ * Where the time goes: statements are traced (count and round-trip time), CPU of this process and of the
+ * server is metered, and with `--diagnose` prototypes of changes run against the same data (each interleaved
+ * with the reconciler as is); `--profile` writes a CPU profile (bench/results/reconcile.cpuprofile).
+ */
+import pg from 'pg';
+import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
+import type { EventStore, Position } from '../domain/ports/event-store.ts';
+import { pointsDelta, WALLET_EVENT_TYPES, type WalletEvent } from '../domain/wallets/wallet.ts';
+import { readCheckpoint } from '../projections/feed.ts';
+import { reconciler, type ReconcileReport } from '../projections/ops/reconcile.ts';
+import { log, machineInfo, machineSummary, now, openPool, checkpoint, withBenchDatabase, withClient, formatDuration, formatRatio } from './support.ts';
+import { cpuSnapshot, cpuSplit, postgresPids, statsObject, tracePool, withCpuProfile, type CpuSplit, type HotFunction } from './profile.ts';
+import { buildReadModelFromEvents, fillWalletHistory, FULL_HISTORY, QUICK_HISTORY, type HistoryShape } from './wallet-history.ts';
+import { notes, resultsTable, writeReport, type ResultRow } from './report.ts';
+
+const argv = process.argv.slice(2);
+const eventsArg = argv.find((a) => a.startsWith('--events='));
+const unknown = argv.filter((a) => !['--quick', '--profile', '--diagnose'].includes(a) && a !== eventsArg);
+if (unknown.length) throw new Error(`Unknown argument(s): ${unknown.join(' ')} (supported: --quick --events=<n> --diagnose --profile)`);
+const flags = {
+  quick: argv.includes('--quick'),
+  profile: argv.includes('--profile'),
+  diagnose: argv.includes('--diagnose'),
+  events: eventsArg ? Number(eventsArg.slice('--events='.length)) : undefined,
+};
+if (flags.events !== undefined && (!Number.isInteger(flags.events) || flags.events < 20_000 || flags.events % 20 !== 0)) {
+  throw new Error('--events must be a multiple of 20, at least 20,000');
+}
+const SHAPE: HistoryShape = flags.events
+  ? { ...FULL_HISTORY, events: flags.events, wallets: flags.events / 20, transactions: Math.max(2, Math.round(flags.events / 100_000)) }
+  : flags.quick
+    ? QUICK_HISTORY
+    : FULL_HISTORY;
+const SCALED = SHAPE.events !== FULL_HISTORY.events;
+const AIM_RATE = 100_000;
+/** projections/ops/reconcile.ts PAGE. */
+const PAGE = 5000;
+const POOL_SIZE = 10;
+const DIAGNOSTIC_ROUNDS = 2;
+const count = (n: number) => Math.round(n).toLocaleString('en-US');
+
+function labelSql(sql: string): string {
+  const s = sql.trimStart();
+  if (s.startsWith('SELECT transaction_id::text AS tx_id')) return 'readAll page';
+  if (s.startsWith('SELECT w.wallet_id, w.tenant_id, w.points_balance')) return 'projected wallets';
+  if (s.startsWith('SELECT position FROM projection_checkpoints')) return 'settle';
+  if (s.startsWith('SELECT id, points FROM wallet_ledger')) return 'first difference';
+  return 'other';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Baseline: fetching the same events, nothing else
+// ---------------------------------------------------------------------------------------------------------
+
+const PLAIN_SQL = `SELECT transaction_id::text AS tx, global_position, data FROM events
+  WHERE event_type = ANY($1::text[]) AND stream_name LIKE 'wallet-%' AND (transaction_id, global_position) > ($2::xid8, $3::bigint)
+  ORDER BY transaction_id, global_position LIMIT $4`;
+
+async function plainRead(pool: pg.Pool): Promise<{ events: number; ms: number }> {
+  const started = now();
+  let tx = '0';
+  let seq = '0';
+  let events = 0;
+  for (;;) {
+    const { rows } = await pool.query<{ tx: string; global_position: string }>(PLAIN_SQL, [WALLET_EVENT_TYPES, tx, seq, PAGE]);
+    events += rows.length;
+    if (rows.length < PAGE) break;
+    tx = rows.at(-1)!.tx;
+    seq = rows.at(-1)!.global_position;
+  }
+  return { events, ms: now() - started };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Prototypes
+// ---------------------------------------------------------------------------------------------------------
+
+/** The store's page query without the `metadata` column, which reconciliation never reads. */
+const withoutMetadata = (sql: string) =>
+  sql.trimStart().startsWith('SELECT transaction_id::text AS tx_id') ? sql.replace('event_type, data, metadata,', `event_type, data, '{}'::jsonb AS metadata,`) : undefined;
+
+/** projectedWallets with one aggregate over the ledger instead of one correlated count per wallet. */
+const groupedLineCounts = (sql: string) =>
+  sql.trimStart().startsWith('SELECT w.wallet_id, w.tenant_id, w.points_balance')
+    ? sql.replace(
+        '(SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.wallet_id) AS lines\n       FROM wallets w',
+        `coalesce(l.lines, 0) AS lines\n       FROM wallets w LEFT JOIN (SELECT wallet_id, count(*) AS lines FROM wallet_ledger GROUP BY wallet_id) l ON l.wallet_id = w.wallet_id`,
+      )
+    : undefined;
+
+interface Figures {
+  tenantId: string | null;
+  balance: number;
+  lifetimeEarned: number;
+  lifetimeRedeemed: number;
+  ledgerLines: number;
+}
+
+/**
+ * reconciler().all() with its fold made lean, everything else as is: per wallet, the figures the comparison
+ * uses are summed in place (pointsDelta, the same lifetime rules as walletDecider.evolve), instead of folding
+ * walletDecider.evolve — which copies the wallet's Set of credited payments or refunds on every event — and
+ * instead of keeping every RecordedEvent of the feed in memory until the end. A mismatching wallet is then
+ * handed to the reconciler's own `wallet()`, which re-reads its stream for the first differing event.
+ */
+function leanReconciler(deps: { pool: pg.Pool; store: EventStore; settle(position: Position): Promise<boolean> }) {
+  const full = reconciler(deps);
+  return {
+    async all(): Promise<ReconcileReport> {
+      const started = now();
+      const head = await deps.store.headPosition();
+      if (head && !(await deps.settle(head))) throw new Error('not settled');
+      const replays = new Map<string, Figures>();
+      let from: Position | 'start' = 'start';
+      let eventsReplayed = 0;
+      for (;;) {
+        const page = await deps.store.readAll({ from, limit: PAGE + (from === 'start' ? 0 : 1), filter: { eventTypes: WALLET_EVENT_TYPES, streamPrefixes: ['wallet-'] } });
+        const fresh = from === 'start' ? page : page.slice(1);
+        for (const event of fresh) {
+          if (head && deps.store.isAfter(event.position, head)) continue;
+          const walletId = event.stream.slice('wallet-'.length);
+          let f = replays.get(walletId);
+          if (!f) replays.set(walletId, (f = { tenantId: (event.data as { tenantId?: string }).tenantId ?? null, balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 }));
+          const e = { type: event.type, data: event.data } as WalletEvent;
+          const delta = pointsDelta(e);
+          f.balance += delta;
+          if (e.type === 'PointsCredited' || e.type === 'PointsReversed') f.lifetimeEarned += delta;
+          if (e.type === 'PointsRedeemed') f.lifetimeRedeemed += e.data.points;
+          f.ledgerLines++;
+          eventsReplayed++;
+        }
+        const last = page.at(-1);
+        if (!last || fresh.length === 0 || (head && !deps.store.isAfter(head, last.position))) break;
+        from = last.position;
+      }
+      const { rows } = await deps.pool.query<{ wallet_id: string; points_balance: string; lifetime_earned: string; lifetime_redeemed: string; lines: string }>(
+        `SELECT w.wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed,
+            (SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.wallet_id) AS lines
+       FROM wallets w `,
+      );
+      const projected = new Map(rows.map((r) => [r.wallet_id, r]));
+      const mismatches: ReconcileReport['mismatches'] = [];
+      for (const walletId of new Set([...replays.keys(), ...projected.keys()])) {
+        const f = replays.get(walletId);
+        const p = projected.get(walletId);
+        const same =
+          f && p && Number(p.points_balance) === f.balance && Number(p.lifetime_earned) === f.lifetimeEarned && Number(p.lifetime_redeemed) === f.lifetimeRedeemed && Number(p.lines) === f.ledgerLines;
+        if (!same) mismatches.push(...(await full.wallet(walletId)).mismatches);
+      }
+      const durationMs = now() - started;
+      return { walletsChecked: replays.size, eventsReplayed, mismatches, durationMs: Math.round(durationMs), eventsPerSecond: Math.round((eventsReplayed / durationMs) * 1000) };
+    },
+  };
+}
+
+interface Variant {
+  key: string;
+  label: string;
+  rewrite?: (sql: string) => string | undefined;
+  lean?: boolean;
+}
+
+const AS_IS: Variant = { key: 'asIs', label: 'reconciler().all() as is' };
+const PROTOTYPES: Variant[] = [
+  { key: 'noMetadata', label: 'prototype A: readAll without the metadata column', rewrite: withoutMetadata },
+  { key: 'grouped', label: 'prototype B: line counts by one GROUP BY instead of a count per wallet', rewrite: groupedLineCounts },
+  { key: 'lean', label: 'prototype C: lean fold (figures summed in place, no events kept)', lean: true },
+  {
+    key: 'all',
+    label: 'prototype D: A + B + C',
+    lean: true,
+    rewrite: (sql) => withoutMetadata(sql) ?? groupedLineCounts(sql),
+  },
+];
+
+interface Run {
+  variant: string;
+  report: Omit<ReconcileReport, 'mismatches'> & { mismatches: number };
+  elapsedMs: number;
+  rate: number;
+  statements: ReturnType<typeof statsObject>;
+  cpu: CpuSplit;
+  hot?: HotFunction[];
+  heapUsedMiB: number;
+}
+
+async function runReconcile(url: string, pids: number[] | undefined, variant: Variant, profile: boolean): Promise<Run> {
+  const base = await openPool(url, POOL_SIZE);
+  try {
+    const traced = tracePool(base, labelSql, variant.rewrite);
+    const store = new PostgresEventStore(traced.pool, { connectionString: url });
+    // As `npm run reconcile` does: wait (bounded) until the wallets projection has reached the head.
+    const settle = async (position: Position) => {
+      for (let i = 0; i < 300; i++) {
+        const row = await readCheckpoint(traced.pool, 'wallets');
+        if (row?.position && !store.isAfter(position, row.position as Position)) return true;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return false;
+    };
+    const deps = { pool: traced.pool, store, settle };
+    const target = variant.lean ? leanReconciler(deps) : reconciler(deps);
+    (globalThis as { gc?: () => void }).gc?.();
+    await withClient(url, (c) => checkpoint(c));
+    const allPids = pids ? [...new Set([...pids, ...(await postgresPids(base))])] : undefined;
+    const before = await cpuSnapshot(allPids);
+    let peakHeap = process.memoryUsage().heapUsed;
+    const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 100);
+    const reconcile = async () => {
+      const t0 = now();
+      const report = await target.all();
+      return { report, elapsedMs: now() - t0 };
+    };
+    const profiled = profile ? await withCpuProfile('reconcile', reconcile) : undefined;
+    const { report, elapsedMs } = profiled ? profiled.value : await reconcile();
+    clearInterval(sampler);
+    const after = await cpuSnapshot(allPids);
+    await store.close();
+    return {
+      variant: variant.key,
+      report: { ...report, mismatches: report.mismatches.length },
+      elapsedMs,
+      rate: (report.eventsReplayed / elapsedMs) * 1000,
+      statements: statsObject(traced.stats),
+      cpu: cpuSplit(before, after),
+      heapUsedMiB: Math.round(peakHeap / 2 ** 20),
+      ...(profiled ? { hot: profiled.hot } : {}),
+    };
+  } finally {
+    await base.end();
+  }
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const started = now();
+  await withBenchDatabase(async (db) => {
+    const machine = await machineInfo(db);
+    const pids = db.embedded ? await withClient(db.adminUrl, (c) => postgresPids(c)) : undefined;
+    log(`Writing ${count(SHAPE.events)} wallet events over ${count(SHAPE.wallets)} wallets...`);
+    const fill = await fillWalletHistory(db.url, SHAPE);
+    log(`  done in ${formatDuration(fill.ms)}; building the wallets read model from them (SQL)...`);
+    const built = await buildReadModelFromEvents(db.url, fill.head);
+    log(`  done in ${formatDuration(built.ms)}`);
+
+    const plainPool = await openPool(db.url, 1);
+    const baselines: { events: number; ms: number }[] = [];
+    const baseline = async (n: number) => {
+      await withClient(db.url, (c) => checkpoint(c));
+      log(`Baseline ${n}: plain keyset SELECT of the wallet events (data), pages of ${count(PAGE)}...`);
+      const b = await plainRead(plainPool);
+      log(`  ${count(b.events)} events in ${formatDuration(b.ms)}`);
+      baselines.push(b);
+    };
+    let asIs: Run;
+    try {
+      await baseline(1);
+      log('reconciler().all()...');
+      asIs = await runReconcile(db.url, pids, AS_IS, false);
+      log(`  ${count(asIs.report.eventsReplayed)} events, ${asIs.report.walletsChecked} wallets, ${asIs.report.mismatches} mismatches in ${formatDuration(asIs.elapsedMs)}`);
+      await baseline(2);
+    } finally {
+      await plainPool.end();
+    }
+
+    const diagnosis = new Map<string, Run[]>();
+    if (flags.diagnose) {
+      const variants = [AS_IS, ...PROTOTYPES];
+      for (const v of variants) diagnosis.set(v.key, []);
+      for (let round = 0; round < DIAGNOSTIC_ROUNDS; round++) {
+        for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
+          log(`[diagnosis round ${round + 1}] ${variant.label}...`);
+          const run = await runReconcile(db.url, pids, variant, false);
+          log(`  ${formatDuration(run.elapsedMs)}, ${run.report.mismatches} mismatches, peak heap ${run.heapUsedMiB} MiB`);
+          diagnosis.get(variant.key)!.push(run);
+        }
+      }
+    }
+    let profiled: Run | undefined;
+    if (flags.profile) {
+      log('Profiled reconciliation (not part of the figures)...');
+      profiled = await runReconcile(db.url, pids, AS_IS, true);
+    }
+
+    const baselineRate = (baselines.reduce((s, b) => s + b.events, 0) / baselines.reduce((s, b) => s + b.ms, 0)) * 1000;
+    const scale = SCALED ? ` (SCALED DOWN${flags.quick ? ' --quick' : ''}: ${count(SHAPE.events)} of ${count(FULL_HISTORY.events)} events, ${count(SHAPE.wallets)} wallets)` : '';
+    const correct = asIs.report.mismatches === 0 && asIs.report.eventsReplayed === SHAPE.events && asIs.report.walletsChecked === SHAPE.wallets;
+    const reads = asIs.statements['readAll page'];
+    const results: ResultRow[] = [
+      {
+        measurement: `reconcile all wallets, ${count(SHAPE.events)} events${scale}`,
+        unit: 'events/s',
+        tally: asIs.rate,
+        baseline: baselineRate,
+        ratio: asIs.rate / baselineRate,
+        aim: AIM_RATE,
+        met: correct && asIs.rate >= AIM_RATE,
+        note:
+          `baseline: plain keyset SELECT of the same events' data, pages of ${count(PAGE)} (mean of ${baselines.length}); the aim is absolute ` +
+          `(${formatRatio(AIM_RATE / baselineRate)} of this run's baseline); ${asIs.report.mismatches} mismatches over ${count(asIs.report.walletsChecked)} wallets` +
+          `${correct ? ' (as expected)' : ' — UNEXPECTED'}; load average ${machine.loadAverage} on ${machine.cpus} cores`,
+        detail: { run: asIs, baselines },
+      },
+    ];
+    const asIsDiag = diagnosis.get(AS_IS.key);
+    const combined = (runs: Run[]) => (runs.reduce((s, r) => s + r.report.eventsReplayed, 0) / runs.reduce((s, r) => s + r.elapsedMs, 0)) * 1000;
+    if (asIsDiag?.length) {
+      const asIsRate = combined(asIsDiag);
+      for (const variant of PROTOTYPES) {
+        const runs = diagnosis.get(variant.key)!;
+        const rate = combined(runs);
+        results.push({
+          measurement: `${variant.label}${scale}`,
+          unit: 'events/s',
+          tally: rate,
+          baseline: asIsRate,
+          ratio: rate / asIsRate,
+          aim: null,
+          met: null,
+          note: `baseline here: reconciler as is, ${runs.length} runs interleaved with this one's (${count(asIsRate)} events/s); vs the plain SELECT: ${formatRatio(rate / baselineRate)}; mismatches ${runs.map((r) => r.report.mismatches).join('/')}; peak heap ${runs[0]!.heapUsedMiB} MiB`,
+          detail: runs,
+        });
+      }
+    }
+
+    const split = (c: CpuSplit) =>
+      `wall ${formatDuration(c.wallMs)}, Node ${c.nodeCores.toFixed(2)} cores${c.postgresCores === null ? '' : `, PostgreSQL ${c.postgresCores.toFixed(2)} cores`}`;
+    const out = [
+      `## Reconciliation by replay${SCALED ? ' (scaled down)' : ''}`,
+      '',
+      machineSummary(machine),
+      '',
+      resultsTable(results),
+      '',
+      'Notes:',
+      ...notes(results),
+      '',
+      'Where the time goes (as is):',
+      `- ${split(asIs.cpu)}; peak heap ${asIs.heapUsedMiB} MiB`,
+      `- statements: ${Object.entries(asIs.statements).map(([k, v]) => `${k} ×${count(v.count)} ${formatDuration(v.ms)}`).join(', ')}`,
+      reads ? `- reading pages is ${Math.round((reads.ms / asIs.elapsedMs) * 100)}% of the run; the rest is in this process (fold, comparison) and the read model query` : '',
+      ...(profiled?.hot ? ['', 'CPU profile of a reconciliation (self time, top 15):', ...profiled.hot.slice(0, 15).map((h) => `- ${h.function}: ${h.selfMs} ms (${(h.share * 100).toFixed(1)}%)`)] : []),
+    ].join('\n');
+    process.stdout.write(`${out}\n`);
+    const file = await writeReport('reconcile', {
+      quick: flags.quick,
+      startedAt,
+      durationMs: now() - started,
+      machine,
+      results,
+      diagnostics: { fillMs: Math.round(fill.ms), buildMs: Math.round(built.ms), shape: SHAPE, profile: profiled ? { hot: profiled.hot, cpu: profiled.cpu, elapsedMs: profiled.elapsedMs } : null },
+    });
+    log(`Results written to ${file}`);
+  }, 'tally_bench_reconcile');
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
