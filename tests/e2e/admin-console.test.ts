@@ -298,7 +298,7 @@ browserTest('projections: lag and state; a rebuild shows live progress until it 
   await page.getByRole('status').getByText('Rebuild of wallets completed.').waitFor();
   const state = page.locator('tr', { has: page.locator('td[data-label="Name"]', { hasText: /^wallets$/ }) }).locator('td[data-label="State"]');
   await state.getByText('running').waitFor();
-  t.pass();
+  t.is(await state.innerText(), 'running', 'the rebuilt projection is live again');
 });
 
 browserTest(
