@@ -23,7 +23,7 @@
  *    process, in alternating slices.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,6 +38,7 @@ import { createLogger } from '../adapters/logger.ts';
 import { decodePosition } from '../adapters/eventstore/postgres.ts';
 import type { Position } from '../domain/ports/event-store.ts';
 import { walletsOfConsumer } from '../projections/read/wallets.ts';
+import { createTokenVerifier } from '../http/auth.ts';
 import { api, tokenFor } from '../tests/support/http.ts';
 import { TEST_APP_ID, TEST_APP_SECRET } from '../tests/support/square-server.ts';
 import {
@@ -111,7 +112,6 @@ const NOTIFICATION_URL = `${API_BASE_URL}/api/v1/webhooks/square`;
 const ADMIN_EMAIL = 'ops@tally.bench';
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
-const epoch = () => performance.timeOrigin + performance.now();
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -423,6 +423,7 @@ function combine(results: (LoadResult & { cpu: CpuSplit })[]): { rate: number; p
 type Divert = (sql: string, params: unknown[]) => Promise<unknown> | undefined;
 let divert: Divert | undefined;
 let divertedPool: pg.Pool | undefined;
+let prepareAll = false;
 const divertedCounts = new Map<string, number>();
 
 function instrumentPools(): void {
@@ -435,6 +436,11 @@ function instrumentPools(): void {
     const text = config ? config.text : first;
     const values = config ? config.values : args[1];
     const callback = args.find((a, i) => i > 0 && typeof a === 'function');
+    if (prepareAll && this === divertedPool && typeof text === 'string' && !(config as { name?: unknown } | undefined)?.name) {
+      // Prototype: every statement as a named prepared statement (parsed and planned once per connection).
+      const named = { text, values, name: `bench_${createHash('sha1').update(text).digest('hex').slice(0, 16)}` };
+      args.splice(0, config ? 1 : 2, named);
+    }
     if (divert && this === divertedPool && typeof text === 'string') {
       const result = divert(text, Array.isArray(values) ? values : []);
       if (result) {
@@ -454,6 +460,8 @@ function instrumentPools(): void {
 interface Variant {
   key: string;
   label: string;
+  /** Every statement sent through Tally's pool as a named prepared statement. */
+  prepare?: boolean;
   /** Builds the diverter for one run; `close` releases what it opened. */
   make?: (url: string) => Promise<{ divert: Divert; close(): Promise<void> }>;
 }
@@ -509,6 +517,7 @@ const WEBHOOK_PROTOTYPES: Variant[] = [
   { key: 'ownInboxPool', label: 'prototype A: inbox INSERT on its own pool (8)', make: ownInboxPool },
   { key: 'cachedLookups', label: 'prototype B: reservation, connection, rules streams and sealed token cached', make: cachedLookups },
   { key: 'both', label: 'prototype C: A + B', make: both },
+  { key: 'prepared', label: "prototype E: every statement of Tally's pool.query as a named prepared statement", prepare: true },
 ];
 
 /** Reads: the caller's user stream cached (upper bound of caching the account loaded on every request). */
@@ -528,6 +537,14 @@ const cachedUsers: Variant['make'] = async () => {
 const READ_PROTOTYPES: Variant[] = [{ key: 'cachedUsers', label: "prototype D: the caller's user stream cached (reads)", make: cachedUsers }];
 
 async function withVariant<T>(url: string, variant: Variant, body: () => Promise<T>): Promise<T> {
+  if (variant.prepare) {
+    prepareAll = true;
+    try {
+      return await withVariant(url, { ...variant, prepare: false }, body);
+    } finally {
+      prepareAll = false;
+    }
+  }
   if (!variant.make) return body();
   const made = await variant.make(url);
   // The cache's own first reads must reach PostgreSQL: they call the pool while `divert` is unset for them.
@@ -711,6 +728,59 @@ async function webhookRun(ctx: Context, offset: number, n: number, profile: bool
   };
 }
 
+/**
+ * Splits a webhook's CPU between its ingestion (the inbox processor: stream reads, the Square look-up, the
+ * purchase append) and what follows it (eight projections and the wallet-credits reactor): the projection
+ * runner is stopped while the webhooks are sent and processed, then started again and timed to the head.
+ * Catching up runs in bigger batches than live, so the second figure is a lower bound of the live cost.
+ */
+async function splitRun(ctx: Context, offset: number, n: number) {
+  const { db, tally, world } = ctx;
+  const plan = payments(world, offset, n);
+  const pids = ctx.pids ? [...new Set([...ctx.pids, ...(await withClient(db.url, (c) => postgresPids(c)))])] : undefined;
+  await tally.runner.stop();
+  const a = await cpuSnapshot(pids);
+  await runLoad<WebhookOutput>('webhooks', {
+    url: tally.url,
+    key: WEBHOOK_KEY,
+    notificationUrl: NOTIFICATION_URL,
+    databaseUrl: db.url,
+    concurrency: WEBHOOK_CONCURRENCY,
+    sampleMs: 50,
+    drainTimeoutMs: DRAIN_TIMEOUT_MS,
+    inboxOnly: true,
+    payments: plan.map(({ matched: _matched, ...p }) => p),
+  } satisfies WebhookSpec);
+  const b = await cpuSnapshot(pids);
+  tally.runner.start();
+  // The reactor appends credits while catching up: settled once the head stops moving and everything reached it.
+  for (let previous: string | undefined; ; ) {
+    const head = await tally.store.headPosition();
+    if (head && !(await tally.runner.waitForPosition(head, DRAIN_TIMEOUT_MS))) throw new Error('projections did not catch up');
+    if (head === previous) break;
+    previous = head;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const c = await cpuSnapshot(pids);
+  const credited = Number(
+    (await tally.pool.query<{ n: string }>(`SELECT count(*) AS n FROM wallet_ledger WHERE entry_type = 'credit' AND payment_id = ANY($1)`, [plan.map((p) => p.paymentId)])).rows[0]!.n,
+  );
+  const ingestion = cpuSplit(a, b);
+  const projections = cpuSplit(b, c);
+  const per = (x: CpuSplit) => ({ tally: x.nodeMs / n, postgres: (x.postgresMs ?? Number.NaN) / n, wallMs: x.wallMs });
+  return { ingestion: per(ingestion), projections: per(projections), correct: credited === plan.filter((p) => p.matched).length };
+}
+
+/** HS256 bearer-token verification alone (http/auth.ts), one at a time: its CPU cost per request. */
+async function tokenVerification(tokens: string[], durationMs: number) {
+  const verify = createTokenVerifier({ secret: JWT_SECRET });
+  const started = now();
+  let k = 0;
+  while (now() - started < durationMs) await verify(tokens[k++ % tokens.length]!);
+  const elapsed = now() - started;
+  return { perSecond: (k / elapsed) * 1000, microseconds: (elapsed / k) * 1000 };
+}
+
 interface ReadMetrics {
   tally: LoadResult;
   bare: LoadResult;
@@ -821,7 +891,12 @@ async function main(): Promise<void> {
       const reads = await readRun(ctx, bareUrl, READ_ROUNDS, READ_SLICE_MS);
 
       // ------------------------------------------------------------------ diagnosis (optional)
-      const diagnosis: { webhooks: Record<string, WebhookMetrics[]>; reads: Record<string, ReadMetrics[]> } = { webhooks: {}, reads: {} };
+      const diagnosis: {
+        webhooks: Record<string, WebhookMetrics[]>;
+        reads: Record<string, ReadMetrics[]>;
+        split: Awaited<ReturnType<typeof splitRun>>[];
+        tokens?: { perSecond: number; microseconds: number };
+      } = { webhooks: {}, reads: {}, split: [] };
       if (DIAGNOSE) {
         let offset = SIZE.payments;
         const variants = [AS_IS, ...WEBHOOK_PROTOTYPES];
@@ -837,6 +912,15 @@ async function main(): Promise<void> {
             (diagnosis.webhooks[variant.key] ??= []).push(run);
           }
         }
+        for (let round = 0; round < DIAGNOSTIC_ROUNDS; round++) {
+          log(`[diagnosis round ${round + 1}] webhooks with the projection runner stopped, then caught up (${count(DIAGNOSTIC_PAYMENTS)} payments)...`);
+          const split = await splitRun(ctx, offset, DIAGNOSTIC_PAYMENTS);
+          offset += DIAGNOSTIC_PAYMENTS;
+          log(`  ingestion ${formatMs(split.ingestion.tally)} + ${formatMs(split.ingestion.postgres)}, projections ${formatMs(split.projections.tally)} + ${formatMs(split.projections.postgres)} CPU per webhook, correct ${split.correct}`);
+          diagnosis.split.push(split);
+        }
+        diagnosis.tokens = await tokenVerification(world.consumers.map((c) => c.token), 2_000);
+        log(`  HS256 verification alone: ${Math.round(diagnosis.tokens.microseconds)} µs per token`);
         const readVariants = [AS_IS, ...READ_PROTOTYPES];
         for (let round = 0; round < DIAGNOSTIC_ROUNDS; round++) {
           for (const variant of round % 2 === 0 ? readVariants : [...readVariants].reverse()) {
@@ -988,6 +1072,25 @@ async function main(): Promise<void> {
             });
           }
         }
+        const asIsCpu = mean(asIsRuns, (x) => x.cpuMsPerWebhook.tally + (x.cpuMsPerWebhook.postgres ?? 0));
+        const splitMean = (f: (x: Awaited<ReturnType<typeof splitRun>>) => number) => diagnosis.split.reduce((a, x) => a + f(x), 0) / diagnosis.split.length;
+        for (const [name, part] of [
+          ['ingestion alone (inbox processor; projection runner stopped)', 'ingestion'],
+          ['projections + wallet-credits reactor (catching up afterwards)', 'projections'],
+        ] as const) {
+          const tallyMs = splitMean((x) => x[part].tally);
+          const pgMs = splitMean((x) => x[part].postgres);
+          results.push({
+            measurement: `CPU per webhook, ${name}`,
+            unit: 'ms',
+            tally: tallyMs + pgMs,
+            baseline: asIsCpu,
+            ratio: (tallyMs + pgMs) / asIsCpu,
+            aim: null,
+            met: null,
+            note: `diagnosis, ${diagnosis.split.length} runs of ${count(DIAGNOSTIC_PAYMENTS)} payments; baseline: CPU per webhook of the runs as is (everything live); Tally ${formatMs(tallyMs)} + PostgreSQL ${formatMs(pgMs)}; correct: ${diagnosis.split.map((x) => x.correct).join('/')}`,
+          });
+        }
         const readAsIs = diagnosis.reads[AS_IS.key]!;
         for (const variant of READ_PROTOTYPES) {
           const runs = diagnosis.reads[variant.key]!;
@@ -1001,7 +1104,9 @@ async function main(): Promise<void> {
             ratio: rate(runs) / rate(readAsIs),
             aim: null,
             met: null,
-            note: `diagnosis: ${DIAGNOSTIC_ROUNDS} runs each, interleaved; vs the bare route in the same runs: ${formatRatio(rate(runs) / bareRate(runs))} (as is: ${formatRatio(rate(readAsIs) / bareRate(readAsIs))})`,
+            note:
+              `diagnosis: ${DIAGNOSTIC_ROUNDS} runs each, interleaved; vs the bare route in the same runs: ${formatRatio(rate(runs) / bareRate(runs))} (as is: ${formatRatio(rate(readAsIs) / bareRate(readAsIs))}); ` +
+              `HS256 token verification alone costs ${Math.round(diagnosis.tokens?.microseconds ?? Number.NaN)} µs of CPU per request (${count(diagnosis.tokens?.perSecond ?? Number.NaN)}/s on one core)`,
             detail: runs,
           });
         }
@@ -1027,7 +1132,7 @@ async function main(): Promise<void> {
         ...(w.hot ? ['', 'CPU profile of the Tally process during the webhook phase (self time, top 20):', ...w.hot.slice(0, 20).map((h) => `- ${h.function}: ${h.selfMs} ms (${(h.share * 100).toFixed(1)}%)`)] : []),
       ].join('\n');
       process.stdout.write(`${report}\n`);
-      const file = await writeReport('ingest', {
+      const file = await writeReport(DIAGNOSE || PROFILE ? 'ingest-diagnosis' : 'ingest', {
         quick,
         startedAt,
         durationMs: now() - started,

@@ -5,9 +5,10 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { now, RESULTS_DIR } from './support.ts';
+import { now } from './support.ts';
 
 /** Linux clock ticks per second (`getconf CLK_TCK`), 100 on every mainstream kernel. */
 const CLK_TCK = 100;
@@ -215,7 +216,7 @@ export function summariseProfile(profile: Profile, top = 25): HotFunction[] {
     .map(([fn, ms]) => ({ function: fn, selfMs: Math.round(ms), share: Math.round((ms / total) * 1000) / 1000 }));
 }
 
-/** Profiles this process while `body` runs; writes `bench/results/<name>.cpuprofile` and returns the hot list. */
+/** Profiles this process while `body` runs; writes `<tmpdir>/<name>.cpuprofile` (for Chrome DevTools) and returns the hot list. */
 export async function withCpuProfile<T>(name: string, body: () => Promise<T>): Promise<{ value: T; hot: HotFunction[]; file: string }> {
   const session = new Session();
   session.connect();
@@ -230,7 +231,7 @@ export async function withCpuProfile<T>(name: string, body: () => Promise<T>): P
     profile = ((await session.post('Profiler.stop')) as unknown as { profile: Profile }).profile;
     session.disconnect();
   }
-  const file = path.join(RESULTS_DIR, `${name}.cpuprofile`);
+  const file = path.join(os.tmpdir(), `${name}.cpuprofile`);
   await writeFile(file, JSON.stringify(profile));
   return { value, hot: summariseProfile(profile), file };
 }

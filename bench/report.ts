@@ -26,6 +26,7 @@ const count = (n: number) => Math.round(n).toLocaleString('en-US');
 export function formatValue(value: number, unit: string): string {
   if (!Number.isFinite(value)) return '—';
   if (unit === 'ms') return formatMs(value);
+  if (unit.startsWith('ms ')) return `${value < 10 ? value.toFixed(2) : value.toFixed(1)} ${unit}`;
   if (unit.endsWith('/s')) return `${count(value)} ${unit}`;
   return `${count(value)} ${unit}`;
 }
@@ -33,7 +34,7 @@ export function formatValue(value: number, unit: string): string {
 function formatAim(row: ResultRow): string {
   if (row.aim === null) return '—';
   if (row.aimIsRatio) return `≥ ${formatRatio(row.aim)}`;
-  return row.unit === 'ms' ? `≤ ${formatMs(row.aim)}` : `≥ ${count(row.aim)} ${row.unit}`;
+  return row.unit === 'ms' ? `≤ ${formatMs(row.aim)}` : row.unit.startsWith('ms ') ? `≤ ${row.aim} ${row.unit}` : `≥ ${count(row.aim)} ${row.unit}`;
 }
 
 export function resultsTable(rows: readonly ResultRow[]): string {
