@@ -166,6 +166,7 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
             appId: config.SQUARE_APP_ID,
             appSecret: config.SQUARE_APP_SECRET,
             environment: config.SQUARE_ENVIRONMENT,
+            timeoutSeconds: config.SQUARE_TIMEOUT_SECONDS,
             ...(config.SQUARE_BASE_URL ? { baseUrl: config.SQUARE_BASE_URL } : {}),
           }),
         }

@@ -67,6 +67,7 @@ const schema = z.object({
   SQUARE_BASE_URL: optionalUrl(['https:', 'http:']),
   SQUARE_WEBHOOK_SIGNATURE_KEY: optionalString,
   SQUARE_WEBHOOK_URL: optionalUrl(['https:', 'http:']),
+  SQUARE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(30),
 });
 
 type Raw = z.infer<typeof schema>;

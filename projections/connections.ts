@@ -51,6 +51,13 @@ export const posConnectionsProjection: Projection = {
             [event.data.tenantId, event.data.code, event.data.detail, event.data.failedAt, event.data.needsReconnect, at],
           );
           break;
+        case 'SquareAccessRefused':
+          await db.query(
+            `UPDATE ${t} SET status = 'needs_reconnect', last_error_code = $2, last_error = $3, last_error_at = $4, updated_at = $5
+              WHERE tenant_id = $1`,
+            [event.data.tenantId, event.data.code, event.data.detail, event.data.refusedAt, at],
+          );
+          break;
         case 'SquareConnectionRevoked':
           await db.query(`UPDATE ${t} SET status = 'revoked', revoked_by = $2, revoked_at = $3, updated_at = $4 WHERE tenant_id = $1`, [
             event.data.tenantId,

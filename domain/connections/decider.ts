@@ -28,6 +28,7 @@ export type SquareConnectionCommand =
     }
   | { type: 'RecordTokenRefresh'; tenantId: string; authorizationId: string; tokenExpiresAt: string; now: string }
   | { type: 'RecordRefreshFailure'; tenantId: string; authorizationId: string; code: string; detail: string; needsReconnect: boolean; now: string }
+  | { type: 'RecordAccessRefused'; tenantId: string; authorizationId: string; operation: string; code: string; detail: string; now: string }
   | { type: 'RecordDecryptionFailure'; tenantId: string; keyId: string; now: string }
   | { type: 'RecordDecryptionRecovery'; tenantId: string; keyId: string; now: string }
   | {
@@ -93,6 +94,23 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
             detail: command.detail,
             needsReconnect: command.needsReconnect,
             failedAt: command.now,
+          },
+        },
+      ];
+    case 'RecordAccessRefused':
+      // Recorded once, and only against the authorization whose token was refused (a reconnect since is fine).
+      if (state.status !== 'active' || state.authorizationId !== command.authorizationId) return [];
+      return [
+        {
+          type: 'SquareAccessRefused',
+          data: {
+            tenantId: command.tenantId,
+            merchantId: state.merchantId,
+            authorizationId: command.authorizationId,
+            operation: command.operation,
+            code: command.code,
+            detail: command.detail,
+            refusedAt: command.now,
           },
         },
       ];

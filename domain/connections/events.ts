@@ -49,6 +49,20 @@ export type SquareConnectionEvent =
         failedAt: string;
       }
     >
+  | DomainEvent<
+      'SquareAccessRefused',
+      {
+        tenantId: string;
+        merchantId: string;
+        authorizationId: string;
+        /** The merchant-token call Square refused (`payments.list`, `customers.get`…). */
+        operation: string;
+        /** Square's code: ACCESS_TOKEN_REVOKED, UNAUTHORIZED or INSUFFICIENT_SCOPES. */
+        code: string;
+        detail: string;
+        refusedAt: string;
+      }
+    >
   | DomainEvent<'SquareConnectionRevoked', { tenantId: string; merchantId: string; revokedBy: RevokedBy; revokedAt: string; by: string | null }>
   | DomainEvent<'SquareTokenDecryptionFailed', { tenantId: string; merchantId: string; keyId: string; detectedAt: string }>
   | DomainEvent<'SquareTokenDecryptionRecovered', { tenantId: string; merchantId: string; keyId: string; recoveredAt: string }>
@@ -146,6 +160,11 @@ export function evolveConnection(state: SquareConnectionState, event: SquareConn
       const failed = { ...state, lastError: { code: event.data.code, detail: event.data.detail, at: event.data.failedAt } };
       return event.data.needsReconnect ? { status: 'needs_reconnect', ...detailsOf(failed) } : failed;
     }
+    case 'SquareAccessRefused':
+      // Square no longer honours the grant (revoked from Square's dashboard, scopes narrowed): stop using the
+      // tokens and ask the merchant to connect again. Only an `oauth.authorization.revoked` webhook or our own
+      // disconnect make it `revoked`.
+      return { status: 'needs_reconnect', ...detailsOf(state), lastError: { code: event.data.code, detail: event.data.detail, at: event.data.refusedAt } };
     case 'SquareConnectionRevoked':
       return { status: 'revoked', ...detailsOf(state), revokedBy: event.data.revokedBy, revokedAt: event.data.revokedAt };
     case 'SquareTokenDecryptionFailed':

@@ -12,6 +12,7 @@ import { ConnectionUnavailable, SquareRequestFailed } from './errors.ts';
 import { isLive, type RevokedBy, type SquareConnectionState } from './events.ts';
 import { refreshDue, refreshNow, type RefreshReport } from './refresh.ts';
 import { cleanUpRevoked } from './reservations.ts';
+import { reportingRefusedAccess } from './refused-access.ts';
 
 export type { SquareConnectionsDependencies, SquareAccess } from './context.ts';
 export type { OAuthCallback, Connected } from './connect-flow.ts';
@@ -91,7 +92,15 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       if (state.status === 'token_undecryptable') {
         await c.onConnection(tenantId, { type: 'RecordDecryptionRecovery', tenantId, keyId: stored.keyId, now: c.now() }, { actor: 'system:square-connections' });
       }
-      return { api: gateway.forAccessToken(stored.tokens.accessToken), merchantId: state.merchantId };
+      const authorizationId = state.authorizationId;
+      const api = reportingRefusedAccess(gateway.forAccessToken(stored.tokens.accessToken), async (error) => {
+        await c.onConnection(
+          tenantId,
+          { type: 'RecordAccessRefused', tenantId, authorizationId, operation: error.operation, code: error.code, detail: error.detail, now: c.now() },
+          { actor: 'system:square-connections' },
+        );
+      });
+      return { api, merchantId: state.merchantId };
     },
 
     /**

@@ -113,8 +113,12 @@ export interface SquareTestServer {
   revokeTokensOf(merchantId: string): void;
   /** The merchant's current access tokens answer `ACCESS_TOKEN_EXPIRED`; refreshing still works. */
   expireTokensOf(merchantId: string): void;
-  /** The next request whose path starts with `pathPrefix` gets `fault`. Queued faults apply in order. */
-  failNext(pathPrefix: string, fault: Fault): void;
+  /**
+   * The next request whose path starts with `pathPrefix` gets `fault`. Queued faults apply in order. With
+   * `merchantId`, only requests whose bearer token belongs to that merchant match; with `skip`, that many
+   * matching requests pass normally first (to fail a later page or location).
+   */
+  failNext(pathPrefix: string, fault: Fault, options?: { merchantId?: string; skip?: number }): void;
   stop(): Promise<void>;
 }
 
@@ -390,7 +394,7 @@ export async function startSquareServer(options: { appId?: string; appSecret?: s
   const codes = new Map<string, Code>();
   const accessTokens = new Map<string, AccessToken>();
   const refreshTokens = new Map<string, Grant>();
-  const faults: { pathPrefix: string; fault: Fault }[] = [];
+  const faults: { pathPrefix: string; fault: Fault; merchantId?: string; skip: number }[] = [];
   const requests: LoggedRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
@@ -581,8 +585,12 @@ export async function startSquareServer(options: { appId?: string; appSecret?: s
       body,
     });
 
-    const faultIndex = faults.findIndex((f) => url.pathname.startsWith(f.pathPrefix));
-    const fault = faultIndex >= 0 ? faults.splice(faultIndex, 1)[0]!.fault : undefined;
+    const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
+    const requestMerchant = bearer ? accessTokens.get(bearer)?.merchantId : undefined;
+    const faultIndex = faults.findIndex((f) => url.pathname.startsWith(f.pathPrefix) && (f.merchantId === undefined || f.merchantId === requestMerchant));
+    let fault: Fault | undefined;
+    if (faultIndex >= 0 && faults[faultIndex]!.skip > 0) faults[faultIndex]!.skip -= 1;
+    else if (faultIndex >= 0) fault = faults.splice(faultIndex, 1)[0]!.fault;
     if (fault && 'dropConnection' in fault) {
       request.socket.destroy();
       return;
@@ -669,8 +677,8 @@ export async function startSquareServer(options: { appId?: string; appSecret?: s
       for (const grant of accessTokens.values()) if (grant.merchantId === merchantId && grant.state === 'active') grant.state = 'expired';
     },
 
-    failNext(pathPrefix, fault) {
-      faults.push({ pathPrefix, fault });
+    failNext(pathPrefix, fault, options = {}) {
+      faults.push({ pathPrefix, fault, skip: options.skip ?? 0, ...(options.merchantId ? { merchantId: options.merchantId } : {}) });
     },
 
     async stop() {

@@ -145,3 +145,25 @@ test('a token is due for refresh when older than 7 days or expiring within 8', (
   t.true(refreshIsDue(connection('2026-03-09T00:00:00Z', '2026-03-17T23:00:00Z'), at), 'expires in under 8 days');
   t.false(refreshIsDue({ ...connection('2026-02-01T00:00:00Z', '2026-04-08T00:00:00Z'), lastRefreshedAt: '2026-03-09T00:00:00Z' }, at), 'refreshed yesterday');
 });
+
+test('Square refusing the grant turns an active connection to needs_reconnect, once, and only for that authorization', (t) => {
+  const refuse = (authorizationId = 'auth-1'): SquareConnectionCommand => ({
+    type: 'RecordAccessRefused',
+    tenantId: T,
+    authorizationId,
+    operation: 'payments.list',
+    code: 'ACCESS_TOKEN_REVOKED',
+    detail: 'The access token has been revoked.',
+    now: later,
+  });
+  const refused: SquareConnectionEvent = {
+    type: 'SquareAccessRefused',
+    data: { tenantId: T, merchantId: M, authorizationId: 'auth-1', operation: 'payments.list', code: 'ACCESS_TOKEN_REVOKED', detail: 'The access token has been revoked.', refusedAt: later },
+  };
+  spec(t).given(authorized()).when(refuse()).then([refused]);
+  t.like(state(authorized(), refused), { status: 'needs_reconnect', lastError: { code: 'ACCESS_TOKEN_REVOKED', at: later } });
+  spec(t).given(authorized(), refused).when(refuse()).thenNothing();
+  spec(t).given(authorized(), authorized(M, 'auth-2', 2)).when(refuse('auth-1')).thenNothing();
+  spec(t).given(authorized(), revoked()).when(refuse()).thenNothing();
+  t.like(state(authorized(), refused, authorized(M, 'auth-2', 2)), { status: 'active', lastError: null }, 'a reconnect makes it active again');
+});

@@ -1,0 +1,133 @@
+/**
+ * Square faults during a poll, mixed across connections: a 429 with Retry-After, a 500 on one location, a
+ * timeout, a dropped connection on the refunds list and a revoked grant. The healthy connections complete,
+ * a failing one keeps its cursor where it stopped (nothing half-applied: what was credited stays credited once,
+ * what was not is credited by the next poll), and the revoked one turns `needs_reconnect` and is no longer polled.
+ */
+import test from 'ava';
+import { startTestService, type TestService } from '../support/service.ts';
+import { TEST_JWT_SECRET } from '../support/http.ts';
+import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
+
+const CRON_SECRET = 'cron-secret-for-poll-faults-0123';
+const MERCHANTS = ['M-OK', 'M-500', 'M-SLOW', 'M-REVOKED', 'M-429', 'M-DROP'] as const;
+/** Per merchant: two payments at the main location, one at the kiosk; 1 point per dollar, so 60 points in all. */
+const PAYMENTS = [
+  { suffix: 'a', locationId: 'L-MAIN', amount: 1000 },
+  { suffix: 'b', locationId: 'L-MAIN', amount: 2000 },
+  { suffix: 'c', locationId: 'L-KIOSK', amount: 3000 },
+];
+
+let square: SquareTestServer;
+let service: TestService;
+let actors: ReturnType<typeof scenario>;
+let admin: Actor;
+let pat: Actor;
+const merchants = new Map<string, Merchant>();
+
+test.before(async () => {
+  square = await startSquareServer();
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAILS: 'ops@poll.test',
+    SQUARE_BASE_URL: square.url,
+    SQUARE_APP_ID: TEST_APP_ID,
+    SQUARE_APP_SECRET: TEST_APP_SECRET,
+    CRON_SECRET,
+    // A slow Square answer must fail this poll, not stall it: one second per call.
+    SQUARE_TIMEOUT_SECONDS: '1',
+  });
+  actors = scenario(service, square);
+  admin = await actors.register('consumer', 'ops@poll.test');
+  pat = await actors.register('consumer', 'pat@poll.test');
+  const created = Date.now() - 60_000;
+  for (const id of MERCHANTS) {
+    square.addMerchant({ merchantId: id, businessName: id, locations: [{ id: 'L-MAIN', name: 'Main' }, { id: 'L-KIOSK', name: 'Kiosk' }] });
+    square.addCustomer(id, { id: `cust-pat-${id}`, email: 'pat@poll.test' });
+    PAYMENTS.forEach((p, i) =>
+      square.addPayment(id, {
+        id: `${id}-${p.suffix}`,
+        locationId: p.locationId,
+        amount: p.amount,
+        status: 'COMPLETED',
+        customerId: `cust-pat-${id}`,
+        createdAt: new Date(created + i * 1000).toISOString(),
+      }),
+    );
+    const owner = await actors.merchant(admin, `owner@${id.toLowerCase()}.test`);
+    await actors.connect(owner, id);
+    merchants.set(id, owner);
+  }
+});
+test.after.always(async () => {
+  await service?.stop();
+  await square?.stop();
+});
+
+// Polls find connections through the pos_connections read model: let it catch up with the connects first.
+const poll = async () => (await actors.settle(), actors.call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } }));
+const tenant = (id: string) => merchants.get(id)!.tenantId;
+
+test.serial('faults on some connections leave the others complete and nothing half-applied; the next poll finishes the job', async (t) => {
+  square.failNext('/v2/payments', { status: 500 }, { merchantId: 'M-500', skip: 1 }); // the kiosk's list fails
+  square.failNext('/v2/payments', { delayMs: 2500 }, { merchantId: 'M-SLOW' }); // longer than SQUARE_TIMEOUT_SECONDS
+  square.failNext('/v2/payments', { status: 429, retryAfter: 1 }, { merchantId: 'M-429' });
+  square.failNext('/v2/refunds', { dropConnection: true }, { merchantId: 'M-DROP' });
+  square.revokeTokensOf('M-REVOKED');
+
+  const first = await poll();
+  t.is(first.status, 200, JSON.stringify(first.body));
+  const summary = (id: string) => first.body.connections.find((c: { tenantId: string }) => c.tenantId === tenant(id));
+  t.like(summary('M-OK'), { status: 'ok', credited: 3, errors: [] });
+  t.like(summary('M-429'), { status: 'ok', credited: 3, errors: [] }, 'a 429 is waited out (Retry-After) and the poll completes');
+  t.like(summary('M-500'), { status: 'partial', credited: 2 }, 'the main location was credited before the kiosk failed');
+  t.regex(summary('M-500').errors.join(), /INTERNAL_SERVER_ERROR/);
+  t.like(summary('M-SLOW'), { status: 'failed', credited: 0 });
+  t.regex(summary('M-SLOW').errors.join(), /TIMEOUT/);
+  t.like(summary('M-DROP'), { status: 'partial', credited: 3 }, 'payments credited; the refunds list failed');
+  t.regex(summary('M-DROP').errors.join(), /NETWORK/);
+  t.like(summary('M-REVOKED'), { status: 'failed', credited: 0 });
+  t.regex(summary('M-REVOKED').errors.join(), /ACCESS_TOKEN_REVOKED/);
+
+  const after = await actors.balances(pat);
+  t.deepEqual(
+    MERCHANTS.map((id) => after[tenant(id)] ?? 0),
+    [60, 30, 0, 0, 60, 60],
+    'exactly what each summary says was credited, and nothing else',
+  );
+
+  // The revoked grant turned the connection to needs_reconnect: the merchant sees why, and polls skip it.
+  await actors.settle();
+  const revoked = await actors.call('GET', '/api/v1/client/pos/square', { token: merchants.get('M-REVOKED')!.token });
+  t.like(revoked.body, { status: 'needs_reconnect' });
+  t.is(revoked.body.lastError?.code ?? revoked.body.last_error_code, 'ACCESS_TOKEN_REVOKED', JSON.stringify(revoked.body));
+  const connections = await actors.call('GET', '/api/v1/admin/connections', { token: admin.token });
+  const statuses = Object.fromEntries(connections.body.map((c: { merchantId: string; status: string }) => [c.merchantId, c.status]));
+  t.like(statuses, { 'M-OK': 'active', 'M-500': 'active', 'M-SLOW': 'active', 'M-REVOKED': 'needs_reconnect', 'M-429': 'active', 'M-DROP': 'active' });
+
+  const second = await poll();
+  t.is(second.status, 200);
+  const again = (id: string) => second.body.connections.find((c: { tenantId: string }) => c.tenantId === tenant(id));
+  t.is(again('M-REVOKED'), undefined, 'a connection that needs a reconnect is not polled');
+  t.like(again('M-500'), { status: 'ok', credited: 1 }, 'only the kiosk payment was left');
+  t.like(again('M-SLOW'), { status: 'ok', credited: 3 });
+  for (const id of ['M-OK', 'M-429', 'M-DROP', 'M-500', 'M-SLOW']) t.is(again(id).errors.length, 0, id);
+  for (const id of ['M-OK', 'M-429', 'M-DROP']) t.is(again(id).credited, 0, `${id}: nothing is credited twice`);
+
+  const final = await actors.balances(pat);
+  t.deepEqual(MERCHANTS.map((id) => final[tenant(id)] ?? 0), [60, 60, 60, 0, 60, 60]);
+  for (const id of MERCHANTS) {
+    const reconcile = await actors.call('POST', '/api/v1/admin/reconcile', { token: admin.token, body: { tenantId: tenant(id) } });
+    t.deepEqual(reconcile.body.mismatches, [], `${id}: the wallets equal the replay of their events`);
+  }
+});
+
+test.serial('a merchant whose grant was refused connects again and polling resumes', async (t) => {
+  const owner = merchants.get('M-REVOKED')!;
+  await actors.connect(owner, 'M-REVOKED');
+  const polled = await poll();
+  const summary = polled.body.connections.find((c: { tenantId: string }) => c.tenantId === owner.tenantId);
+  t.like(summary, { status: 'ok', credited: 3 });
+  t.is((await actors.balances(pat))[owner.tenantId], 60);
+});
