@@ -572,3 +572,34 @@ test('without SQUARE_APP_ID and SQUARE_APP_SECRET: connect is 503 CONFIGURATION_
   t.true(debug.problems.includes('SQUARE_APP_ID is not set: set it in the API\'s environment and redeploy'));
   t.false(debug.problems.some((p: string) => /OAuth host/.test(p)), 'production uses connect.squareup.com');
 });
+
+test('the callback cannot be turned into an open redirect: whatever the query or headers, it answers 302 to <FRONTEND_URL>/pos with one known parameter', async (t) => {
+  const client = await approvedClient();
+  const reasons = new Set(['access_denied', 'invalid_state', 'token_exchange_failed', 'merchant_already_connected', 'configuration_missing']);
+  const evil = ['https://evil.test/steal', '//evil.test', '/\\evil.test', 'javascript:alert(1)', 'https://app.tally.test.evil.test/', '%0d%0aLocation: https://evil.test'];
+  const hostile: { query: string; headers?: Record<string, string> }[] = [
+    ...evil.flatMap((target) =>
+      ['redirect_uri', 'redirect', 'next', 'return_to', 'returnTo', 'url', 'continue'].map((name) => ({ query: new URLSearchParams({ [name]: target, error: 'access_denied' }).toString() })),
+    ),
+    ...evil.map((target) => ({ query: new URLSearchParams({ error: target, error_description: target }).toString() })),
+    ...evil.map((target) => ({ query: new URLSearchParams({ code: 'sq0cgp-x', state: target }).toString() })),
+    { query: 'error=access_denied\r\nLocation:%20https://evil.test' },
+    { query: 'error=access_denied', headers: { host: 'evil.test', 'x-forwarded-host': 'evil.test', 'x-forwarded-proto': 'http' } },
+  ];
+  const { code, state } = await consent(client, newMerchant());
+  hostile.push({ query: new URLSearchParams({ code, state, redirect_uri: 'https://evil.test', next: '//evil.test' }).toString() });
+
+  for (const { query, headers } of hostile) {
+    const response = await call('GET', `/api/v1/oauth/square/callback?${query}`, headers ? { headers } : {});
+    t.is(response.status, 302, query);
+    const location = response.headers.get('location') ?? '';
+    t.true(location.startsWith(`${FRONTEND_URL}/pos?`), `${query} → ${location}`);
+    const target = new URL(location);
+    t.is(target.origin, FRONTEND_URL);
+    const params = [...target.searchParams];
+    t.is(params.length, 1, location);
+    const [name, value] = params[0]!;
+    t.true((name === 'connected' && value === 'square') || (name === 'error' && reasons.has(value)), location);
+  }
+  t.is((await connection(client)).status, 'active', 'the one genuine consent among them connected, and sent the browser home too');
+});
