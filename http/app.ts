@@ -7,7 +7,7 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Logger } from 'pino';
 import { v4 as uuid } from 'uuid';
 import './context.ts';
-import { errorHandler } from './errors.ts';
+import { errorHandler, HttpError } from './errors.ts';
 import { requestMetrics, type RequestMetrics } from './request-metrics.ts';
 
 export interface HttpAppOptions {
@@ -51,11 +51,23 @@ export function createHttpApp(options: HttpAppOptions): Koa {
       enableTypes: ['json'],
       jsonLimit: options.jsonLimit ?? '1mb',
       encoding: 'utf-8',
+      // Writes and deletes alike: a DELETE body is refused by the same rules as any other, not silently dropped.
+      parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'],
       onError: (error) => {
-        throw Object.assign(new Error(`The body is not valid JSON: ${error.message}`), { status: 400 });
+        const status = (error as { status?: unknown }).status;
+        if (status === 413) throw new HttpError('PAYLOAD_TOO_LARGE', `The body is larger than the ${options.jsonLimit ?? '1mb'} limit`);
+        throw new HttpError('INVALID_JSON', `The body is not valid JSON: ${error.message}`);
       },
   });
-  app.use((ctx, next) => (rawBodyPaths.has(ctx.path) ? next() : parseJson(ctx, next)));
+  app.use((ctx, next) => {
+    if (rawBodyPaths.has(ctx.path)) return next();
+    // A body in another format would be dropped silently and the request judged as if it had none: say so.
+    const hasBody = (ctx.request.length ?? 0) > 0 || ctx.get('transfer-encoding') !== '';
+    if (hasBody && !ctx.request.is('application/json', '+json')) {
+      throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${ctx.request.type || 'no Content-Type'})`);
+    }
+    return parseJson(ctx, next);
+  });
   for (const router of options.routers) app.use(router.routes()).use(router.allowedMethods());
   return app;
 }
