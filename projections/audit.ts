@@ -27,7 +27,7 @@ export interface AuditColumns {
 }
 
 /** Streams named after the tenant they belong to: their events' tenant even if an old schema did not carry it. */
-const TENANT_STREAM_PREFIXES = ['workspace-', 'reward-rules-', 'square-connection-'];
+const TENANT_STREAM_PREFIXES = ['workspace-', 'reward-rules-', 'square-connection-', 'square-poll-'];
 
 const text = (value: JsonValue | undefined): string | null => (typeof value === 'string' && value.length > 0 ? value : null);
 

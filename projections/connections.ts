@@ -5,6 +5,7 @@
  */
 import type { RecordedEvent } from '../domain/ports/event-store.ts';
 import { CONNECTION_STREAM_PREFIX, type SquareConnectionEvent } from '../domain/connections/events.ts';
+import { POLL_STREAM_PREFIX } from '../domain/connections/poll-log.ts';
 import type { Projection } from './projection.ts';
 
 const asEvent = (event: RecordedEvent) => ({ type: event.type, data: event.data }) as unknown as SquareConnectionEvent;
@@ -15,7 +16,7 @@ export const posConnectionsProjection: Projection = {
   async apply(events, { db, table }) {
     const t = table('pos_connections');
     for (const recorded of events) {
-      if (!recorded.stream.startsWith(CONNECTION_STREAM_PREFIX)) continue;
+      if (!recorded.stream.startsWith(CONNECTION_STREAM_PREFIX) && !recorded.stream.startsWith(POLL_STREAM_PREFIX)) continue;
       const event = asEvent(recorded);
       const at = recorded.recordedAt;
       switch (event.type) {

@@ -1,7 +1,5 @@
 import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
-import type { JsonObject } from '../ports/event-store.ts';
-import { ConnectionUnavailable } from './errors.ts';
 import {
   evolveConnection,
   initialConnectionState,
@@ -39,8 +37,7 @@ export type SquareConnectionCommand =
       merchantId: string | null;
       by: string | null;
       now: string;
-    }
-  | { type: 'RecordPoll'; tenantId: string; cursor: string | null; polledAt: string; summary: JsonObject };
+    };
 
 function decide(command: SquareConnectionCommand, state: SquareConnectionState): SquareConnectionEvent[] {
   switch (command.type) {
@@ -134,15 +131,6 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
         },
       ];
     }
-    case 'RecordPoll':
-      // A poll that ends after a revocation still happened: its cursor is kept for a reconnect to the same merchant.
-      if (state.status === 'not_connected') throw new ConnectionUnavailable('not_connected', 'This workspace has no Square connection to record a poll for');
-      return [
-        {
-          type: 'SquarePaymentsPolled',
-          data: { tenantId: command.tenantId, merchantId: state.merchantId, cursor: command.cursor, polledAt: command.polledAt, summary: command.summary },
-        },
-      ];
     default: {
       const unexpected: never = command;
       return unexpected;

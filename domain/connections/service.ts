@@ -13,6 +13,7 @@ import { isLive, type RevokedBy, type SquareConnectionState } from './events.ts'
 import { refreshDue, refreshNow, type RefreshReport } from './refresh.ts';
 import { cleanUpRevoked } from './reservations.ts';
 import { reportingRefusedAccess } from './refused-access.ts';
+import { pollCursorFor, pollRecordFor, withLastPoll } from './poll-log.ts';
 
 export type { SquareConnectionsDependencies, SquareAccess } from './context.ts';
 export type { OAuthCallback, Connected } from './connect-flow.ts';
@@ -54,7 +55,10 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
     completeConnect: (callback: OAuthCallback, metadata: EventMetadata): Promise<Connected> => completeConnect(c, callback, metadata),
 
     /** The tenant's connection as the write model sees it now. */
-    connection: (tenantId: string): Promise<SquareConnectionState> => c.loadConnection(tenantId),
+    connection: async (tenantId: string): Promise<SquareConnectionState> => {
+      const [state, last] = await Promise.all([c.loadConnection(tenantId), c.lastPoll(tenantId)]);
+      return withLastPoll(state, last);
+    },
 
     /** Whether the stored token decrypts, without recording anything (diagnostics). */
     async tokenCheck(tenantId: string): Promise<TokenCheck> {
@@ -112,7 +116,7 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       const active: ActiveConnection[] = [];
       for (const tenantId of await deps.tenantsWithStatus(['active'])) {
         const state = await c.loadConnection(tenantId);
-        if (state.status === 'active') active.push({ tenantId, merchantId: state.merchantId, pollCursor: state.pollCursor });
+        if (state.status === 'active') active.push({ tenantId, merchantId: state.merchantId, pollCursor: pollCursorFor(state, await c.lastPoll(tenantId)) });
       }
       return active;
     },
@@ -131,7 +135,7 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       poll: { cursor: string | null; polledAt: string; summary: JsonObject },
       metadata: EventMetadata,
     ): Promise<{ position: Position | undefined }> {
-      const result = await c.onConnection(tenantId, { type: 'RecordPoll', tenantId, ...poll }, metadata);
+      const result = await c.appendPoll(pollRecordFor(await c.loadConnection(tenantId), poll), metadata);
       return { position: result.position };
     },
 

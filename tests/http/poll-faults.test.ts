@@ -131,3 +131,19 @@ test.serial('a merchant whose grant was refused connects again and polling resum
   t.like(summary, { status: 'ok', credited: 3 });
   t.is((await actors.balances(pat))[owner.tenantId], 60);
 });
+
+test.serial('polls are recorded on their own stream: the connection stream, read on every customer lookup, does not grow with them', async (t) => {
+  const tenantId = tenant('M-OK');
+  const connectionStream = async () => (await service.tally.store.readStream(`square-connection-${tenantId}`)).map((e) => e.type);
+  const before = await connectionStream();
+  for (let i = 0; i < 3; i++) await poll();
+  t.deepEqual(await connectionStream(), before);
+  t.false(before.includes('SquarePaymentsPolled'));
+  const polls = await service.tally.store.readStream(`square-poll-${tenantId}`);
+  t.true(polls.length >= 5, `one record per poll (${polls.length})`);
+  const [last] = await service.tally.store.readStream(`square-poll-${tenantId}`, { direction: 'backwards', limit: 1 });
+  t.like(last?.data, { tenantId, merchantId: 'M-OK' });
+  await actors.settle();
+  const listed = await actors.call('GET', '/api/v1/client/pos/square', { token: merchants.get('M-OK')!.token });
+  t.is(listed.body.lastPolledAt, (last?.data as { polledAt: string }).polledAt, 'the read model shows the last poll');
+});

@@ -20,10 +20,17 @@ export interface Merchant extends Actor {
 export function scenario(service: TestService, square: SquareTestServer) {
   const call = api(service.url);
 
-  /** Waits until every event appended so far is projected (read models are eventually consistent). */
+  /**
+   * Waits until every event appended so far is projected (read models are eventually consistent), including what
+   * reactors append in answer (a credit follows its purchase): until the head stops moving once reached.
+   */
   async function settle(): Promise<void> {
-    const head = await service.tally.store.headPosition();
-    if (head) await service.tally.runner.waitForPosition(head, 30_000);
+    for (let round = 0; round < 20; round++) {
+      const head = await service.tally.store.headPosition();
+      if (!head) return;
+      await service.tally.runner.waitForPosition(head, 30_000);
+      if ((await service.tally.store.headPosition()) === head) return;
+    }
   }
 
   async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}): Promise<Actor> {

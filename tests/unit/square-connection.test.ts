@@ -4,6 +4,7 @@ import { claimStillInUse, type SquareConnectionEvent, type SquareConnectionState
 import { merchantReservationDecider, type MerchantReservationEvent } from '../../domain/connections/merchant-reservation.ts';
 import { refreshIsDue } from '../../domain/connections/refresh-policy.ts';
 import { fold } from '../../domain/shared/decider.ts';
+import { pollCursorFor, pollRecordFor } from '../../domain/connections/poll-log.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
 const spec = deciderSpec(squareConnectionDecider);
@@ -100,10 +101,22 @@ test('revoking: unknown connection is not found; revoking twice records once; a 
   spec(t).given(authorized()).when(revoke(M, 'merchant')).then([revoked('merchant')]);
 });
 
-test('a poll needs a connection; one that ends after a revocation is still recorded', (t) => {
-  const poll = { type: 'RecordPoll', tenantId: T, cursor: 'c-1', polledAt: later, summary: { seen: 1 } } as const;
-  spec(t).given().when(poll).thenThrows('CONNECTION_UNAVAILABLE');
-  spec(t).given(authorized(), revoked()).when(poll).then([polled('c-1')]);
+test('a poll needs a connection; one that ends after a revocation is still recorded, for the merchant polled', (t) => {
+  const poll = { cursor: 'c-1', polledAt: later, summary: { seen: 1 } };
+  const error = t.throws(() => pollRecordFor(state(), poll)) as { code?: string };
+  t.is(error.code, 'CONNECTION_UNAVAILABLE');
+  t.deepEqual(pollRecordFor(state(authorized(), revoked()), poll), { tenantId: T, merchantId: M, cursor: 'c-1', polledAt: later, summary: { seen: 1 } });
+});
+
+test('the next poll resumes from the last record for the same merchant; another merchant starts afresh; old records on the connection stream still count', (t) => {
+  const record = (merchantId: string, cursor: string) => ({ tenantId: T, merchantId, cursor, polledAt: later, summary: {} });
+  const active = state(authorized()) as Exclude<SquareConnectionState, { status: 'not_connected' }>;
+  t.is(pollCursorFor(active, record(M, 'c-2')), 'c-2');
+  t.is(pollCursorFor(active, record('MERCHANT-B', 'c-b')), null);
+  t.is(pollCursorFor(active, undefined), null, 'never polled');
+  const legacy = state(authorized(), polled('c-legacy')) as Exclude<SquareConnectionState, { status: 'not_connected' }>;
+  t.is(pollCursorFor(legacy, undefined), 'c-legacy', 'a deployment that recorded polls on the connection stream resumes where it was');
+  t.is(pollCursorFor(legacy, record(M, 'c-3')), 'c-3', 'the poll stream, once written, wins');
 });
 
 // --- The merchant reservation ---------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+/**
+ * Where payment polls are recorded: their own stream per tenant (`square-poll-<tenantId>`), not the connection's.
+ * A poll runs every few minutes, so its records would otherwise grow the connection stream without bound, and every
+ * webhook that looks up a customer reads that stream. The next poll reads only the last record (backwards, one).
+ *
+ * Older deployments recorded `SquarePaymentsPolled` on the connection stream; the connection state still folds
+ * those, and its `pollCursor` is used until the first record lands here.
+ */
+import type { JsonObject } from '../ports/event-store.ts';
+import { ConnectionUnavailable } from './errors.ts';
+import type { SquareConnectionState } from './events.ts';
+
+export const POLL_STREAM_PREFIX = 'square-poll-';
+export const pollStream = (tenantId: string) => `${POLL_STREAM_PREFIX}${tenantId}`;
+export const POLL_EVENT = 'SquarePaymentsPolled';
+
+export interface PollRecord extends JsonObject {
+  tenantId: string;
+  merchantId: string;
+  /** Where the next poll of this merchant resumes (opaque to everything but `domain/payments/poll.ts`). */
+  cursor: string | null;
+  polledAt: string;
+  summary: JsonObject;
+}
+
+/** The record of a finished poll. A poll that ends after a revocation still happened: its cursor is kept for a reconnect. */
+export function pollRecordFor(state: SquareConnectionState, poll: { cursor: string | null; polledAt: string; summary: JsonObject }): PollRecord {
+  if (state.status === 'not_connected') throw new ConnectionUnavailable('not_connected', 'This workspace has no Square connection to record a poll for');
+  return { tenantId: state.tenantId, merchantId: state.merchantId, cursor: poll.cursor, polledAt: poll.polledAt, summary: poll.summary };
+}
+
+/** Where the next poll of the connection's merchant resumes: the last record's cursor if it was for that merchant. */
+export function pollCursorFor(state: Exclude<SquareConnectionState, { status: 'not_connected' }>, last: PollRecord | undefined): string | null {
+  if (!last) return state.pollCursor;
+  return last.merchantId === state.merchantId ? last.cursor : null;
+}
+
+/** The connection state with its poll fields taken from the poll log (the connection stream no longer has them). */
+export function withLastPoll(state: SquareConnectionState, last: PollRecord | undefined): SquareConnectionState {
+  if (state.status === 'not_connected' || !last) return state;
+  return { ...state, pollCursor: pollCursorFor(state, last), lastPolledAt: last.polledAt };
+}
