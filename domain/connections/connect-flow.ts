@@ -23,6 +23,11 @@ export interface Connected {
   tenantId: string;
   merchantId: string;
   position: Position | undefined;
+  /**
+   * The merchant this tenant was connected to before, when it was another one: its grant is revoked at Square
+   * (least privilege: the app keeps no access to a merchant no tenant uses). `revoked: false` carries why not.
+   */
+  previous: { merchantId: string; revoked: boolean; error: string | null } | null;
 }
 
 export async function connectUrl(c: ConnectionsContext, claims: OAuthStateClaims): Promise<{ url: string }> {
@@ -118,8 +123,24 @@ async function authorize(
   }
 
   const previous = result.events[0]?.type === 'SquareConnectionAuthorized' ? result.events[0].data.previousMerchantId : null;
+  let previousGrant: Connected['previous'] = null;
   if (previous && result.state.status !== 'not_connected') {
+    // Revoke while this tenant still holds the previous merchant's claim: Square revokes by merchant, so once the
+    // claim is released another tenant could connect that merchant, and a later revoke would cut its grant too.
+    previousGrant = { merchantId: previous, ...(await revokeGrant(c.gateway(), previous)) };
     await releaseClaim(c, previous, tenantId, result.state.merchantClaims[previous] ?? null, 'reconnected_elsewhere', metadata);
   }
-  return { tenantId, merchantId, position: result.position };
+  return { tenantId, merchantId, position: result.position, previous: previousGrant };
+}
+
+/** Best effort: the new connection stands whatever Square answers; NOT_FOUND means nothing was left to revoke. */
+async function revokeGrant(gateway: SquareGateway, merchantId: string): Promise<{ revoked: boolean; error: string | null }> {
+  try {
+    await gateway.oauth.revoke(merchantId);
+    return { revoked: true, error: null };
+  } catch (error) {
+    if (!(error instanceof SquareApiError)) return { revoked: false, error: error instanceof Error ? error.message : String(error) };
+    if (error.code === 'NOT_FOUND') return { revoked: true, error: null };
+    return { revoked: false, error: `${error.code}: ${error.detail}` };
+  }
 }

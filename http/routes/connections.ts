@@ -67,7 +67,13 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
             { code: q.code, state: q.state, error: q.error, errorDescription: q.error_description },
             metadataFor(ctx),
           );
-          ctx.log.info({ tenantId: connected.tenantId, merchantId: connected.merchantId }, 'Square connected');
+          ctx.log.info({ tenantId: connected.tenantId, merchantId: connected.merchantId, previous: connected.previous }, 'Square connected');
+          if (connected.previous && !connected.previous.revoked) {
+            ctx.log.warn(
+              { tenantId: connected.tenantId, previousMerchantId: connected.previous.merchantId, detail: connected.previous.error },
+              'the previous Square merchant’s grant could not be revoked: revoke it in that merchant’s Square dashboard (Apps)',
+            );
+          }
           backToFrontend(ctx, { connected: true });
         } catch (error) {
           if (error instanceof ConnectFailed) {

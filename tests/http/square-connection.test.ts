@@ -321,10 +321,31 @@ test('reconnecting replaces the tokens; reconnecting to another merchant frees t
   );
 
   const other = newMerchant();
+  // Other tests run alongside: count only revokes of this test's merchants.
+  const revokes = () =>
+    square.requests
+      .filter((r) => r.path === '/oauth2/revoke')
+      .map((r) => (r.body as { merchant_id?: string }).merchant_id)
+      .filter((m) => m === merchantId || m === other);
+  const revokedBefore = revokes().length;
   await mustConnect(client, other);
   t.like(await connection(client), { status: 'active', merchantId: other, lastPolledAt: null });
+  t.deepEqual(revokes().slice(revokedBefore), [merchantId], 'the first merchant’s grant is revoked at Square');
   const someoneElse = await approvedClient();
   t.is((await connect(someoneElse, merchantId)).toString(), connected, 'the first merchant was released');
+  t.deepEqual(revokes().slice(revokedBefore), [merchantId], 'connecting it elsewhere revokes nothing more');
+  t.true((await (await service.tally.connections.apiFor(someoneElse.tenantId)).api.listLocations()).length > 0, 'and its new grant works');
+});
+
+test.serial('switching merchants when Square cannot revoke the old grant: the switch stands, the failure is logged with what to do', async (t) => {
+  const client = await approvedClient();
+  const first = newMerchant();
+  await mustConnect(client, first);
+  square.failNext('/oauth2/revoke', { status: 503 });
+  const other = newMerchant();
+  await mustConnect(client, other);
+  t.like(await connection(client), { status: 'active', merchantId: other });
+  t.true(service.logs.some((line) => line.includes('could not be revoked') && line.includes(first) && line.includes('SERVICE_UNAVAILABLE')));
 });
 
 // --- Disconnect ------------------------------------------------------------------------------------------------
