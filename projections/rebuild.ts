@@ -134,6 +134,8 @@ export class ProjectionRebuilds {
     const resumable = rows[0];
     if (resumable) {
       await this.pool.query(`UPDATE projection_rebuilds SET state = 'running', updated_at = now(), error = NULL WHERE id = $1`, [resumable.id]);
+      // The live tables' storage options may have changed since the job started (a migration): take them again.
+      for (const table of projection.tables) await this.copyStorageOptions(table, freshTable(table, resumable.suffix));
       return { jobId: resumable.id, suffix: resumable.suffix };
     }
     const jobId = this.newId();
@@ -145,10 +147,11 @@ export class ProjectionRebuilds {
       suffix,
       live ? Number(live.events_applied) : null,
     ]);
-    // Fresh tables with the live tables' columns, defaults, constraints and indexes.
+    // Fresh tables with the live tables' columns, defaults, constraints, indexes and storage options.
     for (const table of projection.tables) {
       await this.pool.query(`DROP TABLE IF EXISTS ${ident(freshTable(table, suffix))}`);
       await this.pool.query(`CREATE TABLE ${ident(freshTable(table, suffix))} (LIKE ${ident(table)} INCLUDING ALL)`);
+      await this.copyStorageOptions(table, freshTable(table, suffix));
     }
     await this.pool.query(
       `INSERT INTO projection_checkpoints (name, position, events_applied, status) VALUES ($1, NULL, 0, 'rebuilding')
@@ -156,6 +159,24 @@ export class ProjectionRebuilds {
       [rebuildCheckpoint(projection.name)],
     );
     return { jobId, suffix };
+  }
+
+  /**
+   * `LIKE … INCLUDING ALL` copies columns, defaults, constraints and indexes, but not the table's own storage
+   * parameters (pg_class.reloptions, e.g. the `fillfactor` of `wallets`, migrations/0008): without this the
+   * takeover would swap in a table without them. The TOAST table's parameters go along (`toast.` prefix).
+   */
+  private async copyStorageOptions(table: string, fresh: string): Promise<void> {
+    const { rows } = await this.pool.query<{ heap: string[] | null; toast: string[] | null }>(
+      `SELECT c.reloptions AS heap, t.reloptions AS toast FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.oid = $1::regclass`,
+      [ident(table)],
+    );
+    const setting = (prefix: string) => (option: string) => {
+      const at = option.indexOf('=');
+      return `${prefix}${ident(option.slice(0, at))} = '${option.slice(at + 1).replace(/'/g, "''")}'`;
+    };
+    const settings = [...(rows[0]?.heap ?? []).map(setting('')), ...(rows[0]?.toast ?? []).map(setting('toast.'))];
+    if (settings.length) await this.pool.query(`ALTER TABLE IF EXISTS ${ident(fresh)} SET (${settings.join(', ')})`);
   }
 
   private run(projection: Projection, jobId: string, suffix: string, lock: pg.Client) {

@@ -2,10 +2,16 @@
  * Reconciliation by replay: wallet streams are read from the event store and folded in memory, then compared
  * with the `wallets` and `wallet_ledger` read models: balance, lifetime figures, and every ledger line.
  * It never repairs anything: the fix is a rebuild, or an audited adjustment.
+ *
+ * The fold is lean (measured in bench/reconcile.ts, prototype C/D of reconcile-diagnosis.json): per wallet only
+ * the compared figures are summed as the feed goes by, and no event is kept. Folding `walletDecider.evolve`
+ * instead copies the wallet's sets of credited payments and refunds on every event, and keeping a million
+ * events until the end took over a GiB of heap and most of the time in the garbage collector. A wallet that
+ * does not match (rare) has its own stream re-read, up to the same position, for the first differing event.
  */
 import type pg from 'pg';
 import type { EventStore, Position, RecordedEvent } from '../../domain/ports/event-store.ts';
-import { pointsDelta, WALLET_EVENT_TYPES, walletDecider, type WalletEvent, type WalletState } from '../../domain/wallets/wallet.ts';
+import { pointsDelta, WALLET_EVENT_TYPES, type WalletEvent } from '../../domain/wallets/wallet.ts';
 
 export interface WalletFigures {
   balance: number;
@@ -31,16 +37,33 @@ export interface ReconcileReport {
   eventsPerSecond: number;
 }
 
+/** A wallet's replayed figures (one ledger line per event) and its tenant, as of its latest event. */
 interface Replayed {
-  state: WalletState;
-  events: RecordedEvent[];
+  tenantId: string | null;
+  figures: WalletFigures;
 }
 
 const PAGE = 5000;
+const WALLET_TYPES: ReadonlySet<string> = new Set(WALLET_EVENT_TYPES);
+const WALLET_FEED = { eventTypes: WALLET_EVENT_TYPES, streamPrefixes: ['wallet-'] };
 
-function figures(state: WalletState, lines: number): WalletFigures {
-  return { balance: state.balance, lifetimeEarned: state.lifetimeEarned, lifetimeRedeemed: state.lifetimeRedeemed, ledgerLines: lines };
+/**
+ * Adds one event to a wallet's figures in place: the same sums as `walletDecider.evolve` (balance by
+ * `pointsDelta`; lifetime earned by credits less reversals; lifetime redeemed by redemptions; adjustments
+ * move the balance only), without its idempotency sets, which reconciliation does not compare.
+ */
+function replayEvent(replayed: Replayed, event: { type: string; data: unknown }): void {
+  const e = { type: event.type, data: event.data } as WalletEvent;
+  const delta = pointsDelta(e);
+  const f = replayed.figures;
+  f.balance += delta;
+  if (e.type === 'PointsCredited' || e.type === 'PointsReversed') f.lifetimeEarned += delta;
+  else if (e.type === 'PointsRedeemed') f.lifetimeRedeemed += e.data.points;
+  f.ledgerLines++;
+  replayed.tenantId = e.data.tenantId ?? null;
 }
+
+const newReplayed = (): Replayed => ({ tenantId: null, figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 } });
 
 async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenantId: string | undefined) {
   const params: unknown[] = [];
@@ -68,11 +91,11 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
 }
 
 /** The first event (in stream order) whose ledger line is missing or says something else. */
-async function firstDifference(pool: pg.Pool, replayed: Replayed): Promise<Mismatch['firstDifferingEvent']> {
-  const ids = replayed.events.map((e) => e.id);
+async function firstDifference(pool: pg.Pool, events: readonly RecordedEvent[]): Promise<Mismatch['firstDifferingEvent']> {
+  const ids = events.map((e) => e.id);
   const { rows } = await pool.query<{ id: string; points: string }>('SELECT id, points FROM wallet_ledger WHERE id = ANY($1)', [ids]);
   const lines = new Map(rows.map((r) => [r.id, Number(r.points)]));
-  for (const event of replayed.events) {
+  for (const event of events) {
     const line = lines.get(event.id);
     if (line === undefined || line !== pointsDelta({ type: event.type, data: event.data } as WalletEvent)) {
       return { id: event.id, type: event.type, revision: event.revision, position: event.position };
@@ -83,17 +106,13 @@ async function firstDifference(pool: pg.Pool, replayed: Replayed): Promise<Misma
 
 function compare(projected: WalletFigures | null, replayed: Replayed | undefined): boolean {
   if (!projected || !replayed) return false;
-  const expected = figures(replayed.state, replayed.events.length);
+  const expected = replayed.figures;
   return (
     projected.balance === expected.balance &&
     projected.lifetimeEarned === expected.lifetimeEarned &&
     projected.lifetimeRedeemed === expected.lifetimeRedeemed &&
     projected.ledgerLines === expected.ledgerLines
   );
-}
-
-function fold(events: RecordedEvent[]): WalletState {
-  return events.reduce((s, e) => walletDecider.evolve(s, { type: e.type, data: e.data } as WalletEvent), walletDecider.initialState);
 }
 
 export interface ReconcilerDependencies {
@@ -107,19 +126,26 @@ export interface ReconcilerDependencies {
 export function reconciler(deps: ReconcilerDependencies) {
   const clock = deps.now ?? (() => performance.now());
 
-  async function report(replays: Map<string, Replayed>, projected: Awaited<ReturnType<typeof projectedWallets>>, eventsReplayed: number, started: number): Promise<ReconcileReport> {
+  /** `replayedEvents` gives, for a mismatching wallet, exactly the events its figures were replayed from. */
+  async function report(
+    replays: Map<string, Replayed>,
+    replayedEvents: (walletId: string) => Promise<RecordedEvent[]>,
+    projected: Awaited<ReturnType<typeof projectedWallets>>,
+    eventsReplayed: number,
+    started: number,
+  ): Promise<ReconcileReport> {
     const mismatches: Mismatch[] = [];
     for (const walletId of new Set([...replays.keys(), ...projected.keys()])) {
       const replayed = replays.get(walletId);
       const row = projected.get(walletId);
-      const tenantId = row?.tenantId ?? replayed?.state.tenantId ?? null;
+      const tenantId = row?.tenantId ?? replayed?.tenantId ?? null;
       if (compare(row?.figures ?? null, replayed)) continue;
       mismatches.push({
         walletId,
         tenantId,
         projected: row?.figures ?? null,
-        replayed: replayed ? figures(replayed.state, replayed.events.length) : null,
-        firstDifferingEvent: replayed ? await firstDifference(deps.pool, replayed) : null,
+        replayed: replayed ? { ...replayed.figures } : null,
+        firstDifferingEvent: replayed ? await firstDifference(deps.pool, await replayedEvents(walletId)) : null,
       });
     }
     const durationMs = clock() - started;
@@ -133,7 +159,7 @@ export function reconciler(deps: ReconcilerDependencies) {
   }
 
   return {
-    /** Every wallet (of one tenant, if given): replays the whole wallet feed, then compares. */
+    /** Every wallet (of one tenant, if given): replays the whole wallet feed up to its head, then compares. */
     async all(options: { tenantId?: string } = {}): Promise<ReconcileReport> {
       const started = clock();
       const replays = new Map<string, Replayed>();
@@ -141,26 +167,38 @@ export function reconciler(deps: ReconcilerDependencies) {
       let eventsReplayed = 0;
       const head = await deps.store.headPosition();
       if (head && !(await deps.settle(head))) throw new Error('the projections did not catch up with the event store in time; retry');
+      // Everything up to the head is read, and nothing after it: the read models were settled at the head.
+      let upTo = head;
       for (;;) {
-        const page = await deps.store.readAll({ from, limit: PAGE + (from === 'start' ? 0 : 1), filter: { eventTypes: WALLET_EVENT_TYPES, streamPrefixes: ['wallet-'] } });
+        const skip = from === 'start' ? 0 : 1;
+        const limit = PAGE + skip;
+        const page = await deps.store.readAll({ from, ...(head ? { to: head } : {}), limit, filter: WALLET_FEED });
         // Forwards reads include their start: skip the event the previous page ended with.
-        const fresh = from === 'start' ? page : page.slice(1);
-        for (const event of fresh) {
-          if (head && deps.store.isAfter(event.position, head)) continue;
+        for (let i = skip; i < page.length; i++) {
+          const event = page[i]!;
           const tenantId = (event.data as { tenantId?: string }).tenantId;
           if (options.tenantId && tenantId !== options.tenantId) continue;
           const walletId = event.stream.slice('wallet-'.length);
-          const replay = replays.get(walletId) ?? { state: walletDecider.initialState, events: [] };
-          replay.state = walletDecider.evolve(replay.state, { type: event.type, data: event.data } as WalletEvent);
-          replay.events.push(event);
-          replays.set(walletId, replay);
+          let replayed = replays.get(walletId);
+          if (!replayed) replays.set(walletId, (replayed = newReplayed()));
+          replayEvent(replayed, event);
           eventsReplayed++;
         }
         const last = page.at(-1);
-        if (!last || fresh.length === 0 || (head && !deps.store.isAfter(head, last.position))) break;
+        if (!last || page.length <= skip) break;
+        if (!head) upTo = last.position;
+        // Bounded by the head, a short page is the end (everything up to a position handed out is settled).
+        if (head && (page.length < limit || !deps.store.isAfter(head, last.position))) break;
         from = last.position;
       }
-      return report(replays, await projectedWallets(deps.pool, null, options.tenantId), eventsReplayed, started);
+      const replayedEvents = async (walletId: string) =>
+        (await deps.store.readStream(`wallet-${walletId}`)).filter(
+          (e) =>
+            WALLET_TYPES.has(e.type) &&
+            (!upTo || !deps.store.isAfter(e.position, upTo)) &&
+            (!options.tenantId || (e.data as { tenantId?: string }).tenantId === options.tenantId),
+        );
+      return report(replays, replayedEvents, await projectedWallets(deps.pool, null, options.tenantId), eventsReplayed, started);
     },
 
     /** One wallet, from its own stream: instant. */
@@ -170,8 +208,12 @@ export function reconciler(deps: ReconcilerDependencies) {
       const last = events.at(-1);
       if (last) await deps.settle(last.position);
       const replays = new Map<string, Replayed>();
-      if (events.length) replays.set(walletId, { state: fold(events), events });
-      const result = await report(replays, await projectedWallets(deps.pool, [walletId], undefined), events.length, started);
+      if (events.length) {
+        const replayed = newReplayed();
+        for (const event of events) replayEvent(replayed, event);
+        replays.set(walletId, replayed);
+      }
+      const result = await report(replays, async () => events, await projectedWallets(deps.pool, [walletId], undefined), events.length, started);
       return { ...result, walletId, consistent: result.mismatches.length === 0 };
     },
   };

@@ -31,6 +31,12 @@ async function credit(walletId: string, points: number) {
   return result.position;
 }
 
+/** The table's storage parameters (pg_class.reloptions), e.g. `fillfactor=50`. */
+async function storageOptions(table: string): Promise<string[]> {
+  const { rows } = await service.database.pool.query<{ reloptions: string[] | null }>('SELECT reloptions FROM pg_class WHERE oid = $1::regclass', [table]);
+  return rows[0]?.reloptions ?? [];
+}
+
 async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
@@ -55,6 +61,7 @@ test.after.always(async () => {
 });
 
 test.serial('a rebuild under live appends and reads takes over atomically, losing and doubling nothing', async (t) => {
+  t.deepEqual(await storageOptions('wallets'), ['fillfactor=50'], 'migrations/0008 leaves room for HOT balance updates');
   let appending = true;
   let appends = 0;
   const appender = (async () => {
@@ -115,6 +122,7 @@ test.serial('a rebuild under live appends and reads takes over atomically, losin
   t.deepEqual(reconcile.body.mismatches, []);
   const leftovers = await service.database.pool.query(`SELECT tablename FROM pg_tables WHERE tablename LIKE 'wallet%\\_\\_%'`);
   t.deepEqual(leftovers.rows, [], 'the old tables are dropped');
+  t.deepEqual(await storageOptions('wallets'), ['fillfactor=50'], 'the rebuilt table keeps the live table\'s storage options');
 });
 
 test.serial('a rebuild can be cancelled and resumed; unknown projections and jobs are 404', async (t) => {
@@ -123,6 +131,9 @@ test.serial('a rebuild can be cancelled and resumed; unknown projections and job
   t.is(cancelled.status, 200);
   t.true(['cancelled', 'completed'].includes(cancelled.body.state));
   if (cancelled.body.state === 'cancelled') {
+    // As if migrations/0008 had run while the job was cancelled: the resumed job takes the live table's options again.
+    const fresh = await service.database.pool.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE tablename LIKE 'wallets\\_\\_rb\\_%'`);
+    for (const { tablename } of fresh.rows) await service.database.pool.query(`ALTER TABLE "${tablename}" RESET (fillfactor)`);
     const resumed = await call('POST', '/api/v1/admin/projections/wallets/rebuild', { token: admin });
     t.is(resumed.body.jobId, started.body.jobId, 'the cancelled job is resumed');
     await until(async () => {
@@ -130,6 +141,7 @@ test.serial('a rebuild can be cancelled and resumed; unknown projections and job
       return job.body.state === 'completed' ? job.body : undefined;
     }, 'the resumed rebuild to complete');
   }
+  t.deepEqual(await storageOptions('wallets'), ['fillfactor=50'], 'a resumed rebuild keeps the storage options too');
   t.is((await call('POST', '/api/v1/admin/projections/nope/rebuild', { token: admin })).status, 404);
   t.is((await call('GET', `/api/v1/admin/jobs/${uuid()}`, { token: admin })).status, 404);
   t.is((await call('POST', '/api/v1/admin/projections/wallet_credits/rebuild', { token: admin })).status, 400);
