@@ -65,6 +65,13 @@ function replayEvent(replayed: Replayed, event: { type: string; data: unknown })
 
 const newReplayed = (): Replayed => ({ tenantId: null, figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 } });
 
+/** The figures replay gives one wallet's events (exported for the property test that holds it to the decider). */
+export function replayedFigures(events: readonly { type: string; data: unknown }[]): WalletFigures {
+  const replayed = newReplayed();
+  for (const event of events) replayEvent(replayed, event);
+  return replayed.figures;
+}
+
 async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenantId: string | undefined) {
   const params: unknown[] = [];
   const where: string[] = [];
