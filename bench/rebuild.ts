@@ -161,7 +161,7 @@ const fillfactorForWallets = (sql: string) =>
 const ARRAY_COLUMNS: [keyof LedgerEntry, string][] = [
   ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['entry_type', 'text'], ['points', 'bigint'],
   ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'], ['reason', 'text'], ['reference', 'text'], ['idempotency_key', 'text'],
-  ['position', 'text'], ['created_at', 'timestamptz'], ['seq', 'int'],
+  ['position', 'text'], ['revision', 'bigint'], ['created_at', 'timestamptz'], ['seq', 'int'],
 ];
 const arrayWriteSql = (ledger: string, wallets: string) => `
 WITH batch AS (
@@ -176,9 +176,9 @@ fresh AS (
 ),
 inserted AS (
   INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
-                         reference, idempotency_key, position, created_at)
+                         reference, idempotency_key, position, revision, created_at)
   SELECT id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
-         reference, idempotency_key, position, created_at
+         reference, idempotency_key, position, revision, created_at
     FROM fresh ORDER BY seq
   ON CONFLICT (id) DO NOTHING
   RETURNING id, wallet_id, tenant_id, entry_type, points, created_at

@@ -129,7 +129,7 @@ export async function bulkInsertReadModel(url: string, shape: HistoryShape, suff
     const started = now();
     const ledgerResult = await client.query(
       `INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
-                               reference, idempotency_key, position, created_at)
+                               reference, idempotency_key, position, revision, created_at)
        SELECT md5('ledger:' || c.i)::uuid::text, c.wallet_id, c.tenant_id,
               CASE c.event_type WHEN 'PointsCredited' THEN 'credit' WHEN 'PointsReversed' THEN 'reversal'
                                 WHEN 'PointsRedeemed' THEN 'redemption' ELSE 'adjustment' END,
@@ -142,7 +142,7 @@ export async function bulkInsertReadModel(url: string, shape: HistoryShape, suff
               CASE WHEN c.event_type = 'PointsAdjusted' THEN 'goodwill gesture' END,
               CASE WHEN c.event_type = 'PointsRedeemed' THEN 'order-' || c.i END,
               CASE WHEN c.event_type = 'PointsRedeemed' THEN 'redeem-' || c.w || '-' || c.r END,
-              '1.' || c.i, now()
+              '1.' || c.i, c.r, now()
          FROM (${eventColumns(shape)}) AS c`,
       [0, shape.events],
     );
@@ -170,13 +170,13 @@ export async function buildReadModelFromEvents(url: string, head: string): Promi
     await client.query('BEGIN');
     await client.query(`
       INSERT INTO wallet_ledger (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
-                                 reference, idempotency_key, position, created_at)
+                                 reference, idempotency_key, position, revision, created_at)
       SELECT e.event_id::text, e.data->>'walletId', e.data->>'tenantId',
              CASE e.event_type WHEN 'PointsCredited' THEN CASE WHEN e.data->>'via' = 'claim' THEN 'claim' ELSE 'credit' END
                                WHEN 'PointsReversed' THEN 'reversal' WHEN 'PointsRedeemed' THEN 'redemption' ELSE 'adjustment' END,
              d.points, sum(d.points) OVER (PARTITION BY e.stream_name ORDER BY e.stream_revision),
              e.data->>'paymentId', e.data->>'refundId', e.data->>'adjustedBy', e.data->>'reason', e.data->>'reference', e.data->>'idempotencyKey',
-             e.transaction_id::text || '.' || e.global_position, e.recorded_at
+             e.transaction_id::text || '.' || e.global_position, e.stream_revision, e.recorded_at
         FROM events e
         CROSS JOIN LATERAL (SELECT CASE WHEN e.event_type IN ('PointsReversed', 'PointsRedeemed') THEN -(e.data->>'points')::bigint
                                         ELSE (e.data->>'points')::bigint END AS points) d

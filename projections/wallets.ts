@@ -31,6 +31,8 @@ export interface LedgerEntry {
   reference: string | null;
   idempotency_key: string | null;
   position: string;
+  /** The event's revision in its wallet's stream: the line's place in the ledger. */
+  revision: number;
   created_at: string;
   /** Order within the batch: balances run in feed order. */
   seq: number;
@@ -68,6 +70,7 @@ export function ledgerEntries(events: readonly RecordedEvent[]): LedgerEntry[] {
       points: pointsDelta(event),
       ...details(event),
       position: recorded.position,
+      revision: recorded.revision,
       created_at: recorded.recordedAt.toISOString(),
       seq: entries.length,
     });
@@ -84,7 +87,7 @@ WITH batch AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(
     id text, wallet_id text, tenant_id text, consumer_id text, entry_type text, points bigint, payment_id text,
     refund_id text, admin_id text, reason text, reference text, idempotency_key text, position text,
-    created_at timestamptz, seq int)
+    revision bigint, created_at timestamptz, seq int)
 ),
 fresh AS (
   SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.points) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
@@ -94,9 +97,9 @@ fresh AS (
 ),
 inserted AS (
   INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
-                         reference, idempotency_key, position, created_at)
+                         reference, idempotency_key, position, revision, created_at)
   SELECT id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
-         reference, idempotency_key, position, created_at
+         reference, idempotency_key, position, revision, created_at
     FROM fresh ORDER BY seq
   ON CONFLICT (id) DO NOTHING
   RETURNING id, wallet_id, tenant_id, entry_type, points, created_at

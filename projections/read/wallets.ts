@@ -119,9 +119,8 @@ const ledgerRow = z.object({
   reference: z.string().nullable(),
   idempotency_key: z.string().nullable(),
   position: z.string(),
+  revision: z.coerce.number().int().nonnegative(),
   created_at: z.date(),
-  /** created_at at full (microsecond) precision, for the cursor: a JS Date would round it to milliseconds. */
-  cursor_at: z.string(),
 });
 
 /** One line of a wallet's ledger. `points` is signed; `balanceAfter` is the balance once it applied. */
@@ -146,29 +145,29 @@ export interface LedgerPage {
   nextCursor: string | null;
 }
 
-const cursorSchema = z.tuple([z.iso.datetime({ offset: true }), z.string().min(1)]);
+/** The cursor is the revision of the page's last line, opaque to the caller. */
+const cursorSchema = z.object({ before: z.number().int().nonnegative() }).strict();
 
-const encodeCursor = (at: string, id: string) => Buffer.from(JSON.stringify([at, id])).toString('base64url');
+const encodeCursor = (revision: number) => Buffer.from(JSON.stringify({ before: revision })).toString('base64url');
 
-function decodeCursor(cursor: string): [string, string] {
+function decodeCursor(cursor: string): number {
   try {
-    return cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    return cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))).before;
   } catch {
     throw new DomainError('VALIDATION_FAILED', 'cursor is not valid: pass the nextCursor of the previous page unchanged, or omit it for the first page');
   }
 }
 
-/** One page of the wallet's ledger, newest first, after `cursor` (keyset pagination on (created_at, id)). */
+/** One page of the wallet's ledger, newest first (in the wallet stream's order), after `cursor` (keyset on the revision). */
 export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor?: string | undefined; limit: number }): Promise<LedgerPage> {
-  const after = page.cursor ? decodeCursor(page.cursor) : undefined;
+  const before = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
   const params: unknown[] = [walletId, page.limit + 1];
-  if (after) params.push(...after);
+  if (before !== undefined) params.push(before);
   const { rows } = await pool.query(
-    `SELECT id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, created_at,
-            to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
+    `SELECT id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, revision, created_at
        FROM wallet_ledger
-      WHERE wallet_id = $1 ${after ? 'AND (created_at, id) < ($3::timestamptz, $4::text)' : ''}
-      ORDER BY created_at DESC, id DESC
+      WHERE wallet_id = $1 ${before !== undefined ? 'AND revision < $3' : ''}
+      ORDER BY revision DESC
       LIMIT $2`,
     params,
   );
@@ -191,6 +190,6 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
       position: r.position,
       createdAt: r.created_at.toISOString(),
     })),
-    nextCursor: hasMore && last ? encodeCursor(last.cursor_at, last.id) : null,
+    nextCursor: hasMore && last ? encodeCursor(last.revision) : null,
   };
 }

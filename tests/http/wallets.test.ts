@@ -91,6 +91,34 @@ test('a consumer sees their wallets with the merchant name; the merchant sees th
   t.deepEqual(asMerchant.body, [], 'a merchant holds no wallets');
 });
 
+test('the lines of one append keep their stream order in the ledger, whatever their ids', async (t) => {
+  const { merchant: m, wallet, position: first } = await walletWith(5);
+  await service.tally.runner.waitForPosition(first as Position, 5000);
+  // Ids that sort against the append order: ordering by id would show these backwards.
+  const ids = ['ffffffff-0000-4000-8000-000000000000', '88888888-0000-4000-8000-000000000000', '00000000-0000-4000-8000-000000000001'];
+  const events = ids.map((id, i) => ({
+    id,
+    type: 'PointsCredited',
+    data: { ...wallet, paymentId: `pay-${uuid()}`, points: i + 1, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: (i + 1) * 100, via: 'claim' },
+    metadata: { actor: 'system:test' },
+  }));
+  const appended = await service.tally.store.append(walletStream(wallet.walletId), events, 'any');
+  const ledger = await call('GET', `/api/v1/client/wallets/${wallet.walletId}/ledger`, { token: m.token, headers: after(appended.position) });
+  t.deepEqual(
+    ledger.body.items.map((i: { points: number; balanceAfter: number }) => [i.points, i.balanceAfter]),
+    [[3, 11], [2, 8], [1, 6], [5, 5]],
+    'newest first, in the stream order of the append, each balance after the line before it',
+  );
+  const pages = [];
+  let cursor: string | null = null;
+  do {
+    const page: { body: { items: { id: string }[]; nextCursor: string | null } } = await call('GET', `/api/v1/client/wallets/${wallet.walletId}/ledger?limit=1${cursor ? `&cursor=${cursor}` : ''}`, { token: m.token });
+    pages.push(...page.body.items.map((i) => i.id));
+    cursor = page.body.nextCursor;
+  } while (cursor);
+  t.deepEqual(pages, ledger.body.items.map((i: { id: string }) => i.id), 'pages of one line walk the same order');
+});
+
 test('ledger pages run newest first and a cursor stays stable: no duplicates, no gaps', async (t) => {
   const { merchant: m, wallet } = await walletWith(10);
   for (let i = 1; i <= 9; i++) await credit(wallet, 10 + i);
