@@ -13,6 +13,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { DomainError, NotFound } from '../domain/shared/errors.ts';
 import type { EventStore, Position } from '../domain/ports/event-store.ts';
+import { checkOut } from '../adapters/postgres/transaction.ts';
 import { feed, readCheckpoint } from './feed.ts';
 import type { Projection } from './projection.ts';
 
@@ -239,8 +240,8 @@ export class ProjectionRebuilds {
 
   /** The atomic switch. False when the live projection is still ahead: the rebuild reads on and tries again. */
   private async takeOver(projection: Projection, jobId: string, suffix: string, rebuilt: Position | undefined): Promise<boolean> {
-    const db = await this.pool.connect();
-    db.on('error', () => undefined);
+    // Listening from the instant of check-out (see checkOut): a connection dropped mid-takeover must not crash the process.
+    const db = await checkOut(this.pool);
     try {
       await db.query('BEGIN');
       // Holding the live checkpoint row keeps the live runner from committing until the switch is done.

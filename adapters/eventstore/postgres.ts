@@ -361,19 +361,30 @@ export class PostgresEventStore implements EventStore {
     const client = new pg.Client(this.connectionConfig);
     client.on('notification', () => this.wakeLocal());
     client.on('error', () => {
-      // The poll keeps subscribers going; reconnect the listener on the next subscription loop.
+      // The poll keeps subscribers going meanwhile; reconnect the listener shortly.
       if (this.listener === client) this.listener = undefined;
       client.end().catch(() => undefined);
-      if (!this.closed) setTimeout(() => this.ensureListener().catch(() => undefined), this.pollIntervalMs).unref();
+      this.retryListener();
     });
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
       this.listener = client;
+      this.listenerRetries = 0;
     } catch {
       await client.end().catch(() => undefined);
-      // Not fatal: subscriptions still poll; another attempt happens on the next subscription.
+      // Not fatal: subscriptions still poll. Keep trying (the database may be restarting), backing off to 5 s,
+      // so that other processes' appends wake this one again without waiting for a new subscription.
+      this.retryListener();
     }
+  }
+
+  private listenerRetries = 0;
+
+  private retryListener(): void {
+    if (this.closed) return;
+    const delay = Math.min(this.pollIntervalMs * 2 ** this.listenerRetries++, 5000);
+    setTimeout(() => this.ensureListener().catch(() => undefined), delay).unref();
   }
 
   async headPosition(): Promise<Position | undefined> {

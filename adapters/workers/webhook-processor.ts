@@ -27,6 +27,8 @@ export class WebhookProcessor {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private pendingWake = false;
+  /** Failures that could not be recorded (the database was unreachable), by event id, with when their lease began. */
+  private readonly unrecorded = new Map<string, { failure: Parameters<WebhookInbox['fail']>[1]; claimedAt: number }>();
   private readonly batchSize: number;
   private readonly leaseMs: number;
   private readonly pollIntervalMs: number;
@@ -67,9 +69,11 @@ export class WebhookProcessor {
       let due: DueWebhook[] = [];
       try {
         this.pendingWake = false;
+        await this.recordPendingFailures();
+        const claimedAt = Date.now();
         due = await this.inbox.claimDue(this.batchSize, this.leaseMs);
         // Payments of one batch are independent streams; process them concurrently, each at most once.
-        await Promise.all(due.map((row) => this.process(row)));
+        await Promise.all(due.map((row) => this.process(row, claimedAt)));
       } catch (error) {
         this.log.warn({ err: error }, 'webhook inbox unavailable; retrying');
       }
@@ -85,7 +89,7 @@ export class WebhookProcessor {
     }
   }
 
-  private async process(row: DueWebhook): Promise<void> {
+  private async process(row: DueWebhook, claimedAt: number): Promise<void> {
     const log = this.log.child({ webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id });
     try {
       const result = await this.handle({ eventId: row.event_id, rawBody: row.raw_body });
@@ -97,7 +101,25 @@ export class WebhookProcessor {
       const retryAt = row.attempts >= this.maxAttempts ? null : new Date(Date.now() + retryDelayMs(row.attempts));
       log.warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
       this.options.onOutcome?.('failed');
-      await this.inbox.fail(row.event_id, { tenantId: null, error: message, retryAt }).catch((e) => log.error({ err: e }, 'could not record the failure'));
+      const failure = { tenantId: null, error: message, retryAt };
+      await this.inbox.fail(row.event_id, failure).catch((e) => {
+        log.error({ err: e }, 'could not record the failure; will record it on the next turn');
+        this.unrecorded.set(row.event_id, { failure, claimedAt });
+      });
+    }
+  }
+
+  /**
+   * A failure not recorded leaves its row leased (for leaseMs, 30 s by default) although no one works on it:
+   * when the database went away mid-processing, the webhook would wait out the lease after it came back.
+   * Recording it as soon as the database answers again makes the row due at its retry time instead. Only
+   * within the first half of the lease: later, the lease may have run out and another worker claimed the row,
+   * whose work this must not undo; half a lease is the margin for this host's clock against the database's.
+   */
+  private async recordPendingFailures(): Promise<void> {
+    for (const [eventId, { failure, claimedAt }] of this.unrecorded) {
+      if (Date.now() < claimedAt + this.leaseMs / 2) await this.inbox.fail(eventId, failure);
+      this.unrecorded.delete(eventId);
     }
   }
 }

@@ -4,16 +4,16 @@
  * eventually processed, each payment is credited exactly once, and the wallets equal the replay of their events.
  */
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { v4 as uuid } from 'uuid';
 import { freePort } from '../../adapters/postgres/embedded.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
-import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { api } from '../support/http.ts';
+import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
+import { connectMerchant, killService, pointsFor, serviceEnv, startService } from './support.ts';
 
 const KILLS = Number(process.env.CRASH_KILLS ?? 20);
 const KEY = 'crash-webhook-key';
@@ -26,55 +26,29 @@ let url: string;
 let env: NodeJS.ProcessEnv;
 
 async function startChild(): Promise<void> {
-  child = spawn(process.execPath, ['--import=tsx', 'main.ts'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (chunk) => (stderr += String(chunk)));
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`the service exited: ${stderr.slice(-2000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('the service did not become ready');
+  child = await startService(url, env);
 }
 
 function kill(): Promise<void> {
   const running = child;
   child = undefined;
-  if (!running || running.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    running.once('exit', () => resolve());
-    running.kill('SIGKILL');
-  });
+  return killService(running);
 }
 
 test.before(async () => {
   database = await createTestDatabase();
   square = await startSquareServer();
-  square.addMerchant({ merchantId: 'M-CRASH', businessName: 'Crash Cafe', locations: [{ id: 'L1', name: 'Main' }] });
-  for (let c = 0; c < 20; c++) square.addCustomer('M-CRASH', { id: `cust-${c}`, email: `c${c}@crash.test` });
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
-  env = {
-    ...process.env,
-    NODE_ENV: 'test',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-crash-')),
-    DATABASE_URL: database.url,
-    AUTH_JWT_SECRET: TEST_JWT_SECRET,
-    ADMIN_EMAILS: 'ops@crash.test',
-    SQUARE_BASE_URL: square.url,
-    SQUARE_APP_ID: TEST_APP_ID,
-    SQUARE_APP_SECRET: TEST_APP_SECRET,
-    SQUARE_WEBHOOK_SIGNATURE_KEY: KEY,
-    API_BASE_URL,
-    AUTH_FAILURE_LIMIT_PER_MINUTE: '1000000',
-  };
+  env = serviceEnv({
+    port,
+    databaseUrl: database.url,
+    dataDir: await mkdtemp(path.join(os.tmpdir(), 'tally-crash-')),
+    square,
+    webhookSignatureKey: KEY,
+    apiBaseUrl: API_BASE_URL,
+    adminEmail: 'ops@crash.test',
+  });
   await startChild();
 });
 test.after.always(async () => {
@@ -86,19 +60,13 @@ test.after.always(async () => {
 test('SIGKILL at random moments under webhook load: nothing acknowledged is lost, nothing is credited twice', async (t) => {
   t.timeout(300_000);
   const call = api(url);
-  const admin = await tokenFor(uuid(), 'ops@crash.test');
-  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
-  const merchantId = uuid();
-  const merchant = await tokenFor(merchantId, 'owner@crash.test');
-  await call('POST', '/api/v1/me/register', { token: merchant, body: { role: 'client', businessName: 'Crash Cafe' } });
-  const tenantId = (await call('PATCH', `/api/v1/admin/users/${merchantId}/approve`, { token: admin })).body.user.tenantId as string;
-  const rule = await call('POST', '/api/v1/client/reward-rules', { token: merchant, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
-  await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: merchant });
-  for (let c = 0; c < 20; c++) await call('POST', '/api/v1/me/register', { token: await tokenFor(uuid(), `c${c}@crash.test`), body: { role: 'consumer' } });
-  const started = await call('GET', '/api/v1/client/pos/square/connect', { token: merchant });
-  const state = new URL(started.body.url).searchParams.get('state')!;
-  const connected = await call('GET', `/api/v1/oauth/square/callback?code=${square.issueCode('M-CRASH')}&state=${encodeURIComponent(state)}`);
-  t.regex(connected.headers.get('location') ?? '', /connected=square/);
+  const { adminToken: admin, tenantId, connectedLocation } = await connectMerchant(url, square, {
+    squareMerchantId: 'M-CRASH',
+    businessName: 'Crash Cafe',
+    domain: 'crash.test',
+    consumers: 20,
+  });
+  t.regex(connectedLocation, /connected=square/);
 
   const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
   t.log(`seed ${seed} (rerun with CRASH_SEED=${seed}), ${KILLS} kills`);
@@ -160,7 +128,7 @@ test('SIGKILL at random moments under webhook load: nothing acknowledged is lost
   t.deepEqual([...acked.keys()].filter((id) => credited.get(id) !== 1), [], 'each acknowledged payment credited exactly once');
   t.deepEqual(credits.filter((r) => r.n !== 1), [], 'no payment credited twice');
   const points = await database.pool.query<{ p: string }>('SELECT coalesce(sum(points_balance), 0)::text AS p FROM wallets WHERE tenant_id = $1', [tenantId]);
-  const expected = [...credited.keys()].reduce((sum, id) => sum + Math.floor((100 + (Number(id.slice(4)) % 50) * 100) / 100), 0);
+  const expected = [...credited.keys()].reduce((sum, id) => sum + pointsFor(100 + (Number(id.slice(4)) % 50) * 100), 0);
   t.is(Number(points.rows[0]!.p), expected, 'balances are the rule applied to each credited payment once');
   const reconcile = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId } });
   t.deepEqual(reconcile.body.mismatches, [], 'the wallets equal the replay of their events');

@@ -65,7 +65,7 @@ test('a subscriber never skips an event whose transaction commits after later ev
   }
 });
 
-test('subscribers are woken by NOTIFY from another process, not only by polling', async (t) => {
+test.serial('subscribers are woken by NOTIFY from another process, not only by polling', async (t) => {
   // A second store instance stands for another process: its appends reach this store only through NOTIFY.
   const other = new PostgresEventStore(database.pool, { connectionString: database.url });
   const slowPolling = new PostgresEventStore(database.pool, { connectionString: database.url }, { pollIntervalMs: 60_000 });
@@ -75,6 +75,39 @@ test('subscribers are woken by NOTIFY from another process, not only by polling'
     const iterator = subscription[Symbol.asyncIterator]();
     const first = await iterator.next();
     t.is(first.value?.kind, 'caught-up');
+    const started = Date.now();
+    await other.append(`${prefix}-x`, [event(1)], 'no_stream');
+    const next = await iterator.next();
+    t.is(next.value?.kind, 'event');
+    t.true(Date.now() - started < 10_000, 'delivered long before the 60 s poll');
+  } finally {
+    await subscription.stop();
+    await slowPolling.close();
+    await other.close();
+  }
+});
+
+// Serial: it cuts every LISTEN connection of the database, other tests' too.
+test.serial('a listener connection that is cut reconnects by itself: NOTIFY wakes subscribers again without a new subscription', async (t) => {
+  const other = new PostgresEventStore(database.pool, { connectionString: database.url });
+  const slowPolling = new PostgresEventStore(database.pool, { connectionString: database.url }, { pollIntervalMs: 60_000 });
+  const prefix = `relisten-${uuid().slice(0, 8)}`;
+  const subscription = slowPolling.subscribeToAll({ filter: { streamPrefixes: [prefix] } });
+  const listeners = async () =>
+    (await database.pool.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`)).rows;
+  try {
+    const iterator = subscription[Symbol.asyncIterator]();
+    t.is((await iterator.next()).value?.kind, 'caught-up');
+    const before = await listeners();
+    t.true(before.length > 0);
+    // What a database restart or a network cut does to the listener: its backend goes away.
+    await database.pool.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [before.map((r) => r.pid)]);
+    let back: { pid: number }[] = [];
+    for (let i = 0; i < 150 && !back.some((r) => !before.some((b) => b.pid === r.pid)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      back = await listeners();
+    }
+    t.true(back.some((r) => !before.some((b) => b.pid === r.pid)), 'a new LISTEN connection came up within 15 s');
     const started = Date.now();
     await other.append(`${prefix}-x`, [event(1)], 'no_stream');
     const next = await iterator.next();
