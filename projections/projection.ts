@@ -1,9 +1,13 @@
-import type pg from 'pg';
 import type { RecordedEvent } from '../domain/ports/event-store.ts';
+import type { Queryable } from '../adapters/postgres/transaction.ts';
 
 /** What a projection may use inside the transaction that also moves its checkpoint. */
 export interface ProjectionContext {
-  db: pg.ClientBase;
+  /**
+   * Queries inside the batch's transaction. The live runner opens that transaction at the first query: a batch
+   * the projection has nothing to write for costs no commit (its checkpoint is written later, see feed.ts).
+   */
+  db: Queryable;
   /**
    * The physical name of one of the projection's tables. Normally the table itself; during a rebuild the
    * fresh copy being filled beside it. Always write SQL through this, never with a literal table name.

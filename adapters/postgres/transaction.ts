@@ -41,3 +41,46 @@ export async function withTransaction<T>(pool: pg.Pool, work: (db: pg.PoolClient
     db.release(broken);
   }
 }
+
+/** What a unit of work may do with its connection: query. Transaction control and release stay with the caller. */
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/**
+ * Like `withTransaction`, but the transaction begins only when `work` issues its first query, and `begin` runs
+ * first inside it. Work that issues no query costs no connection, no round trip and no commit (`began: false`).
+ * `finish` runs inside the transaction, after the work and before COMMIT, only if it began.
+ */
+export async function withLazyTransaction<T>(
+  pool: pg.Pool,
+  hooks: { begin(db: pg.PoolClient): Promise<void>; finish(db: pg.PoolClient): Promise<void> },
+  work: (db: Queryable) => Promise<T>,
+): Promise<{ value: T; began: boolean }> {
+  let client: pg.PoolClient | undefined;
+  let opening: Promise<pg.PoolClient> | undefined;
+  const open = () =>
+    (opening ??= (async () => {
+      client = await checkOut(pool, ignore);
+      await client.query('BEGIN');
+      await hooks.begin(client);
+      return client;
+    })());
+  const query = async (...args: unknown[]) => ((await open()).query as (...a: unknown[]) => Promise<unknown>)(...args);
+  const db = { query } as unknown as Queryable;
+  let broken: Error | undefined;
+  try {
+    const value = await work(db);
+    if (!opening) return { value, began: false };
+    const transaction = await opening;
+    await hooks.finish(transaction);
+    await transaction.query('COMMIT');
+    return { value, began: true };
+  } catch (error) {
+    if (client) await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
+    throw error;
+  } finally {
+    if (client) {
+      client.off('error', ignore);
+      client.release(broken);
+    }
+  }
+}

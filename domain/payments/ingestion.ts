@@ -66,7 +66,8 @@ export function ingestionService(deps: IngestionDependencies) {
   return {
     async ingestPayment(tenantId: string, merchantId: string, payment: SquarePayment, source: string, metadata: EventMetadata): Promise<IngestionResult> {
       const stream = purchaseStream(payment.id);
-      const { state: before } = await loadState(deps.store, stream, purchaseDecider);
+      const loaded = await loadState(deps.store, stream, purchaseDecider);
+      const before = loaded.state;
       if (before.status === 'completed') return { outcome: outcomeOf(before, source), position: undefined };
       // Only a completion needs the customer and the rule; other statuses are recorded as they are.
       const completing = payment.status === 'COMPLETED';
@@ -98,6 +99,7 @@ export function ingestionService(deps: IngestionDependencies) {
           source,
         },
         context(metadata),
+        loaded,
       );
       const completion = result.events.find((e) => e.type === 'PurchaseCompleted');
       if (completion?.type === 'PurchaseCompleted') {

@@ -22,19 +22,31 @@ export interface CommandResult<Event extends DomainEvent, State> {
 /** Each round of a race lets at least one writer through, so this bounds contention of about as many writers. */
 const MAX_ATTEMPTS = 50;
 
+/**
+ * `loaded`: the stream as the caller just read it (`loadState`), to decide on without reading it again. The
+ * append still expects that exact revision, so a write in between is a conflict and the retry reads afresh.
+ */
 export async function handleCommand<Command, Event extends DomainEvent, State>(
   store: EventStore,
   stream: string,
   decider: Decider<Command, Event, State>,
   command: Command,
   context: CommandContext,
+  loaded?: { state: State; revision: number | undefined },
 ): Promise<CommandResult<Event, State>> {
   for (let attempt = 1; ; attempt++) {
-    const recorded = await store.readStream(stream);
-    const state = recorded.reduce((s, e) => decider.evolve(s, { type: e.type, data: e.data } as Event), decider.initialState);
+    let state: State;
+    let revision: number | undefined;
+    if (attempt === 1 && loaded) {
+      ({ state, revision } = loaded);
+    } else {
+      const recorded = await store.readStream(stream);
+      state = recorded.reduce((s, e) => decider.evolve(s, { type: e.type, data: e.data } as Event), decider.initialState);
+      revision = recorded.at(-1)?.revision;
+    }
     const events = decider.decide(command, state);
     if (events.length === 0) return { events, state, position: undefined };
-    const expected = recorded.length === 0 ? 'no_stream' : recorded[recorded.length - 1]!.revision;
+    const expected = revision === undefined ? 'no_stream' : revision;
     try {
       const result = await store.append(
         stream,
