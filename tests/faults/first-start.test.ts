@@ -1,0 +1,90 @@
+/**
+ * `npm start` on a fresh machine: no DATABASE_URL, no secrets, nothing set up. The service initialises and starts
+ * its own embedded PostgreSQL under DATA_DIR, generates development secrets, migrates, and serves; SIGTERM stops
+ * it cleanly (the embedded server too); a second start reuses the data (no initdb) and finds what was written.
+ */
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { v4 as uuid } from 'uuid';
+import { freePort } from '../../adapters/postgres/embedded.ts';
+import { api, tokenFor } from '../support/http.ts';
+
+let tmp: string;
+let child: ChildProcess | undefined;
+
+test.before(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'tally-first-start-'));
+  await chmod(tmp, 0o755); // run as root, the embedded server runs as `postgres` and must reach its data
+});
+test.after.always(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** Exactly what a user's shell would have: none of the test tiers' or CI's database settings. */
+function freshEnv(port: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), DATA_DIR: path.join(tmp, '.data'), LOG_LEVEL: 'info' };
+  return env;
+}
+
+async function start(port: number): Promise<{ child: ChildProcess; logs: () => string; readyMs: number }> {
+  const started = Date.now();
+  const spawned = spawn(process.execPath, ['--import=tsx', 'main.ts'], { env: freshEnv(port), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  spawned.stdout?.on('data', (chunk) => (output += String(chunk)));
+  spawned.stderr?.on('data', (chunk) => (output += String(chunk)));
+  for (let i = 0; i < 1200; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return { child: spawned, logs: () => output, readyMs: Date.now() - started };
+    } catch {
+      // not listening yet
+    }
+    if (spawned.exitCode !== null) throw new Error(`the service exited (${spawned.exitCode}): ${output.slice(-3000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  spawned.kill('SIGKILL');
+  throw new Error(`the service did not become ready in 120 s: ${output.slice(-3000)}`);
+}
+
+function stop(running: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    running.once('exit', (code) => resolve(code));
+    running.kill('SIGTERM');
+  });
+}
+
+test('npm start with nothing set up: embedded PostgreSQL, generated secrets, a clean stop, and the data kept for the next start', async (t) => {
+  t.timeout(240_000);
+  const port = await freePort();
+  const first = await start(port);
+  child = first.child;
+  t.log(`first start (initdb, migrations): ready in ${first.readyMs} ms`);
+  const dataDir = path.join(tmp, '.data');
+  t.true(existsSync(path.join(dataDir, 'dev-secrets.json')), 'development secrets were generated under DATA_DIR');
+  t.regex(first.logs(), /development secrets were not configured/, 'and the log says so');
+  t.regex(first.logs(), /Tally is listening/);
+
+  // A user registers with a token signed by the generated secret, as a local front end would.
+  const secrets = JSON.parse(await readFile(path.join(dataDir, 'dev-secrets.json'), 'utf8')) as { AUTH_JWT_SECRET: string };
+  const userId = uuid();
+  const token = await tokenFor(userId, 'first@start.test', { secret: secrets.AUTH_JWT_SECRET });
+  const call = api(`http://127.0.0.1:${port}`);
+  t.is((await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer' } })).status, 201);
+
+  t.is(await stop(first.child), 0, 'SIGTERM stops it cleanly');
+  t.true(existsSync(path.join(dataDir, 'postgres', 'PG_VERSION')), 'the embedded server keeps its data under DATA_DIR/postgres');
+  t.false(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid')), 'and stopped with the service');
+  for (const secret of Object.values(secrets)) t.false(first.logs().includes(secret), 'no generated secret in the logs');
+
+  const second = await start(port);
+  child = second.child;
+  t.log(`second start (existing data): ready in ${second.readyMs} ms`);
+  const me = await call('GET', '/api/v1/me', { token });
+  t.is(me.status, 200, 'the same secret still signs, and the registration was kept');
+  t.like(me.body, { id: userId, role: 'consumer' });
+  t.is(await stop(second.child), 0);
+});
