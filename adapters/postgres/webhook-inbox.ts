@@ -91,25 +91,33 @@ export function webhookInbox(pool: pg.Pool) {
       return rows.map((r) => dueRow.parse(r));
     },
 
-    async complete(eventId: string, result: { tenantId: string | null; outcome: string }): Promise<void> {
-      await pool.query(
+    /**
+     * Settles the attempt `attempt` (the row's `attempts` when it was claimed). A worker whose lease ran out while
+     * it worked (a slow Square call) finds the row claimed again, so its late answer changes nothing: the newer
+     * attempt's outcome stands. Returns whether this attempt's outcome was recorded.
+     */
+    async complete(eventId: string, attempt: number, result: { tenantId: string | null; outcome: string }): Promise<boolean> {
+      const { rowCount } = await pool.query(
         `UPDATE pos_webhook_events_raw
             SET processed = true, processed_at = now(), outcome = $2, tenant_id = COALESCE($3, tenant_id), error = NULL, locked_until = NULL
-          WHERE event_id = $1`,
-        [eventId, result.outcome, result.tenantId],
+          WHERE event_id = $1 AND attempts = $4 AND NOT processed`,
+        [eventId, result.outcome, result.tenantId, attempt],
       );
+      return rowCount === 1;
     },
 
-    async fail(eventId: string, failure: { tenantId: string | null; error: string; retryAt: Date | null }): Promise<void> {
-      // With no retry left the row is settled as failed; an operator can re-drive it.
-      await pool.query(
+    /** Records a failed attempt (see `complete` for `attempt`); with no retry left the row is settled as failed. */
+    async fail(eventId: string, attempt: number, failure: { tenantId: string | null; error: string; retryAt: Date | null }): Promise<boolean> {
+      // An operator can re-drive a settled failure.
+      const { rowCount } = await pool.query(
         `UPDATE pos_webhook_events_raw
             SET outcome = 'failed', error = $2, tenant_id = COALESCE($3, tenant_id), locked_until = NULL,
                 processed = ($4::timestamptz IS NULL), processed_at = CASE WHEN $4::timestamptz IS NULL THEN now() END,
                 next_attempt_at = COALESCE($4::timestamptz, next_attempt_at)
-          WHERE event_id = $1`,
-        [eventId, failure.error.slice(0, 2000), failure.tenantId, failure.retryAt],
+          WHERE event_id = $1 AND attempts = $5 AND NOT processed`,
+        [eventId, failure.error.slice(0, 2000), failure.tenantId, failure.retryAt, attempt],
       );
+      return rowCount === 1;
     },
 
     /** Re-drives a webhook now. Only failed ones: a processed success is not processed twice. */

@@ -28,7 +28,7 @@ export class WebhookProcessor {
   private wakeUp: (() => void) | undefined;
   private pendingWake = false;
   /** Failures that could not be recorded (the database was unreachable), by event id, with when their lease began. */
-  private readonly unrecorded = new Map<string, { failure: Parameters<WebhookInbox['fail']>[1]; claimedAt: number }>();
+  private readonly unrecorded = new Map<string, { attempt: number; failure: Parameters<WebhookInbox['fail']>[2]; claimedAt: number }>();
   private readonly batchSize: number;
   private readonly leaseMs: number;
   private readonly pollIntervalMs: number;
@@ -93,7 +93,9 @@ export class WebhookProcessor {
     const log = this.log.child({ webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id });
     try {
       const result = await this.handle({ eventId: row.event_id, rawBody: row.raw_body });
-      await this.inbox.complete(row.event_id, { tenantId: result.tenantId, outcome: result.outcome });
+      if (!(await this.inbox.complete(row.event_id, row.attempts, { tenantId: result.tenantId, outcome: result.outcome }))) {
+        log.warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
+      }
       this.options.onOutcome?.(result.outcome);
       log.info({ outcome: result.outcome, tenantId: result.tenantId, ...result.detail }, `ingestion outcome: ${result.outcome}`);
     } catch (error) {
@@ -102,9 +104,9 @@ export class WebhookProcessor {
       log.warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
       this.options.onOutcome?.('failed');
       const failure = { tenantId: null, error: message, retryAt };
-      await this.inbox.fail(row.event_id, failure).catch((e) => {
+      await this.inbox.fail(row.event_id, row.attempts, failure).catch((e) => {
         log.error({ err: e }, 'could not record the failure; will record it on the next turn');
-        this.unrecorded.set(row.event_id, { failure, claimedAt });
+        this.unrecorded.set(row.event_id, { attempt: row.attempts, failure, claimedAt });
       });
     }
   }
@@ -117,8 +119,9 @@ export class WebhookProcessor {
    * whose work this must not undo; half a lease is the margin for this host's clock against the database's.
    */
   private async recordPendingFailures(): Promise<void> {
-    for (const [eventId, { failure, claimedAt }] of this.unrecorded) {
-      if (Date.now() < claimedAt + this.leaseMs / 2) await this.inbox.fail(eventId, failure);
+    for (const [eventId, { attempt, failure, claimedAt }] of this.unrecorded) {
+      // The attempt guard makes a late record harmless; the half lease keeps the row from waiting it out.
+      if (Date.now() < claimedAt + this.leaseMs / 2) await this.inbox.fail(eventId, attempt, failure);
       this.unrecorded.delete(eventId);
     }
   }
