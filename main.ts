@@ -260,7 +260,11 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         markRevoked: async (merchantId, revocation, metadata) => (await square.connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
       }),
       log.child({ component: 'webhooks' }),
-      { onOutcome: (outcome) => metrics.webhookOutcome(outcome) },
+      {
+        onOutcome: (outcome) => metrics.webhookOutcome(outcome),
+        // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
+        leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
+      },
     );
     processor.start();
     cleanups.unshift(() => processor.stop());
