@@ -79,7 +79,7 @@ export function accessControl(deps: AccessDependencies) {
       const state = await deps.loadUser(principal.userId);
       const user = state.status === 'unregistered' ? undefined : state;
       ctx.state.caller = { ...principal, user };
-      ctx.log = ctx.log.child({ userId: principal.userId });
+      ctx.logWith({ userId: principal.userId });
       if (access === 'self') return next();
 
       if (!user) throw new HttpError('USER_NOT_REGISTERED', 'Register first: POST /api/v1/me/register');

@@ -25,22 +25,55 @@ export interface HttpAppOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+const LOGGER = Symbol('request logger');
+const BINDINGS = Symbol('request log bindings');
+interface RequestLog {
+  [LOGGER]?: Logger;
+  [BINDINGS]: Record<string, unknown>;
+}
+
+/**
+ * `ctx.log` and `ctx.logWith` (http/context.ts). The child logger is made on first use only: a pino child
+ * per request (and one more per authenticated caller) cost more than the request line itself. The request
+ * line is written by the app's logger with the same fields in the same order as the child would write them.
+ */
+function requestLogging(app: Koa, log: Logger): void {
+  Object.defineProperty(app.context, 'log', {
+    configurable: true,
+    get(this: RequestLog): Logger {
+      return (this[LOGGER] ??= log.child(this[BINDINGS] ?? {}));
+    },
+    set(this: RequestLog, logger: Logger) {
+      this[LOGGER] = logger;
+    },
+  });
+  app.context.logWith = function (this: RequestLog, bindings: Record<string, unknown>) {
+    this[BINDINGS] = { ...this[BINDINGS], ...bindings };
+    const logger = this[LOGGER];
+    if (logger) this[LOGGER] = logger.child(bindings);
+  };
+}
+
 export function createHttpApp(options: HttpAppOptions): Koa {
   const app = new Koa({ proxy: options.trustProxy ?? false });
   app.silent = true;
+  requestLogging(app, options.log);
 
   app.use(async (ctx, next) => {
     const given = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(given) ? given : uuid();
     ctx.state.requestId = requestId;
     ctx.set('X-Request-Id', requestId);
-    ctx.log = options.log.child({ requestId });
+    (ctx as unknown as RequestLog)[BINDINGS] = { requestId };
     const started = process.hrtime.bigint();
     try {
       await next();
     } finally {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      ctx.log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
+      const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 };
+      const logger = (ctx as unknown as RequestLog)[LOGGER];
+      if (logger) logger.info(line, 'request');
+      else options.log.info({ ...(ctx as unknown as RequestLog)[BINDINGS], ...line }, 'request');
     }
   });
   // Inside the log line, outside the error handler: it sees the status the client gets.

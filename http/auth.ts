@@ -1,6 +1,10 @@
 /**
  * Bearer token verification with jose: HS256 with AUTH_JWT_SECRET (what Supabase issues), or asymmetric keys
  * from AUTH_JWKS_URL. Only the listed algorithms are accepted, so `alg: none` and HS/RS confusion fail.
+ *
+ * HS256 costs: the secret is imported as a CryptoKey once (given as bytes, jose imports it again on every
+ * call), and a token jose accepted is remembered by its exact text (see `VerifiedTokens`), so a client's
+ * next requests with the same token skip the HMAC; its expiry is checked again on every request.
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { HttpError } from './errors.ts';
@@ -21,24 +25,70 @@ const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256
 
 const unauthenticated = (reason: string) => new HttpError('UNAUTHENTICATED', reason);
 
+/**
+ * HS256 tokens jose verified, by their exact text (header, payload and signature): only a byte-identical
+ * token is found, and with the one secret of this process its signature, issuer and audience checks would
+ * come out the same again. What changes with time is checked again on every hit, as jose checks it: `exp`
+ * (the token is valid while now < exp) and `nbf` (now ≥ nbf); a token past its `exp` is dropped and goes
+ * through jose, which refuses it with its usual reason. Only accepted tokens enter (a refused one is never
+ * remembered), at most MAX_ENTRIES of them (oldest out first), each for at most MAX_AGE_MS, and only tokens
+ * of a sensible size. Not used with AUTH_JWKS_URL: there keys rotate, and jose's key set decides when.
+ */
+class VerifiedTokens {
+  static readonly MAX_ENTRIES = 10_000;
+  static readonly MAX_AGE_MS = 10 * 60_000;
+  static readonly MAX_TOKEN_LENGTH = 4096;
+  private readonly entries = new Map<string, { principal: Principal; notBeforeS: number | undefined; until: number }>();
+
+  get(token: string): Principal | undefined {
+    const entry = this.entries.get(token);
+    if (!entry) return undefined;
+    const now = Date.now();
+    if (now >= entry.until) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    // jose compares whole seconds: refused while nbf > now.
+    if (entry.notBeforeS !== undefined && entry.notBeforeS > Math.floor(now / 1000)) return undefined;
+    return entry.principal;
+  }
+
+  add(token: string, principal: Principal, payload: { exp?: number | undefined; nbf?: number | undefined }): void {
+    if (token.length > VerifiedTokens.MAX_TOKEN_LENGTH) return;
+    const now = Date.now();
+    const until = Math.min(now + VerifiedTokens.MAX_AGE_MS, payload.exp === undefined ? Infinity : payload.exp * 1000);
+    if (!(until > now)) return;
+    if (this.entries.size >= VerifiedTokens.MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(token, { principal, notBeforeS: payload.nbf, until });
+  }
+}
+
 export function createTokenVerifier(options: AuthOptions): (token: string) => Promise<Principal> {
   const jwks: JWTVerifyGetKey | undefined = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
-  const secret = options.secret ? new TextEncoder().encode(options.secret) : undefined;
+  // Imported once: given the raw bytes, jose would import them as a CryptoKey on every verification.
+  const secret = options.secret
+    ? crypto.subtle.importKey('raw', new TextEncoder().encode(options.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    : undefined;
   if (!jwks && !secret) throw new Error('Either AUTH_JWT_SECRET or AUTH_JWKS_URL must be configured');
   const verifyOptions = {
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
   };
+  const verified = jwks ? undefined : new VerifiedTokens();
 
   return async (token) => {
+    const known = verified?.get(token);
+    if (known) return known;
     try {
       const { payload } = jwks
         ? await jwtVerify(token, jwks, { ...verifyOptions, algorithms: ASYMMETRIC })
-        : await jwtVerify(token, secret!, { ...verifyOptions, algorithms: ['HS256'] });
+        : await jwtVerify(token, await secret!, { ...verifyOptions, algorithms: ['HS256'] });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
         throw unauthenticated('The token has no subject (sub) claim');
       }
-      return { userId: payload.sub, email: typeof payload.email === 'string' ? payload.email : undefined };
+      const principal: Principal = Object.freeze({ userId: payload.sub, email: typeof payload.email === 'string' ? payload.email : undefined });
+      verified?.add(token, principal, payload);
+      return principal;
     } catch (error) {
       if (error instanceof HttpError) throw error;
       throw unauthenticated(reasonFor(error));

@@ -64,8 +64,10 @@ interface EventRow {
 }
 
 // Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
-const COLUMNS = `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
-  recorded_at, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below`;
+const EVENT_COLUMNS = `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
+  recorded_at`;
+/** The feed also needs the safe bound (see `readPage`). */
+const COLUMNS = `${EVENT_COLUMNS}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below`;
 
 function toRecorded(row: EventRow): RecordedEvent {
   return {
@@ -183,16 +185,20 @@ export class PostgresEventStore implements EventStore {
     const backwards = options.direction === 'backwards';
     const params: unknown[] = [stream];
     let where = 'stream_name = $1';
+    let name = backwards ? 'tally_read_stream_b' : 'tally_read_stream_f';
     if (options.fromRevision !== undefined) {
       params.push(options.fromRevision);
       where += backwards ? ` AND stream_revision <= $2` : ` AND stream_revision >= $2`;
+      name += '_from';
     }
-    let sql = `SELECT ${COLUMNS} FROM events WHERE ${where} ORDER BY stream_revision ${backwards ? 'DESC' : 'ASC'}`;
+    let sql = `SELECT ${EVENT_COLUMNS} FROM events WHERE ${where} ORDER BY stream_revision ${backwards ? 'DESC' : 'ASC'}`;
     if (options.limit !== undefined) {
       params.push(options.limit);
       sql += ` LIMIT $${params.length}`;
+      name += '_limit';
     }
-    return (await this.query<EventRow>(sql, params)).map(toRecorded);
+    // Named, so each connection parses and plans it once: every request loads its caller's stream (one name per shape of the query).
+    return (await this.query<EventRow>({ name, text: sql }, params)).map(toRecorded);
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {

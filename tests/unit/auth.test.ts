@@ -79,3 +79,27 @@ test('asymmetric keys from a JWKS URL, served over a real socket; HS256 tokens a
   const error = await t.throwsAsync(jwksVerify(hsToken));
   t.regex(error!.message, /algorithm/);
 });
+
+test('a token accepted once stays accepted only until its expiry; a remembered token vouches for no other payload or signature', async (t) => {
+  const fresh = createTokenVerifier({ secret, issuer: 'https://idp.test', audience: 'authenticated' });
+  const token = await hs();
+  t.deepEqual(await fresh(token), { userId: 'user-1', email: 'a@b.test' });
+  t.deepEqual(await fresh(token), { userId: 'user-1', email: 'a@b.test' }, 'remembered');
+
+  // A token about to expire: accepted now, refused once its exp passes, remembered or not.
+  const shortLived = await hs({}, (j) => j.setExpirationTime(Math.floor(Date.now() / 1000) + 2));
+  t.is((await fresh(shortLived)).userId, 'user-1');
+  await new Promise((resolve) => setTimeout(resolve, 3100));
+  const expired = await t.throwsAsync(fresh(shortLived));
+  t.regex(expired!.message, /expired/);
+
+  // A remembered token's signature does not vouch for another payload, nor a changed signature for its payload.
+  const [header, payload, signature] = token.split('.');
+  const forged = Buffer.from(JSON.stringify({ sub: 'admin', email: 'a@b.test', iss: 'https://idp.test', aud: 'authenticated', exp: 9999999999 })).toString('base64url');
+  t.regex((await t.throwsAsync(fresh(`${header}.${forged}.${signature}`)))!.message, /signature/);
+  const flipped = `${signature!.slice(0, -2)}${signature!.endsWith('AA') ? 'BB' : 'AA'}`;
+  t.regex((await t.throwsAsync(fresh(`${header}.${payload}.${flipped}`)))!.message, /signature|malformed/);
+  // Refused tokens are never remembered: a future nbf stays refused.
+  const early = await hs({}, (j) => j.setNotBefore('10m'));
+  for (let i = 0; i < 2; i++) t.regex((await t.throwsAsync(fresh(early)))!.message, /not valid yet/);
+});

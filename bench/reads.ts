@@ -1,0 +1,264 @@
+/**
+ * `node --import=tsx bench/reads.ts [--consumers=<n>] [--runs=<n>] [--rounds=<n>] [--slice=<ms>] [--tenants=<n>] [--cpu] [--profile] [--perf] [--log-level=<level>] > /dev/null`:
+ * where the time of `GET /api/v1/me/wallets` goes, against a bare Koa route running the same SQL.
+ *
+ * The focused version of bench/ingest.ts's read phase, without the webhook phase: Tally runs in this process
+ * through `startTally` against a fresh database; consumers register through the API (their `user-<id>`
+ * streams are real), merchants register and are approved (workspaces with business names), and each consumer
+ * is given one wallet at one merchant by inserting the wallets read-model row directly (bench-only seeding:
+ * the row is what the wallets projection would have written; both sides read it with the same SQL).
+ *
+ * The load comes from bench/ingest-load.ts (`reads` mode) in a separate process: closed-loop GETs at
+ * concurrency 64 in alternating slices, Tally vs the bare route, `--runs` times; each run reports its ratio.
+ * `--cpu`: also CPU per request (this process and PostgreSQL) of each side alone (both slices on one side).
+ * `--profile`: also a CPU profile of this process while only Tally's route is loaded (self time, top 25).
+ * `--perf`: also `perf record -e cpu-clock -g` of this process (CPU, not wall time: syscalls included) while
+ *   only Tally's route is loaded, to /tmp/reads-tally.perf.data (run `node --perf-basic-prof` for JS names).
+ * `--log-level`: Tally's log level (default `info`, as in production: one line per request, to stdout, which is
+ *   Tally's own log here: run with `> /dev/null`; the report goes to stderr and bench/results/reads.json).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import Koa from 'koa';
+import { v4 as uuid } from 'uuid';
+import { startTally, type Tally } from '../main.ts';
+import { createLogger } from '../adapters/logger.ts';
+import { walletsOfConsumer } from '../projections/read/wallets.ts';
+import { api, tokenFor } from '../tests/support/http.ts';
+import { BENCH_DIR, formatRatio, log, machineInfo, machineSummary, now, withBenchDatabase, withClient, writeResults, type LoadResult } from './support.ts';
+import { cpuSnapshot, cpuSplit, postgresPids, withCpuProfile, type HotFunction } from './profile.ts';
+import type { ReadSpec } from './ingest-load.ts';
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const numberFlag = (name: string, fallback: number) => {
+  const raw = flag(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive whole number`);
+  return value;
+};
+const unknown = argv.filter((a) => !['--cpu', '--profile', '--perf'].includes(a) && !/^--(consumers|tenants|runs|rounds|slice|log-level)=/.test(a));
+if (unknown.length) throw new Error(`Unknown argument(s): ${unknown.join(' ')}`);
+
+const CONSUMERS = numberFlag('consumers', 1000);
+const TENANTS = numberFlag('tenants', 20);
+const RUNS = numberFlag('runs', 3);
+const ROUNDS = numberFlag('rounds', 4);
+const SLICE_MS = numberFlag('slice', 1000);
+const CPU = argv.includes('--cpu');
+const PROFILE = argv.includes('--profile');
+/** `perf record` (cpu-clock, with kernel stacks) of this process while only Tally's route is loaded; run node with --perf-basic-prof. */
+const PERF = argv.includes('--perf');
+const LOG_LEVEL = flag('log-level') ?? 'info';
+const CONCURRENCY = 64;
+const SETUP_CONCURRENCY = 16;
+
+const JWT_SECRET = 'bench-jwt-secret-that-is-long-enough-for-hs256-0123456789';
+const ADMIN_EMAIL = 'ops@tally.bench';
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= items.length) return;
+        results[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return results;
+}
+
+type ReadOutput = { result: Record<'tally' | 'bare', LoadResult>; statuses: Record<string, Record<number, number>> };
+
+async function runLoad(spec: ReadSpec): Promise<ReadOutput> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tally-bench-reads-'));
+  try {
+    const specFile = path.join(dir, 'spec.json');
+    const outFile = path.join(dir, 'out.json');
+    await writeFile(specFile, JSON.stringify(spec));
+    const child = spawn(process.execPath, ['--import=tsx', path.join(BENCH_DIR, 'ingest-load.ts'), 'reads', specFile, outFile], {
+      cwd: path.dirname(BENCH_DIR),
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', resolve);
+    });
+    if (code !== 0) throw new Error(`the load generator exited with ${code}`);
+    return JSON.parse(await readFile(outFile, 'utf8')) as ReadOutput;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const fmt = (r: LoadResult) => `${Math.round(r.rate)}/s p50 ${r.latencyMs.p50.toFixed(1)} ms p99 ${r.latencyMs.p99.toFixed(1)} ms`;
+
+async function main(): Promise<void> {
+  await withBenchDatabase(async (db) => {
+    const machine = await machineInfo(db);
+    const pgPids = db.embedded ? await withClient(db.adminUrl, (c) => postgresPids(c)) : undefined;
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tally-bench-data-'));
+    let tally: Tally | undefined;
+    let bareServer: http.Server | undefined;
+    try {
+      const env: NodeJS.ProcessEnv = {
+        NODE_ENV: 'production',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL,
+        DATA_DIR: dataDir,
+        DATABASE_URL: db.url,
+        AUTH_JWT_SECRET: JWT_SECRET,
+        ADMIN_EMAILS: ADMIN_EMAIL,
+        IDENTITY_HASH_KEY: 'bench-identity-hash-key-0123456789abcdef',
+        ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
+        CRON_SECRET: 'bench-cron-secret-0123456789',
+        API_BASE_URL: 'https://api.tally.bench',
+        FRONTEND_URL: 'https://app.tally.bench',
+      };
+      // As in production: the request lines are written to stdout by createLogger's own destination, with the
+      // secrets masked (run with stdout to /dev/null; the report goes to stderr and bench/results/reads.json).
+      const tallyLog = createLogger({ level: LOG_LEVEL, secrets: [JWT_SECRET] });
+      tally = await startTally({ env, log: tallyLog });
+      log(`Tally listening on ${tally.url} (log level ${LOG_LEVEL})`);
+
+      // ------------------------------------------------------------------ setup
+      const call = api(tally.url);
+      const expect = (what: string, r: { status: number; body: unknown }, ...ok: number[]) => {
+        if (!ok.includes(r.status)) throw new Error(`${what}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+        return r;
+      };
+      const register = async (role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) => {
+        const id = uuid();
+        const token = await tokenFor(id, email, { secret: JWT_SECRET });
+        expect(`register ${email}`, await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } }), 200, 201);
+        return { id, token };
+      };
+      const t0 = now();
+      const admin = await register('consumer', ADMIN_EMAIL);
+      const tenants = await mapLimit(Array.from({ length: TENANTS }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
+        const client = await register('client', `owner${i}@merchant${i}.bench`, { businessName: `Bench Merchant ${i}` });
+        expect('approve', await call('PATCH', `/api/v1/admin/users/${client.id}/approve`, { token: admin.token }), 200);
+        return client;
+      });
+      const consumers = await mapLimit(Array.from({ length: CONSUMERS }, (_, j) => j), SETUP_CONCURRENCY, (j) => register('consumer', `consumer${j}@bench.test`));
+      const head = await tally.store.headPosition();
+      if (head && !(await tally.runner.waitForPosition(head, 120_000))) throw new Error('projections did not catch up after the setup');
+      const { rows: workspaces } = await tally.pool.query<{ tenant_id: string }>('SELECT tenant_id FROM workspaces ORDER BY tenant_id');
+      if (workspaces.length !== TENANTS) throw new Error(`expected ${TENANTS} workspaces, found ${workspaces.length} (${tenants.length} clients approved)`);
+      const at = new Date();
+      await tally.pool.query(
+        `INSERT INTO wallets (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+         SELECT gen_random_uuid()::text, t, c, 100 + i, 100 + i, 0, $3, $3 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(t, c, i)`,
+        [consumers.map((_, j) => workspaces[j % TENANTS]!.tenant_id), consumers.map((c) => c.id), at],
+      );
+      await tally.pool.query('ANALYZE wallets; ANALYZE workspaces; ANALYZE events');
+      log(`Setup: ${TENANTS} approved merchants, ${CONSUMERS} consumers with one wallet each (${((now() - t0) / 1000).toFixed(1)} s)`);
+
+      // ------------------------------------------------------------------ the bare route
+      const bare = new Koa();
+      bare.use(async (koa) => {
+        koa.body = await walletsOfConsumer(tally!.pool, koa.get('x-consumer-id'));
+      });
+      bareServer = http.createServer(bare.callback());
+      bareServer.keepAliveTimeout = 5000;
+      await new Promise<void>((resolve) => bareServer!.listen(0, '127.0.0.1', resolve));
+      const bareUrl = `http://127.0.0.1:${(bareServer.address() as AddressInfo).port}/bare/wallets`;
+      const sample = await call('GET', '/api/v1/me/wallets', { token: consumers[0]!.token });
+      if (sample.status !== 200 || !Array.isArray(sample.body) || sample.body.length !== 1) throw new Error(`GET /api/v1/me/wallets: ${sample.status} ${JSON.stringify(sample.body)}`);
+
+      const tallySide = { url: `${tally.url}/api/v1/me/wallets`, headers: consumers.map((c) => ({ authorization: `Bearer ${c.token}` })) };
+      const bareSide = { url: bareUrl, headers: consumers.map((c) => ({ 'x-consumer-id': c.id })) };
+      const runs: { tally: LoadResult; bare: LoadResult; ratio: number; errors: string[] }[] = [];
+      log(`Reads: ${RUNS} runs of ${ROUNDS} alternating slices of ${SLICE_MS} ms per side, concurrency ${CONCURRENCY}`);
+      for (let r = 0; r < RUNS; r++) {
+        const out = await runLoad({ concurrency: CONCURRENCY, rounds: ROUNDS, sliceMs: SLICE_MS, tally: tallySide, bare: bareSide });
+        const errors = Object.entries(out.statuses).flatMap(([side, st]) => Object.entries(st).filter(([s]) => s !== '200').map(([s, k]) => `${side} ${s}×${k}`));
+        const ratio = out.result.tally.rate / out.result.bare.rate;
+        runs.push({ tally: out.result.tally, bare: out.result.bare, ratio, errors });
+        log(`  run ${r + 1}: Tally ${fmt(out.result.tally)} | bare ${fmt(out.result.bare)} | ratio ${formatRatio(ratio)}${errors.length ? ` | non-200: ${errors.join(', ')}` : ''}`);
+      }
+      const sum = (f: (x: (typeof runs)[number]) => number) => runs.reduce((s, x) => s + f(x), 0);
+      const tallyRate = sum((x) => x.tally.operations) / (sum((x) => x.tally.elapsedMs) / 1000);
+      const bareRate = sum((x) => x.bare.operations) / (sum((x) => x.bare.elapsedMs) / 1000);
+      const meanP99 = (side: 'tally' | 'bare') => sum((x) => x[side].latencyMs.p99) / runs.length;
+
+      // ------------------------------------------------------------------ CPU per request, each side alone
+      const cpu: Record<string, { requests: number; nodeUsPerRequest: number; nodeSystemUsPerRequest: number; postgresUsPerRequest: number | null; rate: number }> = {};
+      if (CPU) {
+        for (const [name, side] of [['tally', tallySide], ['bare', bareSide], ['tally (again)', tallySide], ['bare (again)', bareSide]] as const) {
+          const pids = pgPids ? [...new Set([...pgPids, ...(await withClient(db.url, (c) => postgresPids(c)))])] : undefined;
+          const before = await cpuSnapshot(pids);
+          const out = await runLoad({ concurrency: CONCURRENCY, rounds: 2, sliceMs: SLICE_MS, tally: side, bare: side });
+          const after = await cpuSnapshot(pids);
+          const split = cpuSplit(before, after);
+          // The load generator's warm-up (300 ms per side) is in the CPU window but not in the counts: counted as requests at the measured rate.
+          const requests = out.result.tally.operations + out.result.bare.operations;
+          const rate = (requests / (out.result.tally.elapsedMs + out.result.bare.elapsedMs)) * 1000;
+          const withWarmup = requests + rate * 0.6;
+          cpu[name] = {
+            requests,
+            rate,
+            nodeUsPerRequest: (split.nodeMs / withWarmup) * 1000,
+            nodeSystemUsPerRequest: ((after.nodeSystem - before.nodeSystem) / withWarmup) * 1000,
+            postgresUsPerRequest: split.postgresMs === null ? null : (split.postgresMs / withWarmup) * 1000,
+          };
+          log(`  CPU, ${name} alone: ${Math.round(rate)}/s; this process ${cpu[name]!.nodeUsPerRequest.toFixed(0)} µs (system ${cpu[name]!.nodeSystemUsPerRequest.toFixed(0)}) + PostgreSQL ${cpu[name]!.postgresUsPerRequest?.toFixed(0) ?? '?'} µs per request`);
+        }
+      }
+
+      // ------------------------------------------------------------------ profile of Tally's route alone
+      let hot: HotFunction[] | undefined;
+      if (PROFILE) {
+        const profiled = await withCpuProfile('reads-tally', () => runLoad({ concurrency: CONCURRENCY, rounds: 2, sliceMs: SLICE_MS, tally: tallySide, bare: tallySide }));
+        hot = profiled.hot;
+        log(`CPU profile (${profiled.file}), self time, top 25:`);
+        for (const h of hot) log(`  ${(h.share * 100).toFixed(1).padStart(5)}%  ${String(h.selfMs).padStart(5)} ms  ${h.function}`);
+      }
+
+      if (PERF) {
+        const file = path.join(os.tmpdir(), 'reads-tally.perf.data');
+        const perf = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2999', '-g', '--no-inherit', '-p', String(process.pid), '-o', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await runLoad({ concurrency: CONCURRENCY, rounds: 2, sliceMs: SLICE_MS, tally: tallySide, bare: tallySide });
+        const exited = new Promise((resolve) => perf.once('exit', resolve));
+        perf.kill('SIGINT');
+        await exited;
+        log(`perf data: ${file}`);
+      }
+
+      const summary = {
+        machine: machineSummary(machine),
+        size: { consumers: CONSUMERS, tenants: TENANTS, runs: RUNS, rounds: ROUNDS, sliceMs: SLICE_MS, logLevel: LOG_LEVEL },
+        tally: { rate: tallyRate, p99: meanP99('tally') },
+        bare: { rate: bareRate, p99: meanP99('bare') },
+        ratio: tallyRate / bareRate,
+        ratios: runs.map((x) => x.ratio),
+        cpu,
+        hot,
+      };
+      log(`Results written to ${await writeResults('reads', summary)}`);
+      log(`Overall: Tally ${Math.round(tallyRate)}/s (p99 ${meanP99('tally').toFixed(1)} ms) vs bare ${Math.round(bareRate)}/s (p99 ${meanP99('bare').toFixed(1)} ms): ${formatRatio(tallyRate / bareRate)}`);
+    } finally {
+      await new Promise<void>((resolve) => (bareServer ? bareServer.close(() => resolve()) : resolve()));
+      await tally?.stop().catch((error) => log(`Tally did not stop cleanly: ${String(error)}`));
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 'tally_bench_reads');
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
