@@ -50,6 +50,7 @@ import {
   log,
   machineInfo,
   machineSummary,
+  mapLimit,
   now,
   openPool,
   percentile,
@@ -112,21 +113,6 @@ const NOTIFICATION_URL = `${API_BASE_URL}/api/v1/webhooks/square`;
 const ADMIN_EMAIL = 'ops@tally.bench';
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= items.length) return;
-        results[i] = await fn(items[i]!, i);
-      }
-    }),
-  );
-  return results;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Child processes

@@ -29,7 +29,7 @@ import { startTally, type Tally } from '../main.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { walletsOfConsumer } from '../projections/read/wallets.ts';
 import { api, tokenFor } from '../tests/support/http.ts';
-import { BENCH_DIR, formatRatio, log, machineInfo, machineSummary, now, withBenchDatabase, withClient, writeResults, type LoadResult } from './support.ts';
+import { BENCH_DIR, formatRatio, log, machineInfo, machineSummary, mapLimit, now, withBenchDatabase, withClient, writeResults, type LoadResult } from './support.ts';
 import { cpuSnapshot, cpuSplit, postgresPids, withCpuProfile, type HotFunction } from './profile.ts';
 import type { ReadSpec } from './ingest-load.ts';
 
@@ -60,21 +60,6 @@ const SETUP_CONCURRENCY = 16;
 
 const JWT_SECRET = 'bench-jwt-secret-that-is-long-enough-for-hs256-0123456789';
 const ADMIN_EMAIL = 'ops@tally.bench';
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= items.length) return;
-        results[i] = await fn(items[i]!, i);
-      }
-    }),
-  );
-  return results;
-}
 
 type ReadOutput = { result: Record<'tally' | 'bare', LoadResult>; statuses: Record<string, Record<number, number>> };
 
