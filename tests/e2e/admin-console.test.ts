@@ -205,6 +205,8 @@ browserTest('sign in: a bad token is refused with the API message, the admin tok
   await page.getByRole('heading', { name: 'Audit trail' }).waitFor();
   await page.getByRole('status').getByText(`Signed in as ${ADMIN_EMAIL}.`).waitFor();
   t.is(await page.getByRole('link', { name: 'Audit trail' }).getAttribute('aria-current'), 'page');
+  // The list loads after the page shows: wait for its first row (or time out and fail) rather than race it.
+  await page.locator('tbody tr').first().waitFor();
   t.true((await page.locator('tbody tr').count()) > 0, 'the newest events are listed');
 });
 
