@@ -14,6 +14,8 @@ export interface AuthOptions {
   jwksUrl?: string | undefined;
   issuer?: string | undefined;
   audience?: string | undefined;
+  /** The clock `exp` and `nbf` are checked against (tests move it instead of waiting). */
+  now?: () => Date;
 }
 
 export interface Principal {
@@ -40,10 +42,12 @@ class VerifiedTokens {
   static readonly MAX_TOKEN_LENGTH = 4096;
   private readonly entries = new Map<string, { principal: Principal; notBeforeS: number | undefined; until: number }>();
 
+  constructor(private readonly clock: () => number) {}
+
   get(token: string): Principal | undefined {
     const entry = this.entries.get(token);
     if (!entry) return undefined;
-    const now = Date.now();
+    const now = this.clock();
     if (now >= entry.until) {
       this.entries.delete(token);
       return undefined;
@@ -55,7 +59,7 @@ class VerifiedTokens {
 
   add(token: string, principal: Principal, payload: { exp?: number | undefined; nbf?: number | undefined }): void {
     if (token.length > VerifiedTokens.MAX_TOKEN_LENGTH) return;
-    const now = Date.now();
+    const now = this.clock();
     const until = Math.min(now + VerifiedTokens.MAX_AGE_MS, payload.exp === undefined ? Infinity : payload.exp * 1000);
     if (!(until > now)) return;
     if (this.entries.size >= VerifiedTokens.MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
@@ -74,15 +78,16 @@ export function createTokenVerifier(options: AuthOptions): (token: string) => Pr
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
   };
-  const verified = jwks ? undefined : new VerifiedTokens();
+  const now = options.now ?? (() => new Date());
+  const verified = jwks ? undefined : new VerifiedTokens(() => now().getTime());
 
   return async (token) => {
     const known = verified?.get(token);
     if (known) return known;
     try {
       const { payload } = jwks
-        ? await jwtVerify(token, jwks, { ...verifyOptions, algorithms: ASYMMETRIC })
-        : await jwtVerify(token, await secret!, { ...verifyOptions, algorithms: ['HS256'] });
+        ? await jwtVerify(token, jwks, { ...verifyOptions, currentDate: now(), algorithms: ASYMMETRIC })
+        : await jwtVerify(token, await secret!, { ...verifyOptions, currentDate: now(), algorithms: ['HS256'] });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
         throw unauthenticated('The token has no subject (sub) claim');
       }
