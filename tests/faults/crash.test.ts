@@ -11,6 +11,7 @@ import path from 'node:path';
 import { freePort } from '../../adapters/postgres/embedded.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { api } from '../support/http.ts';
+import { eventually } from '../support/eventually.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { connectMerchant, killService, pointsFor, serviceEnv, startService } from './support.ts';
@@ -101,11 +102,11 @@ test('SIGKILL at random moments under webhook load: nothing acknowledged is lost
   t.true(acked.size > KILLS, 'webhooks were acknowledged between the kills');
 
   // Every acknowledged webhook is processed (the inbox), and every credit reached its wallet exactly once.
-  let pending = -1;
-  for (let i = 0; i < 600 && pending !== 0; i++) {
-    pending = Number((await database.pool.query<{ n: string }>('SELECT count(*) AS n FROM pos_webhook_events_raw WHERE NOT processed')).rows[0]!.n);
-    if (pending) await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const pending = await eventually(
+    async () => Number((await database.pool.query<{ n: string }>('SELECT count(*) AS n FROM pos_webhook_events_raw WHERE NOT processed')).rows[0]!.n),
+    (n) => n === 0,
+    { timeoutMs: 60_000 },
+  );
   t.is(pending, 0, 'every stored webhook was processed after the restarts');
   const stored = await database.pool.query<{ object_id: string; outcome: string }>('SELECT object_id, outcome FROM pos_webhook_events_raw');
   const outcome = new Map(stored.rows.map((r) => [r.object_id, r.outcome]));
@@ -115,15 +116,16 @@ test('SIGKILL at random moments under webhook load: nothing acknowledged is lost
 
   const head = (await call('GET', '/api/v1/admin/projections', { token: admin })).status;
   t.is(head, 200);
-  let credits: { payment_id: string; n: number }[] = [];
-  for (let i = 0; i < 600; i++) {
-    credits = (await database.pool.query<{ payment_id: string; n: number }>(`SELECT payment_id, count(*)::int AS n FROM wallet_ledger WHERE entry_type = 'credit' GROUP BY payment_id`)).rows;
-    // Done when every acknowledged payment has its credit (unacknowledged ones may be credited too: the
-    // process can die after storing a webhook and before answering).
-    const have = new Set(credits.map((r) => r.payment_id));
-    if ([...acked.keys()].every((id) => have.has(id))) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  // Done when every acknowledged payment has its credit (unacknowledged ones may be credited too: the process
+  // can die after storing a webhook and before answering).
+  const credits = await eventually(
+    async () => (await database.pool.query<{ payment_id: string; n: number }>(`SELECT payment_id, count(*)::int AS n FROM wallet_ledger WHERE entry_type = 'credit' GROUP BY payment_id`)).rows,
+    (rows) => {
+      const have = new Set(rows.map((r) => r.payment_id));
+      return [...acked.keys()].every((id) => have.has(id));
+    },
+    { timeoutMs: 60_000 },
+  );
   const credited = new Map(credits.map((r) => [r.payment_id, r.n]));
   t.deepEqual([...acked.keys()].filter((id) => credited.get(id) !== 1), [], 'each acknowledged payment credited exactly once');
   t.deepEqual(credits.filter((r) => r.n !== 1), [], 'no payment credited twice');

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { v4 as uuid } from 'uuid';
 import { freePort } from '../../adapters/postgres/embedded.ts';
 import { api, tokenFor } from '../support/http.ts';
+import { waitUntilReady } from './support.ts';
 
 let tmp: string;
 let child: ChildProcess | undefined;
@@ -37,17 +38,13 @@ async function start(port: number): Promise<{ child: ChildProcess; logs: () => s
   let output = '';
   spawned.stdout?.on('data', (chunk) => (output += String(chunk)));
   spawned.stderr?.on('data', (chunk) => (output += String(chunk)));
-  for (let i = 0; i < 1200; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return { child: spawned, logs: () => output, readyMs: Date.now() - started };
-    } catch {
-      // not listening yet
-    }
-    if (spawned.exitCode !== null) throw new Error(`the service exited (${spawned.exitCode}): ${output.slice(-3000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  try {
+    await waitUntilReady(`http://127.0.0.1:${port}`, spawned, () => output, 120_000);
+  } catch (error) {
+    spawned.kill('SIGKILL');
+    throw error;
   }
-  spawned.kill('SIGKILL');
-  throw new Error(`the service did not become ready in 120 s: ${output.slice(-3000)}`);
+  return { child: spawned, logs: () => output, readyMs: Date.now() - started };
 }
 
 function stop(running: ChildProcess): Promise<number | null> {

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { v4 as uuid } from 'uuid';
+import { eventually } from '../support/eventually.ts';
 
 export interface ServiceEnvOptions {
   port: number;
@@ -38,21 +39,34 @@ export function serviceEnv(options: ServiceEnvOptions): NodeJS.ProcessEnv {
   };
 }
 
+/**
+ * Resolves once the service at `url` answers `/readyz` with 200 (within `timeoutMs`); rejects, with the end of its
+ * output, if the process exits first or never gets ready.
+ */
+export async function waitUntilReady(url: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
+  const state = await eventually(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+      try {
+        return (await fetch(`${url}/readyz`)).status === 200 ? 'ready' : 'starting';
+      } catch {
+        return 'starting'; // not listening yet
+      }
+    },
+    (s) => s !== 'starting',
+    { timeoutMs },
+  );
+  if (state === 'exited') throw new Error(`the service exited (${child.exitCode}): ${output().slice(-3000)}`);
+  if (state !== 'ready') throw new Error(`the service did not become ready in ${timeoutMs / 1000} s: ${output().slice(-3000)}`);
+}
+
 /** Spawns `main.ts` and resolves once `/readyz` answers 200 (30 s at most); rejects if the process exits first. */
 export async function startService(url: string, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import=tsx', 'main.ts'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk) => (stderr += String(chunk)));
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return child;
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`the service exited: ${stderr.slice(-2000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('the service did not become ready');
+  await waitUntilReady(url, child, () => stderr, 30_000);
+  return child;
 }
 
 /** SIGKILLs the service (no graceful shutdown) and resolves once it has exited. */

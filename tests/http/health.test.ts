@@ -1,5 +1,6 @@
 import test from 'ava';
 import { startTestService, type TestService } from '../support/service.ts';
+import { eventually } from '../support/eventually.ts';
 
 let service: TestService;
 test.before(async () => {
@@ -55,11 +56,7 @@ test.serial('readiness turns 503 with Retry-After while the database refuses con
     await server.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
     await server.end();
   }
-  let status = 0;
-  for (let attempt = 0; attempt < 50 && status !== 200; attempt++) {
-    status = (await fetch(`${service.url}/readyz`)).status;
-    if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const status = await eventually(async () => (await fetch(`${service.url}/readyz`)).status, (s) => s === 200, { timeoutMs: 5_000 });
   t.is(status, 200);
 });
 

@@ -6,6 +6,7 @@ import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
 
@@ -44,23 +45,22 @@ async function connect(token: string, merchantId: string) {
 
 /** Waits (bounded) until the inbox row for this webhook satisfies `until` (default: processed), and returns it. */
 async function processed(eventId: string, until: (row: any) => boolean = (row) => row.processed) {
-  for (let i = 0; i < 200; i++) {
-    const row = await call('GET', `/api/v1/admin/webhooks/${encodeURIComponent(eventId)}`, { token: admin });
-    if (row.status === 200 && until(row.body)) return row.body;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`webhook ${eventId} did not reach the expected state in time`);
+  const reached = (row: { status: number; body: any }) => row.status === 200 && until(row.body);
+  const row = await eventually(() => call('GET', `/api/v1/admin/webhooks/${encodeURIComponent(eventId)}`, { token: admin }), reached, { timeoutMs: 10_000, intervalMs: 50 });
+  if (!reached(row)) throw new Error(`webhook ${eventId} did not reach the expected state in time`);
+  return row.body;
 }
 
 async function walletOf(token: string, tenant = tenantId) {
-  for (let i = 0; i < 200; i++) {
-    const head = await service.tally.store.headPosition();
-    const wallets = await call('GET', '/api/v1/me/wallets', { token, headers: head ? { 'x-min-position': head } : {} });
-    const wallet = wallets.body.find?.((w: { tenantId: string }) => w.tenantId === tenant);
-    if (wallet) return wallet;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return undefined;
+  return eventually<any>(
+    async () => {
+      const head = await service.tally.store.headPosition();
+      const wallets = await call('GET', '/api/v1/me/wallets', { token, headers: head ? { 'x-min-position': head } : {} });
+      return wallets.body.find?.((w: { tenantId: string }) => w.tenantId === tenant);
+    },
+    (wallet) => wallet !== undefined,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
 }
 
 /** The wallet once every event so far is projected (the reactor's credit may come a moment after the purchase). */

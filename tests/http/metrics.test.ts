@@ -6,6 +6,7 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
+import { eventually } from '../support/eventually.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { ConcurrencyConflict } from '../../domain/ports/event-store.ts';
@@ -78,11 +79,11 @@ test.before(async () => {
   const webhook = paymentWebhook({ eventId: 'evt-metrics', merchantId: 'M-UNKNOWN', paymentId: 'pay-metrics', amount: 500 });
   await send(webhook, { signature: Buffer.alloc(32).toString('base64') });
   await send(webhook);
-  let processed = false;
-  for (let i = 0; i < 200 && !processed; i++) {
-    processed = (await call('GET', '/api/v1/admin/webhooks/evt-metrics', { token: admin.token })).body?.processed === true;
-    if (!processed) await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  const processed = await eventually(
+    async () => (await call('GET', '/api/v1/admin/webhooks/evt-metrics', { token: admin.token })).body?.processed === true,
+    Boolean,
+    { timeoutMs: 5_000, intervalMs: 25 },
+  );
   if (!processed) throw new Error('the webhook was not processed in time');
 
   const stream = `wallet-${uuid()}`;
@@ -148,12 +149,11 @@ test("reports every projection's state, checkpoint and lag", async (t) => {
   const names = service.tally.runner.status().map((s) => s.name);
   t.true(names.includes('audit'));
   // Reactors may append after the wait; the lag of a healthy runner then returns to zero.
-  let samples: Sample[] = [];
-  for (let i = 0; i < 100; i++) {
-    samples = (await scrape()).samples;
-    if (names.every((projection) => value(samples, 'tally_projection_lag_events', { projection }) === 0)) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const samples = await eventually(
+    async () => (await scrape()).samples,
+    (s: Sample[]) => names.every((projection) => value(s, 'tally_projection_lag_events', { projection }) === 0),
+    { timeoutMs: 5_000, intervalMs: 50 },
+  );
   for (const projection of names) {
     t.is(value(samples, 'tally_projection_state', { projection, state: 'running' }), 1, projection);
     t.is(value(samples, 'tally_projection_state', { projection, state: 'failed' }), 0, projection);

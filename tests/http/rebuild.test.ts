@@ -5,6 +5,7 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
+import { eventually } from '../support/eventually.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
 
@@ -38,13 +39,9 @@ async function storageOptions(table: string): Promise<string[]> {
 }
 
 async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  const value = await eventually(probe, (v) => v !== undefined, { timeoutMs: ms, intervalMs: 25 });
+  if (value === undefined) throw new Error(`timed out waiting for ${what}`);
+  return value;
 }
 
 test.before(async () => {

@@ -9,6 +9,7 @@ import { TEST_JWT_SECRET } from '../support/http.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
+import { eventually } from '../support/eventually.ts';
 
 const WEBHOOK_KEY = 'storm-webhook-signature-key';
 const API_BASE_URL = 'https://api.storm.test';
@@ -50,11 +51,11 @@ test.after.always(async () => {
 
 /** Credits per payment in the ledger, once every stored webhook is processed and every event projected. */
 async function creditsOf(paymentIds: string[]): Promise<Map<string, number>> {
-  for (let i = 0; i < 400; i++) {
-    const pending = await service.database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pos_webhook_events_raw WHERE NOT processed');
-    if (pending.rows[0]!.n === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await eventually(
+    async () => (await service.database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pos_webhook_events_raw WHERE NOT processed')).rows[0]!.n,
+    (n) => n === 0,
+    { timeoutMs: 20_000, intervalMs: 50 },
+  );
   // A credit is the reactor's answer to a purchase: it is appended after the purchase is projected, so settle
   // until every payment has one (or time runs out), then once more for anything appended meanwhile.
   const read = async () => {
@@ -65,7 +66,7 @@ async function creditsOf(paymentIds: string[]): Promise<Map<string, number>> {
     );
     return new Map(rows.rows.map((r) => [r.payment_id, r.n]));
   };
-  for (let i = 0; i < 100 && (await read()).size < paymentIds.length; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  await eventually(read, (credits) => credits.size === paymentIds.length, { timeoutMs: 5_000, intervalMs: 50 });
   return read();
 }
 

@@ -6,6 +6,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { startTestService, type TestService } from '../support/service.ts';
+import { eventually } from '../support/eventually.ts';
 import { squarePayload, squareSignature } from '../support/square-webhooks.ts';
 
 const KEY = 'fuzz-webhook-key';
@@ -107,11 +108,11 @@ test.serial('unsigned or wrongly signed bodies are 401 and store nothing', async
 
 test.serial('after the fuzzing the service is alive and every stored webhook is settled with an outcome', async (t) => {
   t.is((await fetch(`${service.url}/healthz`)).status, 200);
-  let pending = -1;
-  for (let i = 0; i < 200 && pending !== 0; i++) {
-    pending = Number((await service.database.pool.query<{ n: string }>('SELECT count(*) AS n FROM pos_webhook_events_raw WHERE NOT processed')).rows[0]!.n);
-    if (pending) await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const pending = await eventually(
+    async () => Number((await service.database.pool.query<{ n: string }>('SELECT count(*) AS n FROM pos_webhook_events_raw WHERE NOT processed')).rows[0]!.n),
+    (n) => n === 0,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
   t.is(pending, 0);
   const outcomes = await service.database.pool.query<{ outcome: string }>('SELECT DISTINCT outcome FROM pos_webhook_events_raw');
   t.true(outcomes.rows.every((r) => ['ignored', 'no_connection', 'revoked', 'failed'].includes(r.outcome)), JSON.stringify(outcomes.rows));

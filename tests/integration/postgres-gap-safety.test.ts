@@ -8,6 +8,7 @@ import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
+import { eventually } from '../support/eventually.ts';
 
 let database: TestDatabase;
 let store: PostgresEventStore;
@@ -102,12 +103,9 @@ test.serial('a listener connection that is cut reconnects by itself: NOTIFY wake
     t.true(before.length > 0);
     // What a database restart or a network cut does to the listener: its backend goes away.
     await database.pool.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [before.map((r) => r.pid)]);
-    let back: { pid: number }[] = [];
-    for (let i = 0; i < 150 && !back.some((r) => !before.some((b) => b.pid === r.pid)); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      back = await listeners();
-    }
-    t.true(back.some((r) => !before.some((b) => b.pid === r.pid)), 'a new LISTEN connection came up within 15 s');
+    const isNew = (r: { pid: number }) => !before.some((b) => b.pid === r.pid);
+    const back = await eventually(listeners, (rows) => rows.some(isNew), { timeoutMs: 15_000 });
+    t.true(back.some(isNew), 'a new LISTEN connection came up within 15 s');
     const started = Date.now();
     await other.append(`${prefix}-x`, [event(1)], 'no_stream');
     const next = await iterator.next();

@@ -6,6 +6,7 @@ import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { webhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
 
 let database: TestDatabase;
 test.before(async () => {
@@ -21,20 +22,16 @@ const row = async (eventId: string) =>
 
 /** Claims until this event is among the claimed rows, with a lease of `leaseMs`. Serial tests: a claim takes every due row. */
 async function claim(inbox: ReturnType<typeof webhookInbox>, eventId: string, leaseMs: number) {
-  for (let i = 0; i < 50; i++) {
-    const mine = (await inbox.claimDue(100, leaseMs)).find((r) => r.event_id === eventId);
-    if (mine) return mine;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`${eventId} was never claimed`);
+  const mine = await eventually(async () => (await inbox.claimDue(100, leaseMs)).find((r) => r.event_id === eventId), Boolean, { timeoutMs: 2_000, intervalMs: 20 });
+  if (!mine) throw new Error(`${eventId} was never claimed`);
+  return mine;
 }
 
 test.serial('a late answer from an expired lease changes nothing: the newer attempt settles the webhook', async (t) => {
   const inbox = webhookInbox(database.pool);
   const eventId = `evt-${uuid()}`;
   await inbox.record(entry(eventId));
-  const first = await claim(inbox, eventId, 1); // a lease that runs out at once
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  const first = await claim(inbox, eventId, 1); // a lease that runs out at once: claimed again as soon as it has
   const second = await claim(inbox, eventId, 30_000);
   t.is(second.attempts, first.attempts + 1);
 
