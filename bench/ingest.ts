@@ -32,14 +32,13 @@ import path from 'node:path';
 import Koa from 'koa';
 import pg from 'pg';
 import { pino } from 'pino';
-import { v4 as uuid } from 'uuid';
 import { startTally, type Tally } from '../main.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { decodePosition } from '../adapters/eventstore/postgres.ts';
 import type { Position } from '../domain/ports/event-store.ts';
 import { walletsOfConsumer } from '../projections/read/wallets.ts';
 import { createTokenVerifier } from '../http/auth.ts';
-import { api, tokenFor } from '../tests/support/http.ts';
+import { api } from '../tests/support/http.ts';
 import { TEST_APP_ID, TEST_APP_SECRET } from '../tests/support/square-server.ts';
 import {
   BENCH_DIR,
@@ -51,6 +50,7 @@ import {
   machineInfo,
   machineSummary,
   mapLimit,
+  benchApi,
   now,
   openPool,
   percentile,
@@ -271,17 +271,7 @@ interface World {
 }
 
 async function setUp(tally: Tally, square: SquareProcess): Promise<World> {
-  const call = api(tally.url);
-  const expectStatus = (what: string, response: { status: number; body: any }, ...ok: number[]) => {
-    if (!ok.includes(response.status)) throw new Error(`${what}: HTTP ${response.status} ${JSON.stringify(response.body)}`);
-    return response;
-  };
-  const register = async (role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) => {
-    const id = uuid();
-    const token = await tokenFor(id, email, { secret: JWT_SECRET });
-    expectStatus(`register ${email}`, await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } }), 200, 201);
-    return { id, token };
-  };
+  const { call, expectStatus, register } = benchApi(tally.url, JWT_SECRET);
 
   const admin = await register('consumer', ADMIN_EMAIL);
   const merchants = Array.from({ length: SIZE.tenants }, (_, i) => `MBENCH${String(i).padStart(4, '0')}`);

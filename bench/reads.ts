@@ -24,12 +24,10 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Koa from 'koa';
-import { v4 as uuid } from 'uuid';
 import { startTally, type Tally } from '../main.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { walletsOfConsumer } from '../projections/read/wallets.ts';
-import { api, tokenFor } from '../tests/support/http.ts';
-import { BENCH_DIR, formatRatio, log, machineInfo, machineSummary, mapLimit, now, withBenchDatabase, withClient, writeResults, type LoadResult } from './support.ts';
+import { BENCH_DIR, benchApi, formatRatio, log, machineInfo, machineSummary, mapLimit, now, withBenchDatabase, withClient, writeResults, type LoadResult } from './support.ts';
 import { cpuSnapshot, cpuSplit, postgresPids, withCpuProfile, type HotFunction } from './profile.ts';
 import type { ReadSpec } from './ingest-load.ts';
 
@@ -116,17 +114,7 @@ async function main(): Promise<void> {
       log(`Tally listening on ${tally.url} (log level ${LOG_LEVEL})`);
 
       // ------------------------------------------------------------------ setup
-      const call = api(tally.url);
-      const expect = (what: string, r: { status: number; body: unknown }, ...ok: number[]) => {
-        if (!ok.includes(r.status)) throw new Error(`${what}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
-        return r;
-      };
-      const register = async (role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) => {
-        const id = uuid();
-        const token = await tokenFor(id, email, { secret: JWT_SECRET });
-        expect(`register ${email}`, await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } }), 200, 201);
-        return { id, token };
-      };
+      const { call, expectStatus: expect, register } = benchApi(tally.url, JWT_SECRET);
       const t0 = now();
       const admin = await register('consumer', ADMIN_EMAIL);
       const tenants = await mapLimit(Array.from({ length: TENANTS }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {

@@ -13,6 +13,8 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../adapters/postgres/embedded.ts';
 import { runMigrations } from '../adapters/postgres/migrate.ts';
+import { v4 as uuid } from 'uuid';
+import { api, tokenFor } from '../tests/support/http.ts';
 
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const RESULTS_DIR = path.join(BENCH_DIR, 'results');
@@ -435,4 +437,23 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
     }),
   );
   return results;
+}
+
+/**
+ * Setting a benchmark up through the API, as merchants and operators would: `call`, `expectStatus` (throws on any
+ * other status, with the body) and `register` (a new user with a token signed by `jwtSecret`).
+ */
+export function benchApi(baseUrl: string, jwtSecret: string) {
+  const call = api(baseUrl);
+  const expectStatus = <R extends { status: number; body: any }>(what: string, response: R, ...ok: number[]): R => {
+    if (!ok.includes(response.status)) throw new Error(`${what}: HTTP ${response.status} ${JSON.stringify(response.body)}`);
+    return response;
+  };
+  const register = async (role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) => {
+    const id = uuid();
+    const token = await tokenFor(id, email, { secret: jwtSecret });
+    expectStatus(`register ${email}`, await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } }), 200, 201);
+    return { id, token };
+  };
+  return { call, expectStatus, register };
 }
