@@ -15,7 +15,7 @@ export function allProjections(deps: ClaimsDependencies): Projection[] {
     walletsProjection,
     posConnectionsProjection,
     auditProjection,
-    walletCreditsReactor(deps.store, deps.newId),
+    walletCreditsReactor(deps.store, deps.newId, deps.commands),
     claimsReactor(deps),
   ];
 }

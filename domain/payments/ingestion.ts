@@ -3,6 +3,7 @@
  * payment is credited once whatever mix of sources reports it. Outcomes use the seed's names.
  */
 import { handleCommand, loadState } from '../shared/command-handler.ts';
+import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore, Position } from '../ports/event-store.ts';
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
@@ -26,6 +27,8 @@ export type IngestionOutcome =
 export interface IngestionDependencies {
   store: EventStore;
   runtime: Runtime;
+  /** This process's command path (queue, recent states, snapshots, retries). */
+  commands: CommandPath;
   hasher: IdentityHasher;
   activeRule(tenantId: string): Promise<{ ruleId: string; version: number; rule: RewardRule } | null>;
   /** The Square customer's contact details as the merchant typed them, or null when Square does not know it. */
@@ -48,7 +51,7 @@ function outcomeOf(before: PurchaseState, source: string): IngestionOutcome {
 }
 
 export function ingestionService(deps: IngestionDependencies) {
-  const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata });
+  const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
 
   async function identify(tenantId: string, customerId: string | null): Promise<{ hashes: string[]; resolution: Resolution }> {
     if (!customerId) return { hashes: [], resolution: { kind: 'anonymous' } };

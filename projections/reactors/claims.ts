@@ -8,11 +8,14 @@ import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.t
 import { purchaseDecider, purchaseStream, type PurchaseEvent } from '../../domain/payments/purchase.ts';
 import type { UserEvent } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
+import type { CommandPath } from '../../domain/shared/command-path.ts';
 import type { Projection, ProjectionContext } from '../projection.ts';
 
 export interface ClaimsDependencies {
   store: EventStore;
   newId(): string;
+  /** This process's command path (queue, recent states, snapshots, retries). */
+  commands: CommandPath;
   walletIdFor(tenantId: string, consumerId: string): string;
 }
 
@@ -23,7 +26,7 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
       purchaseStream(paymentId),
       purchaseDecider,
       { type: 'ClaimHeldPoints', consumerId, walletId: deps.walletIdFor(tenantId, consumerId), identityHash, now: cause.recordedAt.toISOString() },
-      { newId: deps.newId, metadata: { correlationId: cause.metadata.correlationId ?? cause.id, causationId: cause.id, actor: 'system:claims' } },
+      { newId: deps.newId, path: deps.commands, metadata: { correlationId: cause.metadata.correlationId ?? cause.id, causationId: cause.id, actor: 'system:claims' } },
     );
   }
 

@@ -8,6 +8,7 @@
 import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.ts';
 import type { PurchaseEvent } from '../../domain/payments/purchase.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
+import type { CommandPath } from '../../domain/shared/command-path.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
 import type { Projection } from '../projection.ts';
 
@@ -64,7 +65,7 @@ function commandFor(event: RecordedEvent): WalletCommand | undefined {
   }
 }
 
-export function walletCreditsReactor(store: EventStore, newId: () => string): Projection {
+export function walletCreditsReactor(store: EventStore, newId: () => string, path: CommandPath): Projection {
   return {
     name: 'wallet_credits',
     tables: [],
@@ -83,6 +84,7 @@ export function walletCreditsReactor(store: EventStore, newId: () => string): Pr
           for (const { command, cause } of commands) {
             await handleCommand(store, walletStream(walletId), walletDecider, command, {
               newId,
+              path,
               metadata: {
                 correlationId: cause.metadata.correlationId ?? cause.id,
                 causationId: cause.id,

@@ -6,6 +6,7 @@ import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { handleCommand, loadState } from '../../domain/shared/command-handler.ts';
 import type { Decider, DomainEvent } from '../../domain/shared/decider.ts';
+import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 
 type Added = DomainEvent<'Added', { n: number }>;
@@ -15,7 +16,7 @@ const capped: Decider<{ add: number }, Added, { total: number }> = {
   evolve: (state, event) => ({ total: state.total + event.data.n }),
   decide: (command, state) => (state.total + command.add > 3 ? [] : [{ type: 'Added', data: { n: command.add } }]),
 };
-const context = { newId: uuid, metadata: {} };
+const context = { newId: uuid, metadata: {}, path: testCommandPath() };
 
 test('a state passed in is decided on without reading the stream again', async (t) => {
   const store = new InMemoryEventStore();

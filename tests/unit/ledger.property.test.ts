@@ -9,6 +9,7 @@ import { ingestionService } from '../../domain/payments/ingestion.ts';
 import type { SquarePayment, SquareRefund } from '../../domain/ports/square.ts';
 import { walletDecider, walletStream, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
 import { walletCreditsReactor } from '../../projections/reactors/wallet-credits.ts';
+import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
 
@@ -76,6 +77,7 @@ async function deliver(facts: Fact[]): Promise<Map<string, number>> {
   const store = new InMemoryEventStore();
   let next = 0;
   const newId = () => `00000000-0000-4000-8000-${String(++next).padStart(12, '0')}`;
+  const commands = testCommandPath();
   const ingestion = ingestionService({
     store,
     runtime: { now: () => new Date('2026-11-03T00:00:00Z'), newId },
@@ -84,13 +86,14 @@ async function deliver(facts: Fact[]): Promise<Map<string, number>> {
     customerContacts: async (_tenant, customerId) => CUSTOMERS[customerId] ?? null,
     consumerByIdentity: async (hashes) => hashes.map((h) => CONSUMER_BY_HASH[h]).find(Boolean),
     walletIdFor: (tenantId, consumerId) => `${tenantId}:${consumerId}`,
+    commands,
   });
   for (const fact of facts) {
     if (fact.kind === 'payment') await ingestion.ingestPayment(TENANT, 'M1', fact.payment, fact.source, {});
     else await ingestion.ingestRefund(TENANT, fact.refund, fact.source, {});
   }
   // The reactor may see the feed more than once (a crash before its checkpoint): run it twice.
-  const reactor = walletCreditsReactor(store, newId);
+  const reactor = walletCreditsReactor(store, newId, commands);
   const feed = [...store.all];
   const context = { db: undefined as never, table: (name: string) => name };
   await reactor.apply(feed, context);
