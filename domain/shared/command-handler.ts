@@ -83,14 +83,18 @@ async function decideAndAppend<Command, Event extends DomainEvent, State>(
   }
 }
 
-/** Reads a stream and folds it, for queries that need the write model's current state; with `path`, through `loadWithSnapshot`. */
+/**
+ * Reads a stream and folds it, for queries that need the write model's current state. With `path`, through
+ * `loadWithSnapshot`, in the stream's queue: a hundred requests arriving at once on a cold stream read it
+ * once, and the others find its state in memory. (Never call it from inside a command on the same stream.)
+ */
 export async function loadState<Event extends DomainEvent, State>(
   store: EventStore,
   stream: string,
   decider: Folding<Event, State>,
   path?: CommandPath,
 ): Promise<LoadedStream<State>> {
-  if (path) return loadWithSnapshot(store, path, stream, decider);
+  if (path) return path.queue.run(stream, () => loadWithSnapshot(store, path, stream, decider));
   const recorded = await store.readStream(stream);
   return { state: foldRecorded(decider, decider.initialState, recorded), revision: recorded.at(-1)?.revision };
 }
