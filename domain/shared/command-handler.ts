@@ -85,8 +85,8 @@ async function decideAndAppend<Command, Event extends DomainEvent, State>(
 
 /**
  * Reads a stream and folds it, for queries that need the write model's current state. With `path`, through
- * `loadWithSnapshot`, in the stream's queue: a hundred requests arriving at once on a cold stream read it
- * once, and the others find its state in memory. (Never call it from inside a command on the same stream.)
+ * `loadWithSnapshot`, in the stream's queue, shared by the callers waiting at the same time: a hundred requests
+ * arriving at once read the stream twice, not a hundred times. (Never call it from inside a command on that stream.)
  */
 export async function loadState<Event extends DomainEvent, State>(
   store: EventStore,
@@ -94,7 +94,7 @@ export async function loadState<Event extends DomainEvent, State>(
   decider: Folding<Event, State>,
   path?: CommandPath,
 ): Promise<LoadedStream<State>> {
-  if (path) return path.queue.run(stream, () => loadWithSnapshot(store, path, stream, decider));
+  if (path) return path.queue.shared(stream, () => loadWithSnapshot(store, path, stream, decider));
   const recorded = await store.readStream(stream);
   return { state: foldRecorded(decider, decider.initialState, recorded), revision: recorded.at(-1)?.revision };
 }
