@@ -125,11 +125,20 @@ function foldRecorded<Event extends DomainEvent, State>(decider: Folding<Event, 
 /** Snapshots are stored under the decider's version and a fingerprint of its `evolve` code (see `StateSnapshots`). */
 export function snapshotVersion(decider: Folding<never, unknown>): string | undefined {
   if (!decider.snapshots) return undefined;
-  const code = String(decider.evolve);
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < code.length; i++) hash = Math.imul(hash ^ code.charCodeAt(i), 0x01000193) >>> 0;
-  return `${decider.snapshots.version}.${hash.toString(16).padStart(8, '0')}`;
+  let fingerprint = fingerprints.get(decider.evolve);
+  if (fingerprint === undefined) {
+    // FNV-1a of the function's source text: the same code gives the same fingerprint in every process.
+    const code = String(decider.evolve);
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < code.length; i++) hash = Math.imul(hash ^ code.charCodeAt(i), 0x01000193) >>> 0;
+    fingerprint = hash.toString(16).padStart(8, '0');
+    fingerprints.set(decider.evolve, fingerprint);
+  }
+  return `${decider.snapshots.version}.${fingerprint}`;
 }
+
+/** Fingerprints by `evolve` function (a cache of a pure computation, not state). */
+const fingerprints = new WeakMap<object, string>();
 
 async function storedSnapshot<Event extends DomainEvent, State>(path: CommandPath, stream: string, decider: Folding<Event, State>): Promise<FoldedStream<State> | undefined> {
   const version = snapshotVersion(decider);
