@@ -251,7 +251,7 @@ async function main() {
       (part1.problems.length ? ` (${part1.problems.join('; ')})` : ''),
   );
   process.stdout.write(`${lines.join('\n')}\n`);
-  await writeResults(quick ? 'streams-quick' : 'streams', { quick, rounds: ROUNDS, machine: part1.machine, sizes: part1.sizes, hotWallet: part2, correct });
+  await writeResults('streams', { quick, rounds: ROUNDS, machine: part1.machine, sizes: part1.sizes, hotWallet: part2, correct });
   if (!correct) process.exitCode = 1;
 }
 
