@@ -26,7 +26,7 @@ export interface CommandPathOptions {
   recentStreams?: number;
   /**
    * ...holding together at most this many events' worth of state (a state's weight is its stream's length; a
-   * wallet's state takes about 170 bytes per credit or redemption, so the default bounds it near 170 MB).
+   * wallet's state takes about 125 bytes per credit or redemption, so the default bounds it near 125 MB).
    */
   recentEvents?: number;
   /** Told when a snapshot could not be written (the command itself has succeeded; the snapshot is only a cache). */

@@ -8,8 +8,9 @@
  * saw. Adding to an older version (a fork, rare: deciding twice on one state) copies its own entries first.
  */
 interface Shared<K, V> {
+  /** Each key's position; a Map keeps insertion order, and a key is never moved or removed, so it also orders the keys. */
   index: Map<K, number>;
-  entries: [K, V][];
+  values: V[];
 }
 
 /** An append-only map; `set` on a key the version already has is a fork (copies), since it must not change history. */
@@ -23,7 +24,7 @@ export class GrowOnlyMap<K, V> {
   }
 
   static empty<K, V>(): GrowOnlyMap<K, V> {
-    return new GrowOnlyMap<K, V>({ index: new Map(), entries: [] }, 0);
+    return new GrowOnlyMap<K, V>({ index: new Map(), values: [] }, 0);
   }
 
   static from<K, V>(entries: Iterable<readonly [K, V]>): GrowOnlyMap<K, V> {
@@ -43,31 +44,37 @@ export class GrowOnlyMap<K, V> {
 
   get(key: K): V | undefined {
     const at = this.#position(key);
-    return at === undefined ? undefined : this.#shared.entries[at]?.[1];
+    return at === undefined ? undefined : this.#shared.values[at];
   }
 
   set(key: K, value: V): GrowOnlyMap<K, V> {
-    const shared = this.#shared;
-    if (this.#position(key) === undefined && this.size === shared.entries.length) {
-      shared.entries.push([key, value]);
+    // An empty version (an initial state, shared by every stream) never lends its store: each stream grows its own.
+    const shared = this.size === 0 ? { index: new Map<K, number>(), values: [] } : this.#shared;
+    if (this.size === shared.values.length && !shared.index.has(key)) {
       shared.index.set(key, this.size);
+      shared.values.push(value);
       return new GrowOnlyMap(shared, this.size + 1);
     }
-    const copy: Shared<K, V> = { index: new Map(), entries: [] };
+    const copy: Shared<K, V> = { index: new Map(), values: [] };
     for (const [k, v] of this.entries()) {
-      copy.index.set(k, copy.entries.length);
-      copy.entries.push([k, k === key ? value : v]);
+      copy.index.set(k, copy.values.length);
+      copy.values.push(k === key ? value : v);
     }
     if (!copy.index.has(key)) {
-      copy.index.set(key, copy.entries.length);
-      copy.entries.push([key, value]);
+      copy.index.set(key, copy.values.length);
+      copy.values.push(value);
     }
-    return new GrowOnlyMap(copy, copy.entries.length);
+    return new GrowOnlyMap(copy, copy.values.length);
   }
 
   /** The entries in insertion order. */
   entries(): [K, V][] {
-    return this.#shared.entries.slice(0, this.size);
+    const entries: [K, V][] = [];
+    for (const [key, at] of this.#shared.index) {
+      if (at >= this.size) break;
+      entries.push([key, this.#shared.values[at] as V]);
+    }
+    return entries;
   }
 }
 

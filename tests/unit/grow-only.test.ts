@@ -33,3 +33,13 @@ test('a map keeps each version\'s values; setting a key it has forks without cha
   t.deepEqual(grown.entries(), [['k', 1], ['j', 3]]);
   t.is(changed.get('j'), undefined);
 });
+
+test('an empty version lends its storage to nobody: streams folded from one initial state hold only their own entries', (t) => {
+  const initial = GrowOnlySet.empty<string>();
+  const first = initial.add('a').add('b');
+  const second = initial.add('c');
+  t.deepEqual(first.values(), ['a', 'b']);
+  t.deepEqual(second.values(), ['c']);
+  t.is(initial.size, 0);
+  t.deepEqual(initial.values(), []);
+});
