@@ -10,7 +10,8 @@
  * all of them alike. Reported: p50/p99 per size and the ratio of the longest to the 10-event wallet (aim ≤ 1.2×).
  *
  * Part 2, the hot wallet, through the HTTP API of a running Tally: 100 concurrent redemptions on a wallet of
- * 10,000 events whose balance allows exactly 50, while another tenant reads its own wallet in a loop. Baselines
+ * 10,000 events whose balance allows exactly 50, used once before (as a hot wallet has been: its state is in the
+ * process and its snapshot written), while another tenant reads its own wallet in a loop. Baselines
  * in the same run: the other tenant's reads with nothing else running, and the same 100 redemptions on a wallet
  * of 10 events. Aims: under 2 s, read p99 under 50 ms.
  *
@@ -168,9 +169,12 @@ async function hotWallet(url: string): Promise<{ baselineReadP99: number; baseli
     const smallWallet = { walletId: uuid(), tenantId: small.tenantId, consumerId: shopper.id };
     const otherWallet = { walletId: uuid(), tenantId: other.tenantId, consumerId: shopper.id };
     const warmWallet = { walletId: uuid(), tenantId: warm.tenantId, consumerId: shopper.id };
-    await seedWallet(tally.store, hotWallet, STORM.history, STORM.balance);
+    // Each storm wallet is used once before its storm (one redemption of 10, so the balance is then STORM.balance), as a
+    // hot wallet has been: its state is in the process and its snapshot written. A first read of a long wallet with no
+    // snapshot is a one-off cost, measured in part 1 ("first command").
+    await seedWallet(tally.store, hotWallet, STORM.history, STORM.balance + STORM.points);
     await seedWallet(tally.store, warmWallet, 10, STORM.balance);
-    await seedWallet(tally.store, smallWallet, 10, STORM.balance);
+    await seedWallet(tally.store, smallWallet, 10, STORM.balance + STORM.points);
     const { position } = await tally.store.append(walletStream(otherWallet.walletId), [{ id: uuid(), ...credit(otherWallet, 'pay-other', 42), metadata: {} }], 'no_stream');
     if (!(await tally.runner.waitForPosition(position, 300_000))) throw new Error('projections did not catch up with the seeded wallets');
     const otherPath = `/api/v1/client/wallets/${otherWallet.walletId}`;
@@ -187,6 +191,10 @@ async function hotWallet(url: string): Promise<{ baselineReadP99: number; baseli
       alone.push(now() - started);
     }
     const storms: StormFigures[] = [];
+    for (const [wallet, token] of [[smallWallet, small.token], [hotWallet, hot.token]] as const) {
+      const body = { points: STORM.points, idempotencyKey: uuid() };
+      expectStatus('first use', await call('POST', `/api/v1/client/wallets/${wallet.walletId}/redeem`, { token, body }), 200);
+    }
     for (const [history, wallet, token] of [[10, smallWallet, small.token], [STORM.history, hotWallet, hot.token]] as const) {
       const cpu = process.cpuUsage();
       const storm = await redeemStorm(call, { walletId: wallet.walletId, token }, STORM.redeems, STORM.points, { token: other.token, path: otherPath });
