@@ -14,8 +14,8 @@ import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/cod
 import { projection, type Projection, type ProjectionContext } from '../projection.ts';
 
 /** Identities appearing (and erased), held purchases, and their claims. */
-const handled = eventCodec(undefined, userRegistered, userPhoneChanged, userPersonalDataErased, purchaseCompleted, heldPointsClaimed);
-type Cause = Decoded<EventsOf<typeof handled>>;
+export const claimsEvents = eventCodec(undefined, userRegistered, userPhoneChanged, userPersonalDataErased, purchaseCompleted, heldPointsClaimed);
+type Cause = Decoded<EventsOf<typeof claimsEvents>>;
 
 export interface ClaimsDependencies {
   store: EventStore;
@@ -48,7 +48,7 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
   return projection({
     name: 'claims',
     tables: ['held_points', 'consumer_identities'],
-    events: handled,
+    events: claimsEvents,
     async apply(events, context) {
       const { db, table } = context;
       for (const e of events) {

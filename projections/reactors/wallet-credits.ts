@@ -14,8 +14,8 @@ import { walletDecider, walletStream, type WalletCommand } from '../../domain/wa
 import { projection, type Projection } from '../projection.ts';
 
 /** The purchase outcomes that move points in a wallet. */
-const handled = eventCodec(undefined, purchaseCompleted, heldPointsClaimed, refundApplied);
-type Handled = Decoded<EventsOf<typeof handled>>;
+export const walletCreditsEvents = eventCodec(undefined, purchaseCompleted, heldPointsClaimed, refundApplied);
+type Handled = Decoded<EventsOf<typeof walletCreditsEvents>>;
 
 function commandFor(e: Handled): WalletCommand | undefined {
   switch (e.type) {
@@ -73,7 +73,7 @@ export function walletCreditsReactor(store: EventStore, newId: () => string): Pr
   return projection({
     name: 'wallet_credits',
     tables: [],
-    events: handled,
+    events: walletCreditsEvents,
     async apply(events) {
       // Wallets are independent: each wallet's commands run in feed order, different wallets concurrently.
       const byWallet = new Map<string, { command: WalletCommand; cause: Handled }[]>();
