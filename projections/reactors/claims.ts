@@ -1,11 +1,11 @@
 /**
  * Points held for a customer nobody could identify are claimed when a consumer with a matching identity
  * registers or adds a phone (or when such a consumer is already known as the purchase is stored), within
- * 90 days, once. The reactor keeps its own two tables in its checkpointed transaction, so both sides of the
+ * the claim window (`CLAIM_WINDOW_DAYS`, the decider's, the last instant included), once. The reactor keeps its own two tables in its checkpointed transaction, so both sides of the
  * match are consistent in feed order, whichever arrives first.
  */
 import type { EventStore } from '../../domain/ports/event-store.ts';
-import { purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
+import { CLAIM_WINDOW_DAYS, purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
 import { heldPointsClaimed, purchaseCompleted } from '../../domain/payments/events.ts';
 import { userPersonalDataErased, userPhoneChanged, userRegistered } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
@@ -38,9 +38,9 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
     if (!hashes.length) return;
     const { rows } = await db.query<{ payment_id: string; tenant_id: string; identity_hash: string }>(
       `SELECT DISTINCT ON (payment_id) payment_id, tenant_id, identity_hash FROM ${table('held_points')}
-        WHERE identity_hash = ANY($1) AND NOT claimed AND completed_at > $2::timestamptz - interval '90 days'
+        WHERE identity_hash = ANY($1) AND NOT claimed AND completed_at >= $2::timestamptz - make_interval(days => $3)
         ORDER BY payment_id`,
-      [hashes, cause.recordedAt],
+      [hashes, cause.recordedAt, CLAIM_WINDOW_DAYS],
     );
     for (const row of rows) await claim(row.payment_id, row.tenant_id, consumerId, row.identity_hash, cause);
   }
