@@ -9,6 +9,7 @@ import { walletEvents } from '../domain/wallets/events.ts';
 import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
 import { auditProjection } from './audit.ts';
 import { posConnectionsProjection } from './connections.ts';
+import { heldPointsProjection } from './held-points.ts';
 import { claimsEvents } from './reactors/claims.ts';
 import { walletCreditsEvents } from './reactors/wallet-credits.ts';
 import { walletsProjection } from './wallets.ts';
@@ -26,6 +27,7 @@ export const feedReaders: readonly EventReader[] = [
   walletsProjection,
   posConnectionsProjection,
   auditProjection,
+  heldPointsProjection,
   { name: 'wallet_credits', eventTypes: walletCreditsEvents.types },
   { name: 'claims', eventTypes: claimsEvents.types },
 ].map(({ name, eventTypes }) => ({ name, eventTypes }));
