@@ -11,6 +11,9 @@ export type CreditOutcome = 'credited' | 'stored_anonymous' | 'no_rule_no_credit
 
 export const CLAIM_WINDOW_DAYS = 90;
 
+/** Who writes a purchase's wallet effect: the ingestion append itself, or the wallet-credits reactor. */
+export type WalletEffect = 'inline' | 'reactor';
+
 export interface PaymentFacts {
   paymentId: string;
   status: string;
@@ -50,6 +53,12 @@ export type PurchaseEvent =
         basisAmountMinor: number | null;
         completedAt: string;
         source: string;
+        /**
+         * `inline`: the wallet credit was appended in the same atomic append as this event (batched ingestion);
+         * `reactor`: the wallet-credits reactor appends it from the feed. Events stored before batching have no
+         * value here and mean `reactor`.
+         */
+        walletEffect?: WalletEffect;
       }
     >
   | DomainEvent<'RefundHeld', { paymentId: string; tenantId: string; refundId: string; amountMinor: number; source: string }>
@@ -65,6 +74,8 @@ export type PurchaseEvent =
         walletId: string | null;
         consumerId: string | null;
         source: string;
+        /** As on `PurchaseCompleted`: who appends the wallet's reversal. */
+        walletEffect?: WalletEffect;
       }
     >
   | DomainEvent<'HeldPointsClaimed', { paymentId: string; tenantId: string; consumerId: string; walletId: string; points: number; identityHash: string; claimedAt: string }>;
@@ -107,8 +118,10 @@ export type PurchaseCommand =
       resolution: Resolution;
       activeRule: { ruleId: string; version: number; rule: RewardRule } | null;
       source: string;
+      /** Omitted: `reactor`. */
+      walletEffect?: WalletEffect;
     }
-  | { type: 'ObserveRefund'; tenantId: string; refundId: string; paymentId: string; status: string; amountMinor: number; source: string }
+  | { type: 'ObserveRefund'; tenantId: string; refundId: string; paymentId: string; status: string; amountMinor: number; source: string; walletEffect?: WalletEffect }
   | { type: 'ClaimHeldPoints'; consumerId: string; walletId: string; identityHash: string; now: string };
 
 export const purchaseStream = (paymentId: string) => `payment-${paymentId}`;
@@ -151,6 +164,7 @@ function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>)
       basisAmountMinor: evaluation?.basisAmountMinor ?? null,
       completedAt: payment.updatedAt,
       source: command.source,
+      walletEffect: command.walletEffect ?? 'reactor',
     },
   };
 }
@@ -174,7 +188,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       // Refunds that arrived first are applied now, in the order they arrived.
       let after = events.reduce(evolve, state) as Completed;
       for (const [refundId, amountMinor] of state.heldRefunds) {
-        const applied = applyRefund(after, refundId, amountMinor, command.source);
+        const applied = applyRefund(after, refundId, amountMinor, command.source, command.walletEffect);
         events.push(applied);
         after = evolve(after, applied) as Completed;
       }
@@ -184,7 +198,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       if (command.status !== 'COMPLETED') return [];
       if (state.status === 'completed') {
         if (state.refunds.has(command.refundId)) return [];
-        return [applyRefund(state, command.refundId, command.amountMinor, command.source)];
+        return [applyRefund(state, command.refundId, command.amountMinor, command.source, command.walletEffect)];
       }
       if (state.heldRefunds.has(command.refundId)) return [];
       return [{ type: 'RefundHeld', data: { paymentId: command.paymentId, tenantId: command.tenantId, refundId: command.refundId, amountMinor: command.amountMinor, source: command.source } }];
@@ -210,7 +224,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
   }
 }
 
-function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string): PurchaseEvent {
+function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PurchaseEvent {
   return {
     type: 'RefundApplied',
     data: {
@@ -222,6 +236,7 @@ function applyRefund(state: Completed, refundId: string, amountMinor: number, so
       walletId: state.walletId,
       consumerId: state.consumerId,
       source,
+      walletEffect,
     },
   };
 }

@@ -64,6 +64,8 @@ test('every example payload parses, and its envelope is carried over as sent', a
     'refund.updated.json': 'refund',
     'oauth.authorization.revoked.json': 'authorization-revoked',
     'customer.created.json': 'other',
+    'customer.updated.json': 'customer-changed',
+    'customer.deleted.json': 'customer-changed',
     'loyalty.program.updated.json': 'other',
   });
 });
