@@ -42,6 +42,7 @@ import { z } from 'zod';
 import {
   ConcurrencyConflict,
   EventStoreUnavailable,
+  type AppendManyResult,
   type AppendResult,
   type EventFilter,
   type EventStore,
@@ -54,8 +55,10 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
   type Subscription,
+  type StreamAppend,
   type SubscriptionItem,
 } from '../../domain/ports/event-store.ts';
+import { appendInOrder } from './append-in-order.ts';
 
 /**
  * Positions look like `<commit>:<prepare>`, each zero-padded to the 20 digits of a uint64, so that they also
@@ -202,6 +205,21 @@ export class KurrentDbEventStore implements EventStore {
       }
       throw translate(error);
     }
+  }
+
+  async appendMany(requests: readonly StreamAppend[]): Promise<AppendManyResult> {
+    return appendInOrder(this, requests);
+  }
+
+  async supportsAtomicMultiStream(): Promise<boolean> {
+    return false;
+  }
+
+  /** The client reads one stream per call: the streams are read concurrently. */
+  async readStreams(streams: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+    const unique = [...new Set(streams)];
+    const read = await Promise.all(unique.map(async (stream) => [stream, await this.readStream(stream)] as const));
+    return new Map(read);
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

@@ -11,6 +11,7 @@ import pg from 'pg';
 import {
   ConcurrencyConflict,
   EventStoreUnavailable,
+  type AppendManyResult,
   type AppendResult,
   type EventFilter,
   type EventMetadata,
@@ -24,8 +25,10 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
   type Subscription,
+  type StreamAppend,
   type SubscriptionItem,
 } from '../../domain/ports/event-store.ts';
+import { appendInOrder } from './append-in-order.ts';
 import { isTransientPgError } from '../postgres/errors.ts';
 
 const CHANNEL = 'tally_events';
@@ -179,6 +182,29 @@ export class PostgresEventStore implements EventStore {
         if (!isDuplicate || attempt >= 2) throw error;
       }
     }
+  }
+
+  async appendMany(requests: readonly StreamAppend[]): Promise<AppendManyResult> {
+    return appendInOrder(this, requests);
+  }
+
+  async supportsAtomicMultiStream(): Promise<boolean> {
+    return false;
+  }
+
+  /** One query for all the streams. */
+  async readStreams(streams: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+    const result = new Map<string, RecordedEvent[]>(streams.map((stream) => [stream, []]));
+    if (streams.length === 0) return result;
+    const rows = await this.query<EventRow>(
+      {
+        name: 'tally_read_streams',
+        text: `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_name = ANY($1::text[]) ORDER BY stream_name, stream_revision`,
+      },
+      [[...new Set(streams)]],
+    );
+    for (const row of rows) result.get(row.stream_name)!.push(toRecorded(row));
+    return result;
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
