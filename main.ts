@@ -57,8 +57,10 @@ import { WebhookProcessor } from './adapters/workers/webhook-processor.ts';
 import { ingestionService } from './domain/payments/ingestion.ts';
 import { webhookHandler } from './domain/payments/webhook-handler.ts';
 import { pollService } from './domain/payments/poll.ts';
-import { activeRule } from './domain/rewards/rule-set.ts';
-import { consumerByIdentity } from './projections/read/accounts.ts';
+import { consumersByIdentity } from './projections/read/accounts.ts';
+import { IngestionState } from './domain/payments/ingestion-state.ts';
+import { customerCache } from './domain/payments/customer-cache.ts';
+import type { PurchaseEvent } from './domain/payments/purchase.ts';
 import type { Runtime } from './domain/ports/identity.ts';
 import type { Position } from './domain/ports/event-store.ts';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -235,32 +237,48 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     });
     cleanups.unshift(() => rebuilds.stop());
 
-    // Payment ingestion: webhooks and polls become purchase commands through one path.
+    // Payment ingestion: webhooks and polls become purchase commands through one path, decided in batches on
+    // state held in memory (connections, merchant reservations, rules), with Square customers cached.
+    const ingestionState = new IngestionState(store, (event) => ({ type: event.type, data: event.data }) as never);
+    const contacts = customerCache(
+      async (tenantId, customerId) => {
+        const customer = await (await square.connections.apiFor(tenantId)).api.getCustomer(customerId);
+        return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
+      },
+      { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
+    );
+    const inlineWalletEffects = await store.supportsAtomicMultiStream();
+    if (!inlineWalletEffects) log.warn('the event store cannot append to several streams atomically: wallet credits go through the wallet-credits reactor');
     const ingestion = ingestionService({
       store,
       runtime,
       hasher,
-      activeRule: async (tenantId) => {
-        const active = activeRule(await rules.current(tenantId));
-        return active ? { ruleId: active.ruleId, version: active.version, rule: active.rule } : null;
-      },
-      customerContacts: async (tenantId, customerId) => {
-        const customer = await (await square.connections.apiFor(tenantId)).api.getCustomer(customerId);
-        return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
-      },
-      consumerByIdentity: (hashes) => consumerByIdentity(pool, hashes),
+      catchUp: () => ingestionState.catchUp(),
+      activeRule: async (tenantId) => ingestionState.activeRule(tenantId),
+      customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
+      consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
       walletIdFor,
+      inlineWalletEffects,
+      decodePurchase: (event) => ({ type: event.type, data: event.data }) as PurchaseEvent,
     });
     const inbox = webhookInbox(pool);
     const processor = new WebhookProcessor(
       inbox,
       webhookHandler({
         ingestion,
-        tenantForMerchant: (merchantId) => square.connections.tenantForMerchant(merchantId),
+        catchUp: () => ingestionState.catchUp(),
+        tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
         markRevoked: async (merchantId, revocation, metadata) => (await square.connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
+        forgetCustomer: (tenantId, customerId) => contacts.forget(tenantId, customerId),
       }),
       log.child({ component: 'webhooks' }),
+      async (requests, settle) => {
+        const position = requests.length ? (await store.appendMany(requests)).position : undefined;
+        await settle();
+        return position;
+      },
       {
+        batchSize: config.WEBHOOK_BATCH_SIZE,
         onOutcome: (outcome) => metrics.webhookOutcome(outcome),
         // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
         leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),

@@ -12,7 +12,10 @@ import { walletDecider, walletStream, type WalletCommand } from '../../domain/wa
 import type { Projection } from '../projection.ts';
 import { walletCommandFor, walletEffectIsInline } from '../../domain/payments/wallet-effects.ts';
 
+const PURCHASE_EFFECT_TYPES: ReadonlySet<string> = new Set(['PurchaseCompleted', 'RefundApplied', 'HeldPointsClaimed']);
+
 function commandFor(event: RecordedEvent): WalletCommand | undefined {
+  if (!PURCHASE_EFFECT_TYPES.has(event.type)) return undefined;
   const e = { type: event.type, data: event.data } as PurchaseEvent;
   // Batched ingestion appended this event's wallet effect in the same atomic append: nothing left to do.
   if (walletEffectIsInline(e)) return undefined;

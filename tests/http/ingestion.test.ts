@@ -180,6 +180,11 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
   await send(paymentWebhook({ eventId: 'evt-stranger', merchantId: 'M-UNKNOWN', paymentId: 'pay-x', amount: 100 }));
   t.like(await processed('evt-stranger'), { outcome: 'no_connection', tenantId: null });
 
+  // Ann's contacts are cached from her first payment: a customer.updated webhook drops them, so the next
+  // payment asks Square again, and that lookup fails.
+  const updated = squarePayload('customer.updated.json');
+  await send({ ...updated, merchant_id: 'M-CAFE', event_id: 'evt-ann-updated', data: { ...updated.data, id: 'cust-ann' } });
+  t.like(await processed('evt-ann-updated'), { outcome: 'ignored' });
   square.failNext('/v2/customers', { status: 500 });
   await send(paymentWebhook({ eventId: 'evt-fails', merchantId: 'M-CAFE', paymentId: 'pay-fails', amount: 500, customerId: 'cust-ann' }));
   const row = await processed('evt-fails', (r) => r.outcome === 'failed');
