@@ -5,30 +5,32 @@
  * only means the event is delivered again, and the wallet decider makes a repeated delivery a no-op: no
  * effect lost, none doubled, on either event store.
  */
-import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.ts';
-import type { PurchaseEvent } from '../../domain/payments/purchase.ts';
+import type { EventStore } from '../../domain/ports/event-store.ts';
+import { heldPointsClaimed, purchaseCompleted, refundApplied } from '../../domain/payments/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
+import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/codec.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
-import type { Projection } from '../projection.ts';
+import { projection, type Projection } from '../projection.ts';
 import { walletCommandFor, walletEffectIsInline } from '../../domain/payments/wallet-effects.ts';
 
-const PURCHASE_EFFECT_TYPES: ReadonlySet<string> = new Set(['PurchaseCompleted', 'RefundApplied', 'HeldPointsClaimed']);
+/** The purchase outcomes that move points in a wallet. */
+const handled = eventCodec(undefined, purchaseCompleted, heldPointsClaimed, refundApplied);
+type Handled = Decoded<EventsOf<typeof handled>>;
 
-function commandFor(event: RecordedEvent): WalletCommand | undefined {
-  if (!PURCHASE_EFFECT_TYPES.has(event.type)) return undefined;
-  const e = { type: event.type, data: event.data } as PurchaseEvent;
+function commandFor(e: Handled): WalletCommand | undefined {
   // Batched ingestion appended this event's wallet effect in the same atomic append: nothing left to do.
   if (walletEffectIsInline(e)) return undefined;
   return walletCommandFor(e);
 }
 
 export function walletCreditsReactor(store: EventStore, newId: () => string): Projection {
-  return {
+  return projection({
     name: 'wallet_credits',
     tables: [],
+    events: handled,
     async apply(events) {
       // Wallets are independent: each wallet's commands run in feed order, different wallets concurrently.
-      const byWallet = new Map<string, { command: WalletCommand; cause: RecordedEvent }[]>();
+      const byWallet = new Map<string, { command: WalletCommand; cause: Handled }[]>();
       for (const event of events) {
         const command = commandFor(event);
         if (!command) continue;
@@ -51,5 +53,5 @@ export function walletCreditsReactor(store: EventStore, newId: () => string): Pr
         }),
       );
     },
-  };
+  });
 }

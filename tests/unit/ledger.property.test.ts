@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { ingestionService, type IngestionFact } from '../../domain/payments/ingestion.ts';
 import type { PurchaseEvent } from '../../domain/payments/purchase.ts';
 import type { SquarePayment, SquareRefund } from '../../domain/ports/square.ts';
-import { walletDecider, walletStream, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
 import { walletCreditsReactor } from '../../projections/reactors/wallet-credits.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
@@ -120,7 +120,7 @@ async function deliver(facts: Fact[], options: { batches?: readonly number[]; in
   for (const consumer of ['ann', 'bob']) {
     const walletId = `${TENANT}:${consumer}`;
     const events = await store.readStream(walletStream(walletId));
-    const state = events.reduce((s, e) => walletDecider.evolve(s, { type: e.type, data: e.data } as WalletEvent), walletDecider.initialState);
+    const state = events.reduce((s, e) => walletDecider.evolve(s, walletDecider.codec.decode(e)), walletDecider.initialState);
     balances.set(consumer, state.balance);
   }
   return balances;
