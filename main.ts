@@ -53,14 +53,13 @@ import { projectionRoutes } from './http/routes/projections.ts';
 import { ProjectionRebuilds } from './projections/rebuild.ts';
 import { reconciler } from './projections/ops/reconcile.ts';
 import { webhookInbox } from './adapters/postgres/webhook-inbox.ts';
-import { WebhookProcessor } from './adapters/workers/webhook-processor.ts';
+import { WebhookProcessor, type InboxCommit } from './adapters/workers/webhook-processor.ts';
 import { ingestionService } from './domain/payments/ingestion.ts';
 import { webhookHandler } from './domain/payments/webhook-handler.ts';
 import { pollService } from './domain/payments/poll.ts';
 import { consumersByIdentity } from './projections/read/accounts.ts';
 import { IngestionState } from './domain/payments/ingestion-state.ts';
 import { customerCache } from './domain/payments/customer-cache.ts';
-import type { PurchaseEvent } from './domain/payments/purchase.ts';
 import type { Runtime } from './domain/ports/identity.ts';
 import type { Position } from './domain/ports/event-store.ts';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -185,6 +184,26 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
   return { connections, settings };
 }
 
+/**
+ * How the webhook worker writes a batch: on PostgreSQL the events and the inbox rows' outcomes commit in one
+ * transaction; elsewhere the events are appended first and the rows settled after (a crash in between only
+ * means the batch is decided again, and finds its effects already recorded).
+ */
+function inboxCommit(rawStore: EventStore, store: EventStore, metrics: Metrics): InboxCommit {
+  if (rawStore instanceof PostgresEventStore) {
+    return async (requests, settle) => {
+      const result = await rawStore.appendMany(requests, { inTransaction: (client) => settle(client) });
+      for (const { stream, events } of requests) metrics.appended(stream, events.length);
+      return result.position;
+    };
+  }
+  return async (requests, settle) => {
+    const position = requests.length ? (await store.appendMany(requests)).position : undefined;
+    await settle();
+    return position;
+  };
+}
+
 export async function startTally(options: StartOptions = {}): Promise<Tally> {
   const config = await loadConfig(options.env ?? process.env);
   const log = options.log ?? createLogger({ level: config.LOG_LEVEL, secrets: secretValues(config) });
@@ -207,7 +226,8 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     cleanups.unshift(() => pool.end());
 
     const metrics = createMetrics({ onCollectError: (error) => log.warn({ err: error }, 'metrics: projection readings unavailable for this scrape') });
-    const store = instrumentEventStore(await provideEventStore(config, pool, database.url, log), metrics);
+    const rawStore = await provideEventStore(config, pool, database.url, log);
+    const store = instrumentEventStore(rawStore, metrics);
     cleanups.unshift(() => store.close());
     const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
     const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
@@ -239,7 +259,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
 
     // Payment ingestion: webhooks and polls become purchase commands through one path, decided in batches on
     // state held in memory (connections, merchant reservations, rules), with Square customers cached.
-    const ingestionState = new IngestionState(store, (event) => ({ type: event.type, data: event.data }) as never);
+    const ingestionState = new IngestionState(store);
     const contacts = customerCache(
       async (tenantId, customerId) => {
         const customer = await (await square.connections.apiFor(tenantId)).api.getCustomer(customerId);
@@ -259,7 +279,6 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
       walletIdFor,
       inlineWalletEffects,
-      decodePurchase: (event) => ({ type: event.type, data: event.data }) as PurchaseEvent,
     });
     const inbox = webhookInbox(pool);
     const processor = new WebhookProcessor(
@@ -272,11 +291,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         forgetCustomer: (tenantId, customerId) => contacts.forget(tenantId, customerId),
       }),
       log.child({ component: 'webhooks' }),
-      async (requests, settle) => {
-        const position = requests.length ? (await store.appendMany(requests)).position : undefined;
-        await settle();
-        return position;
-      },
+      inboxCommit(rawStore, store, metrics),
       {
         batchSize: config.WEBHOOK_BATCH_SIZE,
         onOutcome: (outcome) => metrics.webhookOutcome(outcome),

@@ -10,9 +10,9 @@
  */
 import type { EventStore, Position, RecordedEvent } from '../ports/event-store.ts';
 import { squareConnectionDecider } from '../connections/decider.ts';
-import { CONNECTION_STREAM_PREFIX, initialConnectionState, type SquareConnectionEvent, type SquareConnectionState } from '../connections/events.ts';
-import { merchantReservationDecider, type MerchantReservationEvent, type MerchantReservationState } from '../connections/merchant-reservation.ts';
-import { activeRule, ruleSetDecider, type RuleSetEvent, type RuleSetState } from '../rewards/rule-set.ts';
+import { CONNECTION_STREAM_PREFIX, initialConnectionState, type SquareConnectionState } from '../connections/events.ts';
+import { merchantReservationDecider, type MerchantReservationState } from '../connections/merchant-reservation.ts';
+import { activeRule, ruleSetDecider, type RuleSetState } from '../rewards/rule-set.ts';
 import type { RewardRule } from '../rewards/rule.ts';
 
 export const MERCHANT_STREAM_PREFIX = 'square-merchant-';
@@ -28,9 +28,6 @@ export interface ActiveRuleVersion {
   rule: RewardRule;
 }
 
-/** Decodes a recorded event of a stream family into its decider's event type (the codec's job). */
-export type EventDecoder = <E extends { type: string; data: unknown }>(event: RecordedEvent, family: 'connection' | 'reservation' | 'rules') => E;
-
 export class IngestionState {
   private readonly connections = new Map<string, SquareConnectionState>();
   private readonly reservations = new Map<string, MerchantReservationState>();
@@ -40,25 +37,22 @@ export class IngestionState {
   /** Events folded since the view was made (for tests and metrics). */
   applied = 0;
 
-  constructor(
-    private readonly store: EventStore,
-    private readonly decode: EventDecoder,
-  ) {}
+  constructor(private readonly store: EventStore) {}
 
   /** Folds one event of the three stream families; anything else is ignored. */
   apply(event: RecordedEvent): void {
     if (event.stream.startsWith(CONNECTION_STREAM_PREFIX)) {
       const tenantId = event.stream.slice(CONNECTION_STREAM_PREFIX.length);
       const before = this.connections.get(tenantId) ?? initialConnectionState;
-      this.connections.set(tenantId, squareConnectionDecider.evolve(before, this.decode<SquareConnectionEvent>(event, 'connection')));
+      this.connections.set(tenantId, squareConnectionDecider.evolve(before, squareConnectionDecider.codec.decode(event)));
     } else if (event.stream.startsWith(MERCHANT_STREAM_PREFIX)) {
       const merchantId = event.stream.slice(MERCHANT_STREAM_PREFIX.length);
       const before = this.reservations.get(merchantId) ?? merchantReservationDecider.initialState;
-      this.reservations.set(merchantId, merchantReservationDecider.evolve(before, this.decode<MerchantReservationEvent>(event, 'reservation')));
+      this.reservations.set(merchantId, merchantReservationDecider.evolve(before, merchantReservationDecider.codec.decode(event)));
     } else if (event.stream.startsWith(RULES_STREAM_PREFIX)) {
       const tenantId = event.stream.slice(RULES_STREAM_PREFIX.length);
       const before = this.rules.get(tenantId) ?? ruleSetDecider.initialState;
-      this.rules.set(tenantId, ruleSetDecider.evolve(before, this.decode<RuleSetEvent>(event, 'rules')));
+      this.rules.set(tenantId, ruleSetDecider.evolve(before, ruleSetDecider.codec.decode(event)));
     } else {
       return;
     }

@@ -12,6 +12,7 @@ import { ConcurrencyConflict, MultiStreamConflict, type EventMetadata, type Even
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
 import type { RewardRule } from '../rewards/rule.ts';
+import { foldDecoded } from '../shared/command-handler.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, initialWalletState } from '../wallets/wallet.ts';
 import { purchaseDecider, purchaseStream, type CreditOutcome, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
@@ -44,8 +45,6 @@ export interface IngestionDependencies {
   walletIdFor(tenantId: string, consumerId: string): string;
   /** Whether wallet effects may be appended with the purchase events (an atomic multi-stream append). */
   inlineWalletEffects: boolean;
-  /** Decodes a stored purchase event (the codec's job). */
-  decodePurchase(event: RecordedEvent): PurchaseEvent;
 }
 
 export interface IngestionResult {
@@ -92,11 +91,7 @@ interface StreamLoad {
 export function ingestionService(deps: IngestionDependencies) {
   const walletEffect: WalletEffect = deps.inlineWalletEffects ? 'inline' : 'reactor';
 
-  function fold(events: readonly RecordedEvent[]): StreamLoad {
-    let state = purchaseDecider.initialState;
-    for (const event of events) state = purchaseDecider.evolve(state, deps.decodePurchase(event));
-    return { state, revision: events.at(-1)?.revision };
-  }
+  const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(purchaseDecider, events), revision: events.at(-1)?.revision });
 
   async function load(streams: readonly string[]): Promise<Map<string, StreamLoad>> {
     const read = await deps.store.readStreams(streams);
@@ -229,7 +224,7 @@ export function ingestionService(deps: IngestionDependencies) {
       const newEvents: NewEvent[] = [];
       for (const { event, metadata } of events) {
         const id = deps.runtime.newId();
-        newEvents.push({ id, type: event.type, data: event.data, metadata });
+        newEvents.push(purchaseDecider.codec.encode(event, id, metadata));
         if (walletEffect !== 'inline') continue;
         const command = walletCommandFor(event);
         if (!command) continue;
@@ -239,12 +234,9 @@ export function ingestionService(deps: IngestionDependencies) {
         for (const walletEvent of walletDecider.decide(command, initialWalletState)) {
           const target = walletStream(command.walletId);
           const list = wallets.get(target) ?? [];
-          list.push({
-            id: deps.runtime.newId(),
-            type: walletEvent.type,
-            data: walletEvent.data,
-            metadata: { correlationId: metadata.correlationId ?? id, causationId: id, actor: 'system:wallet-credits' },
-          });
+          list.push(
+            walletDecider.codec.encode(walletEvent, deps.runtime.newId(), { correlationId: metadata.correlationId ?? id, causationId: id, actor: 'system:wallet-credits' }),
+          );
           wallets.set(target, list);
         }
       }

@@ -59,15 +59,23 @@ test('the payload of each current version decodes to itself: no stored field is 
   }
 });
 
-test('a PurchaseCompleted stored as version 1 is upcast to version 2: the payment time it never recorded is null', (t) => {
+test('a PurchaseCompleted stored as version 1 is upcast step by step to version 3: no payment time, credited by the reactor', (t) => {
   const v1 = fixture('PurchaseCompleted', 1);
   const decoded = purchaseEvents.decode(recorded(v1));
   t.is(decoded.type, 'PurchaseCompleted');
-  t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null });
+  t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null, walletEffect: 'reactor' });
   // An event written before any version was stamped is version 1.
   const unstamped = purchaseEvents.decode({ ...recorded(v1), metadata: {} });
   t.deepEqual(unstamped.data, decoded.data);
-  t.is(purchaseEvents.versionOf('PurchaseCompleted'), 2);
+  const v2 = fixture('PurchaseCompleted', 2);
+  t.deepEqual(purchaseEvents.decode(recorded(v2)).data, { ...v2.data, walletEffect: 'reactor' });
+  t.is(purchaseEvents.versionOf('PurchaseCompleted'), 3);
+});
+
+test('a RefundApplied stored as version 1 is upcast to version 2: its reversal was the reactor\'s', (t) => {
+  const v1 = fixture('RefundApplied', 1);
+  t.deepEqual(purchaseEvents.decode(recorded(v1)).data, { ...v1.data, walletEffect: 'reactor' });
+  t.is(purchaseEvents.versionOf('RefundApplied'), 2);
 });
 
 test('a stored event that does not decode names its stream, revision, position, type and what is wrong', (t) => {

@@ -6,7 +6,6 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { ingestionService, type IngestionFact } from '../../domain/payments/ingestion.ts';
-import type { PurchaseEvent } from '../../domain/payments/purchase.ts';
 import type { SquarePayment, SquareRefund } from '../../domain/ports/square.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
 import { walletCreditsReactor } from '../../projections/reactors/wallet-credits.ts';
@@ -91,7 +90,6 @@ async function deliver(facts: Fact[], options: { batches?: readonly number[]; in
     consumersByIdentity: async (sets) => sets.map((hashes) => hashes.map((h) => CONSUMER_BY_HASH[h]).find(Boolean)),
     walletIdFor: (tenantId, consumerId) => `${tenantId}:${consumerId}`,
     inlineWalletEffects: options.inline ?? false,
-    decodePurchase: (e) => ({ type: e.type, data: e.data }) as PurchaseEvent,
   });
   const asFact = (fact: Fact): IngestionFact =>
     fact.kind === 'payment'
