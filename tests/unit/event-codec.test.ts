@@ -121,11 +121,12 @@ test('writers stamp the current version of each type in the metadata', async (t)
   const stored = await store.readStream(purchaseStream('pay_9'));
   t.deepEqual(stored.map((e) => [e.type, e.metadata.schemaVersion, e.metadata.actor]), [
     ['RefundHeld', 1, 'test'],
-    ['PurchaseCompleted', 2, 'test'],
-    ['RefundApplied', 1, 'test'],
+    ['PurchaseCompleted', 3, 'test'],
+    ['RefundApplied', 2, 'test'],
   ]);
   const completed = purchaseEvents.decode(stored[1]!);
   t.is(completed.type === 'PurchaseCompleted' ? completed.data.paymentCreatedAt : undefined, '2026-11-10T11:59:00Z', 'version 2 records when the customer paid');
+  t.is(completed.type === 'PurchaseCompleted' ? completed.data.walletEffect : undefined, 'reactor', 'a command without walletEffect leaves the credit to the reactor');
 });
 
 test('an event type is declared once: the same name in two families is the same declaration', (t) => {
