@@ -257,6 +257,30 @@ test.serial('operators list every connection with its last poll and error', asyn
   t.is((await call('GET', `/api/v1/admin/wallets/${'0'.repeat(8)}-0000-4000-8000-000000000000/reconcile`, { token: admin })).status, 404);
 });
 
+test.serial('the state ingestion decides on is never behind a write made before the webhook: a new rule counts at once, a revocation stops credits at once', async (t) => {
+  const erin = await register('consumer', 'erin@example.com');
+  square.addCustomer('M-CAFE', { id: 'cust-erin', email: 'erin@example.com', phone: null });
+  await send(paymentWebhook({ eventId: 'evt-erin-1', merchantId: 'M-CAFE', paymentId: 'pay-erin-1', amount: 1000, customerId: 'cust-erin' }));
+  t.like(await processed('evt-erin-1'), { outcome: 'credited' });
+  const before = await settledBalance(erin.token);
+
+  // A triple-points rule activated, and the very next webhook earns by it: the in-memory rules caught up first.
+  const rule = await call('POST', '/api/v1/client/reward-rules', { token: client, body: { kind: 'spend', points: 3, per: 100, basis: 'amount' } });
+  t.is((await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: client })).status, 200);
+  await send(paymentWebhook({ eventId: 'evt-erin-2', merchantId: 'M-CAFE', paymentId: 'pay-erin-2', amount: 1000, customerId: 'cust-erin' }));
+  t.like(await processed('evt-erin-2'), { outcome: 'credited' });
+  t.is(await settledBalance(erin.token), (before ?? 0) + 30, '3 points per $1 on $10, by the rule activated just before');
+
+  // The merchant disconnects; a payment webhook right after it finds no connection and credits nothing.
+  const disconnected = await call('DELETE', '/api/v1/client/pos/square', { token: client });
+  t.is(disconnected.status, 200);
+  await send(paymentWebhook({ eventId: 'evt-erin-3', merchantId: 'M-CAFE', paymentId: 'pay-erin-3', amount: 1000, customerId: 'cust-erin' }));
+  t.like(await processed('evt-erin-3'), { outcome: 'no_connection' });
+  t.is(await settledBalance(erin.token), (before ?? 0) + 30);
+  // Reconnected for what follows.
+  await connect(client, 'M-CAFE');
+});
+
 test.serial('the logs of the whole run hold no secret and no token', async (t) => {
   const { config } = service.tally;
   const secrets = [WEBHOOK_KEY, CRON_SECRET, TEST_APP_SECRET, TEST_JWT_SECRET, config.IDENTITY_HASH_KEY, config.ENCRYPTION_KEY, client, admin];
