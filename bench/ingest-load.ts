@@ -5,7 +5,8 @@
  *   node --import=tsx bench/ingest-load.ts reads <spec.json> <out.json>
  *
  * `webhooks`: signs (as Square does: base64 HMAC-SHA256 of notification URL + body) and POSTs each payment's
- * `payment.updated` COMPLETED webhook, closed-loop at the given concurrency over keep-alive `fetch`, recording
+ * `payment.updated` COMPLETED webhook, closed-loop at the given concurrency over keep-alive `fetch` (or, with
+ * `rate`, open-loop: webhook i is sent at start + i / rate whatever the answers so far), recording
  * every request's send and acknowledgement time (epoch ms, comparable across processes). Meanwhile it samples
  * the `wallets` projection's checkpoint every few milliseconds on its own connection (cheap: one row by
  * primary key), and after the last acknowledgement keeps sampling until the system has drained (the inbox
@@ -28,6 +29,8 @@ export interface WebhookSpec {
   notificationUrl: string;
   databaseUrl: string;
   concurrency: number;
+  /** Open loop: webhooks per second, sent on schedule whether or not earlier ones were answered. */
+  rate?: number;
   /** Checkpoint sampling interval (ms). */
   sampleMs: number;
   drainTimeoutMs: number;
@@ -48,6 +51,8 @@ export interface WebhookOutput {
   /** [epoch ms, wallets checkpoint position] each time the position changed. */
   checkpoints: [number, string][];
   samples: number;
+  /** Statements this process sent to PostgreSQL (each its own committed transaction), to subtract from xact_commit. */
+  queries: number;
   lastDrainProbe: Record<string, unknown> | null;
 }
 
@@ -80,6 +85,7 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
     errors: [],
     checkpoints: [],
     samples: 0,
+    queries: 0,
     lastDrainProbe: null,
   };
 
@@ -92,6 +98,7 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
       const { rows } = await db.query<{ position: string | null }>(`SELECT position FROM projection_checkpoints WHERE name = 'wallets'`);
       const at = epoch();
       out.samples++;
+      out.queries++;
       const position = rows[0]?.position ?? null;
       if (position !== null && position !== lastPosition) {
         out.checkpoints.push([at, position]);
@@ -105,28 +112,44 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
   // payment, and an unsigned one counts as an authentication failure (rate-limited per address).
   await Promise.all(Array.from({ length: spec.concurrency }, () => fetch(`${spec.url}/healthz`).then((r) => r.arrayBuffer())));
 
+  const post = async (i: number) => {
+    const request = requests[i]!;
+    out.sentAt[i] = epoch();
+    try {
+      const response = await fetch(target, { method: 'POST', headers: request.headers, body: request.body });
+      await response.arrayBuffer();
+      out.status[i] = response.status;
+    } catch (error) {
+      out.status[i] = 0;
+      if (out.errors.length < 20) out.errors.push(error instanceof Error ? error.message : String(error));
+    }
+    out.ackedAt[i] = epoch();
+  };
   out.startedEpoch = epoch();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: spec.concurrency }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= n) return;
-        const request = requests[i]!;
-        out.sentAt[i] = epoch();
-        try {
-          const response = await fetch(target, { method: 'POST', headers: request.headers, body: request.body });
-          await response.arrayBuffer();
-          out.status[i] = response.status;
-        } catch (error) {
-          out.status[i] = 0;
-          if (out.errors.length < 20) out.errors.push(error instanceof Error ? error.message : String(error));
+  if (spec.rate) {
+    // Open loop: every webhook leaves at its scheduled time; a slow answer delays nothing that follows it.
+    const interval = 1000 / spec.rate;
+    const inFlight: Promise<void>[] = [];
+    let next = 0;
+    while (next < n) {
+      const due = Math.min(n, Math.floor((epoch() - out.startedEpoch) / interval) + 1);
+      while (next < due) inFlight.push(post(next++));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await Promise.all(inFlight);
+  } else {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: spec.concurrency }, async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= n) return;
+          await post(i);
         }
-        out.ackedAt[i] = epoch();
-      }
-    }),
-  );
-  out.lastAckEpoch = Math.max(...out.ackedAt);
+      }),
+    );
+  }
+  out.lastAckEpoch = out.ackedAt.reduce((a, b) => Math.max(a, b), 0);
 
   // Drained: nothing pending in the inbox, and the reactor and the projection both at the head of the log.
   const deadline = epoch() + spec.drainTimeoutMs;
@@ -138,6 +161,7 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
               (SELECT position FROM projection_checkpoints WHERE name = 'wallet_credits') AS credits`,
     );
     const probe = rows[0]!;
+    out.queries++;
     out.lastDrainProbe = probe;
     if (Number(probe.pending) === 0 && (spec.inboxOnly || (probe.head !== null && probe.wallets === probe.head && probe.credits === probe.head))) {
       out.drainedEpoch = epoch();
