@@ -5,7 +5,8 @@
  *   node --import=tsx bench/ingest-load.ts reads <spec.json> <out.json>
  *
  * `webhooks`: signs (as Square does: base64 HMAC-SHA256 of notification URL + body) and POSTs each payment's
- * `payment.updated` COMPLETED webhook, closed-loop at the given concurrency over keep-alive `fetch` (or, with
+ * `payment.updated` COMPLETED webhook, closed-loop at the given concurrency over keep-alive node:http (lighter
+ * than `fetch`, so the generator keeps up with the open-loop rates on a busy machine) (or, with
  * `rate`, open-loop: webhook i is sent at start + i / rate whatever the answers so far), recording
  * every request's send and acknowledgement time (epoch ms, comparable across processes). Meanwhile it samples
  * the `wallets` projection's checkpoint every few milliseconds on its own connection (cheap: one row by
@@ -16,6 +17,7 @@
  * /api/v1/me/wallets with consumers' bearer tokens, and the bare Koa route), summed per side.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { paymentWebhook, squareSignature } from '../tests/support/square-webhooks.ts';
@@ -110,15 +112,25 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
 
   // Warm the keep-alive connections (not recorded) with the liveness probe: a webhook would be a real
   // payment, and an unsigned one counts as an authentication failure (rate-limited per address).
-  await Promise.all(Array.from({ length: spec.concurrency }, () => fetch(`${spec.url}/healthz`).then((r) => r.arrayBuffer())));
+  // Open loop: connections as needed (up to 512; beyond, requests wait in the agent and that wait counts).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: spec.rate ? 512 : spec.concurrency });
+  const send = (url: string, method: string, headers: Record<string, string>, body?: string) =>
+    new Promise<number>((resolve, reject) => {
+      const request = http.request(url, { method, agent, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (response) => {
+        response.on('error', reject);
+        response.on('end', () => resolve(response.statusCode ?? 0));
+        response.resume();
+      });
+      request.on('error', reject);
+      request.end(body);
+    });
+  await Promise.all(Array.from({ length: spec.concurrency }, () => send(`${spec.url}/healthz`, 'GET', {})));
 
   const post = async (i: number) => {
     const request = requests[i]!;
     out.sentAt[i] = epoch();
     try {
-      const response = await fetch(target, { method: 'POST', headers: request.headers, body: request.body });
-      await response.arrayBuffer();
-      out.status[i] = response.status;
+      out.status[i] = await send(target, 'POST', request.headers, request.body);
     } catch (error) {
       out.status[i] = 0;
       if (out.errors.length < 20) out.errors.push(error instanceof Error ? error.message : String(error));
@@ -150,6 +162,7 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
     );
   }
   out.lastAckEpoch = out.ackedAt.reduce((a, b) => Math.max(a, b), 0);
+  agent.destroy();
 
   // Drained: nothing pending in the inbox, and the reactor and the projection both at the head of the log.
   const deadline = epoch() + spec.drainTimeoutMs;

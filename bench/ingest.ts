@@ -29,8 +29,9 @@
  *    position) p50/p99; committed transactions per webhook (pg_stat_database.xact_commit over the burst, less
  *    the load generator's own sampling queries); Square customer look-ups per webhook (counted by the proxy).
  * 3. Open loop: webhooks sent at fixed rates (250, 500, 1,000, 1,500/s for 20 s each; `--rates`,
- *    `--rate-seconds`), each rate drained before the next: credit lag p50/p99 per rate, and the highest rate
- *    whose lag p99 stays ≤ 1 s. A rate whose lag p99 passes 10 s (or does not drain) ends the phase: the
+ *    `--rate-seconds`), each rate drained before the next: credit lag p50/p99 per rate (from the webhook being
+ *    sent, so a slow acknowledgement counts), and the highest rate whose lag p99 stays ≤ 1 s (and which the
+ *    generator really offered). A rate whose lag p99 passes 10 s (or does not drain) ends the phase: the
  *    higher ones are reported as not run.
  * 4. Reads: `GET /api/v1/me/wallets` with consumers' bearer tokens (HS256, AUTH_JWT_SECRET) at concurrency
  *    64, against a bare Koa route that runs the same SQL (walletsOfConsumer) on the same pool in the same
@@ -630,6 +631,9 @@ interface WebhookMetrics {
   lagP99: number;
   lagMax: number;
   lagMeasured: number;
+  /** Lag from the webhook being sent (Square posting it) rather than from its 200: includes acknowledgement queueing. */
+  sendLagP50: number;
+  sendLagP99: number;
   unseen: number;
   drainMs: number;
   drainRate: number;
@@ -696,6 +700,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
     [plan.map((p) => p.paymentId)],
   );
   const lagValues: number[] = [];
+  const sendLagValues: number[] = [];
   let unseen = 0;
   for (const credit of credits) {
     const q = index.get(credit.payment_id)!;
@@ -709,9 +714,13 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
     }
     const seenAt = out.checkpoints[lo]?.[0];
     if (seenAt === undefined) unseen++;
-    else lagValues.push(seenAt - out.ackedAt[q]!);
+    else {
+      lagValues.push(seenAt - out.ackedAt[q]!);
+      sendLagValues.push(seenAt - out.sentAt[q]!);
+    }
   }
   const lags = sorted(lagValues);
+  const sendLags = sorted(sendLagValues);
   const check = await checkCredits(db, plan);
   const drainMs = out.drainedEpoch ? out.drainedEpoch - out.startedEpoch : Number.NaN;
   const customerLookups = lookupsAfter.customerLookups - lookupsBefore.customerLookups;
@@ -733,6 +742,8 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
     lagP99: percentile(lags, 99),
     lagMax: lags[lags.length - 1] ?? Number.NaN,
     lagMeasured: lagValues.length,
+    sendLagP50: percentile(sendLags, 50),
+    sendLagP99: percentile(sendLags, 99),
     unseen,
     drainMs,
     drainRate: (n / drainMs) * 1000,
@@ -861,7 +872,7 @@ async function main(): Promise<boolean> {
       let offset = SIZE.payments;
       for (const rate of RATES) {
         const last = rateRuns[rateRuns.length - 1];
-        if (last && !(last.lagP99 <= RATE_GIVE_UP_LAG_MS && Number.isFinite(last.drainMs) && last.unseen === 0)) {
+        if (last && !(last.sendLagP99 <= RATE_GIVE_UP_LAG_MS && Number.isFinite(last.drainMs) && last.unseen === 0)) {
           notRun.push(rate);
           continue;
         }
@@ -870,14 +881,14 @@ async function main(): Promise<boolean> {
         const run = await webhookRun(ctx, payments(world, offset, n), { rate });
         offset += n;
         log(
-          `  sent at ${count(run.sentRate)}/s; ack p99 ${formatMs(run.p99)}; credit lag p50 ${formatMs(run.lagP50)}, p99 ${formatMs(run.lagP99)}; ` +
+          `  sent at ${count(run.sentRate)}/s; ack p99 ${formatMs(run.p99)}; credit lag (sent → credit) p50 ${formatMs(run.sendLagP50)}, p99 ${formatMs(run.sendLagP99)}; ` +
             `drained ${Number.isFinite(run.drainMs) ? `after ${formatDuration(run.drainMs)}` : 'NOT within the timeout'}; ${run.square.lookupsPerWebhook.toFixed(3)} look-ups per webhook; correct ${run.correct}`,
         );
         rateRuns.push(run);
       }
-      if (notRun.length) log(`  not run: ${notRun.map(count).join(', ')} webhooks/s (a lower rate's lag p99 was past ${formatDuration(RATE_GIVE_UP_LAG_MS)})`);
+      if (notRun.length) log(`  not run: ${notRun.map(count).join(', ')} webhooks/s (a lower rate's lag p99 was past ${formatDuration(RATE_GIVE_UP_LAG_MS)} or it did not drain)`);
       // Sustained: every webhook answered and credited within the lag aim, at (nearly) the offered rate.
-      const sustained = (r: WebhookMetrics) => r.ok === r.payments && r.unseen === 0 && r.lagP99 <= AIMS.sustainableLagP99Ms && r.sentRate >= 0.95 * r.offeredRate!;
+      const sustained = (r: WebhookMetrics) => r.ok === r.payments && r.unseen === 0 && r.sendLagP99 <= AIMS.sustainableLagP99Ms && r.sentRate >= 0.95 * r.offeredRate!;
       const sustainable = rateRuns.filter(sustained).map((r) => r.offeredRate!);
       const highestSustainable = sustainable.length ? Math.max(...sustainable) : 0;
 
@@ -967,7 +978,7 @@ async function main(): Promise<boolean> {
           ratio: none,
           aim: null,
           met: null,
-          note: `${count(w.lagMeasured)} credits measured${w.unseen ? `, ${w.unseen} never seen` : ''}; max ${formatMs(w.lagMax)}`,
+          note: `${count(w.lagMeasured)} credits measured${w.unseen ? `, ${w.unseen} never seen` : ''}; max ${formatMs(w.lagMax)}; from the webhook being sent: p50 ${formatMs(w.sendLagP50)}, p99 ${formatMs(w.sendLagP99)}`,
         },
         {
           measurement: 'committed transactions per webhook (burst, amortised)',
@@ -995,15 +1006,15 @@ async function main(): Promise<boolean> {
         },
         ...rateRuns.map(
           (r): ResultRow => ({
-            measurement: `open loop ${count(r.offeredRate!)} webhooks/s for ${RATE_SECONDS} s: credit lag p99`,
+            measurement: `open loop ${count(r.offeredRate!)} webhooks/s for ${RATE_SECONDS} s: credit lag p99 (webhook sent → credit in wallet_ledger)`,
             unit: 'ms',
-            tally: r.lagP99,
+            tally: r.sendLagP99,
             baseline: none,
             ratio: none,
             aim: AIMS.sustainableLagP99Ms,
             met: sustained(r),
             note:
-              `lag p50 ${formatMs(r.lagP50)}, max ${formatMs(r.lagMax)}; sent at ${count(r.sentRate)}/s${r.sentRate < 0.95 * r.offeredRate! ? ' (the load generator fell behind the offered rate: not counted as sustained)' : ''}; ${count(r.ok)}/${count(r.payments)} answered 200, ack p99 ${formatMs(r.p99)}; ` +
+              `lag p50 ${formatMs(r.sendLagP50)}; from the webhook's 200: p50 ${formatMs(r.lagP50)}, p99 ${formatMs(r.lagP99)}; sent at ${count(r.sentRate)}/s${r.sentRate < 0.95 * r.offeredRate! ? ' (the load generator fell behind the offered rate: not counted as sustained)' : ''}; ${count(r.ok)}/${count(r.payments)} answered 200, ack p99 ${formatMs(r.p99)}; ` +
               `drained ${formatDuration(r.drainMs)} after the first webhook; ${r.square.lookupsPerWebhook.toFixed(3)} look-ups per webhook; correct ${r.correct}`,
             detail: r,
           }),
@@ -1028,7 +1039,7 @@ async function main(): Promise<boolean> {
           ratio: highestSustainable / sql.rate,
           aim: AIMS.sustainableRate,
           met: highestSustainable >= AIMS.sustainableRate,
-          note: `of the rates ${RATES.map(count).join(', ')}/s (every webhook answered, credit lag p99 ≤ 1 s, sent at ≥ 95 % of the rate); baseline: the same-effect SQL's closed-loop rate`,
+          note: `of the rates ${RATES.map(count).join(', ')}/s (every webhook answered, credit lag p99 ≤ 1 s from the webhook being sent, sent at ≥ 95 % of the rate); baseline: the same-effect SQL's closed-loop rate`,
         },
         {
           measurement: 'correctness: matched payments credited exactly once (every phase)',
