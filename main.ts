@@ -60,6 +60,7 @@ import { pollService } from './domain/payments/poll.ts';
 import { consumersByIdentity } from './projections/read/accounts.ts';
 import { IngestionState } from './domain/payments/ingestion-state.ts';
 import { customerCache } from './domain/payments/customer-cache.ts';
+import { squareApis } from './domain/payments/square-apis.ts';
 import type { Runtime } from './domain/ports/identity.ts';
 import type { Position } from './domain/ports/event-store.ts';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -224,6 +225,11 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
     cleanups.unshift(() => pool.end());
+    // Acknowledging a webhook is one insert that Square waits for: its own connections, so that a busy worker,
+    // projections or reads never queue it behind them.
+    const ackPool = new pg.Pool({ connectionString: database.url, max: config.WEBHOOK_POOL_SIZE, connectionTimeoutMillis: 5000 });
+    ackPool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost (webhook acknowledgements)'));
+    cleanups.unshift(() => ackPool.end());
 
     const metrics = createMetrics({ onCollectError: (error) => log.warn({ err: error }, 'metrics: projection readings unavailable for this scrape') });
     const rawStore = await provideEventStore(config, pool, database.url, log);
@@ -261,9 +267,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     // Payment ingestion: webhooks and polls become purchase commands through one path, decided in batches on
     // state held in memory (connections, merchant reservations, rules), with Square customers cached.
     const ingestionState = new IngestionState(store);
+    const apis = squareApis({ connection: (tenantId) => ingestionState.connection(tenantId), make: async (tenantId) => (await square.connections.apiFor(tenantId)).api });
     const contacts = customerCache(
       async (tenantId, customerId) => {
-        const customer = await (await square.connections.apiFor(tenantId)).api.getCustomer(customerId);
+        const customer = await (await apis.apiFor(tenantId)).getCustomer(customerId);
         return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
       },
       { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
@@ -295,6 +302,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       inboxCommit(rawStore, store, metrics),
       {
         batchSize: config.WEBHOOK_BATCH_SIZE,
+        batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
         onOutcome: (outcome) => metrics.webhookOutcome(outcome),
         // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
         leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
@@ -329,7 +337,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ...walletRoutes({ wallets: walletsService({ store, runtime }), pool, hasher }),
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
-        inbox,
+        inbox: webhookInbox(ackPool),
         signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY,
         notificationUrl: square.settings.webhookNotificationUrl,
         onStored: () => processor.wake(),

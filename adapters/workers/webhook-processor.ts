@@ -19,6 +19,8 @@ import { DomainError } from '../../domain/shared/errors.ts';
 
 export interface WebhookProcessorOptions {
   batchSize?: number;
+  /** Batches decided at the same time (default 4). */
+  batchesInFlight?: number;
   leaseMs?: number;
   pollIntervalMs?: number;
   maxAttempts?: number;
@@ -42,6 +44,7 @@ export class WebhookProcessor {
   private readonly leaseMs: number;
   private readonly pollIntervalMs: number;
   private readonly maxAttempts: number;
+  private readonly batchesInFlight: number;
 
   constructor(
     private readonly inbox: WebhookInbox,
@@ -54,6 +57,7 @@ export class WebhookProcessor {
     this.leaseMs = options.leaseMs ?? 30_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.maxAttempts = options.maxAttempts ?? 12;
+    this.batchesInFlight = options.batchesInFlight ?? 4;
   }
 
   start(): void {
@@ -74,15 +78,31 @@ export class WebhookProcessor {
     this.wakeUp?.();
   }
 
+  /**
+   * Leases batches while fewer than `batchesInFlight` are being worked on: a batch spends most of its time
+   * waiting (Square's customer look-ups, the database), so the next one is leased and decided meanwhile.
+   * Batches are independent: two naming one payment meet at its stream's expected revision, and the second is
+   * decided again on the first's result.
+   */
   private async run(): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
     while (this.running) {
+      if (inFlight.size >= this.batchesInFlight) {
+        await Promise.race(inFlight);
+        continue;
+      }
       let due: DueWebhook[] = [];
       try {
         this.pendingWake = false;
         await this.recordPendingFailures();
         const claimedAt = Date.now();
         due = await this.inbox.claimDue(this.batchSize, this.leaseMs);
-        if (due.length) await this.processBatch(due, claimedAt);
+        if (due.length) {
+          const batch: Promise<void> = this.processBatch(due, claimedAt)
+            .catch((error: unknown) => this.log.error({ err: error }, 'webhook batch failed unexpectedly'))
+            .finally(() => inFlight.delete(batch));
+          inFlight.add(batch);
+        }
       } catch (error) {
         this.log.warn({ err: error }, 'webhook inbox unavailable; retrying');
       }
@@ -96,6 +116,7 @@ export class WebhookProcessor {
       });
       this.wakeUp = undefined;
     }
+    await Promise.all(inFlight);
   }
 
   private async processBatch(rows: DueWebhook[], claimedAt: number): Promise<void> {
