@@ -2,6 +2,7 @@ import { connectionSnapshots } from './snapshots.ts';
 import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
 import {
+  connectionEvents,
   evolveConnection,
   initialConnectionState,
   isLive,
@@ -140,6 +141,7 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
 }
 
 export const squareConnectionDecider: Decider<SquareConnectionCommand, SquareConnectionEvent, SquareConnectionState> = {
+  codec: connectionEvents,
   decide,
   evolve: evolveConnection,
   initialState: initialConnectionState,

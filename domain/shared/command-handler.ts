@@ -6,10 +6,13 @@
  * on the fresh state after a jittered, growing pause, a bounded number of times, and then fails with
  * `StreamContended` (nothing appended). A stream is read from the newest state the process holds or its
  * stored snapshot, plus the events after it, so a long stream costs no more than a short one.
+ * What is read is decoded through the decider's codec (a stored event that does not decode stops the command
+ * with `EventDecodeFailed`: nothing is decided on it); what is appended carries its type's current version.
  */
 import { ConcurrencyConflict, type EventMetadata, type EventStore, type Position, type RecordedEvent } from '../ports/event-store.ts';
 import type { CommandPath, FoldedStream } from './command-path.ts';
 import type { Decider, DomainEvent } from './decider.ts';
+import type { EventCodec } from './codec.ts';
 import { StreamContended } from './errors.ts';
 
 export interface CommandContext {
@@ -31,7 +34,7 @@ export interface CommandResult<Event extends DomainEvent, State> {
 /** A stream as a caller read it (`loadState`); without `snapshotRevision`, a long stream gets a snapshot after the command. */
 export type LoadedStream<State> = { state: State; revision: number | undefined; snapshotRevision?: number };
 
-type Folding<Event extends DomainEvent, State> = Pick<Decider<unknown, Event, State>, 'evolve' | 'initialState' | 'snapshots'>;
+type Folding<Event extends DomainEvent, State> = Pick<Decider<unknown, Event, State>, 'codec' | 'evolve' | 'initialState' | 'snapshots'>;
 
 /**
  * `loaded`: the stream as the caller just read it (`loadState`), to decide on without reading it again. The
@@ -68,7 +71,7 @@ async function decideAndAppend<Command, Event extends DomainEvent, State>(
     try {
       result = await store.append(
         stream,
-        events.map((e) => ({ id: context.newId(), type: e.type, data: e.data, metadata: context.metadata })),
+        events.map((e) => decider.codec.encode(e, context.newId(), context.metadata)),
         expected,
       );
     } catch (error) {
@@ -96,7 +99,7 @@ export async function loadState<Event extends DomainEvent, State>(
 ): Promise<LoadedStream<State>> {
   if (path) return path.queue.shared(stream, () => loadWithSnapshot(store, path, stream, decider));
   const recorded = await store.readStream(stream);
-  return { state: foldRecorded(decider, decider.initialState, recorded), revision: recorded.at(-1)?.revision };
+  return { state: foldDecoded(decider, recorded), revision: recorded.at(-1)?.revision };
 }
 
 /**
@@ -112,23 +115,36 @@ export async function loadWithSnapshot<Event extends DomainEvent, State>(
   const start: FoldedStream<State> = path.recent.get<State>(stream, decider.evolve) ??
     (await storedSnapshot(path, stream, decider)) ?? { state: decider.initialState, revision: undefined, snapshotRevision: -1 };
   const tail = await store.readStream(stream, start.revision === undefined ? undefined : { fromRevision: start.revision + 1 });
-  const folded = { state: foldRecorded(decider, start.state, tail), revision: tail.at(-1)?.revision ?? start.revision, snapshotRevision: start.snapshotRevision };
+  const folded = { state: foldDecoded(decider, tail, start.state), revision: tail.at(-1)?.revision ?? start.revision, snapshotRevision: start.snapshotRevision };
   if (folded.revision !== undefined) path.recent.set(stream, decider.evolve, folded);
   return folded;
 }
 
-/** The one fold of recorded events into a state. */
-function foldRecorded<Event extends DomainEvent, State>(decider: Folding<Event, State>, state: State, recorded: readonly RecordedEvent[]): State {
-  return recorded.reduce((s, e) => decider.evolve(s, { type: e.type, data: e.data } as Event), state);
+/**
+ * The one fold of recorded events into a state (from `start`, the initial state by default), each event decoded
+ * once through the decider's codec; throws `EventDecodeFailed` at the first that does not decode.
+ */
+export function foldDecoded<Event extends DomainEvent, State>(
+  decider: { codec: EventCodec<Event>; evolve(state: State, event: Event): State; initialState: State },
+  recorded: readonly RecordedEvent[],
+  start: State = decider.initialState,
+): State {
+  let state = start;
+  for (const event of recorded) state = decider.evolve(state, decider.codec.decode(event));
+  return state;
 }
 
-/** Snapshots are stored under the decider's version and a fingerprint of its `evolve` code (see `StateSnapshots`). */
-export function snapshotVersion(decider: Folding<never, unknown>): string | undefined {
+/**
+ * Snapshots are stored under the decider's version and a fingerprint of its `evolve` code and of its codec's
+ * event types and current versions (see `StateSnapshots`): a new event version, whose upcast may give older
+ * events a different shape, never reads a snapshot folded before it.
+ */
+export function snapshotVersion(decider: Pick<Folding<never, unknown>, 'evolve' | 'snapshots'> & { codec: Pick<EventCodec, 'definitions'> }): string | undefined {
   if (!decider.snapshots) return undefined;
   let fingerprint = fingerprints.get(decider.evolve);
   if (fingerprint === undefined) {
-    // FNV-1a of the function's source text: the same code gives the same fingerprint in every process.
-    const code = String(decider.evolve);
+    // FNV-1a of the function's source text and the codec's types: the same code gives the same fingerprint in every process.
+    const code = String(decider.evolve) + decider.codec.definitions.map((d) => `|${d.type}@${d.version}`).join('');
     let hash = 0x811c9dc5;
     for (let i = 0; i < code.length; i++) hash = Math.imul(hash ^ code.charCodeAt(i), 0x01000193) >>> 0;
     fingerprint = hash.toString(16).padStart(8, '0');

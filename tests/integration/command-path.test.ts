@@ -11,14 +11,18 @@ import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import type { EventStore } from '../../domain/ports/event-store.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
 import { createCommandPath } from '../../domain/shared/command-path.ts';
-import type { Decider, DomainEvent } from '../../domain/shared/decider.ts';
+import { z } from 'zod';
+import { EventType, eventCodec, type EventsOf } from '../../domain/shared/codec.ts';
+import type { Decider } from '../../domain/shared/decider.ts';
 import { StreamContended } from '../../domain/shared/errors.ts';
 import { memorySnapshotStore, testCommandPath } from '../support/command-path.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
-type Taken = DomainEvent<'Taken', { n: number }>;
+const takenEvents = eventCodec(undefined, EventType.define('Taken', z.object({ n: z.number().int() })));
+type Taken = EventsOf<typeof takenEvents>;
 /** A stock of 50 items: a take is refused once the stock is out, so deciding on stale state would oversell. */
 const stock: Decider<{ take: number }, Taken, { taken: number }> = {
+  codec: takenEvents,
   initialState: { taken: 0 },
   evolve: (state, event) => ({ taken: state.taken + event.data.n }),
   decide: (command, state) => {
