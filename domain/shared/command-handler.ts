@@ -141,20 +141,22 @@ export function foldDecoded<Event extends DomainEvent, State>(
  */
 export function snapshotVersion(decider: Pick<Folding<never, unknown>, 'evolve' | 'snapshots'> & { codec: Pick<EventCodec, 'definitions'> }): string | undefined {
   if (!decider.snapshots) return undefined;
-  let fingerprint = fingerprints.get(decider.evolve);
+  let byCodec = fingerprints.get(decider.evolve);
+  if (byCodec === undefined) fingerprints.set(decider.evolve, (byCodec = new WeakMap()));
+  let fingerprint = byCodec.get(decider.codec);
   if (fingerprint === undefined) {
     // FNV-1a of the function's source text and the codec's types: the same code gives the same fingerprint in every process.
     const code = String(decider.evolve) + decider.codec.definitions.map((d) => `|${d.type}@${d.version}`).join('');
     let hash = 0x811c9dc5;
     for (let i = 0; i < code.length; i++) hash = Math.imul(hash ^ code.charCodeAt(i), 0x01000193) >>> 0;
     fingerprint = hash.toString(16).padStart(8, '0');
-    fingerprints.set(decider.evolve, fingerprint);
+    byCodec.set(decider.codec, fingerprint);
   }
   return `${decider.snapshots.version}.${fingerprint}`;
 }
 
-/** Fingerprints by `evolve` function (a cache of a pure computation, not state). */
-const fingerprints = new WeakMap<object, string>();
+/** Fingerprints by `evolve` function and codec (a cache of a pure computation, not state). */
+const fingerprints = new WeakMap<object, WeakMap<object, string>>();
 
 async function storedSnapshot<Event extends DomainEvent, State>(path: CommandPath, stream: string, decider: Folding<Event, State>): Promise<FoldedStream<State> | undefined> {
   const version = snapshotVersion(decider);
