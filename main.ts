@@ -2,6 +2,7 @@
  * The composition root: configuration → adapters → application → HTTP. Nothing else wires dependencies.
  * `npm start` runs this file; tests call `startTally` to run the real service on a real socket.
  */
+import { randomInt } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -58,7 +59,12 @@ import { ingestionService } from './domain/payments/ingestion.ts';
 import { webhookHandler } from './domain/payments/webhook-handler.ts';
 import { pollService } from './domain/payments/poll.ts';
 import { activeRule } from './domain/rewards/rule-set.ts';
-import { consumerByIdentity } from './projections/read/accounts.ts';
+import { consumerByIdentity, suspendedUserWithEmail } from './projections/read/accounts.ts';
+import { phoneVerificationService } from './domain/users/phone-verification.ts';
+import { postgresPhoneVerifications } from './adapters/postgres/phone-verifications.ts';
+import type { SmsSender } from './domain/ports/sms.ts';
+import { consoleSms } from './adapters/sms/console.ts';
+import { twilioSms } from './adapters/sms/twilio.ts';
 import type { Runtime } from './domain/ports/identity.ts';
 import type { Position } from './domain/ports/event-store.ts';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -154,6 +160,16 @@ async function provideEventStore(config: Config, pool: pg.Pool, databaseUrl: str
 }
 
 /** The Square connection context: the gateway only when the app's credentials are configured, the vault, OAuth states. */
+/** The SMS port for one-time phone codes: Twilio when configured, the log in development, none otherwise. */
+function provideSms(config: Config, log: Logger): SmsSender | undefined {
+  const provider = config.SMS_PROVIDER ?? (config.NODE_ENV === 'production' ? 'none' : 'console');
+  if (provider === 'console') return consoleSms(log.child({ component: 'sms' }));
+  if (provider === 'twilio' && config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN && config.TWILIO_FROM) {
+    return twilioSms({ accountSid: config.TWILIO_ACCOUNT_SID, authToken: config.TWILIO_AUTH_TOKEN, from: config.TWILIO_FROM, baseUrl: config.TWILIO_BASE_URL });
+  }
+  return undefined;
+}
+
 function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: pg.Pool, store: EventStore, runtime: Runtime) {
   const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
   const settings = squareSettings(config, env, config.SQUARE_WEBHOOK_URL ?? `${config.API_BASE_URL}${WEBHOOK_PATH}`);
@@ -215,7 +231,18 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       hasher,
       runtime,
       adminEmails: config.ADMIN_EMAILS,
+      suspendedUserWithEmail: (emailHash) => suspendedUserWithEmail(pool, emailHash),
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
+    });
+    const phoneVerification = phoneVerificationService({
+      store,
+      personalData: postgresPersonalData(pool),
+      codes: postgresPhoneVerifications(pool),
+      hasher,
+      runtime,
+      sms: provideSms(config, log),
+      newCode: () => String(randomInt(0, 1_000_000)).padStart(6, '0'),
+      loadUser: (userId) => accounts.load(userId),
     });
     const rules = rewardRulesService({ store, runtime });
     const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime);
@@ -286,12 +313,18 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         jwksUrl: config.AUTH_JWKS_URL,
         issuer: config.AUTH_JWT_ISSUER,
         audience: config.AUTH_JWT_AUDIENCE,
+        identity: {
+          emailVerified: config.AUTH_EMAIL_VERIFIED_CLAIMS,
+          phone: config.AUTH_PHONE_CLAIMS,
+          phoneVerified: config.AUTH_PHONE_VERIFIED_CLAIMS,
+          providerConfirmsContacts: config.AUTH_PROVIDER_CONFIRMS_CONTACTS,
+        },
       }),
       loadUser: (userId) => accounts.load(userId),
       cronSecret: config.CRON_SECRET,
     });
     const routes: RouteSpec[] = [
-      ...accountRoutes({ accounts, rules, store, pool }),
+      ...accountRoutes({ accounts, phoneVerification, rules, store, pool }),
       ...walletRoutes({ wallets: walletsService({ store, runtime }), pool, hasher }),
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({

@@ -1,6 +1,6 @@
 /**
- * Points held for a customer nobody could identify are claimed when a consumer with a matching identity
- * registers or adds a phone (or when such a consumer is already known as the purchase is stored), within
+ * Points held for a customer nobody could identify are claimed when a consumer verifies a matching identity
+ * (or when such a consumer is already known as the purchase is stored), within
  * 90 days, once. The reactor keeps its own two tables in its checkpointed transaction, so both sides of the
  * match are consistent in feed order, whichever arrives first.
  */
@@ -40,31 +40,36 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
 
   return {
     name: 'claims',
-    tables: ['held_points', 'consumer_identities'],
+    tables: ['held_points', 'consumer_identities', 'claims_consumers'],
     async apply(events, context) {
       const { db, table } = context;
       for (const event of events) {
         const e = { type: event.type, data: event.data } as PurchaseEvent | UserEvent;
         switch (e.type) {
-          case 'UserRegistered': {
-            if (e.data.role !== 'consumer') break;
-            const hashes = [e.data.emailHash, ...(e.data.phoneHash ? [e.data.phoneHash] : [])];
-            for (const hash of hashes) {
-              await db.query(`INSERT INTO ${table('consumer_identities')} (identity_hash, consumer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [hash, e.data.userId]);
+          case 'UserRegistered':
+            if (e.data.role === 'consumer') {
+              await db.query(`INSERT INTO ${table('claims_consumers')} (consumer_id) VALUES ($1) ON CONFLICT DO NOTHING`, [e.data.userId]);
             }
-            await claimHeldFor(e.data.userId, hashes, event, context);
+            break;
+          case 'UserEmailVerified':
+          case 'UserPhoneVerified': {
+            // Only a verified identity claims, and it has one owner at a time: the last consumer to verify it.
+            const hash = e.type === 'UserEmailVerified' ? e.data.emailHash : e.data.phoneHash;
+            const consumer = await db.query(`SELECT 1 FROM ${table('claims_consumers')} WHERE consumer_id = $1`, [e.data.userId]);
+            if (!consumer.rowCount) break;
+            await db.query(`DELETE FROM ${table('consumer_identities')} WHERE identity_hash = $1`, [hash]);
+            await db.query(`INSERT INTO ${table('consumer_identities')} (identity_hash, consumer_id) VALUES ($1, $2)`, [hash, e.data.userId]);
+            await claimHeldFor(e.data.userId, [hash], event, context);
             break;
           }
-          case 'UserPhoneChanged': {
-            const known = await db.query(`SELECT 1 FROM ${table('consumer_identities')} WHERE consumer_id = $1 LIMIT 1`, [e.data.userId]);
-            if (!known.rowCount || !e.data.phoneHash) break;
-            await db.query(`INSERT INTO ${table('consumer_identities')} (identity_hash, consumer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [e.data.phoneHash, e.data.userId]);
-            await claimHeldFor(e.data.userId, [e.data.phoneHash], event, context);
+          case 'UserPhoneChanged':
+            // The new phone is unverified: the old one stops claiming, the new one claims nothing yet.
+            await db.query(`DELETE FROM ${table('consumer_identities')} WHERE consumer_id = $1 AND identity_hash LIKE 'phone:%'`, [e.data.userId]);
             break;
-          }
           case 'UserPersonalDataErased':
             // An erased person is no longer matched by identity.
             await db.query(`DELETE FROM ${table('consumer_identities')} WHERE consumer_id = $1`, [e.data.userId]);
+            await db.query(`DELETE FROM ${table('claims_consumers')} WHERE consumer_id = $1`, [e.data.userId]);
             break;
           case 'PurchaseCompleted': {
             if (e.data.outcome !== 'stored_anonymous' || e.data.points <= 0 || !e.data.identityHashes.length) break;
@@ -75,7 +80,8 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
               );
             }
             const { rows } = await db.query<{ consumer_id: string; identity_hash: string }>(
-              `SELECT consumer_id, identity_hash FROM ${table('consumer_identities')} WHERE identity_hash = ANY($1) ORDER BY consumer_id LIMIT 1`,
+              `SELECT consumer_id, identity_hash FROM ${table('consumer_identities')} WHERE identity_hash = ANY($1)
+                ORDER BY array_position($1::text[], identity_hash) LIMIT 1`,
               [e.data.identityHashes],
             );
             const match = rows[0];

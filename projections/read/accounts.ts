@@ -75,12 +75,22 @@ export async function listRewardRules(pool: pg.Pool, tenantId: string) {
   });
 }
 
-/** The approved consumer that owns one of these identity hashes (the earliest registered, if several). */
+/**
+ * The approved consumer who owns one of these identity hashes: who verified it last (one owner per identity at
+ * a time). Unverified emails and phones own nothing. Hashes are tried in the order given (email first).
+ */
 export async function consumerByIdentity(pool: pg.Pool, hashes: readonly string[]): Promise<string | undefined> {
-  const { rows } = await pool.query<{ id: string }>(
-    `SELECT id FROM users WHERE role = 'consumer' AND status = 'approved' AND (email_hash = ANY($1) OR phone_hash = ANY($1))
-      ORDER BY registered_at, id LIMIT 1`,
+  const { rows } = await pool.query<{ consumer_id: string }>(
+    `SELECT o.consumer_id FROM identity_owners o JOIN users u ON u.id = o.consumer_id
+      WHERE o.identity_hash = ANY($1) AND u.status = 'approved' AND NOT u.erased
+      ORDER BY array_position($1::text[], o.identity_hash) LIMIT 1`,
     [hashes],
   );
+  return rows[0]?.consumer_id;
+}
+
+/** A suspended user registered with this email hash (a new `sub` with that email stays suspended too). */
+export async function suspendedUserWithEmail(pool: pg.Pool, emailHash: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ id: string }>(`SELECT id FROM users WHERE email_hash = $1 AND status = 'suspended' ORDER BY registered_at LIMIT 1`, [emailHash]);
   return rows[0]?.id;
 }

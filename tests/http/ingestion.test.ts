@@ -23,9 +23,9 @@ let admin: string;
 let client: string;
 let tenantId: string;
 
-async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) {
+async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}, claims: Record<string, unknown> = {}) {
   const id = uuid();
-  const token = await tokenFor(id, email);
+  const token = await tokenFor(id, email, { claims });
   const response = await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } });
   // Identities are matched through the users read model: let it include this registration first.
   if (response.body.position) await service.tally.runner.waitForPosition(response.body.position, 15_000);
@@ -153,7 +153,8 @@ test.serial('no_rule_no_credit until the tenant activates a rule; then credited 
 });
 
 test.serial('a refund reverses its share of the points; a refund before its payment waits for it', async (t) => {
-  const bob = await register('consumer', 'bob@example.com', { phone: '+12125554240' });
+  // Only a verified phone matches a purchase: Bob's token vouches for his.
+  const bob = await register('consumer', 'bob@example.com', { phone: '+12125554240' }, { phone_number: '+12125554240', phone_number_verified: true });
   await send(refundWebhook({ eventId: 'evt-early-refund', merchantId: 'M-CAFE', refundId: 'ref-early', paymentId: 'pay-bob', amount: 1000 }));
   t.like(await processed('evt-early-refund'), { outcome: 'refund_held' });
   await send(paymentWebhook({ eventId: 'evt-bob', merchantId: 'M-CAFE', paymentId: 'pay-bob', amount: 4000, customerId: 'cust-bob' }));

@@ -3,8 +3,16 @@ import { SignJWT } from 'jose';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
-export async function tokenFor(sub: string, email: string, options: { secret?: string; ttl?: string } = {}): Promise<string> {
-  return new SignJWT({ email })
+/**
+ * A bearer token as an identity provider would issue it. The email counts as verified (`email_verified: true`),
+ * as it is for most real users; `claims` adds or overrides claims (e.g. `{ email_verified: false }`).
+ */
+export async function tokenFor(
+  sub: string,
+  email: string,
+  options: { secret?: string; ttl?: string; claims?: Record<string, unknown> } = {},
+): Promise<string> {
+  return new SignJWT({ email, email_verified: true, ...options.claims })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
     .setIssuedAt()
