@@ -194,6 +194,7 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
     square,
     runtime,
     redirectUri: settings.redirectUri,
+    startUrl: settings.startUrl,
     tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
   });
   return { connections, settings };

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
@@ -35,9 +35,12 @@ async function register(role: 'client' | 'consumer', email: string, extra: Recor
 /** Connects a tenant to a Square merchant through the real OAuth flow against the local Square server. */
 async function connect(token: string, merchantId: string) {
   const started = await call('GET', '/api/v1/client/pos/square/connect', { token });
-  const state = new URL(started.body.url).searchParams.get('state')!;
+  const browser = await openConnectUrl(service.url, started.body.url);
+  const state = browser.authorizeUrl.searchParams.get('state')!;
   const code = square.issueCode(merchantId);
-  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`);
+  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {
+    headers: { cookie: browser.cookie },
+  });
   if (callback.status !== 302 || !callback.headers.get('location')?.includes('connected=square')) {
     throw new Error(`connect failed: ${callback.status} ${callback.headers.get('location')}`);
   }

@@ -51,3 +51,18 @@ export function api(baseUrl: string) {
     return { status: response.status, body, headers: response.headers };
   };
 }
+
+/**
+ * The browser's part of the Square connect flow: it opens the start URL the API handed out (on the service at
+ * `serviceUrl`, whatever origin API_BASE_URL names), keeps the HttpOnly nonce cookie it is given, and follows
+ * the redirect to Square's authorize URL. The cookie goes back with the callback, as the browser would send it.
+ */
+export async function openConnectUrl(serviceUrl: string, connectUrl: string): Promise<{ authorizeUrl: URL; cookie: string; setCookie: string }> {
+  const start = new URL(connectUrl);
+  const response = await fetch(`${serviceUrl}${start.pathname}${start.search}`, { redirect: 'manual' });
+  await response.text();
+  const location = response.headers.get('location');
+  const setCookie = response.headers.get('set-cookie') ?? '';
+  if (response.status !== 302 || !location) throw new Error(`the start URL answered ${response.status}`);
+  return { authorizeUrl: new URL(location), cookie: setCookie.split(';')[0] ?? '', setCookie };
+}
