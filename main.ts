@@ -83,6 +83,8 @@ export interface Tally {
   connections: SquareConnectionsService;
   /** This instance's Prometheus metrics (`GET /metrics`); components record into it, e.g. rebuild progress. */
   metrics: Metrics;
+  /** Empties raw webhook bodies processed more than WEBHOOK_BODY_RETENTION_DAYS ago (also run hourly); answers how many. */
+  pruneWebhookBodies(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -232,6 +234,14 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       hasher,
       runtime,
       adminEmails: config.ADMIN_EMAILS,
+      storedMessages: {
+        eraseMentions: async ({ email, phone }) => {
+          // A phone as merchants type it: with or without its country code, any punctuation.
+          const digits = phone ? [phone.replace(/\D/g, ''), ...(phone.startsWith('+1') ? [phone.slice(2)] : [])] : [];
+          const redacted = await inbox.redactMentioning({ email, phoneDigits: digits });
+          log.info({ redacted }, 'erasure: raw webhook bodies naming the person emptied');
+        },
+      },
       suspendedUserWithEmail: (emailHash) => suspendedUserWithEmail(pool, emailHash),
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
     });
@@ -296,6 +306,15 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     );
     processor.start();
     cleanups.unshift(() => processor.stop());
+    const pruneWebhookBodies = async () => {
+      const redacted = await inbox.redactProcessedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_BODY_RETENTION_DAYS * 86_400_000));
+      if (redacted) log.info({ redacted, retentionDays: config.WEBHOOK_BODY_RETENTION_DAYS }, 'raw webhook bodies past their retention emptied');
+      return redacted;
+    };
+    // Hourly, in every instance: the UPDATE is idempotent, so instances running it together do no harm.
+    const pruning = setInterval(() => pruneWebhookBodies().catch((error) => log.warn({ err: error }, 'webhook body retention failed; retried next hour')), 3_600_000);
+    pruning.unref();
+    cleanups.unshift(async () => clearInterval(pruning));
     const poll = withPollMetrics(pollService({
       ingestion,
       activeConnections: () => square.connections.activeConnections(),
@@ -405,7 +424,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         for (const cleanup of cleanups) await cleanup().catch((error) => log.warn({ err: error }, 'error during shutdown'));
         log.info('stopped');
       })());
-    return { url, routes, config, pool, store, runner, log, connections: square.connections, metrics, stop };
+    return { url, routes, config, pool, store, runner, log, connections: square.connections, metrics, pruneWebhookBodies, stop };
   } catch (error) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw error;

@@ -88,6 +88,7 @@ const schema = z.object({
   SQUARE_WEBHOOK_SIGNATURE_KEY: optionalString,
   SQUARE_WEBHOOK_URL: optionalUrl(['https:', 'http:']),
   SQUARE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(30),
+  WEBHOOK_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
 });
 
 type Raw = z.infer<typeof schema>;

@@ -46,6 +46,12 @@ export interface PersonalDataStore {
   erase(userId: string): Promise<void>;
 }
 
+/** Stored copies of messages from outside (raw webhook bodies) that may name a person. */
+export interface StoredMessages {
+  /** Empties every stored message naming this email or phone (E.164); erasure calls it before the contacts go. */
+  eraseMentions(contacts: { email: string | null; phone: string | null }): Promise<void>;
+}
+
 /** Time and ids come from outside the domain. */
 export interface Runtime {
   now(): Date;

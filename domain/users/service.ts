@@ -5,7 +5,7 @@
 import { handleCommand, loadState } from '../shared/command-handler.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { EventMetadata, EventStore, Position } from '../ports/event-store.ts';
-import type { IdentityHasher, PersonalDataStore, Runtime } from '../ports/identity.ts';
+import type { IdentityHasher, PersonalDataStore, Runtime, StoredMessages } from '../ports/identity.ts';
 import { isPlainAsciiEmail, normaliseEmail, normalisePhone, tryNormalisePhone } from '../identity/normalise.ts';
 import { adminBindingDecider, adminBindingStream } from './admin-binding.ts';
 import { workspaceDecider, workspaceStream } from '../workspaces/workspace.ts';
@@ -19,6 +19,8 @@ export interface AccountsDependencies {
   runtime: Runtime;
   /** Lower-cased emails that register as admins (when verified; see `register`). */
   adminEmails: readonly string[];
+  /** Raw webhook bodies: erasure empties those naming the person. */
+  storedMessages: StoredMessages;
   /** A suspended user registered with this email hash, if any (read model). */
   suspendedUserWithEmail(emailHash: string): Promise<string | undefined>;
   /** The tenant id a client's workspace gets: derived from the user id, so provisioning is idempotent. */
@@ -241,9 +243,15 @@ export function accountsService(deps: AccountsDependencies) {
       return { user: await view((result.state.status === 'unregistered' ? user : result.state) as RegisteredUser), position: result.position };
     },
 
-    /** Deletes the person's contact details; their history stays, holding only keyed hashes. */
+    /**
+     * Deletes the person's contact details and empties the stored webhooks naming them; their history stays,
+     * holding only keyed hashes, and matches nothing any more (the projections drop their identities).
+     */
     async erasePersonalData(adminId: string, userId: string, metadata: EventMetadata) {
       await requireUser(userId);
+      // The stored webhooks first: once the contacts are gone, nothing says what to look for.
+      const pii = await personalData.get(userId);
+      if (pii) await deps.storedMessages.eraseMentions({ email: pii.email, phone: pii.phone });
       await personalData.erase(userId);
       const result = await handleCommand(
         store,

@@ -9,7 +9,7 @@ import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
-import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
+import { paymentWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
 
 const WEBHOOK_KEY = 'test-webhook-signature-key';
@@ -222,4 +222,52 @@ test.serial('a suspended admin stays suspended when registering again under a ne
   const registered = await call('POST', '/api/v1/me/register', { token: again, body: { role: 'consumer' } });
   t.like(registered.body.user, { role: 'consumer', status: 'suspended' });
   t.is((await call('GET', '/api/v1/me/wallets', { token: again })).body.error?.code, 'USER_SUSPENDED');
+});
+
+test.serial('an erased person is matched by nothing any more, and the raw webhooks naming them are emptied', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-erased', email: 'erase-me@example.com', phone: '+1 (917) 555-0188' });
+  const person = await consumer('erase-me@example.com', { phone_number: '+19175550188', phone_number_verified: true }, { phone: '+19175550188' });
+  t.is(await pay('cust-erased', 1200), 'credited');
+  t.is(await balance(person.token), 12);
+  // Square also tells us about the customer: that raw body holds the email and the phone as typed.
+  const customer = squarePayload('customer.updated.json');
+  customer.event_id = `evt-customer-${uuid().slice(0, 6)}`;
+  customer.merchant_id = 'M-SEC';
+  Object.assign(customer.data.object.customer, { id: 'cust-erased', email_address: 'Erase-Me@example.com', phone_number: '+1 (917) 555-0188' });
+  await send(customer);
+  await eventually(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  const mentioning = async () =>
+    (
+      await service.database.pool.query<{ event_id: string }>(
+        `SELECT event_id FROM pos_webhook_events_raw WHERE raw_body ILIKE '%erase-me@example.com%' OR raw_body LIKE '%555-0188%'`,
+      )
+    ).rows.map((r) => r.event_id);
+  t.deepEqual(await mentioning(), [customer.event_id]);
+
+  const erased = await call('DELETE', `/api/v1/admin/users/${person.id}/personal-data`, { token: admin });
+  t.is(erased.status, 200);
+  t.is(await pay('cust-erased', 800), 'stored_anonymous', 'the erased email and phone no longer match a purchase');
+  t.is(await balance(person.token), 12, 'nothing more credited to the erased person');
+  // Held points are not claimed by the erased person either, whoever registers next with the email claims them.
+  const heir = await consumer('erase-me@example.com');
+  t.is(await balance(heir.token), 8);
+
+  t.deepEqual(await mentioning(), [], 'no stored webhook names the erased person any more');
+  const emptied = await call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin });
+  t.like(emptied.body, { outcome: 'ignored', processed: true }, 'the log row stays');
+});
+
+test.serial('raw webhook bodies are kept for the retention period after processing, then emptied; the log row stays', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-old', email: null, phone: null });
+  t.is(await pay('cust-old', 100), 'stored_anonymous');
+  const { rows } = await service.database.pool.query<{ event_id: string }>(`SELECT event_id FROM pos_webhook_events_raw WHERE raw_body LIKE '%cust-old%'`);
+  const eventId = rows[0]!.event_id;
+  t.is(await service.tally.pruneWebhookBodies(), 0, 'nothing is old enough yet');
+  await service.database.pool.query(`UPDATE pos_webhook_events_raw SET processed_at = now() - interval '31 days' WHERE event_id = $1`, [eventId]);
+  t.true((await service.tally.pruneWebhookBodies()) >= 1);
+  const after = await service.database.pool.query(`SELECT raw_body, headers, outcome, body_redacted_at FROM pos_webhook_events_raw WHERE event_id = $1`, [eventId]);
+  t.like(after.rows[0], { raw_body: '', headers: {}, outcome: 'stored_anonymous' });
+  t.truthy(after.rows[0].body_redacted_at);
+  const row = await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin });
+  t.like(row.body, { eventId, outcome: 'stored_anonymous', processed: true });
 });
