@@ -60,12 +60,11 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
         if (!deps.signatureKey) {
           throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
         }
-        deps.failures.check(ctx.ip);
         const body = await readBody(ctx);
         const signature = ctx.get('x-square-hmacsha256-signature');
         if (!signature || !signatureMatches(deps.signatureKey, deps.notificationUrl, body, signature)) {
           deps.onSignatureFailure?.();
-          deps.failures.fail(ctx.ip);
+          deps.failures.fail(ctx.ip, 'webhook');
           throw new HttpError('UNAUTHENTICATED', signature ? 'The webhook signature does not match' : 'The x-square-hmacsha256-signature header is missing');
         }
         const text = body.toString('utf8');
