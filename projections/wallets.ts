@@ -51,6 +51,8 @@ function details(event: WalletEvent): Pick<LedgerEntry, 'entry_type' | 'payment_
       return { ...none, entry_type: 'redemption', reference: event.data.reference, idempotency_key: event.data.idempotencyKey };
     case 'PointsAdjusted':
       return { ...none, entry_type: 'adjustment', admin_id: event.data.adjustedBy, reason: event.data.reason, idempotency_key: event.data.idempotencyKey };
+    case 'PointsCreditRefused':
+      throw new Error('a refused credit is no ledger line (filtered by WALLET_EVENT_TYPES)');
     default:
       return assertNever(event);
   }

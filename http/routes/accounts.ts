@@ -10,7 +10,7 @@ import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
 import { listRewardRules, searchUsers } from '../../projections/read/accounts.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, parseRequest } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import type { RouteSpec } from './table.ts';
 
@@ -77,9 +77,9 @@ export function metadataFor(ctx: Context): EventMetadata {
   return { correlationId: ctx.state.requestId, causationId: ctx.state.requestId, actor };
 }
 
-export const body = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => schema.parse(ctx.request.body ?? {});
-export const params = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => schema.parse(ctx.params);
-export const query = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => schema.parse(ctx.query);
+export const body = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => parseRequest(schema, ctx.request.body ?? {});
+export const params = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => parseRequest(schema, ctx.params);
+export const query = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => parseRequest(schema, ctx.query);
 
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
   const { accounts, rules } = deps;

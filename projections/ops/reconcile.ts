@@ -53,6 +53,8 @@ const WALLET_FEED = { eventTypes: WALLET_EVENT_TYPES, streamPrefixes: ['wallet-'
  * move the balance only), without its idempotency sets, which reconciliation does not compare.
  */
 function replayEvent(replayed: Replayed, event: { type: string; data: unknown }): void {
+  // A refused credit (PointsCreditRefused) moves no balance and has no ledger line.
+  if (!WALLET_TYPES.has(event.type)) return;
   const e = { type: event.type, data: event.data } as WalletEvent;
   const delta = pointsDelta(e);
   const f = replayed.figures;
@@ -103,6 +105,7 @@ async function firstDifference(pool: pg.Pool, events: readonly RecordedEvent[]):
   const { rows } = await pool.query<{ id: string; points: string }>('SELECT id, points FROM wallet_ledger WHERE id = ANY($1)', [ids]);
   const lines = new Map(rows.map((r) => [r.id, Number(r.points)]));
   for (const event of events) {
+    if (!WALLET_TYPES.has(event.type)) continue;
     const line = lines.get(event.id);
     if (line === undefined || line !== pointsDelta({ type: event.type, data: event.data } as WalletEvent)) {
       return { id: event.id, type: event.type, revision: event.revision, position: event.position };
