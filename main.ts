@@ -30,6 +30,8 @@ import { createTokenVerifier } from './http/auth.ts';
 import { createIdentityHasher } from './adapters/identity/hasher.ts';
 import { postgresPersonalData } from './adapters/postgres/personal-data.ts';
 import { accountsService } from './domain/users/service.ts';
+import { loadState } from './domain/shared/command-handler.ts';
+import { workspaceDecider, workspaceStream } from './domain/workspaces/workspace.ts';
 import { rewardRulesService } from './domain/rewards/service.ts';
 import { walletsService } from './domain/wallets/service.ts';
 import { createSquareGateway } from './adapters/square/client.ts';
@@ -341,6 +343,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         },
       }),
       loadUser: (userId) => accounts.load(userId),
+      workspaceExists: async (tenantId) => (await loadState(store, workspaceStream(tenantId), workspaceDecider)).state.status !== 'none',
       cronSecret: config.CRON_SECRET,
     });
     const routes: RouteSpec[] = [
@@ -401,7 +404,11 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ],
     });
 
-    const server = http.createServer(app.callback());
+    // A slow or trickling client holds a connection at most this long (Node's defaults: 300 s for a request).
+    const server = http.createServer(
+      { requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeout: Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS), connectionsCheckingInterval: 1000 },
+      app.callback(),
+    );
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

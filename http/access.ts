@@ -37,6 +37,8 @@ declare module 'koa' {
 export interface AccessDependencies {
   verifyToken(token: string): Promise<Principal>;
   loadUser(userId: string): Promise<UserState>;
+  /** Whether a workspace (tenant) was provisioned: an admin's ?tenantId= must name one. */
+  workspaceExists(tenantId: string): Promise<boolean>;
   cronSecret: string;
   /** Counts authentication failures per source address; past the limit a failure is 429 instead of 401. */
   failures: FailureLimiter;
@@ -103,6 +105,8 @@ export function accessControl(deps: AccessDependencies) {
         if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) {
           throw new HttpError('VALIDATION_FAILED', 'Administrators must name the tenant: add ?tenantId=<tenant id>');
         }
+        // Nothing may be created in a tenant that does not exist (a rule, a connection).
+        if (!(await deps.workspaceExists(tenantId))) throw new HttpError('NOT_FOUND', `No workspace has tenantId ${tenantId}`);
         ctx.state.tenantId = tenantId;
         return next();
       }

@@ -9,6 +9,7 @@ import { v4 as uuid } from 'uuid';
 import './context.ts';
 import { errorHandler, HttpError } from './errors.ts';
 import { clientAddressResolver, type TrustProxy } from './client-address.ts';
+import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from './text.ts';
 import { requestMetrics, type RequestMetrics } from './request-metrics.ts';
 
 export interface HttpAppOptions {
@@ -106,7 +107,12 @@ export function createHttpApp(options: HttpAppOptions): Koa {
     if (hasBody && !ctx.request.is('application/json', '+json')) {
       throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${ctx.request.type || 'no Content-Type'})`);
     }
-    return parseJson(ctx, next);
+    return parseJson(ctx, async () => {
+      // One rule for all text coming in (http/text.ts): checked once here for bodies and query strings.
+      const bad = unstorableTextAt(ctx.request.body, 'body') ?? unstorableTextAt(ctx.query, 'query');
+      if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
+      await next();
+    });
   });
   for (const router of options.routers) app.use(router.routes()).use(router.allowedMethods());
   return app;

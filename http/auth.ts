@@ -8,6 +8,7 @@
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { HttpError } from './errors.ts';
+import { isStorableText } from './text.ts';
 
 export interface AuthOptions {
   secret?: string | undefined;
@@ -146,11 +147,12 @@ export function createTokenVerifier(options: AuthOptions): (token: string) => Pr
     if (known) return known;
     try {
       const { payload } = jwks
-        ? await jwtVerify(token, jwks, { ...verifyOptions, currentDate: now(), algorithms: ASYMMETRIC })
-        : await jwtVerify(token, await secret!, { ...verifyOptions, currentDate: now(), algorithms: ['HS256'] });
+        ? await jwtVerify(token, jwks, { ...verifyOptions, currentDate: now(), algorithms: ASYMMETRIC, requiredClaims: ['exp'] })
+        : await jwtVerify(token, await secret!, { ...verifyOptions, currentDate: now(), algorithms: ['HS256'], requiredClaims: ['exp'] });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
         throw unauthenticated('The token has no subject (sub) claim');
       }
+      if (!isStorableText(payload.sub)) throw unauthenticated('The token subject (sub) holds a NUL character or an unpaired surrogate');
       const principal = principalFrom({ ...payload, sub: payload.sub }, identityClaims);
       verified?.add(token, principal, payload);
       return principal;
@@ -165,6 +167,7 @@ function reasonFor(error: unknown): string {
   if (error instanceof errors.JWTExpired) return 'The token has expired';
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === 'nbf') return 'The token is not valid yet (nbf is in the future)';
+    if (error.claim === 'exp') return 'The token has no expiry (exp): tokens without one are refused';
     if (error.claim === 'iss') return 'The token was issued by an unexpected issuer';
     if (error.claim === 'aud') return 'The token is meant for another audience';
     return `The token's ${error.claim} claim is invalid`;

@@ -122,6 +122,9 @@ export function ingestionService(deps: IngestionDependencies) {
       const event = result.events[0];
       if (event?.type === 'RefundApplied') return { outcome: 'refund_applied', position: result.position, detail: { pointsReversed: event.data.pointsReversed } };
       if (event?.type === 'RefundHeld') return { outcome: 'refund_held', position: result.position };
+      if (result.state.status === 'completed' && result.state.tenantId !== tenantId) {
+        return { outcome: 'ignored', position: undefined, detail: { reason: "the refund's merchant did not take this payment" } };
+      }
       return { outcome: 'duplicate', position: undefined };
     },
   };

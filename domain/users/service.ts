@@ -158,8 +158,13 @@ export function accountsService(deps: AccountsDependencies) {
       const emailHash = hasher.hashEmail(email);
       const phone = input.phone ? normalisePhone(input.phone) : null;
       const admin = await adminGrant(caller, email, emailHash, metadata);
-      // Personal data first: if the append below never happens, a retry finds the same row to overwrite.
+      // Personal data first, so the user is never seen without it; if the append fails, the row goes again
+      // (a registration that did not happen leaves no contact details behind).
       await personalData.save({ userId: caller.userId, email, phone });
+      const undoPersonalData = async (error: unknown): Promise<never> => {
+        if ((await load(caller.userId)).status === 'unregistered') await personalData.erase(caller.userId);
+        throw error;
+      };
       const result = await handleCommand(
         store,
         userStream(caller.userId),
@@ -178,7 +183,7 @@ export function accountsService(deps: AccountsDependencies) {
           now: now(),
         },
         context(metadata),
-      );
+      ).catch(undoPersonalData);
       if (result.state.status === 'unregistered') throw new Error('registration produced no user');
       return {
         user: await view(result.state),

@@ -70,11 +70,17 @@ export function tenantOf(ctx: Context): string {
   return tenantId;
 }
 
-/** Event metadata for a request: who, and the request id as correlation. */
+/**
+ * A request's correlation id: `request:<X-Request-Id>`. Namespaced, because the client chooses its request id:
+ * `X-Request-Id: webhook:ev-1` must not join that webhook's trail (`webhook:…`, `poll:…` are ours).
+ */
+export const requestCorrelation = (ctx: Context) => `request:${ctx.state.requestId}`;
+
+/** Event metadata for a request: who, and the request as correlation. */
 export function metadataFor(ctx: Context): EventMetadata {
   const c = ctx.state.caller;
   const actor = c ? `${c.user?.role === 'admin' ? 'admin' : 'user'}:${c.userId}` : 'anonymous';
-  return { correlationId: ctx.state.requestId, causationId: ctx.state.requestId, actor };
+  return { correlationId: requestCorrelation(ctx), causationId: requestCorrelation(ctx), actor };
 }
 
 export const body = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => parseRequest(schema, ctx.request.body ?? {});

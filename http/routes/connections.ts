@@ -8,7 +8,7 @@ import { ConnectFailed, type ConnectFailureReason } from '../../domain/connectio
 import type { RefreshReport, SquareConnectionsService } from '../../domain/connections/service.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
 import { lastWebhookReceivedAt, posConnection } from '../../projections/read/connections.ts';
-import { metadataFor, tenantOf } from './accounts.ts';
+import { metadataFor, requestCorrelation, tenantOf } from './accounts.ts';
 import { squareDiagnosis } from './square-diagnosis.ts';
 import type { RouteSpec } from './table.ts';
 
@@ -163,7 +163,7 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
       access: 'cron',
       summary: 'Refresh every active Square token older than 7 days or expiring within 8; reports what happened per connection.',
       async handler(ctx) {
-        const metadata: EventMetadata = { correlationId: ctx.state.requestId, causationId: ctx.state.requestId, actor: 'system:cron' };
+        const metadata: EventMetadata = { correlationId: requestCorrelation(ctx), causationId: requestCorrelation(ctx), actor: 'system:cron' };
         const reports = await connections.refreshDue(metadata, (tenantId, error) => ctx.log.error({ err: error, tenantId }, 'Square token refresh failed unexpectedly'));
         const counts: Record<string, number> = {};
         for (const report of reports) counts[report.outcome] = (counts[report.outcome] ?? 0) + 1;

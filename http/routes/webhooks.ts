@@ -8,6 +8,7 @@ import type { Context } from 'koa';
 import { InvalidSquareWebhook, parseSquareWebhook } from '../../domain/square/webhook.ts';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { HttpError } from '../errors.ts';
+import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
 import type { RouteSpec } from './table.ts';
 import type { FailureLimiter } from '../rate-limit.ts';
 
@@ -74,6 +75,8 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
         } catch {
           throw new HttpError('INVALID_JSON', 'The webhook body is not valid JSON');
         }
+        const bad = unstorableTextAt(json, 'body');
+        if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
         let event;
         try {
           event = parseSquareWebhook(json);

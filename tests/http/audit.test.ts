@@ -113,8 +113,8 @@ test('lists every event newest first, with position, stream, revision, actor, te
     tenantId: tenantA,
     walletId: null,
     paymentId: null,
-    correlationId: 'req-approve-a',
-    causationId: 'req-approve-a',
+    correlationId: 'request:req-approve-a',
+    causationId: 'request:req-approve-a',
     data: recorded.data,
   });
 });
@@ -223,8 +223,9 @@ test('everything one request caused, found by the X-Request-Id it was sent with'
   t.is(approval.status, 200);
   t.deepEqual(typeSet(approval.body.items), ['UserApproved', 'WorkspaceProvisioned'].sort());
   t.is(approval.body.items.length, 2);
-  t.true(approval.body.items.every((i: Item) => i.correlationId === 'req-approve-a'));
-  const order = log.filter((e) => e.metadata.correlationId === 'req-approve-a').map((e) => e.id);
+  t.true(approval.body.items.every((i: Item) => i.correlationId === 'request:req-approve-a'), 'a client request id is namespaced');
+  t.is(approval.body.correlationId, 'request:req-approve-a');
+  const order = log.filter((e) => e.metadata.correlationId === 'request:req-approve-a').map((e) => e.id);
   t.deepEqual(approval.body.items.map((i: Item) => i.eventId), order, 'in feed order');
   t.deepEqual(types((await audit('/correlations/req-adjust')).body.items), ['PointsAdjusted']);
   t.deepEqual(types((await audit('/correlations/poll-run-1')).body.items), ['PaymentStatusObserved', 'PointsCredited']);

@@ -121,3 +121,8 @@ test('a token accepted once stays accepted only until its expiry; a remembered t
   const early = await hs({}, (j) => j.setNotBefore('10m'));
   for (let i = 0; i < 2; i++) t.regex((await t.throwsAsync(fresh(early)))!.message, /not valid yet/);
 });
+
+test('a token without exp is refused: it would be valid forever', async (t) => {
+  const forever = await new SignJWT({ email: 'a@b.test' }).setProtectedHeader({ alg: 'HS256' }).setSubject('user-1').setIssuer('https://idp.test').setAudience('authenticated').sign(key);
+  await rejects(t, forever, /no expiry/);
+});

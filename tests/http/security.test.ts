@@ -1,7 +1,8 @@
 /**
- * Issue 14, items 1 and 2: only a verified identity earns or claims points, and ADMIN_EMAILS makes an admin
- * only of a verified, exact email, bound to the first `sub` that registers with it. Driven over the real API,
- * with signed webhooks and the real OAuth flow against the local Square server.
+ * Issue 14 over the real API, with signed webhooks and the real OAuth flow against the local Square server:
+ * only a verified identity earns or claims points (item 1); ADMIN_EMAILS makes an admin only of a verified,
+ * exact email, bound to the first `sub` that registers with it (item 2); erasure and webhook body retention
+ * (item 7); refunds only from the merchant who took the payment (item 9).
  */
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
@@ -9,7 +10,7 @@ import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
-import { paymentWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
+import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
 
 const WEBHOOK_KEY = 'test-webhook-signature-key';
@@ -270,4 +271,26 @@ test.serial('raw webhook bodies are kept for the retention period after processi
   t.truthy(after.rows[0].body_redacted_at);
   const row = await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin });
   t.like(row.body, { eventId, outcome: 'stored_anonymous', processed: true });
+});
+
+test.serial("a signed refund from another merchant does not touch this tenant's payment, before or after it completes", async (t) => {
+  square.addMerchant({ merchantId: 'M-OTHER', businessName: 'Other', locations: [{ id: 'L-O', name: 'Other' }] });
+  const other = await world.merchant({ id: 'root-first', token: admin }, 'owner@other.test');
+  await world.connect(other, 'M-OTHER');
+  square.addCustomer('M-SEC', { id: 'cust-refund', email: 'refund-victim@example.com', phone: null });
+  const victim = await consumer('refund-victim@example.com');
+  const refund = async (eventId: string, paymentId: string) => {
+    await send(refundWebhook({ eventId, merchantId: 'M-OTHER', refundId: `ref-${eventId}`, paymentId, amount: 1000 }));
+    const row = await eventually(() => call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+    return row.body.outcome as string;
+  };
+  // Held first: the other merchant's refund arrives before the payment it names.
+  t.is(await refund('evt-foreign-early', 'pay-evt-foreign-target'), 'refund_held');
+  await send(paymentWebhook({ eventId: 'evt-foreign-target', merchantId: 'M-SEC', paymentId: 'pay-evt-foreign-target', amount: 1000, customerId: 'cust-refund' }));
+  await eventually(() => call('GET', '/api/v1/admin/webhooks/evt-foreign-target', { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  t.is(await balance(victim.token), 10, 'the held foreign refund was not applied');
+  t.is(await refund('evt-foreign-late', 'pay-evt-foreign-target'), 'ignored');
+  t.is(await balance(victim.token), 10, 'nor one after the payment completed');
+  const purchase = await service.tally.store.readStream('payment-pay-evt-foreign-target');
+  t.false(purchase.some((e) => e.type === 'RefundApplied'));
 });
