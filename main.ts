@@ -61,7 +61,7 @@ import { ingestionService } from './domain/payments/ingestion.ts';
 import { webhookHandler } from './domain/payments/webhook-handler.ts';
 import { pollService } from './domain/payments/poll.ts';
 import { activeRule } from './domain/rewards/rule-set.ts';
-import { consumerByIdentity, suspendedUserWithEmail } from './projections/read/accounts.ts';
+import { adminWithEmail, consumerByIdentity, suspendedUserWithEmail } from './projections/read/accounts.ts';
 import { phoneVerificationService } from './domain/users/phone-verification.ts';
 import { postgresPhoneVerifications } from './adapters/postgres/phone-verifications.ts';
 import type { SmsSender } from './domain/ports/sms.ts';
@@ -245,6 +245,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         },
       },
       suspendedUserWithEmail: (emailHash) => suspendedUserWithEmail(pool, emailHash),
+      adminWithEmail: (emailHash) => adminWithEmail(pool, emailHash),
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
     });
     const phoneVerification = phoneVerificationService({

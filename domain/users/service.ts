@@ -21,6 +21,8 @@ export interface AccountsDependencies {
   adminEmails: readonly string[];
   /** Raw webhook bodies: erasure empties those naming the person. */
   storedMessages: StoredMessages;
+  /** The admin registered with this email hash, if any (read model): admins from before the binding stream existed. */
+  adminWithEmail(emailHash: string): Promise<string | undefined>;
   /** A suspended user registered with this email hash, if any (read model). */
   suspendedUserWithEmail(emailHash: string): Promise<string | undefined>;
   /** The tenant id a client's workspace gets: derived from the user id, so provisioning is idempotent. */
@@ -101,6 +103,9 @@ export function accountsService(deps: AccountsDependencies) {
     if (!deps.adminEmails.includes(email)) return { isAdmin: false };
     if (!caller.emailVerified) return { isAdmin: false, refused: 'admin email not verified by the identity provider' };
     if (!isPlainAsciiEmail(caller.email ?? '')) return { isAdmin: false, refused: 'admin email not given as plain ASCII' };
+    // An admin registered before admin emails were bound holds the email as if bound.
+    const earlier = await deps.adminWithEmail(emailHash);
+    if (earlier && earlier !== caller.userId) return { isAdmin: false, refused: 'admin email already bound to another user' };
     const binding = await handleCommand(
       store,
       adminBindingStream(emailHash),

@@ -89,6 +89,12 @@ export async function consumerByIdentity(pool: pg.Pool, hashes: readonly string[
   return rows[0]?.consumer_id;
 }
 
+/** The first admin registered with this email hash. */
+export async function adminWithEmail(pool: pg.Pool, emailHash: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ id: string }>(`SELECT id FROM users WHERE email_hash = $1 AND role = 'admin' ORDER BY registered_at, id LIMIT 1`, [emailHash]);
+  return rows[0]?.id;
+}
+
 /** A suspended user registered with this email hash (a new `sub` with that email stays suspended too). */
 export async function suspendedUserWithEmail(pool: pg.Pool, emailHash: string): Promise<string | undefined> {
   const { rows } = await pool.query<{ id: string }>(`SELECT id FROM users WHERE email_hash = $1 AND status = 'suspended' ORDER BY registered_at LIMIT 1`, [emailHash]);

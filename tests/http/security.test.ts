@@ -12,6 +12,7 @@ import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
+import { createIdentityHasher } from '../../adapters/identity/hasher.ts';
 
 const WEBHOOK_KEY = 'test-webhook-signature-key';
 const API_BASE_URL = 'https://api.tally.test';
@@ -29,7 +30,7 @@ test.before(async () => {
   square.addMerchant({ merchantId: 'M-SEC', businessName: 'Sec Cafe', locations: [{ id: 'L-1', name: 'Main' }] });
   service = await startTestService({
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
-    ADMIN_EMAILS: `${ADMIN_EMAIL},kim@sec.test`,
+    ADMIN_EMAILS: `${ADMIN_EMAIL},kim@sec.test,legacy@sec.test`,
     SQUARE_BASE_URL: square.url,
     SQUARE_APP_ID: TEST_APP_ID,
     SQUARE_APP_SECRET: TEST_APP_SECRET,
@@ -211,6 +212,19 @@ test.serial('ADMIN_EMAILS: an unverified, re-cased, padded or look-alike email u
   // The look-alike did not take the email either: the real owner still becomes admin.
   const kim = await tokenFor('kim-real', 'kim@sec.test');
   t.is((await call('POST', '/api/v1/me/register', { token: kim, body: { role: 'consumer' } })).body.user.role, 'admin');
+});
+
+test.serial('an admin registered before admin emails were bound keeps the email: a new sub with it is a consumer', async (t) => {
+  const hasher = createIdentityHasher(service.tally.config.IDENTITY_HASH_KEY);
+  const registered = {
+    type: 'UserRegistered',
+    data: { userId: 'legacy-admin', role: 'admin', status: 'approved', emailHash: hasher.hashEmail('legacy@sec.test'), phoneHash: null, businessName: null, registeredAt: new Date().toISOString() },
+  };
+  await service.tally.store.append('user-legacy-admin', [{ id: uuid(), ...registered, metadata: { actor: 'system:test' } }], 'any');
+  await world.settle();
+  const newcomer = await tokenFor('legacy-newcomer', 'legacy@sec.test');
+  const answer = await call('POST', '/api/v1/me/register', { token: newcomer, body: { role: 'consumer' } });
+  t.like(answer.body.user, { role: 'consumer' });
 });
 
 test.serial('a suspended admin stays suspended when registering again under a new sub', async (t) => {
