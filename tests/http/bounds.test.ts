@@ -53,12 +53,18 @@ test('credits past the bounds are refused and recorded; the wallet stays exact a
   await pay('evt-ok', 900); // 900,000,000 points: within the bound of one credit
   await pay('evt-huge-1', 5_000_000_000); // $50M at a million points a cent: 5·10^15 points
   await pay('evt-huge-2', 5_000_000_000);
-  const balances = await world.balances(rich);
+  const balances = await eventually(() => world.balances(rich), (b) => Object.values(b)[0] === 900_000_000, { timeoutMs: 10_000 });
   t.deepEqual(Object.values(balances), [900_000_000], 'only the credit within the bounds is applied');
   const wallets = await call('GET', '/api/v1/me/wallets', { token: rich.token });
   t.is(wallets.status, 200);
   const walletId = wallets.body[0].walletId as string;
-  const stream = await service.tally.store.readStream(`wallet-${walletId}`);
+  // The wallet-credits reactor records each refusal a moment after its purchase.
+  const stream = await eventually(
+    () => service.tally.store.readStream(`wallet-${walletId}`),
+    (events) => events.filter((e) => e.type === 'PointsCreditRefused').length === 2,
+    { timeoutMs: 10_000 },
+  );
+  t.deepEqual(Object.values(await world.balances(rich)), [900_000_000], 'the refused credits changed nothing');
   const refusals = stream.filter((e) => e.type === 'PointsCreditRefused').map((e) => e.data);
   t.is(refusals.length, 2);
   t.like(refusals[0], { reason: 'credit_above_limit', limit: 1_000_000_000, points: 5_000_000_000_000_000 });
