@@ -251,7 +251,8 @@ test.serial('a suspended admin stays suspended when registering again under a ne
   const kim = await tokenFor('kim-real', 'kim@sec.test');
   const suspended = await call('PATCH', '/api/v1/admin/users/kim-real/suspend', { token: admin, body: { reason: 'left' } });
   t.is(suspended.status, 200);
-  await world.settle();
+  // The suspension is carried through the users read model: let it include the suspension first.
+  t.true(await service.tally.runner.waitForPosition(suspended.body.position, 30_000));
   t.is((await call('GET', '/api/v1/admin/users/search?q=sec', { token: kim })).status, 403);
   const again = await tokenFor('kim-new-sub', 'kim@sec.test');
   const registered = await call('POST', '/api/v1/me/register', { token: again, body: { role: 'consumer' } });
