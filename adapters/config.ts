@@ -102,6 +102,11 @@ const schema = z.object({
   HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   WEBHOOK_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  CUSTOMER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
+  CUSTOMER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+  WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
+  WEBHOOK_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
+  WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(8),
 });
 
 type Raw = z.infer<typeof schema>;

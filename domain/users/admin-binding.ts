@@ -4,9 +4,15 @@
  * made an admin by it. One stream per email hash (`admin-email-<emailHash>`), so two first registrations
  * racing each other cannot both win.
  */
-import type { Decider, DomainEvent } from '../shared/decider.ts';
+import { z } from 'zod';
+import type { Decider } from '../shared/decider.ts';
+import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 
-export type AdminBindingEvent = DomainEvent<'AdminEmailBound', { emailHash: string; userId: string; boundAt: string }>;
+export const adminEmailBound = EventType.define('AdminEmailBound', z.object({ emailHash: z.string(), userId: z.string(), boundAt: z.string() }));
+
+export const adminBindingEvents = eventCodec({ stream: 'admin-email-<emailHash>', writtenBy: 'adminBindingDecider' }, adminEmailBound);
+
+export type AdminBindingEvent = EventsOf<typeof adminBindingEvents>;
 
 export type AdminBindingState = { status: 'unbound' } | { status: 'bound'; userId: string };
 
@@ -32,6 +38,7 @@ function decide(command: AdminBindingCommand, state: AdminBindingState): AdminBi
 }
 
 export const adminBindingDecider: Decider<AdminBindingCommand, AdminBindingEvent, AdminBindingState> = {
+  codec: adminBindingEvents,
   decide,
   evolve,
   initialState: { status: 'unbound' },

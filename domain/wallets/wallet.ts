@@ -3,43 +3,11 @@
  * every change names its cause. Points are integers; a refund may take the balance below zero (as Square
  * Loyalty allows), a redemption never does.
  */
-import type { Decider, DomainEvent } from '../shared/decider.ts';
+import type { Decider } from '../shared/decider.ts';
 import { DomainError } from '../shared/errors.ts';
+import { walletBalanceEvents, walletEvents, type WalletEvent } from './events.ts';
 
-export type WalletEvent =
-  | DomainEvent<
-      'PointsCredited',
-      {
-        walletId: string;
-        tenantId: string;
-        consumerId: string;
-        paymentId: string;
-        points: number;
-        ruleId: string;
-        ruleVersion: number;
-        basis: 'amount' | 'total';
-        basisAmountMinor: number;
-        /** `purchase`: credited at payment time; `claim`: held points claimed when the identity matched later. */
-        via: 'purchase' | 'claim';
-      }
-    >
-  | DomainEvent<'PointsReversed', { walletId: string; tenantId: string; consumerId: string; paymentId: string; refundId: string; points: number }>
-  | DomainEvent<
-      'PointsRedeemed',
-      { walletId: string; tenantId: string; consumerId: string; points: number; idempotencyKey: string; reference: string | null; redeemedBy: string }
-    >
-  | DomainEvent<
-      'PointsAdjusted',
-      { walletId: string; tenantId: string; consumerId: string; points: number; reason: string; adjustedBy: string; idempotencyKey: string | null }
-    >
-  /**
-   * A credit that would break a bound (`MAX_CREDIT_POINTS` per credit, `MAX_BALANCE_POINTS` per balance) is
-   * recorded as refused, with what it would have been, and not applied: balances stay exact integers.
-   */
-  | DomainEvent<
-      'PointsCreditRefused',
-      { walletId: string; tenantId: string; consumerId: string; paymentId: string; points: number; reason: 'credit_above_limit' | 'balance_above_limit'; limit: number }
-    >;
+export type { WalletEvent } from './events.ts';
 
 /** The most one credit may add: far above any real purchase, far below where numbers lose precision. */
 export const MAX_CREDIT_POINTS = 1_000_000_000;
@@ -97,6 +65,7 @@ function owner(state: WalletState) {
 }
 
 export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
+  codec: walletEvents,
   initialState: initialWalletState,
   decide(command, state) {
     switch (command.type) {
@@ -239,4 +208,4 @@ export function pointsDelta(event: WalletEvent): number {
 }
 
 /** The balance-changing types (ledger lines, reconciliation); `PointsCreditRefused` changes no balance. */
-export const WALLET_EVENT_TYPES = ['PointsCredited', 'PointsReversed', 'PointsRedeemed', 'PointsAdjusted'] as const;
+export const WALLET_EVENT_TYPES = walletBalanceEvents.types;

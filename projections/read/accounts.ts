@@ -95,6 +95,29 @@ export async function adminWithEmail(pool: pg.Pool, emailHash: string): Promise<
   return rows[0]?.id;
 }
 
+/**
+ * `consumerByIdentity` for many sets of hashes in one query (a batch of webhooks): for each set, exactly what
+ * `consumerByIdentity` answers for it, i.e. the owner of its first hash (in the set's order) that an approved,
+ * unerased consumer owns. An identity has at most one owner (`identity_owners` is keyed by the hash).
+ */
+export async function consumersByIdentity(pool: pg.Pool, hashSets: readonly (readonly string[])[]): Promise<(string | undefined)[]> {
+  const all = [...new Set(hashSets.flat())];
+  if (!all.length) return hashSets.map(() => undefined);
+  const { rows } = await pool.query<{ identity_hash: string; consumer_id: string }>(
+    `SELECT o.identity_hash, o.consumer_id FROM identity_owners o JOIN users u ON u.id = o.consumer_id
+      WHERE o.identity_hash = ANY($1) AND u.status = 'approved' AND NOT u.erased`,
+    [all],
+  );
+  const owners = new Map(rows.map((r) => [r.identity_hash, r.consumer_id]));
+  return hashSets.map((hashes) => {
+    for (const hash of hashes) {
+      const owner = owners.get(hash);
+      if (owner !== undefined) return owner;
+    }
+    return undefined;
+  });
+}
+
 /** A suspended user registered with this email hash (a new `sub` with that email stays suspended too). */
 export async function suspendedUserWithEmail(pool: pg.Pool, emailHash: string): Promise<string | undefined> {
   const { rows } = await pool.query<{ id: string }>(`SELECT id FROM users WHERE email_hash = $1 AND status = 'suspended' ORDER BY registered_at LIMIT 1`, [emailHash]);
