@@ -2,6 +2,7 @@
  * The composition root: configuration → adapters → application → HTTP. Nothing else wires dependencies.
  * `npm start` runs this file; tests call `startTally` to run the real service on a real socket.
  */
+import { randomInt } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -29,6 +30,8 @@ import { createTokenVerifier } from './http/auth.ts';
 import { createIdentityHasher } from './adapters/identity/hasher.ts';
 import { postgresPersonalData } from './adapters/postgres/personal-data.ts';
 import { accountsService } from './domain/users/service.ts';
+import { loadState } from './domain/shared/command-handler.ts';
+import { workspaceDecider, workspaceStream } from './domain/workspaces/workspace.ts';
 import { rewardRulesService } from './domain/rewards/service.ts';
 import { walletsService } from './domain/wallets/service.ts';
 import { createSquareGateway } from './adapters/square/client.ts';
@@ -59,7 +62,12 @@ import { WebhookProcessor, type InboxCommit } from './adapters/workers/webhook-p
 import { ingestionService } from './domain/payments/ingestion.ts';
 import { webhookHandler } from './domain/payments/webhook-handler.ts';
 import { pollService } from './domain/payments/poll.ts';
-import { consumersByIdentity } from './projections/read/accounts.ts';
+import { adminWithEmail, consumersByIdentity, suspendedUserWithEmail } from './projections/read/accounts.ts';
+import { phoneVerificationService } from './domain/users/phone-verification.ts';
+import { postgresPhoneVerifications } from './adapters/postgres/phone-verifications.ts';
+import type { SmsSender } from './domain/ports/sms.ts';
+import { consoleSms } from './adapters/sms/console.ts';
+import { twilioSms } from './adapters/sms/twilio.ts';
 import { IngestionState } from './domain/payments/ingestion-state.ts';
 import { customerCache } from './domain/payments/customer-cache.ts';
 import { squareApis } from './domain/payments/square-apis.ts';
@@ -81,6 +89,8 @@ export interface Tally {
   connections: SquareConnectionsService;
   /** This instance's Prometheus metrics (`GET /metrics`); components record into it, e.g. rebuild progress. */
   metrics: Metrics;
+  /** Empties raw webhook bodies processed more than WEBHOOK_BODY_RETENTION_DAYS ago (also run hourly); answers how many. */
+  pruneWebhookBodies(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -158,6 +168,16 @@ async function provideEventStore(config: Config, pool: pg.Pool, databaseUrl: str
 }
 
 /** The Square connection context: the gateway only when the app's credentials are configured, the vault, OAuth states. */
+/** The SMS port for one-time phone codes: Twilio when configured, the log in development, none otherwise. */
+function provideSms(config: Config, log: Logger): SmsSender | undefined {
+  const provider = config.SMS_PROVIDER ?? (config.NODE_ENV === 'production' ? 'none' : 'console');
+  if (provider === 'console') return consoleSms(log.child({ component: 'sms' }));
+  if (provider === 'twilio' && config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN && config.TWILIO_FROM) {
+    return twilioSms({ accountSid: config.TWILIO_ACCOUNT_SID, authToken: config.TWILIO_AUTH_TOKEN, from: config.TWILIO_FROM, baseUrl: config.TWILIO_BASE_URL });
+  }
+  return undefined;
+}
+
 function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: pg.Pool, store: EventStore, runtime: Runtime, commands: CommandPath) {
   const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
   const settings = squareSettings(config, env, config.SQUARE_WEBHOOK_URL ?? `${config.API_BASE_URL}${WEBHOOK_PATH}`);
@@ -183,6 +203,7 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
     runtime,
     commands,
     redirectUri: settings.redirectUri,
+    startUrl: settings.startUrl,
     tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
   });
   return { connections, settings };
@@ -250,7 +271,28 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       runtime,
       commands,
       adminEmails: config.ADMIN_EMAILS,
+      storedMessages: {
+        eraseMentions: async ({ email, phone }) => {
+          // A phone as merchants type it: with or without its country code, any punctuation.
+          const digits = phone ? [phone.replace(/\D/g, ''), ...(phone.startsWith('+1') ? [phone.slice(2)] : [])] : [];
+          const redacted = await inbox.redactMentioning({ email, phoneDigits: digits });
+          log.info({ redacted }, 'erasure: raw webhook bodies naming the person emptied');
+        },
+      },
+      suspendedUserWithEmail: (emailHash) => suspendedUserWithEmail(pool, emailHash),
+      adminWithEmail: (emailHash) => adminWithEmail(pool, emailHash),
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
+    });
+    const phoneVerification = phoneVerificationService({
+      store,
+      commands,
+      personalData: postgresPersonalData(pool),
+      codes: postgresPhoneVerifications(pool),
+      hasher,
+      runtime,
+      sms: provideSms(config, log),
+      newCode: () => String(randomInt(0, 1_000_000)).padStart(6, '0'),
+      loadUser: (userId) => accounts.load(userId),
     });
     const rules = rewardRulesService({ store, runtime, commands });
     const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime, commands);
@@ -318,6 +360,15 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     );
     processor.start();
     cleanups.unshift(() => processor.stop());
+    const pruneWebhookBodies = async () => {
+      const redacted = await inbox.redactProcessedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_BODY_RETENTION_DAYS * 86_400_000));
+      if (redacted) log.info({ redacted, retentionDays: config.WEBHOOK_BODY_RETENTION_DAYS }, 'raw webhook bodies past their retention emptied');
+      return redacted;
+    };
+    // Hourly, in every instance: the UPDATE is idempotent, so instances running it together do no harm.
+    const pruning = setInterval(() => pruneWebhookBodies().catch((error) => log.warn({ err: error }, 'webhook body retention failed; retried next hour')), 3_600_000);
+    pruning.unref();
+    cleanups.unshift(async () => clearInterval(pruning));
     const poll = withPollMetrics(pollService({
       ingestion,
       activeConnections: () => square.connections.activeConnections(),
@@ -336,12 +387,19 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         jwksUrl: config.AUTH_JWKS_URL,
         issuer: config.AUTH_JWT_ISSUER,
         audience: config.AUTH_JWT_AUDIENCE,
+        identity: {
+          emailVerified: config.AUTH_EMAIL_VERIFIED_CLAIMS,
+          phone: config.AUTH_PHONE_CLAIMS,
+          phoneVerified: config.AUTH_PHONE_VERIFIED_CLAIMS,
+          providerConfirmsContacts: config.AUTH_PROVIDER_CONFIRMS_CONTACTS,
+        },
       }),
       loadUser: (userId) => accounts.load(userId),
+      workspaceExists: async (tenantId) => (await loadState(store, workspaceStream(tenantId), workspaceDecider)).state.status !== 'none',
       cronSecret: config.CRON_SECRET,
     });
     const routes: RouteSpec[] = [
-      ...accountRoutes({ accounts, rules, store, pool }),
+      ...accountRoutes({ accounts, phoneVerification, rules, store, pool }),
       ...walletRoutes({ wallets: walletsService({ store, runtime, commands }), pool, hasher }),
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
@@ -398,7 +456,11 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ],
     });
 
-    const server = http.createServer(app.callback());
+    // A slow or trickling client holds a connection at most this long (Node's defaults: 300 s for a request).
+    const server = http.createServer(
+      { requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeout: Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS), connectionsCheckingInterval: 1000 },
+      app.callback(),
+    );
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -421,7 +483,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         for (const cleanup of cleanups) await cleanup().catch((error) => log.warn({ err: error }, 'error during shutdown'));
         log.info('stopped');
       })());
-    return { url, routes, config, pool, store, runner, log, connections: square.connections, metrics, stop };
+    return { url, routes, config, pool, store, runner, log, connections: square.connections, metrics, pruneWebhookBodies, stop };
   } catch (error) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw error;

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseTrustProxy } from '../http/client-address.ts';
 
 const emptyToUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
@@ -27,6 +28,16 @@ const base64Key = z.preprocess(
     .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be 32 random bytes in base64 (openssl rand -base64 32)')
     .optional(),
 );
+/** Comma-separated dotted claim paths (`user_metadata.email_verified`), tried in order. */
+const claimPaths = (fallback: string) =>
+  z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .default(fallback)
+      .transform((v) => v.split(',').map((p) => p.trim()).filter(Boolean))
+      .refine((paths) => paths.length > 0 && paths.every((p) => /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/.test(p)), 'must be dotted claim paths, comma-separated'),
+  );
 const secret = (min: number) => z.preprocess(emptyToUndefined, z.string().min(min, `must be at least ${min} characters`).optional());
 
 /** The variables, their validation and defaults. README.md and .env.example document the same list. */
@@ -41,7 +52,17 @@ const schema = z.object({
   EVENTSTORE_URL: optionalUrl(['kurrentdb:', 'esdb:', 'kurrentdb+discover:', 'esdb+discover:']),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   AUTH_FAILURE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(10_000_000).default(30),
-  TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  TRUST_PROXY: z
+    .string()
+    .default('false')
+    .transform((v, ctx) => {
+      const parsed = parseTrustProxy(v);
+      if (typeof parsed === 'string') {
+        ctx.addIssue({ code: 'custom', message: `must be true, false, a number of trusted proxies or their CIDRs: ${parsed}` });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
 
   AUTH_JWT_SECRET: secret(32),
   AUTH_JWKS_URL: optionalUrl(['https:', 'http:']),
@@ -52,8 +73,18 @@ const schema = z.object({
     z
       .string()
       .optional()
-      .transform((v) => (v ? v.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean) : [])),
+      .transform((v) => (v ? v.split(',').map((e) => e.normalize('NFKC').trim().toLowerCase()).filter(Boolean) : []))
+      .refine((emails) => emails.every((e) => /^[\x21-\x7e]+@[\x21-\x7e]+$/.test(e)), 'admin emails must be plain ASCII addresses (look-alike characters are refused)'),
   ),
+  AUTH_EMAIL_VERIFIED_CLAIMS: claimPaths('email_verified'),
+  AUTH_PHONE_CLAIMS: claimPaths('phone_number,phone'),
+  AUTH_PHONE_VERIFIED_CLAIMS: claimPaths('phone_number_verified'),
+  AUTH_PROVIDER_CONFIRMS_CONTACTS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  SMS_PROVIDER: z.preprocess(emptyToUndefined, z.enum(['console', 'twilio', 'none']).optional()),
+  TWILIO_ACCOUNT_SID: z.preprocess(emptyToUndefined, z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be a Twilio account SID (AC followed by 32 hex digits)').optional()),
+  TWILIO_AUTH_TOKEN: optionalString,
+  TWILIO_FROM: z.preprocess(emptyToUndefined, z.string().regex(/^(\+[1-9]\d{6,14}|MG[0-9a-fA-F]{32})$/, 'must be an E.164 number or a Messaging Service SID').optional()),
+  TWILIO_BASE_URL: optionalUrl(['https:', 'http:']),
   IDENTITY_HASH_KEY: secret(32),
   ENCRYPTION_KEY: base64Key,
   ENCRYPTION_KEY_PREVIOUS: base64Key,
@@ -68,6 +99,9 @@ const schema = z.object({
   SQUARE_WEBHOOK_SIGNATURE_KEY: optionalString,
   SQUARE_WEBHOOK_URL: optionalUrl(['https:', 'http:']),
   SQUARE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(30),
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  WEBHOOK_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   CUSTOMER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
   CUSTOMER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
@@ -125,6 +159,12 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): { raw: Raw; missingSec
     if (!raw.API_BASE_URL) problems.push('API_BASE_URL: required in production');
     if (!raw.FRONTEND_URL) problems.push('FRONTEND_URL: required in production');
   }
+  if (raw.SMS_PROVIDER === 'twilio' && !(raw.TWILIO_ACCOUNT_SID && raw.TWILIO_AUTH_TOKEN && raw.TWILIO_FROM)) {
+    problems.push('SMS_PROVIDER: twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM');
+  }
+  if (raw.NODE_ENV === 'production' && raw.SMS_PROVIDER === 'console') {
+    problems.push('SMS_PROVIDER: console writes codes to the log; use twilio (or none) in production');
+  }
   if (raw.ENCRYPTION_KEY_PREVIOUS && raw.ENCRYPTION_KEY_PREVIOUS === raw.ENCRYPTION_KEY) {
     problems.push('ENCRYPTION_KEY_PREVIOUS: must differ from ENCRYPTION_KEY');
   }
@@ -176,5 +216,6 @@ export function secretValues(config: Config): string[] {
     config.CRON_SECRET,
     config.SQUARE_APP_SECRET,
     config.SQUARE_WEBHOOK_SIGNATURE_KEY,
+    config.TWILIO_AUTH_TOKEN,
   ].filter((v): v is string => typeof v === 'string' && v.length > 0);
 }

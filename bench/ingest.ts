@@ -57,7 +57,7 @@ import { createLogger } from '../adapters/logger.ts';
 import { decodePosition } from '../adapters/eventstore/postgres.ts';
 import type { Position } from '../domain/ports/event-store.ts';
 import { walletsOfConsumer } from '../projections/read/wallets.ts';
-import { api } from '../tests/support/http.ts';
+import { api, openConnectUrl } from '../tests/support/http.ts';
 import { TEST_APP_ID, TEST_APP_SECRET } from '../tests/support/square-server.ts';
 import { paymentWebhook } from '../tests/support/square-webhooks.ts';
 import {
@@ -344,9 +344,12 @@ async function setUp(tally: Tally, square: SquareProcess): Promise<World> {
     );
     expectStatus('activate rule', await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: client.token }), 200);
     const started = expectStatus('connect', await call('GET', '/api/v1/client/pos/square/connect', { token: client.token }), 200);
-    const state = new URL(started.body.url).searchParams.get('state')!;
+    const browser = await openConnectUrl(tally.url, started.body.url);
+    const state = browser.authorizeUrl.searchParams.get('state')!;
     const code = await square.call<string>('issueCode', merchantId);
-    const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`);
+    const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {
+      headers: { cookie: browser.cookie },
+    });
     if (callback.status !== 302 || !callback.headers.get('location')?.includes('connected=square')) {
       throw new Error(`connect ${merchantId} failed: ${callback.status} ${callback.headers.get('location')}`);
     }

@@ -24,7 +24,7 @@ import { allProjections } from '../projections/index.ts';
 import { ProjectionRebuilds } from '../projections/rebuild.ts';
 import type { Projection } from '../projections/projection.ts';
 import { ledgerEntries, type LedgerEntry } from '../projections/wallets.ts';
-import { walletEvents } from '../domain/wallets/events.ts';
+import { walletBalanceEvents } from '../domain/wallets/events.ts';
 import {
   checkpoint,
   formatDuration,
@@ -203,9 +203,9 @@ const walletsWithArrays: Projection = {
   name: 'wallets',
   tables: ['wallets', 'wallet_ledger'],
   version: 1,
-  eventTypes: walletEvents.types,
+  eventTypes: walletBalanceEvents.types,
   async apply(events, { db, table }) {
-    const entries = ledgerEntries(walletEvents.decodeHandled(events));
+    const entries = ledgerEntries(walletBalanceEvents.decodeHandled(events));
     if (entries.length === 0) return;
     await db.query(arrayWriteSql(table('wallet_ledger'), table('wallets')), ARRAY_COLUMNS.map(([name]) => entries.map((e) => e[name])));
   },
@@ -230,7 +230,7 @@ function inMemoryWallets(totalEvents: number): Projection {
     eventTypes: 'all',
     async apply(events, { db, table }) {
       seen += events.length;
-      const entries = ledgerEntries(walletEvents.decodeHandled(events));
+      const entries = ledgerEntries(walletBalanceEvents.decodeHandled(events));
       const balanceAfter = entries.map((e) => {
         let f = figures.get(e.wallet_id);
         if (!f) figures.set(e.wallet_id, (f = { tenant: e.tenant_id, consumer: e.consumer_id, balance: 0, earned: 0, redeemed: 0, created: e.created_at, updated: e.created_at }));

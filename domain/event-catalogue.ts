@@ -7,12 +7,14 @@ import { merchantReservationEvents } from './connections/merchant-reservation.ts
 import { pollEvents } from './connections/poll-log.ts';
 import { purchaseEvents } from './payments/events.ts';
 import { ruleSetEvents } from './rewards/events.ts';
+import { adminBindingEvents } from './users/admin-binding.ts';
 import { userEvents } from './users/events.ts';
 import { walletEvents } from './wallets/events.ts';
 import { workspaceEvents } from './workspaces/events.ts';
 
 export const eventFamilies = [
   userEvents,
+  adminBindingEvents,
   workspaceEvents,
   ruleSetEvents,
   connectionEvents,

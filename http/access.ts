@@ -37,8 +37,10 @@ declare module 'koa' {
 export interface AccessDependencies {
   verifyToken(token: string): Promise<Principal>;
   loadUser(userId: string): Promise<UserState>;
+  /** Whether a workspace (tenant) was provisioned: an admin's ?tenantId= must name one. */
+  workspaceExists(tenantId: string): Promise<boolean>;
   cronSecret: string;
-  /** Counts authentication failures per source address and refuses a source past its limit. */
+  /** Counts authentication failures per source address; past the limit a failure is 429 instead of 401. */
   failures: FailureLimiter;
 }
 
@@ -56,11 +58,12 @@ export function accessControl(deps: AccessDependencies) {
     async (ctx: Context, next: Next): Promise<void> => {
       if (access === 'public') return next();
       const source = ctx.ip;
+      const kind = access === 'cron' ? 'cron' : 'bearer';
+      // Only failures are counted and refused (429 past the limit): a valid credential always passes.
       const refuse = (message: string): never => {
-        deps.failures.fail(source);
+        deps.failures.fail(source, kind);
         throw new HttpError('UNAUTHENTICATED', message);
       };
-      deps.failures.check(source);
       if (access === 'cron') {
         if (!secretsEqual(ctx.get('x-cron-secret'), deps.cronSecret)) refuse('A valid X-Cron-Secret header is required');
         return next();
@@ -73,7 +76,7 @@ export function accessControl(deps: AccessDependencies) {
       try {
         principal = await deps.verifyToken(match![1]!);
       } catch (error) {
-        if (error instanceof HttpError && error.code === 'UNAUTHENTICATED') deps.failures.fail(source);
+        if (error instanceof HttpError && error.code === 'UNAUTHENTICATED') deps.failures.fail(source, kind);
         throw error;
       }
       const state = await deps.loadUser(principal.userId);
@@ -102,6 +105,8 @@ export function accessControl(deps: AccessDependencies) {
         if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) {
           throw new HttpError('VALIDATION_FAILED', 'Administrators must name the tenant: add ?tenantId=<tenant id>');
         }
+        // Nothing may be created in a tenant that does not exist (a rule, a connection).
+        if (!(await deps.workspaceExists(tenantId))) throw new HttpError('NOT_FOUND', `No workspace has tenantId ${tenantId}`);
         ctx.state.tenantId = tenantId;
         return next();
       }

@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import { v4 as uuid } from 'uuid';
 import './context.ts';
 import { errorHandler, HttpError } from './errors.ts';
+import { clientAddressResolver, type TrustProxy } from './client-address.ts';
+import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from './text.ts';
 import { requestMetrics, type RequestMetrics } from './request-metrics.ts';
 
 export interface HttpAppOptions {
@@ -17,8 +19,8 @@ export interface HttpAppOptions {
   jsonLimit?: string;
   /** Paths whose handlers read the raw body themselves (signed webhooks): the JSON parser leaves them alone. */
   rawBodyPaths?: readonly string[];
-  /** Behind a reverse proxy: take the client address from X-Forwarded-For (rate limits are per address). */
-  trustProxy?: boolean;
+  /** Which proxies in front are trusted to report the client address (rate limits are per address). */
+  trustProxy?: TrustProxy;
   /** Counts and times requests by route template and status (see http/request-metrics.ts). */
   metrics?: RequestMetrics;
 }
@@ -55,9 +57,15 @@ function requestLogging(app: Koa, log: Logger): void {
 }
 
 export function createHttpApp(options: HttpAppOptions): Koa {
-  const app = new Koa({ proxy: options.trustProxy ?? false });
+  // Koa's own proxy mode takes the leftmost X-Forwarded-For entry, which the client writes: resolved here instead.
+  const app = new Koa({ proxy: false });
   app.silent = true;
   requestLogging(app, options.log);
+  const clientAddress = clientAddressResolver(options.trustProxy ?? { kind: 'none' });
+  app.use((ctx, next) => {
+    ctx.request.ip = clientAddress(ctx.req.socket.remoteAddress ?? '', ctx.get('x-forwarded-for'));
+    return next();
+  });
 
   app.use(async (ctx, next) => {
     const given = ctx.get('x-request-id');
@@ -99,7 +107,12 @@ export function createHttpApp(options: HttpAppOptions): Koa {
     if (hasBody && !ctx.request.is('application/json', '+json')) {
       throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${ctx.request.type || 'no Content-Type'})`);
     }
-    return parseJson(ctx, next);
+    return parseJson(ctx, async () => {
+      // One rule for all text coming in (http/text.ts): checked once here for bodies and query strings.
+      const bad = unstorableTextAt(ctx.request.body, 'body') ?? unstorableTextAt(ctx.query, 'query');
+      if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
+      await next();
+    });
   });
   for (const router of options.routers) app.use(router.routes()).use(router.allowedMethods());
   return app;

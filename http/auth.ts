@@ -8,6 +8,7 @@
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { HttpError } from './errors.ts';
+import { isStorableText } from './text.ts';
 
 export interface AuthOptions {
   secret?: string | undefined;
@@ -16,11 +17,70 @@ export interface AuthOptions {
   audience?: string | undefined;
   /** The clock `exp` and `nbf` are checked against (tests move it instead of waiting). */
   now?: () => Date;
+  /** Where the token says its email and phone are verified (see `IdentityClaims`). */
+  identity?: IdentityClaims;
 }
+
+/**
+ * Which claims vouch for the caller's contact details. Paths are dotted (`user_metadata.email_verified`);
+ * the first path present wins. With `providerConfirmsContacts`, the identity provider is known to issue
+ * sessions only for confirmed emails and phones (Supabase with confirmations on), so `email` and the phone
+ * claim count as verified even without a flag.
+ */
+export interface IdentityClaims {
+  emailVerified: readonly string[];
+  phone: readonly string[];
+  phoneVerified: readonly string[];
+  providerConfirmsContacts: boolean;
+}
+
+export const DEFAULT_IDENTITY_CLAIMS: IdentityClaims = {
+  emailVerified: ['email_verified'],
+  phone: ['phone_number', 'phone'],
+  phoneVerified: ['phone_number_verified'],
+  providerConfirmsContacts: false,
+};
 
 export interface Principal {
   userId: string;
   email: string | undefined;
+  /** The token vouches that `email` belongs to the caller. */
+  emailVerified: boolean;
+  /** The phone claim, as the token gives it (not normalised). */
+  phone: string | undefined;
+  /** The token vouches that `phone` belongs to the caller. */
+  phoneVerified: boolean;
+  /** What vouches: a verified flag in the token, or the provider's setting (`providerConfirmsContacts`). */
+  verifiedBy: 'token' | 'identity_provider';
+}
+
+function claimAt(payload: Record<string, unknown>, path: string): unknown {
+  let value: unknown = payload;
+  for (const key of path.split('.')) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+const firstClaim = (payload: Record<string, unknown>, paths: readonly string[]) =>
+  paths.map((p) => claimAt(payload, p)).find((v) => v !== undefined && v !== null && v !== '');
+
+/** `true` or `"true"` (some providers send strings); anything else is not a verification. */
+const isTrue = (value: unknown) => value === true || value === 'true';
+
+export function principalFrom(payload: Record<string, unknown> & { sub: string }, claims: IdentityClaims): Principal {
+  const email = typeof payload.email === 'string' ? payload.email : undefined;
+  const phoneClaim = firstClaim(payload, claims.phone);
+  const phone = typeof phoneClaim === 'string' ? phoneClaim : undefined;
+  return Object.freeze({
+    userId: payload.sub,
+    email,
+    emailVerified: email !== undefined && (claims.providerConfirmsContacts || isTrue(firstClaim(payload, claims.emailVerified))),
+    phone,
+    phoneVerified: phone !== undefined && (claims.providerConfirmsContacts || isTrue(firstClaim(payload, claims.phoneVerified))),
+    verifiedBy: claims.providerConfirmsContacts ? 'identity_provider' : 'token',
+  });
 }
 
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -79,6 +139,7 @@ export function createTokenVerifier(options: AuthOptions): (token: string) => Pr
     ...(options.audience ? { audience: options.audience } : {}),
   };
   const now = options.now ?? (() => new Date());
+  const identityClaims = options.identity ?? DEFAULT_IDENTITY_CLAIMS;
   const verified = jwks ? undefined : new VerifiedTokens(() => now().getTime());
 
   return async (token) => {
@@ -86,12 +147,13 @@ export function createTokenVerifier(options: AuthOptions): (token: string) => Pr
     if (known) return known;
     try {
       const { payload } = jwks
-        ? await jwtVerify(token, jwks, { ...verifyOptions, currentDate: now(), algorithms: ASYMMETRIC })
-        : await jwtVerify(token, await secret!, { ...verifyOptions, currentDate: now(), algorithms: ['HS256'] });
+        ? await jwtVerify(token, jwks, { ...verifyOptions, currentDate: now(), algorithms: ASYMMETRIC, requiredClaims: ['exp'] })
+        : await jwtVerify(token, await secret!, { ...verifyOptions, currentDate: now(), algorithms: ['HS256'], requiredClaims: ['exp'] });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
         throw unauthenticated('The token has no subject (sub) claim');
       }
-      const principal: Principal = Object.freeze({ userId: payload.sub, email: typeof payload.email === 'string' ? payload.email : undefined });
+      if (!isStorableText(payload.sub)) throw unauthenticated('The token subject (sub) holds a NUL character or an unpaired surrogate');
+      const principal = principalFrom({ ...payload, sub: payload.sub }, identityClaims);
       verified?.add(token, principal, payload);
       return principal;
     } catch (error) {
@@ -105,6 +167,7 @@ function reasonFor(error: unknown): string {
   if (error instanceof errors.JWTExpired) return 'The token has expired';
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === 'nbf') return 'The token is not valid yet (nbf is in the future)';
+    if (error.claim === 'exp') return 'The token has no expiry (exp): tokens without one are refused';
     if (error.claim === 'iss') return 'The token was issued by an unexpected issuer';
     if (error.claim === 'aud') return 'The token is meant for another audience';
     return `The token's ${error.claim} claim is invalid`;

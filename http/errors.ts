@@ -3,7 +3,7 @@
  * 400 with the fields to fix; anything else is a 500 whose body carries only the request id, never internals.
  */
 import type { Context, Next } from 'koa';
-import { ZodError } from 'zod';
+import { ZodError, type z } from 'zod';
 import { DomainError } from '../domain/shared/errors.ts';
 import { ConcurrencyConflict, EventStoreUnavailable } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
@@ -38,6 +38,24 @@ const STATUS_BY_CODE: Record<string, number> = {
 /** An error raised by the HTTP layer itself (authentication, body parsing, routing). */
 export class HttpError extends DomainError {}
 
+/**
+ * The request (body, path, query) failed its schema: a 400 naming the fields. A bare ZodError is something
+ * else: stored data (a read-model row, an event) that failed to parse, which is our fault: a logged 500.
+ */
+export class RequestInvalid extends Error {
+  constructor(readonly issues: ZodError['issues']) {
+    super('The request is invalid');
+    this.name = 'RequestInvalid';
+  }
+}
+
+/** Parses request input; a failure is the caller's to fix (400). */
+export function parseRequest<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw new RequestInvalid(parsed.error.issues);
+  return parsed.data;
+}
+
 export function statusFor(code: string): number {
   return STATUS_BY_CODE[code] ?? 500;
 }
@@ -52,7 +70,7 @@ export function errorHandler() {
       }
     } catch (error) {
       const requestId = ctx.state.requestId as string | undefined;
-      if (error instanceof ZodError) {
+      if (error instanceof RequestInvalid) {
         ctx.status = 400;
         ctx.body = {
           error: {
@@ -82,6 +100,13 @@ export function errorHandler() {
         ctx.status = 503;
         ctx.set('Retry-After', '5');
         ctx.body = { error: { code: 'UNAVAILABLE', message: 'A backing service is unavailable; retry shortly.', requestId } };
+        return;
+      }
+      if (error instanceof ZodError) {
+        // Stored data that does not parse: the reason goes to the log (it names internal columns), never out.
+        ctx.log?.error({ err: error, issues: error.issues }, 'stored data failed to parse');
+        ctx.status = 500;
+        ctx.body = { error: { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it.', requestId } };
         return;
       }
       const status = (error as { status?: unknown }).status;

@@ -1,41 +1,44 @@
 /**
- * Throttling of authentication failures per source address: bad bearer tokens, wrong cron secrets and bad
- * webhook signatures all count. Past the limit a source gets 429 with Retry-After until its window ends, so
- * guessing secrets or flooding with unsigned webhooks is slow. In memory, per process: enough to blunt abuse
- * at one instance; a shared limit belongs at the network edge.
+ * Throttling of authentication failures per source address and per kind of credential: bad bearer tokens,
+ * wrong cron secrets and bad webhook signatures each count in their own bucket. Only failures are refused:
+ * past the limit a failing request gets 429 with Retry-After instead of 401, so guessing is slow, while a
+ * valid credential from the same address always passes (an attacker sharing a NAT or a proxy with a merchant,
+ * or with Square, cannot lock them out). In memory, per process: enough to blunt abuse at one instance; a
+ * shared limit belongs at the network edge.
  */
 import { HttpError } from './errors.ts';
 
+export type CredentialKind = 'bearer' | 'cron' | 'webhook';
+
 export interface FailureLimiter {
-  /** Throws 429 when the source is over its limit. */
-  check(source: string): void;
-  /** Counts a failure from the source. */
-  fail(source: string): void;
+  /**
+   * Counts a failed credential from the source; throws 429 once the source is past its limit for that kind.
+   * The caller answers 401 when it returns.
+   */
+  fail(source: string, kind: CredentialKind): void;
 }
 
 export function failureLimiter(options: { limit: number; windowMs: number; now?: () => number }): FailureLimiter {
   const now = options.now ?? Date.now;
   const windows = new Map<string, { count: number; resetAt: number }>();
-  const current = (source: string) => {
+  const current = (key: string) => {
     const t = now();
-    const window = windows.get(source);
+    const window = windows.get(key);
     if (window && window.resetAt > t) return window;
     // Forget expired windows now and then, so the map does not grow with every address ever seen.
-    if (windows.size > 10_000) for (const [key, w] of windows) if (w.resetAt <= t) windows.delete(key);
+    if (windows.size > 10_000) for (const [k, w] of windows) if (w.resetAt <= t) windows.delete(k);
     const fresh = { count: 0, resetAt: t + options.windowMs };
-    windows.set(source, fresh);
+    windows.set(key, fresh);
     return fresh;
   };
   return {
-    check(source) {
-      const window = current(source);
-      if (window.count >= options.limit) {
+    fail(source, kind) {
+      const window = current(`${kind}\0${source}`);
+      window.count++;
+      if (window.count > options.limit) {
         const retryAfter = Math.max(1, Math.ceil((window.resetAt - now()) / 1000));
         throw new HttpError('RATE_LIMITED', `Too many failed authentication attempts from this address; retry in ${retryAfter} s`, { retryAfterSeconds: retryAfter });
       }
-    },
-    fail(source) {
-      current(source).count++;
     },
   };
 }

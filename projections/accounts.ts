@@ -10,11 +10,20 @@ import { projection } from './projection.ts';
 
 export const usersProjection = projection({
   name: 'users',
-  version: 1,
-  tables: ['users'],
+  // Version 2: verification flags, erasure and the owners of verified identities (issue 14).
+  version: 2,
+  tables: ['users', 'identity_owners'],
   events: userEvents,
   async apply(events, { db, table }) {
     const users = table('users');
+    const owners = table('identity_owners');
+    // The consumer who verified an identity last owns it from then on (only consumers own identities).
+    const own = (identityHash: string, userId: string, since: string) =>
+      db.query(
+        `INSERT INTO ${owners} (identity_hash, consumer_id, since) SELECT $1, id, $3 FROM ${users} WHERE id = $2 AND role = 'consumer' AND NOT erased
+         ON CONFLICT (identity_hash) DO UPDATE SET consumer_id = EXCLUDED.consumer_id, since = EXCLUDED.since`,
+        [identityHash, userId, since],
+      );
     for (const event of events) {
       const at = event.recordedAt;
       switch (event.type) {
@@ -41,9 +50,21 @@ export const usersProjection = projection({
           await db.query(`UPDATE ${users} SET status = $2, updated_at = $3 WHERE id = $1`, [event.data.userId, event.data.status, at]);
           break;
         case 'UserPhoneChanged':
-          await db.query(`UPDATE ${users} SET phone_hash = $2, updated_at = $3 WHERE id = $1`, [event.data.userId, event.data.phoneHash, at]);
+          await db.query(`UPDATE ${users} SET phone_hash = $2, phone_verified = false, updated_at = $3 WHERE id = $1`, [event.data.userId, event.data.phoneHash, at]);
+          await db.query(`DELETE FROM ${owners} WHERE consumer_id = $1 AND identity_hash LIKE 'phone:%'`, [event.data.userId]);
+          break;
+        case 'UserEmailVerified':
+          await db.query(`UPDATE ${users} SET email_verified = true, updated_at = $3 WHERE id = $1 AND email_hash = $2`, [event.data.userId, event.data.emailHash, at]);
+          await own(event.data.emailHash, event.data.userId, event.data.verifiedAt);
+          break;
+        case 'UserPhoneVerified':
+          await db.query(`UPDATE ${users} SET phone_verified = true, updated_at = $3 WHERE id = $1 AND phone_hash = $2`, [event.data.userId, event.data.phoneHash, at]);
+          await own(event.data.phoneHash, event.data.userId, event.data.verifiedAt);
           break;
         case 'UserPersonalDataErased':
+          // An erased person is matched by nothing any more: no purchase, no claim, no search.
+          await db.query(`UPDATE ${users} SET erased = true, email_verified = false, phone_verified = false, updated_at = $2 WHERE id = $1`, [event.data.userId, at]);
+          await db.query(`DELETE FROM ${owners} WHERE consumer_id = $1`, [event.data.userId]);
           break;
         default:
           assertNever(event);

@@ -5,7 +5,7 @@
  * the types it handles, and reconciliation.
  */
 import { eventFamilies } from '../domain/event-catalogue.ts';
-import { walletEvents } from '../domain/wallets/events.ts';
+import { walletBalanceEvents } from '../domain/wallets/events.ts';
 import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
 import { auditProjection } from './audit.ts';
 import { posConnectionsProjection } from './connections.ts';
@@ -32,7 +32,7 @@ export const feedReaders: readonly EventReader[] = [
   { name: 'claims', eventTypes: claimsEvents.types },
 ].map(({ name, eventTypes }) => ({ name, eventTypes }));
 
-const otherReaders: readonly EventReader[] = [{ name: 'reconciliation', eventTypes: walletEvents.types }];
+const otherReaders: readonly EventReader[] = [{ name: 'reconciliation', eventTypes: walletBalanceEvents.types }];
 
 interface Row {
   type: string;

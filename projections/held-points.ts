@@ -1,44 +1,61 @@
 /**
  * The `held_points` read model: points held for a customer nobody could identify (`held_points`, one row per
- * purchase and identity hash, until claimed) and the identities of known consumers (`consumer_identities`). The
+ * purchase and identity hash, until claimed), the consumers (`claims_consumers`) and their verified identities
+ * (`consumer_identities`: only a verified identity claims, and it has one owner at a time, the last consumer to
+ * verify it). The
  * `claims` reactor (reactors/claims.ts) matches the two; this projection only records them, so rebuilding it
  * issues no command. Every write is idempotent per event.
  */
 import { heldPointsClaimed, purchaseCompleted } from '../domain/payments/events.ts';
-import { userPersonalDataErased, userPhoneChanged, userRegistered } from '../domain/users/events.ts';
+import { userEmailVerified, userPersonalDataErased, userPhoneChanged, userPhoneVerified, userRegistered } from '../domain/users/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
 import { eventCodec } from '../domain/shared/codec.ts';
 import { projection } from './projection.ts';
 
-export const heldPointsEvents = eventCodec(undefined, userRegistered, userPhoneChanged, userPersonalDataErased, purchaseCompleted, heldPointsClaimed);
+export const heldPointsEvents = eventCodec(
+  undefined,
+  userRegistered,
+  userPhoneChanged,
+  userEmailVerified,
+  userPhoneVerified,
+  userPersonalDataErased,
+  purchaseCompleted,
+  heldPointsClaimed,
+);
 
 export const heldPointsProjection = projection({
   name: 'held_points',
-  version: 1,
-  tables: ['held_points', 'consumer_identities'],
+  // Version 2: identities are verified ones only, one owner each (issue 14); consumers listed apart.
+  version: 2,
+  tables: ['held_points', 'consumer_identities', 'claims_consumers'],
   events: heldPointsEvents,
   async apply(events, { db, table }) {
     const identities = table('consumer_identities');
+    const consumers = table('claims_consumers');
     const held = table('held_points');
-    const addIdentity = (hash: string, consumerId: string) =>
-      db.query(`INSERT INTO ${identities} (identity_hash, consumer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [hash, consumerId]);
     for (const e of events) {
       switch (e.type) {
         case 'UserRegistered':
-          if (e.data.role !== 'consumer') break;
-          await addIdentity(e.data.emailHash, e.data.userId);
-          if (e.data.phoneHash) await addIdentity(e.data.phoneHash, e.data.userId);
+          if (e.data.role === 'consumer') await db.query(`INSERT INTO ${consumers} (consumer_id) VALUES ($1) ON CONFLICT DO NOTHING`, [e.data.userId]);
           break;
-        case 'UserPhoneChanged': {
-          if (!e.data.phoneHash) break;
-          // Only consumers have identities to match; another user's phone is none of this model's business.
-          const known = await db.query(`SELECT 1 FROM ${identities} WHERE consumer_id = $1 LIMIT 1`, [e.data.userId]);
-          if (known.rowCount) await addIdentity(e.data.phoneHash, e.data.userId);
+        case 'UserEmailVerified':
+        case 'UserPhoneVerified': {
+          // Only a verified identity claims, and it has one owner at a time: the last consumer to verify it.
+          const hash = e.type === 'UserEmailVerified' ? e.data.emailHash : e.data.phoneHash;
+          const consumer = await db.query(`SELECT 1 FROM ${consumers} WHERE consumer_id = $1`, [e.data.userId]);
+          if (!consumer.rowCount) break;
+          await db.query(`DELETE FROM ${identities} WHERE identity_hash = $1`, [hash]);
+          await db.query(`INSERT INTO ${identities} (identity_hash, consumer_id) VALUES ($1, $2)`, [hash, e.data.userId]);
           break;
         }
+        case 'UserPhoneChanged':
+          // The new phone is unverified: the old one stops claiming, the new one claims nothing yet.
+          await db.query(`DELETE FROM ${identities} WHERE consumer_id = $1 AND identity_hash LIKE 'phone:%'`, [e.data.userId]);
+          break;
         case 'UserPersonalDataErased':
           // An erased person is no longer matched by identity.
           await db.query(`DELETE FROM ${identities} WHERE consumer_id = $1`, [e.data.userId]);
+          await db.query(`DELETE FROM ${consumers} WHERE consumer_id = $1`, [e.data.userId]);
           break;
         case 'PurchaseCompleted':
           if (e.data.outcome !== 'stored_anonymous' || e.data.points <= 0) break;

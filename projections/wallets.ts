@@ -7,8 +7,8 @@
  * are inserted `ON CONFLICT (id) DO NOTHING`, and wallets move only by the rows actually inserted, so an
  * event applied twice changes nothing.
  */
-import { pointsDelta, type WalletEvent } from '../domain/wallets/wallet.ts';
-import { walletEvents } from '../domain/wallets/events.ts';
+import { pointsDelta } from '../domain/wallets/wallet.ts';
+import { walletBalanceEvents, type WalletBalanceEvent as WalletEvent } from '../domain/wallets/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
 import type { Decoded } from '../domain/shared/codec.ts';
 import { projection, type ProjectionContext } from './projection.ts';
@@ -120,7 +120,8 @@ export const walletsProjection = projection({
   name: 'wallets',
   version: 1,
   tables: ['wallets', 'wallet_ledger'],
-  events: walletEvents,
+  // A refused credit (PointsCreditRefused) is no ledger line: the projection reads the balance types only.
+  events: walletBalanceEvents,
   async apply(events, { db, table }: ProjectionContext) {
     const entries = ledgerEntries(events);
     if (entries.length === 0) return;

@@ -7,5 +7,6 @@ export function createIdentityHasher(key: string): IdentityHasher {
   return {
     hashEmail: (email) => hash('email', email),
     hashPhone: (phone) => hash('phone', phone),
+    hashVerificationCode: (userId, phoneHash, code) => hash('code', `${userId}\0${phoneHash}\0${code}`),
   };
 }

@@ -141,12 +141,47 @@ export function webhookInbox(pool: pg.Pool) {
       return rowCount === 1;
     },
 
+    /**
+     * Empties the bodies (and headers) of webhooks processed before `cutoff`; answers how many. Rows stay with
+     * their id, type, merchant, tenant, object id, outcome and times: what the log and the admin list show.
+     */
+    async redactProcessedBefore(cutoff: Date): Promise<number> {
+      const { rowCount } = await pool.query(
+        `UPDATE pos_webhook_events_raw SET raw_body = '', headers = '{}', body_redacted_at = now()
+          WHERE processed AND body_redacted_at IS NULL AND processed_at < $1`,
+        [cutoff],
+      );
+      return rowCount ?? 0;
+    },
+
+    /**
+     * Erasure: empties every processed body naming this email (any case) or this phone (its digits, with or
+     * without the country code, however the merchant punctuated it). Unprocessed ones are emptied once processed
+     * past the retention period; they are processed within seconds.
+     */
+    async redactMentioning(contacts: { email: string | null; phoneDigits: string[] }): Promise<number> {
+      const digits = contacts.phoneDigits.filter((d) => d.length >= 7);
+      if (!contacts.email && !digits.length) return 0;
+      const { rowCount } = await pool.query(
+        `UPDATE pos_webhook_events_raw SET raw_body = '', headers = '{}', body_redacted_at = now()
+          WHERE processed AND body_redacted_at IS NULL
+            AND (($1::text IS NOT NULL AND strpos(lower(raw_body), $1) > 0)
+              OR (cardinality($2::text[]) > 0 AND regexp_replace(raw_body, '[^0-9]', '', 'g') LIKE ANY (SELECT '%' || d || '%' FROM unnest($2::text[]) d)))`,
+        [contacts.email?.toLowerCase() ?? null, digits],
+      );
+      return rowCount ?? 0;
+    },
+
     /** Re-drives a webhook now. Only failed ones: a processed success is not processed twice. */
     async retry(eventId: string): Promise<'scheduled' | 'not_found' | 'not_failed'> {
-      const { rows } = await pool.query<{ outcome: string | null }>('SELECT outcome FROM pos_webhook_events_raw WHERE event_id = $1', [eventId]);
+      const { rows } = await pool.query<{ outcome: string | null; redacted: boolean }>(
+        'SELECT outcome, body_redacted_at IS NOT NULL AS redacted FROM pos_webhook_events_raw WHERE event_id = $1',
+        [eventId],
+      );
       const row = rows[0];
       if (!row) return 'not_found';
-      if (row.outcome !== 'failed' && row.outcome !== 'no_connection') return 'not_failed';
+      // An emptied body (retention, erasure) cannot be processed again.
+      if ((row.outcome !== 'failed' && row.outcome !== 'no_connection') || row.redacted) return 'not_failed';
       await pool.query(
         `UPDATE pos_webhook_events_raw SET processed = false, processed_at = NULL, next_attempt_at = now(), locked_until = NULL, attempts = 0
           WHERE event_id = $1`,

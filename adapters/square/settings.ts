@@ -11,6 +11,7 @@ export const REQUIRED_SQUARE_VARIABLES = ['SQUARE_APP_ID', 'SQUARE_APP_SECRET', 
 export type RequiredSquareVariable = (typeof REQUIRED_SQUARE_VARIABLES)[number];
 
 export const OAUTH_CALLBACK_PATH = '/api/v1/oauth/square/callback';
+export const OAUTH_START_PATH = '/api/v1/oauth/square/start';
 
 export interface SquareSettings {
   environment: 'sandbox' | 'production';
@@ -21,6 +22,10 @@ export interface SquareSettings {
   /** True when SQUARE_BASE_URL overrides Square's host (tests, mirrors). */
   hostOverridden: boolean;
   redirectUri: string;
+  /** `<API_BASE_URL>/api/v1/oauth/square/start`: the browser begins the connect flow here. */
+  startUrl: string;
+  /** The nonce cookie is `Secure` unless the API is served over plain http on localhost (development). */
+  secureCookies: boolean;
   webhookNotificationUrl: string;
   frontendUrl: string;
   /** Whether each variable is set in the environment (booleans only, never values). */
@@ -45,9 +50,16 @@ export function squareSettings(config: Config, env: NodeJS.ProcessEnv, webhookNo
     oauthHost: authorize.host,
     hostOverridden: Boolean(config.SQUARE_BASE_URL),
     redirectUri: `${config.API_BASE_URL}${OAUTH_CALLBACK_PATH}`,
+    startUrl: `${config.API_BASE_URL}${OAUTH_START_PATH}`,
+    secureCookies: !isPlainHttpLocalhost(config.API_BASE_URL),
     webhookNotificationUrl,
     frontendUrl: config.FRONTEND_URL,
     variablesSet: Object.fromEntries(REQUIRED_SQUARE_VARIABLES.map((name) => [name, isSet(name)])) as Record<RequiredSquareVariable, boolean>,
     generatedForDevelopment: config.generatedSecrets,
   };
+}
+
+function isPlainHttpLocalhost(origin: string): boolean {
+  const url = new URL(origin);
+  return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
 }

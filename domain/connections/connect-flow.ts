@@ -30,14 +30,43 @@ export interface Connected {
   previous: { merchantId: string; revoked: boolean; error: string | null } | null;
 }
 
+/**
+ * Step 1 (the tenant's app, with its bearer token): a one-time link to the start URL. The browser that opens it
+ * is the one the flow is bound to.
+ */
 export async function connectUrl(c: ConnectionsContext, claims: OAuthStateClaims): Promise<{ url: string }> {
-  const gateway = c.gateway();
-  const state = await c.deps.oauthStates.issue(claims, c.deps.runtime.now());
-  return { url: gateway.oauth.authorizeUrl({ state, redirectUri: c.deps.redirectUri, scopes: SQUARE_SCOPES }) };
+  c.gateway(); // Unconfigured Square fails here, with the configuration error, not after the browser left.
+  const ticket = await c.deps.oauthStates.issueTicket(claims, c.deps.runtime.now());
+  const url = new URL(c.deps.startUrl);
+  url.searchParams.set('ticket', ticket);
+  return { url: url.toString() };
+}
+
+/**
+ * Step 2 (the browser, at the start URL): the ticket is spent and Square's authorize URL returned, with a state
+ * bound to `browserNonce`, which the HTTP layer keeps in an HttpOnly cookie of this browser only.
+ */
+export async function startConnect(c: ConnectionsContext, ticket: string | undefined, browserNonce: string): Promise<{ authorizeUrl: string }> {
+  let gateway: SquareGateway;
+  try {
+    gateway = c.gateway();
+  } catch (error) {
+    if (error instanceof ConfigurationMissing) throw new ConnectFailed('configuration_missing', error.message);
+    throw error;
+  }
+  let claims: OAuthStateClaims;
+  try {
+    claims = await c.deps.oauthStates.redeemTicket(ticket, c.deps.runtime.now());
+  } catch (error) {
+    if (error instanceof InvalidOAuthState) throw new ConnectFailed('invalid_state', `connect ticket rejected: ${error.reason}`);
+    throw error;
+  }
+  const state = await c.deps.oauthStates.issue(claims, browserNonce, c.deps.runtime.now());
+  return { authorizeUrl: gateway.oauth.authorizeUrl({ state, redirectUri: c.deps.redirectUri, scopes: SQUARE_SCOPES }) };
 }
 
 /** Handles the callback; every failure is a `ConnectFailed` whose `reason` the browser may see. */
-export async function completeConnect(c: ConnectionsContext, callback: OAuthCallback, metadata: EventMetadata): Promise<Connected> {
+export async function completeConnect(c: ConnectionsContext, callback: OAuthCallback, browserNonce: string | undefined, metadata: EventMetadata): Promise<Connected> {
   let gateway: SquareGateway;
   try {
     gateway = c.gateway();
@@ -50,7 +79,7 @@ export async function completeConnect(c: ConnectionsContext, callback: OAuthCall
   }
   let claims: OAuthStateClaims;
   try {
-    claims = await c.deps.oauthStates.consume(callback.state, c.deps.runtime.now());
+    claims = await c.deps.oauthStates.consume(callback.state, browserNonce, c.deps.runtime.now());
   } catch (error) {
     if (error instanceof InvalidOAuthState) throw new ConnectFailed('invalid_state', `state rejected: ${error.reason}`);
     throw error;

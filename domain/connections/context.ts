@@ -28,6 +28,8 @@ export interface SquareConnectionsDependencies {
   commands: CommandPath;
   /** `<API_BASE_URL>/api/v1/oauth/square/callback`, sent on authorize and repeated on the code exchange. */
   redirectUri: string;
+  /** `<API_BASE_URL>/api/v1/oauth/square/start`: where the browser begins the flow (binds it to itself). */
+  startUrl: string;
   /**
    * Tenants the read model lists with one of these statuses. Only candidates: each is confirmed on its own
    * stream before anything is done, so a lagging read model can delay a connection, never misuse one.

@@ -6,7 +6,7 @@
 import type { EventMetadata, JsonObject, Position } from '../ports/event-store.ts';
 import type { OAuthStateClaims } from '../ports/oauth-state.ts';
 import { SquareApiError, type SquareApi } from '../ports/square.ts';
-import { connectUrl, completeConnect, type Connected, type OAuthCallback } from './connect-flow.ts';
+import { connectUrl, completeConnect, startConnect, type Connected, type OAuthCallback } from './connect-flow.ts';
 import { connectionsContext, type SquareConnectionsDependencies } from './context.ts';
 import { ConnectionUnavailable, SquareRequestFailed } from './errors.ts';
 import { isLive, type RevokedBy, type SquareConnectionState } from './events.ts';
@@ -51,8 +51,12 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
     /** The authorize URL to send the merchant's browser to; the state is bound to the tenant and the caller. */
     connectUrl: (claims: OAuthStateClaims): Promise<{ url: string }> => connectUrl(c, claims),
 
+    /** The browser starts the flow with its ticket: Square's authorize URL, its state bound to `browserNonce`. */
+    startConnect: (ticket: string | undefined, browserNonce: string) => startConnect(c, ticket, browserNonce),
+
     /** The OAuth callback. Every failure is a `ConnectFailed` whose `reason` is safe to show the browser. */
-    completeConnect: (callback: OAuthCallback, metadata: EventMetadata): Promise<Connected> => completeConnect(c, callback, metadata),
+    completeConnect: (callback: OAuthCallback, browserNonce: string | undefined, metadata: EventMetadata): Promise<Connected> =>
+      completeConnect(c, callback, browserNonce, metadata),
 
     /** The tenant's connection as the write model sees it now. */
     connection: async (tenantId: string): Promise<SquareConnectionState> => {

@@ -7,8 +7,9 @@ import { DomainError } from '../shared/errors.ts';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
+/** NFKC first, so compatibility forms (the Kelvin sign, full-width letters) compare as what they look like. */
 export function normaliseEmail(email: string): string {
-  const normalised = email.trim().toLowerCase();
+  const normalised = email.normalize('NFKC').trim().toLowerCase();
   if (!EMAIL.test(normalised) || normalised.length > 320) {
     throw new DomainError('VALIDATION_FAILED', `email is not a valid address: ${JSON.stringify(email.slice(0, 80))}`);
   }
@@ -41,4 +42,12 @@ export function tryNormaliseEmail(email: string | null | undefined): string | nu
   } catch {
     return null;
   }
+}
+
+/**
+ * An address that may match an ADMIN_EMAILS entry: exactly as typed, plain printable ASCII, no surrounding
+ * space. Look-alikes (`\u212Aim@…` for `kim@…`) and padded variants are ordinary addresses, never admins.
+ */
+export function isPlainAsciiEmail(email: string): boolean {
+  return /^[\x21-\x7e]+$/.test(email) && EMAIL.test(email);
 }

@@ -203,7 +203,10 @@ export function ingestionService(deps: IngestionDependencies) {
             ? { outcome: 'refund_applied', position: undefined, detail: { pointsReversed: event.data.pointsReversed } }
             : event?.type === 'RefundHeld'
               ? { outcome: 'refund_held', position: undefined }
-              : { outcome: 'duplicate', position: undefined };
+              : state.status === 'completed' && state.tenantId !== fact.tenantId
+                ? // The decider reverses nothing for a refund whose merchant did not take the payment.
+                  { outcome: 'ignored', position: undefined, detail: { reason: "the refund's merchant did not take this payment" } }
+                : { outcome: 'duplicate', position: undefined };
         results.set(index, { ok: true, result });
       }
       if (decided.length) wrote.add(index);

@@ -47,9 +47,12 @@ interface Completed {
 }
 
 export type PurchaseState =
-  | { status: 'unseen'; heldRefunds: ReadonlyMap<string, number> }
-  | { status: 'waiting'; lastStatus: string; lastUpdatedAt: string; heldRefunds: ReadonlyMap<string, number> }
+  | { status: 'unseen'; heldRefunds: HeldRefunds }
+  | { status: 'waiting'; lastStatus: string; lastUpdatedAt: string; heldRefunds: HeldRefunds }
   | Completed;
+
+/** Refunds seen before their payment completed, by refund id, with the tenant whose merchant reported each. */
+type HeldRefunds = ReadonlyMap<string, { amountMinor: number; tenantId: string }>;
 
 export type Resolution = { kind: 'consumer'; consumerId: string; walletId: string } | { kind: 'anonymous' };
 
@@ -133,7 +136,9 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       const events: PurchaseEvent[] = [completion];
       // Refunds that arrived first are applied now, in the order they arrived.
       let after = events.reduce(evolve, state) as Completed;
-      for (const [refundId, amountMinor] of state.heldRefunds) {
+      for (const [refundId, { amountMinor, tenantId }] of state.heldRefunds) {
+        // A refund signed by another merchant does not touch this tenant's payment.
+        if (tenantId !== command.tenantId) continue;
         const applied = applyRefund(after, refundId, amountMinor, command.source, command.walletEffect);
         events.push(applied);
         after = evolve(after, applied) as Completed;
@@ -143,7 +148,8 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
     case 'ObserveRefund': {
       if (command.status !== 'COMPLETED') return [];
       if (state.status === 'completed') {
-        if (state.refunds.has(command.refundId)) return [];
+        // Only the merchant who took the payment can refund it: another tenant's refund naming it changes nothing.
+        if (state.tenantId !== command.tenantId || state.refunds.has(command.refundId)) return [];
         return [applyRefund(state, command.refundId, command.amountMinor, command.source, command.walletEffect)];
       }
       if (state.heldRefunds.has(command.refundId)) return [];
@@ -217,7 +223,7 @@ function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
     }
     case 'RefundHeld':
       if (state.status === 'completed') return state;
-      return { ...state, heldRefunds: new Map(state.heldRefunds).set(event.data.refundId, event.data.amountMinor) };
+      return { ...state, heldRefunds: new Map(state.heldRefunds).set(event.data.refundId, { amountMinor: event.data.amountMinor, tenantId: event.data.tenantId }) };
     case 'RefundApplied':
       if (state.status !== 'completed') return state;
       return {

@@ -5,6 +5,31 @@
 export interface IdentityHasher {
   hashEmail(normalisedEmail: string): string;
   hashPhone(normalisedPhone: string): string;
+  /** A one-time code, keyed and bound to the user and the phone it was sent to: stored instead of the code. */
+  hashVerificationCode(userId: string, phoneHash: string, code: string): string;
+}
+
+/** A pending one-time phone code (hashed), per user: a new code replaces the previous one. */
+export interface PendingPhoneCode {
+  userId: string;
+  phoneHash: string;
+  codeHash: string;
+  expiresAt: Date;
+  /** Wrong codes entered against this code so far. */
+  attempts: number;
+}
+
+export interface PhoneVerificationStore {
+  /**
+   * Stores a new code for the user unless `maxSends` codes were already issued to them since `windowStart`;
+   * answers false then, and nothing changes.
+   */
+  issue(code: PendingPhoneCode, limits: { windowStart: Date; maxSends: number; now: Date }): Promise<boolean>;
+  get(userId: string): Promise<PendingPhoneCode | undefined>;
+  /** Counts one attempt atomically and answers the count including it (concurrent guesses each count). */
+  countAttempt(userId: string): Promise<number>;
+  /** The code is spent (used, or its attempts exhausted). */
+  spend(userId: string): Promise<void>;
 }
 
 /** A person's contact details, outside the event log; erasing them deletes the row. */
@@ -19,6 +44,12 @@ export interface PersonalDataStore {
   get(userId: string): Promise<PersonalData | undefined>;
   getMany(userIds: readonly string[]): Promise<Map<string, PersonalData>>;
   erase(userId: string): Promise<void>;
+}
+
+/** Stored copies of messages from outside (raw webhook bodies) that may name a person. */
+export interface StoredMessages {
+  /** Empties every stored message naming this email or phone (E.164); erasure calls it before the contacts go. */
+  eraseMentions(contacts: { email: string | null; phone: string | null }): Promise<void>;
 }
 
 /** Time and ids come from outside the domain. */

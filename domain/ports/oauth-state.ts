@@ -15,7 +15,14 @@ export interface OAuthStateClaims {
 /** How long a state is accepted after it was issued. */
 export const OAUTH_STATE_LIFETIME_SECONDS = 600;
 
-export type InvalidStateReason = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'reused';
+/** How long a connect ticket (the one-time link to the start URL) is accepted. */
+export const OAUTH_TICKET_LIFETIME_SECONDS = 300;
+
+/**
+ * `not_this_browser`: the state is genuine, but the browser bringing it back is not the one that started the
+ * flow (its nonce cookie is missing or different): someone else's authorize link, or a login CSRF.
+ */
+export type InvalidStateReason = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'reused' | 'not_this_browser';
 
 /** The state is not one we issued, expired, or was used already. */
 export class InvalidOAuthState extends DomainError {
@@ -26,8 +33,21 @@ export class InvalidOAuthState extends DomainError {
 }
 
 export interface OAuthStates {
-  /** A signed state for `claims`, valid for `OAUTH_STATE_LIFETIME_SECONDS` from `now`. */
-  issue(claims: OAuthStateClaims, now: Date): Promise<string>;
-  /** Verifies a state and marks it used; throws `InvalidOAuthState`. A second call with the same state throws `reused`. */
-  consume(state: string | undefined, now: Date): Promise<OAuthStateClaims>;
+  /**
+   * A one-time ticket for `claims`, valid `OAUTH_TICKET_LIFETIME_SECONDS`: the tenant's app hands it to the
+   * browser, which brings it to the start URL, where the flow gets bound to that browser.
+   */
+  issueTicket(claims: OAuthStateClaims, now: Date): Promise<string>;
+  /** Verifies a ticket and marks it used; throws `InvalidOAuthState`. */
+  redeemTicket(ticket: string | undefined, now: Date): Promise<OAuthStateClaims>;
+  /**
+   * A signed state for `claims`, valid for `OAUTH_STATE_LIFETIME_SECONDS` from `now`, bound to the browser
+   * holding `browserNonce` (the state carries only a hash of it; the browser holds it in an HttpOnly cookie).
+   */
+  issue(claims: OAuthStateClaims, browserNonce: string, now: Date): Promise<string>;
+  /**
+   * Verifies a state and the browser's nonce, and marks the state used; throws `InvalidOAuthState`. A second
+   * call with the same state throws `reused`.
+   */
+  consume(state: string | undefined, browserNonce: string | undefined, now: Date): Promise<OAuthStateClaims>;
 }

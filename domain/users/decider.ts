@@ -1,24 +1,30 @@
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { Decider } from '../shared/decider.ts';
 import { userSnapshots } from './snapshots.ts';
-import { evolveUser, initialUserState, userEvents, type Role, type UserEvent, type UserState } from './events.ts';
+import { evolveUser, initialUserState, userEvents, type EmailVerification, type PhoneVerification, type Role, type UserEvent, type UserState } from './events.ts';
 
 export type UserCommand =
   | {
       type: 'RegisterUser';
       userId: string;
       requestedRole: 'client' | 'consumer';
-      /** The caller's email is listed in ADMIN_EMAILS. */
+      /** The caller's verified email is listed in ADMIN_EMAILS and bound to this user (see admin-binding.ts). */
       isAdmin: boolean;
       emailHash: string;
+      emailVerifiedVia: EmailVerification | null;
       phoneHash: string | null;
+      phoneVerifiedVia: PhoneVerification | null;
       businessName: string | null;
+      /** Another user with the same email is suspended: the suspension holds for this one too. */
+      suspendedAsUser: string | null;
       now: string;
     }
   | { type: 'ApproveUser'; userId: string; by: string; tenantIdForClient: string; now: string }
   | { type: 'SuspendUser'; userId: string; by: string; reason: string | null; now: string }
   | { type: 'ReinstateUser'; userId: string; by: string; now: string }
-  | { type: 'ChangePhone'; userId: string; phoneHash: string | null; now: string }
+  | { type: 'ChangePhone'; userId: string; phoneHash: string | null; verifiedVia: PhoneVerification | null; now: string }
+  | { type: 'VerifyEmail'; userId: string; emailHash: string; via: EmailVerification; now: string }
+  | { type: 'VerifyPhone'; userId: string; phoneHash: string; via: PhoneVerification; now: string }
   | { type: 'ErasePersonalData'; userId: string; by: string; now: string };
 
 function decide(command: UserCommand, state: UserState): UserEvent[] {
@@ -30,19 +36,35 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
       if (role === 'client' && !command.businessName) {
         throw new DomainError('VALIDATION_FAILED', 'businessName is required to register as a client (merchant)');
       }
+      const status: 'pending' | 'approved' = role === 'client' ? 'pending' : 'approved';
+      const { userId, now } = command;
       return [
         {
           type: 'UserRegistered',
           data: {
-            userId: command.userId,
+            userId,
             role,
-            status: role === 'client' ? 'pending' : 'approved',
+            status,
             emailHash: command.emailHash,
             phoneHash: command.phoneHash,
             businessName: role === 'consumer' ? null : command.businessName,
-            registeredAt: command.now,
+            registeredAt: now,
           },
         },
+        ...(command.emailVerifiedVia
+          ? [{ type: 'UserEmailVerified' as const, data: { userId, emailHash: command.emailHash, via: command.emailVerifiedVia, verifiedAt: now } }]
+          : []),
+        ...(command.phoneHash && command.phoneVerifiedVia
+          ? [{ type: 'UserPhoneVerified' as const, data: { userId, phoneHash: command.phoneHash, via: command.phoneVerifiedVia, verifiedAt: now } }]
+          : []),
+        ...(command.suspendedAsUser
+          ? [
+              {
+                type: 'UserSuspended' as const,
+                data: { userId, suspendedBy: 'system:suspension', reason: `the same email is suspended as user ${command.suspendedAsUser}`, previousStatus: status, suspendedAt: now },
+              },
+            ]
+          : []),
       ];
     }
     case 'ApproveUser': {
@@ -86,8 +108,27 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
     }
     case 'ChangePhone': {
       if (state.status === 'unregistered') throw new NotFound('User');
-      if (state.phoneHash === command.phoneHash) return [];
-      return [{ type: 'UserPhoneChanged', data: { userId: command.userId, phoneHash: command.phoneHash, changedAt: command.now } }];
+      const verify = (phoneHash: string, via: PhoneVerification): UserEvent[] => [
+        { type: 'UserPhoneVerified', data: { userId: command.userId, phoneHash, via, verifiedAt: command.now } },
+      ];
+      if (state.phoneHash === command.phoneHash) {
+        return command.phoneHash && command.verifiedVia && !state.phoneVerified ? verify(command.phoneHash, command.verifiedVia) : [];
+      }
+      return [
+        { type: 'UserPhoneChanged', data: { userId: command.userId, phoneHash: command.phoneHash, changedAt: command.now } },
+        ...(command.phoneHash && command.verifiedVia ? verify(command.phoneHash, command.verifiedVia) : []),
+      ];
+    }
+    case 'VerifyEmail': {
+      if (state.status === 'unregistered') throw new NotFound('User');
+      if (state.erased || state.emailHash !== command.emailHash || state.emailVerified) return [];
+      return [{ type: 'UserEmailVerified', data: { userId: command.userId, emailHash: command.emailHash, via: command.via, verifiedAt: command.now } }];
+    }
+    case 'VerifyPhone': {
+      if (state.status === 'unregistered') throw new NotFound('User');
+      if (state.phoneHash !== command.phoneHash) throw new DomainError('CONFLICT', 'Your phone changed after the code was sent: request a new code');
+      if (state.phoneVerified) return [];
+      return [{ type: 'UserPhoneVerified', data: { userId: command.userId, phoneHash: command.phoneHash, via: command.via, verifiedAt: command.now } }];
     }
     case 'ErasePersonalData': {
       if (state.status === 'unregistered') throw new NotFound('User');

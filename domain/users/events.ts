@@ -37,6 +37,24 @@ export const userReinstated = EventType.define(
 export const userPhoneChanged = EventType.define('UserPhoneChanged', z.object({ userId: z.string(), phoneHash: z.string().nullable(), changedAt: z.string() }));
 export const userPersonalDataErased = EventType.define('UserPersonalDataErased', z.object({ userId: z.string(), erasedBy: z.string(), erasedAt: z.string() }));
 
+/** `token`: the token's verified flag; `identity_provider`: the provider confirms every contact it issues sessions for. */
+const emailVerification = z.enum(['token', 'identity_provider']);
+/** ... or `code`: the user typed the one-time code Tally sent to the phone. */
+const phoneVerification = z.enum(['token', 'identity_provider', 'code']);
+export type EmailVerification = z.output<typeof emailVerification>;
+export type PhoneVerification = z.output<typeof phoneVerification>;
+
+/** The user's email (this hash) is proven theirs: only a verified identity matches purchases and claims points. */
+export const userEmailVerified = EventType.define(
+  'UserEmailVerified',
+  z.object({ userId: z.string(), emailHash: z.string(), via: emailVerification, verifiedAt: z.string() }),
+);
+/** The user's current phone (this hash) is proven theirs; a later `UserPhoneChanged` makes the new phone unverified. */
+export const userPhoneVerified = EventType.define(
+  'UserPhoneVerified',
+  z.object({ userId: z.string(), phoneHash: z.string(), via: phoneVerification, verifiedAt: z.string() }),
+);
+
 export const userEvents = eventCodec(
   { stream: 'user-<userId>', writtenBy: 'userDecider' },
   userRegistered,
@@ -45,6 +63,8 @@ export const userEvents = eventCodec(
   userReinstated,
   userPhoneChanged,
   userPersonalDataErased,
+  userEmailVerified,
+  userPhoneVerified,
 );
 
 export type UserEvent = EventsOf<typeof userEvents>;
@@ -60,7 +80,9 @@ export type UserState =
       tenantId: string | null;
       businessName: string | null;
       emailHash: string;
+      emailVerified: boolean;
       phoneHash: string | null;
+      phoneVerified: boolean;
       registeredAt: string;
       /** What reinstating returns to. */
       statusBeforeSuspension: 'pending' | 'approved' | null;
@@ -81,7 +103,9 @@ export function evolveUser(state: UserState, event: UserEvent): UserState {
         tenantId: null,
         businessName: event.data.businessName,
         emailHash: event.data.emailHash,
+        emailVerified: false,
         phoneHash: event.data.phoneHash,
+        phoneVerified: false,
         registeredAt: event.data.registeredAt,
         statusBeforeSuspension: null,
         erased: false,
@@ -93,9 +117,13 @@ export function evolveUser(state: UserState, event: UserEvent): UserState {
     case 'UserReinstated':
       return state.status === 'unregistered' ? state : { ...state, status: event.data.status, statusBeforeSuspension: null };
     case 'UserPhoneChanged':
-      return state.status === 'unregistered' ? state : { ...state, phoneHash: event.data.phoneHash };
+      return state.status === 'unregistered' ? state : { ...state, phoneHash: event.data.phoneHash, phoneVerified: false };
     case 'UserPersonalDataErased':
-      return state.status === 'unregistered' ? state : { ...state, erased: true };
+      return state.status === 'unregistered' ? state : { ...state, erased: true, emailVerified: false, phoneVerified: false };
+    case 'UserEmailVerified':
+      return state.status === 'unregistered' || state.emailHash !== event.data.emailHash ? state : { ...state, emailVerified: true };
+    case 'UserPhoneVerified':
+      return state.status === 'unregistered' || state.phoneHash !== event.data.phoneHash ? state : { ...state, phoneVerified: true };
     default: {
       const unexpected: never = event;
       return unexpected;

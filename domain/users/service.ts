@@ -6,8 +6,9 @@ import { handleCommand, loadState } from '../shared/command-handler.ts';
 import type { CommandPath } from '../shared/command-path.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { EventMetadata, EventStore, Position } from '../ports/event-store.ts';
-import type { IdentityHasher, PersonalDataStore, Runtime } from '../ports/identity.ts';
-import { normaliseEmail, normalisePhone } from '../identity/normalise.ts';
+import type { IdentityHasher, PersonalDataStore, Runtime, StoredMessages } from '../ports/identity.ts';
+import { isPlainAsciiEmail, normaliseEmail, normalisePhone, tryNormalisePhone } from '../identity/normalise.ts';
+import { adminBindingDecider, adminBindingStream } from './admin-binding.ts';
 import { workspaceDecider, workspaceStream } from '../workspaces/workspace.ts';
 import { userDecider } from './decider.ts';
 import { userStream, type Role, type UserState, type UserStatus } from './events.ts';
@@ -19,16 +20,34 @@ export interface AccountsDependencies {
   runtime: Runtime;
   /** This process's command path (queue, recent states, snapshots, retries). */
   commands: CommandPath;
-  /** Lower-cased emails that register as admins. */
+  /** Lower-cased emails that register as admins (when verified; see `register`). */
   adminEmails: readonly string[];
+  /** Raw webhook bodies: erasure empties those naming the person. */
+  storedMessages: StoredMessages;
+  /** The admin registered with this email hash, if any (read model): admins from before the binding stream existed. */
+  adminWithEmail(emailHash: string): Promise<string | undefined>;
+  /** A suspended user registered with this email hash, if any (read model). */
+  suspendedUserWithEmail(emailHash: string): Promise<string | undefined>;
   /** The tenant id a client's workspace gets: derived from the user id, so provisioning is idempotent. */
   tenantIdFor(userId: string): string;
+}
+
+/** What the bearer token says about the caller's contact details (http/auth.ts builds it). */
+export interface TokenIdentity {
+  userId: string;
+  email: string | undefined;
+  emailVerified: boolean;
+  phone: string | undefined;
+  phoneVerified: boolean;
+  verifiedBy: 'token' | 'identity_provider';
 }
 
 export interface UserView {
   id: string;
   email: string | null;
+  emailVerified: boolean;
   phone: string | null;
+  phoneVerified: boolean;
   role: Role;
   status: UserStatus;
   tenantId: string | null;
@@ -54,7 +73,9 @@ export function accountsService(deps: AccountsDependencies) {
     return {
       id: state.userId,
       email: pii?.email ?? null,
+      emailVerified: state.emailVerified,
       phone: pii?.phone ?? null,
+      phoneVerified: state.phoneVerified,
       role: state.role,
       status: state.status,
       tenantId: state.tenantId,
@@ -73,23 +94,85 @@ export function accountsService(deps: AccountsDependencies) {
     return state;
   }
 
+  /** The phone the token vouches for, when it is the one given: then it needs no code. */
+  const tokenVouchesFor = (caller: TokenIdentity, phone: string | null) =>
+    phone !== null && caller.phoneVerified && tryNormalisePhone(caller.phone) === phone ? caller.verifiedBy : null;
+
+  /**
+   * Whether this caller registers as an admin: the email is in ADMIN_EMAILS, verified, typed as plain ASCII,
+   * and bound to this user (the first `sub` to claim it keeps it). Otherwise the reason, for the log.
+   */
+  async function adminGrant(caller: TokenIdentity, email: string, emailHash: string, metadata: EventMetadata): Promise<{ isAdmin: boolean; refused?: string }> {
+    if (!deps.adminEmails.includes(email)) return { isAdmin: false };
+    if (!caller.emailVerified) return { isAdmin: false, refused: 'admin email not verified by the identity provider' };
+    if (!isPlainAsciiEmail(caller.email ?? '')) return { isAdmin: false, refused: 'admin email not given as plain ASCII' };
+    // An admin registered before admin emails were bound holds the email as if bound.
+    const earlier = await deps.adminWithEmail(emailHash);
+    if (earlier && earlier !== caller.userId) return { isAdmin: false, refused: 'admin email already bound to another user' };
+    const binding = await handleCommand(
+      store,
+      adminBindingStream(emailHash),
+      adminBindingDecider,
+      { type: 'BindAdminEmail', emailHash, userId: caller.userId, now: now() },
+      context(metadata),
+    );
+    if (binding.state.status === 'bound' && binding.state.userId !== caller.userId) {
+      return { isAdmin: false, refused: 'admin email already bound to another user' };
+    }
+    return { isAdmin: true };
+  }
+
+  /** A registered caller whose token now vouches for their email or phone gets it recorded. */
+  async function recordTokenVerifications(caller: TokenIdentity, user: RegisteredUser, metadata: EventMetadata) {
+    let state: UserState = user;
+    let position: Position | undefined;
+    if (!user.emailVerified && caller.emailVerified && caller.email) {
+      const emailHash = hasher.hashEmail(normaliseEmail(caller.email));
+      const result = await handleCommand(store, userStream(user.userId), userDecider, { type: 'VerifyEmail', userId: user.userId, emailHash, via: caller.verifiedBy, now: now() }, context(metadata));
+      state = result.state;
+      position = result.position ?? position;
+    }
+    const pii = await personalData.get(user.userId);
+    const via = tokenVouchesFor(caller, pii?.phone ?? null);
+    if (!user.phoneVerified && via && pii?.phone) {
+      const phoneHash = hasher.hashPhone(pii.phone);
+      const result = await handleCommand(store, userStream(user.userId), userDecider, { type: 'VerifyPhone', userId: user.userId, phoneHash, via, now: now() }, context(metadata));
+      state = result.state;
+      position = result.position ?? position;
+    }
+    return { state: state as RegisteredUser, position };
+  }
+
   return {
     load,
     view,
 
-    /** Registers the caller once; a repeated call returns the user as first registered. */
+    /**
+     * Registers the caller once; a repeated call returns the user as first registered, recording any
+     * verification the token now brings (an email the provider has since confirmed).
+     */
     async register(
-      caller: { userId: string; email: string | undefined },
+      caller: TokenIdentity,
       input: Registration,
       metadata: EventMetadata,
-    ): Promise<{ user: UserView; created: boolean; position: Position | undefined }> {
+    ): Promise<{ user: UserView; created: boolean; position: Position | undefined; adminRefused?: string }> {
       const existing = await load(caller.userId);
-      if (existing.status !== 'unregistered') return { user: await view(existing), created: false, position: undefined };
+      if (existing.status !== 'unregistered') {
+        const updated = await recordTokenVerifications(caller, existing, metadata);
+        return { user: await view(updated.state), created: false, position: updated.position };
+      }
       if (!caller.email) throw new DomainError('VALIDATION_FAILED', 'The token has no email claim: an email is needed to register');
       const email = normaliseEmail(caller.email);
+      const emailHash = hasher.hashEmail(email);
       const phone = input.phone ? normalisePhone(input.phone) : null;
-      // Personal data first: if the append below never happens, a retry finds the same row to overwrite.
+      const admin = await adminGrant(caller, email, emailHash, metadata);
+      // Personal data first, so the user is never seen without it; if the append fails, the row goes again
+      // (a registration that did not happen leaves no contact details behind).
       await personalData.save({ userId: caller.userId, email, phone });
+      const undoPersonalData = async (error: unknown): Promise<never> => {
+        if ((await load(caller.userId)).status === 'unregistered') await personalData.erase(caller.userId);
+        throw error;
+      };
       const result = await handleCommand(
         store,
         userStream(caller.userId),
@@ -98,16 +181,24 @@ export function accountsService(deps: AccountsDependencies) {
           type: 'RegisterUser',
           userId: caller.userId,
           requestedRole: input.role,
-          isAdmin: deps.adminEmails.includes(email),
-          emailHash: hasher.hashEmail(email),
+          isAdmin: admin.isAdmin,
+          emailHash,
+          emailVerifiedVia: caller.emailVerified ? caller.verifiedBy : null,
           phoneHash: phone ? hasher.hashPhone(phone) : null,
+          phoneVerifiedVia: tokenVouchesFor(caller, phone),
           businessName: input.businessName?.trim() || null,
+          suspendedAsUser: (await deps.suspendedUserWithEmail(emailHash)) ?? null,
           now: now(),
         },
         context(metadata),
-      );
+      ).catch(undoPersonalData);
       if (result.state.status === 'unregistered') throw new Error('registration produced no user');
-      return { user: await view(result.state), created: result.events.length > 0, position: result.position };
+      return {
+        user: await view(result.state),
+        created: result.events.length > 0,
+        position: result.position,
+        ...(admin.refused ? { adminRefused: admin.refused } : {}),
+      };
     },
 
     /** Approves a pending user; a client gets its workspace first. Approving twice is harmless. */
@@ -145,8 +236,12 @@ export function accountsService(deps: AccountsDependencies) {
       return { user: await view(result.state as RegisteredUser), position: result.position };
     },
 
-    /** Adds or changes the caller's phone (a later identity match may then claim held points). */
-    async changePhone(userId: string, phone: string | null, metadata: EventMetadata) {
+    /**
+     * Adds or changes the caller's phone. It is stored unverified, unless the token vouches for this very
+     * phone; only once verified does it match purchases and claim held points.
+     */
+    async changePhone(caller: TokenIdentity, phone: string | null, metadata: EventMetadata) {
+      const userId = caller.userId;
       const user = await requireUser(userId);
       const normalised = phone ? normalisePhone(phone) : null;
       const pii = await personalData.get(userId);
@@ -155,15 +250,21 @@ export function accountsService(deps: AccountsDependencies) {
         store,
         userStream(userId),
         userDecider,
-        { type: 'ChangePhone', userId, phoneHash: normalised ? hasher.hashPhone(normalised) : null, now: now() },
+        { type: 'ChangePhone', userId, phoneHash: normalised ? hasher.hashPhone(normalised) : null, verifiedVia: tokenVouchesFor(caller, normalised), now: now() },
         context(metadata),
       );
       return { user: await view((result.state.status === 'unregistered' ? user : result.state) as RegisteredUser), position: result.position };
     },
 
-    /** Deletes the person's contact details; their history stays, holding only keyed hashes. */
+    /**
+     * Deletes the person's contact details and empties the stored webhooks naming them; their history stays,
+     * holding only keyed hashes, and matches nothing any more (the projections drop their identities).
+     */
     async erasePersonalData(adminId: string, userId: string, metadata: EventMetadata) {
       await requireUser(userId);
+      // The stored webhooks first: once the contacts are gone, nothing says what to look for.
+      const pii = await personalData.get(userId);
+      if (pii) await deps.storedMessages.eraseMentions({ email: pii.email, phone: pii.phone });
       await personalData.erase(userId);
       const result = await handleCommand(
         store,

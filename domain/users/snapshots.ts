@@ -13,7 +13,9 @@ const userStateSchema = z.discriminatedUnion('status', [
     tenantId: z.string().nullable(),
     businessName: z.string().nullable(),
     emailHash: z.string(),
+    emailVerified: z.boolean(),
     phoneHash: z.string().nullable(),
+    phoneVerified: z.boolean(),
     registeredAt: z.string(),
     statusBeforeSuspension: z.enum(['pending', 'approved']).nullable(),
     erased: z.boolean(),
@@ -22,7 +24,7 @@ const userStateSchema = z.discriminatedUnion('status', [
 
 /** Bump `version` when `UserState` changes (a field added by evolveUser changes its fingerprint, so that is covered too). */
 export const userSnapshots: StateSnapshots<UserState> = {
-  version: 1,
+  version: 2,
   toJson: (state) => ({ ...state }) satisfies Record<string, JsonValue>,
   fromJson: (json): UserState => userStateSchema.parse(json),
 };

@@ -35,12 +35,27 @@ export const pointsAdjusted = EventType.define(
   z.object({ ...owner, points, reason: z.string(), adjustedBy: z.string(), idempotencyKey: z.string().nullable() }),
 );
 
+/**
+ * A credit that would break a bound (`MAX_CREDIT_POINTS` per credit, `MAX_BALANCE_POINTS` per balance) is
+ * recorded as refused, with what it would have been, and not applied: balances stay exact integers.
+ */
+export const pointsCreditRefused = EventType.define(
+  'PointsCreditRefused',
+  z.object({ ...owner, paymentId: z.string(), points, reason: z.enum(['credit_above_limit', 'balance_above_limit']), limit: z.number().int() }),
+);
+
 export const walletEvents = eventCodec(
   { stream: 'wallet-<walletId>', writtenBy: 'walletDecider' },
   pointsCredited,
   pointsReversed,
   pointsRedeemed,
   pointsAdjusted,
+  pointsCreditRefused,
 );
 
 export type WalletEvent = EventsOf<typeof walletEvents>;
+
+/** The types that change a balance (ledger lines, reconciliation); `PointsCreditRefused` changes none. */
+export const walletBalanceEvents = eventCodec(undefined, pointsCredited, pointsReversed, pointsRedeemed, pointsAdjusted);
+
+export type WalletBalanceEvent = EventsOf<typeof walletBalanceEvents>;

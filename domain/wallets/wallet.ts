@@ -7,9 +7,14 @@ import { z } from 'zod';
 import type { Decider, StateSnapshots } from '../shared/decider.ts';
 import { DomainError } from '../shared/errors.ts';
 import { GrowOnlyMap, GrowOnlySet } from '../shared/grow-only.ts';
-import { walletEvents, type WalletEvent } from './events.ts';
+import { walletBalanceEvents, walletEvents, type WalletEvent } from './events.ts';
 
 export type { WalletEvent } from './events.ts';
+
+/** The most one credit may add: far above any real purchase, far below where numbers lose precision. */
+export const MAX_CREDIT_POINTS = 1_000_000_000;
+/** The bound of a balance, either way (10^12, under 2^53 ≈ 9·10^15 with room for every sum the ledger makes). */
+export const MAX_BALANCE_POINTS = 1_000_000_000_000;
 
 export interface WalletState {
   walletId: string | null;
@@ -121,6 +126,16 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         // Exactly once per payment, however often the reactor delivers it.
         if (state.creditedPayments.has(command.paymentId)) return [];
         const { type: _type, ...data } = command;
+        const refuse = (reason: 'credit_above_limit' | 'balance_above_limit', limit: number): WalletEvent[] => [
+          {
+            type: 'PointsCreditRefused',
+            data: { walletId: data.walletId, tenantId: data.tenantId, consumerId: data.consumerId, paymentId: data.paymentId, points: data.points, reason, limit },
+          },
+        ];
+        if (!Number.isSafeInteger(data.points) || data.points > MAX_CREDIT_POINTS) return refuse('credit_above_limit', MAX_CREDIT_POINTS);
+        if (state.balance + data.points > MAX_BALANCE_POINTS || state.lifetimeEarned + data.points > MAX_BALANCE_POINTS) {
+          return refuse('balance_above_limit', MAX_BALANCE_POINTS);
+        }
         return [{ type: 'PointsCredited', data }];
       }
       case 'ReversePoints': {
@@ -161,6 +176,13 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           }
         }
         const wallet = owner(state);
+        const after = state.balance + command.points;
+        if (after > MAX_BALANCE_POINTS || after < -MAX_BALANCE_POINTS) {
+          throw new DomainError('UNPROCESSABLE', `The balance would be ${after}: balances stay within ±${MAX_BALANCE_POINTS} points`, {
+            balance: state.balance,
+            limit: MAX_BALANCE_POINTS,
+          });
+        }
         return [
           {
             type: 'PointsAdjusted',
@@ -207,6 +229,9 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           : state.requests;
         return { ...state, ...opened, balance: state.balance + event.data.points, requests };
       }
+      case 'PointsCreditRefused':
+        // The payment is settled for this wallet: a redelivery is not a second chance.
+        return { ...state, ...opened, creditedPayments: state.creditedPayments.add(event.data.paymentId) };
       default: {
         const unexpected: never = event;
         return unexpected;
@@ -226,6 +251,8 @@ export function pointsDelta(event: WalletEvent): number {
       return -event.data.points;
     case 'PointsAdjusted':
       return event.data.points;
+    case 'PointsCreditRefused':
+      return 0;
     default: {
       const unexpected: never = event;
       return unexpected;
@@ -233,4 +260,5 @@ export function pointsDelta(event: WalletEvent): number {
   }
 }
 
-export const WALLET_EVENT_TYPES = walletEvents.types;
+/** The balance-changing types (ledger lines, reconciliation); `PointsCreditRefused` changes no balance. */
+export const WALLET_EVENT_TYPES = walletBalanceEvents.types;

@@ -3,18 +3,20 @@ import type pg from 'pg';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { EventMetadata, EventStore } from '../../domain/ports/event-store.ts';
-import type { AccountsService } from '../../domain/users/service.ts';
+import type { AccountsService, TokenIdentity } from '../../domain/users/service.ts';
+import type { PhoneVerificationService } from '../../domain/users/phone-verification.ts';
 import type { RewardRulesService } from '../../domain/rewards/service.ts';
 import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
 import { listRewardRules, searchUsers } from '../../projections/read/accounts.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, parseRequest } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import type { RouteSpec } from './table.ts';
 
 export interface AccountRoutesDependencies {
   accounts: AccountsService;
+  phoneVerification: PhoneVerificationService;
   rules: RewardRulesService;
   store: EventStore;
   pool: pg.Pool;
@@ -31,6 +33,28 @@ const registerBody = z
   .strict();
 
 const meBody = z.object({ phone: z.string().min(3).max(40).nullable() }).strict();
+const verifyPhoneBody = z.object({ code: z.string().regex(/^\d{6}$/, 'code must be the 6 digits sent by SMS') }).strict();
+
+const identityOf = (c: Caller): TokenIdentity => ({
+  userId: c.userId,
+  email: c.email,
+  emailVerified: c.emailVerified,
+  phone: c.phone,
+  phoneVerified: c.phoneVerified,
+  verifiedBy: c.verifiedBy,
+});
+
+const meView = (user: Awaited<ReturnType<AccountsService['view']>>) => ({
+  id: user.id,
+  email: user.email,
+  emailVerified: user.emailVerified,
+  phone: user.phone,
+  phoneVerified: user.phoneVerified,
+  role: user.role,
+  status: user.status,
+  tenantId: user.tenantId,
+  businessName: user.businessName,
+});
 const suspendBody = z.object({ reason: z.string().trim().min(1).max(500).optional() }).strict();
 const searchQuery = z.object({ q: z.string().trim().min(1, 'q is required: part of an email, id or business name').max(200) });
 
@@ -46,16 +70,22 @@ export function tenantOf(ctx: Context): string {
   return tenantId;
 }
 
-/** Event metadata for a request: who, and the request id as correlation. */
+/**
+ * A request's correlation id: `request:<X-Request-Id>`. Namespaced, because the client chooses its request id:
+ * `X-Request-Id: webhook:ev-1` must not join that webhook's trail (`webhook:…`, `poll:…` are ours).
+ */
+export const requestCorrelation = (ctx: Context) => `request:${ctx.state.requestId}`;
+
+/** Event metadata for a request: who, and the request as correlation. */
 export function metadataFor(ctx: Context): EventMetadata {
   const c = ctx.state.caller;
   const actor = c ? `${c.user?.role === 'admin' ? 'admin' : 'user'}:${c.userId}` : 'anonymous';
-  return { correlationId: ctx.state.requestId, causationId: ctx.state.requestId, actor };
+  return { correlationId: requestCorrelation(ctx), causationId: requestCorrelation(ctx), actor };
 }
 
-export const body = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => schema.parse(ctx.request.body ?? {});
-export const params = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => schema.parse(ctx.params);
-export const query = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => schema.parse(ctx.query);
+export const body = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => parseRequest(schema, ctx.request.body ?? {});
+export const params = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => parseRequest(schema, ctx.params);
+export const query = <T extends z.ZodType>(schema: T, ctx: Context): z.infer<T> => parseRequest(schema, ctx.query);
 
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
   const { accounts, rules } = deps;
@@ -68,7 +98,9 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       async handler(ctx) {
         const input = body(registerBody, ctx);
         const c = caller(ctx);
-        const result = await accounts.register({ userId: c.userId, email: c.email }, input, metadataFor(ctx));
+        const result = await accounts.register(identityOf(c), input, metadataFor(ctx));
+        // A security signal for operators: someone presented an admin email that does not make them an admin.
+        if (result.adminRefused) ctx.log.warn({ userId: c.userId, reason: result.adminRefused }, result.adminRefused);
         ctx.status = result.created ? 201 : 200;
         ctx.body = { user: result.user, position: result.position ?? null };
       },
@@ -77,25 +109,49 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       method: 'get',
       path: '/api/v1/me',
       access: 'self',
-      summary: "The caller's account: id, email, phone, role, status, tenantId.",
+      summary: "The caller's account: id, email, phone (each with whether it is verified), role, status, tenantId.",
       async handler(ctx) {
         const c = caller(ctx);
         if (!c.user) throw new HttpError('NOT_FOUND', 'You are not registered yet: POST /api/v1/me/register');
-        const user = await accounts.view(c.user);
-        ctx.body = { id: user.id, email: user.email, phone: user.phone, role: user.role, status: user.status, tenantId: user.tenantId, businessName: user.businessName };
+        ctx.body = meView(await accounts.view(c.user));
       },
     },
     {
       method: 'patch',
       path: '/api/v1/me',
       access: 'self',
-      summary: "Change the caller's phone number (null removes it).",
+      summary: "Change the caller's phone number (null removes it); it stays unverified until proven.",
       async handler(ctx) {
         const c = caller(ctx);
         if (!c.user) throw new HttpError('NOT_FOUND', 'You are not registered yet: POST /api/v1/me/register');
         const input = body(meBody, ctx);
-        const result = await accounts.changePhone(c.userId, input.phone, metadataFor(ctx));
+        const result = await accounts.changePhone(identityOf(c), input.phone, metadataFor(ctx));
         ctx.body = { user: result.user, position: result.position ?? null };
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/me/phone/verification',
+      access: 'self',
+      summary: "Send a 6-digit code by SMS to the caller's phone (valid 10 minutes; at most 5 codes an hour).",
+      async handler(ctx) {
+        const result = await deps.phoneVerification.send(caller(ctx).userId);
+        ctx.status = 202;
+        ctx.body = result;
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/me/phone/verify',
+      access: 'self',
+      summary: 'Prove the phone with the code sent by SMS: `{ "code": "123456" }` (at most 5 wrong codes per code).',
+      async handler(ctx) {
+        const c = caller(ctx);
+        const { code } = body(verifyPhoneBody, ctx);
+        const result = await deps.phoneVerification.verify(c.userId, code, metadataFor(ctx));
+        const user = await accounts.load(c.userId);
+        if (user.status === 'unregistered') throw new HttpError('NOT_FOUND', 'You are not registered yet: POST /api/v1/me/register');
+        ctx.body = { user: await accounts.view(user), position: result.position ?? null };
       },
     },
     {

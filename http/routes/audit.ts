@@ -106,9 +106,15 @@ export function auditRoutes(deps: AuditRoutesDependencies): RouteSpec[] {
       async handler(ctx) {
         const { correlationId } = params(z.object({ correlationId: id('correlationId') }), ctx);
         const page = query(historyQuery, ctx);
-        const history = await correlationHistory(pool, correlationId, page);
+        // An X-Request-Id as the client sent it finds its request's trail (`request:<id>`); ours match as they are.
+        let resolved = correlationId;
+        let history = await correlationHistory(pool, resolved, page);
+        if (history.items.length === 0) {
+          const request = await correlationHistory(pool, `request:${correlationId}`, page);
+          if (request.items.length) [resolved, history] = [`request:${correlationId}`, request];
+        }
         if (!page.cursor && history.items.length === 0) throw new NotFound('Correlation id');
-        ctx.body = { correlationId, ...history };
+        ctx.body = { correlationId: resolved, ...history };
       },
     },
   ];

@@ -1,5 +1,6 @@
 /** The Square connection: connect (OAuth), see, refresh, disconnect, the refresh cron, and the runbook's debug endpoint. */
 import type pg from 'pg';
+import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { EventMetadata } from '../../domain/ports/event-store.ts';
@@ -7,7 +8,7 @@ import { ConnectFailed, type ConnectFailureReason } from '../../domain/connectio
 import type { RefreshReport, SquareConnectionsService } from '../../domain/connections/service.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
 import { lastWebhookReceivedAt, posConnection } from '../../projections/read/connections.ts';
-import { metadataFor, tenantOf } from './accounts.ts';
+import { metadataFor, requestCorrelation, tenantOf } from './accounts.ts';
 import { squareDiagnosis } from './square-diagnosis.ts';
 import type { RouteSpec } from './table.ts';
 
@@ -31,6 +32,10 @@ const actorOf = (ctx: Context) => metadataFor(ctx).actor ?? 'anonymous';
 
 const reportJson = (report: RefreshReport) => ({ ...report, position: report.position ?? null });
 
+/** The browser's half of the OAuth flow binding: HttpOnly, SameSite=Lax (it must ride Square's top-level redirect back). */
+export const OAUTH_NONCE_COOKIE = 'tally_square_oauth';
+const COOKIE_PATH = '/api/v1/oauth/square';
+
 export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[] {
   const { connections, settings } = deps;
   const backToFrontend = (ctx: Context, outcome: { connected: true } | { error: ConnectFailureReason }) => {
@@ -40,14 +45,48 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
     ctx.redirect(target.toString());
   };
 
+  const cookieOptions = { httpOnly: true, secure: settings.secureCookies, sameSite: 'lax' as const, path: COOKIE_PATH, overwrite: true };
+  /**
+   * TLS ends at the edge (API_BASE_URL is https): the cookie is Secure though this hop is plain http, so the
+   * cookie library is told the connection is secure rather than refusing to send it.
+   */
+  const setNonce = (ctx: Context, value: string, extra: { maxAge: number; expires?: Date }) => {
+    if (settings.secureCookies) (ctx.cookies as unknown as { secure: boolean }).secure = true;
+    ctx.cookies.set(OAUTH_NONCE_COOKIE, value, { ...cookieOptions, ...extra });
+  };
+  const clearNonce = (ctx: Context) => setNonce(ctx, '', { maxAge: 0, expires: new Date(0) });
+
   return [
     {
       method: 'get',
       path: '/api/v1/client/pos/square/connect',
       access: 'tenant',
-      summary: 'The Square authorize URL to send the merchant to (state signed, bound to the tenant, single use, valid 10 minutes).',
+      summary: 'A one-time start URL (valid 5 minutes) for the browser to open: it binds the flow to that browser and redirects to Square.',
       async handler(ctx) {
         ctx.body = await connections.connectUrl({ tenantId: tenantOf(ctx), actor: actorOf(ctx) });
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/oauth/square/start',
+      access: 'public',
+      summary: "The browser opens the connect URL here: sets the HttpOnly nonce cookie the state is bound to, answers 302 to Square's authorize URL.",
+      async handler(ctx) {
+        const ticket = typeof ctx.query.ticket === 'string' && ctx.query.ticket.length <= 4000 ? ctx.query.ticket : undefined;
+        const nonce = randomBytes(32).toString('base64url');
+        try {
+          const { authorizeUrl } = await connections.startConnect(ticket, nonce);
+          // The client's request for this page carries no cookie Square could see, and no other site can read it.
+          setNonce(ctx, nonce, { maxAge: 600_000 });
+          ctx.set('Cache-Control', 'no-store');
+          ctx.redirect(authorizeUrl);
+        } catch (error) {
+          if (error instanceof ConnectFailed) {
+            ctx.log.warn({ reason: error.reason, detail: error.detail }, 'Square connect could not start');
+            return backToFrontend(ctx, { error: error.reason });
+          }
+          throw error;
+        }
       },
     },
     {
@@ -56,6 +95,9 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
       access: 'public',
       summary: 'Square redirects the browser here after consent; answers 302 to <FRONTEND_URL>/pos?connected=square or ?error=<code>.',
       async handler(ctx) {
+        const browserNonce = ctx.cookies.get(OAUTH_NONCE_COOKIE) || undefined;
+        // Whatever happens next, the nonce is spent: one flow per cookie.
+        if (browserNonce) clearNonce(ctx);
         const parsed = callbackQuery.safeParse(ctx.query);
         if (!parsed.success) {
           ctx.log.warn({ reason: 'invalid_state', detail: 'the callback query is malformed' }, 'Square connect failed');
@@ -65,6 +107,7 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
         try {
           const connected = await connections.completeConnect(
             { code: q.code, state: q.state, error: q.error, errorDescription: q.error_description },
+            browserNonce,
             metadataFor(ctx),
           );
           ctx.log.info({ tenantId: connected.tenantId, merchantId: connected.merchantId, previous: connected.previous }, 'Square connected');
@@ -120,7 +163,7 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
       access: 'cron',
       summary: 'Refresh every active Square token older than 7 days or expiring within 8; reports what happened per connection.',
       async handler(ctx) {
-        const metadata: EventMetadata = { correlationId: ctx.state.requestId, causationId: ctx.state.requestId, actor: 'system:cron' };
+        const metadata: EventMetadata = { correlationId: requestCorrelation(ctx), causationId: requestCorrelation(ctx), actor: 'system:cron' };
         const reports = await connections.refreshDue(metadata, (tenantId, error) => ctx.log.error({ err: error, tenantId }, 'Square token refresh failed unexpectedly'));
         const counts: Record<string, number> = {};
         for (const report of reports) counts[report.outcome] = (counts[report.outcome] ?? 0) + 1;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type pg from 'pg';
 import type { Reconciler } from '../../projections/ops/reconcile.ts';
 import { allConnections } from '../../projections/read/connections.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, parseRequest } from '../errors.ts';
 import { body, params } from './accounts.ts';
 import type { RouteSpec } from './table.ts';
 
@@ -21,7 +21,7 @@ export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }
       access: 'admin',
       summary: "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error (?status=).",
       async handler(ctx) {
-        const { status } = connectionsQuery.parse(ctx.query);
+        const { status } = parseRequest(connectionsQuery, ctx.query);
         ctx.body = await allConnections(deps.pool, status);
       },
     },

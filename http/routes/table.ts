@@ -6,6 +6,7 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Access } from '../access.ts';
 import { HttpError } from '../errors.ts';
+import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
 import type { Position } from '../../domain/ports/event-store.ts';
 
 export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
@@ -48,6 +49,8 @@ export function buildRouter(routes: readonly RouteSpec[], deps: RouterDependenci
     const middleware: Middleware[] = [deps.guard(route.access)];
     if (route.method === 'get') middleware.push(minPosition(deps));
     router[route.method](route.path, ...middleware, async (ctx) => {
+      const bad = unstorableTextAt(ctx.params, 'path');
+      if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
       await route.handler(ctx);
     });
   }

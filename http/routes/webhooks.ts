@@ -8,6 +8,7 @@ import type { Context } from 'koa';
 import { InvalidSquareWebhook, parseSquareWebhook } from '../../domain/square/webhook.ts';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { HttpError } from '../errors.ts';
+import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
 import type { RouteSpec } from './table.ts';
 import type { FailureLimiter } from '../rate-limit.ts';
 
@@ -60,12 +61,11 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
         if (!deps.signatureKey) {
           throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
         }
-        deps.failures.check(ctx.ip);
         const body = await readBody(ctx);
         const signature = ctx.get('x-square-hmacsha256-signature');
         if (!signature || !signatureMatches(deps.signatureKey, deps.notificationUrl, body, signature)) {
           deps.onSignatureFailure?.();
-          deps.failures.fail(ctx.ip);
+          deps.failures.fail(ctx.ip, 'webhook');
           throw new HttpError('UNAUTHENTICATED', signature ? 'The webhook signature does not match' : 'The x-square-hmacsha256-signature header is missing');
         }
         const text = body.toString('utf8');
@@ -75,6 +75,8 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
         } catch {
           throw new HttpError('INVALID_JSON', 'The webhook body is not valid JSON');
         }
+        const bad = unstorableTextAt(json, 'body');
+        if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
         let event;
         try {
           event = parseSquareWebhook(json);

@@ -11,8 +11,11 @@
  */
 import type pg from 'pg';
 import type { EventStore, Position } from '../../domain/ports/event-store.ts';
-import { pointsDelta, type WalletEvent } from '../../domain/wallets/wallet.ts';
-import { walletEvents } from '../../domain/wallets/events.ts';
+import { pointsDelta } from '../../domain/wallets/wallet.ts';
+// A refused credit (PointsCreditRefused) moves no balance and has no ledger line: only the balance types are replayed.
+import { walletBalanceEvents, type WalletBalanceEvent as WalletEvent, type WalletEvent as AnyWalletEvent } from '../../domain/wallets/events.ts';
+
+const isBalanceEvent = (event: AnyWalletEvent): event is WalletEvent => walletBalanceEvents.handles(event.type);
 import type { Decoded } from '../../domain/shared/codec.ts';
 
 export interface WalletFigures {
@@ -46,7 +49,7 @@ interface Replayed {
 }
 
 const PAGE = 5000;
-const WALLET_FEED = { eventTypes: walletEvents.types, streamPrefixes: ['wallet-'] };
+const WALLET_FEED = { eventTypes: walletBalanceEvents.types, streamPrefixes: ['wallet-'] };
 
 /**
  * Adds one event to a wallet's figures in place: the same sums as `walletDecider.evolve` (balance by
@@ -66,9 +69,9 @@ function replayEvent(replayed: Replayed, e: WalletEvent): void {
 const newReplayed = (): Replayed => ({ tenantId: null, figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 } });
 
 /** The figures replay gives one wallet's events (exported for the property test that holds it to the decider). */
-export function replayedFigures(events: readonly WalletEvent[]): WalletFigures {
+export function replayedFigures(events: readonly AnyWalletEvent[]): WalletFigures {
   const replayed = newReplayed();
-  for (const event of events) replayEvent(replayed, event);
+  for (const event of events) if (isBalanceEvent(event)) replayEvent(replayed, event);
   return replayed.figures;
 }
 
@@ -182,7 +185,7 @@ export function reconciler(deps: ReconcilerDependencies) {
         const page = await deps.store.readAll({ from, ...(head ? { to: head } : {}), limit, filter: WALLET_FEED });
         // Forwards reads include their start: skip the event the previous page ended with.
         for (let i = skip; i < page.length; i++) {
-          const event = walletEvents.decode(page[i]!);
+          const event = walletBalanceEvents.decode(page[i]!);
           if (options.tenantId && event.data.tenantId !== options.tenantId) continue;
           const walletId = event.stream.slice('wallet-'.length);
           let replayed = replays.get(walletId);
@@ -198,7 +201,7 @@ export function reconciler(deps: ReconcilerDependencies) {
         from = last.position;
       }
       const replayedEvents = async (walletId: string) =>
-        walletEvents
+        walletBalanceEvents
           .decodeHandled(await deps.store.readStream(`wallet-${walletId}`))
           .filter((e) => (!upTo || !deps.store.isAfter(e.position, upTo)) && (!options.tenantId || e.data.tenantId === options.tenantId));
       return report(replays, replayedEvents, await projectedWallets(deps.pool, null, options.tenantId), eventsReplayed, started);
@@ -207,7 +210,7 @@ export function reconciler(deps: ReconcilerDependencies) {
     /** One wallet, from its own stream: instant. */
     async wallet(walletId: string): Promise<ReconcileReport & { walletId: string; consistent: boolean }> {
       const started = clock();
-      const events = (await deps.store.readStream(`wallet-${walletId}`)).map((e) => walletEvents.decode(e));
+      const events = walletBalanceEvents.decodeHandled(await deps.store.readStream(`wallet-${walletId}`));
       const last = events.at(-1);
       if (last) await deps.settle(last.position);
       const replays = new Map<string, Replayed>();

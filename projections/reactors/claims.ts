@@ -1,6 +1,6 @@
 /**
- * Points held for a customer nobody could identify are claimed when a consumer with a matching identity
- * registers or adds a phone (or when such a consumer is already known as the purchase is stored), within the
+ * Points held for a customer nobody could identify are claimed when a consumer verifies a matching identity
+ * (or when such a consumer is already known as the purchase is stored), within the
  * claim window (`CLAIM_WINDOW_DAYS`, the decider's, the last instant included), once. The matching reads the
  * `held_points` read model, which the runner has brought at least to the events handed here, so both sides of a
  * match are seen whichever arrives first. The purchase decider makes a repeated claim a no-op.
@@ -8,7 +8,7 @@
 import type { EventStore } from '../../domain/ports/event-store.ts';
 import { CLAIM_WINDOW_DAYS, purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
 import { purchaseCompleted } from '../../domain/payments/events.ts';
-import { userPhoneChanged, userRegistered } from '../../domain/users/events.ts';
+import { userEmailVerified, userPhoneVerified } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
 import type { CommandPath } from '../../domain/shared/command-path.ts';
 import { assertNever } from '../../domain/shared/decider.ts';
@@ -24,8 +24,8 @@ export interface ClaimsDependencies {
   walletIdFor(tenantId: string, consumerId: string): string;
 }
 
-/** An identity appearing, or a purchase held for one. */
-export const claimsEvents = eventCodec(undefined, userRegistered, userPhoneChanged, purchaseCompleted);
+/** An identity verified, or a purchase held for one. */
+export const claimsEvents = eventCodec(undefined, userEmailVerified, userPhoneVerified, purchaseCompleted);
 type Cause = Decoded<EventsOf<typeof claimsEvents>>;
 
 export function claimsReactor(deps: ClaimsDependencies): Reactor {
@@ -57,20 +57,19 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
     async handle(events, context) {
       for (const e of events) {
         switch (e.type) {
-          case 'UserRegistered':
-            if (e.data.role !== 'consumer') break;
-            await claimHeldFor(e.data.userId, [e.data.emailHash, ...(e.data.phoneHash ? [e.data.phoneHash] : [])], e, context);
-            break;
-          case 'UserPhoneChanged': {
-            if (!e.data.phoneHash) break;
-            const known = await context.db.query(`SELECT 1 FROM consumer_identities WHERE consumer_id = $1 AND identity_hash = $2`, [e.data.userId, e.data.phoneHash]);
-            if (known.rowCount) await claimHeldFor(e.data.userId, [e.data.phoneHash], e, context);
+          case 'UserEmailVerified':
+          case 'UserPhoneVerified': {
+            // Only a verified identity claims, and only its owner (held_points has recorded who that is).
+            const hash = e.type === 'UserEmailVerified' ? e.data.emailHash : e.data.phoneHash;
+            const owner = await context.db.query(`SELECT 1 FROM consumer_identities WHERE consumer_id = $1 AND identity_hash = $2`, [e.data.userId, hash]);
+            if (owner.rowCount) await claimHeldFor(e.data.userId, [hash], e, context);
             break;
           }
           case 'PurchaseCompleted': {
             if (e.data.outcome !== 'stored_anonymous' || e.data.points <= 0 || !e.data.identityHashes.length) break;
             const { rows } = await context.db.query<{ consumer_id: string; identity_hash: string }>(
-              `SELECT consumer_id, identity_hash FROM consumer_identities WHERE identity_hash = ANY($1) ORDER BY consumer_id LIMIT 1`,
+              `SELECT consumer_id, identity_hash FROM consumer_identities WHERE identity_hash = ANY($1)
+                ORDER BY array_position($1::text[], identity_hash) LIMIT 1`,
               [e.data.identityHashes],
             );
             const match = rows[0];

@@ -75,27 +75,51 @@ export async function listRewardRules(pool: pg.Pool, tenantId: string) {
   });
 }
 
-/** The approved consumer that owns one of these identity hashes (the earliest registered, if several). */
 /**
- * `consumerByIdentity` for many sets of hashes in one query (a batch of webhooks): for each set, the approved
- * consumer it belongs to, chosen by the same order.
+ * The approved consumer who owns one of these identity hashes: who verified it last (one owner per identity at
+ * a time). Unverified emails and phones own nothing. Hashes are tried in the order given (email first).
+ */
+export async function consumerByIdentity(pool: pg.Pool, hashes: readonly string[]): Promise<string | undefined> {
+  const { rows } = await pool.query<{ consumer_id: string }>(
+    `SELECT o.consumer_id FROM identity_owners o JOIN users u ON u.id = o.consumer_id
+      WHERE o.identity_hash = ANY($1) AND u.status = 'approved' AND NOT u.erased
+      ORDER BY array_position($1::text[], o.identity_hash) LIMIT 1`,
+    [hashes],
+  );
+  return rows[0]?.consumer_id;
+}
+
+/** The first admin registered with this email hash. */
+export async function adminWithEmail(pool: pg.Pool, emailHash: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ id: string }>(`SELECT id FROM users WHERE email_hash = $1 AND role = 'admin' ORDER BY registered_at, id LIMIT 1`, [emailHash]);
+  return rows[0]?.id;
+}
+
+/**
+ * `consumerByIdentity` for many sets of hashes in one query (a batch of webhooks): for each set, exactly what
+ * `consumerByIdentity` answers for it, i.e. the owner of its first hash (in the set's order) that an approved,
+ * unerased consumer owns. An identity has at most one owner (`identity_owners` is keyed by the hash).
  */
 export async function consumersByIdentity(pool: pg.Pool, hashSets: readonly (readonly string[])[]): Promise<(string | undefined)[]> {
   const all = [...new Set(hashSets.flat())];
   if (!all.length) return hashSets.map(() => undefined);
-  const { rows } = await pool.query<{ id: string; email_hash: string | null; phone_hash: string | null }>(
-    `SELECT id, email_hash, phone_hash FROM users WHERE role = 'consumer' AND status = 'approved' AND (email_hash = ANY($1) OR phone_hash = ANY($1))
-      ORDER BY registered_at, id`,
+  const { rows } = await pool.query<{ identity_hash: string; consumer_id: string }>(
+    `SELECT o.identity_hash, o.consumer_id FROM identity_owners o JOIN users u ON u.id = o.consumer_id
+      WHERE o.identity_hash = ANY($1) AND u.status = 'approved' AND NOT u.erased`,
     [all],
   );
-  return hashSets.map((hashes) => rows.find((r) => (r.email_hash !== null && hashes.includes(r.email_hash)) || (r.phone_hash !== null && hashes.includes(r.phone_hash)))?.id);
+  const owners = new Map(rows.map((r) => [r.identity_hash, r.consumer_id]));
+  return hashSets.map((hashes) => {
+    for (const hash of hashes) {
+      const owner = owners.get(hash);
+      if (owner !== undefined) return owner;
+    }
+    return undefined;
+  });
 }
 
-export async function consumerByIdentity(pool: pg.Pool, hashes: readonly string[]): Promise<string | undefined> {
-  const { rows } = await pool.query<{ id: string }>(
-    `SELECT id FROM users WHERE role = 'consumer' AND status = 'approved' AND (email_hash = ANY($1) OR phone_hash = ANY($1))
-      ORDER BY registered_at, id LIMIT 1`,
-    [hashes],
-  );
+/** A suspended user registered with this email hash (a new `sub` with that email stays suspended too). */
+export async function suspendedUserWithEmail(pool: pg.Pool, emailHash: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ id: string }>(`SELECT id FROM users WHERE email_hash = $1 AND status = 'suspended' ORDER BY registered_at LIMIT 1`, [emailHash]);
   return rows[0]?.id;
 }

@@ -74,7 +74,9 @@ const auditRow = z.object({
 // bigint and uuid arrive as strings from pg; no casts here, or ORDER BY seq would sort the cast text.
 const COLUMNS = 'seq, event_id, position, stream, revision, type, recorded_at, actor, tenant_id, wallet_id, payment_id, correlation_id, causation_id, data';
 
-const cursorSchema = z.object({ o: z.enum(['newest', 'oldest']), s: z.string().regex(/^\d{1,19}$/) }).strict();
+const cursorSchema = z
+  .object({ o: z.enum(['newest', 'oldest']), s: z.string().regex(/^\d{1,19}$/).refine((s) => BigInt(s) <= 9_223_372_036_854_775_807n, 'beyond bigint') })
+  .strict();
 
 /** A cursor continuing `order` after the row `seq`. Opaque to clients; exported for the benchmark's deep pages. */
 export function encodeAuditCursor(order: Order, seq: string): string {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
@@ -44,9 +44,12 @@ async function register(role: 'client' | 'consumer', email: string, extra: Recor
 
 async function connect(token: string, merchantId: string) {
   const started = await call('GET', '/api/v1/client/pos/square/connect', { token });
-  const state = new URL(started.body.url).searchParams.get('state')!;
+  const browser = await openConnectUrl(service.url, started.body.url);
+  const state = browser.authorizeUrl.searchParams.get('state')!;
   const code = square.issueCode(merchantId);
-  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`);
+  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {
+    headers: { cookie: browser.cookie },
+  });
   if (callback.status !== 302) throw new Error(`connect failed: ${callback.status}`);
 }
 

@@ -3,7 +3,7 @@
  * rule, registered consumers and a Square connection made through OAuth against the Square test server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { v4 as uuid } from 'uuid';
 import { eventually } from '../support/eventually.ts';
@@ -121,9 +121,12 @@ export async function connectMerchant(url: string, square: SquareTestServer, opt
     consumerTokens.push(token);
   }
   const started = await call('GET', '/api/v1/client/pos/square/connect', { token: merchantToken });
-  const state = new URL(started.body.url).searchParams.get('state');
-  if (!state) throw new Error(`the connect URL has no state: ${started.body.url}`);
-  const connected = await call('GET', `/api/v1/oauth/square/callback?code=${square.issueCode(squareMerchantId)}&state=${encodeURIComponent(state)}`);
+  const browser = await openConnectUrl(url, started.body.url);
+  const state = browser.authorizeUrl.searchParams.get('state');
+  if (!state) throw new Error(`the authorize URL has no state: ${browser.authorizeUrl}`);
+  const connected = await call('GET', `/api/v1/oauth/square/callback?code=${square.issueCode(squareMerchantId)}&state=${encodeURIComponent(state)}`, {
+    headers: { cookie: browser.cookie },
+  });
   return { adminToken, merchantToken, tenantId, consumerTokens, connectedLocation: connected.headers.get('location') ?? '' };
 }
 

@@ -106,15 +106,15 @@ test('lists every event newest first, with position, stream, revision, actor, te
     eventId: recorded.id,
     position: recorded.position,
     stream: `user-${owner.id}`,
-    revision: 1,
+    revision: 2,
     type: 'UserApproved',
     recordedAt: recorded.recordedAt.toISOString(),
     actor: `admin:${admin.id}`,
     tenantId: tenantA,
     walletId: null,
     paymentId: null,
-    correlationId: 'req-approve-a',
-    causationId: 'req-approve-a',
+    correlationId: 'request:req-approve-a',
+    causationId: 'request:req-approve-a',
     data: recorded.data,
   });
 });
@@ -149,7 +149,7 @@ test('filters by stream, wallet, payment and actor', async (t) => {
   const twoApprovalsAndAnAdjustment = ['UserApproved', 'UserApproved', 'WorkspaceProvisioned', 'WorkspaceProvisioned', 'PointsAdjusted'];
   t.deepEqual(typeSet(byAdmin.body.items), twoApprovalsAndAnAdjustment.sort());
   const byOwner = await audit(`?actor=user:${owner.id}`);
-  t.deepEqual(types(byOwner.body.items), ['RewardRuleActivated', 'RewardRuleCreated', 'UserRegistered'], 'what the merchant did itself');
+  t.deepEqual(types(byOwner.body.items), ['RewardRuleActivated', 'RewardRuleCreated', 'UserEmailVerified', 'UserRegistered'], 'what the merchant did itself');
 });
 
 test('filters by one or several types, repeated or comma-separated', async (t) => {
@@ -207,8 +207,8 @@ test("a stream's full history, in order, in pages", async (t) => {
   const history = await audit(`/streams/user-${owner.id}`);
   t.is(history.status, 200);
   t.is(history.body.stream, `user-${owner.id}`);
-  t.deepEqual(types(history.body.items), ['UserRegistered', 'UserApproved']);
-  t.deepEqual(history.body.items.map((i: Item) => i.revision), [0, 1]);
+  t.deepEqual(types(history.body.items), ['UserRegistered', 'UserEmailVerified', 'UserApproved']);
+  t.deepEqual(history.body.items.map((i: Item) => i.revision), [0, 1, 2]);
   const first = await audit(`/streams/${walletStream(walletId)}?limit=1`);
   t.deepEqual(types(first.body.items), ['PointsCredited']);
   const second = await audit(`/streams/${walletStream(walletId)}?limit=1&cursor=${first.body.nextCursor}`);
@@ -223,8 +223,9 @@ test('everything one request caused, found by the X-Request-Id it was sent with'
   t.is(approval.status, 200);
   t.deepEqual(typeSet(approval.body.items), ['UserApproved', 'WorkspaceProvisioned'].sort());
   t.is(approval.body.items.length, 2);
-  t.true(approval.body.items.every((i: Item) => i.correlationId === 'req-approve-a'));
-  const order = log.filter((e) => e.metadata.correlationId === 'req-approve-a').map((e) => e.id);
+  t.true(approval.body.items.every((i: Item) => i.correlationId === 'request:req-approve-a'), 'a client request id is namespaced');
+  t.is(approval.body.correlationId, 'request:req-approve-a');
+  const order = log.filter((e) => e.metadata.correlationId === 'request:req-approve-a').map((e) => e.id);
   t.deepEqual(approval.body.items.map((i: Item) => i.eventId), order, 'in feed order');
   t.deepEqual(types((await audit('/correlations/req-adjust')).body.items), ['PointsAdjusted']);
   t.deepEqual(types((await audit('/correlations/poll-run-1')).body.items), ['PaymentStatusObserved', 'PointsCredited']);

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
@@ -55,9 +55,14 @@ async function scenario(t: import('ava').ExecutionContext, multiStreamAppend: bo
   const rule = await call('POST', '/api/v1/client/reward-rules', { token: owner.token, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
   t.is((await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: owner.token })).status, 200);
   const started = await call('GET', '/api/v1/client/pos/square/connect', { token: owner.token });
-  const state = new URL(started.body.url).searchParams.get('state')!;
-  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(square.issueCode('M-K'))}&state=${encodeURIComponent(state)}`);
+  // The connect URL is a start link: the browser that opens it gets the cookie the callback's state is bound to.
+  const browser = await openConnectUrl(service.url, started.body.url);
+  const state = browser.authorizeUrl.searchParams.get('state')!;
+  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(square.issueCode('M-K'))}&state=${encodeURIComponent(state)}`, {
+    headers: { cookie: browser.cookie },
+  });
   t.is(callback.status, 302);
+  t.true(callback.headers.get('location')?.includes('connected=square'), `connected: ${callback.headers.get('location')}`);
   const kim = await register('consumer', 'kim@example.com');
 
   // Twelve payments at once (several batches' worth of concurrent work), each reported twice, and one refund.

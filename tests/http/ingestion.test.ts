@@ -5,7 +5,7 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
@@ -23,9 +23,9 @@ let admin: string;
 let client: string;
 let tenantId: string;
 
-async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) {
+async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}, claims: Record<string, unknown> = {}) {
   const id = uuid();
-  const token = await tokenFor(id, email);
+  const token = await tokenFor(id, email, { claims });
   const response = await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } });
   // Identities are matched through the users read model: let it include this registration first.
   if (response.body.position) await service.tally.runner.waitForPosition(response.body.position, 15_000);
@@ -35,9 +35,12 @@ async function register(role: 'client' | 'consumer', email: string, extra: Recor
 /** Connects a tenant to a Square merchant through the real OAuth flow against the local Square server. */
 async function connect(token: string, merchantId: string) {
   const started = await call('GET', '/api/v1/client/pos/square/connect', { token });
-  const state = new URL(started.body.url).searchParams.get('state')!;
+  const browser = await openConnectUrl(service.url, started.body.url);
+  const state = browser.authorizeUrl.searchParams.get('state')!;
   const code = square.issueCode(merchantId);
-  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`);
+  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {
+    headers: { cookie: browser.cookie },
+  });
   if (callback.status !== 302 || !callback.headers.get('location')?.includes('connected=square')) {
     throw new Error(`connect failed: ${callback.status} ${callback.headers.get('location')}`);
   }
@@ -153,7 +156,8 @@ test.serial('no_rule_no_credit until the tenant activates a rule; then credited 
 });
 
 test.serial('a refund reverses its share of the points; a refund before its payment waits for it', async (t) => {
-  const bob = await register('consumer', 'bob@example.com', { phone: '+12125554240' });
+  // Only a verified phone matches a purchase: Bob's token vouches for his.
+  const bob = await register('consumer', 'bob@example.com', { phone: '+12125554240' }, { phone_number: '+12125554240', phone_number_verified: true });
   await send(refundWebhook({ eventId: 'evt-early-refund', merchantId: 'M-CAFE', refundId: 'ref-early', paymentId: 'pay-bob', amount: 1000 }));
   t.like(await processed('evt-early-refund'), { outcome: 'refund_held' });
   await send(paymentWebhook({ eventId: 'evt-bob', merchantId: 'M-CAFE', paymentId: 'pay-bob', amount: 4000, customerId: 'cust-bob' }));

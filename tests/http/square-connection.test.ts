@@ -1,8 +1,9 @@
 /**
  * The Square connection over HTTP: the real service, the real `square` SDK, and a local server that answers like
  * Square (tests/support/square-server.ts) in place of connect.squareup*.com. The browser's trip through Square is
- * played by the test: it reads the authorize URL, has the Square server issue a code, and follows the redirect
- * back to the callback by hand to read the Location header.
+ * played by the test: it opens the start URL (keeping the nonce cookie, as the merchant's browser does), reads the
+ * authorize URL, has the Square server issue a code, and follows the redirect back to the callback by hand, with
+ * that browser's cookie, to read the Location header.
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +15,7 @@ import { postgresTokenVault } from '../../adapters/postgres/token-vault.ts';
 import type { VaultTokens } from '../../domain/ports/token-vault.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 
 const ENCRYPTION_KEY = randomBytes(32).toString('base64');
 const CRON_SECRET = 'cron-secret-for-the-square-tests-0123';
@@ -75,16 +76,25 @@ function newMerchant(): string {
   return merchantId;
 }
 
+/** The nonce cookie of the browser that started each flow, by the state it was given. */
+const browserOf = new Map<string, string>();
+
+/** The client asks for the connect URL; its browser opens it and is sent on to Square's authorize URL. */
 async function authorizeUrl(client: Client): Promise<URL> {
   const response = await call('GET', '/api/v1/client/pos/square/connect', { token: client.token });
   if (response.status !== 200) throw new Error(`connect answered ${response.status} ${JSON.stringify(response.body)}`);
-  return new URL(response.body.url);
+  const browser = await openConnectUrl(service.url, response.body.url);
+  browserOf.set(browser.authorizeUrl.searchParams.get('state') ?? '', browser.cookie);
+  return browser.authorizeUrl;
 }
 
-/** The browser arrives at the callback with these query parameters; returns where it is sent next. */
-async function callback(params: Record<string, string>): Promise<{ status: number; location: URL }> {
-  const response = await call('GET', `/api/v1/oauth/square/callback?${new URLSearchParams(params)}`);
-  return { status: response.status, location: new URL(response.headers.get('location') ?? 'about:blank') };
+/**
+ * A browser arrives at the callback with these query parameters; returns where it is sent next. By default it
+ * is the browser that started the flow of that state (its cookie goes along); `cookie` plays another browser.
+ */
+async function callback(params: Record<string, string>, cookie = browserOf.get(params.state ?? '')): Promise<{ status: number; location: URL; setCookie: string }> {
+  const response = await call('GET', `/api/v1/oauth/square/callback?${new URLSearchParams(params)}`, cookie ? { headers: { cookie } } : {});
+  return { status: response.status, location: new URL(response.headers.get('location') ?? 'about:blank'), setCookie: response.headers.get('set-cookie') ?? '' };
 }
 
 /** The merchant consents on Square for `merchantId`; Square redirects back with a code and the state. */
@@ -231,12 +241,13 @@ test('a forged, expired, reused or missing state is refused with error=invalid_s
   const client = await approvedClient();
   const merchantId = newMerchant();
   const claims = { tenantId: client.tenantId, actor: `user:${client.userId}` };
-  const forged = await postgresOAuthStates(service.database.pool, keyring(randomBytes(32).toString('base64'))).issue(claims, new Date());
-  const expired = await postgresOAuthStates(service.database.pool, keyring(ENCRYPTION_KEY)).issue(claims, new Date(Date.now() - 11 * 60_000));
+  const nonce = randomBytes(32).toString('base64url');
+  const forged = await postgresOAuthStates(service.database.pool, keyring(randomBytes(32).toString('base64'))).issue(claims, nonce, new Date());
+  const expired = await postgresOAuthStates(service.database.pool, keyring(ENCRYPTION_KEY)).issue(claims, nonce, new Date(Date.now() - 11 * 60_000));
 
   for (const [label, state] of [['forged', forged], ['expired', expired], ['missing', undefined]] as const) {
     const code = square.issueCode(merchantId);
-    const redirect = await callback({ code, ...(state ? { state } : {}) });
+    const redirect = await callback({ code, ...(state ? { state } : {}) }, `tally_square_oauth=${nonce}`);
     t.is(redirect.location.toString(), failedWith('invalid_state'), label);
     t.false(exchanged(code), `${label}: the code was not exchanged`);
   }
@@ -251,6 +262,49 @@ test('a forged, expired, reused or missing state is refused with error=invalid_s
   t.false(exchanged(replayCode));
   t.true(service.logs.some((line) => line.includes('state rejected: reused')));
   t.deepEqual(await streamTypes(`square-connection-${client.tenantId}`), ['SquareConnectionAuthorized']);
+});
+
+test("an authorize link carrying someone else's state connects nothing: the state is bound to the browser that started the flow", async (t) => {
+  const attacker = await approvedClient();
+  const victimMerchant = newMerchant();
+  // The attacker starts a flow in their own browser and sends the authorize link (with their state) to a merchant.
+  const link = await authorizeUrl(attacker);
+  const state = link.searchParams.get('state') ?? '';
+  const victimCode = square.issueCode(victimMerchant);
+  // The merchant's browser comes back with its consent code and the attacker's state, but not the attacker's cookie.
+  for (const [label, cookie] of [['no cookie', ''], ['another nonce', `tally_square_oauth=${randomBytes(32).toString('base64url')}`]] as const) {
+    const redirect = await callback({ code: victimCode, state }, cookie);
+    t.is(redirect.location.toString(), failedWith('invalid_state'), label);
+  }
+  t.false(exchanged(victimCode), "the merchant's code was never exchanged");
+  t.deepEqual(await streamTypes(`square-connection-${attacker.tenantId}`), [], 'nothing connected to the attacker');
+  t.true(service.logs.some((line) => line.includes('state rejected: not_this_browser')));
+  // Its own browser still completes the flow (the stranger could not burn the state).
+  const ownCode = square.issueCode(newMerchant());
+  const own = await callback({ code: ownCode, state });
+  t.is(own.location.toString(), connected);
+  t.regex(own.setCookie, /tally_square_oauth=;.*expires=Thu, 01 Jan 1970/i, 'the callback clears the nonce cookie');
+});
+
+test('the connect URL is a one-time start URL; it sets an HttpOnly, Secure, SameSite=Lax nonce cookie and redirects to Square', async (t) => {
+  const client = await approvedClient();
+  const response = await call('GET', '/api/v1/client/pos/square/connect', { token: client.token });
+  const start = new URL(response.body.url);
+  t.is(`${start.origin}${start.pathname}`, `${API_BASE_URL}/api/v1/oauth/square/start`);
+  t.truthy(start.searchParams.get('ticket'));
+  const browser = await openConnectUrl(service.url, response.body.url);
+  t.is(`${browser.authorizeUrl.origin}${browser.authorizeUrl.pathname}`, `${square.url}/oauth2/authorize`);
+  t.regex(browser.setCookie, /^tally_square_oauth=[A-Za-z0-9_-]{43};/);
+  t.regex(browser.setCookie, /; httponly/i);
+  t.regex(browser.setCookie, /; secure/i);
+  t.regex(browser.setCookie, /; samesite=lax/i);
+  t.regex(browser.setCookie, /; path=\/api\/v1\/oauth\/square/);
+  const again = await fetch(`${service.url}${start.pathname}${start.search}`, { redirect: 'manual' });
+  t.is(again.status, 302);
+  t.is(again.headers.get('location'), failedWith('invalid_state'), 'a ticket opens one flow only');
+  t.is(again.headers.get('set-cookie'), null);
+  const forged = await fetch(`${service.url}/api/v1/oauth/square/start?ticket=forged`, { redirect: 'manual' });
+  t.is(forged.headers.get('location'), failedWith('invalid_state'));
 });
 
 // Serial: the fault injected into the Square server must meet this test's request, not another's.
@@ -610,8 +664,10 @@ test('the callback cannot be turned into an open redirect: whatever the query or
   const { code, state } = await consent(client, newMerchant());
   hostile.push({ query: new URLSearchParams({ code, state, redirect_uri: 'https://evil.test', next: '//evil.test' }).toString() });
 
+  const cookie = browserOf.get(state) ?? '';
   for (const { query, headers } of hostile) {
-    const response = await call('GET', `/api/v1/oauth/square/callback?${query}`, headers ? { headers } : {});
+    // Sent from the browser that started the flow: the genuine consent among them must connect.
+    const response = await call('GET', `/api/v1/oauth/square/callback?${query}`, { headers: { cookie, ...headers } });
     t.is(response.status, 302, query);
     const location = response.headers.get('location') ?? '';
     t.true(location.startsWith(`${FRONTEND_URL}/pos?`), `${query} → ${location}`);

@@ -10,6 +10,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 const KEY = randomBytes(32).toString('base64');
 const OTHER_KEY = randomBytes(32).toString('base64');
 const claims = { tenantId: 'tenant-1', actor: 'user:u1' };
+/** The browser's nonce (its cookie) the state is bound to. */
+const NONCE = randomBytes(32).toString('base64url');
 const minutes = (n: number, from = new Date()) => new Date(from.getTime() + n * 60_000);
 
 let database: TestDatabase;
@@ -28,25 +30,25 @@ async function rejection(t: import('ava').ExecutionContext, promise: Promise<unk
 test('a state carries the tenant and the caller, expires 10 minutes after issue, and is accepted once', async (t) => {
   const states = postgresOAuthStates(database.pool, keyring(KEY));
   const issuedAt = new Date();
-  const state = await states.issue(claims, issuedAt);
+  const state = await states.issue(claims, NONCE, issuedAt);
   const payload = decodeJwt(state);
   t.is(payload.exp! - payload.iat!, 600);
   t.is(payload.tid, 'tenant-1');
-  t.deepEqual(await states.consume(state, minutes(9, issuedAt)), claims);
-  t.is(await rejection(t, states.consume(state, minutes(9, issuedAt))), 'reused');
+  t.deepEqual(await states.consume(state, NONCE, minutes(9, issuedAt)), claims);
+  t.is(await rejection(t, states.consume(state, NONCE, minutes(9, issuedAt))), 'reused');
 });
 
 test('an expired, forged, tampered or missing state is refused with its reason', async (t) => {
   const states = postgresOAuthStates(database.pool, keyring(KEY));
   const issuedAt = new Date();
-  t.is(await rejection(t, states.consume(await states.issue(claims, issuedAt), minutes(11, issuedAt))), 'expired');
+  t.is(await rejection(t, states.consume(await states.issue(claims, NONCE, issuedAt), NONCE, minutes(11, issuedAt))), 'expired');
 
-  const forged = await postgresOAuthStates(database.pool, keyring(OTHER_KEY)).issue(claims, issuedAt);
-  t.is(await rejection(t, states.consume(forged, issuedAt)), 'bad_signature');
+  const forged = await postgresOAuthStates(database.pool, keyring(OTHER_KEY)).issue(claims, NONCE, issuedAt);
+  t.is(await rejection(t, states.consume(forged, NONCE, issuedAt)), 'bad_signature');
 
-  const [header, , signature] = (await states.issue(claims, issuedAt)).split('.');
+  const [header, , signature] = (await states.issue(claims, NONCE, issuedAt)).split('.');
   const otherTenant = Buffer.from(JSON.stringify({ ...decodeJwt(forged), tid: 'tenant-2' })).toString('base64url');
-  t.is(await rejection(t, states.consume(`${header}.${otherTenant}.${signature}`, issuedAt)), 'bad_signature');
+  t.is(await rejection(t, states.consume(`${header}.${otherTenant}.${signature}`, NONCE, issuedAt)), 'bad_signature');
 
   // Signed with the raw ENCRYPTION_KEY instead of the derived key: the derivation is what makes it ours.
   const rawKeySigned = await new SignJWT({ tid: 'tenant-1', act: 'user:u1' })
@@ -57,15 +59,37 @@ test('an expired, forged, tampered or missing state is refused with its reason',
     .setIssuedAt()
     .setExpirationTime('10m')
     .sign(Buffer.from(KEY, 'base64'));
-  t.is(await rejection(t, states.consume(rawKeySigned, issuedAt)), 'bad_signature');
+  // (no `bnd` either: a state bound to no browser is malformed even when signed right)
+  t.is(await rejection(t, states.consume(rawKeySigned, NONCE, issuedAt)), 'bad_signature');
 
-  t.is(await rejection(t, states.consume('not-a-state', issuedAt)), 'malformed');
-  t.is(await rejection(t, states.consume(undefined, issuedAt)), 'missing');
+  t.is(await rejection(t, states.consume('not-a-state', NONCE, issuedAt)), 'malformed');
+  t.is(await rejection(t, states.consume(undefined, NONCE, issuedAt)), 'missing');
 });
 
 test('a state issued before a key rotation is still accepted with the previous key', async (t) => {
   const issuedAt = new Date();
-  const state = await postgresOAuthStates(database.pool, keyring(KEY)).issue(claims, issuedAt);
+  const state = await postgresOAuthStates(database.pool, keyring(KEY)).issue(claims, NONCE, issuedAt);
   const rotated = postgresOAuthStates(database.pool, keyring(OTHER_KEY, KEY));
-  t.deepEqual(await rotated.consume(state, minutes(1, issuedAt)), claims);
+  t.deepEqual(await rotated.consume(state, NONCE, minutes(1, issuedAt)), claims);
+});
+
+test('a state is accepted only from the browser holding its nonce; a stranger cannot spend it', async (t) => {
+  const states = postgresOAuthStates(database.pool, keyring(KEY));
+  const issuedAt = new Date();
+  const state = await states.issue(claims, NONCE, issuedAt);
+  t.false(JSON.stringify(decodeJwt(state)).includes(NONCE), 'the state carries a hash of the nonce, never the nonce');
+  t.is(await rejection(t, states.consume(state, undefined, issuedAt)), 'not_this_browser');
+  t.is(await rejection(t, states.consume(state, randomBytes(32).toString('base64url'), issuedAt)), 'not_this_browser');
+  t.deepEqual(await states.consume(state, NONCE, issuedAt), claims, 'still usable by its own browser');
+});
+
+test('a connect ticket is single use, expires after 5 minutes, and is no state', async (t) => {
+  const states = postgresOAuthStates(database.pool, keyring(KEY));
+  const issuedAt = new Date();
+  const ticket = await states.issueTicket(claims, issuedAt);
+  t.is(await rejection(t, states.consume(ticket, NONCE, issuedAt)), 'malformed');
+  t.deepEqual(await states.redeemTicket(ticket, issuedAt), claims);
+  t.is(await rejection(t, states.redeemTicket(ticket, issuedAt)), 'reused');
+  t.is(await rejection(t, states.redeemTicket(await states.issueTicket(claims, issuedAt), minutes(6, issuedAt))), 'expired');
+  t.is(await rejection(t, states.redeemTicket(await states.issue(claims, NONCE, issuedAt), issuedAt)), 'malformed');
 });

@@ -3,8 +3,16 @@ import { SignJWT } from 'jose';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
-export async function tokenFor(sub: string, email: string, options: { secret?: string; ttl?: string } = {}): Promise<string> {
-  return new SignJWT({ email })
+/**
+ * A bearer token as an identity provider would issue it. The email counts as verified (`email_verified: true`),
+ * as it is for most real users; `claims` adds or overrides claims (e.g. `{ email_verified: false }`).
+ */
+export async function tokenFor(
+  sub: string,
+  email: string,
+  options: { secret?: string; ttl?: string; claims?: Record<string, unknown> } = {},
+): Promise<string> {
+  return new SignJWT({ email, email_verified: true, ...options.claims })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
     .setIssuedAt()
@@ -42,4 +50,19 @@ export function api(baseUrl: string) {
     }
     return { status: response.status, body, headers: response.headers };
   };
+}
+
+/**
+ * The browser's part of the Square connect flow: it opens the start URL the API handed out (on the service at
+ * `serviceUrl`, whatever origin API_BASE_URL names), keeps the HttpOnly nonce cookie it is given, and follows
+ * the redirect to Square's authorize URL. The cookie goes back with the callback, as the browser would send it.
+ */
+export async function openConnectUrl(serviceUrl: string, connectUrl: string): Promise<{ authorizeUrl: URL; cookie: string; setCookie: string }> {
+  const start = new URL(connectUrl);
+  const response = await fetch(`${serviceUrl}${start.pathname}${start.search}`, { redirect: 'manual' });
+  await response.text();
+  const location = response.headers.get('location');
+  const setCookie = response.headers.get('set-cookie') ?? '';
+  if (response.status !== 302 || !location) throw new Error(`the start URL answered ${response.status}`);
+  return { authorizeUrl: new URL(location), cookie: setCookie.split(';')[0] ?? '', setCookie };
 }

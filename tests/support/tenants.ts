@@ -4,7 +4,7 @@
  * local Square server.
  */
 import { v4 as uuid } from 'uuid';
-import { api, tokenFor } from './http.ts';
+import { api, openConnectUrl, tokenFor } from './http.ts';
 import type { SquareTestServer } from './square-server.ts';
 import type { TestService } from './service.ts';
 
@@ -56,9 +56,12 @@ export function scenario(service: TestService, square: SquareTestServer) {
   /** Connects the merchant's workspace to a Square merchant through the OAuth flow. */
   async function connect(owner: Actor, squareMerchantId: string): Promise<void> {
     const started = await call('GET', '/api/v1/client/pos/square/connect', { token: owner.token });
-    const state = new URL(started.body.url).searchParams.get('state')!;
+    const browser = await openConnectUrl(service.url, started.body.url);
+    const state = browser.authorizeUrl.searchParams.get('state')!;
     const code = square.issueCode(squareMerchantId);
-    const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`);
+    const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {
+      headers: { cookie: browser.cookie },
+    });
     if (callback.status !== 302 || !callback.headers.get('location')?.includes('connected=square')) {
       throw new Error(`connect failed: ${callback.status} ${callback.headers.get('location')}`);
     }

@@ -26,7 +26,23 @@ const rejects = async (t: import('ava').ExecutionContext, token: string, reason:
 };
 
 test('a valid HS256 token gives the subject and email', async (t) => {
-  t.deepEqual(await verify(await hs()), { userId: 'user-1', email: 'a@b.test' });
+  t.deepEqual(await verify(await hs()), { userId: 'user-1', email: 'a@b.test', emailVerified: false, phone: undefined, phoneVerified: false, verifiedBy: 'token' });
+});
+
+test('the email and phone count as verified only where the token says so, at the configured claim paths', async (t) => {
+  t.like(await verify(await hs({ email_verified: true, phone_number: '+12125550100', phone_number_verified: true })), { emailVerified: true, phone: '+12125550100', phoneVerified: true });
+  t.like(await verify(await hs({ email_verified: 'false', phone_number: '+12125550100' })), { emailVerified: false, phoneVerified: false });
+  // Supabase: `phone` is the claim, and a Custom Access Token Hook may add the flags under user_metadata.
+  const supabase = createTokenVerifier({
+    secret,
+    identity: { emailVerified: ['user_metadata.email_verified'], phone: ['phone'], phoneVerified: ['user_metadata.phone_verified'], providerConfirmsContacts: false },
+  });
+  t.like(await supabase(await hs({ email_verified: true })), { emailVerified: false }, 'the top-level flag is not where this provider puts it');
+  t.like(await supabase(await hs({ phone: '+12125550100', user_metadata: { email_verified: true, phone_verified: true } })), { emailVerified: true, phone: '+12125550100', phoneVerified: true });
+  // Supabase with confirmations on: the provider only issues sessions for confirmed contacts.
+  const confirming = createTokenVerifier({ secret, identity: { emailVerified: [], phone: ['phone'], phoneVerified: [], providerConfirmsContacts: true } });
+  t.like(await confirming(await hs({ phone: '+12125550100' })), { emailVerified: true, phoneVerified: true, verifiedBy: 'identity_provider' });
+  t.like(await confirming(await hs({ email: undefined, phone: '' })), { email: undefined, emailVerified: false, phoneVerified: false }, 'no contact, nothing verified');
 });
 
 test('alg none is refused', async (t) => {
@@ -74,7 +90,7 @@ test('asymmetric keys from a JWKS URL, served over a real socket; HS256 tokens a
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const jwksVerify = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json` });
   const es = await new SignJWT({ email: 'c@d.test' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('user-9').setExpirationTime('5m').sign(privateKey);
-  t.deepEqual(await jwksVerify(es), { userId: 'user-9', email: 'c@d.test' });
+  t.like(await jwksVerify(es), { userId: 'user-9', email: 'c@d.test' });
   const hsToken = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('user-9').setExpirationTime('5m').sign(key);
   const error = await t.throwsAsync(jwksVerify(hsToken));
   t.regex(error!.message, /algorithm/);
@@ -84,8 +100,8 @@ test('a token accepted once stays accepted only until its expiry; a remembered t
   let clock = Date.now();
   const fresh = createTokenVerifier({ secret, issuer: 'https://idp.test', audience: 'authenticated', now: () => new Date(clock) });
   const token = await hs();
-  t.deepEqual(await fresh(token), { userId: 'user-1', email: 'a@b.test' });
-  t.deepEqual(await fresh(token), { userId: 'user-1', email: 'a@b.test' }, 'remembered');
+  t.like(await fresh(token), { userId: 'user-1', email: 'a@b.test' });
+  t.like(await fresh(token), { userId: 'user-1', email: 'a@b.test' }, 'remembered');
 
   // A token about to expire: accepted now, refused once its exp passes, remembered or not.
   const shortLived = await hs({}, (j) => j.setExpirationTime(Math.floor(clock / 1000) + 2));
@@ -104,4 +120,9 @@ test('a token accepted once stays accepted only until its expiry; a remembered t
   // Refused tokens are never remembered: a future nbf stays refused.
   const early = await hs({}, (j) => j.setNotBefore('10m'));
   for (let i = 0; i < 2; i++) t.regex((await t.throwsAsync(fresh(early)))!.message, /not valid yet/);
+});
+
+test('a token without exp is refused: it would be valid forever', async (t) => {
+  const forever = await new SignJWT({ email: 'a@b.test' }).setProtectedHeader({ alg: 'HS256' }).setSubject('user-1').setIssuer('https://idp.test').setAudience('authenticated').sign(key);
+  await rejects(t, forever, /no expiry/);
 });

@@ -60,3 +60,19 @@ test('production starts with everything given; a JWKS URL stands in for the shar
   t.deepEqual(missingSecrets, []);
   t.deepEqual(raw.ADMIN_EMAILS, ['ops@example.com', 'root@example.com']);
 });
+
+test('security settings: TRUST_PROXY takes a count or CIDRs, ADMIN_EMAILS only plain ASCII, twilio needs its credentials', (t) => {
+  t.deepEqual(parseEnvironment({ TRUST_PROXY: '2' }).raw.TRUST_PROXY, { kind: 'hops', hops: 2 });
+  t.deepEqual(parseEnvironment({ TRUST_PROXY: 'true' }).raw.TRUST_PROXY, { kind: 'hops', hops: 1 });
+  t.deepEqual(parseEnvironment({ TRUST_PROXY: '10.0.0.0/8, ::1' }).raw.TRUST_PROXY, { kind: 'cidrs', ranges: ['10.0.0.0/8', '::1'] });
+  t.deepEqual(parseEnvironment({ ADMIN_EMAILS: ' Root@Example.com ' }).raw.ADMIN_EMAILS, ['root@example.com']);
+  const error = t.throws(
+    () => parseEnvironment({ TRUST_PROXY: '10.0.0.0/33', ADMIN_EMAILS: 'ops@exämple.com', AUTH_EMAIL_VERIFIED_CLAIMS: 'a..b' }),
+    { instanceOf: ConfigError },
+  );
+  t.regex(error!.message, /TRUST_PROXY: .*10\.0\.0\.0\/33/);
+  t.regex(error!.message, /ADMIN_EMAILS: .*ASCII/);
+  t.regex(error!.message, /AUTH_EMAIL_VERIFIED_CLAIMS/);
+  t.throws(() => parseEnvironment({ SMS_PROVIDER: 'twilio' }), { message: /TWILIO_ACCOUNT_SID/ });
+  t.throws(() => parseEnvironment({ NODE_ENV: 'production', SMS_PROVIDER: 'console' }), { message: /console writes codes to the log/ });
+});

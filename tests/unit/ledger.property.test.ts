@@ -85,7 +85,7 @@ async function deliver(facts: Fact[], options: { batches?: readonly number[]; in
   const ingestion = ingestionService({
     store,
     runtime: { now: () => new Date('2026-11-03T00:00:00Z'), newId },
-    hasher: { hashEmail: (e) => `email:${e}`, hashPhone: (p) => `phone:${p}` },
+    hasher: { hashEmail: (e) => `email:${e}`, hashPhone: (p) => `phone:${p}`, hashVerificationCode: (u, p, c) => `code:${u}:${p}:${c}` },
     catchUp: async () => undefined,
     activeRule: async () => ({ ruleId: 'rule-1', version: 1, rule: { kind: 'spend', points: 1, per: 100, basis: 'amount', minimumSpend: 0 } }),
     customerContacts: async (_tenant, customerId) => CUSTOMERS[customerId] ?? null,

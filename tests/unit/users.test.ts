@@ -6,7 +6,7 @@ import { deciderSpec } from '../support/decider-spec.ts';
 const spec = deciderSpec(userDecider);
 const now = '2026-11-26T10:00:00.000Z';
 const register = (requestedRole: 'client' | 'consumer', isAdmin = false) =>
-  ({ type: 'RegisterUser', userId: 'u1', requestedRole, isAdmin, emailHash: 'email:h', phoneHash: null, businessName: requestedRole === 'client' ? 'Cafe' : null, now }) as const;
+  ({ type: 'RegisterUser', userId: 'u1', requestedRole, isAdmin, emailHash: 'email:h', emailVerifiedVia: null, phoneHash: null, phoneVerifiedVia: null, suspendedAsUser: null, businessName: requestedRole === 'client' ? 'Cafe' : null, now }) as const;
 const registered = (role: 'client' | 'consumer' | 'admin', status: 'pending' | 'approved'): UserEvent => ({
   type: 'UserRegistered',
   data: { userId: 'u1', role, status, emailHash: 'email:h', phoneHash: null, businessName: role === 'consumer' ? null : 'Cafe', registeredAt: now },
@@ -44,4 +44,36 @@ test('suspension remembers the status to reinstate; a suspended user is not appr
     .then([{ type: 'UserReinstated', data: { userId: 'u1', reinstatedBy: 'a1', status: 'pending', reinstatedAt: now } }]);
   spec(t).given(registered('consumer', 'approved')).when({ type: 'ReinstateUser', userId: 'u1', by: 'a1', now }).thenNothing();
   spec(t).given(registered('admin', 'approved')).when({ type: 'SuspendUser', userId: 'u1', by: 'u1', reason: null, now }).thenThrows('CONFLICT', /themselves/);
+});
+
+test('a verified email and phone are recorded at registration; a suspended twin suspends the new user too', (t) => {
+  const verifiedEmail: UserEvent = { type: 'UserEmailVerified', data: { userId: 'u1', emailHash: 'email:h', via: 'token', verifiedAt: now } };
+  const verifiedPhone: UserEvent = { type: 'UserPhoneVerified', data: { userId: 'u1', phoneHash: 'phone:p', via: 'token', verifiedAt: now } };
+  const withPhone = { ...registered('consumer', 'approved'), data: { ...registered('consumer', 'approved').data, phoneHash: 'phone:p' } } as UserEvent;
+  spec(t)
+    .given()
+    .when({ ...register('consumer'), phoneHash: 'phone:p', emailVerifiedVia: 'token', phoneVerifiedVia: 'token' })
+    .then([withPhone, verifiedEmail, verifiedPhone]);
+  spec(t)
+    .given()
+    .when({ ...register('consumer'), suspendedAsUser: 'u0' })
+    .then([
+      registered('consumer', 'approved'),
+      { type: 'UserSuspended', data: { userId: 'u1', suspendedBy: 'system:suspension', reason: 'the same email is suspended as user u0', previousStatus: 'approved', suspendedAt: now } },
+    ]);
+});
+
+test('a phone change makes the phone unverified until proven; a code for a replaced phone is refused', (t) => {
+  const changed: UserEvent = { type: 'UserPhoneChanged', data: { userId: 'u1', phoneHash: 'phone:p', changedAt: now } };
+  const verified: UserEvent = { type: 'UserPhoneVerified', data: { userId: 'u1', phoneHash: 'phone:p', via: 'code', verifiedAt: now } };
+  const verify = { type: 'VerifyPhone', userId: 'u1', phoneHash: 'phone:p', via: 'code', now } as const;
+  spec(t).given(registered('consumer', 'approved'), changed).when(verify).then([verified]);
+  spec(t).given(registered('consumer', 'approved'), changed, verified).when(verify).thenNothing();
+  const other: UserEvent = { type: 'UserPhoneChanged', data: { userId: 'u1', phoneHash: 'phone:q', changedAt: now } };
+  spec(t).given(registered('consumer', 'approved'), changed, verified, other).when(verify).thenThrows('CONFLICT', /request a new code/);
+  // Changing back to the same phone after a change needs proof again.
+  spec(t)
+    .given(registered('consumer', 'approved'), changed, verified, other)
+    .when({ type: 'ChangePhone', userId: 'u1', phoneHash: 'phone:p', verifiedVia: null, now })
+    .then([changed]);
 });

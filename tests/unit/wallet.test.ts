@@ -1,6 +1,6 @@
 import test from 'ava';
 import { fold } from '../../domain/shared/decider.ts';
-import { pointsDelta, walletDecider, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { MAX_BALANCE_POINTS, MAX_CREDIT_POINTS, pointsDelta, walletDecider, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
 const spec = deciderSpec(walletDecider);
@@ -90,4 +90,21 @@ test('the state folds balances and lifetime totals; pointsDelta signs each event
   t.like(state, { ...owner, balance: 65, lifetimeEarned: 100, lifetimeRedeemed: 30 });
   t.deepEqual(history.map(pointsDelta), [100, 20, -30, -20, -5]);
   t.is(history.map(pointsDelta).reduce((a, b) => a + b, 0), state.balance, 'the balance is the sum of the signed deltas');
+});
+
+test('bounds: a credit above 10^9 or one taking the balance past 10^12 is recorded as refused and not applied', (t) => {
+  const refused = (paymentId: string, points: number, reason: 'credit_above_limit' | 'balance_above_limit', limit: number): WalletEvent => ({
+    type: 'PointsCreditRefused',
+    data: { ...owner, paymentId, points, reason, limit },
+  });
+  spec(t).given().when(credit('p-big', MAX_CREDIT_POINTS + 1)).then([refused('p-big', MAX_CREDIT_POINTS + 1, 'credit_above_limit', MAX_CREDIT_POINTS)]);
+  spec(t).given().when(credit('p-max', MAX_CREDIT_POINTS)).then([credited('p-max', MAX_CREDIT_POINTS)]);
+  spec(t).given().when(credit('p-huge', 5e15 + 1)).then([refused('p-huge', 5e15 + 1, 'credit_above_limit', MAX_CREDIT_POINTS)]);
+  const nearlyFull = { type: 'PointsAdjusted', data: { ...owner, points: MAX_BALANCE_POINTS - 10, reason: 'x', adjustedBy: 'a', idempotencyKey: null } } as WalletEvent;
+  spec(t).given(credited('p0', 1), nearlyFull).when(credit('p1', 10)).then([refused('p1', 10, 'balance_above_limit', MAX_BALANCE_POINTS)]);
+  spec(t).given(credited('p0', 1), nearlyFull, refused('p1', 10, 'balance_above_limit', MAX_BALANCE_POINTS)).when(credit('p1', 10)).thenNothing();
+  const state = fold(walletDecider, [credited('p0', 1), refused('p-big', MAX_CREDIT_POINTS + 1, 'credit_above_limit', MAX_CREDIT_POINTS)]);
+  t.is(state.balance, 1, 'a refused credit changes no balance');
+  spec(t).given(credited('p0', 1), nearlyFull).when(adjust(10)).thenThrows('UNPROCESSABLE', /within ±1000000000000/);
+  spec(t).given(credited('p0', 1)).when(adjust(-MAX_BALANCE_POINTS - 2)).thenThrows('UNPROCESSABLE');
 });

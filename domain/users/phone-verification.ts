@@ -1,0 +1,98 @@
+/**
+ * Tally's own proof of a phone: a 6-digit code sent by SMS, valid 10 minutes, at most 5 wrong tries per code
+ * and 5 codes per user per hour. Only the code's keyed hash is stored. A correct code records
+ * `UserPhoneVerified` (via `code`) on the user's stream, from which the phone matches purchases.
+ */
+import type { CommandPath } from '../shared/command-path.ts';
+import { handleCommand } from '../shared/command-handler.ts';
+import { DomainError } from '../shared/errors.ts';
+import type { EventMetadata, EventStore } from '../ports/event-store.ts';
+import type { IdentityHasher, PersonalDataStore, PhoneVerificationStore, Runtime } from '../ports/identity.ts';
+import type { SmsSender } from '../ports/sms.ts';
+import { userDecider } from './decider.ts';
+import { userStream, type UserState } from './events.ts';
+
+export const CODE_TTL_MS = 10 * 60_000;
+export const MAX_WRONG_CODES = 5;
+export const MAX_CODES_PER_HOUR = 5;
+
+export interface PhoneVerificationDependencies {
+  store: EventStore;
+  /** This process's command path (queue, recent states, snapshots, retries). */
+  commands: CommandPath;
+  personalData: PersonalDataStore;
+  codes: PhoneVerificationStore;
+  hasher: IdentityHasher;
+  runtime: Runtime;
+  /** undefined: no SMS provider is configured, codes cannot be sent. */
+  sms: SmsSender | undefined;
+  /** A uniformly random 6-digit code (from a CSPRNG). */
+  newCode(): string;
+  loadUser(userId: string): Promise<UserState>;
+}
+
+const mask = (phone: string) => `${phone.slice(0, 2)}${'•'.repeat(Math.max(0, phone.length - 6))}${phone.slice(-4)}`;
+
+export function phoneVerificationService(deps: PhoneVerificationDependencies) {
+  async function registered(userId: string) {
+    const user = await deps.loadUser(userId);
+    if (user.status === 'unregistered') throw new DomainError('NOT_FOUND', 'You are not registered yet: POST /api/v1/me/register');
+    return user;
+  }
+
+  return {
+    /** Sends a fresh code to the caller's current phone. */
+    async send(userId: string): Promise<{ sentTo: string; expiresAt: string }> {
+      const user = await registered(userId);
+      const phone = (await deps.personalData.get(userId))?.phone ?? null;
+      if (!phone || !user.phoneHash) throw new DomainError('CONFLICT', 'You have no phone to verify: add one with PATCH /api/v1/me {"phone": "+1…"}');
+      if (user.phoneVerified) throw new DomainError('CONFLICT', 'Your phone is already verified');
+      if (!deps.sms) throw new DomainError('CONFIGURATION_MISSING', 'Phone verification by SMS is not configured on this server (SMS_PROVIDER)');
+      const now = deps.runtime.now();
+      const code = deps.newCode();
+      const expiresAt = new Date(now.getTime() + CODE_TTL_MS);
+      const issued = await deps.codes.issue(
+        { userId, phoneHash: user.phoneHash, codeHash: deps.hasher.hashVerificationCode(userId, user.phoneHash, code), expiresAt, attempts: 0 },
+        { windowStart: new Date(now.getTime() - 3_600_000), maxSends: MAX_CODES_PER_HOUR, now },
+      );
+      if (!issued) {
+        throw new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_HOUR} codes an hour: use the last code sent, or retry later`, { retryAfterSeconds: 600 });
+      }
+      await deps.sms.send(phone, `Your Tally verification code is ${code}. It expires in 10 minutes.`);
+      return { sentTo: mask(phone), expiresAt: expiresAt.toISOString() };
+    },
+
+    /** Checks a code; a correct one verifies the phone it was sent to. */
+    async verify(userId: string, code: string, metadata: EventMetadata) {
+      await registered(userId);
+      const pending = await deps.codes.get(userId);
+      const requestNew = 'request a new code with POST /api/v1/me/phone/verification';
+      if (!pending) throw new DomainError('UNPROCESSABLE', `No code is pending: ${requestNew}`);
+      if (pending.expiresAt.getTime() <= deps.runtime.now().getTime()) {
+        await deps.codes.spend(userId);
+        throw new DomainError('UNPROCESSABLE', `The code has expired: ${requestNew}`);
+      }
+      const attempts = await deps.codes.countAttempt(userId);
+      if (attempts > MAX_WRONG_CODES) {
+        await deps.codes.spend(userId);
+        throw new DomainError('UNPROCESSABLE', `Too many wrong codes: ${requestNew}`);
+      }
+      // Both sides are keyed HMACs of fixed length; a timing difference reveals nothing about the code.
+      if (deps.hasher.hashVerificationCode(userId, pending.phoneHash, code) !== pending.codeHash) {
+        const left = MAX_WRONG_CODES - attempts;
+        throw new DomainError('UNPROCESSABLE', left > 0 ? `The code is wrong: ${left} attempt(s) left` : `The code is wrong: ${requestNew}`);
+      }
+      await deps.codes.spend(userId);
+      const result = await handleCommand(
+        deps.store,
+        userStream(userId),
+        userDecider,
+        { type: 'VerifyPhone', userId, phoneHash: pending.phoneHash, via: 'code', now: deps.runtime.now().toISOString() },
+        { newId: deps.runtime.newId, metadata, path: deps.commands },
+      );
+      return { position: result.position };
+    },
+  };
+}
+
+export type PhoneVerificationService = ReturnType<typeof phoneVerificationService>;

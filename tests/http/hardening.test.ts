@@ -1,0 +1,122 @@
+/**
+ * Issue 14, low items over the real API: text PostgreSQL cannot store is a 400 wherever it enters (10),
+ * registration leaves nothing behind when it fails (10), an audit cursor past bigint is a 400 (11), a client's
+ * X-Request-Id cannot join an internal correlation (12), an admin's ?tenantId= must name a workspace (13), and
+ * a trickling request loses its connection after HTTP_REQUEST_TIMEOUT_MS (14).
+ */
+import test from 'ava';
+import net from 'node:net';
+import { SignJWT } from 'jose';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { squareSignature } from '../support/square-webhooks.ts';
+
+const WEBHOOK_KEY = 'hardening-webhook-key';
+const API_BASE_URL = 'https://api.tally.test';
+let service: TestService;
+let call: ReturnType<typeof api>;
+let admin: string;
+
+test.before(async () => {
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAILS: 'ops@hardening.test',
+    SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
+    API_BASE_URL,
+    HTTP_REQUEST_TIMEOUT_MS: '2000',
+    HTTP_HEADERS_TIMEOUT_MS: '1000',
+  });
+  call = api(service.url);
+  admin = await tokenFor('ops', 'ops@hardening.test');
+  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+});
+test.after.always(async () => {
+  await service?.stop();
+});
+
+test('a NUL character or an unpaired surrogate is a 400 naming where, in bodies, queries, paths and webhooks; in a token subject a 401', async (t) => {
+  const client = await tokenFor('merchant-nul', 'owner@nul.test');
+  const bodies: [string, string, unknown][] = [
+    ['POST', '/api/v1/me/register', { role: 'client', businessName: 'Caf\u0000e' }],
+    ['POST', '/api/v1/me/register', { role: 'client', businessName: 'Caf\uD800e' }],
+    ['PATCH', '/api/v1/me', { phone: '+1212555\u00004240' }],
+  ];
+  for (const [method, path, body] of bodies) {
+    const answer = await call(method, path, { token: client, body });
+    t.is(answer.status, 400, `${path} ${JSON.stringify(body)}`);
+    t.regex(answer.body.error.message, /NUL characters or unpaired UTF-16 surrogates/);
+  }
+  const search = await call('GET', `/api/v1/admin/users/search?q=${encodeURIComponent('a\u0000b')}`, { token: admin });
+  t.is(search.status, 400);
+  t.regex(search.body.error.message, /query\.q/);
+  const path = await call('PATCH', `/api/v1/admin/users/x%00y/approve`, { token: admin });
+  t.is(path.status, 400);
+
+  const raw = JSON.stringify({ merchant_id: 'M-1', type: 'payment.updated', event_id: 'ev-\u0000-1', created_at: '2026-01-01T00:00:00Z', data: { type: 'payment', id: 'p', object: {} } });
+  const signature = squareSignature(WEBHOOK_KEY, `${API_BASE_URL}/api/v1/webhooks/square`, raw);
+  const webhook = await fetch(`${service.url}/api/v1/webhooks/square`, { method: 'POST', body: raw, headers: { 'content-type': 'application/json', 'x-square-hmacsha256-signature': signature } });
+  t.is(webhook.status, 400);
+  t.regex((await webhook.json()).error.message, /body\.event_id/);
+
+  const nulSub = await new SignJWT({ email: 'x@nul.test', email_verified: true })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('user\u0000admin')
+    .setExpirationTime('5m')
+    .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+  const refused = await call('GET', '/api/v1/me', { token: nulSub });
+  t.is(refused.status, 401);
+  t.regex(refused.body.error.message, /NUL/);
+});
+
+test('a registration that fails leaves no personal data behind', async (t) => {
+  const token = await tokenFor('half-registered', 'half@example.com');
+  const failed = await call('POST', '/api/v1/me/register', { token, body: { role: 'client', phone: '+12125550100' } });
+  t.is(failed.status, 400);
+  t.regex(failed.body.error.message, /businessName is required/);
+  const { rows } = await service.database.pool.query('SELECT * FROM personal_data WHERE user_id = $1', ['half-registered']);
+  t.deepEqual(rows, []);
+});
+
+test('an audit cursor beyond bigint is a 400, not a 500', async (t) => {
+  const cursor = Buffer.from(JSON.stringify({ o: 'newest', s: '9999999999999999999' })).toString('base64url');
+  const answer = await call('GET', `/api/v1/admin/audit?cursor=${cursor}`, { token: admin });
+  t.is(answer.status, 400);
+  t.regex(answer.body.error.message, /cursor is not valid/);
+});
+
+test("a client's X-Request-Id is namespaced: it cannot join a webhook's correlation trail", async (t) => {
+  const token = await tokenFor('correlated', 'correlated@example.com');
+  const registered = await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer' }, headers: { 'x-request-id': 'webhook:ev-1' } });
+  t.is(registered.status, 201);
+  t.is(registered.headers.get('x-request-id'), 'webhook:ev-1', 'the header is echoed as sent');
+  const [event] = await service.tally.store.readStream('user-correlated');
+  t.is(event?.metadata.correlationId, 'request:webhook:ev-1');
+  const trail = await call('GET', '/api/v1/admin/audit/correlations/request%3Awebhook%3Aev-1', { token: admin, headers: { 'x-min-position': registered.body.position } });
+  t.is(trail.status, 200);
+  t.true(trail.body.items.every((i: { correlationId: string }) => i.correlationId === 'request:webhook:ev-1'));
+});
+
+test("an admin's ?tenantId= naming no workspace is a 404, and nothing is created there", async (t) => {
+  const created = await call('POST', '/api/v1/client/reward-rules?tenantId=no-such-tenant', { token: admin, body: { kind: 'visit', points: 5 } });
+  t.is(created.status, 404);
+  t.regex(created.body.error.message, /no-such-tenant/);
+  t.deepEqual(await service.tally.store.readStream('reward-rules-no-such-tenant'), []);
+});
+
+test('a request body trickling in loses its connection after HTTP_REQUEST_TIMEOUT_MS', async (t) => {
+  const { port } = new URL(service.url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  const started = Date.now();
+  socket.write('POST /api/v1/me/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
+  const trickle = setInterval(() => socket.write(' '), 200);
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString()));
+    socket.on('close', () => resolve(text));
+  });
+  clearInterval(trickle);
+  const elapsed = Date.now() - started;
+  t.regex(answer, /^HTTP\/1\.1 408/);
+  t.true(elapsed < 6000, `closed after ${elapsed} ms`);
+});

@@ -1,0 +1,331 @@
+/**
+ * Issue 14 over the real API, with signed webhooks and the real OAuth flow against the local Square server:
+ * only a verified identity earns or claims points (item 1); ADMIN_EMAILS makes an admin only of a verified,
+ * exact email, bound to the first `sub` that registers with it (item 2); erasure and webhook body retention
+ * (item 7); refunds only from the merchant who took the payment (item 9).
+ */
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { eventually } from '../support/eventually.ts';
+import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
+import { scenario } from '../support/tenants.ts';
+import { createIdentityHasher } from '../../adapters/identity/hasher.ts';
+
+const WEBHOOK_KEY = 'test-webhook-signature-key';
+const API_BASE_URL = 'https://api.tally.test';
+const ADMIN_EMAIL = 'root@sec.test';
+
+let square: SquareTestServer;
+let service: TestService;
+let call: ReturnType<typeof api>;
+let send: ReturnType<typeof webhookSender>;
+let world: ReturnType<typeof scenario>;
+let admin: string;
+
+test.before(async () => {
+  square = await startSquareServer();
+  square.addMerchant({ merchantId: 'M-SEC', businessName: 'Sec Cafe', locations: [{ id: 'L-1', name: 'Main' }] });
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAILS: `${ADMIN_EMAIL},kim@sec.test,legacy@sec.test`,
+    SQUARE_BASE_URL: square.url,
+    SQUARE_APP_ID: TEST_APP_ID,
+    SQUARE_APP_SECRET: TEST_APP_SECRET,
+    SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
+    API_BASE_URL,
+  });
+  call = api(service.url);
+  send = webhookSender(service.url, WEBHOOK_KEY, `${API_BASE_URL}/api/v1/webhooks/square`);
+  world = scenario(service, square);
+  admin = await tokenFor('root-first', ADMIN_EMAIL);
+  const registered = await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+  if (registered.body.user?.role !== 'admin') throw new Error(`the first verified admin did not become admin: ${JSON.stringify(registered.body)}`);
+  const merchant = await world.merchant({ id: 'root-first', token: admin }, 'owner@sec-cafe.test');
+  await world.connect(merchant, 'M-SEC');
+});
+test.after.always(async () => {
+  await service?.stop();
+  await square?.stop();
+});
+
+async function consumer(email: string, claims: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
+  const id = uuid();
+  const token = await tokenFor(id, email, { claims });
+  const response = await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer', ...extra } });
+  if (response.body.position) await service.tally.runner.waitForPosition(response.body.position, 15_000);
+  return { id, token, response };
+}
+
+let payments = 0;
+/** A completed payment by this Square customer; resolves to the webhook's outcome once processed. */
+async function pay(customerId: string, amount: number): Promise<string> {
+  await world.settle();
+  const eventId = `evt-${++payments}-${uuid().slice(0, 6)}`;
+  await send(paymentWebhook({ eventId, merchantId: 'M-SEC', paymentId: `pay-${eventId}`, amount, customerId }));
+  const row = await eventually(
+    () => call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin }),
+    (r) => r.status === 200 && r.body.processed,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
+  return row.body.outcome as string;
+}
+
+async function balance(token: string): Promise<number> {
+  const byTenant = await world.balances({ id: '', token });
+  return Object.values(byTenant).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The balance once it reaches `expected` (a credit follows its purchase through a reactor, a moment later), or
+ * the last reading after 10 s for the assertion to report.
+ */
+const balanceReaching = (token: string, expected: number) => eventually(() => balance(token), (b) => b === expected, { timeoutMs: 10_000, intervalMs: 100 });
+
+/** The code the development SMS adapter logged for this phone (the console adapter writes each message). */
+function lastCodeSentTo(phone: string): string {
+  const lines = service.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'sms (console adapter)' && l.to === phone);
+  const text = lines.at(-1)?.text as string | undefined;
+  const code = /\b(\d{6})\b/.exec(text ?? '')?.[1];
+  if (!code) throw new Error(`no code was logged for ${phone}`);
+  return code;
+}
+
+test.serial("someone else's phone, added without verifying it, earns nothing and claims nothing", async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-victim', email: null, phone: '+1 (646) 555-0100' });
+  t.is(await pay('cust-victim', 1000), 'stored_anonymous', 'nobody has verified that phone yet');
+
+  const attacker = await consumer('attacker@evil.test');
+  const patched = await call('PATCH', '/api/v1/me', { token: attacker.token, body: { phone: '+1 (646) 555-0100' } });
+  t.is(patched.status, 200);
+  t.like(patched.body.user, { phone: '+16465550100', phoneVerified: false }, 'stored, and shown as unverified');
+  t.is(await pay('cust-victim', 2000), 'stored_anonymous', 'an unverified phone matches no purchase');
+
+  const victim = await consumer('victim@example.com', {}, { phone: '+16465550100' });
+  t.is(victim.response.body.user.phoneVerified, false);
+  t.is(await pay('cust-victim', 2600), 'stored_anonymous', 'the victim has not verified either');
+  t.is(await balance(attacker.token), 0);
+
+  // The victim proves the phone with Tally's one-time code: the held points become theirs, and later ones too.
+  const sent = await call('POST', '/api/v1/me/phone/verification', { token: victim.token });
+  t.is(sent.status, 202);
+  t.regex(sent.body.expiresAt, /^\d{4}-/);
+  const verified = await call('POST', '/api/v1/me/phone/verify', { token: victim.token, body: { code: lastCodeSentTo('+16465550100') } });
+  t.is(verified.status, 200, JSON.stringify(verified.body));
+  t.like(verified.body.user, { phone: '+16465550100', phoneVerified: true });
+  t.is(await balanceReaching(victim.token, 10 + 20 + 26), 10 + 20 + 26, 'the three held payments are claimed by the verified owner');
+  t.is(await pay('cust-victim', 500), 'credited');
+  t.is(await balanceReaching(victim.token, 61), 61);
+  t.is(await balance(attacker.token), 0, 'the attacker received nothing at any point');
+});
+
+test.serial('an email the identity provider did not verify matches no purchase and claims nothing', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-mail', email: 'mail-victim@example.com', phone: null });
+  const attacker = await consumer('Mail-Victim@example.com', { email_verified: false });
+  t.like(attacker.response.body.user, { emailVerified: false });
+  t.is(await pay('cust-mail', 1500), 'stored_anonymous');
+  t.is(await balance(attacker.token), 0);
+  const owner = await consumer('mail-victim@example.com');
+  t.like(owner.response.body.user, { emailVerified: true });
+  t.is(await balanceReaching(owner.token, 15), 15, 'the verified owner claims what was held');
+  t.is(await pay('cust-mail', 300), 'credited');
+  t.is(await balanceReaching(owner.token, 18), 18);
+  t.is(await balance(attacker.token), 0);
+});
+
+test.serial('registering again once the provider has confirmed the email records the verification, and points follow', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-late', email: 'late-confirm@example.com', phone: null });
+  const id = uuid();
+  const unconfirmed = await tokenFor(id, 'late-confirm@example.com', { claims: { email_verified: false } });
+  t.like((await call('POST', '/api/v1/me/register', { token: unconfirmed, body: { role: 'consumer' } })).body.user, { emailVerified: false });
+  t.is(await pay('cust-late', 400), 'stored_anonymous');
+  const confirmed = await tokenFor(id, 'late-confirm@example.com');
+  const again = await call('POST', '/api/v1/me/register', { token: confirmed, body: { role: 'consumer' } });
+  t.is(again.status, 200);
+  t.like(again.body.user, { id, emailVerified: true });
+  t.is(await balanceReaching(confirmed, 4), 4, 'the held points are claimed once the email is verified');
+  t.is(await pay('cust-late', 300), 'credited');
+});
+
+test.serial("a phone the token vouches for (phone_number + phone_number_verified) is verified at once", async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-tokphone', email: null, phone: '+12125550111' });
+  const spoof = await consumer('spoof@example.com', { phone_number: '+12125550111', phone_number_verified: false }, { phone: '+12125550111' });
+  t.like(spoof.response.body.user, { phoneVerified: false }, 'phone_number_verified false is not a verification');
+  const other = await consumer('other@example.com', { phone_number: '+12125550999', phone_number_verified: true }, { phone: '+12125550111' });
+  t.like(other.response.body.user, { phoneVerified: false }, "the token vouches for another phone than the one given");
+  const owner = await consumer('owner-phone@example.com', { phone_number: '+1 212 555 0111', phone_number_verified: true }, { phone: '+12125550111' });
+  t.like(owner.response.body.user, { phoneVerified: true });
+  t.is(await pay('cust-tokphone', 700), 'credited');
+  t.is(await balanceReaching(owner.token, 7), 7);
+  t.is(await balance(spoof.token), 0);
+});
+
+test.serial('a later verifier takes a phone over only from then on, never retroactively', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-shared', email: null, phone: '+13125550142' });
+  const first = await consumer('first@example.com', { phone_number: '+13125550142', phone_number_verified: true }, { phone: '+13125550142' });
+  t.is(await pay('cust-shared', 1100), 'credited');
+  const second = await consumer('second@example.com', {}, { phone: '+13125550142' });
+  await call('POST', '/api/v1/me/phone/verification', { token: second.token });
+  const verified = await call('POST', '/api/v1/me/phone/verify', { token: second.token, body: { code: lastCodeSentTo('+13125550142') } });
+  t.is(verified.status, 200);
+  t.is(await pay('cust-shared', 900), 'credited');
+  t.is(await balanceReaching(first.token, 11), 11, 'the first owner keeps what was credited while the phone was theirs');
+  t.is(await balanceReaching(second.token, 9), 9, 'the second owner gets only what came after');
+});
+
+test.serial('one-time codes: wrong codes are limited, expired codes refused, codes stored only hashed', async (t) => {
+  const person = await consumer('otp@example.com', {}, { phone: '+14155550123' });
+  const noPhone = await consumer('nophone@example.com');
+  const refused = await call('POST', '/api/v1/me/phone/verification', { token: noPhone.token });
+  t.is(refused.status, 409);
+  t.regex(refused.body.error.message, /PATCH \/api\/v1\/me/);
+
+  t.is((await call('POST', '/api/v1/me/phone/verification', { token: person.token })).status, 202);
+  const code = lastCodeSentTo('+14155550123');
+  const stored = await service.database.pool.query('SELECT * FROM phone_verifications');
+  t.false(JSON.stringify(stored.rows).includes(code), 'the code is stored hashed');
+
+  const badFormat = await call('POST', '/api/v1/me/phone/verify', { token: person.token, body: { code: '12ab' } });
+  t.is(badFormat.status, 400);
+  const wrong = code === '000000' ? '111111' : '000000';
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const answer = await call('POST', '/api/v1/me/phone/verify', { token: person.token, body: { code: wrong } });
+    t.is(answer.status, 422, `attempt ${attempt}`);
+  }
+  const locked = await call('POST', '/api/v1/me/phone/verify', { token: person.token, body: { code } });
+  t.is(locked.status, 422, 'after 5 wrong codes even the right one is refused');
+  t.regex(locked.body.error.message, /request a new code/);
+
+  await call('POST', '/api/v1/me/phone/verification', { token: person.token });
+  const fresh = lastCodeSentTo('+14155550123');
+  await service.database.pool.query(`UPDATE phone_verifications SET expires_at = now() - interval '1 second'`);
+  const expired = await call('POST', '/api/v1/me/phone/verify', { token: person.token, body: { code: fresh } });
+  t.is(expired.status, 422);
+  t.regex(expired.body.error.message, /expired|request a new code/);
+
+  await call('POST', '/api/v1/me/phone/verification', { token: person.token });
+  const ok = await call('POST', '/api/v1/me/phone/verify', { token: person.token, body: { code: lastCodeSentTo('+14155550123') } });
+  t.is(ok.status, 200);
+  t.true(ok.body.user.phoneVerified);
+  const me = await call('GET', '/api/v1/me', { token: person.token });
+  t.like(me.body, { phone: '+14155550123', phoneVerified: true, emailVerified: true });
+});
+
+test.serial('ADMIN_EMAILS: an unverified, re-cased, padded or look-alike email under a new sub is an ordinary consumer', async (t) => {
+  const attempts: [string, string, Record<string, unknown>][] = [
+    ['root-unverified', ADMIN_EMAIL, { email_verified: false }],
+    ['root-upper', 'ROOT@SEC.TEST', {}],
+    ['root-padded', '  root@sec.test\t', {}],
+    ['root-second', ADMIN_EMAIL, {}],
+    ['kim-kelvin', '\u212Aim@sec.test', {}],
+  ];
+  for (const [sub, email, claims] of attempts) {
+    const token = await tokenFor(sub, email, { claims });
+    const registered = await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer' } });
+    t.is(registered.status, 201, sub);
+    t.is(registered.body.user.role, 'consumer', `${sub} (${JSON.stringify(email)}) is not an admin`);
+    t.is((await call('GET', '/api/v1/admin/users/search?q=sec', { token })).status, 403, sub);
+  }
+  t.true(service.logs.some((l) => l.includes('admin email already bound to another user')), 'the refusal is logged');
+  // The look-alike did not take the email either: the real owner still becomes admin.
+  const kim = await tokenFor('kim-real', 'kim@sec.test');
+  t.is((await call('POST', '/api/v1/me/register', { token: kim, body: { role: 'consumer' } })).body.user.role, 'admin');
+});
+
+test.serial('an admin registered before admin emails were bound keeps the email: a new sub with it is a consumer', async (t) => {
+  const hasher = createIdentityHasher(service.tally.config.IDENTITY_HASH_KEY);
+  const registered = {
+    type: 'UserRegistered',
+    data: { userId: 'legacy-admin', role: 'admin', status: 'approved', emailHash: hasher.hashEmail('legacy@sec.test'), phoneHash: null, businessName: null, registeredAt: new Date().toISOString() },
+  };
+  await service.tally.store.append('user-legacy-admin', [{ id: uuid(), ...registered, metadata: { actor: 'system:test' } }], 'any');
+  await world.settle();
+  const newcomer = await tokenFor('legacy-newcomer', 'legacy@sec.test');
+  const answer = await call('POST', '/api/v1/me/register', { token: newcomer, body: { role: 'consumer' } });
+  t.like(answer.body.user, { role: 'consumer' });
+});
+
+test.serial('a suspended admin stays suspended when registering again under a new sub', async (t) => {
+  const kim = await tokenFor('kim-real', 'kim@sec.test');
+  const suspended = await call('PATCH', '/api/v1/admin/users/kim-real/suspend', { token: admin, body: { reason: 'left' } });
+  t.is(suspended.status, 200);
+  // The suspension is carried through the users read model: let it include the suspension first.
+  t.true(await service.tally.runner.waitForPosition(suspended.body.position, 30_000));
+  t.is((await call('GET', '/api/v1/admin/users/search?q=sec', { token: kim })).status, 403);
+  const again = await tokenFor('kim-new-sub', 'kim@sec.test');
+  const registered = await call('POST', '/api/v1/me/register', { token: again, body: { role: 'consumer' } });
+  t.like(registered.body.user, { role: 'consumer', status: 'suspended' });
+  t.is((await call('GET', '/api/v1/me/wallets', { token: again })).body.error?.code, 'USER_SUSPENDED');
+});
+
+test.serial('an erased person is matched by nothing any more, and the raw webhooks naming them are emptied', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-erased', email: 'erase-me@example.com', phone: '+1 (917) 555-0188' });
+  const person = await consumer('erase-me@example.com', { phone_number: '+19175550188', phone_number_verified: true }, { phone: '+19175550188' });
+  t.is(await pay('cust-erased', 1200), 'credited');
+  t.is(await balanceReaching(person.token, 12), 12);
+  // Square also tells us about the customer: that raw body holds the email and the phone as typed.
+  const customer = squarePayload('customer.updated.json');
+  customer.event_id = `evt-customer-${uuid().slice(0, 6)}`;
+  customer.merchant_id = 'M-SEC';
+  Object.assign(customer.data.object.customer, { id: 'cust-erased', email_address: 'Erase-Me@example.com', phone_number: '+1 (917) 555-0188' });
+  await send(customer);
+  await eventually(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  const mentioning = async () =>
+    (
+      await service.database.pool.query<{ event_id: string }>(
+        `SELECT event_id FROM pos_webhook_events_raw WHERE raw_body ILIKE '%erase-me@example.com%' OR raw_body LIKE '%555-0188%'`,
+      )
+    ).rows.map((r) => r.event_id);
+  t.deepEqual(await mentioning(), [customer.event_id]);
+
+  const erased = await call('DELETE', `/api/v1/admin/users/${person.id}/personal-data`, { token: admin });
+  t.is(erased.status, 200);
+  t.is(await pay('cust-erased', 800), 'stored_anonymous', 'the erased email and phone no longer match a purchase');
+  t.is(await balance(person.token), 12, 'nothing more credited to the erased person');
+  // Held points are not claimed by the erased person either, whoever registers next with the email claims them.
+  const heir = await consumer('erase-me@example.com');
+  t.is(await balanceReaching(heir.token, 8), 8);
+
+  t.deepEqual(await mentioning(), [], 'no stored webhook names the erased person any more');
+  const emptied = await call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin });
+  t.like(emptied.body, { outcome: 'ignored', processed: true }, 'the log row stays');
+});
+
+test.serial('raw webhook bodies are kept for the retention period after processing, then emptied; the log row stays', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-old', email: null, phone: null });
+  t.is(await pay('cust-old', 100), 'stored_anonymous');
+  const { rows } = await service.database.pool.query<{ event_id: string }>(`SELECT event_id FROM pos_webhook_events_raw WHERE raw_body LIKE '%cust-old%'`);
+  const eventId = rows[0]!.event_id;
+  t.is(await service.tally.pruneWebhookBodies(), 0, 'nothing is old enough yet');
+  await service.database.pool.query(`UPDATE pos_webhook_events_raw SET processed_at = now() - interval '31 days' WHERE event_id = $1`, [eventId]);
+  t.true((await service.tally.pruneWebhookBodies()) >= 1);
+  const after = await service.database.pool.query(`SELECT raw_body, headers, outcome, body_redacted_at FROM pos_webhook_events_raw WHERE event_id = $1`, [eventId]);
+  t.like(after.rows[0], { raw_body: '', headers: {}, outcome: 'stored_anonymous' });
+  t.truthy(after.rows[0].body_redacted_at);
+  const row = await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin });
+  t.like(row.body, { eventId, outcome: 'stored_anonymous', processed: true });
+});
+
+test.serial("a signed refund from another merchant does not touch this tenant's payment, before or after it completes", async (t) => {
+  square.addMerchant({ merchantId: 'M-OTHER', businessName: 'Other', locations: [{ id: 'L-O', name: 'Other' }] });
+  const other = await world.merchant({ id: 'root-first', token: admin }, 'owner@other.test');
+  await world.connect(other, 'M-OTHER');
+  square.addCustomer('M-SEC', { id: 'cust-refund', email: 'refund-victim@example.com', phone: null });
+  const victim = await consumer('refund-victim@example.com');
+  const refund = async (eventId: string, paymentId: string) => {
+    await send(refundWebhook({ eventId, merchantId: 'M-OTHER', refundId: `ref-${eventId}`, paymentId, amount: 1000 }));
+    const row = await eventually(() => call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+    return row.body.outcome as string;
+  };
+  // Held first: the other merchant's refund arrives before the payment it names.
+  t.is(await refund('evt-foreign-early', 'pay-evt-foreign-target'), 'refund_held');
+  await send(paymentWebhook({ eventId: 'evt-foreign-target', merchantId: 'M-SEC', paymentId: 'pay-evt-foreign-target', amount: 1000, customerId: 'cust-refund' }));
+  await eventually(() => call('GET', '/api/v1/admin/webhooks/evt-foreign-target', { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  t.is(await balanceReaching(victim.token, 10), 10, 'the held foreign refund was not applied');
+  t.is(await refund('evt-foreign-late', 'pay-evt-foreign-target'), 'ignored');
+  t.is(await balance(victim.token), 10, 'nor one after the payment completed');
+  const purchase = await service.tally.store.readStream('payment-pay-evt-foreign-target');
+  t.false(purchase.some((e) => e.type === 'RefundApplied'));
+});
