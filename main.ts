@@ -20,6 +20,7 @@ import { allProjections } from './projections/index.ts';
 import { createHttpApp } from './http/app.ts';
 import { healthRouter } from './http/routes/health.ts';
 import { adminConsoleRouter } from './http/routes/admin-console.ts';
+import { posPageRouter } from './http/routes/pos-page.ts';
 import { buildRouter, type RouteSpec } from './http/routes/table.ts';
 import { accountRoutes } from './http/routes/accounts.ts';
 import { walletRoutes } from './http/routes/wallets.ts';
@@ -32,7 +33,8 @@ import { accountsService } from './domain/users/service.ts';
 import { rewardRulesService } from './domain/rewards/service.ts';
 import { walletsService } from './domain/wallets/service.ts';
 import { createSquareGateway } from './adapters/square/client.ts';
-import { squareSettings } from './adapters/square/settings.ts';
+import { OAUTH_CALLBACK_PATH, squareSettings } from './adapters/square/settings.ts';
+import { developmentSimulator, type DevelopmentSimulator } from './adapters/square/simulator/development.ts';
 import { keyring } from './adapters/crypto/keys.ts';
 import { postgresTokenVault } from './adapters/postgres/token-vault.ts';
 import { postgresOAuthStates } from './adapters/oauth/state.ts';
@@ -218,7 +220,23 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
     });
     const rules = rewardRulesService({ store, runtime });
-    const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime);
+    // Development without SQUARE_APP_ID: the built-in Square simulator, mounted on this server (config refuses it in production).
+    let awaitProcessed: (eventId: string) => Promise<string | undefined> = async () => undefined;
+    const simulated: DevelopmentSimulator | undefined = config.squareSimulated
+      ? developmentSimulator(config, {
+          notificationUrl: config.SQUARE_WEBHOOK_URL ?? `${config.API_BASE_URL}${WEBHOOK_PATH}`,
+          redirectUri: `${config.API_BASE_URL}${OAUTH_CALLBACK_PATH}`,
+          afterDelivery: (eventId) => awaitProcessed(eventId),
+        })
+      : undefined;
+    if (simulated) {
+      log.warn(
+        { squareBaseUrl: simulated.simulator.url, state: simulated.stateFile },
+        'SQUARE IS SIMULATED: NODE_ENV=development and no SQUARE_APP_ID, so Tally talks to its built-in Square simulator (drive it with `npm run square -- help`)',
+      );
+    }
+    const squareConfig = simulated?.config ?? config;
+    const square = provideSquareConnections(squareConfig, options.env ?? process.env, pool, store, runtime);
 
     const projections = allProjections({ store, newId: runtime.newId, walletIdFor });
     const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, projections, log);
@@ -267,6 +285,21 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       },
     );
     processor.start();
+    awaitProcessed = async (eventId) => {
+      // The simulator's `trigger` answers once Tally has processed its webhook and the read models caught up.
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        const item = await inbox.get(eventId);
+        if (item?.processed) {
+          const head = await store.headPosition();
+          if (head) await runner.waitForPosition(head, Math.max(0, deadline - Date.now()));
+          return item.outcome ?? 'processed';
+        }
+        if (item?.error) return `failed: ${item.error}`;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      return 'not processed within 15 s';
+    };
     cleanups.unshift(() => processor.stop());
     const poll = withPollMetrics(pollService({
       ingestion,
@@ -296,7 +329,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
         inbox,
-        signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY,
+        signatureKey: squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
         notificationUrl: square.settings.webhookNotificationUrl,
         onStored: () => processor.wake(),
         failures,
@@ -327,6 +360,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         metricsRouter(metrics),
         openApiRouter(routes, { version: '0.1.0', serverUrl: config.API_BASE_URL }),
         adminConsoleRouter(),
+        posPageRouter(),
         healthRouter([
           { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
           { name: 'eventStore', check: async () => (await store.ping(), { ok: true }) },
@@ -348,7 +382,12 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ],
     });
 
-    const server = http.createServer(app.callback());
+    const koa = app.callback();
+    const server = http.createServer(
+      simulated
+        ? (request, response) => (simulated.simulator.owns(new URL(request.url ?? '/', 'http://localhost').pathname) ? simulated.simulator.handle(request, response) : koa(request, response))
+        : koa,
+    );
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -106,7 +106,8 @@ export interface LoggedRequest {
 export interface WebhookSubscription {
   /** The notification URL, byte for byte as Tally verifies it. */
   notificationUrl: string;
-  signatureKey: string;
+  /** The subscription's signature key; when not given, the simulator makes one (as Square does) and keeps it in its state. */
+  signatureKey?: string;
 }
 
 export interface SimulatorOptions {
@@ -120,6 +121,8 @@ export interface SimulatorOptions {
   webhooks?: WebhookSubscription;
   /** The application's registered redirect URL, used when an authorize request names none (as Square does). */
   redirectUri?: string;
+  /** Merchants to start with when there is no state file yet (a fresh DATA_DIR). */
+  seedMerchants?: TestMerchant[];
   /** The application's name on the consent page. */
   appName?: string;
   /**
@@ -142,6 +145,8 @@ export interface SquareSimulator extends SquareTestServer {
   owns(pathname: string): boolean;
   /** Fills `url` in once the hosting server listens. */
   setUrl(url: string): void;
+  /** The key webhooks are signed with (given, or made and kept by the simulator); undefined without a subscription. */
+  webhookSignatureKey: string | undefined;
 }
 
 export interface SquareTestServer {
@@ -446,6 +451,7 @@ interface Snapshot {
   codes: [string, Code][];
   accessTokens: [string, AccessToken][];
   refreshTokens: [string, Grant][];
+  signatureKey?: string;
 }
 
 const snapshotText = (snapshot: Snapshot) =>
@@ -506,8 +512,10 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
   const requests: LoggedRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let baseUrl = '';
+  let signatureKey = options.webhooks?.signatureKey;
 
-  if (options.stateFile && existsSync(options.stateFile)) {
+  const fresh = !options.stateFile || !existsSync(options.stateFile);
+  if (options.stateFile && !fresh) {
     const snapshot = parseSnapshot(readFileSync(options.stateFile, 'utf8'));
     for (const m of snapshot.merchants) {
       merchants.set(m.merchant.merchantId, {
@@ -520,7 +528,9 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     for (const [k, v] of snapshot.codes) codes.set(k, v);
     for (const [k, v] of snapshot.accessTokens) accessTokens.set(k, v);
     for (const [k, v] of snapshot.refreshTokens) refreshTokens.set(k, v);
+    signatureKey ??= snapshot.signatureKey;
   }
+  if (options.webhooks && !signatureKey) signatureKey = randomBytes(16).toString('base64url');
 
   /** Written whole, to a temporary file renamed over the old one, so a crash never leaves half a state. */
   const persist = () => {
@@ -536,12 +546,26 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       codes: [...codes],
       accessTokens: [...accessTokens],
       refreshTokens: [...refreshTokens],
+      ...(signatureKey && !options.webhooks?.signatureKey ? { signatureKey } : {}),
     };
     mkdirSync(path.dirname(options.stateFile), { recursive: true });
     const temporary = `${options.stateFile}.${process.pid}.tmp`;
     writeFileSync(temporary, snapshotText(snapshot), { mode: 0o600 });
     renameSync(temporary, options.stateFile);
   };
+
+  const addMerchant = (merchant: TestMerchant) => {
+    const main = merchant.mainLocationId ?? merchant.locations[0]?.id;
+    if (!main) throw new Error('Test server: a merchant needs at least one location');
+    merchants.set(merchant.merchantId, {
+      merchant: { country: 'US', currency: 'USD', ...merchant, mainLocationId: main },
+      customers: new Map(),
+      payments: new Map(),
+      refunds: new Map(),
+    });
+  };
+  if (fresh) for (const merchant of options.seedMerchants ?? []) addMerchant(merchant);
+  if (fresh || (options.webhooks && !options.webhooks.signatureKey)) persist();
 
   const merchantState = (merchantId: string) => {
     const state = merchants.get(merchantId);
@@ -712,23 +736,12 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
   ): Promise<Delivery & { processed?: string }> => {
     const envelope = webhookEnvelope({ type, merchantId: state.merchant.merchantId, dataType, objectId, object, createdAt: new Date().toISOString() });
     if (!options.webhooks) return { eventId: envelope.event_id, type, status: null, answer: 'no webhook subscription configured: nothing sent' };
-    const delivery = await deliverWebhook({ ...options.webhooks, body: toJson(envelope) });
+    const delivery = await deliverWebhook({ notificationUrl: options.webhooks.notificationUrl, signatureKey: signatureKey!, body: toJson(envelope) });
     if (delivery.status !== null && delivery.status >= 200 && delivery.status < 300 && options.afterDelivery && delivery.eventId) {
       const processed = await options.afterDelivery(delivery.eventId);
       return processed === undefined ? delivery : { ...delivery, processed };
     }
     return delivery;
-  };
-
-  const addMerchant = (merchant: TestMerchant) => {
-    const main = merchant.mainLocationId ?? merchant.locations[0]?.id;
-    if (!main) throw new Error('Test server: a merchant needs at least one location');
-    merchants.set(merchant.merchantId, {
-      merchant: { country: 'US', currency: 'USD', ...merchant, mainLocationId: main },
-      customers: new Map(),
-      payments: new Map(),
-      refunds: new Map(),
-    });
   };
 
   const controlMerchant = (body: unknown): Reply => {
@@ -1046,6 +1059,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     setUrl(url) {
       baseUrl = `${url.replace(/\/+$/, '')}${basePath}`;
     },
+    webhookSignatureKey: signatureKey,
 
     addMerchant(merchant) {
       addMerchant(merchant);
