@@ -10,7 +10,7 @@ import http from 'node:http';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, secretValues, type Config } from './adapters/config.ts';
-import { createLogger } from './adapters/logger.ts';
+import { chooseLogFormat, createLogger } from './adapters/logger.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './adapters/postgres/embedded.ts';
 import { MIGRATIONS_DIR, pendingMigrations, runMigrations } from './adapters/postgres/migrate.ts';
 import { PostgresEventStore } from './adapters/eventstore/postgres.ts';
@@ -187,7 +187,13 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
 
 export async function startTally(options: StartOptions = {}): Promise<Tally> {
   const config = await loadConfig(options.env ?? process.env);
-  const log = options.log ?? createLogger({ level: config.LOG_LEVEL, secrets: secretValues(config) });
+  const log =
+    options.log ??
+    createLogger({
+      level: config.LOG_LEVEL,
+      secrets: secretValues(config),
+      format: chooseLogFormat({ configured: config.LOG_FORMAT, nodeEnv: config.NODE_ENV, isTTY: Boolean(process.stdout.isTTY) }),
+    });
   if (config.generatedSecrets.length) {
     log.warn(
       { generated: config.generatedSecrets, file: path.join(config.DATA_DIR, 'dev-secrets.json') },
