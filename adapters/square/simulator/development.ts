@@ -1,7 +1,7 @@
 /**
  * The simulator as `npm start` uses it in development: mounted under `/square-simulator` on Tally's own HTTP server,
- * its state under DATA_DIR, webhooks signed and sent to Tally's own notification URL, a "Demo Bakery" on a fresh
- * start. The composition root calls this only when `config.squareSimulated` (never in production: config refuses it).
+ * answering loopback clients only, its state under DATA_DIR, webhooks signed and sent to Tally's own notification
+ * URL, a "Demo Bakery" on a fresh start. The composition root calls this only when `config.squareSimulated` (never in production: config refuses it).
  */
 import path from 'node:path';
 import type { Config } from '../../config.ts';
@@ -18,6 +18,9 @@ export const DEMO_MERCHANT = {
   country: 'US',
   locations: [{ id: 'LDEMOBAKERYMAIN', name: 'Demo Bakery (main)' }],
 };
+
+const isLoopback = (address: string | undefined) =>
+  address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
 
 export interface DevelopmentSimulator {
   simulator: SquareSimulator;
@@ -42,6 +45,13 @@ export function developmentSimulator(
     afterDelivery: options.afterDelivery,
   });
   simulator.setUrl(config.API_BASE_URL);
+  // Its control endpoints make payments without credentials: answer this machine only, even when HOST is 0.0.0.0.
+  const handle = simulator.handle.bind(simulator);
+  simulator.handle = (request, response) => {
+    if (isLoopback(request.socket.remoteAddress)) return handle(request, response);
+    response.writeHead(403, { 'Content-Type': 'application/json' });
+    response.end(JSON.stringify({ errors: [{ category: 'AUTHENTICATION_ERROR', code: 'FORBIDDEN', detail: 'The Square simulator answers requests from this machine only.' }] }));
+  };
   return {
     simulator,
     stateFile,
