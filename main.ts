@@ -44,6 +44,8 @@ import { connectionRoutes } from './http/routes/connections.ts';
 import { WEBHOOK_PATH, webhookRoutes } from './http/routes/webhooks.ts';
 import { ingestionRoutes } from './http/routes/ingestion.ts';
 import { auditRoutes } from './http/routes/audit.ts';
+import { eventStreamRoutes } from './http/routes/event-stream.ts';
+import { LiveTail } from './projections/live-tail.ts';
 import { metricsRouter } from './http/routes/metrics.ts';
 import { createMetrics, LAG_COUNT_CAP, type Metrics } from './adapters/metrics.ts';
 import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts';
@@ -331,6 +333,15 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       loadUser: (userId) => accounts.load(userId),
       cronSecret: config.CRON_SECRET,
     });
+    const isPosition = (value: string) => {
+      try {
+        store.isAfter(value as Position, value as Position);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const tail = new LiveTail(store, log.child({ component: 'event-tail' }));
     const routes: RouteSpec[] = [
       ...accountRoutes({ accounts, rules, store, pool }),
       ...walletRoutes({ wallets: walletsService({ store, runtime }), pool, hasher }),
@@ -345,17 +356,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       }),
       ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
       ...auditRoutes({ pool }),
+      ...eventStreamRoutes({ tail, store, isPosition }),
       ...projectionRoutes({ runner, rebuilds, store, now: runtime.now }),
       ...operationsRoutes({ pool, reconciler: reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) }) }),
     ];
-    const isPosition = (value: string) => {
-      try {
-        store.isAfter(value as Position, value as Position);
-        return true;
-      } catch {
-        return false;
-      }
-    };
 
     const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
     const app = createHttpApp({
@@ -410,6 +414,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const stop = () =>
       (stopping ??= (async () => {
         log.info('shutting down: finishing in-flight requests');
+        await tail.stop(); // live event tails never finish on their own: end them so the server can close
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
