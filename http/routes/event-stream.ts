@@ -42,6 +42,7 @@ function frame(event: RecordedEvent): string {
     revision: event.revision,
     type: event.type,
     recordedAt: event.recordedAt,
+    tenantId: auditColumns(event).tenant_id,
     data: event.data,
     metadata: event.metadata,
   };
