@@ -299,9 +299,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       while (Date.now() < deadline) {
         const item = await inbox.get(eventId);
         if (item?.processed) {
-          // Reactors append in turn (a refund's reversal on the wallet): wait until the head stops moving.
-          for (let head = await store.headPosition(), seen: typeof head; head && head !== seen; seen = head, head = await store.headPosition()) {
-            if (!(await runner.waitForPosition(head, Math.max(0, deadline - Date.now())))) break;
+          // Twice: reactors append in turn (a refund's reversal on the wallet) once they have passed the first head.
+          for (let round = 0; round < 2; round++) {
+            const head = await store.headPosition();
+            if (!head || !(await runner.waitForPosition(head, Math.max(0, deadline - Date.now())))) break;
           }
           return item.outcome ?? 'processed';
         }

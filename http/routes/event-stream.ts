@@ -34,7 +34,18 @@ const streamQuery = z
 
 const CATCH_UP_PAGE = 500;
 
+/** Every client shares the tail's event objects: each frame is written once, however many clients send it. */
+const frames = new WeakMap<RecordedEvent, string>();
+
 function frame(event: RecordedEvent): string {
+  const cached = frames.get(event);
+  if (cached !== undefined) return cached;
+  const text = frameText(event);
+  frames.set(event, text);
+  return text;
+}
+
+function frameText(event: RecordedEvent): string {
   const body = {
     id: event.id,
     position: event.position,
