@@ -334,14 +334,6 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       loadUser: (userId) => accounts.load(userId),
       cronSecret: config.CRON_SECRET,
     });
-    const isPosition = (value: string) => {
-      try {
-        store.isAfter(value as Position, value as Position);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     const tail = new LiveTail(store, log.child({ component: 'event-tail' }));
     const routes: RouteSpec[] = [
       ...accountRoutes({ accounts, rules, store, pool }),
@@ -357,10 +349,18 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       }),
       ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
       ...auditRoutes({ pool }),
-      ...eventStreamRoutes({ tail, store, isPosition }),
+      ...eventStreamRoutes({ tail, store, isPosition: (value) => isPosition(value) }),
       ...projectionRoutes({ runner, rebuilds, store, now: runtime.now }),
       ...operationsRoutes({ pool, reconciler: reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) }) }),
     ];
+    const isPosition = (value: string) => {
+      try {
+        store.isAfter(value as Position, value as Position);
+        return true;
+      } catch {
+        return false;
+      }
+    };
 
     const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
     const app = createHttpApp({

@@ -3,10 +3,12 @@
  * ingestion. Tally runs in this process (`startTally`) with the built-in Square simulator; closed-loop workers
  * trigger payments by email through the simulator, each answered once Tally has processed the webhooks and the
  * read models caught up (a credit per payment). Two contenders in alternating slices on the same service: no tail
- * connected, and 50 admin tails connected and reading. Correctness line: every tail received every credit of its
+ * connected, and 50 admin tails connected and reading (in a child process, as remote clients). Correctness line: every tail received every credit of its
  * slice, and every trigger was credited.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { v4 as uuid } from 'uuid';
@@ -24,6 +26,36 @@ const CONSUMERS = 40;
 const ROUNDS = quick ? 2 : 6;
 const SLICE_MS = quick ? 3_000 : 10_000;
 const ADMIN_EMAIL = 'admin@bench-tail.test';
+
+/**
+ * The tails, in a child process: opens N streams (argv: url, token, n), prints `ready`, then on reading the expected
+ * number of credits from stdin waits (30 s at most) until every stream has that many and prints the counts as JSON.
+ */
+const TAIL_READERS = `
+const [url, token, n] = process.argv.slice(1);
+const counts = Array(Number(n)).fill(0);
+const controllers = [];
+await Promise.all(counts.map(async (_, i) => {
+  const controller = new AbortController();
+  controllers.push(controller);
+  const response = await fetch(url, { headers: { authorization: 'Bearer ' + token }, signal: controller.signal });
+  if (!response.ok) { console.error('tail answered ' + response.status); process.exit(1); }
+  (async () => {
+    const decoder = new TextDecoder();
+    try { for await (const chunk of response.body) counts[i] += (decoder.decode(chunk, { stream: true }).match(/^id: /gm) ?? []).length; } catch {}
+  })();
+}));
+console.log('ready');
+process.stdin.setEncoding('utf8');
+process.stdin.once('data', async (line) => {
+  const expected = Number(line.trim());
+  const deadline = Date.now() + 30000;
+  while (counts.some((c) => c < expected) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  console.log(JSON.stringify(counts));
+  for (const c of controllers) c.abort();
+  process.exit(0);
+});
+`;
 
 /** Follows redirects by hand with a cookie jar, as a browser does; a POST's redirect is followed with a GET. */
 async function browse(url: string, init: RequestInit = {}, jar = new Map<string, string>()): Promise<string> {
@@ -111,31 +143,23 @@ await withBenchDatabase(async (db) => {
       sliceMs: SLICE_MS,
       around: async (name, slice) => {
         if (name === 'no tail') return void (await slice());
-        const controllers: AbortController[] = [];
-        const counts: number[] = [];
-        const openings = Array.from({ length: TAILS }, async (_, i) => {
-          const controller = new AbortController();
-          controllers.push(controller);
-          counts[i] = 0;
-          const response = await fetch(`${url}/api/v1/admin/events/stream?type=PointsCredited`, { headers: { authorization: `Bearer ${admin}` }, signal: controller.signal });
-          if (!response.ok) throw new Error(`tail answered ${response.status}`);
-          void (async () => {
-            const decoder = new TextDecoder();
-            try {
-              for await (const chunk of response.body as AsyncIterable<Uint8Array>) counts[i]! += (decoder.decode(chunk, { stream: true }).match(/^id: /gm) ?? []).length;
-            } catch {
-              // closed at the end of the slice
-            }
-          })();
+        // The tails read in a process of their own, as remote clients would: their parsing is not Tally's cost.
+        const readers = spawn(process.execPath, ['--input-type=module', '-e', TAIL_READERS, `${url}/api/v1/admin/events/stream?type=PointsCredited`, admin, String(TAILS)], {
+          stdio: ['pipe', 'pipe', 'inherit'],
         });
-        await Promise.all(openings);
+        const lines = createInterface({ input: readers.stdout! });
+        const nextLine = () => new Promise<string>((resolve, reject) => {
+          lines.once('line', resolve);
+          readers.once('exit', (code) => reject(new Error(`tail readers exited (${code})`)));
+        });
+        if ((await nextLine()) !== 'ready') throw new Error('tail readers did not connect');
         const before = credited;
         await slice();
         const expected = credited - before;
-        const deadline = Date.now() + 30_000;
-        while (counts.some((c) => c < expected) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-        if (counts.some((c) => c !== expected)) tailsMissing.push(`slice with ${expected} credits: tails got ${Math.min(...counts)}..${Math.max(...counts)}`);
-        for (const controller of controllers) controller.abort();
+        readers.stdin!.write(`${expected}\n`);
+        const counts = JSON.parse(await nextLine()) as number[];
+        if (counts.length !== TAILS || counts.some((c) => c !== expected)) tailsMissing.push(`slice with ${expected} credits: tails got ${Math.min(...counts)}..${Math.max(...counts)}`);
+        await new Promise((resolve) => (readers.exitCode === null ? readers.once('exit', resolve) : resolve(undefined)));
       },
     });
 
