@@ -50,6 +50,8 @@ import { metricsRouter } from './http/routes/metrics.ts';
 import { createMetrics, LAG_COUNT_CAP, type Metrics } from './adapters/metrics.ts';
 import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts';
 import { instrumentEventStore } from './adapters/eventstore/instrumented.ts';
+import { provideCommandPath } from './adapters/commands/path.ts';
+import type { CommandPath } from './domain/shared/command-path.ts';
 import { postgresCheckpointProbe } from './adapters/eventstore/postgres-checkpoint.ts';
 import { operationsRoutes } from './http/routes/operations.ts';
 import { openApiRouter } from './http/routes/openapi.ts';
@@ -57,12 +59,14 @@ import { projectionRoutes } from './http/routes/projections.ts';
 import { ProjectionRebuilds } from './projections/rebuild.ts';
 import { reconciler } from './projections/ops/reconcile.ts';
 import { webhookInbox } from './adapters/postgres/webhook-inbox.ts';
-import { WebhookProcessor } from './adapters/workers/webhook-processor.ts';
+import { WebhookProcessor, type InboxCommit } from './adapters/workers/webhook-processor.ts';
 import { ingestionService } from './domain/payments/ingestion.ts';
 import { webhookHandler } from './domain/payments/webhook-handler.ts';
 import { pollService } from './domain/payments/poll.ts';
-import { activeRule } from './domain/rewards/rule-set.ts';
-import { consumerByIdentity } from './projections/read/accounts.ts';
+import { consumersByIdentity } from './projections/read/accounts.ts';
+import { IngestionState } from './domain/payments/ingestion-state.ts';
+import { customerCache } from './domain/payments/customer-cache.ts';
+import { squareApis } from './domain/payments/square-apis.ts';
 import type { Runtime } from './domain/ports/identity.ts';
 import type { Position } from './domain/ports/event-store.ts';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -110,7 +114,7 @@ export async function openOperations(env: NodeJS.ProcessEnv = process.env) {
   const pool = new pg.Pool({ connectionString: database.url, max: 10 });
   pool.on('error', () => undefined);
   const store = await provideEventStore(config, pool, database.url, log);
-  const projections = allProjections({ store, newId: () => uuidv4(), walletIdFor });
+  const projections = allProjections({ store, newId: () => uuidv4(), walletIdFor, commands: provideCommandPath(pool) });
   return {
     config,
     log,
@@ -158,7 +162,7 @@ async function provideEventStore(config: Config, pool: pg.Pool, databaseUrl: str
 }
 
 /** The Square connection context: the gateway only when the app's credentials are configured, the vault, OAuth states. */
-function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: pg.Pool, store: EventStore, runtime: Runtime) {
+function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: pg.Pool, store: EventStore, runtime: Runtime, commands: CommandPath) {
   const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
   const settings = squareSettings(config, env, config.SQUARE_WEBHOOK_URL ?? `${config.API_BASE_URL}${WEBHOOK_PATH}`);
   const missing = (['SQUARE_APP_ID', 'SQUARE_APP_SECRET'] as const).filter((name) => !config[name]);
@@ -181,10 +185,31 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
     oauthStates: postgresOAuthStates(pool, keys),
     square,
     runtime,
+    commands,
     redirectUri: settings.redirectUri,
     tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
   });
   return { connections, settings };
+}
+
+/**
+ * How the webhook worker writes a batch: on PostgreSQL the events and the inbox rows' outcomes commit in one
+ * transaction; elsewhere the events are appended first and the rows settled after (a crash in between only
+ * means the batch is decided again, and finds its effects already recorded).
+ */
+function inboxCommit(rawStore: EventStore, store: EventStore, metrics: Metrics): InboxCommit {
+  if (rawStore instanceof PostgresEventStore) {
+    return async (requests, settle) => {
+      const result = await rawStore.appendMany(requests, { inTransaction: (client) => settle(client) });
+      for (const { stream, events } of requests) metrics.appended(stream, events.length);
+      return result.position;
+    };
+  }
+  return async (requests, settle) => {
+    const position = requests.length ? (await store.appendMany(requests)).position : undefined;
+    await settle();
+    return position;
+  };
 }
 
 export async function startTally(options: StartOptions = {}): Promise<Tally> {
@@ -213,21 +238,31 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
     cleanups.unshift(() => pool.end());
+    // Acknowledging a webhook is one insert that Square waits for: its own connections, so that a busy worker,
+    // projections or reads never queue it behind them.
+    const ackPool = new pg.Pool({ connectionString: database.url, max: config.WEBHOOK_POOL_SIZE, connectionTimeoutMillis: 5000 });
+    ackPool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost (webhook acknowledgements)'));
+    cleanups.unshift(() => ackPool.end());
 
     const metrics = createMetrics({ onCollectError: (error) => log.warn({ err: error }, 'metrics: projection readings unavailable for this scrape') });
-    const store = instrumentEventStore(await provideEventStore(config, pool, database.url, log), metrics);
+    const rawStore = await provideEventStore(config, pool, database.url, log);
+    const store = instrumentEventStore(rawStore, metrics);
     cleanups.unshift(() => store.close());
     const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
+    const commands = provideCommandPath(pool, {
+      onSnapshotError: (stream, error) => log.warn({ err: error, stream }, 'stream snapshot not written or not readable (a cache: the stream is folded from its start)'),
+    });
     const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
     const accounts = accountsService({
       store,
       personalData: postgresPersonalData(pool),
       hasher,
       runtime,
+      commands,
       adminEmails: config.ADMIN_EMAILS,
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
     });
-    const rules = rewardRulesService({ store, runtime });
+    const rules = rewardRulesService({ store, runtime, commands });
     // Development without SQUARE_APP_ID: the built-in Square simulator, mounted on this server (config refuses it in production).
     let awaitProcessed: (eventId: string) => Promise<string | undefined> = async () => undefined;
     const simulated: DevelopmentSimulator | undefined = config.squareSimulated
@@ -244,13 +279,14 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       );
     }
     const squareConfig = simulated?.config ?? config;
-    const square = provideSquareConnections(squareConfig, options.env ?? process.env, pool, store, runtime);
+    const square = provideSquareConnections(squareConfig, options.env ?? process.env, pool, store, runtime, commands);
 
-    const projections = allProjections({ store, newId: runtime.newId, walletIdFor });
+    const projections = allProjections({ store, newId: runtime.newId, walletIdFor, commands });
     const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, projections, log);
     runner.start();
     metrics.observeProjections({
-      status: () => runner.status(),
+      // A filtered projection is as current as its `upTo`: its checkpoint stays at its own last event.
+      status: () => runner.status().map((s) => ({ ...s, position: s.upTo })),
       headPosition: () => store.headPosition(),
       isAfter: (a, b) => store.isAfter(a, b),
       ...(config.EVENTSTORE_URL ? {} : { checkpoint: postgresCheckpointProbe(pool, LAG_COUNT_CAP) }),
@@ -260,56 +296,84 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       onProgress: (job) => metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null),
     });
     cleanups.unshift(() => rebuilds.stop());
+    void rebuilds.rebuildOutdated().catch((error) => log.error({ err: error }, 'could not start the rebuild of a projection whose version was raised'));
 
-    // Payment ingestion: webhooks and polls become purchase commands through one path.
+    // Payment ingestion: webhooks and polls become purchase commands through one path, decided in batches on
+    // state held in memory (connections, merchant reservations, rules), with Square customers cached.
+    const ingestionState = new IngestionState(store);
+    const apis = squareApis({ connection: (tenantId) => ingestionState.connection(tenantId), make: async (tenantId) => (await square.connections.apiFor(tenantId)).api });
+    const contacts = customerCache(
+      async (tenantId, customerId) => {
+        const customer = await (await apis.apiFor(tenantId)).getCustomer(customerId);
+        return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
+      },
+      { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
+    );
+    const inlineWalletEffects = await store.supportsAtomicMultiStream();
+    if (!inlineWalletEffects) log.warn('the event store cannot append to several streams atomically: wallet credits go through the wallet-credits reactor');
     const ingestion = ingestionService({
       store,
       runtime,
       hasher,
-      activeRule: async (tenantId) => {
-        const active = activeRule(await rules.current(tenantId));
-        return active ? { ruleId: active.ruleId, version: active.version, rule: active.rule } : null;
-      },
-      customerContacts: async (tenantId, customerId) => {
-        const customer = await (await square.connections.apiFor(tenantId)).api.getCustomer(customerId);
-        return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
-      },
-      consumerByIdentity: (hashes) => consumerByIdentity(pool, hashes),
+      catchUp: () => ingestionState.catchUp(),
+      activeRule: async (tenantId) => ingestionState.activeRule(tenantId),
+      customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
+      consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
       walletIdFor,
+      inlineWalletEffects,
     });
     const inbox = webhookInbox(pool);
+    /** Who waits for a webhook's processing (the simulator's trigger), by event id. */
+    const settledWaiters = new Map<string, ((settlement: { outcome: string } | { error: string }) => void)[]>();
     const processor = new WebhookProcessor(
       inbox,
       webhookHandler({
         ingestion,
-        tenantForMerchant: (merchantId) => square.connections.tenantForMerchant(merchantId),
+        catchUp: () => ingestionState.catchUp(),
+        tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
         markRevoked: async (merchantId, revocation, metadata) => (await square.connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
+        forgetCustomer: (tenantId, customerId) => contacts.forget(tenantId, customerId),
       }),
       log.child({ component: 'webhooks' }),
+      inboxCommit(rawStore, store, metrics),
       {
+        batchSize: config.WEBHOOK_BATCH_SIZE,
+        batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
         onOutcome: (outcome) => metrics.webhookOutcome(outcome),
+        onSettled: (eventId, settlement) => {
+          for (const resolve of settledWaiters.get(eventId) ?? []) resolve(settlement);
+          settledWaiters.delete(eventId);
+        },
         // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
         leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
       },
     );
     processor.start();
     awaitProcessed = async (eventId) => {
-      // The simulator's `trigger` answers once Tally has processed its webhook and the read models caught up.
+      // The simulator's `trigger` answers once Tally has processed its webhook (the batched worker's onSettled)
+      // and the read models caught up. The inbox row answers when the webhook was settled before the wait began.
       const deadline = Date.now() + 15_000;
-      while (Date.now() < deadline) {
-        const item = await inbox.get(eventId);
-        if (item?.processed) {
-          // Twice: reactors append in turn (a refund's reversal on the wallet) once they have passed the first head.
-          for (let round = 0; round < 2; round++) {
-            const head = await store.headPosition();
-            if (!head || !(await runner.waitForPosition(head, Math.max(0, deadline - Date.now())))) break;
-          }
-          return item.outcome ?? 'processed';
-        }
-        if (item?.error) return `failed: ${item.error}`;
-        await new Promise((resolve) => setTimeout(resolve, 25));
+      let waiter: ((settlement: { outcome: string } | { error: string }) => void) | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const settledNow = new Promise<{ outcome: string } | { error: string } | undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), 15_000);
+        waiter = resolve;
+        settledWaiters.set(eventId, [...(settledWaiters.get(eventId) ?? []), resolve]);
+      });
+      const stored = await inbox.get(eventId);
+      const settlement = stored?.processed && stored.outcome !== 'failed' ? { outcome: stored.outcome ?? 'processed' } : stored?.error ? { error: stored.error } : await settledNow;
+      clearTimeout(timer);
+      const others = (settledWaiters.get(eventId) ?? []).filter((w) => w !== waiter);
+      if (others.length) settledWaiters.set(eventId, others);
+      else settledWaiters.delete(eventId);
+      if (!settlement) return 'not processed within 15 s';
+      if ('error' in settlement) return `failed: ${settlement.error}`;
+      // Twice: reactors append in turn (a refund's reversal on the wallet) once they have passed the first head.
+      for (let round = 0; round < 2; round++) {
+        const head = await store.headPosition();
+        if (!head || !(await runner.waitForPosition(head, Math.max(0, deadline - Date.now())))) break;
       }
-      return 'not processed within 15 s';
+      return settlement.outcome;
     };
     cleanups.unshift(() => processor.stop());
     const poll = withPollMetrics(pollService({
@@ -337,10 +401,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const tail = new LiveTail(store, log.child({ component: 'event-tail' }));
     const routes: RouteSpec[] = [
       ...accountRoutes({ accounts, rules, store, pool }),
-      ...walletRoutes({ wallets: walletsService({ store, runtime }), pool, hasher }),
+      ...walletRoutes({ wallets: walletsService({ store, runtime, commands }), pool, hasher }),
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
-        inbox,
+        inbox: webhookInbox(ackPool),
         signatureKey: squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
         notificationUrl: square.settings.webhookNotificationUrl,
         onStored: () => processor.wake(),

@@ -14,6 +14,7 @@
  * prototypes of changes run the same rebuild with a wrapped store (see `PROTOTYPES`): nothing outside bench/
  * is edited. `--profile` adds a CPU profile of the rebuild (bench/results/rebuild.cpuprofile).
  */
+import { provideCommandPath } from '../adapters/commands/path.ts';
 import { pino } from 'pino';
 import pg from 'pg';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -23,6 +24,7 @@ import { allProjections } from '../projections/index.ts';
 import { ProjectionRebuilds } from '../projections/rebuild.ts';
 import type { Projection } from '../projections/projection.ts';
 import { ledgerEntries, type LedgerEntry } from '../projections/wallets.ts';
+import { walletEvents } from '../domain/wallets/events.ts';
 import {
   checkpoint,
   formatDuration,
@@ -200,8 +202,10 @@ ON CONFLICT (wallet_id) DO UPDATE SET
 const walletsWithArrays: Projection = {
   name: 'wallets',
   tables: ['wallets', 'wallet_ledger'],
+  version: 1,
+  eventTypes: walletEvents.types,
   async apply(events, { db, table }) {
-    const entries = ledgerEntries(events);
+    const entries = ledgerEntries(walletEvents.decodeHandled(events));
     if (entries.length === 0) return;
     await db.query(arrayWriteSql(table('wallet_ledger'), table('wallets')), ARRAY_COLUMNS.map(([name]) => entries.map((e) => e[name])));
   },
@@ -222,9 +226,11 @@ function inMemoryWallets(totalEvents: number): Projection {
   return {
     name: 'wallets',
     tables: ['wallets', 'wallet_ledger'],
+    version: 1,
+    eventTypes: 'all',
     async apply(events, { db, table }) {
       seen += events.length;
-      const entries = ledgerEntries(events);
+      const entries = ledgerEntries(walletEvents.decodeHandled(events));
       const balanceAfter = entries.map((e) => {
         let f = figures.get(e.wallet_id);
         if (!f) figures.set(e.wallet_id, (f = { tenant: e.tenant_id, consumer: e.consumer_id, balance: 0, earned: 0, redeemed: 0, created: e.created_at, updated: e.created_at }));
@@ -316,7 +322,7 @@ async function runRebuild(db: BenchDatabase, pids: number[] | undefined, head: s
     const traced = tracePool(base, labelSql, variant.rewrite);
     const realStore = new PostgresEventStore(traced.pool, { connectionString: db.url });
     const store = variant.wrap ? variant.wrap(realStore) : realStore;
-    const projections = variant.projections ? variant.projections(store) : allProjections({ store, newId: uuidv4, walletIdFor });
+    const projections = variant.projections ? variant.projections(store) : allProjections({ store, newId: uuidv4, walletIdFor, commands: provideCommandPath(traced.pool) });
     const rebuilds = new ProjectionRebuilds(traced.pool, { connectionString: db.url }, store, projections, silent, uuidv4, { maxBatch: variant.maxBatch });
     await withClient(db.url, (c) => checkpoint(c));
     const allPids = pids ? [...new Set([...pids, ...(await postgresPids(base))])] : undefined;

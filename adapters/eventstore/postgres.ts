@@ -8,9 +8,13 @@
  * a slow poll remains as a safety net for a lost notification.
  */
 import pg from 'pg';
+import { z } from 'zod';
 import {
+  checkAppendManyRequests,
   ConcurrencyConflict,
+  MultiStreamConflict,
   EventStoreUnavailable,
+  type AppendManyResult,
   type AppendResult,
   type EventFilter,
   type EventMetadata,
@@ -24,9 +28,12 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
   type Subscription,
+  type StreamAppend,
+  type StreamAppendResult,
   type SubscriptionItem,
 } from '../../domain/ports/event-store.ts';
 import { isTransientPgError } from '../postgres/errors.ts';
+import { withTransaction, type Queryable } from '../postgres/transaction.ts';
 
 const CHANNEL = 'tally_events';
 const NOTIFY_INTERVAL_MS = 10;
@@ -100,6 +107,12 @@ function filterClauses(filter: EventFilter | undefined, params: unknown[]): stri
   return clauses;
 }
 
+/** A subscription's page (see `scanPage`): the events selected, and how far the scan went. */
+interface ScanPage extends FeedPage {
+  scanned: number;
+  scannedTo: Cursor | undefined;
+}
+
 interface FeedPage {
   events: RecordedEvent[];
   /** Events were visible beyond the safe bound: a transaction still in progress holds them back. */
@@ -107,6 +120,21 @@ interface FeedPage {
 }
 
 type Waiter = () => void;
+
+/** What `append_events_many` raises when an expected revision does not hold (migrations/0020). */
+const MANY_CONFLICT = 'TL409';
+const manyConflictDetail = z.array(z.object({ request: z.number().int().positive(), actual: z.number().int() }));
+
+/** Options of the PostgreSQL-only form of `appendMany`. */
+export interface PostgresAppendManyOptions {
+  /**
+   * Runs in the same transaction, right after the events are written (and only if they are), with the result:
+   * what it writes commits together with the events, and if it throws, nothing of the call commits and its
+   * error is rethrown. For adapters that must settle their own rows with the events (the webhook inbox).
+   * It may run more than once (a retry after a transient failure that rolled back the previous attempt).
+   */
+  inTransaction?: (client: pg.PoolClient, result: AppendManyResult) => Promise<void>;
+}
 
 export interface PostgresEventStoreOptions {
   /** Fallback poll interval for subscriptions when no notification arrives (ms). */
@@ -147,8 +175,8 @@ export class PostgresEventStore implements EventStore {
       events.map((e) => JSON.stringify(e.data)),
       events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.metadata })),
     ];
-    const row = await this.withRetryOnDuplicateId(() =>
-      this.query<{ status: string; current_revision: string; last_transaction_id: string; last_global_position: string }>(
+    const row = await this.retryOnDuplicateId(() =>
+      this.firstRow<{ status: string; current_revision: string; last_transaction_id: string; last_global_position: string }>(
         {
           // Named, so each connection parses and plans it once (measured in bench/store.ts).
           name: 'tally_append_events',
@@ -166,19 +194,109 @@ export class PostgresEventStore implements EventStore {
     };
   }
 
+  private async firstRow<T extends pg.QueryResultRow>(sql: { name: string; text: string }, params: unknown[]): Promise<T> {
+    const [first] = await this.query<T>(sql, params);
+    if (!first) throw new Error(`${sql.name} returned no row`);
+    return first;
+  }
+
   /** Two concurrent retries of one batch race on the unique event id; the loser's retry sees the winner's rows. */
-  private async withRetryOnDuplicateId<T>(run: () => Promise<T[]>): Promise<T> {
+  private async retryOnDuplicateId<T>(run: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const rows = await run();
-        const first = rows[0];
-        if (!first) throw new Error('append_events returned no row');
-        return first;
+        return await run();
       } catch (error) {
         const isDuplicate = (error as { code?: string; constraint?: string }).constraint === 'events_event_id_unique';
         if (!isDuplicate || attempt >= 2) throw error;
       }
     }
+  }
+
+  /**
+   * One transaction (one statement when there is no `inTransaction` work): all streams or none, events in
+   * request order under one transaction id, so the feed hands them out contiguously. Subscribers are woken once.
+   */
+  async appendMany(requests: readonly StreamAppend[], options: PostgresAppendManyOptions = {}): Promise<AppendManyResult> {
+    checkAppendManyRequests(requests);
+    const { inTransaction } = options;
+    if (requests.length === 0 && !inTransaction) return { streams: [] };
+    try {
+      const result = await this.retryOnDuplicateId(() =>
+        inTransaction
+          ? withTransaction(this.pool, async (client) => {
+              const written = await this.writeMany(client, requests);
+              await inTransaction(client, written);
+              return written;
+            })
+          : this.writeMany(this.pool, requests),
+      );
+      if (result.streams.length) this.wake();
+      return result;
+    } catch (error) {
+      throw this.translate(error, requests);
+    }
+  }
+
+  private async writeMany(db: Queryable, requests: readonly StreamAppend[]): Promise<AppendManyResult> {
+    if (requests.length === 0) return { streams: [] };
+    const events = requests.flatMap((request, index) => request.events.map((event) => ({ request: index + 1, event })));
+    const { rows } = await db.query<{ request: number; current_revision: string; last_transaction_id: string; last_global_position: string }>({
+      // Named, so each connection parses and plans it once.
+      name: 'tally_append_events_many',
+      text: `SELECT request, current_revision, last_transaction_id::text, last_global_position
+        FROM append_events_many($1::text[], $2::text[], $3::bigint[], $4::int[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[])`,
+      values: [
+        requests.map((r) => r.stream),
+        requests.map((r) => (typeof r.expected === 'number' ? 'exact' : r.expected)),
+        requests.map((r) => (typeof r.expected === 'number' ? r.expected : null)),
+        events.map((e) => e.request),
+        events.map((e) => e.event.id),
+        events.map((e) => e.event.type),
+        events.map((e) => JSON.stringify(e.event.data)),
+        events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.event.metadata })),
+      ],
+    });
+    if (rows.length !== requests.length) throw new Error(`append_events_many answered ${rows.length} rows for ${requests.length} streams`);
+    let last: { position: Position; cursor: Cursor } | undefined;
+    const streams: StreamAppendResult[] = rows.map((row, index) => {
+      const cursor = { tx: BigInt(row.last_transaction_id), seq: BigInt(row.last_global_position) };
+      const position = encodePosition(cursor);
+      if (!last || compare(cursor, last.cursor) > 0) last = { position, cursor };
+      return { stream: requests[index]!.stream, nextExpectedRevision: Number(row.current_revision), position };
+    });
+    return { streams, ...(last ? { position: last.position } : {}) };
+  }
+
+  private translate(error: unknown, requests: readonly StreamAppend[]): unknown {
+    const { code, detail } = error as { code?: string; detail?: string };
+    if (code === MANY_CONFLICT && detail) {
+      const conflicts = manyConflictDetail.parse(JSON.parse(detail)).map(({ request, actual }) => {
+        const { stream, expected } = requests[request - 1]!;
+        return { stream, expected, actual: actual < 0 ? ('no_stream' as const) : actual };
+      });
+      return new MultiStreamConflict(conflicts);
+    }
+    if (isTransientPgError(error)) return new EventStoreUnavailable('PostgreSQL event store unavailable', { cause: error });
+    return error;
+  }
+
+  async supportsAtomicMultiStream(): Promise<boolean> {
+    return true;
+  }
+
+  /** One query for all the streams. */
+  async readStreams(streams: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+    const result = new Map<string, RecordedEvent[]>(streams.map((stream) => [stream, []]));
+    if (streams.length === 0) return result;
+    const rows = await this.query<EventRow>(
+      {
+        name: 'tally_read_streams',
+        text: `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_name = ANY($1::text[]) ORDER BY stream_name, stream_revision`,
+      },
+      [[...new Set(streams)]],
+    );
+    for (const row of rows) result.get(row.stream_name)!.push(toRecorded(row));
+    return result;
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -256,6 +374,38 @@ export class PostgresEventStore implements EventStore {
     return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
   }
 
+  /**
+   * A subscription's page: the next BATCH events of the feed by primary key, whatever their type, with the data of
+   * those the filter selects only. The cursor moves past every event scanned, so a subscription to rare types
+   * costs a short key-range scan per wake, never a scan from its last match to the end of the feed.
+   */
+  private async scanPage(after: Cursor | undefined, filter: EventFilter | undefined): Promise<ScanPage> {
+    const params: unknown[] = [];
+    const selected = filterClauses(filter, params).join(' AND ') || 'true';
+    let where = '';
+    if (after) {
+      params.push(after.tx.toString(), after.seq.toString());
+      where = `WHERE (transaction_id, global_position) > ($${params.length - 1}::xid8, $${params.length}::bigint)`;
+    }
+    params.push(BATCH);
+    const rows = await this.query<EventRow & { selected: boolean }>(
+      `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
+              CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, recorded_at,
+              pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below, ${selected} AS selected
+         FROM events ${where} ORDER BY transaction_id, global_position LIMIT $${params.length}`,
+      params,
+    );
+    // Ordered by transaction id and bounded by one, the safe rows are a contiguous run from the start.
+    const safeRows = rows.filter((r) => BigInt(r.tx_id) < BigInt(r.safe_below));
+    const last = safeRows.at(-1);
+    return {
+      events: safeRows.filter((r) => r.selected).map(toRecorded),
+      heldBack: safeRows.length < rows.length,
+      scanned: safeRows.length,
+      scannedTo: last ? { tx: BigInt(last.tx_id), seq: BigInt(last.global_position) } : undefined,
+    };
+  }
+
   subscribeToAll(options: SubscribeOptions = {}): Subscription {
     let stopped = false;
     let wakeCurrent: Waiter | undefined;
@@ -267,9 +417,9 @@ export class PostgresEventStore implements EventStore {
       let cursor = start;
       let caughtUp = false;
       while (!stopped && !store.closed) {
-        let page: FeedPage;
+        let page: ScanPage;
         try {
-          page = await store.readPage({ after: cursor, inclusive: false, backwards: false, limit: BATCH, filter: options.filter });
+          page = await store.scanPage(cursor, options.filter);
         } catch (error) {
           if (!isTransientPgError(error)) throw error;
           await store.sleep(store.pollIntervalMs, (w) => (wakeCurrent = w));
@@ -277,10 +427,10 @@ export class PostgresEventStore implements EventStore {
         }
         for (const event of page.events) {
           if (stopped) return;
-          cursor = decodePosition(event.position);
           yield { kind: 'event', event };
         }
-        if (page.events.length === BATCH) continue;
+        cursor = page.scannedTo ?? cursor;
+        if (page.scanned === BATCH) continue;
         // Events held back by an open transaction are part of the history: not caught up until they are read.
         if (!caughtUp && !page.heldBack) {
           caughtUp = true;

@@ -1,6 +1,8 @@
+import { connectionSnapshots } from './snapshots.ts';
 import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
 import {
+  connectionEvents,
   evolveConnection,
   initialConnectionState,
   isLive,
@@ -139,7 +141,9 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
 }
 
 export const squareConnectionDecider: Decider<SquareConnectionCommand, SquareConnectionEvent, SquareConnectionState> = {
+  codec: connectionEvents,
   decide,
   evolve: evolveConnection,
   initialState: initialConnectionState,
+  snapshots: connectionSnapshots,
 };

@@ -4,10 +4,11 @@
  * customer. Webhooks and polls report the same payment in any mix, order and number: the decider makes the
  * completion happen once, ignores stale states, and holds refunds that arrive before their payment.
  */
-import type { Decider, DomainEvent } from '../shared/decider.ts';
+import type { Decider } from '../shared/decider.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
+import { purchaseEvents, type CreditOutcome, type PurchaseEvent, type WalletEffect } from './events.ts';
 
-export type CreditOutcome = 'credited' | 'stored_anonymous' | 'no_rule_no_credit' | 'zero_points';
+export type { CreditOutcome, PurchaseEvent, WalletEffect } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
@@ -23,51 +24,6 @@ export interface PaymentFacts {
   updatedAt: string;
   createdAt: string;
 }
-
-export type PurchaseEvent =
-  | DomainEvent<'PaymentStatusObserved', { paymentId: string; tenantId: string; merchantId: string; status: string; updatedAt: string; source: string }>
-  | DomainEvent<
-      'PurchaseCompleted',
-      {
-        paymentId: string;
-        tenantId: string;
-        merchantId: string;
-        locationId: string;
-        amountMinor: number;
-        tipMinor: number;
-        totalMinor: number;
-        currency: string;
-        customerId: string | null;
-        /** Keyed hashes of the customer's normalised email and phone, never the raw values. */
-        identityHashes: string[];
-        consumerId: string | null;
-        walletId: string | null;
-        outcome: CreditOutcome;
-        points: number;
-        ruleId: string | null;
-        ruleVersion: number | null;
-        basis: 'amount' | 'total' | null;
-        basisAmountMinor: number | null;
-        completedAt: string;
-        source: string;
-      }
-    >
-  | DomainEvent<'RefundHeld', { paymentId: string; tenantId: string; refundId: string; amountMinor: number; source: string }>
-  | DomainEvent<
-      'RefundApplied',
-      {
-        paymentId: string;
-        tenantId: string;
-        refundId: string;
-        amountMinor: number;
-        pointsReversed: number;
-        /** The wallet the reversal comes out of; null while the points are still held, unclaimed. */
-        walletId: string | null;
-        consumerId: string | null;
-        source: string;
-      }
-    >
-  | DomainEvent<'HeldPointsClaimed', { paymentId: string; tenantId: string; consumerId: string; walletId: string; points: number; identityHash: string; claimedAt: string }>;
 
 interface Completed {
   status: 'completed';
@@ -107,8 +63,10 @@ export type PurchaseCommand =
       resolution: Resolution;
       activeRule: { ruleId: string; version: number; rule: RewardRule } | null;
       source: string;
+      /** Omitted: `reactor`. */
+      walletEffect?: WalletEffect;
     }
-  | { type: 'ObserveRefund'; tenantId: string; refundId: string; paymentId: string; status: string; amountMinor: number; source: string }
+  | { type: 'ObserveRefund'; tenantId: string; refundId: string; paymentId: string; status: string; amountMinor: number; source: string; walletEffect?: WalletEffect }
   | { type: 'ClaimHeldPoints'; consumerId: string; walletId: string; identityHash: string; now: string };
 
 export const purchaseStream = (paymentId: string) => `payment-${paymentId}`;
@@ -150,7 +108,9 @@ function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>)
       basis: evaluation?.basis ?? null,
       basisAmountMinor: evaluation?.basisAmountMinor ?? null,
       completedAt: payment.updatedAt,
+      paymentCreatedAt: payment.createdAt,
       source: command.source,
+      walletEffect: command.walletEffect ?? 'reactor',
     },
   };
 }
@@ -174,7 +134,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       // Refunds that arrived first are applied now, in the order they arrived.
       let after = events.reduce(evolve, state) as Completed;
       for (const [refundId, amountMinor] of state.heldRefunds) {
-        const applied = applyRefund(after, refundId, amountMinor, command.source);
+        const applied = applyRefund(after, refundId, amountMinor, command.source, command.walletEffect);
         events.push(applied);
         after = evolve(after, applied) as Completed;
       }
@@ -184,7 +144,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       if (command.status !== 'COMPLETED') return [];
       if (state.status === 'completed') {
         if (state.refunds.has(command.refundId)) return [];
-        return [applyRefund(state, command.refundId, command.amountMinor, command.source)];
+        return [applyRefund(state, command.refundId, command.amountMinor, command.source, command.walletEffect)];
       }
       if (state.heldRefunds.has(command.refundId)) return [];
       return [{ type: 'RefundHeld', data: { paymentId: command.paymentId, tenantId: command.tenantId, refundId: command.refundId, amountMinor: command.amountMinor, source: command.source } }];
@@ -210,7 +170,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
   }
 }
 
-function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string): PurchaseEvent {
+function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PurchaseEvent {
   return {
     type: 'RefundApplied',
     data: {
@@ -222,6 +182,7 @@ function applyRefund(state: Completed, refundId: string, amountMinor: number, so
       walletId: state.walletId,
       consumerId: state.consumerId,
       source,
+      walletEffect,
     },
   };
 }
@@ -276,6 +237,7 @@ function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
 }
 
 export const purchaseDecider: Decider<PurchaseCommand, PurchaseEvent, PurchaseState> = {
+  codec: purchaseEvents,
   decide,
   evolve,
   initialState: { status: 'unseen', heldRefunds: new Map() },
