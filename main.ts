@@ -11,7 +11,7 @@ import http from 'node:http';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, secretValues, type Config } from './adapters/config.ts';
-import { createLogger } from './adapters/logger.ts';
+import { chooseLogFormat, createLogger } from './adapters/logger.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './adapters/postgres/embedded.ts';
 import { MIGRATIONS_DIR, pendingMigrations, runMigrations } from './adapters/postgres/migrate.ts';
 import { PostgresEventStore } from './adapters/eventstore/postgres.ts';
@@ -21,6 +21,7 @@ import { allProjections } from './projections/index.ts';
 import { createHttpApp } from './http/app.ts';
 import { healthRouter } from './http/routes/health.ts';
 import { adminConsoleRouter } from './http/routes/admin-console.ts';
+import { posPageRouter } from './http/routes/pos-page.ts';
 import { buildRouter, type RouteSpec } from './http/routes/table.ts';
 import { accountRoutes } from './http/routes/accounts.ts';
 import { walletRoutes } from './http/routes/wallets.ts';
@@ -35,7 +36,8 @@ import { workspaceDecider, workspaceStream } from './domain/workspaces/workspace
 import { rewardRulesService } from './domain/rewards/service.ts';
 import { walletsService } from './domain/wallets/service.ts';
 import { createSquareGateway } from './adapters/square/client.ts';
-import { squareSettings } from './adapters/square/settings.ts';
+import { OAUTH_CALLBACK_PATH, squareSettings } from './adapters/square/settings.ts';
+import { developmentSimulator, type DevelopmentSimulator } from './adapters/square/simulator/development.ts';
 import { keyring } from './adapters/crypto/keys.ts';
 import { postgresTokenVault } from './adapters/postgres/token-vault.ts';
 import { postgresOAuthStates } from './adapters/oauth/state.ts';
@@ -45,6 +47,8 @@ import { connectionRoutes } from './http/routes/connections.ts';
 import { WEBHOOK_PATH, webhookRoutes } from './http/routes/webhooks.ts';
 import { ingestionRoutes } from './http/routes/ingestion.ts';
 import { auditRoutes } from './http/routes/audit.ts';
+import { eventStreamRoutes } from './http/routes/event-stream.ts';
+import { LiveTail } from './projections/live-tail.ts';
 import { metricsRouter } from './http/routes/metrics.ts';
 import { createMetrics, LAG_COUNT_CAP, type Metrics } from './adapters/metrics.ts';
 import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts';
@@ -231,7 +235,13 @@ function inboxCommit(rawStore: EventStore, store: EventStore, metrics: Metrics):
 
 export async function startTally(options: StartOptions = {}): Promise<Tally> {
   const config = await loadConfig(options.env ?? process.env);
-  const log = options.log ?? createLogger({ level: config.LOG_LEVEL, secrets: secretValues(config) });
+  const log =
+    options.log ??
+    createLogger({
+      level: config.LOG_LEVEL,
+      secrets: secretValues(config),
+      format: chooseLogFormat({ configured: config.LOG_FORMAT, nodeEnv: config.NODE_ENV, isTTY: Boolean(process.stdout.isTTY) }),
+    });
   if (config.generatedSecrets.length) {
     log.warn(
       { generated: config.generatedSecrets, file: path.join(config.DATA_DIR, 'dev-secrets.json') },
@@ -295,7 +305,23 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       loadUser: (userId) => accounts.load(userId),
     });
     const rules = rewardRulesService({ store, runtime, commands });
-    const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime, commands);
+    // Development without SQUARE_APP_ID: the built-in Square simulator, mounted on this server (config refuses it in production).
+    let awaitProcessed: (eventId: string) => Promise<string | undefined> = async () => undefined;
+    const simulated: DevelopmentSimulator | undefined = config.squareSimulated
+      ? developmentSimulator(config, {
+          notificationUrl: config.SQUARE_WEBHOOK_URL ?? `${config.API_BASE_URL}${WEBHOOK_PATH}`,
+          redirectUri: `${config.API_BASE_URL}${OAUTH_CALLBACK_PATH}`,
+          afterDelivery: (eventId) => awaitProcessed(eventId),
+        })
+      : undefined;
+    if (simulated) {
+      log.warn(
+        { squareBaseUrl: simulated.simulator.url, state: simulated.stateFile },
+        'SQUARE IS SIMULATED: NODE_ENV=development and no SQUARE_APP_ID, so Tally talks to its built-in Square simulator (drive it with `npm run square -- help`)',
+      );
+    }
+    const squareConfig = simulated?.config ?? config;
+    const square = provideSquareConnections(squareConfig, options.env ?? process.env, pool, store, runtime, commands);
 
     const projections = allProjections({ store, newId: runtime.newId, walletIdFor, commands });
     const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, projections, log);
@@ -339,6 +365,8 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       inlineWalletEffects,
     });
     const inbox = webhookInbox(pool);
+    /** Who waits for a webhook's processing (the simulator's trigger), by event id. */
+    const settledWaiters = new Map<string, ((settlement: { outcome: string } | { error: string }) => void)[]>();
     const processor = new WebhookProcessor(
       inbox,
       webhookHandler({
@@ -354,11 +382,41 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         batchSize: config.WEBHOOK_BATCH_SIZE,
         batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
         onOutcome: (outcome) => metrics.webhookOutcome(outcome),
+        onSettled: (eventId, settlement) => {
+          for (const resolve of settledWaiters.get(eventId) ?? []) resolve(settlement);
+          settledWaiters.delete(eventId);
+        },
         // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
         leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
       },
     );
     processor.start();
+    awaitProcessed = async (eventId) => {
+      // The simulator's `trigger` answers once Tally has processed its webhook (the batched worker's onSettled)
+      // and the read models caught up. The inbox row answers when the webhook was settled before the wait began.
+      const deadline = Date.now() + 15_000;
+      let waiter: ((settlement: { outcome: string } | { error: string }) => void) | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const settledNow = new Promise<{ outcome: string } | { error: string } | undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), 15_000);
+        waiter = resolve;
+        settledWaiters.set(eventId, [...(settledWaiters.get(eventId) ?? []), resolve]);
+      });
+      const stored = await inbox.get(eventId);
+      const settlement = stored?.processed && stored.outcome !== 'failed' ? { outcome: stored.outcome ?? 'processed' } : stored?.error ? { error: stored.error } : await settledNow;
+      clearTimeout(timer);
+      const others = (settledWaiters.get(eventId) ?? []).filter((w) => w !== waiter);
+      if (others.length) settledWaiters.set(eventId, others);
+      else settledWaiters.delete(eventId);
+      if (!settlement) return 'not processed within 15 s';
+      if ('error' in settlement) return `failed: ${settlement.error}`;
+      // Twice: reactors append in turn (a refund's reversal on the wallet) once they have passed the first head.
+      for (let round = 0; round < 2; round++) {
+        const head = await store.headPosition();
+        if (!head || !(await runner.waitForPosition(head, Math.max(0, deadline - Date.now())))) break;
+      }
+      return settlement.outcome;
+    };
     cleanups.unshift(() => processor.stop());
     const pruneWebhookBodies = async () => {
       const redacted = await inbox.redactProcessedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_BODY_RETENTION_DAYS * 86_400_000));
@@ -398,13 +456,14 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       workspaceExists: async (tenantId) => (await loadState(store, workspaceStream(tenantId), workspaceDecider)).state.status !== 'none',
       cronSecret: config.CRON_SECRET,
     });
+    const tail = new LiveTail(store, log.child({ component: 'event-tail' }));
     const routes: RouteSpec[] = [
       ...accountRoutes({ accounts, phoneVerification, rules, store, pool }),
       ...walletRoutes({ wallets: walletsService({ store, runtime, commands }), pool, hasher }),
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
         inbox: webhookInbox(ackPool),
-        signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY,
+        signatureKey: squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
         notificationUrl: square.settings.webhookNotificationUrl,
         onStored: () => processor.wake(),
         failures,
@@ -412,6 +471,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       }),
       ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
       ...auditRoutes({ pool }),
+      ...eventStreamRoutes({ tail, store, isPosition: (value) => isPosition(value) }),
       ...projectionRoutes({ runner, rebuilds, store, now: runtime.now }),
       ...operationsRoutes({ pool, reconciler: reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) }) }),
     ];
@@ -435,6 +495,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         metricsRouter(metrics),
         openApiRouter(routes, { version: '0.1.0', serverUrl: config.API_BASE_URL }),
         adminConsoleRouter(),
+        posPageRouter(),
         healthRouter([
           { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
           { name: 'eventStore', check: async () => (await store.ping(), { ok: true }) },
@@ -456,10 +517,13 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ],
     });
 
+    const koa = app.callback();
     // A slow or trickling client holds a connection at most this long (Node's defaults: 300 s for a request).
     const server = http.createServer(
       { requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeout: Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS), connectionsCheckingInterval: 1000 },
-      app.callback(),
+      simulated
+        ? (request, response) => (simulated.simulator.owns(new URL(request.url ?? '/', 'http://localhost').pathname) ? simulated.simulator.handle(request, response) : koa(request, response))
+        : koa,
     );
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
@@ -475,6 +539,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const stop = () =>
       (stopping ??= (async () => {
         log.info('shutting down: finishing in-flight requests');
+        await tail.stop(); // live event tails never finish on their own: end them so the server can close
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);

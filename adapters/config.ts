@@ -102,6 +102,10 @@ const schema = z.object({
   HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   WEBHOOK_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  /** auto: the built-in simulator when NODE_ENV=development and SQUARE_APP_ID is unset; on: always (never in production); off: never. */
+  SQUARE_SIMULATOR: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** json: one JSON object a line (machines); pretty: readable lines (people). Default: pretty on a terminal outside production. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   CUSTOMER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
   CUSTOMER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
@@ -129,6 +133,8 @@ export interface Config extends Omit<Raw, GeneratedSecret | 'API_BASE_URL' | 'FR
   FRONTEND_URL: string;
   /** Names of secrets generated for development in this run's data directory. */
   generatedSecrets: string[];
+  /** Whether Square is the built-in simulator (SQUARE_SIMULATOR, NODE_ENV and SQUARE_APP_ID decide). */
+  squareSimulated: boolean;
 }
 
 export class ConfigError extends Error {
@@ -164,6 +170,12 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): { raw: Raw; missingSec
   }
   if (raw.NODE_ENV === 'production' && raw.SMS_PROVIDER === 'console') {
     problems.push('SMS_PROVIDER: console writes codes to the log; use twilio (or none) in production');
+  }
+  if (raw.SQUARE_SIMULATOR === 'on' && raw.NODE_ENV === 'production') {
+    problems.push('SQUARE_SIMULATOR: the Square simulator is for development; set it to off (or auto) in production');
+  }
+  if (raw.SQUARE_SIMULATOR === 'on' && raw.SQUARE_APP_ID) {
+    problems.push('SQUARE_SIMULATOR: on, but SQUARE_APP_ID is set: use one or the other');
   }
   if (raw.ENCRYPTION_KEY_PREVIOUS && raw.ENCRYPTION_KEY_PREVIOUS === raw.ENCRYPTION_KEY) {
     problems.push('ENCRYPTION_KEY_PREVIOUS: must differ from ENCRYPTION_KEY');
@@ -201,8 +213,10 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
     ENCRYPTION_KEY: (raw.ENCRYPTION_KEY ?? generated.ENCRYPTION_KEY) as string,
     CRON_SECRET: (raw.CRON_SECRET ?? generated.CRON_SECRET) as string,
     API_BASE_URL: apiBaseUrl,
-    FRONTEND_URL: (raw.FRONTEND_URL ?? 'http://localhost:5173').replace(/\/+$/, ''),
+    // In development without a front end, the OAuth callback lands on Tally's own /pos page.
+    FRONTEND_URL: (raw.FRONTEND_URL ?? (raw.NODE_ENV === 'development' ? apiBaseUrl : 'http://localhost:5173')).replace(/\/+$/, ''),
     generatedSecrets: missingSecrets,
+    squareSimulated: raw.SQUARE_SIMULATOR === 'on' || (raw.SQUARE_SIMULATOR === 'auto' && raw.NODE_ENV === 'development' && !raw.SQUARE_APP_ID),
   };
 }
 

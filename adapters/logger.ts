@@ -1,8 +1,28 @@
 /**
- * Structured JSON logs (pino). Credentials are redacted by path, and as a last line of defence every known
- * secret value is masked wherever it appears in a line, so a token pasted into an error message is not leaked.
+ * Structured logs (pino): JSON lines for machines, or readable lines for people (pino-pretty, a development
+ * dependency). Credentials are redacted by path, and as a last line of defence every known secret value is masked
+ * wherever it appears in a line (before any pretty-printing), so a token pasted into an error message is not leaked.
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type LogFormat = 'json' | 'pretty';
+
+/** LOG_FORMAT wins; otherwise readable lines in a terminal outside production, JSON everywhere else. */
+export function chooseLogFormat(options: { configured: LogFormat | undefined; nodeEnv: string; isTTY: boolean }): LogFormat {
+  if (options.configured) return options.configured;
+  return options.isTTY && options.nodeEnv !== 'production' ? 'pretty' : 'json';
+}
+
+/** pino-pretty's stream on stdout, or undefined where it is not installed (an image with production dependencies only). */
+function prettyStream(): DestinationStream | undefined {
+  try {
+    const pretty = createRequire(import.meta.url)('pino-pretty') as (options: object) => DestinationStream;
+    return pretty({ translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', singleLine: false, sync: true });
+  } catch {
+    return undefined;
+  }
+}
 
 const REDACT_PATHS = [
   'req.headers.authorization',
@@ -27,11 +47,17 @@ export interface LoggerOptions {
   /** Values to mask anywhere in a log line. */
   secrets?: string[];
   destination?: DestinationStream;
+  /** json unless said; ignored when `destination` is given. */
+  format?: LogFormat;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
   const secrets = (options.secrets ?? []).filter((s) => s.length >= 8);
-  const target = options.destination ?? pino.destination({ dest: 1, sync: false });
+  const pretty = !options.destination && options.format === 'pretty' ? prettyStream() : undefined;
+  if (!options.destination && options.format === 'pretty' && !pretty) {
+    process.stderr.write('LOG_FORMAT=pretty, but pino-pretty is not installed (production dependencies only): logging JSON\n');
+  }
+  const target = options.destination ?? pretty ?? pino.destination({ dest: 1, sync: false });
   const stream: DestinationStream = secrets.length
     ? {
         write(line: string) {

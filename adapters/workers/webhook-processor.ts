@@ -26,6 +26,11 @@ export interface WebhookProcessorOptions {
   maxAttempts?: number;
   /** Called with every outcome (metrics). */
   onOutcome?: (outcome: string) => void;
+  /**
+   * Called once a webhook's attempt is over and its row settled: its outcome, or its error (a failure that may
+   * still be retried). The development simulator waits on it to answer its `trigger` after the processing.
+   */
+  onSettled?: (eventId: string, settlement: { outcome: string } | { error: string }) => void;
 }
 
 export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
@@ -147,6 +152,7 @@ export class WebhookProcessor {
     if (result?.ok) {
       if (!settled.has(row.event_id)) log.warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
       this.options.onOutcome?.(result.result.outcome);
+      this.options.onSettled?.(row.event_id, { outcome: result.result.outcome });
       log.info({ outcome: result.result.outcome, tenantId: result.tenantId, ...result.result.detail }, `ingestion outcome: ${result.result.outcome}`);
       return;
     }
@@ -160,6 +166,7 @@ export class WebhookProcessor {
       log.error({ err: e }, 'could not record the failure; will record it on the next turn');
       this.unrecorded.set(row.event_id, { attempt: row.attempts, failure, claimedAt });
     });
+    this.options.onSettled?.(row.event_id, { error: message });
   }
 
   /**

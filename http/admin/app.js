@@ -206,11 +206,12 @@ function route() {
   if (!getToken()) return renderSignIn();
   const { section, rest, params } = parseHash();
   routeToken++;
+  liveConnection?.abort();
   for (const link of nav.querySelectorAll('a')) {
     if (link.getAttribute('href') === `#/${section}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const views = { audit: auditView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView };
+  const views = { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView };
   (views[section] ?? auditView)(rest, params, routeToken);
   main.focus({ preventScroll: true });
 }
@@ -364,6 +365,120 @@ function auditView(rest, params, token) {
     ),
     'Audit trail',
   );
+}
+
+// ---------------------------------------------------------------------------------------------- live events
+const LIVE_FILTERS = [
+  ['type', 'Event types', 'Comma-separated, e.g. PointsCredited,PointsReversed'],
+  ['tenantId', 'Tenant id'],
+  ['stream', 'Stream', 'e.g. wallet-<walletId>'],
+];
+const LIVE_ROWS = 200;
+/** The open event stream of the live view; aborted whenever the view changes. */
+let liveConnection;
+
+/**
+ * Events as they are appended (GET /api/v1/admin/events/stream). fetch, not EventSource: the API wants the bearer
+ * token in a header. A dropped connection resumes after the last event shown (Last-Event-ID). Pause keeps
+ * receiving but holds the rows back, so nothing is missed when it resumes.
+ */
+function liveView(_rest, params, token) {
+  const inputs = {};
+  for (const [name] of LIVE_FILTERS) inputs[name] = h('input', { type: 'text', name, value: params[name] ?? '', autocomplete: 'off' });
+  const form = h(
+    'form',
+    {
+      class: 'filters',
+      'aria-label': 'Live filters',
+      onsubmit: (event) => {
+        event.preventDefault();
+        const next = {};
+        for (const [name] of LIVE_FILTERS) next[name] = inputs[name].value.trim();
+        go(`#/live${qs(next)}`);
+      },
+    },
+    LIVE_FILTERS.map(([name, label, hint]) => field(label, inputs[name], hint)),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply filters'), h('a', { href: '#/live?' }, 'Clear')),
+  );
+  const tbody = h('tbody');
+  const state = h('p', { class: 'hint', 'aria-live': 'polite' }, 'Connecting…');
+  const pause = h('button', { type: 'button', class: 'secondary', 'aria-pressed': 'false' }, 'Pause');
+  let paused = false;
+  const held = [];
+  const showRows = (events) => {
+    tbody.prepend(...eventRows(events.reverse()));
+    while (tbody.rows.length > LIVE_ROWS) tbody.lastElementChild.remove();
+  };
+  pause.addEventListener('click', () => {
+    paused = !paused;
+    pause.textContent = paused ? 'Resume' : 'Pause';
+    pause.setAttribute('aria-pressed', String(paused));
+    if (!paused) showRows(held.splice(0));
+    state.textContent = paused ? 'Paused: new events are held back.' : 'Live.';
+  });
+  show(
+    h(
+      'section',
+      {},
+      h('h1', {}, 'Live events'),
+      form,
+      h('div', { class: 'actions' }, pause, state),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'responsive' }, h('caption', {}, `Events as they happen, newest first (the last ${LIVE_ROWS})`), h('thead', {}, h('tr', {}, EVENT_HEADERS.map((x) => h('th', { scope: 'col' }, x)))), tbody)),
+    ),
+    'Live events',
+  );
+
+  let lastEventId;
+  const onEvent = (e) => {
+    const row = { eventId: e.id, recordedAt: e.recordedAt, type: e.type, stream: e.stream, revision: e.revision, actor: e.metadata?.actor, tenantId: e.tenantId, correlationId: e.metadata?.correlationId, data: e.data, metadata: e.metadata, position: e.position };
+    if (paused) {
+      held.push(row);
+      state.textContent = `Paused: ${fmtNumber(held.length)} new event${held.length === 1 ? '' : 's'} held back.`;
+    } else showRows([row]);
+  };
+  const connect = async (attempt) => {
+    if (!current(token)) return;
+    const controller = new AbortController();
+    liveConnection = controller;
+    try {
+      const headers = { accept: 'text/event-stream', authorization: `Bearer ${getToken() ?? ''}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) };
+      const response = await fetch(`/api/v1/admin/events/stream${qs(params)}`, { headers, signal: controller.signal });
+      if (!response.ok) {
+        const body = await response.json().catch(() => undefined);
+        if (response.status === 401 || response.status === 403) signOut(`Signed out: ${body?.error?.message ?? response.status}`);
+        else say(body?.error?.message ?? `The live stream answered ${response.status}`, 'error');
+        state.textContent = 'Not connected.';
+        return;
+      }
+      state.textContent = paused ? 'Paused.' : 'Live.';
+      attempt = 0;
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let text = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+        let end;
+        while ((end = text.indexOf('\n\n')) >= 0) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          const id = /^id: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (id && data) {
+            lastEventId = id;
+            onEvent(JSON.parse(data));
+          }
+        }
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+    }
+    if (!current(token)) return;
+    // The server closed the stream (a restart, or this tab fell behind): come back after the last event shown.
+    state.textContent = 'Reconnecting…';
+    setTimeout(() => connect(attempt + 1), Math.min(10_000, 500 * 2 ** attempt));
+  };
+  connect(0);
 }
 
 // ---------------------------------------------------------------------------------------------- wallet

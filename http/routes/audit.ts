@@ -13,14 +13,14 @@ export interface AuditRoutesDependencies {
 
 const MAX_TYPES = 20;
 
-const id = (name: string) =>
+export const id = (name: string) =>
   z
     .string({ error: `${name} must be given once, as an id` })
     .min(1, `${name} must not be empty`)
     .max(200, `${name} must be at most 200 characters`)
     .regex(/^[A-Za-z0-9._:@|-]+$/, `${name} must be an id (letters, digits, . _ : @ | -)`);
 
-const streamName = z
+export const streamName = z
   .string({ error: 'stream must be given once, as a stream name such as wallet-<walletId>' })
   .min(1, 'stream must not be empty')
   .max(300, 'stream must be at most 300 characters')
@@ -32,7 +32,7 @@ const isoDate = (name: string) =>
     .transform((v) => new Date(v));
 
 /** `type=A&type=B`, `type=A,B` or a mix of both. */
-const types = z
+export const types = z
   .union([z.string(), z.array(z.string())], { error: 'type must be an event type name, e.g. type=PointsCredited' })
   .transform((value) => [...new Set((Array.isArray(value) ? value : [value]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean))])
   .pipe(

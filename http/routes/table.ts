@@ -17,6 +17,8 @@ export interface RouteSpec {
   access: Access;
   summary: string;
   handler: (ctx: Context) => Promise<void> | void;
+  /** The answer is a stream that does not end (server-sent events): a caller reads the headers, then what it wants. */
+  streaming?: true;
 }
 
 export interface RouterDependencies {

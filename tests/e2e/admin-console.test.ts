@@ -332,3 +332,26 @@ browserTest(
   },
   'phone',
 );
+
+browserTest('live events: an event appended while the page is open appears within 2 s; pause holds new rows back until resumed', async (t, page) => {
+  await signIn(page);
+  await page.getByRole('link', { name: 'Live events' }).click();
+  await page.getByRole('heading', { name: 'Live events' }).waitFor();
+  await page.getByLabel('Event types').fill('UserRegistered');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByText('Live.', { exact: true }).waitFor();
+
+  const first = await register('consumer', `live-${uuid().slice(0, 8)}@console.test`);
+  const appended = Date.now();
+  await page.getByRole('button', { name: `History of stream user-${first.id}` }).waitFor({ timeout: 2000 });
+  t.log(`shown ${Date.now() - appended} ms after the write answered`);
+
+  await page.getByRole('button', { name: 'Pause' }).click();
+  const second = await register('consumer', `live-${uuid().slice(0, 8)}@console.test`);
+  await page.getByText('Paused: 1 new event held back.').waitFor();
+  t.is(await page.getByRole('button', { name: `History of stream user-${second.id}` }).count(), 0, 'held back while paused');
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.getByRole('button', { name: `History of stream user-${second.id}` }).waitFor();
+  const streams = await texts(page, 'tbody tr td:nth-child(3)');
+  t.true(streams[0]!.startsWith(`user-${second.id}`) && streams[1]!.startsWith(`user-${first.id}`), 'newest first');
+});

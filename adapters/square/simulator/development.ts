@@ -1,0 +1,66 @@
+/**
+ * The simulator as `npm start` uses it in development: mounted under `/square-simulator` on Tally's own HTTP server,
+ * answering loopback clients only, its state under DATA_DIR, webhooks signed and sent to Tally's own notification
+ * URL, a "Demo Bakery" on a fresh start. The composition root calls this only when `config.squareSimulated` (never in production: config refuses it).
+ */
+import path from 'node:path';
+import type { Config } from '../../config.ts';
+import { createSquareSimulator, type SquareSimulator } from './server.ts';
+
+export const SIMULATOR_PATH = '/square-simulator';
+export const SIMULATOR_APP_ID = 'sq0idp-tally-simulator';
+export const SIMULATOR_APP_SECRET = 'sq0csp-tally-simulator-secret';
+/** The merchant a fresh simulator has, so the README's quick start can name it. */
+export const DEMO_MERCHANT = {
+  merchantId: 'MLDEMOBAKERY',
+  businessName: 'Demo Bakery',
+  currency: 'USD',
+  country: 'US',
+  locations: [{ id: 'LDEMOBAKERYMAIN', name: 'Demo Bakery (main)' }],
+};
+
+const isLoopback = (address: string | undefined) =>
+  address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
+
+export interface DevelopmentSimulator {
+  simulator: SquareSimulator;
+  /** The configuration with Square's variables pointing at the simulator. */
+  config: Config;
+  stateFile: string;
+}
+
+export function developmentSimulator(
+  config: Config,
+  options: { notificationUrl: string; redirectUri: string; afterDelivery: (eventId: string) => Promise<string | undefined> },
+): DevelopmentSimulator {
+  const stateFile = path.join(config.DATA_DIR, 'square-simulator', 'state.json');
+  const simulator = createSquareSimulator({
+    appId: SIMULATOR_APP_ID,
+    appSecret: SIMULATOR_APP_SECRET,
+    basePath: SIMULATOR_PATH,
+    stateFile,
+    webhooks: { notificationUrl: options.notificationUrl, ...(config.SQUARE_WEBHOOK_SIGNATURE_KEY ? { signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY } : {}) },
+    redirectUri: options.redirectUri,
+    seedMerchants: [DEMO_MERCHANT],
+    afterDelivery: options.afterDelivery,
+  });
+  simulator.setUrl(config.API_BASE_URL);
+  // Its control endpoints make payments without credentials: answer this machine only, even when HOST is 0.0.0.0.
+  const handle = simulator.handle.bind(simulator);
+  simulator.handle = (request, response) => {
+    if (isLoopback(request.socket.remoteAddress)) return handle(request, response);
+    response.writeHead(403, { 'Content-Type': 'application/json' });
+    response.end(JSON.stringify({ errors: [{ category: 'AUTHENTICATION_ERROR', code: 'FORBIDDEN', detail: 'The Square simulator answers requests from this machine only.' }] }));
+  };
+  return {
+    simulator,
+    stateFile,
+    config: {
+      ...config,
+      SQUARE_APP_ID: SIMULATOR_APP_ID,
+      SQUARE_APP_SECRET: SIMULATOR_APP_SECRET,
+      SQUARE_BASE_URL: simulator.url,
+      SQUARE_WEBHOOK_SIGNATURE_KEY: simulator.webhookSignatureKey,
+    },
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * The live event tail (GET /api/v1/admin/events/stream) over a real socket: admins only, the audit trail's filters
+ * (unknown ones refused), events as they are appended, resuming after Last-Event-ID without repeating or skipping,
+ * and a client that stops reading dropped once its queue is full while a reading client gets every event.
+ */
+import test from 'ava';
+import net from 'node:net';
+import { v4 as uuid } from 'uuid';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { eventually } from '../support/eventually.ts';
+
+const ADMIN_EMAIL = 'root@tail.test';
+const PATH = '/api/v1/admin/events/stream';
+
+let service: TestService;
+let call: ReturnType<typeof api>;
+let admin: string;
+
+test.before(async () => {
+  service = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL });
+  call = api(service.url);
+  admin = await tokenFor(`admin-${uuid()}`, ADMIN_EMAIL);
+  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+});
+test.after.always(async () => {
+  await service?.stop();
+});
+
+interface Frame {
+  id: string;
+  event: { type: string; stream: string; position: string; data: any };
+}
+
+/** An SSE client on fetch: frames as they arrive. */
+async function tail(query: string, headers: Record<string, string> = {}) {
+  const controller = new AbortController();
+  const response = await fetch(`${service.url}${PATH}${query}`, { headers: { authorization: `Bearer ${admin}`, ...headers }, signal: controller.signal });
+  const frames: Frame[] = [];
+  let text = '';
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+        text += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = text.indexOf('\n\n')) >= 0) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          const id = /^id: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (id && data) frames.push({ id, event: JSON.parse(data) });
+        }
+      }
+    } catch {
+      // aborted by the test
+    }
+  })();
+  return {
+    response,
+    frames,
+    async waitFor(count: number) {
+      return eventually(async () => frames.length, (n) => n >= count, { timeoutMs: 30_000, intervalMs: 20 });
+    },
+    async close() {
+      controller.abort();
+      await reading;
+    },
+  };
+}
+
+async function registerConsumer(): Promise<{ userId: string; position: string }> {
+  const userId = uuid();
+  const token = await tokenFor(userId, `${userId.slice(0, 8)}@tail.test`);
+  const registered = await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer' } });
+  return { userId, position: registered.body.position };
+}
+
+test.serial('admins only; unknown filters and a bad Last-Event-ID are 400 and say what to fix', async (t) => {
+  t.is((await call('GET', PATH)).status, 401);
+  const consumer = await tokenFor(uuid(), 'someone@tail.test');
+  await call('POST', '/api/v1/me/register', { token: consumer, body: { role: 'consumer' } });
+  t.is((await call('GET', PATH, { token: consumer })).status, 403);
+  const unknown = await call('GET', `${PATH}?colour=red`, { token: admin });
+  t.is(unknown.status, 400);
+  t.regex(JSON.stringify(unknown.body), /colour/);
+  t.is((await call('GET', `${PATH}?type=not%20a%20type`, { token: admin })).status, 400);
+  const badResume = await call('GET', PATH, { token: admin, headers: { 'last-event-id': 'yesterday' } });
+  t.is(badResume.status, 400);
+  t.regex(badResume.body.error.message, /Last-Event-ID/);
+});
+
+test.serial('events arrive as they are appended, filtered; Last-Event-ID resumes after that event, with nothing repeated or skipped', async (t) => {
+  const live = await tail('?type=UserRegistered');
+  t.is(live.response.status, 200);
+  t.regex(live.response.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const first = await registerConsumer();
+  const second = await registerConsumer();
+  await live.waitFor(2);
+  t.deepEqual(live.frames.map((f) => f.event.stream), [`user-${first.userId}`, `user-${second.userId}`]);
+  t.true(live.frames.every((f) => f.event.type === 'UserRegistered' && f.id === f.event.position));
+  t.is(live.frames[0]!.id, first.position, 'the id is the position a write returned');
+  await live.close();
+
+  // Missed while away: the third registration. Resume after the first one: the second and third, in order.
+  const third = await registerConsumer();
+  const resumed = await tail(`?type=UserRegistered`, { 'last-event-id': first.position });
+  const fourth = await registerConsumer();
+  await resumed.waitFor(3);
+  t.deepEqual(
+    resumed.frames.map((f) => f.event.stream),
+    [`user-${second.userId}`, `user-${third.userId}`, `user-${fourth.userId}`],
+  );
+  await resumed.close();
+
+  const oneStream = await tail(`?stream=user-${fourth.userId}`, { 'last-event-id': first.position });
+  await oneStream.waitFor(1);
+  t.true(oneStream.frames.every((f) => f.event.stream === `user-${fourth.userId}`));
+  await oneStream.close();
+});
+
+test.serial('a client that stops reading is dropped once its queue passes the bound; a reading client still gets every event', async (t) => {
+  t.timeout(120_000);
+  const stream = `tail-padding-${uuid()}`;
+  const reader = await tail(`?stream=${stream}`);
+  // The stuck client: a raw socket that sends its request and never reads a byte of the answer.
+  const stuck = net.connect(Number(new URL(service.url).port), new URL(service.url).hostname);
+  await new Promise<void>((resolve) => stuck.once('connect', () => resolve()));
+  stuck.pause();
+  let stuckClosed = false;
+  stuck.on('close', () => (stuckClosed = true));
+  stuck.on('error', () => undefined);
+  stuck.write(`GET ${PATH}?stream=${stream} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${admin}\r\nAccept: text/event-stream\r\n\r\n`);
+  // Its answer has begun (the headers sit unread in its buffer): it has joined the tail.
+  t.true(await eventually(async () => stuck.readableLength > 0, Boolean, { timeoutMs: 10_000, intervalMs: 20 }));
+
+  // 24 MB of events, in appends of 300 kB: far more than the socket buffers between the two ends and the 4 MiB queue bound together.
+  const padding = 'x'.repeat(60_000);
+  const count = 400;
+  for (let i = 0; i < count; i += 5) {
+    await service.tally.store.append(
+      stream,
+      Array.from({ length: 5 }, (_, k) => ({ id: uuid(), type: 'TailPadding', data: { n: i + k, padding }, metadata: {} })),
+      'any',
+    );
+    // The reading client keeps up (it is only ever one append behind), so only the stuck one can pass the bound.
+    await reader.waitFor(i + 5);
+  }
+  const dropped = await eventually(async () => service.logs.some((l) => l.includes('event tail: client dropped')), Boolean, { timeoutMs: 30_000 });
+  t.true(dropped, 'the server logged the drop');
+  // Reading again, the stuck client finds what was in flight, then the end of the connection the server closed.
+  stuck.resume();
+  t.true(await eventually(async () => stuckClosed, Boolean, { timeoutMs: 30_000 }), 'the server closed the stuck connection');
+  await reader.waitFor(count);
+  t.is(reader.frames.length, count, 'the reading client got every event, in order');
+  t.deepEqual(reader.frames.map((f) => f.event.data.n), Array.from({ length: count }, (_, i) => i));
+  await reader.close();
+  stuck.destroy();
+});
