@@ -196,26 +196,34 @@ export function instrumentPool(target: pg.Pool, interceptor: QueryInterceptor = 
   const stats: InstrumentedPool = { pool: target, counts: new Map(), rewritten: 0, diverted: 0, prepared: 0, last: new Map() };
   const query = (sqlOrConfig: unknown, params?: unknown, callback?: unknown): unknown => {
     const send = target.query.bind(target) as (...args: unknown[]) => unknown;
-    if (typeof sqlOrConfig !== 'string') return send(sqlOrConfig, params, callback);
-    const label = interceptor.label?.(sqlOrConfig) ?? 'query';
+    // The adapters send text, or a query config (`{ text, values, name? }`: named statements are prepared once per connection).
+    const config = typeof sqlOrConfig === 'object' && sqlOrConfig !== null ? (sqlOrConfig as { text?: unknown; values?: unknown; name?: unknown }) : undefined;
+    if (config && typeof config.text !== 'string') return send(sqlOrConfig, params, callback);
+    if (config) callback = params;
+    const text = config ? (config.text as string) : (sqlOrConfig as string);
+    const values = config ? config.values : params;
+    const label = interceptor.label?.(text) ?? 'query';
     const count = (key: string) => stats.counts.set(key, (stats.counts.get(key) ?? 0) + 1);
-    const diverted = interceptor.divert?.(sqlOrConfig, Array.isArray(params) ? params : []);
+    const diverted = interceptor.divert?.(text, Array.isArray(values) ? values : []);
     if (diverted) {
       stats.diverted++;
       count(`${label} (diverted)`);
       return diverted;
     }
     count(label);
-    const rewritten = interceptor.rewrite?.(sqlOrConfig);
-    if (rewritten !== undefined && rewritten !== sqlOrConfig) stats.rewritten++;
-    const sql = rewritten ?? sqlOrConfig;
-    stats.last.set(label, { sql, params: Array.isArray(params) ? params : [] });
-    const name = interceptor.prepareAs?.(sql);
-    if (name !== undefined) {
-      stats.prepared++;
-      return send({ name, text: sql, values: params }, callback);
-    }
-    return callback === undefined ? send(sql, params) : send(sql, params, callback);
+    const rewritten = interceptor.rewrite?.(text);
+    const changed = rewritten !== undefined && rewritten !== text;
+    if (changed) stats.rewritten++;
+    const sql = changed ? rewritten : text;
+    stats.last.set(label, { sql, params: Array.isArray(values) ? values : [] });
+    // A named statement whose text changed gets another name, so the connection does not run the prepared original.
+    const ownName = typeof config?.name === 'string' ? (changed ? `${config.name}_bench` : config.name) : undefined;
+    const prepareAs = interceptor.prepareAs?.(sql);
+    if (prepareAs !== undefined) stats.prepared++;
+    const name = ownName ?? prepareAs;
+    const out = name !== undefined ? { name, text: sql, values } : config ? { text: sql, values } : undefined;
+    if (out) return callback === undefined ? send(out) : send(out, callback);
+    return callback === undefined ? send(sql, values) : send(sql, values, callback);
   };
   stats.pool = new Proxy(target, { get: (t, prop) => (prop === 'query' ? query : Reflect.get(t, prop, t)) });
   return stats;
