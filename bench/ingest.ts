@@ -59,6 +59,7 @@ import {
   withClient,
   type BenchDatabase,
   type LoadResult,
+  reportCorrectness,
 } from './support.ts';
 import { cpuSnapshot, cpuSplit, postgresPids, withCpuProfile, type CpuSplit, type HotFunction } from './profile.ts';
 import { notes, resultsTable, writeReport, type ResultRow } from './report.ts';
@@ -862,7 +863,7 @@ async function main(): Promise<void> {
         `${count(w.check.credits)} credit rows in wallet_ledger for ${count(w.check.distinctPayments)} distinct payments; ${count(w.expectedCredits)} payments had a matching customer ` +
         `(${count(SIZE.payments - w.expectedCredits)} walk-ins held anonymously); inbox outcomes ${JSON.stringify(w.check.outcomes)}; ` +
         `${w.correct ? 'every matched payment credited exactly once' : 'MISMATCH'}`;
-      log(`  ${correctness}`);
+      reportCorrectness(w.correct, correctness);
 
       // ------------------------------------------------------------------ reads
       const bare = new Koa();
@@ -1144,8 +1145,9 @@ async function main(): Promise<void> {
   }, 'tally_bench_ingest');
 }
 
+// process.exit() without a code: a WRONG correctness line has set the exit code to 1.
 main().then(
-  () => process.exit(0),
+  () => process.exit(),
   (error) => {
     process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);

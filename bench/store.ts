@@ -45,6 +45,8 @@ import {
   type LoadResult,
   type Operation,
   type QueryInterceptor,
+  reportCorrectness,
+  runBenchmark,
 } from './support.ts';
 
 const flags = parseFlags();
@@ -734,6 +736,14 @@ async function main(): Promise<void> {
       CONFIG.tailDiagnosticRounds,
     );
 
+    // Every append measured above, through the store and the prototypes, must have left whole streams behind.
+    const appended = await withClient(db.url, async (client) => {
+      const { rows } = await client.query<{ streams: number; events: number; broken: number }>(
+        `SELECT count(*)::int AS streams, coalesce(sum(n), 0)::int AS events, count(*) FILTER (WHERE first <> 0 OR last <> n - 1)::int AS broken
+           FROM (SELECT count(*) AS n, min(stream_revision) AS first, max(stream_revision) AS last FROM events GROUP BY stream_name) AS s`,
+      );
+      return rows[0]!;
+    });
     log(`Filling ${count(CONFIG.readEvents)} events for the read (setup, not measured)...`);
     const fill = await timeThroughput(async () => (await fillEvents(db, CONFIG.readEvents), CONFIG.readEvents));
     log(`  filled in ${formatDuration(fill.elapsedMs)}`);
@@ -868,10 +878,12 @@ async function main(): Promise<void> {
       },
     });
     log(`Results written to ${file}`);
+    const readAll = reads.store.complete ? `readAll delivered all ${count(reads.store.events)} events` : `readAll stopped by its time budget after ${count(reads.store.events)} events`;
+    reportCorrectness(
+      appended.events > 0 && appended.broken === 0,
+      `${count(appended.events)} appended events in ${count(appended.streams)} streams, ${appended.broken} streams with a gap or not starting at revision 0; ${readAll}`,
+    );
   });
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+runBenchmark(main);

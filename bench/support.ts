@@ -423,12 +423,44 @@ export function machineSummary(machine: MachineInfo): string {
   ].join('\n');
 }
 
-/** Writes `bench/results/<name>.json`, creating the directory; returns the path. */
+/** Where `--quick` runs write their results: not `bench/results/`, whose files are the measured runs the README's tables come from. */
+export const QUICK_RESULTS_DIR = path.join(RESULTS_DIR, 'quick');
+
+/**
+ * Writes `bench/results/<name>.json`, creating the directory; returns the path. A quick run (`data.quick`)
+ * writes to `bench/results/quick/` instead (ignored by git), so that CI's smoke runs never overwrite a
+ * measured result.
+ */
 export async function writeResults(name: string, data: unknown): Promise<string> {
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const file = path.join(RESULTS_DIR, `${name}.json`);
+  const dir = (data as { quick?: unknown } | null)?.quick === true ? QUICK_RESULTS_DIR : RESULTS_DIR;
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${name}.json`);
   await writeFile(file, `${JSON.stringify(data, null, 2)}\n`);
   return file;
+}
+
+/**
+ * The line every benchmark prints once, saying whether what it measured also computed the right thing:
+ * `correctness: OK: <what was checked>` or `correctness: WRONG: <what differs>`. A wrong result also sets the
+ * exit code to 1. CI (`.ci/run`) fails on a WRONG line, a missing line or a non-zero exit, never on a ratio.
+ */
+export function reportCorrectness(ok: boolean, what: string): void {
+  process.stderr.write(`correctness: ${ok ? 'OK' : 'WRONG'}: ${what}\n`);
+  if (!ok) process.exitCode = 1;
+}
+
+/**
+ * Runs a benchmark's `main` and exits: with 1 on a crash, else with the exit code a WRONG correctness line set
+ * (0 otherwise). Exiting explicitly also ends a run whose server or pools left a handle open.
+ */
+export function runBenchmark(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results in the items' order. */
