@@ -61,7 +61,7 @@ function run(name: string): Promise<Outcome> {
   });
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const all = await benchmarkScripts();
   const wanted = process.argv.slice(2);
   const unknown = wanted.filter((name) => !all.includes(name));
@@ -81,10 +81,13 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${outcomes.length} benchmarks in --quick mode, ${total.toFixed(0)} s: ${failed.length ? `FAILED: ${failed.map((o) => o.name).join(', ')}` : 'all correct'}\n`,
   );
-  if (failed.length) process.exitCode = 1;
+  return failed.length ? 1 : 0;
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
