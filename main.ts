@@ -44,6 +44,7 @@ import { ingestionRoutes } from './http/routes/ingestion.ts';
 import { auditRoutes } from './http/routes/audit.ts';
 import { metricsRouter } from './http/routes/metrics.ts';
 import { createMetrics, LAG_COUNT_CAP, type Metrics } from './adapters/metrics.ts';
+import { oldestAppendInFlight } from './adapters/eventstore/postgres-horizon.ts';
 import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts';
 import { instrumentEventStore } from './adapters/eventstore/instrumented.ts';
 import { postgresCheckpointProbe } from './adapters/eventstore/postgres-checkpoint.ts';
@@ -229,6 +230,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       isAfter: (a, b) => store.isAfter(a, b),
       ...(config.EVENTSTORE_URL ? {} : { checkpoint: postgresCheckpointProbe(pool, LAG_COUNT_CAP) }),
     });
+    if (!config.EVENTSTORE_URL) metrics.observeFeedHorizon(() => oldestAppendInFlight(pool));
     cleanups.unshift(() => runner.stop());
     const rebuilds = new ProjectionRebuilds(pool, { connectionString: database.url }, store, projections, log, runtime.newId, {
       onProgress: (job) => metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null),
@@ -329,7 +331,15 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         adminConsoleRouter(),
         healthRouter([
           { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
-          { name: 'eventStore', check: async () => (await store.ping(), { ok: true }) },
+          {
+            name: 'eventStore',
+            // Still ready when an append holds the feed back (every instance shares it), but it is named here.
+            check: async () => {
+              await store.ping();
+              const oldest = config.EVENTSTORE_URL ? undefined : await oldestAppendInFlight(pool);
+              return { ok: true, detail: oldest && oldest.ageSeconds >= 1 ? { feedHeldBackBy: oldest } : undefined };
+            },
+          },
           {
             name: 'migrations',
             check: async () => {

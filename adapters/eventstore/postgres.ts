@@ -1,9 +1,11 @@
 /**
  * PostgreSQL implementation of the event store port.
  *
- * Global order is (transaction id, sequence). The feed only hands out events whose transaction id is below
- * the oldest transaction still in progress, so an event that commits late can never land behind a position
- * a subscriber has already passed (the sequence-gap bug; see migrations/0001_event-store.sql).
+ * Global order is (ordering key, sequence), the key being the appending transaction's id or a later one. The
+ * feed only hands out events below the oldest append still in progress, so an event that commits late can
+ * never land behind a position a subscriber has already passed (the sequence-gap bug; see
+ * migrations/0001_event-store.sql). Transactions that append nothing never hold the feed back, whichever
+ * database of the server they run in (migrations/0050_feed-horizon.sql).
  * Subscribers are woken in-process right after a local append, and across processes by LISTEN/NOTIFY;
  * a slow poll remains as a safety net for a lost notification.
  */
@@ -61,13 +63,16 @@ interface EventRow {
   metadata: EventMetadata;
   recorded_at: Date;
   safe_below: string;
+  /** The statement's snapshot, on rows at or beyond `safe_below` only (see `readPage`). */
+  snapshot: string | null;
 }
 
 // Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
 const EVENT_COLUMNS = `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
   recorded_at`;
 /** The feed also needs the safe bound (see `readPage`). */
-const COLUMNS = `${EVENT_COLUMNS}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below`;
+const COLUMNS = `${EVENT_COLUMNS}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
+  CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot`;
 
 function toRecorded(row: EventRow): RecordedEvent {
   return {
@@ -251,9 +256,20 @@ export class PostgresEventStore implements EventStore {
       sql += ` LIMIT $${params.length}`;
     }
     const rows = await this.query<EventRow>(sql, params);
-    // Ordered by transaction id and bounded by one, the safe rows are a contiguous run in either direction.
-    const safeRows = rows.filter((r) => BigInt(r.tx_id) < BigInt(r.safe_below));
+    // Below the server's oldest transaction in progress, every row is settled. Rows at or beyond it wait only for
+    // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
+    const unsettled = rows.find((r) => r.snapshot !== null);
+    const horizon = unsettled ? await this.feedHorizon(unsettled.snapshot!) : undefined;
+    // Ordered by the key and bounded by one, the safe rows are a contiguous run in either direction.
+    const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
     return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
+  }
+
+  /** The first ordering key a reader whose statement ran with `snapshot` must not pass: the oldest append in progress for it. */
+  private async feedHorizon(snapshot: string): Promise<bigint> {
+    const [row] = await this.query<{ horizon: string }>({ name: 'tally_feed_horizon', text: 'SELECT event_feed_horizon($1::pg_snapshot)::text AS horizon' }, [snapshot]);
+    if (!row) throw new Error('event_feed_horizon returned no row');
+    return BigInt(row.horizon);
   }
 
   subscribeToAll(options: SubscribeOptions = {}): Subscription {

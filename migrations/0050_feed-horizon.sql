@@ -1,0 +1,101 @@
+-- Up Migration
+
+-- The feed's horizon depends only on transactions that append events.
+--
+-- Before: the feed read below pg_snapshot_xmin(pg_current_snapshot()), the oldest transaction in progress on
+-- the whole server. Any transaction left open, in any database of the cluster (on a shared server: another
+-- service's), held every subscriber back.
+--
+-- Now: every transaction that writes events registers first, by taking a shared transaction-level advisory
+-- lock (held until it ends, visible to every session in pg_locks), and its events carry an ordering key
+-- (transaction_id) chosen at registration:
+--   - registered before the transaction had an id (the usual case): its own id, assigned just after the lock;
+--   - registered later (it had written something else first): the greater of its own id and the xmax of a
+--     snapshot taken after the lock, so the key lies beyond every position any reader can have passed while
+--     the transaction was not yet registered.
+-- A reader whose statement ran with snapshot S passes only keys below event_feed_horizon(S): the oldest of S's
+-- in-progress transactions that is registered now, or that has ended since S (it may have been registered,
+-- and its events are invisible to S); with none, S's xmax. Registration is read before the ended check, and a
+-- registered transaction keeps its lock until after it has ended, so no appender slips between the two.
+-- Every insert into `events` goes through the trigger below, whatever the path (append_events, a batch of
+-- streams, a bulk load): no writer can skip registration.
+-- The appending transaction must run in READ COMMITTED when it registers late (the snapshot it takes must be
+-- fresh); a late registration under REPEATABLE READ or SERIALIZABLE is refused.
+
+-- (31249, 1): the two-key advisory lock of appending transactions (objsubid 2 in pg_locks).
+CREATE VIEW event_appends_in_flight AS
+  WITH locks AS MATERIALIZED (
+    SELECT locktype, database, classid, objid, objsubid, virtualtransaction, pid, transactionid, mode, granted
+      FROM pg_locks WHERE locktype IN ('advisory', 'transactionid'))
+  SELECT a.pid, x.transactionid AS xid
+    FROM locks a
+    LEFT JOIN locks x ON x.virtualtransaction = a.virtualtransaction AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted
+   WHERE a.locktype = 'advisory' AND a.granted AND a.classid = 31249 AND a.objid = 1 AND a.objsubid = 2
+     AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database());
+
+-- The calling transaction's ordering key, registering it first if it is not yet (see above).
+CREATE FUNCTION register_event_append() RETURNS xid8
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_key text := current_setting('tally.event_append_key', true);
+  v_own xid8;
+  v_after xid8;
+BEGIN
+  IF v_key IS NOT NULL AND v_key <> '' THEN
+    RETURN v_key::xid8;
+  END IF;
+  v_own := pg_current_xact_id_if_assigned();
+  IF v_own IS NOT NULL AND current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'events must be the first write of a % transaction, or be written in READ COMMITTED', current_setting('transaction_isolation')
+      USING ERRCODE = '55000';
+  END IF;
+  PERFORM pg_advisory_xact_lock_shared(31249, 1);
+  IF v_own IS NULL THEN
+    v_own := pg_current_xact_id();
+  ELSE
+    v_after := pg_snapshot_xmax(pg_current_snapshot());
+    IF v_after > v_own THEN
+      v_own := v_after;
+    END IF;
+  END IF;
+  PERFORM set_config('tally.event_append_key', v_own::text, true);
+  RETURN v_own;
+END;
+$$;
+
+CREATE FUNCTION events_register_append() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.transaction_id := register_event_append();
+  RETURN NEW;
+END;
+$$;
+
+-- The old default, pg_current_xact_id(), would assign the transaction's id before the trigger could register it.
+ALTER TABLE events ALTER COLUMN transaction_id DROP DEFAULT;
+CREATE TRIGGER events_register_append BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION events_register_append();
+
+-- The first key the feed must not pass, for a reader whose statement ran with snapshot p_snapshot.
+CREATE FUNCTION event_feed_horizon(p_snapshot pg_snapshot) RETURNS xid8
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_appending xid[];
+  v_horizon xid8;
+BEGIN
+  -- First who is registered now...
+  SELECT coalesce(array_agg(a.xid) FILTER (WHERE a.xid IS NOT NULL), '{}') INTO v_appending FROM event_appends_in_flight a;
+  -- ...then which of the snapshot's transactions are registered, or have ended since (in this order: see above).
+  SELECT min(t) INTO v_horizon
+    FROM pg_snapshot_xip(p_snapshot) AS t
+   WHERE xid(t) = ANY (v_appending) OR pg_xact_status(t) IS DISTINCT FROM 'in progress';
+  RETURN coalesce(v_horizon, pg_snapshot_xmax(p_snapshot));
+END;
+$$;
+
+-- Down Migration
+DROP FUNCTION event_feed_horizon(pg_snapshot);
+DROP TRIGGER events_register_append ON events;
+ALTER TABLE events ALTER COLUMN transaction_id SET DEFAULT pg_current_xact_id();
+DROP FUNCTION events_register_append();
+DROP FUNCTION register_event_append();
+DROP VIEW event_appends_in_flight;
