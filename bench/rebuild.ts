@@ -23,6 +23,7 @@ import { allProjections } from '../projections/index.ts';
 import { ProjectionRebuilds } from '../projections/rebuild.ts';
 import type { Projection } from '../projections/projection.ts';
 import { ledgerEntries, type LedgerEntry } from '../projections/wallets.ts';
+import { walletEvents } from '../domain/wallets/events.ts';
 import {
   checkpoint,
   formatDuration,
@@ -202,8 +203,9 @@ ON CONFLICT (wallet_id) DO UPDATE SET
 const walletsWithArrays: Projection = {
   name: 'wallets',
   tables: ['wallets', 'wallet_ledger'],
+  eventTypes: walletEvents.types,
   async apply(events, { db, table }) {
-    const entries = ledgerEntries(events);
+    const entries = ledgerEntries(walletEvents.decodeHandled(events));
     if (entries.length === 0) return;
     await db.query(arrayWriteSql(table('wallet_ledger'), table('wallets')), ARRAY_COLUMNS.map(([name]) => entries.map((e) => e[name])));
   },
@@ -224,9 +226,10 @@ function inMemoryWallets(totalEvents: number): Projection {
   return {
     name: 'wallets',
     tables: ['wallets', 'wallet_ledger'],
+    eventTypes: 'all',
     async apply(events, { db, table }) {
       seen += events.length;
-      const entries = ledgerEntries(events);
+      const entries = ledgerEntries(walletEvents.decodeHandled(events));
       const balanceAfter = entries.map((e) => {
         let f = figures.get(e.wallet_id);
         if (!f) figures.set(e.wallet_id, (f = { tenant: e.tenant_id, consumer: e.consumer_id, balance: 0, earned: 0, redeemed: 0, created: e.created_at, updated: e.created_at }));

@@ -3,6 +3,7 @@
  *
  * 1. Single-event appends at concurrency 1, 16 and 64 vs plain single-row INSERT commits.
  * 2. A full forwards `readAll` of 1,000,000 events vs a plain keyset-paged SELECT of the same rows.
+ * 3. `appendMany` of 32 streams × 2 events vs the same 64 events as 32 `append` calls issued at once.
  *
  * Both sides run in the same process against the same server through the same pool, interleaved, so the
  * ratio shows what the event store's guarantees (optimistic concurrency, idempotency, gap-safe ordering,
@@ -679,6 +680,77 @@ async function explainFirstPage(db: BenchDatabase): Promise<PlanSummary> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// appendMany: one batch of streams in one statement vs one append per stream
+// ---------------------------------------------------------------------------------------------------------
+
+const MANY_STREAMS = 32;
+const MANY_EVENTS = 2;
+const MANY_CONCURRENCY = 4;
+
+/**
+ * What a batched worker gains: each operation writes 32 streams × 2 events, either in one `appendMany` or as
+ * 32 `append` calls issued at once over the same pool (the stronger of the one-by-one ways). Then checks that
+ * every stream holds exactly the events its worker wrote, in order.
+ */
+async function measureAppendMany(db: BenchDatabase) {
+  const pool = await openPool(db.url, MANY_CONCURRENCY);
+  const store = new PostgresEventStore(pool, { connectionString: db.url });
+  const everyStream: OwnStream[] = [];
+  const batches = (label: string, worker: number) => {
+    const streams = Array.from({ length: STREAMS_PER_WORKER }, (_, k) => ({ name: `many-${label}-w${worker}-${k}`, revision: -1 }));
+    everyStream.push(...streams);
+    let next = 0;
+    return () => Array.from({ length: MANY_STREAMS }, () => streams[next++ % streams.length]!);
+  };
+  const eventsFor = (stream: OwnStream) => Array.from({ length: MANY_EVENTS }, () => pointsEarned(stream.name));
+  const expectedOf = (stream: OwnStream) => (stream.revision < 0 ? ('no_stream' as const) : stream.revision);
+  try {
+    const results = await runInterleaved({
+      contenders: {
+        singles: {
+          workers: workersFor(MANY_CONCURRENCY, (worker) => {
+            const nextBatch = batches('singles', worker);
+            return async () => {
+              const batch = nextBatch();
+              const written = await Promise.all(batch.map((stream) => store.append(stream.name, eventsFor(stream), expectedOf(stream))));
+              batch.forEach((stream, i) => (stream.revision = written[i]!.nextExpectedRevision));
+            };
+          }),
+          settle: () => waitForIdle(pool),
+        },
+        many: {
+          workers: workersFor(MANY_CONCURRENCY, (worker) => {
+            const nextBatch = batches('many', worker);
+            return async () => {
+              const batch = nextBatch();
+              const result = await store.appendMany(batch.map((stream) => ({ stream: stream.name, events: eventsFor(stream), expected: expectedOf(stream) })));
+              batch.forEach((stream, i) => (stream.revision = result.streams[i]!.nextExpectedRevision));
+            };
+          }),
+          settle: () => waitForIdle(pool),
+        },
+      },
+      rounds: CONFIG.appendRounds,
+      sliceMs: CONFIG.appendSliceMs,
+    });
+    const read = await store.readStreams(everyStream.map((s) => s.name));
+    const wrong = everyStream.filter((stream) => {
+      const events = read.get(stream.name) ?? [];
+      return events.length !== stream.revision + 1 || events.some((e, i) => e.revision !== i);
+    });
+    const correctness = {
+      streams: everyStream.length,
+      eventsChecked: [...read.values()].reduce((n, events) => n + events.length, 0),
+      streamsWrong: wrong.length,
+    };
+    await store.close();
+    return { ...results, correctness };
+  } finally {
+    await pool.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------------------------
 
@@ -723,6 +795,26 @@ async function main(): Promise<void> {
         detail: { concurrency, tally, baseline },
       });
     }
+
+    log(`appendMany of ${MANY_STREAMS} streams × ${MANY_EVENTS} events at concurrency ${MANY_CONCURRENCY}...`);
+    const many = await measureAppendMany(db);
+    const perOperation = MANY_STREAMS * MANY_EVENTS;
+    log(
+      `  ${MANY_STREAMS} appends at once ${formatRate(many.singles.rate * perOperation, ' ev/s')}, appendMany ${formatRate(many.many.rate * perOperation, ' ev/s')}; ` +
+        `correctness: ${many.correctness.streamsWrong === 0 ? 'ok' : 'FAILED'}, ${count(many.correctness.eventsChecked)} events in ` +
+        `${count(many.correctness.streams)} streams, ${many.correctness.streamsWrong} streams not exactly as written`,
+    );
+    if (many.correctness.streamsWrong > 0) process.exitCode = 1;
+    rows.push({
+      measurement: `appendMany, ${MANY_STREAMS} streams × ${MANY_EVENTS} events, concurrency ${MANY_CONCURRENCY}`,
+      tally: many.many.rate * perOperation,
+      baseline: many.singles.rate * perOperation,
+      ratio: many.many.rate / many.singles.rate,
+      aim: null,
+      met: null,
+      note: `baseline here: the same ${perOperation} events as ${MANY_STREAMS} store.append calls issued at once over the same pool`,
+      detail: { batchConcurrency: MANY_CONCURRENCY, streams: MANY_STREAMS, eventsPerStream: MANY_EVENTS, tally: many.many, baseline: many.singles, correctness: many.correctness },
+    });
 
     const allVariants = Object.keys(APPEND_VARIANTS) as AppendVariant[];
     log(`Append diagnostics at concurrency ${AIM_CONCURRENCY}...`);

@@ -2,22 +2,20 @@
  * Read models of the accounts context: users (for search and admin lists), workspaces, and reward_rules
  * (the seed's table name). Each write is idempotent per event, so replaying a batch changes nothing.
  */
-import type { RecordedEvent } from '../domain/ports/event-store.ts';
-import type { UserEvent } from '../domain/users/events.ts';
-import type { WorkspaceEvent } from '../domain/workspaces/workspace.ts';
-import type { RuleSetEvent } from '../domain/rewards/rule-set.ts';
-import type { Projection, ProjectionContext } from './projection.ts';
+import { userEvents } from '../domain/users/events.ts';
+import { workspaceEvents } from '../domain/workspaces/events.ts';
+import { ruleSetEvents } from '../domain/rewards/events.ts';
+import { assertNever } from '../domain/shared/decider.ts';
+import { projection } from './projection.ts';
 
-const asEvent = <E>(event: RecordedEvent) => ({ type: event.type, data: event.data }) as unknown as E;
-
-export const usersProjection: Projection = {
+export const usersProjection = projection({
   name: 'users',
   tables: ['users'],
-  async apply(events, { db, table }: ProjectionContext) {
+  events: userEvents,
+  async apply(events, { db, table }) {
     const users = table('users');
-    for (const recorded of events) {
-      const event = asEvent<UserEvent>(recorded);
-      const at = recorded.recordedAt;
+    for (const event of events) {
+      const at = event.recordedAt;
       switch (event.type) {
         case 'UserRegistered': {
           const d = event.data;
@@ -47,19 +45,18 @@ export const usersProjection: Projection = {
         case 'UserPersonalDataErased':
           break;
         default:
-          break; // Not a user event.
+          assertNever(event);
       }
     }
   },
-};
+});
 
-export const workspacesProjection: Projection = {
+export const workspacesProjection = projection({
   name: 'workspaces',
   tables: ['workspaces'],
+  events: workspaceEvents,
   async apply(events, { db, table }) {
-    for (const recorded of events) {
-      if (recorded.type !== 'WorkspaceProvisioned') continue;
-      const { data } = asEvent<WorkspaceEvent>(recorded);
+    for (const { data } of events) {
       await db.query(
         `INSERT INTO ${table('workspaces')} (tenant_id, owner_user_id, business_name, provisioned_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (tenant_id) DO NOTHING`,
@@ -67,15 +64,15 @@ export const workspacesProjection: Projection = {
       );
     }
   },
-};
+});
 
-export const rewardRulesProjection: Projection = {
+export const rewardRulesProjection = projection({
   name: 'reward_rules',
   tables: ['reward_rules'],
+  events: ruleSetEvents,
   async apply(events, { db, table }) {
     const rules = table('reward_rules');
-    for (const recorded of events) {
-      const event = asEvent<RuleSetEvent>(recorded);
+    for (const event of events) {
       switch (event.type) {
         case 'RewardRuleCreated':
           await db.query(
@@ -97,8 +94,8 @@ export const rewardRulesProjection: Projection = {
           ]);
           break;
         default:
-          break;
+          assertNever(event);
       }
     }
   },
-};
+});

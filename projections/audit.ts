@@ -103,10 +103,14 @@ function insertSql(table: string): string {
     ON CONFLICT (event_id) DO NOTHING`;
 }
 
-/** The `audit` projection, owning `audit_events` (migrations/0006_audit.sql). */
+/**
+ * The `audit` projection, owning `audit_events` (migrations/0006_audit.sql). It keeps every event as stored,
+ * whatever its type or version, so it does not decode: it only copies out fields it finds, as text.
+ */
 export const auditProjection: Projection = {
   name: 'audit',
   tables: ['audit_events'],
+  eventTypes: 'all',
   async apply(events, { db, table }) {
     if (events.length === 0) return;
     const rows = events.map(auditColumns);

@@ -3,22 +3,19 @@
  * merchant, scopes, token expiry, last refresh, last poll and last error. Each write sets values taken from the
  * event, so applying an event twice changes nothing.
  */
-import type { RecordedEvent } from '../domain/ports/event-store.ts';
-import { CONNECTION_STREAM_PREFIX, type SquareConnectionEvent } from '../domain/connections/events.ts';
-import { POLL_STREAM_PREFIX } from '../domain/connections/poll-log.ts';
-import type { Projection } from './projection.ts';
+import { connectionEvents } from '../domain/connections/events.ts';
+import { assertNever } from '../domain/shared/decider.ts';
+import { projection } from './projection.ts';
 
-const asEvent = (event: RecordedEvent) => ({ type: event.type, data: event.data }) as unknown as SquareConnectionEvent;
-
-export const posConnectionsProjection: Projection = {
+/** The connection events, and `SquarePaymentsPolled` of the poll streams (the same type as on old connection streams). */
+export const posConnectionsProjection = projection({
   name: 'pos_connections',
   tables: ['pos_connections'],
+  events: connectionEvents,
   async apply(events, { db, table }) {
     const t = table('pos_connections');
-    for (const recorded of events) {
-      if (!recorded.stream.startsWith(CONNECTION_STREAM_PREFIX) && !recorded.stream.startsWith(POLL_STREAM_PREFIX)) continue;
-      const event = asEvent(recorded);
-      const at = recorded.recordedAt;
+    for (const event of events) {
+      const at = event.recordedAt;
       switch (event.type) {
         case 'SquareConnectionAuthorized': {
           const d = event.data;
@@ -89,11 +86,9 @@ export const posConnectionsProjection: Projection = {
             at,
           ]);
           break;
-        default: {
-          const unexpected: never = event;
-          void unexpected; // A new connection event type must be handled above.
-        }
+        default:
+          assertNever(event);
       }
     }
   },
-};
+});

@@ -7,10 +7,11 @@
  * are inserted `ON CONFLICT (id) DO NOTHING`, and wallets move only by the rows actually inserted, so an
  * event applied twice changes nothing.
  */
-import type { RecordedEvent } from '../domain/ports/event-store.ts';
-import { pointsDelta, WALLET_EVENT_TYPES, type WalletEvent } from '../domain/wallets/wallet.ts';
+import { pointsDelta, type WalletEvent } from '../domain/wallets/wallet.ts';
+import { walletEvents } from '../domain/wallets/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
-import type { Projection, ProjectionContext } from './projection.ts';
+import type { Decoded } from '../domain/shared/codec.ts';
+import { projection, type ProjectionContext } from './projection.ts';
 
 /** The kinds of ledger entries; a `PointsCredited` with `via: 'claim'` is a `claim`. */
 export type LedgerEntryType = 'credit' | 'reversal' | 'redemption' | 'adjustment' | 'claim';
@@ -38,8 +39,6 @@ export interface LedgerEntry {
   seq: number;
 }
 
-const walletEventTypes: ReadonlySet<string> = new Set(WALLET_EVENT_TYPES);
-
 function details(event: WalletEvent): Pick<LedgerEntry, 'entry_type' | 'payment_id' | 'refund_id' | 'admin_id' | 'reason' | 'reference' | 'idempotency_key'> {
   const none = { payment_id: null, refund_id: null, admin_id: null, reason: null, reference: null, idempotency_key: null };
   switch (event.type) {
@@ -56,22 +55,20 @@ function details(event: WalletEvent): Pick<LedgerEntry, 'entry_type' | 'payment_
   }
 }
 
-/** The pure fold: the batch's wallet events as ledger entries, in feed order; other events are ignored. */
-export function ledgerEntries(events: readonly RecordedEvent[]): LedgerEntry[] {
+/** The pure fold: the batch's wallet events as ledger entries, in feed order. */
+export function ledgerEntries(events: readonly Decoded<WalletEvent>[]): LedgerEntry[] {
   const entries: LedgerEntry[] = [];
-  for (const recorded of events) {
-    if (!walletEventTypes.has(recorded.type)) continue;
-    const event = { type: recorded.type, data: recorded.data } as WalletEvent;
+  for (const event of events) {
     entries.push({
-      id: recorded.id,
+      id: event.id,
       wallet_id: event.data.walletId,
       tenant_id: event.data.tenantId,
       consumer_id: event.data.consumerId,
       points: pointsDelta(event),
       ...details(event),
-      position: recorded.position,
-      revision: recorded.revision,
-      created_at: recorded.recordedAt.toISOString(),
+      position: event.position,
+      revision: event.revision,
+      created_at: event.recordedAt.toISOString(),
       seq: entries.length,
     });
   }
@@ -119,12 +116,13 @@ ON CONFLICT (wallet_id) DO UPDATE SET
   updated_at        = GREATEST(w.updated_at, EXCLUDED.updated_at)`;
 
 /** Balances and ledgers of wallets; lifetime totals follow the wallet decider (reversals reduce earned). */
-export const walletsProjection: Projection = {
+export const walletsProjection = projection({
   name: 'wallets',
   tables: ['wallets', 'wallet_ledger'],
+  events: walletEvents,
   async apply(events, { db, table }: ProjectionContext) {
     const entries = ledgerEntries(events);
     if (entries.length === 0) return;
     await db.query(writeSql(table('wallet_ledger'), table('wallets')), [JSON.stringify(entries)]);
   },
-};
+});

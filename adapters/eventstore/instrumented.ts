@@ -2,7 +2,7 @@
  * An event store that reports its appends and concurrency conflicts (metrics), and otherwise is the store it
  * wraps: every other call, and every error, passes through unchanged.
  */
-import { ConcurrencyConflict, type EventStore } from '../../domain/ports/event-store.ts';
+import { ConcurrencyConflict, MultiStreamConflict, type EventStore } from '../../domain/ports/event-store.ts';
 
 /** What the decorator reports; `adapters/metrics.ts` implements it. */
 export interface AppendObserver {
@@ -23,7 +23,22 @@ export function instrumentEventStore(store: EventStore, observer: AppendObserver
         throw error;
       }
     },
+    async appendMany(requests) {
+      try {
+        const result = await store.appendMany(requests);
+        for (const { stream, events } of requests) observer.appended(stream, events.length);
+        return result;
+      } catch (error) {
+        if (error instanceof MultiStreamConflict) {
+          for (const { stream } of error.written) observer.appended(stream, requests.find((r) => r.stream === stream)?.events.length ?? 0);
+          for (const { stream } of error.conflicts) observer.concurrencyConflict(stream);
+        }
+        throw error;
+      }
+    },
+    supportsAtomicMultiStream: () => store.supportsAtomicMultiStream(),
     readStream: (stream, options) => store.readStream(stream, options),
+    readStreams: (streams) => store.readStreams(streams),
     readAll: (options) => store.readAll(options),
     subscribeToAll: (options) => store.subscribeToAll(options),
     headPosition: () => store.headPosition(),

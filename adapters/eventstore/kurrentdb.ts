@@ -26,10 +26,12 @@ import {
   streamNameFilter,
   TimeoutError,
   UnavailableError,
+  UnsupportedError,
   WrongExpectedVersionError,
   type AllStreamRecordedEvent,
   type AllStreamResolvedEvent,
   type AllStreamSubscription,
+  type AppendStreamRequest,
   type AppendStreamState,
   type CurrentStreamState,
   type Filter,
@@ -40,8 +42,11 @@ import {
 } from '@kurrent/kurrentdb-client';
 import { z } from 'zod';
 import {
+  checkAppendManyRequests,
   ConcurrencyConflict,
   EventStoreUnavailable,
+  MultiStreamConflict,
+  type AppendManyResult,
   type AppendResult,
   type EventFilter,
   type EventStore,
@@ -54,8 +59,11 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
   type Subscription,
+  type StreamAppend,
+  type StreamAppendResult,
   type SubscriptionItem,
 } from '../../domain/ports/event-store.ts';
+import { appendInOrder } from './append-in-order.ts';
 
 /**
  * Positions look like `<commit>:<prepare>`, each zero-padded to the 20 digits of a uint64, so that they also
@@ -83,15 +91,34 @@ const metadataSchema = z
   })
   .catchall(z.json());
 
-function toEventData(event: NewEvent) {
+/**
+ * `multiStreamAppend` sends metadata as the record's properties, whose values must be strings, and v1 readers
+ * get the properties back as a JSON object. So those events carry their metadata as JSON in this one property,
+ * unwrapped on reading; events written by `append` carry it as plain JSON custom metadata.
+ */
+const WRAPPED_METADATA = 'tally-metadata';
+const wrappedMetadataSchema = z.strictObject({ [WRAPPED_METADATA]: z.string() });
+
+function unwrapMetadata(metadata: unknown): unknown {
+  const wrapped = wrappedMetadataSchema.safeParse(metadata);
+  if (!wrapped.success) return metadata;
+  try {
+    return JSON.parse(wrapped.data[WRAPPED_METADATA]);
+  } catch {
+    return wrapped.data;
+  }
+}
+
+function toEventData(event: NewEvent, wrapMetadata = false) {
+  // Same default as the PostgreSQL adapter, so a stored event always says which schema its data follows.
+  const metadata = { schemaVersion: 1, ...event.metadata };
   return jsonEvent({
     id: event.id,
     type: event.type,
     // The client types JSON data as object | array | string, but serialises whatever it gets with
     // JSON.stringify, so every JSON value (numbers, booleans, null) round-trips.
     data: event.data as JSONType,
-    // Same default as the PostgreSQL adapter, so a stored event always says which schema its data follows.
-    metadata: { schemaVersion: 1, ...event.metadata },
+    metadata: wrapMetadata ? { [WRAPPED_METADATA]: JSON.stringify(metadata) } : metadata,
   });
 }
 
@@ -100,7 +127,7 @@ function toRecorded(event: KurrentRecordedEvent): RecordedEvent {
   if (!event.isJson) throw new Error(`${where} is not JSON; this store writes JSON only`);
   // Servers before 22.6 do not send positions with events; the feed cannot do without them.
   if (!event.position) throw new Error(`${where} has no position (KurrentDB 22.6 or later required)`);
-  const metadata = metadataSchema.safeParse(event.metadata ?? {});
+  const metadata = metadataSchema.safeParse(unwrapMetadata(event.metadata ?? {}));
   if (!metadata.success) throw new Error(`${where} has invalid metadata: ${metadata.error.message}`);
   return {
     id: event.id,
@@ -185,13 +212,14 @@ const MIN_PAGE = 64;
 
 export class KurrentDbEventStore implements EventStore {
   private readonly subscriptions = new Set<KurrentDbSubscription>();
+  private multiStream: Promise<boolean> | undefined;
 
   constructor(private readonly client: KurrentDBClient) {}
 
   async append(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
     if (events.length === 0) throw new TypeError('append needs at least one event');
     try {
-      const result = await this.client.appendToStream(stream, events.map(toEventData), {
+      const result = await this.client.appendToStream(stream, events.map((event) => toEventData(event)), {
         streamState: toStreamState(expected),
       });
       if (!result.position) throw new Error(`KurrentDB returned no position for an append to ${stream}`);
@@ -202,6 +230,77 @@ export class KurrentDbEventStore implements EventStore {
       }
       throw translate(error);
     }
+  }
+
+  /**
+   * Atomic through the client's `multiStreamAppend` (KurrentDB 25.1+); on an older server, one append per stream
+   * in request order (see `appendInOrder`). The server answers revisions and one commit position for the whole
+   * transaction; the exact position of each stream's last event is read back (one concurrent read per stream).
+   */
+  async appendMany(requests: readonly StreamAppend[]): Promise<AppendManyResult> {
+    checkAppendManyRequests(requests);
+    if (requests.length === 0) return { streams: [] };
+    if (!(await this.supportsAtomicMultiStream())) return appendInOrder(this, requests);
+    const streams = requests.map((request): AppendStreamRequest => ({
+      streamName: request.stream,
+      events: request.events.map((event) => toEventData(event, true)),
+      expectedState: toStreamState(request.expected),
+    }));
+    let revisions: Map<string, number>;
+    try {
+      const result = await this.client.multiStreamAppend(streams);
+      revisions = new Map(result.responses.map((response) => [response.streamName, Number(response.revision)]));
+    } catch (error) {
+      if (error instanceof WrongExpectedVersionError) {
+        const request = requests.find((r) => r.stream === error.streamName);
+        if (request) throw new MultiStreamConflict([{ stream: request.stream, expected: request.expected, actual: toActual(error.actualState) }]);
+      }
+      if (error instanceof UnsupportedError) {
+        // A server without multi-stream appends became leader after this store said it had them: appending
+        // stream by stream now would break what the caller relies on. Transient from the caller's side.
+        throw new EventStoreUnavailable('KurrentDB no longer offers multi-stream appends (a server before 25.1 is leader)', {
+          cause: error,
+        });
+      }
+      throw translate(error);
+    }
+    const written = await Promise.all(
+      requests.map(async ({ stream }): Promise<StreamAppendResult> => {
+        const revision = revisions.get(stream);
+        if (revision === undefined) throw new Error(`KurrentDB answered no revision for ${stream}`);
+        const [last] = await this.readStream(stream, { direction: 'backwards', fromRevision: revision, limit: 1 });
+        if (!last) throw new Error(`KurrentDB: ${stream} has no event at revision ${revision} just appended`);
+        return { stream, nextExpectedRevision: revision, position: last.position };
+      }),
+    );
+    const position = written.reduce((latest, s) => (this.isAfter(s.position, latest) ? s.position : latest), written[0]!.position);
+    return { streams: written, position };
+  }
+
+  /**
+   * Asked of the server once (the client learns its supported methods; an empty append session is refused
+   * by a server that has them and never sent to one that has not). A transient failure is not remembered.
+   */
+  supportsAtomicMultiStream(): Promise<boolean> {
+    this.multiStream ??= this.client.multiStreamAppend([]).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof UnsupportedError) return false;
+        if (isTransient(error)) {
+          this.multiStream = undefined;
+          throw translate(error);
+        }
+        return true;
+      },
+    );
+    return this.multiStream;
+  }
+
+  /** The client reads one stream per call: the streams are read concurrently. */
+  async readStreams(streams: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+    const unique = [...new Set(streams)];
+    const read = await Promise.all(unique.map(async (stream) => [stream, await this.readStream(stream)] as const));
+    return new Map(read);
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

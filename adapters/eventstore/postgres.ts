@@ -10,9 +10,13 @@
  * a slow poll remains as a safety net for a lost notification.
  */
 import pg from 'pg';
+import { z } from 'zod';
 import {
+  checkAppendManyRequests,
   ConcurrencyConflict,
+  MultiStreamConflict,
   EventStoreUnavailable,
+  type AppendManyResult,
   type AppendResult,
   type EventFilter,
   type EventMetadata,
@@ -26,9 +30,12 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
   type Subscription,
+  type StreamAppend,
+  type StreamAppendResult,
   type SubscriptionItem,
 } from '../../domain/ports/event-store.ts';
 import { isTransientPgError } from '../postgres/errors.ts';
+import { withTransaction, type Queryable } from '../postgres/transaction.ts';
 
 const CHANNEL = 'tally_events';
 const NOTIFY_INTERVAL_MS = 10;
@@ -113,6 +120,21 @@ interface FeedPage {
 
 type Waiter = () => void;
 
+/** What `append_events_many` raises when an expected revision does not hold (migrations/0020). */
+const MANY_CONFLICT = 'TL409';
+const manyConflictDetail = z.array(z.object({ request: z.number().int().positive(), actual: z.number().int() }));
+
+/** Options of the PostgreSQL-only form of `appendMany`. */
+export interface PostgresAppendManyOptions {
+  /**
+   * Runs in the same transaction, right after the events are written (and only if they are), with the result:
+   * what it writes commits together with the events, and if it throws, nothing of the call commits and its
+   * error is rethrown. For adapters that must settle their own rows with the events (the webhook inbox).
+   * It may run more than once (a retry after a transient failure that rolled back the previous attempt).
+   */
+  inTransaction?: (client: pg.PoolClient, result: AppendManyResult) => Promise<void>;
+}
+
 export interface PostgresEventStoreOptions {
   /** Fallback poll interval for subscriptions when no notification arrives (ms). */
   pollIntervalMs?: number;
@@ -152,8 +174,8 @@ export class PostgresEventStore implements EventStore {
       events.map((e) => JSON.stringify(e.data)),
       events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.metadata })),
     ];
-    const row = await this.withRetryOnDuplicateId(() =>
-      this.query<{ status: string; current_revision: string; last_transaction_id: string; last_global_position: string }>(
+    const row = await this.retryOnDuplicateId(() =>
+      this.firstRow<{ status: string; current_revision: string; last_transaction_id: string; last_global_position: string }>(
         {
           // Named, so each connection parses and plans it once (measured in bench/store.ts).
           name: 'tally_append_events',
@@ -171,19 +193,109 @@ export class PostgresEventStore implements EventStore {
     };
   }
 
+  private async firstRow<T extends pg.QueryResultRow>(sql: { name: string; text: string }, params: unknown[]): Promise<T> {
+    const [first] = await this.query<T>(sql, params);
+    if (!first) throw new Error(`${sql.name} returned no row`);
+    return first;
+  }
+
   /** Two concurrent retries of one batch race on the unique event id; the loser's retry sees the winner's rows. */
-  private async withRetryOnDuplicateId<T>(run: () => Promise<T[]>): Promise<T> {
+  private async retryOnDuplicateId<T>(run: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const rows = await run();
-        const first = rows[0];
-        if (!first) throw new Error('append_events returned no row');
-        return first;
+        return await run();
       } catch (error) {
         const isDuplicate = (error as { code?: string; constraint?: string }).constraint === 'events_event_id_unique';
         if (!isDuplicate || attempt >= 2) throw error;
       }
     }
+  }
+
+  /**
+   * One transaction (one statement when there is no `inTransaction` work): all streams or none, events in
+   * request order under one transaction id, so the feed hands them out contiguously. Subscribers are woken once.
+   */
+  async appendMany(requests: readonly StreamAppend[], options: PostgresAppendManyOptions = {}): Promise<AppendManyResult> {
+    checkAppendManyRequests(requests);
+    const { inTransaction } = options;
+    if (requests.length === 0 && !inTransaction) return { streams: [] };
+    try {
+      const result = await this.retryOnDuplicateId(() =>
+        inTransaction
+          ? withTransaction(this.pool, async (client) => {
+              const written = await this.writeMany(client, requests);
+              await inTransaction(client, written);
+              return written;
+            })
+          : this.writeMany(this.pool, requests),
+      );
+      if (result.streams.length) this.wake();
+      return result;
+    } catch (error) {
+      throw this.translate(error, requests);
+    }
+  }
+
+  private async writeMany(db: Queryable, requests: readonly StreamAppend[]): Promise<AppendManyResult> {
+    if (requests.length === 0) return { streams: [] };
+    const events = requests.flatMap((request, index) => request.events.map((event) => ({ request: index + 1, event })));
+    const { rows } = await db.query<{ request: number; current_revision: string; last_transaction_id: string; last_global_position: string }>({
+      // Named, so each connection parses and plans it once.
+      name: 'tally_append_events_many',
+      text: `SELECT request, current_revision, last_transaction_id::text, last_global_position
+        FROM append_events_many($1::text[], $2::text[], $3::bigint[], $4::int[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[])`,
+      values: [
+        requests.map((r) => r.stream),
+        requests.map((r) => (typeof r.expected === 'number' ? 'exact' : r.expected)),
+        requests.map((r) => (typeof r.expected === 'number' ? r.expected : null)),
+        events.map((e) => e.request),
+        events.map((e) => e.event.id),
+        events.map((e) => e.event.type),
+        events.map((e) => JSON.stringify(e.event.data)),
+        events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.event.metadata })),
+      ],
+    });
+    if (rows.length !== requests.length) throw new Error(`append_events_many answered ${rows.length} rows for ${requests.length} streams`);
+    let last: { position: Position; cursor: Cursor } | undefined;
+    const streams: StreamAppendResult[] = rows.map((row, index) => {
+      const cursor = { tx: BigInt(row.last_transaction_id), seq: BigInt(row.last_global_position) };
+      const position = encodePosition(cursor);
+      if (!last || compare(cursor, last.cursor) > 0) last = { position, cursor };
+      return { stream: requests[index]!.stream, nextExpectedRevision: Number(row.current_revision), position };
+    });
+    return { streams, ...(last ? { position: last.position } : {}) };
+  }
+
+  private translate(error: unknown, requests: readonly StreamAppend[]): unknown {
+    const { code, detail } = error as { code?: string; detail?: string };
+    if (code === MANY_CONFLICT && detail) {
+      const conflicts = manyConflictDetail.parse(JSON.parse(detail)).map(({ request, actual }) => {
+        const { stream, expected } = requests[request - 1]!;
+        return { stream, expected, actual: actual < 0 ? ('no_stream' as const) : actual };
+      });
+      return new MultiStreamConflict(conflicts);
+    }
+    if (isTransientPgError(error)) return new EventStoreUnavailable('PostgreSQL event store unavailable', { cause: error });
+    return error;
+  }
+
+  async supportsAtomicMultiStream(): Promise<boolean> {
+    return true;
+  }
+
+  /** One query for all the streams. */
+  async readStreams(streams: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+    const result = new Map<string, RecordedEvent[]>(streams.map((stream) => [stream, []]));
+    if (streams.length === 0) return result;
+    const rows = await this.query<EventRow>(
+      {
+        name: 'tally_read_streams',
+        text: `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_name = ANY($1::text[]) ORDER BY stream_name, stream_revision`,
+      },
+      [[...new Set(streams)]],
+    );
+    for (const row of rows) result.get(row.stream_name)!.push(toRecorded(row));
+    return result;
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

@@ -11,7 +11,7 @@ import type { TokenVault } from '../ports/token-vault.ts';
 import { squareConnectionDecider, type SquareConnectionCommand } from './decider.ts';
 import { ConfigurationMissing } from './errors.ts';
 import { connectionStream, type ConnectionStatus } from './events.ts';
-import { POLL_EVENT, pollStream, type PollRecord } from './poll-log.ts';
+import { pollEvents, pollStream, type PollRecord } from './poll-log.ts';
 import { merchantReservationDecider, merchantReservationStream, type MerchantReservationCommand } from './merchant-reservation.ts';
 
 /** The Square app's credentials are configured (a gateway exists), or which settings are missing. */
@@ -47,11 +47,11 @@ export function connectionsContext(deps: SquareConnectionsDependencies) {
     /** The tenant's last poll record, read backwards: one event however long the poll stream is. */
     lastPoll: async (tenantId: string): Promise<PollRecord | undefined> => {
       const [last] = await store.readStream(pollStream(tenantId), { direction: 'backwards', limit: 1 });
-      return last ? (last.data as PollRecord) : undefined;
+      return last ? pollEvents.decode(last).data : undefined;
     },
     /** Polls are facts that do not depend on one another: appended whatever the stream holds. */
     appendPoll: (record: PollRecord, metadata: EventMetadata) =>
-      store.append(pollStream(record.tenantId), [{ id: runtime.newId(), type: POLL_EVENT, data: record, metadata }], 'any'),
+      store.append(pollStream(record.tenantId), [pollEvents.encode({ type: 'SquarePaymentsPolled', data: record }, runtime.newId(), metadata)], 'any'),
     onConnection: (tenantId: string, command: SquareConnectionCommand, metadata: EventMetadata) =>
       handleCommand(store, connectionStream(tenantId), squareConnectionDecider, command, commandContext(metadata)),
     onReservation: (merchantId: string, command: MerchantReservationCommand, metadata: EventMetadata) =>

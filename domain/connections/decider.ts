@@ -1,6 +1,7 @@
 import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
 import {
+  connectionEvents,
   evolveConnection,
   initialConnectionState,
   isLive,
@@ -139,6 +140,7 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
 }
 
 export const squareConnectionDecider: Decider<SquareConnectionCommand, SquareConnectionEvent, SquareConnectionState> = {
+  codec: connectionEvents,
   decide,
   evolve: evolveConnection,
   initialState: initialConnectionState,

@@ -1,72 +1,101 @@
-import type { DomainEvent } from '../shared/decider.ts';
-import type { JsonObject } from '../ports/event-store.ts';
+import { z } from 'zod';
+import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 
 /**
  * Events of a tenant's Square connection (stream `square-connection-<tenantId>`). They record facts only:
  * tokens never enter the log (they live encrypted in the token vault, see `domain/ports/token-vault.ts`).
  */
 
-export type RevokedBy = 'app' | 'merchant' | 'square';
+const revokedBy = z.enum(['app', 'merchant', 'square']);
+export type RevokedBy = z.output<typeof revokedBy>;
 
-export interface ConnectionLocation extends JsonObject {
-  id: string;
-  name: string | null;
-  status: string;
-}
+const connectionLocation = z.object({ id: z.string(), name: z.string().nullable(), status: z.string() });
+export type ConnectionLocation = z.output<typeof connectionLocation>;
 
-export type SquareConnectionEvent =
-  | DomainEvent<
-      'SquareConnectionAuthorized',
-      {
-        tenantId: string;
-        merchantId: string;
-        /** Identifies this authorization's tokens in the vault: a refresh only replaces tokens of the same one. */
-        authorizationId: string;
-        /** The merchant reservation's claim number this authorization holds (see `merchant-reservation.ts`). */
-        merchantClaim: number;
-        businessName: string | null;
-        scopes: string[];
-        tokenExpiresAt: string;
-        locations: ConnectionLocation[];
-        /** The merchant this tenant was connected to before, when it was another one (its reservation is released). */
-        previousMerchantId: string | null;
-        /** Who started the connect flow (`user:<id>` or `admin:<id>`). */
-        authorizedBy: string;
-        authorizedAt: string;
-      }
-    >
-  | DomainEvent<'SquareTokensRefreshed', { tenantId: string; merchantId: string; authorizationId: string; tokenExpiresAt: string; refreshedAt: string }>
-  | DomainEvent<
-      'SquareTokenRefreshFailed',
-      {
-        tenantId: string;
-        merchantId: string;
-        authorizationId: string;
-        /** Square's error code (or ours: TIMEOUT, NETWORK, TOKEN_MISSING…). */
-        code: string;
-        detail: string;
-        needsReconnect: boolean;
-        failedAt: string;
-      }
-    >
-  | DomainEvent<
-      'SquareAccessRefused',
-      {
-        tenantId: string;
-        merchantId: string;
-        authorizationId: string;
-        /** The merchant-token call Square refused (`payments.list`, `customers.get`…). */
-        operation: string;
-        /** Square's code: ACCESS_TOKEN_REVOKED, UNAUTHORIZED or INSUFFICIENT_SCOPES. */
-        code: string;
-        detail: string;
-        refusedAt: string;
-      }
-    >
-  | DomainEvent<'SquareConnectionRevoked', { tenantId: string; merchantId: string; revokedBy: RevokedBy; revokedAt: string; by: string | null }>
-  | DomainEvent<'SquareTokenDecryptionFailed', { tenantId: string; merchantId: string; keyId: string; detectedAt: string }>
-  | DomainEvent<'SquareTokenDecryptionRecovered', { tenantId: string; merchantId: string; keyId: string; recoveredAt: string }>
-  | DomainEvent<'SquarePaymentsPolled', { tenantId: string; merchantId: string; cursor: string | null; polledAt: string; summary: JsonObject }>;
+/** `authorizationId` identifies an authorization's tokens in the vault: a refresh only replaces tokens of the same one. */
+const grant = { tenantId: z.string(), merchantId: z.string(), authorizationId: z.string() };
+
+export const squareConnectionAuthorized = EventType.define(
+  'SquareConnectionAuthorized',
+  z.object({
+    ...grant,
+    /** The merchant reservation's claim number this authorization holds (see `merchant-reservation.ts`). */
+    merchantClaim: z.number().int(),
+    businessName: z.string().nullable(),
+    scopes: z.array(z.string()),
+    tokenExpiresAt: z.string(),
+    locations: z.array(connectionLocation),
+    /** The merchant this tenant was connected to before, when it was another one (its reservation is released). */
+    previousMerchantId: z.string().nullable(),
+    /** Who started the connect flow (`user:<id>` or `admin:<id>`). */
+    authorizedBy: z.string(),
+    authorizedAt: z.string(),
+  }),
+);
+export const squareTokensRefreshed = EventType.define('SquareTokensRefreshed', z.object({ ...grant, tokenExpiresAt: z.string(), refreshedAt: z.string() }));
+export const squareTokenRefreshFailed = EventType.define(
+  'SquareTokenRefreshFailed',
+  z.object({
+    ...grant,
+    /** Square's error code (or ours: TIMEOUT, NETWORK, TOKEN_MISSING…). */
+    code: z.string(),
+    detail: z.string(),
+    needsReconnect: z.boolean(),
+    failedAt: z.string(),
+  }),
+);
+export const squareAccessRefused = EventType.define(
+  'SquareAccessRefused',
+  z.object({
+    ...grant,
+    /** The merchant-token call Square refused (`payments.list`, `customers.get`…). */
+    operation: z.string(),
+    /** Square's code: ACCESS_TOKEN_REVOKED, UNAUTHORIZED or INSUFFICIENT_SCOPES. */
+    code: z.string(),
+    detail: z.string(),
+    refusedAt: z.string(),
+  }),
+);
+export const squareConnectionRevoked = EventType.define(
+  'SquareConnectionRevoked',
+  z.object({ tenantId: z.string(), merchantId: z.string(), revokedBy, revokedAt: z.string(), by: z.string().nullable() }),
+);
+export const squareTokenDecryptionFailed = EventType.define(
+  'SquareTokenDecryptionFailed',
+  z.object({ tenantId: z.string(), merchantId: z.string(), keyId: z.string(), detectedAt: z.string() }),
+);
+export const squareTokenDecryptionRecovered = EventType.define(
+  'SquareTokenDecryptionRecovered',
+  z.object({ tenantId: z.string(), merchantId: z.string(), keyId: z.string(), recoveredAt: z.string() }),
+);
+
+const pollRecord = z.object({
+  tenantId: z.string(),
+  merchantId: z.string(),
+  /** Where the next poll of this merchant resumes (opaque to everything but `domain/payments/poll.ts`). */
+  cursor: z.string().nullable(),
+  polledAt: z.string(),
+  summary: z.record(z.string(), z.json()),
+});
+export type PollRecord = z.output<typeof pollRecord>;
+
+/** A finished poll: written on the tenant's poll stream (poll-log.ts), on the connection stream by older deployments. */
+export const squarePaymentsPolled = EventType.define('SquarePaymentsPolled', pollRecord);
+
+/** `SquarePaymentsPolled` is here for connection streams of older deployments (see poll-log.ts). */
+export const connectionEvents = eventCodec(
+  { stream: 'square-connection-<tenantId>', writtenBy: 'squareConnectionDecider' },
+  squareConnectionAuthorized,
+  squareTokensRefreshed,
+  squareTokenRefreshFailed,
+  squareAccessRefused,
+  squareConnectionRevoked,
+  squareTokenDecryptionFailed,
+  squareTokenDecryptionRecovered,
+  squarePaymentsPolled,
+);
+
+export type SquareConnectionEvent = EventsOf<typeof connectionEvents>;
 
 export interface ConnectionError {
   code: string;

@@ -7,14 +7,30 @@
  * Every claim, even by the holder itself, gets the next claim number, and a release can be made conditional on
  * one: a release decided on an older reading of the stream then does nothing (see `claimStillInUse`).
  */
-import type { Decider, DomainEvent } from '../shared/decider.ts';
+import { z } from 'zod';
+import type { Decider } from '../shared/decider.ts';
+import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 import { MerchantAlreadyConnected } from './errors.ts';
 
-export type ReleaseReason = 'revoked' | 'reconnected_elsewhere' | 'abandoned' | 'stale';
+const releaseReason = z.enum(['revoked', 'reconnected_elsewhere', 'abandoned', 'stale']);
+export type ReleaseReason = z.output<typeof releaseReason>;
 
-export type MerchantReservationEvent =
-  | DomainEvent<'SquareMerchantClaimed', { merchantId: string; tenantId: string; claim: number; claimedAt: string }>
-  | DomainEvent<'SquareMerchantReleased', { merchantId: string; tenantId: string; claim: number; reason: ReleaseReason; releasedAt: string }>;
+export const squareMerchantClaimed = EventType.define(
+  'SquareMerchantClaimed',
+  z.object({ merchantId: z.string(), tenantId: z.string(), claim: z.number().int(), claimedAt: z.string() }),
+);
+export const squareMerchantReleased = EventType.define(
+  'SquareMerchantReleased',
+  z.object({ merchantId: z.string(), tenantId: z.string(), claim: z.number().int(), reason: releaseReason, releasedAt: z.string() }),
+);
+
+export const merchantReservationEvents = eventCodec(
+  { stream: 'square-merchant-<merchantId>', writtenBy: 'merchantReservationDecider' },
+  squareMerchantClaimed,
+  squareMerchantReleased,
+);
+
+export type MerchantReservationEvent = EventsOf<typeof merchantReservationEvents>;
 
 export type MerchantReservationState =
   | { status: 'free'; lastClaim: number }
@@ -36,6 +52,7 @@ export type MerchantReservationCommand =
 export const merchantReservationStream = (merchantId: string) => `square-merchant-${merchantId}`;
 
 export const merchantReservationDecider: Decider<MerchantReservationCommand, MerchantReservationEvent, MerchantReservationState> = {
+  codec: merchantReservationEvents,
   initialState: { status: 'free', lastClaim: 0 },
   decide(command, state) {
     switch (command.type) {

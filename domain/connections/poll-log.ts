@@ -7,21 +7,16 @@
  * those, and its `pollCursor` is used until the first record lands here.
  */
 import type { JsonObject } from '../ports/event-store.ts';
+import { eventCodec } from '../shared/codec.ts';
 import { ConnectionUnavailable } from './errors.ts';
-import type { SquareConnectionState } from './events.ts';
+import { squarePaymentsPolled, type PollRecord, type SquareConnectionState } from './events.ts';
 
 export const POLL_STREAM_PREFIX = 'square-poll-';
 export const pollStream = (tenantId: string) => `${POLL_STREAM_PREFIX}${tenantId}`;
-export const POLL_EVENT = 'SquarePaymentsPolled';
 
-export interface PollRecord extends JsonObject {
-  tenantId: string;
-  merchantId: string;
-  /** Where the next poll of this merchant resumes (opaque to everything but `domain/payments/poll.ts`). */
-  cursor: string | null;
-  polledAt: string;
-  summary: JsonObject;
-}
+export const pollEvents = eventCodec({ stream: 'square-poll-<tenantId>', writtenBy: 'connections: appendPoll' }, squarePaymentsPolled);
+
+export type { PollRecord } from './events.ts';
 
 /** The record of a finished poll. A poll that ends after a revocation still happened: its cursor is kept for a reconnect. */
 export function pollRecordFor(state: SquareConnectionState, poll: { cursor: string | null; polledAt: string; summary: JsonObject }): PollRecord {

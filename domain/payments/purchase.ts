@@ -4,10 +4,11 @@
  * customer. Webhooks and polls report the same payment in any mix, order and number: the decider makes the
  * completion happen once, ignores stale states, and holds refunds that arrive before their payment.
  */
-import type { Decider, DomainEvent } from '../shared/decider.ts';
+import type { Decider } from '../shared/decider.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
+import { purchaseEvents, type CreditOutcome, type PurchaseEvent } from './events.ts';
 
-export type CreditOutcome = 'credited' | 'stored_anonymous' | 'no_rule_no_credit' | 'zero_points';
+export type { CreditOutcome, PurchaseEvent } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
@@ -23,51 +24,6 @@ export interface PaymentFacts {
   updatedAt: string;
   createdAt: string;
 }
-
-export type PurchaseEvent =
-  | DomainEvent<'PaymentStatusObserved', { paymentId: string; tenantId: string; merchantId: string; status: string; updatedAt: string; source: string }>
-  | DomainEvent<
-      'PurchaseCompleted',
-      {
-        paymentId: string;
-        tenantId: string;
-        merchantId: string;
-        locationId: string;
-        amountMinor: number;
-        tipMinor: number;
-        totalMinor: number;
-        currency: string;
-        customerId: string | null;
-        /** Keyed hashes of the customer's normalised email and phone, never the raw values. */
-        identityHashes: string[];
-        consumerId: string | null;
-        walletId: string | null;
-        outcome: CreditOutcome;
-        points: number;
-        ruleId: string | null;
-        ruleVersion: number | null;
-        basis: 'amount' | 'total' | null;
-        basisAmountMinor: number | null;
-        completedAt: string;
-        source: string;
-      }
-    >
-  | DomainEvent<'RefundHeld', { paymentId: string; tenantId: string; refundId: string; amountMinor: number; source: string }>
-  | DomainEvent<
-      'RefundApplied',
-      {
-        paymentId: string;
-        tenantId: string;
-        refundId: string;
-        amountMinor: number;
-        pointsReversed: number;
-        /** The wallet the reversal comes out of; null while the points are still held, unclaimed. */
-        walletId: string | null;
-        consumerId: string | null;
-        source: string;
-      }
-    >
-  | DomainEvent<'HeldPointsClaimed', { paymentId: string; tenantId: string; consumerId: string; walletId: string; points: number; identityHash: string; claimedAt: string }>;
 
 interface Completed {
   status: 'completed';
@@ -150,6 +106,7 @@ function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>)
       basis: evaluation?.basis ?? null,
       basisAmountMinor: evaluation?.basisAmountMinor ?? null,
       completedAt: payment.updatedAt,
+      paymentCreatedAt: payment.createdAt,
       source: command.source,
     },
   };
@@ -276,6 +233,7 @@ function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
 }
 
 export const purchaseDecider: Decider<PurchaseCommand, PurchaseEvent, PurchaseState> = {
+  codec: purchaseEvents,
   decide,
   evolve,
   initialState: { status: 'unseen', heldRefunds: new Map() },

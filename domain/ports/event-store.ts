@@ -58,6 +58,29 @@ export interface AppendResult {
   position: Position;
 }
 
+/** One stream's part of an `appendMany`: the same three things `append` takes. */
+export interface StreamAppend {
+  stream: string;
+  /** At least one event. */
+  events: readonly NewEvent[];
+  expected: ExpectedRevision;
+}
+
+/** What an `appendMany` wrote to one stream. */
+export interface StreamAppendResult extends AppendResult {
+  stream: string;
+}
+
+export interface AppendManyResult {
+  /** One entry per request, in request order. */
+  streams: StreamAppendResult[];
+  /**
+   * Position of the last event written by the call (events are written in request order): a subscriber that
+   * has seen it has seen every event of the call. Absent only when `requests` was empty.
+   */
+  position?: Position;
+}
+
 export type Direction = 'forwards' | 'backwards';
 
 export interface ReadStreamOptions {
@@ -105,8 +128,28 @@ export interface Subscription extends AsyncIterable<SubscriptionItem> {
 export interface EventStore {
   /** Appends atomically. Throws `ConcurrencyConflict` when `expected` does not hold. */
   append(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
+  /**
+   * Appends to several streams, each request checked against its own expected revision, events written in
+   * request order (so the feed delivers them in that order, and, where atomic, contiguously).
+   *
+   * Where `supportsAtomicMultiStream()` is true it is all or nothing: on a wrong expected revision in any
+   * stream nothing is written and it throws `MultiStreamConflict` naming the conflicting streams.
+   * Where it is false the requests are appended one stream at a time, in order, stopping at the first failure:
+   * a `MultiStreamConflict` then lists in `written` the requests that were already appended (any other error
+   * may also leave a prefix written). Appends are idempotent by event id, so retrying the same requests is safe.
+   *
+   * Each stream may appear once per call, with at least one event (else `TypeError`). An empty list writes nothing.
+   */
+  appendMany(requests: readonly StreamAppend[]): Promise<AppendManyResult>;
+  /** True when `appendMany` is atomic across streams on this store (KurrentDB: 25.1 and later, see README). */
+  supportsAtomicMultiStream(): Promise<boolean>;
   /** A stream that does not exist reads as empty. */
   readStream(stream: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
+  /**
+   * Reads several whole streams forwards, in one round trip where the store allows. Every requested name is
+   * a key of the result; a stream that does not exist maps to an empty list.
+   */
+  readStreams(streams: readonly string[]): Promise<Map<string, RecordedEvent[]>>;
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** Catch-up then live subscription to the global feed, skipping system events. */
   subscribeToAll(options?: SubscribeOptions): Subscription;
@@ -130,6 +173,45 @@ export class ConcurrencyConflict extends Error {
   ) {
     super(`Stream ${stream}: expected revision ${String(expected)}, actual ${String(actual)}`);
     this.name = 'ConcurrencyConflict';
+  }
+}
+
+/** A conflicting stream in a `MultiStreamConflict`. */
+export interface StreamConflict {
+  stream: string;
+  expected: ExpectedRevision;
+  actual: number | 'no_stream';
+}
+
+/**
+ * Some streams of an `appendMany` did not match their expected revisions. It is a `ConcurrencyConflict` whose
+ * `stream`, `expected` and `actual` describe the first conflict in request order.
+ */
+export class MultiStreamConflict extends ConcurrencyConflict {
+  constructor(
+    /**
+     * The conflicting streams, in request order; never empty. PostgreSQL and the in-memory store report every
+     * conflicting stream; KurrentDB reports the first its server found (re-decide it and try again).
+     */
+    readonly conflicts: readonly StreamConflict[],
+    /** Requests already appended: always empty where `appendMany` is atomic. */
+    readonly written: readonly StreamAppendResult[] = [],
+  ) {
+    const [first] = conflicts;
+    if (!first) throw new TypeError('MultiStreamConflict needs at least one conflict');
+    super(first.stream, first.expected, first.actual);
+    this.name = 'MultiStreamConflict';
+    if (conflicts.length > 1) this.message = `${conflicts.length} streams in conflict: ${conflicts.map((c) => c.stream).join(', ')}; first: ${this.message}`;
+  }
+}
+
+/** Throws `TypeError` unless every request names a different stream and carries at least one event. */
+export function checkAppendManyRequests(requests: readonly StreamAppend[]): void {
+  const seen = new Set<string>();
+  for (const { stream, events } of requests) {
+    if (events.length === 0) throw new TypeError(`appendMany: no events for stream ${stream}`);
+    if (seen.has(stream)) throw new TypeError(`appendMany: stream ${stream} appears twice; merge its events into one request`);
+    seen.add(stream);
   }
 }
 

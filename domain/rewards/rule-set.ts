@@ -1,15 +1,11 @@
-import type { Decider, DomainEvent } from '../shared/decider.ts';
+import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
 import type { RewardRule } from './rule.ts';
+import { ruleSetEvents, type RuleSetEvent } from './events.ts';
+
+export type { RuleSetEvent } from './events.ts';
 
 /** A tenant's versioned reward rules; at most one version is active. Stream `reward-rules-<tenantId>`. */
-export type RuleSetEvent =
-  | DomainEvent<'RewardRuleCreated', { tenantId: string; ruleId: string; version: number; rule: RewardRule; createdBy: string; createdAt: string }>
-  | DomainEvent<
-      'RewardRuleActivated',
-      { tenantId: string; ruleId: string; version: number; deactivatedRuleId: string | null; activatedBy: string; activatedAt: string }
-    >;
-
 export interface RuleVersion {
   ruleId: string;
   version: number;
@@ -29,6 +25,7 @@ export type RuleSetCommand =
 export const ruleSetStream = (tenantId: string) => `reward-rules-${tenantId}`;
 
 export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState> = {
+  codec: ruleSetEvents,
   initialState: { versions: [], activeRuleId: null },
   decide(command, state) {
     switch (command.type) {

@@ -1,9 +1,12 @@
 /**
  * The one command handler: read the stream, fold it, decide, append with the exact expected revision.
  * A concurrent writer makes the append conflict; the command is then decided again on the fresh state.
+ * What is read is decoded through the decider's codec (a stored event that does not decode stops the command
+ * with `EventDecodeFailed`: nothing is decided on it); what is appended carries its type's current version.
  */
-import { ConcurrencyConflict, type EventMetadata, type EventStore, type Position } from '../ports/event-store.ts';
+import { ConcurrencyConflict, type EventMetadata, type EventStore, type Position, type RecordedEvent } from '../ports/event-store.ts';
 import type { Decider, DomainEvent } from './decider.ts';
+import type { EventCodec } from './codec.ts';
 
 export interface CommandContext {
   /** Makes event ids (uuids); passed in so the domain has no randomness of its own. */
@@ -40,9 +43,7 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
     if (attempt === 1 && loaded) {
       ({ state, revision } = loaded);
     } else {
-      const recorded = await store.readStream(stream);
-      state = recorded.reduce((s, e) => decider.evolve(s, { type: e.type, data: e.data } as Event), decider.initialState);
-      revision = recorded.at(-1)?.revision;
+      ({ state, revision } = await loadState(store, stream, decider));
     }
     const events = decider.decide(command, state);
     if (events.length === 0) return { events, state, position: undefined };
@@ -50,7 +51,7 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
     try {
       const result = await store.append(
         stream,
-        events.map((e) => ({ id: context.newId(), type: e.type, data: e.data, metadata: context.metadata })),
+        events.map((e) => decider.codec.encode(e, context.newId(), context.metadata)),
         expected,
       );
       return { events, state: events.reduce(decider.evolve, state), position: result.position };
@@ -64,9 +65,18 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
 export async function loadState<Event extends DomainEvent, State>(
   store: EventStore,
   stream: string,
-  decider: Pick<Decider<unknown, Event, State>, 'evolve' | 'initialState'>,
+  decider: Pick<Decider<unknown, Event, State>, 'codec' | 'evolve' | 'initialState'>,
 ): Promise<{ state: State; revision: number | undefined }> {
   const recorded = await store.readStream(stream);
-  const state = recorded.reduce((s, e) => decider.evolve(s, { type: e.type, data: e.data } as Event), decider.initialState);
-  return { state, revision: recorded.at(-1)?.revision };
+  return { state: foldDecoded(decider, recorded), revision: recorded.at(-1)?.revision };
+}
+
+/** Folds recorded events, each decoded once; throws `EventDecodeFailed` at the first that does not decode. */
+export function foldDecoded<Event extends DomainEvent, State>(
+  decider: { codec: EventCodec<Event>; evolve(state: State, event: Event): State; initialState: State },
+  recorded: readonly RecordedEvent[],
+): State {
+  let state = decider.initialState;
+  for (const event of recorded) state = decider.evolve(state, decider.codec.decode(event));
+  return state;
 }

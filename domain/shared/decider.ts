@@ -1,16 +1,14 @@
-import type { JsonObject } from '../ports/event-store.ts';
+import type { DomainEvent, EventCodec } from './codec.ts';
 
-/** A domain event before it is stored: a past-tense type and its JSON data. */
-export interface DomainEvent<Type extends string = string, Data extends JsonObject = JsonObject> {
-  type: Type;
-  data: Data;
-}
+export type { DomainEvent } from './codec.ts';
 
 /**
  * The decider pattern (emmett, oskardudycz): `decide` turns a command and the current state into new events
- * (or throws a DomainError); `evolve` folds one event into the state. Both are pure.
+ * (or throws a DomainError); `evolve` folds one event into the state. Both are pure. `codec` declares the
+ * stream's event types: the command handler decodes what it reads and stamps what it writes through it.
  */
 export interface Decider<Command, Event extends DomainEvent, State> {
+  codec: EventCodec<Event>;
   decide(command: Command, state: State): Event[];
   evolve(state: State, event: Event): State;
   initialState: State;

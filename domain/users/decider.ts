@@ -1,6 +1,6 @@
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { Decider } from '../shared/decider.ts';
-import { evolveUser, initialUserState, type Role, type UserEvent, type UserState } from './events.ts';
+import { evolveUser, initialUserState, userEvents, type Role, type UserEvent, type UserState } from './events.ts';
 
 export type UserCommand =
   | {
@@ -100,6 +100,7 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
 }
 
 export const userDecider: Decider<UserCommand, UserEvent, UserState> = {
+  codec: userEvents,
   decide,
   evolve: evolveUser,
   initialState: initialUserState,

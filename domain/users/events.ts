@@ -1,30 +1,53 @@
-import type { DomainEvent } from '../shared/decider.ts';
+import { z } from 'zod';
+import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 
-export type Role = 'admin' | 'client' | 'consumer';
-export type UserStatus = 'pending' | 'approved' | 'suspended';
+const role = z.enum(['admin', 'client', 'consumer']);
+const userStatus = z.enum(['pending', 'approved', 'suspended']);
+export type Role = z.output<typeof role>;
+export type UserStatus = z.output<typeof userStatus>;
 
 /**
  * Events of a user's stream (`user-<userId>`). Personal data never enters them: identities travel as keyed
  * hashes (HMAC of the normalised email or phone), the raw values live in a table that erasure deletes.
  */
-export type UserEvent =
-  | DomainEvent<
-      'UserRegistered',
-      {
-        userId: string;
-        role: Role;
-        status: UserStatus;
-        emailHash: string;
-        phoneHash: string | null;
-        businessName: string | null;
-        registeredAt: string;
-      }
-    >
-  | DomainEvent<'UserApproved', { userId: string; approvedBy: string; tenantId: string | null; approvedAt: string }>
-  | DomainEvent<'UserSuspended', { userId: string; suspendedBy: string; reason: string | null; previousStatus: 'pending' | 'approved'; suspendedAt: string }>
-  | DomainEvent<'UserReinstated', { userId: string; reinstatedBy: string; status: 'pending' | 'approved'; reinstatedAt: string }>
-  | DomainEvent<'UserPhoneChanged', { userId: string; phoneHash: string | null; changedAt: string }>
-  | DomainEvent<'UserPersonalDataErased', { userId: string; erasedBy: string; erasedAt: string }>;
+export const userRegistered = EventType.define(
+  'UserRegistered',
+  z.object({
+    userId: z.string(),
+    role,
+    status: userStatus,
+    emailHash: z.string(),
+    phoneHash: z.string().nullable(),
+    businessName: z.string().nullable(),
+    registeredAt: z.string(),
+  }),
+);
+export const userApproved = EventType.define(
+  'UserApproved',
+  z.object({ userId: z.string(), approvedBy: z.string(), tenantId: z.string().nullable(), approvedAt: z.string() }),
+);
+export const userSuspended = EventType.define(
+  'UserSuspended',
+  z.object({ userId: z.string(), suspendedBy: z.string(), reason: z.string().nullable(), previousStatus: z.enum(['pending', 'approved']), suspendedAt: z.string() }),
+);
+export const userReinstated = EventType.define(
+  'UserReinstated',
+  z.object({ userId: z.string(), reinstatedBy: z.string(), status: z.enum(['pending', 'approved']), reinstatedAt: z.string() }),
+);
+export const userPhoneChanged = EventType.define('UserPhoneChanged', z.object({ userId: z.string(), phoneHash: z.string().nullable(), changedAt: z.string() }));
+export const userPersonalDataErased = EventType.define('UserPersonalDataErased', z.object({ userId: z.string(), erasedBy: z.string(), erasedAt: z.string() }));
+
+export const userEvents = eventCodec(
+  { stream: 'user-<userId>', writtenBy: 'userDecider' },
+  userRegistered,
+  userApproved,
+  userSuspended,
+  userReinstated,
+  userPhoneChanged,
+  userPersonalDataErased,
+);
+
+export type UserEvent = EventsOf<typeof userEvents>;
 
 export type UserEventType = UserEvent['type'];
 

@@ -57,9 +57,9 @@ export function walletsService(deps: WalletsDependencies) {
   async function firstAnswer(walletId: string, isOriginal: (event: WalletEvent) => boolean): Promise<WalletWriteResult> {
     let state = walletDecider.initialState;
     for (const recorded of await store.readStream(walletStream(walletId))) {
-      const event = { type: recorded.type, data: recorded.data } as WalletEvent;
+      const event = walletDecider.codec.decode(recorded);
       state = walletDecider.evolve(state, event);
-      if (isOriginal(event)) return { walletId, balance: state.balance, position: recorded.position, replayed: true };
+      if (isOriginal(event)) return { walletId, balance: state.balance, position: event.position, replayed: true };
     }
     throw new Error(`wallet ${walletId}: a request was decided as a replay, but no event of the first request is in the stream`);
   }

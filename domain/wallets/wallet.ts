@@ -3,35 +3,11 @@
  * every change names its cause. Points are integers; a refund may take the balance below zero (as Square
  * Loyalty allows), a redemption never does.
  */
-import type { Decider, DomainEvent } from '../shared/decider.ts';
+import type { Decider } from '../shared/decider.ts';
 import { DomainError } from '../shared/errors.ts';
+import { walletEvents, type WalletEvent } from './events.ts';
 
-export type WalletEvent =
-  | DomainEvent<
-      'PointsCredited',
-      {
-        walletId: string;
-        tenantId: string;
-        consumerId: string;
-        paymentId: string;
-        points: number;
-        ruleId: string;
-        ruleVersion: number;
-        basis: 'amount' | 'total';
-        basisAmountMinor: number;
-        /** `purchase`: credited at payment time; `claim`: held points claimed when the identity matched later. */
-        via: 'purchase' | 'claim';
-      }
-    >
-  | DomainEvent<'PointsReversed', { walletId: string; tenantId: string; consumerId: string; paymentId: string; refundId: string; points: number }>
-  | DomainEvent<
-      'PointsRedeemed',
-      { walletId: string; tenantId: string; consumerId: string; points: number; idempotencyKey: string; reference: string | null; redeemedBy: string }
-    >
-  | DomainEvent<
-      'PointsAdjusted',
-      { walletId: string; tenantId: string; consumerId: string; points: number; reason: string; adjustedBy: string; idempotencyKey: string | null }
-    >;
+export type { WalletEvent } from './events.ts';
 
 export interface WalletState {
   walletId: string | null;
@@ -84,6 +60,7 @@ function owner(state: WalletState) {
 }
 
 export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
+  codec: walletEvents,
   initialState: initialWalletState,
   decide(command, state) {
     switch (command.type) {
@@ -203,4 +180,4 @@ export function pointsDelta(event: WalletEvent): number {
   }
 }
 
-export const WALLET_EVENT_TYPES = ['PointsCredited', 'PointsReversed', 'PointsRedeemed', 'PointsAdjusted'] as const;
+export const WALLET_EVENT_TYPES = walletEvents.types;

@@ -1,11 +1,9 @@
-import type { Decider, DomainEvent } from '../shared/decider.ts';
+import type { Decider } from '../shared/decider.ts';
+import { workspaceEvents, type WorkspaceEvent } from './events.ts';
+
+export type { WorkspaceEvent } from './events.ts';
 
 /** A merchant's workspace: the tenant that owns connections, rules and wallets. Stream `workspace-<tenantId>`. */
-export type WorkspaceEvent = DomainEvent<
-  'WorkspaceProvisioned',
-  { tenantId: string; ownerUserId: string; businessName: string; provisionedBy: string; provisionedAt: string }
->;
-
 export type WorkspaceState =
   | { status: 'none' }
   | { status: 'provisioned'; tenantId: string; ownerUserId: string; businessName: string; provisionedAt: string };
@@ -22,6 +20,7 @@ export type WorkspaceCommand = {
 export const workspaceStream = (tenantId: string) => `workspace-${tenantId}`;
 
 export const workspaceDecider: Decider<WorkspaceCommand, WorkspaceEvent, WorkspaceState> = {
+  codec: workspaceEvents,
   initialState: { status: 'none' },
   // Provisioning is idempotent: approving a merchant twice never makes a second workspace.
   decide: (command, state) =>

@@ -10,8 +10,10 @@
  * does not match (rare) has its own stream re-read, up to the same position, for the first differing event.
  */
 import type pg from 'pg';
-import type { EventStore, Position, RecordedEvent } from '../../domain/ports/event-store.ts';
-import { pointsDelta, WALLET_EVENT_TYPES, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import type { EventStore, Position } from '../../domain/ports/event-store.ts';
+import { pointsDelta, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { walletEvents } from '../../domain/wallets/events.ts';
+import type { Decoded } from '../../domain/shared/codec.ts';
 
 export interface WalletFigures {
   balance: number;
@@ -44,29 +46,27 @@ interface Replayed {
 }
 
 const PAGE = 5000;
-const WALLET_TYPES: ReadonlySet<string> = new Set(WALLET_EVENT_TYPES);
-const WALLET_FEED = { eventTypes: WALLET_EVENT_TYPES, streamPrefixes: ['wallet-'] };
+const WALLET_FEED = { eventTypes: walletEvents.types, streamPrefixes: ['wallet-'] };
 
 /**
  * Adds one event to a wallet's figures in place: the same sums as `walletDecider.evolve` (balance by
  * `pointsDelta`; lifetime earned by credits less reversals; lifetime redeemed by redemptions; adjustments
  * move the balance only), without its idempotency sets, which reconciliation does not compare.
  */
-function replayEvent(replayed: Replayed, event: { type: string; data: unknown }): void {
-  const e = { type: event.type, data: event.data } as WalletEvent;
+function replayEvent(replayed: Replayed, e: WalletEvent): void {
   const delta = pointsDelta(e);
   const f = replayed.figures;
   f.balance += delta;
   if (e.type === 'PointsCredited' || e.type === 'PointsReversed') f.lifetimeEarned += delta;
   else if (e.type === 'PointsRedeemed') f.lifetimeRedeemed += e.data.points;
   f.ledgerLines++;
-  replayed.tenantId = e.data.tenantId ?? null;
+  replayed.tenantId = e.data.tenantId;
 }
 
 const newReplayed = (): Replayed => ({ tenantId: null, figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 } });
 
 /** The figures replay gives one wallet's events (exported for the property test that holds it to the decider). */
-export function replayedFigures(events: readonly { type: string; data: unknown }[]): WalletFigures {
+export function replayedFigures(events: readonly WalletEvent[]): WalletFigures {
   const replayed = newReplayed();
   for (const event of events) replayEvent(replayed, event);
   return replayed.figures;
@@ -98,13 +98,13 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
 }
 
 /** The first event (in stream order) whose ledger line is missing or says something else. */
-async function firstDifference(pool: pg.Pool, events: readonly RecordedEvent[]): Promise<Mismatch['firstDifferingEvent']> {
+async function firstDifference(pool: pg.Pool, events: readonly Decoded<WalletEvent>[]): Promise<Mismatch['firstDifferingEvent']> {
   const ids = events.map((e) => e.id);
   const { rows } = await pool.query<{ id: string; points: string }>('SELECT id, points FROM wallet_ledger WHERE id = ANY($1)', [ids]);
   const lines = new Map(rows.map((r) => [r.id, Number(r.points)]));
   for (const event of events) {
     const line = lines.get(event.id);
-    if (line === undefined || line !== pointsDelta({ type: event.type, data: event.data } as WalletEvent)) {
+    if (line === undefined || line !== pointsDelta(event)) {
       return { id: event.id, type: event.type, revision: event.revision, position: event.position };
     }
   }
@@ -136,7 +136,7 @@ export function reconciler(deps: ReconcilerDependencies) {
   /** `replayedEvents` gives, for a mismatching wallet, exactly the events its figures were replayed from. */
   async function report(
     replays: Map<string, Replayed>,
-    replayedEvents: (walletId: string) => Promise<RecordedEvent[]>,
+    replayedEvents: (walletId: string) => Promise<Decoded<WalletEvent>[]>,
     projected: Awaited<ReturnType<typeof projectedWallets>>,
     eventsReplayed: number,
     started: number,
@@ -182,9 +182,8 @@ export function reconciler(deps: ReconcilerDependencies) {
         const page = await deps.store.readAll({ from, ...(head ? { to: head } : {}), limit, filter: WALLET_FEED });
         // Forwards reads include their start: skip the event the previous page ended with.
         for (let i = skip; i < page.length; i++) {
-          const event = page[i]!;
-          const tenantId = (event.data as { tenantId?: string }).tenantId;
-          if (options.tenantId && tenantId !== options.tenantId) continue;
+          const event = walletEvents.decode(page[i]!);
+          if (options.tenantId && event.data.tenantId !== options.tenantId) continue;
           const walletId = event.stream.slice('wallet-'.length);
           let replayed = replays.get(walletId);
           if (!replayed) replays.set(walletId, (replayed = newReplayed()));
@@ -199,19 +198,16 @@ export function reconciler(deps: ReconcilerDependencies) {
         from = last.position;
       }
       const replayedEvents = async (walletId: string) =>
-        (await deps.store.readStream(`wallet-${walletId}`)).filter(
-          (e) =>
-            WALLET_TYPES.has(e.type) &&
-            (!upTo || !deps.store.isAfter(e.position, upTo)) &&
-            (!options.tenantId || (e.data as { tenantId?: string }).tenantId === options.tenantId),
-        );
+        walletEvents
+          .decodeHandled(await deps.store.readStream(`wallet-${walletId}`))
+          .filter((e) => (!upTo || !deps.store.isAfter(e.position, upTo)) && (!options.tenantId || e.data.tenantId === options.tenantId));
       return report(replays, replayedEvents, await projectedWallets(deps.pool, null, options.tenantId), eventsReplayed, started);
     },
 
     /** One wallet, from its own stream: instant. */
     async wallet(walletId: string): Promise<ReconcileReport & { walletId: string; consistent: boolean }> {
       const started = clock();
-      const events = await deps.store.readStream(`wallet-${walletId}`);
+      const events = (await deps.store.readStream(`wallet-${walletId}`)).map((e) => walletEvents.decode(e));
       const last = events.at(-1);
       if (last) await deps.settle(last.position);
       const replays = new Map<string, Replayed>();

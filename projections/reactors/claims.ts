@@ -4,11 +4,18 @@
  * 90 days, once. The reactor keeps its own two tables in its checkpointed transaction, so both sides of the
  * match are consistent in feed order, whichever arrives first.
  */
-import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.ts';
-import { purchaseDecider, purchaseStream, type PurchaseEvent } from '../../domain/payments/purchase.ts';
-import type { UserEvent } from '../../domain/users/events.ts';
+import type { EventStore } from '../../domain/ports/event-store.ts';
+import { purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
+import { heldPointsClaimed, purchaseCompleted } from '../../domain/payments/events.ts';
+import { userPersonalDataErased, userPhoneChanged, userRegistered } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
-import type { Projection, ProjectionContext } from '../projection.ts';
+import { assertNever } from '../../domain/shared/decider.ts';
+import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/codec.ts';
+import { projection, type Projection, type ProjectionContext } from '../projection.ts';
+
+/** Identities appearing (and erased), held purchases, and their claims. */
+const handled = eventCodec(undefined, userRegistered, userPhoneChanged, userPersonalDataErased, purchaseCompleted, heldPointsClaimed);
+type Cause = Decoded<EventsOf<typeof handled>>;
 
 export interface ClaimsDependencies {
   store: EventStore;
@@ -17,7 +24,7 @@ export interface ClaimsDependencies {
 }
 
 export function claimsReactor(deps: ClaimsDependencies): Projection {
-  async function claim(paymentId: string, tenantId: string, consumerId: string, identityHash: string, cause: RecordedEvent) {
+  async function claim(paymentId: string, tenantId: string, consumerId: string, identityHash: string, cause: Cause) {
     await handleCommand(
       deps.store,
       purchaseStream(paymentId),
@@ -27,7 +34,7 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
     );
   }
 
-  async function claimHeldFor(consumerId: string, hashes: string[], cause: RecordedEvent, { db, table }: ProjectionContext) {
+  async function claimHeldFor(consumerId: string, hashes: string[], cause: Cause, { db, table }: ProjectionContext) {
     if (!hashes.length) return;
     const { rows } = await db.query<{ payment_id: string; tenant_id: string; identity_hash: string }>(
       `SELECT DISTINCT ON (payment_id) payment_id, tenant_id, identity_hash FROM ${table('held_points')}
@@ -38,13 +45,13 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
     for (const row of rows) await claim(row.payment_id, row.tenant_id, consumerId, row.identity_hash, cause);
   }
 
-  return {
+  return projection({
     name: 'claims',
     tables: ['held_points', 'consumer_identities'],
+    events: handled,
     async apply(events, context) {
       const { db, table } = context;
-      for (const event of events) {
-        const e = { type: event.type, data: event.data } as PurchaseEvent | UserEvent;
+      for (const e of events) {
         switch (e.type) {
           case 'UserRegistered': {
             if (e.data.role !== 'consumer') break;
@@ -52,14 +59,14 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
             for (const hash of hashes) {
               await db.query(`INSERT INTO ${table('consumer_identities')} (identity_hash, consumer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [hash, e.data.userId]);
             }
-            await claimHeldFor(e.data.userId, hashes, event, context);
+            await claimHeldFor(e.data.userId, hashes, e, context);
             break;
           }
           case 'UserPhoneChanged': {
             const known = await db.query(`SELECT 1 FROM ${table('consumer_identities')} WHERE consumer_id = $1 LIMIT 1`, [e.data.userId]);
             if (!known.rowCount || !e.data.phoneHash) break;
             await db.query(`INSERT INTO ${table('consumer_identities')} (identity_hash, consumer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [e.data.phoneHash, e.data.userId]);
-            await claimHeldFor(e.data.userId, [e.data.phoneHash], event, context);
+            await claimHeldFor(e.data.userId, [e.data.phoneHash], e, context);
             break;
           }
           case 'UserPersonalDataErased':
@@ -79,16 +86,16 @@ export function claimsReactor(deps: ClaimsDependencies): Projection {
               [e.data.identityHashes],
             );
             const match = rows[0];
-            if (match) await claim(e.data.paymentId, e.data.tenantId, match.consumer_id, match.identity_hash, event);
+            if (match) await claim(e.data.paymentId, e.data.tenantId, match.consumer_id, match.identity_hash, e);
             break;
           }
           case 'HeldPointsClaimed':
             await db.query(`UPDATE ${table('held_points')} SET claimed = true WHERE payment_id = $1`, [e.data.paymentId]);
             break;
           default:
-            break;
+            assertNever(e);
         }
       }
     },
-  };
+  });
 }

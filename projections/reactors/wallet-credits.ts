@@ -5,14 +5,19 @@
  * only means the event is delivered again, and the wallet decider makes a repeated delivery a no-op: no
  * effect lost, none doubled, on either event store.
  */
-import type { EventStore, RecordedEvent } from '../../domain/ports/event-store.ts';
-import type { PurchaseEvent } from '../../domain/payments/purchase.ts';
+import type { EventStore } from '../../domain/ports/event-store.ts';
+import { heldPointsClaimed, purchaseCompleted, refundApplied } from '../../domain/payments/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
+import { assertNever } from '../../domain/shared/decider.ts';
+import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/codec.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
-import type { Projection } from '../projection.ts';
+import { projection, type Projection } from '../projection.ts';
 
-function commandFor(event: RecordedEvent): WalletCommand | undefined {
-  const e = { type: event.type, data: event.data } as PurchaseEvent;
+/** The purchase outcomes that move points in a wallet. */
+const handled = eventCodec(undefined, purchaseCompleted, heldPointsClaimed, refundApplied);
+type Handled = Decoded<EventsOf<typeof handled>>;
+
+function commandFor(e: Handled): WalletCommand | undefined {
   switch (e.type) {
     case 'PurchaseCompleted': {
       const d = e.data;
@@ -60,17 +65,18 @@ function commandFor(event: RecordedEvent): WalletCommand | undefined {
         points: e.data.pointsReversed,
       };
     default:
-      return undefined;
+      return assertNever(e);
   }
 }
 
 export function walletCreditsReactor(store: EventStore, newId: () => string): Projection {
-  return {
+  return projection({
     name: 'wallet_credits',
     tables: [],
+    events: handled,
     async apply(events) {
       // Wallets are independent: each wallet's commands run in feed order, different wallets concurrently.
-      const byWallet = new Map<string, { command: WalletCommand; cause: RecordedEvent }[]>();
+      const byWallet = new Map<string, { command: WalletCommand; cause: Handled }[]>();
       for (const event of events) {
         const command = commandFor(event);
         if (!command) continue;
@@ -93,5 +99,5 @@ export function walletCreditsReactor(store: EventStore, newId: () => string): Pr
         }),
       );
     },
-  };
+  });
 }

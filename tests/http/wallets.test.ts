@@ -252,7 +252,7 @@ test('twenty concurrent redemptions never overdraw: exactly floor(balance / poin
   );
 
   const stream = await service.tally.store.readStream(walletStream(walletId));
-  const folded = fold(walletDecider, stream.map((e) => ({ type: e.type, data: e.data }) as WalletEvent));
+  const folded = fold(walletDecider, stream.map((e) => walletDecider.codec.decode(e)));
   t.is(folded.balance, 10);
   const last = stream.at(-1)?.position as Position;
   const wallet = await call('GET', `/api/v1/client/wallets/${walletId}`, { token: m.token, headers: after(last) });

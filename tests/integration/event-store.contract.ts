@@ -9,6 +9,7 @@ import type { ImplementationFn, TestFn } from 'ava';
 import { v4 as uuid } from 'uuid';
 import {
   ConcurrencyConflict,
+  MultiStreamConflict,
   type EventStore,
   type NewEvent,
   type Position,
@@ -297,5 +298,146 @@ export function eventStoreContract(register: TestFn<ContractContext>, titlePrefi
       const perStream = all.filter((e) => e.stream === `${p}-w${w}`).map((e) => e.revision);
       t.deepEqual(perStream, [...Array(10).keys()]);
     }
+  });
+
+  test('appendMany writes every stream in request order and reports each revision and position', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-b`, [newEvent('X', 0)], 'no_stream');
+    const result = await store.appendMany([
+      { stream: `${p}-a`, events: [newEvent('A', 1), newEvent('A', 2)], expected: 'no_stream' },
+      { stream: `${p}-b`, events: [newEvent('B', 3)], expected: 0 },
+      { stream: `${p}-c`, events: [newEvent('C', 4)], expected: 'any' },
+    ]);
+    t.deepEqual(result.streams.map((s) => [s.stream, s.nextExpectedRevision]), [
+      [`${p}-a`, 1],
+      [`${p}-b`, 1],
+      [`${p}-c`, 0],
+    ]);
+    for (const written of result.streams) {
+      const [last] = await store.readStream(written.stream, { direction: 'backwards', limit: 1 });
+      t.is<Position | undefined, Position | undefined>(written.position, last?.position, `position of ${written.stream}'s last event`);
+    }
+    const feed = await store.readAll({ filter: { streamPrefixes: [p] } });
+    t.deepEqual(feed.map((e) => e.data), [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    for (let i = 1; i < feed.length; i++) t.true(store.isAfter(feed[i]!.position, feed[i - 1]!.position));
+    t.is<Position | undefined, Position | undefined>(result.position, feed.at(-1)?.position, "the call's position is its last event's");
+  });
+
+  test('appendMany with a wrong expected revision: atomic stores write nothing, others stop at the conflict', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-stale`, [newEvent('X', 0)], 'no_stream');
+    await store.append(`${p}-taken`, [newEvent('X', 0)], 'no_stream');
+    const conflict = await t.throwsAsync(
+      store.appendMany([
+        { stream: `${p}-first`, events: [newEvent('A', 1)], expected: 'no_stream' },
+        { stream: `${p}-stale`, events: [newEvent('A', 2)], expected: 5 },
+        { stream: `${p}-last`, events: [newEvent('A', 3)], expected: 'any' },
+        { stream: `${p}-taken`, events: [newEvent('A', 4)], expected: 'no_stream' },
+      ]),
+      { instanceOf: MultiStreamConflict },
+    );
+    t.true(conflict instanceof ConcurrencyConflict, 'callers that catch ConcurrencyConflict still catch it');
+    t.deepEqual(conflict?.conflicts[0], { stream: `${p}-stale`, expected: 5, actual: 0 });
+    t.is(conflict?.stream, `${p}-stale`);
+    for (const reported of conflict?.conflicts ?? []) t.true([`${p}-stale`, `${p}-taken`].includes(reported.stream));
+    const lengths = async () =>
+      Object.fromEntries([...(await store.readStreams([`${p}-first`, `${p}-stale`, `${p}-last`, `${p}-taken`]))].map(([s, e]) => [s.slice(p.length + 1), e.length]));
+    if (await store.supportsAtomicMultiStream()) {
+      t.deepEqual(conflict?.written, []);
+      t.deepEqual(await lengths(), { first: 0, stale: 1, last: 0, taken: 1 }, 'nothing written in any stream');
+    } else {
+      t.deepEqual(conflict?.written.map((w) => [w.stream, w.nextExpectedRevision]), [[`${p}-first`, 0]]);
+      t.deepEqual(await lengths(), { first: 1, stale: 1, last: 0, taken: 1 }, 'written up to the conflict');
+    }
+  });
+
+  test('appendMany retried with the same event ids writes nothing twice', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-b`, [newEvent('X', 0)], 'no_stream');
+    const requests = [
+      { stream: `${p}-a`, events: [newEvent('A', 1), newEvent('A', 2)], expected: 'no_stream' as const },
+      { stream: `${p}-b`, events: [newEvent('B', 3)], expected: 0 },
+    ];
+    const first = await store.appendMany(requests);
+    const retry = await store.appendMany(requests);
+    t.deepEqual(retry.streams.map((s) => s.nextExpectedRevision), first.streams.map((s) => s.nextExpectedRevision));
+    t.deepEqual((await store.readAll({ filter: { streamPrefixes: [p] } })).map((e) => e.data), [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
+  });
+
+  test('appendMany refuses a stream named twice or a request without events, and accepts an empty list', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await t.throwsAsync(
+      store.appendMany([
+        { stream: `${p}-a`, events: [newEvent('A', 1)], expected: 'any' },
+        { stream: `${p}-a`, events: [newEvent('A', 2)], expected: 'any' },
+      ]),
+      { instanceOf: TypeError, message: /appears twice/ },
+    );
+    await t.throwsAsync(store.appendMany([{ stream: `${p}-a`, events: [], expected: 'any' }]), { instanceOf: TypeError });
+    t.deepEqual(await store.appendMany([]), { streams: [] });
+    t.deepEqual(await store.readStream(`${p}-a`), []);
+  });
+
+  test('the feed delivers the events of one appendMany in request order (contiguously where atomic)', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    const sub = store.subscribeToAll({ filter: { streamPrefixes: [p] } });
+    try {
+      const batch = [0, 1, 2].map((s) => ({
+        stream: `${p}-batch${s}`,
+        events: [newEvent('Batched', s * 10), newEvent('Batched', s * 10 + 1)],
+        expected: 'no_stream' as const,
+      }));
+      // Single appends racing the batch on other streams of the same prefix.
+      const racing = Array.from({ length: 6 }, (_, i) => store.append(`${p}-single${i}`, [newEvent('Single', 100 + i)], 'no_stream'));
+      await Promise.all([store.appendMany(batch), ...racing]);
+      const { events } = await take(sub, 12);
+      const batched = events.filter((e) => e.type === 'Batched');
+      t.deepEqual(batched.map((e) => e.data), [{ n: 0 }, { n: 1 }, { n: 10 }, { n: 11 }, { n: 20 }, { n: 21 }]);
+      if (await store.supportsAtomicMultiStream()) {
+        const first = events.findIndex((e) => e.type === 'Batched');
+        t.deepEqual(events.slice(first, first + 6), batched, 'no other event in between');
+      }
+    } finally {
+      await sub.stop();
+    }
+  });
+
+  test('concurrent appendMany calls naming the same streams in opposite orders all succeed', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    const [x, y] = [`${p}-x`, `${p}-y`];
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => {
+        const pair = i % 2 ? [x, y] : [y, x];
+        return store.appendMany(pair.map((stream) => ({ stream, events: [newEvent('P', i)], expected: 'any' as const })));
+      }),
+    );
+    const read = await store.readStreams([x, y]);
+    t.deepEqual(read.get(x)?.map((e) => e.revision), [...Array(8).keys()]);
+    t.deepEqual(read.get(y)?.map((e) => e.revision), [...Array(8).keys()]);
+  });
+
+  test('readStreams reads several whole streams; a missing one maps to an empty list', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-one`, [newEvent('A', 1), newEvent('A', 2)], 'no_stream');
+    await store.append(`${p}-two`, [newEvent('B', 3)], 'no_stream');
+    await store.append(`${p}-one`, [newEvent('A', 4)], 1);
+    const read = await store.readStreams([`${p}-two`, `${p}-missing`, `${p}-one`]);
+    t.deepEqual([...read.keys()].sort(), [`${p}-missing`, `${p}-one`, `${p}-two`]);
+    t.deepEqual(read.get(`${p}-one`)?.map((e) => [e.revision, e.data]), [
+      [0, { n: 1 }],
+      [1, { n: 2 }],
+      [2, { n: 4 }],
+    ]);
+    t.deepEqual(read.get(`${p}-one`), await store.readStream(`${p}-one`));
+    t.deepEqual(read.get(`${p}-two`)?.map((e) => e.data), [{ n: 3 }]);
+    t.deepEqual(read.get(`${p}-missing`), []);
+    t.deepEqual(await store.readStreams([]), new Map());
   });
 }

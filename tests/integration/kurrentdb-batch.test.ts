@@ -31,3 +31,24 @@ test('appends go through Streams/BatchAppend', async (t) => {
   t.true(server.appendsServed.batchAppend > 0);
   t.is(server.appendsServed.append, 0);
 });
+
+test('appendMany goes through one v2 append session, atomically', async (t) => {
+  // A server of its own: the contract's tests append concurrently and would move the counters.
+  const server = await startKurrentDbTestServer();
+  const store = createKurrentDbEventStore(server.connectionString);
+  t.teardown(async () => {
+    await store.close();
+    await server.stop();
+  });
+  t.true(await store.supportsAtomicMultiStream());
+  const before = { ...server.appendsServed };
+  const p = `session-${uuid()}`;
+  await store.appendMany([
+    { stream: `${p}-a`, events: [{ id: uuid(), type: 'Probed', data: {}, metadata: { actor: 'test', schemaVersion: 2, nested: { n: [1] } } }], expected: 'no_stream' },
+    { stream: `${p}-b`, events: [{ id: uuid(), type: 'Probed', data: {} }], expected: 'no_stream' },
+  ]);
+  t.is(server.appendsServed.appendSession - before.appendSession, 1);
+  t.is(server.appendsServed.batchAppend, before.batchAppend);
+  const [written] = await store.readStream(`${p}-a`);
+  t.deepEqual(written?.metadata, { actor: 'test', schemaVersion: 2, nested: { n: [1] } }, 'metadata round-trips through record properties');
+});

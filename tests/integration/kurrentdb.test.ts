@@ -117,6 +117,28 @@ test('reads that meet an unavailable server or a follower fail as EventStoreUnav
   t.is((await store.readStream('order-9')).length, 1);
 });
 
+test('an append session that meets an unavailable server fails as EventStoreUnavailable, writes nothing, and can be retried', async (t) => {
+  const { server, store } = await isolated(t);
+  t.true(await store.supportsAtomicMultiStream());
+  const requests = [
+    { stream: 'order-20', events: [event(1)], expected: 'no_stream' as const },
+    { stream: 'wallet-20', events: [event(2)], expected: 'no_stream' as const },
+  ];
+  server.failNext('unavailable');
+  await t.throwsAsync(store.appendMany(requests), { instanceOf: EventStoreUnavailable });
+  t.deepEqual([...(await store.readStreams(['order-20', 'wallet-20'])).values()].map((events) => events.length), [0, 0]);
+  const retried = await store.appendMany(requests);
+  t.deepEqual(retried.streams.map((s) => s.nextExpectedRevision), [0, 0]);
+});
+
+test('the multi-stream capability is asked again after a transient failure, not remembered as absent', async (t) => {
+  const { server, store } = await isolated(t);
+  server.failNext('unavailable');
+  await t.throwsAsync(store.supportsAtomicMultiStream(), { instanceOf: EventStoreUnavailable });
+  t.true(await store.supportsAtomicMultiStream());
+  t.is(server.appendsServed.appendSession, 0, 'the probe writes nothing');
+});
+
 test('ping and appends fail as EventStoreUnavailable once the server is gone', async (t) => {
   const { server, store } = await isolated(t);
   await t.notThrowsAsync(store.ping());

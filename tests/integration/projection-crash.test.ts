@@ -36,6 +36,7 @@ test('connections killed while events keep coming: nothing lost, nothing applied
       {
         name: 'crash',
         tables: ['crash_counts'],
+        eventTypes: ['Counted'],
         async apply(events, { db, table }) {
           for (const event of events) {
             if (event.type !== 'Counted') continue;

@@ -1,6 +1,7 @@
 /**
  * An in-process KurrentDB stand-in that speaks the v1 gRPC protocol well enough for the real
- * `@kurrent/kurrentdb-client` (and the native `@kurrent/bridge` it uses for reads). No KurrentDB server can
+ * `@kurrent/kurrentdb-client` (and the native `@kurrent/bridge` it uses for reads), plus the v2
+ * `StreamsService/AppendSession` behind the client's `multiStreamAppend` (KurrentDB 25.1 and later). No KurrentDB server can
  * run on the build machines, so the adapter is exercised through the real client against this server.
  * The rules it follows are in /work/shared/kurrentdb/PROTOCOL.md.
  *
@@ -18,6 +19,9 @@ import type * as SharedPb from '@kurrent/kurrentdb-client/generated/kurrentdb/pr
 import type * as StatusPb from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v1/status_pb.js';
 import type * as StreamsGrpc from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v1/streams_grpc_pb.js';
 import type * as StreamsPb from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v1/streams_pb.js';
+import type * as V2StreamsGrpc from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v2/streams/streams_grpc_pb.js';
+import type * as V2StreamsPb from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v2/streams/streams_pb.js';
+import type * as V2ErrorsPb from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v2/streams/errors_pb.js';
 
 // Responses must be built from the client's own generated classes (its serializers check `instanceof`), and
 // well-known types from the google-protobuf copy those classes load: hence a require anchored in the client.
@@ -34,6 +38,10 @@ const sharedPb: typeof SharedPb = requireFromClient(`${generated}/shared_pb.js`)
 const statusPb: typeof StatusPb = requireFromClient(`${generated}/status_pb.js`);
 const streamsGrpc: typeof StreamsGrpc = requireFromClient(`${generated}/streams_grpc_pb.js`);
 const streamsPb: typeof StreamsPb = requireFromClient(`${generated}/streams_pb.js`);
+const generatedV2 = './generated/kurrentdb/protocols/v2/streams';
+const v2StreamsGrpc: typeof V2StreamsGrpc = requireFromClient(`${generatedV2}/streams_grpc_pb.js`);
+const v2StreamsPb: typeof V2StreamsPb = requireFromClient(`${generatedV2}/streams_pb.js`);
+const v2ErrorsPb: typeof V2ErrorsPb = requireFromClient(`${generatedV2}/errors_pb.js`);
 
 const { ReadReq, ReadResp, AppendReq, AppendResp, BatchAppendReq, BatchAppendResp } = streamsPb;
 const ReadOptions = ReadReq.Options;
@@ -46,6 +54,12 @@ export interface KurrentDbTestServerOptions {
    * through it; `false` makes the client fall back to `Streams/Append`. Defaults to true.
    */
   advertiseBatchAppend?: boolean;
+  /**
+   * Whether the server offers the v2 `StreamsService/AppendSession` (the client's `multiStreamAppend`), as
+   * KurrentDB 25.1 and later do. `false` stands for an older server: the service is absent and not advertised.
+   * Defaults to true.
+   */
+  multiStreamAppend?: boolean;
   /** After every this many appends, write a `$statsCollected` system event as real servers do; 0 never. */
   systemEventEvery?: number;
 }
@@ -54,12 +68,12 @@ export interface KurrentDbTestServer {
   connectionString: string;
   port: number;
   stop(): Promise<void>;
-  /** The next Streams call (read, subscription, append or batch-append request) fails with this error. */
+  /** The next Streams call (read, subscription, append, batch-append request or v2 append session) fails with this error. */
   failNext(kind: FailureKind): void;
   /** Ends every open subscription with UNAVAILABLE, as a server restart or leader change would. */
   dropSubscriptions(): void;
   /** Appends served so far, per RPC: shows which append path the client took. */
-  readonly appendsServed: { append: number; batchAppend: number };
+  readonly appendsServed: { append: number; batchAppend: number; appendSession: number };
 }
 
 interface LogPosition {
@@ -97,8 +111,26 @@ type AppendOutcome =
   | { ok: true; revision: number; position: LogPosition }
   | { ok: false; current: number | 'no_stream' };
 
+/** One stream's part of a multi-stream transaction. */
+interface TransactionPart {
+  stream: string;
+  proposed: readonly ProposedEvent[];
+  expected: Expectation;
+}
+
+type TransactionOutcome =
+  | { ok: true; revisions: number[]; commit: bigint }
+  /** The first part, in request order, whose expectation does not hold (what the real server reports). */
+  | { ok: false; index: number; current: number | 'no_stream' };
+
 const comparePositions = (a: LogPosition, b: LogPosition): number =>
   a.commit === b.commit ? (a.prepare === b.prepare ? 0 : a.prepare < b.prepare ? -1 : 1) : a.commit < b.commit ? -1 : 1;
+
+const holds = (expected: Expectation, current: number | 'no_stream') =>
+  expected.kind === 'any' ||
+  (expected.kind === 'no_stream' && current === 'no_stream') ||
+  (expected.kind === 'stream_exists' && current !== 'no_stream') ||
+  (expected.kind === 'revision' && current === expected.revision);
 
 /** The event log: `$all` in commit order plus an index per stream. */
 class EventLog {
@@ -140,12 +172,7 @@ class EventLog {
     const retried = this.alreadyWritten(existing, proposed, expected);
     if (retried) return retried;
 
-    const holds =
-      expected.kind === 'any' ||
-      (expected.kind === 'no_stream' && current === 'no_stream') ||
-      (expected.kind === 'stream_exists' && current !== 'no_stream') ||
-      (expected.kind === 'revision' && current === expected.revision);
-    if (!holds) return { ok: false, current };
+    if (!holds(expected, current)) return { ok: false, current };
     if (proposed.length === 0) return { ok: true, revision: existing.length - 1, position: this.headPosition() };
 
     const written = this.write(stream, proposed);
@@ -153,29 +180,63 @@ class EventLog {
     return { ok: true, revision: last.revision, position: { commit: last.commit, prepare: last.prepare } };
   }
 
+  /**
+   * A multi-stream append: every expectation is checked first, then all the events are written as one
+   * transaction (one commit record, contiguous in `$all`), or nothing is. Parts already written (a retry with
+   * the same event ids) are not written again.
+   */
+  appendTransaction(parts: readonly TransactionPart[]): TransactionOutcome {
+    const retried = parts.map((part) => this.alreadyWritten(this.streams.get(part.stream) ?? [], part.proposed, part.expected));
+    for (const [index, part] of parts.entries()) {
+      if (retried[index]) continue;
+      const existing = this.streams.get(part.stream) ?? [];
+      const current = existing.length === 0 ? 'no_stream' : existing.length - 1;
+      if (!holds(part.expected, current)) return { ok: false, index, current };
+    }
+    const toWrite = parts.filter((_, index) => !retried[index]);
+    const written = toWrite.length ? this.writeTransaction(toWrite) : [];
+    const revisions = parts.map((part, index) => {
+      const outcome = retried[index];
+      if (outcome?.ok) return outcome.revision;
+      return this.streams.get(part.stream)!.length - 1;
+    });
+    const commit = written.at(-1)?.commit ?? this.headPosition().commit;
+    return { ok: true, revisions, commit };
+  }
+
   /** Writes events unconditionally (system events) and tells live subscribers. */
   write(stream: string, proposed: readonly ProposedEvent[]): StoredEvent[] {
-    const events = this.streams.get(stream) ?? [];
-    this.streams.set(stream, events);
-    // Events of one append share the commit record's position and differ in their prepare positions,
+    return this.writeTransaction([{ stream, proposed }]);
+  }
+
+  private writeTransaction(parts: readonly Pick<TransactionPart, 'stream' | 'proposed'>[]): StoredEvent[] {
+    // Events of one transaction share the commit record's position and differ in their prepare positions,
     // so comparing positions has to look at both halves.
-    const prepares = proposed.map((event) => {
-      const offset = this.nextOffset;
-      this.nextOffset += BigInt(96 + event.data.length + event.customMetadata.length);
-      return offset;
-    });
+    const prepares = parts.map(({ proposed }) =>
+      proposed.map((event) => {
+        const offset = this.nextOffset;
+        this.nextOffset += BigInt(96 + event.data.length + event.customMetadata.length);
+        return offset;
+      }),
+    );
     const commit = this.nextOffset;
     this.nextOffset += 48n;
     const created = BigInt(Date.now()) * 10_000n;
-    const written = proposed.map((event, i) => ({
-      ...event,
-      stream,
-      revision: events.length + i,
-      commit,
-      prepare: prepares[i]!,
-      created,
-    }));
-    events.push(...written);
+    const written: StoredEvent[] = [];
+    for (const [index, { stream, proposed }] of parts.entries()) {
+      const events = this.streams.get(stream) ?? [];
+      this.streams.set(stream, events);
+      const part = proposed.map((event, i) => ({
+        ...event,
+        stream,
+        revision: events.length + i,
+        commit,
+        prepare: prepares[index]![i]!,
+        created,
+      }));
+      events.push(...part);
+      written.push(...part);
+    }
     this.all.push(...written);
     for (const listener of this.listeners) listener(written);
     return written;
@@ -387,6 +448,7 @@ const injectedError = (kind: FailureKind, port: number): grpc.ServiceError => {
 
 export async function startKurrentDbTestServer(options: KurrentDbTestServerOptions = {}): Promise<KurrentDbTestServer> {
   const advertiseBatchAppend = options.advertiseBatchAppend ?? true;
+  const offersMultiStreamAppend = options.multiStreamAppend ?? true;
   const systemEventEvery = options.systemEventEvery ?? 10;
   const log = new EventLog();
   seedSystemEvents(log);
@@ -399,14 +461,17 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
     return kind && injectedError(kind, port);
   };
   const subscriptions = new Set<{ drop(): void }>();
-  const appendsServed = { append: 0, batchAppend: 0 };
+  const appendsServed = { append: 0, batchAppend: 0, appendSession: 0 };
 
   let appends = 0;
-  const append = (stream: string, events: readonly ProposedEvent[], expected: Expectation): AppendOutcome => {
-    const outcome = log.append(stream, events, expected);
-    if (outcome.ok && systemEventEvery > 0 && ++appends % systemEventEvery === 0) {
+  const countAppend = () => {
+    if (systemEventEvery > 0 && ++appends % systemEventEvery === 0) {
       log.write('$stats-127.0.0.1:2113', [systemEvent('$statsCollected', { 'proc-cpu': 0.5 })]);
     }
+  };
+  const append = (stream: string, events: readonly ProposedEvent[], expected: Expectation): AppendOutcome => {
+    const outcome = log.append(stream, events, expected);
+    if (outcome.ok) countAppend();
     return outcome;
   };
 
@@ -421,9 +486,11 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
         method(streams, 'delete'),
         method(streams, 'tombstone'),
         ...(advertiseBatchAppend ? [method(streams, 'batchappend')] : []),
+        ...(offersMultiStreamAppend ? [method('kurrentdb.protocol.v2.streams.streamsservice', 'appendsession')] : []),
         method('event_store.client.server_features.serverfeatures', 'getsupportedmethods'),
       ];
-      callback(null, new featuresPb.SupportedMethods().setEventStoreServerVersion('25.0.0').setMethodsList(methods));
+      const version = offersMultiStreamAppend ? '25.1.0' : '25.0.0';
+      callback(null, new featuresPb.SupportedMethods().setEventStoreServerVersion(version).setMethodsList(methods));
     },
   };
 
@@ -508,6 +575,64 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
     },
   };
 
+  const streamsV2: V2StreamsGrpc.IStreamsServiceServer = {
+    // One AppendRequest per stream, then end; one answer for the whole transaction.
+    appendSession(call, callback) {
+      const requests: V2StreamsPb.AppendRequest[] = [];
+      call.on('data', (request: V2StreamsPb.AppendRequest) => requests.push(request));
+      call.on('end', () => {
+        const failure = takeFailure();
+        if (failure) return callback(failure);
+        if (requests.length === 0) {
+          return callback(statusError(grpc.status.INVALID_ARGUMENT, 'Append session has no requests'));
+        }
+        const seen = new Set<string>();
+        for (const request of requests) {
+          const stream = request.getStream().toLowerCase();
+          if (seen.has(stream)) {
+            const details = new v2ErrorsPb.StreamAlreadyInAppendSessionErrorDetails().setStream(request.getStream());
+            return callback(
+              statusError(grpc.status.ABORTED, `Stream ${request.getStream()} is already in the append session`, {
+                typeName: 'kurrentdb.protocol.v2.streams.errors.StreamAlreadyInAppendSessionErrorDetails',
+                bytes: details.serializeBinary(),
+              }),
+            );
+          }
+          seen.add(stream);
+        }
+        const outcome = log.appendTransaction(
+          requests.map((request) => ({
+            stream: request.getStream(),
+            proposed: request.getRecordsList().map(proposedRecord),
+            expected: v2Expectation(request),
+          })),
+        );
+        if (!outcome.ok) {
+          const request = requests[outcome.index]!;
+          const details = new v2ErrorsPb.StreamRevisionConflictErrorDetails()
+            .setStream(request.getStream())
+            .setExpectedRevision(request.getExpectedRevision() ?? '-2')
+            .setActualRevision(outcome.current === 'no_stream' ? '-1' : String(outcome.current));
+          return callback(
+            statusError(grpc.status.FAILED_PRECONDITION, `Stream ${request.getStream()}: wrong expected revision`, {
+              typeName: 'kurrentdb.protocol.v2.streams.errors.StreamRevisionConflictErrorDetails',
+              bytes: details.serializeBinary(),
+            }),
+          );
+        }
+        appendsServed.appendSession++;
+        countAppend();
+        const output = requests.map((request, i) =>
+          new v2StreamsPb.AppendResponse().setStream(request.getStream()).setStreamRevision(String(outcome.revisions[i])),
+        );
+        callback(null, new v2StreamsPb.AppendSessionResponse().setOutputList(output).setPosition(outcome.commit.toString()));
+      });
+    },
+    appendRecords(_call, callback) {
+      callback({ code: grpc.status.UNIMPLEMENTED, details: 'AppendRecords (KurrentDB 26.1) is not served by the test server' });
+    },
+  };
+
   function historyOfStream(name: string, options: StreamsPb.ReadReq.Options.StreamOptions): StoredEvent[] {
     const events = log.stream(name) ?? [];
     const { RevisionOptionCase } = ReadOptions.StreamOptions;
@@ -569,6 +694,7 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
   const server = new grpc.Server();
   server.addService(featuresGrpc.ServerFeaturesService, features);
   server.addService(streamsGrpc.StreamsService, streams);
+  if (offersMultiStreamAppend) server.addService(v2StreamsGrpc.StreamsServiceService, streamsV2);
   port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error ? reject(error) : resolve(bound),
@@ -589,6 +715,49 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
       for (const subscription of [...subscriptions]) subscription.drop();
     },
     appendsServed,
+  };
+}
+
+/**
+ * A gRPC error the way KurrentDB's v2 API sends it: the status, and a `google.rpc.Status` in the
+ * `grpc-status-details-bin` trailer carrying one packed detail message, which the client decodes by type name.
+ */
+function statusError(code: grpc.status, message: string, detail?: { typeName: string; bytes: Uint8Array }): grpc.ServiceError {
+  const metadata = new grpc.Metadata();
+  // google.rpc.Code and gRPC status codes are the same numbers.
+  const status = new statusPb.Status().setCode(code as number as CodePb.Code).setMessage(message);
+  if (detail) {
+    const any = new anyPb.Any();
+    any.pack(detail.bytes, detail.typeName);
+    status.setDetails(any);
+  }
+  metadata.set('grpc-status-details-bin', Buffer.from(status.serializeBinary()));
+  return Object.assign(new Error(message), { code, details: message, metadata });
+}
+
+/** v2 expected revisions: -1 no stream, -2 any (also when absent), -4 stream exists, else the revision. */
+function v2Expectation(request: V2StreamsPb.AppendRequest): Expectation {
+  const expected = Number(request.getExpectedRevision() ?? '-2');
+  if (expected === -1) return { kind: 'no_stream' };
+  if (expected === -4) return { kind: 'stream_exists' };
+  if (expected < 0) return { kind: 'any' };
+  return { kind: 'revision', revision: expected };
+}
+
+/**
+ * A v2 record as the server stores it: the schema name is the event type, and the record's properties become
+ * the event's metadata, which v1 readers receive as a JSON object of the properties.
+ */
+function proposedRecord(record: V2StreamsPb.AppendRecord): ProposedEvent {
+  const properties: Record<string, unknown> = {};
+  record.getPropertiesMap().forEach((value, key) => (properties[key] = value.toJavaScript()));
+  const json = record.getSchema()?.getFormat() === v2StreamsPb.SchemaFormat.SCHEMA_FORMAT_JSON;
+  return {
+    id: record.getRecordId() ?? randomUUID(),
+    type: record.getSchema()?.getName() ?? '',
+    contentType: json ? 'application/json' : 'application/octet-stream',
+    data: record.getData_asU8(),
+    customMetadata: Object.keys(properties).length ? Buffer.from(JSON.stringify(properties)) : new Uint8Array(),
   };
 }
 

@@ -4,7 +4,10 @@
  * property tests prove holds for the behaviour the adapters guarantee.
  */
 import {
+  checkAppendManyRequests,
   ConcurrencyConflict,
+  MultiStreamConflict,
+  type AppendManyResult,
   type AppendResult,
   type EventFilter,
   type EventStore,
@@ -12,6 +15,8 @@ import {
   type NewEvent,
   type Position,
   type ReadAllOptions,
+  type StreamAppend,
+  type StreamConflict,
   type ReadStreamOptions,
   type RecordedEvent,
   type SubscribeOptions,
@@ -34,20 +39,57 @@ export class InMemoryEventStore implements EventStore {
   private readonly waiters = new Set<() => void>();
 
   async append(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+    if (events.length === 0) throw new TypeError('append needs at least one event');
+    const plan = this.plan({ stream, events, expected });
+    if ('actual' in plan) throw new ConcurrencyConflict(stream, expected, plan.actual);
+    const result = 'done' in plan ? plan.done : this.write(stream, events);
+    if (!('done' in plan)) this.wakeAll();
+    return result;
+  }
+
+  /** All or nothing: every request is checked before anything is written. */
+  async appendMany(requests: readonly StreamAppend[]): Promise<AppendManyResult> {
+    checkAppendManyRequests(requests);
+    const plans = requests.map((request) => ({ request, plan: this.plan(request) }));
+    const conflicts: StreamConflict[] = [];
+    for (const { request, plan } of plans) {
+      if ('actual' in plan) conflicts.push({ stream: request.stream, expected: request.expected, actual: plan.actual });
+    }
+    if (conflicts.length) throw new MultiStreamConflict(conflicts);
+    const streams = plans.map(({ request, plan }) => ({
+      stream: request.stream,
+      ...('done' in plan ? plan.done : this.write(request.stream, request.events)),
+    }));
+    this.wakeAll();
+    const last = streams.reduce<Position | undefined>((max, s) => (max === undefined || s.position > max ? s.position : max), undefined);
+    return { streams, ...(last ? { position: last } : {}) };
+  }
+
+  async supportsAtomicMultiStream() {
+    return true;
+  }
+
+  /** What an append would do: nothing (a retried batch already there), a conflict, or a write. */
+  private plan({ stream, events, expected }: StreamAppend): { done: AppendResult } | { actual: number | 'no_stream' } | { write: true } {
     const existing = this.streams.get(stream) ?? [];
     const current = existing.length - 1;
     const first = events[0];
     const previous = first ? existing.findIndex((e) => e.id === first.id) : -1;
     if (previous >= 0 && events.every((e, i) => existing[previous + i]?.id === e.id)) {
       const last = existing[previous + events.length - 1]!;
-      return { nextExpectedRevision: last.revision, position: last.position };
+      return { done: { nextExpectedRevision: last.revision, position: last.position } };
     }
     const ok =
       expected === 'any' ||
       (expected === 'no_stream' && existing.length === 0) ||
       (expected === 'stream_exists' && existing.length > 0) ||
       (typeof expected === 'number' && expected === current && existing.length > 0);
-    if (!ok) throw new ConcurrencyConflict(stream, expected, existing.length ? current : 'no_stream');
+    return ok ? { write: true } : { actual: existing.length ? current : 'no_stream' };
+  }
+
+  private write(stream: string, events: readonly NewEvent[]): AppendResult {
+    const existing = this.streams.get(stream) ?? [];
+    const current = existing.length - 1;
     const now = new Date();
     const recorded = events.map((e, i) => ({
       id: e.id,
@@ -61,9 +103,16 @@ export class InMemoryEventStore implements EventStore {
     }));
     this.all.push(...recorded);
     this.streams.set(stream, [...existing, ...recorded]);
-    for (const wake of [...this.waiters]) wake();
     const last = recorded[recorded.length - 1]!;
     return { nextExpectedRevision: last.revision, position: last.position };
+  }
+
+  private wakeAll(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  async readStreams(streams: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+    return new Map(streams.map((stream) => [stream, [...(this.streams.get(stream) ?? [])]]));
   }
 
   async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

@@ -5,12 +5,16 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { handleCommand, loadState } from '../../domain/shared/command-handler.ts';
-import type { Decider, DomainEvent } from '../../domain/shared/decider.ts';
+import { z } from 'zod';
+import type { Decider } from '../../domain/shared/decider.ts';
+import { EventType, eventCodec, type EventsOf } from '../../domain/shared/codec.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 
-type Added = DomainEvent<'Added', { n: number }>;
+const addedEvents = eventCodec(undefined, EventType.define('Added', z.object({ n: z.number().int() })));
+type Added = EventsOf<typeof addedEvents>;
 /** A counter that refuses to pass 3: the decision depends on the state, so deciding on stale state would show. */
 const capped: Decider<{ add: number }, Added, { total: number }> = {
+  codec: addedEvents,
   initialState: { total: 0 },
   evolve: (state, event) => ({ total: state.total + event.data.n }),
   decide: (command, state) => (state.total + command.add > 3 ? [] : [{ type: 'Added', data: { n: command.add } }]),

@@ -7,7 +7,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { ingestionService } from '../../domain/payments/ingestion.ts';
 import type { SquarePayment, SquareRefund } from '../../domain/ports/square.ts';
-import { walletDecider, walletStream, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
 import { walletCreditsReactor } from '../../projections/reactors/wallet-credits.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
@@ -99,7 +99,7 @@ async function deliver(facts: Fact[]): Promise<Map<string, number>> {
   for (const consumer of ['ann', 'bob']) {
     const walletId = `${TENANT}:${consumer}`;
     const events = await store.readStream(walletStream(walletId));
-    const state = events.reduce((s, e) => walletDecider.evolve(s, { type: e.type, data: e.data } as WalletEvent), walletDecider.initialState);
+    const state = events.reduce((s, e) => walletDecider.evolve(s, walletDecider.codec.decode(e)), walletDecider.initialState);
     balances.set(consumer, state.balance);
   }
   return balances;

@@ -1,0 +1,23 @@
+/**
+ * Every stream family's events, as declared by its bounded context. A stored event of any type is decoded by
+ * the codec of its family; the README's event catalogue is generated from this list (npm run catalogue).
+ */
+import { connectionEvents } from './connections/events.ts';
+import { merchantReservationEvents } from './connections/merchant-reservation.ts';
+import { pollEvents } from './connections/poll-log.ts';
+import { purchaseEvents } from './payments/events.ts';
+import { ruleSetEvents } from './rewards/events.ts';
+import { userEvents } from './users/events.ts';
+import { walletEvents } from './wallets/events.ts';
+import { workspaceEvents } from './workspaces/events.ts';
+
+export const eventFamilies = [
+  userEvents,
+  workspaceEvents,
+  ruleSetEvents,
+  connectionEvents,
+  pollEvents,
+  merchantReservationEvents,
+  purchaseEvents,
+  walletEvents,
+] as const;

@@ -1,0 +1,75 @@
+/**
+ * The renamed-field experiment of issue 13, over HTTP against the real service: a `PointsCredited` whose `points`
+ * field was renamed in the event store. Before the codec it folded to a balance of NaN, a redemption was appended
+ * on it and the projection stopped on a NOT NULL column with no word of which event. Now every reader stops at
+ * that event and says which one: the redemption answers 500 and appends nothing, the projection reports it.
+ */
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { walletStream } from '../../domain/wallets/wallet.ts';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { eventually } from '../support/eventually.ts';
+
+let service: TestService;
+let call: ReturnType<typeof api>;
+const ADMIN_EMAIL = 'ops@decoding.test';
+
+test.before(async () => {
+  service = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL });
+  call = api(service.url);
+});
+test.after.always(async () => {
+  await service?.stop();
+});
+
+async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) {
+  const id = uuid();
+  const token = await tokenFor(id, email);
+  const response = await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } });
+  if (response.status !== 201) throw new Error(`registration failed: ${JSON.stringify(response.body)}`);
+  return { id, token };
+}
+
+test('a stored PointsCredited with its points field renamed: a redemption answers 500 and appends nothing; the wallets projection stops at it, named', async (t) => {
+  const admin = await register('consumer', ADMIN_EMAIL);
+  const merchant = await register('client', 'owner@decoding.test', { businessName: 'Decoding Cafe' });
+  const approval = await call('PATCH', `/api/v1/admin/users/${merchant.id}/approve`, { token: admin.token });
+  const tenantId = approval.body.user.tenantId as string;
+  const shopper = await register('consumer', 'shopper@decoding.test');
+  const walletId = uuid();
+  const stream = walletStream(walletId);
+  const credit = (id: string, points: Record<string, number>) => ({
+    id,
+    type: 'PointsCredited',
+    data: { walletId, tenantId, consumerId: shopper.id, paymentId: `pay-${id}`, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 1000, via: 'purchase', ...points },
+    metadata: { actor: 'system:test', schemaVersion: 1 },
+  });
+  await service.tally.store.append(stream, [credit(uuid(), { points: 10 })], 'no_stream');
+  // As if an operator or a faulty migration had renamed the field in the stored row.
+  const bad = await service.tally.store.append(stream, [credit(uuid(), { pointz: 40 })], 0);
+
+  const redeem = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: merchant.token, body: { points: 5, idempotencyKey: uuid() } });
+  t.is(redeem.status, 500);
+  t.is(redeem.body.error.code, 'INTERNAL');
+  t.notRegex(JSON.stringify(redeem.body), /pointz|PointsCredited/, 'a 500 says nothing of the internals');
+  const stored = await service.tally.store.readStream(stream);
+  t.deepEqual(stored.map((e) => e.revision), [0, 1], 'nothing was appended');
+  const logged = service.logs.find((line) => line.includes('"EventDecodeFailed"') || line.includes('does not decode'));
+  t.truthy(logged, 'the reason is logged');
+  t.regex(logged ?? '', new RegExp(`${stream} revision 1 \\(position ${bad.position.replace(/[./]/g, '\\$&')}\\)`));
+
+ const wallets = await eventually(
+    async () => {
+      const list = await call('GET', '/api/v1/admin/projections', { token: admin.token });
+      return (list.body as { name: string; state: string; lastError: string | null; errorPosition: string | null }[]).find((p) => p.name === 'wallets');
+    },
+    (found) => found?.state === 'failed',
+  );
+  t.is(wallets?.state, 'failed', 'the wallets projection stops at the undecodable event');
+  t.is(wallets?.errorPosition, bad.position);
+  t.regex(wallets?.lastError ?? '', new RegExp(`PointsCredited v1 at ${stream} revision 1 .*points`));
+  // It never folded into NaN: the balance read model still holds only the first credit.
+  const row = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE wallet_id = $1', [walletId]);
+  t.is(row.rows[0]?.points_balance, '10');
+});

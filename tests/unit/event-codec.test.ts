@@ -1,0 +1,132 @@
+/**
+ * The event codec against the events as they are stored: every declared type and version has a fixture under
+ * tests/fixtures/events/ (a payload as written by that version) and it decodes to the current shape; an older
+ * version is upcast; a stored event that does not decode stops the reader with its stream, revision and position.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { eventFamilies } from '../../domain/event-catalogue.ts';
+import { EventDecodeFailed, type EventType } from '../../domain/shared/codec.ts';
+import { handleCommand, loadState } from '../../domain/shared/command-handler.ts';
+import type { JsonObject, RecordedEvent } from '../../domain/ports/event-store.ts';
+import { purchaseEvents } from '../../domain/payments/events.ts';
+import { purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
+import { walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
+import { InMemoryEventStore } from '../support/memory-event-store.ts';
+
+const FIXTURES = new URL('../fixtures/events/', import.meta.url);
+
+interface Fixture {
+  type: string;
+  schemaVersion: number;
+  data: JsonObject;
+}
+
+const fixture = (type: string, version: number): Fixture => JSON.parse(readFileSync(new URL(`${type}.v${version}.json`, FIXTURES), 'utf8')) as Fixture;
+
+/** A fixture as the store hands it back. */
+function recorded(f: Fixture, at: Partial<RecordedEvent> = {}): RecordedEvent {
+  return {
+    id: uuid(),
+    type: f.type,
+    data: f.data,
+    metadata: { schemaVersion: f.schemaVersion },
+    stream: 'fixture-1',
+    revision: 0,
+    position: '0/1' as RecordedEvent['position'],
+    recordedAt: new Date('2026-11-10T12:00:00Z'),
+    ...at,
+  };
+}
+
+const definitions = new Map<string, EventType>();
+for (const family of eventFamilies) for (const d of family.definitions) definitions.set(d.type, d);
+
+test('every event type at every version it ever had has a fixture, and every fixture is of a declared type and version', (t) => {
+  const expected = [...definitions.values()].flatMap((d) => d.versions().map((v) => `${d.type}.v${v}.json`)).sort();
+  const present = readdirSync(FIXTURES).filter((f) => f.endsWith('.json')).sort();
+  t.deepEqual(present, expected);
+  t.true(expected.length >= 28, 'all stream families are in the catalogue');
+});
+
+test('the payload of each current version decodes to itself: no stored field is dropped or changed', (t) => {
+  for (const family of eventFamilies) {
+    for (const d of family.definitions) {
+      const f = fixture(d.type, d.version);
+      t.deepEqual(family.decode(recorded(f)).data, f.data, `${d.type} v${d.version}`);
+    }
+  }
+});
+
+test('a PurchaseCompleted stored as version 1 is upcast to version 2: the payment time it never recorded is null', (t) => {
+  const v1 = fixture('PurchaseCompleted', 1);
+  const decoded = purchaseEvents.decode(recorded(v1));
+  t.is(decoded.type, 'PurchaseCompleted');
+  t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null });
+  // An event written before any version was stamped is version 1.
+  const unstamped = purchaseEvents.decode({ ...recorded(v1), metadata: {} });
+  t.deepEqual(unstamped.data, decoded.data);
+  t.is(purchaseEvents.versionOf('PurchaseCompleted'), 2);
+});
+
+test('a stored event that does not decode names its stream, revision, position, type and what is wrong', (t) => {
+  const { points, ...rest } = fixture('PointsCredited', 1).data;
+  const renamed = recorded({ type: 'PointsCredited', schemaVersion: 1, data: { ...rest, pointz: points ?? 0 } }, { stream: 'wallet-w1', revision: 4, position: '12/3' as RecordedEvent['position'] });
+  const error = t.throws(() => walletDecider.codec.decode(renamed), { instanceOf: EventDecodeFailed });
+  t.like(error, { stream: 'wallet-w1', revision: 4, position: '12/3', eventType: 'PointsCredited', schemaVersion: 1 });
+  t.regex(error?.message ?? '', /wallet-w1 revision 4 \(position 12\/3\).*points/);
+
+  const fractional = recorded({ ...fixture('PointsRedeemed', 1), data: { ...fixture('PointsRedeemed', 1).data, points: 2.5 } });
+  t.throws(() => walletDecider.codec.decode(fractional), { instanceOf: EventDecodeFailed, message: /points/ });
+  const newer = recorded({ ...fixture('PointsRedeemed', 1), schemaVersion: 2 });
+  t.throws(() => walletDecider.codec.decode(newer), { instanceOf: EventDecodeFailed, message: /newer than this code knows/ });
+  const foreign = recorded(fixture('UserApproved', 1));
+  t.throws(() => walletDecider.codec.decode(foreign), { instanceOf: EventDecodeFailed, message: /not an event type this reader handles/ });
+});
+
+test('a command on a stream holding an undecodable event stops without appending, instead of deciding on NaN', async (t) => {
+  const store = new InMemoryEventStore();
+  const walletId = 'w-renamed';
+  const { points, ...rest } = fixture('PointsCredited', 1).data;
+  await store.append(walletStream(walletId), [{ id: uuid(), type: 'PointsCredited', data: { ...rest, walletId, pointz: points ?? 0 } }], 'no_stream');
+  await t.throwsAsync(loadState(store, walletStream(walletId), walletDecider), { instanceOf: EventDecodeFailed });
+  await t.throwsAsync(
+    handleCommand(store, walletStream(walletId), walletDecider, { type: 'RedeemPoints', walletId, points: 5, idempotencyKey: 'k1', reference: null, by: 'user:1' }, { newId: uuid, metadata: {} }),
+    { instanceOf: EventDecodeFailed, message: new RegExp(`${walletStream(walletId)} revision 0`) },
+  );
+  t.is((await store.readStream(walletStream(walletId))).length, 1, 'nothing was appended');
+});
+
+test('writers stamp the current version of each type in the metadata', async (t) => {
+  const store = new InMemoryEventStore();
+  const payment = { paymentId: 'pay_9', status: 'COMPLETED', amountMinor: 1000, tipMinor: 0, totalMinor: 1000, currency: 'USD', customerId: null, locationId: 'L1', updatedAt: '2026-11-10T12:00:05Z', createdAt: '2026-11-10T11:59:00Z' };
+  await handleCommand(store, purchaseStream('pay_9'), purchaseDecider, { type: 'ObserveRefund', tenantId: 't1', refundId: 'r1', paymentId: 'pay_9', status: 'COMPLETED', amountMinor: 100, source: 'test' }, { newId: uuid, metadata: { actor: 'test' } });
+  const result = await handleCommand(
+    store,
+    purchaseStream('pay_9'),
+    purchaseDecider,
+    { type: 'ObservePayment', tenantId: 't1', merchantId: 'M1', payment, identityHashes: [], resolution: { kind: 'anonymous' }, activeRule: null, source: 'test' },
+    { newId: uuid, metadata: { actor: 'test' } },
+  );
+  t.deepEqual(result.events.map((e) => e.type), ['PurchaseCompleted', 'RefundApplied']);
+  const stored = await store.readStream(purchaseStream('pay_9'));
+  t.deepEqual(stored.map((e) => [e.type, e.metadata.schemaVersion, e.metadata.actor]), [
+    ['RefundHeld', 1, 'test'],
+    ['PurchaseCompleted', 2, 'test'],
+    ['RefundApplied', 1, 'test'],
+  ]);
+  const completed = purchaseEvents.decode(stored[1]!);
+  t.is(completed.type === 'PurchaseCompleted' ? completed.data.paymentCreatedAt : undefined, '2026-11-10T11:59:00Z', 'version 2 records when the customer paid');
+});
+
+test('an event type is declared once: the same name in two families is the same declaration', (t) => {
+  const seen = new Map<string, EventType>();
+  for (const family of eventFamilies) {
+    for (const d of family.definitions) {
+      const earlier = seen.get(d.type);
+      t.true(earlier === undefined || earlier === d, `${d.type} is declared twice`);
+      seen.set(d.type, d);
+    }
+  }
+});
