@@ -40,6 +40,7 @@ const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metad
 function numbered(prefix: string): Projection {
   return {
     name: `horizon_${prefix}`,
+    eventTypes: ['Numbered'],
     tables: [`horizon_${prefix}_seen`],
     async apply(events, { db, table }) {
       for (const e of events) {
