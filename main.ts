@@ -45,6 +45,7 @@ import { auditRoutes } from './http/routes/audit.ts';
 import { metricsRouter } from './http/routes/metrics.ts';
 import { createMetrics, LAG_COUNT_CAP, type Metrics } from './adapters/metrics.ts';
 import { oldestAppendInFlight } from './adapters/eventstore/postgres-horizon.ts';
+import { callerView, forgetOnAppend } from './projections/caller-view.ts';
 import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts';
 import { instrumentEventStore } from './adapters/eventstore/instrumented.ts';
 import { postgresCheckpointProbe } from './adapters/eventstore/postgres-checkpoint.ts';
@@ -210,8 +211,12 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     cleanups.unshift(() => store.close());
     const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
     const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
+    // Callers' role, status and tenant in memory, current from the feed (projections/caller-view.ts).
+    const callers = callerView(store, { onError: (error) => log.warn({ err: error }, 'caller view: subscription ended; reading callers from their streams until it is back') });
+    callers.start();
+    cleanups.unshift(() => callers.stop());
     const accounts = accountsService({
-      store,
+      store: forgetOnAppend(store, callers),
       personalData: postgresPersonalData(pool),
       hasher,
       runtime,
@@ -289,7 +294,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         issuer: config.AUTH_JWT_ISSUER,
         audience: config.AUTH_JWT_AUDIENCE,
       }),
-      loadUser: (userId) => accounts.load(userId),
+      loadUser: (userId) => callers.load(userId),
       cronSecret: config.CRON_SECRET,
     });
     const routes: RouteSpec[] = [

