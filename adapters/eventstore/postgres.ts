@@ -370,8 +370,8 @@ export class PostgresEventStore implements EventStore {
     const rows = await this.query<EventRow>(sql, params);
     // Below the server's oldest transaction in progress, every row is settled. Rows at or beyond it wait only for
     // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
-    const unsettled = rows.find((r) => r.snapshot !== null);
-    const horizon = unsettled ? await this.feedHorizon(unsettled.snapshot!) : undefined;
+    const snapshot = rows.find((r) => r.snapshot !== null)?.snapshot;
+    const horizon = snapshot ? await this.feedHorizon(snapshot) : undefined;
     // Ordered by the key and bounded by one, the safe rows are a contiguous run in either direction.
     const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
     return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
