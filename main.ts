@@ -241,6 +241,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       onProgress: (job) => metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null),
     });
     cleanups.unshift(() => rebuilds.stop());
+    void rebuilds.rebuildOutdated().catch((error) => log.error({ err: error }, 'could not start the rebuild of a projection whose version was raised'));
 
     // Payment ingestion: webhooks and polls become purchase commands through one path.
     const ingestion = ingestionService({

@@ -203,6 +203,7 @@ ON CONFLICT (wallet_id) DO UPDATE SET
 const walletsWithArrays: Projection = {
   name: 'wallets',
   tables: ['wallets', 'wallet_ledger'],
+  version: 1,
   eventTypes: walletEvents.types,
   async apply(events, { db, table }) {
     const entries = ledgerEntries(walletEvents.decodeHandled(events));
@@ -226,6 +227,7 @@ function inMemoryWallets(totalEvents: number): Projection {
   return {
     name: 'wallets',
     tables: ['wallets', 'wallet_ledger'],
+    version: 1,
     eventTypes: 'all',
     async apply(events, { db, table }) {
       seen += events.length;

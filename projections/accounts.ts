@@ -10,6 +10,7 @@ import { projection } from './projection.ts';
 
 export const usersProjection = projection({
   name: 'users',
+  version: 1,
   tables: ['users'],
   events: userEvents,
   async apply(events, { db, table }) {
@@ -53,6 +54,7 @@ export const usersProjection = projection({
 
 export const workspacesProjection = projection({
   name: 'workspaces',
+  version: 1,
   tables: ['workspaces'],
   events: workspaceEvents,
   async apply(events, { db, table }) {
@@ -68,6 +70,7 @@ export const workspacesProjection = projection({
 
 export const rewardRulesProjection = projection({
   name: 'reward_rules',
+  version: 1,
   tables: ['reward_rules'],
   events: ruleSetEvents,
   async apply(events, { db, table }) {

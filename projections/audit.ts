@@ -109,6 +109,7 @@ function insertSql(table: string): string {
  */
 export const auditProjection: Projection = {
   name: 'audit',
+  version: 1,
   tables: ['audit_events'],
   eventTypes: 'all',
   async apply(events, { db, table }) {

@@ -10,6 +10,7 @@ import { projection } from './projection.ts';
 /** The connection events, and `SquarePaymentsPolled` of the poll streams (the same type as on old connection streams). */
 export const posConnectionsProjection = projection({
   name: 'pos_connections',
+  version: 1,
   tables: ['pos_connections'],
   events: connectionEvents,
   async apply(events, { db, table }) {

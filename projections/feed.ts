@@ -16,13 +16,18 @@ import type { Logger } from 'pino';
 import type { EventStore, Position, RecordedEvent, SubscriptionItem } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 import { withLazyTransaction, withTransaction } from '../adapters/postgres/transaction.ts';
-import type { Projection } from './projection.ts';
+import type { ProjectionContext } from './projection.ts';
 
 /** The checkpoint changed under us (another owner, or a rebuild took over): start again from the stored one. */
 export class CheckpointMoved extends Error {}
 
+/** The feed was stopped while a batch waited (a reactor waiting for its read models): nothing failed. */
+export class FeedStopped extends Error {}
+
 export interface FeedTarget {
-  projection: Projection;
+  /** The event types to subscribe to: the store hands over only those (`all`: every event). */
+  eventTypes: readonly string[] | 'all';
+  apply(events: readonly RecordedEvent[], context: ProjectionContext): Promise<void>;
   /** The checkpoint row this feed owns in `projection_checkpoints`. */
   checkpointName: string;
   /** Physical table for a logical one. */
@@ -38,7 +43,8 @@ export interface FeedOptions {
   maxBatch: number;
   isStopping(): boolean;
   exposeStop(stop: () => Promise<void>): void;
-  onApplied?(checkpoint: Position): void;
+  /** After each batch: where the feed is, and how many events it read and applied (handled) in that batch. */
+  onApplied?(checkpoint: Position, counts: { read: number; applied: number }): void;
   /** Called when the feed has nothing more to hand right now; `done` ends the feed (a rebuild took over). */
   onIdle?(checkpoint: Position | undefined): Promise<'continue' | 'done'>;
   /** Skip the commit of batches the projection writes nothing for (see the top of this file). */
@@ -80,7 +86,9 @@ export async function feed(target: FeedTarget, options: FeedOptions): Promise<Fe
   const state: FeedState = { checkpoint: initial, stored: initial, unstored: 0, storedAt: Date.now() };
   const everyMs = options.checkpointEveryMs ?? 1000;
   const idleMs = options.checkpointIdleMs ?? 100;
-  const subscription = options.store.subscribeToAll(initial ? { from: initial } : {});
+  const filter = target.eventTypes === 'all' ? {} : { filter: { eventTypes: target.eventTypes } };
+  const handled = target.eventTypes === 'all' ? undefined : new Set(target.eventTypes);
+  const subscription = options.store.subscribeToAll({ ...(initial ? { from: initial } : {}), ...filter });
   options.exposeStop(() => subscription.stop());
   const iterator = subscription[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<SubscriptionItem>> | undefined;
@@ -120,7 +128,7 @@ export async function feed(target: FeedTarget, options: FeedOptions): Promise<Fe
       nearHead = batch.length < options.maxBatch;
       const result = await applyBatch(target, options, state, batch);
       if (result.kind === 'failed') return result;
-      options.onApplied?.(state.checkpoint as Position);
+      options.onApplied?.(state.checkpoint as Position, { read: batch.length, applied: handled ? batch.filter((e) => handled.has(e.type)).length : batch.length });
     }
   } finally {
     await subscription.stop();
@@ -157,13 +165,13 @@ async function applyBatch(
     await commit(target, options, state, batch);
     return { kind: 'applied' };
   } catch (error) {
-    if (error instanceof CheckpointMoved || isTransientPgError(error)) throw error;
+    if (error instanceof CheckpointMoved || error instanceof FeedStopped || isTransientPgError(error)) throw error;
     // Find the exact event: apply one by one, so everything before it is kept and it is named.
     for (const event of batch) {
       try {
         await commit(target, options, state, [event]);
       } catch (single) {
-        if (single instanceof CheckpointMoved || isTransientPgError(single)) throw single;
+        if (single instanceof CheckpointMoved || single instanceof FeedStopped || isTransientPgError(single)) throw single;
         const message = single instanceof Error ? single.message : String(single);
         options.log.error({ err: single, position: event.position, eventType: event.type, stream: event.stream }, 'projection failed on event');
         // Keep what was applied before it (a lazily advanced checkpoint included), then stop here.
@@ -201,7 +209,7 @@ async function commit(target: FeedTarget, options: FeedOptions, state: FeedState
     await target.onCommit?.(db, events.length, last.position);
   };
   if (options.lazyCheckpoints) {
-    const { began } = await withLazyTransaction(options.pool, { begin, finish }, (db) => target.projection.apply(events, { db, table: target.table }));
+    const { began } = await withLazyTransaction(options.pool, { begin, finish }, (db) => target.apply(events, { db, table: target.table }));
     state.checkpoint = last.position;
     if (began) {
       state.stored = last.position;
@@ -214,7 +222,7 @@ async function commit(target: FeedTarget, options: FeedOptions, state: FeedState
   }
   await withTransaction(options.pool, async (db) => {
     await begin(db);
-    await target.projection.apply(events, { db, table: target.table });
+    await target.apply(events, { db, table: target.table });
     await finish(db);
   });
   state.checkpoint = state.stored = last.position;

@@ -1,13 +1,14 @@
-import type { Projection } from './projection.ts';
+import type { FeedReader } from './projection.ts';
 import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
 import { walletsProjection } from './wallets.ts';
 import { posConnectionsProjection } from './connections.ts';
 import { auditProjection } from './audit.ts';
+import { heldPointsProjection } from './held-points.ts';
 import { walletCreditsReactor } from './reactors/wallet-credits.ts';
 import { claimsReactor, type ClaimsDependencies } from './reactors/claims.ts';
 
 /** Every read model the service maintains, and the reactors that carry effects across streams. */
-export function allProjections(deps: ClaimsDependencies): Projection[] {
+export function allProjections(deps: ClaimsDependencies): FeedReader[] {
   return [
     usersProjection,
     workspacesProjection,
@@ -15,6 +16,7 @@ export function allProjections(deps: ClaimsDependencies): Projection[] {
     walletsProjection,
     posConnectionsProjection,
     auditProjection,
+    heldPointsProjection,
     walletCreditsReactor(deps.store, deps.newId),
     claimsReactor(deps),
   ];

@@ -24,15 +24,45 @@ export interface ProjectionContext {
  */
 export interface Projection {
   readonly name: string;
+  /**
+   * The version of what it writes. Raising it (new columns, a fixed fold) rebuilds the projection at the next
+   * start-up, beside the live one (rebuild.ts), which it replaces once caught up.
+   */
+  readonly version: number;
   /** Tables the projection owns (logical names); a rebuild recreates exactly these. */
   readonly tables: readonly string[];
-  /** The event types it handles; `all`: every event of the feed, as stored (the audit trail). */
+  /** The event types it handles (its subscription's filter); `all`: every event of the feed, as stored (the audit trail). */
   readonly eventTypes: readonly string[] | 'all';
   apply(events: readonly RecordedEvent[], context: ProjectionContext): Promise<void>;
 }
 
+/** What a reactor may use: reads of the read models it names in `reads`, outside any checkpoint transaction. */
+export interface ReactorContext {
+  db: Queryable;
+}
+
+/**
+ * A process fed from the global feed that turns events into commands on other streams. It owns no tables and is
+ * never rebuilt: replaying the feed to it would issue its commands again. Its commands must be idempotent (a
+ * crash before its checkpoint delivers a batch again). The runner hands it a batch only once every read model
+ * in `reads` has applied that batch, so what it reads there is at least as new as the events it handles.
+ */
+export interface Reactor {
+  readonly name: string;
+  readonly eventTypes: readonly string[];
+  /** Projections whose tables it reads. */
+  readonly reads: readonly string[];
+  handle(events: readonly RecordedEvent[], context: ReactorContext): Promise<void>;
+}
+
+/** Whatever the runner feeds: read models, and reactors. */
+export type FeedReader = Projection | Reactor;
+
+export const isReactor = (reader: FeedReader): reader is Reactor => 'handle' in reader;
+
 export interface ProjectionDefinition<E extends DomainEvent> {
   name: string;
+  version: number;
   tables: readonly string[];
   /** The event types it handles, and how they decode. */
   events: EventCodec<E>;
@@ -44,8 +74,26 @@ export interface ProjectionDefinition<E extends DomainEvent> {
 export function projection<E extends DomainEvent>(definition: ProjectionDefinition<E>): Projection {
   return {
     name: definition.name,
+    version: definition.version,
     tables: definition.tables,
     eventTypes: definition.events.types,
     apply: (events, context) => definition.apply(definition.events.decodeHandled(events), context),
+  };
+}
+
+export interface ReactorDefinition<E extends DomainEvent> {
+  name: string;
+  events: EventCodec<E>;
+  reads?: readonly string[];
+  handle(events: readonly Decoded<E>[], context: ReactorContext): Promise<void>;
+}
+
+/** A reactor that reads its events decoded through its codec. */
+export function reactor<E extends DomainEvent>(definition: ReactorDefinition<E>): Reactor {
+  return {
+    name: definition.name,
+    eventTypes: definition.events.types,
+    reads: definition.reads ?? [],
+    handle: (events, context) => definition.handle(definition.events.decodeHandled(events), context),
   };
 }

@@ -15,7 +15,7 @@ import { DomainError, NotFound } from '../domain/shared/errors.ts';
 import type { EventStore, Position } from '../domain/ports/event-store.ts';
 import { checkOut } from '../adapters/postgres/transaction.ts';
 import { feed, readCheckpoint } from './feed.ts';
-import type { Projection } from './projection.ts';
+import { isReactor, type FeedReader, type Projection } from './projection.ts';
 
 export type RebuildState = 'running' | 'completed' | 'cancelled' | 'failed';
 
@@ -84,27 +84,57 @@ export interface RebuildOptions {
 
 export class ProjectionRebuilds {
   private readonly running = new Map<string, { cancel: () => Promise<void>; done: Promise<void> }>();
+  private readonly projections: readonly Projection[];
+  private readonly reactors: readonly string[];
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly connectionConfig: pg.ClientConfig,
     private readonly store: EventStore,
-    private readonly projections: readonly Projection[],
+    readers: readonly FeedReader[],
     private readonly log: Logger,
     private readonly newId: () => string,
     private readonly options: RebuildOptions = {},
-  ) {}
+  ) {
+    this.projections = readers.filter((r): r is Projection => !isReactor(r));
+    this.reactors = readers.filter(isReactor).map((r) => r.name);
+  }
 
-  /** Projections that can be rebuilt (reactors without tables have nothing to rebuild). */
+  /** Projections that can be rebuilt (reactors are never: replaying the feed to one would issue its commands again). */
   names(): string[] {
-    return this.projections.filter((p) => p.tables.length > 0).map((p) => p.name);
+    return this.projections.map((p) => p.name);
+  }
+
+  /**
+   * Starts a rebuild of every projection whose declared version is above the version its live tables were built
+   * at (`projection_checkpoints.version`). Called at start-up: raising a projection's version is how a change of
+   * what it writes reaches existing databases. A rebuild already running elsewhere is left to that process.
+   */
+  async rebuildOutdated(): Promise<RebuildJob[]> {
+    const { rows } = await this.pool.query<{ name: string; version: number }>('SELECT name, version FROM projection_checkpoints WHERE name = ANY($1)', [
+      this.projections.map((p) => p.name),
+    ]);
+    const started: RebuildJob[] = [];
+    for (const row of rows) {
+      const projection = this.projections.find((p) => p.name === row.name);
+      if (!projection || row.version >= projection.version) continue;
+      try {
+        started.push(await this.start(projection.name));
+        this.log.info({ projection: projection.name, from: row.version, to: projection.version }, 'projection version raised: rebuilding it beside the live one');
+      } catch (error) {
+        if (!(error instanceof DomainError && error.code === 'CONFLICT')) throw error;
+      }
+    }
+    return started;
   }
 
   /** Starts (or resumes a cancelled or orphaned) rebuild of one projection; returns at once with the job. */
   async start(name: string): Promise<RebuildJob> {
+    if (this.reactors.includes(name)) {
+      throw new DomainError('VALIDATION_FAILED', `${name} is a reactor: it owns no tables, and replaying the feed to it would issue its commands again`);
+    }
     const projection = this.projections.find((p) => p.name === name);
     if (!projection) throw new NotFound(`Projection ${name}`);
-    if (projection.tables.length === 0) throw new DomainError('VALIDATION_FAILED', `${name} is a reactor with no tables of its own: there is nothing to rebuild`);
 
     const lock = new pg.Client(this.connectionConfig);
     lock.on('error', () => undefined);
@@ -188,7 +218,8 @@ export class ProjectionRebuilds {
       try {
         const result = await feed(
           {
-            projection,
+            eventTypes: projection.eventTypes,
+            apply: (events, context) => projection.apply(events, context),
             checkpointName: rebuildCheckpoint(projection.name),
             table: (name) => freshTable(name, suffix),
             onCommit: async (db, applied) => {
@@ -272,9 +303,10 @@ export class ProjectionRebuilds {
         rebuildCheckpoint(projection.name),
       ]);
       await db.query(
-        `INSERT INTO projection_checkpoints (name, position, events_applied, status) VALUES ($1, $2, $3, 'running')
-         ON CONFLICT (name) DO UPDATE SET position = $2, events_applied = $3, status = 'running', last_error = NULL, error_position = NULL, updated_at = now()`,
-        [projection.name, position ?? null, applied[0]?.events_applied ?? 0],
+        `INSERT INTO projection_checkpoints (name, position, events_applied, status, version) VALUES ($1, $2, $3, 'running', $4)
+         ON CONFLICT (name) DO UPDATE SET position = $2, events_applied = $3, status = 'running', last_error = NULL, error_position = NULL,
+                                          version = $4, updated_at = now()`,
+        [projection.name, position ?? null, applied[0]?.events_applied ?? 0, projection.version],
       );
       await db.query('DELETE FROM projection_checkpoints WHERE name = $1', [rebuildCheckpoint(projection.name)]);
       await db.query(`UPDATE projection_rebuilds SET state = 'completed', finished_at = now(), updated_at = now() WHERE id = $1`, [jobId]);

@@ -7,22 +7,31 @@
  *   The checkpoint row is also locked and compared inside every batch transaction, so even a runner that
  *   lost its lock without noticing cannot apply a batch twice.
  * - A projection that throws stops with the failing event's position and error recorded; it never skips.
+ * - Each subscription is filtered to the event types its projection or reactor handles. A projection whose
+ *   checkpoint is behind a position still covers it when no event it handles lies in between (read-your-writes).
+ * - A reactor is handed a batch only once the read models it reads have applied that batch.
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { EventStore, Position } from '../domain/ports/event-store.ts';
+import { EventStoreUnavailable, type EventStore, type Position } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
-import type { Projection } from './projection.ts';
-import { CheckpointMoved, feed, readCheckpoint } from './feed.ts';
+import { isReactor, type FeedReader } from './projection.ts';
+import { CheckpointMoved, feed, FeedStopped, readCheckpoint, type FeedTarget } from './feed.ts';
 
 export type ProjectionState = 'starting' | 'running' | 'standby' | 'stopped' | 'failed';
 
 export interface ProjectionStatus {
   name: string;
+  kind: 'projection' | 'reactor';
+  /** What its subscription is filtered to. */
+  eventTypes: readonly string[] | 'all';
   state: ProjectionState;
   position: Position | undefined;
   lastError: string | undefined;
   errorPosition: Position | undefined;
+  /** Since this process started feeding it: events its filtered subscription delivered, and those it handled. */
+  eventsRead: number;
+  eventsApplied: number;
 }
 
 export interface RunnerOptions {
@@ -40,7 +49,7 @@ export interface RunnerOptions {
 const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('tally.projection:' || $1, 0)) AS locked`;
 
 interface Worker {
-  projection: Projection;
+  projection: FeedReader;
   status: ProjectionStatus;
   stop: () => Promise<void>;
   done: Promise<void>;
@@ -57,7 +66,7 @@ export class ProjectionRunner {
     private readonly pool: pg.Pool,
     private readonly connectionConfig: pg.ClientConfig,
     private readonly store: EventStore,
-    private readonly projections: readonly Projection[],
+    private readonly projections: readonly FeedReader[],
     private readonly log: Logger,
     options: RunnerOptions = {},
   ) {
@@ -91,27 +100,34 @@ export class ProjectionRunner {
   }
 
   /**
-   * Resolves true once every projection owned here has applied `position` (or the feed past it), false on
-   * timeout. Read-your-writes for HTTP readers.
+   * Resolves true once every projection (of `names`, or all) has applied `position` or the feed past it, or has
+   * nothing to apply up to it (no event of a type it handles in between); false on timeout. Read-your-writes for
+   * HTTP readers, and the wait of a reactor for the read models it reads.
    */
-  async waitForPosition(position: Position, timeoutMs: number): Promise<boolean> {
+  async waitForPosition(position: Position, timeoutMs: number, names?: readonly string[]): Promise<boolean> {
+    const readers = names ? this.projections.filter((p) => names.includes(p.name)) : this.projections;
     const covers = (at: Position | null | undefined) => at !== null && at !== undefined && !this.store.isAfter(position, at);
     const reached = async () => {
       // A projection fed here is where its worker says: its checkpoint row may lag (written lazily, see feed.ts).
       const here = new Map([...this.workers.values()].filter((w) => w.status.state === 'running').map((w) => [w.projection.name, w.status.position]));
-      const elsewhere = this.projections.filter((p) => !covers(here.get(p.name)));
-      if (elsewhere.length === 0) return true;
-      const rows = (await this.pool.query<{ name: string; position: string | null }>('SELECT name, position FROM projection_checkpoints WHERE name = ANY($1)', [
-        elsewhere.map((p) => p.name),
-      ])).rows;
-      return rows.length === elsewhere.length && rows.every((r) => covers(r.position as Position | null));
+      const elsewhere = readers.filter((p) => !covers(here.get(p.name)) && !here.has(p.name));
+      const rows = elsewhere.length
+        ? (await this.pool.query<{ name: string; position: string | null }>('SELECT name, position FROM projection_checkpoints WHERE name = ANY($1)', [elsewhere.map((p) => p.name)])).rows
+        : [];
+      const stored = new Map(rows.map((r) => [r.name, (r.position ?? undefined) as Position | undefined]));
+      for (const reader of readers) {
+        const at = here.has(reader.name) ? here.get(reader.name) : stored.get(reader.name);
+        if (!here.has(reader.name) && !stored.has(reader.name)) return false;
+        if (!covers(at) && !(await this.nothingToApply(reader, at, position))) return false;
+      }
+      return true;
     };
     const deadline = Date.now() + timeoutMs;
     const reachedOrRetry = async () => {
       try {
         return await reached();
       } catch (error) {
-        if (isTransientPgError(error)) return false;
+        if (isTransientPgError(error) || error instanceof EventStoreUnavailable) return false;
         throw error;
       }
     };
@@ -131,13 +147,37 @@ export class ProjectionRunner {
     return true;
   }
 
-  private startWorker(projection: Projection): Worker {
+  /** The furthest position each filtered reader is known to have nothing to apply up to (see `nothingToApply`). */
+  private readonly idleThrough = new Map<string, Position>();
+
+  /** True when no event of a type the reader handles lies after `at` up to `position`: it is as good as there. */
+  private async nothingToApply(reader: FeedReader, at: Position | undefined, position: Position): Promise<boolean> {
+    const eventTypes = reader.eventTypes;
+    if (eventTypes === 'all') return false;
+    const known = this.idleThrough.get(reader.name);
+    const from = known && (!at || this.store.isAfter(known, at)) ? known : at;
+    if (from && !this.store.isAfter(position, from)) return true;
+    // Only once the feed shows `position` itself is everything up to it readable (PostgreSQL's feed holds back
+    // transactions that may still commit below it): until then nothing can be said.
+    const [settled] = await this.store.readAll({ from: position, to: position, limit: 1 });
+    if (settled?.position !== position) return false;
+    const pending = await this.store.readAll({ ...(from ? { from } : {}), to: position, limit: 2, filter: { eventTypes } });
+    if (pending.some((e) => !from || this.store.isAfter(e.position, from))) return false;
+    this.idleThrough.set(reader.name, position);
+    return true;
+  }
+
+  private startWorker(projection: FeedReader): Worker {
     const status: ProjectionStatus = {
       name: projection.name,
+      kind: isReactor(projection) ? 'reactor' : 'projection',
+      eventTypes: projection.eventTypes,
       state: 'starting',
       position: undefined,
       lastError: undefined,
       errorPosition: undefined,
+      eventsRead: 0,
+      eventsApplied: 0,
     };
     let stopping = false;
     let wakeStandby: (() => void) | undefined;
@@ -155,7 +195,7 @@ export class ProjectionRunner {
           if (!rows[0]?.locked) {
             status.state = 'standby';
           } else {
-            await this.ensureCheckpointRow(projection.name);
+            await this.ensureCheckpointRow(projection);
             // A failed projection keeps its lock and looks again now and then: a rebuild (maybe by another
             // process) clears the failure, and feeding resumes from the rebuilt checkpoint.
             while (!stopping && (await this.runOwned(projection, status, log, (stop) => (stopSubscription = stop), () => stopping)) === 'failed') {
@@ -208,13 +248,33 @@ export class ProjectionRunner {
     };
   }
 
-  private async ensureCheckpointRow(name: string): Promise<void> {
-    await this.pool.query(`INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [name]);
+  /** A projection fed for the first time is built from the start at its declared version. */
+  private async ensureCheckpointRow(reader: FeedReader): Promise<void> {
+    await this.pool.query(`INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [
+      reader.name,
+      isReactor(reader) ? 1 : reader.version,
+    ]);
+  }
+
+  /** What the feed drives: a projection's apply, or a reactor's handle once the read models it reads are there. */
+  private feedTarget(reader: FeedReader, isStopping: () => boolean): FeedTarget {
+    const common = { checkpointName: reader.name, table: (name: string) => name, eventTypes: reader.eventTypes };
+    if (!isReactor(reader)) return { ...common, apply: (events, context) => reader.apply(events, context) };
+    return {
+      ...common,
+      apply: async (events) => {
+        const last = events.at(-1);
+        if (last && reader.reads.length) {
+          while (!(await this.waitForPosition(last.position, 1000, reader.reads))) if (isStopping()) throw new FeedStopped(`${reader.name} stopped`);
+        }
+        await reader.handle(events, { db: this.pool });
+      },
+    };
   }
 
   /** Feeds the projection until stopped, failed, or the connection to PostgreSQL is lost. */
   private async runOwned(
-    projection: Projection,
+    projection: FeedReader,
     status: ProjectionStatus,
     log: Logger,
     exposeStop: (stop: () => Promise<void>) => void,
@@ -235,7 +295,7 @@ export class ProjectionRunner {
     status.state = 'running';
     status.lastError = undefined;
     const result = await feed(
-      { projection, checkpointName: projection.name, table: (name) => name },
+      this.feedTarget(projection, isStopping),
       {
         pool: this.pool,
         store: this.store,
@@ -245,8 +305,10 @@ export class ProjectionRunner {
         exposeStop,
         lazyCheckpoints: true,
         ...this.checkpointTiming,
-        onApplied: (checkpoint) => {
+        onApplied: (checkpoint, counts) => {
           status.position = checkpoint;
+          status.eventsRead += counts.read;
+          status.eventsApplied += counts.applied;
           for (const wake of [...this.positionWaiters]) wake();
         },
       },

@@ -118,6 +118,7 @@ ON CONFLICT (wallet_id) DO UPDATE SET
 /** Balances and ledgers of wallets; lifetime totals follow the wallet decider (reversals reduce earned). */
 export const walletsProjection = projection({
   name: 'wallets',
+  version: 1,
   tables: ['wallets', 'wallet_ledger'],
   events: walletEvents,
   async apply(events, { db, table }: ProjectionContext) {

@@ -252,7 +252,10 @@ export class KurrentDbEventStore implements EventStore {
       revisions = new Map(result.responses.map((response) => [response.streamName, Number(response.revision)]));
     } catch (error) {
       if (error instanceof WrongExpectedVersionError) {
-        const request = requests.find((r) => r.stream === error.streamName);
+        // The server compares stream names ignoring case within a session.
+        const request =
+          requests.find((r) => r.stream === error.streamName) ??
+          requests.find((r) => r.stream.toLowerCase() === error.streamName.toLowerCase());
         if (request) throw new MultiStreamConflict([{ stream: request.stream, expected: request.expected, actual: toActual(error.actualState) }]);
       }
       if (error instanceof UnsupportedError) {

@@ -84,7 +84,7 @@ export const squarePaymentsPolled = EventType.define('SquarePaymentsPolled', pol
 
 /** `SquarePaymentsPolled` is here for connection streams of older deployments (see poll-log.ts). */
 export const connectionEvents = eventCodec(
-  { stream: 'square-connection-<tenantId>', writtenBy: 'squareConnectionDecider' },
+  { stream: 'square-connection-<tenantId>', writtenBy: 'squareConnectionDecider', legacy: ['SquarePaymentsPolled'] },
   squareConnectionAuthorized,
   squareTokensRefreshed,
   squareTokenRefreshFailed,

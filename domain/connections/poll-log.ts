@@ -14,7 +14,7 @@ import { squarePaymentsPolled, type PollRecord, type SquareConnectionState } fro
 export const POLL_STREAM_PREFIX = 'square-poll-';
 export const pollStream = (tenantId: string) => `${POLL_STREAM_PREFIX}${tenantId}`;
 
-export const pollEvents = eventCodec({ stream: 'square-poll-<tenantId>', writtenBy: 'connections: appendPoll' }, squarePaymentsPolled);
+export const pollEvents = eventCodec({ stream: 'square-poll-<tenantId>', writtenBy: 'connections (appendPoll)', readBy: 'connections (lastPoll)' }, squarePaymentsPolled);
 
 export type { PollRecord } from './events.ts';
 

@@ -105,6 +105,10 @@ export interface FamilyInfo {
   stream: string;
   /** Who appends them, e.g. `walletDecider`. */
   writtenBy: string;
+  /** Who reads the stream itself (a decider's fold, a lookup); defaults to `writtenBy`. */
+  readBy?: string;
+  /** Types still read on this stream (written by older deployments) but no longer written to it. */
+  legacy?: readonly string[];
 }
 
 /** Decodes and encodes the events of a set of types (a stream family, or what one reader handles). */

@@ -16,9 +16,10 @@ export interface ProjectionRoutesDependencies {
   now(): Date;
 }
 
-/** Events the projection has not applied yet (capped), and how long the oldest of them has waited. */
-async function lagOf(store: EventStore, position: Position | undefined, now: Date) {
-  const pending = await store.readAll({ ...(position ? { from: position } : {}), limit: BEHIND_CAP + 1 });
+/** Events of the types it handles the projection has not applied yet (capped), and how long the oldest of them has waited. */
+async function lagOf(store: EventStore, position: Position | undefined, eventTypes: readonly string[] | 'all', now: Date) {
+  const filter = eventTypes === 'all' ? {} : { filter: { eventTypes } };
+  const pending = await store.readAll({ ...(position ? { from: position } : {}), limit: BEHIND_CAP + 1, ...filter });
   const unapplied = position ? pending.filter((e) => e.position !== position) : pending;
   const oldest = unapplied[0];
   return {
@@ -36,7 +37,8 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
       method: 'get',
       path: '/api/v1/admin/projections',
       access: 'admin',
-      summary: 'Per projection: checkpoint, events behind the head, lag, state (running, rebuilding, failed) and last error.',
+      summary:
+        'Per projection and reactor: checkpoint, events of its types behind the head, lag, state (running, rebuilding, failed), last error, and events read vs applied by its filtered subscription.',
       async handler(ctx) {
         const jobs = await deps.rebuilds.recent(50);
         const now = deps.now();
@@ -45,9 +47,13 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
             const rebuilding = jobs.find((j) => j.projection === s.name && j.state === 'running');
             return {
               name: s.name,
+              kind: s.kind,
               state: rebuilding ? 'rebuilding' : s.state,
               checkpoint: s.position ?? null,
-              ...(await lagOf(deps.store, s.position, now)),
+              eventTypes: s.eventTypes,
+              eventsRead: s.eventsRead,
+              eventsApplied: s.eventsApplied,
+              ...(await lagOf(deps.store, s.position, s.eventTypes, now)),
               lastError: s.lastError ?? null,
               errorPosition: s.errorPosition ?? null,
               rebuild: rebuilding ?? null,

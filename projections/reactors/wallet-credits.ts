@@ -11,11 +11,11 @@ import { handleCommand } from '../../domain/shared/command-handler.ts';
 import { assertNever } from '../../domain/shared/decider.ts';
 import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/codec.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
-import { projection, type Projection } from '../projection.ts';
+import { reactor, type Reactor } from '../projection.ts';
 
 /** The purchase outcomes that move points in a wallet. */
-const handled = eventCodec(undefined, purchaseCompleted, heldPointsClaimed, refundApplied);
-type Handled = Decoded<EventsOf<typeof handled>>;
+export const walletCreditsEvents = eventCodec(undefined, purchaseCompleted, heldPointsClaimed, refundApplied);
+type Handled = Decoded<EventsOf<typeof walletCreditsEvents>>;
 
 function commandFor(e: Handled): WalletCommand | undefined {
   switch (e.type) {
@@ -69,12 +69,11 @@ function commandFor(e: Handled): WalletCommand | undefined {
   }
 }
 
-export function walletCreditsReactor(store: EventStore, newId: () => string): Projection {
-  return projection({
+export function walletCreditsReactor(store: EventStore, newId: () => string): Reactor {
+  return reactor({
     name: 'wallet_credits',
-    tables: [],
-    events: handled,
-    async apply(events) {
+    events: walletCreditsEvents,
+    async handle(events) {
       // Wallets are independent: each wallet's commands run in feed order, different wallets concurrently.
       const byWallet = new Map<string, { command: WalletCommand; cause: Handled }[]>();
       for (const event of events) {

@@ -36,6 +36,7 @@ test('connections killed while events keep coming: nothing lost, nothing applied
       {
         name: 'crash',
         tables: ['crash_counts'],
+        version: 1,
         eventTypes: ['Counted'],
         async apply(events, { db, table }) {
           for (const event of events) {

@@ -29,6 +29,7 @@ function counter(name: string, failOn?: (n: number) => boolean): Projection {
   return {
     name,
     tables: [`${name}_counts`],
+    version: 1,
     eventTypes: ['Counted'],
     async apply(events, { db, table }) {
       for (const event of events) {

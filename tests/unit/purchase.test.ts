@@ -1,0 +1,155 @@
+/**
+ * The purchase decider as a specification: statuses until completion (stale ones ignored), the one completion and
+ * its outcome, refunds held until their payment completes and then applied in arrival order, reversals as the
+ * floored refunded share, and the claim of held points within the claim window, once.
+ */
+import test from 'ava';
+import { CLAIM_WINDOW_DAYS, purchaseDecider, reversalFor, type PaymentFacts, type PurchaseCommand, type PurchaseEvent } from '../../domain/payments/purchase.ts';
+import { deciderSpec } from '../support/decider-spec.ts';
+
+const spec = deciderSpec(purchaseDecider);
+const TENANT = 't1';
+const RULE = { ruleId: 'rule-1', version: 3, rule: { kind: 'spend' as const, points: 1, per: 100, basis: 'amount' as const, minimumSpend: 0 } };
+const COMPLETED_AT = '2026-11-10T12:00:05.000Z';
+
+const facts = (over: Partial<PaymentFacts> = {}): PaymentFacts => ({
+  paymentId: 'pay_1',
+  status: 'COMPLETED',
+  amountMinor: 1099,
+  tipMinor: 200,
+  totalMinor: 1299,
+  currency: 'USD',
+  customerId: 'CUST_1',
+  locationId: 'L1',
+  updatedAt: COMPLETED_AT,
+  createdAt: '2026-11-10T11:59:40.000Z',
+  ...over,
+});
+
+const observe = (over: Partial<PaymentFacts> = {}, extra: Partial<Extract<PurchaseCommand, { type: 'ObservePayment' }>> = {}): PurchaseCommand => ({
+  type: 'ObservePayment',
+  tenantId: TENANT,
+  merchantId: 'M1',
+  payment: facts(over),
+  identityHashes: ['h:email'],
+  resolution: { kind: 'anonymous' },
+  activeRule: RULE,
+  source: 'webhook',
+  ...extra,
+});
+
+const statusObserved = (status: string, updatedAt: string): PurchaseEvent => ({
+  type: 'PaymentStatusObserved',
+  data: { paymentId: 'pay_1', tenantId: TENANT, merchantId: 'M1', status, updatedAt, source: 'webhook' },
+});
+
+const completed = (over: Partial<Extract<PurchaseEvent, { type: 'PurchaseCompleted' }>['data']> = {}): PurchaseEvent => ({
+  type: 'PurchaseCompleted',
+  data: {
+    paymentId: 'pay_1',
+    tenantId: TENANT,
+    merchantId: 'M1',
+    locationId: 'L1',
+    amountMinor: 1099,
+    tipMinor: 200,
+    totalMinor: 1299,
+    currency: 'USD',
+    customerId: 'CUST_1',
+    identityHashes: ['h:email'],
+    consumerId: null,
+    walletId: null,
+    outcome: 'stored_anonymous',
+    points: 10,
+    ruleId: 'rule-1',
+    ruleVersion: 3,
+    basis: 'amount',
+    basisAmountMinor: 1099,
+    completedAt: COMPLETED_AT,
+    paymentCreatedAt: '2026-11-10T11:59:40.000Z',
+    source: 'webhook',
+    ...over,
+  },
+});
+
+const refund = (refundId: string, amountMinor: number, status = 'COMPLETED'): PurchaseCommand => ({ type: 'ObserveRefund', tenantId: TENANT, refundId, paymentId: 'pay_1', status, amountMinor, source: 'webhook' });
+const held = (refundId: string, amountMinor: number): PurchaseEvent => ({ type: 'RefundHeld', data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, source: 'webhook' } });
+const applied = (refundId: string, amountMinor: number, pointsReversed: number, wallet: { walletId: string; consumerId: string } | null = null): PurchaseEvent => ({
+  type: 'RefundApplied',
+  data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, pointsReversed, walletId: wallet?.walletId ?? null, consumerId: wallet?.consumerId ?? null, source: 'webhook' },
+});
+
+const DAY = 24 * 3600 * 1000;
+const claim = (now: string, identityHash = 'h:email'): PurchaseCommand => ({ type: 'ClaimHeldPoints', consumerId: 'c9', walletId: 'w9', identityHash, now });
+const claimed = (points: number, now: string): PurchaseEvent => ({
+  type: 'HeldPointsClaimed',
+  data: { paymentId: 'pay_1', tenantId: TENANT, consumerId: 'c9', walletId: 'w9', points, identityHash: 'h:email', claimedAt: now },
+});
+const afterCompletion = (ms: number) => new Date(Date.parse(COMPLETED_AT) + ms).toISOString();
+
+test('a status before completion is recorded; one not newer than the last seen is stale and ignored', (t) => {
+  spec(t).given().when(observe({ status: 'APPROVED', updatedAt: '2026-11-10T12:00:00.000Z' })).then([statusObserved('APPROVED', '2026-11-10T12:00:00.000Z')]);
+  const seen = statusObserved('APPROVED', '2026-11-10T12:00:00.000Z');
+  spec(t).given(seen).when(observe({ status: 'PENDING', updatedAt: '2026-11-10T11:59:59.000Z' })).thenNothing();
+  spec(t).given(seen).when(observe({ status: 'APPROVED', updatedAt: '2026-11-10T12:00:00.000Z' })).thenNothing();
+  spec(t).given(seen).when(observe({ status: 'CANCELED', updatedAt: '2026-11-10T12:00:01.000Z' })).then([statusObserved('CANCELED', '2026-11-10T12:00:01.000Z')]);
+});
+
+test('completion happens once, with its outcome; any status after it, even a newer one, changes nothing', (t) => {
+  spec(t).given(statusObserved('APPROVED', '2026-11-10T12:00:00.000Z')).when(observe()).then([completed()]);
+  spec(t).given(completed()).when(observe()).thenNothing();
+  spec(t).given(completed()).when(observe({ status: 'FAILED', updatedAt: '2026-11-11T00:00:00.000Z' })).thenNothing();
+});
+
+test('the outcome: credited to a known consumer, held for an unknown one, nothing without a rule or for zero points', (t) => {
+  const consumer = { kind: 'consumer' as const, consumerId: 'c1', walletId: 'w1' };
+  spec(t).given().when(observe({}, { resolution: consumer })).then([completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited' })]);
+  spec(t).given().when(observe({}, { activeRule: null })).then([completed({ outcome: 'no_rule_no_credit', points: 0, ruleId: null, ruleVersion: null, basis: null, basisAmountMinor: null })]);
+  spec(t).given().when(observe({ amountMinor: 99, totalMinor: 99, tipMinor: 0 })).then([completed({ outcome: 'zero_points', points: 0, amountMinor: 99, totalMinor: 99, tipMinor: 0, basisAmountMinor: 99 })]);
+});
+
+test('refunds before their payment completes are held, once each, and applied in arrival order at completion', (t) => {
+  spec(t).given().when(refund('r1', 500)).then([held('r1', 500)]);
+  spec(t).given(held('r1', 500)).when(refund('r1', 500)).thenNothing();
+  spec(t).given().when(refund('r1', 500, 'PENDING')).thenNothing();
+  // 10 points on 12.99: 5.00 refunded reverses floor(10 × 500 / 1299) = 3; with 3.00 more, floor(10 × 800 / 1299) = 6, so 3 more.
+  spec(t).given(held('r2', 300), statusObserved('APPROVED', '2026-11-10T12:00:00.000Z'), held('r1', 500))
+    .when(observe())
+    .then([completed(), applied('r2', 300, 2), applied('r1', 500, 4)]);
+  spec(t).given(completed(), applied('r1', 500, 3)).when(refund('r1', 500)).thenNothing();
+  spec(t).given(completed(), applied('r1', 500, 3)).when(refund('r2', 300)).then([applied('r2', 300, 3)]);
+});
+
+test('reversalFor: the total reversed is the floored refunded share of the points, never more than was earned', (t) => {
+  const purchase = { points: 10, totalMinor: 1299, refundedMinor: 0, pointsReversed: 0 };
+  t.is(reversalFor(purchase, 129), 0, '0.99 points is not a point');
+  t.is(reversalFor(purchase, 130), 1);
+  t.is(reversalFor({ ...purchase, refundedMinor: 500, pointsReversed: 3 }, 500), 4, 'floor(10 × 1000 / 1299) = 7 in all, 3 already');
+  t.is(reversalFor({ ...purchase, refundedMinor: 1000, pointsReversed: 7 }, 299), 3, 'the full refund reverses exactly what was earned');
+  t.is(reversalFor({ ...purchase, refundedMinor: 1000, pointsReversed: 7 }, 5000), 3, 'a refund beyond the total is capped at the total');
+  t.is(reversalFor({ ...purchase, points: 0 }, 1299), 0);
+  t.is(reversalFor({ ...purchase, totalMinor: 0 }, 100), 0);
+  // Three refunds of a third each: the sum of the parts equals the whole.
+  let state = { points: 100, totalMinor: 300, refundedMinor: 0, pointsReversed: 0 };
+  const parts = [100, 100, 100].map((amount) => {
+    const points = reversalFor(state, amount);
+    state = { ...state, refundedMinor: state.refundedMinor + amount, pointsReversed: state.pointsReversed + points };
+    return points;
+  });
+  t.deepEqual(parts, [33, 33, 34]);
+});
+
+test(`held points are claimed within ${CLAIM_WINDOW_DAYS} days of completion (the last instant included), once, by a matching identity`, (t) => {
+  const edge = afterCompletion(CLAIM_WINDOW_DAYS * DAY);
+  spec(t).given(completed()).when(claim(edge)).then([claimed(10, edge)]);
+  spec(t).given(completed()).when(claim(afterCompletion(CLAIM_WINDOW_DAYS * DAY + 1))).thenNothing();
+  spec(t).given(completed()).when(claim(afterCompletion(DAY), 'h:other')).thenNothing();
+  spec(t).given(completed(), claimed(10, afterCompletion(DAY))).when(claim(afterCompletion(2 * DAY))).thenNothing();
+});
+
+test('a claim takes the points not already reversed; nothing when all were reversed or the purchase was not held', (t) => {
+  const now = afterCompletion(DAY);
+  spec(t).given(completed(), applied('r1', 500, 3)).when(claim(now)).then([claimed(7, now)]);
+  spec(t).given(completed(), applied('r1', 1299, 10)).when(claim(now)).thenNothing();
+  spec(t).given(completed({ outcome: 'credited', consumerId: 'c1', walletId: 'w1' })).when(claim(now)).thenNothing();
+  spec(t).given(statusObserved('APPROVED', '2026-11-10T12:00:00.000Z')).when(claim(now)).thenNothing();
+});
