@@ -40,6 +40,7 @@ const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metad
 function numbered(prefix: string): Projection {
   return {
     name: `horizon_${prefix}`,
+    version: 1,
     eventTypes: ['Numbered'],
     tables: [`horizon_${prefix}_seen`],
     async apply(events, { db, table }) {
