@@ -3,7 +3,7 @@
  * `--quick` mode, one after the other, as CI runs them (`.ci/run`). A new benchmark is picked up by its name.
  *
  * A benchmark fails when it exits non-zero (a crash, or a WRONG correctness line: see `reportCorrectness`),
- * when it prints no `correctness:` line, or when a correctness line says WRONG. Ratios and rates never fail
+ * when it prints no `correctness:` line, or when a correctness line says WRONG (or FAILED, or MISMATCH). Ratios and rates never fail
  * it: the machines are shared and noisy. Each benchmark's output is kept, and shown in full when it fails.
  * Results of quick runs go to `bench/results/quick/` (ignored by git), never over the measured ones.
  * Without DATABASE_URL, one embedded PostgreSQL server is started for all of them (each benchmark still makes
@@ -57,7 +57,7 @@ function run(name: string, env: NodeJS.ProcessEnv): Promise<Outcome> {
           ? `exited with ${code}`
           : correctness.length === 0
             ? 'printed no correctness line'
-            : correctness.some((line) => /\bWRONG\b/.test(line))
+            : correctness.some((line) => /\b(WRONG|FAILED|MISMATCH)\b/.test(line))
               ? 'its correctness line says WRONG'
               : undefined;
       resolve({ name, seconds: (performance.now() - started) / 1000, code, correctness, problem, output });
