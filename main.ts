@@ -230,7 +230,8 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, projections, log);
     runner.start();
     metrics.observeProjections({
-      status: () => runner.status(),
+      // A filtered projection is as current as its `upTo`: its checkpoint stays at its own last event.
+      status: () => runner.status().map((s) => ({ ...s, position: s.upTo })),
       headPosition: () => store.headPosition(),
       isAfter: (a, b) => store.isAfter(a, b),
       ...(config.EVENTSTORE_URL ? {} : { checkpoint: postgresCheckpointProbe(pool, LAG_COUNT_CAP) }),

@@ -17,14 +17,15 @@ import { merchantReservationStream } from '../domain/connections/merchant-reserv
 
 /** What the projection gauges read at scrape time. */
 export interface ProjectionsProbe {
-  status(): readonly { name: string; state: string; position: Position | undefined }[];
+  /** `eventTypes`: what the projection's subscription is filtered to; its lag counts only those. */
+  status(): readonly { name: string; state: string; position: Position | undefined; eventTypes?: readonly string[] | 'all' }[];
   headPosition(): Promise<Position | undefined>;
   isAfter(a: Position, b: Position): boolean;
   /**
    * Events in the feed after `position` (from the start when undefined), counted up to a cap, and when the
    * checkpoint's event was recorded. Omitted for a store that cannot tell cheaply.
    */
-  checkpoint?(position: Position | undefined): Promise<{ eventsAfter: number; recordedAt: Date | undefined }>;
+  checkpoint?(position: Position | undefined, eventTypes?: readonly string[] | 'all'): Promise<{ eventsAfter: number; recordedAt: Date | undefined }>;
 }
 
 /** One poll of one connection, as the poll reports it. */
@@ -94,17 +95,18 @@ interface ProjectionReading {
 async function readProjections(probe: ProjectionsProbe): Promise<ProjectionReading[]> {
   const head = await probe.headPosition();
   const checkpoints = new Map<string, ReturnType<NonNullable<ProjectionsProbe['checkpoint']>>>();
-  const checkpointOf = (position: Position | undefined) => {
-    const key = position ?? '';
-    if (!checkpoints.has(key)) checkpoints.set(key, probe.checkpoint!(position));
+  const checkpointOf = (position: Position | undefined, eventTypes: readonly string[] | 'all') => {
+    const key = `${position ?? ''}|${eventTypes === 'all' ? '*' : eventTypes.join(',')}`;
+    if (!checkpoints.has(key)) checkpoints.set(key, probe.checkpoint!(position, eventTypes));
     return checkpoints.get(key)!;
   };
   return Promise.all(
-    probe.status().map(async ({ name, state, position }) => {
+    probe.status().map(async ({ name, state, position, eventTypes = 'all' }) => {
       // A standby projection is reported by the instance that owns it; a starting one has no checkpoint yet.
       if (state !== 'running' && state !== 'failed') return { name, state, caughtUp: undefined, lagEvents: undefined, checkpointRecordedAt: undefined };
-      const caughtUp = head === undefined || (position !== undefined && !probe.isAfter(head, position));
-      const checkpoint = probe.checkpoint ? await checkpointOf(position) : undefined;
+      const checkpoint = probe.checkpoint ? await checkpointOf(position, eventTypes) : undefined;
+      // Nothing of its types after its checkpoint: caught up, even if the feed has moved on with other types.
+      const caughtUp = checkpoint ? checkpoint.eventsAfter === 0 : head === undefined || (position !== undefined && !probe.isAfter(head, position));
       return { name, state, caughtUp, lagEvents: checkpoint?.eventsAfter, checkpointRecordedAt: checkpoint?.recordedAt };
     }),
   );

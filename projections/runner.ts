@@ -29,6 +29,8 @@ export interface ProjectionStatus {
   position: Position | undefined;
   lastError: string | undefined;
   errorPosition: Position | undefined;
+  /** How far the feed has nothing left for it: its checkpoint, or beyond it when no event of its types follows. */
+  upTo: Position | undefined;
   /** Since this process started feeding it: events its filtered subscription delivered, and those it handled. */
   eventsRead: number;
   eventsApplied: number;
@@ -42,6 +44,8 @@ export interface RunnerOptions {
   /** See `FeedOptions.checkpointIdleMs` and `checkpointEveryMs` (feed.ts). */
   checkpointIdleMs?: number;
   checkpointEveryMs?: number;
+  /** How often a filtered projection's `upTo` is brought to the head when it has nothing to apply (ms, default 1000). */
+  coverageEveryMs?: number;
 }
 
 
@@ -61,6 +65,8 @@ export class ProjectionRunner {
   private readonly maxBatch: number;
   private readonly standbyRetryMs: number;
   private readonly checkpointTiming: { checkpointIdleMs?: number; checkpointEveryMs?: number };
+  private readonly coverageEveryMs: number;
+  private coverageTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -72,6 +78,7 @@ export class ProjectionRunner {
   ) {
     this.maxBatch = options.maxBatch ?? 500;
     this.standbyRetryMs = options.standbyRetryMs ?? 2000;
+    this.coverageEveryMs = options.coverageEveryMs ?? 1000;
     this.checkpointTiming = {
       ...(options.checkpointIdleMs === undefined ? {} : { checkpointIdleMs: options.checkpointIdleMs }),
       ...(options.checkpointEveryMs === undefined ? {} : { checkpointEveryMs: options.checkpointEveryMs }),
@@ -83,15 +90,41 @@ export class ProjectionRunner {
       if (this.workers.has(projection.name)) continue;
       this.workers.set(projection.name, this.startWorker(projection));
     }
+    this.coverageTimer ??= setInterval(() => void this.refreshCoverage().catch(() => undefined), this.coverageEveryMs);
+    this.coverageTimer.unref();
   }
 
   async stop(): Promise<void> {
+    if (this.coverageTimer) clearInterval(this.coverageTimer);
+    this.coverageTimer = undefined;
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
     this.workers.clear();
   }
 
   status(): ProjectionStatus[] {
-    return [...this.workers.values()].map((w) => ({ ...w.status }));
+    return [...this.workers.values()].map((w) => ({ ...w.status, upTo: this.upTo(w) }));
+  }
+
+  /** Where a worker's read model is as good as: its checkpoint, or further when nothing of its types lies between. */
+  private upTo(worker: Worker): Position | undefined {
+    const at = worker.status.position;
+    const idle = this.idleThrough.get(worker.projection.name);
+    return idle && (!at || this.store.isAfter(idle, at)) ? idle : at;
+  }
+
+  /**
+   * A filtered projection's checkpoint stays at its own last event while the feed moves on: now and then, find how
+   * far it has nothing to apply (the gauges and the admin status read `upTo`). Each look scans only the events since
+   * the last one.
+   */
+  private async refreshCoverage(): Promise<void> {
+    const head = await this.store.headPosition();
+    if (!head) return;
+    for (const worker of this.workers.values()) {
+      if (worker.status.state !== 'running') continue;
+      const upTo = this.upTo(worker);
+      if (!upTo || this.store.isAfter(head, upTo)) await this.nothingToApply(worker.projection, worker.status.position, head);
+    }
   }
 
   /** True when every projection is running here or owned by another instance. */
@@ -176,6 +209,7 @@ export class ProjectionRunner {
       position: undefined,
       lastError: undefined,
       errorPosition: undefined,
+      upTo: undefined,
       eventsRead: 0,
       eventsApplied: 0,
     };

@@ -112,6 +112,12 @@ function filterClauses(filter: EventFilter | undefined, params: unknown[]): stri
   return clauses;
 }
 
+/** A subscription's page (see `scanPage`): the events selected, and how far the scan went. */
+interface ScanPage extends FeedPage {
+  scanned: number;
+  scannedTo: Cursor | undefined;
+}
+
 interface FeedPage {
   events: RecordedEvent[];
   /** Events were visible beyond the safe bound: a transaction still in progress holds them back. */
@@ -384,6 +390,43 @@ export class PostgresEventStore implements EventStore {
     return BigInt(row.horizon);
   }
 
+  /**
+   * A subscription's page: the next BATCH events of the feed by primary key, whatever their type, with the data of
+   * those the filter selects only. The cursor moves past every event scanned, so a subscription to rare types
+   * costs a short key-range scan per wake, never a scan from its last match to the end of the feed.
+   */
+  private async scanPage(after: Cursor | undefined, filter: EventFilter | undefined): Promise<ScanPage> {
+    const params: unknown[] = [];
+    const selected = filterClauses(filter, params).join(' AND ') || 'true';
+    let where = '';
+    if (after) {
+      params.push(after.tx.toString(), after.seq.toString());
+      where = `WHERE (transaction_id, global_position) > ($${params.length - 1}::xid8, $${params.length}::bigint)`;
+    }
+    params.push(BATCH);
+    const rows = await this.query<EventRow & { selected: boolean }>(
+      `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
+              CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, recorded_at,
+              pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
+              CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot,
+              ${selected} AS selected
+         FROM events ${where} ORDER BY transaction_id, global_position LIMIT $${params.length}`,
+      params,
+    );
+    // As in readPage: rows beyond the server's oldest transaction wait only for appends still in progress.
+    const snapshot = rows.find((r) => r.snapshot !== null)?.snapshot;
+    const horizon = snapshot ? await this.feedHorizon(snapshot) : undefined;
+    // Ordered by the key and bounded by one, the safe rows are a contiguous run from the start.
+    const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
+    const last = safeRows.at(-1);
+    return {
+      events: safeRows.filter((r) => r.selected).map(toRecorded),
+      heldBack: safeRows.length < rows.length,
+      scanned: safeRows.length,
+      scannedTo: last ? { tx: BigInt(last.tx_id), seq: BigInt(last.global_position) } : undefined,
+    };
+  }
+
   subscribeToAll(options: SubscribeOptions = {}): Subscription {
     let stopped = false;
     let wakeCurrent: Waiter | undefined;
@@ -395,9 +438,9 @@ export class PostgresEventStore implements EventStore {
       let cursor = start;
       let caughtUp = false;
       while (!stopped && !store.closed) {
-        let page: FeedPage;
+        let page: ScanPage;
         try {
-          page = await store.readPage({ after: cursor, inclusive: false, backwards: false, limit: BATCH, filter: options.filter });
+          page = await store.scanPage(cursor, options.filter);
         } catch (error) {
           if (!isTransientPgError(error)) throw error;
           await store.sleep(store.pollIntervalMs, (w) => (wakeCurrent = w));
@@ -405,10 +448,10 @@ export class PostgresEventStore implements EventStore {
         }
         for (const event of page.events) {
           if (stopped) return;
-          cursor = decodePosition(event.position);
           yield { kind: 'event', event };
         }
-        if (page.events.length === BATCH) continue;
+        cursor = page.scannedTo ?? cursor;
+        if (page.scanned === BATCH) continue;
         // Events held back by an open transaction are part of the history: not caught up until they are read.
         if (!caughtUp && !page.heldBack) {
           caughtUp = true;

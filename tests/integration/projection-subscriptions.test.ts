@@ -58,7 +58,7 @@ async function append(stream: string, type: string, numbers: number[]): Promise<
 const total = async (name: string) => Number((await database.pool.query<{ total: string | null }>(`SELECT sum(total)::text AS total FROM ${name}_sums`)).rows[0]?.total ?? 0);
 
 function runnerFor(t: ExecutionContext, readers: FeedReader[]) {
-  const runner = new ProjectionRunner(database.pool, { connectionString: database.url }, store, readers, silent, { standbyRetryMs: 100 });
+  const runner = new ProjectionRunner(database.pool, { connectionString: database.url }, store, readers, silent, { standbyRetryMs: 100, coverageEveryMs: 100 });
   t.teardown(() => runner.stop());
   return runner;
 }
@@ -78,6 +78,11 @@ test('a projection reads only the event types it declares, and a write of anothe
   const [status] = runner.status();
   t.like(status, { name, kind: 'projection', eventsRead: 3, eventsApplied: 3 }, '21 other events were never read');
   t.true(store.isAfter(noise, status!.position!), 'its checkpoint stays at its own last event');
+  const covered = await eventually(
+    async () => runner.status()[0]?.upTo,
+    (upTo) => upTo !== undefined && !store.isAfter(noise, upTo),
+  );
+  t.false(covered === undefined || store.isAfter(noise, covered), 'its upTo (gauges, admin status) moves on to the head');
   const later = await append(`${name}-a`, type, [4]);
   t.true(await runner.waitForPosition(later, 10_000));
   t.is(await total(name), 10);
