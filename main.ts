@@ -55,12 +55,14 @@ import { projectionRoutes } from './http/routes/projections.ts';
 import { ProjectionRebuilds } from './projections/rebuild.ts';
 import { reconciler } from './projections/ops/reconcile.ts';
 import { webhookInbox } from './adapters/postgres/webhook-inbox.ts';
-import { WebhookProcessor } from './adapters/workers/webhook-processor.ts';
+import { WebhookProcessor, type InboxCommit } from './adapters/workers/webhook-processor.ts';
 import { ingestionService } from './domain/payments/ingestion.ts';
 import { webhookHandler } from './domain/payments/webhook-handler.ts';
 import { pollService } from './domain/payments/poll.ts';
-import { activeRule } from './domain/rewards/rule-set.ts';
-import { consumerByIdentity } from './projections/read/accounts.ts';
+import { consumersByIdentity } from './projections/read/accounts.ts';
+import { IngestionState } from './domain/payments/ingestion-state.ts';
+import { customerCache } from './domain/payments/customer-cache.ts';
+import { squareApis } from './domain/payments/square-apis.ts';
 import type { Runtime } from './domain/ports/identity.ts';
 import type { Position } from './domain/ports/event-store.ts';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -185,6 +187,26 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
   return { connections, settings };
 }
 
+/**
+ * How the webhook worker writes a batch: on PostgreSQL the events and the inbox rows' outcomes commit in one
+ * transaction; elsewhere the events are appended first and the rows settled after (a crash in between only
+ * means the batch is decided again, and finds its effects already recorded).
+ */
+function inboxCommit(rawStore: EventStore, store: EventStore, metrics: Metrics): InboxCommit {
+  if (rawStore instanceof PostgresEventStore) {
+    return async (requests, settle) => {
+      const result = await rawStore.appendMany(requests, { inTransaction: (client) => settle(client) });
+      for (const { stream, events } of requests) metrics.appended(stream, events.length);
+      return result.position;
+    };
+  }
+  return async (requests, settle) => {
+    const position = requests.length ? (await store.appendMany(requests)).position : undefined;
+    await settle();
+    return position;
+  };
+}
+
 export async function startTally(options: StartOptions = {}): Promise<Tally> {
   const config = await loadConfig(options.env ?? process.env);
   const log = options.log ?? createLogger({ level: config.LOG_LEVEL, secrets: secretValues(config) });
@@ -205,9 +227,15 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
     cleanups.unshift(() => pool.end());
+    // Acknowledging a webhook is one insert that Square waits for: its own connections, so that a busy worker,
+    // projections or reads never queue it behind them.
+    const ackPool = new pg.Pool({ connectionString: database.url, max: config.WEBHOOK_POOL_SIZE, connectionTimeoutMillis: 5000 });
+    ackPool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost (webhook acknowledgements)'));
+    cleanups.unshift(() => ackPool.end());
 
     const metrics = createMetrics({ onCollectError: (error) => log.warn({ err: error }, 'metrics: projection readings unavailable for this scrape') });
-    const store = instrumentEventStore(await provideEventStore(config, pool, database.url, log), metrics);
+    const rawStore = await provideEventStore(config, pool, database.url, log);
+    const store = instrumentEventStore(rawStore, metrics);
     cleanups.unshift(() => store.close());
     const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
     const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
@@ -244,32 +272,45 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     cleanups.unshift(() => rebuilds.stop());
     void rebuilds.rebuildOutdated().catch((error) => log.error({ err: error }, 'could not start the rebuild of a projection whose version was raised'));
 
-    // Payment ingestion: webhooks and polls become purchase commands through one path.
+    // Payment ingestion: webhooks and polls become purchase commands through one path, decided in batches on
+    // state held in memory (connections, merchant reservations, rules), with Square customers cached.
+    const ingestionState = new IngestionState(store);
+    const apis = squareApis({ connection: (tenantId) => ingestionState.connection(tenantId), make: async (tenantId) => (await square.connections.apiFor(tenantId)).api });
+    const contacts = customerCache(
+      async (tenantId, customerId) => {
+        const customer = await (await apis.apiFor(tenantId)).getCustomer(customerId);
+        return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
+      },
+      { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
+    );
+    const inlineWalletEffects = await store.supportsAtomicMultiStream();
+    if (!inlineWalletEffects) log.warn('the event store cannot append to several streams atomically: wallet credits go through the wallet-credits reactor');
     const ingestion = ingestionService({
       store,
       runtime,
       hasher,
-      activeRule: async (tenantId) => {
-        const active = activeRule(await rules.current(tenantId));
-        return active ? { ruleId: active.ruleId, version: active.version, rule: active.rule } : null;
-      },
-      customerContacts: async (tenantId, customerId) => {
-        const customer = await (await square.connections.apiFor(tenantId)).api.getCustomer(customerId);
-        return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
-      },
-      consumerByIdentity: (hashes) => consumerByIdentity(pool, hashes),
+      catchUp: () => ingestionState.catchUp(),
+      activeRule: async (tenantId) => ingestionState.activeRule(tenantId),
+      customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
+      consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
       walletIdFor,
+      inlineWalletEffects,
     });
     const inbox = webhookInbox(pool);
     const processor = new WebhookProcessor(
       inbox,
       webhookHandler({
         ingestion,
-        tenantForMerchant: (merchantId) => square.connections.tenantForMerchant(merchantId),
+        catchUp: () => ingestionState.catchUp(),
+        tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
         markRevoked: async (merchantId, revocation, metadata) => (await square.connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
+        forgetCustomer: (tenantId, customerId) => contacts.forget(tenantId, customerId),
       }),
       log.child({ component: 'webhooks' }),
+      inboxCommit(rawStore, store, metrics),
       {
+        batchSize: config.WEBHOOK_BATCH_SIZE,
+        batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
         onOutcome: (outcome) => metrics.webhookOutcome(outcome),
         // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
         leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
@@ -304,7 +345,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ...walletRoutes({ wallets: walletsService({ store, runtime }), pool, hasher }),
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
-        inbox,
+        inbox: webhookInbox(ackPool),
         signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY,
         notificationUrl: square.settings.webhookNotificationUrl,
         onStored: () => processor.wake(),

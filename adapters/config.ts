@@ -68,6 +68,11 @@ const schema = z.object({
   SQUARE_WEBHOOK_SIGNATURE_KEY: optionalString,
   SQUARE_WEBHOOK_URL: optionalUrl(['https:', 'http:']),
   SQUARE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(30),
+  CUSTOMER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
+  CUSTOMER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+  WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
+  WEBHOOK_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
+  WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(8),
 });
 
 type Raw = z.infer<typeof schema>;

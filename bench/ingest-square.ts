@@ -2,20 +2,77 @@
  * The local Square stand-in (tests/support/square-server.ts) in a process of its own for bench/ingest.ts:
  * Square is another service, so answering Tally's customer look-ups must not take CPU from Tally's own
  * event loop. Scripted over IPC by the parent: `{ id, op, args }` in, `{ id, result }` or `{ id, error }` out.
+ *
+ *   node --import=tsx bench/ingest-square.ts [--square-delay-ms=<n>]
+ *
+ * Square answers a customer look-up in 100–300 ms in real life; the test server answers at once. A small
+ * proxy in front of it (this process, only its public API used) holds every `/v2/customers` request for
+ * `--square-delay-ms` (default 100) before forwarding it, and counts them: `lookups` answers how many
+ * customer look-ups (GET /v2/customers/{id}) and how many requests in all have reached Square so far.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startSquareServer, type TestCustomer, type TestMerchant } from '../tests/support/square-server.ts';
 
 type Request =
   | { id: number; op: 'addMerchants'; args: TestMerchant[] }
   | { id: number; op: 'addCustomers'; args: { merchantId: string; customer: TestCustomer }[] }
   | { id: number; op: 'issueCode'; args: string }
-  | { id: number; op: 'requestCount'; args?: undefined }
+  | { id: number; op: 'lookups'; args?: undefined }
   | { id: number; op: 'stop'; args?: undefined };
+
+export interface SquareCounts {
+  /** GET /v2/customers/{id}: one customer look-up each. */
+  customerLookups: number;
+  /** Every request that reached the stand-in. */
+  requests: number;
+}
 
 if (!process.send) throw new Error('bench/ingest-square.ts is started by bench/ingest.ts with an IPC channel');
 
+const delayArg = process.argv.slice(2).find((a) => a.startsWith('--square-delay-ms='));
+const delayMs = delayArg === undefined ? 100 : Number(delayArg.slice('--square-delay-ms='.length));
+if (!Number.isInteger(delayMs) || delayMs < 0) throw new Error('--square-delay-ms must be a whole number of milliseconds');
+
 const square = await startSquareServer();
+const upstream = new URL(square.url);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const counts: SquareCounts = { customerLookups: 0, requests: 0 };
+
+const proxy = http.createServer((request, response) => {
+  const path = request.url ?? '/';
+  counts.requests++;
+  const isCustomer = path.startsWith('/v2/customers');
+  if (isCustomer && request.method === 'GET' && /^\/v2\/customers\/[^/?]+/.test(path)) counts.customerLookups++;
+  const forward = () => {
+    const outgoing = http.request(
+      { host: upstream.hostname, port: upstream.port, method: request.method, path, headers: { ...request.headers, host: upstream.host }, agent },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      },
+    );
+    outgoing.on('error', (error) => {
+      if (!response.headersSent) response.writeHead(502, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ errors: [{ category: 'API_ERROR', code: 'BAD_GATEWAY', detail: error.message }] }));
+    });
+    request.pipe(outgoing);
+  };
+  if (isCustomer && delayMs > 0) setTimeout(forward, delayMs);
+  else forward();
+});
+proxy.keepAliveTimeout = 60_000;
+await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+
 const send = (message: unknown) => process.send!(message);
+const stop = async () => {
+  const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
+  proxy.closeAllConnections();
+  await closed;
+  agent.destroy();
+  await square.stop();
+};
 
 process.on('message', async (message: Request) => {
   try {
@@ -28,10 +85,10 @@ process.on('message', async (message: Request) => {
         return send({ id: message.id, result: null });
       case 'issueCode':
         return send({ id: message.id, result: square.issueCode(message.args) });
-      case 'requestCount':
-        return send({ id: message.id, result: square.requests.length });
+      case 'lookups':
+        return send({ id: message.id, result: { ...counts } });
       case 'stop':
-        await square.stop();
+        await stop();
         send({ id: message.id, result: null });
         process.disconnect();
         return;
@@ -41,6 +98,6 @@ process.on('message', async (message: Request) => {
   }
 });
 process.on('disconnect', () => {
-  void square.stop().finally(() => process.exit(0));
+  void stop().finally(() => process.exit(0));
 });
-send({ ready: true, url: square.url });
+send({ ready: true, url, delayMs });

@@ -18,6 +18,8 @@ export interface ResultRow {
   met: boolean | null;
   note: string | null;
   aimIsRatio?: boolean;
+  /** Shown in the aim column instead of `aim` (an aim of two parts, e.g. a rate and a ratio). */
+  aimText?: string;
   detail?: unknown;
 }
 
@@ -27,11 +29,13 @@ export function formatValue(value: number, unit: string): string {
   if (!Number.isFinite(value)) return '—';
   if (unit === 'ms') return formatMs(value);
   if (unit.startsWith('ms ')) return `${value < 10 ? value.toFixed(2) : value.toFixed(1)} ${unit}`;
+  if (unit.startsWith('per ')) return `${value.toFixed(value < 1 ? 3 : 2)} ${unit}`;
   if (unit.endsWith('/s')) return `${count(value)} ${unit}`;
   return `${count(value)} ${unit}`;
 }
 
 function formatAim(row: ResultRow): string {
+  if (row.aimText !== undefined) return row.aimText;
   if (row.aim === null) return '—';
   if (row.aimIsRatio) return `≥ ${formatRatio(row.aim)}`;
   return row.unit === 'ms' ? `≤ ${formatMs(row.aim)}` : row.unit.startsWith('ms ') ? `≤ ${row.aim} ${row.unit}` : `≥ ${count(row.aim)} ${row.unit}`;

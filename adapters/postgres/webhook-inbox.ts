@@ -106,6 +106,27 @@ export function webhookInbox(pool: pg.Pool) {
       return rowCount === 1;
     },
 
+    /**
+     * Settles several attempts in one statement, like `complete` each; `db` is the transaction to do it in
+     * (the batched worker settles its rows in the transaction that appends their events). Returns the event ids
+     * whose outcome was recorded.
+     */
+    async completeMany(
+      settlements: readonly { eventId: string; attempt: number; tenantId: string | null; outcome: string }[],
+      db: Pick<pg.ClientBase, 'query'> = pool,
+    ): Promise<Set<string>> {
+      if (!settlements.length) return new Set();
+      const { rows } = await db.query<{ event_id: string }>(
+        `UPDATE pos_webhook_events_raw w
+            SET processed = true, processed_at = now(), outcome = s.outcome, tenant_id = COALESCE(s.tenant_id, w.tenant_id), error = NULL, locked_until = NULL
+           FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS s(event_id, attempt, outcome, tenant_id)
+          WHERE w.event_id = s.event_id AND w.attempts = s.attempt AND NOT w.processed
+        RETURNING w.event_id`,
+        [settlements.map((s) => s.eventId), settlements.map((s) => s.attempt), settlements.map((s) => s.outcome), settlements.map((s) => s.tenantId)],
+      );
+      return new Set(rows.map((r) => r.event_id));
+    },
+
     /** Records a failed attempt (see `complete` for `attempt`); with no retry left the row is settled as failed. */
     async fail(eventId: string, attempt: number, failure: { tenantId: string | null; error: string; retryAt: Date | null }): Promise<boolean> {
       // An operator can re-drive a settled failure.

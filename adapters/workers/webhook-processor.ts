@@ -1,15 +1,26 @@
 /**
- * Drains the webhook inbox: leases due rows, hands each to the webhook handler, records the outcome. Woken
+ * Drains the webhook inbox: leases a batch of due rows, hands the batch to the webhook handler, which decides
+ * them together and appends their events at once; the rows' outcomes are settled by `commit`, in the same
+ * transaction as the events where the event store allows (PostgreSQL). Woken
  * right after a webhook is stored, and polls as a safety net for rows left by a process that died.
  * Failures are retried with exponential backoff and jitter; the row shows the error and the attempts.
  */
 import type { Logger } from 'pino';
 import type { WebhookInbox, DueWebhook } from '../postgres/webhook-inbox.ts';
-import type { WebhookHandler } from '../../domain/payments/webhook-handler.ts';
+import type { WebhookHandler, WebhookResult } from '../../domain/payments/webhook-handler.ts';
+import type { Position, StreamAppend } from '../../domain/ports/event-store.ts';
+
+/**
+ * Writes a batch's appends and settles its rows (`settle`, given the database client of the append's
+ * transaction where there is one). The default composition passes the PostgreSQL store's transactional append.
+ */
+export type InboxCommit = (requests: readonly StreamAppend[], settle: (db?: Parameters<WebhookInbox['completeMany']>[1]) => Promise<void>) => Promise<Position | undefined>;
 import { DomainError } from '../../domain/shared/errors.ts';
 
 export interface WebhookProcessorOptions {
   batchSize?: number;
+  /** Batches decided at the same time (default 4). */
+  batchesInFlight?: number;
   leaseMs?: number;
   pollIntervalMs?: number;
   maxAttempts?: number;
@@ -33,17 +44,20 @@ export class WebhookProcessor {
   private readonly leaseMs: number;
   private readonly pollIntervalMs: number;
   private readonly maxAttempts: number;
+  private readonly batchesInFlight: number;
 
   constructor(
     private readonly inbox: WebhookInbox,
     private readonly handle: WebhookHandler,
     private readonly log: Logger,
+    private readonly commit: InboxCommit,
     private readonly options: WebhookProcessorOptions = {},
   ) {
-    this.batchSize = options.batchSize ?? 32;
+    this.batchSize = options.batchSize ?? 64;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.maxAttempts = options.maxAttempts ?? 12;
+    this.batchesInFlight = options.batchesInFlight ?? 4;
   }
 
   start(): void {
@@ -64,16 +78,31 @@ export class WebhookProcessor {
     this.wakeUp?.();
   }
 
+  /**
+   * Leases batches while fewer than `batchesInFlight` are being worked on: a batch spends most of its time
+   * waiting (Square's customer look-ups, the database), so the next one is leased and decided meanwhile.
+   * Batches are independent: two naming one payment meet at its stream's expected revision, and the second is
+   * decided again on the first's result.
+   */
   private async run(): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
     while (this.running) {
+      if (inFlight.size >= this.batchesInFlight) {
+        await Promise.race(inFlight);
+        continue;
+      }
       let due: DueWebhook[] = [];
       try {
         this.pendingWake = false;
         await this.recordPendingFailures();
         const claimedAt = Date.now();
         due = await this.inbox.claimDue(this.batchSize, this.leaseMs);
-        // Payments of one batch are independent streams; process them concurrently, each at most once.
-        await Promise.all(due.map((row) => this.process(row, claimedAt)));
+        if (due.length) {
+          const batch: Promise<void> = this.processBatch(due, claimedAt)
+            .catch((error: unknown) => this.log.error({ err: error }, 'webhook batch failed unexpectedly'))
+            .finally(() => inFlight.delete(batch));
+          inFlight.add(batch);
+        }
       } catch (error) {
         this.log.warn({ err: error }, 'webhook inbox unavailable; retrying');
       }
@@ -87,28 +116,50 @@ export class WebhookProcessor {
       });
       this.wakeUp = undefined;
     }
+    await Promise.all(inFlight);
   }
 
-  private async process(row: DueWebhook, claimedAt: number): Promise<void> {
-    const log = this.log.child({ webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id });
+  private async processBatch(rows: DueWebhook[], claimedAt: number): Promise<void> {
+    let settled = new Set<string>();
+    let results: WebhookResult[];
     try {
-      const result = await this.handle({ eventId: row.event_id, rawBody: row.raw_body });
-      if (!(await this.inbox.complete(row.event_id, row.attempts, { tenantId: result.tenantId, outcome: result.outcome }))) {
-        log.warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
-      }
-      this.options.onOutcome?.(result.outcome);
-      log.info({ outcome: result.outcome, tenantId: result.tenantId, ...result.detail }, `ingestion outcome: ${result.outcome}`);
+      results = await this.handle.handleBatch(
+        rows.map((row) => ({ eventId: row.event_id, rawBody: row.raw_body })),
+        (requests, decided) =>
+          this.commit(requests, async (db) => {
+            const settlements = rows.flatMap((row, i) => {
+              const r = decided[i];
+              return r?.ok ? [{ eventId: row.event_id, attempt: row.attempts, tenantId: r.tenantId, outcome: r.result.outcome }] : [];
+            });
+            settled = await this.inbox.completeMany(settlements, db);
+          }),
+      );
     } catch (error) {
-      const message = error instanceof DomainError ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
-      const retryAt = row.attempts >= this.maxAttempts ? null : new Date(Date.now() + retryDelayMs(row.attempts));
-      log.warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
-      this.options.onOutcome?.('failed');
-      const failure = { tenantId: null, error: message, retryAt };
-      await this.inbox.fail(row.event_id, row.attempts, failure).catch((e) => {
-        log.error({ err: e }, 'could not record the failure; will record it on the next turn');
-        this.unrecorded.set(row.event_id, { attempt: row.attempts, failure, claimedAt });
-      });
+      // The batch as a whole could not be decided or written (the database went away, conflicts kept coming):
+      // every row is failed and retried; nothing of the batch was written where the append is atomic.
+      results = rows.map(() => ({ ok: false, tenantId: null, error }));
     }
+    await Promise.all(rows.map((row, i) => this.report(row, results[i], settled, claimedAt)));
+  }
+
+  private async report(row: DueWebhook, result: WebhookResult | undefined, settled: ReadonlySet<string>, claimedAt: number): Promise<void> {
+    const log = this.log.child({ webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id });
+    if (result?.ok) {
+      if (!settled.has(row.event_id)) log.warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
+      this.options.onOutcome?.(result.result.outcome);
+      log.info({ outcome: result.result.outcome, tenantId: result.tenantId, ...result.result.detail }, `ingestion outcome: ${result.result.outcome}`);
+      return;
+    }
+    const error = result?.error ?? new Error('no result');
+    const message = error instanceof DomainError ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
+    const retryAt = row.attempts >= this.maxAttempts ? null : new Date(Date.now() + retryDelayMs(row.attempts));
+    log.warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
+    this.options.onOutcome?.('failed');
+    const failure = { tenantId: result?.tenantId ?? null, error: message, retryAt };
+    await this.inbox.fail(row.event_id, row.attempts, failure).catch((e) => {
+      log.error({ err: e }, 'could not record the failure; will record it on the next turn');
+      this.unrecorded.set(row.event_id, { attempt: row.attempts, failure, claimedAt });
+    });
   }
 
   /**

@@ -43,30 +43,43 @@ const purchaseCompletedV1 = z.object({
  * Version 2 records when the customer paid (Square's `created_at`), which the rule in force and the program's
  * start are decided on (issue 15). A version 1 purchase did not record it: it upcasts to `null`, unknown.
  */
-export const purchaseCompleted = EventType.define('PurchaseCompleted', purchaseCompletedV1).next(
-  purchaseCompletedV1.extend({ paymentCreatedAt: z.string().nullable() }),
-  (v1) => ({ ...v1, paymentCreatedAt: null }),
-);
+const purchaseCompletedV2 = purchaseCompletedV1.extend({ paymentCreatedAt: z.string().nullable() });
+
+/**
+ * Who appends a purchase's wallet effect (credit or reversal): `inline`, the ingestion's own atomic append of
+ * the purchase event with the wallet event (batched ingestion, issue 12), or `reactor`, the wallet-credits
+ * reactor from the feed (stores without atomic multi-stream appends, and every event stored before).
+ */
+const walletEffect = z.enum(['inline', 'reactor']);
+export type WalletEffect = z.output<typeof walletEffect>;
+
+/** Version 3 says who appends the wallet credit; versions 1 and 2 were all credited by the reactor. */
+export const purchaseCompleted = EventType.define('PurchaseCompleted', purchaseCompletedV1)
+  .next(purchaseCompletedV2, (v1) => ({ ...v1, paymentCreatedAt: null }))
+  .next(purchaseCompletedV2.extend({ walletEffect }), (v2) => ({ ...v2, walletEffect: 'reactor' as const }));
 
 export const refundHeld = EventType.define(
   'RefundHeld',
   z.object({ paymentId: z.string(), tenantId: z.string(), refundId: z.string(), amountMinor: minor, source: z.string() }),
 );
 
-export const refundApplied = EventType.define(
-  'RefundApplied',
-  z.object({
-    paymentId: z.string(),
-    tenantId: z.string(),
-    refundId: z.string(),
-    amountMinor: minor,
-    pointsReversed: z.number().int(),
-    /** The wallet the reversal comes out of; null while the points are still held, unclaimed. */
-    walletId: z.string().nullable(),
-    consumerId: z.string().nullable(),
-    source: z.string(),
-  }),
-);
+const refundAppliedV1 = z.object({
+  paymentId: z.string(),
+  tenantId: z.string(),
+  refundId: z.string(),
+  amountMinor: minor,
+  pointsReversed: z.number().int(),
+  /** The wallet the reversal comes out of; null while the points are still held, unclaimed. */
+  walletId: z.string().nullable(),
+  consumerId: z.string().nullable(),
+  source: z.string(),
+});
+
+/** Version 2 says who appends the wallet's reversal (see `walletEffect`); version 1 reversals were the reactor's. */
+export const refundApplied = EventType.define('RefundApplied', refundAppliedV1).next(refundAppliedV1.extend({ walletEffect }), (v1) => ({
+  ...v1,
+  walletEffect: 'reactor' as const,
+}));
 
 export const heldPointsClaimed = EventType.define(
   'HeldPointsClaimed',

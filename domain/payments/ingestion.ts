@@ -1,14 +1,22 @@
 /**
  * Square facts become purchase commands here, whether a webhook or a poll reported them: one path, so a
  * payment is credited once whatever mix of sources reports it. Outcomes use the seed's names.
+ *
+ * Facts are decided in batches: every payment stream a batch names is read in one round trip, each stream's
+ * facts are decided in order on its folded state, and the whole batch is appended at once: the purchase
+ * events and, where the store appends atomically across streams, the wallet credits and reversals they cause
+ * (`walletEffect: 'inline'`), so a credit no longer waits for the wallet-credits reactor. A conflict (another
+ * process wrote one of the streams) re-reads and re-decides the conflicting streams only.
  */
-import { handleCommand, loadState } from '../shared/command-handler.ts';
-import type { EventMetadata, EventStore, Position } from '../ports/event-store.ts';
+import { ConcurrencyConflict, MultiStreamConflict, type EventMetadata, type EventStore, type NewEvent, type Position, type RecordedEvent, type StreamAppend } from '../ports/event-store.ts';
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
 import type { RewardRule } from '../rewards/rule.ts';
+import { foldDecoded } from '../shared/command-handler.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
-import { purchaseDecider, purchaseStream, type CreditOutcome, type PurchaseState, type Resolution } from './purchase.ts';
+import { walletDecider, walletStream, initialWalletState } from '../wallets/wallet.ts';
+import { purchaseDecider, purchaseStream, type CreditOutcome, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
+import { walletCommandFor } from './wallet-effects.ts';
 
 export type IngestionOutcome =
   | CreditOutcome
@@ -27,12 +35,16 @@ export interface IngestionDependencies {
   store: EventStore;
   runtime: Runtime;
   hasher: IdentityHasher;
+  /** Brings the state `activeRule` answers from to the feed's head (see `ingestion-state.ts`). */
+  catchUp(): Promise<void>;
   activeRule(tenantId: string): Promise<{ ruleId: string; version: number; rule: RewardRule } | null>;
   /** The Square customer's contact details as the merchant typed them, or null when Square does not know it. */
   customerContacts(tenantId: string, customerId: string): Promise<{ email: string | null; phone: string | null } | null>;
-  /** The approved consumer one of these identity hashes belongs to. */
-  consumerByIdentity(identityHashes: readonly string[]): Promise<string | undefined>;
+  /** For each set of identity hashes, the approved consumer it belongs to: one read for a whole batch. */
+  consumersByIdentity(hashSets: readonly (readonly string[])[]): Promise<(string | undefined)[]>;
   walletIdFor(tenantId: string, consumerId: string): string;
+  /** Whether wallet effects may be appended with the purchase events (an atomic multi-stream append). */
+  inlineWalletEffects: boolean;
 }
 
 export interface IngestionResult {
@@ -41,89 +53,283 @@ export interface IngestionResult {
   detail?: Record<string, unknown>;
 }
 
+/** One Square fact to ingest, for one tenant. `source` names who reported it (a webhook, a poll). */
+export type IngestionFact =
+  | { kind: 'payment'; tenantId: string; merchantId: string; payment: SquarePayment; source: string; metadata: EventMetadata }
+  | { kind: 'refund'; tenantId: string; refund: SquareRefund; source: string; metadata: EventMetadata };
+
+/** Per fact, in the order given: its result, or the error that kept it from being decided (retry it). */
+export type FactResult = { ok: true; result: IngestionResult } | { ok: false; error: unknown };
+
+/**
+ * Writes a batch's appends. The default is `store.appendMany`; the webhook worker passes one that also settles
+ * its inbox rows in the same transaction (given the results, which are final once the append succeeds).
+ */
+export type BatchCommit = (requests: readonly StreamAppend[], results: readonly FactResult[]) => Promise<Position | undefined>;
+
+/** Conflicts are re-decided at most this many times; each round lets at least one writer of a stream through. */
+const MAX_ROUNDS = 8;
+
 function outcomeOf(before: PurchaseState, source: string): IngestionOutcome {
   // A source whose effect is already recorded (a crash between append and acknowledgement) gets its own outcome back.
   if (before.status === 'completed') return before.source === source ? before.outcome : 'duplicate';
   return 'stale';
 }
 
-export function ingestionService(deps: IngestionDependencies) {
-  const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata });
+const streamOf = (fact: IngestionFact) => purchaseStream(fact.kind === 'payment' ? fact.payment.id : (fact.refund.paymentId ?? ''));
 
-  async function identify(tenantId: string, customerId: string | null): Promise<{ hashes: string[]; resolution: Resolution }> {
-    if (!customerId) return { hashes: [], resolution: { kind: 'anonymous' } };
-    const contacts = await deps.customerContacts(tenantId, customerId);
-    const email = tryNormaliseEmail(contacts?.email);
-    const phone = tryNormalisePhone(contacts?.phone);
-    const hashes = [...(email ? [deps.hasher.hashEmail(email)] : []), ...(phone ? [deps.hasher.hashPhone(phone)] : [])];
-    const consumerId = hashes.length ? await deps.consumerByIdentity(hashes) : undefined;
-    return {
-      hashes,
-      resolution: consumerId ? { kind: 'consumer', consumerId, walletId: deps.walletIdFor(tenantId, consumerId) } : { kind: 'anonymous' },
-    };
+interface Identity {
+  hashes: string[];
+  resolution: Resolution;
+}
+
+interface StreamLoad {
+  state: PurchaseState;
+  revision: number | undefined;
+}
+
+export function ingestionService(deps: IngestionDependencies) {
+  const walletEffect: WalletEffect = deps.inlineWalletEffects ? 'inline' : 'reactor';
+
+  const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(purchaseDecider, events), revision: events.at(-1)?.revision });
+
+  async function load(streams: readonly string[]): Promise<Map<string, StreamLoad>> {
+    const read = await deps.store.readStreams(streams);
+    return new Map(streams.map((stream) => [stream, fold(read.get(stream) ?? [])]));
+  }
+
+  /** Identities of the completing payments' customers: cached Square lookups, then one consumer read. */
+  async function identify(facts: readonly { index: number; tenantId: string; customerId: string | null }[]): Promise<Map<number, Identity | Error>> {
+    const found = new Map<number, Identity | Error>();
+    const withHashes: { index: number; tenantId: string; hashes: string[] }[] = [];
+    await Promise.all(
+      facts.map(async ({ index, tenantId, customerId }) => {
+        if (!customerId) return void found.set(index, { hashes: [], resolution: { kind: 'anonymous' } });
+        try {
+          const contacts = await deps.customerContacts(tenantId, customerId);
+          const email = tryNormaliseEmail(contacts?.email);
+          const phone = tryNormalisePhone(contacts?.phone);
+          const hashes = [...(email ? [deps.hasher.hashEmail(email)] : []), ...(phone ? [deps.hasher.hashPhone(phone)] : [])];
+          if (hashes.length) withHashes.push({ index, tenantId, hashes });
+          else found.set(index, { hashes, resolution: { kind: 'anonymous' } });
+        } catch (error) {
+          found.set(index, error instanceof Error ? error : new Error(String(error)));
+        }
+      }),
+    );
+    if (withHashes.length) {
+      const consumers = await deps.consumersByIdentity(withHashes.map((w) => w.hashes));
+      withHashes.forEach(({ index, tenantId, hashes }, i) => {
+        const consumerId = consumers[i];
+        found.set(index, {
+          hashes,
+          resolution: consumerId ? { kind: 'consumer', consumerId, walletId: deps.walletIdFor(tenantId, consumerId) } : { kind: 'anonymous' },
+        });
+      });
+    }
+    return found;
+  }
+
+  /**
+   * Decides every fact of one stream in order on its state. Returns the purchase events, each fact's result,
+   * and the wallet events the purchase events cause (when inline).
+   */
+  function decideStream(
+    load: StreamLoad,
+    items: readonly { index: number; fact: IngestionFact }[],
+    identities: Map<number, Identity | Error>,
+    rules: Map<string, { ruleId: string; version: number; rule: RewardRule } | null>,
+  ): { events: { event: PurchaseEvent; metadata: EventMetadata }[]; results: Map<number, FactResult>; wrote: Set<number> } {
+    let state = load.state;
+    const events: { event: PurchaseEvent; metadata: EventMetadata }[] = [];
+    const results = new Map<number, FactResult>();
+    const wrote = new Set<number>();
+    for (const { index, fact } of items) {
+      let decided: PurchaseEvent[];
+      if (fact.kind === 'payment') {
+        if (state.status === 'completed') {
+          results.set(index, { ok: true, result: { outcome: outcomeOf(state, fact.source), position: undefined } });
+          continue;
+        }
+        const { payment } = fact;
+        const completing = payment.status === 'COMPLETED';
+        const identity = completing ? identities.get(index) : { hashes: [], resolution: { kind: 'anonymous' } as const };
+        if (identity instanceof Error || identity === undefined) {
+          results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
+          continue;
+        }
+        decided = purchaseDecider.decide(
+          {
+            type: 'ObservePayment',
+            tenantId: fact.tenantId,
+            merchantId: fact.merchantId,
+            payment: {
+              paymentId: payment.id,
+              status: payment.status,
+              amountMinor: payment.amountMinor,
+              tipMinor: payment.tipMinor,
+              totalMinor: payment.totalMinor,
+              currency: payment.currency,
+              customerId: payment.customerId,
+              locationId: payment.locationId,
+              updatedAt: payment.updatedAt,
+              createdAt: payment.createdAt,
+            },
+            identityHashes: identity.hashes,
+            resolution: identity.resolution,
+            activeRule: completing ? (rules.get(fact.tenantId) ?? null) : null,
+            source: fact.source,
+            walletEffect,
+          },
+          state,
+        );
+        const completion = decided.find((e) => e.type === 'PurchaseCompleted');
+        const result: IngestionResult =
+          completion?.type === 'PurchaseCompleted'
+            ? { outcome: completion.data.outcome, position: undefined, detail: { points: completion.data.points, paymentId: payment.id } }
+            : decided.length
+              ? { outcome: 'recorded', position: undefined, detail: { status: payment.status } }
+              : { outcome: outcomeOf(state, fact.source), position: undefined };
+        results.set(index, { ok: true, result });
+      } else {
+        const { refund } = fact;
+        decided = purchaseDecider.decide(
+          { type: 'ObserveRefund', tenantId: fact.tenantId, refundId: refund.id, paymentId: refund.paymentId ?? '', status: refund.status, amountMinor: refund.amountMinor, source: fact.source, walletEffect },
+          state,
+        );
+        const event = decided[0];
+        const result: IngestionResult =
+          event?.type === 'RefundApplied'
+            ? { outcome: 'refund_applied', position: undefined, detail: { pointsReversed: event.data.pointsReversed } }
+            : event?.type === 'RefundHeld'
+              ? { outcome: 'refund_held', position: undefined }
+              : { outcome: 'duplicate', position: undefined };
+        results.set(index, { ok: true, result });
+      }
+      if (decided.length) wrote.add(index);
+      for (const event of decided) {
+        state = purchaseDecider.evolve(state, event);
+        events.push({ event, metadata: fact.metadata });
+      }
+    }
+    return { events, results, wrote };
+  }
+
+  /** Turns decided purchase events into append requests: the purchase streams', then the wallets' (inline). */
+  function appendsFor(decided: Map<string, { events: { event: PurchaseEvent; metadata: EventMetadata }[] }>, loads: Map<string, StreamLoad>): StreamAppend[] {
+    const purchases: StreamAppend[] = [];
+    const wallets = new Map<string, NewEvent[]>();
+    for (const [stream, { events }] of decided) {
+      if (!events.length) continue;
+      const newEvents: NewEvent[] = [];
+      for (const { event, metadata } of events) {
+        const id = deps.runtime.newId();
+        newEvents.push(purchaseDecider.codec.encode(event, id, metadata));
+        if (walletEffect !== 'inline') continue;
+        const command = walletCommandFor(event);
+        if (!command) continue;
+        // A wallet credit or reversal does not depend on the wallet's state (a refund may take a balance below
+        // zero); its exactly-once comes from the purchase stream, appended atomically with it at its exact
+        // revision. So the wallet stream is appended at `any`, without being read.
+        for (const walletEvent of walletDecider.decide(command, initialWalletState)) {
+          const target = walletStream(command.walletId);
+          const list = wallets.get(target) ?? [];
+          list.push(
+            walletDecider.codec.encode(walletEvent, deps.runtime.newId(), { correlationId: metadata.correlationId ?? id, causationId: id, actor: 'system:wallet-credits' }),
+          );
+          wallets.set(target, list);
+        }
+      }
+      const revision = loads.get(stream)?.revision;
+      purchases.push({ stream, events: newEvents, expected: revision === undefined ? 'no_stream' : revision });
+    }
+    return [...purchases, ...[...wallets].map(([stream, events]) => ({ stream, events, expected: 'any' as const }))];
+  }
+
+  /**
+   * Ingests facts as one batch. Facts whose customer could not be looked up come back as failures; the rest
+   * are decided and appended together, with `commit` (default: `store.appendMany`).
+   */
+  async function ingestBatch(facts: readonly IngestionFact[], commit?: BatchCommit, options: { caughtUp?: boolean } = {}): Promise<FactResult[]> {
+    const results: FactResult[] = facts.map(() => ({ ok: true, result: { outcome: 'ignored', position: undefined } }));
+    const byStream = new Map<string, { index: number; fact: IngestionFact }[]>();
+    facts.forEach((fact, index) => {
+      if (fact.kind === 'refund') {
+        if (!fact.refund.paymentId) return void (results[index] = { ok: true, result: { outcome: 'ignored', position: undefined, detail: { reason: 'refund without a payment' } } });
+        if (fact.refund.status !== 'COMPLETED') {
+          return void (results[index] = { ok: true, result: { outcome: 'refund_pending', position: undefined, detail: { status: fact.refund.status } } });
+        }
+      }
+      const stream = streamOf(fact);
+      const list = byStream.get(stream) ?? [];
+      list.push({ index, fact });
+      byStream.set(stream, list);
+    });
+    const write = commit ?? (async (requests) => (await deps.store.appendMany(requests)).position);
+    if (!byStream.size) {
+      await write([], results);
+      return results;
+    }
+
+    if (!options.caughtUp) await deps.catchUp();
+    const tenants = new Set([...byStream.values()].flat().map(({ fact }) => fact.tenantId));
+    const rules = new Map(await Promise.all([...tenants].map(async (tenantId) => [tenantId, await deps.activeRule(tenantId)] as const)));
+    const identities = new Map<number, Identity | Error>();
+    let loads = await load([...byStream.keys()]);
+    let pending = [...byStream.keys()];
+    const decided = new Map<string, ReturnType<typeof decideStream>>();
+
+    for (let round = 1; ; round++) {
+      // Customers are looked up only for payments that complete now, and only once per fact across rounds.
+      const lookups: { index: number; tenantId: string; customerId: string | null }[] = [];
+      for (const stream of pending) {
+        if (loads.get(stream)?.state.status === 'completed') continue;
+        for (const { index, fact } of byStream.get(stream) ?? []) {
+          if (fact.kind === 'payment' && fact.payment.status === 'COMPLETED' && !identities.has(index)) {
+            lookups.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId });
+          }
+        }
+      }
+      if (lookups.length) for (const [index, identity] of await identify(lookups)) identities.set(index, identity);
+      for (const stream of pending) {
+        const load = loads.get(stream);
+        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, rules));
+      }
+      const current: FactResult[] = [...results];
+      const wrote = new Set<number>();
+      for (const streamDecision of decided.values()) {
+        for (const [index, result] of streamDecision.results) current[index] = result;
+        for (const index of streamDecision.wrote) wrote.add(index);
+      }
+      try {
+        const position = await write(appendsFor(decided, loads), current);
+        return current.map((r, index) => (r.ok && wrote.has(index) ? { ok: true, result: { ...r.result, position } } : r));
+      } catch (error) {
+        if (!(error instanceof ConcurrencyConflict) || round >= MAX_ROUNDS) throw error;
+        // Another writer got there first: re-read and re-decide only what conflicted (and, where the store
+        // appends stream by stream, what it had already written, which now decides as already done).
+        pending =
+          error instanceof MultiStreamConflict ? [...error.conflicts.map((c) => c.stream), ...error.written.map((w) => w.stream)].filter((s) => byStream.has(s)) : [error.stream];
+        if (!pending.length || pending.some((s) => !byStream.has(s))) pending = [...byStream.keys()];
+        const fresh = await load(pending);
+        loads = new Map([...loads, ...fresh]);
+      }
+    }
+  }
+
+  async function one(fact: IngestionFact): Promise<IngestionResult> {
+    const [result] = await ingestBatch([fact]);
+    if (!result) throw new Error('no result');
+    if (!result.ok) throw result.error;
+    return result.result;
   }
 
   return {
-    async ingestPayment(tenantId: string, merchantId: string, payment: SquarePayment, source: string, metadata: EventMetadata): Promise<IngestionResult> {
-      const stream = purchaseStream(payment.id);
-      const loaded = await loadState(deps.store, stream, purchaseDecider);
-      const before = loaded.state;
-      if (before.status === 'completed') return { outcome: outcomeOf(before, source), position: undefined };
-      // Only a completion needs the customer and the rule; other statuses are recorded as they are.
-      const completing = payment.status === 'COMPLETED';
-      const identity = completing ? await identify(tenantId, payment.customerId) : { hashes: [], resolution: { kind: 'anonymous' } as const };
-      const activeRule = completing ? await deps.activeRule(tenantId) : null;
-      const result = await handleCommand(
-        deps.store,
-        stream,
-        purchaseDecider,
-        {
-          type: 'ObservePayment',
-          tenantId,
-          merchantId,
-          payment: {
-            paymentId: payment.id,
-            status: payment.status,
-            amountMinor: payment.amountMinor,
-            tipMinor: payment.tipMinor,
-            totalMinor: payment.totalMinor,
-            currency: payment.currency,
-            customerId: payment.customerId,
-            locationId: payment.locationId,
-            updatedAt: payment.updatedAt,
-            createdAt: payment.createdAt,
-          },
-          identityHashes: identity.hashes,
-          resolution: identity.resolution,
-          activeRule,
-          source,
-        },
-        context(metadata),
-        loaded,
-      );
-      const completion = result.events.find((e) => e.type === 'PurchaseCompleted');
-      if (completion?.type === 'PurchaseCompleted') {
-        return { outcome: completion.data.outcome, position: result.position, detail: { points: completion.data.points, paymentId: payment.id } };
-      }
-      if (result.events.length) return { outcome: 'recorded', position: result.position, detail: { status: payment.status } };
-      return { outcome: outcomeOf(result.state, source), position: undefined };
-    },
-
-    async ingestRefund(tenantId: string, refund: SquareRefund, source: string, metadata: EventMetadata): Promise<IngestionResult> {
-      if (!refund.paymentId) return { outcome: 'ignored', position: undefined, detail: { reason: 'refund without a payment' } };
-      if (refund.status !== 'COMPLETED') return { outcome: 'refund_pending', position: undefined, detail: { status: refund.status } };
-      const result = await handleCommand(
-        deps.store,
-        purchaseStream(refund.paymentId),
-        purchaseDecider,
-        { type: 'ObserveRefund', tenantId, refundId: refund.id, paymentId: refund.paymentId, status: refund.status, amountMinor: refund.amountMinor, source },
-        context(metadata),
-      );
-      const event = result.events[0];
-      if (event?.type === 'RefundApplied') return { outcome: 'refund_applied', position: result.position, detail: { pointsReversed: event.data.pointsReversed } };
-      if (event?.type === 'RefundHeld') return { outcome: 'refund_held', position: result.position };
-      return { outcome: 'duplicate', position: undefined };
-    },
+    ingestBatch,
+    ingestPayment: (tenantId: string, merchantId: string, payment: SquarePayment, source: string, metadata: EventMetadata): Promise<IngestionResult> =>
+      one({ kind: 'payment', tenantId, merchantId, payment, source, metadata }),
+    ingestRefund: (tenantId: string, refund: SquareRefund, source: string, metadata: EventMetadata): Promise<IngestionResult> =>
+      one({ kind: 'refund', tenantId, refund, source, metadata }),
   };
 }
 

@@ -6,9 +6,9 @@
  */
 import type { Decider } from '../shared/decider.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
-import { purchaseEvents, type CreditOutcome, type PurchaseEvent } from './events.ts';
+import { purchaseEvents, type CreditOutcome, type PurchaseEvent, type WalletEffect } from './events.ts';
 
-export type { CreditOutcome, PurchaseEvent } from './events.ts';
+export type { CreditOutcome, PurchaseEvent, WalletEffect } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
@@ -63,8 +63,10 @@ export type PurchaseCommand =
       resolution: Resolution;
       activeRule: { ruleId: string; version: number; rule: RewardRule } | null;
       source: string;
+      /** Omitted: `reactor`. */
+      walletEffect?: WalletEffect;
     }
-  | { type: 'ObserveRefund'; tenantId: string; refundId: string; paymentId: string; status: string; amountMinor: number; source: string }
+  | { type: 'ObserveRefund'; tenantId: string; refundId: string; paymentId: string; status: string; amountMinor: number; source: string; walletEffect?: WalletEffect }
   | { type: 'ClaimHeldPoints'; consumerId: string; walletId: string; identityHash: string; now: string };
 
 export const purchaseStream = (paymentId: string) => `payment-${paymentId}`;
@@ -108,6 +110,7 @@ function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>)
       completedAt: payment.updatedAt,
       paymentCreatedAt: payment.createdAt,
       source: command.source,
+      walletEffect: command.walletEffect ?? 'reactor',
     },
   };
 }
@@ -131,7 +134,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       // Refunds that arrived first are applied now, in the order they arrived.
       let after = events.reduce(evolve, state) as Completed;
       for (const [refundId, amountMinor] of state.heldRefunds) {
-        const applied = applyRefund(after, refundId, amountMinor, command.source);
+        const applied = applyRefund(after, refundId, amountMinor, command.source, command.walletEffect);
         events.push(applied);
         after = evolve(after, applied) as Completed;
       }
@@ -141,7 +144,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       if (command.status !== 'COMPLETED') return [];
       if (state.status === 'completed') {
         if (state.refunds.has(command.refundId)) return [];
-        return [applyRefund(state, command.refundId, command.amountMinor, command.source)];
+        return [applyRefund(state, command.refundId, command.amountMinor, command.source, command.walletEffect)];
       }
       if (state.heldRefunds.has(command.refundId)) return [];
       return [{ type: 'RefundHeld', data: { paymentId: command.paymentId, tenantId: command.tenantId, refundId: command.refundId, amountMinor: command.amountMinor, source: command.source } }];
@@ -167,7 +170,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
   }
 }
 
-function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string): PurchaseEvent {
+function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PurchaseEvent {
   return {
     type: 'RefundApplied',
     data: {
@@ -179,6 +182,7 @@ function applyRefund(state: Completed, refundId: string, amountMinor: number, so
       walletId: state.walletId,
       consumerId: state.consumerId,
       source,
+      walletEffect,
     },
   };
 }

@@ -1,17 +1,24 @@
 /**
- * Turns one stored Square webhook into domain commands. The webhook's event id is the causation of what it
- * leads to, so a re-driven webhook finds its own effect instead of counting as a duplicate.
+ * Turns stored Square webhooks into domain commands, a batch at a time. The webhook's event id is the causation
+ * of what it leads to, so a re-driven webhook finds its own effect instead of counting as a duplicate.
+ *
+ * Which tenant holds a merchant comes from the in-memory ingestion state, brought to the feed's head before
+ * the batch is decided (see `ingestion-state.ts`): no stream is read per webhook for it.
  */
-import type { EventMetadata } from '../ports/event-store.ts';
-import { parseSquareWebhook } from '../square/webhook.ts';
-import type { IngestionResult, IngestionService } from './ingestion.ts';
+import type { EventMetadata, Position, StreamAppend } from '../ports/event-store.ts';
+import { parseSquareWebhook, type SquareWebhookEvent } from '../square/webhook.ts';
+import type { FactResult, IngestionFact, IngestionResult, IngestionService } from './ingestion.ts';
 
 export interface WebhookHandlerDependencies {
   ingestion: IngestionService;
-  /** The tenant whose connection to this Square merchant is active. */
-  tenantForMerchant(merchantId: string): Promise<string | undefined>;
+  /** Brings the ingestion state to the feed's head. */
+  catchUp(): Promise<void>;
+  /** The tenant whose connection to this Square merchant is active, on the caught-up state. */
+  tenantForMerchant(merchantId: string): string | undefined;
   /** `oauth.authorization.revoked`: marks the merchant's connection revoked. */
   markRevoked(merchantId: string, revocation: { revokedAt: string; revokerType: string | null }, metadata: EventMetadata): Promise<string | undefined>;
+  /** `customer.updated` / `customer.deleted`: cached contacts of this customer are stale. */
+  forgetCustomer(tenantId: string, customerId: string): void;
 }
 
 export interface StoredWebhook {
@@ -19,39 +26,115 @@ export interface StoredWebhook {
   rawBody: string;
 }
 
+export type WebhookResult = { ok: true; tenantId: string | null; result: IngestionResult } | { ok: false; tenantId: string | null; error: unknown };
+
+/** Writes the batch's appends and settles the webhooks with their results (one transaction where it can). */
+export type WebhookCommit = (requests: readonly StreamAppend[], results: readonly WebhookResult[]) => Promise<Position | undefined>;
+
+const done = (tenantId: string | null, outcome: IngestionResult['outcome'], detail?: Record<string, unknown>): WebhookResult => ({
+  ok: true,
+  tenantId,
+  result: { outcome, position: undefined, ...(detail ? { detail } : {}) },
+});
+
 export function webhookHandler(deps: WebhookHandlerDependencies) {
-  return async (webhook: StoredWebhook): Promise<IngestionResult & { tenantId: string | null }> => {
-    const event = parseSquareWebhook(JSON.parse(webhook.rawBody));
-    const metadata: EventMetadata = {
-      correlationId: `webhook:${webhook.eventId}`,
-      causationId: `webhook:${webhook.eventId}`,
-      actor: `square:${event.merchantId}`,
-    };
-    const source = `webhook:${webhook.eventId}`;
-    switch (event.kind) {
-      case 'other':
-        return { tenantId: null, outcome: 'ignored', position: undefined };
-      case 'authorization-revoked': {
-        const tenantId = await deps.markRevoked(event.merchantId, event.object, metadata);
-        return { tenantId: tenantId ?? null, outcome: tenantId ? 'revoked' : 'no_connection', position: undefined };
+  const metadataFor = (webhook: StoredWebhook, merchantId: string): EventMetadata => ({
+    correlationId: `webhook:${webhook.eventId}`,
+    causationId: `webhook:${webhook.eventId}`,
+    actor: `square:${merchantId}`,
+  });
+
+  /**
+   * Handles a batch of webhooks; one result per webhook, in order. `commit` writes the appends and settles the
+   * webhooks (default: the ingestion's own append; the caller then settles them).
+   */
+  async function handleBatch(webhooks: readonly StoredWebhook[], commit?: WebhookCommit): Promise<WebhookResult[]> {
+    const results: (WebhookResult | undefined)[] = webhooks.map(() => undefined);
+    const parsed: (SquareWebhookEvent | undefined)[] = webhooks.map((webhook, i) => {
+      try {
+        return parseSquareWebhook(JSON.parse(webhook.rawBody));
+      } catch (error) {
+        results[i] = { ok: false, tenantId: null, error };
+        return undefined;
       }
-      case 'payment': {
-        const tenantId = await deps.tenantForMerchant(event.merchantId);
-        if (!tenantId) return { tenantId: null, outcome: 'no_connection', position: undefined };
-        return { tenantId, ...(await deps.ingestion.ingestPayment(tenantId, event.merchantId, event.object, source, metadata)) };
-      }
-      case 'refund': {
-        const tenantId = await deps.tenantForMerchant(event.merchantId);
-        if (!tenantId) return { tenantId: null, outcome: 'no_connection', position: undefined };
-        // A refund of another merchant's payment cannot be keyed to ours: the payment stream carries the tenant.
-        return { tenantId, ...(await deps.ingestion.ingestRefund(tenantId, event.object, `webhook:${webhook.eventId}:${event.object.id}`, metadata)) };
-      }
-      default: {
-        const unexpected: never = event;
-        return unexpected;
+    });
+
+    // Revocations first, each on its own: payments after them in the batch must see the connection revoked.
+    let revoked = false;
+    for (const [i, event] of parsed.entries()) {
+      const webhook = webhooks[i];
+      if (event?.kind !== 'authorization-revoked' || !webhook) continue;
+      try {
+        const tenantId = (await deps.markRevoked(event.merchantId, event.object, metadataFor(webhook, event.merchantId))) ?? null;
+        results[i] = done(tenantId, tenantId ? 'revoked' : 'no_connection');
+        revoked ||= tenantId !== null;
+      } catch (error) {
+        results[i] = { ok: false, tenantId: null, error };
       }
     }
-  };
+    await deps.catchUp();
+    if (revoked) await deps.catchUp();
+
+    const facts: IngestionFact[] = [];
+    const factOf: number[] = [];
+    for (const [i, event] of parsed.entries()) {
+      const webhook = webhooks[i];
+      if (!event || !webhook || results[i]) continue;
+      switch (event.kind) {
+        case 'other':
+          results[i] = done(null, 'ignored');
+          break;
+        case 'authorization-revoked':
+          break;
+        case 'customer-changed': {
+          const tenantId = deps.tenantForMerchant(event.merchantId) ?? null;
+          if (tenantId) deps.forgetCustomer(tenantId, event.object.customerId);
+          results[i] = done(tenantId, 'ignored', { reason: 'customer contacts will be read afresh' });
+          break;
+        }
+        case 'payment':
+        case 'refund': {
+          const tenantId = deps.tenantForMerchant(event.merchantId);
+          if (!tenantId) {
+            results[i] = done(null, 'no_connection');
+            break;
+          }
+          const metadata = metadataFor(webhook, event.merchantId);
+          factOf.push(i);
+          facts.push(
+            event.kind === 'payment'
+              ? { kind: 'payment', tenantId, merchantId: event.merchantId, payment: event.object, source: `webhook:${webhook.eventId}`, metadata }
+              : // A refund of another merchant's payment cannot be keyed to ours: the payment stream carries the tenant.
+                { kind: 'refund', tenantId, refund: event.object, source: `webhook:${webhook.eventId}:${event.object.id}`, metadata },
+          );
+          break;
+        }
+        default: {
+          const unexpected: never = event;
+          return unexpected;
+        }
+      }
+    }
+
+    const withFacts = (factResults: readonly FactResult[]): WebhookResult[] => {
+      const all = [...results];
+      factResults.forEach((r, f) => {
+        const i = factOf[f];
+        const fact = facts[f];
+        if (i === undefined || !fact) return;
+        all[i] = r.ok ? { ok: true, tenantId: fact.tenantId, result: r.result } : { ok: false, tenantId: fact.tenantId, error: r.error };
+      });
+      return all.map((r) => r ?? { ok: false, tenantId: null, error: new Error('webhook was not handled') });
+    };
+    const factResults = await deps.ingestion.ingestBatch(
+      facts,
+      commit ? (requests, factResults) => commit(requests, withFacts(factResults)) : undefined,
+      { caughtUp: true },
+    );
+    return withFacts(factResults);
+  }
+
+  return { handleBatch };
 }
 
 export type WebhookHandler = ReturnType<typeof webhookHandler>;

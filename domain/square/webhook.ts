@@ -13,6 +13,8 @@ import type { SquarePayment, SquareRefund } from '../ports/square.ts';
 export const PAYMENT_EVENT_TYPES = ['payment.created', 'payment.updated'] as const;
 export const REFUND_EVENT_TYPES = ['refund.created', 'refund.updated'] as const;
 export const AUTHORIZATION_REVOKED = 'oauth.authorization.revoked';
+/** A Square customer's contacts changed or it was deleted: cached contacts of it are dropped. */
+export const CUSTOMER_CHANGE_TYPES = ['customer.updated', 'customer.deleted'] as const;
 
 /** Envelope fields every Square event carries. */
 export interface SquareWebhookEnvelope {
@@ -40,6 +42,7 @@ export type SquareWebhookEvent =
   | (SquareWebhookEnvelope & { kind: 'payment'; object: SquarePayment })
   | (SquareWebhookEnvelope & { kind: 'refund'; object: SquareRefund })
   | (SquareWebhookEnvelope & { kind: 'authorization-revoked'; object: SquareRevocation })
+  | (SquareWebhookEnvelope & { kind: 'customer-changed'; object: { customerId: string } })
   | (SquareWebhookEnvelope & { kind: 'other'; object: undefined });
 
 /** The body is not a Square event we can read. `problems` name each field and what is wrong with it. */
@@ -187,6 +190,10 @@ export function parseSquareWebhook(json: unknown): SquareWebhookEvent {
   }
   if (envelope.type === AUTHORIZATION_REVOKED) {
     return { ...envelope, kind: 'authorization-revoked', object: parseWith(schemas.revocation, json).data.object.revocation };
+  }
+  if (isOneOf(CUSTOMER_CHANGE_TYPES, envelope.type)) {
+    // `data.id` is the customer's id on customer events (Square's own examples).
+    return { ...envelope, kind: 'customer-changed', object: { customerId: envelope.dataId } };
   }
   return { ...envelope, kind: 'other', object: undefined };
 }

@@ -76,6 +76,21 @@ export async function listRewardRules(pool: pg.Pool, tenantId: string) {
 }
 
 /** The approved consumer that owns one of these identity hashes (the earliest registered, if several). */
+/**
+ * `consumerByIdentity` for many sets of hashes in one query (a batch of webhooks): for each set, the approved
+ * consumer it belongs to, chosen by the same order.
+ */
+export async function consumersByIdentity(pool: pg.Pool, hashSets: readonly (readonly string[])[]): Promise<(string | undefined)[]> {
+  const all = [...new Set(hashSets.flat())];
+  if (!all.length) return hashSets.map(() => undefined);
+  const { rows } = await pool.query<{ id: string; email_hash: string | null; phone_hash: string | null }>(
+    `SELECT id, email_hash, phone_hash FROM users WHERE role = 'consumer' AND status = 'approved' AND (email_hash = ANY($1) OR phone_hash = ANY($1))
+      ORDER BY registered_at, id`,
+    [all],
+  );
+  return hashSets.map((hashes) => rows.find((r) => (r.email_hash !== null && hashes.includes(r.email_hash)) || (r.phone_hash !== null && hashes.includes(r.phone_hash)))?.id);
+}
+
 export async function consumerByIdentity(pool: pg.Pool, hashes: readonly string[]): Promise<string | undefined> {
   const { rows } = await pool.query<{ id: string }>(
     `SELECT id FROM users WHERE role = 'consumer' AND status = 'approved' AND (email_hash = ANY($1) OR phone_hash = ANY($1))

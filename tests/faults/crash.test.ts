@@ -1,6 +1,6 @@
 /**
  * The promise under SIGKILL: the service runs as a child process under steady signed-webhook load and is killed
- * at random moments (seeded; the seed is printed). After every restart: each webhook that got a 2xx is
+ * at random moments (seeded; the seed is printed), so mostly in the middle of a batch being decided or appended. After every restart: each webhook that got a 2xx is
  * eventually processed, each payment is credited exactly once, and the wallets equal the replay of their events.
  */
 import test from 'ava';
@@ -132,6 +132,14 @@ test('SIGKILL at random moments under webhook load: nothing acknowledged is lost
   const points = await database.pool.query<{ p: string }>('SELECT coalesce(sum(points_balance), 0)::text AS p FROM wallets WHERE tenant_id = $1', [tenantId]);
   const expected = [...credited.keys()].reduce((sum, id) => sum + pointsFor(100 + (Number(id.slice(4)) % 50) * 100), 0);
   t.is(Number(points.rows[0]!.p), expected, 'balances are the rule applied to each credited payment once');
+  // The worker decides webhooks in batches and appends each batch in one transaction: under this load the kills
+  // fall in the middle of batches, and the batches were real (several payments in one append).
+  const batches = await database.pool.query<{ payments: number }>(
+    `SELECT count(DISTINCT stream_name)::int AS payments FROM events WHERE stream_name LIKE 'payment-%' GROUP BY transaction_id`,
+  );
+  const multi = batches.rows.filter((b) => b.payments > 1).length;
+  t.log(`${batches.rows.length} appends of payments, ${multi} of them batches of several payments`);
+  t.true(multi > 0, 'webhooks were decided and appended in batches');
   const reconcile = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId } });
   t.deepEqual(reconcile.body.mismatches, [], 'the wallets equal the replay of their events');
 });

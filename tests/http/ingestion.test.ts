@@ -180,6 +180,11 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
   await send(paymentWebhook({ eventId: 'evt-stranger', merchantId: 'M-UNKNOWN', paymentId: 'pay-x', amount: 100 }));
   t.like(await processed('evt-stranger'), { outcome: 'no_connection', tenantId: null });
 
+  // Ann's contacts are cached from her first payment: a customer.updated webhook drops them, so the next
+  // payment asks Square again, and that lookup fails.
+  const updated = squarePayload('customer.updated.json');
+  await send({ ...updated, merchant_id: 'M-CAFE', event_id: 'evt-ann-updated', data: { ...updated.data, id: 'cust-ann' } });
+  t.like(await processed('evt-ann-updated'), { outcome: 'ignored' });
   square.failNext('/v2/customers', { status: 500 });
   await send(paymentWebhook({ eventId: 'evt-fails', merchantId: 'M-CAFE', paymentId: 'pay-fails', amount: 500, customerId: 'cust-ann' }));
   const row = await processed('evt-fails', (r) => r.outcome === 'failed');
@@ -250,6 +255,30 @@ test.serial('operators list every connection with its last poll and error', asyn
   t.true(active.body.every((c: { status: string }) => c.status === 'active'));
   t.is((await call('GET', '/api/v1/admin/connections?status=broken', { token: admin })).status, 400);
   t.is((await call('GET', `/api/v1/admin/wallets/${'0'.repeat(8)}-0000-4000-8000-000000000000/reconcile`, { token: admin })).status, 404);
+});
+
+test.serial('the state ingestion decides on is never behind a write made before the webhook: a new rule counts at once, a revocation stops credits at once', async (t) => {
+  const erin = await register('consumer', 'erin@example.com');
+  square.addCustomer('M-CAFE', { id: 'cust-erin', email: 'erin@example.com', phone: null });
+  await send(paymentWebhook({ eventId: 'evt-erin-1', merchantId: 'M-CAFE', paymentId: 'pay-erin-1', amount: 1000, customerId: 'cust-erin' }));
+  t.like(await processed('evt-erin-1'), { outcome: 'credited' });
+  const before = await settledBalance(erin.token);
+
+  // A triple-points rule activated, and the very next webhook earns by it: the in-memory rules caught up first.
+  const rule = await call('POST', '/api/v1/client/reward-rules', { token: client, body: { kind: 'spend', points: 3, per: 100, basis: 'amount' } });
+  t.is((await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: client })).status, 200);
+  await send(paymentWebhook({ eventId: 'evt-erin-2', merchantId: 'M-CAFE', paymentId: 'pay-erin-2', amount: 1000, customerId: 'cust-erin' }));
+  t.like(await processed('evt-erin-2'), { outcome: 'credited' });
+  t.is(await settledBalance(erin.token), (before ?? 0) + 30, '3 points per $1 on $10, by the rule activated just before');
+
+  // The merchant disconnects; a payment webhook right after it finds no connection and credits nothing.
+  const disconnected = await call('DELETE', '/api/v1/client/pos/square', { token: client });
+  t.is(disconnected.status, 200);
+  await send(paymentWebhook({ eventId: 'evt-erin-3', merchantId: 'M-CAFE', paymentId: 'pay-erin-3', amount: 1000, customerId: 'cust-erin' }));
+  t.like(await processed('evt-erin-3'), { outcome: 'no_connection' });
+  t.is(await settledBalance(erin.token), (before ?? 0) + 30);
+  // Reconnected for what follows.
+  await connect(client, 'M-CAFE');
 });
 
 test.serial('the logs of the whole run hold no secret and no token', async (t) => {

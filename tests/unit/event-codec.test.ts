@@ -59,15 +59,23 @@ test('the payload of each current version decodes to itself: no stored field is 
   }
 });
 
-test('a PurchaseCompleted stored as version 1 is upcast to version 2: the payment time it never recorded is null', (t) => {
+test('a PurchaseCompleted stored as version 1 is upcast step by step to version 3: no payment time, credited by the reactor', (t) => {
   const v1 = fixture('PurchaseCompleted', 1);
   const decoded = purchaseEvents.decode(recorded(v1));
   t.is(decoded.type, 'PurchaseCompleted');
-  t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null });
+  t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null, walletEffect: 'reactor' });
   // An event written before any version was stamped is version 1.
   const unstamped = purchaseEvents.decode({ ...recorded(v1), metadata: {} });
   t.deepEqual(unstamped.data, decoded.data);
-  t.is(purchaseEvents.versionOf('PurchaseCompleted'), 2);
+  const v2 = fixture('PurchaseCompleted', 2);
+  t.deepEqual(purchaseEvents.decode(recorded(v2)).data, { ...v2.data, walletEffect: 'reactor' });
+  t.is(purchaseEvents.versionOf('PurchaseCompleted'), 3);
+});
+
+test('a RefundApplied stored as version 1 is upcast to version 2: its reversal was the reactor\'s', (t) => {
+  const v1 = fixture('RefundApplied', 1);
+  t.deepEqual(purchaseEvents.decode(recorded(v1)).data, { ...v1.data, walletEffect: 'reactor' });
+  t.is(purchaseEvents.versionOf('RefundApplied'), 2);
 });
 
 test('a stored event that does not decode names its stream, revision, position, type and what is wrong', (t) => {
@@ -113,11 +121,12 @@ test('writers stamp the current version of each type in the metadata', async (t)
   const stored = await store.readStream(purchaseStream('pay_9'));
   t.deepEqual(stored.map((e) => [e.type, e.metadata.schemaVersion, e.metadata.actor]), [
     ['RefundHeld', 1, 'test'],
-    ['PurchaseCompleted', 2, 'test'],
-    ['RefundApplied', 1, 'test'],
+    ['PurchaseCompleted', 3, 'test'],
+    ['RefundApplied', 2, 'test'],
   ]);
   const completed = purchaseEvents.decode(stored[1]!);
   t.is(completed.type === 'PurchaseCompleted' ? completed.data.paymentCreatedAt : undefined, '2026-11-10T11:59:00Z', 'version 2 records when the customer paid');
+  t.is(completed.type === 'PurchaseCompleted' ? completed.data.walletEffect : undefined, 'reactor', 'a command without walletEffect leaves the credit to the reactor');
 });
 
 test('an event type is declared once: the same name in two families is the same declaration', (t) => {

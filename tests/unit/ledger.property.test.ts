@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { ingestionService } from '../../domain/payments/ingestion.ts';
+import { ingestionService, type IngestionFact } from '../../domain/payments/ingestion.ts';
 import type { SquarePayment, SquareRefund } from '../../domain/ports/square.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
 import { walletCreditsReactor } from '../../projections/reactors/wallet-credits.ts';
@@ -72,7 +72,11 @@ function factsFor(index: number, p: { amount: number; tip: number; customer: str
   return facts;
 }
 
-async function deliver(facts: Fact[]): Promise<Map<string, number>> {
+/**
+ * Delivers the facts one at a time (`batches` omitted) or in consecutive batches of the given sizes (cycled),
+ * with wallet effects appended inline (atomic multi-stream append) or by the reactor.
+ */
+async function deliver(facts: Fact[], options: { batches?: readonly number[]; inline?: boolean } = {}): Promise<Map<string, number>> {
   const store = new InMemoryEventStore();
   let next = 0;
   const newId = () => `00000000-0000-4000-8000-${String(++next).padStart(12, '0')}`;
@@ -80,14 +84,29 @@ async function deliver(facts: Fact[]): Promise<Map<string, number>> {
     store,
     runtime: { now: () => new Date('2026-11-03T00:00:00Z'), newId },
     hasher: { hashEmail: (e) => `email:${e}`, hashPhone: (p) => `phone:${p}` },
+    catchUp: async () => undefined,
     activeRule: async () => ({ ruleId: 'rule-1', version: 1, rule: { kind: 'spend', points: 1, per: 100, basis: 'amount', minimumSpend: 0 } }),
     customerContacts: async (_tenant, customerId) => CUSTOMERS[customerId] ?? null,
-    consumerByIdentity: async (hashes) => hashes.map((h) => CONSUMER_BY_HASH[h]).find(Boolean),
+    consumersByIdentity: async (sets) => sets.map((hashes) => hashes.map((h) => CONSUMER_BY_HASH[h]).find(Boolean)),
     walletIdFor: (tenantId, consumerId) => `${tenantId}:${consumerId}`,
+    inlineWalletEffects: options.inline ?? false,
   });
-  for (const fact of facts) {
-    if (fact.kind === 'payment') await ingestion.ingestPayment(TENANT, 'M1', fact.payment, fact.source, {});
-    else await ingestion.ingestRefund(TENANT, fact.refund, fact.source, {});
+  const asFact = (fact: Fact): IngestionFact =>
+    fact.kind === 'payment'
+      ? { kind: 'payment', tenantId: TENANT, merchantId: 'M1', payment: fact.payment, source: fact.source, metadata: {} }
+      : { kind: 'refund', tenantId: TENANT, refund: fact.refund, source: fact.source, metadata: {} };
+  if (!options.batches?.length) {
+    for (const fact of facts) {
+      if (fact.kind === 'payment') await ingestion.ingestPayment(TENANT, 'M1', fact.payment, fact.source, {});
+      else await ingestion.ingestRefund(TENANT, fact.refund, fact.source, {});
+    }
+  } else {
+    for (let at = 0, b = 0; at < facts.length; b++) {
+      const size = Math.max(1, options.batches[b % options.batches.length] ?? 1);
+      const results = await ingestion.ingestBatch(facts.slice(at, at + size).map(asFact));
+      if (results.some((r) => !r.ok)) throw new Error('a fact of the batch failed');
+      at += size;
+    }
   }
   // The reactor may see the feed more than once (a crash before its checkpoint): run it twice.
   const reactor = walletCreditsReactor(store, newId);
@@ -131,6 +150,34 @@ test('any interleaving, duplication and reordering of webhooks, polls and refund
     { numRuns: 150 },
   );
   t.log(`${runs} generated deliveries`);
+  t.true(runs >= 150);
+});
+
+test('batched decisions, with wallet effects inline or by the reactor, equal one-at-a-time decisions for any interleaving', async (t) => {
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(paymentArb, { minLength: 1, maxLength: 5 }),
+      fc.array(fc.nat(), { maxLength: 12 }),
+      fc.infiniteStream(fc.nat()),
+      fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 6 }),
+      fc.boolean(),
+      async (payments, duplicates, shuffleSeeds, batches, inline) => {
+        runs++;
+        const clean = payments.flatMap((p, i) => factsFor(i, p));
+        const noisy = [...clean, ...duplicates.map((d) => clean[d % clean.length]!)];
+        const seeds = shuffleSeeds[Symbol.iterator]();
+        for (let i = noisy.length - 1; i > 0; i--) {
+          const j = (seeds.next().value as number) % (i + 1);
+          [noisy[i], noisy[j]] = [noisy[j]!, noisy[i]!];
+        }
+        const oneAtATime = await deliver(noisy);
+        const batched = await deliver(noisy, { batches, inline });
+        return batched.get('ann') === oneAtATime.get('ann') && batched.get('bob') === oneAtATime.get('bob');
+      },
+    ),
+    { numRuns: 150 },
+  );
   t.true(runs >= 150);
 });
 

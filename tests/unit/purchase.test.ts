@@ -67,6 +67,7 @@ const completed = (over: Partial<Extract<PurchaseEvent, { type: 'PurchaseComplet
     completedAt: COMPLETED_AT,
     paymentCreatedAt: '2026-11-10T11:59:40.000Z',
     source: 'webhook',
+    walletEffect: 'reactor',
     ...over,
   },
 });
@@ -75,7 +76,7 @@ const refund = (refundId: string, amountMinor: number, status = 'COMPLETED'): Pu
 const held = (refundId: string, amountMinor: number): PurchaseEvent => ({ type: 'RefundHeld', data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, source: 'webhook' } });
 const applied = (refundId: string, amountMinor: number, pointsReversed: number, wallet: { walletId: string; consumerId: string } | null = null): PurchaseEvent => ({
   type: 'RefundApplied',
-  data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, pointsReversed, walletId: wallet?.walletId ?? null, consumerId: wallet?.consumerId ?? null, source: 'webhook' },
+  data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, pointsReversed, walletId: wallet?.walletId ?? null, consumerId: wallet?.consumerId ?? null, source: 'webhook', walletEffect: 'reactor' },
 });
 
 const DAY = 24 * 3600 * 1000;
@@ -105,6 +106,15 @@ test('the outcome: credited to a known consumer, held for an unknown one, nothin
   spec(t).given().when(observe({}, { resolution: consumer })).then([completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited' })]);
   spec(t).given().when(observe({}, { activeRule: null })).then([completed({ outcome: 'no_rule_no_credit', points: 0, ruleId: null, ruleVersion: null, basis: null, basisAmountMinor: null })]);
   spec(t).given().when(observe({ amountMinor: 99, totalMinor: 99, tipMinor: 0 })).then([completed({ outcome: 'zero_points', points: 0, amountMinor: 99, totalMinor: 99, tipMinor: 0, basisAmountMinor: 99 })]);
+});
+
+test('who appends the wallet effect is recorded as commanded: inline with batched ingestion, the reactor otherwise', (t) => {
+  const consumer = { kind: 'consumer' as const, consumerId: 'c1', walletId: 'w1' };
+  spec(t).given().when(observe({}, { resolution: consumer, walletEffect: 'inline' })).then([completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited', walletEffect: 'inline' })]);
+  const credited = completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited', walletEffect: 'inline' });
+  spec(t).given(credited).when({ ...refund('r1', 500), walletEffect: 'inline' } as PurchaseCommand).then([
+    { type: 'RefundApplied', data: { paymentId: 'pay_1', tenantId: TENANT, refundId: 'r1', amountMinor: 500, pointsReversed: 3, walletId: 'w1', consumerId: 'c1', source: 'webhook', walletEffect: 'inline' } },
+  ]);
 });
 
 test('refunds before their payment completes are held, once each, and applied in arrival order at completion', (t) => {

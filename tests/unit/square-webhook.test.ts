@@ -64,6 +64,8 @@ test('every example payload parses, and its envelope is carried over as sent', a
     'refund.updated.json': 'refund',
     'oauth.authorization.revoked.json': 'authorization-revoked',
     'customer.created.json': 'other',
+    'customer.updated.json': 'customer-changed',
+    'customer.deleted.json': 'customer-changed',
     'loyalty.program.updated.json': 'other',
   });
 });
@@ -109,9 +111,14 @@ test('oauth.authorization.revoked names who revoked, with Square’s nanosecond 
   t.deepEqual(event.object, { revokedAt: '2020-08-14T15:51:00.246373287Z', revokerType: 'MERCHANT' });
 });
 
+test('customer.updated and customer.deleted name the customer whose cached contacts are stale', async (t) => {
+  t.like(await parsed('customer.updated.json'), { kind: 'customer-changed', object: { customerId: 'A0AP25A6SCVTH8JES9BX01GXM4' } });
+  t.like(await parsed('customer.deleted.json'), { kind: 'customer-changed', object: { customerId: 'QPTXM8PQNX3Q726ZYHPMNP46XC' } });
+});
+
 test('types the core does not act on keep their envelope and no object, even without data.object', async (t) => {
-  const customer = await parsed('customer.deleted.json');
-  t.like(customer, { kind: 'other', type: 'customer.deleted', dataType: 'customer', object: undefined });
+  const customer = await parsed('customer.created.json');
+  t.like(customer, { kind: 'other', type: 'customer.created', dataType: 'customer', object: undefined });
   const bare = parseSquareWebhook({
     event_id: 'e-1',
     type: 'team_member.created',

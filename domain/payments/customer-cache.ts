@@ -1,0 +1,97 @@
+/**
+ * Square customer contacts by (tenant, customer), kept for a bounded time and a bounded number of entries.
+ * Square answers a customer lookup in 100–300 ms; a regular customer pays many times, so most webhooks find
+ * their contacts here. At most one lookup per customer is in flight: concurrent webhooks for one customer share
+ * it. A `customer.updated` or `customer.deleted` webhook naming the customer drops the entry (`forget`), so the
+ * next payment reads it afresh; on other instances the entry lives out its time to live.
+ */
+export interface CustomerContacts {
+  email: string | null;
+  phone: string | null;
+}
+
+export interface CustomerCacheOptions {
+  /** How long an answer is kept (ms). */
+  ttlMs: number;
+  /** Most entries kept; the least recently used goes first. */
+  maxEntries: number;
+  now(): number;
+}
+
+export interface CustomerCacheStats {
+  hits: number;
+  misses: number;
+  /** Lookups that joined one already in flight. */
+  shared: number;
+  size: number;
+}
+
+type Entry = { value: CustomerContacts | null; expiresAt: number };
+
+export function customerCache(lookup: (tenantId: string, customerId: string) => Promise<CustomerContacts | null>, options: CustomerCacheOptions) {
+  // A Map iterates in insertion order: re-inserting on use makes the first key the least recently used.
+  const entries = new Map<string, Entry>();
+  const inFlight = new Map<string, Promise<CustomerContacts | null>>();
+  /** Bumped by `forget`, so a lookup that started before the customer changed does not store its old answer. */
+  const generations = new Map<string, number>();
+  const stats = { hits: 0, misses: 0, shared: 0 };
+  const keyOf = (tenantId: string, customerId: string) => `${tenantId}\u0000${customerId}`;
+
+  function store(key: string, value: CustomerContacts | null): void {
+    entries.delete(key);
+    entries.set(key, { value, expiresAt: options.now() + options.ttlMs });
+    while (entries.size > options.maxEntries) {
+      const oldest = entries.keys().next().value;
+      if (oldest === undefined) break;
+      entries.delete(oldest);
+    }
+  }
+
+  return {
+    async get(tenantId: string, customerId: string): Promise<CustomerContacts | null> {
+      const key = keyOf(tenantId, customerId);
+      const entry = entries.get(key);
+      if (entry && entry.expiresAt > options.now()) {
+        stats.hits += 1;
+        entries.delete(key);
+        entries.set(key, entry);
+        return entry.value;
+      }
+      if (entry) entries.delete(key);
+      const pending = inFlight.get(key);
+      if (pending) {
+        stats.shared += 1;
+        return pending;
+      }
+      stats.misses += 1;
+      const generation = generations.get(key) ?? 0;
+      const request = lookup(tenantId, customerId).then(
+        (value) => {
+          if ((generations.get(key) ?? 0) === generation) store(key, value);
+          return value;
+        },
+        // A failed lookup is not cached: the webhook fails and is retried, and so is the lookup.
+      );
+      inFlight.set(key, request);
+      try {
+        return await request;
+      } finally {
+        inFlight.delete(key);
+      }
+    },
+
+    /** The customer changed or was deleted at Square. */
+    forget(tenantId: string, customerId: string): void {
+      const key = keyOf(tenantId, customerId);
+      entries.delete(key);
+      generations.set(key, (generations.get(key) ?? 0) + 1);
+      if (generations.size > options.maxEntries) generations.clear();
+    },
+
+    stats(): CustomerCacheStats {
+      return { ...stats, size: entries.size };
+    },
+  };
+}
+
+export type CustomerCache = ReturnType<typeof customerCache>;
