@@ -40,6 +40,12 @@ import { withTransaction, type Queryable } from '../postgres/transaction.ts';
 const CHANNEL = 'tally_events';
 const NOTIFY_INTERVAL_MS = 10;
 const BATCH = 1000;
+/**
+ * The precise horizon (one more query) is asked only once the server's xmin has stood still this long: appends in
+ * flight move it on within milliseconds, and reading below it is always safe. A transaction that holds it (another
+ * database's, or one that appends nothing) then costs the feed this much delay, not more.
+ */
+const HORIZON_AFTER_MS = 20;
 
 interface Cursor {
   tx: bigint;
@@ -158,6 +164,8 @@ export class PostgresEventStore implements EventStore {
   private closed = false;
   private readonly pollIntervalMs: number;
   private readonly readAllSettleMs: number;
+  /** The server's xmin last seen holding rows back, and since when (see HORIZON_AFTER_MS). */
+  private stuckXmin: { xmin: string; since: number } | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -376,11 +384,26 @@ export class PostgresEventStore implements EventStore {
     const rows = await this.query<EventRow>(sql, params);
     // Below the server's oldest transaction in progress, every row is settled. Rows at or beyond it wait only for
     // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
-    const snapshot = rows.find((r) => r.snapshot !== null)?.snapshot;
-    const horizon = snapshot ? await this.feedHorizon(snapshot) : undefined;
+    const horizon = await this.horizonFor(rows);
     // Ordered by the key and bounded by one, the safe rows are a contiguous run in either direction.
     const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
     return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
+  }
+
+  /**
+   * For rows read in one statement: the precise horizon when rows lie beyond the server's xmin and that xmin has
+   * stood still for HORIZON_AFTER_MS; otherwise undefined, and the rows' own xmin bounds them.
+   */
+  private async horizonFor(rows: readonly EventRow[]): Promise<bigint | undefined> {
+    const unsettled = rows.find((r) => r.snapshot !== null);
+    if (!unsettled?.snapshot) return undefined;
+    const now = Date.now();
+    if (this.stuckXmin?.xmin !== unsettled.safe_below) {
+      this.stuckXmin = { xmin: unsettled.safe_below, since: now };
+      return undefined;
+    }
+    if (now - this.stuckXmin.since < HORIZON_AFTER_MS) return undefined;
+    return this.feedHorizon(unsettled.snapshot);
   }
 
   /** The first ordering key a reader whose statement ran with `snapshot` must not pass: the oldest append in progress for it. */
@@ -414,8 +437,7 @@ export class PostgresEventStore implements EventStore {
       params,
     );
     // As in readPage: rows beyond the server's oldest transaction wait only for appends still in progress.
-    const snapshot = rows.find((r) => r.snapshot !== null)?.snapshot;
-    const horizon = snapshot ? await this.feedHorizon(snapshot) : undefined;
+    const horizon = await this.horizonFor(rows);
     // Ordered by the key and bounded by one, the safe rows are a contiguous run from the start.
     const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
     const last = safeRows.at(-1);
