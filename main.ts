@@ -48,6 +48,8 @@ import { oldestAppendInFlight } from './adapters/eventstore/postgres-horizon.ts'
 import { callerView, forgetOnAppend } from './projections/caller-view.ts';
 import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts';
 import { instrumentEventStore } from './adapters/eventstore/instrumented.ts';
+import { provideCommandPath } from './adapters/commands/path.ts';
+import type { CommandPath } from './domain/shared/command-path.ts';
 import { postgresCheckpointProbe } from './adapters/eventstore/postgres-checkpoint.ts';
 import { operationsRoutes } from './http/routes/operations.ts';
 import { openApiRouter } from './http/routes/openapi.ts';
@@ -110,7 +112,7 @@ export async function openOperations(env: NodeJS.ProcessEnv = process.env) {
   const pool = new pg.Pool({ connectionString: database.url, max: 10 });
   pool.on('error', () => undefined);
   const store = await provideEventStore(config, pool, database.url, log);
-  const projections = allProjections({ store, newId: () => uuidv4(), walletIdFor });
+  const projections = allProjections({ store, newId: () => uuidv4(), walletIdFor, commands: provideCommandPath(pool) });
   return {
     config,
     log,
@@ -158,7 +160,7 @@ async function provideEventStore(config: Config, pool: pg.Pool, databaseUrl: str
 }
 
 /** The Square connection context: the gateway only when the app's credentials are configured, the vault, OAuth states. */
-function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: pg.Pool, store: EventStore, runtime: Runtime) {
+function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: pg.Pool, store: EventStore, runtime: Runtime, commands: CommandPath) {
   const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
   const settings = squareSettings(config, env, config.SQUARE_WEBHOOK_URL ?? `${config.API_BASE_URL}${WEBHOOK_PATH}`);
   const missing = (['SQUARE_APP_ID', 'SQUARE_APP_SECRET'] as const).filter((name) => !config[name]);
@@ -181,6 +183,7 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
     oauthStates: postgresOAuthStates(pool, keys),
     square,
     runtime,
+    commands,
     redirectUri: settings.redirectUri,
     tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
   });
@@ -238,6 +241,9 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const store = instrumentEventStore(rawStore, metrics);
     cleanups.unshift(() => store.close());
     const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
+    const commands = provideCommandPath(pool, {
+      onSnapshotError: (stream, error) => log.warn({ err: error, stream }, 'stream snapshot not written or not readable (a cache: the stream is folded from its start)'),
+    });
     const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
     // Callers' role, status and tenant in memory, current from the feed (projections/caller-view.ts).
     const callers = callerView(store, { onError: (error) => log.warn({ err: error }, 'caller view: subscription ended; reading callers from their streams until it is back') });
@@ -248,13 +254,14 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       personalData: postgresPersonalData(pool),
       hasher,
       runtime,
+      commands,
       adminEmails: config.ADMIN_EMAILS,
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
     });
-    const rules = rewardRulesService({ store, runtime });
-    const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime);
+    const rules = rewardRulesService({ store, runtime, commands });
+    const square = provideSquareConnections(config, options.env ?? process.env, pool, store, runtime, commands);
 
-    const projections = allProjections({ store, newId: runtime.newId, walletIdFor });
+    const projections = allProjections({ store, newId: runtime.newId, walletIdFor, commands });
     const runner = new ProjectionRunner(pool, { connectionString: database.url }, store, projections, log);
     runner.start();
     metrics.observeProjections({
@@ -342,7 +349,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     });
     const routes: RouteSpec[] = [
       ...accountRoutes({ accounts, rules, store, pool }),
-      ...walletRoutes({ wallets: walletsService({ store, runtime }), pool, hasher }),
+      ...walletRoutes({ wallets: walletsService({ store, runtime, commands }), pool, hasher }),
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
         inbox: webhookInbox(ackPool),

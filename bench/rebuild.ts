@@ -14,6 +14,7 @@
  * prototypes of changes run the same rebuild with a wrapped store (see `PROTOTYPES`): nothing outside bench/
  * is edited. `--profile` adds a CPU profile of the rebuild (bench/results/rebuild.cpuprofile).
  */
+import { provideCommandPath } from '../adapters/commands/path.ts';
 import { pino } from 'pino';
 import pg from 'pg';
 import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
@@ -323,7 +324,7 @@ async function runRebuild(db: BenchDatabase, pids: number[] | undefined, head: s
     const traced = tracePool(base, labelSql, variant.rewrite);
     const realStore = new PostgresEventStore(traced.pool, { connectionString: db.url });
     const store = variant.wrap ? variant.wrap(realStore) : realStore;
-    const projections = variant.projections ? variant.projections(store) : allProjections({ store, newId: uuidv4, walletIdFor });
+    const projections = variant.projections ? variant.projections(store) : allProjections({ store, newId: uuidv4, walletIdFor, commands: provideCommandPath(traced.pool) });
     const rebuilds = new ProjectionRebuilds(traced.pool, { connectionString: db.url }, store, projections, silent, uuidv4, { maxBatch: variant.maxBatch });
     await withClient(db.url, (c) => checkpoint(c));
     const allPids = pids ? [...new Set([...pids, ...(await postgresPids(base))])] : undefined;

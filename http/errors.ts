@@ -28,6 +28,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   IDEMPOTENCY_KEY_REUSED: 422,
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
+  // A command's bounded retries all met a concurrent write from another process: retrying shortly succeeds.
+  STREAM_CONTENDED: 503,
   WEBHOOKS_NOT_CONFIGURED: 503,
   CONFIGURATION_MISSING: 503,
   SQUARE_REQUEST_FAILED: 502,

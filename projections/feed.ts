@@ -15,6 +15,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { EventStore, Position, RecordedEvent, SubscriptionItem } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
+import { StreamContended } from '../domain/shared/errors.ts';
 import { withLazyTransaction, withTransaction } from '../adapters/postgres/transaction.ts';
 import type { ProjectionContext } from './projection.ts';
 
@@ -165,13 +166,14 @@ async function applyBatch(
     await commit(target, options, state, batch);
     return { kind: 'applied' };
   } catch (error) {
-    if (error instanceof CheckpointMoved || error instanceof FeedStopped || isTransientPgError(error)) throw error;
+    if (error instanceof CheckpointMoved || error instanceof FeedStopped || isTransientPgError(error) || error instanceof StreamContended) throw error;
     // Find the exact event: apply one by one, so everything before it is kept and it is named.
     for (const event of batch) {
       try {
         await commit(target, options, state, [event]);
       } catch (single) {
-        if (single instanceof CheckpointMoved || single instanceof FeedStopped || isTransientPgError(single)) throw single;
+        // A reactor's command that met other processes' writes at every attempt is retried from the checkpoint, never a failure.
+        if (single instanceof CheckpointMoved || single instanceof FeedStopped || isTransientPgError(single) || single instanceof StreamContended) throw single;
         const message = single instanceof Error ? single.message : String(single);
         options.log.error({ err: single, position: event.position, eventType: event.type, stream: event.stream }, 'projection failed on event');
         // Keep what was applied before it (a lazily advanced checkpoint included), then stop here.

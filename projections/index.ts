@@ -17,7 +17,7 @@ export function allProjections(deps: ClaimsDependencies): FeedReader[] {
     posConnectionsProjection,
     auditProjection,
     heldPointsProjection,
-    walletCreditsReactor(deps.store, deps.newId),
+    walletCreditsReactor(deps.store, deps.newId, deps.commands),
     claimsReactor(deps),
   ];
 }

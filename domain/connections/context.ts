@@ -3,6 +3,7 @@
  * Internal to `domain/connections/`; `service.ts` is the public face.
  */
 import { handleCommand, loadState, type CommandContext } from '../shared/command-handler.ts';
+import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
 import type { OAuthStates } from '../ports/oauth-state.ts';
@@ -23,6 +24,8 @@ export interface SquareConnectionsDependencies {
   oauthStates: OAuthStates;
   square: SquareAccess;
   runtime: Runtime;
+  /** This process's command path (queue, recent states, snapshots, retries). */
+  commands: CommandPath;
   /** `<API_BASE_URL>/api/v1/oauth/square/callback`, sent on authorize and repeated on the code exchange. */
   redirectUri: string;
   /**
@@ -34,7 +37,7 @@ export interface SquareConnectionsDependencies {
 
 export function connectionsContext(deps: SquareConnectionsDependencies) {
   const { store, runtime } = deps;
-  const commandContext = (metadata: EventMetadata): CommandContext => ({ newId: runtime.newId, metadata });
+  const commandContext = (metadata: EventMetadata): CommandContext => ({ newId: runtime.newId, metadata, path: deps.commands });
   return {
     deps,
     now: () => runtime.now().toISOString(),
@@ -42,7 +45,7 @@ export function connectionsContext(deps: SquareConnectionsDependencies) {
       if (!deps.square.configured) throw new ConfigurationMissing(deps.square.missing);
       return deps.square.gateway;
     },
-    loadConnection: async (tenantId: string) => (await loadState(store, connectionStream(tenantId), squareConnectionDecider)).state,
+    loadConnection: async (tenantId: string) => (await loadState(store, connectionStream(tenantId), squareConnectionDecider, deps.commands)).state,
     loadReservation: async (merchantId: string) => (await loadState(store, merchantReservationStream(merchantId), merchantReservationDecider)).state,
     /** The tenant's last poll record, read backwards: one event however long the poll stream is. */
     lastPoll: async (tenantId: string): Promise<PollRecord | undefined> => {

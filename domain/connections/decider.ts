@@ -1,3 +1,4 @@
+import { connectionSnapshots } from './snapshots.ts';
 import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
 import {
@@ -144,4 +145,5 @@ export const squareConnectionDecider: Decider<SquareConnectionCommand, SquareCon
   decide,
   evolve: evolveConnection,
   initialState: initialConnectionState,
+  snapshots: connectionSnapshots,
 };

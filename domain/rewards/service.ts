@@ -1,13 +1,14 @@
 /** Reward-rule use cases for a tenant. */
 import { handleCommand, loadState } from '../shared/command-handler.ts';
+import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
 import { NotFound } from '../shared/errors.ts';
 import { ruleSetDecider, ruleSetStream } from './rule-set.ts';
 import type { RewardRule } from './rule.ts';
 
-export function rewardRulesService(deps: { store: EventStore; runtime: Runtime }) {
-  const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata });
+export function rewardRulesService(deps: { store: EventStore; runtime: Runtime; commands: CommandPath }) {
+  const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
   return {
     async create(tenantId: string, rule: RewardRule, by: string, metadata: EventMetadata) {
       const ruleId = deps.runtime.newId();

@@ -18,3 +18,15 @@ export class NotFound extends DomainError {
     super('NOT_FOUND', `${what} not found`);
   }
 }
+
+/**
+ * A command met a concurrent write on its stream (from another process) at every one of its bounded,
+ * backed-off attempts. Nothing was appended; the same request retried a moment later is expected to pass.
+ */
+export class StreamContended extends DomainError {
+  constructor(attempts: number) {
+    super('STREAM_CONTENDED', `This resource is being changed by many requests at once (${attempts} attempts met a concurrent change); retry in a moment`, {
+      attempts,
+    });
+  }
+}

@@ -1,5 +1,6 @@
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { Decider } from '../shared/decider.ts';
+import { userSnapshots } from './snapshots.ts';
 import { evolveUser, initialUserState, userEvents, type Role, type UserEvent, type UserState } from './events.ts';
 
 export type UserCommand =
@@ -104,4 +105,5 @@ export const userDecider: Decider<UserCommand, UserEvent, UserState> = {
   decide,
   evolve: evolveUser,
   initialState: initialUserState,
+  snapshots: userSnapshots,
 };

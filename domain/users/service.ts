@@ -3,6 +3,7 @@
  * They reach the world only through ports; every command goes through the one command handler.
  */
 import { handleCommand, loadState } from '../shared/command-handler.ts';
+import type { CommandPath } from '../shared/command-path.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { EventMetadata, EventStore, Position } from '../ports/event-store.ts';
 import type { IdentityHasher, PersonalDataStore, Runtime } from '../ports/identity.ts';
@@ -16,6 +17,8 @@ export interface AccountsDependencies {
   personalData: PersonalDataStore;
   hasher: IdentityHasher;
   runtime: Runtime;
+  /** This process's command path (queue, recent states, snapshots, retries). */
+  commands: CommandPath;
   /** Lower-cased emails that register as admins. */
   adminEmails: readonly string[];
   /** The tenant id a client's workspace gets: derived from the user id, so provisioning is idempotent. */
@@ -43,7 +46,7 @@ export type RegisteredUser = Exclude<UserState, { status: 'unregistered' }>;
 
 export function accountsService(deps: AccountsDependencies) {
   const { store, personalData, hasher, runtime } = deps;
-  const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata });
+  const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata, path: deps.commands });
   const now = () => runtime.now().toISOString();
 
   async function view(state: RegisteredUser): Promise<UserView> {
@@ -61,7 +64,7 @@ export function accountsService(deps: AccountsDependencies) {
   }
 
   async function load(userId: string): Promise<UserState> {
-    return (await loadState(store, userStream(userId), userDecider)).state;
+    return (await loadState(store, userStream(userId), userDecider, deps.commands)).state;
   }
 
   async function requireUser(userId: string): Promise<RegisteredUser> {

@@ -4,6 +4,7 @@
  * wins, so concurrent redemptions can never overdraw a wallet.
  */
 import { handleCommand, loadState, type CommandResult } from '../shared/command-handler.ts';
+import type { CommandPath } from '../shared/command-path.ts';
 import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
 import type { EventMetadata, EventStore, Position } from '../ports/event-store.ts';
@@ -13,6 +14,8 @@ import { walletDecider, walletStream, type WalletCommand, type WalletEvent, type
 export interface WalletsDependencies {
   store: EventStore;
   runtime: Runtime;
+  /** This process's command path (queue, recent states, snapshots, retries). */
+  commands: CommandPath;
 }
 
 /** A merchant's redemption. The idempotency key makes a retried request answer as the first one did. */
@@ -50,8 +53,8 @@ function withinTenant(tenantId: string): Decider<WalletCommand, WalletEvent, Wal
 }
 
 export function walletsService(deps: WalletsDependencies) {
-  const { store, runtime } = deps;
-  const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata });
+  const { store, runtime, commands } = deps;
+  const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata, path: commands });
 
   /** The answer the request with this key got the first time: the balance once its event applied, and its position. */
   async function firstAnswer(walletId: string, isOriginal: (event: WalletEvent) => boolean): Promise<WalletWriteResult> {
@@ -76,7 +79,7 @@ export function walletsService(deps: WalletsDependencies) {
   return {
     /** Fails with NotFound unless the wallet exists and belongs to the tenant. */
     async requireInTenant(tenantId: string, walletId: string): Promise<void> {
-      const { state } = await loadState(store, walletStream(walletId), walletDecider);
+      const { state } = await loadState(store, walletStream(walletId), walletDecider, commands);
       if (state.tenantId !== tenantId) throw new NotFound('Wallet');
     },
 

@@ -3,8 +3,10 @@
  * every change names its cause. Points are integers; a refund may take the balance below zero (as Square
  * Loyalty allows), a redemption never does.
  */
-import type { Decider } from '../shared/decider.ts';
+import { z } from 'zod';
+import type { Decider, StateSnapshots } from '../shared/decider.ts';
 import { DomainError } from '../shared/errors.ts';
+import { GrowOnlyMap, GrowOnlySet } from '../shared/grow-only.ts';
 import { walletEvents, type WalletEvent } from './events.ts';
 
 export type { WalletEvent } from './events.ts';
@@ -16,10 +18,18 @@ export interface WalletState {
   balance: number;
   lifetimeEarned: number;
   lifetimeRedeemed: number;
-  creditedPayments: ReadonlySet<string>;
-  reversedRefunds: ReadonlySet<string>;
+  /** These grow with the stream: append-only collections, so each event costs O(1) however long the wallet is. */
+  creditedPayments: GrowOnlySet<string>;
+  reversedRefunds: GrowOnlySet<string>;
   /** Redemptions and adjustments by idempotency key: what was asked, so a replay with another body is refused. */
-  requests: ReadonlyMap<string, { kind: 'redeem' | 'adjust'; points: number; reference: string | null; reason: string | null }>;
+  requests: GrowOnlyMap<string, WalletRequest>;
+}
+
+export interface WalletRequest {
+  kind: 'redeem' | 'adjust';
+  points: number;
+  reference: string | null;
+  reason: string | null;
 }
 
 export type WalletCommand =
@@ -49,9 +59,51 @@ export const initialWalletState: WalletState = {
   balance: 0,
   lifetimeEarned: 0,
   lifetimeRedeemed: 0,
-  creditedPayments: new Set(),
-  reversedRefunds: new Set(),
-  requests: new Map(),
+  creditedPayments: GrowOnlySet.empty(),
+  reversedRefunds: GrowOnlySet.empty(),
+  requests: GrowOnlyMap.empty(),
+};
+
+const walletSnapshotSchema = z.object({
+  walletId: z.string().nullable(),
+  tenantId: z.string().nullable(),
+  consumerId: z.string().nullable(),
+  balance: z.number().int(),
+  lifetimeEarned: z.number().int(),
+  lifetimeRedeemed: z.number().int(),
+  creditedPayments: z.array(z.string()),
+  reversedRefunds: z.array(z.string()),
+  requests: z.array(
+    z.tuple([
+      z.string(),
+      z.object({ kind: z.enum(['redeem', 'adjust']), points: z.number().int(), reference: z.string().nullable(), reason: z.string().nullable() }),
+    ]),
+  ),
+});
+
+/** A wallet's state as a snapshot: its sets and its map as arrays, in insertion order. */
+export const walletSnapshots: StateSnapshots<WalletState> = {
+  version: 1,
+  toJson: (state) => ({
+    walletId: state.walletId,
+    tenantId: state.tenantId,
+    consumerId: state.consumerId,
+    balance: state.balance,
+    lifetimeEarned: state.lifetimeEarned,
+    lifetimeRedeemed: state.lifetimeRedeemed,
+    creditedPayments: state.creditedPayments.values(),
+    reversedRefunds: state.reversedRefunds.values(),
+    requests: state.requests.entries().map(([key, request]) => [key, { ...request }]),
+  }),
+  fromJson(json) {
+    const parsed = walletSnapshotSchema.parse(json);
+    return {
+      ...parsed,
+      creditedPayments: GrowOnlySet.from(parsed.creditedPayments),
+      reversedRefunds: GrowOnlySet.from(parsed.reversedRefunds),
+      requests: GrowOnlyMap.from(parsed.requests),
+    };
+  },
 };
 
 function owner(state: WalletState) {
@@ -62,6 +114,7 @@ function owner(state: WalletState) {
 export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
   codec: walletEvents,
   initialState: initialWalletState,
+  snapshots: walletSnapshots,
   decide(command, state) {
     switch (command.type) {
       case 'CreditPoints': {
@@ -130,7 +183,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           ...opened,
           balance: state.balance + event.data.points,
           lifetimeEarned: state.lifetimeEarned + event.data.points,
-          creditedPayments: new Set(state.creditedPayments).add(event.data.paymentId),
+          creditedPayments: state.creditedPayments.add(event.data.paymentId),
         };
       case 'PointsReversed':
         return {
@@ -138,7 +191,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           ...opened,
           balance: state.balance - event.data.points,
           lifetimeEarned: state.lifetimeEarned - event.data.points,
-          reversedRefunds: new Set(state.reversedRefunds).add(event.data.refundId),
+          reversedRefunds: state.reversedRefunds.add(event.data.refundId),
         };
       case 'PointsRedeemed':
         return {
@@ -146,11 +199,11 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           ...opened,
           balance: state.balance - event.data.points,
           lifetimeRedeemed: state.lifetimeRedeemed + event.data.points,
-          requests: new Map(state.requests).set(event.data.idempotencyKey, { kind: 'redeem', points: event.data.points, reference: event.data.reference, reason: null }),
+          requests: state.requests.set(event.data.idempotencyKey, { kind: 'redeem', points: event.data.points, reference: event.data.reference, reason: null }),
         };
       case 'PointsAdjusted': {
         const requests = event.data.idempotencyKey
-          ? new Map(state.requests).set(event.data.idempotencyKey, { kind: 'adjust' as const, points: event.data.points, reference: null, reason: event.data.reason })
+          ? state.requests.set(event.data.idempotencyKey, { kind: 'adjust' as const, points: event.data.points, reference: null, reason: event.data.reason })
           : state.requests;
         return { ...state, ...opened, balance: state.balance + event.data.points, requests };
       }

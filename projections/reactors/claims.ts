@@ -10,6 +10,7 @@ import { CLAIM_WINDOW_DAYS, purchaseDecider, purchaseStream } from '../../domain
 import { purchaseCompleted } from '../../domain/payments/events.ts';
 import { userPhoneChanged, userRegistered } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
+import type { CommandPath } from '../../domain/shared/command-path.ts';
 import { assertNever } from '../../domain/shared/decider.ts';
 import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/codec.ts';
 import { reactor, type Reactor, type ReactorContext } from '../projection.ts';
@@ -18,6 +19,8 @@ import { heldPointsProjection } from '../held-points.ts';
 export interface ClaimsDependencies {
   store: EventStore;
   newId(): string;
+  /** This process's command path (queue, recent states, snapshots, retries). */
+  commands: CommandPath;
   walletIdFor(tenantId: string, consumerId: string): string;
 }
 
@@ -32,7 +35,7 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
       purchaseStream(paymentId),
       purchaseDecider,
       { type: 'ClaimHeldPoints', consumerId, walletId: deps.walletIdFor(tenantId, consumerId), identityHash, now: cause.recordedAt.toISOString() },
-      { newId: deps.newId, metadata: { correlationId: cause.metadata.correlationId ?? cause.id, causationId: cause.id, actor: 'system:claims' } },
+      { newId: deps.newId, path: deps.commands, metadata: { correlationId: cause.metadata.correlationId ?? cause.id, causationId: cause.id, actor: 'system:claims' } },
     );
   }
 

@@ -8,6 +8,7 @@
 import type { EventStore } from '../../domain/ports/event-store.ts';
 import { heldPointsClaimed, purchaseCompleted, refundApplied } from '../../domain/payments/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
+import type { CommandPath } from '../../domain/shared/command-path.ts';
 import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/codec.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
 import { reactor, type Reactor } from '../projection.ts';
@@ -23,7 +24,7 @@ function commandFor(e: Handled): WalletCommand | undefined {
   return walletCommandFor(e);
 }
 
-export function walletCreditsReactor(store: EventStore, newId: () => string): Reactor {
+export function walletCreditsReactor(store: EventStore, newId: () => string, path: CommandPath): Reactor {
   return reactor({
     name: 'wallet_credits',
     events: walletCreditsEvents,
@@ -42,6 +43,7 @@ export function walletCreditsReactor(store: EventStore, newId: () => string): Re
           for (const { command, cause } of commands) {
             await handleCommand(store, walletStream(walletId), walletDecider, command, {
               newId,
+              path,
               metadata: {
                 correlationId: cause.metadata.correlationId ?? cause.id,
                 causationId: cause.id,

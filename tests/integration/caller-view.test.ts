@@ -12,6 +12,7 @@ import { userStream } from '../../domain/users/events.ts';
 import { callerView } from '../../projections/caller-view.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
+import { testCommandPath } from '../support/command-path.ts';
 
 /** What another instance's suspension may take to bind here: the feed's latency (NOTIFY), well inside the 1 s poll. */
 const BOUND_MS = 1_000;
@@ -31,7 +32,7 @@ test.after.always(async () => {
   await database?.drop();
 });
 
-const context = { newId: () => uuid(), metadata: {} };
+const context = { newId: () => uuid(), metadata: {}, path: testCommandPath() };
 const now = () => new Date().toISOString();
 
 async function registerConsumer(store: EventStore): Promise<string> {

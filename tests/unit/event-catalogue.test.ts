@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { eventCatalogue, feedReaders } from '../../projections/catalogue.ts';
 import { allProjections } from '../../projections/index.ts';
+import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 
 test('README shows the generated event catalogue (npm run catalogue)', (t) => {
@@ -12,7 +13,7 @@ test('README shows the generated event catalogue (npm run catalogue)', (t) => {
 });
 
 test('the catalogue names every projection and reactor the runner feeds, by the event types it handles', (t) => {
-  const fed = allProjections({ store: new InMemoryEventStore(), newId: () => 'id', walletIdFor: (tenant, consumer) => `${tenant}:${consumer}` });
+  const fed = allProjections({ store: new InMemoryEventStore(), newId: () => 'id', walletIdFor: (tenant, consumer) => `${tenant}:${consumer}`, commands: testCommandPath() });
   t.deepEqual(
     feedReaders.map((r) => [r.name, r.eventTypes]),
     fed.map((p) => [p.name, p.eventTypes]),

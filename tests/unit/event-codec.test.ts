@@ -13,6 +13,7 @@ import type { JsonObject, RecordedEvent } from '../../domain/ports/event-store.t
 import { purchaseEvents } from '../../domain/payments/events.ts';
 import { purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
 import { walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
+import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 
 const FIXTURES = new URL('../fixtures/events/', import.meta.url);
@@ -99,8 +100,9 @@ test('a command on a stream holding an undecodable event stops without appending
   const { points, ...rest } = fixture('PointsCredited', 1).data;
   await store.append(walletStream(walletId), [{ id: uuid(), type: 'PointsCredited', data: { ...rest, walletId, pointz: points ?? 0 } }], 'no_stream');
   await t.throwsAsync(loadState(store, walletStream(walletId), walletDecider), { instanceOf: EventDecodeFailed });
+  await t.throwsAsync(loadState(store, walletStream(walletId), walletDecider, testCommandPath()), { instanceOf: EventDecodeFailed }, 'the command path folds through the codec too');
   await t.throwsAsync(
-    handleCommand(store, walletStream(walletId), walletDecider, { type: 'RedeemPoints', walletId, points: 5, idempotencyKey: 'k1', reference: null, by: 'user:1' }, { newId: uuid, metadata: {} }),
+    handleCommand(store, walletStream(walletId), walletDecider, { type: 'RedeemPoints', walletId, points: 5, idempotencyKey: 'k1', reference: null, by: 'user:1' }, { newId: uuid, metadata: {}, path: testCommandPath() }),
     { instanceOf: EventDecodeFailed, message: new RegExp(`${walletStream(walletId)} revision 0`) },
   );
   t.is((await store.readStream(walletStream(walletId))).length, 1, 'nothing was appended');
@@ -109,13 +111,13 @@ test('a command on a stream holding an undecodable event stops without appending
 test('writers stamp the current version of each type in the metadata', async (t) => {
   const store = new InMemoryEventStore();
   const payment = { paymentId: 'pay_9', status: 'COMPLETED', amountMinor: 1000, tipMinor: 0, totalMinor: 1000, currency: 'USD', customerId: null, locationId: 'L1', updatedAt: '2026-11-10T12:00:05Z', createdAt: '2026-11-10T11:59:00Z' };
-  await handleCommand(store, purchaseStream('pay_9'), purchaseDecider, { type: 'ObserveRefund', tenantId: 't1', refundId: 'r1', paymentId: 'pay_9', status: 'COMPLETED', amountMinor: 100, source: 'test' }, { newId: uuid, metadata: { actor: 'test' } });
+  await handleCommand(store, purchaseStream('pay_9'), purchaseDecider, { type: 'ObserveRefund', tenantId: 't1', refundId: 'r1', paymentId: 'pay_9', status: 'COMPLETED', amountMinor: 100, source: 'test' }, { newId: uuid, metadata: { actor: 'test' }, path: testCommandPath() });
   const result = await handleCommand(
     store,
     purchaseStream('pay_9'),
     purchaseDecider,
     { type: 'ObservePayment', tenantId: 't1', merchantId: 'M1', payment, identityHashes: [], resolution: { kind: 'anonymous' }, activeRule: null, source: 'test' },
-    { newId: uuid, metadata: { actor: 'test' } },
+    { newId: uuid, metadata: { actor: 'test' }, path: testCommandPath() },
   );
   t.deepEqual(result.events.map((e) => e.type), ['PurchaseCompleted', 'RefundApplied']);
   const stored = await store.readStream(purchaseStream('pay_9'));

@@ -9,6 +9,7 @@ import { ingestionService, type IngestionFact } from '../../domain/payments/inge
 import type { SquarePayment, SquareRefund } from '../../domain/ports/square.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
 import { walletCreditsReactor } from '../../projections/reactors/wallet-credits.ts';
+import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
 
@@ -80,6 +81,7 @@ async function deliver(facts: Fact[], options: { batches?: readonly number[]; in
   const store = new InMemoryEventStore();
   let next = 0;
   const newId = () => `00000000-0000-4000-8000-${String(++next).padStart(12, '0')}`;
+  const commands = testCommandPath();
   const ingestion = ingestionService({
     store,
     runtime: { now: () => new Date('2026-11-03T00:00:00Z'), newId },
@@ -109,7 +111,7 @@ async function deliver(facts: Fact[], options: { batches?: readonly number[]; in
     }
   }
   // The reactor may see the feed more than once (a crash before its checkpoint): run it twice.
-  const reactor = walletCreditsReactor(store, newId);
+  const reactor = walletCreditsReactor(store, newId, commands);
   const feed = [...store.all];
   // It reads no read model: a query would be a mistake.
   const context = { db: { query: () => Promise.reject(new Error('wallet_credits reads no read model')) } };
