@@ -51,6 +51,8 @@ import { eventStreamRoutes } from './http/routes/event-stream.ts';
 import { LiveTail } from './projections/live-tail.ts';
 import { metricsRouter } from './http/routes/metrics.ts';
 import { createMetrics, LAG_COUNT_CAP, type Metrics } from './adapters/metrics.ts';
+import { oldestAppendInFlight } from './adapters/eventstore/postgres-horizon.ts';
+import { callerView, forgetOnAppend } from './projections/caller-view.ts';
 import { withPollMetrics, withRefreshMetrics } from './adapters/metrics-hooks.ts';
 import { instrumentEventStore } from './adapters/eventstore/instrumented.ts';
 import { provideCommandPath } from './adapters/commands/path.ts';
@@ -274,8 +276,12 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       onSnapshotError: (stream, error) => log.warn({ err: error, stream }, 'stream snapshot not written or not readable (a cache: the stream is folded from its start)'),
     });
     const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
+    // Callers' role, status and tenant in memory, current from the feed (projections/caller-view.ts).
+    const callers = callerView(store, { onError: (error) => log.warn({ err: error }, 'caller view: subscription ended; reading callers from their streams until it is back') });
+    callers.start();
+    cleanups.unshift(() => callers.stop());
     const accounts = accountsService({
-      store,
+      store: forgetOnAppend(store, callers),
       personalData: postgresPersonalData(pool),
       hasher,
       runtime,
@@ -333,6 +339,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       isAfter: (a, b) => store.isAfter(a, b),
       ...(config.EVENTSTORE_URL ? {} : { checkpoint: postgresCheckpointProbe(pool, LAG_COUNT_CAP) }),
     });
+    if (!config.EVENTSTORE_URL) metrics.observeFeedHorizon(() => oldestAppendInFlight(pool));
     cleanups.unshift(() => runner.stop());
     const rebuilds = new ProjectionRebuilds(pool, { connectionString: database.url }, store, projections, log, runtime.newId, {
       onProgress: (job) => metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null),
@@ -452,7 +459,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
           providerConfirmsContacts: config.AUTH_PROVIDER_CONFIRMS_CONTACTS,
         },
       }),
-      loadUser: (userId) => accounts.load(userId),
+      loadUser: (userId) => callers.load(userId),
       workspaceExists: async (tenantId) => (await loadState(store, workspaceStream(tenantId), workspaceDecider)).state.status !== 'none',
       cronSecret: config.CRON_SECRET,
     });
@@ -498,7 +505,15 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         posPageRouter(),
         healthRouter([
           { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
-          { name: 'eventStore', check: async () => (await store.ping(), { ok: true }) },
+          {
+            name: 'eventStore',
+            // Still ready when an append holds the feed back (every instance shares it), but it is named here.
+            check: async () => {
+              await store.ping();
+              const oldest = config.EVENTSTORE_URL ? undefined : await oldestAppendInFlight(pool);
+              return { ok: true, detail: oldest && oldest.ageSeconds >= 1 ? { feedHeldBackBy: oldest } : undefined };
+            },
+          },
           {
             name: 'migrations',
             check: async () => {

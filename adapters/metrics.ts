@@ -58,6 +58,8 @@ export interface Metrics {
   rebuildProgress(projection: string, ratio: number | null): void;
   /** Starts reporting the projections' state, checkpoint and lag, read on every scrape. */
   observeProjections(probe: ProjectionsProbe): void;
+  /** Starts reporting the age of the oldest append in progress (the feed's horizon), read on every scrape. */
+  observeFeedHorizon(probe: () => Promise<{ ageSeconds: number } | undefined>): void;
 }
 
 /** Options of `createMetrics`. */
@@ -247,6 +249,22 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   });
 
+  let feedHorizon: (() => Promise<{ ageSeconds: number } | undefined>) | undefined;
+  new Gauge({
+    name: 'tally_event_feed_horizon_age_seconds',
+    help: 'How long the oldest append still in progress has been open: the event feed stops before it (0 when none).',
+    registers,
+    async collect() {
+      if (!feedHorizon) return;
+      const oldest = await feedHorizon().catch((error: unknown) => {
+        options.onCollectError?.(error);
+        return null;
+      });
+      if (oldest === null) this.reset();
+      else this.set(oldest?.ageSeconds ?? 0);
+    },
+  });
+
   return {
     contentType: registry.contentType,
     exposition: () => registry.metrics(),
@@ -281,6 +299,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     observeProjections(next) {
       probe = next;
       reading = undefined;
+    },
+    observeFeedHorizon(next) {
+      feedHorizon = next;
     },
   };
 }

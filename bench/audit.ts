@@ -30,6 +30,8 @@ import {
   withBenchDatabase,
   withClient,
   writeResults,
+  reportCorrectness,
+  runBenchmark,
 } from './support.ts';
 
 const flags = parseFlags();
@@ -261,7 +263,8 @@ interface CaseResult {
   indexes: string[];
 }
 
-async function measure(pool: pg.Pool, c: Case, baseline: Baseline): Promise<CaseResult> {
+/** `problems` receives every page that differs from what the plain query says it must hold. */
+async function measure(pool: pg.Pool, c: Case, baseline: Baseline, problems: string[]): Promise<CaseResult> {
   const { where, params } = plainWhere(c.filter);
   const matches = Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM audit_events ${where}`, params)).rows[0]!.n);
   const depth = Math.max(0, Math.floor(matches * DEPTH) - 1);
@@ -273,9 +276,9 @@ async function measure(pool: pg.Pool, c: Case, baseline: Baseline): Promise<Case
   const cursor = around.rows[0] ? encodeAuditCursor('newest', around.rows[0].seq) : undefined;
   const deep = await auditPage(pool, c.filter, { cursor, limit: PAGE });
   const wanted = around.rows[1]?.event_id;
-  if (deep.items[0]?.eventId !== wanted) throw new Error(`${c.name}: the deep page starts at ${deep.items[0]?.eventId}, the plain query says ${wanted}`);
+  if (deep.items[0]?.eventId !== wanted) problems.push(`${c.name}: the deep page starts at ${deep.items[0]?.eventId}, the plain query says ${wanted}`);
   const first = await auditPage(pool, c.filter, { limit: PAGE });
-  if (first.items.length !== Math.min(PAGE, matches)) throw new Error(`${c.name}: the first page has ${first.items.length} items of ${matches} matches`);
+  if (first.items.length !== Math.min(PAGE, matches)) problems.push(`${c.name}: the first page has ${first.items.length} items of ${matches} matches`);
 
   const timed = await timeInTurns(CONFIG.runs, CONFIG.warmup, {
     first: () => auditPage(pool, c.filter, { limit: PAGE }),
@@ -306,9 +309,10 @@ async function main(): Promise<void> {
       const baselineSql = `SELECT seq, event_id, position, stream, revision, type, recorded_at, actor, tenant_id, wallet_id, payment_id, correlation_id, causation_id, data
                              FROM audit_events ORDER BY seq DESC LIMIT ${PAGE + 1}`;
       const results: CaseResult[] = [];
+      const problems: string[] = [];
       for (const c of await sampleCases(pool)) {
         log(`  ${c.name}...`);
-        results.push(await measure(pool, c, () => pool.query(baselineSql)));
+        results.push(await measure(pool, c, () => pool.query(baselineSql), problems));
       }
       const baseline = timing(results.map((r) => r.baseline.p50));
 
@@ -355,13 +359,14 @@ async function main(): Promise<void> {
         cases: results,
       });
       log(`Results written to ${file}`);
+      reportCorrectness(
+        problems.length === 0,
+        problems.length === 0 ? `the first and the deep page of all ${results.length} filters hold what a plain query of audit_events says` : problems.join('; '),
+      );
     } finally {
       await pool.end();
     }
   });
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+runBenchmark(main);

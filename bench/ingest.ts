@@ -79,6 +79,7 @@ import {
   withClient,
   type BenchDatabase,
   type LoadResult,
+  reportCorrectness,
 } from './support.ts';
 import { cpuSnapshot, cpuSplit, postgresPids, withCpuProfile, type CpuSplit, type HotFunction } from './profile.ts';
 import { notes, resultsTable, writeReport, type ResultRow } from './report.ts';
@@ -908,7 +909,7 @@ async function main(): Promise<boolean> {
         `${count(all.credits)} credit rows in wallet_ledger for ${count(all.distinctPayments)} distinct payments; ${count(all.expected)} of ${count(everything.length)} payments (burst and open loop) had a matching consumer ` +
         `(${count(everything.length - all.expected)} walk-ins held anonymously); inbox outcomes ${JSON.stringify(all.outcomes)}; ` +
         `${allCorrect ? 'every matched payment credited exactly once' : 'MISMATCH'}`;
-      log(`Correctness: ${correctness}`);
+      reportCorrectness(allCorrect, correctness);
 
       // ------------------------------------------------------------------ reads
       const bare = new Koa();

@@ -140,9 +140,12 @@ export function tracePool(target: pg.Pool, label: (sql: string) => string, rewri
     get(t, prop) {
       if (prop === 'query') return wrapQuery(t.query.bind(t) as Query);
       if (prop === 'connect') {
+        // Both ways pg hands out a connection: the promise, and the callback (which runs synchronously at
+        // hand-out; adapters/postgres/transaction.ts relies on that, so it is passed through, not emulated).
         return (callback?: unknown) => {
-          if (typeof callback === 'function') throw new Error('tracePool: callback-style connect is not supported');
-          return t.connect().then(wrapClient);
+          if (typeof callback !== 'function') return t.connect().then(wrapClient);
+          const done = callback as (error: Error | undefined, client: pg.PoolClient | undefined, release: (error?: Error | boolean) => void) => void;
+          return t.connect((error, client, release) => done(error, client ? wrapClient(client) : client, release));
         };
       }
       return Reflect.get(t, prop, t);

@@ -1,5 +1,5 @@
 /**
- * `node --import=tsx bench/reads.ts [--consumers=<n>] [--runs=<n>] [--rounds=<n>] [--slice=<ms>] [--tenants=<n>] [--cpu] [--profile] [--perf] [--log-level=<level>] > /dev/null`:
+ * `node --import=tsx bench/reads.ts [--quick] [--consumers=<n>] [--runs=<n>] [--rounds=<n>] [--slice=<ms>] [--tenants=<n>] [--cpu] [--profile] [--perf] [--log-level=<level>] > /dev/null`:
  * where the time of `GET /api/v1/me/wallets` goes, against a bare Koa route running the same SQL.
  *
  * The focused version of bench/ingest.ts's read phase, without the webhook phase: Tally runs in this process
@@ -14,6 +14,7 @@
  * `--profile`: also a CPU profile of this process while only Tally's route is loaded (self time, top 25).
  * `--perf`: also `perf record -e cpu-clock -g` of this process (CPU, not wall time: syscalls included) while
  *   only Tally's route is loaded, to /tmp/reads-tally.perf.data (run `node --perf-basic-prof` for JS names).
+ * `--quick`: 200 consumers, 5 merchants, one run of 2 slices of 500 ms per side (a smoke test of the benchmark).
  * `--log-level`: Tally's log level (default `info`, as in production: one line per request, to stdout, which is
  *   Tally's own log here: run with `> /dev/null`; the report goes to stderr and bench/results/reads.json).
  */
@@ -27,7 +28,22 @@ import Koa from 'koa';
 import { startTally, type Tally } from '../main.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { walletsOfConsumer } from '../projections/read/wallets.ts';
-import { BENCH_DIR, benchApi, formatRatio, log, machineInfo, machineSummary, mapLimit, now, withBenchDatabase, withClient, writeResults, type LoadResult } from './support.ts';
+import {
+  BENCH_DIR,
+  benchApi,
+  formatRatio,
+  log,
+  machineInfo,
+  machineSummary,
+  mapLimit,
+  now,
+  reportCorrectness,
+  runBenchmark,
+  withBenchDatabase,
+  withClient,
+  writeResults,
+  type LoadResult,
+} from './support.ts';
 import { cpuSnapshot, cpuSplit, postgresPids, withCpuProfile, type HotFunction } from './profile.ts';
 import type { ReadSpec } from './ingest-load.ts';
 
@@ -40,14 +56,15 @@ const numberFlag = (name: string, fallback: number) => {
   if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive whole number`);
   return value;
 };
-const unknown = argv.filter((a) => !['--cpu', '--profile', '--perf'].includes(a) && !/^--(consumers|tenants|runs|rounds|slice|log-level)=/.test(a));
+const unknown = argv.filter((a) => !['--quick', '--cpu', '--profile', '--perf'].includes(a) && !/^--(consumers|tenants|runs|rounds|slice|log-level)=/.test(a));
 if (unknown.length) throw new Error(`Unknown argument(s): ${unknown.join(' ')}`);
 
-const CONSUMERS = numberFlag('consumers', 1000);
-const TENANTS = numberFlag('tenants', 20);
-const RUNS = numberFlag('runs', 3);
-const ROUNDS = numberFlag('rounds', 4);
-const SLICE_MS = numberFlag('slice', 1000);
+const QUICK = argv.includes('--quick');
+const CONSUMERS = numberFlag('consumers', QUICK ? 200 : 1000);
+const TENANTS = numberFlag('tenants', QUICK ? 5 : 20);
+const RUNS = numberFlag('runs', QUICK ? 1 : 3);
+const ROUNDS = numberFlag('rounds', QUICK ? 2 : 4);
+const SLICE_MS = numberFlag('slice', QUICK ? 500 : 1000);
 const CPU = argv.includes('--cpu');
 const PROFILE = argv.includes('--profile');
 /** `perf record` (cpu-clock, with kernel stacks) of this process while only Tally's route is loaded; run node with --perf-basic-prof. */
@@ -208,7 +225,18 @@ async function main(): Promise<void> {
         log(`perf data: ${file}`);
       }
 
+      // What both sides answered must be the same wallets, and every request of the load must have been a 200.
+      const checked = consumers.filter((_, j) => j % Math.max(1, Math.floor(CONSUMERS / 50)) === 0);
+      const differing: string[] = [];
+      for (const consumer of checked) {
+        const viaTally = await call('GET', '/api/v1/me/wallets', { token: consumer.token });
+        const direct = JSON.parse(JSON.stringify(await walletsOfConsumer(tally.pool, consumer.id)));
+        if (viaTally.status !== 200 || JSON.stringify(viaTally.body) !== JSON.stringify(direct)) differing.push(consumer.id);
+      }
+      const failedRequests = runs.flatMap((x) => x.errors);
+
       const summary = {
+        quick: QUICK,
         machine: machineSummary(machine),
         size: { consumers: CONSUMERS, tenants: TENANTS, runs: RUNS, rounds: ROUNDS, sliceMs: SLICE_MS, logLevel: LOG_LEVEL },
         tally: { rate: tallyRate, p99: meanP99('tally') },
@@ -220,6 +248,11 @@ async function main(): Promise<void> {
       };
       log(`Results written to ${await writeResults('reads', summary)}`);
       log(`Overall: Tally ${Math.round(tallyRate)}/s (p99 ${meanP99('tally').toFixed(1)} ms) vs bare ${Math.round(bareRate)}/s (p99 ${meanP99('bare').toFixed(1)} ms): ${formatRatio(tallyRate / bareRate)}`);
+      reportCorrectness(
+        differing.length === 0 && failedRequests.length === 0,
+        `${checked.length - differing.length} of ${checked.length} sampled consumers got the same wallets from GET /api/v1/me/wallets as from the bare query` +
+          `${differing.length ? ` (differ: ${differing.slice(0, 3).join(', ')})` : ''}; non-200 answers under load: ${failedRequests.length ? failedRequests.join(', ') : 'none'}`,
+      );
     } finally {
       await new Promise<void>((resolve) => (bareServer ? bareServer.close(() => resolve()) : resolve()));
       await tally?.stop().catch((error) => log(`Tally did not stop cleanly: ${String(error)}`));
@@ -228,10 +261,4 @@ async function main(): Promise<void> {
   }, 'tally_bench_reads');
 }
 
-main().then(
-  () => process.exit(0),
-  (error) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchmark(main);

@@ -38,6 +38,8 @@ import {
   withBenchDatabase,
   withClient,
   type BenchDatabase,
+  reportCorrectness,
+  runBenchmark,
 } from './support.ts';
 import { notes, resultsTable, writeReport, type ResultRow } from './report.ts';
 import { cpuSnapshot, cpuSplit, postgresPids, statsObject, tracePool, withCpuProfile, type CpuSplit } from './profile.ts';
@@ -571,10 +573,13 @@ async function main(): Promise<void> {
       },
     });
     log(`Results written to ${file}`);
+    reportCorrectness(
+      asIs.correct,
+      asIs.correct
+        ? `the rebuilt wallets (${count(asIs.totals.wallets)} wallets, ${count(asIs.totals.ledgerRows)} ledger rows, balance ${count(asIs.totals.balance)}) equal the totals summed from the ${count(expected.events)} events`
+        : `rebuild ${asIs.state}; rebuilt ${JSON.stringify(asIs.totals)}, summed from the events ${JSON.stringify(expected)}`,
+    );
   }, 'tally_bench_rebuild');
 }
 
-main().catch((error) => {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
-});
+runBenchmark(main);

@@ -21,7 +21,7 @@ import type { EventStore, Position } from '../domain/ports/event-store.ts';
 import { pointsDelta, WALLET_EVENT_TYPES, type WalletEvent } from '../domain/wallets/wallet.ts';
 import { readCheckpoint } from '../projections/feed.ts';
 import { reconciler, type ReconcileReport } from '../projections/ops/reconcile.ts';
-import { log, machineInfo, machineSummary, now, openPool, checkpoint, withBenchDatabase, withClient, formatDuration, formatRatio } from './support.ts';
+import { log, machineInfo, machineSummary, now, openPool, checkpoint, withBenchDatabase, withClient, formatDuration, formatRatio, reportCorrectness, runBenchmark } from './support.ts';
 import { cpuSnapshot, cpuSplit, postgresPids, statsObject, tracePool, withCpuProfile, type CpuSplit, type HotFunction } from './profile.ts';
 import { buildReadModelFromEvents, fillWalletHistory, FULL_HISTORY, QUICK_HISTORY, type HistoryShape } from './wallet-history.ts';
 import { notes, resultsTable, writeReport, type ResultRow } from './report.ts';
@@ -369,10 +369,11 @@ async function main(): Promise<void> {
       diagnostics: { fillMs: Math.round(fill.ms), buildMs: Math.round(built.ms), shape: SHAPE, profile: profiled ? { hot: profiled.hot, cpu: profiled.cpu, elapsedMs: profiled.elapsedMs } : null },
     });
     log(`Results written to ${file}`);
+    reportCorrectness(
+      correct,
+      `${asIs.report.mismatches} mismatches over ${count(asIs.report.walletsChecked)} of ${count(SHAPE.wallets)} wallets, ${count(asIs.report.eventsReplayed)} of ${count(SHAPE.events)} events replayed (expected: 0 mismatches, all of both)`,
+    );
   }, 'tally_bench_reconcile');
 }
 
-main().catch((error) => {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
-});
+runBenchmark(main);

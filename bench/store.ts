@@ -46,6 +46,8 @@ import {
   type LoadResult,
   type Operation,
   type QueryInterceptor,
+  reportCorrectness,
+  runBenchmark,
 } from './support.ts';
 
 const flags = parseFlags();
@@ -802,7 +804,6 @@ async function main(): Promise<void> {
         `correctness: ${many.correctness.streamsWrong === 0 ? 'ok' : 'FAILED'}, ${count(many.correctness.eventsChecked)} events in ` +
         `${count(many.correctness.streams)} streams, ${many.correctness.streamsWrong} streams not exactly as written`,
     );
-    if (many.correctness.streamsWrong > 0) process.exitCode = 1;
     rows.push({
       measurement: `appendMany, ${MANY_STREAMS} streams × ${MANY_EVENTS} events, concurrency ${MANY_CONCURRENCY}`,
       tally: many.many.rate * perOperation,
@@ -826,6 +827,14 @@ async function main(): Promise<void> {
       CONFIG.tailDiagnosticRounds,
     );
 
+    // Every append measured above, through the store and the prototypes, must have left whole streams behind.
+    const appended = await withClient(db.url, async (client) => {
+      const { rows } = await client.query<{ streams: number; events: number; broken: number }>(
+        `SELECT count(*)::int AS streams, coalesce(sum(n), 0)::int AS events, count(*) FILTER (WHERE first <> 0 OR last <> n - 1)::int AS broken
+           FROM (SELECT count(*) AS n, min(stream_revision) AS first, max(stream_revision) AS last FROM events GROUP BY stream_name) AS s`,
+      );
+      return rows[0]!;
+    });
     log(`Filling ${count(CONFIG.readEvents)} events for the read (setup, not measured)...`);
     const fill = await timeThroughput(async () => (await fillEvents(db, CONFIG.readEvents), CONFIG.readEvents));
     log(`  filled in ${formatDuration(fill.elapsedMs)}`);
@@ -960,10 +969,13 @@ async function main(): Promise<void> {
       },
     });
     log(`Results written to ${file}`);
+    const readAll = reads.store.complete ? `readAll delivered all ${count(reads.store.events)} events` : `readAll stopped by its time budget after ${count(reads.store.events)} events`;
+    reportCorrectness(
+      appended.events > 0 && appended.broken === 0 && many.correctness.streamsWrong === 0,
+      `${count(appended.events)} appended events in ${count(appended.streams)} streams, ${appended.broken} streams with a gap or not starting at revision 0; ` +
+        `appendMany: ${many.correctness.streamsWrong} of ${count(many.correctness.streams)} streams not exactly as written; ${readAll}`,
+    );
   });
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+runBenchmark(main);

@@ -196,26 +196,34 @@ export function instrumentPool(target: pg.Pool, interceptor: QueryInterceptor = 
   const stats: InstrumentedPool = { pool: target, counts: new Map(), rewritten: 0, diverted: 0, prepared: 0, last: new Map() };
   const query = (sqlOrConfig: unknown, params?: unknown, callback?: unknown): unknown => {
     const send = target.query.bind(target) as (...args: unknown[]) => unknown;
-    if (typeof sqlOrConfig !== 'string') return send(sqlOrConfig, params, callback);
-    const label = interceptor.label?.(sqlOrConfig) ?? 'query';
+    // The adapters send text, or a query config (`{ text, values, name? }`: named statements are prepared once per connection).
+    const config = typeof sqlOrConfig === 'object' && sqlOrConfig !== null ? (sqlOrConfig as { text?: unknown; values?: unknown; name?: unknown }) : undefined;
+    if (config && typeof config.text !== 'string') return send(sqlOrConfig, params, callback);
+    if (config) callback = params;
+    const text = config ? (config.text as string) : (sqlOrConfig as string);
+    const values = config ? config.values : params;
+    const label = interceptor.label?.(text) ?? 'query';
     const count = (key: string) => stats.counts.set(key, (stats.counts.get(key) ?? 0) + 1);
-    const diverted = interceptor.divert?.(sqlOrConfig, Array.isArray(params) ? params : []);
+    const diverted = interceptor.divert?.(text, Array.isArray(values) ? values : []);
     if (diverted) {
       stats.diverted++;
       count(`${label} (diverted)`);
       return diverted;
     }
     count(label);
-    const rewritten = interceptor.rewrite?.(sqlOrConfig);
-    if (rewritten !== undefined && rewritten !== sqlOrConfig) stats.rewritten++;
-    const sql = rewritten ?? sqlOrConfig;
-    stats.last.set(label, { sql, params: Array.isArray(params) ? params : [] });
-    const name = interceptor.prepareAs?.(sql);
-    if (name !== undefined) {
-      stats.prepared++;
-      return send({ name, text: sql, values: params }, callback);
-    }
-    return callback === undefined ? send(sql, params) : send(sql, params, callback);
+    const rewritten = interceptor.rewrite?.(text);
+    const changed = rewritten !== undefined && rewritten !== text;
+    if (changed) stats.rewritten++;
+    const sql = changed ? rewritten : text;
+    stats.last.set(label, { sql, params: Array.isArray(values) ? values : [] });
+    // A named statement whose text changed gets another name, so the connection does not run the prepared original.
+    const ownName = typeof config?.name === 'string' ? (changed ? `${config.name}_bench` : config.name) : undefined;
+    const prepareAs = interceptor.prepareAs?.(sql);
+    if (prepareAs !== undefined) stats.prepared++;
+    const name = ownName ?? prepareAs;
+    const out = name !== undefined ? { name, text: sql, values } : config ? { text: sql, values } : undefined;
+    if (out) return callback === undefined ? send(out) : send(out, callback);
+    return callback === undefined ? send(sql, values) : send(sql, values, callback);
   };
   stats.pool = new Proxy(target, { get: (t, prop) => (prop === 'query' ? query : Reflect.get(t, prop, t)) });
   return stats;
@@ -415,12 +423,44 @@ export function machineSummary(machine: MachineInfo): string {
   ].join('\n');
 }
 
-/** Writes `bench/results/<name>.json`, creating the directory; returns the path. */
+/** Where `--quick` runs write their results: not `bench/results/`, whose files are the measured runs the README's tables come from. */
+export const QUICK_RESULTS_DIR = path.join(RESULTS_DIR, 'quick');
+
+/**
+ * Writes `bench/results/<name>.json`, creating the directory; returns the path. A quick run (`data.quick`)
+ * writes to `bench/results/quick/` instead (ignored by git), so that CI's smoke runs never overwrite a
+ * measured result.
+ */
 export async function writeResults(name: string, data: unknown): Promise<string> {
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const file = path.join(RESULTS_DIR, `${name}.json`);
+  const dir = (data as { quick?: unknown } | null)?.quick === true ? QUICK_RESULTS_DIR : RESULTS_DIR;
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${name}.json`);
   await writeFile(file, `${JSON.stringify(data, null, 2)}\n`);
   return file;
+}
+
+/**
+ * The line every benchmark prints once, saying whether what it measured also computed the right thing:
+ * `correctness: OK: <what was checked>` or `correctness: WRONG: <what differs>`. A wrong result also sets the
+ * exit code to 1. CI (`.ci/run`) fails on a WRONG line, a missing line or a non-zero exit, never on a ratio.
+ */
+export function reportCorrectness(ok: boolean, what: string): void {
+  process.stderr.write(`correctness: ${ok ? 'OK' : 'WRONG'}: ${what}\n`);
+  if (!ok) process.exitCode = 1;
+}
+
+/**
+ * Runs a benchmark's `main` and exits: with 1 on a crash, else with the exit code a WRONG correctness line set
+ * (0 otherwise). Exiting explicitly also ends a run whose server or pools left a handle open.
+ */
+export function runBenchmark(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results in the items' order. */

@@ -24,7 +24,7 @@ export interface HistoryShape {
 }
 
 export const FULL_HISTORY: HistoryShape = { wallets: 50_000, events: 1_000_000, tenants: 50, transactions: 10 };
-export const QUICK_HISTORY: HistoryShape = { wallets: 5_000, events: 100_000, tenants: 50, transactions: 4 };
+export const QUICK_HISTORY: HistoryShape = { wallets: 2_000, events: 40_000, tenants: 50, transactions: 4 };
 
 /**
  * Per-event columns as SQL expressions of `i` (the event's index in feed order) and the shape; the same

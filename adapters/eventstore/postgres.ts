@@ -1,9 +1,11 @@
 /**
  * PostgreSQL implementation of the event store port.
  *
- * Global order is (transaction id, sequence). The feed only hands out events whose transaction id is below
- * the oldest transaction still in progress, so an event that commits late can never land behind a position
- * a subscriber has already passed (the sequence-gap bug; see migrations/0001_event-store.sql).
+ * Global order is (ordering key, sequence), the key being the appending transaction's id or a later one. The
+ * feed only hands out events below the oldest append still in progress, so an event that commits late can
+ * never land behind a position a subscriber has already passed (the sequence-gap bug; see
+ * migrations/0001_event-store.sql). Transactions that append nothing never hold the feed back, whichever
+ * database of the server they run in (migrations/0050_feed-horizon.sql).
  * Subscribers are woken in-process right after a local append, and across processes by LISTEN/NOTIFY;
  * a slow poll remains as a safety net for a lost notification.
  */
@@ -38,6 +40,12 @@ import { withTransaction, type Queryable } from '../postgres/transaction.ts';
 const CHANNEL = 'tally_events';
 const NOTIFY_INTERVAL_MS = 10;
 const BATCH = 1000;
+/**
+ * The precise horizon (one more query) is asked only once the server's xmin has stood still this long: appends in
+ * flight move it on within milliseconds, and reading below it is always safe. A transaction that holds it (another
+ * database's, or one that appends nothing) then costs the feed this much delay, not more.
+ */
+const HORIZON_AFTER_MS = 20;
 
 interface Cursor {
   tx: bigint;
@@ -68,13 +76,16 @@ interface EventRow {
   metadata: EventMetadata;
   recorded_at: Date;
   safe_below: string;
+  /** The statement's snapshot, on rows at or beyond `safe_below` only (see `readPage`). */
+  snapshot: string | null;
 }
 
 // Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
 const EVENT_COLUMNS = `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
   recorded_at`;
 /** The feed also needs the safe bound (see `readPage`). */
-const COLUMNS = `${EVENT_COLUMNS}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below`;
+const COLUMNS = `${EVENT_COLUMNS}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
+  CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot`;
 
 function toRecorded(row: EventRow): RecordedEvent {
   return {
@@ -153,6 +164,8 @@ export class PostgresEventStore implements EventStore {
   private closed = false;
   private readonly pollIntervalMs: number;
   private readonly readAllSettleMs: number;
+  /** The server's xmin last seen holding rows back, and since when (see HORIZON_AFTER_MS). */
+  private stuckXmin: { xmin: string; since: number } | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -369,9 +382,35 @@ export class PostgresEventStore implements EventStore {
       sql += ` LIMIT $${params.length}`;
     }
     const rows = await this.query<EventRow>(sql, params);
-    // Ordered by transaction id and bounded by one, the safe rows are a contiguous run in either direction.
-    const safeRows = rows.filter((r) => BigInt(r.tx_id) < BigInt(r.safe_below));
+    // Below the server's oldest transaction in progress, every row is settled. Rows at or beyond it wait only for
+    // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
+    const horizon = await this.horizonFor(rows);
+    // Ordered by the key and bounded by one, the safe rows are a contiguous run in either direction.
+    const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
     return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
+  }
+
+  /**
+   * For rows read in one statement: the precise horizon when rows lie beyond the server's xmin and that xmin has
+   * stood still for HORIZON_AFTER_MS; otherwise undefined, and the rows' own xmin bounds them.
+   */
+  private async horizonFor(rows: readonly EventRow[]): Promise<bigint | undefined> {
+    const unsettled = rows.find((r) => r.snapshot !== null);
+    if (!unsettled?.snapshot) return undefined;
+    const now = Date.now();
+    if (this.stuckXmin?.xmin !== unsettled.safe_below) {
+      this.stuckXmin = { xmin: unsettled.safe_below, since: now };
+      return undefined;
+    }
+    if (now - this.stuckXmin.since < HORIZON_AFTER_MS) return undefined;
+    return this.feedHorizon(unsettled.snapshot);
+  }
+
+  /** The first ordering key a reader whose statement ran with `snapshot` must not pass: the oldest append in progress for it. */
+  private async feedHorizon(snapshot: string): Promise<bigint> {
+    const [row] = await this.query<{ horizon: string }>({ name: 'tally_feed_horizon', text: 'SELECT event_feed_horizon($1::pg_snapshot)::text AS horizon' }, [snapshot]);
+    if (!row) throw new Error('event_feed_horizon returned no row');
+    return BigInt(row.horizon);
   }
 
   /**
@@ -391,12 +430,16 @@ export class PostgresEventStore implements EventStore {
     const rows = await this.query<EventRow & { selected: boolean }>(
       `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
               CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, recorded_at,
-              pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below, ${selected} AS selected
+              pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
+              CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot,
+              ${selected} AS selected
          FROM events ${where} ORDER BY transaction_id, global_position LIMIT $${params.length}`,
       params,
     );
-    // Ordered by transaction id and bounded by one, the safe rows are a contiguous run from the start.
-    const safeRows = rows.filter((r) => BigInt(r.tx_id) < BigInt(r.safe_below));
+    // As in readPage: rows beyond the server's oldest transaction wait only for appends still in progress.
+    const horizon = await this.horizonFor(rows);
+    // Ordered by the key and bounded by one, the safe rows are a contiguous run from the start.
+    const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
     const last = safeRows.at(-1);
     return {
       events: safeRows.filter((r) => r.selected).map(toRecorded),

@@ -27,6 +27,35 @@ test('GET /readyz reports every dependency, and the request id comes back and is
   t.true(service.logs.some((line) => line.includes('"requestId":"trace-me-42"') && line.includes('"path":"/readyz"')));
 });
 
+test.serial('an append left open is named in /readyz (pid, database, age) and in the feed horizon age metric, without turning the service unready', async (t) => {
+  const slow = await service.database.pool.connect();
+  try {
+    await slow.query('BEGIN');
+    await slow.query(`SELECT * FROM append_events($1, 'no_stream', NULL, ARRAY[gen_random_uuid()], ARRAY['Held'], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb])`, [
+      `held-${Date.now()}`,
+    ]);
+    const { pid, database } = (await slow.query<{ pid: number; database: string }>('SELECT pg_backend_pid() AS pid, current_database() AS database')).rows[0]!;
+    type Ready = { status: string; checks: { eventStore: { ok: boolean; detail?: { feedHeldBackBy?: { pid: number; database: string; ageSeconds: number } } } } };
+    const ready = await eventually(
+      async () => (await (await fetch(`${service.url}/readyz`)).json()) as Ready,
+      (body) => body.checks.eventStore.detail?.feedHeldBackBy !== undefined,
+      { timeoutMs: 5_000 },
+    );
+    // The event store stays ready (other checks, e.g. projections still starting, are not this test's concern).
+    t.true(ready.checks.eventStore.ok);
+    t.like(ready.checks.eventStore.detail?.feedHeldBackBy, { pid, database });
+    t.true(ready.checks.eventStore.detail!.feedHeldBackBy!.ageSeconds >= 1);
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    const age = Number(/^tally_event_feed_horizon_age_seconds (\S+)$/m.exec(metrics)?.[1]);
+    t.true(age >= 1, `tally_event_feed_horizon_age_seconds ${age}`);
+  } finally {
+    await slow.query('ROLLBACK').catch(() => undefined);
+    slow.release();
+  }
+  const after = (await (await fetch(`${service.url}/readyz`)).json()) as { checks: { eventStore: { detail?: unknown } } };
+  t.is(after.checks.eventStore.detail, undefined);
+});
+
 test('an unknown route is a JSON 404 that names it; a malformed request id is replaced', async (t) => {
   const response = await fetch(`${service.url}/nowhere`, { headers: { 'x-request-id': 'bad id with spaces' } });
   t.is(response.status, 404);

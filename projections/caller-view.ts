@@ -1,0 +1,180 @@
+/**
+ * The caller without a round trip: every request needs its caller's role, status and tenant, and used to read
+ * the caller's `user-<id>` stream for them. This view keeps the users it has served in memory, each with the
+ * revision of its stream it reflects, and keeps them current from the event subscription (user streams only).
+ *
+ * - A caller it has not seen (just registered, or evicted) is read from the stream, as before, and kept.
+ * - An event of a kept user is applied when it is the next revision; a gap (an event missed) drops the user,
+ *   so the next request reads the stream again. An event arriving while that user's stream is being read marks
+ *   the read stale: its result answers that request but is not kept.
+ * - Appends through this process (`forgetOnAppend`) drop the user before the append returns, so a suspension
+ *   answered here is in force for this instance's very next request. Another instance learns it from the
+ *   feed: within the feed's latency (a NOTIFY away on PostgreSQL, the poll interval if one is lost).
+ * - Until the subscription is live, and after it fails, nothing is kept: every load reads the stream.
+ */
+import type { EventStore, RecordedEvent } from '../domain/ports/event-store.ts';
+import { loadState } from '../domain/shared/command-handler.ts';
+import { userDecider } from '../domain/users/decider.ts';
+import { evolveUser, userEvents, userStream, type UserState } from '../domain/users/events.ts';
+
+const PREFIX = userStream('');
+
+export interface CallerViewOptions {
+  /** Users kept at most; past it, the longest kept is dropped (default 100,000). */
+  maxUsers?: number;
+  /** After the subscription fails: wait this long before subscribing again (ms, default 1,000). */
+  retryMs?: number;
+  onError?: (error: unknown) => void;
+}
+
+export interface CallerView {
+  /** The user's current state: from memory when kept, else read from its stream. */
+  load(userId: string): Promise<UserState>;
+  /** Drops the user (its stream was just appended to by this process). */
+  forget(userId: string): void;
+  /** Users kept, and loads answered from memory / from the stream since start (for tests and benchmarks). */
+  stats(): { kept: number; fromMemory: number; fromStream: number };
+  start(): void;
+  stop(): Promise<void>;
+}
+
+interface Kept {
+  state: UserState;
+  revision: number;
+}
+
+export function callerView(store: EventStore, options: CallerViewOptions = {}): CallerView {
+  const maxUsers = options.maxUsers ?? 100_000;
+  const retryMs = options.retryMs ?? 1_000;
+  const kept = new Map<string, Kept>();
+  /** Stream reads in flight per user, and whether an event of that user arrived meanwhile. */
+  const reading = new Map<string, { count: number; stale: boolean }>();
+  let live = false;
+  let stopped = false;
+  let subscription: ReturnType<EventStore['subscribeToAll']> | undefined;
+  let running: Promise<void> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let fromMemory = 0;
+  let fromStream = 0;
+
+  const userIdOf = (stream: string) => (stream.startsWith(PREFIX) ? stream.slice(PREFIX.length) : undefined);
+
+  function touched(userId: string): void {
+    const r = reading.get(userId);
+    if (r) r.stale = true;
+  }
+
+  function apply(event: RecordedEvent): void {
+    const userId = userIdOf(event.stream);
+    if (userId === undefined) return;
+    touched(userId);
+    const entry = kept.get(userId);
+    if (!entry || event.revision <= entry.revision) return;
+    if (event.revision !== entry.revision + 1) {
+      kept.delete(userId);
+      return;
+    }
+    kept.set(userId, { state: evolveUser(entry.state, userEvents.decode(event)), revision: event.revision });
+  }
+
+  async function follow(): Promise<void> {
+    // Live from the head: users are learnt on first use, so the history before it is not needed.
+    const head = await store.headPosition();
+    if (stopped) return;
+    subscription = store.subscribeToAll({ ...(head ? { from: head } : {}), filter: { streamPrefixes: [PREFIX], eventTypes: userEvents.types } });
+    for await (const item of subscription) {
+      if (item.kind === 'caught-up') live = true;
+      else apply(item.event);
+    }
+  }
+
+  function run(): void {
+    running = follow()
+      .catch((error: unknown) => options.onError?.(error))
+      .finally(() => {
+        // Whatever ended the subscription, what is kept can no longer be trusted to be current.
+        live = false;
+        kept.clear();
+        subscription = undefined;
+        if (!stopped) retry = setTimeout(run, retryMs);
+      });
+  }
+
+  async function readStream(userId: string): Promise<UserState> {
+    fromStream++;
+    const r = reading.get(userId) ?? { count: 0, stale: false };
+    r.count++;
+    reading.set(userId, r);
+    const wasLive = live;
+    try {
+      const { state, revision } = await loadState(store, userStream(userId), userDecider);
+      if (wasLive && live && !r.stale && revision !== undefined && state.status !== 'unregistered') {
+        if (kept.size >= maxUsers) kept.delete(kept.keys().next().value!);
+        kept.set(userId, { state, revision });
+      }
+      return state;
+    } finally {
+      if (--r.count === 0) reading.delete(userId);
+    }
+  }
+
+  return {
+    async load(userId) {
+      const entry = live ? kept.get(userId) : undefined;
+      if (entry) {
+        fromMemory++;
+        return entry.state;
+      }
+      return readStream(userId);
+    },
+    forget(userId) {
+      kept.delete(userId);
+      touched(userId);
+    },
+    stats: () => ({ kept: kept.size, fromMemory, fromStream }),
+    start() {
+      stopped = false;
+      if (!running) run();
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(retry);
+      live = false;
+      kept.clear();
+      await subscription?.stop();
+      await running;
+      running = undefined;
+    },
+  };
+}
+
+/** `store`, telling `view` to drop a user before an append to its stream returns (see `callerView`). */
+export function forgetOnAppend(store: EventStore, view: Pick<CallerView, 'forget'>): EventStore {
+  const forget = (stream: string) => {
+    if (stream.startsWith(PREFIX)) view.forget(stream.slice(PREFIX.length));
+  };
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'append') {
+        return async (...args: Parameters<EventStore['append']>) => {
+          try {
+            return await target.append(...args);
+          } finally {
+            forget(args[0]);
+          }
+        };
+      }
+      if (prop === 'appendMany') {
+        return async (...args: Parameters<EventStore['appendMany']>) => {
+          try {
+            return await target.appendMany(...args);
+          } finally {
+            for (const request of args[0]) forget(request.stream);
+          }
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

@@ -1,0 +1,113 @@
+/**
+ * The in-memory caller view (projections/caller-view.ts) against real PostgreSQL, with a second store standing
+ * for another instance: its suspensions reach this instance's view through the feed alone.
+ */
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
+import type { EventStore } from '../../domain/ports/event-store.ts';
+import { handleCommand } from '../../domain/shared/command-handler.ts';
+import { userDecider } from '../../domain/users/decider.ts';
+import { userStream } from '../../domain/users/events.ts';
+import { callerView } from '../../projections/caller-view.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
+import { testCommandPath } from '../support/command-path.ts';
+
+/** What another instance's suspension may take to bind here: the feed's latency (NOTIFY), well inside the 1 s poll. */
+const BOUND_MS = 1_000;
+
+let database: TestDatabase;
+let local: PostgresEventStore;
+let other: PostgresEventStore;
+
+test.before(async () => {
+  database = await createTestDatabase();
+  local = new PostgresEventStore(database.pool, { connectionString: database.url });
+  other = new PostgresEventStore(database.pool, { connectionString: database.url });
+});
+test.after.always(async () => {
+  await local?.close();
+  await other?.close();
+  await database?.drop();
+});
+
+const context = { newId: () => uuid(), metadata: {}, path: testCommandPath() };
+const now = () => new Date().toISOString();
+
+async function registerConsumer(store: EventStore): Promise<string> {
+  const userId = uuid();
+  await handleCommand(store, userStream(userId), userDecider, {
+    type: 'RegisterUser',
+    userId,
+    requestedRole: 'consumer',
+    isAdmin: false,
+    emailVerifiedVia: 'token',
+    phoneVerifiedVia: null,
+    suspendedAsUser: null,
+    emailHash: `email:${userId}`,
+    phoneHash: null,
+    businessName: null,
+    now: now(),
+  }, context);
+  return userId;
+}
+
+test('a suspension by another instance binds within the feed latency under read load, and the caller was served from memory meanwhile', async (t) => {
+  const view = callerView(local);
+  view.start();
+  try {
+    const userId = await registerConsumer(other);
+    t.like(await view.load(userId), { status: 'approved', role: 'consumer' });
+    // Kept once the subscription is live (a load before that reads the stream and keeps nothing).
+    await eventually(async () => (await view.load(userId), view.stats().kept), (kept) => kept === 1, { timeoutMs: 5_000 });
+
+    const loads: { startedAt: number; status: string }[] = [];
+    let stop = false;
+    const reader = async () => {
+      while (!stop) {
+        const startedAt = performance.now();
+        const state = await view.load(userId);
+        loads.push({ startedAt, status: state.status });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    const readers = Array.from({ length: 8 }, reader);
+    await handleCommand(other, userStream(userId), userDecider, { type: 'SuspendUser', userId, by: 'admin-1', reason: null, now: now() }, context);
+    const committedAt = performance.now();
+    await eventually(async () => loads.filter((l) => l.status === 'suspended').length, (n) => n > 0, { timeoutMs: 5_000 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    stop = true;
+    await Promise.all(readers);
+
+    const firstSuspended = loads.find((l) => l.status === 'suspended' && l.startedAt > committedAt);
+    t.log(`suspension bound after ${((firstSuspended?.startedAt ?? Number.NaN) - committedAt).toFixed(1)} ms; ${loads.length} loads, ${view.stats().fromMemory} from memory`);
+    t.is(loads.filter((l) => l.startedAt > committedAt + BOUND_MS && l.status !== 'suspended').length, 0);
+    t.true(loads.filter((l) => l.startedAt > (firstSuspended?.startedAt ?? Infinity)).every((l) => l.status === 'suspended'), 'never approved again once suspended');
+    t.true(view.stats().fromMemory > loads.length / 2, 'most loads answered from memory');
+  } finally {
+    await view.stop();
+  }
+});
+
+test('a caller the view has not seen is read from its stream and kept; a stopped view reads every caller from the stream', async (t) => {
+  const view = callerView(local);
+  view.start();
+  try {
+    t.deepEqual(await view.load(uuid()), { status: 'unregistered' }, 'an unknown user is not kept');
+    const userId = await registerConsumer(other);
+    await eventually(async () => (await view.load(userId), view.stats().kept), (kept) => kept >= 1, { timeoutMs: 5_000 });
+    const before = view.stats();
+    t.like(await view.load(userId), { status: 'approved' });
+    t.is(view.stats().fromMemory, before.fromMemory + 1);
+
+    // Stopped, the view keeps nothing: every load reads the stream.
+    await view.stop();
+    await handleCommand(other, userStream(userId), userDecider, { type: 'SuspendUser', userId, by: 'admin-1', reason: null, now: now() }, context);
+    const fromStream = view.stats().fromStream;
+    t.like(await view.load(userId), { status: 'suspended' });
+    t.is(view.stats().fromStream, fromStream + 1);
+  } finally {
+    await view.stop();
+  }
+});
