@@ -7,6 +7,7 @@ import test from 'ava';
 import net from 'node:net';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
+import type { Position } from '../../domain/ports/event-store.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -99,7 +100,11 @@ test.serial('events arrive as they are appended, filtered; Last-Event-ID resumes
   await live.waitFor(2);
   t.deepEqual(live.frames.map((f) => f.event.stream), [`user-${first.userId}`, `user-${second.userId}`]);
   t.true(live.frames.every((f) => f.event.type === 'UserRegistered' && f.id === f.event.position));
-  t.is(live.frames[0]!.id, first.position, 'the id is the position a write returned');
+  // A registration appends UserRegistered and, for a verified email, UserEmailVerified after it: the write answers
+  // the position of its last event, the frame carries the UserRegistered event's own.
+  const [registered] = await service.tally.store.readStream(`user-${first.userId}`);
+  t.is(live.frames[0]!.id, String(registered?.position), 'the id is the event\'s position in the feed');
+  t.true(registered !== undefined && service.tally.store.isAfter(first.position as Position, registered.position), 'the write answered the position of its last event');
   await live.close();
 
   // Missed while away: the third registration. Resume after the first one: the second and third, in order.
