@@ -837,6 +837,8 @@ async function main(): Promise<boolean> {
         SQUARE_APP_ID: TEST_APP_ID,
         SQUARE_APP_SECRET: TEST_APP_SECRET,
         SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
+        // Tuning settings given to the benchmark pass through, to compare them (e.g. WEBHOOK_POOL_SIZE=24).
+        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => /^(WEBHOOK_|CUSTOMER_CACHE_|DATABASE_POOL_SIZE$)/.test(name))),
       };
       // Tally's warnings go to stderr with the progress; stdout carries only the report.
       const tallyLog = createLogger({ level: 'warn', destination: pino.destination({ dest: 2, sync: false }) });
