@@ -280,8 +280,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const callers = callerView(store, { onError: (error) => log.warn({ err: error }, 'caller view: subscription ended; reading callers from their streams until it is back') });
     callers.start();
     cleanups.unshift(() => callers.stop());
+    // Every writer of user streams in this process drops the caller it changed before it answers.
+    const userStore = forgetOnAppend(store, callers);
     const accounts = accountsService({
-      store: forgetOnAppend(store, callers),
+      store: userStore,
       personalData: postgresPersonalData(pool),
       hasher,
       runtime,
@@ -300,7 +302,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       tenantIdFor: (userId) => uuidv5(userId, TENANT_NAMESPACE),
     });
     const phoneVerification = phoneVerificationService({
-      store,
+      store: userStore,
       commands,
       personalData: postgresPersonalData(pool),
       codes: postgresPhoneVerifications(pool),
