@@ -18,7 +18,8 @@
 import pg from 'pg';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import type { EventStore, Position } from '../domain/ports/event-store.ts';
-import { pointsDelta, WALLET_EVENT_TYPES, type WalletEvent } from '../domain/wallets/wallet.ts';
+import { pointsDelta, WALLET_EVENT_TYPES } from '../domain/wallets/wallet.ts';
+import { walletBalanceEvents } from '../domain/wallets/events.ts';
 import { readCheckpoint } from '../projections/feed.ts';
 import { reconciler, type ReconcileReport } from '../projections/ops/reconcile.ts';
 import { log, machineInfo, machineSummary, now, openPool, checkpoint, withBenchDatabase, withClient, formatDuration, formatRatio, reportCorrectness, runBenchmark } from './support.ts';
@@ -132,9 +133,9 @@ function leanReconciler(deps: { pool: pg.Pool; store: EventStore; settle(positio
         for (const event of fresh) {
           if (head && deps.store.isAfter(event.position, head)) continue;
           const walletId = event.stream.slice('wallet-'.length);
+          const e = walletBalanceEvents.decode(event);
           let f = replays.get(walletId);
-          if (!f) replays.set(walletId, (f = { tenantId: (event.data as { tenantId?: string }).tenantId ?? null, balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 }));
-          const e = { type: event.type, data: event.data } as WalletEvent;
+          if (!f) replays.set(walletId, (f = { tenantId: e.data.tenantId, balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 }));
           const delta = pointsDelta(e);
           f.balance += delta;
           if (e.type === 'PointsCredited' || e.type === 'PointsReversed') f.lifetimeEarned += delta;

@@ -8,7 +8,7 @@
  * event applied twice changes nothing.
  */
 import { pointsDelta } from '../domain/wallets/wallet.ts';
-import { walletBalanceEvents, type WalletBalanceEvent as WalletEvent } from '../domain/wallets/events.ts';
+import { walletBalanceEvents, type WalletBalanceEvent } from '../domain/wallets/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
 import type { Decoded } from '../domain/shared/codec.ts';
 import { projection, type ProjectionContext } from './projection.ts';
@@ -39,7 +39,7 @@ export interface LedgerEntry {
   seq: number;
 }
 
-function details(event: WalletEvent): Pick<LedgerEntry, 'entry_type' | 'payment_id' | 'refund_id' | 'admin_id' | 'reason' | 'reference' | 'idempotency_key'> {
+function details(event: WalletBalanceEvent): Pick<LedgerEntry, 'entry_type' | 'payment_id' | 'refund_id' | 'admin_id' | 'reason' | 'reference' | 'idempotency_key'> {
   const none = { payment_id: null, refund_id: null, admin_id: null, reason: null, reference: null, idempotency_key: null };
   switch (event.type) {
     case 'PointsCredited':
@@ -56,7 +56,7 @@ function details(event: WalletEvent): Pick<LedgerEntry, 'entry_type' | 'payment_
 }
 
 /** The pure fold: the batch's wallet events as ledger entries, in feed order. */
-export function ledgerEntries(events: readonly Decoded<WalletEvent>[]): LedgerEntry[] {
+export function ledgerEntries(events: readonly Decoded<WalletBalanceEvent>[]): LedgerEntry[] {
   const entries: LedgerEntry[] = [];
   for (const event of events) {
     entries.push({

@@ -13,9 +13,9 @@ import type pg from 'pg';
 import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import { pointsDelta } from '../../domain/wallets/wallet.ts';
 // A refused credit (PointsCreditRefused) moves no balance and has no ledger line: only the balance types are replayed.
-import { walletBalanceEvents, type WalletBalanceEvent as WalletEvent, type WalletEvent as AnyWalletEvent } from '../../domain/wallets/events.ts';
+import { walletBalanceEvents, type WalletBalanceEvent, type WalletEvent } from '../../domain/wallets/events.ts';
 
-const isBalanceEvent = (event: AnyWalletEvent): event is WalletEvent => walletBalanceEvents.handles(event.type);
+const isBalanceEvent = (event: WalletEvent): event is WalletBalanceEvent => walletBalanceEvents.handles(event.type);
 import type { Decoded } from '../../domain/shared/codec.ts';
 
 export interface WalletFigures {
@@ -56,7 +56,7 @@ const WALLET_FEED = { eventTypes: walletBalanceEvents.types, streamPrefixes: ['w
  * `pointsDelta`; lifetime earned by credits less reversals; lifetime redeemed by redemptions; adjustments
  * move the balance only), without its idempotency sets, which reconciliation does not compare.
  */
-function replayEvent(replayed: Replayed, e: WalletEvent): void {
+function replayEvent(replayed: Replayed, e: WalletBalanceEvent): void {
   const delta = pointsDelta(e);
   const f = replayed.figures;
   f.balance += delta;
@@ -69,7 +69,7 @@ function replayEvent(replayed: Replayed, e: WalletEvent): void {
 const newReplayed = (): Replayed => ({ tenantId: null, figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 } });
 
 /** The figures replay gives one wallet's events (exported for the property test that holds it to the decider). */
-export function replayedFigures(events: readonly AnyWalletEvent[]): WalletFigures {
+export function replayedFigures(events: readonly WalletEvent[]): WalletFigures {
   const replayed = newReplayed();
   for (const event of events) if (isBalanceEvent(event)) replayEvent(replayed, event);
   return replayed.figures;
@@ -101,7 +101,7 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
 }
 
 /** The first event (in stream order) whose ledger line is missing or says something else. */
-async function firstDifference(pool: pg.Pool, events: readonly Decoded<WalletEvent>[]): Promise<Mismatch['firstDifferingEvent']> {
+async function firstDifference(pool: pg.Pool, events: readonly Decoded<WalletBalanceEvent>[]): Promise<Mismatch['firstDifferingEvent']> {
   const ids = events.map((e) => e.id);
   const { rows } = await pool.query<{ id: string; points: string }>('SELECT id, points FROM wallet_ledger WHERE id = ANY($1)', [ids]);
   const lines = new Map(rows.map((r) => [r.id, Number(r.points)]));
@@ -139,7 +139,7 @@ export function reconciler(deps: ReconcilerDependencies) {
   /** `replayedEvents` gives, for a mismatching wallet, exactly the events its figures were replayed from. */
   async function report(
     replays: Map<string, Replayed>,
-    replayedEvents: (walletId: string) => Promise<Decoded<WalletEvent>[]>,
+    replayedEvents: (walletId: string) => Promise<Decoded<WalletBalanceEvent>[]>,
     projected: Awaited<ReturnType<typeof projectedWallets>>,
     eventsReplayed: number,
     started: number,

@@ -16,7 +16,7 @@ import { EventType, eventCodec, type EventsOf } from '../../domain/shared/codec.
 import type { Decider } from '../../domain/shared/decider.ts';
 import { StreamContended } from '../../domain/shared/errors.ts';
 import { memorySnapshotStore, testCommandPath } from '../support/command-path.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 
 const takenEvents = eventCodec(undefined, EventType.define('Taken', z.object({ n: z.number().int() })));
 type Taken = EventsOf<typeof takenEvents>;
@@ -33,14 +33,9 @@ const stock: Decider<{ take: number }, Taken, { taken: number }> = {
 
 let database: TestDatabase;
 let store: PostgresEventStore;
-test.before(async () => {
-  database = await createTestDatabase();
-  store = new PostgresEventStore(database.pool, { connectionString: database.url });
-});
-test.after.always(async () => {
-  await store?.close();
-  await database?.drop();
-});
+let close: (() => Promise<void>) | undefined;
+test.before(async () => ({ database, store, close } = await createTestEventStore()));
+test.after.always(async () => close?.());
 
 function counting(inner: EventStore) {
   const counts = { appends: 0, conflicts: 0 };

@@ -14,7 +14,7 @@ import { oldestAppendInFlight } from '../../adapters/eventstore/postgres-horizon
 import type { Position } from '../../domain/ports/event-store.ts';
 import type { Projection } from '../../projections/projection.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
-import { createTestDatabase, databaseUrl, type TestDatabase } from '../support/database.ts';
+import { createTestEventStore, databaseUrl, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
 
 const silent = pino({ level: 'silent' });
@@ -24,15 +24,9 @@ const MAX_DELAY_MS = 1_000;
 
 let database: TestDatabase;
 let store: PostgresEventStore;
-
-test.before(async () => {
-  database = await createTestDatabase();
-  store = new PostgresEventStore(database.pool, { connectionString: database.url });
-});
-test.after.always(async () => {
-  await store?.close();
-  await database?.drop();
-});
+let close: (() => Promise<void>) | undefined;
+test.before(async () => ({ database, store, close } = await createTestEventStore()));
+test.after.always(async () => close?.());
 
 const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
 
@@ -89,6 +83,7 @@ test.serial('transactions held open in another database of the server, and in th
       delays.push(Date.now() - appendedAt);
       const seen = await database.pool.query(`SELECT 1 FROM horizon_${prefix}_seen WHERE n = $1`, [n]);
       t.is(seen.rowCount, 1);
+      // Pacing, not synchronisation: the appends are spread over the whole time the transactions stay open.
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     t.true(delays.length >= 5, `${delays.length} events appended while the transactions were open`);

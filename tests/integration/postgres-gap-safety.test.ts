@@ -6,21 +6,15 @@
 import test, { type ExecutionContext } from 'ava';
 import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
 import { eventually } from '../support/eventually.ts';
 
 let database: TestDatabase;
 let store: PostgresEventStore;
-
-test.before(async () => {
-  database = await createTestDatabase();
-  store = new PostgresEventStore(database.pool, { connectionString: database.url });
-});
-test.after.always(async () => {
-  await store?.close();
-  await database?.drop();
-});
+let close: (() => Promise<void>) | undefined;
+test.before(async () => ({ database, store, close } = await createTestEventStore()));
+test.after.always(async () => close?.());
 
 const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
 

@@ -9,21 +9,15 @@ import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { StreamContended } from '../../domain/shared/errors.ts';
 import type { Projection } from '../../projections/projection.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
 const silent = pino({ level: 'silent' });
 let database: TestDatabase;
 let store: PostgresEventStore;
-
-test.before(async () => {
-  database = await createTestDatabase();
-  store = new PostgresEventStore(database.pool, { connectionString: database.url });
-});
-test.after.always(async () => {
-  await store?.close();
-  await database?.drop();
-});
+let close: (() => Promise<void>) | undefined;
+test.before(async () => ({ database, store, close } = await createTestEventStore()));
+test.after.always(async () => close?.());
 
 /** Counts events per stream; not idempotent on purpose, so a double application would show. */
 function counter(name: string, failOn?: (n: number) => boolean): Projection {

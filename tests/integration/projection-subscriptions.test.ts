@@ -11,21 +11,15 @@ import type { Position } from '../../domain/ports/event-store.ts';
 import type { FeedReader, Projection, Reactor } from '../../projections/projection.ts';
 import { ProjectionRebuilds } from '../../projections/rebuild.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
 const silent = pino({ level: 'silent' });
 let database: TestDatabase;
 let store: PostgresEventStore;
-
-test.before(async () => {
-  database = await createTestDatabase();
-  store = new PostgresEventStore(database.pool, { connectionString: database.url });
-});
-test.after.always(async () => {
-  await store?.close();
-  await database?.drop();
-});
+let close: (() => Promise<void>) | undefined;
+test.before(async () => ({ database, store, close } = await createTestEventStore()));
+test.after.always(async () => close?.());
 
 /** Sums `n` of its own type per stream; version `version` doubles nothing, it only says which code wrote the rows. */
 function summing(name: string, type: string, version = 1): Projection {

@@ -11,18 +11,13 @@ import { handleCommand, loadWithSnapshot } from '../../domain/shared/command-han
 import type { CommandPath } from '../../domain/shared/command-path.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
 import { walletDecider, walletSnapshots, walletStream, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 
 let database: TestDatabase;
 let store: PostgresEventStore;
-test.before(async () => {
-  database = await createTestDatabase();
-  store = new PostgresEventStore(database.pool, { connectionString: database.url });
-});
-test.after.always(async () => {
-  await store?.close();
-  await database?.drop();
-});
+let close: (() => Promise<void>) | undefined;
+test.before(async () => ({ database, store, close } = await createTestEventStore()));
+test.after.always(async () => close?.());
 
 /** A wallet of `size` events: credits of 10 (payment `pay-i`) and, every fifth event, a redemption of 5 (key `key-i`). */
 async function longWallet(size: number) {

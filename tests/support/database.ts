@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
+import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 
 export interface TestDatabase {
   url: string;
@@ -49,6 +50,20 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       } finally {
         await client.end();
       }
+    },
+  };
+}
+
+/** A fresh database with a PostgreSQL event store on it; `close` stops the store and drops the database. */
+export async function createTestEventStore(): Promise<{ database: TestDatabase; store: PostgresEventStore; close(): Promise<void> }> {
+  const database = await createTestDatabase();
+  const store = new PostgresEventStore(database.pool, { connectionString: database.url });
+  return {
+    database,
+    store,
+    async close() {
+      await store.close();
+      await database.drop();
     },
   };
 }
