@@ -19,7 +19,7 @@ import type { EventStore } from './domain/ports/event-store.ts';
 import { ProjectionRunner } from './projections/runner.ts';
 import { allProjections } from './projections/index.ts';
 import { createHttpApp } from './http/app.ts';
-import { healthRouter } from './http/routes/health.ts';
+import { healthRoutes } from './http/routes/health.ts';
 import { adminConsoleRouter } from './http/routes/admin-console.ts';
 import { posPageRouter } from './http/routes/pos-page.ts';
 import { buildRouter, type RouteSpec } from './http/routes/table.ts';
@@ -59,7 +59,7 @@ import { provideCommandPath } from './adapters/commands/path.ts';
 import type { CommandPath } from './domain/shared/command-path.ts';
 import { postgresCheckpointProbe } from './adapters/eventstore/postgres-checkpoint.ts';
 import { operationsRoutes } from './http/routes/operations.ts';
-import { openApiRouter } from './http/routes/openapi.ts';
+import { openApiRoute } from './http/routes/openapi.ts';
 import { projectionRoutes } from './http/routes/projections.ts';
 import { ProjectionRebuilds } from './projections/rebuild.ts';
 import { reconciler } from './projections/ops/reconcile.ts';
@@ -466,6 +466,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       cronSecret: config.CRON_SECRET,
     });
     const tail = new LiveTail(store, log.child({ component: 'event-tail' }));
+    const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
     const routes: RouteSpec[] = [
       ...accountRoutes({ accounts, phoneVerification, rules, store, pool }),
       ...walletRoutes({ wallets: walletsService({ store, runtime, commands }), pool, hasher }),
@@ -483,7 +484,34 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       ...eventStreamRoutes({ tail, store, isPosition: (value) => isPosition(value) }),
       ...projectionRoutes({ runner, rebuilds, store, now: runtime.now }),
       ...operationsRoutes({ pool, reconciler: reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) }) }),
+      ...healthRoutes([
+        { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
+        {
+          name: 'eventStore',
+          // Still ready when an append holds the feed back (every instance shares it), but it is named here.
+          check: async () => {
+            await store.ping();
+            const oldest = config.EVENTSTORE_URL ? undefined : await oldestAppendInFlight(pool);
+            return { ok: true, detail: oldest && oldest.ageSeconds >= 1 ? { feedHeldBackBy: oldest } : undefined };
+          },
+        },
+        {
+          name: 'migrations',
+          check: async () => {
+            const pending = await pendingMigrations((sql) => pool.query(sql), migrationFiles);
+            return { ok: pending.length === 0, detail: pending.length ? { pending } : undefined };
+          },
+        },
+        {
+          name: 'projections',
+          check: async () => ({
+            ok: runner.healthy(),
+            detail: runner.status().map((s) => ({ name: s.name, state: s.state, ...(s.lastError ? { lastError: s.lastError } : {}) })),
+          }),
+        },
+      ]),
     ];
+    routes.push(openApiRoute(() => routes, { version: '0.1.0', serverUrl: config.API_BASE_URL }));
     const isPosition = (value: string) => {
       try {
         store.isAfter(value as Position, value as Position);
@@ -493,7 +521,6 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       }
     };
 
-    const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
     const app = createHttpApp({
       log,
       rawBodyPaths: [WEBHOOK_PATH],
@@ -502,35 +529,8 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       routers: [
         buildRouter(routes, { guard, waitForPosition: (p, ms) => runner.waitForPosition(p, ms), isPosition }),
         metricsRouter(metrics),
-        openApiRouter(routes, { version: '0.1.0', serverUrl: config.API_BASE_URL }),
         adminConsoleRouter(),
         posPageRouter(),
-        healthRouter([
-          { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
-          {
-            name: 'eventStore',
-            // Still ready when an append holds the feed back (every instance shares it), but it is named here.
-            check: async () => {
-              await store.ping();
-              const oldest = config.EVENTSTORE_URL ? undefined : await oldestAppendInFlight(pool);
-              return { ok: true, detail: oldest && oldest.ageSeconds >= 1 ? { feedHeldBackBy: oldest } : undefined };
-            },
-          },
-          {
-            name: 'migrations',
-            check: async () => {
-              const pending = await pendingMigrations((sql) => pool.query(sql), migrationFiles);
-              return { ok: pending.length === 0, detail: pending.length ? { pending } : undefined };
-            },
-          },
-          {
-            name: 'projections',
-            check: async () => ({
-              ok: runner.healthy(),
-              detail: runner.status().map((s) => ({ name: s.name, state: s.state, ...(s.lastError ? { lastError: s.lastError } : {}) })),
-            }),
-          },
-        ]),
       ],
     });
 

@@ -8,15 +8,13 @@
  * (the connection is closed); it may come back with Last-Event-ID and catch up from the store.
  */
 import { PassThrough } from 'node:stream';
-import type { Context } from 'koa';
 import { z } from 'zod';
 import type { EventStore, Position, RecordedEvent } from '../../domain/ports/event-store.ts';
 import { auditColumns } from '../../projections/audit.ts';
 import type { LiveTail } from '../../projections/live-tail.ts';
 import { HttpError } from '../errors.ts';
-import { query } from './accounts.ts';
-import { id, streamName, types } from './audit.ts';
-import type { RouteSpec } from './table.ts';
+import { eventTypes as types, id, streamName, timestamp } from '../schemas.ts';
+import { route, type RouteSpec } from './table.ts';
 
 export interface EventStreamDependencies {
   tail: LiveTail;
@@ -31,6 +29,21 @@ export interface EventStreamDependencies {
 const streamQuery = z
   .object({ tenantId: id('tenantId').optional(), stream: streamName.optional(), type: types.optional(), lastEventId: z.string().min(1).max(200).optional() })
   .strict();
+
+/** The data of one event frame. */
+const eventFrame = z.object({
+  id: z.string(),
+  position: z.string(),
+  stream: z.string(),
+  revision: z.number().int(),
+  type: z.string(),
+  recordedAt: timestamp,
+  tenantId: z.string().nullable(),
+  data: z.unknown(),
+  metadata: z.record(z.string(), z.unknown()),
+});
+
+const SSE_HEADERS = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no' };
 
 const CATCH_UP_PAGE = 500;
 
@@ -64,15 +77,16 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
   const maxQueuedBytes = deps.maxQueuedBytes ?? 4 * 1024 * 1024;
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
   return [
-    {
+    route({
       method: 'get',
       path: '/api/v1/admin/events/stream',
       access: 'admin',
-      streaming: true,
+      answers: 'event-stream',
       summary:
         'Live events as server-sent events (id = position), filtered by tenantId, stream, type (as the audit trail); resumes after Last-Event-ID. A client that does not keep up is dropped.',
-      async handler(ctx: Context) {
-        const filter = query(streamQuery, ctx);
+      query: streamQuery,
+      response: eventFrame,
+      async handler({ query: filter, ctx }) {
         const resumeFrom = ctx.get('Last-Event-ID') || filter.lastEventId;
         if (resumeFrom && !deps.isPosition(resumeFrom)) {
           throw new HttpError('VALIDATION_FAILED', 'Last-Event-ID must be the id (position) of an event this stream sent');
@@ -137,11 +151,7 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
 
         ctx.req.socket.setTimeout(0);
         ctx.req.socket.setNoDelay(true);
-        ctx.status = 200;
-        ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
-        ctx.set('Cache-Control', 'no-cache, no-transform');
-        ctx.set('X-Accel-Buffering', 'no');
-        ctx.body = out;
+        const answer = { status: 200 as const, stream: out, headers: SSE_HEADERS };
         out.write(': tally event tail\n\n');
 
         // Resuming: what happened after Last-Event-ID up to where this client joined the live tail, from the store.
@@ -160,14 +170,15 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
           } catch (error) {
             log.warn({ err: error }, 'event tail: catching up failed');
             close();
-            return;
+            return answer;
           }
         }
         catchingUp = false;
         for (const event of held.splice(0)) send(frame(event));
         heartbeat = setInterval(() => send(': keep-alive\n\n'), heartbeatMs);
         heartbeat.unref();
+        return answer;
       },
-    },
+    }),
   ];
 }
