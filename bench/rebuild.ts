@@ -14,10 +14,11 @@
  * prototypes of changes run the same rebuild with a wrapped store (see `PROTOTYPES`): nothing outside bench/
  * is edited. `--profile` adds a CPU profile of the rebuild (bench/results/rebuild.cpuprofile).
  */
+import { walletIdFor } from '../wiring/ids.ts';
 import { provideCommandPath } from '../adapters/commands/path.ts';
 import { pino } from 'pino';
 import pg from 'pg';
-import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { v4 as uuidv4 } from 'uuid';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import type { EventStore, Position, SubscribeOptions, Subscription, SubscriptionItem } from '../domain/ports/event-store.ts';
 import { allProjections } from '../projections/index.ts';
@@ -74,14 +75,12 @@ const REBUILD_AIM_RATE = 50_000;
 const REBUILD_AIM_RATIO = 0.3;
 /** The page size of the PostgreSQL store's subscription (adapters/eventstore/postgres.ts BATCH). */
 const FEED_PAGE = 1000;
-/** Pool size of the operations commands (main.ts openOperations). */
+/** Pool size of the operations commands (openOperations in main.ts). */
 const POOL_SIZE = 10;
 const DIAGNOSTIC_ROUNDS = 2;
 
 const count = (n: number) => n.toLocaleString('en-US');
 const silent = pino({ level: 'silent' });
-const WALLET_NAMESPACE = 'b3a4c2d1-8e7f-4a6b-9c5d-2e1f0a9b8c7d';
-const walletIdFor = (tenantId: string, consumerId: string) => uuidv5(`${tenantId}:${consumerId}`, WALLET_NAMESPACE);
 
 function labelSql(sql: string): string {
   const s = sql.trimStart();
