@@ -5,6 +5,7 @@
  * completion happen once, ignores stale states, and holds refunds that arrive before their payment.
  */
 import type { Decider } from '../shared/decider.ts';
+import type { SquarePayment } from '../ports/square.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
 import { purchaseEvents, type CreditOutcome, type PurchaseEvent, type WalletEffect } from './events.ts';
 
@@ -12,18 +13,11 @@ export type { CreditOutcome, PurchaseEvent, WalletEffect } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
-export interface PaymentFacts {
-  paymentId: string;
-  status: string;
-  amountMinor: number;
-  tipMinor: number;
-  totalMinor: number;
-  currency: string;
-  customerId: string | null;
-  locationId: string;
-  updatedAt: string;
-  createdAt: string;
-}
+/** A payment as the decider reads it: Square's, named by `paymentId`, without the order. */
+export type PaymentFacts = Omit<SquarePayment, 'id' | 'orderId'> & { paymentId: string };
+
+/** The facts of a Square payment. */
+export const paymentFacts = ({ id, orderId: _order, ...rest }: SquarePayment): PaymentFacts => ({ paymentId: id, ...rest });
 
 interface Completed {
   status: 'completed';

@@ -63,6 +63,7 @@ export interface Registration {
 
 export type RegisteredUser = Exclude<UserState, { status: 'unregistered' }>;
 
+// Over 80 lines because it is a factory: the account operations it returns share its dependencies, and each is short.
 export function accountsService(deps: AccountsDependencies) {
   const { store, personalData, hasher, runtime } = deps;
   const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata, path: deps.commands });

@@ -70,6 +70,7 @@ const meOf = (user: Awaited<ReturnType<AccountsService['view']>>): z.input<typeo
 const suspendBody = z.object({ reason: z.string().trim().min(1).max(500).optional() }).strict();
 const searchQuery = z.object({ q: z.string().trim().min(1, 'q is required: part of an email, id or business name').max(200) });
 
+// Over 80 lines because it is the route table of a context: one short declaration per route.
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
   const { accounts, rules } = deps;
   return [

@@ -56,6 +56,7 @@ const reportJson = (report: RefreshReport): z.input<typeof refreshReport> => ({ 
 export const OAUTH_NONCE_COOKIE = 'tally_square_oauth';
 const COOKIE_PATH = '/api/v1/oauth/square';
 
+// Over 80 lines because it is the route table of a context: one short declaration per route.
 export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[] {
   const { connections, settings } = deps;
   const backToFrontend = (ctx: Context, outcome: { connected: true } | { error: ConnectFailureReason }): Answer<undefined> => {

@@ -109,6 +109,7 @@ function written(result: WalletWriteResult): Answer<z.input<typeof walletWrite>>
   };
 }
 
+// Over 80 lines because it is the route table of a context: one short declaration per route.
 export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
   const { wallets, pool, hasher } = deps;
   return [
