@@ -11,7 +11,7 @@ import { userStream } from '../domain/users/events.ts';
 import { walletStream } from '../domain/wallets/wallet.ts';
 import { workspaceStream } from '../domain/workspaces/workspace.ts';
 import { ruleSetStream } from '../domain/rewards/rule-set.ts';
-import { purchaseStream } from '../domain/payments/purchase.ts';
+import { paymentStream } from '../domain/payments/payment.ts';
 import { connectionStream } from '../domain/connections/events.ts';
 import { merchantReservationStream } from '../domain/connections/merchant-reservation.ts';
 
@@ -74,7 +74,7 @@ const PROJECTION_STATES = ['starting', 'running', 'standby', 'stopped', 'failed'
 export const LAG_COUNT_CAP = 100_000;
 
 /** Stream categories, longest prefix first; a stream of none of them counts as `other`. */
-const STREAM_CATEGORIES = [userStream, walletStream, workspaceStream, ruleSetStream, purchaseStream, connectionStream, merchantReservationStream]
+const STREAM_CATEGORIES = [userStream, walletStream, workspaceStream, ruleSetStream, paymentStream, connectionStream, merchantReservationStream]
   .map((stream) => stream(''))
   .sort((a, b) => b.length - a.length);
 

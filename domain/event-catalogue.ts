@@ -5,7 +5,7 @@
 import { connectionEvents } from './connections/events.ts';
 import { merchantReservationEvents } from './connections/merchant-reservation.ts';
 import { pollEvents } from './connections/poll-log.ts';
-import { purchaseEvents } from './payments/events.ts';
+import { paymentEvents } from './payments/events.ts';
 import { ruleSetEvents } from './rewards/events.ts';
 import { adminBindingEvents } from './users/admin-binding.ts';
 import { userEvents } from './users/events.ts';
@@ -20,6 +20,6 @@ export const eventFamilies = [
   connectionEvents,
   pollEvents,
   merchantReservationEvents,
-  purchaseEvents,
+  paymentEvents,
   walletEvents,
 ] as const;

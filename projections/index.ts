@@ -1,7 +1,7 @@
 import type { FeedReader } from './projection.ts';
 import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
 import { walletsProjection } from './wallets.ts';
-import { posConnectionsProjection } from './connections.ts';
+import { posConnectionsProjection } from './pos-connections.ts';
 import { auditProjection } from './audit.ts';
 import { heldPointsProjection } from './held-points.ts';
 import { walletCreditsReactor } from './reactors/wallet-credits.ts';

@@ -94,8 +94,8 @@ export const heldPointsClaimed = EventType.define(
   }),
 );
 
-export const purchaseEvents = eventCodec(
-  { stream: 'payment-<paymentId>', writtenBy: 'purchaseDecider' },
+export const paymentEvents = eventCodec(
+  { stream: 'payment-<paymentId>', writtenBy: 'paymentDecider' },
   paymentStatusObserved,
   purchaseCompleted,
   refundHeld,
@@ -103,4 +103,4 @@ export const purchaseEvents = eventCodec(
   heldPointsClaimed,
 );
 
-export type PurchaseEvent = EventsOf<typeof purchaseEvents>;
+export type PaymentEvent = EventsOf<typeof paymentEvents>;

@@ -15,7 +15,7 @@ import type { RewardRule } from '../rewards/rule.ts';
 import { foldDecoded } from '../shared/command-handler.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, initialWalletState } from '../wallets/wallet.ts';
-import { paymentFacts, purchaseDecider, purchaseStream, type CreditOutcome, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
+import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 
 export type IngestionOutcome =
@@ -70,13 +70,13 @@ export type BatchCommit = (requests: readonly StreamAppend[], results: readonly 
 /** Conflicts are re-decided at most this many times; each round lets at least one writer of a stream through. */
 const MAX_ROUNDS = 8;
 
-function outcomeOf(before: PurchaseState, source: string): IngestionOutcome {
+function outcomeOf(before: PaymentState, source: string): IngestionOutcome {
   // A source whose effect is already recorded (a crash between append and acknowledgement) gets its own outcome back.
   if (before.status === 'completed') return before.source === source ? before.outcome : 'duplicate';
   return 'stale';
 }
 
-const streamOf = (fact: IngestionFact) => purchaseStream(fact.kind === 'payment' ? fact.payment.id : (fact.refund.paymentId ?? ''));
+const streamOf = (fact: IngestionFact) => paymentStream(fact.kind === 'payment' ? fact.payment.id : (fact.refund.paymentId ?? ''));
 
 interface Identity {
   hashes: string[];
@@ -84,7 +84,7 @@ interface Identity {
 }
 
 interface StreamLoad {
-  state: PurchaseState;
+  state: PaymentState;
   revision: number | undefined;
 }
 
@@ -92,7 +92,7 @@ interface StreamLoad {
 export function ingestionService(deps: IngestionDependencies) {
   const walletEffect: WalletEffect = deps.inlineWalletEffects ? 'inline' : 'reactor';
 
-  const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(purchaseDecider, events), revision: events.at(-1)?.revision });
+  const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(paymentDecider, events), revision: events.at(-1)?.revision });
 
   async function load(streams: readonly string[]): Promise<Map<string, StreamLoad>> {
     const read = await deps.store.readStreams(streams);
@@ -140,13 +140,13 @@ export function ingestionService(deps: IngestionDependencies) {
     items: readonly { index: number; fact: IngestionFact }[],
     identities: Map<number, Identity | Error>,
     rules: Map<string, { ruleId: string; version: number; rule: RewardRule } | null>,
-  ): { events: { event: PurchaseEvent; metadata: EventMetadata }[]; results: Map<number, FactResult>; wrote: Set<number> } {
+  ): { events: { event: PaymentEvent; metadata: EventMetadata }[]; results: Map<number, FactResult>; wrote: Set<number> } {
     let state = load.state;
-    const events: { event: PurchaseEvent; metadata: EventMetadata }[] = [];
+    const events: { event: PaymentEvent; metadata: EventMetadata }[] = [];
     const results = new Map<number, FactResult>();
     const wrote = new Set<number>();
     for (const { index, fact } of items) {
-      let decided: PurchaseEvent[];
+      let decided: PaymentEvent[];
       if (fact.kind === 'payment') {
         if (state.status === 'completed') {
           results.set(index, { ok: true, result: { outcome: outcomeOf(state, fact.source), position: undefined } });
@@ -159,7 +159,7 @@ export function ingestionService(deps: IngestionDependencies) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
           continue;
         }
-        decided = purchaseDecider.decide(
+        decided = paymentDecider.decide(
           {
             type: 'ObservePayment',
             tenantId: fact.tenantId,
@@ -183,7 +183,7 @@ export function ingestionService(deps: IngestionDependencies) {
         results.set(index, { ok: true, result });
       } else {
         const { refund } = fact;
-        decided = purchaseDecider.decide(
+        decided = paymentDecider.decide(
           { type: 'ObserveRefund', tenantId: fact.tenantId, refundId: refund.id, paymentId: refund.paymentId ?? '', status: refund.status, amountMinor: refund.amountMinor, source: fact.source, walletEffect },
           state,
         );
@@ -201,7 +201,7 @@ export function ingestionService(deps: IngestionDependencies) {
       }
       if (decided.length) wrote.add(index);
       for (const event of decided) {
-        state = purchaseDecider.evolve(state, event);
+        state = paymentDecider.evolve(state, event);
         events.push({ event, metadata: fact.metadata });
       }
     }
@@ -209,7 +209,7 @@ export function ingestionService(deps: IngestionDependencies) {
   }
 
   /** Turns decided purchase events into append requests: the purchase streams', then the wallets' (inline). */
-  function appendsFor(decided: Map<string, { events: { event: PurchaseEvent; metadata: EventMetadata }[] }>, loads: Map<string, StreamLoad>): StreamAppend[] {
+  function appendsFor(decided: Map<string, { events: { event: PaymentEvent; metadata: EventMetadata }[] }>, loads: Map<string, StreamLoad>): StreamAppend[] {
     const purchases: StreamAppend[] = [];
     const wallets = new Map<string, NewEvent[]>();
     for (const [stream, { events }] of decided) {
@@ -217,7 +217,7 @@ export function ingestionService(deps: IngestionDependencies) {
       const newEvents: NewEvent[] = [];
       for (const { event, metadata } of events) {
         const id = deps.runtime.newId();
-        newEvents.push(purchaseDecider.codec.encode(event, id, metadata));
+        newEvents.push(paymentDecider.codec.encode(event, id, metadata));
         if (walletEffect !== 'inline') continue;
         const command = walletCommandFor(event);
         if (!command) continue;

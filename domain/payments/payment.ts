@@ -7,9 +7,9 @@
 import type { Decider } from '../shared/decider.ts';
 import type { SquarePayment } from '../ports/square.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
-import { purchaseEvents, type CreditOutcome, type PurchaseEvent, type WalletEffect } from './events.ts';
+import { paymentEvents, type CreditOutcome, type PaymentEvent, type WalletEffect } from './events.ts';
 
-export type { CreditOutcome, PurchaseEvent, WalletEffect } from './events.ts';
+export type { CreditOutcome, PaymentEvent, WalletEffect } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
@@ -40,7 +40,7 @@ interface Completed {
   refunds: ReadonlySet<string>;
 }
 
-export type PurchaseState =
+export type PaymentState =
   | { status: 'unseen'; heldRefunds: HeldRefunds }
   | { status: 'waiting'; lastStatus: string; lastUpdatedAt: string; heldRefunds: HeldRefunds }
   | Completed;
@@ -50,7 +50,7 @@ type HeldRefunds = ReadonlyMap<string, { amountMinor: number; tenantId: string }
 
 export type Resolution = { kind: 'consumer'; consumerId: string; walletId: string } | { kind: 'anonymous' };
 
-export type PurchaseCommand =
+export type PaymentCommand =
   | {
       type: 'ObservePayment';
       tenantId: string;
@@ -66,7 +66,7 @@ export type PurchaseCommand =
   | { type: 'ObserveRefund'; tenantId: string; refundId: string; paymentId: string; status: string; amountMinor: number; source: string; walletEffect?: WalletEffect }
   | { type: 'ClaimHeldPoints'; consumerId: string; walletId: string; identityHash: string; now: string };
 
-export const purchaseStream = (paymentId: string) => `payment-${paymentId}`;
+export const paymentStream = (paymentId: string) => `payment-${paymentId}`;
 
 /** Points to take back so that the total reversed is the refunded share of the points, floored, never more. */
 export function reversalFor(state: Pick<Completed, 'points' | 'totalMinor' | 'refundedMinor' | 'pointsReversed'>, refundMinor: number): number {
@@ -78,7 +78,7 @@ export function reversalFor(state: Pick<Completed, 'points' | 'totalMinor' | 're
 
 const isNewer = (incoming: string, seen: string) => Date.parse(incoming) > Date.parse(seen);
 
-function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>): PurchaseEvent {
+function complete(command: Extract<PaymentCommand, { type: 'ObservePayment' }>): PaymentEvent {
   const { payment, activeRule, resolution } = command;
   const evaluation = activeRule ? evaluateRule(activeRule.rule, { amountMinor: payment.amountMinor, totalMinor: payment.totalMinor }) : null;
   const points = evaluation?.points ?? 0;
@@ -112,7 +112,7 @@ function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>)
   };
 }
 
-function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[] {
+function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
   switch (command.type) {
     case 'ObservePayment': {
       if (state.status === 'completed') return [];
@@ -127,7 +127,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
         ];
       }
       const completion = complete(command);
-      const events: PurchaseEvent[] = [completion];
+      const events: PaymentEvent[] = [completion];
       // Refunds that arrived first are applied now, in the order they arrived.
       let after = events.reduce(evolve, state) as Completed;
       for (const [refundId, { amountMinor, tenantId }] of state.heldRefunds) {
@@ -170,7 +170,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
   }
 }
 
-function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PurchaseEvent {
+function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PaymentEvent {
   return {
     type: 'RefundApplied',
     data: {
@@ -187,7 +187,7 @@ function applyRefund(state: Completed, refundId: string, amountMinor: number, so
   };
 }
 
-function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
+function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
   switch (event.type) {
     case 'PaymentStatusObserved':
       if (state.status === 'completed') return state;
@@ -236,8 +236,8 @@ function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
   }
 }
 
-export const purchaseDecider: Decider<PurchaseCommand, PurchaseEvent, PurchaseState> = {
-  codec: purchaseEvents,
+export const paymentDecider: Decider<PaymentCommand, PaymentEvent, PaymentState> = {
+  codec: paymentEvents,
   decide,
   evolve,
   initialState: { status: 'unseen', heldRefunds: new Map() },
