@@ -14,6 +14,7 @@ import type { SquarePayment, SquareRefund } from '../ports/square.ts';
 import type { RewardRule } from '../rewards/rule.ts';
 import { foldDecoded, loadWithSnapshot } from '../shared/command-handler.ts';
 import type { CommandPath, FoldedStream } from '../shared/command-path.ts';
+import { KeyedQueue } from '../shared/keyed-queue.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, type WalletState } from '../wallets/wallet.ts';
 import { purchaseDecider, purchaseStream, type CreditOutcome, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
@@ -104,6 +105,10 @@ interface StreamLoad {
 
 export function ingestionService(deps: IngestionDependencies) {
   const walletEffect: WalletEffect = deps.inlineWalletEffects ? 'inline' : 'reactor';
+  // Batches in flight decide and look up concurrently, but take turns to decide wallet effects and append: each
+  // decides on the wallets as the one before it left them, so batches of this process never conflict on a
+  // wallet (a livelock when four batches share regular customers); only another process's writes do.
+  const walletTurns = new KeyedQueue();
 
   const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(purchaseDecider, events), revision: events.at(-1)?.revision });
 
@@ -346,12 +351,16 @@ export function ingestionService(deps: IngestionDependencies) {
         for (const [index, result] of streamDecision.results) current[index] = result;
         for (const index of streamDecision.wrote) wrote.add(index);
       }
-      const { appends, refused, wallets } = await appendsFor(decided, loads);
-      for (const [index, detail] of refused) current[index] = { ok: true, result: { outcome: 'credit_refused', position: undefined, detail } };
-      try {
+      const attempt = async () => {
+        const { appends, refused, wallets } = await appendsFor(decided, loads);
+        for (const [index, detail] of refused) current[index] = { ok: true, result: { outcome: 'credit_refused', position: undefined, detail } };
         const position = await write(appends, current);
         // The wallets' states as appended: the next batch decides on them without reading the wallets again.
         for (const [stream, folded] of wallets) deps.wallets.recent.set(stream, walletDecider.evolve, folded);
+        return position;
+      };
+      try {
+        const position = walletEffect === 'inline' ? await walletTurns.run('wallet-effects', attempt) : await attempt();
         return current.map((r, index) => (r.ok && wrote.has(index) ? { ok: true, result: { ...r.result, position } } : r));
       } catch (error) {
         if (!(error instanceof ConcurrencyConflict) || round >= MAX_ROUNDS) throw error;
@@ -361,8 +370,8 @@ export function ingestionService(deps: IngestionDependencies) {
         const conflicting = error instanceof MultiStreamConflict ? [...error.conflicts.map((c) => c.stream), ...error.written.map((w) => w.stream)] : [error.stream];
         for (const stream of conflicting) if (!byStream.has(stream)) deps.wallets.recent.delete(stream);
         const purchaseConflicts = conflicting.filter((s) => byStream.has(s));
-        const onlyWallets = conflicting.length > 0 && purchaseConflicts.length === 0 && conflicting.every((s) => wallets.has(s));
-        pending = onlyWallets ? [] : purchaseConflicts.length ? purchaseConflicts : [...byStream.keys()];
+        // Only wallets conflicted (another process wrote them): the purchase decisions stand, the wallets are read again.
+        pending = conflicting.length > 0 && purchaseConflicts.length === 0 ? [] : purchaseConflicts.length ? purchaseConflicts : [...byStream.keys()];
         if (!pending.length) continue;
         const fresh = await load(pending);
         loads = new Map([...loads, ...fresh]);
