@@ -42,6 +42,8 @@ export interface Tally {
   connections: SquareConnectionsService;
   /** This instance's Prometheus metrics (`GET /metrics`); components record into it, e.g. rebuild progress. */
   metrics: Metrics;
+  /** Whether wallet credits are appended with their purchases (an atomic multi-stream append) or by the reactor. */
+  inlineWalletEffects: boolean;
   /** Empties raw webhook bodies processed more than WEBHOOK_BODY_RETENTION_DAYS ago (also run hourly); answers how many. */
   pruneWebhookBodies(): Promise<number>;
   stop(): Promise<void>;
@@ -139,6 +141,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       log,
       connections: square.connections,
       metrics,
+      inlineWalletEffects: ingestion.inlineWalletEffects,
       pruneWebhookBodies: ingestion.pruneWebhookBodies,
       stop,
     };

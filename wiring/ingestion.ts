@@ -116,6 +116,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
     walletIdFor,
     inlineWalletEffects,
+    wallets: infrastructure.commands,
   });
   const waiters = new SettlementWaiters();
   const processor = new WebhookProcessor(
@@ -195,5 +196,5 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     }),
     ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
   ];
-  return { awaitProcessed, pruneWebhookBodies, routes };
+  return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes };
 }
