@@ -63,7 +63,6 @@ export interface Route<P extends Schema = z.ZodUndefined, Q extends Schema = z.Z
 }
 
 /** A declared route, whatever its schemas (what the router, the OpenAPI document and the tests walk). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type RouteSpec = Route<any, any, any, any>;
 
 /** Declares a route; the handler's input and answer are typed from the schemas. */
