@@ -3,7 +3,7 @@
  *
  *   domain/       nothing outside domain/ (pure: no I/O, no clock, no library with effects)
  *   projections/  domain/, and of the adapters only adapters/postgres/ (read models live in PostgreSQL)
- *   adapters/     domain/ and other adapters (config.ts reads the TRUST_PROXY format from http/client-address.ts)
+ *   adapters/     domain/ and other adapters
  *   http/         domain/, projections/ (read models, runner), adapters/ (types of the inbox, Square settings)
  *   wiring/       everything above: the provide… functions that build each bounded context
  *   main.ts       wiring/ and the layers above (the one composition root)
@@ -47,10 +47,10 @@ module.exports = {
     },
     {
       name: 'adapters-below-http',
-      comment: 'adapters/ never import projections/, http/ (but the TRUST_PROXY format), the wiring or entry points.',
+      comment: 'adapters/ never import projections/, http/, the wiring or entry points.',
       severity: 'error',
       from: { path: '^adapters/' },
-      to: { path: ['^projections/', '^http/', '^wiring/', '^cli/', '^main\\.ts$'], pathNot: '^http/client-address\\.ts$' },
+      to: { path: ['^projections/', '^http/', '^wiring/', '^cli/', '^main\\.ts$'] },
     },
     {
       name: 'http-is-not-wired-from-inside',
