@@ -21,7 +21,7 @@ async function main(): Promise<number> {
   const ops = await openOperations();
   let current: string | undefined;
   let startedAt = Date.now();
-  const rebuilds = provideRebuilds(ops, {
+  const rebuilds = provideRebuilds(ops, ops.projections, {
     onProgress: (job) => {
       if (process.stderr.isTTY) process.stderr.write(`\r${job.projection}: ${bar(job.eventsApplied, job.eventsTotal, startedAt)}   `);
     },

@@ -15,9 +15,9 @@ import { walletIdFor } from './ids.ts';
 
 export const projectionsOf = ({ store, runtime, commands }: Infrastructure) => allProjections({ store, newId: runtime.newId, walletIdFor, commands });
 
-export function provideRebuilds(infrastructure: Infrastructure, options: RebuildOptions = {}): ProjectionRebuilds {
+export function provideRebuilds(infrastructure: Infrastructure, projections = projectionsOf(infrastructure), options: RebuildOptions = {}): ProjectionRebuilds {
   const { pool, databaseUrl, store, log, runtime } = infrastructure;
-  return new ProjectionRebuilds(pool, { connectionString: databaseUrl }, store, projectionsOf(infrastructure), log, runtime.newId, options);
+  return new ProjectionRebuilds(pool, { connectionString: databaseUrl }, store, projections, log, runtime.newId, options);
 }
 
 export function provideMetrics(log: Infrastructure['log']): Metrics {
@@ -26,7 +26,9 @@ export function provideMetrics(log: Infrastructure['log']): Metrics {
 
 export function provideProjections(infrastructure: Infrastructure, metrics: Metrics, cleanups: Cleanups) {
   const { config, pool, databaseUrl, store, log, runtime } = infrastructure;
-  const runner = new ProjectionRunner(pool, { connectionString: databaseUrl }, store, projectionsOf(infrastructure), log);
+  // One list for the runner and the rebuilds, as they hand projections over to each other.
+  const projections = projectionsOf(infrastructure);
+  const runner = new ProjectionRunner(pool, { connectionString: databaseUrl }, store, projections, log);
   runner.start();
   metrics.observeProjections({
     // A filtered projection is as current as its `upTo`: its checkpoint stays at its own last event.
@@ -37,7 +39,7 @@ export function provideProjections(infrastructure: Infrastructure, metrics: Metr
   });
   if (!config.EVENTSTORE_URL) metrics.observeFeedHorizon(() => oldestAppendInFlight(pool));
   cleanups.add(() => runner.stop());
-  const rebuilds = provideRebuilds(infrastructure, {
+  const rebuilds = provideRebuilds(infrastructure, projections, {
     onProgress: (job) => metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null),
   });
   cleanups.add(() => rebuilds.stop());
