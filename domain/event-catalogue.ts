@@ -7,6 +7,8 @@ import { merchantReservationEvents } from './connections/merchant-reservation.ts
 import { pollEvents } from './connections/poll-log.ts';
 import { purchaseEvents } from './payments/events.ts';
 import { ruleSetEvents } from './rewards/events.ts';
+import { rewardCatalogEvents } from './rewards/catalog-events.ts';
+import { programEvents } from './program/events.ts';
 import { adminBindingEvents } from './users/admin-binding.ts';
 import { userEvents } from './users/events.ts';
 import { walletEvents } from './wallets/events.ts';
@@ -17,6 +19,8 @@ export const eventFamilies = [
   adminBindingEvents,
   workspaceEvents,
   ruleSetEvents,
+  rewardCatalogEvents,
+  programEvents,
   connectionEvents,
   pollEvents,
   merchantReservationEvents,
