@@ -306,6 +306,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           return [];
         }
         const wallet = owner(state);
+        if (state.issuedRewards.has(command.issuedRewardId)) throw new DomainError('CONFLICT', 'This issued reward id is taken; issue with a new one');
         requireAvailable(state, command.reward.points);
         return [
           {

@@ -46,7 +46,7 @@ const commandArb: fc.Arbitrary<WalletCommand> = fc.oneof(
     }),
   ),
   // The reward lifecycle: issue (locks), redeem (spends), void and expire (unlock), on a handful of issued rewards.
-  fc.record({ reward: fc.integer({ min: 0, max: 8 }), key: fc.integer({ min: 0, max: 30 }), points: fc.integer({ min: 1, max: 3_000 }) }).map(
+  fc.record({ reward: fc.integer({ min: 0, max: 2 }), key: fc.integer({ min: 0, max: 30 }), points: fc.integer({ min: 1, max: 3_000 }) }).map(
     ({ reward, key, points }): WalletCommand => ({
       type: 'IssueReward',
       walletId: W.walletId,
@@ -58,11 +58,11 @@ const commandArb: fc.Arbitrary<WalletCommand> = fc.oneof(
       expiresAt: EXPIRES,
     }),
   ),
-  fc.record({ reward: fc.integer({ min: 0, max: 8 }), key: fc.integer({ min: 0, max: 30 }), late: fc.boolean() }).map(
+  fc.record({ reward: fc.integer({ min: 0, max: 2 }), key: fc.integer({ min: 0, max: 30 }), late: fc.boolean() }).map(
     ({ reward, key, late }): WalletCommand => ({ type: 'RedeemReward', walletId: W.walletId, issuedRewardId: `ir-${reward}`, idempotencyKey: `rr-${key}`, by: 'cashier', now: late ? EXPIRES : NOW }),
   ),
-  fc.integer({ min: 0, max: 8 }).map((reward): WalletCommand => ({ type: 'VoidReward', walletId: W.walletId, issuedRewardId: `ir-${reward}`, reason: null, by: 'cashier' })),
-  fc.record({ reward: fc.integer({ min: 0, max: 8 }), late: fc.boolean() }).map(
+  fc.integer({ min: 0, max: 2 }).map((reward): WalletCommand => ({ type: 'VoidReward', walletId: W.walletId, issuedRewardId: `ir-${reward}`, reason: null, by: 'cashier' })),
+  fc.record({ reward: fc.integer({ min: 0, max: 2 }), late: fc.boolean() }).map(
     ({ reward, late }): WalletCommand => ({ type: 'ExpireReward', walletId: W.walletId, issuedRewardId: `ir-${reward}`, now: late ? EXPIRES : NOW }),
   ),
   // Points expiry; `atEventCount: -1` is filled with the state's count when it is decided (a run computing it fresh).
@@ -87,7 +87,7 @@ test('replayed figures equal the wallet decider for any accepted command sequenc
   let runs = 0;
   const seen = new Map<string, number>();
   fc.assert(
-    fc.property(fc.array(commandArb, { maxLength: 60 }), (commands) => {
+    fc.property(fc.array(commandArb, { minLength: 10, maxLength: 60 }), (commands) => {
       runs++;
       let state: WalletState = walletDecider.initialState;
       const events: WalletEvent[] = [];
@@ -120,7 +120,7 @@ test('replayed figures equal the wallet decider for any accepted command sequenc
   );
   t.is(runs >= 500, true);
   for (const type of ['RewardIssued', 'RewardRedeemed', 'RewardVoided', 'RewardExpired', 'PointsExpired', 'PointsAdjusted']) {
-    t.true((seen.get(type) ?? 0) > 0, `the generated sequences include ${type}`);
+    t.true((seen.get(type) ?? 0) > 0, `the generated sequences include ${type}: ${JSON.stringify(Object.fromEntries(seen))}`);
   }
   t.log(JSON.stringify(Object.fromEntries(seen)));
 });
