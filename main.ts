@@ -110,6 +110,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Overrides the logger (tests capture log lines). */
   log?: Logger;
+  /** Overrides the service's clock (tests move it forward to see points and rewards expire); the log's own time is the database's. */
+  now?: () => Date;
 }
 
 const EMBEDDED_DATABASE = 'tally';
@@ -277,7 +279,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const rawStore = await provideEventStore(config, pool, database.url, log);
     const store = instrumentEventStore(rawStore, metrics);
     cleanups.unshift(() => store.close());
-    const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
+    const runtime: Runtime = { now: options.now ?? (() => new Date()), newId: () => uuidv4() };
     const commands = provideCommandPath(pool, {
       onSnapshotError: (stream, error) => log.warn({ err: error, stream }, 'stream snapshot not written or not readable (a cache: the stream is folded from its start)'),
     });
