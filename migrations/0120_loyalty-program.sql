@@ -47,8 +47,9 @@ CREATE INDEX issued_rewards_wallet ON issued_rewards (wallet_id, issued_at DESC)
 -- The expiry run: rewards still issued past their time.
 CREATE INDEX issued_rewards_due ON issued_rewards (expires_at) WHERE status = 'issued';
 
--- The `program_summary` projection: per workspace and UTC day, what moved; per customer and day, what they earned
--- (active customers, top customers). `program_summary_lines` makes applying a line twice change nothing.
+-- The `program_summary` projection: per workspace and UTC day, what moved; per customer and day, week and month,
+-- what they earned and whether they were active (active and top customers of a range of whole intervals read
+-- one row per customer and interval). `program_summary_lines` makes applying a line twice change nothing.
 CREATE TABLE program_days (
   tenant_id         text   NOT NULL,
   day               date   NOT NULL,
@@ -62,12 +63,16 @@ CREATE TABLE program_days (
   net               bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, day)
 );
-CREATE TABLE program_customer_days (
-  tenant_id    text   NOT NULL,
-  day          date   NOT NULL,
-  consumer_id  text   NOT NULL,
-  earned       bigint NOT NULL DEFAULT 0,
-  PRIMARY KEY (tenant_id, day, consumer_id)
+CREATE TABLE program_customer_periods (
+  tenant_id    text    NOT NULL,
+  -- 'day', 'week' (starting Monday) or 'month'; `period` is the interval's first day.
+  granularity  text    NOT NULL CHECK (granularity IN ('day', 'week', 'month')),
+  period       date    NOT NULL,
+  consumer_id  text    NOT NULL,
+  earned       bigint  NOT NULL DEFAULT 0,
+  -- The customer earned or spent in the interval (a reversal or a correction alone is not their activity).
+  active       boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (tenant_id, granularity, period, consumer_id)
 );
 CREATE TABLE program_summary_lines (
   id text PRIMARY KEY
@@ -75,7 +80,7 @@ CREATE TABLE program_summary_lines (
 
 -- Down Migration
 DROP TABLE program_summary_lines;
-DROP TABLE program_customer_days;
+DROP TABLE program_customer_periods;
 DROP TABLE program_days;
 DROP TABLE issued_rewards;
 DROP TABLE program_settings;

@@ -1,8 +1,8 @@
 /**
  * The `program_summary` read model: per workspace and UTC day, the points earned (reversals deducted),
  * redeemed (points and rewards), expired and adjusted, rewards issued and redeemed, and the day's net change of
- * all balances (`program_days`); per customer and day, that they were active and what they earned
- * (`program_customer_days`). `GET /api/v1/client/program/summary` reads only these, never the log.
+ * all balances (`program_days`); per customer and day, week and month, that they were active and what they
+ * earned (`program_customer_periods`). `GET /api/v1/client/program/summary` reads only these, never the log.
  *
  * A batch folds into one row per line (pure), then one statement writes it: a line's id goes into
  * `program_summary_lines` first, and only the lines that inserted count, so an event applied twice changes nothing.
@@ -88,18 +88,21 @@ by_day AS (
     rewards_redeemed = d.rewards_redeemed + EXCLUDED.rewards_redeemed, net = d.net + EXCLUDED.net
   RETURNING 1
 )
-INSERT INTO ${customers} AS c (tenant_id, day, consumer_id, earned)
-SELECT tenant_id, day, consumer_id, sum(earned) FROM counted WHERE active OR earned <> 0 GROUP BY tenant_id, day, consumer_id
-ON CONFLICT (tenant_id, day, consumer_id) DO UPDATE SET earned = c.earned + EXCLUDED.earned`;
+INSERT INTO ${customers} AS c (tenant_id, granularity, period, consumer_id, earned, active)
+SELECT tenant_id, g.granularity, date_trunc(g.granularity, day)::date, consumer_id, sum(earned), bool_or(active)
+  FROM counted CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(granularity)
+ WHERE active OR earned <> 0
+ GROUP BY 1, 2, 3, 4
+ON CONFLICT (tenant_id, granularity, period, consumer_id) DO UPDATE SET earned = c.earned + EXCLUDED.earned, active = c.active OR EXCLUDED.active`;
 
 export const programSummaryProjection = projection({
   name: 'program_summary',
   version: 1,
-  tables: ['program_summary_lines', 'program_days', 'program_customer_days'],
+  tables: ['program_summary_lines', 'program_days', 'program_customer_periods'],
   events: walletBalanceEvents,
   async apply(events, { db, table }: ProjectionContext) {
     const lines = summaryLines(events);
     if (lines.length === 0) return;
-    await db.query(writeSql(table('program_summary_lines'), table('program_days'), table('program_customer_days')), [JSON.stringify(lines)]);
+    await db.query(writeSql(table('program_summary_lines'), table('program_days'), table('program_customer_periods')), [JSON.stringify(lines)]);
   },
 });

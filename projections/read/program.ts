@@ -83,7 +83,7 @@ export async function adjustmentLimitOf(pool: pg.Pool, tenantId: string): Promis
 export type SummaryInterval = 'day' | 'week' | 'month';
 
 export interface SummaryBucket {
-  /** First and last UTC day of the interval (clipped to the range asked). */
+  /** First and last UTC day of the interval. */
   from: string;
   to: string;
   earned: number;
@@ -140,50 +140,55 @@ const dayRow = z.object({
   rewards_redeemed: points,
   net: points,
 });
-const countRow = z.object({ bucket: z.date(), active: points });
+const customersRow = z.object({
+  active_by_period: z.array(z.object({ period: z.string(), active: points })).nullable(),
+  active: points,
+  top: z.array(z.object({ consumer_id: z.string(), earned: points })).nullable(),
+});
 
 /**
- * The workspace's program figures from `from` to `to` (UTC days, both included) by interval, from the
- * `program_summary` read model only: a few indexed aggregates, whatever the size of the ledger.
+ * The workspace's program figures by interval from the `program_summary` read model only, never the log: the
+ * range is widened to whole intervals (a week starts on Monday), so each customer counts once per interval
+ * row, and active and top customers come from one scan of those rows.
  */
 export async function programSummary(pool: pg.Pool, tenantId: string, range: { from: Date; to: Date; interval: SummaryInterval }): Promise<ProgramSummary> {
-  const { from, to, interval } = range;
-  const args = [tenantId, interval, dayText(from), dayText(to)];
-  const [days, active, opening, top, distinct] = await Promise.all([
+  const { interval } = range;
+  const starts = intervalStarts(range.from, range.to, interval);
+  const from = starts[0] ?? range.from;
+  const to = new Date(nextStart(starts.at(-1) ?? range.to, interval).getTime() - 86_400_000);
+  const [days, opening, customers] = await Promise.all([
     pool.query(
       `SELECT date_trunc($2, day)::date AS bucket, sum(earned) AS earned, sum(redeemed) AS redeemed, sum(expired) AS expired,
               sum(adjusted) AS adjusted, sum(rewards_issued) AS rewards_issued, sum(rewards_redeemed) AS rewards_redeemed, sum(net) AS net
          FROM program_days WHERE tenant_id = $1 AND day BETWEEN $3::date AND $4::date GROUP BY 1`,
-      args,
-    ),
-    pool.query(
-      `SELECT date_trunc($2, day)::date AS bucket, count(DISTINCT consumer_id) AS active
-         FROM program_customer_days WHERE tenant_id = $1 AND day BETWEEN $3::date AND $4::date GROUP BY 1`,
-      args,
+      [tenantId, interval, dayText(from), dayText(to)],
     ),
     pool.query(`SELECT coalesce(sum(net), 0) AS net FROM program_days WHERE tenant_id = $1 AND day < $2::date`, [tenantId, dayText(from)]),
     pool.query(
-      `SELECT consumer_id, sum(earned) AS earned FROM program_customer_days
-        WHERE tenant_id = $1 AND day BETWEEN $2::date AND $3::date
-        GROUP BY consumer_id HAVING sum(earned) > 0 ORDER BY sum(earned) DESC, consumer_id LIMIT 10`,
-      [tenantId, dayText(from), dayText(to)],
-    ),
-    pool.query(
-      `SELECT count(DISTINCT consumer_id) AS active FROM program_customer_days WHERE tenant_id = $1 AND day BETWEEN $2::date AND $3::date`,
-      [tenantId, dayText(from), dayText(to)],
+      `WITH rows AS (
+         SELECT period, consumer_id, earned, active FROM program_customer_periods
+          WHERE tenant_id = $1 AND granularity = $2 AND period BETWEEN $3::date AND $4::date
+       ),
+       per_customer AS (SELECT consumer_id, sum(earned) AS earned, bool_or(active) AS active FROM rows GROUP BY consumer_id)
+       SELECT (SELECT json_agg(json_build_object('period', to_char(period, 'YYYY-MM-DD'), 'active', n))
+                 FROM (SELECT period, count(*) AS n FROM rows WHERE active GROUP BY period) p) AS active_by_period,
+              (SELECT count(*) FROM per_customer WHERE active) AS active,
+              (SELECT json_agg(json_build_object('consumer_id', consumer_id, 'earned', earned) ORDER BY earned DESC, consumer_id)
+                 FROM (SELECT consumer_id, earned FROM per_customer WHERE earned > 0 ORDER BY earned DESC, consumer_id LIMIT 10) t) AS top`,
+      [tenantId, interval, dayText(from), dayText(starts.at(-1) ?? to)],
     ),
   ]);
   const byBucket = new Map(days.rows.map((raw) => dayRow.parse(raw)).map((r) => [dayText(r.bucket), r]));
-  const activeByBucket = new Map(active.rows.map((raw) => countRow.parse(raw)).map((r) => [dayText(r.bucket), r.active]));
+  const people = customersRow.parse(customers.rows[0]);
+  const activeByBucket = new Map((people.active_by_period ?? []).map((r) => [r.period, r.active]));
   let outstanding = points.parse(opening.rows[0]?.net ?? 0);
-  const intervals: SummaryBucket[] = intervalStarts(from, to, interval).map((start) => {
+  const intervals: SummaryBucket[] = starts.map((start) => {
     const key = dayText(start);
     const row = byBucket.get(key);
     outstanding += row?.net ?? 0;
-    const end = new Date(nextStart(start, interval).getTime() - 86_400_000);
     return {
-      from: dayText(start.getTime() < from.getTime() ? from : start),
-      to: dayText(end.getTime() > to.getTime() ? to : end),
+      from: key,
+      to: dayText(new Date(nextStart(start, interval).getTime() - 86_400_000)),
       earned: row?.earned ?? 0,
       redeemed: row?.redeemed ?? 0,
       expired: row?.expired ?? 0,
@@ -207,11 +212,11 @@ export async function programSummary(pool: pg.Pool, tenantId: string, range: { f
       adjusted: sum((b) => b.adjusted),
       rewardsIssued: sum((b) => b.rewardsIssued),
       rewardsRedeemed: sum((b) => b.rewardsRedeemed),
-      activeCustomers: points.parse(distinct.rows[0]?.active ?? 0),
+      activeCustomers: people.active,
       outstandingAtEnd: outstanding,
     },
     intervals,
-    topCustomers: top.rows.map((r) => ({ consumerId: z.string().parse(r.consumer_id), earned: points.parse(r.earned) })),
+    topCustomers: (people.top ?? []).map((r) => ({ consumerId: r.consumer_id, earned: r.earned })),
   };
 }
 
