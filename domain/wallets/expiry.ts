@@ -1,11 +1,13 @@
 /**
  * Points expiry, pure: which of a wallet's points a workspace's policy lets expire at an instant.
  *
- * The model is Square Loyalty's: points expire a fixed number of months after they were earned, and spending
- * takes the oldest points first (first earned, first spent). So what remains of a wallet's earned points is
- * always its newest credits, summing to the balance (the oldest of them partly spent). A workspace may add
- * (or use instead) an inactivity rule, which Square does not have: every point expires once the customer has
- * neither earned nor spent for a number of months.
+ * The model is Square Loyalty's (`LoyaltyProgram.expiration_policy.expiration_duration`, `P[n]M`): points
+ * expire a fixed number of months after they were earned, and are valid through the last day of that month
+ * (earned on July 6, 2020 with 12 months: they expire on August 1, 2021); spending takes the oldest points
+ * first (first earned, first spent). So what remains of a wallet's earned points is always its newest credits,
+ * summing to the balance (the oldest of them partly spent). A workspace may add (or use instead) an inactivity
+ * rule, which Square does not have: every point expires once the customer has neither earned nor spent for a
+ * number of months (valid through the end of that month too).
  *
  * Two rules keep expiry from surprising anyone: points locked in an issued reward never expire while locked,
  * and a policy's clock starts when the policy was set, not when the points were earned, unless the merchant
@@ -65,6 +67,15 @@ export function addMonths(date: Date, months: number): Date {
   return result;
 }
 
+/**
+ * When points whose clock started at `start` expire after `months`: valid through the last day of the month
+ * `months` later, so they expire at the start of the month after it (UTC), as in Square Loyalty.
+ */
+export function expiresAfter(start: Date, months: number): Date {
+  const due = addMonths(start, months);
+  return new Date(Date.UTC(due.getUTCFullYear(), due.getUTCMonth() + 1, 1));
+}
+
 /** The UTC day of an instant, `YYYY-MM-DD`: the period a run expires points for. */
 export const periodOf = (instant: Date) => instant.toISOString().slice(0, 10);
 
@@ -100,9 +111,9 @@ interface Deadline {
 
 function lotDeadlines(timeline: WalletTimeline, policy: ExpiryPolicy): Deadline[] {
   const inactiveAt =
-    policy.inactivityMonths !== null && timeline.lastActivityAt ? addMonths(clockStart(policy, timeline.lastActivityAt), policy.inactivityMonths) : null;
+    policy.inactivityMonths !== null && timeline.lastActivityAt ? expiresAfter(clockStart(policy, timeline.lastActivityAt), policy.inactivityMonths) : null;
   return remainingLots(timeline.credits, timeline.balance).flatMap((lot): Deadline[] => {
-    const byAge = policy.earnedMonths !== null ? addMonths(clockStart(policy, lot.at), policy.earnedMonths) : null;
+    const byAge = policy.earnedMonths !== null ? expiresAfter(clockStart(policy, lot.at), policy.earnedMonths) : null;
     if (byAge && (!inactiveAt || byAge.getTime() <= inactiveAt.getTime())) return [{ lot, at: byAge, rule: 'earned' }];
     if (inactiveAt) return [{ lot, at: inactiveAt, rule: 'inactivity' }];
     return [];

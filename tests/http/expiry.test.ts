@@ -7,7 +7,7 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { programStream } from '../../domain/program/program.ts';
-import { addMonths } from '../../domain/wallets/expiry.ts';
+import { addMonths, expiresAfter } from '../../domain/wallets/expiry.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
@@ -84,11 +84,14 @@ test.serial('changing the policy never expires points retroactively unless the m
   t.like(first.body, { pointsExpired: 0 }, 'without the flag the points count from the change, not from when they were earned');
   t.true(first.body.walletsChecked >= 1);
 
-  // Twenty-six days later they are due within the next 30 days: the wallet answers say how many and when.
-  moveClockTo(new Date(addMonths(earned, 2).getTime() + 26 * DAY));
+  // Counted from the change, they are valid through the end of the month after it (as in Square Loyalty). Ten days
+  // before that, they are due within the next 30 days: the wallet answers say how many and when.
+  const due = expiresAfter(new Date(policy.body.effectiveFrom), 1);
+  moveClockTo(new Date(due.getTime() - 10 * DAY));
   const soon = await call('GET', `/api/v1/client/wallets/${walletId}`, { token: m.token });
   t.is(soon.body.expiringSoon.points, 100);
-  t.is(soon.body.expiringSoon.at, addMonths(new Date(policy.body.effectiveFrom), 1).toISOString());
+  t.is(soon.body.expiringSoon.at, due.toISOString());
+  t.like((await cron()).body, { pointsExpired: 0 }, 'not yet due');
   const mine = await call('GET', '/api/v1/me/wallets', { token: c.token });
   t.deepEqual(mine.body[0].expiringSoon, soon.body.expiringSoon, 'the consumer sees it too');
 
@@ -115,7 +118,7 @@ test.serial('the cron run twice, or twice at once, expires once per wallet and d
   t.is(issued.status, 201);
   const policy = await call('PUT', '/api/v1/client/expiry-policy', { token: m.token, body: { earnedMonths: 3, applyToExistingPoints: true } });
   await world.settled(policy.body.position);
-  moveClockTo(new Date(addMonths(new Date(), 3).getTime() + DAY));
+  moveClockTo(new Date(expiresAfter(new Date(), 3).getTime() + DAY));
 
   const [a, b] = await Promise.all([cron(), cron()]);
   t.is(a.status, 200);

@@ -1,7 +1,7 @@
 /** Points expiry, pure: first earned, first spent; locked points never expire; no retroactive expiry unless confirmed. */
 import test from 'ava';
 import fc from 'fast-check';
-import { addMonths, expiringBy, expiryDue, remainingLots, timelineOf, type ExpiryPolicy, type WalletTimeline } from '../../domain/wallets/expiry.ts';
+import { addMonths, expiresAfter, expiringBy, expiryDue, remainingLots, timelineOf, type ExpiryPolicy, type WalletTimeline } from '../../domain/wallets/expiry.ts';
 import type { WalletEvent } from '../../domain/wallets/wallet.ts';
 
 const d = (iso: string) => new Date(iso);
@@ -30,6 +30,12 @@ test('months are calendar months in UTC; the 31st lands on the last day of a sho
   t.is(addMonths(d('2025-11-15T00:00:00Z'), 3).toISOString(), '2026-02-15T00:00:00.000Z');
 });
 
+test('points are valid through the last day of the month they expire in, as in Square Loyalty', (t) => {
+  // Square's own example: earned on July 6, 2020 with P12M, they expire on August 1, 2021.
+  t.is(expiresAfter(d('2020-07-06T15:00:00Z'), 12).toISOString(), '2021-08-01T00:00:00.000Z');
+  t.is(expiresAfter(d('2025-12-31T23:00:00Z'), 1).toISOString(), '2026-02-01T00:00:00.000Z');
+});
+
 test('what remains is the newest credits covering the balance: spending took the oldest first', (t) => {
   const credits = timeline().credits;
   t.deepEqual(remainingLots(credits, 150).map((l) => l.points), [100, 50]);
@@ -39,36 +45,36 @@ test('what remains is the newest credits covering the balance: spending took the
   t.deepEqual(remainingLots(credits, -5), []);
 });
 
-test('points expire the given months after they were earned', (t) => {
-  t.like(expiryDue(timeline(), policy(), d('2026-01-31T23:59:59Z')), { points: 0 });
-  t.like(expiryDue(timeline(), policy(), d('2026-02-01T10:00:00Z')), { points: 100, rule: 'earned' });
-  t.like(expiryDue(timeline({ balance: 80 }), policy(), d('2026-02-01T10:00:00Z')), { points: 30 }, 'only what is left of the old credit');
-  t.like(expiryDue(timeline(), policy(), d('2026-06-01T10:00:00Z')), { points: 150 });
+test('points expire the given months after they were earned, at the end of that month', (t) => {
+  t.like(expiryDue(timeline(), policy(), d('2026-02-28T23:59:59Z')), { points: 0 });
+  t.like(expiryDue(timeline(), policy(), d('2026-03-01T00:00:00Z')), { points: 100, rule: 'earned' });
+  t.like(expiryDue(timeline({ balance: 80 }), policy(), d('2026-03-01T00:00:00Z')), { points: 30 }, 'only what is left of the old credit');
+  t.like(expiryDue(timeline(), policy(), d('2026-07-01T00:00:00Z')), { points: 150 });
 });
 
 test('points locked in an issued reward never expire while locked', (t) => {
-  t.like(expiryDue(timeline({ locked: 120 }), policy(), d('2026-06-02T00:00:00Z')), { points: 30 });
-  t.like(expiryDue(timeline({ locked: 150 }), policy(), d('2026-06-02T00:00:00Z')), { points: 0 });
+  t.like(expiryDue(timeline({ locked: 120 }), policy(), d('2026-07-02T00:00:00Z')), { points: 30 });
+  t.like(expiryDue(timeline({ locked: 150 }), policy(), d('2026-07-02T00:00:00Z')), { points: 0 });
 });
 
 test('a policy counts existing points from when it was set, unless the merchant confirmed applying it to them', (t) => {
   const setLater = policy({ effectiveFrom: '2025-09-01T00:00:00.000Z' });
-  t.like(expiryDue(timeline(), setLater, d('2026-08-31T00:00:00Z')), { points: 0 }, 'nothing expires before the policy is 12 months old');
-  t.like(expiryDue(timeline(), setLater, d('2026-09-01T00:00:00Z')), { points: 150 });
-  t.like(expiryDue(timeline(), { ...setLater, retroactive: true }, d('2026-02-01T10:00:00Z')), { points: 100 }, 'confirmed: from the earn date');
+  t.like(expiryDue(timeline(), setLater, d('2026-09-30T00:00:00Z')), { points: 0 }, 'nothing expires before the policy is 12 months old');
+  t.like(expiryDue(timeline(), setLater, d('2026-10-01T00:00:00Z')), { points: 150 });
+  t.like(expiryDue(timeline(), { ...setLater, retroactive: true }, d('2026-03-01T00:00:00Z')), { points: 100 }, 'confirmed: from the earn date');
 });
 
 test('the inactivity rule expires everything after the months without earning or spending', (t) => {
   const inactive = policy({ earnedMonths: null, inactivityMonths: 6 });
-  t.like(expiryDue(timeline(), inactive, d('2025-11-30T00:00:00Z')), { points: 0 });
-  t.like(expiryDue(timeline(), inactive, d('2025-12-01T10:00:00Z')), { points: 150, rule: 'inactivity' });
+  t.like(expiryDue(timeline(), inactive, d('2025-12-31T00:00:00Z')), { points: 0 });
+  t.like(expiryDue(timeline(), inactive, d('2026-01-01T00:00:00Z')), { points: 150, rule: 'inactivity' });
   const both = policy({ earnedMonths: 12, inactivityMonths: 24 });
-  t.like(expiryDue(timeline(), both, d('2026-02-01T10:00:00Z')), { points: 100, rule: 'earned' }, 'whichever comes first');
+  t.like(expiryDue(timeline(), both, d('2026-03-01T00:00:00Z')), { points: 100, rule: 'earned' }, 'whichever comes first');
 });
 
 test('expiringSoon: the points due by the end of the window, and the earliest date', (t) => {
-  t.deepEqual(expiringBy(timeline(), policy(), d('2026-03-01T00:00:00Z')), { points: 100, at: '2026-02-01T10:00:00.000Z' });
-  t.deepEqual(expiringBy(timeline(), policy(), d('2026-01-01T00:00:00Z')), { points: 0, at: null });
+  t.deepEqual(expiringBy(timeline(), policy(), d('2026-03-15T00:00:00Z')), { points: 100, at: '2026-03-01T00:00:00.000Z' });
+  t.deepEqual(expiringBy(timeline(), policy(), d('2026-02-15T00:00:00Z')), { points: 0, at: null });
   t.deepEqual(expiringBy(timeline(), null, d('2030-01-01T00:00:00Z')), { points: 0, at: null });
 });
 
@@ -100,7 +106,7 @@ test('property: expiry never takes more than the available points nor more than 
         const credits = raw.map((c) => ({ at: new Date(base + c.day * 86_400_000), points: c.points })).sort((a, b) => a.at.getTime() - b.at.getTime());
         const asOf = new Date(base + asOfDay * 86_400_000);
         const due = expiryDue({ credits, balance, locked, lastActivityAt: null }, policy({ earnedMonths: months, retroactive: true }), asOf);
-        const earnedBeforeCut = credits.filter((c) => addMonths(c.at, months).getTime() <= asOf.getTime()).reduce((s, c) => s + c.points, 0);
+        const earnedBeforeCut = credits.filter((c) => expiresAfter(c.at, months).getTime() <= asOf.getTime()).reduce((s, c) => s + c.points, 0);
         return due.points >= 0 && due.points <= Math.max(0, balance - locked) && due.points <= earnedBeforeCut;
       },
     ),
