@@ -1095,7 +1095,7 @@ function programView(_rest, params, token) {
           ['Rewards redeemed', t.rewardsRedeemed],
           ['Active customers', t.activeCustomers],
           ['Outstanding at the end', t.outstandingAtEnd],
-        ].flatMap(([label, value]) => [h('dt', {}, label), h('dd', {}, fmtNumber(value))]),
+        ].map(([label, value]) => h('div', {}, h('dt', {}, label), h('dd', {}, fmtNumber(value)))),
       ),
       programChart(summary.intervals),
       table(
