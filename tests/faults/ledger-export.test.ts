@@ -85,6 +85,7 @@ test(`a ledger of ${LINES.toLocaleString('en-US')} lines streams as CSV in under
   let rows = 0;
   let bytes = 0;
   let header = '';
+  const curve: string[] = [];
   try {
     const response = await fetch(`${url}/api/v1/client/ledger.csv`, { headers: { authorization: `Bearer ${owner}` } });
     t.is(response.status, 200);
@@ -99,7 +100,9 @@ test(`a ledger of ${LINES.toLocaleString('en-US')} lines streams as CSV in under
       const lines = text.split('\r\n');
       carry = lines.pop() ?? '';
       if (!header && lines.length) header = lines[0]!;
+      const before100k = Math.floor(rows / 100_000);
       rows += lines.length;
+      if (Math.floor(rows / 100_000) !== before100k) curve.push(`${Math.floor(rows / 1000)}k:${(await residentMiB(pid)).toFixed(0)}`);
     }
     t.is(carry, '', 'the last row ends with CRLF');
   } finally {
@@ -109,6 +112,7 @@ test(`a ledger of ${LINES.toLocaleString('en-US')} lines streams as CSV in under
   t.regex(header, /^time,line_id,wallet_id,consumer_id,kind,points/);
   t.is(rows, LINES + 1, 'a header and one row per line');
   const grown = peak - before;
+  t.log(`RSS (MiB) as the rows arrived: ${curve.join(' ')}`);
   t.log(`${rows.toLocaleString('en-US')} rows, ${(bytes / 2 ** 20).toFixed(0)} MiB in ${seconds.toFixed(1)} s; service RSS ${before.toFixed(0)} → peak ${peak.toFixed(0)} MiB (+${grown.toFixed(0)} MiB)`);
   t.true(grown < LIMIT_MIB, `the service's memory grew by ${grown.toFixed(0)} MiB`);
 });
