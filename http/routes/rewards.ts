@@ -87,6 +87,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       summary: 'Retire a reward: no longer issued (rewards already issued stay redeemable). Idempotent.',
       async handler(ctx) {
         const { rewardId } = params(rewardParams, ctx);
+        body(z.object({}).strict(), ctx);
         const { position, ...reward } = await catalog.retire(tenantOf(ctx), rewardId, caller(ctx).userId, metadataFor(ctx));
         ctx.body = { ...rewardView(reward), position };
       },
