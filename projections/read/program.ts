@@ -74,12 +74,6 @@ export async function issuedRewardsDue(pool: pg.Pool, asOf: Date, after: string 
   return rows.map((r) => ({ walletId: z.string().parse(r.wallet_id), issuedRewardId: z.string().parse(r.issued_reward_id) }));
 }
 
-/** The per-adjustment limit an administrator set for a workspace, if any. */
-export async function adjustmentLimitOf(pool: pg.Pool, tenantId: string): Promise<number | null> {
-  const { rows } = await pool.query(`SELECT adjustment_limit FROM program_settings WHERE tenant_id = $1`, [tenantId]);
-  return rows[0]?.adjustment_limit == null ? null : points.parse(rows[0].adjustment_limit);
-}
-
 export type SummaryInterval = 'day' | 'week' | 'month';
 
 export interface SummaryBucket {

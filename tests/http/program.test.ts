@@ -170,3 +170,25 @@ test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fie
   t.regex(bad.body.error.message, /from must be before to/);
   t.regex((await csv('from=soon')).body.error.message, /from must be a date \(YYYY-MM-DD\) or an ISO 8601 instant/);
 });
+
+test('the OpenAPI listing names every loyalty program route with its access level', async (t) => {
+  const listing = await world.call('GET', '/openapi.json');
+  const paths = listing.body.paths as Record<string, Record<string, { 'x-access': string }>>;
+  const expected: [string, string, string][] = [
+    ['/api/v1/client/rewards', 'get', 'tenant'],
+    ['/api/v1/client/rewards', 'post', 'tenant'],
+    ['/api/v1/client/rewards/{rewardId}/retire', 'post', 'tenant'],
+    ['/api/v1/me/wallets/{walletId}/rewards', 'get', 'user'],
+    ['/api/v1/client/wallets/{walletId}/rewards', 'post', 'tenant'],
+    ['/api/v1/client/wallets/{walletId}/rewards/{issuedRewardId}/redeem', 'post', 'tenant'],
+    ['/api/v1/client/wallets/{walletId}/rewards/{issuedRewardId}/void', 'post', 'tenant'],
+    ['/api/v1/client/expiry-policy', 'put', 'tenant'],
+    ['/api/v1/client/expiry-policy', 'get', 'tenant'],
+    ['/api/v1/internal/cron/expire-points', 'post', 'cron'],
+    ['/api/v1/client/wallets/{walletId}/adjust', 'post', 'tenant'],
+    ['/api/v1/admin/workspaces/{tenantId}/adjustment-limit', 'put', 'admin'],
+    ['/api/v1/client/program/summary', 'get', 'tenant'],
+    ['/api/v1/client/ledger.csv', 'get', 'tenant'],
+  ];
+  for (const [path, method, access] of expected) t.is(paths[path]?.[method]?.['x-access'], access, `${method} ${path}`);
+});
