@@ -614,7 +614,7 @@ async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
               'tr',
               {},
               cell('Time', h('time', { datetime: l.createdAt }, fmtTime(l.createdAt)), 'time'),
-              cell('Entry', l.entryType),
+              cell('Entry', l.kind),
               cell('Points', signed.format(l.points), 'num'),
               cell('Balance after', fmtNumber(l.balanceAfter), 'num'),
               cell('Reason or reference', l.reason ?? l.reference ?? '—'),

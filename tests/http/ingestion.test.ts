@@ -152,7 +152,7 @@ test.serial('no_rule_no_credit until the tenant activates a rule; then credited 
   t.is(await settledBalance(ann.token), 10, '1 point per whole $1 of $10.99, the tip excluded');
   const wallet = await walletOf(ann.token);
   const ledger = await call('GET', `/api/v1/me/wallets/${wallet.walletId}/ledger`, { token: ann.token });
-  t.like(ledger.body.items[0], { entryType: 'credit', points: 10, paymentId: 'pay-credit' });
+  t.like(ledger.body.items[0], { entryType: 'credit', kind: 'earn', points: 10, paymentId: 'pay-credit' });
 });
 
 test.serial('a refund reverses its share of the points; a refund before its payment waits for it', async (t) => {

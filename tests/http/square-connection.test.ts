@@ -597,7 +597,7 @@ test('the debug endpoint answers runbook 1: variables set, environment, OAuth ho
   await service.tally.connections.recordPoll(client.tenantId, { cursor: null, polledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
   const receivedAt = new Date(Date.now() - 30_000);
   await service.database.pool.query(
-    `INSERT INTO pos_webhook_events_raw (event_id, merchant_id, event_type, raw_body, received_at) VALUES ($1, $2, 'payment.updated', '{}', $3)`,
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, received_at) VALUES ($1, $2, 'payment.updated', '{}', $3)`,
     [uuid(), merchantId, receivedAt],
   );
 
