@@ -133,6 +133,8 @@ async function authorize(
         authorizationId,
         merchantClaim: claim,
         businessName: input.merchant.businessName,
+        currency: input.merchant.currency,
+        country: input.merchant.country,
         scopes: [...SQUARE_SCOPES],
         tokenExpiresAt: tokens.expiresAt,
         locations: input.locations.map((l) => ({ id: l.id, name: l.name, status: l.status })),

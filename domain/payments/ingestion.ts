@@ -11,7 +11,7 @@
 import { ConcurrencyConflict, MultiStreamConflict, type EventMetadata, type EventStore, type NewEvent, type Position, type RecordedEvent, type StreamAppend } from '../ports/event-store.ts';
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
-import type { RewardRule } from '../rewards/rule.ts';
+import { ruleInForce, type RuleSetState } from '../rewards/rule-set.ts';
 import { foldDecoded } from '../shared/command-handler.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, initialWalletState } from '../wallets/wallet.ts';
@@ -35,9 +35,12 @@ export interface IngestionDependencies {
   store: EventStore;
   runtime: Runtime;
   hasher: IdentityHasher;
-  /** Brings the state `activeRule` answers from to the feed's head (see `ingestion-state.ts`). */
+  /** Brings the state `ruleSet` and `workspace` answer from to the feed's head (see `ingestion-state.ts`). */
   catchUp(): Promise<void>;
-  activeRule(tenantId: string): Promise<{ ruleId: string; version: number; rule: RewardRule } | null>;
+  /** The tenant's rule set with its history: a payment earns by the rule in force when it was created. */
+  ruleSet(tenantId: string): RuleSetState;
+  /** The workspace's currency and country, from the connected Square merchant's profile; null when unknown. */
+  workspace(tenantId: string): Workspace;
   /** The Square customer's contact details as the merchant typed them, or null when Square does not know it. */
   customerContacts(tenantId: string, customerId: string): Promise<{ email: string | null; phone: string | null } | null>;
   /** For each set of identity hashes, the approved consumer it belongs to: one read for a whole batch. */
@@ -45,6 +48,11 @@ export interface IngestionDependencies {
   walletIdFor(tenantId: string, consumerId: string): string;
   /** Whether wallet effects may be appended with the purchase events (an atomic multi-stream append). */
   inlineWalletEffects: boolean;
+}
+
+export interface Workspace {
+  currency: string | null;
+  country: string | null;
 }
 
 export interface IngestionResult {
@@ -99,17 +107,15 @@ export function ingestionService(deps: IngestionDependencies) {
   }
 
   /** Identities of the completing payments' customers: cached Square lookups, then one consumer read. */
-  async function identify(facts: readonly { index: number; tenantId: string; customerId: string | null }[]): Promise<Map<number, Identity | Error>> {
+  async function identify(facts: readonly { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[]): Promise<Map<number, Identity | Error>> {
     const found = new Map<number, Identity | Error>();
     const withHashes: { index: number; tenantId: string; hashes: string[] }[] = [];
     await Promise.all(
-      facts.map(async ({ index, tenantId, customerId }) => {
-        if (!customerId) return void found.set(index, { hashes: [], resolution: { kind: 'anonymous' } });
+      facts.map(async ({ index, tenantId, customerId, buyerEmail }) => {
         try {
-          const contacts = await deps.customerContacts(tenantId, customerId);
-          const email = tryNormaliseEmail(contacts?.email);
-          const phone = tryNormalisePhone(contacts?.phone);
-          const hashes = [...(email ? [deps.hasher.hashEmail(email)] : []), ...(phone ? [deps.hasher.hashPhone(phone)] : [])];
+          // A Square Online payment carries the buyer's email and often no customer: that email is an identity too.
+          const contacts = customerId ? await deps.customerContacts(tenantId, customerId) : null;
+          const hashes = identityHashes(deps.hasher, [contacts?.email, buyerEmail], contacts?.phone, deps.workspace(tenantId).country);
           if (hashes.length) withHashes.push({ index, tenantId, hashes });
           else found.set(index, { hashes, resolution: { kind: 'anonymous' } });
         } catch (error) {
@@ -130,6 +136,14 @@ export function ingestionService(deps: IngestionDependencies) {
     return found;
   }
 
+  /** The rule a payment earns by, given when it was created: the rule set's history, not the rule active now. */
+  function ruleFor(tenantId: string, createdAt: string): { activeRule: ActiveRule | null; beforeProgram: boolean } {
+    const rule = ruleInForce(deps.ruleSet(tenantId), createdAt);
+    return rule.kind === 'rule'
+      ? { activeRule: { ruleId: rule.ruleId, version: rule.version, rule: rule.rule }, beforeProgram: false }
+      : { activeRule: null, beforeProgram: rule.kind === 'before_program' };
+  }
+
   /**
    * Decides every fact of one stream in order on its state. Returns the purchase events, each fact's result,
    * and the wallet events the purchase events cause (when inline).
@@ -138,7 +152,6 @@ export function ingestionService(deps: IngestionDependencies) {
     load: StreamLoad,
     items: readonly { index: number; fact: IngestionFact }[],
     identities: Map<number, Identity | Error>,
-    rules: Map<string, { ruleId: string; version: number; rule: RewardRule } | null>,
   ): { events: { event: PurchaseEvent; metadata: EventMetadata }[]; results: Map<number, FactResult>; wrote: Set<number> } {
     let state = load.state;
     const events: { event: PurchaseEvent; metadata: EventMetadata }[] = [];
@@ -172,12 +185,14 @@ export function ingestionService(deps: IngestionDependencies) {
               currency: payment.currency,
               customerId: payment.customerId,
               locationId: payment.locationId,
+              orderId: payment.orderId,
               updatedAt: payment.updatedAt,
               createdAt: payment.createdAt,
             },
             identityHashes: identity.hashes,
             resolution: identity.resolution,
-            activeRule: completing ? (rules.get(fact.tenantId) ?? null) : null,
+            ...(completing ? ruleFor(fact.tenantId, payment.createdAt) : { activeRule: null }),
+            workspaceCurrency: deps.workspace(fact.tenantId).currency,
             source: fact.source,
             walletEffect,
           },
@@ -194,7 +209,17 @@ export function ingestionService(deps: IngestionDependencies) {
       } else {
         const { refund } = fact;
         decided = purchaseDecider.decide(
-          { type: 'ObserveRefund', tenantId: fact.tenantId, refundId: refund.id, paymentId: refund.paymentId ?? '', status: refund.status, amountMinor: refund.amountMinor, source: fact.source, walletEffect },
+          {
+            type: 'ObserveRefund',
+            tenantId: fact.tenantId,
+            refundId: refund.id,
+            paymentId: refund.paymentId ?? '',
+            status: refund.status,
+            amountMinor: refund.amountMinor,
+            currency: refund.currency,
+            source: fact.source,
+            walletEffect,
+          },
           state,
         );
         const event = decided[0];
@@ -206,7 +231,10 @@ export function ingestionService(deps: IngestionDependencies) {
               : state.status === 'completed' && state.tenantId !== fact.tenantId
                 ? // The decider reverses nothing for a refund whose merchant did not take the payment.
                   { outcome: 'ignored', position: undefined, detail: { reason: "the refund's merchant did not take this payment" } }
-                : { outcome: 'duplicate', position: undefined };
+                : state.status === 'completed' && !state.refunds.has(refund.id) && state.currency !== refund.currency
+                  ? // Nor for one in another currency than the payment's.
+                    { outcome: 'currency_mismatch', position: undefined, detail: { refundCurrency: refund.currency, paymentCurrency: state.currency } }
+                  : { outcome: 'duplicate', position: undefined };
         results.set(index, { ok: true, result });
       }
       if (decided.length) wrote.add(index);
@@ -275,8 +303,6 @@ export function ingestionService(deps: IngestionDependencies) {
     }
 
     if (!options.caughtUp) await deps.catchUp();
-    const tenants = new Set([...byStream.values()].flat().map(({ fact }) => fact.tenantId));
-    const rules = new Map(await Promise.all([...tenants].map(async (tenantId) => [tenantId, await deps.activeRule(tenantId)] as const)));
     const identities = new Map<number, Identity | Error>();
     let loads = await load([...byStream.keys()]);
     let pending = [...byStream.keys()];
@@ -284,19 +310,19 @@ export function ingestionService(deps: IngestionDependencies) {
 
     for (let round = 1; ; round++) {
       // Customers are looked up only for payments that complete now, and only once per fact across rounds.
-      const lookups: { index: number; tenantId: string; customerId: string | null }[] = [];
+      const lookups: { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[] = [];
       for (const stream of pending) {
         if (loads.get(stream)?.state.status === 'completed') continue;
         for (const { index, fact } of byStream.get(stream) ?? []) {
           if (fact.kind === 'payment' && fact.payment.status === 'COMPLETED' && !identities.has(index)) {
-            lookups.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId });
+            lookups.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId, buyerEmail: fact.payment.buyerEmail });
           }
         }
       }
       if (lookups.length) for (const [index, identity] of await identify(lookups)) identities.set(index, identity);
       for (const stream of pending) {
         const load = loads.get(stream);
-        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, rules));
+        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities));
       }
       const current: FactResult[] = [...results];
       const wrote = new Set<number>();
@@ -337,3 +363,12 @@ export function ingestionService(deps: IngestionDependencies) {
 }
 
 export type IngestionService = ReturnType<typeof ingestionService>;
+
+type ActiveRule = NonNullable<Extract<Parameters<typeof purchaseDecider.decide>[0], { type: 'ObservePayment' }>['activeRule']>;
+
+/** Keyed hashes of a customer's normalised emails and phone (read in the merchant's country when it has no `+`). */
+export function identityHashes(hasher: IdentityHasher, emails: readonly (string | null | undefined)[], phone: string | null | undefined, country: string | null): string[] {
+  const normalised = [...new Set(emails.map((e) => tryNormaliseEmail(e)).filter((e): e is string => e !== null))];
+  const normalisedPhone = tryNormalisePhone(phone, country);
+  return [...normalised.map((e) => hasher.hashEmail(e)), ...(normalisedPhone ? [hasher.hashPhone(normalisedPhone)] : [])];
+}

@@ -81,6 +81,7 @@ test('payment.created: the payment is keyed by its own id, not data.id, and is o
     totalMinor: 100,
     currency: 'USD',
     customerId: null,
+    buyerEmail: null,
     locationId: 'S8GWD5R9QB376',
     orderId: '03O3USaPaAaFnI6kkwB1JxGgBsUZY',
     createdAt: '2020-11-22T21:16:51.086Z',
