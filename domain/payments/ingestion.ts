@@ -15,7 +15,8 @@ import { ruleInForce, type RuleSetState } from '../rewards/rule-set.ts';
 import { foldDecoded } from '../shared/command-handler.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, initialWalletState } from '../wallets/wallet.ts';
-import { purchaseDecider, purchaseStream, type CreditOutcome, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
+import { purchaseDecider, purchaseStream, type CreditOutcome, type OrderVisit, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
+import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 
 export type IngestionOutcome =
@@ -29,6 +30,7 @@ export type IngestionOutcome =
   | 'ignored'
   | 'no_connection'
   | 'revoked'
+  | 'identity_attached'
   | 'failed';
 
 export interface IngestionDependencies {
@@ -96,14 +98,40 @@ interface StreamLoad {
   revision: number | undefined;
 }
 
+interface OrderLoad {
+  state: OrderVisitState;
+  revision: number | undefined;
+}
+
+/** An order's state while a batch is decided, with the events the batch adds to it. */
+interface OrderInBatch {
+  state: OrderVisitState;
+  events: { event: OrderVisitEvent; metadata: EventMetadata }[];
+}
+
 export function ingestionService(deps: IngestionDependencies) {
   const walletEffect: WalletEffect = deps.inlineWalletEffects ? 'inline' : 'reactor';
 
   const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(purchaseDecider, events), revision: events.at(-1)?.revision });
 
-  async function load(streams: readonly string[]): Promise<Map<string, StreamLoad>> {
-    const read = await deps.store.readStreams(streams);
-    return new Map(streams.map((stream) => [stream, fold(read.get(stream) ?? [])]));
+  const foldOrder = (events: readonly RecordedEvent[]): OrderLoad => ({
+    state: events.reduce((s, e) => orderVisitDecider.evolve(s, orderVisitDecider.codec.decode(e)), orderVisitDecider.initialState),
+    revision: events.at(-1)?.revision,
+  });
+
+  /** The payment streams, and the order streams (one round trip for both). */
+  async function load(streams: readonly string[], orders: readonly string[] = []): Promise<{ payments: Map<string, StreamLoad>; orders: Map<string, OrderLoad> }> {
+    const read = await deps.store.readStreams([...streams, ...orders]);
+    return {
+      payments: new Map(streams.map((stream) => [stream, fold(read.get(stream) ?? [])])),
+      orders: new Map(orders.map((stream) => [stream, foldOrder(read.get(stream) ?? [])])),
+    };
+  }
+
+  /** The order stream a payment fact counts its visit on: only a tender of an order, under a visit rule. */
+  function orderStreamOf(fact: IngestionFact): string | undefined {
+    if (fact.kind !== 'payment' || !fact.payment.orderId) return undefined;
+    return ruleFor(fact.tenantId, fact.payment.createdAt).activeRule?.rule.kind === 'visit' ? orderStream(fact.payment.orderId) : undefined;
   }
 
   /** Identities of the completing payments' customers: cached Square lookups, then one consumer read. */
@@ -152,6 +180,7 @@ export function ingestionService(deps: IngestionDependencies) {
     load: StreamLoad,
     items: readonly { index: number; fact: IngestionFact }[],
     identities: Map<number, Identity | Error>,
+    orders: Map<string, OrderInBatch>,
   ): { events: { event: PurchaseEvent; metadata: EventMetadata }[]; results: Map<number, FactResult>; wrote: Set<number> } {
     let state = load.state;
     const events: { event: PurchaseEvent; metadata: EventMetadata }[] = [];
@@ -170,6 +199,21 @@ export function ingestionService(deps: IngestionDependencies) {
         if (identity instanceof Error || identity === undefined) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
           continue;
+        }
+        // A tender of an order under a visit rule: the order records it, and its first completion counts the visit.
+        let orderVisit: OrderVisit | null = null;
+        const orderKey = orderStreamOf(fact);
+        const order = orderKey ? orders.get(orderKey) : undefined;
+        if (order && payment.orderId) {
+          const observed = orderVisitDecider.decide(
+            { type: 'ObserveTender', orderId: payment.orderId, tenantId: fact.tenantId, paymentId: payment.id, amountMinor: payment.amountMinor, completing, now: payment.updatedAt },
+            order.state,
+          );
+          for (const event of observed) {
+            order.state = orderVisitDecider.evolve(order.state, event);
+            order.events.push({ event, metadata: fact.metadata });
+          }
+          if (completing) orderVisit = visitOf(order.state, payment.orderId, payment.id);
         }
         decided = purchaseDecider.decide(
           {
@@ -193,6 +237,7 @@ export function ingestionService(deps: IngestionDependencies) {
             resolution: identity.resolution,
             ...(completing ? ruleFor(fact.tenantId, payment.createdAt) : { activeRule: null }),
             workspaceCurrency: deps.workspace(fact.tenantId).currency,
+            orderVisit,
             source: fact.source,
             walletEffect,
           },
@@ -247,7 +292,24 @@ export function ingestionService(deps: IngestionDependencies) {
   }
 
   /** Turns decided purchase events into append requests: the purchase streams', then the wallets' (inline). */
-  function appendsFor(decided: Map<string, { events: { event: PurchaseEvent; metadata: EventMetadata }[] }>, loads: Map<string, StreamLoad>): StreamAppend[] {
+  function appendsFor(
+    decided: Map<string, { events: { event: PurchaseEvent; metadata: EventMetadata }[] }>,
+    loads: Map<string, StreamLoad>,
+    orders: Map<string, OrderInBatch>,
+    orderLoads: Map<string, OrderLoad>,
+  ): StreamAppend[] {
+    // Orders first: where the store appends stream by stream, a visit is counted before any purchase relies on it,
+    // and a conflict on the order stops the batch before a purchase is written.
+    const orderAppends: StreamAppend[] = [];
+    for (const [stream, order] of orders) {
+      if (!order.events.length) continue;
+      const revision = orderLoads.get(stream)?.revision;
+      orderAppends.push({
+        stream,
+        events: order.events.map(({ event, metadata }) => orderVisitDecider.codec.encode(event, deps.runtime.newId(), metadata)),
+        expected: revision === undefined ? 'no_stream' : revision,
+      });
+    }
     const purchases: StreamAppend[] = [];
     const wallets = new Map<string, NewEvent[]>();
     for (const [stream, { events }] of decided) {
@@ -274,7 +336,7 @@ export function ingestionService(deps: IngestionDependencies) {
       const revision = loads.get(stream)?.revision;
       purchases.push({ stream, events: newEvents, expected: revision === undefined ? 'no_stream' : revision });
     }
-    return [...purchases, ...[...wallets].map(([stream, events]) => ({ stream, events, expected: 'any' as const }))];
+    return [...orderAppends, ...purchases, ...[...wallets].map(([stream, events]) => ({ stream, events, expected: 'any' as const }))];
   }
 
   /**
@@ -304,7 +366,10 @@ export function ingestionService(deps: IngestionDependencies) {
 
     if (!options.caughtUp) await deps.catchUp();
     const identities = new Map<number, Identity | Error>();
-    let loads = await load([...byStream.keys()]);
+    const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
+    const loaded = await load([...byStream.keys()], orderStreams);
+    let loads = loaded.payments;
+    let orderLoads = loaded.orders;
     let pending = [...byStream.keys()];
     const decided = new Map<string, ReturnType<typeof decideStream>>();
 
@@ -320,9 +385,11 @@ export function ingestionService(deps: IngestionDependencies) {
         }
       }
       if (lookups.length) for (const [index, identity] of await identify(lookups)) identities.set(index, identity);
+      // Orders are shared between payment streams: each round decides them afresh from what was read.
+      const orders = new Map<string, OrderInBatch>([...orderLoads].map(([stream, o]) => [stream, { state: o.state, events: [] }]));
       for (const stream of pending) {
         const load = loads.get(stream);
-        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities));
+        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, orders));
       }
       const current: FactResult[] = [...results];
       const wrote = new Set<number>();
@@ -331,7 +398,7 @@ export function ingestionService(deps: IngestionDependencies) {
         for (const index of streamDecision.wrote) wrote.add(index);
       }
       try {
-        const position = await write(appendsFor(decided, loads), current);
+        const position = await write(appendsFor(decided, loads, orders, orderLoads), current);
         return current.map((r, index) => (r.ok && wrote.has(index) ? { ok: true, result: { ...r.result, position } } : r));
       } catch (error) {
         if (!(error instanceof ConcurrencyConflict) || round >= MAX_ROUNDS) throw error;
@@ -339,9 +406,11 @@ export function ingestionService(deps: IngestionDependencies) {
         // appends stream by stream, what it had already written, which now decides as already done).
         pending =
           error instanceof MultiStreamConflict ? [...error.conflicts.map((c) => c.stream), ...error.written.map((w) => w.stream)].filter((s) => byStream.has(s)) : [error.stream];
-        if (!pending.length || pending.some((s) => !byStream.has(s))) pending = [...byStream.keys()];
-        const fresh = await load(pending);
-        loads = new Map([...loads, ...fresh]);
+        // A batch with orders re-decides everything: a re-decided tender may change what its order decided for others.
+        if (!pending.length || pending.some((s) => !byStream.has(s)) || orderStreams.length) pending = [...byStream.keys()];
+        const fresh = await load(pending, orderStreams);
+        loads = new Map([...loads, ...fresh.payments]);
+        orderLoads = fresh.orders;
       }
     }
   }
