@@ -32,7 +32,9 @@ export function phoneRegion(country: string | null | undefined): CountryCode | u
  */
 export function normalisePhone(phone: string, region?: string | null): string {
   const parsed = parsePhoneNumberFromString(phone.trim(), phoneRegion(region) ?? DEFAULT_PHONE_REGION);
-  if (!parsed || !parsed.isValid()) {
+  // A number of a possible length for its region is accepted even where the numbering plan has not allocated it
+  // (the UK's 07700 900xxx, kept for fiction and examples, is what merchants and tests type).
+  if (!parsed || !(parsed.isValid() || parsed.isPossible())) {
     throw new DomainError('VALIDATION_FAILED', 'phone must be a valid phone number, preferably in E.164 form such as +12125551234 (or give country for a national number)');
   }
   return parsed.number;
