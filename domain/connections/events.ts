@@ -124,6 +124,8 @@ export interface ConnectionDetails {
   locations: ConnectionLocation[];
   tokenExpiresAt: string;
   authorizedAt: string;
+  /** When this workspace first connected this merchant (kept across reconnects to it): a first poll starts there. */
+  connectedSince: string;
   lastRefreshedAt: string | null;
   pollCursor: string | null;
   lastPolledAt: string | null;
@@ -164,6 +166,7 @@ export function detailsOf(state: ConnectedState): ConnectionDetails {
     locations: state.locations,
     tokenExpiresAt: state.tokenExpiresAt,
     authorizedAt: state.authorizedAt,
+    connectedSince: state.connectedSince,
     lastRefreshedAt: state.lastRefreshedAt,
     pollCursor: state.pollCursor,
     lastPolledAt: state.lastPolledAt,
@@ -188,6 +191,7 @@ export function evolveConnection(state: SquareConnectionState, event: SquareConn
       locations: d.locations,
       tokenExpiresAt: d.tokenExpiresAt,
       authorizedAt: d.authorizedAt,
+      connectedSince: sameMerchant ? state.connectedSince : d.authorizedAt,
       lastRefreshedAt: null,
       // Polling resumes where it stopped for the same merchant; another merchant starts afresh.
       pollCursor: sameMerchant ? state.pollCursor : null,

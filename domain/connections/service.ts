@@ -35,7 +35,7 @@ export interface ActiveConnection {
   tenantId: string;
   merchantId: string;
   pollCursor: string | null;
-  /** When the merchant connected (authorized) this workspace: a first poll starts there, not earlier. */
+  /** When the workspace first connected this merchant (kept across reconnects to it): a first poll starts there. */
   connectedAt: string;
 }
 
@@ -122,7 +122,7 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       const active: ActiveConnection[] = [];
       for (const tenantId of await deps.tenantsWithStatus(['active'])) {
         const state = await c.loadConnection(tenantId);
-        if (state.status === 'active') active.push({ tenantId, merchantId: state.merchantId, pollCursor: pollCursorFor(state, await c.lastPoll(tenantId)), connectedAt: state.authorizedAt });
+        if (state.status === 'active') active.push({ tenantId, merchantId: state.merchantId, pollCursor: pollCursorFor(state, await c.lastPoll(tenantId)), connectedAt: state.connectedSince });
       }
       return active;
     },

@@ -15,6 +15,7 @@ const details = {
   locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
   tokenExpiresAt: z.string(),
   authorizedAt: z.string(),
+  connectedSince: z.string(),
   lastRefreshedAt: z.string().nullable(),
   pollCursor: z.string().nullable(),
   lastPolledAt: z.string().nullable(),

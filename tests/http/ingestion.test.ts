@@ -222,8 +222,8 @@ test.serial('the poll feeds payments of every location through the same path, an
   const dana = await register('consumer', 'dana@example.com');
   square.addCustomer('M-CAFE', { id: 'cust-dana', email: 'dana@example.com' });
   const now = Date.now();
-  square.addPayment('M-CAFE', { id: 'poll-1', locationId: 'L-MAIN', amount: 1500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now - 60_000).toISOString() });
-  square.addPayment('M-CAFE', { id: 'poll-2', locationId: 'L-KIOSK', amount: 2500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now - 50_000).toISOString() });
+  square.addPayment('M-CAFE', { id: 'poll-1', locationId: 'L-MAIN', amount: 1500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now).toISOString() });
+  square.addPayment('M-CAFE', { id: 'poll-2', locationId: 'L-KIOSK', amount: 2500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now + 10).toISOString() });
   t.is((await call('POST', '/api/v1/internal/cron/square-poll-payments')).status, 401);
   t.is((await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': 'wrong' } })).status, 401);
   const first = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });

@@ -208,7 +208,8 @@ test('a merchant connects: tokens stored encrypted, the connection active, the A
   t.is(await service.tally.connections.tenantForMerchant(merchantId), client.tenantId);
   t.deepEqual(
     (await service.tally.connections.activeConnections()).find((c) => c.tenantId === client.tenantId),
-    { tenantId: client.tenantId, merchantId, pollCursor: null },
+    { tenantId: client.tenantId, merchantId, pollCursor: null, connectedAt: view.authorizedAt },
+    'a first poll starts at the connection',
   );
 
   const [authorized] = await service.tally.store.readStream(`square-connection-${client.tenantId}`);
