@@ -25,6 +25,7 @@ const OUTCOMES = [
   'ignored',
   'no_connection',
   'revoked',
+  'credit_refused',
   'failed',
 ] as const;
 
