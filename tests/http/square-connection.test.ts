@@ -9,6 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { v4 as uuid } from 'uuid';
+import { eventually } from '../support/eventually.ts';
 import { keyring } from '../../adapters/crypto/keys.ts';
 import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
 import { postgresTokenVault } from '../../adapters/postgres/token-vault.ts';
@@ -122,7 +123,8 @@ const failedWith = (code: string) => `${FRONTEND_URL}/pos?error=${code}`;
 async function connection(client: Client) {
   const last = (await service.tally.store.readStream(`square-connection-${client.tenantId}`)).at(-1);
   const headers: Record<string, string> = last ? { 'x-min-position': String(last.position) } : {};
-  const response = await call('GET', '/api/v1/client/pos/square', { token: client.token, headers });
+  // A 503 with Retry-After means the read models are still catching up (a loaded machine): retry, as a client would.
+  const response = await eventually(() => call('GET', '/api/v1/client/pos/square', { token: client.token, headers }), (r: { status: number }) => r.status !== 503, { timeoutMs: 20_000, intervalMs: 250 });
   if (response.status !== 200) throw new Error(`status answered ${response.status}: ${JSON.stringify(response.body)}`);
   return response.body;
 }

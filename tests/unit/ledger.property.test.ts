@@ -105,7 +105,7 @@ function factsFor(index: number, p: PaymentSpec): Fact[] {
  * Delivers the facts one at a time (`batches` omitted) or in consecutive batches of the given sizes (cycled),
  * with wallet effects appended inline (atomic multi-stream append) or by the reactor.
  */
-async function deliver(facts: Fact[], options: { batches?: readonly number[]; inline?: boolean } = {}): Promise<Map<string, number>> {
+async function deliver(facts: Fact[], options: { batches?: readonly number[]; inline?: boolean; ruleSet?: RuleSetState } = {}): Promise<Map<string, number>> {
   const store = new InMemoryEventStore();
   let next = 0;
   const newId = () => `00000000-0000-4000-8000-${String(++next).padStart(12, '0')}`;
@@ -115,7 +115,7 @@ async function deliver(facts: Fact[], options: { batches?: readonly number[]; in
     runtime: { now: () => new Date('2026-11-03T00:00:00Z'), newId },
     hasher: { hashEmail: (e) => `email:${e}`, hashPhone: (p) => `phone:${p}`, hashVerificationCode: (u, p, c) => `code:${u}:${p}:${c}` },
     catchUp: async () => undefined,
-    ruleSet: () => RULE_SET,
+    ruleSet: () => options.ruleSet ?? RULE_SET,
     workspace: () => ({ currency: 'USD', country: 'US' }),
     customerContacts: async (_tenant, customerId) => CUSTOMERS[customerId] ?? null,
     consumersByIdentity: async (sets) => sets.map((hashes) => hashes.map((h) => CONSUMER_BY_HASH[h]).find(Boolean)),
@@ -265,4 +265,79 @@ test('no sequence of credits, reversals and redemptions ever lets a redemption o
   );
   t.log(`${redeemed} redemptions accepted, ${refused} refused`);
   t.true(redeemed > 0 && refused > 0, 'both sides of the rule were exercised');
+});
+
+/** A visit rule (10 points, no minimum) in force from 2026-10-01: one visit per order, however it is paid. */
+const VISIT_RULES: RuleSetState = {
+  versions: [{ ruleId: 'rule-visit', version: 1, rule: { kind: 'visit', points: 10, minimumSpend: 0 }, createdAt: '2026-09-30T00:00:00.000Z' }],
+  activeRuleId: 'rule-visit',
+  retiredThrough: 0,
+  history: [{ at: '2026-10-01T00:00:00.000Z', ruleId: 'rule-visit' }],
+};
+
+const orderArb = fc.record({
+  customer: fc.constantFrom<string | null>('cust-ann', 'cust-bob', 'cust-stranger'),
+  tenders: fc.array(fc.integer({ min: 1, max: 5_000 }), { minLength: 1, maxLength: 3 }),
+  currency: fc.constantFrom('USD', 'USD', 'USD', 'JPY'),
+});
+
+/** Each tender of an order is a payment with the order's id: approved, then completed, then seen again by a poll. */
+function orderFacts(index: number, o: { customer: string | null; tenders: number[]; currency: string }): Fact[] {
+  return o.tenders.flatMap((amount, t) => {
+    const base: SquarePayment = {
+      id: `pay-${index}-${t}`,
+      status: 'APPROVED',
+      amountMinor: amount,
+      tipMinor: 0,
+      totalMinor: amount,
+      currency: o.currency,
+      customerId: o.customer,
+      buyerEmail: null,
+      locationId: 'L1',
+      orderId: `order-${index}`,
+      createdAt: '2026-11-01T10:00:00.000Z',
+      updatedAt: '2026-11-01T10:00:00.000Z',
+    };
+    const completed = { ...base, status: 'COMPLETED', updatedAt: '2026-11-01T10:00:05.000Z' };
+    return [
+      { kind: 'payment' as const, payment: base, source: `webhook:created-${base.id}` },
+      { kind: 'payment' as const, payment: completed, source: `webhook:updated-${base.id}` },
+      { kind: 'payment' as const, payment: completed, source: `poll:${base.id}` },
+    ];
+  });
+}
+
+test('one visit per order: any interleaving, duplication and batching of split tenders credits each order once (same_order for the rest)', async (t) => {
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(orderArb, { minLength: 1, maxLength: 4 }),
+      fc.array(fc.nat(), { maxLength: 12 }),
+      fc.infiniteStream(fc.nat()),
+      fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 6 }),
+      fc.boolean(),
+      async (orders, duplicates, shuffleSeeds, batches, inline) => {
+        runs++;
+        const clean = orders.flatMap((o, i) => orderFacts(i, o));
+        const noisy = [...clean, ...duplicates.map((d) => clean[d % clean.length]!)];
+        const seeds = shuffleSeeds[Symbol.iterator]();
+        for (let i = noisy.length - 1; i > 0; i--) {
+          const j = (seeds.next().value as number) % (i + 1);
+          [noisy[i], noisy[j]] = [noisy[j]!, noisy[i]!];
+        }
+        // Orders in the workspace's currency count once each for their customer; yen orders not at all.
+        const visits = (customer: string) => 10 * orders.filter((o) => o.customer === customer && o.currency === 'USD').length;
+        const oneAtATime = await deliver(noisy, { ruleSet: VISIT_RULES });
+        const batched = await deliver(noisy, { ruleSet: VISIT_RULES, batches, inline });
+        return (
+          oneAtATime.get('ann') === visits('cust-ann') &&
+          oneAtATime.get('bob') === visits('cust-bob') &&
+          batched.get('ann') === visits('cust-ann') &&
+          batched.get('bob') === visits('cust-bob')
+        );
+      },
+    ),
+    { numRuns: 100 },
+  );
+  t.true(runs >= 100);
 });
