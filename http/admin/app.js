@@ -684,7 +684,7 @@ function adjustForm(walletId, tenantId, body, token) {
 }
 
 // ---------------------------------------------------------------------------------------------- webhooks
-const OUTCOMES = ['pending', 'credited', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
+const OUTCOMES = ['pending', 'credited', 'credit_refused', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'before_program', 'currency_mismatch', 'same_order', 'identity_attached', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
 const RETRYABLE = ['failed', 'no_connection'];
 
 function webhooksView(_rest, params, token) {

@@ -90,7 +90,9 @@ const SEARCH_LIMIT = 50;
  */
 export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenantId: string, q: string): Promise<WalletView[]> {
   const email = tryNormaliseEmail(q);
-  const phone = email ? null : tryNormalisePhone(q);
+  // A national number is read in the workspace's country (its Square merchant's), as its customers' phones are.
+  const region = email ? null : ((await pool.query<{ country: string | null }>('SELECT country FROM pos_connections WHERE tenant_id = $1', [tenantId])).rows[0]?.country ?? null);
+  const phone = email ? null : tryNormalisePhone(q, region);
   if (!email && !phone) {
     throw new DomainError('VALIDATION_FAILED', 'q must be an email address or a phone number (such as +12125551234)');
   }

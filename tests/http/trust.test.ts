@@ -197,6 +197,9 @@ test.serial('4. phones are read in the merchant’s country: a UK number without
   await service.tally.runner.waitForPosition(registered.body.position, 15_000);
   t.like(await deliver(paymentWebhook({ eventId: `evt-${uuid()}`, merchantId: squareMerchantId, paymentId: `pay-uk-${uuid()}`, amount: 500, currency: 'GBP', customerId: 'cust-uk' })), { outcome: 'credited' });
   t.is(await balanceAt({ id, token }, owner.tenantId), 5);
+  const found = await call('GET', `/api/v1/client/wallets?q=${encodeURIComponent('07700 900123')}`, { token: owner.token });
+  t.is(found.status, 200);
+  t.deepEqual(found.body.map((w: { consumerId: string }) => w.consumerId), [id], 'the merchant finds the wallet by the number as its customers say it');
 });
 
 test.serial('5. refunds by basis: the amount’s share for amount rules (tip last), the total’s for total rules, all-or-nothing for a visit', async (t) => {
