@@ -223,7 +223,7 @@ export async function projectedTotals(url: string): Promise<{ ledgerRows: number
   return withClient(url, async (client) => {
     const { rows } = await client.query<{ ledger_rows: string; wallets: string; balance: string; ledger_balance: string }>(
       `SELECT (SELECT count(*) FROM wallet_ledger) AS ledger_rows, (SELECT count(*) FROM wallets) AS wallets,
-              (SELECT coalesce(sum(points_balance), 0) FROM wallets) AS balance, (SELECT coalesce(sum(points), 0) FROM wallet_ledger) AS ledger_balance`,
+              (SELECT coalesce(sum(points_balance), 0) FROM wallets) AS balance, (SELECT coalesce(sum(CASE WHEN entry_type = 'credit' THEN points ELSE -points END), 0) FROM wallet_ledger) AS ledger_balance`,
     );
     const r = rows[0]!;
     return { ledgerRows: Number(r.ledger_rows), wallets: Number(r.wallets), balance: Number(r.balance), ledgerBalance: Number(r.ledger_balance) };
