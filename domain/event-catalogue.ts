@@ -6,6 +6,7 @@ import { connectionEvents } from './connections/events.ts';
 import { merchantReservationEvents } from './connections/merchant-reservation.ts';
 import { pollEvents } from './connections/poll-log.ts';
 import { purchaseEvents } from './payments/events.ts';
+import { orderVisitEvents } from './payments/order-visit.ts';
 import { ruleSetEvents } from './rewards/events.ts';
 import { rewardCatalogEvents } from './rewards/catalog-events.ts';
 import { programEvents } from './program/events.ts';
@@ -25,5 +26,6 @@ export const eventFamilies = [
   pollEvents,
   merchantReservationEvents,
   purchaseEvents,
+  orderVisitEvents,
   walletEvents,
 ] as const;

@@ -3,12 +3,10 @@
 -- Issue 18, a loyalty program merchants run: reward lifecycle and points expiry on the wallet ledger, the
 -- program's settings and issued rewards, and the program summary.
 
--- Ledger lines for every step of a reward and for expired points, each with its own kind. A reward's
--- issue, void and expiry move no balance: they move the points locked by issued rewards (`locked_change`).
-ALTER TABLE wallet_ledger DROP CONSTRAINT IF EXISTS wallet_ledger_entry_type_check;
-ALTER TABLE wallet_ledger ADD CONSTRAINT wallet_ledger_entry_type_check CHECK (entry_type IN (
-  'credit', 'reversal', 'redemption', 'adjustment', 'claim', 'merchant_adjustment',
-  'reward_issued', 'reward_redeemed', 'reward_voided', 'reward_expired', 'points_expired'));
+-- Ledger lines for every step of a reward and for expired points, each with its own `kind` (plain text since
+-- 0100: merchant_adjustment, reward_issued, reward_redeemed, reward_voided, reward_expired, points_expired). A
+-- reward's issue, void and expiry move no balance (0 points): they move the points locked by issued rewards,
+-- signed in `locked_change`.
 ALTER TABLE wallet_ledger ADD COLUMN locked_change bigint NOT NULL DEFAULT 0;
 ALTER TABLE wallet_ledger ADD COLUMN reward_id text;
 ALTER TABLE wallet_ledger ADD COLUMN issued_reward_id text;
@@ -90,5 +88,3 @@ DROP INDEX wallet_ledger_tenant_time;
 ALTER TABLE wallet_ledger DROP COLUMN issued_reward_id;
 ALTER TABLE wallet_ledger DROP COLUMN reward_id;
 ALTER TABLE wallet_ledger DROP COLUMN locked_change;
-ALTER TABLE wallet_ledger DROP CONSTRAINT wallet_ledger_entry_type_check;
-ALTER TABLE wallet_ledger ADD CONSTRAINT wallet_ledger_entry_type_check CHECK (entry_type IN ('credit', 'reversal', 'redemption', 'adjustment', 'claim'));

@@ -57,10 +57,10 @@ export async function tenantsWithExpiryPolicy(pool: pg.Pool): Promise<string[]> 
 /** A page of a workspace's wallets holding points, by id. */
 export async function walletsWithPoints(pool: pg.Pool, tenantId: string, after: string | null, limit: number): Promise<string[]> {
   const { rows } = await pool.query(
-    `SELECT wallet_id FROM wallets WHERE tenant_id = $1 AND points_balance > 0 AND ($2::text IS NULL OR wallet_id > $2) ORDER BY wallet_id LIMIT $3`,
+    `SELECT id FROM wallets WHERE tenant_id = $1 AND points_balance > 0 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3`,
     [tenantId, after, limit],
   );
-  return rows.map((r) => z.string().parse(r.wallet_id));
+  return rows.map((r) => z.string().parse(r.id));
 }
 
 /** Rewards still issued whose time ran out by `asOf`, by id. */
@@ -243,8 +243,8 @@ const CSV_VALUES = [
   'l.id',
   'l.wallet_id',
   'w.consumer_id',
-  'l.entry_type',
-  'l.points',
+  'l.kind',
+  `CASE l.entry_type WHEN 'debit' THEN -l.points ELSE l.points END`,
   'l.balance_after',
   'l.locked_change',
   'l.reward_id',
@@ -273,7 +273,7 @@ export async function* ledgerCsv(pool: pg.Pool, tenantId: string, range: { from:
     await client.query(
       `DECLARE ledger_csv NO SCROLL CURSOR FOR
        SELECT ${CSV_VALUES.map(csvField).join(` || ',' || `)} || E'\r\n' AS line
-         FROM wallet_ledger l LEFT JOIN wallets w ON w.wallet_id = l.wallet_id
+         FROM wallet_ledger l LEFT JOIN wallets w ON w.id = l.wallet_id
         WHERE l.tenant_id = $1 AND l.created_at >= $2 AND l.created_at < $3
         ORDER BY l.created_at, l.id`,
       [tenantId, range.from, range.to],

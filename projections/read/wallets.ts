@@ -5,13 +5,12 @@ import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
 import { EXPIRING_SOON_DAYS, expiringBy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
-import { LEDGER_ENTRY_TYPES } from '../wallets.ts';
 
 /** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
 const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
 
 const walletRow = z.object({
-  wallet_id: z.string(),
+  id: z.string(),
   tenant_id: z.string(),
   consumer_id: z.string(),
   points_balance: points,
@@ -49,11 +48,11 @@ export interface ConsumerWalletView extends WalletView {
 }
 
 const WALLET_COLUMNS =
-  'w.wallet_id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.locked_points, w.lifetime_expired, w.created_at, w.updated_at';
+  'w.id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.locked_points, w.lifetime_expired, w.created_at, w.updated_at';
 
 function walletView(r: z.infer<typeof walletRow>): WalletView {
   return {
-    walletId: r.wallet_id,
+    walletId: r.id,
     tenantId: r.tenant_id,
     consumerId: r.consumer_id,
     balance: r.points_balance,
@@ -102,9 +101,9 @@ export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]
   );
 }
 
-/** Ledger kinds that add earned points (positive adjustments count as earned), and the customer's own activity. */
-const EARNING_KINDS = ['credit', 'claim', 'adjustment', 'merchant_adjustment'];
-const ACTIVITY_KINDS = ['credit', 'claim', 'redemption', 'reward_issued', 'reward_redeemed'];
+/** Ledger kinds that add earned points (credits of positive adjustments count as earned), and the customer's own activity. */
+const EARNING_KINDS = ['earn', 'claim', 'adjustment', 'merchant_adjustment'];
+const ACTIVITY_KINDS = ['earn', 'claim', 'redemption', 'reward_issued', 'reward_redeemed'];
 const creditRow = z.object({ points, created_at: z.date(), revision: z.coerce.number().int() });
 
 /**
@@ -118,7 +117,7 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
   while (covered < wallet.balance) {
     const { rows } = await pool.query(
       `SELECT points, created_at, revision FROM wallet_ledger
-        WHERE wallet_id = $1 AND revision < $2 AND points > 0 AND entry_type = ANY($3)
+        WHERE wallet_id = $1 AND revision < $2 AND entry_type = 'credit' AND points > 0 AND kind = ANY($3)
         ORDER BY revision DESC LIMIT 200`,
       [wallet.walletId, before, EARNING_KINDS],
     );
@@ -131,7 +130,7 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
     if (rows.length < 200) break;
   }
   const { rows: activity } = await pool.query(
-    `SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND entry_type = ANY($2) ORDER BY revision DESC LIMIT 1`,
+    `SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`,
     [wallet.walletId, ACTIVITY_KINDS],
   );
   const lastActivityAt = activity[0] ? z.date().parse(activity[0].created_at) : null;
@@ -156,7 +155,7 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
     `SELECT ${WALLET_COLUMNS}, ws.business_name
        FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
       WHERE w.consumer_id = $1
-      ORDER BY w.updated_at DESC, w.wallet_id`,
+      ORDER BY w.updated_at DESC, w.id`,
     [consumerId],
   );
   return rows.map((raw) => {
@@ -167,13 +166,13 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
 
 /** One wallet, only if it belongs to the tenant (another tenant's wallet reads as missing). */
 export async function findTenantWallet(pool: pg.Pool, tenantId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.wallet_id = $1 AND w.tenant_id = $2`, [walletId, tenantId]);
+  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.tenant_id = $2`, [walletId, tenantId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
 /** One wallet, only if it belongs to the consumer. */
 export async function findConsumerWallet(pool: pg.Pool, consumerId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.wallet_id = $1 AND w.consumer_id = $2`, [walletId, consumerId]);
+  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.consumer_id = $2`, [walletId, consumerId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
@@ -186,7 +185,9 @@ const SEARCH_LIMIT = 50;
  */
 export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenantId: string, q: string): Promise<WalletView[]> {
   const email = tryNormaliseEmail(q);
-  const phone = email ? null : tryNormalisePhone(q);
+  // A national number is read in the workspace's country (its Square merchant's), as its customers' phones are.
+  const region = email ? null : ((await pool.query<{ country: string | null }>('SELECT country FROM pos_connections WHERE tenant_id = $1', [tenantId])).rows[0]?.country ?? null);
+  const phone = email ? null : tryNormalisePhone(q, region);
   if (!email && !phone) {
     throw new DomainError('VALIDATION_FAILED', 'q must be an email address or a phone number (such as +12125551234)');
   }
@@ -196,7 +197,7 @@ export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenan
       WHERE w.tenant_id = $1
         AND (u.email_hash = $2 OR u.phone_hash = $3)
         AND EXISTS (SELECT 1 FROM personal_data p WHERE p.user_id = u.id)
-      ORDER BY w.updated_at DESC, w.wallet_id
+      ORDER BY w.updated_at DESC, w.id
       LIMIT ${SEARCH_LIMIT}`,
     [tenantId, email ? hasher.hashEmail(email) : null, phone ? hasher.hashPhone(phone) : null],
   );
@@ -205,7 +206,9 @@ export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenan
 
 const ledgerRow = z.object({
   id: z.string(),
-  entry_type: z.enum(LEDGER_ENTRY_TYPES),
+  entry_type: z.enum(['credit', 'debit']),
+  /** Plain text: kinds of lines may be added without a change here. */
+  kind: z.string(),
   points,
   balance_after: points,
   locked_change: points,
@@ -222,10 +225,15 @@ const ledgerRow = z.object({
   created_at: z.date(),
 });
 
-/** One line of a wallet's ledger. `points` is signed; `balanceAfter` is the balance once it applied. */
+/**
+ * One line of a wallet's ledger. `entryType` is `credit` or `debit`; `kind` what the line is (`earn`, `claim`,
+ * `reversal`, `redemption`, `adjustment`, …); `points` is signed (debits negative); `balanceAfter` is the
+ * balance once it applied.
+ */
 export interface LedgerItem {
   id: string;
   entryType: z.infer<typeof ledgerRow>['entry_type'];
+  kind: string;
   points: number;
   balanceAfter: number;
   /** How the line moved the points locked by issued rewards (reward lines only). */
@@ -267,8 +275,8 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
   const params: unknown[] = [walletId, page.limit + 1];
   if (before !== undefined) params.push(before);
   const { rows } = await pool.query(
-    `SELECT id, entry_type, points, balance_after, locked_change, reward_id, issued_reward_id, payment_id, refund_id, admin_id, reason, reference,
-            idempotency_key, position, revision, created_at
+    `SELECT id, entry_type, kind, points, balance_after, locked_change, reward_id, issued_reward_id, payment_id, refund_id, admin_id, reason,
+            reference, idempotency_key, position, revision, created_at
        FROM wallet_ledger
       WHERE wallet_id = $1 ${before !== undefined ? 'AND revision < $3' : ''}
       ORDER BY revision DESC
@@ -283,7 +291,8 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
     items: shown.map((r) => ({
       id: r.id,
       entryType: r.entry_type,
-      points: r.points,
+      kind: r.kind,
+      points: r.entry_type === 'debit' ? -r.points : r.points,
       balanceAfter: r.balance_after,
       lockedChange: r.locked_change,
       rewardId: r.reward_id,

@@ -63,13 +63,13 @@ test(`a ledger of ${LINES.toLocaleString('en-US')} lines streams as CSV in under
 
   // A year of ledger lines of 10,000 wallets, written straight into the read model (the export reads only it).
   await database.pool.query(
-    `INSERT INTO wallets (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+    `INSERT INTO wallets (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
      SELECT 'w-' || w, $1, 'c-' || w, 0, 0, 0, now(), now() FROM generate_series(1, 10000) w`,
     [tenantId],
   );
   await database.pool.query(
-    `INSERT INTO wallet_ledger (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, reason, position, revision, created_at)
-     SELECT 'line-' || i, 'w-' || (i % 10000 + 1), $1, 'credit', (i % 50) + 1, i % 1000, 'pay-' || i,
+    `INSERT INTO wallet_ledger (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, reason, position, revision, created_at)
+     SELECT 'line-' || i, 'w-' || (i % 10000 + 1), $1, 'credit', 'earn', (i % 50) + 1, i % 1000, 'pay-' || i,
             CASE WHEN i % 1000 = 0 THEN 'note, with "quotes"' END, i::text, i / 10000,
             timestamptz '2025-01-01' + make_interval(secs => i * 31.5)
        FROM generate_series(1, ${LINES}) i`,

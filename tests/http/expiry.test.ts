@@ -105,7 +105,7 @@ test.serial('changing the policy never expires points retroactively unless the m
   const wallet = await call('GET', `/api/v1/client/wallets/${walletId}`, { token: m.token });
   t.like(wallet.body, { balance: 0, available: 0, lifetimeExpired: 100, expiringSoon: { points: 0, at: null } });
   const ledger = await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token });
-  t.like(ledger.body.items[0], { entryType: 'points_expired', points: -100, balanceAfter: 0 });
+  t.like(ledger.body.items[0], { kind: 'points_expired', points: -100, balanceAfter: 0 });
 });
 
 test.serial('the cron run twice, or twice at once, expires once per wallet and day; locked points never expire', async (t) => {
@@ -162,7 +162,7 @@ test.serial('an issued reward not redeemed in time cannot be redeemed, and the r
   t.like(rewards.body.issued[0], { issuedRewardId, status: 'expired' });
   t.is((await cron()).body.rewardsExpired, 0, 'expired once');
   const ledger = await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token });
-  t.like(ledger.body.items[0], { entryType: 'reward_expired', points: 0, lockedChange: -80 });
+  t.like(ledger.body.items[0], { kind: 'reward_expired', points: 0, lockedChange: -80 });
 });
 
 test.serial('the cron needs its secret; a rebuild of the read models gives the same balances and summary', async (t) => {
@@ -171,7 +171,7 @@ test.serial('the cron needs its secret; a rebuild of the read models gives the s
   t.is(refused.status, 401);
   await settleHead();
   const snapshot = async () => ({
-    wallets: (await service.tally.pool.query('SELECT wallet_id, points_balance, locked_points, lifetime_expired, lifetime_redeemed FROM wallets ORDER BY wallet_id')).rows,
+    wallets: (await service.tally.pool.query('SELECT id, points_balance, locked_points, lifetime_expired, lifetime_redeemed FROM wallets ORDER BY id')).rows,
     days: (await service.tally.pool.query('SELECT * FROM program_days ORDER BY tenant_id, day')).rows,
     rewards: (await service.tally.pool.query('SELECT issued_reward_id, status FROM issued_rewards ORDER BY issued_reward_id')).rows,
   });

@@ -68,7 +68,7 @@ test('a merchant corrects a wallet of their workspace within the limit the admin
   t.like(event?.data, { points: 25, adjustedBy: m.id, adjustedAs: 'merchant' });
   t.is(event?.metadata.actor, `user:${m.id}`);
   const ledger = await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token, headers: { 'x-min-position': fixed.body.position } });
-  t.like(ledger.body.items[0], { entryType: 'merchant_adjustment', points: 25, adminId: m.id, reason: 'Forgot her phone: visit on 3 Nov' });
+  t.like(ledger.body.items[0], { kind: 'merchant_adjustment', points: 25, adminId: m.id, reason: 'Forgot her phone: visit on 3 Nov' });
   const trail = await call('GET', `/api/v1/admin/audit?walletId=${walletId}&type=PointsAdjusted`, { token: admin.token, headers: { 'x-min-position': fixed.body.position } });
   t.is(trail.status, 200);
   t.regex(JSON.stringify(trail.body), new RegExp(`user:${m.id}`), 'the audit trail holds the correction with the merchant as actor');
@@ -158,7 +158,7 @@ test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fie
   t.deepEqual(rows[0], ['time', 'line_id', 'wallet_id', 'consumer_id', 'kind', 'points', 'balance_after', 'locked_change', 'reward_id', 'issued_reward_id', 'payment_id', 'refund_id', 'actor_id', 'reason', 'reference']);
   t.is(rows.length, 3);
   const [credit, adjustment] = rows.slice(1).map((r) => Object.fromEntries(rows[0]!.map((h, i) => [h, r[i]])));
-  t.like(credit, { wallet_id: walletId, consumer_id: c.id, kind: 'credit', points: '40', balance_after: '40' });
+  t.like(credit, { wallet_id: walletId, consumer_id: c.id, kind: 'earn', points: '40', balance_after: '40' });
   t.like(adjustment, { kind: 'merchant_adjustment', points: '7', balance_after: '47', actor_id: m.id, reason });
   t.regex(credit!.time!, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, 'ISO 8601 times');
 

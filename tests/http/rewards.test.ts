@@ -125,13 +125,13 @@ test('issue locks points, redeem spends them, void unlocks them; every step is a
 
   const ledger = await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token, headers: after(voided.body.position) });
   t.deepEqual(
-    ledger.body.items.map((i: { entryType: string; points: number; lockedChange: number; rewardId: string | null }) => [i.entryType, i.points, i.lockedChange, i.rewardId]),
+    ledger.body.items.map((i: { kind: string; points: number; lockedChange: number; rewardId: string | null }) => [i.kind, i.points, i.lockedChange, i.rewardId]),
     [
       ['reward_voided', 0, -100, coffee.rewardId],
       ['reward_issued', 0, 100, coffee.rewardId],
       ['reward_redeemed', -100, -100, coffee.rewardId],
       ['reward_issued', 0, 100, coffee.rewardId],
-      ['credit', 300, 0, null],
+      ['earn', 300, 0, null],
     ],
   );
   t.like(ledger.body.items[0], { reason: 'wrong customer', issuedRewardId: second.body.issuedReward.issuedRewardId });
