@@ -25,6 +25,12 @@ import { posPageRouter } from './http/routes/pos-page.ts';
 import { buildRouter, type RouteSpec } from './http/routes/table.ts';
 import { accountRoutes } from './http/routes/accounts.ts';
 import { walletRoutes } from './http/routes/wallets.ts';
+import { rewardRoutes } from './http/routes/rewards.ts';
+import { programRoutes } from './http/routes/program.ts';
+import { rewardCatalogService } from './domain/rewards/catalog-service.ts';
+import { programService } from './domain/program/service.ts';
+import { expiryRun } from './domain/program/expiry-run.ts';
+import { issuedRewardsDue, tenantsWithExpiryPolicy, walletsWithPoints } from './projections/read/program.ts';
 import { accessControl } from './http/access.ts';
 import { failureLimiter } from './http/rate-limit.ts';
 import { createTokenVerifier } from './http/auth.ts';
@@ -110,6 +116,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Overrides the logger (tests capture log lines). */
   log?: Logger;
+  /** Overrides the service's clock (tests move it forward to see points and rewards expire); the log's own time is the database's. */
+  now?: () => Date;
 }
 
 const EMBEDDED_DATABASE = 'tally';
@@ -278,7 +286,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const rawStore = await provideEventStore(config, pool, database.url, log);
     const store = instrumentEventStore(rawStore, metrics);
     cleanups.unshift(() => store.close());
-    const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
+    const runtime: Runtime = { now: options.now ?? (() => new Date()), newId: () => uuidv4() };
     const commands = provideCommandPath(pool, {
       onSnapshotError: (stream, error) => log.warn({ err: error, stream }, 'stream snapshot not written or not readable (a cache: the stream is folded from its start)'),
     });
@@ -491,9 +499,20 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       cronSecret: config.CRON_SECRET,
     });
     const tail = new LiveTail(store, log.child({ component: 'event-tail' }));
+    const wallets = walletsService({ store, runtime, commands });
+    const program = programService({ store, runtime, commands });
+    const expire = expiryRun({
+      wallets,
+      program,
+      tenantsWithPolicy: () => tenantsWithExpiryPolicy(pool),
+      walletsWithPoints: (tenantId, after, limit) => walletsWithPoints(pool, tenantId, after, limit),
+      rewardsDue: (asOf, after, limit) => issuedRewardsDue(pool, asOf, after, limit),
+    });
     const routes: RouteSpec[] = [
       ...accountRoutes({ accounts, phoneVerification, rules, store, pool }),
-      ...walletRoutes({ wallets: walletsService({ store, runtime, commands }), pool, hasher }),
+      ...walletRoutes({ wallets, pool, hasher, now: runtime.now }),
+      ...rewardRoutes({ catalog: rewardCatalogService({ store, runtime, commands }), wallets, pool }),
+      ...programRoutes({ program, wallets, expire, store, pool, now: runtime.now }),
       ...connectionRoutes({ connections: withRefreshMetrics(square.connections, metrics), pool, settings: square.settings, now: runtime.now }),
       ...webhookRoutes({
         inbox: webhookInbox(ackPool),

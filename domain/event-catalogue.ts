@@ -8,6 +8,8 @@ import { pollEvents } from './connections/poll-log.ts';
 import { purchaseEvents } from './payments/events.ts';
 import { orderVisitEvents } from './payments/order-visit.ts';
 import { ruleSetEvents } from './rewards/events.ts';
+import { rewardCatalogEvents } from './rewards/catalog-events.ts';
+import { programEvents } from './program/events.ts';
 import { adminBindingEvents } from './users/admin-binding.ts';
 import { userEvents } from './users/events.ts';
 import { walletEvents } from './wallets/events.ts';
@@ -18,6 +20,8 @@ export const eventFamilies = [
   adminBindingEvents,
   workspaceEvents,
   ruleSetEvents,
+  rewardCatalogEvents,
+  programEvents,
   connectionEvents,
   pollEvents,
   merchantReservationEvents,

@@ -13,6 +13,8 @@ import { heldPointsProjection } from './held-points.ts';
 import { claimsEvents } from './reactors/claims.ts';
 import { walletCreditsEvents } from './reactors/wallet-credits.ts';
 import { walletsProjection } from './wallets.ts';
+import { programProjection } from './program.ts';
+import { programSummaryProjection } from './program-summary.ts';
 
 export interface EventReader {
   name: string;
@@ -25,6 +27,8 @@ export const feedReaders: readonly EventReader[] = [
   workspacesProjection,
   rewardRulesProjection,
   walletsProjection,
+  programProjection,
+  programSummaryProjection,
   posConnectionsProjection,
   auditProjection,
   heldPointsProjection,

@@ -1,6 +1,8 @@
 import type { FeedReader } from './projection.ts';
 import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
 import { walletsProjection } from './wallets.ts';
+import { programProjection } from './program.ts';
+import { programSummaryProjection } from './program-summary.ts';
 import { posConnectionsProjection } from './connections.ts';
 import { auditProjection } from './audit.ts';
 import { heldPointsProjection } from './held-points.ts';
@@ -14,6 +16,8 @@ export function allProjections(deps: ClaimsDependencies): FeedReader[] {
     workspacesProjection,
     rewardRulesProjection,
     walletsProjection,
+    programProjection,
+    programSummaryProjection,
     posConnectionsProjection,
     auditProjection,
     heldPointsProjection,

@@ -9,7 +9,7 @@
  * are inserted `ON CONFLICT (id) DO NOTHING`, and wallets move only by the rows actually inserted, so an
  * event applied twice changes nothing.
  */
-import { pointsDelta } from '../domain/wallets/wallet.ts';
+import { lockedDelta, pointsDelta } from '../domain/wallets/wallet.ts';
 import { walletBalanceEvents, type WalletBalanceEvent } from '../domain/wallets/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
 import type { Decoded } from '../domain/shared/codec.ts';
@@ -17,9 +17,23 @@ import { projection, type ProjectionContext } from './projection.ts';
 
 /**
  * The kind of a ledger line: `earn` (a purchase's points), `claim` (held points claimed), `reversal` (a refund's
- * share), `redemption`, `adjustment`. Stored as plain text: a new kind of line needs a case in `ledgerLine` only.
+ * share), `redemption`, `adjustment` (an administrator's), `merchant_adjustment` (a merchant's, within the
+ * workspace's limit), one per step of an issued reward (`reward_issued`, `reward_redeemed`, `reward_voided`,
+ * `reward_expired`), and `points_expired` (the expiry policy). Stored as plain text: a new kind of line needs a
+ * case in `ledgerLine` only.
  */
-export type LedgerKind = 'earn' | 'claim' | 'reversal' | 'redemption' | 'adjustment';
+export type LedgerKind =
+  | 'earn'
+  | 'claim'
+  | 'reversal'
+  | 'redemption'
+  | 'adjustment'
+  | 'merchant_adjustment'
+  | 'reward_issued'
+  | 'reward_redeemed'
+  | 'reward_voided'
+  | 'reward_expired'
+  | 'points_expired';
 
 /** Which way a line moves the balance; its `points` are unsigned (the seed runbooks' shape). */
 export type LedgerDirection = 'credit' | 'debit';
@@ -36,8 +50,12 @@ export interface LedgerEntry {
   points: number;
   /** The signed change to the balance (not stored: the balance and lifetime figures run on it). */
   delta: number;
-  /** Whether the line counts towards `lifetime_earned` (earned, claimed, and reversed points) or `lifetime_redeemed`. */
-  lifetime: 'earned' | 'redeemed' | null;
+  /** Whether the line counts towards `lifetime_earned` (earned, claimed, and reversed points), `lifetime_redeemed` or `lifetime_expired`. */
+  lifetime: 'earned' | 'redeemed' | 'expired' | null;
+  /** How the points locked by issued rewards move: + on issue, - on redeem, void and expiry (0 for other lines). */
+  locked_change: number;
+  reward_id: string | null;
+  issued_reward_id: string | null;
   payment_id: string | null;
   refund_id: string | null;
   admin_id: string | null;
@@ -52,11 +70,15 @@ export interface LedgerEntry {
   seq: number;
 }
 
-type LineDetails = Pick<LedgerEntry, 'kind' | 'lifetime' | 'payment_id' | 'refund_id' | 'admin_id' | 'reason' | 'reference' | 'idempotency_key'>;
+type LineDetails = Pick<
+  LedgerEntry,
+  'kind' | 'lifetime' | 'payment_id' | 'refund_id' | 'admin_id' | 'reason' | 'reference' | 'idempotency_key' | 'reward_id' | 'issued_reward_id'
+>;
 
 /** What one wallet event writes in the ledger besides its amount: the one place a kind of line is defined. */
 function ledgerLine(event: WalletBalanceEvent): LineDetails {
-  const none = { payment_id: null, refund_id: null, admin_id: null, reason: null, reference: null, idempotency_key: null };
+  const none = { payment_id: null, refund_id: null, admin_id: null, reason: null, reference: null, idempotency_key: null, reward_id: null, issued_reward_id: null };
+  const reward = (e: { data: { rewardId: string; issuedRewardId: string } }) => ({ reward_id: e.data.rewardId, issued_reward_id: e.data.issuedRewardId });
   switch (event.type) {
     case 'PointsCredited':
       return { ...none, kind: event.data.via === 'claim' ? 'claim' : 'earn', lifetime: 'earned', payment_id: event.data.paymentId };
@@ -65,7 +87,32 @@ function ledgerLine(event: WalletBalanceEvent): LineDetails {
     case 'PointsRedeemed':
       return { ...none, kind: 'redemption', lifetime: 'redeemed', reference: event.data.reference, idempotency_key: event.data.idempotencyKey };
     case 'PointsAdjusted':
-      return { ...none, kind: 'adjustment', lifetime: null, admin_id: event.data.adjustedBy, reason: event.data.reason, idempotency_key: event.data.idempotencyKey };
+      return {
+        ...none,
+        kind: event.data.adjustedAs === 'merchant' ? 'merchant_adjustment' : 'adjustment',
+        lifetime: null,
+        admin_id: event.data.adjustedBy,
+        reason: event.data.reason,
+        idempotency_key: event.data.idempotencyKey,
+      };
+    case 'RewardIssued':
+      return {
+        ...none,
+        ...reward(event),
+        kind: 'reward_issued',
+        lifetime: null,
+        reference: event.data.rewardName,
+        admin_id: event.data.issuedBy,
+        idempotency_key: event.data.idempotencyKey,
+      };
+    case 'RewardRedeemed':
+      return { ...none, ...reward(event), kind: 'reward_redeemed', lifetime: 'redeemed', admin_id: event.data.redeemedBy, idempotency_key: event.data.idempotencyKey };
+    case 'RewardVoided':
+      return { ...none, ...reward(event), kind: 'reward_voided', lifetime: null, admin_id: event.data.voidedBy, reason: event.data.reason };
+    case 'RewardExpired':
+      return { ...none, ...reward(event), kind: 'reward_expired', lifetime: null };
+    case 'PointsExpired':
+      return { ...none, kind: 'points_expired', lifetime: 'expired', reason: `${event.data.rule} (policy v${event.data.policyVersion})`, reference: event.data.period };
     default:
       return assertNever(event);
   }
@@ -84,6 +131,7 @@ export function ledgerEntries(events: readonly Decoded<WalletBalanceEvent>[]): L
       entry_type: delta < 0 ? 'debit' : 'credit',
       points: Math.abs(delta),
       delta,
+      locked_change: lockedDelta(event),
       ...ledgerLine(event),
       position: event.position,
       revision: event.revision,
@@ -102,8 +150,8 @@ const writeSql = (ledger: string, wallets: string) => `
 WITH batch AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(
     id text, wallet_id text, tenant_id text, consumer_id text, entry_type text, kind text, points bigint, delta bigint,
-    lifetime text, payment_id text, refund_id text, admin_id text, reason text, reference text, idempotency_key text,
-    position text, revision bigint, created_at timestamptz, seq int)
+    lifetime text, locked_change bigint, reward_id text, issued_reward_id text, payment_id text, refund_id text, admin_id text,
+    reason text, reference text, idempotency_key text, position text, revision bigint, created_at timestamptz, seq int)
 ),
 fresh AS (
   SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.delta) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
@@ -112,19 +160,22 @@ fresh AS (
    WHERE NOT EXISTS (SELECT 1 FROM ${ledger} l WHERE l.id = b.id)
 ),
 inserted AS (
-  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason,
-                         reference, idempotency_key, position, revision, created_at)
-  SELECT id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason,
-         reference, idempotency_key, position, revision, created_at
+  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, locked_change, reward_id, issued_reward_id,
+                         payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, revision, created_at)
+  SELECT id, wallet_id, tenant_id, entry_type, kind, points, balance_after, locked_change, reward_id, issued_reward_id,
+         payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, revision, created_at
     FROM fresh ORDER BY seq
   ON CONFLICT (id) DO NOTHING
   RETURNING id
 )
-INSERT INTO ${wallets} AS w (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+INSERT INTO ${wallets} AS w (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, locked_points, lifetime_expired,
+                             created_at, updated_at)
 SELECT b.wallet_id, b.tenant_id, b.consumer_id,
        sum(b.delta)::bigint,
        sum(CASE WHEN b.lifetime = 'earned' THEN b.delta ELSE 0 END)::bigint,
        sum(CASE WHEN b.lifetime = 'redeemed' THEN -b.delta ELSE 0 END)::bigint,
+       sum(b.locked_change)::bigint,
+       sum(CASE WHEN b.lifetime = 'expired' THEN -b.delta ELSE 0 END)::bigint,
        min(b.created_at), max(b.created_at)
   FROM inserted i JOIN batch b ON b.id = i.id
  GROUP BY b.wallet_id, b.tenant_id, b.consumer_id
@@ -132,6 +183,8 @@ ON CONFLICT (id) DO UPDATE SET
   points_balance    = w.points_balance + EXCLUDED.points_balance,
   lifetime_earned   = w.lifetime_earned + EXCLUDED.lifetime_earned,
   lifetime_redeemed = w.lifetime_redeemed + EXCLUDED.lifetime_redeemed,
+  locked_points     = w.locked_points + EXCLUDED.locked_points,
+  lifetime_expired  = w.lifetime_expired + EXCLUDED.lifetime_expired,
   updated_at        = GREATEST(w.updated_at, EXCLUDED.updated_at)`;
 
 /**
@@ -143,7 +196,10 @@ export async function writeLedger(db: ProjectionContext['db'], tables: { ledger:
   await db.query(writeSql(tables.ledger, tables.wallets), [JSON.stringify(entries)]);
 }
 
-/** Balances and ledgers of wallets; lifetime totals follow the wallet decider (reversals reduce earned). */
+/**
+ * Balances and ledgers of wallets; lifetime totals follow the wallet decider (reversals reduce earned; reward
+ * redemptions count as redeemed; expired points have their own total); `locked_points` follows issued rewards.
+ */
 export const walletsProjection = projection({
   name: 'wallets',
   // Still version 1: migrations/0100 converted the rows to the shape written now (a rebuild writes the same).

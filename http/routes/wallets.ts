@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService, WalletWriteResult } from '../../domain/wallets/service.ts';
-import { findConsumerWallet, findTenantWallet, ledgerPage, searchWallets, walletsOfConsumer } from '../../projections/read/wallets.ts';
+import { findConsumerWallet, findTenantWallet, ledgerPage, searchWallets, walletsOfConsumer, withExpiringSoon } from '../../projections/read/wallets.ts';
 import { body, caller, metadataFor, params, query, tenantOf } from './accounts.ts';
 import type { RouteSpec } from './table.ts';
 
@@ -14,11 +14,13 @@ export interface WalletRoutesDependencies {
   pool: pg.Pool;
   /** Hashes a searched email or phone the way users' identities were hashed. */
   hasher: IdentityHasher;
+  /** The clock `expiringSoon` looks ahead from. */
+  now(): Date;
 }
 
 const MAX_POINTS = 1_000_000_000;
 
-const walletParams = z.object({ walletId: z.uuid({ error: 'walletId must be a wallet id (a uuid)' }) });
+export const walletParams = z.object({ walletId: z.uuid({ error: 'walletId must be a wallet id (a uuid)' }) });
 
 const pageQuery = z.object({
   cursor: z.string().min(1).max(1000).optional(),
@@ -33,7 +35,7 @@ const searchQuery = z.object({
     .max(320, 'q must be at most 320 characters'),
 });
 
-const idempotencyKey = z
+export const idempotencyKey = z
   .string({ error: 'idempotencyKey is required: a string unique to this redemption (1-200 characters); retries reuse it' })
   .min(1, 'idempotencyKey must not be empty')
   .max(200, 'idempotencyKey must be at most 200 characters');
@@ -50,7 +52,7 @@ const redeemBody = z
   })
   .strict();
 
-const adjustBody = z
+export const adjustBody = z
   .object({
     points: z
       .number({ error: 'points must be a whole number: positive adds points, negative removes them' })
@@ -68,14 +70,15 @@ const adjustBody = z
   .strict();
 
 /** Every write answers with the new balance and its event's position; a replayed key is marked in a header. */
-function respond(ctx: Context, result: WalletWriteResult): void {
+export function respond(ctx: Context, result: WalletWriteResult, extra: Record<string, unknown> = {}): void {
   if (result.replayed) ctx.set('Idempotent-Replayed', 'true');
   ctx.status = 200;
-  ctx.body = { walletId: result.walletId, balance: result.balance, position: result.position };
+  ctx.body = { walletId: result.walletId, balance: result.balance, available: result.available, locked: result.locked, ...extra, position: result.position };
 }
 
 export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
   const { wallets, pool, hasher } = deps;
+  const current = <W extends Parameters<typeof withExpiringSoon>[1][number]>(found: W[]) => withExpiringSoon(pool, found, deps.now());
   return [
     {
       method: 'get',
@@ -84,7 +87,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       summary: "The caller's wallets with each merchant's name (consumers; other roles have none).",
       async handler(ctx) {
         const c = caller(ctx);
-        ctx.body = c.user?.role === 'consumer' ? await walletsOfConsumer(pool, c.userId) : [];
+        ctx.body = c.user?.role === 'consumer' ? await current(await walletsOfConsumer(pool, c.userId)) : [];
       },
     },
     {
@@ -106,19 +109,19 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       summary: "Find the tenant's wallets of a customer by email or phone (?q=, any format).",
       async handler(ctx) {
         const { q } = query(searchQuery, ctx);
-        ctx.body = await searchWallets(pool, hasher, tenantOf(ctx), q);
+        ctx.body = await current(await searchWallets(pool, hasher, tenantOf(ctx), q));
       },
     },
     {
       method: 'get',
       path: '/api/v1/client/wallets/:walletId',
       access: 'tenant',
-      summary: "One of the tenant's wallets: balance and lifetime totals.",
+      summary: "One of the tenant's wallets: balance, available, locked, expiringSoon and lifetime totals.",
       async handler(ctx) {
         const { walletId } = params(walletParams, ctx);
         const wallet = await findTenantWallet(pool, tenantOf(ctx), walletId);
         if (!wallet) throw new NotFound('Wallet');
-        ctx.body = wallet;
+        ctx.body = (await current([wallet]))[0];
       },
     },
     {

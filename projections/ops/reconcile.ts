@@ -11,7 +11,7 @@
  */
 import type pg from 'pg';
 import type { EventStore, Position } from '../../domain/ports/event-store.ts';
-import { pointsDelta } from '../../domain/wallets/wallet.ts';
+import { lockedDelta, pointsDelta } from '../../domain/wallets/wallet.ts';
 // A refused credit (PointsCreditRefused) moves no balance and has no ledger line: only the balance types are replayed.
 import { walletBalanceEvents, type WalletBalanceEvent, type WalletEvent } from '../../domain/wallets/events.ts';
 
@@ -22,6 +22,9 @@ export interface WalletFigures {
   balance: number;
   lifetimeEarned: number;
   lifetimeRedeemed: number;
+  /** Points locked by issued rewards. */
+  locked: number;
+  lifetimeExpired: number;
   ledgerLines: number;
 }
 
@@ -53,20 +56,23 @@ const WALLET_FEED = { eventTypes: walletBalanceEvents.types, streamPrefixes: ['w
 
 /**
  * Adds one event to a wallet's figures in place: the same sums as `walletDecider.evolve` (balance by
- * `pointsDelta`; lifetime earned by credits less reversals; lifetime redeemed by redemptions; adjustments
- * move the balance only), without its idempotency sets, which reconciliation does not compare.
+ * `pointsDelta`; locked by `lockedDelta`; lifetime earned by credits less reversals; lifetime redeemed by
+ * redemptions of points and of rewards; lifetime expired by expiries; adjustments move the balance only),
+ * without its idempotency sets, which reconciliation does not compare.
  */
 function replayEvent(replayed: Replayed, e: WalletBalanceEvent): void {
   const delta = pointsDelta(e);
   const f = replayed.figures;
   f.balance += delta;
+  f.locked += lockedDelta(e);
   if (e.type === 'PointsCredited' || e.type === 'PointsReversed') f.lifetimeEarned += delta;
-  else if (e.type === 'PointsRedeemed') f.lifetimeRedeemed += e.data.points;
+  else if (e.type === 'PointsRedeemed' || e.type === 'RewardRedeemed') f.lifetimeRedeemed += e.data.points;
+  else if (e.type === 'PointsExpired') f.lifetimeExpired += e.data.points;
   f.ledgerLines++;
   replayed.tenantId = e.data.tenantId;
 }
 
-const newReplayed = (): Replayed => ({ tenantId: null, figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, ledgerLines: 0 } });
+const newReplayed = (): Replayed => ({ tenantId: null, figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, locked: 0, lifetimeExpired: 0, ledgerLines: 0 } });
 
 /** The figures replay gives one wallet's events (exported for the property test that holds it to the decider). */
 export function replayedFigures(events: readonly WalletEvent[]): WalletFigures {
@@ -86,8 +92,17 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
     params.push(tenantId);
     where.push(`w.tenant_id = $${params.length}`);
   }
-  const { rows } = await pool.query<{ wallet_id: string; tenant_id: string; points_balance: string; lifetime_earned: string; lifetime_redeemed: string; lines: string }>(
-    `SELECT w.id AS wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed,
+  const { rows } = await pool.query<{
+    wallet_id: string;
+    tenant_id: string;
+    points_balance: string;
+    lifetime_earned: string;
+    lifetime_redeemed: string;
+    locked_points: string;
+    lifetime_expired: string;
+    lines: string;
+  }>(
+    `SELECT w.id AS wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.locked_points, w.lifetime_expired,
             (SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.id) AS lines
        FROM wallets w ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`,
     params,
@@ -95,7 +110,17 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
   return new Map(
     rows.map((r) => [
       r.wallet_id,
-      { tenantId: r.tenant_id, figures: { balance: Number(r.points_balance), lifetimeEarned: Number(r.lifetime_earned), lifetimeRedeemed: Number(r.lifetime_redeemed), ledgerLines: Number(r.lines) } },
+      {
+        tenantId: r.tenant_id,
+        figures: {
+          balance: Number(r.points_balance),
+          lifetimeEarned: Number(r.lifetime_earned),
+          lifetimeRedeemed: Number(r.lifetime_redeemed),
+          locked: Number(r.locked_points),
+          lifetimeExpired: Number(r.lifetime_expired),
+          ledgerLines: Number(r.lines),
+        },
+      },
     ]),
   );
 }
@@ -124,6 +149,8 @@ function compare(projected: WalletFigures | null, replayed: Replayed | undefined
     projected.balance === expected.balance &&
     projected.lifetimeEarned === expected.lifetimeEarned &&
     projected.lifetimeRedeemed === expected.lifetimeRedeemed &&
+    projected.locked === expected.locked &&
+    projected.lifetimeExpired === expected.lifetimeExpired &&
     projected.ledgerLines === expected.ledgerLines
   );
 }

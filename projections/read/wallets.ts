@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
+import { EXPIRING_SOON_DAYS, expiringBy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 
 /** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
 const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
@@ -15,6 +16,8 @@ const walletRow = z.object({
   points_balance: points,
   lifetime_earned: points,
   lifetime_redeemed: points,
+  locked_points: points,
+  lifetime_expired: points,
   created_at: z.date(),
   updated_at: z.date(),
 });
@@ -24,9 +27,17 @@ export interface WalletView {
   walletId: string;
   tenantId: string;
   consumerId: string;
+  /** Every point held, locked ones included. */
   balance: number;
+  /** What can be redeemed or locked now: the balance less `locked`. */
+  available: number;
+  /** Points locked by issued rewards not yet redeemed, voided or expired. */
+  locked: number;
+  /** Points the workspace's expiry policy will take within 30 days if nothing changes, and the earliest date. */
+  expiringSoon: { points: number; at: string | null };
   lifetimeEarned: number;
   lifetimeRedeemed: number;
+  lifetimeExpired: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -36,7 +47,8 @@ export interface ConsumerWalletView extends WalletView {
   businessName: string | null;
 }
 
-const WALLET_COLUMNS = 'w.id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.created_at, w.updated_at';
+const WALLET_COLUMNS =
+  'w.id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.locked_points, w.lifetime_expired, w.created_at, w.updated_at';
 
 function walletView(r: z.infer<typeof walletRow>): WalletView {
   return {
@@ -44,14 +56,97 @@ function walletView(r: z.infer<typeof walletRow>): WalletView {
     tenantId: r.tenant_id,
     consumerId: r.consumer_id,
     balance: r.points_balance,
+    available: r.points_balance - r.locked_points,
+    locked: r.locked_points,
+    expiringSoon: { points: 0, at: null },
     lifetimeEarned: r.lifetime_earned,
     lifetimeRedeemed: r.lifetime_redeemed,
+    lifetimeExpired: r.lifetime_expired,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
   };
 }
 
 const toWallet = (raw: unknown): WalletView => walletView(walletRow.parse(raw));
+
+const policyRow = z.object({
+  tenant_id: z.string(),
+  policy_version: z.number().int(),
+  earned_months: z.number().int().nullable(),
+  inactivity_months: z.number().int().nullable(),
+  retroactive: z.boolean(),
+  effective_from: z.date(),
+});
+
+/** The expiry policies in force for these workspaces (those with none are absent). */
+export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]): Promise<Map<string, ExpiryPolicy>> {
+  if (tenantIds.length === 0) return new Map();
+  const { rows } = await pool.query(
+    `SELECT tenant_id, policy_version, earned_months, inactivity_months, retroactive, effective_from FROM program_settings
+      WHERE tenant_id = ANY($1) AND (earned_months IS NOT NULL OR inactivity_months IS NOT NULL)`,
+    [[...new Set(tenantIds)]],
+  );
+  return new Map(
+    rows.map((raw) => {
+      const r = policyRow.parse(raw);
+      const policy: ExpiryPolicy = {
+        version: r.policy_version,
+        earnedMonths: r.earned_months,
+        inactivityMonths: r.inactivity_months,
+        retroactive: r.retroactive,
+        effectiveFrom: r.effective_from.toISOString(),
+      };
+      return [r.tenant_id, policy];
+    }),
+  );
+}
+
+/** Ledger kinds that add earned points (credits of positive adjustments count as earned), and the customer's own activity. */
+const EARNING_KINDS = ['earn', 'claim', 'adjustment', 'merchant_adjustment'];
+const ACTIVITY_KINDS = ['earn', 'claim', 'redemption', 'reward_issued', 'reward_redeemed'];
+const creditRow = z.object({ points, created_at: z.date(), revision: z.coerce.number().int() });
+
+/**
+ * `expiringSoon` of a wallet, from its ledger: spending takes the oldest points first, so what remains is the
+ * newest credits covering the balance, read newest first until they do (a few rows for most wallets).
+ */
+async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryPolicy, now: Date): Promise<WalletView['expiringSoon']> {
+  const credits: { at: Date; points: number }[] = [];
+  let covered = 0;
+  let before = Number.MAX_SAFE_INTEGER;
+  while (covered < wallet.balance) {
+    const { rows } = await pool.query(
+      `SELECT points, created_at, revision FROM wallet_ledger
+        WHERE wallet_id = $1 AND revision < $2 AND entry_type = 'credit' AND points > 0 AND kind = ANY($3)
+        ORDER BY revision DESC LIMIT 200`,
+      [wallet.walletId, before, EARNING_KINDS],
+    );
+    for (const raw of rows) {
+      const r = creditRow.parse(raw);
+      credits.unshift({ at: r.created_at, points: r.points });
+      covered += r.points;
+      before = r.revision;
+    }
+    if (rows.length < 200) break;
+  }
+  const { rows: activity } = await pool.query(
+    `SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`,
+    [wallet.walletId, ACTIVITY_KINDS],
+  );
+  const lastActivityAt = activity[0] ? z.date().parse(activity[0].created_at) : null;
+  return expiringBy({ credits, balance: wallet.balance, locked: wallet.locked, lastActivityAt }, policy, new Date(now.getTime() + EXPIRING_SOON_DAYS * 86_400_000));
+}
+
+/** The wallets with `expiringSoon` filled in from their workspaces' policies, as of `now`. */
+export async function withExpiringSoon<W extends WalletView>(pool: pg.Pool, wallets: W[], now: Date): Promise<W[]> {
+  const policies = await expiryPolicies(pool, wallets.map((w) => w.tenantId));
+  return Promise.all(
+    wallets.map(async (wallet) => {
+      const policy = policies.get(wallet.tenantId);
+      return policy && wallet.balance > 0 ? { ...wallet, expiringSoon: await expiringSoonOf(pool, wallet, policy, now) } : wallet;
+    }),
+  );
+}
 const consumerWalletRow = walletRow.extend({ business_name: z.string().nullable() });
 
 /** Every wallet of a consumer, most recently active first, with each merchant's business name. */
@@ -116,6 +211,9 @@ const ledgerRow = z.object({
   kind: z.string(),
   points,
   balance_after: points,
+  locked_change: points,
+  reward_id: z.string().nullable(),
+  issued_reward_id: z.string().nullable(),
   payment_id: z.string().nullable(),
   refund_id: z.string().nullable(),
   admin_id: z.string().nullable(),
@@ -138,6 +236,10 @@ export interface LedgerItem {
   kind: string;
   points: number;
   balanceAfter: number;
+  /** How the line moved the points locked by issued rewards (reward lines only). */
+  lockedChange: number;
+  rewardId: string | null;
+  issuedRewardId: string | null;
   paymentId: string | null;
   refundId: string | null;
   adminId: string | null;
@@ -173,7 +275,8 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
   const params: unknown[] = [walletId, page.limit + 1];
   if (before !== undefined) params.push(before);
   const { rows } = await pool.query(
-    `SELECT id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, revision, created_at
+    `SELECT id, entry_type, kind, points, balance_after, locked_change, reward_id, issued_reward_id, payment_id, refund_id, admin_id, reason,
+            reference, idempotency_key, position, revision, created_at
        FROM wallet_ledger
       WHERE wallet_id = $1 ${before !== undefined ? 'AND revision < $3' : ''}
       ORDER BY revision DESC
@@ -191,6 +294,9 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
       kind: r.kind,
       points: r.entry_type === 'debit' ? -r.points : r.points,
       balanceAfter: r.balance_after,
+      lockedChange: r.locked_change,
+      rewardId: r.reward_id,
+      issuedRewardId: r.issued_reward_id,
       paymentId: r.payment_id,
       refundId: r.refund_id,
       adminId: r.admin_id,

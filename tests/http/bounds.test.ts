@@ -125,7 +125,7 @@ test('a credit that would take a balance past its bound is refused on the inline
   const revision = existing.at(-1)?.revision ?? -1;
   await service.tally.store.append(
     stream,
-    [walletDecider.codec.encode({ type: 'PointsAdjusted', data: { ...owner, points: MAX_BALANCE_POINTS - 150, reason: 'test: nearly full', adjustedBy: 'ops', idempotencyKey: null } }, randomUUID(), {})],
+    [walletDecider.codec.encode({ type: 'PointsAdjusted', data: { ...owner, points: MAX_BALANCE_POINTS - 150, reason: 'test: nearly full', adjustedBy: 'ops', adjustedAs: 'admin', idempotencyKey: null } }, randomUUID(), {})],
     revision,
   );
   t.is(await pay('evt-over', 100), service.tally.inlineWalletEffects ? 'credit_refused' : 'credited', 'MAX - 50 + 100 is past the bound');

@@ -60,7 +60,7 @@ test.serial('a consistent ledger reconciles clean; a corrupted balance and a mis
     walletId: bad,
     tenantId,
     projected: { balance: 75, ledgerLines: 3 },
-    replayed: { balance: 70, lifetimeEarned: 120, lifetimeRedeemed: 50, ledgerLines: 4 },
+    replayed: { balance: 70, lifetimeEarned: 120, lifetimeRedeemed: 50, locked: 0, lifetimeExpired: 0, ledgerLines: 4 },
     firstDifferingEvent: { id: lost.rows[0]!.id, type: 'PointsRedeemed', revision: 2 },
   });
 

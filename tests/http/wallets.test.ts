@@ -69,7 +69,7 @@ test('a consumer sees their wallets with the merchant name; the merchant sees th
   t.is(mine.status, 200);
   t.deepEqual(
     mine.body.map((w: Record<string, unknown>) => ({ ...w, createdAt: typeof w.createdAt, updatedAt: typeof w.updatedAt })),
-    [{ ...wallet, balance: 150, lifetimeEarned: 150, lifetimeRedeemed: 0, businessName: m.businessName, createdAt: 'string', updatedAt: 'string' }],
+    [{ ...wallet, balance: 150, available: 150, locked: 0, expiringSoon: { points: 0, at: null }, lifetimeEarned: 150, lifetimeRedeemed: 0, lifetimeExpired: 0, businessName: m.businessName, createdAt: 'string', updatedAt: 'string' }],
   );
 
   const seen = await call('GET', `/api/v1/client/wallets/${wallet.walletId}`, { token: m.token, headers: after(claimed.position) });
@@ -272,7 +272,7 @@ test('a redemption retried with its key answers as the first time; the key with 
   const key = uuid();
   const first = await redeem({ points: 30, idempotencyKey: key, reference: 'order-1' });
   t.is(first.status, 200);
-  t.deepEqual(Object.keys(first.body).sort(), ['balance', 'position', 'walletId']);
+  t.deepEqual(Object.keys(first.body).sort(), ['available', 'balance', 'locked', 'position', 'walletId']);
   t.like(first.body, { walletId, balance: 70 });
   const other = await redeem({ points: 10, idempotencyKey: uuid() });
   t.is(other.body.balance, 60);

@@ -152,3 +152,9 @@ test('an event type is declared once: the same name in two families is the same 
     }
   }
 });
+
+test('a PointsAdjusted stored as version 1 is upcast to version 2: every adjustment before merchants could adjust was an administrator\'s', (t) => {
+  const v1 = fixture('PointsAdjusted', 1);
+  t.deepEqual(walletDecider.codec.decode(recorded(v1)).data, { ...v1.data, adjustedAs: 'admin' });
+  t.is(walletDecider.codec.versionOf('PointsAdjusted'), 2);
+});

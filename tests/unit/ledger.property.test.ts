@@ -229,42 +229,62 @@ test('the clean balance is the rule in force when each payment was made, less th
   t.is(balances.get('bob'), 22);
 });
 
-test('no sequence of credits, reversals and redemptions ever lets a redemption overdraw', (t) => {
+test('no sequence of credits, reversals, redemptions, rewards and expiries ever lets a redemption or a reward overdraw', (t) => {
   const op = fc.oneof(
     fc.record({ type: fc.constant('credit' as const), points: fc.integer({ min: 1, max: 500 }) }),
     fc.record({ type: fc.constant('reverse' as const), points: fc.integer({ min: 1, max: 500 }) }),
     fc.record({ type: fc.constant('redeem' as const), points: fc.integer({ min: 1, max: 500 }) }),
+    fc.record({ type: fc.constant('issue' as const), points: fc.integer({ min: 1, max: 500 }), reward: fc.integer({ min: 0, max: 6 }) }),
+    fc.record({ type: fc.constant('redeemReward' as const), reward: fc.integer({ min: 0, max: 6 }) }),
+    fc.record({ type: fc.constant('void' as const), reward: fc.integer({ min: 0, max: 6 }) }),
+    fc.record({ type: fc.constant('expireReward' as const), reward: fc.integer({ min: 0, max: 6 }) }),
+    fc.record({ type: fc.constant('expirePoints' as const), points: fc.integer({ min: 1, max: 800 }), day: fc.integer({ min: 1, max: 4 }) }),
   );
+  const spending = new Set(['redeem', 'issue']);
   let refused = 0;
-  let redeemed = 0;
+  let accepted = 0;
   fc.assert(
     fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
       let state = walletDecider.initialState;
       ops.forEach((o, i) => {
+        const now = '2026-11-10T12:00:00.000Z';
+        const later = '2026-12-10T12:00:00.000Z';
         const command: WalletCommand =
           o.type === 'credit'
             ? { type: 'CreditPoints', walletId: 'w', tenantId: 't', consumerId: 'c', paymentId: `p${i}`, points: o.points, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: o.points * 100, via: 'purchase' }
             : o.type === 'reverse'
               ? { type: 'ReversePoints', walletId: 'w', tenantId: 't', consumerId: 'c', paymentId: `p${i}`, refundId: `r${i}`, points: o.points }
-              : { type: 'RedeemPoints', walletId: 'w', points: o.points, idempotencyKey: `k${i}`, reference: null, by: 'm' };
+              : o.type === 'redeem'
+                ? { type: 'RedeemPoints', walletId: 'w', points: o.points, idempotencyKey: `k${i}`, reference: null, by: 'm' }
+                : o.type === 'issue'
+                  ? { type: 'IssueReward', walletId: 'w', issuedRewardId: `ir${o.reward}`, reward: { rewardId: 'rw', version: 1, name: 'n', points: o.points }, idempotencyKey: `k${i}`, by: 'm', now, expiresAt: later }
+                  : o.type === 'redeemReward'
+                    ? { type: 'RedeemReward', walletId: 'w', issuedRewardId: `ir${o.reward}`, idempotencyKey: `k${i}`, by: 'm', now }
+                    : o.type === 'void'
+                      ? { type: 'VoidReward', walletId: 'w', issuedRewardId: `ir${o.reward}`, reason: null, by: 'm' }
+                      : o.type === 'expireReward'
+                        ? { type: 'ExpireReward', walletId: 'w', issuedRewardId: `ir${o.reward}`, now: later }
+                        : { type: 'ExpirePoints', walletId: 'w', period: `2027-01-0${o.day}`, points: o.points, rule: 'earned', policyVersion: 1, asOf: later, atEventCount: state.eventCount };
         try {
-          const before = state.balance;
+          const before = state.balance - state.locked;
           const events = walletDecider.decide(command, state);
           state = events.reduce(walletDecider.evolve, state);
-          if (o.type === 'redeem' && events.length) {
-            redeemed++;
-            if (state.balance < 0) throw new Error(`overdrawn from ${before}`);
+          if (events.length && spending.has(o.type)) {
+            accepted++;
+            if (state.balance - state.locked < 0) throw new Error(`overdrawn from ${before} available`);
           }
+          if (state.locked < 0) throw new Error('more points unlocked than were locked');
+          if (o.type === 'expirePoints' && events.length && state.balance - state.locked < 0) throw new Error('expiry took locked points');
         } catch (error) {
-          if (!(error instanceof DomainError) || !['INSUFFICIENT_POINTS', 'NOT_FOUND'].includes(error.code)) throw error;
-          refused++;
+          if (!(error instanceof DomainError) || !['INSUFFICIENT_POINTS', 'NOT_FOUND', 'REWARD_NOT_ISSUED', 'IDEMPOTENCY_KEY_REUSED', 'CONFLICT'].includes(error.code)) throw error;
+          if (spending.has(o.type)) refused++;
         }
       });
     }),
     { numRuns: 500 },
   );
-  t.log(`${redeemed} redemptions accepted, ${refused} refused`);
-  t.true(redeemed > 0 && refused > 0, 'both sides of the rule were exercised');
+  t.log(`${accepted} redemptions and rewards accepted, ${refused} refused`);
+  t.true(accepted > 0 && refused > 0, 'both sides of the rule were exercised');
 });
 
 /** A visit rule (10 points, no minimum) in force from 2026-10-01: one visit per order, however it is paid. */

@@ -1,0 +1,195 @@
+/**
+ * Running the loyalty program: the expiry policy and its daily run, the merchant's own corrections within the
+ * limit an administrator sets, the program summary and the ledger export.
+ */
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import { z } from 'zod';
+import type { EventMetadata, EventStore } from '../../domain/ports/event-store.ts';
+import type { ProgramService } from '../../domain/program/service.ts';
+import { expiryPolicyRequestSchema, MAX_ADJUSTMENT_LIMIT } from '../../domain/program/program.ts';
+import type { ExpiryRunReport } from '../../domain/program/expiry-run.ts';
+import type { ExpiryPolicy } from '../../domain/wallets/expiry.ts';
+import type { WalletsService } from '../../domain/wallets/service.ts';
+import { loadState } from '../../domain/shared/command-handler.ts';
+import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
+import { ledgerCsv, programSummary, intervalStarts } from '../../projections/read/program.ts';
+import { HttpError, RequestInvalid } from '../errors.ts';
+import { body, caller, metadataFor, params, query, requestCorrelation, tenantOf } from './accounts.ts';
+import { adjustBody, respond, walletParams } from './wallets.ts';
+import type { RouteSpec } from './table.ts';
+
+export interface ProgramRoutesDependencies {
+  program: ProgramService;
+  wallets: WalletsService;
+  /** One run of points and reward expiry as of `asOf`. */
+  expire(asOf: Date, metadata: EventMetadata): Promise<ExpiryRunReport>;
+  store: EventStore;
+  pool: pg.Pool;
+  now(): Date;
+}
+
+const policyView = (policy: ExpiryPolicy) => ({
+  version: policy.version,
+  earnedMonths: policy.earnedMonths,
+  inactivityMonths: policy.inactivityMonths,
+  appliesToExistingPoints: policy.retroactive,
+  effectiveFrom: policy.version === 0 ? null : policy.effectiveFrom,
+  expires: policy.earnedMonths !== null || policy.inactivityMonths !== null,
+});
+
+const limitBody = z
+  .object({
+    limit: z
+      .number({ error: 'limit is required: the most points a merchant may add or remove in one adjustment' })
+      .int('limit must be a whole number of points')
+      .min(0, 'limit must be at least 0 (0: merchants cannot adjust)')
+      .max(MAX_ADJUSTMENT_LIMIT, `limit must be at most ${MAX_ADJUSTMENT_LIMIT}`),
+  })
+  .strict();
+const tenantParams = z.object({ tenantId: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'tenantId must be a workspace id') });
+const cronBody = z.object({}).strict();
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+/** A UTC day `YYYY-MM-DD`, as a Date at its start. */
+const day = (name: string) =>
+  z.string().transform((text, ctx) => {
+    const parsed = new Date(`${text}T00:00:00.000Z`);
+    // A calendar date that exists: 2026-02-30 is refused, not read as March 2nd.
+    if (!DAY.test(text) || Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== text) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be a date as YYYY-MM-DD, e.g. 2026-01-31` });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+/** A day (`YYYY-MM-DD`, UTC) or an instant (ISO 8601 with its offset). */
+const dayOrInstant = (name: string) =>
+  z.string().transform((text, ctx) => {
+    const parsed = DAY.test(text) ? new Date(`${text}T00:00:00.000Z`) : /^\d{4}-\d{2}-\d{2}T/.test(text) ? new Date(text) : new Date(Number.NaN);
+    if (Number.isNaN(parsed.getTime())) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be a date (YYYY-MM-DD) or an ISO 8601 instant such as 2026-01-31T12:00:00Z` });
+      return z.NEVER;
+    }
+    return { at: parsed, isDay: DAY.test(text) };
+  });
+
+const MAX_INTERVALS = 400;
+const summaryQuery = z.object({
+  from: day('from').optional(),
+  to: day('to').optional(),
+  interval: z.enum(['day', 'week', 'month'], { error: "interval must be 'day', 'week' or 'month'" }).default('day'),
+});
+const csvQuery = z.object({ from: dayOrInstant('from').optional(), to: dayOrInstant('to').optional() });
+
+function outOfOrder(field: string, message: string): never {
+  throw new RequestInvalid([{ code: 'custom', path: [field], message, input: undefined }]);
+}
+
+export function programRoutes(deps: ProgramRoutesDependencies): RouteSpec[] {
+  const { program, wallets, pool } = deps;
+  return [
+    {
+      method: 'get',
+      path: '/api/v1/client/expiry-policy',
+      access: 'tenant',
+      summary: "The workspace's points expiry policy (version 0: points never expire).",
+      async handler(ctx) {
+        ctx.body = policyView((await program.current(tenantOf(ctx))).policy);
+      },
+    },
+    {
+      method: 'put',
+      path: '/api/v1/client/expiry-policy',
+      access: 'tenant',
+      summary:
+        'Set the expiry policy {earnedMonths? (1–60), inactivityMonths? (1–60), applyToExistingPoints?}: without the flag, existing points count from now.',
+      async handler(ctx) {
+        const request = body(expiryPolicyRequestSchema, ctx);
+        const result = await program.setExpiryPolicy(tenantOf(ctx), request, caller(ctx).userId, metadataFor(ctx));
+        ctx.body = { ...policyView(result.state.policy), position: result.position };
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/internal/cron/expire-points',
+      access: 'cron',
+      summary: 'Expire points past the policy (once per wallet and UTC day) and issued rewards past their time; run daily.',
+      async handler(ctx) {
+        body(cronBody, ctx);
+        const metadata: EventMetadata = { correlationId: requestCorrelation(ctx), causationId: requestCorrelation(ctx), actor: 'system:cron' };
+        ctx.body = await deps.expire(deps.now(), metadata);
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/client/wallets/:walletId/adjust',
+      access: 'tenant',
+      summary: "A merchant corrects a wallet of the workspace {points (±), reason, idempotencyKey?} within the workspace's limit (default 1,000).",
+      async handler(ctx) {
+        const { walletId } = params(walletParams, ctx);
+        const tenantId = tenantOf(ctx);
+        await wallets.requireInTenant(tenantId, walletId);
+        const input = body(adjustBody, ctx);
+        const { adjustmentLimit } = await program.current(tenantId);
+        respond(ctx, await wallets.adjustAsMerchant(tenantId, walletId, input, adjustmentLimit, caller(ctx).userId, metadataFor(ctx)));
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/client/adjustment-limit',
+      access: 'tenant',
+      summary: 'The most points a merchant of the workspace may add or remove in one adjustment.',
+      async handler(ctx) {
+        ctx.body = { limit: (await program.current(tenantOf(ctx))).adjustmentLimit };
+      },
+    },
+    {
+      method: 'put',
+      path: '/api/v1/admin/workspaces/:tenantId/adjustment-limit',
+      access: 'admin',
+      summary: "Set a workspace's per-adjustment limit for its merchants {limit} (default 1,000).",
+      async handler(ctx) {
+        const { tenantId } = params(tenantParams, ctx);
+        const input = body(limitBody, ctx);
+        const workspace = await loadState(deps.store, workspaceStream(tenantId), workspaceDecider);
+        if (workspace.state.status === 'none') throw new HttpError('NOT_FOUND', `No workspace has tenantId ${tenantId}`);
+        const result = await program.setAdjustmentLimit(tenantId, input.limit, caller(ctx).userId, metadataFor(ctx));
+        ctx.body = { tenantId, limit: result.state.adjustmentLimit, position: result.position };
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/client/program/summary',
+      access: 'tenant',
+      summary: 'Program figures ?from=&to= (YYYY-MM-DD, default the last 30 days) &interval=day|week|month: points, rewards, active and top customers, outstanding points.',
+      async handler(ctx) {
+        const q = query(summaryQuery, ctx);
+        const today = new Date(`${deps.now().toISOString().slice(0, 10)}T00:00:00.000Z`);
+        const to = q.to ?? today;
+        const from = q.from ?? new Date(to.getTime() - 29 * 86_400_000);
+        if (from.getTime() > to.getTime()) outOfOrder('from', 'from must be on or before to');
+        if (intervalStarts(from, to, q.interval).length > MAX_INTERVALS) {
+          outOfOrder('interval', `the range holds more than ${MAX_INTERVALS} intervals of a ${q.interval}: use a longer interval or a shorter range`);
+        }
+        ctx.body = await programSummary(pool, tenantOf(ctx), { from, to, interval: q.interval });
+      },
+    },
+    {
+      method: 'get',
+      path: '/api/v1/client/ledger.csv',
+      access: 'tenant',
+      summary: "The workspace's ledger lines as CSV (RFC 4180), oldest first, streamed ?from=&to= (days or ISO 8601 instants; to excluded, a day included).",
+      async handler(ctx) {
+        const q = query(csvQuery, ctx);
+        const from = q.from?.at ?? new Date(0);
+        // A day as `to` includes that day: the range ends at the start of the next one.
+        const to = q.to ? (q.to.isDay ? new Date(q.to.at.getTime() + 86_400_000) : q.to.at) : new Date(deps.now().getTime() + 1);
+        if (from.getTime() >= to.getTime()) outOfOrder('from', 'from must be before to');
+        const tenantId = tenantOf(ctx);
+        ctx.set('Content-Type', 'text/csv; charset=utf-8; header=present');
+        ctx.set('Content-Disposition', `attachment; filename="ledger-${tenantId}.csv"`);
+        ctx.body = Readable.from(ledgerCsv(pool, tenantId, { from, to }), { objectMode: false });
+      },
+    },
+  ];
+}
