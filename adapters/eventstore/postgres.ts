@@ -418,7 +418,7 @@ export class PostgresEventStore implements EventStore {
    * those the filter selects only. The cursor moves past every event scanned, so a subscription to rare types
    * costs a short key-range scan per wake, never a scan from its last match to the end of the feed.
    */
-  private async scanPage(after: Cursor | undefined, filter: EventFilter | undefined): Promise<ScanPage> {
+  private async scanPage(after: Cursor | undefined, filter: EventFilter | undefined, pageSize: number): Promise<ScanPage> {
     const params: unknown[] = [];
     const selected = filterClauses(filter, params).join(' AND ') || 'true';
     let where = '';
@@ -426,7 +426,7 @@ export class PostgresEventStore implements EventStore {
       params.push(after.tx.toString(), after.seq.toString());
       where = `WHERE (transaction_id, global_position) > ($${params.length - 1}::xid8, $${params.length}::bigint)`;
     }
-    params.push(BATCH);
+    params.push(pageSize);
     const rows = await this.query<EventRow & { selected: boolean }>(
       `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
               CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, recorded_at,
@@ -449,38 +449,57 @@ export class PostgresEventStore implements EventStore {
     };
   }
 
+  /**
+   * Pages of `pageSize` (default BATCH). While a full page's events are being handed out, the next page is already
+   * being read (one page ahead, no more): a catch-up over a long history overlaps reading with applying.
+   */
   subscribeToAll(options: SubscribeOptions = {}): Subscription {
     let stopped = false;
     let wakeCurrent: Waiter | undefined;
     const start = options.from === undefined || options.from === 'start' ? undefined : decodePosition(options.from);
+    const pageSize = Math.max(1, Math.floor(options.pageSize ?? BATCH));
     const store = this;
 
     async function* run(): AsyncGenerator<SubscriptionItem> {
       await store.ensureListener();
       let cursor = start;
       let caughtUp = false;
-      while (!stopped && !store.closed) {
-        let page: ScanPage;
-        try {
-          page = await store.scanPage(cursor, options.filter);
-        } catch (error) {
-          if (!isTransientPgError(error)) throw error;
-          await store.sleep(store.pollIntervalMs, (w) => (wakeCurrent = w));
-          continue;
+      let ahead: Promise<ScanPage> | undefined;
+      try {
+        while (!stopped && !store.closed) {
+          let page: ScanPage;
+          try {
+            page = await (ahead ?? store.scanPage(cursor, options.filter, pageSize));
+          } catch (error) {
+            ahead = undefined;
+            if (!isTransientPgError(error)) throw error;
+            await store.sleep(store.pollIntervalMs, (w) => (wakeCurrent = w));
+            continue;
+          }
+          ahead = undefined;
+          cursor = page.scannedTo ?? cursor;
+          const full = page.scanned === pageSize;
+          if (full) {
+            // Read ahead; its failure is handled when it is awaited (a stopped subscription never awaits it).
+            ahead = store.scanPage(cursor, options.filter, pageSize);
+            ahead.catch(() => undefined);
+          }
+          for (const event of page.events) {
+            if (stopped) return;
+            yield { kind: 'event', event };
+          }
+          if (full) continue;
+          // Events held back by an open transaction are part of the history: not caught up until they are read.
+          if (!caughtUp && !page.heldBack) {
+            caughtUp = true;
+            yield { kind: 'caught-up', ...(cursor ? { position: encodePosition(cursor) } : {}) };
+          }
+          // Held-back events become readable as soon as the transaction in front of them ends: look again soon.
+          await store.sleep(page.heldBack ? 5 : store.pollIntervalMs, (w) => (wakeCurrent = w));
         }
-        for (const event of page.events) {
-          if (stopped) return;
-          yield { kind: 'event', event };
-        }
-        cursor = page.scannedTo ?? cursor;
-        if (page.scanned === BATCH) continue;
-        // Events held back by an open transaction are part of the history: not caught up until they are read.
-        if (!caughtUp && !page.heldBack) {
-          caughtUp = true;
-          yield { kind: 'caught-up', ...(cursor ? { position: encodePosition(cursor) } : {}) };
-        }
-        // Held-back events become readable as soon as the transaction in front of them ends: look again soon.
-        await store.sleep(page.heldBack ? 5 : store.pollIntervalMs, (w) => (wakeCurrent = w));
+      } finally {
+        // A page read ahead and never handed out: let it finish before the subscription counts as stopped.
+        await ahead?.catch(() => undefined);
       }
     }
 

@@ -115,6 +115,11 @@ export interface SubscribeOptions {
   /** Resume after this position (exclusive). Omit or `start` to begin with the first event. */
   from?: Position | 'start';
   filter?: EventFilter;
+  /**
+   * A hint for the catch-up: how many events one read of the history fetches (a rebuild reads bigger pages than a
+   * live projection). Stores may ignore it; it never changes what the subscription yields.
+   */
+  pageSize?: number;
 }
 
 /** Items a subscription yields: events in global order, and one marker when the historical part is done. */
