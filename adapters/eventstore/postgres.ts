@@ -26,6 +26,7 @@ import {
   type NewEvent,
   type Position,
   type ReadAllOptions,
+  type ReadAllPart,
   type ReadStreamOptions,
   type RecordedEvent,
   type SubscribeOptions,
@@ -72,19 +73,25 @@ interface EventRow {
   stream_name: string;
   stream_revision: string;
   event_type: string;
+  /** NULL when omitted (ReadAllOptions.omit). */
   data: JsonValue;
-  metadata: EventMetadata;
-  recorded_at: Date;
+  metadata: EventMetadata | null;
+  /** recorded_at in epoch milliseconds (truncated, as a Date holds it): a float parses far faster than a timestamp. */
+  recorded_ms: number;
   safe_below: string;
   /** The statement's snapshot, on rows at or beyond `safe_below` only (see `readPage`). */
   snapshot: string | null;
 }
 
-// Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
-const EVENT_COLUMNS = `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
-  recorded_at`;
+const RECORDED_MS = 'floor(extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_ms';
+/** The event columns, less those a reader omits (read as NULL: `toRecorded` gives `{}` metadata, `null` data). */
+const eventColumns = (omit: readonly ReadAllPart[] = []) =>
+  // Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
+  `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
+  ${omit.includes('data') ? 'NULL::jsonb AS data' : 'data'}, ${omit.includes('metadata') ? 'NULL::jsonb AS metadata' : 'metadata'}, ${RECORDED_MS}`;
+const EVENT_COLUMNS = eventColumns();
 /** The feed also needs the safe bound (see `readPage`). */
-const COLUMNS = `${EVENT_COLUMNS}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
+const columns = (omit?: readonly ReadAllPart[]) => `${eventColumns(omit)}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
   CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot`;
 
 function toRecorded(row: EventRow): RecordedEvent {
@@ -92,12 +99,22 @@ function toRecorded(row: EventRow): RecordedEvent {
     id: row.event_id,
     type: row.event_type,
     data: row.data,
-    metadata: row.metadata,
+    metadata: row.metadata ?? {},
     stream: row.stream_name,
     revision: Number(row.stream_revision),
-    position: encodePosition({ tx: BigInt(row.tx_id), seq: BigInt(row.global_position) }),
-    recordedAt: row.recorded_at,
+    // Both are the server's canonical decimal text, as encodePosition would write them.
+    position: `${row.tx_id}.${row.global_position}` as Position,
+    recordedAt: new Date(row.recorded_ms),
   };
+}
+
+/** The rows below the bound (`horizon`, else the statement's xmin, the same on every row of one statement). */
+function settled<R extends EventRow>(rows: readonly R[], horizon: bigint | undefined): R[] {
+  const first = rows[0];
+  if (!first) return [];
+  const bound = horizon ?? BigInt(first.safe_below);
+  // Rows below the statement's xmin carry no snapshot: only the rows that do need comparing.
+  return rows.filter((r) => r.snapshot === null || BigInt(r.tx_id) < bound);
 }
 
 function escapeLike(prefix: string): string {
@@ -346,6 +363,7 @@ export class PostgresEventStore implements EventStore {
         limit: options.limit,
         filter: options.filter,
         upTo: !backwards && options.to ? decodePosition(options.to) : undefined,
+        omit: options.omit,
       });
       // A caller reading forwards expects what was committed before it asked; give in-flight
       // transactions a moment to finish rather than returning a page with a hole that fills later.
@@ -362,6 +380,7 @@ export class PostgresEventStore implements EventStore {
     filter: EventFilter | undefined;
     /** Inclusive upper bound (forwards): events up to a position already handed out are settled, no wait. */
     upTo?: Cursor | undefined;
+    omit?: readonly ReadAllPart[] | undefined;
   }): Promise<FeedPage> {
     const params: unknown[] = [];
     const clauses = filterClauses(args.filter, params);
@@ -376,7 +395,7 @@ export class PostgresEventStore implements EventStore {
     }
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
     const order = args.backwards ? 'DESC' : 'ASC';
-    let sql = `SELECT ${COLUMNS} FROM events ${where} ORDER BY events.transaction_id ${order}, events.global_position ${order}`;
+    let sql = `SELECT ${columns(args.omit)} FROM events ${where} ORDER BY events.transaction_id ${order}, events.global_position ${order}`;
     if (args.limit !== undefined) {
       params.push(args.limit);
       sql += ` LIMIT $${params.length}`;
@@ -386,7 +405,7 @@ export class PostgresEventStore implements EventStore {
     // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
     const horizon = await this.horizonFor(rows);
     // Ordered by the key and bounded by one, the safe rows are a contiguous run in either direction.
-    const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
+    const safeRows = settled(rows, horizon);
     return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
   }
 
@@ -429,7 +448,7 @@ export class PostgresEventStore implements EventStore {
     params.push(pageSize);
     const rows = await this.query<EventRow & { selected: boolean }>(
       `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
-              CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, recorded_at,
+              CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, ${RECORDED_MS},
               pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
               CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot,
               ${selected} AS selected
@@ -439,7 +458,7 @@ export class PostgresEventStore implements EventStore {
     // As in readPage: rows beyond the server's oldest transaction wait only for appends still in progress.
     const horizon = await this.horizonFor(rows);
     // Ordered by the key and bounded by one, the safe rows are a contiguous run from the start.
-    const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
+    const safeRows = settled(rows, horizon);
     const last = safeRows.at(-1);
     return {
       events: safeRows.filter((r) => r.selected).map(toRecorded),
