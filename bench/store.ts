@@ -370,6 +370,17 @@ const APPEND_VARIANTS = {
       divert: (sql, params) => (isAppendOne(sql) ? pool.query({ name: 'bench_append_fn', text: APPEND_FUNCTION_SQL, values: params as unknown[] }) : undefined),
     }),
   },
+  noStreamLock: {
+    variant: 'store.append, one-event INSERT without the stream lock',
+    why: 'what the advisory lock costs (the unique index alone keeps one event per revision)',
+    intercept: () => ({
+      rewrite: (sql) =>
+        isAppendOne(sql)
+          ? sql.replace(/^\s*WITH stream_lock AS MATERIALIZED \(SELECT pg_advisory_xact_lock\(31250, hashtext\(\$1\)\)\)/, '').replace('FROM stream_lock', '')
+          : undefined,
+      prepareAs: (sql) => (isAppendOne(sql) ? 'bench_append_one_unlocked' : undefined),
+    }),
+  },
   occFunction: {
     variant: 'store.append, fallbacks through an OCC append_events (no lock)',
     why: 'the prototype function without any lock, for appends the one-statement path does not take',
