@@ -124,14 +124,18 @@ function toEventData(event: NewEvent, wrapMetadata = false) {
   });
 }
 
-/** `omit` (ReadAllOptions.omit): the client always receives both parts; omitted ones are not validated nor handed on. */
+/** `omit` (ReadAllOptions.omit): the client always receives both parts; omitted ones are not validated nor handed on (but the schemaVersion). */
 function toRecorded(event: KurrentRecordedEvent, omit: readonly ReadAllPart[] = []): RecordedEvent {
   const where = `Event ${event.id} in ${event.streamId}`;
   if (!event.isJson) throw new Error(`${where} is not JSON; this store writes JSON only`);
   // Servers before 22.6 do not send positions with events; the feed cannot do without them.
   if (!event.position) throw new Error(`${where} has no position (KurrentDB 22.6 or later required)`);
-  let metadata: EventMetadata = {};
-  if (!omit.includes('metadata')) {
+  let metadata: EventMetadata;
+  if (omit.includes('metadata')) {
+    // Only what decoding the data needs (ReadAllOptions.omit).
+    const version = (unwrapMetadata(event.metadata ?? {}) as { schemaVersion?: unknown } | null)?.schemaVersion;
+    metadata = typeof version === 'number' ? { schemaVersion: version } : {};
+  } else {
     const parsed = metadataSchema.safeParse(unwrapMetadata(event.metadata ?? {}));
     if (!parsed.success) throw new Error(`${where} has invalid metadata: ${parsed.error.message}`);
     metadata = parsed.data;

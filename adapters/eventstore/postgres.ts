@@ -76,6 +76,8 @@ interface EventRow {
   /** NULL when omitted (ReadAllOptions.omit). */
   data: JsonValue;
   metadata: EventMetadata | null;
+  /** With the metadata omitted: its schemaVersion, if it has a number there. */
+  schema_version?: number | null;
   /** recorded_at in epoch milliseconds (truncated, as a Date holds it): a float parses far faster than a timestamp. */
   recorded_ms: number;
   safe_below: string;
@@ -83,12 +85,15 @@ interface EventRow {
   snapshot: string | null;
 }
 
+/** Without the metadata, its schemaVersion still comes along: decoding needs it (see ReadAllOptions.omit). */
+const OMITTED_METADATA = `NULL::jsonb AS metadata,
+  CASE WHEN jsonb_typeof(metadata->'schemaVersion') = 'number' THEN (metadata->>'schemaVersion')::float8 END AS schema_version`;
 const RECORDED_MS = 'floor(extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_ms';
 /** The event columns, less those a reader omits (read as NULL: `toRecorded` gives `{}` metadata, `null` data). */
 const eventColumns = (omit: readonly ReadAllPart[] = []) =>
   // Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
   `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
-  ${omit.includes('data') ? 'NULL::jsonb AS data' : 'data'}, ${omit.includes('metadata') ? 'NULL::jsonb AS metadata' : 'metadata'}, ${RECORDED_MS}`;
+  ${omit.includes('data') ? 'NULL::jsonb AS data' : 'data'}, ${omit.includes('metadata') ? OMITTED_METADATA : 'metadata'}, ${RECORDED_MS}`;
 const EVENT_COLUMNS = eventColumns();
 /** The feed also needs the safe bound (see `readPage`). */
 const columns = (omit?: readonly ReadAllPart[]) => `${eventColumns(omit)}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
@@ -99,7 +104,7 @@ function toRecorded(row: EventRow): RecordedEvent {
     id: row.event_id,
     type: row.event_type,
     data: row.data,
-    metadata: row.metadata ?? {},
+    metadata: row.metadata ?? (typeof row.schema_version === 'number' ? { schemaVersion: row.schema_version } : {}),
     stream: row.stream_name,
     revision: Number(row.stream_revision),
     // Both are the server's canonical decimal text, as encodePosition would write them.

@@ -111,8 +111,9 @@ export interface ReadAllOptions {
   filter?: EventFilter;
   /**
    * Parts of each event not to read (a projection, in the SQL sense): a reader that never looks at them saves
-   * moving and parsing them. An omitted `metadata` reads as `{}`, an omitted `data` as `null`; everything else
-   * (id, type, stream, revision, position, time) is always read.
+   * moving and parsing them. An omitted `metadata` reads as its `schemaVersion` alone (`{}` without one: what
+   * decoding the data needs), an omitted `data` as `null`; everything else (id, type, stream, revision, position,
+   * time) is always read.
    */
   omit?: readonly ReadAllPart[];
 }

@@ -139,7 +139,7 @@ export class InMemoryEventStore implements EventStore {
     const limited = options.limit === undefined ? events : events.slice(0, options.limit);
     const omit = options.omit ?? [];
     if (omit.length === 0) return limited;
-    return limited.map((e) => ({ ...e, ...(omit.includes('data') ? { data: null } : {}), ...(omit.includes('metadata') ? { metadata: {} } : {}) }));
+    return limited.map((e) => ({ ...e, ...(omit.includes('data') ? { data: null } : {}), ...(omit.includes('metadata') ? { metadata: e.metadata.schemaVersion === undefined ? {} : { schemaVersion: e.metadata.schemaVersion } } : {}) }));
   }
 
   subscribeToAll(options: SubscribeOptions = {}): Subscription {
