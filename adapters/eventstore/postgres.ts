@@ -518,6 +518,8 @@ export class PostgresEventStore implements EventStore {
       try {
         while (!stopped && !store.closed) {
           let page: ScanPage;
+          // A page read ahead was read while the previous one was being handed out: appends since then woke nobody.
+          const readAhead = ahead !== undefined;
           try {
             page = await (ahead ?? store.scanPage(cursor, options.filter, pageSize));
           } catch (error) {
@@ -538,7 +540,8 @@ export class PostgresEventStore implements EventStore {
             if (stopped) return;
             yield { kind: 'event', event };
           }
-          if (full) continue;
+          // Not full, but read ahead: look again at once rather than wait for a wake-up that may already have passed.
+          if (full || readAhead) continue;
           // Events held back by an open transaction are part of the history: not caught up until they are read.
           if (!caughtUp && !page.heldBack) {
             caughtUp = true;
