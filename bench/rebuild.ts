@@ -87,7 +87,7 @@ function labelSql(sql: string): string {
   const s = sql.trimStart();
   if (s.startsWith('WITH ledger AS')) return 'apply: wallets write';
   if (s.startsWith('WITH batch AS')) return 'apply: wallets write (no replay)';
-  if (s.startsWith('SELECT w.wallet_id')) return 'replay: load';
+  if (s.startsWith('SELECT w.id, w.tenant_id, w.consumer_id')) return 'replay: load';
   if (s.startsWith('UPDATE') && s.includes('FROM unnest')) return 'replay: settle';
   if (s.startsWith('SELECT transaction_id::text AS tx_id')) return 'feed: read page';
   if (s.startsWith('SELECT position FROM projection_checkpoints') && s.includes('FOR UPDATE')) return 'batch: lock checkpoint';

@@ -58,9 +58,9 @@ const count = (n: number) => Math.round(n).toLocaleString('en-US');
 function labelSql(sql: string): string {
   const s = sql.trimStart();
   if (s.startsWith('SELECT transaction_id::text AS tx_id')) return 'readAll page';
-  if (s.startsWith('SELECT w.wallet_id, w.tenant_id, w.points_balance')) return 'projected wallets';
+  if (s.startsWith('SELECT w.id AS wallet_id, w.tenant_id, w.points_balance')) return 'projected wallets';
   if (s.startsWith('SELECT position FROM projection_checkpoints')) return 'settle';
-  if (s.startsWith('SELECT id, points FROM wallet_ledger')) return 'first difference';
+  if (s.startsWith('SELECT id, CASE entry_type')) return 'first difference';
   return 'other';
 }
 

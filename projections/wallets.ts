@@ -1,7 +1,9 @@
 /**
  * The wallets read model: `wallets` (one row per wallet: balance and lifetime totals) and `wallet_ledger`
  * (one row per balance-changing event). One projection owns both, so a balance and the ledger row that
- * explains it always commit together; the balance is the sum of the wallet's ledger points.
+ * explains it always commit together. Ledger points are unsigned, `entry_type` 'credit' or 'debit' says which way
+ * they move the balance and `kind` what the line is (the seed runbooks' shape): the balance is the sum of the
+ * credits less the debits.
  *
  * A batch is folded into ledger entries in memory (pure), then written by a single statement: ledger rows
  * are inserted `ON CONFLICT (id) DO NOTHING`, and wallets move only by the rows actually inserted, so an
@@ -14,8 +16,14 @@ import { assertNever } from '../domain/shared/decider.ts';
 import type { Decoded } from '../domain/shared/codec.ts';
 import { projection, type DecodedReplay, type ProjectionContext } from './projection.ts';
 
-/** The kinds of ledger entries; a `PointsCredited` with `via: 'claim'` is a `claim`. */
-export type LedgerEntryType = 'credit' | 'reversal' | 'redemption' | 'adjustment' | 'claim';
+/**
+ * The kind of a ledger line: `earn` (a purchase's points), `claim` (held points claimed), `reversal` (a refund's
+ * share), `redemption`, `adjustment`. Stored as plain text: a new kind of line needs a case in `ledgerLine` only.
+ */
+export type LedgerKind = 'earn' | 'claim' | 'reversal' | 'redemption' | 'adjustment';
+
+/** Which way a line moves the balance; its `points` are unsigned (the seed runbooks' shape). */
+export type LedgerDirection = 'credit' | 'debit';
 
 /** One `wallet_ledger` row as the fold produces it (`balance_after` is computed when it is written). */
 export interface LedgerEntry {
@@ -23,9 +31,14 @@ export interface LedgerEntry {
   wallet_id: string;
   tenant_id: string;
   consumer_id: string;
-  entry_type: LedgerEntryType;
-  /** Signed: credits positive, reversals and redemptions negative, adjustments as given. */
+  entry_type: LedgerDirection;
+  kind: LedgerKind;
+  /** Unsigned: `entry_type` says which way. */
   points: number;
+  /** The signed change to the balance (not stored: the balance and lifetime figures run on it). */
+  delta: number;
+  /** Whether the line counts towards `lifetime_earned` (earned, claimed, and reversed points) or `lifetime_redeemed`. */
+  lifetime: 'earned' | 'redeemed' | null;
   payment_id: string | null;
   refund_id: string | null;
   admin_id: string | null;
@@ -40,63 +53,54 @@ export interface LedgerEntry {
   seq: number;
 }
 
-/** One event's ledger row (built whole, no spreads: a rebuild folds a million of them). */
-function ledgerEntry(event: Decoded<WalletBalanceEvent>, seq: number): LedgerEntry {
-  const entry: LedgerEntry = {
-    id: event.id,
-    wallet_id: event.data.walletId,
-    tenant_id: event.data.tenantId,
-    consumer_id: event.data.consumerId,
-    entry_type: 'credit',
-    points: pointsDelta(event),
-    payment_id: null,
-    refund_id: null,
-    admin_id: null,
-    reason: null,
-    reference: null,
-    idempotency_key: null,
-    position: event.position,
-    revision: event.revision,
-    created_at: event.recordedAt.toISOString(),
-    seq,
-  };
+type LineDetails = Pick<LedgerEntry, 'kind' | 'lifetime' | 'payment_id' | 'refund_id' | 'admin_id' | 'reason' | 'reference' | 'idempotency_key'>;
+
+/** What one wallet event writes in the ledger besides its amount: the one place a kind of line is defined. */
+function ledgerLine(event: WalletBalanceEvent): LineDetails {
+  const none = { payment_id: null, refund_id: null, admin_id: null, reason: null, reference: null, idempotency_key: null };
   switch (event.type) {
     case 'PointsCredited':
-      entry.entry_type = event.data.via === 'claim' ? 'claim' : 'credit';
-      entry.payment_id = event.data.paymentId;
-      break;
+      return { ...none, kind: event.data.via === 'claim' ? 'claim' : 'earn', lifetime: 'earned', payment_id: event.data.paymentId };
     case 'PointsReversed':
-      entry.entry_type = 'reversal';
-      entry.payment_id = event.data.paymentId;
-      entry.refund_id = event.data.refundId;
-      break;
+      return { ...none, kind: 'reversal', lifetime: 'earned', payment_id: event.data.paymentId, refund_id: event.data.refundId };
     case 'PointsRedeemed':
-      entry.entry_type = 'redemption';
-      entry.reference = event.data.reference;
-      entry.idempotency_key = event.data.idempotencyKey;
-      break;
+      return { ...none, kind: 'redemption', lifetime: 'redeemed', reference: event.data.reference, idempotency_key: event.data.idempotencyKey };
     case 'PointsAdjusted':
-      entry.entry_type = 'adjustment';
-      entry.admin_id = event.data.adjustedBy;
-      entry.reason = event.data.reason;
-      entry.idempotency_key = event.data.idempotencyKey;
-      break;
+      return { ...none, kind: 'adjustment', lifetime: null, admin_id: event.data.adjustedBy, reason: event.data.reason, idempotency_key: event.data.idempotencyKey };
     default:
       return assertNever(event);
   }
-  return entry;
 }
 
 /** The pure fold: the batch's wallet events as ledger entries, in feed order. */
 export function ledgerEntries(events: readonly Decoded<WalletBalanceEvent>[]): LedgerEntry[] {
-  return events.map(ledgerEntry);
+  const entries: LedgerEntry[] = [];
+  for (const event of events) {
+    const delta = pointsDelta(event);
+    entries.push({
+      id: event.id,
+      wallet_id: event.data.walletId,
+      tenant_id: event.data.tenantId,
+      consumer_id: event.data.consumerId,
+      entry_type: delta < 0 ? 'debit' : 'credit',
+      points: Math.abs(delta),
+      delta,
+      ...ledgerLine(event),
+      position: event.position,
+      revision: event.revision,
+      created_at: event.recordedAt.toISOString(),
+      seq: entries.length,
+    });
+  }
+  return entries;
 }
 
 /** The batch travels as one array per column (unnest): no JSON document for the server to parse. */
 const BATCH_COLUMNS = [
-  ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['entry_type', 'text'], ['points', 'bigint'],
-  ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'], ['reason', 'text'], ['reference', 'text'], ['idempotency_key', 'text'],
-  ['position', 'text'], ['revision', 'bigint'], ['created_at', 'timestamptz'], ['seq', 'int'],
+  ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['entry_type', 'text'], ['kind', 'text'],
+  ['points', 'bigint'], ['delta', 'bigint'], ['lifetime', 'text'], ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'],
+  ['reason', 'text'], ['reference', 'text'], ['idempotency_key', 'text'], ['position', 'text'], ['revision', 'bigint'],
+  ['created_at', 'timestamptz'], ['seq', 'int'],
 ] as const satisfies readonly (readonly [keyof LedgerEntry, string])[];
 
 const columnArrays = <T, K extends keyof T>(rows: readonly T[], columns: readonly (readonly [K, string])[]) => columns.map(([name]) => rows.map((row) => row[name]));
@@ -111,37 +115,47 @@ WITH batch AS (
     AS b(${BATCH_COLUMNS.map(([name]) => name).join(', ')})
 ),
 fresh AS (
-  SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.points) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
+  SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.delta) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
     FROM batch b
-    LEFT JOIN ${wallets} w ON w.wallet_id = b.wallet_id
+    LEFT JOIN ${wallets} w ON w.id = b.wallet_id
    WHERE NOT EXISTS (SELECT 1 FROM ${ledger} l WHERE l.id = b.id)
 ),
 inserted AS (
-  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason,
                          reference, idempotency_key, position, revision, created_at)
-  SELECT id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+  SELECT id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason,
          reference, idempotency_key, position, revision, created_at
     FROM fresh ORDER BY seq
   ON CONFLICT (id) DO NOTHING
-  RETURNING id, wallet_id, tenant_id, entry_type, points, created_at
+  RETURNING id
 )
-INSERT INTO ${wallets} AS w (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
-SELECT i.wallet_id, i.tenant_id, b.consumer_id,
-       sum(i.points)::bigint,
-       sum(CASE WHEN i.entry_type IN ('credit', 'claim', 'reversal') THEN i.points ELSE 0 END)::bigint,
-       sum(CASE WHEN i.entry_type = 'redemption' THEN -i.points ELSE 0 END)::bigint,
-       min(i.created_at), max(i.created_at)
+INSERT INTO ${wallets} AS w (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+SELECT b.wallet_id, b.tenant_id, b.consumer_id,
+       sum(b.delta)::bigint,
+       sum(CASE WHEN b.lifetime = 'earned' THEN b.delta ELSE 0 END)::bigint,
+       sum(CASE WHEN b.lifetime = 'redeemed' THEN -b.delta ELSE 0 END)::bigint,
+       min(b.created_at), max(b.created_at)
   FROM inserted i JOIN batch b ON b.id = i.id
- GROUP BY i.wallet_id, i.tenant_id, b.consumer_id
-ON CONFLICT (wallet_id) DO UPDATE SET
+ GROUP BY b.wallet_id, b.tenant_id, b.consumer_id
+ON CONFLICT (id) DO UPDATE SET
   points_balance    = w.points_balance + EXCLUDED.points_balance,
   lifetime_earned   = w.lifetime_earned + EXCLUDED.lifetime_earned,
   lifetime_redeemed = w.lifetime_redeemed + EXCLUDED.lifetime_redeemed,
   updated_at        = GREATEST(w.updated_at, EXCLUDED.updated_at)`;
 
+/**
+ * Writes ledger lines and moves their wallets: every write of `wallet_ledger` goes through here (the live
+ * projection, and the takeover gap of a rebuild), so a ledger row has one shape wherever it comes from. A rebuild's
+ * replay (`walletsReplay`) writes the same rows its own way; tests/integration/wallets-replay.test.ts holds it to these.
+ */
+export async function writeLedger(db: ProjectionContext['db'], tables: { ledger: string; wallets: string }, entries: readonly LedgerEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await db.query(writeSql(tables.ledger, tables.wallets), columnArrays(entries, BATCH_COLUMNS));
+}
+
 /** A wallet's row in `wallets`, as the replay keeps it in memory. */
 interface WalletFigures {
-  wallet_id: string;
+  id: string;
   tenant_id: string;
   consumer_id: string;
   points_balance: number;
@@ -152,12 +166,12 @@ interface WalletFigures {
 }
 
 const LEDGER_COLUMNS = [
-  ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['entry_type', 'text'], ['points', 'bigint'], ['balance_after', 'bigint'],
-  ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'], ['reason', 'text'], ['reference', 'text'], ['idempotency_key', 'text'],
-  ['position', 'text'], ['revision', 'bigint'], ['created_at', 'timestamptz'],
+  ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['entry_type', 'text'], ['kind', 'text'], ['points', 'bigint'],
+  ['balance_after', 'bigint'], ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'], ['reason', 'text'], ['reference', 'text'],
+  ['idempotency_key', 'text'], ['position', 'text'], ['revision', 'bigint'], ['created_at', 'timestamptz'],
 ] as const satisfies readonly (readonly [keyof LedgerEntry | 'balance_after', string])[];
 const WALLET_COLUMNS = [
-  ['wallet_id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['points_balance', 'bigint'], ['lifetime_earned', 'bigint'],
+  ['id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['points_balance', 'bigint'], ['lifetime_earned', 'bigint'],
   ['lifetime_redeemed', 'bigint'], ['created_at', 'timestamptz'], ['updated_at', 'timestamptz'],
 ] as const satisfies readonly (readonly [keyof WalletFigures, string])[];
 const list = (columns: readonly (readonly [string, string])[]) => columns.map(([name]) => name).join(', ');
@@ -176,23 +190,25 @@ UPDATE ${wallets} w
    SET points_balance = u.points_balance, lifetime_earned = u.lifetime_earned, lifetime_redeemed = u.lifetime_redeemed,
        created_at = u.created_at, updated_at = u.updated_at
   FROM ${unnestOf(WALLET_COLUMNS)} AS u(${list(WALLET_COLUMNS)})
- WHERE w.wallet_id = u.wallet_id`;
+ WHERE w.id = u.id`;
 
 /**
  * Where a replay starts: every wallet's figures summed from the ledger rows already written (nothing, for a new
  * rebuild; the rows up to the checkpoint, for a resumed one). The wallets rows give the consumer: figures in them
- * may be behind the ledger (not settled before a crash), the ledger never is.
+ * may be behind the ledger (not settled before a crash), the ledger never is. The kinds counted as earned and
+ * redeemed are `ledgerLine`'s `lifetime`.
  */
 const loadSql = (ledger: string, wallets: string) => `
-SELECT w.wallet_id, w.tenant_id, w.consumer_id,
+SELECT w.id, w.tenant_id, w.consumer_id,
        COALESCE(l.balance, 0)::text AS points_balance, COALESCE(l.earned, 0)::text AS lifetime_earned, COALESCE(l.redeemed, 0)::text AS lifetime_redeemed,
        COALESCE(l.created_at, w.created_at) AS created_at, COALESCE(l.updated_at, w.updated_at) AS updated_at
   FROM ${wallets} w
-  LEFT JOIN (SELECT wallet_id, sum(points) AS balance,
-                    sum(CASE WHEN entry_type IN ('credit', 'claim', 'reversal') THEN points ELSE 0 END) AS earned,
-                    sum(CASE WHEN entry_type = 'redemption' THEN -points ELSE 0 END) AS redeemed,
+  LEFT JOIN (SELECT wallet_id, sum(signed) AS balance,
+                    sum(CASE WHEN kind IN ('earn', 'claim', 'reversal') THEN signed ELSE 0 END) AS earned,
+                    sum(CASE WHEN kind = 'redemption' THEN -signed ELSE 0 END) AS redeemed,
                     min(created_at) AS created_at, max(created_at) AS updated_at
-               FROM ${ledger} GROUP BY wallet_id) l USING (wallet_id)`;
+               FROM (SELECT wallet_id, kind, created_at, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS signed FROM ${ledger}) s
+              GROUP BY wallet_id) l ON l.wallet_id = w.id`;
 
 /**
  * The rebuild's fold (Projection.replay): every wallet's figures run in memory, each batch inserts its ledger rows
@@ -213,7 +229,7 @@ export function walletsReplay(): DecodedReplay<WalletBalanceEvent> {
         }>(loadSql(table('wallet_ledger'), table('wallets')));
         const loaded = new Map<string, WalletFigures>();
         for (const row of rows) {
-          loaded.set(row.wallet_id, {
+          loaded.set(row.id, {
             ...row,
             points_balance: Number(row.points_balance),
             lifetime_earned: Number(row.lifetime_earned),
@@ -221,7 +237,7 @@ export function walletsReplay(): DecodedReplay<WalletBalanceEvent> {
             created_at: row.created_at.toISOString(),
             updated_at: row.updated_at.toISOString(),
           });
-          unsettled.add(row.wallet_id);
+          unsettled.add(row.id);
         }
         base = loaded;
       }
@@ -236,15 +252,15 @@ export function walletsReplay(): DecodedReplay<WalletBalanceEvent> {
           wallet = known
             ? { ...known }
             : {
-                wallet_id: entry.wallet_id, tenant_id: entry.tenant_id, consumer_id: entry.consumer_id, points_balance: 0, lifetime_earned: 0,
+                id: entry.wallet_id, tenant_id: entry.tenant_id, consumer_id: entry.consumer_id, points_balance: 0, lifetime_earned: 0,
                 lifetime_redeemed: 0, created_at: entry.created_at, updated_at: entry.created_at,
               };
           if (!known) created.push(wallet);
           figures.set(entry.wallet_id, wallet);
         }
-        wallet.points_balance += entry.points;
-        if (entry.entry_type === 'credit' || entry.entry_type === 'claim' || entry.entry_type === 'reversal') wallet.lifetime_earned += entry.points;
-        if (entry.entry_type === 'redemption') wallet.lifetime_redeemed -= entry.points;
+        wallet.points_balance += entry.delta;
+        if (entry.lifetime === 'earned') wallet.lifetime_earned += entry.delta;
+        if (entry.lifetime === 'redeemed') wallet.lifetime_redeemed -= entry.delta;
         // Both ISO-8601 in UTC with milliseconds (toISOString): they compare as strings.
         if (entry.created_at > wallet.updated_at) wallet.updated_at = entry.created_at;
         if (entry.created_at < wallet.created_at) wallet.created_at = entry.created_at;
@@ -273,14 +289,13 @@ export function walletsReplay(): DecodedReplay<WalletBalanceEvent> {
 /** Balances and ledgers of wallets; lifetime totals follow the wallet decider (reversals reduce earned). */
 export const walletsProjection = projection({
   name: 'wallets',
+  // Still version 1: migrations/0100 converted the rows to the shape written now (a rebuild writes the same).
   version: 1,
   tables: ['wallets', 'wallet_ledger'],
   // A refused credit (PointsCreditRefused) is no ledger line: the projection reads the balance types only.
   events: walletBalanceEvents,
   async apply(events, { db, table }: ProjectionContext) {
-    const entries = ledgerEntries(events);
-    if (entries.length === 0) return;
-    await db.query(writeSql(table('wallet_ledger'), table('wallets')), columnArrays(entries, BATCH_COLUMNS));
+    await writeLedger(db, { ledger: table('wallet_ledger'), wallets: table('wallets') }, ledgerEntries(events));
   },
   replay: walletsReplay,
 });

@@ -83,7 +83,7 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
   const ledgerWhere: string[] = [];
   if (walletIds) {
     params.push(walletIds);
-    where.push(`w.wallet_id = ANY($${params.length})`);
+    where.push(`w.id = ANY($${params.length})`);
     ledgerWhere.push(`wallet_id = ANY($${params.length})`);
   }
   if (tenantId) {
@@ -93,9 +93,9 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
   }
   const { rows } = await pool.query<{ wallet_id: string; tenant_id: string; points_balance: string; lifetime_earned: string; lifetime_redeemed: string; lines: string }>(
     // Line counts by one grouped scan of the ledger (of the wallets asked for), not one count per wallet.
-    `SELECT w.wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, coalesce(l.lines, 0) AS lines
+    `SELECT w.id AS wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, coalesce(l.lines, 0) AS lines
        FROM wallets w
-       LEFT JOIN (SELECT wallet_id, count(*) AS lines FROM wallet_ledger ${ledgerWhere.length ? `WHERE ${ledgerWhere.join(' AND ')}` : ''} GROUP BY wallet_id) l ON l.wallet_id = w.wallet_id
+       LEFT JOIN (SELECT wallet_id, count(*) AS lines FROM wallet_ledger ${ledgerWhere.length ? `WHERE ${ledgerWhere.join(' AND ')}` : ''} GROUP BY wallet_id) l ON l.wallet_id = w.id
        ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`,
     params,
   );
@@ -110,7 +110,10 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
 /** The first event (in stream order) whose ledger line is missing or says something else. */
 async function firstDifference(pool: pg.Pool, events: readonly Decoded<WalletBalanceEvent>[]): Promise<Mismatch['firstDifferingEvent']> {
   const ids = events.map((e) => e.id);
-  const { rows } = await pool.query<{ id: string; points: string }>('SELECT id, points FROM wallet_ledger WHERE id = ANY($1)', [ids]);
+  const { rows } = await pool.query<{ id: string; points: string }>(
+    `SELECT id, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points FROM wallet_ledger WHERE id = ANY($1)`,
+    [ids],
+  );
   const lines = new Map(rows.map((r) => [r.id, Number(r.points)]));
   for (const event of events) {
     const line = lines.get(event.id);

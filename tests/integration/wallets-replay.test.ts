@@ -39,10 +39,10 @@ function walletEvent(walletId: string, i: number): NewEvent {
   }
 }
 
-const LEDGER = `SELECT id, wallet_id, tenant_id, entry_type, points::int, balance_after::int, payment_id, refund_id, admin_id, reason, reference,
+const LEDGER = `SELECT id, wallet_id, tenant_id, entry_type, kind, points::int, balance_after::int, payment_id, refund_id, admin_id, reason, reference,
   idempotency_key, position, revision::int, created_at FROM TABLE ORDER BY id`;
-const WALLETS = `SELECT wallet_id, tenant_id, consumer_id, points_balance::int, lifetime_earned::int, lifetime_redeemed::int, created_at, updated_at
-  FROM TABLE ORDER BY wallet_id`;
+const WALLETS = `SELECT id, tenant_id, consumer_id, points_balance::int, lifetime_earned::int, lifetime_redeemed::int, created_at, updated_at
+  FROM TABLE ORDER BY id`;
 const rows = async (sql: string, table: string) => (await database.pool.query(sql.replace('TABLE', table))).rows;
 
 /** What the live projection writes: `apply` over the whole feed in batches of 97. */
