@@ -24,6 +24,7 @@ import { provideAccounts } from './wiring/accounts.ts';
 import { provideConnections } from './wiring/connections.ts';
 import { provideIngestion } from './wiring/ingestion.ts';
 import { provideWallets } from './wiring/wallets.ts';
+import { provideProgram } from './wiring/program.ts';
 import { provideAudit } from './wiring/audit.ts';
 import { provideMetrics, provideProjections, projectionsOf } from './wiring/projections.ts';
 import { positionCheck, provideHttp } from './wiring/http.ts';
@@ -53,6 +54,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Overrides the logger (tests capture log lines). */
   log?: Logger;
+  /** Overrides the service's clock (tests move it forward to see points and rewards expire); the log's own time is the database's. */
+  now?: () => Date;
 }
 
 /**
@@ -95,7 +98,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const pool = providePool(database.url, config.DATABASE_POOL_SIZE, log, cleanups);
     const ackPool = providePool(database.url, config.WEBHOOK_POOL_SIZE, log, cleanups, 'idle database connection lost (webhook acknowledgements)');
     const metrics = provideMetrics(log);
-    const infrastructure = await provideInfrastructure({ config, env, log, databaseUrl: database.url, pool, metrics }, cleanups);
+    const infrastructure = await provideInfrastructure({ config, env, log, databaseUrl: database.url, pool, metrics, now: options.now }, cleanups);
     const { store } = infrastructure;
     const inbox = webhookInbox(pool);
     const failures = failureLimiter({ limit: config.AUTH_FAILURE_LIMIT_PER_MINUTE, windowMs: 60_000 });
@@ -111,6 +114,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     );
     awaitProcessed = ingestion.awaitProcessed;
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
+    const program = provideProgram(infrastructure, wallets.wallets);
     const audit = provideAudit(infrastructure, positionCheck(store));
 
     const server = await provideHttp(infrastructure, {
@@ -118,7 +122,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       runner: projections.runner,
       failures,
       loadUser: (userId) => accounts.callers.load(userId),
-      routes: [...accounts.routes, ...wallets.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
+      routes: [...accounts.routes, ...wallets.routes, ...program.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
       simulated: square.simulated,
     });
 

@@ -11,8 +11,8 @@
  * Where the time goes: the rebuild runs with a statement tracer (count and round-trip time per statement
  * kind), the CPU of this process and of the PostgreSQL server is metered, the feed's reading alone is timed
  * (`store.readAll`, pages of the feed's size, against a plain keyset SELECT of the same rows), and
- * prototypes of changes run the same rebuild with a wrapped store (see `PROTOTYPES`): nothing outside bench/
- * is edited. `--profile` adds a CPU profile of the rebuild (bench/results/rebuild.cpuprofile).
+ * `--diagnose` runs the same rebuild without the parts issue 16 applied (see `PROTOTYPES`), to show what each
+ * gives. `--profile` adds a CPU profile of the rebuild (bench/results/rebuild.cpuprofile).
  */
 import { walletIdFor } from '../wiring/ids.ts';
 import { provideCommandPath } from '../adapters/commands/path.ts';
@@ -20,12 +20,11 @@ import { pino } from 'pino';
 import pg from 'pg';
 import { v4 as uuidv4 } from 'uuid';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
-import type { EventStore, Position, SubscribeOptions, Subscription, SubscriptionItem } from '../domain/ports/event-store.ts';
+import type { EventStore, Position } from '../domain/ports/event-store.ts';
 import { allProjections } from '../projections/index.ts';
 import { ProjectionRebuilds } from '../projections/rebuild.ts';
 import type { Projection } from '../projections/projection.ts';
-import { ledgerEntries, type LedgerEntry } from '../projections/wallets.ts';
-import { walletBalanceEvents } from '../domain/wallets/events.ts';
+import { walletsProjection } from '../projections/wallets.ts';
 import {
   checkpoint,
   formatDuration,
@@ -72,10 +71,11 @@ const SHAPE: HistoryShape = flags.events
 /** The shape the aims are set for; anything smaller is a documented scale-down. */
 const SCALED = SHAPE.events !== FULL_HISTORY.events;
 const REBUILD_AIM_RATE = 50_000;
-const REBUILD_AIM_RATIO = 0.3;
-/** The page size of the PostgreSQL store's subscription (adapters/eventstore/postgres.ts BATCH). */
-const FEED_PAGE = 1000;
-/** Pool size of the operations commands (openOperations in main.ts). */
+/** Issue 16: rebuild ≥ 0.5× INSERT … SELECT of the same rows. */
+const REBUILD_AIM_RATIO = 0.5;
+/** The page size a rebuild's subscription reads (projections/rebuild.ts REBUILD_BATCH). */
+const FEED_PAGE = 20_000;
+/** Pool size of the operations commands (main.ts openOperations). */
 const POOL_SIZE = 10;
 const DIAGNOSTIC_ROUNDS = 2;
 
@@ -84,7 +84,10 @@ const silent = pino({ level: 'silent' });
 
 function labelSql(sql: string): string {
   const s = sql.trimStart();
-  if (s.startsWith('WITH batch AS')) return 'apply: wallets write';
+  if (s.startsWith('WITH ledger AS')) return 'apply: wallets write';
+  if (s.startsWith('WITH batch AS')) return 'apply: wallets write (no replay)';
+  if (s.startsWith('SELECT w.id, w.tenant_id, w.consumer_id')) return 'replay: load';
+  if (s.startsWith('UPDATE') && s.includes('FROM unnest')) return 'replay: settle';
   if (s.startsWith('SELECT transaction_id::text AS tx_id')) return 'feed: read page';
   if (s.startsWith('SELECT position FROM projection_checkpoints') && s.includes('FOR UPDATE')) return 'batch: lock checkpoint';
   if (s.startsWith('UPDATE projection_checkpoints')) return 'batch: move checkpoint';
@@ -95,194 +98,28 @@ function labelSql(sql: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Prototypes: the same rebuild with the store's subscription replaced (bench-only wrapper)
+// Diagnosis (--diagnose): the same rebuild without what issue 16 applied, to show what each part gives
 // ---------------------------------------------------------------------------------------------------------
-
-/**
- * A store whose `subscribeToAll` reads the history in pages of `pageSize` through the store's own `readAll`,
- * prefetching the next page while the current one is being applied, then reports caught-up and ends. Enough
- * for a rebuild of a history nothing appends to (the benchmark's case); used to measure what a bigger page
- * (and so a bigger batch, up to `maxBatch`) and read-ahead would give the real feed.
- */
-function pagedStore(store: EventStore, pageSize: number, prefetch: boolean): EventStore {
-  const subscribeToAll = (options: SubscribeOptions = {}): Subscription => {
-    let stopped = false;
-    let wake: (() => void) | undefined;
-    const readFrom = (from: Position | undefined) =>
-      store.readAll({ ...(from ? { from } : {}), limit: pageSize + (from ? 1 : 0) }).then((page) => (from ? page.slice(1) : page));
-    async function* run(): AsyncGenerator<SubscriptionItem> {
-      let from = options.from === undefined || options.from === 'start' ? undefined : (options.from as Position);
-      let next = readFrom(from);
-      while (!stopped) {
-        const page = await next;
-        const last = page.at(-1);
-        if (prefetch && page.length === pageSize && last) next = readFrom(last.position);
-        for (const event of page) yield { kind: 'event', event };
-        if (page.length < pageSize) {
-          yield { kind: 'caught-up', ...(last ? { position: last.position } : from ? { position: from } : {}) };
-          // Nothing appends during the benchmark: wait to be stopped (the takeover ends the feed first).
-          await new Promise<void>((resolve) => (wake = resolve));
-          return;
-        }
-        from = last!.position;
-        if (!prefetch) next = readFrom(from);
-      }
-    }
-    const iterator = run();
-    return {
-      [Symbol.asyncIterator]: () => iterator,
-      async stop() {
-        stopped = true;
-        wake?.();
-        await iterator.return(undefined);
-      },
-    };
-  };
-  return new Proxy(store, { get: (t, prop) => (prop === 'subscribeToAll' ? subscribeToAll : Reflect.get(t, prop, t)) });
-}
 
 interface Variant {
   key: string;
   label: string;
-  maxBatch: number;
-  wrap?: (store: EventStore) => EventStore;
-  /** A statement to send instead (see tracePool). */
-  rewrite?: (sql: string) => string | undefined;
+  /** ProjectionRebuilds' maxBatch (undefined: its default, REBUILD_BATCH in projections/rebuild.ts). */
+  maxBatch?: number;
   /** Projections to give ProjectionRebuilds instead of allProjections(). */
   projections?: (store: EventStore) => Projection[];
 }
 
-/** Fresh `wallets` table with room on every page, so that a balance update can be a HOT update. */
-const WALLETS_FILLFACTOR = 50;
-const fillfactorForWallets = (sql: string) =>
-  /^CREATE TABLE "wallets__rb_[0-9a-f]+" \(LIKE "wallets" INCLUDING ALL\)$/.test(sql) ? `${sql} WITH (fillfactor = ${WALLETS_FILLFACTOR})` : undefined;
-
-/**
- * projections/wallets.ts with one change: the batch travels as one array per column (unnest) instead of one
- * JSON document parsed by jsonb_to_recordset. Everything after the `batch` CTE is the projection's SQL.
- */
-const ARRAY_COLUMNS: [keyof LedgerEntry, string][] = [
-  ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['entry_type', 'text'], ['points', 'bigint'],
-  ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'], ['reason', 'text'], ['reference', 'text'], ['idempotency_key', 'text'],
-  ['position', 'text'], ['revision', 'bigint'], ['created_at', 'timestamptz'], ['seq', 'int'],
-];
-const arrayWriteSql = (ledger: string, wallets: string) => `
-WITH batch AS (
-  SELECT * FROM unnest(${ARRAY_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})
-    AS b(${ARRAY_COLUMNS.map(([name]) => name).join(', ')})
-),
-fresh AS (
-  SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.points) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
-    FROM batch b
-    LEFT JOIN ${wallets} w ON w.wallet_id = b.wallet_id
-   WHERE NOT EXISTS (SELECT 1 FROM ${ledger} l WHERE l.id = b.id)
-),
-inserted AS (
-  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
-                         reference, idempotency_key, position, revision, created_at)
-  SELECT id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
-         reference, idempotency_key, position, revision, created_at
-    FROM fresh ORDER BY seq
-  ON CONFLICT (id) DO NOTHING
-  RETURNING id, wallet_id, tenant_id, entry_type, points, created_at
-)
-INSERT INTO ${wallets} AS w (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
-SELECT i.wallet_id, i.tenant_id, b.consumer_id,
-       sum(i.points)::bigint,
-       sum(CASE WHEN i.entry_type IN ('credit', 'claim', 'reversal') THEN i.points ELSE 0 END)::bigint,
-       sum(CASE WHEN i.entry_type = 'redemption' THEN -i.points ELSE 0 END)::bigint,
-       min(i.created_at), max(i.created_at)
-  FROM inserted i JOIN batch b ON b.id = i.id
- GROUP BY i.wallet_id, i.tenant_id, b.consumer_id
-ON CONFLICT (wallet_id) DO UPDATE SET
-  points_balance    = w.points_balance + EXCLUDED.points_balance,
-  lifetime_earned   = w.lifetime_earned + EXCLUDED.lifetime_earned,
-  lifetime_redeemed = w.lifetime_redeemed + EXCLUDED.lifetime_redeemed,
-  updated_at        = GREATEST(w.updated_at, EXCLUDED.updated_at)`;
-
-const walletsWithArrays: Projection = {
-  name: 'wallets',
-  tables: ['wallets', 'wallet_ledger'],
-  version: 1,
-  eventTypes: walletBalanceEvents.types,
-  async apply(events, { db, table }) {
-    const entries = ledgerEntries(walletBalanceEvents.decodeHandled(events));
-    if (entries.length === 0) return;
-    await db.query(arrayWriteSql(table('wallet_ledger'), table('wallets')), ARRAY_COLUMNS.map(([name]) => entries.map((e) => e[name])));
-  },
+/** The wallets projection without its replay: every batch goes through `apply` (running balances in SQL). */
+const withoutReplay = (): Projection[] => {
+  const { replay: _replay, ...rest } = walletsProjection;
+  return [rest];
 };
 
-/**
- * A rebuild-only path: the rebuild keeps each wallet's running figures in memory (50,000 small objects),
- * computes balance_after itself, and each batch only inserts ledger rows (column arrays); the `wallets` rows
- * are written once, in the transaction of the batch that reaches the end of the history. No wallet row is
- * updated a million times. (A real version would load the figures from the fresh tables when a job resumes,
- * and write them in the batch that catches up; the benchmark knows the history's length instead.)
- */
-function inMemoryWallets(totalEvents: number): Projection {
-  interface Figures { tenant: string; consumer: string; balance: number; earned: number; redeemed: number; created: string; updated: string }
-  const figures = new Map<string, Figures>();
-  let seen = 0;
-  const ledgerColumns = ARRAY_COLUMNS.filter(([name]) => name !== 'consumer_id' && name !== 'seq');
-  return {
-    name: 'wallets',
-    tables: ['wallets', 'wallet_ledger'],
-    version: 1,
-    eventTypes: 'all',
-    async apply(events, { db, table }) {
-      seen += events.length;
-      const entries = ledgerEntries(walletBalanceEvents.decodeHandled(events));
-      const balanceAfter = entries.map((e) => {
-        let f = figures.get(e.wallet_id);
-        if (!f) figures.set(e.wallet_id, (f = { tenant: e.tenant_id, consumer: e.consumer_id, balance: 0, earned: 0, redeemed: 0, created: e.created_at, updated: e.created_at }));
-        f.balance += e.points;
-        if (e.entry_type === 'credit' || e.entry_type === 'claim' || e.entry_type === 'reversal') f.earned += e.points;
-        if (e.entry_type === 'redemption') f.redeemed -= e.points;
-        if (e.created_at > f.updated) f.updated = e.created_at;
-        return f.balance;
-      });
-      if (entries.length) {
-        const names = [...ledgerColumns.map(([name]) => name), 'balance_after'];
-        await db.query(
-          `INSERT INTO ${table('wallet_ledger')} (${names.join(', ')})
-           SELECT * FROM unnest(${[...ledgerColumns.map(([, type]) => type), 'bigint'].map((type, i) => `$${i + 1}::${type}[]`).join(', ')})
-           ON CONFLICT (id) DO NOTHING`,
-          [...ledgerColumns.map(([name]) => entries.map((e) => e[name])), balanceAfter],
-        );
-      }
-      if (seen >= totalEvents) {
-        const rows = [...figures.entries()];
-        await db.query(
-          `INSERT INTO ${table('wallets')} (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::timestamptz[], $8::timestamptz[])`,
-          [rows.map(([id]) => id), rows.map(([, f]) => f.tenant), rows.map(([, f]) => f.consumer), rows.map(([, f]) => f.balance), rows.map(([, f]) => f.earned),
-            rows.map(([, f]) => f.redeemed), rows.map(([, f]) => f.created), rows.map(([, f]) => f.updated)],
-        );
-      }
-    },
-  };
-}
-
-const AS_IS: Variant = { key: 'asIs', label: 'ProjectionRebuilds as is (feed pages of 1,000, maxBatch 1,000)', maxBatch: 1000 };
+const AS_IS: Variant = { key: 'asIs', label: 'ProjectionRebuilds as is (replay with balances in memory, column arrays, batches and pages of 20,000 read ahead)' };
 const PROTOTYPES: Variant[] = [
-  { key: 'fillfactor', label: `prototype A: fresh wallets table WITH (fillfactor = ${WALLETS_FILLFACTOR}) (HOT balance updates)`, maxBatch: 1000, rewrite: fillfactorForWallets },
-  { key: 'batch5000', label: 'prototype B: feed pages and batches of 5,000, next page read ahead', maxBatch: 5000, wrap: (s) => pagedStore(s, 5000, true) },
-  { key: 'both', label: 'prototype C: A + B', maxBatch: 5000, wrap: (s) => pagedStore(s, 5000, true), rewrite: fillfactorForWallets },
-  {
-    key: 'bothArrays',
-    label: 'prototype D: A + B + batch sent as column arrays (unnest) instead of JSON',
-    maxBatch: 5000,
-    wrap: (s) => pagedStore(s, 5000, true),
-    rewrite: fillfactorForWallets,
-    projections: () => [walletsWithArrays],
-  },
-  {
-    key: 'inMemory',
-    label: 'prototype E: B + running balances kept in memory, batches insert ledger rows only, wallets written once',
-    maxBatch: 5000,
-    wrap: (s) => pagedStore(s, 5000, true),
-    projections: () => [inMemoryWallets(SHAPE.events)],
-  },
+  { key: 'noReplay', label: 'without the replay: apply per batch (balances run in SQL), batches of 20,000', projections: withoutReplay },
+  { key: 'noReplay1000', label: 'without the replay, batches and pages of 1,000 (the rebuild before issue 16 item 3, but column arrays)', maxBatch: 1000, projections: withoutReplay },
 ];
 
 interface RebuildRun {
@@ -320,11 +157,11 @@ async function runRebuild(db: BenchDatabase, pids: number[] | undefined, head: s
   await resetReadModel(db, head, SHAPE.events);
   const base = await openPool(db.url, POOL_SIZE);
   try {
-    const traced = tracePool(base, labelSql, variant.rewrite);
+    const traced = tracePool(base, labelSql);
     const realStore = new PostgresEventStore(traced.pool, { connectionString: db.url });
-    const store = variant.wrap ? variant.wrap(realStore) : realStore;
+    const store = realStore;
     const projections = variant.projections ? variant.projections(store) : allProjections({ store, newId: uuidv4, walletIdFor, commands: provideCommandPath(traced.pool) });
-    const rebuilds = new ProjectionRebuilds(traced.pool, { connectionString: db.url }, store, projections, silent, uuidv4, { maxBatch: variant.maxBatch });
+    const rebuilds = new ProjectionRebuilds(traced.pool, { connectionString: db.url }, store, projections, silent, uuidv4, variant.maxBatch ? { maxBatch: variant.maxBatch } : {});
     await withClient(db.url, (c) => checkpoint(c));
     const allPids = pids ? [...new Set([...pids, ...(await postgresPids(base))])] : undefined;
     const before = await cpuSnapshot(allPids);
@@ -341,7 +178,7 @@ async function runRebuild(db: BenchDatabase, pids: number[] | undefined, head: s
     const totals = await projectedTotals(db.url);
     const correct =
       done?.state === 'completed' && totals.ledgerRows === expected.events && totals.wallets === expected.wallets && totals.balance === expected.balance && totals.ledgerBalance === expected.balance;
-    const batches = traced.stats.get('apply: wallets write')?.count ?? 0;
+    const batches = (traced.stats.get('apply: wallets write')?.count ?? 0) + (traced.stats.get('apply: wallets write (no replay)')?.count ?? 0);
     return {
       variant: variant.key,
       events: done?.eventsApplied ?? 0,

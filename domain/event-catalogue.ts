@@ -6,7 +6,10 @@ import { connectionEvents } from './connections/events.ts';
 import { merchantReservationEvents } from './connections/merchant-reservation.ts';
 import { pollEvents } from './connections/poll-log.ts';
 import { paymentEvents } from './payments/events.ts';
+import { orderVisitEvents } from './payments/order-visit.ts';
 import { ruleSetEvents } from './rewards/events.ts';
+import { rewardCatalogEvents } from './rewards/catalog-events.ts';
+import { programEvents } from './program/events.ts';
 import { adminBindingEvents } from './users/admin-binding.ts';
 import { userEvents } from './users/events.ts';
 import { walletEvents } from './wallets/events.ts';
@@ -17,9 +20,12 @@ export const eventFamilies = [
   adminBindingEvents,
   workspaceEvents,
   ruleSetEvents,
+  rewardCatalogEvents,
+  programEvents,
   connectionEvents,
   pollEvents,
   merchantReservationEvents,
   paymentEvents,
+  orderVisitEvents,
   walletEvents,
 ] as const;

@@ -35,6 +35,8 @@ export interface FeedTarget {
   table(logicalName: string): string;
   /** Extra writes inside each batch transaction (e.g. a rebuild's progress). */
   onCommit?(db: pg.PoolClient, applied: number, last: Position): Promise<void>;
+  /** After each batch's transaction has committed (a fold kept in memory makes what `apply` staged its base). */
+  committed?(): void;
 }
 
 export interface FeedOptions {
@@ -42,6 +44,8 @@ export interface FeedOptions {
   store: EventStore;
   log: Logger;
   maxBatch: number;
+  /** How many events one read of the history fetches (the subscription's `pageSize`; default: the store's). */
+  pageSize?: number;
   isStopping(): boolean;
   exposeStop(stop: () => Promise<void>): void;
   /** After each batch: where the feed is, and how many events it read and applied (handled) in that batch. */
@@ -89,7 +93,7 @@ export async function feed(target: FeedTarget, options: FeedOptions): Promise<Fe
   const idleMs = options.checkpointIdleMs ?? 100;
   const filter = target.eventTypes === 'all' ? {} : { filter: { eventTypes: target.eventTypes } };
   const handled = target.eventTypes === 'all' ? undefined : new Set(target.eventTypes);
-  const subscription = options.store.subscribeToAll({ ...(initial ? { from: initial } : {}), ...filter });
+  const subscription = options.store.subscribeToAll({ ...(initial ? { from: initial } : {}), ...filter, ...(options.pageSize ? { pageSize: options.pageSize } : {}) });
   options.exposeStop(() => subscription.stop());
   const iterator = subscription[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<SubscriptionItem>> | undefined;
@@ -212,6 +216,7 @@ async function commit(target: FeedTarget, options: FeedOptions, state: FeedState
   };
   if (options.lazyCheckpoints) {
     const { began } = await withLazyTransaction(options.pool, { begin, finish }, (db) => target.apply(events, { db, table: target.table }));
+    target.committed?.();
     state.checkpoint = last.position;
     if (began) {
       state.stored = last.position;
@@ -227,6 +232,7 @@ async function commit(target: FeedTarget, options: FeedOptions, state: FeedState
     await target.apply(events, { db, table: target.table });
     await finish(db);
   });
+  target.committed?.();
   state.checkpoint = state.stored = last.position;
   state.unstored = 0;
   state.storedAt = Date.now();

@@ -1,6 +1,8 @@
 import type { FeedReader } from './projection.ts';
 import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
 import { walletsProjection } from './wallets.ts';
+import { programProjection } from './program.ts';
+import { programSummaryProjection } from './program-summary.ts';
 import { posConnectionsProjection } from './pos-connections.ts';
 import { auditProjection } from './audit.ts';
 import { heldPointsProjection } from './held-points.ts';
@@ -13,6 +15,8 @@ export const readModels = [
   workspacesProjection,
   rewardRulesProjection,
   walletsProjection,
+  programProjection,
+  programSummaryProjection,
   posConnectionsProjection,
   auditProjection,
   heldPointsProjection,

@@ -34,6 +34,30 @@ export interface Projection {
   /** The event types it handles (its subscription's filter); `all`: every event of the feed, as stored (the audit trail). */
   readonly eventTypes: readonly string[] | 'all';
   apply(events: readonly RecordedEvent[], context: ProjectionContext): Promise<void>;
+  /**
+   * Optional, rebuilds only: a fold that keeps state in memory across batches (running balances), so that a
+   * replay of the whole feed writes each row less often than `apply` would. A rebuild uses one for its batches and
+   * calls `settle` before each takeover attempt; the takeover's own gap still goes through `apply`.
+   */
+  replay?(): Replay;
+}
+
+/**
+ * A rebuild's in-memory fold (see `Projection.replay`). The rebuild hands it every event exactly once, in feed
+ * order, inside batch transactions with its checkpoint. `apply` writes its rows and stages what it keeps in memory;
+ * `settle` writes what was kept in memory, so that the tables hold exactly what `apply` would have written up to
+ * the checkpoint. Each runs in a transaction; `committed` is called after that transaction commits and makes what
+ * it staged the base of what follows. A call that rolled back is forgotten at the next `apply` or `settle`.
+ */
+export interface Replay {
+  apply(events: readonly RecordedEvent[], context: ProjectionContext): Promise<void>;
+  settle(context: ProjectionContext): Promise<void>;
+  committed(): void;
+}
+
+/** A replay that reads its events decoded (see `ProjectionDefinition.replay`). */
+export interface DecodedReplay<E extends DomainEvent> extends Omit<Replay, 'apply'> {
+  apply(events: readonly Decoded<E>[], context: ProjectionContext): Promise<void>;
 }
 
 /** What a reactor may use: reads of the read models it names in `reads`, outside any checkpoint transaction. */
@@ -68,16 +92,31 @@ export interface ProjectionDefinition<E extends DomainEvent> {
   events: EventCodec<E>;
   /** The batch's events of the handled types, decoded (an event that does not decode fails the batch, named). */
   apply(events: readonly Decoded<E>[], context: ProjectionContext): Promise<void>;
+  /** Optional rebuild-only fold kept in memory (see `Projection.replay`). */
+  replay?(): DecodedReplay<E>;
 }
 
 /** A projection that reads its events decoded through its codec. */
 export function projection<E extends DomainEvent>(definition: ProjectionDefinition<E>): Projection {
+  const { replay } = definition;
   return {
     name: definition.name,
     version: definition.version,
     tables: definition.tables,
     eventTypes: definition.events.types,
     apply: (events, context) => definition.apply(definition.events.decodeHandled(events), context),
+    ...(replay
+      ? {
+          replay: (): Replay => {
+            const fold = replay();
+            return {
+              apply: (events, context) => fold.apply(definition.events.decodeHandled(events), context),
+              committed: () => fold.committed(),
+              settle: (context) => fold.settle(context),
+            };
+          },
+        }
+      : {}),
   };
 }
 

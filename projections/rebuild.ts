@@ -13,7 +13,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { DomainError, NotFound } from '../domain/shared/errors.ts';
 import type { EventStore, Position } from '../domain/ports/event-store.ts';
-import { checkOut } from '../adapters/postgres/transaction.ts';
+import { checkOut, withTransaction } from '../adapters/postgres/transaction.ts';
 import { feed, readCheckpoint } from './feed.ts';
 import { isReactor, type FeedReader, type Projection } from './projection.ts';
 
@@ -38,6 +38,12 @@ export interface RebuildJob {
 const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('tally.rebuild:' || $1, 0)) AS locked`;
 /** Most events the takeover applies itself to close the gap to the live projection. */
 const TAKEOVER_GAP = 2000;
+/**
+ * Events per batch transaction, and per page of the history read (the next page is read while a batch is written).
+ * Measured with bench/rebuild.ts (1,000,000 events): 5,000 gave 0.30 of the INSERT … SELECT baseline, 20,000 gave
+ * 0.63 (on a loaded machine, where every round trip waits to be scheduled: fewer batches, fewer round trips).
+ */
+const REBUILD_BATCH = 20_000;
 const rebuildCheckpoint = (projection: string) => `${projection}#rebuild`;
 const freshTable = (table: string, suffix: string) => `${table}__rb_${suffix}`;
 const oldTable = (table: string, suffix: string) => `${table}__old_${suffix}`;
@@ -77,6 +83,7 @@ function toJob(row: {
 const JOB_COLUMNS = 'id, projection, state, events_applied, events_total, started_at, updated_at, finished_at, error';
 
 export interface RebuildOptions {
+  /** Events per batch transaction and per page read (default REBUILD_BATCH). */
   maxBatch?: number;
   /** Called after each committed batch (metrics, CLI progress). */
   onProgress?(job: { projection: string; jobId: string; eventsApplied: number; eventsTotal: number | null }): void;
@@ -214,14 +221,19 @@ export class ProjectionRebuilds {
     let stopping = false;
     let stopFeed: (() => Promise<void>) | undefined;
     const log = this.log.child({ projection: projection.name, rebuildJob: jobId });
+    // A projection's in-memory fold for replays (running balances), when it has one: see Projection.replay.
+    const replay = projection.replay?.();
+    const table = (name: string) => freshTable(name, suffix);
+    const batch = this.options.maxBatch ?? REBUILD_BATCH;
     const done = (async () => {
       try {
         const result = await feed(
           {
             eventTypes: projection.eventTypes,
-            apply: (events, context) => projection.apply(events, context),
+            apply: (events, context) => (replay ? replay.apply(events, context) : projection.apply(events, context)),
+            committed: () => replay?.committed(),
             checkpointName: rebuildCheckpoint(projection.name),
-            table: (name) => freshTable(name, suffix),
+            table,
             onCommit: async (db, applied) => {
               await db.query(`UPDATE projection_rebuilds SET events_applied = events_applied + $2, updated_at = now() WHERE id = $1`, [jobId, applied]);
             },
@@ -230,11 +242,19 @@ export class ProjectionRebuilds {
             pool: this.pool,
             store: this.store,
             log,
-            maxBatch: this.options.maxBatch ?? 1000,
+            maxBatch: batch,
+            pageSize: batch,
             isStopping: () => stopping,
             exposeStop: (stop) => (stopFeed = stop),
             onApplied: () => void this.reportProgress(jobId),
-            onIdle: async (checkpoint) => ((await this.takeOver(projection, jobId, suffix, checkpoint)) ? 'done' : 'continue'),
+            onIdle: async (checkpoint) => {
+              // The fresh tables get what the fold kept in memory, up to the checkpoint; then the takeover as ever.
+              if (replay) {
+                await withTransaction(this.pool, (db) => replay.settle({ db, table }));
+                replay.committed();
+              }
+              return (await this.takeOver(projection, jobId, suffix, checkpoint)) ? 'done' : 'continue';
+            },
           },
         );
         if (result.kind === 'failed') {

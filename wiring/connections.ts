@@ -11,6 +11,8 @@ import { postgresTokenVault } from '../adapters/postgres/token-vault.ts';
 import { postgresOAuthStates } from '../adapters/oauth/state.ts';
 import { withRefreshMetrics } from '../adapters/metrics-hooks.ts';
 import type { Metrics } from '../adapters/metrics.ts';
+import { loadState } from '../domain/shared/command-handler.ts';
+import { ruleSetDecider, ruleSetStream, unretiredVersions } from '../domain/rewards/rule-set.ts';
 import { squareConnectionsService, type SquareAccess } from '../domain/connections/service.ts';
 import { tenantsWithStatus } from '../projections/read/connections.ts';
 import { connectionRoutes } from '../http/routes/connections.ts';
@@ -65,6 +67,7 @@ export function provideConnections(infrastructure: Infrastructure, metrics: Metr
     redirectUri: settings.redirectUri,
     startUrl: settings.startUrl,
     tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
+    unretiredRules: async (tenantId) => unretiredVersions((await loadState(store, ruleSetStream(tenantId), ruleSetDecider)).state),
   });
   const routes = connectionRoutes({ connections: withRefreshMetrics(connections, metrics), pool, settings, now: runtime.now });
   return { simulated, squareConfig, connections, settings, routes };

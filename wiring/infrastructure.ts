@@ -88,16 +88,18 @@ export async function provideEventStore(config: Config, pool: pg.Pool, databaseU
 
 /** Event store, runtime and command path over an open database. */
 export async function provideInfrastructure(
-  base: { config: Config; env: NodeJS.ProcessEnv; log: Logger; databaseUrl: string; pool: pg.Pool; metrics?: Metrics },
+  base: { config: Config; env: NodeJS.ProcessEnv; log: Logger; databaseUrl: string; pool: pg.Pool; metrics?: Metrics; now?: () => Date },
   cleanups: Cleanups,
 ): Promise<Infrastructure> {
-  const { config, log, pool, databaseUrl } = base;
+  const { now, ...given } = base;
+  const { config, log, pool, databaseUrl } = given;
   const rawStore = await provideEventStore(config, pool, databaseUrl, log);
   const store = base.metrics ? instrumentEventStore(rawStore, base.metrics) : rawStore;
   cleanups.add(() => store.close());
-  const runtime: Runtime = { now: () => new Date(), newId: () => uuidv4() };
+  // The service's clock: tests move it forward (StartOptions.now) to see points and rewards expire.
+  const runtime: Runtime = { now: now ?? (() => new Date()), newId: () => uuidv4() };
   const commands = provideCommandPath(pool, {
     onSnapshotError: (stream, error) => log.warn({ err: error, stream }, 'stream snapshot not written or not readable (a cache: the stream is folded from its start)'),
   });
-  return { ...base, rawStore, store, runtime, commands };
+  return { ...given, rawStore, store, runtime, commands };
 }

@@ -19,7 +19,10 @@ import { pollService } from '../domain/payments/poll.ts';
 import { IngestionState } from '../domain/payments/ingestion-state.ts';
 import { customerCache } from '../domain/payments/customer-cache.ts';
 import { squareApis } from '../domain/payments/square-apis.ts';
+import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
+import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
 import { consumersByIdentity } from '../projections/read/accounts.ts';
+import { heldPurchasesOf } from '../projections/read/held-purchases.ts';
 import type { ProjectionRunner } from '../projections/runner.ts';
 import { ingestionRoutes } from '../http/routes/ingestion.ts';
 import { webhookRoutes } from '../http/routes/webhooks.ts';
@@ -111,7 +114,8 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     runtime,
     hasher: deps.hasher,
     catchUp: () => ingestionState.catchUp(),
-    activeRule: async (tenantId) => ingestionState.activeRule(tenantId),
+    ruleSet: (tenantId) => ingestionState.ruleSet(tenantId),
+    workspace: (tenantId) => ingestionState.workspace(tenantId),
     customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
     walletIdFor,
@@ -127,6 +131,22 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
       markRevoked: async (merchantId, revocation, metadata) => (await connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
       forgetCustomer: (tenantId, customerId) => contacts.forget(tenantId, customerId),
+      attachIdentity: (tenantId, change, source, metadata) =>
+        attachCustomerIdentity(
+          {
+            hasher: deps.hasher,
+            store,
+            commands: infrastructure.commands,
+            newId: runtime.newId,
+            now: runtime.now,
+            workspace: (id) => ingestionState.workspace(id),
+            heldPurchasesOf: (id, customerId) => heldPurchasesOf(pool, id, customerId, runtime.now(), CLAIM_WINDOW_DAYS),
+          },
+          tenantId,
+          change,
+          source,
+          metadata,
+        ),
     }),
     log.child({ component: 'webhooks' }),
     inboxCommit(rawStore, store, metrics),

@@ -10,5 +10,5 @@ import type { Infrastructure } from './infrastructure.ts';
 export function provideWallets({ pool, store, runtime, commands }: Infrastructure, hasher: IdentityHasher, runner: ProjectionRunner) {
   const wallets = walletsService({ store, runtime, commands });
   const reconciliation = reconciler({ pool, store, settle: (position) => runner.waitForPosition(position, 30_000) });
-  return { routes: [...walletRoutes({ wallets, pool, hasher }), ...operationsRoutes({ pool, reconciler: reconciliation })] };
+  return { wallets, routes: [...walletRoutes({ wallets, pool, hasher, now: runtime.now }), ...operationsRoutes({ pool, reconciler: reconciliation })] };
 }

@@ -54,7 +54,9 @@ import {
   type JsonValue,
   type NewEvent,
   type Position,
+  type EventMetadata,
   type ReadAllOptions,
+  type ReadAllPart,
   type ReadStreamOptions,
   type RecordedEvent,
   type SubscribeOptions,
@@ -122,19 +124,28 @@ function toEventData(event: NewEvent, wrapMetadata = false) {
   });
 }
 
-function toRecorded(event: KurrentRecordedEvent): RecordedEvent {
+/** `omit` (ReadAllOptions.omit): the client always receives both parts; omitted ones are not validated nor handed on (but the schemaVersion). */
+function toRecorded(event: KurrentRecordedEvent, omit: readonly ReadAllPart[] = []): RecordedEvent {
   const where = `Event ${event.id} in ${event.streamId}`;
   if (!event.isJson) throw new Error(`${where} is not JSON; this store writes JSON only`);
   // Servers before 22.6 do not send positions with events; the feed cannot do without them.
   if (!event.position) throw new Error(`${where} has no position (KurrentDB 22.6 or later required)`);
-  const metadata = metadataSchema.safeParse(unwrapMetadata(event.metadata ?? {}));
-  if (!metadata.success) throw new Error(`${where} has invalid metadata: ${metadata.error.message}`);
+  let metadata: EventMetadata;
+  if (omit.includes('metadata')) {
+    // Only what decoding the data needs (ReadAllOptions.omit).
+    const version = (unwrapMetadata(event.metadata ?? {}) as { schemaVersion?: unknown } | null)?.schemaVersion;
+    metadata = typeof version === 'number' ? { schemaVersion: version } : {};
+  } else {
+    const parsed = metadataSchema.safeParse(unwrapMetadata(event.metadata ?? {}));
+    if (!parsed.success) throw new Error(`${where} has invalid metadata: ${parsed.error.message}`);
+    metadata = parsed.data;
+  }
   return {
     id: event.id,
     type: event.type,
     // JSON events arrive parsed by the client's JSON.parse, so the value is JSON by construction.
-    data: event.data as JsonValue,
-    metadata: metadata.data,
+    data: omit.includes('data') ? null : (event.data as JsonValue),
+    metadata,
     stream: event.streamId,
     revision: Number(event.revision),
     position: encodePosition(event.position),
@@ -352,7 +363,7 @@ export class KurrentDbEventStore implements EventStore {
         for (const event of page) {
           if (repeated && compare(event.position, repeated) === 0) continue;
           if (upTo && !backwards && compare(event.position, upTo) > 0) return selected;
-          if (accepts(filter, event)) selected.push(toRecorded(event));
+          if (accepts(filter, event)) selected.push(toRecorded(event, options.omit));
           if (selected.length >= limit) return selected;
         }
         const last = page.at(-1);

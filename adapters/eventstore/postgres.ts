@@ -26,6 +26,7 @@ import {
   type NewEvent,
   type Position,
   type ReadAllOptions,
+  type ReadAllPart,
   type ReadStreamOptions,
   type RecordedEvent,
   type SubscribeOptions,
@@ -72,19 +73,30 @@ interface EventRow {
   stream_name: string;
   stream_revision: string;
   event_type: string;
+  /** NULL when omitted (ReadAllOptions.omit). */
   data: JsonValue;
-  metadata: EventMetadata;
-  recorded_at: Date;
+  metadata: EventMetadata | null;
+  /** With the metadata omitted: its schemaVersion, if it has a number there. */
+  schema_version?: number | null;
+  /** recorded_at in epoch milliseconds (truncated, as a Date holds it): a float parses far faster than a timestamp. */
+  recorded_ms: number;
   safe_below: string;
   /** The statement's snapshot, on rows at or beyond `safe_below` only (see `readPage`). */
   snapshot: string | null;
 }
 
-// Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
-const EVENT_COLUMNS = `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type, data, metadata,
-  recorded_at`;
+/** Without the metadata, its schemaVersion still comes along: decoding needs it (see ReadAllOptions.omit). */
+const OMITTED_METADATA = `NULL::jsonb AS metadata,
+  CASE WHEN jsonb_typeof(metadata->'schemaVersion') = 'number' THEN (metadata->>'schemaVersion')::float8 END AS schema_version`;
+const RECORDED_MS = 'floor(extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_ms';
+/** The event columns, less those a reader omits (read as NULL: `toRecorded` gives `{}` metadata, `null` data). */
+const eventColumns = (omit: readonly ReadAllPart[] = []) =>
+  // Aliased so that ORDER BY transaction_id sorts the xid8 column, not this text (output names win in ORDER BY).
+  `transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
+  ${omit.includes('data') ? 'NULL::jsonb AS data' : 'data'}, ${omit.includes('metadata') ? OMITTED_METADATA : 'metadata'}, ${RECORDED_MS}`;
+const EVENT_COLUMNS = eventColumns();
 /** The feed also needs the safe bound (see `readPage`). */
-const COLUMNS = `${EVENT_COLUMNS}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
+const columns = (omit?: readonly ReadAllPart[]) => `${eventColumns(omit)}, pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
   CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot`;
 
 function toRecorded(row: EventRow): RecordedEvent {
@@ -92,12 +104,22 @@ function toRecorded(row: EventRow): RecordedEvent {
     id: row.event_id,
     type: row.event_type,
     data: row.data,
-    metadata: row.metadata,
+    metadata: row.metadata ?? (typeof row.schema_version === 'number' ? { schemaVersion: row.schema_version } : {}),
     stream: row.stream_name,
     revision: Number(row.stream_revision),
-    position: encodePosition({ tx: BigInt(row.tx_id), seq: BigInt(row.global_position) }),
-    recordedAt: row.recorded_at,
+    // Both are the server's canonical decimal text, as encodePosition would write them.
+    position: `${row.tx_id}.${row.global_position}` as Position,
+    recordedAt: new Date(row.recorded_ms),
   };
+}
+
+/** The rows below the bound (`horizon`, else the statement's xmin, the same on every row of one statement). */
+function settled<R extends EventRow>(rows: readonly R[], horizon: bigint | undefined): R[] {
+  const first = rows[0];
+  if (!first) return [];
+  const bound = horizon ?? BigInt(first.safe_below);
+  // Rows below the statement's xmin carry no snapshot: only the rows that do need comparing.
+  return rows.filter((r) => r.snapshot === null || BigInt(r.tx_id) < bound);
 }
 
 function escapeLike(prefix: string): string {
@@ -131,6 +153,25 @@ interface FeedPage {
 }
 
 type Waiter = () => void;
+
+/**
+ * A single event appended at an exact place (`exact` revision, or `no_stream`), in one statement: the stream's lock
+ * (the same as append_events takes, migrations/0150), then the insert at the next revision if the expected one is
+ * the stream's last: it must exist (`exact`), and the unique (stream_name, stream_revision) index refuses the next
+ * one if it is taken. The statement's snapshot may predate the lock; the index check does not depend on it. Same
+ * seven parameters as append_events. Measured in bench/store.ts (prototype C of its diagnostics, before it was applied).
+ */
+const APPEND_ONE = {
+  name: 'tally_append_one',
+  text: `WITH stream_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(31250, hashtext($1)))
+  INSERT INTO events (event_id, stream_name, stream_revision, event_type, data, metadata)
+  SELECT ($4::uuid[])[1], $1, coalesce($3::bigint, -1) + 1, ($5::text[])[1], ($6::jsonb[])[1], ($7::jsonb[])[1]
+    FROM stream_lock
+   WHERE $2::text IN ('exact', 'no_stream')
+     AND ($2::text = 'no_stream' OR EXISTS (SELECT 1 FROM events e WHERE e.stream_name = $1 AND e.stream_revision = $3::bigint))
+  ON CONFLICT (stream_name, stream_revision) DO NOTHING
+  RETURNING 'ok'::text AS status, stream_revision AS current_revision, transaction_id::text AS last_transaction_id, global_position AS last_global_position`,
+};
 
 /** What `append_events_many` raises when an expected revision does not hold (migrations/0020). */
 const MANY_CONFLICT = 'TL409';
@@ -188,16 +229,23 @@ export class PostgresEventStore implements EventStore {
       events.map((e) => JSON.stringify(e.data)),
       events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.metadata })),
     ];
-    const row = await this.retryOnDuplicateId(() =>
-      this.firstRow<{ status: string; current_revision: string; last_transaction_id: string; last_global_position: string }>(
+    type AppendRow = { status: string; current_revision: string; last_transaction_id: string; last_global_position: string };
+    const row = await this.retryOnDuplicateId(async () => {
+      // One event expected at an exact place (a command's decision): one prepared INSERT, no function. No row back
+      // means the place is taken or the expectation does not hold: the function then tells a conflict from a retry.
+      if (events.length === 1 && (kind === 'exact' || kind === 'no_stream')) {
+        const [appended] = await this.query<AppendRow>(APPEND_ONE, params);
+        if (appended) return appended;
+      }
+      return this.firstRow<AppendRow>(
         {
           // Named, so each connection parses and plans it once (measured in bench/store.ts).
           name: 'tally_append_events',
           text: 'SELECT status, current_revision, last_transaction_id::text, last_global_position FROM append_events($1, $2, $3, $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])',
         },
         params,
-      ),
-    );
+      );
+    });
     const revision = Number(row.current_revision);
     if (row.status === 'conflict') throw new ConcurrencyConflict(stream, expected, revision < 0 ? 'no_stream' : revision);
     this.wake();
@@ -346,6 +394,7 @@ export class PostgresEventStore implements EventStore {
         limit: options.limit,
         filter: options.filter,
         upTo: !backwards && options.to ? decodePosition(options.to) : undefined,
+        omit: options.omit,
       });
       // A caller reading forwards expects what was committed before it asked; give in-flight
       // transactions a moment to finish rather than returning a page with a hole that fills later.
@@ -362,6 +411,7 @@ export class PostgresEventStore implements EventStore {
     filter: EventFilter | undefined;
     /** Inclusive upper bound (forwards): events up to a position already handed out are settled, no wait. */
     upTo?: Cursor | undefined;
+    omit?: readonly ReadAllPart[] | undefined;
   }): Promise<FeedPage> {
     const params: unknown[] = [];
     const clauses = filterClauses(args.filter, params);
@@ -376,7 +426,7 @@ export class PostgresEventStore implements EventStore {
     }
     const where = clauses.length ? `WHERE ${clauses.join(' AND ')}` : '';
     const order = args.backwards ? 'DESC' : 'ASC';
-    let sql = `SELECT ${COLUMNS} FROM events ${where} ORDER BY events.transaction_id ${order}, events.global_position ${order}`;
+    let sql = `SELECT ${columns(args.omit)} FROM events ${where} ORDER BY events.transaction_id ${order}, events.global_position ${order}`;
     if (args.limit !== undefined) {
       params.push(args.limit);
       sql += ` LIMIT $${params.length}`;
@@ -386,7 +436,7 @@ export class PostgresEventStore implements EventStore {
     // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
     const horizon = await this.horizonFor(rows);
     // Ordered by the key and bounded by one, the safe rows are a contiguous run in either direction.
-    const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
+    const safeRows = settled(rows, horizon);
     return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
   }
 
@@ -418,7 +468,7 @@ export class PostgresEventStore implements EventStore {
    * those the filter selects only. The cursor moves past every event scanned, so a subscription to rare types
    * costs a short key-range scan per wake, never a scan from its last match to the end of the feed.
    */
-  private async scanPage(after: Cursor | undefined, filter: EventFilter | undefined): Promise<ScanPage> {
+  private async scanPage(after: Cursor | undefined, filter: EventFilter | undefined, pageSize: number): Promise<ScanPage> {
     const params: unknown[] = [];
     const selected = filterClauses(filter, params).join(' AND ') || 'true';
     let where = '';
@@ -426,10 +476,10 @@ export class PostgresEventStore implements EventStore {
       params.push(after.tx.toString(), after.seq.toString());
       where = `WHERE (transaction_id, global_position) > ($${params.length - 1}::xid8, $${params.length}::bigint)`;
     }
-    params.push(BATCH);
+    params.push(pageSize);
     const rows = await this.query<EventRow & { selected: boolean }>(
       `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
-              CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, recorded_at,
+              CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, ${RECORDED_MS},
               pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
               CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot,
               ${selected} AS selected
@@ -439,7 +489,7 @@ export class PostgresEventStore implements EventStore {
     // As in readPage: rows beyond the server's oldest transaction wait only for appends still in progress.
     const horizon = await this.horizonFor(rows);
     // Ordered by the key and bounded by one, the safe rows are a contiguous run from the start.
-    const safeRows = rows.filter((r) => BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
+    const safeRows = settled(rows, horizon);
     const last = safeRows.at(-1);
     return {
       events: safeRows.filter((r) => r.selected).map(toRecorded),
@@ -449,38 +499,60 @@ export class PostgresEventStore implements EventStore {
     };
   }
 
+  /**
+   * Pages of `pageSize` (default BATCH). While a full page's events are being handed out, the next page is already
+   * being read (one page ahead, no more): a catch-up over a long history overlaps reading with applying.
+   */
   subscribeToAll(options: SubscribeOptions = {}): Subscription {
     let stopped = false;
     let wakeCurrent: Waiter | undefined;
     const start = options.from === undefined || options.from === 'start' ? undefined : decodePosition(options.from);
+    const pageSize = Math.max(1, Math.floor(options.pageSize ?? BATCH));
     const store = this;
 
     async function* run(): AsyncGenerator<SubscriptionItem> {
       await store.ensureListener();
       let cursor = start;
       let caughtUp = false;
-      while (!stopped && !store.closed) {
-        let page: ScanPage;
-        try {
-          page = await store.scanPage(cursor, options.filter);
-        } catch (error) {
-          if (!isTransientPgError(error)) throw error;
-          await store.sleep(store.pollIntervalMs, (w) => (wakeCurrent = w));
-          continue;
+      let ahead: Promise<ScanPage> | undefined;
+      try {
+        while (!stopped && !store.closed) {
+          let page: ScanPage;
+          // A page read ahead was read while the previous one was being handed out: appends since then woke nobody.
+          const readAhead = ahead !== undefined;
+          try {
+            page = await (ahead ?? store.scanPage(cursor, options.filter, pageSize));
+          } catch (error) {
+            ahead = undefined;
+            if (!isTransientPgError(error)) throw error;
+            await store.sleep(store.pollIntervalMs, (w) => (wakeCurrent = w));
+            continue;
+          }
+          ahead = undefined;
+          cursor = page.scannedTo ?? cursor;
+          const full = page.scanned === pageSize;
+          if (full) {
+            // Read ahead; its failure is handled when it is awaited (a stopped subscription never awaits it).
+            ahead = store.scanPage(cursor, options.filter, pageSize);
+            ahead.catch(() => undefined);
+          }
+          for (const event of page.events) {
+            if (stopped) return;
+            yield { kind: 'event', event };
+          }
+          // Not full, but read ahead: look again at once rather than wait for a wake-up that may already have passed.
+          if (full || readAhead) continue;
+          // Events held back by an open transaction are part of the history: not caught up until they are read.
+          if (!caughtUp && !page.heldBack) {
+            caughtUp = true;
+            yield { kind: 'caught-up', ...(cursor ? { position: encodePosition(cursor) } : {}) };
+          }
+          // Held-back events become readable as soon as the transaction in front of them ends: look again soon.
+          await store.sleep(page.heldBack ? 5 : store.pollIntervalMs, (w) => (wakeCurrent = w));
         }
-        for (const event of page.events) {
-          if (stopped) return;
-          yield { kind: 'event', event };
-        }
-        cursor = page.scannedTo ?? cursor;
-        if (page.scanned === BATCH) continue;
-        // Events held back by an open transaction are part of the history: not caught up until they are read.
-        if (!caughtUp && !page.heldBack) {
-          caughtUp = true;
-          yield { kind: 'caught-up', ...(cursor ? { position: encodePosition(cursor) } : {}) };
-        }
-        // Held-back events become readable as soon as the transaction in front of them ends: look again soon.
-        await store.sleep(page.heldBack ? 5 : store.pollIntervalMs, (w) => (wakeCurrent = w));
+      } finally {
+        // A page read ahead and never handed out: let it finish before the subscription counts as stopped.
+        await ahead?.catch(() => undefined);
       }
     }
 

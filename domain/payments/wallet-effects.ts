@@ -57,6 +57,7 @@ export function walletCommandFor(event: PaymentEvent): WalletCommand | undefined
       };
     case 'PaymentStatusObserved':
     case 'RefundHeld':
+    case 'PurchaseIdentityAttached':
       return undefined;
     default: {
       const unexpected: never = event;

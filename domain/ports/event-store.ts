@@ -109,12 +109,27 @@ export interface ReadAllOptions {
   to?: Position;
   limit?: number;
   filter?: EventFilter;
+  /**
+   * Parts of each event not to read (a projection, in the SQL sense): a reader that never looks at them saves
+   * moving and parsing them. An omitted `metadata` reads as its `schemaVersion` alone (`{}` without one: what
+   * decoding the data needs), an omitted `data` as `null`; everything else (id, type, stream, revision, position,
+   * time) is always read.
+   */
+  omit?: readonly ReadAllPart[];
 }
+
+/** What `ReadAllOptions.omit` may leave out. */
+export type ReadAllPart = 'data' | 'metadata';
 
 export interface SubscribeOptions {
   /** Resume after this position (exclusive). Omit or `start` to begin with the first event. */
   from?: Position | 'start';
   filter?: EventFilter;
+  /**
+   * A hint for the catch-up: how many events one read of the history fetches (a rebuild reads bigger pages than a
+   * live projection). Stores may ignore it; it never changes what the subscription yields.
+   */
+  pageSize?: number;
 }
 
 /** Items a subscription yields: events in global order, and one marker when the historical part is done. */

@@ -35,6 +35,10 @@ export class EventDecodeFailed extends Error {
   }
 }
 
+/** Built only when decoding fails: a replay decodes a million events, and a closure per event is garbage. */
+const decodeFailed = (recorded: RecordedEvent, version: number, reason: string) =>
+  new EventDecodeFailed(recorded.stream, recorded.revision, recorded.position, recorded.type, version, reason);
+
 /** Why data did not decode, in one line: `path: message` per issue. */
 class InvalidData extends Error {}
 
@@ -143,15 +147,14 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
   decode(recorded: RecordedEvent): Decoded<E> {
     const version = recorded.metadata.schemaVersion ?? 1;
     const definition = this.byType.get(recorded.type);
-    const fail = (reason: string) => new EventDecodeFailed(recorded.stream, recorded.revision, recorded.position, recorded.type, version, reason);
-    if (!definition) throw fail(`not an event type this reader handles (${this.types.join(', ')})`);
+    if (!definition) throw decodeFailed(recorded, version, `not an event type this reader handles (${this.types.join(', ')})`);
     try {
       // The definition of `recorded.type` decodes to that type's data: the pairing is what the map holds.
       const data: JsonObject = definition.decodeData(recorded.data, version);
       return { ...recorded, data } as Decoded<E>;
     } catch (error) {
-      if (error instanceof InvalidData) throw fail(error.message);
-      throw fail(error instanceof Error ? `upcast failed: ${error.message}` : String(error));
+      if (error instanceof InvalidData) throw decodeFailed(recorded, version, error.message);
+      throw decodeFailed(recorded, version, error instanceof Error ? `upcast failed: ${error.message}` : String(error));
     }
   }
 

@@ -1,7 +1,8 @@
 /**
- * Wallet use cases: a merchant redeems points, an administrator adjusts a balance. Both go through the one
- * command handler on the wallet's stream, which decides again on the fresh state when a concurrent write
- * wins, so concurrent redemptions can never overdraw a wallet.
+ * Wallet use cases: a merchant redeems points, issues, redeems and voids rewards, and corrects a balance within
+ * the workspace's limit; an administrator adjusts a balance; the expiry run expires points and issued rewards.
+ * All go through the one command handler on the wallet's stream, which decides again on the fresh state when a
+ * concurrent write wins, so concurrent redemptions and rewards can never overdraw a wallet.
  */
 import { handleCommand, loadState, type CommandResult } from '../shared/command-handler.ts';
 import type { CommandPath } from '../shared/command-path.ts';
@@ -9,7 +10,9 @@ import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
 import type { EventMetadata, EventStore, Position } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
-import { walletDecider, walletStream, type WalletCommand, type WalletEvent, type WalletState } from './wallet.ts';
+import { availablePoints, walletDecider, walletStream, type RewardToIssue, type WalletCommand, type WalletEvent, type WalletState } from './wallet.ts';
+import { DomainError } from '../shared/errors.ts';
+import { expiryDue, periodOf, timelineOf, type ExpiryPolicy } from './expiry.ts';
 
 export interface WalletsDependencies {
   store: EventStore;
@@ -36,6 +39,9 @@ export interface AdjustmentRequest {
 export interface WalletWriteResult {
   walletId: string;
   balance: number;
+  /** The balance less the points locked by issued rewards. */
+  available: number;
+  locked: number;
   position: Position;
   /** True when the idempotency key had been used already: the first request's answer is returned. */
   replayed: boolean;
@@ -52,6 +58,7 @@ function withinTenant(tenantId: string): Decider<WalletCommand, WalletEvent, Wal
   };
 }
 
+// Over 80 lines because it is a factory: the wallet operations it returns (redemptions, adjustments, rewards, expiry) share its dependencies, and each is short.
 export function walletsService(deps: WalletsDependencies) {
   const { store, runtime, commands } = deps;
   const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata, path: commands });
@@ -62,7 +69,7 @@ export function walletsService(deps: WalletsDependencies) {
     for (const recorded of await store.readStream(walletStream(walletId))) {
       const event = walletDecider.codec.decode(recorded);
       state = walletDecider.evolve(state, event);
-      if (isOriginal(event)) return { walletId, balance: state.balance, position: event.position, replayed: true };
+      if (isOriginal(event)) return { ...figures(walletId, state), position: event.position, replayed: true };
     }
     throw new Error(`wallet ${walletId}: a request was decided as a replay, but no event of the first request is in the stream`);
   }
@@ -72,8 +79,21 @@ export function walletsService(deps: WalletsDependencies) {
     result: CommandResult<WalletEvent, WalletState>,
     isOriginal: (event: WalletEvent) => boolean,
   ): Promise<WalletWriteResult> {
-    if (result.position !== undefined) return { walletId, balance: result.state.balance, position: result.position, replayed: false };
+    if (result.position !== undefined) return { ...figures(walletId, result.state), position: result.position, replayed: false };
     return firstAnswer(walletId, isOriginal);
+  }
+
+  const run = (tenantId: string | null, walletId: string, command: WalletCommand, metadata: EventMetadata) =>
+    handleCommand(store, walletStream(walletId), tenantId === null ? walletDecider : withinTenant(tenantId), command, context(metadata));
+
+  /** The issued reward an answer is about: the one just issued, or the first request's on a replay. */
+  async function issuedAnswer(walletId: string, result: CommandResult<WalletEvent, WalletState>, idempotencyKey: string): Promise<IssuedRewardResult> {
+    const isOriginal = (e: WalletEvent) => e.type === 'RewardIssued' && e.data.idempotencyKey === idempotencyKey;
+    const written = await answer(walletId, result, isOriginal);
+    const issued = result.events.find(isOriginal) ?? (await store.readStream(walletStream(walletId))).map((r) => walletDecider.codec.decode(r)).find(isOriginal);
+    if (issued?.type !== 'RewardIssued') throw new Error(`wallet ${walletId}: no RewardIssued for idempotency key`);
+    const { issuedRewardId, rewardId, rewardName, points, expiresAt } = issued.data;
+    return { ...written, issuedReward: { issuedRewardId, rewardId, name: rewardName, points, expiresAt, status: 'issued' } };
   }
 
   return {
@@ -110,7 +130,121 @@ export function walletsService(deps: WalletsDependencies) {
       );
       return answer(walletId, result, (e) => idempotencyKey !== null && e.type === 'PointsAdjusted' && e.data.idempotencyKey === idempotencyKey);
     },
+
+    /**
+     * A merchant's correction of a wallet of their own workspace, at most `limit` points either way
+     * (ADJUSTMENT_ABOVE_LIMIT beyond it); the merchant and the reason are recorded in the event.
+     */
+    async adjustAsMerchant(tenantId: string, walletId: string, input: AdjustmentRequest, limit: number, merchantId: string, metadata: EventMetadata): Promise<WalletWriteResult> {
+      const idempotencyKey = input.idempotencyKey ?? null;
+      const result = await run(
+        tenantId,
+        walletId,
+        { type: 'AdjustPoints', walletId, points: input.points, reason: input.reason, by: merchantId, idempotencyKey, as: 'merchant', limit },
+        metadata,
+      );
+      return answer(walletId, result, (e) => idempotencyKey !== null && e.type === 'PointsAdjusted' && e.data.idempotencyKey === idempotencyKey);
+    },
+
+    /** Issues a catalog reward: its points are locked (INSUFFICIENT_POINTS if not available); a repeated key answers as the first time. */
+    async issueReward(
+      tenantId: string,
+      walletId: string,
+      input: { reward: RewardToIssue; idempotencyKey: string; expiresAfterDays: number },
+      by: string,
+      metadata: EventMetadata,
+    ): Promise<IssuedRewardResult> {
+      const now = runtime.now();
+      const result = await run(
+        tenantId,
+        walletId,
+        {
+          type: 'IssueReward',
+          walletId,
+          issuedRewardId: runtime.newId(),
+          reward: input.reward,
+          idempotencyKey: input.idempotencyKey,
+          by,
+          now: now.toISOString(),
+          expiresAt: new Date(now.getTime() + input.expiresAfterDays * 86_400_000).toISOString(),
+        },
+        metadata,
+      );
+      return issuedAnswer(walletId, result, input.idempotencyKey);
+    },
+
+    /** Redeems an issued reward: its locked points are spent. REWARD_NOT_ISSUED if voided/expired/redeemed with another key. */
+    async redeemReward(tenantId: string, walletId: string, issuedRewardId: string, idempotencyKey: string, by: string, metadata: EventMetadata): Promise<WalletWriteResult> {
+      const result = await run(tenantId, walletId, { type: 'RedeemReward', walletId, issuedRewardId, idempotencyKey, by, now: runtime.now().toISOString() }, metadata);
+      return answer(walletId, result, (e) => e.type === 'RewardRedeemed' && e.data.idempotencyKey === idempotencyKey);
+    },
+
+    /** Voids an issued reward: its points are available again. Voiding twice is one void. */
+    async voidReward(tenantId: string, walletId: string, issuedRewardId: string, reason: string | null, by: string, metadata: EventMetadata): Promise<WalletWriteResult> {
+      const result = await run(tenantId, walletId, { type: 'VoidReward', walletId, issuedRewardId, reason, by }, metadata);
+      return answer(walletId, result, (e) => e.type === 'RewardVoided' && e.data.issuedRewardId === issuedRewardId);
+    },
+
+    /** Gives an issued reward's points back once it is past its time unredeemed; answers whether it did now. */
+    async expireReward(walletId: string, issuedRewardId: string, now: Date, metadata: EventMetadata): Promise<boolean> {
+      const result = await run(null, walletId, { type: 'ExpireReward', walletId, issuedRewardId, now: now.toISOString() }, metadata);
+      return result.events.length > 0;
+    },
+
+    /**
+     * Expires what the policy says has expired by `asOf`, once per wallet and UTC day. The points are computed from
+     * the wallet's events and when they were recorded; if the wallet moves before they are appended, they are
+     * computed again. Answers the points expired by this call (0 if none, or if the day's run already did).
+     */
+    async expirePoints(walletId: string, policy: ExpiryPolicy, asOf: Date, metadata: EventMetadata): Promise<number> {
+      for (let attempt = 1; ; attempt++) {
+        const recorded = await store.readStream(walletStream(walletId));
+        const decoded = recorded.map((r) => walletDecider.codec.decode(r));
+        const due = expiryDue(timelineOf(decoded.map((event) => ({ event, at: event.recordedAt }))), policy, asOf);
+        if (due.points <= 0) return 0;
+        try {
+          const result = await run(
+            null,
+            walletId,
+            {
+              type: 'ExpirePoints',
+              walletId,
+              period: periodOf(asOf),
+              points: due.points,
+              rule: due.rule,
+              policyVersion: policy.version,
+              asOf: asOf.toISOString(),
+              atEventCount: decoded.length,
+            },
+            metadata,
+          );
+          const expired = result.events.find((e) => e.type === 'PointsExpired');
+          return expired?.type === 'PointsExpired' ? expired.data.points : 0;
+        } catch (error) {
+          if (error instanceof DomainError && error.code === 'STALE_DECISION' && attempt < commands.retry.attempts) continue;
+          throw error;
+        }
+      }
+    },
   };
+}
+
+function figures(walletId: string, state: WalletState) {
+  return { walletId, balance: state.balance, available: availablePoints(state), locked: state.locked };
+}
+
+/** An issued reward as the API shows it. */
+export interface IssuedRewardView {
+  issuedRewardId: string;
+  rewardId: string;
+  name: string;
+  points: number;
+  expiresAt: string;
+  status: 'issued' | 'redeemed' | 'voided' | 'expired';
+}
+
+export interface IssuedRewardResult extends WalletWriteResult {
+  issuedReward: IssuedRewardView;
 }
 
 /** The wallet use cases, as wired in main.ts. */

@@ -2,6 +2,10 @@
  * A consumer's wallet at one tenant (stream `wallet-<walletId>`). The balance is the fold of its events;
  * every change names its cause. Points are integers; a refund may take the balance below zero (as Square
  * Loyalty allows), a redemption never does.
+ *
+ * Issued rewards lock points: they stay in `balance` but not in `available` (balance less locked) until the
+ * reward is redeemed (spent), voided or expires (available again). Redemptions and new rewards draw on
+ * `available` only, so no interleaving of cashiers overdraws a wallet.
  */
 import { z } from 'zod';
 import type { Decider, StateSnapshots } from '../shared/decider.ts';
@@ -23,18 +27,48 @@ export interface WalletState {
   balance: number;
   lifetimeEarned: number;
   lifetimeRedeemed: number;
+  /** Points locked by issued rewards not yet redeemed, voided or expired. */
+  locked: number;
+  lifetimeExpired: number;
+  /**
+   * Events folded (the stream's revision + 1, refused credits included): a decision computed outside the
+   * decider from a read of the stream (points expiry) names the count it saw, and is refused if it moved.
+   */
+  eventCount: number;
   /** These grow with the stream: append-only collections, so each event costs O(1) however long the wallet is. */
   creditedPayments: GrowOnlySet<string>;
   reversedRefunds: GrowOnlySet<string>;
   /** Redemptions and adjustments by idempotency key: what was asked, so a replay with another body is refused. */
   requests: GrowOnlyMap<string, WalletRequest>;
+  issuedRewards: GrowOnlyMap<string, IssuedReward>;
+  /** How each issued reward ended; one absent here is still issued. */
+  settledRewards: GrowOnlyMap<string, RewardSettlement>;
+  /** Periods (UTC days) a points expiry was recorded for: at most one per period. */
+  expiredPeriods: GrowOnlySet<string>;
 }
 
 export interface WalletRequest {
-  kind: 'redeem' | 'adjust';
+  kind: 'redeem' | 'adjust' | 'issue_reward' | 'redeem_reward';
   points: number;
+  /** The redemption's reference; the reward id (issue) or issued reward id (redeem). */
   reference: string | null;
   reason: string | null;
+}
+
+export interface IssuedReward {
+  rewardId: string;
+  points: number;
+  expiresAt: string;
+}
+
+export type RewardSettlement = 'redeemed' | 'voided' | 'expired';
+
+/** What the catalog says of the reward being issued (the service reads it; the wallet does not know catalogs). */
+export interface RewardToIssue {
+  rewardId: string;
+  version: number;
+  name: string;
+  points: number;
 }
 
 export type WalletCommand =
@@ -53,7 +87,42 @@ export type WalletCommand =
     }
   | { type: 'ReversePoints'; walletId: string; tenantId: string; consumerId: string; paymentId: string; refundId: string; points: number }
   | { type: 'RedeemPoints'; walletId: string; points: number; idempotencyKey: string; reference: string | null; by: string }
-  | { type: 'AdjustPoints'; walletId: string; points: number; reason: string; by: string; idempotencyKey: string | null };
+  | {
+      type: 'AdjustPoints';
+      walletId: string;
+      points: number;
+      reason: string;
+      by: string;
+      idempotencyKey: string | null;
+      /** Who corrects: an administrator (the default), or the workspace's merchant within `limit` points either way. */
+      as?: 'admin' | 'merchant';
+      limit?: number | null;
+    }
+  | {
+      type: 'IssueReward';
+      walletId: string;
+      issuedRewardId: string;
+      reward: RewardToIssue;
+      idempotencyKey: string;
+      by: string;
+      now: string;
+      expiresAt: string;
+    }
+  | { type: 'RedeemReward'; walletId: string; issuedRewardId: string; idempotencyKey: string; by: string; now: string }
+  | { type: 'VoidReward'; walletId: string; issuedRewardId: string; reason: string | null; by: string }
+  | { type: 'ExpireReward'; walletId: string; issuedRewardId: string; now: string }
+  | {
+      type: 'ExpirePoints';
+      walletId: string;
+      /** The UTC day of the run: one expiry per wallet and period, however often or concurrently it runs. */
+      period: string;
+      points: number;
+      rule: 'earned' | 'inactivity';
+      policyVersion: number;
+      asOf: string;
+      /** The `eventCount` the points were computed at: if the wallet moved since, they are computed again. */
+      atEventCount: number;
+    };
 
 export const walletStream = (walletId: string) => `wallet-${walletId}`;
 
@@ -64,10 +133,19 @@ export const initialWalletState: WalletState = {
   balance: 0,
   lifetimeEarned: 0,
   lifetimeRedeemed: 0,
+  locked: 0,
+  lifetimeExpired: 0,
+  eventCount: 0,
   creditedPayments: GrowOnlySet.empty(),
   reversedRefunds: GrowOnlySet.empty(),
   requests: GrowOnlyMap.empty(),
+  issuedRewards: GrowOnlyMap.empty(),
+  settledRewards: GrowOnlyMap.empty(),
+  expiredPeriods: GrowOnlySet.empty(),
 };
+
+/** Points the wallet can spend or lock now: the balance less what issued rewards hold. */
+export const availablePoints = (state: Pick<WalletState, 'balance' | 'locked'>) => state.balance - state.locked;
 
 const walletSnapshotSchema = z.object({
   walletId: z.string().nullable(),
@@ -76,19 +154,30 @@ const walletSnapshotSchema = z.object({
   balance: z.number().int(),
   lifetimeEarned: z.number().int(),
   lifetimeRedeemed: z.number().int(),
+  locked: z.number().int(),
+  lifetimeExpired: z.number().int(),
+  eventCount: z.number().int(),
   creditedPayments: z.array(z.string()),
   reversedRefunds: z.array(z.string()),
   requests: z.array(
     z.tuple([
       z.string(),
-      z.object({ kind: z.enum(['redeem', 'adjust']), points: z.number().int(), reference: z.string().nullable(), reason: z.string().nullable() }),
+      z.object({
+        kind: z.enum(['redeem', 'adjust', 'issue_reward', 'redeem_reward']),
+        points: z.number().int(),
+        reference: z.string().nullable(),
+        reason: z.string().nullable(),
+      }),
     ]),
   ),
+  issuedRewards: z.array(z.tuple([z.string(), z.object({ rewardId: z.string(), points: z.number().int(), expiresAt: z.string() })])),
+  settledRewards: z.array(z.tuple([z.string(), z.enum(['redeemed', 'voided', 'expired'])])),
+  expiredPeriods: z.array(z.string()),
 });
 
 /** A wallet's state as a snapshot: its sets and its map as arrays, in insertion order. */
 export const walletSnapshots: StateSnapshots<WalletState> = {
-  version: 1,
+  version: 2,
   toJson: (state) => ({
     walletId: state.walletId,
     tenantId: state.tenantId,
@@ -96,9 +185,15 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
     balance: state.balance,
     lifetimeEarned: state.lifetimeEarned,
     lifetimeRedeemed: state.lifetimeRedeemed,
+    locked: state.locked,
+    lifetimeExpired: state.lifetimeExpired,
+    eventCount: state.eventCount,
     creditedPayments: state.creditedPayments.values(),
     reversedRefunds: state.reversedRefunds.values(),
     requests: state.requests.entries().map(([key, request]) => [key, { ...request }]),
+    issuedRewards: state.issuedRewards.entries().map(([key, reward]) => [key, { ...reward }]),
+    settledRewards: state.settledRewards.entries(),
+    expiredPeriods: state.expiredPeriods.values(),
   }),
   fromJson(json) {
     const parsed = walletSnapshotSchema.parse(json);
@@ -107,6 +202,9 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
       creditedPayments: GrowOnlySet.from(parsed.creditedPayments),
       reversedRefunds: GrowOnlySet.from(parsed.reversedRefunds),
       requests: GrowOnlyMap.from(parsed.requests),
+      issuedRewards: GrowOnlyMap.from(parsed.issuedRewards),
+      settledRewards: GrowOnlyMap.from(parsed.settledRewards),
+      expiredPeriods: GrowOnlySet.from(parsed.expiredPeriods),
     };
   },
 };
@@ -120,6 +218,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
   codec: walletEvents,
   initialState: initialWalletState,
   snapshots: walletSnapshots,
+  // Over 80 lines because it is one switch over every command of a wallet, each case short and the switch exhaustive.
   decide(command, state) {
     switch (command.type) {
       case 'CreditPoints': {
@@ -152,12 +251,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           return [];
         }
         const wallet = owner(state);
-        if (state.balance < command.points) {
-          throw new DomainError('INSUFFICIENT_POINTS', `The wallet has ${state.balance} points; ${command.points} were asked`, {
-            balance: state.balance,
-            requested: command.points,
-          });
-        }
+        requireAvailable(state, command.points);
         return [
           {
             type: 'PointsRedeemed',
@@ -176,6 +270,13 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           }
         }
         const wallet = owner(state);
+        if (command.limit != null && Math.abs(command.points) > command.limit) {
+          throw new DomainError(
+            'ADJUSTMENT_ABOVE_LIMIT',
+            `A merchant adjusts at most ${command.limit} points at a time (the limit an administrator set for this workspace); ${command.points} were asked`,
+            { limit: command.limit, requested: command.points },
+          );
+        }
         const after = state.balance + command.points;
         if (after > MAX_BALANCE_POINTS || after < -MAX_BALANCE_POINTS) {
           throw new DomainError('UNPROCESSABLE', `The balance would be ${after}: balances stay within ±${MAX_BALANCE_POINTS} points`, {
@@ -186,7 +287,103 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         return [
           {
             type: 'PointsAdjusted',
-            data: { ...wallet, points: command.points, reason: command.reason, adjustedBy: command.by, idempotencyKey: command.idempotencyKey },
+            data: {
+              ...wallet,
+              points: command.points,
+              reason: command.reason,
+              adjustedBy: command.by,
+              adjustedAs: command.as ?? 'admin',
+              idempotencyKey: command.idempotencyKey,
+            },
+          },
+        ];
+      }
+      case 'IssueReward': {
+        const previous = state.requests.get(command.idempotencyKey);
+        if (previous) {
+          if (previous.kind !== 'issue_reward' || previous.reference !== command.reward.rewardId) {
+            throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'This idempotencyKey was used with a different request; use a new key');
+          }
+          return [];
+        }
+        const wallet = owner(state);
+        if (state.issuedRewards.has(command.issuedRewardId)) throw new DomainError('CONFLICT', 'This issued reward id is taken; issue with a new one');
+        requireAvailable(state, command.reward.points);
+        return [
+          {
+            type: 'RewardIssued',
+            data: {
+              ...wallet,
+              issuedRewardId: command.issuedRewardId,
+              rewardId: command.reward.rewardId,
+              rewardVersion: command.reward.version,
+              rewardName: command.reward.name,
+              points: command.reward.points,
+              idempotencyKey: command.idempotencyKey,
+              issuedBy: command.by,
+              issuedAt: command.now,
+              expiresAt: command.expiresAt,
+            },
+          },
+        ];
+      }
+      case 'RedeemReward': {
+        const previous = state.requests.get(command.idempotencyKey);
+        if (previous) {
+          if (previous.kind !== 'redeem_reward' || previous.reference !== command.issuedRewardId) {
+            throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'This idempotencyKey was used with a different request; use a new key');
+          }
+          return [];
+        }
+        const wallet = owner(state);
+        const reward = issuedReward(state, command.issuedRewardId);
+        if (Date.parse(command.now) >= Date.parse(reward.expiresAt)) {
+          throw new DomainError('REWARD_EXPIRED', `This reward expired at ${reward.expiresAt}; its points go back to the wallet`, { expiresAt: reward.expiresAt });
+        }
+        return [
+          {
+            type: 'RewardRedeemed',
+            data: { ...wallet, issuedRewardId: command.issuedRewardId, rewardId: reward.rewardId, points: reward.points, idempotencyKey: command.idempotencyKey, redeemedBy: command.by },
+          },
+        ];
+      }
+      case 'VoidReward': {
+        // Voiding twice is one void; a redeemed or expired reward can no longer be voided.
+        if (state.settledRewards.get(command.issuedRewardId) === 'voided') return [];
+        const wallet = owner(state);
+        const reward = issuedReward(state, command.issuedRewardId);
+        return [
+          {
+            type: 'RewardVoided',
+            data: { ...wallet, issuedRewardId: command.issuedRewardId, rewardId: reward.rewardId, points: reward.points, voidedBy: command.by, reason: command.reason },
+          },
+        ];
+      }
+      case 'ExpireReward': {
+        const reward = state.issuedRewards.get(command.issuedRewardId);
+        if (!reward || state.settledRewards.has(command.issuedRewardId) || Date.parse(command.now) < Date.parse(reward.expiresAt)) return [];
+        return [
+          {
+            type: 'RewardExpired',
+            data: { ...owner(state), issuedRewardId: command.issuedRewardId, rewardId: reward.rewardId, points: reward.points, expiresAt: reward.expiresAt, expiredAt: command.now },
+          },
+        ];
+      }
+      case 'ExpirePoints': {
+        if (state.expiredPeriods.has(command.period)) return [];
+        if (state.eventCount !== command.atEventCount) {
+          throw new DomainError('STALE_DECISION', 'The wallet changed since its expiring points were computed; compute them again', {
+            eventCount: state.eventCount,
+            computedAt: command.atEventCount,
+          });
+        }
+        // Points locked in issued rewards never expire while locked.
+        const points = Math.min(command.points, availablePoints(state));
+        if (points <= 0) return [];
+        return [
+          {
+            type: 'PointsExpired',
+            data: { ...owner(state), points, period: command.period, rule: command.rule, policyVersion: command.policyVersion, asOf: command.asOf },
           },
         ];
       }
@@ -196,8 +393,9 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
       }
     }
   },
-  evolve(state, event) {
+  evolve(previous, event) {
     const opened = { walletId: event.data.walletId, tenantId: event.data.tenantId, consumerId: event.data.consumerId };
+    const state = { ...previous, eventCount: previous.eventCount + 1 };
     switch (event.type) {
       case 'PointsCredited':
         return {
@@ -232,6 +430,36 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
       case 'PointsCreditRefused':
         // The payment is settled for this wallet: a redelivery is not a second chance.
         return { ...state, ...opened, creditedPayments: state.creditedPayments.add(event.data.paymentId) };
+      case 'RewardIssued':
+        return {
+          ...state,
+          ...opened,
+          locked: state.locked + event.data.points,
+          issuedRewards: state.issuedRewards.set(event.data.issuedRewardId, { rewardId: event.data.rewardId, points: event.data.points, expiresAt: event.data.expiresAt }),
+          requests: state.requests.set(event.data.idempotencyKey, { kind: 'issue_reward', points: event.data.points, reference: event.data.rewardId, reason: null }),
+        };
+      case 'RewardRedeemed':
+        return {
+          ...state,
+          ...opened,
+          balance: state.balance - event.data.points,
+          locked: state.locked - event.data.points,
+          lifetimeRedeemed: state.lifetimeRedeemed + event.data.points,
+          settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'redeemed'),
+          requests: state.requests.set(event.data.idempotencyKey, { kind: 'redeem_reward', points: event.data.points, reference: event.data.issuedRewardId, reason: null }),
+        };
+      case 'RewardVoided':
+        return { ...state, ...opened, locked: state.locked - event.data.points, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'voided') };
+      case 'RewardExpired':
+        return { ...state, ...opened, locked: state.locked - event.data.points, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'expired') };
+      case 'PointsExpired':
+        return {
+          ...state,
+          ...opened,
+          balance: state.balance - event.data.points,
+          lifetimeExpired: state.lifetimeExpired + event.data.points,
+          expiredPeriods: state.expiredPeriods.add(event.data.period),
+        };
       default: {
         const unexpected: never = event;
         return unexpected;
@@ -239,6 +467,28 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
     }
   },
 };
+
+function requireAvailable(state: WalletState, points: number): void {
+  const available = availablePoints(state);
+  if (available < points) {
+    const lockedNote = state.locked ? ` available (${state.balance} in the balance, ${state.locked} locked in issued rewards)` : '';
+    throw new DomainError('INSUFFICIENT_POINTS', `The wallet has ${available} points${lockedNote}; ${points} were asked`, {
+      balance: state.balance,
+      available,
+      locked: state.locked,
+      requested: points,
+    });
+  }
+}
+
+/** An issued reward still waiting to be redeemed: missing is NOT_FOUND, settled is REWARD_NOT_ISSUED. */
+function issuedReward(state: WalletState, issuedRewardId: string): IssuedReward {
+  const reward = state.issuedRewards.get(issuedRewardId);
+  if (!reward) throw new DomainError('NOT_FOUND', 'Issued reward not found');
+  const settled = state.settledRewards.get(issuedRewardId);
+  if (settled) throw new DomainError('REWARD_NOT_ISSUED', `This reward was already ${settled}`, { status: settled });
+  return reward;
+}
 
 /** The balance-changing amount of an event, signed, for ledgers and reconciliation. */
 export function pointsDelta(event: WalletEvent): number {
@@ -252,6 +502,37 @@ export function pointsDelta(event: WalletEvent): number {
     case 'PointsAdjusted':
       return event.data.points;
     case 'PointsCreditRefused':
+      return 0;
+    case 'RewardIssued':
+    case 'RewardVoided':
+    case 'RewardExpired':
+      return 0;
+    case 'RewardRedeemed':
+      return -event.data.points;
+    case 'PointsExpired':
+      return -event.data.points;
+    default: {
+      const unexpected: never = event;
+      return unexpected;
+    }
+  }
+}
+
+/** How an event moves the points locked by issued rewards, for ledgers and reconciliation. */
+export function lockedDelta(event: WalletEvent): number {
+  switch (event.type) {
+    case 'RewardIssued':
+      return event.data.points;
+    case 'RewardRedeemed':
+    case 'RewardVoided':
+    case 'RewardExpired':
+      return -event.data.points;
+    case 'PointsCredited':
+    case 'PointsReversed':
+    case 'PointsRedeemed':
+    case 'PointsAdjusted':
+    case 'PointsCreditRefused':
+    case 'PointsExpired':
       return 0;
     default: {
       const unexpected: never = event;

@@ -211,7 +211,7 @@ function route() {
     if (link.getAttribute('href') === `#/${section}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const views = { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView };
+  const views = { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView, program: programView };
   (views[section] ?? auditView)(rest, params, routeToken);
   main.focus({ preventScroll: true });
 }
@@ -614,7 +614,7 @@ async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
               'tr',
               {},
               cell('Time', h('time', { datetime: l.createdAt }, fmtTime(l.createdAt)), 'time'),
-              cell('Entry', l.entryType),
+              cell('Entry', l.kind),
               cell('Points', signed.format(l.points), 'num'),
               cell('Balance after', fmtNumber(l.balanceAfter), 'num'),
               cell('Reason or reference', l.reason ?? l.reference ?? '—'),
@@ -684,7 +684,7 @@ function adjustForm(walletId, tenantId, body, token) {
 }
 
 // ---------------------------------------------------------------------------------------------- webhooks
-const OUTCOMES = ['pending', 'credited', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
+const OUTCOMES = ['pending', 'credited', 'credit_refused', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'before_program', 'currency_mismatch', 'same_order', 'identity_attached', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
 const RETRYABLE = ['failed', 'no_connection'];
 
 function webhooksView(_rest, params, token) {
@@ -936,6 +936,190 @@ function userRow(user, token) {
   }
   fill(user);
   return row;
+}
+
+// ---------------------------------------------------------------------------------------------- loyalty program
+/** Earned and redeemed per interval (bars) and outstanding points at each interval's end (a line). */
+function programChart(intervals) {
+  if (intervals.length === 0) return h('p', { class: 'empty' }, 'No intervals in this range.');
+  const W = 600;
+  const H = 220;
+  const pad = { l: 64, r: 12, t: 12, b: 28 };
+  const vMax = Math.max(1, ...intervals.flatMap((i) => [i.earned, i.redeemed, i.outstanding]));
+  const vMin = Math.min(0, ...intervals.map((i) => i.outstanding));
+  const slot = (W - pad.l - pad.r) / intervals.length;
+  const y = (v) => pad.t + (1 - (v - vMin) / (vMax - vMin || 1)) * (H - pad.t - pad.b);
+  const svg = (tag, attrs) => {
+    const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    return el;
+  };
+  const first = intervals[0];
+  const last = intervals[intervals.length - 1];
+  const root = svg('svg', {
+    viewBox: `0 0 ${W} ${H}`,
+    class: 'chart program-chart',
+    role: 'img',
+    'aria-label': `Earned, redeemed and outstanding points from ${first.from} to ${last.to}: ${fmtNumber(intervals.reduce((s, i) => s + i.earned, 0))} earned, ${fmtNumber(intervals.reduce((s, i) => s + i.redeemed, 0))} redeemed, ${fmtNumber(last.outstanding)} outstanding at the end`,
+  });
+  root.append(svg('line', { x1: pad.l, y1: y(0), x2: W - pad.r, y2: y(0), class: 'axis' }));
+  root.append(svg('line', { x1: pad.l, y1: pad.t, x2: pad.l, y2: H - pad.b, class: 'axis' }));
+  intervals.forEach((i, n) => {
+    const x = pad.l + n * slot;
+    const bar = Math.max(1, slot / 2 - 2);
+    root.append(svg('rect', { x: x + 1, y: y(i.earned), width: bar, height: Math.max(0, y(0) - y(i.earned)), class: 'bar earned' }));
+    root.append(svg('rect', { x: x + 1 + bar, y: y(i.redeemed), width: bar, height: Math.max(0, y(0) - y(i.redeemed)), class: 'bar redeemed' }));
+  });
+  root.append(svg('polyline', { points: intervals.map((i, n) => `${(pad.l + (n + 0.5) * slot).toFixed(1)},${y(i.outstanding).toFixed(1)}`).join(' '), class: 'line' }));
+  for (const v of [vMin, vMax]) {
+    const label = svg('text', { x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end' });
+    label.textContent = fmtNumber(v);
+    root.append(label);
+  }
+  for (const [text, x, anchor] of [[first.from, pad.l, 'start'], [last.to, W - pad.r, 'end']]) {
+    const label = svg('text', { x, y: H - 8, 'text-anchor': anchor });
+    label.textContent = text;
+    root.append(label);
+  }
+  return h(
+    'figure',
+    { class: 'stack' },
+    root,
+    h('figcaption', { class: 'legend' }, h('span', { class: 'key earned' }, 'earned'), ' ', h('span', { class: 'key redeemed' }, 'redeemed'), ' ', h('span', { class: 'key outstanding' }, 'outstanding (line)')),
+  );
+}
+
+function programView(_rest, params, token) {
+  const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', required: true, autocomplete: 'off', class: 'mono' });
+  const interval = h('select', { name: 'interval' }, ['day', 'week', 'month'].map((v) => h('option', { value: v, selected: (params.interval ?? 'week') === v ? true : undefined }, v)));
+  const from = h('input', { type: 'date', name: 'from', value: params.from ?? '' });
+  const to = h('input', { type: 'date', name: 'to', value: params.to ?? '' });
+  const form = h(
+    'form',
+    {
+      class: 'filters',
+      'aria-label': 'Open a workspace’s loyalty program',
+      onsubmit: (event) => {
+        event.preventDefault();
+        go(`#/program${qs({ tenantId: tenant.value.trim(), interval: interval.value, from: from.value, to: to.value })}`);
+      },
+    },
+    field('Tenant id', tenant, 'The workspace (from the merchants view)'),
+    field('Interval', interval),
+    field('From', from, 'Default: 12 weeks back'),
+    field('To', to, 'Default: today'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Show program')),
+  );
+  const body = h('div', { 'aria-busy': params.tenantId ? 'true' : 'false' });
+  show(h('section', {}, h('h1', {}, 'Loyalty program'), form, body), 'Loyalty program');
+  if (!params.tenantId) {
+    body.append(h('p', { class: 'empty' }, 'Name a workspace to see its reward catalog, expiry policy, adjustment limit and figures.'));
+    return;
+  }
+  const tenantId = params.tenantId;
+  const chosen = params.interval ?? 'week';
+  const today = new Date().toISOString().slice(0, 10);
+  const start = params.from || new Date(Date.now() - 83 * 86_400_000).toISOString().slice(0, 10);
+  (async () => {
+    const [catalog, policy, limit, summary] = await Promise.all([
+      guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId })}`)),
+      guarded(() => api('GET', `/api/v1/client/expiry-policy${qs({ tenantId })}`)),
+      guarded(() => api('GET', `/api/v1/client/adjustment-limit${qs({ tenantId })}`)),
+      guarded(() => api('GET', `/api/v1/client/program/summary${qs({ tenantId, interval: chosen, from: start, to: params.to || today })}`)),
+    ]);
+    if (!current(token)) return;
+    body.setAttribute('aria-busy', 'false');
+    if (!catalog || !policy || !limit || !summary) return;
+    const limitInput = h('input', { type: 'number', name: 'limit', min: 0, step: 1, value: limit.limit, inputmode: 'numeric' });
+    const limitForm = h(
+      'form',
+      {
+        class: 'filters',
+        'aria-label': 'Merchant adjustment limit',
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const n = Number(limitInput.value);
+          if (!Number.isInteger(n) || n < 0) return say('The limit is a whole number of points, 0 or more.', 'error');
+          const result = await guarded(() => api('PUT', `/api/v1/admin/workspaces/${encodeURIComponent(tenantId)}/adjustment-limit`, { body: { limit: n } }));
+          if (result && current(token)) say(`Merchants of this workspace may now adjust up to ${fmtNumber(result.limit)} points at a time.`);
+        },
+      },
+      field('Per-adjustment limit (points)', limitInput, 'The most a merchant may add or remove in one correction'),
+      h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Set limit')),
+    );
+    const t = summary.totals;
+    body.replaceChildren(
+      h('h2', {}, 'Reward catalog'),
+      catalog.rewards.length === 0
+        ? h('p', { class: 'empty' }, 'No rewards defined yet.')
+        : table(
+            `Rewards (catalog version ${catalog.version})`,
+            ['Name', { label: 'Points', num: true }, 'Status', 'Issued rewards expire after', 'Defined'],
+            catalog.rewards.map((r) =>
+              h(
+                'tr',
+                {},
+                cell('Name', r.description ? `${r.name}: ${r.description}` : r.name),
+                cell('Points', fmtNumber(r.points), 'num'),
+                cell('Status', badge(r.status)),
+                cell('Issued rewards expire after', `${r.issuedRewardExpiresAfterDays} days`),
+                cell('Defined', h('time', { datetime: r.definedAt }, fmtTime(r.definedAt)), 'time'),
+              ),
+            ),
+          ),
+      h('h2', {}, 'Points expiry policy'),
+      h(
+        'p',
+        { class: 'policy' },
+        policy.expires
+          ? [
+              policy.earnedMonths ? `Points expire ${policy.earnedMonths} months after they were earned (valid through the end of that month). ` : '',
+              policy.inactivityMonths ? `All points expire after ${policy.inactivityMonths} months without activity. ` : '',
+              policy.appliesToExistingPoints ? 'Applied to points earned before the policy (confirmed by the merchant). ' : `Points earned before ${fmtTime(policy.effectiveFrom)} count from then. `,
+              `Version ${policy.version}.`,
+            ].join('')
+          : 'Points never expire.',
+      ),
+      h('h2', {}, 'Merchant adjustments'),
+      limitForm,
+      h('h2', {}, `Program figures, ${summary.from} to ${summary.to} by ${summary.interval}`),
+      h(
+        'dl',
+        { class: 'figures' },
+        [
+          ['Earned', t.earned],
+          ['Redeemed', t.redeemed],
+          ['Expired', t.expired],
+          ['Adjusted', t.adjusted],
+          ['Rewards issued', t.rewardsIssued],
+          ['Rewards redeemed', t.rewardsRedeemed],
+          ['Active customers', t.activeCustomers],
+          ['Outstanding at the end', t.outstandingAtEnd],
+        ].map(([label, value]) => h('div', {}, h('dt', {}, label), h('dd', {}, fmtNumber(value)))),
+      ),
+      programChart(summary.intervals),
+      table(
+        'By interval',
+        ['From', 'To', { label: 'Earned', num: true }, { label: 'Redeemed', num: true }, { label: 'Expired', num: true }, { label: 'Active customers', num: true }, { label: 'Outstanding', num: true }],
+        summary.intervals.map((i) =>
+          h(
+            'tr',
+            {},
+            cell('From', i.from),
+            cell('To', i.to),
+            cell('Earned', fmtNumber(i.earned), 'num'),
+            cell('Redeemed', fmtNumber(i.redeemed), 'num'),
+            cell('Expired', fmtNumber(i.expired), 'num'),
+            cell('Active customers', fmtNumber(i.activeCustomers), 'num'),
+            cell('Outstanding', fmtNumber(i.outstanding), 'num'),
+          ),
+        ),
+      ),
+      summary.topCustomers.length
+        ? table('Top customers by points earned', ['Customer', { label: 'Earned', num: true }], summary.topCustomers.map((c) => h('tr', {}, cell('Customer', h('span', { class: 'mono' }, c.consumerId)), cell('Earned', fmtNumber(c.earned), 'num'))))
+        : h('p', { class: 'empty' }, 'No customer earned points in this range.'),
+    );
+  })();
 }
 
 // ---------------------------------------------------------------------------------------------- start

@@ -42,7 +42,9 @@ function answers(route: RouteSpec): Record<string, unknown> {
         ? { description: 'A redirect (Location header).', headers: { Location: { schema: { type: 'string' } } } }
         : route.answers === 'event-stream'
           ? { description: 'Server-sent events; the data of each event is the schema below.', content: { 'text/event-stream': { itemSchema: jsonSchema(route.response) } } }
-          : { description: 'The answer.', content: { 'application/json': { schema: jsonSchema(route.response) } } };
+          : route.answers === 'csv'
+            ? { description: 'A CSV file (RFC 4180), streamed.', content: { 'text/csv': { schema: jsonSchema(route.response) } } }
+            : { description: 'The answer.', content: { 'application/json': { schema: jsonSchema(route.response) } } };
   }
   return { ...success, default: errors };
 }

@@ -37,6 +37,9 @@ export const posConnectionView = z.object({
   status: z.enum(['not_connected', 'active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
   merchantId: z.string().nullable(),
   businessName: z.string().nullable(),
+  /** The workspace's currency (ISO 4217) and the merchant's country (ISO 3166 alpha-2); null if connected before they were recorded. */
+  currency: z.string().nullable(),
+  country: z.string().nullable(),
   scopes: z.array(z.string()),
   locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
   tokenExpiresAt: timestamp.nullable(),

@@ -23,6 +23,8 @@ export const squareDiagnosisView = z.object({
   connection: z.object({
     status: z.enum(['not_connected', 'active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
     merchantId: z.string().nullable(),
+    currency: z.string().nullable(),
+    country: z.string().nullable(),
     authorizedAt: timestamp.nullable(),
     tokenExpiresAt: timestamp.nullable(),
     lastRefreshedAt: timestamp.nullable(),
@@ -71,6 +73,8 @@ export function squareDiagnosis({ tenantId, settings, connection, token, lastWeb
     connection: {
       status: connection.status,
       merchantId: connected?.merchantId ?? null,
+      currency: connected?.currency ?? null,
+      country: connected?.country ?? null,
       authorizedAt: connected?.authorizedAt ?? null,
       tokenExpiresAt: connected?.tokenExpiresAt ?? null,
       lastRefreshedAt: connected?.lastRefreshedAt ?? null,

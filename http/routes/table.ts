@@ -23,7 +23,7 @@ import type { Position } from '../../domain/ports/event-store.ts';
 
 export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
 
-/** What a handler answers: a JSON body, a redirect, or a stream of server-sent events. */
+/** What a handler answers: a JSON body, a redirect, or a stream (server-sent events, a CSV file). */
 export type Answer<Body> =
   | { status: number; body: Body; headers?: Record<string, string> }
   | { status: 302; redirect: string; headers?: Record<string, string> }
@@ -52,8 +52,11 @@ export interface Route<P extends Schema = z.ZodUndefined, Q extends Schema = z.Z
   response: R;
   /** The statuses answered with `response` (200 unless given); anything else is an error answer. */
   statuses?: readonly number[];
-  /** `json` unless given; `redirect` answers 302 with a Location; `event-stream` never ends (server-sent events). */
-  answers?: 'json' | 'redirect' | 'event-stream';
+  /**
+   * `json` unless given; `redirect` answers 302 with a Location; `event-stream` never ends (server-sent events);
+   * `csv` streams a text/csv file (`response` is then the schema of its text).
+   */
+  answers?: 'json' | 'redirect' | 'event-stream' | 'csv';
   /**
    * Runs once the params are parsed, before the query and body: a resource the caller cannot see is missing
    * (404) whatever the rest of the request says.

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService, WalletWriteResult } from '../../domain/wallets/service.ts';
-import { findConsumerWallet, findTenantWallet, ledgerPage, searchWallets, walletsOfConsumer } from '../../projections/read/wallets.ts';
+import { findConsumerWallet, findTenantWallet, ledgerPage, searchWallets, walletsOfConsumer, withExpiringSoon } from '../../projections/read/wallets.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { timestamp } from '../schemas.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
@@ -14,11 +14,13 @@ export interface WalletRoutesDependencies {
   pool: pg.Pool;
   /** Hashes a searched email or phone the way users' identities were hashed. */
   hasher: IdentityHasher;
+  /** The clock `expiringSoon` looks ahead from. */
+  now(): Date;
 }
 
 const MAX_POINTS = 1_000_000_000;
 
-const walletParams = z.object({ walletId: z.uuid({ error: 'walletId must be a wallet id (a uuid)' }) });
+export const walletParams = z.object({ walletId: z.uuid({ error: 'walletId must be a wallet id (a uuid)' }) });
 
 const pageQuery = z.object({
   cursor: z.string().min(1).max(1000).optional(),
@@ -33,7 +35,7 @@ const searchQuery = z.object({
     .max(320, 'q must be at most 320 characters'),
 });
 
-const idempotencyKey = z
+export const idempotencyKey = z
   .string({ error: 'idempotencyKey is required: a string unique to this redemption (1-200 characters); retries reuse it' })
   .min(1, 'idempotencyKey must not be empty')
   .max(200, 'idempotencyKey must be at most 200 characters');
@@ -50,7 +52,7 @@ const redeemBody = z
   })
   .strict();
 
-const adjustBody = z
+export const adjustBody = z
   .object({
     points: z
       .number({ error: 'points must be a whole number: positive adds points, negative removes them' })
@@ -67,13 +69,17 @@ const adjustBody = z
   })
   .strict();
 
-const walletView = z.object({
+export const walletView = z.object({
   walletId: z.string(),
   tenantId: z.string(),
   consumerId: z.string(),
   balance: z.number().int(),
+  available: z.number().int(),
+  locked: z.number().int(),
+  expiringSoon: z.object({ points: z.number().int(), at: timestamp.nullable() }),
   lifetimeEarned: z.number().int(),
   lifetimeRedeemed: z.number().int(),
+  lifetimeExpired: z.number().int(),
   createdAt: timestamp,
   updatedAt: timestamp,
 });
@@ -82,9 +88,14 @@ const ledgerPageView = z.object({
   items: z.array(
     z.object({
       id: z.string(),
-      entryType: z.enum(['credit', 'reversal', 'redemption', 'adjustment', 'claim']),
+      entryType: z.enum(['credit', 'debit']),
+      /** What the line is: earn, claim, reversal, redemption, adjustment, expiry, reward lines, … */
+      kind: z.string(),
       points: z.number().int(),
       balanceAfter: z.number().int(),
+      lockedChange: z.number().int(),
+      rewardId: z.string().nullable(),
+      issuedRewardId: z.string().nullable(),
       paymentId: z.string().nullable(),
       refundId: z.string().nullable(),
       adminId: z.string().nullable(),
@@ -98,13 +109,17 @@ const ledgerPageView = z.object({
   nextCursor: z.string().nullable(),
 });
 
-const walletWrite = z.object({ walletId: z.string(), balance: z.number().int(), position: z.string() });
+export const walletWrite = z.object({ walletId: z.string(), balance: z.number().int(), available: z.number().int(), locked: z.number().int(), position: z.string() });
 
 /** Every write answers with the new balance and its event's position; a replayed key is marked in a header. */
-function written(result: WalletWriteResult): Answer<z.input<typeof walletWrite>> {
+export function written<Extra extends Record<string, unknown> = Record<string, never>>(
+  result: WalletWriteResult,
+  extra?: Extra,
+  status = 200,
+): Answer<z.input<typeof walletWrite> & Extra> {
   return {
-    status: 200,
-    body: { walletId: result.walletId, balance: result.balance, position: result.position },
+    status,
+    body: { walletId: result.walletId, balance: result.balance, available: result.available, locked: result.locked, ...(extra as Extra), position: result.position },
     ...(result.replayed ? { headers: { 'Idempotent-Replayed': 'true' } } : {}),
   };
 }
@@ -112,6 +127,7 @@ function written(result: WalletWriteResult): Answer<z.input<typeof walletWrite>>
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
   const { wallets, pool, hasher } = deps;
+  const current = <W extends Parameters<typeof withExpiringSoon>[1][number]>(found: W[]) => withExpiringSoon(pool, found, deps.now());
   return [
     route({
       method: 'get',
@@ -121,7 +137,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       response: z.array(walletView.extend({ businessName: z.string().nullable() })),
       async handler({ ctx }) {
         const c = caller(ctx);
-        return { status: 200, body: c.user?.role === 'consumer' ? await walletsOfConsumer(pool, c.userId) : [] };
+        return { status: 200, body: c.user?.role === 'consumer' ? await current(await walletsOfConsumer(pool, c.userId)) : [] };
       },
     }),
     route({
@@ -145,20 +161,20 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       query: searchQuery,
       response: z.array(walletView),
       async handler({ query, ctx }) {
-        return { status: 200, body: await searchWallets(pool, hasher, tenantOf(ctx), query.q) };
+        return { status: 200, body: await current(await searchWallets(pool, hasher, tenantOf(ctx), query.q)) };
       },
     }),
     route({
       method: 'get',
       path: '/api/v1/client/wallets/:walletId',
       access: 'tenant',
-      summary: "One of the tenant's wallets: balance and lifetime totals.",
+      summary: "One of the tenant's wallets: balance, available, locked, expiringSoon and lifetime totals.",
       params: walletParams,
       response: walletView,
       async handler({ params, ctx }) {
         const wallet = await findTenantWallet(pool, tenantOf(ctx), params.walletId);
         if (!wallet) throw new NotFound('Wallet');
-        return { status: 200, body: wallet };
+        return { status: 200, body: (await current([wallet]))[0]! };
       },
     }),
     route({

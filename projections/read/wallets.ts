@@ -4,17 +4,20 @@ import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
+import { EXPIRING_SOON_DAYS, expiringBy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 
 /** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
 const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
 
 const walletRow = z.object({
-  wallet_id: z.string(),
+  id: z.string(),
   tenant_id: z.string(),
   consumer_id: z.string(),
   points_balance: points,
   lifetime_earned: points,
   lifetime_redeemed: points,
+  locked_points: points,
+  lifetime_expired: points,
   created_at: z.date(),
   updated_at: z.date(),
 });
@@ -24,9 +27,17 @@ export interface WalletView {
   walletId: string;
   tenantId: string;
   consumerId: string;
+  /** Every point held, locked ones included. */
   balance: number;
+  /** What can be redeemed or locked now: the balance less `locked`. */
+  available: number;
+  /** Points locked by issued rewards not yet redeemed, voided or expired. */
+  locked: number;
+  /** Points the workspace's expiry policy will take within 30 days if nothing changes, and the earliest date. */
+  expiringSoon: { points: number; at: string | null };
   lifetimeEarned: number;
   lifetimeRedeemed: number;
+  lifetimeExpired: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -36,22 +47,106 @@ export interface ConsumerWalletView extends WalletView {
   businessName: string | null;
 }
 
-const WALLET_COLUMNS = 'w.wallet_id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.created_at, w.updated_at';
+const WALLET_COLUMNS =
+  'w.id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.locked_points, w.lifetime_expired, w.created_at, w.updated_at';
 
 function walletView(r: z.infer<typeof walletRow>): WalletView {
   return {
-    walletId: r.wallet_id,
+    walletId: r.id,
     tenantId: r.tenant_id,
     consumerId: r.consumer_id,
     balance: r.points_balance,
+    available: r.points_balance - r.locked_points,
+    locked: r.locked_points,
+    expiringSoon: { points: 0, at: null },
     lifetimeEarned: r.lifetime_earned,
     lifetimeRedeemed: r.lifetime_redeemed,
+    lifetimeExpired: r.lifetime_expired,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
   };
 }
 
 const toWallet = (raw: unknown): WalletView => walletView(walletRow.parse(raw));
+
+const policyRow = z.object({
+  tenant_id: z.string(),
+  policy_version: z.number().int(),
+  earned_months: z.number().int().nullable(),
+  inactivity_months: z.number().int().nullable(),
+  retroactive: z.boolean(),
+  effective_from: z.date(),
+});
+
+/** The expiry policies in force for these workspaces (those with none are absent). */
+export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]): Promise<Map<string, ExpiryPolicy>> {
+  if (tenantIds.length === 0) return new Map();
+  const { rows } = await pool.query(
+    `SELECT tenant_id, policy_version, earned_months, inactivity_months, retroactive, effective_from FROM program_settings
+      WHERE tenant_id = ANY($1) AND (earned_months IS NOT NULL OR inactivity_months IS NOT NULL)`,
+    [[...new Set(tenantIds)]],
+  );
+  return new Map(
+    rows.map((raw) => {
+      const r = policyRow.parse(raw);
+      const policy: ExpiryPolicy = {
+        version: r.policy_version,
+        earnedMonths: r.earned_months,
+        inactivityMonths: r.inactivity_months,
+        retroactive: r.retroactive,
+        effectiveFrom: r.effective_from.toISOString(),
+      };
+      return [r.tenant_id, policy];
+    }),
+  );
+}
+
+/** Ledger kinds that add earned points (credits of positive adjustments count as earned), and the customer's own activity. */
+const EARNING_KINDS = ['earn', 'claim', 'adjustment', 'merchant_adjustment'];
+const ACTIVITY_KINDS = ['earn', 'claim', 'redemption', 'reward_issued', 'reward_redeemed'];
+const creditRow = z.object({ points, created_at: z.date(), revision: z.coerce.number().int() });
+
+/**
+ * `expiringSoon` of a wallet, from its ledger: spending takes the oldest points first, so what remains is the
+ * newest credits covering the balance, read newest first until they do (a few rows for most wallets).
+ */
+async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryPolicy, now: Date): Promise<WalletView['expiringSoon']> {
+  const credits: { at: Date; points: number }[] = [];
+  let covered = 0;
+  let before = Number.MAX_SAFE_INTEGER;
+  while (covered < wallet.balance) {
+    const { rows } = await pool.query(
+      `SELECT points, created_at, revision FROM wallet_ledger
+        WHERE wallet_id = $1 AND revision < $2 AND entry_type = 'credit' AND points > 0 AND kind = ANY($3)
+        ORDER BY revision DESC LIMIT 200`,
+      [wallet.walletId, before, EARNING_KINDS],
+    );
+    for (const raw of rows) {
+      const r = creditRow.parse(raw);
+      credits.unshift({ at: r.created_at, points: r.points });
+      covered += r.points;
+      before = r.revision;
+    }
+    if (rows.length < 200) break;
+  }
+  const { rows: activity } = await pool.query(
+    `SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`,
+    [wallet.walletId, ACTIVITY_KINDS],
+  );
+  const lastActivityAt = activity[0] ? z.date().parse(activity[0].created_at) : null;
+  return expiringBy({ credits, balance: wallet.balance, locked: wallet.locked, lastActivityAt }, policy, new Date(now.getTime() + EXPIRING_SOON_DAYS * 86_400_000));
+}
+
+/** The wallets with `expiringSoon` filled in from their workspaces' policies, as of `now`. */
+export async function withExpiringSoon<W extends WalletView>(pool: pg.Pool, wallets: W[], now: Date): Promise<W[]> {
+  const policies = await expiryPolicies(pool, wallets.map((w) => w.tenantId));
+  return Promise.all(
+    wallets.map(async (wallet) => {
+      const policy = policies.get(wallet.tenantId);
+      return policy && wallet.balance > 0 ? { ...wallet, expiringSoon: await expiringSoonOf(pool, wallet, policy, now) } : wallet;
+    }),
+  );
+}
 const consumerWalletRow = walletRow.extend({ business_name: z.string().nullable() });
 
 /** Every wallet of a consumer, most recently active first, with each merchant's business name. */
@@ -60,7 +155,7 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
     `SELECT ${WALLET_COLUMNS}, ws.business_name
        FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
       WHERE w.consumer_id = $1
-      ORDER BY w.updated_at DESC, w.wallet_id`,
+      ORDER BY w.updated_at DESC, w.id`,
     [consumerId],
   );
   return rows.map((raw) => {
@@ -71,13 +166,13 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
 
 /** One wallet, only if it belongs to the tenant (another tenant's wallet reads as missing). */
 export async function findTenantWallet(pool: pg.Pool, tenantId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.wallet_id = $1 AND w.tenant_id = $2`, [walletId, tenantId]);
+  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.tenant_id = $2`, [walletId, tenantId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
 /** One wallet, only if it belongs to the consumer. */
 export async function findConsumerWallet(pool: pg.Pool, consumerId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.wallet_id = $1 AND w.consumer_id = $2`, [walletId, consumerId]);
+  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.consumer_id = $2`, [walletId, consumerId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
@@ -90,7 +185,9 @@ const SEARCH_LIMIT = 50;
  */
 export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenantId: string, q: string): Promise<WalletView[]> {
   const email = tryNormaliseEmail(q);
-  const phone = email ? null : tryNormalisePhone(q);
+  // A national number is read in the workspace's country (its Square merchant's), as its customers' phones are.
+  const region = email ? null : ((await pool.query<{ country: string | null }>('SELECT country FROM pos_connections WHERE tenant_id = $1', [tenantId])).rows[0]?.country ?? null);
+  const phone = email ? null : tryNormalisePhone(q, region);
   if (!email && !phone) {
     throw new DomainError('VALIDATION_FAILED', 'q must be an email address or a phone number (such as +12125551234)');
   }
@@ -100,7 +197,7 @@ export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenan
       WHERE w.tenant_id = $1
         AND (u.email_hash = $2 OR u.phone_hash = $3)
         AND EXISTS (SELECT 1 FROM personal_data p WHERE p.user_id = u.id)
-      ORDER BY w.updated_at DESC, w.wallet_id
+      ORDER BY w.updated_at DESC, w.id
       LIMIT ${SEARCH_LIMIT}`,
     [tenantId, email ? hasher.hashEmail(email) : null, phone ? hasher.hashPhone(phone) : null],
   );
@@ -109,9 +206,14 @@ export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenan
 
 const ledgerRow = z.object({
   id: z.string(),
-  entry_type: z.enum(['credit', 'reversal', 'redemption', 'adjustment', 'claim']),
+  entry_type: z.enum(['credit', 'debit']),
+  /** Plain text: kinds of lines may be added without a change here. */
+  kind: z.string(),
   points,
   balance_after: points,
+  locked_change: points,
+  reward_id: z.string().nullable(),
+  issued_reward_id: z.string().nullable(),
   payment_id: z.string().nullable(),
   refund_id: z.string().nullable(),
   admin_id: z.string().nullable(),
@@ -123,12 +225,21 @@ const ledgerRow = z.object({
   created_at: z.date(),
 });
 
-/** One line of a wallet's ledger. `points` is signed; `balanceAfter` is the balance once it applied. */
+/**
+ * One line of a wallet's ledger. `entryType` is `credit` or `debit`; `kind` what the line is (`earn`, `claim`,
+ * `reversal`, `redemption`, `adjustment`, …); `points` is signed (debits negative); `balanceAfter` is the
+ * balance once it applied.
+ */
 export interface LedgerItem {
   id: string;
   entryType: z.infer<typeof ledgerRow>['entry_type'];
+  kind: string;
   points: number;
   balanceAfter: number;
+  /** How the line moved the points locked by issued rewards (reward lines only). */
+  lockedChange: number;
+  rewardId: string | null;
+  issuedRewardId: string | null;
   paymentId: string | null;
   refundId: string | null;
   adminId: string | null;
@@ -164,7 +275,8 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
   const params: unknown[] = [walletId, page.limit + 1];
   if (before !== undefined) params.push(before);
   const { rows } = await pool.query(
-    `SELECT id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, revision, created_at
+    `SELECT id, entry_type, kind, points, balance_after, locked_change, reward_id, issued_reward_id, payment_id, refund_id, admin_id, reason,
+            reference, idempotency_key, position, revision, created_at
        FROM wallet_ledger
       WHERE wallet_id = $1 ${before !== undefined ? 'AND revision < $3' : ''}
       ORDER BY revision DESC
@@ -179,8 +291,12 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
     items: shown.map((r) => ({
       id: r.id,
       entryType: r.entry_type,
-      points: r.points,
+      kind: r.kind,
+      points: r.entry_type === 'debit' ? -r.points : r.points,
       balanceAfter: r.balance_after,
+      lockedChange: r.locked_change,
+      rewardId: r.reward_id,
+      issuedRewardId: r.issued_reward_id,
       paymentId: r.payment_id,
       refundId: r.refund_id,
       adminId: r.admin_id,

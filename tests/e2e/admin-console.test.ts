@@ -31,6 +31,7 @@ let adminToken: string;
 let tenantId: string;
 let walletId: string;
 let failedEventId: string;
+let cafeToken: string;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -73,7 +74,7 @@ async function failedWebhook(send: ReturnType<typeof webhookSender>): Promise<st
     await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-e2e-fails-${i}`, amount: 700, customerId: 'cust-ann' }));
     await webhookRow(eventId, (r) => r.outcome === 'failed');
     await service.database.pool.query(
-      `UPDATE pos_webhook_events_raw SET next_attempt_at = now() + interval '1 hour' WHERE event_id = $1 AND NOT processed AND outcome = 'failed'`,
+      `UPDATE pos_webhook_events_raw SET next_attempt_at = now() + interval '1 hour' WHERE id = $1 AND NOT processed AND outcome = 'failed'`,
       [eventId],
     );
     const row = await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: adminToken });
@@ -126,6 +127,7 @@ test.before(async () => {
   adminToken = (await register('consumer', ADMIN_EMAIL)).token;
   const cafe = await register('client', 'owner@cafe.test', { businessName: 'Cafe' });
   tenantId = (await call('PATCH', `/api/v1/admin/users/${cafe.id}/approve`, { token: adminToken })).body.user.tenantId;
+  cafeToken = cafe.token;
   await connect(cafe.token, 'M-CAFE');
   const rule = await call('POST', '/api/v1/client/reward-rules', { token: cafe.token, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
   await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: cafe.token });
@@ -354,4 +356,40 @@ browserTest('live events: an event appended while the page is open appears withi
   await page.getByRole('button', { name: `History of stream user-${second.id}` }).waitFor();
   const streams = await texts(page, 'tbody tr td:nth-child(3)');
   t.true(streams[0]!.startsWith(`user-${second.id}`) && streams[1]!.startsWith(`user-${first.id}`), 'newest first');
+});
+
+browserTest('the loyalty program view: catalog, expiry policy, a chart of earned, redeemed and outstanding points; the admin sets the adjustment limit', async (t, page) => {
+  const coffee = await call('POST', '/api/v1/client/rewards', { token: cafeToken, body: { name: 'Free coffee', points: 40, description: 'Any size' } });
+  t.is(coffee.status, 201);
+  await call('POST', '/api/v1/client/rewards', { token: cafeToken, body: { name: 'Cake', points: 250 } });
+  t.is((await call('PUT', '/api/v1/client/expiry-policy', { token: cafeToken, body: { earnedMonths: 12 } })).status, 200);
+  const issued = await call('POST', `/api/v1/client/wallets/${walletId}/rewards`, { token: cafeToken, body: { rewardId: coffee.body.rewardId, idempotencyKey: 'e2e-issue' } });
+  t.is(issued.status, 201);
+  await service.tally.runner.waitForPosition(issued.body.position, 10_000);
+
+  await signIn(page);
+  await page.getByRole('link', { name: 'Loyalty program' }).click();
+  await page.getByLabel('Tenant id').fill(tenantId);
+  await page.getByLabel('Interval').selectOption('day');
+  await page.getByRole('button', { name: 'Show program' }).click();
+  const catalog = page.getByRole('table', { name: /Rewards \(catalog version 2\)/ });
+  await catalog.waitFor();
+  t.deepEqual(await catalog.locator('tbody td[data-label="Name"]').allInnerTexts(), ['Free coffee: Any size', 'Cake']);
+  t.regex(await page.locator('p.policy').innerText(), /Points expire 12 months after they were earned/);
+  const figures = Object.fromEntries(
+    (await page.locator('dl.figures dt').allInnerTexts()).map((label, i) => [label, i]),
+  );
+  const values = await page.locator('dl.figures dd').allInnerTexts();
+  t.is(values[figures['Earned']!], '150');
+  t.is(values[figures['Redeemed']!], '50');
+  t.is(values[figures['Rewards issued']!], '1');
+  t.is(values[figures['Outstanding at the end']!], '100');
+  const chart = page.getByRole('img', { name: /Earned, redeemed and outstanding points/ });
+  t.regex((await chart.getAttribute('aria-label')) ?? '', /150 earned, 50 redeemed, 100 outstanding at the end/);
+  t.true((await chart.locator('rect.bar').count()) >= 2, 'bars for earned and redeemed');
+
+  await page.getByLabel('Per-adjustment limit (points)').fill('2500');
+  await page.getByRole('button', { name: 'Set limit' }).click();
+  await page.getByRole('status').getByText(/may now adjust up to 2,500 points/).waitFor();
+  t.deepEqual((await call('GET', `/api/v1/client/adjustment-limit?tenantId=${tenantId}`, { token: adminToken })).body, { limit: 2500 });
 });

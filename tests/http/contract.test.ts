@@ -202,6 +202,37 @@ test.serial('every declared route answers what its declaration says, and GET /op
   await hit(t, 'get /api/v1/admin/wallets/:walletId/reconcile', { ...asAdmin, params: { walletId }, headers: { 'x-min-position': redeemed.body.position } });
   await hit(t, 'post /api/v1/admin/reconcile', { ...asAdmin, body: { tenantId } });
 
+  // The program: a reward issued twice (one redeemed, one voided), expiry, merchant adjustments, figures, the CSV.
+  const reward = await hit(t, 'post /api/v1/client/rewards', { ...asOwner, body: { name: 'Free coffee', points: 10 } });
+  await hit(t, 'get /api/v1/client/rewards', { ...asOwner, query: '?status=active' });
+  const issue = (key: string) => hit(t, 'post /api/v1/client/wallets/:walletId/rewards', { ...asOwner, params: { walletId }, body: { rewardId: reward.body.rewardId, idempotencyKey: key } });
+  const toRedeem = await issue('contract-reward-1');
+  const toVoid = await issue('contract-reward-2');
+  await hit(t, 'post /api/v1/client/wallets/:walletId/rewards/:issuedRewardId/redeem', {
+    ...asOwner,
+    params: { walletId, issuedRewardId: toRedeem.body.issuedReward.issuedRewardId },
+    body: { idempotencyKey: 'contract-reward-redeem' },
+  });
+  const voided = await hit(t, 'post /api/v1/client/wallets/:walletId/rewards/:issuedRewardId/void', {
+    ...asOwner,
+    params: { walletId, issuedRewardId: toVoid.body.issuedReward.issuedRewardId },
+    body: { reason: 'contract test' },
+  });
+  const afterRewards = { 'x-min-position': voided.body.position };
+  await hit(t, 'get /api/v1/me/wallets/:walletId/rewards', { token: consumer.token, params: { walletId }, headers: afterRewards });
+  await hit(t, 'get /api/v1/client/wallets/:walletId/rewards', { ...asOwner, params: { walletId }, headers: afterRewards });
+  await hit(t, 'post /api/v1/client/rewards/:rewardId/retire', { ...asOwner, params: { rewardId: reward.body.rewardId }, body: {} });
+  await hit(t, 'put /api/v1/client/expiry-policy', { ...asOwner, body: { earnedMonths: 12 } });
+  await hit(t, 'get /api/v1/client/expiry-policy', asOwner);
+  await hit(t, 'post /api/v1/internal/cron/expire-points', { body: {} });
+  await hit(t, 'put /api/v1/admin/workspaces/:tenantId/adjustment-limit', { ...asAdmin, params: { tenantId }, body: { limit: 50 } });
+  await hit(t, 'get /api/v1/client/adjustment-limit', asOwner);
+  const adjusted = await hit(t, 'post /api/v1/client/wallets/:walletId/adjust', { ...asOwner, params: { walletId }, body: { points: -2, reason: 'till error' } });
+  await hit(t, 'get /api/v1/client/program/summary', { ...asOwner, query: '?interval=week', headers: { 'x-min-position': adjusted.body.position } });
+  const csv = await hit(t, 'get /api/v1/client/ledger.csv', { ...asOwner, headers: { 'x-min-position': adjusted.body.position } });
+  t.regex(csv.headers.get('content-type') ?? '', /^text\/csv/);
+  t.true(String(csv.body).split('\n').filter(Boolean).length > 1, 'the CSV has a header and the wallet\'s lines');
+
   // The audit trail and the live tail, resumed from the credit so that its first event arrives at once.
   await hit(t, 'get /api/v1/admin/audit', { ...asAdmin, query: `?tenantId=${tenantId}&limit=5` });
   await hit(t, 'get /api/v1/admin/audit/streams/:stream', { ...asAdmin, params: { stream: walletStream(walletId) }, headers: readYourWrite });
@@ -213,6 +244,9 @@ test.serial('every declared route answers what its declaration says, and GET /op
   const rebuild = await hit(t, 'post /api/v1/admin/projections/:name/rebuild', { ...asAdmin, params: { name: 'wallets' } });
   await hit(t, 'post /api/v1/admin/jobs/:jobId/cancel', { ...asAdmin, params: { jobId: rebuild.body.jobId } });
   await hit(t, 'get /api/v1/admin/jobs/:jobId', { ...asAdmin, params: { jobId: rebuild.body.jobId } });
+
+  // Retiring every rule version (as before reconnecting Square in another currency).
+  await hit(t, 'post /api/v1/client/reward-rules/retire', asOwner);
 
   // Last of the Square routes: disconnecting.
   await hit(t, 'delete /api/v1/client/pos/square', asOwner);

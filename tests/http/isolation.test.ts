@@ -61,7 +61,10 @@ test.before(async () => {
   const credited = { ...wallet, paymentId: 'pay-iso', points: 10, ruleId: rule.body.ruleId, ruleVersion: 1, basis: 'amount', basisAmountMinor: 1000, via: 'purchase' };
   const { position } = await service.tally.store.append(walletStream(walletId), [{ id: uuid(), type: 'PointsCredited', data: credited }], 'any');
   await service.tally.runner.waitForPosition(position, 5000);
-  fixtures = { ruleId: rule.body.ruleId, userId: uuid(), walletId, stream: walletStream(walletId), correlationId: uuid(), eventId: 'evt-never-received', name: 'reward_rules', jobId: uuid() };
+  // A reward of tenant A's catalog, issued to the wallet.
+  const reward = await call('POST', '/api/v1/client/rewards', { token: owner.token, body: { name: 'Free coffee', points: 5 } });
+  const issued = await call('POST', `/api/v1/client/wallets/${walletId}/rewards`, { token: owner.token, body: { rewardId: reward.body.rewardId, idempotencyKey: 'iso-1' } });
+  fixtures = { rewardId: reward.body.rewardId, issuedRewardId: issued.body.issuedReward.issuedRewardId, tenantId: tenantA, ruleId: rule.body.ruleId, userId: uuid(), walletId, stream: walletStream(walletId), correlationId: uuid(), eventId: 'evt-never-received', name: 'reward_rules', jobId: uuid() };
 });
 test.after.always(async () => {
   await service?.stop();

@@ -16,6 +16,7 @@ const NO_BODY = new Set([
   'patch /api/v1/admin/users/:userId/approve',
   'patch /api/v1/admin/users/:userId/reinstate',
   'post /api/v1/client/reward-rules/:ruleId/activate',
+  'post /api/v1/client/reward-rules/retire',
   'post /api/v1/client/pos/square/refresh',
   'post /api/v1/internal/cron/square-refresh-tokens',
   'post /api/v1/internal/cron/square-poll-payments',
@@ -36,7 +37,13 @@ const VALID_BODY: Record<string, Record<string, unknown>> = {
  * Answers 404 for a resource the caller cannot see before it reads the body (tenant isolation: a wallet of another
  * tenant is missing whatever the body says). Its unknown-field refusal is tested with a real wallet in wallets.test.ts.
  */
-const RESOURCE_FIRST = new Set(['post /api/v1/client/wallets/:walletId/redeem']);
+const RESOURCE_FIRST = new Set([
+  'post /api/v1/client/wallets/:walletId/redeem',
+  'post /api/v1/client/wallets/:walletId/adjust',
+  'post /api/v1/client/wallets/:walletId/rewards',
+  'post /api/v1/client/wallets/:walletId/rewards/:issuedRewardId/redeem',
+  'post /api/v1/client/wallets/:walletId/rewards/:issuedRewardId/void',
+]);
 
 let service: TestService;
 let call: ReturnType<typeof api>;

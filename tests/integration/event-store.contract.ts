@@ -196,6 +196,42 @@ export function eventStoreContract(register: TestFn<ContractContext>, titlePrefi
     t.deepEqual(fromEnd.map((e) => e.data), [{ n: 4 }]);
   });
 
+  test('readAll leaves out the parts a reader omits: metadata reads as its schemaVersion alone, data as null, the rest as ever', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-o`, [newEvent('A', 1), newEvent('B', 2, { metadata: { correlationId: 'corr-2', schemaVersion: 2 } })], 'no_stream');
+    const mine = { streamPrefixes: [p] };
+    const whole = await store.readAll({ filter: mine });
+    t.like(whole[0], { data: { n: 1 }, metadata: { correlationId: 'corr-1', actor: 'test' } });
+    const rest = ({ data: _data, metadata: _metadata, ...event }: RecordedEvent) => event;
+
+    const noMetadata = await store.readAll({ filter: mine, omit: ['metadata'] });
+    t.deepEqual(noMetadata.map((e) => e.metadata), [{ schemaVersion: 1 }, { schemaVersion: 2 }], 'the version decoding needs is kept');
+    t.deepEqual(noMetadata.map((e) => e.data), [{ n: 1 }, { n: 2 }]);
+    t.deepEqual(noMetadata.map(rest), whole.map(rest), 'id, type, stream, revision, position and time are read as ever');
+
+    const neither = await store.readAll({ filter: mine, omit: ['data', 'metadata'], from: whole[1]!.position, limit: 1 });
+    t.deepEqual(neither.map((e) => [e.data, e.metadata]), [[null, { schemaVersion: 2 }]]);
+    t.deepEqual(neither.map(rest), [rest(whole[1]!)]);
+  });
+
+  test('a subscription whose page size is smaller than its history hands out every event once, in order, then goes live', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    // Subscribed from just before these events, so the pages go over this test's events, not the whole store.
+    const { position: before } = await store.append(`${p}-marker`, [newEvent('M', 0)], 'no_stream');
+    await store.append(`${p}-s`, [1, 2, 3, 4, 5, 6, 7].map((n) => newEvent('A', n)), 'no_stream');
+    const sub = store.subscribeToAll({ from: before, filter: { streamPrefixes: [`${p}-s`] }, pageSize: 2 });
+    try {
+      const history = await take(sub, 7);
+      t.deepEqual(history.events.map((e) => e.data), [1, 2, 3, 4, 5, 6, 7].map((n) => ({ n })));
+      await store.append(`${p}-s`, [newEvent('A', 8), newEvent('A', 9), newEvent('A', 10)], 6);
+      t.deepEqual((await take(sub, 3)).events.map((e) => e.data), [{ n: 8 }, { n: 9 }, { n: 10 }]);
+    } finally {
+      await sub.stop();
+    }
+  });
+
   test('subscribeToAll catches up, then goes live, in order', async (t) => {
     const { store } = t.context;
     const p = prefix();

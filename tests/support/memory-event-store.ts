@@ -136,7 +136,10 @@ export class InMemoryEventStore implements EventStore {
       if (options.from && options.from !== 'start') events = events.filter((e) => num(e.position) >= num(options.from as Position));
       if (options.to) events = events.filter((e) => num(e.position) <= num(options.to as Position));
     }
-    return options.limit === undefined ? events : events.slice(0, options.limit);
+    const limited = options.limit === undefined ? events : events.slice(0, options.limit);
+    const omit = options.omit ?? [];
+    if (omit.length === 0) return limited;
+    return limited.map((e) => ({ ...e, ...(omit.includes('data') ? { data: null } : {}), ...(omit.includes('metadata') ? { metadata: e.metadata.schemaVersion === undefined ? {} : { schemaVersion: e.metadata.schemaVersion } } : {}) }));
   }
 
   subscribeToAll(options: SubscribeOptions = {}): Subscription {

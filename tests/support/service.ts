@@ -20,7 +20,7 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
-export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+export async function startTestService(env: Record<string, string> = {}, options: { now?: () => Date } = {}): Promise<TestService> {
   const database = await createTestDatabase();
   const logs: string[] = [];
   const fullEnv = {
@@ -42,7 +42,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     },
   });
   const log = createLogger({ level: 'debug', secrets: secretValues(config), destination });
-  const tally = await startTally({ env: fullEnv, log });
+  const tally = await startTally({ env: fullEnv, log, ...options });
   return {
     url: tally.url,
     tally,

@@ -37,7 +37,7 @@ const adjust = (points: number, idempotencyKey: string | null = null, reason = '
 });
 const adjusted = (points: number, idempotencyKey: string | null = null, reason = 'goodwill'): WalletEvent => ({
   type: 'PointsAdjusted',
-  data: { ...owner, points, reason, adjustedBy: 'admin-1', idempotencyKey },
+  data: { ...owner, points, reason, adjustedBy: 'admin-1', adjustedAs: 'admin', idempotencyKey },
 });
 
 test('a payment is credited once, however often it is delivered', (t) => {

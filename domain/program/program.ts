@@ -1,0 +1,100 @@
+/**
+ * A workspace's loyalty program settings (stream `loyalty-program-<tenantId>`): the points expiry policy the
+ * merchant sets, and the per-adjustment limit an administrator sets for the merchant's own corrections.
+ */
+import { z } from 'zod';
+import type { Decider } from '../shared/decider.ts';
+import { MAX_EXPIRY_MONTHS, MIN_EXPIRY_MONTHS, type ExpiryPolicy } from '../wallets/expiry.ts';
+import { programEvents, type ProgramEvent } from './events.ts';
+
+export type { ProgramEvent } from './events.ts';
+
+/** What a merchant may adjust at once unless an administrator set another limit for the workspace. */
+export const DEFAULT_ADJUSTMENT_LIMIT = 1_000;
+export const MAX_ADJUSTMENT_LIMIT = 1_000_000_000;
+
+const months = (what: string) =>
+  z
+    .number({ error: `${what} must be a whole number of months from ${MIN_EXPIRY_MONTHS} to ${MAX_EXPIRY_MONTHS}, or null for no such rule` })
+    .int(`${what} must be a whole number of months`)
+    .min(MIN_EXPIRY_MONTHS, `${what} must be at least ${MIN_EXPIRY_MONTHS} month`)
+    .max(MAX_EXPIRY_MONTHS, `${what} must be at most ${MAX_EXPIRY_MONTHS} months`)
+    .nullable();
+
+/** The policy a merchant asks for (PUT /api/v1/client/expiry-policy). */
+export const expiryPolicyRequestSchema = z
+  .object({
+    earnedMonths: months('earnedMonths').default(null),
+    inactivityMonths: months('inactivityMonths').default(null),
+    /** Without it, points earned before the change count from the change: nothing expires retroactively. */
+    applyToExistingPoints: z.boolean({ error: 'applyToExistingPoints must be true or false' }).default(false),
+  })
+  .strict();
+
+export type ExpiryPolicyRequest = z.infer<typeof expiryPolicyRequestSchema>;
+
+export interface ProgramState {
+  /** The policy in force; version 0 (both rules off) before any was set. */
+  policy: ExpiryPolicy;
+  adjustmentLimit: number;
+}
+
+export type ProgramCommand =
+  | { type: 'SetExpiryPolicy'; tenantId: string; request: ExpiryPolicyRequest; by: string; now: string }
+  | { type: 'SetAdjustmentLimit'; tenantId: string; limit: number; by: string; now: string };
+
+export const programStream = (tenantId: string) => `loyalty-program-${tenantId}`;
+
+export const NO_EXPIRY: ExpiryPolicy = { version: 0, earnedMonths: null, inactivityMonths: null, effectiveFrom: new Date(0).toISOString(), retroactive: false };
+
+export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState> = {
+  codec: programEvents,
+  initialState: { policy: NO_EXPIRY, adjustmentLimit: DEFAULT_ADJUSTMENT_LIMIT },
+  decide(command, state) {
+    switch (command.type) {
+      case 'SetExpiryPolicy': {
+        const { earnedMonths, inactivityMonths, applyToExistingPoints } = command.request;
+        const current = state.policy;
+        if (current.earnedMonths === earnedMonths && current.inactivityMonths === inactivityMonths && current.retroactive === applyToExistingPoints) return [];
+        return [
+          {
+            type: 'ExpiryPolicySet',
+            data: {
+              tenantId: command.tenantId,
+              version: current.version + 1,
+              earnedMonths,
+              inactivityMonths,
+              retroactive: applyToExistingPoints,
+              effectiveFrom: command.now,
+              setBy: command.by,
+            },
+          },
+        ];
+      }
+      case 'SetAdjustmentLimit':
+        if (state.adjustmentLimit === command.limit) return [];
+        return [{ type: 'AdjustmentLimitSet', data: { tenantId: command.tenantId, limit: command.limit, setBy: command.by, setAt: command.now } }];
+      default: {
+        const unexpected: never = command;
+        return unexpected;
+      }
+    }
+  },
+  evolve(state, event) {
+    switch (event.type) {
+      case 'ExpiryPolicySet': {
+        const { version, earnedMonths, inactivityMonths, retroactive, effectiveFrom } = event.data;
+        return { ...state, policy: { version, earnedMonths, inactivityMonths, retroactive, effectiveFrom } };
+      }
+      case 'AdjustmentLimitSet':
+        return { ...state, adjustmentLimit: event.data.limit };
+      default: {
+        const unexpected: never = event;
+        return unexpected;
+      }
+    }
+  },
+};
+
+/** Whether a policy expires anything at all. */
+export const expires = (policy: ExpiryPolicy) => policy.earnedMonths !== null || policy.inactivityMonths !== null;

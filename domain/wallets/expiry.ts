@@ -1,0 +1,164 @@
+/**
+ * Points expiry, pure: which of a wallet's points a workspace's policy lets expire at an instant.
+ *
+ * The model is Square Loyalty's (`LoyaltyProgram.expiration_policy.expiration_duration`, `P[n]M`): points
+ * expire a fixed number of months after they were earned, and are valid through the last day of that month
+ * (earned on July 6, 2020 with 12 months: they expire on August 1, 2021); spending takes the oldest points
+ * first (first earned, first spent). So what remains of a wallet's earned points is always its newest credits,
+ * summing to the balance (the oldest of them partly spent). A workspace may add (or use instead) an inactivity
+ * rule, which Square does not have: every point expires once the customer has neither earned nor spent for a
+ * number of months (valid through the end of that month too).
+ *
+ * Two rules keep expiry from surprising anyone: points locked in an issued reward never expire while locked,
+ * and a policy's clock starts when the policy was set, not when the points were earned, unless the merchant
+ * confirmed applying it to existing points (`retroactive`).
+ *
+ * The earning time of points is when their event was recorded in the log, so replaying the log gives the
+ * same answer every time.
+ */
+import type { WalletEvent } from './events.ts';
+import { lockedDelta, pointsDelta } from './wallet.ts';
+
+/** A workspace's policy; `null` months switch a rule off. At least one rule is on when a policy applies. */
+export interface ExpiryPolicy {
+  version: number;
+  /** Points expire this many months after they were earned. */
+  earnedMonths: number | null;
+  /** All points expire after this many months without earning or spending. */
+  inactivityMonths: number | null;
+  /** When the policy was set: points earned before it are counted from here unless `retroactive`. */
+  effectiveFrom: string;
+  retroactive: boolean;
+}
+
+/** A wallet as expiry sees it. */
+export interface WalletTimeline {
+  /** Points added (credits, claims, positive adjustments), oldest first, with when they were recorded. */
+  credits: readonly { at: Date; points: number }[];
+  balance: number;
+  locked: number;
+  /** The last time the customer earned or spent (redemption, reward issued or redeemed); null if never. */
+  lastActivityAt: Date | null;
+}
+
+export interface Lot {
+  at: Date;
+  points: number;
+}
+
+export interface ExpiryDue {
+  points: number;
+  rule: 'earned' | 'inactivity';
+  /** The earliest instant at which the points due became due (null when none are). */
+  dueSince: Date | null;
+}
+
+export const MIN_EXPIRY_MONTHS = 1;
+export const MAX_EXPIRY_MONTHS = 60;
+
+/** `date` plus `months` calendar months in UTC; the 31st of a shorter month is its last day. */
+export function addMonths(date: Date, months: number): Date {
+  const result = new Date(date.getTime());
+  const day = result.getUTCDate();
+  result.setUTCDate(1);
+  result.setUTCMonth(result.getUTCMonth() + months);
+  const lastDay = new Date(Date.UTC(result.getUTCFullYear(), result.getUTCMonth() + 1, 0)).getUTCDate();
+  result.setUTCDate(Math.min(day, lastDay));
+  return result;
+}
+
+/**
+ * When points whose clock started at `start` expire after `months`: valid through the last day of the month
+ * `months` later, so they expire at the start of the month after it (UTC), as in Square Loyalty.
+ */
+export function expiresAfter(start: Date, months: number): Date {
+  const due = addMonths(start, months);
+  return new Date(Date.UTC(due.getUTCFullYear(), due.getUTCMonth() + 1, 1));
+}
+
+/** The UTC day of an instant, `YYYY-MM-DD`: the period a run expires points for. */
+export const periodOf = (instant: Date) => instant.toISOString().slice(0, 10);
+
+/**
+ * The points still held from each credit, oldest first: the newest credits whose sum covers the balance
+ * (spending took the oldest first), the oldest of them cut to what remains. A balance of zero or less holds none.
+ */
+export function remainingLots(credits: readonly { at: Date; points: number }[], balance: number): Lot[] {
+  const lots: Lot[] = [];
+  let left = balance;
+  for (let i = credits.length - 1; i >= 0 && left > 0; i--) {
+    const credit = credits[i]!;
+    if (credit.points <= 0) continue;
+    const points = Math.min(credit.points, left);
+    lots.push({ at: credit.at, points });
+    left -= points;
+  }
+  return lots.reverse();
+}
+
+function clockStart(policy: ExpiryPolicy, at: Date): Date {
+  if (policy.retroactive) return at;
+  const from = new Date(policy.effectiveFrom);
+  return at.getTime() > from.getTime() ? at : from;
+}
+
+/** When each remaining lot expires under the policy (by age, by inactivity, whichever comes first). */
+interface Deadline {
+  lot: Lot;
+  at: Date;
+  rule: 'earned' | 'inactivity';
+}
+
+function lotDeadlines(timeline: WalletTimeline, policy: ExpiryPolicy): Deadline[] {
+  const inactiveAt =
+    policy.inactivityMonths !== null && timeline.lastActivityAt ? expiresAfter(clockStart(policy, timeline.lastActivityAt), policy.inactivityMonths) : null;
+  return remainingLots(timeline.credits, timeline.balance).flatMap((lot): Deadline[] => {
+    const byAge = policy.earnedMonths !== null ? expiresAfter(clockStart(policy, lot.at), policy.earnedMonths) : null;
+    if (byAge && (!inactiveAt || byAge.getTime() <= inactiveAt.getTime())) return [{ lot, at: byAge, rule: 'earned' }];
+    if (inactiveAt) return [{ lot, at: inactiveAt, rule: 'inactivity' }];
+    return [];
+  });
+}
+
+/** The points that have expired by `asOf` and not been taken yet, never more than the available points. */
+export function expiryDue(timeline: WalletTimeline, policy: ExpiryPolicy, asOf: Date): ExpiryDue {
+  let points = 0;
+  let dueSince: Date | null = null;
+  let rule: ExpiryDue['rule'] = 'earned';
+  for (const deadline of lotDeadlines(timeline, policy)) {
+    if (deadline.at.getTime() > asOf.getTime()) continue;
+    points += deadline.lot.points;
+    if (deadline.rule === 'inactivity') rule = 'inactivity';
+    if (!dueSince || deadline.at.getTime() < dueSince.getTime()) dueSince = deadline.at;
+  }
+  return { points: Math.max(0, Math.min(points, timeline.balance - timeline.locked)), rule, dueSince };
+}
+
+/** The points that will have expired by `until` if nothing changes, and the earliest date among them. */
+export function expiringBy(timeline: WalletTimeline, policy: ExpiryPolicy | null, until: Date): { points: number; at: string | null } {
+  if (!policy || (policy.earnedMonths === null && policy.inactivityMonths === null)) return { points: 0, at: null };
+  const due = expiryDue(timeline, policy, until);
+  return due.points > 0 && due.dueSince ? { points: due.points, at: due.dueSince.toISOString() } : { points: 0, at: null };
+}
+
+/** The window `expiringSoon` looks ahead. */
+export const EXPIRING_SOON_DAYS = 30;
+
+/** Events that count as the customer's activity for the inactivity rule: earning or spending. */
+const ACTIVITY = new Set(['PointsCredited', 'PointsRedeemed', 'RewardIssued', 'RewardRedeemed']);
+
+/** A wallet's timeline from its events and when each was recorded (the wallet's stream, in order). */
+export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): WalletTimeline {
+  const credits: { at: Date; points: number }[] = [];
+  let balance = 0;
+  let locked = 0;
+  let lastActivityAt: Date | null = null;
+  for (const { event, at } of events) {
+    const delta = pointsDelta(event);
+    balance += delta;
+    locked += lockedDelta(event);
+    if ((event.type === 'PointsCredited' || event.type === 'PointsAdjusted') && delta > 0) credits.push({ at, points: delta });
+    if (ACTIVITY.has(event.type)) lastActivityAt = at;
+  }
+  return { credits, balance, locked, lastActivityAt };
+}

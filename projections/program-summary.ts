@@ -1,0 +1,108 @@
+/**
+ * The `program_summary` read model: per workspace and UTC day, the points earned (reversals deducted),
+ * redeemed (points and rewards), expired and adjusted, rewards issued and redeemed, and the day's net change of
+ * all balances (`program_days`); per customer and day, week and month, that they were active and what they
+ * earned (`program_customer_periods`). `GET /api/v1/client/program/summary` reads only these, never the log.
+ *
+ * A batch folds into one row per line (pure), then one statement writes it: a line's id goes into
+ * `program_summary_lines` first, and only the lines that inserted count, so an event applied twice changes nothing.
+ */
+import { pointsDelta } from '../domain/wallets/wallet.ts';
+import { walletBalanceEvents, type WalletBalanceEvent } from '../domain/wallets/events.ts';
+import type { Decoded } from '../domain/shared/codec.ts';
+import { assertNever } from '../domain/shared/decider.ts';
+import { projection, type ProjectionContext } from './projection.ts';
+
+export interface SummaryLine {
+  id: string;
+  tenant_id: string;
+  day: string;
+  consumer_id: string;
+  earned: number;
+  redeemed: number;
+  expired: number;
+  adjusted: number;
+  rewards_issued: number;
+  rewards_redeemed: number;
+  net: number;
+  /** The customer earned or spent (their own activity, not a correction or an expiry). */
+  active: boolean;
+}
+
+function figures(event: WalletBalanceEvent): Omit<SummaryLine, 'id' | 'tenant_id' | 'day' | 'consumer_id' | 'net'> {
+  const none = { earned: 0, redeemed: 0, expired: 0, adjusted: 0, rewards_issued: 0, rewards_redeemed: 0, active: false };
+  switch (event.type) {
+    case 'PointsCredited':
+      return { ...none, earned: event.data.points, active: true };
+    case 'PointsReversed':
+      return { ...none, earned: -event.data.points };
+    case 'PointsRedeemed':
+      return { ...none, redeemed: event.data.points, active: true };
+    case 'PointsAdjusted':
+      return { ...none, adjusted: event.data.points };
+    case 'RewardIssued':
+      return { ...none, rewards_issued: 1, active: true };
+    case 'RewardRedeemed':
+      return { ...none, redeemed: event.data.points, rewards_redeemed: 1, active: true };
+    case 'RewardVoided':
+    case 'RewardExpired':
+      return none;
+    case 'PointsExpired':
+      return { ...none, expired: event.data.points };
+    default:
+      return assertNever(event);
+  }
+}
+
+/** The pure fold: one summary line per ledger event. */
+export function summaryLines(events: readonly Decoded<WalletBalanceEvent>[]): SummaryLine[] {
+  return events.map((event) => ({
+    id: event.id,
+    tenant_id: event.data.tenantId,
+    day: event.recordedAt.toISOString().slice(0, 10),
+    consumer_id: event.data.consumerId,
+    ...figures(event),
+    net: pointsDelta(event),
+  }));
+}
+
+const writeSql = (lines: string, days: string, customers: string) => `
+WITH batch AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(
+    id text, tenant_id text, day date, consumer_id text, earned bigint, redeemed bigint, expired bigint, adjusted bigint,
+    rewards_issued int, rewards_redeemed int, net bigint, active boolean)
+),
+fresh AS (
+  INSERT INTO ${lines} (id) SELECT id FROM batch ON CONFLICT (id) DO NOTHING RETURNING id
+),
+counted AS (
+  SELECT b.* FROM batch b JOIN fresh f ON f.id = b.id
+),
+by_day AS (
+  INSERT INTO ${days} AS d (tenant_id, day, earned, redeemed, expired, adjusted, rewards_issued, rewards_redeemed, net)
+  SELECT tenant_id, day, sum(earned), sum(redeemed), sum(expired), sum(adjusted), sum(rewards_issued), sum(rewards_redeemed), sum(net)
+    FROM counted GROUP BY tenant_id, day
+  ON CONFLICT (tenant_id, day) DO UPDATE SET
+    earned = d.earned + EXCLUDED.earned, redeemed = d.redeemed + EXCLUDED.redeemed, expired = d.expired + EXCLUDED.expired,
+    adjusted = d.adjusted + EXCLUDED.adjusted, rewards_issued = d.rewards_issued + EXCLUDED.rewards_issued,
+    rewards_redeemed = d.rewards_redeemed + EXCLUDED.rewards_redeemed, net = d.net + EXCLUDED.net
+  RETURNING 1
+)
+INSERT INTO ${customers} AS c (tenant_id, granularity, period, consumer_id, earned, active)
+SELECT tenant_id, g.granularity, date_trunc(g.granularity, day)::date, consumer_id, sum(earned), bool_or(active)
+  FROM counted CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(granularity)
+ WHERE active OR earned <> 0
+ GROUP BY 1, 2, 3, 4
+ON CONFLICT (tenant_id, granularity, period, consumer_id) DO UPDATE SET earned = c.earned + EXCLUDED.earned, active = c.active OR EXCLUDED.active`;
+
+export const programSummaryProjection = projection({
+  name: 'program_summary',
+  version: 1,
+  tables: ['program_summary_lines', 'program_days', 'program_customer_periods'],
+  events: walletBalanceEvents,
+  async apply(events, { db, table }: ProjectionContext) {
+    const lines = summaryLines(events);
+    if (lines.length === 0) return;
+    await db.query(writeSql(table('program_summary_lines'), table('program_days'), table('program_customer_periods')), [JSON.stringify(lines)]);
+  },
+});

@@ -1,0 +1,293 @@
+/**
+ * Queries over the loyalty program read models: issued rewards, settings, the program summary, the workspace's
+ * ledger as CSV, and what the expiry run works through. Rows are parsed with zod on the way out.
+ */
+import type pg from 'pg';
+import { z } from 'zod';
+import type { IssuedRewardView } from '../../domain/wallets/service.ts';
+
+const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
+
+const issuedRow = z.object({
+  issued_reward_id: z.string(),
+  reward_id: z.string(),
+  reward_name: z.string(),
+  points,
+  status: z.enum(['issued', 'redeemed', 'voided', 'expired']),
+  issued_at: z.date(),
+  expires_at: z.date(),
+  settled_at: z.date().nullable(),
+});
+
+export interface IssuedRewardRow extends IssuedRewardView {
+  issuedAt: string;
+  settledAt: string | null;
+}
+
+/** A wallet's issued rewards, newest first (at most 100). */
+export async function issuedRewardsOf(pool: pg.Pool, walletId: string): Promise<IssuedRewardRow[]> {
+  const { rows } = await pool.query(
+    `SELECT issued_reward_id, reward_id, reward_name, points, status, issued_at, expires_at, settled_at
+       FROM issued_rewards WHERE wallet_id = $1 ORDER BY issued_at DESC, issued_reward_id LIMIT 100`,
+    [walletId],
+  );
+  return rows.map((raw) => {
+    const r = issuedRow.parse(raw);
+    return {
+      issuedRewardId: r.issued_reward_id,
+      rewardId: r.reward_id,
+      name: r.reward_name,
+      points: r.points,
+      status: r.status,
+      issuedAt: r.issued_at.toISOString(),
+      expiresAt: r.expires_at.toISOString(),
+      settledAt: r.settled_at?.toISOString() ?? null,
+    };
+  });
+}
+
+/** Workspaces whose policy expires points. */
+export async function tenantsWithExpiryPolicy(pool: pg.Pool): Promise<string[]> {
+  const { rows } = await pool.query(
+    `SELECT tenant_id FROM program_settings WHERE earned_months IS NOT NULL OR inactivity_months IS NOT NULL ORDER BY tenant_id`,
+  );
+  return rows.map((r) => z.string().parse(r.tenant_id));
+}
+
+/** A page of a workspace's wallets holding points, by id. */
+export async function walletsWithPoints(pool: pg.Pool, tenantId: string, after: string | null, limit: number): Promise<string[]> {
+  const { rows } = await pool.query(
+    `SELECT id FROM wallets WHERE tenant_id = $1 AND points_balance > 0 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3`,
+    [tenantId, after, limit],
+  );
+  return rows.map((r) => z.string().parse(r.id));
+}
+
+/** Rewards still issued whose time ran out by `asOf`, by id. */
+export async function issuedRewardsDue(pool: pg.Pool, asOf: Date, after: string | null, limit: number): Promise<{ walletId: string; issuedRewardId: string }[]> {
+  const { rows } = await pool.query(
+    `SELECT wallet_id, issued_reward_id FROM issued_rewards
+      WHERE status = 'issued' AND expires_at <= $1 AND ($2::text IS NULL OR issued_reward_id > $2)
+      ORDER BY issued_reward_id LIMIT $3`,
+    [asOf, after, limit],
+  );
+  return rows.map((r) => ({ walletId: z.string().parse(r.wallet_id), issuedRewardId: z.string().parse(r.issued_reward_id) }));
+}
+
+export type SummaryInterval = 'day' | 'week' | 'month';
+
+export interface SummaryBucket {
+  /** First and last UTC day of the interval. */
+  from: string;
+  to: string;
+  earned: number;
+  redeemed: number;
+  expired: number;
+  adjusted: number;
+  rewardsIssued: number;
+  rewardsRedeemed: number;
+  activeCustomers: number;
+  /** All balances at the end of the interval: the points the workspace owes its customers. */
+  outstanding: number;
+}
+
+export interface ProgramSummary {
+  tenantId: string;
+  from: string;
+  to: string;
+  interval: SummaryInterval;
+  totals: Omit<SummaryBucket, 'from' | 'to' | 'outstanding'> & { outstandingAtEnd: number };
+  intervals: SummaryBucket[];
+  topCustomers: { consumerId: string; earned: number }[];
+}
+
+const dayText = (d: Date) => d.toISOString().slice(0, 10);
+
+/** The first day of the interval holding `day` (weeks start on Monday, as in ISO 8601). */
+export function intervalStart(day: Date, interval: SummaryInterval): Date {
+  if (interval === 'day') return day;
+  if (interval === 'month') return new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), 1));
+  const weekday = (day.getUTCDay() + 6) % 7;
+  return new Date(day.getTime() - weekday * 86_400_000);
+}
+
+function nextStart(start: Date, interval: SummaryInterval): Date {
+  if (interval === 'day') return new Date(start.getTime() + 86_400_000);
+  if (interval === 'week') return new Date(start.getTime() + 7 * 86_400_000);
+  return new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
+}
+
+/** The interval starts from `from` to `to` (UTC days, both included). */
+export function intervalStarts(from: Date, to: Date, interval: SummaryInterval): Date[] {
+  const starts: Date[] = [];
+  for (let s = intervalStart(from, interval); s.getTime() <= to.getTime(); s = nextStart(s, interval)) starts.push(s);
+  return starts;
+}
+
+const dayRow = z.object({
+  bucket: z.date(),
+  earned: points,
+  redeemed: points,
+  expired: points,
+  adjusted: points,
+  rewards_issued: points,
+  rewards_redeemed: points,
+  net: points,
+});
+const customersRow = z.object({
+  active_by_period: z.array(z.object({ period: z.string(), active: points })).nullable(),
+  active: points,
+  top: z.array(z.object({ consumer_id: z.string(), earned: points })).nullable(),
+});
+
+/**
+ * The workspace's program figures by interval from the `program_summary` read model only, never the log: the
+ * range is widened to whole intervals (a week starts on Monday), so each customer counts once per interval
+ * row, and active and top customers come from one scan of those rows.
+ */
+export async function programSummary(pool: pg.Pool, tenantId: string, range: { from: Date; to: Date; interval: SummaryInterval }): Promise<ProgramSummary> {
+  const { interval } = range;
+  const starts = intervalStarts(range.from, range.to, interval);
+  const from = starts[0] ?? range.from;
+  const to = new Date(nextStart(starts.at(-1) ?? range.to, interval).getTime() - 86_400_000);
+  const [days, opening, customers] = await Promise.all([
+    pool.query(
+      `SELECT date_trunc($2, day)::date AS bucket, sum(earned) AS earned, sum(redeemed) AS redeemed, sum(expired) AS expired,
+              sum(adjusted) AS adjusted, sum(rewards_issued) AS rewards_issued, sum(rewards_redeemed) AS rewards_redeemed, sum(net) AS net
+         FROM program_days WHERE tenant_id = $1 AND day BETWEEN $3::date AND $4::date GROUP BY 1`,
+      [tenantId, interval, dayText(from), dayText(to)],
+    ),
+    pool.query(`SELECT coalesce(sum(net), 0) AS net FROM program_days WHERE tenant_id = $1 AND day < $2::date`, [tenantId, dayText(from)]),
+    pool.query(
+      `WITH rows AS (
+         SELECT period, consumer_id, earned, active FROM program_customer_periods
+          WHERE tenant_id = $1 AND granularity = $2 AND period BETWEEN $3::date AND $4::date
+       ),
+       per_customer AS (SELECT consumer_id, sum(earned) AS earned, bool_or(active) AS active FROM rows GROUP BY consumer_id)
+       SELECT (SELECT json_agg(json_build_object('period', to_char(period, 'YYYY-MM-DD'), 'active', n))
+                 FROM (SELECT period, count(*) AS n FROM rows WHERE active GROUP BY period) p) AS active_by_period,
+              (SELECT count(*) FROM per_customer WHERE active) AS active,
+              (SELECT json_agg(json_build_object('consumer_id', consumer_id, 'earned', earned) ORDER BY earned DESC, consumer_id)
+                 FROM (SELECT consumer_id, earned FROM per_customer WHERE earned > 0 ORDER BY earned DESC, consumer_id LIMIT 10) t) AS top`,
+      [tenantId, interval, dayText(from), dayText(starts.at(-1) ?? to)],
+    ),
+  ]);
+  const byBucket = new Map(days.rows.map((raw) => dayRow.parse(raw)).map((r) => [dayText(r.bucket), r]));
+  const people = customersRow.parse(customers.rows[0]);
+  const activeByBucket = new Map((people.active_by_period ?? []).map((r) => [r.period, r.active]));
+  let outstanding = points.parse(opening.rows[0]?.net ?? 0);
+  const intervals: SummaryBucket[] = starts.map((start) => {
+    const key = dayText(start);
+    const row = byBucket.get(key);
+    outstanding += row?.net ?? 0;
+    return {
+      from: key,
+      to: dayText(new Date(nextStart(start, interval).getTime() - 86_400_000)),
+      earned: row?.earned ?? 0,
+      redeemed: row?.redeemed ?? 0,
+      expired: row?.expired ?? 0,
+      adjusted: row?.adjusted ?? 0,
+      rewardsIssued: row?.rewards_issued ?? 0,
+      rewardsRedeemed: row?.rewards_redeemed ?? 0,
+      activeCustomers: activeByBucket.get(key) ?? 0,
+      outstanding,
+    };
+  });
+  const sum = (f: (b: SummaryBucket) => number) => intervals.reduce((total, b) => total + f(b), 0);
+  return {
+    tenantId,
+    from: dayText(from),
+    to: dayText(to),
+    interval,
+    totals: {
+      earned: sum((b) => b.earned),
+      redeemed: sum((b) => b.redeemed),
+      expired: sum((b) => b.expired),
+      adjusted: sum((b) => b.adjusted),
+      rewardsIssued: sum((b) => b.rewardsIssued),
+      rewardsRedeemed: sum((b) => b.rewardsRedeemed),
+      activeCustomers: people.active,
+      outstandingAtEnd: outstanding,
+    },
+    intervals,
+    topCustomers: (people.top ?? []).map((r) => ({ consumerId: r.consumer_id, earned: r.earned })),
+  };
+}
+
+/** The CSV export's columns, in order (the header row). */
+export const LEDGER_CSV_COLUMNS = [
+  'time',
+  'line_id',
+  'wallet_id',
+  'consumer_id',
+  'kind',
+  'points',
+  'balance_after',
+  'locked_change',
+  'reward_id',
+  'issued_reward_id',
+  'payment_id',
+  'refund_id',
+  'actor_id',
+  'reason',
+  'reference',
+] as const;
+
+/** One CSV field in SQL (RFC 4180): quoted, inner quotes doubled, when it holds a comma, a quote or a line break. */
+const csvField = (expression: string) =>
+  `CASE WHEN (${expression}) IS NULL THEN '' WHEN (${expression})::text ~ '[",\r\n]' THEN '"' || replace((${expression})::text, '"', '""') || '"' ELSE (${expression})::text END`;
+
+/** The columns' values, in `LEDGER_CSV_COLUMNS` order. */
+const CSV_VALUES = [
+  `to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
+  'l.id',
+  'l.wallet_id',
+  'w.consumer_id',
+  'l.kind',
+  `CASE l.entry_type WHEN 'debit' THEN -l.points ELSE l.points END`,
+  'l.balance_after',
+  'l.locked_change',
+  'l.reward_id',
+  'l.issued_reward_id',
+  'l.payment_id',
+  'l.refund_id',
+  'l.admin_id',
+  'l.reason',
+  'l.reference',
+];
+
+const CSV_FETCH = 1000;
+
+/**
+ * The workspace's ledger lines recorded in [from, to) as CSV (RFC 4180: CRLF line ends, a header row), oldest
+ * first, read through a server-side cursor a page at a time: memory stays flat however long the ledger is.
+ * PostgreSQL writes each row as one CSV line, so a row costs one string here, not one per field.
+ * Stopping the iteration (the client went away) closes the cursor and returns the connection.
+ */
+export async function* ledgerCsv(pool: pg.Pool, tenantId: string, range: { from: Date; to: Date }): AsyncGenerator<string> {
+  const client = await pool.connect();
+  let open = false;
+  try {
+    await client.query('BEGIN READ ONLY');
+    open = true;
+    await client.query(
+      `DECLARE ledger_csv NO SCROLL CURSOR FOR
+       SELECT ${CSV_VALUES.map(csvField).join(` || ',' || `)} || E'\r\n' AS line
+         FROM wallet_ledger l LEFT JOIN wallets w ON w.id = l.wallet_id
+        WHERE l.tenant_id = $1 AND l.created_at >= $2 AND l.created_at < $3
+        ORDER BY l.created_at, l.id`,
+      [tenantId, range.from, range.to],
+    );
+    yield `${LEDGER_CSV_COLUMNS.join(',')}\r\n`;
+    for (;;) {
+      const { rows } = await client.query<string[]>({ text: `FETCH ${CSV_FETCH} FROM ledger_csv`, rowMode: 'array' });
+      if (rows.length === 0) break;
+      yield rows.map((row) => row[0]).join('');
+    }
+    await client.query('COMMIT');
+    open = false;
+  } finally {
+    if (open) await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Merchant self-service and program reports over HTTP: a merchant's adjustment within the limit an admin sets,
+ * the program summary from its projection, and the ledger as CSV (RFC 4180).
+ */
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { startTestService, type TestService } from '../support/service.ts';
+import { TEST_JWT_SECRET } from '../support/http.ts';
+import { loyalty } from '../support/loyalty.ts';
+
+let service: TestService;
+let world: ReturnType<typeof loyalty>;
+const ADMIN_EMAIL = 'ops@program.test';
+
+test.before(async () => {
+  service = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL });
+  world = loyalty(service, ADMIN_EMAIL);
+});
+test.after.always(async () => {
+  await service?.stop();
+});
+
+const today = () => new Date().toISOString().slice(0, 10);
+
+/** RFC 4180 parsing, for the assertions: quoted fields may hold commas, doubled quotes and line breaks. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') (field += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') row.push(field), (field = '');
+    else if (ch === '\r' && text[i + 1] === '\n') row.push(field), rows.push(row), (row = []), (field = ''), i++;
+    else field += ch;
+  }
+  if (field || row.length) throw new Error('the last line does not end with CRLF');
+  return rows;
+}
+
+test('a merchant corrects a wallet of their workspace within the limit the admin sets; the merchant is recorded', async (t) => {
+  const { call } = world;
+  const { merchant: m, walletId } = await world.walletWith(50);
+  const admin = await world.admin();
+  const adjust = (body: unknown, token = m.token, id = walletId) => call('POST', `/api/v1/client/wallets/${id}/adjust`, { token, body });
+
+  t.deepEqual((await call('GET', '/api/v1/client/adjustment-limit', { token: m.token })).body, { limit: 1000 }, 'the default limit');
+  const above = await adjust({ points: 1001, reason: 'forgot phone' });
+  t.is(above.status, 422);
+  t.is(above.body.error.code, 'ADJUSTMENT_ABOVE_LIMIT');
+  t.regex(above.body.error.message, /at most 1000 points/);
+  t.is((await adjust({ points: -1001, reason: 'typo' })).status, 422);
+  t.is((await adjust({ points: 10 })).status, 400, 'a reason is required');
+  t.is((await adjust({ points: 10, reason: 'x' }, (await world.merchant()).token)).status, 404, "another workspace's wallet");
+  t.deepEqual((await world.streamOf(walletId)).map((e) => e.type), ['PointsCredited'], 'nothing was recorded');
+
+  const key = uuid();
+  const fixed = await adjust({ points: 25, reason: 'Forgot her phone: visit on 3 Nov', idempotencyKey: key });
+  t.is(fixed.status, 200);
+  t.like(fixed.body, { walletId, balance: 75, available: 75 });
+  t.deepEqual((await adjust({ points: 25, reason: 'Forgot her phone: visit on 3 Nov', idempotencyKey: key })).body, fixed.body);
+  const [event] = (await world.streamOf(walletId)).filter((e) => e.type === 'PointsAdjusted');
+  t.like(event?.data, { points: 25, adjustedBy: m.id, adjustedAs: 'merchant' });
+  t.is(event?.metadata.actor, `user:${m.id}`);
+  const ledger = await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token, headers: { 'x-min-position': fixed.body.position } });
+  t.like(ledger.body.items[0], { kind: 'merchant_adjustment', points: 25, adminId: m.id, reason: 'Forgot her phone: visit on 3 Nov' });
+  const trail = await call('GET', `/api/v1/admin/audit?walletId=${walletId}&type=PointsAdjusted`, { token: admin.token, headers: { 'x-min-position': fixed.body.position } });
+  t.is(trail.status, 200);
+  t.regex(JSON.stringify(trail.body), new RegExp(`user:${m.id}`), 'the audit trail holds the correction with the merchant as actor');
+
+  const limit = (body: unknown, tenantId = m.tenantId, token = admin.token) => call('PUT', `/api/v1/admin/workspaces/${tenantId}/adjustment-limit`, { token, body });
+  t.is((await limit({ limit: -1 })).status, 400);
+  t.regex((await limit({ limit: 2.5 })).body.error.message, /limit must be a whole number/);
+  t.is((await limit({ limit: 5000 }, 'no-such-tenant')).status, 404);
+  t.is((await limit({ limit: 5000 }, m.tenantId, m.token)).status, 403, 'only an admin sets the limit');
+  const raised = await limit({ limit: 5000 });
+  t.like(raised.body, { tenantId: m.tenantId, limit: 5000 });
+  t.like((await adjust({ points: 4000, reason: 'migrated from paper cards' })).body, { balance: 4075 });
+  t.is((await limit({ limit: 0 })).status, 200);
+  t.is((await adjust({ points: 1, reason: 'x' })).status, 422, 'limit 0: merchants cannot adjust');
+});
+
+test('the program summary: points, rewards, active and top customers, outstanding points by interval', async (t) => {
+  const { call } = world;
+  const m = await world.merchant();
+  const ann = await world.walletWith(300, m);
+  const bob = await world.walletWith(120, m);
+  const coffee = await world.reward(m, { name: 'Free coffee', points: 100 });
+  const issued = await call('POST', `/api/v1/client/wallets/${ann.walletId}/rewards`, { token: m.token, body: { rewardId: coffee.rewardId, idempotencyKey: uuid() } });
+  await call('POST', `/api/v1/client/wallets/${ann.walletId}/rewards/${issued.body.issuedReward.issuedRewardId}/redeem`, { token: m.token, body: { idempotencyKey: uuid() } });
+  await call('POST', `/api/v1/client/wallets/${bob.walletId}/redeem`, { token: m.token, body: { points: 20, idempotencyKey: uuid() } });
+  const last = await call('POST', `/api/v1/client/wallets/${bob.walletId}/adjust`, { token: m.token, body: { points: -5, reason: 'typo' } });
+  await world.settled(last.body.position);
+
+  const day = await call('GET', `/api/v1/client/program/summary?from=${today()}&to=${today()}`, { token: m.token });
+  t.is(day.status, 200);
+  t.deepEqual(day.body.totals, { earned: 420, redeemed: 120, expired: 0, adjusted: -5, rewardsIssued: 1, rewardsRedeemed: 1, activeCustomers: 2, outstandingAtEnd: 295 });
+  t.deepEqual(day.body.topCustomers, [
+    { consumerId: ann.consumer.id, earned: 300 },
+    { consumerId: bob.consumer.id, earned: 120 },
+  ]);
+  t.is(day.body.intervals.length, 1);
+
+  const from = new Date(Date.now() - 40 * 86_400_000).toISOString().slice(0, 10);
+  const weeks = await call('GET', `/api/v1/client/program/summary?from=${from}&to=${today()}&interval=week`, { token: m.token });
+  t.is(weeks.status, 200);
+  t.true(weeks.body.intervals.length >= 6);
+  const first = weeks.body.intervals[0];
+  t.is(new Date(`${first.from}T00:00:00Z`).getUTCDay(), 1, 'whole weeks, from Monday');
+  t.true(first.from <= from && first.to >= from, 'the first week holds `from`');
+  t.is(weeks.body.from, first.from);
+  t.is(first.outstanding, 0);
+  const lastWeek = weeks.body.intervals.at(-1);
+  t.is(lastWeek.outstanding, 295);
+  t.true(lastWeek.from <= today() && lastWeek.to >= today(), 'the last week holds `to`');
+  t.is(lastWeek.activeCustomers, 2);
+  t.deepEqual(weeks.body.topCustomers, day.body.topCustomers);
+  const byDefault = await call('GET', '/api/v1/client/program/summary', { token: m.token });
+  t.is(byDefault.body.intervals.length, 30, 'the last 30 days by day');
+  t.is(byDefault.body.totals.outstandingAtEnd, 295);
+
+  const other = await world.merchant();
+  t.like((await call('GET', `/api/v1/client/program/summary?from=${today()}&to=${today()}`, { token: other.token })).body.totals, { earned: 0, activeCustomers: 0 });
+  for (const [q, message] of [
+    [`from=${today()}&to=2020-01-01`, /from must be on or before to/],
+    ['from=2026-02-30', /from must be a date as YYYY-MM-DD/],
+    ['from=yesterday', /from must be a date/],
+    ['interval=year', /interval must be 'day', 'week' or 'month'/],
+    ['from=2020-01-01&to=2026-01-01&interval=day', /more than 400 intervals/],
+  ] as const) {
+    const response = await call('GET', `/api/v1/client/program/summary?${q}`, { token: m.token });
+    t.is(response.status, 400, q);
+    t.regex(response.body.error.message, message, q);
+  }
+});
+
+test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fields, only the workspace, in range', async (t) => {
+  const { call } = world;
+  const { merchant: m, walletId, consumer: c } = await world.walletWith(40);
+  const reason = 'Forgot phone, "again"\nsee note';
+  const adjusted = await call('POST', `/api/v1/client/wallets/${walletId}/adjust`, { token: m.token, body: { points: 7, reason } });
+  t.is(adjusted.status, 200);
+  await world.settled(adjusted.body.position);
+  await world.walletWith(99); // another workspace's line
+
+  const response = await fetch(`${service.url}/api/v1/client/ledger.csv`, { headers: { authorization: `Bearer ${m.token}` } });
+  t.is(response.status, 200);
+  t.regex(response.headers.get('content-type') ?? '', /^text\/csv/);
+  t.regex(response.headers.get('content-disposition') ?? '', /attachment; filename="ledger-/);
+  const text = await response.text();
+  t.true(text.endsWith('\r\n'));
+  const rows = parseCsv(text);
+  t.deepEqual(rows[0], ['time', 'line_id', 'wallet_id', 'consumer_id', 'kind', 'points', 'balance_after', 'locked_change', 'reward_id', 'issued_reward_id', 'payment_id', 'refund_id', 'actor_id', 'reason', 'reference']);
+  t.is(rows.length, 3);
+  const [credit, adjustment] = rows.slice(1).map((r) => Object.fromEntries(rows[0]!.map((h, i) => [h, r[i]])));
+  t.like(credit, { wallet_id: walletId, consumer_id: c.id, kind: 'earn', points: '40', balance_after: '40' });
+  t.like(adjustment, { kind: 'merchant_adjustment', points: '7', balance_after: '47', actor_id: m.id, reason });
+  t.regex(credit!.time!, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, 'ISO 8601 times');
+
+  const csv = (q: string) => call('GET', `/api/v1/client/ledger.csv?${q}`, { token: m.token });
+  t.is((await csv('to=2020-01-01')).body, `${rows[0]!.join(',')}\r\n`, 'nothing before 2020: the header alone');
+  t.is(parseCsv((await csv(`from=${today()}&to=${today()}`)).body).length, 3, 'a day as `to` includes that day');
+  const bad = await csv(`from=${today()}&to=2020-01-01`);
+  t.is(bad.status, 400);
+  t.regex(bad.body.error.message, /from must be before to/);
+  t.regex((await csv('from=soon')).body.error.message, /from must be a date \(YYYY-MM-DD\) or an ISO 8601 instant/);
+});
+
+test('the OpenAPI listing names every loyalty program route with its access level', async (t) => {
+  const listing = await world.call('GET', '/openapi.json');
+  const paths = listing.body.paths as Record<string, Record<string, { 'x-access': string }>>;
+  const expected: [string, string, string][] = [
+    ['/api/v1/client/rewards', 'get', 'tenant'],
+    ['/api/v1/client/rewards', 'post', 'tenant'],
+    ['/api/v1/client/rewards/{rewardId}/retire', 'post', 'tenant'],
+    ['/api/v1/me/wallets/{walletId}/rewards', 'get', 'user'],
+    ['/api/v1/client/wallets/{walletId}/rewards', 'post', 'tenant'],
+    ['/api/v1/client/wallets/{walletId}/rewards/{issuedRewardId}/redeem', 'post', 'tenant'],
+    ['/api/v1/client/wallets/{walletId}/rewards/{issuedRewardId}/void', 'post', 'tenant'],
+    ['/api/v1/client/expiry-policy', 'put', 'tenant'],
+    ['/api/v1/client/expiry-policy', 'get', 'tenant'],
+    ['/api/v1/internal/cron/expire-points', 'post', 'cron'],
+    ['/api/v1/client/wallets/{walletId}/adjust', 'post', 'tenant'],
+    ['/api/v1/admin/workspaces/{tenantId}/adjustment-limit', 'put', 'admin'],
+    ['/api/v1/client/program/summary', 'get', 'tenant'],
+    ['/api/v1/client/ledger.csv', 'get', 'tenant'],
+  ];
+  for (const [path, method, access] of expected) t.is(paths[path]?.[method]?.['x-access'], access, `${method} ${path}`);
+});

@@ -1,0 +1,116 @@
+/** Points expiry, pure: first earned, first spent; locked points never expire; no retroactive expiry unless confirmed. */
+import test from 'ava';
+import fc from 'fast-check';
+import { addMonths, expiresAfter, expiringBy, expiryDue, remainingLots, timelineOf, type ExpiryPolicy, type WalletTimeline } from '../../domain/wallets/expiry.ts';
+import type { WalletEvent } from '../../domain/wallets/wallet.ts';
+
+const d = (iso: string) => new Date(iso);
+const policy = (over: Partial<ExpiryPolicy> = {}): ExpiryPolicy => ({
+  version: 1,
+  earnedMonths: 12,
+  inactivityMonths: null,
+  effectiveFrom: '2025-01-01T00:00:00.000Z',
+  retroactive: false,
+  ...over,
+});
+const timeline = (over: Partial<WalletTimeline> = {}): WalletTimeline => ({
+  credits: [
+    { at: d('2025-02-01T10:00:00Z'), points: 100 },
+    { at: d('2025-06-01T10:00:00Z'), points: 50 },
+  ],
+  balance: 150,
+  locked: 0,
+  lastActivityAt: d('2025-06-01T10:00:00Z'),
+  ...over,
+});
+
+test('months are calendar months in UTC; the 31st lands on the last day of a shorter month', (t) => {
+  t.is(addMonths(d('2025-01-31T08:00:00Z'), 1).toISOString(), '2025-02-28T08:00:00.000Z');
+  t.is(addMonths(d('2024-02-29T00:00:00Z'), 12).toISOString(), '2025-02-28T00:00:00.000Z');
+  t.is(addMonths(d('2025-11-15T00:00:00Z'), 3).toISOString(), '2026-02-15T00:00:00.000Z');
+});
+
+test('points are valid through the last day of the month they expire in, as in Square Loyalty', (t) => {
+  // Square's own example: earned on July 6, 2020 with P12M, they expire on August 1, 2021.
+  t.is(expiresAfter(d('2020-07-06T15:00:00Z'), 12).toISOString(), '2021-08-01T00:00:00.000Z');
+  t.is(expiresAfter(d('2025-12-31T23:00:00Z'), 1).toISOString(), '2026-02-01T00:00:00.000Z');
+});
+
+test('what remains is the newest credits covering the balance: spending took the oldest first', (t) => {
+  const credits = timeline().credits;
+  t.deepEqual(remainingLots(credits, 150).map((l) => l.points), [100, 50]);
+  t.deepEqual(remainingLots(credits, 80).map((l) => l.points), [30, 50]);
+  t.deepEqual(remainingLots(credits, 20).map((l) => l.points), [20]);
+  t.deepEqual(remainingLots(credits, 0), []);
+  t.deepEqual(remainingLots(credits, -5), []);
+});
+
+test('points expire the given months after they were earned, at the end of that month', (t) => {
+  t.like(expiryDue(timeline(), policy(), d('2026-02-28T23:59:59Z')), { points: 0 });
+  t.like(expiryDue(timeline(), policy(), d('2026-03-01T00:00:00Z')), { points: 100, rule: 'earned' });
+  t.like(expiryDue(timeline({ balance: 80 }), policy(), d('2026-03-01T00:00:00Z')), { points: 30 }, 'only what is left of the old credit');
+  t.like(expiryDue(timeline(), policy(), d('2026-07-01T00:00:00Z')), { points: 150 });
+});
+
+test('points locked in an issued reward never expire while locked', (t) => {
+  t.like(expiryDue(timeline({ locked: 120 }), policy(), d('2026-07-02T00:00:00Z')), { points: 30 });
+  t.like(expiryDue(timeline({ locked: 150 }), policy(), d('2026-07-02T00:00:00Z')), { points: 0 });
+});
+
+test('a policy counts existing points from when it was set, unless the merchant confirmed applying it to them', (t) => {
+  const setLater = policy({ effectiveFrom: '2025-09-01T00:00:00.000Z' });
+  t.like(expiryDue(timeline(), setLater, d('2026-09-30T00:00:00Z')), { points: 0 }, 'nothing expires before the policy is 12 months old');
+  t.like(expiryDue(timeline(), setLater, d('2026-10-01T00:00:00Z')), { points: 150 });
+  t.like(expiryDue(timeline(), { ...setLater, retroactive: true }, d('2026-03-01T00:00:00Z')), { points: 100 }, 'confirmed: from the earn date');
+});
+
+test('the inactivity rule expires everything after the months without earning or spending', (t) => {
+  const inactive = policy({ earnedMonths: null, inactivityMonths: 6 });
+  t.like(expiryDue(timeline(), inactive, d('2025-12-31T00:00:00Z')), { points: 0 });
+  t.like(expiryDue(timeline(), inactive, d('2026-01-01T00:00:00Z')), { points: 150, rule: 'inactivity' });
+  const both = policy({ earnedMonths: 12, inactivityMonths: 24 });
+  t.like(expiryDue(timeline(), both, d('2026-03-01T00:00:00Z')), { points: 100, rule: 'earned' }, 'whichever comes first');
+});
+
+test('expiringSoon: the points due by the end of the window, and the earliest date', (t) => {
+  t.deepEqual(expiringBy(timeline(), policy(), d('2026-03-15T00:00:00Z')), { points: 100, at: '2026-03-01T00:00:00.000Z' });
+  t.deepEqual(expiringBy(timeline(), policy(), d('2026-02-15T00:00:00Z')), { points: 0, at: null });
+  t.deepEqual(expiringBy(timeline(), null, d('2030-01-01T00:00:00Z')), { points: 0, at: null });
+});
+
+test('the timeline of a wallet: credits and positive adjustments earn, every debit spends, rewards lock', (t) => {
+  const owner = { walletId: 'w', tenantId: 't', consumerId: 'c' };
+  const at = (iso: string) => d(iso);
+  const events: { event: WalletEvent; at: Date }[] = [
+    { at: at('2025-01-01T00:00:00Z'), event: { type: 'PointsCredited', data: { ...owner, paymentId: 'p', points: 100, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: 1, via: 'purchase' } } },
+    { at: at('2025-02-01T00:00:00Z'), event: { type: 'PointsAdjusted', data: { ...owner, points: 20, reason: 'x', adjustedBy: 'a', adjustedAs: 'merchant', idempotencyKey: null } } },
+    { at: at('2025-03-01T00:00:00Z'), event: { type: 'RewardIssued', data: { ...owner, issuedRewardId: 'i', rewardId: 'r', points: 50, rewardVersion: 1, rewardName: 'n', idempotencyKey: 'k', issuedBy: 'u', issuedAt: '', expiresAt: '' } } },
+    { at: at('2025-04-01T00:00:00Z'), event: { type: 'PointsAdjusted', data: { ...owner, points: -10, reason: 'x', adjustedBy: 'a', adjustedAs: 'admin', idempotencyKey: null } } },
+  ];
+  const result = timelineOf(events);
+  t.deepEqual(result.credits.map((c) => c.points), [100, 20]);
+  t.like(result, { balance: 110, locked: 50 });
+  t.is(result.lastActivityAt?.toISOString(), '2025-03-01T00:00:00.000Z', 'corrections are not the customer’s activity');
+});
+
+test('property: expiry never takes more than the available points nor more than was earned before the cut', (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ day: fc.integer({ min: 0, max: 900 }), points: fc.integer({ min: 1, max: 500 }) }), { maxLength: 20 }),
+      fc.integer({ min: -200, max: 4000 }),
+      fc.integer({ min: 0, max: 3000 }),
+      fc.integer({ min: 1, max: 24 }),
+      fc.integer({ min: 0, max: 1200 }),
+      (raw, balance, locked, months, asOfDay) => {
+        const base = Date.UTC(2025, 0, 1);
+        const credits = raw.map((c) => ({ at: new Date(base + c.day * 86_400_000), points: c.points })).sort((a, b) => a.at.getTime() - b.at.getTime());
+        const asOf = new Date(base + asOfDay * 86_400_000);
+        const due = expiryDue({ credits, balance, locked, lastActivityAt: null }, policy({ earnedMonths: months, retroactive: true }), asOf);
+        const earnedBeforeCut = credits.filter((c) => expiresAfter(c.at, months).getTime() <= asOf.getTime()).reduce((s, c) => s + c.points, 0);
+        return due.points >= 0 && due.points <= Math.max(0, balance - locked) && due.points <= earnedBeforeCut;
+      },
+    ),
+    { numRuns: 500 },
+  );
+  t.pass();
+});
