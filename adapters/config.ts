@@ -111,6 +111,7 @@ const schema = z.object({
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
   WEBHOOK_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
   WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(8),
+  WEBHOOK_ACK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
 });
 
 type Raw = z.infer<typeof schema>;

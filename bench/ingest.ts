@@ -276,6 +276,16 @@ function statementLabel(sql: string, params: unknown): string {
   return s.slice(0, 80);
 }
 
+/** Labels by statement text, for the statements whose label does not depend on their parameters (most). */
+const labels = new Map<string, string>();
+function labelOf(sql: string, params: unknown): string {
+  const known = labels.get(sql);
+  if (known !== undefined) return known;
+  const label = statementLabel(sql, params);
+  if (label === statementLabel(sql, [])) labels.set(sql, label);
+  return label;
+}
+
 function instrumentDriver(): void {
   const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
   const original = proto.query;
@@ -284,7 +294,7 @@ function instrumentDriver(): void {
     const first = args[0];
     const sql = typeof first === 'string' ? first : typeof (first as { text?: unknown })?.text === 'string' ? (first as { text: string }).text : undefined;
     if (sql === undefined) return original.apply(this, args);
-    const label = statementLabel(sql, typeof first === 'string' ? args[1] : (first as { values?: unknown }).values);
+    const label = labelOf(sql, typeof first === 'string' ? args[1] : (first as { values?: unknown }).values);
     const t0 = now();
     const record = () => {
       const entry = statementStats.get(label) ?? { count: 0, ms: 0 };
@@ -647,6 +657,8 @@ interface WebhookMetrics {
   correct: boolean;
   cpu: CpuSplit;
   squareCpuMs: number;
+  /** The load generator's CPU from the first webhook sent to the last acknowledged (ms). */
+  loadCpuMs: number;
   /** Committed transactions per webhook (xact_commit delta less the load generator's own queries). */
   transactionsPerWebhook: number;
   xactCommits: number;
@@ -760,6 +772,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
     correct: ok === n && check.correct,
     cpu,
     squareCpuMs,
+    loadCpuMs: out.cpuMs,
     transactionsPerWebhook: (xactCommits - out.queries) / n,
     xactCommits,
     loadQueries: out.queries,
@@ -1113,7 +1126,7 @@ async function main(): Promise<boolean> {
         ...notes(results),
         '',
         'Where the time goes (burst, first webhook → drained):',
-        `- CPU: Tally process ${w.cpu.nodeCores.toFixed(2)} cores, PostgreSQL ${w.cpu.postgresCores?.toFixed(2) ?? '?'} cores, Square stand-in ${(w.squareCpuMs / w.cpu.wallMs).toFixed(2)} cores, the load generator the rest (2 cores in all)`,
+        `- CPU: Tally process ${w.cpu.nodeCores.toFixed(2)} cores, PostgreSQL ${w.cpu.postgresCores?.toFixed(2) ?? '?'} cores, Square stand-in ${(w.squareCpuMs / w.cpu.wallMs).toFixed(2)} cores (2 cores in all); the load generator ${(w.loadCpuMs / w.ackMs).toFixed(2)} cores while sending (${(w.loadCpuMs / w.payments).toFixed(2)} ms per webhook)`,
         `- statements per webhook sent by Tally (count × statement, summed client-side time incl. waiting for a connection):`,
         ...w.statements.slice(0, 24).map(([label, st]) => `  - ${perWebhook(st.count)} × \`${label}\` (${formatDuration(st.ms)})`),
         `- Reads phase CPU: Tally process ${reads.cpu.nodeCores.toFixed(2)} cores, PostgreSQL ${reads.cpu.postgresCores?.toFixed(2) ?? '?'} cores`,
