@@ -251,7 +251,7 @@ async function runLoad<T>(mode: 'webhooks' | 'reads', spec: unknown): Promise<T>
 // Statement counting (bench-only instrumentation of the pg driver Tally uses in this process)
 // ---------------------------------------------------------------------------------------------------------
 
-const statementStats = new Map<string, { count: number; ms: number }>();
+const statementStats = new Map<string, { count: number; ms: number; rows: number }>();
 let countingStatements = false;
 
 /** The kind of a stream: its name without the id (`payment-…` → `payment`, `square-merchant-…`, …). */
@@ -296,22 +296,24 @@ function instrumentDriver(): void {
     if (sql === undefined) return original.apply(this, args);
     const label = labelOf(sql, typeof first === 'string' ? args[1] : (first as { values?: unknown }).values);
     const t0 = now();
-    const record = () => {
-      const entry = statementStats.get(label) ?? { count: 0, ms: 0 };
+    const record = (answer?: unknown) => {
+      const entry = statementStats.get(label) ?? { count: 0, ms: 0, rows: 0 };
       entry.count++;
       entry.ms += now() - t0;
+      const rows = (answer as { rows?: unknown } | undefined)?.rows;
+      if (Array.isArray(rows)) entry.rows += rows.length;
       statementStats.set(label, entry);
     };
     const last = args[args.length - 1];
     if (typeof last === 'function') {
       args[args.length - 1] = function (this: unknown, ...cbArgs: unknown[]) {
-        record();
+        record(cbArgs[1]);
         return (last as (...a: unknown[]) => unknown).apply(this, cbArgs);
       };
       return original.apply(this, args);
     }
     const result = original.apply(this, args);
-    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(record, record);
+    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(record, () => record());
     return result;
   };
 }
@@ -666,7 +668,7 @@ interface WebhookMetrics {
   square: { customerLookups: number; requests: number; lookupsPerWebhook: number; distinctCustomers: number };
   /** CPU of the Tally process and of PostgreSQL per webhook, first sent → drained (ms). */
   cpuMsPerWebhook: { tally: number; postgres: number | null };
-  statements: [string, { count: number; ms: number }][];
+  statements: [string, { count: number; ms: number; rows: number }][];
   samples: number;
   drainProbe: Record<string, unknown> | null;
 }
@@ -1127,8 +1129,8 @@ async function main(): Promise<boolean> {
         '',
         'Where the time goes (burst, first webhook → drained):',
         `- CPU: Tally process ${w.cpu.nodeCores.toFixed(2)} cores, PostgreSQL ${w.cpu.postgresCores?.toFixed(2) ?? '?'} cores, Square stand-in ${(w.squareCpuMs / w.cpu.wallMs).toFixed(2)} cores (2 cores in all); the load generator ${(w.loadCpuMs / w.ackMs).toFixed(2)} cores while sending (${(w.loadCpuMs / w.payments).toFixed(2)} ms per webhook)`,
-        `- statements per webhook sent by Tally (count × statement, summed client-side time incl. waiting for a connection):`,
-        ...w.statements.slice(0, 24).map(([label, st]) => `  - ${perWebhook(st.count)} × \`${label}\` (${formatDuration(st.ms)})`),
+        `- statements per webhook sent by Tally (count × statement, summed client-side time incl. waiting for a connection, rows answered per webhook):`,
+        ...w.statements.slice(0, 24).map(([label, st]) => `  - ${perWebhook(st.count)} × \`${label}\` (${formatDuration(st.ms)}; ${perWebhook(st.rows)} rows)`),
         `- Reads phase CPU: Tally process ${reads.cpu.nodeCores.toFixed(2)} cores, PostgreSQL ${reads.cpu.postgresCores?.toFixed(2) ?? '?'} cores`,
         ...(w.hot ? ['', 'CPU profile of the Tally process during the burst (self time, top 20):', ...w.hot.slice(0, 20).map((h) => `- ${h.function}: ${h.selfMs} ms (${(h.share * 100).toFixed(1)}%)`)] : []),
         '',
@@ -1147,7 +1149,7 @@ async function main(): Promise<boolean> {
           setupMs: Math.round(setupMs),
           loadAverageAtEnd: Math.round(os.loadavg()[0]! * 100) / 100,
           baselines: { plain: { ...plain, runs: plainRuns }, sameEffectSql: { ...sql, runs: sqlRuns } },
-          burst: { ...w, statements: Object.fromEntries(w.statements.map(([k, v]) => [k, { perWebhook: v.count / w.payments, ms: Math.round(v.ms) }])), hot: undefined },
+          burst: { ...w, statements: Object.fromEntries(w.statements.map(([k, v]) => [k, { perWebhook: v.count / w.payments, ms: Math.round(v.ms), rowsPerWebhook: v.rows / w.payments }])), hot: undefined },
           openLoop: rateRuns.map((r) => ({ ...r, statements: undefined })),
           openLoopNotRun: notRun,
           highestSustainableRate: highestSustainable,
