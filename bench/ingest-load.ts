@@ -61,7 +61,7 @@ class RawHttpClient {
 
   /** Sends the request on an idle connection (a new one while under the limit, else waits) and answers its status. */
   async send(bytes: Buffer): Promise<number> {
-    const connection = this.idle.pop() ?? (this.open < this.maxConnections ? (this.open++, new RawConnection(this.host, this.port)) : await new Promise<RawConnection>((resolve) => this.waiting.push(resolve)));
+    const connection = this.takeIdle() ?? (this.open < this.maxConnections ? (this.open++, new RawConnection(this.host, this.port)) : await new Promise<RawConnection>((resolve) => this.waiting.push(resolve)));
     try {
       const { status, keepAlive } = await connection.exchange(bytes);
       if (keepAlive) this.release(connection);
@@ -71,6 +71,16 @@ class RawHttpClient {
       this.replace(connection);
       throw error;
     }
+  }
+
+  /** An idle connection still open: those the server closed while idle (its keep-alive timeout) are dropped, as node:http's agent does. */
+  private takeIdle(): RawConnection | undefined {
+    for (let connection = this.idle.pop(); connection; connection = this.idle.pop()) {
+      if (connection.open) return connection;
+      connection.destroy();
+      this.open--;
+    }
+    return undefined;
   }
 
   private release(connection: RawConnection) {
@@ -112,6 +122,11 @@ class RawConnection {
     };
     this.socket.on('error', fail);
     this.socket.on('close', () => fail(new Error('socket hang up')));
+  }
+
+  /** Not closed by the server or failed. */
+  get open(): boolean {
+    return this.failed === null;
   }
 
   exchange(bytes: Buffer): Promise<{ status: number; keepAlive: boolean }> {
