@@ -95,6 +95,8 @@ export interface Tally {
   connections: SquareConnectionsService;
   /** This instance's Prometheus metrics (`GET /metrics`); components record into it, e.g. rebuild progress. */
   metrics: Metrics;
+  /** Whether wallet credits are appended with their purchases (an atomic multi-stream append) or by the reactor. */
+  inlineWalletEffects: boolean;
   /** Empties raw webhook bodies processed more than WEBHOOK_BODY_RETENTION_DAYS ago (also run hourly); answers how many. */
   pruneWebhookBodies(): Promise<number>;
   stop(): Promise<void>;
@@ -372,6 +374,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
       walletIdFor,
       inlineWalletEffects,
+      wallets: commands,
     });
     const inbox = webhookInbox(pool);
     /** Who waits for a webhook's processing (the simulator's trigger), by event id. */
@@ -569,7 +572,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         for (const cleanup of cleanups) await cleanup().catch((error) => log.warn({ err: error }, 'error during shutdown'));
         log.info('stopped');
       })());
-    return { url, routes, config, pool, store, runner, log, connections: square.connections, metrics, pruneWebhookBodies, stop };
+    return { url, routes, config, pool, store, runner, log, connections: square.connections, metrics, inlineWalletEffects, pruneWebhookBodies, stop };
   } catch (error) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw error;

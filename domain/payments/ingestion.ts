@@ -12,9 +12,11 @@ import { ConcurrencyConflict, MultiStreamConflict, type EventMetadata, type Even
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
 import type { RewardRule } from '../rewards/rule.ts';
-import { foldDecoded } from '../shared/command-handler.ts';
+import { foldDecoded, loadWithSnapshot } from '../shared/command-handler.ts';
+import type { CommandPath, FoldedStream } from '../shared/command-path.ts';
+import { KeyedQueue } from '../shared/keyed-queue.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
-import { walletDecider, walletStream, initialWalletState } from '../wallets/wallet.ts';
+import { walletDecider, walletStream, type WalletState } from '../wallets/wallet.ts';
 import { purchaseDecider, purchaseStream, type CreditOutcome, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 
@@ -29,6 +31,7 @@ export type IngestionOutcome =
   | 'ignored'
   | 'no_connection'
   | 'revoked'
+  | 'credit_refused'
   | 'failed';
 
 export interface IngestionDependencies {
@@ -45,6 +48,11 @@ export interface IngestionDependencies {
   walletIdFor(tenantId: string, consumerId: string): string;
   /** Whether wallet effects may be appended with the purchase events (an atomic multi-stream append). */
   inlineWalletEffects: boolean;
+  /**
+   * The wallet commands' path (snapshots and the states this process holds): inline wallet effects are
+   * decided on the wallet's real state, so its bounds hold, and appended at the revision decided on.
+   */
+  wallets: CommandPath;
 }
 
 export interface IngestionResult {
@@ -83,6 +91,13 @@ interface Identity {
   resolution: Resolution;
 }
 
+/** A purchase event decided for the fact at `index` of the batch. */
+interface DecidedEvent {
+  event: PurchaseEvent;
+  metadata: EventMetadata;
+  index: number;
+}
+
 interface StreamLoad {
   state: PurchaseState;
   revision: number | undefined;
@@ -90,6 +105,10 @@ interface StreamLoad {
 
 export function ingestionService(deps: IngestionDependencies) {
   const walletEffect: WalletEffect = deps.inlineWalletEffects ? 'inline' : 'reactor';
+  // Batches in flight decide and look up concurrently, but take turns to decide wallet effects and append: each
+  // decides on the wallets as the one before it left them, so batches of this process never conflict on a
+  // wallet (a livelock when four batches share regular customers); only another process's writes do.
+  const walletTurns = new KeyedQueue();
 
   const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(purchaseDecider, events), revision: events.at(-1)?.revision });
 
@@ -139,9 +158,9 @@ export function ingestionService(deps: IngestionDependencies) {
     items: readonly { index: number; fact: IngestionFact }[],
     identities: Map<number, Identity | Error>,
     rules: Map<string, { ruleId: string; version: number; rule: RewardRule } | null>,
-  ): { events: { event: PurchaseEvent; metadata: EventMetadata }[]; results: Map<number, FactResult>; wrote: Set<number> } {
+  ): { events: DecidedEvent[]; results: Map<number, FactResult>; wrote: Set<number> } {
     let state = load.state;
-    const events: { event: PurchaseEvent; metadata: EventMetadata }[] = [];
+    const events: DecidedEvent[] = [];
     const results = new Map<number, FactResult>();
     const wrote = new Set<number>();
     for (const { index, fact } of items) {
@@ -212,41 +231,69 @@ export function ingestionService(deps: IngestionDependencies) {
       if (decided.length) wrote.add(index);
       for (const event of decided) {
         state = purchaseDecider.evolve(state, event);
-        events.push({ event, metadata: fact.metadata });
+        events.push({ event, metadata: fact.metadata, index });
       }
     }
     return { events, results, wrote };
   }
 
-  /** Turns decided purchase events into append requests: the purchase streams', then the wallets' (inline). */
-  function appendsFor(decided: Map<string, { events: { event: PurchaseEvent; metadata: EventMetadata }[] }>, loads: Map<string, StreamLoad>): StreamAppend[] {
+  /**
+   * Turns decided purchase events into append requests: the purchase streams', then the wallets' (inline).
+   * A wallet effect is decided on the wallet's state (the one this process holds, else its snapshot and the
+   * events after it) and appended at that revision, so the balance bounds hold on this path too; a state held
+   * here that another writer has moved past makes the append conflict, and the wallet is read again. A credit
+   * the wallet refuses (a bound) changes the fact's outcome to `credit_refused`.
+   */
+  async function appendsFor(
+    decided: Map<string, { events: DecidedEvent[] }>,
+    loads: Map<string, StreamLoad>,
+  ): Promise<{ appends: StreamAppend[]; refused: Map<number, Record<string, unknown>>; wallets: Map<string, FoldedStream<WalletState>> }> {
     const purchases: StreamAppend[] = [];
-    const wallets = new Map<string, NewEvent[]>();
+    const effects: { command: NonNullable<ReturnType<typeof walletCommandFor>>; index: number; metadata: EventMetadata; causationId: string }[] = [];
     for (const [stream, { events }] of decided) {
       if (!events.length) continue;
       const newEvents: NewEvent[] = [];
-      for (const { event, metadata } of events) {
+      for (const { event, metadata, index } of events) {
         const id = deps.runtime.newId();
         newEvents.push(purchaseDecider.codec.encode(event, id, metadata));
-        if (walletEffect !== 'inline') continue;
-        const command = walletCommandFor(event);
-        if (!command) continue;
-        // A wallet credit or reversal does not depend on the wallet's state (a refund may take a balance below
-        // zero); its exactly-once comes from the purchase stream, appended atomically with it at its exact
-        // revision. So the wallet stream is appended at `any`, without being read.
-        for (const walletEvent of walletDecider.decide(command, initialWalletState)) {
-          const target = walletStream(command.walletId);
-          const list = wallets.get(target) ?? [];
-          list.push(
-            walletDecider.codec.encode(walletEvent, deps.runtime.newId(), { correlationId: metadata.correlationId ?? id, causationId: id, actor: 'system:wallet-credits' }),
-          );
-          wallets.set(target, list);
-        }
+        const command = walletEffect === 'inline' ? walletCommandFor(event) : undefined;
+        if (command) effects.push({ command, index, metadata, causationId: id });
       }
       const revision = loads.get(stream)?.revision;
       purchases.push({ stream, events: newEvents, expected: revision === undefined ? 'no_stream' : revision });
     }
-    return [...purchases, ...[...wallets].map(([stream, events]) => ({ stream, events, expected: 'any' as const }))];
+    const targets = [...new Set(effects.map((e) => walletStream(e.command.walletId)))];
+    const loaded = await Promise.all(
+      targets.map(async (stream) => [stream, deps.wallets.recent.get<WalletState>(stream, walletDecider.evolve) ?? (await loadWithSnapshot(deps.store, deps.wallets, stream, walletDecider))] as const),
+    );
+    const before = new Map(loaded);
+    const states = new Map([...before].map(([stream, folded]) => [stream, folded.state]));
+    const wallets = new Map<string, NewEvent[]>();
+    const refused = new Map<number, Record<string, unknown>>();
+    for (const { command, index, metadata, causationId } of effects) {
+      const stream = walletStream(command.walletId);
+      let state = states.get(stream) ?? walletDecider.initialState;
+      for (const walletEvent of walletDecider.decide(command, state)) {
+        state = walletDecider.evolve(state, walletEvent);
+        if (walletEvent.type === 'PointsCreditRefused') refused.set(index, { reason: walletEvent.data.reason, limit: walletEvent.data.limit, points: walletEvent.data.points });
+        const list = wallets.get(stream) ?? [];
+        list.push(walletDecider.codec.encode(walletEvent, deps.runtime.newId(), { correlationId: metadata.correlationId ?? causationId, causationId, actor: 'system:wallet-credits' }));
+        wallets.set(stream, list);
+      }
+      states.set(stream, state);
+    }
+    const walletAppends = [...wallets].map(([stream, events]) => {
+      const revision = before.get(stream)?.revision;
+      return { stream, events, expected: revision === undefined ? ('no_stream' as const) : revision };
+    });
+    const after = new Map<string, FoldedStream<WalletState>>();
+    for (const { stream, events } of walletAppends) {
+      const start = before.get(stream);
+      const base = start?.revision ?? -1;
+      const state = states.get(stream);
+      if (state) after.set(stream, { state, revision: base + events.length, snapshotRevision: start?.snapshotRevision ?? -1 });
+    }
+    return { appends: [...purchases, ...walletAppends], refused, wallets: after };
   }
 
   /**
@@ -304,16 +351,28 @@ export function ingestionService(deps: IngestionDependencies) {
         for (const [index, result] of streamDecision.results) current[index] = result;
         for (const index of streamDecision.wrote) wrote.add(index);
       }
+      const attempt = async () => {
+        const { appends, refused, wallets } = await appendsFor(decided, loads);
+        for (const [index, detail] of refused) current[index] = { ok: true, result: { outcome: 'credit_refused', position: undefined, detail } };
+        const position = await write(appends, current);
+        // The wallets' states as appended: the next batch decides on them without reading the wallets again.
+        for (const [stream, folded] of wallets) deps.wallets.recent.set(stream, walletDecider.evolve, folded);
+        return position;
+      };
       try {
-        const position = await write(appendsFor(decided, loads), current);
+        const position = walletEffect === 'inline' ? await walletTurns.run('wallet-effects', attempt) : await attempt();
         return current.map((r, index) => (r.ok && wrote.has(index) ? { ok: true, result: { ...r.result, position } } : r));
       } catch (error) {
         if (!(error instanceof ConcurrencyConflict) || round >= MAX_ROUNDS) throw error;
         // Another writer got there first: re-read and re-decide only what conflicted (and, where the store
-        // appends stream by stream, what it had already written, which now decides as already done).
-        pending =
-          error instanceof MultiStreamConflict ? [...error.conflicts.map((c) => c.stream), ...error.written.map((w) => w.stream)].filter((s) => byStream.has(s)) : [error.stream];
-        if (!pending.length || pending.some((s) => !byStream.has(s))) pending = [...byStream.keys()];
+        // appends stream by stream, what it had already written, which now decides as already done). A wallet
+        // that conflicted is read again from the store when the appends are built anew.
+        const conflicting = error instanceof MultiStreamConflict ? [...error.conflicts.map((c) => c.stream), ...error.written.map((w) => w.stream)] : [error.stream];
+        for (const stream of conflicting) if (!byStream.has(stream)) deps.wallets.recent.delete(stream);
+        const purchaseConflicts = conflicting.filter((s) => byStream.has(s));
+        // Only wallets conflicted (another process wrote them): the purchase decisions stand, the wallets are read again.
+        pending = conflicting.length > 0 && purchaseConflicts.length === 0 ? [] : purchaseConflicts.length ? purchaseConflicts : [...byStream.keys()];
+        if (!pending.length) continue;
         const fresh = await load(pending);
         loads = new Map([...loads, ...fresh]);
       }

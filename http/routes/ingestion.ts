@@ -21,6 +21,7 @@ const OUTCOMES = [
   'ignored',
   'no_connection',
   'revoked',
+  'credit_refused',
   'failed',
 ] as const;
 

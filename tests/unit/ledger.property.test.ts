@@ -92,6 +92,7 @@ async function deliver(facts: Fact[], options: { batches?: readonly number[]; in
     consumersByIdentity: async (sets) => sets.map((hashes) => hashes.map((h) => CONSUMER_BY_HASH[h]).find(Boolean)),
     walletIdFor: (tenantId, consumerId) => `${tenantId}:${consumerId}`,
     inlineWalletEffects: options.inline ?? false,
+    wallets: commands,
   });
   const asFact = (fact: Fact): IngestionFact =>
     fact.kind === 'payment'
