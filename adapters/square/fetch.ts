@@ -12,10 +12,14 @@
 import http from 'node:http';
 import https from 'node:https';
 
-const agents = {
-  'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
-  'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
-};
+/**
+ * Keep-alive, with an idle timeout so that the server's `Keep-Alive: timeout=N` hint applies: Node's agent closes
+ * an idle socket a second before the server would (only when the agent has a timeout of its own, longer than the
+ * hint), as undici does; without it, a request sent on a socket the server is closing fails with a reset. The
+ * timeout only notifies a request in progress (the SDK's own timeout aborts calls).
+ */
+const AGENT = { keepAlive: true, maxSockets: 64, timeout: 60_000 };
+const agents = { 'http:': new http.Agent(AGENT), 'https:': new https.Agent(AGENT) };
 
 /** Statuses whose answer has no body (a `Response` refuses one). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -45,8 +49,9 @@ export const squareFetch: typeof fetch = async (input, init = {}) => {
   });
   if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
   const transport = url.protocol === 'https:' ? https : http;
+  const method = (init.method ?? 'GET').toUpperCase();
   return new Promise<Response>((resolve, reject) => {
-    const request = transport.request(url, { method: init.method ?? 'GET', headers, agent, ...(init.signal ? { signal: init.signal } : {}) }, (response) => {
+    const request = transport.request(url, { method, headers, agent, ...(init.signal ? { signal: init.signal } : {}) }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('error', reject);
@@ -61,6 +66,7 @@ export const squareFetch: typeof fetch = async (input, init = {}) => {
         }
       });
     });
+    // As fetch: nothing is sent again (a dropped connection is the caller's NETWORK error to retry or not).
     request.on('error', (error: Error) => reject(error.name === 'AbortError' ? error : new TypeError('fetch failed', { cause: error })));
     request.end(body);
   });
