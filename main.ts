@@ -34,6 +34,10 @@ import { accountsService } from './domain/users/service.ts';
 import { loadState } from './domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from './domain/workspaces/workspace.ts';
 import { rewardRulesService } from './domain/rewards/service.ts';
+import { ruleSetDecider, ruleSetStream, unretiredVersions } from './domain/rewards/rule-set.ts';
+import { attachCustomerIdentity } from './domain/payments/identity-attach.ts';
+import { CLAIM_WINDOW_DAYS } from './domain/payments/purchase.ts';
+import { heldPurchasesOf } from './projections/read/held-purchases.ts';
 import { walletsService } from './domain/wallets/service.ts';
 import { createSquareGateway } from './adapters/square/client.ts';
 import { OAUTH_CALLBACK_PATH, squareSettings } from './adapters/square/settings.ts';
@@ -213,6 +217,7 @@ function provideSquareConnections(config: Config, env: NodeJS.ProcessEnv, pool: 
     redirectUri: settings.redirectUri,
     startUrl: settings.startUrl,
     tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
+    unretiredRules: async (tenantId) => unretiredVersions((await loadState(store, ruleSetStream(tenantId), ruleSetDecider)).state),
   });
   return { connections, settings };
 }
@@ -369,7 +374,8 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       runtime,
       hasher,
       catchUp: () => ingestionState.catchUp(),
-      activeRule: async (tenantId) => ingestionState.activeRule(tenantId),
+      ruleSet: (tenantId) => ingestionState.ruleSet(tenantId),
+      workspace: (tenantId) => ingestionState.workspace(tenantId),
       customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
       consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
       walletIdFor,
@@ -387,6 +393,22 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
         markRevoked: async (merchantId, revocation, metadata) => (await square.connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
         forgetCustomer: (tenantId, customerId) => contacts.forget(tenantId, customerId),
+        attachIdentity: (tenantId, change, source, metadata) =>
+          attachCustomerIdentity(
+            {
+              hasher,
+              store,
+              commands,
+              newId: runtime.newId,
+              now: runtime.now,
+              workspace: (id) => ingestionState.workspace(id),
+              heldPurchasesOf: (id, customerId) => heldPurchasesOf(pool, id, customerId, runtime.now(), CLAIM_WINDOW_DAYS),
+            },
+            tenantId,
+            change,
+            source,
+            metadata,
+          ),
       }),
       log.child({ component: 'webhooks' }),
       inboxCommit(rawStore, store, metrics),

@@ -312,7 +312,7 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
   while (epoch() < deadline) {
     const { rows } = await db.query<{ pending: string; credits: string; wallets: string | null }>(
       `SELECT (SELECT count(*) FROM pos_webhook_events_raw WHERE NOT processed) AS pending,
-              (SELECT count(*) FROM wallet_ledger WHERE entry_type = 'credit') AS credits,
+              (SELECT count(*) FROM wallet_ledger WHERE kind = 'earn') AS credits,
               (SELECT position FROM projection_checkpoints WHERE name = 'wallets') AS wallets`,
     );
     const probe = rows[0]!;

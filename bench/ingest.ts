@@ -611,13 +611,13 @@ async function checkCredits(db: BenchDatabase, plan: readonly Payment[]): Promis
   const check = await withClient(db.url, async (c) => {
     const ledger = (
       await c.query<{ credits: string; distinct_payments: string }>(
-        `SELECT count(*) AS credits, count(DISTINCT payment_id) AS distinct_payments FROM wallet_ledger WHERE entry_type = 'credit' AND payment_id = ANY($1)`,
+        `SELECT count(*) AS credits, count(DISTINCT payment_id) AS distinct_payments FROM wallet_ledger WHERE kind = 'earn' AND payment_id = ANY($1)`,
         [plan.map((p) => p.paymentId)],
       )
     ).rows[0]!;
     const outcomes = Object.fromEntries(
       (
-        await c.query<{ outcome: string | null; n: string }>(`SELECT outcome, count(*) AS n FROM pos_webhook_events_raw WHERE event_id = ANY($1) GROUP BY outcome`, [
+        await c.query<{ outcome: string | null; n: string }>(`SELECT outcome, count(*) AS n FROM pos_webhook_events_raw WHERE id = ANY($1) GROUP BY outcome`, [
           plan.map((p) => p.eventId),
         ])
       ).rows.map((r) => [r.outcome ?? 'pending', Number(r.n)]),
@@ -684,7 +684,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
   const beforeXacts = await xacts();
   const beforeCpu = await cpuSnapshot(pids);
   const squareBefore = await processCpuMs(square.pid);
-  const creditsBefore = Number((await tally.pool.query<{ n: string }>(`SELECT count(*) AS n FROM wallet_ledger WHERE entry_type = 'credit'`)).rows[0]!.n);
+  const creditsBefore = Number((await tally.pool.query<{ n: string }>(`SELECT count(*) AS n FROM wallet_ledger WHERE kind = 'earn'`)).rows[0]!.n);
   const lookupsBefore = await square.call<SquareCounts>('lookups');
   statementStats.clear();
   countingStatements = true;
@@ -718,7 +718,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
   // Lag: each credit's position against the sampled wallets checkpoint.
   const index = new Map(plan.map((p, i) => [p.paymentId, i]));
   const { rows: credits } = await tally.pool.query<{ payment_id: string; position: string }>(
-    `SELECT payment_id, position FROM wallet_ledger WHERE entry_type = 'credit' AND payment_id = ANY($1)`,
+    `SELECT payment_id, position FROM wallet_ledger WHERE kind = 'earn' AND payment_id = ANY($1)`,
     [plan.map((p) => p.paymentId)],
   );
   const lagValues: number[] = [];

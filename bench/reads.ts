@@ -146,7 +146,7 @@ async function main(): Promise<void> {
       if (workspaces.length !== TENANTS) throw new Error(`expected ${TENANTS} workspaces, found ${workspaces.length} (${tenants.length} clients approved)`);
       const at = new Date();
       await tally.pool.query(
-        `INSERT INTO wallets (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+        `INSERT INTO wallets (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
          SELECT gen_random_uuid()::text, t, c, 100 + i, 100 + i, 0, $3, $3 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(t, c, i)`,
         [consumers.map((_, j) => workspaces[j % TENANTS]!.tenant_id), consumers.map((c) => c.id), at],
       );

@@ -163,8 +163,8 @@ const fillfactorForWallets = (sql: string) =>
  * JSON document parsed by jsonb_to_recordset. Everything after the `batch` CTE is the projection's SQL.
  */
 const ARRAY_COLUMNS: [keyof LedgerEntry, string][] = [
-  ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['entry_type', 'text'], ['points', 'bigint'],
-  ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'], ['reason', 'text'], ['reference', 'text'], ['idempotency_key', 'text'],
+  ['id', 'text'], ['wallet_id', 'text'], ['tenant_id', 'text'], ['consumer_id', 'text'], ['entry_type', 'text'], ['kind', 'text'], ['points', 'bigint'],
+  ['delta', 'bigint'], ['lifetime', 'text'], ['payment_id', 'text'], ['refund_id', 'text'], ['admin_id', 'text'], ['reason', 'text'], ['reference', 'text'], ['idempotency_key', 'text'],
   ['position', 'text'], ['revision', 'bigint'], ['created_at', 'timestamptz'], ['seq', 'int'],
 ];
 const arrayWriteSql = (ledger: string, wallets: string) => `
@@ -173,29 +173,29 @@ WITH batch AS (
     AS b(${ARRAY_COLUMNS.map(([name]) => name).join(', ')})
 ),
 fresh AS (
-  SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.points) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
+  SELECT b.*, (COALESCE(w.points_balance, 0) + sum(b.delta) OVER (PARTITION BY b.wallet_id ORDER BY b.seq))::bigint AS balance_after
     FROM batch b
-    LEFT JOIN ${wallets} w ON w.wallet_id = b.wallet_id
+    LEFT JOIN ${wallets} w ON w.id = b.wallet_id
    WHERE NOT EXISTS (SELECT 1 FROM ${ledger} l WHERE l.id = b.id)
 ),
 inserted AS (
-  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+  INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason,
                          reference, idempotency_key, position, revision, created_at)
-  SELECT id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+  SELECT id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason,
          reference, idempotency_key, position, revision, created_at
     FROM fresh ORDER BY seq
   ON CONFLICT (id) DO NOTHING
-  RETURNING id, wallet_id, tenant_id, entry_type, points, created_at
+  RETURNING id
 )
-INSERT INTO ${wallets} AS w (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
-SELECT i.wallet_id, i.tenant_id, b.consumer_id,
-       sum(i.points)::bigint,
-       sum(CASE WHEN i.entry_type IN ('credit', 'claim', 'reversal') THEN i.points ELSE 0 END)::bigint,
-       sum(CASE WHEN i.entry_type = 'redemption' THEN -i.points ELSE 0 END)::bigint,
-       min(i.created_at), max(i.created_at)
+INSERT INTO ${wallets} AS w (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+SELECT b.wallet_id, b.tenant_id, b.consumer_id,
+       sum(b.delta)::bigint,
+       sum(CASE WHEN b.lifetime = 'earned' THEN b.delta ELSE 0 END)::bigint,
+       sum(CASE WHEN b.lifetime = 'redeemed' THEN -b.delta ELSE 0 END)::bigint,
+       min(b.created_at), max(b.created_at)
   FROM inserted i JOIN batch b ON b.id = i.id
- GROUP BY i.wallet_id, i.tenant_id, b.consumer_id
-ON CONFLICT (wallet_id) DO UPDATE SET
+ GROUP BY b.wallet_id, b.tenant_id, b.consumer_id
+ON CONFLICT (id) DO UPDATE SET
   points_balance    = w.points_balance + EXCLUDED.points_balance,
   lifetime_earned   = w.lifetime_earned + EXCLUDED.lifetime_earned,
   lifetime_redeemed = w.lifetime_redeemed + EXCLUDED.lifetime_redeemed,
@@ -224,7 +224,7 @@ function inMemoryWallets(totalEvents: number): Projection {
   interface Figures { tenant: string; consumer: string; balance: number; earned: number; redeemed: number; created: string; updated: string }
   const figures = new Map<string, Figures>();
   let seen = 0;
-  const ledgerColumns = ARRAY_COLUMNS.filter(([name]) => name !== 'consumer_id' && name !== 'seq');
+  const ledgerColumns = ARRAY_COLUMNS.filter(([name]) => name !== 'consumer_id' && name !== 'seq' && name !== 'delta' && name !== 'lifetime');
   return {
     name: 'wallets',
     tables: ['wallets', 'wallet_ledger'],
@@ -236,9 +236,9 @@ function inMemoryWallets(totalEvents: number): Projection {
       const balanceAfter = entries.map((e) => {
         let f = figures.get(e.wallet_id);
         if (!f) figures.set(e.wallet_id, (f = { tenant: e.tenant_id, consumer: e.consumer_id, balance: 0, earned: 0, redeemed: 0, created: e.created_at, updated: e.created_at }));
-        f.balance += e.points;
-        if (e.entry_type === 'credit' || e.entry_type === 'claim' || e.entry_type === 'reversal') f.earned += e.points;
-        if (e.entry_type === 'redemption') f.redeemed -= e.points;
+        f.balance += e.delta;
+        if (e.lifetime === 'earned') f.earned += e.delta;
+        if (e.lifetime === 'redeemed') f.redeemed -= e.delta;
         if (e.created_at > f.updated) f.updated = e.created_at;
         return f.balance;
       });
@@ -254,7 +254,7 @@ function inMemoryWallets(totalEvents: number): Projection {
       if (seen >= totalEvents) {
         const rows = [...figures.entries()];
         await db.query(
-          `INSERT INTO ${table('wallets')} (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+          `INSERT INTO ${table('wallets')} (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::timestamptz[], $8::timestamptz[])`,
           [rows.map(([id]) => id), rows.map(([, f]) => f.tenant), rows.map(([, f]) => f.consumer), rows.map(([, f]) => f.balance), rows.map(([, f]) => f.earned),
             rows.map(([, f]) => f.redeemed), rows.map(([, f]) => f.created), rows.map(([, f]) => f.updated)],

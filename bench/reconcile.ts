@@ -56,9 +56,9 @@ const count = (n: number) => Math.round(n).toLocaleString('en-US');
 function labelSql(sql: string): string {
   const s = sql.trimStart();
   if (s.startsWith('SELECT transaction_id::text AS tx_id')) return 'readAll page';
-  if (s.startsWith('SELECT w.wallet_id, w.tenant_id, w.points_balance')) return 'projected wallets';
+  if (s.startsWith('SELECT w.id AS wallet_id, w.tenant_id, w.points_balance')) return 'projected wallets';
   if (s.startsWith('SELECT position FROM projection_checkpoints')) return 'settle';
-  if (s.startsWith('SELECT id, points FROM wallet_ledger')) return 'first difference';
+  if (s.startsWith('SELECT id, CASE entry_type')) return 'first difference';
   return 'other';
 }
 
@@ -95,10 +95,10 @@ const withoutMetadata = (sql: string) =>
 
 /** projectedWallets with one aggregate over the ledger instead of one correlated count per wallet. */
 const groupedLineCounts = (sql: string) =>
-  sql.trimStart().startsWith('SELECT w.wallet_id, w.tenant_id, w.points_balance')
+  sql.trimStart().startsWith('SELECT w.id AS wallet_id, w.tenant_id, w.points_balance')
     ? sql.replace(
-        '(SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.wallet_id) AS lines\n       FROM wallets w',
-        `coalesce(l.lines, 0) AS lines\n       FROM wallets w LEFT JOIN (SELECT wallet_id, count(*) AS lines FROM wallet_ledger GROUP BY wallet_id) l ON l.wallet_id = w.wallet_id`,
+        '(SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.id) AS lines\n       FROM wallets w',
+        `coalesce(l.lines, 0) AS lines\n       FROM wallets w LEFT JOIN (SELECT wallet_id, count(*) AS lines FROM wallet_ledger GROUP BY wallet_id) l ON l.wallet_id = w.id`,
       )
     : undefined;
 
@@ -148,8 +148,8 @@ function leanReconciler(deps: { pool: pg.Pool; store: EventStore; settle(positio
         from = last.position;
       }
       const { rows } = await deps.pool.query<{ wallet_id: string; points_balance: string; lifetime_earned: string; lifetime_redeemed: string; lines: string }>(
-        `SELECT w.wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed,
-            (SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.wallet_id) AS lines
+        `SELECT w.id AS wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed,
+            (SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.id) AS lines
        FROM wallets w `,
       );
       const projected = new Map(rows.map((r) => [r.wallet_id, r]));

@@ -50,6 +50,8 @@ function eventColumns(shape: HistoryShape): string {
       FROM (SELECT i, (i % ${W}) AS w, (i / ${W}) AS r FROM generate_series($1::bigint, $2::bigint - 1) AS g(i)) AS g`;
 }
 
+/** A ledger line's signed points (the ledger stores them unsigned, with entry_type credit or debit). */
+const signedLine = `CASE WHEN l.entry_type = 'credit' THEN l.points ELSE -l.points END`;
 const signedPoints = `CASE c.event_type WHEN 'PointsCredited' THEN c.magnitude WHEN 'PointsAdjusted' THEN c.magnitude ELSE -c.magnitude END`;
 
 /** The event's data, in the shapes of domain/wallets/wallet.ts. */
@@ -128,12 +130,13 @@ export async function bulkInsertReadModel(url: string, shape: HistoryShape, suff
     await client.query('CHECKPOINT').catch(() => undefined);
     const started = now();
     const ledgerResult = await client.query(
-      `INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+      `INSERT INTO ${ledger} (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason,
                                reference, idempotency_key, position, revision, created_at)
        SELECT md5('ledger:' || c.i)::uuid::text, c.wallet_id, c.tenant_id,
-              CASE c.event_type WHEN 'PointsCredited' THEN 'credit' WHEN 'PointsReversed' THEN 'reversal'
+              CASE WHEN ${signedPoints} < 0 THEN 'debit' ELSE 'credit' END,
+              CASE c.event_type WHEN 'PointsCredited' THEN 'earn' WHEN 'PointsReversed' THEN 'reversal'
                                 WHEN 'PointsRedeemed' THEN 'redemption' ELSE 'adjustment' END,
-              ${signedPoints},
+              abs(${signedPoints}),
               sum(${signedPoints}) OVER (PARTITION BY c.w ORDER BY c.r),
               CASE WHEN c.event_type = 'PointsCredited' THEN 'pay-' || c.w || '-' || c.r
                    WHEN c.event_type = 'PointsReversed' THEN 'pay-' || c.w || '-' || (c.r - 1) END,
@@ -147,10 +150,10 @@ export async function bulkInsertReadModel(url: string, shape: HistoryShape, suff
       [0, shape.events],
     );
     const walletResult = await client.query(
-      `INSERT INTO ${wallets} (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
-       SELECT l.wallet_id, l.tenant_id, md5('consumer:' || l.wallet_id)::uuid::text, sum(l.points),
-              sum(l.points) FILTER (WHERE l.entry_type IN ('credit', 'claim', 'reversal')),
-              coalesce(-sum(l.points) FILTER (WHERE l.entry_type = 'redemption'), 0), min(l.created_at), max(l.created_at)
+      `INSERT INTO ${wallets} (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+       SELECT l.wallet_id, l.tenant_id, md5('consumer:' || l.wallet_id)::uuid::text, sum(${signedLine}),
+              sum(${signedLine}) FILTER (WHERE l.kind IN ('earn', 'claim', 'reversal')),
+              coalesce(sum(l.points) FILTER (WHERE l.kind = 'redemption'), 0), min(l.created_at), max(l.created_at)
          FROM ${ledger} l GROUP BY l.wallet_id, l.tenant_id`,
     );
     const ms = now() - started;
@@ -169,12 +172,13 @@ export async function buildReadModelFromEvents(url: string, head: string): Promi
   await withClient(url, async (client) => {
     await client.query('BEGIN');
     await client.query(`
-      INSERT INTO wallet_ledger (id, wallet_id, tenant_id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason,
+      INSERT INTO wallet_ledger (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason,
                                  reference, idempotency_key, position, revision, created_at)
       SELECT e.event_id::text, e.data->>'walletId', e.data->>'tenantId',
-             CASE e.event_type WHEN 'PointsCredited' THEN CASE WHEN e.data->>'via' = 'claim' THEN 'claim' ELSE 'credit' END
+             CASE WHEN d.points < 0 THEN 'debit' ELSE 'credit' END,
+             CASE e.event_type WHEN 'PointsCredited' THEN CASE WHEN e.data->>'via' = 'claim' THEN 'claim' ELSE 'earn' END
                                WHEN 'PointsReversed' THEN 'reversal' WHEN 'PointsRedeemed' THEN 'redemption' ELSE 'adjustment' END,
-             d.points, sum(d.points) OVER (PARTITION BY e.stream_name ORDER BY e.stream_revision),
+             abs(d.points), sum(d.points) OVER (PARTITION BY e.stream_name ORDER BY e.stream_revision),
              e.data->>'paymentId', e.data->>'refundId', e.data->>'adjustedBy', e.data->>'reason', e.data->>'reference', e.data->>'idempotencyKey',
              e.transaction_id::text || '.' || e.global_position, e.stream_revision, e.recorded_at
         FROM events e
@@ -182,10 +186,10 @@ export async function buildReadModelFromEvents(url: string, head: string): Promi
                                         ELSE (e.data->>'points')::bigint END AS points) d
        WHERE e.stream_name LIKE 'wallet-%' AND e.event_type IN ('PointsCredited', 'PointsReversed', 'PointsRedeemed', 'PointsAdjusted')`);
     await client.query(`
-      INSERT INTO wallets (wallet_id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
-      SELECT l.wallet_id, l.tenant_id, c.consumer_id, sum(l.points),
-             coalesce(sum(l.points) FILTER (WHERE l.entry_type IN ('credit', 'claim', 'reversal')), 0),
-             coalesce(-sum(l.points) FILTER (WHERE l.entry_type = 'redemption'), 0), min(l.created_at), max(l.created_at)
+      INSERT INTO wallets (id, tenant_id, consumer_id, points_balance, lifetime_earned, lifetime_redeemed, created_at, updated_at)
+      SELECT l.wallet_id, l.tenant_id, c.consumer_id, sum(${signedLine}),
+             coalesce(sum(${signedLine}) FILTER (WHERE l.kind IN ('earn', 'claim', 'reversal')), 0),
+             coalesce(sum(l.points) FILTER (WHERE l.kind = 'redemption'), 0), min(l.created_at), max(l.created_at)
         FROM wallet_ledger l
         JOIN (SELECT DISTINCT ON (stream_name) substr(stream_name, 8) AS wallet_id, data->>'consumerId' AS consumer_id
                 FROM events WHERE stream_name LIKE 'wallet-%' ORDER BY stream_name, stream_revision) c ON c.wallet_id = l.wallet_id
@@ -219,7 +223,7 @@ export async function projectedTotals(url: string): Promise<{ ledgerRows: number
   return withClient(url, async (client) => {
     const { rows } = await client.query<{ ledger_rows: string; wallets: string; balance: string; ledger_balance: string }>(
       `SELECT (SELECT count(*) FROM wallet_ledger) AS ledger_rows, (SELECT count(*) FROM wallets) AS wallets,
-              (SELECT coalesce(sum(points_balance), 0) FROM wallets) AS balance, (SELECT coalesce(sum(points), 0) FROM wallet_ledger) AS ledger_balance`,
+              (SELECT coalesce(sum(points_balance), 0) FROM wallets) AS balance, (SELECT coalesce(sum(CASE WHEN entry_type = 'credit' THEN points ELSE -points END), 0) FROM wallet_ledger) AS ledger_balance`,
     );
     const r = rows[0]!;
     return { ledgerRows: Number(r.ledger_rows), wallets: Number(r.wallets), balance: Number(r.balance), ledgerBalance: Number(r.ledger_balance) };

@@ -6,6 +6,7 @@ import { connectionEvents } from './connections/events.ts';
 import { merchantReservationEvents } from './connections/merchant-reservation.ts';
 import { pollEvents } from './connections/poll-log.ts';
 import { purchaseEvents } from './payments/events.ts';
+import { orderVisitEvents } from './payments/order-visit.ts';
 import { ruleSetEvents } from './rewards/events.ts';
 import { adminBindingEvents } from './users/admin-binding.ts';
 import { userEvents } from './users/events.ts';
@@ -21,5 +22,6 @@ export const eventFamilies = [
   pollEvents,
   merchantReservationEvents,
   purchaseEvents,
+  orderVisitEvents,
   walletEvents,
 ] as const;

@@ -117,6 +117,13 @@ export const rewardRulesProjection = projection({
             event.data.activatedAt,
           ]);
           break;
+        case 'RewardRulesRetired':
+          await db.query(`UPDATE ${rules} SET is_active = false, retired_at = COALESCE(retired_at, $3) WHERE tenant_id = $1 AND version <= $2`, [
+            event.data.tenantId,
+            event.data.throughVersion,
+            event.data.retiredAt,
+          ]);
+          break;
         default:
           assertNever(event);
       }

@@ -6,7 +6,7 @@
  * `claims` reactor (reactors/claims.ts) matches the two; this projection only records them, so rebuilding it
  * issues no command. Every write is idempotent per event.
  */
-import { heldPointsClaimed, purchaseCompleted } from '../domain/payments/events.ts';
+import { heldPointsClaimed, purchaseCompleted, purchaseIdentityAttached } from '../domain/payments/events.ts';
 import { userEmailVerified, userPersonalDataErased, userPhoneChanged, userPhoneVerified, userRegistered } from '../domain/users/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
 import { eventCodec } from '../domain/shared/codec.ts';
@@ -21,18 +21,31 @@ export const heldPointsEvents = eventCodec(
   userPersonalDataErased,
   purchaseCompleted,
   heldPointsClaimed,
+  purchaseIdentityAttached,
 );
 
 export const heldPointsProjection = projection({
   name: 'held_points',
   // Version 2: identities are verified ones only, one owner each (issue 14); consumers listed apart.
-  version: 2,
-  tables: ['held_points', 'consumer_identities', 'claims_consumers'],
+  // Version 3: held purchases by Square customer, and identities attached to them later (issue 15).
+  version: 3,
+  tables: ['held_points', 'consumer_identities', 'claims_consumers', 'held_purchases_by_customer'],
   events: heldPointsEvents,
   async apply(events, { db, table }) {
     const identities = table('consumer_identities');
     const consumers = table('claims_consumers');
     const held = table('held_points');
+    const byCustomer = table('held_purchases_by_customer');
+    const hold = async (paymentId: string, tenantId: string, hashes: readonly string[], completedAt: string) => {
+      for (const hash of hashes) {
+        await db.query(`INSERT INTO ${held} (payment_id, tenant_id, identity_hash, completed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [
+          paymentId,
+          tenantId,
+          hash,
+          completedAt,
+        ]);
+      }
+    };
     for (const e of events) {
       switch (e.type) {
         case 'UserRegistered':
@@ -59,17 +72,23 @@ export const heldPointsProjection = projection({
           break;
         case 'PurchaseCompleted':
           if (e.data.outcome !== 'stored_anonymous' || e.data.points <= 0) break;
-          for (const hash of e.data.identityHashes) {
-            await db.query(`INSERT INTO ${held} (payment_id, tenant_id, identity_hash, completed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [
-              e.data.paymentId,
+          await hold(e.data.paymentId, e.data.tenantId, e.data.identityHashes, e.data.completedAt);
+          // Square may learn this customer's email or phone later (customer.updated): found by its customer id.
+          if (e.data.customerId) {
+            await db.query(`INSERT INTO ${byCustomer} (tenant_id, customer_id, payment_id, completed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [
               e.data.tenantId,
-              hash,
+              e.data.customerId,
+              e.data.paymentId,
               e.data.completedAt,
             ]);
           }
           break;
+        case 'PurchaseIdentityAttached':
+          await hold(e.data.paymentId, e.data.tenantId, e.data.identityHashes, e.data.completedAt);
+          break;
         case 'HeldPointsClaimed':
           await db.query(`UPDATE ${held} SET claimed = true WHERE payment_id = $1`, [e.data.paymentId]);
+          await db.query(`DELETE FROM ${byCustomer} WHERE tenant_id = $1 AND payment_id = $2`, [e.data.tenantId, e.data.paymentId]);
           break;
         default:
           assertNever(e);

@@ -65,9 +65,9 @@ export function webhookInbox(pool: pg.Pool) {
     /** Stores a verified webhook once; a repeated event id only counts the delivery. */
     async record(entry: InboxEntry): Promise<{ inserted: boolean }> {
       const { rows } = await pool.query<{ inserted: boolean }>(
-        `INSERT INTO pos_webhook_events_raw (event_id, merchant_id, event_type, object_id, raw_body, headers)
+        `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers)
          VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (event_id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
+         ON CONFLICT (id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
          RETURNING (xmax = 0) AS inserted`,
         [entry.eventId, entry.merchantId, entry.eventType, entry.objectId, entry.rawBody, JSON.stringify(entry.headers)],
       );
@@ -108,13 +108,13 @@ export function webhookInbox(pool: pg.Pool) {
       const { rows } = await pool.query(
         `UPDATE pos_webhook_events_raw w
             SET attempts = w.attempts + 1, locked_until = now() + ($2::int * interval '1 millisecond')
-          WHERE w.event_id IN (
-            SELECT event_id FROM pos_webhook_events_raw
+          WHERE w.id IN (
+            SELECT id FROM pos_webhook_events_raw
              WHERE NOT processed AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
-             ORDER BY received_at, event_id
+             ORDER BY received_at, id
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
-        RETURNING w.event_id, w.merchant_id, w.event_type, w.raw_body, w.attempts`,
+        RETURNING w.id AS event_id, w.merchant_id, w.event_type, w.raw_body, w.attempts`,
         [limit, leaseMs],
       );
       return rows.map((r) => dueRow.parse(r));
@@ -129,7 +129,7 @@ export function webhookInbox(pool: pg.Pool) {
       const { rowCount } = await pool.query(
         `UPDATE pos_webhook_events_raw
             SET processed = true, processed_at = now(), outcome = $2, tenant_id = COALESCE($3, tenant_id), error = NULL, locked_until = NULL
-          WHERE event_id = $1 AND attempts = $4 AND NOT processed`,
+          WHERE id = $1 AND attempts = $4 AND NOT processed`,
         [eventId, result.outcome, result.tenantId, attempt],
       );
       return rowCount === 1;
@@ -149,8 +149,8 @@ export function webhookInbox(pool: pg.Pool) {
         `UPDATE pos_webhook_events_raw w
             SET processed = true, processed_at = now(), outcome = s.outcome, tenant_id = COALESCE(s.tenant_id, w.tenant_id), error = NULL, locked_until = NULL
            FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS s(event_id, attempt, outcome, tenant_id)
-          WHERE w.event_id = s.event_id AND w.attempts = s.attempt AND NOT w.processed
-        RETURNING w.event_id`,
+          WHERE w.id = s.event_id AND w.attempts = s.attempt AND NOT w.processed
+        RETURNING w.id AS event_id`,
         [settlements.map((s) => s.eventId), settlements.map((s) => s.attempt), settlements.map((s) => s.outcome), settlements.map((s) => s.tenantId)],
       );
       return new Set(rows.map((r) => r.event_id));
@@ -164,7 +164,7 @@ export function webhookInbox(pool: pg.Pool) {
             SET outcome = 'failed', error = $2, tenant_id = COALESCE($3, tenant_id), locked_until = NULL,
                 processed = ($4::timestamptz IS NULL), processed_at = CASE WHEN $4::timestamptz IS NULL THEN now() END,
                 next_attempt_at = COALESCE($4::timestamptz, next_attempt_at)
-          WHERE event_id = $1 AND attempts = $5 AND NOT processed`,
+          WHERE id = $1 AND attempts = $5 AND NOT processed`,
         [eventId, failure.error.slice(0, 2000), failure.tenantId, failure.retryAt, attempt],
       );
       return rowCount === 1;
@@ -204,7 +204,7 @@ export function webhookInbox(pool: pg.Pool) {
     /** Re-drives a webhook now. Only failed ones: a processed success is not processed twice. */
     async retry(eventId: string): Promise<'scheduled' | 'not_found' | 'not_failed'> {
       const { rows } = await pool.query<{ outcome: string | null; redacted: boolean }>(
-        'SELECT outcome, body_redacted_at IS NOT NULL AS redacted FROM pos_webhook_events_raw WHERE event_id = $1',
+        'SELECT outcome, body_redacted_at IS NOT NULL AS redacted FROM pos_webhook_events_raw WHERE id = $1',
         [eventId],
       );
       const row = rows[0];
@@ -213,7 +213,7 @@ export function webhookInbox(pool: pg.Pool) {
       if ((row.outcome !== 'failed' && row.outcome !== 'no_connection') || row.redacted) return 'not_failed';
       await pool.query(
         `UPDATE pos_webhook_events_raw SET processed = false, processed_at = NULL, next_attempt_at = now(), locked_until = NULL, attempts = 0
-          WHERE event_id = $1`,
+          WHERE id = $1`,
         [eventId],
       );
       return 'scheduled';
@@ -221,8 +221,8 @@ export function webhookInbox(pool: pg.Pool) {
 
     async get(eventId: string) {
       const { rows } = await pool.query(
-        `SELECT event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
-           FROM pos_webhook_events_raw WHERE event_id = $1`,
+        `SELECT id AS event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
+           FROM pos_webhook_events_raw WHERE id = $1`,
         [eventId],
       );
       return rows[0] ? toItem(listRow.parse(rows[0])) : undefined;
@@ -244,13 +244,13 @@ export function webhookInbox(pool: pg.Pool) {
       if (filter.cursor) {
         const [at, id] = decodeCursor(filter.cursor);
         params.push(at, id);
-        where.push(`(received_at, event_id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+        where.push(`(received_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
       }
       params.push(filter.limit + 1);
       const { rows } = await pool.query(
-        `SELECT event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
+        `SELECT id AS event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
            FROM pos_webhook_events_raw ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-          ORDER BY received_at DESC, event_id DESC LIMIT $${params.length}`,
+          ORDER BY received_at DESC, id DESC LIMIT $${params.length}`,
         params,
       );
       const parsed = rows.map((r) => listRow.parse(r));

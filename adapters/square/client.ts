@@ -219,6 +219,7 @@ function toPayment(payment: Square.Payment): SquarePayment {
     totalMinor: minorUnits(payment.totalMoney?.amount, field('total_money.amount'), op),
     currency: required(payment.amountMoney?.currency, field('amount_money.currency'), op),
     customerId: payment.customerId ?? null,
+    buyerEmail: payment.buyerEmailAddress ?? null,
     locationId: required(payment.locationId, field('location_id'), op),
     orderId: payment.orderId ?? null,
     createdAt: required(payment.createdAt, field('created_at'), op),

@@ -110,6 +110,18 @@ async function authorize(
 ): Promise<Connected> {
   const { tenantId, tokens } = input;
   const merchantId = tokens.merchantId;
+  // Rule amounts count in the workspace's currency: a merchant in another one would make "1 point per 100" mean
+  // something else. Refused while rules stand; the merchant retires them first.
+  const current = await c.loadConnection(tenantId);
+  if (current.status !== 'not_connected' && current.currency !== null && current.currency !== input.merchant.currency) {
+    const rules = await c.deps.unretiredRules(tenantId);
+    if (rules > 0) {
+      throw new ConnectFailed(
+        'currency_mismatch',
+        `merchant ${merchantId} counts in ${input.merchant.currency} but workspace ${tenantId} counts in ${current.currency} and has ${rules} reward rule version(s): retire them first`,
+      );
+    }
+  }
   let claim: number;
   try {
     claim = await claimMerchant(c, merchantId, tenantId, metadata);
@@ -133,6 +145,8 @@ async function authorize(
         authorizationId,
         merchantClaim: claim,
         businessName: input.merchant.businessName,
+        currency: input.merchant.currency,
+        country: input.merchant.country,
         scopes: [...SQUARE_SCOPES],
         tokenExpiresAt: tokens.expiresAt,
         locations: input.locations.map((l) => ({ id: l.id, name: l.name, status: l.status })),

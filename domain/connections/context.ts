@@ -35,6 +35,8 @@ export interface SquareConnectionsDependencies {
    * stream before anything is done, so a lagging read model can delay a connection, never misuse one.
    */
   tenantsWithStatus(statuses: readonly ConnectionStatus[]): Promise<string[]>;
+  /** How many of the tenant's reward rule versions are not retired: while any is, the workspace currency stays. */
+  unretiredRules(tenantId: string): Promise<number>;
 }
 
 export function connectionsContext(deps: SquareConnectionsDependencies) {

@@ -20,6 +20,8 @@ export type SquareConnectionCommand =
       authorizationId: string;
       merchantClaim: number;
       businessName: string | null;
+      currency: string | null;
+      country: string | null;
       scopes: string[];
       tokenExpiresAt: string;
       locations: ConnectionLocation[];
@@ -55,6 +57,8 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
             authorizationId: command.authorizationId,
             merchantClaim: command.merchantClaim,
             businessName: command.businessName,
+            currency: command.currency,
+            country: command.country,
             scopes: command.scopes,
             tokenExpiresAt: command.tokenExpiresAt,
             locations: command.locations,

@@ -58,7 +58,13 @@ export class SquareRequestFailed extends DomainError {
 }
 
 /** Why the OAuth callback failed: the `error=` value the browser is redirected with. */
-export type ConnectFailureReason = 'access_denied' | 'invalid_state' | 'token_exchange_failed' | 'merchant_already_connected' | 'configuration_missing';
+export type ConnectFailureReason =
+  | 'access_denied'
+  | 'invalid_state'
+  | 'token_exchange_failed'
+  | 'merchant_already_connected'
+  | 'currency_mismatch'
+  | 'configuration_missing';
 
 /** The connect flow failed. `reason` goes to the browser; `detail` only to the log (it never names a token or code). */
 export class ConnectFailed extends DomainError {

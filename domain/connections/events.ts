@@ -15,9 +15,7 @@ export type ConnectionLocation = z.output<typeof connectionLocation>;
 /** `authorizationId` identifies an authorization's tokens in the vault: a refresh only replaces tokens of the same one. */
 const grant = { tenantId: z.string(), merchantId: z.string(), authorizationId: z.string() };
 
-export const squareConnectionAuthorized = EventType.define(
-  'SquareConnectionAuthorized',
-  z.object({
+const squareConnectionAuthorizedV1 = z.object({
     ...grant,
     /** The merchant reservation's claim number this authorization holds (see `merchant-reservation.ts`). */
     merchantClaim: z.number().int(),
@@ -30,7 +28,16 @@ export const squareConnectionAuthorized = EventType.define(
     /** Who started the connect flow (`user:<id>` or `admin:<id>`). */
     authorizedBy: z.string(),
     authorizedAt: z.string(),
-  }),
+  });
+
+/**
+ * Version 2 (issue 15) records the merchant profile's currency (ISO 4217: the workspace's currency, in whose minor
+ * units rules count) and country (ISO 3166 alpha-2: the default region of phone numbers). Version 1 did not: null,
+ * unknown (no currency check, phones read as US numbers, as then).
+ */
+export const squareConnectionAuthorized = EventType.define('SquareConnectionAuthorized', squareConnectionAuthorizedV1).next(
+  squareConnectionAuthorizedV1.extend({ currency: z.string().nullable(), country: z.string().nullable() }),
+  (v1) => ({ ...v1, currency: null, country: null }),
 );
 export const squareTokensRefreshed = EventType.define('SquareTokensRefreshed', z.object({ ...grant, tokenExpiresAt: z.string(), refreshedAt: z.string() }));
 export const squareTokenRefreshFailed = EventType.define(
@@ -109,10 +116,16 @@ export interface ConnectionDetails {
   merchantId: string;
   authorizationId: string;
   businessName: string | null;
+  /** The workspace's currency (ISO 4217) from the merchant profile; null for a connection made before it was recorded. */
+  currency: string | null;
+  /** The merchant's country (ISO 3166 alpha-2); null for a connection made before it was recorded. */
+  country: string | null;
   scopes: string[];
   locations: ConnectionLocation[];
   tokenExpiresAt: string;
   authorizedAt: string;
+  /** When this workspace first connected this merchant (kept across reconnects to it): a first poll starts there. */
+  connectedSince: string;
   lastRefreshedAt: string | null;
   pollCursor: string | null;
   lastPolledAt: string | null;
@@ -147,10 +160,13 @@ export function detailsOf(state: ConnectedState): ConnectionDetails {
     merchantId: state.merchantId,
     authorizationId: state.authorizationId,
     businessName: state.businessName,
+    currency: state.currency,
+    country: state.country,
     scopes: state.scopes,
     locations: state.locations,
     tokenExpiresAt: state.tokenExpiresAt,
     authorizedAt: state.authorizedAt,
+    connectedSince: state.connectedSince,
     lastRefreshedAt: state.lastRefreshedAt,
     pollCursor: state.pollCursor,
     lastPolledAt: state.lastPolledAt,
@@ -169,10 +185,13 @@ export function evolveConnection(state: SquareConnectionState, event: SquareConn
       merchantId: d.merchantId,
       authorizationId: d.authorizationId,
       businessName: d.businessName,
+      currency: d.currency,
+      country: d.country,
       scopes: d.scopes,
       locations: d.locations,
       tokenExpiresAt: d.tokenExpiresAt,
       authorizedAt: d.authorizedAt,
+      connectedSince: sameMerchant ? state.connectedSince : d.authorizedAt,
       lastRefreshedAt: null,
       // Polling resumes where it stopped for the same merchant; another merchant starts afresh.
       pollCursor: sameMerchant ? state.pollCursor : null,

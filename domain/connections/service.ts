@@ -35,6 +35,8 @@ export interface ActiveConnection {
   tenantId: string;
   merchantId: string;
   pollCursor: string | null;
+  /** When the workspace first connected this merchant (kept across reconnects to it): a first poll starts there. */
+  connectedAt: string;
 }
 
 /** `revoker_type` of `oauth.authorization.revoked`: `MERCHANT`, `APPLICATION` or `SQUARE`. */
@@ -120,7 +122,7 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       const active: ActiveConnection[] = [];
       for (const tenantId of await deps.tenantsWithStatus(['active'])) {
         const state = await c.loadConnection(tenantId);
-        if (state.status === 'active') active.push({ tenantId, merchantId: state.merchantId, pollCursor: pollCursorFor(state, await c.lastPoll(tenantId)) });
+        if (state.status === 'active') active.push({ tenantId, merchantId: state.merchantId, pollCursor: pollCursorFor(state, await c.lastPoll(tenantId)), connectedAt: state.connectedSince });
       }
       return active;
     },

@@ -9,10 +9,13 @@ const details = {
   merchantId: z.string(),
   authorizationId: z.string(),
   businessName: z.string().nullable(),
+  currency: z.string().nullable(),
+  country: z.string().nullable(),
   scopes: z.array(z.string()),
   locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
   tokenExpiresAt: z.string(),
   authorizedAt: z.string(),
+  connectedSince: z.string(),
   lastRefreshedAt: z.string().nullable(),
   pollCursor: z.string().nullable(),
   lastPolledAt: z.string().nullable(),
@@ -30,7 +33,8 @@ const connectionStateSchema = z.discriminatedUnion('status', [
 
 /** Bump `version` when `SquareConnectionState` changes through a helper of evolveConnection (its own code is fingerprinted). */
 export const connectionSnapshots: StateSnapshots<SquareConnectionState> = {
-  version: 1,
+  // Version 2: the state carries the merchant's currency and country.
+  version: 2,
   toJson: (state) => JSON.parse(JSON.stringify(state)) as JsonValue,
   fromJson: (json): SquareConnectionState => connectionStateSchema.parse(json),
 };

@@ -4,8 +4,24 @@
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 
-const creditOutcome = z.enum(['credited', 'stored_anonymous', 'no_rule_no_credit', 'zero_points']);
+/** The outcomes a purchase completed with before version 4. */
+const creditOutcomeV1 = z.enum(['credited', 'stored_anonymous', 'no_rule_no_credit', 'zero_points']);
+
+/**
+ * From version 4 (issue 15): `before_program`, paid before any rule was active for the workspace;
+ * `currency_mismatch`, paid in another currency than the workspace's; `same_order`, a later tender of an order
+ * whose visit another payment already decided. None of them earns.
+ */
+const creditOutcome = z.enum([...creditOutcomeV1.options, 'before_program', 'currency_mismatch', 'same_order']);
 export type CreditOutcome = z.output<typeof creditOutcome>;
+
+/**
+ * How a refund takes points back: `amount`, the refunded share of the amount (tip excluded: a refund counts against
+ * the amount first); `total`, the refunded share of the total; `full_refund`, all of them once the payment is
+ * refunded in full, nothing before (a visit).
+ */
+const refundBasis = z.enum(['amount', 'total', 'full_refund']);
+export type RefundBasis = z.output<typeof refundBasis>;
 
 const minor = z.number().int();
 
@@ -28,7 +44,7 @@ const purchaseCompletedV1 = z.object({
   identityHashes: z.array(z.string()),
   consumerId: z.string().nullable(),
   walletId: z.string().nullable(),
-  outcome: creditOutcome,
+  outcome: creditOutcomeV1,
   points: z.number().int(),
   ruleId: z.string().nullable(),
   ruleVersion: z.number().int().nullable(),
@@ -53,15 +69,25 @@ const purchaseCompletedV2 = purchaseCompletedV1.extend({ paymentCreatedAt: z.str
 const walletEffect = z.enum(['inline', 'reactor']);
 export type WalletEffect = z.output<typeof walletEffect>;
 
+const purchaseCompletedV3 = purchaseCompletedV2.extend({ walletEffect });
+
+/**
+ * Version 4 (issue 15): the new outcomes; the Square order the payment is a tender of (`orderId`, one visit per
+ * order); and how a refund of it takes points back (`refundBasis`). Purchases of earlier versions were reversed on
+ * the refunded share of the total: they upcast to `total`, and keep being reversed as they were promised.
+ */
+const purchaseCompletedV4 = purchaseCompletedV3.extend({ outcome: creditOutcome, orderId: z.string().nullable(), refundBasis });
+
 /** Version 3 says who appends the wallet credit; versions 1 and 2 were all credited by the reactor. */
 export const purchaseCompleted = EventType.define('PurchaseCompleted', purchaseCompletedV1)
   .next(purchaseCompletedV2, (v1) => ({ ...v1, paymentCreatedAt: null }))
-  .next(purchaseCompletedV2.extend({ walletEffect }), (v2) => ({ ...v2, walletEffect: 'reactor' as const }));
+  .next(purchaseCompletedV3, (v2) => ({ ...v2, walletEffect: 'reactor' as const }))
+  .next(purchaseCompletedV4, (v3) => ({ ...v3, orderId: null, refundBasis: 'total' as const }));
 
-export const refundHeld = EventType.define(
-  'RefundHeld',
-  z.object({ paymentId: z.string(), tenantId: z.string(), refundId: z.string(), amountMinor: minor, source: z.string() }),
-);
+const refundHeldV1 = z.object({ paymentId: z.string(), tenantId: z.string(), refundId: z.string(), amountMinor: minor, source: z.string() });
+
+/** Version 2 records the refund's currency (null: held before it was recorded), so a foreign one is never applied. */
+export const refundHeld = EventType.define('RefundHeld', refundHeldV1).next(refundHeldV1.extend({ currency: z.string().nullable() }), (v1) => ({ ...v1, currency: null }));
 
 const refundAppliedV1 = z.object({
   paymentId: z.string(),
@@ -94,6 +120,25 @@ export const heldPointsClaimed = EventType.define(
   }),
 );
 
+/**
+ * Square learnt the email or phone of the customer of a purchase whose points are held for nobody
+ * (`customer.created` / `customer.updated` after the sale): the purchase's held points can now be claimed by it.
+ */
+export const purchaseIdentityAttached = EventType.define(
+  'PurchaseIdentityAttached',
+  z.object({
+    paymentId: z.string(),
+    tenantId: z.string(),
+    customerId: z.string(),
+    /** The keyed hashes newly attached (those the purchase did not carry yet). */
+    identityHashes: z.array(z.string()),
+    /** When the purchase completed: the claim window runs from it. */
+    completedAt: z.string(),
+    attachedAt: z.string(),
+    source: z.string(),
+  }),
+);
+
 export const purchaseEvents = eventCodec(
   { stream: 'payment-<paymentId>', writtenBy: 'purchaseDecider' },
   paymentStatusObserved,
@@ -101,6 +146,7 @@ export const purchaseEvents = eventCodec(
   refundHeld,
   refundApplied,
   heldPointsClaimed,
+  purchaseIdentityAttached,
 );
 
 export type PurchaseEvent = EventsOf<typeof purchaseEvents>;

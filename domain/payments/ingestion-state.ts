@@ -13,6 +13,7 @@ import { squareConnectionDecider } from '../connections/decider.ts';
 import { CONNECTION_STREAM_PREFIX, initialConnectionState, type SquareConnectionState } from '../connections/events.ts';
 import { merchantReservationDecider, type MerchantReservationState } from '../connections/merchant-reservation.ts';
 import { activeRule, ruleSetDecider, type RuleSetState } from '../rewards/rule-set.ts';
+import type { Workspace } from './ingestion.ts';
 import type { RewardRule } from '../rewards/rule.ts';
 
 export const MERCHANT_STREAM_PREFIX = 'square-merchant-';
@@ -99,6 +100,17 @@ export class IngestionState {
 
   connection(tenantId: string): SquareConnectionState {
     return this.connections.get(tenantId) ?? initialConnectionState;
+  }
+
+  /** The tenant's rule set, with the history of which rule was in force when (`ruleInForce`). */
+  ruleSet(tenantId: string): RuleSetState {
+    return this.rules.get(tenantId) ?? ruleSetDecider.initialState;
+  }
+
+  /** The workspace's currency and country, from its connection's merchant profile (null: unknown or not connected). */
+  workspace(tenantId: string): Workspace {
+    const connection = this.connection(tenantId);
+    return connection.status === 'not_connected' ? { currency: null, country: null } : { currency: connection.currency, country: connection.country };
   }
 
   activeRule(tenantId: string): ActiveRuleVersion | null {

@@ -11,13 +11,14 @@
 import { ConcurrencyConflict, MultiStreamConflict, type EventMetadata, type EventStore, type NewEvent, type Position, type RecordedEvent, type StreamAppend } from '../ports/event-store.ts';
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
-import type { RewardRule } from '../rewards/rule.ts';
+import { ruleInForce, type RuleSetState } from '../rewards/rule-set.ts';
 import { foldDecoded, loadWithSnapshot } from '../shared/command-handler.ts';
 import type { CommandPath, FoldedStream } from '../shared/command-path.ts';
 import { KeyedQueue } from '../shared/keyed-queue.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, type WalletState } from '../wallets/wallet.ts';
-import { purchaseDecider, purchaseStream, type CreditOutcome, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
+import { purchaseDecider, purchaseStream, type CreditOutcome, type OrderVisit, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
+import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 
 export type IngestionOutcome =
@@ -31,6 +32,7 @@ export type IngestionOutcome =
   | 'ignored'
   | 'no_connection'
   | 'revoked'
+  | 'identity_attached'
   | 'credit_refused'
   | 'failed';
 
@@ -38,9 +40,12 @@ export interface IngestionDependencies {
   store: EventStore;
   runtime: Runtime;
   hasher: IdentityHasher;
-  /** Brings the state `activeRule` answers from to the feed's head (see `ingestion-state.ts`). */
+  /** Brings the state `ruleSet` and `workspace` answer from to the feed's head (see `ingestion-state.ts`). */
   catchUp(): Promise<void>;
-  activeRule(tenantId: string): Promise<{ ruleId: string; version: number; rule: RewardRule } | null>;
+  /** The tenant's rule set with its history: a payment earns by the rule in force when it was created. */
+  ruleSet(tenantId: string): RuleSetState;
+  /** The workspace's currency and country, from the connected Square merchant's profile; null when unknown. */
+  workspace(tenantId: string): Workspace;
   /** The Square customer's contact details as the merchant typed them, or null when Square does not know it. */
   customerContacts(tenantId: string, customerId: string): Promise<{ email: string | null; phone: string | null } | null>;
   /** For each set of identity hashes, the approved consumer it belongs to: one read for a whole batch. */
@@ -53,6 +58,11 @@ export interface IngestionDependencies {
    * decided on the wallet's real state, so its bounds hold, and appended at the revision decided on.
    */
   wallets: CommandPath;
+}
+
+export interface Workspace {
+  currency: string | null;
+  country: string | null;
 }
 
 export interface IngestionResult {
@@ -103,6 +113,17 @@ interface StreamLoad {
   revision: number | undefined;
 }
 
+interface OrderLoad {
+  state: OrderVisitState;
+  revision: number | undefined;
+}
+
+/** An order's state while a batch is decided, with the events the batch adds to it. */
+interface OrderInBatch {
+  state: OrderVisitState;
+  events: { event: OrderVisitEvent; metadata: EventMetadata }[];
+}
+
 export function ingestionService(deps: IngestionDependencies) {
   const walletEffect: WalletEffect = deps.inlineWalletEffects ? 'inline' : 'reactor';
   // Batches in flight decide and look up concurrently, but take turns to decide wallet effects and append: each
@@ -112,23 +133,36 @@ export function ingestionService(deps: IngestionDependencies) {
 
   const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(purchaseDecider, events), revision: events.at(-1)?.revision });
 
-  async function load(streams: readonly string[]): Promise<Map<string, StreamLoad>> {
-    const read = await deps.store.readStreams(streams);
-    return new Map(streams.map((stream) => [stream, fold(read.get(stream) ?? [])]));
+  const foldOrder = (events: readonly RecordedEvent[]): OrderLoad => ({
+    state: events.reduce((s, e) => orderVisitDecider.evolve(s, orderVisitDecider.codec.decode(e)), orderVisitDecider.initialState),
+    revision: events.at(-1)?.revision,
+  });
+
+  /** The payment streams, and the order streams (one round trip for both). */
+  async function load(streams: readonly string[], orders: readonly string[] = []): Promise<{ payments: Map<string, StreamLoad>; orders: Map<string, OrderLoad> }> {
+    const read = await deps.store.readStreams([...streams, ...orders]);
+    return {
+      payments: new Map(streams.map((stream) => [stream, fold(read.get(stream) ?? [])])),
+      orders: new Map(orders.map((stream) => [stream, foldOrder(read.get(stream) ?? [])])),
+    };
+  }
+
+  /** The order stream a payment fact counts its visit on: only a tender of an order, under a visit rule. */
+  function orderStreamOf(fact: IngestionFact): string | undefined {
+    if (fact.kind !== 'payment' || !fact.payment.orderId) return undefined;
+    return ruleFor(fact.tenantId, fact.payment.createdAt).activeRule?.rule.kind === 'visit' ? orderStream(fact.payment.orderId) : undefined;
   }
 
   /** Identities of the completing payments' customers: cached Square lookups, then one consumer read. */
-  async function identify(facts: readonly { index: number; tenantId: string; customerId: string | null }[]): Promise<Map<number, Identity | Error>> {
+  async function identify(facts: readonly { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[]): Promise<Map<number, Identity | Error>> {
     const found = new Map<number, Identity | Error>();
     const withHashes: { index: number; tenantId: string; hashes: string[] }[] = [];
     await Promise.all(
-      facts.map(async ({ index, tenantId, customerId }) => {
-        if (!customerId) return void found.set(index, { hashes: [], resolution: { kind: 'anonymous' } });
+      facts.map(async ({ index, tenantId, customerId, buyerEmail }) => {
         try {
-          const contacts = await deps.customerContacts(tenantId, customerId);
-          const email = tryNormaliseEmail(contacts?.email);
-          const phone = tryNormalisePhone(contacts?.phone);
-          const hashes = [...(email ? [deps.hasher.hashEmail(email)] : []), ...(phone ? [deps.hasher.hashPhone(phone)] : [])];
+          // A Square Online payment carries the buyer's email and often no customer: that email is an identity too.
+          const contacts = customerId ? await deps.customerContacts(tenantId, customerId) : null;
+          const hashes = identityHashes(deps.hasher, [contacts?.email, buyerEmail], contacts?.phone, deps.workspace(tenantId).country);
           if (hashes.length) withHashes.push({ index, tenantId, hashes });
           else found.set(index, { hashes, resolution: { kind: 'anonymous' } });
         } catch (error) {
@@ -149,6 +183,14 @@ export function ingestionService(deps: IngestionDependencies) {
     return found;
   }
 
+  /** The rule a payment earns by, given when it was created: the rule set's history, not the rule active now. */
+  function ruleFor(tenantId: string, createdAt: string): { activeRule: ActiveRule | null; beforeProgram: boolean } {
+    const rule = ruleInForce(deps.ruleSet(tenantId), createdAt);
+    return rule.kind === 'rule'
+      ? { activeRule: { ruleId: rule.ruleId, version: rule.version, rule: rule.rule }, beforeProgram: false }
+      : { activeRule: null, beforeProgram: rule.kind === 'before_program' };
+  }
+
   /**
    * Decides every fact of one stream in order on its state. Returns the purchase events, each fact's result,
    * and the wallet events the purchase events cause (when inline).
@@ -157,7 +199,7 @@ export function ingestionService(deps: IngestionDependencies) {
     load: StreamLoad,
     items: readonly { index: number; fact: IngestionFact }[],
     identities: Map<number, Identity | Error>,
-    rules: Map<string, { ruleId: string; version: number; rule: RewardRule } | null>,
+    orders: Map<string, OrderInBatch>,
   ): { events: DecidedEvent[]; results: Map<number, FactResult>; wrote: Set<number> } {
     let state = load.state;
     const events: DecidedEvent[] = [];
@@ -177,6 +219,21 @@ export function ingestionService(deps: IngestionDependencies) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
           continue;
         }
+        // A tender of an order under a visit rule: the order records it, and its first completion counts the visit.
+        let orderVisit: OrderVisit | null = null;
+        const orderKey = orderStreamOf(fact);
+        const order = orderKey ? orders.get(orderKey) : undefined;
+        if (order && payment.orderId) {
+          const observed = orderVisitDecider.decide(
+            { type: 'ObserveTender', orderId: payment.orderId, tenantId: fact.tenantId, paymentId: payment.id, amountMinor: payment.amountMinor, completing, now: payment.updatedAt },
+            order.state,
+          );
+          for (const event of observed) {
+            order.state = orderVisitDecider.evolve(order.state, event);
+            order.events.push({ event, metadata: fact.metadata });
+          }
+          if (completing) orderVisit = visitOf(order.state, payment.orderId, payment.id);
+        }
         decided = purchaseDecider.decide(
           {
             type: 'ObservePayment',
@@ -191,12 +248,15 @@ export function ingestionService(deps: IngestionDependencies) {
               currency: payment.currency,
               customerId: payment.customerId,
               locationId: payment.locationId,
+              orderId: payment.orderId,
               updatedAt: payment.updatedAt,
               createdAt: payment.createdAt,
             },
             identityHashes: identity.hashes,
             resolution: identity.resolution,
-            activeRule: completing ? (rules.get(fact.tenantId) ?? null) : null,
+            ...(completing ? ruleFor(fact.tenantId, payment.createdAt) : { activeRule: null }),
+            workspaceCurrency: deps.workspace(fact.tenantId).currency,
+            orderVisit,
             source: fact.source,
             walletEffect,
           },
@@ -213,7 +273,17 @@ export function ingestionService(deps: IngestionDependencies) {
       } else {
         const { refund } = fact;
         decided = purchaseDecider.decide(
-          { type: 'ObserveRefund', tenantId: fact.tenantId, refundId: refund.id, paymentId: refund.paymentId ?? '', status: refund.status, amountMinor: refund.amountMinor, source: fact.source, walletEffect },
+          {
+            type: 'ObserveRefund',
+            tenantId: fact.tenantId,
+            refundId: refund.id,
+            paymentId: refund.paymentId ?? '',
+            status: refund.status,
+            amountMinor: refund.amountMinor,
+            currency: refund.currency,
+            source: fact.source,
+            walletEffect,
+          },
           state,
         );
         const event = decided[0];
@@ -225,7 +295,10 @@ export function ingestionService(deps: IngestionDependencies) {
               : state.status === 'completed' && state.tenantId !== fact.tenantId
                 ? // The decider reverses nothing for a refund whose merchant did not take the payment.
                   { outcome: 'ignored', position: undefined, detail: { reason: "the refund's merchant did not take this payment" } }
-                : { outcome: 'duplicate', position: undefined };
+                : state.status === 'completed' && !state.refunds.has(refund.id) && state.currency !== refund.currency
+                  ? // Nor for one in another currency than the payment's.
+                    { outcome: 'currency_mismatch', position: undefined, detail: { refundCurrency: refund.currency, paymentCurrency: state.currency } }
+                  : { outcome: 'duplicate', position: undefined };
         results.set(index, { ok: true, result });
       }
       if (decided.length) wrote.add(index);
@@ -238,16 +311,30 @@ export function ingestionService(deps: IngestionDependencies) {
   }
 
   /**
-   * Turns decided purchase events into append requests: the purchase streams', then the wallets' (inline).
-   * A wallet effect is decided on the wallet's state (the one this process holds, else its snapshot and the
-   * events after it) and appended at that revision, so the balance bounds hold on this path too; a state held
+   * Turns decided purchase events into append requests: the orders', the purchase streams', then the wallets'
+   * (inline). A wallet effect is decided on the wallet's state (the one this process holds, else its snapshot and
+   * the events after it) and appended at that revision, so the balance bounds hold on this path too; a state held
    * here that another writer has moved past makes the append conflict, and the wallet is read again. A credit
    * the wallet refuses (a bound) changes the fact's outcome to `credit_refused`.
    */
   async function appendsFor(
     decided: Map<string, { events: DecidedEvent[] }>,
     loads: Map<string, StreamLoad>,
+    orders: Map<string, OrderInBatch>,
+    orderLoads: Map<string, OrderLoad>,
   ): Promise<{ appends: StreamAppend[]; refused: Map<number, Record<string, unknown>>; wallets: Map<string, FoldedStream<WalletState>> }> {
+    // Orders first: where the store appends stream by stream, a visit is counted before any purchase relies on it,
+    // and a conflict on the order stops the batch before a purchase is written.
+    const orderAppends: StreamAppend[] = [];
+    for (const [stream, order] of orders) {
+      if (!order.events.length) continue;
+      const revision = orderLoads.get(stream)?.revision;
+      orderAppends.push({
+        stream,
+        events: order.events.map(({ event, metadata }) => orderVisitDecider.codec.encode(event, deps.runtime.newId(), metadata)),
+        expected: revision === undefined ? 'no_stream' : revision,
+      });
+    }
     const purchases: StreamAppend[] = [];
     const effects: { command: NonNullable<ReturnType<typeof walletCommandFor>>; index: number; metadata: EventMetadata; causationId: string }[] = [];
     for (const [stream, { events }] of decided) {
@@ -293,7 +380,7 @@ export function ingestionService(deps: IngestionDependencies) {
       const state = states.get(stream);
       if (state) after.set(stream, { state, revision: base + events.length, snapshotRevision: start?.snapshotRevision ?? -1 });
     }
-    return { appends: [...purchases, ...walletAppends], refused, wallets: after };
+    return { appends: [...orderAppends, ...purchases, ...walletAppends], refused, wallets: after };
   }
 
   /**
@@ -322,28 +409,31 @@ export function ingestionService(deps: IngestionDependencies) {
     }
 
     if (!options.caughtUp) await deps.catchUp();
-    const tenants = new Set([...byStream.values()].flat().map(({ fact }) => fact.tenantId));
-    const rules = new Map(await Promise.all([...tenants].map(async (tenantId) => [tenantId, await deps.activeRule(tenantId)] as const)));
     const identities = new Map<number, Identity | Error>();
-    let loads = await load([...byStream.keys()]);
+    const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
+    const loaded = await load([...byStream.keys()], orderStreams);
+    let loads = loaded.payments;
+    let orderLoads = loaded.orders;
     let pending = [...byStream.keys()];
     const decided = new Map<string, ReturnType<typeof decideStream>>();
 
     for (let round = 1; ; round++) {
       // Customers are looked up only for payments that complete now, and only once per fact across rounds.
-      const lookups: { index: number; tenantId: string; customerId: string | null }[] = [];
+      const lookups: { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[] = [];
       for (const stream of pending) {
         if (loads.get(stream)?.state.status === 'completed') continue;
         for (const { index, fact } of byStream.get(stream) ?? []) {
           if (fact.kind === 'payment' && fact.payment.status === 'COMPLETED' && !identities.has(index)) {
-            lookups.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId });
+            lookups.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId, buyerEmail: fact.payment.buyerEmail });
           }
         }
       }
       if (lookups.length) for (const [index, identity] of await identify(lookups)) identities.set(index, identity);
+      // Orders are shared between payment streams: each round decides them afresh from what was read.
+      const orders = new Map<string, OrderInBatch>([...orderLoads].map(([stream, o]) => [stream, { state: o.state, events: [] }]));
       for (const stream of pending) {
         const load = loads.get(stream);
-        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, rules));
+        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, orders));
       }
       const current: FactResult[] = [...results];
       const wrote = new Set<number>();
@@ -352,7 +442,7 @@ export function ingestionService(deps: IngestionDependencies) {
         for (const index of streamDecision.wrote) wrote.add(index);
       }
       const attempt = async () => {
-        const { appends, refused, wallets } = await appendsFor(decided, loads);
+        const { appends, refused, wallets } = await appendsFor(decided, loads, orders, orderLoads);
         for (const [index, detail] of refused) current[index] = { ok: true, result: { outcome: 'credit_refused', position: undefined, detail } };
         const position = await write(appends, current);
         // The wallets' states as appended: the next batch decides on them without reading the wallets again.
@@ -369,12 +459,21 @@ export function ingestionService(deps: IngestionDependencies) {
         // that conflicted is read again from the store when the appends are built anew.
         const conflicting = error instanceof MultiStreamConflict ? [...error.conflicts.map((c) => c.stream), ...error.written.map((w) => w.stream)] : [error.stream];
         for (const stream of conflicting) if (!byStream.has(stream)) deps.wallets.recent.delete(stream);
+        if (orderStreams.length) {
+          // A batch with orders re-decides everything: a re-decided tender may change what its order decided for
+          // other tenders, and the orders' events are made afresh each round.
+          pending = [...byStream.keys()];
+          const fresh = await load(pending, orderStreams);
+          loads = fresh.payments;
+          orderLoads = fresh.orders;
+          continue;
+        }
         const purchaseConflicts = conflicting.filter((s) => byStream.has(s));
         // Only wallets conflicted (another process wrote them): the purchase decisions stand, the wallets are read again.
         pending = conflicting.length > 0 && purchaseConflicts.length === 0 ? [] : purchaseConflicts.length ? purchaseConflicts : [...byStream.keys()];
         if (!pending.length) continue;
         const fresh = await load(pending);
-        loads = new Map([...loads, ...fresh]);
+        loads = new Map([...loads, ...fresh.payments]);
       }
     }
   }
@@ -396,3 +495,12 @@ export function ingestionService(deps: IngestionDependencies) {
 }
 
 export type IngestionService = ReturnType<typeof ingestionService>;
+
+type ActiveRule = NonNullable<Extract<Parameters<typeof purchaseDecider.decide>[0], { type: 'ObservePayment' }>['activeRule']>;
+
+/** Keyed hashes of a customer's normalised emails and phone (read in the merchant's country when it has no `+`). */
+export function identityHashes(hasher: IdentityHasher, emails: readonly (string | null | undefined)[], phone: string | null | undefined, country: string | null): string[] {
+  const normalised = [...new Set(emails.map((e) => tryNormaliseEmail(e)).filter((e): e is string => e !== null))];
+  const normalisedPhone = tryNormalisePhone(phone, country);
+  return [...normalised.map((e) => hasher.hashEmail(e)), ...(normalisedPhone ? [hasher.hashPhone(normalisedPhone)] : [])];
+}

@@ -10,14 +10,12 @@ import type { IngestionOutcome, IngestionService } from './ingestion.ts';
 
 export interface PollDependencies {
   ingestion: IngestionService;
-  activeConnections(): Promise<{ tenantId: string; merchantId: string; pollCursor: string | null }[]>;
+  activeConnections(): Promise<{ tenantId: string; merchantId: string; pollCursor: string | null; connectedAt: string }[]>;
   apiFor(tenantId: string): Promise<{ api: SquareApi; merchantId: string }>;
   recordPoll(tenantId: string, poll: { cursor: string | null; polledAt: string; summary: JsonObject }, metadata: EventMetadata): Promise<void>;
   now(): Date;
   /** Waits before a retry after a 429 (injected so tests need not sleep for real). */
   sleep(ms: number): Promise<void>;
-  /** How far back the first poll of a connection looks. */
-  initialLookbackMs?: number;
   maxRateLimitRetries?: number;
 }
 
@@ -53,7 +51,6 @@ function parseCursor(raw: string | null): Cursor {
 const later = (a: string | null | undefined, b: string) => (!a || Date.parse(b) > Date.parse(a) ? b : a);
 
 export function pollService(deps: PollDependencies) {
-  const lookback = deps.initialLookbackMs ?? 24 * 3600 * 1000;
   const maxRetries = deps.maxRateLimitRetries ?? 3;
 
   /** Runs `iterate` again from the last cursor after a 429, honouring Retry-After. */
@@ -69,7 +66,7 @@ export function pollService(deps: PollDependencies) {
     }
   }
 
-  async function pollConnection(connection: { tenantId: string; merchantId: string; pollCursor: string | null }): Promise<ConnectionPollSummary> {
+  async function pollConnection(connection: { tenantId: string; merchantId: string; pollCursor: string | null; connectedAt: string }): Promise<ConnectionPollSummary> {
     const summary: ConnectionPollSummary = {
       tenantId: connection.tenantId,
       merchantId: connection.merchantId,
@@ -84,7 +81,9 @@ export function pollService(deps: PollDependencies) {
     };
     const started = deps.now();
     const cursor = parseCursor(connection.pollCursor);
-    const defaultBegin = new Date(started.getTime() - lookback).toISOString();
+    // A first poll (of a connection, or of a location new to it) starts when the merchant connected: sales from
+    // before are not Tally's to credit (issue 15).
+    const defaultBegin = connection.connectedAt;
     const metadata: EventMetadata = { correlationId: `poll:${connection.tenantId}:${started.toISOString()}`, actor: 'system:poll' };
     const count = (outcome: IngestionOutcome) => {
       summary.seen++;

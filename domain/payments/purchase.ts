@@ -6,9 +6,9 @@
  */
 import type { Decider } from '../shared/decider.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
-import { purchaseEvents, type CreditOutcome, type PurchaseEvent, type WalletEffect } from './events.ts';
+import { purchaseEvents, type CreditOutcome, type PurchaseEvent, type RefundBasis, type WalletEffect } from './events.ts';
 
-export type { CreditOutcome, PurchaseEvent, WalletEffect } from './events.ts';
+export type { CreditOutcome, PurchaseEvent, RefundBasis, WalletEffect } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
@@ -21,8 +21,20 @@ export interface PaymentFacts {
   currency: string;
   customerId: string | null;
   locationId: string;
+  /** The Square order this payment is a tender of (one order may be paid with several tenders). */
+  orderId?: string | null;
   updatedAt: string;
   createdAt: string;
+}
+
+/**
+ * For a visit rule, what the payment's order decided (see `order-visit.ts`): whether this payment is the tender
+ * that counts the order's visit, and the order's amount seen so far (the visit's minimum applies to it).
+ */
+export interface OrderVisit {
+  orderId: string;
+  counts: boolean;
+  amountMinor: number;
 }
 
 interface Completed {
@@ -31,7 +43,11 @@ interface Completed {
   tenantId: string;
   outcome: CreditOutcome;
   points: number;
+  amountMinor: number;
   totalMinor: number;
+  currency: string;
+  customerId: string | null;
+  refundBasis: RefundBasis;
   identityHashes: string[];
   consumerId: string | null;
   walletId: string | null;
@@ -52,7 +68,7 @@ export type PurchaseState =
   | Completed;
 
 /** Refunds seen before their payment completed, by refund id, with the tenant whose merchant reported each. */
-type HeldRefunds = ReadonlyMap<string, { amountMinor: number; tenantId: string }>;
+type HeldRefunds = ReadonlyMap<string, { amountMinor: number; tenantId: string; currency: string | null }>;
 
 export type Resolution = { kind: 'consumer'; consumerId: string; walletId: string } | { kind: 'anonymous' };
 
@@ -64,31 +80,92 @@ export type PurchaseCommand =
       payment: PaymentFacts;
       identityHashes: string[];
       resolution: Resolution;
+      /** The rule in force when the customer paid (the payment's `created_at`), whenever this is decided. */
       activeRule: { ruleId: string; version: number; rule: RewardRule } | null;
+      /** The payment was created before any rule was active for the workspace: it does not earn. */
+      beforeProgram?: boolean;
+      /** The workspace's currency (the Square merchant's); null when unknown (a connection recorded before it was). */
+      workspaceCurrency?: string | null;
+      /** For a visit rule and a payment with an order: what the order decided. */
+      orderVisit?: OrderVisit | null;
       source: string;
       /** Omitted: `reactor`. */
       walletEffect?: WalletEffect;
     }
-  | { type: 'ObserveRefund'; tenantId: string; refundId: string; paymentId: string; status: string; amountMinor: number; source: string; walletEffect?: WalletEffect }
-  | { type: 'ClaimHeldPoints'; consumerId: string; walletId: string; identityHash: string; now: string };
+  | {
+      type: 'ObserveRefund';
+      tenantId: string;
+      refundId: string;
+      paymentId: string;
+      status: string;
+      amountMinor: number;
+      /** The refund's currency; a refund in another currency than its payment's reverses nothing. */
+      currency?: string | null;
+      source: string;
+      walletEffect?: WalletEffect;
+    }
+  | { type: 'ClaimHeldPoints'; consumerId: string; walletId: string; identityHash: string; now: string }
+  | { type: 'AttachIdentity'; customerId: string; identityHashes: string[]; now: string; source: string };
 
 export const purchaseStream = (paymentId: string) => `payment-${paymentId}`;
 
-/** Points to take back so that the total reversed is the refunded share of the points, floored, never more. */
-export function reversalFor(state: Pick<Completed, 'points' | 'totalMinor' | 'refundedMinor' | 'pointsReversed'>, refundMinor: number): number {
+/**
+ * Points to take back so that the total reversed is what the refunds so far take, floored, never more than was
+ * earned; it depends only on the sum refunded, so refunds in any order reverse the same. By the purchase's basis:
+ * `total`, the refunded share of the total; `amount`, the refunded share of the amount (a refund counts against the
+ * amount first: the tip is given back last); `full_refund`, everything once the total is refunded, else nothing.
+ */
+export function reversalFor(
+  state: Pick<Completed, 'points' | 'amountMinor' | 'totalMinor' | 'refundedMinor' | 'pointsReversed' | 'refundBasis'>,
+  refundMinor: number,
+): number {
   if (state.points <= 0 || state.totalMinor <= 0) return 0;
-  const refunded = BigInt(Math.min(state.refundedMinor + refundMinor, state.totalMinor));
-  const target = (BigInt(state.points) * refunded) / BigInt(state.totalMinor);
+  const refundedSoFar = state.refundedMinor + refundMinor;
+  let target: bigint;
+  switch (state.refundBasis) {
+    case 'total':
+      target = (BigInt(state.points) * BigInt(Math.min(refundedSoFar, state.totalMinor))) / BigInt(state.totalMinor);
+      break;
+    case 'amount':
+      target = state.amountMinor <= 0 ? 0n : (BigInt(state.points) * BigInt(Math.min(refundedSoFar, state.amountMinor))) / BigInt(state.amountMinor);
+      break;
+    case 'full_refund':
+      target = refundedSoFar >= state.totalMinor ? BigInt(state.points) : 0n;
+      break;
+    default: {
+      const unexpected: never = state.refundBasis;
+      return unexpected;
+    }
+  }
   return Math.max(0, Number(target) - state.pointsReversed);
 }
 
+/** How refunds of a purchase decided with `rule` take its points back. */
+const refundBasisOf = (rule: RewardRule | undefined): RefundBasis => (!rule ? 'total' : rule.kind === 'visit' ? 'full_refund' : rule.basis);
+
 const isNewer = (incoming: string, seen: string) => Date.parse(incoming) > Date.parse(seen);
 
+/** Why a completed payment earns nothing before its points are even counted, if it does not. */
+function excluded(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>): CreditOutcome | null {
+  if (command.workspaceCurrency && command.payment.currency !== command.workspaceCurrency) return 'currency_mismatch';
+  if (command.beforeProgram) return 'before_program';
+  if (!command.activeRule) return 'no_rule_no_credit';
+  if (command.activeRule.rule.kind === 'visit' && command.orderVisit && !command.orderVisit.counts) return 'same_order';
+  return null;
+}
+
 function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>): PurchaseEvent {
-  const { payment, activeRule, resolution } = command;
-  const evaluation = activeRule ? evaluateRule(activeRule.rule, { amountMinor: payment.amountMinor, totalMinor: payment.totalMinor }) : null;
-  const points = evaluation?.points ?? 0;
-  const outcome: CreditOutcome = !activeRule ? 'no_rule_no_credit' : points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous';
+  const { payment, resolution, orderVisit } = command;
+  const exclusion = excluded(command);
+  const activeRule = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' ? null : command.activeRule;
+  // A visit is decided on its order's amount seen so far (one visit per order, however many tenders paid it).
+  const amounts =
+    activeRule?.rule.kind === 'visit' && orderVisit?.counts
+      ? { amountMinor: orderVisit.amountMinor, totalMinor: orderVisit.amountMinor }
+      : { amountMinor: payment.amountMinor, totalMinor: payment.totalMinor };
+  const evaluation = activeRule ? evaluateRule(activeRule.rule, amounts) : null;
+  const points = exclusion ? 0 : (evaluation?.points ?? 0);
+  const outcome: CreditOutcome = exclusion ?? (points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
   return {
     type: 'PurchaseCompleted',
     data: {
@@ -114,6 +191,8 @@ function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>)
       paymentCreatedAt: payment.createdAt,
       source: command.source,
       walletEffect: command.walletEffect ?? 'reactor',
+      orderId: payment.orderId ?? null,
+      refundBasis: refundBasisOf(activeRule?.rule),
     },
   };
 }
@@ -136,9 +215,10 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       const events: PurchaseEvent[] = [completion];
       // Refunds that arrived first are applied now, in the order they arrived.
       let after = events.reduce(evolve, state) as Completed;
-      for (const [refundId, { amountMinor, tenantId }] of state.heldRefunds) {
-        // A refund signed by another merchant does not touch this tenant's payment.
+      for (const [refundId, { amountMinor, tenantId, currency }] of state.heldRefunds) {
+        // A refund signed by another merchant does not touch this tenant's payment, nor one in another currency.
         if (tenantId !== command.tenantId) continue;
+        if (currency !== null && currency !== payment.currency) continue;
         const applied = applyRefund(after, refundId, amountMinor, command.source, command.walletEffect);
         events.push(applied);
         after = evolve(after, applied) as Completed;
@@ -150,16 +230,49 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
       if (state.status === 'completed') {
         // Only the merchant who took the payment can refund it: another tenant's refund naming it changes nothing.
         if (state.tenantId !== command.tenantId || state.refunds.has(command.refundId)) return [];
+        if (command.currency && command.currency !== state.currency) return [];
         return [applyRefund(state, command.refundId, command.amountMinor, command.source, command.walletEffect)];
       }
       if (state.heldRefunds.has(command.refundId)) return [];
-      return [{ type: 'RefundHeld', data: { paymentId: command.paymentId, tenantId: command.tenantId, refundId: command.refundId, amountMinor: command.amountMinor, source: command.source } }];
+      return [
+        {
+          type: 'RefundHeld',
+          data: {
+            paymentId: command.paymentId,
+            tenantId: command.tenantId,
+            refundId: command.refundId,
+            amountMinor: command.amountMinor,
+            currency: command.currency ?? null,
+            source: command.source,
+          },
+        },
+      ];
+    }
+    case 'AttachIdentity': {
+      // Only points still held for nobody, of this customer, within the claim window, and only identities new to it.
+      if (state.status !== 'completed' || state.outcome !== 'stored_anonymous' || state.consumerId || state.customerId !== command.customerId) return [];
+      if (!withinClaimWindow(state.completedAt, command.now)) return [];
+      const fresh = [...new Set(command.identityHashes)].filter((h) => !state.identityHashes.includes(h));
+      if (!fresh.length) return [];
+      return [
+        {
+          type: 'PurchaseIdentityAttached',
+          data: {
+            paymentId: state.paymentId,
+            tenantId: state.tenantId,
+            customerId: command.customerId,
+            identityHashes: fresh,
+            completedAt: state.completedAt,
+            attachedAt: command.now,
+            source: command.source,
+          },
+        },
+      ];
     }
     case 'ClaimHeldPoints': {
       if (state.status !== 'completed' || state.outcome !== 'stored_anonymous' || state.consumerId) return [];
       if (!state.identityHashes.includes(command.identityHash)) return [];
-      const ageMs = Date.parse(command.now) - Date.parse(state.completedAt);
-      if (ageMs > CLAIM_WINDOW_DAYS * 24 * 3600 * 1000) return [];
+      if (!withinClaimWindow(state.completedAt, command.now)) return [];
       const points = state.points - state.pointsReversed;
       if (points <= 0) return [];
       return [
@@ -175,6 +288,9 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
     }
   }
 }
+
+/** Whether held points completed at `completedAt` can still be claimed at `now` (the last instant included). */
+export const withinClaimWindow = (completedAt: string, now: string): boolean => Date.parse(now) - Date.parse(completedAt) <= CLAIM_WINDOW_DAYS * 24 * 3600 * 1000;
 
 function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PurchaseEvent {
   return {
@@ -206,7 +322,11 @@ function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
         tenantId: d.tenantId,
         outcome: d.outcome,
         points: d.points,
+        amountMinor: d.amountMinor,
         totalMinor: d.totalMinor,
+        currency: d.currency,
+        customerId: d.customerId,
+        refundBasis: d.refundBasis,
         identityHashes: d.identityHashes,
         consumerId: d.outcome === 'credited' ? d.consumerId : null,
         walletId: d.walletId,
@@ -223,7 +343,10 @@ function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
     }
     case 'RefundHeld':
       if (state.status === 'completed') return state;
-      return { ...state, heldRefunds: new Map(state.heldRefunds).set(event.data.refundId, { amountMinor: event.data.amountMinor, tenantId: event.data.tenantId }) };
+      return {
+        ...state,
+        heldRefunds: new Map(state.heldRefunds).set(event.data.refundId, { amountMinor: event.data.amountMinor, tenantId: event.data.tenantId, currency: event.data.currency }),
+      };
     case 'RefundApplied':
       if (state.status !== 'completed') return state;
       return {
@@ -235,6 +358,9 @@ function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
     case 'HeldPointsClaimed':
       if (state.status !== 'completed') return state;
       return { ...state, consumerId: event.data.consumerId, walletId: event.data.walletId };
+    case 'PurchaseIdentityAttached':
+      if (state.status !== 'completed') return state;
+      return { ...state, identityHashes: [...state.identityHashes, ...event.data.identityHashes] };
     default: {
       const unexpected: never = event;
       return unexpected;

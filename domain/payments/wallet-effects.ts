@@ -57,6 +57,7 @@ export function walletCommandFor(event: PurchaseEvent): WalletCommand | undefine
       };
     case 'PaymentStatusObserved':
     case 'RefundHeld':
+    case 'PurchaseIdentityAttached':
       return undefined;
     default: {
       const unexpected: never = event;

@@ -6,7 +6,7 @@
  * the batch is decided (see `ingestion-state.ts`): no stream is read per webhook for it.
  */
 import type { EventMetadata, Position, StreamAppend } from '../ports/event-store.ts';
-import { parseSquareWebhook, type SquareWebhookEvent } from '../square/webhook.ts';
+import { parseSquareWebhook, type SquareCustomerChange, type SquareWebhookEvent } from '../square/webhook.ts';
 import type { FactResult, IngestionFact, IngestionResult, IngestionService } from './ingestion.ts';
 
 export interface WebhookHandlerDependencies {
@@ -17,8 +17,10 @@ export interface WebhookHandlerDependencies {
   tenantForMerchant(merchantId: string): string | undefined;
   /** `oauth.authorization.revoked`: marks the merchant's connection revoked. */
   markRevoked(merchantId: string, revocation: { revokedAt: string; revokerType: string | null }, metadata: EventMetadata): Promise<string | undefined>;
-  /** `customer.updated` / `customer.deleted`: cached contacts of this customer are stale. */
+  /** `customer.created` / `customer.updated` / `customer.deleted`: cached contacts of this customer are stale. */
   forgetCustomer(tenantId: string, customerId: string): void;
+  /** The customer's email or phone is attached to its purchases held for nobody; answers how many took it. */
+  attachIdentity(tenantId: string, change: SquareCustomerChange, source: string, metadata: EventMetadata): Promise<number>;
 }
 
 export interface StoredWebhook {
@@ -88,8 +90,19 @@ export function webhookHandler(deps: WebhookHandlerDependencies) {
           break;
         case 'customer-changed': {
           const tenantId = deps.tenantForMerchant(event.merchantId) ?? null;
-          if (tenantId) deps.forgetCustomer(tenantId, event.object.customerId);
-          results[i] = done(tenantId, 'ignored', { reason: 'customer contacts will be read afresh' });
+          if (!tenantId) {
+            results[i] = done(null, 'ignored', { reason: 'no active connection for this merchant' });
+            break;
+          }
+          deps.forgetCustomer(tenantId, event.object.customerId);
+          try {
+            const attached = await deps.attachIdentity(tenantId, event.object, `webhook:${webhook.eventId}`, metadataFor(webhook, event.merchantId));
+            results[i] = attached
+              ? done(tenantId, 'identity_attached', { purchases: attached })
+              : done(tenantId, 'ignored', { reason: 'no purchase of this customer holds points for nobody; its contacts will be read afresh' });
+          } catch (error) {
+            results[i] = { ok: false, tenantId, error };
+          }
           break;
         }
         case 'payment':

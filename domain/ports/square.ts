@@ -83,7 +83,10 @@ export interface SquarePayment {
   totalMinor: number;
   currency: string;
   customerId: string | null;
+  /** `buyer_email_address`: given at checkout (Square Online, invoices), often without a customer. */
+  buyerEmail: string | null;
   locationId: string;
+  /** The order this payment is a tender of: one order may be paid with several payments (gift card + card). */
   orderId: string | null;
   createdAt: string;
   updatedAt: string;

@@ -19,9 +19,13 @@ export const spendRuleSchema = z
   .object({
     kind: z.literal('spend'),
     points: wholeNumber('points', 1, MAX_POINTS_PER_UNIT),
-    per: wholeNumber('per (minor currency units, e.g. 100 = $1.00)', 1, 100_000_000),
+    per: wholeNumber(
+      "per (in minor units of the workspace's currency: 100 = $1.00 in USD; a zero-decimal currency such as JPY has no minor unit, so 100 = ¥100)",
+      1,
+      100_000_000,
+    ),
     basis: z.enum(['amount', 'total'], { error: "basis must be 'amount' (excludes tips) or 'total' (includes tips)" }),
-    minimumSpend: wholeNumber('minimumSpend (minor units)', 0, MAX_MINOR_UNITS).default(0),
+    minimumSpend: wholeNumber('minimumSpend (minor units of the workspace currency; JPY has none: 500 = ¥500)', 0, MAX_MINOR_UNITS).default(0),
   })
   .strict();
 
@@ -29,7 +33,7 @@ export const visitRuleSchema = z
   .object({
     kind: z.literal('visit'),
     points: wholeNumber('points', 1, MAX_POINTS_PER_UNIT),
-    minimumSpend: wholeNumber('minimumSpend (minor units)', 0, MAX_MINOR_UNITS).default(0),
+    minimumSpend: wholeNumber('minimumSpend (minor units of the workspace currency; JPY has none: 500 = ¥500)', 0, MAX_MINOR_UNITS).default(0),
   })
   .strict();
 

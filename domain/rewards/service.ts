@@ -37,6 +37,12 @@ export function rewardRulesService(deps: { store: EventStore; runtime: Runtime; 
       return { ruleId, version: active.version, isActive: true, rule: active.rule, position: result.position };
     },
 
+    /** Retires every version so far: none is active from now, none can be activated again (e.g. before a currency change). */
+    async retire(tenantId: string, by: string, metadata: EventMetadata) {
+      const result = await handleCommand(deps.store, ruleSetStream(tenantId), ruleSetDecider, { type: 'RetireRewardRules', tenantId, by, now: deps.runtime.now().toISOString() }, context(metadata));
+      return { retiredThroughVersion: result.state.retiredThrough, position: result.position };
+    },
+
     /** The rule set as the write model sees it (used when evaluating payments). */
     async current(tenantId: string) {
       return (await loadState(deps.store, ruleSetStream(tenantId), ruleSetDecider)).state;

@@ -13,8 +13,18 @@ import type { SquarePayment, SquareRefund } from '../ports/square.ts';
 export const PAYMENT_EVENT_TYPES = ['payment.created', 'payment.updated'] as const;
 export const REFUND_EVENT_TYPES = ['refund.created', 'refund.updated'] as const;
 export const AUTHORIZATION_REVOKED = 'oauth.authorization.revoked';
-/** A Square customer's contacts changed or it was deleted: cached contacts of it are dropped. */
-export const CUSTOMER_CHANGE_TYPES = ['customer.updated', 'customer.deleted'] as const;
+/**
+ * A Square customer was created, changed or deleted: cached contacts of it are dropped, and an email or phone it
+ * now has is attached to its purchases whose points are held for nobody.
+ */
+export const CUSTOMER_CHANGE_TYPES = ['customer.created', 'customer.updated', 'customer.deleted'] as const;
+
+/** The customer a customer event names, with the contacts its payload carries (none for a deletion). */
+export interface SquareCustomerChange {
+  customerId: string;
+  email: string | null;
+  phone: string | null;
+}
 
 /** Envelope fields every Square event carries. */
 export interface SquareWebhookEnvelope {
@@ -42,7 +52,7 @@ export type SquareWebhookEvent =
   | (SquareWebhookEnvelope & { kind: 'payment'; object: SquarePayment })
   | (SquareWebhookEnvelope & { kind: 'refund'; object: SquareRefund })
   | (SquareWebhookEnvelope & { kind: 'authorization-revoked'; object: SquareRevocation })
-  | (SquareWebhookEnvelope & { kind: 'customer-changed'; object: { customerId: string } })
+  | (SquareWebhookEnvelope & { kind: 'customer-changed'; object: SquareCustomerChange })
   | (SquareWebhookEnvelope & { kind: 'other'; object: undefined });
 
 /** The body is not a Square event we can read. `problems` name each field and what is wrong with it. */
@@ -77,6 +87,7 @@ const payment = z
     tip_money: money.nullish(),
     total_money: money,
     customer_id: optionalText,
+    buyer_email_address: optionalText,
     location_id: text,
     order_id: optionalText,
     created_at: timestamp,
@@ -91,6 +102,7 @@ const payment = z
       totalMinor: p.total_money.amount,
       currency: p.amount_money.currency,
       customerId: p.customer_id,
+      buyerEmail: p.buyer_email_address,
       locationId: p.location_id,
       orderId: p.order_id,
       createdAt: p.created_at,
@@ -121,6 +133,9 @@ const refund = z
     }),
   );
 
+/** Only the contacts are read; a customer object without them (or a deletion) has none. */
+const customer = z.object({ email_address: z.string().nullish(), phone_number: z.string().nullish() }).passthrough();
+
 const revocation = z
   .object({ revoked_at: timestamp, revoker_type: optionalText })
   .transform((r): SquareRevocation => ({ revokedAt: r.revoked_at, revokerType: r.revoker_type }));
@@ -139,6 +154,7 @@ const schemas = {
   payment: envelopeWith(z.object({ payment })),
   refund: envelopeWith(z.object({ refund })),
   revocation: envelopeWith(z.object({ revocation })),
+  customer: envelopeWith(z.object({ customer: customer.optional() }).optional()),
   other: envelopeWith(z.unknown().optional()),
 };
 
@@ -193,7 +209,8 @@ export function parseSquareWebhook(json: unknown): SquareWebhookEvent {
   }
   if (isOneOf(CUSTOMER_CHANGE_TYPES, envelope.type)) {
     // `data.id` is the customer's id on customer events (Square's own examples).
-    return { ...envelope, kind: 'customer-changed', object: { customerId: envelope.dataId } };
+    const contacts = envelope.type === 'customer.deleted' ? undefined : parseWith(schemas.customer, json).data.object?.customer;
+    return { ...envelope, kind: 'customer-changed', object: { customerId: envelope.dataId, email: contacts?.email_address ?? null, phone: contacts?.phone_number ?? null } };
   }
   return { ...envelope, kind: 'other', object: undefined };
 }

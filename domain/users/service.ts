@@ -59,6 +59,8 @@ export interface Registration {
   role: 'client' | 'consumer';
   businessName?: string | undefined;
   phone?: string | undefined;
+  /** ISO 3166 alpha-2: the region `phone` is read in when it has no `+` (the US when not given). */
+  country?: string | undefined;
 }
 
 export type RegisteredUser = Exclude<UserState, { status: 'unregistered' }>;
@@ -95,8 +97,8 @@ export function accountsService(deps: AccountsDependencies) {
   }
 
   /** The phone the token vouches for, when it is the one given: then it needs no code. */
-  const tokenVouchesFor = (caller: TokenIdentity, phone: string | null) =>
-    phone !== null && caller.phoneVerified && tryNormalisePhone(caller.phone) === phone ? caller.verifiedBy : null;
+  const tokenVouchesFor = (caller: TokenIdentity, phone: string | null, country?: string) =>
+    phone !== null && caller.phoneVerified && tryNormalisePhone(caller.phone, country) === phone ? caller.verifiedBy : null;
 
   /**
    * Whether this caller registers as an admin: the email is in ADMIN_EMAILS, verified, typed as plain ASCII,
@@ -164,7 +166,7 @@ export function accountsService(deps: AccountsDependencies) {
       if (!caller.email) throw new DomainError('VALIDATION_FAILED', 'The token has no email claim: an email is needed to register');
       const email = normaliseEmail(caller.email);
       const emailHash = hasher.hashEmail(email);
-      const phone = input.phone ? normalisePhone(input.phone) : null;
+      const phone = input.phone ? normalisePhone(input.phone, input.country) : null;
       const admin = await adminGrant(caller, email, emailHash, metadata);
       // Personal data first, so the user is never seen without it; if the append fails, the row goes again
       // (a registration that did not happen leaves no contact details behind).
@@ -185,7 +187,7 @@ export function accountsService(deps: AccountsDependencies) {
           emailHash,
           emailVerifiedVia: caller.emailVerified ? caller.verifiedBy : null,
           phoneHash: phone ? hasher.hashPhone(phone) : null,
-          phoneVerifiedVia: tokenVouchesFor(caller, phone),
+          phoneVerifiedVia: tokenVouchesFor(caller, phone, input.country),
           businessName: input.businessName?.trim() || null,
           suspendedAsUser: (await deps.suspendedUserWithEmail(emailHash)) ?? null,
           now: now(),
@@ -240,17 +242,17 @@ export function accountsService(deps: AccountsDependencies) {
      * Adds or changes the caller's phone. It is stored unverified, unless the token vouches for this very
      * phone; only once verified does it match purchases and claim held points.
      */
-    async changePhone(caller: TokenIdentity, phone: string | null, metadata: EventMetadata) {
+    async changePhone(caller: TokenIdentity, phone: string | null, metadata: EventMetadata, country?: string) {
       const userId = caller.userId;
       const user = await requireUser(userId);
-      const normalised = phone ? normalisePhone(phone) : null;
+      const normalised = phone ? normalisePhone(phone, country) : null;
       const pii = await personalData.get(userId);
       await personalData.save({ userId, email: pii?.email ?? null, phone: normalised });
       const result = await handleCommand(
         store,
         userStream(userId),
         userDecider,
-        { type: 'ChangePhone', userId, phoneHash: normalised ? hasher.hashPhone(normalised) : null, verifiedVia: tokenVouchesFor(caller, normalised), now: now() },
+        { type: 'ChangePhone', userId, phoneHash: normalised ? hasher.hashPhone(normalised) : null, verifiedVia: tokenVouchesFor(caller, normalised, country), now: now() },
         context(metadata),
       );
       return { user: await view((result.state.status === 'unregistered' ? user : result.state) as RegisteredUser), position: result.position };

@@ -614,7 +614,7 @@ async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
               'tr',
               {},
               cell('Time', h('time', { datetime: l.createdAt }, fmtTime(l.createdAt)), 'time'),
-              cell('Entry', l.entryType),
+              cell('Entry', l.kind),
               cell('Points', signed.format(l.points), 'num'),
               cell('Balance after', fmtNumber(l.balanceAfter), 'num'),
               cell('Reason or reference', l.reason ?? l.reference ?? '—'),
@@ -684,7 +684,7 @@ function adjustForm(walletId, tenantId, body, token) {
 }
 
 // ---------------------------------------------------------------------------------------------- webhooks
-const OUTCOMES = ['pending', 'credited', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
+const OUTCOMES = ['pending', 'credited', 'credit_refused', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'before_program', 'currency_mismatch', 'same_order', 'identity_attached', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
 const RETRYABLE = ['failed', 'no_connection'];
 
 function webhooksView(_rest, params, token) {

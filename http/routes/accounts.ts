@@ -7,6 +7,7 @@ import type { AccountsService, TokenIdentity } from '../../domain/users/service.
 import type { PhoneVerificationService } from '../../domain/users/phone-verification.ts';
 import type { RewardRulesService } from '../../domain/rewards/service.ts';
 import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
+import { phoneRegion } from '../../domain/identity/normalise.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
 import { listRewardRules, searchUsers } from '../../projections/read/accounts.ts';
@@ -24,15 +25,22 @@ export interface AccountRoutesDependencies {
 
 const id = z.string().min(1).max(200).regex(/^[A-Za-z0-9._:@|-]+$/, 'must be an id (letters, digits, . _ : @ | -)');
 
+/** The region a phone without `+` is read in: an ISO 3166 alpha-2 code (GB, JP, …); the US when not given. */
+const country = z
+  .string()
+  .refine((c) => phoneRegion(c) !== undefined && /^[A-Za-z]{2}$/.test(c), 'country must be an ISO 3166 alpha-2 code such as GB (the region of a phone number written without +)')
+  .transform((c) => c.toUpperCase());
+
 const registerBody = z
   .object({
     role: z.enum(['client', 'consumer'], { error: "role must be 'client' or 'consumer'" }),
     businessName: z.string().trim().min(1).max(200).optional(),
     phone: z.string().min(3).max(40).optional(),
+    country: country.optional(),
   })
   .strict();
 
-const meBody = z.object({ phone: z.string().min(3).max(40).nullable() }).strict();
+const meBody = z.object({ phone: z.string().min(3).max(40).nullable(), country: country.optional() }).strict();
 const verifyPhoneBody = z.object({ code: z.string().regex(/^\d{6}$/, 'code must be the 6 digits sent by SMS') }).strict();
 
 const identityOf = (c: Caller): TokenIdentity => ({
@@ -125,7 +133,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         const c = caller(ctx);
         if (!c.user) throw new HttpError('NOT_FOUND', 'You are not registered yet: POST /api/v1/me/register');
         const input = body(meBody, ctx);
-        const result = await accounts.changePhone(identityOf(c), input.phone, metadataFor(ctx));
+        const result = await accounts.changePhone(identityOf(c), input.phone, metadataFor(ctx), input.country);
         ctx.body = { user: result.user, position: result.position ?? null };
       },
     },
@@ -239,6 +247,16 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         const created = await rules.create(tenantOf(ctx), rule, caller(ctx).userId, metadataFor(ctx));
         ctx.status = 201;
         ctx.body = { ...created, position: created.position ?? null };
+      },
+    },
+    {
+      method: 'post',
+      path: '/api/v1/client/reward-rules/retire',
+      access: 'tenant',
+      summary: 'Retire every rule version so far: none stays active or can be activated again (needed to reconnect Square in another currency).',
+      async handler(ctx) {
+        const result = await rules.retire(tenantOf(ctx), caller(ctx).userId, metadataFor(ctx));
+        ctx.body = { ...result, position: result.position ?? null };
       },
     },
     {

@@ -23,6 +23,10 @@ const WHAT_TO_DO: Record<ConnectFailureReason, { title: string; todo: string }> 
     title: 'This Square business is already connected to another Tally workspace.',
     todo: 'Sign in to Square as the business that belongs to this workspace, or ask an administrator to disconnect the other one.',
   },
+  currency_mismatch: {
+    title: 'This Square business counts in another currency than this workspace, and the workspace has reward rules.',
+    todo: 'Rule amounts are in the workspace currency: retire the rules first (POST /api/v1/client/reward-rules/retire), connect again, then create rules in the new currency.',
+  },
   configuration_missing: {
     title: 'Tally is not configured for Square.',
     todo: 'Set SQUARE_APP_ID and SQUARE_APP_SECRET (or, in development, unset SQUARE_APP_ID to use the built-in simulator) and restart.',

@@ -36,6 +36,8 @@ export function squareDiagnosis({ tenantId, settings, connection, token, lastWeb
     connection: {
       status: connection.status,
       merchantId: connected?.merchantId ?? null,
+      currency: connected?.currency ?? null,
+      country: connected?.country ?? null,
       authorizedAt: connected?.authorizedAt ?? null,
       tokenExpiresAt: connected?.tokenExpiresAt ?? null,
       lastRefreshedAt: connected?.lastRefreshedAt ?? null,

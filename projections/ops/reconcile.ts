@@ -80,15 +80,15 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
   const where: string[] = [];
   if (walletIds) {
     params.push(walletIds);
-    where.push(`w.wallet_id = ANY($${params.length})`);
+    where.push(`w.id = ANY($${params.length})`);
   }
   if (tenantId) {
     params.push(tenantId);
     where.push(`w.tenant_id = $${params.length}`);
   }
   const { rows } = await pool.query<{ wallet_id: string; tenant_id: string; points_balance: string; lifetime_earned: string; lifetime_redeemed: string; lines: string }>(
-    `SELECT w.wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed,
-            (SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.wallet_id) AS lines
+    `SELECT w.id AS wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed,
+            (SELECT count(*) FROM wallet_ledger l WHERE l.wallet_id = w.id) AS lines
        FROM wallets w ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`,
     params,
   );
@@ -103,7 +103,10 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
 /** The first event (in stream order) whose ledger line is missing or says something else. */
 async function firstDifference(pool: pg.Pool, events: readonly Decoded<WalletBalanceEvent>[]): Promise<Mismatch['firstDifferingEvent']> {
   const ids = events.map((e) => e.id);
-  const { rows } = await pool.query<{ id: string; points: string }>('SELECT id, points FROM wallet_ledger WHERE id = ANY($1)', [ids]);
+  const { rows } = await pool.query<{ id: string; points: string }>(
+    `SELECT id, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points FROM wallet_ledger WHERE id = ANY($1)`,
+    [ids],
+  );
   const lines = new Map(rows.map((r) => [r.id, Number(r.points)]));
   for (const event of events) {
     const line = lines.get(event.id);

@@ -7,7 +7,7 @@
  */
 import type { EventStore } from '../../domain/ports/event-store.ts';
 import { CLAIM_WINDOW_DAYS, purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
-import { purchaseCompleted } from '../../domain/payments/events.ts';
+import { purchaseCompleted, purchaseIdentityAttached } from '../../domain/payments/events.ts';
 import { userEmailVerified, userPhoneVerified } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
 import type { CommandPath } from '../../domain/shared/command-path.ts';
@@ -25,7 +25,7 @@ export interface ClaimsDependencies {
 }
 
 /** An identity verified, or a purchase held for one. */
-export const claimsEvents = eventCodec(undefined, userEmailVerified, userPhoneVerified, purchaseCompleted);
+export const claimsEvents = eventCodec(undefined, userEmailVerified, userPhoneVerified, purchaseCompleted, purchaseIdentityAttached);
 type Cause = Decoded<EventsOf<typeof claimsEvents>>;
 
 export function claimsReactor(deps: ClaimsDependencies): Reactor {
@@ -50,6 +50,18 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
     for (const row of rows) await claim(row.payment_id, row.tenant_id, consumerId, row.identity_hash, cause);
   }
 
+  /** A held purchase whose identity a consumer has verified already is claimed by that consumer. */
+  async function claimByKnownIdentity(paymentId: string, tenantId: string, hashes: readonly string[], cause: Cause, { db }: ReactorContext) {
+    if (!hashes.length) return;
+    const { rows } = await db.query<{ consumer_id: string; identity_hash: string }>(
+      `SELECT consumer_id, identity_hash FROM consumer_identities WHERE identity_hash = ANY($1)
+        ORDER BY array_position($1::text[], identity_hash) LIMIT 1`,
+      [hashes],
+    );
+    const match = rows[0];
+    if (match) await claim(paymentId, tenantId, match.consumer_id, match.identity_hash, cause);
+  }
+
   return reactor({
     name: 'claims',
     events: claimsEvents,
@@ -65,17 +77,14 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
             if (owner.rowCount) await claimHeldFor(e.data.userId, [hash], e, context);
             break;
           }
-          case 'PurchaseCompleted': {
-            if (e.data.outcome !== 'stored_anonymous' || e.data.points <= 0 || !e.data.identityHashes.length) break;
-            const { rows } = await context.db.query<{ consumer_id: string; identity_hash: string }>(
-              `SELECT consumer_id, identity_hash FROM consumer_identities WHERE identity_hash = ANY($1)
-                ORDER BY array_position($1::text[], identity_hash) LIMIT 1`,
-              [e.data.identityHashes],
-            );
-            const match = rows[0];
-            if (match) await claim(e.data.paymentId, e.data.tenantId, match.consumer_id, match.identity_hash, e);
+          case 'PurchaseCompleted':
+            if (e.data.outcome !== 'stored_anonymous' || e.data.points <= 0) break;
+            await claimByKnownIdentity(e.data.paymentId, e.data.tenantId, e.data.identityHashes, e, context);
             break;
-          }
+          case 'PurchaseIdentityAttached':
+            // An identity Square learnt after the sale: a consumer who already verified it claims at once.
+            await claimByKnownIdentity(e.data.paymentId, e.data.tenantId, e.data.identityHashes, e, context);
+            break;
           default:
             assertNever(e);
         }

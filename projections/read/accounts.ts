@@ -55,11 +55,15 @@ const ruleRow = z.object({
   rule: z.record(z.string(), z.unknown()),
   created_at: z.date(),
   activated_at: z.date().nullable(),
+  retired_at: z.date().nullable(),
+  currency: z.string().nullable(),
 });
 
 export async function listRewardRules(pool: pg.Pool, tenantId: string) {
   const { rows } = await pool.query(
-    'SELECT id, version, is_active, rule, created_at, activated_at FROM reward_rules WHERE tenant_id = $1 ORDER BY version DESC',
+    `SELECT r.id, r.version, r.is_active, r.rule, r.created_at, r.activated_at, r.retired_at, c.currency
+       FROM reward_rules r LEFT JOIN pos_connections c ON c.tenant_id = r.tenant_id
+      WHERE r.tenant_id = $1 ORDER BY r.version DESC`,
     [tenantId],
   );
   return rows.map((raw) => {
@@ -71,6 +75,9 @@ export async function listRewardRules(pool: pg.Pool, tenantId: string) {
       rule: r.rule,
       createdAt: r.created_at.toISOString(),
       activatedAt: r.activated_at?.toISOString() ?? null,
+      retiredAt: r.retired_at?.toISOString() ?? null,
+      /** The workspace's currency (the connected Square merchant's): the rule's amounts are in its minor units. */
+      currency: r.currency,
     };
   });
 }

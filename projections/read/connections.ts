@@ -8,6 +8,8 @@ const connectionRow = z.object({
   provider: z.string(),
   merchant_id: z.string(),
   business_name: z.string().nullable(),
+  currency: z.string().nullable(),
+  country: z.string().nullable(),
   status: z.enum(['active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
   scopes: z.array(z.string()),
   locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
@@ -30,6 +32,10 @@ export interface PosConnectionView {
   status: z.infer<typeof connectionRow>['status'] | 'not_connected';
   merchantId: string | null;
   businessName: string | null;
+  /** The workspace's currency (ISO 4217) from the merchant profile: rule amounts count in its minor units. Null: connected before it was recorded. */
+  currency: string | null;
+  /** The merchant's country (ISO 3166 alpha-2): the default region of phone numbers written without a country code. */
+  country: string | null;
   scopes: string[];
   locations: { id: string; name: string | null; status: string }[];
   tokenExpiresAt: string | null;
@@ -49,6 +55,8 @@ const NOT_CONNECTED: PosConnectionView = {
   status: 'not_connected',
   merchantId: null,
   businessName: null,
+  currency: null,
+  country: null,
   scopes: [],
   locations: [],
   tokenExpiresAt: null,
@@ -82,6 +90,8 @@ function toView(row: unknown): PosConnectionView {
     status: r.status,
     merchantId: r.merchant_id,
     businessName: r.business_name,
+    currency: r.currency,
+    country: r.country,
     scopes: r.scopes,
     locations: r.locations,
     tokenExpiresAt: iso(r.token_expires_at),

@@ -9,7 +9,7 @@ import { DomainError } from '../../domain/shared/errors.ts';
 const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
 
 const walletRow = z.object({
-  wallet_id: z.string(),
+  id: z.string(),
   tenant_id: z.string(),
   consumer_id: z.string(),
   points_balance: points,
@@ -36,11 +36,11 @@ export interface ConsumerWalletView extends WalletView {
   businessName: string | null;
 }
 
-const WALLET_COLUMNS = 'w.wallet_id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.created_at, w.updated_at';
+const WALLET_COLUMNS = 'w.id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.created_at, w.updated_at';
 
 function walletView(r: z.infer<typeof walletRow>): WalletView {
   return {
-    walletId: r.wallet_id,
+    walletId: r.id,
     tenantId: r.tenant_id,
     consumerId: r.consumer_id,
     balance: r.points_balance,
@@ -60,7 +60,7 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
     `SELECT ${WALLET_COLUMNS}, ws.business_name
        FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
       WHERE w.consumer_id = $1
-      ORDER BY w.updated_at DESC, w.wallet_id`,
+      ORDER BY w.updated_at DESC, w.id`,
     [consumerId],
   );
   return rows.map((raw) => {
@@ -71,13 +71,13 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
 
 /** One wallet, only if it belongs to the tenant (another tenant's wallet reads as missing). */
 export async function findTenantWallet(pool: pg.Pool, tenantId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.wallet_id = $1 AND w.tenant_id = $2`, [walletId, tenantId]);
+  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.tenant_id = $2`, [walletId, tenantId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
 /** One wallet, only if it belongs to the consumer. */
 export async function findConsumerWallet(pool: pg.Pool, consumerId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.wallet_id = $1 AND w.consumer_id = $2`, [walletId, consumerId]);
+  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.consumer_id = $2`, [walletId, consumerId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
@@ -90,7 +90,9 @@ const SEARCH_LIMIT = 50;
  */
 export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenantId: string, q: string): Promise<WalletView[]> {
   const email = tryNormaliseEmail(q);
-  const phone = email ? null : tryNormalisePhone(q);
+  // A national number is read in the workspace's country (its Square merchant's), as its customers' phones are.
+  const region = email ? null : ((await pool.query<{ country: string | null }>('SELECT country FROM pos_connections WHERE tenant_id = $1', [tenantId])).rows[0]?.country ?? null);
+  const phone = email ? null : tryNormalisePhone(q, region);
   if (!email && !phone) {
     throw new DomainError('VALIDATION_FAILED', 'q must be an email address or a phone number (such as +12125551234)');
   }
@@ -100,7 +102,7 @@ export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenan
       WHERE w.tenant_id = $1
         AND (u.email_hash = $2 OR u.phone_hash = $3)
         AND EXISTS (SELECT 1 FROM personal_data p WHERE p.user_id = u.id)
-      ORDER BY w.updated_at DESC, w.wallet_id
+      ORDER BY w.updated_at DESC, w.id
       LIMIT ${SEARCH_LIMIT}`,
     [tenantId, email ? hasher.hashEmail(email) : null, phone ? hasher.hashPhone(phone) : null],
   );
@@ -109,7 +111,9 @@ export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenan
 
 const ledgerRow = z.object({
   id: z.string(),
-  entry_type: z.enum(['credit', 'reversal', 'redemption', 'adjustment', 'claim']),
+  entry_type: z.enum(['credit', 'debit']),
+  /** Plain text: kinds of lines may be added without a change here. */
+  kind: z.string(),
   points,
   balance_after: points,
   payment_id: z.string().nullable(),
@@ -123,10 +127,15 @@ const ledgerRow = z.object({
   created_at: z.date(),
 });
 
-/** One line of a wallet's ledger. `points` is signed; `balanceAfter` is the balance once it applied. */
+/**
+ * One line of a wallet's ledger. `entryType` is `credit` or `debit`; `kind` what the line is (`earn`, `claim`,
+ * `reversal`, `redemption`, `adjustment`, …); `points` is signed (debits negative); `balanceAfter` is the
+ * balance once it applied.
+ */
 export interface LedgerItem {
   id: string;
   entryType: z.infer<typeof ledgerRow>['entry_type'];
+  kind: string;
   points: number;
   balanceAfter: number;
   paymentId: string | null;
@@ -164,7 +173,7 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
   const params: unknown[] = [walletId, page.limit + 1];
   if (before !== undefined) params.push(before);
   const { rows } = await pool.query(
-    `SELECT id, entry_type, points, balance_after, payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, revision, created_at
+    `SELECT id, entry_type, kind, points, balance_after, payment_id, refund_id, admin_id, reason, reference, idempotency_key, position, revision, created_at
        FROM wallet_ledger
       WHERE wallet_id = $1 ${before !== undefined ? 'AND revision < $3' : ''}
       ORDER BY revision DESC
@@ -179,7 +188,8 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
     items: shown.map((r) => ({
       id: r.id,
       entryType: r.entry_type,
-      points: r.points,
+      kind: r.kind,
+      points: r.entry_type === 'debit' ? -r.points : r.points,
       balanceAfter: r.balance_after,
       paymentId: r.payment_id,
       refundId: r.refund_id,

@@ -73,7 +73,7 @@ async function failedWebhook(send: ReturnType<typeof webhookSender>): Promise<st
     await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-e2e-fails-${i}`, amount: 700, customerId: 'cust-ann' }));
     await webhookRow(eventId, (r) => r.outcome === 'failed');
     await service.database.pool.query(
-      `UPDATE pos_webhook_events_raw SET next_attempt_at = now() + interval '1 hour' WHERE event_id = $1 AND NOT processed AND outcome = 'failed'`,
+      `UPDATE pos_webhook_events_raw SET next_attempt_at = now() + interval '1 hour' WHERE id = $1 AND NOT processed AND outcome = 'failed'`,
       [eventId],
     );
     const row = await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: adminToken });

@@ -119,7 +119,7 @@ test('SIGKILL at random moments under webhook load: nothing acknowledged is lost
   // Done when every acknowledged payment has its credit (unacknowledged ones may be credited too: the process
   // can die after storing a webhook and before answering).
   const credits = await eventually(
-    async () => (await database.pool.query<{ payment_id: string; n: number }>(`SELECT payment_id, count(*)::int AS n FROM wallet_ledger WHERE entry_type = 'credit' GROUP BY payment_id`)).rows,
+    async () => (await database.pool.query<{ payment_id: string; n: number }>(`SELECT payment_id, count(*)::int AS n FROM wallet_ledger WHERE kind = 'earn' GROUP BY payment_id`)).rows,
     (rows) => {
       const have = new Set(rows.map((r) => r.payment_id));
       return [...acked.keys()].every((id) => have.has(id));

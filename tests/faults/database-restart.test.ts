@@ -307,7 +307,7 @@ test('PostgreSQL stopped and restarted under load: 503 + Retry-After fast while 
 
     let credits: { payment_id: string; n: number }[] = [];
     for (let i = 0; i < 300; i++) {
-      credits = (await db.query<{ payment_id: string; n: number }>(`SELECT payment_id, count(*)::int AS n FROM wallet_ledger WHERE entry_type = 'credit' GROUP BY payment_id`)).rows;
+      credits = (await db.query<{ payment_id: string; n: number }>(`SELECT payment_id, count(*)::int AS n FROM wallet_ledger WHERE kind = 'earn' GROUP BY payment_id`)).rows;
       const have = new Set(credits.map((r) => r.payment_id));
       if ([...acked.keys()].every((id) => have.has(id))) break;
       await sleep(100);

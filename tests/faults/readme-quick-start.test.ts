@@ -82,7 +82,7 @@ test('the README quick start runs, command by command, against a fresh npm start
   t.regex(output, /"consumerId":"jane-1","balance":10,/, 'Jane’s wallet holds 10 points');
   t.regex(output, /"balance":5,/, 'the redemption leaves 5');
   t.regex(output, /webhook refund\.updated event_id [0-9a-f-]{36}: Tally answered 200; processed: refund_applied/);
-  t.regex(output, /"entryType":"reversal","points":-4,"balanceAfter":1,/, 'the ledger shows the reversal');
+  t.regex(output, /"entryType":"debit","kind":"reversal","points":-5,"balanceAfter":0,/, 'the ledger shows the reversal');
   const audit = output.split('\n').filter((line) => line.startsWith('{"items":[')).at(-1) ?? '';
   for (const type of ['PointsCredited', 'PointsRedeemed', 'PointsReversed']) t.true(audit.includes(`"${type}"`), `the audit trail of the wallet has ${type}`);
 });

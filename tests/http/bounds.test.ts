@@ -85,7 +85,7 @@ test('credits past the bounds are refused and recorded; the wallet stays exact a
   t.like(reconciled.body, { consistent: true }, JSON.stringify(reconciled.body));
 
   // A read-model row no code wrote (here: past 2^53) is our fault, not the caller's: 500, the reason logged.
-  await service.database.pool.query(`UPDATE wallets SET points_balance = 9007199254740993 WHERE wallet_id = $1`, [walletId]);
+  await service.database.pool.query(`UPDATE wallets SET points_balance = 9007199254740993 WHERE id = $1`, [walletId]);
   const broken = await call('GET', '/api/v1/me/wallets', { token: rich.token });
   t.is(broken.status, 500);
   t.deepEqual(Object.keys(broken.body.error).sort(), ['code', 'message', 'requestId']);

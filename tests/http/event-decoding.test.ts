@@ -70,6 +70,6 @@ test('a stored PointsCredited with its points field renamed: a redemption answer
   t.is(wallets?.errorPosition, bad.position);
   t.regex(wallets?.lastError ?? '', new RegExp(`PointsCredited v1 at ${stream} revision 1 .*points`));
   // It never folded into NaN: the balance read model still holds only the first credit.
-  const row = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE wallet_id = $1', [walletId]);
+  const row = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE id = $1', [walletId]);
   t.is(row.rows[0]?.points_balance, '10');
 });

@@ -98,6 +98,36 @@ async function scenario(t: import('ava').ExecutionContext, multiStreamAppend: bo
     (e) => e.type === 'PointsCredited',
   );
   t.is(credits.length, 12, 'one credit per payment in the wallet stream');
+
+  // Issue 15 on KurrentDB: a payment from before the program and one in another currency earn nothing; under a visit
+  // rule, an order paid with two tenders, each reported twice at once, counts one visit.
+  const early = paymentWebhook({ eventId: 'evt-k-early', merchantId: 'M-K', paymentId: 'pay-k-early', amount: 5000, customerId: 'cust-kim', createdAt: '2020-01-01T00:00:00.000Z' });
+  const yen = paymentWebhook({ eventId: 'evt-k-yen', merchantId: 'M-K', paymentId: 'pay-k-yen', amount: 5000, currency: 'JPY', customerId: 'cust-kim' });
+  // No minimum: the tenders complete at once, so the first to complete may see only its own half of the order.
+  const visit = await call('POST', '/api/v1/client/reward-rules', { token: owner.token, body: { kind: 'visit', points: 10, minimumSpend: 0 } });
+  t.is((await call('POST', `/api/v1/client/reward-rules/${visit.body.ruleId}/activate`, { token: owner.token })).status, 200);
+  const tenders = ['pay-k-gift', 'pay-k-card'].flatMap((paymentId) => [
+    paymentWebhook({ eventId: `evt-${paymentId}`, merchantId: 'M-K', paymentId, amount: 450, customerId: 'cust-kim', orderId: 'order-k-1' }),
+    paymentWebhook({ eventId: `evt-${paymentId}-again`, merchantId: 'M-K', paymentId, amount: 450, customerId: 'cust-kim', orderId: 'order-k-1' }),
+  ]);
+  t.true((await Promise.all([early, yen, ...tenders].map((d) => send(d)))).every((a) => a.status === 200));
+  const settledOutcome = (eventId: string) =>
+    eventually(() => call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin.token }), (r) => r.body?.processed === true, { timeoutMs: 20_000, intervalMs: 100 });
+  t.is((await settledOutcome('evt-k-early')).body.outcome, 'before_program');
+  t.is((await settledOutcome('evt-k-yen')).body.outcome, 'currency_mismatch');
+  const tenderOutcomes = (await Promise.all(tenders.map((d) => settledOutcome(d.event_id)))).map((r) => r.body.outcome).sort();
+  t.is(tenderOutcomes.filter((o) => o === 'credited').length, 1, `one tender counts the visit: ${tenderOutcomes.join(', ')}`);
+  t.is(tenderOutcomes.filter((o) => o === 'same_order').length, 1, 'the other tender is the same order');
+  const withVisit = await eventually(
+    async () => {
+      const head = await service!.tally.store.headPosition();
+      const wallets = await call('GET', '/api/v1/me/wallets', { token: kim.token, headers: head ? { 'x-min-position': head } : {} });
+      return wallets.body?.[0];
+    },
+    (w) => w?.balance === expected + 10,
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
+  t.is(withVisit?.balance, expected + 10, 'one visit for the order; nothing for the early or foreign payments');
   return kurrent;
 }
 

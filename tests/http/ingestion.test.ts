@@ -152,7 +152,7 @@ test.serial('no_rule_no_credit until the tenant activates a rule; then credited 
   t.is(await settledBalance(ann.token), 10, '1 point per whole $1 of $10.99, the tip excluded');
   const wallet = await walletOf(ann.token);
   const ledger = await call('GET', `/api/v1/me/wallets/${wallet.walletId}/ledger`, { token: ann.token });
-  t.like(ledger.body.items[0], { entryType: 'credit', points: 10, paymentId: 'pay-credit' });
+  t.like(ledger.body.items[0], { entryType: 'credit', kind: 'earn', points: 10, paymentId: 'pay-credit' });
 });
 
 test.serial('a refund reverses its share of the points; a refund before its payment waits for it', async (t) => {
@@ -222,8 +222,8 @@ test.serial('the poll feeds payments of every location through the same path, an
   const dana = await register('consumer', 'dana@example.com');
   square.addCustomer('M-CAFE', { id: 'cust-dana', email: 'dana@example.com' });
   const now = Date.now();
-  square.addPayment('M-CAFE', { id: 'poll-1', locationId: 'L-MAIN', amount: 1500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now - 60_000).toISOString() });
-  square.addPayment('M-CAFE', { id: 'poll-2', locationId: 'L-KIOSK', amount: 2500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now - 50_000).toISOString() });
+  square.addPayment('M-CAFE', { id: 'poll-1', locationId: 'L-MAIN', amount: 1500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now).toISOString() });
+  square.addPayment('M-CAFE', { id: 'poll-2', locationId: 'L-KIOSK', amount: 2500, status: 'COMPLETED', customerId: 'cust-dana', createdAt: new Date(now + 10).toISOString() });
   t.is((await call('POST', '/api/v1/internal/cron/square-poll-payments')).status, 401);
   t.is((await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': 'wrong' } })).status, 401);
   const first = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });

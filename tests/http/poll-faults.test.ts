@@ -41,10 +41,14 @@ test.before(async () => {
   actors = scenario(service, square);
   admin = await actors.register('consumer', 'ops@poll.test');
   pat = await actors.register('consumer', 'pat@poll.test');
-  const created = Date.now() - 60_000;
   for (const id of MERCHANTS) {
     square.addMerchant({ merchantId: id, businessName: id, locations: [{ id: 'L-MAIN', name: 'Main' }, { id: 'L-KIOSK', name: 'Kiosk' }] });
     square.addCustomer(id, { id: `cust-pat-${id}`, email: 'pat@poll.test' });
+    const owner = await actors.merchant(admin, `owner@${id.toLowerCase()}.test`);
+    await actors.connect(owner, id);
+    merchants.set(id, owner);
+    // Sales made once the program runs and the merchant is connected (a first poll starts at the connection).
+    const created = Date.now();
     PAYMENTS.forEach((p, i) =>
       square.addPayment(id, {
         id: `${id}-${p.suffix}`,
@@ -55,9 +59,6 @@ test.before(async () => {
         createdAt: new Date(created + i * 1000).toISOString(),
       }),
     );
-    const owner = await actors.merchant(admin, `owner@${id.toLowerCase()}.test`);
-    await actors.connect(owner, id);
-    merchants.set(id, owner);
   }
 });
 test.after.always(async () => {

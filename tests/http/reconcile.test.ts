@@ -50,8 +50,8 @@ test.serial('a consistent ledger reconciles clean; a corrupted balance and a mis
   t.like(clean.body, { walletsChecked: 2, eventsReplayed: 8, mismatches: [] });
 
   // Someone patches a balance directly, and a ledger line disappears: exactly what runbook 5 hunts for.
-  await service.database.pool.query('UPDATE wallets SET points_balance = points_balance + 5 WHERE wallet_id = $1', [bad]);
-  const lost = await service.database.pool.query<{ id: string }>(`SELECT id FROM wallet_ledger WHERE wallet_id = $1 AND entry_type = 'redemption'`, [bad]);
+  await service.database.pool.query('UPDATE wallets SET points_balance = points_balance + 5 WHERE id = $1', [bad]);
+  const lost = await service.database.pool.query<{ id: string }>(`SELECT id FROM wallet_ledger WHERE wallet_id = $1 AND kind = 'redemption'`, [bad]);
   await service.database.pool.query('DELETE FROM wallet_ledger WHERE id = $1', [lost.rows[0]!.id]);
 
   const found = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId } });
@@ -68,14 +68,14 @@ test.serial('a consistent ledger reconciles clean; a corrupted balance and a mis
   t.like(one.body, { walletId: bad, consistent: false, eventsReplayed: 4 });
   t.like((await call('GET', `/api/v1/admin/wallets/${good}/reconcile`, { token: admin })).body, { consistent: true });
 
-  const after = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE wallet_id = $1', [bad]);
+  const after = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE id = $1', [bad]);
   t.is(Number(after.rows[0]!.points_balance), 75, 'reconciliation reports; it does not repair');
 });
 
 test.serial('a wallet the projections never saw is reported as missing from the read model', async (t) => {
   const tenantId = `tenant-${uuid().slice(0, 8)}`;
   const walletId = await walletWithHistory(tenantId);
-  await service.database.pool.query('DELETE FROM wallets WHERE wallet_id = $1', [walletId]);
+  await service.database.pool.query('DELETE FROM wallets WHERE id = $1', [walletId]);
   const report = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId } });
   t.like(report.body.mismatches[0], { walletId, projected: null, replayed: { balance: 70 } });
   const bad = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenant: 'x' } });

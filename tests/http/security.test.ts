@@ -275,7 +275,7 @@ test.serial('an erased person is matched by nothing any more, and the raw webhoo
   const mentioning = async () =>
     (
       await service.database.pool.query<{ event_id: string }>(
-        `SELECT event_id FROM pos_webhook_events_raw WHERE raw_body ILIKE '%erase-me@example.com%' OR raw_body LIKE '%555-0188%'`,
+        `SELECT id AS event_id FROM pos_webhook_events_raw WHERE raw_body ILIKE '%erase-me@example.com%' OR raw_body LIKE '%555-0188%'`,
       )
     ).rows.map((r) => r.event_id);
   t.deepEqual(await mentioning(), [customer.event_id]);
@@ -296,12 +296,12 @@ test.serial('an erased person is matched by nothing any more, and the raw webhoo
 test.serial('raw webhook bodies are kept for the retention period after processing, then emptied; the log row stays', async (t) => {
   square.addCustomer('M-SEC', { id: 'cust-old', email: null, phone: null });
   t.is(await pay('cust-old', 100), 'stored_anonymous');
-  const { rows } = await service.database.pool.query<{ event_id: string }>(`SELECT event_id FROM pos_webhook_events_raw WHERE raw_body LIKE '%cust-old%'`);
+  const { rows } = await service.database.pool.query<{ event_id: string }>(`SELECT id AS event_id FROM pos_webhook_events_raw WHERE raw_body LIKE '%cust-old%'`);
   const eventId = rows[0]!.event_id;
   t.is(await service.tally.pruneWebhookBodies(), 0, 'nothing is old enough yet');
-  await service.database.pool.query(`UPDATE pos_webhook_events_raw SET processed_at = now() - interval '31 days' WHERE event_id = $1`, [eventId]);
+  await service.database.pool.query(`UPDATE pos_webhook_events_raw SET processed_at = now() - interval '31 days' WHERE id = $1`, [eventId]);
   t.true((await service.tally.pruneWebhookBodies()) >= 1);
-  const after = await service.database.pool.query(`SELECT raw_body, headers, outcome, body_redacted_at FROM pos_webhook_events_raw WHERE event_id = $1`, [eventId]);
+  const after = await service.database.pool.query(`SELECT raw_body, headers, outcome, body_redacted_at FROM pos_webhook_events_raw WHERE id = $1`, [eventId]);
   t.like(after.rows[0], { raw_body: '', headers: {}, outcome: 'stored_anonymous' });
   t.truthy(after.rows[0].body_redacted_at);
   const row = await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin });

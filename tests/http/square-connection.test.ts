@@ -9,6 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { v4 as uuid } from 'uuid';
+import { eventually } from '../support/eventually.ts';
 import { keyring } from '../../adapters/crypto/keys.ts';
 import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
 import { postgresTokenVault } from '../../adapters/postgres/token-vault.ts';
@@ -122,7 +123,8 @@ const failedWith = (code: string) => `${FRONTEND_URL}/pos?error=${code}`;
 async function connection(client: Client) {
   const last = (await service.tally.store.readStream(`square-connection-${client.tenantId}`)).at(-1);
   const headers: Record<string, string> = last ? { 'x-min-position': String(last.position) } : {};
-  const response = await call('GET', '/api/v1/client/pos/square', { token: client.token, headers });
+  // A 503 with Retry-After means the read models are still catching up (a loaded machine): retry, as a client would.
+  const response = await eventually(() => call('GET', '/api/v1/client/pos/square', { token: client.token, headers }), (r: { status: number }) => r.status !== 503, { timeoutMs: 20_000, intervalMs: 250 });
   if (response.status !== 200) throw new Error(`status answered ${response.status}: ${JSON.stringify(response.body)}`);
   return response.body;
 }
@@ -208,7 +210,8 @@ test('a merchant connects: tokens stored encrypted, the connection active, the A
   t.is(await service.tally.connections.tenantForMerchant(merchantId), client.tenantId);
   t.deepEqual(
     (await service.tally.connections.activeConnections()).find((c) => c.tenantId === client.tenantId),
-    { tenantId: client.tenantId, merchantId, pollCursor: null },
+    { tenantId: client.tenantId, merchantId, pollCursor: null, connectedAt: view.authorizedAt },
+    'a first poll starts at the connection',
   );
 
   const [authorized] = await service.tally.store.readStream(`square-connection-${client.tenantId}`);
@@ -597,7 +600,7 @@ test('the debug endpoint answers runbook 1: variables set, environment, OAuth ho
   await service.tally.connections.recordPoll(client.tenantId, { cursor: null, polledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
   const receivedAt = new Date(Date.now() - 30_000);
   await service.database.pool.query(
-    `INSERT INTO pos_webhook_events_raw (event_id, merchant_id, event_type, raw_body, received_at) VALUES ($1, $2, 'payment.updated', '{}', $3)`,
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, received_at) VALUES ($1, $2, 'payment.updated', '{}', $3)`,
     [uuid(), merchantId, receivedAt],
   );
 

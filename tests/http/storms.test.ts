@@ -61,7 +61,7 @@ async function creditsOf(paymentIds: string[]): Promise<Map<string, number>> {
   const read = async () => {
     await actors.settle();
     const rows = await service.database.pool.query<{ payment_id: string; n: number }>(
-      `SELECT payment_id, count(*)::int AS n FROM wallet_ledger WHERE entry_type = 'credit' AND payment_id = ANY($1) GROUP BY payment_id`,
+      `SELECT payment_id, count(*)::int AS n FROM wallet_ledger WHERE kind = 'earn' AND payment_id = ANY($1) GROUP BY payment_id`,
       [paymentIds],
     );
     return new Map(rows.rows.map((r) => [r.payment_id, r.n]));
@@ -79,7 +79,7 @@ test.serial('the same webhook delivered 50 times at once: every delivery acknowl
   const payload = paymentWebhook({ eventId: 'evt-storm-1', merchantId: 'M-STORM', paymentId: 'pay-storm-1', amount: 4200, customerId: 'cust-kim' });
   const responses = await Promise.all(Array.from({ length: 50 }, () => send(payload)));
   t.deepEqual([...new Set(responses.map((r) => r.status))], [200], JSON.stringify(responses.find((r) => r.status !== 200)?.body));
-  const stored = await service.database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pos_webhook_events_raw WHERE event_id = 'evt-storm-1'`);
+  const stored = await service.database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pos_webhook_events_raw WHERE id = 'evt-storm-1'`);
   t.is(stored.rows[0]!.n, 1);
   t.deepEqual([...(await creditsOf(['pay-storm-1']))], [['pay-storm-1', 1]]);
   t.is(await balance(), before + 42);

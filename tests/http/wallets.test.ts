@@ -79,8 +79,8 @@ test('a consumer sees their wallets with the merchant name; the merchant sees th
   const ledger = await call('GET', `/api/v1/client/wallets/${wallet.walletId}/ledger`, { token: m.token });
   t.is(ledger.status, 200);
   t.like(ledger.body.items, [
-    { entryType: 'claim', points: 30, balanceAfter: 150, paymentId: claimed.paymentId, position: claimed.position },
-    { entryType: 'credit', points: 120, balanceAfter: 120 },
+    { entryType: 'credit', kind: 'claim', points: 30, balanceAfter: 150, paymentId: claimed.paymentId, position: claimed.position },
+    { entryType: 'credit', kind: 'earn', points: 120, balanceAfter: 120 },
   ]);
   t.is(ledger.body.items.length, 2);
   t.is(ledger.body.nextCursor, null);
@@ -130,7 +130,7 @@ test('ledger pages run newest first and a cursor stays stable: no duplicates, no
   const ledgerPath = `/api/v1/client/wallets/${wallet.walletId}/ledger`;
   const full = await call('GET', `${ledgerPath}?limit=100`, { token: m.token, headers: after(redeemed.body.position) });
   t.is(full.body.items.length, 11);
-  t.is(full.body.items[0].entryType, 'redemption', 'the newest entry comes first');
+  t.is(full.body.items[0].kind, 'redemption', 'the newest entry comes first');
   t.is(full.body.items[0].balanceAfter, redeemed.body.balance);
   const times = full.body.items.map((i: { createdAt: string }) => Date.parse(i.createdAt));
   t.deepEqual(times, [...times].sort((a, b) => b - a), 'newest first');
@@ -259,7 +259,8 @@ test('twenty concurrent redemptions never overdraw: exactly floor(balance / poin
   t.like(wallet.body, { balance: folded.balance, lifetimeRedeemed: 90 });
   // Runbook 5: the snapshot equals the ledger sum.
   const { rows } = await service.tally.pool.query(
-    'SELECT w.points_balance::int AS snapshot, SUM(l.points)::int AS ledger_sum FROM wallets w JOIN wallet_ledger l USING (wallet_id) WHERE w.wallet_id = $1 GROUP BY w.points_balance',
+    `SELECT w.points_balance::int AS snapshot, SUM(CASE WHEN l.entry_type = 'credit' THEN l.points ELSE -l.points END)::int AS ledger_sum
+       FROM wallets w JOIN wallet_ledger l ON l.wallet_id = w.id WHERE w.id = $1 GROUP BY w.points_balance`,
     [walletId],
   );
   t.deepEqual(rows, [{ snapshot: 10, ledger_sum: 10 }]);
@@ -335,7 +336,7 @@ test('an admin adjusts a balance only with a reason; the event records who and w
   t.is(event?.metadata.actor, `admin:${admin.id}`);
 
   const ledger = await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token, headers: after(adjusted.body.position) });
-  t.like(ledger.body.items[0], { entryType: 'adjustment', points: -25, balanceAfter: 75, adminId: admin.id, reason: 'Duplicate credit for a refunded order' });
+  t.like(ledger.body.items[0], { entryType: 'debit', kind: 'adjustment', points: -25, balanceAfter: 75, adminId: admin.id, reason: 'Duplicate credit for a refunded order' });
   const wallet = await call('GET', `/api/v1/client/wallets/${walletId}`, { token: m.token });
   t.like(wallet.body, { balance: 75, lifetimeEarned: 100, lifetimeRedeemed: 0 });
 
@@ -352,7 +353,7 @@ test('the wallets projection applied twice changes nothing', async (t) => {
   const redeemed = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: m.token, body: { points: 15, idempotencyKey: uuid() } });
   t.true(await service.tally.runner.waitForPosition(redeemed.body.position, 5000));
   const snapshot = async () => ({
-    wallet: (await service.tally.pool.query('SELECT * FROM wallets WHERE wallet_id = $1', [walletId])).rows,
+    wallet: (await service.tally.pool.query('SELECT * FROM wallets WHERE id = $1', [walletId])).rows,
     ledger: (await service.tally.pool.query('SELECT * FROM wallet_ledger WHERE wallet_id = $1 ORDER BY created_at, id', [walletId])).rows,
   });
   const before = await snapshot();

@@ -233,6 +233,7 @@ test('payments are paged with cursors per location, oldest update first, from th
       totalMinor: 655,
       currency: 'USD',
       customerId: 'W92WH6P11H4Z77CTET0RNTGFW8',
+      buyerEmail: null,
       locationId: 'L-PIER',
       orderId: 'ORDER-1',
       createdAt: at(15),

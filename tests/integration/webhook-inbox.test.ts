@@ -19,7 +19,7 @@ test.after.always(async () => {
 
 const entry = (eventId: string) => ({ eventId, merchantId: 'M-1', eventType: 'payment.updated', objectId: `pay-${eventId}`, rawBody: '{}', headers: {} });
 const row = async (eventId: string) =>
-  (await database.pool.query('SELECT processed, outcome, attempts, error FROM pos_webhook_events_raw WHERE event_id = $1', [eventId])).rows[0];
+  (await database.pool.query('SELECT processed, outcome, attempts, error FROM pos_webhook_events_raw WHERE id = $1', [eventId])).rows[0];
 
 /** Claims until this event is among the claimed rows, with a lease of `leaseMs`. Serial tests: a claim takes every due row. */
 async function claim(inbox: ReturnType<typeof webhookInbox>, eventId: string, leaseMs: number) {

@@ -39,7 +39,13 @@ export function paymentWebhook(options: {
   status?: string;
   customerId?: string | null;
   updatedAt?: string;
+  /** When the customer paid; defaults to `updatedAt`. */
+  createdAt?: string;
   locationId?: string;
+  currency?: string;
+  orderId?: string;
+  /** `buyer_email_address` (a Square Online checkout). */
+  buyerEmail?: string;
 }): any {
   const payload = squarePayload('synthetic/payment.updated.completed-with-customer_id.json');
   const payment = payload.data.object.payment;
@@ -48,19 +54,23 @@ export function paymentWebhook(options: {
   payload.data.id = options.paymentId;
   payment.id = options.paymentId;
   payment.status = options.status ?? 'COMPLETED';
-  payment.amount_money = { amount: options.amount, currency: 'USD' };
-  payment.tip_money = options.tip ? { amount: options.tip, currency: 'USD' } : undefined;
-  payment.total_money = { amount: options.amount + (options.tip ?? 0), currency: 'USD' };
+  const currency = options.currency ?? 'USD';
+  payment.amount_money = { amount: options.amount, currency };
+  payment.tip_money = options.tip ? { amount: options.tip, currency } : undefined;
+  payment.total_money = { amount: options.amount + (options.tip ?? 0), currency };
+  // Square's example names one order for every payment: each payment is its own order unless told otherwise.
+  payment.order_id = options.orderId ?? `order-${options.paymentId}`;
+  if (options.buyerEmail) payment.buyer_email_address = options.buyerEmail;
   if (options.customerId === null) delete payment.customer_id;
   else if (options.customerId) payment.customer_id = options.customerId;
   // Square's example is from 2020; a payment today is what a merchant's webhook carries (claims look back 90 days).
   payment.updated_at = options.updatedAt ?? new Date().toISOString();
-  payment.created_at = payment.updated_at;
+  payment.created_at = options.createdAt ?? payment.updated_at;
   if (options.locationId) payment.location_id = options.locationId;
   return payload;
 }
 
-export function refundWebhook(options: { eventId: string; merchantId: string; refundId: string; paymentId: string; amount: number; status?: string }): any {
+export function refundWebhook(options: { eventId: string; merchantId: string; refundId: string; paymentId: string; amount: number; status?: string; currency?: string }): any {
   const payload = squarePayload('refund.updated.json');
   const refund = payload.data.object.refund;
   payload.event_id = options.eventId;
@@ -68,7 +78,7 @@ export function refundWebhook(options: { eventId: string; merchantId: string; re
   payload.data.id = options.refundId;
   refund.id = options.refundId;
   refund.payment_id = options.paymentId;
-  refund.amount_money = { amount: options.amount, currency: 'USD' };
+  refund.amount_money = { amount: options.amount, currency: options.currency ?? 'USD' };
   refund.status = options.status ?? 'COMPLETED';
   return payload;
 }

@@ -60,17 +60,28 @@ test('the payload of each current version decodes to itself: no stored field is 
   }
 });
 
-test('a PurchaseCompleted stored as version 1 is upcast step by step to version 3: no payment time, credited by the reactor', (t) => {
+test('a PurchaseCompleted stored as version 1 is upcast step by step to version 4: no payment time, credited by the reactor, no order, refunds on the total', (t) => {
   const v1 = fixture('PurchaseCompleted', 1);
   const decoded = purchaseEvents.decode(recorded(v1));
   t.is(decoded.type, 'PurchaseCompleted');
-  t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null, walletEffect: 'reactor' });
+  const since3 = { orderId: null, refundBasis: 'total' };
+  t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null, walletEffect: 'reactor', ...since3 });
   // An event written before any version was stamped is version 1.
   const unstamped = purchaseEvents.decode({ ...recorded(v1), metadata: {} });
   t.deepEqual(unstamped.data, decoded.data);
   const v2 = fixture('PurchaseCompleted', 2);
-  t.deepEqual(purchaseEvents.decode(recorded(v2)).data, { ...v2.data, walletEffect: 'reactor' });
-  t.is(purchaseEvents.versionOf('PurchaseCompleted'), 3);
+  t.deepEqual(purchaseEvents.decode(recorded(v2)).data, { ...v2.data, walletEffect: 'reactor', ...since3 });
+  const v3 = fixture('PurchaseCompleted', 3);
+  t.deepEqual(purchaseEvents.decode(recorded(v3)).data, { ...v3.data, ...since3 }, 'purchases before version 4 keep being reversed on the share of the total');
+  t.is(purchaseEvents.versionOf('PurchaseCompleted'), 4);
+});
+
+test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of version 1 no currency nor country', (t) => {
+  const held = fixture('RefundHeld', 1);
+  t.deepEqual(purchaseEvents.decode(recorded(held)).data, { ...held.data, currency: null });
+  const authorized = fixture('SquareConnectionAuthorized', 1);
+  const connections = eventFamilies.find((f) => f.handles('SquareConnectionAuthorized'));
+  t.deepEqual(connections?.decode(recorded(authorized)).data, { ...authorized.data, currency: null, country: null });
 });
 
 test('a RefundApplied stored as version 1 is upcast to version 2: its reversal was the reactor\'s', (t) => {
@@ -122,8 +133,8 @@ test('writers stamp the current version of each type in the metadata', async (t)
   t.deepEqual(result.events.map((e) => e.type), ['PurchaseCompleted', 'RefundApplied']);
   const stored = await store.readStream(purchaseStream('pay_9'));
   t.deepEqual(stored.map((e) => [e.type, e.metadata.schemaVersion, e.metadata.actor]), [
-    ['RefundHeld', 1, 'test'],
-    ['PurchaseCompleted', 3, 'test'],
+    ['RefundHeld', 2, 'test'],
+    ['PurchaseCompleted', 4, 'test'],
     ['RefundApplied', 2, 'test'],
   ]);
   const completed = purchaseEvents.decode(stored[1]!);

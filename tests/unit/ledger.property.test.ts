@@ -7,6 +7,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { ingestionService, type IngestionFact } from '../../domain/payments/ingestion.ts';
 import type { SquarePayment, SquareRefund } from '../../domain/ports/square.ts';
+import type { RuleSetState } from '../../domain/rewards/rule-set.ts';
 import { walletDecider, walletStream, type WalletCommand } from '../../domain/wallets/wallet.ts';
 import { walletCreditsReactor } from '../../projections/reactors/wallet-credits.ts';
 import { testCommandPath } from '../support/command-path.ts';
@@ -23,28 +24,55 @@ const CONSUMER_BY_HASH: Record<string, string> = { 'email:ann@example.com': 'ann
 
 type Fact = { kind: 'payment'; payment: SquarePayment; source: string } | { kind: 'refund'; refund: SquareRefund; source: string };
 
+/**
+ * The workspace's rules: none before 2026-10-01 (a payment created then is `before_program`), 1 point per $1 of the
+ * amount from then, 2 points per $1 of the total from 2026-11-01 09:00. The workspace counts in USD.
+ */
+const RULE_1 = { ruleId: 'rule-1', version: 1, rule: { kind: 'spend' as const, points: 1, per: 100, basis: 'amount' as const, minimumSpend: 0 }, createdAt: '2026-09-30T00:00:00.000Z' };
+const RULE_2 = { ruleId: 'rule-2', version: 2, rule: { kind: 'spend' as const, points: 2, per: 100, basis: 'total' as const, minimumSpend: 0 }, createdAt: '2026-10-30T00:00:00.000Z' };
+const RULE_SET: RuleSetState = {
+  versions: [RULE_1, RULE_2],
+  activeRuleId: 'rule-2',
+  retiredThrough: 0,
+  history: [
+    { at: '2026-10-01T00:00:00.000Z', ruleId: 'rule-1' },
+    { at: '2026-11-01T09:00:00.000Z', ruleId: 'rule-2' },
+  ],
+};
+/** When the customer paid: before the program, under rule 1, or under rule 2. */
+const PAID_AT = { before: '2026-09-15T10:00:00.000Z', first: '2026-10-20T10:00:00.000Z', second: '2026-11-01T10:00:00.000Z' } as const;
+
 const paymentArb = fc.record({
   amount: fc.integer({ min: 0, max: 50_000 }),
   tip: fc.integer({ min: 0, max: 5_000 }),
   customer: fc.constantFrom<string | null>('cust-ann', 'cust-bob', 'cust-stranger', null),
   refunds: fc.array(fc.integer({ min: 1, max: 100 }), { maxLength: 3 }),
+  // Mostly the workspace's currency; sometimes another one (`currency_mismatch`: no credit, no reversal).
+  currency: fc.constantFrom('USD', 'USD', 'USD', 'JPY'),
+  paidAt: fc.constantFrom<keyof typeof PAID_AT>('first', 'first', 'second', 'before'),
 });
 
-function factsFor(index: number, p: { amount: number; tip: number; customer: string | null; refunds: number[] }): Fact[] {
+type PaymentSpec = { amount: number; tip: number; customer: string | null; refunds: number[]; currency?: string; paidAt?: keyof typeof PAID_AT };
+
+function factsFor(index: number, p: PaymentSpec): Fact[] {
   const id = `pay-${index}`;
+  const currency = p.currency ?? 'USD';
+  const createdAt = PAID_AT[p.paidAt ?? 'second'];
   const base: SquarePayment = {
     id,
     status: 'APPROVED',
     amountMinor: p.amount,
     tipMinor: p.tip,
     totalMinor: p.amount + p.tip,
-    currency: 'USD',
+    currency,
     customerId: p.customer,
+    buyerEmail: null,
     locationId: 'L1',
     orderId: null,
-    createdAt: '2026-11-01T10:00:00.000Z',
-    updatedAt: '2026-11-01T10:00:00.000Z',
+    createdAt,
+    updatedAt: createdAt,
   };
+  // Completed later, when rule 2 is active whenever the payment was made: the rule of its creation still counts.
   const completed = { ...base, status: 'COMPLETED', updatedAt: '2026-11-01T10:00:05.000Z' };
   const facts: Fact[] = [
     { kind: 'payment', payment: base, source: `webhook:created-${id}` },
@@ -62,7 +90,7 @@ function factsFor(index: number, p: { amount: number; tip: number; customer: str
       paymentId: id,
       status: 'COMPLETED',
       amountMinor,
-      currency: 'USD',
+      currency,
       createdAt: '2026-11-02T10:00:00.000Z',
       updatedAt: '2026-11-02T10:00:00.000Z',
       locationId: 'L1',
@@ -77,7 +105,7 @@ function factsFor(index: number, p: { amount: number; tip: number; customer: str
  * Delivers the facts one at a time (`batches` omitted) or in consecutive batches of the given sizes (cycled),
  * with wallet effects appended inline (atomic multi-stream append) or by the reactor.
  */
-async function deliver(facts: Fact[], options: { batches?: readonly number[]; inline?: boolean } = {}): Promise<Map<string, number>> {
+async function deliver(facts: Fact[], options: { batches?: readonly number[]; inline?: boolean; ruleSet?: RuleSetState } = {}): Promise<Map<string, number>> {
   const store = new InMemoryEventStore();
   let next = 0;
   const newId = () => `00000000-0000-4000-8000-${String(++next).padStart(12, '0')}`;
@@ -87,7 +115,8 @@ async function deliver(facts: Fact[], options: { batches?: readonly number[]; in
     runtime: { now: () => new Date('2026-11-03T00:00:00Z'), newId },
     hasher: { hashEmail: (e) => `email:${e}`, hashPhone: (p) => `phone:${p}`, hashVerificationCode: (u, p, c) => `code:${u}:${p}:${c}` },
     catchUp: async () => undefined,
-    activeRule: async () => ({ ruleId: 'rule-1', version: 1, rule: { kind: 'spend', points: 1, per: 100, basis: 'amount', minimumSpend: 0 } }),
+    ruleSet: () => options.ruleSet ?? RULE_SET,
+    workspace: () => ({ currency: 'USD', country: 'US' }),
     customerContacts: async (_tenant, customerId) => CUSTOMERS[customerId] ?? null,
     consumersByIdentity: async (sets) => sets.map((hashes) => hashes.map((h) => CONSUMER_BY_HASH[h]).find(Boolean)),
     walletIdFor: (tenantId, consumerId) => `${tenantId}:${consumerId}`,
@@ -184,16 +213,20 @@ test('batched decisions, with wallet effects inline or by the reactor, equal one
   t.true(runs >= 150);
 });
 
-test('the clean balance is the rule applied to each payment, less the refunded share', async (t) => {
+test('the clean balance is the rule in force when each payment was made, less the refunded share; nothing before the program or in another currency', async (t) => {
   const facts = [
-    ...factsFor(0, { amount: 1099, tip: 200, customer: 'cust-ann', refunds: [] }),
-    ...factsFor(1, { amount: 5000, tip: 0, customer: 'cust-ann', refunds: [50] }),
+    ...factsFor(0, { amount: 1099, tip: 200, customer: 'cust-ann', refunds: [], paidAt: 'first' }),
+    ...factsFor(1, { amount: 5000, tip: 0, customer: 'cust-ann', refunds: [50], paidAt: 'first' }),
     ...factsFor(2, { amount: 700, tip: 0, customer: 'cust-stranger', refunds: [] }),
+    ...factsFor(3, { amount: 1000, tip: 100, customer: 'cust-bob', refunds: [], paidAt: 'second' }),
+    ...factsFor(4, { amount: 8000, tip: 0, customer: 'cust-bob', refunds: [30], paidAt: 'before' }),
+    ...factsFor(5, { amount: 8000, tip: 0, customer: 'cust-bob', refunds: [30], currency: 'JPY' }),
   ];
   const balances = await deliver(facts);
-  // 10 points for $10.99, 50 for $50 less half refunded (25), nothing for the stranger (held, not credited).
+  // Rule 1: 10 points for $10.99 (amount), 50 for $50 less half refunded (25); nothing for the stranger (held).
   t.is(balances.get('ann'), 10 + 50 - 25);
-  t.is(balances.get('bob'), 0);
+  // Rule 2: 2 per $1 of the total $11.00 = 22; the payment before the program and the one in yen earn (and lose) nothing.
+  t.is(balances.get('bob'), 22);
 });
 
 test('no sequence of credits, reversals and redemptions ever lets a redemption overdraw', (t) => {
@@ -232,4 +265,79 @@ test('no sequence of credits, reversals and redemptions ever lets a redemption o
   );
   t.log(`${redeemed} redemptions accepted, ${refused} refused`);
   t.true(redeemed > 0 && refused > 0, 'both sides of the rule were exercised');
+});
+
+/** A visit rule (10 points, no minimum) in force from 2026-10-01: one visit per order, however it is paid. */
+const VISIT_RULES: RuleSetState = {
+  versions: [{ ruleId: 'rule-visit', version: 1, rule: { kind: 'visit', points: 10, minimumSpend: 0 }, createdAt: '2026-09-30T00:00:00.000Z' }],
+  activeRuleId: 'rule-visit',
+  retiredThrough: 0,
+  history: [{ at: '2026-10-01T00:00:00.000Z', ruleId: 'rule-visit' }],
+};
+
+const orderArb = fc.record({
+  customer: fc.constantFrom<string | null>('cust-ann', 'cust-bob', 'cust-stranger'),
+  tenders: fc.array(fc.integer({ min: 1, max: 5_000 }), { minLength: 1, maxLength: 3 }),
+  currency: fc.constantFrom('USD', 'USD', 'USD', 'JPY'),
+});
+
+/** Each tender of an order is a payment with the order's id: approved, then completed, then seen again by a poll. */
+function orderFacts(index: number, o: { customer: string | null; tenders: number[]; currency: string }): Fact[] {
+  return o.tenders.flatMap((amount, t) => {
+    const base: SquarePayment = {
+      id: `pay-${index}-${t}`,
+      status: 'APPROVED',
+      amountMinor: amount,
+      tipMinor: 0,
+      totalMinor: amount,
+      currency: o.currency,
+      customerId: o.customer,
+      buyerEmail: null,
+      locationId: 'L1',
+      orderId: `order-${index}`,
+      createdAt: '2026-11-01T10:00:00.000Z',
+      updatedAt: '2026-11-01T10:00:00.000Z',
+    };
+    const completed = { ...base, status: 'COMPLETED', updatedAt: '2026-11-01T10:00:05.000Z' };
+    return [
+      { kind: 'payment' as const, payment: base, source: `webhook:created-${base.id}` },
+      { kind: 'payment' as const, payment: completed, source: `webhook:updated-${base.id}` },
+      { kind: 'payment' as const, payment: completed, source: `poll:${base.id}` },
+    ];
+  });
+}
+
+test('one visit per order: any interleaving, duplication and batching of split tenders credits each order once (same_order for the rest)', async (t) => {
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(orderArb, { minLength: 1, maxLength: 4 }),
+      fc.array(fc.nat(), { maxLength: 12 }),
+      fc.infiniteStream(fc.nat()),
+      fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 6 }),
+      fc.boolean(),
+      async (orders, duplicates, shuffleSeeds, batches, inline) => {
+        runs++;
+        const clean = orders.flatMap((o, i) => orderFacts(i, o));
+        const noisy = [...clean, ...duplicates.map((d) => clean[d % clean.length]!)];
+        const seeds = shuffleSeeds[Symbol.iterator]();
+        for (let i = noisy.length - 1; i > 0; i--) {
+          const j = (seeds.next().value as number) % (i + 1);
+          [noisy[i], noisy[j]] = [noisy[j]!, noisy[i]!];
+        }
+        // Orders in the workspace's currency count once each for their customer; yen orders not at all.
+        const visits = (customer: string) => 10 * orders.filter((o) => o.customer === customer && o.currency === 'USD').length;
+        const oneAtATime = await deliver(noisy, { ruleSet: VISIT_RULES });
+        const batched = await deliver(noisy, { ruleSet: VISIT_RULES, batches, inline });
+        return (
+          oneAtATime.get('ann') === visits('cust-ann') &&
+          oneAtATime.get('bob') === visits('cust-bob') &&
+          batched.get('ann') === visits('cust-ann') &&
+          batched.get('bob') === visits('cust-bob')
+        );
+      },
+    ),
+    { numRuns: 100 },
+  );
+  t.true(runs >= 100);
 });

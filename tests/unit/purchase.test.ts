@@ -68,12 +68,26 @@ const completed = (over: Partial<Extract<PurchaseEvent, { type: 'PurchaseComplet
     paymentCreatedAt: '2026-11-10T11:59:40.000Z',
     source: 'webhook',
     walletEffect: 'reactor',
+    orderId: null,
+    refundBasis: 'amount',
     ...over,
   },
 });
 
-const refund = (refundId: string, amountMinor: number, status = 'COMPLETED'): PurchaseCommand => ({ type: 'ObserveRefund', tenantId: TENANT, refundId, paymentId: 'pay_1', status, amountMinor, source: 'webhook' });
-const held = (refundId: string, amountMinor: number): PurchaseEvent => ({ type: 'RefundHeld', data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, source: 'webhook' } });
+const refund = (refundId: string, amountMinor: number, status = 'COMPLETED', currency = 'USD'): PurchaseCommand => ({
+  type: 'ObserveRefund',
+  tenantId: TENANT,
+  refundId,
+  paymentId: 'pay_1',
+  status,
+  amountMinor,
+  currency,
+  source: 'webhook',
+});
+const held = (refundId: string, amountMinor: number, currency: string | null = 'USD'): PurchaseEvent => ({
+  type: 'RefundHeld',
+  data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, currency, source: 'webhook' },
+});
 const applied = (refundId: string, amountMinor: number, pointsReversed: number, wallet: { walletId: string; consumerId: string } | null = null): PurchaseEvent => ({
   type: 'RefundApplied',
   data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, pointsReversed, walletId: wallet?.walletId ?? null, consumerId: wallet?.consumerId ?? null, source: 'webhook', walletEffect: 'reactor' },
@@ -104,7 +118,7 @@ test('completion happens once, with its outcome; any status after it, even a new
 test('the outcome: credited to a known consumer, held for an unknown one, nothing without a rule or for zero points', (t) => {
   const consumer = { kind: 'consumer' as const, consumerId: 'c1', walletId: 'w1' };
   spec(t).given().when(observe({}, { resolution: consumer })).then([completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited' })]);
-  spec(t).given().when(observe({}, { activeRule: null })).then([completed({ outcome: 'no_rule_no_credit', points: 0, ruleId: null, ruleVersion: null, basis: null, basisAmountMinor: null })]);
+  spec(t).given().when(observe({}, { activeRule: null })).then([completed({ outcome: 'no_rule_no_credit', points: 0, ruleId: null, ruleVersion: null, basis: null, basisAmountMinor: null, refundBasis: 'total' })]);
   spec(t).given().when(observe({ amountMinor: 99, totalMinor: 99, tipMinor: 0 })).then([completed({ outcome: 'zero_points', points: 0, amountMinor: 99, totalMinor: 99, tipMinor: 0, basisAmountMinor: 99 })]);
 });
 
@@ -113,7 +127,7 @@ test('who appends the wallet effect is recorded as commanded: inline with batche
   spec(t).given().when(observe({}, { resolution: consumer, walletEffect: 'inline' })).then([completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited', walletEffect: 'inline' })]);
   const credited = completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited', walletEffect: 'inline' });
   spec(t).given(credited).when({ ...refund('r1', 500), walletEffect: 'inline' } as PurchaseCommand).then([
-    { type: 'RefundApplied', data: { paymentId: 'pay_1', tenantId: TENANT, refundId: 'r1', amountMinor: 500, pointsReversed: 3, walletId: 'w1', consumerId: 'c1', source: 'webhook', walletEffect: 'inline' } },
+    { type: 'RefundApplied', data: { paymentId: 'pay_1', tenantId: TENANT, refundId: 'r1', amountMinor: 500, pointsReversed: 4, walletId: 'w1', consumerId: 'c1', source: 'webhook', walletEffect: 'inline' } },
   ]);
 });
 
@@ -121,16 +135,16 @@ test('refunds before their payment completes are held, once each, and applied in
   spec(t).given().when(refund('r1', 500)).then([held('r1', 500)]);
   spec(t).given(held('r1', 500)).when(refund('r1', 500)).thenNothing();
   spec(t).given().when(refund('r1', 500, 'PENDING')).thenNothing();
-  // 10 points on 12.99: 5.00 refunded reverses floor(10 × 500 / 1299) = 3; with 3.00 more, floor(10 × 800 / 1299) = 6, so 3 more.
+  // 10 points on the amount 10.99: 3.00 refunded reverses floor(10 × 300 / 1099) = 2; with 5.00 more, floor(10 × 800 / 1099) = 7, so 5 more.
   spec(t).given(held('r2', 300), statusObserved('APPROVED', '2026-11-10T12:00:00.000Z'), held('r1', 500))
     .when(observe())
-    .then([completed(), applied('r2', 300, 2), applied('r1', 500, 4)]);
-  spec(t).given(completed(), applied('r1', 500, 3)).when(refund('r1', 500)).thenNothing();
-  spec(t).given(completed(), applied('r1', 500, 3)).when(refund('r2', 300)).then([applied('r2', 300, 3)]);
+    .then([completed(), applied('r2', 300, 2), applied('r1', 500, 5)]);
+  spec(t).given(completed(), applied('r1', 500, 4)).when(refund('r1', 500)).thenNothing();
+  spec(t).given(completed(), applied('r1', 500, 4)).when(refund('r2', 300)).then([applied('r2', 300, 3)]);
 });
 
 test('reversalFor: the total reversed is the floored refunded share of the points, never more than was earned', (t) => {
-  const purchase = { points: 10, totalMinor: 1299, refundedMinor: 0, pointsReversed: 0 };
+  const purchase = { points: 10, amountMinor: 1099, totalMinor: 1299, refundedMinor: 0, pointsReversed: 0, refundBasis: 'total' as const };
   t.is(reversalFor(purchase, 129), 0, '0.99 points is not a point');
   t.is(reversalFor(purchase, 130), 1);
   t.is(reversalFor({ ...purchase, refundedMinor: 500, pointsReversed: 3 }, 500), 4, 'floor(10 × 1000 / 1299) = 7 in all, 3 already');
@@ -139,7 +153,7 @@ test('reversalFor: the total reversed is the floored refunded share of the point
   t.is(reversalFor({ ...purchase, points: 0 }, 1299), 0);
   t.is(reversalFor({ ...purchase, totalMinor: 0 }, 100), 0);
   // Three refunds of a third each: the sum of the parts equals the whole.
-  let state = { points: 100, totalMinor: 300, refundedMinor: 0, pointsReversed: 0 };
+  let state = { points: 100, amountMinor: 300, totalMinor: 300, refundedMinor: 0, pointsReversed: 0, refundBasis: 'total' as const };
   const parts = [100, 100, 100].map((amount) => {
     const points = reversalFor(state, amount);
     state = { ...state, refundedMinor: state.refundedMinor + amount, pointsReversed: state.pointsReversed + points };
@@ -158,8 +172,72 @@ test(`held points are claimed within ${CLAIM_WINDOW_DAYS} days of completion (th
 
 test('a claim takes the points not already reversed; nothing when all were reversed or the purchase was not held', (t) => {
   const now = afterCompletion(DAY);
-  spec(t).given(completed(), applied('r1', 500, 3)).when(claim(now)).then([claimed(7, now)]);
+  spec(t).given(completed(), applied('r1', 500, 4)).when(claim(now)).then([claimed(6, now)]);
   spec(t).given(completed(), applied('r1', 1299, 10)).when(claim(now)).thenNothing();
   spec(t).given(completed({ outcome: 'credited', consumerId: 'c1', walletId: 'w1' })).when(claim(now)).thenNothing();
   spec(t).given(statusObserved('APPROVED', '2026-11-10T12:00:00.000Z')).when(claim(now)).thenNothing();
+});
+
+const unearned = { points: 0, ruleId: null, ruleVersion: null, basis: null, basisAmountMinor: null, refundBasis: 'total' as const };
+
+test('a payment created before any rule was active earns nothing: before_program', (t) => {
+  const consumer = { kind: 'consumer' as const, consumerId: 'c1', walletId: 'w1' };
+  spec(t).given().when(observe({}, { resolution: consumer, activeRule: null, beforeProgram: true })).then([completed({ ...unearned, consumerId: 'c1', outcome: 'before_program' })]);
+});
+
+test('a payment in another currency than the workspace’s earns nothing: currency_mismatch; a refund in another currency reverses nothing', (t) => {
+  spec(t).given().when(observe({ currency: 'JPY' }, { workspaceCurrency: 'USD' })).then([completed({ currency: 'JPY', outcome: 'currency_mismatch', points: 0 })]);
+  spec(t).given().when(observe({}, { workspaceCurrency: 'USD' })).then([completed()]);
+  spec(t).given().when(observe({}, { workspaceCurrency: null })).then([completed()]); // an unknown workspace currency (connected before it was recorded) is not checked
+  spec(t).given(completed()).when(refund('r1', 500, 'COMPLETED', 'EUR')).thenNothing();
+  spec(t).given(held('r1', 500, 'EUR')).when(observe()).then([completed()]); // a held refund in another currency is not applied at completion
+});
+
+test('refunds by basis: amount (tip excluded), total, and a visit only when refunded in full', (t) => {
+  const consumer = { kind: 'consumer' as const, consumerId: 'c1', walletId: 'w1' };
+  const paid = { amountMinor: 2000, tipMinor: 500, totalMinor: 2500 };
+  // $20 + $5 tip, 1 point per $1 of the amount: 20 points; refunding the $20 reverses all 20 (not 16, the share of the total).
+  const onAmount = completed({ ...paid, consumerId: 'c1', walletId: 'w1', outcome: 'credited', points: 20, basisAmountMinor: 2000 });
+  spec(t).given().when(observe(paid, { resolution: consumer })).then([onAmount]);
+  spec(t).given(onAmount).when(refund('r1', 2000)).then([applied('r1', 2000, 20, { walletId: 'w1', consumerId: 'c1' })]);
+  spec(t).given(onAmount).when(refund('r1', 1000)).then([applied('r1', 1000, 10, { walletId: 'w1', consumerId: 'c1' })]);
+  // On the total: 25 points; refunding $20 of $25 reverses 20.
+  const totalRule = { ...RULE, rule: { ...RULE.rule, basis: 'total' as const } };
+  const onTotal = completed({ ...paid, consumerId: 'c1', walletId: 'w1', outcome: 'credited', points: 25, basis: 'total', basisAmountMinor: 2500, refundBasis: 'total' });
+  spec(t).given().when(observe(paid, { resolution: consumer, activeRule: totalRule })).then([onTotal]);
+  spec(t).given(onTotal).when(refund('r1', 2000)).then([applied('r1', 2000, 20, { walletId: 'w1', consumerId: 'c1' })]);
+  // A visit: 10 points; a partial refund reverses nothing, the refund that completes the total reverses all 10.
+  const visitRule = { ruleId: 'rule-v', version: 4, rule: { kind: 'visit' as const, points: 10, minimumSpend: 500 } };
+  const visit = completed({ ...paid, consumerId: 'c1', walletId: 'w1', outcome: 'credited', points: 10, ruleId: 'rule-v', ruleVersion: 4, basisAmountMinor: 2000, refundBasis: 'full_refund' });
+  spec(t).given().when(observe(paid, { resolution: consumer, activeRule: visitRule })).then([visit]);
+  spec(t).given(visit).when(refund('r1', 2000)).then([applied('r1', 2000, 0, { walletId: 'w1', consumerId: 'c1' })]);
+  spec(t).given(visit, applied('r1', 2000, 0)).when(refund('r2', 500)).then([applied('r2', 500, 10, { walletId: 'w1', consumerId: 'c1' })]);
+});
+
+test('one visit per order: the tender that counts decides on the order’s amount seen so far; the others are same_order', (t) => {
+  const visitRule = { ruleId: 'rule-v', version: 4, rule: { kind: 'visit' as const, points: 10, minimumSpend: 500 } };
+  const half = { amountMinor: 450, tipMinor: 0, totalMinor: 450, orderId: 'order-1' };
+  const visitData = { ...half, ruleId: 'rule-v', ruleVersion: 4, refundBasis: 'full_refund' as const, tipMinor: 0 };
+  spec(t)
+    .given()
+    .when(observe(half, { activeRule: visitRule, orderVisit: { orderId: 'order-1', counts: true, amountMinor: 900 } }))
+    .then([completed({ ...visitData, points: 10, basisAmountMinor: 900 })]);
+  spec(t)
+    .given()
+    .when(observe(half, { activeRule: visitRule, orderVisit: { orderId: 'order-1', counts: false, amountMinor: 900 } }))
+    .then([completed({ ...visitData, outcome: 'same_order', points: 0, basisAmountMinor: 450 })]);
+});
+
+test('an identity Square learns after the sale is attached to the purchase held for nobody, within the claim window, once', (t) => {
+  const attach = (now: string, hashes = ['h:phone']): PurchaseCommand => ({ type: 'AttachIdentity', customerId: 'CUST_1', identityHashes: hashes, now, source: 'webhook:c1' });
+  const now = afterCompletion(DAY);
+  const attached: PurchaseEvent = {
+    type: 'PurchaseIdentityAttached',
+    data: { paymentId: 'pay_1', tenantId: TENANT, customerId: 'CUST_1', identityHashes: ['h:phone'], completedAt: COMPLETED_AT, attachedAt: now, source: 'webhook:c1' },
+  };
+  spec(t).given(completed()).when(attach(now, ['h:email', 'h:phone'])).then([attached]);
+  spec(t).given(completed(), attached).when(attach(now)).thenNothing();
+  spec(t).given(completed()).when(attach(afterCompletion(CLAIM_WINDOW_DAYS * DAY + 1))).thenNothing();
+  spec(t).given(completed({ outcome: 'credited', consumerId: 'c1', walletId: 'w1' })).when(attach(now)).thenNothing();
+  spec(t).given(completed(), attached).when(claim(now, 'h:phone')).then([{ ...claimed(10, now), data: { ...claimed(10, now).data, identityHash: 'h:phone' } } as PurchaseEvent]);
 });

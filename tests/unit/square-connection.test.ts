@@ -22,6 +22,8 @@ const authorize = (merchantId = M, authorizationId = 'auth-1', merchantClaim = 1
   authorizationId,
   merchantClaim,
   businessName: 'Apple A Day',
+  currency: 'USD',
+  country: 'US',
   scopes: ['PAYMENTS_READ'],
   tokenExpiresAt: '2026-03-31T10:00:00Z',
   locations: [{ id: 'L1', name: 'Main', status: 'ACTIVE' }],

@@ -63,7 +63,7 @@ test('every example payload parses, and its envelope is carried over as sent', a
     'refund.created.json': 'refund',
     'refund.updated.json': 'refund',
     'oauth.authorization.revoked.json': 'authorization-revoked',
-    'customer.created.json': 'other',
+    'customer.created.json': 'customer-changed',
     'customer.updated.json': 'customer-changed',
     'customer.deleted.json': 'customer-changed',
     'loyalty.program.updated.json': 'other',
@@ -81,6 +81,7 @@ test('payment.created: the payment is keyed by its own id, not data.id, and is o
     totalMinor: 100,
     currency: 'USD',
     customerId: null,
+    buyerEmail: null,
     locationId: 'S8GWD5R9QB376',
     orderId: '03O3USaPaAaFnI6kkwB1JxGgBsUZY',
     createdAt: '2020-11-22T21:16:51.086Z',
@@ -111,14 +112,16 @@ test('oauth.authorization.revoked names who revoked, with Square’s nanosecond 
   t.deepEqual(event.object, { revokedAt: '2020-08-14T15:51:00.246373287Z', revokerType: 'MERCHANT' });
 });
 
-test('customer.updated and customer.deleted name the customer whose cached contacts are stale', async (t) => {
-  t.like(await parsed('customer.updated.json'), { kind: 'customer-changed', object: { customerId: 'A0AP25A6SCVTH8JES9BX01GXM4' } });
-  t.like(await parsed('customer.deleted.json'), { kind: 'customer-changed', object: { customerId: 'QPTXM8PQNX3Q726ZYHPMNP46XC' } });
+test('customer.created, customer.updated and customer.deleted name the customer, with the contacts it has now (none once deleted)', async (t) => {
+  t.like(await parsed('customer.created.json'), { kind: 'customer-changed', object: { customerId: 'QPTXM8PQNX3Q726ZYHPMNP46XC', email: 'jenkins+smorly@squareup.com', phone: '+12126668929' } });
+  t.like(await parsed('customer.updated.json'), {
+    kind: 'customer-changed',
+    object: { customerId: 'A0AP25A6SCVTH8JES9BX01GXM4', email: 'jenkins+smorly@squareup.com', phone: '+13477947111' },
+  });
+  t.like(await parsed('customer.deleted.json'), { kind: 'customer-changed', object: { customerId: 'QPTXM8PQNX3Q726ZYHPMNP46XC', email: null, phone: null } });
 });
 
 test('types the core does not act on keep their envelope and no object, even without data.object', async (t) => {
-  const customer = await parsed('customer.created.json');
-  t.like(customer, { kind: 'other', type: 'customer.created', dataType: 'customer', object: undefined });
   const bare = parseSquareWebhook({
     event_id: 'e-1',
     type: 'team_member.created',

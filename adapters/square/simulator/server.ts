@@ -61,6 +61,8 @@ export interface TestPayment {
   currency?: string;
   status?: string;
   customerId?: string;
+  /** `buyer_email_address` (a Square Online checkout). */
+  buyerEmail?: string;
   orderId?: string;
   createdAt: string;
   /** Defaults to `createdAt`. */
@@ -265,6 +267,7 @@ function paymentJson(p: TestPayment, currency: string) {
     },
     created_at: p.createdAt,
     ...(p.customerId ? { customer_id: p.customerId } : {}),
+    ...(p.buyerEmail ? { buyer_email_address: p.buyerEmail } : {}),
     delay_action: 'CANCEL',
     delay_duration: 'PT168H',
     id: p.id,

@@ -1,0 +1,43 @@
+/**
+ * A barista adds a customer's email or phone in Square after the sale: Square sends `customer.created` or
+ * `customer.updated`, and that identity is attached to the customer's purchases whose points are still held for
+ * nobody within the claim window (issue 15). A registered consumer with that verified identity is then credited
+ * by the claims reactor; a later registration claims them. Each purchase decides for itself (`AttachIdentity`),
+ * so a repeated webhook attaches nothing twice.
+ */
+import type { EventMetadata } from '../ports/event-store.ts';
+import type { IdentityHasher } from '../ports/identity.ts';
+import { handleCommand } from '../shared/command-handler.ts';
+import type { CommandPath } from '../shared/command-path.ts';
+import type { SquareCustomerChange } from '../square/webhook.ts';
+import { identityHashes, type Workspace } from './ingestion.ts';
+import { purchaseDecider, purchaseStream } from './purchase.ts';
+
+export interface IdentityAttachDependencies {
+  hasher: IdentityHasher;
+  store: Parameters<typeof handleCommand>[0];
+  commands: CommandPath;
+  newId(): string;
+  now(): Date;
+  workspace(tenantId: string): Workspace;
+  /** The tenant's purchases of this Square customer whose points are held for nobody (a read model: candidates only). */
+  heldPurchasesOf(tenantId: string, customerId: string): Promise<string[]>;
+}
+
+/** Attaches the customer's contacts to its held purchases; answers how many purchases took a new identity. */
+export async function attachCustomerIdentity(deps: IdentityAttachDependencies, tenantId: string, change: SquareCustomerChange, source: string, metadata: EventMetadata): Promise<number> {
+  const hashes = identityHashes(deps.hasher, [change.email], change.phone, deps.workspace(tenantId).country);
+  if (!hashes.length) return 0;
+  let attached = 0;
+  for (const paymentId of await deps.heldPurchasesOf(tenantId, change.customerId)) {
+    const result = await handleCommand(
+      deps.store,
+      purchaseStream(paymentId),
+      purchaseDecider,
+      { type: 'AttachIdentity', customerId: change.customerId, identityHashes: hashes, now: deps.now().toISOString(), source },
+      { newId: deps.newId, metadata, path: deps.commands },
+    );
+    if (result.events.length) attached++;
+  }
+  return attached;
+}

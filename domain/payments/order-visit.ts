@@ -1,0 +1,78 @@
+/**
+ * One Square order, as visit rules count it (stream `square-order-<orderId>`). Square splits one order across
+ * tenders (gift card + card): several payments with one `order_id`. A visit rule credits one visit per order:
+ * the first tender of the order to complete counts the visit, on the order's amount seen so far (every tender
+ * seen before, whatever its status, and this one); later tenders of the order earn nothing (`same_order`).
+ * Written only while a visit rule is in force: spend rules stay per payment.
+ */
+import { z } from 'zod';
+import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
+import type { Decider } from '../shared/decider.ts';
+import type { OrderVisit } from './purchase.ts';
+
+const minor = z.number().int();
+
+export const orderTenderSeen = EventType.define(
+  'OrderTenderSeen',
+  z.object({ orderId: z.string(), tenantId: z.string(), paymentId: z.string(), amountMinor: minor, seenAt: z.string() }),
+);
+
+export const orderVisitCounted = EventType.define(
+  'OrderVisitCounted',
+  z.object({
+    orderId: z.string(),
+    tenantId: z.string(),
+    /** The tender whose completion counted the visit. */
+    paymentId: z.string(),
+    /** The order's amount seen when it was counted (the visit's minimum applies to it). */
+    amountMinor: minor,
+    countedAt: z.string(),
+  }),
+);
+
+export const orderVisitEvents = eventCodec({ stream: 'square-order-<orderId>', writtenBy: 'orderVisitDecider' }, orderTenderSeen, orderVisitCounted);
+export type OrderVisitEvent = EventsOf<typeof orderVisitEvents>;
+
+export interface OrderVisitState {
+  /** Amount of each tender seen, by payment id. */
+  tenders: ReadonlyMap<string, number>;
+  counted: { paymentId: string; amountMinor: number } | null;
+}
+
+export type OrderVisitCommand = { type: 'ObserveTender'; orderId: string; tenantId: string; paymentId: string; amountMinor: number; completing: boolean; now: string };
+
+export const ORDER_STREAM_PREFIX = 'square-order-';
+export const orderStream = (orderId: string) => `${ORDER_STREAM_PREFIX}${orderId}`;
+
+export const orderVisitDecider: Decider<OrderVisitCommand, OrderVisitEvent, OrderVisitState> = {
+  codec: orderVisitEvents,
+  initialState: { tenders: new Map(), counted: null },
+  decide(command, state) {
+    const events: OrderVisitEvent[] = [];
+    const { orderId, tenantId, paymentId, amountMinor, now } = command;
+    if (!state.tenders.has(paymentId)) events.push({ type: 'OrderTenderSeen', data: { orderId, tenantId, paymentId, amountMinor, seenAt: now } });
+    if (command.completing && !state.counted) {
+      const seen = new Map(state.tenders).set(paymentId, state.tenders.get(paymentId) ?? amountMinor);
+      const total = [...seen.values()].reduce((a, b) => a + b, 0);
+      events.push({ type: 'OrderVisitCounted', data: { orderId, tenantId, paymentId, amountMinor: total, countedAt: now } });
+    }
+    return events;
+  },
+  evolve(state, event) {
+    switch (event.type) {
+      case 'OrderTenderSeen':
+        return { ...state, tenders: new Map(state.tenders).set(event.data.paymentId, event.data.amountMinor) };
+      case 'OrderVisitCounted':
+        return state.counted ? state : { ...state, counted: { paymentId: event.data.paymentId, amountMinor: event.data.amountMinor } };
+      default: {
+        const unexpected: never = event;
+        return unexpected;
+      }
+    }
+  },
+};
+
+/** What the order decided for one of its tenders, once its completion was observed. */
+export function visitOf(state: OrderVisitState, orderId: string, paymentId: string): OrderVisit | null {
+  return state.counted ? { orderId, counts: state.counted.paymentId === paymentId, amountMinor: state.counted.amountMinor } : null;
+}
