@@ -82,10 +82,10 @@ export function webhookInbox(pool: pg.Pool) {
     async recordMany(entries: readonly InboxEntry[]): Promise<{ inserted: boolean }[]> {
       if (!entries.length) return [];
       const { rows } = await pool.query<{ event_id: string; inserted: boolean }>(
-        `INSERT INTO pos_webhook_events_raw (event_id, merchant_id, event_type, object_id, raw_body, headers)
+        `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
-         ON CONFLICT (event_id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
-         RETURNING event_id, (xmax = 0) AS inserted`,
+         ON CONFLICT (id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
+         RETURNING id AS event_id, (xmax = 0) AS inserted`,
         [
           entries.map((e) => e.eventId),
           entries.map((e) => e.merchantId),

@@ -67,7 +67,7 @@ function countedInbox() {
 }
 const deliveries = async (eventIds: string[]) =>
   Object.fromEntries(
-    (await database.pool.query<{ event_id: string; deliveries: number }>('SELECT event_id, deliveries FROM pos_webhook_events_raw WHERE event_id = ANY($1)', [eventIds])).rows.map((r) => [
+    (await database.pool.query<{ event_id: string; deliveries: number }>('SELECT id AS event_id, deliveries FROM pos_webhook_events_raw WHERE id = ANY($1)', [eventIds])).rows.map((r) => [
       r.event_id,
       r.deliveries,
     ]),
