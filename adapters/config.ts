@@ -110,7 +110,8 @@ const schema = z.object({
   CUSTOMER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
   WEBHOOK_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
-  WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(8),
+  WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(4),
+  WEBHOOK_ACK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
 });
 
 type Raw = z.infer<typeof schema>;

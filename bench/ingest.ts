@@ -251,7 +251,7 @@ async function runLoad<T>(mode: 'webhooks' | 'reads', spec: unknown): Promise<T>
 // Statement counting (bench-only instrumentation of the pg driver Tally uses in this process)
 // ---------------------------------------------------------------------------------------------------------
 
-const statementStats = new Map<string, { count: number; ms: number }>();
+const statementStats = new Map<string, { count: number; ms: number; rows: number }>();
 let countingStatements = false;
 
 /** The kind of a stream: its name without the id (`payment-…` → `payment`, `square-merchant-…`, …). */
@@ -276,6 +276,16 @@ function statementLabel(sql: string, params: unknown): string {
   return s.slice(0, 80);
 }
 
+/** Labels by statement text, for the statements whose label does not depend on their parameters (most). */
+const labels = new Map<string, string>();
+function labelOf(sql: string, params: unknown): string {
+  const known = labels.get(sql);
+  if (known !== undefined) return known;
+  const label = statementLabel(sql, params);
+  if (label === statementLabel(sql, [])) labels.set(sql, label);
+  return label;
+}
+
 function instrumentDriver(): void {
   const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
   const original = proto.query;
@@ -284,24 +294,26 @@ function instrumentDriver(): void {
     const first = args[0];
     const sql = typeof first === 'string' ? first : typeof (first as { text?: unknown })?.text === 'string' ? (first as { text: string }).text : undefined;
     if (sql === undefined) return original.apply(this, args);
-    const label = statementLabel(sql, typeof first === 'string' ? args[1] : (first as { values?: unknown }).values);
+    const label = labelOf(sql, typeof first === 'string' ? args[1] : (first as { values?: unknown }).values);
     const t0 = now();
-    const record = () => {
-      const entry = statementStats.get(label) ?? { count: 0, ms: 0 };
+    const record = (answer?: unknown) => {
+      const entry = statementStats.get(label) ?? { count: 0, ms: 0, rows: 0 };
       entry.count++;
       entry.ms += now() - t0;
+      const rows = (answer as { rows?: unknown } | undefined)?.rows;
+      if (Array.isArray(rows)) entry.rows += rows.length;
       statementStats.set(label, entry);
     };
     const last = args[args.length - 1];
     if (typeof last === 'function') {
       args[args.length - 1] = function (this: unknown, ...cbArgs: unknown[]) {
-        record();
+        record(cbArgs[1]);
         return (last as (...a: unknown[]) => unknown).apply(this, cbArgs);
       };
       return original.apply(this, args);
     }
     const result = original.apply(this, args);
-    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(record, record);
+    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(record, () => record());
     return result;
   };
 }
@@ -647,6 +659,8 @@ interface WebhookMetrics {
   correct: boolean;
   cpu: CpuSplit;
   squareCpuMs: number;
+  /** The load generator's CPU from the first webhook sent to the last acknowledged (ms). */
+  loadCpuMs: number;
   /** Committed transactions per webhook (xact_commit delta less the load generator's own queries). */
   transactionsPerWebhook: number;
   xactCommits: number;
@@ -654,7 +668,7 @@ interface WebhookMetrics {
   square: { customerLookups: number; requests: number; lookupsPerWebhook: number; distinctCustomers: number };
   /** CPU of the Tally process and of PostgreSQL per webhook, first sent → drained (ms). */
   cpuMsPerWebhook: { tally: number; postgres: number | null };
-  statements: [string, { count: number; ms: number }][];
+  statements: [string, { count: number; ms: number; rows: number }][];
   samples: number;
   drainProbe: Record<string, unknown> | null;
 }
@@ -760,6 +774,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
     correct: ok === n && check.correct,
     cpu,
     squareCpuMs,
+    loadCpuMs: out.cpuMs,
     transactionsPerWebhook: (xactCommits - out.queries) / n,
     xactCommits,
     loadQueries: out.queries,
@@ -1113,9 +1128,9 @@ async function main(): Promise<boolean> {
         ...notes(results),
         '',
         'Where the time goes (burst, first webhook → drained):',
-        `- CPU: Tally process ${w.cpu.nodeCores.toFixed(2)} cores, PostgreSQL ${w.cpu.postgresCores?.toFixed(2) ?? '?'} cores, Square stand-in ${(w.squareCpuMs / w.cpu.wallMs).toFixed(2)} cores, the load generator the rest (2 cores in all)`,
-        `- statements per webhook sent by Tally (count × statement, summed client-side time incl. waiting for a connection):`,
-        ...w.statements.slice(0, 24).map(([label, st]) => `  - ${perWebhook(st.count)} × \`${label}\` (${formatDuration(st.ms)})`),
+        `- CPU: Tally process ${w.cpu.nodeCores.toFixed(2)} cores, PostgreSQL ${w.cpu.postgresCores?.toFixed(2) ?? '?'} cores, Square stand-in ${(w.squareCpuMs / w.cpu.wallMs).toFixed(2)} cores (2 cores in all); the load generator ${(w.loadCpuMs / w.ackMs).toFixed(2)} cores while sending (${(w.loadCpuMs / w.payments).toFixed(2)} ms per webhook)`,
+        `- statements per webhook sent by Tally (count × statement, summed client-side time incl. waiting for a connection, rows answered per webhook):`,
+        ...w.statements.slice(0, 24).map(([label, st]) => `  - ${perWebhook(st.count)} × \`${label}\` (${formatDuration(st.ms)}; ${perWebhook(st.rows)} rows)`),
         `- Reads phase CPU: Tally process ${reads.cpu.nodeCores.toFixed(2)} cores, PostgreSQL ${reads.cpu.postgresCores?.toFixed(2) ?? '?'} cores`,
         ...(w.hot ? ['', 'CPU profile of the Tally process during the burst (self time, top 20):', ...w.hot.slice(0, 20).map((h) => `- ${h.function}: ${h.selfMs} ms (${(h.share * 100).toFixed(1)}%)`)] : []),
         '',
@@ -1134,7 +1149,7 @@ async function main(): Promise<boolean> {
           setupMs: Math.round(setupMs),
           loadAverageAtEnd: Math.round(os.loadavg()[0]! * 100) / 100,
           baselines: { plain: { ...plain, runs: plainRuns }, sameEffectSql: { ...sql, runs: sqlRuns } },
-          burst: { ...w, statements: Object.fromEntries(w.statements.map(([k, v]) => [k, { perWebhook: v.count / w.payments, ms: Math.round(v.ms) }])), hot: undefined },
+          burst: { ...w, statements: Object.fromEntries(w.statements.map(([k, v]) => [k, { perWebhook: v.count / w.payments, ms: Math.round(v.ms), rowsPerWebhook: v.rows / w.payments }])), hot: undefined },
           openLoop: rateRuns.map((r) => ({ ...r, statements: undefined })),
           openLoopNotRun: notRun,
           highestSustainableRate: highestSustainable,

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { Metrics } from '../adapters/metrics.ts';
 import { withPollMetrics } from '../adapters/metrics-hooks.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
-import { webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
+import { groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
 import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
 import type { Config } from '../adapters/config.ts';
 import type { EventStore } from '../domain/ports/event-store.ts';
@@ -207,7 +207,8 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   );
   const routes = [
     ...webhookRoutes({
-      inbox: webhookInbox(deps.ackPool),
+      // Webhooks arriving while every acknowledgement connection is busy are stored together (group commit).
+      inbox: groupedRecorder(webhookInbox(deps.ackPool), { maxBatch: config.WEBHOOK_ACK_BATCH_SIZE, maxInFlight: config.WEBHOOK_POOL_SIZE }),
       signatureKey: deps.squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
       notificationUrl: deps.settings.webhookNotificationUrl,
       onStored: () => processor.wake(),

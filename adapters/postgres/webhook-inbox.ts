@@ -74,6 +74,35 @@ export function webhookInbox(pool: pg.Pool) {
       return { inserted: rows[0]?.inserted ?? false };
     },
 
+    /**
+     * Stores several verified webhooks in one statement (one transaction, one commit): what `record` does for
+     * each, answered per entry in the order given. The event ids must be distinct (a row cannot be inserted and
+     * counted again in one statement): `groupedRecorder` keeps a repeated id for the next statement.
+     */
+    async recordMany(entries: readonly InboxEntry[]): Promise<{ inserted: boolean }[]> {
+      if (!entries.length) return [];
+      const { rows } = await pool.query<{ event_id: string; inserted: boolean }>(
+        `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+         ON CONFLICT (id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
+         RETURNING id AS event_id, (xmax = 0) AS inserted`,
+        [
+          entries.map((e) => e.eventId),
+          entries.map((e) => e.merchantId),
+          entries.map((e) => e.eventType),
+          entries.map((e) => e.objectId),
+          entries.map((e) => e.rawBody),
+          entries.map((e) => JSON.stringify(e.headers)),
+        ],
+      );
+      const inserted = new Map(rows.map((r) => [r.event_id, r.inserted]));
+      return entries.map((e) => {
+        const answer = inserted.get(e.eventId);
+        if (answer === undefined) throw new Error(`the inbox insert returned no row for ${e.eventId}`);
+        return { inserted: answer };
+      });
+    },
+
     /** Leases up to `limit` due webhooks, oldest first; the lease protects against a second worker. */
     async claimDue(limit: number, leaseMs: number): Promise<DueWebhook[]> {
       const { rows } = await pool.query(
@@ -251,3 +280,80 @@ function toItem(r: z.infer<typeof listRow>) {
 }
 
 export type WebhookInbox = ReturnType<typeof webhookInbox>;
+
+export interface GroupedRecorderOptions {
+  /** Most webhooks stored by one statement. */
+  maxBatch: number;
+  /** Statements under way at once (each holds one connection). */
+  maxInFlight: number;
+}
+
+interface Waiting {
+  entry: InboxEntry;
+  resolve(result: { inserted: boolean }): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Group commit of the acknowledgement path: webhooks arriving while `maxInFlight` inserts are under way wait,
+ * and the next insert stores all of them in one statement (one transaction, one WAL flush, one round trip),
+ * so each webhook is still answered only once its own row is durable, by a commit that includes it. Nothing
+ * waits on a timer: with an insert free, a webhook is stored at once, alone. A statement that fails is
+ * retried one webhook at a time, so that one bad webhook fails only its own request.
+ */
+export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany'>, options: GroupedRecorderOptions) {
+  const queue: Waiting[] = [];
+  let inFlight = 0;
+
+  const take = (): Waiting[] => {
+    // A repeated event id waits for the next statement: one statement cannot insert a row and count it again.
+    const batch: Waiting[] = [];
+    const ids = new Set<string>();
+    for (let i = 0; i < queue.length && batch.length < options.maxBatch; ) {
+      const waiting = queue[i]!;
+      if (ids.has(waiting.entry.eventId)) {
+        i++;
+        continue;
+      }
+      ids.add(waiting.entry.eventId);
+      batch.push(waiting);
+      queue.splice(i, 1);
+    }
+    return batch;
+  };
+
+  /** Stores a batch, then frees its slot before answering: a webhook answered and followed at once goes alone. */
+  const store = async (batch: Waiting[]) => {
+    let answer: () => void;
+    try {
+      const results = batch.length === 1 ? [await inbox.record(batch[0]!.entry)] : await inbox.recordMany(batch.map((w) => w.entry));
+      answer = () => batch.forEach((w, i) => w.resolve(results[i]!));
+    } catch (error) {
+      if (batch.length === 1) answer = () => batch[0]!.reject(error);
+      else {
+        const each = await Promise.allSettled(batch.map((w) => inbox.record(w.entry)));
+        answer = () => each.forEach((r, i) => (r.status === 'fulfilled' ? batch[i]!.resolve(r.value) : batch[i]!.reject(r.reason)));
+      }
+    }
+    inFlight--;
+    answer();
+    pump();
+  };
+
+  const pump = () => {
+    while (inFlight < options.maxInFlight && queue.length) {
+      inFlight++;
+      void store(take());
+    }
+  };
+
+  return {
+    /** `record`, grouped with the webhooks arriving meanwhile: answers once this webhook's row is committed. */
+    record(entry: InboxEntry): Promise<{ inserted: boolean }> {
+      return new Promise((resolve, reject) => {
+        queue.push({ entry, resolve, reject });
+        pump();
+      });
+    },
+  };
+}

@@ -148,22 +148,24 @@ export class WebhookProcessor {
   }
 
   private async report(row: DueWebhook, result: WebhookResult | undefined, settled: ReadonlySet<string>, claimedAt: number): Promise<void> {
-    const log = this.log.child({ webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id });
+    // The row's child logger is made only when a line is written (a child per webhook costs more than it logs).
+    let child: Logger | undefined;
+    const log = () => (child ??= this.log.child({ webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id }));
     if (result?.ok) {
-      if (!settled.has(row.event_id)) log.warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
+      if (!settled.has(row.event_id)) log().warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
       this.options.onOutcome?.(result.result.outcome);
       this.options.onSettled?.(row.event_id, { outcome: result.result.outcome });
-      log.info({ outcome: result.result.outcome, tenantId: result.tenantId, ...result.result.detail }, `ingestion outcome: ${result.result.outcome}`);
+      if (this.log.isLevelEnabled('info')) log().info({ outcome: result.result.outcome, tenantId: result.tenantId, ...result.result.detail }, `ingestion outcome: ${result.result.outcome}`);
       return;
     }
     const error = result?.error ?? new Error('no result');
     const message = error instanceof DomainError ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
     const retryAt = row.attempts >= this.maxAttempts ? null : new Date(Date.now() + retryDelayMs(row.attempts));
-    log.warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
+    log().warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
     this.options.onOutcome?.('failed');
     const failure = { tenantId: result?.tenantId ?? null, error: message, retryAt };
     await this.inbox.fail(row.event_id, row.attempts, failure).catch((e) => {
-      log.error({ err: e }, 'could not record the failure; will record it on the next turn');
+      log().error({ err: e }, 'could not record the failure; will record it on the next turn');
       this.unrecorded.set(row.event_id, { attempt: row.attempts, failure, claimedAt });
     });
     this.options.onSettled?.(row.event_id, { error: message });

@@ -307,11 +307,40 @@ export function ingestionService(deps: IngestionDependencies) {
    * here that another writer has moved past makes the append conflict, and the wallet is read again. A credit
    * the wallet refuses (a bound) changes the fact's outcome to `credit_refused`.
    */
+  /**
+   * Reads, before the batch takes its turn, the wallets its effects touch that this process holds no state of:
+   * the turn itself then does no reads in the common case (a state another batch appended since is newer in
+   * `recent`, and wins).
+   */
+  async function warmWallets(decided: Map<string, { events: DecidedEvent[] }>): Promise<Map<string, FoldedStream<WalletState>>> {
+    const streams = new Set<string>();
+    for (const { events } of decided.values()) {
+      for (const { event } of events) {
+        const command = walletCommandFor(event);
+        if (command) streams.add(walletStream(command.walletId));
+      }
+    }
+    const missing = [...streams].filter((stream) => !deps.wallets.recent.get(stream, walletDecider.evolve));
+    if (!missing.length) return new Map();
+    // One read for the whole batch (a statement per wallet would cost more than the batch's own append); a long
+    // wallet is read whole once, then held in `recent` like any state this process decided on.
+    const read = await deps.store.readStreams(missing);
+    const warmed = new Map<string, FoldedStream<WalletState>>();
+    for (const stream of missing) {
+      const events = read.get(stream) ?? [];
+      const folded = { state: foldDecoded(walletDecider, events), revision: events.at(-1)?.revision, snapshotRevision: -1 };
+      warmed.set(stream, folded);
+      if (folded.revision !== undefined) deps.wallets.recent.set(stream, walletDecider.evolve, folded);
+    }
+    return warmed;
+  }
+
   async function appendsFor(
     decided: Map<string, { events: DecidedEvent[] }>,
     loads: Map<string, StreamLoad>,
     orders: Map<string, OrderInBatch>,
     orderLoads: Map<string, OrderLoad>,
+    warmed: ReadonlyMap<string, FoldedStream<WalletState>>,
   ): Promise<{ appends: StreamAppend[]; refused: Map<number, Record<string, unknown>>; wallets: Map<string, FoldedStream<WalletState>> }> {
     // Orders first: where the store appends stream by stream, a visit is counted before any purchase relies on it,
     // and a conflict on the order stops the batch before a purchase is written.
@@ -341,7 +370,7 @@ export function ingestionService(deps: IngestionDependencies) {
     }
     const targets = [...new Set(effects.map((e) => walletStream(e.command.walletId)))];
     const loaded = await Promise.all(
-      targets.map(async (stream) => [stream, deps.wallets.recent.get<WalletState>(stream, walletDecider.evolve) ?? (await loadWithSnapshot(deps.store, deps.wallets, stream, walletDecider))] as const),
+      targets.map(async (stream) => [stream, deps.wallets.recent.get<WalletState>(stream, walletDecider.evolve) ?? warmed.get(stream) ?? (await loadWithSnapshot(deps.store, deps.wallets, stream, walletDecider))] as const),
     );
     const before = new Map(loaded);
     const states = new Map([...before].map(([stream, folded]) => [stream, folded.state]));
@@ -407,6 +436,8 @@ export function ingestionService(deps: IngestionDependencies) {
     let orderLoads = loaded.orders;
     let pending = [...byStream.keys()];
     const decided = new Map<string, ReturnType<typeof decideStream>>();
+    /** Wallet states read before the turn (see `warmWallets`); a wallet that conflicted is dropped and read again. */
+    const warmed = new Map<string, FoldedStream<WalletState>>();
 
     for (let round = 1; ; round++) {
       // Customers are looked up only for payments that complete now, and only once per fact across rounds.
@@ -432,8 +463,9 @@ export function ingestionService(deps: IngestionDependencies) {
         for (const [index, result] of streamDecision.results) current[index] = result;
         for (const index of streamDecision.wrote) wrote.add(index);
       }
+      if (walletEffect === 'inline') for (const [stream, folded] of await warmWallets(decided)) warmed.set(stream, folded);
       const attempt = async () => {
-        const { appends, refused, wallets } = await appendsFor(decided, loads, orders, orderLoads);
+        const { appends, refused, wallets } = await appendsFor(decided, loads, orders, orderLoads, warmed);
         for (const [index, detail] of refused) current[index] = { ok: true, result: { outcome: 'credit_refused', position: undefined, detail } };
         const position = await write(appends, current);
         // The wallets' states as appended: the next batch decides on them without reading the wallets again.
@@ -449,7 +481,11 @@ export function ingestionService(deps: IngestionDependencies) {
         // appends stream by stream, what it had already written, which now decides as already done). A wallet
         // that conflicted is read again from the store when the appends are built anew.
         const conflicting = error instanceof MultiStreamConflict ? [...error.conflicts.map((c) => c.stream), ...error.written.map((w) => w.stream)] : [error.stream];
-        for (const stream of conflicting) if (!byStream.has(stream)) deps.wallets.recent.delete(stream);
+        for (const stream of conflicting) {
+          if (byStream.has(stream)) continue;
+          deps.wallets.recent.delete(stream);
+          warmed.delete(stream);
+        }
         if (orderStreams.length) {
           // A batch with orders re-decides everything: a re-decided tender may change what its order decided for
           // other tenders, and the orders' events are made afresh each round.

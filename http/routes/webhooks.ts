@@ -19,7 +19,8 @@ const MAX_BODY_BYTES = 1024 * 1024;
 const KEPT_HEADERS = ['square-retry-number', 'square-retry-reason', 'square-initial-delivery-timestamp', 'user-agent', 'content-type'];
 
 export interface WebhookRouteDependencies {
-  inbox: WebhookInbox;
+  /** Stores the webhook durably before it is acknowledged. */
+  inbox: Pick<WebhookInbox, 'record'>;
   signatureKey: string | undefined;
   /** The notification URL exactly as registered on the subscription (part of what Square signs). */
   notificationUrl: string;

@@ -1,10 +1,11 @@
 /**
- * The webhook inbox's lease: a worker whose lease ran out while it worked (a slow Square call) may answer after
+ * The webhook inbox: group commit of the acknowledgements (webhooks arriving together stored by one statement,
+ * each answered once its row is committed), and its lease: a worker whose lease ran out while it worked (a slow Square call) may answer after
  * another worker claimed the row again. Its late answer must not undo the newer attempt's outcome.
  */
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
-import { webhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
+import { groupedRecorder, webhookInbox, type InboxEntry } from '../../adapters/postgres/webhook-inbox.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -50,4 +51,77 @@ test.serial('the attempt that holds the lease records its failure, and the webho
   t.like(await row(eventId), { processed: false, outcome: 'failed', error: 'NETWORK: connection reset' });
   const again = await claim(inbox, eventId, 30_000);
   t.is(again.attempts, claimed.attempts + 1);
+});
+
+/** The inbox with its statements counted: `record` (one row) and `recordMany` (several). */
+function countedInbox() {
+  const inbox = webhookInbox(database.pool);
+  const statements: number[] = [];
+  return {
+    statements,
+    inbox: {
+      record: async (e: InboxEntry) => (statements.push(1), inbox.record(e)),
+      recordMany: async (es: readonly InboxEntry[]) => (statements.push(es.length), inbox.recordMany(es)),
+    },
+  };
+}
+const deliveries = async (eventIds: string[]) =>
+  Object.fromEntries(
+    (await database.pool.query<{ event_id: string; deliveries: number }>('SELECT id AS event_id, deliveries FROM pos_webhook_events_raw WHERE id = ANY($1)', [eventIds])).rows.map((r) => [
+      r.event_id,
+      r.deliveries,
+    ]),
+  );
+
+test.serial('webhooks arriving together are stored by one statement each batch; a repeated event id is counted as a delivery, not stored twice', async (t) => {
+  const { inbox, statements } = countedInbox();
+  const recorder = groupedRecorder(inbox, { maxBatch: 64, maxInFlight: 1 });
+  const ids = Array.from({ length: 20 }, () => `evt-${uuid()}`);
+  // 20 webhooks at once, two of them delivered twice (Square retrying while the first delivery was in flight),
+  // and one already stored before.
+  await recorder.record(entry(ids[19]!));
+  const sent = [...ids, ids[3]!, ids[7]!];
+  const answers = await Promise.all(sent.map((id) => recorder.record(entry(id))));
+
+  t.deepEqual(
+    answers.map((a) => a.inserted),
+    sent.map((id, i) => i < 19 && id !== ids[19]),
+    'each answered for its own row: inserted the first time an id is seen, a duplicate after',
+  );
+  const stored = await deliveries(ids);
+  t.is(Object.keys(stored).length, 20);
+  t.like(stored, { [ids[3]!]: 2, [ids[7]!]: 2, [ids[19]!]: 2, [ids[0]!]: 1 });
+  // The first webhook (alone, an insert was free) went first; the other 21 waited for it and went together,
+  // less the repeated ids, which went in the statement after.
+  t.deepEqual(statements, [1, 1, 19, 2]);
+});
+
+test.serial('a webhook the database refuses fails alone: the others of its statement are stored and answered', async (t) => {
+  const { inbox, statements } = countedInbox();
+  const recorder = groupedRecorder(inbox, { maxBatch: 64, maxInFlight: 1 });
+  const ids = Array.from({ length: 6 }, () => `evt-${uuid()}`);
+  const blocker = recorder.record(entry(`evt-${uuid()}`));
+  // PostgreSQL text cannot hold NUL: the statement holding this one fails, and is retried one webhook at a time.
+  const results = await Promise.allSettled(ids.map((id, i) => recorder.record(i === 2 ? { ...entry(id), rawBody: 'bad \u0000 body' } : entry(id))));
+  await blocker;
+  t.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+  );
+  t.deepEqual(Object.keys(await deliveries(ids)).sort(), ids.filter((_, i) => i !== 2).sort());
+  t.deepEqual(statements, [1, 6, 1, 1, 1, 1, 1, 1]);
+});
+
+test.serial('with an insert free, a webhook is stored at once, alone: nothing waits on a timer', async (t) => {
+  const { inbox, statements } = countedInbox();
+  const recorder = groupedRecorder(inbox, { maxBatch: 64, maxInFlight: 2 });
+  for (let i = 0; i < 3; i++) t.deepEqual(await recorder.record(entry(`evt-${uuid()}`)), { inserted: true });
+  t.deepEqual(statements, [1, 1, 1]);
+});
+
+test.serial('a statement stores at most maxBatch webhooks', async (t) => {
+  const { inbox, statements } = countedInbox();
+  const recorder = groupedRecorder(inbox, { maxBatch: 4, maxInFlight: 1 });
+  await Promise.all(Array.from({ length: 11 }, () => recorder.record(entry(`evt-${uuid()}`))));
+  t.deepEqual(statements, [1, 4, 4, 2]);
 });
