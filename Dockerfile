@@ -10,6 +10,8 @@ COPY domain ./domain
 COPY projections ./projections
 COPY adapters ./adapters
 COPY http ./http
+COPY wiring ./wiring
+COPY cli ./cli
 COPY migrations ./migrations
 RUN npm run build
 

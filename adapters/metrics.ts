@@ -11,7 +11,7 @@ import { userStream } from '../domain/users/events.ts';
 import { walletStream } from '../domain/wallets/wallet.ts';
 import { workspaceStream } from '../domain/workspaces/workspace.ts';
 import { ruleSetStream } from '../domain/rewards/rule-set.ts';
-import { purchaseStream } from '../domain/payments/purchase.ts';
+import { paymentStream } from '../domain/payments/payment.ts';
 import { connectionStream } from '../domain/connections/events.ts';
 import { merchantReservationStream } from '../domain/connections/merchant-reservation.ts';
 
@@ -74,7 +74,7 @@ const PROJECTION_STATES = ['starting', 'running', 'standby', 'stopped', 'failed'
 export const LAG_COUNT_CAP = 100_000;
 
 /** Stream categories, longest prefix first; a stream of none of them counts as `other`. */
-const STREAM_CATEGORIES = [userStream, walletStream, workspaceStream, ruleSetStream, purchaseStream, connectionStream, merchantReservationStream]
+const STREAM_CATEGORIES = [userStream, walletStream, workspaceStream, ruleSetStream, paymentStream, connectionStream, merchantReservationStream]
   .map((stream) => stream(''))
   .sort((a, b) => b.length - a.length);
 
@@ -117,13 +117,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const counter = <L extends string = never>(name: string, help: string, ...labelNames: L[]) => new Counter<L>({ name, help, labelNames, registers });
 
-  const httpRequests = new Counter({
-    name: 'tally_http_requests_total',
-    help: 'HTTP requests by method, route template and status.',
-    labelNames: ['method', 'route', 'status'] as const,
-    registers,
-  });
+  const httpRequests = counter('tally_http_requests_total', 'HTTP requests by method, route template and status.', 'method', 'route', 'status');
   const httpDuration = new Histogram({
     name: 'tally_http_request_duration_seconds',
     help: 'HTTP request latency by method, route template and status.',
@@ -131,55 +127,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });
-  const webhooks = new Counter({
-    name: 'tally_webhooks_processed_total',
-    help: 'Square webhooks processed from the inbox, by outcome (failed: an attempt that will be retried or re-driven).',
-    labelNames: ['outcome'] as const,
-    registers,
-  });
-  const signatureFailures = new Counter({
-    name: 'tally_webhook_signature_failures_total',
-    help: 'Webhook deliveries refused because the signature was missing or wrong.',
-    registers,
-  });
-  const appends = new Counter({
-    name: 'tally_eventstore_appends_total',
-    help: 'Successful appends to the event store, by stream category.',
-    labelNames: ['category'] as const,
-    registers,
-  });
-  const appendedEvents = new Counter({
-    name: 'tally_eventstore_events_appended_total',
-    help: 'Events appended to the event store, by stream category.',
-    labelNames: ['category'] as const,
-    registers,
-  });
-  const conflicts = new Counter({
-    name: 'tally_eventstore_concurrency_conflicts_total',
-    help: 'Appends refused because the stream changed since it was read (the caller retries or reports 409).',
-    labelNames: ['category'] as const,
-    registers,
-  });
-  const pollRuns = new Counter({ name: 'tally_poll_runs_total', help: 'Runs of the Square payments poll.', registers });
-  const pollConnections = new Counter({
-    name: 'tally_poll_connections_total',
-    help: 'Connections polled, by result (ok, partial, failed).',
-    labelNames: ['status'] as const,
-    registers,
-  });
-  const pollPayments = new Counter({
-    name: 'tally_poll_payments_total',
-    help: 'Payments and refunds the poll fed to ingestion, by outcome.',
-    labelNames: ['outcome'] as const,
-    registers,
-  });
+  const webhooks = counter('tally_webhooks_processed_total', 'Square webhooks processed from the inbox, by outcome (failed: an attempt that will be retried or re-driven).', 'outcome');
+  const signatureFailures = counter('tally_webhook_signature_failures_total', 'Webhook deliveries refused because the signature was missing or wrong.');
+  const appends = counter('tally_eventstore_appends_total', 'Successful appends to the event store, by stream category.', 'category');
+  const appendedEvents = counter('tally_eventstore_events_appended_total', 'Events appended to the event store, by stream category.', 'category');
+  const conflicts = counter('tally_eventstore_concurrency_conflicts_total', 'Appends refused because the stream changed since it was read (the caller retries or reports 409).', 'category');
+  const pollRuns = counter('tally_poll_runs_total', 'Runs of the Square payments poll.');
+  const pollConnections = counter('tally_poll_connections_total', 'Connections polled, by result (ok, partial, failed).', 'status');
+  const pollPayments = counter('tally_poll_payments_total', 'Payments and refunds the poll fed to ingestion, by outcome.', 'outcome');
   const pollLastRun = new Gauge({ name: 'tally_poll_last_run_timestamp_seconds', help: 'When the last poll run finished (Unix time).', registers });
-  const refreshFailures = new Counter({
-    name: 'tally_square_token_refresh_failures_total',
-    help: 'Square token refreshes that did not succeed, by outcome (failed, needs_reconnect, token_undecryptable).',
-    labelNames: ['outcome'] as const,
-    registers,
-  });
+  const refreshFailures = counter('tally_square_token_refresh_failures_total', 'Square token refreshes that did not succeed, by outcome (failed, needs_reconnect, token_undecryptable).', 'outcome');
   const rebuild = new Gauge({
     name: 'tally_projection_rebuild_progress_ratio',
     help: 'Progress of a running projection rebuild, from 0 to 1.',

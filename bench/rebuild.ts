@@ -14,10 +14,11 @@
  * `--diagnose` runs the same rebuild without the parts issue 16 applied (see `PROTOTYPES`), to show what each
  * gives. `--profile` adds a CPU profile of the rebuild (bench/results/rebuild.cpuprofile).
  */
+import { walletIdFor } from '../wiring/ids.ts';
 import { provideCommandPath } from '../adapters/commands/path.ts';
 import { pino } from 'pino';
 import pg from 'pg';
-import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { v4 as uuidv4 } from 'uuid';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import type { EventStore, Position } from '../domain/ports/event-store.ts';
 import { allProjections } from '../projections/index.ts';
@@ -80,8 +81,6 @@ const DIAGNOSTIC_ROUNDS = 2;
 
 const count = (n: number) => n.toLocaleString('en-US');
 const silent = pino({ level: 'silent' });
-const WALLET_NAMESPACE = 'b3a4c2d1-8e7f-4a6b-9c5d-2e1f0a9b8c7d';
-const walletIdFor = (tenantId: string, consumerId: string) => uuidv5(`${tenantId}:${consumerId}`, WALLET_NAMESPACE);
 
 function labelSql(sql: string): string {
   const s = sql.trimStart();

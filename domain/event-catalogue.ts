@@ -5,7 +5,7 @@
 import { connectionEvents } from './connections/events.ts';
 import { merchantReservationEvents } from './connections/merchant-reservation.ts';
 import { pollEvents } from './connections/poll-log.ts';
-import { purchaseEvents } from './payments/events.ts';
+import { paymentEvents } from './payments/events.ts';
 import { orderVisitEvents } from './payments/order-visit.ts';
 import { ruleSetEvents } from './rewards/events.ts';
 import { rewardCatalogEvents } from './rewards/catalog-events.ts';
@@ -25,7 +25,7 @@ export const eventFamilies = [
   connectionEvents,
   pollEvents,
   merchantReservationEvents,
-  purchaseEvents,
+  paymentEvents,
   orderVisitEvents,
   walletEvents,
 ] as const;

@@ -6,6 +6,7 @@
  * call), and a token jose accepted is remembered by its exact text (see `VerifiedTokens`), so a client's
  * next requests with the same token skip the HMAC; its expiry is checked again on every request.
  */
+import type { TokenIdentity } from '../domain/users/service.ts';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { HttpError } from './errors.ts';
 import { isStorableText } from './text.ts';
@@ -41,18 +42,8 @@ export const DEFAULT_IDENTITY_CLAIMS: IdentityClaims = {
   providerConfirmsContacts: false,
 };
 
-export interface Principal {
-  userId: string;
-  email: string | undefined;
-  /** The token vouches that `email` belongs to the caller. */
-  emailVerified: boolean;
-  /** The phone claim, as the token gives it (not normalised). */
-  phone: string | undefined;
-  /** The token vouches that `phone` belongs to the caller. */
-  phoneVerified: boolean;
-  /** What vouches: a verified flag in the token, or the provider's setting (`providerConfirmsContacts`). */
-  verifiedBy: 'token' | 'identity_provider';
-}
+/** Who the bearer token names, and what it vouches for (the domain's TokenIdentity: see its fields there). */
+export type Principal = TokenIdentity;
 
 function claimAt(payload: Record<string, unknown>, path: string): unknown {
   let value: unknown = payload;

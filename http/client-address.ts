@@ -5,8 +5,9 @@
  * the CIDRs (or addresses) of the proxies.
  */
 import { BlockList, isIP } from 'node:net';
+import type { TrustProxy } from '../adapters/trust-proxy.ts';
 
-export type TrustProxy = { kind: 'none' } | { kind: 'hops'; hops: number } | { kind: 'cidrs'; ranges: readonly string[] };
+export type { TrustProxy };
 
 /** The address without an IPv4-mapped IPv6 prefix (`::ffff:10.0.0.1` is `10.0.0.1`). */
 const plain = (address: string) => (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address);
@@ -39,25 +40,4 @@ export function clientAddressResolver(trust: TrustProxy): (socketAddress: string
     for (let i = chain.length - 1; i >= 0; i--) if (!isTrusted(chain[i]!)) return chain[i]!;
     return chain[0]!;
   };
-}
-
-/** Parses TRUST_PROXY: `false`/`0`, `true` (one proxy), a number of proxies, or comma-separated CIDRs/addresses. */
-export function parseTrustProxy(value: string): TrustProxy | string {
-  const v = value.trim();
-  if (v === '' || v === 'false' || v === '0') return { kind: 'none' };
-  if (v === 'true') return { kind: 'hops', hops: 1 };
-  if (/^\d+$/.test(v)) {
-    const hops = Number(v);
-    return hops <= 20 ? { kind: 'hops', hops } : 'a number of trusted proxies must be 0–20';
-  }
-  const ranges = v.split(',').map((r) => r.trim()).filter(Boolean);
-  for (const range of ranges) {
-    const [address, prefix, extra] = range.split('/');
-    const family = isIP(address ?? '');
-    const max = family === 6 ? 128 : 32;
-    if (!family || extra !== undefined || (prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) <= max))) {
-      return `"${range}" is not an address or CIDR (e.g. 10.0.0.0/8)`;
-    }
-  }
-  return { kind: 'cidrs', ranges };
 }

@@ -43,6 +43,7 @@ interface Kept {
   revision: number;
 }
 
+// Over 80 lines because it is a factory: the cache, its feed subscription and its fallback share one state.
 export function callerView(store: EventStore, options: CallerViewOptions = {}): CallerView {
   const maxUsers = options.maxUsers ?? 100_000;
   const retryMs = options.retryMs ?? 1_000;

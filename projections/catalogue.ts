@@ -6,15 +6,9 @@
  */
 import { eventFamilies } from '../domain/event-catalogue.ts';
 import { walletBalanceEvents } from '../domain/wallets/events.ts';
-import { rewardRulesProjection, usersProjection, workspacesProjection } from './accounts.ts';
-import { auditProjection } from './audit.ts';
-import { posConnectionsProjection } from './connections.ts';
-import { heldPointsProjection } from './held-points.ts';
+import { readModels } from './index.ts';
 import { claimsEvents } from './reactors/claims.ts';
 import { walletCreditsEvents } from './reactors/wallet-credits.ts';
-import { walletsProjection } from './wallets.ts';
-import { programProjection } from './program.ts';
-import { programSummaryProjection } from './program-summary.ts';
 
 export interface EventReader {
   name: string;
@@ -23,15 +17,7 @@ export interface EventReader {
 
 /** The projections and reactors of `allProjections()` by what they read (a test holds the two lists together). */
 export const feedReaders: readonly EventReader[] = [
-  usersProjection,
-  workspacesProjection,
-  rewardRulesProjection,
-  walletsProjection,
-  programProjection,
-  programSummaryProjection,
-  posConnectionsProjection,
-  auditProjection,
-  heldPointsProjection,
+  ...readModels,
   { name: 'wallet_credits', eventTypes: walletCreditsEvents.types },
   { name: 'claims', eventTypes: claimsEvents.types },
 ].map(({ name, eventTypes }) => ({ name, eventTypes }));

@@ -1,24 +1,30 @@
 /**
  * The live tail of the global feed, for `GET /api/v1/admin/events/stream`: one subscription to the store, shared by
- * every connected client (fan-out in process), started at the head when the first client joins. A client that
- * resumes catches up from the store itself (`readAll`) up to the position it joined at, so neither path repeats
- * or skips an event. Slow clients are the route's concern: the tail never waits for a listener.
+ * every connected client (an rxjs Subject fans it out in process), started at the head when the first client joins.
+ * A client that resumes catches up from the store itself (`readAll`) up to the position it joined at, so neither
+ * path repeats or skips an event. Slow clients are the route's concern: the tail never waits for a subscriber.
  */
+import { concat, defer, EMPTY, from, map, Observable, of, Subject } from 'rxjs';
 import type { Logger } from 'pino';
 import type { EventStore, Position, RecordedEvent, Subscription } from '../domain/ports/event-store.ts';
 
-export type TailListener = (event: RecordedEvent) => void;
+/** What a member of the tail receives: first where it joined, then every event delivered after that. */
+export type TailItem = { kind: 'joined'; position: Position | undefined } | { kind: 'event'; event: RecordedEvent };
 
-export interface TailMembership {
-  /** The last position delivered to listeners when this one joined: everything after it reaches the listener. */
-  joinedAt: Position | undefined;
-  leave(): void;
+/** The tail stopped (the store failed, or shutdown): members are disconnected and may resume. */
+export class TailEnded extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'TailEnded';
+  }
 }
 
+const CATCH_UP_PAGE = 500;
+
 export class LiveTail {
-  private readonly listeners = new Map<TailListener, (reason: string) => void>();
+  private feed: Subject<RecordedEvent> | undefined;
   private subscription: Subscription | undefined;
-  private started: Promise<void> | undefined;
+  private started: Promise<Subject<RecordedEvent>> | undefined;
   private position: Position | undefined;
 
   constructor(
@@ -26,48 +32,72 @@ export class LiveTail {
     private readonly log: Logger,
   ) {}
 
-  /** Adds a listener; `onEnd` is called if the tail itself stops (the store failed, or shutdown). */
-  async join(listener: TailListener, onEnd: (reason: string) => void): Promise<TailMembership> {
-    await (this.started ??= this.start());
-    this.listeners.set(listener, onEnd);
-    return { joinedAt: this.position, leave: () => this.listeners.delete(listener) };
+  /**
+   * Starts the tail if it is not running, then answers the member's items: `joined` (the last position delivered
+   * when it subscribed: everything after it follows), then each event. Errors with `TailEnded` when the tail stops.
+   */
+  async join(): Promise<Observable<TailItem>> {
+    const feed = await (this.started ??= this.start());
+    // Read and subscribe in one synchronous step: no event can fall between `joined` and the first `event`.
+    return defer(() => concat(of<TailItem>({ kind: 'joined', position: this.position }), feed.pipe(map((event): TailItem => ({ kind: 'event', event })))));
   }
 
-  get clients(): number {
-    return this.listeners.size;
+  /**
+   * The events after `after` up to `to` (inclusive), read from the store in pages: what a resuming member missed
+   * before it joined. Empty when there is nothing between them.
+   */
+  between(after: Position | undefined, to: Position | undefined): Observable<RecordedEvent> {
+    if (!after || !to || !this.store.isAfter(to, after)) return EMPTY;
+    const store = this.store;
+    return from(
+      (async function* () {
+        let last = after;
+        for (;;) {
+          const page = await store.readAll({ from: last, to, limit: CATCH_UP_PAGE });
+          const fresh = page.filter((event) => store.isAfter(event.position, last));
+          yield* fresh;
+          if (fresh.length === 0) return;
+          last = fresh.at(-1)!.position;
+          if (!store.isAfter(to, last)) return;
+        }
+      })(),
+    );
   }
 
-  private async start(): Promise<void> {
+  private async start(): Promise<Subject<RecordedEvent>> {
     this.position = await this.store.headPosition();
     const subscription = this.store.subscribeToAll(this.position ? { from: this.position } : {});
+    const feed = new Subject<RecordedEvent>();
+    this.feed = feed;
     this.subscription = subscription;
     void (async () => {
       try {
         for await (const item of subscription) {
           if (item.kind !== 'event') continue;
           this.position = item.event.position;
-          for (const listener of this.listeners.keys()) listener(item.event);
+          feed.next(item.event);
         }
-        this.end('the event tail stopped');
+        this.end(feed, 'the event tail stopped');
       } catch (error) {
         this.log.warn({ err: error }, 'event tail: the store subscription failed; clients are disconnected and may resume');
-        this.end('the event store subscription failed');
+        this.end(feed, 'the event store subscription failed');
       }
     })();
+    return feed;
   }
 
   /** Disconnects everyone; the next join starts a new subscription at the head. */
-  private end(reason: string): void {
-    const ends = [...this.listeners.values()];
-    this.listeners.clear();
+  private end(feed: Subject<RecordedEvent>, reason: string): void {
+    if (this.feed !== feed) return;
+    this.feed = undefined;
     this.started = undefined;
     this.subscription = undefined;
-    for (const onEnd of ends) onEnd(reason);
+    feed.error(new TailEnded(reason));
   }
 
   async stop(): Promise<void> {
     const subscription = this.subscription;
-    this.end('shutting down');
+    if (this.feed) this.end(this.feed, 'shutting down');
     await subscription?.stop();
   }
 }

@@ -200,6 +200,7 @@ export class ProjectionRunner {
     return true;
   }
 
+  // Over 80 lines because a worker's status, its loop and its stop share one closure; the loop's steps are methods of the runner.
   private startWorker(projection: FeedReader): Worker {
     const status: ProjectionStatus = {
       name: projection.name,

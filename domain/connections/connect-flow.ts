@@ -42,18 +42,22 @@ export async function connectUrl(c: ConnectionsContext, claims: OAuthStateClaims
   return { url: url.toString() };
 }
 
+/** The Square gateway, or a `ConnectFailed` saying the app is not configured. */
+function connectGateway(c: ConnectionsContext): SquareGateway {
+  try {
+    return c.gateway();
+  } catch (error) {
+    if (error instanceof ConfigurationMissing) throw new ConnectFailed('configuration_missing', error.message);
+    throw error;
+  }
+}
+
 /**
  * Step 2 (the browser, at the start URL): the ticket is spent and Square's authorize URL returned, with a state
  * bound to `browserNonce`, which the HTTP layer keeps in an HttpOnly cookie of this browser only.
  */
 export async function startConnect(c: ConnectionsContext, ticket: string | undefined, browserNonce: string): Promise<{ authorizeUrl: string }> {
-  let gateway: SquareGateway;
-  try {
-    gateway = c.gateway();
-  } catch (error) {
-    if (error instanceof ConfigurationMissing) throw new ConnectFailed('configuration_missing', error.message);
-    throw error;
-  }
+  const gateway = connectGateway(c);
   let claims: OAuthStateClaims;
   try {
     claims = await c.deps.oauthStates.redeemTicket(ticket, c.deps.runtime.now());
@@ -67,13 +71,7 @@ export async function startConnect(c: ConnectionsContext, ticket: string | undef
 
 /** Handles the callback; every failure is a `ConnectFailed` whose `reason` the browser may see. */
 export async function completeConnect(c: ConnectionsContext, callback: OAuthCallback, browserNonce: string | undefined, metadata: EventMetadata): Promise<Connected> {
-  let gateway: SquareGateway;
-  try {
-    gateway = c.gateway();
-  } catch (error) {
-    if (error instanceof ConfigurationMissing) throw new ConnectFailed('configuration_missing', error.message);
-    throw error;
-  }
+  const gateway = connectGateway(c);
   if (callback.error) {
     throw new ConnectFailed('access_denied', `Square answered error=${callback.error} (${callback.errorDescription ?? 'no description'})`);
   }

@@ -43,6 +43,7 @@ export type SquareConnectionCommand =
       now: string;
     };
 
+// Over 80 lines because it is one switch over every command of the connection, each case short and the switch exhaustive.
 function decide(command: SquareConnectionCommand, state: SquareConnectionState): SquareConnectionEvent[] {
   switch (command.type) {
     case 'AuthorizeConnection': {

@@ -46,6 +46,7 @@ function revokedByFor(revokerType: string | null): RevokedBy {
   return 'merchant';
 }
 
+// Over 80 lines because it is a factory: the methods it returns share its dependencies, and each is short.
 export function squareConnectionsService(deps: SquareConnectionsDependencies) {
   const c = connectionsContext(deps);
 

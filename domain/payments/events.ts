@@ -139,8 +139,8 @@ export const purchaseIdentityAttached = EventType.define(
   }),
 );
 
-export const purchaseEvents = eventCodec(
-  { stream: 'payment-<paymentId>', writtenBy: 'purchaseDecider' },
+export const paymentEvents = eventCodec(
+  { stream: 'payment-<paymentId>', writtenBy: 'paymentDecider' },
   paymentStatusObserved,
   purchaseCompleted,
   refundHeld,
@@ -149,4 +149,4 @@ export const purchaseEvents = eventCodec(
   purchaseIdentityAttached,
 );
 
-export type PurchaseEvent = EventsOf<typeof purchaseEvents>;
+export type PaymentEvent = EventsOf<typeof paymentEvents>;

@@ -11,7 +11,7 @@ import { handleCommand } from '../shared/command-handler.ts';
 import type { CommandPath } from '../shared/command-path.ts';
 import type { SquareCustomerChange } from '../square/webhook.ts';
 import { identityHashes, type Workspace } from './ingestion.ts';
-import { purchaseDecider, purchaseStream } from './purchase.ts';
+import { paymentDecider, paymentStream } from './payment.ts';
 
 export interface IdentityAttachDependencies {
   hasher: IdentityHasher;
@@ -32,8 +32,8 @@ export async function attachCustomerIdentity(deps: IdentityAttachDependencies, t
   for (const paymentId of await deps.heldPurchasesOf(tenantId, change.customerId)) {
     const result = await handleCommand(
       deps.store,
-      purchaseStream(paymentId),
-      purchaseDecider,
+      paymentStream(paymentId),
+      paymentDecider,
       { type: 'AttachIdentity', customerId: change.customerId, identityHashes: hashes, now: deps.now().toISOString(), source },
       { newId: deps.newId, metadata, path: deps.commands },
     );

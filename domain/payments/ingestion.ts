@@ -17,7 +17,7 @@ import type { CommandPath, FoldedStream } from '../shared/command-path.ts';
 import { KeyedQueue } from '../shared/keyed-queue.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, type WalletState } from '../wallets/wallet.ts';
-import { purchaseDecider, purchaseStream, type CreditOutcome, type OrderVisit, type PurchaseEvent, type PurchaseState, type Resolution, type WalletEffect } from './purchase.ts';
+import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
 import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 
@@ -88,13 +88,13 @@ export type BatchCommit = (requests: readonly StreamAppend[], results: readonly 
 /** Conflicts are re-decided at most this many times; each round lets at least one writer of a stream through. */
 const MAX_ROUNDS = 8;
 
-function outcomeOf(before: PurchaseState, source: string): IngestionOutcome {
+function outcomeOf(before: PaymentState, source: string): IngestionOutcome {
   // A source whose effect is already recorded (a crash between append and acknowledgement) gets its own outcome back.
   if (before.status === 'completed') return before.source === source ? before.outcome : 'duplicate';
   return 'stale';
 }
 
-const streamOf = (fact: IngestionFact) => purchaseStream(fact.kind === 'payment' ? fact.payment.id : (fact.refund.paymentId ?? ''));
+const streamOf = (fact: IngestionFact) => paymentStream(fact.kind === 'payment' ? fact.payment.id : (fact.refund.paymentId ?? ''));
 
 interface Identity {
   hashes: string[];
@@ -103,13 +103,13 @@ interface Identity {
 
 /** A purchase event decided for the fact at `index` of the batch. */
 interface DecidedEvent {
-  event: PurchaseEvent;
+  event: PaymentEvent;
   metadata: EventMetadata;
   index: number;
 }
 
 interface StreamLoad {
-  state: PurchaseState;
+  state: PaymentState;
   revision: number | undefined;
 }
 
@@ -124,6 +124,7 @@ interface OrderInBatch {
   events: { event: OrderVisitEvent; metadata: EventMetadata }[];
 }
 
+// Over 80 lines because it is a factory: the steps of a batch (identities, decisions, wallet effects, appends) share its dependencies, and each is its own function.
 export function ingestionService(deps: IngestionDependencies) {
   const walletEffect: WalletEffect = deps.inlineWalletEffects ? 'inline' : 'reactor';
   // Batches in flight decide and look up concurrently, but take turns to decide wallet effects and append: each
@@ -131,7 +132,7 @@ export function ingestionService(deps: IngestionDependencies) {
   // wallet (a livelock when four batches share regular customers); only another process's writes do.
   const walletTurns = new KeyedQueue();
 
-  const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(purchaseDecider, events), revision: events.at(-1)?.revision });
+  const fold = (events: readonly RecordedEvent[]): StreamLoad => ({ state: foldDecoded(paymentDecider, events), revision: events.at(-1)?.revision });
 
   const foldOrder = (events: readonly RecordedEvent[]): OrderLoad => ({
     state: events.reduce((s, e) => orderVisitDecider.evolve(s, orderVisitDecider.codec.decode(e)), orderVisitDecider.initialState),
@@ -195,6 +196,7 @@ export function ingestionService(deps: IngestionDependencies) {
    * Decides every fact of one stream in order on its state. Returns the purchase events, each fact's result,
    * and the wallet events the purchase events cause (when inline).
    */
+  // Over 80 lines because it is one loop over a stream's facts, each kind (payment with its order's visit, refund) decided on the state the loop carries.
   function decideStream(
     load: StreamLoad,
     items: readonly { index: number; fact: IngestionFact }[],
@@ -206,7 +208,7 @@ export function ingestionService(deps: IngestionDependencies) {
     const results = new Map<number, FactResult>();
     const wrote = new Set<number>();
     for (const { index, fact } of items) {
-      let decided: PurchaseEvent[];
+      let decided: PaymentEvent[];
       if (fact.kind === 'payment') {
         if (state.status === 'completed') {
           results.set(index, { ok: true, result: { outcome: outcomeOf(state, fact.source), position: undefined } });
@@ -234,24 +236,12 @@ export function ingestionService(deps: IngestionDependencies) {
           }
           if (completing) orderVisit = visitOf(order.state, payment.orderId, payment.id);
         }
-        decided = purchaseDecider.decide(
+        decided = paymentDecider.decide(
           {
             type: 'ObservePayment',
             tenantId: fact.tenantId,
             merchantId: fact.merchantId,
-            payment: {
-              paymentId: payment.id,
-              status: payment.status,
-              amountMinor: payment.amountMinor,
-              tipMinor: payment.tipMinor,
-              totalMinor: payment.totalMinor,
-              currency: payment.currency,
-              customerId: payment.customerId,
-              locationId: payment.locationId,
-              orderId: payment.orderId,
-              updatedAt: payment.updatedAt,
-              createdAt: payment.createdAt,
-            },
+            payment: paymentFacts(payment),
             identityHashes: identity.hashes,
             resolution: identity.resolution,
             ...(completing ? ruleFor(fact.tenantId, payment.createdAt) : { activeRule: null }),
@@ -272,7 +262,7 @@ export function ingestionService(deps: IngestionDependencies) {
         results.set(index, { ok: true, result });
       } else {
         const { refund } = fact;
-        decided = purchaseDecider.decide(
+        decided = paymentDecider.decide(
           {
             type: 'ObserveRefund',
             tenantId: fact.tenantId,
@@ -303,7 +293,7 @@ export function ingestionService(deps: IngestionDependencies) {
       }
       if (decided.length) wrote.add(index);
       for (const event of decided) {
-        state = purchaseDecider.evolve(state, event);
+        state = paymentDecider.evolve(state, event);
         events.push({ event, metadata: fact.metadata, index });
       }
     }
@@ -371,7 +361,7 @@ export function ingestionService(deps: IngestionDependencies) {
       const newEvents: NewEvent[] = [];
       for (const { event, metadata, index } of events) {
         const id = deps.runtime.newId();
-        newEvents.push(purchaseDecider.codec.encode(event, id, metadata));
+        newEvents.push(paymentDecider.codec.encode(event, id, metadata));
         const command = walletEffect === 'inline' ? walletCommandFor(event) : undefined;
         if (command) effects.push({ command, index, metadata, causationId: id });
       }
@@ -416,6 +406,7 @@ export function ingestionService(deps: IngestionDependencies) {
    * Ingests facts as one batch. Facts whose customer could not be looked up come back as failures; the rest
    * are decided and appended together, with `commit` (default: `store.appendMany`).
    */
+  // Over 80 lines because the batch path reads as one sequence (catch-up, lookups, decisions in the wallet turn, appends with their conflict retries).
   async function ingestBatch(facts: readonly IngestionFact[], commit?: BatchCommit, options: { caughtUp?: boolean } = {}): Promise<FactResult[]> {
     const results: FactResult[] = facts.map(() => ({ ok: true, result: { outcome: 'ignored', position: undefined } }));
     const byStream = new Map<string, { index: number; fact: IngestionFact }[]>();
@@ -532,7 +523,7 @@ export function ingestionService(deps: IngestionDependencies) {
 
 export type IngestionService = ReturnType<typeof ingestionService>;
 
-type ActiveRule = NonNullable<Extract<Parameters<typeof purchaseDecider.decide>[0], { type: 'ObservePayment' }>['activeRule']>;
+type ActiveRule = NonNullable<Extract<Parameters<typeof paymentDecider.decide>[0], { type: 'ObservePayment' }>['activeRule']>;
 
 /** Keyed hashes of a customer's normalised emails and phone (read in the merchant's country when it has no `+`). */
 export function identityHashes(hasher: IdentityHasher, emails: readonly (string | null | undefined)[], phone: string | null | undefined, country: string | null): string[] {

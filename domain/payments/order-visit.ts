@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 import type { Decider } from '../shared/decider.ts';
-import type { OrderVisit } from './purchase.ts';
+import type { OrderVisit } from './payment.ts';
 
 const minor = z.number().int();
 

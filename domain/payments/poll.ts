@@ -50,6 +50,7 @@ function parseCursor(raw: string | null): Cursor {
 
 const later = (a: string | null | undefined, b: string) => (!a || Date.parse(b) > Date.parse(a) ? b : a);
 
+// Over 80 lines because it is a factory: the poll of one connection and of all share its dependencies and retry policy.
 export function pollService(deps: PollDependencies) {
   const maxRetries = deps.maxRateLimitRetries ?? 3;
 

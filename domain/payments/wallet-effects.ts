@@ -6,9 +6,9 @@
  * claims and events stored before batching).
  */
 import type { WalletCommand } from '../wallets/wallet.ts';
-import type { PurchaseEvent } from './purchase.ts';
+import type { PaymentEvent } from './payment.ts';
 
-export function walletCommandFor(event: PurchaseEvent): WalletCommand | undefined {
+export function walletCommandFor(event: PaymentEvent): WalletCommand | undefined {
   switch (event.type) {
     case 'PurchaseCompleted': {
       const d = event.data;
@@ -67,5 +67,5 @@ export function walletCommandFor(event: PurchaseEvent): WalletCommand | undefine
 }
 
 /** True when the event's wallet effect was appended with it, so the reactor must not issue it again. */
-export const walletEffectIsInline = (event: PurchaseEvent): boolean =>
+export const walletEffectIsInline = (event: PaymentEvent): boolean =>
   (event.type === 'PurchaseCompleted' || event.type === 'RefundApplied') && event.data.walletEffect === 'inline';

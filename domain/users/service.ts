@@ -36,9 +36,13 @@ export interface AccountsDependencies {
 export interface TokenIdentity {
   userId: string;
   email: string | undefined;
+  /** The token vouches that `email` belongs to the caller. */
   emailVerified: boolean;
+  /** The phone claim, as the token gives it (not normalised). */
   phone: string | undefined;
+  /** The token vouches that `phone` belongs to the caller. */
   phoneVerified: boolean;
+  /** What vouches: a verified flag in the token, or the provider's setting (`providerConfirmsContacts`). */
   verifiedBy: 'token' | 'identity_provider';
 }
 
@@ -65,6 +69,7 @@ export interface Registration {
 
 export type RegisteredUser = Exclude<UserState, { status: 'unregistered' }>;
 
+// Over 80 lines because it is a factory: the account operations it returns share its dependencies, and each is short.
 export function accountsService(deps: AccountsDependencies) {
   const { store, personalData, hasher, runtime } = deps;
   const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata, path: deps.commands });

@@ -58,6 +58,7 @@ function withinTenant(tenantId: string): Decider<WalletCommand, WalletEvent, Wal
   };
 }
 
+// Over 80 lines because it is a factory: the wallet operations it returns (redemptions, adjustments, rewards, expiry) share its dependencies, and each is short.
 export function walletsService(deps: WalletsDependencies) {
   const { store, runtime, commands } = deps;
   const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata, path: commands });

@@ -218,6 +218,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
   codec: walletEvents,
   initialState: initialWalletState,
   snapshots: walletSnapshots,
+  // Over 80 lines because it is one switch over every command of a wallet, each case short and the switch exhaustive.
   decide(command, state) {
     switch (command.type) {
       case 'CreditPoints': {

@@ -8,19 +8,17 @@
  * (the connection is closed); it may come back with Last-Event-ID and catch up from the store.
  */
 import { PassThrough } from 'node:stream';
-import type { Context } from 'koa';
+import { concatMap, filter, interval, map, merge, of, type Subscription as RxSubscription } from 'rxjs';
 import { z } from 'zod';
-import type { EventStore, Position, RecordedEvent } from '../../domain/ports/event-store.ts';
+import type { Position, RecordedEvent } from '../../domain/ports/event-store.ts';
 import { auditColumns } from '../../projections/audit.ts';
-import type { LiveTail } from '../../projections/live-tail.ts';
+import { TailEnded, type LiveTail } from '../../projections/live-tail.ts';
 import { HttpError } from '../errors.ts';
-import { query } from './accounts.ts';
-import { id, streamName, types } from './audit.ts';
-import type { RouteSpec } from './table.ts';
+import { eventTypes as types, id, streamName, timestamp } from '../schemas.ts';
+import { route, type RouteSpec } from './table.ts';
 
 export interface EventStreamDependencies {
   tail: LiveTail;
-  store: EventStore;
   isPosition(value: string): boolean;
   /** Queued bytes past which a client is dropped; 4 MiB unless given (a burst of appends must fit). */
   maxQueuedBytes?: number;
@@ -32,7 +30,61 @@ const streamQuery = z
   .object({ tenantId: id('tenantId').optional(), stream: streamName.optional(), type: types.optional(), lastEventId: z.string().min(1).max(200).optional() })
   .strict();
 
-const CATCH_UP_PAGE = 500;
+/** The data of one event frame. */
+const eventFrame = z.object({
+  id: z.string(),
+  position: z.string(),
+  stream: z.string(),
+  revision: z.number().int(),
+  type: z.string(),
+  recordedAt: timestamp,
+  tenantId: z.string().nullable(),
+  data: z.unknown(),
+  metadata: z.record(z.string(), z.unknown()),
+});
+
+const SSE_HEADERS = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no' };
+
+/**
+ * Writes to a client's stream without ever waiting: what the socket does not take yet is queued, and a queue past
+ * `maxBytes` means the client does not keep up (`write` answers false; the caller drops it).
+ */
+class BoundedWriter {
+  private readonly queue: string[] = [];
+  private queuedBytes = 0;
+  private blocked = false;
+  closed = false;
+
+  constructor(
+    private readonly out: PassThrough,
+    private readonly maxBytes: number,
+  ) {
+    out.on('drain', () => {
+      this.blocked = false;
+      while (!this.blocked && this.queue.length && !this.closed) {
+        const text = this.queue.shift()!;
+        this.queuedBytes -= Buffer.byteLength(text);
+        if (!out.write(text)) this.blocked = true;
+      }
+    });
+  }
+
+  write(text: string): boolean {
+    if (this.closed) return true;
+    if (this.blocked) {
+      this.queue.push(text);
+      this.queuedBytes += Buffer.byteLength(text);
+      return this.queuedBytes <= this.maxBytes;
+    }
+    if (!this.out.write(text)) this.blocked = true;
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.out.destroy();
+  }
+}
 
 /** Every client shares the tail's event objects: each frame is written once, however many clients send it. */
 const frames = new WeakMap<RecordedEvent, string>();
@@ -64,110 +116,62 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
   const maxQueuedBytes = deps.maxQueuedBytes ?? 4 * 1024 * 1024;
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
   return [
-    {
+    route({
       method: 'get',
       path: '/api/v1/admin/events/stream',
       access: 'admin',
-      streaming: true,
+      answers: 'event-stream',
       summary:
         'Live events as server-sent events (id = position), filtered by tenantId, stream, type (as the audit trail); resumes after Last-Event-ID. A client that does not keep up is dropped.',
-      async handler(ctx: Context) {
-        const filter = query(streamQuery, ctx);
-        const resumeFrom = ctx.get('Last-Event-ID') || filter.lastEventId;
+      query: streamQuery,
+      response: eventFrame,
+      async handler({ query: wantedOnly, ctx }) {
+        const resumeFrom = ctx.get('Last-Event-ID') || wantedOnly.lastEventId;
         if (resumeFrom && !deps.isPosition(resumeFrom)) {
           throw new HttpError('VALIDATION_FAILED', 'Last-Event-ID must be the id (position) of an event this stream sent');
         }
         const wanted = (event: RecordedEvent) =>
-          (!filter.stream || event.stream === filter.stream) &&
-          (!filter.type || filter.type.includes(event.type)) &&
-          (!filter.tenantId || auditColumns(event).tenant_id === filter.tenantId);
+          (!wantedOnly.stream || event.stream === wantedOnly.stream) &&
+          (!wantedOnly.type || wantedOnly.type.includes(event.type)) &&
+          (!wantedOnly.tenantId || auditColumns(event).tenant_id === wantedOnly.tenantId);
 
         const out = new PassThrough();
         const log = ctx.log;
-        let closed = false;
-        let catchingUp = true;
-        const held: RecordedEvent[] = [];
-        const queue: string[] = [];
-        let queuedBytes = 0;
-        let blocked = false;
-        let heartbeat: NodeJS.Timeout | undefined;
-        let membership: { leave(): void } | undefined;
-
+        let subscription: RxSubscription | undefined;
+        const writer = new BoundedWriter(out, maxQueuedBytes);
         const close = (why?: string) => {
-          if (closed) return;
-          closed = true;
-          clearInterval(heartbeat);
-          membership?.leave();
+          if (writer.closed) return;
+          writer.close();
+          subscription?.unsubscribe();
           if (why) log.warn({ why }, 'event tail: client dropped');
-          out.destroy();
           ctx.req.socket.destroy();
         };
-        const send = (text: string) => {
-          if (closed) return;
-          if (blocked) {
-            queue.push(text);
-            queuedBytes += Buffer.byteLength(text);
-            if (queuedBytes > maxQueuedBytes) close(`slow client: more than ${maxQueuedBytes} bytes queued`);
-            return;
-          }
-          if (!out.write(text)) blocked = true;
-        };
-        out.on('drain', () => {
-          blocked = false;
-          while (!blocked && queue.length && !closed) {
-            const text = queue.shift()!;
-            queuedBytes -= Buffer.byteLength(text);
-            if (!out.write(text)) blocked = true;
-          }
-        });
         ctx.res.on('close', () => close());
 
-        const membershipNow = await deps.tail.join(
-          (event) => {
-            if (!wanted(event)) return;
-            if (catchingUp) held.push(event);
-            else send(frame(event));
-          },
-          (reason) => {
-            log.info({ reason }, 'event tail ended');
-            close();
-          },
+        // Live events that arrive while a resuming client catches up from the store wait in concatMap's queue,
+        // so the client sees the missed events first, then the live ones, each once and in feed order.
+        const events = (await deps.tail.join()).pipe(
+          concatMap((item) => (item.kind === 'joined' ? deps.tail.between(resumeFrom as Position | undefined, item.position) : of(item.event))),
+          filter(wanted),
+          map(frame),
         );
-        membership = membershipNow;
-
+        const keepAlive = interval(heartbeatMs).pipe(map(() => ': keep-alive\n\n'));
         ctx.req.socket.setTimeout(0);
         ctx.req.socket.setNoDelay(true);
-        ctx.status = 200;
-        ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
-        ctx.set('Cache-Control', 'no-cache, no-transform');
-        ctx.set('X-Accel-Buffering', 'no');
-        ctx.body = out;
         out.write(': tally event tail\n\n');
-
-        // Resuming: what happened after Last-Event-ID up to where this client joined the live tail, from the store.
-        let last = resumeFrom as Position | undefined;
-        const joinedAt = membershipNow.joinedAt;
-        if (last && joinedAt && deps.store.isAfter(joinedAt, last)) {
-          try {
-            for (;;) {
-              const page = await deps.store.readAll({ from: last, to: joinedAt, limit: CATCH_UP_PAGE });
-              const fresh = page.filter((event) => deps.store.isAfter(event.position, last!));
-              for (const event of fresh) if (wanted(event)) send(frame(event));
-              if (closed || fresh.length === 0) break;
-              last = fresh.at(-1)!.position;
-              if (!deps.store.isAfter(joinedAt, last)) break;
-            }
-          } catch (error) {
-            log.warn({ err: error }, 'event tail: catching up failed');
+        subscription = merge(events, keepAlive).subscribe({
+          next: (text) => {
+            if (!writer.write(text)) close(`slow client: more than ${maxQueuedBytes} bytes queued`);
+          },
+          error: (error: unknown) => {
+            if (error instanceof TailEnded) log.info({ reason: error.reason }, 'event tail ended');
+            else log.warn({ err: error }, 'event tail: catching up failed');
             close();
-            return;
-          }
-        }
-        catchingUp = false;
-        for (const event of held.splice(0)) send(frame(event));
-        heartbeat = setInterval(() => send(': keep-alive\n\n'), heartbeatMs);
-        heartbeat.unref();
+          },
+        });
+        if (writer.closed) subscription.unsubscribe();
+        return { status: 200, stream: out, headers: SSE_HEADERS };
       },
-    },
+    }),
   ];
 }

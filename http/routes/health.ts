@@ -1,31 +1,50 @@
-import Router from '@koa/router';
+/** `/healthz`: the process is alive. `/readyz`: every dependency is reachable and ready (503 otherwise). */
+import { z } from 'zod';
+import { route, type RouteSpec } from './table.ts';
 
 export interface ReadinessCheck {
   name: string;
   check(): Promise<{ ok: boolean; detail?: unknown }>;
 }
 
-/** `/healthz`: the process is alive. `/readyz`: every dependency is reachable and ready (503 otherwise). */
-export function healthRouter(checks: ReadinessCheck[]): Router {
-  const router = new Router();
-  router.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok', uptimeSeconds: Math.round(process.uptime()) };
-  });
-  router.get('/readyz', async (ctx) => {
-    const results = await Promise.all(
-      checks.map(async (c) => {
-        try {
-          return [c.name, await c.check()] as const;
-        } catch (error) {
-          ctx.log.warn({ err: error, check: c.name }, 'readiness check failed');
-          return [c.name, { ok: false, detail: 'unreachable' }] as const;
-        }
+export function healthRoutes(checks: ReadinessCheck[]): RouteSpec[] {
+  return [
+    route({
+      method: 'get',
+      path: '/healthz',
+      access: 'public',
+      summary: 'Liveness: the process answers.',
+      response: z.object({ status: z.literal('ok'), uptimeSeconds: z.number().int() }),
+      handler: () => ({ status: 200, body: { status: 'ok' as const, uptimeSeconds: Math.round(process.uptime()) } }),
+    }),
+    route({
+      method: 'get',
+      path: '/readyz',
+      access: 'public',
+      summary: 'Readiness: every dependency (database, event store, migrations, projections) checked; 503 when one is not ready.',
+      response: z.object({
+        status: z.enum(['ready', 'not_ready']),
+        checks: z.record(z.string(), z.object({ ok: z.boolean(), detail: z.unknown().optional() })),
       }),
-    );
-    const ready = results.every(([, r]) => r.ok);
-    ctx.status = ready ? 200 : 503;
-    if (!ready) ctx.set('Retry-After', '5');
-    ctx.body = { status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(results) };
-  });
-  return router;
+      statuses: [200, 503],
+      async handler({ ctx }) {
+        const results = await Promise.all(
+          checks.map(async (c) => {
+            try {
+              return [c.name, await c.check()] as const;
+            } catch (error) {
+              ctx.log.warn({ err: error, check: c.name }, 'readiness check failed');
+              return [c.name, { ok: false, detail: 'unreachable' }] as const;
+            }
+          }),
+        );
+        const ready = results.every(([, r]) => r.ok);
+        return {
+          status: ready ? 200 : 503,
+          body: { status: ready ? ('ready' as const) : ('not_ready' as const), checks: Object.fromEntries(results) },
+          ...(ready ? {} : { headers: { 'Retry-After': '5' } }),
+        };
+      },
+    }),
+  ];
 }

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import type { pollService } from '../../domain/payments/poll.ts';
 import { HttpError } from '../errors.ts';
-import { params, query } from './accounts.ts';
-import type { RouteSpec } from './table.ts';
+import { timestamp } from '../schemas.ts';
+import { route, type RouteSpec } from './table.ts';
 
 const OUTCOMES = [
   'pending',
@@ -43,54 +43,95 @@ const listQuery = z
   })
   .strict();
 
+const eventIdParams = z.object({ eventId: z.string().min(1).max(200) });
+
+const webhookView = z.object({
+  eventId: z.string(),
+  type: z.string(),
+  merchantId: z.string(),
+  tenantId: z.string().nullable(),
+  objectId: z.string().nullable(),
+  receivedAt: timestamp,
+  processed: z.boolean(),
+  processedAt: timestamp.nullable(),
+  outcome: z.string().nullable(),
+  error: z.string().nullable(),
+  attempts: z.number().int(),
+  deliveries: z.number().int(),
+  nextAttemptAt: timestamp.nullable(),
+});
+
+const pollView = z.object({
+  polledAt: timestamp,
+  connections: z.array(
+    z.object({
+      tenantId: z.string(),
+      merchantId: z.string(),
+      status: z.enum(['ok', 'partial', 'failed']),
+      seen: z.number().int(),
+      credited: z.number().int(),
+      duplicate: z.number().int(),
+      stored_anonymous: z.number().int(),
+      no_rule_no_credit: z.number().int(),
+      other: z.number().int(),
+      errors: z.array(z.string()),
+    }),
+  ),
+});
+
 export function ingestionRoutes(deps: { inbox: WebhookInbox; wakeProcessor(): void; poll: ReturnType<typeof pollService> }): RouteSpec[] {
   return [
-    {
+    route({
       method: 'post',
       path: '/api/v1/internal/cron/square-poll-payments',
       access: 'cron',
       summary: 'Poll every active connection for payments and refunds since its cursor (header X-Cron-Secret).',
-      async handler(ctx) {
+      response: pollView,
+      async handler({ ctx }) {
         const result = await deps.poll.pollAll();
         ctx.log.info({ connections: result.connections.map(({ errors, ...c }) => ({ ...c, errors: errors.length })) }, 'poll completed');
-        ctx.body = { polledAt: new Date().toISOString(), ...result };
+        return { status: 200, body: { polledAt: new Date().toISOString(), ...result } };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/admin/webhooks',
       access: 'admin',
       summary: 'Received webhooks, newest first: event id, type, merchant, tenant, received, processed, outcome, error, attempts.',
-      async handler(ctx) {
-        ctx.body = await deps.inbox.list(query(listQuery, ctx));
+      query: listQuery,
+      response: z.object({ items: z.array(webhookView), nextCursor: z.string().nullable() }),
+      async handler({ query }) {
+        return { status: 200, body: await deps.inbox.list(query) };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/admin/webhooks/:eventId',
       access: 'admin',
       summary: 'One received webhook and its processing state.',
-      async handler(ctx) {
-        const { eventId } = params(z.object({ eventId: z.string().min(1).max(200) }), ctx);
-        const item = await deps.inbox.get(eventId);
+      params: eventIdParams,
+      response: webhookView,
+      async handler({ params }) {
+        const item = await deps.inbox.get(params.eventId);
         if (!item) throw new HttpError('NOT_FOUND', 'No webhook with this event id was received');
-        ctx.body = item;
+        return { status: 200, body: item };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/admin/webhooks/:eventId/retry',
       access: 'admin',
       summary: 'Re-drive a failed (or no_connection) webhook now.',
-      async handler(ctx) {
-        const { eventId } = params(z.object({ eventId: z.string().min(1).max(200) }), ctx);
+      params: eventIdParams,
+      response: z.object({ eventId: z.string(), status: z.literal('scheduled') }),
+      statuses: [202],
+      async handler({ params: { eventId } }) {
         const result = await deps.inbox.retry(eventId);
         if (result === 'not_found') throw new HttpError('NOT_FOUND', 'No webhook with this event id was received');
         if (result === 'not_failed') throw new HttpError('CONFLICT', 'Only failed or no_connection webhooks are re-driven; this one was processed');
         deps.wakeProcessor();
-        ctx.status = 202;
-        ctx.body = { eventId, status: 'scheduled' };
+        return { status: 202, body: { eventId, status: 'scheduled' as const } };
       },
-    },
+    }),
   ];
 }

@@ -1,10 +1,11 @@
 /**
- * `GET /openapi.json`: an OpenAPI 3.1 listing generated from the route table, so it cannot drift from what
- * is mounted. Request and response schemas are described in README.md; this document lists every operation,
- * who may call it, and how it authenticates.
+ * `GET /openapi.json`: an OpenAPI 3.1 document generated from the route table, so it cannot drift from what is
+ * mounted: every operation, who may call it, how it authenticates, and the JSON Schemas of its path and query
+ * parameters, its body and its answers (zod's `z.toJSONSchema`; request schemas as the caller writes them).
  */
-import Router from '@koa/router';
-import type { RouteSpec } from './table.ts';
+import { z } from 'zod';
+import { errorAnswer } from '../schemas.ts';
+import { route, successStatuses, type RouteSpec } from './table.ts';
 
 const ACCESS_TEXT: Record<RouteSpec['access'], string> = {
   public: 'No bearer token (the route checks its own credentials: webhook signature or OAuth state).',
@@ -15,28 +16,60 @@ const ACCESS_TEXT: Record<RouteSpec['access'], string> = {
   admin: 'An approved administrator.',
 };
 
+type JsonSchema = Record<string, unknown>;
+
+/** JSON Schema of what crosses the wire: a request as sent (`input`), an answer as received (`input` too: before any transform). */
+function jsonSchema(schema: z.ZodType): JsonSchema {
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  return rest;
+}
+
+/** One OpenAPI parameter per property of an object schema (path or query). */
+function parameters(schema: z.ZodType | undefined, where: 'path' | 'query'): JsonSchema[] {
+  if (!schema) return [];
+  const object = jsonSchema(schema);
+  const properties = (object.properties ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((object.required ?? []) as string[]);
+  return Object.entries(properties).map(([name, property]) => ({ name, in: where, required: where === 'path' || required.has(name), schema: property }));
+}
+
+function answers(route: RouteSpec): Record<string, unknown> {
+  const errors = { description: 'An error: `{ "error": { "code", "message" } }`; 4xx messages say what to fix.', content: { 'application/json': { schema: jsonSchema(errorAnswer) } } };
+  const success: Record<string, unknown> = {};
+  for (const status of successStatuses(route)) {
+    success[status] =
+      route.answers === 'redirect'
+        ? { description: 'A redirect (Location header).', headers: { Location: { schema: { type: 'string' } } } }
+        : route.answers === 'event-stream'
+          ? { description: 'Server-sent events; the data of each event is the schema below.', content: { 'text/event-stream': { itemSchema: jsonSchema(route.response) } } }
+          : route.answers === 'csv'
+            ? { description: 'A CSV file (RFC 4180), streamed.', content: { 'text/csv': { schema: jsonSchema(route.response) } } }
+            : { description: 'The answer.', content: { 'application/json': { schema: jsonSchema(route.response) } } };
+  }
+  return { ...success, default: errors };
+}
+
 export function openApiDocument(routes: readonly RouteSpec[], info: { version: string; serverUrl: string }) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const path = route.path.replace(/:([A-Za-z]+)/g, '{$1}');
-    const parameters = [...route.path.matchAll(/:([A-Za-z]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const pathNames = [...route.path.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]!);
+    const declared = parameters(route.params, 'path');
+    // Every path parameter is listed, declared or not (a route that reads none still has it in its path).
+    const pathParameters = pathNames.map((name) => declared.find((p) => p.name === name) ?? { name, in: 'path', required: true, schema: { type: 'string' } });
     const security = route.access === 'public' ? [] : route.access === 'cron' ? [{ cronSecret: [] }] : [{ bearer: [] }];
     (paths[path] ??= {})[route.method] = {
       summary: route.summary,
       description: ACCESS_TEXT[route.access],
       'x-access': route.access,
-      parameters,
+      parameters: [...pathParameters, ...parameters(route.query, 'query')],
+      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.body) } } } } : {}),
       security,
-      responses: {
-        default: {
-          description: 'JSON. Errors are { "error": { "code", "message" } }; 4xx messages say what to fix.',
-          content: { 'application/json': {} },
-        },
-      },
+      responses: answers(route),
     };
   }
   return {
-    openapi: '3.1.0',
+    openapi: '3.1.0' as const,
     info: { title: 'Tally API', version: info.version, description: 'Loyalty points for merchants on Square. See README.md.' },
     servers: [{ url: info.serverUrl }],
     components: {
@@ -49,11 +82,15 @@ export function openApiDocument(routes: readonly RouteSpec[], info: { version: s
   };
 }
 
-export function openApiRouter(routes: readonly RouteSpec[], info: { version: string; serverUrl: string }): Router {
-  const document = openApiDocument(routes, info);
-  const router = new Router();
-  router.get('/openapi.json', (ctx) => {
-    ctx.body = document;
+/** The route serving the document of `routes()` (itself included), generated once on first request. */
+export function openApiRoute(routes: () => readonly RouteSpec[], info: { version: string; serverUrl: string }): RouteSpec {
+  let document: ReturnType<typeof openApiDocument> | undefined;
+  return route({
+    method: 'get',
+    path: '/openapi.json',
+    access: 'public',
+    summary: 'This document: every operation with its access level and the JSON Schemas of its parameters, body and answers.',
+    response: z.object({ openapi: z.literal('3.1.0'), info: z.object({ title: z.string(), version: z.string() }).loose(), paths: z.record(z.string(), z.record(z.string(), z.unknown())) }).loose(),
+    handler: () => ({ status: 200, body: (document ??= openApiDocument(routes(), info)) }),
   });
-  return router;
 }

@@ -3,9 +3,9 @@ import { z } from 'zod';
 import type pg from 'pg';
 import type { Reconciler } from '../../projections/ops/reconcile.ts';
 import { allConnections } from '../../projections/read/connections.ts';
-import { HttpError, parseRequest } from '../errors.ts';
-import { body, params } from './accounts.ts';
-import type { RouteSpec } from './table.ts';
+import { HttpError } from '../errors.ts';
+import { timestamp } from '../schemas.ts';
+import { route, type RouteSpec } from './table.ts';
 
 const reconcileBody = z.object({ tenantId: z.string().min(1).max(100).optional() }).strict();
 
@@ -13,41 +13,83 @@ const connectionsQuery = z
   .object({ status: z.enum(['active', 'needs_reconnect', 'token_undecryptable', 'revoked'], { error: 'status must be active, needs_reconnect, token_undecryptable or revoked' }).optional() })
   .strict();
 
+const figures = z.object({ balance: z.number().int(), lifetimeEarned: z.number().int(), lifetimeRedeemed: z.number().int(), ledgerLines: z.number().int() });
+
+const reconcileReport = z.object({
+  walletsChecked: z.number().int(),
+  eventsReplayed: z.number().int(),
+  mismatches: z.array(
+    z.object({
+      walletId: z.string(),
+      tenantId: z.string().nullable(),
+      projected: figures.nullable(),
+      replayed: figures.nullable(),
+      firstDifferingEvent: z.object({ id: z.string(), type: z.string(), revision: z.number().int(), position: z.string() }).nullable(),
+    }),
+  ),
+  durationMs: z.number(),
+  eventsPerSecond: z.number(),
+});
+
+/** A tenant's Square connection as the read model shows it (`GET /api/v1/client/pos/square`). */
+export const posConnectionView = z.object({
+  provider: z.string(),
+  status: z.enum(['not_connected', 'active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
+  merchantId: z.string().nullable(),
+  businessName: z.string().nullable(),
+  /** The workspace's currency (ISO 4217) and the merchant's country (ISO 3166 alpha-2); null if connected before they were recorded. */
+  currency: z.string().nullable(),
+  country: z.string().nullable(),
+  scopes: z.array(z.string()),
+  locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
+  tokenExpiresAt: timestamp.nullable(),
+  authorizedAt: timestamp.nullable(),
+  lastRefreshedAt: timestamp.nullable(),
+  lastPolledAt: timestamp.nullable(),
+  lastPollSummary: z.record(z.string(), z.unknown()).nullable(),
+  lastError: z.object({ code: z.string(), message: z.string().nullable(), at: timestamp.nullable() }).nullable(),
+  revokedBy: z.enum(['app', 'merchant', 'square']).nullable(),
+  revokedAt: timestamp.nullable(),
+});
+
 export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }): RouteSpec[] {
   return [
-    {
+    route({
       method: 'get',
       path: '/api/v1/admin/connections',
       access: 'admin',
       summary: "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error (?status=).",
-      async handler(ctx) {
-        const { status } = parseRequest(connectionsQuery, ctx.query);
-        ctx.body = await allConnections(deps.pool, status);
+      query: connectionsQuery,
+      response: z.array(posConnectionView.extend({ tenantId: z.string() })),
+      async handler({ query }) {
+        return { status: 200, body: await allConnections(deps.pool, query.status) };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/admin/reconcile',
       access: 'admin',
       summary: 'Replay every wallet stream (optionally of one tenant) and compare with the wallet read models. Never repairs.',
-      async handler(ctx) {
-        const { tenantId } = body(reconcileBody, ctx);
+      body: reconcileBody,
+      response: reconcileReport,
+      async handler({ body: { tenantId }, ctx }) {
         const report = await deps.reconciler.all(tenantId ? { tenantId } : {});
         ctx.log.info({ walletsChecked: report.walletsChecked, eventsReplayed: report.eventsReplayed, mismatches: report.mismatches.length }, 'reconciliation');
-        ctx.body = report;
+        return { status: 200, body: report };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/admin/wallets/:walletId/reconcile',
       access: 'admin',
       summary: "Replay one wallet's stream and compare it with its balance and ledger.",
-      async handler(ctx) {
-        const { walletId } = params(z.object({ walletId: z.string().min(1).max(200) }), ctx);
-        const report = await deps.reconciler.wallet(walletId);
+      params: z.object({ walletId: z.string().min(1).max(200) }),
+      response: reconcileReport,
+      async handler({ params }) {
+        const report = await deps.reconciler.wallet(params.walletId);
         if (report.walletsChecked === 0 && report.mismatches.length === 0) throw new HttpError('NOT_FOUND', 'No wallet with this id: no events and no read-model row');
-        ctx.body = report;
+        return { status: 200, body: report };
       },
-    },
+    }),
   ];
 }

@@ -15,9 +15,10 @@ import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
 import { ledgerCsv, programSummary, intervalStarts } from '../../projections/read/program.ts';
 import { HttpError, RequestInvalid } from '../errors.ts';
-import { body, caller, metadataFor, params, query, requestCorrelation, tenantOf } from './accounts.ts';
-import { adjustBody, respond, walletParams } from './wallets.ts';
-import type { RouteSpec } from './table.ts';
+import { caller, metadataFor, requestCorrelation, tenantOf } from '../request.ts';
+import { position, timestamp } from '../schemas.ts';
+import { adjustBody, walletParams, walletWrite, written } from './wallets.ts';
+import { route, type RouteSpec } from './table.ts';
 
 export interface ProgramRoutesDependencies {
   program: ProgramService;
@@ -81,115 +82,168 @@ const summaryQuery = z.object({
 });
 const csvQuery = z.object({ from: dayOrInstant('from').optional(), to: dayOrInstant('to').optional() });
 
+const policySchema = z.object({
+  version: z.number().int(),
+  earnedMonths: z.number().int().nullable(),
+  inactivityMonths: z.number().int().nullable(),
+  appliesToExistingPoints: z.boolean(),
+  effectiveFrom: timestamp.nullable(),
+  expires: z.boolean(),
+});
+
+const expiryReport = z.object({
+  period: z.string(),
+  asOf: timestamp,
+  workspaces: z.number().int(),
+  walletsChecked: z.number().int(),
+  walletsExpired: z.number().int(),
+  pointsExpired: z.number().int(),
+  rewardsExpired: z.number().int(),
+});
+
+const figures = {
+  earned: z.number().int(),
+  redeemed: z.number().int(),
+  expired: z.number().int(),
+  adjusted: z.number().int(),
+  rewardsIssued: z.number().int(),
+  rewardsRedeemed: z.number().int(),
+  activeCustomers: z.number().int(),
+};
+const summaryView = z.object({
+  tenantId: z.string(),
+  from: z.string(),
+  to: z.string(),
+  interval: z.enum(['day', 'week', 'month']),
+  totals: z.object({ ...figures, outstandingAtEnd: z.number().int() }),
+  intervals: z.array(z.object({ from: z.string(), to: z.string(), ...figures, outstanding: z.number().int() })),
+  topCustomers: z.array(z.object({ consumerId: z.string(), earned: z.number().int() })),
+});
+
 function outOfOrder(field: string, message: string): never {
   throw new RequestInvalid([{ code: 'custom', path: [field], message, input: undefined }]);
 }
 
+// Over 80 lines because it is the route table of a context: one short declaration per route.
 export function programRoutes(deps: ProgramRoutesDependencies): RouteSpec[] {
   const { program, wallets, pool } = deps;
   return [
-    {
+    route({
       method: 'get',
       path: '/api/v1/client/expiry-policy',
       access: 'tenant',
       summary: "The workspace's points expiry policy (version 0: points never expire).",
-      async handler(ctx) {
-        ctx.body = policyView((await program.current(tenantOf(ctx))).policy);
+      response: policySchema,
+      async handler({ ctx }) {
+        return { status: 200, body: policyView((await program.current(tenantOf(ctx))).policy) };
       },
-    },
-    {
+    }),
+    route({
       method: 'put',
       path: '/api/v1/client/expiry-policy',
       access: 'tenant',
       summary:
         'Set the expiry policy {earnedMonths? (1–60), inactivityMonths? (1–60), applyToExistingPoints?}: without the flag, existing points count from now.',
-      async handler(ctx) {
-        const request = body(expiryPolicyRequestSchema, ctx);
-        const result = await program.setExpiryPolicy(tenantOf(ctx), request, caller(ctx).userId, metadataFor(ctx));
-        ctx.body = { ...policyView(result.state.policy), position: result.position };
+      body: expiryPolicyRequestSchema,
+      response: policySchema.extend({ position }),
+      async handler({ body, ctx }) {
+        const result = await program.setExpiryPolicy(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
+        return { status: 200, body: { ...policyView(result.state.policy), position: result.position ?? null } };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/internal/cron/expire-points',
       access: 'cron',
       summary: 'Expire points past the policy (once per wallet and UTC day) and issued rewards past their time; run daily.',
-      async handler(ctx) {
-        body(cronBody, ctx);
+      body: cronBody,
+      response: expiryReport,
+      async handler({ ctx }) {
         const metadata: EventMetadata = { correlationId: requestCorrelation(ctx), causationId: requestCorrelation(ctx), actor: 'system:cron' };
-        ctx.body = await deps.expire(deps.now(), metadata);
+        return { status: 200, body: await deps.expire(deps.now(), metadata) };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/client/wallets/:walletId/adjust',
       access: 'tenant',
       summary: "A merchant corrects a wallet of the workspace {points (±), reason, idempotencyKey?} within the workspace's limit (default 1,000).",
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
+      params: walletParams,
+      // A wallet the tenant cannot see is missing whatever the body says.
+      exists: ({ params, ctx }) => wallets.requireInTenant(tenantOf(ctx), params.walletId),
+      body: adjustBody,
+      response: walletWrite,
+      async handler({ params, body, ctx }) {
         const tenantId = tenantOf(ctx);
-        await wallets.requireInTenant(tenantId, walletId);
-        const input = body(adjustBody, ctx);
         const { adjustmentLimit } = await program.current(tenantId);
-        respond(ctx, await wallets.adjustAsMerchant(tenantId, walletId, input, adjustmentLimit, caller(ctx).userId, metadataFor(ctx)));
+        return written(await wallets.adjustAsMerchant(tenantId, params.walletId, body, adjustmentLimit, caller(ctx).userId, metadataFor(ctx)));
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/client/adjustment-limit',
       access: 'tenant',
       summary: 'The most points a merchant of the workspace may add or remove in one adjustment.',
-      async handler(ctx) {
-        ctx.body = { limit: (await program.current(tenantOf(ctx))).adjustmentLimit };
+      response: z.object({ limit: z.number().int() }),
+      async handler({ ctx }) {
+        return { status: 200, body: { limit: (await program.current(tenantOf(ctx))).adjustmentLimit } };
       },
-    },
-    {
+    }),
+    route({
       method: 'put',
       path: '/api/v1/admin/workspaces/:tenantId/adjustment-limit',
       access: 'admin',
       summary: "Set a workspace's per-adjustment limit for its merchants {limit} (default 1,000).",
-      async handler(ctx) {
-        const { tenantId } = params(tenantParams, ctx);
-        const input = body(limitBody, ctx);
+      params: tenantParams,
+      body: limitBody,
+      response: z.object({ tenantId: z.string(), limit: z.number().int(), position }),
+      async handler({ params, body, ctx }) {
+        const { tenantId } = params;
         const workspace = await loadState(deps.store, workspaceStream(tenantId), workspaceDecider);
         if (workspace.state.status === 'none') throw new HttpError('NOT_FOUND', `No workspace has tenantId ${tenantId}`);
-        const result = await program.setAdjustmentLimit(tenantId, input.limit, caller(ctx).userId, metadataFor(ctx));
-        ctx.body = { tenantId, limit: result.state.adjustmentLimit, position: result.position };
+        const result = await program.setAdjustmentLimit(tenantId, body.limit, caller(ctx).userId, metadataFor(ctx));
+        return { status: 200, body: { tenantId, limit: result.state.adjustmentLimit, position: result.position ?? null } };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/client/program/summary',
       access: 'tenant',
       summary: 'Program figures ?from=&to= (YYYY-MM-DD, default the last 30 days) &interval=day|week|month: points, rewards, active and top customers, outstanding points.',
-      async handler(ctx) {
-        const q = query(summaryQuery, ctx);
+      query: summaryQuery,
+      response: summaryView,
+      async handler({ query, ctx }) {
         const today = new Date(`${deps.now().toISOString().slice(0, 10)}T00:00:00.000Z`);
-        const to = q.to ?? today;
-        const from = q.from ?? new Date(to.getTime() - 29 * 86_400_000);
+        const to = query.to ?? today;
+        const from = query.from ?? new Date(to.getTime() - 29 * 86_400_000);
         if (from.getTime() > to.getTime()) outOfOrder('from', 'from must be on or before to');
-        if (intervalStarts(from, to, q.interval).length > MAX_INTERVALS) {
-          outOfOrder('interval', `the range holds more than ${MAX_INTERVALS} intervals of a ${q.interval}: use a longer interval or a shorter range`);
+        if (intervalStarts(from, to, query.interval).length > MAX_INTERVALS) {
+          outOfOrder('interval', `the range holds more than ${MAX_INTERVALS} intervals of a ${query.interval}: use a longer interval or a shorter range`);
         }
-        ctx.body = await programSummary(pool, tenantOf(ctx), { from, to, interval: q.interval });
+        return { status: 200, body: await programSummary(pool, tenantOf(ctx), { from, to, interval: query.interval }) };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/client/ledger.csv',
       access: 'tenant',
       summary: "The workspace's ledger lines as CSV (RFC 4180), oldest first, streamed ?from=&to= (days or ISO 8601 instants; to excluded, a day included).",
-      async handler(ctx) {
-        const q = query(csvQuery, ctx);
-        const from = q.from?.at ?? new Date(0);
+      query: csvQuery,
+      answers: 'csv',
+      // The text of the file: a header line, then one line per ledger line.
+      response: z.string(),
+      async handler({ query, ctx }) {
+        const from = query.from?.at ?? new Date(0);
         // A day as `to` includes that day: the range ends at the start of the next one.
-        const to = q.to ? (q.to.isDay ? new Date(q.to.at.getTime() + 86_400_000) : q.to.at) : new Date(deps.now().getTime() + 1);
+        const to = query.to ? (query.to.isDay ? new Date(query.to.at.getTime() + 86_400_000) : query.to.at) : new Date(deps.now().getTime() + 1);
         if (from.getTime() >= to.getTime()) outOfOrder('from', 'from must be before to');
         const tenantId = tenantOf(ctx);
-        ctx.set('Content-Type', 'text/csv; charset=utf-8; header=present');
-        ctx.set('Content-Disposition', `attachment; filename="ledger-${tenantId}.csv"`);
-        ctx.body = Readable.from(ledgerCsv(pool, tenantId, { from, to }), { objectMode: false });
+        return {
+          status: 200,
+          stream: Readable.from(ledgerCsv(pool, tenantId, { from, to }), { objectMode: false }),
+          headers: { 'Content-Type': 'text/csv; charset=utf-8; header=present', 'Content-Disposition': `attachment; filename="ledger-${tenantId}.csv"` },
+        };
       },
-    },
+    }),
   ];
 }

@@ -4,8 +4,8 @@ import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import type { ProjectionRunner } from '../../projections/runner.ts';
 import type { ProjectionRebuilds } from '../../projections/rebuild.ts';
 import { HttpError } from '../errors.ts';
-import { params } from './accounts.ts';
-import type { RouteSpec } from './table.ts';
+import { timestamp } from '../schemas.ts';
+import { route, type RouteSpec } from './table.ts';
 
 const BEHIND_CAP = 10_000;
 
@@ -29,28 +29,62 @@ async function lagOf(store: EventStore, position: Position | undefined, eventTyp
   };
 }
 
+const rebuildJob = z.object({
+  jobId: z.string(),
+  projection: z.string(),
+  state: z.enum(['running', 'completed', 'cancelled', 'failed']),
+  eventsApplied: z.number().int(),
+  eventsTotal: z.number().int().nullable(),
+  progress: z.number().nullable(),
+  eventsPerSecond: z.number().nullable(),
+  etaSeconds: z.number().nullable(),
+  startedAt: timestamp,
+  updatedAt: timestamp,
+  finishedAt: timestamp.nullable(),
+  error: z.string().nullable(),
+});
+
+const projectionView = z.object({
+  name: z.string(),
+  kind: z.enum(['projection', 'reactor']),
+  state: z.enum(['starting', 'running', 'standby', 'stopped', 'failed', 'rebuilding']),
+  checkpoint: z.string().nullable(),
+  eventTypes: z.union([z.array(z.string()), z.literal('all')]),
+  eventsRead: z.number().int(),
+  eventsApplied: z.number().int(),
+  upTo: z.string().nullable(),
+  eventsBehind: z.number().int(),
+  eventsBehindCapped: z.boolean(),
+  lagMs: z.number(),
+  lastError: z.string().nullable(),
+  errorPosition: z.string().nullable(),
+  rebuild: rebuildJob.nullable(),
+  rebuildable: z.boolean(),
+});
+
 export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[] {
   const name = z.object({ name: z.string().min(1).max(100) });
   const job = z.object({ jobId: z.string().uuid('jobId must be a job id returned by a rebuild') });
   return [
-    {
+    route({
       method: 'get',
       path: '/api/v1/admin/projections',
       access: 'admin',
       summary:
         'Per projection and reactor: checkpoint, events of its types behind the head, lag, state (running, rebuilding, failed), last error, and events read vs applied by its filtered subscription.',
-      async handler(ctx) {
+      response: z.array(projectionView),
+      async handler() {
         const jobs = await deps.rebuilds.recent(50);
         const now = deps.now();
-        ctx.body = await Promise.all(
+        const body = await Promise.all(
           deps.runner.status().map(async (s) => {
             const rebuilding = jobs.find((j) => j.projection === s.name && j.state === 'running');
             return {
               name: s.name,
               kind: s.kind,
-              state: rebuilding ? 'rebuilding' : s.state,
+              state: rebuilding ? ('rebuilding' as const) : s.state,
               checkpoint: s.position ?? null,
-              eventTypes: s.eventTypes,
+              eventTypes: s.eventTypes === 'all' ? ('all' as const) : [...s.eventTypes],
               eventsRead: s.eventsRead,
               eventsApplied: s.eventsApplied,
               upTo: s.upTo ?? null,
@@ -62,42 +96,45 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
             };
           }),
         );
+        return { status: 200, body };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/admin/projections/:name/rebuild',
       access: 'admin',
       summary: 'Rebuild a projection from position zero beside the live one; it takes over atomically when caught up (202 with a job id).',
-      async handler(ctx) {
-        const { name: projection } = params(name, ctx);
-        const started = await deps.rebuilds.start(projection);
-        ctx.status = 202;
-        ctx.set('Location', `/api/v1/admin/jobs/${started.jobId}`);
-        ctx.body = started;
+      params: name,
+      response: rebuildJob,
+      statuses: [202],
+      async handler({ params }) {
+        const started = await deps.rebuilds.start(params.name);
+        return { status: 202, body: started, headers: { Location: `/api/v1/admin/jobs/${started.jobId}` } };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/admin/jobs/:jobId',
       access: 'admin',
       summary: "A rebuild job's state and progress (events applied, total, events/s, estimate of time left).",
-      async handler(ctx) {
-        const { jobId } = params(job, ctx);
-        const found = await deps.rebuilds.get(jobId);
+      params: job,
+      response: rebuildJob,
+      async handler({ params }) {
+        const found = await deps.rebuilds.get(params.jobId);
         if (!found) throw new HttpError('NOT_FOUND', 'No such job');
-        ctx.body = found;
+        return { status: 200, body: found };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/admin/jobs/:jobId/cancel',
       access: 'admin',
       summary: 'Cancel a running rebuild; starting a rebuild of the same projection resumes it.',
-      async handler(ctx) {
-        const { jobId } = params(job, ctx);
-        ctx.body = await deps.rebuilds.cancel(jobId);
+      params: job,
+      response: rebuildJob,
+      async handler({ params }) {
+        return { status: 200, body: await deps.rebuilds.cancel(params.jobId) };
       },
-    },
+    }),
   ];
 }

@@ -11,9 +11,10 @@ import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
 import { findConsumerWallet, findTenantWallet, type WalletView } from '../../projections/read/wallets.ts';
 import { issuedRewardsOf } from '../../projections/read/program.ts';
-import { body, caller, metadataFor, params, query, tenantOf } from './accounts.ts';
-import { idempotencyKey, respond, walletParams } from './wallets.ts';
-import type { RouteSpec } from './table.ts';
+import { caller, metadataFor, tenantOf } from '../request.ts';
+import { position, timestamp } from '../schemas.ts';
+import { idempotencyKey, walletParams, walletWrite, written } from './wallets.ts';
+import { route, type RouteSpec } from './table.ts';
 
 export interface RewardRoutesDependencies {
   catalog: RewardCatalogService;
@@ -28,6 +29,30 @@ const issueBody = z.object({ rewardId: z.uuid({ error: 'rewardId is required: th
 const redeemBody = z.object({ idempotencyKey }).strict();
 const voidBody = z.object({ reason: z.string().trim().max(500, 'reason must be at most 500 characters').nullish() }).strict();
 
+const rewardSchema = z.object({
+  rewardId: z.string(),
+  version: z.number().int(),
+  name: z.string(),
+  description: z.string().nullable(),
+  points: z.number().int(),
+  issuedRewardExpiresAfterDays: z.number().int(),
+  status: z.enum(['active', 'retired']),
+  definedAt: timestamp,
+  retiredAt: timestamp.nullable(),
+});
+
+const issuedStatus = z.enum(['issued', 'redeemed', 'voided', 'expired']);
+const issuedRewardSchema = z.object({ issuedRewardId: z.string(), rewardId: z.string(), name: z.string(), points: z.number().int(), expiresAt: timestamp, status: issuedStatus });
+
+const walletRewardsView = z.object({
+  walletId: z.string(),
+  balance: z.number().int(),
+  available: z.number().int(),
+  locked: z.number().int(),
+  rewards: z.array(rewardSchema.extend({ affordable: z.boolean() })),
+  issued: z.array(issuedRewardSchema.extend({ issuedAt: timestamp, settledAt: timestamp.nullable() })),
+});
+
 const rewardView = ({ rewardId, version, name, description, points, issuedRewardExpiresAfterDays, status, definedAt, retiredAt }: CatalogReward) => ({
   rewardId,
   version,
@@ -40,11 +65,12 @@ const rewardView = ({ rewardId, version, name, description, points, issuedReward
   retiredAt,
 });
 
+// Over 80 lines because it is the route table of a context: one short declaration per route.
 export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
   const { catalog, wallets, pool } = deps;
 
   /** The workspace's active rewards, each marked whether the wallet's available points afford it, and the wallet's issued rewards. */
-  async function walletRewards(wallet: WalletView) {
+  async function walletRewards(wallet: WalletView): Promise<z.input<typeof walletRewardsView>> {
     const state = await catalog.current(wallet.tenantId);
     return {
       walletId: wallet.walletId,
@@ -55,114 +81,122 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       issued: await issuedRewardsOf(pool, wallet.walletId),
     };
   }
+  /** A wallet of another tenant is missing whatever the body says. */
+  const inTenant = ({ params, ctx }: { params: { walletId: string }; ctx: Parameters<typeof tenantOf>[0] }) => wallets.requireInTenant(tenantOf(ctx), params.walletId);
 
   return [
-    {
+    route({
       method: 'get',
       path: '/api/v1/client/rewards',
       access: 'tenant',
       summary: "The workspace's reward catalog (?status=active|all, default all) and its version.",
-      async handler(ctx) {
-        const { status } = query(listQuery, ctx);
+      query: listQuery,
+      response: z.object({ version: z.number().int(), rewards: z.array(rewardSchema) }),
+      async handler({ query, ctx }) {
         const state = await catalog.current(tenantOf(ctx));
-        ctx.body = { version: state.version, rewards: state.rewards.filter((r) => status === 'all' || r.status === 'active').map(rewardView) };
+        return { status: 200, body: { version: state.version, rewards: state.rewards.filter((r) => query.status === 'all' || r.status === 'active').map(rewardView) } };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/client/rewards',
       access: 'tenant',
       summary: 'Define a reward {name (≤100), points (1–1,000,000,000), description?, issuedRewardExpiresAfterDays? (default 30)}.',
-      async handler(ctx) {
-        const definition = body(rewardDefinitionSchema, ctx);
-        const { position, ...reward } = await catalog.define(tenantOf(ctx), definition, caller(ctx).userId, metadataFor(ctx));
-        ctx.status = 201;
-        ctx.body = { ...rewardView(reward), position };
+      body: rewardDefinitionSchema,
+      response: rewardSchema.extend({ position }),
+      statuses: [201],
+      async handler({ body, ctx }) {
+        const { position: at, ...reward } = await catalog.define(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
+        return { status: 201, body: { ...rewardView(reward), position: at } };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/client/rewards/:rewardId/retire',
       access: 'tenant',
       summary: 'Retire a reward: no longer issued (rewards already issued stay redeemable). Idempotent.',
-      async handler(ctx) {
-        const { rewardId } = params(rewardParams, ctx);
-        body(z.object({}).strict(), ctx);
-        const { position, ...reward } = await catalog.retire(tenantOf(ctx), rewardId, caller(ctx).userId, metadataFor(ctx));
-        ctx.body = { ...rewardView(reward), position };
+      params: rewardParams,
+      body: z.object({}).strict(),
+      response: rewardSchema.extend({ position }),
+      async handler({ params, ctx }) {
+        const { position: at, ...reward } = await catalog.retire(tenantOf(ctx), params.rewardId, caller(ctx).userId, metadataFor(ctx));
+        return { status: 200, body: { ...rewardView(reward), position: at } };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/me/wallets/:walletId/rewards',
       access: 'user',
       summary: "The workspace's active rewards, which the wallet's available points afford, and the rewards issued to the wallet.",
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
-        const wallet = await findConsumerWallet(pool, caller(ctx).userId, walletId);
+      params: walletParams,
+      response: walletRewardsView,
+      async handler({ params, ctx }) {
+        const wallet = await findConsumerWallet(pool, caller(ctx).userId, params.walletId);
         if (!wallet) throw new NotFound('Wallet');
-        ctx.body = await walletRewards(wallet);
+        return { status: 200, body: await walletRewards(wallet) };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/client/wallets/:walletId/rewards',
       access: 'tenant',
       summary: "One of the tenant's wallets: the active rewards it affords and the rewards issued to it.",
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
-        const wallet = await findTenantWallet(pool, tenantOf(ctx), walletId);
+      params: walletParams,
+      response: walletRewardsView,
+      async handler({ params, ctx }) {
+        const wallet = await findTenantWallet(pool, tenantOf(ctx), params.walletId);
         if (!wallet) throw new NotFound('Wallet');
-        ctx.body = await walletRewards(wallet);
+        return { status: 200, body: await walletRewards(wallet) };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/client/wallets/:walletId/rewards',
       access: 'tenant',
       summary: 'Issue a reward {rewardId, idempotencyKey}: its points are locked; a retried key answers as the first time.',
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
+      params: walletParams,
+      exists: inTenant,
+      body: issueBody,
+      response: walletWrite.extend({ issuedReward: issuedRewardSchema }),
+      statuses: [200, 201],
+      async handler({ params, body, ctx }) {
         const tenantId = tenantOf(ctx);
-        await wallets.requireInTenant(tenantId, walletId);
-        const input = body(issueBody, ctx);
-        const reward = issuableReward(await catalog.current(tenantId), input.rewardId);
+        const reward = issuableReward(await catalog.current(tenantId), body.rewardId);
         const result = await wallets.issueReward(
           tenantId,
-          walletId,
-          { reward: { rewardId: reward.rewardId, version: reward.version, name: reward.name, points: reward.points }, idempotencyKey: input.idempotencyKey, expiresAfterDays: reward.issuedRewardExpiresAfterDays },
+          params.walletId,
+          { reward: { rewardId: reward.rewardId, version: reward.version, name: reward.name, points: reward.points }, idempotencyKey: body.idempotencyKey, expiresAfterDays: reward.issuedRewardExpiresAfterDays },
           caller(ctx).userId,
           metadataFor(ctx),
         );
-        respond(ctx, result, { issuedReward: result.issuedReward });
-        if (!result.replayed) ctx.status = 201;
+        return written(result, { issuedReward: result.issuedReward }, result.replayed ? 200 : 201);
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/client/wallets/:walletId/rewards/:issuedRewardId/redeem',
       access: 'tenant',
       summary: 'Redeem an issued reward {idempotencyKey}: its locked points are spent.',
-      async handler(ctx) {
-        const { walletId, issuedRewardId } = params(issuedParams, ctx);
-        const tenantId = tenantOf(ctx);
-        await wallets.requireInTenant(tenantId, walletId);
-        const input = body(redeemBody, ctx);
-        respond(ctx, await wallets.redeemReward(tenantId, walletId, issuedRewardId, input.idempotencyKey, caller(ctx).userId, metadataFor(ctx)));
+      params: issuedParams,
+      exists: inTenant,
+      body: redeemBody,
+      response: walletWrite,
+      async handler({ params, body, ctx }) {
+        return written(await wallets.redeemReward(tenantOf(ctx), params.walletId, params.issuedRewardId, body.idempotencyKey, caller(ctx).userId, metadataFor(ctx)));
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/client/wallets/:walletId/rewards/:issuedRewardId/void',
       access: 'tenant',
       summary: 'Void an issued reward {reason?}: its points are available again. Idempotent.',
-      async handler(ctx) {
-        const { walletId, issuedRewardId } = params(issuedParams, ctx);
-        const tenantId = tenantOf(ctx);
-        await wallets.requireInTenant(tenantId, walletId);
-        const input = body(voidBody, ctx);
-        respond(ctx, await wallets.voidReward(tenantId, walletId, issuedRewardId, input.reason ?? null, caller(ctx).userId, metadataFor(ctx)));
+      params: issuedParams,
+      exists: inTenant,
+      body: voidBody,
+      response: walletWrite,
+      async handler({ params, body, ctx }) {
+        return written(await wallets.voidReward(tenantOf(ctx), params.walletId, params.issuedRewardId, body.reason ?? null, caller(ctx).userId, metadataFor(ctx)));
       },
-    },
+    }),
   ];
 }

@@ -6,6 +6,43 @@ import type { SquareConnectionState } from '../../domain/connections/events.ts';
 import type { TokenCheck } from '../../domain/connections/service.ts';
 import { SQUARE_SCOPES } from '../../domain/ports/square.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
+import { z } from 'zod';
+import { timestamp } from '../schemas.ts';
+
+/** The debug endpoint's answer (`GET /api/v1/client/debug/square`). */
+export const squareDiagnosisView = z.object({
+  tenantId: z.string(),
+  variables: z.record(z.string(), z.boolean()),
+  generatedForDevelopment: z.array(z.string()),
+  environment: z.enum(['sandbox', 'production']),
+  oauthHost: z.string(),
+  authorizeEndpoint: z.string(),
+  hostOverridden: z.boolean(),
+  scopes: z.array(z.string()),
+  dashboard: z.object({ redirectUri: z.string(), webhookNotificationUrl: z.string() }),
+  connection: z.object({
+    status: z.enum(['not_connected', 'active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
+    merchantId: z.string().nullable(),
+    currency: z.string().nullable(),
+    country: z.string().nullable(),
+    authorizedAt: timestamp.nullable(),
+    tokenExpiresAt: timestamp.nullable(),
+    lastRefreshedAt: timestamp.nullable(),
+    lastError: z.object({ code: z.string(), detail: z.string(), at: timestamp }).nullable(),
+    revokedBy: z.enum(['app', 'merchant', 'square']).nullable(),
+    revokedAt: timestamp.nullable(),
+  }),
+  token: z.object({
+    stored: z.boolean(),
+    decrypts: z.boolean().nullable(),
+    keyId: z.string().nullable(),
+    encryptedWithCurrentKey: z.boolean().nullable(),
+    expiresAt: timestamp.nullable(),
+  }),
+  lastWebhookAt: timestamp.nullable(),
+  lastPollAt: timestamp.nullable(),
+  problems: z.array(z.string()),
+});
 
 export interface DiagnosisInput {
   tenantId: string;
@@ -18,7 +55,7 @@ export interface DiagnosisInput {
 
 const DAY_MS = 24 * 3600_000;
 
-export function squareDiagnosis({ tenantId, settings, connection, token, lastWebhookAt, now }: DiagnosisInput) {
+export function squareDiagnosis({ tenantId, settings, connection, token, lastWebhookAt, now }: DiagnosisInput): z.input<typeof squareDiagnosisView> {
   const connected = connection.status === 'not_connected' ? undefined : connection;
   return {
     tenantId,

@@ -1,25 +1,79 @@
 /**
- * Routes are declared as data: method, path, access level, summary, handler. The router, the access checks,
- * the OpenAPI listing and the tenant-isolation test all read the same table.
+ * Routes are declared as data: method, path, access level, summary, the zod schemas of what comes in (params,
+ * query, body) and of what goes out (response), and a handler that returns its answer. The router parses the
+ * input before the handler runs (a failure is a 400 naming the fields); the access checks, the OpenAPI document
+ * (http/routes/openapi.ts), the tenant-isolation test and the response-contract test all read the same table.
+ *
+ *     route({
+ *       method: 'get', path: '/api/v1/client/wallets/:walletId', access: 'tenant', summary: 'One wallet.',
+ *       params: z.object({ walletId }), response: walletView,
+ *       async handler({ params, ctx }) {
+ *         return { status: 200, body: await findTenantWallet(pool, tenantOf(ctx), params.walletId) };
+ *       },
+ *     })
  */
+import type { Readable } from 'node:stream';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
+import type { z } from 'zod';
 import type { Access } from '../access.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, parseRequest } from '../errors.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
 import type { Position } from '../../domain/ports/event-store.ts';
 
 export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
 
-export interface RouteSpec {
+/** What a handler answers: a JSON body, a redirect, or a stream (server-sent events, a CSV file). */
+export type Answer<Body> =
+  | { status: number; body: Body; headers?: Record<string, string> }
+  | { status: 302; redirect: string; headers?: Record<string, string> }
+  | { status: 200; stream: Readable; headers?: Record<string, string> };
+
+/** A handler's input: the parsed params, query and body (undefined where the route declares no schema). */
+export interface RouteInput<Params, Query, Body> {
+  params: Params;
+  query: Query;
+  body: Body;
+  /** For what the schemas do not cover: the caller (http/request.ts), cookies, the request's logger. */
+  ctx: Context;
+}
+
+type Schema = z.ZodType;
+
+export interface Route<P extends Schema = z.ZodUndefined, Q extends Schema = z.ZodUndefined, B extends Schema = z.ZodUndefined, R extends Schema = Schema> {
   method: Method;
   path: string;
   access: Access;
   summary: string;
-  handler: (ctx: Context) => Promise<void> | void;
-  /** The answer is a stream that does not end (server-sent events): a caller reads the headers, then what it wants. */
-  streaming?: true;
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** The body of a successful answer; for an event stream, the data of one event. */
+  response: R;
+  /** The statuses answered with `response` (200 unless given); anything else is an error answer. */
+  statuses?: readonly number[];
+  /**
+   * `json` unless given; `redirect` answers 302 with a Location; `event-stream` never ends (server-sent events);
+   * `csv` streams a text/csv file (`response` is then the schema of its text).
+   */
+  answers?: 'json' | 'redirect' | 'event-stream' | 'csv';
+  /**
+   * Runs once the params are parsed, before the query and body: a resource the caller cannot see is missing
+   * (404) whatever the rest of the request says.
+   */
+  exists?(input: { params: z.output<P>; ctx: Context }): Promise<void> | void;
+  handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<Answer<z.input<R>>> | Answer<z.input<R>>;
 }
+
+/** A declared route, whatever its schemas (what the router, the OpenAPI document and the tests walk). */
+export type RouteSpec = Route<any, any, any, any>;
+
+/** Declares a route; the handler's input and answer are typed from the schemas. */
+export const route = <P extends Schema = z.ZodUndefined, Q extends Schema = z.ZodUndefined, B extends Schema = z.ZodUndefined, R extends Schema = Schema>(
+  spec: Route<P, Q, B, R>,
+): RouteSpec => spec;
+
+export const successStatuses = (route: RouteSpec): readonly number[] => route.statuses ?? (route.answers === 'redirect' ? [302] : [200]);
 
 export interface RouterDependencies {
   guard: (access: Access) => Middleware;
@@ -45,16 +99,30 @@ function minPosition(deps: RouterDependencies): Middleware {
   };
 }
 
+/** Parses the input in the order params, (exists), query, body: the first thing wrong is the one reported. */
+async function run(route: RouteSpec, ctx: Context): Promise<void> {
+  const bad = unstorableTextAt(ctx.params, 'path');
+  if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
+  const params = route.params ? parseRequest(route.params, ctx.params) : undefined;
+  await route.exists?.({ params, ctx });
+  const query = route.query ? parseRequest(route.query, ctx.query) : undefined;
+  const body = route.body ? parseRequest(route.body, ctx.request.body ?? {}) : undefined;
+  const answer = await route.handler({ params, query, body, ctx });
+  if (!successStatuses(route).includes(answer.status)) {
+    throw new Error(`${route.method.toUpperCase()} ${route.path} answered ${answer.status}, which it does not declare`);
+  }
+  for (const [name, value] of Object.entries(answer.headers ?? {})) ctx.set(name, value);
+  if ('redirect' in answer) return ctx.redirect(answer.redirect);
+  ctx.status = answer.status;
+  ctx.body = 'stream' in answer ? answer.stream : answer.body;
+}
+
 export function buildRouter(routes: readonly RouteSpec[], deps: RouterDependencies): Router {
   const router = new Router();
   for (const route of routes) {
     const middleware: Middleware[] = [deps.guard(route.access)];
     if (route.method === 'get') middleware.push(minPosition(deps));
-    router[route.method](route.path, ...middleware, async (ctx) => {
-      const bad = unstorableTextAt(ctx.params, 'path');
-      if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
-      await route.handler(ctx);
-    });
+    router[route.method](route.path, ...middleware, (ctx) => run(route, ctx));
   }
   return router;
 }

@@ -1,13 +1,13 @@
 /** Wallets: consumers read theirs, merchants find, read and redeem, administrators adjust with a reason. */
 import type pg from 'pg';
-import type { Context } from 'koa';
 import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService, WalletWriteResult } from '../../domain/wallets/service.ts';
 import { findConsumerWallet, findTenantWallet, ledgerPage, searchWallets, walletsOfConsumer, withExpiringSoon } from '../../projections/read/wallets.ts';
-import { body, caller, metadataFor, params, query, tenantOf } from './accounts.ts';
-import type { RouteSpec } from './table.ts';
+import { caller, metadataFor, tenantOf } from '../request.ts';
+import { timestamp } from '../schemas.ts';
+import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface WalletRoutesDependencies {
   wallets: WalletsService;
@@ -69,97 +69,152 @@ export const adjustBody = z
   })
   .strict();
 
+export const walletView = z.object({
+  walletId: z.string(),
+  tenantId: z.string(),
+  consumerId: z.string(),
+  balance: z.number().int(),
+  available: z.number().int(),
+  locked: z.number().int(),
+  expiringSoon: z.object({ points: z.number().int(), at: timestamp.nullable() }),
+  lifetimeEarned: z.number().int(),
+  lifetimeRedeemed: z.number().int(),
+  lifetimeExpired: z.number().int(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+const ledgerPageView = z.object({
+  items: z.array(
+    z.object({
+      id: z.string(),
+      entryType: z.enum(['credit', 'debit']),
+      /** What the line is: earn, claim, reversal, redemption, adjustment, expiry, reward lines, … */
+      kind: z.string(),
+      points: z.number().int(),
+      balanceAfter: z.number().int(),
+      lockedChange: z.number().int(),
+      rewardId: z.string().nullable(),
+      issuedRewardId: z.string().nullable(),
+      paymentId: z.string().nullable(),
+      refundId: z.string().nullable(),
+      adminId: z.string().nullable(),
+      reason: z.string().nullable(),
+      reference: z.string().nullable(),
+      idempotencyKey: z.string().nullable(),
+      position: z.string(),
+      createdAt: timestamp,
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
+
+export const walletWrite = z.object({ walletId: z.string(), balance: z.number().int(), available: z.number().int(), locked: z.number().int(), position: z.string() });
+
 /** Every write answers with the new balance and its event's position; a replayed key is marked in a header. */
-export function respond(ctx: Context, result: WalletWriteResult, extra: Record<string, unknown> = {}): void {
-  if (result.replayed) ctx.set('Idempotent-Replayed', 'true');
-  ctx.status = 200;
-  ctx.body = { walletId: result.walletId, balance: result.balance, available: result.available, locked: result.locked, ...extra, position: result.position };
+export function written<Extra extends Record<string, unknown> = Record<string, never>>(
+  result: WalletWriteResult,
+  extra?: Extra,
+  status = 200,
+): Answer<z.input<typeof walletWrite> & Extra> {
+  return {
+    status,
+    body: { walletId: result.walletId, balance: result.balance, available: result.available, locked: result.locked, ...(extra as Extra), position: result.position },
+    ...(result.replayed ? { headers: { 'Idempotent-Replayed': 'true' } } : {}),
+  };
 }
 
+// Over 80 lines because it is the route table of a context: one short declaration per route.
 export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
   const { wallets, pool, hasher } = deps;
   const current = <W extends Parameters<typeof withExpiringSoon>[1][number]>(found: W[]) => withExpiringSoon(pool, found, deps.now());
   return [
-    {
+    route({
       method: 'get',
       path: '/api/v1/me/wallets',
       access: 'user',
       summary: "The caller's wallets with each merchant's name (consumers; other roles have none).",
-      async handler(ctx) {
+      response: z.array(walletView.extend({ businessName: z.string().nullable() })),
+      async handler({ ctx }) {
         const c = caller(ctx);
-        ctx.body = c.user?.role === 'consumer' ? await current(await walletsOfConsumer(pool, c.userId)) : [];
+        return { status: 200, body: c.user?.role === 'consumer' ? await current(await walletsOfConsumer(pool, c.userId)) : [] };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/me/wallets/:walletId/ledger',
       access: 'user',
       summary: "A page of the caller's wallet ledger, newest first (?cursor=&limit=).",
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
-        const page = query(pageQuery, ctx);
-        if (!(await findConsumerWallet(pool, caller(ctx).userId, walletId))) throw new NotFound('Wallet');
-        ctx.body = await ledgerPage(pool, walletId, page);
+      params: walletParams,
+      query: pageQuery,
+      response: ledgerPageView,
+      async handler({ params, query, ctx }) {
+        if (!(await findConsumerWallet(pool, caller(ctx).userId, params.walletId))) throw new NotFound('Wallet');
+        return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/client/wallets',
       access: 'tenant',
       summary: "Find the tenant's wallets of a customer by email or phone (?q=, any format).",
-      async handler(ctx) {
-        const { q } = query(searchQuery, ctx);
-        ctx.body = await current(await searchWallets(pool, hasher, tenantOf(ctx), q));
+      query: searchQuery,
+      response: z.array(walletView),
+      async handler({ query, ctx }) {
+        return { status: 200, body: await current(await searchWallets(pool, hasher, tenantOf(ctx), query.q)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/client/wallets/:walletId',
       access: 'tenant',
       summary: "One of the tenant's wallets: balance, available, locked, expiringSoon and lifetime totals.",
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
-        const wallet = await findTenantWallet(pool, tenantOf(ctx), walletId);
+      params: walletParams,
+      response: walletView,
+      async handler({ params, ctx }) {
+        const wallet = await findTenantWallet(pool, tenantOf(ctx), params.walletId);
         if (!wallet) throw new NotFound('Wallet');
-        ctx.body = (await current([wallet]))[0];
+        return { status: 200, body: (await current([wallet]))[0]! };
       },
-    },
-    {
+    }),
+    route({
       method: 'get',
       path: '/api/v1/client/wallets/:walletId/ledger',
       access: 'tenant',
       summary: "A page of the ledger of one of the tenant's wallets, newest first (?cursor=&limit=).",
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
-        const page = query(pageQuery, ctx);
-        if (!(await findTenantWallet(pool, tenantOf(ctx), walletId))) throw new NotFound('Wallet');
-        ctx.body = await ledgerPage(pool, walletId, page);
+      params: walletParams,
+      query: pageQuery,
+      response: ledgerPageView,
+      async handler({ params, query, ctx }) {
+        if (!(await findTenantWallet(pool, tenantOf(ctx), params.walletId))) throw new NotFound('Wallet');
+        return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/client/wallets/:walletId/redeem',
       access: 'tenant',
       summary: 'Redeem points {points, idempotencyKey, reference?}; never below zero; a retried key answers as the first time.',
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
-        const tenantId = tenantOf(ctx);
-        // A wallet the tenant cannot see is missing whatever the body says, as for every resource of another tenant.
-        await wallets.requireInTenant(tenantId, walletId);
-        const input = body(redeemBody, ctx);
-        respond(ctx, await wallets.redeem(tenantId, walletId, input, caller(ctx).userId, metadataFor(ctx)));
+      params: walletParams,
+      // A wallet the tenant cannot see is missing whatever the body says, as for every resource of another tenant.
+      exists: ({ params, ctx }) => wallets.requireInTenant(tenantOf(ctx), params.walletId),
+      body: redeemBody,
+      response: walletWrite,
+      async handler({ params, body, ctx }) {
+        return written(await wallets.redeem(tenantOf(ctx), params.walletId, body, caller(ctx).userId, metadataFor(ctx)));
       },
-    },
-    {
+    }),
+    route({
       method: 'post',
       path: '/api/v1/admin/wallets/:walletId/adjust',
       access: 'admin',
       summary: 'Correct a balance {points (±), reason, idempotencyKey?}; the admin and the reason are recorded in the event.',
-      async handler(ctx) {
-        const { walletId } = params(walletParams, ctx);
-        const input = body(adjustBody, ctx);
-        respond(ctx, await wallets.adjust(walletId, input, caller(ctx).userId, metadataFor(ctx)));
+      params: walletParams,
+      body: adjustBody,
+      response: walletWrite,
+      async handler({ params, body, ctx }) {
+        return written(await wallets.adjust(params.walletId, body, caller(ctx).userId, metadataFor(ctx)));
       },
-    },
+    }),
   ];
 }

@@ -9,7 +9,8 @@ import { InvalidSquareWebhook, parseSquareWebhook } from '../../domain/square/we
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { HttpError } from '../errors.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
-import type { RouteSpec } from './table.ts';
+import { z } from 'zod';
+import { route, type RouteSpec } from './table.ts';
 import type { FailureLimiter } from '../rate-limit.ts';
 
 export const WEBHOOK_PATH = '/api/v1/webhooks/square';
@@ -53,12 +54,13 @@ async function readBody(ctx: Context): Promise<Buffer> {
 
 export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
   return [
-    {
+    route({
       method: 'post',
       path: WEBHOOK_PATH,
       access: 'public',
-      summary: 'Square webhook notifications (signed with x-square-hmacsha256-signature).',
-      async handler(ctx) {
+      summary: 'Square webhook notifications (signed with x-square-hmacsha256-signature). The body is read raw and verified before it is parsed.',
+      response: z.object({ received: z.literal(true), duplicate: z.boolean() }),
+      async handler({ ctx }) {
         if (!deps.signatureKey) {
           throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
         }
@@ -89,9 +91,8 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
         const objectId = event.kind === 'payment' || event.kind === 'refund' ? event.object.id : event.dataId;
         const { inserted } = await deps.inbox.record({ eventId: event.eventId, merchantId: event.merchantId, eventType: event.type, objectId, rawBody: text, headers });
         if (inserted) deps.onStored();
-        ctx.status = 200;
-        ctx.body = { received: true, duplicate: !inserted };
+        return { status: 200, body: { received: true as const, duplicate: !inserted } };
       },
-    },
+    }),
   ];
 }

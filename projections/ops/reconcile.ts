@@ -171,6 +171,7 @@ export interface ReconcilerDependencies {
   now?: () => number;
 }
 
+// Over 80 lines because it is a factory: the whole-store and one-wallet reconciliations share its replay and comparison.
 export function reconciler(deps: ReconcilerDependencies) {
   const clock = deps.now ?? (() => performance.now());
 

@@ -6,7 +6,7 @@
  * match are seen whichever arrives first. The purchase decider makes a repeated claim a no-op.
  */
 import type { EventStore } from '../../domain/ports/event-store.ts';
-import { CLAIM_WINDOW_DAYS, purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
+import { CLAIM_WINDOW_DAYS, paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
 import { purchaseCompleted, purchaseIdentityAttached } from '../../domain/payments/events.ts';
 import { userEmailVerified, userPhoneVerified } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
@@ -32,8 +32,8 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
   async function claim(paymentId: string, tenantId: string, consumerId: string, identityHash: string, cause: Cause) {
     await handleCommand(
       deps.store,
-      purchaseStream(paymentId),
-      purchaseDecider,
+      paymentStream(paymentId),
+      paymentDecider,
       { type: 'ClaimHeldPoints', consumerId, walletId: deps.walletIdFor(tenantId, consumerId), identityHash, now: cause.recordedAt.toISOString() },
       { newId: deps.newId, path: deps.commands, metadata: { correlationId: cause.metadata.correlationId ?? cause.id, causationId: cause.id, actor: 'system:claims' } },
     );

@@ -101,6 +101,6 @@ test('npm run build, then node dist/main.js reaches /readyz in production mode; 
   t.is(await stop(again.child), 0);
 
   t.log(`start to /readyz: tsx ${again.readyMs} ms, compiled ${compiled.readyMs} ms; RSS when ready: tsx ${again.rssMiB} MiB, compiled ${compiled.rssMiB} MiB`);
-  const cli = await exec(process.execPath, ['dist/adapters/cli/square.js', 'help']);
+  const cli = await exec(process.execPath, ['dist/cli/square.js', 'help']);
   t.is(cli.code, 0, 'the compiled CLI runs too');
 });

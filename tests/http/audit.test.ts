@@ -8,7 +8,7 @@ import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
-import { purchaseStream } from '../../domain/payments/purchase.ts';
+import { paymentStream } from '../../domain/payments/payment.ts';
 import type { RecordedEvent } from '../../domain/ports/event-store.ts';
 
 interface Item {
@@ -71,7 +71,7 @@ test.before(async () => {
   walletId = uuid();
   const metadata = { correlationId: 'poll-run-1', causationId: 'poll-run-1', actor: 'system:poll' };
   await service.tally.store.append(
-    purchaseStream('pay-1'),
+    paymentStream('pay-1'),
     [{ id: uuid(), type: 'PaymentStatusObserved', data: { paymentId: 'pay-1', tenantId: tenantA, merchantId: 'M-A', status: 'APPROVED', updatedAt: new Date().toISOString(), source: 'poll' }, metadata }],
     'no_stream',
   );

@@ -12,7 +12,7 @@ import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { startKurrentDbTestServer, type KurrentDbTestServer } from '../support/kurrentdb-server.ts';
-import { purchaseEvents } from '../../domain/payments/events.ts';
+import { paymentEvents } from '../../domain/payments/events.ts';
 
 const WEBHOOK_KEY = 'kurrent-webhook-signature-key';
 const API_BASE_URL = 'https://api.kurrent.test';
@@ -92,7 +92,7 @@ async function scenario(t: import('ava').ExecutionContext, multiStreamAppend: bo
   t.is(outcomes.filter((o) => o.body.outcome === 'credited').length, 12);
   t.is(outcomes.filter((o) => o.body.outcome === 'duplicate').length, 12);
   const stored = await service.tally.store.readStream('payment-pay-k-3');
-  const completed = stored.map((e) => purchaseEvents.decode(e)).find((e) => e.type === 'PurchaseCompleted');
+  const completed = stored.map((e) => paymentEvents.decode(e)).find((e) => e.type === 'PurchaseCompleted');
   t.is(completed?.type === 'PurchaseCompleted' ? completed.data.walletEffect : undefined, expectedEffect);
   const credits = (await service.tally.store.readStream(`wallet-${completed?.type === 'PurchaseCompleted' ? completed.data.walletId : ''}`)).filter(
     (e) => e.type === 'PointsCredited',

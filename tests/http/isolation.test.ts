@@ -111,7 +111,7 @@ test('every route answers every kind of caller as its access level says, and nev
     const path = route.path.replace(/:([A-Za-z]+)/g, (_, name: string) => fixtures[name] ?? 'missing');
     const hasResourceParam = names.some((n) => n !== 'userId');
     for (const caller of Object.keys(tokens) as CallerKind[]) {
-      const response = route.streaming
+      const response = route.answers === 'event-stream'
         ? await streamHead(path, tokens[caller])
         : await call(route.method.toUpperCase(), path, {
             token: tokens[caller],

@@ -176,7 +176,7 @@ test.serial('a grant made through authorize and token reads payments; a bad curs
 test.serial('the CLI names a bad flag and exits 2; a refusal exits 1', async (t) => {
   const run = (args: string[]) =>
     new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import=tsx', 'adapters/cli/square.ts', ...args], {
+      const child = spawn(process.execPath, ['--import=tsx', 'cli/square.ts', ...args], {
         env: { ...process.env, SQUARE_SIMULATOR_URL: simulator },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

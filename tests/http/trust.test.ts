@@ -4,8 +4,8 @@
  */
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
-import { purchaseEvents } from '../../domain/payments/events.ts';
-import { purchaseStream } from '../../domain/payments/purchase.ts';
+import { paymentEvents } from '../../domain/payments/events.ts';
+import { paymentStream } from '../../domain/payments/payment.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
@@ -85,8 +85,8 @@ async function balanceAt(consumer: Actor, tenantId: string): Promise<number> {
 const poll = () => call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
 
 async function completion(paymentId: string) {
-  const events = await service.tally.store.readStream(purchaseStream(paymentId));
-  const completed = events.map((e) => purchaseEvents.decode(e)).find((e) => e.type === 'PurchaseCompleted');
+  const events = await service.tally.store.readStream(paymentStream(paymentId));
+  const completed = events.map((e) => paymentEvents.decode(e)).find((e) => e.type === 'PurchaseCompleted');
   return completed?.type === 'PurchaseCompleted' ? completed.data : undefined;
 }
 

@@ -149,7 +149,7 @@ test('npm run rotate-keys re-encrypts the database it is pointed at, and exits 1
     ENCRYPTION_KEY: KEY_B,
     ENCRYPTION_KEY_PREVIOUS: KEY_A,
   };
-  const script = path.resolve('adapters/cli/rotate-keys.ts');
+  const script = path.resolve('cli/rotate-keys.ts');
   const ok = await run(process.execPath, ['--import=tsx', script], { env });
   t.regex(ok.stdout, /Re-encrypted: 1\. Already under the current key: 0\. Undecryptable: 0\./);
   t.false(ok.stdout.includes(KEY_A) || ok.stdout.includes(KEY_B), 'keys are never printed');

@@ -10,8 +10,8 @@ import { eventFamilies } from '../../domain/event-catalogue.ts';
 import { EventDecodeFailed, type EventType } from '../../domain/shared/codec.ts';
 import { handleCommand, loadState } from '../../domain/shared/command-handler.ts';
 import type { JsonObject, RecordedEvent } from '../../domain/ports/event-store.ts';
-import { purchaseEvents } from '../../domain/payments/events.ts';
-import { purchaseDecider, purchaseStream } from '../../domain/payments/purchase.ts';
+import { paymentEvents } from '../../domain/payments/events.ts';
+import { paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
 import { walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
 import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
@@ -62,23 +62,23 @@ test('the payload of each current version decodes to itself: no stored field is 
 
 test('a PurchaseCompleted stored as version 1 is upcast step by step to version 4: no payment time, credited by the reactor, no order, refunds on the total', (t) => {
   const v1 = fixture('PurchaseCompleted', 1);
-  const decoded = purchaseEvents.decode(recorded(v1));
+  const decoded = paymentEvents.decode(recorded(v1));
   t.is(decoded.type, 'PurchaseCompleted');
   const since3 = { orderId: null, refundBasis: 'total' };
   t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null, walletEffect: 'reactor', ...since3 });
   // An event written before any version was stamped is version 1.
-  const unstamped = purchaseEvents.decode({ ...recorded(v1), metadata: {} });
+  const unstamped = paymentEvents.decode({ ...recorded(v1), metadata: {} });
   t.deepEqual(unstamped.data, decoded.data);
   const v2 = fixture('PurchaseCompleted', 2);
-  t.deepEqual(purchaseEvents.decode(recorded(v2)).data, { ...v2.data, walletEffect: 'reactor', ...since3 });
+  t.deepEqual(paymentEvents.decode(recorded(v2)).data, { ...v2.data, walletEffect: 'reactor', ...since3 });
   const v3 = fixture('PurchaseCompleted', 3);
-  t.deepEqual(purchaseEvents.decode(recorded(v3)).data, { ...v3.data, ...since3 }, 'purchases before version 4 keep being reversed on the share of the total');
-  t.is(purchaseEvents.versionOf('PurchaseCompleted'), 4);
+  t.deepEqual(paymentEvents.decode(recorded(v3)).data, { ...v3.data, ...since3 }, 'purchases before version 4 keep being reversed on the share of the total');
+  t.is(paymentEvents.versionOf('PurchaseCompleted'), 4);
 });
 
 test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of version 1 no currency nor country', (t) => {
   const held = fixture('RefundHeld', 1);
-  t.deepEqual(purchaseEvents.decode(recorded(held)).data, { ...held.data, currency: null });
+  t.deepEqual(paymentEvents.decode(recorded(held)).data, { ...held.data, currency: null });
   const authorized = fixture('SquareConnectionAuthorized', 1);
   const connections = eventFamilies.find((f) => f.handles('SquareConnectionAuthorized'));
   t.deepEqual(connections?.decode(recorded(authorized)).data, { ...authorized.data, currency: null, country: null });
@@ -86,8 +86,8 @@ test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of
 
 test('a RefundApplied stored as version 1 is upcast to version 2: its reversal was the reactor\'s', (t) => {
   const v1 = fixture('RefundApplied', 1);
-  t.deepEqual(purchaseEvents.decode(recorded(v1)).data, { ...v1.data, walletEffect: 'reactor' });
-  t.is(purchaseEvents.versionOf('RefundApplied'), 2);
+  t.deepEqual(paymentEvents.decode(recorded(v1)).data, { ...v1.data, walletEffect: 'reactor' });
+  t.is(paymentEvents.versionOf('RefundApplied'), 2);
 });
 
 test('a stored event that does not decode names its stream, revision, position, type and what is wrong', (t) => {
@@ -122,22 +122,22 @@ test('a command on a stream holding an undecodable event stops without appending
 test('writers stamp the current version of each type in the metadata', async (t) => {
   const store = new InMemoryEventStore();
   const payment = { paymentId: 'pay_9', status: 'COMPLETED', amountMinor: 1000, tipMinor: 0, totalMinor: 1000, currency: 'USD', customerId: null, locationId: 'L1', updatedAt: '2026-11-10T12:00:05Z', createdAt: '2026-11-10T11:59:00Z' };
-  await handleCommand(store, purchaseStream('pay_9'), purchaseDecider, { type: 'ObserveRefund', tenantId: 't1', refundId: 'r1', paymentId: 'pay_9', status: 'COMPLETED', amountMinor: 100, source: 'test' }, { newId: uuid, metadata: { actor: 'test' }, path: testCommandPath() });
+  await handleCommand(store, paymentStream('pay_9'), paymentDecider, { type: 'ObserveRefund', tenantId: 't1', refundId: 'r1', paymentId: 'pay_9', status: 'COMPLETED', amountMinor: 100, source: 'test' }, { newId: uuid, metadata: { actor: 'test' }, path: testCommandPath() });
   const result = await handleCommand(
     store,
-    purchaseStream('pay_9'),
-    purchaseDecider,
+    paymentStream('pay_9'),
+    paymentDecider,
     { type: 'ObservePayment', tenantId: 't1', merchantId: 'M1', payment, identityHashes: [], resolution: { kind: 'anonymous' }, activeRule: null, source: 'test' },
     { newId: uuid, metadata: { actor: 'test' }, path: testCommandPath() },
   );
   t.deepEqual(result.events.map((e) => e.type), ['PurchaseCompleted', 'RefundApplied']);
-  const stored = await store.readStream(purchaseStream('pay_9'));
+  const stored = await store.readStream(paymentStream('pay_9'));
   t.deepEqual(stored.map((e) => [e.type, e.metadata.schemaVersion, e.metadata.actor]), [
     ['RefundHeld', 2, 'test'],
     ['PurchaseCompleted', 4, 'test'],
     ['RefundApplied', 2, 'test'],
   ]);
-  const completed = purchaseEvents.decode(stored[1]!);
+  const completed = paymentEvents.decode(stored[1]!);
   t.is(completed.type === 'PurchaseCompleted' ? completed.data.paymentCreatedAt : undefined, '2026-11-10T11:59:00Z', 'version 2 records when the customer paid');
   t.is(completed.type === 'PurchaseCompleted' ? completed.data.walletEffect : undefined, 'reactor', 'a command without walletEffect leaves the credit to the reactor');
 });

@@ -7,7 +7,7 @@ import { v4 as uuid } from 'uuid';
 import { instrumentEventStore } from '../../adapters/eventstore/instrumented.ts';
 import { createMetrics } from '../../adapters/metrics.ts';
 import { MultiStreamConflict, type NewEvent } from '../../domain/ports/event-store.ts';
-import { purchaseStream } from '../../domain/payments/purchase.ts';
+import { paymentStream } from '../../domain/payments/payment.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 
@@ -22,7 +22,7 @@ test('appendMany is counted per stream; a conflict counts the conflicting stream
   const metrics = createMetrics();
   const inner = new InMemoryEventStore();
   const store = instrumentEventStore(inner, metrics);
-  const [payment, wallet] = [purchaseStream(uuid()), walletStream(uuid())];
+  const [payment, wallet] = [paymentStream(uuid()), walletStream(uuid())];
 
   const result = await store.appendMany([
     { stream: payment, events: [event(), event()], expected: 'no_stream' },

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../config.ts';
-import { startEmbeddedPostgres } from '../postgres/embedded.ts';
+import { startEmbeddedPostgres } from './embedded.ts';
 
 /** The port of the embedded server `npm start` is running on this data directory, if it is running. */
 async function runningEmbeddedPort(dataDir: string): Promise<number | undefined> {
@@ -19,7 +19,7 @@ async function runningEmbeddedPort(dataDir: string): Promise<number | undefined>
   }
 }
 
-export async function cliDatabase(config: Config): Promise<{ url: string; close(): Promise<void> }> {
+export async function localDatabase(config: Config): Promise<{ url: string; close(): Promise<void> }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, close: async () => undefined };
   // The service is running on the embedded server: use it rather than start a second one on the same files.
   const running = await runningEmbeddedPort(path.join(config.DATA_DIR, 'postgres'));

@@ -2,14 +2,14 @@
  * `npm run migrate`: applies pending migrations to DATABASE_URL, or to the embedded server (the running one, or
  * one started for the command). Safe while the service runs: migrations take node-pg-migrate's advisory lock.
  */
-import { ConfigError, loadConfig } from '../config.ts';
-import { createLogger } from '../logger.ts';
-import { runMigrations } from '../postgres/migrate.ts';
-import { cliDatabase } from './database.ts';
+import { ConfigError, loadConfig } from '../adapters/config.ts';
+import { createLogger } from '../adapters/logger.ts';
+import { runMigrations } from '../adapters/postgres/migrate.ts';
+import { localDatabase } from '../adapters/postgres/local-database.ts';
 
 async function main(): Promise<void> {
   const config = await loadConfig();
-  const database = await cliDatabase(config);
+  const database = await localDatabase(config);
   try {
     const applied = await runMigrations(database.url, createLogger({ level: config.LOG_LEVEL }));
     process.stdout.write(applied.length ? `Applied: ${applied.join(', ')}\n` : 'No pending migrations.\n');

@@ -5,10 +5,11 @@
  * completion happen once, ignores stale states, and holds refunds that arrive before their payment.
  */
 import type { Decider } from '../shared/decider.ts';
+import type { SquarePayment } from '../ports/square.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
-import { purchaseEvents, type CreditOutcome, type PurchaseEvent, type RefundBasis, type WalletEffect } from './events.ts';
+import { paymentEvents, type CreditOutcome, type PaymentEvent, type RefundBasis, type WalletEffect } from './events.ts';
 
-export type { CreditOutcome, PurchaseEvent, RefundBasis, WalletEffect } from './events.ts';
+export type { CreditOutcome, PaymentEvent, RefundBasis, WalletEffect } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
@@ -26,6 +27,21 @@ export interface PaymentFacts {
   updatedAt: string;
   createdAt: string;
 }
+
+/** The facts of a Square payment, as the decider reads them. */
+export const paymentFacts = (payment: SquarePayment): PaymentFacts => ({
+  paymentId: payment.id,
+  status: payment.status,
+  amountMinor: payment.amountMinor,
+  tipMinor: payment.tipMinor,
+  totalMinor: payment.totalMinor,
+  currency: payment.currency,
+  customerId: payment.customerId,
+  locationId: payment.locationId,
+  orderId: payment.orderId,
+  updatedAt: payment.updatedAt,
+  createdAt: payment.createdAt,
+});
 
 /**
  * For a visit rule, what the payment's order decided (see `order-visit.ts`): whether this payment is the tender
@@ -62,7 +78,7 @@ interface Completed {
   refunds: ReadonlySet<string>;
 }
 
-export type PurchaseState =
+export type PaymentState =
   | { status: 'unseen'; heldRefunds: HeldRefunds }
   | { status: 'waiting'; lastStatus: string; lastUpdatedAt: string; heldRefunds: HeldRefunds }
   | Completed;
@@ -72,7 +88,7 @@ type HeldRefunds = ReadonlyMap<string, { amountMinor: number; tenantId: string; 
 
 export type Resolution = { kind: 'consumer'; consumerId: string; walletId: string } | { kind: 'anonymous' };
 
-export type PurchaseCommand =
+export type PaymentCommand =
   | {
       type: 'ObservePayment';
       tenantId: string;
@@ -107,7 +123,7 @@ export type PurchaseCommand =
   | { type: 'ClaimHeldPoints'; consumerId: string; walletId: string; identityHash: string; now: string }
   | { type: 'AttachIdentity'; customerId: string; identityHashes: string[]; now: string; source: string };
 
-export const purchaseStream = (paymentId: string) => `payment-${paymentId}`;
+export const paymentStream = (paymentId: string) => `payment-${paymentId}`;
 
 /**
  * Points to take back so that the total reversed is what the refunds so far take, floored, never more than was
@@ -146,7 +162,7 @@ const refundBasisOf = (rule: RewardRule | undefined): RefundBasis => (!rule ? 't
 const isNewer = (incoming: string, seen: string) => Date.parse(incoming) > Date.parse(seen);
 
 /** Why a completed payment earns nothing before its points are even counted, if it does not. */
-function excluded(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>): CreditOutcome | null {
+function excluded(command: Extract<PaymentCommand, { type: 'ObservePayment' }>): CreditOutcome | null {
   if (command.workspaceCurrency && command.payment.currency !== command.workspaceCurrency) return 'currency_mismatch';
   if (command.beforeProgram) return 'before_program';
   if (!command.activeRule) return 'no_rule_no_credit';
@@ -154,7 +170,7 @@ function excluded(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>)
   return null;
 }
 
-function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>): PurchaseEvent {
+function complete(command: Extract<PaymentCommand, { type: 'ObservePayment' }>): PaymentEvent {
   const { payment, resolution, orderVisit } = command;
   const exclusion = excluded(command);
   const activeRule = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' ? null : command.activeRule;
@@ -197,7 +213,8 @@ function complete(command: Extract<PurchaseCommand, { type: 'ObservePayment' }>)
   };
 }
 
-function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[] {
+// Over 80 lines because it is one switch over every command of a payment, each case short and the switch exhaustive.
+function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
   switch (command.type) {
     case 'ObservePayment': {
       if (state.status === 'completed') return [];
@@ -212,7 +229,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
         ];
       }
       const completion = complete(command);
-      const events: PurchaseEvent[] = [completion];
+      const events: PaymentEvent[] = [completion];
       // Refunds that arrived first are applied now, in the order they arrived.
       let after = events.reduce(evolve, state) as Completed;
       for (const [refundId, { amountMinor, tenantId, currency }] of state.heldRefunds) {
@@ -292,7 +309,7 @@ function decide(command: PurchaseCommand, state: PurchaseState): PurchaseEvent[]
 /** Whether held points completed at `completedAt` can still be claimed at `now` (the last instant included). */
 export const withinClaimWindow = (completedAt: string, now: string): boolean => Date.parse(now) - Date.parse(completedAt) <= CLAIM_WINDOW_DAYS * 24 * 3600 * 1000;
 
-function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PurchaseEvent {
+function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PaymentEvent {
   return {
     type: 'RefundApplied',
     data: {
@@ -309,7 +326,7 @@ function applyRefund(state: Completed, refundId: string, amountMinor: number, so
   };
 }
 
-function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
+function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
   switch (event.type) {
     case 'PaymentStatusObserved':
       if (state.status === 'completed') return state;
@@ -368,8 +385,8 @@ function evolve(state: PurchaseState, event: PurchaseEvent): PurchaseState {
   }
 }
 
-export const purchaseDecider: Decider<PurchaseCommand, PurchaseEvent, PurchaseState> = {
-  codec: purchaseEvents,
+export const paymentDecider: Decider<PaymentCommand, PaymentEvent, PaymentState> = {
+  codec: paymentEvents,
   decide,
   evolve,
   initialState: { status: 'unseen', heldRefunds: new Map() },

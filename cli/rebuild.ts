@@ -3,9 +3,8 @@
  * running service keeps serving), with a progress bar. Ctrl-C cancels; running it again resumes.
  */
 import { parseArgs } from 'node:util';
-import { v4 as uuid } from 'uuid';
-import { openOperations } from '../../main.ts';
-import { ProjectionRebuilds } from '../../projections/rebuild.ts';
+import { openOperations } from '../main.ts';
+import { provideRebuilds } from '../wiring/projections.ts';
 
 function bar(applied: number, total: number | null, startedAt: number): string {
   const elapsed = (Date.now() - startedAt) / 1000;
@@ -22,7 +21,7 @@ async function main(): Promise<number> {
   const ops = await openOperations();
   let current: string | undefined;
   let startedAt = Date.now();
-  const rebuilds = new ProjectionRebuilds(ops.pool, ops.connectionConfig, ops.store, ops.projections, ops.log, uuid, {
+  const rebuilds = provideRebuilds(ops, ops.projections, {
     onProgress: (job) => {
       if (process.stderr.isTTY) process.stderr.write(`\r${job.projection}: ${bar(job.eventsApplied, job.eventsTotal, startedAt)}   `);
     },

@@ -7,8 +7,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { SIMULATOR_PATH } from '../square/simulator/development.ts';
-import { deliverWebhook, type Delivery } from '../square/simulator/webhooks.ts';
+import { SIMULATOR_PATH } from '../adapters/square/simulator/development.ts';
+import { deliverWebhook, type Delivery } from '../adapters/square/simulator/webhooks.ts';
 
 const USAGE = `Usage: npm run square -- <command> [flags]
 

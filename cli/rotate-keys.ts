@@ -6,15 +6,15 @@
  * with either key (those rows are left as they are; their connections show `token_undecryptable`).
  */
 import pg from 'pg';
-import { ConfigError, loadConfig } from '../config.ts';
-import { keyring } from '../crypto/keys.ts';
-import { rotateVaultKeys } from '../postgres/token-vault.ts';
-import { cliDatabase } from './database.ts';
+import { ConfigError, loadConfig } from '../adapters/config.ts';
+import { keyring } from '../adapters/crypto/keys.ts';
+import { rotateVaultKeys } from '../adapters/postgres/token-vault.ts';
+import { localDatabase } from '../adapters/postgres/local-database.ts';
 
 async function main(): Promise<number> {
   const config = await loadConfig();
   const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
-  const database = await cliDatabase(config);
+  const database = await localDatabase(config);
   const pool = new pg.Pool({ connectionString: database.url, max: 2 });
   try {
     const report = await rotateVaultKeys(pool, keys);

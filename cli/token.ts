@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError, loadConfig } from '../adapters/config.ts';
 
 const usage = 'Usage: npm run token -- --sub <user id> --email <email> [--ttl 1h] (ttl: e.g. 30m, 1h, 7d)';
 

@@ -4,10 +4,10 @@
  * floored refunded share, and the claim of held points within the claim window, once.
  */
 import test from 'ava';
-import { CLAIM_WINDOW_DAYS, purchaseDecider, reversalFor, type PaymentFacts, type PurchaseCommand, type PurchaseEvent } from '../../domain/payments/purchase.ts';
+import { CLAIM_WINDOW_DAYS, paymentDecider, reversalFor, type PaymentFacts, type PaymentCommand, type PaymentEvent } from '../../domain/payments/payment.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
-const spec = deciderSpec(purchaseDecider);
+const spec = deciderSpec(paymentDecider);
 const TENANT = 't1';
 const RULE = { ruleId: 'rule-1', version: 3, rule: { kind: 'spend' as const, points: 1, per: 100, basis: 'amount' as const, minimumSpend: 0 } };
 const COMPLETED_AT = '2026-11-10T12:00:05.000Z';
@@ -26,7 +26,7 @@ const facts = (over: Partial<PaymentFacts> = {}): PaymentFacts => ({
   ...over,
 });
 
-const observe = (over: Partial<PaymentFacts> = {}, extra: Partial<Extract<PurchaseCommand, { type: 'ObservePayment' }>> = {}): PurchaseCommand => ({
+const observe = (over: Partial<PaymentFacts> = {}, extra: Partial<Extract<PaymentCommand, { type: 'ObservePayment' }>> = {}): PaymentCommand => ({
   type: 'ObservePayment',
   tenantId: TENANT,
   merchantId: 'M1',
@@ -38,12 +38,12 @@ const observe = (over: Partial<PaymentFacts> = {}, extra: Partial<Extract<Purcha
   ...extra,
 });
 
-const statusObserved = (status: string, updatedAt: string): PurchaseEvent => ({
+const statusObserved = (status: string, updatedAt: string): PaymentEvent => ({
   type: 'PaymentStatusObserved',
   data: { paymentId: 'pay_1', tenantId: TENANT, merchantId: 'M1', status, updatedAt, source: 'webhook' },
 });
 
-const completed = (over: Partial<Extract<PurchaseEvent, { type: 'PurchaseCompleted' }>['data']> = {}): PurchaseEvent => ({
+const completed = (over: Partial<Extract<PaymentEvent, { type: 'PurchaseCompleted' }>['data']> = {}): PaymentEvent => ({
   type: 'PurchaseCompleted',
   data: {
     paymentId: 'pay_1',
@@ -74,7 +74,7 @@ const completed = (over: Partial<Extract<PurchaseEvent, { type: 'PurchaseComplet
   },
 });
 
-const refund = (refundId: string, amountMinor: number, status = 'COMPLETED', currency = 'USD'): PurchaseCommand => ({
+const refund = (refundId: string, amountMinor: number, status = 'COMPLETED', currency = 'USD'): PaymentCommand => ({
   type: 'ObserveRefund',
   tenantId: TENANT,
   refundId,
@@ -84,18 +84,18 @@ const refund = (refundId: string, amountMinor: number, status = 'COMPLETED', cur
   currency,
   source: 'webhook',
 });
-const held = (refundId: string, amountMinor: number, currency: string | null = 'USD'): PurchaseEvent => ({
+const held = (refundId: string, amountMinor: number, currency: string | null = 'USD'): PaymentEvent => ({
   type: 'RefundHeld',
   data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, currency, source: 'webhook' },
 });
-const applied = (refundId: string, amountMinor: number, pointsReversed: number, wallet: { walletId: string; consumerId: string } | null = null): PurchaseEvent => ({
+const applied = (refundId: string, amountMinor: number, pointsReversed: number, wallet: { walletId: string; consumerId: string } | null = null): PaymentEvent => ({
   type: 'RefundApplied',
   data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, pointsReversed, walletId: wallet?.walletId ?? null, consumerId: wallet?.consumerId ?? null, source: 'webhook', walletEffect: 'reactor' },
 });
 
 const DAY = 24 * 3600 * 1000;
-const claim = (now: string, identityHash = 'h:email'): PurchaseCommand => ({ type: 'ClaimHeldPoints', consumerId: 'c9', walletId: 'w9', identityHash, now });
-const claimed = (points: number, now: string): PurchaseEvent => ({
+const claim = (now: string, identityHash = 'h:email'): PaymentCommand => ({ type: 'ClaimHeldPoints', consumerId: 'c9', walletId: 'w9', identityHash, now });
+const claimed = (points: number, now: string): PaymentEvent => ({
   type: 'HeldPointsClaimed',
   data: { paymentId: 'pay_1', tenantId: TENANT, consumerId: 'c9', walletId: 'w9', points, identityHash: 'h:email', claimedAt: now },
 });
@@ -126,7 +126,7 @@ test('who appends the wallet effect is recorded as commanded: inline with batche
   const consumer = { kind: 'consumer' as const, consumerId: 'c1', walletId: 'w1' };
   spec(t).given().when(observe({}, { resolution: consumer, walletEffect: 'inline' })).then([completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited', walletEffect: 'inline' })]);
   const credited = completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited', walletEffect: 'inline' });
-  spec(t).given(credited).when({ ...refund('r1', 500), walletEffect: 'inline' } as PurchaseCommand).then([
+  spec(t).given(credited).when({ ...refund('r1', 500), walletEffect: 'inline' } as PaymentCommand).then([
     { type: 'RefundApplied', data: { paymentId: 'pay_1', tenantId: TENANT, refundId: 'r1', amountMinor: 500, pointsReversed: 4, walletId: 'w1', consumerId: 'c1', source: 'webhook', walletEffect: 'inline' } },
   ]);
 });
@@ -229,9 +229,9 @@ test('one visit per order: the tender that counts decides on the order’s amoun
 });
 
 test('an identity Square learns after the sale is attached to the purchase held for nobody, within the claim window, once', (t) => {
-  const attach = (now: string, hashes = ['h:phone']): PurchaseCommand => ({ type: 'AttachIdentity', customerId: 'CUST_1', identityHashes: hashes, now, source: 'webhook:c1' });
+  const attach = (now: string, hashes = ['h:phone']): PaymentCommand => ({ type: 'AttachIdentity', customerId: 'CUST_1', identityHashes: hashes, now, source: 'webhook:c1' });
   const now = afterCompletion(DAY);
-  const attached: PurchaseEvent = {
+  const attached: PaymentEvent = {
     type: 'PurchaseIdentityAttached',
     data: { paymentId: 'pay_1', tenantId: TENANT, customerId: 'CUST_1', identityHashes: ['h:phone'], completedAt: COMPLETED_AT, attachedAt: now, source: 'webhook:c1' },
   };
@@ -239,5 +239,5 @@ test('an identity Square learns after the sale is attached to the purchase held 
   spec(t).given(completed(), attached).when(attach(now)).thenNothing();
   spec(t).given(completed()).when(attach(afterCompletion(CLAIM_WINDOW_DAYS * DAY + 1))).thenNothing();
   spec(t).given(completed({ outcome: 'credited', consumerId: 'c1', walletId: 'w1' })).when(attach(now)).thenNothing();
-  spec(t).given(completed(), attached).when(claim(now, 'h:phone')).then([{ ...claimed(10, now), data: { ...claimed(10, now).data, identityHash: 'h:phone' } } as PurchaseEvent]);
+  spec(t).given(completed(), attached).when(claim(now, 'h:phone')).then([{ ...claimed(10, now), data: { ...claimed(10, now).data, identityHash: 'h:phone' } } as PaymentEvent]);
 });

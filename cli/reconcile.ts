@@ -3,10 +3,10 @@
  * the wallet read models. Prints the report; exits 1 on any mismatch. Never repairs.
  */
 import { parseArgs } from 'node:util';
-import { openOperations } from '../../main.ts';
-import { reconciler } from '../../projections/ops/reconcile.ts';
-import { readCheckpoint } from '../../projections/feed.ts';
-import type { Position } from '../../domain/ports/event-store.ts';
+import { openOperations } from '../main.ts';
+import { reconciler } from '../projections/ops/reconcile.ts';
+import { readCheckpoint } from '../projections/feed.ts';
+import type { Position } from '../domain/ports/event-store.ts';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { tenant: { type: 'string' }, json: { type: 'boolean' } }, strict: true });

@@ -1,0 +1,64 @@
+/** Schemas shared by several routes: ids and names in requests, common shapes in answers. */
+import { z } from 'zod';
+
+const MAX_TYPES = 20;
+
+/** An id in a path or query; `name` is what the message calls it. */
+export const id = (name: string) =>
+  z
+    .string({ error: `${name} must be given once, as an id` })
+    .min(1, `${name} must not be empty`)
+    .max(200, `${name} must be at most 200 characters`)
+    .regex(/^[A-Za-z0-9._:@|-]+$/, `${name} must be an id (letters, digits, . _ : @ | -)`);
+
+export const streamName = z
+  .string({ error: 'stream must be given once, as a stream name such as wallet-<walletId>' })
+  .min(1, 'stream must not be empty')
+  .max(300, 'stream must be at most 300 characters')
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'stream must be a stream name such as wallet-<walletId>');
+
+/** `type=A&type=B`, `type=A,B` or a mix of both. */
+export const eventTypes = z
+  .union([z.string(), z.array(z.string())], { error: 'type must be an event type name, e.g. type=PointsCredited' })
+  .transform((value) => [...new Set((Array.isArray(value) ? value : [value]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean))])
+  .pipe(
+    z
+      .array(z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, 'type must be an event type name, e.g. PointsCredited'))
+      .min(1, 'type must name at least one event type')
+      .max(MAX_TYPES, `type may name at most ${MAX_TYPES} event types`),
+  );
+
+/** A date-time as answers carry it (ISO 8601, UTC). */
+export const timestamp = z.iso.datetime({ offset: true });
+
+/** The event-store position of a write; null when the command changed nothing. */
+export const position = z.string().nullable();
+
+/** A user as writes about users answer it. */
+export const userView = z.object({
+  id: z.string(),
+  email: z.string().nullable(),
+  emailVerified: z.boolean(),
+  phone: z.string().nullable(),
+  phoneVerified: z.boolean(),
+  role: z.enum(['admin', 'client', 'consumer']),
+  status: z.enum(['pending', 'approved', 'suspended']),
+  tenantId: z.string().nullable(),
+  businessName: z.string().nullable(),
+  registeredAt: timestamp,
+});
+
+/** Every error answer (http/errors.ts): a code, a message saying what to fix (4xx), the request id (5xx). */
+export const errorAnswer = z
+  .object({
+    error: z
+      .object({
+        code: z.string(),
+        message: z.string(),
+        issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+        details: z.record(z.string(), z.unknown()).optional(),
+        requestId: z.string().optional(),
+      })
+      .strict(),
+  })
+  .strict();

@@ -1,0 +1,73 @@
+/** Users and accounts: registration, approval, phone verification, reward rules, and who is calling. */
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../adapters/config.ts';
+import { createIdentityHasher } from '../adapters/identity/hasher.ts';
+import { postgresPersonalData } from '../adapters/postgres/personal-data.ts';
+import { postgresPhoneVerifications } from '../adapters/postgres/phone-verifications.ts';
+import type { WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
+import { consoleSms } from '../adapters/sms/console.ts';
+import { twilioSms } from '../adapters/sms/twilio.ts';
+import type { SmsSender } from '../domain/ports/sms.ts';
+import { accountsService } from '../domain/users/service.ts';
+import { phoneVerificationService } from '../domain/users/phone-verification.ts';
+import { rewardRulesService } from '../domain/rewards/service.ts';
+import { callerView, forgetOnAppend } from '../projections/caller-view.ts';
+import { adminWithEmail, suspendedUserWithEmail } from '../projections/read/accounts.ts';
+import { accountRoutes } from '../http/routes/accounts.ts';
+import type { Infrastructure } from './infrastructure.ts';
+import type { Cleanups } from './lifecycle.ts';
+import { tenantIdFor } from './ids.ts';
+
+/** The SMS port for one-time phone codes: Twilio when configured, the log in development, none otherwise. */
+function provideSms(config: Config, log: Logger): SmsSender | undefined {
+  const provider = config.SMS_PROVIDER ?? (config.NODE_ENV === 'production' ? 'none' : 'console');
+  if (provider === 'console') return consoleSms(log.child({ component: 'sms' }));
+  if (provider === 'twilio' && config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN && config.TWILIO_FROM) {
+    return twilioSms({ accountSid: config.TWILIO_ACCOUNT_SID, authToken: config.TWILIO_AUTH_TOKEN, from: config.TWILIO_FROM, baseUrl: config.TWILIO_BASE_URL });
+  }
+  return undefined;
+}
+
+export function provideAccounts({ config, log, pool, store, runtime, commands }: Infrastructure, inbox: WebhookInbox, cleanups: Cleanups) {
+  const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
+  // Callers' role, status and tenant in memory, current from the feed (projections/caller-view.ts).
+  const callers = callerView(store, { onError: (error) => log.warn({ err: error }, 'caller view: subscription ended; reading callers from their streams until it is back') });
+  callers.start();
+  cleanups.add(() => callers.stop());
+  // Every writer of user streams in this process drops the caller it changed before it answers.
+  const userStore = forgetOnAppend(store, callers);
+  const personalData = postgresPersonalData(pool);
+  const accounts = accountsService({
+    store: userStore,
+    personalData,
+    hasher,
+    runtime,
+    commands,
+    adminEmails: config.ADMIN_EMAILS,
+    storedMessages: {
+      eraseMentions: async ({ email, phone }) => {
+        // A phone as merchants type it: with or without its country code, any punctuation.
+        const digits = phone ? [phone.replace(/\D/g, ''), ...(phone.startsWith('+1') ? [phone.slice(2)] : [])] : [];
+        const redacted = await inbox.redactMentioning({ email, phoneDigits: digits });
+        log.info({ redacted }, 'erasure: raw webhook bodies naming the person emptied');
+      },
+    },
+    suspendedUserWithEmail: (emailHash) => suspendedUserWithEmail(pool, emailHash),
+    adminWithEmail: (emailHash) => adminWithEmail(pool, emailHash),
+    tenantIdFor,
+  });
+  const phoneVerification = phoneVerificationService({
+    store: userStore,
+    commands,
+    personalData,
+    codes: postgresPhoneVerifications(pool),
+    hasher,
+    runtime,
+    sms: provideSms(config, log),
+    newCode: () => String(randomInt(0, 1_000_000)).padStart(6, '0'),
+    loadUser: (userId) => accounts.load(userId),
+  });
+  const rules = rewardRulesService({ store, runtime, commands });
+  return { hasher, callers, accounts, routes: accountRoutes({ accounts, phoneVerification, rules, store, pool }) };
+}

@@ -1,0 +1,74 @@
+/**
+ * Square connections: the gateway (only when the app's credentials are configured), the token vault, OAuth states;
+ * in development without SQUARE_APP_ID, the built-in Square simulator in their place.
+ */
+import type { Config } from '../adapters/config.ts';
+import { keyring } from '../adapters/crypto/keys.ts';
+import { createSquareGateway } from '../adapters/square/client.ts';
+import { OAUTH_CALLBACK_PATH, squareSettings } from '../adapters/square/settings.ts';
+import { developmentSimulator, type DevelopmentSimulator } from '../adapters/square/simulator/development.ts';
+import { postgresTokenVault } from '../adapters/postgres/token-vault.ts';
+import { postgresOAuthStates } from '../adapters/oauth/state.ts';
+import { withRefreshMetrics } from '../adapters/metrics-hooks.ts';
+import type { Metrics } from '../adapters/metrics.ts';
+import { loadState } from '../domain/shared/command-handler.ts';
+import { ruleSetDecider, ruleSetStream, unretiredVersions } from '../domain/rewards/rule-set.ts';
+import { squareConnectionsService, type SquareAccess } from '../domain/connections/service.ts';
+import { tenantsWithStatus } from '../projections/read/connections.ts';
+import { connectionRoutes } from '../http/routes/connections.ts';
+import { WEBHOOK_PATH } from '../http/routes/webhooks.ts';
+import type { Infrastructure } from './infrastructure.ts';
+
+function squareAccess(config: Config): SquareAccess {
+  const missing = (['SQUARE_APP_ID', 'SQUARE_APP_SECRET'] as const).filter((name) => !config[name]);
+  if (!config.SQUARE_APP_ID || !config.SQUARE_APP_SECRET) return { configured: false, missing };
+  return {
+    configured: true,
+    gateway: createSquareGateway({
+      appId: config.SQUARE_APP_ID,
+      appSecret: config.SQUARE_APP_SECRET,
+      environment: config.SQUARE_ENVIRONMENT,
+      timeoutSeconds: config.SQUARE_TIMEOUT_SECONDS,
+      ...(config.SQUARE_BASE_URL ? { baseUrl: config.SQUARE_BASE_URL } : {}),
+    }),
+  };
+}
+
+/**
+ * `afterDelivery` is how the development simulator's `trigger` waits for Tally to process its webhook (the
+ * ingestion context answers it; it is built later, hence a function).
+ */
+export function provideConnections(infrastructure: Infrastructure, metrics: Metrics, afterDelivery: (eventId: string) => Promise<string | undefined>) {
+  const { config, env, log, pool, store, runtime, commands } = infrastructure;
+  // Development without SQUARE_APP_ID: the built-in Square simulator, mounted on this server (config refuses it in production).
+  const simulated: DevelopmentSimulator | undefined = config.squareSimulated
+    ? developmentSimulator(config, {
+        notificationUrl: config.SQUARE_WEBHOOK_URL ?? `${config.API_BASE_URL}${WEBHOOK_PATH}`,
+        redirectUri: `${config.API_BASE_URL}${OAUTH_CALLBACK_PATH}`,
+        afterDelivery,
+      })
+    : undefined;
+  if (simulated) {
+    log.warn(
+      { squareBaseUrl: simulated.simulator.url, state: simulated.stateFile },
+      'SQUARE IS SIMULATED: NODE_ENV=development and no SQUARE_APP_ID, so Tally talks to its built-in Square simulator (drive it with `npm run square -- help`)',
+    );
+  }
+  const squareConfig = simulated?.config ?? config;
+  const keys = keyring(squareConfig.ENCRYPTION_KEY, squareConfig.ENCRYPTION_KEY_PREVIOUS);
+  const settings = squareSettings(squareConfig, env, squareConfig.SQUARE_WEBHOOK_URL ?? `${squareConfig.API_BASE_URL}${WEBHOOK_PATH}`);
+  const connections = squareConnectionsService({
+    store,
+    vault: postgresTokenVault(pool, keys),
+    oauthStates: postgresOAuthStates(pool, keys),
+    square: squareAccess(squareConfig),
+    runtime,
+    commands,
+    redirectUri: settings.redirectUri,
+    startUrl: settings.startUrl,
+    tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
+    unretiredRules: async (tenantId) => unretiredVersions((await loadState(store, ruleSetStream(tenantId), ruleSetDecider)).state),
+  });
+  const routes = connectionRoutes({ connections: withRefreshMetrics(connections, metrics), pool, settings, now: runtime.now });
+  return { simulated, squareConfig, connections, settings, routes };
+}

@@ -1,0 +1,148 @@
+/**
+ * The HTTP side: access control, health checks, the OpenAPI document, the Koa app and the server. Every context's
+ * routes come in as declared; this module mounts them and listens.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readdir } from 'node:fs/promises';
+import { MIGRATIONS_DIR, pendingMigrations } from '../adapters/postgres/migrate.ts';
+import { oldestAppendInFlight } from '../adapters/eventstore/postgres-horizon.ts';
+import type { Metrics } from '../adapters/metrics.ts';
+import type { DevelopmentSimulator } from '../adapters/square/simulator/development.ts';
+import type { Position } from '../domain/ports/event-store.ts';
+import type { UserState } from '../domain/users/events.ts';
+import { loadState } from '../domain/shared/command-handler.ts';
+import { workspaceDecider, workspaceStream } from '../domain/workspaces/workspace.ts';
+import type { ProjectionRunner } from '../projections/runner.ts';
+import { accessControl } from '../http/access.ts';
+import { createTokenVerifier } from '../http/auth.ts';
+import { createHttpApp } from '../http/app.ts';
+import type { FailureLimiter } from '../http/rate-limit.ts';
+import { buildRouter, type RouteSpec } from '../http/routes/table.ts';
+import { healthRoutes } from '../http/routes/health.ts';
+import { openApiRoute } from '../http/routes/openapi.ts';
+import { metricsRouter } from '../http/routes/metrics.ts';
+import { adminConsoleRouter } from '../http/routes/admin-console.ts';
+import { posPageRouter } from '../http/routes/pos-page.ts';
+import { WEBHOOK_PATH } from '../http/routes/webhooks.ts';
+import type { Infrastructure } from './infrastructure.ts';
+
+/** Whether a string is a position of this event store (read-your-writes headers, Last-Event-ID). */
+export const positionCheck = (store: Infrastructure['store']) => (value: string) => {
+  try {
+    store.isAfter(value as Position, value as Position);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function readinessRoutes({ config, pool, store }: Infrastructure, runner: ProjectionRunner): Promise<RouteSpec[]> {
+  const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
+  return healthRoutes([
+    { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
+    {
+      name: 'eventStore',
+      // Still ready when an append holds the feed back (every instance shares it), but it is named here.
+      check: async () => {
+        await store.ping();
+        const oldest = config.EVENTSTORE_URL ? undefined : await oldestAppendInFlight(pool);
+        return { ok: true, detail: oldest && oldest.ageSeconds >= 1 ? { feedHeldBackBy: oldest } : undefined };
+      },
+    },
+    {
+      name: 'migrations',
+      check: async () => {
+        const pending = await pendingMigrations((sql) => pool.query(sql), migrationFiles);
+        return { ok: pending.length === 0, detail: pending.length ? { pending } : undefined };
+      },
+    },
+    {
+      name: 'projections',
+      check: async () => ({
+        ok: runner.healthy(),
+        detail: runner.status().map((s) => ({ name: s.name, state: s.state, ...(s.lastError ? { lastError: s.lastError } : {}) })),
+      }),
+    },
+  ]);
+}
+
+export interface HttpDependencies {
+  metrics: Metrics;
+  runner: ProjectionRunner;
+  failures: FailureLimiter;
+  /** The caller's account, from the in-memory caller view. */
+  loadUser(userId: string): Promise<UserState>;
+  /** Every context's routes. */
+  routes: RouteSpec[];
+  simulated: DevelopmentSimulator | undefined;
+}
+
+/** Mounts the routes (with health and the OpenAPI document) and listens; answers the URL, the routes and the server. */
+export async function provideHttp(infrastructure: Infrastructure, deps: HttpDependencies) {
+  const { config, log, store } = infrastructure;
+  const guard = accessControl({
+    failures: deps.failures,
+    verifyToken: createTokenVerifier({
+      secret: config.AUTH_JWT_SECRET,
+      jwksUrl: config.AUTH_JWKS_URL,
+      issuer: config.AUTH_JWT_ISSUER,
+      audience: config.AUTH_JWT_AUDIENCE,
+      identity: {
+        emailVerified: config.AUTH_EMAIL_VERIFIED_CLAIMS,
+        phone: config.AUTH_PHONE_CLAIMS,
+        phoneVerified: config.AUTH_PHONE_VERIFIED_CLAIMS,
+        providerConfirmsContacts: config.AUTH_PROVIDER_CONFIRMS_CONTACTS,
+      },
+    }),
+    loadUser: deps.loadUser,
+    workspaceExists: async (tenantId) => (await loadState(store, workspaceStream(tenantId), workspaceDecider)).state.status !== 'none',
+    cronSecret: config.CRON_SECRET,
+  });
+  const routes: RouteSpec[] = [...deps.routes, ...(await readinessRoutes(infrastructure, deps.runner))];
+  routes.push(openApiRoute(() => routes, { version: '0.1.0', serverUrl: config.API_BASE_URL }));
+  const app = createHttpApp({
+    log,
+    rawBodyPaths: [WEBHOOK_PATH],
+    trustProxy: config.TRUST_PROXY,
+    metrics: deps.metrics,
+    routers: [
+      // The webhook route first, in a router of its own: the busiest route is matched without trying the others.
+      ...[routes.filter((r) => r.path === WEBHOOK_PATH), routes.filter((r) => r.path !== WEBHOOK_PATH)].map((table) =>
+        buildRouter(table, { guard, waitForPosition: (p, ms) => deps.runner.waitForPosition(p, ms), isPosition: positionCheck(store) }),
+      ),
+      metricsRouter(deps.metrics),
+      adminConsoleRouter(),
+      posPageRouter(),
+    ],
+  });
+
+  const koa = app.callback();
+  const simulated = deps.simulated;
+  // A slow or trickling client holds a connection at most this long (Node's defaults: 300 s for a request).
+  const server = http.createServer(
+    { requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeout: Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS), connectionsCheckingInterval: 1000 },
+    simulated
+      ? (request, response) => (simulated.simulator.owns(new URL(request.url ?? '/', 'http://localhost').pathname) ? simulated.simulator.handle(request, response) : koa(request, response))
+      : koa,
+  );
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  log.info({ url }, 'Tally is listening');
+
+  /** Finishes in-flight requests; connections still open after SHUTDOWN_TIMEOUT_MS are closed. */
+  const close = async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
+    await closed;
+    clearTimeout(timer);
+  };
+  return { url, routes, close };
+}

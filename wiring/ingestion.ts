@@ -1,0 +1,221 @@
+/**
+ * Payment ingestion: webhooks and polls become purchase commands through one path, decided in batches on state held
+ * in memory (connections, merchant reservations, rules), with Square customers cached. Webhooks are acknowledged
+ * from their own pool and processed by the batched worker from the inbox.
+ */
+import type pg from 'pg';
+import type { Metrics } from '../adapters/metrics.ts';
+import { withPollMetrics } from '../adapters/metrics-hooks.ts';
+import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
+import { groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
+import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
+import type { Config } from '../adapters/config.ts';
+import type { EventStore } from '../domain/ports/event-store.ts';
+import type { IdentityHasher } from '../domain/ports/identity.ts';
+import type { SquareConnectionsService } from '../domain/connections/service.ts';
+import { ingestionService } from '../domain/payments/ingestion.ts';
+import { webhookHandler } from '../domain/payments/webhook-handler.ts';
+import { pollService } from '../domain/payments/poll.ts';
+import { IngestionState } from '../domain/payments/ingestion-state.ts';
+import { customerCache } from '../domain/payments/customer-cache.ts';
+import { squareApis } from '../domain/payments/square-apis.ts';
+import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
+import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
+import { consumersByIdentity } from '../projections/read/accounts.ts';
+import { heldPurchasesOf } from '../projections/read/held-purchases.ts';
+import type { ProjectionRunner } from '../projections/runner.ts';
+import { ingestionRoutes } from '../http/routes/ingestion.ts';
+import { webhookRoutes } from '../http/routes/webhooks.ts';
+import type { FailureLimiter } from '../http/rate-limit.ts';
+import type { SquareSettings } from '../adapters/square/settings.ts';
+import type { Infrastructure } from './infrastructure.ts';
+import type { Cleanups } from './lifecycle.ts';
+import { walletIdFor } from './ids.ts';
+
+/**
+ * How the webhook worker writes a batch: on PostgreSQL the events and the inbox rows' outcomes commit in one
+ * transaction; elsewhere the events are appended first and the rows settled after (a crash in between only
+ * means the batch is decided again, and finds its effects already recorded).
+ */
+function inboxCommit(rawStore: EventStore, store: EventStore, metrics: Metrics): InboxCommit {
+  if (rawStore instanceof PostgresEventStore) {
+    return async (requests, settle) => {
+      const result = await rawStore.appendMany(requests, { inTransaction: (client) => settle(client) });
+      for (const { stream, events } of requests) metrics.appended(stream, events.length);
+      return result.position;
+    };
+  }
+  return async (requests, settle) => {
+    const position = requests.length ? (await store.appendMany(requests)).position : undefined;
+    await settle();
+    return position;
+  };
+}
+
+type Settlement = { outcome: string } | { error: string };
+
+/** Who waits for a webhook's processing (the simulator's trigger), by event id. */
+class SettlementWaiters {
+  private readonly waiters = new Map<string, ((settlement: Settlement) => void)[]>();
+
+  settled(eventId: string, settlement: Settlement): void {
+    for (const resolve of this.waiters.get(eventId) ?? []) resolve(settlement);
+    this.waiters.delete(eventId);
+  }
+
+  /** Resolves with the settlement, or undefined after `ms`. */
+  async wait(eventId: string, ms: number, already: () => Promise<Settlement | undefined>): Promise<Settlement | undefined> {
+    let waiter: ((settlement: Settlement) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const settledNow = new Promise<Settlement | undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+      waiter = resolve;
+      this.waiters.set(eventId, [...(this.waiters.get(eventId) ?? []), resolve]);
+    });
+    const settlement = (await already()) ?? (await settledNow);
+    clearTimeout(timer);
+    const others = (this.waiters.get(eventId) ?? []).filter((w) => w !== waiter);
+    if (others.length) this.waiters.set(eventId, others);
+    else this.waiters.delete(eventId);
+    return settlement;
+  }
+}
+
+export interface IngestionDependencies {
+  metrics: Metrics;
+  hasher: IdentityHasher;
+  connections: SquareConnectionsService;
+  settings: SquareSettings;
+  /** The Square configuration in use (the simulator's in development). */
+  squareConfig: Config;
+  inbox: WebhookInbox;
+  /** Acknowledging a webhook is one insert Square waits for: its own pool, never queued behind the worker. */
+  ackPool: pg.Pool;
+  runner: ProjectionRunner;
+  failures: FailureLimiter;
+}
+
+export async function provideIngestion(infrastructure: Infrastructure, deps: IngestionDependencies, cleanups: Cleanups) {
+  const { config, log, pool, store, rawStore, runtime } = infrastructure;
+  const { metrics, connections, inbox } = deps;
+  const ingestionState = new IngestionState(store);
+  const apis = squareApis({ connection: (tenantId) => ingestionState.connection(tenantId), make: async (tenantId) => (await connections.apiFor(tenantId)).api });
+  const contacts = customerCache(
+    async (tenantId, customerId) => {
+      const customer = await (await apis.apiFor(tenantId)).getCustomer(customerId);
+      return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
+    },
+    { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
+  );
+  const inlineWalletEffects = await store.supportsAtomicMultiStream();
+  if (!inlineWalletEffects) log.warn('the event store cannot append to several streams atomically: wallet credits go through the wallet-credits reactor');
+  const ingestion = ingestionService({
+    store,
+    runtime,
+    hasher: deps.hasher,
+    catchUp: () => ingestionState.catchUp(),
+    ruleSet: (tenantId) => ingestionState.ruleSet(tenantId),
+    workspace: (tenantId) => ingestionState.workspace(tenantId),
+    customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
+    consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
+    walletIdFor,
+    inlineWalletEffects,
+    wallets: infrastructure.commands,
+  });
+  const waiters = new SettlementWaiters();
+  const processor = new WebhookProcessor(
+    inbox,
+    webhookHandler({
+      ingestion,
+      catchUp: () => ingestionState.catchUp(),
+      tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
+      markRevoked: async (merchantId, revocation, metadata) => (await connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
+      forgetCustomer: (tenantId, customerId) => contacts.forget(tenantId, customerId),
+      attachIdentity: (tenantId, change, source, metadata) =>
+        attachCustomerIdentity(
+          {
+            hasher: deps.hasher,
+            store,
+            commands: infrastructure.commands,
+            newId: runtime.newId,
+            now: runtime.now,
+            workspace: (id) => ingestionState.workspace(id),
+            heldPurchasesOf: (id, customerId) => heldPurchasesOf(pool, id, customerId, runtime.now(), CLAIM_WINDOW_DAYS),
+          },
+          tenantId,
+          change,
+          source,
+          metadata,
+        ),
+    }),
+    log.child({ component: 'webhooks' }),
+    inboxCommit(rawStore, store, metrics),
+    {
+      batchSize: config.WEBHOOK_BATCH_SIZE,
+      batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
+      onOutcome: (outcome) => metrics.webhookOutcome(outcome),
+      onSettled: (eventId, settlement) => waiters.settled(eventId, settlement),
+      // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
+      leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
+    },
+  );
+  processor.start();
+  cleanups.add(() => processor.stop());
+
+  /**
+   * The simulator's `trigger` answers once Tally has processed its webhook (the batched worker's onSettled) and the
+   * read models caught up. The inbox row answers when the webhook was settled before the wait began.
+   */
+  const awaitProcessed = async (eventId: string): Promise<string> => {
+    const deadline = Date.now() + 15_000;
+    const settlement = await waiters.wait(eventId, 15_000, async () => {
+      const stored = await inbox.get(eventId);
+      return stored?.processed && stored.outcome !== 'failed' ? { outcome: stored.outcome ?? 'processed' } : stored?.error ? { error: stored.error } : undefined;
+    });
+    if (!settlement) return 'not processed within 15 s';
+    if ('error' in settlement) return `failed: ${settlement.error}`;
+    // Twice: reactors append in turn (a refund's reversal on the wallet) once they have passed the first head.
+    for (let round = 0; round < 2; round++) {
+      const head = await store.headPosition();
+      if (!head || !(await deps.runner.waitForPosition(head, Math.max(0, deadline - Date.now())))) break;
+    }
+    return settlement.outcome;
+  };
+
+  const pruneWebhookBodies = async () => {
+    const redacted = await inbox.redactProcessedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_BODY_RETENTION_DAYS * 86_400_000));
+    if (redacted) log.info({ redacted, retentionDays: config.WEBHOOK_BODY_RETENTION_DAYS }, 'raw webhook bodies past their retention emptied');
+    return redacted;
+  };
+  // Hourly, in every instance: the UPDATE is idempotent, so instances running it together do no harm.
+  const pruning = setInterval(() => pruneWebhookBodies().catch((error) => log.warn({ err: error }, 'webhook body retention failed; retried next hour')), 3_600_000);
+  pruning.unref();
+  cleanups.add(async () => clearInterval(pruning));
+
+  const poll = withPollMetrics(
+    pollService({
+      ingestion,
+      activeConnections: () => connections.activeConnections(),
+      apiFor: (tenantId) => connections.apiFor(tenantId),
+      recordPoll: async (tenantId, result, metadata) => {
+        await connections.recordPoll(tenantId, result, metadata);
+      },
+      now: runtime.now,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    }),
+    metrics,
+  );
+  const routes = [
+    ...webhookRoutes({
+      // Webhooks arriving while every acknowledgement connection is busy are stored together (group commit).
+      inbox: groupedRecorder(webhookInbox(deps.ackPool), { maxBatch: config.WEBHOOK_ACK_BATCH_SIZE, maxInFlight: config.WEBHOOK_POOL_SIZE }),
+      signatureKey: deps.squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
+      notificationUrl: deps.settings.webhookNotificationUrl,
+      onStored: () => processor.wake(),
+      failures: deps.failures,
+      onSignatureFailure: () => metrics.webhookSignatureFailure(),
+    }),
+    ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
+  ];
+  return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes };
+}

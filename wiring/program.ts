@@ -1,0 +1,29 @@
+/**
+ * The loyalty program: the reward catalog and rewards issued to wallets, the expiry policy and its daily run,
+ * merchants' adjustments within their limit, the program summary and the ledger export.
+ */
+import { rewardCatalogService } from '../domain/rewards/catalog-service.ts';
+import { programService } from '../domain/program/service.ts';
+import { expiryRun } from '../domain/program/expiry-run.ts';
+import type { WalletsService } from '../domain/wallets/service.ts';
+import { issuedRewardsDue, tenantsWithExpiryPolicy, walletsWithPoints } from '../projections/read/program.ts';
+import { rewardRoutes } from '../http/routes/rewards.ts';
+import { programRoutes } from '../http/routes/program.ts';
+import type { Infrastructure } from './infrastructure.ts';
+
+export function provideProgram({ pool, store, runtime, commands }: Infrastructure, wallets: WalletsService) {
+  const program = programService({ store, runtime, commands });
+  const expire = expiryRun({
+    wallets,
+    program,
+    tenantsWithPolicy: () => tenantsWithExpiryPolicy(pool),
+    walletsWithPoints: (tenantId, after, limit) => walletsWithPoints(pool, tenantId, after, limit),
+    rewardsDue: (asOf, after, limit) => issuedRewardsDue(pool, asOf, after, limit),
+  });
+  return {
+    routes: [
+      ...rewardRoutes({ catalog: rewardCatalogService({ store, runtime, commands }), wallets, pool }),
+      ...programRoutes({ program, wallets, expire, store, pool, now: runtime.now }),
+    ],
+  };
+}
