@@ -146,7 +146,8 @@ test('counts poll runs; refresh failures and rebuild progress have their series'
 test("reports every projection's state, checkpoint and lag", async (t) => {
   const head = await service.tally.store.headPosition();
   if (head) await service.tally.runner.waitForPosition(head, 10_000);
-  const names = service.tally.runner.status().map((s) => s.name);
+  const before = service.tally.runner.status();
+  const names = before.map((s) => s.name);
   t.true(names.includes('audit'));
   // Reactors may append after the wait; the lag of a healthy runner then returns to zero.
   const samples = await eventually(
@@ -160,6 +161,9 @@ test("reports every projection's state, checkpoint and lag", async (t) => {
     t.is(value(samples, 'tally_projection_lag_events', { projection }), 0, projection);
     t.is(value(samples, 'tally_projection_caught_up', { projection }), 1, projection);
     const checkpoint = value(samples, 'tally_projection_checkpoint_timestamp_seconds', { projection }) ?? 0;
+    // A projection none of whose event types had been appended has no checkpoint, so no checkpoint time (which
+    // projection that is depends on which of this file's tests ran first).
+    if (before.find((s) => s.name === projection)?.position === undefined) continue;
     t.true(Math.abs(checkpoint - Date.now() / 1000) < 300, `${projection}'s checkpoint is a recent event`);
   }
 });
