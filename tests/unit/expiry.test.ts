@@ -94,6 +94,7 @@ test('the timeline of a wallet: credits and positive adjustments earn, every deb
 });
 
 test('property: expiry never takes more than the available points nor more than was earned before the cut', (t) => {
+  t.notThrows(() =>
   fc.assert(
     fc.property(
       fc.array(fc.record({ day: fc.integer({ min: 0, max: 900 }), points: fc.integer({ min: 1, max: 500 }) }), { maxLength: 20 }),
@@ -111,6 +112,6 @@ test('property: expiry never takes more than the available points nor more than 
       },
     ),
     { numRuns: 500 },
+  ),
   );
-  t.pass();
 });
