@@ -18,8 +18,15 @@
  *   when one joins.
  * Each subscription keeps its own position: the events it handed out, in order, none twice, none skipped.
  */
-import type { EventFilter, Position, RecordedEvent, SubscribeOptions, Subscription, SubscriptionItem } from '../../domain/ports/event-store.ts';
+import { EventStoreUnavailable, type EventFilter, type Position, type RecordedEvent, type SubscribeOptions, type Subscription, type SubscriptionItem } from '../../domain/ports/event-store.ts';
 import { isTransientPgError } from '../postgres/errors.ts';
+
+/**
+ * A scan that failed for a while only (the server restarting, no pool connection free within its timeout): the
+ * reader, or the subscription reading by itself, looks again after the poll interval. One reader feeds every
+ * subscription, so a busy pool must not fail them all at once.
+ */
+const isTransient = (error: unknown) => error instanceof EventStoreUnavailable || isTransientPgError(error);
 
 /** A place in the feed (the ordering key and sequence of an event). */
 export interface FeedCursor {
@@ -156,7 +163,7 @@ class ReaderRun {
           page = await (ahead ?? this.scan());
         } catch (error) {
           ahead = undefined;
-          if (!isTransientPgError(error)) {
+          if (!isTransient(error)) {
             this.fail(error);
             return;
           }
@@ -320,7 +327,7 @@ export class SharedFeed {
       try {
         return await source.scan(after, options.filter, pageSize, upTo);
       } catch (error) {
-        if (!isTransientPgError(error)) throw error;
+        if (!isTransient(error)) throw error;
         if (!stopped) await source.sleep(source.pollIntervalMs, (w) => (wakeCurrent = w));
         return undefined;
       }
