@@ -151,9 +151,10 @@ class ReaderRun {
     let ahead: Promise<ScanPage> | undefined;
     try {
       while (!this.stopped && this.members.size > 0 && !this.source.isClosed()) {
-        // Every member has a full queue: wait until one takes its events (or leaves, or a new one joins).
+        // Every member has a full queue: wait until one takes its events (or leaves, or a new one joins, or the store
+        // closes: the store's own wake-ups end this wait too).
         if (!ahead && !this.hasRoom()) {
-          await new Promise<void>((resolve) => (this.wakeReader = resolve));
+          await this.source.sleep(this.source.pollIntervalMs, (wake) => (this.wakeReader = wake));
           continue;
         }
         const readAhead = ahead !== undefined;
