@@ -194,9 +194,21 @@ const ACTIVE_SQL = `
 SELECT period, active_customers AS active FROM program_period_customers
  WHERE tenant_id = $1 AND granularity = $2 AND period BETWEEN $3::date AND $4::date`;
 
+/** A range that is one whole interval (a calendar year, a month): its count is kept, its top ten need no grouping. */
+const ONE_INTERVAL_SQL = `
+SELECT coalesce((SELECT active_customers FROM program_period_customers WHERE tenant_id = $1 AND granularity = $2 AND period = $3::date), 0) AS active,
+       (SELECT json_agg(json_build_object('consumer_id', consumer_id, 'earned', earned) ORDER BY earned DESC, consumer_id)
+          FROM (SELECT consumer_id, earned FROM program_customer_periods
+                 WHERE tenant_id = $1 AND granularity = $2 AND period = $3::date AND earned > 0
+                 ORDER BY earned DESC, consumer_id LIMIT 10) t) AS top`;
+
 async function customerFigures(pool: pg.Pool, tenantId: string, from: Date, to: Date, levels?: readonly CoverLevel[]) {
   const cover = rangeCover(from, to, levels);
-  const { rows } = await pool.query(CUSTOMERS_SQL, [tenantId, cover.map((c) => c.level), cover.map((c) => c.start)]);
+  const [only] = cover;
+  const { rows } =
+    only && cover.length === 1 && !levels
+      ? await pool.query(ONE_INTERVAL_SQL, [tenantId, only.level, only.start])
+      : await pool.query(CUSTOMERS_SQL, [tenantId, cover.map((c) => c.level), cover.map((c) => c.start)]);
   return customersRow.parse(rows[0]);
 }
 
