@@ -23,6 +23,7 @@ import { Cleanups } from './wiring/lifecycle.ts';
 import { provideAccounts } from './wiring/accounts.ts';
 import { provideConnections } from './wiring/connections.ts';
 import { provideIngestion } from './wiring/ingestion.ts';
+import { provideRewardRules } from './wiring/rewards.ts';
 import { provideWallets } from './wiring/wallets.ts';
 import { provideProgram } from './wiring/program.ts';
 import { provideAudit } from './wiring/audit.ts';
@@ -113,6 +114,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       cleanups,
     );
     awaitProcessed = ingestion.awaitProcessed;
+    const rewardRules = provideRewardRules(infrastructure, square.connections);
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
     const program = provideProgram(infrastructure, wallets.wallets);
     const audit = provideAudit(infrastructure, positionCheck(store));
@@ -122,7 +124,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       runner: projections.runner,
       failures,
       loadUser: (userId) => accounts.callers.load(userId),
-      routes: [...accounts.routes, ...wallets.routes, ...program.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
+      routes: [...accounts.routes, ...rewardRules.routes, ...wallets.routes, ...program.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
       simulated: square.simulated,
     });
 

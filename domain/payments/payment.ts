@@ -6,10 +6,11 @@
  */
 import type { Decider } from '../shared/decider.ts';
 import type { SquarePayment } from '../ports/square.ts';
-import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
-import { paymentEvents, type CreditOutcome, type PaymentEvent, type RefundBasis, type WalletEffect } from './events.ts';
+import { evaluateRules, type Contribution, type RuleRef } from '../rewards/evaluate.ts';
+import type { PurchaseOrder } from '../rewards/order.ts';
+import { paymentEvents, type CreditOutcome, type PaymentEvent, type PurchaseContribution, type RefundBasis, type WalletEffect } from './events.ts';
 
-export type { CreditOutcome, PaymentEvent, RefundBasis, WalletEffect } from './events.ts';
+export type { CreditOutcome, PaymentEvent, PurchaseContribution, RefundBasis, WalletEffect } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
@@ -76,6 +77,8 @@ interface Completed {
   refundedMinor: number;
   pointsReversed: number;
   refunds: ReadonlySet<string>;
+  /** Each rule's points and what refunds took back of them so far. */
+  contributions: readonly { ruleId: string; points: number; refundBasis: RefundBasis; reversed: number }[];
 }
 
 export type PaymentState =
@@ -97,7 +100,11 @@ export type PaymentCommand =
       identityHashes: string[];
       resolution: Resolution;
       /** The rule in force when the customer paid (the payment's `created_at`), whenever this is decided. */
-      activeRule: { ruleId: string; version: number; rule: RewardRule } | null;
+      activeRule: RuleRef | null;
+      /** The rules in force then (several add up); given, it replaces `activeRule`. */
+      rules?: readonly RuleRef[];
+      /** The payment's Square order, read when a rule in force needs it; null or omitted otherwise. */
+      order?: PurchaseOrder | null;
       /** The payment was created before any rule was active for the workspace: it does not earn. */
       beforeProgram?: boolean;
       /** The workspace's currency (the Square merchant's); null when unknown (a connection recorded before it was). */
@@ -156,32 +163,43 @@ export function reversalFor(
   return Math.max(0, Number(target) - state.pointsReversed);
 }
 
-/** How refunds of a purchase decided with `rule` take its points back. */
-const refundBasisOf = (rule: RewardRule | undefined): RefundBasis => (!rule ? 'total' : rule.kind === 'visit' ? 'full_refund' : rule.basis);
-
 const isNewer = (incoming: string, seen: string) => Date.parse(incoming) > Date.parse(seen);
 
+type ObservePayment = Extract<PaymentCommand, { type: 'ObservePayment' }>;
+
+const rulesOf = (command: ObservePayment): readonly RuleRef[] => command.rules ?? (command.activeRule ? [command.activeRule] : []);
+
 /** Why a completed payment earns nothing before its points are even counted, if it does not. */
-function excluded(command: Extract<PaymentCommand, { type: 'ObservePayment' }>): CreditOutcome | null {
+function excluded(command: ObservePayment): CreditOutcome | null {
   if (command.workspaceCurrency && command.payment.currency !== command.workspaceCurrency) return 'currency_mismatch';
   if (command.beforeProgram) return 'before_program';
-  if (!command.activeRule) return 'no_rule_no_credit';
-  if (command.activeRule.rule.kind === 'visit' && command.orderVisit && !command.orderVisit.counts) return 'same_order';
+  if (!rulesOf(command).length) return 'no_rule_no_credit';
   return null;
 }
 
-function complete(command: Extract<PaymentCommand, { type: 'ObservePayment' }>): PaymentEvent {
+/** The contribution the wallet's credit names: the one with the most points (the first of equals). */
+const primaryOf = (contributions: readonly Contribution[]): Contribution | undefined =>
+  contributions.reduce<Contribution | undefined>((best, c) => (!best || c.points > best.points ? c : best), undefined);
+
+function complete(command: ObservePayment): PaymentEvent {
   const { payment, resolution, orderVisit } = command;
   const exclusion = excluded(command);
-  const activeRule = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' ? null : command.activeRule;
-  // A visit is decided on its order's amount seen so far (one visit per order, however many tenders paid it).
-  const amounts =
-    activeRule?.rule.kind === 'visit' && orderVisit?.counts
-      ? { amountMinor: orderVisit.amountMinor, totalMinor: orderVisit.amountMinor }
-      : { amountMinor: payment.amountMinor, totalMinor: payment.totalMinor };
-  const evaluation = activeRule ? evaluateRule(activeRule.rule, amounts) : null;
+  const rules = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' ? [] : rulesOf(command);
+  const evaluation = rules.length
+    ? evaluateRules(rules, {
+        amountMinor: payment.amountMinor,
+        totalMinor: payment.totalMinor,
+        order: command.order ?? null,
+        hasOrder: Boolean(payment.orderId),
+        orderVisit: orderVisit ? { counts: orderVisit.counts, amountMinor: orderVisit.amountMinor } : null,
+      })
+    : null;
   const points = exclusion ? 0 : (evaluation?.points ?? 0);
-  const outcome: CreditOutcome = exclusion ?? (points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
+  const sameOrder = !exclusion && evaluation?.sameOrder && points === 0;
+  const outcome: CreditOutcome = exclusion ?? (sameOrder ? 'same_order' : points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
+  const earns = outcome === 'credited' || outcome === 'stored_anonymous';
+  const contributions = (evaluation?.contributions ?? []).map((c) => ({ ...c, points: earns ? c.points : 0 }));
+  const primary = primaryOf(evaluation?.contributions ?? []);
   return {
     type: 'PurchaseCompleted',
     data: {
@@ -198,17 +216,19 @@ function complete(command: Extract<PaymentCommand, { type: 'ObservePayment' }>):
       consumerId: resolution.kind === 'consumer' ? resolution.consumerId : null,
       walletId: resolution.kind === 'consumer' && outcome === 'credited' ? resolution.walletId : null,
       outcome,
-      points: outcome === 'credited' || outcome === 'stored_anonymous' ? points : 0,
-      ruleId: activeRule?.ruleId ?? null,
-      ruleVersion: activeRule?.version ?? null,
-      basis: evaluation?.basis ?? null,
-      basisAmountMinor: evaluation?.basisAmountMinor ?? null,
+      points: earns ? points : 0,
+      ruleId: primary?.ruleId ?? null,
+      ruleVersion: primary?.ruleVersion ?? null,
+      basis: primary?.basis ?? null,
+      basisAmountMinor: primary?.basisAmountMinor ?? null,
       completedAt: payment.updatedAt,
       paymentCreatedAt: payment.createdAt,
       source: command.source,
       walletEffect: command.walletEffect ?? 'reactor',
       orderId: payment.orderId ?? null,
-      refundBasis: refundBasisOf(activeRule?.rule),
+      refundBasis: primary?.refundBasis ?? 'total',
+      contributions,
+      orderRead: Boolean(command.order),
     },
   };
 }
@@ -310,6 +330,11 @@ function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
 export const withinClaimWindow = (completedAt: string, now: string): boolean => Date.parse(now) - Date.parse(completedAt) <= CLAIM_WINDOW_DAYS * 24 * 3600 * 1000;
 
 function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PaymentEvent {
+  // Each rule's points go back by its own basis (a visit only on a full refund); together, what the refunds so far take.
+  const contributions = state.contributions.map((c) => ({
+    ruleId: c.ruleId,
+    pointsReversed: reversalFor({ ...state, points: c.points, pointsReversed: c.reversed, refundBasis: c.refundBasis }, amountMinor),
+  }));
   return {
     type: 'RefundApplied',
     data: {
@@ -317,13 +342,21 @@ function applyRefund(state: Completed, refundId: string, amountMinor: number, so
       tenantId: state.tenantId,
       refundId,
       amountMinor,
-      pointsReversed: reversalFor(state, amountMinor),
+      pointsReversed: contributions.reduce((sum, c) => sum + c.pointsReversed, 0),
       walletId: state.walletId,
       consumerId: state.consumerId,
       source,
       walletEffect,
+      contributions: contributions.filter((c) => c.pointsReversed > 0),
     },
   };
+}
+
+/** A refund's per-rule reversals added to the contributions (a refund stored before them counts against the first). */
+function reversedBy(contributions: Completed['contributions'], event: Extract<PaymentEvent, { type: 'RefundApplied' }>): Completed['contributions'] {
+  if (!event.data.contributions.length) return contributions.map((c, i) => (i === 0 ? { ...c, reversed: c.reversed + event.data.pointsReversed } : c));
+  const by = new Map(event.data.contributions.map((c) => [c.ruleId, c.pointsReversed]));
+  return contributions.map((c) => ({ ...c, reversed: c.reversed + (by.get(c.ruleId) ?? 0) }));
 }
 
 function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
@@ -356,6 +389,7 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
         refundedMinor: 0,
         pointsReversed: 0,
         refunds: new Set(),
+        contributions: d.contributions.map((c) => ({ ruleId: c.ruleId, points: c.points, refundBasis: c.refundBasis, reversed: 0 })),
       };
     }
     case 'RefundHeld':
@@ -371,6 +405,7 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
         refundedMinor: state.refundedMinor + event.data.amountMinor,
         pointsReversed: state.pointsReversed + event.data.pointsReversed,
         refunds: new Set(state.refunds).add(event.data.refundId),
+        contributions: reversedBy(state.contributions, event),
       };
     case 'HeldPointsClaimed':
       if (state.status !== 'completed') return state;

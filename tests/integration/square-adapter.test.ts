@@ -56,7 +56,7 @@ test('the authorize URL points at sandbox, production or the override, with the 
   t.is(`${sandbox.origin}${sandbox.pathname}`, 'https://connect.squareupsandbox.com/oauth2/authorize');
   t.deepEqual(Object.fromEntries(sandbox.searchParams), {
     client_id: 'sq0idp-app',
-    scope: 'PAYMENTS_READ CUSTOMERS_READ MERCHANT_PROFILE_READ',
+    scope: 'PAYMENTS_READ CUSTOMERS_READ MERCHANT_PROFILE_READ ORDERS_READ ITEMS_READ',
     session: 'false',
     state: 'csrf-123',
     redirect_uri: 'https://api.example.com/square/callback',
