@@ -25,6 +25,7 @@ import { provideConnections } from './wiring/connections.ts';
 import { provideIngestion } from './wiring/ingestion.ts';
 import { provideWallets } from './wiring/wallets.ts';
 import { provideProgram } from './wiring/program.ts';
+import { providePromotions } from './wiring/promotions.ts';
 import { provideAudit } from './wiring/audit.ts';
 import { provideMetrics, provideProjections, projectionsOf } from './wiring/projections.ts';
 import { positionCheck, provideHttp } from './wiring/http.ts';
@@ -115,6 +116,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     awaitProcessed = ingestion.awaitProcessed;
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
     const program = provideProgram(infrastructure, wallets.wallets);
+    const promotions = providePromotions(infrastructure, square.connections);
     const audit = provideAudit(infrastructure, positionCheck(store));
 
     const server = await provideHttp(infrastructure, {
@@ -122,7 +124,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       runner: projections.runner,
       failures,
       loadUser: (userId) => accounts.callers.load(userId),
-      routes: [...accounts.routes, ...wallets.routes, ...program.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
+      routes: [...accounts.routes, ...wallets.routes, ...program.routes, ...promotions.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
       simulated: square.simulated,
     });
 

@@ -116,6 +116,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     catchUp: () => ingestionState.catchUp(),
     ruleSet: (tenantId) => ingestionState.ruleSet(tenantId),
     workspace: (tenantId) => ingestionState.workspace(tenantId),
+    promotions: (tenantId) => ingestionState.promotions(tenantId),
     customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
     walletIdFor,

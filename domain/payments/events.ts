@@ -3,6 +3,7 @@
  */
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
+import { incentiveSchema } from '../promotions/promotion.ts';
 
 /** The outcomes a purchase completed with before version 4. */
 const creditOutcomeV1 = z.enum(['credited', 'stored_anonymous', 'no_rule_no_credit', 'zero_points']);
@@ -12,7 +13,10 @@ const creditOutcomeV1 = z.enum(['credited', 'stored_anonymous', 'no_rule_no_cred
  * `currency_mismatch`, paid in another currency than the workspace's; `same_order`, a later tender of an order
  * whose visit another payment already decided. None of them earns.
  */
-const creditOutcome = z.enum([...creditOutcomeV1.options, 'before_program', 'currency_mismatch', 'same_order']);
+const creditOutcomeV4 = z.enum([...creditOutcomeV1.options, 'before_program', 'currency_mismatch', 'same_order']);
+
+/** From version 5 (issue 19): `location_excluded`, paid at a location the rules in force are not limited to. */
+const creditOutcome = z.enum([...creditOutcomeV4.options, 'location_excluded']);
 export type CreditOutcome = z.output<typeof creditOutcome>;
 
 /**
@@ -76,13 +80,31 @@ const purchaseCompletedV3 = purchaseCompletedV2.extend({ walletEffect });
  * order); and how a refund of it takes points back (`refundBasis`). Purchases of earlier versions were reversed on
  * the refunded share of the total: they upcast to `total`, and keep being reversed as they were promised.
  */
-const purchaseCompletedV4 = purchaseCompletedV3.extend({ outcome: creditOutcome, orderId: z.string().nullable(), refundBasis });
+const purchaseCompletedV4 = purchaseCompletedV3.extend({ outcome: creditOutcomeV4, orderId: z.string().nullable(), refundBasis });
+
+/** The promotion a purchase earned extra points from (issue 19): at most one, the one giving the most points. */
+const appliedPromotion = z.object({
+  promotionId: z.string(),
+  name: z.string(),
+  incentive: incentiveSchema,
+  /** The extra points, included in the purchase's `points` (refunds take them back in the same proportion). */
+  points: z.number().int(),
+  /** The day, in the workspace's time zone, the payment was made on. */
+  localDate: z.string(),
+});
+
+/**
+ * Version 5 (issue 19): the `location_excluded` outcome, and the promotion applied (null: none). `points` is the
+ * total, the rules' points plus the promotion's. Earlier purchases had no promotion: they upcast to null.
+ */
+const purchaseCompletedV5 = purchaseCompletedV4.extend({ outcome: creditOutcome, promotion: appliedPromotion.nullable() });
 
 /** Version 3 says who appends the wallet credit; versions 1 and 2 were all credited by the reactor. */
 export const purchaseCompleted = EventType.define('PurchaseCompleted', purchaseCompletedV1)
   .next(purchaseCompletedV2, (v1) => ({ ...v1, paymentCreatedAt: null }))
   .next(purchaseCompletedV3, (v2) => ({ ...v2, walletEffect: 'reactor' as const }))
-  .next(purchaseCompletedV4, (v3) => ({ ...v3, orderId: null, refundBasis: 'total' as const }));
+  .next(purchaseCompletedV4, (v3) => ({ ...v3, orderId: null, refundBasis: 'total' as const }))
+  .next(purchaseCompletedV5, (v4) => ({ ...v4, promotion: null }));
 
 const refundHeldV1 = z.object({ paymentId: z.string(), tenantId: z.string(), refundId: z.string(), amountMinor: minor, source: z.string() });
 

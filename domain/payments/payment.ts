@@ -7,6 +7,7 @@
 import type { Decider } from '../shared/decider.ts';
 import type { SquarePayment } from '../ports/square.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
+import { bestPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
 import { paymentEvents, type CreditOutcome, type PaymentEvent, type RefundBasis, type WalletEffect } from './events.ts';
 
 export type { CreditOutcome, PaymentEvent, RefundBasis, WalletEffect } from './events.ts';
@@ -104,6 +105,13 @@ export type PaymentCommand =
       workspaceCurrency?: string | null;
       /** For a visit rule and a payment with an order: what the order decided. */
       orderVisit?: OrderVisit | null;
+      /** The workspace's promotions (those in force when the customer paid may apply: at most one, the best). */
+      promotions?: readonly ScheduledPromotion[];
+      /**
+       * Purchases of this payment's customer a promotion with a daily limit has applied to on that local day (see
+       * `promotions/uses.ts`); null when unknown or the payment has no customer (the promotion then does not apply).
+       */
+      promotionUses?: (promotionId: string, localDate: string) => number | null;
       source: string;
       /** Omitted: `reactor`. */
       walletEffect?: WalletEffect;
@@ -180,7 +188,19 @@ function complete(command: Extract<PaymentCommand, { type: 'ObservePayment' }>):
       ? { amountMinor: orderVisit.amountMinor, totalMinor: orderVisit.amountMinor }
       : { amountMinor: payment.amountMinor, totalMinor: payment.totalMinor };
   const evaluation = activeRule ? evaluateRule(activeRule.rule, amounts) : null;
-  const points = exclusion ? 0 : (evaluation?.points ?? 0);
+  const basePoints = exclusion ? 0 : (evaluation?.points ?? 0);
+  // A promotion adds to a purchase that earns by the rules (at most one: the one giving the most points).
+  const promotion =
+    basePoints > 0 && command.promotions?.length
+      ? bestPromotion(command.promotions, {
+          createdAt: payment.createdAt,
+          locationId: payment.locationId,
+          amountMinor: payment.amountMinor,
+          basePoints,
+          usesToday: (promotionId, localDate) => (payment.customerId && command.promotionUses ? command.promotionUses(promotionId, localDate) : null),
+        })
+      : null;
+  const points = basePoints + (promotion?.points ?? 0);
   const outcome: CreditOutcome = exclusion ?? (points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
   return {
     type: 'PurchaseCompleted',
@@ -209,6 +229,10 @@ function complete(command: Extract<PaymentCommand, { type: 'ObservePayment' }>):
       walletEffect: command.walletEffect ?? 'reactor',
       orderId: payment.orderId ?? null,
       refundBasis: refundBasisOf(activeRule?.rule),
+      promotion:
+        promotion && (outcome === 'credited' || outcome === 'stored_anonymous')
+          ? { promotionId: promotion.promotionId, name: promotion.name, incentive: promotion.incentive, points: promotion.points, localDate: promotion.localDate }
+          : null,
     },
   };
 }

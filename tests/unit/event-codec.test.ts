@@ -60,11 +60,11 @@ test('the payload of each current version decodes to itself: no stored field is 
   }
 });
 
-test('a PurchaseCompleted stored as version 1 is upcast step by step to version 4: no payment time, credited by the reactor, no order, refunds on the total', (t) => {
+test('a PurchaseCompleted stored as version 1 is upcast step by step to version 5: no payment time, credited by the reactor, no order, refunds on the total, no promotion', (t) => {
   const v1 = fixture('PurchaseCompleted', 1);
   const decoded = paymentEvents.decode(recorded(v1));
   t.is(decoded.type, 'PurchaseCompleted');
-  const since3 = { orderId: null, refundBasis: 'total' };
+  const since3 = { orderId: null, refundBasis: 'total', promotion: null };
   t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null, walletEffect: 'reactor', ...since3 });
   // An event written before any version was stamped is version 1.
   const unstamped = paymentEvents.decode({ ...recorded(v1), metadata: {} });
@@ -73,7 +73,9 @@ test('a PurchaseCompleted stored as version 1 is upcast step by step to version 
   t.deepEqual(paymentEvents.decode(recorded(v2)).data, { ...v2.data, walletEffect: 'reactor', ...since3 });
   const v3 = fixture('PurchaseCompleted', 3);
   t.deepEqual(paymentEvents.decode(recorded(v3)).data, { ...v3.data, ...since3 }, 'purchases before version 4 keep being reversed on the share of the total');
-  t.is(paymentEvents.versionOf('PurchaseCompleted'), 4);
+  const v4 = fixture('PurchaseCompleted', 4);
+  t.deepEqual(paymentEvents.decode(recorded(v4)).data, { ...v4.data, promotion: null }, 'purchases before version 5 had no promotion');
+  t.is(paymentEvents.versionOf('PurchaseCompleted'), 5);
 });
 
 test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of version 1 no currency nor country', (t) => {
@@ -134,7 +136,7 @@ test('writers stamp the current version of each type in the metadata', async (t)
   const stored = await store.readStream(paymentStream('pay_9'));
   t.deepEqual(stored.map((e) => [e.type, e.metadata.schemaVersion, e.metadata.actor]), [
     ['RefundHeld', 2, 'test'],
-    ['PurchaseCompleted', 4, 'test'],
+    ['PurchaseCompleted', 5, 'test'],
     ['RefundApplied', 2, 'test'],
   ]);
   const completed = paymentEvents.decode(stored[1]!);

@@ -70,6 +70,7 @@ const completed = (over: Partial<Extract<PaymentEvent, { type: 'PurchaseComplete
     walletEffect: 'reactor',
     orderId: null,
     refundBasis: 'amount',
+    promotion: null,
     ...over,
   },
 });

@@ -1,0 +1,83 @@
+/**
+ * A workspace's promotions (stream `promotions-<tenantId>`): scheduled, then possibly ended. A promotion is never
+ * edited: ending one and scheduling another keeps what each past payment earned by explainable.
+ */
+import type { Decider } from '../shared/decider.ts';
+import { DomainError, NotFound } from '../shared/errors.ts';
+import { promotionEvents, type PromotionEvent } from './events.ts';
+import type { Promotion, ScheduledPromotion } from './promotion.ts';
+
+export type { PromotionEvent } from './events.ts';
+
+export interface PromotionsState {
+  promotions: ScheduledPromotion[];
+}
+
+export type PromotionsCommand =
+  | {
+      type: 'SchedulePromotion';
+      tenantId: string;
+      promotionId: string;
+      promotion: Promotion;
+      timeZone: string;
+      /** The merchant's location ids as Square lists them (every `locationIds` entry must be one). */
+      merchantLocationIds: readonly string[];
+      by: string;
+      now: string;
+    }
+  | { type: 'EndPromotion'; tenantId: string; promotionId: string; by: string; now: string };
+
+export const PROMOTIONS_STREAM_PREFIX = 'promotions-';
+export const promotionsStream = (tenantId: string) => `${PROMOTIONS_STREAM_PREFIX}${tenantId}`;
+
+/** Location ids that are not the merchant's, as a 400 naming each field. */
+export function foreignLocations(field: string, locationIds: readonly string[] | undefined, merchantLocationIds: readonly string[]): DomainError | null {
+  const issues = (locationIds ?? []).flatMap((id, i) =>
+    merchantLocationIds.includes(id) ? [] : [{ path: `${field}.${i}`, message: `${id} is not one of the merchant's Square locations (${merchantLocationIds.join(', ') || 'none listed'})` }],
+  );
+  if (!issues.length) return null;
+  return new DomainError('VALIDATION_FAILED', `The request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+}
+
+export const promotionsDecider: Decider<PromotionsCommand, PromotionEvent, PromotionsState> = {
+  codec: promotionEvents,
+  initialState: { promotions: [] },
+  decide(command, state) {
+    switch (command.type) {
+      case 'SchedulePromotion': {
+        const foreign = foreignLocations('locationIds', command.promotion.locationIds, command.merchantLocationIds);
+        if (foreign) throw foreign;
+        return [
+          {
+            type: 'PromotionScheduled',
+            data: { tenantId: command.tenantId, promotionId: command.promotionId, promotion: command.promotion, timeZone: command.timeZone, scheduledBy: command.by, scheduledAt: command.now },
+          },
+        ];
+      }
+      case 'EndPromotion': {
+        const target = state.promotions.find((p) => p.promotionId === command.promotionId);
+        if (!target) throw new NotFound('Promotion');
+        if (target.endedAt !== null) return [];
+        return [{ type: 'PromotionEnded', data: { tenantId: command.tenantId, promotionId: command.promotionId, endedBy: command.by, endedAt: command.now } }];
+      }
+      default: {
+        const unexpected: never = command;
+        return unexpected;
+      }
+    }
+  },
+  evolve(state, event) {
+    switch (event.type) {
+      case 'PromotionScheduled':
+        return {
+          promotions: [...state.promotions, { promotionId: event.data.promotionId, promotion: event.data.promotion, timeZone: event.data.timeZone, scheduledAt: event.data.scheduledAt, endedAt: null }],
+        };
+      case 'PromotionEnded':
+        return { promotions: state.promotions.map((p) => (p.promotionId === event.data.promotionId && p.endedAt === null ? { ...p, endedAt: event.data.endedAt } : p)) };
+      default: {
+        const unexpected: never = event;
+        return unexpected;
+      }
+    }
+  },
+};
