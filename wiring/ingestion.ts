@@ -18,6 +18,7 @@ import { webhookHandler } from '../domain/payments/webhook-handler.ts';
 import { pollService } from '../domain/payments/poll.ts';
 import { IngestionState } from '../domain/payments/ingestion-state.ts';
 import { customerCache } from '../domain/payments/customer-cache.ts';
+import { orderLookup } from '../domain/payments/order-lookup.ts';
 import { squareApis } from '../domain/payments/square-apis.ts';
 import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
 import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
@@ -107,6 +108,13 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     },
     { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
   );
+  const orders = orderLookup(
+    { apiFor: (tenantId) => apis.apiFor(tenantId), scopes: (tenantId) => {
+        const connection = ingestionState.connection(tenantId);
+        return connection.status === 'not_connected' ? [] : connection.scopes;
+      } },
+    { ttlMs: config.ORDER_CACHE_TTL_SECONDS * 1000, maxEntries: config.ORDER_CACHE_MAX_ENTRIES, now: () => Date.now() },
+  );
   const inlineWalletEffects = await store.supportsAtomicMultiStream();
   if (!inlineWalletEffects) log.warn('the event store cannot append to several streams atomically: wallet credits go through the wallet-credits reactor');
   const ingestion = ingestionService({
@@ -118,6 +126,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     workspace: (tenantId) => ingestionState.workspace(tenantId),
     promotions: (tenantId) => ingestionState.promotions(tenantId),
     customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
+    purchaseOrder: (tenantId, orderId, withCategories) => orders.get(tenantId, orderId, withCategories),
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
     walletIdFor,
     inlineWalletEffects,

@@ -20,8 +20,10 @@ import {
   type SquareGateway,
   type SquareLocation,
   type SquareMerchant,
+  type SquareCatalogObject,
   type SquareOAuth,
   type SquareOperation,
+  type SquareOrder,
   type SquarePayment,
   type SquareRefund,
   type SquareTokens,
@@ -168,7 +170,68 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
         client.refunds.list({ updatedAtBeginTime, beginTime, locationId, limit, sortField: 'UPDATED_AT', sortOrder: 'ASC' }),
       );
     },
+
+    async getOrder(orderId): Promise<SquareOrder | null> {
+      try {
+        const { order } = await call('orders.get', () => client.orders.get({ orderId }));
+        if (!order) return invalidResponse('orders.get', 'the response has no order');
+        return toOrder(order);
+      } catch (error) {
+        if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
+        throw error;
+      }
+    },
+
+    async getCatalogObjects(ids, { includeRelated = false } = {}): Promise<SquareCatalogObject[]> {
+      if (!ids.length) return [];
+      const response = await call('catalog.batchGet', () => client.catalog.batchGet({ objectIds: [...ids], includeRelatedObjects: includeRelated }));
+      return [...(response.objects ?? []), ...(response.relatedObjects ?? [])].map(toCatalogObject);
+    },
   };
+}
+
+/** Square's order, money as minor units. A missing money field is 0 (Square leaves zero amounts out). */
+function toOrder(order: Square.Order): SquareOrder {
+  const op = 'orders.get';
+  const id = required(order.id, 'order.id', op);
+  const amount = (money: Square.Money | undefined, name: string) => (money?.amount == null ? 0 : minorUnits(money.amount, `order ${id}: ${name}`, op));
+  return {
+    id,
+    locationId: required(order.locationId, `order ${id}: location_id`, op),
+    state: order.state ?? null,
+    lineItems: (order.lineItems ?? []).map((line, i) => ({
+      uid: line.uid ?? `line-${i + 1}`,
+      name: line.name ?? null,
+      catalogObjectId: line.catalogObjectId ?? null,
+      quantity: required(line.quantity, `order ${id}: line_items[${i}].quantity`, op),
+      totalMinor: amount(line.totalMoney, `line_items[${i}].total_money`),
+      totalTaxMinor: amount(line.totalTaxMoney, `line_items[${i}].total_tax_money`),
+      totalDiscountMinor: amount(line.totalDiscountMoney, `line_items[${i}].total_discount_money`),
+    })),
+    totalMinor: amount(order.totalMoney, 'total_money'),
+    totalTaxMinor: amount(order.totalTaxMoney, 'total_tax_money'),
+    totalTipMinor: amount(order.totalTipMoney, 'total_tip_money'),
+    totalDiscountMinor: amount(order.totalDiscountMoney, 'total_discount_money'),
+    currency: order.totalMoney?.currency ?? null,
+  };
+}
+
+function toCatalogObject(object: Square.CatalogObject): SquareCatalogObject {
+  const id = required(object.id, 'catalog object id', 'catalog.batchGet');
+  switch (object.type) {
+    case 'ITEM_VARIATION':
+      return { type: 'ITEM_VARIATION', id, itemId: object.itemVariationData?.itemId ?? null, name: object.itemVariationData?.name ?? null };
+    case 'ITEM': {
+      const data = object.itemData;
+      // `categories` since 2023-12-13; `category_id` before (deprecated, still sent for older items).
+      const categoryIds = [...new Set([...(data?.categories ?? []).flatMap((c) => (c.id ? [c.id] : [])), ...(data?.categoryId ? [data.categoryId] : [])])];
+      return { type: 'ITEM', id, categoryIds, name: data?.name ?? null };
+    }
+    case 'CATEGORY':
+      return { type: 'CATEGORY', id, name: object.categoryData?.name ?? null };
+    default:
+      return { type: 'OTHER', id, squareType: object.type };
+  }
 }
 
 /** Iterates an SDK pager lazily (it fetches the next page with the cursor as the caller reaches it). */

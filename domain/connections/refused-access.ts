@@ -25,5 +25,7 @@ export function reportingRefusedAccess(api: SquareApi, onRefused: (error: Square
     getCustomer: (customerId) => api.getCustomer(customerId).catch(check),
     listPayments: (query) => iterate(api.listPayments(query)),
     listRefunds: (query) => iterate(api.listRefunds(query)),
+    getOrder: (orderId) => api.getOrder(orderId).catch(check),
+    getCatalogObjects: (ids, options) => api.getCatalogObjects(ids, options).catch(check),
   };
 }

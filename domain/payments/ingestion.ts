@@ -11,7 +11,9 @@
 import { ConcurrencyConflict, MultiStreamConflict, type EventMetadata, type EventStore, type NewEvent, type Position, type RecordedEvent, type StreamAppend } from '../ports/event-store.ts';
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
-import { ruleInForce, type RuleSetState } from '../rewards/rule-set.ts';
+import { rulesInForce, type RuleSetState } from '../rewards/rule-set.ts';
+import { rulesNeedCategories, rulesNeedOrder, type RuleRef } from '../rewards/evaluate.ts';
+import type { PurchaseOrder } from '../rewards/order.ts';
 import { foldDecoded, loadWithSnapshot } from '../shared/command-handler.ts';
 import type { CommandPath, FoldedStream } from '../shared/command-path.ts';
 import { KeyedQueue } from '../shared/keyed-queue.ts';
@@ -50,6 +52,11 @@ export interface IngestionDependencies {
   workspace(tenantId: string): Workspace;
   /** The workspace's promotions (issue 19); a payment may use one in force when it was created. Omitted: none. */
   promotions?(tenantId: string): readonly ScheduledPromotion[];
+  /**
+   * The payment's Square order, read only when a rule in force needs it (cached, see `order-lookup.ts`); null when
+   * Square does not know it. A failure fails the fact, which is retried. Omitted: such rules count no order.
+   */
+  purchaseOrder?(tenantId: string, orderId: string, withCategories: boolean): Promise<PurchaseOrder | null>;
   /** The Square customer's contact details as the merchant typed them, or null when Square does not know it. */
   customerContacts(tenantId: string, customerId: string): Promise<{ email: string | null; phone: string | null } | null>;
   /** For each set of identity hashes, the approved consumer it belongs to: one read for a whole batch. */
@@ -162,7 +169,7 @@ export function ingestionService(deps: IngestionDependencies) {
   /** The order stream a payment fact counts its visit on: only a tender of an order, under a visit rule. */
   function orderStreamOf(fact: IngestionFact): string | undefined {
     if (fact.kind !== 'payment' || !fact.payment.orderId) return undefined;
-    return ruleFor(fact.tenantId, fact.payment.createdAt).activeRule?.rule.kind === 'visit' ? orderStream(fact.payment.orderId) : undefined;
+    return ruleFor(fact.tenantId, fact.payment.createdAt).rules.some((r) => r.rule.kind === 'visit') ? orderStream(fact.payment.orderId) : undefined;
   }
 
   /** Identities of the completing payments' customers: cached Square lookups, then one consumer read. */
@@ -195,12 +202,30 @@ export function ingestionService(deps: IngestionDependencies) {
     return found;
   }
 
-  /** The rule a payment earns by, given when it was created: the rule set's history, not the rule active now. */
-  function ruleFor(tenantId: string, createdAt: string): { activeRule: ActiveRule | null; beforeProgram: boolean } {
-    const rule = ruleInForce(deps.ruleSet(tenantId), createdAt);
-    return rule.kind === 'rule'
-      ? { activeRule: { ruleId: rule.ruleId, version: rule.version, rule: rule.rule }, beforeProgram: false }
-      : { activeRule: null, beforeProgram: rule.kind === 'before_program' };
+  /** The rules a payment earns by, given when it was created: the rule set's history, not the rules active now. */
+  function ruleFor(tenantId: string, createdAt: string): { activeRule: null; rules: RuleRef[]; beforeProgram: boolean } {
+    const inForce = rulesInForce(deps.ruleSet(tenantId), createdAt);
+    return inForce.kind === 'rules'
+      ? { activeRule: null, rules: inForce.rules.map(({ ruleId, version, rule }) => ({ ruleId, version, rule })), beforeProgram: false }
+      : { activeRule: null, rules: [], beforeProgram: inForce.kind === 'before_program' };
+  }
+
+  /** The Square orders of completing payments whose rules need one: read together, each failure kept for its fact. */
+  async function readOrders(facts: readonly { index: number; fact: IngestionFact }[]): Promise<Map<number, PurchaseOrder | null | Error>> {
+    const read = new Map<number, PurchaseOrder | null | Error>();
+    await Promise.all(
+      facts.map(async ({ index, fact }) => {
+        if (fact.kind !== 'payment' || !fact.payment.orderId) return;
+        const { rules } = ruleFor(fact.tenantId, fact.payment.createdAt);
+        if (!rulesNeedOrder(rules) || !deps.purchaseOrder) return;
+        try {
+          read.set(index, await deps.purchaseOrder(fact.tenantId, fact.payment.orderId, rulesNeedCategories(rules)));
+        } catch (error) {
+          read.set(index, error instanceof Error ? error : new Error(String(error)));
+        }
+      }),
+    );
+    return read;
   }
 
   /**
@@ -213,6 +238,7 @@ export function ingestionService(deps: IngestionDependencies) {
     items: readonly { index: number; fact: IngestionFact }[],
     identities: Map<number, Identity | Error>,
     orders: Map<string, OrderInBatch>,
+    purchaseOrders: ReadonlyMap<number, PurchaseOrder | null | Error>,
     uses: UsesInBatch,
   ): { events: DecidedEvent[]; results: Map<number, FactResult>; wrote: Set<number> } {
     let state = load.state;
@@ -231,6 +257,12 @@ export function ingestionService(deps: IngestionDependencies) {
         const identity = completing ? identities.get(index) : { hashes: [], resolution: { kind: 'anonymous' } as const };
         if (identity instanceof Error || identity === undefined) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
+          continue;
+        }
+        // The order a rule needed could not be read: the fact fails and is retried, it never earns as if empty.
+        const purchaseOrder = completing ? purchaseOrders.get(index) : undefined;
+        if (purchaseOrder instanceof Error) {
+          results.set(index, { ok: false, error: purchaseOrder });
           continue;
         }
         // A tender of an order under a visit rule: the order records it, and its first completion counts the visit.
@@ -257,6 +289,7 @@ export function ingestionService(deps: IngestionDependencies) {
             identityHashes: identity.hashes,
             resolution: identity.resolution,
             ...(completing ? ruleFor(fact.tenantId, payment.createdAt) : { activeRule: null }),
+            order: purchaseOrder ?? null,
             workspaceCurrency: deps.workspace(fact.tenantId).currency,
             orderVisit,
             promotions: promotionsOf(fact.tenantId),
@@ -453,6 +486,7 @@ export function ingestionService(deps: IngestionDependencies) {
 
     if (!options.caughtUp) await deps.catchUp();
     const identities = new Map<number, Identity | Error>();
+    const purchaseOrders = new Map<number, PurchaseOrder | null | Error>();
     const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
     const useStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => (fact.kind === 'payment' ? useStreamsOf(fact.payment, promotionsOf(fact.tenantId)) : [])))];
     const loaded = await load([...byStream.keys()], orderStreams, useStreams);
@@ -467,21 +501,28 @@ export function ingestionService(deps: IngestionDependencies) {
     for (let round = 1; ; round++) {
       // Customers are looked up only for payments that complete now, and only once per fact across rounds.
       const lookups: { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[] = [];
+      const orderReads: { index: number; fact: IngestionFact }[] = [];
       for (const stream of pending) {
         if (loads.get(stream)?.state.status === 'completed') continue;
         for (const { index, fact } of byStream.get(stream) ?? []) {
           if (fact.kind === 'payment' && fact.payment.status === 'COMPLETED' && !identities.has(index)) {
             lookups.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId, buyerEmail: fact.payment.buyerEmail });
+            orderReads.push({ index, fact });
           }
         }
       }
-      if (lookups.length) for (const [index, identity] of await identify(lookups)) identities.set(index, identity);
+      if (lookups.length) {
+        // The customers and the orders are read at once: a purchase waits for the slower of the two, not both.
+        const [identified, read] = await Promise.all([identify(lookups), readOrders(orderReads)]);
+        for (const [index, identity] of identified) identities.set(index, identity);
+        for (const [index, order] of read) purchaseOrders.set(index, order);
+      }
       // Orders are shared between payment streams: each round decides them afresh from what was read.
       const orders = new Map<string, OrderInBatch>([...orderLoads].map(([stream, o]) => [stream, { state: o.state, events: [] }]));
       const uses = new UsesInBatch(useLoads);
       for (const stream of pending) {
         const load = loads.get(stream);
-        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, orders, uses));
+        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, orders, purchaseOrders, uses));
       }
       const current: FactResult[] = [...results];
       const wrote = new Set<number>();
@@ -549,8 +590,6 @@ export function ingestionService(deps: IngestionDependencies) {
 }
 
 export type IngestionService = ReturnType<typeof ingestionService>;
-
-type ActiveRule = NonNullable<Extract<Parameters<typeof paymentDecider.decide>[0], { type: 'ObservePayment' }>['activeRule']>;
 
 /** Keyed hashes of a customer's normalised emails and phone (read in the merchant's country when it has no `+`). */
 export function identityHashes(hasher: IdentityHasher, emails: readonly (string | null | undefined)[], phone: string | null | undefined, country: string | null): string[] {

@@ -1,23 +1,41 @@
 /** The event types of a tenant's reward rules (stream `reward-rules-<tenantId>`), declared once. */
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
-import { rewardRuleSchema } from './rule.ts';
+import { rewardRuleSchema, spendRuleSchema, visitRuleSchema } from './rule.ts';
 
-export const rewardRuleCreated = EventType.define(
-  'RewardRuleCreated',
-  z.object({ tenantId: z.string(), ruleId: z.string(), version: z.number().int(), rule: rewardRuleSchema, createdBy: z.string(), createdAt: z.string() }),
+/** The rules before issue 19: spend (no tax mode, no exclusions) and visit. */
+const ruleV1 = z.discriminatedUnion('kind', [spendRuleSchema.omit({ taxMode: true, excludedCategoryIds: true, excludedItemVariationIds: true }), visitRuleSchema]);
+const rewardRuleCreatedV1 = z.object({ tenantId: z.string(), ruleId: z.string(), version: z.number().int(), rule: ruleV1, createdBy: z.string(), createdAt: z.string() });
+
+/**
+ * Version 2 (issue 19): the item and category kinds, and a spend rule's `taxMode` and exclusions. A version 1 rule
+ * is a version 2 rule as it is (its spend counts tax, as `after_tax` does, and excludes nothing).
+ */
+export const rewardRuleCreated = EventType.define('RewardRuleCreated', rewardRuleCreatedV1).next(rewardRuleCreatedV1.extend({ rule: rewardRuleSchema }), (v1) => v1);
+
+const rewardRuleActivatedV1 = z.object({
+  tenantId: z.string(),
+  ruleId: z.string(),
+  version: z.number().int(),
+  deactivatedRuleId: z.string().nullable(),
+  activatedBy: z.string(),
+  activatedAt: z.string(),
+});
+
+/**
+ * Version 2 (issue 19): several rules may be active together. `deactivatedRuleIds` are the rules this activation
+ * replaced (every active one for a plain activation, none for one `alongside` the others). A version 1 activation
+ * replaced the single active rule it names.
+ */
+export const rewardRuleActivated = EventType.define('RewardRuleActivated', rewardRuleActivatedV1).next(
+  rewardRuleActivatedV1.omit({ deactivatedRuleId: true }).extend({ deactivatedRuleIds: z.array(z.string()), alongside: z.boolean() }),
+  ({ deactivatedRuleId, ...v1 }) => ({ ...v1, deactivatedRuleIds: deactivatedRuleId ? [deactivatedRuleId] : [], alongside: false }),
 );
 
-export const rewardRuleActivated = EventType.define(
-  'RewardRuleActivated',
-  z.object({
-    tenantId: z.string(),
-    ruleId: z.string(),
-    version: z.number().int(),
-    deactivatedRuleId: z.string().nullable(),
-    activatedBy: z.string(),
-    activatedAt: z.string(),
-  }),
+/** One active rule stops being in force (issue 19); the others stay active. */
+export const rewardRuleDeactivated = EventType.define(
+  'RewardRuleDeactivated',
+  z.object({ tenantId: z.string(), ruleId: z.string(), version: z.number().int(), deactivatedBy: z.string(), deactivatedAt: z.string() }),
 );
 
 /**
@@ -41,6 +59,7 @@ export const ruleSetEvents = eventCodec(
   { stream: 'reward-rules-<tenantId>', writtenBy: 'ruleSetDecider' },
   rewardRuleCreated,
   rewardRuleActivated,
+  rewardRuleDeactivated,
   rewardRulesRetired,
 );
 
