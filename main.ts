@@ -104,7 +104,9 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const inbox = webhookInbox(pool);
     const failures = failureLimiter({ limit: config.AUTH_FAILURE_LIMIT_PER_MINUTE, windowMs: 60_000 });
 
-    const accounts = provideAccounts(infrastructure, inbox, cleanups);
+    // A rule limited to locations is checked against Square's list; the connections it needs are wired below.
+    let merchantLocationIds = async (_tenantId: string): Promise<string[]> => [];
+    const accounts = provideAccounts(infrastructure, inbox, cleanups, (tenantId) => merchantLocationIds(tenantId));
     let awaitProcessed: (eventId: string) => Promise<string | undefined> = async () => undefined;
     const square = provideConnections(infrastructure, metrics, (eventId) => awaitProcessed(eventId));
     const projections = provideProjections(infrastructure, metrics, cleanups);
@@ -117,6 +119,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
     const program = provideProgram(infrastructure, wallets.wallets);
     const promotions = providePromotions(infrastructure, square.connections);
+    merchantLocationIds = async (tenantId) => (await promotions.merchantLocations(tenantId)).locations.map((l) => l.id);
     const audit = provideAudit(infrastructure, positionCheck(store));
 
     const server = await provideHttp(infrastructure, {

@@ -29,7 +29,13 @@ function provideSms(config: Config, log: Logger): SmsSender | undefined {
   return undefined;
 }
 
-export function provideAccounts({ config, log, pool, store, runtime, commands }: Infrastructure, inbox: WebhookInbox, cleanups: Cleanups) {
+/** `merchantLocationIds`: the Square locations a rule may be limited to (the connections are wired after the accounts). */
+export function provideAccounts(
+  { config, log, pool, store, runtime, commands }: Infrastructure,
+  inbox: WebhookInbox,
+  cleanups: Cleanups,
+  merchantLocationIds?: (tenantId: string) => Promise<string[]>,
+) {
   const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
   // Callers' role, status and tenant in memory, current from the feed (projections/caller-view.ts).
   const callers = callerView(store, { onError: (error) => log.warn({ err: error }, 'caller view: subscription ended; reading callers from their streams until it is back') });
@@ -68,6 +74,6 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
     newCode: () => String(randomInt(0, 1_000_000)).padStart(6, '0'),
     loadUser: (userId) => accounts.load(userId),
   });
-  const rules = rewardRulesService({ store, runtime, commands });
+  const rules = rewardRulesService({ store, runtime, commands, merchantLocationIds });
   return { hasher, callers, accounts, routes: accountRoutes({ accounts, phoneVerification, rules, store, pool }) };
 }

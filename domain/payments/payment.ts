@@ -184,8 +184,13 @@ function excluded(command: ObservePayment): CreditOutcome | null {
   if (command.workspaceCurrency && command.payment.currency !== command.workspaceCurrency) return 'currency_mismatch';
   if (command.beforeProgram) return 'before_program';
   if (!rulesOf(command).length) return 'no_rule_no_credit';
+  // Rules limited to locations (issue 19): when none in force takes payments at this one, the payment earns nothing.
+  if (!rulesOf(command).some((r) => atLocation(r, command.payment.locationId))) return 'location_excluded';
   return null;
 }
+
+/** Whether a rule takes payments at a location (a rule without `locationIds` takes them everywhere). */
+const atLocation = (ref: RuleRef, locationId: string): boolean => !ref.rule.locationIds || ref.rule.locationIds.includes(locationId);
 
 /** The contribution the wallet's credit names: the one with the most points (the first of equals). */
 const primaryOf = (contributions: readonly Contribution[]): Contribution | undefined =>
@@ -194,7 +199,7 @@ const primaryOf = (contributions: readonly Contribution[]): Contribution | undef
 function complete(command: ObservePayment): PaymentEvent {
   const { payment, resolution, orderVisit } = command;
   const exclusion = excluded(command);
-  const rules = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' ? [] : rulesOf(command);
+  const rules = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' || exclusion === 'location_excluded' ? [] : rulesOf(command).filter((r) => atLocation(r, payment.locationId));
   const evaluation = rules.length
     ? evaluateRules(rules, {
         amountMinor: payment.amountMinor,

@@ -3,7 +3,8 @@
  * edited: ending one and scheduling another keeps what each past payment earned by explainable.
  */
 import type { Decider } from '../shared/decider.ts';
-import { DomainError, NotFound } from '../shared/errors.ts';
+import { NotFound } from '../shared/errors.ts';
+import { foreignLocations } from './locations.ts';
 import { promotionEvents, type PromotionEvent } from './events.ts';
 import type { Promotion, ScheduledPromotion } from './promotion.ts';
 
@@ -29,15 +30,6 @@ export type PromotionsCommand =
 
 export const PROMOTIONS_STREAM_PREFIX = 'promotions-';
 export const promotionsStream = (tenantId: string) => `${PROMOTIONS_STREAM_PREFIX}${tenantId}`;
-
-/** Location ids that are not the merchant's, as a 400 naming each field. */
-export function foreignLocations(field: string, locationIds: readonly string[] | undefined, merchantLocationIds: readonly string[]): DomainError | null {
-  const issues = (locationIds ?? []).flatMap((id, i) =>
-    merchantLocationIds.includes(id) ? [] : [{ path: `${field}.${i}`, message: `${id} is not one of the merchant's Square locations (${merchantLocationIds.join(', ') || 'none listed'})` }],
-  );
-  if (!issues.length) return null;
-  return new DomainError('VALIDATION_FAILED', `The request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
-}
 
 export const promotionsDecider: Decider<PromotionsCommand, PromotionEvent, PromotionsState> = {
   codec: promotionEvents,

@@ -33,3 +33,12 @@ export function workspaceTimeZone(found: MerchantLocations): string {
   if (found.timeZone) return found.timeZone;
   throw new DomainError('UNPROCESSABLE', "Square gives no time zone for the merchant's main location: set the location's time zone in the Square Dashboard, then schedule the promotion again");
 }
+
+/** Location ids that are not the merchant's, as a 400 naming each field. */
+export function foreignLocations(field: string, locationIds: readonly string[] | undefined, merchantLocationIds: readonly string[]): DomainError | null {
+  const issues = (locationIds ?? []).flatMap((id, i) =>
+    merchantLocationIds.includes(id) ? [] : [{ path: `${field}.${i}`, message: `${id} is not one of the merchant's Square locations (${merchantLocationIds.join(', ') || 'none listed'})` }],
+  );
+  if (!issues.length) return null;
+  return new DomainError('VALIDATION_FAILED', `The request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+}

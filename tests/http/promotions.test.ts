@@ -235,6 +235,31 @@ test.serial("a refund takes the promotion's points back in proportion with the r
   t.is((await call('POST', `/api/v1/client/promotions/${uuid()}/end`, { token: client })).status, 404);
 });
 
+test.serial('a rule limited to some locations: a payment elsewhere is location_excluded, recorded, filterable, and earns no promotion', async (t) => {
+  const foreign = await call('POST', '/api/v1/client/reward-rules', { token: client, body: { kind: 'spend', points: 1, per: 100, basis: 'amount', locationIds: ['L-MAIN', 'L-NOWHERE'] } });
+  t.is(foreign.status, 400);
+  t.true(foreign.body.error.details.issues.some((i: { path: string }) => i.path === 'locationIds.1'), JSON.stringify(foreign.body));
+  const before = (await call('GET', '/api/v1/client/reward-rules', { token: client })).body.length;
+  const rule = await call('POST', '/api/v1/client/reward-rules', { token: client, body: { kind: 'spend', points: 1, per: 100, basis: 'amount', locationIds: ['L-MAIN'] } });
+  t.is(rule.status, 201);
+  t.deepEqual(rule.body.rule.locationIds, ['L-MAIN']);
+  const activated = await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: client });
+  t.is(activated.status, 200);
+  const rules = await call('GET', '/api/v1/client/reward-rules', { token: client, headers: { 'x-min-position': activated.body.position } });
+  t.is(rules.body.length, before + 1, 'the refused rule was not recorded');
+  // A bonus promotion at every location: it only adds to a purchase the rules credit.
+  await schedule({ name: 'June bonus', incentive: { type: 'bonus', points: 7 }, startsOn: '2027-06-01', endsOn: '2027-06-30' });
+  const kiosk = await pay('2027-06-01T16:00:00Z', { locationId: 'L-AIRPORT' });
+  t.like(kiosk, { outcome: 'location_excluded', points: 0, promotion: null });
+  t.like(await pay('2027-06-01T16:05:00Z', { locationId: 'L-MAIN' }), { outcome: 'credited', points: 17, promotion: 'June bonus' });
+  const listed = await call('GET', `/api/v1/admin/webhooks?outcome=location_excluded&tenantId=${tenantId}`, { token: admin });
+  t.is(listed.status, 200);
+  t.deepEqual(
+    listed.body.items.map((w: { eventId: string }) => w.eventId),
+    [`evt-${kiosk.paymentId}`],
+  );
+});
+
 test.serial('replay: a rebuild of the wallets gives the same balances, and reconciliation finds them matching', async (t) => {
   const before = await balance();
   t.true(before > 0);
