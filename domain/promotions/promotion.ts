@@ -9,6 +9,7 @@
  * most points (on a tie, the one scheduled first).
  */
 import { z } from 'zod';
+import { wholeNumber } from '../rewards/rule.ts';
 
 const MAX_BONUS = 1_000_000;
 const MAX_MULTIPLIER = 10;
@@ -17,13 +18,6 @@ const MAX_USES_PER_DAY = 1_000;
 
 export const WEEKDAYS = ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
-
-const wholeNumber = (what: string, min: number, max: number) =>
-  z
-    .number({ error: `${what} must be a number` })
-    .int(`${what} must be a whole number (no fractions)`)
-    .min(min, `${what} must be at least ${min}`)
-    .max(max, `${what} must be at most ${max}`);
 
 const localDate = (what: string) =>
   z

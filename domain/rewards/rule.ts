@@ -8,7 +8,8 @@ import { DomainError } from '../shared/errors.ts';
 const MAX_POINTS_PER_UNIT = 1_000_000;
 const MAX_MINOR_UNITS = 1_000_000_000_000; // 10 billion in major units: far above any single payment.
 
-const wholeNumber = (what: string, min: number, max: number) =>
+/** A whole number within bounds, its message naming the field (`what`). */
+export const wholeNumber = (what: string, min: number, max: number) =>
   z
     .number({ error: `${what} must be a number` })
     .int(`${what} must be a whole number (no fractions)`)

@@ -6,7 +6,8 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, TEST_JWT_SECRET } from '../support/http.ts';
+import { scenario } from '../support/tenants.ts';
 import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
@@ -26,23 +27,8 @@ let admin: string;
 let client: string;
 let ann: string;
 let tenantId: string;
-
-async function register(role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) {
-  const id = uuid();
-  const token = await tokenFor(id, email);
-  const response = await call('POST', '/api/v1/me/register', { token, body: { role, ...extra } });
-  if (response.body.position) await service.tally.runner.waitForPosition(response.body.position, 15_000);
-  return { id, token };
-}
-
-async function connect(token: string, merchantId: string) {
-  const started = await call('GET', '/api/v1/client/pos/square/connect', { token });
-  const browser = await openConnectUrl(service.url, started.body.url);
-  const state = browser.authorizeUrl.searchParams.get('state')!;
-  const code = square.issueCode(merchantId);
-  const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, { headers: { cookie: browser.cookie } });
-  if (callback.status !== 302) throw new Error(`connect failed: ${callback.status}`);
-}
+let actors: ReturnType<typeof scenario>;
+const register = (role: 'client' | 'consumer', email: string, extra: Record<string, unknown> = {}) => actors.register(role, email, extra);
 
 async function processed(eventId: string) {
   const row = await eventually(() => call('GET', `/api/v1/admin/webhooks/${encodeURIComponent(eventId)}`, { token: admin }), (r) => r.status === 200 && r.body.processed, {
@@ -108,13 +94,14 @@ test.before(async () => {
     API_BASE_URL,
   });
   call = api(service.url);
+  actors = scenario(service, square);
   send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
   admin = (await register('consumer', 'ops@promo.test')).token;
   ann = (await register('consumer', 'ann@promo.test')).token;
   const merchant = await register('client', 'owner@promo.test', { businessName: 'Promo Cafe' });
   client = merchant.token;
   tenantId = (await call('PATCH', `/api/v1/admin/users/${merchant.id}/approve`, { token: admin })).body.user.tenantId;
-  await connect(client, MERCHANT);
+  await actors.connect(merchant, MERCHANT);
   // 1 point per $1 of the amount: a $10 payment earns 10 points before any promotion.
   const rule = await call('POST', '/api/v1/client/reward-rules', { token: client, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
   await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: client });
