@@ -23,6 +23,7 @@ import { Cleanups } from './wiring/lifecycle.ts';
 import { provideAccounts } from './wiring/accounts.ts';
 import { provideConnections } from './wiring/connections.ts';
 import { provideIngestion } from './wiring/ingestion.ts';
+import { provideRewardRules } from './wiring/rewards.ts';
 import { provideWallets } from './wiring/wallets.ts';
 import { provideProgram } from './wiring/program.ts';
 import { providePromotions } from './wiring/promotions.ts';
@@ -104,9 +105,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const inbox = webhookInbox(pool);
     const failures = failureLimiter({ limit: config.AUTH_FAILURE_LIMIT_PER_MINUTE, windowMs: 60_000 });
 
-    // A rule limited to locations is checked against Square's list; the connections it needs are wired below.
-    let merchantLocationIds = async (_tenantId: string): Promise<string[]> => [];
-    const accounts = provideAccounts(infrastructure, inbox, cleanups, (tenantId) => merchantLocationIds(tenantId));
+    const accounts = provideAccounts(infrastructure, inbox, cleanups);
     let awaitProcessed: (eventId: string) => Promise<string | undefined> = async () => undefined;
     const square = provideConnections(infrastructure, metrics, (eventId) => awaitProcessed(eventId));
     const projections = provideProjections(infrastructure, metrics, cleanups);
@@ -116,10 +115,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       cleanups,
     );
     awaitProcessed = ingestion.awaitProcessed;
+    const rewardRules = provideRewardRules(infrastructure, square.connections);
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
     const program = provideProgram(infrastructure, wallets.wallets);
     const promotions = providePromotions(infrastructure, square.connections);
-    merchantLocationIds = async (tenantId) => (await promotions.merchantLocations(tenantId)).locations.map((l) => l.id);
     const audit = provideAudit(infrastructure, positionCheck(store));
 
     const server = await provideHttp(infrastructure, {
@@ -127,7 +126,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       runner: projections.runner,
       failures,
       loadUser: (userId) => accounts.callers.load(userId),
-      routes: [...accounts.routes, ...wallets.routes, ...program.routes, ...promotions.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
+      routes: [...accounts.routes, ...rewardRules.routes, ...wallets.routes, ...program.routes, ...promotions.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
       simulated: square.simulated,
     });
 

@@ -171,6 +171,22 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
       );
     },
 
+    async grantedScopes(): Promise<string[]> {
+      const status = await call('oauth.tokenStatus', () => client.oAuth.retrieveTokenStatus());
+      return status.scopes ?? [];
+    },
+
+    async getPayment(paymentId): Promise<SquarePayment | null> {
+      try {
+        const { payment } = await call('payments.get', () => client.payments.get({ paymentId }));
+        if (!payment) return invalidResponse('payments.get', 'the response has no payment');
+        return toPayment(payment);
+      } catch (error) {
+        if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
+        throw error;
+      }
+    },
+
     async getOrder(orderId): Promise<SquareOrder | null> {
       try {
         const { order } = await call('orders.get', () => client.orders.get({ orderId }));

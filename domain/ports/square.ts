@@ -180,6 +180,10 @@ export interface SquareApi {
   getCustomer(customerId: string): Promise<SquareCustomer | null>;
   listPayments(query: ListPaymentsQuery): AsyncIterable<SquarePayment>;
   listRefunds(query?: ListRefundsQuery): AsyncIterable<SquareRefund>;
+  /** The scopes this access token was granted (`POST /oauth2/token/status`). */
+  grantedScopes(): Promise<string[]>;
+  /** Null when Square does not know the payment (or it is another merchant's). */
+  getPayment(paymentId: string): Promise<SquarePayment | null>;
   /** Null when Square does not know the order. Needs `ORDERS_READ`. */
   getOrder(orderId: string): Promise<SquareOrder | null>;
   /**
@@ -205,6 +209,8 @@ export type SquareOperation =
   | 'customers.get'
   | 'payments.list'
   | 'refunds.list'
+  | 'oauth.tokenStatus'
+  | 'payments.get'
   | 'orders.get'
   | 'catalog.batchGet';
 

@@ -1,16 +1,14 @@
-/** Users, approval, workspaces and reward rules. */
+/** Users, approval and workspaces (reward rules: `reward-rules.ts`). */
 import type pg from 'pg';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { EventStore } from '../../domain/ports/event-store.ts';
 import type { AccountsService, TokenIdentity } from '../../domain/users/service.ts';
 import type { PhoneVerificationService } from '../../domain/users/phone-verification.ts';
-import type { RewardRulesService } from '../../domain/rewards/service.ts';
-import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
 import { phoneRegion } from '../../domain/identity/normalise.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
-import { listRewardRules, searchUsers } from '../../projections/read/accounts.ts';
+import { searchUsers } from '../../projections/read/accounts.ts';
 import { HttpError } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
@@ -20,7 +18,6 @@ import { route, type RouteSpec } from './table.ts';
 export interface AccountRoutesDependencies {
   accounts: AccountsService;
   phoneVerification: PhoneVerificationService;
-  rules: RewardRulesService;
   store: EventStore;
   pool: pg.Pool;
 }
@@ -57,7 +54,6 @@ const identityOf = (c: Caller): TokenIdentity => ({
 const meView = userView.omit({ registeredAt: true });
 const userWrite = z.object({ user: userView, position });
 const userParams = z.object({ userId: id });
-const ruleVersion = z.object({ ruleId: z.string(), version: z.number().int(), isActive: z.boolean(), rule: z.record(z.string(), z.unknown()) });
 
 /** A change to the caller's own account needs one: 404 until registered, whatever the body says. */
 const registered = ({ ctx }: { ctx: Context }) => {
@@ -80,7 +76,7 @@ const searchQuery = z.object({ q: z.string().trim().min(1, 'q is required: part 
 
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
-  const { accounts, rules } = deps;
+  const { accounts } = deps;
   return [
     route({
       method: 'post',
@@ -219,52 +215,6 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         const { state } = await loadState(deps.store, workspaceStream(tenantOf(ctx)), workspaceDecider);
         if (state.status === 'none') throw new HttpError('NOT_FOUND', 'Workspace not found');
         return { status: 200, body: { tenantId: state.tenantId, businessName: state.businessName, ownerUserId: state.ownerUserId, provisionedAt: state.provisionedAt } };
-      },
-    }),
-    route({
-      method: 'get',
-      path: '/api/v1/client/reward-rules',
-      access: 'tenant',
-      summary: "The tenant's reward rule versions, newest first, the active one marked.",
-      response: z.array(ruleVersion.extend({ createdAt: timestamp, activatedAt: timestamp.nullable(), retiredAt: timestamp.nullable(), currency: z.string().nullable() })),
-      async handler({ ctx }) {
-        return { status: 200, body: await listRewardRules(deps.pool, tenantOf(ctx)) };
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/api/v1/client/reward-rules',
-      access: 'tenant',
-      summary: 'Create the next rule version (inactive): spend {points, per, basis, minimumSpend?} or visit {points, minimumSpend?}.',
-      body: rewardRuleSchema,
-      response: ruleVersion.extend({ createdAt: timestamp, position }),
-      statuses: [201],
-      async handler({ body, ctx }) {
-        const created = await rules.create(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
-        return { status: 201, body: { ...created, position: created.position ?? null } };
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/api/v1/client/reward-rules/retire',
-      access: 'tenant',
-      summary: 'Retire every rule version so far: none stays active or can be activated again (needed to reconnect Square in another currency).',
-      response: z.object({ retiredThroughVersion: z.number().int(), position }),
-      async handler({ ctx }) {
-        const result = await rules.retire(tenantOf(ctx), caller(ctx).userId, metadataFor(ctx));
-        return { status: 200, body: { ...result, position: result.position ?? null } };
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/api/v1/client/reward-rules/:ruleId/activate',
-      access: 'tenant',
-      summary: 'Make a rule version the single active one.',
-      params: z.object({ ruleId: id }),
-      response: ruleVersion.extend({ position }),
-      async handler({ params, ctx }) {
-        const result = await rules.activate(tenantOf(ctx), params.ruleId, caller(ctx).userId, metadataFor(ctx));
-        return { status: 200, body: { ...result, position: result.position ?? null } };
       },
     }),
   ];

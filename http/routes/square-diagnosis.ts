@@ -4,7 +4,7 @@
  */
 import type { SquareConnectionState } from '../../domain/connections/events.ts';
 import type { TokenCheck } from '../../domain/connections/service.ts';
-import { SQUARE_SCOPES } from '../../domain/ports/square.ts';
+import { ORDER_SCOPES, SQUARE_SCOPES } from '../../domain/ports/square.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
 import { z } from 'zod';
 import { timestamp } from '../schemas.ts';
@@ -25,6 +25,9 @@ export const squareDiagnosisView = z.object({
     merchantId: z.string().nullable(),
     currency: z.string().nullable(),
     country: z.string().nullable(),
+    /** The scopes this connection was granted, and those Tally asks for now that it lacks (reconnect to grant them). */
+    scopes: z.array(z.string()),
+    missingScopes: z.array(z.string()),
     authorizedAt: timestamp.nullable(),
     tokenExpiresAt: timestamp.nullable(),
     lastRefreshedAt: timestamp.nullable(),
@@ -75,6 +78,8 @@ export function squareDiagnosis({ tenantId, settings, connection, token, lastWeb
       merchantId: connected?.merchantId ?? null,
       currency: connected?.currency ?? null,
       country: connected?.country ?? null,
+      scopes: connected?.scopes ?? [],
+      missingScopes: connected ? SQUARE_SCOPES.filter((scope) => !connected.scopes.includes(scope)) : [],
       authorizedAt: connected?.authorizedAt ?? null,
       tokenExpiresAt: connected?.tokenExpiresAt ?? null,
       lastRefreshedAt: connected?.lastRefreshedAt ?? null,
@@ -130,6 +135,14 @@ function problems(settings: SquareSettings, connection: SquareConnectionState, t
     default: {
       const unexpected: never = connection;
       return unexpected;
+    }
+  }
+  if (connection.status === 'active') {
+    const missing = ORDER_SCOPES.filter((scope) => !connection.scopes.includes(scope));
+    if (missing.length) {
+      found.push(
+        `The connection lacks ${missing.join(' and ')} (it was made before Tally asked for them): spend and visit rules on the payment work; item, category, before-tax and exclusion rules need the order and its items: connect Square again (GET /api/v1/client/pos/square/connect) to grant them`,
+      );
     }
   }
   if (token.decrypts === false && connection.status !== 'token_undecryptable') {

@@ -141,6 +141,13 @@ test.serial('every declared route answers what its declaration says, and GET /op
   const rule = await hit(t, 'post /api/v1/client/reward-rules', { ...asOwner, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
   await hit(t, 'post /api/v1/client/reward-rules/:ruleId/activate', { ...asOwner, params: { ruleId: rule.body.ruleId } });
   await hit(t, 'get /api/v1/client/reward-rules', asOwner);
+  const item = await hit(t, 'post /api/v1/client/reward-rules', { ...asOwner, body: { kind: 'item', points: 5, itemVariationIds: ['VARLATTE'] } });
+  await hit(t, 'post /api/v1/client/reward-rules/:ruleId/activate', { ...asOwner, params: { ruleId: item.body.ruleId }, body: { alongside: true } });
+  await hit(t, 'post /api/v1/client/reward-rules/preview', {
+    ...asOwner,
+    body: { order: { lines: [{ itemVariationId: 'VARLATTE', quantity: '2', totalMinor: 900 }] } },
+  });
+  await hit(t, 'post /api/v1/client/reward-rules/:ruleId/deactivate', { ...asOwner, params: { ruleId: item.body.ruleId } });
 
   const consumer = await registered(t, 'consumer', 'shopper@contract.test');
   await hit(t, 'get /api/v1/me', { token: consumer.token });

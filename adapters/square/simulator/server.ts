@@ -980,6 +980,12 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     }
     if (method === 'POST' && path === '/oauth2/token') return obtainToken(post);
     if (method === 'POST' && path === '/oauth2/revoke') return revokeToken(request, post);
+    if (method === 'POST' && path === '/oauth2/token/status') {
+      const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
+      const grant = bearer ? accessTokens.get(bearer) : undefined;
+      if (!grant || grant.state !== 'active') throw unauthorized();
+      return { status: 200, body: { client_id: appId, expires_at: grant.expiresAt, merchant_id: grant.merchantId, scopes: [...grant.scopes] } };
+    }
     if (method === 'POST' && path === '/v2/catalog/batch-retrieve') {
       const state = authorize(request, 'ITEMS_READ');
       if (!Array.isArray(post.object_ids) || !post.object_ids.length) throw badRequest('MISSING_REQUIRED_PARAMETER', 'Missing required parameter: object_ids.', 'object_ids');
@@ -1004,6 +1010,13 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       const customer = state.customers.get(id);
       if (!customer) throw notFound(`Customer with ID \`${id}\` not found.`);
       return { status: 200, body: { customer: customerJson(customer) } };
+    }
+    if ((match = /^\/v2\/payments\/([^/]+)$/.exec(path))) {
+      const state = authorize(request, 'PAYMENTS_READ');
+      const id = decodeURIComponent(match[1]!);
+      const payment = state.payments.get(id);
+      if (!payment) throw notFound(`Payment with ID \`${id}\` not found.`);
+      return { status: 200, body: { payment: paymentJson(payment, payment.currency ?? state.merchant.currency) } };
     }
     if ((match = /^\/v2\/orders\/([^/]+)$/.exec(path))) {
       const state = authorize(request, 'ORDERS_READ');
