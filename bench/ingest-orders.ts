@@ -11,7 +11,8 @@
  */
 import os from 'node:os';
 import { createSquareGateway } from '../adapters/square/client.ts';
-import { startSquareServer, type TestCatalog, type TestOrderLine } from '../adapters/square/simulator/server.ts';
+import { DEMO_CATALOG } from '../adapters/square/simulator/orders.ts';
+import { startSquareServer, type TestOrderLine } from '../adapters/square/simulator/server.ts';
 import { orderLookup } from '../domain/payments/order-lookup.ts';
 import { evaluateRules, rulesNeedOrder, type RuleRef } from '../domain/rewards/evaluate.ts';
 import type { ResultRow } from './report.ts';
@@ -20,18 +21,8 @@ import { formatDuration, log, writeResults } from './support.ts';
 
 const MERCHANT = 'MBENCHORDERS';
 const LOCATION = 'LBENCHORDERS';
-const CATALOG: TestCatalog = {
-  categories: [
-    { id: 'CAT-COFFEE', name: 'Coffee' },
-    { id: 'CAT-PASTRY', name: 'Pastries' },
-  ],
-  items: [
-    { id: 'ITEM-LATTE', name: 'Latte', categoryIds: ['CAT-COFFEE'], variations: [{ id: 'VAR-LATTE', name: 'Regular', priceMinor: 450 }] },
-    { id: 'ITEM-MUFFIN', name: 'Muffin', categoryIds: ['CAT-PASTRY'], variations: [{ id: 'VAR-MUFFIN', name: 'Blueberry', priceMinor: 325 }] },
-  ],
-};
-const ITEM_RULE: RuleRef = { ruleId: 'item', version: 1, rule: { kind: 'item', points: 5, itemVariationIds: ['VAR-LATTE'] } };
-const CATEGORY_RULE: RuleRef = { ruleId: 'category', version: 1, rule: { kind: 'category', points: 2, categoryIds: ['CAT-PASTRY'] } };
+const ITEM_RULE: RuleRef = { ruleId: 'item', version: 1, rule: { kind: 'item', points: 5, itemVariationIds: ['VARLATTE'] } };
+const CATEGORY_RULE: RuleRef = { ruleId: 'category', version: 1, rule: { kind: 'category', points: 2, categoryIds: ['CATPASTRY'] } };
 const SPEND_RULE: RuleRef = { ruleId: 'spend', version: 1, rule: { kind: 'spend', points: 1, per: 100, basis: 'amount', minimumSpend: 0 } };
 
 interface Phase {
@@ -64,8 +55,8 @@ async function measure(n: number, concurrency: number, op: (i: number) => Promis
 }
 
 const orderLines = (i: number): TestOrderLine[] => [
-  { catalogObjectId: 'VAR-LATTE', name: 'Latte', quantity: String(1 + (i % 3)), basePriceMinor: 450, taxMinor: 36 },
-  { catalogObjectId: 'VAR-MUFFIN', name: 'Muffin', quantity: String(i % 2), basePriceMinor: 325 },
+  { catalogObjectId: 'VARLATTE', name: 'Latte', quantity: String(1 + (i % 3)), basePriceMinor: 450, taxMinor: 36 },
+  { catalogObjectId: 'VARMUFFIN', name: 'Muffin', quantity: String(i % 2), basePriceMinor: 325 },
 ];
 
 // Over 80 lines because it is one benchmark read top to bottom: set-up, four measured phases, the check, the report.
@@ -77,7 +68,7 @@ export async function orderFetchBenchmark(quick: boolean): Promise<boolean> {
   const square = await startSquareServer();
   try {
     square.addMerchant({ merchantId: MERCHANT, businessName: 'Bench Orders', locations: [{ id: LOCATION, name: 'Main' }] });
-    square.setCatalog(MERCHANT, CATALOG);
+    square.setCatalog(MERCHANT, DEMO_CATALOG);
     for (let i = 0; i < n; i++) {
       square.addCustomer(MERCHANT, { id: `cust-${i}`, email: `c${i}@bench.test` });
       square.addOrder(MERCHANT, { id: `ord-${i}`, locationId: LOCATION, lines: orderLines(i), createdAt: startedAt.toISOString() });

@@ -144,8 +144,8 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
       }));
     },
 
-    async getCustomer(customerId): Promise<SquareCustomer | null> {
-      try {
+    getCustomer: (customerId): Promise<SquareCustomer | null> =>
+      unlessNotFound(async () => {
         const { customer } = await call('customers.get', () => client.customers.get({ customerId }));
         if (!customer) return invalidResponse('customers.get', 'the response has no customer');
         return {
@@ -153,11 +153,7 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
           emailAddress: customer.emailAddress ?? null,
           phoneNumber: customer.phoneNumber ?? null,
         };
-      } catch (error) {
-        if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
-        throw error;
-      }
-    },
+      }),
 
     listPayments({ locationId, updatedAtBeginTime, limit }: ListPaymentsQuery): AsyncIterable<SquarePayment> {
       return paged('payments.list', toPayment, () =>
@@ -176,27 +172,17 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
       return status.scopes ?? [];
     },
 
-    async getPayment(paymentId): Promise<SquarePayment | null> {
-      try {
+    getPayment: (paymentId): Promise<SquarePayment | null> =>
+      unlessNotFound(async () => {
         const { payment } = await call('payments.get', () => client.payments.get({ paymentId }));
-        if (!payment) return invalidResponse('payments.get', 'the response has no payment');
-        return toPayment(payment);
-      } catch (error) {
-        if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
-        throw error;
-      }
-    },
+        return payment ? toPayment(payment) : invalidResponse('payments.get', 'the response has no payment');
+      }),
 
-    async getOrder(orderId): Promise<SquareOrder | null> {
-      try {
+    getOrder: (orderId): Promise<SquareOrder | null> =>
+      unlessNotFound(async () => {
         const { order } = await call('orders.get', () => client.orders.get({ orderId }));
-        if (!order) return invalidResponse('orders.get', 'the response has no order');
-        return toOrder(order);
-      } catch (error) {
-        if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
-        throw error;
-      }
-    },
+        return order ? toOrder(order) : invalidResponse('orders.get', 'the response has no order');
+      }),
 
     async getCatalogObjects(ids, { includeRelated = false } = {}): Promise<SquareCatalogObject[]> {
       if (!ids.length) return [];
@@ -267,6 +253,16 @@ async function* paged<Item, Out>(
   } finally {
     // The caller stopped early (break, or a throw of its own): let the SDK's iterator finish too.
     await items.return?.();
+  }
+}
+
+/** Square's NOT_FOUND as null: the object does not exist (or is another merchant's). */
+async function unlessNotFound<T>(request: () => Promise<T>): Promise<T | null> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
+    throw error;
   }
 }
 

@@ -9,7 +9,8 @@ import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
-import { PAYMENT_ONLY_SCOPES, startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer, type TestCatalog, type TestOrderLine } from '../support/square-server.ts';
+import { DEMO_CATALOG } from '../../adapters/square/simulator/orders.ts';
+import { PAYMENT_ONLY_SCOPES, startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer, type TestOrderLine } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
 
@@ -17,22 +18,12 @@ const WEBHOOK_KEY = 'rules-webhook-signature-key';
 const API_BASE_URL = 'https://api.rules.test';
 const CRON_SECRET = 'cron-secret-for-rule-tests-012345';
 
-const CATALOG: TestCatalog = {
-  categories: [
-    { id: 'CAT-COFFEE', name: 'Coffee' },
-    { id: 'CAT-PASTRY', name: 'Pastries' },
-    { id: 'CAT-GIFT', name: 'Gift cards' },
-  ],
-  items: [
-    { id: 'ITEM-LATTE', name: 'Latte', categoryIds: ['CAT-COFFEE'], variations: [{ id: 'VAR-LATTE', name: 'Regular', priceMinor: 450 }] },
-    { id: 'ITEM-MUFFIN', name: 'Muffin', categoryIds: ['CAT-PASTRY'], variations: [{ id: 'VAR-MUFFIN', name: 'Blueberry', priceMinor: 325 }] },
-    { id: 'ITEM-GIFT', name: 'Gift card', categoryIds: ['CAT-GIFT'], variations: [{ id: 'VAR-GIFT', name: '$25', priceMinor: 2500 }] },
-  ],
-};
+/** Demo Bakery's catalog: Latte (Coffee), Muffin (Pastries), a $25 gift card (Gift cards). */
+const CATALOG = DEMO_CATALOG;
 
-const latte = (quantity = '1', tax = 0): TestOrderLine => ({ catalogObjectId: 'VAR-LATTE', name: 'Latte', quantity, basePriceMinor: 450, taxMinor: tax });
-const muffin = (quantity = '1', tax = 0): TestOrderLine => ({ catalogObjectId: 'VAR-MUFFIN', name: 'Muffin', quantity, basePriceMinor: 325, taxMinor: tax });
-const giftCard = (): TestOrderLine => ({ catalogObjectId: 'VAR-GIFT', name: 'Gift card', quantity: '1', basePriceMinor: 2500 });
+const latte = (quantity = '1', tax = 0): TestOrderLine => ({ catalogObjectId: 'VARLATTE', name: 'Latte', quantity, basePriceMinor: 450, taxMinor: tax });
+const muffin = (quantity = '1', tax = 0): TestOrderLine => ({ catalogObjectId: 'VARMUFFIN', name: 'Muffin', quantity, basePriceMinor: 325, taxMinor: tax });
+const giftCard = (): TestOrderLine => ({ catalogObjectId: 'VARGIFTCARD25', name: 'Gift card', quantity: '1', basePriceMinor: 2500 });
 
 let square: SquareTestServer;
 let service: TestService;
@@ -80,8 +71,8 @@ async function cafe(rules: Record<string, unknown>[], options: { scopes?: readon
   await world.connect(owner, merchantId, options.scopes ? { scopes: options.scopes } : {});
   const guest = await world.register('consumer', email);
   let paid = 0;
-  /** The guest buys `lines` (tip optional) and Square reports the completed payment by webhook. */
-  async function buys(lines: TestOrderLine[], tip = 0) {
+  /** The guest buys `lines` (tip optional) and Square reports the completed payment by webhook (or only lists it: `poll`). */
+  async function buys(lines: TestOrderLine[], tip = 0, options: { poll?: boolean } = {}) {
     paid += 1;
     const orderId = `ORD-${key}-${paid}`;
     const paymentId = `PAY-${key}-${paid}`;
@@ -91,6 +82,7 @@ async function cafe(rules: Record<string, unknown>[], options: { scopes?: readon
     // Square holds the payment too (the preview reads it by id).
     const createdAt = new Date().toISOString();
     square.addPayment(merchantId, { id: paymentId, locationId: `L-${key}`, amount, tip, customerId: `cust-${key}`, orderId, createdAt });
+    if (options.poll) return { paymentId, orderId, eventId, amount };
     const answer = await send(paymentWebhook({ eventId, merchantId, paymentId, amount, tip, customerId: `cust-${key}`, orderId, locationId: `L-${key}` }));
     if (answer.status !== 200) throw new Error(`webhook: ${answer.status}`);
     return { paymentId, orderId, eventId, amount };
@@ -118,7 +110,7 @@ async function purchase(paymentId: string) {
 const ordersRead = (orderId: string) => square.requests.filter((r) => r.path === `/v2/orders/${orderId}`).length;
 
 test('an item rule gives N points per unit of the listed variations; a muffin earns nothing under "5 per latte"', async (t) => {
-  const c = await cafe([{ kind: 'item', points: 5, itemVariationIds: ['VAR-LATTE'] }]);
+  const c = await cafe([{ kind: 'item', points: 5, itemVariationIds: ['VARLATTE'] }]);
   const sale = await c.buys([latte('2'), muffin()]);
   t.like(await settled(sale.eventId), { outcome: 'credited' });
   t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 10 });
@@ -130,7 +122,7 @@ test('an item rule gives N points per unit of the listed variations; a muffin ea
 });
 
 test('a category rule counts units of items in the listed categories, read from the catalog', async (t) => {
-  const c = await cafe([{ kind: 'category', points: 2, categoryIds: ['CAT-COFFEE', 'CAT-PASTRY'] }]);
+  const c = await cafe([{ kind: 'category', points: 2, categoryIds: ['CATCOFFEE', 'CATPASTRY'] }]);
   const sale = await c.buys([latte('1'), muffin('2'), giftCard()]);
   t.like(await settled(sale.eventId), { outcome: 'credited' });
   t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 6 }, '3 units in the categories × 2; the gift card is in none');
@@ -151,7 +143,7 @@ test('spend before tax leaves the order’s tax out: $100 + $10 tax earns 100, n
 });
 
 test('spend with exclusions leaves excluded categories and variations out; a tip counts with basis total', async (t) => {
-  const c = await cafe([{ kind: 'spend', points: 1, per: 100, basis: 'total', excludedCategoryIds: ['CAT-GIFT'], excludedItemVariationIds: ['VAR-MUFFIN'] }]);
+  const c = await cafe([{ kind: 'spend', points: 1, per: 100, basis: 'total', excludedCategoryIds: ['CATGIFTCARD'], excludedItemVariationIds: ['VARMUFFIN'] }]);
   // $4.50 latte + $3.25 muffin + $25 gift card + $1.00 tip: 4.50 + 1.00 counts.
   const sale = await c.buys([latte(), muffin(), giftCard()], 100);
   t.like(await settled(sale.eventId), { outcome: 'credited' });
@@ -162,7 +154,7 @@ test('spend with exclusions leaves excluded categories and variations out; a tip
 test('several active rules add up, each recorded; a refund of the order takes each rule’s share back', async (t) => {
   const c = await cafe([
     { kind: 'spend', points: 1, per: 100, basis: 'amount' },
-    { kind: 'item', points: 5, itemVariationIds: ['VAR-LATTE'] },
+    { kind: 'item', points: 5, itemVariationIds: ['VARLATTE'] },
     { kind: 'visit', points: 3 },
   ]);
   // Two lattes ($9.00): 9 (spend) + 10 (item) + 3 (visit) = 22.
@@ -188,14 +180,14 @@ test('several active rules add up, each recorded; a refund of the order takes ea
 });
 
 test('the order is read once per order (cached); a connection without ORDERS_READ fails the webhook, retried, never a silent zero', async (t) => {
-  const c = await cafe([{ kind: 'item', points: 1, itemVariationIds: ['VAR-LATTE'] }]);
+  const c = await cafe([{ kind: 'item', points: 1, itemVariationIds: ['VARLATTE'] }]);
   const sale = await c.buys([latte()]);
   t.like(await settled(sale.eventId), { outcome: 'credited' });
   await send(paymentWebhook({ eventId: `${sale.eventId}-again`, merchantId: c.merchantId, paymentId: `${sale.paymentId}-split`, amount: 450, customerId: null, orderId: sale.orderId }));
   t.like(await settled(`${sale.eventId}-again`), { outcome: 'stored_anonymous' });
   t.is(ordersRead(sale.orderId), 1, 'the second tender of the order found it in the cache');
 
-  const old = await cafe([{ kind: 'item', points: 1, itemVariationIds: ['VAR-LATTE'] }], { scopes: PAYMENT_ONLY_SCOPES });
+  const old = await cafe([{ kind: 'item', points: 1, itemVariationIds: ['VARLATTE'] }], { scopes: PAYMENT_ONLY_SCOPES });
   const refused = await old.buys([latte()]);
   const row = await settled(refused.eventId);
   t.false(row.processed);
@@ -224,11 +216,11 @@ test('bad rules are 400s naming the field, nothing recorded; ids unknown to the 
     [{ kind: 'spend', points: 1, per: 100, basis: 'amount', taxMode: 'pre_tax' }, 'taxMode'],
     [{ kind: 'item', points: 5, itemVariationIds: [] }, 'itemVariationIds'],
     [{ kind: 'item', points: 5 }, 'itemVariationIds'],
-    [{ kind: 'category', points: 0, categoryIds: ['CAT-COFFEE'] }, 'points'],
-    [{ kind: 'category', points: 1, categoryIds: ['CAT-COFFEE', 'CAT-COFFEE'] }, 'categoryIds'],
-    [{ kind: 'item', points: 5, itemVariationIds: ['VAR-NOPE'] }, 'itemVariationIds'],
-    [{ kind: 'category', points: 5, categoryIds: ['VAR-LATTE'] }, 'categoryIds'],
-    [{ kind: 'spend', points: 1, per: 100, basis: 'amount', excludedCategoryIds: ['CAT-NOPE'] }, 'excludedCategoryIds'],
+    [{ kind: 'category', points: 0, categoryIds: ['CATCOFFEE'] }, 'points'],
+    [{ kind: 'category', points: 1, categoryIds: ['CATCOFFEE', 'CATCOFFEE'] }, 'categoryIds'],
+    [{ kind: 'item', points: 5, itemVariationIds: ['VARNOPE'] }, 'itemVariationIds'],
+    [{ kind: 'category', points: 5, categoryIds: ['VARLATTE'] }, 'categoryIds'],
+    [{ kind: 'spend', points: 1, per: 100, basis: 'amount', excludedCategoryIds: ['CATNOPE'] }, 'excludedCategoryIds'],
   ] as const) {
     const answer = await create(body);
     t.is(answer.status, 400, JSON.stringify(body));
@@ -237,12 +229,12 @@ test('bad rules are 400s naming the field, nothing recorded; ids unknown to the 
     t.true(issues.some((i) => i.path.startsWith(field)), `${field}: ${JSON.stringify(answer.body.error)}`);
   }
   t.is((await world.call('GET', '/api/v1/client/reward-rules', { token: c.owner.token })).body.length, before, 'nothing recorded');
-  const known = await create({ kind: 'item', points: 5, itemVariationIds: ['VAR-LATTE'] });
+  const known = await create({ kind: 'item', points: 5, itemVariationIds: ['VARLATTE'] });
   t.is(known.status, 201);
   t.deepEqual(known.body.warnings, []);
   // A workspace not connected to Square: accepted, with a warning that the ids were not checked.
   const fresh = await world.merchant(admin, `unconnected-${uuid().slice(0, 6)}@rules.test`);
-  const unchecked = await world.call('POST', '/api/v1/client/reward-rules', { token: fresh.token, body: { kind: 'category', points: 1, categoryIds: ['CAT-ANY'] } });
+  const unchecked = await world.call('POST', '/api/v1/client/reward-rules', { token: fresh.token, body: { kind: 'category', points: 1, categoryIds: ['CATANY'] } });
   t.is(unchecked.status, 201);
   t.regex(unchecked.body.warnings[0], /not connected.*unchecked/);
 });
@@ -255,11 +247,11 @@ test('preview: the points a rule would give a Square payment or a sample order, 
   const active = await preview({ paymentId: sale.paymentId });
   t.is(active.status, 200);
   t.like(active.body, { points: 13, payment: { paymentId: sale.paymentId, amountMinor: 1315, orderRead: false } });
-  const tried = await preview({ paymentId: sale.paymentId, rule: { kind: 'spend', points: 1, per: 100, basis: 'amount', taxMode: 'before_tax', excludedItemVariationIds: ['VAR-MUFFIN'] } });
+  const tried = await preview({ paymentId: sale.paymentId, rule: { kind: 'spend', points: 1, per: 100, basis: 'amount', taxMode: 'before_tax', excludedItemVariationIds: ['VARMUFFIN'] } });
   t.like(tried.body, { points: 9, payment: { orderRead: true } });
   t.true(tried.body.lines.some((l: { text: string }) => /Muffin.*excluded/.test(l.text)));
   t.true(tried.body.lines.some((l: { text: string }) => /tax of 90/.test(l.text)));
-  const sample = await preview({ rule: { kind: 'item', points: 5, itemVariationIds: ['VAR-LATTE'] }, order: { lines: [{ itemVariationId: 'VAR-LATTE', name: 'Latte', quantity: '3', totalMinor: 1350 }] } });
+  const sample = await preview({ rule: { kind: 'item', points: 5, itemVariationIds: ['VARLATTE'] }, order: { lines: [{ itemVariationId: 'VARLATTE', name: 'Latte', quantity: '3', totalMinor: 1350 }] } });
   t.like(sample.body, { points: 15, rules: [{ ruleId: null, kind: 'item', points: 15 }] });
   const both = await preview({ paymentId: sale.paymentId, order: { lines: [] } });
   t.is(both.status, 400);
@@ -271,7 +263,7 @@ test('preview: the points a rule would give a Square payment or a sample order, 
 
 test('replay: reconciliation covers purchases of several rules and their refunds; a rebuild of the wallets gives the same balances', async (t) => {
   const c = await cafe([
-    { kind: 'category', points: 3, categoryIds: ['CAT-COFFEE'] },
+    { kind: 'category', points: 3, categoryIds: ['CATCOFFEE'] },
     { kind: 'spend', points: 1, per: 100, basis: 'amount', taxMode: 'before_tax' },
   ]);
   const sale = await c.buys([latte('2', 72), muffin('1', 26)]);
@@ -293,4 +285,14 @@ test('replay: reconciliation covers purchases of several rules and their refunds
   );
   t.is(done.body.state, 'completed');
   t.deepEqual(await world.balances(c.guest), before);
+});
+
+// Serial (run before the others): the poll takes every connection's listed payments, which would beat the other tests' webhooks.
+test.serial('the poll reads the order the same way: a payment Square only lists earns by the item rule', async (t) => {
+  const c = await cafe([{ kind: 'item', points: 4, itemVariationIds: ['VARLATTE'] }]);
+  const sale = await c.buys([latte('3')], 0, { poll: true });
+  const polled = await world.call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+  t.is(polled.status, 200);
+  t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 12 });
+  t.like(await purchase(sale.paymentId), { points: 12, orderRead: true });
 });
