@@ -7,6 +7,7 @@
 import type { Decider } from '../shared/decider.ts';
 import type { SquarePayment } from '../ports/square.ts';
 import { evaluateRules, type Contribution, type RuleRef } from '../rewards/evaluate.ts';
+import { appliesAtLocation } from '../rewards/rule.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { paymentEvents, type CreditOutcome, type PaymentEvent, type PurchaseContribution, type RefundBasis, type WalletEffect } from './events.ts';
 import { bestPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
@@ -185,12 +186,10 @@ function excluded(command: ObservePayment): CreditOutcome | null {
   if (command.beforeProgram) return 'before_program';
   if (!rulesOf(command).length) return 'no_rule_no_credit';
   // Rules limited to locations (issue 19): when none in force takes payments at this one, the payment earns nothing.
-  if (!rulesOf(command).some((r) => atLocation(r, command.payment.locationId))) return 'location_excluded';
+  if (!rulesOf(command).some((r) => appliesAtLocation(r.rule, command.payment.locationId))) return 'location_excluded';
   return null;
 }
 
-/** Whether a rule takes payments at a location (a rule without `locationIds` takes them everywhere). */
-const atLocation = (ref: RuleRef, locationId: string): boolean => !ref.rule.locationIds || ref.rule.locationIds.includes(locationId);
 
 /** The contribution the wallet's credit names: the one with the most points (the first of equals). */
 const primaryOf = (contributions: readonly Contribution[]): Contribution | undefined =>
@@ -199,7 +198,7 @@ const primaryOf = (contributions: readonly Contribution[]): Contribution | undef
 function complete(command: ObservePayment): PaymentEvent {
   const { payment, resolution, orderVisit } = command;
   const exclusion = excluded(command);
-  const rules = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' || exclusion === 'location_excluded' ? [] : rulesOf(command).filter((r) => atLocation(r, payment.locationId));
+  const rules = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' || exclusion === 'location_excluded' ? [] : rulesOf(command).filter((r) => appliesAtLocation(r.rule, payment.locationId));
   const evaluation = rules.length
     ? evaluateRules(rules, {
         amountMinor: payment.amountMinor,

@@ -104,6 +104,9 @@ export const rewardRuleSchema = z.discriminatedUnion('kind', [spendRuleSchema, v
 
 export type RewardRule = z.infer<typeof rewardRuleSchema>;
 
+/** Whether a rule takes payments at a location (a rule without `locationIds` takes them everywhere). */
+export const appliesAtLocation = (rule: RewardRule, locationId: string): boolean => !rule.locationIds || rule.locationIds.includes(locationId);
+
 /** What a completed payment offers a rule: both Square amounts, in minor units. */
 export interface PaymentAmounts {
   /** `amount_money`: excludes the tip. */

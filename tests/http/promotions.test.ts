@@ -239,6 +239,12 @@ test.serial('a rule limited to some locations: a payment elsewhere is location_e
   const kiosk = await pay('2027-06-01T16:00:00Z', { locationId: 'L-AIRPORT' });
   t.like(kiosk, { outcome: 'location_excluded', points: 0, promotion: null });
   t.like(await pay('2027-06-01T16:05:00Z', { locationId: 'L-MAIN' }), { outcome: 'credited', points: 17, promotion: 'June bonus' });
+  // The preview reads the payment from Square and says the rule does not apply at its location.
+  square.addPayment(MERCHANT, { id: kiosk.paymentId, locationId: 'L-AIRPORT', amount: 1000, customerId: 'cust-ann', createdAt: '2027-06-01T16:00:00Z' });
+  const preview = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body: { paymentId: kiosk.paymentId } });
+  t.is(preview.status, 200, JSON.stringify(preview.body));
+  t.is(preview.body.points, 0);
+  t.true(preview.body.warnings.some((w: string) => /L-AIRPORT.*location_excluded/.test(w)), JSON.stringify(preview.body.warnings));
   const listed = await call('GET', `/api/v1/admin/webhooks?outcome=location_excluded&tenantId=${tenantId}`, { token: admin });
   t.is(listed.status, 200);
   t.deepEqual(
