@@ -18,7 +18,7 @@ const USAGE = `Usage: npm run square -- <command> [flags]
   trigger refund  --payment <id> --amount <minor units>
   trigger revoke  --merchant <id>
   customers add   --merchant <id> (--email <email> | --phone <phone>) [--given-name <name>] [--family-name <name>]
-  merchants add   --name <business name> [--currency USD] [--country US] [--id <merchant id>]
+  merchants add   --name <business name> [--currency USD] [--country US] [--id <merchant id>] [--timezone America/New_York]
   list merchants
   list payments   [--merchant <id>]
   send <payload.json> --url <Tally webhook URL> --key <signature key>
@@ -209,12 +209,13 @@ async function run(argv: string[]): Promise<number> {
     });
   }
   if (command === 'merchants' && subcommand === 'add') {
-    const { values } = flags(rest, { name: { type: 'string' }, currency: { type: 'string' }, country: { type: 'string' }, id: { type: 'string' } });
+    const { values } = flags(rest, { name: { type: 'string' }, currency: { type: 'string' }, country: { type: 'string' }, id: { type: 'string' }, timezone: { type: 'string' } });
     const answer = await control(simulatorUrl(values), 'POST', '/simulator/merchants', {
       name: required(values, 'name'),
       ...(values.currency ? { currency: values.currency } : {}),
       ...(values.country ? { country: values.country } : {}),
       ...(values.id ? { id: values.id } : {}),
+      ...(values.timezone ? { timezone: values.timezone } : {}),
     });
     return print(values.json, answer, () => {
       const m = answer.merchant;

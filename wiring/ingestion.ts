@@ -124,6 +124,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     catchUp: () => ingestionState.catchUp(),
     ruleSet: (tenantId) => ingestionState.ruleSet(tenantId),
     workspace: (tenantId) => ingestionState.workspace(tenantId),
+    promotions: (tenantId) => ingestionState.promotions(tenantId),
     customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
     purchaseOrder: (tenantId, orderId, withCategories) => orders.get(tenantId, orderId, withCategories),
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),

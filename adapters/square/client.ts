@@ -140,6 +140,7 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
         id: required(location.id, 'location.id', 'locations.list'),
         name: location.name ?? null,
         status: required(location.status, `location ${location.id}: status`, 'locations.list'),
+        timezone: location.timezone ?? null,
       }));
     },
 

@@ -22,6 +22,8 @@ import { walletDecider, walletStream, type WalletState } from '../wallets/wallet
 import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
 import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
+import { foldUses, useStreamsOf, UsesInBatch, type UsesLoad } from './promotion-uses.ts';
+import type { ScheduledPromotion } from '../promotions/promotion.ts';
 
 export type IngestionOutcome =
   | CreditOutcome
@@ -48,6 +50,8 @@ export interface IngestionDependencies {
   ruleSet(tenantId: string): RuleSetState;
   /** The workspace's currency and country, from the connected Square merchant's profile; null when unknown. */
   workspace(tenantId: string): Workspace;
+  /** The workspace's promotions (issue 19); a payment may use one in force when it was created. Omitted: none. */
+  promotions?(tenantId: string): readonly ScheduledPromotion[];
   /**
    * The payment's Square order, read only when a rule in force needs it (cached, see `order-lookup.ts`); null when
    * Square does not know it. A failure fails the fact, which is retried. Omitted: such rules count no order.
@@ -146,12 +150,19 @@ export function ingestionService(deps: IngestionDependencies) {
     revision: events.at(-1)?.revision,
   });
 
-  /** The payment streams, and the order streams (one round trip for both). */
-  async function load(streams: readonly string[], orders: readonly string[] = []): Promise<{ payments: Map<string, StreamLoad>; orders: Map<string, OrderLoad> }> {
-    const read = await deps.store.readStreams([...streams, ...orders]);
+  const promotionsOf = (tenantId: string) => deps.promotions?.(tenantId) ?? [];
+
+  /** The payment streams, the order streams and the promotion-use streams (one round trip for all). */
+  async function load(
+    streams: readonly string[],
+    orders: readonly string[] = [],
+    uses: readonly string[] = [],
+  ): Promise<{ payments: Map<string, StreamLoad>; orders: Map<string, OrderLoad>; uses: Map<string, UsesLoad> }> {
+    const read = await deps.store.readStreams([...streams, ...orders, ...uses]);
     return {
       payments: new Map(streams.map((stream) => [stream, fold(read.get(stream) ?? [])])),
       orders: new Map(orders.map((stream) => [stream, foldOrder(read.get(stream) ?? [])])),
+      uses: new Map(uses.map((stream) => [stream, foldUses(read.get(stream) ?? [])])),
     };
   }
 
@@ -228,6 +239,7 @@ export function ingestionService(deps: IngestionDependencies) {
     identities: Map<number, Identity | Error>,
     orders: Map<string, OrderInBatch>,
     purchaseOrders: ReadonlyMap<number, PurchaseOrder | null | Error>,
+    uses: UsesInBatch,
   ): { events: DecidedEvent[]; results: Map<number, FactResult>; wrote: Set<number> } {
     let state = load.state;
     const events: DecidedEvent[] = [];
@@ -280,12 +292,20 @@ export function ingestionService(deps: IngestionDependencies) {
             order: purchaseOrder ?? null,
             workspaceCurrency: deps.workspace(fact.tenantId).currency,
             orderVisit,
+            promotions: promotionsOf(fact.tenantId),
+            promotionUses: (promotionId, localDate) => (payment.customerId ? uses.count(promotionId, payment.customerId, localDate, payment.id) : null),
             source: fact.source,
             walletEffect,
           },
           state,
         );
         const completion = decided.find((e) => e.type === 'PurchaseCompleted');
+        const applied = completion?.type === 'PurchaseCompleted' ? completion.data.promotion : null;
+        const limited = applied && promotionsOf(fact.tenantId).find((p) => p.promotionId === applied.promotionId)?.promotion.limitPerCustomerPerDay !== undefined;
+        if (applied && limited && payment.customerId) {
+          const { promotionId, localDate } = applied;
+          uses.record({ tenantId: fact.tenantId, promotionId, customerId: payment.customerId, localDate, paymentId: payment.id, now: payment.updatedAt }, fact.metadata);
+        }
         const result: IngestionResult =
           completion?.type === 'PurchaseCompleted'
             ? { outcome: completion.data.outcome, position: undefined, detail: { points: completion.data.points, paymentId: payment.id } }
@@ -373,6 +393,7 @@ export function ingestionService(deps: IngestionDependencies) {
     loads: Map<string, StreamLoad>,
     orders: Map<string, OrderInBatch>,
     orderLoads: Map<string, OrderLoad>,
+    uses: UsesInBatch,
     warmed: ReadonlyMap<string, FoldedStream<WalletState>>,
   ): Promise<{ appends: StreamAppend[]; refused: Map<number, Record<string, unknown>>; wallets: Map<string, FoldedStream<WalletState>> }> {
     // Orders first: where the store appends stream by stream, a visit is counted before any purchase relies on it,
@@ -387,6 +408,8 @@ export function ingestionService(deps: IngestionDependencies) {
         expected: revision === undefined ? 'no_stream' : revision,
       });
     }
+    // A promotion's daily uses likewise: counted before the purchase that took one is written.
+    orderAppends.push(...uses.appends(deps.runtime.newId));
     const purchases: StreamAppend[] = [];
     const effects: { command: NonNullable<ReturnType<typeof walletCommandFor>>; index: number; metadata: EventMetadata; causationId: string }[] = [];
     for (const [stream, { events }] of decided) {
@@ -465,9 +488,11 @@ export function ingestionService(deps: IngestionDependencies) {
     const identities = new Map<number, Identity | Error>();
     const purchaseOrders = new Map<number, PurchaseOrder | null | Error>();
     const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
-    const loaded = await load([...byStream.keys()], orderStreams);
+    const useStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => (fact.kind === 'payment' ? useStreamsOf(fact.payment, promotionsOf(fact.tenantId)) : [])))];
+    const loaded = await load([...byStream.keys()], orderStreams, useStreams);
     let loads = loaded.payments;
     let orderLoads = loaded.orders;
+    let useLoads = loaded.uses;
     let pending = [...byStream.keys()];
     const decided = new Map<string, ReturnType<typeof decideStream>>();
     /** Wallet states read before the turn (see `warmWallets`); a wallet that conflicted is dropped and read again. */
@@ -494,9 +519,10 @@ export function ingestionService(deps: IngestionDependencies) {
       }
       // Orders are shared between payment streams: each round decides them afresh from what was read.
       const orders = new Map<string, OrderInBatch>([...orderLoads].map(([stream, o]) => [stream, { state: o.state, events: [] }]));
+      const uses = new UsesInBatch(useLoads);
       for (const stream of pending) {
         const load = loads.get(stream);
-        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, orders, purchaseOrders));
+        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, orders, purchaseOrders, uses));
       }
       const current: FactResult[] = [...results];
       const wrote = new Set<number>();
@@ -506,7 +532,7 @@ export function ingestionService(deps: IngestionDependencies) {
       }
       if (walletEffect === 'inline') for (const [stream, folded] of await warmWallets(decided)) warmed.set(stream, folded);
       const attempt = async () => {
-        const { appends, refused, wallets } = await appendsFor(decided, loads, orders, orderLoads, warmed);
+        const { appends, refused, wallets } = await appendsFor(decided, loads, orders, orderLoads, uses, warmed);
         for (const [index, detail] of refused) current[index] = { ok: true, result: { outcome: 'credit_refused', position: undefined, detail } };
         const position = await write(appends, current);
         // The wallets' states as appended: the next batch decides on them without reading the wallets again.
@@ -527,13 +553,14 @@ export function ingestionService(deps: IngestionDependencies) {
           deps.wallets.recent.delete(stream);
           warmed.delete(stream);
         }
-        if (orderStreams.length) {
-          // A batch with orders re-decides everything: a re-decided tender may change what its order decided for
-          // other tenders, and the orders' events are made afresh each round.
+        if (orderStreams.length || useStreams.length) {
+          // A batch with orders or promotion uses re-decides everything: a re-decided tender may change what its
+          // order (or a customer's uses of the day) decided for other payments, and their events are made afresh.
           pending = [...byStream.keys()];
-          const fresh = await load(pending, orderStreams);
+          const fresh = await load(pending, orderStreams, useStreams);
           loads = fresh.payments;
           orderLoads = fresh.orders;
+          useLoads = fresh.uses;
           continue;
         }
         const purchaseConflicts = conflicting.filter((s) => byStream.has(s));

@@ -7,8 +7,10 @@
 import type { Decider } from '../shared/decider.ts';
 import type { SquarePayment } from '../ports/square.ts';
 import { evaluateRules, type Contribution, type RuleRef } from '../rewards/evaluate.ts';
+import { appliesAtLocation } from '../rewards/rule.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { paymentEvents, type CreditOutcome, type PaymentEvent, type PurchaseContribution, type RefundBasis, type WalletEffect } from './events.ts';
+import { bestPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
 
 export type { CreditOutcome, PaymentEvent, PurchaseContribution, RefundBasis, WalletEffect } from './events.ts';
 
@@ -79,6 +81,8 @@ interface Completed {
   refunds: ReadonlySet<string>;
   /** Each rule's points and what refunds took back of them so far. */
   contributions: readonly { ruleId: string; points: number; refundBasis: RefundBasis; reversed: number }[];
+  /** The promotion's extra points and what refunds took back of them so far (null: no promotion applied). */
+  promotion: { points: number; reversed: number } | null;
 }
 
 export type PaymentState =
@@ -111,6 +115,13 @@ export type PaymentCommand =
       workspaceCurrency?: string | null;
       /** For a visit rule and a payment with an order: what the order decided. */
       orderVisit?: OrderVisit | null;
+      /** The workspace's promotions (those in force when the customer paid may apply: at most one, the best). */
+      promotions?: readonly ScheduledPromotion[];
+      /**
+       * Purchases of this payment's customer a promotion with a daily limit has applied to on that local day (see
+       * `promotions/uses.ts`); null when unknown or the payment has no customer (the promotion then does not apply).
+       */
+      promotionUses?: (promotionId: string, localDate: string) => number | null;
       source: string;
       /** Omitted: `reactor`. */
       walletEffect?: WalletEffect;
@@ -174,8 +185,11 @@ function excluded(command: ObservePayment): CreditOutcome | null {
   if (command.workspaceCurrency && command.payment.currency !== command.workspaceCurrency) return 'currency_mismatch';
   if (command.beforeProgram) return 'before_program';
   if (!rulesOf(command).length) return 'no_rule_no_credit';
+  // Rules limited to locations (issue 19): when none in force takes payments at this one, the payment earns nothing.
+  if (!rulesOf(command).some((r) => appliesAtLocation(r.rule, command.payment.locationId))) return 'location_excluded';
   return null;
 }
+
 
 /** The contribution the wallet's credit names: the one with the most points (the first of equals). */
 const primaryOf = (contributions: readonly Contribution[]): Contribution | undefined =>
@@ -184,7 +198,7 @@ const primaryOf = (contributions: readonly Contribution[]): Contribution | undef
 function complete(command: ObservePayment): PaymentEvent {
   const { payment, resolution, orderVisit } = command;
   const exclusion = excluded(command);
-  const rules = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' ? [] : rulesOf(command);
+  const rules = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' || exclusion === 'location_excluded' ? [] : rulesOf(command).filter((r) => appliesAtLocation(r.rule, payment.locationId));
   const evaluation = rules.length
     ? evaluateRules(rules, {
         amountMinor: payment.amountMinor,
@@ -194,7 +208,19 @@ function complete(command: ObservePayment): PaymentEvent {
         orderVisit: orderVisit ? { counts: orderVisit.counts, amountMinor: orderVisit.amountMinor } : null,
       })
     : null;
-  const points = exclusion ? 0 : (evaluation?.points ?? 0);
+  const basePoints = exclusion ? 0 : (evaluation?.points ?? 0);
+  // A promotion adds to a purchase that earns by the rules (at most one: the one giving the most points).
+  const promotion =
+    basePoints > 0 && command.promotions?.length
+      ? bestPromotion(command.promotions, {
+          createdAt: payment.createdAt,
+          locationId: payment.locationId,
+          amountMinor: payment.amountMinor,
+          basePoints,
+          usesToday: (promotionId, localDate) => (payment.customerId && command.promotionUses ? command.promotionUses(promotionId, localDate) : null),
+        })
+      : null;
+  const points = basePoints + (promotion?.points ?? 0);
   const sameOrder = !exclusion && evaluation?.sameOrder && points === 0;
   const outcome: CreditOutcome = exclusion ?? (sameOrder ? 'same_order' : points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
   const earns = outcome === 'credited' || outcome === 'stored_anonymous';
@@ -229,6 +255,10 @@ function complete(command: ObservePayment): PaymentEvent {
       refundBasis: primary?.refundBasis ?? 'total',
       contributions,
       orderRead: Boolean(command.order),
+      promotion:
+        promotion && earns
+          ? { promotionId: promotion.promotionId, name: promotion.name, incentive: promotion.incentive, points: promotion.points, localDate: promotion.localDate }
+          : null,
     },
   };
 }
@@ -329,12 +359,26 @@ function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
 /** Whether held points completed at `completedAt` can still be claimed at `now` (the last instant included). */
 export const withinClaimWindow = (completedAt: string, now: string): boolean => Date.parse(now) - Date.parse(completedAt) <= CLAIM_WINDOW_DAYS * 24 * 3600 * 1000;
 
+/**
+ * What a refund takes back of the promotion's points, given what it takes back of the rules' (`rulesReversed`): the
+ * same share, floored, so the promotion's points go back "with the rest" whatever each rule's refund basis is.
+ */
+export function promotionReversalFor(state: Pick<Completed, 'contributions' | 'promotion'>, rulesReversed: number): number {
+  const promotion = state.promotion;
+  const rulesPoints = state.contributions.reduce((sum, c) => sum + c.points, 0);
+  if (!promotion || promotion.points <= 0 || rulesPoints <= 0) return 0;
+  const reversedSoFar = state.contributions.reduce((sum, c) => sum + c.reversed, 0) + rulesReversed;
+  const target = (BigInt(promotion.points) * BigInt(Math.min(reversedSoFar, rulesPoints))) / BigInt(rulesPoints);
+  return Math.max(0, Number(target) - promotion.reversed);
+}
+
 function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PaymentEvent {
   // Each rule's points go back by its own basis (a visit only on a full refund); together, what the refunds so far take.
   const contributions = state.contributions.map((c) => ({
     ruleId: c.ruleId,
     pointsReversed: reversalFor({ ...state, points: c.points, pointsReversed: c.reversed, refundBasis: c.refundBasis }, amountMinor),
   }));
+  const rulesReversed = contributions.reduce((sum, c) => sum + c.pointsReversed, 0);
   return {
     type: 'RefundApplied',
     data: {
@@ -342,7 +386,7 @@ function applyRefund(state: Completed, refundId: string, amountMinor: number, so
       tenantId: state.tenantId,
       refundId,
       amountMinor,
-      pointsReversed: contributions.reduce((sum, c) => sum + c.pointsReversed, 0),
+      pointsReversed: rulesReversed + promotionReversalFor(state, rulesReversed),
       walletId: state.walletId,
       consumerId: state.consumerId,
       source,
@@ -390,6 +434,7 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
         pointsReversed: 0,
         refunds: new Set(),
         contributions: d.contributions.map((c) => ({ ruleId: c.ruleId, points: c.points, refundBasis: c.refundBasis, reversed: 0 })),
+        promotion: d.promotion ? { points: d.promotion.points, reversed: 0 } : null,
       };
     }
     case 'RefundHeld':
@@ -406,6 +451,8 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
         pointsReversed: state.pointsReversed + event.data.pointsReversed,
         refunds: new Set(state.refunds).add(event.data.refundId),
         contributions: reversedBy(state.contributions, event),
+        // The contributions list the rules' part of a reversal; the rest of `pointsReversed` was the promotion's.
+        promotion: state.promotion && event.data.contributions.length ? { ...state.promotion, reversed: state.promotion.reversed + event.data.pointsReversed - event.data.contributions.reduce((sum, c) => sum + c.pointsReversed, 0) } : state.promotion,
       };
     case 'HeldPointsClaimed':
       if (state.status !== 'completed') return state;

@@ -4,6 +4,7 @@
  * function ingestion records with (`rewards/evaluate.ts`), so what it answers is what a payment earns.
  */
 import { SquareApiError, type SquareApi, type SquarePayment } from '../ports/square.ts';
+import { appliesAtLocation } from '../rewards/rule.ts';
 import { evaluateRules, rulesNeedCategories, rulesNeedOrder, type ExplanationLine, type RuleRef } from '../rewards/evaluate.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { activeRules, type RuleSetState } from '../rewards/rule-set.ts';
@@ -94,7 +95,7 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, rules
   const warnings: string[] = [];
   if ('order' in request) {
     const amountMinor = Math.max(0, request.order.totalMinor - request.order.tipMinor);
-    return { paymentId: null, amountMinor, totalMinor: request.order.totalMinor, orderId: request.order.orderId, order: request.order, warnings };
+    return { paymentId: null, amountMinor, totalMinor: request.order.totalMinor, orderId: request.order.orderId, locationId: null, order: request.order, warnings };
   }
   const square = await deps.square(tenantId);
   if (!square) throw new DomainError('CONNECTION_UNAVAILABLE', 'Square is not connected: connect it first, or preview on a sample order ({ "order": … })', { status: 'not_connected' });
@@ -117,16 +118,26 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, rules
       }
     }
   }
-  return { paymentId: payment.id, amountMinor: payment.amountMinor, totalMinor: payment.totalMinor, orderId: payment.orderId, order, warnings };
+  return { paymentId: payment.id, amountMinor: payment.amountMinor, totalMinor: payment.totalMinor, orderId: payment.orderId, locationId: payment.locationId, order, warnings };
 }
 
 export function rulePreview(deps: RulePreviewDependencies) {
   return {
     async preview(tenantId: string, request: PreviewRequest): Promise<Preview> {
-      const rules = rulesToPreview(request, await deps.ruleSet(tenantId));
-      const paid = await paymentToPreview(tenantId, request, rules, deps);
+      const requested = rulesToPreview(request, await deps.ruleSet(tenantId));
+      const paid = await paymentToPreview(tenantId, request, requested, deps);
       const warnings = [...paid.warnings];
-      if (!rules.length) warnings.push('No rule is active: activate one, or pass "rule" to try one');
+      // Rules limited to other locations add nothing to a payment made at this one (issue 19, locations).
+      const { locationId } = paid;
+      const rules = locationId ? requested.filter((r) => appliesAtLocation(r.rule, locationId)) : requested;
+      if (locationId && rules.length < requested.length) {
+        warnings.push(
+          rules.length
+            ? `The payment was made at ${locationId}: ${requested.length - rules.length} rule(s) limited to other locations add nothing`
+            : `The payment was made at ${locationId}, where none of these rules applies: location_excluded, no points`,
+        );
+      }
+      if (!requested.length) warnings.push('No rule is active: activate one, or pass "rule" to try one');
       const evaluation = evaluateRules(rules, { amountMinor: paid.amountMinor, totalMinor: paid.totalMinor, order: paid.order, hasOrder: Boolean(paid.orderId) });
       const versionOf = new Map(rules.map((r) => [r.ruleId, r]));
       return {

@@ -66,6 +66,8 @@ export interface SquareLocation {
   name: string | null;
   /** `ACTIVE` or `INACTIVE`. */
   status: string;
+  /** IANA time zone of the location, e.g. `America/Los_Angeles` (promotion windows are read in the main location's). */
+  timezone: string | null;
 }
 
 export interface SquareCustomer {

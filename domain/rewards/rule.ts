@@ -8,7 +8,8 @@ import { DomainError } from '../shared/errors.ts';
 const MAX_POINTS_PER_UNIT = 1_000_000;
 const MAX_MINOR_UNITS = 1_000_000_000_000; // 10 billion in major units: far above any single payment.
 
-const wholeNumber = (what: string, min: number, max: number) =>
+/** A whole number within bounds, its message naming the field (`what`). */
+export const wholeNumber = (what: string, min: number, max: number) =>
   z
     .number({ error: `${what} must be a number` })
     .int(`${what} must be a whole number (no fractions)`)
@@ -38,6 +39,18 @@ const catalogIds = (what: string, min: number) =>
 export const taxModes = ['before_tax', 'after_tax'] as const;
 export type TaxMode = (typeof taxModes)[number];
 
+/**
+ * Square location ids a rule is limited to (issue 19); omitted, every location. Checked against the locations Square
+ * lists for the merchant when the rule is created. A payment at another location gets `location_excluded`.
+ */
+export const locationIdsSchema = z
+  .array(z.string({ error: 'locationIds must be Square location ids (strings)' }).min(1, 'locationIds must not hold an empty id').max(64, 'locationIds: a Square location id is at most 64 characters'), {
+    error: 'locationIds must be a list of Square location ids',
+  })
+  .min(1, 'locationIds must list at least one location (omit it for every location)')
+  .max(300, 'locationIds may list at most 300 locations')
+  .refine((ids) => new Set(ids).size === ids.length, 'locationIds lists a location twice');
+
 export const spendRuleSchema = z
   .object({
     kind: z.literal('spend'),
@@ -52,6 +65,7 @@ export const spendRuleSchema = z
     taxMode: z.enum(taxModes, { error: "taxMode must be 'before_tax' (tax left out) or 'after_tax' (tax counted, the default)" }).optional(),
     excludedCategoryIds: catalogIds('excludedCategoryIds', 0).optional(),
     excludedItemVariationIds: catalogIds('excludedItemVariationIds', 0).optional(),
+    locationIds: locationIdsSchema.optional(),
   })
   .strict();
 
@@ -60,6 +74,7 @@ export const visitRuleSchema = z
     kind: z.literal('visit'),
     points: wholeNumber('points', 1, MAX_POINTS_PER_UNIT),
     minimumSpend: wholeNumber('minimumSpend (minor units of the workspace currency; JPY has none: 500 = ¥500)', 0, MAX_MINOR_UNITS).default(0),
+    locationIds: locationIdsSchema.optional(),
   })
   .strict();
 
@@ -69,6 +84,7 @@ export const itemRuleSchema = z
     kind: z.literal('item'),
     points: wholeNumber('points', 1, MAX_POINTS_PER_UNIT),
     itemVariationIds: catalogIds('itemVariationIds', 1),
+    locationIds: locationIdsSchema.optional(),
   })
   .strict();
 
@@ -78,6 +94,7 @@ export const categoryRuleSchema = z
     kind: z.literal('category'),
     points: wholeNumber('points', 1, MAX_POINTS_PER_UNIT),
     categoryIds: catalogIds('categoryIds', 1),
+    locationIds: locationIdsSchema.optional(),
   })
   .strict();
 
@@ -86,6 +103,9 @@ export const rewardRuleSchema = z.discriminatedUnion('kind', [spendRuleSchema, v
 });
 
 export type RewardRule = z.infer<typeof rewardRuleSchema>;
+
+/** Whether a rule takes payments at a location (a rule without `locationIds` takes them everywhere). */
+export const appliesAtLocation = (rule: RewardRule, locationId: string): boolean => !rule.locationIds || rule.locationIds.includes(locationId);
 
 /** What a completed payment offers a rule: both Square amounts, in minor units. */
 export interface PaymentAmounts {

@@ -4,13 +4,26 @@ import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
 import { NotFound } from '../shared/errors.ts';
+import { foreignLocations } from '../promotions/locations.ts';
 import { ruleSetDecider, ruleSetStream } from './rule-set.ts';
 import type { RewardRule } from './rule.ts';
 
-export function rewardRulesService(deps: { store: EventStore; runtime: Runtime; commands: CommandPath }) {
+export interface RewardRulesDependencies {
+  store: EventStore;
+  runtime: Runtime;
+  commands: CommandPath;
+  /** The merchant's Square location ids (a rule limited to locations names only these). Omitted: none is checked. */
+  merchantLocationIds?(tenantId: string): Promise<string[]>;
+}
+
+export function rewardRulesService(deps: RewardRulesDependencies) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
   return {
     async create(tenantId: string, rule: RewardRule, by: string, metadata: EventMetadata) {
+      if (rule.locationIds && deps.merchantLocationIds) {
+        const foreign = foreignLocations('locationIds', rule.locationIds, await deps.merchantLocationIds(tenantId));
+        if (foreign) throw foreign;
+      }
       const ruleId = deps.runtime.newId();
       const result = await handleCommand(
         deps.store,

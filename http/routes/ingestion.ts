@@ -15,6 +15,7 @@ const OUTCOMES = [
   'before_program',
   'currency_mismatch',
   'same_order',
+  'location_excluded',
   'identity_attached',
   'duplicate',
   'recorded',

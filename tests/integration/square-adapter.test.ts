@@ -177,9 +177,10 @@ test('the merchant profile and its locations', async (t) => {
     currency: 'USD',
   });
   t.deepEqual(await merchant.listLocations(), [
-    { id: 'L-MAIN', name: 'Main Street', status: 'ACTIVE' },
-    { id: 'L-PIER', name: 'Pier Kiosk', status: 'ACTIVE' },
-    { id: 'L-OLD', name: 'Closed Shop', status: 'INACTIVE' },
+    // Square's Location carries an IANA time zone (promotion windows are read in the main location's).
+    { id: 'L-MAIN', name: 'Main Street', status: 'ACTIVE', timezone: 'America/New_York' },
+    { id: 'L-PIER', name: 'Pier Kiosk', status: 'ACTIVE', timezone: 'America/New_York' },
+    { id: 'L-OLD', name: 'Closed Shop', status: 'INACTIVE', timezone: 'America/New_York' },
   ]);
 });
 

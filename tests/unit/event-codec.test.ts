@@ -66,11 +66,11 @@ const oneRule = (d: Record<string, unknown>, refundBasis: string) => ({
   contributions: [{ ruleId: d.ruleId, ruleVersion: d.ruleVersion, kind: refundBasis === 'full_refund' ? 'visit' : 'spend', points: d.points, basis: d.basis, basisAmountMinor: d.basisAmountMinor, refundBasis }],
 });
 
-test('a PurchaseCompleted stored as version 1 is upcast step by step to version 5: no payment time, credited by the reactor, no order, refunds on the total, one rule', (t) => {
+test('a PurchaseCompleted stored as version 1 is upcast step by step to version 6: no payment time, credited by the reactor, no order, refunds on the total, one rule, no promotion', (t) => {
   const v1 = fixture('PurchaseCompleted', 1);
   const decoded = paymentEvents.decode(recorded(v1));
   t.is(decoded.type, 'PurchaseCompleted');
-  const since3 = { orderId: null, refundBasis: 'total', ...oneRule(v1.data, 'total') };
+  const since3 = { orderId: null, refundBasis: 'total', ...oneRule(v1.data, 'total'), promotion: null };
   t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null, walletEffect: 'reactor', ...since3 });
   // An event written before any version was stamped is version 1.
   const unstamped = paymentEvents.decode({ ...recorded(v1), metadata: {} });
@@ -80,8 +80,10 @@ test('a PurchaseCompleted stored as version 1 is upcast step by step to version 
   const v3 = fixture('PurchaseCompleted', 3);
   t.deepEqual(paymentEvents.decode(recorded(v3)).data, { ...v3.data, ...since3 }, 'purchases before version 4 keep being reversed on the share of the total');
   const v4 = fixture('PurchaseCompleted', 4);
-  t.deepEqual(paymentEvents.decode(recorded(v4)).data, { ...v4.data, ...oneRule(v4.data, 'amount') }, "a version 4 purchase is its one rule's contribution");
-  t.is(paymentEvents.versionOf('PurchaseCompleted'), 5);
+  t.deepEqual(paymentEvents.decode(recorded(v4)).data, { ...v4.data, ...oneRule(v4.data, 'amount'), promotion: null }, "a version 4 purchase is its one rule's contribution");
+  const v5 = fixture('PurchaseCompleted', 5);
+  t.deepEqual(paymentEvents.decode(recorded(v5)).data, { ...v5.data, promotion: null }, 'purchases before version 6 had no promotion');
+  t.is(paymentEvents.versionOf('PurchaseCompleted'), 6);
 });
 
 test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of version 1 no currency nor country', (t) => {
@@ -153,7 +155,7 @@ test('writers stamp the current version of each type in the metadata', async (t)
   const stored = await store.readStream(paymentStream('pay_9'));
   t.deepEqual(stored.map((e) => [e.type, e.metadata.schemaVersion, e.metadata.actor]), [
     ['RefundHeld', 2, 'test'],
-    ['PurchaseCompleted', 5, 'test'],
+    ['PurchaseCompleted', 6, 'test'],
     ['RefundApplied', 3, 'test'],
   ]);
   const completed = paymentEvents.decode(stored[1]!);

@@ -71,6 +71,7 @@ const completed = (over: Partial<Extract<PaymentEvent, { type: 'PurchaseComplete
     orderId: null,
     refundBasis: 'amount',
     orderRead: false,
+    promotion: null,
     ...over,
     contributions: over.contributions ?? contributionsOf({ ruleId: 'rule-1', ruleVersion: 3, basis: 'amount', basisAmountMinor: 1099, refundBasis: 'amount', points: 10, ...over }),
   },

@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { authorizeErrorPage, consentPage } from './authorize-page.ts';
 import { deliverWebhook, webhookEnvelope, type Delivery } from './webhooks.ts';
+import { isTimeZone } from '../../../domain/promotions/promotion.ts';
 import { batchRetrieve, catalogLine, orderAmount, orderJson, type TestCatalog, type TestOrder, type TestOrderLine } from './orders.ts';
 
 export type { TestCatalog, TestCatalogItem, TestCategory, TestOrder, TestOrderLine, TestVariation } from './orders.ts';
@@ -35,6 +36,8 @@ export interface TestLocation {
   id: string;
   name: string;
   status?: 'ACTIVE' | 'INACTIVE';
+  /** IANA time zone, as Square's Location `timezone`; defaults to `America/New_York`. */
+  timezone?: string;
 }
 
 export interface TestMerchant {
@@ -350,7 +353,7 @@ function locationJson(location: TestLocation, { merchant }: MerchantState) {
     merchant_id: merchant.merchantId,
     name: location.name,
     status: location.status ?? 'ACTIVE',
-    timezone: 'America/New_York',
+    timezone: location.timezone ?? 'America/New_York',
     type: 'PHYSICAL',
   };
 }
@@ -777,7 +780,9 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     const merchantId = f.optionalText('id') ?? `ML${squareId(11)}`;
     if (merchants.has(merchantId)) throw new SquareFailure(409, 'INVALID_REQUEST_ERROR', 'CONFLICT', `Merchant ${merchantId} already exists.`, 'id');
     const locationId = f.optionalText('location_id') ?? `L${squareId(12)}`;
-    addMerchant({ merchantId, businessName: name, currency, country, locations: [{ id: locationId, name: `${name} (main)` }] });
+    const timezone = f.optionalText('timezone');
+    if (timezone !== undefined && !isTimeZone(timezone)) throw badRequest('INVALID_TIMEZONE', 'timezone must be an IANA time zone such as America/New_York.', 'timezone');
+    addMerchant({ merchantId, businessName: name, currency, country, locations: [{ id: locationId, name: `${name} (main)`, ...(timezone ? { timezone } : {}) }] });
     return { status: 200, body: { merchant: merchantJson(merchants.get(merchantId)!) } };
   };
 
