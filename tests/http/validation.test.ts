@@ -16,6 +16,7 @@ const NO_BODY = new Set([
   'patch /api/v1/admin/users/:userId/approve',
   'patch /api/v1/admin/users/:userId/reinstate',
   'post /api/v1/client/reward-rules/:ruleId/deactivate',
+  'post /api/v1/client/promotions/:promotionId/end',
   'post /api/v1/client/reward-rules/retire',
   'post /api/v1/client/pos/square/refresh',
   'post /api/v1/internal/cron/square-refresh-tokens',
