@@ -931,7 +931,7 @@ async function main(): Promise<boolean> {
       // ------------------------------------------------------------------ reads
       const bare = new Koa();
       bare.use(async (koa) => {
-        koa.body = await walletsOfConsumer(tally!.pool, koa.get('x-consumer-id'));
+        koa.body = (await walletsOfConsumer(tally!.pool, koa.get('x-consumer-id'))).wallets;
       });
       bareServer = http.createServer(bare.callback());
       bareServer.keepAliveTimeout = 5000;

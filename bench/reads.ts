@@ -156,7 +156,7 @@ async function main(): Promise<void> {
       // ------------------------------------------------------------------ the bare route
       const bare = new Koa();
       bare.use(async (koa) => {
-        koa.body = await walletsOfConsumer(tally!.pool, koa.get('x-consumer-id'));
+        koa.body = (await walletsOfConsumer(tally!.pool, koa.get('x-consumer-id'))).wallets;
       });
       bareServer = http.createServer(bare.callback());
       bareServer.keepAliveTimeout = 5000;
@@ -230,7 +230,7 @@ async function main(): Promise<void> {
       const differing: string[] = [];
       for (const consumer of checked) {
         const viaTally = await call('GET', '/api/v1/me/wallets', { token: consumer.token });
-        const direct = JSON.parse(JSON.stringify(await walletsOfConsumer(tally.pool, consumer.id)));
+        const direct = JSON.parse(JSON.stringify((await walletsOfConsumer(tally.pool, consumer.id)).wallets));
         if (viaTally.status !== 200 || JSON.stringify(viaTally.body) !== JSON.stringify(direct)) differing.push(consumer.id);
       }
       const failedRequests = runs.flatMap((x) => x.errors);

@@ -2,10 +2,13 @@
  * The `program_summary` read model: per workspace and UTC day, the points earned (reversals deducted),
  * redeemed (points and rewards), expired and adjusted, rewards issued and redeemed, and the day's net change of
  * all balances (`program_days`); per customer and day, week and month, that they were active and what they
- * earned (`program_customer_periods`). `GET /api/v1/client/program/summary` reads only these, never the log.
+ * earned (`program_customer_periods`, also per year); per workspace and interval, how many customers were active
+ * in it (`program_period_customers`). `GET /api/v1/client/program/summary` reads only these, never the log.
  *
  * A batch folds into one row per line (pure), then one statement writes it: a line's id goes into
  * `program_summary_lines` first, and only the lines that inserted count, so an event applied twice changes nothing.
+ * An interval's count of active customers goes up by the customers whose row for it turns active in this batch
+ * (the statement's snapshot shows the rows as they were before it).
  */
 import { pointsDelta } from '../domain/wallets/wallet.ts';
 import { walletBalanceEvents, type WalletBalanceEvent } from '../domain/wallets/events.ts';
@@ -66,7 +69,7 @@ export function summaryLines(events: readonly Decoded<WalletBalanceEvent>[]): Su
   }));
 }
 
-const writeSql = (lines: string, days: string, customers: string) => `
+const writeSql = (lines: string, days: string, customers: string, periodCustomers: string) => `
 WITH batch AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(
     id text, tenant_id text, day date, consumer_id text, earned bigint, redeemed bigint, expired bigint, adjusted bigint,
@@ -87,22 +90,37 @@ by_day AS (
     adjusted = d.adjusted + EXCLUDED.adjusted, rewards_issued = d.rewards_issued + EXCLUDED.rewards_issued,
     rewards_redeemed = d.rewards_redeemed + EXCLUDED.rewards_redeemed, net = d.net + EXCLUDED.net
   RETURNING 1
+),
+by_customer AS (
+  SELECT tenant_id, g.granularity, date_trunc(g.granularity, day)::date AS period, consumer_id, sum(earned) AS earned, bool_or(active) AS active
+    FROM counted CROSS JOIN (VALUES ('day'), ('week'), ('month'), ('year')) AS g(granularity)
+   WHERE active OR earned <> 0
+   GROUP BY 1, 2, 3, 4
+),
+customer_rows AS (
+  INSERT INTO ${customers} AS c (tenant_id, granularity, period, consumer_id, earned, active)
+  SELECT * FROM by_customer
+  ON CONFLICT (tenant_id, granularity, period, consumer_id) DO UPDATE SET earned = c.earned + EXCLUDED.earned, active = c.active OR EXCLUDED.active
+  RETURNING 1
 )
-INSERT INTO ${customers} AS c (tenant_id, granularity, period, consumer_id, earned, active)
-SELECT tenant_id, g.granularity, date_trunc(g.granularity, day)::date, consumer_id, sum(earned), bool_or(active)
-  FROM counted CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(granularity)
- WHERE active OR earned <> 0
- GROUP BY 1, 2, 3, 4
-ON CONFLICT (tenant_id, granularity, period, consumer_id) DO UPDATE SET earned = c.earned + EXCLUDED.earned, active = c.active OR EXCLUDED.active`;
+INSERT INTO ${periodCustomers} AS p (tenant_id, granularity, period, active_customers)
+SELECT n.tenant_id, n.granularity, n.period, count(*)
+  FROM by_customer n
+  LEFT JOIN ${customers} c USING (tenant_id, granularity, period, consumer_id)
+ WHERE n.active AND NOT coalesce(c.active, false)
+ GROUP BY 1, 2, 3
+ON CONFLICT (tenant_id, granularity, period) DO UPDATE SET active_customers = p.active_customers + EXCLUDED.active_customers`;
 
 export const programSummaryProjection = projection({
   name: 'program_summary',
-  version: 1,
-  tables: ['program_summary_lines', 'program_days', 'program_customer_periods'],
+  // 2: whole years in program_customer_periods and the active customers per interval (migration 0190).
+  version: 2,
+  tables: ['program_summary_lines', 'program_days', 'program_customer_periods', 'program_period_customers'],
   events: walletBalanceEvents,
   async apply(events, { db, table }: ProjectionContext) {
     const lines = summaryLines(events);
     if (lines.length === 0) return;
-    await db.query(writeSql(table('program_summary_lines'), table('program_days'), table('program_customer_periods')), [JSON.stringify(lines)]);
+    const sql = writeSql(table('program_summary_lines'), table('program_days'), table('program_customer_periods'), table('program_period_customers'));
+    await db.query(sql, [JSON.stringify(lines)]);
   },
 });

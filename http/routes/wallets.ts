@@ -137,7 +137,9 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       response: z.array(walletView.extend({ businessName: z.string().nullable() })),
       async handler({ ctx }) {
         const c = caller(ctx);
-        return { status: 200, body: c.user?.role === 'consumer' ? await current(await walletsOfConsumer(pool, c.userId)) : [] };
+        if (c.user?.role !== 'consumer') return { status: 200, body: [] };
+        const { wallets, policies } = await walletsOfConsumer(pool, c.userId);
+        return { status: 200, body: await withExpiringSoon(pool, wallets, deps.now(), policies) };
       },
     }),
     route({

@@ -86,19 +86,18 @@ export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]
       WHERE tenant_id = ANY($1) AND (earned_months IS NOT NULL OR inactivity_months IS NOT NULL)`,
     [[...new Set(tenantIds)]],
   );
-  return new Map(
-    rows.map((raw) => {
-      const r = policyRow.parse(raw);
-      const policy: ExpiryPolicy = {
-        version: r.policy_version,
-        earnedMonths: r.earned_months,
-        inactivityMonths: r.inactivity_months,
-        retroactive: r.retroactive,
-        effectiveFrom: r.effective_from.toISOString(),
-      };
-      return [r.tenant_id, policy];
-    }),
-  );
+  return new Map(rows.map((raw) => policyOf(policyRow.parse(raw))));
+}
+
+function policyOf(r: z.infer<typeof policyRow>): [tenantId: string, policy: ExpiryPolicy] {
+  const policy: ExpiryPolicy = {
+    version: r.policy_version,
+    earnedMonths: r.earned_months,
+    inactivityMonths: r.inactivity_months,
+    retroactive: r.retroactive,
+    effectiveFrom: r.effective_from.toISOString(),
+  };
+  return [r.tenant_id, policy];
 }
 
 /** Ledger kinds that add earned points (credits of positive adjustments count as earned), and the customer's own activity. */
@@ -137,9 +136,12 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
   return expiringBy({ credits, balance: wallet.balance, locked: wallet.locked, lastActivityAt }, policy, new Date(now.getTime() + EXPIRING_SOON_DAYS * 86_400_000));
 }
 
-/** The wallets with `expiringSoon` filled in from their workspaces' policies, as of `now`. */
-export async function withExpiringSoon<W extends WalletView>(pool: pg.Pool, wallets: W[], now: Date): Promise<W[]> {
-  const policies = await expiryPolicies(pool, wallets.map((w) => w.tenantId));
+/**
+ * The wallets with `expiringSoon` filled in from their workspaces' policies, as of `now`; `policies`, when the
+ * caller read them with the wallets, saves the look-up.
+ */
+export async function withExpiringSoon<W extends WalletView>(pool: pg.Pool, wallets: W[], now: Date, policies?: Map<string, ExpiryPolicy>): Promise<W[]> {
+  policies ??= await expiryPolicies(pool, wallets.map((w) => w.tenantId));
   return Promise.all(
     wallets.map(async (wallet) => {
       const policy = policies.get(wallet.tenantId);
@@ -147,21 +149,40 @@ export async function withExpiringSoon<W extends WalletView>(pool: pg.Pool, wall
     }),
   );
 }
-const consumerWalletRow = walletRow.extend({ business_name: z.string().nullable() });
+const consumerWalletRow = walletRow.extend({
+  business_name: z.string().nullable(),
+  // The workspace's expiry policy, when it has one (the columns of `policyRow`, NULL without).
+  policy_version: z.number().int().nullable(),
+  earned_months: z.number().int().nullable(),
+  inactivity_months: z.number().int().nullable(),
+  retroactive: z.boolean().nullable(),
+  effective_from: z.date().nullable(),
+});
 
-/** Every wallet of a consumer, most recently active first, with each merchant's business name. */
-export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Promise<ConsumerWalletView[]> {
+/**
+ * Every wallet of a consumer, most recently active first, with each merchant's business name, and the expiry
+ * policies of their workspaces (those with none are absent): one statement, the policies joined, so that
+ * `GET /api/v1/me/wallets` makes one round trip when no wallet has points to expire.
+ */
+export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Promise<{ wallets: ConsumerWalletView[]; policies: Map<string, ExpiryPolicy> }> {
   const { rows } = await pool.query(
-    `SELECT ${WALLET_COLUMNS}, ws.business_name
+    `SELECT ${WALLET_COLUMNS}, ws.business_name,
+            ps.policy_version, ps.earned_months, ps.inactivity_months, ps.retroactive, ps.effective_from
        FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
+       LEFT JOIN program_settings ps ON ps.tenant_id = w.tenant_id AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)
       WHERE w.consumer_id = $1
       ORDER BY w.updated_at DESC, w.id`,
     [consumerId],
   );
-  return rows.map((raw) => {
+  const policies = new Map<string, ExpiryPolicy>();
+  const wallets = rows.map((raw) => {
     const r = consumerWalletRow.parse(raw);
+    if (r.policy_version !== null && r.retroactive !== null && r.effective_from !== null) {
+      policies.set(...policyOf({ ...r, policy_version: r.policy_version, retroactive: r.retroactive, effective_from: r.effective_from }));
+    }
     return { ...walletView(r), businessName: r.business_name };
   });
+  return { wallets, policies };
 }
 
 /** One wallet, only if it belongs to the tenant (another tenant's wallet reads as missing). */
