@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { Metrics } from '../adapters/metrics.ts';
 import { withPollMetrics } from '../adapters/metrics-hooks.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
+import { Acknowledgements } from '../adapters/workers/acknowledgements.ts';
 import { groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
 import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
 import type { Config } from '../adapters/config.ts';
@@ -133,6 +134,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     wallets: infrastructure.commands,
   });
   const waiters = new SettlementWaiters();
+  const acknowledgements = new Acknowledgements();
   const processor = new WebhookProcessor(
     inbox,
     webhookHandler({
@@ -165,6 +167,9 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
       onOutcome: (outcome) => metrics.webhookOutcome(outcome),
       onSettled: (eventId, settlement) => waiters.settled(eventId, settlement),
+      // Webhooks being acknowledged go first: the next batch is leased once they are answered (or after the bound).
+      acknowledgements,
+      ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS,
       // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
       leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
     },
@@ -224,6 +229,8 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       onStored: () => processor.wake(),
       failures: deps.failures,
       onSignatureFailure: () => metrics.webhookSignatureFailure(),
+      onReceived: () => acknowledgements.received(),
+      onAnswered: () => acknowledgements.answered(),
     }),
     ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
   ];
