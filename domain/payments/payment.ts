@@ -4,6 +4,7 @@
  * customer. Webhooks and polls report the same payment in any mix, order and number: the decider makes the
  * completion happen once, ignores stale states, and holds refunds that arrive before their payment.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import type { Decider } from '../shared/decider.ts';
 import type { SquarePayment } from '../ports/square.ts';
 import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
@@ -148,10 +149,8 @@ export function reversalFor(
     case 'full_refund':
       target = refundedSoFar >= state.totalMinor ? BigInt(state.points) : 0n;
       break;
-    default: {
-      const unexpected: never = state.refundBasis;
-      return unexpected;
-    }
+    default:
+      return unreachable(state.refundBasis);
   }
   return Math.max(0, Number(target) - state.pointsReversed);
 }
@@ -299,10 +298,8 @@ function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
         },
       ];
     }
-    default: {
-      const unexpected: never = command;
-      return unexpected;
-    }
+    default:
+      return unreachable(command);
   }
 }
 
@@ -378,10 +375,8 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
     case 'PurchaseIdentityAttached':
       if (state.status !== 'completed') return state;
       return { ...state, identityHashes: [...state.identityHashes, ...event.data.identityHashes] };
-    default: {
-      const unexpected: never = event;
-      return unexpected;
-    }
+    default:
+      return unreachable(event);
   }
 }
 

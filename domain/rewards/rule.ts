@@ -2,6 +2,7 @@
  * Reward rules and their evaluation. Points and money are integers end to end: money in the currency's
  * minor units (cents), as Square reports it. Evaluation is pure and exact (BigInt arithmetic).
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import { DomainError } from '../shared/errors.ts';
 
@@ -80,9 +81,7 @@ export function evaluateRule(rule: RewardRule, payment: PaymentAmounts): Evaluat
       const basisAmountMinor = payment.amountMinor;
       return { points: basisAmountMinor >= rule.minimumSpend ? rule.points : 0, basis: 'amount', basisAmountMinor };
     }
-    default: {
-      const unexpected: never = rule;
-      return unexpected;
-    }
+    default:
+      return unreachable(rule);
   }
 }

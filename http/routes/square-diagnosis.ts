@@ -2,6 +2,7 @@
  * The debug endpoint's answer to runbook 1 ("Square OAuth connect fails"): every check the runbook lists,
  * and the problems found, each saying what to fix. Values of variables never appear, only whether they are set.
  */
+import { unreachable } from '../../domain/shared/exhaustive.ts';
 import type { SquareConnectionState } from '../../domain/connections/events.ts';
 import type { TokenCheck } from '../../domain/connections/service.ts';
 import { SQUARE_SCOPES } from '../../domain/ports/square.ts';
@@ -127,10 +128,8 @@ function problems(settings: SquareSettings, connection: SquareConnectionState, t
         found.push('The access token expires within 8 days: check that the refresh cron (POST /api/v1/internal/cron/square-refresh-tokens) runs daily');
       }
       break;
-    default: {
-      const unexpected: never = connection;
-      return unexpected;
-    }
+    default:
+      return unreachable(connection);
   }
   if (token.decrypts === false && connection.status !== 'token_undecryptable') {
     found.push(`The stored token does not decrypt (key ${token.keyId}): restore that key as ENCRYPTION_KEY_PREVIOUS, or connect Square again`);
