@@ -10,11 +10,11 @@ import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
 import { phoneRegion } from '../../domain/identity/normalise.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
-import { listRewardRules, searchUsers } from '../../projections/read/accounts.ts';
+import { listedRuleVersion, listRewardRules, ruleVersion, searchUsers, userListItem, userView } from '../../projections/read/accounts.ts';
 import { HttpError } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { position, timestamp, userView } from '../schemas.ts';
+import { position, timestamp } from '../schemas.ts';
 import { route, type RouteSpec } from './table.ts';
 
 export interface AccountRoutesDependencies {
@@ -57,7 +57,6 @@ const identityOf = (c: Caller): TokenIdentity => ({
 const meView = userView.omit({ registeredAt: true });
 const userWrite = z.object({ user: userView, position });
 const userParams = z.object({ userId: id });
-const ruleVersion = z.object({ ruleId: z.string(), version: z.number().int(), isActive: z.boolean(), rule: z.record(z.string(), z.unknown()) });
 
 /** A change to the caller's own account needs one: 404 until registered, whatever the body says. */
 const registered = ({ ctx }: { ctx: Context }) => {
@@ -155,7 +154,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       access: 'admin',
       summary: 'Find users by part of their email, id or business name (case-insensitive).',
       query: searchQuery,
-      response: z.array(userView.pick({ id: true, email: true, role: true, status: true, tenantId: true, businessName: true, registeredAt: true })),
+      response: z.array(userListItem),
       async handler({ query }) {
         return { status: 200, body: await searchUsers(deps.pool, query.q) };
       },
@@ -226,7 +225,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       path: '/api/v1/client/reward-rules',
       access: 'tenant',
       summary: "The tenant's reward rule versions, newest first, the active one marked.",
-      response: z.array(ruleVersion.extend({ createdAt: timestamp, activatedAt: timestamp.nullable(), retiredAt: timestamp.nullable(), currency: z.string().nullable() })),
+      response: z.array(listedRuleVersion),
       async handler({ ctx }) {
         return { status: 200, body: await listRewardRules(deps.pool, tenantOf(ctx)) };
       },

@@ -10,7 +10,7 @@ import { issuableReward, rewardDefinitionSchema, type CatalogReward } from '../.
 import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
 import { findConsumerWallet, findTenantWallet, type WalletView } from '../../projections/read/wallets.ts';
-import { issuedRewardsOf } from '../../projections/read/program.ts';
+import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
 import { idempotencyKey, walletParams, walletWrite, written } from './wallets.ts';
@@ -41,8 +41,6 @@ const rewardSchema = z.object({
   retiredAt: timestamp.nullable(),
 });
 
-const issuedStatus = z.enum(['issued', 'redeemed', 'voided', 'expired']);
-const issuedRewardSchema = z.object({ issuedRewardId: z.string(), rewardId: z.string(), name: z.string(), points: z.number().int(), expiresAt: timestamp, status: issuedStatus });
 
 const walletRewardsView = z.object({
   walletId: z.string(),
@@ -50,7 +48,7 @@ const walletRewardsView = z.object({
   available: z.number().int(),
   locked: z.number().int(),
   rewards: z.array(rewardSchema.extend({ affordable: z.boolean() })),
-  issued: z.array(issuedRewardSchema.extend({ issuedAt: timestamp, settledAt: timestamp.nullable() })),
+  issued: z.array(issuedRewardLine),
 });
 
 const rewardView = ({ rewardId, version, name, description, points, issuedRewardExpiresAfterDays, status, definedAt, retiredAt }: CatalogReward) => ({
@@ -157,7 +155,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       params: walletParams,
       exists: inTenant,
       body: issueBody,
-      response: walletWrite.extend({ issuedReward: issuedRewardSchema }),
+      response: walletWrite.extend({ issuedReward: issuedRewardView }),
       statuses: [200, 201],
       async handler({ params, body, ctx }) {
         const tenantId = tenantOf(ctx);

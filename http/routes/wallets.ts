@@ -4,9 +4,18 @@ import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService, WalletWriteResult } from '../../domain/wallets/service.ts';
-import { findConsumerWallet, findTenantWallet, ledgerPage, searchWallets, walletsOfConsumer, withExpiringSoon } from '../../projections/read/wallets.ts';
+import {
+  consumerWalletView,
+  findConsumerWallet,
+  findTenantWallet,
+  ledgerPage,
+  ledgerPageView,
+  searchWallets,
+  walletsOfConsumer,
+  walletView,
+  withExpiringSoon,
+} from '../../projections/read/wallets.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { timestamp } from '../schemas.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface WalletRoutesDependencies {
@@ -69,46 +78,6 @@ export const adjustBody = z
   })
   .strict();
 
-export const walletView = z.object({
-  walletId: z.string(),
-  tenantId: z.string(),
-  consumerId: z.string(),
-  balance: z.number().int(),
-  available: z.number().int(),
-  locked: z.number().int(),
-  expiringSoon: z.object({ points: z.number().int(), at: timestamp.nullable() }),
-  lifetimeEarned: z.number().int(),
-  lifetimeRedeemed: z.number().int(),
-  lifetimeExpired: z.number().int(),
-  createdAt: timestamp,
-  updatedAt: timestamp,
-});
-
-const ledgerPageView = z.object({
-  items: z.array(
-    z.object({
-      id: z.string(),
-      entryType: z.enum(['credit', 'debit']),
-      /** What the line is: earn, claim, reversal, redemption, adjustment, expiry, reward lines, … */
-      kind: z.string(),
-      points: z.number().int(),
-      balanceAfter: z.number().int(),
-      lockedChange: z.number().int(),
-      rewardId: z.string().nullable(),
-      issuedRewardId: z.string().nullable(),
-      paymentId: z.string().nullable(),
-      refundId: z.string().nullable(),
-      adminId: z.string().nullable(),
-      reason: z.string().nullable(),
-      reference: z.string().nullable(),
-      idempotencyKey: z.string().nullable(),
-      position: z.string(),
-      createdAt: timestamp,
-    }),
-  ),
-  nextCursor: z.string().nullable(),
-});
-
 export const walletWrite = z.object({ walletId: z.string(), balance: z.number().int(), available: z.number().int(), locked: z.number().int(), position: z.string() });
 
 /** Every write answers with the new balance and its event's position; a replayed key is marked in a header. */
@@ -134,7 +103,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       path: '/api/v1/me/wallets',
       access: 'user',
       summary: "The caller's wallets with each merchant's name (consumers; other roles have none).",
-      response: z.array(walletView.extend({ businessName: z.string().nullable() })),
+      response: z.array(consumerWalletView),
       async handler({ ctx }) {
         const c = caller(ctx);
         return { status: 200, body: c.user?.role === 'consumer' ? await current(await walletsOfConsumer(pool, c.userId)) : [] };
