@@ -7,13 +7,12 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { RewardCatalogService } from '../../domain/rewards/catalog-service.ts';
 import { issuableReward, rewardDefinitionSchema, type CatalogReward } from '../../domain/rewards/catalog.ts';
-import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
 import { findConsumerWallet, findTenantWallet, type WalletView } from '../../projections/read/wallets.ts';
 import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
-import { idempotencyKey, walletParams, walletWrite, written } from './wallets.ts';
+import { idempotencyKey, walletOrNotFound, walletParams, walletWrite, written } from './wallets.ts';
 import { route, type RouteSpec } from './table.ts';
 
 export interface RewardRoutesDependencies {
@@ -129,8 +128,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       params: walletParams,
       response: walletRewardsView,
       async handler({ params, ctx }) {
-        const wallet = await findConsumerWallet(pool, caller(ctx).userId, params.walletId);
-        if (!wallet) throw new NotFound('Wallet');
+        const wallet = walletOrNotFound(await findConsumerWallet(pool, caller(ctx).userId, params.walletId));
         return { status: 200, body: await walletRewards(wallet) };
       },
     }),
@@ -142,8 +140,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       params: walletParams,
       response: walletRewardsView,
       async handler({ params, ctx }) {
-        const wallet = await findTenantWallet(pool, tenantOf(ctx), params.walletId);
-        if (!wallet) throw new NotFound('Wallet');
+        const wallet = walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
         return { status: 200, body: await walletRewards(wallet) };
       },
     }),

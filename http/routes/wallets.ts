@@ -14,6 +14,7 @@ import {
   walletsOfConsumer,
   walletView,
   withExpiringSoon,
+  type WalletView,
 } from '../../projections/read/wallets.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
@@ -78,6 +79,12 @@ export const adjustBody = z
   })
   .strict();
 
+/** A wallet the caller may see, or 404: another tenant's or consumer's wallet reads as missing. */
+export function walletOrNotFound<W extends WalletView>(wallet: W | undefined): W {
+  if (!wallet) throw new NotFound('Wallet');
+  return wallet;
+}
+
 export const walletWrite = z.object({ walletId: z.string(), balance: z.number().int(), available: z.number().int(), locked: z.number().int(), position: z.string() });
 
 /** Every write answers with the new balance and its event's position; a replayed key is marked in a header. */
@@ -118,7 +125,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       query: pageQuery,
       response: ledgerPageView,
       async handler({ params, query, ctx }) {
-        if (!(await findConsumerWallet(pool, caller(ctx).userId, params.walletId))) throw new NotFound('Wallet');
+        walletOrNotFound(await findConsumerWallet(pool, caller(ctx).userId, params.walletId));
         return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
       },
     }),
@@ -141,8 +148,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       params: walletParams,
       response: walletView,
       async handler({ params, ctx }) {
-        const wallet = await findTenantWallet(pool, tenantOf(ctx), params.walletId);
-        if (!wallet) throw new NotFound('Wallet');
+        const wallet = walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
         return { status: 200, body: (await current([wallet]))[0]! };
       },
     }),
@@ -155,7 +161,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       query: pageQuery,
       response: ledgerPageView,
       async handler({ params, query, ctx }) {
-        if (!(await findTenantWallet(pool, tenantOf(ctx), params.walletId))) throw new NotFound('Wallet');
+        walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
         return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
       },
     }),
