@@ -14,19 +14,12 @@ export type { CreditOutcome, PaymentEvent, RefundBasis, WalletEffect } from './e
 
 export const CLAIM_WINDOW_DAYS = 90;
 
-export interface PaymentFacts {
+/** What the decider reads of a Square payment: the same fields, under the payment's stream id. */
+export interface PaymentFacts
+  extends Pick<SquarePayment, 'status' | 'amountMinor' | 'tipMinor' | 'totalMinor' | 'currency' | 'customerId' | 'locationId' | 'updatedAt' | 'createdAt'> {
   paymentId: string;
-  status: string;
-  amountMinor: number;
-  tipMinor: number;
-  totalMinor: number;
-  currency: string;
-  customerId: string | null;
-  locationId: string;
   /** The Square order this payment is a tender of (one order may be paid with several tenders). */
   orderId?: string | null;
-  updatedAt: string;
-  createdAt: string;
 }
 
 /** The facts of a Square payment, as the decider reads them. */
