@@ -315,31 +315,14 @@ function pagedEvents(caption, fetchPage, token) {
 }
 
 function auditView(rest, params, token) {
-  if (rest[0] === 'stream' && rest[1]) {
-    const stream = rest[1];
-    return show(
-      h(
-        'section',
-        {},
-        h('h1', {}, 'Stream history'),
-        h('p', {}, 'Stream ', h('code', {}, stream), ', oldest first. ', h('a', { href: '#/audit' }, 'Back to the audit trail')),
-        pagedEvents(`History of ${stream}`, (cursor) => api('GET', `/api/v1/admin/audit/streams/${encodeURIComponent(stream)}${qs({ cursor, limit: 200 })}`), token),
-      ),
-      'Stream history',
-    );
-  }
-  if (rest[0] === 'correlation' && rest[1]) {
+  if ((rest[0] === 'stream' || rest[0] === 'correlation') && rest[1]) {
     const id = rest[1];
-    return show(
-      h(
-        'section',
-        {},
-        h('h1', {}, 'Correlated events'),
-        h('p', {}, 'Everything caused by correlation id ', h('code', {}, id), '. ', h('a', { href: '#/audit' }, 'Back to the audit trail')),
-        pagedEvents(`Events of correlation ${id}`, (cursor) => api('GET', `/api/v1/admin/audit/correlations/${encodeURIComponent(id)}${qs({ cursor, limit: 200 })}`), token),
-      ),
-      'Correlation',
-    );
+    const [title, intro, caption, path, pageTitle] =
+      rest[0] === 'stream'
+        ? ['Stream history', ['Stream ', h('code', {}, id), ', oldest first. '], `History of ${id}`, 'streams', 'Stream history']
+        : ['Correlated events', ['Everything caused by correlation id ', h('code', {}, id), '. '], `Events of correlation ${id}`, 'correlations', 'Correlation'];
+    const events = pagedEvents(caption, (cursor) => api('GET', `/api/v1/admin/audit/${path}/${encodeURIComponent(id)}${qs({ cursor, limit: 200 })}`), token);
+    return show(h('section', {}, h('h1', {}, title), h('p', {}, ...intro, h('a', { href: '#/audit' }, 'Back to the audit trail')), events), pageTitle);
   }
   const inputs = {};
   for (const [name, , hint] of AUDIT_FILTERS) inputs[name] = h('input', { type: 'text', name, value: params[name] ?? '', autocomplete: 'off' });
