@@ -31,7 +31,6 @@ export const eventTypes = z
       .max(MAX_TYPES, `type may name at most ${MAX_TYPES} event types`),
   );
 
-
 /** The event-store position of a write; null when the command changed nothing. */
 export const position = z.string().nullable();
 

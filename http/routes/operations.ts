@@ -1,7 +1,7 @@
 /** Reconciliation by replay (runbook 5 without SQL). */
 import { z } from 'zod';
 import type pg from 'pg';
-import type { Reconciler } from '../../projections/ops/reconcile.ts';
+import { reconcileReport, type Reconciler } from '../../projections/ops/reconcile.ts';
 import { allConnections, connectionStatus, tenantConnectionView } from '../../projections/read/connections.ts';
 import { HttpError } from '../errors.ts';
 import { route, type RouteSpec } from './table.ts';
@@ -11,24 +11,6 @@ const reconcileBody = z.object({ tenantId: z.string().min(1).max(100).optional()
 const connectionsQuery = z
   .object({ status: z.enum(connectionStatus.options, { error: 'status must be active, needs_reconnect, token_undecryptable or revoked' }).optional() })
   .strict();
-
-const figures = z.object({ balance: z.number().int(), lifetimeEarned: z.number().int(), lifetimeRedeemed: z.number().int(), ledgerLines: z.number().int() });
-
-const reconcileReport = z.object({
-  walletsChecked: z.number().int(),
-  eventsReplayed: z.number().int(),
-  mismatches: z.array(
-    z.object({
-      walletId: z.string(),
-      tenantId: z.string().nullable(),
-      projected: figures.nullable(),
-      replayed: figures.nullable(),
-      firstDifferingEvent: z.object({ id: z.string(), type: z.string(), revision: z.number().int(), position: z.string() }).nullable(),
-    }),
-  ),
-  durationMs: z.number(),
-  eventsPerSecond: z.number(),
-});
 
 export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }): RouteSpec[] {
   return [

@@ -40,7 +40,6 @@ const rewardSchema = z.object({
   retiredAt: timestamp.nullable(),
 });
 
-
 const walletRewardsView = z.object({
   walletId: z.string(),
   balance: z.number().int(),
