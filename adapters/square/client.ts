@@ -283,38 +283,45 @@ function toTokens(response: Square.ObtainTokenResponse, operation: SquareOperati
   };
 }
 
-function toPayment(payment: Square.Payment): SquarePayment {
-  const op = 'payments.list';
-  const id = required(payment.id, 'payment.id', op);
-  const field = (name: string) => `payment ${id}: ${name}`;
+/** Reads one object of a list answer: a missing or invalid field is reported with the object's kind and id. */
+function objectReader(kind: 'payment' | 'refund', rawId: string | null | undefined, operation: SquareOperation) {
+  const id = required(rawId, `${kind}.id`, operation);
+  const field = (name: string) => `${kind} ${id}: ${name}`;
   return {
     id,
-    status: required(payment.status, field('status'), op),
-    amountMinor: minorUnits(payment.amountMoney?.amount, field('amount_money.amount'), op),
-    tipMinor: payment.tipMoney ? minorUnits(payment.tipMoney.amount, field('tip_money.amount'), op) : 0,
-    totalMinor: minorUnits(payment.totalMoney?.amount, field('total_money.amount'), op),
-    currency: required(payment.amountMoney?.currency, field('amount_money.currency'), op),
+    required: <T>(value: T | null | undefined, name: string) => required(value, field(name), operation),
+    minorUnits: (amount: bigint | number | null | undefined, name: string) => minorUnits(amount, field(name), operation),
+  };
+}
+
+function toPayment(payment: Square.Payment): SquarePayment {
+  const read = objectReader('payment', payment.id, 'payments.list');
+  return {
+    id: read.id,
+    status: read.required(payment.status, 'status'),
+    amountMinor: read.minorUnits(payment.amountMoney?.amount, 'amount_money.amount'),
+    tipMinor: payment.tipMoney ? read.minorUnits(payment.tipMoney.amount, 'tip_money.amount') : 0,
+    totalMinor: read.minorUnits(payment.totalMoney?.amount, 'total_money.amount'),
+    currency: read.required(payment.amountMoney?.currency, 'amount_money.currency'),
     customerId: payment.customerId ?? null,
     buyerEmail: payment.buyerEmailAddress ?? null,
-    locationId: required(payment.locationId, field('location_id'), op),
+    locationId: read.required(payment.locationId, 'location_id'),
     orderId: payment.orderId ?? null,
-    createdAt: required(payment.createdAt, field('created_at'), op),
-    updatedAt: required(payment.updatedAt, field('updated_at'), op),
+    createdAt: read.required(payment.createdAt, 'created_at'),
+    updatedAt: read.required(payment.updatedAt, 'updated_at'),
   };
 }
 
 function toRefund(refund: Square.PaymentRefund): SquareRefund {
-  const op = 'refunds.list';
-  const id = required(refund.id, 'refund.id', op);
-  const field = (name: string) => `refund ${id}: ${name}`;
+  const read = objectReader('refund', refund.id, 'refunds.list');
   return {
-    id,
+    id: read.id,
     paymentId: refund.paymentId ?? null,
-    status: required(refund.status, field('status'), op),
-    amountMinor: minorUnits(refund.amountMoney?.amount, field('amount_money.amount'), op),
-    currency: required(refund.amountMoney?.currency, field('amount_money.currency'), op),
-    createdAt: required(refund.createdAt, field('created_at'), op),
-    updatedAt: required(refund.updatedAt, field('updated_at'), op),
+    status: read.required(refund.status, 'status'),
+    amountMinor: read.minorUnits(refund.amountMoney?.amount, 'amount_money.amount'),
+    currency: read.required(refund.amountMoney?.currency, 'amount_money.currency'),
+    createdAt: read.required(refund.createdAt, 'created_at'),
+    updatedAt: read.required(refund.updatedAt, 'updated_at'),
     locationId: refund.locationId ?? null,
   };
 }

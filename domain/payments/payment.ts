@@ -4,6 +4,7 @@
  * customer. Webhooks and polls report the same payment in any mix, order and number: the decider makes the
  * completion happen once, ignores stale states, and holds refunds that arrive before their payment.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import type { Decider } from '../shared/decider.ts';
 import type { SquarePayment } from '../ports/square.ts';
 import { evaluateRules, type Contribution, type RuleRef } from '../rewards/evaluate.ts';
@@ -16,19 +17,12 @@ export type { CreditOutcome, PaymentEvent, PurchaseContribution, RefundBasis, Wa
 
 export const CLAIM_WINDOW_DAYS = 90;
 
-export interface PaymentFacts {
+/** What the decider reads of a Square payment: the same fields, under the payment's stream id. */
+export interface PaymentFacts
+  extends Pick<SquarePayment, 'status' | 'amountMinor' | 'tipMinor' | 'totalMinor' | 'currency' | 'customerId' | 'locationId' | 'updatedAt' | 'createdAt'> {
   paymentId: string;
-  status: string;
-  amountMinor: number;
-  tipMinor: number;
-  totalMinor: number;
-  currency: string;
-  customerId: string | null;
-  locationId: string;
   /** The Square order this payment is a tender of (one order may be paid with several tenders). */
   orderId?: string | null;
-  updatedAt: string;
-  createdAt: string;
 }
 
 /** The facts of a Square payment, as the decider reads them. */
@@ -166,10 +160,8 @@ export function reversalFor(
     case 'full_refund':
       target = refundedSoFar >= state.totalMinor ? BigInt(state.points) : 0n;
       break;
-    default: {
-      const unexpected: never = state.refundBasis;
-      return unexpected;
-    }
+    default:
+      return unreachable(state.refundBasis);
   }
   return Math.max(0, Number(target) - state.pointsReversed);
 }
@@ -349,10 +341,8 @@ function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
         },
       ];
     }
-    default: {
-      const unexpected: never = command;
-      return unexpected;
-    }
+    default:
+      return unreachable(command);
   }
 }
 
@@ -460,10 +450,8 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
     case 'PurchaseIdentityAttached':
       if (state.status !== 'completed') return state;
       return { ...state, identityHashes: [...state.identityHashes, ...event.data.identityHashes] };
-    default: {
-      const unexpected: never = event;
-      return unexpected;
-    }
+    default:
+      return unreachable(event);
   }
 }
 

@@ -1,3 +1,4 @@
+import { unreachable } from '../shared/exhaustive.ts';
 import type { Decider } from '../shared/decider.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { RewardRule } from './rule.ts';
@@ -117,10 +118,8 @@ export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState>
           },
         ];
       }
-      default: {
-        const unexpected: never = command;
-        return unexpected;
-      }
+      default:
+        return unreachable(command);
     }
   },
   evolve(state, event) {
@@ -146,10 +145,8 @@ export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState>
           retiredThrough: event.data.throughVersion,
           history: [...state.history, { at: event.data.retiredAt, ruleIds: [] }],
         };
-      default: {
-        const unexpected: never = event;
-        return unexpected;
-      }
+      default:
+        return unreachable(event);
     }
   },
 };

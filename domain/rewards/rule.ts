@@ -2,6 +2,7 @@
  * Reward rules and their evaluation. Points and money are integers end to end: money in the currency's
  * minor units (cents), as Square reports it. Evaluation is pure and exact (BigInt arithmetic).
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import { DomainError } from '../shared/errors.ts';
 
@@ -148,10 +149,8 @@ export function evaluateRule(rule: RewardRule, payment: PaymentAmounts): Evaluat
     case 'category':
       // Units sold are on the Square order, not the payment: see `evaluate.ts`, which has the order.
       return { points: 0, basis: 'amount', basisAmountMinor: 0 };
-    default: {
-      const unexpected: never = rule;
-      return unexpected;
-    }
+    default:
+      return unreachable(rule);
   }
 }
 
@@ -165,10 +164,8 @@ export function needsOrder(rule: RewardRule): boolean {
     case 'item':
     case 'category':
       return true;
-    default: {
-      const unexpected: never = rule;
-      return unexpected;
-    }
+    default:
+      return unreachable(rule);
   }
 }
 
@@ -183,9 +180,7 @@ export function catalogIdsOf(rule: RewardRule): { itemVariationIds: string[]; ca
       return { itemVariationIds: [], categoryIds: rule.categoryIds };
     case 'visit':
       return { itemVariationIds: [], categoryIds: [] };
-    default: {
-      const unexpected: never = rule;
-      return unexpected;
-    }
+    default:
+      return unreachable(rule);
   }
 }

@@ -2,18 +2,18 @@
 import type pg from 'pg';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import type { EventStore } from '../../domain/ports/event-store.ts';
+import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import type { AccountsService, TokenIdentity } from '../../domain/users/service.ts';
 import type { PhoneVerificationService } from '../../domain/users/phone-verification.ts';
 import { phoneRegion } from '../../domain/identity/normalise.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
-import { searchUsers } from '../../projections/read/accounts.ts';
+import { searchUsers, userListItem, userView } from '../../projections/read/accounts.ts';
 import { HttpError } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { position, timestamp, userView } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { position, timestamp } from '../schemas.ts';
+import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface AccountRoutesDependencies {
   accounts: AccountsService;
@@ -53,6 +53,12 @@ const identityOf = (c: Caller): TokenIdentity => ({
 
 const meView = userView.omit({ registeredAt: true });
 const userWrite = z.object({ user: userView, position });
+
+/** How every write about a user answers: the user as it now stands and the write's position. */
+const userWritten = (result: { user: z.input<typeof userView>; position?: Position | undefined }, status = 200): Answer<z.input<typeof userWrite>> => ({
+  status,
+  body: { user: result.user, position: result.position ?? null },
+});
 const userParams = z.object({ userId: id });
 
 /** A change to the caller's own account needs one: 404 until registered, whatever the body says. */
@@ -91,7 +97,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         const result = await accounts.register(identityOf(c), body, metadataFor(ctx));
         // A security signal for operators: someone presented an admin email that does not make them an admin.
         if (result.adminRefused) ctx.log.warn({ userId: c.userId, reason: result.adminRefused }, result.adminRefused);
-        return { status: result.created ? 201 : 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result, result.created ? 201 : 200);
       },
     }),
     route({
@@ -116,7 +122,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       response: userWrite,
       async handler({ body, ctx }) {
         const result = await accounts.changePhone(identityOf(caller(ctx)), body.phone, metadataFor(ctx), body.country);
-        return { status: 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result);
       },
     }),
     route({
@@ -151,7 +157,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       access: 'admin',
       summary: 'Find users by part of their email, id or business name (case-insensitive).',
       query: searchQuery,
-      response: z.array(userView.pick({ id: true, email: true, role: true, status: true, tenantId: true, businessName: true, registeredAt: true })),
+      response: z.array(userListItem),
       async handler({ query }) {
         return { status: 200, body: await searchUsers(deps.pool, query.q) };
       },
@@ -165,7 +171,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       response: userWrite,
       async handler({ params, ctx }) {
         const result = await accounts.approve(caller(ctx).userId, params.userId, metadataFor(ctx));
-        return { status: 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result);
       },
     }),
     route({
@@ -178,7 +184,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       response: userWrite,
       async handler({ params, body, ctx }) {
         const result = await accounts.suspend(caller(ctx).userId, params.userId, body.reason ?? null, metadataFor(ctx));
-        return { status: 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result);
       },
     }),
     route({
@@ -190,7 +196,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       response: userWrite,
       async handler({ params, ctx }) {
         const result = await accounts.reinstate(caller(ctx).userId, params.userId, metadataFor(ctx));
-        return { status: 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result);
       },
     }),
     route({

@@ -2,6 +2,7 @@
  * The debug endpoint's answer to runbook 1 ("Square OAuth connect fails"): every check the runbook lists,
  * and the problems found, each saying what to fix. Values of variables never appear, only whether they are set.
  */
+import { unreachable } from '../../domain/shared/exhaustive.ts';
 import type { SquareConnectionState } from '../../domain/connections/events.ts';
 import type { TokenCheck } from '../../domain/connections/service.ts';
 import { ORDER_SCOPES, SQUARE_SCOPES } from '../../domain/ports/square.ts';
@@ -132,10 +133,8 @@ function problems(settings: SquareSettings, connection: SquareConnectionState, t
         found.push('The access token expires within 8 days: check that the refresh cron (POST /api/v1/internal/cron/square-refresh-tokens) runs daily');
       }
       break;
-    default: {
-      const unexpected: never = connection;
-      return unexpected;
-    }
+    default:
+      return unreachable(connection);
   }
   if (connection.status === 'active') {
     const missing = ORDER_SCOPES.filter((scope) => !connection.scopes.includes(scope));

@@ -90,6 +90,12 @@ export const route = <P extends Schema = z.ZodUndefined, Q extends Schema = z.Zo
   spec: Route<P, Q, B, R>,
 ): RouteSpec => spec;
 
+/** A read of one thing: 200 with it, or 404 with `missing` (what the caller asked for that is not there). */
+export function found<Body>(value: Body | undefined | null, missing: string): Answer<Body> {
+  if (value === undefined || value === null) throw new HttpError('NOT_FOUND', missing);
+  return { status: 200, body: value };
+}
+
 export const successStatuses = (route: RouteSpec): readonly number[] => route.statuses ?? (route.answers === 'redirect' ? [302] : [200]);
 
 export interface RouterDependencies {

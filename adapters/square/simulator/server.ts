@@ -400,6 +400,12 @@ function listQuery(query: URLSearchParams): ListQuery {
   };
 }
 
+/** A list answer as Square writes it: one page under `key`, with its cursor if more follow; `{}` when the page is empty. */
+function listReply<T extends { id: string; createdAt: string; updatedAt?: string }>(key: string, items: T[], query: URLSearchParams, json: (item: T) => unknown): Reply {
+  const result = page(items, listQuery(query), query);
+  return { status: 200, body: result.items.length ? { [key]: result.items.map(json), ...(result.cursor ? { cursor: result.cursor } : {}) } : {} };
+}
+
 /**
  * One page of a filtered, sorted list. The cursor names the last item's sort key and the query it belongs to
  * (Square refuses a cursor with a changed query), so items added meanwhile neither repeat nor shift the pages.
@@ -1031,14 +1037,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       const locationId = url.searchParams.get('location_id') ?? state.merchant.mainLocationId;
       if (!state.merchant.locations.some((l) => l.id === locationId)) throw notFound(`Location \`${locationId}\` not found.`);
       const payments = [...state.payments.values()].filter((p) => p.locationId === locationId);
-      const result = page(payments, listQuery(url.searchParams), url.searchParams);
-      const currency = state.merchant.currency;
-      return {
-        status: 200,
-        body: result.items.length
-          ? { payments: result.items.map((p) => paymentJson(p, p.currency ?? currency)), ...(result.cursor ? { cursor: result.cursor } : {}) }
-          : {},
-      };
+      return listReply('payments', payments, url.searchParams, (p) => paymentJson(p, p.currency ?? state.merchant.currency));
     }
     if (path === '/v2/refunds') {
       const state = authorize(request, 'PAYMENTS_READ');
@@ -1047,14 +1046,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       const refunds = [...state.refunds.values()].filter(
         (r) => (locationId === null || r.locationId === locationId) && (status === null || (r.status ?? 'COMPLETED') === status),
       );
-      const result = page(refunds, listQuery(url.searchParams), url.searchParams);
-      const currency = state.merchant.currency;
-      return {
-        status: 200,
-        body: result.items.length
-          ? { refunds: result.items.map((r) => refundJson(r, r.currency ?? currency)), ...(result.cursor ? { cursor: result.cursor } : {}) }
-          : {},
-      };
+      return listReply('refunds', refunds, url.searchParams, (r) => refundJson(r, r.currency ?? state.merchant.currency));
     }
     throw notFound(`No route for ${method} ${path}.`);
   };
