@@ -23,8 +23,10 @@ import { Cleanups } from './wiring/lifecycle.ts';
 import { provideAccounts } from './wiring/accounts.ts';
 import { provideConnections } from './wiring/connections.ts';
 import { provideIngestion } from './wiring/ingestion.ts';
+import { provideRewardRules } from './wiring/rewards.ts';
 import { provideWallets } from './wiring/wallets.ts';
 import { provideProgram } from './wiring/program.ts';
+import { providePromotions } from './wiring/promotions.ts';
 import { provideAudit } from './wiring/audit.ts';
 import { provideMetrics, provideProjections, projectionsOf } from './wiring/projections.ts';
 import { positionCheck, provideHttp } from './wiring/http.ts';
@@ -113,8 +115,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       cleanups,
     );
     awaitProcessed = ingestion.awaitProcessed;
+    const rewardRules = provideRewardRules(infrastructure, square.connections);
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
     const program = provideProgram(infrastructure, wallets.wallets);
+    const promotions = providePromotions(infrastructure, square.connections);
     const audit = provideAudit(infrastructure, positionCheck(store));
 
     const server = await provideHttp(infrastructure, {
@@ -122,7 +126,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       runner: projections.runner,
       failures,
       loadUser: (userId) => accounts.callers.load(userId),
-      routes: [...accounts.routes, ...wallets.routes, ...program.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
+      routes: [...accounts.routes, ...rewardRules.routes, ...wallets.routes, ...program.routes, ...promotions.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
       simulated: square.simulated,
     });
 

@@ -108,10 +108,15 @@ const schema = z.object({
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   CUSTOMER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
   CUSTOMER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+  /** Square orders read for item, category, before-tax and exclusion rules (issue 19): kept this long (0: not cached). */
+  ORDER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
+  ORDER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(20_000),
   WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
   WEBHOOK_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
   WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(4),
   WEBHOOK_ACK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
+  /** Longest the inbox worker defers its next batch while webhooks are being acknowledged (0: never defers). */
+  WEBHOOK_ACK_PRIORITY_MS: z.coerce.number().int().min(0).max(10_000).default(100),
 });
 
 type Raw = z.infer<typeof schema>;

@@ -172,39 +172,29 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       for (const r of readings ?? []) for (const state of PROJECTION_STATES) this.set({ projection: r.name, state }, r.state === state ? 1 : 0);
     },
   });
-  new Gauge({
-    name: 'tally_projection_caught_up',
-    help: "1 when the projection's checkpoint is the newest event of the feed.",
-    labelNames: ['projection'] as const,
-    registers,
-    async collect() {
-      const readings = await projections();
-      this.reset();
-      for (const r of readings ?? []) if (r.caughtUp !== undefined) this.set({ projection: r.name }, r.caughtUp ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'tally_projection_lag_events',
-    help: `Events in the feed after the projection's checkpoint (counted up to ${LAG_COUNT_CAP}).`,
-    labelNames: ['projection'] as const,
-    registers,
-    async collect() {
-      const readings = await projections();
-      this.reset();
-      for (const r of readings ?? []) if (r.lagEvents !== undefined) this.set({ projection: r.name }, r.lagEvents);
-    },
-  });
-  new Gauge({
-    name: 'tally_projection_checkpoint_timestamp_seconds',
-    help: "When the event at the projection's checkpoint was recorded (Unix time).",
-    labelNames: ['projection'] as const,
-    registers,
-    async collect() {
-      const readings = await projections();
-      this.reset();
-      for (const r of readings ?? []) if (r.checkpointRecordedAt) this.set({ projection: r.name }, r.checkpointRecordedAt.getTime() / 1000);
-    },
-  });
+  /** A gauge with one value per projection, from the shared readings; a projection whose `value` is undefined has none. */
+  const projectionGauge = (name: string, help: string, value: (reading: ProjectionReading) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['projection'] as const,
+      registers,
+      async collect() {
+        const readings = await projections();
+        this.reset();
+        for (const r of readings ?? []) {
+          const v = value(r);
+          if (v !== undefined) this.set({ projection: r.name }, v);
+        }
+      },
+    });
+  projectionGauge('tally_projection_caught_up', "1 when the projection's checkpoint is the newest event of the feed.", (r) =>
+    r.caughtUp === undefined ? undefined : r.caughtUp ? 1 : 0,
+  );
+  projectionGauge('tally_projection_lag_events', `Events in the feed after the projection's checkpoint (counted up to ${LAG_COUNT_CAP}).`, (r) => r.lagEvents);
+  projectionGauge('tally_projection_checkpoint_timestamp_seconds', "When the event at the projection's checkpoint was recorded (Unix time).", (r) =>
+    r.checkpointRecordedAt ? r.checkpointRecordedAt.getTime() / 1000 : undefined,
+  );
 
   let feedHorizon: (() => Promise<{ ageSeconds: number } | undefined>) | undefined;
   new Gauge({

@@ -12,13 +12,13 @@ import { deliverWebhook, type Delivery } from '../adapters/square/simulator/webh
 
 const USAGE = `Usage: npm run square -- <command> [flags]
 
-  trigger payment --merchant <id> --amount <minor units> [--tip <minor units>]
+  trigger payment --merchant <id> (--amount <minor units> | --item <variation id>[:<quantity>]...) [--tip <minor units>]
                   [--email <email> | --phone <phone> | --anonymous] [--location <id>]
                   [--status COMPLETED|APPROVED|PENDING|CANCELED|FAILED]
   trigger refund  --payment <id> --amount <minor units>
   trigger revoke  --merchant <id>
   customers add   --merchant <id> (--email <email> | --phone <phone>) [--given-name <name>] [--family-name <name>]
-  merchants add   --name <business name> [--currency USD] [--country US] [--id <merchant id>]
+  merchants add   --name <business name> [--currency USD] [--country US] [--id <merchant id>] [--timezone America/New_York]
   list merchants
   list payments   [--merchant <id>]
   send <payload.json> --url <Tally webhook URL> --key <signature key>
@@ -135,13 +135,21 @@ async function run(argv: string[]): Promise<number> {
       anonymous: { type: 'boolean' },
       location: { type: 'string' },
       status: { type: 'string' },
+      item: { type: 'string', multiple: true },
     });
+    // `--item VARLATTE:2`: a line of the merchant's catalog; the payment is for the order they make.
+    const items = (values.item ?? []).map((text) => {
+      const match = /^([A-Za-z0-9_-]+)(?::(\d+(?:\.\d{1,5})?))?$/.exec(text);
+      if (!match) throw new UsageError(`--item must be a catalog item variation id, optionally with :<quantity> (VARLATTE:2); got ${text}`);
+      return { catalog_object_id: match[1], quantity: match[2] ?? '1' };
+    });
+    if (items.length && values.amount !== undefined) throw new UsageError('--amount and --item cannot be used together: the items make the amount');
     const who = (['email', 'phone', 'anonymous'] as const).filter((name) => values[name] !== undefined);
     if (who.length > 1) throw new UsageError(`--${who[0]} and --${who[1]} cannot be used together: a payment has one customer, or none (--anonymous)`);
     const status = values.status?.toUpperCase();
     const answer = await control(simulatorUrl(values), 'POST', '/simulator/payments', {
       merchant_id: required(values, 'merchant'),
-      amount: amount(values, 'amount', { min: 1 }),
+      ...(items.length ? { line_items: items } : { amount: amount(values, 'amount', { min: 1 }) }),
       ...(values.tip !== undefined ? { tip: amount(values, 'tip', { min: 0 }) } : {}),
       ...(values.email ? { email: values.email } : {}),
       ...(values.phone ? { phone: values.phone } : {}),
@@ -201,12 +209,13 @@ async function run(argv: string[]): Promise<number> {
     });
   }
   if (command === 'merchants' && subcommand === 'add') {
-    const { values } = flags(rest, { name: { type: 'string' }, currency: { type: 'string' }, country: { type: 'string' }, id: { type: 'string' } });
+    const { values } = flags(rest, { name: { type: 'string' }, currency: { type: 'string' }, country: { type: 'string' }, id: { type: 'string' }, timezone: { type: 'string' } });
     const answer = await control(simulatorUrl(values), 'POST', '/simulator/merchants', {
       name: required(values, 'name'),
       ...(values.currency ? { currency: values.currency } : {}),
       ...(values.country ? { country: values.country } : {}),
       ...(values.id ? { id: values.id } : {}),
+      ...(values.timezone ? { timezone: values.timezone } : {}),
     });
     return print(values.json, answer, () => {
       const m = answer.merchant;

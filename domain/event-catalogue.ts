@@ -8,6 +8,7 @@ import { pollEvents } from './connections/poll-log.ts';
 import { paymentEvents } from './payments/events.ts';
 import { orderVisitEvents } from './payments/order-visit.ts';
 import { ruleSetEvents } from './rewards/events.ts';
+import { promotionEvents, promotionUseEvents } from './promotions/events.ts';
 import { rewardCatalogEvents } from './rewards/catalog-events.ts';
 import { programEvents } from './program/events.ts';
 import { adminBindingEvents } from './users/admin-binding.ts';
@@ -20,6 +21,7 @@ export const eventFamilies = [
   adminBindingEvents,
   workspaceEvents,
   ruleSetEvents,
+  promotionEvents,
   rewardCatalogEvents,
   programEvents,
   connectionEvents,
@@ -27,5 +29,6 @@ export const eventFamilies = [
   merchantReservationEvents,
   paymentEvents,
   orderVisitEvents,
+  promotionUseEvents,
   walletEvents,
 ] as const;

@@ -27,6 +27,9 @@ export interface HttpAppOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The request's id: the client's X-Request-Id when it is a plain token (echoed as sent), else a new one. */
+export const requestIdFor = (given: string): string => (REQUEST_ID.test(given) ? given : uuid());
+
 const LOGGER = Symbol('request logger');
 const BINDINGS = Symbol('request log bindings');
 interface RequestLog {
@@ -68,8 +71,7 @@ export function createHttpApp(options: HttpAppOptions): Koa {
   });
 
   app.use(async (ctx, next) => {
-    const given = ctx.get('x-request-id');
-    const requestId = REQUEST_ID.test(given) ? given : uuid();
+    const requestId = requestIdFor(ctx.get('x-request-id'));
     ctx.state.requestId = requestId;
     ctx.set('X-Request-Id', requestId);
     (ctx as unknown as RequestLog)[BINDINGS] = { requestId };

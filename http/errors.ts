@@ -3,6 +3,7 @@
  * 400 with the fields to fix; anything else is a 500 whose body carries only the request id, never internals.
  */
 import type { Context, Next } from 'koa';
+import type { Logger } from 'pino';
 import { ZodError, type z } from 'zod';
 import { DomainError } from '../domain/shared/errors.ts';
 import { ConcurrencyConflict, EventStoreUnavailable } from '../domain/ports/event-store.ts';
@@ -67,6 +68,63 @@ export function statusFor(code: string): number {
   return STATUS_BY_CODE[code] ?? 500;
 }
 
+/** What an error answers: status, the JSON body, and headers (Retry-After). */
+export interface ErrorAnswer {
+  status: number;
+  body: { error: Record<string, unknown> };
+  headers: Record<string, string>;
+}
+
+/**
+ * The answer to an error, for the error middleware and for routes served without Koa (http/direct-route.ts).
+ * `log` gives the request's logger (made only when something is logged); `retryAfter` is a Retry-After the
+ * handler already set, kept on a 503 it raised on purpose.
+ */
+export function errorAnswer(error: unknown, requestId: string | undefined, log: () => Logger, retryAfter?: string): ErrorAnswer {
+  const internal = { error: { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it.', requestId } };
+  if (error instanceof RequestInvalid) {
+    return {
+      status: 400,
+      headers: {},
+      body: {
+        error: {
+          code: 'VALIDATION_FAILED',
+          message: 'The request is invalid: ' + error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+          issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+        },
+      },
+    };
+  }
+  if (error instanceof DomainError && statusFor(error.code) !== 500) {
+    // Raised on purpose, with a message written for the caller (a 503 says what is unavailable).
+    const status = statusFor(error.code);
+    const headers: Record<string, string> = {};
+    if (status === 503) headers['Retry-After'] = retryAfter ?? '5';
+    const seconds = error.details?.retryAfterSeconds;
+    if (status === 429 && typeof seconds === 'number') headers['Retry-After'] = String(seconds);
+    return { status, headers, body: { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } } };
+  }
+  if (error instanceof ConcurrencyConflict) {
+    return { status: 409, headers: {}, body: { error: { code: 'CONCURRENCY_CONFLICT', message: 'The resource changed concurrently; retry the request.' } } };
+  }
+  if (error instanceof EventStoreUnavailable || isTransientPgError(error)) {
+    log().warn({ err: error }, 'dependency unavailable');
+    return { status: 503, headers: { 'Retry-After': '5' }, body: { error: { code: 'UNAVAILABLE', message: 'A backing service is unavailable; retry shortly.', requestId } } };
+  }
+  if (error instanceof ZodError) {
+    // Stored data that does not parse: the reason goes to the log (it names internal columns), never out.
+    log().error({ err: error, issues: error.issues }, 'stored data failed to parse');
+    return { status: 500, headers: {}, body: internal };
+  }
+  const status = (error as { status?: unknown }).status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    // Errors thrown by Koa and its middleware (e.g. body too large) carry a safe, client-facing message.
+    return { status, headers: {}, body: { error: { code: codeForStatus(status), message: (error as Error).message } } };
+  }
+  log().error({ err: error }, 'unhandled error');
+  return { status: 500, headers: {}, body: internal };
+}
+
 export function errorHandler() {
   return async (ctx: Context, next: Next) => {
     try {
@@ -76,56 +134,10 @@ export function errorHandler() {
         ctx.body = { error: { code: 'NOT_FOUND', message: `No route for ${ctx.method} ${ctx.path}` } };
       }
     } catch (error) {
-      const requestId = ctx.state.requestId as string | undefined;
-      if (error instanceof RequestInvalid) {
-        ctx.status = 400;
-        ctx.body = {
-          error: {
-            code: 'VALIDATION_FAILED',
-            message: 'The request is invalid: ' + error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
-            issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-          },
-        };
-        return;
-      }
-      if (error instanceof DomainError && statusFor(error.code) !== 500) {
-        // Raised on purpose, with a message written for the caller (a 503 says what is unavailable).
-        ctx.status = statusFor(error.code);
-        if (ctx.status === 503 && !ctx.response.get('Retry-After')) ctx.set('Retry-After', '5');
-        const retryAfter = error.details?.retryAfterSeconds;
-        if (ctx.status === 429 && typeof retryAfter === 'number') ctx.set('Retry-After', String(retryAfter));
-        ctx.body = { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
-        return;
-      }
-      if (error instanceof ConcurrencyConflict) {
-        ctx.status = 409;
-        ctx.body = { error: { code: 'CONCURRENCY_CONFLICT', message: 'The resource changed concurrently; retry the request.' } };
-        return;
-      }
-      if (error instanceof EventStoreUnavailable || isTransientPgError(error)) {
-        ctx.log?.warn({ err: error }, 'dependency unavailable');
-        ctx.status = 503;
-        ctx.set('Retry-After', '5');
-        ctx.body = { error: { code: 'UNAVAILABLE', message: 'A backing service is unavailable; retry shortly.', requestId } };
-        return;
-      }
-      if (error instanceof ZodError) {
-        // Stored data that does not parse: the reason goes to the log (it names internal columns), never out.
-        ctx.log?.error({ err: error, issues: error.issues }, 'stored data failed to parse');
-        ctx.status = 500;
-        ctx.body = { error: { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it.', requestId } };
-        return;
-      }
-      const status = (error as { status?: unknown }).status;
-      if (typeof status === 'number' && status >= 400 && status < 500) {
-        // Errors thrown by Koa and its middleware (e.g. body too large) carry a safe, client-facing message.
-        ctx.status = status;
-        ctx.body = { error: { code: codeForStatus(status), message: (error as Error).message } };
-        return;
-      }
-      ctx.log?.error({ err: error }, 'unhandled error');
-      ctx.status = 500;
-      ctx.body = { error: { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it.', requestId } };
+      const answer = errorAnswer(error, ctx.state.requestId as string | undefined, () => ctx.log, ctx.response.get('Retry-After') || undefined);
+      ctx.status = answer.status;
+      for (const [name, value] of Object.entries(answer.headers)) ctx.set(name, value);
+      ctx.body = answer.body;
     }
   };
 }

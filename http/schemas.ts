@@ -1,5 +1,8 @@
 /** Schemas shared by several routes: ids and names in requests, common shapes in answers. */
 import { z } from 'zod';
+import { timestamp } from '../projections/read/views.ts';
+
+export { timestamp };
 
 const MAX_TYPES = 20;
 
@@ -28,25 +31,8 @@ export const eventTypes = z
       .max(MAX_TYPES, `type may name at most ${MAX_TYPES} event types`),
   );
 
-/** A date-time as answers carry it (ISO 8601, UTC). */
-export const timestamp = z.iso.datetime({ offset: true });
-
 /** The event-store position of a write; null when the command changed nothing. */
 export const position = z.string().nullable();
-
-/** A user as writes about users answer it. */
-export const userView = z.object({
-  id: z.string(),
-  email: z.string().nullable(),
-  emailVerified: z.boolean(),
-  phone: z.string().nullable(),
-  phoneVerified: z.boolean(),
-  role: z.enum(['admin', 'client', 'consumer']),
-  status: z.enum(['pending', 'approved', 'suspended']),
-  tenantId: z.string().nullable(),
-  businessName: z.string().nullable(),
-  registeredAt: timestamp,
-});
 
 /** Every error answer (http/errors.ts): a code, a message saying what to fix (4xx), the request id (5xx). */
 export const errorAnswer = z

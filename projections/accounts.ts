@@ -91,7 +91,8 @@ export const workspacesProjection = projection({
 
 export const rewardRulesProjection = projection({
   name: 'reward_rules',
-  version: 1,
+  // 2: several rules may be active together (issue 19).
+  version: 2,
   tables: ['reward_rules'],
   events: ruleSetEvents,
   async apply(events, { db, table }) {
@@ -106,16 +107,19 @@ export const rewardRulesProjection = projection({
           );
           break;
         case 'RewardRuleActivated':
-          // Deactivate first: the single-active-version index is checked row by row.
-          await db.query(`UPDATE ${rules} SET is_active = false WHERE tenant_id = $1 AND is_active AND id <> $2`, [
+          // The rules this activation replaced (all the active ones, unless it joined them) stop being active.
+          await db.query(`UPDATE ${rules} SET is_active = false WHERE tenant_id = $1 AND is_active AND id = ANY($2::text[])`, [
             event.data.tenantId,
-            event.data.ruleId,
+            event.data.deactivatedRuleIds,
           ]);
           await db.query(`UPDATE ${rules} SET is_active = true, activated_at = $3 WHERE tenant_id = $1 AND id = $2`, [
             event.data.tenantId,
             event.data.ruleId,
             event.data.activatedAt,
           ]);
+          break;
+        case 'RewardRuleDeactivated':
+          await db.query(`UPDATE ${rules} SET is_active = false WHERE tenant_id = $1 AND id = $2`, [event.data.tenantId, event.data.ruleId]);
           break;
         case 'RewardRulesRetired':
           await db.query(`UPDATE ${rules} SET is_active = false, retired_at = COALESCE(retired_at, $3) WHERE tenant_id = $1 AND version <= $2`, [

@@ -11,29 +11,34 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { DomainError, NotFound } from '../domain/shared/errors.ts';
 import type { EventStore, Position } from '../domain/ports/event-store.ts';
 import { checkOut, withTransaction } from '../adapters/postgres/transaction.ts';
 import { feed, readCheckpoint } from './feed.ts';
 import { isReactor, type FeedReader, type Projection } from './projection.ts';
+import { timestamp } from './read/views.ts';
 
-export type RebuildState = 'running' | 'completed' | 'cancelled' | 'failed';
+export const rebuildState = z.enum(['running', 'completed', 'cancelled', 'failed']);
+export type RebuildState = z.infer<typeof rebuildState>;
 
-export interface RebuildJob {
-  jobId: string;
-  projection: string;
-  state: RebuildState;
-  eventsApplied: number;
-  eventsTotal: number | null;
+/** A rebuild job as `GET /api/v1/admin/jobs/:jobId` shows it. */
+export const rebuildJob = z.object({
+  jobId: z.string(),
+  projection: z.string(),
+  state: rebuildState,
+  eventsApplied: z.number().int(),
+  eventsTotal: z.number().int().nullable(),
   /** 0..1 when the total is known. */
-  progress: number | null;
-  eventsPerSecond: number | null;
-  etaSeconds: number | null;
-  startedAt: string;
-  updatedAt: string;
-  finishedAt: string | null;
-  error: string | null;
-}
+  progress: z.number().nullable(),
+  eventsPerSecond: z.number().nullable(),
+  etaSeconds: z.number().nullable(),
+  startedAt: timestamp,
+  updatedAt: timestamp,
+  finishedAt: timestamp.nullable(),
+  error: z.string().nullable(),
+});
+export type RebuildJob = z.infer<typeof rebuildJob>;
 
 const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('tally.rebuild:' || $1, 0)) AS locked`;
 /** Most events the takeover applies itself to close the gap to the live projection. */

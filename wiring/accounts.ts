@@ -1,4 +1,4 @@
-/** Users and accounts: registration, approval, phone verification, reward rules, and who is calling. */
+/** Users and accounts: registration, approval, phone verification, and who is calling. */
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../adapters/config.ts';
@@ -11,7 +11,6 @@ import { twilioSms } from '../adapters/sms/twilio.ts';
 import type { SmsSender } from '../domain/ports/sms.ts';
 import { accountsService } from '../domain/users/service.ts';
 import { phoneVerificationService } from '../domain/users/phone-verification.ts';
-import { rewardRulesService } from '../domain/rewards/service.ts';
 import { callerView, forgetOnAppend } from '../projections/caller-view.ts';
 import { adminWithEmail, suspendedUserWithEmail } from '../projections/read/accounts.ts';
 import { accountRoutes } from '../http/routes/accounts.ts';
@@ -68,6 +67,5 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
     newCode: () => String(randomInt(0, 1_000_000)).padStart(6, '0'),
     loadUser: (userId) => accounts.load(userId),
   });
-  const rules = rewardRulesService({ store, runtime, commands });
-  return { hasher, callers, accounts, routes: accountRoutes({ accounts, phoneVerification, rules, store, pool }) };
+  return { hasher, callers, accounts, routes: accountRoutes({ accounts, phoneVerification, store, pool }) };
 }

@@ -17,6 +17,7 @@ import type { ProjectionRunner } from '../projections/runner.ts';
 import { accessControl } from '../http/access.ts';
 import { createTokenVerifier } from '../http/auth.ts';
 import { createHttpApp } from '../http/app.ts';
+import { directRoutes } from '../http/direct-route.ts';
 import type { FailureLimiter } from '../http/rate-limit.ts';
 import { buildRouter, type RouteSpec } from '../http/routes/table.ts';
 import { healthRoutes } from '../http/routes/health.ts';
@@ -118,13 +119,18 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
   });
 
   const koa = app.callback();
+  // The signed webhooks skip Koa's context and middleware chain (same shell: http/direct-route.ts).
+  const direct = directRoutes({ log, routes, trustProxy: config.TRUST_PROXY, metrics: deps.metrics });
+  const serve: http.RequestListener = (request, response) => {
+    if (!direct(request, response)) void koa(request, response);
+  };
   const simulated = deps.simulated;
   // A slow or trickling client holds a connection at most this long (Node's defaults: 300 s for a request).
   const server = http.createServer(
     { requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeout: Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS), connectionsCheckingInterval: 1000 },
     simulated
-      ? (request, response) => (simulated.simulator.owns(new URL(request.url ?? '/', 'http://localhost').pathname) ? simulated.simulator.handle(request, response) : koa(request, response))
-      : koa,
+      ? (request, response) => (simulated.simulator.owns(new URL(request.url ?? '/', 'http://localhost').pathname) ? simulated.simulator.handle(request, response) : serve(request, response))
+      : serve,
   );
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { Metrics } from '../adapters/metrics.ts';
 import { withPollMetrics } from '../adapters/metrics-hooks.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
+import { Acknowledgements } from '../adapters/workers/acknowledgements.ts';
 import { groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
 import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
 import type { Config } from '../adapters/config.ts';
@@ -18,6 +19,7 @@ import { webhookHandler } from '../domain/payments/webhook-handler.ts';
 import { pollService } from '../domain/payments/poll.ts';
 import { IngestionState } from '../domain/payments/ingestion-state.ts';
 import { customerCache } from '../domain/payments/customer-cache.ts';
+import { orderLookup } from '../domain/payments/order-lookup.ts';
 import { squareApis } from '../domain/payments/square-apis.ts';
 import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
 import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
@@ -107,6 +109,13 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     },
     { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
   );
+  const orders = orderLookup(
+    { apiFor: (tenantId) => apis.apiFor(tenantId), scopes: (tenantId) => {
+        const connection = ingestionState.connection(tenantId);
+        return connection.status === 'not_connected' ? [] : connection.scopes;
+      } },
+    { ttlMs: config.ORDER_CACHE_TTL_SECONDS * 1000, maxEntries: config.ORDER_CACHE_MAX_ENTRIES, now: () => Date.now() },
+  );
   const inlineWalletEffects = await store.supportsAtomicMultiStream();
   if (!inlineWalletEffects) log.warn('the event store cannot append to several streams atomically: wallet credits go through the wallet-credits reactor');
   const ingestion = ingestionService({
@@ -116,13 +125,16 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     catchUp: () => ingestionState.catchUp(),
     ruleSet: (tenantId) => ingestionState.ruleSet(tenantId),
     workspace: (tenantId) => ingestionState.workspace(tenantId),
+    promotions: (tenantId) => ingestionState.promotions(tenantId),
     customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
+    purchaseOrder: (tenantId, orderId, withCategories) => orders.get(tenantId, orderId, withCategories),
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
     walletIdFor,
     inlineWalletEffects,
     wallets: infrastructure.commands,
   });
   const waiters = new SettlementWaiters();
+  const acknowledgements = new Acknowledgements();
   const processor = new WebhookProcessor(
     inbox,
     webhookHandler({
@@ -155,6 +167,9 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
       onOutcome: (outcome) => metrics.webhookOutcome(outcome),
       onSettled: (eventId, settlement) => waiters.settled(eventId, settlement),
+      // Webhooks being acknowledged go first: the next batch is leased once they are answered (or after the bound).
+      acknowledgements,
+      ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS,
       // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
       leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
     },
@@ -214,6 +229,8 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       onStored: () => processor.wake(),
       failures: deps.failures,
       onSignatureFailure: () => metrics.webhookSignatureFailure(),
+      onReceived: () => acknowledgements.received(),
+      onAnswered: () => acknowledgements.answered(),
     }),
     ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
   ];

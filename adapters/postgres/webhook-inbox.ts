@@ -64,13 +64,15 @@ export function webhookInbox(pool: pg.Pool) {
   return {
     /** Stores a verified webhook once; a repeated event id only counts the delivery. */
     async record(entry: InboxEntry): Promise<{ inserted: boolean }> {
-      const { rows } = await pool.query<{ inserted: boolean }>(
-        `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers)
+      // Named: each connection parses and plans the acknowledgement's statements once, not once per webhook.
+      const { rows } = await pool.query<{ inserted: boolean }>({
+        name: 'tally_inbox_record',
+        text: `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
          RETURNING (xmax = 0) AS inserted`,
-        [entry.eventId, entry.merchantId, entry.eventType, entry.objectId, entry.rawBody, JSON.stringify(entry.headers)],
-      );
+        values: [entry.eventId, entry.merchantId, entry.eventType, entry.objectId, entry.rawBody, JSON.stringify(entry.headers)],
+      });
       return { inserted: rows[0]?.inserted ?? false };
     },
 
@@ -81,12 +83,13 @@ export function webhookInbox(pool: pg.Pool) {
      */
     async recordMany(entries: readonly InboxEntry[]): Promise<{ inserted: boolean }[]> {
       if (!entries.length) return [];
-      const { rows } = await pool.query<{ event_id: string; inserted: boolean }>(
-        `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers)
+      const { rows } = await pool.query<{ event_id: string; inserted: boolean }>({
+        name: 'tally_inbox_record_many',
+        text: `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
          ON CONFLICT (id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
          RETURNING id AS event_id, (xmax = 0) AS inserted`,
-        [
+        values: [
           entries.map((e) => e.eventId),
           entries.map((e) => e.merchantId),
           entries.map((e) => e.eventType),
@@ -94,7 +97,7 @@ export function webhookInbox(pool: pg.Pool) {
           entries.map((e) => e.rawBody),
           entries.map((e) => JSON.stringify(e.headers)),
         ],
-      );
+      });
       const inserted = new Map(rows.map((r) => [r.event_id, r.inserted]));
       return entries.map((e) => {
         const answer = inserted.get(e.eventId);

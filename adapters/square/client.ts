@@ -20,8 +20,10 @@ import {
   type SquareGateway,
   type SquareLocation,
   type SquareMerchant,
+  type SquareCatalogObject,
   type SquareOAuth,
   type SquareOperation,
+  type SquareOrder,
   type SquarePayment,
   type SquareRefund,
   type SquareTokens,
@@ -138,11 +140,12 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
         id: required(location.id, 'location.id', 'locations.list'),
         name: location.name ?? null,
         status: required(location.status, `location ${location.id}: status`, 'locations.list'),
+        timezone: location.timezone ?? null,
       }));
     },
 
-    async getCustomer(customerId): Promise<SquareCustomer | null> {
-      try {
+    getCustomer: (customerId): Promise<SquareCustomer | null> =>
+      unlessNotFound(async () => {
         const { customer } = await call('customers.get', () => client.customers.get({ customerId }));
         if (!customer) return invalidResponse('customers.get', 'the response has no customer');
         return {
@@ -150,11 +153,7 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
           emailAddress: customer.emailAddress ?? null,
           phoneNumber: customer.phoneNumber ?? null,
         };
-      } catch (error) {
-        if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
-        throw error;
-      }
-    },
+      }),
 
     listPayments({ locationId, updatedAtBeginTime, limit }: ListPaymentsQuery): AsyncIterable<SquarePayment> {
       return paged('payments.list', toPayment, () =>
@@ -167,7 +166,74 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
         client.refunds.list({ updatedAtBeginTime, beginTime, locationId, limit, sortField: 'UPDATED_AT', sortOrder: 'ASC' }),
       );
     },
+
+    async grantedScopes(): Promise<string[]> {
+      const status = await call('oauth.tokenStatus', () => client.oAuth.retrieveTokenStatus());
+      return status.scopes ?? [];
+    },
+
+    getPayment: (paymentId): Promise<SquarePayment | null> =>
+      unlessNotFound(async () => {
+        const { payment } = await call('payments.get', () => client.payments.get({ paymentId }));
+        return payment ? toPayment(payment) : invalidResponse('payments.get', 'the response has no payment');
+      }),
+
+    getOrder: (orderId): Promise<SquareOrder | null> =>
+      unlessNotFound(async () => {
+        const { order } = await call('orders.get', () => client.orders.get({ orderId }));
+        return order ? toOrder(order) : invalidResponse('orders.get', 'the response has no order');
+      }),
+
+    async getCatalogObjects(ids, { includeRelated = false } = {}): Promise<SquareCatalogObject[]> {
+      if (!ids.length) return [];
+      const response = await call('catalog.batchGet', () => client.catalog.batchGet({ objectIds: [...ids], includeRelatedObjects: includeRelated }));
+      return [...(response.objects ?? []), ...(response.relatedObjects ?? [])].map(toCatalogObject);
+    },
   };
+}
+
+/** Square's order, money as minor units. A missing money field is 0 (Square leaves zero amounts out). */
+function toOrder(order: Square.Order): SquareOrder {
+  const op = 'orders.get';
+  const id = required(order.id, 'order.id', op);
+  const amount = (money: Square.Money | undefined, name: string) => (money?.amount == null ? 0 : minorUnits(money.amount, `order ${id}: ${name}`, op));
+  return {
+    id,
+    locationId: required(order.locationId, `order ${id}: location_id`, op),
+    state: order.state ?? null,
+    lineItems: (order.lineItems ?? []).map((line, i) => ({
+      uid: line.uid ?? `line-${i + 1}`,
+      name: line.name ?? null,
+      catalogObjectId: line.catalogObjectId ?? null,
+      quantity: required(line.quantity, `order ${id}: line_items[${i}].quantity`, op),
+      totalMinor: amount(line.totalMoney, `line_items[${i}].total_money`),
+      totalTaxMinor: amount(line.totalTaxMoney, `line_items[${i}].total_tax_money`),
+      totalDiscountMinor: amount(line.totalDiscountMoney, `line_items[${i}].total_discount_money`),
+    })),
+    totalMinor: amount(order.totalMoney, 'total_money'),
+    totalTaxMinor: amount(order.totalTaxMoney, 'total_tax_money'),
+    totalTipMinor: amount(order.totalTipMoney, 'total_tip_money'),
+    totalDiscountMinor: amount(order.totalDiscountMoney, 'total_discount_money'),
+    currency: order.totalMoney?.currency ?? null,
+  };
+}
+
+function toCatalogObject(object: Square.CatalogObject): SquareCatalogObject {
+  const id = required(object.id, 'catalog object id', 'catalog.batchGet');
+  switch (object.type) {
+    case 'ITEM_VARIATION':
+      return { type: 'ITEM_VARIATION', id, itemId: object.itemVariationData?.itemId ?? null, name: object.itemVariationData?.name ?? null };
+    case 'ITEM': {
+      const data = object.itemData;
+      // `categories` since 2023-12-13; `category_id` before (deprecated, still sent for older items).
+      const categoryIds = [...new Set([...(data?.categories ?? []).flatMap((c) => (c.id ? [c.id] : [])), ...(data?.categoryId ? [data.categoryId] : [])])];
+      return { type: 'ITEM', id, categoryIds, name: data?.name ?? null };
+    }
+    case 'CATEGORY':
+      return { type: 'CATEGORY', id, name: object.categoryData?.name ?? null };
+    default:
+      return { type: 'OTHER', id, squareType: object.type };
+  }
 }
 
 /** Iterates an SDK pager lazily (it fetches the next page with the cursor as the caller reaches it). */
@@ -190,6 +256,16 @@ async function* paged<Item, Out>(
   }
 }
 
+/** Square's NOT_FOUND as null: the object does not exist (or is another merchant's). */
+async function unlessNotFound<T>(request: () => Promise<T>): Promise<T | null> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof SquareApiError && error.code === 'NOT_FOUND') return null;
+    throw error;
+  }
+}
+
 async function call<T>(operation: SquareOperation, request: () => Promise<T>): Promise<T> {
   try {
     return await request();
@@ -207,38 +283,45 @@ function toTokens(response: Square.ObtainTokenResponse, operation: SquareOperati
   };
 }
 
-function toPayment(payment: Square.Payment): SquarePayment {
-  const op = 'payments.list';
-  const id = required(payment.id, 'payment.id', op);
-  const field = (name: string) => `payment ${id}: ${name}`;
+/** Reads one object of a list answer: a missing or invalid field is reported with the object's kind and id. */
+function objectReader(kind: 'payment' | 'refund', rawId: string | null | undefined, operation: SquareOperation) {
+  const id = required(rawId, `${kind}.id`, operation);
+  const field = (name: string) => `${kind} ${id}: ${name}`;
   return {
     id,
-    status: required(payment.status, field('status'), op),
-    amountMinor: minorUnits(payment.amountMoney?.amount, field('amount_money.amount'), op),
-    tipMinor: payment.tipMoney ? minorUnits(payment.tipMoney.amount, field('tip_money.amount'), op) : 0,
-    totalMinor: minorUnits(payment.totalMoney?.amount, field('total_money.amount'), op),
-    currency: required(payment.amountMoney?.currency, field('amount_money.currency'), op),
+    required: <T>(value: T | null | undefined, name: string) => required(value, field(name), operation),
+    minorUnits: (amount: bigint | number | null | undefined, name: string) => minorUnits(amount, field(name), operation),
+  };
+}
+
+function toPayment(payment: Square.Payment): SquarePayment {
+  const read = objectReader('payment', payment.id, 'payments.list');
+  return {
+    id: read.id,
+    status: read.required(payment.status, 'status'),
+    amountMinor: read.minorUnits(payment.amountMoney?.amount, 'amount_money.amount'),
+    tipMinor: payment.tipMoney ? read.minorUnits(payment.tipMoney.amount, 'tip_money.amount') : 0,
+    totalMinor: read.minorUnits(payment.totalMoney?.amount, 'total_money.amount'),
+    currency: read.required(payment.amountMoney?.currency, 'amount_money.currency'),
     customerId: payment.customerId ?? null,
     buyerEmail: payment.buyerEmailAddress ?? null,
-    locationId: required(payment.locationId, field('location_id'), op),
+    locationId: read.required(payment.locationId, 'location_id'),
     orderId: payment.orderId ?? null,
-    createdAt: required(payment.createdAt, field('created_at'), op),
-    updatedAt: required(payment.updatedAt, field('updated_at'), op),
+    createdAt: read.required(payment.createdAt, 'created_at'),
+    updatedAt: read.required(payment.updatedAt, 'updated_at'),
   };
 }
 
 function toRefund(refund: Square.PaymentRefund): SquareRefund {
-  const op = 'refunds.list';
-  const id = required(refund.id, 'refund.id', op);
-  const field = (name: string) => `refund ${id}: ${name}`;
+  const read = objectReader('refund', refund.id, 'refunds.list');
   return {
-    id,
+    id: read.id,
     paymentId: refund.paymentId ?? null,
-    status: required(refund.status, field('status'), op),
-    amountMinor: minorUnits(refund.amountMoney?.amount, field('amount_money.amount'), op),
-    currency: required(refund.amountMoney?.currency, field('amount_money.currency'), op),
-    createdAt: required(refund.createdAt, field('created_at'), op),
-    updatedAt: required(refund.updatedAt, field('updated_at'), op),
+    status: read.required(refund.status, 'status'),
+    amountMinor: read.minorUnits(refund.amountMoney?.amount, 'amount_money.amount'),
+    currency: read.required(refund.amountMoney?.currency, 'amount_money.currency'),
+    createdAt: read.required(refund.createdAt, 'created_at'),
+    updatedAt: read.required(refund.updatedAt, 'updated_at'),
     locationId: refund.locationId ?? null,
   };
 }

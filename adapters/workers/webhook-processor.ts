@@ -16,6 +16,7 @@ import type { Position, StreamAppend } from '../../domain/ports/event-store.ts';
  */
 export type InboxCommit = (requests: readonly StreamAppend[], settle: (db?: Parameters<WebhookInbox['completeMany']>[1]) => Promise<void>) => Promise<Position | undefined>;
 import { DomainError } from '../../domain/shared/errors.ts';
+import type { AcknowledgementsPending } from './acknowledgements.ts';
 
 export interface WebhookProcessorOptions {
   batchSize?: number;
@@ -31,6 +32,13 @@ export interface WebhookProcessorOptions {
    * still be retried). The development simulator waits on it to answer its `trigger` after the processing.
    */
   onSettled?: (eventId: string, settlement: { outcome: string } | { error: string }) => void;
+  /**
+   * Webhooks being acknowledged in this process. While some are, the worker defers leasing its next batch for
+   * up to `ackPriorityMs` (default 100; 0: never), and a batch leased while they still are is a quarter of
+   * `batchSize`: acknowledgements do not wait behind batch decisions on the one thread (acknowledgements.ts).
+   */
+  acknowledgements?: AcknowledgementsPending;
+  ackPriorityMs?: number;
 }
 
 export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
@@ -50,6 +58,7 @@ export class WebhookProcessor {
   private readonly pollIntervalMs: number;
   private readonly maxAttempts: number;
   private readonly batchesInFlight: number;
+  private readonly ackPriorityMs: number;
 
   constructor(
     private readonly inbox: WebhookInbox,
@@ -63,6 +72,18 @@ export class WebhookProcessor {
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.maxAttempts = options.maxAttempts ?? 12;
     this.batchesInFlight = options.batchesInFlight ?? 4;
+    this.ackPriorityMs = options.ackPriorityMs ?? 100;
+  }
+
+  /**
+   * How many rows to lease now: the whole batch once no acknowledgement is pending; after waiting `ackPriorityMs`
+   * for them in vain, a quarter of it, so the decision holds the thread a quarter as long.
+   */
+  private async leaseSize(): Promise<number> {
+    const acknowledgements = this.options.acknowledgements;
+    if (!acknowledgements || this.ackPriorityMs === 0 || acknowledgements.count === 0) return this.batchSize;
+    const none = await acknowledgements.whenNone(this.ackPriorityMs);
+    return none ? this.batchSize : Math.ceil(this.batchSize / 4);
   }
 
   start(): void {
@@ -97,11 +118,14 @@ export class WebhookProcessor {
         continue;
       }
       let due: DueWebhook[] = [];
+      let size = this.batchSize;
       try {
         this.pendingWake = false;
         await this.recordPendingFailures();
+        size = await this.leaseSize();
+        if (!this.running) break;
         const claimedAt = Date.now();
-        due = await this.inbox.claimDue(this.batchSize, this.leaseMs);
+        due = await this.inbox.claimDue(size, this.leaseMs);
         if (due.length) {
           const batch: Promise<void> = this.processBatch(due, claimedAt)
             .catch((error: unknown) => this.log.error({ err: error }, 'webhook batch failed unexpectedly'))
@@ -111,7 +135,7 @@ export class WebhookProcessor {
       } catch (error) {
         this.log.warn({ err: error }, 'webhook inbox unavailable; retrying');
       }
-      if (due.length === this.batchSize || this.pendingWake) continue;
+      if (due.length === size || this.pendingWake) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.pollIntervalMs);
         this.wakeUp = () => {

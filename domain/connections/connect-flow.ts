@@ -87,10 +87,17 @@ export async function completeConnect(c: ConnectionsContext, callback: OAuthCall
   let tokens: SquareTokens;
   let merchant: SquareMerchant;
   let locations: SquareLocation[];
+  let scopes: string[];
   try {
     tokens = await gateway.oauth.exchangeCode(callback.code, { redirectUri: c.deps.redirectUri });
     const api = gateway.forAccessToken(tokens.accessToken);
-    [merchant, locations] = await Promise.all([api.getMerchant(), api.listLocations()]);
+    // The scopes the merchant granted, as Square reports them (what was asked for when it cannot say): rules that
+    // read orders need ORDERS_READ and ITEMS_READ, which a narrower grant lacks.
+    const granted = api.grantedScopes().then(
+      (list) => (list.length ? list : [...SQUARE_SCOPES]),
+      () => [...SQUARE_SCOPES],
+    );
+    [merchant, locations, scopes] = await Promise.all([api.getMerchant(), api.listLocations(), granted]);
   } catch (error) {
     if (error instanceof SquareApiError) throw new ConnectFailed('token_exchange_failed', error.message);
     throw error;
@@ -98,12 +105,12 @@ export async function completeConnect(c: ConnectionsContext, callback: OAuthCall
   if (merchant.merchantId !== tokens.merchantId) {
     throw new ConnectFailed('token_exchange_failed', `the token is for merchant ${tokens.merchantId} but the profile read is ${merchant.merchantId}`);
   }
-  return authorize(c, { ...claims, tokens, merchant, locations }, { ...metadata, actor: claims.actor });
+  return authorize(c, { ...claims, tokens, merchant, locations, scopes }, { ...metadata, actor: claims.actor });
 }
 
 async function authorize(
   c: ConnectionsContext,
-  input: OAuthStateClaims & { tokens: SquareTokens; merchant: SquareMerchant; locations: SquareLocation[] },
+  input: OAuthStateClaims & { tokens: SquareTokens; merchant: SquareMerchant; locations: SquareLocation[]; scopes: string[] },
   metadata: EventMetadata,
 ): Promise<Connected> {
   const { tenantId, tokens } = input;
@@ -145,7 +152,7 @@ async function authorize(
         businessName: input.merchant.businessName,
         currency: input.merchant.currency,
         country: input.merchant.country,
-        scopes: [...SQUARE_SCOPES],
+        scopes: input.scopes,
         tokenExpiresAt: tokens.expiresAt,
         locations: input.locations.map((l) => ({ id: l.id, name: l.name, status: l.status })),
         by: input.actor,

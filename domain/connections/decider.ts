@@ -1,3 +1,4 @@
+import { unreachable } from '../shared/exhaustive.ts';
 import { connectionSnapshots } from './snapshots.ts';
 import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
@@ -138,10 +139,8 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
         },
       ];
     }
-    default: {
-      const unexpected: never = command;
-      return unexpected;
-    }
+    default:
+      return unreachable(command);
   }
 }
 

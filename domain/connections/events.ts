@@ -1,3 +1,4 @@
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 
@@ -226,10 +227,8 @@ export function evolveConnection(state: SquareConnectionState, event: SquareConn
       return { status: 'active', ...detailsOf(state), lastError: null };
     case 'SquarePaymentsPolled':
       return { ...state, pollCursor: event.data.cursor, lastPolledAt: event.data.polledAt };
-    default: {
-      const unexpected: never = event;
-      return unexpected;
-    }
+    default:
+      return unreachable(event);
   }
 }
 

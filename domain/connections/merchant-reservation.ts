@@ -7,6 +7,7 @@
  * Every claim, even by the holder itself, gets the next claim number, and a release can be made conditional on
  * one: a release decided on an older reading of the stream then does nothing (see `claimStillInUse`).
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
@@ -73,10 +74,8 @@ export const merchantReservationDecider: Decider<MerchantReservationCommand, Mer
             data: { merchantId: command.merchantId, tenantId: command.tenantId, claim: state.lastClaim, reason: command.reason, releasedAt: command.now },
           },
         ];
-      default: {
-        const unexpected: never = command;
-        return unexpected;
-      }
+      default:
+        return unreachable(command);
     }
   },
   evolve(state, event) {
@@ -85,10 +84,8 @@ export const merchantReservationDecider: Decider<MerchantReservationCommand, Mer
         return { status: 'claimed', tenantId: event.data.tenantId, lastClaim: event.data.claim, claimedAt: event.data.claimedAt };
       case 'SquareMerchantReleased':
         return { status: 'free', lastClaim: state.lastClaim };
-      default: {
-        const unexpected: never = event;
-        return unexpected;
-      }
+      default:
+        return unreachable(event);
     }
   },
 };

@@ -25,5 +25,9 @@ export function reportingRefusedAccess(api: SquareApi, onRefused: (error: Square
     getCustomer: (customerId) => api.getCustomer(customerId).catch(check),
     listPayments: (query) => iterate(api.listPayments(query)),
     listRefunds: (query) => iterate(api.listRefunds(query)),
+    grantedScopes: () => api.grantedScopes().catch(check),
+    getPayment: (paymentId) => api.getPayment(paymentId).catch(check),
+    getOrder: (orderId) => api.getOrder(orderId).catch(check),
+    getCatalogObjects: (ids, options) => api.getCatalogObjects(ids, options).catch(check),
   };
 }

@@ -3,6 +3,7 @@
  * (an API client per tenant, the tenant of a merchant, poll checkpoints, revocations from webhooks).
  * Tokens stay in the vault; the event log records facts only.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import type { EventMetadata, JsonObject, Position } from '../ports/event-store.ts';
 import type { OAuthStateClaims } from '../ports/oauth-state.ts';
 import { SquareApiError, type SquareApi } from '../ports/square.ts';
@@ -77,10 +78,8 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
           return { stored: true, decrypts: false, keyId: stored.keyId, encryptedWithCurrentKey: null, expiresAt: stored.expiresAt };
         case 'ok':
           return { stored: true, decrypts: true, keyId: stored.keyId, encryptedWithCurrentKey: stored.encryptedWithCurrentKey, expiresAt: stored.tokens.expiresAt };
-        default: {
-          const unexpected: never = stored;
-          return unexpected;
-        }
+        default:
+          return unreachable(stored);
       }
     },
 

@@ -26,18 +26,26 @@ export interface CustomerCacheStats {
   size: number;
 }
 
-type Entry = { value: CustomerContacts | null; expiresAt: number };
+type Entry<V> = { value: V; expiresAt: number };
 
-export function customerCache(lookup: (tenantId: string, customerId: string) => Promise<CustomerContacts | null>, options: CustomerCacheOptions) {
+/** The customer cache: contacts by (tenant, customer id). */
+export const customerCache = (lookup: (tenantId: string, customerId: string) => Promise<CustomerContacts | null>, options: CustomerCacheOptions) =>
+  boundedCache<CustomerContacts | null>(lookup, options);
+
+/**
+ * Answers by (tenant, key), kept for a bounded time and number, one lookup in flight per key, failures not kept:
+ * the customer contacts above, and Square orders (`order-lookup.ts`).
+ */
+export function boundedCache<V>(lookup: (tenantId: string, key: string) => Promise<V>, options: CustomerCacheOptions) {
   // A Map iterates in insertion order: re-inserting on use makes the first key the least recently used.
-  const entries = new Map<string, Entry>();
-  const inFlight = new Map<string, Promise<CustomerContacts | null>>();
+  const entries = new Map<string, Entry<V>>();
+  const inFlight = new Map<string, Promise<V>>();
   /** Bumped by `forget`, so a lookup that started before the customer changed does not store its old answer. */
   const generations = new Map<string, number>();
   const stats = { hits: 0, misses: 0, shared: 0 };
   const keyOf = (tenantId: string, customerId: string) => `${tenantId}\u0000${customerId}`;
 
-  function store(key: string, value: CustomerContacts | null): void {
+  function store(key: string, value: V): void {
     entries.delete(key);
     entries.set(key, { value, expiresAt: options.now() + options.ttlMs });
     while (entries.size > options.maxEntries) {
@@ -48,7 +56,7 @@ export function customerCache(lookup: (tenantId: string, customerId: string) => 
   }
 
   return {
-    async get(tenantId: string, customerId: string): Promise<CustomerContacts | null> {
+    async get(tenantId: string, customerId: string): Promise<V> {
       const key = keyOf(tenantId, customerId);
       const entry = entries.get(key);
       if (entry && entry.expiresAt > options.now()) {

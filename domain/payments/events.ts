@@ -3,6 +3,7 @@
  */
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
+import { incentiveSchema } from '../promotions/promotion.ts';
 
 /** The outcomes a purchase completed with before version 4. */
 const creditOutcomeV1 = z.enum(['credited', 'stored_anonymous', 'no_rule_no_credit', 'zero_points']);
@@ -12,7 +13,10 @@ const creditOutcomeV1 = z.enum(['credited', 'stored_anonymous', 'no_rule_no_cred
  * `currency_mismatch`, paid in another currency than the workspace's; `same_order`, a later tender of an order
  * whose visit another payment already decided. None of them earns.
  */
-const creditOutcome = z.enum([...creditOutcomeV1.options, 'before_program', 'currency_mismatch', 'same_order']);
+const creditOutcomeV4 = z.enum([...creditOutcomeV1.options, 'before_program', 'currency_mismatch', 'same_order']);
+
+/** From version 5 (issue 19): `location_excluded`, paid at a location the rules in force are not limited to. */
+const creditOutcome = z.enum([...creditOutcomeV4.options, 'location_excluded']);
 export type CreditOutcome = z.output<typeof creditOutcome>;
 
 /**
@@ -76,13 +80,72 @@ const purchaseCompletedV3 = purchaseCompletedV2.extend({ walletEffect });
  * order); and how a refund of it takes points back (`refundBasis`). Purchases of earlier versions were reversed on
  * the refunded share of the total: they upcast to `total`, and keep being reversed as they were promised.
  */
-const purchaseCompletedV4 = purchaseCompletedV3.extend({ outcome: creditOutcome, orderId: z.string().nullable(), refundBasis });
+const purchaseCompletedV4 = purchaseCompletedV3.extend({ outcome: creditOutcomeV4, orderId: z.string().nullable(), refundBasis });
+
+/** One rule's part of a purchase's points (issue 19): several active rules add up. */
+const contribution = z.object({
+  ruleId: z.string(),
+  ruleVersion: z.number().int(),
+  kind: z.enum(['spend', 'visit', 'item', 'category']),
+  points: z.number().int(),
+  /** Which payment amount the rule counted, and the value it counted after tax and exclusions. */
+  basis: z.enum(['amount', 'total']),
+  basisAmountMinor: minor,
+  refundBasis,
+});
+export type PurchaseContribution = z.output<typeof contribution>;
+
+/**
+ * Version 5 (issue 19): each rule's contribution (their points sum to `points`), and whether the Square order was
+ * read for it (`orderRead`: an item, category, before-tax or exclusion rule was in force). `ruleId`, `ruleVersion`,
+ * `basis` and `basisAmountMinor` name the contribution with the most points (the wallet's credit carries them).
+ * A version 4 purchase had one rule: it upcasts to that rule's single contribution (a visit when its refunds were
+ * all or nothing, else a spend), none when no rule decided it.
+ */
+const purchaseCompletedV5 = purchaseCompletedV4.extend({ contributions: z.array(contribution), orderRead: z.boolean() });
+
+/** The promotion a purchase earned extra points from (issue 19): at most one, the one giving the most points. */
+const appliedPromotion = z.object({
+  promotionId: z.string(),
+  name: z.string(),
+  incentive: incentiveSchema,
+  /** The extra points, included in the purchase's `points` (refunds take them back in the same proportion). */
+  points: z.number().int(),
+  /** The day, in the workspace's time zone, the payment was made on. */
+  localDate: z.string(),
+});
+
+/**
+ * Version 6 (issue 19, promotions and locations): the `location_excluded` outcome, and the promotion applied (null:
+ * none). `points` is the total: the contributions' points plus the promotion's. Earlier purchases had no promotion:
+ * they upcast to null. Refunds take the promotion's points back in the proportion they take the rules'.
+ */
+const purchaseCompletedV6 = purchaseCompletedV5.extend({ outcome: creditOutcome, promotion: appliedPromotion.nullable() });
 
 /** Version 3 says who appends the wallet credit; versions 1 and 2 were all credited by the reactor. */
 export const purchaseCompleted = EventType.define('PurchaseCompleted', purchaseCompletedV1)
   .next(purchaseCompletedV2, (v1) => ({ ...v1, paymentCreatedAt: null }))
   .next(purchaseCompletedV3, (v2) => ({ ...v2, walletEffect: 'reactor' as const }))
-  .next(purchaseCompletedV4, (v3) => ({ ...v3, orderId: null, refundBasis: 'total' as const }));
+  .next(purchaseCompletedV4, (v3) => ({ ...v3, orderId: null, refundBasis: 'total' as const }))
+  .next(purchaseCompletedV5, (v4) => ({
+    ...v4,
+    orderRead: false,
+    contributions:
+      v4.ruleId !== null && v4.ruleVersion !== null && v4.basis !== null && v4.basisAmountMinor !== null
+        ? [
+            {
+              ruleId: v4.ruleId,
+              ruleVersion: v4.ruleVersion,
+              kind: v4.refundBasis === 'full_refund' ? ('visit' as const) : ('spend' as const),
+              points: v4.points,
+              basis: v4.basis,
+              basisAmountMinor: v4.basisAmountMinor,
+              refundBasis: v4.refundBasis,
+            },
+          ]
+        : [],
+  }))
+  .next(purchaseCompletedV6, (v5) => ({ ...v5, promotion: null }));
 
 const refundHeldV1 = z.object({ paymentId: z.string(), tenantId: z.string(), refundId: z.string(), amountMinor: minor, source: z.string() });
 
@@ -101,11 +164,18 @@ const refundAppliedV1 = z.object({
   source: z.string(),
 });
 
+const refundAppliedV2 = refundAppliedV1.extend({ walletEffect });
+
+/**
+ * Version 3 (issue 19): what the refund took back of each rule's contribution (they sum to `pointsReversed`). A
+ * version 2 refund reversed a purchase of one rule: it upcasts to none listed, and counts against that one.
+ */
+const refundAppliedV3 = refundAppliedV2.extend({ contributions: z.array(z.object({ ruleId: z.string(), pointsReversed: z.number().int() })) });
+
 /** Version 2 says who appends the wallet's reversal (see `walletEffect`); version 1 reversals were the reactor's. */
-export const refundApplied = EventType.define('RefundApplied', refundAppliedV1).next(refundAppliedV1.extend({ walletEffect }), (v1) => ({
-  ...v1,
-  walletEffect: 'reactor' as const,
-}));
+export const refundApplied = EventType.define('RefundApplied', refundAppliedV1)
+  .next(refundAppliedV2, (v1) => ({ ...v1, walletEffect: 'reactor' as const }))
+  .next(refundAppliedV3, (v2) => ({ ...v2, contributions: [] }));
 
 export const heldPointsClaimed = EventType.define(
   'HeldPointsClaimed',

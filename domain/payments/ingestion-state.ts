@@ -15,10 +15,12 @@ import { merchantReservationDecider, type MerchantReservationState } from '../co
 import { activeRule, ruleSetDecider, type RuleSetState } from '../rewards/rule-set.ts';
 import type { Workspace } from './ingestion.ts';
 import type { RewardRule } from '../rewards/rule.ts';
+import { PROMOTIONS_STREAM_PREFIX, promotionsDecider, type PromotionsState } from '../promotions/decider.ts';
+import type { ScheduledPromotion } from '../promotions/promotion.ts';
 
 export const MERCHANT_STREAM_PREFIX = 'square-merchant-';
 export const RULES_STREAM_PREFIX = 'reward-rules-';
-const STREAM_PREFIXES = [CONNECTION_STREAM_PREFIX, MERCHANT_STREAM_PREFIX, RULES_STREAM_PREFIX] as const;
+const STREAM_PREFIXES = [CONNECTION_STREAM_PREFIX, MERCHANT_STREAM_PREFIX, RULES_STREAM_PREFIX, PROMOTIONS_STREAM_PREFIX] as const;
 
 /** Events read per page while catching up (the first catch-up of a large log takes several pages). */
 const PAGE = 2_000;
@@ -33,6 +35,7 @@ export class IngestionState {
   private readonly connections = new Map<string, SquareConnectionState>();
   private readonly reservations = new Map<string, MerchantReservationState>();
   private readonly rules = new Map<string, RuleSetState>();
+  private readonly promotionSets = new Map<string, PromotionsState>();
   private position: Position | undefined;
   private catchingUp: Promise<void> | undefined;
   /** Events folded since the view was made (for tests and metrics). */
@@ -40,7 +43,7 @@ export class IngestionState {
 
   constructor(private readonly store: EventStore) {}
 
-  /** Folds one event of the three stream families; anything else is ignored. */
+  /** Folds one event of the four stream families; anything else is ignored. */
   apply(event: RecordedEvent): void {
     if (event.stream.startsWith(CONNECTION_STREAM_PREFIX)) {
       const tenantId = event.stream.slice(CONNECTION_STREAM_PREFIX.length);
@@ -54,6 +57,10 @@ export class IngestionState {
       const tenantId = event.stream.slice(RULES_STREAM_PREFIX.length);
       const before = this.rules.get(tenantId) ?? ruleSetDecider.initialState;
       this.rules.set(tenantId, ruleSetDecider.evolve(before, ruleSetDecider.codec.decode(event)));
+    } else if (event.stream.startsWith(PROMOTIONS_STREAM_PREFIX)) {
+      const tenantId = event.stream.slice(PROMOTIONS_STREAM_PREFIX.length);
+      const before = this.promotionSets.get(tenantId) ?? promotionsDecider.initialState;
+      this.promotionSets.set(tenantId, promotionsDecider.evolve(before, promotionsDecider.codec.decode(event)));
     } else {
       return;
     }
@@ -105,6 +112,11 @@ export class IngestionState {
   /** The tenant's rule set, with the history of which rule was in force when (`ruleInForce`). */
   ruleSet(tenantId: string): RuleSetState {
     return this.rules.get(tenantId) ?? ruleSetDecider.initialState;
+  }
+
+  /** The workspace's promotions, ended ones included (a payment made before the end may still use one). */
+  promotions(tenantId: string): readonly ScheduledPromotion[] {
+    return this.promotionSets.get(tenantId)?.promotions ?? [];
   }
 
   /** The workspace's currency and country, from its connection's merchant profile (null: unknown or not connected). */

@@ -11,7 +11,9 @@
 import { ConcurrencyConflict, MultiStreamConflict, type EventMetadata, type EventStore, type NewEvent, type Position, type RecordedEvent, type StreamAppend } from '../ports/event-store.ts';
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
-import { ruleInForce, type RuleSetState } from '../rewards/rule-set.ts';
+import { rulesInForce, type RuleSetState } from '../rewards/rule-set.ts';
+import { rulesNeedCategories, rulesNeedOrder, type RuleRef } from '../rewards/evaluate.ts';
+import type { PurchaseOrder } from '../rewards/order.ts';
 import { foldDecoded, loadWithSnapshot } from '../shared/command-handler.ts';
 import type { CommandPath, FoldedStream } from '../shared/command-path.ts';
 import { KeyedQueue } from '../shared/keyed-queue.ts';
@@ -20,6 +22,8 @@ import { walletDecider, walletStream, type WalletState } from '../wallets/wallet
 import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
 import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
+import { foldUses, useStreamsOf, UsesInBatch, type UsesLoad } from './promotion-uses.ts';
+import type { ScheduledPromotion } from '../promotions/promotion.ts';
 
 export type IngestionOutcome =
   | CreditOutcome
@@ -46,6 +50,13 @@ export interface IngestionDependencies {
   ruleSet(tenantId: string): RuleSetState;
   /** The workspace's currency and country, from the connected Square merchant's profile; null when unknown. */
   workspace(tenantId: string): Workspace;
+  /** The workspace's promotions (issue 19); a payment may use one in force when it was created. Omitted: none. */
+  promotions?(tenantId: string): readonly ScheduledPromotion[];
+  /**
+   * The payment's Square order, read only when a rule in force needs it (cached, see `order-lookup.ts`); null when
+   * Square does not know it. A failure fails the fact, which is retried. Omitted: such rules count no order.
+   */
+  purchaseOrder?(tenantId: string, orderId: string, withCategories: boolean): Promise<PurchaseOrder | null>;
   /** The Square customer's contact details as the merchant typed them, or null when Square does not know it. */
   customerContacts(tenantId: string, customerId: string): Promise<{ email: string | null; phone: string | null } | null>;
   /** For each set of identity hashes, the approved consumer it belongs to: one read for a whole batch. */
@@ -139,19 +150,26 @@ export function ingestionService(deps: IngestionDependencies) {
     revision: events.at(-1)?.revision,
   });
 
-  /** The payment streams, and the order streams (one round trip for both). */
-  async function load(streams: readonly string[], orders: readonly string[] = []): Promise<{ payments: Map<string, StreamLoad>; orders: Map<string, OrderLoad> }> {
-    const read = await deps.store.readStreams([...streams, ...orders]);
+  const promotionsOf = (tenantId: string) => deps.promotions?.(tenantId) ?? [];
+
+  /** The payment streams, the order streams and the promotion-use streams (one round trip for all). */
+  async function load(
+    streams: readonly string[],
+    orders: readonly string[] = [],
+    uses: readonly string[] = [],
+  ): Promise<{ payments: Map<string, StreamLoad>; orders: Map<string, OrderLoad>; uses: Map<string, UsesLoad> }> {
+    const read = await deps.store.readStreams([...streams, ...orders, ...uses]);
     return {
       payments: new Map(streams.map((stream) => [stream, fold(read.get(stream) ?? [])])),
       orders: new Map(orders.map((stream) => [stream, foldOrder(read.get(stream) ?? [])])),
+      uses: new Map(uses.map((stream) => [stream, foldUses(read.get(stream) ?? [])])),
     };
   }
 
   /** The order stream a payment fact counts its visit on: only a tender of an order, under a visit rule. */
   function orderStreamOf(fact: IngestionFact): string | undefined {
     if (fact.kind !== 'payment' || !fact.payment.orderId) return undefined;
-    return ruleFor(fact.tenantId, fact.payment.createdAt).activeRule?.rule.kind === 'visit' ? orderStream(fact.payment.orderId) : undefined;
+    return ruleFor(fact.tenantId, fact.payment.createdAt).rules.some((r) => r.rule.kind === 'visit') ? orderStream(fact.payment.orderId) : undefined;
   }
 
   /** Identities of the completing payments' customers: cached Square lookups, then one consumer read. */
@@ -184,12 +202,30 @@ export function ingestionService(deps: IngestionDependencies) {
     return found;
   }
 
-  /** The rule a payment earns by, given when it was created: the rule set's history, not the rule active now. */
-  function ruleFor(tenantId: string, createdAt: string): { activeRule: ActiveRule | null; beforeProgram: boolean } {
-    const rule = ruleInForce(deps.ruleSet(tenantId), createdAt);
-    return rule.kind === 'rule'
-      ? { activeRule: { ruleId: rule.ruleId, version: rule.version, rule: rule.rule }, beforeProgram: false }
-      : { activeRule: null, beforeProgram: rule.kind === 'before_program' };
+  /** The rules a payment earns by, given when it was created: the rule set's history, not the rules active now. */
+  function ruleFor(tenantId: string, createdAt: string): { activeRule: null; rules: RuleRef[]; beforeProgram: boolean } {
+    const inForce = rulesInForce(deps.ruleSet(tenantId), createdAt);
+    return inForce.kind === 'rules'
+      ? { activeRule: null, rules: inForce.rules.map(({ ruleId, version, rule }) => ({ ruleId, version, rule })), beforeProgram: false }
+      : { activeRule: null, rules: [], beforeProgram: inForce.kind === 'before_program' };
+  }
+
+  /** The Square orders of completing payments whose rules need one: read together, each failure kept for its fact. */
+  async function readOrders(facts: readonly { index: number; fact: IngestionFact }[]): Promise<Map<number, PurchaseOrder | null | Error>> {
+    const read = new Map<number, PurchaseOrder | null | Error>();
+    await Promise.all(
+      facts.map(async ({ index, fact }) => {
+        if (fact.kind !== 'payment' || !fact.payment.orderId) return;
+        const { rules } = ruleFor(fact.tenantId, fact.payment.createdAt);
+        if (!rulesNeedOrder(rules) || !deps.purchaseOrder) return;
+        try {
+          read.set(index, await deps.purchaseOrder(fact.tenantId, fact.payment.orderId, rulesNeedCategories(rules)));
+        } catch (error) {
+          read.set(index, error instanceof Error ? error : new Error(String(error)));
+        }
+      }),
+    );
+    return read;
   }
 
   /**
@@ -202,6 +238,8 @@ export function ingestionService(deps: IngestionDependencies) {
     items: readonly { index: number; fact: IngestionFact }[],
     identities: Map<number, Identity | Error>,
     orders: Map<string, OrderInBatch>,
+    purchaseOrders: ReadonlyMap<number, PurchaseOrder | null | Error>,
+    uses: UsesInBatch,
   ): { events: DecidedEvent[]; results: Map<number, FactResult>; wrote: Set<number> } {
     let state = load.state;
     const events: DecidedEvent[] = [];
@@ -219,6 +257,12 @@ export function ingestionService(deps: IngestionDependencies) {
         const identity = completing ? identities.get(index) : { hashes: [], resolution: { kind: 'anonymous' } as const };
         if (identity instanceof Error || identity === undefined) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
+          continue;
+        }
+        // The order a rule needed could not be read: the fact fails and is retried, it never earns as if empty.
+        const purchaseOrder = completing ? purchaseOrders.get(index) : undefined;
+        if (purchaseOrder instanceof Error) {
+          results.set(index, { ok: false, error: purchaseOrder });
           continue;
         }
         // A tender of an order under a visit rule: the order records it, and its first completion counts the visit.
@@ -245,14 +289,23 @@ export function ingestionService(deps: IngestionDependencies) {
             identityHashes: identity.hashes,
             resolution: identity.resolution,
             ...(completing ? ruleFor(fact.tenantId, payment.createdAt) : { activeRule: null }),
+            order: purchaseOrder ?? null,
             workspaceCurrency: deps.workspace(fact.tenantId).currency,
             orderVisit,
+            promotions: promotionsOf(fact.tenantId),
+            promotionUses: (promotionId, localDate) => (payment.customerId ? uses.count(promotionId, payment.customerId, localDate, payment.id) : null),
             source: fact.source,
             walletEffect,
           },
           state,
         );
         const completion = decided.find((e) => e.type === 'PurchaseCompleted');
+        const applied = completion?.type === 'PurchaseCompleted' ? completion.data.promotion : null;
+        const limited = applied && promotionsOf(fact.tenantId).find((p) => p.promotionId === applied.promotionId)?.promotion.limitPerCustomerPerDay !== undefined;
+        if (applied && limited && payment.customerId) {
+          const { promotionId, localDate } = applied;
+          uses.record({ tenantId: fact.tenantId, promotionId, customerId: payment.customerId, localDate, paymentId: payment.id, now: payment.updatedAt }, fact.metadata);
+        }
         const result: IngestionResult =
           completion?.type === 'PurchaseCompleted'
             ? { outcome: completion.data.outcome, position: undefined, detail: { points: completion.data.points, paymentId: payment.id } }
@@ -340,6 +393,7 @@ export function ingestionService(deps: IngestionDependencies) {
     loads: Map<string, StreamLoad>,
     orders: Map<string, OrderInBatch>,
     orderLoads: Map<string, OrderLoad>,
+    uses: UsesInBatch,
     warmed: ReadonlyMap<string, FoldedStream<WalletState>>,
   ): Promise<{ appends: StreamAppend[]; refused: Map<number, Record<string, unknown>>; wallets: Map<string, FoldedStream<WalletState>> }> {
     // Orders first: where the store appends stream by stream, a visit is counted before any purchase relies on it,
@@ -354,6 +408,8 @@ export function ingestionService(deps: IngestionDependencies) {
         expected: revision === undefined ? 'no_stream' : revision,
       });
     }
+    // A promotion's daily uses likewise: counted before the purchase that took one is written.
+    orderAppends.push(...uses.appends(deps.runtime.newId));
     const purchases: StreamAppend[] = [];
     const effects: { command: NonNullable<ReturnType<typeof walletCommandFor>>; index: number; metadata: EventMetadata; causationId: string }[] = [];
     for (const [stream, { events }] of decided) {
@@ -430,10 +486,13 @@ export function ingestionService(deps: IngestionDependencies) {
 
     if (!options.caughtUp) await deps.catchUp();
     const identities = new Map<number, Identity | Error>();
+    const purchaseOrders = new Map<number, PurchaseOrder | null | Error>();
     const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
-    const loaded = await load([...byStream.keys()], orderStreams);
+    const useStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => (fact.kind === 'payment' ? useStreamsOf(fact.payment, promotionsOf(fact.tenantId)) : [])))];
+    const loaded = await load([...byStream.keys()], orderStreams, useStreams);
     let loads = loaded.payments;
     let orderLoads = loaded.orders;
+    let useLoads = loaded.uses;
     let pending = [...byStream.keys()];
     const decided = new Map<string, ReturnType<typeof decideStream>>();
     /** Wallet states read before the turn (see `warmWallets`); a wallet that conflicted is dropped and read again. */
@@ -442,20 +501,28 @@ export function ingestionService(deps: IngestionDependencies) {
     for (let round = 1; ; round++) {
       // Customers are looked up only for payments that complete now, and only once per fact across rounds.
       const lookups: { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[] = [];
+      const orderReads: { index: number; fact: IngestionFact }[] = [];
       for (const stream of pending) {
         if (loads.get(stream)?.state.status === 'completed') continue;
         for (const { index, fact } of byStream.get(stream) ?? []) {
           if (fact.kind === 'payment' && fact.payment.status === 'COMPLETED' && !identities.has(index)) {
             lookups.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId, buyerEmail: fact.payment.buyerEmail });
+            orderReads.push({ index, fact });
           }
         }
       }
-      if (lookups.length) for (const [index, identity] of await identify(lookups)) identities.set(index, identity);
+      if (lookups.length) {
+        // The customers and the orders are read at once: a purchase waits for the slower of the two, not both.
+        const [identified, read] = await Promise.all([identify(lookups), readOrders(orderReads)]);
+        for (const [index, identity] of identified) identities.set(index, identity);
+        for (const [index, order] of read) purchaseOrders.set(index, order);
+      }
       // Orders are shared between payment streams: each round decides them afresh from what was read.
       const orders = new Map<string, OrderInBatch>([...orderLoads].map(([stream, o]) => [stream, { state: o.state, events: [] }]));
+      const uses = new UsesInBatch(useLoads);
       for (const stream of pending) {
         const load = loads.get(stream);
-        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, orders));
+        if (load) decided.set(stream, decideStream(load, byStream.get(stream) ?? [], identities, orders, purchaseOrders, uses));
       }
       const current: FactResult[] = [...results];
       const wrote = new Set<number>();
@@ -465,7 +532,7 @@ export function ingestionService(deps: IngestionDependencies) {
       }
       if (walletEffect === 'inline') for (const [stream, folded] of await warmWallets(decided)) warmed.set(stream, folded);
       const attempt = async () => {
-        const { appends, refused, wallets } = await appendsFor(decided, loads, orders, orderLoads, warmed);
+        const { appends, refused, wallets } = await appendsFor(decided, loads, orders, orderLoads, uses, warmed);
         for (const [index, detail] of refused) current[index] = { ok: true, result: { outcome: 'credit_refused', position: undefined, detail } };
         const position = await write(appends, current);
         // The wallets' states as appended: the next batch decides on them without reading the wallets again.
@@ -486,13 +553,14 @@ export function ingestionService(deps: IngestionDependencies) {
           deps.wallets.recent.delete(stream);
           warmed.delete(stream);
         }
-        if (orderStreams.length) {
-          // A batch with orders re-decides everything: a re-decided tender may change what its order decided for
-          // other tenders, and the orders' events are made afresh each round.
+        if (orderStreams.length || useStreams.length) {
+          // A batch with orders or promotion uses re-decides everything: a re-decided tender may change what its
+          // order (or a customer's uses of the day) decided for other payments, and their events are made afresh.
           pending = [...byStream.keys()];
-          const fresh = await load(pending, orderStreams);
+          const fresh = await load(pending, orderStreams, useStreams);
           loads = fresh.payments;
           orderLoads = fresh.orders;
+          useLoads = fresh.uses;
           continue;
         }
         const purchaseConflicts = conflicting.filter((s) => byStream.has(s));
@@ -522,8 +590,6 @@ export function ingestionService(deps: IngestionDependencies) {
 }
 
 export type IngestionService = ReturnType<typeof ingestionService>;
-
-type ActiveRule = NonNullable<Extract<Parameters<typeof paymentDecider.decide>[0], { type: 'ObservePayment' }>['activeRule']>;
 
 /** Keyed hashes of a customer's normalised emails and phone (read in the merchant's country when it has no `+`). */
 export function identityHashes(hasher: IdentityHasher, emails: readonly (string | null | undefined)[], phone: string | null | undefined, country: string | null): string[] {

@@ -5,6 +5,7 @@
  * seen before, whatever its status, and this one); later tenders of the order earn nothing (`same_order`).
  * Written only while a visit rule is in force: spend rules stay per payment.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 import type { Decider } from '../shared/decider.ts';
@@ -64,10 +65,8 @@ export const orderVisitDecider: Decider<OrderVisitCommand, OrderVisitEvent, Orde
         return { ...state, tenders: new Map(state.tenders).set(event.data.paymentId, event.data.amountMinor) };
       case 'OrderVisitCounted':
         return state.counted ? state : { ...state, counted: { paymentId: event.data.paymentId, amountMinor: event.data.amountMinor } };
-      default: {
-        const unexpected: never = event;
-        return unexpected;
-      }
+      default:
+        return unreachable(event);
     }
   },
 };

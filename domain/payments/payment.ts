@@ -4,28 +4,25 @@
  * customer. Webhooks and polls report the same payment in any mix, order and number: the decider makes the
  * completion happen once, ignores stale states, and holds refunds that arrive before their payment.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import type { Decider } from '../shared/decider.ts';
 import type { SquarePayment } from '../ports/square.ts';
-import { evaluateRule, type RewardRule } from '../rewards/rule.ts';
-import { paymentEvents, type CreditOutcome, type PaymentEvent, type RefundBasis, type WalletEffect } from './events.ts';
+import { evaluateRules, type Contribution, type RuleRef } from '../rewards/evaluate.ts';
+import { appliesAtLocation } from '../rewards/rule.ts';
+import type { PurchaseOrder } from '../rewards/order.ts';
+import { paymentEvents, type CreditOutcome, type PaymentEvent, type PurchaseContribution, type RefundBasis, type WalletEffect } from './events.ts';
+import { bestPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
 
-export type { CreditOutcome, PaymentEvent, RefundBasis, WalletEffect } from './events.ts';
+export type { CreditOutcome, PaymentEvent, PurchaseContribution, RefundBasis, WalletEffect } from './events.ts';
 
 export const CLAIM_WINDOW_DAYS = 90;
 
-export interface PaymentFacts {
+/** What the decider reads of a Square payment: the same fields, under the payment's stream id. */
+export interface PaymentFacts
+  extends Pick<SquarePayment, 'status' | 'amountMinor' | 'tipMinor' | 'totalMinor' | 'currency' | 'customerId' | 'locationId' | 'updatedAt' | 'createdAt'> {
   paymentId: string;
-  status: string;
-  amountMinor: number;
-  tipMinor: number;
-  totalMinor: number;
-  currency: string;
-  customerId: string | null;
-  locationId: string;
   /** The Square order this payment is a tender of (one order may be paid with several tenders). */
   orderId?: string | null;
-  updatedAt: string;
-  createdAt: string;
 }
 
 /** The facts of a Square payment, as the decider reads them. */
@@ -76,6 +73,10 @@ interface Completed {
   refundedMinor: number;
   pointsReversed: number;
   refunds: ReadonlySet<string>;
+  /** Each rule's points and what refunds took back of them so far. */
+  contributions: readonly { ruleId: string; points: number; refundBasis: RefundBasis; reversed: number }[];
+  /** The promotion's extra points and what refunds took back of them so far (null: no promotion applied). */
+  promotion: { points: number; reversed: number } | null;
 }
 
 export type PaymentState =
@@ -97,13 +98,24 @@ export type PaymentCommand =
       identityHashes: string[];
       resolution: Resolution;
       /** The rule in force when the customer paid (the payment's `created_at`), whenever this is decided. */
-      activeRule: { ruleId: string; version: number; rule: RewardRule } | null;
+      activeRule: RuleRef | null;
+      /** The rules in force then (several add up); given, it replaces `activeRule`. */
+      rules?: readonly RuleRef[];
+      /** The payment's Square order, read when a rule in force needs it; null or omitted otherwise. */
+      order?: PurchaseOrder | null;
       /** The payment was created before any rule was active for the workspace: it does not earn. */
       beforeProgram?: boolean;
       /** The workspace's currency (the Square merchant's); null when unknown (a connection recorded before it was). */
       workspaceCurrency?: string | null;
       /** For a visit rule and a payment with an order: what the order decided. */
       orderVisit?: OrderVisit | null;
+      /** The workspace's promotions (those in force when the customer paid may apply: at most one, the best). */
+      promotions?: readonly ScheduledPromotion[];
+      /**
+       * Purchases of this payment's customer a promotion with a daily limit has applied to on that local day (see
+       * `promotions/uses.ts`); null when unknown or the payment has no customer (the promotion then does not apply).
+       */
+      promotionUses?: (promotionId: string, localDate: string) => number | null;
       source: string;
       /** Omitted: `reactor`. */
       walletEffect?: WalletEffect;
@@ -148,40 +160,64 @@ export function reversalFor(
     case 'full_refund':
       target = refundedSoFar >= state.totalMinor ? BigInt(state.points) : 0n;
       break;
-    default: {
-      const unexpected: never = state.refundBasis;
-      return unexpected;
-    }
+    default:
+      return unreachable(state.refundBasis);
   }
   return Math.max(0, Number(target) - state.pointsReversed);
 }
 
-/** How refunds of a purchase decided with `rule` take its points back. */
-const refundBasisOf = (rule: RewardRule | undefined): RefundBasis => (!rule ? 'total' : rule.kind === 'visit' ? 'full_refund' : rule.basis);
-
 const isNewer = (incoming: string, seen: string) => Date.parse(incoming) > Date.parse(seen);
 
+type ObservePayment = Extract<PaymentCommand, { type: 'ObservePayment' }>;
+
+const rulesOf = (command: ObservePayment): readonly RuleRef[] => command.rules ?? (command.activeRule ? [command.activeRule] : []);
+
 /** Why a completed payment earns nothing before its points are even counted, if it does not. */
-function excluded(command: Extract<PaymentCommand, { type: 'ObservePayment' }>): CreditOutcome | null {
+function excluded(command: ObservePayment): CreditOutcome | null {
   if (command.workspaceCurrency && command.payment.currency !== command.workspaceCurrency) return 'currency_mismatch';
   if (command.beforeProgram) return 'before_program';
-  if (!command.activeRule) return 'no_rule_no_credit';
-  if (command.activeRule.rule.kind === 'visit' && command.orderVisit && !command.orderVisit.counts) return 'same_order';
+  if (!rulesOf(command).length) return 'no_rule_no_credit';
+  // Rules limited to locations (issue 19): when none in force takes payments at this one, the payment earns nothing.
+  if (!rulesOf(command).some((r) => appliesAtLocation(r.rule, command.payment.locationId))) return 'location_excluded';
   return null;
 }
 
-function complete(command: Extract<PaymentCommand, { type: 'ObservePayment' }>): PaymentEvent {
+
+/** The contribution the wallet's credit names: the one with the most points (the first of equals). */
+const primaryOf = (contributions: readonly Contribution[]): Contribution | undefined =>
+  contributions.reduce<Contribution | undefined>((best, c) => (!best || c.points > best.points ? c : best), undefined);
+
+function complete(command: ObservePayment): PaymentEvent {
   const { payment, resolution, orderVisit } = command;
   const exclusion = excluded(command);
-  const activeRule = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' ? null : command.activeRule;
-  // A visit is decided on its order's amount seen so far (one visit per order, however many tenders paid it).
-  const amounts =
-    activeRule?.rule.kind === 'visit' && orderVisit?.counts
-      ? { amountMinor: orderVisit.amountMinor, totalMinor: orderVisit.amountMinor }
-      : { amountMinor: payment.amountMinor, totalMinor: payment.totalMinor };
-  const evaluation = activeRule ? evaluateRule(activeRule.rule, amounts) : null;
-  const points = exclusion ? 0 : (evaluation?.points ?? 0);
-  const outcome: CreditOutcome = exclusion ?? (points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
+  const rules = exclusion === 'no_rule_no_credit' || exclusion === 'before_program' || exclusion === 'location_excluded' ? [] : rulesOf(command).filter((r) => appliesAtLocation(r.rule, payment.locationId));
+  const evaluation = rules.length
+    ? evaluateRules(rules, {
+        amountMinor: payment.amountMinor,
+        totalMinor: payment.totalMinor,
+        order: command.order ?? null,
+        hasOrder: Boolean(payment.orderId),
+        orderVisit: orderVisit ? { counts: orderVisit.counts, amountMinor: orderVisit.amountMinor } : null,
+      })
+    : null;
+  const basePoints = exclusion ? 0 : (evaluation?.points ?? 0);
+  // A promotion adds to a purchase that earns by the rules (at most one: the one giving the most points).
+  const promotion =
+    basePoints > 0 && command.promotions?.length
+      ? bestPromotion(command.promotions, {
+          createdAt: payment.createdAt,
+          locationId: payment.locationId,
+          amountMinor: payment.amountMinor,
+          basePoints,
+          usesToday: (promotionId, localDate) => (payment.customerId && command.promotionUses ? command.promotionUses(promotionId, localDate) : null),
+        })
+      : null;
+  const points = basePoints + (promotion?.points ?? 0);
+  const sameOrder = !exclusion && evaluation?.sameOrder && points === 0;
+  const outcome: CreditOutcome = exclusion ?? (sameOrder ? 'same_order' : points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
+  const earns = outcome === 'credited' || outcome === 'stored_anonymous';
+  const contributions = (evaluation?.contributions ?? []).map((c) => ({ ...c, points: earns ? c.points : 0 }));
+  const primary = primaryOf(evaluation?.contributions ?? []);
   return {
     type: 'PurchaseCompleted',
     data: {
@@ -198,17 +234,23 @@ function complete(command: Extract<PaymentCommand, { type: 'ObservePayment' }>):
       consumerId: resolution.kind === 'consumer' ? resolution.consumerId : null,
       walletId: resolution.kind === 'consumer' && outcome === 'credited' ? resolution.walletId : null,
       outcome,
-      points: outcome === 'credited' || outcome === 'stored_anonymous' ? points : 0,
-      ruleId: activeRule?.ruleId ?? null,
-      ruleVersion: activeRule?.version ?? null,
-      basis: evaluation?.basis ?? null,
-      basisAmountMinor: evaluation?.basisAmountMinor ?? null,
+      points: earns ? points : 0,
+      ruleId: primary?.ruleId ?? null,
+      ruleVersion: primary?.ruleVersion ?? null,
+      basis: primary?.basis ?? null,
+      basisAmountMinor: primary?.basisAmountMinor ?? null,
       completedAt: payment.updatedAt,
       paymentCreatedAt: payment.createdAt,
       source: command.source,
       walletEffect: command.walletEffect ?? 'reactor',
       orderId: payment.orderId ?? null,
-      refundBasis: refundBasisOf(activeRule?.rule),
+      refundBasis: primary?.refundBasis ?? 'total',
+      contributions,
+      orderRead: Boolean(command.order),
+      promotion:
+        promotion && earns
+          ? { promotionId: promotion.promotionId, name: promotion.name, incentive: promotion.incentive, points: promotion.points, localDate: promotion.localDate }
+          : null,
     },
   };
 }
@@ -299,17 +341,34 @@ function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
         },
       ];
     }
-    default: {
-      const unexpected: never = command;
-      return unexpected;
-    }
+    default:
+      return unreachable(command);
   }
 }
 
 /** Whether held points completed at `completedAt` can still be claimed at `now` (the last instant included). */
 export const withinClaimWindow = (completedAt: string, now: string): boolean => Date.parse(now) - Date.parse(completedAt) <= CLAIM_WINDOW_DAYS * 24 * 3600 * 1000;
 
+/**
+ * What a refund takes back of the promotion's points, given what it takes back of the rules' (`rulesReversed`): the
+ * same share, floored, so the promotion's points go back "with the rest" whatever each rule's refund basis is.
+ */
+export function promotionReversalFor(state: Pick<Completed, 'contributions' | 'promotion'>, rulesReversed: number): number {
+  const promotion = state.promotion;
+  const rulesPoints = state.contributions.reduce((sum, c) => sum + c.points, 0);
+  if (!promotion || promotion.points <= 0 || rulesPoints <= 0) return 0;
+  const reversedSoFar = state.contributions.reduce((sum, c) => sum + c.reversed, 0) + rulesReversed;
+  const target = (BigInt(promotion.points) * BigInt(Math.min(reversedSoFar, rulesPoints))) / BigInt(rulesPoints);
+  return Math.max(0, Number(target) - promotion.reversed);
+}
+
 function applyRefund(state: Completed, refundId: string, amountMinor: number, source: string, walletEffect: WalletEffect = 'reactor'): PaymentEvent {
+  // Each rule's points go back by its own basis (a visit only on a full refund); together, what the refunds so far take.
+  const contributions = state.contributions.map((c) => ({
+    ruleId: c.ruleId,
+    pointsReversed: reversalFor({ ...state, points: c.points, pointsReversed: c.reversed, refundBasis: c.refundBasis }, amountMinor),
+  }));
+  const rulesReversed = contributions.reduce((sum, c) => sum + c.pointsReversed, 0);
   return {
     type: 'RefundApplied',
     data: {
@@ -317,13 +376,21 @@ function applyRefund(state: Completed, refundId: string, amountMinor: number, so
       tenantId: state.tenantId,
       refundId,
       amountMinor,
-      pointsReversed: reversalFor(state, amountMinor),
+      pointsReversed: rulesReversed + promotionReversalFor(state, rulesReversed),
       walletId: state.walletId,
       consumerId: state.consumerId,
       source,
       walletEffect,
+      contributions: contributions.filter((c) => c.pointsReversed > 0),
     },
   };
+}
+
+/** A refund's per-rule reversals added to the contributions (a refund stored before them counts against the first). */
+function reversedBy(contributions: Completed['contributions'], event: Extract<PaymentEvent, { type: 'RefundApplied' }>): Completed['contributions'] {
+  if (!event.data.contributions.length) return contributions.map((c, i) => (i === 0 ? { ...c, reversed: c.reversed + event.data.pointsReversed } : c));
+  const by = new Map(event.data.contributions.map((c) => [c.ruleId, c.pointsReversed]));
+  return contributions.map((c) => ({ ...c, reversed: c.reversed + (by.get(c.ruleId) ?? 0) }));
 }
 
 function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
@@ -356,6 +423,8 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
         refundedMinor: 0,
         pointsReversed: 0,
         refunds: new Set(),
+        contributions: d.contributions.map((c) => ({ ruleId: c.ruleId, points: c.points, refundBasis: c.refundBasis, reversed: 0 })),
+        promotion: d.promotion ? { points: d.promotion.points, reversed: 0 } : null,
       };
     }
     case 'RefundHeld':
@@ -371,6 +440,9 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
         refundedMinor: state.refundedMinor + event.data.amountMinor,
         pointsReversed: state.pointsReversed + event.data.pointsReversed,
         refunds: new Set(state.refunds).add(event.data.refundId),
+        contributions: reversedBy(state.contributions, event),
+        // The contributions list the rules' part of a reversal; the rest of `pointsReversed` was the promotion's.
+        promotion: state.promotion && event.data.contributions.length ? { ...state.promotion, reversed: state.promotion.reversed + event.data.pointsReversed - event.data.contributions.reduce((sum, c) => sum + c.pointsReversed, 0) } : state.promotion,
       };
     case 'HeldPointsClaimed':
       if (state.status !== 'completed') return state;
@@ -378,10 +450,8 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
     case 'PurchaseIdentityAttached':
       if (state.status !== 'completed') return state;
       return { ...state, identityHashes: [...state.identityHashes, ...event.data.identityHashes] };
-    default: {
-      const unexpected: never = event;
-      return unexpected;
-    }
+    default:
+      return unreachable(event);
   }
 }
 

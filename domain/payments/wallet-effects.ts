@@ -5,6 +5,7 @@
  * wallet-credits reactor (which appends it from the feed when the store cannot append atomically, and for
  * claims and events stored before batching).
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import type { WalletCommand } from '../wallets/wallet.ts';
 import type { PaymentEvent } from './payment.ts';
 
@@ -59,10 +60,8 @@ export function walletCommandFor(event: PaymentEvent): WalletCommand | undefined
     case 'RefundHeld':
     case 'PurchaseIdentityAttached':
       return undefined;
-    default: {
-      const unexpected: never = event;
-      return unexpected;
-    }
+    default:
+      return unreachable(event);
   }
 }
 

@@ -5,6 +5,7 @@
  * Which tenant holds a merchant comes from the in-memory ingestion state, brought to the feed's head before
  * the batch is decided (see `ingestion-state.ts`): no stream is read per webhook for it.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import type { EventMetadata, Position, StreamAppend } from '../ports/event-store.ts';
 import { parseSquareWebhook, type SquareCustomerChange, type SquareWebhookEvent } from '../square/webhook.ts';
 import type { FactResult, IngestionFact, IngestionResult, IngestionService } from './ingestion.ts';
@@ -124,10 +125,8 @@ export function webhookHandler(deps: WebhookHandlerDependencies) {
           );
           break;
         }
-        default: {
-          const unexpected: never = event;
-          return unexpected;
-        }
+        default:
+          return unreachable(event);
       }
     }
 

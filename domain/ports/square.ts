@@ -9,8 +9,15 @@
 
 export type SquareEnvironmentName = 'sandbox' | 'production';
 
-/** Scopes this service asks for; `ORDERS_READ` is needed only for item or category rules. */
-export const SQUARE_SCOPES = ['PAYMENTS_READ', 'CUSTOMERS_READ', 'MERCHANT_PROFILE_READ'] as const;
+/**
+ * Scopes this service asks for. `ORDERS_READ` and `ITEMS_READ` (issue 19) read a payment's order and the catalog
+ * for item, category, before-tax and exclusion rules; a connection made before without them keeps working with
+ * payment-only rules (`ORDER_SCOPES` says what it lacks).
+ */
+export const SQUARE_SCOPES = ['PAYMENTS_READ', 'CUSTOMERS_READ', 'MERCHANT_PROFILE_READ', 'ORDERS_READ', 'ITEMS_READ'] as const;
+
+/** What reading orders and their items' categories needs. */
+export const ORDER_SCOPES = ['ORDERS_READ', 'ITEMS_READ'] as const;
 
 /** What the OAuth token endpoint gives for a merchant. Code-flow refresh tokens do not expire. */
 export interface SquareTokens {
@@ -59,6 +66,8 @@ export interface SquareLocation {
   name: string | null;
   /** `ACTIVE` or `INACTIVE`. */
   status: string;
+  /** IANA time zone of the location, e.g. `America/Los_Angeles` (promotion windows are read in the main location's). */
+  timezone: string | null;
 }
 
 export interface SquareCustomer {
@@ -105,6 +114,41 @@ export interface SquareRefund {
   locationId: string | null;
 }
 
+/** One line of a Square order (`OrderLineItem`). Money in minor units. */
+export interface SquareOrderLine {
+  uid: string;
+  name: string | null;
+  /** `catalog_object_id`: the item variation sold; null for an ad hoc amount. */
+  catalogObjectId: string | null;
+  /** Square's decimal string: `"2"`, `"1.5"`. */
+  quantity: string;
+  /** `total_money`: after the line's discounts, tax included. */
+  totalMinor: number;
+  totalTaxMinor: number;
+  totalDiscountMinor: number;
+}
+
+/** A Square order (`GET /v2/orders/{id}`), as rules read it. */
+export interface SquareOrder {
+  id: string;
+  locationId: string;
+  state: string | null;
+  lineItems: SquareOrderLine[];
+  /** `total_money`: lines, service charges and tip. */
+  totalMinor: number;
+  totalTaxMinor: number;
+  totalTipMinor: number;
+  totalDiscountMinor: number;
+  currency: string | null;
+}
+
+/** A catalog object as rules read it: a variation names its item, an item its categories. */
+export type SquareCatalogObject =
+  | { type: 'ITEM_VARIATION'; id: string; itemId: string | null; name: string | null }
+  | { type: 'ITEM'; id: string; categoryIds: string[]; name: string | null }
+  | { type: 'CATEGORY'; id: string; name: string | null }
+  | { type: 'OTHER'; id: string; squareType: string };
+
 export interface ListPaymentsQuery {
   /** Required: Square lists only the main location's payments without it. Iterate `listLocations()`. */
   locationId: string;
@@ -136,6 +180,17 @@ export interface SquareApi {
   getCustomer(customerId: string): Promise<SquareCustomer | null>;
   listPayments(query: ListPaymentsQuery): AsyncIterable<SquarePayment>;
   listRefunds(query?: ListRefundsQuery): AsyncIterable<SquareRefund>;
+  /** The scopes this access token was granted (`POST /oauth2/token/status`). */
+  grantedScopes(): Promise<string[]>;
+  /** Null when Square does not know the payment (or it is another merchant's). */
+  getPayment(paymentId: string): Promise<SquarePayment | null>;
+  /** Null when Square does not know the order. Needs `ORDERS_READ`. */
+  getOrder(orderId: string): Promise<SquareOrder | null>;
+  /**
+   * The catalog objects with these ids (at most 1000), and with `includeRelated` the objects they refer to (a
+   * variation's item). Unknown ids are left out. Needs `ITEMS_READ`.
+   */
+  getCatalogObjects(ids: readonly string[], options?: { includeRelated?: boolean }): Promise<SquareCatalogObject[]>;
 }
 
 /** The whole port: the app's OAuth calls, and an API client per merchant access token. */
@@ -153,7 +208,11 @@ export type SquareOperation =
   | 'locations.list'
   | 'customers.get'
   | 'payments.list'
-  | 'refunds.list';
+  | 'refunds.list'
+  | 'oauth.tokenStatus'
+  | 'payments.get'
+  | 'orders.get'
+  | 'catalog.batchGet';
 
 /**
  * Square's error codes that callers act on, plus ours: `TIMEOUT` (no answer in time), `NETWORK` (no

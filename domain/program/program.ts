@@ -2,6 +2,7 @@
  * A workspace's loyalty program settings (stream `loyalty-program-<tenantId>`): the points expiry policy the
  * merchant sets, and the per-adjustment limit an administrator sets for the merchant's own corrections.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
 import { MAX_EXPIRY_MONTHS, MIN_EXPIRY_MONTHS, type ExpiryPolicy } from '../wallets/expiry.ts';
@@ -74,10 +75,8 @@ export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState>
       case 'SetAdjustmentLimit':
         if (state.adjustmentLimit === command.limit) return [];
         return [{ type: 'AdjustmentLimitSet', data: { tenantId: command.tenantId, limit: command.limit, setBy: command.by, setAt: command.now } }];
-      default: {
-        const unexpected: never = command;
-        return unexpected;
-      }
+      default:
+        return unreachable(command);
     }
   },
   evolve(state, event) {
@@ -88,10 +87,8 @@ export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState>
       }
       case 'AdjustmentLimitSet':
         return { ...state, adjustmentLimit: event.data.limit };
-      default: {
-        const unexpected: never = event;
-        return unexpected;
-      }
+      default:
+        return unreachable(event);
     }
   },
 };

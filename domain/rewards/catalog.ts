@@ -2,6 +2,7 @@
  * A workspace's reward catalog (stream `reward-catalog-<tenantId>`): rewards the merchant offers for points.
  * Every change takes the catalog's next version, as reward rules do; a retired reward keeps its history.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
@@ -101,10 +102,8 @@ export const rewardCatalogDecider: Decider<CatalogCommand, RewardCatalogEvent, C
           { type: 'RewardRetired', data: { tenantId: command.tenantId, rewardId: command.rewardId, version: state.version + 1, retiredBy: command.by, retiredAt: command.now } },
         ];
       }
-      default: {
-        const unexpected: never = command;
-        return unexpected;
-      }
+      default:
+        return unreachable(command);
     }
   },
   evolve(state, event) {
@@ -118,10 +117,8 @@ export const rewardCatalogDecider: Decider<CatalogCommand, RewardCatalogEvent, C
           version: event.data.version,
           rewards: state.rewards.map((r) => (r.rewardId === event.data.rewardId ? { ...r, status: 'retired', retiredAt: event.data.retiredAt } : r)),
         };
-      default: {
-        const unexpected: never = event;
-        return unexpected;
-      }
+      default:
+        return unreachable(event);
     }
   },
 };

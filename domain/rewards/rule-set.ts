@@ -1,3 +1,4 @@
+import { unreachable } from '../shared/exhaustive.ts';
 import type { Decider } from '../shared/decider.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { RewardRule } from './rule.ts';
@@ -5,7 +6,10 @@ import { ruleSetEvents, type RuleSetEvent } from './events.ts';
 
 export type { RuleSetEvent } from './events.ts';
 
-/** A tenant's versioned reward rules; at most one version is active. Stream `reward-rules-<tenantId>`. */
+/**
+ * A tenant's versioned reward rules; several versions may be active together (their points add up, see
+ * `evaluate.ts`). Stream `reward-rules-<tenantId>`.
+ */
 export interface RuleVersion {
   ruleId: string;
   version: number;
@@ -13,15 +17,16 @@ export interface RuleVersion {
   createdAt: string;
 }
 
-/** From `at`, the rule in force was `ruleId` (null: none, after a retirement). */
+/** From `at`, the rules in force were `ruleIds`, in activation order (none: after a retirement or the last deactivation). */
 export interface RuleChange {
   at: string;
-  ruleId: string | null;
+  ruleIds: readonly string[];
 }
 
 export interface RuleSetState {
   versions: RuleVersion[];
-  activeRuleId: string | null;
+  /** The active versions, in the order they were activated. */
+  activeRuleIds: readonly string[];
   /** Versions up to this one are retired (0: none). */
   retiredThrough: number;
   /** Every activation and retirement, in order: which rule was in force when (a payment earns by its own time). */
@@ -38,14 +43,16 @@ export class RuleRetired extends DomainError {
 
 export type RuleSetCommand =
   | { type: 'CreateRewardRule'; tenantId: string; ruleId: string; rule: RewardRule; by: string; now: string }
-  | { type: 'ActivateRewardRule'; tenantId: string; ruleId: string; by: string; now: string }
+  /** `alongside`: the rule joins the active ones; otherwise it replaces them all (the single active rule, as before). */
+  | { type: 'ActivateRewardRule'; tenantId: string; ruleId: string; by: string; now: string; alongside?: boolean }
+  | { type: 'DeactivateRewardRule'; tenantId: string; ruleId: string; by: string; now: string }
   | { type: 'RetireRewardRules'; tenantId: string; by: string; now: string };
 
 export const ruleSetStream = (tenantId: string) => `reward-rules-${tenantId}`;
 
 export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState> = {
   codec: ruleSetEvents,
-  initialState: { versions: [], activeRuleId: null, retiredThrough: 0, history: [] },
+  initialState: { versions: [], activeRuleIds: [], retiredThrough: 0, history: [] },
   decide(command, state) {
     switch (command.type) {
       case 'CreateRewardRule':
@@ -65,7 +72,10 @@ export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState>
       case 'ActivateRewardRule': {
         const target = state.versions.find((v) => v.ruleId === command.ruleId);
         if (!target) throw new NotFound('Reward rule');
-        if (state.activeRuleId === command.ruleId) return [];
+        const alongside = command.alongside ?? false;
+        const others = state.activeRuleIds.filter((id) => id !== command.ruleId);
+        // Already active, and nothing to replace: nothing changes.
+        if (state.activeRuleIds.includes(command.ruleId) && (alongside || !others.length)) return [];
         if (target.version <= state.retiredThrough) throw new RuleRetired(target.version);
         return [
           {
@@ -74,10 +84,22 @@ export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState>
               tenantId: command.tenantId,
               ruleId: target.ruleId,
               version: target.version,
-              deactivatedRuleId: state.activeRuleId,
+              deactivatedRuleIds: alongside ? [] : others,
+              alongside,
               activatedBy: command.by,
               activatedAt: command.now,
             },
+          },
+        ];
+      }
+      case 'DeactivateRewardRule': {
+        const target = state.versions.find((v) => v.ruleId === command.ruleId);
+        if (!target) throw new NotFound('Reward rule');
+        if (!state.activeRuleIds.includes(command.ruleId)) return [];
+        return [
+          {
+            type: 'RewardRuleDeactivated',
+            data: { tenantId: command.tenantId, ruleId: target.ruleId, version: target.version, deactivatedBy: command.by, deactivatedAt: command.now },
           },
         ];
       }
@@ -86,14 +108,18 @@ export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState>
         return [
           {
             type: 'RewardRulesRetired',
-            data: { tenantId: command.tenantId, throughVersion: state.versions.length, deactivatedRuleId: state.activeRuleId, retiredBy: command.by, retiredAt: command.now },
+            data: {
+              tenantId: command.tenantId,
+              throughVersion: state.versions.length,
+              deactivatedRuleId: state.activeRuleIds[0] ?? null,
+              retiredBy: command.by,
+              retiredAt: command.now,
+            },
           },
         ];
       }
-      default: {
-        const unexpected: never = command;
-        return unexpected;
-      }
+      default:
+        return unreachable(command);
     }
   },
   evolve(state, event) {
@@ -103,26 +129,36 @@ export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState>
           ...state,
           versions: [...state.versions, { ruleId: event.data.ruleId, version: event.data.version, rule: event.data.rule, createdAt: event.data.createdAt }],
         };
-      case 'RewardRuleActivated':
-        return { ...state, activeRuleId: event.data.ruleId, history: [...state.history, { at: event.data.activatedAt, ruleId: event.data.ruleId }] };
+      case 'RewardRuleActivated': {
+        const replaced = new Set(event.data.deactivatedRuleIds);
+        const activeRuleIds = [...state.activeRuleIds.filter((id) => !replaced.has(id) && id !== event.data.ruleId), event.data.ruleId];
+        return { ...state, activeRuleIds, history: [...state.history, { at: event.data.activatedAt, ruleIds: activeRuleIds }] };
+      }
+      case 'RewardRuleDeactivated': {
+        const activeRuleIds = state.activeRuleIds.filter((id) => id !== event.data.ruleId);
+        return { ...state, activeRuleIds, history: [...state.history, { at: event.data.deactivatedAt, ruleIds: activeRuleIds }] };
+      }
       case 'RewardRulesRetired':
         return {
           ...state,
-          activeRuleId: null,
+          activeRuleIds: [],
           retiredThrough: event.data.throughVersion,
-          history: [...state.history, { at: event.data.retiredAt, ruleId: null }],
+          history: [...state.history, { at: event.data.retiredAt, ruleIds: [] }],
         };
-      default: {
-        const unexpected: never = event;
-        return unexpected;
-      }
+      default:
+        return unreachable(event);
     }
   },
 };
 
-/** The active rule version, if any. */
+/** The active rule versions, in activation order. */
+export function activeRules(state: RuleSetState): RuleVersion[] {
+  return state.activeRuleIds.flatMap((id) => state.versions.find((v) => v.ruleId === id) ?? []);
+}
+
+/** The first active rule version, if any (a workspace with one active rule: that one). */
 export function activeRule(state: RuleSetState): RuleVersion | undefined {
-  return state.versions.find((v) => v.ruleId === state.activeRuleId);
+  return activeRules(state)[0];
 }
 
 /** Versions not retired: while there are any, the workspace's currency may not change under them. */
@@ -131,13 +167,13 @@ export function unretiredVersions(state: RuleSetState): number {
 }
 
 /**
- * The rule in force at `at` (a payment's `created_at`), from the rule set's history: `before_program` when no rule
- * had been activated yet at that moment (but one has since), `none` when no rule was in force then (never any, or
- * retired), else that version. The moment of an activation is included.
+ * The rules in force at `at` (a payment's `created_at`), from the rule set's history: `before_program` when no rule
+ * had been activated yet at that moment (but one has since), `none` when no rule was in force then (never any,
+ * retired, or all deactivated), else those versions. The moment of an activation is included.
  */
-export type RuleInForce = { kind: 'rule'; ruleId: string; version: number; rule: RewardRule } | { kind: 'before_program' } | { kind: 'none' };
+export type RulesInForce = { kind: 'rules'; rules: RuleVersion[] } | { kind: 'before_program' } | { kind: 'none' };
 
-export function ruleInForce(state: RuleSetState, at: string): RuleInForce {
+export function rulesInForce(state: RuleSetState, at: string): RulesInForce {
   const when = Date.parse(at);
   let current: RuleChange | undefined;
   for (const change of state.history) {
@@ -145,6 +181,6 @@ export function ruleInForce(state: RuleSetState, at: string): RuleInForce {
     else break;
   }
   if (!current) return state.history.length ? { kind: 'before_program' } : { kind: 'none' };
-  const version = current.ruleId ? state.versions.find((v) => v.ruleId === current.ruleId) : undefined;
-  return version ? { kind: 'rule', ruleId: version.ruleId, version: version.version, rule: version.rule } : { kind: 'none' };
+  const rules = current.ruleIds.flatMap((id) => state.versions.find((v) => v.ruleId === id) ?? []);
+  return rules.length ? { kind: 'rules', rules } : { kind: 'none' };
 }

@@ -4,13 +4,26 @@ import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
 import { NotFound } from '../shared/errors.ts';
+import { foreignLocations } from '../promotions/locations.ts';
 import { ruleSetDecider, ruleSetStream } from './rule-set.ts';
 import type { RewardRule } from './rule.ts';
 
-export function rewardRulesService(deps: { store: EventStore; runtime: Runtime; commands: CommandPath }) {
+export interface RewardRulesDependencies {
+  store: EventStore;
+  runtime: Runtime;
+  commands: CommandPath;
+  /** The merchant's Square location ids (a rule limited to locations names only these). Omitted: none is checked. */
+  merchantLocationIds?(tenantId: string): Promise<string[]>;
+}
+
+export function rewardRulesService(deps: RewardRulesDependencies) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
   return {
     async create(tenantId: string, rule: RewardRule, by: string, metadata: EventMetadata) {
+      if (rule.locationIds && deps.merchantLocationIds) {
+        const foreign = foreignLocations('locationIds', rule.locationIds, await deps.merchantLocationIds(tenantId));
+        if (foreign) throw foreign;
+      }
       const ruleId = deps.runtime.newId();
       const result = await handleCommand(
         deps.store,
@@ -24,17 +37,32 @@ export function rewardRulesService(deps: { store: EventStore; runtime: Runtime; 
       return { ruleId, version: created.version, isActive: false, rule: created.rule, createdAt: created.createdAt, position: result.position };
     },
 
-    async activate(tenantId: string, ruleId: string, by: string, metadata: EventMetadata) {
+    /** Makes a version active: the only one, or `alongside` those already active (their points add up). */
+    async activate(tenantId: string, ruleId: string, by: string, metadata: EventMetadata, options: { alongside?: boolean } = {}) {
       const result = await handleCommand(
         deps.store,
         ruleSetStream(tenantId),
         ruleSetDecider,
-        { type: 'ActivateRewardRule', tenantId, ruleId, by, now: deps.runtime.now().toISOString() },
+        { type: 'ActivateRewardRule', tenantId, ruleId, by, now: deps.runtime.now().toISOString(), alongside: options.alongside ?? false },
         context(metadata),
       );
       const active = result.state.versions.find((v) => v.ruleId === ruleId);
       if (!active) throw new NotFound('Reward rule');
-      return { ruleId, version: active.version, isActive: true, rule: active.rule, position: result.position };
+      return { ruleId, version: active.version, isActive: true, rule: active.rule, activeRuleIds: [...result.state.activeRuleIds], position: result.position };
+    },
+
+    /** Takes one version out of the active set; the others stay in force. Idempotent. */
+    async deactivate(tenantId: string, ruleId: string, by: string, metadata: EventMetadata) {
+      const result = await handleCommand(
+        deps.store,
+        ruleSetStream(tenantId),
+        ruleSetDecider,
+        { type: 'DeactivateRewardRule', tenantId, ruleId, by, now: deps.runtime.now().toISOString() },
+        context(metadata),
+      );
+      const version = result.state.versions.find((v) => v.ruleId === ruleId);
+      if (!version) throw new NotFound('Reward rule');
+      return { ruleId, version: version.version, isActive: false, rule: version.rule, activeRuleIds: [...result.state.activeRuleIds], position: result.position };
     },
 
     /** Retires every version so far: none is active from now, none can be activated again (e.g. before a currency change). */

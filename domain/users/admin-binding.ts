@@ -4,6 +4,7 @@
  * made an admin by it. One stream per email hash (`admin-email-<emailHash>`), so two first registrations
  * racing each other cannot both win.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
@@ -24,10 +25,8 @@ function evolve(state: AdminBindingState, event: AdminBindingEvent): AdminBindin
   switch (event.type) {
     case 'AdminEmailBound':
       return state.status === 'bound' ? state : { status: 'bound', userId: event.data.userId };
-    default: {
-      const unexpected: never = event.type;
-      return unexpected;
-    }
+    default:
+      return unreachable(event.type);
   }
 }
 

@@ -1,3 +1,4 @@
+import { unreachable } from '../shared/exhaustive.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
 import type { Decider } from '../shared/decider.ts';
 import { userSnapshots } from './snapshots.ts';
@@ -135,10 +136,8 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
       if (state.status === 'unregistered') throw new NotFound('User');
       return [{ type: 'UserPersonalDataErased', data: { userId: command.userId, erasedBy: command.by, erasedAt: command.now } }];
     }
-    default: {
-      const unexpected: never = command;
-      return unexpected;
-    }
+    default:
+      return unreachable(command);
   }
 }
 

@@ -1,3 +1,4 @@
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 
@@ -124,9 +125,7 @@ export function evolveUser(state: UserState, event: UserEvent): UserState {
       return state.status === 'unregistered' || state.emailHash !== event.data.emailHash ? state : { ...state, emailVerified: true };
     case 'UserPhoneVerified':
       return state.status === 'unregistered' || state.phoneHash !== event.data.phoneHash ? state : { ...state, phoneVerified: true };
-    default: {
-      const unexpected: never = event;
-      return unexpected;
-    }
+    default:
+      return unreachable(event);
   }
 }

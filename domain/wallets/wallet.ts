@@ -7,6 +7,7 @@
  * reward is redeemed (spent), voided or expires (available again). Redemptions and new rewards draw on
  * `available` only, so no interleaving of cashiers overdraws a wallet.
  */
+import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import type { Decider, StateSnapshots } from '../shared/decider.ts';
 import { DomainError } from '../shared/errors.ts';
@@ -387,10 +388,8 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           },
         ];
       }
-      default: {
-        const unexpected: never = command;
-        return unexpected;
-      }
+      default:
+        return unreachable(command);
     }
   },
   evolve(previous, event) {
@@ -460,10 +459,8 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
           lifetimeExpired: state.lifetimeExpired + event.data.points,
           expiredPeriods: state.expiredPeriods.add(event.data.period),
         };
-      default: {
-        const unexpected: never = event;
-        return unexpected;
-      }
+      default:
+        return unreachable(event);
     }
   },
 };
@@ -511,10 +508,8 @@ export function pointsDelta(event: WalletEvent): number {
       return -event.data.points;
     case 'PointsExpired':
       return -event.data.points;
-    default: {
-      const unexpected: never = event;
-      return unexpected;
-    }
+    default:
+      return unreachable(event);
   }
 }
 
@@ -534,10 +529,8 @@ export function lockedDelta(event: WalletEvent): number {
     case 'PointsCreditRefused':
     case 'PointsExpired':
       return 0;
-    default: {
-      const unexpected: never = event;
-      return unexpected;
-    }
+    default:
+      return unreachable(event);
   }
 }
 

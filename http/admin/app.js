@@ -51,6 +51,16 @@ function append(el, children) {
 }
 let fieldCounter = 0;
 /** A labelled input; every input of the console has a visible label. */
+/** A form of the filters bar; `submit` runs instead of the browser's submission (which would reload the page). */
+function filtersForm(attrs, submit, ...children) {
+  return h('form', { class: 'filters', ...attrs, onsubmit: (event) => (event.preventDefault(), submit()) }, ...children);
+}
+
+/** A form's submit button, and a link that clears its filters where `clearHref` is given. */
+function submitActions(label, clearHref) {
+  return h('div', { class: 'actions' }, h('button', { type: 'submit' }, label), clearHref ? h('a', { href: clearHref }, 'Clear') : null);
+}
+
 function field(label, input, hint) {
   const id = input.id || `f${++fieldCounter}`;
   input.id = id;
@@ -159,7 +169,7 @@ function renderSignIn(message) {
       },
     },
     field('Bearer token', input, 'The same token you use with the API (e.g. from npm run token). It is kept for this tab only.'),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Sign in')),
+    submitActions('Sign in'),
   );
   show(h('section', {}, h('h1', {}, 'Sign in'), form), 'Sign in');
   if (message) say(message, 'error');
@@ -305,54 +315,32 @@ function pagedEvents(caption, fetchPage, token) {
 }
 
 function auditView(rest, params, token) {
-  if (rest[0] === 'stream' && rest[1]) {
-    const stream = rest[1];
-    return show(
-      h(
-        'section',
-        {},
-        h('h1', {}, 'Stream history'),
-        h('p', {}, 'Stream ', h('code', {}, stream), ', oldest first. ', h('a', { href: '#/audit' }, 'Back to the audit trail')),
-        pagedEvents(`History of ${stream}`, (cursor) => api('GET', `/api/v1/admin/audit/streams/${encodeURIComponent(stream)}${qs({ cursor, limit: 200 })}`), token),
-      ),
-      'Stream history',
-    );
-  }
-  if (rest[0] === 'correlation' && rest[1]) {
+  if ((rest[0] === 'stream' || rest[0] === 'correlation') && rest[1]) {
     const id = rest[1];
-    return show(
-      h(
-        'section',
-        {},
-        h('h1', {}, 'Correlated events'),
-        h('p', {}, 'Everything caused by correlation id ', h('code', {}, id), '. ', h('a', { href: '#/audit' }, 'Back to the audit trail')),
-        pagedEvents(`Events of correlation ${id}`, (cursor) => api('GET', `/api/v1/admin/audit/correlations/${encodeURIComponent(id)}${qs({ cursor, limit: 200 })}`), token),
-      ),
-      'Correlation',
-    );
+    const [title, intro, caption, path, pageTitle] =
+      rest[0] === 'stream'
+        ? ['Stream history', ['Stream ', h('code', {}, id), ', oldest first. '], `History of ${id}`, 'streams', 'Stream history']
+        : ['Correlated events', ['Everything caused by correlation id ', h('code', {}, id), '. '], `Events of correlation ${id}`, 'correlations', 'Correlation'];
+    const events = pagedEvents(caption, (cursor) => api('GET', `/api/v1/admin/audit/${path}/${encodeURIComponent(id)}${qs({ cursor, limit: 200 })}`), token);
+    return show(h('section', {}, h('h1', {}, title), h('p', {}, ...intro, h('a', { href: '#/audit' }, 'Back to the audit trail')), events), pageTitle);
   }
   const inputs = {};
   for (const [name, , hint] of AUDIT_FILTERS) inputs[name] = h('input', { type: 'text', name, value: params[name] ?? '', autocomplete: 'off' });
   inputs.from = h('input', { type: 'datetime-local', name: 'from', value: toLocalInput(params.from) });
   inputs.to = h('input', { type: 'datetime-local', name: 'to', value: toLocalInput(params.to) });
-  const form = h(
-    'form',
-    {
-      class: 'filters',
-      'aria-label': 'Audit filters',
-      onsubmit: (event) => {
-        event.preventDefault();
-        const next = {};
-        for (const [name] of AUDIT_FILTERS) next[name] = inputs[name].value.trim();
-        // datetime-local is in the viewer's zone; the API takes an instant.
-        for (const name of ['from', 'to']) if (inputs[name].value) next[name] = new Date(inputs[name].value).toISOString();
-        go(`#/audit${qs(next)}`);
-      },
+  const form = filtersForm(
+    { 'aria-label': 'Audit filters' },
+    () => {
+      const next = {};
+      for (const [name] of AUDIT_FILTERS) next[name] = inputs[name].value.trim();
+      // datetime-local is in the viewer's zone; the API takes an instant.
+      for (const name of ['from', 'to']) if (inputs[name].value) next[name] = new Date(inputs[name].value).toISOString();
+      go(`#/audit${qs(next)}`);
     },
     AUDIT_FILTERS.map(([name, label, hint]) => field(label, inputs[name], hint)),
     field('From (your time)', inputs.from),
     field('To (your time)', inputs.to),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply filters'), h('a', { href: '#/audit?' }, 'Clear')),
+    submitActions('Apply filters', '#/audit?'),
   );
   const active = Object.entries(params).filter(([, v]) => v);
   show(
@@ -385,20 +373,15 @@ let liveConnection;
 function liveView(_rest, params, token) {
   const inputs = {};
   for (const [name] of LIVE_FILTERS) inputs[name] = h('input', { type: 'text', name, value: params[name] ?? '', autocomplete: 'off' });
-  const form = h(
-    'form',
-    {
-      class: 'filters',
-      'aria-label': 'Live filters',
-      onsubmit: (event) => {
-        event.preventDefault();
-        const next = {};
-        for (const [name] of LIVE_FILTERS) next[name] = inputs[name].value.trim();
-        go(`#/live${qs(next)}`);
-      },
+  const form = filtersForm(
+    { 'aria-label': 'Live filters' },
+    () => {
+      const next = {};
+      for (const [name] of LIVE_FILTERS) next[name] = inputs[name].value.trim();
+      go(`#/live${qs(next)}`);
     },
     LIVE_FILTERS.map(([name, label, hint]) => field(label, inputs[name], hint)),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply filters'), h('a', { href: '#/live?' }, 'Clear')),
+    submitActions('Apply filters', '#/live?'),
   );
   const tbody = h('tbody');
   const state = h('p', { class: 'hint', 'aria-live': 'polite' }, 'Connecting…');
@@ -534,20 +517,15 @@ function walletView(rest, params, token) {
   const walletId = rest[0];
   const idInput = h('input', { type: 'text', name: 'walletId', value: walletId ?? '', required: true, autocomplete: 'off', class: 'mono' });
   const tenantInput = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', autocomplete: 'off', class: 'mono' });
-  const open = h(
-    'form',
-    {
-      class: 'filters',
-      'aria-label': 'Open a wallet',
-      onsubmit: (event) => {
-        event.preventDefault();
-        const id = idInput.value.trim();
-        if (id) go(`#/wallet/${encodeURIComponent(id)}${qs({ tenantId: tenantInput.value.trim() })}`);
-      },
+  const open = filtersForm(
+    { 'aria-label': 'Open a wallet' },
+    () => {
+      const id = idInput.value.trim();
+      if (id) go(`#/wallet/${encodeURIComponent(id)}${qs({ tenantId: tenantInput.value.trim() })}`);
     },
     field('Wallet id', idInput),
     field('Tenant id', tenantInput, 'Optional: found from the audit trail when empty'),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Open wallet')),
+    submitActions('Open wallet'),
   );
   const body = h('div', { 'aria-busy': walletId ? 'true' : 'false' });
   show(h('section', {}, h('h1', {}, walletId ? 'Wallet' : 'Open a wallet'), open, body), 'Wallet');
@@ -691,20 +669,15 @@ function webhooksView(_rest, params, token) {
   const outcome = h('select', { name: 'outcome' }, h('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => h('option', { value: o, selected: params.outcome === o }, o)));
   const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', autocomplete: 'off' });
   const type = h('input', { type: 'text', name: 'type', value: params.type ?? '', autocomplete: 'off' });
-  const form = h(
-    'form',
-    {
-      class: 'filters',
-      'aria-label': 'Webhook filters',
-      onsubmit: (event) => {
-        event.preventDefault();
-        go(`#/webhooks${qs({ outcome: outcome.value, tenantId: tenant.value.trim(), type: type.value.trim() })}`);
-      },
+  const form = filtersForm(
+    { 'aria-label': 'Webhook filters' },
+    () => {
+      go(`#/webhooks${qs({ outcome: outcome.value, tenantId: tenant.value.trim(), type: type.value.trim() })}`);
     },
     field('Outcome', outcome),
     field('Tenant id', tenant),
     field('Event type', type, 'e.g. payment.updated'),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Show webhooks')),
+    submitActions('Show webhooks'),
   );
   const tbody = h('tbody');
   const count = h('p', { class: 'hint' });
@@ -857,19 +830,13 @@ function projectionsView(_rest, _params, token) {
 // ---------------------------------------------------------------------------------------------- merchants
 function merchantsView(_rest, params, token) {
   const q = h('input', { type: 'search', name: 'q', value: params.q ?? '', autocomplete: 'off' });
-  const form = h(
-    'form',
-    {
-      class: 'filters',
-      role: 'search',
-      'aria-label': 'User search',
-      onsubmit: (event) => {
-        event.preventDefault();
-        go(`#/merchants${qs({ q: q.value.trim() })}`);
-      },
+  const form = filtersForm(
+    { role: 'search', 'aria-label': 'User search' },
+    () => {
+      go(`#/merchants${qs({ q: q.value.trim() })}`);
     },
     field('Search users', q, 'Part of an email, id or business name'),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Search')),
+    submitActions('Search'),
   );
   const results = h('div');
   show(h('section', {}, h('h1', {}, 'Merchants and users'), form, results), 'Merchants');
@@ -994,21 +961,16 @@ function programView(_rest, params, token) {
   const interval = h('select', { name: 'interval' }, ['day', 'week', 'month'].map((v) => h('option', { value: v, selected: (params.interval ?? 'week') === v ? true : undefined }, v)));
   const from = h('input', { type: 'date', name: 'from', value: params.from ?? '' });
   const to = h('input', { type: 'date', name: 'to', value: params.to ?? '' });
-  const form = h(
-    'form',
-    {
-      class: 'filters',
-      'aria-label': 'Open a workspace’s loyalty program',
-      onsubmit: (event) => {
-        event.preventDefault();
-        go(`#/program${qs({ tenantId: tenant.value.trim(), interval: interval.value, from: from.value, to: to.value })}`);
-      },
+  const form = filtersForm(
+    { 'aria-label': 'Open a workspace’s loyalty program' },
+    () => {
+      go(`#/program${qs({ tenantId: tenant.value.trim(), interval: interval.value, from: from.value, to: to.value })}`);
     },
     field('Tenant id', tenant, 'The workspace (from the merchants view)'),
     field('Interval', interval),
     field('From', from, 'Default: 12 weeks back'),
     field('To', to, 'Default: today'),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Show program')),
+    submitActions('Show program'),
   );
   const body = h('div', { 'aria-busy': params.tenantId ? 'true' : 'false' });
   show(h('section', {}, h('h1', {}, 'Loyalty program'), form, body), 'Loyalty program');
@@ -1031,21 +993,16 @@ function programView(_rest, params, token) {
     body.setAttribute('aria-busy', 'false');
     if (!catalog || !policy || !limit || !summary) return;
     const limitInput = h('input', { type: 'number', name: 'limit', min: 0, step: 1, value: limit.limit, inputmode: 'numeric' });
-    const limitForm = h(
-      'form',
-      {
-        class: 'filters',
-        'aria-label': 'Merchant adjustment limit',
-        onsubmit: async (event) => {
-          event.preventDefault();
-          const n = Number(limitInput.value);
-          if (!Number.isInteger(n) || n < 0) return say('The limit is a whole number of points, 0 or more.', 'error');
-          const result = await guarded(() => api('PUT', `/api/v1/admin/workspaces/${encodeURIComponent(tenantId)}/adjustment-limit`, { body: { limit: n } }));
-          if (result && current(token)) say(`Merchants of this workspace may now adjust up to ${fmtNumber(result.limit)} points at a time.`);
-        },
+    const limitForm = filtersForm(
+      { 'aria-label': 'Merchant adjustment limit' },
+      async () => {
+        const n = Number(limitInput.value);
+        if (!Number.isInteger(n) || n < 0) return say('The limit is a whole number of points, 0 or more.', 'error');
+        const result = await guarded(() => api('PUT', `/api/v1/admin/workspaces/${encodeURIComponent(tenantId)}/adjustment-limit`, { body: { limit: n } }));
+        if (result && current(token)) say(`Merchants of this workspace may now adjust up to ${fmtNumber(result.limit)} points at a time.`);
       },
       field('Per-adjustment limit (points)', limitInput, 'The most a merchant may add or remove in one correction'),
-      h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Set limit')),
+      submitActions('Set limit'),
     );
     const t = summary.totals;
     body.replaceChildren(

@@ -1,26 +1,23 @@
-/** Users, approval, workspaces and reward rules. */
+/** Users, approval and workspaces (reward rules: `reward-rules.ts`). */
 import type pg from 'pg';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import type { EventStore } from '../../domain/ports/event-store.ts';
+import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import type { AccountsService, TokenIdentity } from '../../domain/users/service.ts';
 import type { PhoneVerificationService } from '../../domain/users/phone-verification.ts';
-import type { RewardRulesService } from '../../domain/rewards/service.ts';
-import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
 import { phoneRegion } from '../../domain/identity/normalise.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
-import { listRewardRules, searchUsers } from '../../projections/read/accounts.ts';
+import { searchUsers, userListItem, userView } from '../../projections/read/accounts.ts';
 import { HttpError } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { position, timestamp, userView } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { position, timestamp } from '../schemas.ts';
+import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface AccountRoutesDependencies {
   accounts: AccountsService;
   phoneVerification: PhoneVerificationService;
-  rules: RewardRulesService;
   store: EventStore;
   pool: pg.Pool;
 }
@@ -56,8 +53,13 @@ const identityOf = (c: Caller): TokenIdentity => ({
 
 const meView = userView.omit({ registeredAt: true });
 const userWrite = z.object({ user: userView, position });
+
+/** How every write about a user answers: the user as it now stands and the write's position. */
+const userWritten = (result: { user: z.input<typeof userView>; position?: Position | undefined }, status = 200): Answer<z.input<typeof userWrite>> => ({
+  status,
+  body: { user: result.user, position: result.position ?? null },
+});
 const userParams = z.object({ userId: id });
-const ruleVersion = z.object({ ruleId: z.string(), version: z.number().int(), isActive: z.boolean(), rule: z.record(z.string(), z.unknown()) });
 
 /** A change to the caller's own account needs one: 404 until registered, whatever the body says. */
 const registered = ({ ctx }: { ctx: Context }) => {
@@ -80,7 +82,7 @@ const searchQuery = z.object({ q: z.string().trim().min(1, 'q is required: part 
 
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
-  const { accounts, rules } = deps;
+  const { accounts } = deps;
   return [
     route({
       method: 'post',
@@ -95,7 +97,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         const result = await accounts.register(identityOf(c), body, metadataFor(ctx));
         // A security signal for operators: someone presented an admin email that does not make them an admin.
         if (result.adminRefused) ctx.log.warn({ userId: c.userId, reason: result.adminRefused }, result.adminRefused);
-        return { status: result.created ? 201 : 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result, result.created ? 201 : 200);
       },
     }),
     route({
@@ -120,7 +122,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       response: userWrite,
       async handler({ body, ctx }) {
         const result = await accounts.changePhone(identityOf(caller(ctx)), body.phone, metadataFor(ctx), body.country);
-        return { status: 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result);
       },
     }),
     route({
@@ -155,7 +157,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       access: 'admin',
       summary: 'Find users by part of their email, id or business name (case-insensitive).',
       query: searchQuery,
-      response: z.array(userView.pick({ id: true, email: true, role: true, status: true, tenantId: true, businessName: true, registeredAt: true })),
+      response: z.array(userListItem),
       async handler({ query }) {
         return { status: 200, body: await searchUsers(deps.pool, query.q) };
       },
@@ -169,7 +171,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       response: userWrite,
       async handler({ params, ctx }) {
         const result = await accounts.approve(caller(ctx).userId, params.userId, metadataFor(ctx));
-        return { status: 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result);
       },
     }),
     route({
@@ -182,7 +184,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       response: userWrite,
       async handler({ params, body, ctx }) {
         const result = await accounts.suspend(caller(ctx).userId, params.userId, body.reason ?? null, metadataFor(ctx));
-        return { status: 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result);
       },
     }),
     route({
@@ -194,7 +196,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       response: userWrite,
       async handler({ params, ctx }) {
         const result = await accounts.reinstate(caller(ctx).userId, params.userId, metadataFor(ctx));
-        return { status: 200, body: { user: result.user, position: result.position ?? null } };
+        return userWritten(result);
       },
     }),
     route({
@@ -219,52 +221,6 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         const { state } = await loadState(deps.store, workspaceStream(tenantOf(ctx)), workspaceDecider);
         if (state.status === 'none') throw new HttpError('NOT_FOUND', 'Workspace not found');
         return { status: 200, body: { tenantId: state.tenantId, businessName: state.businessName, ownerUserId: state.ownerUserId, provisionedAt: state.provisionedAt } };
-      },
-    }),
-    route({
-      method: 'get',
-      path: '/api/v1/client/reward-rules',
-      access: 'tenant',
-      summary: "The tenant's reward rule versions, newest first, the active one marked.",
-      response: z.array(ruleVersion.extend({ createdAt: timestamp, activatedAt: timestamp.nullable(), retiredAt: timestamp.nullable(), currency: z.string().nullable() })),
-      async handler({ ctx }) {
-        return { status: 200, body: await listRewardRules(deps.pool, tenantOf(ctx)) };
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/api/v1/client/reward-rules',
-      access: 'tenant',
-      summary: 'Create the next rule version (inactive): spend {points, per, basis, minimumSpend?} or visit {points, minimumSpend?}.',
-      body: rewardRuleSchema,
-      response: ruleVersion.extend({ createdAt: timestamp, position }),
-      statuses: [201],
-      async handler({ body, ctx }) {
-        const created = await rules.create(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
-        return { status: 201, body: { ...created, position: created.position ?? null } };
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/api/v1/client/reward-rules/retire',
-      access: 'tenant',
-      summary: 'Retire every rule version so far: none stays active or can be activated again (needed to reconnect Square in another currency).',
-      response: z.object({ retiredThroughVersion: z.number().int(), position }),
-      async handler({ ctx }) {
-        const result = await rules.retire(tenantOf(ctx), caller(ctx).userId, metadataFor(ctx));
-        return { status: 200, body: { ...result, position: result.position ?? null } };
-      },
-    }),
-    route({
-      method: 'post',
-      path: '/api/v1/client/reward-rules/:ruleId/activate',
-      access: 'tenant',
-      summary: 'Make a rule version the single active one.',
-      params: z.object({ ruleId: id }),
-      response: ruleVersion.extend({ position }),
-      async handler({ params, ctx }) {
-        const result = await rules.activate(tenantOf(ctx), params.ruleId, caller(ctx).userId, metadataFor(ctx));
-        return { status: 200, body: { ...result, position: result.position ?? null } };
       },
     }),
   ];

@@ -1,9 +1,9 @@
 /** The audit trail for administrators: the event log filtered and paged, one stream's history, one request's effects. */
 import type pg from 'pg';
 import { z } from 'zod';
-import { auditPage, correlationHistory, streamHistory } from '../../projections/read/audit.ts';
+import { auditPage, auditPageView, correlationHistory, streamHistory } from '../../projections/read/audit.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
-import { eventTypes as types, id, streamName, timestamp } from '../schemas.ts';
+import { eventTypes as types, id, streamName } from '../schemas.ts';
 import { route, type RouteSpec } from './table.ts';
 
 /** What the audit routes read from. */
@@ -43,27 +43,6 @@ const listQuery = z
   .refine((q) => !q.from || !q.to || q.from < q.to, { message: 'from must be before to', path: ['from'] });
 
 const historyQuery = z.object({ cursor: cursor.optional(), limit: limit(1000, 500) }).strict();
-
-const auditPageView = z.object({
-  items: z.array(
-    z.object({
-      eventId: z.string(),
-      position: z.string(),
-      stream: z.string(),
-      revision: z.number().int(),
-      type: z.string(),
-      recordedAt: timestamp,
-      actor: z.string().nullable(),
-      tenantId: z.string().nullable(),
-      walletId: z.string().nullable(),
-      paymentId: z.string().nullable(),
-      correlationId: z.string().nullable(),
-      causationId: z.string().nullable(),
-      data: z.unknown(),
-    }),
-  ),
-  nextCursor: z.string().nullable(),
-});
 
 /** The admin audit routes, read from the `audit` projection. */
 export function auditRoutes(deps: AuditRoutesDependencies): RouteSpec[] {

@@ -7,10 +7,9 @@ import type { EventMetadata } from '../../domain/ports/event-store.ts';
 import { ConnectFailed, type ConnectFailureReason } from '../../domain/connections/errors.ts';
 import type { RefreshReport, SquareConnectionsService } from '../../domain/connections/service.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
-import { lastWebhookReceivedAt, posConnection } from '../../projections/read/connections.ts';
+import { lastWebhookReceivedAt, posConnection, posConnectionView } from '../../projections/read/connections.ts';
 import { metadataFor, requestCorrelation, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
-import { posConnectionView } from './operations.ts';
 import { squareDiagnosis, squareDiagnosisView } from './square-diagnosis.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
 

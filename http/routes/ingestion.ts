@@ -4,7 +4,7 @@ import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import type { pollService } from '../../domain/payments/poll.ts';
 import { HttpError } from '../errors.ts';
 import { timestamp } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { found, route, type RouteSpec } from './table.ts';
 
 const OUTCOMES = [
   'pending',
@@ -15,6 +15,7 @@ const OUTCOMES = [
   'before_program',
   'currency_mismatch',
   'same_order',
+  'location_excluded',
   'identity_attached',
   'duplicate',
   'recorded',
@@ -112,9 +113,7 @@ export function ingestionRoutes(deps: { inbox: WebhookInbox; wakeProcessor(): vo
       params: eventIdParams,
       response: webhookView,
       async handler({ params }) {
-        const item = await deps.inbox.get(params.eventId);
-        if (!item) throw new HttpError('NOT_FOUND', 'No webhook with this event id was received');
-        return { status: 200, body: item };
+        return found(await deps.inbox.get(params.eventId), 'No webhook with this event id was received');
       },
     }),
     route({

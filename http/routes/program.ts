@@ -13,7 +13,7 @@ import type { ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
-import { ledgerCsv, programSummary, intervalStarts } from '../../projections/read/program.ts';
+import { ledgerCsv, programSummary, programSummaryView, intervalStarts, summaryInterval } from '../../projections/read/program.ts';
 import { HttpError, RequestInvalid } from '../errors.ts';
 import { caller, metadataFor, requestCorrelation, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
@@ -78,7 +78,7 @@ const MAX_INTERVALS = 400;
 const summaryQuery = z.object({
   from: day('from').optional(),
   to: day('to').optional(),
-  interval: z.enum(['day', 'week', 'month'], { error: "interval must be 'day', 'week' or 'month'" }).default('day'),
+  interval: z.enum(summaryInterval.options, { error: "interval must be 'day', 'week' or 'month'" }).default('day'),
 });
 const csvQuery = z.object({ from: dayOrInstant('from').optional(), to: dayOrInstant('to').optional() });
 
@@ -99,25 +99,6 @@ const expiryReport = z.object({
   walletsExpired: z.number().int(),
   pointsExpired: z.number().int(),
   rewardsExpired: z.number().int(),
-});
-
-const figures = {
-  earned: z.number().int(),
-  redeemed: z.number().int(),
-  expired: z.number().int(),
-  adjusted: z.number().int(),
-  rewardsIssued: z.number().int(),
-  rewardsRedeemed: z.number().int(),
-  activeCustomers: z.number().int(),
-};
-const summaryView = z.object({
-  tenantId: z.string(),
-  from: z.string(),
-  to: z.string(),
-  interval: z.enum(['day', 'week', 'month']),
-  totals: z.object({ ...figures, outstandingAtEnd: z.number().int() }),
-  intervals: z.array(z.object({ from: z.string(), to: z.string(), ...figures, outstanding: z.number().int() })),
-  topCustomers: z.array(z.object({ consumerId: z.string(), earned: z.number().int() })),
 });
 
 function outOfOrder(field: string, message: string): never {
@@ -211,7 +192,7 @@ export function programRoutes(deps: ProgramRoutesDependencies): RouteSpec[] {
       access: 'tenant',
       summary: 'Program figures ?from=&to= (YYYY-MM-DD, default the last 30 days) &interval=day|week|month: points, rewards, active and top customers, outstanding points.',
       query: summaryQuery,
-      response: summaryView,
+      response: programSummaryView,
       async handler({ query, ctx }) {
         const today = new Date(`${deps.now().toISOString().slice(0, 10)}T00:00:00.000Z`);
         const to = query.to ?? today;

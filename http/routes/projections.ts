@@ -2,10 +2,8 @@
 import { z } from 'zod';
 import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import type { ProjectionRunner } from '../../projections/runner.ts';
-import type { ProjectionRebuilds } from '../../projections/rebuild.ts';
-import { HttpError } from '../errors.ts';
-import { timestamp } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { rebuildJob, type ProjectionRebuilds } from '../../projections/rebuild.ts';
+import { found, route, type RouteSpec } from './table.ts';
 
 const BEHIND_CAP = 10_000;
 
@@ -28,21 +26,6 @@ async function lagOf(store: EventStore, position: Position | undefined, eventTyp
     lagMs: oldest ? Math.max(0, now.getTime() - oldest.recordedAt.getTime()) : 0,
   };
 }
-
-const rebuildJob = z.object({
-  jobId: z.string(),
-  projection: z.string(),
-  state: z.enum(['running', 'completed', 'cancelled', 'failed']),
-  eventsApplied: z.number().int(),
-  eventsTotal: z.number().int().nullable(),
-  progress: z.number().nullable(),
-  eventsPerSecond: z.number().nullable(),
-  etaSeconds: z.number().nullable(),
-  startedAt: timestamp,
-  updatedAt: timestamp,
-  finishedAt: timestamp.nullable(),
-  error: z.string().nullable(),
-});
 
 const projectionView = z.object({
   name: z.string(),
@@ -120,9 +103,7 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
       params: job,
       response: rebuildJob,
       async handler({ params }) {
-        const found = await deps.rebuilds.get(params.jobId);
-        if (!found) throw new HttpError('NOT_FOUND', 'No such job');
-        return { status: 200, body: found };
+        return found(await deps.rebuilds.get(params.jobId), 'No such job');
       },
     }),
     route({

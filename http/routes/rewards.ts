@@ -7,13 +7,12 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { RewardCatalogService } from '../../domain/rewards/catalog-service.ts';
 import { issuableReward, rewardDefinitionSchema, type CatalogReward } from '../../domain/rewards/catalog.ts';
-import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
 import { findConsumerWallet, findTenantWallet, type WalletView } from '../../projections/read/wallets.ts';
-import { issuedRewardsOf } from '../../projections/read/program.ts';
+import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
-import { idempotencyKey, walletParams, walletWrite, written } from './wallets.ts';
+import { idempotencyKey, walletOrNotFound, walletParams, walletWrite, written } from './wallets.ts';
 import { route, type RouteSpec } from './table.ts';
 
 export interface RewardRoutesDependencies {
@@ -41,16 +40,13 @@ const rewardSchema = z.object({
   retiredAt: timestamp.nullable(),
 });
 
-const issuedStatus = z.enum(['issued', 'redeemed', 'voided', 'expired']);
-const issuedRewardSchema = z.object({ issuedRewardId: z.string(), rewardId: z.string(), name: z.string(), points: z.number().int(), expiresAt: timestamp, status: issuedStatus });
-
 const walletRewardsView = z.object({
   walletId: z.string(),
   balance: z.number().int(),
   available: z.number().int(),
   locked: z.number().int(),
   rewards: z.array(rewardSchema.extend({ affordable: z.boolean() })),
-  issued: z.array(issuedRewardSchema.extend({ issuedAt: timestamp, settledAt: timestamp.nullable() })),
+  issued: z.array(issuedRewardLine),
 });
 
 const rewardView = ({ rewardId, version, name, description, points, issuedRewardExpiresAfterDays, status, definedAt, retiredAt }: CatalogReward) => ({
@@ -131,8 +127,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       params: walletParams,
       response: walletRewardsView,
       async handler({ params, ctx }) {
-        const wallet = await findConsumerWallet(pool, caller(ctx).userId, params.walletId);
-        if (!wallet) throw new NotFound('Wallet');
+        const wallet = walletOrNotFound(await findConsumerWallet(pool, caller(ctx).userId, params.walletId));
         return { status: 200, body: await walletRewards(wallet) };
       },
     }),
@@ -144,8 +139,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       params: walletParams,
       response: walletRewardsView,
       async handler({ params, ctx }) {
-        const wallet = await findTenantWallet(pool, tenantOf(ctx), params.walletId);
-        if (!wallet) throw new NotFound('Wallet');
+        const wallet = walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
         return { status: 200, body: await walletRewards(wallet) };
       },
     }),
@@ -157,7 +151,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       params: walletParams,
       exists: inTenant,
       body: issueBody,
-      response: walletWrite.extend({ issuedReward: issuedRewardSchema }),
+      response: walletWrite.extend({ issuedReward: issuedRewardView }),
       statuses: [200, 201],
       async handler({ params, body, ctx }) {
         const tenantId = tenantOf(ctx);

@@ -2,9 +2,10 @@
  * The debug endpoint's answer to runbook 1 ("Square OAuth connect fails"): every check the runbook lists,
  * and the problems found, each saying what to fix. Values of variables never appear, only whether they are set.
  */
+import { unreachable } from '../../domain/shared/exhaustive.ts';
 import type { SquareConnectionState } from '../../domain/connections/events.ts';
 import type { TokenCheck } from '../../domain/connections/service.ts';
-import { SQUARE_SCOPES } from '../../domain/ports/square.ts';
+import { ORDER_SCOPES, SQUARE_SCOPES } from '../../domain/ports/square.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
 import { z } from 'zod';
 import { timestamp } from '../schemas.ts';
@@ -25,6 +26,9 @@ export const squareDiagnosisView = z.object({
     merchantId: z.string().nullable(),
     currency: z.string().nullable(),
     country: z.string().nullable(),
+    /** The scopes this connection was granted, and those Tally asks for now that it lacks (reconnect to grant them). */
+    scopes: z.array(z.string()),
+    missingScopes: z.array(z.string()),
     authorizedAt: timestamp.nullable(),
     tokenExpiresAt: timestamp.nullable(),
     lastRefreshedAt: timestamp.nullable(),
@@ -75,6 +79,8 @@ export function squareDiagnosis({ tenantId, settings, connection, token, lastWeb
       merchantId: connected?.merchantId ?? null,
       currency: connected?.currency ?? null,
       country: connected?.country ?? null,
+      scopes: connected?.scopes ?? [],
+      missingScopes: connected ? SQUARE_SCOPES.filter((scope) => !connected.scopes.includes(scope)) : [],
       authorizedAt: connected?.authorizedAt ?? null,
       tokenExpiresAt: connected?.tokenExpiresAt ?? null,
       lastRefreshedAt: connected?.lastRefreshedAt ?? null,
@@ -127,9 +133,15 @@ function problems(settings: SquareSettings, connection: SquareConnectionState, t
         found.push('The access token expires within 8 days: check that the refresh cron (POST /api/v1/internal/cron/square-refresh-tokens) runs daily');
       }
       break;
-    default: {
-      const unexpected: never = connection;
-      return unexpected;
+    default:
+      return unreachable(connection);
+  }
+  if (connection.status === 'active') {
+    const missing = ORDER_SCOPES.filter((scope) => !connection.scopes.includes(scope));
+    if (missing.length) {
+      found.push(
+        `The connection lacks ${missing.join(' and ')} (it was made before Tally asked for them): spend and visit rules on the payment work; item, category, before-tax and exclusion rules need the order and its items: connect Square again (GET /api/v1/client/pos/square/connect) to grant them`,
+      );
     }
   }
   if (token.decrypts === false && connection.status !== 'token_undecryptable') {

@@ -12,7 +12,9 @@
  *       },
  *     })
  */
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { z } from 'zod';
@@ -63,6 +65,21 @@ export interface Route<P extends Schema = z.ZodUndefined, Q extends Schema = z.Z
    */
   exists?(input: { params: z.output<P>; ctx: Context }): Promise<void> | void;
   handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<Answer<z.input<R>>> | Answer<z.input<R>>;
+  /**
+   * The same handler on the bare request, served ahead of Koa by http/direct-route.ts when the method and the
+   * path match exactly (a public route with no params or query, whose handler reads the raw body itself: the
+   * signed webhooks). The request shell is the app's: client address, request id, request line, metrics and
+   * error answers; `handler` still serves the route through Koa otherwise (a trailing slash, a query string).
+   */
+  direct?(request: IncomingMessage, caller: DirectCaller): Promise<{ status: number; body: z.input<R> }>;
+}
+
+/** What a direct handler knows of its caller besides the request. */
+export interface DirectCaller {
+  /** The client's address, as `ctx.ip` resolves it (TRUST_PROXY). */
+  ip: string;
+  /** The request's logger (its lines carry the request id), made on first use. */
+  log(): Logger;
 }
 
 /** A declared route, whatever its schemas (what the router, the OpenAPI document and the tests walk). */
@@ -72,6 +89,12 @@ export type RouteSpec = Route<any, any, any, any>;
 export const route = <P extends Schema = z.ZodUndefined, Q extends Schema = z.ZodUndefined, B extends Schema = z.ZodUndefined, R extends Schema = Schema>(
   spec: Route<P, Q, B, R>,
 ): RouteSpec => spec;
+
+/** A read of one thing: 200 with it, or 404 with `missing` (what the caller asked for that is not there). */
+export function found<Body>(value: Body | undefined | null, missing: string): Answer<Body> {
+  if (value === undefined || value === null) throw new HttpError('NOT_FOUND', missing);
+  return { status: 200, body: value };
+}
 
 export const successStatuses = (route: RouteSpec): readonly number[] => route.statuses ?? (route.answers === 'redirect' ? [302] : [200]);
 

@@ -4,9 +4,19 @@ import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
 import type { WalletsService, WalletWriteResult } from '../../domain/wallets/service.ts';
-import { findConsumerWallet, findTenantWallet, ledgerPage, searchWallets, walletsOfConsumer, withExpiringSoon } from '../../projections/read/wallets.ts';
+import {
+  consumerWalletView,
+  findConsumerWallet,
+  findTenantWallet,
+  ledgerPage,
+  ledgerPageView,
+  searchWallets,
+  walletsOfConsumer,
+  walletView,
+  withExpiringSoon,
+  type WalletView,
+} from '../../projections/read/wallets.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { timestamp } from '../schemas.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface WalletRoutesDependencies {
@@ -69,45 +79,11 @@ export const adjustBody = z
   })
   .strict();
 
-export const walletView = z.object({
-  walletId: z.string(),
-  tenantId: z.string(),
-  consumerId: z.string(),
-  balance: z.number().int(),
-  available: z.number().int(),
-  locked: z.number().int(),
-  expiringSoon: z.object({ points: z.number().int(), at: timestamp.nullable() }),
-  lifetimeEarned: z.number().int(),
-  lifetimeRedeemed: z.number().int(),
-  lifetimeExpired: z.number().int(),
-  createdAt: timestamp,
-  updatedAt: timestamp,
-});
-
-const ledgerPageView = z.object({
-  items: z.array(
-    z.object({
-      id: z.string(),
-      entryType: z.enum(['credit', 'debit']),
-      /** What the line is: earn, claim, reversal, redemption, adjustment, expiry, reward lines, … */
-      kind: z.string(),
-      points: z.number().int(),
-      balanceAfter: z.number().int(),
-      lockedChange: z.number().int(),
-      rewardId: z.string().nullable(),
-      issuedRewardId: z.string().nullable(),
-      paymentId: z.string().nullable(),
-      refundId: z.string().nullable(),
-      adminId: z.string().nullable(),
-      reason: z.string().nullable(),
-      reference: z.string().nullable(),
-      idempotencyKey: z.string().nullable(),
-      position: z.string(),
-      createdAt: timestamp,
-    }),
-  ),
-  nextCursor: z.string().nullable(),
-});
+/** A wallet the caller may see, or 404: another tenant's or consumer's wallet reads as missing. */
+export function walletOrNotFound<W extends WalletView>(wallet: W | undefined): W {
+  if (!wallet) throw new NotFound('Wallet');
+  return wallet;
+}
 
 export const walletWrite = z.object({ walletId: z.string(), balance: z.number().int(), available: z.number().int(), locked: z.number().int(), position: z.string() });
 
@@ -134,7 +110,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       path: '/api/v1/me/wallets',
       access: 'user',
       summary: "The caller's wallets with each merchant's name (consumers; other roles have none).",
-      response: z.array(walletView.extend({ businessName: z.string().nullable() })),
+      response: z.array(consumerWalletView),
       async handler({ ctx }) {
         const c = caller(ctx);
         if (c.user?.role !== 'consumer') return { status: 200, body: [] };
@@ -151,7 +127,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       query: pageQuery,
       response: ledgerPageView,
       async handler({ params, query, ctx }) {
-        if (!(await findConsumerWallet(pool, caller(ctx).userId, params.walletId))) throw new NotFound('Wallet');
+        walletOrNotFound(await findConsumerWallet(pool, caller(ctx).userId, params.walletId));
         return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
       },
     }),
@@ -174,8 +150,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       params: walletParams,
       response: walletView,
       async handler({ params, ctx }) {
-        const wallet = await findTenantWallet(pool, tenantOf(ctx), params.walletId);
-        if (!wallet) throw new NotFound('Wallet');
+        const wallet = walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
         return { status: 200, body: (await current([wallet]))[0]! };
       },
     }),
@@ -188,7 +163,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       query: pageQuery,
       response: ledgerPageView,
       async handler({ params, query, ctx }) {
-        if (!(await findTenantWallet(pool, tenantOf(ctx), params.walletId))) throw new NotFound('Wallet');
+        walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
         return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
       },
     }),

@@ -2,9 +2,9 @@
  * Square webhooks: verify the signature over the raw bytes (constant time), store the webhook durably,
  * acknowledge. Processing happens after the reply, from the inbox; nothing unsigned is ever stored.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import getRawBody from 'raw-body';
-import type { Context } from 'koa';
 import { InvalidSquareWebhook, parseSquareWebhook } from '../../domain/square/webhook.ts';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { HttpError } from '../errors.ts';
@@ -28,23 +28,30 @@ export interface WebhookRouteDependencies {
   onSignatureFailure?(): void;
   /** Bad signatures count as authentication failures of their source. */
   failures: FailureLimiter;
+  /**
+   * A webhook request arrived, and its answer is being written: the inbox worker gives way to webhooks
+   * being acknowledged (adapters/workers/acknowledgements.ts).
+   */
+  onReceived?(): void;
+  onAnswered?(): void;
 }
 
 /** base64(HMAC-SHA256(key, notificationUrl + body)), compared in constant time. */
-export function signatureMatches(key: string, notificationUrl: string, body: Buffer, header: string): boolean {
+export function signatureMatches(key: string | KeyObject, notificationUrl: string, body: Buffer, header: string): boolean {
   const expected = createHmac('sha256', key).update(notificationUrl).update(body).digest();
-  let given: Buffer;
-  try {
-    given = Buffer.from(header, 'base64');
-  } catch {
-    return false;
-  }
+  // Not base64 at all decodes to fewer bytes (Buffer.from never throws on it): a mismatch like any other.
+  const given = Buffer.from(header, 'base64');
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-async function readBody(ctx: Context): Promise<Buffer> {
+const header = (request: IncomingMessage, name: string): string => {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : '';
+};
+
+async function readBody(request: IncomingMessage): Promise<Buffer> {
   try {
-    return await getRawBody(ctx.req, { limit: MAX_BODY_BYTES, length: ctx.get('content-length') || undefined });
+    return await getRawBody(request, { limit: MAX_BODY_BYTES, length: header(request, 'content-length') || undefined });
   } catch (error) {
     const type = (error as { type?: string }).type;
     if (type === 'entity.too.large') throw new HttpError('PAYLOAD_TOO_LARGE', 'The body is larger than 1 MiB');
@@ -52,47 +59,73 @@ async function readBody(ctx: Context): Promise<Buffer> {
   }
 }
 
+const receivedAnswer = z.object({ received: z.literal(true), duplicate: z.boolean() });
+
+/**
+ * The acknowledgement: signature over the raw bytes, the payload validated, one durable insert, 200. Nothing
+ * else runs before the answer. Served straight from node:http (the route's `direct`), and through Koa otherwise.
+ */
+function webhookAcceptor(deps: WebhookRouteDependencies) {
+  // The key is imported once: an HMAC over a KeyObject skips turning the string into a key on every webhook.
+  const key = deps.signatureKey ? createSecretKey(Buffer.from(deps.signatureKey, 'utf8')) : undefined;
+  const accept = async (request: IncomingMessage, ip: string) => {
+    if (!key) {
+      throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
+    }
+    const body = await readBody(request);
+    const signature = header(request, 'x-square-hmacsha256-signature');
+    if (!signature || !signatureMatches(key, deps.notificationUrl, body, signature)) {
+      deps.onSignatureFailure?.();
+      deps.failures.fail(ip, 'webhook');
+      throw new HttpError('UNAUTHENTICATED', signature ? 'The webhook signature does not match' : 'The x-square-hmacsha256-signature header is missing');
+    }
+    const text = body.toString('utf8');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new HttpError('INVALID_JSON', 'The webhook body is not valid JSON');
+    }
+    const bad = unstorableTextAt(json, 'body');
+    if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
+    let event;
+    try {
+      event = parseSquareWebhook(json);
+    } catch (error) {
+      if (error instanceof InvalidSquareWebhook) throw new HttpError('VALIDATION_FAILED', error.message, { problems: error.problems });
+      throw error;
+    }
+    const headers: Record<string, string> = {};
+    for (const name of KEPT_HEADERS) {
+      const value = header(request, name);
+      if (value) headers[name] = value;
+    }
+    const objectId = event.kind === 'payment' || event.kind === 'refund' ? event.object.id : event.dataId;
+    const { inserted } = await deps.inbox.record({ eventId: event.eventId, merchantId: event.merchantId, eventType: event.type, objectId, rawBody: text, headers });
+    if (inserted) deps.onStored();
+    return { status: 200, body: { received: true as const, duplicate: !inserted } };
+  };
+  return async (request: IncomingMessage, ip: string) => {
+    deps.onReceived?.();
+    try {
+      return await accept(request, ip);
+    } finally {
+      deps.onAnswered?.();
+    }
+  };
+}
+
 export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
+  const accept = webhookAcceptor(deps);
   return [
     route({
       method: 'post',
       path: WEBHOOK_PATH,
       access: 'public',
       summary: 'Square webhook notifications (signed with x-square-hmacsha256-signature). The body is read raw and verified before it is parsed.',
-      response: z.object({ received: z.literal(true), duplicate: z.boolean() }),
-      async handler({ ctx }) {
-        if (!deps.signatureKey) {
-          throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
-        }
-        const body = await readBody(ctx);
-        const signature = ctx.get('x-square-hmacsha256-signature');
-        if (!signature || !signatureMatches(deps.signatureKey, deps.notificationUrl, body, signature)) {
-          deps.onSignatureFailure?.();
-          deps.failures.fail(ctx.ip, 'webhook');
-          throw new HttpError('UNAUTHENTICATED', signature ? 'The webhook signature does not match' : 'The x-square-hmacsha256-signature header is missing');
-        }
-        const text = body.toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          throw new HttpError('INVALID_JSON', 'The webhook body is not valid JSON');
-        }
-        const bad = unstorableTextAt(json, 'body');
-        if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
-        let event;
-        try {
-          event = parseSquareWebhook(json);
-        } catch (error) {
-          if (error instanceof InvalidSquareWebhook) throw new HttpError('VALIDATION_FAILED', error.message, { problems: error.problems });
-          throw error;
-        }
-        const headers = Object.fromEntries(KEPT_HEADERS.flatMap((name) => (ctx.get(name) ? [[name, ctx.get(name)]] : [])));
-        const objectId = event.kind === 'payment' || event.kind === 'refund' ? event.object.id : event.dataId;
-        const { inserted } = await deps.inbox.record({ eventId: event.eventId, merchantId: event.merchantId, eventType: event.type, objectId, rawBody: text, headers });
-        if (inserted) deps.onStored();
-        return { status: 200, body: { received: true as const, duplicate: !inserted } };
-      },
+      response: receivedAnswer,
+      handler: ({ ctx }) => accept(ctx.req, ctx.ip),
+      direct: (request, caller) => accept(request, caller.ip),
     }),
   ];
 }

@@ -12,6 +12,7 @@
  * one is folded; the read model's line counts come from one grouped scan of the ledger.
  */
 import type pg from 'pg';
+import { z } from 'zod';
 import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import { lockedDelta, pointsDelta } from '../../domain/wallets/wallet.ts';
 // A refused credit (PointsCreditRefused) moves no balance and has no ledger line: only the balance types are replayed.
@@ -20,32 +21,40 @@ import { walletBalanceEvents, type WalletBalanceEvent, type WalletEvent } from '
 const isBalanceEvent = (event: WalletEvent): event is WalletBalanceEvent => walletBalanceEvents.handles(event.type);
 import type { Decoded } from '../../domain/shared/codec.ts';
 
-export interface WalletFigures {
-  balance: number;
-  lifetimeEarned: number;
-  lifetimeRedeemed: number;
+const count = z.number().int();
+
+/** A wallet's figures, as the read model holds them or as replaying its events gives them. */
+export const walletFigures = z.object({
+  balance: count,
+  lifetimeEarned: count,
+  lifetimeRedeemed: count,
   /** Points locked by issued rewards. */
-  locked: number;
-  lifetimeExpired: number;
-  ledgerLines: number;
-}
+  locked: count,
+  lifetimeExpired: count,
+  ledgerLines: count,
+});
+export type WalletFigures = z.infer<typeof walletFigures>;
 
-export interface Mismatch {
-  walletId: string;
-  tenantId: string | null;
-  projected: WalletFigures | null;
-  replayed: WalletFigures | null;
+/** A wallet whose read model differs from its replay. */
+export const mismatch = z.object({
+  walletId: z.string(),
+  tenantId: z.string().nullable(),
+  projected: walletFigures.nullable(),
+  replayed: walletFigures.nullable(),
   /** The first event whose ledger line is missing or differs, in stream order. */
-  firstDifferingEvent: { id: string; type: string; revision: number; position: Position } | null;
-}
+  firstDifferingEvent: z.object({ id: z.string(), type: z.string(), revision: count, position: z.string() }).nullable(),
+});
+export type Mismatch = z.infer<typeof mismatch>;
 
-export interface ReconcileReport {
-  walletsChecked: number;
-  eventsReplayed: number;
-  mismatches: Mismatch[];
-  durationMs: number;
-  eventsPerSecond: number;
-}
+/** What a reconciliation found (`POST /api/v1/admin/reconcile`, `npm run reconcile`). */
+export const reconcileReport = z.object({
+  walletsChecked: count,
+  eventsReplayed: count,
+  mismatches: z.array(mismatch),
+  durationMs: z.number(),
+  eventsPerSecond: z.number(),
+});
+export type ReconcileReport = z.infer<typeof reconcileReport>;
 
 /** A wallet's replayed figures (one ledger line per event) and its tenant, as of its latest event. */
 interface Replayed {

@@ -1,26 +1,35 @@
 /** Queries over the accounts read models. Rows are parsed with zod on the way out. */
 import type pg from 'pg';
 import { z } from 'zod';
+import { timestamp } from './views.ts';
+
+/** A user as the API shows them (writes about users answer it). */
+export const userView = z.object({
+  id: z.string(),
+  email: z.string().nullable(),
+  emailVerified: z.boolean(),
+  phone: z.string().nullable(),
+  phoneVerified: z.boolean(),
+  role: z.enum(['admin', 'client', 'consumer']),
+  status: z.enum(['pending', 'approved', 'suspended']),
+  tenantId: z.string().nullable(),
+  businessName: z.string().nullable(),
+  registeredAt: timestamp,
+});
+
+/** A user as the admin search lists them. */
+export const userListItem = userView.pick({ id: true, email: true, role: true, status: true, tenantId: true, businessName: true, registeredAt: true });
+export type UserListItem = z.infer<typeof userListItem>;
 
 const userRow = z.object({
   id: z.string(),
   email: z.string().nullable(),
-  role: z.enum(['admin', 'client', 'consumer']),
-  status: z.enum(['pending', 'approved', 'suspended']),
+  role: userView.shape.role,
+  status: userView.shape.status,
   tenant_id: z.string().nullable(),
   business_name: z.string().nullable(),
   registered_at: z.date(),
 });
-
-export interface UserListItem {
-  id: string;
-  email: string | null;
-  role: 'admin' | 'client' | 'consumer';
-  status: 'pending' | 'approved' | 'suspended';
-  tenantId: string | null;
-  businessName: string | null;
-  registeredAt: string;
-}
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
@@ -59,7 +68,14 @@ const ruleRow = z.object({
   currency: z.string().nullable(),
 });
 
-export async function listRewardRules(pool: pg.Pool, tenantId: string) {
+/** A version of a workspace's reward rule, as writes about it answer. */
+export const ruleVersion = z.object({ ruleId: z.string(), version: z.number().int(), isActive: z.boolean(), rule: z.record(z.string(), z.unknown()) });
+
+/** A version of a workspace's reward rule as the list shows it; `currency` is the workspace's (the rule's amounts are in its minor units). */
+export const listedRuleVersion = ruleVersion.extend({ createdAt: timestamp, activatedAt: timestamp.nullable(), retiredAt: timestamp.nullable(), currency: z.string().nullable() });
+
+/** Every version of the workspace's reward rule, newest first. */
+export async function listRewardRules(pool: pg.Pool, tenantId: string): Promise<z.infer<typeof listedRuleVersion>[]> {
   const { rows } = await pool.query(
     `SELECT r.id, r.version, r.is_active, r.rule, r.created_at, r.activated_at, r.retired_at, c.currency
        FROM reward_rules r LEFT JOIN pos_connections c ON c.tenant_id = r.tenant_id

@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { DomainError } from '../../domain/shared/errors.ts';
+import { cursorPage, timestamp } from './views.ts';
 
 /** What the admin filters the trail by; every field narrows it (AND), several types widen within `type` (OR). */
 export interface AuditFilter {
@@ -22,27 +23,26 @@ export interface AuditFilter {
 }
 
 /** One event as the audit trail shows it. Identities inside `data` are keyed hashes, never raw values. */
-export interface AuditItem {
-  eventId: string;
-  position: string;
-  stream: string;
-  revision: number;
-  type: string;
-  recordedAt: string;
-  actor: string | null;
-  tenantId: string | null;
-  walletId: string | null;
-  paymentId: string | null;
-  correlationId: string | null;
-  causationId: string | null;
-  data: unknown;
-}
+export const auditItem = z.object({
+  eventId: z.string(),
+  position: z.string(),
+  stream: z.string(),
+  revision: z.number().int(),
+  type: z.string(),
+  recordedAt: timestamp,
+  actor: z.string().nullable(),
+  tenantId: z.string().nullable(),
+  walletId: z.string().nullable(),
+  paymentId: z.string().nullable(),
+  correlationId: z.string().nullable(),
+  causationId: z.string().nullable(),
+  data: z.unknown(),
+});
+export type AuditItem = z.infer<typeof auditItem>;
 
 /** A page of the trail; pass `nextCursor` back unchanged for the next one (null: this was the last). */
-export interface AuditPage {
-  items: AuditItem[];
-  nextCursor: string | null;
-}
+export const auditPageView = cursorPage(auditItem);
+export type AuditPage = z.infer<typeof auditPageView>;
 
 /** Which page: after `cursor` (none: the first), at most `limit` items. */
 export interface PageRequest {

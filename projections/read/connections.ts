@@ -2,6 +2,10 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { ConnectionStatus } from '../../domain/connections/events.ts';
+import { timestamp } from './views.ts';
+
+/** The states a stored connection can be in. */
+export const connectionStatus = z.enum(['active', 'needs_reconnect', 'token_undecryptable', 'revoked']);
 
 const connectionRow = z.object({
   tenant_id: z.string(),
@@ -10,7 +14,7 @@ const connectionRow = z.object({
   business_name: z.string().nullable(),
   currency: z.string().nullable(),
   country: z.string().nullable(),
-  status: z.enum(['active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
+  status: connectionStatus,
   scopes: z.array(z.string()),
   locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
   token_expires_at: z.date(),
@@ -27,26 +31,30 @@ const connectionRow = z.object({
 });
 
 /** A tenant's POS connection as `GET /api/v1/client/pos/square` shows it. */
-export interface PosConnectionView {
-  provider: string;
-  status: z.infer<typeof connectionRow>['status'] | 'not_connected';
-  merchantId: string | null;
-  businessName: string | null;
+export const posConnectionView = z.object({
+  provider: z.string(),
+  status: z.enum(['not_connected', ...connectionStatus.options]),
+  merchantId: z.string().nullable(),
+  businessName: z.string().nullable(),
   /** The workspace's currency (ISO 4217) from the merchant profile: rule amounts count in its minor units. Null: connected before it was recorded. */
-  currency: string | null;
+  currency: z.string().nullable(),
   /** The merchant's country (ISO 3166 alpha-2): the default region of phone numbers written without a country code. */
-  country: string | null;
-  scopes: string[];
-  locations: { id: string; name: string | null; status: string }[];
-  tokenExpiresAt: string | null;
-  authorizedAt: string | null;
-  lastRefreshedAt: string | null;
-  lastPolledAt: string | null;
-  lastPollSummary: Record<string, unknown> | null;
-  lastError: { code: string; message: string | null; at: string | null } | null;
-  revokedBy: 'app' | 'merchant' | 'square' | null;
-  revokedAt: string | null;
-}
+  country: z.string().nullable(),
+  scopes: z.array(z.string()),
+  locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
+  tokenExpiresAt: timestamp.nullable(),
+  authorizedAt: timestamp.nullable(),
+  lastRefreshedAt: timestamp.nullable(),
+  lastPolledAt: timestamp.nullable(),
+  lastPollSummary: z.record(z.string(), z.unknown()).nullable(),
+  lastError: z.object({ code: z.string(), message: z.string().nullable(), at: timestamp.nullable() }).nullable(),
+  revokedBy: z.enum(['app', 'merchant', 'square']).nullable(),
+  revokedAt: timestamp.nullable(),
+});
+export type PosConnectionView = z.infer<typeof posConnectionView>;
+
+/** Every tenant's connection, as administrators list them. */
+export const tenantConnectionView = posConnectionView.extend({ tenantId: z.string() });
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
@@ -75,7 +83,7 @@ export async function posConnection(pool: pg.Pool, tenantId: string): Promise<Po
 }
 
 /** Every tenant's connection (`GET /api/v1/admin/connections`), optionally of one status, newest change first. */
-export async function allConnections(pool: pg.Pool, status?: ConnectionStatus): Promise<(PosConnectionView & { tenantId: string })[]> {
+export async function allConnections(pool: pg.Pool, status?: ConnectionStatus): Promise<z.infer<typeof tenantConnectionView>[]> {
   const { rows } = await pool.query(
     `SELECT * FROM pos_connections ${status ? 'WHERE status = $1' : ''} ORDER BY updated_at DESC, tenant_id LIMIT 1000`,
     status ? [status] : [],

@@ -4,25 +4,30 @@
  */
 import type pg from 'pg';
 import { z } from 'zod';
-import type { IssuedRewardView } from '../../domain/wallets/service.ts';
+import { timestamp } from './views.ts';
 
 const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
+
+/** The states of an issued reward. */
+export const issuedRewardStatus = z.enum(['issued', 'redeemed', 'voided', 'expired']);
 
 const issuedRow = z.object({
   issued_reward_id: z.string(),
   reward_id: z.string(),
   reward_name: z.string(),
   points,
-  status: z.enum(['issued', 'redeemed', 'voided', 'expired']),
+  status: issuedRewardStatus,
   issued_at: z.date(),
   expires_at: z.date(),
   settled_at: z.date().nullable(),
 });
 
-export interface IssuedRewardRow extends IssuedRewardView {
-  issuedAt: string;
-  settledAt: string | null;
-}
+/** An issued reward as writes about it answer. */
+export const issuedRewardView = z.object({ issuedRewardId: z.string(), rewardId: z.string(), name: z.string(), points: z.number().int(), expiresAt: timestamp, status: issuedRewardStatus });
+
+/** An issued reward as a wallet's list shows it: when it was issued and settled too. */
+export const issuedRewardLine = issuedRewardView.extend({ issuedAt: timestamp, settledAt: timestamp.nullable() });
+export type IssuedRewardRow = z.infer<typeof issuedRewardLine>;
 
 /** A wallet's issued rewards, newest first (at most 100). */
 export async function issuedRewardsOf(pool: pg.Pool, walletId: string): Promise<IssuedRewardRow[]> {
@@ -74,32 +79,35 @@ export async function issuedRewardsDue(pool: pg.Pool, asOf: Date, after: string 
   return rows.map((r) => ({ walletId: z.string().parse(r.wallet_id), issuedRewardId: z.string().parse(r.issued_reward_id) }));
 }
 
-export type SummaryInterval = 'day' | 'week' | 'month';
+/** How the summary groups days. */
+export const summaryInterval = z.enum(['day', 'week', 'month']);
+export type SummaryInterval = z.infer<typeof summaryInterval>;
 
-export interface SummaryBucket {
-  /** First and last UTC day of the interval. */
-  from: string;
-  to: string;
-  earned: number;
-  redeemed: number;
-  expired: number;
-  adjusted: number;
-  rewardsIssued: number;
-  rewardsRedeemed: number;
-  activeCustomers: number;
-  /** All balances at the end of the interval: the points the workspace owes its customers. */
-  outstanding: number;
-}
+const figures = {
+  earned: z.number().int(),
+  redeemed: z.number().int(),
+  expired: z.number().int(),
+  adjusted: z.number().int(),
+  rewardsIssued: z.number().int(),
+  rewardsRedeemed: z.number().int(),
+  activeCustomers: z.number().int(),
+};
 
-export interface ProgramSummary {
-  tenantId: string;
-  from: string;
-  to: string;
-  interval: SummaryInterval;
-  totals: Omit<SummaryBucket, 'from' | 'to' | 'outstanding'> & { outstandingAtEnd: number };
-  intervals: SummaryBucket[];
-  topCustomers: { consumerId: string; earned: number }[];
-}
+/** One interval of the summary: first and last UTC day; `outstanding` is all balances at its end (what the workspace owes its customers). */
+export const summaryBucket = z.object({ from: z.string(), to: z.string(), ...figures, outstanding: z.number().int() });
+export type SummaryBucket = z.infer<typeof summaryBucket>;
+
+/** The program summary of a workspace over a range of days. */
+export const programSummaryView = z.object({
+  tenantId: z.string(),
+  from: z.string(),
+  to: z.string(),
+  interval: summaryInterval,
+  totals: z.object({ ...figures, outstandingAtEnd: z.number().int() }),
+  intervals: z.array(summaryBucket),
+  topCustomers: z.array(z.object({ consumerId: z.string(), earned: z.number().int() })),
+});
+export type ProgramSummary = z.infer<typeof programSummaryView>;
 
 const dayText = (d: Date) => d.toISOString().slice(0, 10);
 

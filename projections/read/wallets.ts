@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
+import { cursorPage, timestamp } from './views.ts';
 import { EXPIRING_SOON_DAYS, expiringBy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 
 /** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
@@ -23,34 +24,34 @@ const walletRow = z.object({
 });
 
 /** A wallet as the API shows it. */
-export interface WalletView {
-  walletId: string;
-  tenantId: string;
-  consumerId: string;
+export const walletView = z.object({
+  walletId: z.string(),
+  tenantId: z.string(),
+  consumerId: z.string(),
   /** Every point held, locked ones included. */
-  balance: number;
+  balance: z.number().int(),
   /** What can be redeemed or locked now: the balance less `locked`. */
-  available: number;
+  available: z.number().int(),
   /** Points locked by issued rewards not yet redeemed, voided or expired. */
-  locked: number;
+  locked: z.number().int(),
   /** Points the workspace's expiry policy will take within 30 days if nothing changes, and the earliest date. */
-  expiringSoon: { points: number; at: string | null };
-  lifetimeEarned: number;
-  lifetimeRedeemed: number;
-  lifetimeExpired: number;
-  createdAt: string;
-  updatedAt: string;
-}
+  expiringSoon: z.object({ points: z.number().int(), at: timestamp.nullable() }),
+  lifetimeEarned: z.number().int(),
+  lifetimeRedeemed: z.number().int(),
+  lifetimeExpired: z.number().int(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+export type WalletView = z.infer<typeof walletView>;
 
 /** A consumer's wallet, with the name of the merchant it is held at. */
-export interface ConsumerWalletView extends WalletView {
-  businessName: string | null;
-}
+export const consumerWalletView = walletView.extend({ businessName: z.string().nullable() });
+export type ConsumerWalletView = z.infer<typeof consumerWalletView>;
 
 const WALLET_COLUMNS =
   'w.id, w.tenant_id, w.consumer_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.locked_points, w.lifetime_expired, w.created_at, w.updated_at';
 
-function walletView(r: z.infer<typeof walletRow>): WalletView {
+function toWalletView(r: z.infer<typeof walletRow>): WalletView {
   return {
     walletId: r.id,
     tenantId: r.tenant_id,
@@ -67,7 +68,7 @@ function walletView(r: z.infer<typeof walletRow>): WalletView {
   };
 }
 
-const toWallet = (raw: unknown): WalletView => walletView(walletRow.parse(raw));
+const toWallet = (raw: unknown): WalletView => toWalletView(walletRow.parse(raw));
 
 const policyRow = z.object({
   tenant_id: z.string(),
@@ -180,7 +181,7 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
     if (r.policy_version !== null && r.retroactive !== null && r.effective_from !== null) {
       policies.set(...policyOf({ ...r, policy_version: r.policy_version, retroactive: r.retroactive, effective_from: r.effective_from }));
     }
-    return { ...walletView(r), businessName: r.business_name };
+    return { ...toWalletView(r), businessName: r.business_name };
   });
   return { wallets, policies };
 }
@@ -248,34 +249,33 @@ const ledgerRow = z.object({
 
 /**
  * One line of a wallet's ledger. `entryType` is `credit` or `debit`; `kind` what the line is (`earn`, `claim`,
- * `reversal`, `redemption`, `adjustment`, …); `points` is signed (debits negative); `balanceAfter` is the
- * balance once it applied.
+ * `reversal`, `redemption`, `adjustment`, expiry, reward lines, …); `points` is signed (debits negative);
+ * `balanceAfter` is the balance once it applied.
  */
-export interface LedgerItem {
-  id: string;
-  entryType: z.infer<typeof ledgerRow>['entry_type'];
-  kind: string;
-  points: number;
-  balanceAfter: number;
+export const ledgerItem = z.object({
+  id: z.string(),
+  entryType: z.enum(['credit', 'debit']),
+  kind: z.string(),
+  points: z.number().int(),
+  balanceAfter: z.number().int(),
   /** How the line moved the points locked by issued rewards (reward lines only). */
-  lockedChange: number;
-  rewardId: string | null;
-  issuedRewardId: string | null;
-  paymentId: string | null;
-  refundId: string | null;
-  adminId: string | null;
-  reason: string | null;
-  reference: string | null;
-  idempotencyKey: string | null;
-  position: string;
-  createdAt: string;
-}
+  lockedChange: z.number().int(),
+  rewardId: z.string().nullable(),
+  issuedRewardId: z.string().nullable(),
+  paymentId: z.string().nullable(),
+  refundId: z.string().nullable(),
+  adminId: z.string().nullable(),
+  reason: z.string().nullable(),
+  reference: z.string().nullable(),
+  idempotencyKey: z.string().nullable(),
+  position: z.string(),
+  createdAt: timestamp,
+});
+export type LedgerItem = z.infer<typeof ledgerItem>;
 
 /** A page of a ledger, newest first; `nextCursor` is null on the last page. */
-export interface LedgerPage {
-  items: LedgerItem[];
-  nextCursor: string | null;
-}
+export const ledgerPageView = cursorPage(ledgerItem);
+export type LedgerPage = z.infer<typeof ledgerPageView>;
 
 /** The cursor is the revision of the page's last line, opaque to the caller. */
 const cursorSchema = z.object({ before: z.number().int().nonnegative() }).strict();

@@ -153,7 +153,7 @@ test('invalid rules are refused with what to fix', async (t) => {
     [{ kind: 'spend', points: 1, per: -100, basis: 'amount' }, /per .* must be at least 1/],
     [{ kind: 'spend', points: 1, per: 100, basis: 'tips' }, /basis must be 'amount'/],
     [{ kind: 'spend', points: 1e9, per: 100, basis: 'amount' }, /points must be at most/],
-    [{ kind: 'bonus', points: 1 }, /kind must be 'spend' or 'visit'/],
+    [{ kind: 'bonus', points: 1 }, /kind must be 'spend', 'visit', 'item' or 'category'/],
     [{ kind: 'visit', points: 5, extra: 1 }, /extra/],
   ];
   for (const [rule, message] of cases) {

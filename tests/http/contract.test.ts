@@ -141,6 +141,13 @@ test.serial('every declared route answers what its declaration says, and GET /op
   const rule = await hit(t, 'post /api/v1/client/reward-rules', { ...asOwner, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
   await hit(t, 'post /api/v1/client/reward-rules/:ruleId/activate', { ...asOwner, params: { ruleId: rule.body.ruleId } });
   await hit(t, 'get /api/v1/client/reward-rules', asOwner);
+  const item = await hit(t, 'post /api/v1/client/reward-rules', { ...asOwner, body: { kind: 'item', points: 5, itemVariationIds: ['VARLATTE'] } });
+  await hit(t, 'post /api/v1/client/reward-rules/:ruleId/activate', { ...asOwner, params: { ruleId: item.body.ruleId }, body: { alongside: true } });
+  await hit(t, 'post /api/v1/client/reward-rules/preview', {
+    ...asOwner,
+    body: { order: { lines: [{ itemVariationId: 'VARLATTE', quantity: '2', totalMinor: 900 }] } },
+  });
+  await hit(t, 'post /api/v1/client/reward-rules/:ruleId/deactivate', { ...asOwner, params: { ruleId: item.body.ruleId } });
 
   const consumer = await registered(t, 'consumer', 'shopper@contract.test');
   await hit(t, 'get /api/v1/me', { token: consumer.token });
@@ -170,6 +177,15 @@ test.serial('every declared route answers what its declaration says, and GET /op
   await hit(t, 'get /api/v1/client/debug/square', asOwner);
   await hit(t, 'get /api/v1/admin/connections', asAdmin);
   await hit(t, 'post /api/v1/internal/cron/square-poll-payments');
+
+  // Promotions (issue 19): the merchant's locations from Square, a promotion scheduled at one of them, listed, ended.
+  await hit(t, 'get /api/v1/client/locations', asOwner);
+  const promotion = await hit(t, 'post /api/v1/client/promotions', {
+    ...asOwner,
+    body: { name: 'Double Tuesdays', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: '2027-01-05', daysOfWeek: ['TUE'], hours: [{ from: '14:00', to: '17:00' }], locationIds: [`${merchantId}-L1`] },
+  });
+  await hit(t, 'get /api/v1/client/promotions', asOwner);
+  await hit(t, 'post /api/v1/client/promotions/:promotionId/end', { ...asOwner, params: { promotionId: promotion.body.promotionId } });
 
   // Webhooks: one for a merchant nobody connected is settled as no_connection, and can be re-driven.
   const send = webhookSender(service.url, WEBHOOK_KEY, `${API_BASE_URL}/api/v1/webhooks/square`);

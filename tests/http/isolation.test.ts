@@ -64,7 +64,7 @@ test.before(async () => {
   // A reward of tenant A's catalog, issued to the wallet.
   const reward = await call('POST', '/api/v1/client/rewards', { token: owner.token, body: { name: 'Free coffee', points: 5 } });
   const issued = await call('POST', `/api/v1/client/wallets/${walletId}/rewards`, { token: owner.token, body: { rewardId: reward.body.rewardId, idempotencyKey: 'iso-1' } });
-  fixtures = { rewardId: reward.body.rewardId, issuedRewardId: issued.body.issuedReward.issuedRewardId, tenantId: tenantA, ruleId: rule.body.ruleId, userId: uuid(), walletId, stream: walletStream(walletId), correlationId: uuid(), eventId: 'evt-never-received', name: 'reward_rules', jobId: uuid() };
+  fixtures = { rewardId: reward.body.rewardId, issuedRewardId: issued.body.issuedReward.issuedRewardId, tenantId: tenantA, ruleId: rule.body.ruleId, userId: uuid(), walletId, stream: walletStream(walletId), correlationId: uuid(), eventId: 'evt-never-received', name: 'reward_rules', jobId: uuid(), promotionId: uuid() };
 });
 test.after.always(async () => {
   await service?.stop();

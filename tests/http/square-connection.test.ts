@@ -177,7 +177,7 @@ test('the connect URL sends the merchant to the configured Square host with the 
   const url = await authorizeUrl(client);
   t.is(`${url.origin}${url.pathname}`, `${square.url}/oauth2/authorize`);
   t.is(url.searchParams.get('client_id'), square.appId);
-  t.deepEqual(url.searchParams.get('scope')?.split(' ').sort(), ['CUSTOMERS_READ', 'MERCHANT_PROFILE_READ', 'PAYMENTS_READ']);
+  t.deepEqual(url.searchParams.get('scope')?.split(' ').sort(), ['CUSTOMERS_READ', 'ITEMS_READ', 'MERCHANT_PROFILE_READ', 'ORDERS_READ', 'PAYMENTS_READ']);
   t.is(url.searchParams.get('session'), 'false');
   t.is(url.searchParams.get('redirect_uri'), REDIRECT_URI);
   const state = decodeJwt(url.searchParams.get('state') ?? '');
@@ -196,7 +196,7 @@ test('a merchant connects: tokens stored encrypted, the connection active, the A
 
   const view = await connection(client);
   t.like(view, { provider: 'square', status: 'active', merchantId, businessName: `Business ${merchantId}`, lastError: null, revokedBy: null });
-  t.deepEqual(view.scopes.sort(), ['CUSTOMERS_READ', 'MERCHANT_PROFILE_READ', 'PAYMENTS_READ']);
+  t.deepEqual(view.scopes.sort(), ['CUSTOMERS_READ', 'ITEMS_READ', 'MERCHANT_PROFILE_READ', 'ORDERS_READ', 'PAYMENTS_READ']);
   t.deepEqual(view.locations.map((l: { id: string }) => l.id), [`${merchantId}-L1`, `${merchantId}-L2`]);
   const daysLeft = (Date.parse(view.tokenExpiresAt) - Date.now()) / DAY_MS;
   t.true(daysLeft > 29 && daysLeft <= 30, `token expires in ${daysLeft} days`);

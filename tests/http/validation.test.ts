@@ -15,7 +15,8 @@ const CRON_SECRET = 'cron-secret-for-validation-01234';
 const NO_BODY = new Set([
   'patch /api/v1/admin/users/:userId/approve',
   'patch /api/v1/admin/users/:userId/reinstate',
-  'post /api/v1/client/reward-rules/:ruleId/activate',
+  'post /api/v1/client/reward-rules/:ruleId/deactivate',
+  'post /api/v1/client/promotions/:promotionId/end',
   'post /api/v1/client/reward-rules/retire',
   'post /api/v1/client/pos/square/refresh',
   'post /api/v1/internal/cron/square-refresh-tokens',
@@ -31,6 +32,7 @@ const NO_BODY = new Set([
 /** A body that is valid but for the unknown field, where `{}` alone would fail on something else first. */
 const VALID_BODY: Record<string, Record<string, unknown>> = {
   'post /api/v1/client/reward-rules': { kind: 'spend', points: 1, per: 100, basis: 'amount' },
+  'post /api/v1/client/reward-rules/preview': { order: { lines: [] } },
 };
 
 /**

@@ -56,7 +56,7 @@ test('the authorize URL points at sandbox, production or the override, with the 
   t.is(`${sandbox.origin}${sandbox.pathname}`, 'https://connect.squareupsandbox.com/oauth2/authorize');
   t.deepEqual(Object.fromEntries(sandbox.searchParams), {
     client_id: 'sq0idp-app',
-    scope: 'PAYMENTS_READ CUSTOMERS_READ MERCHANT_PROFILE_READ',
+    scope: 'PAYMENTS_READ CUSTOMERS_READ MERCHANT_PROFILE_READ ORDERS_READ ITEMS_READ',
     session: 'false',
     state: 'csrf-123',
     redirect_uri: 'https://api.example.com/square/callback',
@@ -177,9 +177,10 @@ test('the merchant profile and its locations', async (t) => {
     currency: 'USD',
   });
   t.deepEqual(await merchant.listLocations(), [
-    { id: 'L-MAIN', name: 'Main Street', status: 'ACTIVE' },
-    { id: 'L-PIER', name: 'Pier Kiosk', status: 'ACTIVE' },
-    { id: 'L-OLD', name: 'Closed Shop', status: 'INACTIVE' },
+    // Square's Location carries an IANA time zone (promotion windows are read in the main location's).
+    { id: 'L-MAIN', name: 'Main Street', status: 'ACTIVE', timezone: 'America/New_York' },
+    { id: 'L-PIER', name: 'Pier Kiosk', status: 'ACTIVE', timezone: 'America/New_York' },
+    { id: 'L-OLD', name: 'Closed Shop', status: 'INACTIVE', timezone: 'America/New_York' },
   ]);
 });
 

@@ -53,12 +53,12 @@ export function scenario(service: TestService, square: SquareTestServer) {
     return { ...user, tenantId: approval.body.user.tenantId as string };
   }
 
-  /** Connects the merchant's workspace to a Square merchant through the OAuth flow. */
-  async function connect(owner: Actor, squareMerchantId: string): Promise<void> {
+  /** Connects the merchant's workspace to a Square merchant through the OAuth flow (`scopes`: what the merchant grants). */
+  async function connect(owner: Actor, squareMerchantId: string, grant: { scopes?: readonly string[] } = {}): Promise<void> {
     const started = await call('GET', '/api/v1/client/pos/square/connect', { token: owner.token });
     const browser = await openConnectUrl(service.url, started.body.url);
     const state = browser.authorizeUrl.searchParams.get('state')!;
-    const code = square.issueCode(squareMerchantId);
+    const code = square.issueCode(squareMerchantId, grant);
     const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {
       headers: { cookie: browser.cookie },
     });

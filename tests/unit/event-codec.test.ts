@@ -60,11 +60,17 @@ test('the payload of each current version decodes to itself: no stored field is 
   }
 });
 
-test('a PurchaseCompleted stored as version 1 is upcast step by step to version 4: no payment time, credited by the reactor, no order, refunds on the total', (t) => {
+/** What a purchase of one rule (before version 5) upcasts to: that rule's single contribution, the order not read. */
+const oneRule = (d: Record<string, unknown>, refundBasis: string) => ({
+  orderRead: false,
+  contributions: [{ ruleId: d.ruleId, ruleVersion: d.ruleVersion, kind: refundBasis === 'full_refund' ? 'visit' : 'spend', points: d.points, basis: d.basis, basisAmountMinor: d.basisAmountMinor, refundBasis }],
+});
+
+test('a PurchaseCompleted stored as version 1 is upcast step by step to version 6: no payment time, credited by the reactor, no order, refunds on the total, one rule, no promotion', (t) => {
   const v1 = fixture('PurchaseCompleted', 1);
   const decoded = paymentEvents.decode(recorded(v1));
   t.is(decoded.type, 'PurchaseCompleted');
-  const since3 = { orderId: null, refundBasis: 'total' };
+  const since3 = { orderId: null, refundBasis: 'total', ...oneRule(v1.data, 'total'), promotion: null };
   t.deepEqual(decoded.data, { ...v1.data, paymentCreatedAt: null, walletEffect: 'reactor', ...since3 });
   // An event written before any version was stamped is version 1.
   const unstamped = paymentEvents.decode({ ...recorded(v1), metadata: {} });
@@ -73,7 +79,11 @@ test('a PurchaseCompleted stored as version 1 is upcast step by step to version 
   t.deepEqual(paymentEvents.decode(recorded(v2)).data, { ...v2.data, walletEffect: 'reactor', ...since3 });
   const v3 = fixture('PurchaseCompleted', 3);
   t.deepEqual(paymentEvents.decode(recorded(v3)).data, { ...v3.data, ...since3 }, 'purchases before version 4 keep being reversed on the share of the total');
-  t.is(paymentEvents.versionOf('PurchaseCompleted'), 4);
+  const v4 = fixture('PurchaseCompleted', 4);
+  t.deepEqual(paymentEvents.decode(recorded(v4)).data, { ...v4.data, ...oneRule(v4.data, 'amount'), promotion: null }, "a version 4 purchase is its one rule's contribution");
+  const v5 = fixture('PurchaseCompleted', 5);
+  t.deepEqual(paymentEvents.decode(recorded(v5)).data, { ...v5.data, promotion: null }, 'purchases before version 6 had no promotion');
+  t.is(paymentEvents.versionOf('PurchaseCompleted'), 6);
 });
 
 test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of version 1 no currency nor country', (t) => {
@@ -84,10 +94,21 @@ test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of
   t.deepEqual(connections?.decode(recorded(authorized)).data, { ...authorized.data, currency: null, country: null });
 });
 
-test('a RefundApplied stored as version 1 is upcast to version 2: its reversal was the reactor\'s', (t) => {
+test('a RefundApplied stored as version 1 is upcast to version 3: its reversal was the reactor\'s, of its one rule', (t) => {
   const v1 = fixture('RefundApplied', 1);
-  t.deepEqual(paymentEvents.decode(recorded(v1)).data, { ...v1.data, walletEffect: 'reactor' });
-  t.is(paymentEvents.versionOf('RefundApplied'), 2);
+  t.deepEqual(paymentEvents.decode(recorded(v1)).data, { ...v1.data, walletEffect: 'reactor', contributions: [] });
+  t.is(paymentEvents.versionOf('RefundApplied'), 3);
+});
+
+test('a RewardRuleActivated of version 1 replaced the rule it names; a RewardRuleCreated of version 1 is a version 2 rule as it is', (t) => {
+  const rules = eventFamilies.find((f) => f.handles('RewardRuleActivated'));
+  const v1 = fixture('RewardRuleActivated', 1);
+  const { deactivatedRuleId, ...rest } = v1.data;
+  t.deepEqual(rules?.decode(recorded(v1)).data, { ...rest, deactivatedRuleIds: deactivatedRuleId ? [deactivatedRuleId] : [], alongside: false });
+  const replaced = recorded({ ...v1, data: { ...v1.data, deactivatedRuleId: 'rule-0' } });
+  t.like(rules?.decode(replaced).data, { deactivatedRuleIds: ['rule-0'], alongside: false });
+  const created = fixture('RewardRuleCreated', 1);
+  t.deepEqual(rules?.decode(recorded(created)).data, created.data);
 });
 
 test('a stored event that does not decode names its stream, revision, position, type and what is wrong', (t) => {
@@ -134,8 +155,8 @@ test('writers stamp the current version of each type in the metadata', async (t)
   const stored = await store.readStream(paymentStream('pay_9'));
   t.deepEqual(stored.map((e) => [e.type, e.metadata.schemaVersion, e.metadata.actor]), [
     ['RefundHeld', 2, 'test'],
-    ['PurchaseCompleted', 4, 'test'],
-    ['RefundApplied', 2, 'test'],
+    ['PurchaseCompleted', 6, 'test'],
+    ['RefundApplied', 3, 'test'],
   ]);
   const completed = paymentEvents.decode(stored[1]!);
   t.is(completed.type === 'PurchaseCompleted' ? completed.data.paymentCreatedAt : undefined, '2026-11-10T11:59:00Z', 'version 2 records when the customer paid');

@@ -32,11 +32,11 @@ const RULE_1 = { ruleId: 'rule-1', version: 1, rule: { kind: 'spend' as const, p
 const RULE_2 = { ruleId: 'rule-2', version: 2, rule: { kind: 'spend' as const, points: 2, per: 100, basis: 'total' as const, minimumSpend: 0 }, createdAt: '2026-10-30T00:00:00.000Z' };
 const RULE_SET: RuleSetState = {
   versions: [RULE_1, RULE_2],
-  activeRuleId: 'rule-2',
+  activeRuleIds: ['rule-2'],
   retiredThrough: 0,
   history: [
-    { at: '2026-10-01T00:00:00.000Z', ruleId: 'rule-1' },
-    { at: '2026-11-01T09:00:00.000Z', ruleId: 'rule-2' },
+    { at: '2026-10-01T00:00:00.000Z', ruleIds: ['rule-1'] },
+    { at: '2026-11-01T09:00:00.000Z', ruleIds: ['rule-2'] },
   ],
 };
 /** When the customer paid: before the program, under rule 1, or under rule 2. */
@@ -290,9 +290,9 @@ test('no sequence of credits, reversals, redemptions, rewards and expiries ever 
 /** A visit rule (10 points, no minimum) in force from 2026-10-01: one visit per order, however it is paid. */
 const VISIT_RULES: RuleSetState = {
   versions: [{ ruleId: 'rule-visit', version: 1, rule: { kind: 'visit', points: 10, minimumSpend: 0 }, createdAt: '2026-09-30T00:00:00.000Z' }],
-  activeRuleId: 'rule-visit',
+  activeRuleIds: ['rule-visit'],
   retiredThrough: 0,
-  history: [{ at: '2026-10-01T00:00:00.000Z', ruleId: 'rule-visit' }],
+  history: [{ at: '2026-10-01T00:00:00.000Z', ruleIds: ['rule-visit'] }],
 };
 
 const orderArb = fc.record({

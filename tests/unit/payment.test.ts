@@ -4,7 +4,7 @@
  * floored refunded share, and the claim of held points within the claim window, once.
  */
 import test from 'ava';
-import { CLAIM_WINDOW_DAYS, paymentDecider, reversalFor, type PaymentFacts, type PaymentCommand, type PaymentEvent } from '../../domain/payments/payment.ts';
+import { CLAIM_WINDOW_DAYS, paymentDecider, reversalFor, type PaymentFacts, type PaymentCommand, type PaymentEvent, type RefundBasis } from '../../domain/payments/payment.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
 const spec = deciderSpec(paymentDecider);
@@ -70,9 +70,18 @@ const completed = (over: Partial<Extract<PaymentEvent, { type: 'PurchaseComplete
     walletEffect: 'reactor',
     orderId: null,
     refundBasis: 'amount',
+    orderRead: false,
+    promotion: null,
     ...over,
+    contributions: over.contributions ?? contributionsOf({ ruleId: 'rule-1', ruleVersion: 3, basis: 'amount', basisAmountMinor: 1099, refundBasis: 'amount', points: 10, ...over }),
   },
 });
+
+/** The single rule's contribution a purchase of one rule records (none without a rule). */
+function contributionsOf(d: { ruleId: string | null; ruleVersion: number | null; basis: 'amount' | 'total' | null; basisAmountMinor: number | null; refundBasis: RefundBasis; points: number }) {
+  if (d.ruleId === null || d.ruleVersion === null || d.basis === null || d.basisAmountMinor === null) return [];
+  return [{ ruleId: d.ruleId, ruleVersion: d.ruleVersion, kind: d.refundBasis === 'full_refund' ? ('visit' as const) : ('spend' as const), points: d.points, basis: d.basis, basisAmountMinor: d.basisAmountMinor, refundBasis: d.refundBasis }];
+}
 
 const refund = (refundId: string, amountMinor: number, status = 'COMPLETED', currency = 'USD'): PaymentCommand => ({
   type: 'ObserveRefund',
@@ -88,9 +97,20 @@ const held = (refundId: string, amountMinor: number, currency: string | null = '
   type: 'RefundHeld',
   data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, currency, source: 'webhook' },
 });
-const applied = (refundId: string, amountMinor: number, pointsReversed: number, wallet: { walletId: string; consumerId: string } | null = null): PaymentEvent => ({
+const applied = (refundId: string, amountMinor: number, pointsReversed: number, wallet: { walletId: string; consumerId: string } | null = null, ruleId = 'rule-1'): PaymentEvent => ({
   type: 'RefundApplied',
-  data: { paymentId: 'pay_1', tenantId: TENANT, refundId, amountMinor, pointsReversed, walletId: wallet?.walletId ?? null, consumerId: wallet?.consumerId ?? null, source: 'webhook', walletEffect: 'reactor' },
+  data: {
+    paymentId: 'pay_1',
+    tenantId: TENANT,
+    refundId,
+    amountMinor,
+    pointsReversed,
+    walletId: wallet?.walletId ?? null,
+    consumerId: wallet?.consumerId ?? null,
+    source: 'webhook',
+    walletEffect: 'reactor',
+    contributions: pointsReversed > 0 ? [{ ruleId, pointsReversed }] : [],
+  },
 });
 
 const DAY = 24 * 3600 * 1000;
@@ -127,7 +147,7 @@ test('who appends the wallet effect is recorded as commanded: inline with batche
   spec(t).given().when(observe({}, { resolution: consumer, walletEffect: 'inline' })).then([completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited', walletEffect: 'inline' })]);
   const credited = completed({ consumerId: 'c1', walletId: 'w1', outcome: 'credited', walletEffect: 'inline' });
   spec(t).given(credited).when({ ...refund('r1', 500), walletEffect: 'inline' } as PaymentCommand).then([
-    { type: 'RefundApplied', data: { paymentId: 'pay_1', tenantId: TENANT, refundId: 'r1', amountMinor: 500, pointsReversed: 4, walletId: 'w1', consumerId: 'c1', source: 'webhook', walletEffect: 'inline' } },
+    { type: 'RefundApplied', data: { paymentId: 'pay_1', tenantId: TENANT, refundId: 'r1', amountMinor: 500, pointsReversed: 4, walletId: 'w1', consumerId: 'c1', source: 'webhook', walletEffect: 'inline', contributions: [{ ruleId: 'rule-1', pointsReversed: 4 }] } },
   ]);
 });
 
@@ -211,7 +231,7 @@ test('refunds by basis: amount (tip excluded), total, and a visit only when refu
   const visit = completed({ ...paid, consumerId: 'c1', walletId: 'w1', outcome: 'credited', points: 10, ruleId: 'rule-v', ruleVersion: 4, basisAmountMinor: 2000, refundBasis: 'full_refund' });
   spec(t).given().when(observe(paid, { resolution: consumer, activeRule: visitRule })).then([visit]);
   spec(t).given(visit).when(refund('r1', 2000)).then([applied('r1', 2000, 0, { walletId: 'w1', consumerId: 'c1' })]);
-  spec(t).given(visit, applied('r1', 2000, 0)).when(refund('r2', 500)).then([applied('r2', 500, 10, { walletId: 'w1', consumerId: 'c1' })]);
+  spec(t).given(visit, applied('r1', 2000, 0)).when(refund('r2', 500)).then([applied('r2', 500, 10, { walletId: 'w1', consumerId: 'c1' }, 'rule-v')]);
 });
 
 test('one visit per order: the tender that counts decides on the order’s amount seen so far; the others are same_order', (t) => {

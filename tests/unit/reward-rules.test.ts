@@ -59,7 +59,7 @@ test('rule set: versions number up from 1; activation switches the single active
   spec(t).given(created('r1', 1)).when({ type: 'CreateRewardRule', tenantId: 't1', ruleId: 'r2', rule: spend(), by: 'u', now }).then([created('r2', 2)]);
   const activate = (ruleId: string) => ({ type: 'ActivateRewardRule', tenantId: 't1', ruleId, by: 'u', now }) as const;
   const activated = (ruleId: string, version: number, deactivatedRuleId: string | null) =>
-    ({ type: 'RewardRuleActivated', data: { tenantId: 't1', ruleId, version, deactivatedRuleId, activatedBy: 'u', activatedAt: now } }) as const;
+    ({ type: 'RewardRuleActivated', data: { tenantId: 't1', ruleId, version, deactivatedRuleIds: deactivatedRuleId ? [deactivatedRuleId] : [], alongside: false, activatedBy: 'u', activatedAt: now } }) as const;
   spec(t).given(created('r1', 1), created('r2', 2), activated('r1', 1, null)).when(activate('r2')).then([activated('r2', 2, 'r1')]);
   spec(t).given(created('r1', 1), activated('r1', 1, null)).when(activate('r1')).thenNothing();
   spec(t).given(created('r1', 1)).when(activate('nope')).thenThrows('NOT_FOUND');

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { Config } from '../../config.ts';
+import { DEMO_CATALOG } from './orders.ts';
 import { createSquareSimulator, type SquareSimulator } from './server.ts';
 
 export const SIMULATOR_PATH = '/square-simulator';
@@ -42,6 +43,7 @@ export function developmentSimulator(
     webhooks: { notificationUrl: options.notificationUrl, ...(config.SQUARE_WEBHOOK_SIGNATURE_KEY ? { signatureKey: config.SQUARE_WEBHOOK_SIGNATURE_KEY } : {}) },
     redirectUri: options.redirectUri,
     seedMerchants: [DEMO_MERCHANT],
+    seedCatalog: DEMO_CATALOG,
     afterDelivery: options.afterDelivery,
   });
   simulator.setUrl(config.API_BASE_URL);

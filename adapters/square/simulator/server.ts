@@ -20,16 +20,24 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { authorizeErrorPage, consentPage } from './authorize-page.ts';
 import { deliverWebhook, webhookEnvelope, type Delivery } from './webhooks.ts';
+import { isTimeZone } from '../../../domain/promotions/promotion.ts';
+import { batchRetrieve, catalogLine, orderAmount, orderJson, type TestCatalog, type TestOrder, type TestOrderLine } from './orders.ts';
+
+export type { TestCatalog, TestCatalogItem, TestCategory, TestOrder, TestOrderLine, TestVariation } from './orders.ts';
 
 export const TEST_APP_ID = 'sq0idp-test-application';
 export const TEST_APP_SECRET = 'sq0csp-test-application-secret';
 /** What a code grants unless `issueCode` says otherwise. */
-export const DEFAULT_SCOPES = ['MERCHANT_PROFILE_READ', 'PAYMENTS_READ', 'CUSTOMERS_READ'] as const;
+export const DEFAULT_SCOPES = ['MERCHANT_PROFILE_READ', 'PAYMENTS_READ', 'CUSTOMERS_READ', 'ORDERS_READ', 'ITEMS_READ'] as const;
+/** What a connection made before issue 19 was granted: no orders, no catalog. */
+export const PAYMENT_ONLY_SCOPES = ['MERCHANT_PROFILE_READ', 'PAYMENTS_READ', 'CUSTOMERS_READ'] as const;
 
 export interface TestLocation {
   id: string;
   name: string;
   status?: 'ACTIVE' | 'INACTIVE';
+  /** IANA time zone, as Square's Location `timezone`; defaults to `America/New_York`. */
+  timezone?: string;
 }
 
 export interface TestMerchant {
@@ -125,6 +133,8 @@ export interface SimulatorOptions {
   redirectUri?: string;
   /** Merchants to start with when there is no state file yet (a fresh DATA_DIR). */
   seedMerchants?: TestMerchant[];
+  /** The catalog the seeded merchants start with (items, variations, categories). */
+  seedCatalog?: TestCatalog;
   /** The application's name on the consent page. */
   appName?: string;
   /**
@@ -168,6 +178,10 @@ export interface SquareTestServer {
   addPayment(merchantId: string, payment: TestPayment): void;
   /** Adds or replaces (same id) a refund. */
   addRefund(merchantId: string, refund: TestRefund): void;
+  /** Replaces the merchant's catalog (items with their variations, and categories). */
+  setCatalog(merchantId: string, catalog: TestCatalog): void;
+  /** Adds or replaces (same id) an order; a payment names it with `orderId`. */
+  addOrder(merchantId: string, order: TestOrder): void;
   /** The merchant revoked the app: its access tokens answer `ACCESS_TOKEN_REVOKED`, its refresh token is dead. */
   revokeTokensOf(merchantId: string): void;
   /** The merchant's current access tokens answer `ACCESS_TOKEN_EXPIRED`; refreshing still works. */
@@ -186,6 +200,8 @@ interface MerchantState {
   customers: Map<string, TestCustomer>;
   payments: Map<string, TestPayment>;
   refunds: Map<string, TestRefund>;
+  orders: Map<string, TestOrder>;
+  catalog: TestCatalog;
 }
 
 interface Grant {
@@ -337,7 +353,7 @@ function locationJson(location: TestLocation, { merchant }: MerchantState) {
     merchant_id: merchant.merchantId,
     name: location.name,
     status: location.status ?? 'ACTIVE',
-    timezone: 'America/New_York',
+    timezone: location.timezone ?? 'America/New_York',
     type: 'PHYSICAL',
   };
 }
@@ -382,6 +398,12 @@ function listQuery(query: URLSearchParams): ListQuery {
     updatedAtEndTime: timeParam(query, 'updated_at_end_time'),
     limit: Math.min(limit, MAX_PAGE),
   };
+}
+
+/** A list answer as Square writes it: one page under `key`, with its cursor if more follow; `{}` when the page is empty. */
+function listReply<T extends { id: string; createdAt: string; updatedAt?: string }>(key: string, items: T[], query: URLSearchParams, json: (item: T) => unknown): Reply {
+  const result = page(items, listQuery(query), query);
+  return { status: 200, body: result.items.length ? { [key]: result.items.map(json), ...(result.cursor ? { cursor: result.cursor } : {}) } : {} };
 }
 
 /**
@@ -450,7 +472,8 @@ async function readBody(request: IncomingMessage): Promise<unknown> {
 /** What the state file holds; amounts that are bigints are written as `{ "$bigint": "…" }`. */
 interface Snapshot {
   version: 1;
-  merchants: { merchant: Required<TestMerchant>; customers: TestCustomer[]; payments: TestPayment[]; refunds: TestRefund[] }[];
+  /** `orders` and `catalog` since issue 19: a state file written before has neither. */
+  merchants: { merchant: Required<TestMerchant>; customers: TestCustomer[]; payments: TestPayment[]; refunds: TestRefund[]; orders?: TestOrder[]; catalog?: TestCatalog }[];
   codes: [string, Code][];
   accessTokens: [string, AccessToken][];
   refreshTokens: [string, Grant][];
@@ -526,6 +549,8 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
         customers: new Map(m.customers.map((c) => [c.id, c])),
         payments: new Map(m.payments.map((p) => [p.id, p])),
         refunds: new Map(m.refunds.map((r) => [r.id, r])),
+        orders: new Map((m.orders ?? []).map((o) => [o.id, o])),
+        catalog: m.catalog ?? { categories: [], items: [] },
       });
     }
     for (const [k, v] of snapshot.codes) codes.set(k, v);
@@ -545,6 +570,8 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
         customers: [...m.customers.values()],
         payments: [...m.payments.values()],
         refunds: [...m.refunds.values()],
+        orders: [...m.orders.values()],
+        catalog: m.catalog,
       })),
       codes: [...codes],
       accessTokens: [...accessTokens],
@@ -557,7 +584,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     renameSync(temporary, options.stateFile);
   };
 
-  const addMerchant = (merchant: TestMerchant) => {
+  const addMerchant = (merchant: TestMerchant, catalog: TestCatalog = { categories: [], items: [] }) => {
     const main = merchant.mainLocationId ?? merchant.locations[0]?.id;
     if (!main) throw new Error('Test server: a merchant needs at least one location');
     merchants.set(merchant.merchantId, {
@@ -565,9 +592,11 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       customers: new Map(),
       payments: new Map(),
       refunds: new Map(),
+      orders: new Map(),
+      catalog,
     });
   };
-  if (fresh) for (const merchant of options.seedMerchants ?? []) addMerchant(merchant);
+  if (fresh) for (const merchant of options.seedMerchants ?? []) addMerchant(merchant, options.seedCatalog);
   if (fresh || (options.webhooks && !options.webhooks.signatureKey)) persist();
 
   const merchantState = (merchantId: string) => {
@@ -757,7 +786,9 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     const merchantId = f.optionalText('id') ?? `ML${squareId(11)}`;
     if (merchants.has(merchantId)) throw new SquareFailure(409, 'INVALID_REQUEST_ERROR', 'CONFLICT', `Merchant ${merchantId} already exists.`, 'id');
     const locationId = f.optionalText('location_id') ?? `L${squareId(12)}`;
-    addMerchant({ merchantId, businessName: name, currency, country, locations: [{ id: locationId, name: `${name} (main)` }] });
+    const timezone = f.optionalText('timezone');
+    if (timezone !== undefined && !isTimeZone(timezone)) throw badRequest('INVALID_TIMEZONE', 'timezone must be an IANA time zone such as America/New_York.', 'timezone');
+    addMerchant({ merchantId, businessName: name, currency, country, locations: [{ id: locationId, name: `${name} (main)`, ...(timezone ? { timezone } : {}) }] });
     return { status: 200, body: { merchant: merchantJson(merchants.get(merchantId)!) } };
   };
 
@@ -794,10 +825,32 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     return { status: 200, body: { customer: customerJson(made.customer), webhooks: made.webhooks } };
   };
 
+  /**
+   * `line_items` of a control payment: `[{ catalog_object_id, quantity?, tax? }]` (a variation of the merchant's
+   * catalog, its price from there) or `[{ name, price, quantity?, tax? }]` (a custom amount). Makes the order.
+   */
+  const orderLines = (state: MerchantState, value: unknown): TestOrderLine[] | undefined => {
+    if (value === undefined || value === null) return undefined;
+    if (!Array.isArray(value) || !value.length) throw badRequest('INVALID_VALUE', 'line_items must be a non-empty list.', 'line_items');
+    return value.map((raw: unknown, i) => {
+      const f = fields(raw);
+      const field = (name: string) => `line_items[${i}].${name}`;
+      const record = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+      const quantity = String(record.quantity ?? '1');
+      if (!/^\d{1,10}(\.\d{1,5})?$/.test(quantity) || Number(quantity) <= 0) throw badRequest('INVALID_VALUE', `${field('quantity')} must be a positive decimal such as "2".`, field('quantity'));
+      const tax = f.optionalAmount('tax', 0);
+      const variationId = f.optionalText('catalog_object_id');
+      const line = variationId ? catalogLine(state.catalog, variationId, quantity) : { name: f.text('name'), quantity, basePriceMinor: f.amount('price', 0) };
+      if (!line) throw notFound(`Catalog object \`${variationId}\` not found (${field('catalog_object_id')}).`);
+      return { ...line, ...(tax !== undefined ? { taxMinor: tax } : {}) };
+    });
+  };
+
   const controlPayment = async (body: unknown): Promise<Reply> => {
     const f = fields(body);
     const state = knownMerchant(f.text('merchant_id'));
-    const amount = f.amount('amount', 1);
+    const lines = orderLines(state, (body as Record<string, unknown> | null)?.line_items);
+    const amount = lines ? orderAmount({ id: '', locationId: '', lines, createdAt: '' }) : f.amount('amount', 1);
     const tip = f.optionalAmount('tip', 0);
     const status = f.optionalText('status') ?? 'COMPLETED';
     if (!(PAYMENT_STATUSES as readonly string[]).includes(status)) {
@@ -816,6 +869,8 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       webhooks.push(...made.webhooks);
     }
     const createdAt = new Date().toISOString();
+    const order: TestOrder | undefined = lines ? { id: squareId(24), locationId, lines, ...(tip !== undefined ? { tipMinor: tip } : {}), createdAt } : undefined;
+    if (order) state.orders.set(order.id, order);
     const payment: TestPayment = {
       id: squareId(29),
       locationId,
@@ -823,6 +878,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       ...(tip !== undefined ? { tip } : {}),
       status: status === 'COMPLETED' ? 'APPROVED' : status,
       ...(customerId ? { customerId } : {}),
+      ...(order ? { orderId: order.id } : {}),
       createdAt,
     };
     state.payments.set(payment.id, payment);
@@ -930,6 +986,18 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     }
     if (method === 'POST' && path === '/oauth2/token') return obtainToken(post);
     if (method === 'POST' && path === '/oauth2/revoke') return revokeToken(request, post);
+    if (method === 'POST' && path === '/oauth2/token/status') {
+      const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
+      const grant = bearer ? accessTokens.get(bearer) : undefined;
+      if (!grant || grant.state !== 'active') throw unauthorized();
+      return { status: 200, body: { client_id: appId, expires_at: grant.expiresAt, merchant_id: grant.merchantId, scopes: [...grant.scopes] } };
+    }
+    if (method === 'POST' && path === '/v2/catalog/batch-retrieve') {
+      const state = authorize(request, 'ITEMS_READ');
+      if (!Array.isArray(post.object_ids) || !post.object_ids.length) throw badRequest('MISSING_REQUIRED_PARAMETER', 'Missing required parameter: object_ids.', 'object_ids');
+      if (post.object_ids.length > 1000) throw badRequest('INVALID_ARRAY_LENGTH', 'object_ids may hold at most 1000 ids.', 'object_ids');
+      return { status: 200, body: batchRetrieve(state.catalog, post, state.merchant.currency) };
+    }
     if (method !== 'GET') throw new SquareFailure(405, 'INVALID_REQUEST_ERROR', 'METHOD_NOT_ALLOWED', `${method} ${path} is not supported.`);
 
     if ((match = /^\/v2\/merchants\/([^/]+)$/.exec(path))) {
@@ -949,20 +1017,27 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       if (!customer) throw notFound(`Customer with ID \`${id}\` not found.`);
       return { status: 200, body: { customer: customerJson(customer) } };
     }
+    if ((match = /^\/v2\/payments\/([^/]+)$/.exec(path))) {
+      const state = authorize(request, 'PAYMENTS_READ');
+      const id = decodeURIComponent(match[1]!);
+      const payment = state.payments.get(id);
+      if (!payment) throw notFound(`Payment with ID \`${id}\` not found.`);
+      return { status: 200, body: { payment: paymentJson(payment, payment.currency ?? state.merchant.currency) } };
+    }
+    if ((match = /^\/v2\/orders\/([^/]+)$/.exec(path))) {
+      const state = authorize(request, 'ORDERS_READ');
+      const id = decodeURIComponent(match[1]!);
+      const order = state.orders.get(id);
+      if (!order) throw notFound(`Order with ID \`${id}\` not found.`);
+      return { status: 200, body: { order: orderJson(order, state.merchant.currency) } };
+    }
     if (path === '/v2/payments') {
       const state = authorize(request, 'PAYMENTS_READ');
       // Square's documented quirk: without location_id, only the main location's payments.
       const locationId = url.searchParams.get('location_id') ?? state.merchant.mainLocationId;
       if (!state.merchant.locations.some((l) => l.id === locationId)) throw notFound(`Location \`${locationId}\` not found.`);
       const payments = [...state.payments.values()].filter((p) => p.locationId === locationId);
-      const result = page(payments, listQuery(url.searchParams), url.searchParams);
-      const currency = state.merchant.currency;
-      return {
-        status: 200,
-        body: result.items.length
-          ? { payments: result.items.map((p) => paymentJson(p, p.currency ?? currency)), ...(result.cursor ? { cursor: result.cursor } : {}) }
-          : {},
-      };
+      return listReply('payments', payments, url.searchParams, (p) => paymentJson(p, p.currency ?? state.merchant.currency));
     }
     if (path === '/v2/refunds') {
       const state = authorize(request, 'PAYMENTS_READ');
@@ -971,14 +1046,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       const refunds = [...state.refunds.values()].filter(
         (r) => (locationId === null || r.locationId === locationId) && (status === null || (r.status ?? 'COMPLETED') === status),
       );
-      const result = page(refunds, listQuery(url.searchParams), url.searchParams);
-      const currency = state.merchant.currency;
-      return {
-        status: 200,
-        body: result.items.length
-          ? { refunds: result.items.map((r) => refundJson(r, r.currency ?? currency)), ...(result.cursor ? { cursor: result.cursor } : {}) }
-          : {},
-      };
+      return listReply('refunds', refunds, url.searchParams, (r) => refundJson(r, r.currency ?? state.merchant.currency));
     }
     throw notFound(`No route for ${method} ${path}.`);
   };
@@ -1095,6 +1163,16 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
 
     addRefund(merchantId, refund) {
       merchantState(merchantId).refunds.set(refund.id, refund);
+      persist();
+    },
+
+    setCatalog(merchantId, catalog) {
+      merchantState(merchantId).catalog = catalog;
+      persist();
+    },
+
+    addOrder(merchantId, order) {
+      merchantState(merchantId).orders.set(order.id, order);
       persist();
     },
 

@@ -1,0 +1,65 @@
+/**
+ * The daily uses of limited promotions while one ingestion batch is decided: which use streams a batch reads
+ * (those of the limited promotions each completing payment could meet), the counts the decider sees, and the
+ * uses the batch appends, at the revisions it read (see `promotions/uses.ts`).
+ */
+import type { EventMetadata, NewEvent, RecordedEvent, StreamAppend } from '../ports/event-store.ts';
+import { qualifies, type ScheduledPromotion } from '../promotions/promotion.ts';
+import { promotionUsesDecider, promotionUsesStream, type PromotionUseEvent, type PromotionUsesState } from '../promotions/uses.ts';
+import type { SquarePayment } from '../ports/square.ts';
+
+export interface UsesLoad {
+  state: PromotionUsesState;
+  revision: number | undefined;
+}
+
+export const foldUses = (events: readonly RecordedEvent[]): UsesLoad => ({
+  state: events.reduce((s, e) => promotionUsesDecider.evolve(s, promotionUsesDecider.codec.decode(e)), promotionUsesDecider.initialState),
+  revision: events.at(-1)?.revision,
+});
+
+/** The use streams a completing payment may count on: its customer's, for each limited promotion it could meet. */
+export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[]): string[] {
+  if (payment.status !== 'COMPLETED' || !payment.customerId) return [];
+  const customerId = payment.customerId;
+  return promotions.flatMap((p) => {
+    if (p.promotion.limitPerCustomerPerDay === undefined) return [];
+    // Points are not known yet: any positive amount stands for them (a stream read for nothing costs nothing more).
+    const local = qualifies(p, { createdAt: payment.createdAt, locationId: payment.locationId, amountMinor: payment.amountMinor, basePoints: 1 });
+    return local ? [promotionUsesStream(p.promotionId, customerId, local.date)] : [];
+  });
+}
+
+/** The use streams of one decision round: counts as read plus what the round adds. */
+export class UsesInBatch {
+  private readonly states: Map<string, PromotionUsesState>;
+  private readonly added = new Map<string, { event: PromotionUseEvent; metadata: EventMetadata }[]>();
+
+  constructor(private readonly loads: ReadonlyMap<string, UsesLoad>) {
+    this.states = new Map([...loads].map(([stream, load]) => [stream, load.state]));
+  }
+
+  /** Uses of a promotion by a customer on a local day, not counting `paymentId` itself; null when not read. */
+  count(promotionId: string, customerId: string, localDate: string, paymentId: string): number | null {
+    const state = this.states.get(promotionUsesStream(promotionId, customerId, localDate));
+    return state ? state.payments.filter((p) => p !== paymentId).length : null;
+  }
+
+  record(command: { tenantId: string; promotionId: string; customerId: string; localDate: string; paymentId: string; now: string }, metadata: EventMetadata): void {
+    const stream = promotionUsesStream(command.promotionId, command.customerId, command.localDate);
+    let state = this.states.get(stream) ?? promotionUsesDecider.initialState;
+    for (const event of promotionUsesDecider.decide({ type: 'CountPromotionUse', ...command }, state)) {
+      state = promotionUsesDecider.evolve(state, event);
+      this.added.set(stream, [...(this.added.get(stream) ?? []), { event, metadata }]);
+    }
+    this.states.set(stream, state);
+  }
+
+  appends(newId: () => string): StreamAppend[] {
+    return [...this.added].map(([stream, events]) => {
+      const revision = this.loads.get(stream)?.revision;
+      const encoded: NewEvent[] = events.map(({ event, metadata }) => promotionUsesDecider.codec.encode(event, newId(), metadata));
+      return { stream, events: encoded, expected: revision === undefined ? ('no_stream' as const) : revision };
+    });
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Checking a rule against the merchant's Square catalog, and previewing what rules would give a payment, line by
+ * line (issue 19). Both read Square through the tenant's connection; the preview evaluates with the same pure
+ * function ingestion records with (`rewards/evaluate.ts`), so what it answers is what a payment earns.
+ */
+import { SquareApiError, type SquareApi, type SquarePayment } from '../ports/square.ts';
+import { appliesAtLocation } from '../rewards/rule.ts';
+import { evaluateRules, rulesNeedCategories, rulesNeedOrder, type ExplanationLine, type RuleRef } from '../rewards/evaluate.ts';
+import type { PurchaseOrder } from '../rewards/order.ts';
+import { activeRules, type RuleSetState } from '../rewards/rule-set.ts';
+import { catalogIdsOf, type RewardRule } from '../rewards/rule.ts';
+import { DomainError, NotFound } from '../shared/errors.ts';
+import { readPurchaseOrder } from './order-lookup.ts';
+
+/** The tenant's Square API and the scopes its connection was granted; null when it is not connected. */
+export type TenantSquare = { api: SquareApi; scopes: readonly string[] } | null;
+
+export interface RulePreviewDependencies {
+  ruleSet(tenantId: string): Promise<RuleSetState>;
+  square(tenantId: string): Promise<TenantSquare>;
+}
+
+/** A 400 naming the field whose ids the merchant's catalog does not hold (or holds as something else). */
+class UnknownCatalogIds extends DomainError {
+  constructor(issues: { path: string; message: string }[]) {
+    super('VALIDATION_FAILED', `The request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+    this.name = 'UnknownCatalogIds';
+  }
+}
+
+const squareProblem = (error: unknown) => (error instanceof SquareApiError ? `${error.code}: ${error.detail}` : error instanceof Error ? error.message : String(error));
+
+/**
+ * Checks the item variation and category ids a rule names against the merchant's catalog. Unknown ids (or an id of
+ * the wrong kind) are a 400 naming the field; when the catalog cannot be read (not connected, no `ITEMS_READ`,
+ * Square failing) the rule is accepted and the answer says so in `warnings`.
+ */
+export async function checkRuleCatalog(rule: RewardRule, square: TenantSquare): Promise<string[]> {
+  const { itemVariationIds, categoryIds } = catalogIdsOf(rule);
+  const ids = [...new Set([...itemVariationIds, ...categoryIds])];
+  if (!ids.length) return [];
+  const unchecked = 'the catalog ids were accepted as given, unchecked';
+  if (!square) return [`Square is not connected: ${unchecked}`];
+  if (!square.scopes.includes('ITEMS_READ')) return [`The Square connection lacks ITEMS_READ (connect Square again to grant it): ${unchecked}`];
+  let objects;
+  try {
+    objects = await square.api.getCatalogObjects(ids);
+  } catch (error) {
+    return [`Square's catalog could not be read (${squareProblem(error)}): ${unchecked}`];
+  }
+  const typeOf = new Map(objects.map((o) => [o.id, o.type]));
+  const field = rule.kind === 'spend' ? { variations: 'excludedItemVariationIds', categories: 'excludedCategoryIds' } : { variations: 'itemVariationIds', categories: 'categoryIds' };
+  const issues: { path: string; message: string }[] = [];
+  const wrong = (list: string[], type: string) => list.filter((id) => typeOf.get(id) !== type);
+  const describe = (list: string[], type: string) =>
+    list.map((id) => (typeOf.has(id) ? `${id} is a ${String(typeOf.get(id)).toLowerCase()}, not ${type === 'CATEGORY' ? 'a category' : 'an item variation'}` : `${id} is not in the merchant's Square catalog`)).join('; ');
+  const badVariations = wrong(itemVariationIds, 'ITEM_VARIATION');
+  if (badVariations.length) issues.push({ path: field.variations, message: describe(badVariations, 'ITEM_VARIATION') });
+  const badCategories = wrong(categoryIds, 'CATEGORY');
+  if (badCategories.length) issues.push({ path: field.categories, message: describe(badCategories, 'CATEGORY') });
+  if (issues.length) throw new UnknownCatalogIds(issues);
+  return [];
+}
+
+export type PreviewRequest = {
+  /** A rule to try (not yet created), or `ruleIds` of versions; neither: the rules active now. */
+  rule?: RewardRule;
+  ruleIds?: string[];
+} & ({ paymentId: string } | { order: PurchaseOrder });
+
+export interface Preview {
+  points: number;
+  rules: { ruleId: string | null; version: number | null; kind: RewardRule['kind']; points: number }[];
+  lines: ExplanationLine[];
+  payment: { paymentId: string | null; amountMinor: number; totalMinor: number; orderId: string | null; orderRead: boolean };
+  warnings: string[];
+}
+
+const PREVIEW_RULE = 'preview';
+
+function rulesToPreview(request: PreviewRequest, state: RuleSetState): RuleRef[] {
+  if (request.rule) return [{ ruleId: PREVIEW_RULE, version: 0, rule: request.rule }];
+  if (request.ruleIds?.length) {
+    return request.ruleIds.map((id) => {
+      const version = state.versions.find((v) => v.ruleId === id);
+      if (!version) throw new NotFound(`Reward rule ${id}`);
+      return { ruleId: version.ruleId, version: version.version, rule: version.rule };
+    });
+  }
+  return activeRules(state).map(({ ruleId, version, rule }) => ({ ruleId, version, rule }));
+}
+
+/** The payment to preview on, and its order when a rule needs it (what could not be read is a warning). */
+async function paymentToPreview(tenantId: string, request: PreviewRequest, rules: RuleRef[], deps: RulePreviewDependencies) {
+  const warnings: string[] = [];
+  if ('order' in request) {
+    const amountMinor = Math.max(0, request.order.totalMinor - request.order.tipMinor);
+    return { paymentId: null, amountMinor, totalMinor: request.order.totalMinor, orderId: request.order.orderId, locationId: null, order: request.order, warnings };
+  }
+  const square = await deps.square(tenantId);
+  if (!square) throw new DomainError('CONNECTION_UNAVAILABLE', 'Square is not connected: connect it first, or preview on a sample order ({ "order": … })', { status: 'not_connected' });
+  let payment: SquarePayment | null;
+  try {
+    payment = await square.api.getPayment(request.paymentId);
+  } catch (error) {
+    throw new DomainError('SQUARE_REQUEST_FAILED', `Square did not give the payment (${squareProblem(error)}): try again, or preview on a sample order`);
+  }
+  if (!payment) throw new NotFound(`Square payment ${request.paymentId}`);
+  let order: PurchaseOrder | null = null;
+  if (payment.orderId && rulesNeedOrder(rules)) {
+    const missing = ['ORDERS_READ', ...(rulesNeedCategories(rules) ? ['ITEMS_READ'] : [])].filter((s) => !square.scopes.includes(s));
+    if (missing.length) warnings.push(`The Square connection lacks ${missing.join(' and ')}: the order was not read (connect Square again to grant them); ingestion would retry such a payment until then`);
+    else {
+      try {
+        order = await readPurchaseOrder(square.api, payment.orderId, rulesNeedCategories(rules));
+      } catch (error) {
+        warnings.push(`The order could not be read (${squareProblem(error)}): ingestion would retry such a payment`);
+      }
+    }
+  }
+  return { paymentId: payment.id, amountMinor: payment.amountMinor, totalMinor: payment.totalMinor, orderId: payment.orderId, locationId: payment.locationId, order, warnings };
+}
+
+export function rulePreview(deps: RulePreviewDependencies) {
+  return {
+    async preview(tenantId: string, request: PreviewRequest): Promise<Preview> {
+      const requested = rulesToPreview(request, await deps.ruleSet(tenantId));
+      const paid = await paymentToPreview(tenantId, request, requested, deps);
+      const warnings = [...paid.warnings];
+      // Rules limited to other locations add nothing to a payment made at this one (issue 19, locations).
+      const { locationId } = paid;
+      const rules = locationId ? requested.filter((r) => appliesAtLocation(r.rule, locationId)) : requested;
+      if (locationId && rules.length < requested.length) {
+        warnings.push(
+          rules.length
+            ? `The payment was made at ${locationId}: ${requested.length - rules.length} rule(s) limited to other locations add nothing`
+            : `The payment was made at ${locationId}, where none of these rules applies: location_excluded, no points`,
+        );
+      }
+      if (!requested.length) warnings.push('No rule is active: activate one, or pass "rule" to try one');
+      const evaluation = evaluateRules(rules, { amountMinor: paid.amountMinor, totalMinor: paid.totalMinor, order: paid.order, hasOrder: Boolean(paid.orderId) });
+      const versionOf = new Map(rules.map((r) => [r.ruleId, r]));
+      return {
+        points: evaluation.points,
+        rules: evaluation.contributions.map((c) => ({
+          ruleId: c.ruleId === PREVIEW_RULE ? null : c.ruleId,
+          version: c.ruleId === PREVIEW_RULE ? null : (versionOf.get(c.ruleId)?.version ?? null),
+          kind: c.kind,
+          points: c.points,
+        })),
+        lines: evaluation.lines.map((l) => ({ ...l, ruleId: l.ruleId === PREVIEW_RULE ? null : l.ruleId })),
+        payment: { paymentId: paid.paymentId, amountMinor: paid.amountMinor, totalMinor: paid.totalMinor, orderId: paid.orderId, orderRead: Boolean(paid.order) },
+        warnings,
+      };
+    },
+
+    /** The warnings of a rule about to be created (unknown ids throw a 400 naming the field). */
+    async checkRule(tenantId: string, rule: RewardRule): Promise<string[]> {
+      const ids = catalogIdsOf(rule);
+      if (!ids.itemVariationIds.length && !ids.categoryIds.length) return [];
+      return checkRuleCatalog(rule, await deps.square(tenantId));
+    },
+  };
+}
+
+export type RulePreview = ReturnType<typeof rulePreview>;

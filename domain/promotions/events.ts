@@ -1,0 +1,35 @@
+/**
+ * The event types of a workspace's promotions (stream `promotions-<tenantId>`) and of the uses counted against a
+ * promotion's limit per customer per day (stream `promotion-uses-<promotionId>-<customerId>-<localDate>`).
+ */
+import { z } from 'zod';
+import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
+import { promotionSchema } from './promotion.ts';
+
+export const promotionScheduled = EventType.define(
+  'PromotionScheduled',
+  z.object({
+    tenantId: z.string(),
+    promotionId: z.string(),
+    promotion: promotionSchema,
+    /** The workspace's IANA time zone when scheduled (the Square main location's): the window is read in it. */
+    timeZone: z.string(),
+    scheduledBy: z.string(),
+    scheduledAt: z.string(),
+  }),
+);
+
+/** The merchant ended a promotion: payments created from `endedAt` on no longer use it. */
+export const promotionEnded = EventType.define('PromotionEnded', z.object({ tenantId: z.string(), promotionId: z.string(), endedBy: z.string(), endedAt: z.string() }));
+
+export const promotionEvents = eventCodec({ stream: 'promotions-<tenantId>', writtenBy: 'promotionsDecider' }, promotionScheduled, promotionEnded);
+export type PromotionEvent = EventsOf<typeof promotionEvents>;
+
+/** A purchase used one of a promotion's daily uses for its customer. */
+export const promotionUseCounted = EventType.define(
+  'PromotionUseCounted',
+  z.object({ tenantId: z.string(), promotionId: z.string(), customerId: z.string(), localDate: z.string(), paymentId: z.string(), countedAt: z.string() }),
+);
+
+export const promotionUseEvents = eventCodec({ stream: 'promotion-uses-<promotionId>-<customerId>-<localDate>', writtenBy: 'promotionUsesDecider' }, promotionUseCounted);
+export type PromotionUseEvent = EventsOf<typeof promotionUseEvents>;

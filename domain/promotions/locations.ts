@@ -1,0 +1,44 @@
+/**
+ * The merchant's Square locations and the workspace's time zone (issue 19). Square keeps a time zone per
+ * location (`Location.timezone`), none on the merchant: the workspace's is its main location's
+ * (`Merchant.main_location_id`), else that of its first active location.
+ */
+import { SquareApiError, type SquareApi, type SquareLocation } from '../ports/square.ts';
+import { SquareRequestFailed } from '../connections/errors.ts';
+import { DomainError } from '../shared/errors.ts';
+import { isTimeZone } from './promotion.ts';
+
+export interface MerchantLocations {
+  mainLocationId: string | null;
+  /** IANA name; null when Square gives none Node knows. */
+  timeZone: string | null;
+  locations: SquareLocation[];
+}
+
+/** The merchant's locations as Square lists them now. A Square failure is a 502 saying which call failed. */
+export async function merchantLocations(api: SquareApi): Promise<MerchantLocations> {
+  try {
+    const [merchant, locations] = await Promise.all([api.getMerchant(), api.listLocations()]);
+    const main = locations.find((l) => l.id === merchant.mainLocationId) ?? locations.find((l) => l.status === 'ACTIVE');
+    const timeZone = main?.timezone && isTimeZone(main.timezone) ? main.timezone : null;
+    return { mainLocationId: merchant.mainLocationId, timeZone, locations };
+  } catch (error) {
+    if (error instanceof SquareApiError) throw new SquareRequestFailed(`Square did not list the merchant's locations (${error.operation}: ${error.code}); retry in a moment`, error.code);
+    throw error;
+  }
+}
+
+/** The workspace's time zone, or a 422 saying why a promotion cannot be scheduled without one. */
+export function workspaceTimeZone(found: MerchantLocations): string {
+  if (found.timeZone) return found.timeZone;
+  throw new DomainError('UNPROCESSABLE', "Square gives no time zone for the merchant's main location: set the location's time zone in the Square Dashboard, then schedule the promotion again");
+}
+
+/** Location ids that are not the merchant's, as a 400 naming each field. */
+export function foreignLocations(field: string, locationIds: readonly string[] | undefined, merchantLocationIds: readonly string[]): DomainError | null {
+  const issues = (locationIds ?? []).flatMap((id, i) =>
+    merchantLocationIds.includes(id) ? [] : [{ path: `${field}.${i}`, message: `${id} is not one of the merchant's Square locations (${merchantLocationIds.join(', ') || 'none listed'})` }],
+  );
+  if (!issues.length) return null;
+  return new DomainError('VALIDATION_FAILED', `The request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+}

@@ -1,0 +1,58 @@
+/** Promotion use cases for a workspace: schedule (checked against the merchant's Square locations), end, list. */
+import { handleCommand, loadState } from '../shared/command-handler.ts';
+import type { CommandPath } from '../shared/command-path.ts';
+import type { EventMetadata, EventStore } from '../ports/event-store.ts';
+import type { Runtime } from '../ports/identity.ts';
+import { NotFound } from '../shared/errors.ts';
+import { promotionsDecider, promotionsStream } from './decider.ts';
+import { workspaceTimeZone, type MerchantLocations } from './locations.ts';
+import type { Promotion, ScheduledPromotion } from './promotion.ts';
+
+export interface PromotionsDependencies {
+  store: EventStore;
+  runtime: Runtime;
+  commands: CommandPath;
+  /** The merchant's locations and time zone as Square lists them now (the tenant's connection must be active). */
+  merchantLocations(tenantId: string): Promise<MerchantLocations>;
+}
+
+export type PromotionView = ScheduledPromotion & { status: 'scheduled' | 'ended' };
+
+const view = (p: ScheduledPromotion): PromotionView => ({ ...p, status: p.endedAt === null ? 'scheduled' : 'ended' });
+
+export function promotionsService(deps: PromotionsDependencies) {
+  const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
+  const now = () => deps.runtime.now().toISOString();
+  return {
+    async schedule(tenantId: string, promotion: Promotion, by: string, metadata: EventMetadata) {
+      const found = await deps.merchantLocations(tenantId);
+      const timeZone = workspaceTimeZone(found);
+      const promotionId = deps.runtime.newId();
+      const result = await handleCommand(
+        deps.store,
+        promotionsStream(tenantId),
+        promotionsDecider,
+        { type: 'SchedulePromotion', tenantId, promotionId, promotion, timeZone, merchantLocationIds: found.locations.map((l) => l.id), by, now: now() },
+        context(metadata),
+      );
+      const scheduled = result.state.promotions.find((p) => p.promotionId === promotionId);
+      if (!scheduled) throw new Error('promotion was not scheduled');
+      return { ...view(scheduled), position: result.position };
+    },
+
+    async end(tenantId: string, promotionId: string, by: string, metadata: EventMetadata) {
+      const result = await handleCommand(deps.store, promotionsStream(tenantId), promotionsDecider, { type: 'EndPromotion', tenantId, promotionId, by, now: now() }, context(metadata));
+      const ended = result.state.promotions.find((p) => p.promotionId === promotionId);
+      if (!ended) throw new NotFound('Promotion');
+      return { ...view(ended), position: result.position };
+    },
+
+    /** Every promotion of the workspace, newest first, from its stream (a workspace has a handful). */
+    async list(tenantId: string): Promise<PromotionView[]> {
+      const { state } = await loadState(deps.store, promotionsStream(tenantId), promotionsDecider);
+      return state.promotions.map(view).reverse();
+    },
+  };
+}
+
+export type PromotionsService = ReturnType<typeof promotionsService>;

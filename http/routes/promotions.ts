@@ -1,0 +1,79 @@
+/** Promotions (issue 19): scheduled by the merchant, evaluated at each payment's time; and the merchant's Square locations. */
+import { z } from 'zod';
+import { promotionSchema } from '../../domain/promotions/promotion.ts';
+import type { PromotionsService } from '../../domain/promotions/service.ts';
+import type { MerchantLocations } from '../../domain/promotions/locations.ts';
+import { caller, metadataFor, tenantOf } from '../request.ts';
+import { id, position, timestamp } from '../schemas.ts';
+import { route, type RouteSpec } from './table.ts';
+
+export interface PromotionRoutesDependencies {
+  promotions: PromotionsService;
+  merchantLocations(tenantId: string): Promise<MerchantLocations>;
+}
+
+const promotionView = z.object({
+  promotionId: z.string(),
+  promotion: promotionSchema,
+  timeZone: z.string(),
+  scheduledAt: timestamp,
+  endedAt: timestamp.nullable(),
+  status: z.enum(['scheduled', 'ended']),
+});
+
+const locationsView = z.object({
+  mainLocationId: z.string().nullable(),
+  timeZone: z.string().nullable(),
+  locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string(), timezone: z.string().nullable() })),
+});
+
+export function promotionRoutes(deps: PromotionRoutesDependencies): RouteSpec[] {
+  return [
+    route({
+      method: 'get',
+      path: '/api/v1/client/locations',
+      access: 'tenant',
+      summary: "The merchant's Square locations (ListLocations) and the workspace's time zone (its main location's): the ids rules and promotions may be limited to.",
+      response: locationsView,
+      async handler({ ctx }) {
+        return { status: 200, body: await deps.merchantLocations(tenantOf(ctx)) };
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/v1/client/promotions',
+      access: 'tenant',
+      summary: "The workspace's promotions, newest first (ended ones included).",
+      response: z.array(promotionView),
+      async handler({ ctx }) {
+        return { status: 200, body: await deps.promotions.list(tenantOf(ctx)) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/v1/client/promotions',
+      access: 'tenant',
+      summary:
+        'Schedule a promotion: incentive {type: multiplier, multiplier 1–10} or {type: bonus, points 1–1,000,000}, startsOn/endsOn (local dates), daysOfWeek, hours [{from, to}], locationIds, minimumSpend, limitPerCustomerPerDay. In force for payments created from now on.',
+      body: promotionSchema,
+      response: promotionView.extend({ position }),
+      statuses: [201],
+      async handler({ body, ctx }) {
+        const scheduled = await deps.promotions.schedule(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
+        return { status: 201, body: { ...scheduled, position: scheduled.position ?? null } };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/v1/client/promotions/:promotionId/end',
+      access: 'tenant',
+      summary: 'End a promotion: payments created from now on no longer use it (those made before keep what they earned).',
+      params: z.object({ promotionId: id('promotionId') }),
+      response: promotionView.extend({ position }),
+      async handler({ params, ctx }) {
+        const ended = await deps.promotions.end(tenantOf(ctx), params.promotionId, caller(ctx).userId, metadataFor(ctx));
+        return { status: 200, body: { ...ended, position: ended.position ?? null } };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,134 @@
+/**
+ * Reward rules: versions, the active set (several rules add up), retirement, and the preview of what rules give a
+ * payment, line by line (issue 19).
+ */
+import type pg from 'pg';
+import { z } from 'zod';
+import type { RulePreview } from '../../domain/payments/rule-preview.ts';
+import { purchaseOrderSchema } from '../../domain/rewards/order.ts';
+import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
+import type { RewardRulesService } from '../../domain/rewards/service.ts';
+import { listRewardRules } from '../../projections/read/accounts.ts';
+import { caller, metadataFor, tenantOf } from '../request.ts';
+import { position, timestamp } from '../schemas.ts';
+import { route, type RouteSpec } from './table.ts';
+
+export interface RewardRuleRoutesDependencies {
+  rules: RewardRulesService;
+  preview: RulePreview;
+  pool: pg.Pool;
+}
+
+const ruleId = z.string().min(1).max(200).regex(/^[A-Za-z0-9._:@|-]+$/, 'ruleId must be a rule id (letters, digits, . _ : @ | -)');
+const ruleVersion = z.object({ ruleId: z.string(), version: z.number().int(), isActive: z.boolean(), rule: z.record(z.string(), z.unknown()) });
+const activeSet = { activeRuleIds: z.array(z.string()) };
+
+const activateBody = z
+  .object({ alongside: z.boolean({ error: 'alongside must be true (join the active rules) or false (replace them)' }).default(false) })
+  .strict()
+  .default({ alongside: false });
+
+const previewBody = z
+  .object({
+    rule: rewardRuleSchema.optional(),
+    ruleIds: z.array(ruleId).min(1, 'ruleIds must name at least one rule version').max(20, 'ruleIds may name at most 20 rule versions').optional(),
+    paymentId: z.string().min(1).max(192).regex(/^[A-Za-z0-9_-]+$/, 'paymentId must be a Square payment id').optional(),
+    order: purchaseOrderSchema.optional(),
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    if ((body.paymentId === undefined) === (body.order === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['paymentId'], message: 'give either paymentId (a Square payment of this merchant) or order (a sample order), not both' });
+    }
+    if (body.rule && body.ruleIds) ctx.addIssue({ code: 'custom', path: ['ruleIds'], message: 'give either rule (one to try) or ruleIds (versions), not both' });
+  });
+
+const previewView = z.object({
+  points: z.number().int(),
+  rules: z.array(z.object({ ruleId: z.string().nullable(), version: z.number().int().nullable(), kind: z.enum(['spend', 'visit', 'item', 'category']), points: z.number().int() })),
+  lines: z.array(z.object({ ruleId: z.string().nullable(), text: z.string(), points: z.number().int() })),
+  payment: z.object({ paymentId: z.string().nullable(), amountMinor: z.number().int(), totalMinor: z.number().int(), orderId: z.string().nullable(), orderRead: z.boolean() }),
+  warnings: z.array(z.string()),
+});
+
+// Over 80 lines because it is the route table of a context: one short declaration per route.
+export function rewardRuleRoutes({ rules, preview, pool }: RewardRuleRoutesDependencies): RouteSpec[] {
+  return [
+    route({
+      method: 'get',
+      path: '/api/v1/client/reward-rules',
+      access: 'tenant',
+      summary: "The tenant's reward rule versions, newest first, the active ones marked.",
+      response: z.array(ruleVersion.extend({ createdAt: timestamp, activatedAt: timestamp.nullable(), retiredAt: timestamp.nullable(), currency: z.string().nullable() })),
+      async handler({ ctx }) {
+        return { status: 200, body: await listRewardRules(pool, tenantOf(ctx)) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/v1/client/reward-rules',
+      access: 'tenant',
+      summary:
+        'Create the next rule version (inactive): spend {points, per, basis, minimumSpend?, taxMode?, excludedCategoryIds?, excludedItemVariationIds?}, visit {points, minimumSpend?}, item {points, itemVariationIds}, category {points, categoryIds}. Catalog ids are checked against Square when it can be read; otherwise `warnings` says so.',
+      body: rewardRuleSchema,
+      response: ruleVersion.extend({ createdAt: timestamp, position, warnings: z.array(z.string()) }),
+      statuses: [201],
+      async handler({ body, ctx }) {
+        // Checked before anything is recorded: an unknown id is a 400 naming its field.
+        const warnings = await preview.checkRule(tenantOf(ctx), body);
+        const created = await rules.create(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
+        return { status: 201, body: { ...created, position: created.position ?? null, warnings } };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/v1/client/reward-rules/retire',
+      access: 'tenant',
+      summary: 'Retire every rule version so far: none stays active or can be activated again (needed to reconnect Square in another currency).',
+      response: z.object({ retiredThroughVersion: z.number().int(), position }),
+      async handler({ ctx }) {
+        const result = await rules.retire(tenantOf(ctx), caller(ctx).userId, metadataFor(ctx));
+        return { status: 200, body: { ...result, position: result.position ?? null } };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/v1/client/reward-rules/preview',
+      access: 'tenant',
+      summary:
+        'What rules would give a payment, and why, line by line: {rule?} (one to try) or {ruleIds?} (versions), else the active rules; on {paymentId} (a Square payment, its order read) or {order} (a sample order). Records nothing.',
+      body: previewBody,
+      response: previewView,
+      async handler({ body, ctx }) {
+        const { paymentId, order, ...which } = body;
+        const request = order ? { ...which, order } : { ...which, paymentId: paymentId ?? '' };
+        return { status: 200, body: await preview.preview(tenantOf(ctx), request) };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/v1/client/reward-rules/:ruleId/activate',
+      access: 'tenant',
+      summary: 'Make a rule version active: the single active one, or with {"alongside": true} one more beside those active (their points add up).',
+      params: z.object({ ruleId }),
+      body: activateBody,
+      response: ruleVersion.extend({ ...activeSet, position }),
+      async handler({ params, body, ctx }) {
+        const result = await rules.activate(tenantOf(ctx), params.ruleId, caller(ctx).userId, metadataFor(ctx), { alongside: body.alongside });
+        return { status: 200, body: { ...result, position: result.position ?? null } };
+      },
+    }),
+    route({
+      method: 'post',
+      path: '/api/v1/client/reward-rules/:ruleId/deactivate',
+      access: 'tenant',
+      summary: 'Take a rule version out of the active set; the others stay in force. Idempotent.',
+      params: z.object({ ruleId }),
+      response: ruleVersion.extend({ ...activeSet, position }),
+      async handler({ params, ctx }) {
+        const result = await rules.deactivate(tenantOf(ctx), params.ruleId, caller(ctx).userId, metadataFor(ctx));
+        return { status: 200, body: { ...result, position: result.position ?? null } };
+      },
+    }),
+  ];
+}

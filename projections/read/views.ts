@@ -1,0 +1,13 @@
+/**
+ * What the read models answer, declared once as zod schemas: each query's type is inferred from its schema
+ * (`z.infer`), and the HTTP routes declare the same schema as their response, so `/openapi.json`, the contract
+ * test and the code cannot disagree. Row schemas (what PostgreSQL returns) stay beside each query: a row is not
+ * a view (snake_case, `Date`s, bigints as text).
+ */
+import { z } from 'zod';
+
+/** A date-time as answers carry it (ISO 8601, UTC). */
+export const timestamp = z.iso.datetime({ offset: true });
+
+/** A page of a keyset-paged list; pass `nextCursor` back unchanged for the next one (null: this was the last). */
+export const cursorPage = <Item extends z.ZodType>(item: Item) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });

@@ -1,0 +1,115 @@
+import test from 'ava';
+import { bestPromotion, localTime, promotionSchema, type Promotion, type ScheduledPromotion } from '../../domain/promotions/promotion.ts';
+import { promotionsDecider } from '../../domain/promotions/decider.ts';
+import { promotionReversalFor } from '../../domain/payments/payment.ts';
+import { deciderSpec } from '../support/decider-spec.ts';
+
+const scheduled = (promotion: Partial<Promotion>, over: Partial<ScheduledPromotion> = {}): ScheduledPromotion => ({
+  promotionId: over.promotionId ?? 'p1',
+  promotion: { name: 'Promo', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: '2027-01-01', ...promotion },
+  timeZone: 'America/New_York',
+  scheduledAt: '2026-12-01T00:00:00Z',
+  endedAt: null,
+  ...over,
+});
+
+const purchase = (createdAt: string, over: { basePoints?: number; amountMinor?: number; locationId?: string; uses?: number | null } = {}) => ({
+  createdAt,
+  locationId: over.locationId ?? 'L1',
+  amountMinor: over.amountMinor ?? 1000,
+  basePoints: over.basePoints ?? 10,
+  usesToday: () => (over.uses === undefined ? 0 : over.uses),
+});
+
+test('local time follows the IANA database across both daylight-saving changes', (t) => {
+  // New York: EST (UTC−5) until 2027-03-14 02:00, EDT (UTC−4) until 2027-11-07 02:00.
+  t.deepEqual(localTime('2027-03-14T06:59:00Z', 'America/New_York'), { date: '2027-03-14', weekday: 'SUN', minutes: 1 * 60 + 59 });
+  t.deepEqual(localTime('2027-03-14T07:00:00Z', 'America/New_York'), { date: '2027-03-14', weekday: 'SUN', minutes: 3 * 60 }, '02:00 does not exist: 03:00');
+  t.deepEqual(localTime('2027-11-07T05:30:00Z', 'America/New_York'), { date: '2027-11-07', weekday: 'SUN', minutes: 1 * 60 + 30 }, '01:30 EDT');
+  t.deepEqual(localTime('2027-11-07T06:30:00Z', 'America/New_York'), { date: '2027-11-07', weekday: 'SUN', minutes: 1 * 60 + 30 }, '01:30 EST, the second time');
+  t.deepEqual(localTime('2027-01-05T23:30:00Z', 'Asia/Tokyo'), { date: '2027-01-06', weekday: 'WED', minutes: 8 * 60 + 30 }, 'ahead of UTC: the next day');
+});
+
+test('on the day clocks fall back, an hour range covers both of its repeated hours', (t) => {
+  const night = [scheduled({ incentive: { type: 'bonus', points: 5 }, hours: [{ from: '01:00', to: '02:00' }] })];
+  t.is(bestPromotion(night, purchase('2027-11-07T05:30:00Z'))?.points, 5, '01:30 EDT');
+  t.is(bestPromotion(night, purchase('2027-11-07T06:30:00Z'))?.points, 5, '01:30 EST');
+  t.is(bestPromotion(night, purchase('2027-11-07T07:00:00Z')), null, '02:00 EST');
+});
+
+test('bad promotions name the field: multiplier and bonus bounds, dates, hours, overlaps, repeated days', (t) => {
+  const base = { name: 'P', incentive: { type: 'bonus', points: 10 }, startsOn: '2027-01-01' };
+  const paths = (body: unknown) => {
+    const parsed = promotionSchema.safeParse(body);
+    return parsed.success ? [] : parsed.error.issues.map((i) => i.path.join('.'));
+  };
+  t.deepEqual(paths({ ...base, incentive: { type: 'multiplier', multiplier: 10 } }), []);
+  t.deepEqual(paths({ ...base, incentive: { type: 'multiplier', multiplier: 11 } }), ['incentive.multiplier']);
+  t.deepEqual(paths({ ...base, incentive: { type: 'multiplier', multiplier: 1.5 } }), ['incentive.multiplier']);
+  t.deepEqual(paths({ ...base, incentive: { type: 'bonus', points: 1_000_000 } }), []);
+  t.deepEqual(paths({ ...base, incentive: { type: 'bonus', points: 1_000_001 } }), ['incentive.points']);
+  t.deepEqual(paths({ ...base, startsOn: '2027-02-30' }), ['startsOn']);
+  t.deepEqual(paths({ ...base, endsOn: '2026-12-31' }), ['endsOn']);
+  t.deepEqual(paths({ ...base, endsOn: '2027-01-01' }), [], 'a one-day window');
+  t.deepEqual(paths({ ...base, hours: [{ from: '14:00', to: '14:00' }] }), ['hours.0.to']);
+  t.deepEqual(paths({ ...base, hours: [{ from: '18:00', to: '24:00' }, { from: '06:00', to: '09:00' }] }), [], 'ranges in any order, up to the end of the day');
+  t.deepEqual(paths({ ...base, hours: [{ from: '06:00', to: '09:00' }, { from: '12:00', to: '15:00' }, { from: '08:59', to: '10:00' }] }), ['hours.2']);
+  t.deepEqual(paths({ ...base, hours: [{ from: '06:00', to: '09:00' }, { from: '09:00', to: '10:00' }] }), [], 'touching ranges share no minute');
+  t.deepEqual(paths({ ...base, daysOfWeek: ['MON', 'MON'] }), ['daysOfWeek']);
+  t.deepEqual(paths({ ...base, locationIds: ['L1', 'L1'] }), ['locationIds']);
+});
+
+test('a promotion is in force for payments made from its scheduling until its end, and applies only to purchases that earn', (t) => {
+  const p = [scheduled({}, { scheduledAt: '2027-01-10T12:00:00Z', endedAt: '2027-01-20T12:00:00Z' })];
+  t.is(bestPromotion(p, purchase('2027-01-10T11:59:59Z')), null, 'paid before it was scheduled');
+  t.is(bestPromotion(p, purchase('2027-01-10T12:00:00Z'))?.points, 10);
+  t.is(bestPromotion(p, purchase('2027-01-20T11:59:59Z'))?.points, 10);
+  t.is(bestPromotion(p, purchase('2027-01-20T12:00:00Z')), null, 'paid once it ended');
+  t.is(bestPromotion(p, purchase('2027-01-15T12:00:00Z', { basePoints: 0 })), null, 'the rules gave nothing');
+  t.is(bestPromotion([scheduled({ incentive: { type: 'multiplier', multiplier: 1 } })], purchase('2027-01-15T12:00:00Z')), null, 'times 1 adds nothing');
+});
+
+test('minimum spend, locations and the daily limit', (t) => {
+  const p = [scheduled({ minimumSpend: 1000, locationIds: ['L1'], limitPerCustomerPerDay: 2 })];
+  t.is(bestPromotion(p, purchase('2027-01-15T12:00:00Z', { amountMinor: 999 })), null);
+  t.is(bestPromotion(p, purchase('2027-01-15T12:00:00Z', { locationId: 'L2' })), null);
+  t.is(bestPromotion(p, purchase('2027-01-15T12:00:00Z', { uses: 1 }))?.points, 10);
+  t.is(bestPromotion(p, purchase('2027-01-15T12:00:00Z', { uses: 2 })), null, 'the limit reached');
+  t.is(bestPromotion(p, purchase('2027-01-15T12:00:00Z', { uses: null })), null, 'no customer to count against');
+});
+
+test('of several promotions, the one giving the most points applies; on a tie, the first scheduled', (t) => {
+  const bonus = scheduled({ name: 'Bonus', incentive: { type: 'bonus', points: 50 } }, { promotionId: 'bonus' });
+  const triple = scheduled({ name: 'Triple', incentive: { type: 'multiplier', multiplier: 3 } }, { promotionId: 'triple' });
+  t.is(bestPromotion([bonus, triple], purchase('2027-01-15T12:00:00Z', { basePoints: 10 }))?.promotionId, 'bonus');
+  t.is(bestPromotion([bonus, triple], purchase('2027-01-15T12:00:00Z', { basePoints: 100 }))?.promotionId, 'triple');
+  t.is(bestPromotion([bonus, triple], purchase('2027-01-15T12:00:00Z', { basePoints: 25 }))?.promotionId, 'bonus', '+50 each: the first');
+});
+
+test("a refund takes the promotion's points back in the share it takes the rules'", (t) => {
+  const state = { contributions: [{ ruleId: 'r1', points: 10, refundBasis: 'amount' as const, reversed: 0 }], promotion: { points: 30, reversed: 0 } };
+  t.is(promotionReversalFor(state, 5), 15, 'half the rules: half the promotion');
+  t.is(promotionReversalFor({ ...state, contributions: [{ ...state.contributions[0]!, reversed: 5 }], promotion: { points: 30, reversed: 15 } }, 5), 15, 'the rest');
+  t.is(promotionReversalFor(state, 3), 9);
+  t.is(promotionReversalFor({ ...state, promotion: null }, 5), 0);
+  const visit = { contributions: [{ ruleId: 'v', points: 10, refundBasis: 'full_refund' as const, reversed: 0 }], promotion: { points: 7, reversed: 0 } };
+  t.is(promotionReversalFor(visit, 0), 0, 'a visit keeps its promotion until the rules give their points back');
+  t.is(promotionReversalFor(visit, 10), 7);
+});
+
+const promotionSpec = deciderSpec(promotionsDecider);
+
+test("scheduling checks the locations against the merchant's; ending is once", (t) => {
+  const spec = promotionSpec(t);
+  const promotion = promotionSchema.parse({ name: 'P', incentive: { type: 'bonus', points: 5 }, startsOn: '2027-01-01', locationIds: ['L1', 'LX'] });
+  const schedule = { type: 'SchedulePromotion' as const, tenantId: 't', promotionId: 'p1', promotion, timeZone: 'America/New_York', merchantLocationIds: ['L1', 'L2'], by: 'user:1', now: '2026-12-01T00:00:00Z' };
+  spec.given().when(schedule).thenThrows('VALIDATION_FAILED', /locationIds\.1: LX is not one of the merchant's Square locations/);
+  const ok = { ...schedule, promotion: { ...promotion, locationIds: ['L2'] } };
+  const scheduledEvent = { type: 'PromotionScheduled' as const, data: { tenantId: 't', promotionId: 'p1', promotion: ok.promotion, timeZone: 'America/New_York', scheduledBy: 'user:1', scheduledAt: '2026-12-01T00:00:00Z' } };
+  spec.given().when(ok).then([scheduledEvent]);
+  const end = { type: 'EndPromotion' as const, tenantId: 't', promotionId: 'p1', by: 'user:1', now: '2027-01-02T00:00:00Z' };
+  const endedEvent = { type: 'PromotionEnded' as const, data: { tenantId: 't', promotionId: 'p1', endedBy: 'user:1', endedAt: '2027-01-02T00:00:00Z' } };
+  spec.given(scheduledEvent).when(end).then([endedEvent]);
+  spec.given(scheduledEvent, endedEvent).when(end).thenNothing();
+  spec.given().when({ ...end, promotionId: 'nope' }).thenThrows('NOT_FOUND');
+});
