@@ -273,6 +273,9 @@ function statementLabel(sql: string, params: unknown): string {
   const into = /^(INSERT INTO \S+|UPDATE \S+|DELETE FROM \S+)/.exec(s);
   if (into) return into[1]!;
   if (s.startsWith('WITH batch AS')) return 'projection write (WITH batch …)';
+  if (s.startsWith('SELECT transaction_id::text AS tx_id') && s.includes(' AS selected')) {
+    return s.includes('CASE WHEN true THEN') ? 'feed scan: the shared reader, or an unfiltered subscription catching up' : 'feed scan: a filtered subscription catching up';
+  }
   if (s.startsWith('SELECT transaction_id::text AS tx_id')) return `events read: ${/WHERE (.{0,50})/.exec(s)?.[1] ?? 'feed (no filter)'}`;
   return s.slice(0, 80);
 }

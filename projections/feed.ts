@@ -200,9 +200,12 @@ async function commit(target: FeedTarget, options: FeedOptions, state: FeedState
   if (!last) throw new Error('empty batch');
   const begin = async (db: pg.PoolClient) => {
     // A read model and its checkpoint can always be derived again from the log: if a crash loses the last
-    // few commits, both roll back together and the events are applied again. No need to wait for the disk.
-    await db.query('SET LOCAL synchronous_commit = off');
-    const { rows } = await db.query<{ position: string | null }>('SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE', [target.checkpointName]);
+    // few commits, both roll back together and the events are applied again. No need to wait for the disk
+    // (`synchronous_commit` off for this transaction, set in the statement that locks the checkpoint: one round trip).
+    const { rows } = await db.query<{ position: string | null }>(
+      `SELECT position, set_config('synchronous_commit', 'off', true) AS synchronous_commit FROM projection_checkpoints WHERE name = $1 FOR UPDATE`,
+      [target.checkpointName],
+    );
     if (!rows[0] || (rows[0].position ?? undefined) !== state.stored) throw new CheckpointMoved(`checkpoint ${target.checkpointName} moved elsewhere`);
   };
   const finish = async (db: pg.PoolClient) => {

@@ -33,14 +33,13 @@ import {
   type Subscription,
   type StreamAppend,
   type StreamAppendResult,
-  type SubscriptionItem,
 } from '../../domain/ports/event-store.ts';
 import { isTransientPgError } from '../postgres/errors.ts';
 import { withTransaction, type Queryable } from '../postgres/transaction.ts';
+import { SharedFeed, type ScanPage } from './postgres-feed.ts';
 
 const CHANNEL = 'tally_events';
 const NOTIFY_INTERVAL_MS = 10;
-const BATCH = 1000;
 /**
  * The precise horizon (one more query) is asked only once the server's xmin has stood still this long: appends in
  * flight move it on within milliseconds, and reading below it is always safe. A transaction that holds it (another
@@ -149,12 +148,6 @@ function filterClauses(filter: EventFilter | undefined, params: unknown[]): stri
   return clauses;
 }
 
-/** A subscription's page (see `scanPage`): the events selected, and how far the scan went. */
-interface ScanPage extends FeedPage {
-  scanned: number;
-  scannedTo: Cursor | undefined;
-}
-
 interface FeedPage {
   events: RecordedEvent[];
   /** Events were visible beyond the safe bound: a transaction still in progress holds them back. */
@@ -216,6 +209,8 @@ export class PostgresEventStore implements EventStore {
   private readonly readAllSettleMs: number;
   /** The server's xmin last seen holding rows back, and since when (see HORIZON_AFTER_MS). */
   private stuckXmin: { xmin: string; since: number } | undefined;
+  /** The one reader of the feed that this store's subscriptions share (postgres-feed.ts). */
+  readonly sharedFeed: SharedFeed;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -224,6 +219,16 @@ export class PostgresEventStore implements EventStore {
   ) {
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.readAllSettleMs = options.readAllSettleMs ?? 2000;
+    this.sharedFeed = new SharedFeed({
+      scan: (after, filter, pageSize, upTo) => this.scanPage(after, filter, pageSize, upTo),
+      sleep: (ms, expose) => this.sleep(ms, expose),
+      wakes: () => this.wakes,
+      listening: () => this.ensureListener(),
+      isClosed: () => this.closed,
+      pollIntervalMs: this.pollIntervalMs,
+      encode: encodePosition,
+      decode: decodePosition,
+    });
   }
 
   async append(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
@@ -474,32 +479,39 @@ export class PostgresEventStore implements EventStore {
   }
 
   /**
-   * A subscription's page: the next BATCH events of the feed by primary key, whatever their type, with the data of
-   * those the filter selects only. The cursor moves past every event scanned, so a subscription to rare types
-   * costs a short key-range scan per wake, never a scan from its last match to the end of the feed.
+   * A subscription's page: the next `pageSize` events of the feed by primary key, whatever their type, with the data
+   * of those the filter selects only. The cursor moves past every event scanned, so a subscription to rare types
+   * costs a short key-range scan per wake, never a scan from its last match to the end of the feed. With `upTo`
+   * (a position the shared reader has passed, see postgres-feed.ts), only events up to it, all final: no bound.
    */
-  private async scanPage(after: Cursor | undefined, filter: EventFilter | undefined, pageSize: number): Promise<ScanPage> {
+  private async scanPage(after: Cursor | undefined, filter: EventFilter | undefined, pageSize: number, upTo?: Cursor): Promise<ScanPage> {
     const params: unknown[] = [];
     const selected = filterClauses(filter, params).join(' AND ') || 'true';
-    let where = '';
+    const range: string[] = [];
     if (after) {
       params.push(after.tx.toString(), after.seq.toString());
-      where = `WHERE (transaction_id, global_position) > ($${params.length - 1}::xid8, $${params.length}::bigint)`;
+      range.push(`(transaction_id, global_position) > ($${params.length - 1}::xid8, $${params.length}::bigint)`);
+    }
+    if (upTo) {
+      params.push(upTo.tx.toString(), upTo.seq.toString());
+      range.push(`(transaction_id, global_position) <= ($${params.length - 1}::xid8, $${params.length}::bigint)`);
     }
     params.push(pageSize);
+    // Named by its shape (the filter's values are parameters), so each connection parses and plans it once.
+    const name = `tally_scan_${filter?.eventTypes?.length ? 't' : ''}${filter?.streamPrefixes?.length ? 'p' : ''}${after ? 'a' : ''}${upTo ? 'u' : ''}`;
     const rows = await this.query<EventRow & { selected: boolean }>(
-      `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
+      { name, text: `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
               CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, ${RECORDED_MS},
               pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
               CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot,
               ${selected} AS selected
-         FROM events ${where} ORDER BY transaction_id, global_position LIMIT $${params.length}`,
+         FROM events ${range.length ? `WHERE ${range.join(' AND ')}` : ''} ORDER BY transaction_id, global_position LIMIT $${params.length}` },
       params,
     );
-    // As in readPage: rows beyond the server's oldest transaction wait only for appends still in progress.
-    const horizon = await this.horizonFor(rows);
+    // As in readPage: rows beyond the server's oldest transaction wait only for appends still in progress. Rows up
+    // to `upTo` are final (the shared reader has handed them out).
     // Ordered by the key and bounded by one, the safe rows are a contiguous run from the start.
-    const safeRows = settled(rows, horizon);
+    const safeRows = upTo ? rows : settled(rows, await this.horizonFor(rows));
     const last = safeRows.at(-1);
     return {
       events: safeRows.filter((r) => r.selected).map(toRecorded),
@@ -510,71 +522,11 @@ export class PostgresEventStore implements EventStore {
   }
 
   /**
-   * Pages of `pageSize` (default BATCH). While a full page's events are being handed out, the next page is already
-   * being read (one page ahead, no more): a catch-up over a long history overlaps reading with applying.
+   * Each subscription catches up by its own scans (pages of `pageSize`, default 1,000, one read ahead), then joins
+   * the store's one shared reader, which scans the feed once for all of them (postgres-feed.ts).
    */
   subscribeToAll(options: SubscribeOptions = {}): Subscription {
-    let stopped = false;
-    let wakeCurrent: Waiter | undefined;
-    const start = options.from === undefined || options.from === 'start' ? undefined : decodePosition(options.from);
-    const pageSize = Math.max(1, Math.floor(options.pageSize ?? BATCH));
-    const store = this;
-
-    async function* run(): AsyncGenerator<SubscriptionItem> {
-      await store.ensureListener();
-      let cursor = start;
-      let caughtUp = false;
-      let ahead: Promise<ScanPage> | undefined;
-      try {
-        while (!stopped && !store.closed) {
-          let page: ScanPage;
-          // A page read ahead was read while the previous one was being handed out: appends since then woke nobody.
-          const readAhead = ahead !== undefined;
-          try {
-            page = await (ahead ?? store.scanPage(cursor, options.filter, pageSize));
-          } catch (error) {
-            ahead = undefined;
-            if (!isTransientPgError(error)) throw error;
-            await store.sleep(store.pollIntervalMs, (w) => (wakeCurrent = w));
-            continue;
-          }
-          ahead = undefined;
-          cursor = page.scannedTo ?? cursor;
-          const full = page.scanned === pageSize;
-          if (full) {
-            // Read ahead; its failure is handled when it is awaited (a stopped subscription never awaits it).
-            ahead = store.scanPage(cursor, options.filter, pageSize);
-            ahead.catch(() => undefined);
-          }
-          for (const event of page.events) {
-            if (stopped) return;
-            yield { kind: 'event', event };
-          }
-          // Not full, but read ahead: look again at once rather than wait for a wake-up that may already have passed.
-          if (full || readAhead) continue;
-          // Events held back by an open transaction are part of the history: not caught up until they are read.
-          if (!caughtUp && !page.heldBack) {
-            caughtUp = true;
-            yield { kind: 'caught-up', ...(cursor ? { position: encodePosition(cursor) } : {}) };
-          }
-          // Held-back events become readable as soon as the transaction in front of them ends: look again soon.
-          await store.sleep(page.heldBack ? 5 : store.pollIntervalMs, (w) => (wakeCurrent = w));
-        }
-      } finally {
-        // A page read ahead and never handed out: let it finish before the subscription counts as stopped.
-        await ahead?.catch(() => undefined);
-      }
-    }
-
-    const iterator = run();
-    return {
-      [Symbol.asyncIterator]: () => iterator,
-      async stop() {
-        stopped = true;
-        wakeCurrent?.();
-        await iterator.return(undefined);
-      },
-    };
+    return this.sharedFeed.subscribe(options);
   }
 
   /** Sleeps until woken by an append (local or NOTIFY), the timeout, or `stop`. */
@@ -591,7 +543,11 @@ export class PostgresEventStore implements EventStore {
     });
   }
 
+  /** Wake-ups so far (see `FeedSource.wakes`). */
+  private wakes = 0;
+
   private wakeLocal(): void {
+    this.wakes++;
     for (const wake of [...this.waiters]) wake();
   }
 

@@ -61,7 +61,7 @@ test('a subscriber never skips an event whose transaction commits after later ev
 });
 
 /**
- * A subscriber on a store that polls only once a minute, caught up, and a second store standing for another
+ * A subscriber on a store that polls only once a minute, caught up and asleep, and a second store standing for another
  * process: its appends reach the subscriber only through NOTIFY. `between` runs after the catch-up; then an append
  * by the other process must be delivered long before the poll would.
  */
@@ -72,10 +72,13 @@ async function wokenByNotify(t: ExecutionContext, prefix: string, between: () =>
   try {
     const iterator = subscription[Symbol.asyncIterator]();
     t.is((await iterator.next()).value?.kind, 'caught-up');
+    // Asked for its next item, the caught-up subscription joins the store's shared reader, which looks once and sleeps.
+    const pending = iterator.next();
+    await new Promise((resolve) => setTimeout(resolve, 300)); // pacing: the reader's first look is over, it sleeps
     await between();
     const started = Date.now();
     await other.append(`${prefix}-x`, [event(1)], 'no_stream');
-    const next = await iterator.next();
+    const next = await pending;
     t.is(next.value?.kind, 'event');
     t.true(Date.now() - started < 10_000, 'delivered long before the 60 s poll');
   } finally {
