@@ -72,9 +72,10 @@ async function wokenByNotify(t: ExecutionContext, prefix: string, between: () =>
   try {
     const iterator = subscription[Symbol.asyncIterator]();
     t.is((await iterator.next()).value?.kind, 'caught-up');
-    // Asked for its next item, the caught-up subscription joins the store's shared reader, which looks once and sleeps.
+    // Asked for its next item, the caught-up subscription joins the store's shared reader, which looks once and sleeps:
+    // the other process appends once that first look is over, so only NOTIFY can bring its event before the poll.
     const pending = iterator.next();
-    await new Promise((resolve) => setTimeout(resolve, 300)); // pacing: the reader's first look is over, it sleeps
+    await eventually(async () => slowPolling.sharedFeed.stats.pages, (pages) => pages >= 1, { timeoutMs: 20_000, intervalMs: 20 });
     await between();
     const started = Date.now();
     await other.append(`${prefix}-x`, [event(1)], 'no_stream');

@@ -187,7 +187,9 @@ test.serial('the shared reader holds later events back while an earlier append i
       ['{}'],
     ]);
     for (let n = 1; n <= 3; n++) await store.append(`${p}-fast-${n}`, [event('E', n)], 'no_stream');
-    await new Promise((resolve) => setTimeout(resolve, 700)); // pacing: time for a wrong delivery to show
+    // The reader has looked at the feed since the fast appends committed (two pages: one may have begun before).
+    const pagesBefore = store.sharedFeed.stats.pages;
+    await eventually(async () => store.sharedFeed.stats.pages, (pages) => pages >= pagesBefore + 2, { timeoutMs: 20_000, intervalMs: 20 });
     t.deepEqual(readers.map((r) => r.seen.events.length), [0, 0], 'nothing passes the append in progress');
     await slow.query('COMMIT');
     for (const reader of readers) {
