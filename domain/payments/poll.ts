@@ -25,7 +25,8 @@ interface Cursor {
   refunds: string | null;
 }
 
-export interface ConnectionPollSummary {
+/** A type, not an interface, so that it is a `JsonObject` as it stands (the poll record carries it). */
+export type ConnectionPollSummary = {
   tenantId: string;
   merchantId: string;
   status: 'ok' | 'partial' | 'failed';
@@ -36,7 +37,7 @@ export interface ConnectionPollSummary {
   no_rule_no_credit: number;
   other: number;
   errors: string[];
-}
+};
 
 function parseCursor(raw: string | null): Cursor {
   if (!raw) return { payments: {}, refunds: null };
@@ -124,7 +125,7 @@ export function pollService(deps: PollDependencies) {
     }
     await deps.recordPoll(
       connection.tenantId,
-      { cursor: JSON.stringify(cursor), polledAt: started.toISOString(), summary: { ...summary, errors: summary.errors } as unknown as JsonObject },
+      { cursor: JSON.stringify(cursor), polledAt: started.toISOString(), summary: { ...summary, errors: [...summary.errors] } },
       metadata,
     );
     return summary;
