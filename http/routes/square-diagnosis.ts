@@ -3,7 +3,7 @@
  * and the problems found, each saying what to fix. Values of variables never appear, only whether they are set.
  */
 import { unreachable } from '../../domain/shared/exhaustive.ts';
-import type { SquareConnectionState } from '../../domain/connections/events.ts';
+import { revokedBy, type SquareConnectionState } from '../../domain/connections/events.ts';
 import type { TokenCheck } from '../../domain/connections/service.ts';
 import { ORDER_SCOPES, SQUARE_SCOPES } from '../../domain/ports/square.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
@@ -33,7 +33,7 @@ export const squareDiagnosisView = z.object({
     tokenExpiresAt: timestamp.nullable(),
     lastRefreshedAt: timestamp.nullable(),
     lastError: z.object({ code: z.string(), detail: z.string(), at: timestamp }).nullable(),
-    revokedBy: z.enum(['app', 'merchant', 'square']).nullable(),
+    revokedBy: revokedBy.nullable(),
     revokedAt: timestamp.nullable(),
   }),
   token: z.object({
