@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { DomainError } from '../../domain/shared/errors.ts';
-import { cursorPage, timestamp } from './views.ts';
+import { cursorPage, timestamp, timestampColumn } from './views.ts';
 
 /** What the admin filters the trail by; every field narrows it (AND), several types widen within `type` (OR). */
 export interface AuditFilter {
@@ -58,7 +58,7 @@ const count = z.union([z.string(), z.number()]).transform(Number).pipe(z.number(
 const auditRow = auditItem.extend({
   seq: z.string().regex(/^\d+$/),
   revision: count,
-  recordedAt: z.date().transform((date) => date.toISOString()),
+  recordedAt: timestampColumn,
 });
 
 // Named as the item's fields. bigint and uuid arrive as strings from pg; no casts here, or ORDER BY seq would sort the cast text.

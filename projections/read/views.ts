@@ -9,5 +9,12 @@ import { z } from 'zod';
 /** A date-time as answers carry it (ISO 8601, UTC). */
 export const timestamp = z.iso.datetime({ offset: true });
 
+/**
+ * A `timestamptz` column as pg returns it (a `Date`), parsed to what answers carry. A statement that names its
+ * columns as a view's fields (`registered_at AS "registeredAt"`) is parsed by the view with these in place of
+ * `timestamp`: one declaration of the view, no field-by-field mapping.
+ */
+export const timestampColumn = z.date().transform((date) => date.toISOString());
+
 /** A page of a keyset-paged list; pass `nextCursor` back unchanged for the next one (null: this was the last). */
 export const cursorPage = <Item extends z.ZodType>(item: Item) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });
