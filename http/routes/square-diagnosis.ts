@@ -7,6 +7,7 @@ import { revokedBy, type SquareConnectionState } from '../../domain/connections/
 import type { TokenCheck } from '../../domain/connections/service.ts';
 import { ORDER_SCOPES, SQUARE_SCOPES } from '../../domain/ports/square.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
+import { posConnectionView } from '../../projections/read/connections.ts';
 import { z } from 'zod';
 import { timestamp } from '../schemas.ts';
 
@@ -22,7 +23,7 @@ export const squareDiagnosisView = z.object({
   scopes: z.array(z.string()),
   dashboard: z.object({ redirectUri: z.string(), webhookNotificationUrl: z.string() }),
   connection: z.object({
-    status: z.enum(['not_connected', 'active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
+    status: posConnectionView.shape.status,
     merchantId: z.string().nullable(),
     currency: z.string().nullable(),
     country: z.string().nullable(),
