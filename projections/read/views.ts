@@ -1,8 +1,8 @@
 /**
  * What the read models answer, declared once as zod schemas: each query's type is inferred from its schema
  * (`z.infer`), and the HTTP routes declare the same schema as their response, so `/openapi.json`, the contract
- * test and the code cannot disagree. Row schemas (what PostgreSQL returns) stay beside each query: a row is not
- * a view (snake_case, `Date`s, bigints as text).
+ * test and the code cannot disagree. A query whose row is its view renamed names its columns as the view's fields
+ * and parses the row with the view (`timestampColumn` for `Date`s); one whose answer computes keeps a row schema.
  */
 import { z } from 'zod';
 
