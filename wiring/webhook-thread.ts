@@ -59,17 +59,21 @@ const RESTART_MS = 1000;
 /** Bounds a stop: a batch waiting on Square may take SQUARE_TIMEOUT_SECONDS; the thread is ended after this. */
 const STOP_GRACE_MS = 60_000;
 
-/**
- * Starts the entry module beside this one: `.js` in the production build; from source, `.ts` through tsx's loader,
- * registered in the thread first (Node 20 does not apply a `--import` loader to a worker thread's entry module).
- */
-function newWorker(data: WebhookThreadData): Worker {
+/** The worker thread's composition root beside this module: `.ts` from source, `.js` in the production build. */
+function defaultEntry(): URL {
   const here = new URL(import.meta.url);
+  return new URL(`./webhook-thread-entry${here.pathname.endsWith('.ts') ? '.ts' : '.js'}`, here);
+}
+
+/**
+ * Starts `entry` on a worker thread; a `.ts` module through tsx's loader, registered in the thread first (Node 20
+ * does not apply a `--import` loader to a worker thread's entry module).
+ */
+function newWorker(entry: URL, data: WebhookThreadData): Worker {
   const options = { workerData: data, name: 'tally-webhooks' };
-  if (!here.pathname.endsWith('.ts')) return new Worker(new URL('./webhook-thread-entry.js', here), options);
-  const entry = new URL('./webhook-thread-entry.ts', here).href;
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, options);
   const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`;
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
@@ -84,7 +88,8 @@ function relog(log: Logger, line: string): void {
   }
   if (typeof parsed !== 'object' || parsed === null) return;
   const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...fields } = parsed as Record<string, unknown>;
-  const label = typeof level === 'number' ? log.levels.labels[level] : undefined;
+  // The level as a label (the service's format) or pino's number.
+  const label = typeof level === 'number' ? log.levels.labels[level] : typeof level === 'string' && level in log.levels.values ? level : undefined;
   const write = label && label in log ? (log as unknown as Record<string, (o: object, m?: string) => void>)[label] : undefined;
   (write ?? log.info).call(log, fields, typeof msg === 'string' ? msg : undefined);
 }
@@ -101,6 +106,10 @@ export async function startWebhookThread(options: {
   databaseUrl: string;
   log: Logger;
   reports: WebhookWorkerReports;
+  /** The module the thread runs (default: the worker's composition root; tests give a module of their own). */
+  entry?: URL;
+  /** How long after an unexpected end the thread is started again (ms). */
+  restartMs?: number;
 }): Promise<WebhookThread> {
   const { log, reports } = options;
   const threadLog = log.child({ thread: 'webhooks' });
@@ -148,7 +157,7 @@ export async function startWebhookThread(options: {
         if (error) reject(error);
         else resolve();
       };
-      const current = newWorker(data);
+      const current = newWorker(options.entry ?? defaultEntry(), data);
       worker = current;
       current.on('message', (raw) => handle(raw, ready));
       current.on('error', (error) => {
@@ -160,10 +169,11 @@ export async function startWebhookThread(options: {
         stopped?.();
         if (!started) return ready(new Error(`the webhook worker thread exited with code ${code} before it was ready`));
         if (stopping) return;
-        threadLog.error({ code }, `webhook worker thread ended; starting it again in ${RESTART_MS} ms (the inbox keeps every webhook)`);
+        const restartMs = options.restartMs ?? RESTART_MS;
+        threadLog.error({ code }, `webhook worker thread ended; starting it again in ${restartMs} ms (the inbox keeps every webhook)`);
         restartTimer = setTimeout(() => {
           spawn().catch((error: unknown) => threadLog.error({ err: error }, 'webhook worker thread could not start again'));
-        }, RESTART_MS);
+        }, restartMs);
       });
     });
 
