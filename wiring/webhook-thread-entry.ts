@@ -11,11 +11,24 @@ import { provideInfrastructure, providePool } from './infrastructure.ts';
 import { Cleanups } from './lifecycle.ts';
 import { squareConnections } from './connections.ts';
 import { provideIngestionCore, provideWebhookProcessor } from './ingestion.ts';
-import type { ServiceMessage, ThreadMessage, WebhookThreadData, WebhookWorkerReports } from './webhook-thread.ts';
+import type { ServiceMessage, ThreadMessage, ThreadMessages, WebhookThreadData, WebhookWorkerReports } from './webhook-thread.ts';
 
 const port = parentPort;
 if (!port) throw new Error('webhook-thread-entry.ts runs as a worker thread of the service (wiring/webhook-thread.ts)');
-const post = (message: ThreadMessage) => port.postMessage(message);
+/** Reports of one turn of the event loop go in one message; lifecycle messages go at once, after them. */
+let queued: ThreadMessage[] = [];
+const flush = () => {
+  if (!queued.length) return;
+  port.postMessage({ kind: 'reports', messages: queued } satisfies ThreadMessages);
+  queued = [];
+};
+const post = (message: ThreadMessage) => {
+  if (queued.push(message) === 1) setImmediate(flush);
+};
+const postNow = (message: ThreadMessage) => {
+  flush();
+  port.postMessage(message);
+};
 
 async function start(data: WebhookThreadData): Promise<void> {
   const { config, databaseUrl } = data;
@@ -54,15 +67,15 @@ async function start(data: WebhookThreadData): Promise<void> {
         void cleanups
           .run((error) => log.warn({ err: error }, 'error while stopping the webhook worker thread'))
           .finally(() => {
-            post({ kind: 'stopped' });
+            postNow({ kind: 'stopped' });
             port!.close();
           });
       }
     });
-    post({ kind: 'ready' });
+    postNow({ kind: 'ready' });
   } catch (error) {
     await cleanups.run();
-    post({ kind: 'failed', message: error instanceof Error ? error.message : String(error) });
+    postNow({ kind: 'failed', message: error instanceof Error ? error.message : String(error) });
   }
 }
 

@@ -39,7 +39,7 @@ export interface WebhookThreadData {
 }
 
 /** Messages from the worker thread; checked on arrival like any input. */
-export const threadMessage = z.discriminatedUnion('kind', [
+const report = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('ready') }),
   z.object({ kind: z.literal('failed'), message: z.string() }),
   z.object({ kind: z.literal('stopped') }),
@@ -50,7 +50,10 @@ export const threadMessage = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('conflict'), stream: z.string() }),
   z.object({ kind: z.literal('customer-changed'), tenantId: z.string(), customerId: z.string() }),
 ]);
-export type ThreadMessage = z.infer<typeof threadMessage>;
+/** Reports come in one message per turn of the thread's event loop (`reports`): a message costs more than its content. */
+export const threadMessage = z.union([report, z.object({ kind: z.literal('reports'), messages: z.array(report) })]);
+export type ThreadMessage = z.infer<typeof report>;
+export type ThreadMessages = z.infer<typeof threadMessage>;
 
 /** Messages to the worker thread. */
 export type ServiceMessage = { kind: 'wake' } | { kind: 'stop' };
@@ -119,13 +122,16 @@ export async function startWebhookThread(options: {
   let restartTimer: NodeJS.Timeout | undefined;
   let stopped: (() => void) | undefined;
 
-  const handle = (raw: unknown, ready: (error?: Error) => void) => {
+  const receive = (raw: unknown, ready: (error?: Error) => void) => {
     const parsed = threadMessage.safeParse(raw);
     if (!parsed.success) {
       threadLog.warn({ issues: parsed.error.issues.slice(0, 3) }, 'webhook worker thread: unexpected message');
       return;
     }
-    const message = parsed.data;
+    if (parsed.data.kind === 'reports') for (const message of parsed.data.messages) handle(message, ready);
+    else handle(parsed.data, ready);
+  };
+  const handle = (message: ThreadMessage, ready: (error?: Error) => void) => {
     switch (message.kind) {
       case 'ready':
         return ready();
@@ -159,7 +165,7 @@ export async function startWebhookThread(options: {
       };
       const current = newWorker(options.entry ?? defaultEntry(), data);
       worker = current;
-      current.on('message', (raw) => handle(raw, ready));
+      current.on('message', (raw) => receive(raw, ready));
       current.on('error', (error) => {
         threadLog.error({ err: error }, 'webhook worker thread failed');
         ready(error);
@@ -178,9 +184,16 @@ export async function startWebhookThread(options: {
     });
 
   await spawn();
+  // Webhooks stored in one turn of the event loop wake the thread once.
+  let wakeQueued = false;
   return {
     wake() {
-      worker?.postMessage({ kind: 'wake' } satisfies ServiceMessage);
+      if (wakeQueued) return;
+      wakeQueued = true;
+      setImmediate(() => {
+        wakeQueued = false;
+        worker?.postMessage({ kind: 'wake' } satisfies ServiceMessage);
+      });
     },
     async stop() {
       stopping = true;
