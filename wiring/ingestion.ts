@@ -44,7 +44,9 @@ import { walletIdFor } from './ids.ts';
 function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbox, metrics: Pick<WebhookWorkerReports, 'appended'>): InboxCommit {
   if (rawStore instanceof PostgresEventStore) {
     return async (requests, settlements) => {
-      const result = await rawStore.appendMany(requests, { alongside: completeManyStatement(settlements) });
+      // Without waiting for the WAL flush: a crash that loses the commit loses the settlements with the events, and
+      // the webhooks are decided again from the inbox (what Square must find durable, the inbox row, already is).
+      const result = await rawStore.appendMany(requests, { alongside: completeManyStatement(settlements), waitForFlush: false });
       for (const { stream, events } of requests) metrics.appended(stream, events.length);
       return { position: result.position, settled: new Set(result.alongside.map((row) => settledRow.parse(row).event_id)) };
     };
