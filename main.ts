@@ -111,7 +111,19 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const projections = provideProjections(infrastructure, metrics, cleanups);
     const ingestion = await provideIngestion(
       infrastructure,
-      { metrics, hasher: accounts.hasher, connections: square.connections, settings: square.settings, squareConfig: square.squareConfig, inbox, ackPool, runner: projections.runner, failures },
+      {
+        metrics,
+        hasher: accounts.hasher,
+        connections: square.connections,
+        settings: square.settings,
+        squareConfig: square.squareConfig,
+        inbox,
+        ackPool,
+        runner: projections.runner,
+        failures,
+        // A test clock cannot cross threads: a service started with one decides webhooks on its own thread.
+        threaded: config.WEBHOOK_WORKER_THREAD && !options.now,
+      },
       cleanups,
     );
     awaitProcessed = ingestion.awaitProcessed;

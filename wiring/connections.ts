@@ -35,11 +35,34 @@ function squareAccess(config: Config): SquareAccess {
 }
 
 /**
+ * The connections service on a Square configuration already resolved (the simulator's in development): the
+ * service's own, and the webhook worker thread's, which gets that configuration from the service.
+ */
+export function squareConnections(infrastructure: Infrastructure, squareConfig: Config) {
+  const { env, pool, store, runtime, commands } = infrastructure;
+  const keys = keyring(squareConfig.ENCRYPTION_KEY, squareConfig.ENCRYPTION_KEY_PREVIOUS);
+  const settings = squareSettings(squareConfig, env, squareConfig.SQUARE_WEBHOOK_URL ?? `${squareConfig.API_BASE_URL}${WEBHOOK_PATH}`);
+  const connections = squareConnectionsService({
+    store,
+    vault: postgresTokenVault(pool, keys),
+    oauthStates: postgresOAuthStates(pool, keys),
+    square: squareAccess(squareConfig),
+    runtime,
+    commands,
+    redirectUri: settings.redirectUri,
+    startUrl: settings.startUrl,
+    tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
+    unretiredRules: async (tenantId) => unretiredVersions((await loadState(store, ruleSetStream(tenantId), ruleSetDecider)).state),
+  });
+  return { settings, connections };
+}
+
+/**
  * `afterDelivery` is how the development simulator's `trigger` waits for Tally to process its webhook (the
  * ingestion context answers it; it is built later, hence a function).
  */
 export function provideConnections(infrastructure: Infrastructure, metrics: Metrics, afterDelivery: (eventId: string) => Promise<string | undefined>) {
-  const { config, env, log, pool, store, runtime, commands } = infrastructure;
+  const { config, log, pool, runtime } = infrastructure;
   // Development without SQUARE_APP_ID: the built-in Square simulator, mounted on this server (config refuses it in production).
   const simulated: DevelopmentSimulator | undefined = config.squareSimulated
     ? developmentSimulator(config, {
@@ -55,20 +78,7 @@ export function provideConnections(infrastructure: Infrastructure, metrics: Metr
     );
   }
   const squareConfig = simulated?.config ?? config;
-  const keys = keyring(squareConfig.ENCRYPTION_KEY, squareConfig.ENCRYPTION_KEY_PREVIOUS);
-  const settings = squareSettings(squareConfig, env, squareConfig.SQUARE_WEBHOOK_URL ?? `${squareConfig.API_BASE_URL}${WEBHOOK_PATH}`);
-  const connections = squareConnectionsService({
-    store,
-    vault: postgresTokenVault(pool, keys),
-    oauthStates: postgresOAuthStates(pool, keys),
-    square: squareAccess(squareConfig),
-    runtime,
-    commands,
-    redirectUri: settings.redirectUri,
-    startUrl: settings.startUrl,
-    tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
-    unretiredRules: async (tenantId) => unretiredVersions((await loadState(store, ruleSetStream(tenantId), ruleSetDecider)).state),
-  });
+  const { settings, connections } = squareConnections(infrastructure, squareConfig);
   const routes = connectionRoutes({ connections: withRefreshMetrics(connections, metrics), pool, settings, now: runtime.now });
   return { simulated, squareConfig, connections, settings, routes };
 }

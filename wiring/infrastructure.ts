@@ -11,7 +11,7 @@ import { secretValues, type Config } from '../adapters/config.ts';
 import { chooseLogFormat, createLogger } from '../adapters/logger.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../adapters/postgres/embedded.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
-import { instrumentEventStore } from '../adapters/eventstore/instrumented.ts';
+import { instrumentEventStore, type AppendObserver } from '../adapters/eventstore/instrumented.ts';
 import { provideCommandPath } from '../adapters/commands/path.ts';
 import type { Metrics } from '../adapters/metrics.ts';
 import type { EventStore } from '../domain/ports/event-store.ts';
@@ -88,7 +88,7 @@ export async function provideEventStore(config: Config, pool: pg.Pool, databaseU
 
 /** Event store, runtime and command path over an open database. */
 export async function provideInfrastructure(
-  base: { config: Config; env: NodeJS.ProcessEnv; log: Logger; databaseUrl: string; pool: pg.Pool; metrics?: Metrics; now?: () => Date },
+  base: { config: Config; env: NodeJS.ProcessEnv; log: Logger; databaseUrl: string; pool: pg.Pool; metrics?: AppendObserver; now?: () => Date },
   cleanups: Cleanups,
 ): Promise<Infrastructure> {
   const { now, ...given } = base;

@@ -8,7 +8,8 @@ import type { Metrics } from '../adapters/metrics.ts';
 import { withPollMetrics } from '../adapters/metrics-hooks.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import { Acknowledgements } from '../adapters/workers/acknowledgements.ts';
-import { groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
+import { completeManyStatement, groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
+import { z } from 'zod';
 import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
 import type { Config } from '../adapters/config.ts';
 import type { EventStore } from '../domain/ports/event-store.ts';
@@ -32,29 +33,31 @@ import type { FailureLimiter } from '../http/rate-limit.ts';
 import type { SquareSettings } from '../adapters/square/settings.ts';
 import type { Infrastructure } from './infrastructure.ts';
 import type { Cleanups } from './lifecycle.ts';
+import { startWebhookThread, type Settlement, type WebhookWorkerReports } from './webhook-thread.ts';
 import { walletIdFor } from './ids.ts';
 
 /**
  * How the webhook worker writes a batch: on PostgreSQL the events and the inbox rows' outcomes commit in one
- * transaction; elsewhere the events are appended first and the rows settled after (a crash in between only
- * means the batch is decided again, and finds its effects already recorded).
+ * statement (one round trip); elsewhere the events are appended first and the rows settled after (a crash in
+ * between only means the batch is decided again, and finds its effects already recorded).
  */
-function inboxCommit(rawStore: EventStore, store: EventStore, metrics: Metrics): InboxCommit {
+function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbox, metrics: Pick<WebhookWorkerReports, 'appended'>): InboxCommit {
   if (rawStore instanceof PostgresEventStore) {
-    return async (requests, settle) => {
-      const result = await rawStore.appendMany(requests, { inTransaction: (client) => settle(client) });
+    return async (requests, settlements) => {
+      // Without waiting for the WAL flush: a crash that loses the commit loses the settlements with the events, and
+      // the webhooks are decided again from the inbox (what Square must find durable, the inbox row, already is).
+      const result = await rawStore.appendMany(requests, { alongside: completeManyStatement(settlements), waitForFlush: false });
       for (const { stream, events } of requests) metrics.appended(stream, events.length);
-      return result.position;
+      return { position: result.position, settled: new Set(result.alongside.map((row) => settledRow.parse(row).event_id)) };
     };
   }
-  return async (requests, settle) => {
+  return async (requests, settlements) => {
     const position = requests.length ? (await store.appendMany(requests)).position : undefined;
-    await settle();
-    return position;
+    return { position, settled: await inbox.completeMany(settlements) };
   };
 }
 
-type Settlement = { outcome: string } | { error: string };
+const settledRow = z.object({ event_id: z.string() });
 
 /** Who waits for a webhook's processing (the simulator's trigger), by event id. */
 class SettlementWaiters {
@@ -95,11 +98,17 @@ export interface IngestionDependencies {
   ackPool: pg.Pool;
   runner: ProjectionRunner;
   failures: FailureLimiter;
+  /**
+   * Whether the webhook worker runs on a thread of its own (`WEBHOOK_WORKER_THREAD`; not with a test clock, which
+   * cannot cross threads). Otherwise it shares the thread that answers requests, and defers to acknowledgements.
+   */
+  threaded: boolean;
 }
 
-export async function provideIngestion(infrastructure: Infrastructure, deps: IngestionDependencies, cleanups: Cleanups) {
-  const { config, log, pool, store, rawStore, runtime } = infrastructure;
-  const { metrics, connections, inbox } = deps;
+/** What deciding payments needs: the in-memory state, Square's customers and orders cached, the ingestion service. */
+export async function provideIngestionCore(infrastructure: Infrastructure, deps: { hasher: IdentityHasher; connections: SquareConnectionsService }) {
+  const { config, log, pool, store, runtime } = infrastructure;
+  const { connections } = deps;
   const ingestionState = new IngestionState(store);
   const apis = squareApis({ connection: (tenantId) => ingestionState.connection(tenantId), make: async (tenantId) => (await connections.apiFor(tenantId)).api });
   const contacts = customerCache(
@@ -133,16 +142,35 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     inlineWalletEffects,
     wallets: infrastructure.commands,
   });
-  const waiters = new SettlementWaiters();
-  const acknowledgements = new Acknowledgements();
-  const processor = new WebhookProcessor(
+  return { ingestionState, contacts, ingestion, inlineWalletEffects };
+}
+
+export type IngestionCore = Awaited<ReturnType<typeof provideIngestionCore>>;
+
+/**
+ * The batched webhook worker over the inbox, on the ingestion core of the thread it runs on: the service's own
+ * thread, or the worker thread (wiring/webhook-thread.ts). Not started.
+ */
+export function provideWebhookProcessor(
+  infrastructure: Infrastructure,
+  core: IngestionCore,
+  deps: { hasher: IdentityHasher; connections: SquareConnectionsService; reports: WebhookWorkerReports; acknowledgements?: Acknowledgements },
+): WebhookProcessor {
+  const { config, log, pool, store, rawStore, runtime } = infrastructure;
+  const { ingestionState, contacts, ingestion } = core;
+  const { connections, reports } = deps;
+  const inbox = webhookInbox(pool);
+  return new WebhookProcessor(
     inbox,
     webhookHandler({
       ingestion,
       catchUp: () => ingestionState.catchUp(),
       tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
       markRevoked: async (merchantId, revocation, metadata) => (await connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
-      forgetCustomer: (tenantId, customerId) => contacts.forget(tenantId, customerId),
+      forgetCustomer: (tenantId, customerId) => {
+        contacts.forget(tenantId, customerId);
+        reports.customerChanged(tenantId, customerId);
+      },
       attachIdentity: (tenantId, change, source, metadata) =>
         attachCustomerIdentity(
           {
@@ -161,21 +189,51 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
         ),
     }),
     log.child({ component: 'webhooks' }),
-    inboxCommit(rawStore, store, metrics),
+    inboxCommit(rawStore, store, inbox, reports),
     {
       batchSize: config.WEBHOOK_BATCH_SIZE,
       batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
-      onOutcome: (outcome) => metrics.webhookOutcome(outcome),
-      onSettled: (eventId, settlement) => waiters.settled(eventId, settlement),
-      // Webhooks being acknowledged go first: the next batch is leased once they are answered (or after the bound).
-      acknowledgements,
-      ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS,
+      onOutcome: (outcome) => reports.outcome(outcome),
+      onSettled: (eventId, settlement) => reports.settled(eventId, settlement),
+      // On the thread that answers requests, webhooks being acknowledged go first: the next batch is leased once
+      // they are answered (or after the bound). A worker on its own thread has nothing to defer to.
+      ...(deps.acknowledgements ? { acknowledgements: deps.acknowledgements, ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS } : { ackPriorityMs: 0 }),
       // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
       leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
     },
   );
-  processor.start();
-  cleanups.add(() => processor.stop());
+}
+
+// Over 80 lines because it wires the whole context in one place: the core, the worker (inline or on its thread),
+// the simulator's wait, body retention, the poll and the routes.
+export async function provideIngestion(infrastructure: Infrastructure, deps: IngestionDependencies, cleanups: Cleanups) {
+  const { config, log, runtime, store } = infrastructure;
+  const { metrics, connections } = deps;
+  const inbox = deps.inbox;
+  // The service's own core: the poll decides on it, and so does the webhook worker when it shares this thread.
+  const core = await provideIngestionCore(infrastructure, deps);
+  const { ingestion, inlineWalletEffects } = core;
+  const waiters = new SettlementWaiters();
+  const acknowledgements = new Acknowledgements();
+  const reports: WebhookWorkerReports = {
+    outcome: (outcome) => metrics.webhookOutcome(outcome),
+    appended: (stream, events) => metrics.appended(stream, events),
+    settled: (eventId, settlement) => waiters.settled(eventId, settlement),
+    // The worker thread's cache dropped it; so does this thread's (the poll's). Inline, they are one cache.
+    customerChanged: (tenantId, customerId) => (deps.threaded ? core.contacts.forget(tenantId, customerId) : undefined),
+    conflict: (stream) => metrics.concurrencyConflict(stream),
+  };
+  let worker: { wake(): void };
+  if (deps.threaded) {
+    const thread = await startWebhookThread({ config: deps.squareConfig, env: infrastructure.env, databaseUrl: infrastructure.databaseUrl, log, reports });
+    cleanups.add(() => thread.stop());
+    worker = thread;
+  } else {
+    const processor = provideWebhookProcessor(infrastructure, core, { hasher: deps.hasher, connections, reports, acknowledgements });
+    processor.start();
+    cleanups.add(() => processor.stop());
+    worker = processor;
+  }
 
   /**
    * The simulator's `trigger` answers once Tally has processed its webhook (the batched worker's onSettled) and the
@@ -226,13 +284,13 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       inbox: groupedRecorder(webhookInbox(deps.ackPool), { maxBatch: config.WEBHOOK_ACK_BATCH_SIZE, maxInFlight: config.WEBHOOK_POOL_SIZE }),
       signatureKey: deps.squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
       notificationUrl: deps.settings.webhookNotificationUrl,
-      onStored: () => processor.wake(),
+      onStored: () => worker.wake(),
       failures: deps.failures,
       onSignatureFailure: () => metrics.webhookSignatureFailure(),
       onReceived: () => acknowledgements.received(),
       onAnswered: () => acknowledgements.answered(),
     }),
-    ...ingestionRoutes({ inbox, wakeProcessor: () => processor.wake(), poll }),
+    ...ingestionRoutes({ inbox, wakeProcessor: () => worker.wake(), poll }),
   ];
   return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes };
 }

@@ -190,7 +190,29 @@ export interface PostgresAppendManyOptions {
    * It may run more than once (a retry after a transient failure that rolled back the previous attempt).
    */
   inTransaction?: (client: pg.PoolClient, result: AppendManyResult) => Promise<void>;
+  /**
+   * A data-modifying statement run in the same statement as the append (one round trip, one transaction): it
+   * commits with the events, and not at all when they conflict. Its placeholders start at `$1`; its `RETURNING`
+   * rows come back as `alongside` (as JSON objects). `name` makes the combined statement a named one. Exclusive
+   * with `inTransaction`. With no events it runs alone.
+   */
+  alongside?: AlongsideStatement;
+  /**
+   * With `alongside`: `false` commits without waiting for the WAL flush (`synchronous_commit` off for this statement's
+   * transaction only). For writers that redo what a crash loses: the webhook worker, whose batch's events and inbox
+   * settlements commit together or not at all, and are decided again from the inbox. Default true.
+   */
+  waitForFlush?: boolean;
 }
+
+export interface AlongsideStatement {
+  name: string;
+  text: string;
+  values: unknown[];
+}
+
+/** Values of the append's own placeholders ($1…$8) in `writeMany`. */
+const APPEND_PARAMETERS = 8;
 
 export interface PostgresEventStoreOptions {
   /** Fallback poll interval for subscriptions when no notification arrives (ms). */
@@ -288,13 +310,18 @@ export class PostgresEventStore implements EventStore {
    * One transaction (one statement when there is no `inTransaction` work): all streams or none, events in
    * request order under one transaction id, so the feed hands them out contiguously. Subscribers are woken once.
    */
-  async appendMany(requests: readonly StreamAppend[], options: PostgresAppendManyOptions = {}): Promise<AppendManyResult> {
+  async appendMany(requests: readonly StreamAppend[], options: PostgresAppendManyOptions & { alongside: AlongsideStatement }): Promise<AppendManyResult & { alongside: unknown[] }>;
+  async appendMany(requests: readonly StreamAppend[], options?: PostgresAppendManyOptions): Promise<AppendManyResult>;
+  async appendMany(requests: readonly StreamAppend[], options: PostgresAppendManyOptions = {}): Promise<AppendManyResult & { alongside?: unknown[] }> {
     checkAppendManyRequests(requests);
-    const { inTransaction } = options;
-    if (requests.length === 0 && !inTransaction) return { streams: [] };
+    const { inTransaction, alongside } = options;
+    if (inTransaction && alongside) throw new Error('appendMany: inTransaction and alongside are exclusive');
+    if (requests.length === 0 && !inTransaction && !alongside) return { streams: [] };
     try {
       const result = await this.retryOnDuplicateId(() =>
-        inTransaction
+        alongside
+          ? this.writeMany(this.pool, requests, alongside, options.waitForFlush ?? true)
+          : inTransaction
           ? withTransaction(this.pool, async (client) => {
               const written = await this.writeMany(client, requests);
               await inTransaction(client, written);
@@ -309,14 +336,33 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
-  private async writeMany(db: Queryable, requests: readonly StreamAppend[]): Promise<AppendManyResult> {
-    if (requests.length === 0) return { streams: [] };
+  private async writeMany(db: Queryable, requests: readonly StreamAppend[], alongside?: AlongsideStatement, waitForFlush = true): Promise<AppendManyResult & { alongside?: unknown[] }> {
+    // A setting made for the rest of the transaction (`set_config(…, true)`); the statement's transaction commits
+    // right after it, under that setting.
+    const noFlush = waitForFlush ? '' : `no_flush AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)), `;
+    const suffix = waitForFlush ? '' : '+no-flush';
+    if (requests.length === 0) {
+      if (!alongside) return { streams: [] };
+      const { rows } = await db.query(
+        waitForFlush
+          ? { name: alongside.name, text: alongside.text, values: alongside.values }
+          : { name: `${alongside.name}${suffix}`, text: `WITH ${noFlush}alongside AS (${alongside.text}) SELECT alongside.* FROM alongside, no_flush`, values: alongside.values },
+      );
+      return { streams: [], alongside: rows };
+    }
     const events = requests.flatMap((request, index) => request.events.map((event) => ({ request: index + 1, event })));
-    const { rows } = await db.query<{ request: number; current_revision: string; last_transaction_id: string; last_global_position: string }>({
+    const append = `SELECT request, current_revision, last_transaction_id::text, last_global_position
+        FROM append_events_many($1::text[], $2::text[], $3::bigint[], $4::int[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[])`;
+    const { rows: all } = await db.query<{ request: number | null; current_revision: string; last_transaction_id: string; last_global_position: string; alongside?: unknown }>({
       // Named, so each connection parses and plans it once.
-      name: 'tally_append_events_many',
-      text: `SELECT request, current_revision, last_transaction_id::text, last_global_position
-        FROM append_events_many($1::text[], $2::text[], $3::bigint[], $4::int[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[])`,
+      name: alongside ? `tally_append_events_many+${alongside.name}${suffix}` : 'tally_append_events_many',
+      // The statement alongside is a data-modifying WITH: it runs to completion in the same statement, and the
+      // append failing (a conflict) fails the whole statement, so both commit or neither.
+      text: alongside
+        ? `WITH ${noFlush}alongside AS (${alongside.text.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + APPEND_PARAMETERS}`)})
+           SELECT request, current_revision, last_transaction_id, last_global_position, NULL::jsonb AS alongside FROM (${append}) appended${waitForFlush ? '' : ', no_flush'}
+           UNION ALL SELECT NULL, NULL, NULL, NULL, to_jsonb(alongside) FROM alongside`
+        : append,
       values: [
         requests.map((r) => r.stream),
         requests.map((r) => (typeof r.expected === 'number' ? 'exact' : r.expected)),
@@ -326,8 +372,10 @@ export class PostgresEventStore implements EventStore {
         events.map((e) => e.event.type),
         events.map((e) => JSON.stringify(e.event.data)),
         events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.event.metadata })),
+        ...(alongside?.values ?? []),
       ],
     });
+    const rows = alongside ? all.filter((row) => row.request !== null) : all;
     if (rows.length !== requests.length) throw new Error(`append_events_many answered ${rows.length} rows for ${requests.length} streams`);
     let last: { position: Position; cursor: Cursor } | undefined;
     const streams: StreamAppendResult[] = rows.map((row, index) => {
@@ -336,7 +384,7 @@ export class PostgresEventStore implements EventStore {
       if (!last || compare(cursor, last.cursor) > 0) last = { position, cursor };
       return { stream: requests[index]!.stream, nextExpectedRevision: Number(row.current_revision), position };
     });
-    return { streams, ...(last ? { position: last.position } : {}) };
+    return { streams, ...(last ? { position: last.position } : {}), ...(alongside ? { alongside: all.filter((row) => row.request === null).map((row) => row.alongside) } : {}) };
   }
 
   private translate(error: unknown, requests: readonly StreamAppend[]): unknown {

@@ -60,6 +60,30 @@ function decodeCursor(cursor: string): [string, string] {
   }
 }
 
+/** One webhook's attempt settled with its outcome. */
+export interface Settlement {
+  eventId: string;
+  attempt: number;
+  tenantId: string | null;
+  outcome: string;
+}
+
+/**
+ * Settles several attempts in one statement (`completeMany`); the batched worker on PostgreSQL runs it in the very
+ * statement that appends the batch's events (`appendMany`'s `alongside`). Returns the event ids it recorded.
+ */
+export function completeManyStatement(settlements: readonly Settlement[]): { name: string; text: string; values: unknown[] } {
+  return {
+    name: 'tally_inbox_complete_many',
+    text: `UPDATE pos_webhook_events_raw w
+              SET processed = true, processed_at = now(), outcome = s.outcome, tenant_id = COALESCE(s.tenant_id, w.tenant_id), error = NULL, locked_until = NULL
+             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS s(event_id, attempt, outcome, tenant_id)
+            WHERE w.id = s.event_id AND w.attempts = s.attempt AND NOT w.processed
+          RETURNING w.id AS event_id`,
+    values: [settlements.map((s) => s.eventId), settlements.map((s) => s.attempt), settlements.map((s) => s.outcome), settlements.map((s) => s.tenantId)],
+  };
+}
+
 export function webhookInbox(pool: pg.Pool) {
   return {
     /** Stores a verified webhook once; a repeated event id only counts the delivery. */
@@ -144,18 +168,11 @@ export function webhookInbox(pool: pg.Pool) {
      * whose outcome was recorded.
      */
     async completeMany(
-      settlements: readonly { eventId: string; attempt: number; tenantId: string | null; outcome: string }[],
+      settlements: readonly Settlement[],
       db: Pick<pg.ClientBase, 'query'> = pool,
     ): Promise<Set<string>> {
       if (!settlements.length) return new Set();
-      const { rows } = await db.query<{ event_id: string }>(
-        `UPDATE pos_webhook_events_raw w
-            SET processed = true, processed_at = now(), outcome = s.outcome, tenant_id = COALESCE(s.tenant_id, w.tenant_id), error = NULL, locked_until = NULL
-           FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS s(event_id, attempt, outcome, tenant_id)
-          WHERE w.id = s.event_id AND w.attempts = s.attempt AND NOT w.processed
-        RETURNING w.id AS event_id`,
-        [settlements.map((s) => s.eventId), settlements.map((s) => s.attempt), settlements.map((s) => s.outcome), settlements.map((s) => s.tenantId)],
-      );
+      const { rows } = await db.query<{ event_id: string }>(completeManyStatement(settlements));
       return new Set(rows.map((r) => r.event_id));
     },
 

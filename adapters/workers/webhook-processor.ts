@@ -6,15 +6,16 @@
  * Failures are retried with exponential backoff and jitter; the row shows the error and the attempts.
  */
 import type { Logger } from 'pino';
-import type { WebhookInbox, DueWebhook } from '../postgres/webhook-inbox.ts';
+import type { WebhookInbox, DueWebhook, Settlement } from '../postgres/webhook-inbox.ts';
 import type { WebhookHandler, WebhookResult } from '../../domain/payments/webhook-handler.ts';
 import type { Position, StreamAppend } from '../../domain/ports/event-store.ts';
 
 /**
- * Writes a batch's appends and settles its rows (`settle`, given the database client of the append's
- * transaction where there is one). The default composition passes the PostgreSQL store's transactional append.
+ * Writes a batch's appends and settles its rows; answers the position of the appends and the event ids whose
+ * settlement was recorded. The default composition passes the PostgreSQL store's append with the settlement in
+ * the same statement.
  */
-export type InboxCommit = (requests: readonly StreamAppend[], settle: (db?: Parameters<WebhookInbox['completeMany']>[1]) => Promise<void>) => Promise<Position | undefined>;
+export type InboxCommit = (requests: readonly StreamAppend[], settlements: readonly Settlement[]) => Promise<{ position: Position | undefined; settled: Set<string> }>;
 import { DomainError } from '../../domain/shared/errors.ts';
 import type { AcknowledgementsPending } from './acknowledgements.ts';
 
@@ -154,14 +155,15 @@ export class WebhookProcessor {
     try {
       results = await this.handle.handleBatch(
         rows.map((row) => ({ eventId: row.event_id, rawBody: row.raw_body })),
-        (requests, decided) =>
-          this.commit(requests, async (db) => {
-            const settlements = rows.flatMap((row, i) => {
-              const r = decided[i];
-              return r?.ok ? [{ eventId: row.event_id, attempt: row.attempts, tenantId: r.tenantId, outcome: r.result.outcome }] : [];
-            });
-            settled = await this.inbox.completeMany(settlements, db);
-          }),
+        async (requests, decided) => {
+          const settlements = rows.flatMap((row, i) => {
+            const r = decided[i];
+            return r?.ok ? [{ eventId: row.event_id, attempt: row.attempts, tenantId: r.tenantId, outcome: r.result.outcome }] : [];
+          });
+          const committed = await this.commit(requests, settlements);
+          settled = committed.settled;
+          return committed.position;
+        },
       );
     } catch (error) {
       // The batch as a whole could not be decided or written (the database went away, conflicts kept coming):

@@ -95,6 +95,8 @@ test.before(async () => {
     SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
     API_BASE_URL,
     CRON_SECRET,
+    // ingestion-thread.test.ts runs this whole suite again with the webhook worker on its own thread.
+    ...(process.env.TEST_WEBHOOK_WORKER_THREAD === 'true' ? { WEBHOOK_WORKER_THREAD: 'true' } : {}),
   });
   call = api(service.url);
   send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
@@ -295,4 +297,8 @@ test.serial('the logs of the whole run hold no secret and no token', async (t) =
   t.true(service.logs.length > 50, 'the run did log');
   for (const secret of [...secrets, ...tokens]) t.false(logs.includes(secret), `a secret (${secret.slice(0, 4)}…) is in the logs`);
   t.regex(logs, /ingestion outcome: credited/, 'the outcomes operators look for are logged');
+  // Where the worker has a thread of its own, its lines come through the service's logger, marked as its own.
+  const workerLines = service.logs.filter((line) => line.includes('ingestion outcome: credited'));
+  const onThread = workerLines.filter((line) => (JSON.parse(line) as { thread?: string }).thread === 'webhooks');
+  t.is(onThread.length, process.env.TEST_WEBHOOK_WORKER_THREAD === 'true' ? workerLines.length : 0);
 });

@@ -1,9 +1,10 @@
 /**
  * What the PostgreSQL adapter adds to the contract's appendMany: every conflicting stream reported, the
- * `inTransaction` hook that commits an adapter's own rows with the events (or nothing), and the gap-safe feed
+ * `inTransaction` hook and the `alongside` statement that commit an adapter's own rows with the events (or nothing), and the gap-safe feed
  * holding later events back while a multi-stream transaction is still open.
  */
 import test from 'ava';
+import pg from 'pg';
 import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { MultiStreamConflict, type NewEvent } from '../../domain/ports/event-store.ts';
@@ -92,6 +93,65 @@ test('inTransaction work does not run when the events conflict, and runs alone f
   const empty = await store.appendMany([], { inTransaction: async (client) => void (await client.query('INSERT INTO settled (name) VALUES ($1)', [p])) });
   t.deepEqual(empty, { streams: [] });
   t.true(await settled(p));
+});
+
+const settleAlongside = (name: string) => ({ name: 'test_settle', text: 'INSERT INTO settled (name) VALUES ($1) RETURNING name', values: [name] });
+
+test('a statement alongside commits with the events, in the same statement, and answers its rows', async (t) => {
+  const p = prefix();
+  const result = await store.appendMany(
+    [
+      { stream: `${p}-a`, events: [event(1), event(2)], expected: 'no_stream' },
+      { stream: `${p}-b`, events: [event(3)], expected: 'no_stream' },
+    ],
+    { alongside: settleAlongside(p) },
+  );
+  t.deepEqual(result.alongside, [{ name: p }]);
+  t.deepEqual(
+    result.streams.map((s) => [s.stream, s.nextExpectedRevision]),
+    [
+      [`${p}-a`, 1],
+      [`${p}-b`, 0],
+    ],
+  );
+  t.true(await settled(p));
+  t.is(await streamLength(`${p}-a`), 2);
+  t.is((await store.readStream(`${p}-b`))[0]?.position, result.position);
+});
+
+test('a statement alongside does not commit when the events conflict, fails the append when it fails, and runs alone for an empty list', async (t) => {
+  const p = prefix();
+  await store.append(`${p}-a`, [event(0)], 'no_stream');
+  await t.throwsAsync(store.appendMany([{ stream: `${p}-a`, events: [event(1)], expected: 'no_stream' }], { alongside: settleAlongside(p) }), { instanceOf: MultiStreamConflict });
+  t.false(await settled(p));
+  // Its own failure (here a duplicate key) rolls the events back.
+  await database.pool.query('INSERT INTO settled (name) VALUES ($1)', [`${p}-taken`]);
+  await t.throwsAsync(store.appendMany([{ stream: `${p}-b`, events: [event(1)], expected: 'no_stream' }], { alongside: settleAlongside(`${p}-taken`) }));
+  t.is(await streamLength(`${p}-b`), 0);
+  const empty = await store.appendMany([], { alongside: settleAlongside(p) });
+  t.deepEqual(empty, { streams: [], alongside: [{ name: p }] });
+  t.true(await settled(p));
+});
+
+test('a statement alongside without waiting for the flush commits the same, and leaves the connection as it was', async (t) => {
+  const pool = new pg.Pool({ connectionString: database.url, max: 1 });
+  const single = new PostgresEventStore(pool, { connectionString: database.url });
+  try {
+    // The test server runs with synchronous_commit off; this session commits durably, as a production one does.
+    await pool.query('SET synchronous_commit = on');
+    const p = prefix();
+    const result = await single.appendMany([{ stream: `${p}-a`, events: [event(1)], expected: 'no_stream' }], { alongside: settleAlongside(p), waitForFlush: false });
+    t.deepEqual(result.alongside, [{ name: p }]);
+    t.true(await settled(p));
+    t.is(await streamLength(`${p}-a`), 1);
+    const alone = await single.appendMany([], { alongside: settleAlongside(`${p}-alone`), waitForFlush: false });
+    t.deepEqual(alone.alongside, [{ name: `${p}-alone` }]);
+    // The setting was the statement's transaction's only: the pooled connection commits durably again.
+    t.is((await pool.query<{ s: string }>(`SELECT current_setting('synchronous_commit') AS s`)).rows[0]!.s, 'on');
+  } finally {
+    await single.close();
+    await pool.end();
+  }
 });
 
 test('while a multi-stream transaction is open the feed holds later events back, then delivers the batch first', async (t) => {

@@ -4,6 +4,7 @@
  * another worker claimed the row again. Its late answer must not undo the newer attempt's outcome.
  */
 import test from 'ava';
+import pg from 'pg';
 import { v4 as uuid } from 'uuid';
 import { groupedRecorder, webhookInbox, type InboxEntry } from '../../adapters/postgres/webhook-inbox.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -124,4 +125,31 @@ test.serial('a statement stores at most maxBatch webhooks', async (t) => {
   const recorder = groupedRecorder(inbox, { maxBatch: 4, maxInFlight: 1 });
   await Promise.all(Array.from({ length: 11 }, () => recorder.record(entry(`evt-${uuid()}`))));
   t.deepEqual(statements, [1, 4, 4, 2]);
+});
+
+test.serial('leasing a webhook is a HOT update: no new index entries for the row stored a moment before', async (t) => {
+  // One connection, so that its statistics can be flushed before they are read.
+  const pool = new pg.Pool({ connectionString: database.url, max: 1 });
+  try {
+    const inbox = webhookInbox(pool);
+    const ids = Array.from({ length: 40 }, () => `evt-${uuid()}`);
+    // Realistic bodies (a payment webhook is 1–3 KB): a few rows fill a page.
+    await inbox.recordMany(ids.map((eventId) => ({ ...entry(eventId), rawBody: JSON.stringify({ id: eventId, pad: 'x'.repeat(1400) }) })));
+    const counts = async () => {
+      await pool.query('SELECT pg_stat_force_next_flush()');
+      await pool.query('SELECT 1'); // the flush happens once the previous statement's transaction is over
+      const { rows } = await database.pool.query<{ upd: string; hot: string }>(
+        `SELECT pg_stat_clear_snapshot(), n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = 'pos_webhook_events_raw'`,
+      );
+      return { updated: Number(rows[0]!.upd), hot: Number(rows[0]!.hot) };
+    };
+    const before = await counts();
+    const claimed = await inbox.claimDue(1000, 30_000);
+    t.true(ids.every((id) => claimed.some((r) => r.event_id === id)));
+    const after = await counts();
+    t.is(after.updated - before.updated, claimed.length);
+    t.is(after.hot - before.hot, claimed.length, 'every lease was a HOT update');
+  } finally {
+    await pool.end();
+  }
 });

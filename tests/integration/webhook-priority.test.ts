@@ -35,7 +35,7 @@ function worker(acknowledgements: Acknowledgements, options: { ackPriorityMs: nu
       return results;
     },
   };
-  const processor = new WebhookProcessor(inbox, handler, pino({ level: 'silent' }), async (_requests, settle) => (await settle(), undefined), {
+  const processor = new WebhookProcessor(inbox, handler, pino({ level: 'silent' }), async (_requests, settlements) => ({ position: undefined, settled: await inbox.completeMany(settlements) }), {
     ...options,
     batchesInFlight: 1,
     pollIntervalMs: 20,
