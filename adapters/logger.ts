@@ -43,7 +43,7 @@ const REDACT_PATHS = [
 ];
 
 /** Stdout log lines are written in batches of this many bytes, or after LOG_FLUSH_MS, whichever comes first. */
-const LOG_BUFFER_BYTES = 4096;
+const LOG_BUFFER_BYTES = 12_288;
 const LOG_FLUSH_MS = 100;
 
 export interface LoggerOptions {
@@ -61,8 +61,9 @@ export function createLogger(options: LoggerOptions): Logger {
   if (!options.destination && options.format === 'pretty' && !pretty) {
     process.stderr.write('LOG_FORMAT=pretty, but pino-pretty is not installed (production dependencies only): logging JSON\n');
   }
-  // Lines are gathered up to 4 KiB and written at least every 100 ms (and on exit, by pino): one write per request
-  // line was a tenth of a read request's CPU (bench/reads.ts profile, issue 16).
+  // Lines are gathered up to 12 KiB (sonic-boom writes at most 16 KiB at once) and written at least every 100 ms (and
+  // on exit, by pino): one write per request line was a tenth of a read request's CPU (bench/reads.ts profile, issue
+  // 16); with 4 KiB batches the writes were still 2 % of it at 1,000 requests/s.
   const target = options.destination ?? pretty ?? pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });
   const stream: DestinationStream = secrets.length
     ? {
@@ -73,14 +74,26 @@ export function createLogger(options: LoggerOptions): Logger {
         },
       }
     : target;
-  return pino(
-    {
-      level: options.level,
-      base: { service: 'tally' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    stream,
-  );
+  const common = {
+    base: { service: 'tally' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  const log = pino({ ...common, level: options.level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } }, stream);
+  // Written to only when `log` is enabled at the level used (see `withoutRedaction`), so its own level lets all through.
+  unredacted.set(log, pino({ ...common, level: 'trace' }, stream));
+  return log;
+}
+
+const unredacted = new WeakMap<Logger, Logger>();
+
+/**
+ * The same logger, same destination and secret masking, without the redaction of credential paths: for lines
+ * whose fields cannot hold a credential, written often enough that redacting them shows in profiles (the
+ * request line: request id, user id, method, path without its query, status, duration; the redaction, which
+ * copies each line's objects along its 15 paths, was 1 % of a read request's CPU in bench/reads.ts). It lets
+ * every level through: check the level on `log` first. A logger not made by `createLogger` (tests) is its own.
+ */
+export function withoutRedaction(log: Logger): Logger {
+  return unredacted.get(log) ?? log;
 }

@@ -11,7 +11,8 @@
  * The load comes from bench/ingest-load.ts (`reads` mode) in a separate process: closed-loop GETs at
  * concurrency 64 in alternating slices, Tally vs the bare route, `--runs` times; each run reports its ratio.
  * `--cpu`: also CPU per request (this process and PostgreSQL) of each side alone (both slices on one side).
- * `--profile`: also a CPU profile of this process while only Tally's route is loaded (self time, top 25).
+ * `--profile`: also a CPU profile of this process while only Tally's route is loaded, then while only the bare route
+ *   is (self time, top 25 each; the files /tmp/reads-tally.cpuprofile and /tmp/reads-bare.cpuprofile).
  * `--perf`: also `perf record -e cpu-clock -g` of this process (CPU, not wall time: syscalls included) while
  *   only Tally's route is loaded, to /tmp/reads-tally.perf.data (run `node --perf-basic-prof` for JS names).
  * `--quick`: 200 consumers, 5 merchants, one run of 2 slices of 500 ms per side (a smoke test of the benchmark).
@@ -207,11 +208,30 @@ async function main(): Promise<void> {
 
       // ------------------------------------------------------------------ profile of Tally's route alone
       let hot: HotFunction[] | undefined;
+      let hotBare: HotFunction[] | undefined;
       if (PROFILE) {
-        const profiled = await withCpuProfile('reads-tally', () => runLoad({ concurrency: CONCURRENCY, rounds: 2, sliceMs: SLICE_MS, tally: tallySide, bare: tallySide }));
-        hot = profiled.hot;
-        log(`CPU profile (${profiled.file}), self time, top 25:`);
-        for (const h of hot) log(`  ${(h.share * 100).toFixed(1).padStart(5)}%  ${String(h.selfMs).padStart(5)} ms  ${h.function}`);
+        // Each side alone, Tally's then the bare route's, so that the two profiles can be compared per request.
+        const pool = tally.pool;
+        const query = pool.query;
+        for (const [name, side] of [['tally', tallySide], ['bare', bareSide]] as const) {
+          // The statements the process sent meanwhile, by their first words (the route's and the background's).
+          const sent = new Map<string, number>();
+          pool.query = function (this: typeof pool, ...args: unknown[]) {
+            const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: unknown } | undefined)?.text ?? '');
+            const label = text.replace(/\s+/g, ' ').trim().slice(0, 40);
+            sent.set(label, (sent.get(label) ?? 0) + 1);
+            return (query as (...a: unknown[]) => unknown).apply(this, args);
+          } as typeof pool.query;
+          const profiled = await withCpuProfile(`reads-${name}`, () => runLoad({ concurrency: CONCURRENCY, rounds: 2, sliceMs: SLICE_MS, tally: side, bare: side })).finally(() => {
+            pool.query = query;
+          });
+          const requests = profiled.value.result.tally.operations + profiled.value.result.bare.operations;
+          if (name === 'tally') hot = profiled.hot;
+          else hotBare = profiled.hot;
+          log(`Statements through the pool while the ${name} route was loaded (${requests} requests): ${[...sent].map(([l, n]) => `${(n / requests).toFixed(3)} × ${l}`).join('; ')}`);
+          log(`CPU profile of the ${name} route alone (${profiled.file}, ${requests} requests), self time, top 25:`);
+          for (const h of profiled.hot) log(`  ${(h.share * 100).toFixed(1).padStart(5)}%  ${String(h.selfMs).padStart(5)} ms  ${h.function}`);
+        }
       }
 
       if (PERF) {
@@ -245,6 +265,7 @@ async function main(): Promise<void> {
         ratios: runs.map((x) => x.ratio),
         cpu,
         hot,
+        hotBare,
       };
       log(`Results written to ${await writeResults('reads', summary)}`);
       log(`Overall: Tally ${Math.round(tallyRate)}/s (p99 ${meanP99('tally').toFixed(1)} ms) vs bare ${Math.round(bareRate)}/s (p99 ${meanP99('bare').toFixed(1)} ms): ${formatRatio(tallyRate / bareRate)}`);

@@ -15,10 +15,12 @@
  * candidate SQL created in the throwaway benchmark database only.
  */
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import pg from 'pg';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import type { NewEvent, Position } from '../domain/ports/event-store.ts';
+import { cpuSnapshot, cpuSplit, postgresPids } from './profile.ts';
 import {
   checkpoint,
   EMPTY_RESULT,
@@ -336,6 +338,8 @@ interface Diagnostic {
   ratio: number;
   queriesPerAppend: Record<string, number>;
   walBytesPerEvent: number;
+  /** CPU per append of this process and of the server's processes (µs; the server's only when it is embedded). */
+  cpuUsPerAppend: { node: number; postgres: number | null };
   /** NOTIFYs the coalescing prototype actually sent on its own connection, per append. */
   notifiesSentPerAppend?: number;
   /** False when a prototype matched nothing it meant to change (the adapter changed): its number means nothing. */
@@ -356,6 +360,30 @@ interface VariantSpec {
 }
 
 const isAppendOne = (sql: string) => sql.trimStart().startsWith('WITH stream_lock AS');
+/** The one-event statement's plain parameters as append_events takes them (the event's fields as one-element arrays). */
+const asArrays = (params: readonly unknown[] | undefined): unknown[] => (params ?? []).map((value, i) => (i >= 3 ? [value] : value));
+/** The one-event statement as it was before its parameters were plain (adapters/eventstore/postgres.ts). */
+const APPEND_ONE_ARRAYS_SQL = `WITH stream_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(31250, hashtext($1)))
+  INSERT INTO events (event_id, stream_name, stream_revision, event_type, data, metadata)
+  SELECT ($4::uuid[])[1], $1, coalesce($3::bigint, -1) + 1, ($5::text[])[1], ($6::jsonb[])[1], ($7::jsonb[])[1]
+    FROM stream_lock
+   WHERE $2::text IN ('exact', 'no_stream')
+     AND ($2::text = 'no_stream' OR EXISTS (SELECT 1 FROM events e WHERE e.stream_name = $1 AND e.stream_revision = $3::bigint))
+  ON CONFLICT (stream_name, stream_revision) DO NOTHING
+  RETURNING 'ok'::text AS status, stream_revision AS current_revision, transaction_id::text AS last_transaction_id, global_position AS last_global_position`;
+/** The one-event statement with `transaction_id` given by `key` instead of the column's default (the registration). */
+const withTransactionId = (sql: string, key: string) =>
+  sql.replace('INSERT INTO events (event_id,', 'INSERT INTO events (transaction_id, event_id,').replace(/SELECT \$4::uuid,/, `SELECT ${key}, $4::uuid,`);
+/**
+ * migrations/0050's registration (two PERFORMs), created in the benchmark database only under another name, for the
+ * diagnostic: its text is read from the migration, so that what is measured is what was there.
+ */
+async function registration0050Sql(): Promise<string> {
+  const migration = await readFile(new URL('../migrations/0050_feed-horizon.sql', import.meta.url), 'utf8');
+  const body = /CREATE FUNCTION register_event_append\(\)[\s\S]*?\$\$;/.exec(migration)?.[0];
+  if (!body) throw new Error('migrations/0050_feed-horizon.sql no longer creates register_event_append()');
+  return body.replace('register_event_append()', 'bench_register_event_append_0050()');
+}
 const APPEND_FUNCTION_SQL =
   'SELECT status, current_revision, last_transaction_id::text, last_global_position FROM append_events($1, $2, $3, $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])';
 
@@ -367,7 +395,30 @@ const APPEND_VARIANTS = {
     variant: 'store.append, every append through append_events()',
     why: 'what the one-statement path saves: plpgsql, the idempotency pre-check',
     intercept: (pool) => ({
-      divert: (sql, params) => (isAppendOne(sql) ? pool.query({ name: 'bench_append_fn', text: APPEND_FUNCTION_SQL, values: params as unknown[] }) : undefined),
+      divert: (sql, params) => (isAppendOne(sql) ? pool.query({ name: 'bench_append_fn', text: APPEND_FUNCTION_SQL, values: asArrays(params) }) : undefined),
+    }),
+  },
+  arrayParams: {
+    variant: 'store.append, one-event INSERT with array parameters',
+    why: 'the one-event statement as it was before: the event as one-element arrays (append_events\' parameters)',
+    intercept: (pool) => ({
+      divert: (sql, params) => (isAppendOne(sql) ? pool.query({ name: 'bench_append_one_arrays', text: APPEND_ONE_ARRAYS_SQL, values: asArrays(params) }) : undefined),
+    }),
+  },
+  registration0050: {
+    variant: 'store.append, registration as in migration 0050',
+    why: 'the gap-safe registration with its lock and key taken by PERFORM queries (before migration 0200)',
+    intercept: () => ({
+      rewrite: (sql) => (isAppendOne(sql) ? withTransactionId(sql, 'bench_register_event_append_0050()') : undefined),
+      prepareAs: (sql) => (isAppendOne(sql) ? 'bench_append_one_0050' : undefined),
+    }),
+  },
+  noRegistration: {
+    variant: 'store.append, no registration (NOT gap-safe)',
+    why: 'what the gap-safe registration costs in all: the transaction id as the key, no lock (the feed could skip events)',
+    intercept: () => ({
+      rewrite: (sql) => (isAppendOne(sql) ? withTransactionId(sql, 'pg_current_xact_id()') : undefined),
+      prepareAs: (sql) => (isAppendOne(sql) ? 'bench_append_one_unregistered' : undefined),
     }),
   },
   noStreamLock: {
@@ -425,6 +476,9 @@ async function diagnoseAppends(
   }
   const wal = new Map<AppendVariant, number>();
   const lsn = async () => Number((await probe.query<{ bytes: string }>(`SELECT pg_current_wal_lsn() - '0/0' AS bytes`)).rows[0]!.bytes);
+  // CPU time is steadier than throughput on a shared machine: what each variant costs this process and the server.
+  const pids = db.embedded ? await postgresPids(probe) : undefined;
+  const cpu = new Map<AppendVariant, { nodeMs: number; postgresMs: number | null }>();
   try {
     const results = await runInterleaved({
       contenders,
@@ -432,8 +486,12 @@ async function diagnoseAppends(
       sliceMs: CONFIG.diagnosticSliceMs,
       around: async (name, slice) => {
         const before = await lsn();
+        const cpuBefore = await cpuSnapshot(pids);
         await slice();
+        const split = cpuSplit(cpuBefore, await cpuSnapshot(pids));
         wal.set(name, (wal.get(name) ?? 0) + (await lsn()) - before);
+        const sum = cpu.get(name) ?? { nodeMs: 0, postgresMs: split.postgresMs === null ? null : 0 };
+        cpu.set(name, { nodeMs: sum.nodeMs + split.nodeMs, postgresMs: sum.postgresMs === null || split.postgresMs === null ? null : sum.postgresMs + split.postgresMs });
       },
     });
     for (const store of stores) await store.close();
@@ -452,6 +510,10 @@ async function diagnoseAppends(
           : { insert: 1 },
         ...(notifier ? { notifiesSentPerAppend: notifier.sent() / result.operations } : {}),
         walBytesPerEvent: (wal.get(key) ?? 0) / result.operations,
+        cpuUsPerAppend: {
+          node: ((cpu.get(key)?.nodeMs ?? 0) * 1000) / result.operations,
+          postgres: cpu.get(key)?.postgresMs == null ? null : ((cpu.get(key)!.postgresMs ?? 0) * 1000) / result.operations,
+        },
         applies:
           !('intercept' in APPEND_VARIANTS[key]) || (wrapped !== undefined && wrapped.rewritten + wrapped.diverted + wrapped.prepared > 0),
       };
@@ -746,6 +808,7 @@ async function main(): Promise<void> {
     await withClient(db.url, async (client) => {
       await client.query(PLAIN_TABLE_SQL);
       await client.query(PROTOTYPE_APPEND_SQL);
+      await client.query(await registration0050Sql());
     });
     // Start from a clean slate once; no checkpoint between measurements, since interleaving shares the
     // natural checkpoint and full-page-write costs fairly, while a forced one would overstate them.
@@ -873,7 +936,7 @@ async function main(): Promise<void> {
     );
     const diagnosticTable = (diagnostics: Diagnostic[]) =>
       markdownTable(
-        ['variant', 'what it isolates', 'events/s', '× plain INSERT', 'round trips/append', 'WAL bytes/event', 'p50', 'p99'],
+        ['variant', 'what it isolates', 'events/s', '× plain INSERT', 'round trips/append', 'WAL bytes/event', 'CPU µs/append (this process + PostgreSQL)', 'p50', 'p99'],
         diagnostics.map((d) => [
           d.variant,
           d.why,
@@ -883,6 +946,7 @@ async function main(): Promise<void> {
             .map(([label, n]) => `${n.toFixed(2)} ${label}`)
             .join(' + ') + (d.notifiesSentPerAppend === undefined ? '' : `; ${d.notifiesSentPerAppend.toFixed(3)} NOTIFY sent`),
           count(Math.round(d.walBytesPerEvent)),
+          `${Math.round(d.cpuUsPerAppend.node)} + ${d.cpuUsPerAppend.postgres === null ? '?' : Math.round(d.cpuUsPerAppend.postgres)}`,
           formatMs(d.result.latencyMs.p50),
           formatMs(d.result.latencyMs.p99),
         ]),

@@ -134,7 +134,9 @@ export async function withClient<T>(url: string, body: (client: pg.Client) => Pr
  * start-up) is never part of a measurement.
  */
 export async function openPool(url: string, size: number): Promise<pg.Pool> {
-  const pool = new pg.Pool({ connectionString: url, max: size });
+  // Idle connections stay open (pg closes them after 10 s by default): a slice must not pay for new ones, and the
+  // server's CPU is read from the processes that were there at the start (bench/profile.ts).
+  const pool = new pg.Pool({ connectionString: url, max: size, idleTimeoutMillis: 0 });
   pool.on('error', (error) => log(`idle connection error: ${String(error)}`));
   const clients = await Promise.all(Array.from({ length: size }, () => pool.connect()));
   for (const client of clients) client.release();
@@ -220,7 +222,8 @@ export function instrumentPool(target: pg.Pool, interceptor: QueryInterceptor = 
     const ownName = typeof config?.name === 'string' ? (changed ? `${config.name}_bench` : config.name) : undefined;
     const prepareAs = interceptor.prepareAs?.(sql);
     if (prepareAs !== undefined) stats.prepared++;
-    const name = ownName ?? prepareAs;
+    // A name the interceptor gives wins: two variants rewriting one named statement must not share `<name>_bench`.
+    const name = prepareAs ?? ownName;
     const out = name !== undefined ? { name, text: sql, values } : config ? { text: sql, values } : undefined;
     if (out) return callback === undefined ? send(out) : send(out, callback);
     return callback === undefined ? send(sql, values) : send(sql, values, callback);

@@ -204,6 +204,8 @@ export function provideWebhookProcessor(
   );
 }
 
+// Over 80 lines because it wires the whole context in one place: the core, the worker (inline or on its thread),
+// the simulator's wait, body retention, the poll and the routes.
 export async function provideIngestion(infrastructure: Infrastructure, deps: IngestionDependencies, cleanups: Cleanups) {
   const { config, log, runtime, store } = infrastructure;
   const { metrics, connections } = deps;

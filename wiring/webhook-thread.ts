@@ -102,7 +102,11 @@ export interface WebhookThread {
   stop(): Promise<void>;
 }
 
-/** Starts the worker thread and resolves once it is ready (or rejects with why it could not start). */
+/**
+ * Starts the worker thread and resolves once it is ready (or rejects with why it could not start).
+ * Over 80 lines because it is the thread's whole lifecycle around one shared state (the current thread, stopping or
+ * not): spawning, reading its messages, starting it again, waking it, stopping it.
+ */
 export async function startWebhookThread(options: {
   config: Config;
   env: NodeJS.ProcessEnv;

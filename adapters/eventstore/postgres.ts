@@ -160,14 +160,16 @@ type Waiter = () => void;
  * A single event appended at an exact place (`exact` revision, or `no_stream`), in one statement: the stream's lock
  * (the same as append_events takes, migrations/0150), then the insert at the next revision if the expected one is
  * the stream's last: it must exist (`exact`), and the unique (stream_name, stream_revision) index refuses the next
- * one if it is taken. The statement's snapshot may predate the lock; the index check does not depend on it. Same
- * seven parameters as append_events. Measured in bench/store.ts (prototype C of its diagnostics, before it was applied).
+ * one if it is taken. The statement's snapshot may predate the lock; the index check does not depend on it. The
+ * event's fields are plain parameters ($4 id, $5 type, $6 data, $7 metadata), not the one-element arrays
+ * append_events takes: no array literal to build and escape here, nor to parse there (measured in bench/store.ts,
+ * prototype C of its diagnostics before it was applied, and "one-event INSERT with array parameters" since).
  */
 const APPEND_ONE = {
-  name: 'tally_append_one',
+  name: 'tally_append_one_event',
   text: `WITH stream_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(31250, hashtext($1)))
   INSERT INTO events (event_id, stream_name, stream_revision, event_type, data, metadata)
-  SELECT ($4::uuid[])[1], $1, coalesce($3::bigint, -1) + 1, ($5::text[])[1], ($6::jsonb[])[1], ($7::jsonb[])[1]
+  SELECT $4::uuid, $1, coalesce($3::bigint, -1) + 1, $5::text, $6::jsonb, $7::jsonb
     FROM stream_lock
    WHERE $2::text IN ('exact', 'no_stream')
      AND ($2::text = 'no_stream' OR EXISTS (SELECT 1 FROM events e WHERE e.stream_name = $1 AND e.stream_revision = $3::bigint))
@@ -256,21 +258,16 @@ export class PostgresEventStore implements EventStore {
   async append(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
     if (events.length === 0) throw new TypeError('append needs at least one event');
     const kind = typeof expected === 'number' ? 'exact' : expected;
-    const params = [
-      stream,
-      kind,
-      typeof expected === 'number' ? expected : null,
-      events.map((e) => e.id),
-      events.map((e) => e.type),
-      events.map((e) => JSON.stringify(e.data)),
-      events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.metadata })),
-    ];
+    const revision0 = typeof expected === 'number' ? expected : null;
+    const data = events.map((e) => JSON.stringify(e.data));
+    const metadata = events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.metadata }));
+    const params = () => [stream, kind, revision0, events.map((e) => e.id), events.map((e) => e.type), data, metadata];
     type AppendRow = { status: string; current_revision: string; last_transaction_id: string; last_global_position: string };
     const row = await this.retryOnDuplicateId(async () => {
       // One event expected at an exact place (a command's decision): one prepared INSERT, no function. No row back
       // means the place is taken or the expectation does not hold: the function then tells a conflict from a retry.
       if (events.length === 1 && (kind === 'exact' || kind === 'no_stream')) {
-        const [appended] = await this.query<AppendRow>(APPEND_ONE, params);
+        const [appended] = await this.query<AppendRow>(APPEND_ONE, [stream, kind, revision0, events[0]!.id, events[0]!.type, data[0], metadata[0]]);
         if (appended) return appended;
       }
       return this.firstRow<AppendRow>(
@@ -279,7 +276,7 @@ export class PostgresEventStore implements EventStore {
           name: 'tally_append_events',
           text: 'SELECT status, current_revision, last_transaction_id::text, last_global_position FROM append_events($1, $2, $3, $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])',
         },
-        params,
+        params(),
       );
     });
     const revision = Number(row.current_revision);

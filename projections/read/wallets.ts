@@ -143,6 +143,8 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
  */
 export async function withExpiringSoon<W extends WalletView>(pool: pg.Pool, wallets: W[], now: Date, policies?: Map<string, ExpiryPolicy>): Promise<W[]> {
   policies ??= await expiryPolicies(pool, wallets.map((w) => w.tenantId));
+  // No workspace of these wallets expires points (the common case): nothing to look up, no promise per wallet.
+  if (policies.size === 0) return wallets;
   return Promise.all(
     wallets.map(async (wallet) => {
       const policy = policies.get(wallet.tenantId);
