@@ -17,7 +17,7 @@
  */
 import type pg from 'pg';
 import { v5 as uuidv5 } from 'uuid';
-import type { RecordedEvent } from '../domain/ports/event-store.ts';
+import type { JsonObject, RecordedEvent } from '../domain/ports/event-store.ts';
 import { programSummaryProjection, summaryLines, type SummaryLine } from '../projections/program-summary.ts';
 import { walletBalanceEvents } from '../domain/wallets/events.ts';
 import { intervalStarts, programSummary, type ProgramSummary, type SummaryBucket, type SummaryInterval } from '../projections/read/program.ts';
@@ -73,8 +73,8 @@ function* batches(lines: number, totals: Totals): Generator<RecordedEvent[]> {
     const kind = roll();
     const points = 1 + Math.floor(roll() * 200);
     const reward = { issuedRewardId: `ir-${i}`, rewardId: 'rw-coffee', points: 100 };
-    let type: string;
-    let data: Record<string, unknown>;
+    let type: (typeof walletBalanceEvents.types)[number];
+    let data: JsonObject;
     if (kind < 0.7) {
       type = 'PointsCredited';
       data = { ...owner, paymentId: `p-${i}`, points, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: points * 100, via: 'purchase' };
@@ -103,8 +103,8 @@ function* batches(lines: number, totals: Totals): Generator<RecordedEvent[]> {
     const event: RecordedEvent = {
       id: uuidv5(`line-${i}`, NS),
       type,
-      data: data as RecordedEvent['data'],
-      metadata: { schemaVersion: walletBalanceEvents.versionOf(type as never) },
+      data,
+      metadata: { schemaVersion: walletBalanceEvents.versionOf(type) },
       stream: `wallet-${owner.walletId}`,
       revision: i,
       position: String(i) as RecordedEvent['position'],

@@ -31,6 +31,15 @@ export const eventTypes = z
       .max(MAX_TYPES, `type may name at most ${MAX_TYPES} event types`),
   );
 
+/** `limit` of a paged list: a whole number from 1 to `max`, `fallback` when not given. */
+export const pageLimit = (max: number, fallback: number) =>
+  z.coerce
+    .number({ error: `limit must be a whole number from 1 to ${max}` })
+    .int(`limit must be a whole number from 1 to ${max}`)
+    .min(1, 'limit must be at least 1')
+    .max(max, `limit must be at most ${max}`)
+    .default(fallback);
+
 /** The event-store position of a write; null when the command changed nothing. */
 export const position = z.string().nullable();
 

@@ -44,6 +44,14 @@ export type SquareConnectionCommand =
       now: string;
     };
 
+/**
+ * Whether `authorizationId` is the active connection's: what is recorded about an authorization (a refresh, its
+ * failure, a refused access) is recorded only then; one that raced a reconnect or a revocation is no longer ours.
+ */
+function activeWith(state: SquareConnectionState, authorizationId: string): state is Extract<SquareConnectionState, { status: 'active' }> {
+  return state.status === 'active' && state.authorizationId === authorizationId;
+}
+
 // Over 80 lines because it is one switch over every command of the connection, each case short and the switch exhaustive.
 function decide(command: SquareConnectionCommand, state: SquareConnectionState): SquareConnectionEvent[] {
   switch (command.type) {
@@ -72,8 +80,7 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
       ];
     }
     case 'RecordTokenRefresh':
-      // A refresh that raced a reconnect or a revocation refreshed tokens that are no longer ours to record.
-      if (state.status !== 'active' || state.authorizationId !== command.authorizationId) return [];
+      if (!activeWith(state, command.authorizationId)) return [];
       return [
         {
           type: 'SquareTokensRefreshed',
@@ -87,7 +94,7 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
         },
       ];
     case 'RecordRefreshFailure':
-      if (state.status !== 'active' || state.authorizationId !== command.authorizationId) return [];
+      if (!activeWith(state, command.authorizationId)) return [];
       return [
         {
           type: 'SquareTokenRefreshFailed',
@@ -104,7 +111,7 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
       ];
     case 'RecordAccessRefused':
       // Recorded once, and only against the authorization whose token was refused (a reconnect since is fine).
-      if (state.status !== 'active' || state.authorizationId !== command.authorizationId) return [];
+      if (!activeWith(state, command.authorizationId)) return [];
       return [
         {
           type: 'SquareAccessRefused',

@@ -7,10 +7,12 @@ import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
  * tokens never enter the log (they live encrypted in the token vault, see `domain/ports/token-vault.ts`).
  */
 
-const revokedBy = z.enum(['app', 'merchant', 'square']);
+/** Who ended a connection: Tally (`app`), the merchant in Square's dashboard, or Square. */
+export const revokedBy = z.enum(['app', 'merchant', 'square']);
 export type RevokedBy = z.output<typeof revokedBy>;
 
-const connectionLocation = z.object({ id: z.string(), name: z.string().nullable(), status: z.string() });
+/** A location of the merchant, as Square lists it when the connection is authorized. */
+export const connectionLocation = z.object({ id: z.string(), name: z.string().nullable(), status: z.string() });
 export type ConnectionLocation = z.output<typeof connectionLocation>;
 
 /** `authorizationId` identifies an authorization's tokens in the vault: a refresh only replaces tokens of the same one. */

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { JsonValue } from '../ports/event-store.ts';
 import type { StateSnapshots } from '../shared/decider.ts';
-import type { SquareConnectionState } from './events.ts';
+import { connectionLocation, revokedBy, type SquareConnectionState } from './events.ts';
 
 const details = {
   tenantId: z.string(),
@@ -12,7 +12,7 @@ const details = {
   currency: z.string().nullable(),
   country: z.string().nullable(),
   scopes: z.array(z.string()),
-  locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
+  locations: z.array(connectionLocation),
   tokenExpiresAt: z.string(),
   authorizedAt: z.string(),
   connectedSince: z.string(),
@@ -28,7 +28,7 @@ const connectionStateSchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('active'), ...details }),
   z.object({ status: z.literal('needs_reconnect'), ...details }),
   z.object({ status: z.literal('token_undecryptable'), undecryptableKeyId: z.string(), ...details }),
-  z.object({ status: z.literal('revoked'), revokedBy: z.enum(['app', 'merchant', 'square']), revokedAt: z.string(), ...details }),
+  z.object({ status: z.literal('revoked'), revokedBy, revokedAt: z.string(), ...details }),
 ]);
 
 /** Bump `version` when `SquareConnectionState` changes through a helper of evolveConnection (its own code is fingerprinted). */

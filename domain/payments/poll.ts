@@ -4,6 +4,7 @@
  * The cursor advances only past what was processed, per location, so a failure resumes where it stopped.
  * A connection whose token fails is reported and skipped; the others go on.
  */
+import { z } from 'zod';
 import type { EventMetadata, JsonObject } from '../ports/event-store.ts';
 import { SquareApiError, type SquareApi } from '../ports/square.ts';
 import type { IngestionOutcome, IngestionService } from './ingestion.ts';
@@ -25,18 +26,20 @@ interface Cursor {
   refunds: string | null;
 }
 
-export interface ConnectionPollSummary {
-  tenantId: string;
-  merchantId: string;
-  status: 'ok' | 'partial' | 'failed';
-  seen: number;
-  credited: number;
-  duplicate: number;
-  stored_anonymous: number;
-  no_rule_no_credit: number;
-  other: number;
-  errors: string[];
-}
+/** What one connection's poll did: what the poll record carries and `POST /api/v1/admin/poll` answers. */
+export const connectionPollSummary = z.object({
+  tenantId: z.string(),
+  merchantId: z.string(),
+  status: z.enum(['ok', 'partial', 'failed']),
+  seen: z.number().int(),
+  credited: z.number().int(),
+  duplicate: z.number().int(),
+  stored_anonymous: z.number().int(),
+  no_rule_no_credit: z.number().int(),
+  other: z.number().int(),
+  errors: z.array(z.string()),
+});
+export type ConnectionPollSummary = z.infer<typeof connectionPollSummary>;
 
 function parseCursor(raw: string | null): Cursor {
   if (!raw) return { payments: {}, refunds: null };
@@ -124,7 +127,7 @@ export function pollService(deps: PollDependencies) {
     }
     await deps.recordPoll(
       connection.tenantId,
-      { cursor: JSON.stringify(cursor), polledAt: started.toISOString(), summary: { ...summary, errors: summary.errors } as unknown as JsonObject },
+      { cursor: JSON.stringify(cursor), polledAt: started.toISOString(), summary: { ...summary, errors: [...summary.errors] } },
       metadata,
     );
     return summary;

@@ -215,6 +215,17 @@ function owner(state: WalletState) {
   return { walletId: state.walletId, tenantId: state.tenantId, consumerId: state.consumerId };
 }
 
+/**
+ * Whether the request under `key` was already decided (a replay: it decides nothing again). The same key with
+ * another request, as `sameRequest` judges the one first asked, is refused.
+ */
+function isReplay(state: WalletState, key: string, sameRequest: (previous: WalletRequest) => boolean): boolean {
+  const previous = state.requests.get(key);
+  if (!previous) return false;
+  if (!sameRequest(previous)) throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'This idempotencyKey was used with a different request; use a new key');
+  return true;
+}
+
 export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
   codec: walletEvents,
   initialState: initialWalletState,
@@ -244,13 +255,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         return [{ type: 'PointsReversed', data }];
       }
       case 'RedeemPoints': {
-        const previous = state.requests.get(command.idempotencyKey);
-        if (previous) {
-          if (previous.kind !== 'redeem' || previous.points !== command.points || previous.reference !== command.reference) {
-            throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'This idempotencyKey was used with a different request; use a new key');
-          }
-          return [];
-        }
+        if (isReplay(state, command.idempotencyKey, (p) => p.kind === 'redeem' && p.points === command.points && p.reference === command.reference)) return [];
         const wallet = owner(state);
         requireAvailable(state, command.points);
         return [
@@ -261,14 +266,8 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         ];
       }
       case 'AdjustPoints': {
-        if (command.idempotencyKey) {
-          const previous = state.requests.get(command.idempotencyKey);
-          if (previous) {
-            if (previous.kind !== 'adjust' || previous.points !== command.points || previous.reason !== command.reason) {
-              throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'This idempotencyKey was used with a different request; use a new key');
-            }
-            return [];
-          }
+        if (command.idempotencyKey && isReplay(state, command.idempotencyKey, (p) => p.kind === 'adjust' && p.points === command.points && p.reason === command.reason)) {
+          return [];
         }
         const wallet = owner(state);
         if (command.limit != null && Math.abs(command.points) > command.limit) {
@@ -300,13 +299,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         ];
       }
       case 'IssueReward': {
-        const previous = state.requests.get(command.idempotencyKey);
-        if (previous) {
-          if (previous.kind !== 'issue_reward' || previous.reference !== command.reward.rewardId) {
-            throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'This idempotencyKey was used with a different request; use a new key');
-          }
-          return [];
-        }
+        if (isReplay(state, command.idempotencyKey, (p) => p.kind === 'issue_reward' && p.reference === command.reward.rewardId)) return [];
         const wallet = owner(state);
         if (state.issuedRewards.has(command.issuedRewardId)) throw new DomainError('CONFLICT', 'This issued reward id is taken; issue with a new one');
         requireAvailable(state, command.reward.points);
@@ -329,13 +322,7 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         ];
       }
       case 'RedeemReward': {
-        const previous = state.requests.get(command.idempotencyKey);
-        if (previous) {
-          if (previous.kind !== 'redeem_reward' || previous.reference !== command.issuedRewardId) {
-            throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'This idempotencyKey was used with a different request; use a new key');
-          }
-          return [];
-        }
+        if (isReplay(state, command.idempotencyKey, (p) => p.kind === 'redeem_reward' && p.reference === command.issuedRewardId)) return [];
         const wallet = owner(state);
         const reward = issuedReward(state, command.issuedRewardId);
         if (Date.parse(command.now) >= Date.parse(reward.expiresAt)) {

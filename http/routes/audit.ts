@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { auditPage, auditPageView, correlationHistory, streamHistory } from '../../projections/read/audit.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
-import { eventTypes as types, id, streamName } from '../schemas.ts';
+import { eventTypes as types, id, pageLimit, streamName } from '../schemas.ts';
 import { route, type RouteSpec } from './table.ts';
 
 /** What the audit routes read from. */
@@ -15,14 +15,6 @@ const isoDate = (name: string) =>
   z.iso
     .datetime({ offset: true, error: `${name} must be an ISO 8601 date-time, e.g. 2026-11-26T10:00:00Z` })
     .transform((v) => new Date(v));
-
-const limit = (max: number, fallback: number) =>
-  z.coerce
-    .number({ error: `limit must be a whole number from 1 to ${max}` })
-    .int(`limit must be a whole number from 1 to ${max}`)
-    .min(1, 'limit must be at least 1')
-    .max(max, `limit must be at most ${max}`)
-    .default(fallback);
 
 const cursor = z.string({ error: 'cursor must be given once' }).min(1).max(200, 'cursor is not valid: pass the nextCursor of the previous page unchanged');
 
@@ -37,12 +29,12 @@ const listQuery = z
     from: isoDate('from').optional(),
     to: isoDate('to').optional(),
     cursor: cursor.optional(),
-    limit: limit(200, 50),
+    limit: pageLimit(200, 50),
   })
   .strict()
   .refine((q) => !q.from || !q.to || q.from < q.to, { message: 'from must be before to', path: ['from'] });
 
-const historyQuery = z.object({ cursor: cursor.optional(), limit: limit(1000, 500) }).strict();
+const historyQuery = z.object({ cursor: cursor.optional(), limit: pageLimit(1000, 500) }).strict();
 
 /** The admin audit routes, read from the `audit` projection. */
 export function auditRoutes(deps: AuditRoutesDependencies): RouteSpec[] {

@@ -12,9 +12,10 @@ import { concatMap, filter, interval, map, merge, of, type Subscription as RxSub
 import { z } from 'zod';
 import type { Position, RecordedEvent } from '../../domain/ports/event-store.ts';
 import { auditColumns } from '../../projections/audit.ts';
+import { auditItem } from '../../projections/read/audit.ts';
 import { TailEnded, type LiveTail } from '../../projections/live-tail.ts';
 import { HttpError } from '../errors.ts';
-import { eventTypes as types, id, streamName, timestamp } from '../schemas.ts';
+import { eventTypes as types, id, streamName } from '../schemas.ts';
 import { route, type RouteSpec } from './table.ts';
 
 export interface EventStreamDependencies {
@@ -30,18 +31,10 @@ const streamQuery = z
   .object({ tenantId: id('tenantId').optional(), stream: streamName.optional(), type: types.optional(), lastEventId: z.string().min(1).max(200).optional() })
   .strict();
 
-/** The data of one event frame. */
-const eventFrame = z.object({
-  id: z.string(),
-  position: z.string(),
-  stream: z.string(),
-  revision: z.number().int(),
-  type: z.string(),
-  recordedAt: timestamp,
-  tenantId: z.string().nullable(),
-  data: z.unknown(),
-  metadata: z.record(z.string(), z.unknown()),
-});
+/** The data of one event frame: the event as the audit trail shows it, with its id and its whole metadata. */
+const eventFrame = auditItem
+  .pick({ position: true, stream: true, revision: true, type: true, recordedAt: true, tenantId: true, data: true })
+  .extend({ id: z.string(), metadata: z.record(z.string(), z.unknown()) });
 
 const SSE_HEADERS = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no' };
 

@@ -1,7 +1,7 @@
 /** Operators' view of ingestion: received webhooks with their outcomes, and a re-drive for failed ones. */
 import { z } from 'zod';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
-import type { pollService } from '../../domain/payments/poll.ts';
+import { connectionPollSummary, type pollService } from '../../domain/payments/poll.ts';
 import { HttpError } from '../errors.ts';
 import { timestamp } from '../schemas.ts';
 import { found, route, type RouteSpec } from './table.ts';
@@ -64,20 +64,7 @@ const webhookView = z.object({
 
 const pollView = z.object({
   polledAt: timestamp,
-  connections: z.array(
-    z.object({
-      tenantId: z.string(),
-      merchantId: z.string(),
-      status: z.enum(['ok', 'partial', 'failed']),
-      seen: z.number().int(),
-      credited: z.number().int(),
-      duplicate: z.number().int(),
-      stored_anonymous: z.number().int(),
-      no_rule_no_credit: z.number().int(),
-      other: z.number().int(),
-      errors: z.array(z.string()),
-    }),
-  ),
+  connections: z.array(connectionPollSummary),
 });
 
 export function ingestionRoutes(deps: { inbox: WebhookInbox; wakeProcessor(): void; poll: ReturnType<typeof pollService> }): RouteSpec[] {

@@ -3,10 +3,11 @@
  * and the problems found, each saying what to fix. Values of variables never appear, only whether they are set.
  */
 import { unreachable } from '../../domain/shared/exhaustive.ts';
-import type { SquareConnectionState } from '../../domain/connections/events.ts';
+import { revokedBy, type SquareConnectionState } from '../../domain/connections/events.ts';
 import type { TokenCheck } from '../../domain/connections/service.ts';
 import { ORDER_SCOPES, SQUARE_SCOPES } from '../../domain/ports/square.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
+import { posConnectionView } from '../../projections/read/connections.ts';
 import { z } from 'zod';
 import { timestamp } from '../schemas.ts';
 
@@ -22,7 +23,7 @@ export const squareDiagnosisView = z.object({
   scopes: z.array(z.string()),
   dashboard: z.object({ redirectUri: z.string(), webhookNotificationUrl: z.string() }),
   connection: z.object({
-    status: z.enum(['not_connected', 'active', 'needs_reconnect', 'token_undecryptable', 'revoked']),
+    status: posConnectionView.shape.status,
     merchantId: z.string().nullable(),
     currency: z.string().nullable(),
     country: z.string().nullable(),
@@ -33,7 +34,7 @@ export const squareDiagnosisView = z.object({
     tokenExpiresAt: timestamp.nullable(),
     lastRefreshedAt: timestamp.nullable(),
     lastError: z.object({ code: z.string(), detail: z.string(), at: timestamp }).nullable(),
-    revokedBy: z.enum(['app', 'merchant', 'square']).nullable(),
+    revokedBy: revokedBy.nullable(),
     revokedAt: timestamp.nullable(),
   }),
   token: z.object({

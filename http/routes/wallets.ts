@@ -17,6 +17,7 @@ import {
   type WalletView,
 } from '../../projections/read/wallets.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
+import { pageLimit } from '../schemas.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface WalletRoutesDependencies {
@@ -34,7 +35,7 @@ export const walletParams = z.object({ walletId: z.uuid({ error: 'walletId must 
 
 const pageQuery = z.object({
   cursor: z.string().min(1).max(1000).optional(),
-  limit: z.coerce.number({ error: 'limit must be a whole number from 1 to 100' }).int('limit must be a whole number from 1 to 100').min(1, 'limit must be at least 1').max(100, 'limit must be at most 100').default(50),
+  limit: pageLimit(100, 50),
 });
 
 const searchQuery = z.object({

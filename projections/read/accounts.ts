@@ -1,7 +1,7 @@
 /** Queries over the accounts read models. Rows are parsed with zod on the way out. */
 import type pg from 'pg';
 import { z } from 'zod';
-import { timestamp } from './views.ts';
+import { timestamp, timestampColumn } from './views.ts';
 
 /** A user as the API shows them (writes about users answer it). */
 export const userView = z.object({
@@ -21,52 +21,23 @@ export const userView = z.object({
 export const userListItem = userView.pick({ id: true, email: true, role: true, status: true, tenantId: true, businessName: true, registeredAt: true });
 export type UserListItem = z.infer<typeof userListItem>;
 
-const userRow = z.object({
-  id: z.string(),
-  email: z.string().nullable(),
-  role: userView.shape.role,
-  status: userView.shape.status,
-  tenant_id: z.string().nullable(),
-  business_name: z.string().nullable(),
-  registered_at: z.date(),
-});
+/** A listed user as the search returns it (columns named as the fields). */
+const userRow = userListItem.extend({ registeredAt: timestampColumn });
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** Users whose email, id or business name contains `q` (case-insensitive), newest first. */
 export async function searchUsers(pool: pg.Pool, q: string, limit = 50): Promise<UserListItem[]> {
   const { rows } = await pool.query(
-    `SELECT u.id, p.email, u.role, u.status, u.tenant_id, u.business_name, u.registered_at
+    `SELECT u.id, p.email, u.role, u.status, u.tenant_id AS "tenantId", u.business_name AS "businessName", u.registered_at AS "registeredAt"
        FROM users u LEFT JOIN personal_data p ON p.user_id = u.id
       WHERE u.id ILIKE $1 OR p.email ILIKE $1 OR u.business_name ILIKE $1
       ORDER BY u.registered_at DESC, u.id
       LIMIT $2`,
     [`%${escapeLike(q)}%`, limit],
   );
-  return rows.map((raw) => {
-    const r = userRow.parse(raw);
-    return {
-      id: r.id,
-      email: r.email,
-      role: r.role,
-      status: r.status,
-      tenantId: r.tenant_id,
-      businessName: r.business_name,
-      registeredAt: r.registered_at.toISOString(),
-    };
-  });
+  return rows.map((raw) => userRow.parse(raw));
 }
-
-const ruleRow = z.object({
-  id: z.string(),
-  version: z.number(),
-  is_active: z.boolean(),
-  rule: z.record(z.string(), z.unknown()),
-  created_at: z.date(),
-  activated_at: z.date().nullable(),
-  retired_at: z.date().nullable(),
-  currency: z.string().nullable(),
-});
 
 /** A version of a workspace's reward rule, as writes about it answer. */
 export const ruleVersion = z.object({ ruleId: z.string(), version: z.number().int(), isActive: z.boolean(), rule: z.record(z.string(), z.unknown()) });
@@ -74,28 +45,19 @@ export const ruleVersion = z.object({ ruleId: z.string(), version: z.number().in
 /** A version of a workspace's reward rule as the list shows it; `currency` is the workspace's (the rule's amounts are in its minor units). */
 export const listedRuleVersion = ruleVersion.extend({ createdAt: timestamp, activatedAt: timestamp.nullable(), retiredAt: timestamp.nullable(), currency: z.string().nullable() });
 
+/** A listed rule version as the list statement returns it (columns named as the fields). */
+const ruleRow = listedRuleVersion.extend({ createdAt: timestampColumn, activatedAt: timestampColumn.nullable(), retiredAt: timestampColumn.nullable() });
+
 /** Every version of the workspace's reward rule, newest first. */
 export async function listRewardRules(pool: pg.Pool, tenantId: string): Promise<z.infer<typeof listedRuleVersion>[]> {
   const { rows } = await pool.query(
-    `SELECT r.id, r.version, r.is_active, r.rule, r.created_at, r.activated_at, r.retired_at, c.currency
+    `SELECT r.id AS "ruleId", r.version, r.is_active AS "isActive", r.rule, r.created_at AS "createdAt", r.activated_at AS "activatedAt", r.retired_at AS "retiredAt",
+            c.currency
        FROM reward_rules r LEFT JOIN pos_connections c ON c.tenant_id = r.tenant_id
       WHERE r.tenant_id = $1 ORDER BY r.version DESC`,
     [tenantId],
   );
-  return rows.map((raw) => {
-    const r = ruleRow.parse(raw);
-    return {
-      ruleId: r.id,
-      version: r.version,
-      isActive: r.is_active,
-      rule: r.rule,
-      createdAt: r.created_at.toISOString(),
-      activatedAt: r.activated_at?.toISOString() ?? null,
-      retiredAt: r.retired_at?.toISOString() ?? null,
-      /** The workspace's currency (the connected Square merchant's): the rule's amounts are in its minor units. */
-      currency: r.currency,
-    };
-  });
+  return rows.map((raw) => ruleRow.parse(raw));
 }
 
 /**

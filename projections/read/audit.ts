@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { DomainError } from '../../domain/shared/errors.ts';
-import { cursorPage, timestamp } from './views.ts';
+import { cursorPage, timestamp, timestampColumn } from './views.ts';
 
 /** What the admin filters the trail by; every field narrows it (AND), several types widen within `type` (OR). */
 export interface AuditFilter {
@@ -54,25 +54,17 @@ type Order = 'newest' | 'oldest';
 
 const count = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().nonnegative());
 
-const auditRow = z.object({
+/** An item as the statements below return it: `seq` for the cursor, bigints as text, the time a `Date`. */
+const auditRow = auditItem.extend({
   seq: z.string().regex(/^\d+$/),
-  event_id: z.string(),
-  position: z.string(),
-  stream: z.string(),
   revision: count,
-  type: z.string(),
-  recorded_at: z.date(),
-  actor: z.string().nullable(),
-  tenant_id: z.string().nullable(),
-  wallet_id: z.string().nullable(),
-  payment_id: z.string().nullable(),
-  correlation_id: z.string().nullable(),
-  causation_id: z.string().nullable(),
-  data: z.unknown(),
+  recordedAt: timestampColumn,
 });
 
-// bigint and uuid arrive as strings from pg; no casts here, or ORDER BY seq would sort the cast text.
-const COLUMNS = 'seq, event_id, position, stream, revision, type, recorded_at, actor, tenant_id, wallet_id, payment_id, correlation_id, causation_id, data';
+// Named as the item's fields. bigint and uuid arrive as strings from pg; no casts here, or ORDER BY seq would sort the cast text.
+const COLUMNS =
+  'seq, event_id AS "eventId", position, stream, revision, type, recorded_at AS "recordedAt", actor, tenant_id AS "tenantId", wallet_id AS "walletId", ' +
+  'payment_id AS "paymentId", correlation_id AS "correlationId", causation_id AS "causationId", data';
 
 const cursorSchema = z
   .object({ o: z.enum(['newest', 'oldest']), s: z.string().regex(/^\d{1,19}$/).refine((s) => BigInt(s) <= 9_223_372_036_854_775_807n, 'beyond bigint') })
@@ -100,21 +92,7 @@ function toPage(rows: unknown[], limit: number, order: Order): AuditPage {
   const shown = hasMore ? parsed.slice(0, limit) : parsed;
   const last = shown.at(-1);
   return {
-    items: shown.map((r) => ({
-      eventId: r.event_id,
-      position: r.position,
-      stream: r.stream,
-      revision: r.revision,
-      type: r.type,
-      recordedAt: r.recorded_at.toISOString(),
-      actor: r.actor,
-      tenantId: r.tenant_id,
-      walletId: r.wallet_id,
-      paymentId: r.payment_id,
-      correlationId: r.correlation_id,
-      causationId: r.causation_id,
-      data: r.data,
-    })),
+    items: shown.map(({ seq: _seq, ...item }) => item),
     nextCursor: hasMore && last ? encodeAuditCursor(order, last.seq) : null,
   };
 }

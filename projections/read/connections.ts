@@ -1,7 +1,7 @@
 /** Queries over the `pos_connections` read model (and the webhook inbox, for the debug endpoint). Rows are parsed with zod. */
 import type pg from 'pg';
 import { z } from 'zod';
-import type { ConnectionStatus } from '../../domain/connections/events.ts';
+import { connectionLocation, revokedBy, type ConnectionStatus } from '../../domain/connections/events.ts';
 import { timestamp } from './views.ts';
 
 /** The states a stored connection can be in. */
@@ -16,7 +16,7 @@ const connectionRow = z.object({
   country: z.string().nullable(),
   status: connectionStatus,
   scopes: z.array(z.string()),
-  locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
+  locations: z.array(connectionLocation),
   token_expires_at: z.date(),
   authorized_at: z.date(),
   last_refreshed_at: z.date().nullable(),
@@ -25,7 +25,7 @@ const connectionRow = z.object({
   last_error_code: z.string().nullable(),
   last_error: z.string().nullable(),
   last_error_at: z.date().nullable(),
-  revoked_by: z.enum(['app', 'merchant', 'square']).nullable(),
+  revoked_by: revokedBy.nullable(),
   revoked_at: z.date().nullable(),
   updated_at: z.date(),
 });
@@ -41,14 +41,14 @@ export const posConnectionView = z.object({
   /** The merchant's country (ISO 3166 alpha-2): the default region of phone numbers written without a country code. */
   country: z.string().nullable(),
   scopes: z.array(z.string()),
-  locations: z.array(z.object({ id: z.string(), name: z.string().nullable(), status: z.string() })),
+  locations: z.array(connectionLocation),
   tokenExpiresAt: timestamp.nullable(),
   authorizedAt: timestamp.nullable(),
   lastRefreshedAt: timestamp.nullable(),
   lastPolledAt: timestamp.nullable(),
   lastPollSummary: z.record(z.string(), z.unknown()).nullable(),
   lastError: z.object({ code: z.string(), message: z.string().nullable(), at: timestamp.nullable() }).nullable(),
-  revokedBy: z.enum(['app', 'merchant', 'square']).nullable(),
+  revokedBy: revokedBy.nullable(),
   revokedAt: timestamp.nullable(),
 });
 export type PosConnectionView = z.infer<typeof posConnectionView>;

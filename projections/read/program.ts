@@ -4,23 +4,12 @@
  */
 import type pg from 'pg';
 import { z } from 'zod';
-import { timestamp } from './views.ts';
+import { timestamp, timestampColumn } from './views.ts';
 
 const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
 
 /** The states of an issued reward. */
 export const issuedRewardStatus = z.enum(['issued', 'redeemed', 'voided', 'expired']);
-
-const issuedRow = z.object({
-  issued_reward_id: z.string(),
-  reward_id: z.string(),
-  reward_name: z.string(),
-  points,
-  status: issuedRewardStatus,
-  issued_at: z.date(),
-  expires_at: z.date(),
-  settled_at: z.date().nullable(),
-});
 
 /** An issued reward as writes about it answer. */
 export const issuedRewardView = z.object({ issuedRewardId: z.string(), rewardId: z.string(), name: z.string(), points: z.number().int(), expiresAt: timestamp, status: issuedRewardStatus });
@@ -29,26 +18,18 @@ export const issuedRewardView = z.object({ issuedRewardId: z.string(), rewardId:
 export const issuedRewardLine = issuedRewardView.extend({ issuedAt: timestamp, settledAt: timestamp.nullable() });
 export type IssuedRewardRow = z.infer<typeof issuedRewardLine>;
 
+/** An issued reward as the wallet's list statement returns it (columns named as the fields, points as bigint text). */
+const issuedRow = issuedRewardLine.extend({ points, expiresAt: timestampColumn, issuedAt: timestampColumn, settledAt: timestampColumn.nullable() });
+
 /** A wallet's issued rewards, newest first (at most 100). */
 export async function issuedRewardsOf(pool: pg.Pool, walletId: string): Promise<IssuedRewardRow[]> {
   const { rows } = await pool.query(
-    `SELECT issued_reward_id, reward_id, reward_name, points, status, issued_at, expires_at, settled_at
+    `SELECT issued_reward_id AS "issuedRewardId", reward_id AS "rewardId", reward_name AS name, points, status,
+            issued_at AS "issuedAt", expires_at AS "expiresAt", settled_at AS "settledAt"
        FROM issued_rewards WHERE wallet_id = $1 ORDER BY issued_at DESC, issued_reward_id LIMIT 100`,
     [walletId],
   );
-  return rows.map((raw) => {
-    const r = issuedRow.parse(raw);
-    return {
-      issuedRewardId: r.issued_reward_id,
-      rewardId: r.reward_id,
-      name: r.reward_name,
-      points: r.points,
-      status: r.status,
-      issuedAt: r.issued_at.toISOString(),
-      expiresAt: r.expires_at.toISOString(),
-      settledAt: r.settled_at?.toISOString() ?? null,
-    };
-  });
+  return rows.map((raw) => issuedRow.parse(raw));
 }
 
 /** Workspaces whose policy expires points. */

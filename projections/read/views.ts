@@ -1,13 +1,20 @@
 /**
  * What the read models answer, declared once as zod schemas: each query's type is inferred from its schema
  * (`z.infer`), and the HTTP routes declare the same schema as their response, so `/openapi.json`, the contract
- * test and the code cannot disagree. Row schemas (what PostgreSQL returns) stay beside each query: a row is not
- * a view (snake_case, `Date`s, bigints as text).
+ * test and the code cannot disagree. A query whose row is its view renamed names its columns as the view's fields
+ * and parses the row with the view (`timestampColumn` for `Date`s); one whose answer computes keeps a row schema.
  */
 import { z } from 'zod';
 
 /** A date-time as answers carry it (ISO 8601, UTC). */
 export const timestamp = z.iso.datetime({ offset: true });
+
+/**
+ * A `timestamptz` column as pg returns it (a `Date`), parsed to what answers carry. A statement that names its
+ * columns as a view's fields (`registered_at AS "registeredAt"`) is parsed by the view with these in place of
+ * `timestamp`: one declaration of the view, no field-by-field mapping.
+ */
+export const timestampColumn = z.date().transform((date) => date.toISOString());
 
 /** A page of a keyset-paged list; pass `nextCursor` back unchanged for the next one (null: this was the last). */
 export const cursorPage = <Item extends z.ZodType>(item: Item) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });

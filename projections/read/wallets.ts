@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
-import { cursorPage, timestamp } from './views.ts';
+import { cursorPage, timestamp, timestampColumn } from './views.ts';
 import { EXPIRING_SOON_DAYS, expiringBy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 
 /** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
@@ -228,26 +228,6 @@ export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenan
   return rows.map(toWallet);
 }
 
-const ledgerRow = z.object({
-  id: z.string(),
-  entry_type: z.enum(['credit', 'debit']),
-  /** Plain text: kinds of lines may be added without a change here. */
-  kind: z.string(),
-  points,
-  balance_after: points,
-  locked_change: points,
-  reward_id: z.string().nullable(),
-  issued_reward_id: z.string().nullable(),
-  payment_id: z.string().nullable(),
-  refund_id: z.string().nullable(),
-  admin_id: z.string().nullable(),
-  reason: z.string().nullable(),
-  reference: z.string().nullable(),
-  idempotency_key: z.string().nullable(),
-  position: z.string(),
-  revision: z.coerce.number().int().nonnegative(),
-  created_at: z.date(),
-});
 
 /**
  * One line of a wallet's ledger. `entryType` is `credit` or `debit`; `kind` what the line is (`earn`, `claim`,
@@ -279,6 +259,15 @@ export type LedgerItem = z.infer<typeof ledgerItem>;
 export const ledgerPageView = cursorPage(ledgerItem);
 export type LedgerPage = z.infer<typeof ledgerPageView>;
 
+/** A line as the ledger statement returns it (columns named as the fields, points signed): the revision for the cursor. */
+const ledgerRow = ledgerItem.extend({
+  points,
+  balanceAfter: points,
+  lockedChange: points,
+  revision: z.coerce.number().int().nonnegative(),
+  createdAt: timestampColumn,
+});
+
 /** The cursor is the revision of the page's last line, opaque to the caller. */
 const cursorSchema = z.object({ before: z.number().int().nonnegative() }).strict();
 
@@ -298,8 +287,10 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
   const params: unknown[] = [walletId, page.limit + 1];
   if (before !== undefined) params.push(before);
   const { rows } = await pool.query(
-    `SELECT id, entry_type, kind, points, balance_after, locked_change, reward_id, issued_reward_id, payment_id, refund_id, admin_id, reason,
-            reference, idempotency_key, position, revision, created_at
+    `SELECT id, entry_type AS "entryType", kind, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points, balance_after AS "balanceAfter",
+            locked_change AS "lockedChange", reward_id AS "rewardId", issued_reward_id AS "issuedRewardId", payment_id AS "paymentId",
+            refund_id AS "refundId", admin_id AS "adminId", reason, reference, idempotency_key AS "idempotencyKey", position, revision,
+            created_at AS "createdAt"
        FROM wallet_ledger
       WHERE wallet_id = $1 ${before !== undefined ? 'AND revision < $3' : ''}
       ORDER BY revision DESC
@@ -311,24 +302,7 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
   const shown = hasMore ? parsed.slice(0, page.limit) : parsed;
   const last = shown.at(-1);
   return {
-    items: shown.map((r) => ({
-      id: r.id,
-      entryType: r.entry_type,
-      kind: r.kind,
-      points: r.entry_type === 'debit' ? -r.points : r.points,
-      balanceAfter: r.balance_after,
-      lockedChange: r.locked_change,
-      rewardId: r.reward_id,
-      issuedRewardId: r.issued_reward_id,
-      paymentId: r.payment_id,
-      refundId: r.refund_id,
-      adminId: r.admin_id,
-      reason: r.reason,
-      reference: r.reference,
-      idempotencyKey: r.idempotency_key,
-      position: r.position,
-      createdAt: r.created_at.toISOString(),
-    })),
+    items: shown.map(({ revision: _revision, ...item }) => item),
     nextCursor: hasMore && last ? encodeCursor(last.revision) : null,
   };
 }

@@ -5,6 +5,7 @@
  * what was not is credited by the next poll), and the revoked one turns `needs_reconnect` and is no longer polled.
  */
 import test from 'ava';
+import { pollEvents } from '../../domain/connections/poll-log.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
@@ -143,8 +144,9 @@ test.serial('polls are recorded on their own stream: the connection stream, read
   const polls = await service.tally.store.readStream(`square-poll-${tenantId}`);
   t.true(polls.length >= 5, `one record per poll (${polls.length})`);
   const [last] = await service.tally.store.readStream(`square-poll-${tenantId}`, { direction: 'backwards', limit: 1 });
-  t.like(last?.data, { tenantId, merchantId: 'M-OK' });
+  const record = last && pollEvents.decode(last).data;
+  t.like(record, { tenantId, merchantId: 'M-OK' });
   await actors.settle();
   const listed = await actors.call('GET', '/api/v1/client/pos/square', { token: merchants.get('M-OK')!.token });
-  t.is(listed.body.lastPolledAt, (last?.data as { polledAt: string }).polledAt, 'the read model shows the last poll');
+  t.is(listed.body.lastPolledAt, record?.polledAt, 'the read model shows the last poll');
 });

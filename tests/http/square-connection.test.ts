@@ -13,6 +13,7 @@ import { eventually } from '../support/eventually.ts';
 import { keyring } from '../../adapters/crypto/keys.ts';
 import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
 import { postgresTokenVault } from '../../adapters/postgres/token-vault.ts';
+import { connectionEvents } from '../../domain/connections/events.ts';
 import type { VaultTokens } from '../../domain/ports/token-vault.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { startTestService, type TestService } from '../support/service.ts';
@@ -146,8 +147,10 @@ async function connectionUnavailable(t: ExecutionContext, tenantId: string) {
 /** Gives the connection a token last refreshed 8 days ago (the clock cannot be moved): a history to refresh. */
 async function ageToken(tenantId: string) {
   const stream = `square-connection-${tenantId}`;
-  const authorized = (await service.tally.store.readStream(stream)).filter((e) => e.type === 'SquareConnectionAuthorized').at(-1);
-  const data = authorized?.data as { merchantId: string; authorizationId: string };
+  const events = (await service.tally.store.readStream(stream)).map((e) => connectionEvents.decode(e));
+  const authorized = events.filter((e) => e.type === 'SquareConnectionAuthorized').at(-1);
+  if (!authorized) throw new Error(`${stream} has no SquareConnectionAuthorized`);
+  const { data } = authorized;
   await service.tally.store.append(
     stream,
     [

@@ -16,6 +16,7 @@ import type { Projection } from '../../projections/projection.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
 import { createTestEventStore, databaseUrl, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
+import { numberOf } from '../support/numbered-events.ts';
 
 const silent = pino({ level: 'silent' });
 /** How long the foreign transactions stay open while events are appended (the issue's 30 s, shortened). */
@@ -40,7 +41,7 @@ function numbered(prefix: string): Projection {
     async apply(events, { db, table }) {
       for (const e of events) {
         if (!e.stream.startsWith(prefix)) continue;
-        await db.query(`INSERT INTO ${table(`horizon_${prefix}_seen`)} (n) VALUES ($1) ON CONFLICT DO NOTHING`, [(e.data as { n: number }).n]);
+        await db.query(`INSERT INTO ${table(`horizon_${prefix}_seen`)} (n) VALUES ($1) ON CONFLICT DO NOTHING`, [numberOf(e)]);
       }
     },
   };

@@ -9,13 +9,14 @@ import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import type { NewEvent, RecordedEvent, Subscription, SubscriptionItem } from '../../domain/ports/event-store.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
+import { numberOf } from '../support/numbered-events.ts';
 
 let database: TestDatabase;
 test.before(async () => (database = await createTestDatabase()));
 test.after.always(async () => database?.drop());
 
 const event = (type: string, n: number): NewEvent => ({ id: uuid(), type, data: { n } });
-const numbers = (events: readonly RecordedEvent[]) => events.map((e) => (e.data as { n: number }).n);
+const numbers = (events: readonly RecordedEvent[]) => events.map(numberOf);
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
 
 /** A subscription read without pause in the background, from `iterator` (with a `next` already in flight, if any). */
@@ -78,7 +79,7 @@ test.serial('every subscription receives only its event types, in order, from on
     const inStream1 = range(0, 60).filter((n) => Math.floor(n / 5) % 2 === 1 && n % 3 !== 2);
     await received(readers.ab.seen, inStream1.length);
     t.deepEqual(numbers(readers.ab.seen.events), inStream1);
-    t.true(readers.a.seen.events.every((e) => e.type === 'A' && (e.data as { n: number }).n % 3 === 0), 'with their data');
+    t.true(readers.a.seen.events.every((e) => e.type === 'A' && numberOf(e) % 3 === 0), 'with their data');
     // Each event was scanned once by the reader, whatever the number of subscriptions.
     t.is(store.sharedFeed.stats.rows - rowsBefore, 60);
     for (const reader of Object.values(readers)) t.true(reader.seen.caughtUp);
@@ -129,7 +130,7 @@ test.serial('a subscription that does not keep up holds nobody back: it is let g
     await store.append(`${p}-3`, [event('E', 5500)], 'no_stream');
     for (const seen of [fast.seen, slow.seen]) await received(seen, 5501);
     await received(lateReader.seen, 5502);
-    t.deepEqual([fast.seen.events.at(-1), slow.seen.events.at(-1), lateReader.seen.events.at(-1)].map((e) => (e?.data as { n: number }).n), [5500, 5500, 5500]);
+    t.deepEqual([fast.seen.events.at(-1), slow.seen.events.at(-1), lateReader.seen.events.at(-1)].map((e) => e && numberOf(e)), [5500, 5500, 5500]);
     t.is(fast.seen.events.length + slow.seen.events.length + lateReader.seen.events.length, 5501 * 3 + 1, 'nothing handed out twice');
   } finally {
     await Promise.all([fastSub.stop(), slowSub.stop(), late?.stop()]);

@@ -10,6 +10,7 @@ import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import type { Position } from '../../domain/ports/event-store.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { numberOf } from '../support/numbered-events.ts';
 
 let database: TestDatabase;
 
@@ -44,7 +45,7 @@ test('connections killed while events keep coming: nothing lost, nothing applied
             await db.query(
               `INSERT INTO ${table('crash_counts')} (stream, count, total) VALUES ($1, 1, $2)
                ON CONFLICT (stream) DO UPDATE SET count = crash_counts.count + 1, total = crash_counts.total + $2`,
-              [event.stream, (event.data as { n: number }).n],
+              [event.stream, numberOf(event)],
             );
           }
         },

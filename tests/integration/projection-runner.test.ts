@@ -11,6 +11,7 @@ import type { Projection } from '../../projections/projection.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
 import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
+import { numberOf } from '../support/numbered-events.ts';
 
 const silent = pino({ level: 'silent' });
 let database: TestDatabase;
@@ -29,7 +30,7 @@ function counter(name: string, failOn?: (n: number) => boolean): Projection {
     async apply(events, { db, table }) {
       for (const event of events) {
         if (event.type !== 'Counted' || !event.stream.startsWith(`${name}-`)) continue;
-        const n = (event.data as { n: number }).n;
+        const n = numberOf(event);
         if (failOn?.(n)) throw new Error(`cannot count ${n}`);
         await db.query(
           `INSERT INTO ${table(`${name}_counts`)} (stream, count, total) VALUES ($1, 1, $2)

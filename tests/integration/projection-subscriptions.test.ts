@@ -13,6 +13,7 @@ import { ProjectionRebuilds } from '../../projections/rebuild.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
 import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
+import { numberOf } from '../support/numbered-events.ts';
 
 const silent = pino({ level: 'silent' });
 let database: TestDatabase;
@@ -31,7 +32,7 @@ function summing(name: string, type: string, version = 1): Projection {
     async apply(events, { db, table }) {
       for (const event of events) {
         if (event.type !== type) continue;
-        const n = (event.data as { n: number }).n;
+        const n = numberOf(event);
         await db.query(
           `INSERT INTO ${table(`${name}_sums`)} (stream, total) VALUES ($1, $2) ON CONFLICT (stream) DO UPDATE SET total = ${table(`${name}_sums`)}.total + $2`,
           [event.stream, n],

@@ -115,7 +115,7 @@ const applied = (refundId: string, amountMinor: number, pointsReversed: number, 
 
 const DAY = 24 * 3600 * 1000;
 const claim = (now: string, identityHash = 'h:email'): PaymentCommand => ({ type: 'ClaimHeldPoints', consumerId: 'c9', walletId: 'w9', identityHash, now });
-const claimed = (points: number, now: string): PaymentEvent => ({
+const claimed = (points: number, now: string): Extract<PaymentEvent, { type: 'HeldPointsClaimed' }> => ({
   type: 'HeldPointsClaimed',
   data: { paymentId: 'pay_1', tenantId: TENANT, consumerId: 'c9', walletId: 'w9', points, identityHash: 'h:email', claimedAt: now },
 });
@@ -259,5 +259,5 @@ test('an identity Square learns after the sale is attached to the purchase held 
   spec(t).given(completed(), attached).when(attach(now)).thenNothing();
   spec(t).given(completed()).when(attach(afterCompletion(CLAIM_WINDOW_DAYS * DAY + 1))).thenNothing();
   spec(t).given(completed({ outcome: 'credited', consumerId: 'c1', walletId: 'w1' })).when(attach(now)).thenNothing();
-  spec(t).given(completed(), attached).when(claim(now, 'h:phone')).then([{ ...claimed(10, now), data: { ...claimed(10, now).data, identityHash: 'h:phone' } } as PaymentEvent]);
+  spec(t).given(completed(), attached).when(claim(now, 'h:phone')).then([{ ...claimed(10, now), data: { ...claimed(10, now).data, identityHash: 'h:phone' } }]);
 });

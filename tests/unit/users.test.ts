@@ -7,7 +7,7 @@ const spec = deciderSpec(userDecider);
 const now = '2026-11-26T10:00:00.000Z';
 const register = (requestedRole: 'client' | 'consumer', isAdmin = false) =>
   ({ type: 'RegisterUser', userId: 'u1', requestedRole, isAdmin, emailHash: 'email:h', emailVerifiedVia: null, phoneHash: null, phoneVerifiedVia: null, suspendedAsUser: null, businessName: requestedRole === 'client' ? 'Cafe' : null, now }) as const;
-const registered = (role: 'client' | 'consumer' | 'admin', status: 'pending' | 'approved'): UserEvent => ({
+const registered = (role: 'client' | 'consumer' | 'admin', status: 'pending' | 'approved'): Extract<UserEvent, { type: 'UserRegistered' }> => ({
   type: 'UserRegistered',
   data: { userId: 'u1', role, status, emailHash: 'email:h', phoneHash: null, businessName: role === 'consumer' ? null : 'Cafe', registeredAt: now },
 });
@@ -16,7 +16,7 @@ const approved: UserEvent = { type: 'UserApproved', data: { userId: 'u1', approv
 test('a consumer is approved on registration; a client starts pending; an admin email registers as admin', (t) => {
   spec(t).given().when(register('consumer')).then([registered('consumer', 'approved')]);
   spec(t).given().when(register('client')).then([registered('client', 'pending')]);
-  spec(t).given().when(register('consumer', true)).then([{ ...registered('admin', 'approved'), data: { ...registered('admin', 'approved').data, businessName: null } } as UserEvent]);
+  spec(t).given().when(register('consumer', true)).then([{ ...registered('admin', 'approved'), data: { ...registered('admin', 'approved').data, businessName: null } }]);
 });
 
 test('registering again changes nothing', (t) => {
@@ -49,7 +49,7 @@ test('suspension remembers the status to reinstate; a suspended user is not appr
 test('a verified email and phone are recorded at registration; a suspended twin suspends the new user too', (t) => {
   const verifiedEmail: UserEvent = { type: 'UserEmailVerified', data: { userId: 'u1', emailHash: 'email:h', via: 'token', verifiedAt: now } };
   const verifiedPhone: UserEvent = { type: 'UserPhoneVerified', data: { userId: 'u1', phoneHash: 'phone:p', via: 'token', verifiedAt: now } };
-  const withPhone = { ...registered('consumer', 'approved'), data: { ...registered('consumer', 'approved').data, phoneHash: 'phone:p' } } as UserEvent;
+  const withPhone: UserEvent = { ...registered('consumer', 'approved'), data: { ...registered('consumer', 'approved').data, phoneHash: 'phone:p' } };
   spec(t)
     .given()
     .when({ ...register('consumer'), phoneHash: 'phone:p', emailVerifiedVia: 'token', phoneVerifiedVia: 'token' })

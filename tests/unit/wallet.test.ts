@@ -100,7 +100,7 @@ test('bounds: a credit above 10^9 or one taking the balance past 10^12 is record
   spec(t).given().when(credit('p-big', MAX_CREDIT_POINTS + 1)).then([refused('p-big', MAX_CREDIT_POINTS + 1, 'credit_above_limit', MAX_CREDIT_POINTS)]);
   spec(t).given().when(credit('p-max', MAX_CREDIT_POINTS)).then([credited('p-max', MAX_CREDIT_POINTS)]);
   spec(t).given().when(credit('p-huge', 5e15 + 1)).then([refused('p-huge', 5e15 + 1, 'credit_above_limit', MAX_CREDIT_POINTS)]);
-  const nearlyFull = { type: 'PointsAdjusted', data: { ...owner, points: MAX_BALANCE_POINTS - 10, reason: 'x', adjustedBy: 'a', idempotencyKey: null } } as WalletEvent;
+  const nearlyFull: WalletEvent = { type: 'PointsAdjusted', data: { ...owner, points: MAX_BALANCE_POINTS - 10, reason: 'x', adjustedBy: 'a', adjustedAs: 'admin', idempotencyKey: null } };
   spec(t).given(credited('p0', 1), nearlyFull).when(credit('p1', 10)).then([refused('p1', 10, 'balance_above_limit', MAX_BALANCE_POINTS)]);
   spec(t).given(credited('p0', 1), nearlyFull, refused('p1', 10, 'balance_above_limit', MAX_BALANCE_POINTS)).when(credit('p1', 10)).thenNothing();
   const state = fold(walletDecider, [credited('p0', 1), refused('p-big', MAX_CREDIT_POINTS + 1, 'credit_above_limit', MAX_CREDIT_POINTS)]);
