@@ -121,7 +121,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         ackPool,
         runner: projections.runner,
         failures,
-        // A test clock cannot cross threads: a service started with one decides webhooks on its own thread.
+        // A test clock cannot cross threads: a service started with one decides webhooks on the service's thread.
         threaded: config.WEBHOOK_WORKER_THREAD && !options.now,
       },
       cleanups,

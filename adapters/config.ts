@@ -115,8 +115,9 @@ const schema = z.object({
   WEBHOOK_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
   WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(4),
   WEBHOOK_ACK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
-  /** Longest the inbox worker defers its next batch while webhooks are being acknowledged (0: never defers). */
+  /** Whether the webhook worker decides batches on a thread of its own (wiring/webhook-thread.ts). */
   WEBHOOK_WORKER_THREAD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Longest the inbox worker defers its next batch while webhooks are being acknowledged (0: never defers). */
   WEBHOOK_ACK_PRIORITY_MS: z.coerce.number().int().min(0).max(10_000).default(100),
 });
 

@@ -31,9 +31,10 @@ const postNow = (message: ThreadMessage) => {
 };
 
 /**
- * The worker's connections commit without waiting for the WAL flush (`synchronous_commit=off`). Everything the
- * worker writes is redone from the inbox if a crash loses it: a lease, and a batch's events committed atomically
- * with the settlement of its inbox rows (a lost commit loses both, and the rows are decided again). What must be
+ * The worker's connections commit without waiting for the WAL flush (`synchronous_commit=off`): the batch's commit
+ * does so on either thread (`waitForFlush: false`); on its own connections the thread extends it to the rest it
+ * writes (leases, revocations, identities attached). Everything the worker writes is redone from the inbox if a
+ * crash loses it: its rows are settled only with (or after) the events they led to. What must be
  * durable before Square hears 200, the webhook's own insert, is the service's thread's, on its own pool. A later
  * durable commit that depends on a worker's commit (a redemption of credited points) flushes it too: WAL is one line.
  */

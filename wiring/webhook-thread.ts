@@ -1,5 +1,5 @@
 /**
- * The webhook worker on a thread of its own (`WEBHOOK_WORKER_THREAD`, on by default): the service's thread answers
+ * The webhook worker on a thread of its own (`WEBHOOK_WORKER_THREAD`, off by default: README says why): the service's thread answers
  * requests (acknowledging a webhook is a signature, one insert and a 200) while the worker thread leases, decides
  * and commits batches on the other core. Neither waits behind the other on one event loop.
  *
@@ -17,7 +17,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Config } from '../adapters/config.ts';
 
-export type Settlement = { outcome: string } | { error: string };
+const settlement = z.union([z.object({ outcome: z.string() }), z.object({ error: z.string() })]);
+export type Settlement = z.infer<typeof settlement>;
 
 /** What the webhook worker reports, wherever it runs (the worker thread forwards it to the service's metrics). */
 export interface WebhookWorkerReports {
@@ -46,7 +47,7 @@ const report = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('log'), line: z.string() }),
   z.object({ kind: z.literal('outcome'), outcome: z.string() }),
   z.object({ kind: z.literal('appended'), stream: z.string(), events: z.number() }),
-  z.object({ kind: z.literal('settled'), eventId: z.string(), settlement: z.union([z.object({ outcome: z.string() }), z.object({ error: z.string() })]) }),
+  z.object({ kind: z.literal('settled'), eventId: z.string(), settlement }),
   z.object({ kind: z.literal('conflict'), stream: z.string() }),
   z.object({ kind: z.literal('customer-changed'), tenantId: z.string(), customerId: z.string() }),
 ]);

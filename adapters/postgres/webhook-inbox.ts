@@ -163,16 +163,13 @@ export function webhookInbox(pool: pg.Pool) {
     },
 
     /**
-     * Settles several attempts in one statement, like `complete` each; `db` is the transaction to do it in
-     * (the batched worker settles its rows in the transaction that appends their events). Returns the event ids
-     * whose outcome was recorded.
+     * Settles several attempts in one statement, like `complete` each (where the events are appended elsewhere; on
+     * PostgreSQL the batched worker puts `completeManyStatement` in its append's own statement). Returns the event
+     * ids whose outcome was recorded.
      */
-    async completeMany(
-      settlements: readonly Settlement[],
-      db: Pick<pg.ClientBase, 'query'> = pool,
-    ): Promise<Set<string>> {
+    async completeMany(settlements: readonly Settlement[]): Promise<Set<string>> {
       if (!settlements.length) return new Set();
-      const { rows } = await db.query<{ event_id: string }>(completeManyStatement(settlements));
+      const { rows } = await pool.query<{ event_id: string }>(completeManyStatement(settlements));
       return new Set(rows.map((r) => r.event_id));
     },
 
