@@ -15,6 +15,9 @@
  *   is (self time, top 25 each; the files /tmp/reads-tally.cpuprofile and /tmp/reads-bare.cpuprofile).
  * `--perf`: also `perf record -e cpu-clock -g` of this process (CPU, not wall time: syscalls included) while
  *   only Tally's route is loaded, to /tmp/reads-tally.perf.data (run `node --perf-basic-prof` for JS names).
+ * `--via-koa`: the baseline is Tally's own route through Koa instead of the bare route (the path with a trailing slash,
+ *   which the direct path leaves to Koa: http/direct-route.ts), in the same alternating slices, so the ratio is what
+ *   serving the route ahead of Koa gives, everything else equal; results to bench/results/reads-via-koa.json.
  * `--quick`: 200 consumers, 5 merchants, one run of 2 slices of 500 ms per side (a smoke test of the benchmark).
  * `--log-level`: Tally's log level (default `info`, as in production: one line per request, to stdout, which is
  *   Tally's own log here: run with `> /dev/null`; the report goes to stderr and bench/results/reads.json).
@@ -57,7 +60,7 @@ const numberFlag = (name: string, fallback: number) => {
   if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive whole number`);
   return value;
 };
-const unknown = argv.filter((a) => !['--quick', '--cpu', '--profile', '--perf'].includes(a) && !/^--(consumers|tenants|runs|rounds|slice|log-level)=/.test(a));
+const unknown = argv.filter((a) => !['--quick', '--cpu', '--profile', '--perf', '--via-koa'].includes(a) && !/^--(consumers|tenants|runs|rounds|slice|log-level)=/.test(a));
 if (unknown.length) throw new Error(`Unknown argument(s): ${unknown.join(' ')}`);
 
 const QUICK = argv.includes('--quick');
@@ -70,6 +73,7 @@ const CPU = argv.includes('--cpu');
 const PROFILE = argv.includes('--profile');
 /** `perf record` (cpu-clock, with kernel stacks) of this process while only Tally's route is loaded; run node with --perf-basic-prof. */
 const PERF = argv.includes('--perf');
+const VIA_KOA = argv.includes('--via-koa');
 const LOG_LEVEL = flag('log-level') ?? 'info';
 const CONCURRENCY = 64;
 const SETUP_CONCURRENCY = 16;
@@ -167,7 +171,9 @@ async function main(): Promise<void> {
       if (sample.status !== 200 || !Array.isArray(sample.body) || sample.body.length !== 1) throw new Error(`GET /api/v1/me/wallets: ${sample.status} ${JSON.stringify(sample.body)}`);
 
       const tallySide = { url: `${tally.url}/api/v1/me/wallets`, headers: consumers.map((c) => ({ authorization: `Bearer ${c.token}` })) };
-      const bareSide = { url: bareUrl, headers: consumers.map((c) => ({ 'x-consumer-id': c.id })) };
+      const bareSide = VIA_KOA
+        ? { url: `${tally.url}/api/v1/me/wallets/`, headers: tallySide.headers }
+        : { url: bareUrl, headers: consumers.map((c) => ({ 'x-consumer-id': c.id })) };
       const runs: { tally: LoadResult; bare: LoadResult; ratio: number; errors: string[] }[] = [];
       log(`Reads: ${RUNS} runs of ${ROUNDS} alternating slices of ${SLICE_MS} ms per side, concurrency ${CONCURRENCY}`);
       for (let r = 0; r < RUNS; r++) {
@@ -257,6 +263,7 @@ async function main(): Promise<void> {
 
       const summary = {
         quick: QUICK,
+        baseline: VIA_KOA ? 'the same route through Koa' : 'the bare route',
         machine: machineSummary(machine),
         size: { consumers: CONSUMERS, tenants: TENANTS, runs: RUNS, rounds: ROUNDS, sliceMs: SLICE_MS, logLevel: LOG_LEVEL },
         tally: { rate: tallyRate, p99: meanP99('tally') },
@@ -267,7 +274,7 @@ async function main(): Promise<void> {
         hot,
         hotBare,
       };
-      log(`Results written to ${await writeResults('reads', summary)}`);
+      log(`Results written to ${await writeResults(VIA_KOA ? 'reads-via-koa' : 'reads', summary)}`);
       log(`Overall: Tally ${Math.round(tallyRate)}/s (p99 ${meanP99('tally').toFixed(1)} ms) vs bare ${Math.round(bareRate)}/s (p99 ${meanP99('bare').toFixed(1)} ms): ${formatRatio(tallyRate / bareRate)}`);
       reportCorrectness(
         differing.length === 0 && failedRequests.length === 0,

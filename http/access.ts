@@ -1,10 +1,11 @@
 /**
- * Who may call what, decided in one place. Every route declares its access level; this middleware
- * authenticates, loads the caller's account from the event store, and resolves the tenant a request acts on.
+ * Who may call what, decided in one place. Every route declares its access level; these checks authenticate,
+ * load the caller's account (the in-memory caller view), and resolve the tenant a request acts on, for the router's
+ * middleware and for the routes served ahead of Koa alike (http/direct-route.ts).
  * Handlers read `ctx.state.caller` and `ctx.state.tenantId` and never decide access themselves.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { Context, Next } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import type { UserState } from '../domain/users/events.ts';
 import type { Principal } from './auth.ts';
 import { HttpError } from './errors.ts';
@@ -53,63 +54,89 @@ function secretsEqual(given: string, expected: string): boolean {
 
 const TENANT_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
-export function accessControl(deps: AccessDependencies) {
-  return (access: Access) =>
-    async (ctx: Context, next: Next): Promise<void> => {
-      if (access === 'public') return next();
-      const source = ctx.ip;
-      const kind = access === 'cron' ? 'cron' : 'bearer';
-      // Only failures are counted and refused (429 past the limit): a valid credential always passes.
-      const refuse = (message: string): never => {
-        deps.failures.fail(source, kind);
-        throw new HttpError('UNAUTHENTICATED', message);
-      };
-      if (access === 'cron') {
-        if (!secretsEqual(ctx.get('x-cron-secret'), deps.cronSecret)) refuse('A valid X-Cron-Secret header is required');
-        return next();
-      }
+/**
+ * What the access checks read of a request and write into it. A Koa context is one; http/direct-route.ts builds
+ * one for the routes it serves, so both paths run these same checks.
+ */
+export interface GuardedRequest {
+  readonly ip: string;
+  get(field: string): string;
+  readonly query: Record<string, unknown>;
+  state: { caller?: Caller | undefined; tenantId?: string | undefined };
+  logWith(bindings: Record<string, unknown>): void;
+}
 
-      const header = ctx.get('authorization');
-      const match = /^Bearer\s+(\S+)$/i.exec(header);
-      if (!match) refuse(header ? 'The Authorization header must be "Bearer <token>"' : 'Authorization: Bearer <token> is required');
-      let principal: Principal;
-      try {
-        principal = await deps.verifyToken(match![1]!);
-      } catch (error) {
-        if (error instanceof HttpError && error.code === 'UNAUTHENTICATED') deps.failures.fail(source, kind);
-        throw error;
-      }
-      const state = await deps.loadUser(principal.userId);
-      const user = state.status === 'unregistered' ? undefined : state;
-      ctx.state.caller = { ...principal, user };
-      ctx.logWith({ userId: principal.userId });
-      if (access === 'self') return next();
+/**
+ * The checks of an access level, on one request: resolves with `state.caller` (and `state.tenantId` for `tenant`)
+ * set, or throws the error to answer (401, 403, 429, the admin's missing or unknown tenant).
+ */
+export type AccessCheck = (access: Access, request: GuardedRequest) => Promise<void>;
 
-      if (!user) throw new HttpError('USER_NOT_REGISTERED', 'Register first: POST /api/v1/me/register');
-      if (user.status === 'pending') throw new HttpError('USER_PENDING_APPROVAL', 'Your account is waiting for an administrator to approve it');
-      if (user.status === 'suspended') throw new HttpError('USER_SUSPENDED', 'Your account is suspended');
-      if (access === 'user') return next();
+export function accessCheck(deps: AccessDependencies): AccessCheck {
+  return async (access, request) => {
+    if (access === 'public') return;
+    const source = request.ip;
+    const kind = access === 'cron' ? 'cron' : 'bearer';
+    // Only failures are counted and refused (429 past the limit): a valid credential always passes.
+    const refuse = (message: string): never => {
+      deps.failures.fail(source, kind);
+      throw new HttpError('UNAUTHENTICATED', message);
+    };
+    if (access === 'cron') {
+      if (!secretsEqual(request.get('x-cron-secret'), deps.cronSecret)) refuse('A valid X-Cron-Secret header is required');
+      return;
+    }
 
-      if (access === 'admin') {
-        if (user.role !== 'admin') throw new HttpError('FORBIDDEN', 'This endpoint is for administrators');
-        return next();
+    const header = request.get('authorization');
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) refuse(header ? 'The Authorization header must be "Bearer <token>"' : 'Authorization: Bearer <token> is required');
+    let principal: Principal;
+    try {
+      principal = await deps.verifyToken(match![1]!);
+    } catch (error) {
+      if (error instanceof HttpError && error.code === 'UNAUTHENTICATED') deps.failures.fail(source, kind);
+      throw error;
+    }
+    const state = await deps.loadUser(principal.userId);
+    const user = state.status === 'unregistered' ? undefined : state;
+    request.state.caller = { ...principal, user };
+    request.logWith({ userId: principal.userId });
+    if (access === 'self') return;
+
+    if (!user) throw new HttpError('USER_NOT_REGISTERED', 'Register first: POST /api/v1/me/register');
+    if (user.status === 'pending') throw new HttpError('USER_PENDING_APPROVAL', 'Your account is waiting for an administrator to approve it');
+    if (user.status === 'suspended') throw new HttpError('USER_SUSPENDED', 'Your account is suspended');
+    if (access === 'user') return;
+
+    if (access === 'admin') {
+      if (user.role !== 'admin') throw new HttpError('FORBIDDEN', 'This endpoint is for administrators');
+      return;
+    }
+    // access === 'tenant'
+    if (user.role === 'client') {
+      if (!user.tenantId) throw new HttpError('FORBIDDEN', 'Your merchant workspace is not provisioned yet');
+      request.state.tenantId = user.tenantId;
+      return;
+    }
+    if (user.role === 'admin') {
+      const tenantId = request.query.tenantId;
+      if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) {
+        throw new HttpError('VALIDATION_FAILED', 'Administrators must name the tenant: add ?tenantId=<tenant id>');
       }
-      // access === 'tenant'
-      if (user.role === 'client') {
-        if (!user.tenantId) throw new HttpError('FORBIDDEN', 'Your merchant workspace is not provisioned yet');
-        ctx.state.tenantId = user.tenantId;
-        return next();
-      }
-      if (user.role === 'admin') {
-        const tenantId = ctx.query.tenantId;
-        if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) {
-          throw new HttpError('VALIDATION_FAILED', 'Administrators must name the tenant: add ?tenantId=<tenant id>');
-        }
-        // Nothing may be created in a tenant that does not exist (a rule, a connection).
-        if (!(await deps.workspaceExists(tenantId))) throw new HttpError('NOT_FOUND', `No workspace has tenantId ${tenantId}`);
-        ctx.state.tenantId = tenantId;
-        return next();
-      }
-      throw new HttpError('FORBIDDEN', 'This endpoint is for merchants (clients)');
+      // Nothing may be created in a tenant that does not exist (a rule, a connection).
+      if (!(await deps.workspaceExists(tenantId))) throw new HttpError('NOT_FOUND', `No workspace has tenantId ${tenantId}`);
+      request.state.tenantId = tenantId;
+      return;
+    }
+    throw new HttpError('FORBIDDEN', 'This endpoint is for merchants (clients)');
+  };
+}
+
+/** The access checks as the router's middleware: a public route goes straight on, with no promise of its own. */
+export function accessControl(check: AccessCheck) {
+  return (access: Access): Middleware =>
+    access === 'public' ? (_ctx, next) => next() : async (ctx: Context, next: Next): Promise<void> => {
+      await check(access, ctx);
+      return next();
     };
 }

@@ -67,6 +67,12 @@ function requestLogging(app: Koa, log: Logger): void {
   };
 }
 
+/** One rule for all text coming in (http/text.ts), checked once for bodies and query strings, here and on the direct path. */
+export function requireStorableInput(body: unknown, query: unknown): void {
+  const bad = unstorableTextAt(body, 'body') ?? unstorableTextAt(query, 'query');
+  if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
+}
+
 export function createHttpApp(options: HttpAppOptions): Koa {
   // Koa's own proxy mode takes the leftmost X-Forwarded-For entry, which the client writes: resolved here instead.
   const app = new Koa({ proxy: false });
@@ -117,9 +123,7 @@ export function createHttpApp(options: HttpAppOptions): Koa {
       throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${ctx.request.type || 'no Content-Type'})`);
     }
     const checked = () => {
-      // One rule for all text coming in (http/text.ts): checked once here for bodies and query strings.
-      const bad = unstorableTextAt(ctx.request.body, 'body') ?? unstorableTextAt(ctx.query, 'query');
-      if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
+      requireStorableInput(ctx.request.body, ctx.query);
       return next();
     };
     // The parser reads bodies of these methods only; the others (GET, HEAD, OPTIONS) go past it.

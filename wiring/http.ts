@@ -15,7 +15,7 @@ import type { UserState } from '../domain/users/events.ts';
 import { loadState } from '../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../domain/workspaces/workspace.ts';
 import type { ProjectionRunner } from '../projections/runner.ts';
-import { accessControl } from '../http/access.ts';
+import { accessCheck, accessControl } from '../http/access.ts';
 import { createTokenVerifier } from '../http/auth.ts';
 import { createHttpApp } from '../http/app.ts';
 import { directRoutes } from '../http/direct-route.ts';
@@ -83,7 +83,7 @@ export interface HttpDependencies {
 /** Mounts the routes (with health and the OpenAPI document) and listens; answers the URL, the routes and the server. */
 export async function provideHttp(infrastructure: Infrastructure, deps: HttpDependencies) {
   const { config, log, store } = infrastructure;
-  const guard = accessControl({
+  const authorize = accessCheck({
     failures: deps.failures,
     verifyToken: createTokenVerifier({
       secret: config.AUTH_JWT_SECRET,
@@ -101,18 +101,19 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
     workspaceExists: async (tenantId) => (await loadState(store, workspaceStream(tenantId), workspaceDecider)).state.status !== 'none',
     cronSecret: config.CRON_SECRET,
   });
+  const requestLog = withoutRedaction(log);
   const routes: RouteSpec[] = [...deps.routes, ...(await readinessRoutes(infrastructure, deps.runner))];
   routes.push(openApiRoute(() => routes, { version: '0.1.0', serverUrl: config.API_BASE_URL }));
   const app = createHttpApp({
     log,
-    requestLog: withoutRedaction(log),
+    requestLog,
     rawBodyPaths: [WEBHOOK_PATH],
     trustProxy: config.TRUST_PROXY,
     metrics: deps.metrics,
     routers: [
       // One router: the signed webhooks, the busiest route, are served ahead of Koa (`directRoutes` below), so a router
       // of their own, tried first, only cost every other request a second router and its allowed-methods step.
-      buildRouter(routes, { guard, waitForPosition: (p, ms) => deps.runner.waitForPosition(p, ms), isPosition: positionCheck(store) }),
+      buildRouter(routes, { guard: accessControl(authorize), waitForPosition: (p, ms) => deps.runner.waitForPosition(p, ms), isPosition: positionCheck(store) }),
       metricsRouter(deps.metrics),
       adminConsoleRouter(),
       posPageRouter(),
@@ -120,8 +121,9 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
   });
 
   const koa = app.callback();
-  // The signed webhooks skip Koa's context and middleware chain (same shell: http/direct-route.ts).
-  const direct = directRoutes({ log, routes, trustProxy: config.TRUST_PROXY, metrics: deps.metrics });
+  // The signed webhooks and the routes declaring `direct: true` skip Koa's context and middleware chain (same shell,
+  // same access checks: http/direct-route.ts).
+  const direct = directRoutes({ log, requestLog, routes, authorize, trustProxy: config.TRUST_PROXY, metrics: deps.metrics });
   const serve: http.RequestListener = (request, response) => {
     if (!direct(request, response)) void koa(request, response);
   };

@@ -104,6 +104,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       method: 'get',
       path: '/api/v1/me',
       access: 'self',
+      direct: true,
       summary: "The caller's account: id, email, phone (each with whether it is verified), role, status, tenantId.",
       response: meView,
       async handler({ ctx }) {

@@ -22,27 +22,31 @@ import type { Access } from '../access.ts';
 import { HttpError, parseRequest } from '../errors.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
 import type { Position } from '../../domain/ports/event-store.ts';
+import type { RequestContext } from '../request.ts';
 
 export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
 
+/** A JSON answer. */
+export type JsonAnswer<Body> = { status: number; body: Body; headers?: Record<string, string> };
+
 /** What a handler answers: a JSON body, a redirect, or a stream (server-sent events, a CSV file). */
 export type Answer<Body> =
-  | { status: number; body: Body; headers?: Record<string, string> }
+  | JsonAnswer<Body>
   | { status: 302; redirect: string; headers?: Record<string, string> }
   | { status: 200; stream: Readable; headers?: Record<string, string> };
 
 /** A handler's input: the parsed params, query and body (undefined where the route declares no schema). */
-export interface RouteInput<Params, Query, Body> {
+export interface RouteInput<Params, Query, Body, Ctx = Context> {
   params: Params;
   query: Query;
   body: Body;
   /** For what the schemas do not cover: the caller (http/request.ts), cookies, the request's logger. */
-  ctx: Context;
+  ctx: Ctx;
 }
 
 type Schema = z.ZodType;
 
-export interface Route<P extends Schema = z.ZodUndefined, Q extends Schema = z.ZodUndefined, B extends Schema = z.ZodUndefined, R extends Schema = Schema> {
+interface RouteDeclaration<P extends Schema, Q extends Schema, B extends Schema, R extends Schema> {
   method: Method;
   path: string;
   access: Access;
@@ -59,6 +63,10 @@ export interface Route<P extends Schema = z.ZodUndefined, Q extends Schema = z.Z
    * `csv` streams a text/csv file (`response` is then the schema of its text).
    */
   answers?: 'json' | 'redirect' | 'event-stream' | 'csv';
+}
+
+/** A route served through Koa (and, with a `direct` function, ahead of it on its raw request). */
+interface KoaRoute<P extends Schema, Q extends Schema, B extends Schema, R extends Schema> extends RouteDeclaration<P, Q, B, R> {
   /**
    * Runs once the params are parsed, before the query and body: a resource the caller cannot see is missing
    * (404) whatever the rest of the request says.
@@ -73,6 +81,20 @@ export interface Route<P extends Schema = z.ZodUndefined, Q extends Schema = z.Z
    */
   direct?(request: IncomingMessage, caller: DirectCaller): Promise<{ status: number; body: z.input<R> }>;
 }
+
+/**
+ * A GET answering JSON whose own handler is also served ahead of Koa (http/direct-route.ts), with the same access
+ * checks, input parsing and answers: its handler and `exists` see the request's state and logger only.
+ */
+interface DirectRoute<P extends Schema, Q extends Schema, B extends Schema, R extends Schema> extends RouteDeclaration<P, Q, B, R> {
+  direct: true;
+  exists?(input: { params: z.output<P>; ctx: RequestContext }): Promise<void> | void;
+  handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>, RequestContext>): Promise<JsonAnswer<z.input<R>>> | JsonAnswer<z.input<R>>;
+}
+
+export type Route<P extends Schema = z.ZodUndefined, Q extends Schema = z.ZodUndefined, B extends Schema = z.ZodUndefined, R extends Schema = Schema> =
+  | KoaRoute<P, Q, B, R>
+  | DirectRoute<P, Q, B, R>;
 
 /** What a direct handler knows of its caller besides the request. */
 export interface DirectCaller {
@@ -96,7 +118,7 @@ export function found<Body>(value: Body | undefined | null, missing: string): An
   return { status: 200, body: value };
 }
 
-export const successStatuses = (route: RouteSpec): readonly number[] => route.statuses ?? (route.answers === 'redirect' ? [302] : [200]);
+export const successStatuses = (route: Pick<RouteSpec, 'statuses' | 'answers'>): readonly number[] => route.statuses ?? (route.answers === 'redirect' ? [302] : [200]);
 
 export interface RouterDependencies {
   guard: (access: Access) => Middleware;
@@ -123,22 +145,50 @@ function minPosition(deps: RouterDependencies): Middleware {
   };
 }
 
-/** Parses the input in the order params, (exists), query, body: the first thing wrong is the one reported. */
-async function run(route: RouteSpec, ctx: Context): Promise<void> {
-  const bad = unstorableTextAt(ctx.params, 'path');
+/** What a route is called with, as it came: the path's params, the parsed query string, the parsed body. */
+export interface RawInput {
+  params: Record<string, string>;
+  query: unknown;
+  body: unknown;
+}
+
+/** The parts of a route `answer` runs, whichever context its handler takes. */
+interface Answering<Ctx, A> {
+  method: Method;
+  path: string;
+  params?: Schema | undefined;
+  query?: Schema | undefined;
+  body?: Schema | undefined;
+  statuses?: readonly number[] | undefined;
+  answers?: RouteSpec['answers'];
+  exists?(input: { params: any; ctx: Ctx }): Promise<void> | void;
+  handler(input: RouteInput<any, any, any, Ctx>): Promise<A> | A;
+}
+
+/**
+ * Parses the input in the order params, (exists), query, body, then runs the handler and checks its status: the
+ * first thing wrong is the one reported. The router's and the direct path's (http/direct-route.ts) one code.
+ */
+export async function answer<Ctx, A extends { status: number }>(route: Answering<Ctx, A>, input: RawInput, ctx: Ctx): Promise<A> {
+  const bad = unstorableTextAt(input.params, 'path');
   if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
-  const params = route.params ? parseRequest(route.params, ctx.params) : undefined;
+  const params = route.params ? parseRequest(route.params, input.params) : undefined;
   await route.exists?.({ params, ctx });
-  const query = route.query ? parseRequest(route.query, ctx.query) : undefined;
-  const body = route.body ? parseRequest(route.body, ctx.request.body ?? {}) : undefined;
-  const answer = await route.handler({ params, query, body, ctx });
-  if (!successStatuses(route).includes(answer.status)) {
-    throw new Error(`${route.method.toUpperCase()} ${route.path} answered ${answer.status}, which it does not declare`);
+  const query = route.query ? parseRequest(route.query, input.query) : undefined;
+  const body = route.body ? parseRequest(route.body, input.body ?? {}) : undefined;
+  const answered = await route.handler({ params, query, body, ctx });
+  if (!successStatuses(route).includes(answered.status)) {
+    throw new Error(`${route.method.toUpperCase()} ${route.path} answered ${answered.status}, which it does not declare`);
   }
-  for (const [name, value] of Object.entries(answer.headers ?? {})) ctx.set(name, value);
-  if ('redirect' in answer) return ctx.redirect(answer.redirect);
-  ctx.status = answer.status;
-  ctx.body = 'stream' in answer ? answer.stream : answer.body;
+  return answered;
+}
+
+async function run(route: RouteSpec, ctx: Context): Promise<void> {
+  const answered = await answer<Context, Answer<unknown>>(route, { params: ctx.params, query: ctx.query, body: ctx.request.body }, ctx);
+  for (const [name, value] of Object.entries(answered.headers ?? {})) ctx.set(name, value);
+  if ('redirect' in answered) return ctx.redirect(answered.redirect);
+  ctx.status = answered.status;
+  ctx.body = 'stream' in answered ? answered.stream : answered.body;
 }
 
 export function buildRouter(routes: readonly RouteSpec[], deps: RouterDependencies): Router {
