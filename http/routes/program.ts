@@ -9,7 +9,7 @@ import type { EventMetadata, EventStore } from '../../domain/ports/event-store.t
 import type { ProgramService } from '../../domain/program/service.ts';
 import { expiryPolicyRequestSchema, MAX_ADJUSTMENT_LIMIT } from '../../domain/program/program.ts';
 import type { ExpiryRunReport } from '../../domain/program/expiry-run.ts';
-import type { ExpiryPolicy } from '../../domain/wallets/expiry.ts';
+import { expiryPolicy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { wholeNumber } from '../../domain/shared/whole-number.ts';
@@ -83,10 +83,8 @@ const summaryQuery = z.object({
 });
 const csvQuery = z.object({ from: dayOrInstant('from').optional(), to: dayOrInstant('to').optional() });
 
-const policySchema = z.object({
-  version: z.number().int(),
-  earnedMonths: z.number().int().nullable(),
-  inactivityMonths: z.number().int().nullable(),
+/** The policy as a merchant reads it (`policyView`): `retroactive` named for what it does, no date before a first policy. */
+const policySchema = expiryPolicy.pick({ version: true, earnedMonths: true, inactivityMonths: true }).extend({
   appliesToExistingPoints: z.boolean(),
   effectiveFrom: timestamp.nullable(),
   expires: z.boolean(),
