@@ -47,6 +47,27 @@ export function completeManyStatement(settlements: readonly Settlement[]): { nam
   };
 }
 
+/**
+ * The worker's lease: up to `limit` due rows (not processed, due, not leased by another worker), in the order they
+ * became due (`next_attempt_at`; a webhook never tried became due when it was received), which the partial index of
+ * migration 0270 holds: the scan reads only unprocessed rows, whatever the inbox's history.
+ */
+export function claimDueStatement(limit: number, leaseMs: number): { name: string; text: string; values: unknown[] } {
+  return {
+    name: 'tally_inbox_claim_due',
+    text: `UPDATE pos_webhook_events_raw w
+              SET attempts = w.attempts + 1, locked_until = now() + ($2::int * interval '1 millisecond')
+            WHERE w.id IN (
+              SELECT id FROM pos_webhook_events_raw
+               WHERE NOT processed AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
+               ORDER BY next_attempt_at, received_at, id
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED)
+          RETURNING w.id AS event_id, w.merchant_id, w.event_type, w.raw_body, w.attempts`,
+    values: [limit, leaseMs],
+  };
+}
+
 export function webhookInbox(pool: pg.Pool) {
   return {
     /** Stores a verified webhook once; a repeated event id only counts the delivery. */
@@ -93,20 +114,9 @@ export function webhookInbox(pool: pg.Pool) {
       });
     },
 
-    /** Leases up to `limit` due webhooks, oldest first; the lease protects against a second worker. */
+    /** Leases up to `limit` due webhooks, in the order they became due; the lease protects against a second worker. */
     async claimDue(limit: number, leaseMs: number): Promise<DueWebhook[]> {
-      const { rows } = await pool.query(
-        `UPDATE pos_webhook_events_raw w
-            SET attempts = w.attempts + 1, locked_until = now() + ($2::int * interval '1 millisecond')
-          WHERE w.id IN (
-            SELECT id FROM pos_webhook_events_raw
-             WHERE NOT processed AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
-             ORDER BY received_at, id
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED)
-        RETURNING w.id AS event_id, w.merchant_id, w.event_type, w.raw_body, w.attempts`,
-        [limit, leaseMs],
-      );
+      const { rows } = await pool.query(claimDueStatement(limit, leaseMs));
       return rows.map((r) => dueRow.parse(r));
     },
 
