@@ -26,6 +26,7 @@ import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
 import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
 import { consumersByIdentity } from '../projections/read/accounts.ts';
 import { heldPurchasesOf } from '../projections/read/held-purchases.ts';
+import { findWebhook } from '../projections/read/webhooks.ts';
 import type { ProjectionRunner } from '../projections/runner.ts';
 import { ingestionRoutes } from '../http/routes/ingestion.ts';
 import { webhookRoutes } from '../http/routes/webhooks.ts';
@@ -231,7 +232,7 @@ export function provideWebhookProcessor(
 // Over 80 lines because it wires the whole context in one place: the core, the worker (inline or on its thread),
 // the simulator's wait, body retention, the poll and the routes.
 export async function provideIngestion(infrastructure: Infrastructure, deps: IngestionDependencies, cleanups: Cleanups) {
-  const { config, log, runtime, store } = infrastructure;
+  const { config, log, pool, runtime, store } = infrastructure;
   const { metrics, connections } = deps;
   const inbox = deps.inbox;
   // The service's own core: the poll decides on it, and so does the webhook worker when it shares this thread.
@@ -268,7 +269,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   const awaitProcessed = async (eventId: string): Promise<string> => {
     const deadline = Date.now() + 15_000;
     const settlement = await waiters.wait(eventId, 15_000, async () => {
-      const stored = await inbox.get(eventId);
+      const stored = await findWebhook(pool, eventId);
       return stored?.processed && stored.outcome !== 'failed' ? { outcome: stored.outcome ?? 'processed' } : stored?.error ? { error: stored.error } : undefined;
     });
     if (!settlement) return 'not processed within 15 s';
@@ -320,7 +321,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       onReceived: () => acknowledgements.received(),
       onAnswered: () => acknowledgements.answered(),
     }),
-    ...ingestionRoutes({ inbox, wakeProcessor: () => worker.wake(), poll }),
+    ...ingestionRoutes({ pool, inbox, wakeProcessor: () => worker.wake(), poll }),
   ];
   return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes };
 }

@@ -23,43 +23,6 @@ const dueRow = z.object({
 });
 export type DueWebhook = z.infer<typeof dueRow>;
 
-const listRow = z.object({
-  event_id: z.string(),
-  event_type: z.string(),
-  merchant_id: z.string(),
-  tenant_id: z.string().nullable(),
-  object_id: z.string().nullable(),
-  received_at: z.date(),
-  processed: z.boolean(),
-  processed_at: z.date().nullable(),
-  outcome: z.string().nullable(),
-  error: z.string().nullable(),
-  attempts: z.number(),
-  deliveries: z.number(),
-  next_attempt_at: z.date(),
-});
-
-export interface WebhookFilter {
-  outcome?: string | undefined;
-  tenantId?: string | undefined;
-  type?: string | undefined;
-  from?: Date | undefined;
-  to?: Date | undefined;
-  /** Opaque cursor from a previous page. */
-  cursor?: string | undefined;
-  limit: number;
-}
-
-const encodeCursor = (receivedAt: Date, eventId: string) => Buffer.from(JSON.stringify([receivedAt.toISOString(), eventId])).toString('base64url');
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    const parsed = z.tuple([z.string().datetime(), z.string()]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    return parsed;
-  } catch {
-    throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
-  }
-}
-
 /** One webhook's attempt settled with its outcome. */
 export interface Settlement {
   eventId: string;
@@ -245,64 +208,6 @@ export function webhookInbox(pool: pg.Pool) {
       );
       return 'scheduled';
     },
-
-    async get(eventId: string) {
-      const { rows } = await pool.query(
-        `SELECT id AS event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
-           FROM pos_webhook_events_raw WHERE id = $1`,
-        [eventId],
-      );
-      return rows[0] ? toItem(listRow.parse(rows[0])) : undefined;
-    },
-
-    /** Newest first, filtered, cursor-paginated. */
-    async list(filter: WebhookFilter) {
-      const params: unknown[] = [];
-      const where: string[] = [];
-      const add = (sql: string, value: unknown) => {
-        params.push(value);
-        where.push(sql.replace('?', `$${params.length}`));
-      };
-      if (filter.outcome) filter.outcome === 'pending' ? where.push('NOT processed AND outcome IS NULL') : add('outcome = ?', filter.outcome);
-      if (filter.tenantId) add('tenant_id = ?', filter.tenantId);
-      if (filter.type) add('event_type = ?', filter.type);
-      if (filter.from) add('received_at >= ?', filter.from);
-      if (filter.to) add('received_at < ?', filter.to);
-      if (filter.cursor) {
-        const [at, id] = decodeCursor(filter.cursor);
-        params.push(at, id);
-        where.push(`(received_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-      }
-      params.push(filter.limit + 1);
-      const { rows } = await pool.query(
-        `SELECT id AS event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
-           FROM pos_webhook_events_raw ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-          ORDER BY received_at DESC, id DESC LIMIT $${params.length}`,
-        params,
-      );
-      const parsed = rows.map((r) => listRow.parse(r));
-      const page = parsed.slice(0, filter.limit);
-      const last = page.at(-1);
-      return { items: page.map(toItem), nextCursor: parsed.length > filter.limit && last ? encodeCursor(last.received_at, last.event_id) : null };
-    },
-  };
-}
-
-function toItem(r: z.infer<typeof listRow>) {
-  return {
-    eventId: r.event_id,
-    type: r.event_type,
-    merchantId: r.merchant_id,
-    tenantId: r.tenant_id,
-    objectId: r.object_id,
-    receivedAt: r.received_at.toISOString(),
-    processed: r.processed,
-    processedAt: r.processed_at?.toISOString() ?? null,
-    outcome: r.outcome ?? (r.processed ? null : 'pending'),
-    error: r.error,
-    attempts: r.attempts,
-    deliveries: r.deliveries,
-    nextAttemptAt: r.processed ? null : r.next_attempt_at.toISOString(),
   };
 }
 
