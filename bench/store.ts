@@ -419,7 +419,7 @@ const APPEND_VARIANTS = {
   eventsOnly: { variant: 'INSERT into `events` directly', why: 'the real table and its 3 unique indexes, no checks', insertInto: 'events' },
   store: {
     variant: 'store.append as is',
-    why: 'group commit: the appends arriving while 2 statements are in flight written together by the next one; alone, one prepared INSERT under the stream\'s advisory lock',
+    why: 'group commit: the appends issued in one turn of the event loop, or while 4 statements are in flight, written together by one statement; alone, one prepared INSERT under the stream\'s advisory lock',
   },
   ungrouped: {
     variant: 'store.append, each alone (no group commit)',

@@ -1,10 +1,13 @@
 /**
  * Group commit of concurrent appends (the PostgreSQL event store's one-event appends, postgres.ts).
  *
- * With a statement free, an append is written at once, alone (`writeOne`). Appends arriving while
- * `statementsInFlight` statements are under way wait, and the next free statement writes up to `maxAppends` of them
- * together (`writeGroup`: one statement, one transaction, one WAL flush, one round trip). Each caller is answered
- * only once the statement holding its event has committed, with its own result. Nothing waits on a timer.
+ * Appends issued in one turn of the event loop are written together, by one statement (`writeGroup`: one
+ * transaction, one WAL flush, one round trip), up to `maxAppends`; one append alone by itself (`writeOne`). While
+ * `statementsInFlight` statements are under way, the appends arriving wait, and the next free statement writes them
+ * together. Each caller is answered only once the statement holding its event has committed, with its own result.
+ * Nothing waits on a timer: statements start at the end of the turn (`setImmediate`), so that the callers one
+ * statement answers, which append again at once, go together too (starting at once, the first of them would take a
+ * free statement alone: measured in bench/store.ts, about half the appends per statement at concurrency 16).
  *
  * - One stream at a time: an append waits while an earlier append to its stream is being written (in a group or
  *   alone), and one group never names a stream twice, so appends to one stream are written in the order they came.
@@ -40,6 +43,7 @@ export class AppendGroups<M extends { stream: string }, R> {
   /** Streams with an append being written. */
   private readonly busy = new Set<string>();
   private inFlight = 0;
+  private pumpScheduled = false;
   private groups = 0;
   private grouped = 0;
 
@@ -51,7 +55,7 @@ export class AppendGroups<M extends { stream: string }, R> {
   append(member: M): Promise<R> {
     return new Promise((resolve, reject) => {
       this.queue.push({ member, resolve, reject });
-      this.pump();
+      this.schedule();
     });
   }
 
@@ -120,6 +124,16 @@ export class AppendGroups<M extends { stream: string }, R> {
     for (const waiting of batch) this.busy.delete(waiting.member.stream);
     this.inFlight--;
     answer();
-    this.pump();
+    this.schedule();
+  }
+
+  /** Starts what can start at the end of this turn of the event loop, once every append issued in it is queued. */
+  private schedule(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 }

@@ -262,10 +262,10 @@ export interface PostgresEventStoreOptions {
   /** Wait this long at most for in-flight transactions to finish before a forwards readAll returns. */
   readAllSettleMs?: number;
   /**
-   * Group commit of one-event appends at an exact place (append-groups.ts): while `statementsInFlight` of them are
-   * being written, the appends arriving meanwhile wait and the next statement writes up to `maxAppends` of them
-   * together, each answered once that statement has committed. `false`: each is written alone, at once.
-   * Default: 2 statements, 64 appends (`EVENT_APPENDS_IN_FLIGHT`, `EVENT_APPEND_GROUP_SIZE`); `maxAppends` 1 is `false`.
+   * Group commit of one-event appends at an exact place (append-groups.ts): the appends issued in one turn of the
+   * event loop, or while `statementsInFlight` statements are under way, are written together by the next statement,
+   * up to `maxAppends`, each answered once that statement has committed. `false`: each is written alone, at once.
+   * Default: 4 statements, 64 appends (`EVENT_APPENDS_IN_FLIGHT`, `EVENT_APPEND_GROUP_SIZE`); `maxAppends` 1 is `false`.
    */
   appendGroups?: AppendGroupSettings | false;
 }
@@ -275,7 +275,7 @@ export interface AppendGroupSettings {
   maxAppends: number;
 }
 
-export const DEFAULT_APPEND_GROUPS: AppendGroupSettings = { statementsInFlight: 2, maxAppends: 64 };
+export const DEFAULT_APPEND_GROUPS: AppendGroupSettings = { statementsInFlight: 4, maxAppends: 64 };
 
 export class PostgresEventStore implements EventStore {
   private readonly waiters = new Set<Waiter>();
