@@ -19,13 +19,14 @@ import { ingestionService } from '../domain/payments/ingestion.ts';
 import { webhookHandler } from '../domain/payments/webhook-handler.ts';
 import { pollService } from '../domain/payments/poll.ts';
 import { IngestionState } from '../domain/payments/ingestion-state.ts';
-import { customerCache } from '../domain/payments/customer-cache.ts';
+import { customerCache, customerToLookUp, type CustomerOfMerchant } from '../domain/payments/customer-cache.ts';
 import { orderLookup } from '../domain/payments/order-lookup.ts';
 import { squareApis } from '../domain/payments/square-apis.ts';
 import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
 import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
 import { consumersByIdentity } from '../projections/read/accounts.ts';
 import { heldPurchasesOf } from '../projections/read/held-purchases.ts';
+import { findWebhook } from '../projections/read/webhooks.ts';
 import type { ProjectionRunner } from '../projections/runner.ts';
 import { ingestionRoutes } from '../http/routes/ingestion.ts';
 import { webhookRoutes } from '../http/routes/webhooks.ts';
@@ -58,6 +59,19 @@ function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbo
 }
 
 const settledRow = z.object({ event_id: z.string() });
+
+/** Queues items and hands them over together once per turn of the event loop (`setImmediate`: after the turn's I/O). */
+function onceATurn<T>(handle: (items: T[]) => void): (item: T) => void {
+  let queued: T[] = [];
+  return (item) => {
+    if (queued.push(item) > 1) return;
+    setImmediate(() => {
+      const items = queued;
+      queued = [];
+      handle(items);
+    });
+  };
+}
 
 /** Who waits for a webhook's processing (the simulator's trigger), by event id. */
 class SettlementWaiters {
@@ -142,7 +156,18 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     inlineWalletEffects,
     wallets: infrastructure.commands,
   });
-  return { ingestionState, contacts, ingestion, inlineWalletEffects };
+  /**
+   * Looks up, into the cache, the Square customers of payments just stored: by the time their batch is decided the
+   * answer is there (Square takes 100–300 ms). One lookup per customer at most, as for the batch's own; a merchant
+   * without an active connection here is skipped, and a failure is left for the batch to meet and retry.
+   */
+  const lookAhead = (customers: readonly CustomerOfMerchant[]) => {
+    for (const { merchantId, customerId } of customers) {
+      const tenantId = ingestionState.tenantForMerchant(merchantId);
+      if (tenantId) contacts.get(tenantId, customerId).catch(() => undefined);
+    }
+  };
+  return { ingestionState, contacts, ingestion, inlineWalletEffects, lookAhead };
 }
 
 export type IngestionCore = Awaited<ReturnType<typeof provideIngestionCore>>;
@@ -207,7 +232,7 @@ export function provideWebhookProcessor(
 // Over 80 lines because it wires the whole context in one place: the core, the worker (inline or on its thread),
 // the simulator's wait, body retention, the poll and the routes.
 export async function provideIngestion(infrastructure: Infrastructure, deps: IngestionDependencies, cleanups: Cleanups) {
-  const { config, log, runtime, store } = infrastructure;
+  const { config, log, pool, runtime, store } = infrastructure;
   const { metrics, connections } = deps;
   const inbox = deps.inbox;
   // The service's own core: the poll decides on it, and so does the webhook worker when it shares this thread.
@@ -223,7 +248,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     customerChanged: (tenantId, customerId) => (deps.threaded ? core.contacts.forget(tenantId, customerId) : undefined),
     conflict: (stream) => metrics.concurrencyConflict(stream),
   };
-  let worker: { wake(): void };
+  let worker: { wake(): void; lookAhead(customers: readonly CustomerOfMerchant[]): void };
   if (deps.threaded) {
     const thread = await startWebhookThread({ config: deps.squareConfig, env: infrastructure.env, databaseUrl: infrastructure.databaseUrl, log, reports });
     cleanups.add(() => thread.stop());
@@ -232,8 +257,10 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     const processor = provideWebhookProcessor(infrastructure, core, { hasher: deps.hasher, connections, reports, acknowledgements });
     processor.start();
     cleanups.add(() => processor.stop());
-    worker = processor;
+    worker = { wake: () => processor.wake(), lookAhead: core.lookAhead };
   }
+  // The customers of the webhooks stored in one turn of the event loop, looked up after that turn's answers are written.
+  const lookAhead = onceATurn<CustomerOfMerchant>((customers) => worker.lookAhead(customers));
 
   /**
    * The simulator's `trigger` answers once Tally has processed its webhook (the batched worker's onSettled) and the
@@ -242,7 +269,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   const awaitProcessed = async (eventId: string): Promise<string> => {
     const deadline = Date.now() + 15_000;
     const settlement = await waiters.wait(eventId, 15_000, async () => {
-      const stored = await inbox.get(eventId);
+      const stored = await findWebhook(pool, eventId);
       return stored?.processed && stored.outcome !== 'failed' ? { outcome: stored.outcome ?? 'processed' } : stored?.error ? { error: stored.error } : undefined;
     });
     if (!settlement) return 'not processed within 15 s';
@@ -284,13 +311,17 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       inbox: groupedRecorder(webhookInbox(deps.ackPool), { maxBatch: config.WEBHOOK_ACK_BATCH_SIZE, maxInFlight: config.WEBHOOK_POOL_SIZE }),
       signatureKey: deps.squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
       notificationUrl: deps.settings.webhookNotificationUrl,
-      onStored: () => worker.wake(),
+      onStored: (event) => {
+        worker.wake();
+        const customer = customerToLookUp(event);
+        if (customer) lookAhead(customer);
+      },
       failures: deps.failures,
       onSignatureFailure: () => metrics.webhookSignatureFailure(),
       onReceived: () => acknowledgements.received(),
       onAnswered: () => acknowledgements.answered(),
     }),
-    ...ingestionRoutes({ inbox, wakeProcessor: () => worker.wake(), poll }),
+    ...ingestionRoutes({ pool, inbox, wakeProcessor: () => worker.wake(), poll }),
   ];
   return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes };
 }

@@ -78,6 +78,7 @@ async function start(data: WebhookThreadData): Promise<void> {
     cleanups.add(() => processor.stop());
     port!.on('message', (message: ServiceMessage) => {
       if (message.kind === 'wake') processor.wake();
+      else if (message.kind === 'look-ahead') core.lookAhead(message.customers);
       else if (message.kind === 'stop') {
         void cleanups
           .run((error) => log.warn({ err: error }, 'error while stopping the webhook worker thread'))

@@ -15,6 +15,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { CustomerOfMerchant } from '../domain/payments/customer-cache.ts';
 import type { Config } from '../adapters/config.ts';
 
 const settlement = z.union([z.object({ outcome: z.string() }), z.object({ error: z.string() })]);
@@ -57,7 +58,7 @@ export type ThreadMessage = z.infer<typeof report>;
 export type ThreadMessages = z.infer<typeof threadMessage>;
 
 /** Messages to the worker thread. */
-export type ServiceMessage = { kind: 'wake' } | { kind: 'stop' };
+export type ServiceMessage = { kind: 'wake' } | { kind: 'stop' } | { kind: 'look-ahead'; customers: CustomerOfMerchant[] };
 
 const RESTART_MS = 1000;
 /** Bounds a stop: a batch waiting on Square may take SQUARE_TIMEOUT_SECONDS; the thread is ended after this. */
@@ -100,6 +101,8 @@ function relog(log: Logger, line: string): void {
 
 export interface WebhookThread {
   wake(): void;
+  /** Square customers of webhooks just stored, for the thread's cache (`lookAhead` of the ingestion core). */
+  lookAhead(customers: readonly CustomerOfMerchant[]): void;
   stop(): Promise<void>;
 }
 
@@ -199,6 +202,9 @@ export async function startWebhookThread(options: {
         wakeQueued = false;
         worker?.postMessage({ kind: 'wake' } satisfies ServiceMessage);
       });
+    },
+    lookAhead(customers) {
+      worker?.postMessage({ kind: 'look-ahead', customers: [...customers] } satisfies ServiceMessage);
     },
     async stop() {
       stopping = true;

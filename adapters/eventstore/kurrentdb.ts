@@ -1,6 +1,7 @@
 /**
  * KurrentDB implementation of the event store port, on `@kurrent/kurrentdb-client`. The only module that
- * imports the client: it maps the client's revisions, positions, events and errors to the port's.
+ * imports the client: it maps the client's revisions, positions, events and errors to the port's. The port's types
+ * are read as `Port.…` here, so that a `Position` or `RecordedEvent` says whose it is.
  *
  * `$all` on a real server holds system events (`$`-prefixed types); every feed read here skips them.
  * The server filters `$all` on one thing only (stream name or event type), so a filter on both is applied
@@ -41,38 +42,16 @@ import {
   type Position as KurrentPosition,
 } from '@kurrent/kurrentdb-client';
 import { z } from 'zod';
-import {
-  checkAppendManyRequests,
-  ConcurrencyConflict,
-  EventStoreUnavailable,
-  MultiStreamConflict,
-  type AppendManyResult,
-  type AppendResult,
-  type EventFilter,
-  type EventStore,
-  type ExpectedRevision,
-  type JsonValue,
-  type NewEvent,
-  type Position,
-  type EventMetadata,
-  type ReadAllOptions,
-  type ReadAllPart,
-  type ReadStreamOptions,
-  type RecordedEvent,
-  type SubscribeOptions,
-  type Subscription,
-  type StreamAppend,
-  type StreamAppendResult,
-  type SubscriptionItem,
-} from '../../domain/ports/event-store.ts';
+import { checkAppendManyRequests, ConcurrencyConflict, EventStoreUnavailable, MultiStreamConflict } from '../../domain/ports/event-store.ts';
+import type * as Port from '../../domain/ports/event-store.ts';
 import { appendInOrder } from './append-in-order.ts';
 
 /**
  * Positions look like `<commit>:<prepare>`, each zero-padded to the 20 digits of a uint64, so that they also
  * sort correctly as plain strings (e.g. in a checkpoint column). Only this module reads them.
  */
-export function encodePosition({ commit, prepare }: KurrentPosition): Position {
-  return `${commit.toString().padStart(20, '0')}:${prepare.toString().padStart(20, '0')}` as Position;
+export function encodePosition({ commit, prepare }: KurrentPosition): Port.Position {
+  return `${commit.toString().padStart(20, '0')}:${prepare.toString().padStart(20, '0')}` as Port.Position;
 }
 
 export function decodePosition(position: string): KurrentPosition {
@@ -111,7 +90,7 @@ function unwrapMetadata(metadata: unknown): unknown {
   }
 }
 
-function toEventData(event: NewEvent, wrapMetadata = false) {
+function toEventData(event: Port.NewEvent, wrapMetadata = false) {
   // Same default as the PostgreSQL adapter, so a stored event always says which schema its data follows.
   const metadata = { schemaVersion: 1, ...event.metadata };
   return jsonEvent({
@@ -125,12 +104,12 @@ function toEventData(event: NewEvent, wrapMetadata = false) {
 }
 
 /** `omit` (ReadAllOptions.omit): the client always receives both parts; omitted ones are not validated nor handed on (but the schemaVersion). */
-function toRecorded(event: KurrentRecordedEvent, omit: readonly ReadAllPart[] = []): RecordedEvent {
+function toRecorded(event: KurrentRecordedEvent, omit: readonly Port.ReadAllPart[] = []): Port.RecordedEvent {
   const where = `Event ${event.id} in ${event.streamId}`;
   if (!event.isJson) throw new Error(`${where} is not JSON; this store writes JSON only`);
   // Servers before 22.6 do not send positions with events; the feed cannot do without them.
   if (!event.position) throw new Error(`${where} has no position (KurrentDB 22.6 or later required)`);
-  let metadata: EventMetadata;
+  let metadata: Port.EventMetadata;
   if (omit.includes('metadata')) {
     // Only what decoding the data needs (ReadAllOptions.omit).
     const version = (unwrapMetadata(event.metadata ?? {}) as { schemaVersion?: unknown } | null)?.schemaVersion;
@@ -144,7 +123,7 @@ function toRecorded(event: KurrentRecordedEvent, omit: readonly ReadAllPart[] = 
     id: event.id,
     type: event.type,
     // JSON events arrive parsed by the client's JSON.parse, so the value is JSON by construction.
-    data: omit.includes('data') ? null : (event.data as JsonValue),
+    data: omit.includes('data') ? null : (event.data as Port.JsonValue),
     metadata,
     stream: event.streamId,
     revision: Number(event.revision),
@@ -153,7 +132,7 @@ function toRecorded(event: KurrentRecordedEvent, omit: readonly ReadAllPart[] = 
   };
 }
 
-function toStreamState(expected: ExpectedRevision): AppendStreamState {
+function toStreamState(expected: Port.ExpectedRevision): AppendStreamState {
   if (typeof expected !== 'number') {
     return expected === 'no_stream' ? NO_STREAM : expected === 'stream_exists' ? STREAM_EXISTS : ANY;
   }
@@ -186,7 +165,7 @@ function translate(error: unknown): unknown {
 }
 
 /** Empty lists are treated as absent: they do not filter. */
-function normalise(filter: EventFilter | undefined): EventFilter {
+function normalise(filter: Port.EventFilter | undefined): Port.EventFilter {
   return {
     ...(filter?.eventTypes?.length ? { eventTypes: filter.eventTypes } : {}),
     ...(filter?.streamPrefixes?.length ? { streamPrefixes: filter.streamPrefixes } : {}),
@@ -200,14 +179,14 @@ const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'
  * narrower selection in practice); otherwise exact event types go as an anchored regex, which also keeps
  * system events out; otherwise the client's own system-event exclusion.
  */
-function serverFilter(filter: EventFilter): Filter {
+function serverFilter(filter: Port.EventFilter): Filter {
   if (filter.streamPrefixes) return streamNameFilter({ prefixes: [...filter.streamPrefixes] });
   if (filter.eventTypes) return eventTypeFilter({ regex: `^(?:${filter.eventTypes.map(escapeRegex).join('|')})$` });
   return excludeSystemEvents();
 }
 
 /** The whole filter, checked on every event that reaches us. */
-const accepts = (filter: EventFilter, event: KurrentRecordedEvent) =>
+const accepts = (filter: Port.EventFilter, event: KurrentRecordedEvent) =>
   !event.type.startsWith('$') &&
   (!filter.eventTypes || filter.eventTypes.includes(event.type)) &&
   (!filter.streamPrefixes || filter.streamPrefixes.some((prefix) => event.streamId.startsWith(prefix)));
@@ -221,13 +200,13 @@ async function collect(events: AsyncIterable<AllStreamResolvedEvent>): Promise<A
 /** Smallest page for limited `$all` reads, so a selective client-side filter does not mean many round trips. */
 const MIN_PAGE = 64;
 
-export class KurrentDbEventStore implements EventStore {
+export class KurrentDbEventStore implements Port.EventStore {
   private readonly subscriptions = new Set<KurrentDbSubscription>();
   private multiStream: Promise<boolean> | undefined;
 
   constructor(private readonly client: KurrentDBClient) {}
 
-  async append(stream: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+  async append(stream: string, events: readonly Port.NewEvent[], expected: Port.ExpectedRevision): Promise<Port.AppendResult> {
     if (events.length === 0) throw new TypeError('append needs at least one event');
     try {
       const result = await this.client.appendToStream(stream, events.map((event) => toEventData(event)), {
@@ -248,7 +227,7 @@ export class KurrentDbEventStore implements EventStore {
    * in request order (see `appendInOrder`). The server answers revisions and one commit position for the whole
    * transaction; the exact position of each stream's last event is read back (one concurrent read per stream).
    */
-  async appendMany(requests: readonly StreamAppend[]): Promise<AppendManyResult> {
+  async appendMany(requests: readonly Port.StreamAppend[]): Promise<Port.AppendManyResult> {
     checkAppendManyRequests(requests);
     if (requests.length === 0) return { streams: [] };
     if (!(await this.supportsAtomicMultiStream())) return appendInOrder(this, requests);
@@ -279,7 +258,7 @@ export class KurrentDbEventStore implements EventStore {
       throw translate(error);
     }
     const written = await Promise.all(
-      requests.map(async ({ stream }): Promise<StreamAppendResult> => {
+      requests.map(async ({ stream }): Promise<Port.StreamAppendResult> => {
         const revision = revisions.get(stream);
         if (revision === undefined) throw new Error(`KurrentDB answered no revision for ${stream}`);
         const [last] = await this.readStream(stream, { direction: 'backwards', fromRevision: revision, limit: 1 });
@@ -311,17 +290,17 @@ export class KurrentDbEventStore implements EventStore {
   }
 
   /** The client reads one stream per call: the streams are read concurrently. */
-  async readStreams(streams: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+  async readStreams(streams: readonly string[]): Promise<Map<string, Port.RecordedEvent[]>> {
     const unique = [...new Set(streams)];
     const read = await Promise.all(unique.map(async (stream) => [stream, await this.readStream(stream)] as const));
     return new Map(read);
   }
 
-  async readStream(stream: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+  async readStream(stream: string, options: Port.ReadStreamOptions = {}): Promise<Port.RecordedEvent[]> {
     const backwards = options.direction === 'backwards';
     if (options.limit !== undefined && options.limit <= 0) return [];
     try {
-      const events: RecordedEvent[] = [];
+      const events: Port.RecordedEvent[] = [];
       const read = this.client.readStream(stream, {
         direction: backwards ? BACKWARDS : FORWARDS,
         fromRevision: options.fromRevision === undefined ? (backwards ? END : START) : BigInt(options.fromRevision),
@@ -335,7 +314,7 @@ export class KurrentDbEventStore implements EventStore {
     }
   }
 
-  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+  async readAll(options: Port.ReadAllOptions = {}): Promise<Port.RecordedEvent[]> {
     const backwards = options.direction === 'backwards';
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     if (limit <= 0) return [];
@@ -343,7 +322,7 @@ export class KurrentDbEventStore implements EventStore {
     const start = options.from ?? (backwards ? 'end' : 'start');
     let from: ReadPosition = start === 'start' ? START : start === 'end' ? END : decodePosition(start);
     const upTo = options.to ? decodePosition(options.to) : undefined;
-    const selected: RecordedEvent[] = [];
+    const selected: Port.RecordedEvent[] = [];
     let repeated: KurrentPosition | undefined;
     try {
       for (;;) {
@@ -377,7 +356,7 @@ export class KurrentDbEventStore implements EventStore {
     }
   }
 
-  subscribeToAll(options: SubscribeOptions = {}): Subscription {
+  subscribeToAll(options: Port.SubscribeOptions = {}): Port.Subscription {
     const filter = normalise(options.filter);
     const subscription = new KurrentDbSubscription({
       open: (fromPosition) => this.client.subscribeToAll({ fromPosition, filter: serverFilter(filter) }),
@@ -389,7 +368,7 @@ export class KurrentDbEventStore implements EventStore {
     return subscription;
   }
 
-  async headPosition(): Promise<Position | undefined> {
+  async headPosition(): Promise<Port.Position | undefined> {
     try {
       const [last] = await collect(
         this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1, filter: excludeSystemEvents() }),
@@ -400,7 +379,7 @@ export class KurrentDbEventStore implements EventStore {
     }
   }
 
-  isAfter(a: Position, b: Position): boolean {
+  isAfter(a: Port.Position, b: Port.Position): boolean {
     return compare(decodePosition(a), decodePosition(b)) > 0;
   }
 
@@ -444,10 +423,10 @@ const RETRY_MAX_MS = 5_000;
  * survives drops: after a transient error it resubscribes after the last event it received, so consumers see
  * nothing twice and miss nothing. Items are queued here; iterators created from it share the queue.
  */
-class KurrentDbSubscription implements Subscription {
-  private readonly queue: SubscriptionItem[] = [];
+class KurrentDbSubscription implements Port.Subscription {
+  private readonly queue: Port.SubscriptionItem[] = [];
   private readonly waiters: {
-    resolve(result: IteratorResult<SubscriptionItem>): void;
+    resolve(result: IteratorResult<Port.SubscriptionItem>): void;
     reject(error: unknown): void;
   }[] = [];
   private failure: { error: unknown } | undefined;
@@ -466,7 +445,7 @@ class KurrentDbSubscription implements Subscription {
     this.connect();
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<SubscriptionItem> {
+  [Symbol.asyncIterator](): AsyncIterator<Port.SubscriptionItem> {
     return {
       next: () => this.next(),
       return: async () => {
@@ -488,7 +467,7 @@ class KurrentDbSubscription implements Subscription {
       .catch(() => undefined);
   }
 
-  private next(): Promise<IteratorResult<SubscriptionItem>> {
+  private next(): Promise<IteratorResult<Port.SubscriptionItem>> {
     const item = this.queue.shift();
     if (item) {
       if (this.paused && this.queue.length <= LOW_WATER) {
@@ -502,7 +481,7 @@ class KurrentDbSubscription implements Subscription {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
-  private push(item: SubscriptionItem): void {
+  private push(item: Port.SubscriptionItem): void {
     const waiter = this.waiters.shift();
     if (waiter) return waiter.resolve({ done: false, value: item });
     this.queue.push(item);
@@ -552,7 +531,7 @@ class KurrentDbSubscription implements Subscription {
   private received(event: AllStreamRecordedEvent): void {
     this.resumeFrom = event.position;
     if (!this.source.accepts(event)) return;
-    let recorded: RecordedEvent;
+    let recorded: Port.RecordedEvent;
     try {
       recorded = toRecorded(event);
     } catch (error) {

@@ -23,43 +23,6 @@ const dueRow = z.object({
 });
 export type DueWebhook = z.infer<typeof dueRow>;
 
-const listRow = z.object({
-  event_id: z.string(),
-  event_type: z.string(),
-  merchant_id: z.string(),
-  tenant_id: z.string().nullable(),
-  object_id: z.string().nullable(),
-  received_at: z.date(),
-  processed: z.boolean(),
-  processed_at: z.date().nullable(),
-  outcome: z.string().nullable(),
-  error: z.string().nullable(),
-  attempts: z.number(),
-  deliveries: z.number(),
-  next_attempt_at: z.date(),
-});
-
-export interface WebhookFilter {
-  outcome?: string | undefined;
-  tenantId?: string | undefined;
-  type?: string | undefined;
-  from?: Date | undefined;
-  to?: Date | undefined;
-  /** Opaque cursor from a previous page. */
-  cursor?: string | undefined;
-  limit: number;
-}
-
-const encodeCursor = (receivedAt: Date, eventId: string) => Buffer.from(JSON.stringify([receivedAt.toISOString(), eventId])).toString('base64url');
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    const parsed = z.tuple([z.string().datetime(), z.string()]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    return parsed;
-  } catch {
-    throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
-  }
-}
-
 /** One webhook's attempt settled with its outcome. */
 export interface Settlement {
   eventId: string;
@@ -81,6 +44,27 @@ export function completeManyStatement(settlements: readonly Settlement[]): { nam
             WHERE w.id = s.event_id AND w.attempts = s.attempt AND NOT w.processed
           RETURNING w.id AS event_id`,
     values: [settlements.map((s) => s.eventId), settlements.map((s) => s.attempt), settlements.map((s) => s.outcome), settlements.map((s) => s.tenantId)],
+  };
+}
+
+/**
+ * The worker's lease: up to `limit` due rows (not processed, due, not leased by another worker), in the order they
+ * became due (`next_attempt_at`; a webhook never tried became due when it was received), which the partial index of
+ * migration 0270 holds: the scan reads only unprocessed rows, whatever the inbox's history.
+ */
+export function claimDueStatement(limit: number, leaseMs: number): { name: string; text: string; values: unknown[] } {
+  return {
+    name: 'tally_inbox_claim_due',
+    text: `UPDATE pos_webhook_events_raw w
+              SET attempts = w.attempts + 1, locked_until = now() + ($2::int * interval '1 millisecond')
+            WHERE w.id IN (
+              SELECT id FROM pos_webhook_events_raw
+               WHERE NOT processed AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
+               ORDER BY next_attempt_at, received_at, id
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED)
+          RETURNING w.id AS event_id, w.merchant_id, w.event_type, w.raw_body, w.attempts`,
+    values: [limit, leaseMs],
   };
 }
 
@@ -130,20 +114,9 @@ export function webhookInbox(pool: pg.Pool) {
       });
     },
 
-    /** Leases up to `limit` due webhooks, oldest first; the lease protects against a second worker. */
+    /** Leases up to `limit` due webhooks, in the order they became due; the lease protects against a second worker. */
     async claimDue(limit: number, leaseMs: number): Promise<DueWebhook[]> {
-      const { rows } = await pool.query(
-        `UPDATE pos_webhook_events_raw w
-            SET attempts = w.attempts + 1, locked_until = now() + ($2::int * interval '1 millisecond')
-          WHERE w.id IN (
-            SELECT id FROM pos_webhook_events_raw
-             WHERE NOT processed AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
-             ORDER BY received_at, id
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED)
-        RETURNING w.id AS event_id, w.merchant_id, w.event_type, w.raw_body, w.attempts`,
-        [limit, leaseMs],
-      );
+      const { rows } = await pool.query(claimDueStatement(limit, leaseMs));
       return rows.map((r) => dueRow.parse(r));
     },
 
@@ -235,64 +208,6 @@ export function webhookInbox(pool: pg.Pool) {
       );
       return 'scheduled';
     },
-
-    async get(eventId: string) {
-      const { rows } = await pool.query(
-        `SELECT id AS event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
-           FROM pos_webhook_events_raw WHERE id = $1`,
-        [eventId],
-      );
-      return rows[0] ? toItem(listRow.parse(rows[0])) : undefined;
-    },
-
-    /** Newest first, filtered, cursor-paginated. */
-    async list(filter: WebhookFilter) {
-      const params: unknown[] = [];
-      const where: string[] = [];
-      const add = (sql: string, value: unknown) => {
-        params.push(value);
-        where.push(sql.replace('?', `$${params.length}`));
-      };
-      if (filter.outcome) filter.outcome === 'pending' ? where.push('NOT processed AND outcome IS NULL') : add('outcome = ?', filter.outcome);
-      if (filter.tenantId) add('tenant_id = ?', filter.tenantId);
-      if (filter.type) add('event_type = ?', filter.type);
-      if (filter.from) add('received_at >= ?', filter.from);
-      if (filter.to) add('received_at < ?', filter.to);
-      if (filter.cursor) {
-        const [at, id] = decodeCursor(filter.cursor);
-        params.push(at, id);
-        where.push(`(received_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-      }
-      params.push(filter.limit + 1);
-      const { rows } = await pool.query(
-        `SELECT id AS event_id, event_type, merchant_id, tenant_id, object_id, received_at, processed, processed_at, outcome, error, attempts, deliveries, next_attempt_at
-           FROM pos_webhook_events_raw ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-          ORDER BY received_at DESC, id DESC LIMIT $${params.length}`,
-        params,
-      );
-      const parsed = rows.map((r) => listRow.parse(r));
-      const page = parsed.slice(0, filter.limit);
-      const last = page.at(-1);
-      return { items: page.map(toItem), nextCursor: parsed.length > filter.limit && last ? encodeCursor(last.received_at, last.event_id) : null };
-    },
-  };
-}
-
-function toItem(r: z.infer<typeof listRow>) {
-  return {
-    eventId: r.event_id,
-    type: r.event_type,
-    merchantId: r.merchant_id,
-    tenantId: r.tenant_id,
-    objectId: r.object_id,
-    receivedAt: r.received_at.toISOString(),
-    processed: r.processed,
-    processedAt: r.processed_at?.toISOString() ?? null,
-    outcome: r.outcome ?? (r.processed ? null : 'pending'),
-    error: r.error,
-    attempts: r.attempts,
-    deliveries: r.deliveries,
-    nextAttemptAt: r.processed ? null : r.next_attempt_at.toISOString(),
   };
 }
 

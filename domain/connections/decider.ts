@@ -45,11 +45,12 @@ export type SquareConnectionCommand =
     };
 
 /**
- * Whether `authorizationId` is the active connection's: what is recorded about an authorization (a refresh, its
- * failure, a refused access) is recorded only then; one that raced a reconnect or a revocation is no longer ours.
+ * The grant an authorization event names (tenant, merchant, authorization), when `authorizationId` is the active
+ * connection's: what is recorded about an authorization (a refresh, its failure, a refused access) is recorded only
+ * then; one that raced a reconnect or a revocation is no longer ours (undefined).
  */
-function activeWith(state: SquareConnectionState, authorizationId: string): state is Extract<SquareConnectionState, { status: 'active' }> {
-  return state.status === 'active' && state.authorizationId === authorizationId;
+function activeGrant(state: SquareConnectionState, { tenantId, authorizationId }: { tenantId: string; authorizationId: string }) {
+  return state.status === 'active' && state.authorizationId === authorizationId ? { tenantId, merchantId: state.merchantId, authorizationId } : undefined;
 }
 
 // Over 80 lines because it is one switch over every command of the connection, each case short and the switch exhaustive.
@@ -79,53 +80,24 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
         },
       ];
     }
-    case 'RecordTokenRefresh':
-      if (!activeWith(state, command.authorizationId)) return [];
-      return [
-        {
-          type: 'SquareTokensRefreshed',
-          data: {
-            tenantId: command.tenantId,
-            merchantId: state.merchantId,
-            authorizationId: command.authorizationId,
-            tokenExpiresAt: command.tokenExpiresAt,
-            refreshedAt: command.now,
-          },
-        },
-      ];
-    case 'RecordRefreshFailure':
-      if (!activeWith(state, command.authorizationId)) return [];
-      return [
-        {
-          type: 'SquareTokenRefreshFailed',
-          data: {
-            tenantId: command.tenantId,
-            merchantId: state.merchantId,
-            authorizationId: command.authorizationId,
-            code: command.code,
-            detail: command.detail,
-            needsReconnect: command.needsReconnect,
-            failedAt: command.now,
-          },
-        },
-      ];
-    case 'RecordAccessRefused':
+    case 'RecordTokenRefresh': {
+      const grant = activeGrant(state, command);
+      if (!grant) return [];
+      return [{ type: 'SquareTokensRefreshed', data: { ...grant, tokenExpiresAt: command.tokenExpiresAt, refreshedAt: command.now } }];
+    }
+    case 'RecordRefreshFailure': {
+      const grant = activeGrant(state, command);
+      if (!grant) return [];
+      const { code, detail, needsReconnect } = command;
+      return [{ type: 'SquareTokenRefreshFailed', data: { ...grant, code, detail, needsReconnect, failedAt: command.now } }];
+    }
+    case 'RecordAccessRefused': {
       // Recorded once, and only against the authorization whose token was refused (a reconnect since is fine).
-      if (!activeWith(state, command.authorizationId)) return [];
-      return [
-        {
-          type: 'SquareAccessRefused',
-          data: {
-            tenantId: command.tenantId,
-            merchantId: state.merchantId,
-            authorizationId: command.authorizationId,
-            operation: command.operation,
-            code: command.code,
-            detail: command.detail,
-            refusedAt: command.now,
-          },
-        },
-      ];
+      const grant = activeGrant(state, command);
+      if (!grant) return [];
+      const { operation, code, detail } = command;
+      return [{ type: 'SquareAccessRefused', data: { ...grant, operation, code, detail, refusedAt: command.now } }];
+    }
     case 'RecordDecryptionFailure':
       // Recorded once: an undecryptable connection stays so until the key is fixed or the merchant reconnects.
       if (state.status !== 'active') return [];

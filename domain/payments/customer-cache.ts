@@ -5,6 +5,8 @@
  * it. A `customer.updated` or `customer.deleted` webhook naming the customer drops the entry (`forget`), so the
  * next payment reads it afresh; on other instances the entry lives out its time to live.
  */
+import type { SquareWebhookEvent } from '../square/webhook.ts';
+
 export interface CustomerContacts {
   email: string | null;
   phone: string | null;
@@ -103,3 +105,19 @@ export function boundedCache<V>(lookup: (tenantId: string, key: string) => Promi
 }
 
 export type CustomerCache = ReturnType<typeof customerCache>;
+
+/** A Square customer of a merchant, named by a webhook. */
+export interface CustomerOfMerchant {
+  merchantId: string;
+  customerId: string;
+}
+
+/**
+ * The Square customer whose contacts deciding this webhook will ask for: a payment that completes, with a customer
+ * (what `ingestBatch` looks up). Looked up as soon as the webhook is stored (`lookAhead` in wiring/ingestion.ts),
+ * the answer is in the cache by the time the webhook's batch needs it, instead of the batch waiting for Square.
+ */
+export function customerToLookUp(event: SquareWebhookEvent): CustomerOfMerchant | undefined {
+  if (event.kind !== 'payment' || event.object.status !== 'COMPLETED' || !event.object.customerId) return undefined;
+  return { merchantId: event.merchantId, customerId: event.object.customerId };
+}

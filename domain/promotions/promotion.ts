@@ -9,7 +9,7 @@
  * most points (on a tie, the one scheduled first).
  */
 import { z } from 'zod';
-import { wholeNumber } from '../rewards/rule.ts';
+import { wholeNumber } from '../shared/whole-number.ts';
 
 const MAX_BONUS = 1_000_000;
 const MAX_MULTIPLIER = 10;

@@ -6,6 +6,7 @@ import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
+import { wholeNumber } from '../shared/whole-number.ts';
 import { rewardCatalogEvents, type RewardCatalogEvent } from './catalog-events.ts';
 
 export type { RewardCatalogEvent } from './catalog-events.ts';
@@ -23,17 +24,14 @@ export const rewardDefinitionSchema = z
       .min(1, 'name must not be empty')
       .max(MAX_REWARD_NAME, `name must be at most ${MAX_REWARD_NAME} characters`),
     description: z.string().trim().max(500, 'description must be at most 500 characters').nullish(),
-    points: z
-      .number({ error: 'points is required: what the reward costs, a whole number of points' })
-      .int('points must be a whole number')
-      .min(1, 'points must be at least 1: a reward costs points')
-      .max(MAX_REWARD_POINTS, `points must be at most ${MAX_REWARD_POINTS}`),
-    issuedRewardExpiresAfterDays: z
-      .number({ error: 'issuedRewardExpiresAfterDays must be a whole number of days' })
-      .int('issuedRewardExpiresAfterDays must be a whole number of days')
-      .min(1, 'issuedRewardExpiresAfterDays must be at least 1')
-      .max(366, 'issuedRewardExpiresAfterDays must be at most 366')
-      .default(DEFAULT_ISSUED_REWARD_DAYS),
+    points: wholeNumber('points', 1, MAX_REWARD_POINTS, {
+      required: 'points is required: what the reward costs, a whole number of points',
+      belowMin: 'points must be at least 1: a reward costs points',
+    }),
+    issuedRewardExpiresAfterDays: wholeNumber('issuedRewardExpiresAfterDays', 1, 366, {
+      required: 'issuedRewardExpiresAfterDays must be a whole number of days',
+      unit: 'days',
+    }).default(DEFAULT_ISSUED_REWARD_DAYS),
   })
   .strict();
 

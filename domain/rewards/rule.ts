@@ -5,17 +5,10 @@
 import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import { DomainError } from '../shared/errors.ts';
+import { wholeNumber } from '../shared/whole-number.ts';
 
 const MAX_POINTS_PER_UNIT = 1_000_000;
 const MAX_MINOR_UNITS = 1_000_000_000_000; // 10 billion in major units: far above any single payment.
-
-/** A whole number within bounds, its message naming the field (`what`). */
-export const wholeNumber = (what: string, min: number, max: number) =>
-  z
-    .number({ error: `${what} must be a number` })
-    .int(`${what} must be a whole number (no fractions)`)
-    .min(min, `${what} must be at least ${min}`)
-    .max(max, `${what} must be at most ${max}`);
 
 /** A Square catalog object id (item variation or category): letters, digits, `_` and `-`, as Square writes them. */
 const catalogId = (what: string) =>

@@ -16,20 +16,22 @@
  * The earning time of points is when their event was recorded in the log, so replaying the log gives the
  * same answer every time.
  */
+import { z } from 'zod';
 import type { WalletEvent } from './events.ts';
 import { lockedDelta, pointsDelta } from './wallet.ts';
 
 /** A workspace's policy; `null` months switch a rule off. At least one rule is on when a policy applies. */
-export interface ExpiryPolicy {
-  version: number;
+export const expiryPolicy = z.object({
+  version: z.number().int(),
   /** Points expire this many months after they were earned. */
-  earnedMonths: number | null;
+  earnedMonths: z.number().int().nullable(),
   /** All points expire after this many months without earning or spending. */
-  inactivityMonths: number | null;
+  inactivityMonths: z.number().int().nullable(),
   /** When the policy was set: points earned before it are counted from here unless `retroactive`. */
-  effectiveFrom: string;
-  retroactive: boolean;
-}
+  effectiveFrom: z.string(),
+  retroactive: z.boolean(),
+});
+export type ExpiryPolicy = z.infer<typeof expiryPolicy>;
 
 /** A wallet as expiry sees it. */
 export interface WalletTimeline {

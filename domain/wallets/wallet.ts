@@ -380,30 +380,24 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
     }
   },
   evolve(previous, event) {
-    const opened = { walletId: event.data.walletId, tenantId: event.data.tenantId, consumerId: event.data.consumerId };
-    const state = { ...previous, eventCount: previous.eventCount + 1 };
+    const state = {
+      ...previous,
+      walletId: event.data.walletId,
+      tenantId: event.data.tenantId,
+      consumerId: event.data.consumerId,
+      eventCount: previous.eventCount + 1,
+      // How each event moves the balance and the locked points is said once, by pointsDelta and lockedDelta.
+      balance: previous.balance + pointsDelta(event),
+      locked: previous.locked + lockedDelta(event),
+    };
     switch (event.type) {
       case 'PointsCredited':
-        return {
-          ...state,
-          ...opened,
-          balance: state.balance + event.data.points,
-          lifetimeEarned: state.lifetimeEarned + event.data.points,
-          creditedPayments: state.creditedPayments.add(event.data.paymentId),
-        };
+        return { ...state, lifetimeEarned: state.lifetimeEarned + event.data.points, creditedPayments: state.creditedPayments.add(event.data.paymentId) };
       case 'PointsReversed':
-        return {
-          ...state,
-          ...opened,
-          balance: state.balance - event.data.points,
-          lifetimeEarned: state.lifetimeEarned - event.data.points,
-          reversedRefunds: state.reversedRefunds.add(event.data.refundId),
-        };
+        return { ...state, lifetimeEarned: state.lifetimeEarned - event.data.points, reversedRefunds: state.reversedRefunds.add(event.data.refundId) };
       case 'PointsRedeemed':
         return {
           ...state,
-          ...opened,
-          balance: state.balance - event.data.points,
           lifetimeRedeemed: state.lifetimeRedeemed + event.data.points,
           requests: state.requests.set(event.data.idempotencyKey, { kind: 'redeem', points: event.data.points, reference: event.data.reference, reason: null }),
         };
@@ -411,41 +405,30 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         const requests = event.data.idempotencyKey
           ? state.requests.set(event.data.idempotencyKey, { kind: 'adjust' as const, points: event.data.points, reference: null, reason: event.data.reason })
           : state.requests;
-        return { ...state, ...opened, balance: state.balance + event.data.points, requests };
+        return { ...state, requests };
       }
       case 'PointsCreditRefused':
         // The payment is settled for this wallet: a redelivery is not a second chance.
-        return { ...state, ...opened, creditedPayments: state.creditedPayments.add(event.data.paymentId) };
+        return { ...state, creditedPayments: state.creditedPayments.add(event.data.paymentId) };
       case 'RewardIssued':
         return {
           ...state,
-          ...opened,
-          locked: state.locked + event.data.points,
           issuedRewards: state.issuedRewards.set(event.data.issuedRewardId, { rewardId: event.data.rewardId, points: event.data.points, expiresAt: event.data.expiresAt }),
           requests: state.requests.set(event.data.idempotencyKey, { kind: 'issue_reward', points: event.data.points, reference: event.data.rewardId, reason: null }),
         };
       case 'RewardRedeemed':
         return {
           ...state,
-          ...opened,
-          balance: state.balance - event.data.points,
-          locked: state.locked - event.data.points,
           lifetimeRedeemed: state.lifetimeRedeemed + event.data.points,
           settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'redeemed'),
           requests: state.requests.set(event.data.idempotencyKey, { kind: 'redeem_reward', points: event.data.points, reference: event.data.issuedRewardId, reason: null }),
         };
       case 'RewardVoided':
-        return { ...state, ...opened, locked: state.locked - event.data.points, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'voided') };
+        return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'voided') };
       case 'RewardExpired':
-        return { ...state, ...opened, locked: state.locked - event.data.points, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'expired') };
+        return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'expired') };
       case 'PointsExpired':
-        return {
-          ...state,
-          ...opened,
-          balance: state.balance - event.data.points,
-          lifetimeExpired: state.lifetimeExpired + event.data.points,
-          expiredPeriods: state.expiredPeriods.add(event.data.period),
-        };
+        return { ...state, lifetimeExpired: state.lifetimeExpired + event.data.points, expiredPeriods: state.expiredPeriods.add(event.data.period) };
       default:
         return unreachable(event);
     }

@@ -1,7 +1,9 @@
 /** Operators' view of ingestion: received webhooks with their outcomes, and a re-drive for failed ones. */
+import type pg from 'pg';
 import { z } from 'zod';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { connectionPollSummary, type pollService } from '../../domain/payments/poll.ts';
+import { findWebhook, listWebhooks, webhookPageView, webhookView } from '../../projections/read/webhooks.ts';
 import { HttpError } from '../errors.ts';
 import { timestamp } from '../schemas.ts';
 import { found, route, type RouteSpec } from './table.ts';
@@ -46,28 +48,12 @@ const listQuery = z
 
 const eventIdParams = z.object({ eventId: z.string().min(1).max(200) });
 
-const webhookView = z.object({
-  eventId: z.string(),
-  type: z.string(),
-  merchantId: z.string(),
-  tenantId: z.string().nullable(),
-  objectId: z.string().nullable(),
-  receivedAt: timestamp,
-  processed: z.boolean(),
-  processedAt: timestamp.nullable(),
-  outcome: z.string().nullable(),
-  error: z.string().nullable(),
-  attempts: z.number().int(),
-  deliveries: z.number().int(),
-  nextAttemptAt: timestamp.nullable(),
-});
-
 const pollView = z.object({
   polledAt: timestamp,
   connections: z.array(connectionPollSummary),
 });
 
-export function ingestionRoutes(deps: { inbox: WebhookInbox; wakeProcessor(): void; poll: ReturnType<typeof pollService> }): RouteSpec[] {
+export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wakeProcessor(): void; poll: ReturnType<typeof pollService> }): RouteSpec[] {
   return [
     route({
       method: 'post',
@@ -87,9 +73,9 @@ export function ingestionRoutes(deps: { inbox: WebhookInbox; wakeProcessor(): vo
       access: 'admin',
       summary: 'Received webhooks, newest first: event id, type, merchant, tenant, received, processed, outcome, error, attempts.',
       query: listQuery,
-      response: z.object({ items: z.array(webhookView), nextCursor: z.string().nullable() }),
+      response: webhookPageView,
       async handler({ query }) {
-        return { status: 200, body: await deps.inbox.list(query) };
+        return { status: 200, body: await listWebhooks(deps.pool, query) };
       },
     }),
     route({
@@ -100,7 +86,7 @@ export function ingestionRoutes(deps: { inbox: WebhookInbox; wakeProcessor(): vo
       params: eventIdParams,
       response: webhookView,
       async handler({ params }) {
-        return found(await deps.inbox.get(params.eventId), 'No webhook with this event id was received');
+        return found(await findWebhook(deps.pool, params.eventId), 'No webhook with this event id was received');
       },
     }),
     route({

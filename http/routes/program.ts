@@ -9,15 +9,16 @@ import type { EventMetadata, EventStore } from '../../domain/ports/event-store.t
 import type { ProgramService } from '../../domain/program/service.ts';
 import { expiryPolicyRequestSchema, MAX_ADJUSTMENT_LIMIT } from '../../domain/program/program.ts';
 import type { ExpiryRunReport } from '../../domain/program/expiry-run.ts';
-import type { ExpiryPolicy } from '../../domain/wallets/expiry.ts';
+import { expiryPolicy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
+import { wholeNumber } from '../../domain/shared/whole-number.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
 import { ledgerCsv, programSummary, programSummaryView, intervalStarts, summaryInterval } from '../../projections/read/program.ts';
 import { HttpError, RequestInvalid } from '../errors.ts';
 import { caller, metadataFor, requestCorrelation, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
-import { adjustBody, walletParams, walletWrite, written } from './wallets.ts';
+import { adjustBody, walletInTenant, walletParams, walletWrite, written } from './wallets.ts';
 import { route, type RouteSpec } from './table.ts';
 
 export interface ProgramRoutesDependencies {
@@ -41,11 +42,11 @@ const policyView = (policy: ExpiryPolicy) => ({
 
 const limitBody = z
   .object({
-    limit: z
-      .number({ error: 'limit is required: the most points a merchant may add or remove in one adjustment' })
-      .int('limit must be a whole number of points')
-      .min(0, 'limit must be at least 0 (0: merchants cannot adjust)')
-      .max(MAX_ADJUSTMENT_LIMIT, `limit must be at most ${MAX_ADJUSTMENT_LIMIT}`),
+    limit: wholeNumber('limit', 0, MAX_ADJUSTMENT_LIMIT, {
+      required: 'limit is required: the most points a merchant may add or remove in one adjustment',
+      unit: 'points',
+      belowMin: 'limit must be at least 0 (0: merchants cannot adjust)',
+    }),
   })
   .strict();
 const tenantParams = z.object({ tenantId: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'tenantId must be a workspace id') });
@@ -82,10 +83,8 @@ const summaryQuery = z.object({
 });
 const csvQuery = z.object({ from: dayOrInstant('from').optional(), to: dayOrInstant('to').optional() });
 
-const policySchema = z.object({
-  version: z.number().int(),
-  earnedMonths: z.number().int().nullable(),
-  inactivityMonths: z.number().int().nullable(),
+/** The policy as a merchant reads it (`policyView`): `retroactive` named for what it does, no date before a first policy. */
+const policySchema = expiryPolicy.pick({ version: true, earnedMonths: true, inactivityMonths: true }).extend({
   appliesToExistingPoints: z.boolean(),
   effectiveFrom: timestamp.nullable(),
   expires: z.boolean(),
@@ -150,8 +149,7 @@ export function programRoutes(deps: ProgramRoutesDependencies): RouteSpec[] {
       access: 'tenant',
       summary: "A merchant corrects a wallet of the workspace {points (±), reason, idempotencyKey?} within the workspace's limit (default 1,000).",
       params: walletParams,
-      // A wallet the tenant cannot see is missing whatever the body says.
-      exists: ({ params, ctx }) => wallets.requireInTenant(tenantOf(ctx), params.walletId),
+      exists: walletInTenant(wallets),
       body: adjustBody,
       response: walletWrite,
       async handler({ params, body, ctx }) {

@@ -8,11 +8,11 @@ import { z } from 'zod';
 import type { RewardCatalogService } from '../../domain/rewards/catalog-service.ts';
 import { issuableReward, rewardDefinitionSchema, type CatalogReward } from '../../domain/rewards/catalog.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
-import { findConsumerWallet, findTenantWallet, type WalletView } from '../../projections/read/wallets.ts';
+import { findConsumerWallet, type WalletView } from '../../projections/read/wallets.ts';
 import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
-import { idempotencyKey, walletOrNotFound, walletParams, walletWrite, written } from './wallets.ts';
+import { idempotencyKey, tenantWallet, walletInTenant, walletOrNotFound, walletParams, walletWrite, written } from './wallets.ts';
 import { route, type RouteSpec } from './table.ts';
 
 export interface RewardRoutesDependencies {
@@ -77,8 +77,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       issued: await issuedRewardsOf(pool, wallet.walletId),
     };
   }
-  /** A wallet of another tenant is missing whatever the body says. */
-  const inTenant = ({ params, ctx }: { params: { walletId: string }; ctx: Parameters<typeof tenantOf>[0] }) => wallets.requireInTenant(tenantOf(ctx), params.walletId);
+  const inTenant = walletInTenant(wallets);
 
   return [
     route({
@@ -139,7 +138,7 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       params: walletParams,
       response: walletRewardsView,
       async handler({ params, ctx }) {
-        const wallet = walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
+        const wallet = await tenantWallet(pool, ctx, params.walletId);
         return { status: 200, body: await walletRewards(wallet) };
       },
     }),

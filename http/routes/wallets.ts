@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
+import { wholeNumber } from '../../domain/shared/whole-number.ts';
 import type { WalletsService, WalletWriteResult } from '../../domain/wallets/service.ts';
 import {
   consumerWalletView,
@@ -53,11 +54,7 @@ export const idempotencyKey = z
 
 const redeemBody = z
   .object({
-    points: z
-      .number({ error: 'points must be a whole number of points to redeem' })
-      .int('points must be a whole number')
-      .min(1, 'points must be at least 1')
-      .max(MAX_POINTS, `points must be at most ${MAX_POINTS}`),
+    points: wholeNumber('points', 1, MAX_POINTS, { required: 'points must be a whole number of points to redeem' }),
     idempotencyKey,
     reference: z.string().max(200, 'reference must be at most 200 characters').nullish(),
   })
@@ -65,12 +62,9 @@ const redeemBody = z
 
 export const adjustBody = z
   .object({
-    points: z
-      .number({ error: 'points must be a whole number: positive adds points, negative removes them' })
-      .int('points must be a whole number')
-      .min(-MAX_POINTS, `points must be at least -${MAX_POINTS}`)
-      .max(MAX_POINTS, `points must be at most ${MAX_POINTS}`)
-      .refine((points) => points !== 0, 'points must not be 0: positive adds points, negative removes them'),
+    points: wholeNumber('points', -MAX_POINTS, MAX_POINTS, {
+      required: 'points must be a whole number: positive adds points, negative removes them',
+    }).refine((points) => points !== 0, 'points must not be 0: positive adds points, negative removes them'),
     reason: z
       .string({ error: 'reason is required: say why the balance is corrected (it is kept in the audit trail)' })
       .trim()
@@ -100,6 +94,16 @@ export function written<Extra extends Record<string, unknown> = Record<string, n
     ...(result.replayed ? { headers: { 'Idempotent-Replayed': 'true' } } : {}),
   };
 }
+
+/** A route's `exists` for a wallet of the caller's tenant (`:walletId`): another tenant's is missing whatever the body says. */
+export const walletInTenant =
+  (wallets: Pick<WalletsService, 'requireInTenant'>) =>
+  ({ params, ctx }: { params: { walletId: string }; ctx: Parameters<typeof tenantOf>[0] }) =>
+    wallets.requireInTenant(tenantOf(ctx), params.walletId);
+
+/** One of the caller's tenant's wallets (`:walletId`), or 404. */
+export const tenantWallet = async (pool: pg.Pool, ctx: Parameters<typeof tenantOf>[0], walletId: string) =>
+  walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), walletId));
 
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
@@ -151,7 +155,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       params: walletParams,
       response: walletView,
       async handler({ params, ctx }) {
-        const wallet = walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
+        const wallet = await tenantWallet(pool, ctx, params.walletId);
         return { status: 200, body: (await current([wallet]))[0]! };
       },
     }),
@@ -164,7 +168,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       query: pageQuery,
       response: ledgerPageView,
       async handler({ params, query, ctx }) {
-        walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), params.walletId));
+        await tenantWallet(pool, ctx, params.walletId);
         return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
       },
     }),
@@ -174,8 +178,7 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       access: 'tenant',
       summary: 'Redeem points {points, idempotencyKey, reference?}; never below zero; a retried key answers as the first time.',
       params: walletParams,
-      // A wallet the tenant cannot see is missing whatever the body says, as for every resource of another tenant.
-      exists: ({ params, ctx }) => wallets.requireInTenant(tenantOf(ctx), params.walletId),
+      exists: walletInTenant(wallets),
       body: redeemBody,
       response: walletWrite,
       async handler({ params, body, ctx }) {

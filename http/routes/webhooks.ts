@@ -5,7 +5,7 @@
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import getRawBody from 'raw-body';
-import { InvalidSquareWebhook, parseSquareWebhook } from '../../domain/square/webhook.ts';
+import { InvalidSquareWebhook, parseSquareWebhook, type SquareWebhookEvent } from '../../domain/square/webhook.ts';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { HttpError } from '../errors.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
@@ -24,7 +24,8 @@ export interface WebhookRouteDependencies {
   signatureKey: string | undefined;
   /** The notification URL exactly as registered on the subscription (part of what Square signs). */
   notificationUrl: string;
-  onStored(): void;
+  /** A webhook was stored (not a repeated delivery); called before its answer is written, so it must only schedule work. */
+  onStored(event: SquareWebhookEvent): void;
   onSignatureFailure?(): void;
   /** Bad signatures count as authentication failures of their source. */
   failures: FailureLimiter;
@@ -102,7 +103,7 @@ function webhookAcceptor(deps: WebhookRouteDependencies) {
     }
     const objectId = event.kind === 'payment' || event.kind === 'refund' ? event.object.id : event.dataId;
     const { inserted } = await deps.inbox.record({ eventId: event.eventId, merchantId: event.merchantId, eventType: event.type, objectId, rawBody: text, headers });
-    if (inserted) deps.onStored();
+    if (inserted) deps.onStored(event);
     return { status: 200, body: { received: true as const, duplicate: !inserted } };
   };
   return async (request: IncomingMessage, ip: string) => {

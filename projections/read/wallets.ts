@@ -5,7 +5,7 @@ import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
 import { cursorPage, timestamp, timestampColumn } from './views.ts';
-import { EXPIRING_SOON_DAYS, expiringBy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
+import { EXPIRING_SOON_DAYS, expiringBy, expiryPolicy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 
 /** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
 const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
@@ -70,35 +70,25 @@ function toWalletView(r: z.infer<typeof walletRow>): WalletView {
 
 const toWallet = (raw: unknown): WalletView => toWalletView(walletRow.parse(raw));
 
-const policyRow = z.object({
-  tenant_id: z.string(),
-  policy_version: z.number().int(),
-  earned_months: z.number().int().nullable(),
-  inactivity_months: z.number().int().nullable(),
-  retroactive: z.boolean(),
-  effective_from: z.date(),
-});
+/** A workspace's policy in a row: `POLICY_COLUMNS` name the columns of `program_settings` (alias `ps`) as its fields. */
+const policyRow = expiryPolicy.extend({ tenantId: z.string(), effectiveFrom: timestampColumn });
+const POLICY_COLUMNS = `ps.tenant_id AS "tenantId", ps.policy_version AS version, ps.earned_months AS "earnedMonths",
+            ps.inactivity_months AS "inactivityMonths", ps.retroactive, ps.effective_from AS "effectiveFrom"`;
+
+function policyEntry(raw: unknown): [tenantId: string, policy: ExpiryPolicy] {
+  const { tenantId, ...policy } = policyRow.parse(raw);
+  return [tenantId, policy];
+}
 
 /** The expiry policies in force for these workspaces (those with none are absent). */
 export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]): Promise<Map<string, ExpiryPolicy>> {
   if (tenantIds.length === 0) return new Map();
   const { rows } = await pool.query(
-    `SELECT tenant_id, policy_version, earned_months, inactivity_months, retroactive, effective_from FROM program_settings
-      WHERE tenant_id = ANY($1) AND (earned_months IS NOT NULL OR inactivity_months IS NOT NULL)`,
+    `SELECT ${POLICY_COLUMNS} FROM program_settings ps
+      WHERE ps.tenant_id = ANY($1) AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)`,
     [[...new Set(tenantIds)]],
   );
-  return new Map(rows.map((raw) => policyOf(policyRow.parse(raw))));
-}
-
-function policyOf(r: z.infer<typeof policyRow>): [tenantId: string, policy: ExpiryPolicy] {
-  const policy: ExpiryPolicy = {
-    version: r.policy_version,
-    earnedMonths: r.earned_months,
-    inactivityMonths: r.inactivity_months,
-    retroactive: r.retroactive,
-    effectiveFrom: r.effective_from.toISOString(),
-  };
-  return [r.tenant_id, policy];
+  return new Map(rows.map(policyEntry));
 }
 
 /** Ledger kinds that add earned points (credits of positive adjustments count as earned), and the customer's own activity. */
@@ -154,12 +144,8 @@ export async function withExpiringSoon<W extends WalletView>(pool: pg.Pool, wall
 }
 const consumerWalletRow = walletRow.extend({
   business_name: z.string().nullable(),
-  // The workspace's expiry policy, when it has one (the columns of `policyRow`, NULL without).
-  policy_version: z.number().int().nullable(),
-  earned_months: z.number().int().nullable(),
-  inactivity_months: z.number().int().nullable(),
-  retroactive: z.boolean().nullable(),
-  effective_from: z.date().nullable(),
+  // The workspace's expiry policy is in `POLICY_COLUMNS` (parsed by `policyEntry`) when it has one; NULL without.
+  version: z.number().int().nullable(),
 });
 
 /**
@@ -170,7 +156,7 @@ const consumerWalletRow = walletRow.extend({
 export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Promise<{ wallets: ConsumerWalletView[]; policies: Map<string, ExpiryPolicy> }> {
   const { rows } = await pool.query(
     `SELECT ${WALLET_COLUMNS}, ws.business_name,
-            ps.policy_version, ps.earned_months, ps.inactivity_months, ps.retroactive, ps.effective_from
+            ${POLICY_COLUMNS}
        FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
        LEFT JOIN program_settings ps ON ps.tenant_id = w.tenant_id AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)
       WHERE w.consumer_id = $1
@@ -180,9 +166,7 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
   const policies = new Map<string, ExpiryPolicy>();
   const wallets = rows.map((raw) => {
     const r = consumerWalletRow.parse(raw);
-    if (r.policy_version !== null && r.retroactive !== null && r.effective_from !== null) {
-      policies.set(...policyOf({ ...r, policy_version: r.policy_version, retroactive: r.retroactive, effective_from: r.effective_from }));
-    }
+    if (r.version !== null) policies.set(...policyEntry(raw));
     return { ...toWalletView(r), businessName: r.business_name };
   });
   return { wallets, policies };

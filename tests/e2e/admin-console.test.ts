@@ -70,9 +70,11 @@ async function webhookRow(eventId: string, until: (row: any) => boolean) {
 async function failedWebhook(send: ReturnType<typeof webhookSender>): Promise<string> {
   for (let i = 0; i < 5; i++) {
     const eventId = `evt-e2e-fails-${i}`;
-    square.failNext('/v2/customers', { status: 500 });
+    // Every lookup of Ann fails until the webhook is held as failed (it may be asked for twice: when the webhook is
+    // stored, and by its batch).
+    const clear = square.failUntilCleared('/v2/customers/cust-ann', { status: 500 });
     await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-e2e-fails-${i}`, amount: 700, customerId: 'cust-ann' }));
-    await webhookRow(eventId, (r) => r.outcome === 'failed');
+    await webhookRow(eventId, (r) => r.outcome === 'failed').finally(clear);
     await service.database.pool.query(
       `UPDATE pos_webhook_events_raw SET next_attempt_at = now() + interval '1 hour' WHERE id = $1 AND NOT processed AND outcome = 'failed'`,
       [eventId],

@@ -187,11 +187,12 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
   t.like(await processed('evt-stranger'), { outcome: 'no_connection', tenantId: null });
 
   // Ann's contacts are cached from her first payment: a customer.updated webhook drops them, so the next
-  // payment asks Square again, and that lookup fails.
+  // payment asks Square again: when it is stored (the look-ahead, customer-look-ahead.test.ts) and, the answer not
+  // being cached, when its batch is decided. Square fails them until the re-drive.
   const updated = squarePayload('customer.updated.json');
   await send({ ...updated, merchant_id: 'M-CAFE', event_id: 'evt-ann-updated', data: { ...updated.data, id: 'cust-ann' } });
   t.like(await processed('evt-ann-updated'), { outcome: 'ignored' });
-  square.failNext('/v2/customers', { status: 500 });
+  const squareFails = square.failUntilCleared('/v2/customers/cust-ann', { status: 500 });
   await send(paymentWebhook({ eventId: 'evt-fails', merchantId: 'M-CAFE', paymentId: 'pay-fails', amount: 500, customerId: 'cust-ann' }));
   const row = await processed('evt-fails', (r) => r.outcome === 'failed');
   t.like(row, { processed: false, attempts: 1 }, 'a failure is retried with backoff');
@@ -199,6 +200,7 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
   t.regex(row.error, /INTERNAL_SERVER_ERROR|500/);
   const list = await call('GET', '/api/v1/admin/webhooks?outcome=failed', { token: admin });
   t.true(list.body.items.some((i: { eventId: string }) => i.eventId === 'evt-fails'));
+  squareFails();
   const retried = await call('POST', '/api/v1/admin/webhooks/evt-fails/retry', { token: admin });
   t.is(retried.status, 202);
   t.like(await processed('evt-fails'), { outcome: 'credited' });

@@ -6,7 +6,7 @@
 import test from 'ava';
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
-import { groupedRecorder, webhookInbox, type InboxEntry } from '../../adapters/postgres/webhook-inbox.ts';
+import { claimDueStatement, groupedRecorder, webhookInbox, type InboxEntry } from '../../adapters/postgres/webhook-inbox.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -152,4 +152,51 @@ test.serial('leasing a webhook is a HOT update: no new index entries for the row
   } finally {
     await pool.end();
   }
+});
+
+test.serial('a lease reads only unprocessed rows, however long the inbox history (migration 0270)', async (t) => {
+  // 20,000 webhooks processed long ago, then a few due: the claim must not step over the processed ones.
+  await database.pool.query(
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, processed, processed_at, outcome, received_at, next_attempt_at)
+     SELECT 'old-' || g, 'M-1', 'payment.updated', '{}', true, now(), 'credited', now() - interval '1 day', now() - interval '1 day'
+       FROM generate_series(1, 20000) g`,
+  );
+  const due = Array.from({ length: 5 }, () => `evt-${uuid()}`);
+  for (const eventId of due) await webhookInbox(database.pool).record(entry(eventId));
+  await database.pool.query('ANALYZE pos_webhook_events_raw');
+  const client = await database.pool.connect();
+  try {
+    await client.query('BEGIN');
+    const { text, values } = claimDueStatement(100, 30_000);
+    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values);
+    const scans: { 'Node Type': string; 'Index Name'?: string; 'Rows Removed by Filter'?: number; 'Actual Rows': number }[] = [];
+    const walk = (node: { Plans?: unknown[] } & Record<string, unknown>) => {
+      if (node['Relation Name'] === 'pos_webhook_events_raw' && node['Alias'] === 'pos_webhook_events_raw') scans.push(node as never);
+      for (const child of node.Plans ?? []) walk(child as never);
+    };
+    walk(rows[0]['QUERY PLAN'][0].Plan);
+    t.is(scans.length, 1);
+    t.is(scans[0]!['Index Name'], 'pos_webhook_events_raw_due_order');
+    t.true(scans[0]!['Actual Rows'] >= due.length);
+    t.true((scans[0]!['Rows Removed by Filter'] ?? 0) < 1000, `rows removed by the filter: ${scans[0]!['Rows Removed by Filter']}`);
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+});
+
+test.serial('the lease takes rows in the order they became due: a retry waiting for later comes after what is due now', async (t) => {
+  const inbox = webhookInbox(database.pool);
+  // Everything due so far is leased away first, so that the claims below see only this test's rows.
+  await inbox.claimDue(1000, 60_000);
+  const [first, second, third] = [`evt-${uuid()}`, `evt-${uuid()}`, `evt-${uuid()}`];
+  await inbox.record(entry(first));
+  const claimed = await claim(inbox, first, 30_000);
+  // The first fails, with its retry due in a minute: it is not leased again before then; the two stored after it
+  // are, one claim at a time in the order they came (a claim's rows come back in no particular order, so one each).
+  t.true(await inbox.fail(first, claimed.attempts, { tenantId: null, error: 'NETWORK: reset', retryAt: new Date(Date.now() + 60_000) }));
+  for (const eventId of [second, third]) await inbox.record(entry(eventId));
+  t.deepEqual((await inbox.claimDue(1, 30_000)).map((r) => r.event_id), [second]);
+  t.deepEqual((await inbox.claimDue(1, 30_000)).map((r) => r.event_id), [third]);
+  t.deepEqual(await inbox.claimDue(1000, 30_000), [], 'the failed one waits for its retry time');
 });

@@ -192,6 +192,11 @@ export interface SquareTestServer {
    * matching requests pass normally first (to fail a later page or location).
    */
   failNext(pathPrefix: string, fault: Fault, options?: { merchantId?: string; skip?: number }): void;
+  /**
+   * Every request whose path starts with `pathPrefix` gets `fault` until the returned function is called: for a
+   * failure that must hold however many times the service asks (a lookup made ahead, then again by its batch).
+   */
+  failUntilCleared(pathPrefix: string, fault: Fault): () => void;
   stop(): Promise<void>;
 }
 
@@ -534,7 +539,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
   const codes = new Map<string, Code>();
   const accessTokens = new Map<string, AccessToken>();
   const refreshTokens = new Map<string, Grant>();
-  const faults: { pathPrefix: string; fault: Fault; merchantId?: string; skip: number }[] = [];
+  const faults: { pathPrefix: string; fault: Fault; merchantId?: string; skip: number; lasting?: boolean }[] = [];
   const requests: LoggedRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let baseUrl = '';
@@ -1085,7 +1090,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     const faultIndex = faults.findIndex((f) => path.startsWith(f.pathPrefix) && (f.merchantId === undefined || f.merchantId === requestMerchant));
     let fault: Fault | undefined;
     if (faultIndex >= 0 && faults[faultIndex]!.skip > 0) faults[faultIndex]!.skip -= 1;
-    else if (faultIndex >= 0) fault = faults.splice(faultIndex, 1)[0]!.fault;
+    else if (faultIndex >= 0) fault = faults[faultIndex]!.lasting ? faults[faultIndex]!.fault : faults.splice(faultIndex, 1)[0]!.fault;
     if (fault && 'dropConnection' in fault) {
       request.socket.destroy();
       return;
@@ -1188,6 +1193,15 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
 
     failNext(pathPrefix, fault, options = {}) {
       faults.push({ pathPrefix, fault, skip: options.skip ?? 0, ...(options.merchantId ? { merchantId: options.merchantId } : {}) });
+    },
+
+    failUntilCleared(pathPrefix, fault) {
+      const entry = { pathPrefix, fault, skip: 0, lasting: true };
+      faults.push(entry);
+      return () => {
+        const index = faults.indexOf(entry);
+        if (index >= 0) faults.splice(index, 1);
+      };
     },
 
     async stop() {

@@ -1,0 +1,95 @@
+/**
+ * Queries over the webhook inbox (`pos_webhook_events_raw`, written by adapters/postgres/webhook-inbox.ts) for
+ * operators: one received webhook, and pages of them. The statements name their columns as the view's fields and
+ * compute what the answer derives (a webhook not processed yet and without an outcome is `pending`; a processed
+ * one has no next attempt), so the rows are parsed by the view itself.
+ */
+import type pg from 'pg';
+import { z } from 'zod';
+import { cursorPage, timestamp, timestampColumn } from './views.ts';
+
+/** One received webhook and its processing state. */
+export const webhookView = z.object({
+  eventId: z.string(),
+  type: z.string(),
+  merchantId: z.string(),
+  tenantId: z.string().nullable(),
+  objectId: z.string().nullable(),
+  receivedAt: timestamp,
+  processed: z.boolean(),
+  processedAt: timestamp.nullable(),
+  outcome: z.string().nullable(),
+  error: z.string().nullable(),
+  attempts: z.number().int(),
+  deliveries: z.number().int(),
+  nextAttemptAt: timestamp.nullable(),
+});
+export type WebhookView = z.infer<typeof webhookView>;
+
+/** A page of received webhooks, newest first. */
+export const webhookPageView = cursorPage(webhookView);
+
+const webhookRow = webhookView.extend({ receivedAt: timestampColumn, processedAt: timestampColumn.nullable(), nextAttemptAt: timestampColumn.nullable() });
+
+const COLUMNS = `id AS "eventId", event_type AS type, merchant_id AS "merchantId", tenant_id AS "tenantId", object_id AS "objectId",
+        received_at AS "receivedAt", processed, processed_at AS "processedAt",
+        CASE WHEN outcome IS NULL AND NOT processed THEN 'pending' ELSE outcome END AS outcome, error, attempts, deliveries,
+        CASE WHEN processed THEN NULL ELSE next_attempt_at END AS "nextAttemptAt"`;
+
+/** Which webhooks: each filter given narrows the list (`outcome` `pending`: not processed yet, no outcome). */
+export interface WebhookFilter {
+  outcome?: string | undefined;
+  tenantId?: string | undefined;
+  type?: string | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+  /** Opaque cursor from a previous page. */
+  cursor?: string | undefined;
+  limit: number;
+}
+
+const encodeCursor = (receivedAt: string, eventId: string) => Buffer.from(JSON.stringify([receivedAt, eventId])).toString('base64url');
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    return z.tuple([z.string().datetime(), z.string()]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+  } catch {
+    throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
+  }
+}
+
+/** The webhook received with this event id, if any. */
+export async function findWebhook(pool: pg.Pool, eventId: string): Promise<WebhookView | undefined> {
+  const { rows } = await pool.query(`SELECT ${COLUMNS} FROM pos_webhook_events_raw WHERE id = $1`, [eventId]);
+  return rows[0] ? webhookRow.parse(rows[0]) : undefined;
+}
+
+/** Newest first, filtered, cursor-paginated. */
+export async function listWebhooks(pool: pg.Pool, filter: WebhookFilter): Promise<z.infer<typeof webhookPageView>> {
+  const params: unknown[] = [];
+  const where: string[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replace('?', `$${params.length}`));
+  };
+  if (filter.outcome) filter.outcome === 'pending' ? where.push('NOT processed AND outcome IS NULL') : add('outcome = ?', filter.outcome);
+  if (filter.tenantId) add('tenant_id = ?', filter.tenantId);
+  if (filter.type) add('event_type = ?', filter.type);
+  if (filter.from) add('received_at >= ?', filter.from);
+  if (filter.to) add('received_at < ?', filter.to);
+  if (filter.cursor) {
+    const [at, id] = decodeCursor(filter.cursor);
+    params.push(at, id);
+    where.push(`(received_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+  }
+  params.push(filter.limit + 1);
+  const { rows } = await pool.query(
+    `SELECT ${COLUMNS}
+       FROM pos_webhook_events_raw ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY received_at DESC, id DESC LIMIT $${params.length}`,
+    params,
+  );
+  const parsed = rows.map((r) => webhookRow.parse(r));
+  const page = parsed.slice(0, filter.limit);
+  const last = page.at(-1);
+  return { items: page, nextCursor: parsed.length > filter.limit && last ? encodeCursor(last.receivedAt, last.eventId) : null };
+}

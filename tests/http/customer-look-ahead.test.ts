@@ -1,0 +1,134 @@
+/**
+ * Square customers are looked up as soon as their payment's webhook is stored (`lookAhead`, wiring/ingestion.ts),
+ * not when the webhook's batch is decided: the batch then finds the contacts in the cache instead of waiting for
+ * Square (100–300 ms). Shown with the worker held back: while another webhook is being acknowledged, the worker
+ * on the service's thread leases nothing (WEBHOOK_ACK_PRIORITY_MS, here 10 s, the most allowed), so a lookup Square receives meanwhile
+ * can only be the look-ahead's. Once that acknowledgement is answered, the batch decides on the cached answer:
+ * one lookup in all, and the credit.
+ */
+import net from 'node:net';
+import test from 'ava';
+import { startTestService, type TestService } from '../support/service.ts';
+import { TEST_JWT_SECRET } from '../support/http.ts';
+import { eventually } from '../support/eventually.ts';
+import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
+import { scenario, type Actor } from '../support/tenants.ts';
+
+const WEBHOOK_KEY = 'test-webhook-signature-key';
+const API_BASE_URL = 'https://api.tally.test';
+const NOTIFICATION_URL = `${API_BASE_URL}/api/v1/webhooks/square`;
+
+let square: SquareTestServer;
+let service: TestService;
+let admin: Actor;
+
+test.before(async () => {
+  square = await startSquareServer();
+  square.addMerchant({ merchantId: 'M-AHEAD', businessName: 'Ahead', locations: [{ id: 'L-MAIN', name: 'Main' }] });
+  square.addCustomer('M-AHEAD', { id: 'cust-ahead', email: 'ahead@example.com', phone: null });
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAILS: 'ops@tally.test',
+    SQUARE_BASE_URL: square.url,
+    SQUARE_APP_ID: TEST_APP_ID,
+    SQUARE_APP_SECRET: TEST_APP_SECRET,
+    SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
+    API_BASE_URL,
+    WEBHOOK_ACK_PRIORITY_MS: '10000',
+  });
+  admin = await scenario(service, square).register('consumer', 'ops@tally.test');
+});
+test.after.always(async () => {
+  await service?.stop();
+  await square?.stop();
+});
+
+/**
+ * A webhook request whose body never finishes until `finish`: the service has its headers (it answered
+ * `100 Continue`, which Node writes just before handing the request over), so an acknowledgement is pending.
+ */
+async function pendingAcknowledgement(url: string) {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  let received = '';
+  const answered = new Promise<string>((resolve) => {
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      if (/HTTP\/1\.1 [2-5]\d\d/.test(received)) resolve(received);
+    });
+  });
+  const body = '{"not":"finished yet"}';
+  let finished: Promise<string> | undefined;
+  socket.write(
+    `POST /api/v1/webhooks/square HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
+      'X-Square-HmacSha256-Signature: bm90IGEgc2lnbmF0dXJl\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n',
+  );
+  await eventually(async () => received, (text) => text.includes('100 Continue'), { timeoutMs: 5_000, intervalMs: 5 });
+  if (!received.includes('100 Continue')) throw new Error('the service never took the pending request');
+  return {
+    /** Sends the rest of the body; answers the response (once; later calls answer the same). */
+    finish() {
+      finished ??= (async () => {
+        socket.write(body);
+        const answer = await answered;
+        socket.destroy();
+        return answer;
+      })();
+      return finished;
+    },
+  };
+}
+
+test.serial('a completed payment’s Square customer is looked up when its webhook is stored, before its batch, and only once', async (t) => {
+  const { call, register, merchant, connect, balances } = scenario(service, square);
+  const owner = await merchant(admin, 'owner@ahead.test');
+  await connect(owner, 'M-AHEAD');
+  const consumer = await register('consumer', 'ahead@example.com');
+  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  const lookups = () => square.requests.filter((r) => r.method === 'GET' && r.path === '/v2/customers/cust-ahead').length;
+  // The look-ahead asks the view that batches bring up to date (it is a hint, not a decision): one webhook of this
+  // merchant decided first, and the view knows its connection.
+  const first = paymentWebhook({ eventId: 'evt-first', merchantId: 'M-AHEAD', paymentId: 'pay-first', amount: 100, customerId: 'cust-ahead', status: 'APPROVED' });
+  t.is((await send(first)).status, 200);
+  await eventually(() => call('GET', '/api/v1/admin/webhooks/evt-first', { token: admin.token }), (r) => r.body.processed === true, { timeoutMs: 10_000, intervalMs: 20 });
+  t.is(lookups(), 0);
+
+  const pending = await pendingAcknowledgement(service.url);
+  t.teardown(() => pending.finish());
+  const stored = await send(paymentWebhook({ eventId: 'evt-ahead', merchantId: 'M-AHEAD', paymentId: 'pay-ahead', amount: 1500, customerId: 'cust-ahead' }));
+  t.is(stored.status, 200);
+  t.is(await eventually(async () => lookups(), (n) => n > 0, { timeoutMs: 5_000, intervalMs: 10 }), 1, 'Square was asked for the customer');
+  const row = await call('GET', '/api/v1/admin/webhooks/evt-ahead', { token: admin.token });
+  t.like(row.body, { processed: false, attempts: 0 }, 'while the webhook was not yet leased');
+
+  // The pending acknowledgement is answered (its signature is wrong): the worker leases the payment and decides it
+  // on the cached contacts.
+  t.regex(await pending.finish(), /HTTP\/1\.1 401/);
+  const settled = await eventually(
+    () => call('GET', '/api/v1/admin/webhooks/evt-ahead', { token: admin.token }),
+    (r) => r.body.processed === true,
+    { timeoutMs: 10_000, intervalMs: 20 },
+  );
+  t.like(settled.body, { outcome: 'credited', attempts: 1 });
+  t.is(lookups(), 1, 'the batch did not ask Square again');
+  t.is((await balances(consumer))[owner.tenantId], 15);
+});
+
+test.serial('nothing is looked up ahead for a payment that does not complete, nor for a merchant that is not connected', async (t) => {
+  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  const { call } = scenario(service, square);
+  square.addCustomer('M-AHEAD', { id: 'cust-approved', email: 'approved@example.com', phone: null });
+  const before = square.requests.length;
+  const approved = paymentWebhook({ eventId: 'evt-approved', merchantId: 'M-AHEAD', paymentId: 'pay-approved', amount: 900, customerId: 'cust-approved', status: 'APPROVED' });
+  t.is((await send(approved)).status, 200);
+  t.is((await send(paymentWebhook({ eventId: 'evt-stranger', merchantId: 'M-NOBODY', paymentId: 'pay-stranger', amount: 900, customerId: 'cust-x' }))).status, 200);
+  for (const eventId of ['evt-approved', 'evt-stranger']) {
+    const done = await eventually(() => call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin.token }), (r) => r.body.processed === true, { timeoutMs: 10_000, intervalMs: 20 });
+    t.true(done.body.processed);
+  }
+  t.deepEqual(
+    square.requests.slice(before).filter((r) => r.path.startsWith('/v2/customers')),
+    [],
+  );
+});
