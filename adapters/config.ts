@@ -50,6 +50,10 @@ const schema = z.object({
   DATABASE_URL: optionalUrl(['postgres:', 'postgresql:']),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
   EVENTSTORE_URL: optionalUrl(['kurrentdb:', 'esdb:', 'kurrentdb+discover:', 'esdb+discover:']),
+  /** PostgreSQL event store: statements of one-event appends under way at once; appends arriving meanwhile are grouped (group commit). */
+  EVENT_APPENDS_IN_FLIGHT: z.coerce.number().int().min(1).max(500).default(4),
+  /** Most one-event appends one group-commit statement writes (1 turns group commit off). */
+  EVENT_APPEND_GROUP_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   AUTH_FAILURE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(10_000_000).default(30),
   TRUST_PROXY: z

@@ -1,7 +1,8 @@
 /**
  * `npm run bench:store [-- --quick]`: throughput of the PostgreSQL event store against plain PostgreSQL.
  *
- * 1. Single-event appends at concurrency 1, 16 and 64 vs plain single-row INSERT commits.
+ * 1. Single-event appends at concurrency 1, 16 and 64 vs plain single-row INSERT commits: the adapter as is (group
+ *    commit of concurrent appends) and, interleaved with both, each append alone (before group commit).
  * 2. A full forwards `readAll` of 1,000,000 events vs a plain keyset-paged SELECT of the same rows.
  * 3. `appendMany` of 32 streams × 2 events vs the same 64 events as 32 `append` calls issued at once.
  *
@@ -18,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import pg from 'pg';
-import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
+import { PostgresEventStore, type PostgresEventStoreOptions } from '../adapters/eventstore/postgres.ts';
 import type { NewEvent, Position } from '../domain/ports/event-store.ts';
 import { cpuSnapshot, cpuSplit, postgresPids } from './profile.ts';
 import {
@@ -127,9 +128,12 @@ function ownStreams(label: string, worker: number): () => OwnStream {
 const workersFor = (concurrency: number, make: (worker: number) => Operation): Operation[] =>
   Array.from({ length: concurrency }, (_, i) => make(i));
 
-/** Tally: `store.append` of one event with an exact expected revision ('no_stream' for a new stream). */
-function storeAppendContender(pool: pg.Pool, url: string, concurrency: number, label: string): Contender & { store: PostgresEventStore } {
-  const store = new PostgresEventStore(pool, { connectionString: url });
+/**
+ * Tally: `store.append` of one event with an exact expected revision ('no_stream' for a new stream). `options`:
+ * the store's, e.g. `{ appendGroups: false }` for each append alone (no group commit).
+ */
+function storeAppendContender(pool: pg.Pool, url: string, concurrency: number, label: string, options: PostgresEventStoreOptions = {}): Contender & { store: PostgresEventStore } {
+  const store = new PostgresEventStore(pool, { connectionString: url }, options);
   const workers = workersFor(concurrency, (worker) => {
     const nextStream = ownStreams(label, worker);
     return async () => {
@@ -257,7 +261,15 @@ END;
 $$`;
 
 const labelStoreQuery = (sql: string) =>
-  sql.includes('pg_notify') ? 'notify' : sql.includes('append_events') ? 'append (function)' : sql.trimStart().startsWith('WITH stream_lock AS') ? 'append' : 'other';
+  sql.includes('pg_notify')
+    ? 'notify'
+    : sql.includes('append_events')
+      ? 'append (function)'
+      : sql.trimStart().startsWith('WITH stream_lock AS')
+        ? 'append'
+        : sql.trimStart().startsWith('WITH appends AS')
+          ? 'append (group)'
+          : 'other';
 const isNotify = (sql: string) => sql.includes('pg_notify');
 const useOccPrototype = (sql: string) => sql.replace('FROM append_events(', 'FROM bench_append_events_occ(');
 const isAppend = (sql: string) => sql.includes('FROM append_events(');
@@ -318,16 +330,27 @@ async function measureAppends(db: BenchDatabase, concurrency: number) {
   const pool = await openPool(db.url, concurrency);
   try {
     const tally = storeAppendContender(pool, db.url, concurrency, `tally-c${concurrency}`);
+    // The adapter with each append alone, as before group commit: the before-and-after in the same run.
+    const ungrouped = storeAppendContender(pool, db.url, concurrency, `alone-c${concurrency}`, { appendGroups: false });
     const results = await runInterleaved({
-      contenders: { baseline: insertContender(pool, 'bench_plain_events', concurrency, `plain-c${concurrency}`), tally },
+      contenders: { baseline: insertContender(pool, 'bench_plain_events', concurrency, `plain-c${concurrency}`), tally, ungrouped },
       rounds: CONFIG.appendRounds,
       sliceMs: CONFIG.appendSliceMs,
     });
+    const groups = groupFigures(tally.store, results.tally.operations);
     await tally.store.close();
-    return results;
+    await ungrouped.store.close();
+    return { ...results, groups };
   } finally {
     await pool.end();
   }
+}
+
+/** What group commit did over a measurement: statements of more than one append, and appends per statement. */
+function groupFigures(store: PostgresEventStore, appends: number) {
+  const { groups, appendsInGroups } = store.appendGroupStats();
+  const statements = groups + (appends - appendsInGroups);
+  return { groups, appendsInGroups, appends, appendsPerStatement: statements ? appends / statements : 0, appendsPerGroup: groups ? appendsInGroups / groups : 0 };
 }
 
 interface Diagnostic {
@@ -344,6 +367,8 @@ interface Diagnostic {
   notifiesSentPerAppend?: number;
   /** False when a prototype matched nothing it meant to change (the adapter changed): its number means nothing. */
   applies: boolean;
+  /** Group commit over the variant's appends (store variants only). */
+  groups?: ReturnType<typeof groupFigures>;
 }
 
 type Notifier = ReturnType<typeof coalescingNotifier>;
@@ -357,6 +382,8 @@ interface VariantSpec {
   intercept?: (pool: pg.Pool, notifier: Notifier | undefined) => QueryInterceptor;
   /** The variant sends its NOTIFYs through a coalescing notifier of its own. */
   ownNotifier?: boolean;
+  /** The store's options; the prototypes of the one-event statement run without group commit (they alter that statement). */
+  store?: PostgresEventStoreOptions;
 }
 
 const isAppendOne = (sql: string) => sql.trimStart().startsWith('WITH stream_lock AS');
@@ -390,7 +417,15 @@ const APPEND_FUNCTION_SQL =
 const APPEND_VARIANTS = {
   plain: { variant: 'plain INSERT (baseline)', why: 'one row, one index, autocommit', insertInto: 'bench_plain_events' },
   eventsOnly: { variant: 'INSERT into `events` directly', why: 'the real table and its 3 unique indexes, no checks', insertInto: 'events' },
-  store: { variant: 'store.append as is', why: 'one prepared INSERT under the stream\'s advisory lock (migrations/0150); NOTIFY ≤ 1 per 10 ms on its own connection' },
+  store: {
+    variant: 'store.append as is',
+    why: 'group commit: the appends issued in one turn of the event loop, or while 4 statements are in flight, written together by one statement; alone, one prepared INSERT under the stream\'s advisory lock',
+  },
+  ungrouped: {
+    variant: 'store.append, each alone (no group commit)',
+    why: 'one prepared INSERT per append under the stream\'s advisory lock (migrations/0150); NOTIFY ≤ 1 per 10 ms on its own connection. The variants below run this way',
+    store: { appendGroups: false },
+  },
   viaFunction: {
     variant: 'store.append, every append through append_events()',
     why: 'what the one-statement path saves: plpgsql, the idempotency pre-check',
@@ -458,7 +493,7 @@ async function diagnoseAppends(
   await probe.connect();
   const notifiers = new Map<AppendVariant, Notifier>();
   const instrumented = new Map<AppendVariant, InstrumentedPool>();
-  const stores: PostgresEventStore[] = [];
+  const stores = new Map<AppendVariant, PostgresEventStore>();
   const contenders = {} as Record<AppendVariant, Contender>;
   for (const key of keys) {
     const spec: VariantSpec = APPEND_VARIANTS[key];
@@ -470,8 +505,9 @@ async function diagnoseAppends(
     if (notifier) notifiers.set(key, notifier);
     const wrapped = instrumentPool(pool, { label: labelStoreQuery, ...spec.intercept?.(pool, notifier) });
     instrumented.set(key, wrapped);
-    const contender = storeAppendContender(wrapped.pool, db.url, concurrency, `diag${concurrency}-${key}`);
-    stores.push(contender.store);
+    const options = spec.store ?? (spec.intercept ? { appendGroups: false as const } : {});
+    const contender = storeAppendContender(wrapped.pool, db.url, concurrency, `diag${concurrency}-${key}`, options);
+    stores.set(key, contender.store);
     contenders[key] = contender;
   }
   const wal = new Map<AppendVariant, number>();
@@ -494,7 +530,8 @@ async function diagnoseAppends(
         cpu.set(name, { nodeMs: sum.nodeMs + split.nodeMs, postgresMs: sum.postgresMs === null || split.postgresMs === null ? null : sum.postgresMs + split.postgresMs });
       },
     });
-    for (const store of stores) await store.close();
+    const groups = new Map([...stores].map(([key, store]) => [key, groupFigures(store, results[key].operations)]));
+    for (const store of stores.values()) await store.close();
     return keys.map((key) => {
       const result = results[key];
       const wrapped = instrumented.get(key);
@@ -516,6 +553,7 @@ async function diagnoseAppends(
         },
         applies:
           !('intercept' in APPEND_VARIANTS[key]) || (wrapped !== undefined && wrapped.rewritten + wrapped.diverted + wrapped.prepared > 0),
+        ...(groups.has(key) ? { groups: groups.get(key)! } : {}),
       };
     });
   } finally {
@@ -817,8 +855,11 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const concurrency of CONCURRENCIES) {
       log(`Appends at concurrency ${concurrency}...`);
-      const { baseline, tally } = await measureAppends(db, concurrency);
-      log(`  plain INSERT ${formatRate(baseline.rate, ' ev/s')}, store.append ${formatRate(tally.rate, ' ev/s')}`);
+      const { baseline, tally, ungrouped, groups } = await measureAppends(db, concurrency);
+      log(
+        `  plain INSERT ${formatRate(baseline.rate, ' ev/s')}, store.append ${formatRate(tally.rate, ' ev/s')} ` +
+          `(${groups.appendsPerStatement.toFixed(1)} appends per statement), each alone ${formatRate(ungrouped.rate, ' ev/s')}`,
+      );
       const aim = concurrency === AIM_CONCURRENCY ? APPEND_AIM : null;
       const ratio = tally.rate / baseline.rate;
       rows.push({
@@ -828,8 +869,20 @@ async function main(): Promise<void> {
         ratio,
         aim,
         met: aim === null ? null : ratio >= aim,
-        detail: { concurrency, tally, baseline },
+        detail: { concurrency, tally, baseline, groups },
       });
+      if (concurrency > 1) {
+        rows.push({
+          measurement: `append without group commit, concurrency ${concurrency}`,
+          tally: ungrouped.rate,
+          baseline: baseline.rate,
+          ratio: ungrouped.rate / baseline.rate,
+          aim: null,
+          met: null,
+          note: 'the adapter with each append alone (`appendGroups: false`), interleaved with the two above: before group commit',
+          detail: { concurrency, alone: true, tally: ungrouped, baseline },
+        });
+      }
       if (concurrency === TAIL_CONCURRENCY) {
         rows.push({
           measurement: `append p99, concurrency ${concurrency}`,
@@ -840,6 +893,16 @@ async function main(): Promise<void> {
           aim: TAIL_P99_AIM * baseline.latencyMs.p99,
           met: tally.latencyMs.p99 <= TAIL_P99_AIM * baseline.latencyMs.p99,
           note: `the aim is ${TAIL_P99_AIM}× the baseline's p99 in the same run`,
+          detail: {},
+        });
+        rows.push({
+          measurement: `append p99 without group commit, concurrency ${concurrency}`,
+          unit: 'ms',
+          tally: ungrouped.latencyMs.p99,
+          baseline: baseline.latencyMs.p99,
+          ratio: ungrouped.latencyMs.p99 / baseline.latencyMs.p99,
+          aim: null,
+          met: null,
           detail: {},
         });
       }
@@ -929,9 +992,9 @@ async function main(): Promise<void> {
       rows
         .filter((r) => 'concurrency' in r.detail && 'tally' in r.detail)
         .map((r) => {
-          const { tally, baseline, concurrency } = r.detail as { tally: LoadResult; baseline: LoadResult; concurrency: number };
+          const { tally, baseline, concurrency, alone } = r.detail as { tally: LoadResult; baseline: LoadResult; concurrency: number; alone?: boolean };
           const { p50, p99 } = tally.latencyMs;
-          return [String(concurrency), formatMs(p50), formatMs(p99), formatMs(baseline.latencyMs.p50), formatMs(baseline.latencyMs.p99)];
+          return [`${concurrency}${alone ? ' (each alone)' : ''}`, formatMs(p50), formatMs(p99), formatMs(baseline.latencyMs.p50), formatMs(baseline.latencyMs.p99)];
         }),
     );
     const diagnosticTable = (diagnostics: Diagnostic[]) =>
@@ -944,7 +1007,9 @@ async function main(): Promise<void> {
           d.applies ? formatRatio(d.ratio) : '—',
           Object.entries(d.queriesPerAppend)
             .map(([label, n]) => `${n.toFixed(2)} ${label}`)
-            .join(' + ') + (d.notifiesSentPerAppend === undefined ? '' : `; ${d.notifiesSentPerAppend.toFixed(3)} NOTIFY sent`),
+            .join(' + ') +
+            (d.notifiesSentPerAppend === undefined ? '' : `; ${d.notifiesSentPerAppend.toFixed(3)} NOTIFY sent`) +
+            (d.groups?.groups ? `; ${d.groups.appendsPerStatement.toFixed(1)} appends per statement` : ''),
           count(Math.round(d.walBytesPerEvent)),
           `${Math.round(d.cpuUsPerAppend.node)} + ${d.cpuUsPerAppend.postgres === null ? '?' : Math.round(d.cpuUsPerAppend.postgres)}`,
           formatMs(d.result.latencyMs.p50),

@@ -83,7 +83,9 @@ export async function provideEventStore(config: Config, pool: pg.Pool, databaseU
     return createKurrentDbEventStore(config.EVENTSTORE_URL);
   }
   log.info('event store: PostgreSQL');
-  return new PostgresEventStore(pool, { connectionString: databaseUrl });
+  return new PostgresEventStore(pool, { connectionString: databaseUrl }, {
+    appendGroups: { statementsInFlight: config.EVENT_APPENDS_IN_FLIGHT, maxAppends: config.EVENT_APPEND_GROUP_SIZE },
+  });
 }
 
 /** Event store, runtime and command path over an open database. */

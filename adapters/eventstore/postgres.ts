@@ -36,6 +36,7 @@ import {
 } from '../../domain/ports/event-store.ts';
 import { isTransientPgError } from '../postgres/errors.ts';
 import { withTransaction, type Queryable } from '../postgres/transaction.ts';
+import { AppendGroups } from './append-groups.ts';
 import { SharedFeed, type ScanPage } from './postgres-feed.ts';
 
 const CHANNEL = 'tally_events';
@@ -177,6 +178,47 @@ const APPEND_ONE = {
   RETURNING 'ok'::text AS status, stream_revision AS current_revision, transaction_id::text AS last_transaction_id, global_position AS last_global_position`,
 };
 
+/**
+ * Several one-event appends at exact places, on distinct streams, in one statement (group commit, append-groups.ts):
+ * APPEND_ONE for each, in one transaction. Every stream's lock first, in the order of the lock keys as
+ * append_events_many takes them (so no two writers deadlock), all before any row is inserted (`locked` is one row
+ * made of all of them); then each event at the next revision, where its expectation holds and the place is free.
+ * A member whose place is taken, or whose expected revision is not there, is left out (ON CONFLICT DO NOTHING: it
+ * fails no one else) and comes back without a row; the adapter settles it alone (a conflict, or a retry's original
+ * result). All the group's events share the transaction and its one registration (the gap-safe feed hands them out
+ * together). Any error fails the whole statement, which then wrote nothing.
+ */
+const APPEND_GROUP = {
+  name: 'tally_append_group',
+  text: `WITH appends AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])
+      WITH ORDINALITY AS a(stream, kind, revision, id, type, data, metadata, ord)),
+  stream_locks AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(31250, keys.key) FROM (SELECT DISTINCT hashtext(stream) AS key FROM appends ORDER BY 1) AS keys),
+  locked AS MATERIALIZED (SELECT count(*) AS n FROM stream_locks)
+  INSERT INTO events (event_id, stream_name, stream_revision, event_type, data, metadata)
+  SELECT a.id, a.stream, coalesce(a.revision, -1) + 1, a.type, a.data, a.metadata
+    FROM appends a, locked
+   WHERE a.kind IN ('exact', 'no_stream')
+     AND (a.kind = 'no_stream' OR EXISTS (SELECT 1 FROM events e WHERE e.stream_name = a.stream AND e.stream_revision = a.revision))
+   ORDER BY a.ord
+  ON CONFLICT (stream_name, stream_revision) DO NOTHING
+  RETURNING stream_name, 'ok'::text AS status, stream_revision AS current_revision, transaction_id::text AS last_transaction_id, global_position AS last_global_position`,
+};
+
+type AppendRow = { status: string; current_revision: string; last_transaction_id: string; last_global_position: string };
+
+/** A one-event append at an exact place, its event encoded. */
+interface OneEventAppend {
+  stream: string;
+  kind: 'exact' | 'no_stream';
+  revision: number | null;
+  id: string;
+  type: string;
+  data: string;
+  metadata: string;
+}
+
 /** What `append_events_many` raises when an expected revision does not hold (migrations/0020). */
 const MANY_CONFLICT = 'TL409';
 const manyConflictDetail = z.array(z.object({ request: z.number().int().positive(), actual: z.number().int() }));
@@ -219,7 +261,21 @@ export interface PostgresEventStoreOptions {
   pollIntervalMs?: number;
   /** Wait this long at most for in-flight transactions to finish before a forwards readAll returns. */
   readAllSettleMs?: number;
+  /**
+   * Group commit of one-event appends at an exact place (append-groups.ts): the appends issued in one turn of the
+   * event loop, or while `statementsInFlight` statements are under way, are written together by the next statement,
+   * up to `maxAppends`, each answered once that statement has committed. `false`: each is written alone, at once.
+   * Default: 4 statements, 64 appends (`EVENT_APPENDS_IN_FLIGHT`, `EVENT_APPEND_GROUP_SIZE`); `maxAppends` 1 is `false`.
+   */
+  appendGroups?: AppendGroupSettings | false;
 }
+
+export interface AppendGroupSettings {
+  statementsInFlight: number;
+  maxAppends: number;
+}
+
+export const DEFAULT_APPEND_GROUPS: AppendGroupSettings = { statementsInFlight: 4, maxAppends: 64 };
 
 export class PostgresEventStore implements EventStore {
   private readonly waiters = new Set<Waiter>();
@@ -235,6 +291,7 @@ export class PostgresEventStore implements EventStore {
   private stuckXmin: { xmin: string; since: number } | undefined;
   /** The one reader of the feed that this store's subscriptions share (postgres-feed.ts). */
   readonly sharedFeed: SharedFeed;
+  private readonly appendGroups: AppendGroups<OneEventAppend, AppendRow> | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -243,6 +300,16 @@ export class PostgresEventStore implements EventStore {
   ) {
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.readAllSettleMs = options.readAllSettleMs ?? 2000;
+    const groups = options.appendGroups ?? DEFAULT_APPEND_GROUPS;
+    this.appendGroups =
+      groups && groups.maxAppends > 1
+        ? new AppendGroups({
+            ...groups,
+            writeOne: (one) => this.appendOne(one),
+            writeGroup: (group) => this.appendGroup(group),
+            settle: (one) => this.retryOnDuplicateId(() => this.settleOne(one)),
+          })
+        : undefined;
     this.sharedFeed = new SharedFeed({
       scan: (after, filter, pageSize, upTo) => this.scanPage(after, filter, pageSize, upTo),
       sleep: (ms, expose) => this.sleep(ms, expose),
@@ -261,24 +328,14 @@ export class PostgresEventStore implements EventStore {
     const revision0 = typeof expected === 'number' ? expected : null;
     const data = events.map((e) => JSON.stringify(e.data));
     const metadata = events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.metadata }));
-    const params = () => [stream, kind, revision0, events.map((e) => e.id), events.map((e) => e.type), data, metadata];
-    type AppendRow = { status: string; current_revision: string; last_transaction_id: string; last_global_position: string };
-    const row = await this.retryOnDuplicateId(async () => {
-      // One event expected at an exact place (a command's decision): one prepared INSERT, no function. No row back
-      // means the place is taken or the expectation does not hold: the function then tells a conflict from a retry.
-      if (events.length === 1 && (kind === 'exact' || kind === 'no_stream')) {
-        const [appended] = await this.query<AppendRow>(APPEND_ONE, [stream, kind, revision0, events[0]!.id, events[0]!.type, data[0], metadata[0]]);
-        if (appended) return appended;
-      }
-      return this.firstRow<AppendRow>(
-        {
-          // Named, so each connection parses and plans it once (measured in bench/store.ts).
-          name: 'tally_append_events',
-          text: 'SELECT status, current_revision, last_transaction_id::text, last_global_position FROM append_events($1, $2, $3, $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])',
-        },
-        params(),
-      );
-    });
+    let row: AppendRow;
+    if (events.length === 1 && (kind === 'exact' || kind === 'no_stream')) {
+      // One event expected at an exact place (a command's decision): one prepared INSERT, alone or in a group.
+      const one: OneEventAppend = { stream, kind, revision: revision0, id: events[0]!.id, type: events[0]!.type, data: data[0]!, metadata: metadata[0]! };
+      row = await (this.appendGroups ? this.appendGroups.append(one) : this.appendOne(one));
+    } else {
+      row = await this.retryOnDuplicateId(() => this.appendThroughFunction(stream, kind, revision0, events.map((e) => e.id), events.map((e) => e.type), data, metadata));
+    }
     const revision = Number(row.current_revision);
     if (row.status === 'conflict') throw new ConcurrencyConflict(stream, expected, revision < 0 ? 'no_stream' : revision);
     this.wake();
@@ -286,6 +343,56 @@ export class PostgresEventStore implements EventStore {
       nextExpectedRevision: revision,
       position: encodePosition({ tx: BigInt(row.last_transaction_id), seq: BigInt(row.last_global_position) }),
     };
+  }
+
+  /**
+   * A one-event append alone: the prepared INSERT. No row back means the place is taken or the expectation does not
+   * hold: the function then tells a conflict from a retry.
+   */
+  private appendOne(one: OneEventAppend): Promise<AppendRow> {
+    return this.retryOnDuplicateId(async () => {
+      const [appended] = await this.query<AppendRow>(APPEND_ONE, [one.stream, one.kind, one.revision, one.id, one.type, one.data, one.metadata]);
+      return appended ?? this.settleOne(one);
+    });
+  }
+
+  /** A one-event append the INSERT did not write, through the function: a conflict, or a retry's original result. */
+  private settleOne(one: OneEventAppend): Promise<AppendRow> {
+    return this.appendThroughFunction(one.stream, one.kind, one.revision, [one.id], [one.type], [one.data], [one.metadata]);
+  }
+
+  /**
+   * Several one-event appends (distinct streams) in one statement: each one's row, `undefined` for those it did not
+   * write (see APPEND_GROUP).
+   */
+  private async appendGroup(group: readonly OneEventAppend[]): Promise<(AppendRow | undefined)[]> {
+    const rows = await this.query<AppendRow & { stream_name: string }>(APPEND_GROUP, [
+      group.map((one) => one.stream),
+      group.map((one) => one.kind),
+      group.map((one) => one.revision),
+      group.map((one) => one.id),
+      group.map((one) => one.type),
+      group.map((one) => one.data),
+      group.map((one) => one.metadata),
+    ]);
+    const byStream = new Map(rows.map((row) => [row.stream_name, row]));
+    return group.map((one) => byStream.get(one.stream));
+  }
+
+  private appendThroughFunction(stream: string, kind: string, revision0: number | null, ids: string[], types: string[], data: string[], metadata: string[]): Promise<AppendRow> {
+    return this.firstRow<AppendRow>(
+      {
+        // Named, so each connection parses and plans it once (measured in bench/store.ts).
+        name: 'tally_append_events',
+        text: 'SELECT status, current_revision, last_transaction_id::text, last_global_position FROM append_events($1, $2, $3, $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])',
+      },
+      [stream, kind, revision0, ids, types, data, metadata],
+    );
+  }
+
+  /** Group commit's figures so far (bench/store.ts): statements of more than one append, and the appends they wrote. */
+  appendGroupStats(): { groups: number; appendsInGroups: number } {
+    return this.appendGroups?.stats() ?? { groups: 0, appendsInGroups: 0 };
   }
 
   private async firstRow<T extends pg.QueryResultRow>(sql: { name: string; text: string }, params: unknown[]): Promise<T> {

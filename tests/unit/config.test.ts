@@ -76,3 +76,13 @@ test('security settings: TRUST_PROXY takes a count or CIDRs, ADMIN_EMAILS only p
   t.throws(() => parseEnvironment({ SMS_PROVIDER: 'twilio' }), { message: /TWILIO_ACCOUNT_SID/ });
   t.throws(() => parseEnvironment({ NODE_ENV: 'production', SMS_PROVIDER: 'console' }), { message: /console writes codes to the log/ });
 });
+
+test('event store group commit: appends in flight and group size are bounded whole numbers, 4 and 64 by default', (t) => {
+  const defaults = parseEnvironment({}).raw;
+  t.is(defaults.EVENT_APPENDS_IN_FLIGHT, 4);
+  t.is(defaults.EVENT_APPEND_GROUP_SIZE, 64);
+  const error = t.throws(() => parseEnvironment({ EVENT_APPENDS_IN_FLIGHT: '0', EVENT_APPEND_GROUP_SIZE: 'many' }), { instanceOf: ConfigError });
+  t.regex(error!.message, /EVENT_APPENDS_IN_FLIGHT:/);
+  t.regex(error!.message, /EVENT_APPEND_GROUP_SIZE:/);
+  t.is(parseEnvironment({ EVENT_APPEND_GROUP_SIZE: '1' }).raw.EVENT_APPEND_GROUP_SIZE, 1);
+});
