@@ -10,7 +10,7 @@
 -- webhook never tried, `next_attempt_at` is when it was received), and this index holds exactly the unprocessed
 -- rows in that order: the scan starts at the first due row and stops after the batch (plus the rows other workers
 -- hold leased, which it steps over), and rows waiting for a retry later sort after everything due now. The same
--- copy: 0.3 ms in the scan, 85 pages. It replaces `pos_webhook_events_raw_due` (next_attempt_at alone, same rows), so
+-- copy: 0.1 ms in the scan, 44 index and heap pages, 0.5 ms for the whole claim. It replaces `pos_webhook_events_raw_due` (next_attempt_at alone, same rows), so
 -- an acknowledgement still writes as many index entries.
 --
 -- Built without CONCURRENTLY (migrations run in a transaction): it holds a SHARE lock while it reads the table, so
