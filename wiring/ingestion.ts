@@ -8,6 +8,7 @@ import type { Metrics } from '../adapters/metrics.ts';
 import { withPollMetrics } from '../adapters/metrics-hooks.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import { Acknowledgements } from '../adapters/workers/acknowledgements.ts';
+import { AcknowledgedWebhooks } from '../adapters/workers/acknowledged-webhooks.ts';
 import { completeManyStatement, groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
 import { z } from 'zod';
 import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
@@ -17,6 +18,7 @@ import type { IdentityHasher } from '../domain/ports/identity.ts';
 import type { SquareConnectionsService } from '../domain/connections/service.ts';
 import { ingestionService } from '../domain/payments/ingestion.ts';
 import { webhookHandler } from '../domain/payments/webhook-handler.ts';
+import type { SquareWebhookEvent } from '../domain/square/webhook.ts';
 import { pollService } from '../domain/payments/poll.ts';
 import { IngestionState } from '../domain/payments/ingestion-state.ts';
 import { customerCache, customerToLookUp, type CustomerOfMerchant } from '../domain/payments/customer-cache.ts';
@@ -179,7 +181,14 @@ export type IngestionCore = Awaited<ReturnType<typeof provideIngestionCore>>;
 export function provideWebhookProcessor(
   infrastructure: Infrastructure,
   core: IngestionCore,
-  deps: { hasher: IdentityHasher; connections: SquareConnectionsService; reports: WebhookWorkerReports; acknowledgements?: Acknowledgements },
+  deps: {
+    hasher: IdentityHasher;
+    connections: SquareConnectionsService;
+    reports: WebhookWorkerReports;
+    acknowledgements?: Acknowledgements;
+    /** Webhooks as this thread's acknowledgements parsed them (the worker on the service's thread). */
+    acknowledged?: AcknowledgedWebhooks;
+  },
 ): WebhookProcessor {
   const { config, log, pool, store, rawStore, runtime } = infrastructure;
   const { ingestionState, contacts, ingestion } = core;
@@ -189,6 +198,7 @@ export function provideWebhookProcessor(
     inbox,
     webhookHandler({
       ingestion,
+      ...(deps.acknowledged ? { parsedAtAcknowledgement: (eventId: string) => deps.acknowledged?.take(eventId) } : {}),
       catchUp: () => ingestionState.catchUp(),
       tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
       markRevoked: async (merchantId, revocation, metadata) => (await connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
@@ -248,16 +258,18 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     customerChanged: (tenantId, customerId) => (deps.threaded ? core.contacts.forget(tenantId, customerId) : undefined),
     conflict: (stream) => metrics.concurrencyConflict(stream),
   };
-  let worker: { wake(): void; lookAhead(customers: readonly CustomerOfMerchant[]): void };
+  let worker: { wake(): void; lookAhead(customers: readonly CustomerOfMerchant[]): void; stored(event: SquareWebhookEvent): void };
   if (deps.threaded) {
     const thread = await startWebhookThread({ config: deps.squareConfig, env: infrastructure.env, databaseUrl: infrastructure.databaseUrl, log, reports });
     cleanups.add(() => thread.stop());
-    worker = thread;
+    worker = { wake: () => thread.wake(), lookAhead: (customers) => thread.lookAhead(customers), stored: () => undefined };
   } else {
-    const processor = provideWebhookProcessor(infrastructure, core, { hasher: deps.hasher, connections, reports, acknowledgements });
+    // The worker shares this thread: it takes the webhooks as their acknowledgement parsed them.
+    const acknowledged = new AcknowledgedWebhooks();
+    const processor = provideWebhookProcessor(infrastructure, core, { hasher: deps.hasher, connections, reports, acknowledgements, acknowledged });
     processor.start();
     cleanups.add(() => processor.stop());
-    worker = { wake: () => processor.wake(), lookAhead: core.lookAhead };
+    worker = { wake: () => processor.wake(), lookAhead: core.lookAhead, stored: (event) => acknowledged.keep(event) };
   }
   // The customers of the webhooks stored in one turn of the event loop, looked up after that turn's answers are written.
   const lookAhead = onceATurn<CustomerOfMerchant>((customers) => worker.lookAhead(customers));
@@ -312,6 +324,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       signatureKey: deps.squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
       notificationUrl: deps.settings.webhookNotificationUrl,
       onStored: (event) => {
+        worker.stored(event);
         worker.wake();
         const customer = customerToLookUp(event);
         if (customer) lookAhead(customer);

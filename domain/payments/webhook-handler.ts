@@ -22,6 +22,11 @@ export interface WebhookHandlerDependencies {
   forgetCustomer(tenantId: string, customerId: string): void;
   /** The customer's email or phone is attached to its purchases held for nobody; answers how many took it. */
   attachIdentity(tenantId: string, change: SquareCustomerChange, source: string, metadata: EventMetadata): Promise<number>;
+  /**
+   * The webhook as its acknowledgement in this process parsed it, if still held (once per webhook): what parsing
+   * its stored body again would give. Omitted, or undefined: the body is parsed.
+   */
+  parsedAtAcknowledgement?(eventId: string): SquareWebhookEvent | undefined;
 }
 
 export interface StoredWebhook {
@@ -57,7 +62,7 @@ export function webhookHandler(deps: WebhookHandlerDependencies) {
     const results: (WebhookResult | undefined)[] = webhooks.map(() => undefined);
     const parsed: (SquareWebhookEvent | undefined)[] = webhooks.map((webhook, i) => {
       try {
-        return parseSquareWebhook(JSON.parse(webhook.rawBody));
+        return deps.parsedAtAcknowledgement?.(webhook.eventId) ?? parseSquareWebhook(JSON.parse(webhook.rawBody));
       } catch (error) {
         results[i] = { ok: false, tenantId: null, error };
         return undefined;
