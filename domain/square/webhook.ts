@@ -140,22 +140,21 @@ const revocation = z
   .object({ revoked_at: timestamp, revoker_type: optionalText })
   .transform((r): SquareRevocation => ({ revokedAt: r.revoked_at, revokerType: r.revoker_type }));
 
-/** The envelope, with `data.object` checked only as far as the given object schema asks. */
-const envelopeWith = <Obj extends z.ZodType>(object: Obj) =>
-  z.object({
-    event_id: text,
-    type: text,
-    merchant_id: text,
-    created_at: timestamp,
-    data: z.object({ type: text, id: text, object }),
-  });
+/** The envelope; `data.object` is read afterwards by the schema of the event's type (`objects`). */
+const envelope = z.object({
+  event_id: text,
+  type: text,
+  merchant_id: text,
+  created_at: timestamp,
+  data: z.object({ type: text, id: text, object: z.unknown().optional() }),
+});
 
-const schemas = {
-  payment: envelopeWith(z.object({ payment })),
-  refund: envelopeWith(z.object({ refund })),
-  revocation: envelopeWith(z.object({ revocation })),
-  customer: envelopeWith(z.object({ customer: customer.optional() }).optional()),
-  other: envelopeWith(z.unknown().optional()),
+/** `data.object` per kind of event, checked only as far as the core reads it. */
+const objects = {
+  payment: z.object({ payment }),
+  refund: z.object({ refund }),
+  revocation: z.object({ revocation }),
+  customer: z.object({ customer: customer.optional() }).optional(),
 };
 
 const article = (word: string) => (/^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`);
@@ -166,21 +165,25 @@ const describeIssue: z.core.$ZodErrorMap = (issue) => {
   return undefined;
 };
 
-function problemsOf(error: z.ZodError): string[] {
+function problemsOf(error: z.ZodError, at: readonly PropertyKey[]): string[] {
   return error.issues.map((issue) => {
-    const field = issue.path.length ? issue.path.join('.') : 'the body';
-    const message = issue.code === 'invalid_type' && !issue.path.length ? 'must be a JSON object' : issue.message;
+    const path = [...at, ...issue.path];
+    const field = path.length ? path.join('.') : 'the body';
+    const message = issue.code === 'invalid_type' && !path.length ? 'must be a JSON object' : issue.message;
     return `${field} ${message}`;
   });
 }
 
-function parseWith<S extends z.ZodType>(schema: S, json: unknown): z.output<S> {
+/** Parses `json`, found at `at` in the body (problems are named from the body's root). */
+function parseWith<S extends z.ZodType>(schema: S, json: unknown, at: readonly PropertyKey[] = []): z.output<S> {
   const result = schema.safeParse(json, { error: describeIssue });
-  if (!result.success) throw new InvalidSquareWebhook(problemsOf(result.error));
+  if (!result.success) throw new InvalidSquareWebhook(problemsOf(result.error, at));
   return result.data;
 }
 
-const envelopeOf = (e: z.output<(typeof schemas)['other']>): SquareWebhookEnvelope => ({
+const DATA_OBJECT = ['data', 'object'] as const;
+
+const envelopeOf = (e: z.output<typeof envelope>): SquareWebhookEnvelope => ({
   eventId: e.event_id,
   type: e.type,
   merchantId: e.merchant_id,
@@ -197,20 +200,23 @@ const isOneOf = <T extends string>(list: readonly T[], value: string): value is 
  * Throws `InvalidSquareWebhook` listing every problem found.
  */
 export function parseSquareWebhook(json: unknown): SquareWebhookEvent {
-  const envelope = envelopeOf(parseWith(schemas.other, json));
-  if (isOneOf(PAYMENT_EVENT_TYPES, envelope.type)) {
-    return { ...envelope, kind: 'payment', object: parseWith(schemas.payment, json).data.object.payment };
+  // The envelope is parsed once; its `data.object` (as given, not copied) is then parsed by its type's schema.
+  const parsed = parseWith(envelope, json);
+  const object = parsed.data.object;
+  const head = envelopeOf(parsed);
+  if (isOneOf(PAYMENT_EVENT_TYPES, head.type)) {
+    return { ...head, kind: 'payment', object: parseWith(objects.payment, object, DATA_OBJECT).payment };
   }
-  if (isOneOf(REFUND_EVENT_TYPES, envelope.type)) {
-    return { ...envelope, kind: 'refund', object: parseWith(schemas.refund, json).data.object.refund };
+  if (isOneOf(REFUND_EVENT_TYPES, head.type)) {
+    return { ...head, kind: 'refund', object: parseWith(objects.refund, object, DATA_OBJECT).refund };
   }
-  if (envelope.type === AUTHORIZATION_REVOKED) {
-    return { ...envelope, kind: 'authorization-revoked', object: parseWith(schemas.revocation, json).data.object.revocation };
+  if (head.type === AUTHORIZATION_REVOKED) {
+    return { ...head, kind: 'authorization-revoked', object: parseWith(objects.revocation, object, DATA_OBJECT).revocation };
   }
-  if (isOneOf(CUSTOMER_CHANGE_TYPES, envelope.type)) {
+  if (isOneOf(CUSTOMER_CHANGE_TYPES, head.type)) {
     // `data.id` is the customer's id on customer events (Square's own examples).
-    const contacts = envelope.type === 'customer.deleted' ? undefined : parseWith(schemas.customer, json).data.object?.customer;
-    return { ...envelope, kind: 'customer-changed', object: { customerId: envelope.dataId, email: contacts?.email_address ?? null, phone: contacts?.phone_number ?? null } };
+    const contacts = head.type === 'customer.deleted' ? undefined : parseWith(objects.customer, object, DATA_OBJECT)?.customer;
+    return { ...head, kind: 'customer-changed', object: { customerId: head.dataId, email: contacts?.email_address ?? null, phone: contacts?.phone_number ?? null } };
   }
-  return { ...envelope, kind: 'other', object: undefined };
+  return { ...head, kind: 'other', object: undefined };
 }
