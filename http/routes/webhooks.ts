@@ -88,7 +88,9 @@ function webhookAcceptor(deps: WebhookRouteDependencies) {
     } catch {
       throw new HttpError('INVALID_JSON', 'The webhook body is not valid JSON');
     }
-    const bad = unstorableTextAt(json, 'body');
+    // A NUL or an unpaired surrogate can only come from a `\u` escape: decoded UTF-8 holds neither, and JSON refuses
+    // raw control characters. A body without one (almost every webhook) is not walked.
+    const bad = text.includes('\\u') ? unstorableTextAt(json, 'body') : undefined;
     if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
     let event;
     try {
