@@ -13,6 +13,7 @@ import { completeManyStatement, groupedRecorder, webhookInbox, type WebhookInbox
 import { z } from 'zod';
 import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
 import type { Config } from '../adapters/config.ts';
+import { withoutRedaction } from '../adapters/logger.ts';
 import type { EventStore } from '../domain/ports/event-store.ts';
 import type { IdentityHasher } from '../domain/ports/identity.ts';
 import type { SquareConnectionsService } from '../domain/connections/service.ts';
@@ -226,6 +227,7 @@ export function provideWebhookProcessor(
     log.child({ component: 'webhooks' }),
     inboxCommit(rawStore, store, inbox, reports),
     {
+      outcomeLog: withoutRedaction(log).child({ component: 'webhooks' }),
       batchSize: config.WEBHOOK_BATCH_SIZE,
       batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
       onOutcome: (outcome) => reports.outcome(outcome),

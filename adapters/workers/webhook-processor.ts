@@ -40,6 +40,12 @@ export interface WebhookProcessorOptions {
    */
   acknowledgements?: AcknowledgementsPending;
   ackPriorityMs?: number;
+  /**
+   * Writes each webhook's outcome line (at info, checked on the worker's logger): the worker's logger without the
+   * redaction of credential paths (`withoutRedaction`, adapters/logger.ts), whose fields (ids, outcome, points,
+   * reasons) hold none. Redacting cost two thirds of the line (about 7 µs of 11). Default: the worker's logger.
+   */
+  outcomeLog?: Logger;
 }
 
 export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
@@ -181,7 +187,13 @@ export class WebhookProcessor {
       if (!settled.has(row.event_id)) log().warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
       this.options.onOutcome?.(result.result.outcome);
       this.options.onSettled?.(row.event_id, { outcome: result.result.outcome });
-      if (this.log.isLevelEnabled('info')) log().info({ outcome: result.result.outcome, tenantId: result.tenantId, ...result.result.detail }, `ingestion outcome: ${result.result.outcome}`);
+      if (this.log.isLevelEnabled('info')) {
+        // The row's fields lead the line, as a child logger of the row would write them, without making one.
+        (this.options.outcomeLog ?? this.log).info(
+          { webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id, outcome: result.result.outcome, tenantId: result.tenantId, ...result.result.detail },
+          `ingestion outcome: ${result.result.outcome}`,
+        );
+      }
       return;
     }
     const error = result?.error ?? new Error('no result');
