@@ -312,6 +312,27 @@ test('a 429 surfaces at once with its Retry-After: the SDK does not sleep and re
   t.is(requestsTo(server, '/v2/locations').length, 1, 'one request: no hidden retry');
 });
 
+test('a customer look-up (made without the SDK) fails as every SDK call does: status, detail, Retry-After, HTML, dropped connection', async (t) => {
+  const { server, api } = await setup(t);
+  const token = server.issueAccessToken(MERCHANT);
+  const merchant = api(token);
+  server.failNext('/v2/customers', { status: 429, retryAfter: 2 });
+  t.like(await squareError(t, merchant.getCustomer('C1')), { code: 'RATE_LIMITED', statusCode: 429, retryAfterSeconds: 2, retryable: true, operation: 'customers.get' });
+  server.failNext('/v2/customers', { status: 500 });
+  t.like(await squareError(t, merchant.getCustomer('C1')), { code: 'INTERNAL_SERVER_ERROR', statusCode: 500, detail: 'Injected fault: INTERNAL_SERVER_ERROR.' });
+  server.failNext('/v2/customers', { status: 502, html: '<html><body>Bad Gateway</body></html>' });
+  const html = await squareError(t, merchant.getCustomer('C1'));
+  t.like(html, { code: 'BAD_GATEWAY', statusCode: 502, retryable: true });
+  t.regex(html.detail, /Bad Gateway/);
+  server.failNext('/v2/customers', { dropConnection: true });
+  const dropped = await squareError(t, merchant.getCustomer('C1'));
+  t.like(dropped, { code: 'NETWORK', statusCode: undefined, retryable: true });
+  t.regex(dropped.detail, /^could not reach Square: /);
+  const sent = requestsTo(server, '/v2/customers/C1');
+  t.is(sent.length, 4, 'one request each: no hidden retry');
+  t.true(sent.every((r) => r.authorization === `Bearer ${token}`), 'each with the merchant’s token');
+});
+
 test('a failure on a later page is thrown from the iteration, after the earlier pages were yielded', async (t) => {
   const { server, api } = await setup(t);
   for (const n of [1, 2, 3]) {
