@@ -23,7 +23,6 @@ import { Cleanups } from './wiring/lifecycle.ts';
 import { provideAccounts } from './wiring/accounts.ts';
 import { provideConnections } from './wiring/connections.ts';
 import { provideIngestion } from './wiring/ingestion.ts';
-import { IngestionLoad } from './adapters/workers/acknowledgements.ts';
 import { provideRewardRules } from './wiring/rewards.ts';
 import { provideWallets } from './wiring/wallets.ts';
 import { provideProgram } from './wiring/program.ts';
@@ -109,9 +108,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const accounts = provideAccounts(infrastructure, inbox, cleanups);
     let awaitProcessed: (eventId: string) => Promise<string | undefined> = async () => undefined;
     const square = provideConnections(infrastructure, metrics, (eventId) => awaitProcessed(eventId));
-    // Ingestion's load in this process: the webhook route and worker report to it, background read models give way to it.
-    const load = new IngestionLoad();
-    const projections = provideProjections(infrastructure, metrics, cleanups, load);
+    const projections = provideProjections(infrastructure, metrics, cleanups);
     const ingestion = await provideIngestion(
       infrastructure,
       {
@@ -124,7 +121,6 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         ackPool,
         runner: projections.runner,
         failures,
-        load,
         // A test clock cannot cross threads: a service started with one decides webhooks on the service's thread.
         threaded: config.WEBHOOK_WORKER_THREAD && !options.now,
       },

@@ -123,11 +123,6 @@ const schema = z.object({
   WEBHOOK_WORKER_THREAD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** Longest the inbox worker defers its next batch while webhooks are being acknowledged (0: never defers). */
   WEBHOOK_ACK_PRIORITY_MS: z.coerce.number().int().min(0).max(10_000).default(100),
-  /**
-   * Longest a background read model (the audit trail, the program summary) holds a batch back while ingestion is busy
-   * in the process, behind the batch's first event (0: never; projections/runner.ts).
-   */
-  BACKGROUND_PROJECTION_LAG_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
 });
 
 type Raw = z.infer<typeof schema>;

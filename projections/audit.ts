@@ -112,8 +112,6 @@ export const auditProjection: Projection = {
   version: 1,
   tables: ['audit_events'],
   eventTypes: 'all',
-  // Nothing on the path of a credit reads the trail: it gives way to ingestion (a bounded delay, README "Operations").
-  priority: 'background',
   async apply(events, { db, table }) {
     if (events.length === 0) return;
     const rows = events.map(auditColumns);

@@ -50,11 +50,6 @@ export interface FeedOptions {
   exposeStop(stop: () => Promise<void>): void;
   /** After each batch: where the feed is, and how many events it read and applied (handled) in that batch. */
   onApplied?(checkpoint: Position, counts: { read: number; applied: number }): void;
-  /**
-   * Called with a batch's first event before the rest is gathered: a background projection waits here while
-   * ingestion is busy, and its batch then takes in what came meanwhile (up to `maxBatch`).
-   */
-  beforeBatch?(first: RecordedEvent): Promise<void>;
   /** Called when the feed has nothing more to hand right now; `done` ends the feed (a rebuild took over). */
   onIdle?(checkpoint: Position | undefined): Promise<'continue' | 'done'>;
   /** Skip the commit of batches the projection writes nothing for (see the top of this file). */
@@ -123,13 +118,8 @@ export async function feed(target: FeedTarget, options: FeedOptions): Promise<Fe
       pending = undefined;
       if (first.done || options.isStopping()) return { kind: 'stopped', checkpoint: await finalCheckpoint(target, options, state) };
       const batch: RecordedEvent[] = [];
-      if (first.value.kind === 'event') {
-        batch.push(first.value.event);
-        if (options.beforeBatch) {
-          await options.beforeBatch(first.value.event);
-          if (options.isStopping()) return { kind: 'stopped', checkpoint: await finalCheckpoint(target, options, state) };
-        }
-      } else caughtUp = true;
+      if (first.value.kind === 'event') batch.push(first.value.event);
+      else caughtUp = true;
       // Take whatever else is already available, without waiting for more to arrive.
       while (batch.length < options.maxBatch) {
         const next = await Promise.race([pull(), nextTurn()]);

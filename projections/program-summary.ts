@@ -117,8 +117,6 @@ export const programSummaryProjection = projection({
   version: 2,
   tables: ['program_summary_lines', 'program_days', 'program_customer_periods', 'program_period_customers'],
   events: walletBalanceEvents,
-  // Reports, not balances: it gives way to ingestion (a bounded delay, README "Operations").
-  priority: 'background',
   async apply(events, { db, table }: ProjectionContext) {
     const lines = summaryLines(events);
     if (lines.length === 0) return;

@@ -35,13 +35,6 @@ export interface Projection {
   readonly eventTypes: readonly string[] | 'all';
   apply(events: readonly RecordedEvent[], context: ProjectionContext): Promise<void>;
   /**
-   * `background`: a read model nothing on the path of a credit reads (the audit trail, the program summary). While
-   * ingestion is busy in this process, the live runner holds its next batch back, up to `BACKGROUND_PROJECTION_LAG_MS`
-   * behind the event that starts it, and it catches up in larger batches once ingestion is calm (runner.ts).
-   * Default: applied as soon as events arrive.
-   */
-  readonly priority?: 'background';
-  /**
    * Optional, rebuilds only: a fold that keeps state in memory across batches (running balances), so that a
    * replay of the whole feed writes each row less often than `apply` would. A rebuild uses one for its batches and
    * calls `settle` before each takeover attempt; the takeover's own gap still goes through `apply`.
@@ -101,8 +94,6 @@ export interface ProjectionDefinition<E extends DomainEvent> {
   apply(events: readonly Decoded<E>[], context: ProjectionContext): Promise<void>;
   /** Optional rebuild-only fold kept in memory (see `Projection.replay`). */
   replay?(): DecodedReplay<E>;
-  /** See `Projection.priority`. */
-  priority?: 'background';
 }
 
 /** A projection that reads its events decoded through its codec. */
@@ -114,7 +105,6 @@ export function projection<E extends DomainEvent>(definition: ProjectionDefiniti
     tables: definition.tables,
     eventTypes: definition.events.types,
     apply: (events, context) => definition.apply(definition.events.decodeHandled(events), context),
-    ...(definition.priority ? { priority: definition.priority } : {}),
     ...(replay
       ? {
           replay: (): Replay => {

@@ -13,7 +13,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { EventStoreUnavailable, type EventStore, type Position, type RecordedEvent } from '../domain/ports/event-store.ts';
+import { EventStoreUnavailable, type EventStore, type Position } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 import { isReactor, type FeedReader } from './projection.ts';
 import { CheckpointMoved, feed, FeedStopped, readCheckpoint, type FeedTarget } from './feed.ts';
@@ -36,18 +36,6 @@ export interface ProjectionStatus {
   eventsApplied: number;
 }
 
-/**
- * Work in this process that background projections give way to (ingestion's load: adapters/workers/acknowledgements.ts).
- */
-export interface IngestionPressure {
-  readonly busy: boolean;
-}
-
-/** How long the other read models and reactors must have applied nothing for a background projection to go on. */
-const CALM_AFTER_MS = 100;
-/** How often a waiting background projection looks again. */
-const GIVE_WAY_LOOK_MS = 25;
-
 export interface RunnerOptions {
   /** Most events applied in one transaction. */
   maxBatch?: number;
@@ -58,12 +46,6 @@ export interface RunnerOptions {
   checkpointEveryMs?: number;
   /** How often a filtered projection's `upTo` is brought to the head when it has nothing to apply (ms, default 1000). */
   coverageEveryMs?: number;
-  /**
-   * Ingestion in this process, which background projections (`Projection.priority`) give way to, and how far behind
-   * the first event of a batch they may fall for it (ms; 0 or no pressure: they never wait).
-   */
-  giveWayTo?: IngestionPressure;
-  backgroundLagMs?: number;
 }
 
 
@@ -85,11 +67,6 @@ export class ProjectionRunner {
   private readonly checkpointTiming: { checkpointIdleMs?: number; checkpointEveryMs?: number };
   private readonly coverageEveryMs: number;
   private coverageTimer: NodeJS.Timeout | undefined;
-  private readonly giveWayTo: IngestionPressure | undefined;
-  private readonly backgroundLagMs: number;
-  /** Batches of the other read models and reactors being applied now, and when the last one ended. */
-  private foregroundApplying = 0;
-  private foregroundAppliedAt = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -102,8 +79,6 @@ export class ProjectionRunner {
     this.maxBatch = options.maxBatch ?? 500;
     this.standbyRetryMs = options.standbyRetryMs ?? 2000;
     this.coverageEveryMs = options.coverageEveryMs ?? 1000;
-    this.giveWayTo = options.giveWayTo;
-    this.backgroundLagMs = options.backgroundLagMs ?? 0;
     this.checkpointTiming = {
       ...(options.checkpointIdleMs === undefined ? {} : { checkpointIdleMs: options.checkpointIdleMs }),
       ...(options.checkpointEveryMs === undefined ? {} : { checkpointEveryMs: options.checkpointEveryMs }),
@@ -319,10 +294,7 @@ export class ProjectionRunner {
   /** What the feed drives: a projection's apply, or a reactor's handle once the read models it reads are there. */
   private feedTarget(reader: FeedReader, isStopping: () => boolean): FeedTarget {
     const common = { checkpointName: reader.name, table: (name: string) => name, eventTypes: reader.eventTypes };
-    if (!isReactor(reader)) {
-      if (reader.priority === 'background') return { ...common, apply: (events, context) => reader.apply(events, context) };
-      return { ...common, apply: (events, context) => this.inForeground(() => reader.apply(events, context)) };
-    }
+    if (!isReactor(reader)) return { ...common, apply: (events, context) => reader.apply(events, context) };
     return {
       ...common,
       apply: async (events) => {
@@ -330,37 +302,9 @@ export class ProjectionRunner {
         if (last && reader.reads.length) {
           while (!(await this.waitForPosition(last.position, 1000, reader.reads))) if (isStopping()) throw new FeedStopped(`${reader.name} stopped`);
         }
-        await this.inForeground(() => reader.handle(events, { db: this.pool }));
+        await reader.handle(events, { db: this.pool });
       },
     };
-  }
-
-  /** A batch of a read model or reactor that background projections give way to. */
-  private async inForeground(apply: () => Promise<void>): Promise<void> {
-    this.foregroundApplying++;
-    try {
-      await apply();
-    } finally {
-      this.foregroundApplying--;
-      this.foregroundAppliedAt = Date.now();
-    }
-  }
-
-  /**
-   * A background projection's batch waits while ingestion is busy or the other read models and reactors are applying
-   * (or did within `CALM_AFTER_MS`), until all is calm or the batch's first event is `backgroundLagMs` old (by the
-   * event's recorded time, and never longer than that from now: a clock apart from the store's cannot stretch it).
-   */
-  private async giveWay(first: RecordedEvent, isStopping: () => boolean): Promise<void> {
-    const pressure = this.giveWayTo;
-    if (!pressure || this.backgroundLagMs <= 0) return;
-    const until = Math.min(first.recordedAt.getTime(), Date.now()) + this.backgroundLagMs;
-    const busy = () => pressure.busy || this.foregroundApplying > 0 || Date.now() - this.foregroundAppliedAt < CALM_AFTER_MS;
-    while (busy() && !isStopping()) {
-      const left = until - Date.now();
-      if (left <= 0) break;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(left, GIVE_WAY_LOOK_MS)));
-    }
   }
 
   /** Feeds the projection until stopped, failed, or the connection to PostgreSQL is lost. */
@@ -396,7 +340,6 @@ export class ProjectionRunner {
         exposeStop,
         lazyCheckpoints: true,
         ...this.checkpointTiming,
-        ...(!isReactor(projection) && projection.priority === 'background' ? { beforeBatch: (first: RecordedEvent) => this.giveWay(first, isStopping) } : {}),
         onApplied: (checkpoint, counts) => {
           status.position = checkpoint;
           status.eventsRead += counts.read;

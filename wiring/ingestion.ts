@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { Metrics } from '../adapters/metrics.ts';
 import { withPollMetrics } from '../adapters/metrics-hooks.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
-import type { IngestionLoad } from '../adapters/workers/acknowledgements.ts';
+import { Acknowledgements } from '../adapters/workers/acknowledgements.ts';
 import { AcknowledgedWebhooks } from '../adapters/workers/acknowledged-webhooks.ts';
 import { completeManyStatement, groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
 import { z } from 'zod';
@@ -116,11 +116,6 @@ export interface IngestionDependencies {
   runner: ProjectionRunner;
   failures: FailureLimiter;
   /**
-   * Ingestion's load in this process (acknowledgements pending, the worker's batches and backlog), shared with the
-   * projection runner: background read models give way to it. A worker on its own thread reports no batches here.
-   */
-  load: IngestionLoad;
-  /**
    * Whether the webhook worker runs on a thread of its own (`WEBHOOK_WORKER_THREAD`; not with a test clock, which
    * cannot cross threads). Otherwise it shares the thread that answers requests, and defers to acknowledgements.
    */
@@ -191,7 +186,7 @@ export function provideWebhookProcessor(
     hasher: IdentityHasher;
     connections: SquareConnectionsService;
     reports: WebhookWorkerReports;
-    load?: IngestionLoad;
+    acknowledgements?: Acknowledgements;
     /** Webhooks as this thread's acknowledgements parsed them (the worker on the service's thread). */
     acknowledged?: AcknowledgedWebhooks;
   },
@@ -239,8 +234,7 @@ export function provideWebhookProcessor(
       onSettled: (eventId, settlement) => reports.settled(eventId, settlement),
       // On the thread that answers requests, webhooks being acknowledged go first: the next batch is leased once
       // they are answered (or after the bound). A worker on its own thread has nothing to defer to.
-      // Its leases and batches tell the load, which background read models give way to.
-      ...(deps.load ? { acknowledgements: deps.load.acknowledgements, ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS, load: deps.load } : { ackPriorityMs: 0 }),
+      ...(deps.acknowledgements ? { acknowledgements: deps.acknowledgements, ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS } : { ackPriorityMs: 0 }),
       // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
       leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
     },
@@ -257,7 +251,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   const core = await provideIngestionCore(infrastructure, deps);
   const { ingestion, inlineWalletEffects } = core;
   const waiters = new SettlementWaiters();
-  const { acknowledgements } = deps.load;
+  const acknowledgements = new Acknowledgements();
   const reports: WebhookWorkerReports = {
     outcome: (outcome) => metrics.webhookOutcome(outcome),
     appended: (stream, events) => metrics.appended(stream, events),
@@ -274,7 +268,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   } else {
     // The worker shares this thread: it takes the webhooks as their acknowledgement parsed them.
     const acknowledged = new AcknowledgedWebhooks();
-    const processor = provideWebhookProcessor(infrastructure, core, { hasher: deps.hasher, connections, reports, load: deps.load, acknowledged });
+    const processor = provideWebhookProcessor(infrastructure, core, { hasher: deps.hasher, connections, reports, acknowledgements, acknowledged });
     processor.start();
     cleanups.add(() => processor.stop());
     worker = { wake: () => processor.wake(), lookAhead: core.lookAhead, stored: (event) => acknowledged.keep(event) };

@@ -6,7 +6,7 @@ import { createMetrics, LAG_COUNT_CAP, type Metrics } from '../adapters/metrics.
 import { oldestAppendInFlight } from '../adapters/eventstore/postgres-horizon.ts';
 import { postgresCheckpointProbe } from '../adapters/eventstore/postgres-checkpoint.ts';
 import { allProjections } from '../projections/index.ts';
-import { ProjectionRunner, type IngestionPressure } from '../projections/runner.ts';
+import { ProjectionRunner } from '../projections/runner.ts';
 import { ProjectionRebuilds, type RebuildOptions } from '../projections/rebuild.ts';
 import { projectionRoutes } from '../http/routes/projections.ts';
 import type { Infrastructure } from './infrastructure.ts';
@@ -24,14 +24,11 @@ export function provideMetrics(log: Infrastructure['log']): Metrics {
   return createMetrics({ onCollectError: (error) => log.warn({ err: error }, 'metrics: projection readings unavailable for this scrape') });
 }
 
-/** `giveWayTo`: ingestion's load in this process, which background read models give way to (BACKGROUND_PROJECTION_LAG_MS). */
-export function provideProjections(infrastructure: Infrastructure, metrics: Metrics, cleanups: Cleanups, giveWayTo?: IngestionPressure) {
+export function provideProjections(infrastructure: Infrastructure, metrics: Metrics, cleanups: Cleanups) {
   const { config, pool, databaseUrl, store, log, runtime } = infrastructure;
   // One list for the runner and the rebuilds, as they hand projections over to each other.
   const projections = projectionsOf(infrastructure);
-  const runner = new ProjectionRunner(pool, { connectionString: databaseUrl }, store, projections, log, {
-    ...(giveWayTo ? { giveWayTo, backgroundLagMs: config.BACKGROUND_PROJECTION_LAG_MS } : {}),
-  });
+  const runner = new ProjectionRunner(pool, { connectionString: databaseUrl }, store, projections, log);
   runner.start();
   metrics.observeProjections({
     // A filtered projection is as current as its `upTo`: its checkpoint stays at its own last event.

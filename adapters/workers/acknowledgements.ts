@@ -15,8 +15,6 @@ export interface AcknowledgementsPending {
 export class Acknowledgements implements AcknowledgementsPending {
   private pending = 0;
   private readonly waiting = new Set<() => void>();
-  /** When the last answer was written (ms since the epoch; 0: none yet). */
-  lastAnsweredAt = 0;
 
   get count(): number {
     return this.pending;
@@ -35,7 +33,6 @@ export class Acknowledgements implements AcknowledgementsPending {
   /** Its answer, whatever it is, is being written. */
   answered(): void {
     this.pending = Math.max(0, this.pending - 1);
-    this.lastAnsweredAt = Date.now();
     if (this.pending === 0) for (const release of [...this.waiting]) release();
   }
 
@@ -50,52 +47,5 @@ export class Acknowledgements implements AcknowledgementsPending {
       const timer = setTimeout(release, maxWaitMs);
       this.waiting.add(release);
     });
-  }
-}
-
-/** What the webhook worker tells the load about its leases and batches (adapters/workers/webhook-processor.ts). */
-export interface WorkerLoad {
-  /** A lease came back: `full` when it held as many rows as asked for (more are likely due). */
-  leased(full: boolean): void;
-  batchStarted(): void;
-  batchEnded(): void;
-}
-
-/**
- * Whether ingestion is under way in this process: webhooks waiting for their answer, batches being decided, or a
- * backlog (the worker's last lease came back full). Background read models give way while it is busy
- * (`Projection.priority`, the runner's `IngestionPressure`): the audit trail and the program summary wait, up to a
- * bound, so that a burst's acknowledgements, decisions and wallet credits have the CPU, and catch up in larger batches.
- */
-export class IngestionLoad implements WorkerLoad {
-  readonly acknowledgements = new Acknowledgements();
-  private batches = 0;
-  private backlog = false;
-  private lastActiveAt = 0;
-
-  /**
-   * `calmAfterMs`: how long ingestion must have had nothing under way to count as calm. Between two webhooks of a
-   * burst there is a moment with none pending; a background batch started there would take the CPU the next ones need.
-   */
-  constructor(private readonly calmAfterMs = 100) {}
-
-  get busy(): boolean {
-    const active = this.acknowledgements.count > 0 || this.batches > 0 || this.backlog;
-    const now = Date.now();
-    if (active) this.lastActiveAt = now;
-    return active || now - Math.max(this.lastActiveAt, this.acknowledgements.lastAnsweredAt) < this.calmAfterMs;
-  }
-
-  leased(full: boolean): void {
-    this.backlog = full;
-  }
-
-  batchStarted(): void {
-    this.batches++;
-  }
-
-  batchEnded(): void {
-    this.batches = Math.max(0, this.batches - 1);
-    this.lastActiveAt = Date.now();
   }
 }

@@ -17,7 +17,7 @@ import type { Position, StreamAppend } from '../../domain/ports/event-store.ts';
  */
 export type InboxCommit = (requests: readonly StreamAppend[], settlements: readonly Settlement[]) => Promise<{ position: Position | undefined; settled: Set<string> }>;
 import { DomainError } from '../../domain/shared/errors.ts';
-import type { AcknowledgementsPending, WorkerLoad } from './acknowledgements.ts';
+import type { AcknowledgementsPending } from './acknowledgements.ts';
 
 export interface WebhookProcessorOptions {
   batchSize?: number;
@@ -46,8 +46,6 @@ export interface WebhookProcessorOptions {
    * reasons) hold none. Redacting cost two thirds of the line (about 7 µs of 11). Default: the worker's logger.
    */
   outcomeLog?: Logger;
-  /** Told of every lease and batch: background read models give way while the worker has work (acknowledgements.ts). */
-  load?: WorkerLoad;
 }
 
 export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
@@ -135,20 +133,13 @@ export class WebhookProcessor {
         if (!this.running) break;
         const claimedAt = Date.now();
         due = await this.inbox.claimDue(size, this.leaseMs);
-        const load = this.options.load;
         if (due.length) {
-          load?.batchStarted();
           const batch: Promise<void> = this.processBatch(due, claimedAt)
             .catch((error: unknown) => this.log.error({ err: error }, 'webhook batch failed unexpectedly'))
-            .finally(() => {
-              inFlight.delete(batch);
-              load?.batchEnded();
-            });
+            .finally(() => inFlight.delete(batch));
           inFlight.add(batch);
         }
-        load?.leased(due.length === size);
       } catch (error) {
-        this.options.load?.leased(false);
         this.log.warn({ err: error }, 'webhook inbox unavailable; retrying');
       }
       if (due.length === size || this.pendingWake) continue;
