@@ -44,8 +44,6 @@ export interface SquareAdapterConfig {
 }
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
-/** The API version every call asks for: the SDK's own, given to it explicitly, and sent by `directGet` too. */
-const SQUARE_VERSION = '2026-09-16';
 
 /** The host every call goes to: the override if configured, else the environment's. */
 function squareHost(config: SquareAdapterConfig): string {
@@ -66,7 +64,6 @@ function sdkClient(config: SquareAdapterConfig, auth: { token: string } | { auth
     baseUrl: squareHost(config),
     timeoutInSeconds: config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
     maxRetries: 0,
-    version: SQUARE_VERSION,
     // node:http underneath: Node's fetch cost several times the CPU per call (see fetch.ts).
     fetch: squareFetch,
   });
@@ -150,7 +147,7 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
 
     getCustomer: (customerId): Promise<SquareCustomer | null> =>
       unlessNotFound(async () => {
-        const answer = customerAnswer.safeParse(await directGet(config, accessToken, 'customers.get', `/v2/customers/${encodeURIComponent(customerId)}`));
+        const answer = customerAnswer.safeParse(await passthroughGet(client, 'customers.get', `/v2/customers/${encodeURIComponent(customerId)}`));
         if (!answer.success) return invalidResponse('customers.get', `the customer is not what Square answers: ${answer.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
         const { customer } = answer.data;
         if (!customer) return invalidResponse('customers.get', 'the response has no customer');
@@ -273,22 +270,16 @@ const customerAnswer = z.looseObject({
 });
 
 /**
- * A GET of Square's API with the bearer token, straight over our `fetch` (the look-up ingestion makes for a quarter
- * of the webhooks; the SDK's request machinery around the same `fetch` cost as much again), answering the parsed
- * JSON body. It sends what the SDK's methods send that Square reads (the token, `Square-Version`) and gives up at
- * the same timeout. Failures become what the SDK's methods raise, mapped by `toSquareApiError`: an error status a
- * `SquareError` of that body, no answer in time a `SquareTimeoutError`, no answer at all a `SquareError` caused by
- * fetch's failure.
+ * A GET through the SDK's passthrough request (its auth and default headers, its timeout, our `fetch`), answering the
+ * parsed JSON body. Failures become what the SDK's own methods raise, then mapped by `toSquareApiError`: an error
+ * status a `SquareError` of that body, no answer in time a `SquareTimeoutError`, no answer at all a `SquareError`
+ * caused by fetch's failure.
  */
-async function directGet(config: SquareAdapterConfig, accessToken: string, operation: SquareOperation, path: string): Promise<object> {
+async function passthroughGet(client: SquareClient, operation: SquareOperation, path: string): Promise<object> {
   let response: Response;
   let text: string;
   try {
-    response = await squareFetch(`${squareHost(config)}${path}`, {
-      method: 'GET',
-      headers: { Authorization: `Bearer ${accessToken}`, 'Square-Version': SQUARE_VERSION, Accept: 'application/json' },
-      signal: AbortSignal.timeout((config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000),
-    });
+    response = await client.fetch(path, { method: 'GET' });
     text = await response.text();
   } catch (error) {
     const timedOut = error instanceof Error && error.name === 'AbortError';
