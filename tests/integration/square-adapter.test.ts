@@ -312,7 +312,7 @@ test('a 429 surfaces at once with its Retry-After: the SDK does not sleep and re
   t.is(requestsTo(server, '/v2/locations').length, 1, 'one request: no hidden retry');
 });
 
-test('a customer look-up (made without the SDK) fails as every SDK call does: status, detail, Retry-After, HTML, dropped connection', async (t) => {
+test('a customer look-up (the SDK\'s passthrough request, three fields read) fails as every SDK call does: status, detail, Retry-After, HTML, dropped connection', async (t) => {
   const { server, api } = await setup(t);
   const token = server.issueAccessToken(MERCHANT);
   const merchant = api(token);
