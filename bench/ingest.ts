@@ -96,7 +96,7 @@ const QUICK = { tenants: 10, consumers: 200, payments: 1_000, rates: [250, 500],
 
 const argv = process.argv.slice(2);
 const USAGE =
-  'supported: --quick --profile --tenants=<n> --consumers=<n> --payments=<n> --walk-in-every=<n, 0 = none> --square-delay-ms=<n> --rates=<n,n,…> --rate-seconds=<n>';
+  'supported: --quick --profile --statements --tenants=<n> --consumers=<n> --payments=<n> --walk-in-every=<n, 0 = none> --square-delay-ms=<n> --rates=<n,n,…> --rate-seconds=<n>';
 const flagValue = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const numberFlag = (name: string, { allowZero = false } = {}) => {
   const raw = flagValue(name);
@@ -105,7 +105,7 @@ const numberFlag = (name: string, { allowZero = false } = {}) => {
   if (!Number.isInteger(value) || value < 0 || (value === 0 && !allowZero)) throw new Error(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} whole number`);
   return value;
 };
-const unknown = argv.filter((a) => !['--quick', '--profile'].includes(a) && !/^--(tenants|consumers|payments|walk-in-every|square-delay-ms|rates|rate-seconds)=/.test(a));
+const unknown = argv.filter((a) => !['--quick', '--profile', '--statements'].includes(a) && !/^--(tenants|consumers|payments|walk-in-every|square-delay-ms|rates|rate-seconds)=/.test(a));
 if (unknown.length) throw new Error(`Unknown argument(s): ${unknown.join(' ')} (${USAGE})`);
 const quick = argv.includes('--quick');
 const base = quick ? QUICK : FULL;
@@ -124,6 +124,14 @@ const RATES = (() => {
 const RATE_SECONDS = numberFlag('rate-seconds') ?? base.rateSeconds;
 const SCALED = SIZE.tenants !== FULL.tenants || SIZE.consumers !== FULL.consumers || SIZE.payments !== FULL.payments;
 const PROFILE = argv.includes('--profile');
+/**
+ * `--statements` (embedded server only): PostgreSQL's own account of the burst, from pg_stat_statements (loaded at
+ * the server's start) and pg_stat_wal: execution time, rows and WAL of each statement, nested ones included (the
+ * statements inside `append_events_many`), written to bench/results/ingest-statements.json. It costs the server a
+ * little CPU per statement, so the run's rates are not the benchmark's.
+ */
+const STATEMENTS = argv.includes('--statements');
+if (STATEMENTS && process.env.DATABASE_URL) throw new Error('--statements needs the embedded server (unset DATABASE_URL): it loads pg_stat_statements at start-up');
 
 const WEBHOOK_CONCURRENCY = 32;
 const READ_CONCURRENCY = 64;
@@ -166,6 +174,36 @@ const ADMIN_EMAIL = 'ops@tally.bench';
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
 const settle = () => new Promise((resolve) => setTimeout(resolve, STATS_SETTLE_MS));
+
+/** The burst's statements by PostgreSQL's execution time, and its WAL, per webhook (`--statements`). */
+async function writeServerStatements(url: string, webhooks: number): Promise<void> {
+  const { statements, wal } = await withClient(url, async (c) => ({
+    statements: (
+      await c.query<{ calls: string; ms: number; rows: string; wal_records: string; wal_bytes: string; query: string }>(
+        `SELECT calls, round(total_exec_time::numeric, 1)::float8 AS ms, rows, wal_records, wal_bytes, left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query
+           FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          ORDER BY total_exec_time DESC LIMIT 40`,
+      )
+    ).rows,
+    wal: (await c.query<{ wal_records: string; wal_fpi: string; wal_bytes: string }>('SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal')).rows[0]!,
+  }));
+  const perWebhook = (n: string | number) => Math.round((Number(n) / webhooks) * 100) / 100;
+  const file = path.join(BENCH_DIR, 'results', 'ingest-statements.json');
+  await writeFile(
+    file,
+    JSON.stringify(
+      {
+        webhooks,
+        totalMs: statements.reduce((sum, s) => sum + s.ms, 0),
+        wal: { recordsPerWebhook: perWebhook(wal.wal_records), bytesPerWebhook: perWebhook(wal.wal_bytes), fullPageImages: Number(wal.wal_fpi) },
+        statements: statements.map((s) => ({ ms: s.ms, calls: Number(s.calls), rowsPerWebhook: perWebhook(s.rows), walBytesPerWebhook: perWebhook(s.wal_bytes), query: s.query })),
+      },
+      null,
+      1,
+    ),
+  );
+  log(`PostgreSQL's statements of the burst written to ${file}`);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Child processes
@@ -658,6 +696,8 @@ interface WebhookMetrics {
   sendLagP99: number;
   unseen: number;
   drainMs: number;
+  /** First sent → every read model at the head of the log (the audit trail and the program summary too). */
+  readModelsCaughtUpMs: number;
   drainRate: number;
   check: Check & { expected: number };
   correct: boolean;
@@ -707,6 +747,11 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
   const load = () => runLoad<WebhookOutput>('webhooks', spec);
   const profiled = options.profile ? await withCpuProfile('ingest-webhooks', load) : undefined;
   const out = profiled ? profiled.value : await load();
+  // Every read model at the head (the audit trail and the program summary trail the wallets by their batches): the
+  // CPU below counts all of their work, and when they were there is reported beside the drain.
+  const head = await tally.store.headPosition();
+  const readModelsCaughtUp = head ? await tally.runner.waitForPosition(head, DRAIN_TIMEOUT_MS) : true;
+  const readModelsCaughtUpMs = readModelsCaughtUp ? Date.now() - out.startedEpoch : Number.NaN;
   countingStatements = false;
   const cpu = cpuSplit(beforeCpu, await cpuSnapshot(pids));
   const squareCpuMs = (await processCpuMs(square.pid)) - squareBefore;
@@ -773,6 +818,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
     sendLagP99: percentile(sendLags, 99),
     unseen,
     drainMs,
+    readModelsCaughtUpMs,
     drainRate: (n / drainMs) * 1000,
     check,
     correct: ok === n && check.correct,
@@ -884,7 +930,9 @@ async function main(): Promise<boolean> {
       const sqlRuns = [await sameEffectSql(db.url, burst, 'before', pgPids)];
       log(`  ${count(plainRuns[0]!.rate)} INSERTs/s; same effect in SQL ${count(sqlRuns[0]!.rate)} webhooks/s`);
       log(`Burst: ${count(SIZE.payments)} webhooks at concurrency ${WEBHOOK_CONCURRENCY} from a separate process...`);
+      if (STATEMENTS) await withClient(db.url, (c) => c.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset(); SELECT pg_stat_reset_shared('wal')"));
       const w = await webhookRun(ctx, burst, { profile: PROFILE, countTransactions: true });
+      if (STATEMENTS) await writeServerStatements(db.url, burst.length);
       log(
         `  last acknowledgement after ${formatDuration(w.ackMs)} (${count(w.rate)}/s, p99 ${formatMs(w.p99)}); drained ${Number.isFinite(w.drainMs) ? `after ${formatDuration(w.drainMs)} (${count(w.drainRate)}/s)` : 'NOT within the timeout'}; ` +
           `lag p99 ${formatMs(w.lagP99)}; ${w.transactionsPerWebhook.toFixed(2)} transactions and ${w.square.lookupsPerWebhook.toFixed(3)} customer look-ups per webhook`,
@@ -987,7 +1035,7 @@ async function main(): Promise<boolean> {
           met: w.drainRate >= AIMS.drainPerSecond && w.drainRate / sql.rate >= AIMS.drainRatio,
           note:
             `baseline: the same business effect in hand-written SQL (per webhook one transaction: raw body inserted, wallet balance upserted, ledger line inserted), concurrency ${WEBHOOK_CONCURRENCY}, ` +
-            `the burst's mix, before and after the burst (${sqlRuns.map((r) => `${count(r.rate)}/s`).join(', ')}); drained ${formatDuration(w.drainMs)} after the first webhook, ${formatDuration(w.drainMs - w.ackMs)} after the last acknowledgement`,
+            `the burst's mix, before and after the burst (${sqlRuns.map((r) => `${count(r.rate)}/s`).join(', ')}); drained ${formatDuration(w.drainMs)} after the first webhook, ${formatDuration(w.drainMs - w.ackMs)} after the last acknowledgement; every read model (audit trail and program summary too) at the head ${formatDuration(w.readModelsCaughtUpMs)} after the first webhook`,
           detail: { sqlRuns },
         },
         {
@@ -1082,7 +1130,7 @@ async function main(): Promise<boolean> {
           note: correctness,
         },
         {
-          measurement: 'CPU per webhook (Tally process + PostgreSQL, burst first sent → drained)',
+          measurement: 'CPU per webhook (Tally process + PostgreSQL, burst first sent → every read model caught up)',
           unit: 'ms',
           tally: tallyCpu,
           baseline: sql.cpuMsPerOp,
@@ -1141,7 +1189,7 @@ async function main(): Promise<boolean> {
         `Correctness: ${correctness}`,
       ].join('\n');
       process.stdout.write(`${report}\n`);
-      const file = await writeReport(PROFILE ? 'ingest-profile' : 'ingest', {
+      const file = await writeReport(PROFILE ? 'ingest-profile' : STATEMENTS ? 'ingest-with-statements' : 'ingest', {
         quick,
         startedAt,
         durationMs: now() - started,
@@ -1168,7 +1216,7 @@ async function main(): Promise<boolean> {
       await square.stop();
       await rm(dataDir, { recursive: true, force: true });
     }
-  }, 'tally_bench_ingest');
+  }, 'tally_bench_ingest', STATEMENTS ? ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track=all'] : []);
   return allCorrect;
 }
 

@@ -3,7 +3,7 @@
  * PostgreSQL server's processes over a phase, a statement tracer that also sees the statements sent on
  * checked-out clients (transactions), and an in-process CPU profile of one phase, summarised by self time.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,21 +21,47 @@ export interface CpuSnapshot {
   postgres: number | undefined;
 }
 
-async function processCpuMs(pid: number): Promise<number> {
+/** Fields of /proc/<pid>/stat after the command name (which may contain spaces): state is [0], ppid [1]. */
+async function statFields(pid: number): Promise<string[] | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return 0;
+    return undefined;
   }
 }
 
+const ticksMs = (ticks: number) => (ticks * 1000) / CLK_TCK;
+
 /**
- * CPU meter over the server's processes: every backend and auxiliary process listed in pg_stat_activity
- * (the server we own when it is embedded). Backends that exit between two snapshots lose their share, so
- * use it over phases whose connections stay open (pools opened in advance).
+ * CPU of the whole PostgreSQL server (ms): the postmaster's own time, the time of its children that have
+ * exited (cutime/cstime, reaped by the postmaster) and that of every live child (backends, WAL writer,
+ * checkpointer, …). Backends opened or closed between two snapshots are counted either way, which a list of
+ * pids taken once is not (a pool that opens its connections during the phase read as 0.01 cores).
+ */
+async function postgresServerCpuMs(anyPid: number): Promise<number | undefined> {
+  const backend = await statFields(anyPid);
+  if (!backend) return undefined;
+  const postmaster = Number(backend[1]);
+  const own = await statFields(postmaster);
+  if (!own) return undefined;
+  let ms = ticksMs(Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]));
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = await statFields(Number(entry));
+    if (fields && Number(fields[1]) === postmaster) ms += ticksMs(Number(fields[11]) + Number(fields[12]));
+  }
+  return ms;
+}
+
+async function processCpuMs(pid: number): Promise<number> {
+  const fields = await statFields(pid);
+  return fields ? ticksMs(Number(fields[11]) + Number(fields[12])) : 0;
+}
+
+/**
+ * The server's processes, as pids of pg_stat_activity: the meter reads their postmaster and all of its
+ * children from them (the server we own when it is embedded, or a local one).
  */
 export async function postgresPids(db: { query: (sql: string) => Promise<{ rows: { pid: number }[] }> }): Promise<number[]> {
   const { rows } = await db.query('SELECT pid FROM pg_stat_activity');
@@ -45,7 +71,11 @@ export async function postgresPids(db: { query: (sql: string) => Promise<{ rows:
 export async function cpuSnapshot(pids: readonly number[] | undefined): Promise<CpuSnapshot> {
   const usage = process.cpuUsage();
   let postgres: number | undefined;
-  if (pids) {
+  for (const pid of pids ?? []) {
+    postgres = await postgresServerCpuMs(pid);
+    if (postgres !== undefined) break;
+  }
+  if (pids && postgres === undefined) {
     postgres = 0;
     for (const pid of pids) postgres += await processCpuMs(pid);
   }

@@ -63,7 +63,7 @@ export function databaseUrl(serverUrl: string, database: string): string {
  * server in a temporary directory when DATABASE_URL is unset (as tests/run.ts does). A fresh database keeps
  * the runs independent of whatever data a shared server holds, and is dropped again by `dispose`.
  */
-export async function provisionDatabase(prefix = 'tally_bench'): Promise<BenchDatabase> {
+export async function provisionDatabase(prefix = 'tally_bench', serverSettings: readonly string[] = []): Promise<BenchDatabase> {
   let embedded: EmbeddedPostgresServer | undefined;
   let tmp: string | undefined;
   let adminUrl = process.env.DATABASE_URL;
@@ -72,7 +72,7 @@ export async function provisionDatabase(prefix = 'tally_bench'): Promise<BenchDa
     // Run as root, the embedded server runs as `postgres` and must be able to enter the directory.
     await chmod(tmp, 0o755);
     log('Starting an embedded PostgreSQL server...');
-    embedded = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data') });
+    embedded = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'data'), settings: [...serverSettings] });
     adminUrl = embedded.adminUrl;
   }
   const name = `${prefix}_${Math.random().toString(36).slice(2, 10)}`;
@@ -102,8 +102,8 @@ export async function provisionDatabase(prefix = 'tally_bench'): Promise<BenchDa
  * Runs `body` against a fresh database and always cleans up, also on Ctrl-C: a benchmark interrupted halfway
  * must not leave a database on a shared server or a PostgreSQL process behind.
  */
-export async function withBenchDatabase<T>(body: (db: BenchDatabase) => Promise<T>, prefix?: string): Promise<T> {
-  const db = await provisionDatabase(prefix);
+export async function withBenchDatabase<T>(body: (db: BenchDatabase) => Promise<T>, prefix?: string, serverSettings?: readonly string[]): Promise<T> {
+  const db = await provisionDatabase(prefix, serverSettings);
   const onSignal = (signal: NodeJS.Signals) => {
     log(`\n${signal}: cleaning up...`);
     db.dispose().finally(() => process.exit(130));
