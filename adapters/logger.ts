@@ -43,7 +43,7 @@ const REDACT_PATHS = [
 ];
 
 /** Stdout log lines are written in batches of this many bytes, or after LOG_FLUSH_MS, whichever comes first. */
-const LOG_BUFFER_BYTES = 12_288;
+const LOG_BUFFER_BYTES = 65_536;
 const LOG_FLUSH_MS = 100;
 
 export interface LoggerOptions {
@@ -61,28 +61,60 @@ export function createLogger(options: LoggerOptions): Logger {
   if (!options.destination && options.format === 'pretty' && !pretty) {
     process.stderr.write('LOG_FORMAT=pretty, but pino-pretty is not installed (production dependencies only): logging JSON\n');
   }
-  // Lines are gathered up to 12 KiB (sonic-boom writes at most 16 KiB at once) and written at least every 100 ms (and
-  // on exit, by pino): one write per request line was a tenth of a read request's CPU (bench/reads.ts profile, issue
-  // 16); with 4 KiB batches the writes were still 2 % of it at 1,000 requests/s.
-  const target = options.destination ?? pretty ?? pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });
-  const stream: DestinationStream = secrets.length
-    ? {
-        write(line: string) {
-          let safe = line;
-          for (const secret of secrets) if (safe.includes(secret)) safe = safe.split(secret).join('[REDACTED]');
-          target.write(safe);
-        },
-      }
-    : target;
+  const masked = (line: string) => {
+    let safe = line;
+    for (const secret of secrets) if (safe.includes(secret)) safe = safe.split(secret).join('[REDACTED]');
+    return safe;
+  };
+  const given = options.destination ?? pretty;
+  const stream: DestinationStream = given
+    ? secrets.length
+      ? { write: (line: string) => given.write(masked(line)) }
+      : given
+    : stdoutInBatches(masked);
   const common = {
     base: { service: 'tally' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime(),
     formatters: { level: (label: string) => ({ level: label }) },
   };
   const log = pino({ ...common, level: options.level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } }, stream);
   // Written to only when `log` is enabled at the level used (see `withoutRedaction`), so its own level lets all through.
   unredacted.set(log, pino({ ...common, level: 'trace' }, stream));
   return log;
+}
+
+/**
+ * Stdout, written in batches of LOG_BUFFER_BYTES or every LOG_FLUSH_MS, whichever comes first (and on exit, by pino):
+ * one write per request line was a tenth of a read request's CPU (bench/reads.ts profile, issue 16), and each write
+ * wakes a thread of libuv's pool, which on a busy machine can take the CPU from the event loop for a while (the
+ * writes of 12 KiB batches, 40–50 a second at 2,500 requests/s, were 12 µs of wall time per request in a profile of
+ * bench/reads.ts; at 64 KiB the 100 ms flush writes most batches, 10 a second). Each line is handed over as bytes
+ * (`contentMode: 'buffer'`): given text, sonic-boom measures the UTF-8 length of the whole batch gathered so far on
+ * every line, flattening it first (1.6 µs of the 3.6 a request line cost in a profile of the direct path, and most
+ * of its garbage).
+ */
+function stdoutInBatches(masked: (line: string) => string): DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, maxWrite: 2 * LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS, contentMode: 'buffer' });
+  // sonic-boom's types say text; in buffer mode it takes bytes.
+  return { write: (line: string) => destination.write(Buffer.from(masked(line)) as unknown as string) };
+}
+
+/**
+ * pino's `isoTime` (`,"time":"2026-12-05T11:12:00.123Z"`, what `toISOString` writes), with the part up to the
+ * second made once per second: `toISOString` per line was 0.5 µs of a request line.
+ */
+function isoTime(): () => string {
+  let second = Number.NaN;
+  let prefix = '';
+  return () => {
+    const now = Date.now();
+    const ms = ((now % 1000) + 1000) % 1000;
+    if (now - ms !== second) {
+      second = now - ms;
+      prefix = `,"time":"${new Date(second).toISOString().slice(0, 20)}`;
+    }
+    return `${prefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+  };
 }
 
 const unredacted = new WeakMap<Logger, Logger>();

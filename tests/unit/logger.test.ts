@@ -12,10 +12,10 @@ test('a terminal outside production gets readable lines; production, pipes and f
   t.is(chooseLogFormat({ configured: 'pretty', nodeEnv: 'production', isTTY: false }), 'pretty');
 });
 
-function logOnce(format: 'json' | 'pretty'): Promise<string> {
+function logOnce(format: 'json' | 'pretty', lines = `log.info({ merchantId: 'M1' }, 'token exchange failed for sq0csp-a-secret-value');`): Promise<string> {
   const script = `import('./adapters/logger.ts').then(({ createLogger }) => {
     const log = createLogger({ level: 'info', secrets: ['sq0csp-a-secret-value'], format: '${format}' });
-    log.info({ merchantId: 'M1' }, 'token exchange failed for sq0csp-a-secret-value');
+    ${lines}
   });`;
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import=tsx', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -35,4 +35,18 @@ test('pretty lines are readable and still masked; JSON lines parse', async (t) =
 
   const json = JSON.parse((await logOnce('json')).trim());
   t.like(json, { level: 'info', msg: 'token exchange failed for [REDACTED]', merchantId: 'M1' });
+});
+
+test('stdout gets every line, in order, whole, across batches and at exit, with an ISO time', async (t) => {
+  // 3,000 lines of about 150 bytes: several batches of 64 KiB, then the rest written at exit.
+  const output = await logOnce('json', `for (let i = 0; i < 3000; i++) log.info({ i, note: 'café ☕ sq0csp-a-secret-value' }, 'line');`);
+  const lines = output.trim().split('\n').map((l) => JSON.parse(l) as { i: number; note: string; time: string });
+  t.deepEqual(
+    lines.map((l) => l.i),
+    Array.from({ length: 3000 }, (_, i) => i),
+  );
+  t.true(lines.every((l) => l.note === 'café ☕ [REDACTED]'));
+  const time = lines[0]!.time;
+  t.is(new Date(time).toISOString(), time, 'the time as toISOString writes it');
+  t.true(Math.abs(Date.parse(time) - Date.now()) < 60_000);
 });
