@@ -508,10 +508,9 @@ interface BaselineRun {
   cpu: CpuSplit;
 }
 
-async function plainInserts(url: string, concurrency: number, durationMs: number, basePids: number[] | undefined): Promise<BaselineRun> {
+async function plainInserts(url: string, concurrency: number, durationMs: number, pids: number[] | undefined): Promise<BaselineRun> {
   const pool = await openPool(url, concurrency);
   try {
-    const pids = basePids ? [...new Set([...basePids, ...(await postgresPids(pool))])] : undefined;
     await pool.query(PLAIN_TABLE_SQL);
     await checkpoint(pool);
     const sql = `INSERT INTO bench_plain_events (event_id, stream_name, stream_revision, event_type, data, metadata) VALUES ($1, $2, $3, $4, $5, $6)`;
@@ -561,10 +560,9 @@ const SAME_EFFECT_SQL = `
  * 32, over the burst's own mix (same merchants, consumers, amounts, body sizes). `run` keeps the ids of the
  * before and after runs apart.
  */
-async function sameEffectSql(url: string, plan: readonly Payment[], run: string, basePids: number[] | undefined): Promise<BaselineRun> {
+async function sameEffectSql(url: string, plan: readonly Payment[], run: string, pids: number[] | undefined): Promise<BaselineRun> {
   const pool = await openPool(url, WEBHOOK_CONCURRENCY);
   try {
-    const pids = basePids ? [...new Set([...basePids, ...(await postgresPids(pool))])] : undefined;
     await pool.query(SAME_EFFECT_SQL);
     await checkpoint(pool);
     const work = plan.map((p) => ({
@@ -718,12 +716,11 @@ interface WebhookMetrics {
 }
 
 async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rate?: number; profile?: boolean; countTransactions?: boolean } = {}): Promise<WebhookMetrics & { hot?: HotFunction[] }> {
-  const { db, tally, square } = ctx;
+  const { db, tally, square, pids } = ctx;
   const n = plan.length;
   await addWalkIns(square, plan);
   const xacts = async () =>
     withClient(db.url, async (c) => Number((await c.query<{ n: string }>('SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0]!.n));
-  const pids = ctx.pids ? [...new Set([...ctx.pids, ...(await withClient(db.url, (c) => postgresPids(c)))])] : undefined;
   if (options.countTransactions) await settle();
   const beforeXacts = await xacts();
   const beforeCpu = await cpuSnapshot(pids);
@@ -853,7 +850,7 @@ async function readRun(ctx: Context, bareUrl: string, rounds: number, sliceMs: n
     tally: { url: `${ctx.tally.url}/api/v1/me/wallets`, headers: readers.map((c) => ({ authorization: `Bearer ${c.token}` })) },
     bare: { url: bareUrl, headers: readers.map((c) => ({ 'x-consumer-id': c.id })) },
   };
-  const pids = ctx.pids ? [...new Set([...ctx.pids, ...(await withClient(ctx.db.url, (c) => postgresPids(c)))])] : undefined;
+  const { pids } = ctx;
   const before = await cpuSnapshot(pids);
   const reads = await runLoad<{ result: Record<'tally' | 'bare', LoadResult>; statuses: Record<string, Record<number, number>> }>('reads', spec);
   const cpu = cpuSplit(before, await cpuSnapshot(pids));

@@ -60,8 +60,9 @@ async function processCpuMs(pid: number): Promise<number> {
 }
 
 /**
- * The server's processes, as pids of pg_stat_activity: the meter reads their postmaster and all of its
- * children from them (the server we own when it is embedded, or a local one).
+ * The server's processes, as pids of pg_stat_activity, taken once: `cpuSnapshot` reads their postmaster and all
+ * of its children from any one of them, so connections opened later count without listing them again. Only for a
+ * server the benchmark owns (embedded): on a shared one, other databases' work would count too.
  */
 export async function postgresPids(db: { query: (sql: string) => Promise<{ rows: { pid: number }[] }> }): Promise<number[]> {
   const { rows } = await db.query('SELECT pid FROM pg_stat_activity');

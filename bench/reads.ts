@@ -192,10 +192,9 @@ async function main(): Promise<void> {
       const cpu: Record<string, { requests: number; nodeUsPerRequest: number; nodeSystemUsPerRequest: number; postgresUsPerRequest: number | null; rate: number }> = {};
       if (CPU) {
         for (const [name, side] of [['tally', tallySide], ['bare', bareSide], ['tally (again)', tallySide], ['bare (again)', bareSide]] as const) {
-          const pids = pgPids ? [...new Set([...pgPids, ...(await withClient(db.url, (c) => postgresPids(c)))])] : undefined;
-          const before = await cpuSnapshot(pids);
+          const before = await cpuSnapshot(pgPids);
           const out = await runLoad({ concurrency: CONCURRENCY, rounds: 2, sliceMs: SLICE_MS, tally: side, bare: side });
-          const after = await cpuSnapshot(pids);
+          const after = await cpuSnapshot(pgPids);
           const split = cpuSplit(before, after);
           // The load generator's warm-up (300 ms per side) is in the CPU window but not in the counts: counted as requests at the measured rate.
           const requests = out.result.tally.operations + out.result.bare.operations;

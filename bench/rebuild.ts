@@ -163,8 +163,7 @@ async function runRebuild(db: BenchDatabase, pids: number[] | undefined, head: s
     const projections = variant.projections ? variant.projections(store) : allProjections({ store, newId: uuidv4, walletIdFor, commands: provideCommandPath(traced.pool) });
     const rebuilds = new ProjectionRebuilds(traced.pool, { connectionString: db.url }, store, projections, silent, uuidv4, variant.maxBatch ? { maxBatch: variant.maxBatch } : {});
     await withClient(db.url, (c) => checkpoint(c));
-    const allPids = pids ? [...new Set([...pids, ...(await postgresPids(base))])] : undefined;
-    const before = await cpuSnapshot(allPids);
+    const before = await cpuSnapshot(pids);
     const rebuild = async () => {
       const started = now();
       const job = await rebuilds.start('wallets');
@@ -173,7 +172,7 @@ async function runRebuild(db: BenchDatabase, pids: number[] | undefined, head: s
     };
     const profiled = profile ? await withCpuProfile('rebuild', rebuild) : undefined;
     const { elapsedMs, done } = profiled ? profiled.value : await rebuild();
-    const after = await cpuSnapshot(allPids);
+    const after = await cpuSnapshot(pids);
     await realStore.close();
     const totals = await projectedTotals(db.url);
     const correct =

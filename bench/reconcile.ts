@@ -133,8 +133,7 @@ async function runReconcile(url: string, pids: number[] | undefined, variant: Va
     const target = reconciler(deps);
     (globalThis as { gc?: () => void }).gc?.();
     await withClient(url, (c) => checkpoint(c));
-    const allPids = pids ? [...new Set([...pids, ...(await postgresPids(base))])] : undefined;
-    const before = await cpuSnapshot(allPids);
+    const before = await cpuSnapshot(pids);
     let peakHeap = process.memoryUsage().heapUsed;
     const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 100);
     const reconcile = async () => {
@@ -145,7 +144,7 @@ async function runReconcile(url: string, pids: number[] | undefined, variant: Va
     const profiled = profile ? await withCpuProfile('reconcile', reconcile) : undefined;
     const { report, elapsedMs } = profiled ? profiled.value : await reconcile();
     clearInterval(sampler);
-    const after = await cpuSnapshot(allPids);
+    const after = await cpuSnapshot(pids);
     await store.close();
     return {
       variant: variant.key,
