@@ -7,17 +7,22 @@
  * - An event of a kept user is applied when it is the next revision; a gap (an event missed) drops the user,
  *   so the next request reads the stream again. An event arriving while that user's stream is being read marks
  *   the read stale: its result answers that request but is not kept.
- * - Appends through this process (`forgetOnAppend`) drop the user before the append returns, so a suspension
- *   answered here is in force for this instance's very next request. Another instance learns it from the
- *   feed: within the feed's latency (a NOTIFY away on PostgreSQL, the poll interval if one is lost).
+ * - Appends through this process (`learnOnAppend`) bring the user up to date before the append returns, so a
+ *   suspension answered here is in force for this instance's very next request: the appended events are applied
+ *   when they follow the revision kept (or start the stream: a registration), else the user is dropped (and on a
+ *   failed append). A user who just registered is so served from memory from the first request on, without the
+ *   stream read of a first sight (bench/reads.ts: about 1,000 such reads in its first run). Another instance
+ *   learns it from the feed: within the feed's latency (a NOTIFY away on PostgreSQL, the poll interval if one is
+ *   lost).
  * - Until the subscription is live, and after it fails, nothing is kept: every load reads the stream.
  */
-import type { EventStore, RecordedEvent } from '../domain/ports/event-store.ts';
+import type { AppendResult, EventStore, NewEvent, RecordedEvent } from '../domain/ports/event-store.ts';
 import { loadState } from '../domain/shared/command-handler.ts';
 import { userDecider } from '../domain/users/decider.ts';
-import { evolveUser, userEvents, userStream, type UserState } from '../domain/users/events.ts';
+import { evolveUser, initialUserState, userEvents, userStream, type UserState } from '../domain/users/events.ts';
 
 const PREFIX = userStream('');
+const userIdOf = (stream: string) => (stream.startsWith(PREFIX) ? stream.slice(PREFIX.length) : undefined);
 
 export interface CallerViewOptions {
   /** Users kept at most; past it, the longest kept is dropped (default 100,000). */
@@ -30,8 +35,13 @@ export interface CallerViewOptions {
 export interface CallerView {
   /** The user's current state: from memory when kept, else read from its stream. */
   load(userId: string): Promise<UserState>;
-  /** Drops the user (its stream was just appended to by this process). */
+  /** Drops the user (an append to its stream by this process failed, or may have written anything). */
   forget(userId: string): void;
+  /**
+   * This process appended `events` to the user's stream (`result`: the append's): they are applied to the user kept
+   * when they follow its revision, or kept as the whole stream when they start it; otherwise the user is dropped.
+   */
+  appended(userId: string, events: readonly NewEvent[], result: AppendResult): void;
   /** Users kept, and loads answered from memory / from the stream since start (for tests and benchmarks). */
   stats(): { kept: number; fromMemory: number; fromStream: number };
   start(): void;
@@ -57,8 +67,6 @@ export function callerView(store: EventStore, options: CallerViewOptions = {}): 
   let retry: NodeJS.Timeout | undefined;
   let fromMemory = 0;
   let fromStream = 0;
-
-  const userIdOf = (stream: string) => (stream.startsWith(PREFIX) ? stream.slice(PREFIX.length) : undefined);
 
   function touched(userId: string): void {
     const r = reading.get(userId);
@@ -132,6 +140,30 @@ export function callerView(store: EventStore, options: CallerViewOptions = {}): 
       kept.delete(userId);
       touched(userId);
     },
+    appended(userId, events, result) {
+      // A stream read under way may have been answered before the append: it must not be kept over this.
+      touched(userId);
+      const first = result.nextExpectedRevision - events.length + 1;
+      const entry = kept.get(userId) ?? (first === 0 ? { state: initialUserState, revision: -1 } : undefined);
+      // Only while live (as a read's result), only what follows the revision kept, only the user events the feed would bring.
+      if (!live || !entry || entry.revision < first - 1 || !events.every((e) => userEvents.handles(e.type))) {
+        kept.delete(userId);
+        return;
+      }
+      if (entry.revision >= result.nextExpectedRevision) return; // the feed brought them first
+      let state = entry.state;
+      for (let revision = entry.revision + 1; revision <= result.nextExpectedRevision; revision++) {
+        const event = events[revision - first]!;
+        // Decoded as the feed would bring it (the codec stamped its version): the time it was recorded is not known here, and not read.
+        state = evolveUser(state, userEvents.decode({ ...event, metadata: event.metadata ?? {}, stream: userStream(userId), revision, position: result.position, recordedAt: new Date(0) }));
+      }
+      if (state.status === 'unregistered') {
+        kept.delete(userId);
+        return;
+      }
+      if (!kept.has(userId) && kept.size >= maxUsers) kept.delete(kept.keys().next().value!);
+      kept.set(userId, { state, revision: result.nextExpectedRevision });
+    },
     stats: () => ({ kept: kept.size, fromMemory, fromStream }),
     start() {
       stopped = false;
@@ -149,28 +181,46 @@ export function callerView(store: EventStore, options: CallerViewOptions = {}): 
   };
 }
 
-/** `store`, telling `view` to drop a user before an append to its stream returns (see `callerView`). */
-export function forgetOnAppend(store: EventStore, view: Pick<CallerView, 'forget'>): EventStore {
-  const forget = (stream: string) => {
-    if (stream.startsWith(PREFIX)) view.forget(stream.slice(PREFIX.length));
+/**
+ * `store`, bringing `view` up to date with each append to a user stream before the append returns (see `callerView`):
+ * the user is learnt from the events written, or dropped (a failed append, or one the view cannot follow).
+ */
+export function learnOnAppend(store: EventStore, view: Pick<CallerView, 'forget' | 'appended'>): EventStore {
+  const failed = (stream: string) => {
+    const userId = userIdOf(stream);
+    if (userId !== undefined) view.forget(userId);
+  };
+  const written = (stream: string, events: readonly NewEvent[], result: AppendResult) => {
+    const userId = userIdOf(stream);
+    if (userId !== undefined) view.appended(userId, events, result);
   };
   return new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === 'append') {
         return async (...args: Parameters<EventStore['append']>) => {
           try {
-            return await target.append(...args);
-          } finally {
-            forget(args[0]);
+            const result = await target.append(...args);
+            written(args[0], args[1], result);
+            return result;
+          } catch (error) {
+            failed(args[0]);
+            throw error;
           }
         };
       }
       if (prop === 'appendMany') {
         return async (...args: Parameters<EventStore['appendMany']>) => {
           try {
-            return await target.appendMany(...args);
-          } finally {
-            for (const request of args[0]) forget(request.stream);
+            const result = await target.appendMany(...args);
+            args[0].forEach((request, i) => {
+              const appended = result.streams[i];
+              if (appended) written(request.stream, request.events, appended);
+              else failed(request.stream);
+            });
+            return result;
+          } catch (error) {
+            for (const request of args[0]) failed(request.stream);
+            throw error;
           }
         };
       }

@@ -11,7 +11,7 @@ import { twilioSms } from '../adapters/sms/twilio.ts';
 import type { SmsSender } from '../domain/ports/sms.ts';
 import { accountsService } from '../domain/users/service.ts';
 import { phoneVerificationService } from '../domain/users/phone-verification.ts';
-import { callerView, forgetOnAppend } from '../projections/caller-view.ts';
+import { callerView, learnOnAppend } from '../projections/caller-view.ts';
 import { adminWithEmail, suspendedUserWithEmail } from '../projections/read/accounts.ts';
 import { accountRoutes } from '../http/routes/accounts.ts';
 import type { Infrastructure } from './infrastructure.ts';
@@ -34,8 +34,8 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
   const callers = callerView(store, { onError: (error) => log.warn({ err: error }, 'caller view: subscription ended; reading callers from their streams until it is back') });
   callers.start();
   cleanups.add(() => callers.stop());
-  // Every writer of user streams in this process drops the caller it changed before it answers.
-  const userStore = forgetOnAppend(store, callers);
+  // Every writer of user streams in this process brings the caller it changed up to date (or drops it) before it answers.
+  const userStore = learnOnAppend(store, callers);
   const personalData = postgresPersonalData(pool);
   const accounts = accountsService({
     store: userStore,

@@ -5,11 +5,11 @@
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
-import type { EventStore } from '../../domain/ports/event-store.ts';
+import { ConcurrencyConflict, type EventStore } from '../../domain/ports/event-store.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
 import { userDecider } from '../../domain/users/decider.ts';
 import { userStream } from '../../domain/users/events.ts';
-import { callerView } from '../../projections/caller-view.ts';
+import { callerView, learnOnAppend, type CallerView } from '../../projections/caller-view.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { testCommandPath } from '../support/command-path.ts';
@@ -106,6 +106,53 @@ test('a caller the view has not seen is read from its stream and kept; a stopped
     await handleCommand(other, userStream(userId), userDecider, { type: 'SuspendUser', userId, by: 'admin-1', reason: null, now: now() }, context);
     const fromStream = view.stats().fromStream;
     t.like(await view.load(userId), { status: 'suspended' });
+    t.is(view.stats().fromStream, fromStream + 1);
+  } finally {
+    await view.stop();
+  }
+});
+
+/** Once this returns, the view is live: a user registered elsewhere is kept after one load. */
+async function untilLive(view: CallerView): Promise<void> {
+  const probe = await registerConsumer(other);
+  await eventually(async () => (await view.load(probe), view.stats().kept), (kept) => kept >= 1, { timeoutMs: 5_000 });
+}
+
+test('appends through this process bring the caller up to date before they return: a registration is served from memory at once, a suspension binds at once', async (t) => {
+  const view = callerView(local);
+  view.start();
+  try {
+    await untilLive(view);
+    const learning = learnOnAppend(local, view);
+    const userId = await registerConsumer(learning);
+    const before = view.stats();
+    t.like(await view.load(userId), { status: 'approved', role: 'consumer' });
+    t.is(view.stats().fromStream, before.fromStream, 'the new user was not read from its stream');
+    t.is(view.stats().fromMemory, before.fromMemory + 1);
+
+    await handleCommand(learning, userStream(userId), userDecider, { type: 'SuspendUser', userId, by: 'admin-1', reason: null, now: now() }, context);
+    t.like(await view.load(userId), { status: 'suspended' }, 'in force for the very next load, without waiting for the feed');
+    t.is(view.stats().fromStream, before.fromStream);
+    // What the view holds is what the stream says.
+    const fromStream = callerView(local);
+    t.deepEqual(await view.load(userId), await fromStream.load(userId));
+  } finally {
+    await view.stop();
+  }
+});
+
+test('a failed append through this process drops the caller: the next load reads the stream', async (t) => {
+  const view = callerView(local);
+  view.start();
+  try {
+    await untilLive(view);
+    const learning = learnOnAppend(local, view);
+    const userId = await registerConsumer(learning);
+    await view.load(userId);
+    const event = { id: uuid(), type: 'UserSuspended', data: {}, metadata: {} };
+    await t.throwsAsync(learning.append(userStream(userId), [event], 'no_stream'), { instanceOf: ConcurrencyConflict });
+    const fromStream = view.stats().fromStream;
+    t.like(await view.load(userId), { status: 'approved' });
     t.is(view.stats().fromStream, fromStream + 1);
   } finally {
     await view.stop();
