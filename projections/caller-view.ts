@@ -3,17 +3,17 @@
  * the caller's `user-<id>` stream for them. This view keeps the users it has served in memory, each with the
  * revision of its stream it reflects, and keeps them current from the event subscription (user streams only).
  *
- * - A caller it has not seen (just registered, or evicted) is read from the stream, as before, and kept.
+ * - A caller it has not seen (registered through another instance, or evicted) is read from the stream and kept.
  * - An event of a kept user is applied when it is the next revision; a gap (an event missed) drops the user,
  *   so the next request reads the stream again. An event arriving while that user's stream is being read marks
  *   the read stale: its result answers that request but is not kept.
  * - Appends through this process (`learnOnAppend`) bring the user up to date before the append returns, so a
  *   suspension answered here is in force for this instance's very next request: the appended events are applied
  *   when they follow the revision kept (or start the stream: a registration), else the user is dropped (and on a
- *   failed append). A user who just registered is so served from memory from the first request on, without the
- *   stream read of a first sight (bench/reads.ts: about 1,000 such reads in its first run). Another instance
- *   learns it from the feed: within the feed's latency (a NOTIFY away on PostgreSQL, the poll interval if one is
- *   lost).
+ *   failed append). A user who just registered here is so served from memory from the first request on, without
+ *   a stream read at first sight (bench/reads.ts: one per consumer, 1,000, in its warm-up and first run). Another
+ *   instance learns it from the feed: within the feed's latency (a NOTIFY away on PostgreSQL, the poll interval if
+ *   one is lost).
  * - Until the subscription is live, and after it fails, nothing is kept: every load reads the stream.
  */
 import type { AppendResult, EventStore, NewEvent, RecordedEvent } from '../domain/ports/event-store.ts';
