@@ -7,12 +7,13 @@ import { z } from 'zod';
 import { EventType } from '../shared/codec.ts';
 
 const points = z.number().int();
-const owner = { walletId: z.string(), tenantId: z.string(), consumerId: z.string() };
+/** Whose wallet: every wallet event names it, and the wallet's view shows it (projections/read/wallets.ts). */
+export const walletOwner = { walletId: z.string(), tenantId: z.string(), consumerId: z.string() };
 
 export const pointsCredited = EventType.define(
   'PointsCredited',
   z.object({
-    ...owner,
+    ...walletOwner,
     paymentId: z.string(),
     points,
     ruleId: z.string(),
@@ -24,11 +25,11 @@ export const pointsCredited = EventType.define(
   }),
 );
 
-export const pointsReversed = EventType.define('PointsReversed', z.object({ ...owner, paymentId: z.string(), refundId: z.string(), points }));
+export const pointsReversed = EventType.define('PointsReversed', z.object({ ...walletOwner, paymentId: z.string(), refundId: z.string(), points }));
 
 export const pointsRedeemed = EventType.define(
   'PointsRedeemed',
-  z.object({ ...owner, points, idempotencyKey: z.string(), reference: z.string().nullable(), redeemedBy: z.string() }),
+  z.object({ ...walletOwner, points, idempotencyKey: z.string(), reference: z.string().nullable(), redeemedBy: z.string() }),
 );
 
 /**
@@ -37,9 +38,9 @@ export const pointsRedeemed = EventType.define(
  */
 export const pointsAdjusted = EventType.define(
   'PointsAdjusted',
-  z.object({ ...owner, points, reason: z.string(), adjustedBy: z.string(), idempotencyKey: z.string().nullable() }),
+  z.object({ ...walletOwner, points, reason: z.string(), adjustedBy: z.string(), idempotencyKey: z.string().nullable() }),
 ).next(
-  z.object({ ...owner, points, reason: z.string(), adjustedBy: z.string(), adjustedAs: z.enum(['admin', 'merchant']), idempotencyKey: z.string().nullable() }),
+  z.object({ ...walletOwner, points, reason: z.string(), adjustedBy: z.string(), adjustedAs: z.enum(['admin', 'merchant']), idempotencyKey: z.string().nullable() }),
   (v1) => ({ ...v1, adjustedAs: 'admin' as const }),
 );
 
@@ -49,7 +50,7 @@ export const pointsAdjusted = EventType.define(
  */
 export const pointsCreditRefused = EventType.define(
   'PointsCreditRefused',
-  z.object({ ...owner, paymentId: z.string(), points, reason: z.enum(['credit_above_limit', 'balance_above_limit']), limit: z.number().int() }),
+  z.object({ ...walletOwner, paymentId: z.string(), points, reason: z.enum(['credit_above_limit', 'balance_above_limit']), limit: z.number().int() }),
 );
 
 /** What an issued reward is: the catalog reward (at its version) and the points it locks. */
@@ -62,7 +63,7 @@ const issued = { issuedRewardId: z.string(), rewardId: z.string(), points: z.num
 export const rewardIssued = EventType.define(
   'RewardIssued',
   z.object({
-    ...owner,
+    ...walletOwner,
     ...issued,
     rewardVersion: z.number().int(),
     rewardName: z.string(),
@@ -74,13 +75,13 @@ export const rewardIssued = EventType.define(
 );
 
 /** An issued reward handed over: its locked points are spent. */
-export const rewardRedeemed = EventType.define('RewardRedeemed', z.object({ ...owner, ...issued, idempotencyKey: z.string(), redeemedBy: z.string() }));
+export const rewardRedeemed = EventType.define('RewardRedeemed', z.object({ ...walletOwner, ...issued, idempotencyKey: z.string(), redeemedBy: z.string() }));
 
 /** An issued reward cancelled by the merchant: its points are available again. */
-export const rewardVoided = EventType.define('RewardVoided', z.object({ ...owner, ...issued, voidedBy: z.string(), reason: z.string().nullable() }));
+export const rewardVoided = EventType.define('RewardVoided', z.object({ ...walletOwner, ...issued, voidedBy: z.string(), reason: z.string().nullable() }));
 
 /** An issued reward not redeemed by its `expiresAt`: its points are available again. */
-export const rewardExpired = EventType.define('RewardExpired', z.object({ ...owner, ...issued, expiresAt: z.string(), expiredAt: z.string() }));
+export const rewardExpired = EventType.define('RewardExpired', z.object({ ...walletOwner, ...issued, expiresAt: z.string(), expiredAt: z.string() }));
 
 /**
  * Points taken by the workspace's expiry policy, at most once per wallet and `period` (the UTC day of the run).
@@ -88,5 +89,5 @@ export const rewardExpired = EventType.define('RewardExpired', z.object({ ...own
  */
 export const pointsExpired = EventType.define(
   'PointsExpired',
-  z.object({ ...owner, points: z.number().int().positive(), period: z.string(), rule: z.enum(['earned', 'inactivity']), policyVersion: z.number().int(), asOf: z.string() }),
+  z.object({ ...walletOwner, points: z.number().int().positive(), period: z.string(), rule: z.enum(['earned', 'inactivity']), policyVersion: z.number().int(), asOf: z.string() }),
 );
