@@ -15,10 +15,10 @@ export const connectionLocation = z.object({ id: z.string(), name: z.string().nu
 export type ConnectionLocation = z.output<typeof connectionLocation>;
 
 /** `authorizationId` identifies an authorization's tokens in the vault: a refresh only replaces tokens of the same one. */
-const grant = { tenantId: z.string(), merchantId: z.string(), authorizationId: z.string() };
+export const connectionGrant = { tenantId: z.string(), merchantId: z.string(), authorizationId: z.string() };
 
 const squareConnectionAuthorizedV1 = z.object({
-    ...grant,
+    ...connectionGrant,
     /** The merchant reservation's claim number this authorization holds (see `merchant-reservation.ts`). */
     merchantClaim: z.number().int(),
     businessName: z.string().nullable(),
@@ -41,11 +41,11 @@ export const squareConnectionAuthorized = EventType.define('SquareConnectionAuth
   squareConnectionAuthorizedV1.extend({ currency: z.string().nullable(), country: z.string().nullable() }),
   (v1) => ({ ...v1, currency: null, country: null }),
 );
-export const squareTokensRefreshed = EventType.define('SquareTokensRefreshed', z.object({ ...grant, tokenExpiresAt: z.string(), refreshedAt: z.string() }));
+export const squareTokensRefreshed = EventType.define('SquareTokensRefreshed', z.object({ ...connectionGrant, tokenExpiresAt: z.string(), refreshedAt: z.string() }));
 export const squareTokenRefreshFailed = EventType.define(
   'SquareTokenRefreshFailed',
   z.object({
-    ...grant,
+    ...connectionGrant,
     /** Square's error code (or ours: TIMEOUT, NETWORK, TOKEN_MISSING…). */
     code: z.string(),
     detail: z.string(),
@@ -56,7 +56,7 @@ export const squareTokenRefreshFailed = EventType.define(
 export const squareAccessRefused = EventType.define(
   'SquareAccessRefused',
   z.object({
-    ...grant,
+    ...connectionGrant,
     /** The merchant-token call Square refused (`payments.list`, `customers.get`…). */
     operation: z.string(),
     /** Square's code: ACCESS_TOKEN_REVOKED, UNAUTHORIZED or INSUFFICIENT_SCOPES. */

@@ -1,7 +1,8 @@
 import { unreachable } from '../shared/exhaustive.ts';
 import { familyCodec, type EventsOf } from '../shared/codec.ts';
 import * as connectionEventTypes from './event-types.ts';
-import type { ConnectionLocation, RevokedBy } from './event-types.ts';
+import { z } from 'zod';
+import { connectionGrant, connectionLocation, revokedBy } from './event-types.ts';
 
 export * from './event-types.ts';
 
@@ -13,42 +14,41 @@ export const connectionEvents = familyCodec(
 
 export type SquareConnectionEvent = EventsOf<typeof connectionEvents>;
 
-export interface ConnectionError {
-  code: string;
-  detail: string;
-  at: string;
-}
+const connectionError = z.object({ code: z.string(), detail: z.string(), at: z.string() });
+export type ConnectionError = z.output<typeof connectionError>;
 
 /** What every connection that was ever authorized knows, whatever its status now. */
-export interface ConnectionDetails {
-  tenantId: string;
-  merchantId: string;
-  authorizationId: string;
-  businessName: string | null;
+const connectionDetails = z.object({
+  ...connectionGrant,
+  businessName: z.string().nullable(),
   /** The workspace's currency (ISO 4217) from the merchant profile; null for a connection made before it was recorded. */
-  currency: string | null;
+  currency: z.string().nullable(),
   /** The merchant's country (ISO 3166 alpha-2); null for a connection made before it was recorded. */
-  country: string | null;
-  scopes: string[];
-  locations: ConnectionLocation[];
-  tokenExpiresAt: string;
-  authorizedAt: string;
+  country: z.string().nullable(),
+  scopes: z.array(z.string()),
+  locations: z.array(connectionLocation),
+  tokenExpiresAt: z.string(),
+  authorizedAt: z.string(),
   /** When this workspace first connected this merchant (kept across reconnects to it): a first poll starts there. */
-  connectedSince: string;
-  lastRefreshedAt: string | null;
-  pollCursor: string | null;
-  lastPolledAt: string | null;
-  lastError: ConnectionError | null;
+  connectedSince: z.string(),
+  lastRefreshedAt: z.string().nullable(),
+  pollCursor: z.string().nullable(),
+  lastPolledAt: z.string().nullable(),
+  lastError: connectionError.nullable(),
   /** Per merchant, the reservation claim this tenant's latest authorization of it held. */
-  merchantClaims: Record<string, number>;
-}
+  merchantClaims: z.record(z.string(), z.number()),
+});
+export type ConnectionDetails = z.output<typeof connectionDetails>;
 
-export type SquareConnectionState =
-  | { status: 'not_connected' }
-  | ({ status: 'active' } & ConnectionDetails)
-  | ({ status: 'needs_reconnect' } & ConnectionDetails)
-  | ({ status: 'token_undecryptable'; undecryptableKeyId: string } & ConnectionDetails)
-  | ({ status: 'revoked'; revokedBy: RevokedBy; revokedAt: string } & ConnectionDetails);
+/** A connection's state, declared once: the decider folds it, and its snapshots are parsed back with it. */
+export const connectionState = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('not_connected') }),
+  z.object({ status: z.literal('active'), ...connectionDetails.shape }),
+  z.object({ status: z.literal('needs_reconnect'), ...connectionDetails.shape }),
+  z.object({ status: z.literal('token_undecryptable'), undecryptableKeyId: z.string(), ...connectionDetails.shape }),
+  z.object({ status: z.literal('revoked'), revokedBy, revokedAt: z.string(), ...connectionDetails.shape }),
+]);
+export type SquareConnectionState = z.output<typeof connectionState>;
 
 export type ConnectionStatus = SquareConnectionState['status'];
 export type ConnectedState = Exclude<SquareConnectionState, { status: 'not_connected' }>;
