@@ -184,8 +184,8 @@ export function eventCodec<const Types extends readonly EventType<string, JsonOb
 
 /**
  * The codec of a stream family from the module that declares its types (`import * as types from './event-types.ts'`):
- * every `EventType` the module exports, in the order of their export names (a module namespace's order), so no list
- * of the family's types is written out to keep in step with their declarations.
+ * every `EventType` the module exports (a module namespace lists them by export name), so no list of the family's
+ * types is written out to keep in step with their declarations. Other exports (schemas, fragments) are left out.
  */
 export function familyCodec<const Module extends object>(family: FamilyInfo, types: Module): EventCodec<EventOf<Extract<Module[keyof Module], EventType>>> {
   return new EventCodec(

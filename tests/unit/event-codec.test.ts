@@ -7,12 +7,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { eventFamilies } from '../../domain/event-catalogue.ts';
-import { EventDecodeFailed, type EventType } from '../../domain/shared/codec.ts';
+import { z } from 'zod';
+import { EventDecodeFailed, EventType, familyCodec } from '../../domain/shared/codec.ts';
 import { handleCommand, loadState } from '../../domain/shared/command-handler.ts';
 import type { JsonObject, RecordedEvent } from '../../domain/ports/event-store.ts';
 import { paymentEvents } from '../../domain/payments/events.ts';
 import { paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
 import { walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
+import { walletBalanceEvents, walletEvents } from '../../domain/wallets/events.ts';
 import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 
@@ -178,4 +180,17 @@ test('a PointsAdjusted stored as version 1 is upcast to version 2: every adjustm
   const v1 = fixture('PointsAdjusted', 1);
   t.deepEqual(walletDecider.codec.decode(recorded(v1)).data, { ...v1.data, adjustedAs: 'admin' });
   t.is(walletDecider.codec.versionOf('PointsAdjusted'), 2);
+});
+
+test('a family codec holds every event type its module exports, and nothing else; the ledger lines are the wallet family without PointsCreditRefused', (t) => {
+  const module = { ay: EventType.define('Ay', z.object({})), helper: z.string(), bee: EventType.define('Bee', z.object({ n: z.number() })) };
+  const codec = familyCodec({ stream: 'test-<id>', writtenBy: 'test' }, module);
+  t.deepEqual(codec.types, ['Ay', 'Bee'], 'the schema beside them left out');
+  t.deepEqual(codec.family, { stream: 'test-<id>', writtenBy: 'test' });
+  t.deepEqual(
+    walletBalanceEvents.types,
+    walletEvents.types.filter((type) => type !== 'PointsCreditRefused'),
+  );
+  t.false(walletBalanceEvents.handles('PointsCreditRefused'));
+  t.is(walletBalanceEvents.family, undefined, 'a reader of a family, not a family the catalogue lists');
 });
