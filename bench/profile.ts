@@ -269,3 +269,74 @@ export async function withCpuProfile<T>(name: string, body: () => Promise<T>): P
   await writeFile(file, JSON.stringify(profile));
   return { value, hot: summariseProfile(profile), file };
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Allocation profile of one phase
+// ---------------------------------------------------------------------------------------------------------
+
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+export interface AllocatingFunction {
+  function: string;
+  /** Bytes allocated (sampled) by the function itself, and with what it calls. */
+  selfBytes: number;
+  totalBytes: number;
+}
+
+function frameKey({ functionName, url, lineNumber }: HeapNode['callFrame']): string {
+  const file = url ? url.replace(/^file:\/\//, '').replace(/^.*\/(node_modules|main)\//, '$1/') : '';
+  return `${functionName || '(anonymous)'}${file ? ` ${file}:${lineNumber + 1}` : ''}`;
+}
+
+/** Bytes allocated by function (self, and total with callees; recursion counted once), heaviest self first. */
+export function summariseHeapProfile(head: HeapNode, top = 30): { allocatedBytes: number; functions: AllocatingFunction[] } {
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  let all = 0;
+  const walk = (node: HeapNode, onStack: Set<string>): number => {
+    const key = frameKey(node.callFrame);
+    self.set(key, (self.get(key) ?? 0) + node.selfSize);
+    all += node.selfSize;
+    const fresh = !onStack.has(key);
+    if (fresh) onStack.add(key);
+    let sum = node.selfSize;
+    for (const child of node.children) sum += walk(child, onStack);
+    if (fresh) {
+      onStack.delete(key);
+      total.set(key, (total.get(key) ?? 0) + sum);
+    }
+    return sum;
+  };
+  walk(head, new Set());
+  const functions = [...self.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([fn, bytes]) => ({ function: fn, selfBytes: bytes, totalBytes: total.get(fn) ?? bytes }));
+  return { allocatedBytes: all, functions };
+}
+
+/**
+ * Samples this process's allocations while `body` runs (V8's sampling heap profiler, every 32 KiB on average,
+ * objects collected since included); writes `<tmpdir>/<name>.heapprofile` (for Chrome DevTools).
+ */
+export async function withHeapProfile<T>(name: string, body: () => Promise<T>): Promise<{ value: T; allocation: ReturnType<typeof summariseHeapProfile>; file: string }> {
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 32768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  let head: HeapNode | undefined;
+  let value: T;
+  try {
+    value = await body();
+  } finally {
+    head = ((await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: HeapNode } }).profile.head;
+    session.disconnect();
+  }
+  const file = path.join(os.tmpdir(), `${name}.heapprofile`);
+  await writeFile(file, JSON.stringify({ head }));
+  return { value, allocation: summariseHeapProfile(head), file };
+}

@@ -7,6 +7,7 @@
  * present is skipped (`ON CONFLICT (event_id) DO NOTHING`), so applying a batch twice changes nothing.
  */
 import type { JsonValue, RecordedEvent } from '../domain/ports/event-store.ts';
+import { recordsetFrom, recordsetParameter } from '../adapters/postgres/recordset.ts';
 import type { Projection } from './projection.ts';
 
 /** The columns of one `audit_events` row that are derived from the event (`seq` and `late` come from the table). */
@@ -23,7 +24,7 @@ export interface AuditColumns {
   payment_id: string | null;
   correlation_id: string | null;
   causation_id: string | null;
-  data: string;
+  data: JsonValue;
 }
 
 /** Streams named after the tenant they belong to: their events' tenant even if an old schema did not carry it. */
@@ -59,7 +60,7 @@ export function auditColumns(event: RecordedEvent): AuditColumns {
     payment_id: field(data, 'paymentId') ?? suffixAfter(event.stream, ['payment-']),
     correlation_id: text(metadata.correlationId),
     causation_id: text(metadata.causationId),
-    data: JSON.stringify(data),
+    data,
   };
 }
 
@@ -86,10 +87,9 @@ const COLUMNS = [
  */
 function insertSql(table: string): string {
   const names = COLUMNS.map(([name]) => name).join(', ');
-  const arrays = COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
   return `
     WITH batch AS (
-      SELECT * FROM unnest(${arrays}) WITH ORDINALITY AS b(${names}, ord)
+      SELECT * FROM ${recordsetFrom(COLUMNS, 1, 'b')}
     ), head AS (
       SELECT (SELECT COALESCE(max(seq), 0) FROM ${table}) AS seq,
              (SELECT recorded_at FROM ${table} WHERE NOT late ORDER BY recorded_at DESC, seq DESC LIMIT 1) AS recorded_at
@@ -114,10 +114,6 @@ export const auditProjection: Projection = {
   eventTypes: 'all',
   async apply(events, { db, table }) {
     if (events.length === 0) return;
-    const rows = events.map(auditColumns);
-    await db.query(
-      insertSql(table('audit_events')),
-      COLUMNS.map(([name]) => rows.map((row) => row[name])),
-    );
+    await db.query(insertSql(table('audit_events')), [recordsetParameter(events.map(auditColumns))]);
   },
 };

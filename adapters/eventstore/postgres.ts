@@ -256,6 +256,13 @@ export interface AlongsideStatement {
 /** Values of the append's own placeholders ($1…$8) in `writeMany`. */
 const APPEND_PARAMETERS = 8;
 
+/**
+ * A `jsonb[]` argument from one `jsonb` parameter holding the array (its elements in order): the events' data and
+ * metadata of a batch travel as one JSON text each, made natively by `JSON.stringify`, instead of an array literal
+ * node-postgres builds by quoting each element's JSON text in JavaScript (adapters/postgres/recordset.ts says why).
+ */
+const JSONB_ELEMENTS = (parameter: number) => `ARRAY(SELECT v FROM jsonb_array_elements($${parameter}::jsonb) WITH ORDINALITY AS a(v, i) ORDER BY i)`;
+
 export interface PostgresEventStoreOptions {
   /** Fallback poll interval for subscriptions when no notification arrives (ms). */
   pollIntervalMs?: number;
@@ -459,7 +466,7 @@ export class PostgresEventStore implements EventStore {
     }
     const events = requests.flatMap((request, index) => request.events.map((event) => ({ request: index + 1, event })));
     const append = `SELECT request, current_revision, last_transaction_id::text, last_global_position
-        FROM append_events_many($1::text[], $2::text[], $3::bigint[], $4::int[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[])`;
+        FROM append_events_many($1::text[], $2::text[], $3::bigint[], $4::int[], $5::uuid[], $6::text[], ${JSONB_ELEMENTS(7)}, ${JSONB_ELEMENTS(8)})`;
     const { rows: all } = await db.query<{ request: number | null; current_revision: string; last_transaction_id: string; last_global_position: string; alongside?: unknown }>({
       // Named, so each connection parses and plans it once.
       name: alongside ? `tally_append_events_many+${alongside.name}${suffix}` : 'tally_append_events_many',
@@ -477,8 +484,8 @@ export class PostgresEventStore implements EventStore {
         events.map((e) => e.request),
         events.map((e) => e.event.id),
         events.map((e) => e.event.type),
-        events.map((e) => JSON.stringify(e.event.data)),
-        events.map((e) => JSON.stringify({ schemaVersion: 1, ...e.event.metadata })),
+        JSON.stringify(events.map((e) => e.event.data)),
+        JSON.stringify(events.map((e) => ({ schemaVersion: 1, ...e.event.metadata }))),
         ...(alongside?.values ?? []),
       ],
     });

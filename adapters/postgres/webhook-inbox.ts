@@ -4,6 +4,17 @@
  */
 import type pg from 'pg';
 import { z } from 'zod';
+import { recordsetFrom, recordsetParameter, type RecordsetColumns } from './recordset.ts';
+
+/** The columns `recordMany` sends per webhook, as one jsonb parameter (recordset.ts says why). */
+const RECORD_COLUMNS: RecordsetColumns = [
+  ['id', 'text'],
+  ['merchant_id', 'text'],
+  ['event_type', 'text'],
+  ['object_id', 'text'],
+  ['raw_body', 'text'],
+  ['headers', 'jsonb'],
+];
 
 export interface InboxEntry {
   eventId: string;
@@ -94,16 +105,13 @@ export function webhookInbox(pool: pg.Pool) {
       const { rows } = await pool.query<{ event_id: string; inserted: boolean }>({
         name: 'tally_inbox_record_many',
         text: `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+         SELECT id, merchant_id, event_type, object_id, raw_body, headers FROM ${recordsetFrom(RECORD_COLUMNS, 1, 'e')} ORDER BY ord
          ON CONFLICT (id) DO UPDATE SET deliveries = pos_webhook_events_raw.deliveries + 1
          RETURNING id AS event_id, (xmax = 0) AS inserted`,
         values: [
-          entries.map((e) => e.eventId),
-          entries.map((e) => e.merchantId),
-          entries.map((e) => e.eventType),
-          entries.map((e) => e.objectId),
-          entries.map((e) => e.rawBody),
-          entries.map((e) => JSON.stringify(e.headers)),
+          recordsetParameter(
+            entries.map((e) => ({ id: e.eventId, merchant_id: e.merchantId, event_type: e.eventType, object_id: e.objectId, raw_body: e.rawBody, headers: e.headers })),
+          ),
         ],
       });
       const inserted = new Map(rows.map((r) => [r.event_id, r.inserted]));

@@ -182,6 +182,20 @@ test('a PointsAdjusted stored as version 1 is upcast to version 2: every adjustm
   t.is(walletDecider.codec.versionOf('PointsAdjusted'), 2);
 });
 
+test('a stored event read by several readers is decoded once: each gets the same frozen data, and a version mismatch decodes again', (t) => {
+  const v1 = fixture('PurchaseCompleted', 1);
+  const stored = recorded(v1);
+  const first = paymentEvents.decode(stored);
+  const second = paymentEvents.decodeHandled([stored])[0];
+  t.is(second?.data, first.data, 'the second reader gets the data the first one decoded');
+  t.true(Object.isFrozen(first.data));
+  t.false(Reflect.set(first.data, 'points', 1), 'a reader cannot change what the next one reads');
+  // The same data object stored under another version (not something the store does, but the cache must not
+  // answer for a version it did not decode): validated again, by that version's schema, which version 1's data fails.
+  const current = definitions.get('PurchaseCompleted')!.version;
+  t.throws(() => paymentEvents.decode(recorded({ ...v1, schemaVersion: current })), { instanceOf: EventDecodeFailed, message: /paymentCreatedAt/ });
+});
+
 test('a family codec holds every event type its module exports, and nothing else; the ledger lines are the wallet family without PointsCreditRefused', (t) => {
   const module = { ay: EventType.define('Ay', z.object({})), helper: z.string(), bee: EventType.define('Bee', z.object({ n: z.number() })) };
   const codec = familyCodec({ stream: 'test-<id>', writtenBy: 'test' }, module);
