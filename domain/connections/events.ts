@@ -1,148 +1,54 @@
 import { unreachable } from '../shared/exhaustive.ts';
+import { familyCodec, type EventsOf } from '../shared/codec.ts';
+import * as connectionEventTypes from './event-types.ts';
 import { z } from 'zod';
-import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
+import { connectionGrant, connectionLocation, revokedBy } from './event-types.ts';
 
-/**
- * Events of a tenant's Square connection (stream `square-connection-<tenantId>`). They record facts only:
- * tokens never enter the log (they live encrypted in the token vault, see `domain/ports/token-vault.ts`).
- */
-
-/** Who ended a connection: Tally (`app`), the merchant in Square's dashboard, or Square. */
-export const revokedBy = z.enum(['app', 'merchant', 'square']);
-export type RevokedBy = z.output<typeof revokedBy>;
-
-/** A location of the merchant, as Square lists it when the connection is authorized. */
-export const connectionLocation = z.object({ id: z.string(), name: z.string().nullable(), status: z.string() });
-export type ConnectionLocation = z.output<typeof connectionLocation>;
-
-/** `authorizationId` identifies an authorization's tokens in the vault: a refresh only replaces tokens of the same one. */
-const grant = { tenantId: z.string(), merchantId: z.string(), authorizationId: z.string() };
-
-const squareConnectionAuthorizedV1 = z.object({
-    ...grant,
-    /** The merchant reservation's claim number this authorization holds (see `merchant-reservation.ts`). */
-    merchantClaim: z.number().int(),
-    businessName: z.string().nullable(),
-    scopes: z.array(z.string()),
-    tokenExpiresAt: z.string(),
-    locations: z.array(connectionLocation),
-    /** The merchant this tenant was connected to before, when it was another one (its reservation is released). */
-    previousMerchantId: z.string().nullable(),
-    /** Who started the connect flow (`user:<id>` or `admin:<id>`). */
-    authorizedBy: z.string(),
-    authorizedAt: z.string(),
-  });
-
-/**
- * Version 2 (issue 15) records the merchant profile's currency (ISO 4217: the workspace's currency, in whose minor
- * units rules count) and country (ISO 3166 alpha-2: the default region of phone numbers). Version 1 did not: null,
- * unknown (no currency check, phones read as US numbers, as then).
- */
-export const squareConnectionAuthorized = EventType.define('SquareConnectionAuthorized', squareConnectionAuthorizedV1).next(
-  squareConnectionAuthorizedV1.extend({ currency: z.string().nullable(), country: z.string().nullable() }),
-  (v1) => ({ ...v1, currency: null, country: null }),
-);
-export const squareTokensRefreshed = EventType.define('SquareTokensRefreshed', z.object({ ...grant, tokenExpiresAt: z.string(), refreshedAt: z.string() }));
-export const squareTokenRefreshFailed = EventType.define(
-  'SquareTokenRefreshFailed',
-  z.object({
-    ...grant,
-    /** Square's error code (or ours: TIMEOUT, NETWORK, TOKEN_MISSING…). */
-    code: z.string(),
-    detail: z.string(),
-    needsReconnect: z.boolean(),
-    failedAt: z.string(),
-  }),
-);
-export const squareAccessRefused = EventType.define(
-  'SquareAccessRefused',
-  z.object({
-    ...grant,
-    /** The merchant-token call Square refused (`payments.list`, `customers.get`…). */
-    operation: z.string(),
-    /** Square's code: ACCESS_TOKEN_REVOKED, UNAUTHORIZED or INSUFFICIENT_SCOPES. */
-    code: z.string(),
-    detail: z.string(),
-    refusedAt: z.string(),
-  }),
-);
-export const squareConnectionRevoked = EventType.define(
-  'SquareConnectionRevoked',
-  z.object({ tenantId: z.string(), merchantId: z.string(), revokedBy, revokedAt: z.string(), by: z.string().nullable() }),
-);
-export const squareTokenDecryptionFailed = EventType.define(
-  'SquareTokenDecryptionFailed',
-  z.object({ tenantId: z.string(), merchantId: z.string(), keyId: z.string(), detectedAt: z.string() }),
-);
-export const squareTokenDecryptionRecovered = EventType.define(
-  'SquareTokenDecryptionRecovered',
-  z.object({ tenantId: z.string(), merchantId: z.string(), keyId: z.string(), recoveredAt: z.string() }),
-);
-
-const pollRecord = z.object({
-  tenantId: z.string(),
-  merchantId: z.string(),
-  /** Where the next poll of this merchant resumes (opaque to everything but `domain/payments/poll.ts`). */
-  cursor: z.string().nullable(),
-  polledAt: z.string(),
-  summary: z.record(z.string(), z.json()),
-});
-export type PollRecord = z.output<typeof pollRecord>;
-
-/** A finished poll: written on the tenant's poll stream (poll-log.ts), on the connection stream by older deployments. */
-export const squarePaymentsPolled = EventType.define('SquarePaymentsPolled', pollRecord);
+export * from './event-types.ts';
 
 /** `SquarePaymentsPolled` is here for connection streams of older deployments (see poll-log.ts). */
-export const connectionEvents = eventCodec(
+export const connectionEvents = familyCodec(
   { stream: 'square-connection-<tenantId>', writtenBy: 'squareConnectionDecider', legacy: ['SquarePaymentsPolled'] },
-  squareConnectionAuthorized,
-  squareTokensRefreshed,
-  squareTokenRefreshFailed,
-  squareAccessRefused,
-  squareConnectionRevoked,
-  squareTokenDecryptionFailed,
-  squareTokenDecryptionRecovered,
-  squarePaymentsPolled,
+  connectionEventTypes,
 );
 
 export type SquareConnectionEvent = EventsOf<typeof connectionEvents>;
 
-export interface ConnectionError {
-  code: string;
-  detail: string;
-  at: string;
-}
+const connectionError = z.object({ code: z.string(), detail: z.string(), at: z.string() });
+export type ConnectionError = z.output<typeof connectionError>;
 
 /** What every connection that was ever authorized knows, whatever its status now. */
-export interface ConnectionDetails {
-  tenantId: string;
-  merchantId: string;
-  authorizationId: string;
-  businessName: string | null;
+const connectionDetails = z.object({
+  ...connectionGrant,
+  businessName: z.string().nullable(),
   /** The workspace's currency (ISO 4217) from the merchant profile; null for a connection made before it was recorded. */
-  currency: string | null;
+  currency: z.string().nullable(),
   /** The merchant's country (ISO 3166 alpha-2); null for a connection made before it was recorded. */
-  country: string | null;
-  scopes: string[];
-  locations: ConnectionLocation[];
-  tokenExpiresAt: string;
-  authorizedAt: string;
+  country: z.string().nullable(),
+  scopes: z.array(z.string()),
+  locations: z.array(connectionLocation),
+  tokenExpiresAt: z.string(),
+  authorizedAt: z.string(),
   /** When this workspace first connected this merchant (kept across reconnects to it): a first poll starts there. */
-  connectedSince: string;
-  lastRefreshedAt: string | null;
-  pollCursor: string | null;
-  lastPolledAt: string | null;
-  lastError: ConnectionError | null;
+  connectedSince: z.string(),
+  lastRefreshedAt: z.string().nullable(),
+  pollCursor: z.string().nullable(),
+  lastPolledAt: z.string().nullable(),
+  lastError: connectionError.nullable(),
   /** Per merchant, the reservation claim this tenant's latest authorization of it held. */
-  merchantClaims: Record<string, number>;
-}
+  merchantClaims: z.record(z.string(), z.number()),
+});
+export type ConnectionDetails = z.output<typeof connectionDetails>;
 
-export type SquareConnectionState =
-  | { status: 'not_connected' }
-  | ({ status: 'active' } & ConnectionDetails)
-  | ({ status: 'needs_reconnect' } & ConnectionDetails)
-  | ({ status: 'token_undecryptable'; undecryptableKeyId: string } & ConnectionDetails)
-  | ({ status: 'revoked'; revokedBy: RevokedBy; revokedAt: string } & ConnectionDetails);
+/** A connection's state, declared once: the decider folds it, and its snapshots are parsed back with it. */
+export const connectionState = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('not_connected') }),
+  z.object({ status: z.literal('active'), ...connectionDetails.shape }),
+  z.object({ status: z.literal('needs_reconnect'), ...connectionDetails.shape }),
+  z.object({ status: z.literal('token_undecryptable'), undecryptableKeyId: z.string(), ...connectionDetails.shape }),
+  z.object({ status: z.literal('revoked'), revokedBy, revokedAt: z.string(), ...connectionDetails.shape }),
+]);
+export type SquareConnectionState = z.output<typeof connectionState>;
 
 export type ConnectionStatus = SquareConnectionState['status'];
 export type ConnectedState = Exclude<SquareConnectionState, { status: 'not_connected' }>;

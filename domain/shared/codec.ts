@@ -178,6 +178,12 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
     return decoded;
   }
 
+  /** A codec of these types but `types` (a reader of all but a few of a family's events). */
+  without<const Type extends E['type']>(...types: Type[]): EventCodec<Exclude<E, { type: Type }>> {
+    const excluded = new Set<string>(types);
+    return new EventCodec(this.definitions.filter((d) => !excluded.has(d.type)));
+  }
+
   /** The event to append: the writer's metadata with the type's current version stamped. */
   encode(event: E, id: string, metadata: EventMetadata): NewEvent {
     return { id, type: event.type, data: event.data, metadata: { ...metadata, schemaVersion: this.versionOf(event.type) } };
@@ -187,6 +193,18 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
 /** The codec of a set of event types; `family` says where they are written (for the catalogue). */
 export function eventCodec<const Types extends readonly EventType<string, JsonObject>[]>(family: FamilyInfo | undefined, ...types: Types): EventCodec<EventOf<Types[number]>> {
   return new EventCodec(types, family);
+}
+
+/**
+ * The codec of a stream family from the module that declares its types (`import * as types from './event-types.ts'`):
+ * every `EventType` the module exports (a module namespace lists them by export name), so no list of the family's
+ * types is written out to keep in step with their declarations. Other exports (schemas, fragments) are left out.
+ */
+export function familyCodec<const Module extends object>(family: FamilyInfo, types: Module): EventCodec<EventOf<Extract<Module[keyof Module], EventType>>> {
+  return new EventCodec(
+    Object.values(types).filter((value): value is EventType => value instanceof EventType),
+    family,
+  );
 }
 
 /** A codec of what several codecs handle (a reader of events of more than one family). */

@@ -145,8 +145,10 @@ export function snapshotVersion(decider: Pick<Folding<never, unknown>, 'evolve' 
   if (byCodec === undefined) fingerprints.set(decider.evolve, (byCodec = new WeakMap()));
   let fingerprint = byCodec.get(decider.codec);
   if (fingerprint === undefined) {
-    // FNV-1a of the function's source text and the codec's types: the same code gives the same fingerprint in every process.
-    const code = String(decider.evolve) + decider.codec.definitions.map((d) => `|${d.type}@${d.version}`).join('');
+    // FNV-1a of the function's source text and the codec's types, by name (a family's codec lists them in the order
+    // of their modules' export names, which a rename may change): the same code gives the same fingerprint in every process.
+    const types = decider.codec.definitions.map((d) => `|${d.type}@${d.version}`).sort();
+    const code = String(decider.evolve) + types.join('');
     let hash = 0x811c9dc5;
     for (let i = 0; i < code.length; i++) hash = Math.imul(hash ^ code.charCodeAt(i), 0x01000193) >>> 0;
     fingerprint = hash.toString(16).padStart(8, '0');

@@ -83,6 +83,19 @@ const searchQuery = z.object({ q: z.string().trim().min(1, 'q is required: part 
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
   const { accounts } = deps;
+  /** `PATCH /api/v1/admin/users/:userId/<action>`: an administrator's change of a user's status that takes nothing but the user. */
+  const statusChange = (action: 'approve' | 'reinstate', summary: string) =>
+    route({
+      method: 'patch',
+      path: `/api/v1/admin/users/:userId/${action}`,
+      access: 'admin',
+      summary,
+      params: userParams,
+      response: userWrite,
+      async handler({ params, ctx }) {
+        return userWritten(await accounts[action](caller(ctx).userId, params.userId, metadataFor(ctx)));
+      },
+    });
   return [
     route({
       method: 'post',
@@ -163,18 +176,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         return { status: 200, body: await searchUsers(deps.pool, query.q) };
       },
     }),
-    route({
-      method: 'patch',
-      path: '/api/v1/admin/users/:userId/approve',
-      access: 'admin',
-      summary: "Approve a pending user; a client's merchant workspace is provisioned. Idempotent.",
-      params: userParams,
-      response: userWrite,
-      async handler({ params, ctx }) {
-        const result = await accounts.approve(caller(ctx).userId, params.userId, metadataFor(ctx));
-        return userWritten(result);
-      },
-    }),
+    statusChange('approve', "Approve a pending user; a client's merchant workspace is provisioned. Idempotent."),
     route({
       method: 'patch',
       path: '/api/v1/admin/users/:userId/suspend',
@@ -188,18 +190,7 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         return userWritten(result);
       },
     }),
-    route({
-      method: 'patch',
-      path: '/api/v1/admin/users/:userId/reinstate',
-      access: 'admin',
-      summary: 'Reinstate a suspended user to the status they had.',
-      params: userParams,
-      response: userWrite,
-      async handler({ params, ctx }) {
-        const result = await accounts.reinstate(caller(ctx).userId, params.userId, metadataFor(ctx));
-        return userWritten(result);
-      },
-    }),
+    statusChange('reinstate', 'Reinstate a suspended user to the status they had.'),
     route({
       method: 'delete',
       path: '/api/v1/admin/users/:userId/personal-data',

@@ -12,7 +12,7 @@ import { findConsumerWallet, type WalletView } from '../../projections/read/wall
 import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
-import { idempotencyKey, tenantWallet, walletInTenant, walletOrNotFound, walletParams, walletWrite, written } from './wallets.ts';
+import { idempotencyKey, tenantWallet, walletInTenant, walletOrNotFound, walletParams, walletPoints, walletWrite, written } from './wallets.ts';
 import { route, type RouteSpec } from './table.ts';
 
 export interface RewardRoutesDependencies {
@@ -40,11 +40,7 @@ const rewardSchema = z.object({
   retiredAt: timestamp.nullable(),
 });
 
-const walletRewardsView = z.object({
-  walletId: z.string(),
-  balance: z.number().int(),
-  available: z.number().int(),
-  locked: z.number().int(),
+const walletRewardsView = walletPoints.extend({
   rewards: z.array(rewardSchema.extend({ affordable: z.boolean() })),
   issued: z.array(issuedRewardLine),
 });

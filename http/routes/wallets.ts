@@ -80,7 +80,10 @@ export function walletOrNotFound<W extends WalletView>(wallet: W | undefined): W
   return wallet;
 }
 
-export const walletWrite = z.object({ walletId: z.string(), balance: z.number().int(), available: z.number().int(), locked: z.number().int(), position: z.string() });
+/** A wallet's points as its writes and its rewards answer them: the figures of its view. */
+export const walletPoints = walletView.pick({ walletId: true, balance: true, available: true, locked: true });
+
+export const walletWrite = walletPoints.extend({ position: z.string() });
 
 /** Every write answers with the new balance and its event's position; a replayed key is marked in a header. */
 export function written<Extra extends Record<string, unknown> = Record<string, never>>(

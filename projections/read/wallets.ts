@@ -6,6 +6,7 @@ import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/norm
 import { DomainError } from '../../domain/shared/errors.ts';
 import { cursorPage, timestamp, timestampColumn } from './views.ts';
 import { EXPIRING_SOON_DAYS, expiringBy, expiryPolicy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
+import { walletOwner } from '../../domain/wallets/events.ts';
 
 /** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
 const points = z.union([z.string(), z.number()]).transform(Number).pipe(z.number().int().refine(Number.isSafeInteger, 'not a safe integer'));
@@ -25,9 +26,7 @@ const walletRow = z.object({
 
 /** A wallet as the API shows it. */
 export const walletView = z.object({
-  walletId: z.string(),
-  tenantId: z.string(),
-  consumerId: z.string(),
+  ...walletOwner,
   /** Every point held, locked ones included. */
   balance: z.number().int(),
   /** What can be redeemed or locked now: the balance less `locked`. */

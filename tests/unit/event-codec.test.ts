@@ -7,12 +7,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { eventFamilies } from '../../domain/event-catalogue.ts';
-import { EventDecodeFailed, type EventType } from '../../domain/shared/codec.ts';
+import { z } from 'zod';
+import { EventDecodeFailed, EventType, familyCodec } from '../../domain/shared/codec.ts';
 import { handleCommand, loadState } from '../../domain/shared/command-handler.ts';
 import type { JsonObject, RecordedEvent } from '../../domain/ports/event-store.ts';
 import { paymentEvents } from '../../domain/payments/events.ts';
 import { paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
 import { walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
+import { walletBalanceEvents, walletEvents } from '../../domain/wallets/events.ts';
 import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 
@@ -178,4 +180,31 @@ test('a PointsAdjusted stored as version 1 is upcast to version 2: every adjustm
   const v1 = fixture('PointsAdjusted', 1);
   t.deepEqual(walletDecider.codec.decode(recorded(v1)).data, { ...v1.data, adjustedAs: 'admin' });
   t.is(walletDecider.codec.versionOf('PointsAdjusted'), 2);
+});
+
+test('a stored event read by several readers is decoded once: each gets the same frozen data, and a version mismatch decodes again', (t) => {
+  const v1 = fixture('PurchaseCompleted', 1);
+  const stored = recorded(v1);
+  const first = paymentEvents.decode(stored);
+  const second = paymentEvents.decodeHandled([stored])[0];
+  t.is(second?.data, first.data, 'the second reader gets the data the first one decoded');
+  t.true(Object.isFrozen(first.data));
+  t.false(Reflect.set(first.data, 'points', 1), 'a reader cannot change what the next one reads');
+  // The same data object stored under another version (not something the store does, but the cache must not
+  // answer for a version it did not decode): validated again, by that version's schema, which version 1's data fails.
+  const current = definitions.get('PurchaseCompleted')!.version;
+  t.throws(() => paymentEvents.decode(recorded({ ...v1, schemaVersion: current })), { instanceOf: EventDecodeFailed, message: /paymentCreatedAt/ });
+});
+
+test('a family codec holds every event type its module exports, and nothing else; the ledger lines are the wallet family without PointsCreditRefused', (t) => {
+  const module = { ay: EventType.define('Ay', z.object({})), helper: z.string(), bee: EventType.define('Bee', z.object({ n: z.number() })) };
+  const codec = familyCodec({ stream: 'test-<id>', writtenBy: 'test' }, module);
+  t.deepEqual(codec.types, ['Ay', 'Bee'], 'the schema beside them left out');
+  t.deepEqual(codec.family, { stream: 'test-<id>', writtenBy: 'test' });
+  t.deepEqual(
+    walletBalanceEvents.types,
+    walletEvents.types.filter((type) => type !== 'PointsCreditRefused'),
+  );
+  t.false(walletBalanceEvents.handles('PointsCreditRefused'));
+  t.is(walletBalanceEvents.family, undefined, 'a reader of a family, not a family the catalogue lists');
 });
