@@ -112,18 +112,21 @@ test('a caller the view has not seen is read from its stream and kept; a stopped
   }
 });
 
-/** Once this returns, the view is live: a user registered elsewhere is kept after one load. */
-async function untilLive(view: CallerView): Promise<void> {
-  const probe = await registerConsumer(other);
-  await eventually(async () => (await view.load(probe), view.stats().kept), (kept) => kept >= 1, { timeoutMs: 5_000 });
-}
-
-test('appends through this process bring the caller up to date before they return: a registration is served from memory at once, a suspension binds at once', async (t) => {
+/** A started view, live (a user registered elsewhere is kept after one load), and the store that teaches it this process's appends. */
+async function withLearningView(body: (view: CallerView, learning: EventStore) => Promise<void>): Promise<void> {
   const view = callerView(local);
   view.start();
   try {
-    await untilLive(view);
-    const learning = learnOnAppend(local, view);
+    const probe = await registerConsumer(other);
+    await eventually(async () => (await view.load(probe), view.stats().kept), (kept) => kept >= 1, { timeoutMs: 5_000 });
+    await body(view, learnOnAppend(local, view));
+  } finally {
+    await view.stop();
+  }
+}
+
+test('appends through this process bring the caller up to date before they return: a registration is served from memory at once, a suspension binds at once', (t) =>
+  withLearningView(async (view, learning) => {
     const userId = await registerConsumer(learning);
     const before = view.stats();
     t.like(await view.load(userId), { status: 'approved', role: 'consumer' });
@@ -134,19 +137,11 @@ test('appends through this process bring the caller up to date before they retur
     t.like(await view.load(userId), { status: 'suspended' }, 'in force for the very next load, without waiting for the feed');
     t.is(view.stats().fromStream, before.fromStream);
     // What the view holds is what the stream says.
-    const fromStream = callerView(local);
-    t.deepEqual(await view.load(userId), await fromStream.load(userId));
-  } finally {
-    await view.stop();
-  }
-});
+    t.deepEqual(await view.load(userId), await callerView(local).load(userId));
+  }));
 
-test('a failed append through this process drops the caller: the next load reads the stream', async (t) => {
-  const view = callerView(local);
-  view.start();
-  try {
-    await untilLive(view);
-    const learning = learnOnAppend(local, view);
+test('a failed append through this process drops the caller: the next load reads the stream', (t) =>
+  withLearningView(async (view, learning) => {
     const userId = await registerConsumer(learning);
     await view.load(userId);
     const event = { id: uuid(), type: 'UserSuspended', data: {}, metadata: {} };
@@ -154,7 +149,4 @@ test('a failed append through this process drops the caller: the next load reads
     const fromStream = view.stats().fromStream;
     t.like(await view.load(userId), { status: 'approved' });
     t.is(view.stats().fromStream, fromStream + 1);
-  } finally {
-    await view.stop();
-  }
-});
+  }));
