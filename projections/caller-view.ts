@@ -192,7 +192,14 @@ export function learnOnAppend(store: EventStore, view: Pick<CallerView, 'forget'
   };
   const written = (stream: string, events: readonly NewEvent[], result: AppendResult) => {
     const userId = userIdOf(stream);
-    if (userId !== undefined) view.appended(userId, events, result);
+    if (userId === undefined) return;
+    try {
+      view.appended(userId, events, result);
+    } catch {
+      // The append succeeded: what the view cannot apply (an event it does not decode) is read from the stream
+      // next time, and never turns the caller's success into an error.
+      view.forget(userId);
+    }
   };
   return new Proxy(store, {
     get(target, prop, receiver) {
