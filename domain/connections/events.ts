@@ -17,16 +17,24 @@ export type SquareConnectionEvent = EventsOf<typeof connectionEvents>;
 const connectionError = z.object({ code: z.string(), detail: z.string(), at: z.string() });
 export type ConnectionError = z.output<typeof connectionError>;
 
-/** What every connection that was ever authorized knows, whatever its status now. */
-const connectionDetails = z.object({
-  ...connectionGrant,
+/**
+ * What the latest authorization recorded of the merchant: its profile, the scopes it granted and its locations.
+ * The connection's state holds it and the connection's read model shows it.
+ */
+export const merchantProfile = {
   businessName: z.string().nullable(),
-  /** The workspace's currency (ISO 4217) from the merchant profile; null for a connection made before it was recorded. */
+  /** The workspace's currency (ISO 4217): rule amounts count in its minor units. Null: authorized before it was recorded. */
   currency: z.string().nullable(),
-  /** The merchant's country (ISO 3166 alpha-2); null for a connection made before it was recorded. */
+  /** The merchant's country (ISO 3166 alpha-2): the default region of phone numbers written without a country code. Null: authorized before it was recorded. */
   country: z.string().nullable(),
   scopes: z.array(z.string()),
   locations: z.array(connectionLocation),
+};
+
+/** What every connection that was ever authorized knows, whatever its status now. */
+const connectionDetails = z.object({
+  ...connectionGrant,
+  ...merchantProfile,
   tokenExpiresAt: z.string(),
   authorizedAt: z.string(),
   /** When this workspace first connected this merchant (kept across reconnects to it): a first poll starts there. */

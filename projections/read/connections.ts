@@ -1,7 +1,7 @@
 /** Queries over the `pos_connections` read model (and the webhook inbox, for the debug endpoint). Rows are parsed with zod. */
 import type pg from 'pg';
 import { z } from 'zod';
-import { connectionLocation, revokedBy, type ConnectionStatus } from '../../domain/connections/events.ts';
+import { connectionLocation, merchantProfile, revokedBy, type ConnectionStatus } from '../../domain/connections/events.ts';
 import { timestamp } from './views.ts';
 
 /** The states a stored connection can be in. */
@@ -35,13 +35,7 @@ export const posConnectionView = z.object({
   provider: z.string(),
   status: z.enum(['not_connected', ...connectionStatus.options]),
   merchantId: z.string().nullable(),
-  businessName: z.string().nullable(),
-  /** The workspace's currency (ISO 4217) from the merchant profile: rule amounts count in its minor units. Null: connected before it was recorded. */
-  currency: z.string().nullable(),
-  /** The merchant's country (ISO 3166 alpha-2): the default region of phone numbers written without a country code. */
-  country: z.string().nullable(),
-  scopes: z.array(z.string()),
-  locations: z.array(connectionLocation),
+  ...merchantProfile,
   tokenExpiresAt: timestamp.nullable(),
   authorizedAt: timestamp.nullable(),
   lastRefreshedAt: timestamp.nullable(),
