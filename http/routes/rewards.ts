@@ -8,11 +8,11 @@ import { z } from 'zod';
 import type { RewardCatalogService } from '../../domain/rewards/catalog-service.ts';
 import { issuableReward, rewardDefinitionSchema, type CatalogReward } from '../../domain/rewards/catalog.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
-import { findConsumerWallet, type WalletView } from '../../projections/read/wallets.ts';
+import type { WalletView } from '../../projections/read/wallets.ts';
 import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
-import { idempotencyKey, tenantWallet, walletInTenant, walletOrNotFound, walletParams, walletPoints, walletWrite, written } from './wallets.ts';
+import { idempotencyKey, walletInTenant, walletParams, walletPoints, walletRead, walletWrite, written } from './wallets.ts';
 import { route, type RouteSpec } from './table.ts';
 
 export interface RewardRoutesDependencies {
@@ -114,31 +114,17 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
         return { status: 200, body: { ...rewardView(reward), position: at } };
       },
     }),
-    route({
-      method: 'get',
-      path: '/api/v1/me/wallets/:walletId/rewards',
-      access: 'user',
-      direct: true,
+    walletRead(pool, 'me', {
+      path: '/rewards',
       summary: "The workspace's active rewards, which the wallet's available points afford, and the rewards issued to the wallet.",
-      params: walletParams,
       response: walletRewardsView,
-      async handler({ params, ctx }) {
-        const wallet = walletOrNotFound(await findConsumerWallet(pool, caller(ctx).userId, params.walletId));
-        return { status: 200, body: await walletRewards(wallet) };
-      },
+      read: walletRewards,
     }),
-    route({
-      method: 'get',
-      path: '/api/v1/client/wallets/:walletId/rewards',
-      access: 'tenant',
-      direct: true,
+    walletRead(pool, 'client', {
+      path: '/rewards',
       summary: "One of the tenant's wallets: the active rewards it affords and the rewards issued to it.",
-      params: walletParams,
       response: walletRewardsView,
-      async handler({ params, ctx }) {
-        const wallet = await tenantWallet(pool, ctx, params.walletId);
-        return { status: 200, body: await walletRewards(wallet) };
-      },
+      read: walletRewards,
     }),
     route({
       method: 'post',

@@ -17,7 +17,7 @@ import {
   withExpiringSoon,
   type WalletView,
 } from '../../projections/read/wallets.ts';
-import { caller, metadataFor, tenantOf } from '../request.ts';
+import { caller, metadataFor, tenantOf, type RequestContext } from '../request.ts';
 import { pageLimit } from '../schemas.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
 
@@ -74,12 +74,6 @@ export const adjustBody = z
   })
   .strict();
 
-/** A wallet the caller may see, or 404: another tenant's or consumer's wallet reads as missing. */
-export function walletOrNotFound<W extends WalletView>(wallet: W | undefined): W {
-  if (!wallet) throw new NotFound('Wallet');
-  return wallet;
-}
-
 /** A wallet's points as its writes and its rewards answer them: the figures of its view. */
 export const walletPoints = walletView.pick({ walletId: true, balance: true, available: true, locked: true });
 
@@ -104,9 +98,38 @@ export const walletInTenant =
   ({ params, ctx }: { params: { walletId: string }; ctx: Parameters<typeof tenantOf>[0] }) =>
     wallets.requireInTenant(tenantOf(ctx), params.walletId);
 
-/** One of the caller's tenant's wallets (`:walletId`), or 404. */
-export const tenantWallet = async (pool: pg.Pool, ctx: Parameters<typeof tenantOf>[0], walletId: string) =>
-  walletOrNotFound(await findTenantWallet(pool, tenantOf(ctx), walletId));
+/** Who reads one wallet, and where it is found: a consumer reads their own, a merchant one of their tenant's. */
+const walletReaders = {
+  me: { access: 'user', find: (pool: pg.Pool, ctx: RequestContext, walletId: string) => findConsumerWallet(pool, caller(ctx).userId, walletId) },
+  client: { access: 'tenant', find: (pool: pg.Pool, ctx: RequestContext, walletId: string) => findTenantWallet(pool, tenantOf(ctx), walletId) },
+} as const;
+
+/**
+ * A read of one wallet, `GET /api/v1/<reader>/wallets/:walletId<path>`, served ahead of Koa: the caller's own
+ * wallet (`me`) or one of their tenant's (`client`); any other wallet reads as missing (404). `read` answers from it.
+ */
+export function walletRead<R extends z.ZodType, Q extends z.ZodType = z.ZodUndefined>(
+  pool: pg.Pool,
+  reader: keyof typeof walletReaders,
+  spec: { path: string; summary: string; query?: Q; response: R; read(wallet: WalletView, query: z.output<Q>): Promise<z.input<R>> },
+): RouteSpec {
+  const { access, find } = walletReaders[reader];
+  return route<typeof walletParams, Q, z.ZodUndefined, R>({
+    method: 'get',
+    path: `/api/v1/${reader}/wallets/:walletId${spec.path}`,
+    access,
+    direct: true,
+    summary: spec.summary,
+    params: walletParams,
+    query: spec.query,
+    response: spec.response,
+    async handler({ params, query, ctx }) {
+      const wallet = await find(pool, ctx, params.walletId);
+      if (!wallet) throw new NotFound('Wallet');
+      return { status: 200, body: await spec.read(wallet, query) };
+    },
+  });
+}
 
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
@@ -127,19 +150,12 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
         return { status: 200, body: await withExpiringSoon(pool, wallets, deps.now(), policies) };
       },
     }),
-    route({
-      method: 'get',
-      path: '/api/v1/me/wallets/:walletId/ledger',
-      access: 'user',
-      direct: true,
+    walletRead(pool, 'me', {
+      path: '/ledger',
       summary: "A page of the caller's wallet ledger, newest first (?cursor=&limit=).",
-      params: walletParams,
       query: pageQuery,
       response: ledgerPageView,
-      async handler({ params, query, ctx }) {
-        walletOrNotFound(await findConsumerWallet(pool, caller(ctx).userId, params.walletId));
-        return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
-      },
+      read: (wallet, query) => ledgerPage(pool, wallet.walletId, query),
     }),
     route({
       method: 'get',
@@ -153,32 +169,18 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
         return { status: 200, body: await current(await searchWallets(pool, hasher, tenantOf(ctx), query.q)) };
       },
     }),
-    route({
-      method: 'get',
-      path: '/api/v1/client/wallets/:walletId',
-      access: 'tenant',
-      direct: true,
+    walletRead(pool, 'client', {
+      path: '',
       summary: "One of the tenant's wallets: balance, available, locked, expiringSoon and lifetime totals.",
-      params: walletParams,
       response: walletView,
-      async handler({ params, ctx }) {
-        const wallet = await tenantWallet(pool, ctx, params.walletId);
-        return { status: 200, body: (await current([wallet]))[0]! };
-      },
+      read: async (wallet) => (await current([wallet]))[0]!,
     }),
-    route({
-      method: 'get',
-      path: '/api/v1/client/wallets/:walletId/ledger',
-      access: 'tenant',
-      direct: true,
+    walletRead(pool, 'client', {
+      path: '/ledger',
       summary: "A page of the ledger of one of the tenant's wallets, newest first (?cursor=&limit=).",
-      params: walletParams,
       query: pageQuery,
       response: ledgerPageView,
-      async handler({ params, query, ctx }) {
-        await tenantWallet(pool, ctx, params.walletId);
-        return { status: 200, body: await ledgerPage(pool, params.walletId, query) };
-      },
+      read: (wallet, query) => ledgerPage(pool, wallet.walletId, query),
     }),
     route({
       method: 'post',
