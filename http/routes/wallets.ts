@@ -131,7 +131,6 @@ export function walletRead<R extends z.ZodType, Q extends z.ZodType = z.ZodUndef
   });
 }
 
-// Over 80 lines because it is the route table of a context: one short declaration per route.
 export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
   const { wallets, pool, hasher } = deps;
   const current = <W extends Parameters<typeof withExpiringSoon>[1][number]>(found: W[]) => withExpiringSoon(pool, found, deps.now());
