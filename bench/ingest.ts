@@ -183,14 +183,17 @@ const ADMIN_EMAIL = 'ops@tally.bench';
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
 const settle = () => new Promise((resolve) => setTimeout(resolve, STATS_SETTLE_MS));
 
-/** The burst's statements by PostgreSQL's execution time, and its WAL, per webhook (`--statements`). */
+/**
+ * The burst's statements by PostgreSQL's execution time, with their planning time (an unnamed statement is planned on
+ * every call, which `total_exec_time` leaves out), and its WAL, per webhook (`--statements`).
+ */
 async function writeServerStatements(url: string, webhooks: number): Promise<void> {
   const { statements, wal } = await withClient(url, async (c) => ({
     statements: (
-      await c.query<{ calls: string; ms: number; rows: string; wal_records: string; wal_bytes: string; query: string }>(
-        `SELECT calls, round(total_exec_time::numeric, 1)::float8 AS ms, rows, wal_records, wal_bytes, left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query
+      await c.query<{ calls: string; ms: number; plan_ms: number; plans: string; rows: string; wal_records: string; wal_bytes: string; query: string }>(
+        `SELECT calls, round(total_exec_time::numeric, 1)::float8 AS ms, round(total_plan_time::numeric, 1)::float8 AS plan_ms, plans, rows, wal_records, wal_bytes, left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query
            FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-          ORDER BY total_exec_time DESC LIMIT 40`,
+          ORDER BY total_exec_time + total_plan_time DESC LIMIT 40`,
       )
     ).rows,
     wal: (await c.query<{ wal_records: string; wal_fpi: string; wal_bytes: string }>('SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal')).rows[0]!,
@@ -203,8 +206,9 @@ async function writeServerStatements(url: string, webhooks: number): Promise<voi
       {
         webhooks,
         totalMs: statements.reduce((sum, s) => sum + s.ms, 0),
+        totalPlanMs: statements.reduce((sum, s) => sum + s.plan_ms, 0),
         wal: { recordsPerWebhook: perWebhook(wal.wal_records), bytesPerWebhook: perWebhook(wal.wal_bytes), fullPageImages: Number(wal.wal_fpi) },
-        statements: statements.map((s) => ({ ms: s.ms, calls: Number(s.calls), rowsPerWebhook: perWebhook(s.rows), walBytesPerWebhook: perWebhook(s.wal_bytes), query: s.query })),
+        statements: statements.map((s) => ({ ms: s.ms, planMs: s.plan_ms, calls: Number(s.calls), plans: Number(s.plans), rowsPerWebhook: perWebhook(s.rows), walBytesPerWebhook: perWebhook(s.wal_bytes), query: s.query })),
       },
       null,
       1,
@@ -1292,7 +1296,7 @@ async function main(): Promise<boolean> {
       await square.stop();
       await rm(dataDir, { recursive: true, force: true });
     }
-  }, 'tally_bench_ingest', STATEMENTS ? ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track=all'] : []);
+  }, 'tally_bench_ingest', STATEMENTS ? ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track=all', 'pg_stat_statements.track_planning=on'] : []);
   return allCorrect;
 }
 
