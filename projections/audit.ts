@@ -7,6 +7,7 @@
  * present is skipped (`ON CONFLICT (event_id) DO NOTHING`), so applying a batch twice changes nothing.
  */
 import type { JsonValue, RecordedEvent } from '../domain/ports/event-store.ts';
+import { named } from '../adapters/postgres/named.ts';
 import { recordsetFrom, recordsetParameter } from '../adapters/postgres/recordset.ts';
 import type { Projection } from './projection.ts';
 
@@ -114,6 +115,6 @@ export const auditProjection: Projection = {
   eventTypes: 'all',
   async apply(events, { db, table }) {
     if (events.length === 0) return;
-    await db.query(insertSql(table('audit_events')), [recordsetParameter(events.map(auditColumns))]);
+    await db.query(named(insertSql(table('audit_events'))), [recordsetParameter(events.map(auditColumns))]);
   },
 };

@@ -202,17 +202,24 @@ async function commit(target: FeedTarget, options: FeedOptions, state: FeedState
     // A read model and its checkpoint can always be derived again from the log: if a crash loses the last
     // few commits, both roll back together and the events are applied again. No need to wait for the disk
     // (`synchronous_commit` off for this transaction, set in the statement that locks the checkpoint: one round trip).
+    // Named, as the statements below: every batch of every projection runs them (parsed once per connection).
     const { rows } = await db.query<{ position: string | null }>(
-      `SELECT position, set_config('synchronous_commit', 'off', true) AS synchronous_commit FROM projection_checkpoints WHERE name = $1 FOR UPDATE`,
+      {
+        name: 'tally_checkpoint_lock',
+        text: `SELECT position, set_config('synchronous_commit', 'off', true) AS synchronous_commit FROM projection_checkpoints WHERE name = $1 FOR UPDATE`,
+      },
       [target.checkpointName],
     );
     if (!rows[0] || (rows[0].position ?? undefined) !== state.stored) throw new CheckpointMoved(`checkpoint ${target.checkpointName} moved elsewhere`);
   };
   const finish = async (db: pg.PoolClient) => {
     await db.query(
-      `UPDATE projection_checkpoints
-          SET position = $2, events_applied = events_applied + $3, status = 'running', last_error = NULL, error_position = NULL, updated_at = now()
-        WHERE name = $1`,
+      {
+        name: 'tally_checkpoint_advance',
+        text: `UPDATE projection_checkpoints
+                  SET position = $2, events_applied = events_applied + $3, status = 'running', last_error = NULL, error_position = NULL, updated_at = now()
+                WHERE name = $1`,
+      },
       [target.checkpointName, last.position, state.unstored + events.length],
     );
     await target.onCommit?.(db, events.length, last.position);

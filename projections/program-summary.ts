@@ -10,6 +10,7 @@
  * An interval's count of active customers goes up by the customers whose row for it turns active in this batch
  * (the statement's snapshot shows the rows as they were before it).
  */
+import { named } from '../adapters/postgres/named.ts';
 import { pointsDelta } from '../domain/wallets/wallet.ts';
 import { walletBalanceEvents, type WalletBalanceEvent } from '../domain/wallets/events.ts';
 import type { Decoded } from '../domain/shared/codec.ts';
@@ -121,6 +122,6 @@ export const programSummaryProjection = projection({
     const lines = summaryLines(events);
     if (lines.length === 0) return;
     const sql = writeSql(table('program_summary_lines'), table('program_days'), table('program_customer_periods'), table('program_period_customers'));
-    await db.query(sql, [JSON.stringify(lines)]);
+    await db.query(named(sql), [JSON.stringify(lines)]);
   },
 });

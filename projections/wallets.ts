@@ -10,6 +10,7 @@
  * event applied twice changes nothing. A rebuild replays through `walletsReplay` instead: balances run in memory,
  * ledger rows only per batch, each wallet's row written when it is first seen and when the replay settles.
  */
+import { named } from '../adapters/postgres/named.ts';
 import { lockedDelta, pointsDelta } from '../domain/wallets/wallet.ts';
 import { walletBalanceEvents, type WalletBalanceEvent } from '../domain/wallets/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
@@ -219,7 +220,7 @@ ON CONFLICT (id) DO UPDATE SET
  */
 export async function writeLedger(db: ProjectionContext['db'], tables: { ledger: string; wallets: string }, entries: readonly LedgerEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  await db.query(writeSql(tables.ledger, tables.wallets), columnArrays(entries, BATCH_COLUMNS));
+  await db.query(named(writeSql(tables.ledger, tables.wallets)), columnArrays(entries, BATCH_COLUMNS));
 }
 
 /** A wallet's row in `wallets`, as the replay keeps it in memory. */

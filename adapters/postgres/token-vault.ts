@@ -71,7 +71,7 @@ export function postgresTokenVault(pool: pg.Pool, keys: Keyring): TokenVault {
     },
 
     async read(tenantId): Promise<VaultRead> {
-      const { rows } = await pool.query(`SELECT ${COLUMNS} FROM square_token_vault WHERE tenant_id = $1`, [tenantId]);
+      const { rows } = await pool.query({ name: 'tally_vault_read', text: `SELECT ${COLUMNS} FROM square_token_vault WHERE tenant_id = $1` }, [tenantId]);
       if (!rows[0]) return { status: 'missing' };
       const row = vaultRow.parse(rows[0]);
       const opened = openRow(keys, row);

@@ -88,9 +88,13 @@ export async function adminWithEmail(pool: pg.Pool, emailHash: string): Promise<
 export async function consumersByIdentity(pool: pg.Pool, hashSets: readonly (readonly string[])[]): Promise<(string | undefined)[]> {
   const all = [...new Set(hashSets.flat())];
   if (!all.length) return hashSets.map(() => undefined);
+  // Named: every batch of webhooks asks it (parsed once per connection).
   const { rows } = await pool.query<{ identity_hash: string; consumer_id: string }>(
-    `SELECT o.identity_hash, o.consumer_id FROM identity_owners o JOIN users u ON u.id = o.consumer_id
-      WHERE o.identity_hash = ANY($1) AND u.status = 'approved' AND NOT u.erased`,
+    {
+      name: 'tally_consumers_by_identity',
+      text: `SELECT o.identity_hash, o.consumer_id FROM identity_owners o JOIN users u ON u.id = o.consumer_id
+              WHERE o.identity_hash = ANY($1) AND u.status = 'approved' AND NOT u.erased`,
+    },
     [all],
   );
   const owners = new Map(rows.map((r) => [r.identity_hash, r.consumer_id]));
