@@ -120,9 +120,11 @@ export async function feed(target: FeedTarget, options: FeedOptions): Promise<Fe
       const batch: RecordedEvent[] = [];
       if (first.value.kind === 'event') batch.push(first.value.event);
       else caughtUp = true;
-      // Take whatever else is already available, without waiting for more to arrive.
+      // Take whatever else is already available, without waiting for more to arrive: what the subscription hands
+      // over before the loop's next turn (one turn for the whole batch, not a timer per event).
+      const turn = nextTurn();
       while (batch.length < options.maxBatch) {
-        const next = await Promise.race([pull(), nextTurn()]);
+        const next = await Promise.race([pull(), turn]);
         if (next === TIMEOUT) break;
         pending = undefined;
         if (next.done) break;
