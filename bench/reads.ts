@@ -28,6 +28,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import Koa from 'koa';
 import { startTally, type Tally } from '../main.ts';
 import { createLogger } from '../adapters/logger.ts';
@@ -189,12 +190,24 @@ async function main(): Promise<void> {
       const meanP99 = (side: 'tally' | 'bare') => sum((x) => x[side].latencyMs.p99) / runs.length;
 
       // ------------------------------------------------------------------ CPU per request, each side alone
-      const cpu: Record<string, { requests: number; nodeUsPerRequest: number; nodeSystemUsPerRequest: number; postgresUsPerRequest: number | null; rate: number }> = {};
+      const cpu: Record<
+        string,
+        { requests: number; nodeUsPerRequest: number; nodeSystemUsPerRequest: number; postgresUsPerRequest: number | null; rate: number; scavengesPer1000: number; gcMsPer1000: number }
+      > = {};
       if (CPU) {
+        // This process's garbage collections while each side is loaded alone: a side that allocates more per request
+        // meets more scavenges, each of which pauses every request in flight (the tail).
+        const collections: { kind: number; ms: number }[] = [];
+        const gcObserver = new PerformanceObserver((list) => {
+          for (const entry of list.getEntries()) collections.push({ kind: (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0, ms: entry.duration });
+        });
+        gcObserver.observe({ entryTypes: ['gc'] });
         for (const [name, side] of [['tally', tallySide], ['bare', bareSide], ['tally (again)', tallySide], ['bare (again)', bareSide]] as const) {
           const before = await cpuSnapshot(pgPids);
+          const collectedBefore = collections.length;
           const out = await runLoad({ concurrency: CONCURRENCY, rounds: 2, sliceMs: SLICE_MS, tally: side, bare: side });
           const after = await cpuSnapshot(pgPids);
+          const collected = collections.slice(collectedBefore);
           const split = cpuSplit(before, after);
           // The load generator's warm-up (300 ms per side) is in the CPU window but not in the counts: counted as requests at the measured rate.
           const requests = out.result.tally.operations + out.result.bare.operations;
@@ -206,9 +219,13 @@ async function main(): Promise<void> {
             nodeUsPerRequest: (split.nodeMs / withWarmup) * 1000,
             nodeSystemUsPerRequest: ((after.nodeSystem - before.nodeSystem) / withWarmup) * 1000,
             postgresUsPerRequest: split.postgresMs === null ? null : (split.postgresMs / withWarmup) * 1000,
+            scavengesPer1000: (collected.filter((c) => c.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR).length / withWarmup) * 1000,
+            gcMsPer1000: (collected.reduce((sum, c) => sum + c.ms, 0) / withWarmup) * 1000,
           };
-          log(`  CPU, ${name} alone: ${Math.round(rate)}/s; this process ${cpu[name]!.nodeUsPerRequest.toFixed(0)} µs (system ${cpu[name]!.nodeSystemUsPerRequest.toFixed(0)}) + PostgreSQL ${cpu[name]!.postgresUsPerRequest?.toFixed(0) ?? '?'} µs per request`);
+          log(`  CPU, ${name} alone: ${Math.round(rate)}/s; this process ${cpu[name]!.nodeUsPerRequest.toFixed(0)} µs (system ${cpu[name]!.nodeSystemUsPerRequest.toFixed(0)}) + PostgreSQL ${cpu[name]!.postgresUsPerRequest?.toFixed(0) ?? '?'} µs per request; ` +
+              `${cpu[name]!.scavengesPer1000.toFixed(2)} scavenges and ${cpu[name]!.gcMsPer1000.toFixed(1)} ms of GC pauses per 1,000 requests`);
         }
+        gcObserver.disconnect();
       }
 
       // ------------------------------------------------------------------ profile of Tally's route alone

@@ -1,6 +1,7 @@
 /** Queries over the wallets read model. Rows are parsed with zod on the way out; points are integers. */
 import type pg from 'pg';
 import { z } from 'zod';
+import { named } from '../../adapters/postgres/named.ts';
 import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
@@ -154,12 +155,12 @@ const consumerWalletRow = walletRow.extend({
  */
 export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Promise<{ wallets: ConsumerWalletView[]; policies: Map<string, ExpiryPolicy> }> {
   const { rows } = await pool.query(
-    `SELECT ${WALLET_COLUMNS}, ws.business_name,
+    named(`SELECT ${WALLET_COLUMNS}, ws.business_name,
             ${POLICY_COLUMNS}
        FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
        LEFT JOIN program_settings ps ON ps.tenant_id = w.tenant_id AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)
       WHERE w.consumer_id = $1
-      ORDER BY w.updated_at DESC, w.id`,
+      ORDER BY w.updated_at DESC, w.id`),
     [consumerId],
   );
   const policies = new Map<string, ExpiryPolicy>();
@@ -173,13 +174,13 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
 
 /** One wallet, only if it belongs to the tenant (another tenant's wallet reads as missing). */
 export async function findTenantWallet(pool: pg.Pool, tenantId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.tenant_id = $2`, [walletId, tenantId]);
+  const { rows } = await pool.query(named(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.tenant_id = $2`), [walletId, tenantId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
 /** One wallet, only if it belongs to the consumer. */
 export async function findConsumerWallet(pool: pg.Pool, consumerId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.consumer_id = $2`, [walletId, consumerId]);
+  const { rows } = await pool.query(named(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.consumer_id = $2`), [walletId, consumerId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
