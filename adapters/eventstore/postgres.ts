@@ -35,6 +35,7 @@ import {
   type StreamAppendResult,
 } from '../../domain/ports/event-store.ts';
 import { isTransientPgError } from '../postgres/errors.ts';
+import { named } from '../postgres/named.ts';
 import { withTransaction, type Queryable } from '../postgres/transaction.ts';
 import { AppendGroups } from './append-groups.ts';
 import { SharedFeed, type ScanPage } from './postgres-feed.ts';
@@ -604,7 +605,8 @@ export class PostgresEventStore implements EventStore {
       params.push(args.limit);
       sql += ` LIMIT $${params.length}`;
     }
-    const rows = await this.query<EventRow>(sql, params);
+    // Named by its text (the filter's values are parameters): parsed once per connection, as the subscriptions' scans.
+    const rows = await this.query<EventRow>(named(sql), params);
     // Below the server's oldest transaction in progress, every row is settled. Rows at or beyond it wait only for
     // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
     const horizon = await this.horizonFor(rows);
