@@ -84,8 +84,8 @@ function policyEntry(raw: unknown): [tenantId: string, policy: ExpiryPolicy] {
 export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]): Promise<Map<string, ExpiryPolicy>> {
   if (tenantIds.length === 0) return new Map();
   const { rows } = await pool.query(
-    `SELECT ${POLICY_COLUMNS} FROM program_settings ps
-      WHERE ps.tenant_id = ANY($1) AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)`,
+    named(`SELECT ${POLICY_COLUMNS} FROM program_settings ps
+      WHERE ps.tenant_id = ANY($1) AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)`),
     [[...new Set(tenantIds)]],
   );
   return new Map(rows.map(policyEntry));
@@ -106,9 +106,9 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
   let before = Number.MAX_SAFE_INTEGER;
   while (covered < wallet.balance) {
     const { rows } = await pool.query(
-      `SELECT points, created_at, revision FROM wallet_ledger
+      named(`SELECT points, created_at, revision FROM wallet_ledger
         WHERE wallet_id = $1 AND revision < $2 AND entry_type = 'credit' AND points > 0 AND kind = ANY($3)
-        ORDER BY revision DESC LIMIT 200`,
+        ORDER BY revision DESC LIMIT 200`),
       [wallet.walletId, before, EARNING_KINDS],
     );
     for (const raw of rows) {
@@ -120,7 +120,7 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
     if (rows.length < 200) break;
   }
   const { rows: activity } = await pool.query(
-    `SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`,
+    named(`SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`),
     [wallet.walletId, ACTIVITY_KINDS],
   );
   const lastActivityAt = activity[0] ? z.date().parse(activity[0].created_at) : null;
@@ -270,15 +270,16 @@ export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor
   const before = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
   const params: unknown[] = [walletId, page.limit + 1];
   if (before !== undefined) params.push(before);
+  // Named by its text (with or without the cursor's bound): parsed once per connection, as the other wallet reads.
   const { rows } = await pool.query(
-    `SELECT id, entry_type AS "entryType", kind, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points, balance_after AS "balanceAfter",
+    named(`SELECT id, entry_type AS "entryType", kind, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points, balance_after AS "balanceAfter",
             locked_change AS "lockedChange", reward_id AS "rewardId", issued_reward_id AS "issuedRewardId", payment_id AS "paymentId",
             refund_id AS "refundId", admin_id AS "adminId", reason, reference, idempotency_key AS "idempotencyKey", position, revision,
             created_at AS "createdAt"
        FROM wallet_ledger
       WHERE wallet_id = $1 ${before !== undefined ? 'AND revision < $3' : ''}
       ORDER BY revision DESC
-      LIMIT $2`,
+      LIMIT $2`),
     params,
   );
   const parsed = rows.map((raw) => ledgerRow.parse(raw));
