@@ -80,12 +80,15 @@ function policyEntry(raw: unknown): [tenantId: string, policy: ExpiryPolicy] {
   return [tenantId, policy];
 }
 
+// The statements of the reads below, named once (adapters/postgres/named.ts): parsed once per connection.
+const EXPIRY_POLICIES = named(`SELECT ${POLICY_COLUMNS} FROM program_settings ps
+      WHERE ps.tenant_id = ANY($1) AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)`);
+
 /** The expiry policies in force for these workspaces (those with none are absent). */
 export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]): Promise<Map<string, ExpiryPolicy>> {
   if (tenantIds.length === 0) return new Map();
   const { rows } = await pool.query(
-    named(`SELECT ${POLICY_COLUMNS} FROM program_settings ps
-      WHERE ps.tenant_id = ANY($1) AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)`),
+    EXPIRY_POLICIES,
     [[...new Set(tenantIds)]],
   );
   return new Map(rows.map(policyEntry));
@@ -95,6 +98,10 @@ export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]
 const EARNING_KINDS = ['earn', 'claim', 'adjustment', 'merchant_adjustment'];
 const ACTIVITY_KINDS = ['earn', 'claim', 'redemption', 'reward_issued', 'reward_redeemed'];
 const creditRow = z.object({ points, created_at: z.date(), revision: z.coerce.number().int() });
+const EARNING_CREDITS = named(`SELECT points, created_at, revision FROM wallet_ledger
+        WHERE wallet_id = $1 AND revision < $2 AND entry_type = 'credit' AND points > 0 AND kind = ANY($3)
+        ORDER BY revision DESC LIMIT 200`);
+const LAST_ACTIVITY = named(`SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`);
 
 /**
  * `expiringSoon` of a wallet, from its ledger: spending takes the oldest points first, so what remains is the
@@ -106,9 +113,7 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
   let before = Number.MAX_SAFE_INTEGER;
   while (covered < wallet.balance) {
     const { rows } = await pool.query(
-      named(`SELECT points, created_at, revision FROM wallet_ledger
-        WHERE wallet_id = $1 AND revision < $2 AND entry_type = 'credit' AND points > 0 AND kind = ANY($3)
-        ORDER BY revision DESC LIMIT 200`),
+      EARNING_CREDITS,
       [wallet.walletId, before, EARNING_KINDS],
     );
     for (const raw of rows) {
@@ -120,7 +125,7 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
     if (rows.length < 200) break;
   }
   const { rows: activity } = await pool.query(
-    named(`SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`),
+    LAST_ACTIVITY,
     [wallet.walletId, ACTIVITY_KINDS],
   );
   const lastActivityAt = activity[0] ? z.date().parse(activity[0].created_at) : null;
@@ -148,21 +153,22 @@ const consumerWalletRow = walletRow.extend({
   version: z.number().int().nullable(),
 });
 
+const WALLETS_OF_CONSUMER = named(`SELECT ${WALLET_COLUMNS}, ws.business_name,
+            ${POLICY_COLUMNS}
+       FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
+       LEFT JOIN program_settings ps ON ps.tenant_id = w.tenant_id AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)
+      WHERE w.consumer_id = $1
+      ORDER BY w.updated_at DESC, w.id`);
+const TENANT_WALLET = named(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.tenant_id = $2`);
+const CONSUMER_WALLET = named(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.consumer_id = $2`);
+
 /**
  * Every wallet of a consumer, most recently active first, with each merchant's business name, and the expiry
  * policies of their workspaces (those with none are absent): one statement, the policies joined, so that
  * `GET /api/v1/me/wallets` makes one round trip when no wallet has points to expire.
  */
 export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Promise<{ wallets: ConsumerWalletView[]; policies: Map<string, ExpiryPolicy> }> {
-  const { rows } = await pool.query(
-    named(`SELECT ${WALLET_COLUMNS}, ws.business_name,
-            ${POLICY_COLUMNS}
-       FROM wallets w LEFT JOIN workspaces ws ON ws.tenant_id = w.tenant_id
-       LEFT JOIN program_settings ps ON ps.tenant_id = w.tenant_id AND (ps.earned_months IS NOT NULL OR ps.inactivity_months IS NOT NULL)
-      WHERE w.consumer_id = $1
-      ORDER BY w.updated_at DESC, w.id`),
-    [consumerId],
-  );
+  const { rows } = await pool.query(WALLETS_OF_CONSUMER, [consumerId]);
   const policies = new Map<string, ExpiryPolicy>();
   const wallets = rows.map((raw) => {
     const r = consumerWalletRow.parse(raw);
@@ -174,13 +180,13 @@ export async function walletsOfConsumer(pool: pg.Pool, consumerId: string): Prom
 
 /** One wallet, only if it belongs to the tenant (another tenant's wallet reads as missing). */
 export async function findTenantWallet(pool: pg.Pool, tenantId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(named(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.tenant_id = $2`), [walletId, tenantId]);
+  const { rows } = await pool.query(TENANT_WALLET, [walletId, tenantId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
 /** One wallet, only if it belongs to the consumer. */
 export async function findConsumerWallet(pool: pg.Pool, consumerId: string, walletId: string): Promise<WalletView | undefined> {
-  const { rows } = await pool.query(named(`SELECT ${WALLET_COLUMNS} FROM wallets w WHERE w.id = $1 AND w.consumer_id = $2`), [walletId, consumerId]);
+  const { rows } = await pool.query(CONSUMER_WALLET, [walletId, consumerId]);
   return rows[0] ? toWallet(rows[0]) : undefined;
 }
 
@@ -265,23 +271,24 @@ function decodeCursor(cursor: string): number {
   }
 }
 
+/** A ledger page's statement: the first page's, or a later one's (`revision < $3`, the cursor's bound). */
+const ledgerPageSql = (after: boolean) =>
+  named(`SELECT id, entry_type AS "entryType", kind, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points, balance_after AS "balanceAfter",
+            locked_change AS "lockedChange", reward_id AS "rewardId", issued_reward_id AS "issuedRewardId", payment_id AS "paymentId",
+            refund_id AS "refundId", admin_id AS "adminId", reason, reference, idempotency_key AS "idempotencyKey", position, revision,
+            created_at AS "createdAt"
+       FROM wallet_ledger
+      WHERE wallet_id = $1 ${after ? 'AND revision < $3' : ''}
+      ORDER BY revision DESC
+      LIMIT $2`);
+const LEDGER_PAGE = { first: ledgerPageSql(false), after: ledgerPageSql(true) };
+
 /** One page of the wallet's ledger, newest first (in the wallet stream's order), after `cursor` (keyset on the revision). */
 export async function ledgerPage(pool: pg.Pool, walletId: string, page: { cursor?: string | undefined; limit: number }): Promise<LedgerPage> {
   const before = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
   const params: unknown[] = [walletId, page.limit + 1];
   if (before !== undefined) params.push(before);
-  // Named by its text (with or without the cursor's bound): parsed once per connection, as the other wallet reads.
-  const { rows } = await pool.query(
-    named(`SELECT id, entry_type AS "entryType", kind, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points, balance_after AS "balanceAfter",
-            locked_change AS "lockedChange", reward_id AS "rewardId", issued_reward_id AS "issuedRewardId", payment_id AS "paymentId",
-            refund_id AS "refundId", admin_id AS "adminId", reason, reference, idempotency_key AS "idempotencyKey", position, revision,
-            created_at AS "createdAt"
-       FROM wallet_ledger
-      WHERE wallet_id = $1 ${before !== undefined ? 'AND revision < $3' : ''}
-      ORDER BY revision DESC
-      LIMIT $2`),
-    params,
-  );
+  const { rows } = await pool.query(before === undefined ? LEDGER_PAGE.first : LEDGER_PAGE.after, params);
   const parsed = rows.map((raw) => ledgerRow.parse(raw));
   const hasMore = parsed.length > page.limit;
   const shown = hasMore ? parsed.slice(0, page.limit) : parsed;
