@@ -150,3 +150,20 @@ test('a failed append through this process drops the caller: the next load reads
     t.like(await view.load(userId), { status: 'approved' });
     t.is(view.stats().fromStream, fromStream + 1);
   }));
+
+test('an append that succeeds but that the view cannot apply still answers its result, and drops the caller: the next load reads the stream', (t) =>
+  withLearningView(async (view, learning) => {
+    const userId = await registerConsumer(learning);
+    t.like(await view.load(userId), { status: 'approved' });
+    const kept = view.stats().kept;
+    const written = (await local.readStream(userStream(userId))).length;
+    // Stored as written (the store does not decode), but not a `UserSuspended` the codec accepts: the view cannot fold it.
+    const result = await learning.append(userStream(userId), [{ id: uuid(), type: 'UserSuspended', data: { unexpected: true }, metadata: {} }], 'any');
+    t.is(result.nextExpectedRevision, written, 'the append answered its own result');
+    t.is(view.stats().kept, kept - 1, 'the caller is no longer kept');
+    const fromStream = view.stats().fromStream;
+    // Read from the stream, the stored event stops the read loudly, naming where it is.
+    const error = await t.throwsAsync(view.load(userId));
+    t.regex(error?.message ?? '', new RegExp(`user-${userId}`));
+    t.is(view.stats().fromStream, fromStream + 1);
+  }));
