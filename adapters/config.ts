@@ -121,8 +121,10 @@ const schema = z.object({
   WEBHOOK_ACK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
   /** Whether the webhook worker decides batches on a thread of its own (wiring/webhook-thread.ts). */
   WEBHOOK_WORKER_THREAD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
-  /** Longest the inbox worker defers its next batch while webhooks are being acknowledged (0: never defers). */
-  WEBHOOK_ACK_PRIORITY_MS: z.coerce.number().int().min(0).max(10_000).default(100),
+  /** Longest the inbox worker defers its next batch while acknowledgements queue (0: never defers). */
+  WEBHOOK_ACK_PRIORITY_MS: z.coerce.number().int().min(0).max(60_000).default(10_000),
+  /** How many webhooks being acknowledged at once count as acknowledgements queueing (adapters/workers/acknowledgements.ts). */
+  WEBHOOK_ACK_PRIORITY_PENDING: z.coerce.number().int().min(1).max(10_000).default(16),
 });
 
 type Raw = z.infer<typeof schema>;

@@ -251,7 +251,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   const core = await provideIngestionCore(infrastructure, deps);
   const { ingestion, inlineWalletEffects } = core;
   const waiters = new SettlementWaiters();
-  const acknowledgements = new Acknowledgements();
+  const acknowledgements = new Acknowledgements({ queueing: config.WEBHOOK_ACK_PRIORITY_PENDING });
   const reports: WebhookWorkerReports = {
     outcome: (outcome) => metrics.webhookOutcome(outcome),
     appended: (stream, events) => metrics.appended(stream, events),

@@ -1,26 +1,54 @@
 /**
- * Webhooks received and not yet answered, so the inbox worker can give way to them. Acknowledging and processing
- * share one Node thread: while a burst comes in, every millisecond a batch decision holds the thread is a
- * millisecond each waiting acknowledgement waits too. The worker leases its next batch once no acknowledgement
- * is pending, or once it has deferred for its bound, whichever comes first: acknowledgements go first, the
- * backlog drains at full speed as soon as they are answered, and a steady stream of them cannot starve it.
+ * Webhooks received and not yet answered, so the inbox worker can give way to them when they queue. Acknowledging
+ * and processing share one Node thread: while a burst comes in, every millisecond a batch decision holds the thread
+ * is a millisecond each waiting acknowledgement waits too.
+ *
+ * Acknowledgements are *queueing* while at least `queueing` of them are pending at once, and until they have stayed
+ * below that for `quietMs`. At a steady rate the service keeps up with, a few are pending at a time and the worker
+ * never waits. In a burst (Square delivering a backlog, a busy hour across many merchants) they pile up: the worker
+ * then defers its next lease until they stop queueing, for at most its bound, so Square's deliveries are answered
+ * first and the backlog they stored drains right after; a flood that never stops still gets batches, one per bound.
+ * A momentary dip (a group of answers written together, before the sender's next requests arrive) does not end a
+ * burst: that is what `quietMs` is for.
  */
 export interface AcknowledgementsPending {
   /** Webhooks received whose answer has not been written yet. */
   readonly count: number;
-  /** Resolves true once none is pending, or false after `maxWaitMs` with some still pending. */
-  whenNone(maxWaitMs: number): Promise<boolean>;
+  /** Whether acknowledgements are queueing now (see above). */
+  queueing(): boolean;
+  /** Resolves true once they no longer queue, or false after `maxWaitMs` with them still queueing. */
+  whenQuiet(maxWaitMs: number): Promise<boolean>;
+}
+
+export interface AcknowledgementsOptions {
+  /** Pending at once from which acknowledgements count as queueing (default 16). */
+  queueing?: number;
+  /** How long they must stay below it before the queue counts as gone (ms, default 20). */
+  quietMs?: number;
+  now?: () => number;
 }
 
 export class Acknowledgements implements AcknowledgementsPending {
   private pending = 0;
+  /** When the pending count last fell below the threshold; undefined while at or above it. */
+  private belowSince: number | undefined = -Infinity;
   private readonly waiting = new Set<() => void>();
+  private readonly threshold: number;
+  private readonly quietMs: number;
+  private readonly now: () => number;
+  private check: NodeJS.Timeout | undefined;
+
+  constructor(options: AcknowledgementsOptions = {}) {
+    this.threshold = Math.max(1, options.queueing ?? 16);
+    this.quietMs = Math.max(0, options.quietMs ?? 20);
+    this.now = options.now ?? (() => performance.now());
+  }
 
   get count(): number {
     return this.pending;
   }
 
-  /** Callers waiting in `whenNone` (the worker, deferring its next batch). */
+  /** Callers waiting in `whenQuiet` (the worker, deferring its next batch). */
   get deferring(): number {
     return this.waiting.size;
   }
@@ -28,24 +56,45 @@ export class Acknowledgements implements AcknowledgementsPending {
   /** A webhook request arrived (before its body is read). */
   received(): void {
     this.pending++;
+    if (this.pending >= this.threshold) this.belowSince = undefined;
   }
 
   /** Its answer, whatever it is, is being written. */
   answered(): void {
     this.pending = Math.max(0, this.pending - 1);
-    if (this.pending === 0) for (const release of [...this.waiting]) release();
+    if (this.pending < this.threshold && this.belowSince === undefined) {
+      this.belowSince = this.now();
+      this.scheduleCheck();
+    }
   }
 
-  whenNone(maxWaitMs: number): Promise<boolean> {
-    if (this.pending === 0) return Promise.resolve(true);
+  queueing(): boolean {
+    return this.belowSince === undefined || this.now() - this.belowSince < this.quietMs;
+  }
+
+  whenQuiet(maxWaitMs: number): Promise<boolean> {
+    if (!this.queueing()) return Promise.resolve(true);
     return new Promise((resolve) => {
       const release = () => {
         clearTimeout(timer);
         this.waiting.delete(release);
-        resolve(this.pending === 0);
+        resolve(!this.queueing());
       };
       const timer = setTimeout(release, maxWaitMs);
       this.waiting.add(release);
+      this.scheduleCheck();
     });
+  }
+
+  /** Releases the waiting workers once the queue has stayed quiet for `quietMs` (checked again if it came back). */
+  private scheduleCheck(): void {
+    if (this.check || this.waiting.size === 0 || this.belowSince === undefined) return;
+    const due = Math.max(0, this.belowSince + this.quietMs - this.now());
+    this.check = setTimeout(() => {
+      this.check = undefined;
+      if (!this.queueing()) for (const release of [...this.waiting]) release();
+      else this.scheduleCheck();
+    }, due);
+    this.check.unref?.();
   }
 }

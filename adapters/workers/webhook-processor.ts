@@ -88,9 +88,9 @@ export class WebhookProcessor {
    */
   private async leaseSize(): Promise<number> {
     const acknowledgements = this.options.acknowledgements;
-    if (!acknowledgements || this.ackPriorityMs === 0 || acknowledgements.count === 0) return this.batchSize;
-    const none = await acknowledgements.whenNone(this.ackPriorityMs);
-    return none ? this.batchSize : Math.ceil(this.batchSize / 4);
+    if (!acknowledgements || this.ackPriorityMs === 0 || !acknowledgements.queueing()) return this.batchSize;
+    const quiet = await acknowledgements.whenQuiet(this.ackPriorityMs);
+    return quiet ? this.batchSize : Math.ceil(this.batchSize / 4);
   }
 
   start(): void {

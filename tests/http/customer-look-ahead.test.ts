@@ -2,7 +2,8 @@
  * Square customers are looked up as soon as their payment's webhook is stored (`lookAhead`, wiring/ingestion.ts),
  * not when the webhook's batch is decided: the batch then finds the contacts in the cache instead of waiting for
  * Square (100–300 ms). Shown with the worker held back: while another webhook is being acknowledged, the worker
- * on the service's thread leases nothing (WEBHOOK_ACK_PRIORITY_MS, here 10 s, the most allowed), so a lookup Square receives meanwhile
+ * on the service's thread leases nothing (WEBHOOK_ACK_PRIORITY_PENDING=1: one pending acknowledgement counts as
+ * queueing; WEBHOOK_ACK_PRIORITY_MS 60 s, the most allowed), so a lookup Square receives meanwhile
  * can only be the look-ahead's. Once that acknowledgement is answered, the batch decides on the cached answer:
  * one lookup in all, and the credit.
  */
@@ -35,7 +36,8 @@ test.before(async () => {
     SQUARE_APP_SECRET: TEST_APP_SECRET,
     SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
     API_BASE_URL,
-    WEBHOOK_ACK_PRIORITY_MS: '10000',
+    WEBHOOK_ACK_PRIORITY_MS: '60000',
+    WEBHOOK_ACK_PRIORITY_PENDING: '1',
   });
   admin = await scenario(service, square).register('consumer', 'ops@tally.test');
 });

@@ -1,8 +1,9 @@
 /**
- * Acknowledgements go first (adapters/workers/acknowledgements.ts): while webhooks are being acknowledged in the
- * process, the inbox worker leases nothing, and leases its whole backlog as soon as they are answered; a stream of
- * acknowledgements that never stops holds it back at most `ackPriorityMs` a batch, and it then leases quarter
- * batches. The worker runs on the real inbox (PostgreSQL); its handler settles every webhook as `ignored`.
+ * Acknowledgements go first when they queue (adapters/workers/acknowledgements.ts): while at least `queueing` webhooks
+ * are being acknowledged at once in the process, and until they have stayed fewer for `quietMs`, the inbox worker
+ * leases nothing, and it leases its whole backlog once they stop queueing; a few pending at a time (a steady rate)
+ * never hold it back; acknowledgements that keep queueing hold it back at most `ackPriorityMs` a batch, and it then
+ * leases quarter batches. The worker runs on the real inbox (PostgreSQL); its handler settles every webhook as `ignored`.
  */
 import test from 'ava';
 import pino from 'pino';
@@ -53,16 +54,19 @@ const store = async (inbox: ReturnType<typeof webhookInbox>, count: number) => {
 const attempts = async (ids: string[]) =>
   (await database.pool.query<{ attempts: number }>('SELECT attempts FROM pos_webhook_events_raw WHERE id = ANY($1)', [ids])).rows.map((r) => r.attempts);
 
-test.serial('while a webhook is being acknowledged the worker leases nothing; once it is answered, the whole backlog in one batch', async (t) => {
-  const acknowledgements = new Acknowledgements();
-  acknowledgements.received();
+test.serial('while acknowledgements queue the worker leases nothing; once they stop, the whole backlog in one batch', async (t) => {
+  const acknowledgements = new Acknowledgements({ queueing: 3, quietMs: 20 });
+  for (let i = 0; i < 3; i++) acknowledgements.received();
   const { inbox, processor, batches, settled } = worker(acknowledgements, { ackPriorityMs: 60_000, batchSize: 64 });
   const ids = await store(inbox, 10);
   processor.start();
   try {
-    t.is(await eventually(async () => acknowledgements.deferring, (n) => n === 1, { timeoutMs: 5_000, intervalMs: 5 }), 1, 'the worker waits for the acknowledgement');
-    t.deepEqual(await attempts(ids), Array(10).fill(0), 'no row leased meanwhile');
+    t.is(await eventually(async () => acknowledgements.deferring, (n) => n === 1, { timeoutMs: 5_000, intervalMs: 5 }), 1, 'the worker waits for the acknowledgements');
+    // A dip below the threshold shorter than `quietMs` (answers written together, the next requests arriving) does not end the burst.
     acknowledgements.answered();
+    acknowledgements.received();
+    t.deepEqual(await attempts(ids), Array(10).fill(0), 'no row leased meanwhile');
+    for (let i = 0; i < 3; i++) acknowledgements.answered();
     t.is(await eventually(async () => settled.size, (n) => n === 10, { timeoutMs: 5_000, intervalMs: 10 }), 10);
     t.deepEqual(batches, [10], 'the backlog went in one batch at full size');
   } finally {
@@ -70,9 +74,25 @@ test.serial('while a webhook is being acknowledged the worker leases nothing; on
   }
 });
 
-test.serial('acknowledgements that never stop hold the worker back a bounded time: it leases quarter batches and drains', async (t) => {
-  const acknowledgements = new Acknowledgements();
-  acknowledgements.received(); // never answered: acknowledgements pending throughout
+test.serial('a few acknowledgements pending at a time (below the threshold) never hold the worker back', async (t) => {
+  const acknowledgements = new Acknowledgements({ queueing: 3, quietMs: 60_000 });
+  acknowledgements.received();
+  acknowledgements.received(); // two pending throughout, never answered: fewer than three
+  const { inbox, processor, batches, settled } = worker(acknowledgements, { ackPriorityMs: 60_000, batchSize: 64 });
+  await store(inbox, 10);
+  processor.start();
+  try {
+    t.is(await eventually(async () => settled.size, (n) => n === 10, { timeoutMs: 5_000, intervalMs: 10 }), 10, 'every webhook processed without waiting');
+    t.deepEqual(batches, [10]);
+    t.is(acknowledgements.deferring, 0);
+  } finally {
+    await processor.stop();
+  }
+});
+
+test.serial('acknowledgements that never stop queueing hold the worker back a bounded time: it leases quarter batches and drains', async (t) => {
+  const acknowledgements = new Acknowledgements({ queueing: 1 });
+  acknowledgements.received(); // never answered: queueing throughout
   const { inbox, processor, batches, settled } = worker(acknowledgements, { ackPriorityMs: 20, batchSize: 8 });
   await store(inbox, 10);
   processor.start();
@@ -84,17 +104,24 @@ test.serial('acknowledgements that never stop hold the worker back a bounded tim
   }
 });
 
-test('waiting for no acknowledgement: true once the last is answered, false at the bound with some still pending', async (t) => {
-  const acknowledgements = new Acknowledgements();
-  t.true(await acknowledgements.whenNone(1_000), 'none pending: at once');
+test('waiting for the queue to end: at once when none queue; true once they stayed below the threshold for quietMs; false at the bound while they queue', async (t) => {
+  let clock = 1_000;
+  const acknowledgements = new Acknowledgements({ queueing: 2, quietMs: 15, now: () => clock });
+  t.false(acknowledgements.queueing(), 'nothing received: not queueing');
+  t.true(await acknowledgements.whenQuiet(1_000), 'not queueing: at once');
   acknowledgements.received();
+  t.false(acknowledgements.queueing(), 'one pending, below the threshold of two');
   acknowledgements.received();
-  const waited = acknowledgements.whenNone(60_000);
+  t.true(acknowledgements.queueing(), 'two pending');
+  const waited = acknowledgements.whenQuiet(60_000);
   acknowledgements.answered();
-  t.is(acknowledgements.count, 1);
-  acknowledgements.answered();
-  t.true(await waited);
+  t.true(acknowledgements.queueing(), 'just fell below: still queueing until quietMs has passed');
+  clock += 15;
+  t.false(acknowledgements.queueing(), 'below the threshold for quietMs');
+  t.true(await waited, 'the waiting worker is released');
+  t.is(acknowledgements.deferring, 0, 'no waiter left behind');
   acknowledgements.received();
-  t.false(await acknowledgements.whenNone(10), 'still one pending after the bound');
+  t.true(acknowledgements.queueing(), 'back at the threshold');
+  t.false(await acknowledgements.whenQuiet(10), 'still queueing at the bound');
   t.is(acknowledgements.deferring, 0, 'no waiter left behind');
 });
