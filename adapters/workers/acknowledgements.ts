@@ -53,7 +53,7 @@ export class Acknowledgements implements AcknowledgementsPending {
     return this.waiting.size;
   }
 
-  /** A webhook request arrived (before its body is read). */
+  /** A webhook request's whole body has arrived: its acknowledgement (signature, parse, insert) is under way. */
   received(): void {
     this.pending++;
     if (this.pending >= this.threshold) this.belowSince = undefined;

@@ -34,9 +34,9 @@ export interface WebhookProcessorOptions {
    */
   onSettled?: (eventId: string, settlement: { outcome: string } | { error: string }) => void;
   /**
-   * Webhooks being acknowledged in this process. While some are, the worker defers leasing its next batch for
-   * up to `ackPriorityMs` (default 100; 0: never), and a batch leased while they still are is a quarter of
-   * `batchSize`: acknowledgements do not wait behind batch decisions on the one thread (acknowledgements.ts).
+   * Webhooks being acknowledged in this process. While they queue, the worker defers leasing its next batch for
+   * up to `ackPriorityMs` (default 10,000; 0: never), and a batch leased while they still do is a quarter of
+   * `batchSize`: in a burst, acknowledgements do not wait behind batch decisions on the one thread (acknowledgements.ts).
    */
   acknowledgements?: AcknowledgementsPending;
   ackPriorityMs?: number;
@@ -79,11 +79,11 @@ export class WebhookProcessor {
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.maxAttempts = options.maxAttempts ?? 12;
     this.batchesInFlight = options.batchesInFlight ?? 4;
-    this.ackPriorityMs = options.ackPriorityMs ?? 100;
+    this.ackPriorityMs = options.ackPriorityMs ?? 10_000;
   }
 
   /**
-   * How many rows to lease now: the whole batch once no acknowledgement is pending; after waiting `ackPriorityMs`
+   * How many rows to lease now: the whole batch once acknowledgements do not queue; after waiting `ackPriorityMs`
    * for them in vain, a quarter of it, so the decision holds the thread a quarter as long.
    */
   private async leaseSize(): Promise<number> {

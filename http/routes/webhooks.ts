@@ -31,8 +31,8 @@ export interface WebhookRouteDependencies {
   /** Bad signatures count as authentication failures of their source. */
   failures: FailureLimiter;
   /**
-   * A webhook request arrived, and its answer is being written: the inbox worker gives way to webhooks
-   * being acknowledged (adapters/workers/acknowledgements.ts).
+   * A webhook request's whole body has arrived, and its answer is being written: the inbox worker gives way to
+   * webhooks being acknowledged when they queue (adapters/workers/acknowledgements.ts).
    */
   onReceived?(): void;
   onAnswered?(): void;
@@ -70,11 +70,7 @@ const receivedAnswer = z.object({ received: z.literal(true), duplicate: z.boolea
 function webhookAcceptor(deps: WebhookRouteDependencies) {
   // The key is imported once: an HMAC over a KeyObject skips turning the string into a key on every webhook.
   const key = deps.signatureKey ? createSecretKey(Buffer.from(deps.signatureKey, 'utf8')) : undefined;
-  const accept = async (request: IncomingMessage, ip: string) => {
-    if (!key) {
-      throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
-    }
-    const body = await readBody(request);
+  const accept = async (key: KeyObject, body: Buffer, request: IncomingMessage, ip: string) => {
     const signature = header(request, 'x-square-hmacsha256-signature');
     if (!signature || !signatureMatches(key, deps.notificationUrl, body, signature)) {
       deps.onSignatureFailure?.();
@@ -110,9 +106,15 @@ function webhookAcceptor(deps: WebhookRouteDependencies) {
     return { status: 200, body: { received: true as const, duplicate: !inserted } };
   };
   return async (request: IncomingMessage, ip: string) => {
+    if (!key) {
+      throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
+    }
+    // Counted from its whole body on (acknowledgements.ts): a request still sending its body costs the thread
+    // nothing, and a client that dribbles one must not hold the worker back.
+    const body = await readBody(request);
     deps.onReceived?.();
     try {
-      return await accept(request, ip);
+      return await accept(key, body, request, ip);
     } finally {
       deps.onAnswered?.();
     }

@@ -4,8 +4,9 @@
  * Square (100–300 ms). Shown with the worker held back: while another webhook is being acknowledged, the worker
  * on the service's thread leases nothing (WEBHOOK_ACK_PRIORITY_PENDING=1: one pending acknowledgement counts as
  * queueing; WEBHOOK_ACK_PRIORITY_MS 60 s, the most allowed), so a lookup Square receives meanwhile
- * can only be the look-ahead's. Once that acknowledgement is answered, the batch decides on the cached answer:
- * one lookup in all, and the credit.
+ * can only be the look-ahead's. That acknowledgement is held in its inbox insert, which waits on a row of the same
+ * event id that the test has inserted in a transaction of its own. Once the test rolls it back, the acknowledgement
+ * is answered and the batch decides on the cached answer: one lookup in all, and the credit.
  */
 import net from 'node:net';
 import test from 'ava';
@@ -46,42 +47,6 @@ test.after.always(async () => {
   await square?.stop();
 });
 
-/**
- * A webhook request whose body never finishes until `finish`: the service has its headers (it answered
- * `100 Continue`, which Node writes just before handing the request over), so an acknowledgement is pending.
- */
-async function pendingAcknowledgement(url: string) {
-  const { hostname, port } = new URL(url);
-  const socket = net.connect(Number(port), hostname);
-  let received = '';
-  const answered = new Promise<string>((resolve) => {
-    socket.on('data', (chunk) => {
-      received += chunk.toString('latin1');
-      if (/HTTP\/1\.1 [2-5]\d\d/.test(received)) resolve(received);
-    });
-  });
-  const body = '{"not":"finished yet"}';
-  let finished: Promise<string> | undefined;
-  socket.write(
-    `POST /api/v1/webhooks/square HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
-      'X-Square-HmacSha256-Signature: bm90IGEgc2lnbmF0dXJl\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n',
-  );
-  await eventually(async () => received, (text) => text.includes('100 Continue'), { timeoutMs: 5_000, intervalMs: 5 });
-  if (!received.includes('100 Continue')) throw new Error('the service never took the pending request');
-  return {
-    /** Sends the rest of the body; answers the response (once; later calls answer the same). */
-    finish() {
-      finished ??= (async () => {
-        socket.write(body);
-        const answer = await answered;
-        socket.destroy();
-        return answer;
-      })();
-      return finished;
-    },
-  };
-}
-
 test.serial('a completed payment’s Square customer is looked up when its webhook is stored, before its batch, and only once', async (t) => {
   const { call, register, merchant, connect, balances } = scenario(service, square);
   const owner = await merchant(admin, 'owner@ahead.test');
@@ -96,17 +61,29 @@ test.serial('a completed payment’s Square customer is looked up when its webho
   await eventually(() => call('GET', '/api/v1/admin/webhooks/evt-first', { token: admin.token }), (r) => r.body.processed === true, { timeoutMs: 10_000, intervalMs: 20 });
   t.is(lookups(), 0);
 
-  const pending = await pendingAcknowledgement(service.url);
-  t.teardown(() => pending.finish());
+  // An acknowledgement held in its insert: the test's own uncommitted row of the same event id makes it wait.
+  const blocker = await service.database.pool.connect();
+  await blocker.query('BEGIN');
+  await blocker.query(`INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, headers) VALUES ('evt-held', 'M-NOBODY', 'payment.updated', '{}', '{}')`);
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await blocker.query('ROLLBACK');
+    blocker.release();
+  };
+  t.teardown(release);
+  const held = send(paymentWebhook({ eventId: 'evt-held', merchantId: 'M-NOBODY', paymentId: 'pay-held', amount: 100, customerId: 'cust-nobody' }));
+  await eventually(async () => service.database.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO pos_webhook_events_raw%'`), (r) => r.rows[0].n === 1, { timeoutMs: 5_000, intervalMs: 5 });
   const stored = await send(paymentWebhook({ eventId: 'evt-ahead', merchantId: 'M-AHEAD', paymentId: 'pay-ahead', amount: 1500, customerId: 'cust-ahead' }));
   t.is(stored.status, 200);
   t.is(await eventually(async () => lookups(), (n) => n > 0, { timeoutMs: 5_000, intervalMs: 10 }), 1, 'Square was asked for the customer');
   const row = await call('GET', '/api/v1/admin/webhooks/evt-ahead', { token: admin.token });
   t.like(row.body, { processed: false, attempts: 0 }, 'while the webhook was not yet leased');
 
-  // The pending acknowledgement is answered (its signature is wrong): the worker leases the payment and decides it
-  // on the cached contacts.
-  t.regex(await pending.finish(), /HTTP\/1\.1 401/);
+  // The held acknowledgement is answered: the worker leases the payment and decides it on the cached contacts.
+  await release();
+  t.is((await held).status, 200);
   const settled = await eventually(
     () => call('GET', '/api/v1/admin/webhooks/evt-ahead', { token: admin.token }),
     (r) => r.body.processed === true,
@@ -133,4 +110,46 @@ test.serial('nothing is looked up ahead for a payment that does not complete, no
     square.requests.slice(before).filter((r) => r.path.startsWith('/v2/customers')),
     [],
   );
+});
+
+/** A webhook request that sends its headers and holds its body back until `finish` (a client dribbling one). */
+async function bodyHeldBack(url: string) {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  let received = '';
+  const answered = new Promise<string>((resolve) => {
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      if (/HTTP\/1\.1 [2-5]\d\d/.test(received)) resolve(received);
+    });
+  });
+  const body = '{"not":"finished yet"}';
+  socket.write(
+    `POST /api/v1/webhooks/square HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
+      'X-Square-HmacSha256-Signature: bm90IGEgc2lnbmF0dXJl\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n',
+  );
+  await eventually(async () => received, (text) => text.includes('100 Continue'), { timeoutMs: 5_000, intervalMs: 5 });
+  if (!received.includes('100 Continue')) throw new Error('the service never took the request');
+  let finished: Promise<string> | undefined;
+  return {
+    finish: () =>
+      (finished ??= (async () => {
+        socket.write(body);
+        const answer = await answered;
+        socket.destroy();
+        return answer;
+      })()),
+  };
+}
+
+test.serial('a request still sending its body is not an acknowledgement under way: a client dribbling one does not hold the worker back', async (t) => {
+  const { call } = scenario(service, square);
+  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  const dribbling = await bodyHeldBack(service.url);
+  t.teardown(() => dribbling.finish());
+  // One pending acknowledgement would count as queueing here (WEBHOOK_ACK_PRIORITY_PENDING=1), and the worker would wait 60 s.
+  t.is((await send(paymentWebhook({ eventId: 'evt-beside', merchantId: 'M-AHEAD', paymentId: 'pay-beside', amount: 700, customerId: 'cust-ahead' }))).status, 200);
+  const done = await eventually(() => call('GET', '/api/v1/admin/webhooks/evt-beside', { token: admin.token }), (r) => r.body.processed === true, { timeoutMs: 10_000, intervalMs: 20 });
+  t.like(done.body, { processed: true, outcome: 'credited' });
+  t.regex(await dribbling.finish(), /HTTP\/1\.1 401/, 'the held request is answered once its body is in');
 });
