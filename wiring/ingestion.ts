@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { Metrics } from '../adapters/metrics.ts';
 import { withPollMetrics } from '../adapters/metrics-hooks.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
-import { Acknowledgements } from '../adapters/workers/acknowledgements.ts';
+import { Acknowledgements, type AcknowledgementsPending } from '../adapters/workers/acknowledgements.ts';
 import { AcknowledgedWebhooks } from '../adapters/workers/acknowledged-webhooks.ts';
 import { completeManyStatement, groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
 import { z } from 'zod';
@@ -186,7 +186,7 @@ export function provideWebhookProcessor(
     hasher: IdentityHasher;
     connections: SquareConnectionsService;
     reports: WebhookWorkerReports;
-    acknowledgements?: Acknowledgements;
+    acknowledgements?: AcknowledgementsPending;
     /** Webhooks as this thread's acknowledgements parsed them (the worker on the service's thread). */
     acknowledged?: AcknowledgedWebhooks;
   },
@@ -232,8 +232,8 @@ export function provideWebhookProcessor(
       batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
       onOutcome: (outcome) => reports.outcome(outcome),
       onSettled: (eventId, settlement) => reports.settled(eventId, settlement),
-      // On the thread that answers requests, webhooks being acknowledged go first: the next batch is leased once
-      // they are answered (or after the bound). A worker on its own thread has nothing to defer to.
+      // Acknowledgements first: while they queue, the next batch is leased once they stop (or after the bound); a
+      // worker on a thread of its own follows the service's acknowledgements by message.
       ...(deps.acknowledgements ? { acknowledgements: deps.acknowledgements, ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS } : { ackPriorityMs: 0 }),
       // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
       leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
@@ -264,6 +264,8 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   if (deps.threaded) {
     const thread = await startWebhookThread({ config: deps.squareConfig, env: infrastructure.env, databaseUrl: infrastructure.databaseUrl, log, reports });
     cleanups.add(() => thread.stop());
+    const unfollow = acknowledgements.onChange((queueing) => thread.acknowledgements(queueing));
+    cleanups.add(async () => unfollow());
     worker = { wake: () => thread.wake(), lookAhead: (customers) => thread.lookAhead(customers), stored: () => undefined };
   } else {
     // The worker shares this thread: it takes the webhooks as their acknowledgement parsed them.

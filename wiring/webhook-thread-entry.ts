@@ -12,6 +12,7 @@ import { Cleanups } from './lifecycle.ts';
 import { squareConnections } from './connections.ts';
 import { provideIngestionCore, provideWebhookProcessor } from './ingestion.ts';
 import type { ServiceMessage, ThreadMessage, ThreadMessages, WebhookThreadData, WebhookWorkerReports } from './webhook-thread.ts';
+import { RemoteAcknowledgements } from '../adapters/workers/acknowledgements.ts';
 
 const port = parentPort;
 if (!port) throw new Error('webhook-thread-entry.ts runs as a worker thread of the service (wiring/webhook-thread.ts)');
@@ -73,12 +74,15 @@ async function start(data: WebhookThreadData): Promise<void> {
     const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
     const { connections } = squareConnections(infrastructure, config);
     const core = await provideIngestionCore(infrastructure, { hasher, connections });
-    const processor = provideWebhookProcessor(infrastructure, core, { hasher, connections, reports });
+    // The service's acknowledgements, as it reports them: the worker defers to them while they queue, as it would inline.
+    const acknowledgements = new RemoteAcknowledgements();
+    const processor = provideWebhookProcessor(infrastructure, core, { hasher, connections, reports, acknowledgements });
     processor.start();
     cleanups.add(() => processor.stop());
     port!.on('message', (message: ServiceMessage) => {
       if (message.kind === 'wake') processor.wake();
       else if (message.kind === 'look-ahead') core.lookAhead(message.customers);
+      else if (message.kind === 'acknowledgements') acknowledgements.set(message.queueing);
       else if (message.kind === 'stop') {
         void cleanups
           .run((error) => log.warn({ err: error }, 'error while stopping the webhook worker thread'))

@@ -58,7 +58,11 @@ export type ThreadMessage = z.infer<typeof report>;
 export type ThreadMessages = z.infer<typeof threadMessage>;
 
 /** Messages to the worker thread. */
-export type ServiceMessage = { kind: 'wake' } | { kind: 'stop' } | { kind: 'look-ahead'; customers: CustomerOfMerchant[] };
+export type ServiceMessage =
+  | { kind: 'wake' }
+  | { kind: 'stop' }
+  | { kind: 'look-ahead'; customers: CustomerOfMerchant[] }
+  | { kind: 'acknowledgements'; queueing: boolean };
 
 const RESTART_MS = 1000;
 /** Bounds a stop: a batch waiting on Square may take SQUARE_TIMEOUT_SECONDS; the thread is ended after this. */
@@ -103,6 +107,8 @@ export interface WebhookThread {
   wake(): void;
   /** Square customers of webhooks just stored, for the thread's cache (`lookAhead` of the ingestion core). */
   lookAhead(customers: readonly CustomerOfMerchant[]): void;
+  /** The service's acknowledgements started (true) or stopped (false) queueing: the thread's worker defers to them. */
+  acknowledgements(queueing: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -205,6 +211,9 @@ export async function startWebhookThread(options: {
     },
     lookAhead(customers) {
       worker?.postMessage({ kind: 'look-ahead', customers: [...customers] } satisfies ServiceMessage);
+    },
+    acknowledgements(queueing) {
+      worker?.postMessage({ kind: 'acknowledgements', queueing } satisfies ServiceMessage);
     },
     async stop() {
       stopping = true;

@@ -37,6 +37,10 @@ export class Acknowledgements implements AcknowledgementsPending {
   private readonly quietMs: number;
   private readonly now: () => number;
   private check: NodeJS.Timeout | undefined;
+  /** Told each time acknowledgements start or stop queueing (a worker on another thread follows them so). */
+  private readonly listeners = new Set<(queueing: boolean) => void>();
+  /** What the listeners were last told. */
+  private told = false;
 
   constructor(options: AcknowledgementsOptions = {}) {
     this.threshold = Math.max(1, options.queueing ?? 16);
@@ -56,7 +60,10 @@ export class Acknowledgements implements AcknowledgementsPending {
   /** A webhook request's whole body has arrived: its acknowledgement (signature, parse, insert) is under way. */
   received(): void {
     this.pending++;
-    if (this.pending >= this.threshold) this.belowSince = undefined;
+    if (this.pending >= this.threshold) {
+      this.belowSince = undefined;
+      this.tell(true);
+    }
   }
 
   /** Its answer, whatever it is, is being written. */
@@ -86,15 +93,68 @@ export class Acknowledgements implements AcknowledgementsPending {
     });
   }
 
-  /** Releases the waiting workers once the queue has stayed quiet for `quietMs` (checked again if it came back). */
+  /** Calls `listener` each time acknowledgements start (true) or stop (false) queueing; returns how to stop. */
+  onChange(listener: (queueing: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private tell(queueing: boolean): void {
+    if (this.told === queueing) return;
+    this.told = queueing;
+    for (const listener of this.listeners) listener(queueing);
+  }
+
+  /**
+   * Releases the waiting workers, and tells the listeners, once the queue has stayed quiet for `quietMs` (checked
+   * again if it came back).
+   */
   private scheduleCheck(): void {
-    if (this.check || this.waiting.size === 0 || this.belowSince === undefined) return;
+    if (this.check || (this.waiting.size === 0 && !this.told) || this.belowSince === undefined) return;
     const due = Math.max(0, this.belowSince + this.quietMs - this.now());
     this.check = setTimeout(() => {
       this.check = undefined;
-      if (!this.queueing()) for (const release of [...this.waiting]) release();
-      else this.scheduleCheck();
+      if (!this.queueing()) {
+        this.tell(false);
+        for (const release of [...this.waiting]) release();
+      } else this.scheduleCheck();
     }, due);
     this.check.unref?.();
+  }
+}
+
+/**
+ * The acknowledgements of the service's thread as a worker on another thread sees them: told by message when they
+ * start and stop queueing (`Acknowledgements.onChange`), with no count of its own.
+ */
+export class RemoteAcknowledgements implements AcknowledgementsPending {
+  private queueingNow = false;
+  private readonly waiting = new Set<() => void>();
+
+  get count(): number {
+    return this.queueingNow ? 1 : 0;
+  }
+
+  /** The service's thread says whether its acknowledgements queue now. */
+  set(queueing: boolean): void {
+    this.queueingNow = queueing;
+    if (!queueing) for (const release of [...this.waiting]) release();
+  }
+
+  queueing(): boolean {
+    return this.queueingNow;
+  }
+
+  whenQuiet(maxWaitMs: number): Promise<boolean> {
+    if (!this.queueingNow) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        this.waiting.delete(release);
+        resolve(!this.queueingNow);
+      };
+      const timer = setTimeout(release, maxWaitMs);
+      this.waiting.add(release);
+    });
   }
 }

@@ -9,7 +9,7 @@ import test from 'ava';
 import pino from 'pino';
 import { v4 as uuid } from 'uuid';
 import { webhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
-import { Acknowledgements } from '../../adapters/workers/acknowledgements.ts';
+import { Acknowledgements, RemoteAcknowledgements } from '../../adapters/workers/acknowledgements.ts';
 import { WebhookProcessor } from '../../adapters/workers/webhook-processor.ts';
 import type { WebhookHandler, WebhookResult } from '../../domain/payments/webhook-handler.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -124,4 +124,33 @@ test('waiting for the queue to end: at once when none queue; true once they stay
   t.true(acknowledgements.queueing(), 'back at the threshold');
   t.false(await acknowledgements.whenQuiet(10), 'still queueing at the bound');
   t.is(acknowledgements.deferring, 0, 'no waiter left behind');
+});
+
+test('a worker on another thread follows the acknowledgements by message: told once when they start and once when they stop queueing', async (t) => {
+  const acknowledgements = new Acknowledgements({ queueing: 2, quietMs: 5 });
+  const told: boolean[] = [];
+  const remote = new RemoteAcknowledgements();
+  const unfollow = acknowledgements.onChange((queueing) => {
+    told.push(queueing);
+    remote.set(queueing); // what the thread's message handler does
+  });
+  t.false(remote.queueing());
+  t.true(await remote.whenQuiet(1_000), 'not queueing: at once');
+  acknowledgements.received();
+  t.deepEqual(told, [], 'one pending: not queueing, nothing said');
+  acknowledgements.received();
+  acknowledgements.received();
+  t.deepEqual(told, [true], 'said once when they started queueing');
+  t.true(remote.queueing());
+  const waited = remote.whenQuiet(60_000);
+  for (let i = 0; i < 3; i++) acknowledgements.answered();
+  t.true(await waited, 'released once they stayed below the threshold for quietMs');
+  t.deepEqual(told, [true, false]);
+  t.false(await (acknowledgements.received(), acknowledgements.received(), remote.whenQuiet(10)), 'queueing again: not quiet at the bound');
+  t.deepEqual(told, [true, false, true]);
+  unfollow();
+  acknowledgements.answered();
+  acknowledgements.answered();
+  await acknowledgements.whenQuiet(1_000);
+  t.deepEqual(told, [true, false, true], 'no longer told once unfollowed');
 });
