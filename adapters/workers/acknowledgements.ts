@@ -12,8 +12,6 @@
  * burst: that is what `quietMs` is for.
  */
 export interface AcknowledgementsPending {
-  /** Webhooks received whose answer has not been written yet. */
-  readonly count: number;
   /** Whether acknowledgements are queueing now (see above). */
   queueing(): boolean;
   /** Resolves true once they no longer queue, or false after `maxWaitMs` with them still queueing. */
@@ -48,10 +46,6 @@ export class Acknowledgements implements AcknowledgementsPending {
     this.now = options.now ?? (() => performance.now());
   }
 
-  get count(): number {
-    return this.pending;
-  }
-
   /** Callers waiting in `whenQuiet` (the worker, deferring its next batch). */
   get deferring(): number {
     return this.waiting.size;
@@ -80,17 +74,9 @@ export class Acknowledgements implements AcknowledgementsPending {
   }
 
   whenQuiet(maxWaitMs: number): Promise<boolean> {
-    if (!this.queueing()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const release = () => {
-        clearTimeout(timer);
-        this.waiting.delete(release);
-        resolve(!this.queueing());
-      };
-      const timer = setTimeout(release, maxWaitMs);
-      this.waiting.add(release);
-      this.scheduleCheck();
-    });
+    const quiet = untilQuiet(this.waiting, () => !this.queueing(), maxWaitMs);
+    this.scheduleCheck();
+    return quiet;
   }
 
   /** Calls `listener` each time acknowledgements start (true) or stop (false) queueing; returns how to stop. */
@@ -125,15 +111,11 @@ export class Acknowledgements implements AcknowledgementsPending {
 
 /**
  * The acknowledgements of the service's thread as a worker on another thread sees them: told by message when they
- * start and stop queueing (`Acknowledgements.onChange`), with no count of its own.
+ * start and stop queueing (`Acknowledgements.onChange`).
  */
 export class RemoteAcknowledgements implements AcknowledgementsPending {
   private queueingNow = false;
   private readonly waiting = new Set<() => void>();
-
-  get count(): number {
-    return this.queueingNow ? 1 : 0;
-  }
 
   /** The service's thread says whether its acknowledgements queue now. */
   set(queueing: boolean): void {
@@ -146,15 +128,23 @@ export class RemoteAcknowledgements implements AcknowledgementsPending {
   }
 
   whenQuiet(maxWaitMs: number): Promise<boolean> {
-    if (!this.queueingNow) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const release = () => {
-        clearTimeout(timer);
-        this.waiting.delete(release);
-        resolve(!this.queueingNow);
-      };
-      const timer = setTimeout(release, maxWaitMs);
-      this.waiting.add(release);
-    });
+    return untilQuiet(this.waiting, () => !this.queueingNow, maxWaitMs);
   }
+}
+
+/**
+ * `whenQuiet` of both: at once when `quiet()`, else a release put in `waiting` (called when the queue ends), which
+ * answers `quiet()` then, or false at `maxWaitMs`.
+ */
+function untilQuiet(waiting: Set<() => void>, quiet: () => boolean, maxWaitMs: number): Promise<boolean> {
+  if (quiet()) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const release = () => {
+      clearTimeout(timer);
+      waiting.delete(release);
+      resolve(quiet());
+    };
+    const timer = setTimeout(release, maxWaitMs);
+    waiting.add(release);
+  });
 }
