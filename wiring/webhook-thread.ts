@@ -135,6 +135,8 @@ export async function startWebhookThread(options: {
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let stopped: (() => void) | undefined;
+  /** What the thread was last told of the acknowledgements: a thread started again is told it when ready. */
+  let acknowledgementsQueueing = false;
 
   const receive = (raw: unknown, ready: (error?: Error) => void) => {
     const parsed = threadMessage.safeParse(raw);
@@ -174,8 +176,9 @@ export async function startWebhookThread(options: {
       const ready = (error?: Error) => {
         if (started) return;
         started = true;
-        if (error) reject(error);
-        else resolve();
+        if (error) return reject(error);
+        if (acknowledgementsQueueing) current.postMessage({ kind: 'acknowledgements', queueing: true } satisfies ServiceMessage);
+        resolve();
       };
       const current = newWorker(options.entry ?? defaultEntry(), data);
       worker = current;
@@ -213,6 +216,7 @@ export async function startWebhookThread(options: {
       worker?.postMessage({ kind: 'look-ahead', customers: [...customers] } satisfies ServiceMessage);
     },
     acknowledgements(queueing) {
+      acknowledgementsQueueing = queueing;
       worker?.postMessage({ kind: 'acknowledgements', queueing } satisfies ServiceMessage);
     },
     async stop() {

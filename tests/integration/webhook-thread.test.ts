@@ -1,8 +1,9 @@
 /**
  * The webhook worker thread's lifecycle as the service sees it (wiring/webhook-thread.ts), on a stand-in entry
  * module that speaks the same messages: its log lines are written by the service's logger at their level; a
- * thread that ends unexpectedly is started again; wake-ups reach the new thread; stop ends it. What the real
- * thread does is covered by every HTTP suite, which runs the service with its worker thread (the default).
+ * thread that ends unexpectedly is started again; wake-ups, and whether acknowledgements queue (said before it was
+ * started again), reach the new thread; stop ends it. What the real thread does is covered by
+ * tests/http/ingestion-thread.test.ts, which runs the ingestion suite with it on (`WEBHOOK_WORKER_THREAD=true`).
  */
 import test from 'ava';
 import { mkdtemp } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { loadConfig } from '../../adapters/config.ts';
 import { startWebhookThread } from '../../wiring/webhook-thread.ts';
 import { eventually } from '../support/eventually.ts';
 
-test('a thread that ends is started again; its log lines reach the service log; wake and stop reach the new thread', async (t) => {
+test('a thread that ends is started again; its log lines reach the service log; wake, stop and whether acknowledgements queue reach the new thread', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tally-thread-'));
   const env = { NODE_ENV: 'test', DATA_DIR: dir, TALLY_THREAD_TEST_DIR: dir };
   const config = await loadConfig(env);
@@ -36,6 +37,8 @@ test('a thread that ends is started again; its log lines reach the service log; 
     entry: new URL('../support/webhook-thread-double.ts', import.meta.url),
     restartMs: 50,
   });
+  // Told while the first run is about to end (it listens to nothing): the run started again is told when ready.
+  thread.acknowledgements(true);
   try {
     await eventually(async () => lines.some((l) => l.msg === 'second run: ready'), (seen) => seen, { timeoutMs: 20_000 });
     const crashLine = lines.find((l) => l.msg === 'first run: ending as a crash would');
@@ -48,5 +51,5 @@ test('a thread that ends is started again; its log lines reach the service log; 
   } finally {
     await thread.stop();
   }
-  t.deepEqual(outcomes, ['woken-in-second-run']);
+  t.deepEqual(outcomes, ['told-queueing-true-in-second-run', 'woken-in-second-run']);
 });

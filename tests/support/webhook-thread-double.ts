@@ -1,7 +1,7 @@
 /**
  * A worker-thread entry standing in for the webhook worker's composition root (tests/integration/webhook-thread.test.ts):
  * it speaks the same messages, and logs as the service's logger does (levels by label). Its first run in a directory (`env.TALLY_THREAD_TEST_DIR`) logs a line and ends
- * with exit code 1, as a crashed thread would; later runs answer every wake with an outcome named after their run.
+ * with exit code 1, as a crashed thread would; later runs answer every wake, and every word of the acknowledgements, with an outcome named after their run.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,6 +24,7 @@ if (firstRun) {
   post({ kind: 'log', line: line('info', 'second run: ready') });
   port.on('message', (message: ServiceMessage) => {
     if (message.kind === 'wake') post({ kind: 'outcome', outcome: 'woken-in-second-run' });
+    else if (message.kind === 'acknowledgements') post({ kind: 'outcome', outcome: `told-queueing-${message.queueing}-in-second-run` });
     else {
       post({ kind: 'stopped' });
       port.close();
