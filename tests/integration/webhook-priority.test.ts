@@ -5,6 +5,7 @@
  * never hold it back; acknowledgements that keep queueing hold it back at most `ackPriorityMs` a batch, and it then
  * leases quarter batches. The worker runs on the real inbox (PostgreSQL); its handler settles every webhook as `ignored`.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import pino from 'pino';
 import { v4 as uuid } from 'uuid';
@@ -55,16 +56,20 @@ const attempts = async (ids: string[]) =>
   (await database.pool.query<{ attempts: number }>('SELECT attempts FROM pos_webhook_events_raw WHERE id = ANY($1)', [ids])).rows.map((r) => r.attempts);
 
 test.serial('while acknowledgements queue the worker leases nothing; once they stop, the whole backlog in one batch', async (t) => {
-  const acknowledgements = new Acknowledgements({ queueing: 3, quietMs: 20 });
+  const acknowledgements = new Acknowledgements({ queueing: 3, quietMs: 200 });
   for (let i = 0; i < 3; i++) acknowledgements.received();
   const { inbox, processor, batches, settled } = worker(acknowledgements, { ackPriorityMs: 60_000, batchSize: 64 });
   const ids = await store(inbox, 10);
   processor.start();
   try {
     t.is(await eventually(async () => acknowledgements.deferring, (n) => n === 1, { timeoutMs: 5_000, intervalMs: 5 }), 1, 'the worker waits for the acknowledgements');
-    // A dip below the threshold shorter than `quietMs` (answers written together, the next requests arriving) does not end the burst.
+    // A dip below the threshold shorter than `quietMs` (answers written together, the next requests arriving) does not
+    // end the burst, not even once `quietMs` has passed since the dip began.
     acknowledgements.answered();
+    await sleep(50);
     acknowledgements.received();
+    await sleep(300);
+    t.is(acknowledgements.deferring, 1, 'the worker still waits');
     t.deepEqual(await attempts(ids), Array(10).fill(0), 'no row leased meanwhile');
     for (let i = 0; i < 3; i++) acknowledgements.answered();
     t.is(await eventually(async () => settled.size, (n) => n === 10, { timeoutMs: 5_000, intervalMs: 10 }), 10);
