@@ -357,18 +357,24 @@ async function reads(spec: ReadSpec) {
   };
   const workers = (side: 'tally' | 'bare') => Array.from({ length: spec.concurrency }, (_, i) => worker(side, i * 7919));
   // Warm-up, not recorded. First every caller once on each side, at the same concurrency: each token is verified
-  // once and then served from the verified-token cache (http/auth.ts), as in a service whose callers come back.
-  // Without it, the slices below reached ten or so tokens per worker, about half of the 1,000 consumers' tokens were
-  // first seen in the first run's first slice, and that run's p99 was the cache filling, not the route.
+  // once and then served from the verified-token cache (http/auth.ts), as in a service whose callers come back, and
+  // this new process's code and connections are warm before the first measured slice (always Tally's). Without it,
+  // the slices below reached ten or so tokens per worker, about half of the 1,000 consumers' tokens were first seen
+  // in the first run's first slice, and every run's ratio was lower (README, Reads).
+  let warmupRequests = 0;
   for (const side of ['tally', 'bare'] as const) {
     let next = 0;
     const once = worker(side, 0);
-    await Promise.all(Array.from({ length: spec.concurrency }, async () => {
-      while (next++ < spec[side].headers.length) await once();
-    }));
+    await Promise.all(
+      Array.from({ length: spec.concurrency }, async () => {
+        while (next++ < spec[side].headers.length) await once();
+      }),
+    );
+    warmupRequests += spec[side].headers.length;
   }
-  // Then alternating slices: the keep-alive connections and the server's other caches.
-  await runInterleaved({ contenders: { tally: { workers: workers('tally') }, bare: { workers: workers('bare') } }, rounds: 1, sliceMs: 300 });
+  // Then alternating slices as the measured ones.
+  const warm = await runInterleaved({ contenders: { tally: { workers: workers('tally') }, bare: { workers: workers('bare') } }, rounds: 1, sliceMs: 300 });
+  warmupRequests += warm.tally.operations + warm.bare.operations;
   statuses.tally = {};
   statuses.bare = {};
   const result = await runInterleaved({
@@ -376,7 +382,7 @@ async function reads(spec: ReadSpec) {
     rounds: spec.rounds,
     sliceMs: spec.sliceMs,
   });
-  return { result, statuses };
+  return { result, statuses, warmupRequests };
 }
 
 async function main() {

@@ -82,7 +82,8 @@ const SETUP_CONCURRENCY = 16;
 const JWT_SECRET = 'bench-jwt-secret-that-is-long-enough-for-hs256-0123456789';
 const ADMIN_EMAIL = 'ops@tally.bench';
 
-type ReadOutput = { result: Record<'tally' | 'bare', LoadResult>; statuses: Record<string, Record<number, number>> };
+/** What the load generator's `reads` mode writes: `warmupRequests`, the requests of its warm-up, not in `result`. */
+type ReadOutput = { result: Record<'tally' | 'bare', LoadResult>; statuses: Record<string, Record<number, number>>; warmupRequests: number };
 
 async function runLoad(spec: ReadSpec): Promise<ReadOutput> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tally-bench-reads-'));
@@ -209,10 +210,10 @@ async function main(): Promise<void> {
           const after = await cpuSnapshot(pgPids);
           const collected = collections.slice(collectedBefore);
           const split = cpuSplit(before, after);
-          // The load generator's warm-up (300 ms per side) is in the CPU window but not in the counts: counted as requests at the measured rate.
+          // The load generator's warm-up is in the CPU window but not in the counts: its requests are added.
           const requests = out.result.tally.operations + out.result.bare.operations;
           const rate = (requests / (out.result.tally.elapsedMs + out.result.bare.elapsedMs)) * 1000;
-          const withWarmup = requests + rate * 0.6;
+          const withWarmup = requests + out.warmupRequests;
           cpu[name] = {
             requests,
             rate,
