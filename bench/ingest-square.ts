@@ -8,7 +8,8 @@
  * Square answers a customer look-up in 100–300 ms in real life; the test server answers at once. A small
  * proxy in front of it (this process, only its public API used) holds every `/v2/customers` request for
  * `--square-delay-ms` (default 100) before forwarding it, and counts them: `lookups` answers how many
- * customer look-ups (GET /v2/customers/{id}) and how many requests in all have reached Square so far.
+ * customers were looked up (one per GET /v2/customers/{id}, one per id of a POST /v2/customers/bulk-retrieve), in
+ * how many calls, and how many requests in all have reached Square so far.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,8 +23,10 @@ type Request =
   | { id: number; op: 'stop'; args?: undefined };
 
 export interface SquareCounts {
-  /** GET /v2/customers/{id}: one customer look-up each. */
+  /** Customers looked up: one per GET /v2/customers/{id}, one per id of a POST /v2/customers/bulk-retrieve. */
   customerLookups: number;
+  /** The calls that looked them up (GETs and bulk retrieves). */
+  customerCalls: number;
   /** Every request that reached the stand-in. */
   requests: number;
 }
@@ -37,14 +40,32 @@ if (!Number.isInteger(delayMs) || delayMs < 0) throw new Error('--square-delay-m
 const square = await startSquareServer();
 const upstream = new URL(square.url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-const counts: SquareCounts = { customerLookups: 0, requests: 0 };
+const counts: SquareCounts = { customerLookups: 0, customerCalls: 0, requests: 0 };
 
 const proxy = http.createServer((request, response) => {
   const path = request.url ?? '/';
   counts.requests++;
   const isCustomer = path.startsWith('/v2/customers');
-  if (isCustomer && request.method === 'GET' && /^\/v2\/customers\/[^/?]+/.test(path)) counts.customerLookups++;
-  const forward = () => {
+  const bulk = isCustomer && request.method === 'POST' && path === '/v2/customers/bulk-retrieve';
+  if (isCustomer && request.method === 'GET' && /^\/v2\/customers\/[^/?]+/.test(path)) {
+    counts.customerLookups++;
+    counts.customerCalls++;
+  }
+  // A bulk retrieve's body is read here to count its ids, then sent on as it came.
+  const chunks: Buffer[] = [];
+  if (bulk) request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const bodyRead = bulk ? new Promise<void>((resolve) => request.on('end', () => resolve())) : Promise.resolve();
+  const forward = async () => {
+    await bodyRead;
+    if (bulk) {
+      counts.customerCalls++;
+      try {
+        const ids: unknown = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { customer_ids?: unknown }).customer_ids;
+        counts.customerLookups += Array.isArray(ids) ? ids.length : 0;
+      } catch {
+        // Not JSON: Square answers it 400; nothing looked up.
+      }
+    }
     const outgoing = http.request(
       { host: upstream.hostname, port: upstream.port, method: request.method, path, headers: { ...request.headers, host: upstream.host }, agent },
       (answer) => {
@@ -56,10 +77,11 @@ const proxy = http.createServer((request, response) => {
       if (!response.headersSent) response.writeHead(502, { 'content-type': 'application/json' });
       response.end(JSON.stringify({ errors: [{ category: 'API_ERROR', code: 'BAD_GATEWAY', detail: error.message }] }));
     });
-    request.pipe(outgoing);
+    if (bulk) outgoing.end(Buffer.concat(chunks));
+    else request.pipe(outgoing);
   };
-  if (isCustomer && delayMs > 0) setTimeout(forward, delayMs);
-  else forward();
+  if (isCustomer && delayMs > 0) setTimeout(() => void forward(), delayMs);
+  else void forward();
 });
 proxy.keepAliveTimeout = 60_000;
 await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));

@@ -22,7 +22,8 @@ import { webhookHandler } from '../domain/payments/webhook-handler.ts';
 import type { SquareWebhookEvent } from '../domain/square/webhook.ts';
 import { pollService } from '../domain/payments/poll.ts';
 import { IngestionState } from '../domain/payments/ingestion-state.ts';
-import { customerCache, customerToLookUp, type CustomerOfMerchant } from '../domain/payments/customer-cache.ts';
+import { customerCache, customerToLookUp, lookupsInBulk, type CustomerContacts, type CustomerOfMerchant } from '../domain/payments/customer-cache.ts';
+import { MAX_BULK_CUSTOMERS } from '../domain/ports/square.ts';
 import { orderLookup } from '../domain/payments/order-lookup.ts';
 import { squareApis } from '../domain/payments/square-apis.ts';
 import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
@@ -129,10 +130,13 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
   const ingestionState = new IngestionState(store);
   const apis = squareApis({ connection: (tenantId) => ingestionState.connection(tenantId), make: async (tenantId) => (await connections.apiFor(tenantId)).api });
   const contacts = customerCache(
-    async (tenantId, customerId) => {
-      const customer = await (await apis.apiFor(tenantId)).getCustomer(customerId);
-      return customer ? { email: customer.emailAddress, phone: customer.phoneNumber } : null;
-    },
+    lookupsInBulk<CustomerContacts | null>(async (tenantId, customerIds) => {
+      const contactsOf = new Map<string, CustomerContacts | null | Error>();
+      for (const [id, customer] of await (await apis.apiFor(tenantId)).getCustomers(customerIds)) {
+        contactsOf.set(id, customer instanceof Error || customer === null ? customer : { email: customer.emailAddress, phone: customer.phoneNumber });
+      }
+      return contactsOf;
+    }, MAX_BULK_CUSTOMERS),
     { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
   );
   const orders = orderLookup(

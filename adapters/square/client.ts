@@ -10,6 +10,7 @@
  */
 import { SquareClient, SquareEnvironment, SquareError, SquareTimeoutError, type Square } from 'square';
 import {
+  MAX_BULK_CUSTOMERS,
   SquareApiError,
   type AuthorizeUrlOptions,
   type ListPaymentsQuery,
@@ -157,6 +158,26 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
           phoneNumber: customer.phone_number ?? null,
         };
       }),
+
+    async getCustomers(customerIds): Promise<Map<string, SquareCustomer | null | SquareApiError>> {
+      const op = 'customers.bulkRetrieve';
+      if (customerIds.length === 0 || customerIds.length > MAX_BULK_CUSTOMERS) throw new RangeError(`getCustomers takes 1 to ${MAX_BULK_CUSTOMERS} ids, not ${customerIds.length}`);
+      const { responses = {} } = await call(op, () => client.customers.bulkRetrieveCustomers({ customerIds: [...customerIds] }));
+      const answers = new Map<string, SquareCustomer | null | SquareApiError>();
+      for (const id of new Set(customerIds)) {
+        const answer = responses[id];
+        const refused = answer?.errors?.[0];
+        if (!answer) answers.set(id, new SquareApiError({ code: 'INVALID_RESPONSE', operation: op, detail: `the response has no answer for customer ${id}` }));
+        else if (refused?.code === 'NOT_FOUND') answers.set(id, null);
+        else if (refused) answers.set(id, new SquareApiError({ code: refused.code, operation: op, detail: refused.detail ?? refused.code }));
+        else if (!answer.customer) answers.set(id, new SquareApiError({ code: 'INVALID_RESPONSE', operation: op, detail: `the answer for customer ${id} has no customer` }));
+        else {
+          const { customer } = answer;
+          answers.set(id, { id: required(customer.id, 'customer.id', op), emailAddress: customer.emailAddress ?? null, phoneNumber: customer.phoneNumber ?? null });
+        }
+      }
+      return answers;
+    },
 
     listPayments({ locationId, updatedAtBeginTime, limit }: ListPaymentsQuery): AsyncIterable<SquarePayment> {
       return paged('payments.list', toPayment, () =>

@@ -23,6 +23,7 @@ export function reportingRefusedAccess(api: SquareApi, onRefused: (error: Square
     getMerchant: () => api.getMerchant().catch(check),
     listLocations: () => api.listLocations().catch(check),
     getCustomer: (customerId) => api.getCustomer(customerId).catch(check),
+    getCustomers: (customerIds) => api.getCustomers(customerIds).catch(check),
     listPayments: (query) => iterate(api.listPayments(query)),
     listRefunds: (query) => iterate(api.listRefunds(query)),
     grantedScopes: () => api.grantedScopes().catch(check),

@@ -5,6 +5,7 @@
  * it. A `customer.updated` or `customer.deleted` webhook naming the customer drops the entry (`forget`), so the
  * next payment reads it afresh; on other instances the entry lives out its time to live.
  */
+import DataLoader from 'dataloader';
 import type { SquareWebhookEvent } from '../square/webhook.ts';
 
 export interface CustomerContacts {
@@ -105,6 +106,31 @@ export function boundedCache<V>(lookup: (tenantId: string, key: string) => Promi
 }
 
 export type CustomerCache = ReturnType<typeof customerCache>;
+
+/**
+ * One look-up at a time, asked for by the cache, sent to Square in bulk: the look-ups of one merchant (tenant) asked
+ * for in the same turn of the event loop go in one call of at most `maxBatch` ids (DataLoader's batching, without
+ * its cache: the cache above keeps the answers). The customers of the webhooks stored in one turn (`lookAhead` in
+ * wiring/ingestion.ts), or of one batch, cost one call instead of one each. `bulk` answers each id, or an Error for
+ * an id Square refused alone; a call that fails fails the look-ups it carried, which the cache does not keep.
+ */
+export function lookupsInBulk<V>(bulk: (tenantId: string, ids: readonly string[]) => Promise<Map<string, V | Error>>, maxBatch: number): (tenantId: string, id: string) => Promise<V> {
+  const loaders = new Map<string, DataLoader<string, V>>();
+  return (tenantId, id) => {
+    let loader = loaders.get(tenantId);
+    if (!loader) {
+      loader = new DataLoader<string, V>(
+        async (ids) => {
+          const answers = await bulk(tenantId, ids);
+          return ids.map((one) => (answers.has(one) ? (answers.get(one) as V | Error) : new Error(`no answer for ${one}`)));
+        },
+        { cache: false, maxBatchSize: maxBatch },
+      );
+      loaders.set(tenantId, loader);
+    }
+    return loader.load(id);
+  };
+}
 
 /** A Square customer of a merchant, named by a webhook. */
 export interface CustomerOfMerchant {

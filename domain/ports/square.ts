@@ -168,6 +168,9 @@ export interface ListRefundsQuery {
   limit?: number;
 }
 
+/** Square's bound on the ids of one `getCustomers` (`POST /v2/customers/bulk-retrieve`). */
+export const MAX_BULK_CUSTOMERS = 100;
+
 /**
  * Square's API on behalf of one merchant (one access token). The lists are lazy: pages are requested as the
  * caller iterates, and a failure on a later page is thrown from the iteration, so checkpoint per item
@@ -178,6 +181,12 @@ export interface SquareApi {
   listLocations(): Promise<SquareLocation[]>;
   /** Null when Square does not know the customer (deleted, or from another merchant). */
   getCustomer(customerId: string): Promise<SquareCustomer | null>;
+  /**
+   * Several customers in one call (`POST /v2/customers/bulk-retrieve`, 1 to 100 ids): each id's answer, null where
+   * Square does not know the customer, a `SquareApiError` where Square refused that id alone. A failure of the whole
+   * call (no answer, the token refused) rejects.
+   */
+  getCustomers(customerIds: readonly string[]): Promise<Map<string, SquareCustomer | null | SquareApiError>>;
   listPayments(query: ListPaymentsQuery): AsyncIterable<SquarePayment>;
   listRefunds(query?: ListRefundsQuery): AsyncIterable<SquareRefund>;
   /** The scopes this access token was granted (`POST /oauth2/token/status`). */
@@ -207,6 +216,7 @@ export type SquareOperation =
   | 'merchants.get'
   | 'locations.list'
   | 'customers.get'
+  | 'customers.bulkRetrieve'
   | 'payments.list'
   | 'refunds.list'
   | 'oauth.tokenStatus'

@@ -70,9 +70,9 @@ async function webhookRow(eventId: string, until: (row: any) => boolean) {
 async function failedWebhook(send: ReturnType<typeof webhookSender>): Promise<string> {
   for (let i = 0; i < 5; i++) {
     const eventId = `evt-e2e-fails-${i}`;
-    // Every lookup of Ann fails until the webhook is held as failed (it may be asked for twice: when the webhook is
+    // Every customer look-up fails until the webhook is held as failed (Ann may be asked for twice: when the webhook is
     // stored, and by its batch).
-    const clear = square.failUntilCleared('/v2/customers/cust-ann', { status: 500 });
+    const clear = square.failUntilCleared('/v2/customers', { status: 500 });
     await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-e2e-fails-${i}`, amount: 700, customerId: 'cust-ann' }));
     await webhookRow(eventId, (r) => r.outcome === 'failed').finally(clear);
     await service.database.pool.query(

@@ -53,7 +53,9 @@ test.serial('a completed payment’s Square customer is looked up when its webho
   await connect(owner, 'M-AHEAD');
   const consumer = await register('consumer', 'ahead@example.com');
   const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
-  const lookups = () => square.requests.filter((r) => r.method === 'GET' && r.path === '/v2/customers/cust-ahead').length;
+  // Customers are looked up in bulk (POST /v2/customers/bulk-retrieve): count the calls that named this one.
+  const lookups = () =>
+    square.requests.filter((r) => r.path === '/v2/customers/cust-ahead' || (r.path === '/v2/customers/bulk-retrieve' && (r.body as { customer_ids: string[] }).customer_ids.includes('cust-ahead'))).length;
   // The look-ahead asks the view that batches bring up to date (it is a hint, not a decision): one webhook of this
   // merchant decided first, and the view knows its connection.
   const first = paymentWebhook({ eventId: 'evt-first', merchantId: 'M-AHEAD', paymentId: 'pay-first', amount: 100, customerId: 'cust-ahead', status: 'APPROVED' });

@@ -188,11 +188,11 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
 
   // Ann's contacts are cached from her first payment: a customer.updated webhook drops them, so the next
   // payment asks Square again: when it is stored (the look-ahead, customer-look-ahead.test.ts) and, the answer not
-  // being cached, when its batch is decided. Square fails them until the re-drive.
+  // being cached, when its batch is decided. Square fails every customer look-up until the re-drive.
   const updated = squarePayload('customer.updated.json');
   await send({ ...updated, merchant_id: 'M-CAFE', event_id: 'evt-ann-updated', data: { ...updated.data, id: 'cust-ann' } });
   t.like(await processed('evt-ann-updated'), { outcome: 'ignored' });
-  const squareFails = square.failUntilCleared('/v2/customers/cust-ann', { status: 500 });
+  const squareFails = square.failUntilCleared('/v2/customers', { status: 500 });
   await send(paymentWebhook({ eventId: 'evt-fails', merchantId: 'M-CAFE', paymentId: 'pay-fails', amount: 500, customerId: 'cust-ann' }));
   const row = await processed('evt-fails', (r) => r.outcome === 'failed');
   t.like(row, { processed: false, attempts: 1 }, 'a failure is retried with backoff');

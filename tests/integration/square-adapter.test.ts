@@ -198,6 +198,38 @@ test('a customer is found with contact details as typed, or is null when Square 
   t.is(await merchant.getCustomer('GONE'), null);
 });
 
+test('customers in bulk: one POST /v2/customers/bulk-retrieve, each id answered (found, without contacts, unknown); 1 to 100 ids', async (t) => {
+  const { server, api } = await setup(t);
+  server.addCustomer(MERCHANT, { id: 'JDKYHBWT1D4F8MFH63DBMEN8Y4', email: 'Amelia.Earhart@example.com', phone: '+1-212-555-4240' });
+  server.addCustomer(MERCHANT, { id: 'NO-CONTACT' });
+  const merchant = api();
+  const before = server.requests.length;
+  const answers = await merchant.getCustomers(['JDKYHBWT1D4F8MFH63DBMEN8Y4', 'NO-CONTACT', 'GONE', 'NO-CONTACT']);
+  t.deepEqual(
+    [...answers],
+    [
+      ['JDKYHBWT1D4F8MFH63DBMEN8Y4', { id: 'JDKYHBWT1D4F8MFH63DBMEN8Y4', emailAddress: 'Amelia.Earhart@example.com', phoneNumber: '+1-212-555-4240' }],
+      ['NO-CONTACT', { id: 'NO-CONTACT', emailAddress: null, phoneNumber: null }],
+      ['GONE', null],
+    ],
+  );
+  t.deepEqual(
+    server.requests.slice(before).map((r) => [r.method, r.path, r.body]),
+    [['POST', '/v2/customers/bulk-retrieve', { customer_ids: ['JDKYHBWT1D4F8MFH63DBMEN8Y4', 'NO-CONTACT', 'GONE', 'NO-CONTACT'] }]],
+  );
+  await t.throwsAsync(merchant.getCustomers([]), { instanceOf: RangeError });
+  await t.throwsAsync(merchant.getCustomers(Array.from({ length: 101 }, (_, i) => `C${i}`)), { instanceOf: RangeError });
+  t.is((await merchant.getCustomers(Array.from({ length: 100 }, (_, i) => `C${i}`))).size, 100);
+});
+
+test('customers in bulk fail as a whole as every call does: scopes, status and Retry-After', async (t) => {
+  const { server, api } = await setup(t);
+  const narrow = api(server.issueAccessToken(MERCHANT, { scopes: ['MERCHANT_PROFILE_READ', 'PAYMENTS_READ'] }));
+  t.like(await squareError(t, narrow.getCustomers(['C1'])), { code: 'INSUFFICIENT_SCOPES', statusCode: 403, needsReconnect: true, operation: 'customers.bulkRetrieve' });
+  server.failNext('/v2/customers/bulk-retrieve', { status: 429, retryAfter: 2 });
+  t.like(await squareError(t, api().getCustomers(['C1'])), { code: 'RATE_LIMITED', statusCode: 429, retryAfterSeconds: 2, retryable: true, operation: 'customers.bulkRetrieve' });
+});
+
 test('payments are paged with cursors per location, oldest update first, from the updated_at filter on', async (t) => {
   const { server, api } = await setup(t);
   const at = (minute: number) => new Date(Date.UTC(2025, 0, 10, 12, minute)).toISOString();

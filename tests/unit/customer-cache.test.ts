@@ -1,9 +1,10 @@
 /**
  * The Square customer cache: answers kept for their time to live and up to a size, one lookup in flight per
- * customer, failures not kept, and a customer dropped when Square says it changed.
+ * customer, failures not kept, and a customer dropped when Square says it changed; the look-ups of one turn of the
+ * event loop sent in bulk, per merchant.
  */
 import test from 'ava';
-import { customerCache, type CustomerContacts } from '../../domain/payments/customer-cache.ts';
+import { customerCache, lookupsInBulk, type CustomerContacts } from '../../domain/payments/customer-cache.ts';
 
 function world(options: { ttlMs?: number; maxEntries?: number } = {}) {
   let now = 0;
@@ -102,4 +103,55 @@ test('forget drops the customer, and an answer in flight when it changed is not 
   await early;
   await w.cache.get('t1', 'c2');
   t.is(w.calls.filter((c) => c === 't1/c2').length, 2, 'the answer that started before the change was not cached');
+});
+
+// --- In bulk ------------------------------------------------------------------------------------------------------
+
+/** `lookupsInBulk` over a bulk call that records each call's ids, answering ids starting with `gone` null and `bad` an error. */
+function bulkWorld(maxBatch: number) {
+  const calls: string[] = [];
+  let failNext = false;
+  const lookup = lookupsInBulk<string | null>(async (tenantId, ids) => {
+    calls.push(`${tenantId}: ${ids.join(',')}`);
+    if (failNext) {
+      failNext = false;
+      throw new Error('Square answered 500');
+    }
+    return new Map(ids.map((id) => [id, id.startsWith('gone') ? null : id.startsWith('bad') ? new Error(`refused ${id}`) : `contacts of ${id}`]));
+  }, maxBatch);
+  return { lookup, calls, failNext: () => (failNext = true) };
+}
+
+test('look-ups asked for in one turn go to Square in one call per merchant, at most maxBatch ids each', async (t) => {
+  const w = bulkWorld(3);
+  const answers = await Promise.all([w.lookup('t1', 'a'), w.lookup('t2', 'x'), w.lookup('t1', 'b'), w.lookup('t1', 'c'), w.lookup('t1', 'd'), w.lookup('t1', 'gone-e')]);
+  t.deepEqual(answers, ['contacts of a', 'contacts of x', 'contacts of b', 'contacts of c', 'contacts of d', null]);
+  t.deepEqual(w.calls.sort(), ['t1: a,b,c', 't1: d,gone-e', 't2: x']);
+  // A later turn is another call: answers are kept by the cache, not here.
+  t.is(await w.lookup('t1', 'a'), 'contacts of a');
+  t.is(w.calls.length, 4);
+});
+
+test('an id Square refused fails its own look-up only; a call that fails fails the look-ups it carried', async (t) => {
+  const w = bulkWorld(100);
+  const [good, bad] = await Promise.allSettled([w.lookup('t1', 'a'), w.lookup('t1', 'bad-b')]);
+  t.deepEqual(good, { status: 'fulfilled', value: 'contacts of a' });
+  t.is(bad.status === 'rejected' && (bad.reason as Error).message, 'refused bad-b');
+  w.failNext();
+  const failed = await Promise.allSettled([w.lookup('t1', 'a'), w.lookup('t1', 'c')]);
+  t.deepEqual(failed.map((r) => r.status), ['rejected', 'rejected']);
+  t.is(await w.lookup('t1', 'c'), 'contacts of c', 'and is asked again next time');
+});
+
+test('the cache over bulk look-ups: customers of one turn in one call, each kept, one in flight per customer', async (t) => {
+  const w = bulkWorld(100);
+  const cache = customerCache(async (tenantId, id) => {
+    const answer = await w.lookup(tenantId, id);
+    return answer === null ? null : { email: answer, phone: null };
+  }, { ttlMs: 1000, maxEntries: 10, now: () => 0 });
+  await Promise.all([cache.get('t1', 'a'), cache.get('t1', 'b'), cache.get('t1', 'a'), cache.get('t1', 'gone-c')]);
+  t.deepEqual(w.calls, ['t1: a,b,gone-c']);
+  t.deepEqual(await cache.get('t1', 'b'), { email: 'contacts of b', phone: null });
+  t.is(await cache.get('t1', 'gone-c'), null);
+  t.is(w.calls.length, 1);
 });

@@ -1003,6 +1003,22 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       if (post.object_ids.length > 1000) throw badRequest('INVALID_ARRAY_LENGTH', 'object_ids may hold at most 1000 ids.', 'object_ids');
       return { status: 200, body: batchRetrieve(state.catalog, post, state.merchant.currency) };
     }
+    if (method === 'POST' && path === '/v2/customers/bulk-retrieve') {
+      const state = authorize(request, 'CUSTOMERS_READ');
+      const ids: unknown = post.customer_ids;
+      if (!Array.isArray(ids) || !ids.length) throw badRequest('MISSING_REQUIRED_PARAMETER', 'Missing required parameter: customer_ids.', 'customer_ids');
+      if (ids.length > 100) throw badRequest('INVALID_ARRAY_LENGTH', 'customer_ids may hold at most 100 ids.', 'customer_ids');
+      if (!ids.every((id) => typeof id === 'string')) throw badRequest('INVALID_VALUE', 'customer_ids must hold strings.', 'customer_ids');
+      // As Square: one answer per id, the customer or that id's own errors.
+      const responses: Record<string, unknown> = {};
+      for (const id of ids as string[]) {
+        const customer = state.customers.get(id);
+        responses[id] = customer
+          ? { customer: customerJson(customer) }
+          : { errors: [{ category: 'INVALID_REQUEST_ERROR', code: 'NOT_FOUND', detail: `Customer with ID \`${id}\` not found.` }] };
+      }
+      return { status: 200, body: { responses } };
+    }
     if (method !== 'GET') throw new SquareFailure(405, 'INVALID_REQUEST_ERROR', 'METHOD_NOT_ALLOWED', `${method} ${path} is not supported.`);
 
     if ((match = /^\/v2\/merchants\/([^/]+)$/.exec(path))) {
