@@ -728,6 +728,11 @@ export class PostgresEventStore implements EventStore {
 
   private async sendNotify(): Promise<void> {
     this.notifyPending = false;
+    // Closed since the notification was scheduled: no connection is opened for it (nothing would close it).
+    if (this.closed) {
+      this.notifyScheduled = false;
+      return;
+    }
     try {
       if (!this.notifier) {
         const client = new pg.Client(this.connectionConfig);
