@@ -41,7 +41,7 @@ import { AppendGroups } from './append-groups.ts';
 import { SharedFeed, type ScanPage } from './postgres-feed.ts';
 
 const CHANNEL = 'tally_events';
-const NOTIFY_INTERVAL_MS = 10;
+export const NOTIFY_INTERVAL_MS = 10;
 /**
  * The precise horizon (one more query) is asked only once the server's xmin has stood still this long: appends in
  * flight move it on within milliseconds, and reading below it is always safe. A transaction that holds it (another
@@ -291,6 +291,9 @@ export class PostgresEventStore implements EventStore {
   private listenerStarting: Promise<void> | undefined;
   private notifyScheduled = false;
   private notifyPending = false;
+  /** The notification scheduled (cancelled by close) and the one being sent (awaited by close). */
+  private notifyTimer: NodeJS.Timeout | undefined;
+  private notifySending: Promise<void> | undefined;
   private notifier: pg.Client | undefined;
   private closed = false;
   private readonly pollIntervalMs: number;
@@ -723,16 +726,14 @@ export class PostgresEventStore implements EventStore {
     this.notifyPending = true;
     if (this.notifyScheduled) return;
     this.notifyScheduled = true;
-    setTimeout(() => void this.sendNotify(), NOTIFY_INTERVAL_MS).unref();
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = undefined;
+      this.notifySending = this.sendNotify().finally(() => (this.notifySending = undefined));
+    }, NOTIFY_INTERVAL_MS).unref();
   }
 
   private async sendNotify(): Promise<void> {
     this.notifyPending = false;
-    // Closed since the notification was scheduled: no connection is opened for it (nothing would close it).
-    if (this.closed) {
-      this.notifyScheduled = false;
-      return;
-    }
     try {
       if (!this.notifier) {
         const client = new pg.Client(this.connectionConfig);
@@ -810,6 +811,10 @@ export class PostgresEventStore implements EventStore {
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => undefined);
+    // A notification scheduled is not sent; one being sent finishes first, so its connection is the one ended here.
+    clearTimeout(this.notifyTimer);
+    this.notifyTimer = undefined;
+    await this.notifySending;
     const notifier = this.notifier;
     this.notifier = undefined;
     await notifier?.end().catch(() => undefined);
