@@ -14,6 +14,7 @@
  *   a stream read at first sight (bench/reads.ts: one per consumer, 1,000, in its warm-up and first run). Another
  *   instance learns it from the feed: within the feed's latency (a NOTIFY away on PostgreSQL, the poll interval if
  *   one is lost).
+ * - An event of the feed the view cannot decode drops its user only (reported through `onError`).
  * - Until the subscription is live, and after it fails, nothing is kept: every load reads the stream.
  */
 import type { AppendResult, EventStore, NewEvent, RecordedEvent } from '../domain/ports/event-store.ts';
@@ -29,7 +30,8 @@ export interface CallerViewOptions {
   maxUsers?: number;
   /** After the subscription fails: wait this long before subscribing again (ms, default 1,000). */
   retryMs?: number;
-  onError?: (error: unknown) => void;
+  /** The subscription ended, or one user's event could not be applied; `consequence` says what the view did about it. */
+  onError?: (error: unknown, consequence: string) => void;
 }
 
 export interface CallerView {
@@ -83,7 +85,14 @@ export function callerView(store: EventStore, options: CallerViewOptions = {}): 
       kept.delete(userId);
       return;
     }
-    kept.set(userId, { state: evolveUser(entry.state, userEvents.decode(event)), revision: event.revision });
+    try {
+      kept.set(userId, { state: evolveUser(entry.state, userEvents.decode(event)), revision: event.revision });
+    } catch (error) {
+      // One event the view cannot decode concerns one user: that user is read from its stream (which reports it
+      // loudly to its caller); the subscription, and every other user kept, go on.
+      kept.delete(userId);
+      options.onError?.(error, `user ${userId} dropped: read from the stream on its next request`);
+    }
   }
 
   async function follow(): Promise<void> {
@@ -99,7 +108,7 @@ export function callerView(store: EventStore, options: CallerViewOptions = {}): 
 
   function run(): void {
     running = follow()
-      .catch((error: unknown) => options.onError?.(error))
+      .catch((error: unknown) => options.onError?.(error, 'subscription ended: every caller is read from the stream until it is back'))
       .finally(() => {
         // Whatever ended the subscription, what is kept can no longer be trusted to be current.
         live = false;

@@ -31,7 +31,7 @@ function provideSms(config: Config, log: Logger): SmsSender | undefined {
 export function provideAccounts({ config, log, pool, store, runtime, commands }: Infrastructure, inbox: WebhookInbox, cleanups: Cleanups) {
   const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
   // Callers' role, status and tenant in memory, current from the feed (projections/caller-view.ts).
-  const callers = callerView(store, { onError: (error) => log.warn({ err: error }, 'caller view: subscription ended; reading callers from their streams until it is back') });
+  const callers = callerView(store, { onError: (error, consequence) => log.warn({ err: error }, `caller view: ${consequence}`) });
   callers.start();
   cleanups.add(() => callers.stop());
   // Every writer of user streams in this process brings the caller it changed up to date (or drops it) before it answers.

@@ -167,3 +167,23 @@ test('an append that succeeds but that the view cannot apply still answers its r
     t.regex(error?.message ?? '', new RegExp(`user-${userId}`));
     t.is(view.stats().fromStream, fromStream + 1);
   }));
+
+test('an event of the feed the view cannot decode drops its user only: the subscription stays live and every other caller is still served from memory', async (t) => {
+  const errors: string[] = [];
+  const view = callerView(local, { onError: (_error, consequence) => errors.push(consequence) });
+  view.start();
+  try {
+    const [bystander, userId] = [await registerConsumer(other), await registerConsumer(other)];
+    await eventually(async () => (await view.load(bystander), await view.load(userId), view.stats().kept), (kept) => kept === 2, { timeoutMs: 5_000 });
+    // Written by another instance, so only the feed brings it here; stored as written, not a `UserSuspended` the codec accepts.
+    await other.append(userStream(userId), [{ id: uuid(), type: 'UserSuspended', data: { unexpected: true }, metadata: {} }], 'any');
+    await eventually(async () => view.stats().kept, (kept) => kept < 2, { timeoutMs: 5_000 });
+    t.is(view.stats().kept, 1, 'the bystander is still kept');
+    t.deepEqual(errors, [`user ${userId} dropped: read from the stream on its next request`]);
+    const before = view.stats();
+    t.like(await view.load(bystander), { status: 'approved' });
+    t.is(view.stats().fromMemory, before.fromMemory + 1, 'served from memory: the view is still live');
+  } finally {
+    await view.stop();
+  }
+});
