@@ -28,3 +28,13 @@ export function recordsetFrom(columns: RecordsetColumns, parameter: number, alia
 export function recordsetParameter(rows: readonly object[]): string {
   return JSON.stringify(rows);
 }
+
+/**
+ * `INSERT INTO table (columns) … ON CONFLICT DO NOTHING` of the rows of parameter `$1` (`recordsetParameter`), in
+ * their order: an idempotent batch insert, one statement for any number of rows. Rows repeating a key within the
+ * batch insert once, as rows already present do.
+ */
+export function insertRecordsetSql(table: string, columns: RecordsetColumns): string {
+  const names = columns.map(([name]) => name).join(', ');
+  return `INSERT INTO ${table} (${names}) SELECT ${names} FROM ${recordsetFrom(columns, 1, 'b')} ORDER BY ord ON CONFLICT DO NOTHING`;
+}

@@ -50,16 +50,31 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
     for (const row of rows) await claim(row.payment_id, row.tenant_id, consumerId, row.identity_hash, cause);
   }
 
-  /** A held purchase whose identity a consumer has verified already is claimed by that consumer. */
-  async function claimByKnownIdentity(paymentId: string, tenantId: string, hashes: readonly string[], cause: Cause, { db }: ReactorContext) {
-    if (!hashes.length) return;
+  /** The held purchases of `events` (a walk-in's purchase, or an identity attached to one later) and their identities. */
+  const heldIn = (e: Cause) =>
+    (e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0) || e.type === 'PurchaseIdentityAttached' ? e.data.identityHashes : [];
+
+  /**
+   * Who owns each identity of the batch's held purchases: one read for the batch (walk-ins were one read each). Claims
+   * change no ownership, and the read model is at least at the batch's last event, so one read answers as one per
+   * event did.
+   */
+  async function ownersOf(events: readonly Cause[], { db }: ReactorContext): Promise<Map<string, string>> {
+    const hashes = [...new Set(events.flatMap(heldIn))];
+    const owners = new Map<string, string>();
+    if (!hashes.length) return owners;
     const { rows } = await db.query<{ consumer_id: string; identity_hash: string }>(
-      `SELECT consumer_id, identity_hash FROM consumer_identities WHERE identity_hash = ANY($1)
-        ORDER BY array_position($1::text[], identity_hash) LIMIT 1`,
+      `SELECT identity_hash, consumer_id FROM consumer_identities WHERE identity_hash = ANY($1) ORDER BY identity_hash, consumer_id`,
       [hashes],
     );
-    const match = rows[0];
-    if (match) await claim(paymentId, tenantId, match.consumer_id, match.identity_hash, cause);
+    for (const row of rows) if (!owners.has(row.identity_hash)) owners.set(row.identity_hash, row.consumer_id);
+    return owners;
+  }
+
+  /** A held purchase whose identity a consumer has verified already is claimed by that consumer (its first identity that has an owner). */
+  async function claimByKnownIdentity(paymentId: string, tenantId: string, hashes: readonly string[], owners: Map<string, string>, cause: Cause) {
+    const hash = hashes.find((h) => owners.has(h));
+    if (hash !== undefined) await claim(paymentId, tenantId, owners.get(hash)!, hash, cause);
   }
 
   return reactor({
@@ -67,6 +82,7 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
     events: claimsEvents,
     reads: [heldPointsProjection.name],
     async handle(events, context) {
+      const owners = await ownersOf(events, context);
       for (const e of events) {
         switch (e.type) {
           case 'UserEmailVerified':
@@ -78,12 +94,9 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
             break;
           }
           case 'PurchaseCompleted':
-            if (e.data.outcome !== 'stored_anonymous' || e.data.points <= 0) break;
-            await claimByKnownIdentity(e.data.paymentId, e.data.tenantId, e.data.identityHashes, e, context);
-            break;
           case 'PurchaseIdentityAttached':
-            // An identity Square learnt after the sale: a consumer who already verified it claims at once.
-            await claimByKnownIdentity(e.data.paymentId, e.data.tenantId, e.data.identityHashes, e, context);
+            // A walk-in's purchase, or an identity Square learnt after the sale: a consumer who already verified it claims at once.
+            await claimByKnownIdentity(e.data.paymentId, e.data.tenantId, heldIn(e), owners, e);
             break;
           default:
             assertNever(e);
