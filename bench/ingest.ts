@@ -316,7 +316,8 @@ function statementLabel(sql: string, params: unknown): string {
   if (s.includes('FROM append_events(')) return `append_events(${streamKind(values[0])})`;
   if (s.includes('FROM append_events_many(')) return 'append_events_many (a batch: events of several streams, one statement)';
   if (s.startsWith('SELECT transaction_id::text AS tx_id') && s.includes('WHERE stream_name = ANY($1::text[])')) return 'readStreams (the payment streams of a batch)';
-  if (/projection_checkpoints WHERE name = \$1 FOR UPDATE/.test(s)) return 'projection batch: lock checkpoint';
+  if (s.startsWith('BEGIN; SELECT position') && s.endsWith('FOR UPDATE')) return 'projection batch: BEGIN and lock checkpoint';
+  if (s.startsWith('UPDATE projection_checkpoints') && s.endsWith('; COMMIT')) return 'projection batch: move checkpoint and COMMIT';
   if (s.startsWith('UPDATE projection_checkpoints')) return 'projection batch: move checkpoint';
   const fn = /FROM (append_events|pg_notify)\(/.exec(s) ?? /SELECT (pg_notify|pg_try_advisory_lock)\(/.exec(s);
   if (fn) return fn[1]!;

@@ -89,7 +89,9 @@ function labelSql(sql: string): string {
   if (s.startsWith('SELECT w.id, w.tenant_id, w.consumer_id')) return 'replay: load';
   if (s.startsWith('UPDATE') && s.includes('FROM unnest')) return 'replay: settle';
   if (s.startsWith('SELECT transaction_id::text AS tx_id')) return 'feed: read page';
+  if (s.startsWith('BEGIN; SELECT position') && s.includes('FOR UPDATE')) return 'batch: BEGIN and lock checkpoint';
   if (s.startsWith('SELECT position FROM projection_checkpoints') && s.includes('FOR UPDATE')) return 'batch: lock checkpoint';
+  if (s.startsWith('UPDATE projection_checkpoints') && s.endsWith('; COMMIT')) return 'batch: move checkpoint and COMMIT';
   if (s.startsWith('UPDATE projection_checkpoints')) return 'batch: move checkpoint';
   if (s.startsWith('UPDATE projection_rebuilds SET events_applied')) return 'batch: job progress';
   if (s === 'BEGIN' || s === 'COMMIT' || s.startsWith('SET LOCAL')) return `batch: ${s.split(' ').slice(0, 2).join(' ')}`;

@@ -11,12 +11,12 @@
  * compare-and-set against the last one written, so an owner change is still detected. A crash can only make the
  * projection see again events it had nothing to do for (a reactor re-issues idempotent commands).
  */
-import type pg from 'pg';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import type { EventStore, Position, RecordedEvent, SubscriptionItem } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 import { StreamContended } from '../domain/shared/errors.ts';
-import { withLazyTransaction, withTransaction } from '../adapters/postgres/transaction.ts';
+import { withLazyTransaction, withTransactionEnds, type TransactionEnds } from '../adapters/postgres/transaction.ts';
 import type { ProjectionContext } from './projection.ts';
 
 /** The checkpoint changed under us (another owner, or a rebuild took over): start again from the stored one. */
@@ -200,34 +200,25 @@ async function applyBatch(
 async function commit(target: FeedTarget, options: FeedOptions, state: FeedState, events: readonly RecordedEvent[]): Promise<void> {
   const last = events[events.length - 1];
   if (!last) throw new Error('empty batch');
-  const begin = async (db: pg.PoolClient) => {
+  const name = pg.escapeLiteral(target.checkpointName);
+  const ends: TransactionEnds = {
     // A read model and its checkpoint can always be derived again from the log: if a crash loses the last
     // few commits, both roll back together and the events are applied again. No need to wait for the disk
-    // (`synchronous_commit` off for this transaction, set in the statement that locks the checkpoint: one round trip).
-    // Named, as the statements below: every batch of every projection runs them (parsed once per connection).
-    const { rows } = await db.query<{ position: string | null }>(
-      {
-        name: 'tally_checkpoint_lock',
-        text: `SELECT position, set_config('synchronous_commit', 'off', true) AS synchronous_commit FROM projection_checkpoints WHERE name = $1 FOR UPDATE`,
-      },
-      [target.checkpointName],
-    );
-    if (!rows[0] || (rows[0].position ?? undefined) !== state.stored) throw new CheckpointMoved(`checkpoint ${target.checkpointName} moved elsewhere`);
-  };
-  const finish = async (db: pg.PoolClient) => {
-    await db.query(
-      {
-        name: 'tally_checkpoint_advance',
-        text: `UPDATE projection_checkpoints
-                  SET position = $2, events_applied = events_applied + $3, status = 'running', last_error = NULL, error_position = NULL, updated_at = now()
-                WHERE name = $1`,
-      },
-      [target.checkpointName, last.position, state.unstored + events.length],
-    );
-    await target.onCommit?.(db, events.length, last.position);
+    // (`synchronous_commit` off for this transaction, set in the statement that locks the checkpoint). The lock rides
+    // in BEGIN's round trip and the advance in COMMIT's (`TransactionEnds`): every batch of every projection runs them.
+    afterBegin: `SELECT position, set_config('synchronous_commit', 'off', true) AS synchronous_commit FROM projection_checkpoints WHERE name = ${name} FOR UPDATE`,
+    opened([row]) {
+      const position: unknown = row?.position;
+      if (!row || (position ?? undefined) !== state.stored) throw new CheckpointMoved(`checkpoint ${target.checkpointName} moved elsewhere`);
+    },
+    ...(target.onCommit ? { beforeCommit: (db: pg.PoolClient) => target.onCommit!(db, events.length, last.position) } : {}),
+    beforeCommitText: () => `UPDATE projection_checkpoints
+        SET position = ${pg.escapeLiteral(last.position)}, events_applied = events_applied + ${Number(state.unstored + events.length)}, status = 'running',
+            last_error = NULL, error_position = NULL, updated_at = now()
+      WHERE name = ${name}`,
   };
   if (options.lazyCheckpoints) {
-    const { began } = await withLazyTransaction(options.pool, { begin, finish }, (db) => target.apply(events, { db, table: target.table }));
+    const { began } = await withLazyTransaction(options.pool, ends, (db) => target.apply(events, { db, table: target.table }));
     target.committed?.();
     state.checkpoint = last.position;
     if (began) {
@@ -239,11 +230,7 @@ async function commit(target: FeedTarget, options: FeedOptions, state: FeedState
     }
     return;
   }
-  await withTransaction(options.pool, async (db) => {
-    await begin(db);
-    await target.apply(events, { db, table: target.table });
-    await finish(db);
-  });
+  await withTransactionEnds(options.pool, ends, (db) => target.apply(events, { db, table: target.table }));
   target.committed?.();
   state.checkpoint = state.stored = last.position;
   state.unstored = 0;

@@ -25,13 +25,17 @@ export function checkOut(pool: pg.Pool, onError: (error: Error) => void = ignore
  * the pool's, so a connection dropped between two queries would crash the process: one is attached here
  * (from the moment of check-out), and a broken client is destroyed rather than returned to the pool.
  */
-export async function withTransaction<T>(pool: pg.Pool, work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+export function withTransaction<T>(pool: pg.Pool, work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+  return transact(pool, (db) => db.query('BEGIN'), (db) => db.query('COMMIT'), work);
+}
+
+async function transact<T>(pool: pg.Pool, open: (db: pg.PoolClient) => Promise<unknown>, close: (db: pg.PoolClient) => Promise<unknown>, work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
   const db = await checkOut(pool, ignore);
   let broken: Error | undefined;
   try {
-    await db.query('BEGIN');
+    await open(db);
     const result = await work(db);
-    await db.query('COMMIT');
+    await close(db);
     return result;
   } catch (error) {
     await db.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
@@ -46,22 +50,50 @@ export async function withTransaction<T>(pool: pg.Pool, work: (db: pg.PoolClient
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /**
- * Like `withTransaction`, but the transaction begins only when `work` issues its first query, and `begin` runs
- * first inside it. Work that issues no query costs no connection, no round trip and no commit (`began: false`).
- * `finish` runs inside the transaction, after the work and before COMMIT, only if it began.
+ * The two ends of a transaction, each sent in the round trip of its BEGIN or COMMIT: a simple query (no parameters:
+ * values inlined as literals, `pg.escapeLiteral`) that PostgreSQL runs statement by statement. A projection batch's
+ * checkpoint lock and advance ride so: two round trips a batch instead of four (a loop of such transactions at
+ * concurrency 8 on this machine's PostgreSQL: 237–370 µs of the machine's CPU a transaction against 293–460, and 66–171
+ * µs of the client's against 114–256). A failure in either leaves the transaction aborted: it is rolled back as any.
  */
-export async function withLazyTransaction<T>(
-  pool: pg.Pool,
-  hooks: { begin(db: pg.PoolClient): Promise<void>; finish(db: pg.PoolClient): Promise<void> },
-  work: (db: Queryable) => Promise<T>,
-): Promise<{ value: T; began: boolean }> {
+export interface TransactionEnds {
+  /** Statements run right after BEGIN; the rows of the last one go to `opened` (which may throw to roll back). */
+  afterBegin: string;
+  opened(rows: pg.QueryResultRow[]): void;
+  /** Run after the work, before the COMMIT's round trip (queries of their own). */
+  beforeCommit?(db: pg.PoolClient): Promise<void>;
+  /** Statements run right before COMMIT, in its round trip. */
+  beforeCommitText(): string;
+}
+
+/** Opens the transaction on `db` with `ends.afterBegin` in the same round trip. */
+async function begin(db: pg.PoolClient, ends: TransactionEnds): Promise<void> {
+  const results = (await db.query(`BEGIN; ${ends.afterBegin}`)) as unknown as pg.QueryResult[];
+  ends.opened(results[results.length - 1]?.rows ?? []);
+}
+
+/** Commits the transaction on `db` with `ends.beforeCommitText()` in the same round trip. */
+async function commit(db: pg.PoolClient, ends: TransactionEnds): Promise<void> {
+  await ends.beforeCommit?.(db);
+  await db.query(`${ends.beforeCommitText()}; COMMIT`);
+}
+
+/** `withTransaction` whose BEGIN and COMMIT carry `ends` in their round trips. */
+export function withTransactionEnds<T>(pool: pg.Pool, ends: TransactionEnds, work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+  return transact(pool, (db) => begin(db, ends), (db) => commit(db, ends), work);
+}
+
+/**
+ * Like `withTransactionEnds`, but the transaction begins only when `work` issues its first query. Work that issues
+ * no query costs no connection, no round trip and no commit (`began: false`), and neither end runs.
+ */
+export async function withLazyTransaction<T>(pool: pg.Pool, ends: TransactionEnds, work: (db: Queryable) => Promise<T>): Promise<{ value: T; began: boolean }> {
   let client: pg.PoolClient | undefined;
   let opening: Promise<pg.PoolClient> | undefined;
   const open = () =>
     (opening ??= (async () => {
       client = await checkOut(pool, ignore);
-      await client.query('BEGIN');
-      await hooks.begin(client);
+      await begin(client, ends);
       return client;
     })());
   const query = async (...args: unknown[]) => ((await open()).query as (...a: unknown[]) => Promise<unknown>)(...args);
@@ -70,9 +102,7 @@ export async function withLazyTransaction<T>(
   try {
     const value = await work(db);
     if (!opening) return { value, began: false };
-    const transaction = await opening;
-    await hooks.finish(transaction);
-    await transaction.query('COMMIT');
+    await commit(await opening, ends);
     return { value, began: true };
   } catch (error) {
     if (client) await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));

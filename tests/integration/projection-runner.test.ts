@@ -87,6 +87,22 @@ test('applies every event once, and resumes from its checkpoint after a restart'
   await second.stop();
 });
 
+test('a checkpoint moved under a running projection (a takeover) is seen by its next batch, which resumes from the stored one', async (t) => {
+  const name = 'p_moved';
+  await createCounterTable(name);
+  const runner = runnerFor(t, [counter(name)]);
+  runner.start();
+  let last = await appendCounted(`${name}-a`, [1, 2, 3]);
+  t.true(await runner.waitForPosition(last, 10_000));
+  // What a takeover does: a fresh table, and the checkpoint where that table stands (nothing applied).
+  await database.pool.query(`TRUNCATE ${name}_counts`);
+  await database.pool.query(`UPDATE projection_checkpoints SET position = NULL WHERE name = $1`, [name]);
+  last = await appendCounted(`${name}-a`, [4]);
+  t.true(await runner.waitForPosition(last, 10_000));
+  t.deepEqual(await totals(name), { count: 4, total: 10 }, 'every event applied again from the stored checkpoint, not only the new one');
+  await runner.stop();
+});
+
 test('two runners side by side: one owns the projection, the other stands by and takes over', async (t) => {
   const name = 'p_owner';
   await createCounterTable(name);
