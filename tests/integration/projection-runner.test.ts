@@ -66,17 +66,22 @@ function runnerFor(t: ExecutionContext, projections: Projection[], options = {})
   return runner;
 }
 
+/** A counter projection `name` on a started runner, with 1, 2 and 3 appended to `<name>-a` and applied. */
+async function countingOneTwoThree(t: ExecutionContext, name: string) {
+  await createCounterTable(name);
+  const runner = runnerFor(t, [counter(name)]);
+  runner.start();
+  t.true(await runner.waitForPosition(await appendCounted(`${name}-a`, [1, 2, 3]), 10_000));
+  t.deepEqual(await totals(name), { count: 3, total: 6 });
+  return runner;
+}
+
 test('applies every event once, and resumes from its checkpoint after a restart', async (t) => {
   const name = 'p_restart';
-  await createCounterTable(name);
-  const first = runnerFor(t, [counter(name)]);
-  first.start();
-  let last = await appendCounted(`${name}-a`, [1, 2, 3]);
-  t.true(await first.waitForPosition(last, 10_000));
-  t.deepEqual(await totals(name), { count: 3, total: 6 });
+  const first = await countingOneTwoThree(t, name);
   await first.stop();
 
-  last = await appendCounted(`${name}-a`, [4, 5]);
+  const last = await appendCounted(`${name}-a`, [4, 5]);
   const second = runnerFor(t, [counter(name)]);
   second.start();
   t.true(await second.waitForPosition(last, 10_000));
@@ -89,16 +94,11 @@ test('applies every event once, and resumes from its checkpoint after a restart'
 
 test('a checkpoint moved under a running projection (a takeover) is seen by its next batch, which resumes from the stored one', async (t) => {
   const name = 'p_moved';
-  await createCounterTable(name);
-  const runner = runnerFor(t, [counter(name)]);
-  runner.start();
-  let last = await appendCounted(`${name}-a`, [1, 2, 3]);
-  t.true(await runner.waitForPosition(last, 10_000));
+  const runner = await countingOneTwoThree(t, name);
   // What a takeover does: a fresh table, and the checkpoint where that table stands (nothing applied).
   await database.pool.query(`TRUNCATE ${name}_counts`);
   await database.pool.query(`UPDATE projection_checkpoints SET position = NULL WHERE name = $1`, [name]);
-  last = await appendCounted(`${name}-a`, [4]);
-  t.true(await runner.waitForPosition(last, 10_000));
+  t.true(await runner.waitForPosition(await appendCounted(`${name}-a`, [4]), 10_000));
   t.deepEqual(await totals(name), { count: 4, total: 10 }, 'every event applied again from the stored checkpoint, not only the new one');
   await runner.stop();
 });
