@@ -1227,10 +1227,19 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
   };
 }
 
-/** The simulator on its own socket (127.0.0.1, a free port unless given): what the tests use. */
-export async function startSquareServer(options: SimulatorOptions & { port?: number } = {}): Promise<SquareTestServer> {
+/**
+ * The simulator on its own socket (127.0.0.1, a free port unless given): what the tests use. With `latencyMs`, a
+ * request is handled that long after it arrived (Square answers a customer look-up in 100–300 ms; the ingestion
+ * benchmark's stand-in, bench/ingest-square.ts).
+ */
+export async function startSquareServer(options: SimulatorOptions & { port?: number; latencyMs?: (method: string, path: string) => number } = {}): Promise<SquareTestServer> {
   const simulator = createSquareSimulator(options);
-  const server: Server = createServer((request, response) => simulator.handle(request, response));
+  const { latencyMs } = options;
+  const server: Server = createServer((request, response) => {
+    const delay = latencyMs?.(request.method ?? 'GET', request.url ?? '/') ?? 0;
+    if (delay > 0) setTimeout(() => simulator.handle(request, response), delay);
+    else simulator.handle(request, response);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
