@@ -10,8 +10,8 @@ import { startSquareServer, type SquareTestServer } from '../support/square-serv
 
 const MERCHANT = 'MLQW2MYBY81PZ';
 
-async function setup(t: ExecutionContext, config: Partial<SquareAdapterConfig> = {}) {
-  const server = await startSquareServer();
+async function setup(t: ExecutionContext, config: Partial<SquareAdapterConfig> = {}, latencyMs?: (method: string, path: string) => number) {
+  const server = await startSquareServer(latencyMs ? { latencyMs } : {});
   t.teardown(() => server.stop());
   server.addMerchant({
     merchantId: MERCHANT,
@@ -220,6 +220,18 @@ test('customers in bulk: one POST /v2/customers/bulk-retrieve, each id answered 
   await t.throwsAsync(merchant.getCustomers([]), { instanceOf: RangeError });
   await t.throwsAsync(merchant.getCustomers(Array.from({ length: 101 }, (_, i) => `C${i}`)), { instanceOf: RangeError });
   t.is((await merchant.getCustomers(Array.from({ length: 100 }, (_, i) => `C${i}`))).size, 100);
+});
+
+test('the simulator answers after the latency it is given, per request (the ingestion benchmark holds customer look-ups so)', async (t) => {
+  const delays: string[] = [];
+  const { server, api } = await setup(t, {}, (method, path) => (delays.push(`${method} ${path}`), path.startsWith('/v2/customers') ? 150 : 0));
+  server.addCustomer(MERCHANT, { id: 'C1', email: 'c1@example.com' });
+  const merchant = api();
+  const started = performance.now();
+  t.like((await merchant.getCustomers(['C1'])).get('C1'), { emailAddress: 'c1@example.com' });
+  t.true(performance.now() - started >= 150, 'held at least the latency given');
+  await merchant.getMerchant();
+  t.deepEqual(delays, ['POST /v2/customers/bulk-retrieve', 'GET /v2/merchants/me'], 'asked once per request, with its method and path');
 });
 
 test('customers in bulk fail as a whole as every call does: scopes, status and Retry-After', async (t) => {
