@@ -318,7 +318,6 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
   // unprocessed inbox rows (through their partial index) 3.9 ms a time while thousands were pending, 1.0 s of the
   // server's time in a 6,000-webhook burst that the drain itself needed (pg_stat_statements, `--statements`). The
   // first unprocessed row ends the `EXISTS`; the count is taken once, for the report, if the drain times out.
-  let drained = false;
   while (epoch() < deadline) {
     const { rows } = await db.query<{ pending: boolean; credits: string | null; wallets: string | null }>(
       `WITH inbox AS (SELECT EXISTS (SELECT 1 FROM pos_webhook_events_raw WHERE NOT processed) AS pending)
@@ -332,7 +331,6 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
     out.lastDrainProbe = probe;
     if (!probe.pending && Number(probe.credits) >= spec.creditsWhenDrained) {
       out.drainedEpoch = epoch();
-      drained = true;
       // The probe saw the checkpoint past every credit: count that as a sample, the sampler may not have yet.
       if (probe.wallets !== null && probe.wallets !== lastPosition) {
         out.checkpoints.push([out.drainedEpoch, probe.wallets]);
@@ -342,7 +340,7 @@ async function webhooks(spec: WebhookSpec): Promise<WebhookOutput> {
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  if (!drained) {
+  if (out.drainedEpoch === null) {
     const { rows } = await db.query<{ pending: string }>(`SELECT count(*) AS pending FROM pos_webhook_events_raw WHERE NOT processed`);
     out.queries++;
     out.lastDrainProbe = { ...out.lastDrainProbe, pending: Number(rows[0]!.pending) };
