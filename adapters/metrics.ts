@@ -48,6 +48,8 @@ export interface Metrics {
   httpRequest(request: { method: string; route: string; status: number; seconds: number }): void;
   webhookOutcome(outcome: string): void;
   webhookSignatureFailure(): void;
+  /** Acknowledgements stopped queueing: the end of a burst as the webhook worker sees it (it leases again). */
+  acknowledgementBurstEnded(): void;
   appended(stream: string, events: number): void;
   concurrencyConflict(stream: string): void;
   /** One run of the payments poll, every connection it looked at. */
@@ -129,6 +131,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   const webhooks = counter('tally_webhooks_processed_total', 'Square webhooks processed from the inbox, by outcome (failed: an attempt that will be retried or re-driven).', 'outcome');
   const signatureFailures = counter('tally_webhook_signature_failures_total', 'Webhook deliveries refused because the signature was missing or wrong.');
+  const ackBurstEnds = counter(
+    'tally_webhook_ack_bursts_ended_total',
+    'Times webhook acknowledgements stopped queueing and the worker, which defers to them, leased again: one per burst; many per burst means the sender paused within it.',
+  );
   const appends = counter('tally_eventstore_appends_total', 'Successful appends to the event store, by stream category.', 'category');
   const appendedEvents = counter('tally_eventstore_events_appended_total', 'Events appended to the event store, by stream category.', 'category');
   const conflicts = counter('tally_eventstore_concurrency_conflicts_total', 'Appends refused because the stream changed since it was read (the caller retries or reports 409).', 'category');
@@ -222,6 +228,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     webhookOutcome: (outcome) => webhooks.inc({ outcome }),
     webhookSignatureFailure: () => signatureFailures.inc(),
+    acknowledgementBurstEnded: () => ackBurstEnds.inc(),
     appended(stream, events) {
       const category = streamCategory(stream);
       appends.inc({ category });

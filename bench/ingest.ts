@@ -723,6 +723,8 @@ interface WebhookMetrics {
   square: { customerLookups: number; customerCalls: number; requests: number; lookupsPerWebhook: number; distinctCustomers: number };
   /** CPU of the Tally process and of PostgreSQL per webhook, first sent → drained (ms). */
   cpuMsPerWebhook: { tally: number; postgres: number | null };
+  /** Times the acknowledgements stopped queueing during the run (`tally_webhook_ack_bursts_ended_total`): 1 in a burst the sender never paused in. */
+  ackBurstEnds: number;
   statements: [string, { count: number; ms: number; rows: number }][];
   /** Tally's event loop during the load (this process): how long a timer waited past its time, and the GC's pauses. */
   loop: LoopReport;
@@ -790,6 +792,14 @@ function reportAllocation<T>({ value, allocation, file }: { value: T; allocation
   return value;
 }
 
+/** `tally_webhook_ack_bursts_ended_total` as the service's metrics show it now. */
+async function ackBurstEnds(tally: Tally): Promise<number> {
+  const line = (await tally.metrics.exposition()).split('\n').find((l) => l.startsWith('tally_webhook_ack_bursts_ended_total '));
+  const value = Number(line?.split(' ')[1]);
+  if (!Number.isFinite(value)) throw new Error('tally_webhook_ack_bursts_ended_total is missing from the metrics');
+  return value;
+}
+
 async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rate?: number; profile?: boolean; heapProfile?: boolean; countTransactions?: boolean } = {}): Promise<WebhookMetrics & { hot?: HotFunction[] }> {
   const { db, tally, square, pids } = ctx;
   const n = plan.length;
@@ -802,6 +812,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
   const squareBefore = await processCpuMs(square.pid);
   const creditsBefore = Number((await tally.pool.query<{ n: string }>(`SELECT count(*) AS n FROM wallet_ledger WHERE kind = 'earn'`)).rows[0]!.n);
   const lookupsBefore = await square.call<SquareCounts>('lookups');
+  const burstEndsBefore = await ackBurstEnds(tally);
   statementStats.clear();
   countingStatements = true;
   const spec: WebhookSpec = {
@@ -829,6 +840,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
   const cpu = cpuSplit(beforeCpu, await cpuSnapshot(pids));
   const squareCpuMs = (await processCpuMs(square.pid)) - squareBefore;
   const lookupsAfter = await square.call<SquareCounts>('lookups');
+  const burstEnds = (await ackBurstEnds(tally)) - burstEndsBefore;
   if (options.countTransactions) await settle();
   const afterXacts = await xacts();
 
@@ -909,6 +921,7 @@ async function webhookRun(ctx: Context, plan: readonly Payment[], options: { rat
       distinctCustomers: distinctCustomers(plan),
     },
     cpuMsPerWebhook: { tally: cpu.nodeMs / n, postgres: cpu.postgresMs === null ? null : cpu.postgresMs / n },
+    ackBurstEnds: burstEnds,
     statements: [...statementStats.entries()].sort((a, b) => b[1].count - a[1].count),
     loop,
     samples: out.samples,
@@ -1015,7 +1028,7 @@ async function main(): Promise<boolean> {
       if (STATEMENTS) await writeServerStatements(db.url, burst.length);
       log(
         `  last acknowledgement after ${formatDuration(w.ackMs)} (${count(w.rate)}/s, p99 ${formatMs(w.p99)}); drained ${Number.isFinite(w.drainMs) ? `after ${formatDuration(w.drainMs)} (${count(w.drainRate)}/s)` : 'NOT within the timeout'}; ` +
-          `lag p99 ${formatMs(w.lagP99)}; ${w.transactionsPerWebhook.toFixed(2)} transactions and ${w.square.lookupsPerWebhook.toFixed(3)} customer look-ups per webhook (${count(w.square.customerCalls)} calls to Square)`,
+          `lag p99 ${formatMs(w.lagP99)}; acknowledgements stopped queueing ${w.ackBurstEnds} ${w.ackBurstEnds === 1 ? 'time' : 'times'}; ${w.transactionsPerWebhook.toFixed(2)} transactions and ${w.square.lookupsPerWebhook.toFixed(3)} customer look-ups per webhook (${count(w.square.customerCalls)} calls to Square)`,
       );
       log(`  ${loopNote(w.loop)}`);
       log(`  CPU: Tally ${formatMs(w.cpuMsPerWebhook.tally)} + PostgreSQL ${formatMs(w.cpuMsPerWebhook.postgres ?? Number.NaN)} per webhook; every read model at the head after ${formatDuration(w.readModelsCaughtUpMs)}`);

@@ -256,6 +256,8 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   const { ingestion, inlineWalletEffects } = core;
   const waiters = new SettlementWaiters();
   const acknowledgements = new Acknowledgements({ queueing: config.WEBHOOK_ACK_PRIORITY_PENDING });
+  const countBurstEnds = acknowledgements.onChange((queueing) => (queueing ? undefined : metrics.acknowledgementBurstEnded()));
+  cleanups.add(async () => countBurstEnds());
   const reports: WebhookWorkerReports = {
     outcome: (outcome) => metrics.webhookOutcome(outcome),
     appended: (stream, events) => metrics.appended(stream, events),

@@ -1,6 +1,6 @@
 /**
  * `GET /metrics` after real traffic: requests by route template and status with latencies, a processed and
- * a refused webhook, appends and a conflict, a poll run, and every projection's state, checkpoint and lag —
+ * a refused webhook and the ends of their acknowledgement bursts, appends and a conflict, a poll run, and every projection's state, checkpoint and lag —
  * without an id, email, token or secret anywhere in it.
  */
 import test from 'ava';
@@ -67,6 +67,8 @@ test.before(async () => {
     SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
     API_BASE_URL,
     CRON_SECRET,
+    // One webhook being acknowledged counts as a burst of them, so the webhooks below end bursts.
+    WEBHOOK_ACK_PRIORITY_PENDING: '1',
   });
   call = api(service.url);
   const admin = await register('consumer', 'ops@metrics.test');
@@ -124,6 +126,12 @@ test('counts webhooks by outcome and refused signatures', async (t) => {
   const { samples } = await scrape();
   t.is(value(samples, 'tally_webhooks_processed_total', { outcome: 'no_connection' }), 1);
   t.is(value(samples, 'tally_webhook_signature_failures_total'), 1);
+});
+
+test('counts the ends of acknowledgement bursts', async (t) => {
+  const ends = await eventually(async () => value((await scrape()).samples, 'tally_webhook_ack_bursts_ended_total') ?? 0, (n) => n >= 1, { timeoutMs: 5_000, intervalMs: 25 });
+  // The two webhooks of the set-up: one burst each, or one for both when the second came within the first's quiet.
+  t.true(ends === 1 || ends === 2, `ended ${ends} times`);
 });
 
 test('counts appends and concurrency conflicts by stream category', async (t) => {
