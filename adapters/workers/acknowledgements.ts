@@ -10,6 +10,13 @@
  * first and the backlog they stored drains right after; a flood that never stops still gets batches, one per bound.
  * A momentary dip (a group of answers written together, before the sender's next requests arrive) does not end a
  * burst: that is what `quietMs` is for.
+ *
+ * A sender that pauses in the middle of a burst (descheduled on a busy machine, or between its own batches) looks
+ * like the end of the burst to a fixed `quietMs`: the worker leases a batch, its decisions and writes slow the
+ * acknowledgements that come right after, and on a loaded machine a burst was acknowledged at half speed after a
+ * dozen such false ends. So the quiet a burst must keep grows with the pauses it has shown: at least twice the
+ * longest pause between two arrivals that began while acknowledgements queued, seen within the last
+ * `pauseMemoryMs`, and never more than `maxQuietMs` (a pause that long is taken for the burst's real end). A burst without pauses ends after `quietMs`, as before.
  */
 export interface AcknowledgementsPending {
   /** Whether acknowledgements are queueing now (see above). */
@@ -21,8 +28,12 @@ export interface AcknowledgementsPending {
 export interface AcknowledgementsOptions {
   /** Pending at once from which acknowledgements count as queueing (default 16). */
   queueing?: number;
-  /** How long they must stay below it before the queue counts as gone (ms, default 20). */
+  /** How long they must stay below it before the queue counts as gone, at the least (ms, default 20). */
   quietMs?: number;
+  /** The most that pauses of the sender can lengthen that quiet to (ms, default 250). */
+  maxQuietMs?: number;
+  /** How long a pause seen while they queued keeps lengthening the quiet (ms, default 1,000). */
+  pauseMemoryMs?: number;
   now?: () => number;
 }
 
@@ -33,7 +44,15 @@ export class Acknowledgements implements AcknowledgementsPending {
   private readonly waiting = new Set<() => void>();
   private readonly threshold: number;
   private readonly quietMs: number;
+  private readonly maxQuietMs: number;
+  private readonly pauseMemoryMs: number;
   private readonly now: () => number;
+  /** When the last webhook arrived, and whether acknowledgements were queueing then. */
+  private lastArrival = -Infinity;
+  private lastArrivalQueued = false;
+  /** The longest pause between arrivals that began while they queued, and when it ended. */
+  private longestPause = 0;
+  private pauseSeenAt = -Infinity;
   private check: NodeJS.Timeout | undefined;
   /** Told each time acknowledgements start or stop queueing (a worker on another thread follows them so). */
   private readonly listeners = new Set<(queueing: boolean) => void>();
@@ -43,6 +62,8 @@ export class Acknowledgements implements AcknowledgementsPending {
   constructor(options: AcknowledgementsOptions = {}) {
     this.threshold = Math.max(1, options.queueing ?? 16);
     this.quietMs = Math.max(0, options.quietMs ?? 20);
+    this.maxQuietMs = Math.max(this.quietMs, options.maxQuietMs ?? 250);
+    this.pauseMemoryMs = Math.max(0, options.pauseMemoryMs ?? 1_000);
     this.now = options.now ?? (() => performance.now());
   }
 
@@ -53,11 +74,30 @@ export class Acknowledgements implements AcknowledgementsPending {
 
   /** A webhook request's whole body has arrived: its acknowledgement (signature, parse, insert) is under way. */
   received(): void {
+    const now = this.now();
+    const pause = now - this.lastArrival;
+    // A pause as long as the longest quiet is the burst's real end, not a pause within it.
+    if (this.lastArrivalQueued && pause > this.currentPause(now) && pause < this.maxQuietMs) {
+      this.longestPause = pause;
+      this.pauseSeenAt = now;
+    }
+    this.lastArrival = now;
     this.pending++;
     if (this.pending >= this.threshold) {
       this.belowSince = undefined;
       this.tell(true);
     }
+    this.lastArrivalQueued = this.queueing();
+  }
+
+  /** How long the queue must now stay below the threshold to count as gone (see above). */
+  quietFor(): number {
+    return Math.min(this.maxQuietMs, Math.max(this.quietMs, 2 * this.currentPause(this.now())));
+  }
+
+  /** The longest pause still remembered at `now`. */
+  private currentPause(now: number): number {
+    return now - this.pauseSeenAt <= this.pauseMemoryMs ? this.longestPause : 0;
   }
 
   /** Its answer, whatever it is, is being written. */
@@ -70,7 +110,7 @@ export class Acknowledgements implements AcknowledgementsPending {
   }
 
   queueing(): boolean {
-    return this.belowSince === undefined || this.now() - this.belowSince < this.quietMs;
+    return this.belowSince === undefined || this.now() - this.belowSince < this.quietFor();
   }
 
   whenQuiet(maxWaitMs: number): Promise<boolean> {
@@ -92,12 +132,12 @@ export class Acknowledgements implements AcknowledgementsPending {
   }
 
   /**
-   * Releases the waiting workers, and tells the listeners, once the queue has stayed quiet for `quietMs` (checked
-   * again if it came back).
+   * Releases the waiting workers, and tells the listeners, once the queue has stayed quiet for `quietFor()` (checked
+   * again if it came back, or if a pause seen meanwhile lengthened the quiet).
    */
   private scheduleCheck(): void {
     if (this.check || (this.waiting.size === 0 && !this.told) || this.belowSince === undefined) return;
-    const due = Math.max(0, this.belowSince + this.quietMs - this.now());
+    const due = Math.max(0, this.belowSince + this.quietFor() - this.now());
     this.check = setTimeout(() => {
       this.check = undefined;
       if (!this.queueing()) {

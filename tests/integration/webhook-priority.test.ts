@@ -131,6 +131,44 @@ test('waiting for the queue to end: at once when none queue; true once they stay
   t.is(acknowledgements.deferring, 0, 'no waiter left behind');
 });
 
+test('a pause of the sender within a burst lengthens the quiet the burst must keep: twice the pause, for pauseMemoryMs, never past maxQuietMs', async (t) => {
+  let clock = 1_000;
+  const acknowledgements = new Acknowledgements({ queueing: 2, quietMs: 15, maxQuietMs: 100, pauseMemoryMs: 500, now: () => clock });
+  const burst = () => {
+    acknowledgements.received();
+    acknowledgements.received();
+    t.true(acknowledgements.queueing(), 'two pending: queueing');
+    acknowledgements.answered();
+    acknowledgements.answered();
+  };
+  burst();
+  t.is(acknowledgements.quietFor(), 15, 'no pause seen yet: quietMs');
+  clock += 40; // the sender pauses for 40 ms: with no pause seen before, the burst looks over after 15
+  t.false(acknowledgements.queueing(), 'the first pause still ends the burst');
+  burst(); // its next requests arrive 40 ms after the last
+  t.is(acknowledgements.quietFor(), 80, 'twice the pause');
+  clock += 40;
+  t.true(acknowledgements.queueing(), 'a second pause as long no longer ends it');
+  clock += 40;
+  t.false(acknowledgements.queueing(), 'quiet for 80 ms: over');
+  clock += 400; // 480 ms after the pause: remembered
+  t.is(acknowledgements.quietFor(), 80);
+  clock += 30; // 510 ms after it: forgotten
+  t.is(acknowledgements.quietFor(), 15, 'after pauseMemoryMs, quietMs again');
+  burst();
+  clock += 100;
+  burst(); // a pause as long as maxQuietMs is the end of a burst, not a pause within it
+  t.is(acknowledgements.quietFor(), 15, 'a pause of maxQuietMs or more is not remembered');
+  clock += 90;
+  burst();
+  t.is(acknowledgements.quietFor(), 100, 'twice a 90 ms pause, capped at maxQuietMs');
+  clock += 1_000;
+  acknowledgements.received(); // one pending, below the threshold: not queueing
+  clock += 50;
+  acknowledgements.received();
+  t.is(acknowledgements.quietFor(), 15, 'a pause that began while they did not queue is not a pause within a burst');
+});
+
 test('a worker on another thread follows the acknowledgements by message: told once when they start and once when they stop queueing', async (t) => {
   const acknowledgements = new Acknowledgements({ queueing: 2, quietMs: 5 });
   const told: boolean[] = [];
