@@ -16,7 +16,8 @@
  * acknowledgements that come right after, and on a loaded machine a burst was acknowledged at half speed after a
  * dozen such false ends. So the quiet a burst must keep grows with the pauses it has shown: at least twice the
  * longest pause between two arrivals that began while acknowledgements queued, seen within the last
- * `pauseMemoryMs`, and never more than `maxQuietMs` (a pause that long is taken for the burst's real end). A burst without pauses ends after `quietMs`, as before.
+ * `pauseMemoryMs`, and never more than `maxQuietMs` (a pause that long is taken for the burst's real end). A burst
+ * without pauses ends after `quietMs`, as before.
  */
 export interface AcknowledgementsPending {
   /** Whether acknowledgements are queueing now (see above). */

@@ -1,7 +1,7 @@
 /**
  * `GET /metrics` after real traffic: requests by route template and status with latencies, a processed and
- * a refused webhook and the ends of their acknowledgement bursts, appends and a conflict, a poll run, and every projection's state, checkpoint and lag —
- * without an id, email, token or secret anywhere in it.
+ * a refused webhook and the ends of their acknowledgement bursts, appends and a conflict, a poll run, and every
+ * projection's state, checkpoint and lag — without an id, email, token or secret anywhere in it.
  */
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
