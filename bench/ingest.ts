@@ -1060,7 +1060,7 @@ async function main(): Promise<boolean> {
         offset += n;
         log(
           `  sent at ${count(run.sentRate)}/s; ack p99 ${formatMs(run.p99)}; credit lag (sent → credit) p50 ${formatMs(run.sendLagP50)}, p99 ${formatMs(run.sendLagP99)}; ` +
-            `drained ${Number.isFinite(run.drainMs) ? `after ${formatDuration(run.drainMs)}` : 'NOT within the timeout'}; ${run.square.lookupsPerWebhook.toFixed(3)} look-ups per webhook; correct ${run.correct}`,
+            `drained ${Number.isFinite(run.drainMs) ? `after ${formatDuration(run.drainMs)}` : 'NOT within the timeout'}; acknowledgements stopped queueing ${run.ackBurstEnds} ${run.ackBurstEnds === 1 ? 'time' : 'times'}; ${run.square.lookupsPerWebhook.toFixed(3)} look-ups per webhook; correct ${run.correct}`,
         );
         rateRuns.push(run);
       }
