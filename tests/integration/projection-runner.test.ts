@@ -220,3 +220,50 @@ test('a batch the projection writes nothing for commits nothing; its checkpoint 
   t.deepEqual(await totals(name), { count: 4, total: 10 });
   t.is(Number((await checkpoint())?.events_applied) >= 65, true, 'events_applied counts the skipped events too');
 });
+
+test('a background projection gives way while the foreground is busy: for a reader waiting on it it goes on at once, and when the foreground is idle', async (t) => {
+  const fg = 'p_fg';
+  const bg = 'p_bg';
+  await createCounterTable(fg);
+  await createCounterTable(bg);
+  let busy = false;
+  // Longer than the test: giving way ends only for a waiting reader or an idle foreground.
+  const runner = runnerFor(t, [counter(fg), { ...counter(bg), background: true }], { backgroundWaitMs: 60_000 });
+  runner.deferBackgroundWhile(() => busy);
+  runner.start();
+  await appendCounted(`${fg}-a`, [1]);
+  t.true(await runner.waitForPosition(await appendCounted(`${bg}-a`, [1]), 10_000), 'an idle foreground: both fed as events come');
+
+  busy = true;
+  await appendCounted(`${bg}-a`, [2]);
+  const afterBusy = await appendCounted(`${fg}-a`, [2]);
+  t.true(await runner.waitForPosition(afterBusy, 10_000, [fg]), 'the foreground projection goes on');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.deepEqual(await totals(bg), { count: 1, total: 1 }, 'the background one gave way');
+  const statusOf = (name: string) => runner.status().find((s) => s.name === name);
+  t.like(statusOf(bg), { background: true, givingWay: true }, 'and says so in its status');
+  t.like(statusOf(fg), { background: false, givingWay: false });
+  const started = Date.now();
+  t.true(await runner.waitForPosition(afterBusy, 10_000, [bg]), 'a reader waiting on it');
+  t.true(Date.now() - started < 5_000, 'is not kept waiting for the bound');
+  t.deepEqual(await totals(bg), { count: 2, total: 3 });
+
+  await appendCounted(`${bg}-a`, [3]);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.deepEqual(await totals(bg), { count: 2, total: 3 }, 'giving way again while still busy');
+  busy = false;
+  t.deepEqual(await eventually(() => totals(bg), (v) => v.count === 3, { timeoutMs: 5_000, intervalMs: 20 }), { count: 3, total: 6 }, 'fed once the foreground is idle');
+  t.false(statusOf(bg)?.givingWay);
+  await runner.stop();
+});
+
+test('a background projection gives way at most backgroundWaitMs a batch, however long the foreground stays busy', async (t) => {
+  const bg = 'p_bg_bound';
+  await createCounterTable(bg);
+  const runner = runnerFor(t, [{ ...counter(bg), background: true }], { backgroundWaitMs: 200 });
+  runner.deferBackgroundWhile(() => true);
+  runner.start();
+  await appendCounted(`${bg}-a`, [1, 2]);
+  t.deepEqual(await eventually(() => totals(bg), (v) => v.count === 2, { timeoutMs: 5_000, intervalMs: 20 }), { count: 2, total: 3 });
+  await runner.stop();
+});
