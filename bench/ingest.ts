@@ -659,6 +659,13 @@ interface Check {
 }
 
 /** Every matched payment of `plan` credited exactly once, every walk-in held anonymously. */
+/** For a mismatch: whether each phase's webhooks were all answered 200 (one that was not was never stored, and Square would send it again). */
+function answeredNote(runs: readonly WebhookMetrics[]): string {
+  return runs
+    .map((r) => `${r.offeredRate ? `${count(r.offeredRate)}/s` : 'burst'}: ${count(r.ok)}/${count(r.payments)} answered 200${r.ok < r.payments ? ` (${JSON.stringify(r.statuses)}; ${r.errors.slice(0, 3).join('; ')})` : ''}`)
+    .join(', ');
+}
+
 async function checkCredits(db: BenchDatabase, plan: readonly Payment[]): Promise<Check & { expected: number; correct: boolean }> {
   const expected = plan.filter((p) => p.consumer).length;
   const check = await withClient(db.url, async (c) => {
@@ -1038,7 +1045,7 @@ async function main(): Promise<boolean> {
       log(`  CPU: Tally ${formatMs(w.cpuMsPerWebhook.tally)} + PostgreSQL ${formatMs(w.cpuMsPerWebhook.postgres ?? Number.NaN)} per webhook; every read model at the head after ${formatDuration(w.readModelsCaughtUpMs)}`);
       if (BURST_ONLY) {
         allCorrect = w.correct;
-        reportCorrectness(allCorrect, `burst: ${allCorrect ? 'every matched payment credited exactly once' : 'MISMATCH'} (--burst-only: no result file)`);
+        reportCorrectness(allCorrect, `burst: ${allCorrect ? 'every matched payment credited exactly once' : `MISMATCH (${answeredNote([w])})`} (--burst-only: no result file)`);
         return;
       }
       log('Baselines again (after the burst)...');
@@ -1081,7 +1088,7 @@ async function main(): Promise<boolean> {
       const correctness =
         `${count(all.credits)} credit rows in wallet_ledger for ${count(all.distinctPayments)} distinct payments; ${count(all.expected)} of ${count(everything.length)} payments (burst and open loop) had a matching consumer ` +
         `(${count(everything.length - all.expected)} walk-ins held anonymously); inbox outcomes ${JSON.stringify(all.outcomes)}; ` +
-        `${allCorrect ? 'every matched payment credited exactly once' : 'MISMATCH'}`;
+        `${allCorrect ? 'every matched payment credited exactly once' : `MISMATCH (${answeredNote([w, ...rateRuns])})`}`;
       reportCorrectness(allCorrect, correctness);
 
       // ------------------------------------------------------------------ reads
