@@ -125,8 +125,6 @@ const schema = z.object({
   WEBHOOK_ACK_PRIORITY_MS: z.coerce.number().int().min(0).max(60_000).default(10_000),
   /** How many webhooks being acknowledged at once count as acknowledgements queueing (adapters/workers/acknowledgements.ts). */
   WEBHOOK_ACK_PRIORITY_PENDING: z.coerce.number().int().min(1).max(10_000).default(16),
-  /** Longest a background read model (audit trail, program summary) waits before each batch while the webhook worker works through a backlog (0: never). */
-  PROJECTIONS_BACKGROUND_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
 });
 
 type Raw = z.infer<typeof schema>;

@@ -18,7 +18,7 @@ import { merchantReservationStream } from '../domain/connections/merchant-reserv
 /** What the projection gauges read at scrape time. */
 export interface ProjectionsProbe {
   /** `eventTypes`: what the projection's subscription is filtered to; its lag counts only those. */
-  status(): readonly { name: string; state: string; position: Position | undefined; eventTypes?: readonly string[] | 'all'; background?: boolean; givingWay?: boolean }[];
+  status(): readonly { name: string; state: string; position: Position | undefined; eventTypes?: readonly string[] | 'all' }[];
   headPosition(): Promise<Position | undefined>;
   isAfter(a: Position, b: Position): boolean;
   /**
@@ -92,8 +92,6 @@ interface ProjectionReading {
   caughtUp: boolean | undefined;
   lagEvents: number | undefined;
   checkpointRecordedAt: Date | undefined;
-  /** A background projection: whether it gives way to a webhook backlog now (undefined for the others). */
-  givingWay: boolean | undefined;
 }
 
 async function readProjections(probe: ProjectionsProbe): Promise<ProjectionReading[]> {
@@ -105,14 +103,13 @@ async function readProjections(probe: ProjectionsProbe): Promise<ProjectionReadi
     return checkpoints.get(key)!;
   };
   return Promise.all(
-    probe.status().map(async ({ name, state, position, eventTypes = 'all', background, givingWay }) => {
-      const giving = background ? givingWay === true : undefined;
+    probe.status().map(async ({ name, state, position, eventTypes = 'all' }) => {
       // A standby projection is reported by the instance that owns it; a starting one has no checkpoint yet.
-      if (state !== 'running' && state !== 'failed') return { name, state, caughtUp: undefined, lagEvents: undefined, checkpointRecordedAt: undefined, givingWay: giving };
+      if (state !== 'running' && state !== 'failed') return { name, state, caughtUp: undefined, lagEvents: undefined, checkpointRecordedAt: undefined };
       const checkpoint = probe.checkpoint ? await checkpointOf(position, eventTypes) : undefined;
       // Nothing of its types after its checkpoint: caught up, even if the feed has moved on with other types.
       const caughtUp = checkpoint ? checkpoint.eventsAfter === 0 : head === undefined || (position !== undefined && !probe.isAfter(head, position));
-      return { name, state, caughtUp, lagEvents: checkpoint?.eventsAfter, checkpointRecordedAt: checkpoint?.recordedAt, givingWay: giving };
+      return { name, state, caughtUp, lagEvents: checkpoint?.eventsAfter, checkpointRecordedAt: checkpoint?.recordedAt };
     }),
   );
 }
@@ -201,9 +198,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     r.caughtUp === undefined ? undefined : r.caughtUp ? 1 : 0,
   );
   projectionGauge('tally_projection_lag_events', `Events in the feed after the projection's checkpoint (counted up to ${LAG_COUNT_CAP}).`, (r) => r.lagEvents);
-  projectionGauge('tally_projection_giving_way', '1 while a background projection (audit trail, program summary) gives way to a webhook backlog.', (r) =>
-    r.givingWay === undefined ? undefined : r.givingWay ? 1 : 0,
-  );
   projectionGauge('tally_projection_checkpoint_timestamp_seconds', "When the event at the projection's checkpoint was recorded (Unix time).", (r) =>
     r.checkpointRecordedAt ? r.checkpointRecordedAt.getTime() / 1000 : undefined,
   );

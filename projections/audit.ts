@@ -113,7 +113,6 @@ export const auditProjection: Projection = {
   version: 1,
   tables: ['audit_events'],
   eventTypes: 'all',
-  background: true,
   async apply(events, { db, table }) {
     if (events.length === 0) return;
     await db.query(named(insertSql(table('audit_events'))), [recordsetParameter(events.map(auditColumns))]);

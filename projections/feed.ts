@@ -52,11 +52,6 @@ export interface FeedOptions {
   onApplied?(checkpoint: Position, counts: { read: number; applied: number }): void;
   /** Called when the feed has nothing more to hand right now; `done` ends the feed (a rebuild took over). */
   onIdle?(checkpoint: Position | undefined): Promise<'continue' | 'done'>;
-  /**
-   * Called once the first event of a batch is at hand, before the rest is taken: a background projection waits
-   * here while ingestion works through a backlog (what arrives meanwhile makes its batch fuller).
-   */
-  beforeBatch?(): Promise<void>;
   /** Skip the commit of batches the projection writes nothing for (see the top of this file). */
   lazyCheckpoints?: boolean;
   /** Under sustained load, the longest a lazily advanced checkpoint stays unwritten (default 1,000 ms). */
@@ -121,7 +116,6 @@ export async function feed(target: FeedTarget, options: FeedOptions): Promise<Fe
       }
       const first = await pull();
       pending = undefined;
-      if (!first.done && first.value.kind === 'event' && options.beforeBatch) await options.beforeBatch();
       if (first.done || options.isStopping()) return { kind: 'stopped', checkpoint: await finalCheckpoint(target, options, state) };
       const batch: RecordedEvent[] = [];
       if (first.value.kind === 'event') batch.push(first.value.event);

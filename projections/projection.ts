@@ -35,12 +35,6 @@ export interface Projection {
   readonly eventTypes: readonly string[] | 'all';
   apply(events: readonly RecordedEvent[], context: ProjectionContext): Promise<void>;
   /**
-   * A read model that only operators read (the audit trail, the program summary): while the webhook worker works
-   * through a backlog, the runner feeds it at most one batch a second, so that the wallets customers read are
-   * credited first (see `RunnerOptions.backgroundWaitMs`). Unset: fed as events come.
-   */
-  readonly background?: boolean;
-  /**
    * Optional, rebuilds only: a fold that keeps state in memory across batches (running balances), so that a
    * replay of the whole feed writes each row less often than `apply` would. A rebuild uses one for its batches and
    * calls `settle` before each takeover attempt; the takeover's own gap still goes through `apply`.
@@ -98,8 +92,6 @@ export interface ProjectionDefinition<E extends DomainEvent> {
   events: EventCodec<E>;
   /** The batch's events of the handled types, decoded (an event that does not decode fails the batch, named). */
   apply(events: readonly Decoded<E>[], context: ProjectionContext): Promise<void>;
-  /** See `Projection.background`. */
-  background?: boolean;
   /** Optional rebuild-only fold kept in memory (see `Projection.replay`). */
   replay?(): DecodedReplay<E>;
 }
@@ -112,7 +104,6 @@ export function projection<E extends DomainEvent>(definition: ProjectionDefiniti
     version: definition.version,
     tables: definition.tables,
     eventTypes: definition.events.types,
-    ...(definition.background ? { background: true } : {}),
     apply: (events, context) => definition.apply(definition.events.decodeHandled(events), context),
     ...(replay
       ? {

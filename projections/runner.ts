@@ -34,9 +34,6 @@ export interface ProjectionStatus {
   /** Since this process started feeding it: events its filtered subscription delivered, and those it handled. */
   eventsRead: number;
   eventsApplied: number;
-  /** A background projection (`Projection.background`), and whether it is giving way to a webhook backlog now. */
-  background: boolean;
-  givingWay: boolean;
 }
 
 export interface RunnerOptions {
@@ -49,16 +46,8 @@ export interface RunnerOptions {
   checkpointEveryMs?: number;
   /** How often a filtered projection's `upTo` is brought to the head when it has nothing to apply (ms, default 1000). */
   coverageEveryMs?: number;
-  /**
-   * While the work named by `deferBackgroundWhile` is busy, a background projection (`Projection.background`) waits
-   * up to this long before each batch (ms, default 1000), unless someone waits for it to reach a position.
-   */
-  backgroundWaitMs?: number;
 }
 
-
-/** How often a background projection that gives way looks whether it may go on (ms). */
-const BACKGROUND_LOOK_MS = 20;
 
 /** A stable 64-bit advisory-lock key per projection name. */
 const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('tally.projection:' || $1, 0)) AS locked`;
@@ -78,11 +67,6 @@ export class ProjectionRunner {
   private readonly checkpointTiming: { checkpointIdleMs?: number; checkpointEveryMs?: number };
   private readonly coverageEveryMs: number;
   private coverageTimer: NodeJS.Timeout | undefined;
-  private readonly backgroundWaitMs: number;
-  /** Whether the work background projections give way to is busy (see `deferBackgroundWhile`). */
-  private foregroundBusy: () => boolean = () => false;
-  /** How many `waitForPosition` calls wait on each reader now: a background projection does not keep them waiting. */
-  private readonly waitedOn = new Map<string, number>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -95,7 +79,6 @@ export class ProjectionRunner {
     this.maxBatch = options.maxBatch ?? 500;
     this.standbyRetryMs = options.standbyRetryMs ?? 2000;
     this.coverageEveryMs = options.coverageEveryMs ?? 1000;
-    this.backgroundWaitMs = options.backgroundWaitMs ?? 1000;
     this.checkpointTiming = {
       ...(options.checkpointIdleMs === undefined ? {} : { checkpointIdleMs: options.checkpointIdleMs }),
       ...(options.checkpointEveryMs === undefined ? {} : { checkpointEveryMs: options.checkpointEveryMs }),
@@ -144,27 +127,6 @@ export class ProjectionRunner {
     }
   }
 
-  /**
-   * Background projections give way while `busy` answers true (the webhook worker working through a backlog): each
-   * waits up to `backgroundWaitMs` before a batch, so the wallets are credited first and the rest catches up after.
-   */
-  deferBackgroundWhile(busy: () => boolean): void {
-    this.foregroundBusy = busy;
-  }
-
-  /** Before a background projection's batch: wait while the foreground is busy, within the bound. */
-  private async giveWay(status: ProjectionStatus, isStopping: () => boolean): Promise<void> {
-    const until = Date.now() + this.backgroundWaitMs;
-    try {
-      while (this.foregroundBusy() && !this.waitedOn.get(status.name) && !isStopping() && Date.now() < until) {
-        status.givingWay = true;
-        await new Promise<void>((resolve) => setTimeout(resolve, Math.min(BACKGROUND_LOOK_MS, until - Date.now())));
-      }
-    } finally {
-      status.givingWay = false;
-    }
-  }
-
   /** True when every projection is running here or owned by another instance. */
   healthy(): boolean {
     return [...this.workers.values()].every((w) => w.status.state === 'running' || w.status.state === 'standby');
@@ -193,19 +155,6 @@ export class ProjectionRunner {
       }
       return true;
     };
-    for (const reader of readers) this.waitedOn.set(reader.name, (this.waitedOn.get(reader.name) ?? 0) + 1);
-    try {
-      return await this.waitUntil(reached, timeoutMs);
-    } finally {
-      for (const reader of readers) {
-        const n = (this.waitedOn.get(reader.name) ?? 1) - 1;
-        if (n > 0) this.waitedOn.set(reader.name, n);
-        else this.waitedOn.delete(reader.name);
-      }
-    }
-  }
-
-  private async waitUntil(reached: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     const reachedOrRetry = async () => {
       try {
@@ -264,8 +213,6 @@ export class ProjectionRunner {
       upTo: undefined,
       eventsRead: 0,
       eventsApplied: 0,
-      background: !isReactor(projection) && projection.background === true,
-      givingWay: false,
     };
     let stopping = false;
     let wakeStandby: (() => void) | undefined;
@@ -393,7 +340,6 @@ export class ProjectionRunner {
         exposeStop,
         lazyCheckpoints: true,
         ...this.checkpointTiming,
-        ...(status.background ? { beforeBatch: () => this.giveWay(status, isStopping) } : {}),
         onApplied: (checkpoint, counts) => {
           status.position = checkpoint;
           status.eventsRead += counts.read;

@@ -236,7 +236,6 @@ export function provideWebhookProcessor(
       batchesInFlight: config.WEBHOOK_BATCHES_IN_FLIGHT,
       onOutcome: (outcome) => reports.outcome(outcome),
       onSettled: (eventId, settlement) => reports.settled(eventId, settlement),
-      onBacklog: (backlogged) => reports.backlog(backlogged),
       // Acknowledgements first: while they queue, the next batch is leased once they stop (or after the bound); a
       // worker on a thread of its own follows the service's acknowledgements by message.
       ...(deps.acknowledgements ? { acknowledgements: deps.acknowledgements, ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS } : { ackPriorityMs: 0 }),
@@ -266,12 +265,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     // The worker thread's cache dropped it; so does this thread's (the poll's). Inline, they are one cache.
     customerChanged: (tenantId, customerId) => (deps.threaded ? core.contacts.forget(tenantId, customerId) : undefined),
     conflict: (stream) => metrics.concurrencyConflict(stream),
-    backlog: (working) => (backlogged = working),
   };
-  // While the worker (inline or on its thread) works through a backlog, the read models only operators read give way
-  // to the wallets' (projections/runner.ts).
-  let backlogged = false;
-  deps.runner.deferBackgroundWhile(() => backlogged);
   let worker: { wake(): void; lookAhead(customers: readonly CustomerOfMerchant[]): void; stored(event: SquareWebhookEvent): void };
   if (deps.threaded) {
     const thread = await startWebhookThread({ config: deps.squareConfig, env: infrastructure.env, databaseUrl: infrastructure.databaseUrl, log, reports });

@@ -28,7 +28,7 @@ export function provideProjections(infrastructure: Infrastructure, metrics: Metr
   const { config, pool, databaseUrl, store, log, runtime } = infrastructure;
   // One list for the runner and the rebuilds, as they hand projections over to each other.
   const projections = projectionsOf(infrastructure);
-  const runner = new ProjectionRunner(pool, { connectionString: databaseUrl }, store, projections, log, { backgroundWaitMs: config.PROJECTIONS_BACKGROUND_WAIT_MS });
+  const runner = new ProjectionRunner(pool, { connectionString: databaseUrl }, store, projections, log);
   runner.start();
   metrics.observeProjections({
     // A filtered projection is as current as its `upTo`: its checkpoint stays at its own last event.

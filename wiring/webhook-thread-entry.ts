@@ -66,7 +66,6 @@ async function start(data: WebhookThreadData): Promise<void> {
       settled: (eventId, settlement) => post({ kind: 'settled', eventId, settlement }),
       customerChanged: (tenantId, customerId) => post({ kind: 'customer-changed', tenantId, customerId }),
       conflict: (stream) => post({ kind: 'conflict', stream }),
-      backlog: (backlogged) => post({ kind: 'backlog', backlogged }),
     };
     const infrastructure = await provideInfrastructure(
       { config, env, log, databaseUrl, pool, metrics: { appended: reports.appended, concurrencyConflict: reports.conflict } },

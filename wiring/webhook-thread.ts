@@ -30,8 +30,6 @@ export interface WebhookWorkerReports {
   customerChanged(tenantId: string, customerId: string): void;
   /** A concurrency conflict met by one of the worker's appends (the worker thread's store reports it). */
   conflict(stream: string): void;
-  /** The worker started (true) or stopped (false) working through a backlog (`WebhookProcessorOptions.onBacklog`). */
-  backlog(backlogged: boolean): void;
 }
 
 /** What the service hands the worker thread: everything it needs to build itself, all plain data. */
@@ -53,7 +51,6 @@ const report = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('settled'), eventId: z.string(), settlement }),
   z.object({ kind: z.literal('conflict'), stream: z.string() }),
   z.object({ kind: z.literal('customer-changed'), tenantId: z.string(), customerId: z.string() }),
-  z.object({ kind: z.literal('backlog'), backlogged: z.boolean() }),
 ]);
 /** Reports come in one message per turn of the thread's event loop (`reports`): a message costs more than its content. */
 export const threadMessage = z.union([report, z.object({ kind: z.literal('reports'), messages: z.array(report) })]);
@@ -170,8 +167,6 @@ export async function startWebhookThread(options: {
         return reports.conflict(message.stream);
       case 'customer-changed':
         return reports.customerChanged(message.tenantId, message.customerId);
-      case 'backlog':
-        return reports.backlog(message.backlogged);
     }
   };
 
@@ -194,8 +189,6 @@ export async function startWebhookThread(options: {
       });
       current.on('exit', (code) => {
         if (worker === current) worker = undefined;
-        // A thread that ended works through nothing: its backlog, if any, is the next thread's to report.
-        reports.backlog(false);
         stopped?.();
         if (!started) return ready(new Error(`the webhook worker thread exited with code ${code} before it was ready`));
         if (stopping) return;

@@ -26,11 +26,6 @@ export interface WebhookProcessorOptions {
   leaseMs?: number;
   pollIntervalMs?: number;
   maxAttempts?: number;
-  /**
-   * Called when the worker starts (true) or stops (false) working through a backlog (see `backlog`): the read
-   * models only operators read give way to the wallets meanwhile (`ProjectionRunner.deferBackgroundWhile`).
-   */
-  onBacklog?: (backlogged: boolean) => void;
   /** Called with every outcome (metrics). */
   onOutcome?: (outcome: string) => void;
   /**
@@ -63,14 +58,6 @@ export class WebhookProcessor {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private pendingWake = false;
-  /**
-   * Working through a backlog: from a lease that found a whole batch due until a lease finds fewer rows with no
-   * batch in flight, or the last batch in flight ends after such a lease. At a rate the worker keeps up with, leases
-   * find fewer rows than a batch and this stays false.
-   */
-  private backlog = false;
-  /** The last lease found fewer rows than it asked for. */
-  private lastLeaseShort = true;
   /** Failures that could not be recorded (the database was unreachable), by event id, with when their lease began. */
   private readonly unrecorded = new Map<string, { attempt: number; failure: Parameters<WebhookInbox['fail']>[2]; claimedAt: number }>();
   private readonly batchSize: number;
@@ -146,16 +133,10 @@ export class WebhookProcessor {
         if (!this.running) break;
         const claimedAt = Date.now();
         due = await this.inbox.claimDue(size, this.leaseMs);
-        this.lastLeaseShort = due.length < size;
-        if (!this.lastLeaseShort) this.setBacklog(true);
-        else if (inFlight.size === 0) this.setBacklog(false);
         if (due.length) {
           const batch: Promise<void> = this.processBatch(due, claimedAt)
             .catch((error: unknown) => this.log.error({ err: error }, 'webhook batch failed unexpectedly'))
-            .finally(() => {
-              inFlight.delete(batch);
-              if (inFlight.size === 0 && this.lastLeaseShort) this.setBacklog(false);
-            });
+            .finally(() => inFlight.delete(batch));
           inFlight.add(batch);
         }
       } catch (error) {
@@ -172,13 +153,6 @@ export class WebhookProcessor {
       this.wakeUp = undefined;
     }
     await Promise.all(inFlight);
-    this.setBacklog(false);
-  }
-
-  private setBacklog(backlog: boolean): void {
-    if (backlog === this.backlog) return;
-    this.backlog = backlog;
-    this.options.onBacklog?.(backlog);
   }
 
   private async processBatch(rows: DueWebhook[], claimedAt: number): Promise<void> {

@@ -35,9 +35,6 @@ const projectionView = z.object({
   eventTypes: z.union([z.array(z.string()), z.literal('all')]),
   eventsRead: z.number().int(),
   eventsApplied: z.number().int(),
-  /** Fed after the wallets while the webhook worker works through a backlog, and whether it is giving way now. */
-  background: z.boolean(),
-  givingWay: z.boolean(),
   upTo: z.string().nullable(),
   eventsBehind: z.number().int(),
   eventsBehindCapped: z.boolean(),
@@ -57,7 +54,7 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
       path: '/api/v1/admin/projections',
       access: 'admin',
       summary:
-        'Per projection and reactor: checkpoint, events of its types behind the head, lag, state (running, rebuilding, failed), last error, events read vs applied by its filtered subscription, and whether it is a background read model giving way to a webhook backlog.',
+        'Per projection and reactor: checkpoint, events of its types behind the head, lag, state (running, rebuilding, failed), last error, and events read vs applied by its filtered subscription.',
       response: z.array(projectionView),
       async handler() {
         const jobs = await deps.rebuilds.recent(50);
@@ -73,8 +70,6 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
               eventTypes: s.eventTypes === 'all' ? ('all' as const) : [...s.eventTypes],
               eventsRead: s.eventsRead,
               eventsApplied: s.eventsApplied,
-              background: s.background,
-              givingWay: s.givingWay,
               upTo: s.upTo ?? null,
               ...(await lagOf(deps.store, s.upTo, s.eventTypes, now)),
               lastError: s.lastError ?? null,

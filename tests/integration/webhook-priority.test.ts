@@ -25,17 +25,13 @@ test.after.always(async () => {
 });
 
 /** A worker whose handler records the size of every batch it is given and settles each webhook as ignored. */
-function worker(
-  acknowledgements: Acknowledgements,
-  { batchesInFlight = 1, decideMs = 0, ...options }: { ackPriorityMs: number; batchSize: number; onBacklog?: (backlogged: boolean) => void; batchesInFlight?: number; decideMs?: number },
-) {
+function worker(acknowledgements: Acknowledgements, options: { ackPriorityMs: number; batchSize: number }) {
   const inbox = webhookInbox(database.pool);
   const batches: number[] = [];
   const settled = new Set<string>();
   const handler: WebhookHandler = {
     async handleBatch(webhooks, commit) {
       batches.push(webhooks.length);
-      if (decideMs) await sleep(decideMs);
       const results: WebhookResult[] = webhooks.map(() => ({ ok: true, tenantId: null, result: { outcome: 'ignored', position: undefined } }));
       await commit?.([], results);
       return results;
@@ -43,7 +39,7 @@ function worker(
   };
   const processor = new WebhookProcessor(inbox, handler, pino({ level: 'silent' }), async (_requests, settlements) => ({ position: undefined, settled: await inbox.completeMany(settlements) }), {
     ...options,
-    batchesInFlight,
+    batchesInFlight: 1,
     pollIntervalMs: 20,
     acknowledgements,
     onSettled: (eventId) => settled.add(eventId),
@@ -78,56 +74,6 @@ test.serial('while acknowledgements queue the worker leases nothing; once they s
     for (let i = 0; i < 3; i++) acknowledgements.answered();
     t.is(await eventually(async () => settled.size, (n) => n === 10, { timeoutMs: 5_000, intervalMs: 10 }), 10);
     t.deepEqual(batches, [10], 'the backlog went in one batch at full size');
-  } finally {
-    await processor.stop();
-  }
-});
-
-test.serial('a backlog is told once when a lease finds a whole batch due, and once when a lease finds fewer with nothing in flight; a few rows at a time are none', async (t) => {
-  const told: { backlogged: boolean; settled: number }[] = [];
-  const acknowledgements = new Acknowledgements({ queueing: 1_000 });
-  const { inbox, processor, settled } = worker(acknowledgements, {
-    ackPriorityMs: 0,
-    batchSize: 4,
-    onBacklog: (backlogged) => told.push({ backlogged, settled: settled.size }),
-  });
-  await store(inbox, 3);
-  processor.start();
-  try {
-    t.is(await eventually(async () => settled.size, (n) => n === 3, { timeoutMs: 5_000, intervalMs: 10 }), 3);
-    t.deepEqual(told, [], 'three rows in a batch of four: no backlog');
-    await store(inbox, 10);
-    processor.wake();
-    t.is(await eventually(async () => settled.size, (n) => n === 13, { timeoutMs: 5_000, intervalMs: 10 }), 13);
-    // Leases of 4 (backlog), 4 (still), then 2 (fewer, nothing in flight: over, as the last batch is decided).
-    t.deepEqual(told, [
-      { backlogged: true, settled: 3 },
-      { backlogged: false, settled: 11 },
-    ]);
-  } finally {
-    await processor.stop();
-  }
-});
-
-test.serial('with batches in flight, a backlog lasts until the last of them ends', async (t) => {
-  const told: { backlogged: boolean; settled: number }[] = [];
-  const { inbox, processor, settled } = worker(new Acknowledgements({ queueing: 1_000 }), {
-    ackPriorityMs: 0,
-    batchSize: 4,
-    batchesInFlight: 2,
-    decideMs: 100,
-    onBacklog: (backlogged) => told.push({ backlogged, settled: settled.size }),
-  });
-  await store(inbox, 10);
-  processor.start();
-  try {
-    t.is(await eventually(async () => settled.size, (n) => n === 10, { timeoutMs: 5_000, intervalMs: 10 }), 10);
-    await sleep(50);
-    // Leases of 4 and 4 (backlog); the lease of 2 after the first batch is fewer, but a batch is still in flight.
-    t.deepEqual(told, [
-      { backlogged: true, settled: 0 },
-      { backlogged: false, settled: 10 },
-    ]);
   } finally {
     await processor.stop();
   }

@@ -1,7 +1,7 @@
 /**
  * A worker-thread entry standing in for the webhook worker's composition root (tests/integration/webhook-thread.test.ts):
  * it speaks the same messages, and logs as the service's logger does (levels by label). Its first run in a directory (`env.TALLY_THREAD_TEST_DIR`) logs a line and ends
- * with exit code 1 while working through a backlog, as a crashed thread would; later runs answer every wake, and every word of the acknowledgements, with an outcome named after their run.
+ * with exit code 1, as a crashed thread would; later runs answer every wake, and every word of the acknowledgements, with an outcome named after their run.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,7 +19,6 @@ post({ kind: 'ready' });
 if (firstRun) {
   writeFileSync(marker, '');
   post({ kind: 'log', line: line('error', 'first run: ending as a crash would') });
-  post({ kind: 'backlog', backlogged: true });
   setTimeout(() => process.exit(1), 10);
 } else {
   post({ kind: 'log', line: line('info', 'second run: ready') });
