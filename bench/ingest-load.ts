@@ -27,6 +27,9 @@ import { runInterleaved, type Operation } from './support.ts';
 const epoch = () => performance.timeOrigin + performance.now();
 const WEBHOOK_PATH = '/api/v1/webhooks/square';
 
+/** Tally closes a keep-alive connection idle for 5 s (wiring/http.ts): the client stops reusing one a second before. */
+const STALE_AFTER_MS = 4_000;
+
 /**
  * A minimal keep-alive HTTP/1.1 client for the webhook load: requests are prepared bytes, each sent with one
  * socket write on an idle connection (one request at a time per connection), and the answer parsed only as far
@@ -73,10 +76,14 @@ class RawHttpClient {
     }
   }
 
-  /** An idle connection still open: those the server closed while idle (its keep-alive timeout) are dropped, as node:http's agent does. */
+  /**
+   * An idle connection still open: those the server closed while idle (its keep-alive timeout) are dropped, as
+   * node:http's agent does, and so are those idle for nearly that long (`STALE_AFTER_MS`): the server may be closing
+   * one as it is reused, and the request then meets a reset that is not Tally's doing.
+   */
   private takeIdle(): RawConnection | undefined {
     for (let connection = this.idle.pop(); connection; connection = this.idle.pop()) {
-      if (connection.open) return connection;
+      if (connection.open && Date.now() - connection.idleSince < STALE_AFTER_MS) return connection;
       connection.destroy();
       this.open--;
     }
@@ -86,7 +93,10 @@ class RawHttpClient {
   private release(connection: RawConnection) {
     const next = this.waiting.shift();
     if (next) next(connection);
-    else this.idle.push(connection);
+    else {
+      connection.idleSince = Date.now();
+      this.idle.push(connection);
+    }
   }
 
   private replace(connection: RawConnection) {
@@ -102,6 +112,8 @@ class RawHttpClient {
 }
 
 class RawConnection {
+  /** When it was last released idle (ms since the epoch). */
+  idleSince = Date.now();
   private readonly socket: net.Socket;
   private buffered: Buffer = Buffer.alloc(0);
   private pending: { resolve(answer: { status: number; keepAlive: boolean }): void; reject(error: Error): void } | null = null;
