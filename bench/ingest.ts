@@ -658,7 +658,6 @@ interface Check {
   outcomes: Record<string, number>;
 }
 
-/** Every matched payment of `plan` credited exactly once, every walk-in held anonymously. */
 /** For a mismatch: whether each phase's webhooks were all answered 200 (one that was not was never stored, and Square would send it again). */
 function answeredNote(runs: readonly WebhookMetrics[]): string {
   return runs
@@ -666,6 +665,7 @@ function answeredNote(runs: readonly WebhookMetrics[]): string {
     .join(', ');
 }
 
+/** Every matched payment of `plan` credited exactly once, every walk-in held anonymously. */
 async function checkCredits(db: BenchDatabase, plan: readonly Payment[]): Promise<Check & { expected: number; correct: boolean }> {
   const expected = plan.filter((p) => p.consumer).length;
   const check = await withClient(db.url, async (c) => {
