@@ -64,15 +64,43 @@ function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbo
 
 const settledRow = z.object({ event_id: z.string() });
 
-/** Queues items and hands them over together once per turn of the event loop (`setImmediate`: after the turn's I/O). */
-function onceATurn<T>(handle: (items: T[]) => void): (item: T) => void {
+/**
+ * How a burst's look-aheads are held (see `handedOverTogether`): from acknowledgements queueing this long on end,
+ * for at most this long.
+ */
+const LOOK_AHEAD_HOLD = { afterMs: 200, maxMs: 1000 };
+
+/** Merchants whose customers the look-ahead asks Square for in one turn of the event loop. */
+const LOOK_AHEAD_MERCHANTS_A_TURN = 8;
+
+/** Most look-aheads kept waiting for one catch-up of the ingestion view (a burst's first moment). */
+const MAX_WAITING_LOOK_AHEADS = 10_000;
+
+/**
+ * Queues items and hands them over together: after the turn of the event loop that queued them (`setImmediate`: after
+ * the turn's I/O); in a burst, once acknowledgements stop queueing or after `hold.maxMs`. A burst is acknowledgements
+ * queueing for `hold.afterMs` on end: a burst's look-ups then go to Square in bulk, a call per merchant for many
+ * customers, and their requests and answers do not take the thread from the acknowledgements. The moments they
+ * queue at a steady rate the service keeps up with are shorter: held, the look-ups of the webhooks stored in such
+ * a moment would go out only when the worker leases them, and their batch would wait for Square.
+ */
+function handedOverTogether<T>(acknowledgements: Acknowledgements, hold: { afterMs: number; maxMs: number }, handle: (items: T[]) => void): (item: T) => void {
   let queued: T[] = [];
+  let queueingSince: number | undefined;
+  acknowledgements.onChange((queueing) => {
+    queueingSince = queueing ? performance.now() : undefined;
+  });
+  const handOver = () => {
+    const items = queued;
+    queued = [];
+    handle(items);
+  };
   return (item) => {
     if (queued.push(item) > 1) return;
     setImmediate(() => {
-      const items = queued;
-      queued = [];
-      handle(items);
+      const inBurst = queueingSince !== undefined && performance.now() - queueingSince >= hold.afterMs;
+      if (inBurst && acknowledgements.queueing()) void acknowledgements.whenQuiet(hold.maxMs).then(handOver);
+      else handOver();
     });
   };
 }
@@ -164,15 +192,55 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     wallets: infrastructure.commands,
   });
   /**
+   * Starts the customers' lookups into the cache, a few merchants a turn of the event loop (a merchant's customers in
+   * one bulk call), so that a burst's hundreds of calls leave the thread to acknowledgements in between. Answers the
+   * customers of merchants the view knows no active connection to.
+   */
+  const lookUpAhead = (customers: readonly CustomerOfMerchant[]): CustomerOfMerchant[] => {
+    const unknown: CustomerOfMerchant[] = [];
+    const byTenant = new Map<string, string[]>();
+    for (const customer of customers) {
+      const tenantId = ingestionState.tenantForMerchant(customer.merchantId);
+      if (tenantId === undefined) unknown.push(customer);
+      else byTenant.set(tenantId, [...(byTenant.get(tenantId) ?? []), customer.customerId]);
+    }
+    const tenants = [...byTenant];
+    const startSome = () => {
+      for (const [tenantId, ids] of tenants.splice(0, LOOK_AHEAD_MERCHANTS_A_TURN)) for (const id of ids) contacts.get(tenantId, id).catch(() => undefined);
+      if (tenants.length) setImmediate(startSome);
+    };
+    startSome();
+    return unknown;
+  };
+  /** Customers of merchants the view did not know, waiting for the catch-up under way; undefined when none is. */
+  let afterCatchUp: CustomerOfMerchant[] | undefined;
+  let caughtUpAt = -Infinity;
+  /**
    * Looks up, into the cache, the Square customers of payments just stored: by the time their batch is decided the
-   * answer is there (Square takes 100–300 ms). One lookup per customer at most, as for the batch's own; a merchant
-   * without an active connection here is skipped, and a failure is left for the batch to meet and retry.
+   * answer is there (Square takes 100–300 ms). One lookup per customer at most, as for the batch's own; a failure
+   * is left for the batch to meet and retry. The view is brought up to date by the batches; a merchant it does not
+   * know (connected since the last batch, or since this process started: a burst's first second) makes it catch up
+   * first, at most once a second, and a merchant still unknown then (not connected here) is skipped.
    */
   const lookAhead = (customers: readonly CustomerOfMerchant[]) => {
-    for (const { merchantId, customerId } of customers) {
-      const tenantId = ingestionState.tenantForMerchant(merchantId);
-      if (tenantId) contacts.get(tenantId, customerId).catch(() => undefined);
+    const unknown = lookUpAhead(customers);
+    if (unknown.length === 0) return;
+    if (afterCatchUp) {
+      if (afterCatchUp.length < MAX_WAITING_LOOK_AHEADS) afterCatchUp.push(...unknown);
+      return;
     }
+    if (performance.now() - caughtUpAt < 1000) return;
+    const waiting = (afterCatchUp = unknown);
+    ingestionState
+      .catchUp()
+      .then(
+        () => lookUpAhead(waiting),
+        (error: unknown) => log.warn({ err: error }, 'the look-ahead could not bring the ingestion view up to date; the batches will'),
+      )
+      .finally(() => {
+        caughtUpAt = performance.now();
+        afterCatchUp = undefined;
+      });
   };
   return { ingestionState, contacts, ingestion, inlineWalletEffects, lookAhead };
 }
@@ -281,8 +349,9 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     cleanups.add(() => processor.stop());
     worker = { wake: () => processor.wake(), lookAhead: core.lookAhead, stored: (event) => acknowledged.keep(event) };
   }
-  // The customers of the webhooks stored in one turn of the event loop, looked up after that turn's answers are written.
-  const lookAhead = onceATurn<CustomerOfMerchant>((customers) => worker.lookAhead(customers));
+  // The customers of the webhooks stored in one turn of the event loop, looked up after that turn's answers are
+  // written; in a burst, those stored while acknowledgements queue, at least every quarter of a second.
+  const lookAhead = handedOverTogether<CustomerOfMerchant>(acknowledgements, LOOK_AHEAD_HOLD, (customers) => worker.lookAhead(customers));
 
   /**
    * The simulator's `trigger` answers once Tally has processed its webhook (the batched worker's onSettled) and the

@@ -7,9 +7,13 @@
  * can only be the look-ahead's. That acknowledgement is held in its inbox insert, which waits on a row of the same
  * event id that the test has inserted in a transaction of its own. Once the test rolls it back, the acknowledgement
  * is answered and the batch decides on the cached answer: one lookup in all, and the credit.
+ *
+ * While acknowledgements queue for 200 ms on end (a burst), the look-ahead holds the customers back, for a second at
+ * most, and then asks Square for each merchant's in one bulk call.
  */
 import net from 'node:net';
-import test from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import test, { type ExecutionContext } from 'ava';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
@@ -47,26 +51,18 @@ test.after.always(async () => {
   await square?.stop();
 });
 
-test.serial('a completed payment’s Square customer is looked up when its webhook is stored, before its batch, and only once', async (t) => {
-  const { call, register, merchant, connect, balances } = scenario(service, square);
-  const owner = await merchant(admin, 'owner@ahead.test');
-  await connect(owner, 'M-AHEAD');
-  const consumer = await register('consumer', 'ahead@example.com');
-  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
-  // Customers are looked up in bulk (POST /v2/customers/bulk-retrieve): count the calls that named this one.
-  const lookups = () =>
-    square.requests.filter((r) => r.path === '/v2/customers/cust-ahead' || (r.path === '/v2/customers/bulk-retrieve' && (r.body as { customer_ids: string[] }).customer_ids.includes('cust-ahead'))).length;
-  // The look-ahead asks the view that batches bring up to date (it is a hint, not a decision): one webhook of this
-  // merchant decided first, and the view knows its connection.
-  const first = paymentWebhook({ eventId: 'evt-first', merchantId: 'M-AHEAD', paymentId: 'pay-first', amount: 100, customerId: 'cust-ahead', status: 'APPROVED' });
-  t.is((await send(first)).status, 200);
-  await eventually(() => call('GET', '/api/v1/admin/webhooks/evt-first', { token: admin.token }), (r) => r.body.processed === true, { timeoutMs: 10_000, intervalMs: 20 });
-  t.is(lookups(), 0);
+/** Customers are looked up in bulk (POST /v2/customers/bulk-retrieve): the calls that named `customerId`. */
+const lookupsOf = (customerId: string) =>
+  square.requests.filter((r) => r.path === `/v2/customers/${customerId}` || (r.path === '/v2/customers/bulk-retrieve' && (r.body as { customer_ids: string[] }).customer_ids.includes(customerId)));
 
-  // An acknowledgement held in its insert: the test's own uncommitted row of the same event id makes it wait.
+/**
+ * An acknowledgement held in its inbox insert (the test's own uncommitted row of the same event id makes it wait):
+ * while it is pending, acknowledgements queue (WEBHOOK_ACK_PRIORITY_PENDING=1) and the worker leases nothing.
+ */
+async function holdAnAcknowledgement(t: ExecutionContext, eventId: string) {
   const blocker = await service.database.pool.connect();
   await blocker.query('BEGIN');
-  await blocker.query(`INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, headers) VALUES ('evt-held', 'M-NOBODY', 'payment.updated', '{}', '{}')`);
+  await blocker.query(`INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, headers) VALUES ($1, 'M-NOBODY', 'payment.updated', '{}', '{}')`, [eventId]);
   let released = false;
   const release = async () => {
     if (released) return;
@@ -75,11 +71,24 @@ test.serial('a completed payment’s Square customer is looked up when its webho
     blocker.release();
   };
   t.teardown(release);
-  const held = send(paymentWebhook({ eventId: 'evt-held', merchantId: 'M-NOBODY', paymentId: 'pay-held', amount: 100, customerId: 'cust-nobody' }));
+  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  const held = send(paymentWebhook({ eventId, merchantId: 'M-NOBODY', paymentId: `pay-${eventId}`, amount: 100, customerId: 'cust-nobody' }));
   await eventually(async () => service.database.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO pos_webhook_events_raw%'`), (r) => r.rows[0].n === 1, { timeoutMs: 5_000, intervalMs: 5 });
+  return { release, held };
+}
+
+test.serial('a completed payment’s Square customer is looked up when its webhook is stored, before its batch, and only once', async (t) => {
+  const { call, register, merchant, connect, balances } = scenario(service, square);
+  const owner = await merchant(admin, 'owner@ahead.test');
+  // Connected just now: no batch has been decided since, so the look-ahead's view of the connections is behind
+  // and must catch up before it knows the merchant.
+  await connect(owner, 'M-AHEAD');
+  const consumer = await register('consumer', 'ahead@example.com');
+  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  const { release, held } = await holdAnAcknowledgement(t, 'evt-held');
   const stored = await send(paymentWebhook({ eventId: 'evt-ahead', merchantId: 'M-AHEAD', paymentId: 'pay-ahead', amount: 1500, customerId: 'cust-ahead' }));
   t.is(stored.status, 200);
-  t.is(await eventually(async () => lookups(), (n) => n > 0, { timeoutMs: 5_000, intervalMs: 10 }), 1, 'Square was asked for the customer');
+  t.is(await eventually(async () => lookupsOf('cust-ahead').length, (n) => n > 0, { timeoutMs: 5_000, intervalMs: 10 }), 1, 'Square was asked for the customer');
   const row = await call('GET', '/api/v1/admin/webhooks/evt-ahead', { token: admin.token });
   t.like(row.body, { processed: false, attempts: 0 }, 'while the webhook was not yet leased');
 
@@ -92,8 +101,34 @@ test.serial('a completed payment’s Square customer is looked up when its webho
     { timeoutMs: 10_000, intervalMs: 20 },
   );
   t.like(settled.body, { outcome: 'credited', attempts: 1 });
-  t.is(lookups(), 1, 'the batch did not ask Square again');
+  t.is(lookupsOf('cust-ahead').length, 1, 'the batch did not ask Square again');
   t.is((await balances(consumer))[owner.tenantId], 15);
+});
+
+test.serial('while acknowledgements queue, the customers stored meanwhile are looked up together: one bulk call for the merchant', async (t) => {
+  const { call } = scenario(service, square);
+  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  const ids = ['cust-burst-1', 'cust-burst-2', 'cust-burst-3'] as const;
+  for (const id of ids) square.addCustomer('M-AHEAD', { id, email: `${id}@example.com`, phone: null });
+  const { release, held } = await holdAnAcknowledgement(t, 'evt-held-burst');
+  // Acknowledgements queueing for 200 ms on end are a burst; a shorter moment of queueing holds nothing back.
+  await sleep(250);
+  // One after the other, each stored in a turn of its own: outside a burst, each would be looked up on its own.
+  for (const [i, id] of ids.entries()) {
+    const stored = await send(paymentWebhook({ eventId: `evt-burst-${i}`, merchantId: 'M-AHEAD', paymentId: `pay-burst-${i}`, amount: 500, customerId: id }));
+    t.is(stored.status, 200);
+  }
+  // Held for a second at most although acknowledgements still queue (the held one), then asked for in one call.
+  const calls = await eventually(async () => lookupsOf(ids[0]), (found) => found.length > 0, { timeoutMs: 5_000, intervalMs: 10 });
+  t.deepEqual(calls.map((c) => [...(c.body as { customer_ids: string[] }).customer_ids].sort()), [ids]);
+  for (const id of ids) t.is(lookupsOf(id).length, 1, `${id} was asked for once`);
+  await release();
+  t.is((await held).status, 200);
+  for (const i of ids.keys()) {
+    const done = await eventually(() => call('GET', `/api/v1/admin/webhooks/evt-burst-${i}`, { token: admin.token }), (r) => r.body.processed === true, { timeoutMs: 10_000, intervalMs: 20 });
+    t.like(done.body, { processed: true, attempts: 1 });
+  }
+  for (const id of ids) t.is(lookupsOf(id).length, 1, `the batch did not ask Square for ${id} again`);
 });
 
 test.serial('nothing is looked up ahead for a payment that does not complete, nor for a merchant that is not connected', async (t) => {
