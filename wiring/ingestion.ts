@@ -73,6 +73,9 @@ const LOOK_AHEAD_HOLD = { afterMs: 200, maxMs: 1000 };
 /** Merchants whose customers the look-ahead asks Square for in one turn of the event loop. */
 const LOOK_AHEAD_MERCHANTS_A_TURN = 8;
 
+/** The look-ahead brings the ingestion view up to date for a merchant it does not know at most this often. */
+const LOOK_AHEAD_CATCH_UP_EVERY_MS = 1000;
+
 /** Most look-aheads kept waiting for one catch-up of the ingestion view (a burst's first moment). */
 const MAX_WAITING_LOOK_AHEADS = 10_000;
 
@@ -202,7 +205,8 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     for (const customer of customers) {
       const tenantId = ingestionState.tenantForMerchant(customer.merchantId);
       if (tenantId === undefined) unknown.push(customer);
-      else byTenant.set(tenantId, [...(byTenant.get(tenantId) ?? []), customer.customerId]);
+      else if (byTenant.has(tenantId)) byTenant.get(tenantId)?.push(customer.customerId);
+      else byTenant.set(tenantId, [customer.customerId]);
     }
     const tenants = [...byTenant];
     const startSome = () => {
@@ -215,6 +219,18 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
   /** Customers of merchants the view did not know, waiting for the catch-up under way; undefined when none is. */
   let afterCatchUp: CustomerOfMerchant[] | undefined;
   let caughtUpAt = -Infinity;
+  /** Brings the view up to date, then looks up the customers that waited for it. */
+  const catchUpThenLookUp = async () => {
+    try {
+      await ingestionState.catchUp();
+      lookUpAhead(afterCatchUp ?? []);
+    } catch (error) {
+      log.warn({ err: error }, 'the look-ahead could not bring the ingestion view up to date; the batches will');
+    } finally {
+      caughtUpAt = performance.now();
+      afterCatchUp = undefined;
+    }
+  };
   /**
    * Looks up, into the cache, the Square customers of payments just stored: by the time their batch is decided the
    * answer is there (Square takes 100–300 ms). One lookup per customer at most, as for the batch's own; a failure
@@ -229,18 +245,9 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
       if (afterCatchUp.length < MAX_WAITING_LOOK_AHEADS) afterCatchUp.push(...unknown);
       return;
     }
-    if (performance.now() - caughtUpAt < 1000) return;
-    const waiting = (afterCatchUp = unknown);
-    ingestionState
-      .catchUp()
-      .then(
-        () => lookUpAhead(waiting),
-        (error: unknown) => log.warn({ err: error }, 'the look-ahead could not bring the ingestion view up to date; the batches will'),
-      )
-      .finally(() => {
-        caughtUpAt = performance.now();
-        afterCatchUp = undefined;
-      });
+    if (performance.now() - caughtUpAt < LOOK_AHEAD_CATCH_UP_EVERY_MS) return;
+    afterCatchUp = unknown;
+    void catchUpThenLookUp();
   };
   return { ingestionState, contacts, ingestion, inlineWalletEffects, lookAhead };
 }
