@@ -125,6 +125,11 @@ const schema = z.object({
   WEBHOOK_ACK_PRIORITY_MS: z.coerce.number().int().min(0).max(60_000).default(10_000),
   /** How many webhooks being acknowledged at once count as acknowledgements queueing (adapters/workers/acknowledgements.ts). */
   WEBHOOK_ACK_PRIORITY_PENDING: z.coerce.number().int().min(1).max(10_000).default(16),
+  /**
+   * Longest the customers of webhooks stored while acknowledgements queue are held before they are looked up at
+   * Square, together (wiring/ingestion.ts, `handedOverTogether`; 0: at once). Default: WEBHOOK_ACK_PRIORITY_MS.
+   */
+  WEBHOOK_LOOK_AHEAD_HOLD_MS: z.coerce.number().int().min(0).max(60_000).optional(),
 });
 
 type Raw = z.infer<typeof schema>;

@@ -64,12 +64,6 @@ function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbo
 
 const settledRow = z.object({ event_id: z.string() });
 
-/**
- * How a burst's look-aheads are held (see `handedOverTogether`): from acknowledgements queueing this long on end,
- * for at most this long.
- */
-const LOOK_AHEAD_HOLD = { afterMs: 200, maxMs: 1000 };
-
 /** Merchants whose customers the look-ahead asks Square for in one turn of the event loop. */
 const LOOK_AHEAD_MERCHANTS_A_TURN = 8;
 
@@ -81,18 +75,15 @@ const MAX_WAITING_LOOK_AHEADS = 10_000;
 
 /**
  * Queues items and hands them over together: after the turn of the event loop that queued them (`setImmediate`: after
- * the turn's I/O); in a burst, once acknowledgements stop queueing or after `hold.maxMs`. A burst is acknowledgements
- * queueing for `hold.afterMs` on end: a burst's look-ups then go to Square in bulk, a call per merchant for many
- * customers, and their requests and answers do not take the thread from the acknowledgements. The moments they
- * queue at a steady rate the service keeps up with are shorter: held, the look-ups of the webhooks stored in such
- * a moment would go out only when the worker leases them, and their batch would wait for Square.
+ * the turn's I/O); while acknowledgements queue (a burst), once they stop or after `maxHoldMs` (0: nothing is held;
+ * `WEBHOOK_LOOK_AHEAD_HOLD_MS`, by default as long as the worker defers its leases to them). A burst's look-ups then go
+ * to Square in bulk, a call per merchant for many customers, when the worker is about to need them, and neither
+ * their requests nor their answers take the thread from the acknowledgements. The cost: a customer first seen
+ * while acknowledgements queue for a moment at a steady rate is asked for when the worker leases its webhook, and
+ * that batch waits for Square.
  */
-function handedOverTogether<T>(acknowledgements: Acknowledgements, hold: { afterMs: number; maxMs: number }, handle: (items: T[]) => void): (item: T) => void {
+function handedOverTogether<T>(acknowledgements: AcknowledgementsPending, maxHoldMs: number, handle: (items: T[]) => void): (item: T) => void {
   let queued: T[] = [];
-  let queueingSince: number | undefined;
-  acknowledgements.onChange((queueing) => {
-    queueingSince = queueing ? performance.now() : undefined;
-  });
   const handOver = () => {
     const items = queued;
     queued = [];
@@ -101,8 +92,7 @@ function handedOverTogether<T>(acknowledgements: Acknowledgements, hold: { after
   return (item) => {
     if (queued.push(item) > 1) return;
     setImmediate(() => {
-      const inBurst = queueingSince !== undefined && performance.now() - queueingSince >= hold.afterMs;
-      if (inBurst && acknowledgements.queueing()) void acknowledgements.whenQuiet(hold.maxMs).then(handOver);
+      if (maxHoldMs > 0 && acknowledgements.queueing()) void acknowledgements.whenQuiet(maxHoldMs).then(handOver);
       else handOver();
     });
   };
@@ -357,8 +347,9 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     worker = { wake: () => processor.wake(), lookAhead: core.lookAhead, stored: (event) => acknowledged.keep(event) };
   }
   // The customers of the webhooks stored in one turn of the event loop, looked up after that turn's answers are
-  // written; in a burst, those stored while acknowledgements queue, at least every quarter of a second.
-  const lookAhead = handedOverTogether<CustomerOfMerchant>(acknowledgements, LOOK_AHEAD_HOLD, (customers) => worker.lookAhead(customers));
+  // written; in a burst, those stored while acknowledgements queue, once they stop (or the hold's bound is up).
+  const lookAheadHoldMs = config.WEBHOOK_LOOK_AHEAD_HOLD_MS ?? config.WEBHOOK_ACK_PRIORITY_MS;
+  const lookAhead = handedOverTogether<CustomerOfMerchant>(acknowledgements, lookAheadHoldMs, (customers) => worker.lookAhead(customers));
 
   /**
    * The simulator's `trigger` answers once Tally has processed its webhook (the batched worker's onSettled) and the

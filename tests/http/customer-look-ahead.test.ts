@@ -8,11 +8,11 @@
  * event id that the test has inserted in a transaction of its own. Once the test rolls it back, the acknowledgement
  * is answered and the batch decides on the cached answer: one lookup in all, and the credit.
  *
- * While acknowledgements queue for 200 ms on end (a burst), the look-ahead holds the customers back, for a second at
- * most, and then asks Square for each merchant's in one bulk call.
+ * While acknowledgements queue (a burst), the look-ahead holds the customers back, here for 300 ms at most
+ * (WEBHOOK_LOOK_AHEAD_HOLD_MS; by default as long as the worker defers), and then asks Square for each merchant's
+ * in one bulk call.
  */
 import net from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
@@ -43,6 +43,7 @@ test.before(async () => {
     API_BASE_URL,
     WEBHOOK_ACK_PRIORITY_MS: '60000',
     WEBHOOK_ACK_PRIORITY_PENDING: '1',
+    WEBHOOK_LOOK_AHEAD_HOLD_MS: '300',
   });
   admin = await scenario(service, square).register('consumer', 'ops@tally.test');
 });
@@ -111,14 +112,12 @@ test.serial('while acknowledgements queue, the customers stored meanwhile are lo
   const ids = ['cust-burst-1', 'cust-burst-2', 'cust-burst-3'] as const;
   for (const id of ids) square.addCustomer('M-AHEAD', { id, email: `${id}@example.com`, phone: null });
   const { release, held } = await holdAnAcknowledgement(t, 'evt-held-burst');
-  // Acknowledgements queueing for 200 ms on end are a burst; a shorter moment of queueing holds nothing back.
-  await sleep(250);
   // One after the other, each stored in a turn of its own: outside a burst, each would be looked up on its own.
   for (const [i, id] of ids.entries()) {
     const stored = await send(paymentWebhook({ eventId: `evt-burst-${i}`, merchantId: 'M-AHEAD', paymentId: `pay-burst-${i}`, amount: 500, customerId: id }));
     t.is(stored.status, 200);
   }
-  // Held for a second at most although acknowledgements still queue (the held one), then asked for in one call.
+  // Held for 300 ms at most although acknowledgements still queue (the held one), then asked for in one call.
   const calls = await eventually(async () => lookupsOf(ids[0]), (found) => found.length > 0, { timeoutMs: 5_000, intervalMs: 10 });
   t.deepEqual(calls.map((c) => [...(c.body as { customer_ids: string[] }).customer_ids].sort()), [ids]);
   for (const id of ids) t.is(lookupsOf(id).length, 1, `${id} was asked for once`);
