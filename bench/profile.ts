@@ -87,6 +87,8 @@ export interface CpuSplit {
   wallMs: number;
   /** CPU of this Node process (ms) and as a share of the wall time (1 = one core busy throughout). */
   nodeMs: number;
+  /** Of `nodeMs`, the kernel's (system time: socket writes and reads, mostly). */
+  nodeSystemMs: number;
   nodeCores: number;
   postgresMs: number | null;
   postgresCores: number | null;
@@ -99,6 +101,7 @@ export function cpuSplit(a: CpuSnapshot, b: CpuSnapshot): CpuSplit {
   return {
     wallMs,
     nodeMs,
+    nodeSystemMs: b.nodeSystem - a.nodeSystem,
     nodeCores: nodeMs / wallMs,
     postgresMs,
     postgresCores: postgresMs === null ? null : postgresMs / wallMs,
