@@ -224,7 +224,7 @@ export type WebhookInbox = ReturnType<typeof webhookInbox>;
 export interface GroupedRecorderOptions {
   /** Most webhooks stored by one statement. */
   maxBatch: number;
-  /** Statements under way at once (each holds one connection). */
+  /** Most statements under way at once (each holds one connection); a second starts only while a full batch waits. */
   maxInFlight: number;
 }
 
@@ -235,11 +235,14 @@ interface Waiting {
 }
 
 /**
- * Group commit of the acknowledgement path: webhooks arriving while `maxInFlight` inserts are under way wait,
- * and the next insert stores all of them in one statement (one transaction, one WAL flush, one round trip),
- * so each webhook is still answered only once its own row is durable, by a commit that includes it. Nothing
- * waits on a timer: with an insert free, a webhook is stored at once, alone. A statement that fails is
- * retried one webhook at a time, so that one bad webhook fails only its own request.
+ * Group commit of the acknowledgement path: webhooks arriving while an insert is under way wait, and the next
+ * insert stores all of them in one statement (one transaction, one WAL flush, one round trip), so each webhook is
+ * still answered only once its own row is durable, by a commit that includes it. Nothing waits on a timer: with no
+ * insert under way, a webhook is stored at once, alone. A second insert (up to `maxInFlight`) starts only while a
+ * full batch (`maxBatch`) waits: a flush per statement is what an insert costs most, so fewer and fuller statements
+ * store a burst with less of the machine (README "Architecture": 0.38–0.40 committed transactions per
+ * webhook in 6,000-webhook bursts, against 0.55–0.58 with an insert on every free connection). A
+ * statement that fails is retried one webhook at a time, so that one bad webhook fails only its own request.
  */
 export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany'>, options: GroupedRecorderOptions) {
   const queue: Waiting[] = [];
@@ -280,8 +283,11 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
     pump();
   };
 
+  /** One insert at a time, and more only while one statement could not hold what waits. */
+  const startsAnother = () => queue.length > 0 && (inFlight === 0 || (inFlight < options.maxInFlight && queue.length >= options.maxBatch));
+
   const pump = () => {
-    while (inFlight < options.maxInFlight && queue.length) {
+    while (startsAnother()) {
       inFlight++;
       void store(take());
     }

@@ -120,6 +120,18 @@ test.serial('with an insert free, a webhook is stored at once, alone: nothing wa
   t.deepEqual(statements, [1, 1, 1]);
 });
 
+test.serial('a second insert starts only while a full batch waits: fewer, fuller statements', async (t) => {
+  const { inbox, statements } = countedInbox();
+  const recorder = groupedRecorder(inbox, { maxBatch: 4, maxInFlight: 2 });
+  // Three at once: the first goes alone; the two others wait for it (they would fill no batch), not for a free slot.
+  await Promise.all(Array.from({ length: 3 }, () => recorder.record(entry(`evt-${uuid()}`))));
+  t.deepEqual(statements, [1, 2]);
+  // Ten at once: the first alone; once four wait, a second insert takes them; the rest go as inserts finish.
+  statements.length = 0;
+  await Promise.all(Array.from({ length: 10 }, () => recorder.record(entry(`evt-${uuid()}`))));
+  t.deepEqual(statements, [1, 4, 4, 1]);
+});
+
 test.serial('a statement stores at most maxBatch webhooks', async (t) => {
   const { inbox, statements } = countedInbox();
   const recorder = groupedRecorder(inbox, { maxBatch: 4, maxInFlight: 1 });
