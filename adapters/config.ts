@@ -115,7 +115,7 @@ const schema = z.object({
   /** Square orders read for item, category, before-tax and exclusion rules (issue 19): kept this long (0: not cached). */
   ORDER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
   ORDER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(20_000),
-  WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
+  WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(128),
   WEBHOOK_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
   WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(4),
   WEBHOOK_ACK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),

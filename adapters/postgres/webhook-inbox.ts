@@ -224,8 +224,13 @@ export type WebhookInbox = ReturnType<typeof webhookInbox>;
 export interface GroupedRecorderOptions {
   /** Most webhooks stored by one statement. */
   maxBatch: number;
-  /** Most statements under way at once (each holds one connection); a second starts only while a full batch waits. */
+  /**
+   * Most statements under way at once (each holds one connection). A second starts only while a full batch waits,
+   * or once the latest to start has run `stalledAfterMs` (default 25): a slow or blocked insert holds back the
+   * webhooks behind it that long at most.
+   */
   maxInFlight: number;
+  stalledAfterMs?: number;
 }
 
 interface Waiting {
@@ -239,14 +244,19 @@ interface Waiting {
  * insert stores all of them in one statement (one transaction, one WAL flush, one round trip), so each webhook is
  * still answered only once its own row is durable, by a commit that includes it. Nothing waits on a timer: with no
  * insert under way, a webhook is stored at once, alone. A second insert (up to `maxInFlight`) starts only while a
- * full batch (`maxBatch`) waits: a flush per statement is what an insert costs most, so fewer and fuller statements
- * store a burst with less of the machine (README "Architecture": 0.38–0.40 committed transactions per
- * webhook in 6,000-webhook bursts, against 0.55–0.58 with an insert on every free connection). A
- * statement that fails is retried one webhook at a time, so that one bad webhook fails only its own request.
+ * full batch (`maxBatch`) waits, or once the insert under way has stalled (`stalledAfterMs`): a flush per statement
+ * is what an insert costs most, so fewer and fuller statements store a burst with less of the machine (README
+ * "Architecture": 0.38–0.40 committed transactions per webhook in 6,000-webhook bursts, against 0.55–0.58 with an
+ * insert on every free connection). A statement that fails is retried one webhook at a time, so that one bad
+ * webhook fails only its own request.
  */
 export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany'>, options: GroupedRecorderOptions) {
   const queue: Waiting[] = [];
   let inFlight = 0;
+  const stalledAfterMs = options.stalledAfterMs ?? 25;
+  /** When the latest insert started, and the timer that starts another if it stalls with webhooks waiting. */
+  let latestStart = 0;
+  let stallTimer: NodeJS.Timeout | undefined;
 
   const take = (): Waiting[] => {
     // A repeated event id waits for the next statement: one statement cannot insert a row and count it again.
@@ -283,13 +293,24 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
     pump();
   };
 
-  /** One insert at a time, and more only while one statement could not hold what waits. */
-  const startsAnother = () => queue.length > 0 && (inFlight === 0 || (inFlight < options.maxInFlight && queue.length >= options.maxBatch));
+  /** One insert at a time; another while one statement could not hold what waits, or the latest has stalled. */
+  const startsAnother = (now: number) =>
+    queue.length > 0 && (inFlight === 0 || (inFlight < options.maxInFlight && (queue.length >= options.maxBatch || now - latestStart >= stalledAfterMs)));
 
   const pump = () => {
-    while (startsAnother()) {
+    let now = Date.now();
+    while (startsAnother(now)) {
       inFlight++;
+      latestStart = now;
       void store(take());
+      now = Date.now();
+    }
+    if (queue.length && inFlight < options.maxInFlight && !stallTimer) {
+      stallTimer = setTimeout(() => {
+        stallTimer = undefined;
+        pump();
+      }, Math.max(1, latestStart + stalledAfterMs - now));
+      stallTimer.unref();
     }
   };
 

@@ -74,7 +74,7 @@ export class WebhookProcessor {
     private readonly commit: InboxCommit,
     private readonly options: WebhookProcessorOptions = {},
   ) {
-    this.batchSize = options.batchSize ?? 64;
+    this.batchSize = options.batchSize ?? 128;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.maxAttempts = options.maxAttempts ?? 12;

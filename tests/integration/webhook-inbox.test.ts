@@ -122,7 +122,8 @@ test.serial('with an insert free, a webhook is stored at once, alone: nothing wa
 
 test.serial('a second insert starts only while a full batch waits: fewer, fuller statements', async (t) => {
   const { inbox, statements } = countedInbox();
-  const recorder = groupedRecorder(inbox, { maxBatch: 4, maxInFlight: 2 });
+  // No insert stalls here (a minute): only a full batch starts a second one.
+  const recorder = groupedRecorder(inbox, { maxBatch: 4, maxInFlight: 2, stalledAfterMs: 60_000 });
   // Three at once: the first goes alone; the two others wait for it (they would fill no batch), not for a free slot.
   await Promise.all(Array.from({ length: 3 }, () => recorder.record(entry(`evt-${uuid()}`))));
   t.deepEqual(statements, [1, 2]);
@@ -130,6 +131,28 @@ test.serial('a second insert starts only while a full batch waits: fewer, fuller
   statements.length = 0;
   await Promise.all(Array.from({ length: 10 }, () => recorder.record(entry(`evt-${uuid()}`))));
   t.deepEqual(statements, [1, 4, 4, 1]);
+});
+
+test.serial('an insert that stalls holds the webhooks behind it back for stalledAfterMs at most: another insert stores them', async (t) => {
+  const { inbox, statements } = countedInbox();
+  const recorder = groupedRecorder(inbox, { maxBatch: 64, maxInFlight: 2, stalledAfterMs: 50 });
+  // The first webhook's insert waits on the test's uncommitted row of the same event id.
+  const blocked = `evt-${uuid()}`;
+  const blocker = await database.pool.connect();
+  try {
+    await blocker.query('BEGIN');
+    await blocker.query(`INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, headers) VALUES ($1, 'M', 'payment.updated', '{}', '{}')`, [blocked]);
+    const first = recorder.record(entry(blocked));
+    const startedAt = Date.now();
+    const others = [`evt-${uuid()}`, `evt-${uuid()}`];
+    t.deepEqual(await Promise.all(others.map((id) => recorder.record(entry(id)))), [{ inserted: true }, { inserted: true }], 'stored while the first is blocked');
+    t.true(Date.now() - startedAt >= 45, 'after the first had stalled, not at once');
+    t.deepEqual(statements, [1, 2]);
+    await blocker.query('ROLLBACK');
+    t.deepEqual(await first, { inserted: true });
+  } finally {
+    blocker.release();
+  }
 });
 
 test.serial('a statement stores at most maxBatch webhooks', async (t) => {
