@@ -194,8 +194,12 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     const byTenant = new Map<string, string[]>();
     for (const customer of customers) {
       const tenantId = ingestionState.tenantForMerchant(customer.merchantId);
-      if (tenantId === undefined) unknown.push(customer);
-      else if (byTenant.has(tenantId)) byTenant.get(tenantId)?.push(customer.customerId);
+      if (tenantId === undefined) {
+        unknown.push(customer);
+        continue;
+      }
+      const ids = byTenant.get(tenantId);
+      if (ids) ids.push(customer.customerId);
       else byTenant.set(tenantId, [customer.customerId]);
     }
     const tenants = [...byTenant];
