@@ -6,5 +6,5 @@ export default {
   nodeArguments: ['--import=tsx'],
   workerThreads: false,
   timeout: '300s',
-  concurrency: 1,
+  concurrency: 2,
 };
