@@ -6,5 +6,7 @@ export default {
   nodeArguments: ['--import=tsx'],
   workerThreads: false,
   timeout: '300s',
+  // Two files at a time: each has its own database (or its own embedded server), ports and data directory, and the
+  // SIGKILL run (over two minutes) no longer waits for the others: 3.8 → 3.0 minutes on a 2-core AMD machine.
   concurrency: 2,
 };
