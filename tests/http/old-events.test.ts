@@ -74,13 +74,18 @@ test('a log in the shapes written before issue 15 projects, and rebuilds, to the
   // And a redemption.
   const last = await store.append(`wallet-${walletId}`, [stored('PointsRedeemed', 1, { ...owner, points: 2, idempotencyKey: 'old-1', reference: null, redeemedBy: 'user:old' })], 'any');
 
+  // One statement, so one snapshot: the wallet row and its ledger lines are written together, and two separate reads
+  // could see a reversal in the ledger but not yet in the balance.
   const balance = async () => {
-    const { rows } = await service.database.pool.query<{ points_balance: string; lifetime_earned: string; lifetime_redeemed: string }>(
-      'SELECT points_balance, lifetime_earned, lifetime_redeemed FROM wallets WHERE id = $1',
+    const { rows } = await service.database.pool.query<{ wallet: Record<string, string> | null; ledger: string[] | null }>(
+      `SELECT (SELECT json_build_object('points_balance', points_balance::text, 'lifetime_earned', lifetime_earned::text,
+                                        'lifetime_redeemed', lifetime_redeemed::text)
+                 FROM wallets WHERE id = $1) AS wallet,
+              (SELECT json_agg(entry_type || ' ' || kind || ' ' || points ORDER BY revision)
+                 FROM wallet_ledger WHERE wallet_id = $1) AS ledger`,
       [walletId],
     );
-    const ledger = await service.database.pool.query<{ entry_type: string; kind: string; points: string }>('SELECT entry_type, kind, points FROM wallet_ledger WHERE wallet_id = $1 ORDER BY revision', [walletId]);
-    return { wallet: rows[0], ledger: ledger.rows.map((l) => `${l.entry_type} ${l.kind} ${l.points}`) };
+    return { wallet: rows[0]!.wallet ?? undefined, ledger: rows[0]!.ledger ?? [] };
   };
   const settled = await eventually(
     async () => {
