@@ -83,7 +83,7 @@ function table(caption, headers, rows, options = {}) {
 }
 const cell = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
 function badge(outcome) {
-  const good = ['credited', 'completed', 'running', 'active', 'approved', 'consistent', 'refund_applied', 'recorded', 'duplicate'];
+  const good = ['credited', 'completed', 'running', 'active', 'approved', 'consistent', 'refund_applied', 'recorded', 'duplicate', 'scheduled'];
   const bad = ['failed', 'no_connection', 'revoked', 'needs_reconnect', 'token_undecryptable', 'suspended', 'inconsistent', 'cancelled'];
   const cls = good.includes(outcome) ? 'ok' : bad.includes(outcome) ? 'bad' : 'warn';
   return h('span', { class: `badge ${cls}` }, outcome ?? '—');
@@ -956,6 +956,33 @@ function programChart(intervals) {
   );
 }
 
+/** A promotion's parts in words: what it gives, when (in the workspace's zone), where, and its conditions. */
+function promotionRow(p) {
+  const promo = p.promotion;
+  const gives = promo.incentive.type === 'multiplier' ? `${promo.incentive.multiplier}× points` : `+${fmtNumber(promo.incentive.points)} points`;
+  const when = [
+    `${promo.startsOn} to ${promo.endsOn ?? 'no end'}`,
+    promo.daysOfWeek ? promo.daysOfWeek.join(', ') : 'every day',
+    promo.hours ? promo.hours.map((r) => `${r.from}–${r.to}`).join(', ') : 'all day',
+  ].join('; ');
+  const conditions = [
+    promo.minimumSpend !== undefined ? `spend at least ${fmtNumber(promo.minimumSpend)} (minor units)` : '',
+    promo.limitPerCustomerPerDay !== undefined ? `${fmtNumber(promo.limitPerCustomerPerDay)} per customer a day` : '',
+  ].filter(Boolean);
+  return h(
+    'tr',
+    {},
+    cell('Name', promo.name),
+    cell('Gives', gives),
+    cell('When', `${when} (${p.timeZone})`),
+    cell('Where', promo.locationIds ? h('span', { class: 'mono' }, promo.locationIds.join(', ')) : 'every location'),
+    cell('Conditions', conditions.length ? conditions.join('; ') : 'none'),
+    cell('Status', badge(p.status)),
+    cell('Scheduled', h('time', { datetime: p.scheduledAt }, fmtTime(p.scheduledAt))),
+    cell('Ended', p.endedAt ? h('time', { datetime: p.endedAt }, fmtTime(p.endedAt)) : '—'),
+  );
+}
+
 function programView(_rest, params, token) {
   const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', required: true, autocomplete: 'off', class: 'mono' });
   const interval = h('select', { name: 'interval' }, ['day', 'week', 'month'].map((v) => h('option', { value: v, selected: (params.interval ?? 'week') === v ? true : undefined }, v)));
@@ -975,7 +1002,7 @@ function programView(_rest, params, token) {
   const body = h('div', { 'aria-busy': params.tenantId ? 'true' : 'false' });
   show(h('section', {}, h('h1', {}, 'Loyalty program'), form, body), 'Loyalty program');
   if (!params.tenantId) {
-    body.append(h('p', { class: 'empty' }, 'Name a workspace to see its reward catalog, expiry policy, adjustment limit and figures.'));
+    body.append(h('p', { class: 'empty' }, 'Name a workspace to see its reward catalog, promotions, expiry policy, adjustment limit and figures.'));
     return;
   }
   const tenantId = params.tenantId;
@@ -983,15 +1010,16 @@ function programView(_rest, params, token) {
   const today = new Date().toISOString().slice(0, 10);
   const start = params.from || new Date(Date.now() - 83 * 86_400_000).toISOString().slice(0, 10);
   (async () => {
-    const [catalog, policy, limit, summary] = await Promise.all([
+    const [catalog, promotions, policy, limit, summary] = await Promise.all([
       guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId })}`)),
+      guarded(() => api('GET', `/api/v1/client/promotions${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/expiry-policy${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/adjustment-limit${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/program/summary${qs({ tenantId, interval: chosen, from: start, to: params.to || today })}`)),
     ]);
     if (!current(token)) return;
     body.setAttribute('aria-busy', 'false');
-    if (!catalog || !policy || !limit || !summary) return;
+    if (!catalog || !promotions || !policy || !limit || !summary) return;
     const limitInput = h('input', { type: 'number', name: 'limit', min: 0, step: 1, value: limit.limit, inputmode: 'numeric' });
     const limitForm = filtersForm(
       { 'aria-label': 'Merchant adjustment limit' },
@@ -1024,6 +1052,10 @@ function programView(_rest, params, token) {
               ),
             ),
           ),
+      h('h2', {}, 'Promotions'),
+      promotions.length === 0
+        ? h('p', { class: 'empty' }, 'No promotions scheduled yet.')
+        : table('Promotions, newest first', ['Name', 'Gives', 'When', 'Where', 'Conditions', 'Status', 'Scheduled', 'Ended'], promotions.map(promotionRow)),
       h('h2', {}, 'Points expiry policy'),
       h(
         'p',

@@ -360,7 +360,7 @@ browserTest('live events: an event appended while the page is open appears withi
   t.true(streams[0]!.startsWith(`user-${second.id}`) && streams[1]!.startsWith(`user-${first.id}`), 'newest first');
 });
 
-browserTest('the loyalty program view: catalog, expiry policy, a chart of earned, redeemed and outstanding points; the admin sets the adjustment limit', async (t, page) => {
+browserTest('the loyalty program view: catalog, promotions, expiry policy, a chart of earned, redeemed and outstanding points; the admin sets the adjustment limit', async (t, page) => {
   const coffee = await call('POST', '/api/v1/client/rewards', { token: cafeToken, body: { name: 'Free coffee', points: 40, description: 'Any size' } });
   t.is(coffee.status, 201);
   await call('POST', '/api/v1/client/rewards', { token: cafeToken, body: { name: 'Cake', points: 250 } });
@@ -368,6 +368,19 @@ browserTest('the loyalty program view: catalog, expiry policy, a chart of earned
   const issued = await call('POST', `/api/v1/client/wallets/${walletId}/rewards`, { token: cafeToken, body: { rewardId: coffee.body.rewardId, idempotencyKey: 'e2e-issue' } });
   t.is(issued.status, 201);
   await service.tally.runner.waitForPosition(issued.body.position, 10_000);
+  // Promotions starting next month, so they cannot move the credits the other tests of this file expect.
+  const nextMonth = new Date(Date.now() + 31 * 86_400_000).toISOString().slice(0, 10);
+  const tuesdays = await call('POST', '/api/v1/client/promotions', {
+    token: cafeToken,
+    body: { name: 'Double Tuesdays', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: nextMonth, daysOfWeek: ['TUE'], hours: [{ from: '14:00', to: '17:00' }] },
+  });
+  t.is(tuesdays.status, 201, JSON.stringify(tuesdays.body));
+  const brunch = await call('POST', '/api/v1/client/promotions', {
+    token: cafeToken,
+    body: { name: 'Brunch bonus', incentive: { type: 'bonus', points: 50 }, startsOn: nextMonth, locationIds: ['L-MAIN'], minimumSpend: 1500, limitPerCustomerPerDay: 2 },
+  });
+  t.is(brunch.status, 201, JSON.stringify(brunch.body));
+  t.is((await call('POST', `/api/v1/client/promotions/${brunch.body.promotionId}/end`, { token: cafeToken })).status, 200);
 
   await signIn(page);
   await page.getByRole('link', { name: 'Loyalty program' }).click();
@@ -377,6 +390,15 @@ browserTest('the loyalty program view: catalog, expiry policy, a chart of earned
   const catalog = page.getByRole('table', { name: /Rewards \(catalog version 2\)/ });
   await catalog.waitFor();
   t.deepEqual(await catalog.locator('tbody td[data-label="Name"]').allInnerTexts(), ['Free coffee: Any size', 'Cake']);
+  const promotions = page.getByRole('table', { name: 'Promotions, newest first' });
+  const column = (label: string) => promotions.locator(`tbody td[data-label="${label}"]`).allInnerTexts();
+  t.deepEqual(await column('Name'), ['Brunch bonus', 'Double Tuesdays'], 'newest first, the ended one included');
+  t.deepEqual(await column('Gives'), ['+50 points', '2× points']);
+  t.deepEqual(await column('When'), [`${nextMonth} to no end; every day; all day (America/New_York)`, `${nextMonth} to no end; TUE; 14:00–17:00 (America/New_York)`]);
+  t.deepEqual(await column('Where'), ['L-MAIN', 'every location']);
+  t.deepEqual(await column('Conditions'), ['spend at least 1,500 (minor units); 2 per customer a day', 'none']);
+  t.deepEqual(await column('Status'), ['ended', 'scheduled']);
+  t.not((await column('Ended'))[0], '—', 'the ended one shows when');
   t.regex(await page.locator('p.policy').innerText(), /Points expire 12 months after they were earned/);
   const figures = Object.fromEntries(
     (await page.locator('dl.figures dt').allInnerTexts()).map((label, i) => [label, i]),
