@@ -4,9 +4,18 @@ import { merchantLocations } from '../domain/promotions/locations.ts';
 import { promotionsService } from '../domain/promotions/service.ts';
 import { promotionRoutes } from '../http/routes/promotions.ts';
 import type { Infrastructure } from './infrastructure.ts';
+import { tenantSquare } from './rewards.ts';
+import { checkCatalogIds } from '../domain/payments/rule-preview.ts';
 
 export function providePromotions({ store, runtime, commands }: Infrastructure, connections: SquareConnectionsService) {
   const locationsOf = async (tenantId: string) => merchantLocations((await connections.apiFor(tenantId)).api);
-  const promotions = promotionsService({ store, runtime, commands, merchantLocations: locationsOf });
+  const squareOf = tenantSquare(connections);
+  const promotions = promotionsService({
+    store,
+    runtime,
+    commands,
+    merchantLocations: locationsOf,
+    checkCatalog: async (tenantId, ids) => checkCatalogIds(ids, { variations: 'itemVariationIds', categories: 'categoryIds' }, await squareOf(tenantId)),
+  });
   return { promotions, merchantLocations: locationsOf, routes: promotionRoutes({ promotions, merchantLocations: locationsOf }) };
 }

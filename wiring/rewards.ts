@@ -1,6 +1,6 @@
 /** Reward rules: their versions and active set, the catalog check of new rules, and the preview (issue 19). */
 import type { SquareConnectionsService } from '../domain/connections/service.ts';
-import { rulePreview } from '../domain/payments/rule-preview.ts';
+import { rulePreview, type TenantSquare } from '../domain/payments/rule-preview.ts';
 import { rewardRulesService } from '../domain/rewards/service.ts';
 import { merchantLocations } from '../domain/promotions/locations.ts';
 import { rewardRuleRoutes } from '../http/routes/reward-rules.ts';
@@ -10,13 +10,15 @@ export function provideRewardRules({ pool, store, runtime, commands }: Infrastru
   // A rule limited to locations names only locations Square lists for the merchant (issue 19).
   const merchantLocationIds = async (tenantId: string) => (await merchantLocations((await connections.apiFor(tenantId)).api)).locations.map((l) => l.id);
   const rules = rewardRulesService({ store, runtime, commands, merchantLocationIds });
-  const preview = rulePreview({
-    ruleSet: (tenantId) => rules.current(tenantId),
-    square: async (tenantId) => {
-      const connection = await connections.connection(tenantId);
-      if (connection.status !== 'active') return null;
-      return { api: (await connections.apiFor(tenantId)).api, scopes: connection.scopes };
-    },
-  });
+  const preview = rulePreview({ ruleSet: (tenantId) => rules.current(tenantId), square: tenantSquare(connections) });
   return { rules, routes: rewardRuleRoutes({ rules, preview, pool }) };
+}
+
+/** A tenant's Square API and granted scopes, for reading its catalog; null unless its connection is active. */
+export function tenantSquare(connections: SquareConnectionsService): (tenantId: string) => Promise<TenantSquare> {
+  return async (tenantId) => {
+    const connection = await connections.connection(tenantId);
+    if (connection.status !== 'active') return null;
+    return { api: (await connections.apiFor(tenantId)).api, scopes: connection.scopes };
+  };
 }

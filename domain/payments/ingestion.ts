@@ -23,7 +23,7 @@ import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type O
 import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 import { foldUses, useStreamsOf, UsesInBatch, type UsesLoad } from './promotion-uses.ts';
-import type { ScheduledPromotion } from '../promotions/promotion.ts';
+import { promotionsNeedOrder, type ScheduledPromotion } from '../promotions/promotion.ts';
 
 export type IngestionOutcome =
   | CreditOutcome
@@ -210,16 +210,20 @@ export function ingestionService(deps: IngestionDependencies) {
       : { activeRule: null, rules: [], beforeProgram: inForce.kind === 'before_program' };
   }
 
-  /** The Square orders of completing payments whose rules need one: read together, each failure kept for its fact. */
+  /**
+   * The Square orders of completing payments whose rules, or a promotion in force, need one: read together, each
+   * failure kept for its fact.
+   */
   async function readOrders(facts: readonly { index: number; fact: IngestionFact }[]): Promise<Map<number, PurchaseOrder | null | Error>> {
     const read = new Map<number, PurchaseOrder | null | Error>();
     await Promise.all(
       facts.map(async ({ index, fact }) => {
         if (fact.kind !== 'payment' || !fact.payment.orderId) return;
         const { rules } = ruleFor(fact.tenantId, fact.payment.createdAt);
-        if (!rulesNeedOrder(rules) || !deps.purchaseOrder) return;
+        const promotions = promotionsNeedOrder(promotionsOf(fact.tenantId), fact.payment.createdAt);
+        if (!(rulesNeedOrder(rules) || promotions.order) || !deps.purchaseOrder) return;
         try {
-          read.set(index, await deps.purchaseOrder(fact.tenantId, fact.payment.orderId, rulesNeedCategories(rules)));
+          read.set(index, await deps.purchaseOrder(fact.tenantId, fact.payment.orderId, rulesNeedCategories(rules) || promotions.categories));
         } catch (error) {
           read.set(index, error instanceof Error ? error : new Error(String(error)));
         }

@@ -208,6 +208,7 @@ function complete(command: ObservePayment): PaymentEvent {
           createdAt: payment.createdAt,
           locationId: payment.locationId,
           amountMinor: payment.amountMinor,
+          order: command.order ?? null,
           basePoints,
           usesToday: (promotionId, localDate) => (payment.customerId && command.promotionUses ? command.promotionUses(promotionId, localDate) : null),
         })

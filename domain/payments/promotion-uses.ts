@@ -25,7 +25,7 @@ export function useStreamsOf(payment: SquarePayment, promotions: readonly Schedu
   return promotions.flatMap((p) => {
     if (p.promotion.limitPerCustomerPerDay === undefined) return [];
     // Points are not known yet: any positive amount stands for them (a stream read for nothing costs nothing more).
-    const local = qualifies(p, { createdAt: payment.createdAt, locationId: payment.locationId, amountMinor: payment.amountMinor, basePoints: 1 });
+    const local = qualifies(p, { createdAt: payment.createdAt, locationId: payment.locationId, amountMinor: payment.amountMinor, basePoints: 1, order: 'not_read_yet' });
     return local ? [promotionUsesStream(p.promotionId, customerId, local.date)] : [];
   });
 }

@@ -36,7 +36,20 @@ const squareProblem = (error: unknown) => (error instanceof SquareApiError ? `${
  * Square failing) the rule is accepted and the answer says so in `warnings`.
  */
 export async function checkRuleCatalog(rule: RewardRule, square: TenantSquare): Promise<string[]> {
-  const { itemVariationIds, categoryIds } = catalogIdsOf(rule);
+  const fields = rule.kind === 'spend' ? { variations: 'excludedItemVariationIds', categories: 'excludedCategoryIds' } : { variations: 'itemVariationIds', categories: 'categoryIds' };
+  return checkCatalogIds(catalogIdsOf(rule), fields, square);
+}
+
+/**
+ * Checks item variation and category ids against the merchant's catalog (a rule's, or a promotion's qualifying
+ * items): an unknown id, or one of the wrong kind, is a 400 naming its field (`fields`); when the catalog cannot be
+ * read the ids are accepted, and the answer's warnings say so.
+ */
+export async function checkCatalogIds(
+  { itemVariationIds, categoryIds }: { itemVariationIds: readonly string[]; categoryIds: readonly string[] },
+  fields: { variations: string; categories: string },
+  square: TenantSquare,
+): Promise<string[]> {
   const ids = [...new Set([...itemVariationIds, ...categoryIds])];
   if (!ids.length) return [];
   const unchecked = 'the catalog ids were accepted as given, unchecked';
@@ -49,15 +62,14 @@ export async function checkRuleCatalog(rule: RewardRule, square: TenantSquare): 
     return [`Square's catalog could not be read (${squareProblem(error)}): ${unchecked}`];
   }
   const typeOf = new Map(objects.map((o) => [o.id, o.type]));
-  const field = rule.kind === 'spend' ? { variations: 'excludedItemVariationIds', categories: 'excludedCategoryIds' } : { variations: 'itemVariationIds', categories: 'categoryIds' };
   const issues: { path: string; message: string }[] = [];
-  const wrong = (list: string[], type: string) => list.filter((id) => typeOf.get(id) !== type);
+  const wrong = (list: readonly string[], type: string) => list.filter((id) => typeOf.get(id) !== type);
   const describe = (list: string[], type: string) =>
     list.map((id) => (typeOf.has(id) ? `${id} is a ${String(typeOf.get(id)).toLowerCase()}, not ${type === 'CATEGORY' ? 'a category' : 'an item variation'}` : `${id} is not in the merchant's Square catalog`)).join('; ');
   const badVariations = wrong(itemVariationIds, 'ITEM_VARIATION');
-  if (badVariations.length) issues.push({ path: field.variations, message: describe(badVariations, 'ITEM_VARIATION') });
+  if (badVariations.length) issues.push({ path: fields.variations, message: describe(badVariations, 'ITEM_VARIATION') });
   const badCategories = wrong(categoryIds, 'CATEGORY');
-  if (badCategories.length) issues.push({ path: field.categories, message: describe(badCategories, 'CATEGORY') });
+  if (badCategories.length) issues.push({ path: fields.categories, message: describe(badCategories, 'CATEGORY') });
   if (issues.length) throw new UnknownCatalogIds(issues);
   return [];
 }

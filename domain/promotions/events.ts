@@ -4,20 +4,20 @@
  */
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
-import { promotionSchema } from './promotion.ts';
+import { promotionSchema, promotionSchemaV1 } from './promotion.ts';
 
-export const promotionScheduled = EventType.define(
-  'PromotionScheduled',
-  z.object({
-    tenantId: z.string(),
-    promotionId: z.string(),
-    promotion: promotionSchema,
-    /** The workspace's IANA time zone when scheduled (the Square main location's): the window is read in it. */
-    timeZone: z.string(),
-    scheduledBy: z.string(),
-    scheduledAt: z.string(),
-  }),
-);
+const promotionScheduledV1 = z.object({
+  tenantId: z.string(),
+  promotionId: z.string(),
+  promotion: promotionSchemaV1,
+  /** The workspace's IANA time zone when scheduled (the Square main location's): the window is read in it. */
+  timeZone: z.string(),
+  scheduledBy: z.string(),
+  scheduledAt: z.string(),
+});
+
+/** Version 2: the promotion may be limited to qualifying items (`itemVariationIds`, `categoryIds`); version 1 had none. */
+export const promotionScheduled = EventType.define('PromotionScheduled', promotionScheduledV1).next(promotionScheduledV1.extend({ promotion: promotionSchema }), (v1) => v1);
 
 /** The merchant ended a promotion: payments created from `endedAt` on no longer use it. */
 export const promotionEnded = EventType.define('PromotionEnded', z.object({ tenantId: z.string(), promotionId: z.string(), endedBy: z.string(), endedAt: z.string() }));

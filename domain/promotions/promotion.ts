@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { wholeNumber } from '../shared/whole-number.ts';
+import type { PurchaseOrder } from '../rewards/order.ts';
 
 const MAX_BONUS = 1_000_000;
 const MAX_MULTIPLIER = 10;
@@ -41,50 +42,74 @@ export const incentiveSchema = z.discriminatedUnion(
 
 const hourRange = z.object({ from: clock('from'), to: clock('to') }).strict();
 
+/** The fields of a promotion as first written (`PromotionScheduled` version 1). */
+const promotionFieldsV1 = {
+  name: z.string({ error: 'name must be a string' }).trim().min(1, 'name must not be empty').max(100, 'name must be at most 100 characters'),
+  incentive: incentiveSchema,
+  startsOn: localDate('startsOn'),
+  /** Omitted: no end. */
+  endsOn: localDate('endsOn').optional(),
+  /** Omitted: every day. */
+  daysOfWeek: z
+    .array(z.enum(WEEKDAYS, { error: `daysOfWeek lists days among ${WEEKDAYS.join(', ')}` }))
+    .min(1, 'daysOfWeek must list at least one day (omit it for every day)')
+    .refine((days) => new Set(days).size === days.length, 'daysOfWeek lists a day twice')
+    .optional(),
+  /** Omitted: the whole day. */
+  hours: z.array(hourRange).min(1, 'hours must list at least one range (omit it for the whole day)').max(24).optional(),
+  /** Omitted: every location of the merchant. Checked against the locations Square lists for the merchant. */
+  locationIds: z.array(z.string().min(1).max(64)).min(1, 'locationIds must list at least one location (omit it for all)').max(300).optional(),
+  /** On the payment's amount, tip excluded, in minor units of the workspace's currency. */
+  minimumSpend: wholeNumber('minimumSpend (minor units of the workspace currency)', 0, MAX_MINOR_UNITS).optional(),
+  /** How many purchases of one customer (Square customer) it applies to per local day. */
+  limitPerCustomerPerDay: wholeNumber('limitPerCustomerPerDay', 1, MAX_USES_PER_DAY).optional(),
+};
+
+/** Checks across fields, for every version. */
+function checkPromotion(p: z.output<z.ZodObject<typeof promotionFieldsV1>>, ctx: z.RefinementCtx): void {
+  if (p.endsOn && p.endsOn < p.startsOn) ctx.addIssue({ code: 'custom', path: ['endsOn'], message: `endsOn (${p.endsOn}) is before startsOn (${p.startsOn}): the window would end before it starts` });
+  const ranges = (p.hours ?? []).map((h, i) => ({ i, from: minutesOf(h.from), to: minutesOf(h.to) }));
+  for (const r of ranges) {
+    if (r.from === 24 * 60) ctx.addIssue({ code: 'custom', path: ['hours', r.i, 'from'], message: 'from must be before 24:00' });
+    else if (r.to <= r.from) ctx.addIssue({ code: 'custom', path: ['hours', r.i, 'to'], message: 'to must be after from: the range would end before it starts (use 24:00 for the end of the day)' });
+  }
+  // Two ranges sharing a minute would make the promotion apply twice: refuse rather than guess which one counts.
+  const sorted = ranges.filter((r) => r.to > r.from).sort((a, b) => a.from - b.from);
+  for (let k = 1; k < sorted.length; k++) {
+    const [before, after] = [sorted[k - 1], sorted[k]];
+    if (before && after && after.from < before.to) {
+      ctx.addIssue({ code: 'custom', path: ['hours', after.i], message: `hours[${after.i}] overlaps hours[${before.i}]: the promotion would apply twice in the shared minutes` });
+    }
+  }
+  if (p.locationIds && new Set(p.locationIds).size !== p.locationIds.length) ctx.addIssue({ code: 'custom', path: ['locationIds'], message: 'locationIds lists a location twice' });
+}
+
+/** Up to 100 Square catalog ids, none twice. */
+const catalogIds = (what: string, kind: string) =>
+  z
+    .array(z.string({ error: `${what} lists ${kind} ids (strings)` }).min(1).max(64), { error: `${what} must be a list of ${kind} ids` })
+    .min(1, `${what} must list at least one id (omit it for any ${kind === 'item variation' ? 'item' : kind})`)
+    .max(100, `${what} lists at most 100 ids`)
+    .refine((ids) => new Set(ids).size === ids.length, `${what} lists an id twice`);
+
+/** `PromotionScheduled` version 1's promotion: no qualifying items (kept so stored events decode as written). */
+export const promotionSchemaV1 = z.object(promotionFieldsV1).strict().superRefine(checkPromotion);
+
 /**
  * What a merchant schedules. Dates and hours are local to the workspace's time zone; `endsOn` is the last day
- * included; each hour range includes `from` and excludes `to`.
+ * included; each hour range includes `from` and excludes `to`. `itemVariationIds` and `categoryIds` (Square's
+ * qualifying items, version 2): the promotion applies only to a payment whose Square order has a line of a listed
+ * item variation or of an item in a listed category; given both, either qualifies.
  */
 export const promotionSchema = z
   .object({
-    name: z.string({ error: 'name must be a string' }).trim().min(1, 'name must not be empty').max(100, 'name must be at most 100 characters'),
-    incentive: incentiveSchema,
-    startsOn: localDate('startsOn'),
-    /** Omitted: no end. */
-    endsOn: localDate('endsOn').optional(),
-    /** Omitted: every day. */
-    daysOfWeek: z
-      .array(z.enum(WEEKDAYS, { error: `daysOfWeek lists days among ${WEEKDAYS.join(', ')}` }))
-      .min(1, 'daysOfWeek must list at least one day (omit it for every day)')
-      .refine((days) => new Set(days).size === days.length, 'daysOfWeek lists a day twice')
-      .optional(),
-    /** Omitted: the whole day. */
-    hours: z.array(hourRange).min(1, 'hours must list at least one range (omit it for the whole day)').max(24).optional(),
-    /** Omitted: every location of the merchant. Checked against the locations Square lists for the merchant. */
-    locationIds: z.array(z.string().min(1).max(64)).min(1, 'locationIds must list at least one location (omit it for all)').max(300).optional(),
-    /** On the payment's amount, tip excluded, in minor units of the workspace's currency. */
-    minimumSpend: wholeNumber('minimumSpend (minor units of the workspace currency)', 0, MAX_MINOR_UNITS).optional(),
-    /** How many purchases of one customer (Square customer) it applies to per local day. */
-    limitPerCustomerPerDay: wholeNumber('limitPerCustomerPerDay', 1, MAX_USES_PER_DAY).optional(),
+    ...promotionFieldsV1,
+    /** Omitted (with `categoryIds`): any purchase. Checked against the merchant's Square catalog when scheduled. */
+    itemVariationIds: catalogIds('itemVariationIds', 'item variation').optional(),
+    categoryIds: catalogIds('categoryIds', 'category').optional(),
   })
   .strict()
-  .superRefine((p, ctx) => {
-    if (p.endsOn && p.endsOn < p.startsOn) ctx.addIssue({ code: 'custom', path: ['endsOn'], message: `endsOn (${p.endsOn}) is before startsOn (${p.startsOn}): the window would end before it starts` });
-    const ranges = (p.hours ?? []).map((h, i) => ({ i, from: minutesOf(h.from), to: minutesOf(h.to) }));
-    for (const r of ranges) {
-      if (r.from === 24 * 60) ctx.addIssue({ code: 'custom', path: ['hours', r.i, 'from'], message: 'from must be before 24:00' });
-      else if (r.to <= r.from) ctx.addIssue({ code: 'custom', path: ['hours', r.i, 'to'], message: 'to must be after from: the range would end before it starts (use 24:00 for the end of the day)' });
-    }
-    // Two ranges sharing a minute would make the promotion apply twice: refuse rather than guess which one counts.
-    const sorted = ranges.filter((r) => r.to > r.from).sort((a, b) => a.from - b.from);
-    for (let k = 1; k < sorted.length; k++) {
-      const [before, after] = [sorted[k - 1], sorted[k]];
-      if (before && after && after.from < before.to) {
-        ctx.addIssue({ code: 'custom', path: ['hours', after.i], message: `hours[${after.i}] overlaps hours[${before.i}]: the promotion would apply twice in the shared minutes` });
-      }
-    }
-    if (p.locationIds && new Set(p.locationIds).size !== p.locationIds.length) ctx.addIssue({ code: 'custom', path: ['locationIds'], message: 'locationIds lists a location twice' });
-  });
+  .superRefine(checkPromotion);
 
 export type Promotion = z.output<typeof promotionSchema>;
 export type Incentive = z.output<typeof incentiveSchema>;
@@ -150,6 +175,8 @@ export interface PromotionPurchase {
   locationId: string;
   /** Amount excluding tip, in minor units (the minimum spend applies to it). */
   amountMinor: number;
+  /** The payment's Square order when it was read (a promotion limited to items needs it); null otherwise. */
+  order: PurchaseOrder | null;
   /** The points the rules gave; a promotion adds to a purchase that earns. */
   basePoints: number;
   /**
@@ -176,15 +203,36 @@ export function promotionPoints(incentive: Incentive, basePoints: number): numbe
   return incentive.type === 'multiplier' ? basePoints * (incentive.multiplier - 1) : incentive.points;
 }
 
+/** Whether the promotion is limited to qualifying items, so a payment's Square order decides it. */
+export const needsOrder = (promotion: Promotion): boolean => Boolean(promotion.itemVariationIds || promotion.categoryIds);
+
+/** Whether the order has a line of a listed item variation, or of an item in a listed category. */
+function hasQualifyingItem(promotion: Promotion, order: PurchaseOrder | null): boolean {
+  if (!order) return false;
+  const variations = new Set(promotion.itemVariationIds ?? []);
+  const categories = new Set(promotion.categoryIds ?? []);
+  return order.lines.some((line) => (line.itemVariationId !== null && variations.has(line.itemVariationId)) || line.categoryIds.some((c) => categories.has(c)));
+}
+
+/** Of the promotions in force for a payment created at `at`: whether any needs its order, and any its items' categories. */
+export function promotionsNeedOrder(promotions: readonly ScheduledPromotion[], at: string): { order: boolean; categories: boolean } {
+  const limited = promotions.filter((p) => inForce(p, at) && needsOrder(p.promotion));
+  return { order: limited.length > 0, categories: limited.some((p) => Boolean(p.promotion.categoryIds)) };
+}
+
 /** Whether a promotion is in force for a payment created at `at` (scheduled at or before it, not ended by then). */
 export const inForce = (p: ScheduledPromotion, at: string): boolean => Date.parse(p.scheduledAt) <= Date.parse(at) && (p.endedAt === null || Date.parse(at) < Date.parse(p.endedAt));
 
-/** Whether a promotion's conditions hold for a purchase, leaving aside its per-day limit; with its local time. */
-export function qualifies(p: ScheduledPromotion, purchase: Omit<PromotionPurchase, 'usesToday'>): LocalTime | null {
+/**
+ * Whether a promotion's conditions hold for a purchase, leaving aside its per-day limit; with its local time.
+ * `order: 'not_read_yet'` leaves its qualifying items aside too (the streams a decision may need are read before it).
+ */
+export function qualifies(p: ScheduledPromotion, purchase: Omit<PromotionPurchase, 'usesToday' | 'order'> & { order: PurchaseOrder | null | 'not_read_yet' }): LocalTime | null {
   if (!inForce(p, purchase.createdAt) || purchase.basePoints <= 0) return null;
   const { promotion } = p;
   if (promotion.locationIds && !promotion.locationIds.includes(purchase.locationId)) return null;
   if (promotion.minimumSpend !== undefined && purchase.amountMinor < promotion.minimumSpend) return null;
+  if (purchase.order !== 'not_read_yet' && needsOrder(promotion) && !hasQualifyingItem(promotion, purchase.order)) return null;
   const local = localTime(purchase.createdAt, p.timeZone);
   return inWindow(promotion, local) ? local : null;
 }

@@ -14,6 +14,11 @@ export interface PromotionsDependencies {
   commands: CommandPath;
   /** The merchant's locations and time zone as Square lists them now (the tenant's connection must be active). */
   merchantLocations(tenantId: string): Promise<MerchantLocations>;
+  /**
+   * Checks qualifying item variation and category ids against the merchant's Square catalog: unknown ones throw a
+   * 400 naming the field; the answer is the warnings when the catalog could not be read (the ids kept unchecked).
+   */
+  checkCatalog(tenantId: string, ids: { itemVariationIds: readonly string[]; categoryIds: readonly string[] }): Promise<string[]>;
 }
 
 export type PromotionView = ScheduledPromotion & { status: 'scheduled' | 'ended' };
@@ -26,6 +31,8 @@ export function promotionsService(deps: PromotionsDependencies) {
   return {
     async schedule(tenantId: string, promotion: Promotion, by: string, metadata: EventMetadata) {
       const found = await deps.merchantLocations(tenantId);
+      const qualifying = { itemVariationIds: promotion.itemVariationIds ?? [], categoryIds: promotion.categoryIds ?? [] };
+      const warnings = qualifying.itemVariationIds.length || qualifying.categoryIds.length ? await deps.checkCatalog(tenantId, qualifying) : [];
       const timeZone = workspaceTimeZone(found);
       const promotionId = deps.runtime.newId();
       const result = await handleCommand(
@@ -37,7 +44,7 @@ export function promotionsService(deps: PromotionsDependencies) {
       );
       const scheduled = result.state.promotions.find((p) => p.promotionId === promotionId);
       if (!scheduled) throw new Error('promotion was not scheduled');
-      return { ...view(scheduled), position: result.position };
+      return { ...view(scheduled), position: result.position, warnings };
     },
 
     async end(tenantId: string, promotionId: string, by: string, metadata: EventMetadata) {

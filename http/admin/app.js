@@ -968,6 +968,8 @@ function promotionRow(p) {
   const conditions = [
     promo.minimumSpend !== undefined ? `spend at least ${fmtNumber(promo.minimumSpend)} (minor units)` : '',
     promo.limitPerCustomerPerDay !== undefined ? `${fmtNumber(promo.limitPerCustomerPerDay)} per customer a day` : '',
+    promo.itemVariationIds ? `an item of ${promo.itemVariationIds.join(', ')}` : '',
+    promo.categoryIds ? `an item in category ${promo.categoryIds.join(', ')}` : '',
   ].filter(Boolean);
   return h(
     'tr',

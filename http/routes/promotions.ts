@@ -54,9 +54,9 @@ export function promotionRoutes(deps: PromotionRoutesDependencies): RouteSpec[] 
       path: '/api/v1/client/promotions',
       access: 'tenant',
       summary:
-        'Schedule a promotion: incentive {type: multiplier, multiplier 1–10} or {type: bonus, points 1–1,000,000}, startsOn/endsOn (local dates), daysOfWeek, hours [{from, to}], locationIds, minimumSpend, limitPerCustomerPerDay. In force for payments created from now on.',
+        'Schedule a promotion: incentive {type: multiplier, multiplier 1–10} or {type: bonus, points 1–1,000,000}, startsOn/endsOn (local dates), daysOfWeek, hours [{from, to}], locationIds, minimumSpend, limitPerCustomerPerDay, itemVariationIds and categoryIds (qualifying items: the payment’s Square order must have one; checked against the catalog when it can be read, otherwise `warnings` says so). In force for payments created from now on.',
       body: promotionSchema,
-      response: promotionView.extend({ position }),
+      response: promotionView.extend({ position, warnings: z.array(z.string()) }),
       statuses: [201],
       async handler({ body, ctx }) {
         const scheduled = await deps.promotions.schedule(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));

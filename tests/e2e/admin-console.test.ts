@@ -13,6 +13,7 @@ import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { DEMO_CATALOG } from '../../adapters/square/simulator/orders.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
 
@@ -113,6 +114,7 @@ test.before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   square = await startSquareServer();
   square.addMerchant({ merchantId: 'M-CAFE', businessName: 'Cafe', locations: [{ id: 'L-MAIN', name: 'Main' }] });
+  square.setCatalog('M-CAFE', DEMO_CATALOG);
   square.addCustomer('M-CAFE', { id: 'cust-ann', email: 'ann@example.com', phone: null });
   service = await startTestService({
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
@@ -377,7 +379,7 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   t.is(tuesdays.status, 201, JSON.stringify(tuesdays.body));
   const brunch = await call('POST', '/api/v1/client/promotions', {
     token: cafeToken,
-    body: { name: 'Brunch bonus', incentive: { type: 'bonus', points: 50 }, startsOn: nextMonth, locationIds: ['L-MAIN'], minimumSpend: 1500, limitPerCustomerPerDay: 2 },
+    body: { name: 'Brunch bonus', incentive: { type: 'bonus', points: 50 }, startsOn: nextMonth, locationIds: ['L-MAIN'], minimumSpend: 1500, limitPerCustomerPerDay: 2, categoryIds: ['CATPASTRY'] },
   });
   t.is(brunch.status, 201, JSON.stringify(brunch.body));
   t.is((await call('POST', `/api/v1/client/promotions/${brunch.body.promotionId}/end`, { token: cafeToken })).status, 200);
@@ -396,7 +398,7 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   t.deepEqual(await column('Gives'), ['+50 points', '2× points']);
   t.deepEqual(await column('When'), [`${nextMonth} to no end; every day; all day (America/New_York)`, `${nextMonth} to no end; TUE; 14:00–17:00 (America/New_York)`]);
   t.deepEqual(await column('Where'), ['L-MAIN', 'every location']);
-  t.deepEqual(await column('Conditions'), ['spend at least 1,500 (minor units); 2 per customer a day', 'none']);
+  t.deepEqual(await column('Conditions'), ['spend at least 1,500 (minor units); 2 per customer a day; an item in category CATPASTRY', 'none']);
   t.deepEqual(await column('Status'), ['ended', 'scheduled']);
   t.not((await column('Ended'))[0], '—', 'the ended one shows when');
   t.regex(await page.locator('p.policy').innerText(), /Points expire 12 months after they were earned/);

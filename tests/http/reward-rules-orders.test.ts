@@ -296,3 +296,37 @@ test.serial('the poll reads the order the same way: a payment Square only lists 
   t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 12 });
   t.like(await purchase(sale.paymentId), { points: 12, orderRead: true });
 });
+
+test('a promotion limited to items applies only when the order has one: by variation or by category; the order is read for it', async (t) => {
+  // A payment-only rule: without the promotions, no order would be read at all.
+  const c = await cafe([{ kind: 'spend', points: 1, per: 100, basis: 'amount' }]);
+  const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  const schedule = (body: Record<string, unknown>) => world.call('POST', '/api/v1/client/promotions', { token: c.owner.token, body: { startsOn: yesterday, ...body } });
+  const lattes = await schedule({ name: 'Latte bonus', incentive: { type: 'bonus', points: 50 }, itemVariationIds: ['VARLATTE'] });
+  t.is(lattes.status, 201, JSON.stringify(lattes.body));
+  t.deepEqual(lattes.body.warnings, [], 'the ids were checked against the catalog');
+  const pastries = await schedule({ name: 'Pastry bonus', incentive: { type: 'bonus', points: 20 }, categoryIds: ['CATPASTRY'] });
+  t.is(pastries.status, 201);
+
+  const latteSale = await c.buys([latte()]);
+  t.like(await settled(latteSale.eventId), { outcome: 'credited' });
+  t.like(await purchase(latteSale.paymentId), { points: 4 + 50, orderRead: true, promotion: { promotionId: lattes.body.promotionId, points: 50 } });
+  const muffinSale = await c.buys([muffin()]);
+  t.like(await settled(muffinSale.eventId), { outcome: 'credited' });
+  t.like(await purchase(muffinSale.paymentId), { points: 3 + 20, orderRead: true, promotion: { promotionId: pastries.body.promotionId, points: 20 } });
+  const giftSale = await c.buys([giftCard()]);
+  t.like(await settled(giftSale.eventId), { outcome: 'credited' });
+  t.like(await purchase(giftSale.paymentId), { points: 25, orderRead: true, promotion: null }, 'neither a listed variation nor a listed category');
+  t.is(ordersRead(giftSale.orderId), 1);
+  t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 54 + 23 + 25 });
+
+  // Ids the catalog does not hold, or holds as something else, are refused naming the field; nothing is scheduled.
+  const unknown = await schedule({ name: 'Nope', incentive: { type: 'bonus', points: 5 }, itemVariationIds: ['VARNOPE'] });
+  t.is(unknown.status, 400);
+  t.regex(JSON.stringify(unknown.body), /itemVariationIds.*VARNOPE is not in the merchant's Square catalog/);
+  const wrongKind = await schedule({ name: 'Nope', incentive: { type: 'bonus', points: 5 }, categoryIds: ['VARLATTE'] });
+  t.is(wrongKind.status, 400);
+  t.regex(JSON.stringify(wrongKind.body), /categoryIds.*VARLATTE is a item_variation, not a category/);
+  const listed = await world.call('GET', '/api/v1/client/promotions', { token: c.owner.token });
+  t.deepEqual(listed.body.map((p: { promotion: { name: string } }) => p.promotion.name), ['Pastry bonus', 'Latte bonus']);
+});

@@ -1,8 +1,9 @@
 import test from 'ava';
-import { bestPromotion, localTime, promotionSchema, type Promotion, type ScheduledPromotion } from '../../domain/promotions/promotion.ts';
+import { bestPromotion, localTime, promotionSchema, promotionsNeedOrder, qualifies, type Promotion, type ScheduledPromotion } from '../../domain/promotions/promotion.ts';
 import { promotionsDecider } from '../../domain/promotions/decider.ts';
 import { promotionReversalFor } from '../../domain/payments/payment.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
+import { purchaseOrderSchema, type PurchaseOrder } from '../../domain/rewards/order.ts';
 
 const scheduled = (promotion: Partial<Promotion>, over: Partial<ScheduledPromotion> = {}): ScheduledPromotion => ({
   promotionId: over.promotionId ?? 'p1',
@@ -13,10 +14,11 @@ const scheduled = (promotion: Partial<Promotion>, over: Partial<ScheduledPromoti
   ...over,
 });
 
-const purchase = (createdAt: string, over: { basePoints?: number; amountMinor?: number; locationId?: string; uses?: number | null } = {}) => ({
+const purchase = (createdAt: string, over: { basePoints?: number; amountMinor?: number; locationId?: string; uses?: number | null; order?: PurchaseOrder | null } = {}) => ({
   createdAt,
   locationId: over.locationId ?? 'L1',
   amountMinor: over.amountMinor ?? 1000,
+  order: over.order ?? null,
   basePoints: over.basePoints ?? 10,
   usesToday: () => (over.uses === undefined ? 0 : over.uses),
 });
@@ -57,6 +59,32 @@ test('bad promotions name the field: multiplier and bonus bounds, dates, hours, 
   t.deepEqual(paths({ ...base, hours: [{ from: '06:00', to: '09:00' }, { from: '09:00', to: '10:00' }] }), [], 'touching ranges share no minute');
   t.deepEqual(paths({ ...base, daysOfWeek: ['MON', 'MON'] }), ['daysOfWeek']);
   t.deepEqual(paths({ ...base, locationIds: ['L1', 'L1'] }), ['locationIds']);
+  t.deepEqual(paths({ ...base, itemVariationIds: ['VAR-LATTE'], categoryIds: ['CAT-PASTRY'] }), []);
+  t.deepEqual(paths({ ...base, itemVariationIds: [] }), ['itemVariationIds']);
+  t.deepEqual(paths({ ...base, itemVariationIds: ['VAR-LATTE', 'VAR-LATTE'] }), ['itemVariationIds']);
+  t.deepEqual(paths({ ...base, categoryIds: 'CAT-PASTRY' }), ['categoryIds']);
+  t.deepEqual(paths({ ...base, categoryIds: Array.from({ length: 101 }, (_, i) => `CAT-${i}`) }), ['categoryIds']);
+});
+
+test('a promotion limited to items applies only to a payment whose order has one: by item variation or by category', (t) => {
+  const order = (...lines: { itemVariationId: string | null; categoryIds?: string[] }[]) =>
+    purchaseOrderSchema.parse({ lines: lines.map((l) => ({ ...l, quantity: '1', totalMinor: 500 })) });
+  const lattes = [scheduled({ itemVariationIds: ['VAR-LATTE'] })];
+  const pastries = [scheduled({ categoryIds: ['CAT-PASTRY'] })];
+  const either = [scheduled({ itemVariationIds: ['VAR-LATTE'], categoryIds: ['CAT-PASTRY'] })];
+  const at = '2027-01-15T12:00:00Z';
+  t.is(bestPromotion(lattes, purchase(at, { order: order({ itemVariationId: 'VAR-TEA' }, { itemVariationId: 'VAR-LATTE' }) }))?.points, 10);
+  t.is(bestPromotion(lattes, purchase(at, { order: order({ itemVariationId: 'VAR-TEA' }, { itemVariationId: null }) })), null, 'no listed variation');
+  t.is(bestPromotion(lattes, purchase(at, { order: null })), null, 'no order, or one that was not read');
+  t.is(bestPromotion(pastries, purchase(at, { order: order({ itemVariationId: 'VAR-CROISSANT', categoryIds: ['CAT-BAKERY', 'CAT-PASTRY'] }) }))?.points, 10);
+  t.is(bestPromotion(pastries, purchase(at, { order: order({ itemVariationId: 'VAR-LATTE', categoryIds: ['CAT-DRINKS'] }) })), null);
+  t.is(bestPromotion(either, purchase(at, { order: order({ itemVariationId: 'VAR-LATTE' }) }))?.points, 10, 'either list qualifies');
+  t.is(bestPromotion(either, purchase(at, { order: order({ itemVariationId: 'VAR-X', categoryIds: ['CAT-PASTRY'] }) }))?.points, 10);
+  t.truthy(qualifies(lattes[0]!, { ...purchase(at), order: 'not_read_yet' }), 'before the order is read, its items are left aside');
+  t.deepEqual(promotionsNeedOrder([...lattes, ...pastries], at), { order: true, categories: true });
+  t.deepEqual(promotionsNeedOrder(lattes, at), { order: true, categories: false });
+  t.deepEqual(promotionsNeedOrder([scheduled({})], at), { order: false, categories: false }, 'a promotion without items needs no order');
+  t.deepEqual(promotionsNeedOrder([scheduled({ categoryIds: ['CAT-PASTRY'] }, { endedAt: '2027-01-01T00:00:00Z' })], at), { order: false, categories: false }, 'an ended one needs nothing');
 });
 
 test('a promotion is in force for payments made from its scheduling until its end, and applies only to purchases that earn', (t) => {
