@@ -5,7 +5,7 @@ import { promotionsService } from '../domain/promotions/service.ts';
 import { promotionRoutes } from '../http/routes/promotions.ts';
 import type { Infrastructure } from './infrastructure.ts';
 import { tenantSquare } from './rewards.ts';
-import { checkCatalogIds } from '../domain/payments/rule-preview.ts';
+import { checkQualifyingItems } from '../domain/payments/rule-preview.ts';
 
 export function providePromotions({ store, runtime, commands }: Infrastructure, connections: SquareConnectionsService) {
   const locationsOf = async (tenantId: string) => merchantLocations((await connections.apiFor(tenantId)).api);
@@ -15,7 +15,7 @@ export function providePromotions({ store, runtime, commands }: Infrastructure, 
     runtime,
     commands,
     merchantLocations: locationsOf,
-    checkCatalog: async (tenantId, ids) => checkCatalogIds(ids, { variations: 'itemVariationIds', categories: 'categoryIds' }, await squareOf(tenantId)),
+    checkCatalog: async (tenantId, ids) => checkQualifyingItems(ids, await squareOf(tenantId)),
   });
   return { promotions, merchantLocations: locationsOf, routes: promotionRoutes({ promotions, merchantLocations: locationsOf }) };
 }

@@ -41,6 +41,19 @@ export async function checkRuleCatalog(rule: RewardRule, square: TenantSquare): 
 }
 
 /**
+ * Checks a promotion's qualifying items: its ids against the catalog (as a rule's), and that the connection may read
+ * orders. Without `ORDERS_READ` the promotion is scheduled, with a warning: until the merchant reconnects, a payment
+ * with an order fails and is retried (as under an item rule) rather than earn without a promotion it may qualify for.
+ */
+export async function checkQualifyingItems(ids: { itemVariationIds: readonly string[]; categoryIds: readonly string[] }, square: TenantSquare): Promise<string[]> {
+  const warnings = await checkCatalogIds(ids, { variations: 'itemVariationIds', categories: 'categoryIds' }, square);
+  if (square && !square.scopes.includes('ORDERS_READ')) {
+    warnings.push('The Square connection lacks ORDERS_READ (connect Square again to grant it): until then, payments with an order fail and are retried rather than earn without the promotion');
+  }
+  return warnings;
+}
+
+/**
  * Checks item variation and category ids against the merchant's catalog (a rule's, or a promotion's qualifying
  * items): an unknown id, or one of the wrong kind, is a 400 naming its field (`fields`); when the catalog cannot be
  * read the ids are accepted, and the answer's warnings say so.

@@ -16,7 +16,7 @@ export interface PromotionsDependencies {
   merchantLocations(tenantId: string): Promise<MerchantLocations>;
   /**
    * Checks qualifying item variation and category ids against the merchant's Square catalog: unknown ones throw a
-   * 400 naming the field; the answer is the warnings when the catalog could not be read (the ids kept unchecked).
+   * 400 naming the field; the answer is the warnings (the catalog could not be read, orders cannot be read).
    */
   checkCatalog(tenantId: string, ids: { itemVariationIds: readonly string[]; categoryIds: readonly string[] }): Promise<string[]>;
 }

@@ -330,3 +330,21 @@ test('a promotion limited to items applies only when the order has one: by varia
   const listed = await world.call('GET', '/api/v1/client/promotions', { token: c.owner.token });
   t.deepEqual(listed.body.map((p: { promotion: { name: string } }) => p.promotion.name), ['Pastry bonus', 'Latte bonus']);
 });
+
+test('a promotion with qualifying items on a connection without the order scopes: scheduled with warnings; its payments wait for the grant', async (t) => {
+  const c = await cafe([{ kind: 'spend', points: 1, per: 100, basis: 'amount' }], { scopes: PAYMENT_ONLY_SCOPES });
+  const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  const scheduled = await world.call('POST', '/api/v1/client/promotions', {
+    token: c.owner.token,
+    body: { name: 'Pastry bonus', incentive: { type: 'bonus', points: 20 }, startsOn: yesterday, categoryIds: ['CATPASTRY'] },
+  });
+  t.is(scheduled.status, 201);
+  t.is(scheduled.body.warnings.length, 2, JSON.stringify(scheduled.body.warnings));
+  t.regex(scheduled.body.warnings[0], /lacks ITEMS_READ.*unchecked/);
+  t.regex(scheduled.body.warnings[1], /lacks ORDERS_READ.*fail and are retried/);
+  const sale = await c.buys([muffin()]);
+  const row = await settled(sale.eventId);
+  t.false(row.processed, 'not credited without the promotion it may qualify for');
+  t.regex(row.error, /SQUARE_SCOPES_MISSING.*ORDERS_READ/);
+  t.truthy(row.nextAttemptAt, 'retried later');
+});
