@@ -46,6 +46,7 @@ export async function checkRuleCatalog(rule: RewardRule, square: TenantSquare): 
  * with an order fails and is retried (as under an item rule) rather than earn without a promotion it may qualify for.
  */
 export async function checkQualifyingItems(ids: { itemVariationIds: readonly string[]; categoryIds: readonly string[] }, square: TenantSquare): Promise<string[]> {
+  if (!ids.itemVariationIds.length && !ids.categoryIds.length) return [];
   const warnings = await checkCatalogIds(ids, { variations: 'itemVariationIds', categories: 'categoryIds' }, square);
   if (square && !square.scopes.includes('ORDERS_READ')) {
     warnings.push('The Square connection lacks ORDERS_READ (connect Square again to grant it): until then, payments with an order fail and are retried rather than earn without the promotion');

@@ -16,7 +16,8 @@ export interface PromotionsDependencies {
   merchantLocations(tenantId: string): Promise<MerchantLocations>;
   /**
    * Checks qualifying item variation and category ids against the merchant's Square catalog: unknown ones throw a
-   * 400 naming the field; the answer is the warnings (the catalog could not be read, orders cannot be read).
+   * 400 naming the field; the answer is the warnings (the catalog could not be read, orders cannot be read). No ids:
+   * nothing to check, no warning.
    */
   checkCatalog(tenantId: string, ids: { itemVariationIds: readonly string[]; categoryIds: readonly string[] }): Promise<string[]>;
 }
@@ -30,9 +31,11 @@ export function promotionsService(deps: PromotionsDependencies) {
   const now = () => deps.runtime.now().toISOString();
   return {
     async schedule(tenantId: string, promotion: Promotion, by: string, metadata: EventMetadata) {
-      const found = await deps.merchantLocations(tenantId);
-      const qualifying = { itemVariationIds: promotion.itemVariationIds ?? [], categoryIds: promotion.categoryIds ?? [] };
-      const warnings = qualifying.itemVariationIds.length || qualifying.categoryIds.length ? await deps.checkCatalog(tenantId, qualifying) : [];
+      // Two Square reads, at once: the locations, and the catalog for qualifying items (none named: nothing read).
+      const [found, warnings] = await Promise.all([
+        deps.merchantLocations(tenantId),
+        deps.checkCatalog(tenantId, { itemVariationIds: promotion.itemVariationIds ?? [], categoryIds: promotion.categoryIds ?? [] }),
+      ]);
       const timeZone = workspaceTimeZone(found);
       const promotionId = deps.runtime.newId();
       const result = await handleCommand(
