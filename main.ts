@@ -127,10 +127,10 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       cleanups,
     );
     awaitProcessed = ingestion.awaitProcessed;
-    const rewardRules = provideRewardRules(infrastructure, square.connections);
+    const promotions = providePromotions(infrastructure, square.connections);
+    const rewardRules = provideRewardRules(infrastructure, square.connections, promotions.promotions);
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
     const program = provideProgram(infrastructure, wallets.wallets);
-    const promotions = providePromotions(infrastructure, square.connections);
     const audit = provideAudit(infrastructure, positionCheck(store));
 
     const server = await provideHttp(infrastructure, {

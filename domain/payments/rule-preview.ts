@@ -1,9 +1,11 @@
 /**
  * Checking a rule against the merchant's Square catalog, and previewing what rules would give a payment, line by
  * line (issue 19). Both read Square through the tenant's connection; the preview evaluates with the same pure
- * function ingestion records with (`rewards/evaluate.ts`), so what it answers is what a payment earns.
+ * functions ingestion records with (`rewards/evaluate.ts`, then the promotion in force: `promotions/promotion.ts`),
+ * so what it answers is what a payment earns.
  */
 import { SquareApiError, type SquareApi, type SquarePayment } from '../ports/square.ts';
+import { bestPromotion, promotionsNeedOrder, qualifies, type AppliedPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
 import { appliesAtLocation } from '../rewards/rule.ts';
 import { evaluateRules, rulesNeedCategories, rulesNeedOrder, type ExplanationLine, type RuleRef } from '../rewards/evaluate.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
@@ -18,6 +20,10 @@ export type TenantSquare = { api: SquareApi; scopes: readonly string[] } | null;
 export interface RulePreviewDependencies {
   ruleSet(tenantId: string): Promise<RuleSetState>;
   square(tenantId: string): Promise<TenantSquare>;
+  /** The workspace's promotions, ended ones included (each is matched against the payment's moment). */
+  promotions(tenantId: string): Promise<readonly ScheduledPromotion[]>;
+  /** The moment a sample order is previewed at when the request names none. */
+  now(): Date;
 }
 
 /** A 400 naming the field whose ids the merchant's catalog does not hold (or holds as something else). */
@@ -92,13 +98,21 @@ export type PreviewRequest = {
   /** A rule to try (not yet created), or `ruleIds` of versions; neither: the rules active now. */
   rule?: RewardRule;
   ruleIds?: string[];
-} & ({ paymentId: string } | { order: PurchaseOrder });
+} & (
+  | { paymentId: string }
+  /** A sample order, paid at `at` (default: now) at `locationId` (none: promotions limited to locations are left out). */
+  | { order: PurchaseOrder; at?: string; locationId?: string }
+);
 
 export interface Preview {
+  /** What the payment earns: the rules' points and the promotion's. */
   points: number;
+  rulePoints: number;
   rules: { ruleId: string | null; version: number | null; kind: RewardRule['kind']; points: number }[];
   lines: ExplanationLine[];
-  payment: { paymentId: string | null; amountMinor: number; totalMinor: number; orderId: string | null; orderRead: boolean };
+  /** The promotion that adds to it, as ingestion would choose it; null: none. */
+  promotion: Pick<AppliedPromotion, 'promotionId' | 'name' | 'points' | 'localDate'> | null;
+  payment: { paymentId: string | null; amountMinor: number; totalMinor: number; orderId: string | null; orderRead: boolean; createdAt: string; locationId: string | null };
   warnings: string[];
 }
 
@@ -116,12 +130,16 @@ function rulesToPreview(request: PreviewRequest, state: RuleSetState): RuleRef[]
   return activeRules(state).map(({ ruleId, version, rule }) => ({ ruleId, version, rule }));
 }
 
-/** The payment to preview on, and its order when a rule needs it (what could not be read is a warning). */
-async function paymentToPreview(tenantId: string, request: PreviewRequest, rules: RuleRef[], deps: RulePreviewDependencies) {
+/** What the rules and the promotions in force ask of the payment's order: whether to read it, and its items' categories. */
+type OrderNeed = (createdAt: string) => { order: boolean; categories: boolean };
+
+/** The payment to preview on, and its order when a rule or a promotion in force needs it (what could not be read is a warning). */
+async function paymentToPreview(tenantId: string, request: PreviewRequest, need: OrderNeed, deps: RulePreviewDependencies) {
   const warnings: string[] = [];
   if ('order' in request) {
     const amountMinor = Math.max(0, request.order.totalMinor - request.order.tipMinor);
-    return { paymentId: null, amountMinor, totalMinor: request.order.totalMinor, orderId: request.order.orderId, locationId: null, order: request.order, warnings };
+    const createdAt = request.at ?? deps.now().toISOString();
+    return { paymentId: null, amountMinor, totalMinor: request.order.totalMinor, orderId: request.order.orderId, createdAt, locationId: request.locationId ?? null, customerKnown: true, order: request.order, warnings };
   }
   const square = await deps.square(tenantId);
   if (!square) throw new DomainError('CONNECTION_UNAVAILABLE', 'Square is not connected: connect it first, or preview on a sample order ({ "order": … })', { status: 'not_connected' });
@@ -133,25 +151,56 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, rules
   }
   if (!payment) throw new NotFound(`Square payment ${request.paymentId}`);
   let order: PurchaseOrder | null = null;
-  if (payment.orderId && rulesNeedOrder(rules)) {
-    const missing = ['ORDERS_READ', ...(rulesNeedCategories(rules) ? ['ITEMS_READ'] : [])].filter((s) => !square.scopes.includes(s));
+  const needed = need(payment.createdAt);
+  if (payment.orderId && needed.order) {
+    const missing = ['ORDERS_READ', ...(needed.categories ? ['ITEMS_READ'] : [])].filter((s) => !square.scopes.includes(s));
     if (missing.length) warnings.push(`The Square connection lacks ${missing.join(' and ')}: the order was not read (connect Square again to grant them); ingestion would retry such a payment until then`);
     else {
       try {
-        order = await readPurchaseOrder(square.api, payment.orderId, rulesNeedCategories(rules));
+        order = await readPurchaseOrder(square.api, payment.orderId, needed.categories);
       } catch (error) {
         warnings.push(`The order could not be read (${squareProblem(error)}): ingestion would retry such a payment`);
       }
     }
   }
-  return { paymentId: payment.id, amountMinor: payment.amountMinor, totalMinor: payment.totalMinor, orderId: payment.orderId, locationId: payment.locationId, order, warnings };
+  const { id: paymentId, amountMinor, totalMinor, orderId, createdAt, locationId } = payment;
+  return { paymentId, amountMinor, totalMinor, orderId, createdAt, locationId, customerKnown: payment.customerId !== null, order, warnings };
+}
+
+type Paid = Awaited<ReturnType<typeof paymentToPreview>>;
+
+/**
+ * The promotion ingestion would add to the rules' points (`bestPromotion`, as the purchase decider calls it), and
+ * what the preview could not know: a sample order's location, and a customer's uses of a limited promotion that day
+ * (assumed fewer than the limit; a payment without a Square customer cannot be counted, so gets none, as ingested).
+ */
+function promotionFor(promotions: readonly ScheduledPromotion[], paid: Paid, rulePoints: number, warnings: string[]): Preview['promotion'] {
+  const purchase = { createdAt: paid.createdAt, locationId: paid.locationId ?? '', amountMinor: paid.amountMinor, order: paid.order, basePoints: rulePoints };
+  const applicable = promotions.filter((p) => qualifies(p, purchase));
+  if (paid.locationId === null && promotions.some((p) => p.promotion.locationIds && qualifies(p, { ...purchase, locationId: p.promotion.locationIds[0] ?? '' }))) {
+    warnings.push('Promotions limited to locations were left out: give locationId to include them');
+  }
+  const best = bestPromotion(applicable, { ...purchase, usesToday: () => (paid.customerKnown ? 0 : null) });
+  const limited = applicable.filter((p) => p.promotion.limitPerCustomerPerDay !== undefined);
+  if (!paid.customerKnown && limited.length) {
+    warnings.push(`The payment has no Square customer to count a daily limit against: ${limited.map((p) => `"${p.promotion.name}"`).join(', ')} cannot apply`);
+  }
+  if (best?.limitPerCustomerPerDay) {
+    warnings.push(`"${best.name}" applies to ${best.limitPerCustomerPerDay} purchase(s) per customer per day: the preview assumes the customer has not reached that on ${best.localDate}`);
+  }
+  return best && { promotionId: best.promotionId, name: best.name, points: best.points, localDate: best.localDate };
 }
 
 export function rulePreview(deps: RulePreviewDependencies) {
   return {
     async preview(tenantId: string, request: PreviewRequest): Promise<Preview> {
-      const requested = rulesToPreview(request, await deps.ruleSet(tenantId));
-      const paid = await paymentToPreview(tenantId, request, requested, deps);
+      const [ruleSet, promotions] = await Promise.all([deps.ruleSet(tenantId), deps.promotions(tenantId)]);
+      const requested = rulesToPreview(request, ruleSet);
+      const need: OrderNeed = (createdAt) => {
+        const byPromotions = promotionsNeedOrder(promotions, createdAt);
+        return { order: rulesNeedOrder(requested) || byPromotions.order, categories: rulesNeedCategories(requested) || byPromotions.categories };
+      };
+      const paid = await paymentToPreview(tenantId, request, need, deps);
       const warnings = [...paid.warnings];
       // Rules limited to other locations add nothing to a payment made at this one (issue 19, locations).
       const { locationId } = paid;
@@ -166,8 +215,10 @@ export function rulePreview(deps: RulePreviewDependencies) {
       if (!requested.length) warnings.push('No rule is active: activate one, or pass "rule" to try one');
       const evaluation = evaluateRules(rules, { amountMinor: paid.amountMinor, totalMinor: paid.totalMinor, order: paid.order, hasOrder: Boolean(paid.orderId) });
       const versionOf = new Map(rules.map((r) => [r.ruleId, r]));
+      const promotion = promotionFor(promotions, paid, evaluation.points, warnings);
       return {
-        points: evaluation.points,
+        points: evaluation.points + (promotion?.points ?? 0),
+        rulePoints: evaluation.points,
         rules: evaluation.contributions.map((c) => ({
           ruleId: c.ruleId === PREVIEW_RULE ? null : c.ruleId,
           version: c.ruleId === PREVIEW_RULE ? null : (versionOf.get(c.ruleId)?.version ?? null),
@@ -175,7 +226,16 @@ export function rulePreview(deps: RulePreviewDependencies) {
           points: c.points,
         })),
         lines: evaluation.lines.map((l) => ({ ...l, ruleId: l.ruleId === PREVIEW_RULE ? null : l.ruleId })),
-        payment: { paymentId: paid.paymentId, amountMinor: paid.amountMinor, totalMinor: paid.totalMinor, orderId: paid.orderId, orderRead: Boolean(paid.order) },
+        promotion,
+        payment: {
+          paymentId: paid.paymentId,
+          amountMinor: paid.amountMinor,
+          totalMinor: paid.totalMinor,
+          orderId: paid.orderId,
+          orderRead: Boolean(paid.order),
+          createdAt: paid.createdAt,
+          locationId: paid.locationId,
+        },
         warnings,
       };
     },

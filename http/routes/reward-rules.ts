@@ -34,20 +34,37 @@ const previewBody = z
     ruleIds: z.array(ruleId).min(1, 'ruleIds must name at least one rule version').max(20, 'ruleIds may name at most 20 rule versions').optional(),
     paymentId: z.string().min(1).max(192).regex(/^[A-Za-z0-9_-]+$/, 'paymentId must be a Square payment id').optional(),
     order: purchaseOrderSchema.optional(),
+    at: z.iso.datetime({ offset: true, error: 'at must be an ISO 8601 date-time, e.g. 2027-06-01T16:00:00Z' }).optional(),
+    locationId: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'locationId must be a Square location id').optional(),
   })
   .strict()
   .superRefine((body, ctx) => {
     if ((body.paymentId === undefined) === (body.order === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['paymentId'], message: 'give either paymentId (a Square payment of this merchant) or order (a sample order), not both' });
     }
+    for (const field of ['at', 'locationId'] as const) {
+      if (body[field] !== undefined && body.order === undefined) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `${field} goes with a sample order: a Square payment has its own` });
+      }
+    }
     if (body.rule && body.ruleIds) ctx.addIssue({ code: 'custom', path: ['ruleIds'], message: 'give either rule (one to try) or ruleIds (versions), not both' });
   });
 
 const previewView = z.object({
   points: z.number().int(),
+  rulePoints: z.number().int(),
   rules: z.array(z.object({ ruleId: z.string().nullable(), version: z.number().int().nullable(), kind: z.enum(['spend', 'visit', 'item', 'category']), points: z.number().int() })),
   lines: z.array(z.object({ ruleId: z.string().nullable(), text: z.string(), points: z.number().int() })),
-  payment: z.object({ paymentId: z.string().nullable(), amountMinor: z.number().int(), totalMinor: z.number().int(), orderId: z.string().nullable(), orderRead: z.boolean() }),
+  promotion: z.object({ promotionId: z.string(), name: z.string(), points: z.number().int(), localDate: z.string() }).nullable(),
+  payment: z.object({
+    paymentId: z.string().nullable(),
+    amountMinor: z.number().int(),
+    totalMinor: z.number().int(),
+    orderId: z.string().nullable(),
+    orderRead: z.boolean(),
+    createdAt: timestamp,
+    locationId: z.string().nullable(),
+  }),
   warnings: z.array(z.string()),
 });
 
@@ -96,12 +113,12 @@ export function rewardRuleRoutes({ rules, preview, pool }: RewardRuleRoutesDepen
       path: '/api/v1/client/reward-rules/preview',
       access: 'tenant',
       summary:
-        'What rules would give a payment, and why, line by line: {rule?} (one to try) or {ruleIds?} (versions), else the active rules; on {paymentId} (a Square payment, its order read) or {order} (a sample order). Records nothing.',
+        'What a payment would earn, and why, line by line: the rules {rule?} (one to try) or {ruleIds?} (versions), else the active ones, and the promotion in force that adds to them; on {paymentId} (a Square payment, its order read) or {order} (a sample order, paid {at?} (default now) at {locationId?}). Records nothing.',
       body: previewBody,
       response: previewView,
       async handler({ body, ctx }) {
-        const { paymentId, order, ...which } = body;
-        const request = order ? { ...which, order } : { ...which, paymentId: paymentId ?? '' };
+        const { paymentId, order, at, locationId, ...which } = body;
+        const request = order ? { ...which, order, at, locationId } : { ...which, paymentId: paymentId ?? '' };
         return { status: 200, body: await preview.preview(tenantOf(ctx), request) };
       },
     }),

@@ -253,6 +253,60 @@ test.serial('a rule limited to some locations: a payment elsewhere is location_e
   );
 });
 
+test.serial('the rule preview adds the promotion ingestion would: its window, location and daily limit, on a sample order and on a Square payment', async (t) => {
+  // February 2028: twice the points on Wednesdays at Main street; 5 points more once a day per customer anywhere.
+  const double = await schedule({ name: 'Preview double', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: '2028-02-01', endsOn: '2028-02-29', daysOfWeek: ['WED'], locationIds: ['L-MAIN'] });
+  await schedule({ name: 'Once a day', incentive: { type: 'bonus', points: 5 }, startsOn: '2028-02-01', endsOn: '2028-02-29', limitPerCustomerPerDay: 1 });
+  const order = { lines: [{ name: 'Lunch', quantity: '1', totalMinor: 1000 }] };
+  const preview = async (body: Record<string, unknown>) => {
+    const answer = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body });
+    t.is(answer.status, 200, JSON.stringify(answer.body));
+    return answer.body;
+  };
+  const tryRule = { kind: 'spend', points: 1, per: 100, basis: 'amount' };
+
+  // A sample order on Wednesday 2 February 2028, 12:00 in New York (EST, UTC−5): the most points, the double.
+  const wednesday = await preview({ rule: tryRule, order, at: '2028-02-02T17:00:00Z', locationId: 'L-MAIN' });
+  t.like(wednesday, { points: 20, rulePoints: 10, promotion: { promotionId: double.promotionId, name: 'Preview double', points: 10, localDate: '2028-02-02' } });
+  t.like(wednesday.payment, { paymentId: null, createdAt: '2028-02-02T17:00:00Z', locationId: 'L-MAIN' });
+  t.deepEqual(wednesday.rules, [{ ruleId: null, version: null, kind: 'spend', points: 10 }], 'the rules keep their own points');
+  // Thursday: the bonus, whose daily limit the preview cannot count for a sample, and says so.
+  const thursday = await preview({ rule: tryRule, order, at: '2028-02-03T17:00:00Z', locationId: 'L-MAIN' });
+  t.like(thursday, { points: 15, promotion: { name: 'Once a day', points: 5, localDate: '2028-02-03' } });
+  t.true(thursday.warnings.some((w: string) => /"Once a day" applies to 1 purchase\(s\) per customer per day/.test(w)), JSON.stringify(thursday.warnings));
+  t.like(await preview({ rule: tryRule, order, at: '2028-02-03T04:00:00Z', locationId: 'L-MAIN' }), { points: 20, promotion: { localDate: '2028-02-02' } }, '04:00 UTC on Thursday is Wednesday evening in New York');
+  const nowhere = await preview({ rule: tryRule, order, at: '2028-02-02T17:00:00Z' });
+  t.like(nowhere, { points: 15, promotion: { name: 'Once a day' } }, 'no location given: promotions limited to locations are left out');
+  t.true(nowhere.warnings.some((w: string) => /give locationId/.test(w)), JSON.stringify(nowhere.warnings));
+  const small = { lines: [{ name: 'Mint', quantity: '1', totalMinor: 50 }] };
+  t.like(await preview({ rule: tryRule, order: small, at: '2028-02-02T17:00:00Z', locationId: 'L-MAIN' }), { points: 0, rulePoints: 0, promotion: null }, 'a promotion adds only to what the rules give');
+  for (const [body, message] of [
+    [{ order, at: 'yesterday' }, /at must be an ISO 8601 date-time/],
+    [{ paymentId: 'pay-x', at: '2028-02-02T17:00:00Z' }, /at goes with a sample order/],
+    [{ paymentId: 'pay-x', locationId: 'L-MAIN' }, /locationId goes with a sample order/],
+  ] as const) {
+    const refused = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body });
+    t.is(refused.status, 400);
+    t.regex(JSON.stringify(refused.body), message);
+  }
+
+  // Square payments, under the active rules: the preview of each answers what ingestion then records for it.
+  const cases = [
+    { paymentId: `pay-${uuid().slice(0, 12)}`, createdAt: '2028-02-09T17:00:00Z', customerId: 'cust-ann', points: 20, promotion: 'Preview double' },
+    // A walk-in has no Square customer to count the daily limit against: the bonus cannot apply.
+    { paymentId: `pay-${uuid().slice(0, 12)}`, createdAt: '2028-02-10T17:00:00Z', customerId: null, points: 10, promotion: null },
+  ];
+  for (const c of cases) {
+    square.addPayment(MERCHANT, { id: c.paymentId, locationId: 'L-MAIN', amount: 1000, ...(c.customerId ? { customerId: c.customerId } : {}), createdAt: c.createdAt });
+    const previewed = await preview({ paymentId: c.paymentId });
+    t.like(previewed, { points: c.points, promotion: c.promotion ? { name: c.promotion } : null });
+    t.like(previewed.payment, { paymentId: c.paymentId, createdAt: c.createdAt, locationId: 'L-MAIN' });
+    if (!c.customerId) t.true(previewed.warnings.some((w: string) => /no Square customer.*"Once a day" cannot apply/.test(w)), JSON.stringify(previewed.warnings));
+    const ingested = await pay(c.createdAt, { customerId: c.customerId });
+    t.like(ingested, { points: previewed.points, promotion: previewed.promotion?.name ?? null });
+  }
+});
+
 test.serial('replay: a rebuild of the wallets gives the same balances, and reconciliation finds them matching', async (t) => {
   const before = await balance();
   t.true(before > 0);

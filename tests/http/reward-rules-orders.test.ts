@@ -319,6 +319,10 @@ test('a promotion limited to items applies only when the order has one: by varia
   t.like(await purchase(giftSale.paymentId), { points: 25, orderRead: true, promotion: null }, 'neither a listed variation nor a listed category');
   t.is(ordersRead(giftSale.orderId), 1);
   t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 54 + 23 + 25 });
+  // The preview reads the order for the promotions too (the only rule is payment-only), and answers what was credited.
+  const previewed = await world.call('POST', '/api/v1/client/reward-rules/preview', { token: c.owner.token, body: { paymentId: muffinSale.paymentId } });
+  t.is(previewed.status, 200, JSON.stringify(previewed.body));
+  t.like(previewed.body, { points: 3 + 20, rulePoints: 3, promotion: { promotionId: pastries.body.promotionId, points: 20 }, payment: { orderRead: true }, warnings: [] });
 
   // Ids the catalog does not hold, or holds as something else, are refused naming the field; nothing is scheduled.
   const unknown = await schedule({ name: 'Nope', incentive: { type: 'bonus', points: 5 }, itemVariationIds: ['VARNOPE'] });
