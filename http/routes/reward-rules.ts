@@ -56,15 +56,7 @@ const previewView = z.object({
   rules: z.array(z.object({ ruleId: z.string().nullable(), version: z.number().int().nullable(), kind: z.enum(['spend', 'visit', 'item', 'category']), points: z.number().int() })),
   lines: z.array(z.object({ ruleId: z.string().nullable(), text: z.string(), points: z.number().int() })),
   promotion: z.object({ promotionId: z.string(), name: z.string(), points: z.number().int(), localDate: z.string() }).nullable(),
-  payment: z.object({
-    paymentId: z.string().nullable(),
-    amountMinor: z.number().int(),
-    totalMinor: z.number().int(),
-    orderId: z.string().nullable(),
-    orderRead: z.boolean(),
-    createdAt: timestamp,
-    locationId: z.string().nullable(),
-  }),
+  payment: z.object({ paymentId: z.string().nullable(), amountMinor: z.number().int(), totalMinor: z.number().int(), orderId: z.string().nullable(), orderRead: z.boolean(), createdAt: timestamp, locationId: z.string().nullable() }),
   warnings: z.array(z.string()),
 });
 
