@@ -10,6 +10,7 @@ import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import { Acknowledgements, type AcknowledgementsPending } from '../adapters/workers/acknowledgements.ts';
 import { AcknowledgedWebhooks } from '../adapters/workers/acknowledged-webhooks.ts';
 import { completeManyStatement, groupedRecorder, webhookInbox, type WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
+import { LeaseHolder } from '../adapters/postgres/lease-holder.ts';
 import { z } from 'zod';
 import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
 import type { Config } from '../adapters/config.ts';
@@ -310,6 +311,8 @@ export function provideWebhookProcessor(
       ...(deps.acknowledgements ? { acknowledgements: deps.acknowledgements, ackPriorityMs: config.WEBHOOK_ACK_PRIORITY_MS } : { ackPriorityMs: 0 }),
       // Longer than the slowest webhook: its Square customer lookup may take the whole SQUARE_TIMEOUT_SECONDS.
       leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
+      // A dead worker's leases are taken back at once rather than waited out (migration 0300).
+      leaseHolder: new LeaseHolder(infrastructure.databaseUrl, log.child({ component: 'webhooks' })),
     },
   );
 }

@@ -1,9 +1,11 @@
 /**
  * The webhook inbox (`pos_webhook_events_raw`): rows are written before Square gets its 2xx, then claimed by
- * workers with SKIP LOCKED and a lease, so a crashed worker's rows are picked up again when the lease ends.
+ * workers with SKIP LOCKED and a lease, so a crashed worker's rows are picked up again: at once when its lease names
+ * a holder whose lock is gone (lease-holder.ts), else when the lease ends.
  */
 import type pg from 'pg';
 import { z } from 'zod';
+import { LEASE_LOCK_CLASS } from './lease-holder.ts';
 import { recordsetFrom, recordsetParameter, type RecordsetColumns } from './recordset.ts';
 
 /** The columns `recordMany` sends per webhook, as one jsonb parameter (recordset.ts says why). */
@@ -61,13 +63,14 @@ export function completeManyStatement(settlements: readonly Settlement[]): { nam
 /**
  * The worker's lease: up to `limit` due rows (not processed, due, not leased by another worker), in the order they
  * became due (`next_attempt_at`; a webhook never tried became due when it was received), which the partial index of
- * migration 0270 holds: the scan reads only unprocessed rows, whatever the inbox's history.
+ * migration 0270 holds: the scan reads only unprocessed rows, whatever the inbox's history. `holder`: the worker's
+ * lease-lock key (null: none held), written with the lease so that its death can be told (migration 0300).
  */
-export function claimDueStatement(limit: number, leaseMs: number): { name: string; text: string; values: unknown[] } {
+export function claimDueStatement(limit: number, leaseMs: number, holder: number | null = null): { name: string; text: string; values: unknown[] } {
   return {
     name: 'tally_inbox_claim_due',
     text: `UPDATE pos_webhook_events_raw w
-              SET attempts = w.attempts + 1, locked_until = now() + ($2::int * interval '1 millisecond')
+              SET attempts = w.attempts + 1, locked_until = now() + ($2::int * interval '1 millisecond'), locked_by = $3
             WHERE w.id IN (
               SELECT id FROM pos_webhook_events_raw
                WHERE NOT processed AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
@@ -75,9 +78,26 @@ export function claimDueStatement(limit: number, leaseMs: number): { name: strin
                LIMIT $1
                FOR UPDATE SKIP LOCKED)
           RETURNING w.id AS event_id, w.merchant_id, w.event_type, w.raw_body, w.attempts`,
-    values: [limit, leaseMs],
+    values: [limit, leaseMs, holder],
   };
 }
+
+/**
+ * Ends the leases whose holder no longer holds its lock (its process died, or lost its connection): those rows are
+ * due again at once, for any worker. A lease without a holder is left to run out. One scan of the unprocessed rows
+ * (the partial index of migration 0270) against the database's advisory locks of lease holders, read once.
+ */
+export const releaseDeadLeasesStatement = {
+  name: 'tally_inbox_release_dead_leases',
+  text: `UPDATE pos_webhook_events_raw SET locked_until = NULL, locked_by = NULL
+          WHERE NOT processed AND locked_until > now() AND locked_by IS NOT NULL
+            AND locked_by NOT IN (
+              SELECT objid::bigint FROM pg_locks
+               WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+        RETURNING id`,
+  values: [LEASE_LOCK_CLASS],
+};
 
 export function webhookInbox(pool: pg.Pool) {
   return {
@@ -122,10 +142,18 @@ export function webhookInbox(pool: pg.Pool) {
       });
     },
 
-    /** Leases up to `limit` due webhooks, in the order they became due; the lease protects against a second worker. */
-    async claimDue(limit: number, leaseMs: number): Promise<DueWebhook[]> {
-      const { rows } = await pool.query(claimDueStatement(limit, leaseMs));
+    /**
+     * Leases up to `limit` due webhooks, in the order they became due; the lease protects against a second worker.
+     * `holder`: the worker's lease-lock key, or null.
+     */
+    async claimDue(limit: number, leaseMs: number, holder: number | null = null): Promise<DueWebhook[]> {
+      const { rows } = await pool.query(claimDueStatement(limit, leaseMs, holder));
       return rows.map((r) => dueRow.parse(r));
+    },
+
+    /** Makes the rows leased by dead holders due again (`releaseDeadLeasesStatement`); answers how many. */
+    async releaseDeadLeases(): Promise<number> {
+      return (await pool.query(releaseDeadLeasesStatement)).rowCount ?? 0;
     },
 
     /**

@@ -46,6 +46,14 @@ export interface WebhookProcessorOptions {
    * reasons) hold none. Redacting cost two thirds of the line (about 7 µs of 11). Default: the worker's logger.
    */
   outcomeLog?: Logger;
+  /**
+   * This worker's lease lock (adapters/postgres/lease-holder.ts): started with the worker, its key written with every
+   * lease, stopped after the last batch. With it, the worker also takes back, at its start and every
+   * `releaseIntervalMs` (default 5,000), the leases of workers that died (`releaseDeadLeases`). Without it, a dead
+   * worker's leases run out (`leaseMs`).
+   */
+  leaseHolder?: { readonly key: number | null; start(): Promise<void>; stop(): Promise<void> };
+  releaseIntervalMs?: number;
 }
 
 export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
@@ -66,6 +74,7 @@ export class WebhookProcessor {
   private readonly maxAttempts: number;
   private readonly batchesInFlight: number;
   private readonly ackPriorityMs: number;
+  private nextRelease = 0;
 
   constructor(
     private readonly inbox: WebhookInbox,
@@ -118,6 +127,7 @@ export class WebhookProcessor {
    * decided again on the first's result.
    */
   private async run(): Promise<void> {
+    await this.options.leaseHolder?.start();
     const inFlight = new Set<Promise<void>>();
     while (this.running) {
       if (inFlight.size >= this.batchesInFlight) {
@@ -129,10 +139,11 @@ export class WebhookProcessor {
       try {
         this.pendingWake = false;
         await this.recordPendingFailures();
+        await this.releaseDeadLeases();
         size = await this.leaseSize();
         if (!this.running) break;
         const claimedAt = Date.now();
-        due = await this.inbox.claimDue(size, this.leaseMs);
+        due = await this.inbox.claimDue(size, this.leaseMs, this.options.leaseHolder?.key ?? null);
         if (due.length) {
           const batch: Promise<void> = this.processBatch(due, claimedAt)
             .catch((error: unknown) => this.log.error({ err: error }, 'webhook batch failed unexpectedly'))
@@ -153,6 +164,16 @@ export class WebhookProcessor {
       this.wakeUp = undefined;
     }
     await Promise.all(inFlight);
+    // After the last batch: its leases stay this worker's until it settled them.
+    await this.options.leaseHolder?.stop();
+  }
+
+  /** Takes back the leases of dead workers (see `leaseHolder`), at most every `releaseIntervalMs`. */
+  private async releaseDeadLeases(): Promise<void> {
+    if (!this.options.leaseHolder || Date.now() < this.nextRelease) return;
+    this.nextRelease = Date.now() + (this.options.releaseIntervalMs ?? 5000);
+    const released = await this.inbox.releaseDeadLeases();
+    if (released) this.log.info({ released }, 'took back webhooks leased by a worker that is gone: they are processed now, not when their lease runs out');
   }
 
   private async processBatch(rows: DueWebhook[], claimedAt: number): Promise<void> {

@@ -6,7 +6,9 @@
 import test from 'ava';
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
+import { pino } from 'pino';
 import { claimDueStatement, groupedRecorder, webhookInbox, type InboxEntry } from '../../adapters/postgres/webhook-inbox.ts';
+import { LEASE_LOCK_CLASS, LeaseHolder } from '../../adapters/postgres/lease-holder.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -52,6 +54,41 @@ test.serial('the attempt that holds the lease records its failure, and the webho
   t.like(await row(eventId), { processed: false, outcome: 'failed', error: 'NETWORK: connection reset' });
   const again = await claim(inbox, eventId, 30_000);
   t.is(again.attempts, claimed.attempts + 1);
+});
+
+test.serial("a dead worker's leases are taken back at once; a live worker's, and a lease without a holder, run their time", async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const silent = pino({ level: 'silent' });
+  const live = new LeaseHolder(database.url, silent);
+  const dying = new LeaseHolder(database.url, silent, 60_000); // it does not take a new lock within this test
+  await Promise.all([live.start(), dying.start()]);
+  const dyingKey = dying.key;
+  t.true(typeof live.key === 'number' && typeof dyingKey === 'number' && live.key !== dyingKey);
+  const leased = async (holder: number | null) => {
+    const eventId = `evt-${uuid()}`;
+    await inbox.record(entry(eventId));
+    const mine = await eventually(async () => (await inbox.claimDue(100, 60_000, holder)).find((r) => r.event_id === eventId), Boolean, { timeoutMs: 2_000, intervalMs: 20 });
+    if (!mine) throw new Error(`${eventId} was never claimed`);
+    return eventId;
+  };
+  const [ofLive, ofDying, ofNobody] = [await leased(live.key), await leased(dyingKey), await leased(null)];
+  try {
+    t.is(await inbox.releaseDeadLeases(), 0, 'every holder is alive; a lease without one is not touched');
+    // The dying worker's connection goes away, as when its process is killed: PostgreSQL drops its lock.
+    await database.pool.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2`,
+      [LEASE_LOCK_CLASS, dyingKey],
+    );
+    t.is(await eventually(() => inbox.releaseDeadLeases(), (n) => n > 0, { timeoutMs: 5_000, intervalMs: 20 }), 1);
+    t.is(dying.key, null, 'the holder knows it lost its lock');
+    const due = await inbox.claimDue(100, 60_000, live.key);
+    t.deepEqual(due.map((r) => [r.event_id, r.attempts]), [[ofDying, 2]], "only the dead worker's webhook is due again, at once");
+    t.false(due.some((r) => r.event_id === ofLive || r.event_id === ofNobody));
+  } finally {
+    await Promise.all([live.stop(), dying.stop()]);
+  }
+  // A worker that stops ends its lock: what it still held is taken back too (here: the webhook just claimed again).
+  t.is(await inbox.releaseDeadLeases(), 2);
 });
 
 /** The inbox with its statements counted: `record` (one row) and `recordMany` (several). */
