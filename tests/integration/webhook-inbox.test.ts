@@ -91,6 +91,23 @@ test.serial("a dead worker's leases are taken back at once; a live worker's, and
   t.is(await inbox.releaseDeadLeases(), 2);
 });
 
+test.serial('a worker whose lock connection is lost while it lives takes a new lock under a new key once PostgreSQL answers', async (t) => {
+  const holder = new LeaseHolder(database.url, pino({ level: 'silent' }), 20);
+  await holder.start();
+  const first = holder.key;
+  t.truthy(first);
+  try {
+    await database.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2`, [LEASE_LOCK_CLASS, first]);
+    const next = await eventually(async () => holder.key, (key) => key !== null && key !== first, { timeoutMs: 5_000, intervalMs: 10 });
+    t.true(next !== null && next !== first, 'a new key: the leases under the old one count as dead');
+    const held = await database.pool.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted`, [LEASE_LOCK_CLASS, next]);
+    t.is(held.rows[0].n, 1, 'and PostgreSQL holds its lock');
+  } finally {
+    await holder.stop();
+  }
+  t.is(holder.key, null);
+});
+
 /** The inbox with its statements counted: `record` (one row) and `recordMany` (several). */
 function countedInbox() {
   const inbox = webhookInbox(database.pool);
