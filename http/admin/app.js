@@ -956,8 +956,30 @@ function programChart(intervals) {
   );
 }
 
-/** A promotion's parts in words: what it gives, when (in the workspace's zone), where, and its conditions. */
-function promotionRow(p) {
+/**
+ * A promotion's parts in words: what it gives, when (in the workspace's zone), where, and its conditions; a scheduled
+ * one can be ended here (a promotion scheduled by mistake, giving away points, is stopped by support at once).
+ */
+function promotionRow(p, tenantId, token) {
+  const row = h('tr');
+  const fill = (shown) => row.replaceChildren(...promotionCells(shown, shown.status === 'scheduled' ? h('button', { type: 'button', 'aria-label': `End promotion ${shown.promotion.name}`, onclick: (e) => end(shown, e.currentTarget) }, 'End') : '—'));
+  async function end(shown, button) {
+    if (!window.confirm(`End the promotion “${shown.promotion.name}” now? Payments made from now on no longer get it; what was earned stays. It cannot be resumed (schedule a new one).`)) return;
+    button.disabled = true;
+    const ended = await guarded(() => api('POST', `/api/v1/client/promotions/${encodeURIComponent(shown.promotionId)}/end${qs({ tenantId })}`));
+    if (!ended) {
+      button.disabled = false;
+      return;
+    }
+    if (!current(token)) return;
+    fill(ended);
+    say(`Promotion “${ended.promotion.name}” ended: payments made from now on no longer get it.`);
+  }
+  fill(p);
+  return row;
+}
+
+function promotionCells(p, action) {
   const promo = p.promotion;
   const gives = promo.incentive.type === 'multiplier' ? `${promo.incentive.multiplier}× points` : `+${fmtNumber(promo.incentive.points)} points`;
   const when = [
@@ -971,9 +993,7 @@ function promotionRow(p) {
     promo.itemVariationIds ? `an item of ${promo.itemVariationIds.join(', ')}` : '',
     promo.categoryIds ? `an item in category ${promo.categoryIds.join(', ')}` : '',
   ].filter(Boolean);
-  return h(
-    'tr',
-    {},
+  return [
     cell('Name', promo.name),
     cell('Gives', gives),
     cell('When', `${when} (${p.timeZone})`),
@@ -982,7 +1002,8 @@ function promotionRow(p) {
     cell('Status', badge(p.status)),
     cell('Scheduled', h('time', { datetime: p.scheduledAt }, fmtTime(p.scheduledAt))),
     cell('Ended', p.endedAt ? h('time', { datetime: p.endedAt }, fmtTime(p.endedAt)) : '—'),
-  );
+    cell('Action', action),
+  ];
 }
 
 function programView(_rest, params, token) {
@@ -1057,7 +1078,7 @@ function programView(_rest, params, token) {
       h('h2', {}, 'Promotions'),
       promotions.length === 0
         ? h('p', { class: 'empty' }, 'No promotions scheduled yet.')
-        : table('Promotions, newest first', ['Name', 'Gives', 'When', 'Where', 'Conditions', 'Status', 'Scheduled', 'Ended'], promotions.map(promotionRow)),
+        : table('Promotions, newest first', ['Name', 'Gives', 'When', 'Where', 'Conditions', 'Status', 'Scheduled', 'Ended', 'Action'], promotions.map((p) => promotionRow(p, tenantId, token))),
       h('h2', {}, 'Points expiry policy'),
       h(
         'p',

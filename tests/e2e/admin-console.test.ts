@@ -401,6 +401,20 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   t.deepEqual(await column('Conditions'), ['spend at least 1,500 (minor units); 2 per customer a day; an item in category CATPASTRY', 'none']);
   t.deepEqual(await column('Status'), ['ended', 'scheduled']);
   t.not((await column('Ended'))[0], '—', 'the ended one shows when');
+  t.deepEqual(await column('Action'), ['—', 'End'], 'only a scheduled promotion can be ended');
+  // Support ends a promotion for the merchant: asked to confirm, then ended for payments made from now on.
+  const asked: string[] = [];
+  page.once('dialog', (dialog) => {
+    asked.push(dialog.message());
+    void dialog.accept();
+  });
+  await promotions.getByRole('button', { name: 'End promotion Double Tuesdays' }).click();
+  await page.getByRole('status').getByText('Promotion “Double Tuesdays” ended: payments made from now on no longer get it.').waitFor();
+  t.regex(asked[0] ?? '', /End the promotion “Double Tuesdays” now\?/);
+  t.deepEqual(await column('Status'), ['ended', 'ended']);
+  t.deepEqual(await column('Action'), ['—', '—']);
+  const listed = await call('GET', `/api/v1/client/promotions?tenantId=${tenantId}`, { token: adminToken });
+  t.like(listed.body.find((p: { promotionId: string }) => p.promotionId === tuesdays.body.promotionId), { status: 'ended' });
   t.regex(await page.locator('p.policy').innerText(), /Points expire 12 months after they were earned/);
   const figures = Object.fromEntries(
     (await page.locator('dl.figures dt').allInnerTexts()).map((label, i) => [label, i]),
