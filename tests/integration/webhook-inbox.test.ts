@@ -1,7 +1,8 @@
 /**
  * The webhook inbox: group commit of the acknowledgements (webhooks arriving together stored by one statement,
  * each answered once its row is committed), and its lease: a worker whose lease ran out while it worked (a slow Square call) may answer after
- * another worker claimed the row again. Its late answer must not undo the newer attempt's outcome.
+ * another worker claimed the row again. Its late answer must not undo the newer attempt's outcome. A lease names its
+ * holder (lease-holder.ts): the leases of a dead worker are taken back at once, a live worker's never.
  */
 import test from 'ava';
 import pg from 'pg';
@@ -9,6 +10,8 @@ import { v4 as uuid } from 'uuid';
 import { pino } from 'pino';
 import { claimDueStatement, groupedRecorder, webhookInbox, type InboxEntry } from '../../adapters/postgres/webhook-inbox.ts';
 import { LEASE_LOCK_CLASS, LeaseHolder } from '../../adapters/postgres/lease-holder.ts';
+import { WebhookProcessor } from '../../adapters/workers/webhook-processor.ts';
+import type { WebhookResult } from '../../domain/payments/webhook-handler.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -89,6 +92,43 @@ test.serial("a dead worker's leases are taken back at once; a live worker's, and
   }
   // A worker that stops ends its lock: what it still held is taken back too (here: the webhook just claimed again).
   t.is(await inbox.releaseDeadLeases(), 2);
+});
+
+test.serial("a worker started after a crash processes the dead worker's webhooks at once, and leaves a live worker's alone", async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const silent = pino({ level: 'silent' });
+  const other = new LeaseHolder(database.url, silent); // another instance, alive and busy with its webhook
+  await other.start();
+  const [ofDead, ofOther] = [`evt-${uuid()}`, `evt-${uuid()}`];
+  await inbox.recordMany([entry(ofDead), entry(ofOther)]);
+  // As the killed process left them: leased for a minute, one under a key whose lock is gone, one under a live key.
+  const lease = `UPDATE pos_webhook_events_raw SET attempts = 1, locked_until = now() + interval '60 seconds', locked_by = $2 WHERE id = $1`;
+  await database.pool.query(lease, [ofDead, 12345]);
+  await database.pool.query(lease, [ofOther, other.key]);
+  const settled: string[] = [];
+  const processor = new WebhookProcessor(
+    inbox,
+    {
+      async handleBatch(webhooks, commit) {
+        const results: WebhookResult[] = webhooks.map(() => ({ ok: true, tenantId: null, result: { outcome: 'ignored', position: undefined } }));
+        await commit?.([], results);
+        return results;
+      },
+    },
+    silent,
+    async (_requests, settlements) => ({ position: undefined, settled: await inbox.completeMany(settlements) }),
+    { pollIntervalMs: 20, leaseHolder: new LeaseHolder(database.url, silent), onSettled: (eventId) => settled.push(eventId) },
+  );
+  processor.start();
+  try {
+    await eventually(async () => settled.includes(ofDead), Boolean, { timeoutMs: 5_000, intervalMs: 10 });
+    t.like(await row(ofDead), { processed: true, outcome: 'ignored', attempts: 2 }, 'taken back at the start, not after the minute');
+    t.like(await row(ofOther), { processed: false, attempts: 1 }, "the live instance's lease stands");
+  } finally {
+    await processor.stop();
+    await other.stop();
+  }
+  t.false(settled.includes(ofOther));
 });
 
 test.serial('a worker whose lock connection is lost while it lives takes a new lock under a new key once PostgreSQL answers', async (t) => {
