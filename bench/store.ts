@@ -60,7 +60,7 @@ const flags = parseFlags();
  * per side: see `runInterleaved`.
  */
 const CONFIG = flags.quick
-  ? { appendRounds: 2, appendSliceMs: 1_000, diagnosticRounds: 1, tailDiagnosticRounds: 1, diagnosticSliceMs: 500, readEvents: 100_000, readRounds: 1 }
+  ? { appendRounds: 1, appendSliceMs: 1_000, diagnosticRounds: 1, tailDiagnosticRounds: 1, diagnosticSliceMs: 250, readEvents: 100_000, readRounds: 1 }
   : { appendRounds: 8, appendSliceMs: 500, diagnosticRounds: 6, tailDiagnosticRounds: 4, diagnosticSliceMs: 500, readEvents: 1_000_000, readRounds: 2 };
 const CONCURRENCIES = [1, 16, 64] as const;
 /** The append aim is set at this concurrency, so the diagnostics look there. */

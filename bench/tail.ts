@@ -23,8 +23,8 @@ const { quick } = parseFlags();
 const TAILS = 50;
 const WORKERS = 8;
 const CONSUMERS = 40;
-const ROUNDS = quick ? 2 : 6;
-const SLICE_MS = quick ? 3_000 : 10_000;
+const ROUNDS = quick ? 1 : 6;
+const SLICE_MS = quick ? 2_000 : 10_000;
 const ADMIN_EMAIL = 'admin@bench-tail.test';
 
 /**
