@@ -50,6 +50,8 @@ export interface Metrics {
   webhookSignatureFailure(): void;
   /** Acknowledgements stopped queueing: the end of a burst as the webhook worker sees it (it leases again). */
   acknowledgementBurstEnded(): void;
+  /** Webhooks whose lease a worker took back from a dead one (its lease lock gone): processed at once. */
+  leasesTakenBack(count: number): void;
   appended(stream: string, events: number): void;
   concurrencyConflict(stream: string): void;
   /** One run of the payments poll, every connection it looked at. */
@@ -134,6 +136,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const ackBurstEnds = counter(
     'tally_webhook_ack_bursts_ended_total',
     'Times webhook acknowledgements stopped queueing and the worker, which defers to them, leased again: one per burst; many per burst means the sender paused within it.',
+  );
+  const leasesTakenBack = counter(
+    'tally_webhook_leases_taken_back_total',
+    'Webhooks whose lease was taken back from a worker that died (its lease lock gone), so processed at once rather than when the lease ran out: a rise means a process was killed mid-batch.',
   );
   const appends = counter('tally_eventstore_appends_total', 'Successful appends to the event store, by stream category.', 'category');
   const appendedEvents = counter('tally_eventstore_events_appended_total', 'Events appended to the event store, by stream category.', 'category');
@@ -229,6 +235,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     webhookOutcome: (outcome) => webhooks.inc({ outcome }),
     webhookSignatureFailure: () => signatureFailures.inc(),
     acknowledgementBurstEnded: () => ackBurstEnds.inc(),
+    leasesTakenBack: (count) => leasesTakenBack.inc(count),
     appended(stream, events) {
       const category = streamCategory(stream);
       appends.inc({ category });

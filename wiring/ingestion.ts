@@ -313,6 +313,7 @@ export function provideWebhookProcessor(
       leaseMs: Math.max(30_000, config.SQUARE_TIMEOUT_SECONDS * 2000),
       // A dead worker's leases are taken back at once rather than waited out (migration 0300).
       leaseHolder: new LeaseHolder(infrastructure.databaseUrl, log.child({ component: 'webhooks' })),
+      onLeasesTakenBack: (count) => reports.leasesTakenBack(count),
     },
   );
 }
@@ -337,6 +338,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     // The worker thread's cache dropped it; so does this thread's (the poll's). Inline, they are one cache.
     customerChanged: (tenantId, customerId) => (deps.threaded ? core.contacts.forget(tenantId, customerId) : undefined),
     conflict: (stream) => metrics.concurrencyConflict(stream),
+    leasesTakenBack: (count) => metrics.leasesTakenBack(count),
   };
   let worker: { wake(): void; lookAhead(customers: readonly CustomerOfMerchant[]): void; stored(event: SquareWebhookEvent): void };
   if (deps.threaded) {

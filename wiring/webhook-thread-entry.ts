@@ -66,6 +66,7 @@ async function start(data: WebhookThreadData): Promise<void> {
       settled: (eventId, settlement) => post({ kind: 'settled', eventId, settlement }),
       customerChanged: (tenantId, customerId) => post({ kind: 'customer-changed', tenantId, customerId }),
       conflict: (stream) => post({ kind: 'conflict', stream }),
+      leasesTakenBack: (count) => post({ kind: 'leases-taken-back', count }),
     };
     const infrastructure = await provideInfrastructure(
       { config, env, log, databaseUrl, pool, metrics: { appended: reports.appended, concurrencyConflict: reports.conflict } },

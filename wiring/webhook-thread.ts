@@ -30,6 +30,8 @@ export interface WebhookWorkerReports {
   customerChanged(tenantId: string, customerId: string): void;
   /** A concurrency conflict met by one of the worker's appends (the worker thread's store reports it). */
   conflict(stream: string): void;
+  /** Leases of a dead worker the worker took back (webhook-processor.ts). */
+  leasesTakenBack(count: number): void;
 }
 
 /** What the service hands the worker thread: everything it needs to build itself, all plain data. */
@@ -50,6 +52,7 @@ const report = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('appended'), stream: z.string(), events: z.number() }),
   z.object({ kind: z.literal('settled'), eventId: z.string(), settlement }),
   z.object({ kind: z.literal('conflict'), stream: z.string() }),
+  z.object({ kind: z.literal('leases-taken-back'), count: z.number().int().positive() }),
   z.object({ kind: z.literal('customer-changed'), tenantId: z.string(), customerId: z.string() }),
 ]);
 /** Reports come in one message per turn of the thread's event loop (`reports`): a message costs more than its content. */
@@ -165,6 +168,8 @@ export async function startWebhookThread(options: {
         return reports.settled(message.eventId, message.settlement);
       case 'conflict':
         return reports.conflict(message.stream);
+      case 'leases-taken-back':
+        return reports.leasesTakenBack(message.count);
       case 'customer-changed':
         return reports.customerChanged(message.tenantId, message.customerId);
     }

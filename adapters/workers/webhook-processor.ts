@@ -54,6 +54,8 @@ export interface WebhookProcessorOptions {
    */
   leaseHolder?: { readonly key: number | null; start(): Promise<void>; stop(): Promise<void> };
   releaseIntervalMs?: number;
+  /** Called with how many leases of dead workers were taken back (metrics), when any were. */
+  onLeasesTakenBack?: (count: number) => void;
 }
 
 export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
@@ -173,7 +175,9 @@ export class WebhookProcessor {
     if (!this.options.leaseHolder || Date.now() < this.nextRelease) return;
     this.nextRelease = Date.now() + (this.options.releaseIntervalMs ?? 5000);
     const released = await this.inbox.releaseDeadLeases();
-    if (released) this.log.info({ released }, 'took back webhooks leased by a worker that is gone: they are processed now, not when their lease runs out');
+    if (!released) return;
+    this.log.info({ released }, 'took back webhooks leased by a worker that is gone: they are processed now, not when their lease runs out');
+    this.options.onLeasesTakenBack?.(released);
   }
 
   private async processBatch(rows: DueWebhook[], claimedAt: number): Promise<void> {

@@ -126,6 +126,7 @@ test('counts webhooks by outcome and refused signatures', async (t) => {
   const { samples } = await scrape();
   t.is(value(samples, 'tally_webhooks_processed_total', { outcome: 'no_connection' }), 1);
   t.is(value(samples, 'tally_webhook_signature_failures_total'), 1);
+  t.is(value(samples, 'tally_webhook_leases_taken_back_total'), 0, 'no worker died under this service');
 });
 
 test('counts the ends of acknowledgement bursts', async (t) => {

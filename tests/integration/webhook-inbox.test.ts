@@ -106,6 +106,7 @@ test.serial("a worker started after a crash processes the dead worker's webhooks
   await database.pool.query(lease, [ofDead, 12345]);
   await database.pool.query(lease, [ofOther, other.key]);
   const settled: string[] = [];
+  const takenBack: number[] = [];
   const processor = new WebhookProcessor(
     inbox,
     {
@@ -117,13 +118,14 @@ test.serial("a worker started after a crash processes the dead worker's webhooks
     },
     silent,
     async (_requests, settlements) => ({ position: undefined, settled: await inbox.completeMany(settlements) }),
-    { pollIntervalMs: 20, leaseHolder: new LeaseHolder(database.url, silent), onSettled: (eventId) => settled.push(eventId) },
+    { pollIntervalMs: 20, leaseHolder: new LeaseHolder(database.url, silent), onSettled: (eventId) => settled.push(eventId), onLeasesTakenBack: (n) => takenBack.push(n) },
   );
   processor.start();
   try {
     await eventually(async () => settled.includes(ofDead), Boolean, { timeoutMs: 5_000, intervalMs: 10 });
     t.like(await row(ofDead), { processed: true, outcome: 'ignored', attempts: 2 }, 'taken back at the start, not after the minute');
     t.like(await row(ofOther), { processed: false, attempts: 1 }, "the live instance's lease stands");
+    t.deepEqual(takenBack, [1], 'counted for /metrics');
   } finally {
     await processor.stop();
     await other.stop();

@@ -28,12 +28,13 @@ test('a thread that ends is started again; its log lines reach the service log; 
   });
   const log = createLogger({ level: 'debug', secrets: [], destination });
   const outcomes: string[] = [];
+  const takenBack: number[] = [];
   const thread = await startWebhookThread({
     config,
     env,
     databaseUrl: 'postgres://unused',
     log,
-    reports: { outcome: (o) => outcomes.push(o), appended: () => undefined, settled: () => undefined, customerChanged: () => undefined, conflict: () => undefined },
+    reports: { outcome: (o) => outcomes.push(o), appended: () => undefined, settled: () => undefined, customerChanged: () => undefined, conflict: () => undefined, leasesTakenBack: (n) => takenBack.push(n) },
     entry: new URL('../support/webhook-thread-double.ts', import.meta.url),
     restartMs: 50,
   });
@@ -52,4 +53,5 @@ test('a thread that ends is started again; its log lines reach the service log; 
     await thread.stop();
   }
   t.deepEqual(outcomes, ['told-queueing-true-in-second-run', 'woken-in-second-run']);
+  t.deepEqual(takenBack, [3], "the thread's report of leases taken back reaches the service");
 });

@@ -22,6 +22,8 @@ if (firstRun) {
   setTimeout(() => process.exit(1), 10);
 } else {
   post({ kind: 'log', line: line('info', 'second run: ready') });
+  // As a real worker started again takes back the leases its crashed run held.
+  post({ kind: 'leases-taken-back', count: 3 });
   port.on('message', (message: ServiceMessage) => {
     if (message.kind === 'wake') post({ kind: 'outcome', outcome: 'woken-in-second-run' });
     else if (message.kind === 'acknowledgements') post({ kind: 'outcome', outcome: `told-queueing-${message.queueing}-in-second-run` });
