@@ -9,6 +9,9 @@
  * taken under it count as dead (their batches failed with the connection anyway), and a new lock under a new key
  * is taken once PostgreSQL answers again. Until then `key` is null and leases carry no holder: they run out as
  * before, never taken back early.
+ *
+ * The connection is never idle for long: a `SELECT 1` every `pingMs` (60 s) keeps a server's `idle_session_timeout`
+ * from ending it (and the lock with it), and TCP keepalives find a connection the network silently dropped.
  */
 import { randomInt } from 'node:crypto';
 import pg from 'pg';
@@ -24,6 +27,7 @@ export class LeaseHolder {
   private held: number | null = null;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
+  private ping: NodeJS.Timeout | undefined;
   private connecting: Promise<void> | undefined;
   /** Failed attempts since the lock was last held: the first is logged as a warning, the rest at debug. */
   private failures = 0;
@@ -32,6 +36,7 @@ export class LeaseHolder {
     private readonly connectionString: string,
     private readonly log: Logger,
     private readonly retryMs = 1000,
+    private readonly pingMs = 60_000,
   ) {}
 
   /** The key this worker's leases carry; null while it holds no lock. */
@@ -48,6 +53,7 @@ export class LeaseHolder {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retry);
+    clearInterval(this.ping);
     await this.connecting;
     const client = this.client;
     this.client = undefined;
@@ -56,7 +62,13 @@ export class LeaseHolder {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'tally-lease-holder', connectionTimeoutMillis: 5000 });
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      application_name: 'tally-lease-holder',
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
     try {
@@ -70,6 +82,10 @@ export class LeaseHolder {
       }
       this.client = client;
       this.held = key;
+      clearInterval(this.ping);
+      // A failed ping ends the connection: 'error', then `lost`.
+      this.ping = setInterval(() => void client.query('SELECT 1').catch(() => undefined), this.pingMs);
+      this.ping.unref();
       if (this.failures) this.log.info('the webhook lease lock is held again');
       this.failures = 0;
     } catch (error) {
@@ -84,6 +100,7 @@ export class LeaseHolder {
     if (client !== this.client) return;
     this.client = undefined;
     this.held = null;
+    clearInterval(this.ping);
     if (this.stopped) return;
     this.log.warn({ err: error }, 'the webhook lease lock was lost with its connection: its leases will be taken back; taking a new one');
     this.scheduleRetry();

@@ -133,6 +133,23 @@ test.serial("a worker started after a crash processes the dead worker's webhooks
   t.false(settled.includes(ofOther));
 });
 
+test.serial("the lock's connection outlives a server's idle_session_timeout: it is pinged", async (t) => {
+  // The holder's own connection ends after 1.5 s idle, as a server configured so would end it; pinged every 100 ms.
+  const url = new URL(database.url);
+  url.searchParams.set('options', '-c idle_session_timeout=1500');
+  const pinged = new LeaseHolder(url.toString(), pino({ level: 'silent' }), 20, 100);
+  await pinged.start();
+  const key = pinged.key;
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    t.is(pinged.key, key, 'the same lock, all along');
+    const held = await database.pool.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted`, [LEASE_LOCK_CLASS, key]);
+    t.is(held.rows[0].n, 1);
+  } finally {
+    await pinged.stop();
+  }
+});
+
 test.serial('a worker whose lock connection is lost while it lives takes a new lock under a new key once PostgreSQL answers', async (t) => {
   const holder = new LeaseHolder(database.url, pino({ level: 'silent' }), 20);
   await holder.start();
