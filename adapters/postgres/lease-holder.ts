@@ -17,8 +17,12 @@ import { randomInt } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 
-/** The advisory locks' first key for lease holders (the second is the holder's key): "7A11" in hex, for Tally. */
-export const LEASE_LOCK_CLASS = 0x7a11;
+/**
+ * The advisory locks' first key for lease holders (the second is the holder's key). Not 31249 (the feed's appending
+ * transactions, migration 0050: a holder there would block appends and hold the feed back) nor 31250 (the streams'
+ * append locks, migration 0150).
+ */
+export const LEASE_LOCK_CLASS = 31251;
 /** A positive int4: `pg_locks.objid` is an oid, so the key reads back as itself. */
 const newKey = () => randomInt(1, 2 ** 31 - 1);
 

@@ -27,6 +27,9 @@ const entry = (eventId: string) => ({ eventId, merchantId: 'M-1', eventType: 'pa
 const row = async (eventId: string) =>
   (await database.pool.query('SELECT processed, outcome, attempts, error FROM pos_webhook_events_raw WHERE id = $1', [eventId])).rows[0];
 
+/** Marks rows processed, so that the serial tests after this one, whose claims take every due row, never meet them. */
+const settle = (ids: string[]) => database.pool.query('UPDATE pos_webhook_events_raw SET processed = true, locked_until = NULL WHERE id = ANY($1)', [ids]);
+
 /** Claims until this event is among the claimed rows, with a lease of `leaseMs`. Serial tests: a claim takes every due row. */
 async function claim(inbox: ReturnType<typeof webhookInbox>, eventId: string, leaseMs: number) {
   const mine = await eventually(async () => (await inbox.claimDue(100, leaseMs)).find((r) => r.event_id === eventId), Boolean, { timeoutMs: 2_000, intervalMs: 20 });
@@ -92,6 +95,7 @@ test.serial("a dead worker's leases are taken back at once; a live worker's, and
   }
   // A worker that stops ends its lock: what it still held is taken back too (here: the webhook just claimed again).
   t.is(await inbox.releaseDeadLeases(), 2);
+  await settle([ofLive, ofDying, ofNobody]);
 });
 
 test.serial("a worker started after a crash processes the dead worker's webhooks at once, and leaves a live worker's alone", async (t) => {
@@ -131,6 +135,7 @@ test.serial("a worker started after a crash processes the dead worker's webhooks
     await other.stop();
   }
   t.false(settled.includes(ofOther));
+  await settle([ofOther]);
 });
 
 test.serial("the lock's connection outlives a server's idle_session_timeout: it is pinged", async (t) => {
