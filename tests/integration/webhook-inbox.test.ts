@@ -145,13 +145,22 @@ test.serial("the lock's connection outlives a server's idle_session_timeout: it 
   const pinged = new LeaseHolder(url.toString(), pino({ level: 'silent' }), 20, 100);
   await pinged.start();
   const key = pinged.key;
+  // A connection with the same timeout, opened after the holder's and never used: once the server has ended it,
+  // the holder's has been open longer than the timeout.
+  const idle = new pg.Client({ connectionString: url.toString() });
+  const ended = new Promise<void>((resolve) => {
+    idle.on('error', () => resolve());
+    idle.on('end', () => resolve());
+  });
+  await idle.connect();
   try {
-    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    await ended;
     t.is(pinged.key, key, 'the same lock, all along');
     const held = await database.pool.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted`, [LEASE_LOCK_CLASS, key]);
     t.is(held.rows[0].n, 1);
   } finally {
     await pinged.stop();
+    await idle.end().catch(() => undefined);
   }
 });
 
