@@ -94,8 +94,7 @@ export const releaseDeadLeasesStatement = {
             AND locked_by NOT IN (
               SELECT objid::bigint FROM pg_locks
                WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted
-                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-        RETURNING id`,
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
   values: [LEASE_LOCK_CLASS],
 };
 
