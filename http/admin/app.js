@@ -50,7 +50,6 @@ function append(el, children) {
   return el;
 }
 let fieldCounter = 0;
-/** A labelled input; every input of the console has a visible label. */
 /** A form of the filters bar; `submit` runs instead of the browser's submission (which would reload the page). */
 function filtersForm(attrs, submit, ...children) {
   return h('form', { class: 'filters', ...attrs, onsubmit: (event) => (event.preventDefault(), submit()) }, ...children);
@@ -61,6 +60,7 @@ function submitActions(label, clearHref) {
   return h('div', { class: 'actions' }, h('button', { type: 'submit' }, label), clearHref ? h('a', { href: clearHref }, 'Clear') : null);
 }
 
+/** A labelled input; every input of the console has a visible label. */
 function field(label, input, hint) {
   const id = input.id || `f${++fieldCounter}`;
   input.id = id;
@@ -1006,6 +1006,107 @@ function promotionCells(p, action) {
   ];
 }
 
+function promotionsTable(promotions, tenantId, token) {
+  return promotions.length === 0
+    ? h('p', { class: 'empty' }, 'No promotions scheduled yet.')
+    : table('Promotions, newest first', ['Name', 'Gives', 'When', 'Where', 'Conditions', 'Status', 'Scheduled', 'Ended', 'Action'], promotions.map((p) => promotionRow(p, tenantId, token)));
+}
+
+const WEEKDAYS = ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN'];
+/** `14:00-17:00, 18:30–20:00` as the API's `hours`; null when a range is not `HH:MM-HH:MM`. */
+function parseHours(text) {
+  const parts = text.split(',').map((p) => p.trim()).filter(Boolean);
+  const ranges = parts.map((p) => /^(\d{2}:\d{2})\s*[-–]\s*(\d{2}:\d{2})$/.exec(p));
+  return ranges.every(Boolean) ? ranges.map((m) => ({ from: m[1], to: m[2] })) : null;
+}
+const idList = (text) => text.split(/[\s,]+/).filter(Boolean);
+/** Today's date on the workspace's wall clock (the promotion's dates are read there), as YYYY-MM-DD. */
+const localToday = (timeZone) => new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+
+/**
+ * Support schedules a promotion for a merchant who asks (the event names the admin). It sends what
+ * `POST /api/v1/client/promotions` takes and asks to confirm first: a promotion gives points away and is never edited
+ * (it is ended and scheduled again). The API checks everything; its 400 names the field.
+ */
+function promotionForm(tenantId, token, locations, scheduled) {
+  const name = h('input', { type: 'text', name: 'name', required: true, maxlength: 100, autocomplete: 'off' });
+  const kind = h('select', { name: 'incentive' }, h('option', { value: 'multiplier' }, 'Multiplier: the rules’ points × N'), h('option', { value: 'bonus' }, 'Bonus: N points more'));
+  const amount = h('input', { type: 'number', name: 'amount', required: true, min: 1, step: 1, value: '2', inputmode: 'numeric' });
+  const startsOn = h('input', { type: 'date', name: 'startsOn', required: true, value: locations?.timeZone ? localToday(locations.timeZone) : '' });
+  const endsOn = h('input', { type: 'date', name: 'endsOn' });
+  const days = WEEKDAYS.map((d) => h('input', { type: 'checkbox', name: 'daysOfWeek', value: d }));
+  const hours = h('input', { type: 'text', name: 'hours', autocomplete: 'off', placeholder: '14:00-17:00, 18:00-20:00' });
+  const places = (locations?.locations ?? []).map((l) => h('input', { type: 'checkbox', name: 'locationIds', value: l.id }));
+  const placesText = locations ? null : h('input', { type: 'text', name: 'locationIds', autocomplete: 'off', class: 'mono' });
+  const minimumSpend = h('input', { type: 'number', name: 'minimumSpend', min: 0, step: 1, inputmode: 'numeric' });
+  const limit = h('input', { type: 'number', name: 'limitPerCustomerPerDay', min: 1, max: 1000, step: 1, inputmode: 'numeric' });
+  const items = h('input', { type: 'text', name: 'itemVariationIds', autocomplete: 'off', class: 'mono' });
+  const categories = h('input', { type: 'text', name: 'categoryIds', autocomplete: 'off', class: 'mono' });
+  const boxes = (legend, inputs, labels, hint) =>
+    h('fieldset', { class: 'choices' }, h('legend', {}, legend), inputs.map((input, i) => h('label', {}, input, ` ${labels[i]}`)), h('span', { class: 'hint' }, hint));
+  const whole = (input) => (input.value === '' ? undefined : Number(input.value));
+
+  function request() {
+    const n = whole(amount);
+    const checkedDays = days.filter((d) => d.checked).map((d) => d.value);
+    const ranges = hours.value.trim() ? parseHours(hours.value) : undefined;
+    if (ranges === null) return { problem: 'Hours: write ranges as HH:MM-HH:MM, separated by commas (14:00-17:00, 18:00-20:00).', input: hours };
+    const where = placesText ? idList(placesText.value) : places.filter((p) => p.checked).map((p) => p.value);
+    const body = {
+      name: name.value.trim(),
+      incentive: kind.value === 'multiplier' ? { type: 'multiplier', multiplier: n } : { type: 'bonus', points: n },
+      startsOn: startsOn.value,
+      endsOn: endsOn.value || undefined,
+      daysOfWeek: checkedDays.length ? checkedDays : undefined,
+      hours: ranges,
+      locationIds: where.length ? where : undefined,
+      minimumSpend: whole(minimumSpend),
+      limitPerCustomerPerDay: whole(limit),
+      itemVariationIds: idList(items.value).length ? idList(items.value) : undefined,
+      categoryIds: idList(categories.value).length ? idList(categories.value) : undefined,
+    };
+    return { body };
+  }
+
+  const form = filtersForm(
+    { 'aria-label': 'Schedule a promotion' },
+    async () => {
+      const { body, problem, input } = request();
+      if (problem) {
+        say(problem, 'error');
+        return input.focus();
+      }
+      const gives = body.incentive.type === 'multiplier' ? `${body.incentive.multiplier}× points` : `+${fmtNumber(body.incentive.points)} points`;
+      const when = `from ${body.startsOn} to ${body.endsOn ?? 'no end'}`;
+      if (!window.confirm(`Schedule “${body.name}” (${gives}, ${when}) for this workspace? Payments made from now on that meet it get it. It cannot be edited afterwards: end it and schedule another.`)) return;
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      const result = await guarded(() => api('POST', `/api/v1/client/promotions${qs({ tenantId })}`, { body }));
+      button.disabled = false;
+      if (!result || !current(token)) return;
+      scheduled(result);
+      form.reset();
+      say(`Promotion “${result.promotion.name}” scheduled (${result.timeZone}).${result.warnings.length ? ` Warnings: ${result.warnings.join(' ')}` : ''}`);
+    },
+    field('Name', name, 'Recorded on each purchase it applies to'),
+    field('Gives', kind),
+    field('N', amount, 'Multiplier 1–10, or bonus points 1–1,000,000'),
+    field('Starts on', startsOn, `In the workspace’s time zone${locations?.timeZone ? ` (${locations.timeZone})` : ''}`),
+    field('Ends on', endsOn, 'Included; empty: no end'),
+    boxes('Days', days, WEEKDAYS, 'None ticked: every day'),
+    field('Hours', hours, 'HH:MM-HH:MM, comma-separated; empty: all day'),
+    placesText
+      ? field('Location ids', placesText, 'Square location ids (the connection’s locations could not be read); empty: every location')
+      : boxes('Locations', places, (locations?.locations ?? []).map((l) => `${l.name} (${l.id})`), 'None ticked: every location'),
+    field('Minimum spend (minor units)', minimumSpend, 'Tip excluded; empty: none'),
+    field('Per customer a day', limit, 'Purchases of one Square customer per local day; empty: no limit'),
+    field('Item variation ids', items, 'Qualifying items (Square catalog); empty: any purchase'),
+    field('Category ids', categories, 'Qualifying categories (Square catalog); empty: any purchase'),
+    submitActions('Schedule promotion'),
+  );
+  return h('details', { class: 'schedule' }, h('summary', {}, 'Schedule a promotion'), form);
+}
+
 function programView(_rest, params, token) {
   const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', required: true, autocomplete: 'off', class: 'mono' });
   const interval = h('select', { name: 'interval' }, ['day', 'week', 'month'].map((v) => h('option', { value: v, selected: (params.interval ?? 'week') === v ? true : undefined }, v)));
@@ -1033,12 +1134,14 @@ function programView(_rest, params, token) {
   const today = new Date().toISOString().slice(0, 10);
   const start = params.from || new Date(Date.now() - 83 * 86_400_000).toISOString().slice(0, 10);
   (async () => {
-    const [catalog, promotions, policy, limit, summary] = await Promise.all([
+    const [catalog, promotions, policy, limit, summary, locations] = await Promise.all([
       guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/promotions${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/expiry-policy${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/adjustment-limit${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/program/summary${qs({ tenantId, interval: chosen, from: start, to: params.to || today })}`)),
+      // For the promotion form's location choices: a workspace without a Square connection has none to offer.
+      api('GET', `/api/v1/client/locations${qs({ tenantId })}`).catch(() => null),
     ]);
     if (!current(token)) return;
     body.setAttribute('aria-busy', 'false');
@@ -1055,6 +1158,8 @@ function programView(_rest, params, token) {
       field('Per-adjustment limit (points)', limitInput, 'The most a merchant may add or remove in one correction'),
       submitActions('Set limit'),
     );
+    let listed = promotions;
+    const promotionList = h('div', {}, promotionsTable(listed, tenantId, token));
     const t = summary.totals;
     body.replaceChildren(
       h('h2', {}, 'Reward catalog'),
@@ -1076,9 +1181,11 @@ function programView(_rest, params, token) {
             ),
           ),
       h('h2', {}, 'Promotions'),
-      promotions.length === 0
-        ? h('p', { class: 'empty' }, 'No promotions scheduled yet.')
-        : table('Promotions, newest first', ['Name', 'Gives', 'When', 'Where', 'Conditions', 'Status', 'Scheduled', 'Ended', 'Action'], promotions.map((p) => promotionRow(p, tenantId, token))),
+      promotionList,
+      promotionForm(tenantId, token, locations, (scheduled) => {
+        listed = [scheduled, ...listed];
+        promotionList.replaceChildren(promotionsTable(listed, tenantId, token));
+      }),
       h('h2', {}, 'Points expiry policy'),
       h(
         'p',

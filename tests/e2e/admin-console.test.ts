@@ -445,3 +445,71 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   await page.getByRole('status').getByText(/may now adjust up to 2,500 points/).waitFor();
   t.deepEqual((await call('GET', `/api/v1/client/adjustment-limit?tenantId=${tenantId}`, { token: adminToken })).body, { limit: 2500 });
 });
+
+browserTest('support schedules a promotion for a merchant: the form sends what the API takes, asks to confirm, and shows the API refusal naming the field', async (t, page) => {
+  const nextMonth = new Date(Date.now() + 31 * 86_400_000).toISOString().slice(0, 10);
+  const dayBefore = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
+  await signIn(page);
+  await page.goto(`${service.url}/admin#/program?tenantId=${tenantId}`);
+  const promotions = page.getByRole('table', { name: 'Promotions, newest first' });
+  const count = async () => (await call('GET', `/api/v1/client/promotions?tenantId=${tenantId}`, { token: adminToken })).body.length as number;
+  const before = await count();
+  await page.getByText('Schedule a promotion', { exact: true }).click();
+  const form = page.getByRole('form', { name: 'Schedule a promotion' });
+  t.is(await form.getByLabel('Starts on').inputValue(), new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York' }).format(new Date()), "today on the workspace's wall clock");
+  await form.getByLabel('Name').fill('Happy hour');
+  await form.getByLabel('Gives').selectOption('bonus');
+  await form.getByLabel('N', { exact: true }).fill('30');
+  await form.getByLabel('Starts on').fill(nextMonth);
+  await form.getByRole('checkbox', { name: 'TUE' }).check();
+  await form.getByRole('checkbox', { name: 'THU' }).check();
+  await form.getByRole('checkbox', { name: 'Main (L-MAIN)' }).check();
+  await form.getByLabel('Per customer a day').fill('1');
+
+  // A range the form cannot read is refused before anything is sent.
+  await form.getByLabel('Hours').fill('4pm to 6pm');
+  let asked = 0;
+  page.on('dialog', (dialog) => {
+    asked++;
+    void dialog.accept();
+  });
+  await form.getByRole('button', { name: 'Schedule promotion' }).click();
+  await page.getByRole('status').getByText(/Hours: write ranges as HH:MM-HH:MM/).waitFor();
+  t.is(asked, 0, 'nothing to confirm: nothing was sent');
+
+  // The API's refusal names the field; nothing is scheduled.
+  await form.getByLabel('Hours').fill('16:00-18:00');
+  await form.getByLabel('Ends on').fill(dayBefore);
+  await form.getByRole('button', { name: 'Schedule promotion' }).click();
+  await page.getByRole('status').getByText(/endsOn: endsOn \(\d{4}-\d{2}-\d{2}\) is before startsOn/).waitFor();
+  t.is(asked, 1);
+  t.is(await count(), before, 'nothing scheduled');
+
+  await form.getByLabel('Ends on').fill('');
+  await form.getByRole('button', { name: 'Schedule promotion' }).click();
+  await page.getByRole('status').getByText('Promotion “Happy hour” scheduled (America/New_York).').waitFor();
+  t.is(asked, 2);
+  const column = (label: string) => promotions.locator(`tbody td[data-label="${label}"]`).allInnerTexts();
+  t.is(await promotions.locator('tbody tr').count(), before + 1);
+  t.is((await column('Name'))[0], 'Happy hour', 'newest first');
+  t.is((await column('Gives'))[0], '+30 points');
+  t.is((await column('When'))[0], `${nextMonth} to no end; TUE, THU; 16:00–18:00 (America/New_York)`);
+  t.is((await column('Where'))[0], 'L-MAIN');
+  t.is((await column('Conditions'))[0], '1 per customer a day');
+  t.is((await column('Action'))[0], 'End');
+  t.is(await form.getByLabel('Name').inputValue(), '', 'the form is cleared for the next one');
+
+  const listed = await call('GET', `/api/v1/client/promotions?tenantId=${tenantId}`, { token: adminToken });
+  const happy = listed.body.filter((p: { promotion: { name: string } }) => p.promotion.name === 'Happy hour');
+  t.is(happy.length, 1, 'scheduled once: the refused attempt recorded nothing');
+  t.deepEqual(happy[0].promotion, {
+    name: 'Happy hour',
+    incentive: { type: 'bonus', points: 30 },
+    startsOn: nextMonth,
+    daysOfWeek: ['TUE', 'THU'],
+    hours: [{ from: '16:00', to: '18:00' }],
+    locationIds: ['L-MAIN'],
+    limitPerCustomerPerDay: 1,
+  });
+  t.is(happy[0].status, 'scheduled');
+});
