@@ -1,155 +1,26 @@
-// Tally admin console. Plain ES module, no framework, no build step. It calls only the public admin API
-// with the bearer token the admin pasted (kept in sessionStorage for this tab only).
-
-const TOKEN_KEY = 'tally.admin.token';
-const POLL_MS = 500;
+// Tally's console: administrators browse and correct everything; merchants serve their customers and run their
+// program. Plain ES modules, no framework, no build step (ui.js has the shared parts). It calls only the public API
+// with the bearer token that was pasted (kept in sessionStorage for this tab only).
+import { api, badge, cell, clearStatus, clearToken, current, decimal, field, filtersForm, fmtDuration, fmtNumber, fmtTime, getToken, go, guarded, h, isMerchant, nextView, onSignedOut, POLL_MS, qs, say, session, setToken, show, submitActions, table } from './ui.js';
+import { programView } from './program.js';
+import { customersView, walletView } from './wallet.js';
 
 const main = document.getElementById('main');
-const statusBox = document.getElementById('status');
 const nav = document.getElementById('nav');
+const brand = document.getElementById('brand');
 const signOutButton = document.getElementById('sign-out');
 const dialog = document.getElementById('detail');
 
-// ---------------------------------------------------------------------------------------------- formatting
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-const shortDate = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'short' });
-const integer = new Intl.NumberFormat();
-const signed = new Intl.NumberFormat(undefined, { signDisplay: 'exceptZero' });
-const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
-
-const fmtTime = (iso) => (iso ? dateTime.format(new Date(iso)) : '—');
-const fmtNumber = (n) => (n === null || n === undefined ? '—' : integer.format(n));
-function fmtDuration(seconds) {
-  if (seconds === null || seconds === undefined) return '—';
-  if (seconds < 1) return 'under a second';
-  if (seconds < 60) return `${decimal.format(seconds)} s`;
-  if (seconds < 3600) return `${decimal.format(seconds / 60)} min`;
-  return `${decimal.format(seconds / 3600)} h`;
-}
-
-// ---------------------------------------------------------------------------------------------- DOM helper
-/** h('tag', { attr, onclick }, ...children): builds elements; text is always text, never HTML. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs ?? {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
-    else if (key === 'class') el.className = value;
-    else if (key === 'text') el.textContent = value;
-    else if (key in el && key !== 'list' && key !== 'form' && typeof value !== 'string') el[key] = value;
-    else el.setAttribute(key, value === true ? '' : String(value));
-  }
-  append(el, children);
-  return el;
-}
-function append(el, children) {
-  for (const child of children.flat(Infinity)) {
-    if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-let fieldCounter = 0;
-/** A form of the filters bar; `submit` runs instead of the browser's submission (which would reload the page). */
-function filtersForm(attrs, submit, ...children) {
-  return h('form', { class: 'filters', ...attrs, onsubmit: (event) => (event.preventDefault(), submit()) }, ...children);
-}
-
-/** A form's submit button, and a link that clears its filters where `clearHref` is given. */
-function submitActions(label, clearHref) {
-  return h('div', { class: 'actions' }, h('button', { type: 'submit' }, label), clearHref ? h('a', { href: clearHref }, 'Clear') : null);
-}
-
-/** A labelled input; every input of the console has a visible label. */
-function field(label, input, hint) {
-  const id = input.id || `f${++fieldCounter}`;
-  input.id = id;
-  const hintEl = hint ? h('span', { class: 'hint', id: `${id}-hint` }, hint) : null;
-  if (hintEl) input.setAttribute('aria-describedby', hintEl.id);
-  return h('div', { class: 'field' }, h('label', { for: id }, label), input, hintEl);
-}
-function table(caption, headers, rows, options = {}) {
-  return h(
-    'div',
-    { class: 'table-wrap' },
-    h(
-      'table',
-      { class: 'responsive' },
-      h('caption', {}, caption),
-      h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col', class: x.num ? 'num' : undefined }, x.label ?? x)))),
-      h('tbody', options.tbodyAttrs ?? {}, rows),
-    ),
-  );
-}
-const cell = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
-function badge(outcome) {
-  const good = ['credited', 'completed', 'running', 'active', 'approved', 'consistent', 'refund_applied', 'recorded', 'duplicate', 'scheduled'];
-  const bad = ['failed', 'no_connection', 'revoked', 'needs_reconnect', 'token_undecryptable', 'suspended', 'inconsistent', 'cancelled'];
-  const cls = good.includes(outcome) ? 'ok' : bad.includes(outcome) ? 'bad' : 'warn';
-  return h('span', { class: `badge ${cls}` }, outcome ?? '—');
-}
-
-function say(message, kind = 'info') {
-  statusBox.className = `status${kind === 'error' ? ' error' : ''}`;
-  statusBox.textContent = message;
-}
-const clearStatus = () => say('');
-
-// ---------------------------------------------------------------------------------------------- API client
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-const getToken = () => sessionStorage.getItem(TOKEN_KEY);
-
-async function api(method, path, options = {}) {
-  const headers = { accept: 'application/json', authorization: `Bearer ${getToken() ?? ''}`, ...(options.headers ?? {}) };
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
-  const text = await response.text();
-  let body;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    body = undefined;
-  }
-  if (!response.ok) {
-    const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `${method} ${path} answered ${response.status}`);
-    if (response.status === 401 || (response.status === 403 && !options.keepSession)) {
-      signOut(`Signed out: ${error.message}`);
-    }
-    throw error;
-  }
-  return body;
-}
-const qs = (params) => {
-  const search = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') search.set(k, v);
-  const s = search.toString();
-  return s ? `?${s}` : '';
-};
-/** Runs an action, showing an API error in the status area instead of throwing. */
-async function guarded(action) {
-  try {
-    return await action();
-  } catch (error) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return undefined;
-    say(error.message, 'error');
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------- sign-in
 function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
+  clearToken();
+  Object.assign(session, { role: null, tenantId: null, name: null });
   nav.hidden = true;
   signOutButton.hidden = true;
   renderSignIn(message);
 }
 signOutButton.addEventListener('click', () => signOut('Signed out.'));
+onSignedOut(signOut);
 
 function renderSignIn(message) {
   const input = h('textarea', { id: 'token', rows: 4, autocomplete: 'off', spellcheck: 'false', required: true, class: 'mono' });
@@ -176,62 +47,74 @@ function renderSignIn(message) {
   input.focus();
 }
 
+/** Who may use the console, and what they see first: an approved administrator, or an approved merchant with a workspace. */
+function refusal(me) {
+  if (me.status === 'pending') return `${me.email ?? me.id} is waiting for an administrator's approval.`;
+  if (me.status !== 'approved') return `${me.email ?? me.id} is ${me.status}.`;
+  if (me.role === 'admin') return null;
+  if (me.role === 'client') return me.tenantId ? null : `The workspace of ${me.email ?? me.id} is not provisioned yet.`;
+  return `This token belongs to ${me.email ?? me.id}, a customer: the console is for merchants and administrators (customers read their wallets in the API, GET /api/v1/me/wallets).`;
+}
+
 async function signIn(token) {
-  sessionStorage.setItem(TOKEN_KEY, token);
+  setToken(token);
   try {
     const me = await api('GET', '/api/v1/me', { keepSession: true });
-    if (me.role !== 'admin' || me.status !== 'approved') {
-      sessionStorage.removeItem(TOKEN_KEY);
-      say(`This token belongs to ${me.email ?? me.id}, who is not an approved administrator.`, 'error');
+    const refused = refusal(me);
+    if (refused) {
+      clearToken();
+      say(refused, 'error');
       return;
     }
+    Object.assign(session, { role: me.role, tenantId: me.tenantId ?? null, name: me.email ?? me.id });
+    brand.textContent = isMerchant() ? 'Tally for merchants' : 'Tally admin';
+    for (const item of nav.querySelectorAll('li')) item.hidden = !(item.dataset.for ?? 'admin').split(' ').includes(isMerchant() ? 'merchant' : 'admin');
     nav.hidden = false;
     signOutButton.hidden = false;
-    if (!location.hash || location.hash === '#/' || location.hash === '#/signin') history.replaceState(null, '', `${location.pathname}#/audit`);
+    if (!location.hash || location.hash === '#/' || location.hash === '#/signin') history.replaceState(null, '', `${location.pathname}#/${home()}`);
     route();
-    say(`Signed in as ${me.email ?? me.id}.`);
+    say(`Signed in as ${me.email ?? me.id}${isMerchant() ? ' (merchant)' : ''}.`);
   } catch (error) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    if (error instanceof ApiError) renderSignIn(`Sign-in failed: ${error.message}`);
-    else renderSignIn(`Sign-in failed: ${error.message}`);
+    clearToken();
+    renderSignIn(`Sign-in failed: ${error.message}`);
   }
 }
 
 // ---------------------------------------------------------------------------------------------- routing
+/** The first view: the audit trail for an administrator, customers for a merchant. */
+const home = () => (isMerchant() ? 'customers' : 'audit');
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [path, search = ''] = raw.split('?');
   const parts = path.split('/').map(decodeURIComponent);
-  return { section: parts[0] || 'audit', rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(search)) };
+  return { section: parts[0] || home(), rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(search)) };
 }
-function show(content, title) {
-  main.replaceChildren(content);
-  document.title = `${title} · Tally admin`;
-}
-let routeToken = 0;
-/** True while the view that started an async task is still the one on screen. */
-const current = (token) => token === routeToken;
+const ADMIN_VIEWS = { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView, program: programView };
+/** A merchant's views call only the workspace's routes (`/api/v1/client/…`). */
+const MERCHANT_VIEWS = { customers: customersView, wallet: walletView, program: programView };
 
 function route() {
-  if (!getToken()) return renderSignIn();
+  if (!getToken() || !session.role) return renderSignIn();
   const { section, rest, params } = parseHash();
-  routeToken++;
+  const token = nextView();
   liveConnection?.abort();
   for (const link of nav.querySelectorAll('a')) {
     if (link.getAttribute('href') === `#/${section}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const views = { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView, program: programView };
-  (views[section] ?? auditView)(rest, params, routeToken);
+  const views = isMerchant() ? MERCHANT_VIEWS : ADMIN_VIEWS;
+  const view = views[section];
+  if (view) view(rest, params, token);
+  else {
+    views[home()]([], {}, token);
+    if (section !== home()) say(`There is no “${section}” view for ${isMerchant() ? 'merchants' : 'administrators'}: showing ${home()}.`, 'error');
+  }
   main.focus({ preventScroll: true });
 }
 window.addEventListener('hashchange', () => {
   clearStatus();
   route();
 });
-const go = (hash) => {
-  location.hash = hash;
-};
 
 // ---------------------------------------------------------------------------------------------- audit trail
 const AUDIT_FILTERS = [
@@ -462,203 +345,6 @@ function liveView(_rest, params, token) {
     setTimeout(() => connect(attempt + 1), Math.min(10_000, 500 * 2 ** attempt));
   };
   connect(0);
-}
-
-// ---------------------------------------------------------------------------------------------- wallet
-/** `complete`: the whole ledger is loaded, so the balance started at 0. */
-function balanceChart(ledgerNewestFirst, complete) {
-  const points = ledgerNewestFirst
-    .slice()
-    .reverse()
-    .map((l) => ({ t: new Date(l.createdAt).getTime(), v: l.balanceAfter }));
-  if (points.length === 0) return h('p', { class: 'empty' }, 'No ledger lines yet, so no chart.');
-  const first = ledgerNewestFirst[ledgerNewestFirst.length - 1];
-  points.unshift({ t: points[0].t - 1, v: complete ? 0 : first.balanceAfter - first.points });
-  const W = 600;
-  const H = 200;
-  const pad = { l: 56, r: 12, t: 12, b: 28 };
-  const t0 = points[0].t;
-  const t1 = Math.max(points[points.length - 1].t, t0 + 1);
-  const vMax = Math.max(1, ...points.map((p) => p.v));
-  const vMin = Math.min(0, ...points.map((p) => p.v));
-  const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (W - pad.l - pad.r);
-  const y = (v) => pad.t + (1 - (v - vMin) / (vMax - vMin || 1)) * (H - pad.t - pad.b);
-  // A step line: the balance holds until the next ledger line.
-  const coords = [];
-  points.forEach((p, i) => {
-    if (i > 0) coords.push(`${x(p.t).toFixed(1)},${y(points[i - 1].v).toFixed(1)}`);
-    coords.push(`${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`);
-  });
-  const svg = (tag, attrs) => {
-    const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-    return el;
-  };
-  const last = points[points.length - 1];
-  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `Balance over time: ${fmtNumber(points[0].v)} to ${fmtNumber(last.v)} points, ${points.length - 1} ledger lines from ${fmtTime(new Date(points[1].t).toISOString())} to ${fmtTime(new Date(last.t).toISOString())}` });
-  root.append(svg('line', { x1: pad.l, y1: y(vMin), x2: W - pad.r, y2: y(vMin), class: 'axis' }));
-  root.append(svg('line', { x1: pad.l, y1: pad.t, x2: pad.l, y2: H - pad.b, class: 'axis' }));
-  for (const v of [vMin, vMax]) {
-    const label = svg('text', { x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end' });
-    label.textContent = fmtNumber(v);
-    root.append(label);
-  }
-  for (const [t, anchor] of [[t0, 'start'], [t1, 'end']]) {
-    const label = svg('text', { x: x(t), y: H - 8, 'text-anchor': anchor });
-    label.textContent = shortDate.format(new Date(t));
-    root.append(label);
-  }
-  root.append(svg('polyline', { points: coords.join(' '), class: 'line' }));
-  root.append(svg('circle', { cx: x(last.t), cy: y(last.v), r: 4, class: 'dot' }));
-  return root;
-}
-
-function walletView(rest, params, token) {
-  const walletId = rest[0];
-  const idInput = h('input', { type: 'text', name: 'walletId', value: walletId ?? '', required: true, autocomplete: 'off', class: 'mono' });
-  const tenantInput = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', autocomplete: 'off', class: 'mono' });
-  const open = filtersForm(
-    { 'aria-label': 'Open a wallet' },
-    () => {
-      const id = idInput.value.trim();
-      if (id) go(`#/wallet/${encodeURIComponent(id)}${qs({ tenantId: tenantInput.value.trim() })}`);
-    },
-    field('Wallet id', idInput),
-    field('Tenant id', tenantInput, 'Optional: found from the audit trail when empty'),
-    submitActions('Open wallet'),
-  );
-  const body = h('div', { 'aria-busy': walletId ? 'true' : 'false' });
-  show(h('section', {}, h('h1', {}, walletId ? 'Wallet' : 'Open a wallet'), open, body), 'Wallet');
-  if (walletId) loadWallet(walletId, params.tenantId, body, token);
-}
-
-async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
-  const id = encodeURIComponent(walletId);
-  let tenantId = tenantGiven;
-  if (!tenantId) {
-    const trail = await guarded(() => api('GET', `/api/v1/admin/audit${qs({ walletId, limit: 1 })}`));
-    tenantId = trail?.items?.[0]?.tenantId ?? undefined;
-    if (!tenantId) {
-      if (trail && current(token)) say('No event of this wallet names its tenant: enter the tenant id.', 'error');
-      body.setAttribute('aria-busy', 'false');
-      return;
-    }
-  }
-  const headers = minPosition ? { 'x-min-position': minPosition } : {};
-  const [wallet, ledger, report] = await Promise.all([
-    guarded(() => api('GET', `/api/v1/client/wallets/${id}${qs({ tenantId })}`, { headers })),
-    guarded(() => api('GET', `/api/v1/client/wallets/${id}/ledger${qs({ tenantId, limit: 100 })}`, { headers })),
-    guarded(() => api('GET', `/api/v1/admin/wallets/${id}/reconcile`)),
-  ]);
-  if (!current(token)) return;
-  body.setAttribute('aria-busy', 'false');
-  if (!wallet || !ledger) return;
-
-  const reconcile = !report
-    ? h('p', { class: 'empty' }, 'Reconciliation unavailable.')
-    : h(
-        'div',
-        {},
-        h('p', {}, report.consistent ? badge('consistent') : badge('inconsistent'), ' ', `${fmtNumber(report.eventsReplayed)} events replayed in ${fmtNumber(report.durationMs)} ms.`),
-        report.mismatches.length
-          ? h('ul', {}, report.mismatches.map((m) => h('li', {}, `Read model: ${m.projected ? `${fmtNumber(m.projected.balance)} points, ${fmtNumber(m.projected.ledgerLines)} lines` : 'missing'}; replayed: ${m.replayed ? `${fmtNumber(m.replayed.balance)} points, ${fmtNumber(m.replayed.ledgerLines)} lines` : 'none'}${m.firstDifferingEvent ? `; first difference at ${m.firstDifferingEvent.type} #${m.firstDifferingEvent.revision}` : ''}.`)))
-          : null,
-      );
-
-  body.replaceChildren();
-  append(body, [
-    h('p', { class: 'mono' }, `${walletId} · tenant ${tenantId} · consumer ${wallet.consumerId}`),
-    h(
-      'dl',
-      { class: 'cards' },
-      h('div', {}, h('dt', {}, 'Balance'), h('dd', { 'data-testid': 'balance' }, `${fmtNumber(wallet.balance)} pts`)),
-      h('div', {}, h('dt', {}, 'Lifetime earned'), h('dd', {}, fmtNumber(wallet.lifetimeEarned))),
-      h('div', {}, h('dt', {}, 'Lifetime redeemed'), h('dd', {}, fmtNumber(wallet.lifetimeRedeemed))),
-      h('div', {}, h('dt', {}, 'Updated'), h('dd', { class: 'hint' }, fmtTime(wallet.updatedAt))),
-    ),
-    h(
-      'div',
-      { class: 'grid2' },
-      h('div', {}, h('h2', {}, 'Balance over time'), balanceChart(ledger.items, !ledger.nextCursor)),
-      h('div', {}, h('h2', {}, 'Adjust'), adjustForm(walletId, tenantId, body, token), h('h2', {}, 'Reconciliation by replay'), reconcile),
-    ),
-    h('h2', {}, 'Ledger'),
-    ledger.items.length
-      ? table(
-          'Ledger, newest first',
-          ['Time', 'Entry', { label: 'Points', num: true }, { label: 'Balance after', num: true }, 'Reason or reference', 'Payment'],
-          ledger.items.map((l) =>
-            h(
-              'tr',
-              {},
-              cell('Time', h('time', { datetime: l.createdAt }, fmtTime(l.createdAt)), 'time'),
-              cell('Entry', l.kind),
-              cell('Points', signed.format(l.points), 'num'),
-              cell('Balance after', fmtNumber(l.balanceAfter), 'num'),
-              cell('Reason or reference', l.reason ?? l.reference ?? '—'),
-              cell('Payment', h('span', { class: 'mono' }, l.paymentId ?? '—')),
-            ),
-          ),
-        )
-      : h('p', { class: 'empty' }, 'No ledger lines.'),
-    ledger.nextCursor ? h('p', { class: 'hint' }, `Showing the newest ${ledger.items.length} lines.`) : null,
-    h('p', {}, h('a', { href: `#/audit?${new URLSearchParams({ stream: `wallet-${walletId}` })}` }, 'Events of this wallet in the audit trail')),
-  ]);
-}
-
-function adjustForm(walletId, tenantId, body, token) {
-  const points = h('input', { type: 'number', name: 'points', step: 1, inputmode: 'numeric', autocomplete: 'off' });
-  const reason = h('textarea', { name: 'reason', rows: 2, maxlength: 500 });
-  const pointsError = h('p', { class: 'field-error', id: 'adjust-points-error', hidden: true });
-  const reasonError = h('p', { class: 'field-error', id: 'adjust-reason-error', hidden: true });
-  const submit = h('button', { type: 'submit' }, 'Adjust balance');
-  const fail = (input, errorEl, message) => {
-    errorEl.textContent = message;
-    errorEl.hidden = false;
-    input.setAttribute('aria-invalid', 'true');
-    input.setAttribute('aria-errormessage', errorEl.id);
-  };
-  const ok = (input, errorEl) => {
-    errorEl.hidden = true;
-    input.removeAttribute('aria-invalid');
-  };
-  return h(
-    'form',
-    {
-      class: 'stack',
-      novalidate: true,
-      'aria-label': 'Adjust balance',
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const n = Number(points.value);
-        const why = reason.value.trim();
-        let valid = true;
-        if (!points.value || !Number.isInteger(n) || n === 0) {
-          fail(points, pointsError, 'Enter a whole number of points, not 0: positive adds, negative removes.');
-          valid = false;
-        } else ok(points, pointsError);
-        if (!why) {
-          fail(reason, reasonError, 'A reason is required: it is kept in the audit trail.');
-          valid = false;
-        } else ok(reason, reasonError);
-        if (!valid) {
-          (points.getAttribute('aria-invalid') ? points : reason).focus();
-          return;
-        }
-        submit.disabled = true;
-        const result = await guarded(() => api('POST', `/api/v1/admin/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: crypto.randomUUID() } }));
-        submit.disabled = false;
-        if (!result || !current(token)) return;
-        say(`Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
-        await loadWallet(walletId, tenantId, body, token, result.position);
-      },
-    },
-    field('Points (±)', points, 'Positive adds points, negative removes them'),
-    pointsError,
-    field('Reason', reason, 'Required; recorded with your name in the event'),
-    reasonError,
-    h('div', { class: 'actions' }, submit),
-  );
 }
 
 // ---------------------------------------------------------------------------------------------- webhooks
@@ -905,347 +591,11 @@ function userRow(user, token) {
   return row;
 }
 
-// ---------------------------------------------------------------------------------------------- loyalty program
-/** Earned and redeemed per interval (bars) and outstanding points at each interval's end (a line). */
-function programChart(intervals) {
-  if (intervals.length === 0) return h('p', { class: 'empty' }, 'No intervals in this range.');
-  const W = 600;
-  const H = 220;
-  const pad = { l: 64, r: 12, t: 12, b: 28 };
-  const vMax = Math.max(1, ...intervals.flatMap((i) => [i.earned, i.redeemed, i.outstanding]));
-  const vMin = Math.min(0, ...intervals.map((i) => i.outstanding));
-  const slot = (W - pad.l - pad.r) / intervals.length;
-  const y = (v) => pad.t + (1 - (v - vMin) / (vMax - vMin || 1)) * (H - pad.t - pad.b);
-  const svg = (tag, attrs) => {
-    const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-    return el;
-  };
-  const first = intervals[0];
-  const last = intervals[intervals.length - 1];
-  const root = svg('svg', {
-    viewBox: `0 0 ${W} ${H}`,
-    class: 'chart program-chart',
-    role: 'img',
-    'aria-label': `Earned, redeemed and outstanding points from ${first.from} to ${last.to}: ${fmtNumber(intervals.reduce((s, i) => s + i.earned, 0))} earned, ${fmtNumber(intervals.reduce((s, i) => s + i.redeemed, 0))} redeemed, ${fmtNumber(last.outstanding)} outstanding at the end`,
-  });
-  root.append(svg('line', { x1: pad.l, y1: y(0), x2: W - pad.r, y2: y(0), class: 'axis' }));
-  root.append(svg('line', { x1: pad.l, y1: pad.t, x2: pad.l, y2: H - pad.b, class: 'axis' }));
-  intervals.forEach((i, n) => {
-    const x = pad.l + n * slot;
-    const bar = Math.max(1, slot / 2 - 2);
-    root.append(svg('rect', { x: x + 1, y: y(i.earned), width: bar, height: Math.max(0, y(0) - y(i.earned)), class: 'bar earned' }));
-    root.append(svg('rect', { x: x + 1 + bar, y: y(i.redeemed), width: bar, height: Math.max(0, y(0) - y(i.redeemed)), class: 'bar redeemed' }));
-  });
-  root.append(svg('polyline', { points: intervals.map((i, n) => `${(pad.l + (n + 0.5) * slot).toFixed(1)},${y(i.outstanding).toFixed(1)}`).join(' '), class: 'line' }));
-  for (const v of [vMin, vMax]) {
-    const label = svg('text', { x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end' });
-    label.textContent = fmtNumber(v);
-    root.append(label);
-  }
-  for (const [text, x, anchor] of [[first.from, pad.l, 'start'], [last.to, W - pad.r, 'end']]) {
-    const label = svg('text', { x, y: H - 8, 'text-anchor': anchor });
-    label.textContent = text;
-    root.append(label);
-  }
-  return h(
-    'figure',
-    { class: 'stack' },
-    root,
-    h('figcaption', { class: 'legend' }, h('span', { class: 'key earned' }, 'earned'), ' ', h('span', { class: 'key redeemed' }, 'redeemed'), ' ', h('span', { class: 'key outstanding' }, 'outstanding (line)')),
-  );
-}
-
-/**
- * A promotion's parts in words: what it gives, when (in the workspace's zone), where, and its conditions; a scheduled
- * one can be ended here (a promotion scheduled by mistake, giving away points, is stopped by support at once).
- */
-function promotionRow(p, tenantId, token) {
-  const row = h('tr');
-  const fill = (shown) => row.replaceChildren(...promotionCells(shown, shown.status === 'scheduled' ? h('button', { type: 'button', 'aria-label': `End promotion ${shown.promotion.name}`, onclick: (e) => end(shown, e.currentTarget) }, 'End') : '—'));
-  async function end(shown, button) {
-    if (!window.confirm(`End the promotion “${shown.promotion.name}” now? Payments made from now on no longer get it; what was earned stays. It cannot be resumed (schedule a new one).`)) return;
-    button.disabled = true;
-    const ended = await guarded(() => api('POST', `/api/v1/client/promotions/${encodeURIComponent(shown.promotionId)}/end${qs({ tenantId })}`));
-    if (!ended) {
-      button.disabled = false;
-      return;
-    }
-    if (!current(token)) return;
-    fill(ended);
-    say(`Promotion “${ended.promotion.name}” ended: payments made from now on no longer get it.`);
-  }
-  fill(p);
-  return row;
-}
-
-function promotionCells(p, action) {
-  const promo = p.promotion;
-  const gives = promo.incentive.type === 'multiplier' ? `${promo.incentive.multiplier}× points` : `+${fmtNumber(promo.incentive.points)} points`;
-  const when = [
-    `${promo.startsOn} to ${promo.endsOn ?? 'no end'}`,
-    promo.daysOfWeek ? promo.daysOfWeek.join(', ') : 'every day',
-    promo.hours ? promo.hours.map((r) => `${r.from}–${r.to}`).join(', ') : 'all day',
-  ].join('; ');
-  const conditions = [
-    promo.minimumSpend !== undefined ? `spend at least ${fmtNumber(promo.minimumSpend)} (minor units)` : '',
-    promo.limitPerCustomerPerDay !== undefined ? `${fmtNumber(promo.limitPerCustomerPerDay)} per customer a day` : '',
-    promo.itemVariationIds ? `an item of ${promo.itemVariationIds.join(', ')}` : '',
-    promo.categoryIds ? `an item in category ${promo.categoryIds.join(', ')}` : '',
-  ].filter(Boolean);
-  return [
-    cell('Name', promo.name),
-    cell('Gives', gives),
-    cell('When', `${when} (${p.timeZone})`),
-    cell('Where', promo.locationIds ? h('span', { class: 'mono' }, promo.locationIds.join(', ')) : 'every location'),
-    cell('Conditions', conditions.length ? conditions.join('; ') : 'none'),
-    cell('Status', badge(p.status)),
-    cell('Scheduled', h('time', { datetime: p.scheduledAt }, fmtTime(p.scheduledAt))),
-    cell('Ended', p.endedAt ? h('time', { datetime: p.endedAt }, fmtTime(p.endedAt)) : '—'),
-    cell('Action', action),
-  ];
-}
-
-function promotionsTable(promotions, tenantId, token) {
-  return promotions.length === 0
-    ? h('p', { class: 'empty' }, 'No promotions scheduled yet.')
-    : table('Promotions, newest first', ['Name', 'Gives', 'When', 'Where', 'Conditions', 'Status', 'Scheduled', 'Ended', 'Action'], promotions.map((p) => promotionRow(p, tenantId, token)));
-}
-
-const WEEKDAYS = ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN'];
-/** `14:00-17:00, 18:30–20:00` as the API's `hours`; null when a range is not `HH:MM-HH:MM`. */
-function parseHours(text) {
-  const parts = text.split(',').map((p) => p.trim()).filter(Boolean);
-  const ranges = parts.map((p) => /^(\d{2}:\d{2})\s*[-–]\s*(\d{2}:\d{2})$/.exec(p));
-  return ranges.every(Boolean) ? ranges.map((m) => ({ from: m[1], to: m[2] })) : null;
-}
-const idList = (text) => text.split(/[\s,]+/).filter(Boolean);
-/** Today's date on the workspace's wall clock (the promotion's dates are read there), as YYYY-MM-DD. */
-const localToday = (timeZone) => new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
-
-/**
- * Support schedules a promotion for a merchant who asks (the event names the admin). It sends what
- * `POST /api/v1/client/promotions` takes and asks to confirm first: a promotion gives points away and is never edited
- * (it is ended and scheduled again). The API checks everything; its 400 names the field.
- */
-function promotionForm(tenantId, token, locations, scheduled) {
-  const name = h('input', { type: 'text', name: 'name', required: true, maxlength: 100, autocomplete: 'off' });
-  const kind = h('select', { name: 'incentive' }, h('option', { value: 'multiplier' }, 'Multiplier: the rules’ points × N'), h('option', { value: 'bonus' }, 'Bonus: N points more'));
-  const amount = h('input', { type: 'number', name: 'amount', required: true, min: 1, step: 1, value: '2', inputmode: 'numeric' });
-  const startsOn = h('input', { type: 'date', name: 'startsOn', required: true, value: locations?.timeZone ? localToday(locations.timeZone) : '' });
-  const endsOn = h('input', { type: 'date', name: 'endsOn' });
-  const days = WEEKDAYS.map((d) => h('input', { type: 'checkbox', name: 'daysOfWeek', value: d }));
-  const hours = h('input', { type: 'text', name: 'hours', autocomplete: 'off', placeholder: '14:00-17:00, 18:00-20:00' });
-  const places = (locations?.locations ?? []).map((l) => h('input', { type: 'checkbox', name: 'locationIds', value: l.id }));
-  const placesText = locations ? null : h('input', { type: 'text', name: 'locationIds', autocomplete: 'off', class: 'mono' });
-  const minimumSpend = h('input', { type: 'number', name: 'minimumSpend', min: 0, step: 1, inputmode: 'numeric' });
-  const limit = h('input', { type: 'number', name: 'limitPerCustomerPerDay', min: 1, max: 1000, step: 1, inputmode: 'numeric' });
-  const items = h('input', { type: 'text', name: 'itemVariationIds', autocomplete: 'off', class: 'mono' });
-  const categories = h('input', { type: 'text', name: 'categoryIds', autocomplete: 'off', class: 'mono' });
-  const boxes = (legend, inputs, labels, hint) =>
-    h('fieldset', { class: 'choices' }, h('legend', {}, legend), inputs.map((input, i) => h('label', {}, input, ` ${labels[i]}`)), h('span', { class: 'hint' }, hint));
-  const whole = (input) => (input.value === '' ? undefined : Number(input.value));
-
-  function request() {
-    const n = whole(amount);
-    const checkedDays = days.filter((d) => d.checked).map((d) => d.value);
-    const ranges = hours.value.trim() ? parseHours(hours.value) : undefined;
-    if (ranges === null) return { problem: 'Hours: write ranges as HH:MM-HH:MM, separated by commas (14:00-17:00, 18:00-20:00).', input: hours };
-    const where = placesText ? idList(placesText.value) : places.filter((p) => p.checked).map((p) => p.value);
-    const body = {
-      name: name.value.trim(),
-      incentive: kind.value === 'multiplier' ? { type: 'multiplier', multiplier: n } : { type: 'bonus', points: n },
-      startsOn: startsOn.value,
-      endsOn: endsOn.value || undefined,
-      daysOfWeek: checkedDays.length ? checkedDays : undefined,
-      hours: ranges,
-      locationIds: where.length ? where : undefined,
-      minimumSpend: whole(minimumSpend),
-      limitPerCustomerPerDay: whole(limit),
-      itemVariationIds: idList(items.value).length ? idList(items.value) : undefined,
-      categoryIds: idList(categories.value).length ? idList(categories.value) : undefined,
-    };
-    return { body };
-  }
-
-  const form = filtersForm(
-    { 'aria-label': 'Schedule a promotion' },
-    async () => {
-      const { body, problem, input } = request();
-      if (problem) {
-        say(problem, 'error');
-        return input.focus();
-      }
-      const gives = body.incentive.type === 'multiplier' ? `${body.incentive.multiplier}× points` : `+${fmtNumber(body.incentive.points)} points`;
-      const when = `from ${body.startsOn} to ${body.endsOn ?? 'no end'}`;
-      if (!window.confirm(`Schedule “${body.name}” (${gives}, ${when}) for this workspace? Payments made from now on that meet it get it. It cannot be edited afterwards: end it and schedule another.`)) return;
-      const button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      const result = await guarded(() => api('POST', `/api/v1/client/promotions${qs({ tenantId })}`, { body }));
-      button.disabled = false;
-      if (!result || !current(token)) return;
-      scheduled(result);
-      form.reset();
-      say(`Promotion “${result.promotion.name}” scheduled (${result.timeZone}).${result.warnings.length ? ` Warnings: ${result.warnings.join(' ')}` : ''}`);
-    },
-    field('Name', name, 'Recorded on each purchase it applies to'),
-    field('Gives', kind),
-    field('N', amount, 'Multiplier 1–10, or bonus points 1–1,000,000'),
-    field('Starts on', startsOn, `In the workspace’s time zone${locations?.timeZone ? ` (${locations.timeZone})` : ''}`),
-    field('Ends on', endsOn, 'Included; empty: no end'),
-    boxes('Days', days, WEEKDAYS, 'None ticked: every day'),
-    field('Hours', hours, 'HH:MM-HH:MM, comma-separated; empty: all day'),
-    placesText
-      ? field('Location ids', placesText, 'Square location ids (the connection’s locations could not be read); empty: every location')
-      : boxes('Locations', places, (locations?.locations ?? []).map((l) => `${l.name} (${l.id})`), 'None ticked: every location'),
-    field('Minimum spend (minor units)', minimumSpend, 'Tip excluded; empty: none'),
-    field('Per customer a day', limit, 'Purchases of one Square customer per local day; empty: no limit'),
-    field('Item variation ids', items, 'Qualifying items (Square catalog); empty: any purchase'),
-    field('Category ids', categories, 'Qualifying categories (Square catalog); empty: any purchase'),
-    submitActions('Schedule promotion'),
-  );
-  return h('details', { class: 'schedule' }, h('summary', {}, 'Schedule a promotion'), form);
-}
-
-function programView(_rest, params, token) {
-  const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', required: true, autocomplete: 'off', class: 'mono' });
-  const interval = h('select', { name: 'interval' }, ['day', 'week', 'month'].map((v) => h('option', { value: v, selected: (params.interval ?? 'week') === v ? true : undefined }, v)));
-  const from = h('input', { type: 'date', name: 'from', value: params.from ?? '' });
-  const to = h('input', { type: 'date', name: 'to', value: params.to ?? '' });
-  const form = filtersForm(
-    { 'aria-label': 'Open a workspace’s loyalty program' },
-    () => {
-      go(`#/program${qs({ tenantId: tenant.value.trim(), interval: interval.value, from: from.value, to: to.value })}`);
-    },
-    field('Tenant id', tenant, 'The workspace (from the merchants view)'),
-    field('Interval', interval),
-    field('From', from, 'Default: 12 weeks back'),
-    field('To', to, 'Default: today'),
-    submitActions('Show program'),
-  );
-  const body = h('div', { 'aria-busy': params.tenantId ? 'true' : 'false' });
-  show(h('section', {}, h('h1', {}, 'Loyalty program'), form, body), 'Loyalty program');
-  if (!params.tenantId) {
-    body.append(h('p', { class: 'empty' }, 'Name a workspace to see its reward catalog, promotions, expiry policy, adjustment limit and figures.'));
-    return;
-  }
-  const tenantId = params.tenantId;
-  const chosen = params.interval ?? 'week';
-  const today = new Date().toISOString().slice(0, 10);
-  const start = params.from || new Date(Date.now() - 83 * 86_400_000).toISOString().slice(0, 10);
-  (async () => {
-    const [catalog, promotions, policy, limit, summary, locations] = await Promise.all([
-      guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId })}`)),
-      guarded(() => api('GET', `/api/v1/client/promotions${qs({ tenantId })}`)),
-      guarded(() => api('GET', `/api/v1/client/expiry-policy${qs({ tenantId })}`)),
-      guarded(() => api('GET', `/api/v1/client/adjustment-limit${qs({ tenantId })}`)),
-      guarded(() => api('GET', `/api/v1/client/program/summary${qs({ tenantId, interval: chosen, from: start, to: params.to || today })}`)),
-      // For the promotion form's location choices: a workspace without a Square connection has none to offer.
-      api('GET', `/api/v1/client/locations${qs({ tenantId })}`).catch(() => null),
-    ]);
-    if (!current(token)) return;
-    body.setAttribute('aria-busy', 'false');
-    if (!catalog || !promotions || !policy || !limit || !summary) return;
-    const limitInput = h('input', { type: 'number', name: 'limit', min: 0, step: 1, value: limit.limit, inputmode: 'numeric' });
-    const limitForm = filtersForm(
-      { 'aria-label': 'Merchant adjustment limit' },
-      async () => {
-        const n = Number(limitInput.value);
-        if (!Number.isInteger(n) || n < 0) return say('The limit is a whole number of points, 0 or more.', 'error');
-        const result = await guarded(() => api('PUT', `/api/v1/admin/workspaces/${encodeURIComponent(tenantId)}/adjustment-limit`, { body: { limit: n } }));
-        if (result && current(token)) say(`Merchants of this workspace may now adjust up to ${fmtNumber(result.limit)} points at a time.`);
-      },
-      field('Per-adjustment limit (points)', limitInput, 'The most a merchant may add or remove in one correction'),
-      submitActions('Set limit'),
-    );
-    let listed = promotions;
-    const promotionList = h('div', {}, promotionsTable(listed, tenantId, token));
-    const t = summary.totals;
-    body.replaceChildren(
-      h('h2', {}, 'Reward catalog'),
-      catalog.rewards.length === 0
-        ? h('p', { class: 'empty' }, 'No rewards defined yet.')
-        : table(
-            `Rewards (catalog version ${catalog.version})`,
-            ['Name', { label: 'Points', num: true }, 'Status', 'Issued rewards expire after', 'Defined'],
-            catalog.rewards.map((r) =>
-              h(
-                'tr',
-                {},
-                cell('Name', r.description ? `${r.name}: ${r.description}` : r.name),
-                cell('Points', fmtNumber(r.points), 'num'),
-                cell('Status', badge(r.status)),
-                cell('Issued rewards expire after', `${r.issuedRewardExpiresAfterDays} days`),
-                cell('Defined', h('time', { datetime: r.definedAt }, fmtTime(r.definedAt)), 'time'),
-              ),
-            ),
-          ),
-      h('h2', {}, 'Promotions'),
-      promotionList,
-      promotionForm(tenantId, token, locations, (scheduled) => {
-        listed = [scheduled, ...listed];
-        promotionList.replaceChildren(promotionsTable(listed, tenantId, token));
-      }),
-      h('h2', {}, 'Points expiry policy'),
-      h(
-        'p',
-        { class: 'policy' },
-        policy.expires
-          ? [
-              policy.earnedMonths ? `Points expire ${policy.earnedMonths} months after they were earned (valid through the end of that month). ` : '',
-              policy.inactivityMonths ? `All points expire after ${policy.inactivityMonths} months without activity. ` : '',
-              policy.appliesToExistingPoints ? 'Applied to points earned before the policy (confirmed by the merchant). ' : `Points earned before ${fmtTime(policy.effectiveFrom)} count from then. `,
-              `Version ${policy.version}.`,
-            ].join('')
-          : 'Points never expire.',
-      ),
-      h('h2', {}, 'Merchant adjustments'),
-      limitForm,
-      h('h2', {}, `Program figures, ${summary.from} to ${summary.to} by ${summary.interval}`),
-      h(
-        'dl',
-        { class: 'figures' },
-        [
-          ['Earned', t.earned],
-          ['Redeemed', t.redeemed],
-          ['Expired', t.expired],
-          ['Adjusted', t.adjusted],
-          ['Rewards issued', t.rewardsIssued],
-          ['Rewards redeemed', t.rewardsRedeemed],
-          ['Active customers', t.activeCustomers],
-          ['Outstanding at the end', t.outstandingAtEnd],
-        ].map(([label, value]) => h('div', {}, h('dt', {}, label), h('dd', {}, fmtNumber(value)))),
-      ),
-      programChart(summary.intervals),
-      table(
-        'By interval',
-        ['From', 'To', { label: 'Earned', num: true }, { label: 'Redeemed', num: true }, { label: 'Expired', num: true }, { label: 'Active customers', num: true }, { label: 'Outstanding', num: true }],
-        summary.intervals.map((i) =>
-          h(
-            'tr',
-            {},
-            cell('From', i.from),
-            cell('To', i.to),
-            cell('Earned', fmtNumber(i.earned), 'num'),
-            cell('Redeemed', fmtNumber(i.redeemed), 'num'),
-            cell('Expired', fmtNumber(i.expired), 'num'),
-            cell('Active customers', fmtNumber(i.activeCustomers), 'num'),
-            cell('Outstanding', fmtNumber(i.outstanding), 'num'),
-          ),
-        ),
-      ),
-      summary.topCustomers.length
-        ? table('Top customers by points earned', ['Customer', { label: 'Earned', num: true }], summary.topCustomers.map((c) => h('tr', {}, cell('Customer', h('span', { class: 'mono' }, c.consumerId)), cell('Earned', fmtNumber(c.earned), 'num'))))
-        : h('p', { class: 'empty' }, 'No customer earned points in this range.'),
-    );
-  })();
-}
-
 // ---------------------------------------------------------------------------------------------- start
-// An identity provider that redirects back with `#access_token=…` (implicit flow) signs the admin in directly.
+// An identity provider that redirects back with `#access_token=…` (implicit flow) signs the user in directly.
 const fromProvider = new URLSearchParams(location.hash.replace(/^#/, '')).get('access_token');
 if (fromProvider) {
-  history.replaceState(null, '', `${location.pathname}#/audit`);
+  history.replaceState(null, '', `${location.pathname}#/`);
   signIn(fromProvider);
 } else if (getToken()) {
   signIn(getToken());

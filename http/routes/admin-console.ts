@@ -1,6 +1,7 @@
 /**
- * The admin console: a static page (http/admin/, no build step) served at `/admin`. It signs in with the same
- * bearer tokens as the API and calls only the public admin API, so this router serves files and nothing else.
+ * The console: a static page (http/admin/, no build step) served at `/admin`, and at `/merchant` for merchants (the
+ * same page: what it shows follows the role of the token it is given). It signs in with the same bearer tokens as
+ * the API and calls only the public API, so this router serves files and nothing else.
  */
 import { readFileSync } from 'node:fs';
 import Router from '@koa/router';
@@ -15,6 +16,9 @@ export const ADMIN_CONSOLE_CSP =
 const FILES = {
   'index.html': 'text/html; charset=utf-8',
   'app.js': 'text/javascript; charset=utf-8',
+  'ui.js': 'text/javascript; charset=utf-8',
+  'wallet.js': 'text/javascript; charset=utf-8',
+  'program.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
 } as const;
 
@@ -35,9 +39,7 @@ export function adminConsoleRouter(): Router {
     ctx.body = contents.get(name);
   };
   const router = new Router();
-  router.get('/admin', serve('index.html'));
-  router.get('/admin/', serve('index.html'));
-  router.get('/admin/app.js', serve('app.js'));
-  router.get('/admin/app.css', serve('app.css'));
+  for (const page of ['/admin', '/admin/', '/merchant', '/merchant/']) router.get(page, serve('index.html'));
+  for (const name of Object.keys(FILES) as FileName[]) if (name !== 'index.html') router.get(`/admin/${name}`, serve(name));
   return router;
 }

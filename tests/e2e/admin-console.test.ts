@@ -33,6 +33,7 @@ let tenantId: string;
 let walletId: string;
 let failedEventId: string;
 let cafeToken: string;
+let send: ReturnType<typeof webhookSender>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -127,7 +128,7 @@ test.before(async () => {
     CRON_SECRET: 'cron-secret-for-tests-0123456789',
   });
   call = api(service.url);
-  const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
+  send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
   adminToken = (await register('consumer', ADMIN_EMAIL)).token;
   const cafe = await register('client', 'owner@cafe.test', { businessName: 'Cafe' });
   tenantId = (await call('PATCH', `/api/v1/admin/users/${cafe.id}/approve`, { token: adminToken })).body.user.tenantId;
@@ -206,7 +207,7 @@ browserTest('sign in: a bad token is refused with the API message, the admin tok
   await call('POST', '/api/v1/me/register', { token: consumer, body: { role: 'consumer' } });
   await page.getByLabel('Bearer token').fill(consumer);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('status').getByText(/not an approved administrator/).waitFor();
+  await page.getByRole('status').getByText(/a customer: the console is for merchants and administrators/).waitFor();
 
   await page.getByLabel('Bearer token').fill(adminToken);
   await page.keyboard.press('Tab');
@@ -512,4 +513,88 @@ browserTest('support schedules a promotion for a merchant: the form sends what t
     limitPerCustomerPerDay: 1,
   });
   t.is(happy[0].status, 'scheduled');
+});
+
+browserTest('a merchant at /merchant: only their views; finds a customer by email, issues and redeems a reward, redeems points, adjusts within the limit', async (t, page) => {
+  // Ann pays $250 at the cafe: a wallet the merchant can find by her email.
+  const eventId = 'evt-e2e-merchant-ann';
+  await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: 'pay-e2e-merchant-ann', amount: 25_000, customerId: 'cust-ann' }));
+  await webhookRow(eventId, (r) => r.processed);
+  const found = await call('GET', '/api/v1/client/wallets?q=ann@example.com', { token: cafeToken });
+  t.is(found.body.length, 1);
+  const ann = found.body[0] as { walletId: string; balance: number; available: number };
+  t.true(ann.balance >= 250, 'the payment was credited');
+  const muffin = await call('POST', '/api/v1/client/rewards', { token: cafeToken, body: { name: 'Muffin', points: 30 } });
+  t.is(muffin.status, 201);
+  const limit = (await call('GET', '/api/v1/client/adjustment-limit', { token: cafeToken })).body.limit as number;
+
+  await page.goto(`${service.url}/merchant`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Customers' }).waitFor();
+  await page.getByRole('status').getByText('Signed in as owner@cafe.test (merchant).').waitFor();
+  t.is(await page.locator('#brand').innerText(), 'Tally for merchants');
+  const sections = page.getByRole('navigation', { name: 'Sections' });
+  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Customers', 'Loyalty program'], "a merchant's views only");
+  t.is(await page.title(), 'Customers · Tally for merchants');
+
+  // The counter: the customer gives her email, in any case.
+  await page.getByLabel('Email or phone').fill(' ANN@example.com ');
+  await page.getByRole('button', { name: 'Find' }).click();
+  const results = page.getByRole('table', { name: 'Wallets of “ANN@example.com”' });
+  await results.waitFor();
+  t.deepEqual(await results.locator('tbody td[data-label="Balance"]').allInnerTexts(), [ann.balance.toLocaleString('en-US')]);
+  await results.getByRole('link', { name: `Open wallet ${ann.walletId}` }).click();
+  const balance = page.getByTestId('balance');
+  const available = page.getByTestId('available');
+  await balance.getByText(`${ann.balance.toLocaleString('en-US')} pts`).waitFor();
+  t.false(await page.getByText('Reconciliation by replay').isVisible(), 'reconciliation is for administrators');
+  t.regex(await page.getByText(/Up to [\d,]+ points at a time/).innerText(), new RegExp(`Up to ${limit.toLocaleString('en-US')} points`));
+
+  // A reward: issued (its points locked), then redeemed (spent).
+  await page.getByRole('button', { name: 'Issue Muffin' }).click();
+  await page.getByRole('status').getByText(/Issued “Muffin”: 30 points locked/).waitFor();
+  await available.getByText((ann.available - 30).toLocaleString('en-US'), { exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Redeem Muffin' }).click();
+  await page.getByRole('status').getByText(`Redeemed “Muffin”; the balance is now ${(ann.balance - 30).toLocaleString('en-US')}.`).waitFor();
+  const issued = page.getByRole('table', { name: 'Issued rewards, newest first' });
+  t.deepEqual(await issued.locator('tbody td[data-label="Status"]').allInnerTexts(), ['redeemed']);
+
+  // Points redeemed at the counter, with a receipt number.
+  await page.getByRole('form', { name: 'Redeem points' }).getByLabel('Points').fill('20');
+  await page.getByLabel('Reference').fill('receipt 42');
+  await page.getByRole('button', { name: 'Redeem points' }).click();
+  await page.getByRole('status').getByText(`Redeemed 20 points; the balance is now ${(ann.balance - 50).toLocaleString('en-US')}.`).waitFor();
+  const ledger = page.getByRole('table', { name: 'Ledger, newest first' });
+  const top = ledger.locator('tbody tr').first();
+  t.is(await top.locator('td[data-label="Points"]').innerText(), '-20');
+  t.is(await top.locator('td[data-label="Reason or reference"]').innerText(), 'receipt 42');
+
+  // An adjustment above the workspace's limit is refused by the API, with its reason; within it, it is made.
+  const adjust = page.getByRole('form', { name: 'Adjust balance' });
+  await adjust.getByLabel('Points (±)').fill(String(limit + 1));
+  await adjust.getByLabel('Reason').fill('Goodwill');
+  await adjust.getByRole('button', { name: 'Adjust balance' }).click();
+  await page.getByRole('status').getByText(new RegExp(`A merchant adjusts at most ${limit} points at a time`)).waitFor();
+  await adjust.getByLabel('Points (±)').fill('5');
+  await adjust.getByRole('button', { name: 'Adjust balance' }).click();
+  await page.getByRole('status').getByText(`Adjusted by +5 points; the balance is now ${(ann.balance - 45).toLocaleString('en-US')}.`).waitFor();
+  await page.screenshot({ path: path.join(ARTIFACTS, 'merchant-wallet.png'), fullPage: true });
+  const after = await call('GET', `/api/v1/client/wallets/${ann.walletId}`, { token: cafeToken });
+  t.like(after.body, { balance: ann.balance - 45, locked: 0 });
+  const lines = await call('GET', `/api/v1/client/wallets/${ann.walletId}/ledger?limit=4`, { token: cafeToken });
+  t.deepEqual(
+    lines.body.items.map((l: { kind: string; points: number }) => [l.kind, l.points]),
+    [['merchant_adjustment', 5], ['redemption', -20], ['reward_redeemed', -30], ['reward_issued', 0]],
+  );
+
+  // An administrator's view is not served to a merchant; the program view is their own workspace's.
+  await page.goto(`${service.url}/merchant#/audit`);
+  await page.getByRole('status').getByText('There is no “audit” view for merchants: showing customers.').waitFor();
+  await sections.getByRole('link', { name: 'Loyalty program' }).click();
+  await page.getByRole('heading', { name: 'Promotions' }).waitFor();
+  t.is(await page.getByLabel('Tenant id').count(), 0, 'no workspace to name: their own');
+  t.regex(await page.getByText(/You may add or remove up to/).innerText(), new RegExp(`up to ${limit.toLocaleString('en-US')} points`));
+  t.is(await page.getByRole('button', { name: 'Set limit' }).count(), 0, 'the limit is set by an administrator');
+  t.true(await page.getByText('Schedule a promotion', { exact: true }).isVisible());
 });

@@ -1,0 +1,173 @@
+// The console's shared parts: formatting, the DOM helper, the status line, the API client and the view token.
+// Plain ES modules, no framework, no build step; the views are in app.js (routing and the administrators' views),
+// program.js (a workspace's loyalty program, for both roles) and merchant.js (a merchant's customers and wallets).
+
+const TOKEN_KEY = 'tally.admin.token';
+export const POLL_MS = 500;
+
+const main = document.getElementById('main');
+const statusBox = document.getElementById('status');
+
+/** Who is signed in: an administrator, or a merchant (`client`) with their workspace. Set by the sign-in. */
+export const session = { role: null, tenantId: null, name: null };
+export const isMerchant = () => session.role === 'client';
+
+let signedOut = () => undefined;
+/** What a 401 (or 403 outside `keepSession`) does: set by the sign-in, which signs the tab out. */
+export function onSignedOut(handler) {
+  signedOut = handler;
+}
+export const setToken = (token) => sessionStorage.setItem(TOKEN_KEY, token);
+export const clearToken = () => sessionStorage.removeItem(TOKEN_KEY);
+
+// ---------------------------------------------------------------------------------------------- formatting
+export const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+export const shortDate = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'short' });
+export const integer = new Intl.NumberFormat();
+export const signed = new Intl.NumberFormat(undefined, { signDisplay: 'exceptZero' });
+export const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+export const fmtTime = (iso) => (iso ? dateTime.format(new Date(iso)) : '—');
+export const fmtNumber = (n) => (n === null || n === undefined ? '—' : integer.format(n));
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined) return '—';
+  if (seconds < 1) return 'under a second';
+  if (seconds < 60) return `${decimal.format(seconds)} s`;
+  if (seconds < 3600) return `${decimal.format(seconds / 60)} min`;
+  return `${decimal.format(seconds / 3600)} h`;
+}
+
+// ---------------------------------------------------------------------------------------------- DOM helper
+/** h('tag', { attr, onclick }, ...children): builds elements; text is always text, never HTML. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs ?? {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = value;
+    else if (key in el && key !== 'list' && key !== 'form' && typeof value !== 'string') el[key] = value;
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  append(el, children);
+  return el;
+}
+/** svg('tag', attrs): an SVG element for the charts. */
+export function svg(tag, attrs) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+export function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+let fieldCounter = 0;
+/** A form of the filters bar; `submit` runs instead of the browser's submission (which would reload the page). */
+export function filtersForm(attrs, submit, ...children) {
+  return h('form', { class: 'filters', ...attrs, onsubmit: (event) => (event.preventDefault(), submit()) }, ...children);
+}
+
+/** A form's submit button, and a link that clears its filters where `clearHref` is given. */
+export function submitActions(label, clearHref) {
+  return h('div', { class: 'actions' }, h('button', { type: 'submit' }, label), clearHref ? h('a', { href: clearHref }, 'Clear') : null);
+}
+
+/** A labelled input; every input of the console has a visible label. */
+export function field(label, input, hint) {
+  const id = input.id || `f${++fieldCounter}`;
+  input.id = id;
+  const hintEl = hint ? h('span', { class: 'hint', id: `${id}-hint` }, hint) : null;
+  if (hintEl) input.setAttribute('aria-describedby', hintEl.id);
+  return h('div', { class: 'field' }, h('label', { for: id }, label), input, hintEl);
+}
+export function table(caption, headers, rows, options = {}) {
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      { class: 'responsive' },
+      h('caption', {}, caption),
+      h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col', class: x.num ? 'num' : undefined }, x.label ?? x)))),
+      h('tbody', options.tbodyAttrs ?? {}, rows),
+    ),
+  );
+}
+export const cell = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
+export function badge(outcome) {
+  const good = ['credited', 'completed', 'running', 'active', 'approved', 'consistent', 'refund_applied', 'recorded', 'duplicate', 'scheduled'];
+  const bad = ['failed', 'no_connection', 'revoked', 'needs_reconnect', 'token_undecryptable', 'suspended', 'inconsistent', 'cancelled'];
+  const cls = good.includes(outcome) ? 'ok' : bad.includes(outcome) ? 'bad' : 'warn';
+  return h('span', { class: `badge ${cls}` }, outcome ?? '—');
+}
+
+export function say(message, kind = 'info') {
+  statusBox.className = `status${kind === 'error' ? ' error' : ''}`;
+  statusBox.textContent = message;
+}
+export const clearStatus = () => say('');
+
+// ---------------------------------------------------------------------------------------------- API client
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+export const getToken = () => sessionStorage.getItem(TOKEN_KEY);
+
+export async function api(method, path, options = {}) {
+  const headers = { accept: 'application/json', authorization: `Bearer ${getToken() ?? ''}`, ...(options.headers ?? {}) };
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const text = await response.text();
+  let body;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  if (!response.ok) {
+    const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `${method} ${path} answered ${response.status}`);
+    if (response.status === 401 || (response.status === 403 && !options.keepSession)) {
+      signedOut(`Signed out: ${error.message}`);
+    }
+    throw error;
+  }
+  return body;
+}
+export const qs = (params) => {
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') search.set(k, v);
+  const s = search.toString();
+  return s ? `?${s}` : '';
+};
+/** Runs an action, showing an API error in the status area instead of throwing. */
+export async function guarded(action) {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return undefined;
+    say(error.message, 'error');
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- views
+export function show(content, title) {
+  main.replaceChildren(content);
+  document.title = `${title} · ${isMerchant() ? 'Tally for merchants' : 'Tally admin'}`;
+}
+let routeToken = 0;
+/** A new view is on screen: the token its async tasks check with `current`. */
+export const nextView = () => ++routeToken;
+/** True while the view that started an async task is still the one on screen. */
+export const current = (token) => token === routeToken;
+export const go = (hash) => {
+  location.hash = hash;
+};
