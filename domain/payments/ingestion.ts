@@ -22,7 +22,7 @@ import { walletDecider, walletStream, type WalletState } from '../wallets/wallet
 import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
 import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
-import { foldUses, useStreamsOf, UsesInBatch, type UsesLoad } from './promotion-uses.ts';
+import { customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type UsesLoad } from './promotion-uses.ts';
 import { promotionsNeedOrder, type ScheduledPromotion } from '../promotions/promotion.ts';
 
 export type IngestionOutcome =
@@ -258,6 +258,7 @@ export function ingestionService(deps: IngestionDependencies) {
         }
         const { payment } = fact;
         const completing = payment.status === 'COMPLETED';
+        const customerKey = customerKeyOf(payment, deps.hasher);
         const identity = completing ? identities.get(index) : { hashes: [], resolution: { kind: 'anonymous' } as const };
         if (identity instanceof Error || identity === undefined) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
@@ -297,7 +298,7 @@ export function ingestionService(deps: IngestionDependencies) {
             workspaceCurrency: deps.workspace(fact.tenantId).currency,
             orderVisit,
             promotions: promotionsOf(fact.tenantId),
-            promotionUses: (promotionId, localDate) => (payment.customerId ? uses.count(promotionId, payment.customerId, localDate, payment.id) : null),
+            promotionUses: (promotionId, localDate) => (customerKey ? uses.count(promotionId, customerKey, localDate, payment.id) : null),
             source: fact.source,
             walletEffect,
           },
@@ -306,9 +307,9 @@ export function ingestionService(deps: IngestionDependencies) {
         const completion = decided.find((e) => e.type === 'PurchaseCompleted');
         const applied = completion?.type === 'PurchaseCompleted' ? completion.data.promotion : null;
         const limited = applied && promotionsOf(fact.tenantId).find((p) => p.promotionId === applied.promotionId)?.promotion.limitPerCustomerPerDay !== undefined;
-        if (applied && limited && payment.customerId) {
+        if (applied && limited && customerKey) {
           const { promotionId, localDate } = applied;
-          uses.record({ tenantId: fact.tenantId, promotionId, customerId: payment.customerId, localDate, paymentId: payment.id, now: payment.updatedAt }, fact.metadata);
+          uses.record({ tenantId: fact.tenantId, promotionId, customerKey, localDate, paymentId: payment.id, now: payment.updatedAt }, fact.metadata);
         }
         const result: IngestionResult =
           completion?.type === 'PurchaseCompleted'
@@ -492,7 +493,7 @@ export function ingestionService(deps: IngestionDependencies) {
     const identities = new Map<number, Identity | Error>();
     const purchaseOrders = new Map<number, PurchaseOrder | null | Error>();
     const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
-    const useStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => (fact.kind === 'payment' ? useStreamsOf(fact.payment, promotionsOf(fact.tenantId)) : [])))];
+    const useStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => (fact.kind === 'payment' ? useStreamsOf(fact.payment, promotionsOf(fact.tenantId), customerKeyOf(fact.payment, deps.hasher)) : [])))];
     const loaded = await load([...byStream.keys()], orderStreams, useStreams);
     let loads = loaded.payments;
     let orderLoads = loaded.orders;

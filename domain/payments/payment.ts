@@ -113,7 +113,8 @@ export type PaymentCommand =
       promotions?: readonly ScheduledPromotion[];
       /**
        * Purchases of this payment's customer a promotion with a daily limit has applied to on that local day (see
-       * `promotions/uses.ts`); null when unknown or the payment has no customer (the promotion then does not apply).
+       * `promotions/uses.ts`); null when unknown or the payment has no customer to count for, neither a Square customer
+       * nor a buyer email (the promotion then does not apply).
        */
       promotionUses?: (promotionId: string, localDate: string) => number | null;
       source: string;
@@ -210,7 +211,7 @@ function complete(command: ObservePayment): PaymentEvent {
           amountMinor: payment.amountMinor,
           order: command.order ?? null,
           basePoints,
-          usesToday: (promotionId, localDate) => (payment.customerId && command.promotionUses ? command.promotionUses(promotionId, localDate) : null),
+          usesToday: (promotionId, localDate) => command.promotionUses?.(promotionId, localDate) ?? null,
         })
       : null;
   const points = basePoints + (promotion?.points ?? 0);

@@ -3,6 +3,8 @@
  * (those of the limited promotions each completing payment could meet), the counts the decider sees, and the
  * uses the batch appends, at the revisions it read (see `promotions/uses.ts`).
  */
+import { tryNormaliseEmail } from '../identity/normalise.ts';
+import type { IdentityHasher } from '../ports/identity.ts';
 import type { EventMetadata, NewEvent, RecordedEvent, StreamAppend } from '../ports/event-store.ts';
 import { qualifies, type ScheduledPromotion } from '../promotions/promotion.ts';
 import { promotionUsesDecider, promotionUsesStream, type PromotionUseEvent, type PromotionUsesState } from '../promotions/uses.ts';
@@ -18,15 +20,26 @@ export const foldUses = (events: readonly RecordedEvent[]): UsesLoad => ({
   revision: events.at(-1)?.revision,
 });
 
+/**
+ * Whom a payment's daily uses are counted for: its Square customer; without one, its buyer email (a Square Online
+ * checkout), as the keyed hash users' emails are stored as (`email:<hash>`: no address in a stream name, and no
+ * Square id has a colon); null with neither, and a limited promotion then does not apply. A person paying once as a
+ * Square customer and once by email alone on one day is counted under two keys.
+ */
+export function customerKeyOf(payment: Pick<SquarePayment, 'customerId' | 'buyerEmail'>, hasher: IdentityHasher): string | null {
+  if (payment.customerId) return payment.customerId;
+  const email = tryNormaliseEmail(payment.buyerEmail);
+  return email ? hasher.hashEmail(email) : null;
+}
+
 /** The use streams a completing payment may count on: its customer's, for each limited promotion it could meet. */
-export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[]): string[] {
-  if (payment.status !== 'COMPLETED' || !payment.customerId) return [];
-  const customerId = payment.customerId;
+export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[], customerKey: string | null): string[] {
+  if (payment.status !== 'COMPLETED' || !customerKey) return [];
   return promotions.flatMap((p) => {
     if (p.promotion.limitPerCustomerPerDay === undefined) return [];
     // Points are not known yet: any positive amount stands for them (a stream read for nothing costs nothing more).
     const local = qualifies(p, { createdAt: payment.createdAt, locationId: payment.locationId, amountMinor: payment.amountMinor, basePoints: 1, order: 'not_read_yet' });
-    return local ? [promotionUsesStream(p.promotionId, customerId, local.date)] : [];
+    return local ? [promotionUsesStream(p.promotionId, customerKey, local.date)] : [];
   });
 }
 
@@ -40,13 +53,13 @@ export class UsesInBatch {
   }
 
   /** Uses of a promotion by a customer on a local day, not counting `paymentId` itself; null when not read. */
-  count(promotionId: string, customerId: string, localDate: string, paymentId: string): number | null {
-    const state = this.states.get(promotionUsesStream(promotionId, customerId, localDate));
+  count(promotionId: string, customerKey: string, localDate: string, paymentId: string): number | null {
+    const state = this.states.get(promotionUsesStream(promotionId, customerKey, localDate));
     return state ? state.payments.filter((p) => p !== paymentId).length : null;
   }
 
-  record(command: { tenantId: string; promotionId: string; customerId: string; localDate: string; paymentId: string; now: string }, metadata: EventMetadata): void {
-    const stream = promotionUsesStream(command.promotionId, command.customerId, command.localDate);
+  record(command: { tenantId: string; promotionId: string; customerKey: string; localDate: string; paymentId: string; now: string }, metadata: EventMetadata): void {
+    const stream = promotionUsesStream(command.promotionId, command.customerKey, command.localDate);
     let state = this.states.get(stream) ?? promotionUsesDecider.initialState;
     for (const event of promotionUsesDecider.decide({ type: 'CountPromotionUse', ...command }, state)) {
       state = promotionUsesDecider.evolve(state, event);

@@ -4,6 +4,7 @@
  * functions ingestion records with (`rewards/evaluate.ts`, then the promotion in force: `promotions/promotion.ts`),
  * so what it answers is what a payment earns.
  */
+import { tryNormaliseEmail } from '../identity/normalise.ts';
 import { SquareApiError, type SquareApi, type SquarePayment } from '../ports/square.ts';
 import { bestPromotion, promotionsNeedOrder, qualifies, type AppliedPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
 import { appliesAtLocation } from '../rewards/rule.ts';
@@ -164,7 +165,8 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, need:
     }
   }
   const { id: paymentId, amountMinor, totalMinor, orderId, createdAt, locationId } = payment;
-  return { paymentId, amountMinor, totalMinor, orderId, createdAt, locationId, customerKnown: payment.customerId !== null, order, warnings };
+  // A daily limit counts a Square customer or, without one, a buyer email (ingestion's `customerKeyOf`).
+  return { paymentId, amountMinor, totalMinor, orderId, createdAt, locationId, customerKnown: payment.customerId !== null || tryNormaliseEmail(payment.buyerEmail) !== null, order, warnings };
 }
 
 type Paid = Awaited<ReturnType<typeof paymentToPreview>>;
@@ -172,7 +174,8 @@ type Paid = Awaited<ReturnType<typeof paymentToPreview>>;
 /**
  * The promotion ingestion would add to the rules' points (`bestPromotion`, as the purchase decider calls it), and
  * what the preview could not know: a sample order's location, and a customer's uses of a limited promotion that day
- * (assumed fewer than the limit; a payment without a Square customer cannot be counted, so gets none, as ingested).
+ * (assumed fewer than the limit; a payment with neither a Square customer nor a buyer email cannot be counted, so gets
+ * none, as ingested).
  */
 function promotionFor(promotions: readonly ScheduledPromotion[], paid: Paid, rulePoints: number, warnings: string[]): Preview['promotion'] {
   const purchase = { createdAt: paid.createdAt, locationId: paid.locationId ?? '', amountMinor: paid.amountMinor, order: paid.order, basePoints: rulePoints };
@@ -183,7 +186,7 @@ function promotionFor(promotions: readonly ScheduledPromotion[], paid: Paid, rul
   const best = bestPromotion(applicable, { ...purchase, usesToday: () => (paid.customerKnown ? 0 : null) });
   const limited = applicable.filter((p) => p.promotion.limitPerCustomerPerDay !== undefined);
   if (!paid.customerKnown && limited.length) {
-    warnings.push(`The payment has no Square customer to count a daily limit against: ${limited.map((p) => `"${p.promotion.name}"`).join(', ')} cannot apply`);
+    warnings.push(`The payment has no Square customer and no buyer email to count a daily limit against: ${limited.map((p) => `"${p.promotion.name}"`).join(', ')} cannot apply`);
   }
   if (best?.limitPerCustomerPerDay) {
     warnings.push(`"${best.name}" applies to ${best.limitPerCustomerPerDay} purchase(s) per customer per day: the preview assumes the customer has not reached that on ${best.localDate}`);

@@ -1,6 +1,6 @@
 /**
  * The event types of a workspace's promotions (stream `promotions-<tenantId>`) and of the uses counted against a
- * promotion's limit per customer per day (stream `promotion-uses-<promotionId>-<customerId>-<localDate>`).
+ * promotion's limit per customer per day (stream `promotion-uses-<promotionId>-<customerKey>-<localDate>`).
  */
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
@@ -25,11 +25,17 @@ export const promotionEnded = EventType.define('PromotionEnded', z.object({ tena
 export const promotionEvents = eventCodec({ stream: 'promotions-<tenantId>', writtenBy: 'promotionsDecider' }, promotionScheduled, promotionEnded);
 export type PromotionEvent = EventsOf<typeof promotionEvents>;
 
-/** A purchase used one of a promotion's daily uses for its customer. */
-export const promotionUseCounted = EventType.define(
-  'PromotionUseCounted',
-  z.object({ tenantId: z.string(), promotionId: z.string(), customerId: z.string(), localDate: z.string(), paymentId: z.string(), countedAt: z.string() }),
+const promotionUseCountedV1 = z.object({ tenantId: z.string(), promotionId: z.string(), customerId: z.string(), localDate: z.string(), paymentId: z.string(), countedAt: z.string() });
+
+/**
+ * A purchase used one of a promotion's daily uses for its customer. Version 2 names the customer by `customerKey`:
+ * the Square customer id, or `email:<hash>` (the keyed hash of the address) for a payment with a buyer email and no Square customer (a Square Online
+ * checkout). Version 1 counted Square customers only: its `customerId` is the key.
+ */
+export const promotionUseCounted = EventType.define('PromotionUseCounted', promotionUseCountedV1).next(
+  promotionUseCountedV1.omit({ customerId: true }).extend({ customerKey: z.string() }),
+  ({ customerId, ...rest }) => ({ ...rest, customerKey: customerId }),
 );
 
-export const promotionUseEvents = eventCodec({ stream: 'promotion-uses-<promotionId>-<customerId>-<localDate>', writtenBy: 'promotionUsesDecider' }, promotionUseCounted);
+export const promotionUseEvents = eventCodec({ stream: 'promotion-uses-<promotionId>-<customerKey>-<localDate>', writtenBy: 'promotionUsesDecider' }, promotionUseCounted);
 export type PromotionUseEvent = EventsOf<typeof promotionUseEvents>;

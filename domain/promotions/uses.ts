@@ -1,6 +1,6 @@
 /**
- * The uses of a promotion with a limit per customer per day, one stream per promotion, Square customer and local
- * day (`promotion-uses-<promotionId>-<customerId>-<localDate>`). Ingestion reads it with the payments it decides
+ * The uses of a promotion with a limit per customer per day, one stream per promotion, customer and local day
+ * (`promotion-uses-<promotionId>-<customerKey>-<localDate>`; the key: `customerKeyOf` in payments/promotion-uses.ts). Ingestion reads it with the payments it decides
  * and appends to it at the revision it read, so two payments of one customer decided at once (two batches, two
  * processes) cannot both take the last use: the second conflicts and is decided again on the fresh count.
  */
@@ -14,18 +14,18 @@ export interface PromotionUsesState {
   payments: readonly string[];
 }
 
-export type PromotionUsesCommand = { type: 'CountPromotionUse'; tenantId: string; promotionId: string; customerId: string; localDate: string; paymentId: string; now: string };
+export type PromotionUsesCommand = { type: 'CountPromotionUse'; tenantId: string; promotionId: string; customerKey: string; localDate: string; paymentId: string; now: string };
 
 export const PROMOTION_USES_STREAM_PREFIX = 'promotion-uses-';
-export const promotionUsesStream = (promotionId: string, customerId: string, localDate: string) => `${PROMOTION_USES_STREAM_PREFIX}${promotionId}-${customerId}-${localDate}`;
+export const promotionUsesStream = (promotionId: string, customerKey: string, localDate: string) => `${PROMOTION_USES_STREAM_PREFIX}${promotionId}-${customerKey}-${localDate}`;
 
 export const promotionUsesDecider: Decider<PromotionUsesCommand, PromotionUseEvent, PromotionUsesState> = {
   codec: promotionUseEvents,
   initialState: { payments: [] },
   decide(command, state) {
     if (state.payments.includes(command.paymentId)) return [];
-    const { tenantId, promotionId, customerId, localDate, paymentId, now } = command;
-    return [{ type: 'PromotionUseCounted', data: { tenantId, promotionId, customerId, localDate, paymentId, countedAt: now } }];
+    const { tenantId, promotionId, customerKey, localDate, paymentId, now } = command;
+    return [{ type: 'PromotionUseCounted', data: { tenantId, promotionId, customerKey, localDate, paymentId, countedAt: now } }];
   },
   evolve(state, event) {
     switch (event.type) {

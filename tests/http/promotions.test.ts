@@ -48,11 +48,12 @@ async function purchaseOf(paymentId: string) {
 }
 
 /** Ann pays `amount` cents at `at` (Square's `created_at`); answers the points and the promotion recorded. */
-async function pay(at: string, options: { amount?: number; locationId?: string; customerId?: string | null } = {}) {
+async function pay(at: string, options: { amount?: number; locationId?: string; customerId?: string | null; buyerEmail?: string } = {}) {
   const paymentId = `pay-${uuid().slice(0, 12)}`;
   const eventId = `evt-${paymentId}`;
+  const customerId = options.customerId === undefined ? 'cust-ann' : options.customerId;
   const answer = await send(
-    paymentWebhook({ eventId, merchantId: MERCHANT, paymentId, amount: options.amount ?? 1000, customerId: options.customerId === undefined ? 'cust-ann' : options.customerId, createdAt: at, updatedAt: at, locationId: options.locationId ?? 'L-MAIN' }),
+    paymentWebhook({ eventId, merchantId: MERCHANT, paymentId, amount: options.amount ?? 1000, customerId, createdAt: at, updatedAt: at, locationId: options.locationId ?? 'L-MAIN', ...(options.buyerEmail ? { buyerEmail: options.buyerEmail } : {}) }),
   );
   if (answer.status !== 200) throw new Error(`webhook refused: ${answer.status}`);
   const row = await processed(eventId);
@@ -200,7 +201,23 @@ test.serial('a limit per customer per day counts per local day, also for payment
   t.deepEqual(same.map((p) => p.promotionPoints).sort(), [0, 100, 100], '23:30 EDT on the 6th is still the 6th');
   t.like(await pay('2027-04-07T04:30:00Z'), { points: 110, promotion: 'Two bonuses a day' }, '00:30 EDT on the 7th: a new day');
   t.like(await pay('2027-04-06T17:00:00Z', { customerId: 'cust-bo' }), { outcome: 'stored_anonymous', points: 110 }, "another customer's own count");
-  t.like(await pay('2027-04-06T18:00:00Z', { customerId: null }), { points: 10, promotion: null }, 'without a Square customer a limited promotion cannot be counted: it does not apply');
+  t.like(await pay('2027-04-06T18:00:00Z', { customerId: null }), { points: 10, promotion: null }, 'with neither a Square customer nor a buyer email a limited promotion cannot be counted: it does not apply');
+});
+
+test.serial('a Square Online buyer without a Square customer is counted by their email: the daily limit holds for them too', async (t) => {
+  await schedule({ name: 'Online once a day', incentive: { type: 'bonus', points: 40 }, startsOn: '2027-04-20', endsOn: '2027-04-21', limitPerCustomerPerDay: 1 });
+  const online = (at: string, buyerEmail: string) => pay(at, { customerId: null, buyerEmail });
+  // Ann checks out online twice on Tuesday 20 April 2027 (New York), her address written differently the second time.
+  const first = await online('2027-04-20T15:00:00Z', 'ann@promo.test');
+  t.like(first, { outcome: 'credited', points: 50, promotion: 'Online once a day' }, 'identified by the buyer email, and counted by it');
+  t.like(await online('2027-04-20T16:00:00Z', ' ANN@Promo.Test '), { outcome: 'credited', points: 10, promotion: null }, 'the same address, however written: the use is taken');
+  t.like(await online('2027-04-20T16:30:00Z', 'cy@promo.test'), { outcome: 'stored_anonymous', points: 50, promotion: 'Online once a day' }, 'another buyer has their own count');
+  t.like(await online('2027-04-21T15:00:00Z', 'ann@promo.test'), { points: 50, promotion: 'Online once a day' }, 'a new local day');
+  // The use stream names the key, never the address.
+  const streams = await service.database.pool.query<{ stream_name: string }>(`SELECT DISTINCT stream_name FROM events WHERE event_type = 'PromotionUseCounted' AND data->>'paymentId' = $1`, [first.paymentId]);
+  t.is(streams.rows.length, 1);
+  t.regex(streams.rows[0]!.stream_name, /^promotion-uses-[0-9a-f-]{36}-email:[A-Za-z0-9_-]+-2027-04-20$/);
+  t.false(streams.rows[0]!.stream_name.includes('promo.test'), 'no address in a stream name');
 });
 
 test.serial("a refund takes the promotion's points back in proportion with the rest; ending a promotion keeps what was earned", async (t) => {
@@ -293,16 +310,19 @@ test.serial('the rule preview adds the promotion ingestion would: its window, lo
   // Square payments, under the active rules: the preview of each answers what ingestion then records for it.
   const cases = [
     { paymentId: `pay-${uuid().slice(0, 12)}`, createdAt: '2028-02-09T17:00:00Z', customerId: 'cust-ann', points: 20, promotion: 'Preview double' },
-    // A walk-in has no Square customer to count the daily limit against: the bonus cannot apply.
+    // A walk-in has no Square customer nor buyer email to count the daily limit against: the bonus cannot apply.
     { paymentId: `pay-${uuid().slice(0, 12)}`, createdAt: '2028-02-10T17:00:00Z', customerId: null, points: 10, promotion: null },
+    // A Square Online checkout: no Square customer, but a buyer email to count by.
+    { paymentId: `pay-${uuid().slice(0, 12)}`, createdAt: '2028-02-11T17:00:00Z', customerId: null, buyerEmail: 'dee@promo.test', points: 15, promotion: 'Once a day' },
   ];
   for (const c of cases) {
-    square.addPayment(MERCHANT, { id: c.paymentId, locationId: 'L-MAIN', amount: 1000, ...(c.customerId ? { customerId: c.customerId } : {}), createdAt: c.createdAt });
+    square.addPayment(MERCHANT, { id: c.paymentId, locationId: 'L-MAIN', amount: 1000, ...(c.customerId ? { customerId: c.customerId } : {}), ...(c.buyerEmail ? { buyerEmail: c.buyerEmail } : {}), createdAt: c.createdAt });
     const previewed = await preview({ paymentId: c.paymentId });
     t.like(previewed, { points: c.points, promotion: c.promotion ? { name: c.promotion } : null });
     t.like(previewed.payment, { paymentId: c.paymentId, createdAt: c.createdAt, locationId: 'L-MAIN' });
-    if (!c.customerId) t.true(previewed.warnings.some((w: string) => /no Square customer.*"Once a day" cannot apply/.test(w)), JSON.stringify(previewed.warnings));
-    const ingested = await pay(c.createdAt, { customerId: c.customerId });
+    const uncounted = previewed.warnings.some((w: string) => /no Square customer and no buyer email.*"Once a day" cannot apply/.test(w));
+    t.is(uncounted, !c.customerId && !c.buyerEmail, JSON.stringify(previewed.warnings));
+    const ingested = await pay(c.createdAt, { customerId: c.customerId, ...(c.buyerEmail ? { buyerEmail: c.buyerEmail } : {}) });
     t.like(ingested, { points: previewed.points, promotion: previewed.promotion?.name ?? null });
   }
 });

@@ -12,6 +12,7 @@ import { EventDecodeFailed, EventType, familyCodec } from '../../domain/shared/c
 import { handleCommand, loadState } from '../../domain/shared/command-handler.ts';
 import type { JsonObject, RecordedEvent } from '../../domain/ports/event-store.ts';
 import { paymentEvents } from '../../domain/payments/events.ts';
+import { promotionUseEvents } from '../../domain/promotions/events.ts';
 import { paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
 import { walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
 import { walletBalanceEvents, walletEvents } from '../../domain/wallets/events.ts';
@@ -86,6 +87,13 @@ test('a PurchaseCompleted stored as version 1 is upcast step by step to version 
   const v5 = fixture('PurchaseCompleted', 5);
   t.deepEqual(paymentEvents.decode(recorded(v5)).data, { ...v5.data, promotion: null }, 'purchases before version 6 had no promotion');
   t.is(paymentEvents.versionOf('PurchaseCompleted'), 6);
+});
+
+test("a PromotionUseCounted of version 1 counted a Square customer: its customerId is the version 2 customerKey", (t) => {
+  const v1 = fixture('PromotionUseCounted', 1);
+  const { customerId, ...rest } = v1.data;
+  t.deepEqual(promotionUseEvents.decode(recorded(v1)).data, { ...rest, customerKey: customerId });
+  t.is(promotionUseEvents.versionOf('PromotionUseCounted'), 2);
 });
 
 test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of version 1 no currency nor country', (t) => {
