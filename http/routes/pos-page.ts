@@ -45,7 +45,7 @@ function page(body: string): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Tally: Square connection</title><link rel="stylesheet" href="/admin/app.css"></head>
 <body><header class="top"><p class="brand">Tally</p></header>
-<main id="main">${body}<p><a href="/admin">Open the admin console</a></p></main></body></html>`;
+<main id="main">${body}<p><a href="/merchant">Open your Tally console</a>: your customers, their points, and your loyalty program.</p></main></body></html>`;
 }
 
 export function posPageRouter(): Router {
