@@ -3,6 +3,7 @@
 // with the bearer token that was pasted (kept in sessionStorage for this tab only).
 import { api, badge, cell, clearStatus, clearToken, current, decimal, field, filtersForm, fmtDuration, fmtNumber, fmtTime, getToken, go, guarded, h, isMerchant, nextView, onSignedOut, POLL_MS, qs, say, session, setToken, show, submitActions, table } from './ui.js';
 import { programView } from './program.js';
+import { rulesView, squareView } from './settings.js';
 import { customersView, walletView } from './wallet.js';
 
 const main = document.getElementById('main');
@@ -91,7 +92,7 @@ function parseHash() {
 }
 const ADMIN_VIEWS = { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView, program: programView };
 /** A merchant's views call only the workspace's routes (`/api/v1/client/…`). */
-const MERCHANT_VIEWS = { customers: customersView, wallet: walletView, program: programView };
+const MERCHANT_VIEWS = { customers: customersView, wallet: walletView, program: programView, rules: rulesView, square: squareView };
 
 function route() {
   if (!getToken() || !session.role) return renderSignIn();

@@ -19,6 +19,7 @@ const FILES = {
   'ui.js': 'text/javascript; charset=utf-8',
   'wallet.js': 'text/javascript; charset=utf-8',
   'program.js': 'text/javascript; charset=utf-8',
+  'settings.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
 } as const;
 

@@ -125,6 +125,8 @@ test.before(async () => {
     SQUARE_APP_SECRET: TEST_APP_SECRET,
     SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
     API_BASE_URL,
+    // No front end of its own: the OAuth callback sends the browser to Tally's /pos page, which links to the console.
+    FRONTEND_URL: API_BASE_URL,
     CRON_SECRET: 'cron-secret-for-tests-0123456789',
   });
   call = api(service.url);
@@ -535,7 +537,7 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   await page.getByRole('status').getByText('Signed in as owner@cafe.test (merchant).').waitFor();
   t.is(await page.locator('#brand').innerText(), 'Tally for merchants');
   const sections = page.getByRole('navigation', { name: 'Sections' });
-  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Customers', 'Loyalty program'], "a merchant's views only");
+  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Customers', 'Loyalty program', 'Reward rules', 'Square'], "a merchant's views only");
   t.is(await page.title(), 'Customers · Tally for merchants');
 
   // The counter: the customer gives her email, in any case.
@@ -597,4 +599,91 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   t.regex(await page.getByText(/You may add or remove up to/).innerText(), new RegExp(`up to ${limit.toLocaleString('en-US')} points`));
   t.is(await page.getByRole('button', { name: 'Set limit' }).count(), 0, 'the limit is set by an administrator');
   t.true(await page.getByText('Schedule a promotion', { exact: true }).isVisible());
+});
+
+browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
+  square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
+  const deli = await register('client', 'owner@deli.test', { businessName: 'Deli' });
+  t.is((await call('PATCH', `/api/v1/admin/users/${deli.id}/approve`, { token: adminToken })).status, 200);
+
+  await page.goto(`${service.url}/merchant#/rules`);
+  await page.getByLabel('Bearer token').fill(deli.token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Reward rules' }).waitFor();
+  const sections = page.getByRole('navigation', { name: 'Sections' });
+  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Customers', 'Loyalty program', 'Reward rules', 'Square']);
+  await page.getByText(/No rule yet/).waitFor();
+
+  // The API's refusal names the field: an item rule needs its items.
+  const form = page.getByRole('form', { name: 'Create a rule' });
+  await form.getByLabel('Kind').selectOption('item');
+  t.false(await form.getByLabel('Per (minor units)').isVisible(), "only the chosen kind's fields are shown");
+  await form.getByRole('button', { name: 'Create rule' }).click();
+  await page.getByRole('status').getByText(/itemVariationIds/).waitFor();
+  t.is((await call('GET', '/api/v1/client/reward-rules', { token: deli.token })).body.length, 0, 'nothing recorded');
+
+  await form.getByLabel('Kind').selectOption('spend');
+  await form.getByLabel('Points').fill('2');
+  await form.getByLabel('Counted on').selectOption('total');
+  await form.getByRole('button', { name: 'Create rule' }).click();
+  await page.getByRole('status').getByText('Rule version 1 created, not active yet: activate it to earn by it.').waitFor();
+  const rules = page.getByRole('table', { name: 'Rule versions, newest first' });
+  const column = (label: string) => rules.locator(`tbody td[data-label="${label}"]`).allInnerTexts();
+  t.deepEqual(await column('Gives'), ['2 point(s) per 100 minor units of the total (tip included)']);
+  t.deepEqual(await column('Status'), ['inactive']);
+  await page.getByRole('button', { name: 'Activate version 1' }).click();
+  await page.getByRole('status').getByText(/Version 1 is now the active rule/).waitFor();
+  t.deepEqual(await column('Status'), ['active']);
+
+  await form.getByLabel('Kind').selectOption('visit');
+  await form.getByLabel('Points').fill('5');
+  await form.getByLabel('Minimum spend (minor units)').fill('500');
+  await form.getByRole('button', { name: 'Create rule' }).click();
+  await page.getByRole('status').getByText(/Rule version 2 created/).waitFor();
+  await page.getByRole('button', { name: 'Add version 2 alongside' }).click();
+  await page.getByRole('status').getByText(/Version 2 is active beside the others/).waitFor();
+  t.deepEqual(await column('Gives'), ['5 point(s) per visit, from 500 minor units', '2 point(s) per 100 minor units of the total (tip included)']);
+  t.deepEqual(await column('Status'), ['active', 'active'], 'their points add up');
+  await page.getByRole('button', { name: 'Deactivate version 1' }).click();
+  await page.getByRole('status').getByText('Version 1 no longer earns points.').waitFor();
+  t.deepEqual(await column('Status'), ['active', 'inactive']);
+  const recorded = await call('GET', '/api/v1/client/reward-rules', { token: deli.token });
+  t.deepEqual(
+    recorded.body.map((r: { version: number; isActive: boolean; rule: unknown }) => [r.version, r.isActive, r.rule]),
+    [
+      [2, true, { kind: 'visit', points: 5, minimumSpend: 500 }],
+      [1, false, { kind: 'spend', points: 2, per: 100, basis: 'total', minimumSpend: 0, taxMode: 'after_tax' }],
+    ],
+  );
+
+  // Square, the whole OAuth flow in the browser: the console's button, the start URL (which binds the flow to this
+  // browser with a cookie), Square's consent page, Allow, the callback, Tally's /pos page, back to the console. The
+  // service's public address (API_BASE_URL) is a name no resolver knows: the browser's requests to it go to the service,
+  // and a redirect to it is sent to the service's own address (the browser does not route a fulfilled redirect again).
+  await page.route(`${API_BASE_URL}/**`, async (route) => {
+    const response = await route.fetch({ url: route.request().url().replace(API_BASE_URL, service.url), maxRedirects: 0 });
+    const location = response.headers()['location'];
+    await route.fulfill({ response, headers: { ...response.headers(), ...(location ? { location: location.replace(API_BASE_URL, service.url) } : {}) } });
+  });
+  await sections.getByRole('link', { name: 'Square' }).click();
+  await page.getByText(/Square is not connected/).waitFor();
+  await page.getByRole('button', { name: 'Connect Square' }).click();
+  await page.waitForURL((url) => url.href.startsWith(`${square.url}/oauth2/authorize`));
+  t.regex(await page.getByRole('heading').first().innerText(), /^Allow .+ to access /);
+  const choice = page.getByRole('combobox');
+  if (await choice.count()) await choice.selectOption('M-DELI'); // the simulator signs in as one of its merchants
+  await page.getByRole('button', { name: 'Allow' }).click();
+  await page.waitForURL(`${service.url}/pos?connected=square`);
+  await page.getByRole('heading', { name: 'Square is connected' }).waitFor();
+  await page.getByRole('link', { name: 'Open your Tally console' }).click();
+  await sections.getByRole('link', { name: 'Square' }).click();
+  await page.getByText(/Square is connected: payments at your business earn points/).waitFor();
+  t.regex(await page.locator('dl.cards').innerText(), /Deli\s+M-DELI/);
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByRole('button', { name: 'Disconnect' }).click();
+  await page.getByRole('status').getByText('Square is disconnected.').waitFor();
+  await page.getByText(/Square was disconnected/).waitFor();
+  t.true(await page.getByRole('button', { name: 'Connect Square' }).isVisible());
+  t.like((await call('GET', '/api/v1/client/pos/square', { token: deli.token })).body, { status: 'revoked', merchantId: 'M-DELI' });
+  t.notRegex(await page.locator('main').innerText(), /\b(null|undefined)\b/, 'no missing value shown as text');
 });

@@ -1,0 +1,219 @@
+// A merchant's set-up: the Square connection (connect, reconnect, disconnect) and the reward rules (create, activate,
+// deactivate). Everything goes through the workspace's own routes (`/api/v1/client/…`); the API checks it all and its
+// refusals, which name the field, are shown as they are.
+import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, guarded, h, say, show, submitActions, table } from './ui.js';
+
+const CONNECTABLE = ['not_connected', 'revoked', 'needs_reconnect', 'token_undecryptable'];
+
+/** What a connection status means to the merchant, and what to do. */
+const STATUS_TEXT = {
+  not_connected: 'Square is not connected: payments at your business do not earn points yet.',
+  active: 'Square is connected: payments at your business earn points as they happen.',
+  needs_reconnect: 'Square no longer accepts Tally’s access (it expired or was refused): connect again, nothing earned is lost.',
+  token_undecryptable: 'Tally cannot read the stored Square access (its encryption key changed): connect again.',
+  revoked: 'Square was disconnected: payments no longer earn points until you connect again.',
+};
+
+export function squareView(_rest, _params, token) {
+  const body = h('div', { 'aria-busy': 'true' });
+  show(h('section', {}, h('h1', {}, 'Square connection'), body), 'Square connection');
+  (async () => {
+    const connection = await guarded(() => api('GET', '/api/v1/client/pos/square'));
+    if (!current(token)) return;
+    body.setAttribute('aria-busy', 'false');
+    if (!connection) return;
+    const connect = async (button) => {
+      button.disabled = true;
+      const started = await guarded(() => api('GET', '/api/v1/client/pos/square/connect'));
+      button.disabled = false;
+      // The start URL binds the flow to this browser and sends it on to Square's consent page; Square sends it back
+      // to Tally's /pos page, which links here.
+      if (started && current(token)) location.assign(started.url);
+    };
+    const disconnect = async (button) => {
+      if (!window.confirm('Disconnect Square? Tally’s access is revoked at Square; payments stop earning points until you connect again. Points already earned stay.')) return;
+      button.disabled = true;
+      const done = await guarded(() => api('DELETE', '/api/v1/client/pos/square'));
+      button.disabled = false;
+      if (!done || !current(token)) return;
+      squareView([], {}, token);
+      say('Square is disconnected.');
+    };
+    const c = connection;
+    body.replaceChildren();
+    append(body, [
+      h('p', {}, badge(c.status), ' ', STATUS_TEXT[c.status] ?? c.status),
+      h(
+        'dl',
+        { class: 'cards' },
+        h('div', {}, h('dt', {}, 'Square business'), h('dd', {}, c.businessName ?? '—', c.merchantId ? h('span', { class: 'hint mono' }, ` ${c.merchantId}`) : null)),
+        h('div', {}, h('dt', {}, 'Currency'), h('dd', {}, c.currency ?? '—')),
+        h('div', {}, h('dt', {}, 'Connected'), h('dd', { class: 'hint' }, fmtTime(c.authorizedAt))),
+        h('div', {}, h('dt', {}, 'Last poll'), h('dd', { class: 'hint' }, fmtTime(c.lastPolledAt))),
+        h('div', {}, h('dt', {}, 'Access renewed'), h('dd', { class: 'hint' }, fmtTime(c.lastRefreshedAt))),
+      ),
+      c.lastError ? h('p', { class: 'status error' }, `Last error: ${c.lastError.code}${c.lastError.message ? `: ${c.lastError.message}` : ''} (${fmtTime(c.lastError.at)})`) : null,
+      c.scopes.length ? h('p', { class: 'hint' }, `Permissions granted: ${c.scopes.join(', ')}.`) : null,
+      h(
+        'div',
+        { class: 'actions' },
+        CONNECTABLE.includes(c.status)
+          ? h('button', { type: 'button', onclick: (e) => connect(e.currentTarget) }, 'Connect Square')
+          : [h('button', { type: 'button', class: 'secondary', onclick: (e) => connect(e.currentTarget) }, 'Reconnect'), h('button', { type: 'button', class: 'danger', onclick: (e) => disconnect(e.currentTarget) }, 'Disconnect')],
+      ),
+    ]);
+  })();
+}
+
+/** A rule in words, as the merchant wrote it. */
+function ruleText(rule) {
+  const minimum = rule.minimumSpend ? `, from ${fmtNumber(rule.minimumSpend)} minor units` : '';
+  const lists = [
+    rule.itemVariationIds ? `items ${rule.itemVariationIds.join(', ')}` : '',
+    rule.categoryIds ? `categories ${rule.categoryIds.join(', ')}` : '',
+    rule.excludedItemVariationIds?.length ? `excluding items ${rule.excludedItemVariationIds.join(', ')}` : '',
+    rule.excludedCategoryIds?.length ? `excluding categories ${rule.excludedCategoryIds.join(', ')}` : '',
+    rule.locationIds ? `at ${rule.locationIds.join(', ')}` : '',
+  ].filter(Boolean);
+  const base = {
+    spend: () => `${fmtNumber(rule.points)} point(s) per ${fmtNumber(rule.per)} minor units of the ${rule.basis === 'total' ? 'total (tip included)' : 'amount (tip excluded)'}${rule.taxMode === 'before_tax' ? ', before tax' : ''}${minimum}`,
+    visit: () => `${fmtNumber(rule.points)} point(s) per visit${minimum}`,
+    item: () => `${fmtNumber(rule.points)} point(s) per unit`,
+    category: () => `${fmtNumber(rule.points)} point(s) per unit`,
+  }[rule.kind];
+  return [base ? base() : rule.kind, ...lists].join('; ');
+}
+
+const ids = (input) => input.value.split(/[\s,]+/).filter(Boolean);
+
+/** The rule the form describes, as `POST /api/v1/client/reward-rules` takes it; fields a kind has not are left out. */
+function ruleBody(f) {
+  const kind = f.kind.value;
+  const whole = (input) => (input.value === '' ? undefined : Number(input.value));
+  const body = { kind, points: whole(f.points), minimumSpend: kind === 'spend' || kind === 'visit' ? whole(f.minimumSpend) : undefined };
+  if (kind === 'spend') {
+    Object.assign(body, { per: whole(f.per), basis: f.basis.value, taxMode: f.taxMode.value });
+    if (ids(f.excludedCategoryIds).length) body.excludedCategoryIds = ids(f.excludedCategoryIds);
+    if (ids(f.excludedItemVariationIds).length) body.excludedItemVariationIds = ids(f.excludedItemVariationIds);
+  }
+  if (kind === 'item') body.itemVariationIds = ids(f.itemVariationIds);
+  if (kind === 'category') body.categoryIds = ids(f.categoryIds);
+  if (ids(f.locationIds).length) body.locationIds = ids(f.locationIds);
+  return body;
+}
+
+function ruleForm(token, created) {
+  const f = {
+    kind: h('select', { name: 'kind' }, [['spend', 'Spend: points per amount'], ['visit', 'Visit: points per payment'], ['item', 'Item: points per unit of listed items'], ['category', 'Category: points per unit in listed categories']].map(([v, label]) => h('option', { value: v }, label))),
+    points: h('input', { type: 'number', name: 'points', required: true, min: 1, step: 1, value: '1', inputmode: 'numeric' }),
+    per: h('input', { type: 'number', name: 'per', min: 1, step: 1, value: '100', inputmode: 'numeric' }),
+    basis: h('select', { name: 'basis' }, h('option', { value: 'amount' }, 'Amount (tip excluded)'), h('option', { value: 'total' }, 'Total (tip included)')),
+    taxMode: h('select', { name: 'taxMode' }, h('option', { value: 'after_tax' }, 'After tax (as charged)'), h('option', { value: 'before_tax' }, 'Before tax')),
+    minimumSpend: h('input', { type: 'number', name: 'minimumSpend', min: 0, step: 1, inputmode: 'numeric' }),
+    itemVariationIds: h('input', { type: 'text', name: 'itemVariationIds', autocomplete: 'off', class: 'mono' }),
+    categoryIds: h('input', { type: 'text', name: 'categoryIds', autocomplete: 'off', class: 'mono' }),
+    excludedItemVariationIds: h('input', { type: 'text', name: 'excludedItemVariationIds', autocomplete: 'off', class: 'mono' }),
+    excludedCategoryIds: h('input', { type: 'text', name: 'excludedCategoryIds', autocomplete: 'off', class: 'mono' }),
+    locationIds: h('input', { type: 'text', name: 'locationIds', autocomplete: 'off', class: 'mono' }),
+  };
+  // Only the fields of the chosen kind are shown.
+  const fields = {
+    per: field('Per (minor units)', f.per, '100 = one dollar, euro or pound'),
+    basis: field('Counted on', f.basis),
+    taxMode: field('Tax', f.taxMode),
+    minimumSpend: field('Minimum spend (minor units)', f.minimumSpend, 'Empty: none'),
+    itemVariationIds: field('Item variation ids', f.itemVariationIds, 'Square catalog ids, comma-separated'),
+    categoryIds: field('Category ids', f.categoryIds, 'Square catalog ids, comma-separated'),
+    excludedItemVariationIds: field('Excluded item variation ids', f.excludedItemVariationIds, 'Optional'),
+    excludedCategoryIds: field('Excluded category ids', f.excludedCategoryIds, 'Optional, e.g. gift cards'),
+  };
+  const shown = { spend: ['per', 'basis', 'taxMode', 'minimumSpend', 'excludedItemVariationIds', 'excludedCategoryIds'], visit: ['minimumSpend'], item: ['itemVariationIds'], category: ['categoryIds'] };
+  const fit = () => {
+    for (const [name, el] of Object.entries(fields)) el.hidden = !shown[f.kind.value].includes(name);
+  };
+  f.kind.addEventListener('change', fit);
+  fit();
+  const form = filtersForm(
+    { 'aria-label': 'Create a rule' },
+    async () => {
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      const result = await guarded(() => api('POST', '/api/v1/client/reward-rules', { body: ruleBody(f) }));
+      button.disabled = false;
+      if (!result || !current(token)) return;
+      await created(result.position);
+      form.reset();
+      fit();
+      say(`Rule version ${result.version} created, not active yet: activate it to earn by it.${result.warnings.length ? ` Warnings: ${result.warnings.join(' ')}` : ''}`);
+    },
+    field('Kind', f.kind),
+    field('Points', f.points, '1–1,000,000'),
+    Object.values(fields),
+    field('Location ids', f.locationIds, 'Optional: only payments at these Square locations'),
+    submitActions('Create rule'),
+  );
+  return form;
+}
+
+export function rulesView(_rest, _params, token) {
+  const list = h('div', { 'aria-busy': 'true' });
+  /** `minPosition`: a write's position, so the list read after it shows it (read-your-writes). */
+  async function load(minPosition) {
+    const rules = await guarded(() => api('GET', '/api/v1/client/reward-rules', { headers: minPosition ? { 'x-min-position': minPosition } : {} }));
+    if (!current(token)) return;
+    list.setAttribute('aria-busy', 'false');
+    if (!rules) return;
+    const act = async (button, rule, path, body, done) => {
+      button.disabled = true;
+      const result = await guarded(() => api('POST', `/api/v1/client/reward-rules/${encodeURIComponent(rule.ruleId)}/${path}`, { body }));
+      button.disabled = false;
+      if (!result || !current(token)) return;
+      await load(result.position);
+      say(done);
+    };
+    const actions = (r) =>
+      r.retiredAt
+        ? '—'
+        : r.isActive
+          ? h('button', { type: 'button', class: 'secondary', 'aria-label': `Deactivate version ${r.version}`, onclick: (e) => act(e.currentTarget, r, 'deactivate', {}, `Version ${r.version} no longer earns points.`) }, 'Deactivate')
+          : h(
+              'div',
+              { class: 'actions' },
+              h('button', { type: 'button', 'aria-label': `Activate version ${r.version}`, onclick: (e) => act(e.currentTarget, r, 'activate', { alongside: false }, `Version ${r.version} is now the active rule: payments from now on earn by it alone.`) }, 'Activate'),
+              h('button', { type: 'button', class: 'secondary', 'aria-label': `Add version ${r.version} alongside`, onclick: (e) => act(e.currentTarget, r, 'activate', { alongside: true }, `Version ${r.version} is active beside the others: their points add up.`) }, 'Add alongside'),
+            );
+    list.replaceChildren(
+      rules.length === 0
+        ? h('p', { class: 'empty' }, 'No rule yet: payments earn nothing until a rule is active (webhooks answer no_rule_no_credit).')
+        : table(
+            'Rule versions, newest first',
+            ['Version', 'Kind', 'Gives', 'Status', 'Created', 'Action'],
+            rules.map((r) =>
+              h(
+                'tr',
+                {},
+                cell('Version', String(r.version)),
+                cell('Kind', r.rule.kind),
+                cell('Gives', ruleText(r.rule)),
+                cell('Status', badge(r.retiredAt ? 'retired' : r.isActive ? 'active' : 'inactive')),
+                cell('Created', h('time', { datetime: r.createdAt }, fmtTime(r.createdAt)), 'time'),
+                cell('Action', actions(r)),
+              ),
+            ),
+          ),
+    );
+  }
+  show(
+    h(
+      'section',
+      {},
+      h('h1', {}, 'Reward rules'),
+      h('p', { class: 'hint' }, 'A payment earns the sum of what each active rule gives. A rule is never edited: create a new version and activate it. Amounts are in minor units of your currency.'),
+      list,
+      h('h2', {}, 'Create a rule'),
+      ruleForm(token, load),
+    ),
+    'Reward rules',
+  );
+  load();
+}
