@@ -1,8 +1,9 @@
 // Tally's console: administrators browse and correct everything; merchants serve their customers and run their
 // program. Plain ES modules, no framework, no build step (ui.js has the shared parts). It calls only the public API
 // with the bearer token that was pasted (kept in sessionStorage for this tab only).
-import { api, badge, cell, clearStatus, clearToken, current, decimal, field, filtersForm, fmtDuration, fmtNumber, fmtTime, getToken, go, guarded, h, isMerchant, nextView, onSignedOut, POLL_MS, qs, say, session, setToken, show, submitActions, table } from './ui.js';
+import { api, badge, brandName, cell, clearStatus, clearToken, current, decimal, field, filtersForm, fmtDuration, fmtNumber, fmtTime, getToken, go, guarded, h, isCustomer, isMerchant, nextView, onSignedOut, POLL_MS, qs, say, session, setToken, show, submitActions, table } from './ui.js';
 import { programView } from './program.js';
+import { pointsView } from './points.js';
 import { rulesView, squareView } from './settings.js';
 import { customersView, walletView } from './wallet.js';
 
@@ -48,13 +49,14 @@ function renderSignIn(message) {
   input.focus();
 }
 
-/** Who may use the console, and what they see first: an approved administrator, or an approved merchant with a workspace. */
+/** Who may use the console: an approved administrator, an approved merchant with a workspace, or a customer. */
 function refusal(me) {
   if (me.status === 'pending') return `${me.email ?? me.id} is waiting for an administrator's approval.`;
   if (me.status !== 'approved') return `${me.email ?? me.id} is ${me.status}.`;
   if (me.role === 'admin') return null;
   if (me.role === 'client') return me.tenantId ? null : `The workspace of ${me.email ?? me.id} is not provisioned yet.`;
-  return `This token belongs to ${me.email ?? me.id}, a customer: the console is for merchants and administrators (customers read their wallets in the API, GET /api/v1/me/wallets).`;
+  if (me.role === 'consumer') return null;
+  return `${me.email ?? me.id} has no view here.`;
 }
 
 async function signIn(token) {
@@ -68,13 +70,14 @@ async function signIn(token) {
       return;
     }
     Object.assign(session, { role: me.role, tenantId: me.tenantId ?? null, name: me.email ?? me.id });
-    brand.textContent = isMerchant() ? 'Tally for merchants' : 'Tally admin';
-    for (const item of nav.querySelectorAll('li')) item.hidden = !(item.dataset.for ?? 'admin').split(' ').includes(isMerchant() ? 'merchant' : 'admin');
+    brand.textContent = brandName();
+    const role = isMerchant() ? 'merchant' : isCustomer() ? 'customer' : 'admin';
+    for (const item of nav.querySelectorAll('li')) item.hidden = !(item.dataset.for ?? 'admin').split(' ').includes(role);
     nav.hidden = false;
     signOutButton.hidden = false;
     if (!location.hash || location.hash === '#/' || location.hash === '#/signin') history.replaceState(null, '', `${location.pathname}#/${home()}`);
     route();
-    say(`Signed in as ${me.email ?? me.id}${isMerchant() ? ' (merchant)' : ''}.`);
+    say(`Signed in as ${me.email ?? me.id}${isMerchant() ? ' (merchant)' : isCustomer() ? ' (customer)' : ''}.`);
   } catch (error) {
     clearToken();
     renderSignIn(`Sign-in failed: ${error.message}`);
@@ -82,8 +85,8 @@ async function signIn(token) {
 }
 
 // ---------------------------------------------------------------------------------------------- routing
-/** The first view: the audit trail for an administrator, customers for a merchant. */
-const home = () => (isMerchant() ? 'customers' : 'audit');
+/** The first view: the audit trail for an administrator, customers for a merchant, their points for a customer. */
+const home = () => (isMerchant() ? 'customers' : isCustomer() ? 'points' : 'audit');
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [path, search = ''] = raw.split('?');
@@ -93,6 +96,10 @@ function parseHash() {
 const ADMIN_VIEWS = { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView, program: programView };
 /** A merchant's views call only the workspace's routes (`/api/v1/client/…`). */
 const MERCHANT_VIEWS = { customers: customersView, wallet: walletView, program: programView, rules: rulesView, square: squareView };
+/** A customer's view calls only their own routes (`/api/v1/me/…`). */
+const CUSTOMER_VIEWS = { points: pointsView };
+const viewsOfRole = () => (isMerchant() ? MERCHANT_VIEWS : isCustomer() ? CUSTOMER_VIEWS : ADMIN_VIEWS);
+const audience = () => (isMerchant() ? 'merchants' : isCustomer() ? 'customers' : 'administrators');
 
 function route() {
   if (!getToken() || !session.role) return renderSignIn();
@@ -103,12 +110,12 @@ function route() {
     if (link.getAttribute('href') === `#/${section}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const views = isMerchant() ? MERCHANT_VIEWS : ADMIN_VIEWS;
+  const views = viewsOfRole();
   const view = views[section];
   if (view) view(rest, params, token);
   else {
     views[home()]([], {}, token);
-    if (section !== home()) say(`There is no “${section}” view for ${isMerchant() ? 'merchants' : 'administrators'}: showing ${home()}.`, 'error');
+    if (section !== home()) say(`There is no “${section}” view for ${audience()}: showing ${home()}.`, 'error');
   }
   main.focus({ preventScroll: true });
 }

@@ -11,6 +11,9 @@ const statusBox = document.getElementById('status');
 /** Who is signed in: an administrator, or a merchant (`client`) with their workspace. Set by the sign-in. */
 export const session = { role: null, tenantId: null, name: null };
 export const isMerchant = () => session.role === 'client';
+export const isCustomer = () => session.role === 'consumer';
+/** The console's name for who is signed in. */
+export const brandName = () => (isMerchant() ? 'Tally for merchants' : isCustomer() ? 'Tally: your points' : 'Tally admin');
 
 let signedOut = () => undefined;
 /** What a 401 (or 403 outside `keepSession`) does: set by the sign-in, which signs the tab out. */
@@ -161,7 +164,7 @@ export async function guarded(action) {
 // ---------------------------------------------------------------------------------------------- views
 export function show(content, title) {
   main.replaceChildren(content);
-  document.title = `${title} · ${isMerchant() ? 'Tally for merchants' : 'Tally admin'}`;
+  document.title = `${title} · ${brandName()}`;
 }
 let routeToken = 0;
 /** A new view is on screen: the token its async tasks check with `current`. */

@@ -4,7 +4,7 @@
 import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, qs, say, session, shortDate, show, signed, submitActions, svg, table } from './ui.js';
 
 /** `complete`: the whole ledger is loaded, so the balance started at 0. */
-function balanceChart(ledgerNewestFirst, complete) {
+export function balanceChart(ledgerNewestFirst, complete) {
   const points = ledgerNewestFirst
     .slice()
     .reverse()
@@ -178,7 +178,7 @@ function reconciliation(report) {
       );
 }
 
-function ledgerTable(ledger) {
+export function ledgerTable(ledger) {
   return [
     ledger.items.length
       ? table(

@@ -1,6 +1,6 @@
 /**
- * The console: a static page (http/admin/, no build step) served at `/admin`, and at `/merchant` for merchants (the
- * same page: what it shows follows the role of the token it is given). It signs in with the same bearer tokens as
+ * The console: a static page (http/admin/, no build step) served at `/admin`, at `/merchant` for merchants and at
+ * `/points` for customers (the same page: what it shows follows the role of the token it is given). It signs in with the same bearer tokens as
  * the API and calls only the public API, so this router serves files and nothing else.
  */
 import { readFileSync } from 'node:fs';
@@ -20,6 +20,7 @@ const FILES = {
   'wallet.js': 'text/javascript; charset=utf-8',
   'program.js': 'text/javascript; charset=utf-8',
   'settings.js': 'text/javascript; charset=utf-8',
+  'points.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
 } as const;
 
@@ -40,7 +41,7 @@ export function adminConsoleRouter(): Router {
     ctx.body = contents.get(name);
   };
   const router = new Router();
-  for (const page of ['/admin', '/admin/', '/merchant', '/merchant/']) router.get(page, serve('index.html'));
+  for (const page of ['/admin', '/admin/', '/merchant', '/merchant/', '/points', '/points/']) router.get(page, serve('index.html'));
   for (const name of Object.keys(FILES) as FileName[]) if (name !== 'index.html') router.get(`/admin/${name}`, serve(name));
   return router;
 }

@@ -34,6 +34,7 @@ let walletId: string;
 let failedEventId: string;
 let cafeToken: string;
 let send: ReturnType<typeof webhookSender>;
+let annToken: string;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -138,7 +139,7 @@ test.before(async () => {
   await connect(cafe.token, 'M-CAFE');
   const rule = await call('POST', '/api/v1/client/reward-rules', { token: cafe.token, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
   await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: cafe.token });
-  await register('consumer', 'ann@example.com');
+  annToken = (await register('consumer', 'ann@example.com')).token;
   await register('client', 'owner@bakery.test', { businessName: 'Bakery' }); // left pending for the merchants view
   walletId = await seededWallet(tenantId);
   failedEventId = await failedWebhook(send);
@@ -205,11 +206,11 @@ browserTest('sign in: a bad token is refused with the API message, the admin tok
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('status').getByText(/Sign-in failed/).waitFor();
 
-  const consumer = await tokenFor(uuid(), 'someone@example.com');
-  await call('POST', '/api/v1/me/register', { token: consumer, body: { role: 'consumer' } });
-  await page.getByLabel('Bearer token').fill(consumer);
+  const pending = await tokenFor(uuid(), 'someone@pending.test');
+  await call('POST', '/api/v1/me/register', { token: pending, body: { role: 'client', businessName: 'Not yet' } });
+  await page.getByLabel('Bearer token').fill(pending);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('status').getByText(/a customer: the console is for merchants and administrators/).waitFor();
+  await page.getByRole('status').getByText("someone@pending.test is waiting for an administrator's approval.").waitFor();
 
   await page.getByLabel('Bearer token').fill(adminToken);
   await page.keyboard.press('Tab');
@@ -687,3 +688,38 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   t.like((await call('GET', '/api/v1/client/pos/square', { token: deli.token })).body, { status: 'revoked', merchantId: 'M-DELI' });
   t.notRegex(await page.locator('main').innerText(), /\b(null|undefined)\b/, 'no missing value shown as text');
 });
+
+browserTest('a customer at /points (phone): their points at each merchant, then one merchant\'s rewards and history', async (t, page) => {
+  const eventId = 'evt-e2e-customer-ann';
+  await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: 'pay-e2e-customer-ann', amount: 1_250, customerId: 'cust-ann' }));
+  await webhookRow(eventId, (r) => r.processed);
+  const cookie = await call('POST', '/api/v1/client/rewards', { token: cafeToken, body: { name: 'Cookie', points: 10 } });
+  t.is(cookie.status, 201);
+  const head = await service.tally.store.headPosition();
+  const wallets = await call('GET', '/api/v1/me/wallets', { token: annToken, headers: head ? { 'x-min-position': head } : {} });
+  const cafe = (wallets.body as { walletId: string; businessName: string; balance: number; available: number }[]).find((w) => w.businessName === 'Cafe')!;
+  t.truthy(cafe, 'Ann has points at the cafe');
+
+  await page.goto(`${service.url}/points`);
+  await page.getByLabel('Bearer token').fill(annToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Your points', exact: true }).waitFor();
+  t.is(await page.locator('#brand').innerText(), 'Tally: your points');
+  const sections = page.getByRole('navigation', { name: 'Sections' });
+  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Your points'], "a customer's view only");
+  const card = page.getByRole('article', { name: 'Points at Cafe' });
+  t.is(await card.getByTestId('balance').innerText(), cafe.balance.toLocaleString('en-US'));
+
+  await card.getByRole('link', { name: 'History and rewards at Cafe' }).click();
+  await page.getByRole('heading', { name: 'Your points at Cafe' }).waitFor();
+  const rewards = page.getByRole('table', { name: 'Rewards you can ask for at the counter' });
+  await rewards.waitFor();
+  const cookieRow = rewards.locator('tbody tr', { hasText: 'Cookie' });
+  t.is(await cookieRow.locator('td[data-label="For you"]').innerText(), cafe.available >= 10 ? 'You have enough points: ask for it' : `${10 - cafe.available} more points`);
+  const history = page.getByRole('table', { name: 'Ledger, newest first' });
+  t.true((await history.locator('td[data-label="Payment"]').allInnerTexts()).includes('pay-e2e-customer-ann'), 'the payment earned a line');
+  t.notRegex(await page.locator('main').innerText(), /\b(null|undefined)\b/);
+
+  await page.goto(`${service.url}/points#/audit`);
+  await page.getByRole('status').getByText('There is no “audit” view for customers: showing points.').waitFor();
+}, 'phone');

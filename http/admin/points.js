@@ -1,0 +1,89 @@
+// A customer's points: their wallet at each merchant (balance, what they can spend now, what expires soon), and one
+// wallet's history and the rewards its points afford. It calls only the caller's own routes (`/api/v1/me/…`).
+import { api, append, cell, current, fmtNumber, fmtTime, guarded, h, show, table } from './ui.js';
+import { balanceChart, ledgerTable } from './wallet.js';
+
+const figures = (w) =>
+  h(
+    'dl',
+    { class: 'cards' },
+    h('div', {}, h('dt', {}, 'Points'), h('dd', { 'data-testid': 'balance' }, fmtNumber(w.balance))),
+    h('div', {}, h('dt', {}, 'Available now'), h('dd', {}, fmtNumber(w.available))),
+    w.locked ? h('div', {}, h('dt', {}, 'Held for your rewards'), h('dd', {}, fmtNumber(w.locked))) : null,
+    w.expiringSoon.points ? h('div', {}, h('dt', {}, 'Expiring soon'), h('dd', {}, `${fmtNumber(w.expiringSoon.points)} on ${fmtTime(w.expiringSoon.at)}`)) : null,
+  );
+
+export function pointsView(rest, _params, token) {
+  if (rest[0]) return walletPoints(rest[0], token);
+  const body = h('div', { 'aria-busy': 'true' });
+  show(h('section', {}, h('h1', {}, 'Your points'), body), 'Your points');
+  (async () => {
+    const wallets = await guarded(() => api('GET', '/api/v1/me/wallets'));
+    if (!current(token)) return;
+    body.setAttribute('aria-busy', 'false');
+    if (!wallets) return;
+    if (wallets.length === 0) {
+      body.append(h('p', { class: 'empty' }, 'No points yet. Pay at a shop that uses Tally, with the email address or phone number of this account, and your points appear here.'));
+      return;
+    }
+    body.append(
+      ...wallets.map((w) =>
+        h(
+          'article',
+          { class: 'wallet-card', 'aria-label': `Points at ${w.businessName ?? 'a merchant'}` },
+          h('h2', {}, w.businessName ?? 'A merchant'),
+          figures(w),
+          h('p', {}, h('a', { href: `#/points/${encodeURIComponent(w.walletId)}` }, `History and rewards at ${w.businessName ?? 'this merchant'}`)),
+        ),
+      ),
+    );
+  })();
+}
+
+async function walletPoints(walletId, token) {
+  const body = h('div', { 'aria-busy': 'true' });
+  const heading = h('h1', {}, 'Your points');
+  show(h('section', {}, h('p', {}, h('a', { href: '#/points' }, 'All your points')), heading, body), 'Your points');
+  const id = encodeURIComponent(walletId);
+  const [wallets, rewards, ledger] = await Promise.all([
+    guarded(() => api('GET', '/api/v1/me/wallets')),
+    guarded(() => api('GET', `/api/v1/me/wallets/${id}/rewards`)),
+    guarded(() => api('GET', `/api/v1/me/wallets/${id}/ledger?limit=100`)),
+  ]);
+  if (!current(token)) return;
+  body.setAttribute('aria-busy', 'false');
+  const wallet = wallets?.find((w) => w.walletId === walletId);
+  if (!wallet || !rewards || !ledger) return;
+  heading.textContent = `Your points at ${wallet.businessName ?? 'this merchant'}`;
+  const available = rewards.available;
+  append(body, [
+    figures(wallet),
+    h('h2', {}, 'Rewards'),
+    rewards.rewards.length === 0
+      ? h('p', { class: 'empty' }, 'This merchant offers no reward yet.')
+      : table(
+          'Rewards you can ask for at the counter',
+          ['Reward', { label: 'Points', num: true }, 'For you'],
+          rewards.rewards.map((r) =>
+            h(
+              'tr',
+              {},
+              cell('Reward', r.description ? `${r.name}: ${r.description}` : r.name),
+              cell('Points', fmtNumber(r.points), 'num'),
+              cell('For you', r.affordable ? 'You have enough points: ask for it' : `${fmtNumber(r.points - available)} more points`),
+            ),
+          ),
+        ),
+    rewards.issued.some((i) => i.status === 'issued')
+      ? table(
+          'Rewards waiting for you',
+          ['Reward', 'Expires'],
+          rewards.issued.filter((i) => i.status === 'issued').map((i) => h('tr', {}, cell('Reward', i.name), cell('Expires', h('time', { datetime: i.expiresAt }, fmtTime(i.expiresAt)), 'time'))),
+        )
+      : null,
+    h('h2', {}, 'Over time'),
+    balanceChart(ledger.items, !ledger.nextCursor),
+    h('h2', {}, 'History'),
+    ledgerTable(ledger),
+  ]);
+}
