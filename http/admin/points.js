@@ -1,7 +1,7 @@
 // A customer's points: their wallet at each merchant (balance, what they can spend now, what expires soon), and one
 // wallet's history and the rewards its points afford. It calls only the caller's own routes (`/api/v1/me/…`).
-import { api, append, cell, current, fmtNumber, fmtTime, guarded, h, show, table } from './ui.js';
-import { balanceChart, ledgerTable } from './wallet.js';
+import { api, append, cell, current, fmtNumber, fmtTime, guarded, h, loaded, show, table } from './ui.js';
+import { balanceChart, catalogTable, ledgerTable } from './wallet.js';
 
 const figures = (w) =>
   h(
@@ -18,9 +18,7 @@ export function pointsView(rest, _params, token) {
   const body = h('div', { 'aria-busy': 'true' });
   show(h('section', {}, h('h1', {}, 'Your points'), body), 'Your points');
   (async () => {
-    const wallets = await guarded(() => api('GET', '/api/v1/me/wallets'));
-    if (!current(token)) return;
-    body.setAttribute('aria-busy', 'false');
+    const wallets = await loaded(body, token, () => api('GET', '/api/v1/me/wallets'));
     if (!wallets) return;
     if (wallets.length === 0) {
       body.append(h('p', { class: 'empty' }, 'No points yet. Pay at a shop that uses Tally, with the email address or phone number of this account, and your points appear here.'));
@@ -59,21 +57,9 @@ async function walletPoints(walletId, token) {
   append(body, [
     figures(wallet),
     h('h2', {}, 'Rewards'),
-    rewards.rewards.length === 0
-      ? h('p', { class: 'empty' }, 'This merchant offers no reward yet.')
-      : table(
-          'Rewards you can ask for at the counter',
-          ['Reward', { label: 'Points', num: true }, 'For you'],
-          rewards.rewards.map((r) =>
-            h(
-              'tr',
-              {},
-              cell('Reward', r.description ? `${r.name}: ${r.description}` : r.name),
-              cell('Points', fmtNumber(r.points), 'num'),
-              cell('For you', r.affordable ? 'You have enough points: ask for it' : `${fmtNumber(r.points - available)} more points`),
-            ),
-          ),
-        ),
+    catalogTable(rewards, 'Rewards you can ask for at the counter', 'This merchant offers no reward yet.', 'For you', (r) =>
+      r.affordable ? 'You have enough points: ask for it' : `${fmtNumber(r.points - available)} more points`,
+    ),
     rewards.issued.some((i) => i.status === 'issued')
       ? table(
           'Rewards waiting for you',

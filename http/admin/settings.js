@@ -1,7 +1,7 @@
 // A merchant's set-up: the Square connection (connect, reconnect, disconnect) and the reward rules (create, activate,
 // deactivate). Everything goes through the workspace's own routes (`/api/v1/client/…`); the API checks it all and its
 // refusals, which name the field, are shown as they are.
-import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, guarded, h, say, show, submitActions, table } from './ui.js';
+import { api, append, badge, cell, loaded, current, field, filtersForm, fmtNumber, fmtTime, guarded, h, say, show, submitActions, table } from './ui.js';
 
 const CONNECTABLE = ['not_connected', 'revoked', 'needs_reconnect', 'token_undecryptable'];
 
@@ -18,9 +18,7 @@ export function squareView(_rest, _params, token) {
   const body = h('div', { 'aria-busy': 'true' });
   show(h('section', {}, h('h1', {}, 'Square connection'), body), 'Square connection');
   (async () => {
-    const connection = await guarded(() => api('GET', '/api/v1/client/pos/square'));
-    if (!current(token)) return;
-    body.setAttribute('aria-busy', 'false');
+    const connection = await loaded(body, token, () => api('GET', '/api/v1/client/pos/square'));
     if (!connection) return;
     const connect = async (button) => {
       button.disabled = true;
@@ -159,9 +157,7 @@ export function rulesView(_rest, _params, token) {
   const list = h('div', { 'aria-busy': 'true' });
   /** `minPosition`: a write's position, so the list read after it shows it (read-your-writes). */
   async function load(minPosition) {
-    const rules = await guarded(() => api('GET', '/api/v1/client/reward-rules', { headers: minPosition ? { 'x-min-position': minPosition } : {} }));
-    if (!current(token)) return;
-    list.setAttribute('aria-busy', 'false');
+    const rules = await loaded(list, token, () => api('GET', '/api/v1/client/reward-rules', { headers: minPosition ? { 'x-min-position': minPosition } : {} }));
     if (!rules) return;
     const act = async (button, rule, path, body, done) => {
       button.disabled = true;

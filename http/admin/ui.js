@@ -171,6 +171,16 @@ let routeToken = 0;
 export const nextView = () => ++routeToken;
 /** True while the view that started an async task is still the one on screen. */
 export const current = (token) => token === routeToken;
+/**
+ * What a view reads before it shows anything: the answer, or undefined when the read failed (the status line says
+ * why) or another view has taken the screen. `body` stops being busy either way, if the view is still on screen.
+ */
+export async function loaded(body, token, read) {
+  const answer = await guarded(read);
+  if (!current(token)) return undefined;
+  body.setAttribute('aria-busy', 'false');
+  return answer ?? undefined;
+}
 export const go = (hash) => {
   location.hash = hash;
 };

@@ -1,7 +1,7 @@
 // The wallet view, for both roles: an administrator opens any wallet (reconciliation, adjustments without limit, the
 // audit trail); a merchant finds a customer's wallet by email or phone and serves them at the counter: redeem points,
 // issue and redeem rewards, adjust within the workspace's limit.
-import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, qs, say, session, shortDate, show, signed, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, submitActions, svg, table } from './ui.js';
 
 /** `complete`: the whole ledger is loaded, so the balance started at 0. */
 export function balanceChart(ledgerNewestFirst, complete) {
@@ -82,9 +82,7 @@ export function customersView(_rest, params, token) {
     return;
   }
   (async () => {
-    const found = await guarded(() => api('GET', `/api/v1/client/wallets${qs({ q: params.q })}`));
-    if (!current(token)) return;
-    body.setAttribute('aria-busy', 'false');
+    const found = await loaded(body, token, () => api('GET', `/api/v1/client/wallets${qs({ q: params.q })}`));
     if (!found) return;
     body.replaceChildren(
       found.length === 0
@@ -240,6 +238,16 @@ function redeemForm(walletId, wallet, token, reload) {
   );
 }
 
+/**
+ * The catalog's active rewards as a wallet's rewards answer lists them (`affordable` by its available points), with a
+ * last column of the reader's: the merchant's Issue button, the customer's "ask for it".
+ */
+export function catalogTable(rewards, caption, none, lastHeader, last) {
+  if (rewards.rewards.length === 0) return h('p', { class: 'empty' }, none);
+  const name = (r) => (r.description ? `${r.name}: ${r.description}` : r.name);
+  return table(caption, ['Reward', { label: 'Points', num: true }, lastHeader], rewards.rewards.map((r) => h('tr', {}, cell('Reward', name(r)), cell('Points', fmtNumber(r.points), 'num'), cell(lastHeader, last(r)))));
+}
+
 /** The workspace's rewards this wallet affords (issue one: its points are locked), and the rewards issued to it. */
 function rewardsPanel(walletId, rewards, token, reload) {
   const id = encodeURIComponent(walletId);
@@ -260,21 +268,9 @@ function rewardsPanel(walletId, rewards, token, reload) {
   };
   return [
     h('h2', {}, 'Rewards'),
-    rewards.rewards.length === 0
-      ? h('p', { class: 'empty' }, 'The reward catalog has no active reward.')
-      : table(
-          'Rewards of the catalog',
-          ['Reward', { label: 'Points', num: true }, 'Action'],
-          rewards.rewards.map((r) =>
-            h(
-              'tr',
-              {},
-              cell('Reward', r.description ? `${r.name}: ${r.description}` : r.name),
-              cell('Points', fmtNumber(r.points), 'num'),
-              cell('Action', r.affordable ? h('button', { type: 'button', 'aria-label': `Issue ${r.name}`, onclick: issue(r) }, 'Issue') : h('span', { class: 'hint' }, `${fmtNumber(r.points - rewards.available)} more points needed`)),
-            ),
-          ),
-        ),
+    catalogTable(rewards, 'Rewards of the catalog', 'The reward catalog has no active reward.', 'Action', (r) =>
+      r.affordable ? h('button', { type: 'button', 'aria-label': `Issue ${r.name}`, onclick: issue(r) }, 'Issue') : h('span', { class: 'hint' }, `${fmtNumber(r.points - rewards.available)} more points needed`),
+    ),
     rewards.issued.length === 0
       ? null
       : table(
