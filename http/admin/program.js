@@ -1,7 +1,7 @@
 // A workspace's loyalty program, for both roles: an administrator names the workspace, a merchant sees their own.
 // The reward catalog, promotions (scheduled here, ended here), the expiry policy, the merchant adjustment limit (set by
 // an administrator) and the program summary's figures with a chart.
-import { api, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
+import { api, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
 
 /** Earned and redeemed per interval (bars) and outstanding points at each interval's end (a line). */
 function programChart(intervals) {
@@ -215,6 +215,18 @@ function adminLimitForm(tenantId, limit, token) {
   );
 }
 
+/** The workspace's ledger lines of the range as a CSV file (`GET /api/v1/client/ledger.csv`), for accounting. */
+function exportButton(tenantId, from, to, token) {
+  const button = h('button', { type: 'button', class: 'secondary' }, 'Export the ledger (CSV)');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    const saved = await guarded(async () => (await download(`/api/v1/client/ledger.csv${qs({ tenantId: isMerchant() ? '' : tenantId, from, to })}`, `ledger-${from}-to-${to}.csv`), true));
+    button.disabled = false;
+    if (saved && current(token)) say(`The ledger lines from ${from} to ${to} (both included) are saved as a CSV file.`);
+  });
+  return h('p', {}, button);
+}
+
 export function programView(_rest, params, token) {
   const merchant = isMerchant();
   const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', required: true, autocomplete: 'off', class: 'mono' });
@@ -302,6 +314,7 @@ export function programView(_rest, params, token) {
       h('h2', {}, 'Merchant adjustments'),
       limitForm,
       h('h2', {}, `Program figures, ${summary.from} to ${summary.to} by ${summary.interval}`),
+      exportButton(tenantId, summary.from, summary.to, token),
       h(
         'dl',
         { class: 'figures' },

@@ -144,6 +144,23 @@ export async function api(method, path, options = {}) {
   }
   return body;
 }
+/**
+ * Saves a file the API answers (a plain link cannot carry the bearer token): fetched, then handed to the browser's
+ * download as a blob. An API error is thrown as `api` throws it.
+ */
+export async function download(path, filename) {
+  const response = await fetch(path, { headers: { authorization: `Bearer ${getToken() ?? ''}` } });
+  if (!response.ok) {
+    const body = await response.json().catch(() => undefined);
+    throw new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `GET ${path} answered ${response.status}`);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = h('a', { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
 export const qs = (params) => {
   const search = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') search.set(k, v);

@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { v4 as uuid } from 'uuid';
@@ -600,6 +600,13 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   t.regex(await page.getByText(/You may add or remove up to/).innerText(), new RegExp(`up to ${limit.toLocaleString('en-US')} points`));
   t.is(await page.getByRole('button', { name: 'Set limit' }).count(), 0, 'the limit is set by an administrator');
   t.true(await page.getByText('Schedule a promotion', { exact: true }).isVisible());
+  // The ledger of the range shown, as the CSV file accounting asks for.
+  const [file] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export the ledger (CSV)' }).click()]);
+  t.regex(file.suggestedFilename(), /^ledger-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
+  const csv = await readFile((await file.path())!, 'utf8');
+  t.regex(csv.split('\n')[0]!, /^time,line_id,wallet_id,consumer_id,kind,points/);
+  t.true(csv.includes('pay-e2e-merchant-ann'), "the customer's earn line is in it");
+  await page.getByRole('status').getByText(/are saved as a CSV file/).waitFor();
 });
 
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
