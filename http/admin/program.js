@@ -1,7 +1,7 @@
 // A workspace's loyalty program, for both roles: an administrator names the workspace, a merchant sees their own.
 // The reward catalog, promotions (scheduled here, ended here), the expiry policy, the merchant adjustment limit (set by
 // an administrator) and the program summary's figures with a chart.
-import { api, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
 
 /** Earned and redeemed per interval (bars) and outstanding points at each interval's end (a line). */
 function programChart(intervals) {
@@ -215,6 +215,82 @@ function adminLimitForm(tenantId, limit, token) {
   );
 }
 
+/** The reward catalog, retired rewards included: an active one can be retired; a form defines a new one. */
+function catalogSection(catalog, tenantId, token, reload) {
+  const retire = async (r, button) => {
+    if (!window.confirm(`Retire “${r.name}”? It can no longer be issued; rewards already issued keep their expiry.`)) return;
+    button.disabled = true;
+    const done = await guarded(() => api('POST', `/api/v1/client/rewards/${encodeURIComponent(r.rewardId)}/retire${qs({ tenantId })}`, { body: {} }));
+    button.disabled = false;
+    if (!done || !current(token)) return;
+    reload();
+    say(`“${r.name}” is retired.`);
+  };
+  const name = h('input', { type: 'text', name: 'name', required: true, maxlength: 100, autocomplete: 'off' });
+  const points = h('input', { type: 'number', name: 'points', required: true, min: 1, step: 1, inputmode: 'numeric' });
+  const description = h('input', { type: 'text', name: 'description', maxlength: 500, autocomplete: 'off' });
+  const days = h('input', { type: 'number', name: 'issuedRewardExpiresAfterDays', min: 1, step: 1, inputmode: 'numeric', placeholder: '30' });
+  const form = filtersForm(
+    { 'aria-label': 'Define a reward' },
+    async () => {
+      const body = { name: name.value.trim(), points: Number(points.value), ...(description.value.trim() ? { description: description.value.trim() } : {}), ...(days.value ? { issuedRewardExpiresAfterDays: Number(days.value) } : {}) };
+      const defined = await guarded(() => api('POST', `/api/v1/client/rewards${qs({ tenantId })}`, { body }));
+      if (!defined || !current(token)) return;
+      reload();
+      say(`“${defined.name}” (${fmtNumber(defined.points)} points) is in the catalog.`);
+    },
+    field('Reward', name, 'As the customer sees it'),
+    field('Points', points, 'What it costs'),
+    field('Description', description, 'Optional'),
+    field('Issued rewards expire after (days)', days, 'Empty: 30'),
+    submitActions('Define reward'),
+  );
+  return [
+    catalog.rewards.length === 0
+      ? h('p', { class: 'empty' }, 'No rewards defined yet.')
+      : table(
+          `Rewards (catalog version ${catalog.version})`,
+          ['Name', { label: 'Points', num: true }, 'Status', 'Issued rewards expire after', 'Defined', 'Action'],
+          catalog.rewards.map((r) =>
+            h(
+              'tr',
+              {},
+              cell('Name', r.description ? `${r.name}: ${r.description}` : r.name),
+              cell('Points', fmtNumber(r.points), 'num'),
+              cell('Status', badge(r.status)),
+              cell('Issued rewards expire after', `${r.issuedRewardExpiresAfterDays} days`),
+              cell('Defined', h('time', { datetime: r.definedAt }, fmtTime(r.definedAt)), 'time'),
+              cell('Action', r.status === 'active' ? h('button', { type: 'button', class: 'secondary', 'aria-label': `Retire ${r.name}`, onclick: (e) => retire(r, e.currentTarget) }, 'Retire') : '—'),
+            ),
+          ),
+        ),
+    h('details', { class: 'schedule' }, h('summary', {}, 'Define a reward'), form),
+  ];
+}
+
+/** The expiry policy, set as a new version: without applying it to existing points, they count from now. */
+function policyForm(policy, tenantId, token, reload) {
+  const earned = h('input', { type: 'number', name: 'earnedMonths', min: 1, max: 60, step: 1, inputmode: 'numeric', value: policy.earnedMonths ?? '' });
+  const inactivity = h('input', { type: 'number', name: 'inactivityMonths', min: 1, max: 60, step: 1, inputmode: 'numeric', value: policy.inactivityMonths ?? '' });
+  const existing = h('input', { type: 'checkbox', name: 'applyToExistingPoints' });
+  const form = filtersForm(
+    { 'aria-label': 'Points expiry policy' },
+    async () => {
+      const body = { earnedMonths: earned.value ? Number(earned.value) : null, inactivityMonths: inactivity.value ? Number(inactivity.value) : null, applyToExistingPoints: existing.checked };
+      if (body.applyToExistingPoints && !window.confirm('Apply the policy to points earned before it too? Points older than the policy allows expire at the next daily run.')) return;
+      const set = await guarded(() => api('PUT', `/api/v1/client/expiry-policy${qs({ tenantId })}`, { body }));
+      if (!set || !current(token)) return;
+      reload();
+      say(set.expires ? `Expiry policy version ${set.version} is in force.` : 'Points never expire now.');
+    },
+    field('Expire months after earned', earned, '1–60; empty: not by age'),
+    field('Expire after months without activity', inactivity, '1–60; empty: not by inactivity'),
+    h('div', { class: 'field' }, h('label', {}, existing, ' Apply to points earned before it'), h('span', { class: 'hint' }, 'Unticked: they count from now')),
+    submitActions('Set policy'),
+  );
+  return h('details', { class: 'schedule' }, h('summary', {}, 'Change the policy'), form);
+}
+
 /** The workspace's ledger lines of the range as a CSV file (`GET /api/v1/client/ledger.csv`), for accounting. */
 function exportButton(tenantId, from, to, token) {
   const button = h('button', { type: 'button', class: 'secondary' }, 'Export the ledger (CSV)');
@@ -254,9 +330,11 @@ export function programView(_rest, params, token) {
   const chosen = params.interval ?? 'week';
   const today = new Date().toISOString().slice(0, 10);
   const start = params.from || new Date(Date.now() - 83 * 86_400_000).toISOString().slice(0, 10);
+  // After a change of the catalog or the policy: the view again, as it is now (both are read from their streams).
+  const reload = () => programView(_rest, params, token);
   (async () => {
     const [catalog, promotions, policy, limit, summary, locations] = await Promise.all([
-      guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId })}`)),
+      guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId, status: 'all' })}`)),
       guarded(() => api('GET', `/api/v1/client/promotions${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/expiry-policy${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/adjustment-limit${qs({ tenantId })}`)),
@@ -273,25 +351,10 @@ export function programView(_rest, params, token) {
     let listed = promotions;
     const promotionList = h('div', {}, promotionsTable(listed, tenantId, token));
     const t = summary.totals;
-    body.replaceChildren(
+    body.replaceChildren();
+    append(body, [
       h('h2', {}, 'Reward catalog'),
-      catalog.rewards.length === 0
-        ? h('p', { class: 'empty' }, 'No rewards defined yet.')
-        : table(
-            `Rewards (catalog version ${catalog.version})`,
-            ['Name', { label: 'Points', num: true }, 'Status', 'Issued rewards expire after', 'Defined'],
-            catalog.rewards.map((r) =>
-              h(
-                'tr',
-                {},
-                cell('Name', r.description ? `${r.name}: ${r.description}` : r.name),
-                cell('Points', fmtNumber(r.points), 'num'),
-                cell('Status', badge(r.status)),
-                cell('Issued rewards expire after', `${r.issuedRewardExpiresAfterDays} days`),
-                cell('Defined', h('time', { datetime: r.definedAt }, fmtTime(r.definedAt)), 'time'),
-              ),
-            ),
-          ),
+      catalogSection(catalog, tenantId, token, reload),
       h('h2', {}, 'Promotions'),
       promotionList,
       promotionForm(tenantId, token, locations, (scheduled) => {
@@ -311,6 +374,7 @@ export function programView(_rest, params, token) {
             ].join('')
           : 'Points never expire.',
       ),
+      policyForm(policy, tenantId, token, reload),
       h('h2', {}, 'Merchant adjustments'),
       limitForm,
       h('h2', {}, `Program figures, ${summary.from} to ${summary.to} by ${summary.interval}`),
@@ -350,6 +414,6 @@ export function programView(_rest, params, token) {
       summary.topCustomers.length
         ? table('Top customers by points earned', ['Customer', { label: 'Earned', num: true }], summary.topCustomers.map((c) => h('tr', {}, cell('Customer', h('span', { class: 'mono' }, c.consumerId)), cell('Earned', fmtNumber(c.earned), 'num'))))
         : h('p', { class: 'empty' }, 'No customer earned points in this range.'),
-    );
+    ]);
   })();
 }

@@ -523,7 +523,9 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   const eventId = 'evt-e2e-merchant-ann';
   await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: 'pay-e2e-merchant-ann', amount: 25_000, customerId: 'cust-ann' }));
   await webhookRow(eventId, (r) => r.processed);
-  const found = await call('GET', '/api/v1/client/wallets?q=ann@example.com', { token: cafeToken });
+  // Read once the read models hold everything written so far (the credit included).
+  const head = await service.tally.store.headPosition();
+  const found = await call('GET', '/api/v1/client/wallets?q=ann@example.com', { token: cafeToken, headers: head ? { 'x-min-position': head } : {} });
   t.is(found.body.length, 1);
   const ann = found.body[0] as { walletId: string; balance: number; available: number };
   t.true(ann.balance >= 250, 'the payment was credited');
@@ -607,6 +609,32 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   t.regex(csv.split('\n')[0]!, /^time,line_id,wallet_id,consumer_id,kind,points/);
   t.true(csv.includes('pay-e2e-merchant-ann'), "the customer's earn line is in it");
   await page.getByRole('status').getByText(/are saved as a CSV file/).waitFor();
+
+  // The catalog: a reward defined, then retired (after a confirmation); the expiry policy changed.
+  await page.getByText('Define a reward', { exact: true }).click();
+  const define = page.getByRole('form', { name: 'Define a reward' });
+  await define.getByLabel('Reward', { exact: true }).fill('Tea');
+  await define.getByLabel('Points', { exact: true }).fill('15');
+  await define.getByRole('button', { name: 'Define reward' }).click();
+  await page.getByRole('status').getByText('“Tea” (15 points) is in the catalog.').waitFor();
+  const catalog = page.getByRole('table', { name: /^Rewards \(catalog version \d+\)$/ });
+  const tea = catalog.locator('tbody tr', { hasText: 'Tea' });
+  t.is(await tea.locator('td[data-label="Status"]').innerText(), 'active');
+  page.once('dialog', (dialog) => void dialog.accept());
+  await tea.getByRole('button', { name: 'Retire Tea' }).click();
+  await page.getByRole('status').getByText('“Tea” is retired.').waitFor();
+  t.is(await catalog.locator('tbody tr', { hasText: 'Tea' }).locator('td[data-label="Status"]').innerText(), 'retired');
+  const rewards = await call('GET', '/api/v1/client/rewards?status=all', { token: cafeToken });
+  t.like(rewards.body.rewards.find((r: { name: string }) => r.name === 'Tea'), { points: 15, status: 'retired' });
+
+  await page.getByText('Change the policy', { exact: true }).click();
+  const policyForm = page.getByRole('form', { name: 'Points expiry policy' });
+  await policyForm.getByLabel('Expire months after earned').fill('18');
+  await policyForm.getByLabel('Expire after months without activity').fill('6');
+  await policyForm.getByRole('button', { name: 'Set policy' }).click();
+  await page.getByRole('status').getByText(/Expiry policy version \d+ is in force\./).waitFor();
+  t.regex(await page.locator('p.policy').innerText(), /Points expire 18 months after they were earned.*All points expire after 6 months without activity/);
+  t.like((await call('GET', '/api/v1/client/expiry-policy', { token: cafeToken })).body, { earnedMonths: 18, inactivityMonths: 6, appliesToExistingPoints: false });
 });
 
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
