@@ -1,7 +1,7 @@
 // Tally's console: administrators browse and correct everything; merchants serve their customers and run their
-// program. Plain ES modules, no framework, no build step (ui.js has the shared parts). It calls only the public API
+// program; customers read their points. What it offers follows the role of the signed-in token. Plain ES modules, no framework, no build step (ui.js has the shared parts). It calls only the public API
 // with the bearer token that was pasted (kept in sessionStorage for this tab only).
-import { api, badge, brandName, cell, clearStatus, clearToken, current, decimal, field, filtersForm, fmtDuration, fmtNumber, fmtTime, getToken, go, guarded, h, isCustomer, isMerchant, nextView, onSignedOut, POLL_MS, qs, say, session, setToken, show, submitActions, table } from './ui.js';
+import { api, badge, brandName, cell, clearStatus, clearToken, current, decimal, field, filtersForm, fmtDuration, fmtNumber, fmtTime, getToken, go, guarded, h, nextView, onSignedOut, POLL_MS, qs, say, session, setToken, show, submitActions, table } from './ui.js';
 import { programView } from './program.js';
 import { pointsView } from './points.js';
 import { rulesView, squareView } from './settings.js';
@@ -71,13 +71,12 @@ async function signIn(token) {
     }
     Object.assign(session, { role: me.role, tenantId: me.tenantId ?? null, name: me.email ?? me.id });
     brand.textContent = brandName();
-    const role = isMerchant() ? 'merchant' : isCustomer() ? 'customer' : 'admin';
-    for (const item of nav.querySelectorAll('li')) item.hidden = !(item.dataset.for ?? 'admin').split(' ').includes(role);
+    for (const item of nav.querySelectorAll('li')) item.hidden = !(item.dataset.for ?? 'admin').split(' ').includes(role().nav);
     nav.hidden = false;
     signOutButton.hidden = false;
-    if (!location.hash || location.hash === '#/' || location.hash === '#/signin') history.replaceState(null, '', `${location.pathname}#/${home()}`);
+    if (!location.hash || location.hash === '#/' || location.hash === '#/signin') history.replaceState(null, '', `${location.pathname}#/${role().home}`);
     route();
-    say(`Signed in as ${me.email ?? me.id}${isMerchant() ? ' (merchant)' : isCustomer() ? ' (customer)' : ''}.`);
+    say(`Signed in as ${me.email ?? me.id}${role().as}.`);
   } catch (error) {
     clearToken();
     renderSignIn(`Sign-in failed: ${error.message}`);
@@ -85,21 +84,25 @@ async function signIn(token) {
 }
 
 // ---------------------------------------------------------------------------------------------- routing
-/** The first view: the audit trail for an administrator, customers for a merchant, their points for a customer. */
-const home = () => (isMerchant() ? 'customers' : isCustomer() ? 'points' : 'audit');
+/**
+ * What each role is offered: its views (a merchant's call only the workspace's routes, `/api/v1/client/…`; a
+ * customer's only their own, `/api/v1/me/…`), the first one, its links (`data-for` in index.html), and how it is named.
+ * The views are functions declared below, so the table is built when first asked for.
+ */
+function roles() {
+  return {
+    admin: { views: { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView, program: programView }, home: 'audit', nav: 'admin', audience: 'administrators', as: '' },
+    client: { views: { customers: customersView, wallet: walletView, program: programView, rules: rulesView, square: squareView }, home: 'customers', nav: 'merchant', audience: 'merchants', as: ' (merchant)' },
+    consumer: { views: { points: pointsView }, home: 'points', nav: 'customer', audience: 'customers', as: ' (customer)' },
+  };
+}
+const role = () => roles()[session.role] ?? roles().admin;
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [path, search = ''] = raw.split('?');
   const parts = path.split('/').map(decodeURIComponent);
-  return { section: parts[0] || home(), rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(search)) };
+  return { section: parts[0] || role().home, rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(search)) };
 }
-const ADMIN_VIEWS = { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView, program: programView };
-/** A merchant's views call only the workspace's routes (`/api/v1/client/…`). */
-const MERCHANT_VIEWS = { customers: customersView, wallet: walletView, program: programView, rules: rulesView, square: squareView };
-/** A customer's view calls only their own routes (`/api/v1/me/…`). */
-const CUSTOMER_VIEWS = { points: pointsView };
-const viewsOfRole = () => (isMerchant() ? MERCHANT_VIEWS : isCustomer() ? CUSTOMER_VIEWS : ADMIN_VIEWS);
-const audience = () => (isMerchant() ? 'merchants' : isCustomer() ? 'customers' : 'administrators');
 
 function route() {
   if (!getToken() || !session.role) return renderSignIn();
@@ -110,12 +113,12 @@ function route() {
     if (link.getAttribute('href') === `#/${section}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const views = viewsOfRole();
+  const { views, home, audience } = role();
   const view = views[section];
   if (view) view(rest, params, token);
   else {
-    views[home()]([], {}, token);
-    if (section !== home()) say(`There is no “${section}” view for ${audience()}: showing ${home()}.`, 'error');
+    views[home]([], {}, token);
+    if (section !== home) say(`There is no “${section}” view for ${audience}: showing ${home}.`, 'error');
   }
   main.focus({ preventScroll: true });
 }
