@@ -412,7 +412,7 @@ export function programView(_rest, params, token) {
         ),
       ),
       summary.topCustomers.length
-        ? table('Top customers by points earned', ['Customer', { label: 'Earned', num: true }], summary.topCustomers.map((c) => h('tr', {}, cell('Customer', h('span', { class: 'mono' }, c.consumerId)), cell('Earned', fmtNumber(c.earned), 'num'))))
+        ? table('Top customers by points earned', ['Customer', { label: 'Earned', num: true }], summary.topCustomers.map((c) => h('tr', {}, cell('Customer', c.walletId ? h('a', { href: `#/wallet/${encodeURIComponent(c.walletId)}${qs({ tenantId: merchant ? '' : tenantId })}`, class: 'mono', 'aria-label': `Wallet of customer ${c.consumerId}` }, c.consumerId) : h('span', { class: 'mono' }, c.consumerId)), cell('Earned', fmtNumber(c.earned), 'num'))))
         : h('p', { class: 'empty' }, 'No customer earned points in this range.'),
     ]);
   })();

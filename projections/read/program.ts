@@ -86,7 +86,8 @@ export const programSummaryView = z.object({
   interval: summaryInterval,
   totals: z.object({ ...figures, outstandingAtEnd: z.number().int() }),
   intervals: z.array(summaryBucket),
-  topCustomers: z.array(z.object({ consumerId: z.string(), earned: z.number().int() })),
+  /** `walletId`: the customer's wallet at the workspace (null if its read model does not hold it yet). */
+  topCustomers: z.array(z.object({ consumerId: z.string(), walletId: z.string().nullable(), earned: z.number().int() })),
 });
 export type ProgramSummary = z.infer<typeof programSummaryView>;
 
@@ -253,6 +254,10 @@ export async function programSummary(pool: pg.Pool, tenantId: string, range: { f
     };
   });
   const sum = (f: (b: SummaryBucket) => number) => intervals.reduce((total, b) => total + f(b), 0);
+  const top = people.top ?? [];
+  const wallets = top.length
+    ? new Map((await pool.query<{ consumer_id: string; id: string }>('SELECT consumer_id, id FROM wallets WHERE tenant_id = $1 AND consumer_id = ANY($2::text[])', [tenantId, top.map((r) => r.consumer_id)])).rows.map((r) => [r.consumer_id, r.id]))
+    : new Map<string, string>();
   return {
     tenantId,
     from: dayText(from),
@@ -269,7 +274,7 @@ export async function programSummary(pool: pg.Pool, tenantId: string, range: { f
       outstandingAtEnd: outstanding,
     },
     intervals,
-    topCustomers: (people.top ?? []).map((r) => ({ consumerId: r.consumer_id, earned: r.earned })),
+    topCustomers: top.map((r) => ({ consumerId: r.consumer_id, walletId: wallets.get(r.consumer_id) ?? null, earned: r.earned })),
   };
 }
 

@@ -635,6 +635,14 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   await page.getByRole('status').getByText(/Expiry policy version \d+ is in force\./).waitFor();
   t.regex(await page.locator('p.policy').innerText(), /Points expire 18 months after they were earned.*All points expire after 6 months without activity/);
   t.like((await call('GET', '/api/v1/client/expiry-policy', { token: cafeToken })).body, { earnedMonths: 18, inactivityMonths: 6, appliesToExistingPoints: false });
+
+  // A top customer opens their wallet.
+  const topCustomers = page.getByRole('table', { name: 'Top customers by points earned' });
+  const annRow = topCustomers.locator('tbody tr').filter({ has: page.getByRole('link', { name: /^Wallet of customer / }) }).first();
+  await annRow.getByRole('link').click();
+  await page.getByRole('heading', { name: 'Wallet', exact: true }).waitFor();
+  await page.getByTestId('balance').waitFor();
+  t.regex(page.url(), /#\/wallet\/[0-9a-f-]{36}$/, "the merchant's own workspace: no tenant to name");
 });
 
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {

@@ -102,8 +102,8 @@ test('the program summary: points, rewards, active and top customers, outstandin
   t.is(day.status, 200);
   t.deepEqual(day.body.totals, { earned: 420, redeemed: 120, expired: 0, adjusted: -5, rewardsIssued: 1, rewardsRedeemed: 1, activeCustomers: 2, outstandingAtEnd: 295 });
   t.deepEqual(day.body.topCustomers, [
-    { consumerId: ann.consumer.id, earned: 300 },
-    { consumerId: bob.consumer.id, earned: 120 },
+    { consumerId: ann.consumer.id, walletId: ann.walletId, earned: 300 },
+    { consumerId: bob.consumer.id, walletId: bob.walletId, earned: 120 },
   ]);
   t.is(day.body.intervals.length, 1);
 
