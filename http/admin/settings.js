@@ -153,6 +153,33 @@ function ruleForm(token, created) {
   return form;
 }
 
+/**
+ * "Why did this payment earn that?": the preview of a Square payment under the active rules, line by line, with the
+ * promotion it would get and what the preview could not know. It records nothing. (Ingestion used the rules in force
+ * when the customer paid: the two differ only if the rules changed since.)
+ */
+function explainForm(token) {
+  const paymentId = h('input', { type: 'text', name: 'paymentId', required: true, autocomplete: 'off', class: 'mono' });
+  const answer = h('div', { 'aria-live': 'polite' });
+  const form = filtersForm(
+    { 'aria-label': 'Explain a payment' },
+    async () => {
+      const preview = await guarded(() => api('POST', '/api/v1/client/reward-rules/preview', { body: { paymentId: paymentId.value.trim() } }));
+      if (!preview || !current(token)) return;
+      const p = preview.payment;
+      answer.replaceChildren();
+      append(answer, [
+        h('p', {}, `${fmtNumber(preview.points)} point(s): ${fmtNumber(preview.rulePoints)} by the rules${preview.promotion ? `, ${fmtNumber(preview.promotion.points)} by the promotion “${preview.promotion.name}” (${preview.promotion.localDate})` : ''}. Paid ${fmtTime(p.createdAt)}${p.locationId ? ` at ${p.locationId}` : ''}: ${fmtNumber(p.amountMinor)} minor units without the tip${p.orderId ? `, order ${p.orderId}${p.orderRead ? '' : ' (not read)'}` : ''}.`),
+        table('Why, line by line', ['Rule', 'Explanation', { label: 'Points', num: true }], preview.lines.map((l) => h('tr', {}, cell('Rule', l.ruleId ? h('span', { class: 'mono' }, l.ruleId) : '—'), cell('Explanation', l.text), cell('Points', fmtNumber(l.points), 'num')))),
+        preview.warnings.length ? h('ul', { class: 'warnings' }, preview.warnings.map((w) => h('li', {}, w))) : null,
+      ]);
+    },
+    field('Square payment id', paymentId, 'What it earns under the active rules, and why'),
+    submitActions('Explain'),
+  );
+  return [form, answer];
+}
+
 export function rulesView(_rest, _params, token) {
   const list = h('div', { 'aria-busy': 'true' });
   /** `minPosition`: a write's position, so the list read after it shows it (read-your-writes). */
@@ -208,6 +235,8 @@ export function rulesView(_rest, _params, token) {
       list,
       h('h2', {}, 'Create a rule'),
       ruleForm(token, load),
+      h('h2', {}, 'Explain a payment'),
+      explainForm(token),
     ),
     'Reward rules',
   );

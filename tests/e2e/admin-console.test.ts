@@ -722,6 +722,24 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   await page.getByRole('link', { name: 'Open your Tally console' }).click();
   await sections.getByRole('link', { name: 'Square' }).click();
   await page.getByText(/Square is connected: payments at your business earn points/).waitFor();
+
+  // Connected, the merchant asks why a payment earned what it did: the preview under the active rules, line by line.
+  square.addPayment('M-DELI', { id: 'pay-deli-explained', locationId: 'L-DELI', amount: 800, createdAt: new Date().toISOString() });
+  await sections.getByRole('link', { name: 'Reward rules' }).click();
+  const explain = page.getByRole('form', { name: 'Explain a payment' });
+  await explain.getByLabel('Square payment id').fill('pay-no-such-payment');
+  await explain.getByRole('button', { name: 'Explain' }).click();
+  await page.getByRole('status').getByText(/pay-no-such-payment/).waitFor();
+  await explain.getByLabel('Square payment id').fill('pay-deli-explained');
+  await explain.getByRole('button', { name: 'Explain' }).click();
+  const why = page.getByRole('table', { name: 'Why, line by line' });
+  await why.waitFor();
+  t.regex(await page.getByText(/^5 point\(s\): 5 by the rules\./).innerText(), /800 minor units without the tip/);
+  t.deepEqual(await why.locator('tbody td[data-label="Points"]').allInnerTexts(), ['5'], 'the visit rule alone: the spend rule was deactivated');
+  const previewed = await call('POST', '/api/v1/client/reward-rules/preview', { token: deli.token, body: { paymentId: 'pay-deli-explained' } });
+  t.deepEqual(await why.locator('tbody td[data-label="Explanation"]').allInnerTexts(), previewed.body.lines.map((l: { text: string }) => l.text));
+  await sections.getByRole('link', { name: 'Square' }).click();
+  await page.getByText(/Square is connected: payments at your business earn points/).waitFor();
   t.regex(await page.locator('dl.cards').innerText(), /Deli\s+M-DELI/);
   page.once('dialog', (dialog) => void dialog.accept());
   await page.getByRole('button', { name: 'Disconnect' }).click();
