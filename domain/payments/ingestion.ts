@@ -258,7 +258,8 @@ export function ingestionService(deps: IngestionDependencies) {
         }
         const { payment } = fact;
         const completing = payment.status === 'COMPLETED';
-        const customerKey = customerKeyOf(payment, deps.hasher);
+        // Asked for only when a limited promotion is in play (a buyer email is hashed for it).
+        const customerKey = () => customerKeyOf(payment, deps.hasher);
         const identity = completing ? identities.get(index) : { hashes: [], resolution: { kind: 'anonymous' } as const };
         if (identity instanceof Error || identity === undefined) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
@@ -298,7 +299,10 @@ export function ingestionService(deps: IngestionDependencies) {
             workspaceCurrency: deps.workspace(fact.tenantId).currency,
             orderVisit,
             promotions: promotionsOf(fact.tenantId),
-            promotionUses: (promotionId, localDate) => (customerKey ? uses.count(promotionId, customerKey, localDate, payment.id) : null),
+            promotionUses: (promotionId, localDate) => {
+              const key = customerKey();
+              return key ? uses.count(promotionId, key, localDate, payment.id) : null;
+            },
             source: fact.source,
             walletEffect,
           },
@@ -307,9 +311,10 @@ export function ingestionService(deps: IngestionDependencies) {
         const completion = decided.find((e) => e.type === 'PurchaseCompleted');
         const applied = completion?.type === 'PurchaseCompleted' ? completion.data.promotion : null;
         const limited = applied && promotionsOf(fact.tenantId).find((p) => p.promotionId === applied.promotionId)?.promotion.limitPerCustomerPerDay !== undefined;
-        if (applied && limited && customerKey) {
+        const key = applied && limited ? customerKey() : null;
+        if (applied && key) {
           const { promotionId, localDate } = applied;
-          uses.record({ tenantId: fact.tenantId, promotionId, customerKey, localDate, paymentId: payment.id, now: payment.updatedAt }, fact.metadata);
+          uses.record({ tenantId: fact.tenantId, promotionId, customerKey: key, localDate, paymentId: payment.id, now: payment.updatedAt }, fact.metadata);
         }
         const result: IngestionResult =
           completion?.type === 'PurchaseCompleted'
@@ -493,7 +498,7 @@ export function ingestionService(deps: IngestionDependencies) {
     const identities = new Map<number, Identity | Error>();
     const purchaseOrders = new Map<number, PurchaseOrder | null | Error>();
     const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
-    const useStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => (fact.kind === 'payment' ? useStreamsOf(fact.payment, promotionsOf(fact.tenantId), customerKeyOf(fact.payment, deps.hasher)) : [])))];
+    const useStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => (fact.kind === 'payment' ? useStreamsOf(fact.payment, promotionsOf(fact.tenantId), () => customerKeyOf(fact.payment, deps.hasher)) : [])))];
     const loaded = await load([...byStream.keys()], orderStreams, useStreams);
     let loads = loaded.payments;
     let orderLoads = loaded.orders;

@@ -32,14 +32,22 @@ export function customerKeyOf(payment: Pick<SquarePayment, 'customerId' | 'buyer
   return email ? hasher.hashEmail(email) : null;
 }
 
-/** The use streams a completing payment may count on: its customer's, for each limited promotion it could meet. */
-export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[], customerKey: string | null): string[] {
-  if (payment.status !== 'COMPLETED' || !customerKey) return [];
-  return promotions.flatMap((p) => {
-    if (p.promotion.limitPerCustomerPerDay === undefined) return [];
+/** Whether `customerKeyOf` finds a key, without hashing (the rule preview's question). */
+export const hasCustomerKey = (payment: Pick<SquarePayment, 'customerId' | 'buyerEmail'>): boolean => Boolean(payment.customerId) || tryNormaliseEmail(payment.buyerEmail) !== null;
+
+/**
+ * The use streams a completing payment may count on: its customer's, for each limited promotion it could meet. The
+ * key is asked for only when such a promotion is in force (a buyer email is hashed for it).
+ */
+export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[], customerKey: () => string | null): string[] {
+  if (payment.status !== 'COMPLETED') return [];
+  const limited = promotions.filter((p) => p.promotion.limitPerCustomerPerDay !== undefined);
+  const key = limited.length ? customerKey() : null;
+  if (!key) return [];
+  return limited.flatMap((p) => {
     // Points are not known yet: any positive amount stands for them (a stream read for nothing costs nothing more).
     const local = qualifies(p, { createdAt: payment.createdAt, locationId: payment.locationId, amountMinor: payment.amountMinor, basePoints: 1, order: 'not_read_yet' });
-    return local ? [promotionUsesStream(p.promotionId, customerKey, local.date)] : [];
+    return local ? [promotionUsesStream(p.promotionId, key, local.date)] : [];
   });
 }
 

@@ -4,7 +4,6 @@
  * functions ingestion records with (`rewards/evaluate.ts`, then the promotion in force: `promotions/promotion.ts`),
  * so what it answers is what a payment earns.
  */
-import { tryNormaliseEmail } from '../identity/normalise.ts';
 import { SquareApiError, type SquareApi, type SquarePayment } from '../ports/square.ts';
 import { bestPromotion, promotionsNeedOrder, qualifies, type AppliedPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
 import { appliesAtLocation } from '../rewards/rule.ts';
@@ -14,6 +13,7 @@ import { activeRules, type RuleSetState } from '../rewards/rule-set.ts';
 import { catalogIdsOf, type RewardRule } from '../rewards/rule.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
 import { readPurchaseOrder } from './order-lookup.ts';
+import { hasCustomerKey } from './promotion-uses.ts';
 
 /** The tenant's Square API and the scopes its connection was granted; null when it is not connected. */
 export type TenantSquare = { api: SquareApi; scopes: readonly string[] } | null;
@@ -165,8 +165,8 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, need:
     }
   }
   const { id: paymentId, amountMinor, totalMinor, orderId, createdAt, locationId } = payment;
-  // A daily limit counts a Square customer or, without one, a buyer email (ingestion's `customerKeyOf`).
-  return { paymentId, amountMinor, totalMinor, orderId, createdAt, locationId, customerKnown: payment.customerId !== null || tryNormaliseEmail(payment.buyerEmail) !== null, order, warnings };
+  // A daily limit counts a Square customer or, without one, a buyer email, as ingestion does.
+  return { paymentId, amountMinor, totalMinor, orderId, createdAt, locationId, customerKnown: hasCustomerKey(payment), order, warnings };
 }
 
 type Paid = Awaited<ReturnType<typeof paymentToPreview>>;

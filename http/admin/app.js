@@ -16,7 +16,7 @@ const dialog = document.getElementById('detail');
 // ---------------------------------------------------------------------------------------------- sign-in
 function signOut(message) {
   clearToken();
-  Object.assign(session, { role: null, tenantId: null, name: null });
+  Object.assign(session, { role: null, tenantId: null });
   nav.hidden = true;
   signOutButton.hidden = true;
   renderSignIn(message);
@@ -69,7 +69,7 @@ async function signIn(token) {
       say(refused, 'error');
       return;
     }
-    Object.assign(session, { role: me.role, tenantId: me.tenantId ?? null, name: me.email ?? me.id });
+    Object.assign(session, { role: me.role, tenantId: me.tenantId ?? null });
     brand.textContent = brandName();
     for (const item of nav.querySelectorAll('li')) item.hidden = !(item.dataset.for ?? 'admin').split(' ').includes(role().nav);
     nav.hidden = false;

@@ -9,9 +9,9 @@ const main = document.getElementById('main');
 const statusBox = document.getElementById('status');
 
 /** Who is signed in: an administrator, or a merchant (`client`) with their workspace. Set by the sign-in. */
-export const session = { role: null, tenantId: null, name: null };
+export const session = { role: null, tenantId: null };
 export const isMerchant = () => session.role === 'client';
-export const isCustomer = () => session.role === 'consumer';
+const isCustomer = () => session.role === 'consumer';
 /** The console's name for who is signed in. */
 export const brandName = () => (isMerchant() ? 'Tally for merchants' : isCustomer() ? 'Tally: your points' : 'Tally admin');
 
@@ -24,9 +24,9 @@ export const setToken = (token) => sessionStorage.setItem(TOKEN_KEY, token);
 export const clearToken = () => sessionStorage.removeItem(TOKEN_KEY);
 
 // ---------------------------------------------------------------------------------------------- formatting
-export const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 export const shortDate = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'short' });
-export const integer = new Intl.NumberFormat();
+const integer = new Intl.NumberFormat();
 export const signed = new Intl.NumberFormat(undefined, { signDisplay: 'exceptZero' });
 export const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 
@@ -115,7 +115,7 @@ export function say(message, kind = 'info') {
 export const clearStatus = () => say('');
 
 // ---------------------------------------------------------------------------------------------- API client
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;
