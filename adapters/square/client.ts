@@ -7,8 +7,13 @@
  * `Retry-After`), inside the call and invisible to us. We set `maxRetries: 0` so that a call fails fast with
  * `retryable` and `retryAfterSeconds`, and the caller (a webhook handler that must answer within 10 s, or a poll
  * job with a checkpoint) decides when to try again. The SDK never retries timeouts or connection errors anyway.
+ *
+ * Loading: the SDK is 4,000 CommonJS files, about 1.3 s of CPU to load, so it is imported on the first call to
+ * Square, not when the service starts: a process that never calls Square (most tests, the operations commands, a
+ * service waiting for its first merchant) never pays for it, and `/readyz` answers that much sooner. The first call
+ * waits for the load once.
  */
-import { SquareClient, SquareEnvironment, SquareError, SquareTimeoutError, type Square } from 'square';
+import type { Square, SquareClient } from 'square';
 import {
   MAX_BULK_CUSTOMERS,
   SquareApiError,
@@ -46,10 +51,29 @@ export interface SquareAdapterConfig {
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
 
+/** The SDK's `SquareEnvironment`, known before it is loaded (`tests/integration/square-adapter.test.ts` compares them). */
+export const SQUARE_HOSTS = { production: 'https://connect.squareup.com', sandbox: 'https://connect.squareupsandbox.com' } as const;
+
+type Sdk = typeof import('square');
+let sdkLoading: Promise<Sdk> | undefined;
+/** The SDK once loaded: set before any call of ours can fail with one of its errors. */
+let sdk: Sdk | undefined;
+
+function loadSdk(): Promise<Sdk> {
+  sdkLoading ??= import('square').then(
+    (module) => (sdk = module),
+    (error: unknown) => {
+      sdkLoading = undefined;
+      throw error;
+    },
+  );
+  return sdkLoading;
+}
+
 /** The host every call goes to: the override if configured, else the environment's. */
 function squareHost(config: SquareAdapterConfig): string {
   if (config.baseUrl) return config.baseUrl.replace(/\/+$/, '');
-  return config.environment === 'production' ? SquareEnvironment.Production : SquareEnvironment.Sandbox;
+  return SQUARE_HOSTS[config.environment];
 }
 
 export function createSquareGateway(config: SquareAdapterConfig): SquareGateway {
@@ -59,15 +83,22 @@ export function createSquareGateway(config: SquareAdapterConfig): SquareGateway 
   };
 }
 
-function sdkClient(config: SquareAdapterConfig, auth: { token: string } | { auth: false }): SquareClient {
-  return new SquareClient({
-    ...auth,
-    baseUrl: squareHost(config),
-    timeoutInSeconds: config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
-    maxRetries: 0,
-    // node:http underneath: Node's fetch cost several times the CPU per call (see fetch.ts).
-    fetch: squareFetch,
-  });
+/** An SDK client made on the first call (the SDK loaded then), the same one after. */
+function sdkClient(config: SquareAdapterConfig, auth: { token: string } | { auth: false }): () => Promise<SquareClient> {
+  let client: SquareClient | undefined;
+  return async () => {
+    if (client) return client;
+    const { SquareClient } = await loadSdk();
+    client ??= new SquareClient({
+      ...auth,
+      baseUrl: squareHost(config),
+      timeoutInSeconds: config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+      maxRetries: 0,
+      // node:http underneath: Node's fetch cost several times the CPU per call (see fetch.ts).
+      fetch: squareFetch,
+    });
+    return client;
+  };
 }
 
 export function createSquareOAuth(config: SquareAdapterConfig): SquareOAuth {
@@ -76,7 +107,7 @@ export function createSquareOAuth(config: SquareAdapterConfig): SquareOAuth {
   const client = sdkClient(config, { auth: false });
 
   const obtain = async (operation: SquareOperation, request: Square.ObtainTokenRequest, fallbackRefreshToken?: string) => {
-    const response = await call(operation, () => client.oAuth.obtainToken(request));
+    const response = await call(operation, async () => (await client()).oAuth.obtainToken(request));
     return toTokens(response, operation, fallbackRefreshToken);
   };
 
@@ -108,8 +139,8 @@ export function createSquareOAuth(config: SquareAdapterConfig): SquareOAuth {
       ),
 
     async revoke(merchantId) {
-      const response = await call('oauth.revoke', () =>
-        client.oAuth.revokeToken(
+      const response = await call('oauth.revoke', async () =>
+        (await client()).oAuth.revokeToken(
           { clientId: config.appId, merchantId },
           { headers: { Authorization: `Client ${config.appSecret}` } },
         ),
@@ -124,7 +155,7 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
 
   return {
     async getMerchant(): Promise<SquareMerchant> {
-      const { merchant } = await call('merchants.get', () => client.merchants.get({ merchantId: 'me' }));
+      const { merchant } = await call('merchants.get', async () => (await client()).merchants.get({ merchantId: 'me' }));
       const op = 'merchants.get';
       if (!merchant) return invalidResponse(op, 'the response has no merchant');
       return {
@@ -137,7 +168,7 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
     },
 
     async listLocations(): Promise<SquareLocation[]> {
-      const { locations = [] } = await call('locations.list', () => client.locations.list());
+      const { locations = [] } = await call('locations.list', async () => (await client()).locations.list());
       return locations.map((location) => ({
         id: required(location.id, 'location.id', 'locations.list'),
         name: location.name ?? null,
@@ -148,7 +179,7 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
 
     getCustomer: (customerId): Promise<SquareCustomer | null> =>
       unlessNotFound(async () => {
-        const answer = customerAnswer.safeParse(await passthroughGet(client, 'customers.get', `/v2/customers/${encodeURIComponent(customerId)}`));
+        const answer = customerAnswer.safeParse(await passthroughGet(await client(), 'customers.get', `/v2/customers/${encodeURIComponent(customerId)}`));
         if (!answer.success) return invalidResponse('customers.get', `the customer is not what Square answers: ${answer.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
         const { customer } = answer.data;
         if (!customer) return invalidResponse('customers.get', 'the response has no customer');
@@ -162,7 +193,7 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
     async getCustomers(customerIds): Promise<Map<string, SquareCustomer | null | SquareApiError>> {
       const op = 'customers.bulkRetrieve';
       if (customerIds.length === 0 || customerIds.length > MAX_BULK_CUSTOMERS) throw new RangeError(`getCustomers takes 1 to ${MAX_BULK_CUSTOMERS} ids, not ${customerIds.length}`);
-      const { responses = {} } = await call(op, () => client.customers.bulkRetrieveCustomers({ customerIds: [...customerIds] }));
+      const { responses = {} } = await call(op, async () => (await client()).customers.bulkRetrieveCustomers({ customerIds: [...customerIds] }));
       const answers = new Map<string, SquareCustomer | null | SquareApiError>();
       for (const id of new Set(customerIds)) {
         const answer = responses[id];
@@ -180,37 +211,37 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
     },
 
     listPayments({ locationId, updatedAtBeginTime, limit }: ListPaymentsQuery): AsyncIterable<SquarePayment> {
-      return paged('payments.list', toPayment, () =>
-        client.payments.list({ locationId, updatedAtBeginTime, limit, sortField: 'UPDATED_AT', sortOrder: 'ASC' }),
+      return paged('payments.list', toPayment, async () =>
+        (await client()).payments.list({ locationId, updatedAtBeginTime, limit, sortField: 'UPDATED_AT', sortOrder: 'ASC' }),
       );
     },
 
     listRefunds({ updatedAtBeginTime, beginTime, locationId, limit }: ListRefundsQuery = {}): AsyncIterable<SquareRefund> {
-      return paged('refunds.list', toRefund, () =>
-        client.refunds.list({ updatedAtBeginTime, beginTime, locationId, limit, sortField: 'UPDATED_AT', sortOrder: 'ASC' }),
+      return paged('refunds.list', toRefund, async () =>
+        (await client()).refunds.list({ updatedAtBeginTime, beginTime, locationId, limit, sortField: 'UPDATED_AT', sortOrder: 'ASC' }),
       );
     },
 
     async grantedScopes(): Promise<string[]> {
-      const status = await call('oauth.tokenStatus', () => client.oAuth.retrieveTokenStatus());
+      const status = await call('oauth.tokenStatus', async () => (await client()).oAuth.retrieveTokenStatus());
       return status.scopes ?? [];
     },
 
     getPayment: (paymentId): Promise<SquarePayment | null> =>
       unlessNotFound(async () => {
-        const { payment } = await call('payments.get', () => client.payments.get({ paymentId }));
+        const { payment } = await call('payments.get', async () => (await client()).payments.get({ paymentId }));
         return payment ? toPayment(payment) : invalidResponse('payments.get', 'the response has no payment');
       }),
 
     getOrder: (orderId): Promise<SquareOrder | null> =>
       unlessNotFound(async () => {
-        const { order } = await call('orders.get', () => client.orders.get({ orderId }));
+        const { order } = await call('orders.get', async () => (await client()).orders.get({ orderId }));
         return order ? toOrder(order) : invalidResponse('orders.get', 'the response has no order');
       }),
 
     async getCatalogObjects(ids, { includeRelated = false } = {}): Promise<SquareCatalogObject[]> {
       if (!ids.length) return [];
-      const response = await call('catalog.batchGet', () => client.catalog.batchGet({ objectIds: [...ids], includeRelatedObjects: includeRelated }));
+      const response = await call('catalog.batchGet', async () => (await client()).catalog.batchGet({ objectIds: [...ids], includeRelatedObjects: includeRelated }));
       return [...(response.objects ?? []), ...(response.relatedObjects ?? [])].map(toCatalogObject);
     },
   };
@@ -297,6 +328,7 @@ const customerAnswer = z.looseObject({
  * caused by fetch's failure.
  */
 async function passthroughGet(client: SquareClient, operation: SquareOperation, path: string): Promise<object> {
+  const { SquareError, SquareTimeoutError } = await loadSdk();
   let response: Response;
   let text: string;
   try {
@@ -449,6 +481,9 @@ function retryAfterSeconds(header: string | null | undefined): number | undefine
 
 function toSquareApiError(error: unknown, operation: SquareOperation): unknown {
   if (error instanceof SquareApiError) return error;
+  // Not loaded: the error cannot be the SDK's (loading it failed, or nothing was sent).
+  if (!sdk) return error;
+  const { SquareError, SquareTimeoutError } = sdk;
   // On Node's fetch the SDK's timeout aborts with the bare string "timeout" as reason, which fetch rethrows
   // as-is: it then surfaces as a plain SquareError whose cause is that string, never as SquareTimeoutError.
   if (error instanceof SquareTimeoutError || (error instanceof SquareError && error.cause === 'timeout')) {

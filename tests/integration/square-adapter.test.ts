@@ -4,7 +4,7 @@
  * Each test gets its own server, so scripted state and injected faults stay within the test.
  */
 import test, { type ExecutionContext } from 'ava';
-import { createSquareGateway, type SquareAdapterConfig } from '../../adapters/square/client.ts';
+import { createSquareGateway, SQUARE_HOSTS, type SquareAdapterConfig } from '../../adapters/square/client.ts';
 import { SQUARE_SCOPES, SquareApiError, type SquarePayment } from '../../domain/ports/square.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 
@@ -69,6 +69,32 @@ test('the authorize URL points at sandbox, production or the override, with the 
   const local = new URL(override.authorizeUrl({ state: 's', scopes: ['PAYMENTS_READ'] }));
   t.is(`${local.origin}${local.pathname}`, 'http://127.0.0.1:4010/oauth2/authorize');
   t.false(local.searchParams.has('redirect_uri'), 'no redirect_uri unless given');
+});
+
+test('the hosts known before the SDK is loaded are the SDK\'s own environments', async (t) => {
+  const { SquareEnvironment } = await import('square');
+  t.deepEqual(SQUARE_HOSTS, { production: SquareEnvironment.Production, sandbox: SquareEnvironment.Sandbox });
+});
+
+test('the SDK is loaded on the first call to Square, not with the adapter', async (t) => {
+  const { server } = await setup(t);
+  // A process of its own: this one may have loaded the SDK already.
+  const script = `
+    const { createSquareGateway } = await import(${JSON.stringify(new URL('../../adapters/square/client.ts', import.meta.url).href)});
+    const loaded = () => Object.keys(require.cache).some((file) => file.includes('/node_modules/square/'));
+    const gateway = createSquareGateway({ appId: 'a', appSecret: 's', environment: 'sandbox', baseUrl: process.argv[1] });
+    gateway.oauth.authorizeUrl({ state: 's', scopes: ['PAYMENTS_READ'] });
+    gateway.forAccessToken('t');
+    const before = loaded();
+    await gateway.forAccessToken('t').getMerchant().catch(() => undefined); // refused: not a token the server issued
+    console.log(JSON.stringify({ before, after: loaded() }));`;
+  const { execFile } = await import('node:child_process');
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['--import=tsx', '--input-type=module', '-e', `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url); ${script}`, server.url], (error, stdout) =>
+      error ? reject(error) : resolve(stdout),
+    ),
+  );
+  t.deepEqual(JSON.parse(out.trim().split('\n').pop()!), { before: false, after: true });
 });
 
 test('a code is exchanged once for tokens that work; the request carries the app credentials', async (t) => {
@@ -406,6 +432,7 @@ test('a 500 is retryable and carries Square’s detail', async (t) => {
 
 test('no answer within the timeout is a retryable TIMEOUT', async (t) => {
   const { server, api } = await setup(t, { timeoutSeconds: 0.2 });
+  await api().getMerchant(); // the SDK loaded (once per process, on the first call) before the clock starts
   server.failNext('/v2/customers', { delayMs: 2_000 });
   const started = Date.now();
   const error = await squareError(t, api().getCustomer('C1'));
