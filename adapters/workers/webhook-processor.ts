@@ -3,7 +3,8 @@
  * them together and appends their events at once; the rows' outcomes are settled by `commit`, in the same
  * transaction as the events where the event store allows (PostgreSQL). Woken
  * right after a webhook is stored, and polls as a safety net for rows left by a process that died.
- * Failures are retried with exponential backoff and jitter; the row shows the error and the attempts.
+ * Failures are retried with exponential backoff and jitter, never sooner than Square asked (a 429's `Retry-After`);
+ * the row shows the error and the attempts.
  */
 import type { Logger } from 'pino';
 import type { WebhookInbox, DueWebhook, Settlement } from '../postgres/webhook-inbox.ts';
@@ -17,6 +18,7 @@ import type { Position, StreamAppend } from '../../domain/ports/event-store.ts';
  */
 export type InboxCommit = (requests: readonly StreamAppend[], settlements: readonly Settlement[]) => Promise<{ position: Position | undefined; settled: Set<string> }>;
 import { DomainError } from '../../domain/shared/errors.ts';
+import { SquareApiError } from '../../domain/ports/square.ts';
 import type { AcknowledgementsPending } from './acknowledgements.ts';
 
 export interface WebhookProcessorOptions {
@@ -61,6 +63,16 @@ export interface WebhookProcessorOptions {
 export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
   const base = Math.min(1000 * 2 ** Math.max(0, attempts - 1), 60 * 60 * 1000);
   return Math.round(base * (0.5 + random() / 2));
+}
+
+/**
+ * How long Square asked us to wait before asking again (`Retry-After` of a 429 or 503, an hour at most), or 0. A
+ * throttled look-up retried by the backoff alone (a second at the first attempt) would ask again inside Square's
+ * window and count against the limit again.
+ */
+export function retryAfterMs(error: unknown): number {
+  if (!(error instanceof SquareApiError) || error.retryAfterSeconds === undefined) return 0;
+  return Math.min(error.retryAfterSeconds, 60 * 60) * 1000;
 }
 
 export class WebhookProcessor {
@@ -223,7 +235,7 @@ export class WebhookProcessor {
     }
     const error = result?.error ?? new Error('no result');
     const message = error instanceof DomainError ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
-    const retryAt = row.attempts >= this.maxAttempts ? null : new Date(Date.now() + retryDelayMs(row.attempts));
+    const retryAt = row.attempts >= this.maxAttempts ? null : new Date(Date.now() + Math.max(retryDelayMs(row.attempts), retryAfterMs(error)));
     log().warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
     this.options.onOutcome?.('failed');
     const failure = { tenantId: result?.tenantId ?? null, error: message, retryAt };

@@ -207,6 +207,23 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
   t.is((await call('POST', '/api/v1/admin/webhooks/evt-fails/retry', { token: admin })).status, 409, 'a success is not re-driven');
 });
 
+test.serial("a look-up Square throttles (429) is retried no sooner than its Retry-After, not at the first second of the backoff", async (t) => {
+  await register('consumer', 'fay@example.com');
+  square.addCustomer('M-CAFE', { id: 'cust-fay', email: 'fay@example.com' });
+  const throttled = square.failUntilCleared('/v2/customers', { status: 429, retryAfter: 120 });
+  const sent = Date.now();
+  await send(paymentWebhook({ eventId: 'evt-throttled', merchantId: 'M-CAFE', paymentId: 'pay-throttled', amount: 700, customerId: 'cust-fay' }));
+  const row = await processed('evt-throttled', (r) => r.outcome === 'failed');
+  t.like(row, { processed: false, attempts: 1 });
+  t.regex(row.error, /RATE_LIMITED/);
+  // The backoff alone would say 0.5–1 s for a first attempt.
+  t.true(Date.parse(row.nextAttemptAt) >= sent + 119_000, `due again at ${row.nextAttemptAt}, sent at ${new Date(sent).toISOString()}`);
+  t.true(Date.parse(row.nextAttemptAt) <= Date.now() + 121_000);
+  throttled();
+  t.is((await call('POST', '/api/v1/admin/webhooks/evt-throttled/retry', { token: admin })).status, 202, 'an operator need not wait');
+  t.like(await processed('evt-throttled'), { outcome: 'credited' });
+});
+
 test.serial('the admin list filters by outcome, tenant, type and time, newest first, with a cursor', async (t) => {
   const all = await call('GET', `/api/v1/admin/webhooks?tenantId=${tenantId}&limit=2`, { token: admin });
   t.is(all.status, 200);
