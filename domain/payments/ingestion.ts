@@ -22,7 +22,7 @@ import { walletDecider, walletStream, type WalletState } from '../wallets/wallet
 import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
 import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
-import { customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type UsesLoad } from './promotion-uses.ts';
+import { customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type BuyerIdentity, type UsesLoad } from './promotion-uses.ts';
 import { promotionsNeedOrder, type ScheduledPromotion } from '../promotions/promotion.ts';
 
 export type IngestionOutcome =
@@ -110,7 +110,14 @@ const streamOf = (fact: IngestionFact) => paymentStream(fact.kind === 'payment' 
 interface Identity {
   hashes: string[];
   resolution: Resolution;
+  /** The first of `hashes` that is an email's: whom a promotion's daily uses count for without a consumer. */
+  emailHash: string | null;
 }
+
+const buyerOf = (identity: Identity): BuyerIdentity => ({
+  emailHash: identity.emailHash,
+  consumerId: identity.resolution.kind === 'consumer' ? identity.resolution.consumerId : null,
+});
 
 /** A purchase event decided for the fact at `index` of the batch. */
 interface DecidedEvent {
@@ -175,15 +182,16 @@ export function ingestionService(deps: IngestionDependencies) {
   /** Identities of the completing payments' customers: cached Square lookups, then one consumer read. */
   async function identify(facts: readonly { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[]): Promise<Map<number, Identity | Error>> {
     const found = new Map<number, Identity | Error>();
-    const withHashes: { index: number; tenantId: string; hashes: string[] }[] = [];
+    const withHashes: { index: number; tenantId: string; hashes: string[]; emailHash: string | null }[] = [];
     await Promise.all(
       facts.map(async ({ index, tenantId, customerId, buyerEmail }) => {
         try {
           // A Square Online payment carries the buyer's email and often no customer: that email is an identity too.
           const contacts = customerId ? await deps.customerContacts(tenantId, customerId) : null;
-          const hashes = identityHashes(deps.hasher, [contacts?.email, buyerEmail], contacts?.phone, deps.workspace(tenantId).country);
-          if (hashes.length) withHashes.push({ index, tenantId, hashes });
-          else found.set(index, { hashes, resolution: { kind: 'anonymous' } });
+          const emails = emailHashes(deps.hasher, [contacts?.email, buyerEmail]);
+          const hashes = [...emails, ...phoneHashes(deps.hasher, contacts?.phone, deps.workspace(tenantId).country)];
+          if (hashes.length) withHashes.push({ index, tenantId, hashes, emailHash: emails[0] ?? null });
+          else found.set(index, { hashes, resolution: { kind: 'anonymous' }, emailHash: null });
         } catch (error) {
           found.set(index, error instanceof Error ? error : new Error(String(error)));
         }
@@ -191,15 +199,27 @@ export function ingestionService(deps: IngestionDependencies) {
     );
     if (withHashes.length) {
       const consumers = await deps.consumersByIdentity(withHashes.map((w) => w.hashes));
-      withHashes.forEach(({ index, tenantId, hashes }, i) => {
+      withHashes.forEach(({ index, tenantId, hashes, emailHash }, i) => {
         const consumerId = consumers[i];
         found.set(index, {
           hashes,
           resolution: consumerId ? { kind: 'consumer', consumerId, walletId: deps.walletIdFor(tenantId, consumerId) } : { kind: 'anonymous' },
+          emailHash,
         });
       });
     }
     return found;
+  }
+
+  /** The promotion-use streams the payments just identified may count on (`useStreamsOf`): none without a limited promotion. */
+  function useStreamsFor(identified: readonly { index: number }[], facts: readonly IngestionFact[], identities: ReadonlyMap<number, Identity | Error>): string[] {
+    const streams = identified.flatMap(({ index }) => {
+      const fact = facts[index];
+      const identity = identities.get(index);
+      if (fact?.kind !== 'payment' || !identity || identity instanceof Error) return [];
+      return useStreamsOf(fact.payment, promotionsOf(fact.tenantId), () => customerKeyOf(fact.payment, buyerOf(identity)));
+    });
+    return [...new Set(streams)];
   }
 
   /** The rules a payment earns by, given when it was created: the rule set's history, not the rules active now. */
@@ -258,13 +278,12 @@ export function ingestionService(deps: IngestionDependencies) {
         }
         const { payment } = fact;
         const completing = payment.status === 'COMPLETED';
-        // Asked for only when a limited promotion is in play (a buyer email is hashed for it).
-        const customerKey = () => customerKeyOf(payment, deps.hasher);
-        const identity = completing ? identities.get(index) : { hashes: [], resolution: { kind: 'anonymous' } as const };
+        const identity = completing ? identities.get(index) : { hashes: [], resolution: { kind: 'anonymous' } as const, emailHash: null };
         if (identity instanceof Error || identity === undefined) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
           continue;
         }
+        const customerKey = () => customerKeyOf(payment, buyerOf(identity));
         // The order a rule needed could not be read: the fact fails and is retried, it never earns as if empty.
         const purchaseOrder = completing ? purchaseOrders.get(index) : undefined;
         if (purchaseOrder instanceof Error) {
@@ -498,8 +517,9 @@ export function ingestionService(deps: IngestionDependencies) {
     const identities = new Map<number, Identity | Error>();
     const purchaseOrders = new Map<number, PurchaseOrder | null | Error>();
     const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
-    const useStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => (fact.kind === 'payment' ? useStreamsOf(fact.payment, promotionsOf(fact.tenantId), () => customerKeyOf(fact.payment, deps.hasher)) : [])))];
-    const loaded = await load([...byStream.keys()], orderStreams, useStreams);
+    // Whom a promotion's daily uses count for is known once the customers are looked up: their streams are read then.
+    let useStreams: string[] = [];
+    const loaded = await load([...byStream.keys()], orderStreams);
     let loads = loaded.payments;
     let orderLoads = loaded.orders;
     let useLoads = loaded.uses;
@@ -526,6 +546,10 @@ export function ingestionService(deps: IngestionDependencies) {
         const [identified, read] = await Promise.all([identify(lookups), readOrders(orderReads)]);
         for (const [index, identity] of identified) identities.set(index, identity);
         for (const [index, order] of read) purchaseOrders.set(index, order);
+        const uses = useStreamsFor(lookups, facts, identities);
+        const unread = uses.filter((stream) => !useLoads.has(stream));
+        if (unread.length) useLoads = new Map([...useLoads, ...(await load([], [], unread)).uses]);
+        useStreams = [...new Set([...useStreams, ...uses])];
       }
       // Orders are shared between payment streams: each round decides them afresh from what was read.
       const orders = new Map<string, OrderInBatch>([...orderLoads].map(([stream, o]) => [stream, { state: o.state, events: [] }]));
@@ -603,7 +627,15 @@ export type IngestionService = ReturnType<typeof ingestionService>;
 
 /** Keyed hashes of a customer's normalised emails and phone (read in the merchant's country when it has no `+`). */
 export function identityHashes(hasher: IdentityHasher, emails: readonly (string | null | undefined)[], phone: string | null | undefined, country: string | null): string[] {
-  const normalised = [...new Set(emails.map((e) => tryNormaliseEmail(e)).filter((e): e is string => e !== null))];
-  const normalisedPhone = tryNormalisePhone(phone, country);
-  return [...normalised.map((e) => hasher.hashEmail(e)), ...(normalisedPhone ? [hasher.hashPhone(normalisedPhone)] : [])];
+  return [...emailHashes(hasher, emails), ...phoneHashes(hasher, phone, country)];
+}
+
+/** Keyed hashes of the normalisable emails, in the order given, each once. */
+function emailHashes(hasher: IdentityHasher, emails: readonly (string | null | undefined)[]): string[] {
+  return [...new Set(emails.map((e) => tryNormaliseEmail(e)).filter((e): e is string => e !== null))].map((e) => hasher.hashEmail(e));
+}
+
+function phoneHashes(hasher: IdentityHasher, phone: string | null | undefined, country: string | null): string[] {
+  const normalised = tryNormalisePhone(phone, country);
+  return normalised ? [hasher.hashPhone(normalised)] : [];
 }

@@ -4,7 +4,6 @@
  * uses the batch appends, at the revisions it read (see `promotions/uses.ts`).
  */
 import { tryNormaliseEmail } from '../identity/normalise.ts';
-import type { IdentityHasher } from '../ports/identity.ts';
 import type { EventMetadata, NewEvent, RecordedEvent, StreamAppend } from '../ports/event-store.ts';
 import { qualifies, type ScheduledPromotion } from '../promotions/promotion.ts';
 import { promotionUsesDecider, promotionUsesStream, type PromotionUseEvent, type PromotionUsesState } from '../promotions/uses.ts';
@@ -20,24 +19,32 @@ export const foldUses = (events: readonly RecordedEvent[]): UsesLoad => ({
   revision: events.at(-1)?.revision,
 });
 
-/**
- * Whom a payment's daily uses are counted for: its Square customer; without one, its buyer email (a Square Online
- * checkout), as the keyed hash users' emails are stored as (`email:<hash>`: no address in a stream name, and no
- * Square id has a colon); null with neither, and a limited promotion then does not apply. A person paying once as a
- * Square customer and once by email alone on one day is counted under two keys.
- */
-export function customerKeyOf(payment: Pick<SquarePayment, 'customerId' | 'buyerEmail'>, hasher: IdentityHasher): string | null {
-  if (payment.customerId) return payment.customerId;
-  const email = tryNormaliseEmail(payment.buyerEmail);
-  return email ? hasher.hashEmail(email) : null;
+/** What ingestion knows of a completing payment's buyer once their Square customer is looked up. */
+export interface BuyerIdentity {
+  /** The keyed hash of their email: the Square customer's, else the payment's buyer email; null with neither. */
+  emailHash: string | null;
+  /** The customer of this workspace they resolved to, if any. */
+  consumerId: string | null;
 }
 
-/** Whether `customerKeyOf` finds a key, without hashing (the rule preview's question). */
+/**
+ * Whom a payment's daily uses are counted for: the person, however they paid. The customer Tally resolved them to
+ * (`consumer:<id>`), so that paying once as a Square customer and once by email alone (a Square Online checkout) is
+ * one person's count; without one, their email as the keyed hash users' emails are stored as (`email:<hash>`: no
+ * address in a stream name), the Square customer's or else the buyer's; without an email, the Square customer id
+ * (no Square id has a colon). Null with none, and a limited promotion then does not apply.
+ */
+export function customerKeyOf(payment: Pick<SquarePayment, 'customerId'>, buyer: BuyerIdentity): string | null {
+  if (buyer.consumerId) return `consumer:${buyer.consumerId}`;
+  return buyer.emailHash ?? payment.customerId ?? null;
+}
+
+/** Whether `customerKeyOf` will find a key, before the customer is looked up (the rule preview's question). */
 export const hasCustomerKey = (payment: Pick<SquarePayment, 'customerId' | 'buyerEmail'>): boolean => Boolean(payment.customerId) || tryNormaliseEmail(payment.buyerEmail) !== null;
 
 /**
  * The use streams a completing payment may count on: its customer's, for each limited promotion it could meet. The
- * key is asked for only when such a promotion is in force (a buyer email is hashed for it).
+ * key is asked for only when such a promotion is in force.
  */
 export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[], customerKey: () => string | null): string[] {
   if (payment.status !== 'COMPLETED') return [];

@@ -28,9 +28,11 @@ export type PromotionEvent = EventsOf<typeof promotionEvents>;
 const promotionUseCountedV1 = z.object({ tenantId: z.string(), promotionId: z.string(), customerId: z.string(), localDate: z.string(), paymentId: z.string(), countedAt: z.string() });
 
 /**
- * A purchase used one of a promotion's daily uses for its customer. Version 2 names the customer by `customerKey`:
- * the Square customer id, or `email:<hash>` (the keyed hash of the address) for a payment with a buyer email and no Square customer (a Square Online
- * checkout). Version 1 counted Square customers only: its `customerId` is the key.
+ * A purchase used one of a promotion's daily uses for its customer. Version 2 names the customer by `customerKey`
+ * (`customerKeyOf`): since 2026-12-06 `consumer:<id>` for a payment resolved to a customer of the workspace, else
+ * `email:<hash>` (the keyed hash of the Square customer's or the buyer's address), else the Square customer id;
+ * before, the Square customer id, or `email:<hash>` of the buyer email without one. The key is opaque to every
+ * reader: it only names the stream counted on. Version 1 counted Square customers only: its `customerId` is the key.
  */
 export const promotionUseCounted = EventType.define('PromotionUseCounted', promotionUseCountedV1).next(
   promotionUseCountedV1.omit({ customerId: true }).extend({ customerKey: z.string() }),

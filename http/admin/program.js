@@ -191,7 +191,7 @@ function promotionForm(tenantId, token, locations, scheduled) {
       ? field('Location ids', placesText, 'Square location ids (the connection’s locations could not be read); empty: every location')
       : boxes('Locations', places, (locations?.locations ?? []).map((l) => `${l.name} (${l.id})`), 'None ticked: every location'),
     field('Minimum spend (minor units)', minimumSpend, 'Tip excluded; empty: none'),
-    field('Per customer a day', limit, 'Purchases of one Square customer per local day; empty: no limit'),
+    field('Per customer a day', limit, 'Purchases of one customer per local day, however they pay (Square customer or online by email); empty: no limit'),
     field('Item variation ids', items, 'Qualifying items (Square catalog); empty: any purchase'),
     field('Category ids', categories, 'Qualifying categories (Square catalog); empty: any purchase'),
     submitActions('Schedule promotion'),

@@ -211,13 +211,34 @@ test.serial('a Square Online buyer without a Square customer is counted by their
   const first = await online('2027-04-20T15:00:00Z', 'ann@promo.test');
   t.like(first, { outcome: 'credited', points: 50, promotion: 'Online once a day' }, 'identified by the buyer email, and counted by it');
   t.like(await online('2027-04-20T16:00:00Z', ' ANN@Promo.Test '), { outcome: 'credited', points: 10, promotion: null }, 'the same address, however written: the use is taken');
-  t.like(await online('2027-04-20T16:30:00Z', 'cy@promo.test'), { outcome: 'stored_anonymous', points: 50, promotion: 'Online once a day' }, 'another buyer has their own count');
+  const cy = await online('2027-04-20T16:30:00Z', 'cy@promo.test');
+  t.like(cy, { outcome: 'stored_anonymous', points: 50, promotion: 'Online once a day' }, 'another buyer has their own count');
+  t.like(await online('2027-04-20T17:00:00Z', 'cy@promo.test'), { outcome: 'stored_anonymous', points: 10, promotion: null }, "Cy, not a customer of the workspace, is counted by her address: the day's use is taken");
   t.like(await online('2027-04-21T15:00:00Z', 'ann@promo.test'), { points: 50, promotion: 'Online once a day' }, 'a new local day');
-  // The use stream names the key, never the address.
-  const streams = await service.database.pool.query<{ stream_name: string }>(`SELECT DISTINCT stream_name FROM events WHERE event_type = 'PromotionUseCounted' AND data->>'paymentId' = $1`, [first.paymentId]);
-  t.is(streams.rows.length, 1);
-  t.regex(streams.rows[0]!.stream_name, /^promotion-uses-[0-9a-f-]{36}-email:[A-Za-z0-9_-]+-2027-04-20$/);
-  t.false(streams.rows[0]!.stream_name.includes('promo.test'), 'no address in a stream name');
+  // The use stream names the key, never the address: Ann's is the customer she resolved to, Cy's the keyed hash of hers.
+  const streamOf = async (paymentId: string) => {
+    const streams = await service.database.pool.query<{ stream_name: string }>(`SELECT DISTINCT stream_name FROM events WHERE event_type = 'PromotionUseCounted' AND data->>'paymentId' = $1`, [paymentId]);
+    t.is(streams.rows.length, 1);
+    return streams.rows[0]!.stream_name;
+  };
+  t.regex(await streamOf(first.paymentId), /^promotion-uses-[0-9a-f-]{36}-consumer:[0-9a-f-]{36}-2027-04-20$/);
+  const ofCy = await streamOf(cy.paymentId);
+  t.regex(ofCy, /^promotion-uses-[0-9a-f-]{36}-email:[A-Za-z0-9_-]+-2027-04-20$/);
+  t.false(ofCy.includes('promo.test'), 'no address in a stream name');
+});
+
+test.serial('one person, however they pay: as a Square customer and by email alone on one day, one count', async (t) => {
+  await schedule({ name: 'Once a day, any way', incentive: { type: 'bonus', points: 25 }, startsOn: '2027-04-27', endsOn: '2027-04-27', limitPerCustomerPerDay: 1 });
+  // Ann, a customer of the workspace: at the counter as Square customer cust-ann, then online as a guest with her address.
+  t.like(await pay('2027-04-27T14:00:00Z'), { outcome: 'credited', points: 35, promotion: 'Once a day, any way' });
+  t.like(await pay('2027-04-27T16:00:00Z', { customerId: null, buyerEmail: 'Ann@Promo.test' }), { outcome: 'credited', points: 10, promotion: null }, 'the same person: her use is taken');
+  // Bo, not registered: Square customer cust-bo (bo@promo.test on Square), then online with that address.
+  const atCounter = await pay('2027-04-27T15:00:00Z', { customerId: 'cust-bo' });
+  t.like(atCounter, { outcome: 'stored_anonymous', points: 35, promotion: 'Once a day, any way' });
+  t.like(await pay('2027-04-27T17:00:00Z', { customerId: null, buyerEmail: 'bo@promo.test' }), { outcome: 'stored_anonymous', points: 10, promotion: null }, "the Square customer's address and the buyer's are one key");
+  const stream = await service.database.pool.query<{ stream_name: string }>(`SELECT stream_name FROM events WHERE event_type = 'PromotionUseCounted' AND data->>'paymentId' = $1`, [atCounter.paymentId]);
+  t.regex(stream.rows[0]?.stream_name ?? '', /-email:[A-Za-z0-9_-]+-2027-04-27$/, 'without a customer of the workspace, the email is the key');
+  t.false((stream.rows[0]?.stream_name ?? '').includes('promo.test'));
 });
 
 test.serial("a refund takes the promotion's points back in proportion with the rest; ending a promotion keeps what was earned", async (t) => {
