@@ -70,7 +70,7 @@ export function retryDelayMs(attempts: number, random: () => number = Math.rando
  * throttled look-up retried by the backoff alone (a second at the first attempt) would ask again inside Square's
  * window and count against the limit again.
  */
-export function retryAfterMs(error: unknown): number {
+function retryAfterMs(error: unknown): number {
   if (!(error instanceof SquareApiError) || error.retryAfterSeconds === undefined) return 0;
   return Math.min(error.retryAfterSeconds, 60 * 60) * 1000;
 }
