@@ -217,7 +217,7 @@ export function ingestionService(deps: IngestionDependencies) {
       const fact = facts[index];
       const identity = identities.get(index);
       if (fact?.kind !== 'payment' || !identity || identity instanceof Error) return [];
-      return useStreamsOf(fact.payment, promotionsOf(fact.tenantId), () => customerKeyOf(fact.payment, buyerOf(identity)));
+      return useStreamsOf(fact.payment, promotionsOf(fact.tenantId), customerKeyOf(fact.payment, buyerOf(identity)));
     });
     return [...new Set(streams)];
   }
@@ -283,7 +283,7 @@ export function ingestionService(deps: IngestionDependencies) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
           continue;
         }
-        const customerKey = () => customerKeyOf(payment, buyerOf(identity));
+        const customerKey = customerKeyOf(payment, buyerOf(identity));
         // The order a rule needed could not be read: the fact fails and is retried, it never earns as if empty.
         const purchaseOrder = completing ? purchaseOrders.get(index) : undefined;
         if (purchaseOrder instanceof Error) {
@@ -319,8 +319,7 @@ export function ingestionService(deps: IngestionDependencies) {
             orderVisit,
             promotions: promotionsOf(fact.tenantId),
             promotionUses: (promotionId, localDate) => {
-              const key = customerKey();
-              return key ? uses.count(promotionId, key, localDate, payment.id) : null;
+              return customerKey ? uses.count(promotionId, customerKey, localDate, payment.id) : null;
             },
             source: fact.source,
             walletEffect,
@@ -330,7 +329,7 @@ export function ingestionService(deps: IngestionDependencies) {
         const completion = decided.find((e) => e.type === 'PurchaseCompleted');
         const applied = completion?.type === 'PurchaseCompleted' ? completion.data.promotion : null;
         const limited = applied && promotionsOf(fact.tenantId).find((p) => p.promotionId === applied.promotionId)?.promotion.limitPerCustomerPerDay !== undefined;
-        const key = applied && limited ? customerKey() : null;
+        const key = applied && limited ? customerKey : null;
         if (applied && key) {
           const { promotionId, localDate } = applied;
           uses.record({ tenantId: fact.tenantId, promotionId, customerKey: key, localDate, paymentId: payment.id, now: payment.updatedAt }, fact.metadata);

@@ -42,15 +42,10 @@ export function customerKeyOf(payment: Pick<SquarePayment, 'customerId'>, buyer:
 /** Whether `customerKeyOf` will find a key, before the customer is looked up (the rule preview's question). */
 export const hasCustomerKey = (payment: Pick<SquarePayment, 'customerId' | 'buyerEmail'>): boolean => Boolean(payment.customerId) || tryNormaliseEmail(payment.buyerEmail) !== null;
 
-/**
- * The use streams a completing payment may count on: its customer's, for each limited promotion it could meet. The
- * key is asked for only when such a promotion is in force.
- */
-export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[], customerKey: () => string | null): string[] {
-  if (payment.status !== 'COMPLETED') return [];
+/** The use streams a completing payment may count on: its customer's, for each limited promotion it could meet. */
+export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[], key: string | null): string[] {
+  if (payment.status !== 'COMPLETED' || !key) return [];
   const limited = promotions.filter((p) => p.promotion.limitPerCustomerPerDay !== undefined);
-  const key = limited.length ? customerKey() : null;
-  if (!key) return [];
   return limited.flatMap((p) => {
     // Points are not known yet: any positive amount stands for them (a stream read for nothing costs nothing more).
     const local = qualifies(p, { createdAt: payment.createdAt, locationId: payment.locationId, amountMinor: payment.amountMinor, basePoints: 1, order: 'not_read_yet' });

@@ -165,7 +165,7 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, need:
     }
   }
   const { id: paymentId, amountMinor, totalMinor, orderId, createdAt, locationId } = payment;
-  // A daily limit counts a Square customer or, without one, a buyer email, as ingestion does.
+  // Without a Square customer or a buyer email, ingestion finds nobody to count a daily limit for (`customerKeyOf`).
   return { paymentId, amountMinor, totalMinor, orderId, createdAt, locationId, customerKnown: hasCustomerKey(payment), order, warnings };
 }
 
