@@ -2,8 +2,9 @@
 // Kept out of `npm test` (package.json ava.files excludes tests/faults/); CI runs it after the other tiers.
 export default {
   files: ['tests/faults/**/*.test.ts'],
-  extensions: { ts: 'module' },
-  nodeArguments: ['--import=tsx'],
+  // Compiled by tests/run.ts to .build/, as npm test's files (package.json's ava.typescript).
+  typescript: { rewritePaths: { 'tests/': '.build/tests/' }, compile: false },
+  nodeArguments: ['--enable-source-maps'],
   workerThreads: false,
   timeout: '300s',
   // Two files at a time: each has its own database (or its own embedded server), ports and data directory, and the

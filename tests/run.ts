@@ -1,11 +1,13 @@
 /**
- * Test entry point (`npm test`): provides a PostgreSQL server, prepares a migrated template database, then
- * runs ava. With DATABASE_URL set it uses that server (databases are created and dropped on it); otherwise
- * it starts an embedded PostgreSQL server in a temporary directory and removes it afterwards.
- * Arguments are passed to ava (e.g. a subset of files).
+ * Test entry point (`npm test`): type-checks and compiles the tree to .build/ (tsconfig.test.json, incremental),
+ * provides a PostgreSQL server, prepares a migrated template database, then runs ava on the compiled tests
+ * (`@ava/typescript` maps `tests/…/x.test.ts` to `.build/tests/…/x.test.js`). With DATABASE_URL set it uses that
+ * server (databases are created and dropped on it); otherwise it starts an embedded PostgreSQL server in a
+ * temporary directory and removes it afterwards. Arguments are passed to ava (e.g. a subset of files, by their
+ * `.ts` paths).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { mkdtemp, rm, chmod, mkdir, symlink, lstat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -13,7 +15,33 @@ import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../adapters/
 import { runMigrations } from '../adapters/postgres/migrate.ts';
 import { databaseUrl } from './support/database.ts';
 
+function run(command: string, args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: 'inherit' });
+    child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
+  });
+}
+
+/**
+ * What the compiled tree reads beside its modules and tsc does not emit: linked to the sources' copies, so that
+ * `.build/` keeps the sources' layout (as `npm run build` copies migrations/ and http/admin/ into dist/).
+ */
+const ASSETS = ['migrations', 'http/admin', 'tests/fixtures', 'bench/results', 'README.md'];
+
+async function compile(): Promise<boolean> {
+  process.stdout.write('Type-checking and compiling to .build/ (tsconfig.test.json)...\n');
+  if ((await run(process.execPath, [path.resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.test.json'])) !== 0) return false;
+  for (const asset of ASSETS) {
+    const link = path.join('.build', asset);
+    if (await lstat(link).then(() => true, () => false)) continue;
+    await mkdir(path.dirname(link), { recursive: true });
+    await symlink(path.relative(path.dirname(link), asset), link);
+  }
+  return true;
+}
+
 async function main(): Promise<number> {
+  if (!(await compile())) return 1;
   let embedded: EmbeddedPostgresServer | undefined;
   let tmp: string | undefined;
   let adminUrl = process.env.DATABASE_URL;
@@ -36,14 +64,9 @@ async function main(): Promise<number> {
   await admin.query(`CREATE DATABASE ${template}`);
   try {
     await runMigrations(databaseUrl(adminUrl, template));
-    const code = await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, [path.resolve('node_modules/ava/entrypoints/cli.mjs'), ...process.argv.slice(2)], {
-        stdio: 'inherit',
-        env: { ...process.env, TALLY_TEST_ADMIN_URL: adminUrl, TALLY_TEST_TEMPLATE: template },
-      });
-      child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
-    });
-    return code;
+    process.env.TALLY_TEST_ADMIN_URL = adminUrl;
+    process.env.TALLY_TEST_TEMPLATE = template;
+    return await run(process.execPath, [path.resolve('node_modules/ava/entrypoints/cli.mjs'), ...process.argv.slice(2)]);
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`).catch(() => undefined);
     await admin.end();

@@ -3,6 +3,7 @@
  * rule, registered consumers and a Square connection made through OAuth against the Square test server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { v4 as uuid } from 'uuid';
@@ -60,9 +61,15 @@ export async function waitUntilReady(url: string, child: ChildProcess, output: (
   if (state !== 'ready') throw new Error(`the service did not become ready in ${timeoutMs / 1000} s: ${output().slice(-3000)}`);
 }
 
+/**
+ * The service as these tests run: compiled in .build/ beside them (`npm run test:faults` through tests/run.ts), or
+ * the source through tsx. The compiled start costs a restart about half the CPU (the SIGKILL test restarts 20 times).
+ */
+const SERVICE = import.meta.url.endsWith('.js') ? ['--enable-source-maps', fileURLToPath(new URL('../../main.js', import.meta.url))] : ['--import=tsx', 'main.ts'];
+
 /** Spawns `main.ts` and resolves once `/readyz` answers 200 (30 s at most); rejects if the process exits first. */
 export async function startService(url: string, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import=tsx', 'main.ts'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, SERVICE, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk) => (stderr += String(chunk)));
   await waitUntilReady(url, child, () => stderr, 30_000);

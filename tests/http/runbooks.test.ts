@@ -5,7 +5,7 @@
  * adjustments both ways. Each must run and give the right answer.
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
@@ -15,7 +15,8 @@ import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer 
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
 
-const RUNBOOKS = fileURLToPath(new URL('../../../shared/seed/runbooks.txt', import.meta.url));
+// From the project's folder (ava's working directory), whether this file runs from tests/ or compiled in .build/.
+const RUNBOOKS = path.resolve('../shared/seed/runbooks.txt');
 const WEBHOOK_KEY = 'runbook-webhook-key';
 const NOTIFICATION_URL = 'https://api.tally.test/api/v1/webhooks/square';
 

@@ -4,6 +4,8 @@
  * Each test gets its own server, so scripted state and injected faults stay within the test.
  */
 import test, { type ExecutionContext } from 'ava';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createSquareGateway, SQUARE_HOSTS, type SquareAdapterConfig } from '../../adapters/square/client.ts';
 import { SQUARE_SCOPES, SquareApiError, type SquarePayment } from '../../domain/ports/square.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
@@ -80,7 +82,7 @@ test('the SDK is loaded on the first call to Square, not with the adapter', asyn
   const { server } = await setup(t);
   // A process of its own: this one may have loaded the SDK already.
   const script = `
-    const { createSquareGateway } = await import(${JSON.stringify(new URL('../../adapters/square/client.ts', import.meta.url).href)});
+    const { createSquareGateway } = await import(${JSON.stringify(pathToFileURL(path.resolve('adapters/square/client.ts')).href)});
     const loaded = () => Object.keys(require.cache).some((file) => file.includes('/node_modules/square/'));
     const gateway = createSquareGateway({ appId: 'a', appSecret: 's', environment: 'sandbox', baseUrl: process.argv[1] });
     gateway.oauth.authorizeUrl({ state: 's', scopes: ['PAYMENTS_READ'] });

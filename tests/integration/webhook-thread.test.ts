@@ -35,7 +35,8 @@ test('a thread that ends is started again; its log lines reach the service log; 
     databaseUrl: 'postgres://unused',
     log,
     reports: { outcome: (o) => outcomes.push(o), appended: () => undefined, settled: () => undefined, customerChanged: () => undefined, conflict: () => undefined, leasesTakenBack: (n) => takenBack.push(n) },
-    entry: new URL('../support/webhook-thread-double.ts', import.meta.url),
+    // The double beside this file as it runs: compiled in .build/ (npm test) or the source through tsx.
+    entry: new URL(`../support/webhook-thread-double${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
     restartMs: 50,
   });
   // Told while the first run is about to end (it listens to nothing): the run started again is told when ready.
