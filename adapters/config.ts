@@ -105,6 +105,12 @@ const schema = z.object({
   SQUARE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(30),
   HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  /**
+   * How long an idle keep-alive connection stays open. Longer than the idle timeout of the load balancers Tally runs
+   * behind (AWS ALB 60 s, nginx's upstream keepalive 60 s), so that they never send a request on a connection the
+   * service is closing (a 502 for that request); Node's own default is 5 s.
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(65_000),
   WEBHOOK_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   /** auto: the built-in simulator when NODE_ENV=development and SQUARE_APP_ID is unset; on: always (never in production); off: never. */
   SQUARE_SIMULATOR: z.enum(['auto', 'on', 'off']).default('auto'),

@@ -135,7 +135,7 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
       ? (request, response) => (simulated.simulator.owns(new URL(request.url ?? '/', 'http://localhost').pathname) ? simulated.simulator.handle(request, response) : serve(request, response))
       : serve,
   );
-  server.keepAliveTimeout = 5000;
+  server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());

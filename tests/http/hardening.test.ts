@@ -2,7 +2,8 @@
  * Issue 14, low items over the real API: text PostgreSQL cannot store is a 400 wherever it enters (10),
  * registration leaves nothing behind when it fails (10), an audit cursor past bigint is a 400 (11), a client's
  * X-Request-Id cannot join an internal correlation (12), an admin's ?tenantId= must name a workspace (13), and
- * a trickling request loses its connection after HTTP_REQUEST_TIMEOUT_MS (14).
+ * a trickling request loses its connection after HTTP_REQUEST_TIMEOUT_MS (14); an idle keep-alive connection is
+ * closed after HTTP_KEEP_ALIVE_TIMEOUT_MS, not before.
  */
 import test from 'ava';
 import net from 'node:net';
@@ -25,6 +26,7 @@ test.before(async () => {
     API_BASE_URL,
     HTTP_REQUEST_TIMEOUT_MS: '2000',
     HTTP_HEADERS_TIMEOUT_MS: '1000',
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: '1500',
   });
   call = api(service.url);
   admin = await tokenFor('ops', 'ops@hardening.test');
@@ -119,4 +121,23 @@ test('a request body trickling in loses its connection after HTTP_REQUEST_TIMEOU
   const elapsed = Date.now() - started;
   t.regex(answer, /^HTTP\/1\.1 408/);
   t.true(elapsed < 6000, `closed after ${elapsed} ms`);
+});
+
+test('an idle keep-alive connection is announced and closed after HTTP_KEEP_ALIVE_TIMEOUT_MS, not before', async (t) => {
+  const { port } = new URL(service.url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  let text = '';
+  let answered = 0;
+  socket.on('data', (chunk) => {
+    text += chunk.toString();
+    if (/\r\n\r\n/.test(text) && !answered) answered = Date.now();
+  });
+  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+  socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+  const at = await closed;
+  t.regex(text, /^HTTP\/1\.1 200/);
+  t.regex(text, /\r\nKeep-Alive: timeout=1\r\n/i, 'the client is told how long the server keeps the connection');
+  t.true(answered > 0 && at - answered >= 1400, `closed ${at - answered} ms after the answer: the timeout is 1,500 ms`);
+  t.true(at - answered < 10_000, `closed ${at - answered} ms after the answer`);
 });

@@ -86,3 +86,10 @@ test('event store group commit: appends in flight and group size are bounded who
   t.regex(error!.message, /EVENT_APPEND_GROUP_SIZE:/);
   t.is(parseEnvironment({ EVENT_APPEND_GROUP_SIZE: '1' }).raw.EVENT_APPEND_GROUP_SIZE, 1);
 });
+
+test('an idle keep-alive connection outlives a load balancer\'s 60 s by default; bounded like the other HTTP timeouts', (t) => {
+  t.is(parseEnvironment({}).raw.HTTP_KEEP_ALIVE_TIMEOUT_MS, 65_000);
+  t.is(parseEnvironment({ HTTP_KEEP_ALIVE_TIMEOUT_MS: '5000' }).raw.HTTP_KEEP_ALIVE_TIMEOUT_MS, 5_000);
+  const error = t.throws(() => parseEnvironment({ HTTP_KEEP_ALIVE_TIMEOUT_MS: '500' }), { instanceOf: ConfigError });
+  t.regex(error!.message, /HTTP_KEEP_ALIVE_TIMEOUT_MS:/);
+});
