@@ -660,22 +660,35 @@ export class PostgresEventStore implements EventStore {
       params.push(upTo.tx.toString(), upTo.seq.toString());
       range.push(`(transaction_id, global_position) <= ($${params.length - 1}::xid8, $${params.length}::bigint)`);
     }
+    // The data of a row at or beyond the statement's xmin is sent only when that xmin is the one last seen holding
+    // rows back (then the precise horizon may pass such rows, see horizonFor); otherwise the row cannot be handed
+    // out by this page, and is read again, with its data, by a later one. Under a burst of appends most pages end in
+    // such rows: they were sent and parsed in full only to be dropped.
+    let withData = 'true';
+    if (!upTo) {
+      const stuck = this.stuckXmin && Date.now() - this.stuckXmin.since >= HORIZON_AFTER_MS ? this.stuckXmin.xmin : null;
+      params.push(stuck);
+      withData = `(transaction_id < pg_snapshot_xmin(pg_current_snapshot()) OR coalesce(pg_snapshot_xmin(pg_current_snapshot())::text = $${params.length}::text, false))`;
+    }
     params.push(pageSize);
     // Named by its shape (the filter's values are parameters), so each connection parses and plans it once.
     const name = `tally_scan_${filter?.eventTypes?.length ? 't' : ''}${filter?.streamPrefixes?.length ? 'p' : ''}${after ? 'a' : ''}${upTo ? 'u' : ''}`;
-    const rows = await this.query<EventRow & { selected: boolean }>(
+    const rows = await this.query<EventRow & { selected: boolean; with_data: boolean }>(
       { name, text: `SELECT transaction_id::text AS tx_id, global_position, event_id, stream_name, stream_revision, event_type,
-              CASE WHEN ${selected} THEN data END AS data, CASE WHEN ${selected} THEN metadata END AS metadata, ${RECORDED_MS},
+              CASE WHEN ${selected} AND ${withData} THEN data END AS data, CASE WHEN ${selected} AND ${withData} THEN metadata END AS metadata, ${RECORDED_MS},
               pg_snapshot_xmin(pg_current_snapshot())::text AS safe_below,
               CASE WHEN transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) THEN pg_current_snapshot()::text END AS snapshot,
-              ${selected} AS selected
+              ${selected} AS selected, ${withData} AS with_data
          FROM events ${range.length ? `WHERE ${range.join(' AND ')}` : ''} ORDER BY transaction_id, global_position LIMIT $${params.length}` },
       params,
     );
     // As in readPage: rows beyond the server's oldest transaction wait only for appends still in progress. Rows up
     // to `upTo` are final (the shared reader has handed them out).
-    // Ordered by the key and bounded by one, the safe rows are a contiguous run from the start.
-    const safeRows = upTo ? rows : settled(rows, await this.horizonFor(rows));
+    // Ordered by the key and bounded by one, the safe rows are a contiguous run from the start; it ends before the
+    // first row selected but sent without its data (beyond the xmin, when the horizon was not foreseen).
+    const settledRows = upTo ? rows : settled(rows, await this.horizonFor(rows));
+    const withoutData = settledRows.findIndex((r) => r.selected && !r.with_data);
+    const safeRows = withoutData < 0 ? settledRows : settledRows.slice(0, withoutData);
     const last = safeRows.at(-1);
     return {
       events: safeRows.filter((r) => r.selected).map(toRecorded),
