@@ -10,6 +10,7 @@ import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
+import { appendInOpenTransaction } from '../support/numbered-events.ts';
 
 let database: TestDatabase;
 test.before(async () => {
@@ -52,13 +53,7 @@ test('a row beyond an append in progress comes without its data, then is handed 
     // An append left open: every event committed after it lies beyond the server's xmin until it ends.
     await slow.query('BEGIN');
     const held = event(1);
-    await slow.query(`SELECT * FROM append_events($1, 'no_stream', NULL, $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])`, [
-      `${prefix}-slow`,
-      [held.id],
-      [held.type],
-      [JSON.stringify(held.data)],
-      ['{}'],
-    ]);
+    await appendInOpenTransaction(slow, `${prefix}-slow`, held);
     const later = event(2);
     await store.append(`${prefix}-fast`, [later], 'no_stream');
     await t.throwsAsync(take(subscription, 1, 1_000), { message: /gave 0\/1 events/ }, 'the later event waits for the open append');

@@ -16,7 +16,7 @@ import type { Projection } from '../../projections/projection.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
 import { createTestEventStore, databaseUrl, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
-import { numberOf } from '../support/numbered-events.ts';
+import { numberOf, appendInOpenTransaction } from '../support/numbered-events.ts';
 
 const silent = pino({ level: 'silent' });
 /** How long the foreign transactions stay open while events are appended (the issue's 30 s, shortened). */
@@ -106,13 +106,7 @@ test.serial('an append left open holds the feed back, and is named with its pid,
   try {
     await slow.query('BEGIN');
     const late = event(1);
-    await slow.query(`SELECT * FROM append_events($1, 'no_stream', NULL, $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])`, [
-      `${prefix}-slow`,
-      [late.id],
-      [late.type],
-      [JSON.stringify(late.data)],
-      ['{}'],
-    ]);
+    await appendInOpenTransaction(slow, `${prefix}-slow`, late);
     const slowPid = (await slow.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     await store.append(`${prefix}-fast`, [event(2)], 'no_stream');
     await t.throwsAsync(take(subscription, 1, 1_200), { message: /gave 0\/1 events/ }, 'the later event waits for the open append');
@@ -145,13 +139,7 @@ test('a transaction that wrote something else first and appends later lands afte
     t.deepEqual((await take(subscription, 1, 2_000)).events.map((e) => e.data), [{ n: 1 }]);
     // and its own append, later, takes a place beyond it: not behind the subscriber's position, where it would be skipped.
     const late = event(2);
-    await slow.query(`SELECT * FROM append_events($1, 'no_stream', NULL, $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])`, [
-      `${prefix}-slow`,
-      [late.id],
-      [late.type],
-      [JSON.stringify(late.data)],
-      ['{}'],
-    ]);
+    await appendInOpenTransaction(slow, `${prefix}-slow`, late);
     await slow.query('COMMIT');
     await store.append(`${prefix}-a`, [event(3)], 0);
     t.deepEqual((await take(subscription, 2)).events.map((e) => e.data), [{ n: 2 }, { n: 3 }]);

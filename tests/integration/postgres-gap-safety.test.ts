@@ -8,6 +8,7 @@ import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
+import { appendInOpenTransaction } from '../support/numbered-events.ts';
 import { eventually } from '../support/eventually.ts';
 
 let database: TestDatabase;
@@ -31,13 +32,7 @@ test('a subscriber never skips an event whose transaction commits after later ev
       await slow.query('BEGIN');
       await slow.query('SELECT pg_current_xact_id()');
       const late = event(1);
-      await slow.query(`SELECT * FROM append_events($1, 'no_stream', NULL, $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])`, [
-        `${prefix}-slow`,
-        [late.id],
-        [late.type],
-        [JSON.stringify(late.data)],
-        ['{}'],
-      ]);
+      await appendInOpenTransaction(slow, `${prefix}-slow`, late);
 
       for (let n = 2; n <= 4; n++) await store.append(`${prefix}-fast-${n}`, [event(n)], 'no_stream');
       // The later events are committed and visible to plain SQL...

@@ -9,7 +9,7 @@ import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import type { NewEvent, RecordedEvent, Subscription, SubscriptionItem } from '../../domain/ports/event-store.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
-import { numberOf } from '../support/numbered-events.ts';
+import { numberOf, appendInOpenTransaction } from '../support/numbered-events.ts';
 
 let database: TestDatabase;
 test.before(async () => (database = await createTestDatabase()));
@@ -180,13 +180,7 @@ test.serial('the shared reader holds later events back while an earlier append i
     await slow.query('BEGIN');
     const late = event('E', 0);
     // An append that takes its place first and commits last.
-    await slow.query(`SELECT * FROM append_events($1, 'no_stream', NULL, $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])`, [
-      `${p}-slow`,
-      [late.id],
-      [late.type],
-      [JSON.stringify(late.data)],
-      ['{}'],
-    ]);
+    await appendInOpenTransaction(slow, `${p}-slow`, late);
     for (let n = 1; n <= 3; n++) await store.append(`${p}-fast-${n}`, [event('E', n)], 'no_stream');
     // The reader has looked at the feed since the fast appends committed (two pages: one may have begun before).
     const pagesBefore = store.sharedFeed.stats.pages;
