@@ -3,7 +3,7 @@
  * routes come in as declared; this module mounts them and listens.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { readdir } from 'node:fs/promises';
 import { MIGRATIONS_DIR, pendingMigrations } from '../adapters/postgres/migrate.ts';
 import { oldestAppendInFlight } from '../adapters/eventstore/postgres-horizon.ts';
@@ -136,6 +136,13 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
       : serve,
   );
   server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  // Open connections, for shutdown (below).
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());
@@ -145,12 +152,23 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
   log.info({ url }, 'Tally is listening');
 
-  /** Finishes in-flight requests; connections still open after SHUTDOWN_TIMEOUT_MS are closed. */
+  /**
+   * Finishes in-flight requests; connections still open after SHUTDOWN_TIMEOUT_MS are closed. Node's
+   * closeIdleConnections() closes the keep-alive connections idle at that moment, not one idle only once its
+   * request is answered, nor one that has not sent a byte (a browser's speculative preconnect): each held shutdown
+   * for the whole timeout, so they are swept until the server has closed.
+   */
   const close = async () => {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
+    const sweep = () => {
+      server.closeIdleConnections();
+      for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
+    };
+    sweep();
+    const sweeping = setInterval(sweep, 50);
     const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
     await closed;
+    clearInterval(sweeping);
     clearTimeout(timer);
   };
   return { url, routes, close };

@@ -11,6 +11,7 @@ import { SignJWT } from 'jose';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { squareSignature } from '../support/square-webhooks.ts';
+import { eventually } from '../support/eventually.ts';
 
 const WEBHOOK_KEY = 'hardening-webhook-key';
 const API_BASE_URL = 'https://api.tally.test';
@@ -140,4 +141,38 @@ test('an idle keep-alive connection is announced and closed after HTTP_KEEP_ALIV
   t.regex(text, /\r\nKeep-Alive: timeout=1\r\n/i, 'the client is told how long the server keeps the connection');
   t.true(answered > 0 && at - answered >= 1400, `closed ${at - answered} ms after the answer: the timeout is 1,500 ms`);
   t.true(at - answered < 10_000, `closed ${at - answered} ms after the answer`);
+});
+
+test('shutdown closes a connection that has not sent a byte at once, answers a request in flight, then closes its connection', async (t) => {
+  t.timeout(30_000, 'shutdown waited for a connection (SHUTDOWN_TIMEOUT_MS is 120 s here)');
+  const own = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY, SHUTDOWN_TIMEOUT_MS: '120000' });
+  const { port } = new URL(own.url);
+  const connect = async () => {
+    const socket = net.connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    return { socket, closed, text: () => text };
+  };
+  // A browser's preconnect: connected, nothing sent.
+  const silent = await connect();
+  // A webhook whose body has not arrived: the server's `100 Continue` says it has read the request's head.
+  const body = JSON.stringify({ type: 'payment.updated', event_id: 'shutdown-1', data: {} });
+  const inFlight = await connect();
+  inFlight.socket.write(
+    `POST /api/v1/webhooks/square HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+  );
+  t.regex(await eventually(async () => inFlight.text(), (text) => text.length > 0, { intervalMs: 10 }), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+
+  let stopped = false;
+  const stopping = own.stop().then(() => (stopped = true));
+  await silent.closed;
+  t.is(silent.text(), '', 'the silent connection is closed without an answer');
+  t.false(stopped, 'shutdown waits for the request in flight');
+  inFlight.socket.write(body);
+  await inFlight.closed;
+  t.regex(inFlight.text(), /\r\n\r\nHTTP\/1\.1 401 /, 'the webhook in flight is answered (unsigned: 401), then its connection closed');
+  await stopping;
+  t.true(stopped);
 });
