@@ -20,7 +20,7 @@ import { v5 as uuidv5 } from 'uuid';
 import type { JsonObject, RecordedEvent } from '../domain/ports/event-store.ts';
 import { programSummaryProjection, summaryLines, type SummaryLine } from '../projections/program-summary.ts';
 import { walletBalanceEvents } from '../domain/wallets/events.ts';
-import { intervalStarts, programSummary, type ProgramSummary, type SummaryBucket, type SummaryInterval } from '../projections/read/program.ts';
+import { intervalStarts, programSummary, summaryAnswer, type ProgramSummary, type SummaryBucket, type SummaryInterval } from '../projections/read/program.ts';
 import { writeReport, resultsTable, notes, type ResultRow } from './report.ts';
 import { formatDuration, log, machineInfo, machineSummary, now, openPool, parseFlags, percentile, reportCorrectness, runBenchmark, withBenchDatabase } from './support.ts';
 
@@ -208,29 +208,16 @@ async function summaryFromLines(pool: pg.Pool, tenantId: string, asked: { from: 
       outstanding,
     };
   });
-  // The wallets come from the wallets read model in one query, as the API's do (this benchmark loads none: null).
-  const wallets = new Map(
-    (await pool.query<{ consumer_id: string; id: string }>('SELECT consumer_id, id FROM wallets WHERE tenant_id = $1 AND consumer_id = ANY($2::text[])', [tenantId, top.rows.map((r) => r.consumer_id)])).rows.map((r) => [r.consumer_id, r.id]),
-  );
-  const sum = (f: (b: SummaryBucket) => number) => intervals.reduce((s, b) => s + f(b), 0);
-  return {
+  return summaryAnswer(pool, {
     tenantId,
     from: day(range.from),
     to: day(range.to),
     interval: range.interval,
-    totals: {
-      earned: sum((b) => b.earned),
-      redeemed: sum((b) => b.redeemed),
-      expired: sum((b) => b.expired),
-      adjusted: sum((b) => b.adjusted),
-      rewardsIssued: sum((b) => b.rewardsIssued),
-      rewardsRedeemed: sum((b) => b.rewardsRedeemed),
-      activeCustomers: Number(distinct.rows[0].n),
-      outstandingAtEnd: outstanding,
-    },
     intervals,
-    topCustomers: top.rows.map((r) => ({ consumerId: r.consumer_id as string, walletId: wallets.get(r.consumer_id as string) ?? null, earned: Number(r.earned) })),
-  };
+    activeCustomers: Number(distinct.rows[0].n),
+    outstandingAtEnd: outstanding,
+    top: top.rows.map((r) => ({ consumer_id: r.consumer_id as string, earned: Number(r.earned) })),
+  });
 }
 
 async function main(): Promise<void> {

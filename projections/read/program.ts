@@ -253,16 +253,28 @@ export async function programSummary(pool: pg.Pool, tenantId: string, range: { f
       outstanding,
     };
   });
+  return summaryAnswer(pool, { tenantId, from: dayText(from), to: dayText(to), interval, intervals, activeCustomers: people.active, outstandingAtEnd: outstanding, top: people.top ?? [] });
+}
+
+/**
+ * The answer from its parts: the range's totals summed over its intervals, and its top customers with their wallets
+ * (one query of the wallets read model; null where the customer has none). bench/summary.ts builds its baseline's
+ * answer, computed from the ledger lines, through it too.
+ */
+export async function summaryAnswer(
+  pool: pg.Pool,
+  parts: Omit<ProgramSummary, 'totals' | 'topCustomers'> & { activeCustomers: number; outstandingAtEnd: number; top: readonly { consumer_id: string; earned: number }[] },
+): Promise<ProgramSummary> {
+  const { intervals, top } = parts;
   const sum = (f: (b: SummaryBucket) => number) => intervals.reduce((total, b) => total + f(b), 0);
-  const top = people.top ?? [];
   const wallets = top.length
-    ? new Map((await pool.query<{ consumer_id: string; id: string }>('SELECT consumer_id, id FROM wallets WHERE tenant_id = $1 AND consumer_id = ANY($2::text[])', [tenantId, top.map((r) => r.consumer_id)])).rows.map((r) => [r.consumer_id, r.id]))
+    ? new Map((await pool.query<{ consumer_id: string; id: string }>('SELECT consumer_id, id FROM wallets WHERE tenant_id = $1 AND consumer_id = ANY($2::text[])', [parts.tenantId, top.map((r) => r.consumer_id)])).rows.map((r) => [r.consumer_id, r.id]))
     : new Map<string, string>();
   return {
-    tenantId,
-    from: dayText(from),
-    to: dayText(to),
-    interval,
+    tenantId: parts.tenantId,
+    from: parts.from,
+    to: parts.to,
+    interval: parts.interval,
     totals: {
       earned: sum((b) => b.earned),
       redeemed: sum((b) => b.redeemed),
@@ -270,8 +282,8 @@ export async function programSummary(pool: pg.Pool, tenantId: string, range: { f
       adjusted: sum((b) => b.adjusted),
       rewardsIssued: sum((b) => b.rewardsIssued),
       rewardsRedeemed: sum((b) => b.rewardsRedeemed),
-      activeCustomers: people.active,
-      outstandingAtEnd: outstanding,
+      activeCustomers: parts.activeCustomers,
+      outstandingAtEnd: parts.outstandingAtEnd,
     },
     intervals,
     topCustomers: top.map((r) => ({ consumerId: r.consumer_id, walletId: wallets.get(r.consumer_id) ?? null, earned: r.earned })),
