@@ -133,7 +133,7 @@ test('waiting for the queue to end: at once when none queue; true once they stay
 
 test('a pause of the sender within a burst lengthens the quiet the burst must keep: twice the pause, for pauseMemoryMs, never past maxQuietMs', async (t) => {
   let clock = 1_000;
-  const acknowledgements = new Acknowledgements({ queueing: 2, quietMs: 15, maxQuietMs: 100, pauseMemoryMs: 500, now: () => clock });
+  const acknowledgements = new Acknowledgements({ queueing: 2, quietMs: 15, maxQuietMs: 100, pauseMemoryMs: 500, now: () => clock, busySinceLastCall: () => 0 });
   const burst = () => {
     acknowledgements.received();
     acknowledgements.received();
@@ -167,6 +167,29 @@ test('a pause of the sender within a burst lengthens the quiet the burst must ke
   clock += 50;
   acknowledgements.received();
   t.is(acknowledgements.quietFor(), 15, 'a pause that began while they did not queue is not a pause within a burst');
+});
+
+test("a gap between arrivals while this thread was busy is not the sender's pause: the quiet a burst must keep stays", async (t) => {
+  let clock = 1_000;
+  let busy = 0;
+  const acknowledgements = new Acknowledgements({ queueing: 2, quietMs: 15, maxQuietMs: 100, pauseMemoryMs: 500, now: () => clock, busySinceLastCall: () => busy });
+  const burst = () => {
+    acknowledgements.received();
+    acknowledgements.received();
+    acknowledgements.answered();
+    acknowledgements.answered();
+  };
+  burst();
+  clock += 40;
+  busy = 0.9; // the thread decided a batch meanwhile: the next requests waited in their sockets
+  burst();
+  busy = 0;
+  t.is(acknowledgements.quietFor(), 15, 'the gap was the thread, not the sender: quietMs');
+  clock += 40;
+  busy = 0.2; // the thread mostly idle: the sender paused
+  burst();
+  busy = 0;
+  t.is(acknowledgements.quietFor(), 80, 'a pause of the sender: twice it');
 });
 
 test('a worker on another thread follows the acknowledgements by message: told once when they start and once when they stop queueing', async (t) => {
