@@ -22,8 +22,8 @@
  * Only a pause during which this thread was mostly idle is the sender's. A gap between arrivals while the thread was
  * busy (deciding a batch, applying projections, collecting garbage) is its own: the requests waited in their sockets.
  * Counted as the sender's, such gaps made a steady rate look like a burst with 50–100 ms pauses, and the worker then
- * waited twice that after each batch: at 1,000 webhooks/s the credit lag's p99 was 1.0–1.7 s with them, 0.72–0.78 s
- * without (bench:ingest's open loop, 2026-12-07).
+ * waited twice that after each batch: at 1,000 webhooks/s the credit lag's p99 was 1.0–2.3 s (p50 0.6–1.5 s) with
+ * them, 0.72–1.04 s (p50 0.42–0.53 s) without (bench:ingest's open loop, bench/HISTORY.md 2026-12-07 05:50).
  */
 import { performance as loopPerformance } from 'node:perf_hooks';
 
