@@ -749,6 +749,8 @@ interface LoopReport {
   /** The young generation's collections (scavenges) among them: count and time. */
   scavenges: number;
   scavengeMs: number;
+  /** This process's resident memory at its highest during the load (sampled every 50 ms): Tally with the benchmark's own state. */
+  peakRssMb: number;
 }
 
 /**
@@ -767,6 +769,8 @@ async function watchLoop<T>(work: () => Promise<T>): Promise<{ value: T; loop: L
   });
   gc.observe({ entryTypes: ['gc'] });
   delay.enable();
+  let peakRss = process.memoryUsage.rss();
+  const rss = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
   try {
     const value = await work();
     return {
@@ -780,16 +784,18 @@ async function watchLoop<T>(work: () => Promise<T>): Promise<{ value: T; loop: L
         gcMaxMs: pauses.reduce((a, b) => Math.max(a, b), 0),
         scavenges: scavenges.length,
         scavengeMs: scavenges.reduce((a, b) => a + b, 0),
+        peakRssMb: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
       },
     };
   } finally {
+    clearInterval(rss);
     delay.disable();
     gc.disconnect();
   }
 }
 
 function loopNote(loop: LoopReport): string {
-  return `Tally's event loop during the burst: delay p50 ${formatMs(loop.delayP50Ms)}, p99 ${formatMs(loop.delayP99Ms)}, max ${formatMs(loop.delayMaxMs)}; ${count(loop.gcPauses)} GC pauses, ${formatMs(loop.gcMs)} in all (scavenges ${count(loop.scavenges)}, ${formatMs(loop.scavengeMs)}), longest ${formatMs(loop.gcMaxMs)}`;
+  return `Tally's event loop during the burst: delay p50 ${formatMs(loop.delayP50Ms)}, p99 ${formatMs(loop.delayP99Ms)}, max ${formatMs(loop.delayMaxMs)}; ${count(loop.gcPauses)} GC pauses, ${formatMs(loop.gcMs)} in all (scavenges ${count(loop.scavenges)}, ${formatMs(loop.scavengeMs)}), longest ${formatMs(loop.gcMaxMs)}; peak RSS ${count(Math.round(loop.peakRssMb))} MiB`;
 }
 
 function reportAllocation<T>({ value, allocation, file }: { value: T; allocation: { allocatedBytes: number; functions: { function: string; selfBytes: number; totalBytes: number }[] }; file: string }): T {
