@@ -18,7 +18,8 @@ const optionalUrl = (protocols: string[]) =>
     z
       .string()
       .url('must be a URL')
-      .refine((v) => protocols.includes(new URL(v).protocol), `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+      // zod runs a refinement after a failed check too: a value that is no URL has its message already.
+      .refine((v) => !URL.canParse(v) || protocols.includes(new URL(v).protocol), `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
       .optional(),
   );
 const base64Key = z.preprocess(

@@ -38,6 +38,14 @@ test('every malformed variable is reported at once, by name, with what to fix', 
   t.is(error!.problems.length, 5);
 });
 
+test('a value that is no URL at all is reported by name among the others, not thrown as a bare TypeError', (t) => {
+  const error = t.throws(() => parseEnvironment({ DATABASE_URL: 'notaurl', EVENTSTORE_URL: 'kurrentdb//x', PORT: 'abc' }), { instanceOf: ConfigError });
+  t.regex(error!.message, /DATABASE_URL: must be a URL/);
+  t.regex(error!.message, /EVENTSTORE_URL: must be a URL/);
+  t.regex(error!.message, /PORT:/);
+  t.is(error!.problems.length, 3);
+});
+
 test('production requires every secret and refuses to generate them', (t) => {
   const error = t.throws(() => parseEnvironment({ NODE_ENV: 'production' }), { instanceOf: ConfigError });
   for (const name of ['AUTH_JWT_SECRET or AUTH_JWKS_URL', 'IDENTITY_HASH_KEY', 'ENCRYPTION_KEY', 'CRON_SECRET', 'DATABASE_URL', 'API_BASE_URL']) {
