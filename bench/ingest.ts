@@ -412,7 +412,7 @@ async function setUp(tally: Tally, square: SquareProcess): Promise<World> {
     );
     expectStatus('activate rule', await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: client.token }), 200);
     const started = expectStatus('connect', await call('GET', '/api/v1/client/pos/square/connect', { token: client.token }), 200);
-    const browser = await openConnectUrl(tally.url, started.body.url);
+    const browser = await openConnectUrl(tally.url, started);
     const state = browser.authorizeUrl.searchParams.get('state')!;
     const code = await square.call<string>('issueCode', merchantId);
     const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {

@@ -16,7 +16,7 @@ import { startTally } from '../main.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { freePort } from '../adapters/postgres/embedded.ts';
 import { DEMO_MERCHANT } from '../adapters/square/simulator/development.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../tests/support/http.ts';
+import { api, browse, cookieJar, tokenFor, TEST_JWT_SECRET } from '../tests/support/http.ts';
 import { formatRate, formatRatio, log, parseFlags, runInterleaved, withBenchDatabase, type Operation } from './support.ts';
 
 const { quick } = parseFlags();
@@ -57,28 +57,6 @@ process.stdin.once('data', async (line) => {
 });
 `;
 
-/** Follows redirects by hand with a cookie jar, as a browser does; a POST's redirect is followed with a GET. */
-async function browse(url: string, init: RequestInit = {}, jar = new Map<string, string>()): Promise<string> {
-  let next: string | undefined = url;
-  let options = init;
-  let last = url;
-  for (let hops = 0; next && hops < 10; hops++) {
-    last = next;
-    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const response: Response = await fetch(next, { ...options, redirect: 'manual', headers: { ...(options.headers as Record<string, string>), ...(cookie ? { cookie } : {}) } });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const at = pair!.indexOf('=');
-      jar.set(pair!.slice(0, at).trim(), pair!.slice(at + 1).trim());
-    }
-    await response.arrayBuffer();
-    const location = response.headers.get('location');
-    next = response.status >= 300 && response.status < 400 && location ? new URL(location, next).toString() : undefined;
-    options = {};
-  }
-  return last;
-}
-
 await withBenchDatabase(async (db) => {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tally-bench-tail-'));
   const port = await freePort();
@@ -107,9 +85,10 @@ await withBenchDatabase(async (db) => {
     const rule = await call('POST', '/api/v1/client/reward-rules', { token: merchant, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
     await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: merchant });
     const connect = await call('GET', '/api/v1/client/pos/square/connect', { token: merchant });
-    const jar = new Map<string, string>();
-    const consent = await browse(connect.body.url, {}, jar);
-    const landed = await browse(consent, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=allow' }, jar);
+    // The connect answer sets the cookie the start link is bound to.
+    const jar = cookieJar(connect.headers);
+    const consent = (await browse(connect.body.url, jar)).visited.at(-1)!;
+    const landed = (await browse(consent, jar, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=allow' })).visited.at(-1)!;
     if (!landed.endsWith('/pos?connected=square')) throw new Error(`connect did not complete: ${landed}`);
     const emails = Array.from({ length: CONSUMERS }, (_, i) => `consumer-${i}@bench-tail.test`);
     for (const email of emails) await call('POST', '/api/v1/me/register', { token: await tokenFor(`c-${email}`, email), body: { role: 'consumer' } });

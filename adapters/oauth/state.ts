@@ -30,6 +30,8 @@ const claimsSchema = z.object({
   exp: z.number().int(),
 });
 const stateSchema = claimsSchema.extend({ bnd: z.string().min(16) });
+/** A ticket bound to a browser (since 2026-12-07): one issued before, without `bnd`, is refused as `not_this_browser`. */
+const ticketSchema = claimsSchema.extend({ bnd: z.string().min(16).optional() });
 
 /** The state carries this hash of the browser's nonce: the state travels in URLs, the nonce only in the cookie. */
 const bindingOf = (nonce: string) => createHash('sha256').update(`tally-oauth-browser\0${nonce}`).digest('base64url');
@@ -85,13 +87,16 @@ export function postgresOAuthStates(pool: pg.Pool, keys: Keyring): OAuthStates {
       .sign(signingKey);
 
   return {
-    issueTicket: ({ tenantId, actor }, now) => sign({ tid: tenantId, act: actor }, TICKET_AUDIENCE, now, OAUTH_TICKET_LIFETIME_SECONDS),
+    issueTicket: ({ tenantId, actor }, browserNonce, now) =>
+      sign({ tid: tenantId, act: actor, bnd: bindingOf(browserNonce) }, TICKET_AUDIENCE, now, OAUTH_TICKET_LIFETIME_SECONDS),
 
-    async redeemTicket(ticket, now) {
+    async redeemTicket(ticket, browserNonce, now) {
       if (!ticket) throw new InvalidOAuthState('missing');
-      const parsed = claimsSchema.safeParse(await verify(ticket, now, TICKET_AUDIENCE));
+      const parsed = ticketSchema.safeParse(await verify(ticket, now, TICKET_AUDIENCE));
       if (!parsed.success) throw new InvalidOAuthState('malformed');
-      const { tid, act, jti, exp } = parsed.data;
+      const { tid, act, jti, exp, bnd } = parsed.data;
+      // Checked before the ticket is spent: a browser the link was passed to cannot burn it for its owner.
+      if (!bnd || !browserNonce || !sameBinding(bindingOf(browserNonce), bnd)) throw new InvalidOAuthState('not_this_browser');
       await spend(`ticket:${jti}`, tid, exp, now);
       return { tenantId: tid, actor: act };
     },

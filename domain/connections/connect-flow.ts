@@ -31,12 +31,13 @@ export interface Connected {
 }
 
 /**
- * Step 1 (the tenant's app, with its bearer token): a one-time link to the start URL. The browser that opens it
- * is the one the flow is bound to.
+ * Step 1 (the tenant's app, with its bearer token): a one-time link to the start URL, bound to `browserNonce`,
+ * which the HTTP layer sets as an HttpOnly cookie in the answer to that very request: only the browser that asked
+ * can open the link (a link passed to another merchant would connect their Square business to this workspace).
  */
-export async function connectUrl(c: ConnectionsContext, claims: OAuthStateClaims): Promise<{ url: string }> {
+export async function connectUrl(c: ConnectionsContext, claims: OAuthStateClaims, browserNonce: string): Promise<{ url: string }> {
   c.gateway(); // Unconfigured Square fails here, with the configuration error, not after the browser left.
-  const ticket = await c.deps.oauthStates.issueTicket(claims, c.deps.runtime.now());
+  const ticket = await c.deps.oauthStates.issueTicket(claims, browserNonce, c.deps.runtime.now());
   const url = new URL(c.deps.startUrl);
   url.searchParams.set('ticket', ticket);
   return { url: url.toString() };
@@ -53,18 +54,20 @@ function connectGateway(c: ConnectionsContext): SquareGateway {
 }
 
 /**
- * Step 2 (the browser, at the start URL): the ticket is spent and Square's authorize URL returned, with a state
- * bound to `browserNonce`, which the HTTP layer keeps in an HttpOnly cookie of this browser only.
+ * Step 2 (the browser, at the start URL): the ticket is checked against the browser's nonce (its cookie), spent,
+ * and Square's authorize URL returned, with a state bound to the same nonce.
  */
-export async function startConnect(c: ConnectionsContext, ticket: string | undefined, browserNonce: string): Promise<{ authorizeUrl: string }> {
+export async function startConnect(c: ConnectionsContext, ticket: string | undefined, browserNonce: string | undefined): Promise<{ authorizeUrl: string }> {
   const gateway = connectGateway(c);
   let claims: OAuthStateClaims;
   try {
-    claims = await c.deps.oauthStates.redeemTicket(ticket, c.deps.runtime.now());
+    claims = await c.deps.oauthStates.redeemTicket(ticket, browserNonce, c.deps.runtime.now());
   } catch (error) {
     if (error instanceof InvalidOAuthState) throw new ConnectFailed('invalid_state', `connect ticket rejected: ${error.reason}`);
     throw error;
   }
+  // The ticket was bound to this nonce, so it is present here; said again for the compiler.
+  if (!browserNonce) throw new ConnectFailed('invalid_state', 'connect ticket rejected: not_this_browser');
   const state = await c.deps.oauthStates.issue(claims, browserNonce, c.deps.runtime.now());
   return { authorizeUrl: gateway.oauth.authorizeUrl({ state, redirectUri: c.deps.redirectUri, scopes: SQUARE_SCOPES }) };
 }

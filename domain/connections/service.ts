@@ -52,11 +52,11 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
   const c = connectionsContext(deps);
 
   return {
-    /** The authorize URL to send the merchant's browser to; the state is bound to the tenant and the caller. */
-    connectUrl: (claims: OAuthStateClaims): Promise<{ url: string }> => connectUrl(c, claims),
+    /** The start URL for the caller's browser, its ticket bound to the tenant, the caller and `browserNonce` (that browser's cookie). */
+    connectUrl: (claims: OAuthStateClaims, browserNonce: string): Promise<{ url: string }> => connectUrl(c, claims, browserNonce),
 
-    /** The browser starts the flow with its ticket: Square's authorize URL, its state bound to `browserNonce`. */
-    startConnect: (ticket: string | undefined, browserNonce: string) => startConnect(c, ticket, browserNonce),
+    /** The browser starts the flow with its ticket and its cookie's nonce: Square's authorize URL, its state bound to the same nonce. */
+    startConnect: (ticket: string | undefined, browserNonce: string | undefined) => startConnect(c, ticket, browserNonce),
 
     /** The OAuth callback. Every failure is a `ConnectFailed` whose `reason` is safe to show the browser. */
     completeConnect: (callback: OAuthCallback, browserNonce: string | undefined, metadata: EventMetadata): Promise<Connected> =>

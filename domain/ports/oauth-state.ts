@@ -19,8 +19,8 @@ export const OAUTH_STATE_LIFETIME_SECONDS = 600;
 export const OAUTH_TICKET_LIFETIME_SECONDS = 300;
 
 /**
- * `not_this_browser`: the state is genuine, but the browser bringing it back is not the one that started the
- * flow (its nonce cookie is missing or different): someone else's authorize link, or a login CSRF.
+ * `not_this_browser`: the ticket or state is genuine, but the browser bringing it is not the one that started the
+ * flow (its nonce cookie is missing or different): someone else's connect or authorize link, or a login CSRF.
  */
 export type InvalidStateReason = 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'reused' | 'not_this_browser';
 
@@ -34,12 +34,13 @@ export class InvalidOAuthState extends DomainError {
 
 export interface OAuthStates {
   /**
-   * A one-time ticket for `claims`, valid `OAUTH_TICKET_LIFETIME_SECONDS`: the tenant's app hands it to the
-   * browser, which brings it to the start URL, where the flow gets bound to that browser.
+   * A one-time ticket for `claims`, valid `OAUTH_TICKET_LIFETIME_SECONDS`, bound to the browser holding
+   * `browserNonce`: the tenant's app asks for it with its bearer token, and the answer sets the nonce's cookie in
+   * that same browser, so a ticket handed to anyone else (a link sent to another merchant) is refused at the start.
    */
-  issueTicket(claims: OAuthStateClaims, now: Date): Promise<string>;
-  /** Verifies a ticket and marks it used; throws `InvalidOAuthState`. */
-  redeemTicket(ticket: string | undefined, now: Date): Promise<OAuthStateClaims>;
+  issueTicket(claims: OAuthStateClaims, browserNonce: string, now: Date): Promise<string>;
+  /** Verifies a ticket and the browser's nonce, and marks the ticket used; throws `InvalidOAuthState`. */
+  redeemTicket(ticket: string | undefined, browserNonce: string | undefined, now: Date): Promise<OAuthStateClaims>;
   /**
    * A signed state for `claims`, valid for `OAUTH_STATE_LIFETIME_SECONDS` from `now`, bound to the browser
    * holding `browserNonce` (the state carries only a hash of it; the browser holds it in an HttpOnly cookie).

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { EventMetadata } from '../../domain/ports/event-store.ts';
+import { OAUTH_STATE_LIFETIME_SECONDS, OAUTH_TICKET_LIFETIME_SECONDS } from '../../domain/ports/oauth-state.ts';
 import { ConnectFailed, type ConnectFailureReason } from '../../domain/connections/errors.ts';
 import type { RefreshReport, SquareConnectionsService } from '../../domain/connections/service.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
@@ -81,26 +82,30 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
       method: 'get',
       path: '/api/v1/client/pos/square/connect',
       access: 'tenant',
-      summary: 'A one-time start URL (valid 5 minutes) for the browser to open: it binds the flow to that browser and redirects to Square.',
+      summary:
+        'A one-time start URL (valid 5 minutes) for this browser to open: the answer sets an HttpOnly cookie the URL is bound to, so the URL works only in the browser that asked; it redirects to Square.',
       response: z.object({ url: z.string() }),
       async handler({ ctx }) {
-        return { status: 200, body: await connections.connectUrl({ tenantId: tenantOf(ctx), actor: actorOf(ctx) }) };
+        const nonce = randomBytes(32).toString('base64url');
+        const answer = await connections.connectUrl({ tenantId: tenantOf(ctx), actor: actorOf(ctx) }, nonce);
+        // Lives as long as the ticket and then the state: the start page and the callback read it.
+        setNonce(ctx, nonce, { maxAge: (OAUTH_TICKET_LIFETIME_SECONDS + OAUTH_STATE_LIFETIME_SECONDS) * 1000 });
+        return { status: 200, body: answer, headers: { 'Cache-Control': 'no-store' } };
       },
     }),
     route({
       method: 'get',
       path: '/api/v1/oauth/square/start',
       access: 'public',
-      summary: "The browser opens the connect URL here: sets the HttpOnly nonce cookie the state is bound to, answers 302 to Square's authorize URL.",
+      summary:
+        "The browser that asked for the connect URL opens it here (with the cookie that answer set; any other browser is sent back with error=invalid_state): answers 302 to Square's authorize URL, its state bound to the same cookie.",
       query: startQuery,
       response: redirect,
       answers: 'redirect',
       async handler({ query, ctx }) {
-        const nonce = randomBytes(32).toString('base64url');
+        const browserNonce = ctx.cookies.get(OAUTH_NONCE_COOKIE) || undefined;
         try {
-          const { authorizeUrl } = await connections.startConnect(query.ticket, nonce);
-          // The client's request for this page carries no cookie Square could see, and no other site can read it.
-          setNonce(ctx, nonce, { maxAge: 600_000 });
+          const { authorizeUrl } = await connections.startConnect(query.ticket, browserNonce);
           return { status: 302, redirect: authorizeUrl, headers: { 'Cache-Control': 'no-store' } };
         } catch (error) {
           if (error instanceof ConnectFailed) {

@@ -48,7 +48,7 @@ async function register(role: 'client' | 'consumer', email: string, extra: Recor
 
 async function connect(token: string, merchantId: string) {
   const started = await call('GET', '/api/v1/client/pos/square/connect', { token });
-  const browser = await openConnectUrl(service.url, started.body.url);
+  const browser = await openConnectUrl(service.url, started);
   const state = browser.authorizeUrl.searchParams.get('state')!;
   const code = square.issueCode(merchantId);
   const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {

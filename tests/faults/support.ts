@@ -128,7 +128,7 @@ export async function connectMerchant(url: string, square: SquareTestServer, opt
     consumerTokens.push(token);
   }
   const started = await call('GET', '/api/v1/client/pos/square/connect', { token: merchantToken });
-  const browser = await openConnectUrl(url, started.body.url);
+  const browser = await openConnectUrl(url, started);
   const state = browser.authorizeUrl.searchParams.get('state');
   if (!state) throw new Error(`the authorize URL has no state: ${browser.authorizeUrl}`);
   const connected = await call('GET', `/api/v1/oauth/square/callback?code=${square.issueCode(squareMerchantId)}&state=${encodeURIComponent(state)}`, {

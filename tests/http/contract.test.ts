@@ -165,10 +165,11 @@ test.serial('every declared route answers what its declaration says, and GET /op
   square.addMerchant({ merchantId, businessName: 'Contract Coffee', locations: [{ id: `${merchantId}-L1`, name: 'Main Street' }] });
   const connect = await hit(t, 'get /api/v1/client/pos/square/connect', asOwner);
   const start = new URL(connect.body.url);
-  const started = await hit(t, 'get /api/v1/oauth/square/start', { query: start.search });
+  // The connect answer's cookie: the start link is bound to it, and so is the state.
+  const cookie = (connect.headers.get('set-cookie') ?? '').split(';')[0]!;
+  const started = await hit(t, 'get /api/v1/oauth/square/start', { query: start.search, headers: { cookie } });
   const authorize = new URL(started.headers.get('location')!);
   const code = square.issueCode(merchantId, { redirectUri: authorize.searchParams.get('redirect_uri') ?? undefined });
-  const cookie = (started.headers.get('set-cookie') ?? '').split(';')[0]!;
   const back = await hit(t, 'get /api/v1/oauth/square/callback', { query: `?${new URLSearchParams({ code, state: authorize.searchParams.get('state')! })}`, headers: { cookie } });
   t.regex(back.headers.get('location')!, /connected=square/);
   await hit(t, 'get /api/v1/client/pos/square', asOwner);

@@ -56,7 +56,7 @@ async function scenario(t: import('ava').ExecutionContext, multiStreamAppend: bo
   t.is((await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: owner.token })).status, 200);
   const started = await call('GET', '/api/v1/client/pos/square/connect', { token: owner.token });
   // The connect URL is a start link: the browser that opens it gets the cookie the callback's state is bound to.
-  const browser = await openConnectUrl(service.url, started.body.url);
+  const browser = await openConnectUrl(service.url, started);
   const state = browser.authorizeUrl.searchParams.get('state')!;
   const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(square.issueCode('M-K'))}&state=${encodeURIComponent(state)}`, {
     headers: { cookie: browser.cookie },

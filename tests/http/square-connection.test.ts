@@ -85,7 +85,7 @@ const browserOf = new Map<string, string>();
 async function authorizeUrl(client: Client): Promise<URL> {
   const response = await call('GET', '/api/v1/client/pos/square/connect', { token: client.token });
   if (response.status !== 200) throw new Error(`connect answered ${response.status} ${JSON.stringify(response.body)}`);
-  const browser = await openConnectUrl(service.url, response.body.url);
+  const browser = await openConnectUrl(service.url, response);
   browserOf.set(browser.authorizeUrl.searchParams.get('state') ?? '', browser.cookie);
   return browser.authorizeUrl;
 }
@@ -292,25 +292,46 @@ test("an authorize link carrying someone else's state connects nothing: the stat
   t.regex(own.setCookie, /tally_square_oauth=;.*expires=Thu, 01 Jan 1970/i, 'the callback clears the nonce cookie');
 });
 
-test('the connect URL is a one-time start URL; it sets an HttpOnly, Secure, SameSite=Lax nonce cookie and redirects to Square', async (t) => {
+test('the connect URL is a one-time start URL; its answer sets an HttpOnly, Secure, SameSite=Lax nonce cookie; the start redirects to Square', async (t) => {
   const client = await approvedClient();
   const response = await call('GET', '/api/v1/client/pos/square/connect', { token: client.token });
   const start = new URL(response.body.url);
   t.is(`${start.origin}${start.pathname}`, `${API_BASE_URL}/api/v1/oauth/square/start`);
   t.truthy(start.searchParams.get('ticket'));
-  const browser = await openConnectUrl(service.url, response.body.url);
+  t.is(response.headers.get('cache-control'), 'no-store');
+  const browser = await openConnectUrl(service.url, response);
   t.is(`${browser.authorizeUrl.origin}${browser.authorizeUrl.pathname}`, `${square.url}/oauth2/authorize`);
   t.regex(browser.setCookie, /^tally_square_oauth=[A-Za-z0-9_-]{43};/);
   t.regex(browser.setCookie, /; httponly/i);
   t.regex(browser.setCookie, /; secure/i);
   t.regex(browser.setCookie, /; samesite=lax/i);
   t.regex(browser.setCookie, /; path=\/api\/v1\/oauth\/square/);
-  const again = await fetch(`${service.url}${start.pathname}${start.search}`, { redirect: 'manual' });
+  const again = await fetch(`${service.url}${start.pathname}${start.search}`, { redirect: 'manual', headers: { cookie: browser.cookie } });
   t.is(again.status, 302);
   t.is(again.headers.get('location'), failedWith('invalid_state'), 'a ticket opens one flow only');
   t.is(again.headers.get('set-cookie'), null);
-  const forged = await fetch(`${service.url}/api/v1/oauth/square/start?ticket=forged`, { redirect: 'manual' });
+  const forged = await fetch(`${service.url}/api/v1/oauth/square/start?ticket=forged`, { redirect: 'manual', headers: { cookie: browser.cookie } });
   t.is(forged.headers.get('location'), failedWith('invalid_state'));
+});
+
+test('a connect URL passed to someone else (another merchant, by link) does not open in their browser, and stays usable for its owner', async (t) => {
+  const owner = await approvedClient();
+  const other = await approvedClient();
+  const shared = await call('GET', '/api/v1/client/pos/square/connect', { token: owner.token });
+  const start = new URL(shared.body.url);
+  // The other merchant's browser: no cookie of the owner's; with or without a connect cookie of its own.
+  const ownOfOther = (await call('GET', '/api/v1/client/pos/square/connect', { token: other.token })).headers.get('set-cookie')!.split(';')[0]!;
+  for (const headers of [{}, { cookie: ownOfOther }] as Record<string, string>[]) {
+    const opened = await fetch(`${service.url}${start.pathname}${start.search}`, { redirect: 'manual', headers });
+    t.is(opened.status, 302);
+    t.is(opened.headers.get('location'), failedWith('invalid_state'), 'refused before Square is reached');
+  }
+  t.true(service.logs.some((l) => l.includes('not_this_browser')), 'the log says why');
+  // Not burned by those attempts: the owner's browser still connects with it.
+  const browser = await openConnectUrl(service.url, shared);
+  const code = square.issueCode(newMerchant(), { redirectUri: browser.authorizeUrl.searchParams.get('redirect_uri') ?? undefined });
+  const back = await callback({ code, state: browser.authorizeUrl.searchParams.get('state') ?? '' }, browser.cookie);
+  t.is(back.location.toString(), connected);
 });
 
 // Serial: the fault injected into the Square server must meet this test's request, not another's.

@@ -14,7 +14,7 @@ import { freePort } from '../../adapters/postgres/embedded.ts';
 import { DEMO_MERCHANT, SIMULATOR_APP_ID, SIMULATOR_APP_SECRET } from '../../adapters/square/simulator/development.ts';
 import { ConfigError, parseEnvironment } from '../../adapters/config.ts';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, browse, cookieJar, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 
 const ADMIN_EMAIL = 'root@simulator.test';
 
@@ -31,27 +31,7 @@ async function startWithSimulator(port: number, dataDir: string, databaseUrl?: s
   });
 }
 
-/** Follows redirects by hand, keeping cookies, as a browser does; returns every URL visited and the last answer. */
-async function browse(url: string, jar: Map<string, string>, init: RequestInit = {}) {
-  const visited: string[] = [];
-  let next: string | undefined = url;
-  let options = init;
-  let response: Response | undefined;
-  while (next && visited.length < 10) {
-    visited.push(next);
-    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    response = await fetch(next, { ...options, redirect: 'manual', headers: { ...(options.headers as Record<string, string>), ...(cookie ? { cookie } : {}) } });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const at = pair!.indexOf('=');
-      jar.set(pair!.slice(0, at).trim(), pair!.slice(at + 1).trim());
-    }
-    const location = response.headers.get('location');
-    next = response.status >= 300 && response.status < 400 && location ? new URL(location, next).toString() : undefined;
-    options = {}; // a 302 after a POST is followed with a GET
-  }
-  return { visited, response: response!, text: await response!.text() };
-}
+
 
 let port: number;
 let dataDir: string;
@@ -94,7 +74,7 @@ const control = async (method: string, route: string, body?: unknown) => {
 
 test.serial('the consent page asks "Allow Tally to access Demo Bakery?"; Deny comes back as access_denied on /pos', async (t) => {
   const connect = await call('GET', '/api/v1/client/pos/square/connect', { token: merchant });
-  const jar = new Map<string, string>();
+  const jar = cookieJar(connect.headers);
   const page = await browse(connect.body.url, jar);
   t.is(page.response.status, 200);
   t.regex(page.text, /Allow Tally to access Demo Bakery\?/);
@@ -109,7 +89,7 @@ test.serial('the consent page asks "Allow Tally to access Demo Bakery?"; Deny co
 
 test.serial('Allow connects Demo Bakery; a payment by Jane is credited by webhook; a refund above what remains is refused, one within it reverses', async (t) => {
   const connect = await call('GET', '/api/v1/client/pos/square/connect', { token: merchant });
-  const jar = new Map<string, string>();
+  const jar = cookieJar(connect.headers);
   const page = await browse(connect.body.url, jar);
   const allowed = await browse(page.visited.at(-1)!, jar, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'decision=allow' });
   t.is(allowed.visited.at(-1), `${service.url}/pos?connected=square`);

@@ -158,7 +158,7 @@ test.serial('3. currency: the workspace counts in its merchant’s currency; oth
   square.addMerchant({ merchantId: 'M-TRUST-USD', businessName: 'Dollar Cafe', locations: [{ id: 'L-TRUST-USD', name: 'Main' }], currency: 'USD', country: 'US' });
   const attempt = async () => {
     const started = await call('GET', '/api/v1/client/pos/square/connect', { token: owner.token });
-    const browser = await openConnectUrl(service.url, started.body.url);
+    const browser = await openConnectUrl(service.url, started);
     const state = browser.authorizeUrl.searchParams.get('state')!;
     const code = square.issueCode('M-TRUST-USD');
     return call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, { headers: { cookie: browser.cookie } });

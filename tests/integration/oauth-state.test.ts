@@ -2,7 +2,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt, SignJWT } from 'jose';
-import { keyring } from '../../adapters/crypto/keys.ts';
+import { derivedKey, keyring } from '../../adapters/crypto/keys.ts';
 import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
 import { InvalidOAuthState } from '../../domain/ports/oauth-state.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -86,10 +86,30 @@ test('a state is accepted only from the browser holding its nonce; a stranger ca
 test('a connect ticket is single use, expires after 5 minutes, and is no state', async (t) => {
   const states = postgresOAuthStates(database.pool, keyring(KEY));
   const issuedAt = new Date();
-  const ticket = await states.issueTicket(claims, issuedAt);
+  const ticket = await states.issueTicket(claims, NONCE, issuedAt);
   t.is(await rejection(t, states.consume(ticket, NONCE, issuedAt)), 'malformed');
-  t.deepEqual(await states.redeemTicket(ticket, issuedAt), claims);
-  t.is(await rejection(t, states.redeemTicket(ticket, issuedAt)), 'reused');
-  t.is(await rejection(t, states.redeemTicket(await states.issueTicket(claims, issuedAt), minutes(6, issuedAt))), 'expired');
-  t.is(await rejection(t, states.redeemTicket(await states.issue(claims, NONCE, issuedAt), issuedAt)), 'malformed');
+  t.deepEqual(await states.redeemTicket(ticket, NONCE, issuedAt), claims);
+  t.is(await rejection(t, states.redeemTicket(ticket, NONCE, issuedAt)), 'reused');
+  t.is(await rejection(t, states.redeemTicket(await states.issueTicket(claims, NONCE, issuedAt), NONCE, minutes(6, issuedAt))), 'expired');
+  t.is(await rejection(t, states.redeemTicket(await states.issue(claims, NONCE, issuedAt), NONCE, issuedAt)), 'malformed');
+});
+
+test('a connect ticket opens only in the browser that asked for it: another browser cannot use it or burn it', async (t) => {
+  const states = postgresOAuthStates(database.pool, keyring(KEY));
+  const issuedAt = new Date();
+  const ticket = await states.issueTicket(claims, NONCE, issuedAt);
+  t.false(JSON.stringify(decodeJwt(ticket)).includes(NONCE), 'the ticket carries a hash of the nonce, never the nonce');
+  t.is(await rejection(t, states.redeemTicket(ticket, undefined, issuedAt)), 'not_this_browser');
+  t.is(await rejection(t, states.redeemTicket(ticket, randomBytes(32).toString('base64url'), issuedAt)), 'not_this_browser');
+  t.deepEqual(await states.redeemTicket(ticket, NONCE, issuedAt), claims, 'still usable by its own browser');
+  // A ticket of the form issued before tickets were bound (no `bnd`) is refused whatever the browser.
+  const unbound = await new SignJWT({ tid: claims.tenantId, act: claims.actor })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('tally')
+    .setAudience('square-oauth-ticket')
+    .setJti(randomBytes(18).toString('base64url'))
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(derivedKey(keyring(KEY).current, 'tally/square-oauth-state/v1'));
+  t.is(await rejection(t, states.redeemTicket(unbound, NONCE, issuedAt)), 'not_this_browser');
 });

@@ -53,16 +53,55 @@ export function api(baseUrl: string) {
 }
 
 /**
- * The browser's part of the Square connect flow: it opens the start URL the API handed out (on the service at
- * `serviceUrl`, whatever origin API_BASE_URL names), keeps the HttpOnly nonce cookie it is given, and follows
- * the redirect to Square's authorize URL. The cookie goes back with the callback, as the browser would send it.
+ * The browser's part of the Square connect flow: its app asked for the connect URL (`connect`, the answer to
+ * `GET /api/v1/client/pos/square/connect`), which set the HttpOnly nonce cookie the URL is bound to; the browser
+ * opens the start URL (on the service at `serviceUrl`, whatever origin API_BASE_URL names) with that cookie and
+ * follows the redirect to Square's authorize URL. The cookie goes back with the callback, as the browser would send it.
  */
-export async function openConnectUrl(serviceUrl: string, connectUrl: string): Promise<{ authorizeUrl: URL; cookie: string; setCookie: string }> {
-  const start = new URL(connectUrl);
-  const response = await fetch(`${serviceUrl}${start.pathname}${start.search}`, { redirect: 'manual' });
+export async function openConnectUrl(
+  serviceUrl: string,
+  connect: { body: { url: string }; headers: Headers },
+): Promise<{ authorizeUrl: URL; cookie: string; setCookie: string }> {
+  const setCookie = connect.headers.get('set-cookie') ?? '';
+  const cookie = setCookie.split(';')[0] ?? '';
+  const start = new URL(connect.body.url);
+  const response = await fetch(`${serviceUrl}${start.pathname}${start.search}`, { redirect: 'manual', headers: cookie ? { cookie } : {} });
   await response.text();
   const location = response.headers.get('location');
-  const setCookie = response.headers.get('set-cookie') ?? '';
   if (response.status !== 302 || !location) throw new Error(`the start URL answered ${response.status}`);
-  return { authorizeUrl: new URL(location), cookie: setCookie.split(';')[0] ?? '', setCookie };
+  return { authorizeUrl: new URL(location), cookie, setCookie };
+}
+
+/** Keeps the cookies an answer sets, as a browser does (name → value). */
+export function remember(jar: Map<string, string>, headers: Headers): Map<string, string> {
+  for (const line of headers.getSetCookie()) {
+    const [pair] = line.split(';');
+    const at = pair!.indexOf('=');
+    jar.set(pair!.slice(0, at).trim(), pair!.slice(at + 1).trim());
+  }
+  return jar;
+}
+
+/** A browser's cookies, starting with those `headers` set (the connect URL's answer sets the cookie its start URL is bound to). */
+export function cookieJar(headers?: Headers): Map<string, string> {
+  const jar = new Map<string, string>();
+  return headers ? remember(jar, headers) : jar;
+}
+
+/** Follows redirects by hand, keeping cookies, as a browser does; returns every URL visited and the last answer. */
+export async function browse(url: string, jar: Map<string, string>, init: RequestInit = {}) {
+  const visited: string[] = [];
+  let next: string | undefined = url;
+  let options = init;
+  let response: Response | undefined;
+  while (next && visited.length < 10) {
+    visited.push(next);
+    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    response = await fetch(next, { ...options, redirect: 'manual', headers: { ...(options.headers as Record<string, string>), ...(cookie ? { cookie } : {}) } });
+    remember(jar, response.headers);
+    const location = response.headers.get('location');
+    next = response.status >= 300 && response.status < 400 && location ? new URL(location, next).toString() : undefined;
+    options = {}; // a 302 after a POST is followed with a GET
+  }
+  return { visited, response: response!, text: await response!.text() };
 }

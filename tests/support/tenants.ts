@@ -56,7 +56,7 @@ export function scenario(service: TestService, square: SquareTestServer) {
   /** Connects the merchant's workspace to a Square merchant through the OAuth flow (`scopes`: what the merchant grants). */
   async function connect(owner: Actor, squareMerchantId: string, grant: { scopes?: readonly string[] } = {}): Promise<void> {
     const started = await call('GET', '/api/v1/client/pos/square/connect', { token: owner.token });
-    const browser = await openConnectUrl(service.url, started.body.url);
+    const browser = await openConnectUrl(service.url, started);
     const state = browser.authorizeUrl.searchParams.get('state')!;
     const code = square.issueCode(squareMerchantId, grant);
     const callback = await call('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, {
