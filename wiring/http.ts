@@ -61,10 +61,8 @@ async function readinessRoutes({ config, pool, store }: Infrastructure, runner: 
     },
     {
       name: 'projections',
-      check: async () => ({
-        ok: runner.healthy(),
-        detail: runner.status().map((s) => ({ name: s.name, state: s.state, ...(s.lastError ? { lastError: s.lastError } : {}) })),
-      }),
+      // States only: an error's text is for administrators (`GET /api/v1/admin/projections`), not a public route.
+      check: async () => ({ ok: runner.healthy(), detail: runner.status().map((s) => ({ name: s.name, state: s.state })) }),
     },
   ]);
 }

@@ -69,6 +69,16 @@ test('a stored PointsCredited with its points field renamed: a redemption answer
   t.is(wallets?.state, 'failed', 'the wallets projection stops at the undecodable event');
   t.is(wallets?.errorPosition, bad.position);
   t.regex(wallets?.lastError ?? '', new RegExp(`PointsCredited v1 at ${stream} revision 1 .*points`));
+  // The public readiness route says which projection failed, never the error's text (that is for administrators).
+  const ready = await eventually(
+    async () => (await fetch(`${service.url}/readyz`)).json() as Promise<{ status: string; checks: { projections: { detail: unknown } } }>,
+    (body) => body.status === 'not_ready',
+  );
+  t.deepEqual(
+    (ready.checks.projections.detail as { name: string; state: string }[]).find((p) => p.name === 'wallets'),
+    { name: 'wallets', state: 'failed' },
+  );
+  t.notRegex(JSON.stringify(ready), /PointsCredited|revision \d|pointz|does not decode/);
   // It never folded into NaN: the balance read model still holds only the first credit.
   const row = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE id = $1', [walletId]);
   t.is(row.rows[0]?.points_balance, '10');

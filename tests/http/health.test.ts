@@ -74,7 +74,8 @@ test.serial('readiness turns 503 with Retry-After while the database refuses con
   try {
     await server.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
     await server.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, [name]);
-    const down = await fetch(`${service.url}/readyz`);
+    // An answer of the last READINESS_REUSE_MS may still be handed out: wait for the next round of checks.
+    const down = await eventually(() => fetch(`${service.url}/readyz`), (r) => r.status === 503, { timeoutMs: 5_000 });
     t.is(down.status, 503);
     t.is(down.headers.get('retry-after'), '5');
     const body = (await down.json()) as { status: string; checks: { database: { ok: boolean } } };
