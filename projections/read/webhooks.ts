@@ -51,7 +51,8 @@ export interface WebhookFilter {
 const encodeCursor = (receivedAt: string, eventId: string) => Buffer.from(JSON.stringify([receivedAt, eventId])).toString('base64url');
 function decodeCursor(cursor: string): [string, string] {
   try {
-    return z.tuple([z.string().datetime(), z.string()]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    // The id goes to PostgreSQL as text: no control characters (a NUL is refused there with an error), bounded.
+    return z.tuple([z.string().datetime(), z.string().max(255).regex(/^[^\u0000-\u001f\u007f]*$/)]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
   } catch {
     throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
   }

@@ -237,6 +237,12 @@ test.serial('the admin list filters by outcome, tenant, type and time, newest fi
   const bad = await call('GET', '/api/v1/admin/webhooks?outcome=happy&from=yesterday', { token: admin });
   t.is(bad.status, 400);
   t.regex(bad.body.error.message, /outcome must be one of/);
+  // A cursor not made here, even one that decodes (an id with a NUL PostgreSQL would refuse), is a 400 naming it.
+  for (const forged of [Buffer.from(JSON.stringify(['2026-01-01T00:00:00Z', 'evt\u0000x'])).toString('base64url'), 'not-a-cursor']) {
+    const refused = await call('GET', `/api/v1/admin/webhooks?cursor=${forged}`, { token: admin });
+    t.is(refused.status, 400, forged);
+    t.regex(refused.body.error.message, /cursor/);
+  }
 });
 
 test.serial('the poll feeds payments of every location through the same path, and advances its cursor', async (t) => {
