@@ -20,6 +20,8 @@ export interface AuthOptions {
   now?: () => Date;
   /** Where the token says its email and phone are verified (see `IdentityClaims`). */
   identity?: IdentityClaims;
+  /** Told why AUTH_JWKS_URL's keys could not be fetched (the caller then gets a 503, not a 401). */
+  onKeyServerFailure?: (error: unknown) => void;
 }
 
 /**
@@ -149,9 +151,24 @@ export function createTokenVerifier(options: AuthOptions): (token: string) => Pr
       return principal;
     } catch (error) {
       if (error instanceof HttpError) throw error;
+      if (jwks && isKeyServerFailure(error)) {
+        // Not the caller's fault: no 401 (a client would sign its user out) and no count against its address.
+        options.onKeyServerFailure?.(error);
+        throw new HttpError('UNAVAILABLE', "The identity provider's signing keys (AUTH_JWKS_URL) cannot be fetched; retry shortly");
+      }
       throw unauthenticated(reasonFor(error));
     }
   };
+}
+
+/**
+ * The key server failed, not the token: a timeout, a network error (not jose's own), an answer other than 200, or
+ * one that is not a key set. A token whose `kid` the fetched set lacks is the token's problem (`JWKSNoMatchingKey`).
+ */
+function isKeyServerFailure(error: unknown): boolean {
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) return true;
+  if (!(error instanceof errors.JOSEError)) return true;
+  return error.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test(error.message);
 }
 
 function reasonFor(error: unknown): string {

@@ -94,6 +94,7 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
         phoneVerified: config.AUTH_PHONE_VERIFIED_CLAIMS,
         providerConfirmsContacts: config.AUTH_PROVIDER_CONFIRMS_CONTACTS,
       },
+      onKeyServerFailure: (error) => log.warn({ err: error, jwksUrl: config.AUTH_JWKS_URL }, 'the identity provider\'s keys could not be fetched: bearer tokens answered 503'),
     }),
     loadUser: deps.loadUser,
     workspaceExists: async (tenantId) => (await loadState(store, workspaceStream(tenantId), workspaceDecider)).state.status !== 'none',

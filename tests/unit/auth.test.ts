@@ -96,6 +96,37 @@ test('asymmetric keys from a JWKS URL, served over a real socket; HS256 tokens a
   t.regex(error!.message, /algorithm/);
 });
 
+test('the key server failing (an error status, no key set, nothing listening) is a 503 UNAVAILABLE, never a 401; a kid it lacks is still a 401', async (t) => {
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  let answer: { status: number; body: string } = { status: 500, body: 'oops' };
+  const server = http.createServer((_req, res) => {
+    res.statusCode = answer.status;
+    res.end(answer.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('user-9').setExpirationTime('5m').sign(privateKey);
+  const failures: unknown[] = [];
+  const verifier = () => createTokenVerifier({ jwksUrl: url, onKeyServerFailure: (error) => failures.push(error) });
+  const unavailable = async (why: string) => {
+    const error = await t.throwsAsync(verifier()(token));
+    t.is((error as { code?: string }).code, 'UNAVAILABLE', why);
+    t.regex(error!.message, /AUTH_JWKS_URL/);
+  };
+  await unavailable('500');
+  answer = { status: 200, body: 'not json' };
+  await unavailable('not JSON');
+  answer = { status: 200, body: JSON.stringify({ nothing: [] }) };
+  await unavailable('not a key set');
+  answer = { status: 200, body: JSON.stringify({ keys: [{ ...jwk, kid: 'other' }] }) };
+  const noKey = await t.throwsAsync(verifier()(token));
+  t.is((noKey as { code?: string }).code, 'UNAUTHENTICATED', 'the token names a key the set does not have');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await unavailable('nothing listening');
+  t.is(failures.length, 4, 'each key-server failure is reported for the log');
+});
+
 test('a token accepted once stays accepted only until its expiry; a remembered token vouches for no other payload or signature', async (t) => {
   let clock = Date.now();
   const fresh = createTokenVerifier({ secret, issuer: 'https://idp.test', audience: 'authenticated', now: () => new Date(clock) });
