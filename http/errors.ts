@@ -98,6 +98,8 @@ export function errorAnswer(error: unknown, requestId: string | undefined, log: 
   if (error instanceof DomainError && statusFor(error.code) !== 500) {
     // Raised on purpose, with a message written for the caller (a 503 says what is unavailable).
     const status = statusFor(error.code);
+    // The cause (a provider's answer, say) is for the operator; the caller has the message written for them.
+    if (error.cause !== undefined) log().warn({ err: error.cause, code: error.code }, error.message);
     const headers: Record<string, string> = {};
     if (status === 503) headers['Retry-After'] = retryAfter ?? '5';
     const seconds = error.details?.retryAfterSeconds;

@@ -31,6 +31,13 @@ export function postgresPhoneVerifications(pool: pg.Pool): PhoneVerificationStor
       const { rows } = await pool.query<{ attempts: number }>('UPDATE phone_verifications SET attempts = attempts + 1 WHERE user_id = $1 RETURNING attempts', [userId]);
       return rows[0]?.attempts ?? Number.MAX_SAFE_INTEGER;
     },
+    async withdraw(userId, codeHash) {
+      await pool.query(
+        `UPDATE phone_verifications SET code_hash = '', expires_at = now(), sends_in_window = greatest(sends_in_window - 1, 0)
+          WHERE user_id = $1 AND code_hash = $2`,
+        [userId, codeHash],
+      );
+    },
     async spend(userId) {
       // The row stays for its send window (the hourly limit); only the code goes.
       await pool.query(`UPDATE phone_verifications SET code_hash = '', expires_at = now() WHERE user_id = $1`, [userId]);

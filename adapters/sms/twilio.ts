@@ -2,7 +2,7 @@
  * Twilio's Messages API over fetch (no SDK): POST /2010-04-01/Accounts/<sid>/Messages.json with basic auth.
  * `From` is a number or, starting with MG, a Messaging Service SID.
  */
-import type { SmsSender } from '../../domain/ports/sms.ts';
+import { SmsNotSent, type SmsSender } from '../../domain/ports/sms.ts';
 
 export interface TwilioOptions {
   accountSid: string;
@@ -20,16 +20,23 @@ export function twilioSms(options: TwilioOptions): SmsSender {
   return {
     async send(to, text) {
       const form = new URLSearchParams({ To: to, Body: text, ...(options.from.startsWith('MG') ? { MessagingServiceSid: options.from } : { From: options.from }) });
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
-        body: form,
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-      });
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: 'POST',
+          headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+          body: form,
+          signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+        });
+      } catch (error) {
+        throw new SmsNotSent('unavailable', `Twilio could not be reached: ${error instanceof Error ? error.message : String(error)}`);
+      }
       if (!response.ok) {
-        // Twilio's error body names the problem (code, message); it holds no secret.
-        const detail = await response.text().catch(() => '');
-        throw new Error(`Twilio refused the message: ${response.status} ${detail.slice(0, 300)}`);
+        // Twilio's error body names the problem (code, message); it holds no secret. A 400 is about the message
+        // (for a one-time code: the number, e.g. 21211 invalid, 21614 not a mobile); 401 and 403 are our
+        // credentials, 429 and 5xx Twilio's state: the person can do nothing about those but retry later.
+        const detail = `Twilio answered ${response.status} ${(await response.text().catch(() => '')).slice(0, 300)}`;
+        throw new SmsNotSent(response.status === 400 || response.status === 404 ? 'rejected' : 'unavailable', detail);
       }
     },
   };

@@ -30,6 +30,11 @@ export interface PhoneVerificationStore {
   countAttempt(userId: string): Promise<number>;
   /** The code is spent (used, or its attempts exhausted). */
   spend(userId: string): Promise<void>;
+  /**
+   * The code with this hash was never delivered (the SMS provider did not send it): it is spent, and it no longer
+   * counts against the hourly limit. Nothing changes if another code replaced it meanwhile.
+   */
+  withdraw(userId: string, codeHash: string): Promise<void>;
 }
 
 /** A person's contact details, outside the event log; erasing them deletes the row. */

@@ -7,8 +7,10 @@ export class DomainError extends Error {
     readonly code: string,
     message: string,
     readonly details?: Record<string, unknown>,
+    /** What went wrong underneath, for the log (http/errors.ts logs it); never part of the answer. */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'DomainError';
   }
 }

@@ -8,7 +8,7 @@ import { handleCommand } from '../shared/command-handler.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { IdentityHasher, PersonalDataStore, PhoneVerificationStore, Runtime } from '../ports/identity.ts';
-import type { SmsSender } from '../ports/sms.ts';
+import { SmsNotSent, type SmsSender } from '../ports/sms.ts';
 import { userDecider } from './decider.ts';
 import { userStream, type UserState } from './events.ts';
 
@@ -51,14 +51,30 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       const now = deps.runtime.now();
       const code = deps.newCode();
       const expiresAt = new Date(now.getTime() + CODE_TTL_MS);
+      const codeHash = deps.hasher.hashVerificationCode(userId, user.phoneHash, code);
       const issued = await deps.codes.issue(
-        { userId, phoneHash: user.phoneHash, codeHash: deps.hasher.hashVerificationCode(userId, user.phoneHash, code), expiresAt, attempts: 0 },
+        { userId, phoneHash: user.phoneHash, codeHash, expiresAt, attempts: 0 },
         { windowStart: new Date(now.getTime() - 3_600_000), maxSends: MAX_CODES_PER_HOUR, now },
       );
       if (!issued) {
         throw new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_HOUR} codes an hour: use the last code sent, or retry later`, { retryAfterSeconds: 600 });
       }
-      await deps.sms.send(phone, `Your Tally verification code is ${code}. It expires in 10 minutes.`);
+      try {
+        await deps.sms.send(phone, `Your Tally verification code is ${code}. It expires in 10 minutes.`);
+      } catch (error) {
+        // Not delivered: the code cannot be used, and it does not count against the person's hourly limit.
+        await deps.codes.withdraw(userId, codeHash);
+        if (!(error instanceof SmsNotSent)) throw error;
+        if (error.kind === 'rejected') {
+          throw new DomainError(
+            'UNPROCESSABLE',
+            'The text message could not be sent to your phone number: check that it is a mobile number, and correct it with PATCH /api/v1/me {"phone": "+1…"}',
+            { field: 'phone' },
+            { cause: error },
+          );
+        }
+        throw new DomainError('UNAVAILABLE', 'Text messages cannot be sent right now: retry in a few minutes', undefined, { cause: error });
+      }
       return { sentTo: mask(phone), expiresAt: expiresAt.toISOString() };
     },
 

@@ -39,4 +39,18 @@ test('a refusal is an error naming Twilio’s answer, never the auth token', asy
   const error = await t.throwsAsync(twilioSms({ accountSid: SID, authToken: 'secret-token', from: '+15005550006', baseUrl: stand.url }).send('+1', 'x'));
   t.regex(error!.message, /400.*21211/);
   t.false(error!.message.includes('secret-token'));
+  t.like(error, { name: 'SmsNotSent', kind: 'rejected' }, 'a 400 is about the number');
+});
+
+test('Twilio failing, throttling, refusing our credentials or not listening: the message is not sent, and it is no fault of the number', async (t) => {
+  for (const status of [401, 429, 500, 503]) {
+    const stand = await twilioStandIn({ status, body: '{"message":"no"}' });
+    const error = await t.throwsAsync(twilioSms({ accountSid: SID, authToken: 'secret-token', from: '+15005550006', baseUrl: stand.url }).send('+12125550100', 'x'));
+    t.like(error, { name: 'SmsNotSent', kind: 'unavailable' }, String(status));
+    await stand.close();
+  }
+  const gone = await twilioStandIn({ status: 201, body: '{}' });
+  await gone.close();
+  const error = await t.throwsAsync(twilioSms({ accountSid: SID, authToken: 'secret-token', from: '+15005550006', baseUrl: gone.url }).send('+12125550100', 'x'));
+  t.like(error, { name: 'SmsNotSent', kind: 'unavailable' }, 'nothing listening');
 });

@@ -1,0 +1,76 @@
+/**
+ * Phone codes through the Twilio adapter, against a local server speaking Twilio's Messages API: a number Twilio
+ * refuses is a 422 naming the phone, Twilio down is a 503, and neither uses up the person's codes of the hour.
+ */
+import test from 'ava';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { v4 as uuid } from 'uuid';
+import { MAX_CODES_PER_HOUR } from '../../domain/users/phone-verification.ts';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+
+let service: TestService;
+let twilio: http.Server;
+let call: ReturnType<typeof api>;
+/** What the stand-in answers next, and the codes it was asked to deliver. */
+let answer = { status: 201, body: '{"sid":"SM1","status":"queued"}' };
+const delivered: string[] = [];
+
+test.before(async () => {
+  twilio = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      if (answer.status === 201) delivered.push(/\b(\d{6})\b/.exec(new URLSearchParams(body).get('Body') ?? '')?.[1] ?? '');
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(answer.body);
+    });
+  });
+  await new Promise<void>((resolve) => twilio.listen(0, '127.0.0.1', resolve));
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    SMS_PROVIDER: 'twilio',
+    TWILIO_ACCOUNT_SID: `AC${'0123456789abcdef'.repeat(2)}`,
+    TWILIO_AUTH_TOKEN: 'twilio-secret-token',
+    TWILIO_FROM: '+15005550006',
+    TWILIO_BASE_URL: `http://127.0.0.1:${(twilio.address() as AddressInfo).port}`,
+  });
+  call = api(service.url);
+});
+test.after.always(async () => {
+  await service?.stop();
+  await new Promise<void>((resolve) => twilio?.close(() => resolve()));
+});
+
+test.serial('a number Twilio refuses is a 422 naming the phone; Twilio failing is a 503; neither uses up the codes of the hour, nor leaves a code to guess', async (t) => {
+  const token = await tokenFor(uuid(), 'sms@example.com');
+  t.is((await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer', phone: '+12125550100' } })).status, 201);
+
+  answer = { status: 400, body: '{"code":21614,"message":"To number is not a valid mobile number"}' };
+  const refused = await call('POST', '/api/v1/me/phone/verification', { token });
+  t.is(refused.status, 422);
+  t.like(refused.body.error, { code: 'UNPROCESSABLE', details: { field: 'phone' } });
+  t.regex(refused.body.error.message, /PATCH \/api\/v1\/me/);
+  t.notRegex(JSON.stringify(refused.body), /21614|Twilio/, 'the provider answer is for the log');
+  t.true(service.logs.some((l) => l.includes('21614')), 'the operator sees why');
+
+  answer = { status: 503, body: '{"message":"Service Unavailable"}' };
+  for (let i = 0; i < MAX_CODES_PER_HOUR + 1; i++) {
+    const down = await call('POST', '/api/v1/me/phone/verification', { token });
+    t.is(down.status, 503);
+    t.is(down.headers.get('retry-after'), '5');
+    t.like(down.body.error, { code: 'UNAVAILABLE' });
+  }
+  // No code was delivered: none is pending to guess at.
+  const guess = await call('POST', '/api/v1/me/phone/verify', { token, body: { code: '123456' } });
+  t.is(guess.status, 422);
+  t.regex(guess.body.error.message, /No code is pending/);
+
+  answer = { status: 201, body: '{"sid":"SM2","status":"queued"}' };
+  const sent = await call('POST', '/api/v1/me/phone/verification', { token });
+  t.is(sent.status, 202, 'the failed sends did not count against the hourly limit');
+  const verified = await call('POST', '/api/v1/me/phone/verify', { token, body: { code: delivered.at(-1) } });
+  t.is(verified.status, 200);
+  t.true(verified.body.user.phoneVerified);
+});
