@@ -139,6 +139,9 @@ const schema = z.object({
   WEBHOOK_LOOK_AHEAD_HOLD_MS: z.coerce.number().int().min(0).max(60_000).optional(),
 });
 
+/** Every variable's name, in the schema's order (README's table and .env.example list each: a test checks). */
+export const VARIABLE_NAMES: readonly string[] = Object.keys(schema.shape);
+
 type Raw = z.infer<typeof schema>;
 
 /** Secrets that development may generate; production must be given them. */

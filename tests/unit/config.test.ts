@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig, parseEnvironment } from '../../adapters/config.ts';
+import { ConfigError, loadConfig, parseEnvironment, VARIABLE_NAMES } from '../../adapters/config.ts';
 
 const tmp = () => mkdtemp(path.join(os.tmpdir(), 'tally-config-'));
 
@@ -100,4 +100,15 @@ test('an idle keep-alive connection outlives a load balancer\'s 60 s by default;
   t.is(parseEnvironment({ HTTP_KEEP_ALIVE_TIMEOUT_MS: '5000' }).raw.HTTP_KEEP_ALIVE_TIMEOUT_MS, 5_000);
   const error = t.throws(() => parseEnvironment({ HTTP_KEEP_ALIVE_TIMEOUT_MS: '500' }), { instanceOf: ConfigError });
   t.regex(error!.message, /HTTP_KEEP_ALIVE_TIMEOUT_MS:/);
+});
+
+test('README.md\'s Configuration table and .env.example each name every variable the service reads', async (t) => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const example = await readFile(new URL('../../.env.example', import.meta.url), 'utf8');
+  const table = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## API'));
+  t.true(VARIABLE_NAMES.length > 40);
+  for (const name of VARIABLE_NAMES) {
+    t.true(table.includes(`\`${name}\``), `README's Configuration table lacks ${name}`);
+    t.regex(example, new RegExp(`^#? ?${name}=`, 'm'), `.env.example lacks ${name}`);
+  }
 });
