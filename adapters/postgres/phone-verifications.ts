@@ -7,8 +7,16 @@ const row = z.object({ user_id: z.string(), phone_hash: z.string(), code_hash: z
 /** `phone_verifications`: one pending code per user, replaced by the next, deleted once spent. */
 export function postgresPhoneVerifications(pool: pg.Pool): PhoneVerificationStore {
   return {
-    async issue(code, { windowStart, maxSends, now }) {
-      // One statement: the send count of the last hour is checked and bumped under the row's lock.
+    async issue(code, { windowStart, maxSends, maxSendsPerPhone, now }) {
+      // The phone's sends of the hour by other users (index 0310). Read apart from the user's own row's lock, so two
+      // users' sends at the same moment may both pass: the bound is approximate by that much, never by more.
+      const { rows: phone } = await pool.query<{ sends: number }>(
+        `SELECT coalesce(sum(sends_in_window), 0)::int AS sends FROM phone_verifications
+          WHERE phone_hash = $1 AND user_id <> $2 AND window_started_at > $3`,
+        [code.phoneHash, code.userId, windowStart],
+      );
+      if (phone[0]!.sends >= maxSendsPerPhone) return 'phone';
+      // One statement: the user's send count of the last hour is checked and bumped under the row's lock.
       const { rowCount } = await pool.query(
         `INSERT INTO phone_verifications (user_id, phone_hash, code_hash, expires_at, attempts, sends_in_window, window_started_at)
          VALUES ($1, $2, $3, $4, 0, 1, $5)
@@ -19,7 +27,7 @@ export function postgresPhoneVerifications(pool: pg.Pool): PhoneVerificationStor
          WHERE phone_verifications.window_started_at <= $6 OR phone_verifications.sends_in_window < $7`,
         [code.userId, code.phoneHash, code.codeHash, code.expiresAt, now, windowStart, maxSends],
       );
-      return rowCount === 1;
+      return rowCount === 1 ? 'issued' : 'user';
     },
     async get(userId): Promise<PendingPhoneCode | undefined> {
       const { rows } = await pool.query(`SELECT user_id, phone_hash, code_hash, expires_at, attempts FROM phone_verifications WHERE user_id = $1 AND code_hash <> ''`, [userId]);

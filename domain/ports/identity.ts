@@ -21,10 +21,11 @@ export interface PendingPhoneCode {
 
 export interface PhoneVerificationStore {
   /**
-   * Stores a new code for the user unless `maxSends` codes were already issued to them since `windowStart`;
-   * answers false then, and nothing changes.
+   * Stores a new code for the user unless `maxSends` codes were already issued to them since `windowStart`
+   * (answers `user`), or `maxSendsPerPhone` to the same phone across every user (answers `phone`); nothing
+   * changes then. Answers `issued` otherwise.
    */
-  issue(code: PendingPhoneCode, limits: { windowStart: Date; maxSends: number; now: Date }): Promise<boolean>;
+  issue(code: PendingPhoneCode, limits: { windowStart: Date; maxSends: number; maxSendsPerPhone: number; now: Date }): Promise<'issued' | 'user' | 'phone'>;
   get(userId: string): Promise<PendingPhoneCode | undefined>;
   /** Counts one attempt atomically and answers the count including it (concurrent guesses each count). */
   countAttempt(userId: string): Promise<number>;

@@ -15,6 +15,8 @@ import { userStream, type UserState } from './events.ts';
 export const CODE_TTL_MS = 10 * 60_000;
 export const MAX_WRONG_CODES = 5;
 export const MAX_CODES_PER_HOUR = 5;
+/** Codes an hour to one phone number, whichever users ask: several accounts naming a number cannot flood it. */
+export const MAX_CODES_PER_PHONE_PER_HOUR = 10;
 
 export interface PhoneVerificationDependencies {
   store: EventStore;
@@ -47,6 +49,8 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       const phone = (await deps.personalData.get(userId))?.phone ?? null;
       if (!phone || !user.phoneHash) throw new DomainError('CONFLICT', 'You have no phone to verify: add one with PATCH /api/v1/me {"phone": "+1…"}');
       if (user.phoneVerified) throw new DomainError('CONFLICT', 'Your phone is already verified');
+      // The route is open to every signed-in caller (a pending merchant may verify a phone); a suspended one sends nothing.
+      if (user.status === 'suspended') throw new DomainError('USER_SUSPENDED', 'Your account is suspended');
       if (!deps.sms) throw new DomainError('CONFIGURATION_MISSING', 'Phone verification by SMS is not configured on this server (SMS_PROVIDER)');
       const now = deps.runtime.now();
       const code = deps.newCode();
@@ -54,10 +58,15 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       const codeHash = deps.hasher.hashVerificationCode(userId, user.phoneHash, code);
       const issued = await deps.codes.issue(
         { userId, phoneHash: user.phoneHash, codeHash, expiresAt, attempts: 0 },
-        { windowStart: new Date(now.getTime() - 3_600_000), maxSends: MAX_CODES_PER_HOUR, now },
+        { windowStart: new Date(now.getTime() - 3_600_000), maxSends: MAX_CODES_PER_HOUR, maxSendsPerPhone: MAX_CODES_PER_PHONE_PER_HOUR, now },
       );
-      if (!issued) {
+      if (issued === 'user') {
         throw new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_HOUR} codes an hour: use the last code sent, or retry later`, { retryAfterSeconds: 600 });
+      }
+      if (issued === 'phone') {
+        throw new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_PHONE_PER_HOUR} codes an hour go to one phone number, whoever asks: retry later`, {
+          retryAfterSeconds: 600,
+        });
       }
       try {
         await deps.sms.send(phone, `Your Tally verification code is ${code}. It expires in 10 minutes.`);

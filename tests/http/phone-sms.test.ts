@@ -6,7 +6,7 @@ import test from 'ava';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { v4 as uuid } from 'uuid';
-import { MAX_CODES_PER_HOUR } from '../../domain/users/phone-verification.ts';
+import { MAX_CODES_PER_HOUR, MAX_CODES_PER_PHONE_PER_HOUR } from '../../domain/users/phone-verification.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 
@@ -35,6 +35,7 @@ test.before(async () => {
     TWILIO_AUTH_TOKEN: 'twilio-secret-token',
     TWILIO_FROM: '+15005550006',
     TWILIO_BASE_URL: `http://127.0.0.1:${(twilio.address() as AddressInfo).port}`,
+    ADMIN_EMAILS: 'root@sms.test',
   });
   call = api(service.url);
 });
@@ -73,4 +74,33 @@ test.serial('a number Twilio refuses is a 422 naming the phone; Twilio failing i
   const verified = await call('POST', '/api/v1/me/phone/verify', { token, body: { code: delivered.at(-1) } });
   t.is(verified.status, 200);
   t.true(verified.body.user.phoneVerified);
+});
+
+test.serial('one phone number gets at most its codes of the hour, however many accounts name it; a suspended account sends none', async (t) => {
+  answer = { status: 201, body: '{"sid":"SM3","status":"queued"}' };
+  const phone = '+12125550177';
+  const accounts = await Promise.all(
+    Array.from({ length: MAX_CODES_PER_PHONE_PER_HOUR + 1 }, async (_, i) => {
+      const token = await tokenFor(uuid(), `flood-${i}@example.com`);
+      t.is((await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer', phone } })).status, 201);
+      return token;
+    }),
+  );
+  const before = delivered.length;
+  for (const token of accounts.slice(0, MAX_CODES_PER_PHONE_PER_HOUR)) t.is((await call('POST', '/api/v1/me/phone/verification', { token })).status, 202);
+  const flooded = await call('POST', '/api/v1/me/phone/verification', { token: accounts.at(-1) });
+  t.is(flooded.status, 429);
+  t.regex(flooded.body.error.message, /one phone number/);
+  t.is(delivered.length - before, MAX_CODES_PER_PHONE_PER_HOUR, 'the phone received no more than its limit');
+
+  const admin = await tokenFor(uuid(), 'root@sms.test');
+  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+  const suspendedId = uuid();
+  const suspended = await tokenFor(suspendedId, 'suspended@example.com');
+  await call('POST', '/api/v1/me/register', { token: suspended, body: { role: 'consumer', phone: '+12125550188' } });
+  t.is((await call('PATCH', `/api/v1/admin/users/${suspendedId}/suspend`, { token: admin, body: { reason: 'abuse' } })).status, 200);
+  const refused = await call('POST', '/api/v1/me/phone/verification', { token: suspended });
+  t.is(refused.status, 403);
+  t.is(refused.body.error.code, 'USER_SUSPENDED');
+  t.is(delivered.length - before, MAX_CODES_PER_PHONE_PER_HOUR);
 });
