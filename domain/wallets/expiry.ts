@@ -98,6 +98,21 @@ export function remainingLots(credits: readonly { at: Date; points: number }[], 
   return lots.reverse();
 }
 
+/**
+ * The lots that can expire: a reward's locked points are the oldest (redeeming it spends the oldest points first),
+ * so the locked amount comes off the oldest lots, which are also the first to come due. Oldest first.
+ */
+function unlockedLots(lots: readonly Lot[], locked: number): Lot[] {
+  let left = Math.max(0, locked);
+  const unlocked: Lot[] = [];
+  for (const lot of lots) {
+    const kept = Math.min(lot.points, left);
+    left -= kept;
+    if (lot.points > kept) unlocked.push({ at: lot.at, points: lot.points - kept });
+  }
+  return unlocked;
+}
+
 function clockStart(policy: ExpiryPolicy, at: Date): Date {
   if (policy.retroactive) return at;
   const from = new Date(policy.effectiveFrom);
@@ -114,7 +129,7 @@ interface Deadline {
 function lotDeadlines(timeline: WalletTimeline, policy: ExpiryPolicy): Deadline[] {
   const inactiveAt =
     policy.inactivityMonths !== null && timeline.lastActivityAt ? expiresAfter(clockStart(policy, timeline.lastActivityAt), policy.inactivityMonths) : null;
-  return remainingLots(timeline.credits, timeline.balance).flatMap((lot): Deadline[] => {
+  return unlockedLots(remainingLots(timeline.credits, timeline.balance), timeline.locked).flatMap((lot): Deadline[] => {
     const byAge = policy.earnedMonths !== null ? expiresAfter(clockStart(policy, lot.at), policy.earnedMonths) : null;
     if (byAge && (!inactiveAt || byAge.getTime() <= inactiveAt.getTime())) return [{ lot, at: byAge, rule: 'earned' }];
     if (inactiveAt) return [{ lot, at: inactiveAt, rule: 'inactivity' }];
@@ -122,7 +137,10 @@ function lotDeadlines(timeline: WalletTimeline, policy: ExpiryPolicy): Deadline[
   });
 }
 
-/** The points that have expired by `asOf` and not been taken yet, never more than the available points. */
+/**
+ * The points that have expired by `asOf` and not been taken yet, never more than the available points: the lots
+ * locked in issued rewards are left out before any is found due (they never expire while locked).
+ */
 export function expiryDue(timeline: WalletTimeline, policy: ExpiryPolicy, asOf: Date): ExpiryDue {
   let points = 0;
   let dueSince: Date | null = null;

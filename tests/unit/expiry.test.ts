@@ -55,6 +55,11 @@ test('points expire the given months after they were earned, at the end of that 
 test('points locked in an issued reward never expire while locked', (t) => {
   t.like(expiryDue(timeline({ locked: 120 }), policy(), d('2026-07-02T00:00:00Z')), { points: 30 });
   t.like(expiryDue(timeline({ locked: 150 }), policy(), d('2026-07-02T00:00:00Z')), { points: 0 });
+  // The locked points are the oldest (redeeming the reward spends the oldest first): when only the oldest credit is
+  // due, a reward locking it leaves nothing to expire, whether the run comes before the redemption or after.
+  t.like(expiryDue(timeline({ locked: 100 }), policy(), d('2026-03-01T00:00:00Z')), { points: 0, dueSince: null });
+  t.like(expiryDue(timeline({ locked: 60 }), policy(), d('2026-03-01T00:00:00Z')), { points: 40 }, 'the unlocked part of the oldest credit');
+  t.like(expiryDue(timeline({ locked: 100 }), policy(), d('2026-07-01T00:00:00Z')), { points: 50 });
 });
 
 test('a policy counts existing points from when it was set, unless the merchant confirmed applying it to them', (t) => {
