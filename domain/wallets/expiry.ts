@@ -35,7 +35,10 @@ export type ExpiryPolicy = z.infer<typeof expiryPolicy>;
 
 /** A wallet as expiry sees it. */
 export interface WalletTimeline {
-  /** Points added (credits, claims, positive adjustments), oldest first, with when they were recorded. */
+  /**
+   * Points added (credits, claims, positive adjustments), oldest first, with when they were recorded; a purchase's
+   * credit less what its refunds reversed (`lessReversals`).
+   */
   credits: readonly { at: Date; points: number }[];
   balance: number;
   locked: number;
@@ -96,6 +99,26 @@ export function remainingLots(credits: readonly { at: Date; points: number }[], 
     left -= points;
   }
   return lots.reverse();
+}
+
+/**
+ * A refund takes back its own purchase's points, not the oldest ones: each credit of a payment is reduced by what
+ * that payment's reversals took (never below 0; a reversal beyond it, which the wallet does not allow, would count
+ * as spending). Without this, buying and returning would leave old points in place of the new ones and push their
+ * expiry back. Oldest first, as given.
+ */
+export function lessReversals<C extends { at: Date; points: number; paymentId?: string | null }>(credits: readonly C[], reversed: ReadonlyMap<string, number>): C[] {
+  const left = new Map(reversed);
+  const result = credits.map((credit) => ({ ...credit }));
+  for (let i = result.length - 1; i >= 0; i--) {
+    const credit = result[i]!;
+    const owed = credit.paymentId ? (left.get(credit.paymentId) ?? 0) : 0;
+    if (owed <= 0) continue;
+    const taken = Math.min(owed, Math.max(0, credit.points));
+    credit.points -= taken;
+    left.set(credit.paymentId!, owed - taken);
+  }
+  return result;
 }
 
 /**
@@ -169,7 +192,8 @@ const ACTIVITY = new Set(['PointsCredited', 'PointsRedeemed', 'RewardIssued', 'R
 
 /** A wallet's timeline from its events and when each was recorded (the wallet's stream, in order). */
 export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): WalletTimeline {
-  const credits: { at: Date; points: number }[] = [];
+  const credits: { at: Date; points: number; paymentId: string | null }[] = [];
+  const reversed = new Map<string, number>();
   let balance = 0;
   let locked = 0;
   let lastActivityAt: Date | null = null;
@@ -177,8 +201,10 @@ export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): 
     const delta = pointsDelta(event);
     balance += delta;
     locked += lockedDelta(event);
-    if ((event.type === 'PointsCredited' || event.type === 'PointsAdjusted') && delta > 0) credits.push({ at, points: delta });
+    if (event.type === 'PointsCredited') credits.push({ at, points: delta, paymentId: event.data.paymentId });
+    if (event.type === 'PointsAdjusted' && delta > 0) credits.push({ at, points: delta, paymentId: null });
+    if (event.type === 'PointsReversed') reversed.set(event.data.paymentId, (reversed.get(event.data.paymentId) ?? 0) - delta);
     if (ACTIVITY.has(event.type)) lastActivityAt = at;
   }
-  return { credits, balance, locked, lastActivityAt };
+  return { credits: lessReversals(credits, reversed).map(({ at, points }) => ({ at, points })), balance, locked, lastActivityAt };
 }

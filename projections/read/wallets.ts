@@ -6,7 +6,7 @@ import type { IdentityHasher } from '../../domain/ports/identity.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../../domain/identity/normalise.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
 import { cursorPage, timestamp, timestampColumn } from './views.ts';
-import { EXPIRING_SOON_DAYS, expiringBy, expiryPolicy, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
+import { EXPIRING_SOON_DAYS, expiringBy, expiryPolicy, lessReversals, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 import { walletOwner } from '../../domain/wallets/events.ts';
 
 /** PostgreSQL returns bigint as text; a balance beyond 2^53 would be a bug, not a value to round. */
@@ -97,32 +97,36 @@ export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]
 /** Ledger kinds that add earned points (credits of positive adjustments count as earned), and the customer's own activity. */
 const EARNING_KINDS = ['earn', 'claim', 'adjustment', 'merchant_adjustment'];
 const ACTIVITY_KINDS = ['earn', 'claim', 'redemption', 'reward_issued', 'reward_redeemed'];
-const creditRow = z.object({ points, created_at: z.date(), revision: z.coerce.number().int() });
-const EARNING_CREDITS = named(`SELECT points, created_at, revision FROM wallet_ledger
-        WHERE wallet_id = $1 AND revision < $2 AND entry_type = 'credit' AND points > 0 AND kind = ANY($3)
+const creditRow = z.object({ points, created_at: z.date(), revision: z.coerce.number().int(), payment_id: z.string().nullable(), kind: z.string() });
+/** Earning credits and the refunds' reversals (a reversal comes after its credit, so reading newest first meets it first). */
+const EARNING_CREDITS = named(`SELECT points, created_at, revision, payment_id, kind FROM wallet_ledger
+        WHERE wallet_id = $1 AND revision < $2 AND ((entry_type = 'credit' AND points > 0 AND kind = ANY($3)) OR kind = 'reversal')
         ORDER BY revision DESC LIMIT 200`);
 const LAST_ACTIVITY = named(`SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`);
 
 /**
  * `expiringSoon` of a wallet, from its ledger: spending takes the oldest points first, so what remains is the
- * newest credits covering the balance, read newest first until they do (a few rows for most wallets).
+ * newest credits covering the balance, read newest first until they do (a few rows for most wallets); a refund
+ * takes back its own purchase's points (`lessReversals`), as the expiry run counts them.
  */
 async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryPolicy, now: Date): Promise<WalletView['expiringSoon']> {
-  const credits: { at: Date; points: number }[] = [];
-  let covered = 0;
+  const reversed = new Map<string, number>();
+  const read: { at: Date; points: number; paymentId: string | null }[] = [];
+  let credits: { at: Date; points: number }[] = [];
   let before = Number.MAX_SAFE_INTEGER;
-  while (covered < wallet.balance) {
+  while (wallet.balance > 0) {
     const { rows } = await pool.query(
       EARNING_CREDITS,
       [wallet.walletId, before, EARNING_KINDS],
     );
-    for (const raw of rows) {
-      const r = creditRow.parse(raw);
-      credits.unshift({ at: r.created_at, points: r.points });
-      covered += r.points;
+    const page = rows.map((raw) => creditRow.parse(raw));
+    for (const r of page) {
       before = r.revision;
+      if (r.kind !== 'reversal') read.unshift({ at: r.created_at, points: r.points, paymentId: r.payment_id });
+      else if (r.payment_id) reversed.set(r.payment_id, (reversed.get(r.payment_id) ?? 0) + r.points);
     }
-    if (rows.length < 200) break;
+    credits = lessReversals(read, reversed);
+    if (rows.length < 200 || credits.reduce((sum, c) => sum + c.points, 0) >= wallet.balance) break;
   }
   const { rows: activity } = await pool.query(
     LAST_ACTIVITY,

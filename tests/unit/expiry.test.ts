@@ -1,7 +1,7 @@
 /** Points expiry, pure: first earned, first spent; locked points never expire; no retroactive expiry unless confirmed. */
 import test from 'ava';
 import fc from 'fast-check';
-import { addMonths, expiresAfter, expiringBy, expiryDue, remainingLots, timelineOf, type ExpiryPolicy, type WalletTimeline } from '../../domain/wallets/expiry.ts';
+import { addMonths, expiresAfter, expiringBy, expiryDue, lessReversals, remainingLots, timelineOf, type ExpiryPolicy, type WalletTimeline } from '../../domain/wallets/expiry.ts';
 import type { WalletEvent } from '../../domain/wallets/wallet.ts';
 
 const d = (iso: string) => new Date(iso);
@@ -96,6 +96,34 @@ test('the timeline of a wallet: credits and positive adjustments earn, every deb
   t.deepEqual(result.credits.map((c) => c.points), [100, 20]);
   t.like(result, { balance: 110, locked: 50 });
   t.is(result.lastActivityAt?.toISOString(), '2025-03-01T00:00:00.000Z', 'corrections are not the customer’s activity');
+});
+
+test('a refund takes back its own purchase\'s points, not the oldest: buying and returning does not push old points\' expiry back', (t) => {
+  const at = d('2025-01-01T00:00:00Z');
+  const credits = [
+    { at, points: 100, paymentId: 'a' },
+    { at, points: 60, paymentId: 'b' },
+    { at, points: 30, paymentId: null },
+  ];
+  t.deepEqual(lessReversals(credits, new Map([['b', 25]])).map((c) => c.points), [100, 35, 30]);
+  t.deepEqual(lessReversals(credits, new Map([['b', 80]])).map((c) => c.points), [100, 0, 30], 'never below 0');
+  t.deepEqual(lessReversals(credits, new Map()).map((c) => c.points), [100, 60, 30]);
+
+  const owner = { walletId: 'w', tenantId: 't', consumerId: 'c' };
+  const credit = (paymentId: string, points: number): WalletEvent => ({
+    type: 'PointsCredited',
+    data: { ...owner, paymentId, points, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: 1, via: 'purchase' },
+  });
+  const events: { event: WalletEvent; at: Date }[] = [
+    { at: d('2025-01-10T00:00:00Z'), event: credit('old', 100) },
+    { at: d('2026-02-10T00:00:00Z'), event: credit('new', 100) },
+    { at: d('2026-02-12T00:00:00Z'), event: { type: 'PointsReversed', data: { ...owner, paymentId: 'new', refundId: 'r1', points: 100 } } },
+  ];
+  const result = timelineOf(events);
+  t.deepEqual(result.credits.map((c) => c.points), [100, 0]);
+  t.is(result.balance, 100);
+  // The old purchase's 100 points, earned 2025-01-10, expire on 2026-02-01: due at the run of 2026-03-02.
+  t.like(expiryDue(result, policy({ effectiveFrom: '2024-01-01T00:00:00.000Z' }), d('2026-03-02T00:00:00Z')), { points: 100 });
 });
 
 test('property: expiry never takes more than the available points nor more than was earned before the cut', (t) => {

@@ -1,0 +1,44 @@
+/**
+ * `expiringSoon` on wallet answers (projections/read/wallets.ts), read from the ledger the wallets projection
+ * wrote: a refund takes back its own purchase's points, so the old points it leaves are the ones that expire,
+ * as the expiry run (domain/wallets/expiry.ts `timelineOf`) counts them.
+ */
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { walletBalanceEvents, walletEvents, type WalletEvent } from '../../domain/wallets/events.ts';
+import { expiryDue, timelineOf, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
+import { walletStream } from '../../domain/wallets/wallet.ts';
+import { findTenantWallet, withExpiringSoon } from '../../projections/read/wallets.ts';
+import { walletsProjection } from '../../projections/wallets.ts';
+import { createTestEventStore } from '../support/database.ts';
+
+test('a refunded purchase leaves the older points, which expire on their own date, in the wallet answer and in the run alike', async (t) => {
+  const { database, store, close } = await createTestEventStore();
+  t.teardown(close);
+  const owner = { walletId: uuid(), tenantId: `tenant-${uuid()}`, consumerId: uuid() };
+  const credit = (paymentId: string, points: number): WalletEvent => ({
+    type: 'PointsCredited',
+    data: { ...owner, paymentId, points, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: points * 100, via: 'purchase' },
+  });
+  // An old purchase, a new one, the new one refunded in full: what is left is the old purchase's 100 points.
+  const history: [WalletEvent, string][] = [
+    [credit('pay-old', 100), '2025-01-10T12:00:00.000Z'],
+    [credit('pay-new', 100), '2026-02-10T12:00:00.000Z'],
+    [{ type: 'PointsReversed', data: { ...owner, paymentId: 'pay-new', refundId: 'refund-1', points: 100 } }, '2026-02-12T12:00:00.000Z'],
+  ];
+  await store.append(walletStream(owner.walletId), history.map(([e]) => walletEvents.encode(e, uuid(), { actor: 'system:test' })), 'no_stream');
+  // Recorded at the times above (the log records now; the ledger and the run read these).
+  const recorded = walletBalanceEvents.decodeHandled(await store.readStream(walletStream(owner.walletId))).map((e, i) => ({ ...e, recordedAt: new Date(history[i]![1]) }));
+  await walletsProjection.apply(recorded, { db: database.pool, table: (name) => name });
+
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: false };
+  const now = new Date('2026-01-20T00:00:00.000Z');
+  const wallet = (await findTenantWallet(database.pool, owner.tenantId, owner.walletId))!;
+  t.is(wallet.balance, 100);
+  const [answered] = await withExpiringSoon(database.pool, [wallet], now, new Map([[owner.tenantId, policy]]));
+  // Earned 2025-01-10 with 12 months: valid through January 2026, expiring on 2026-02-01, within 30 days of now.
+  t.deepEqual(answered!.expiringSoon, { points: 100, at: '2026-02-01T00:00:00.000Z' });
+
+  const timeline = timelineOf(recorded.map((event) => ({ event, at: event.recordedAt })));
+  t.like(expiryDue(timeline, policy, new Date('2026-03-02T00:00:00.000Z')), { points: 100 }, 'the run takes the old points once due');
+});
