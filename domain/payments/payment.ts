@@ -142,7 +142,8 @@ export const paymentStream = (paymentId: string) => `payment-${paymentId}`;
  * Points to take back so that the total reversed is what the refunds so far take, floored, never more than was
  * earned; it depends only on the sum refunded, so refunds in any order reverse the same. By the purchase's basis:
  * `total`, the refunded share of the total; `amount`, the refunded share of the amount (a refund counts against the
- * amount first: the tip is given back last); `full_refund`, everything once the total is refunded, else nothing.
+ * amount first: the tip is given back last); `full_refund`, everything once the amount is refunded in full (the tip
+ * may be kept: an itemised return at Square's point of sale gives the goods back, not the tip), else nothing.
  */
 export function reversalFor(
   state: Pick<Completed, 'points' | 'amountMinor' | 'totalMinor' | 'refundedMinor' | 'pointsReversed' | 'refundBasis'>,
@@ -159,7 +160,7 @@ export function reversalFor(
       target = state.amountMinor <= 0 ? 0n : (BigInt(state.points) * BigInt(Math.min(refundedSoFar, state.amountMinor))) / BigInt(state.amountMinor);
       break;
     case 'full_refund':
-      target = refundedSoFar >= state.totalMinor ? BigInt(state.points) : 0n;
+      target = refundedSoFar >= (state.amountMinor > 0 ? state.amountMinor : state.totalMinor) ? BigInt(state.points) : 0n;
       break;
     default:
       return unreachable(state.refundBasis);

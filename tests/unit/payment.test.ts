@@ -226,12 +226,14 @@ test('refunds by basis: amount (tip excluded), total, and a visit only when refu
   const onTotal = completed({ ...paid, consumerId: 'c1', walletId: 'w1', outcome: 'credited', points: 25, basis: 'total', basisAmountMinor: 2500, refundBasis: 'total' });
   spec(t).given().when(observe(paid, { resolution: consumer, activeRule: totalRule })).then([onTotal]);
   spec(t).given(onTotal).when(refund('r1', 2000)).then([applied('r1', 2000, 20, { walletId: 'w1', consumerId: 'c1' })]);
-  // A visit: 10 points; a partial refund reverses nothing, the refund that completes the total reverses all 10.
+  // A visit: 10 points; a partial refund reverses nothing, the refund that completes the amount reverses all 10,
+  // the tip kept or not (an itemised return at Square's point of sale gives the goods back, not the tip).
   const visitRule = { ruleId: 'rule-v', version: 4, rule: { kind: 'visit' as const, points: 10, minimumSpend: 500 } };
   const visit = completed({ ...paid, consumerId: 'c1', walletId: 'w1', outcome: 'credited', points: 10, ruleId: 'rule-v', ruleVersion: 4, basisAmountMinor: 2000, refundBasis: 'full_refund' });
   spec(t).given().when(observe(paid, { resolution: consumer, activeRule: visitRule })).then([visit]);
-  spec(t).given(visit).when(refund('r1', 2000)).then([applied('r1', 2000, 0, { walletId: 'w1', consumerId: 'c1' })]);
-  spec(t).given(visit, applied('r1', 2000, 0)).when(refund('r2', 500)).then([applied('r2', 500, 10, { walletId: 'w1', consumerId: 'c1' }, 'rule-v')]);
+  spec(t).given(visit).when(refund('r1', 1500)).then([applied('r1', 1500, 0, { walletId: 'w1', consumerId: 'c1' })]);
+  spec(t).given(visit, applied('r1', 1500, 0)).when(refund('r2', 500)).then([applied('r2', 500, 10, { walletId: 'w1', consumerId: 'c1' }, 'rule-v')]);
+  spec(t).given(visit).when(refund('r1', 2000)).then([applied('r1', 2000, 10, { walletId: 'w1', consumerId: 'c1' }, 'rule-v')]);
 });
 
 test('one visit per order: the tender that counts decides on the order’s amount seen so far; the others are same_order', (t) => {
