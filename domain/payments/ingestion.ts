@@ -296,7 +296,16 @@ export function ingestionService(deps: IngestionDependencies) {
         const order = orderKey ? orders.get(orderKey) : undefined;
         if (order && payment.orderId) {
           const observed = orderVisitDecider.decide(
-            { type: 'ObserveTender', orderId: payment.orderId, tenantId: fact.tenantId, paymentId: payment.id, amountMinor: payment.amountMinor, completing, now: payment.updatedAt },
+            {
+              type: 'ObserveTender',
+              orderId: payment.orderId,
+              tenantId: fact.tenantId,
+              paymentId: payment.id,
+              // A declined or voided tender adds nothing to the order's amount.
+              amountMinor: payment.status === 'FAILED' || payment.status === 'CANCELED' ? 0 : payment.amountMinor,
+              completing,
+              now: payment.updatedAt,
+            },
             order.state,
           );
           for (const event of observed) {

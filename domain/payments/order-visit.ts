@@ -2,7 +2,9 @@
  * One Square order, as visit rules count it (stream `square-order-<orderId>`). Square splits one order across
  * tenders (gift card + card): several payments with one `order_id`. A visit rule credits one visit per order:
  * the first tender of the order to complete counts the visit, on the order's amount seen so far (every tender
- * seen before, whatever its status, and this one); later tenders of the order earn nothing (`same_order`).
+ * seen before, approved, pending or completed, and this one); later tenders of the order earn nothing (`same_order`).
+ * A tender that failed or was canceled (a declined card, a voided authorisation) adds nothing: it is seen with an
+ * amount of 0, also when it was seen approved before (`OrderTenderSeen` again, with 0).
  * Written only while a visit rule is in force: spend rules stay per payment.
  */
 import { unreachable } from '../shared/exhaustive.ts';
@@ -40,6 +42,7 @@ export interface OrderVisitState {
   counted: { paymentId: string; amountMinor: number } | null;
 }
 
+/** `amountMinor`: what the tender adds to the order, 0 when it failed or was canceled. */
 export type OrderVisitCommand = { type: 'ObserveTender'; orderId: string; tenantId: string; paymentId: string; amountMinor: number; completing: boolean; now: string };
 
 export const ORDER_STREAM_PREFIX = 'square-order-';
@@ -51,7 +54,11 @@ export const orderVisitDecider: Decider<OrderVisitCommand, OrderVisitEvent, Orde
   decide(command, state) {
     const events: OrderVisitEvent[] = [];
     const { orderId, tenantId, paymentId, amountMinor, now } = command;
-    if (!state.tenders.has(paymentId)) events.push({ type: 'OrderTenderSeen', data: { orderId, tenantId, paymentId, amountMinor, seenAt: now } });
+    const seenBefore = state.tenders.get(paymentId);
+    // New, or a tender seen before that no longer adds anything (it failed or was canceled since).
+    if (seenBefore === undefined || (amountMinor === 0 && seenBefore !== 0)) {
+      events.push({ type: 'OrderTenderSeen', data: { orderId, tenantId, paymentId, amountMinor, seenAt: now } });
+    }
     if (command.completing && !state.counted) {
       const seen = new Map(state.tenders).set(paymentId, state.tenders.get(paymentId) ?? amountMinor);
       const total = [...seen.values()].reduce((a, b) => a + b, 0);

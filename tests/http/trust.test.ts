@@ -283,6 +283,15 @@ test.serial('7. one order, one visit: the first tender to complete counts it on 
   t.is(await balanceAt(dee.consumer, owner.tenantId), 10, 'one visit for the $9 order, its $5 minimum met by both halves');
   const listed = await call('GET', `/api/v1/admin/webhooks?outcome=same_order&tenantId=${owner.tenantId}`, { token: admin.token });
   t.is(listed.body.items.length, 1);
+
+  // A $4.50 order whose first card was declined ($4.50, FAILED), paid by another card: the declined tender adds
+  // nothing, so the order's $4.50 does not meet the $5 minimum (it counted $9 before 2026-12-07).
+  const retried = `order-${uuid()}`;
+  const [declined, paid] = [`pay-declined-${uuid()}`, `pay-paid-${uuid()}`];
+  t.like(await deliver(paymentWebhook({ eventId: `evt-${uuid()}`, merchantId: squareMerchantId, paymentId: declined, amount: 450, customerId: dee.customerId, orderId: retried, status: 'FAILED' })), { outcome: 'recorded' });
+  t.like(await deliver(paymentWebhook({ eventId: `evt-${uuid()}`, merchantId: squareMerchantId, paymentId: paid, amount: 450, customerId: dee.customerId, orderId: retried })), { outcome: 'zero_points' }, 'below the minimum');
+  t.like(await completion(paid), { points: 0, basisAmountMinor: 450, orderId: retried });
+  t.is(await balanceAt(dee.consumer, owner.tenantId), 10, 'no second visit');
 });
 
 test.serial('the new outcomes are accepted filters of the admin webhook list; an unknown one is refused with the list', async (t) => {
