@@ -1,7 +1,8 @@
 /**
  * A consumer's wallet at one tenant (stream `wallet-<walletId>`). The balance is the fold of its events;
  * every change names its cause. Points are integers; a refund may take the balance below zero (as Square
- * Loyalty allows), a redemption never does.
+ * Loyalty allows), a plain redemption never does; redeeming a reward issued before such a refund may (its points
+ * were locked when it was issued, and it stays redeemable, as in Square Loyalty).
  *
  * Issued rewards lock points: they stay in `balance` but not in `available` (balance less locked) until the
  * reward is redeemed (spent), voided or expires (available again). Redemptions and new rewards draw on
