@@ -32,12 +32,22 @@ export function twilioSms(options: TwilioOptions): SmsSender {
         throw new SmsNotSent('unavailable', `Twilio could not be reached: ${error instanceof Error ? error.message : String(error)}`);
       }
       if (!response.ok) {
-        // Twilio's error body names the problem (code, message); it holds no secret. A 400 is about the message
-        // (for a one-time code: the number, e.g. 21211 invalid, 21614 not a mobile); 401 and 403 are our
-        // credentials, 429 and 5xx Twilio's state: the person can do nothing about those but retry later.
-        const detail = `Twilio answered ${response.status} ${(await response.text().catch(() => '')).slice(0, 300)}`;
+        // A 400 is about the message (for a one-time code: the number, e.g. 21211 invalid, 21614 not a mobile); 401
+        // and 403 are our credentials, 429 and 5xx Twilio's state: the person can do nothing about those but retry
+        // later. Only Twilio's error code goes to the log: its message quotes the phone number.
+        const detail = `Twilio answered ${response.status}${await twilioCode(response)}`;
         throw new SmsNotSent(response.status === 400 || response.status === 404 ? 'rejected' : 'unavailable', detail);
       }
     },
   };
+}
+
+/** ` (Twilio error 21211)`, from an error answer's body, or nothing: never the body's text, which names the number. */
+async function twilioCode(response: Response): Promise<string> {
+  try {
+    const code = ((await response.json()) as { code?: unknown }).code;
+    return typeof code === 'number' && Number.isInteger(code) ? ` (Twilio error ${code})` : '';
+  } catch {
+    return '';
+  }
 }

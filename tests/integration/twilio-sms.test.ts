@@ -33,12 +33,13 @@ test('a message is POSTed as a form to the account’s Messages resource, with b
   t.is(stand.requests[1]?.form.get('MessagingServiceSid'), `MG${'a'.repeat(32)}`);
 });
 
-test('a refusal is an error naming Twilio’s answer, never the auth token', async (t) => {
-  const stand = await twilioStandIn({ status: 400, body: '{"code":21211,"message":"Invalid To Phone Number"}' });
+test('a refusal is an error naming Twilio’s status and error code, never the auth token nor the number Twilio quotes', async (t) => {
+  const stand = await twilioStandIn({ status: 400, body: '{"code":21211,"message":"The \'To\' number +14155550123 is not a valid phone number."}' });
   t.teardown(stand.close);
-  const error = await t.throwsAsync(twilioSms({ accountSid: SID, authToken: 'secret-token', from: '+15005550006', baseUrl: stand.url }).send('+1', 'x'));
-  t.regex(error!.message, /400.*21211/);
+  const error = await t.throwsAsync(twilioSms({ accountSid: SID, authToken: 'secret-token', from: '+15005550006', baseUrl: stand.url }).send('+14155550123', 'x'));
+  t.regex(error!.message, /400 \(Twilio error 21211\)/);
   t.false(error!.message.includes('secret-token'));
+  t.false(`${error!.message} ${error!.stack}`.includes('4155550123'), 'the phone number is personal data: not in the error, so not in the log');
   t.like(error, { name: 'SmsNotSent', kind: 'rejected' }, 'a 400 is about the number');
 });
 
