@@ -39,24 +39,41 @@ const claimPaths = (fallback: string) =>
       .transform((v) => v.split(',').map((p) => p.trim()).filter(Boolean))
       .refine((paths) => paths.length > 0 && paths.every((p) => /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/.test(p)), 'must be dotted claim paths, comma-separated'),
   );
+/**
+ * A whole number written in decimal digits, within [min, max]; blank is unset, so `fallback` applies (or it stays
+ * unset). `0x10`, `1e3`, `12.5` or `80 ` with a letter are refused: a plain `Number()` would take the first two,
+ * and an empty `PORT=` used to become port 0.
+ */
+function whole(min: number, max: number): z.ZodType<number | undefined, unknown>;
+function whole(min: number, max: number, fallback: number): z.ZodType<number, unknown>;
+function whole(min: number, max: number, fallback?: number): z.ZodType<number | undefined, unknown> {
+  const digits = (value: unknown) => {
+    if (typeof value !== 'string') return value;
+    const text = value.trim();
+    if (text === '') return undefined;
+    return /^-?\d+$/.test(text) ? Number(text) : text;
+  };
+  const number = z.number({ error: 'must be a whole number in decimal digits' }).int().min(min).max(max);
+  return z.preprocess(digits, fallback === undefined ? number.optional() : number.default(fallback));
+}
 const secret = (min: number) => z.preprocess(emptyToUndefined, z.string().min(min, `must be at least ${min} characters`).optional());
 
 /** The variables, their validation and defaults. README.md and .env.example document the same list. */
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PORT: whole(0, 65535, 3000),
   HOST: z.string().default('0.0.0.0'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().default('.data'),
   DATABASE_URL: optionalUrl(['postgres:', 'postgresql:']),
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
+  DATABASE_POOL_SIZE: whole(2, 500, 20),
   EVENTSTORE_URL: optionalUrl(['kurrentdb:', 'esdb:', 'kurrentdb+discover:', 'esdb+discover:']),
   /** PostgreSQL event store: statements of one-event appends under way at once; appends arriving meanwhile are grouped (group commit). */
-  EVENT_APPENDS_IN_FLIGHT: z.coerce.number().int().min(1).max(500).default(4),
+  EVENT_APPENDS_IN_FLIGHT: whole(1, 500, 4),
   /** Most one-event appends one group-commit statement writes (1 turns group commit off). */
-  EVENT_APPEND_GROUP_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
-  AUTH_FAILURE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(10_000_000).default(30),
+  EVENT_APPEND_GROUP_SIZE: whole(1, 1_000, 64),
+  SHUTDOWN_TIMEOUT_MS: whole(0, 600_000, 10_000),
+  AUTH_FAILURE_LIMIT_PER_MINUTE: whole(1, 10_000_000, 30),
   TRUST_PROXY: z
     .string()
     .default('false')
@@ -103,40 +120,40 @@ const schema = z.object({
   SQUARE_BASE_URL: optionalUrl(['https:', 'http:']),
   SQUARE_WEBHOOK_SIGNATURE_KEY: optionalString,
   SQUARE_WEBHOOK_URL: optionalUrl(['https:', 'http:']),
-  SQUARE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(30),
-  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
-  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  SQUARE_TIMEOUT_SECONDS: whole(1, 300, 30),
+  HTTP_HEADERS_TIMEOUT_MS: whole(1000, 600_000, 10_000),
+  HTTP_REQUEST_TIMEOUT_MS: whole(1000, 600_000, 30_000),
   /**
    * How long an idle keep-alive connection stays open. Longer than the idle timeout of the load balancers Tally runs
    * behind (AWS ALB 60 s, nginx's upstream keepalive 60 s), so that they never send a request on a connection the
    * service is closing (a 502 for that request); Node's own default is 5 s.
    */
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(65_000),
-  WEBHOOK_BODY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: whole(1000, 600_000, 65_000),
+  WEBHOOK_BODY_RETENTION_DAYS: whole(1, 3650, 30),
   /** auto: the built-in simulator when NODE_ENV=development and SQUARE_APP_ID is unset; on: always (never in production); off: never. */
   SQUARE_SIMULATOR: z.enum(['auto', 'on', 'off']).default('auto'),
   /** json: one JSON object a line (machines); pretty: readable lines (people). Default: pretty on a terminal outside production. */
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
-  CUSTOMER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
-  CUSTOMER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+  CUSTOMER_CACHE_TTL_SECONDS: whole(0, 86_400, 600),
+  CUSTOMER_CACHE_MAX_ENTRIES: whole(1, 10_000_000, 100_000),
   /** Square orders read for item, category, before-tax and exclusion rules (issue 19): kept this long (0: not cached). */
-  ORDER_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
-  ORDER_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(10_000_000).default(20_000),
-  WEBHOOK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(128),
-  WEBHOOK_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
-  WEBHOOK_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(4),
-  WEBHOOK_ACK_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
+  ORDER_CACHE_TTL_SECONDS: whole(0, 86_400, 600),
+  ORDER_CACHE_MAX_ENTRIES: whole(1, 10_000_000, 20_000),
+  WEBHOOK_BATCH_SIZE: whole(1, 1_000, 128),
+  WEBHOOK_BATCHES_IN_FLIGHT: whole(1, 64, 4),
+  WEBHOOK_POOL_SIZE: whole(1, 200, 4),
+  WEBHOOK_ACK_BATCH_SIZE: whole(1, 1_000, 64),
   /** Whether the webhook worker decides batches on a thread of its own (wiring/webhook-thread.ts). */
   WEBHOOK_WORKER_THREAD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** Longest the inbox worker defers its next batch while acknowledgements queue (0: never defers). */
-  WEBHOOK_ACK_PRIORITY_MS: z.coerce.number().int().min(0).max(60_000).default(10_000),
+  WEBHOOK_ACK_PRIORITY_MS: whole(0, 60_000, 10_000),
   /** How many webhooks being acknowledged at once count as acknowledgements queueing (adapters/workers/acknowledgements.ts). */
-  WEBHOOK_ACK_PRIORITY_PENDING: z.coerce.number().int().min(1).max(10_000).default(16),
+  WEBHOOK_ACK_PRIORITY_PENDING: whole(1, 10_000, 16),
   /**
    * Longest the customers of webhooks stored while acknowledgements queue are held before they are looked up at
    * Square, together (wiring/ingestion.ts, `handedOverTogether`; 0: at once). Default: WEBHOOK_ACK_PRIORITY_MS.
    */
-  WEBHOOK_LOOK_AHEAD_HOLD_MS: z.coerce.number().int().min(0).max(60_000).optional(),
+  WEBHOOK_LOOK_AHEAD_HOLD_MS: whole(0, 60_000),
 });
 
 /** Every variable's name, in the schema's order (README's table and .env.example list each: a test checks). */

@@ -112,3 +112,16 @@ test('README.md\'s Configuration table and .env.example each name every variable
     t.regex(example, new RegExp(`^#? ?${name}=`, 'm'), `.env.example lacks ${name}`);
   }
 });
+
+test('numbers are whole decimal numbers; blank is unset (the default), not 0; hex, exponents and fractions are refused', (t) => {
+  t.is(parseEnvironment({ PORT: '' }).raw.PORT, 3000);
+  t.is(parseEnvironment({ PORT: '  ' }).raw.PORT, 3000);
+  t.is(parseEnvironment({ PORT: ' 8080 ' }).raw.PORT, 8080);
+  t.is(parseEnvironment({ SHUTDOWN_TIMEOUT_MS: '' }).raw.SHUTDOWN_TIMEOUT_MS, 10_000);
+  t.is(parseEnvironment({ WEBHOOK_LOOK_AHEAD_HOLD_MS: '' }).raw.WEBHOOK_LOOK_AHEAD_HOLD_MS, undefined);
+  t.is(parseEnvironment({ WEBHOOK_LOOK_AHEAD_HOLD_MS: '250' }).raw.WEBHOOK_LOOK_AHEAD_HOLD_MS, 250);
+  const error = t.throws(() => parseEnvironment({ PORT: '0x10', DATABASE_POOL_SIZE: '1e3', WEBHOOK_BATCH_SIZE: '12.5', SHUTDOWN_TIMEOUT_MS: '-1' }), { instanceOf: ConfigError });
+  for (const name of ['PORT', 'DATABASE_POOL_SIZE', 'WEBHOOK_BATCH_SIZE']) t.regex(error!.message, new RegExp(`${name}: must be a whole number in decimal digits`));
+  t.regex(error!.message, /SHUTDOWN_TIMEOUT_MS:/);
+  t.is(error!.problems.length, 4);
+});
