@@ -52,7 +52,7 @@ export async function provideDatabase(config: Config, log: Logger): Promise<{ ur
   const dataDir = path.join(config.DATA_DIR, 'postgres');
   log.info({ dataDir }, 'DATABASE_URL is not set: starting the embedded PostgreSQL server');
   const serverLog = log.child({ component: 'embedded-postgres' });
-  const embedded = await startEmbeddedPostgres({ dataDir, onLog: (line) => serverLog.debug(line) });
+  const embedded = await startEmbeddedPostgres({ dataDir, onLog: (line) => serverLog.debug(line), onWarning: (message) => serverLog.warn(message) });
   const admin = new pg.Client({ connectionString: embedded.adminUrl });
   await admin.connect();
   try {

@@ -2,21 +2,15 @@
  * The database a command-line tool works on: DATABASE_URL, or the embedded development server under DATA_DIR
  * (the one `npm start` is running, or one started for the duration of the command).
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../config.ts';
-import { startEmbeddedPostgres } from './embedded.ts';
+import { embeddedServerState, startEmbeddedPostgres } from './embedded.ts';
 
-/** The port of the embedded server `npm start` is running on this data directory, if it is running. */
+/** The port of the embedded server running on this data directory (the one `npm start` runs), if one is. */
 async function runningEmbeddedPort(dataDir: string): Promise<number | undefined> {
-  try {
-    const [pid, , , port] = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
-    process.kill(Number(pid), 0);
-    return Number(port) || undefined;
-  } catch {
-    return undefined;
-  }
+  const state = await embeddedServerState(dataDir);
+  return state.kind === 'running' ? state.port : undefined;
 }
 
 export async function localDatabase(config: Config): Promise<{ url: string; close(): Promise<void> }> {

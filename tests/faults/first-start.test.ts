@@ -83,5 +83,28 @@ test('npm start with nothing set up: embedded PostgreSQL, generated secrets, a c
   const me = await call('GET', '/api/v1/me', { token });
   t.is(me.status, 200, 'the same secret still signs, and the registration was kept');
   t.like(me.body, { id: userId, role: 'consumer' });
-  t.is(await stop(second.child), 0);
+
+  // A second service on the same DATA_DIR while this one runs: refused, naming the server in use and what to do.
+  const other = spawn(process.execPath, ['--import=tsx', 'main.ts'], { env: freshEnv(await freePort()), stdio: ['ignore', 'pipe', 'pipe'] });
+  let otherOutput = '';
+  other.stdout?.on('data', (chunk) => (otherOutput += String(chunk)));
+  other.stderr?.on('data', (chunk) => (otherOutput += String(chunk)));
+  const otherExit = await new Promise<number | null>((resolve) => other.once('exit', (code) => resolve(code)));
+  t.is(otherExit, 1);
+  t.regex(otherOutput, /embedded PostgreSQL server of .* is already running \(pid \d+, port \d+\), started by process \d+/);
+  t.is((await call('GET', '/api/v1/me', { token })).status, 200, 'the running service is untouched');
+
+  // The service killed outright leaves its PostgreSQL server running; the next start stops that one and starts again.
+  const orphaned = await new Promise<void>((resolve) => {
+    second.child.once('exit', () => resolve());
+    second.child.kill('SIGKILL');
+  });
+  void orphaned;
+  t.true(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid')), 'its PostgreSQL server outlived it');
+  const third = await start(port);
+  child = third.child;
+  t.regex(third.logs(), /left running by a process that died: stopping it/);
+  t.is((await call('GET', '/api/v1/me', { token })).status, 200, 'and the data is all there');
+  t.is(await stop(third.child), 0);
+  t.false(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid')));
 });
