@@ -10,9 +10,13 @@ import type { Logger } from 'pino';
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 export const MIGRATIONS_TABLE = 'schema_migrations';
 
+/** How long connecting may take: a server that accepts the connection and never answers fails start-up, not hangs it. */
+export const MIGRATION_CONNECT_TIMEOUT_MS = 10_000;
+
 export async function runMigrations(databaseUrl: string, log?: Logger): Promise<string[]> {
+  // No statement timeout: a migration building an index, or waiting for another instance's lock, may take long.
   const applied = await runner({
-    databaseUrl,
+    databaseUrl: { connectionString: databaseUrl, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS },
     dir: MIGRATIONS_DIR,
     migrationsTable: MIGRATIONS_TABLE,
     direction: 'up',
@@ -23,7 +27,8 @@ export async function runMigrations(databaseUrl: string, log?: Logger): Promise<
       debug: () => undefined,
       info: (message: string) => log?.debug({ migration: message }, 'migration'),
       warn: (message: string) => log?.warn({ migration: message }, 'migration'),
-      error: (message: string) => log?.error({ migration: message }, 'migration'),
+      // The failure itself is thrown to the caller, which says it once; the runner's own line carries a stack.
+      error: (message: string) => log?.debug({ migration: message }, 'migration'),
     },
   });
   return applied.map((m) => m.name);
