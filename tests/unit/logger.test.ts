@@ -50,3 +50,15 @@ test('stdout gets every line, in order, whole, across batches and at exit, with 
   t.is(new Date(time).toISOString(), time, 'the time as toISOString writes it');
   t.true(Math.abs(Date.parse(time) - Date.now()) < 60_000);
 });
+
+test('an error carrying node-postgres\'s client is logged with its code and message, without the client', async (t) => {
+  const line = await logOnce(
+    'json',
+    `const error = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01', client: { connectionParameters: { host: 'db' }, parsedStatements: { s1: 'SELECT secret_plan' } } });
+    log.warn({ err: error }, 'idle database connection lost');`,
+  );
+  const json = JSON.parse(line.trim());
+  t.like(json.err, { message: 'terminating connection due to administrator command', code: '57P01' });
+  t.false('client' in json.err);
+  t.false(line.includes('SELECT secret_plan'));
+});
