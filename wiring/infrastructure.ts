@@ -70,8 +70,14 @@ export async function provideDatabase(config: Config, log: Logger): Promise<{ ur
 /** A pool whose idle clients losing their connection do not crash the process (the next query reconnects). */
 export function providePool(url: string, max: number, log: Logger, cleanups: Cleanups, what = 'idle database connection lost'): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
-  pool.on('error', (error) => log.warn({ err: error }, what));
-  cleanups.add(() => pool.end());
+  let ending = false;
+  // Once the pool is ending, its idle clients' closing may meet the embedded server's own stop (pool.end() resolves
+  // before their sockets are closed): expected then, not worth a warning.
+  pool.on('error', (error) => (ending ? log.debug({ err: error }, `${what} (shutting down)`) : log.warn({ err: error }, what)));
+  cleanups.add(() => {
+    ending = true;
+    return pool.end();
+  });
   return pool;
 }
 
