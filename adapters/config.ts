@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseTrustProxy } from './trust-proxy.ts';
@@ -230,13 +230,25 @@ export function parseEnvironment(env: NodeJS.ProcessEnv): { raw: Raw; missingSec
   return { raw, missingSecrets: raw.NODE_ENV === 'production' ? [] : missingSecrets };
 }
 
+/** The generated development secrets; a damaged file is a configuration error naming it (never silently replaced). */
+async function readSecretsFile(file: string): Promise<Partial<Record<GeneratedSecret, string>>> {
+  try {
+    return z.record(z.string(), z.string()).parse(JSON.parse(await readFile(file, 'utf8'))) as Partial<Record<GeneratedSecret, string>>;
+  } catch {
+    throw new ConfigError([
+      `${file} is empty or damaged (not a JSON object of secrets): restore it, or delete it to have new development secrets generated ` +
+        '(what the old ones encrypted or signed, the Square tokens and the users\' tokens, can then no longer be read)',
+    ]);
+  }
+}
+
 /** Reads the environment, generating missing development secrets once into the data directory. */
 export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   const { raw, missingSecrets } = parseEnvironment(env);
   const generated: Partial<Record<GeneratedSecret, string>> = {};
   if (missingSecrets.length) {
     const file = path.join(raw.DATA_DIR, 'dev-secrets.json');
-    const stored: Partial<Record<GeneratedSecret, string>> = existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : {};
+    const stored = existsSync(file) ? await readSecretsFile(file) : {};
     let changed = false;
     for (const name of missingSecrets) {
       if (!stored[name]) {
@@ -247,8 +259,11 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
     }
     if (changed) {
       await mkdir(raw.DATA_DIR, { recursive: true });
-      await writeFile(file, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 });
-      await chmod(file, 0o600);
+      // Written whole or not at all: a crash mid-write must not leave the secrets that encrypt the data half-written.
+      const partial = `${file}.${process.pid}.tmp`;
+      await writeFile(partial, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 });
+      await chmod(partial, 0o600);
+      await rename(partial, file);
     }
   }
   const apiBaseUrl = (raw.API_BASE_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, '');

@@ -105,7 +105,8 @@ function printWebhooks(webhooks: (Delivery & { processed?: string })[]): boolean
   let ok = true;
   for (const w of webhooks) {
     const answered = w.status === null ? `not delivered: ${w.answer}` : `Tally answered ${w.status}`;
-    if (w.status !== null && (w.status < 200 || w.status >= 300)) ok = false;
+    // Not delivered (Tally not reachable) or not accepted: the command fails, whatever Square's part did.
+    if (w.status === null || w.status < 200 || w.status >= 300) ok = false;
     process.stdout.write(`  webhook ${w.type} event_id ${w.eventId}: ${answered}${w.processed ? `; processed: ${w.processed}` : ''}\n`);
   }
   return ok;

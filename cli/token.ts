@@ -9,10 +9,17 @@ import { ConfigError, loadConfig } from '../adapters/config.ts';
 const usage = 'Usage: npm run token -- --sub <user id> --email <email> [--ttl 1h] (ttl: e.g. 30m, 1h, 7d)';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { sub: { type: 'string' }, email: { type: 'string' }, ttl: { type: 'string', default: '1h' }, help: { type: 'boolean' } },
-    strict: true,
-  });
+  let values: { sub?: string | undefined; email?: string | undefined; ttl?: string | undefined; help?: boolean | undefined };
+  try {
+    ({ values } = parseArgs({
+      options: { sub: { type: 'string' }, email: { type: 'string' }, ttl: { type: 'string', default: '1h' }, help: { type: 'boolean' } },
+      strict: true,
+    }));
+  } catch (error) {
+    // An unknown option or a missing value: a usage error, as in the other commands.
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${usage}\n`);
+    process.exit(2);
+  }
   if (values.help || !values.sub || !values.email) {
     process.stderr.write(`${usage}\n`);
     process.exit(values.help ? 0 : 2);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, parseEnvironment, VARIABLE_NAMES } from '../../adapters/config.ts';
@@ -124,4 +124,15 @@ test('numbers are whole decimal numbers; blank is unset (the default), not 0; he
   for (const name of ['PORT', 'DATABASE_POOL_SIZE', 'WEBHOOK_BATCH_SIZE']) t.regex(error!.message, new RegExp(`${name}: must be a whole number in decimal digits`));
   t.regex(error!.message, /SHUTDOWN_TIMEOUT_MS:/);
   t.is(error!.problems.length, 4);
+});
+
+test('an empty or damaged dev-secrets.json is a configuration error naming the file, never silently replaced', async (t) => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tally-config-damaged-'));
+  const file = path.join(dataDir, 'dev-secrets.json');
+  for (const content of ['', '{"AUTH_JWT_SECRET":', '[1,2]']) {
+    await writeFile(file, content);
+    const error = await t.throwsAsync(loadConfig({ DATA_DIR: dataDir }), { instanceOf: ConfigError });
+    t.regex(error!.message, /dev-secrets\.json is empty or damaged/);
+    t.is(await readFile(file, 'utf8'), content, 'left as it was');
+  }
 });
