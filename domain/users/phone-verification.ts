@@ -33,6 +33,20 @@ export interface PhoneVerificationDependencies {
   loadUser(userId: string): Promise<UserState>;
 }
 
+/** What the caller is told when the SMS provider did not send the code (the provider's answer is the error's cause, for the log). */
+function notSent(error: unknown): unknown {
+  if (!(error instanceof SmsNotSent)) return error;
+  if (error.kind === 'rejected') {
+    return new DomainError(
+      'UNPROCESSABLE',
+      'The text message could not be sent to your phone number: check that it is a mobile number, and correct it with PATCH /api/v1/me {"phone": "+1…"}',
+      { field: 'phone' },
+      { cause: error },
+    );
+  }
+  return new DomainError('UNAVAILABLE', 'Text messages cannot be sent right now: retry in a few minutes', undefined, { cause: error });
+}
+
 const mask = (phone: string) => `${phone.slice(0, 2)}${'•'.repeat(Math.max(0, phone.length - 6))}${phone.slice(-4)}`;
 
 export function phoneVerificationService(deps: PhoneVerificationDependencies) {
@@ -73,16 +87,7 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       } catch (error) {
         // Not delivered: the code cannot be used, and it does not count against the person's hourly limit.
         await deps.codes.withdraw(userId, codeHash);
-        if (!(error instanceof SmsNotSent)) throw error;
-        if (error.kind === 'rejected') {
-          throw new DomainError(
-            'UNPROCESSABLE',
-            'The text message could not be sent to your phone number: check that it is a mobile number, and correct it with PATCH /api/v1/me {"phone": "+1…"}',
-            { field: 'phone' },
-            { cause: error },
-          );
-        }
-        throw new DomainError('UNAVAILABLE', 'Text messages cannot be sent right now: retry in a few minutes', undefined, { cause: error });
+        throw notSent(error);
       }
       return { sentTo: mask(phone), expiresAt: expiresAt.toISOString() };
     },
