@@ -22,6 +22,10 @@ test.after.always(async () => {
   await database?.drop();
 });
 
+/** A token in the adapter's form (issuer, audience, id, lifetime), signed here with `key`: what a forger could make. */
+const signedByHand = (payload: Record<string, string>, audience: string, lifetime: string, key: Uint8Array) =>
+  new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).setIssuer('tally').setAudience(audience).setJti(randomBytes(18).toString('base64url')).setIssuedAt().setExpirationTime(lifetime).sign(key);
+
 async function rejection(t: import('ava').ExecutionContext, promise: Promise<unknown>): Promise<string | undefined> {
   const error = await t.throwsAsync(promise, { instanceOf: InvalidOAuthState });
   return error?.reason;
@@ -51,14 +55,7 @@ test('an expired, forged, tampered or missing state is refused with its reason',
   t.is(await rejection(t, states.consume(`${header}.${otherTenant}.${signature}`, NONCE, issuedAt)), 'bad_signature');
 
   // Signed with the raw ENCRYPTION_KEY instead of the derived key: the derivation is what makes it ours.
-  const rawKeySigned = await new SignJWT({ tid: 'tenant-1', act: 'user:u1' })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuer('tally')
-    .setAudience('square-oauth-state')
-    .setJti(randomBytes(18).toString('base64url'))
-    .setIssuedAt()
-    .setExpirationTime('10m')
-    .sign(Buffer.from(KEY, 'base64'));
+  const rawKeySigned = await signedByHand({ tid: 'tenant-1', act: 'user:u1' }, 'square-oauth-state', '10m', Buffer.from(KEY, 'base64'));
   // (no `bnd` either: a state bound to no browser is malformed even when signed right)
   t.is(await rejection(t, states.consume(rawKeySigned, NONCE, issuedAt)), 'bad_signature');
 
@@ -102,13 +99,6 @@ test('a connect ticket is single use, expires after 5 minutes, and is no state',
 
 test('a connect ticket of the form issued before tickets were bound to a browser (no `bnd`) is refused whatever the browser', async (t) => {
   const states = postgresOAuthStates(database.pool, keyring(KEY));
-  const unbound = await new SignJWT({ tid: claims.tenantId, act: claims.actor })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuer('tally')
-    .setAudience('square-oauth-ticket')
-    .setJti(randomBytes(18).toString('base64url'))
-    .setIssuedAt()
-    .setExpirationTime('5m')
-    .sign(derivedKey(keyring(KEY).current, 'tally/square-oauth-state/v1'));
+  const unbound = await signedByHand({ tid: claims.tenantId, act: claims.actor }, 'square-oauth-ticket', '5m', derivedKey(keyring(KEY).current, 'tally/square-oauth-state/v1'));
   t.is(await rejection(t, states.redeemTicket(unbound, NONCE, new Date())), 'not_this_browser');
 });
