@@ -39,6 +39,8 @@ export interface WalletState {
   eventCount: number;
   /** These grow with the stream: append-only collections, so each event costs O(1) however long the wallet is. */
   creditedPayments: GrowOnlySet<string>;
+  /** Payments whose credit the wallet refused (`PointsCreditRefused`): nothing to reverse when they are refunded. */
+  refusedPayments: GrowOnlySet<string>;
   reversedRefunds: GrowOnlySet<string>;
   /** Redemptions and adjustments by idempotency key: what was asked, so a replay with another body is refused. */
   requests: GrowOnlyMap<string, WalletRequest>;
@@ -139,6 +141,7 @@ export const initialWalletState: WalletState = {
   lifetimeExpired: 0,
   eventCount: 0,
   creditedPayments: GrowOnlySet.empty(),
+  refusedPayments: GrowOnlySet.empty(),
   reversedRefunds: GrowOnlySet.empty(),
   requests: GrowOnlyMap.empty(),
   issuedRewards: GrowOnlyMap.empty(),
@@ -160,6 +163,7 @@ const walletSnapshotSchema = z.object({
   lifetimeExpired: z.number().int(),
   eventCount: z.number().int(),
   creditedPayments: z.array(z.string()),
+  refusedPayments: z.array(z.string()),
   reversedRefunds: z.array(z.string()),
   requests: z.array(
     z.tuple([
@@ -179,7 +183,8 @@ const walletSnapshotSchema = z.object({
 
 /** A wallet's state as a snapshot: its sets and its map as arrays, in insertion order. */
 export const walletSnapshots: StateSnapshots<WalletState> = {
-  version: 2,
+  // 3: the refused payments (a refund of one reverses nothing).
+  version: 3,
   toJson: (state) => ({
     walletId: state.walletId,
     tenantId: state.tenantId,
@@ -191,6 +196,7 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
     lifetimeExpired: state.lifetimeExpired,
     eventCount: state.eventCount,
     creditedPayments: state.creditedPayments.values(),
+    refusedPayments: state.refusedPayments.values(),
     reversedRefunds: state.reversedRefunds.values(),
     requests: state.requests.entries().map(([key, request]) => [key, { ...request }]),
     issuedRewards: state.issuedRewards.entries().map(([key, reward]) => [key, { ...reward }]),
@@ -202,6 +208,7 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
     return {
       ...parsed,
       creditedPayments: GrowOnlySet.from(parsed.creditedPayments),
+      refusedPayments: GrowOnlySet.from(parsed.refusedPayments),
       reversedRefunds: GrowOnlySet.from(parsed.reversedRefunds),
       requests: GrowOnlyMap.from(parsed.requests),
       issuedRewards: GrowOnlyMap.from(parsed.issuedRewards),
@@ -252,6 +259,8 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
       }
       case 'ReversePoints': {
         if (state.reversedRefunds.has(command.refundId)) return [];
+        // The wallet refused that payment's credit (over its limits): none of its points were added to take back.
+        if (state.refusedPayments.has(command.paymentId)) return [];
         const { type: _type, ...data } = command;
         return [{ type: 'PointsReversed', data }];
       }
@@ -410,7 +419,11 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
       }
       case 'PointsCreditRefused':
         // The payment is settled for this wallet: a redelivery is not a second chance.
-        return { ...state, creditedPayments: state.creditedPayments.add(event.data.paymentId) };
+        return {
+          ...state,
+          creditedPayments: state.creditedPayments.add(event.data.paymentId),
+          refusedPayments: state.refusedPayments.add(event.data.paymentId),
+        };
       case 'RewardIssued':
         return {
           ...state,

@@ -105,6 +105,9 @@ test('bounds: a credit above 10^9 or one taking the balance past 10^12 is record
   spec(t).given(credited('p0', 1), nearlyFull, refused('p1', 10, 'balance_above_limit', MAX_BALANCE_POINTS)).when(credit('p1', 10)).thenNothing();
   const state = fold(walletDecider, [credited('p0', 1), refused('p-big', MAX_CREDIT_POINTS + 1, 'credit_above_limit', MAX_CREDIT_POINTS)]);
   t.is(state.balance, 1, 'a refused credit changes no balance');
+  // Its payment refunded: none of its points were added, so none are taken back.
+  const refund: WalletCommand = { type: 'ReversePoints', ...owner, paymentId: 'p-big', refundId: 'rf-big', points: MAX_CREDIT_POINTS + 1 };
+  spec(t).given(credited('p0', 1), refused('p-big', MAX_CREDIT_POINTS + 1, 'credit_above_limit', MAX_CREDIT_POINTS)).when(refund).thenNothing();
   spec(t).given(credited('p0', 1), nearlyFull).when(adjust(10)).thenThrows('UNPROCESSABLE', /within ±1000000000000/);
   spec(t).given(credited('p0', 1)).when(adjust(-MAX_BALANCE_POINTS - 2)).thenThrows('UNPROCESSABLE');
 });
