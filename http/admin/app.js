@@ -602,12 +602,47 @@ function userRow(user, token) {
   return row;
 }
 
+/**
+ * A sign-in link (`#access_token=…`, an identity provider's implicit flow) names its account first and signs in only
+ * once the person confirms it is theirs. Anyone can craft such a link with their own token: signed in silently, the
+ * next thing the person did (connecting their Square business, say) would act for the link's account.
+ */
+async function confirmSignIn(token) {
+  let me = null;
+  try {
+    const response = await fetch('/api/v1/me', { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
+    me = response.ok ? await response.json() : null;
+  } catch {
+    me = null;
+  }
+  if (!me) {
+    renderSignIn('The sign-in link carries a token that is not valid (expired, or not for this service).');
+    return;
+  }
+  const who = `${me.email ?? me.id}${me.role === 'client' ? ' (merchant)' : me.role === 'consumer' ? ' (customer)' : me.role === 'admin' ? ' (administrator)' : ''}`;
+  show(
+    h(
+      'section',
+      {},
+      h('h1', {}, 'Sign in'),
+      h('p', { 'data-testid': 'link-account' }, `This link signs you in as ${who}.`),
+      h('p', {}, 'Continue only if that is your account. If someone sent you this link, cancel and sign in yourself.'),
+      h(
+        'div',
+        { class: 'actions' },
+        h('button', { type: 'button', onclick: () => signIn(token) }, `Continue as ${me.email ?? me.id}`),
+        h('button', { type: 'button', class: 'secondary', onclick: () => (getToken() ? signIn(getToken()) : renderSignIn()) }, 'Cancel'),
+      ),
+    ),
+    'Sign in',
+  );
+}
+
 // ---------------------------------------------------------------------------------------------- start
-// An identity provider that redirects back with `#access_token=…` (implicit flow) signs the user in directly.
 const fromProvider = new URLSearchParams(location.hash.replace(/^#/, '')).get('access_token');
 if (fromProvider) {
   history.replaceState(null, '', `${location.pathname}#/`);
-  signIn(fromProvider);
+  confirmSignIn(fromProvider);
 } else if (getToken()) {
   signIn(getToken());
 } else {

@@ -193,6 +193,23 @@ async function signIn(page: Page) {
 
 const texts = (page: Page, selector: string) => page.locator(selector).allInnerTexts();
 
+browserTest('a sign-in link (#access_token=…) names its account and signs in only once confirmed; cancelled, it signs nobody in', async (t, page) => {
+  await page.goto(`${service.url}/points#access_token=${annToken}`);
+  t.is(await page.getByTestId('link-account').innerText(), 'This link signs you in as ann@example.com (customer).');
+  t.false(page.url().includes(annToken), 'the token left the address bar');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByLabel('Bearer token').waitFor();
+  t.is(await page.evaluate(() => sessionStorage.length), 0, 'nothing kept');
+  // Each link opened as a new page load (a change of the fragment alone does not reload the console).
+  await page.goto('about:blank');
+  await page.goto(`${service.url}/points#access_token=${annToken}`);
+  await page.getByRole('button', { name: 'Continue as ann@example.com' }).click();
+  await page.getByRole('heading', { name: 'Your points', exact: true }).waitFor();
+  await page.goto('about:blank');
+  await page.goto(`${service.url}/points#access_token=not-a-token`);
+  await page.getByText(/The sign-in link carries a token that is not valid/).waitFor();
+});
+
 browserTest('sign in: a bad token is refused with the API message, the admin token opens the console', async (t, page) => {
   const response = await page.goto(`${service.url}/admin`);
   t.is(response?.status(), 200);
