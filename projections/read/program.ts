@@ -313,6 +313,15 @@ export const LEDGER_CSV_COLUMNS = [
 const csvField = (expression: string) =>
   `CASE WHEN (${expression}) IS NULL THEN '' WHEN (${expression})::text ~ '[",\r\n]' THEN '"' || replace((${expression})::text, '"', '""') || '"' ELSE (${expression})::text END`;
 
+/**
+ * Text a merchant or an administrator typed, made inert in a spreadsheet: a value starting with `=`, `+`, `-`, `@`, a
+ * tab or a carriage return would be read as a formula when the export is opened (CSV injection), so it gets a leading
+ * apostrophe, as OWASP advises. Numbers and ids are written as they are.
+ */
+function spreadsheetSafe(expression: string): string {
+  return `CASE WHEN ${expression} ~ '^[-=+@\t\r]' THEN '''' || ${expression} ELSE ${expression} END`;
+}
+
 /** The columns' values, in `LEDGER_CSV_COLUMNS` order. */
 const CSV_VALUES = [
   `to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
@@ -328,8 +337,8 @@ const CSV_VALUES = [
   'l.payment_id',
   'l.refund_id',
   'l.admin_id',
-  'l.reason',
-  'l.reference',
+  spreadsheetSafe('l.reason'),
+  spreadsheetSafe('l.reference'),
 ];
 
 const CSV_FETCH = 1000;

@@ -178,6 +178,15 @@ test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fie
   t.like(adjustment, { kind: 'merchant_adjustment', points: '7', balance_after: '47', actor_id: m.id, reason });
   t.regex(credit!.time!, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, 'ISO 8601 times');
 
+  // Typed text that a spreadsheet would run as a formula is written inert, with a leading apostrophe.
+  const formula = '=HYPERLINK("https://evil.example","refund")';
+  const other = await world.walletWith(10);
+  const tricked = await call('POST', `/api/v1/client/wallets/${other.walletId}/adjust`, { token: other.merchant.token, body: { points: -2, reason: formula } });
+  await world.settled(tricked.body.position);
+  const exported = parseCsv(await (await fetch(`${service.url}/api/v1/client/ledger.csv`, { headers: { authorization: `Bearer ${other.merchant.token}` } })).text());
+  t.is(exported.at(-1)![rows[0]!.indexOf('reason')], `'${formula}`);
+  t.is(exported.at(-1)![rows[0]!.indexOf('points')], '-2', 'numbers as they are');
+
   const csv = (q: string) => call('GET', `/api/v1/client/ledger.csv?${q}`, { token: m.token });
   t.is((await csv('to=2020-01-01')).body, `${rows[0]!.join(',')}\r\n`, 'nothing before 2020: the header alone');
   t.is(parseCsv((await csv(`from=${today()}&to=${today()}`)).body).length, 3, 'a day as `to` includes that day');
