@@ -13,7 +13,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { EventStore, Position, RecordedEvent, SubscriptionItem } from '../domain/ports/event-store.ts';
+import { EventStoreUnavailable, type EventStore, type Position, type RecordedEvent, type SubscriptionItem } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 import { StreamContended } from '../domain/shared/errors.ts';
 import { withLazyTransaction, withTransactionEnds, type TransactionEnds } from '../adapters/postgres/transaction.ts';
@@ -162,6 +162,22 @@ async function storeCheckpoint(target: FeedTarget, pool: pg.Pool, state: FeedSta
   state.storedAt = Date.now();
 }
 
+/**
+ * Not the event's fault, so never a failure recorded against it: the feed starts again from the checkpoint. The
+ * checkpoint moved or the feed stopped; PostgreSQL unreachable; the event store unavailable (a reactor's command
+ * appends through it: a KurrentDB leader election, a PostgreSQL store out of connections); a reactor's command that
+ * met other processes' writes at every attempt.
+ */
+function retriedFromCheckpoint(error: unknown): boolean {
+  return (
+    error instanceof CheckpointMoved ||
+    error instanceof FeedStopped ||
+    isTransientPgError(error) ||
+    error instanceof EventStoreUnavailable ||
+    error instanceof StreamContended
+  );
+}
+
 async function applyBatch(
   target: FeedTarget,
   options: FeedOptions,
@@ -172,14 +188,14 @@ async function applyBatch(
     await commit(target, options, state, batch);
     return { kind: 'applied' };
   } catch (error) {
-    if (error instanceof CheckpointMoved || error instanceof FeedStopped || isTransientPgError(error) || error instanceof StreamContended) throw error;
+    if (retriedFromCheckpoint(error)) throw error;
     // Find the exact event: apply one by one, so everything before it is kept and it is named.
     for (const event of batch) {
       try {
         await commit(target, options, state, [event]);
       } catch (single) {
         // A reactor's command that met other processes' writes at every attempt is retried from the checkpoint, never a failure.
-        if (single instanceof CheckpointMoved || single instanceof FeedStopped || isTransientPgError(single) || single instanceof StreamContended) throw single;
+        if (retriedFromCheckpoint(single)) throw single;
         const message = single instanceof Error ? single.message : String(single);
         options.log.error({ err: single, position: event.position, eventType: event.type, stream: event.stream }, 'projection failed on event');
         // Keep what was applied before it (a lazily advanced checkpoint included), then stop here.

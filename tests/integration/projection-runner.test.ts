@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
+import { EventStoreUnavailable } from '../../domain/ports/event-store.ts';
 import { StreamContended } from '../../domain/shared/errors.ts';
 import type { Projection } from '../../projections/projection.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
@@ -151,30 +152,35 @@ test('a projection that throws stops at that event, with the position and error 
   await restarted.stop();
 });
 
-test('a reactor whose command stays contended is retried from its checkpoint, not failed: every event is applied once', async (t) => {
-  const name = 'p_contended';
-  await createCounterTable(name);
-  let contended = 3;
-  const base = counter(name);
-  const flaky: Projection = {
-    ...base,
-    async apply(events, context) {
-      if (contended > 0) {
-        contended--;
-        throw new StreamContended(5);
-      }
-      return base.apply(events, context);
-    },
-  };
-  const runner = runnerFor(t, [flaky], { standbyRetryMs: 50 });
-  const last = await appendCounted(`${name}-a`, [1, 2, 3]);
-  runner.start();
-  t.true(await runner.waitForPosition(last, 10_000));
-  t.is(contended, 0, 'it was contended three times');
-  t.deepEqual(await totals(name), { count: 3, total: 6 });
-  t.is(runner.status()[0]?.state, 'running');
-  await runner.stop();
-});
+for (const [why, failure] of [
+  ['stays contended', () => new StreamContended(5)],
+  ['meets the event store unavailable (a leader election, a store out of connections)', () => new EventStoreUnavailable('KurrentDB event store unavailable')],
+] as const) {
+  test(`a reactor whose command ${why} is retried from its checkpoint, not failed: every event is applied once`, async (t) => {
+    const name = `p_retried_${why.split(' ')[1]}`;
+    await createCounterTable(name);
+    let failing = 3;
+    const base = counter(name);
+    const flaky: Projection = {
+      ...base,
+      async apply(events, context) {
+        if (failing > 0) {
+          failing--;
+          throw failure();
+        }
+        return base.apply(events, context);
+      },
+    };
+    const runner = runnerFor(t, [flaky], { standbyRetryMs: 50 });
+    const last = await appendCounted(`${name}-a`, [1, 2, 3]);
+    runner.start();
+    t.true(await runner.waitForPosition(last, 10_000));
+    t.is(failing, 0, 'it failed three times');
+    t.deepEqual(await totals(name), { count: 3, total: 6 });
+    t.is(runner.status()[0]?.state, 'running');
+    await runner.stop();
+  });
+}
 
 test('a batch the projection writes nothing for commits nothing; its checkpoint is written once the feed is idle, and exactly once still holds', async (t) => {
   const name = 'p_lazy';
