@@ -9,7 +9,8 @@
 import type { Logger } from 'pino';
 import type { WebhookInbox, DueWebhook, Settlement } from '../postgres/webhook-inbox.ts';
 import type { WebhookHandler, WebhookResult } from '../../domain/payments/webhook-handler.ts';
-import type { Position, StreamAppend } from '../../domain/ports/event-store.ts';
+import { ConcurrencyConflict, EventStoreUnavailable, type Position, type StreamAppend } from '../../domain/ports/event-store.ts';
+import { isTransientPgError } from '../postgres/errors.ts';
 
 /**
  * Writes a batch's appends and settles its rows; answers the position of the appends and the event ids whose
@@ -17,7 +18,7 @@ import type { Position, StreamAppend } from '../../domain/ports/event-store.ts';
  * the same statement.
  */
 export type InboxCommit = (requests: readonly StreamAppend[], settlements: readonly Settlement[]) => Promise<{ position: Position | undefined; settled: Set<string> }>;
-import { DomainError } from '../../domain/shared/errors.ts';
+import { DomainError, StreamContended } from '../../domain/shared/errors.ts';
 import { SquareApiError } from '../../domain/ports/square.ts';
 import type { AcknowledgementsPending } from './acknowledgements.ts';
 
@@ -73,6 +74,11 @@ export function retryDelayMs(attempts: number, random: () => number = Math.rando
 function retryAfterMs(error: unknown): number {
   if (!(error instanceof SquareApiError) || error.retryAfterSeconds === undefined) return 0;
   return Math.min(error.retryAfterSeconds, 60 * 60) * 1000;
+}
+
+/** A failure of the database or the event store, or contention: no webhook of the batch would fare better alone. */
+function isWholeBatchFailure(error: unknown): boolean {
+  return isTransientPgError(error) || error instanceof EventStoreUnavailable || error instanceof StreamContended || error instanceof ConcurrencyConflict;
 }
 
 export class WebhookProcessor {
@@ -209,6 +215,13 @@ export class WebhookProcessor {
         },
       );
     } catch (error) {
+      if (rows.length > 1 && !isWholeBatchFailure(error)) {
+        // Something of one webhook failed the whole batch (a stream whose event does not decode, a bug one payment
+        // meets): each is decided alone, so only that one fails, and the others neither wait nor carry its error.
+        this.log.warn({ err: error, webhooks: rows.length }, 'a batch failed as a whole: deciding its webhooks one at a time');
+        for (const one of rows) await this.processBatch([one], claimedAt);
+        return;
+      }
       // The batch as a whole could not be decided or written (the database went away, conflicts kept coming):
       // every row is failed and retried; nothing of the batch was written where the append is atomic.
       results = rows.map(() => ({ ok: false, tenantId: null, error }));

@@ -363,3 +363,41 @@ test.serial('the lease takes rows in the order they became due: a retry waiting 
   t.deepEqual((await inbox.claimDue(1, 30_000)).map((r) => r.event_id), [third]);
   t.deepEqual(await inbox.claimDue(1000, 30_000), [], 'the failed one waits for its retry time');
 });
+
+test.serial('a webhook that fails its whole batch (not the database) fails alone: the batch is decided again one webhook at a time', async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const good = [`evt-${uuid()}`, `evt-${uuid()}`, `evt-${uuid()}`];
+  const poison = `evt-${uuid()}`;
+  await inbox.recordMany([entry(good[0]!), { ...entry(poison), rawBody: '{"poison":true}' }, entry(good[1]!), entry(good[2]!)]);
+  const batches: number[] = [];
+  const settled: string[] = [];
+  const processor = new WebhookProcessor(
+    inbox,
+    {
+      // As a stream that does not decode, or a bug one payment meets: the whole batch throws.
+      async handleBatch(webhooks, commit) {
+        batches.push(webhooks.length);
+        if (webhooks.some((w) => w.rawBody.includes('poison'))) throw new Error('PointsCredited v9 at wallet-x revision 3 is newer than this code knows');
+        const results: WebhookResult[] = webhooks.map(() => ({ ok: true, tenantId: null, result: { outcome: 'ignored', position: undefined } }));
+        await commit?.([], results);
+        return results;
+      },
+    },
+    pino({ level: 'silent' }),
+    async (_requests, settlements) => ({ position: undefined, settled: await inbox.completeMany(settlements) }),
+    { pollIntervalMs: 20, batchSize: 10, onSettled: (eventId) => settled.push(eventId) },
+  );
+  processor.start();
+  try {
+    await eventually(async () => good.every((id) => settled.includes(id)), Boolean, { timeoutMs: 5_000, intervalMs: 10 });
+    for (const id of good) t.like(await row(id), { processed: true, outcome: 'ignored', attempts: 1 }, 'settled at its first attempt');
+    const failed = await eventually(() => row(poison), (r) => r.error !== null, { timeoutMs: 5_000, intervalMs: 10 });
+    t.like(failed, { processed: false, attempts: 1 });
+    t.regex(failed.error, /newer than this code knows/);
+    t.is(batches[0], 4, 'one batch first');
+    t.deepEqual(batches.slice(1, 5), [1, 1, 1, 1], 'then each webhook alone');
+  } finally {
+    await processor.stop();
+  }
+  await settle([...good, poison]);
+});
