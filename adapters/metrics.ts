@@ -64,6 +64,18 @@ export interface Metrics {
   observeProjections(probe: ProjectionsProbe): void;
   /** Starts reporting the age of the oldest append in progress (the feed's horizon), read on every scrape. */
   observeFeedHorizon(probe: () => Promise<{ ageSeconds: number } | undefined>): void;
+  /** Starts reporting the webhook inbox (backlog, oldest due, given up), read at most once a second. */
+  observeInbox(probe: () => Promise<InboxReading>): void;
+}
+
+/** The webhook inbox as an operator alerts on it. */
+export interface InboxReading {
+  /** Rows not yet processed (acknowledged, waiting, leased, or waiting for a retry). */
+  unprocessed: number;
+  /** How long the oldest due row has been due (0 when none is): rising, nothing is working the inbox. */
+  oldestDueAgeSeconds: number;
+  /** Rows settled as `failed` after their last attempt: each needs an operator's re-drive. */
+  failed: number;
 }
 
 /** Options of `createMetrics`. */
@@ -224,6 +236,37 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   });
 
+  let inbox: (() => Promise<InboxReading>) | undefined;
+  let inboxReading: { at: number; value: Promise<InboxReading | undefined> } | undefined;
+  /** One read per scrape, shared by the inbox's gauges. */
+  const readInbox = () => {
+    if (!inbox) return Promise.resolve(undefined);
+    if (!inboxReading || Date.now() - inboxReading.at > 1000) {
+      inboxReading = {
+        at: Date.now(),
+        value: inbox().catch((error: unknown) => {
+          options.onCollectError?.(error);
+          return undefined;
+        }),
+      };
+    }
+    return inboxReading.value;
+  };
+  const inboxGauge = (name: string, help: string, value: (reading: InboxReading) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      async collect() {
+        const reading = await readInbox();
+        if (reading) this.set(value(reading));
+        else this.reset();
+      },
+    });
+  inboxGauge('tally_webhook_inbox_unprocessed', 'Webhooks acknowledged and not processed yet (waiting, leased, or waiting for a retry).', (r) => r.unprocessed);
+  inboxGauge('tally_webhook_inbox_oldest_due_age_seconds', 'How long the oldest due webhook has been due (0 when none is): rising, no worker is processing the inbox.', (r) => r.oldestDueAgeSeconds);
+  inboxGauge('tally_webhooks_failed', 'Webhooks settled as failed after their last attempt: each needs a re-drive (POST /api/v1/admin/webhooks/<eventId>/retry).', (r) => r.failed);
+
   return {
     contentType: registry.contentType,
     exposition: () => registry.metrics(),
@@ -263,6 +306,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     observeFeedHorizon(next) {
       feedHorizon = next;
+    },
+    observeInbox(next) {
+      inbox = next;
+      inboxReading = undefined;
     },
   };
 }

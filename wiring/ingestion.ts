@@ -331,6 +331,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   const acknowledgements = new Acknowledgements({ queueing: config.WEBHOOK_ACK_PRIORITY_PENDING });
   const countBurstEnds = acknowledgements.onChange((queueing) => (queueing ? undefined : metrics.acknowledgementBurstEnded()));
   cleanups.add(async () => countBurstEnds());
+  metrics.observeInbox(() => inbox.reading());
   const reports: WebhookWorkerReports = {
     outcome: (outcome) => metrics.webhookOutcome(outcome),
     appended: (stream, events) => metrics.appended(stream, events),

@@ -100,6 +100,21 @@ export const releaseDeadLeasesStatement = {
 
 export function webhookInbox(pool: pg.Pool) {
   return {
+    /**
+     * The inbox as an operator alerts on it (`/metrics`): unprocessed rows and the oldest due one's age through the
+     * partial index of unprocessed rows, rows given up on through the outcome index.
+     */
+    async reading(): Promise<{ unprocessed: number; oldestDueAgeSeconds: number; failed: number }> {
+      const { rows } = await pool.query<{ unprocessed: string; oldest_due: string | null; failed: string }>({
+        name: 'tally_inbox_reading',
+        text: `SELECT (SELECT count(*) FROM pos_webhook_events_raw WHERE NOT processed) AS unprocessed,
+                      (SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM pos_webhook_events_raw WHERE NOT processed AND next_attempt_at <= now()) AS oldest_due,
+                      (SELECT count(*) FROM pos_webhook_events_raw WHERE processed AND outcome = 'failed') AS failed`,
+      });
+      const row = rows[0]!;
+      return { unprocessed: Number(row.unprocessed), oldestDueAgeSeconds: Math.max(0, Number(row.oldest_due ?? 0)), failed: Number(row.failed) };
+    },
+
     /** Stores a verified webhook once; a repeated event id only counts the delivery. */
     async record(entry: InboxEntry): Promise<{ inserted: boolean }> {
       // Named: each connection parses and plans the acknowledgement's statements once, not once per webhook.

@@ -129,6 +129,26 @@ test('counts webhooks by outcome and refused signatures', async (t) => {
   t.is(value(samples, 'tally_webhook_leases_taken_back_total'), 0, 'no worker died under this service');
 });
 
+test.serial('reports the webhook inbox: its backlog, how long the oldest due webhook has waited, and those given up on', async (t) => {
+  const idle = await eventually(async () => (await scrape()).samples, (samples) => value(samples, 'tally_webhook_inbox_unprocessed') === 0, { timeoutMs: 5_000, intervalMs: 50 });
+  t.is(value(idle, 'tally_webhook_inbox_oldest_due_age_seconds'), 0);
+  const [givenUp, stuck] = [`evt-given-up-${uuid()}`, `evt-stuck-${uuid()}`];
+  const pool = service.database.pool;
+  const insert = `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers) VALUES ($1, 'M-UNKNOWN', 'payment.updated', $1, '{}', '{}')`;
+  await pool.query(insert, [givenUp]);
+  await pool.query(insert, [stuck]);
+  // One settled as failed after its last attempt; one due for 90 s and leased for an hour by no live worker.
+  await pool.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now(), outcome = 'failed', attempts = 12 WHERE id = $1`, [givenUp]);
+  await pool.query(`UPDATE pos_webhook_events_raw SET next_attempt_at = now() - interval '90 seconds', locked_until = now() + interval '1 hour', attempts = 1 WHERE id = $1`, [stuck]);
+  try {
+    const samples = await eventually(async () => (await scrape()).samples, (next) => value(next, 'tally_webhooks_failed') === 1, { timeoutMs: 5_000, intervalMs: 100 });
+    t.is(value(samples, 'tally_webhook_inbox_unprocessed'), 1);
+    t.true((value(samples, 'tally_webhook_inbox_oldest_due_age_seconds') ?? 0) >= 90);
+  } finally {
+    await pool.query('DELETE FROM pos_webhook_events_raw WHERE id = ANY($1)', [[givenUp, stuck]]);
+  }
+});
+
 test('counts the ends of acknowledgement bursts', async (t) => {
   const ends = await eventually(async () => value((await scrape()).samples, 'tally_webhook_ack_bursts_ended_total') ?? 0, (n) => n >= 1, { timeoutMs: 5_000, intervalMs: 25 });
   // The two webhooks of the set-up: one burst each, or one for both when the second came within the first's quiet.
