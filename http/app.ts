@@ -90,6 +90,9 @@ export function createHttpApp(options: HttpAppOptions): Koa {
     const requestId = requestIdFor(ctx.get('x-request-id'));
     ctx.state.requestId = requestId;
     ctx.set('X-Request-Id', requestId);
+    // Answers are the caller's own data: never stored by a cache, never sniffed as another type. What may be cached
+    // (the console's files) says so itself, setting Cache-Control after this.
+    ctx.set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
     (ctx as unknown as RequestLog)[BINDINGS] = { requestId };
     const started = process.hrtime.bigint();
     try {

@@ -113,7 +113,14 @@ export function parseQuery(search: string): Record<string, unknown> {
 /** Answers one request in one write: the status line, the headers and the JSON body together, as Koa orders them. */
 function writeJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
   const payload = JSON.stringify(body);
-  response.writeHead(status, { ...headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(payload) });
+  // As the Koa path's API answers (http/app.ts): never cached, never sniffed.
+  response.writeHead(status, {
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    ...headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(payload),
+  });
   response.end(payload);
 }
 

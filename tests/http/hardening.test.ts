@@ -176,3 +176,21 @@ test('shutdown closes a connection that has not sent a byte at once, answers a r
   await stopping;
   t.true(stopped);
 });
+
+test('answers are never cached nor sniffed (the direct path and Koa alike); the console\'s files keep their own caching', async (t) => {
+  for (const [path, headers] of [
+    ['/api/v1/me', { authorization: `Bearer ${admin}` }],
+    ['/api/v1/me/wallets', { authorization: `Bearer ${admin}` }],
+    ['/api/v1/me/wallets?limit=5', { authorization: `Bearer ${admin}` }],
+    ['/api/v1/no-such-route', {}],
+    ['/readyz', {}],
+  ] as const) {
+    const response = await fetch(`${service.url}${path}`, { headers });
+    await response.arrayBuffer();
+    t.is(response.headers.get('cache-control'), 'no-store', path);
+    t.is(response.headers.get('x-content-type-options'), 'nosniff', path);
+  }
+  const script = await fetch(`${service.url}/admin/app.js`);
+  await script.arrayBuffer();
+  t.is(script.headers.get('cache-control'), 'no-cache');
+});
