@@ -168,22 +168,35 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
-  let probe: ProjectionsProbe | undefined;
-  let reading: { at: number; value: Promise<ProjectionReading[] | undefined> } | undefined;
-  /** One read per scrape, shared by the projection gauges (each collects on its own). */
-  const projections = () => {
-    if (!probe) return Promise.resolve(undefined);
-    if (!reading || Date.now() - reading.at > 1000) {
-      reading = {
-        at: Date.now(),
-        value: readProjections(probe).catch((error: unknown) => {
-          options.onCollectError?.(error);
-          return undefined;
-        }),
-      };
-    }
-    return reading.value;
+  /**
+   * One read per scrape, shared by the gauges that collect from it (each collects on its own): a read answers every
+   * collect within a second; a failed read is reported and answers nothing.
+   */
+  const sharedRead = <T>() => {
+    let read: (() => Promise<T>) | undefined;
+    let reading: { at: number; value: Promise<T | undefined> } | undefined;
+    return {
+      observe(next: () => Promise<T>) {
+        read = next;
+        reading = undefined;
+      },
+      get(): Promise<T | undefined> {
+        if (!read) return Promise.resolve(undefined);
+        if (!reading || Date.now() - reading.at > 1000) {
+          reading = {
+            at: Date.now(),
+            value: read().catch((error: unknown) => {
+              options.onCollectError?.(error);
+              return undefined;
+            }),
+          };
+        }
+        return reading.value;
+      },
+    };
   };
+  const projectionsRead = sharedRead<ProjectionReading[]>();
+  const projections = () => projectionsRead.get();
 
   new Gauge({
     name: 'tally_projection_state',
@@ -236,22 +249,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   });
 
-  let inbox: (() => Promise<InboxReading>) | undefined;
-  let inboxReading: { at: number; value: Promise<InboxReading | undefined> } | undefined;
-  /** One read per scrape, shared by the inbox's gauges. */
-  const readInbox = () => {
-    if (!inbox) return Promise.resolve(undefined);
-    if (!inboxReading || Date.now() - inboxReading.at > 1000) {
-      inboxReading = {
-        at: Date.now(),
-        value: inbox().catch((error: unknown) => {
-          options.onCollectError?.(error);
-          return undefined;
-        }),
-      };
-    }
-    return inboxReading.value;
-  };
+  const inboxRead = sharedRead<InboxReading>();
+  const readInbox = () => inboxRead.get();
   const inboxGauge = (name: string, help: string, value: (reading: InboxReading) => number) =>
     new Gauge({
       name,
@@ -301,15 +300,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       else rebuild.set({ projection }, Math.min(1, Math.max(0, ratio)));
     },
     observeProjections(next) {
-      probe = next;
-      reading = undefined;
+      projectionsRead.observe(() => readProjections(next));
     },
     observeFeedHorizon(next) {
       feedHorizon = next;
     },
     observeInbox(next) {
-      inbox = next;
-      inboxReading = undefined;
+      inboxRead.observe(next);
     },
   };
 }

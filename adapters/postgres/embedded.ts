@@ -187,13 +187,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     const said = recent.filter((line) => /FATAL|ERROR|PANIC|HINT|DETAIL/.test(line)).join(' | ') || recent.join(' | ');
     throw new Error(`The embedded PostgreSQL server on ${dataDir} did not start${said ? `: ${said}` : ''}`, { cause: error });
   }
-  const started = await embeddedServerState(dataDir);
+  // The postmaster's pid, read once (no `ps` at every start): `stop` asks only whether it is still alive.
+  const startedPid = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]) || undefined;
   return {
     adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
     // The library waits for the server's exit event, which never comes if the server died already.
     stop: async () => {
-      if (started.kind === 'running' && !isAlive(started.pid)) return;
+      if (startedPid !== undefined && !isAlive(startedPid)) return;
       await server.stop();
     },
   };
