@@ -56,6 +56,8 @@ interface Worker {
   projection: FeedReader;
   status: ProjectionStatus;
   stop: () => Promise<void>;
+  /** Ends a wait between attempts now (a failure was cleared). */
+  wake: () => void;
   done: Promise<void>;
 }
 
@@ -125,6 +127,28 @@ export class ProjectionRunner {
       const upTo = this.upTo(worker);
       if (!upTo || this.store.isAfter(head, upTo)) await this.nothingToApply(worker.projection, worker.status.position, head);
     }
+  }
+
+  /**
+   * Clears a failure recorded for a projection or reactor, so that its owner (this instance or another) feeds it
+   * again from its checkpoint: the event it failed on first. For a cause fixed outside the code (a row edited, a
+   * remote service back); a failure that persists is recorded again. Undefined when it has not failed.
+   */
+  async retryFailed(name: string): Promise<{ position: Position | undefined } | undefined> {
+    const { rows } = await this.pool.query<{ position: string | null }>(
+      `UPDATE projection_checkpoints SET status = 'running', last_error = NULL, error_position = NULL, updated_at = now()
+        WHERE name = $1 AND status = 'failed' RETURNING position`,
+      [name],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    this.workers.get(name)?.wake();
+    return { position: (row.position ?? undefined) as Position | undefined };
+  }
+
+  /** The names this runner feeds. */
+  names(): string[] {
+    return this.projections.map((p) => p.name);
   }
 
   /** True when every projection is running here or owned by another instance. */
@@ -274,6 +298,7 @@ export class ProjectionRunner {
       projection,
       status,
       done,
+      wake: () => wakeStandby?.(),
       stop: async () => {
         stopping = true;
         wakeStandby?.();

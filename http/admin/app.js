@@ -474,12 +474,25 @@ function projectionsView(_rest, _params, token) {
             cell('Lag', fmtDuration(p.lagMs / 1000), 'num'),
             cell('Checkpoint', h('span', { class: 'mono' }, p.checkpoint ?? '—')),
             cell('Last error', p.lastError ?? '—'),
-            cell('Action', p.rebuildable ? h('button', { type: 'button', 'aria-label': `Rebuild ${p.name}`, disabled: p.state === 'rebuilding', onclick: () => rebuild(p.name) }, 'Rebuild') : '—'),
+            cell('Action', h('span', { class: 'row-actions' }, ...actions(p))),
           ),
         ),
       ),
     );
     for (const p of list) if (p.rebuild && !jobs.querySelector(`[data-job="${p.rebuild.jobId}"]`)) watch(p.rebuild);
+  }
+  function actions(p) {
+    const buttons = [];
+    // A failure's cause fixed outside the code (a stored row mended, a remote service back): feed it again.
+    if (p.state === 'failed') buttons.push(h('button', { type: 'button', 'aria-label': `Retry ${p.name}`, onclick: () => retry(p.name) }, 'Retry'));
+    if (p.rebuildable) buttons.push(h('button', { type: 'button', class: buttons.length ? 'secondary' : undefined, 'aria-label': `Rebuild ${p.name}`, disabled: p.state === 'rebuilding', onclick: () => rebuild(p.name) }, 'Rebuild'));
+    return buttons.length ? buttons : ['—'];
+  }
+  async function retry(name) {
+    const retried = await guarded(() => api('POST', `/api/v1/admin/projections/${encodeURIComponent(name)}/retry`));
+    if (!retried || !current(token)) return;
+    say(`${name} is fed again from its checkpoint.`);
+    load();
   }
   async function rebuild(name) {
     const started = await guarded(() => api('POST', `/api/v1/admin/projections/${encodeURIComponent(name)}/rebuild`));

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import type { ProjectionRunner } from '../../projections/runner.ts';
 import { rebuildJob, type ProjectionRebuilds } from '../../projections/rebuild.ts';
+import { DomainError, NotFound } from '../../domain/shared/errors.ts';
+import { caller } from '../request.ts';
 import { found, route, type RouteSpec } from './table.ts';
 
 const BEHIND_CAP = 10_000;
@@ -43,6 +45,12 @@ const projectionView = z.object({
   errorPosition: z.string().nullable(),
   rebuild: rebuildJob.nullable(),
   rebuildable: z.boolean(),
+});
+
+const retryAnswer = z.object({
+  name: z.string(),
+  /** The checkpoint it is fed from: the first event after it is the one it failed on. */
+  resumesAfter: z.string().nullable(),
 });
 
 export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[] {
@@ -95,6 +103,7 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
         return { status: 202, body: started, headers: { Location: `/api/v1/admin/jobs/${started.jobId}` } };
       },
     }),
+    retryRoute(deps, name),
     route({
       method: 'get',
       path: '/api/v1/admin/jobs/:jobId',
@@ -118,4 +127,25 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
       },
     }),
   ];
+}
+
+/** A failed projection or reactor fed again from its checkpoint, once its cause is fixed. */
+function retryRoute(deps: ProjectionRoutesDependencies, name: z.ZodObject<{ name: z.ZodString }>): RouteSpec {
+  return route({
+    method: 'post',
+    path: '/api/v1/admin/projections/:name/retry',
+    access: 'admin',
+    summary:
+      'Feed a failed projection or reactor again from its checkpoint (the event it failed on), once the cause is fixed outside the code; a failure that persists is recorded again. 409 when it has not failed.',
+    params: name,
+    response: retryAnswer,
+    statuses: [202],
+    async handler({ params, ctx }) {
+      if (!deps.runner.names().includes(params.name)) throw new NotFound('Projection');
+      const retried = await deps.runner.retryFailed(params.name);
+      if (!retried) throw new DomainError('CONFLICT', `${params.name} has not failed: nothing to retry`);
+      ctx.log.warn({ projection: params.name, from: retried.position ?? null, by: caller(ctx).userId }, 'failed projection retried');
+      return { status: 202, body: { name: params.name, resumesAfter: retried.position ?? null } };
+    },
+  });
 }

@@ -333,6 +333,40 @@ browserTest('projections: lag and state; a rebuild shows live progress until it 
   t.is(await state.innerText(), 'running', 'the rebuilt projection is live again');
 });
 
+browserTest('projections: a failed projection shows its error; once the cause is mended, Retry feeds it again', async (t, page) => {
+  // A stored rule whose `rule` field was damaged: the reward_rules projection stops at it.
+  const stream = `reward-rules-${uuid()}`;
+  const eventId = uuid();
+  await service.tally.store.append(
+    stream,
+    [{ id: eventId, type: 'RewardRuleCreated', data: { tenantId: uuid(), ruleId: uuid(), version: 1, rule: 'damaged', createdBy: 'system:test', createdAt: new Date().toISOString() }, metadata: { schemaVersion: 2 } }],
+    'no_stream',
+  );
+  await signIn(page);
+  await page.getByRole('link', { name: 'Projections' }).click();
+  const row = page.locator('tr', { has: page.locator('td[data-label="Name"]', { hasText: /^reward_rules$/ }) });
+  const retry = page.getByRole('button', { name: 'Retry reward_rules' });
+  for (let i = 0; i < 100 && !(await retry.isVisible()); i++) {
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await sleep(100);
+  }
+  t.is(await row.locator('td[data-label="State"]').innerText(), 'failed');
+  t.regex(await row.locator('td[data-label="Last error"]').innerText(), new RegExp(`RewardRuleCreated v2 at ${stream} revision 0`));
+  const mended = { kind: 'spend', points: 1, per: 100, basis: 'amount' };
+  await service.database.pool.query(`UPDATE events SET data = jsonb_set(data, '{rule}', $2::jsonb) WHERE event_id = $1`, [eventId, JSON.stringify(mended)]);
+  await retry.click();
+  await page.getByRole('status').getByText('reward_rules is fed again from its checkpoint.').waitFor();
+  const caughtUp = async () => (await row.locator('td[data-label="State"]').innerText()) === 'running' && (await row.locator('td[data-label="Events behind"]').innerText()) === '0';
+  for (let i = 0; i < 100 && !(await caughtUp()); i++) {
+    await sleep(100);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+  }
+  t.is(await row.locator('td[data-label="State"]').innerText(), 'running');
+  t.is(await row.locator('td[data-label="Events behind"]').innerText(), '0', 'the mended event is applied');
+  t.is(await row.locator('td[data-label="Last error"]').innerText(), '—');
+  t.is(await retry.count(), 0, 'a running projection has no retry button');
+});
+
 browserTest(
   'merchants (phone): search users, see connection states, approve a pending merchant',
   async (t, page) => {

@@ -261,6 +261,9 @@ test.serial('every declared route answers what its declaration says, and GET /op
   const rebuild = await hit(t, 'post /api/v1/admin/projections/:name/rebuild', { ...asAdmin, params: { name: 'wallets' } });
   await hit(t, 'post /api/v1/admin/jobs/:jobId/cancel', { ...asAdmin, params: { jobId: rebuild.body.jobId } });
   await hit(t, 'get /api/v1/admin/jobs/:jobId', { ...asAdmin, params: { jobId: rebuild.body.jobId } });
+  // A failure recorded (as the feed records one), then retried.
+  await service.database.pool.query(`UPDATE projection_checkpoints SET status = 'failed', last_error = 'contract' WHERE name = 'held_points'`);
+  await hit(t, 'post /api/v1/admin/projections/:name/retry', { ...asAdmin, params: { name: 'held_points' } });
 
   // Retiring every rule version (as before reconnecting Square in another currency).
   await hit(t, 'post /api/v1/client/reward-rules/retire', asOwner);

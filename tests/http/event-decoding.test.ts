@@ -47,7 +47,8 @@ test('a stored PointsCredited with its points field renamed: a redemption answer
   });
   await service.tally.store.append(stream, [credit(uuid(), { points: 10 })], 'no_stream');
   // As if an operator or a faulty migration had renamed the field in the stored row.
-  const bad = await service.tally.store.append(stream, [credit(uuid(), { pointz: 40 })], 0);
+  const badId = uuid();
+  const bad = await service.tally.store.append(stream, [credit(badId, { pointz: 40 })], 0);
 
   const redeem = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: merchant.token, body: { points: 5, idempotencyKey: uuid() } });
   t.is(redeem.status, 500);
@@ -82,4 +83,38 @@ test('a stored PointsCredited with its points field renamed: a redemption answer
   // It never folded into NaN: the balance read model still holds only the first credit.
   const row = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE id = $1', [walletId]);
   t.is(row.rows[0]?.points_balance, '10');
+
+  // Retry, for an administrator only, and only what has failed.
+  t.is((await call('POST', '/api/v1/admin/projections/wallets/retry', { token: merchant.token })).status, 403);
+  const unknown = await call('POST', '/api/v1/admin/projections/nonesuch/retry', { token: admin.token });
+  t.is(unknown.status, 404);
+  const running = await call('POST', '/api/v1/admin/projections/users/retry', { token: admin.token });
+  t.is(running.status, 409);
+  t.regex(running.body.error.message, /users has not failed/);
+  // Still failed after a retry while the cause stands: it fails again on the same event.
+  const early = await call('POST', '/api/v1/admin/projections/wallets/retry', { token: admin.token });
+  t.is(early.status, 202);
+  t.is(early.body.name, 'wallets');
+  const again = await eventually(
+    async () => (await call('GET', '/api/v1/admin/projections', { token: admin.token })).body.find((p: { name: string }) => p.name === 'wallets'),
+    (found) => found?.state === 'failed',
+  );
+  t.is(again.errorPosition, bad.position, 'the same event fails again');
+
+  // The operator mends the stored row (the field's old name back), then retries: fed from its checkpoint on.
+  await service.database.pool.query(`UPDATE events SET data = (data - 'pointz') || '{"points": 40}' WHERE event_id = $1`, [badId]);
+  const retried = await call('POST', '/api/v1/admin/projections/wallets/retry', { token: admin.token });
+  t.is(retried.status, 202);
+  t.is(retried.body.resumesAfter, again.checkpoint, 'fed again from its checkpoint, the event before the one it failed on');
+  const mended = await eventually(
+    async () => (await call('GET', '/api/v1/admin/projections', { token: admin.token })).body.find((p: { name: string }) => p.name === 'wallets'),
+    (found) => found?.state === 'running' && found.upTo !== again.checkpoint,
+  );
+  t.is(mended.lastError, null);
+  const balance = await eventually(
+    async () => (await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE id = $1', [walletId])).rows[0]?.points_balance,
+    (points) => points === '50',
+  );
+  t.is(balance, '50', 'the mended credit is applied');
 });
+
