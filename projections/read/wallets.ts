@@ -198,8 +198,10 @@ const SEARCH_LIMIT = 50;
 
 /**
  * Wallets in the tenant of the consumer whose email or phone is `q`, in any format a person would type it
- * (`+1-212-555-4240` finds `+12125554240`). Matched by keyed hash; a person whose personal data was erased
- * is no longer found by it.
+ * (`+1-212-555-4240` finds `+12125554240`). Matched by keyed hash, and only through an identity the consumer
+ * verified and owns now (`identity_owners`, as purchases are matched): a phone or email someone merely typed into
+ * their profile finds nothing, so a counter correction cannot be steered to them. A person whose personal data was
+ * erased is no longer found by it.
  */
 export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenantId: string, q: string): Promise<WalletView[]> {
   const email = tryNormaliseEmail(q);
@@ -213,7 +215,8 @@ export async function searchWallets(pool: pg.Pool, hasher: IdentityHasher, tenan
     `SELECT ${WALLET_COLUMNS}
        FROM wallets w JOIN users u ON u.id = w.consumer_id
       WHERE w.tenant_id = $1
-        AND (u.email_hash = $2 OR u.phone_hash = $3)
+        AND w.consumer_id IN (SELECT o.consumer_id FROM identity_owners o WHERE o.identity_hash = $2 OR o.identity_hash = $3)
+        AND NOT u.erased
         AND EXISTS (SELECT 1 FROM personal_data p WHERE p.user_id = u.id)
       ORDER BY w.updated_at DESC, w.id
       LIMIT ${SEARCH_LIMIT}`,

@@ -15,6 +15,7 @@ import { startTestService, type TestService } from '../support/service.ts';
 import { tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { eventually } from '../support/eventually.ts';
+import { codeSentTo } from '../support/sms.ts';
 
 const API_BASE_URL = 'https://api.contract.test';
 const CRON_SECRET = 'cron-secret-for-the-contract-test-0123';
@@ -119,13 +120,6 @@ async function registered(t: ExecutionContext, role: 'client' | 'consumer', emai
 }
 
 /** The code the development SMS adapter logged for this phone. */
-function codeSentTo(phone: string): string {
-  const line = service.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'sms (console adapter)' && l.to === phone).at(-1);
-  const code = /\b(\d{6})\b/.exec(String(line?.text ?? ''))?.[1];
-  if (!code) throw new Error(`no code was logged for ${phone}`);
-  return code;
-}
-
 test.serial('every declared route answers what its declaration says, and GET /openapi.json carries the same schemas', async (t) => {
   const admin = await registered(t, 'consumer', 'root@contract.test');
   adminToken = admin.token;
@@ -153,7 +147,7 @@ test.serial('every declared route answers what its declaration says, and GET /op
   await hit(t, 'get /api/v1/me', { token: consumer.token });
   await hit(t, 'patch /api/v1/me', { token: consumer.token, body: { phone: '+1 646 555 0177' } });
   await hit(t, 'post /api/v1/me/phone/verification', { token: consumer.token });
-  await hit(t, 'post /api/v1/me/phone/verify', { token: consumer.token, body: { code: codeSentTo('+16465550177') } });
+  await hit(t, 'post /api/v1/me/phone/verify', { token: consumer.token, body: { code: codeSentTo(service.logs, '+16465550177') } });
 
   const leaving = await registered(t, 'consumer', 'leaving@contract.test');
   await hit(t, 'patch /api/v1/admin/users/:userId/suspend', { ...asAdmin, params: { userId: leaving.id }, body: { reason: 'contract test' } });

@@ -13,6 +13,7 @@ import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer 
 import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
 import { createIdentityHasher } from '../../adapters/identity/hasher.ts';
+import { codeSentTo } from '../support/sms.ts';
 
 const WEBHOOK_KEY = 'test-webhook-signature-key';
 const API_BASE_URL = 'https://api.tally.test';
@@ -84,14 +85,7 @@ async function balance(token: string): Promise<number> {
  */
 const balanceReaching = (token: string, expected: number) => eventually(() => balance(token), (b) => b === expected, { timeoutMs: 10_000, intervalMs: 100 });
 
-/** The code the development SMS adapter logged for this phone (the console adapter writes each message). */
-function lastCodeSentTo(phone: string): string {
-  const lines = service.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'sms (console adapter)' && l.to === phone);
-  const text = lines.at(-1)?.text as string | undefined;
-  const code = /\b(\d{6})\b/.exec(text ?? '')?.[1];
-  if (!code) throw new Error(`no code was logged for ${phone}`);
-  return code;
-}
+const lastCodeSentTo = (phone: string) => codeSentTo(service.logs, phone);
 
 test.serial("someone else's phone, added without verifying it, earns nothing and claims nothing", async (t) => {
   square.addCustomer('M-SEC', { id: 'cust-victim', email: null, phone: '+1 (646) 555-0100' });

@@ -6,6 +6,7 @@ import { walletDecider, walletStream, type WalletEvent } from '../../domain/wall
 import { walletsProjection } from '../../projections/wallets.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { codeSentTo } from '../support/sms.ts';
 
 let service: TestService;
 let call: ReturnType<typeof api>;
@@ -38,6 +39,18 @@ async function merchant() {
 
 async function consumer(extra: Record<string, unknown> = {}) {
   return register('consumer', `Shopper.${uuid().slice(0, 8)}@Example.COM`, extra);
+}
+
+/** A phone added to the consumer's profile, and verified with the code the development SMS adapter logged. */
+async function verifiedPhone(user: { token: string }, phone: string, e164: string) {
+  succeeded(await call('PATCH', '/api/v1/me', { token: user.token, body: { phone } }));
+  succeeded(await call('POST', '/api/v1/me/phone/verification', { token: user.token }));
+  const verified = await call('POST', '/api/v1/me/phone/verify', { token: user.token, body: { code: codeSentTo(service.logs, e164) } });
+  succeeded(verified);
+}
+
+function succeeded(response: { status: number; body: unknown }) {
+  if (response.status >= 300) throw new Error(`${response.status}: ${JSON.stringify(response.body)}`);
 }
 
 /** Points credited the way ingestion will credit them: a PointsCredited on the wallet's stream. */
@@ -162,7 +175,8 @@ test('ledger pages run newest first and a cursor stays stable: no duplicates, no
 
 test('a merchant finds a wallet by email or by phone in any format, only within its tenant', async (t) => {
   const m = await merchant();
-  const c = await consumer({ phone: '+1-212-555-4240' });
+  const c = await consumer();
+  await verifiedPhone(c, '+1-212-555-4240', '+12125554240');
   const wallet = { walletId: uuid(), tenantId: m.tenantId, consumerId: c.id };
   const { position } = await credit(wallet, 7);
   const search = (q: string, token = m.token) =>
@@ -189,15 +203,39 @@ test('a merchant finds a wallet by email or by phone in any format, only within 
   t.regex(neither.body.error.message, /q must be an email address or a phone number/);
 });
 
-test('a person whose personal data was erased is no longer found by email or phone', async (t) => {
+test('a person whose personal data was erased is no longer found by email or phone, even once they add a phone again', async (t) => {
   const m = await merchant();
-  const c = await consumer({ phone: '+1 415 555 0142' });
+  const c = await consumer();
+  await verifiedPhone(c, '+1 415 555 0142', '+14155550142');
   const { position } = await credit({ walletId: uuid(), tenantId: m.tenantId, consumerId: c.id }, 5);
-  const search = (q: string) => call('GET', `/api/v1/client/wallets?q=${encodeURIComponent(q)}`, { token: m.token, headers: after(position) });
+  const search = (q: string, at = position) => call('GET', `/api/v1/client/wallets?q=${encodeURIComponent(q)}`, { token: m.token, headers: after(at) });
   t.is((await search(c.email)).body.length, 1);
-  t.is((await call('DELETE', `/api/v1/admin/users/${c.id}/personal-data`, { token: admin.token })).status, 200);
-  t.deepEqual((await search(c.email)).body, []);
-  t.deepEqual((await search('+14155550142')).body, []);
+  t.is((await search('+14155550142')).body.length, 1);
+  const erased = await call('DELETE', `/api/v1/admin/users/${c.id}/personal-data`, { token: admin.token });
+  t.is(erased.status, 200);
+  t.deepEqual((await search(c.email, erased.body.position)).body, []);
+  t.deepEqual((await search('+14155550142', erased.body.position)).body, []);
+  // The person adds a phone afterwards (their personal data exists again): the erased email still finds nothing.
+  const changed = await call('PATCH', '/api/v1/me', { token: c.token, body: { phone: '+1 415 555 0199' } });
+  t.is(changed.status, 200);
+  t.deepEqual((await search(c.email, changed.body.position)).body, []);
+});
+
+test('a phone or email someone only typed into their profile finds nothing: a counter correction cannot be steered to them', async (t) => {
+  const m = await merchant();
+  const jane = await consumer();
+  await verifiedPhone(jane, '+1 212 555 4290', '+12125554290');
+  const janes = { walletId: uuid(), tenantId: m.tenantId, consumerId: jane.id };
+  await credit(janes, 10);
+  // Mallory types Jane's number into her own profile and never verifies it; she has a newer wallet at the cafe.
+  const mallory = await consumer();
+  const malloryWallet = { walletId: uuid(), tenantId: m.tenantId, consumerId: mallory.id };
+  await credit(malloryWallet, 3);
+  const typed = await call('PATCH', '/api/v1/me', { token: mallory.token, body: { phone: '+1 212 555 4290' } });
+  t.is(typed.status, 200);
+  const { position } = await credit(malloryWallet, 1);
+  const found = await call('GET', `/api/v1/client/wallets?q=${encodeURIComponent('(212) 555-4290')}`, { token: m.token, headers: after(position) });
+  t.deepEqual(found.body.map((w: { walletId: string }) => w.walletId), [janes.walletId], "only the wallet of the person who verified the number");
 });
 
 test("another tenant's merchant gets 404 for a wallet, its ledger and a redemption, and changes nothing", async (t) => {
