@@ -20,7 +20,7 @@ import { KeyedQueue } from '../shared/keyed-queue.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, type WalletState } from '../wallets/wallet.ts';
 import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
-import { orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
+import { bonusTakenBy, orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 import { customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type BuyerIdentity, type UsesLoad } from './promotion-uses.ts';
 import { promotionsNeedOrder, type ScheduledPromotion } from '../promotions/promotion.ts';
@@ -173,10 +173,16 @@ export function ingestionService(deps: IngestionDependencies) {
     };
   }
 
-  /** The order stream a payment fact counts its visit on: only a tender of an order, under a visit rule. */
+  const underVisitRule = (fact: IngestionFact & { kind: 'payment' }) => ruleFor(fact.tenantId, fact.payment.createdAt).rules.some((r) => r.rule.kind === 'visit');
+  const withBonusPromotion = (tenantId: string) => promotionsOf(tenantId).some((p) => p.promotion.incentive.type === 'bonus');
+
+  /**
+   * The order stream of a payment fact: only a tender of an order, under a visit rule (its visit is counted there)
+   * or in a workspace with a fixed-bonus promotion (the bonus is given once per order, recorded there).
+   */
   function orderStreamOf(fact: IngestionFact): string | undefined {
     if (fact.kind !== 'payment' || !fact.payment.orderId) return undefined;
-    return ruleFor(fact.tenantId, fact.payment.createdAt).rules.some((r) => r.rule.kind === 'visit') ? orderStream(fact.payment.orderId) : undefined;
+    return underVisitRule(fact) || withBonusPromotion(fact.tenantId) ? orderStream(fact.payment.orderId) : undefined;
   }
 
   /** Identities of the completing payments' customers: cached Square lookups, then one consumer read. */
@@ -294,7 +300,7 @@ export function ingestionService(deps: IngestionDependencies) {
         let orderVisit: OrderVisit | null = null;
         const orderKey = orderStreamOf(fact);
         const order = orderKey ? orders.get(orderKey) : undefined;
-        if (order && payment.orderId) {
+        if (order && payment.orderId && underVisitRule(fact)) {
           const observed = orderVisitDecider.decide(
             {
               type: 'ObserveTender',
@@ -330,6 +336,7 @@ export function ingestionService(deps: IngestionDependencies) {
             promotionUses: (promotionId, localDate) => {
               return customerKey ? uses.count(promotionId, customerKey, localDate, payment.id) : null;
             },
+            orderBonusTaken: order ? bonusTakenBy(order.state, payment.id) : false,
             source: fact.source,
             walletEffect,
           },
@@ -338,6 +345,13 @@ export function ingestionService(deps: IngestionDependencies) {
         const completion = decided.find((e) => e.type === 'PurchaseCompleted');
         const applied = completion?.type === 'PurchaseCompleted' ? completion.data.promotion : null;
         const limited = applied && promotionsOf(fact.tenantId).find((p) => p.promotionId === applied.promotionId)?.promotion.limitPerCustomerPerDay !== undefined;
+        if (applied?.incentive.type === 'bonus' && order && payment.orderId) {
+          const command = { type: 'RecordBonus', orderId: payment.orderId, tenantId: fact.tenantId, paymentId: payment.id, promotionId: applied.promotionId, now: payment.updatedAt } as const;
+          for (const event of orderVisitDecider.decide(command, order.state)) {
+            order.state = orderVisitDecider.evolve(order.state, event);
+            order.events.push({ event, metadata: fact.metadata });
+          }
+        }
         const key = applied && limited ? customerKey : null;
         if (applied && key) {
           const { promotionId, localDate } = applied;

@@ -117,6 +117,8 @@ export type PaymentCommand =
        * nor a buyer email (the promotion then does not apply).
        */
       promotionUses?: (promotionId: string, localDate: string) => number | null;
+      /** Another tender of this payment's order was given a fixed promotion bonus: this one gets no fixed bonus. */
+      orderBonusTaken?: boolean;
       source: string;
       /** Omitted: `reactor`. */
       walletEffect?: WalletEffect;
@@ -203,10 +205,12 @@ function complete(command: ObservePayment): PaymentEvent {
       })
     : null;
   const basePoints = exclusion ? 0 : (evaluation?.points ?? 0);
-  // A promotion adds to a purchase that earns by the rules (at most one: the one giving the most points).
+  // A promotion adds to a purchase that earns by the rules (at most one: the one giving the most points); a fixed
+  // bonus once per order, not per tender.
+  const promotions = command.orderBonusTaken ? command.promotions?.filter((p) => p.promotion.incentive.type !== 'bonus') : command.promotions;
   const promotion =
-    basePoints > 0 && command.promotions?.length
-      ? bestPromotion(command.promotions, {
+    basePoints > 0 && promotions?.length
+      ? bestPromotion(promotions, {
           createdAt: payment.createdAt,
           locationId: payment.locationId,
           amountMinor: payment.amountMinor,

@@ -48,12 +48,12 @@ async function purchaseOf(paymentId: string) {
 }
 
 /** Ann pays `amount` cents at `at` (Square's `created_at`); answers the points and the promotion recorded. */
-async function pay(at: string, options: { amount?: number; locationId?: string; customerId?: string | null; buyerEmail?: string } = {}) {
+async function pay(at: string, options: { amount?: number; locationId?: string; customerId?: string | null; buyerEmail?: string; orderId?: string } = {}) {
   const paymentId = `pay-${uuid().slice(0, 12)}`;
   const eventId = `evt-${paymentId}`;
   const customerId = options.customerId === undefined ? 'cust-ann' : options.customerId;
   const answer = await send(
-    paymentWebhook({ eventId, merchantId: MERCHANT, paymentId, amount: options.amount ?? 1000, customerId, createdAt: at, updatedAt: at, locationId: options.locationId ?? 'L-MAIN', ...(options.buyerEmail ? { buyerEmail: options.buyerEmail } : {}) }),
+    paymentWebhook({ eventId, merchantId: MERCHANT, paymentId, amount: options.amount ?? 1000, customerId, createdAt: at, updatedAt: at, locationId: options.locationId ?? 'L-MAIN', ...(options.buyerEmail ? { buyerEmail: options.buyerEmail } : {}), ...(options.orderId ? { orderId: options.orderId } : {}) }),
   );
   if (answer.status !== 200) throw new Error(`webhook refused: ${answer.status}`);
   const row = await processed(eventId);
@@ -191,6 +191,28 @@ test.serial('at most one promotion applies to a purchase: the one giving the mos
   // Sunday 2027-03-21 10:00 EDT: brunch (+50) and triple (+2 × the rule's points) both qualify.
   t.like(await pay('2027-03-21T14:00:00Z', { amount: 1000 }), { points: 60, promotion: 'Sunday brunch', promotionPoints: 50 }, '$10: +50 beats +20');
   t.like(await pay('2027-03-21T14:05:00Z', { amount: 10000 }), { points: 300, promotion: 'Triple on the 21st', promotionPoints: 200 }, '$100: +200 beats +50');
+});
+
+test.serial('a fixed bonus is given once per order, however many tenders pay it; a multiplier still scales each tender', async (t) => {
+  await schedule({ name: 'Bonus August 3rd', incentive: { type: 'bonus', points: 50 }, startsOn: '2027-08-03', endsOn: '2027-08-03' });
+  const before = await balance();
+  // A $10 order paid as five $2 tenders (gift cards, then a card): one at a time, then three decided together.
+  const orderId = `order-split-${uuid().slice(0, 8)}`;
+  const first = await pay('2027-08-03T14:00:00Z', { amount: 200, orderId });
+  const second = await pay('2027-08-03T14:00:01Z', { amount: 200, orderId });
+  const rest = await Promise.all(['2027-08-03T14:00:02Z', '2027-08-03T14:00:03Z', '2027-08-03T14:00:04Z'].map((at) => pay(at, { amount: 200, orderId })));
+  t.like(first, { points: 52, promotion: 'Bonus August 3rd', promotionPoints: 50 }, 'the first tender that earns takes the bonus');
+  t.deepEqual([second, ...rest].map((p) => [p.points, p.promotionPoints]), [[2, 0], [2, 0], [2, 0], [2, 0]], 'the other tenders earn by the rule only');
+  t.is(await balance(), before + 60, '10 points for $10 and the bonus once: 60, not 260');
+  // Two tenders of another order sent together: exactly one gets the bonus, whichever is decided first.
+  const other = `order-split-${uuid().slice(0, 8)}`;
+  const both = await Promise.all(['2027-08-03T15:00:00Z', '2027-08-03T15:00:01Z'].map((at) => pay(at, { amount: 500, orderId: other })));
+  t.deepEqual(both.map((p) => p.promotionPoints).sort(), [0, 50]);
+  // A multiplier scales the points of each tender, split or not.
+  await schedule({ name: 'Double August 4th', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: '2027-08-04', endsOn: '2027-08-04' });
+  const doubled = `order-split-${uuid().slice(0, 8)}`;
+  const tenders = [await pay('2027-08-04T14:00:00Z', { amount: 300, orderId: doubled }), await pay('2027-08-04T14:00:01Z', { amount: 700, orderId: doubled })];
+  t.deepEqual(tenders.map((p) => p.points), [6, 14]);
 });
 
 test.serial('a limit per customer per day counts per local day, also for payments decided together', async (t) => {

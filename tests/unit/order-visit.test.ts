@@ -3,7 +3,7 @@
  * visit on the order's amount seen so far; a declined or voided tender adds nothing, also after it was seen approved.
  */
 import test from 'ava';
-import { orderVisitDecider, type OrderVisitCommand, type OrderVisitEvent } from '../../domain/payments/order-visit.ts';
+import { bonusTakenBy, orderVisitDecider, type OrderVisitCommand, type OrderVisitEvent } from '../../domain/payments/order-visit.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
 const spec = deciderSpec(orderVisitDecider);
@@ -29,4 +29,15 @@ test('a tender seen approved and then voided no longer adds to the order; seen a
   spec(t).given(seen('a', 450), seen('a', 0)).when(tender('b', 450, true)).then([seen('b', 450), counted('b', 450)]);
   // An approved tender seen again is not seen twice.
   spec(t).given(seen('a', 450)).when(tender('a', 450)).thenNothing();
+});
+
+test('a fixed promotion bonus is recorded once per order: the first tender given it keeps it', (t) => {
+  const bonus = (paymentId: string): OrderVisitCommand => ({ type: 'RecordBonus', ...order, paymentId, promotionId: 'promo-1', now });
+  const applied = (paymentId: string): OrderVisitEvent => ({ type: 'OrderBonusApplied', data: { ...order, paymentId, promotionId: 'promo-1', appliedAt: now } });
+  spec(t).given().when(bonus('a')).then([applied('a')]);
+  spec(t).given(seen('a', 200), applied('a')).when(bonus('b')).thenNothing();
+  spec(t).given(applied('a')).when(bonus('a')).thenNothing();
+  const state = [seen('a', 200), applied('a')].reduce(orderVisitDecider.evolve, orderVisitDecider.initialState);
+  t.true(bonusTakenBy(state, 'b'), 'another tender of the order finds the bonus taken');
+  t.false(bonusTakenBy(state, 'a'), 'the tender that took it, decided again, still may');
 });
