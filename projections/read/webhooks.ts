@@ -48,11 +48,19 @@ export interface WebhookFilter {
   limit: number;
 }
 
+/**
+ * The cursor holds the row's `received_at` to the microsecond, as stored: at the answers' milliseconds, the rows of
+ * one millisecond after a page's last were skipped (a burst recorded by one statement shares one `received_at`).
+ */
 const encodeCursor = (receivedAt: string, eventId: string) => Buffer.from(JSON.stringify([receivedAt, eventId])).toString('base64url');
+/** `received_at` exactly, in ISO 8601 (UTC, microseconds). */
+const CURSOR_AT = `to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "cursorAt"`;
 function decodeCursor(cursor: string): [string, string] {
   try {
-    // The id goes to PostgreSQL as text: no control characters (a NUL is refused there with an error), bounded.
-    return z.tuple([z.string().datetime(), z.string().max(255).regex(/^[^\u0000-\u001f\u007f]*$/)]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    // Both go to PostgreSQL: a time it can store (years 1–9999; 0000 is out of its range), an id as text with no
+    // control characters (a NUL is refused there with an error), bounded.
+    const at = z.string().datetime().regex(/^(?!0000)\d{4}-/);
+    return z.tuple([at, z.string().max(255).regex(/^[^\u0000-\u001f\u007f]*$/)]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
   } catch {
     throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
   }
@@ -83,14 +91,14 @@ export async function listWebhooks(pool: pg.Pool, filter: WebhookFilter): Promis
     where.push(`(received_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
   }
   params.push(filter.limit + 1);
-  const { rows } = await pool.query(
-    `SELECT ${COLUMNS}
+  const { rows } = await pool.query<{ cursorAt: string }>(
+    `SELECT ${COLUMNS}, ${CURSOR_AT}
        FROM pos_webhook_events_raw ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY received_at DESC, id DESC LIMIT $${params.length}`,
     params,
   );
-  const parsed = rows.map((r) => webhookRow.parse(r));
-  const page = parsed.slice(0, filter.limit);
+  const page = rows.slice(0, filter.limit);
   const last = page.at(-1);
-  return { items: page, nextCursor: parsed.length > filter.limit && last ? encodeCursor(last.receivedAt, last.eventId) : null };
+  const items = page.map((r) => webhookRow.parse(r));
+  return { items, nextCursor: rows.length > filter.limit && last ? encodeCursor(last.cursorAt, items.at(-1)!.eventId) : null };
 }

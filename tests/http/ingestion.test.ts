@@ -237,8 +237,29 @@ test.serial('the admin list filters by outcome, tenant, type and time, newest fi
   const bad = await call('GET', '/api/v1/admin/webhooks?outcome=happy&from=yesterday', { token: admin });
   t.is(bad.status, 400);
   t.regex(bad.body.error.message, /outcome must be one of/);
-  // A cursor not made here, even one that decodes (an id with a NUL PostgreSQL would refuse), is a 400 naming it.
-  for (const forged of [Buffer.from(JSON.stringify(['2026-01-01T00:00:00Z', 'evt\u0000x'])).toString('base64url'), 'not-a-cursor']) {
+  // A burst stored by one statement shares one received_at, to the microsecond: paging by 2 lists every one of them,
+  // where a cursor at the answers' milliseconds skipped the rest of that millisecond.
+  const burst = uuid();
+  await service.database.pool.query(
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, tenant_id, event_type, raw_body, received_at, processed, outcome)
+     SELECT 'evt-burst-' || i, 'M-BURST', $1, 'payment.updated', '{}', '2026-12-07T10:00:00.123456Z', true, 'duplicate' FROM generate_series(1, 5) i`,
+    [burst],
+  );
+  const paged: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { body: { items: { eventId: string }[]; nextCursor: string | null } } = await call('GET', `/api/v1/admin/webhooks?tenantId=${burst}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: admin });
+    paged.push(...page.body.items.map((i) => i.eventId));
+    cursor = page.body.nextCursor;
+  } while (cursor);
+  t.deepEqual(paged, ['evt-burst-5', 'evt-burst-4', 'evt-burst-3', 'evt-burst-2', 'evt-burst-1']);
+  // A cursor not made here, even one that decodes (an id with a NUL PostgreSQL would refuse, a year PostgreSQL cannot
+  // store), is a 400 naming it.
+  for (const forged of [
+    Buffer.from(JSON.stringify(['2026-01-01T00:00:00Z', 'evt\u0000x'])).toString('base64url'),
+    Buffer.from(JSON.stringify(['0000-01-01T00:00:00Z', 'x'])).toString('base64url'),
+    'not-a-cursor',
+  ]) {
     const refused = await call('GET', `/api/v1/admin/webhooks?cursor=${forged}`, { token: admin });
     t.is(refused.status, 400, forged);
     t.regex(refused.body.error.message, /cursor/);
