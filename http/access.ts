@@ -32,6 +32,11 @@ declare module 'koa' {
     caller?: Caller;
     /** The tenant a `tenant` route acts on. */
     tenantId?: string;
+    /**
+     * Runs this request's access checks again (token, account status, role): a long-lived answer (the live event
+     * tail) calls it now and then and ends when it throws, so a suspension or an expired token ends it too.
+     */
+    recheckAccess?: () => Promise<void>;
   }
 }
 
@@ -142,6 +147,7 @@ export function accessControl(check: AccessCheck) {
   return (access: Access): Middleware =>
     access === 'public' ? (_ctx, next) => next() : async (ctx: Context, next: Next): Promise<void> => {
       await check(access, ctx);
+      ctx.state.recheckAccess = () => check(access, ctx);
       return next();
     };
 }

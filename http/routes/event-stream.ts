@@ -25,6 +25,8 @@ export interface EventStreamDependencies {
   maxQueuedBytes?: number;
   /** Comment frames keep idle connections open through proxies; 15 s unless given. */
   heartbeatMs?: number;
+  /** How often a connection's access is checked again (a suspended admin, an expired token); 5 s unless given. */
+  accessRecheckMs?: number;
 }
 
 const streamQuery = z
@@ -108,6 +110,7 @@ function frameText(event: RecordedEvent): string {
 export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
   const maxQueuedBytes = deps.maxQueuedBytes ?? 4 * 1024 * 1024;
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
+  const accessRecheckMs = deps.accessRecheckMs ?? 5_000;
   return [
     route({
       method: 'get',
@@ -132,8 +135,14 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
         const log = ctx.log;
         let subscription: RxSubscription | undefined;
         const writer = new BoundedWriter(out, maxQueuedBytes);
+        // An answer that never ends outlives the checks made when it began: they are made again while it runs, and
+        // a caller suspended since, or whose token has expired, is cut off.
+        const recheck = setInterval(() => {
+          ctx.state.recheckAccess?.().catch((error: unknown) => close(`access withdrawn: ${error instanceof Error ? error.message : String(error)}`));
+        }, accessRecheckMs);
         const close = (why?: string) => {
           if (writer.closed) return;
+          clearInterval(recheck);
           writer.close();
           subscription?.unsubscribe();
           if (why) log.warn({ why }, 'event tail: client dropped');

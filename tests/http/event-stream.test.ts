@@ -17,11 +17,13 @@ const PATH = '/api/v1/admin/events/stream';
 let service: TestService;
 let call: ReturnType<typeof api>;
 let admin: string;
+const adminId = `admin-${uuid()}`;
+const SECOND_ADMIN_EMAIL = 'second@tail.test';
 
 test.before(async () => {
-  service = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL });
+  service = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: `${ADMIN_EMAIL},${SECOND_ADMIN_EMAIL}` });
   call = api(service.url);
-  admin = await tokenFor(`admin-${uuid()}`, ADMIN_EMAIL);
+  admin = await tokenFor(adminId, ADMIN_EMAIL);
   await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
 });
 test.after.always(async () => {
@@ -39,6 +41,7 @@ async function tail(query: string, headers: Record<string, string> = {}) {
   const response = await fetch(`${service.url}${PATH}${query}`, { headers: { authorization: `Bearer ${admin}`, ...headers }, signal: controller.signal });
   const frames: Frame[] = [];
   let text = '';
+  let ended = false;
   const reading = (async () => {
     const decoder = new TextDecoder();
     try {
@@ -54,12 +57,15 @@ async function tail(query: string, headers: Record<string, string> = {}) {
         }
       }
     } catch {
-      // aborted by the test
+      // aborted by the test, or cut by the server
     }
+    ended = true;
   })();
   return {
     response,
     frames,
+    /** Whether the server ended the answer (or the test closed it). */
+    ended: () => ended,
     async waitFor(count: number) {
       return eventually(async () => frames.length, (n) => n >= count, { timeoutMs: 30_000, intervalMs: 20 });
     },
@@ -161,4 +167,29 @@ test.serial('a client that stops reading is dropped once its queue passes the bo
   t.deepEqual(reader.frames.map((f) => f.event.data.n), Array.from({ length: count }, (_, i) => i));
   await reader.close();
   stuck.destroy();
+});
+
+test.serial('a tail ends once its admin is suspended, or once the token it was opened with expires', async (t) => {
+  t.timeout(60_000);
+  // A second admin opens a tail; the first suspends them: the open answer ends too (checked again every 5 s).
+  const secondId = `admin-${uuid()}`;
+  const second = await tokenFor(secondId, SECOND_ADMIN_EMAIL);
+  t.is((await call('POST', '/api/v1/me/register', { token: second, body: { role: 'consumer' } })).status, 201);
+  const theirs = await tail('?type=UserRegistered', { authorization: `Bearer ${second}` });
+  t.is(theirs.response.status, 200);
+  const suspended = await call('PATCH', `/api/v1/admin/users/${secondId}/suspend`, { token: admin, body: { reason: 'left the company' } });
+  t.is(suspended.status, 200);
+  t.true(await eventually(async () => theirs.ended(), Boolean, { timeoutMs: 15_000, intervalMs: 50 }), 'the suspended admin\'s tail ended');
+  t.true(service.logs.some((line) => line.includes('access withdrawn') && line.includes('suspended')));
+
+  // A token valid for 2 s more: its tail ends once it has expired.
+  const shortLived = await tokenFor(adminId, ADMIN_EMAIL, { ttl: '2s' });
+  const opened = Date.now();
+  const mine = await tail('?type=UserRegistered', { authorization: `Bearer ${shortLived}` });
+  t.is(mine.response.status, 200);
+  t.true(await eventually(async () => mine.ended(), Boolean, { timeoutMs: 15_000, intervalMs: 50 }), 'the tail of the expired token ended');
+  t.true(Date.now() - opened >= 1_000, 'not before the token expired');
+  const reader = await tail('?type=UserRegistered');
+  t.false(reader.ended(), 'a tail with a valid token goes on');
+  await reader.close();
 });
