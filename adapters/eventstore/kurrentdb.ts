@@ -76,12 +76,19 @@ const metadataSchema = z
  * `multiStreamAppend` sends metadata as the record's properties, whose values must be strings, and v1 readers
  * get the properties back as a JSON object. So those events carry their metadata as JSON in this one property,
  * unwrapped on reading; events written by `append` carry it as plain JSON custom metadata.
+ * KurrentDB 25.1 adds keys of its own to that object (`$schema.name`, `$schema.format`); `$`-prefixed keys are the
+ * server's, so they are set aside before unwrapping (the metadata itself is inside the property).
  */
 const WRAPPED_METADATA = 'tally-metadata';
 const wrappedMetadataSchema = z.strictObject({ [WRAPPED_METADATA]: z.string() });
 
+const withoutServerKeys = (metadata: unknown): unknown =>
+  metadata !== null && typeof metadata === 'object' && !Array.isArray(metadata)
+    ? Object.fromEntries(Object.entries(metadata).filter(([key]) => !key.startsWith('$')))
+    : metadata;
+
 function unwrapMetadata(metadata: unknown): unknown {
-  const wrapped = wrappedMetadataSchema.safeParse(metadata);
+  const wrapped = wrappedMetadataSchema.safeParse(withoutServerKeys(metadata));
   if (!wrapped.success) return metadata;
   try {
     return JSON.parse(wrapped.data[WRAPPED_METADATA]);

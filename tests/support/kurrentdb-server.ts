@@ -746,18 +746,22 @@ function v2Expectation(request: V2StreamsPb.AppendRequest): Expectation {
 
 /**
  * A v2 record as the server stores it: the schema name is the event type, and the record's properties become
- * the event's metadata, which v1 readers receive as a JSON object of the properties.
+ * the event's metadata, which v1 readers receive as a JSON object of the properties plus two keys the server
+ * adds (KurrentDB 25.1.0, `EventRecord.SynthesizeMetadataFromProperties`): `$schema.name`, the event type, and
+ * `$schema.format`, `Json` for JSON records.
  */
 function proposedRecord(record: V2StreamsPb.AppendRecord): ProposedEvent {
   const properties: Record<string, unknown> = {};
   record.getPropertiesMap().forEach((value, key) => (properties[key] = value.toJavaScript()));
   const json = record.getSchema()?.getFormat() === v2StreamsPb.SchemaFormat.SCHEMA_FORMAT_JSON;
+  properties['$schema.name'] = record.getSchema()?.getName() ?? '';
+  if (json) properties['$schema.format'] = 'Json';
   return {
     id: record.getRecordId() ?? randomUUID(),
     type: record.getSchema()?.getName() ?? '',
     contentType: json ? 'application/json' : 'application/octet-stream',
     data: record.getData_asU8(),
-    customMetadata: Object.keys(properties).length ? Buffer.from(JSON.stringify(properties)) : new Uint8Array(),
+    customMetadata: Buffer.from(JSON.stringify(properties)),
   };
 }
 
