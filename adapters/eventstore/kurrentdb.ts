@@ -27,6 +27,7 @@ import {
   streamNameFilter,
   TimeoutError,
   UnavailableError,
+  UnknownError,
   UnsupportedError,
   WrongExpectedVersionError,
   type AllStreamRecordedEvent,
@@ -152,7 +153,17 @@ const toActual = (state: CurrentStreamState): number | 'no_stream' =>
   state === NO_STREAM || state < 0n ? 'no_stream' : Number(state);
 
 /**
- * Failures worth a retry: the server is down, restarting, not the leader, or timed out. Some client paths
+ * Why KurrentDB did not handle an append it answers on `Streams/BatchAppend` (`NotHandled`: not ready, too busy,
+ * no leader known). Its answer carries only this text, which the client reports as an `UnknownError`
+ * "Could not recognize <text>".
+ */
+const NOT_HANDLED = ['Server Is Not Ready', 'Server Is Busy', 'No leader info available in response'];
+
+const isNotHandled = (error: unknown) =>
+  error instanceof UnknownError && NOT_HANDLED.some((reason) => error.message.endsWith(reason));
+
+/**
+ * Failures worth a retry: the server is down, restarting, not the leader, busy, or timed out. Some client paths
  * (e.g. its feature probe before an append) throw raw gRPC errors, hence the conversion first.
  */
 function isTransient(error: unknown): error is Error {
@@ -162,7 +173,8 @@ function isTransient(error: unknown): error is Error {
     converted instanceof NotLeaderError ||
     converted instanceof CancelledError ||
     converted instanceof DeadlineExceededError ||
-    converted instanceof TimeoutError
+    converted instanceof TimeoutError ||
+    isNotHandled(converted)
   );
 }
 

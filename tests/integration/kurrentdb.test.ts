@@ -107,6 +107,17 @@ for (const advertiseBatchAppend of [true, false]) {
   });
 }
 
+for (const reason of ['not-ready', 'busy', 'no-leader-info'] as const) {
+  test(`[BatchAppend] an append the server did not handle (${reason}) fails as EventStoreUnavailable; the retry succeeds`, async (t) => {
+    const { server, store } = await isolated(t);
+    const batch = [event(1), event(2)];
+    server.failNext(reason);
+    await t.throwsAsync(store.append('order-11', batch, 'no_stream'), { instanceOf: EventStoreUnavailable });
+    t.is((await store.append('order-11', batch, 'no_stream')).nextExpectedRevision, 1);
+    t.is(server.appendsServed.batchAppend, 1, 'the first append was not handled');
+  });
+}
+
 test('reads that meet an unavailable server or a follower fail as EventStoreUnavailable', async (t) => {
   const { server, store } = await isolated(t);
   await store.append('order-9', [event(1)], 'no_stream');

@@ -46,7 +46,20 @@ const v2ErrorsPb: typeof V2ErrorsPb = requireFromClient(`${generatedV2}/errors_p
 const { ReadReq, ReadResp, AppendReq, AppendResp, BatchAppendReq, BatchAppendResp } = streamsPb;
 const ReadOptions = ReadReq.Options;
 
-export type FailureKind = 'unavailable' | 'not-leader';
+/**
+ * Why KurrentDB 25.1.0 did not handle an append (`NotHandled` in `Streams.BatchAppend`): it answers that
+ * append's correlation id with a `google.rpc.Status` whose message is the reason's text and whose detail is
+ * an empty message (`google.protobuf.Empty`), and keeps the call open.
+ */
+export type NotHandledReason = 'not-ready' | 'busy' | 'no-leader-info';
+export type FailureKind = 'unavailable' | 'not-leader' | NotHandledReason;
+
+const NOT_HANDLED: Record<NotHandledReason, string> = {
+  'not-ready': 'Server Is Not Ready',
+  busy: 'Server Is Busy',
+  'no-leader-info': 'No leader info available in response',
+};
+const isNotHandled = (kind: FailureKind): kind is NotHandledReason => kind in NOT_HANDLED;
 
 export interface KurrentDbTestServerOptions {
   /**
@@ -68,7 +81,10 @@ export interface KurrentDbTestServer {
   connectionString: string;
   port: number;
   stop(): Promise<void>;
-  /** The next Streams call (read, subscription, append, batch-append request or v2 append session) fails with this error. */
+  /**
+   * The next Streams call (read, subscription, append, batch-append request or v2 append session) fails with this
+   * error. A `NotHandledReason` is an answer of `Streams/BatchAppend` only: the next batch append gets it.
+   */
   failNext(kind: FailureKind): void;
   /** Ends every open subscription with UNAVAILABLE, as a server restart or leader change would. */
   dropSubscriptions(): void;
@@ -457,8 +473,15 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
   let port = 0;
   const takeFailure = (): grpc.ServiceError | undefined => {
     const kind = pendingFailure;
+    if (!kind || isNotHandled(kind)) return undefined;
     pendingFailure = undefined;
-    return kind && injectedError(kind, port);
+    return injectedError(kind, port);
+  };
+  const takeNotHandled = (): NotHandledReason | undefined => {
+    const kind = pendingFailure;
+    if (!kind || !isNotHandled(kind)) return undefined;
+    pendingFailure = undefined;
+    return kind;
   };
   const subscriptions = new Set<{ drop(): void }>();
   const appendsServed = { append: 0, batchAppend: 0, appendSession: 0 };
@@ -557,6 +580,8 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
         batch.events.push(...request.getProposedMessagesList().map(proposedEvent));
         if (!request.getIsFinal()) return;
         pending.delete(correlation);
+        const notHandled = takeNotHandled();
+        if (notHandled) return void call.write(notHandledResponse(notHandled, batch.options, request.getCorrelationId()!));
         appendsServed.batchAppend++;
         const stream = streamName(batch.options.getStreamIdentifier());
         const outcome = append(stream, batch.events, batchExpectation(batch.options));
@@ -813,6 +838,21 @@ function appendResponse(outcome: AppendOutcome, options: StreamsPb.AppendReq.Opt
   else if (expected.kind === 'stream_exists') wrong.setExpectedStreamExists(new sharedPb.Empty());
   else wrong.setExpectedAny(new sharedPb.Empty());
   return new AppendResp().setWrongExpectedVersion(wrong);
+}
+
+/** A batch append the server did not handle, as KurrentDB 25.1.0 answers it (see `NotHandledReason`). */
+function notHandledResponse(
+  reason: NotHandledReason,
+  options: StreamsPb.BatchAppendReq.Options,
+  correlationId: UuidMessage,
+): StreamsPb.BatchAppendResp {
+  const details = new anyPb.Any();
+  details.pack(new emptyPb.Empty().serializeBinary(), 'google.protobuf.Empty');
+  const status = new statusPb.Status().setMessage(NOT_HANDLED[reason]).setDetails(details);
+  return new BatchAppendResp()
+    .setCorrelationId(correlationId)
+    .setStreamIdentifier(options.getStreamIdentifier())
+    .setError(status);
 }
 
 /** `Streams/BatchAppend` reports a wrong expected version as a google.rpc.Status carrying a packed detail. */
