@@ -46,6 +46,7 @@ import { z } from 'zod';
 import { checkAppendManyRequests, ConcurrencyConflict, EventStoreUnavailable, MultiStreamConflict } from '../../domain/ports/event-store.ts';
 import type * as Port from '../../domain/ports/event-store.ts';
 import { appendInOrder } from './append-in-order.ts';
+import { notLeaderNode, type Endpoint } from './kurrentdb-not-leader.ts';
 
 /**
  * Positions look like `<commit>:<prepare>`, each zero-padded to the 20 digits of a uint64, so that they also
@@ -219,11 +220,26 @@ async function collect(events: AsyncIterable<AllStreamResolvedEvent>): Promise<A
 /** Smallest page for limited `$all` reads, so a selective client-side filter does not mean many round trips. */
 const MIN_PAGE = 64;
 
+/**
+ * Makes a client: to the configured server(s), or, after a v2 not-leader answer, towards the leader it named
+ * (which the client does by itself only for v1 answers).
+ */
+export type KurrentDbConnect = (leader?: Endpoint) => KurrentDBClient;
+
 export class KurrentDbEventStore implements Port.EventStore {
   private readonly subscriptions = new Set<KurrentDbSubscription>();
   private multiStream: Promise<boolean> | undefined;
+  private client: KurrentDBClient;
+  /**
+   * Clients replaced after a not-leader answer, closed with the store: calls still under way on them (an append,
+   * a subscription reading from the follower) finish there rather than being cancelled, which the client would
+   * report as an unrecognised error.
+   */
+  private readonly replaced: KurrentDBClient[] = [];
 
-  constructor(private readonly client: KurrentDBClient) {}
+  constructor(private readonly connect: KurrentDbConnect) {
+    this.client = connect();
+  }
 
   async append(stream: string, events: readonly Port.NewEvent[], expected: Port.ExpectedRevision): Promise<Port.AppendResult> {
     if (events.length === 0) throw new TypeError('append needs at least one event');
@@ -256,8 +272,9 @@ export class KurrentDbEventStore implements Port.EventStore {
       expectedState: toStreamState(request.expected),
     }));
     let revisions: Map<string, number>;
+    const client = this.client;
     try {
-      const result = await this.client.multiStreamAppend(streams);
+      const result = await client.multiStreamAppend(streams);
       revisions = new Map(result.responses.map((response) => [response.streamName, Number(response.revision)]));
     } catch (error) {
       if (error instanceof WrongExpectedVersionError) {
@@ -274,6 +291,12 @@ export class KurrentDbEventStore implements Port.EventStore {
           cause: error,
         });
       }
+      const notLeader = notLeaderNode(error);
+      if (notLeader) {
+        this.reconnect(client, notLeader.leader);
+        const towards = notLeader.leader ? ` ${notLeader.leader.host}:${notLeader.leader.port}` : '';
+        throw new EventStoreUnavailable(`KurrentDB: not the leader; reconnecting to the leader${towards}`, { cause: error });
+      }
       throw translate(error);
     }
     const written = await Promise.all(
@@ -287,6 +310,13 @@ export class KurrentDbEventStore implements Port.EventStore {
     );
     const position = written.reduce((latest, s) => (this.isAfter(s.position, latest) ? s.position : latest), written[0]!.position);
     return { streams: written, position };
+  }
+
+  /** Once per failed client: calls that failed on it together reconnect once. */
+  private reconnect(failed: KurrentDBClient, leader: Endpoint | undefined): void {
+    if (this.client !== failed) return;
+    this.replaced.push(failed);
+    this.client = this.connect(leader);
   }
 
   /**
@@ -416,12 +446,27 @@ export class KurrentDbEventStore implements Port.EventStore {
   async close(): Promise<void> {
     // The client's dispose cancels subscription calls silently, which would leave their iterators pending.
     await Promise.all([...this.subscriptions].map((subscription) => subscription.stop()));
-    await this.client.dispose();
+    await Promise.all([this.client, ...this.replaced].map((client) => client.dispose()));
   }
 }
 
 export function createKurrentDbEventStore(connectionString: string): KurrentDbEventStore {
-  return new KurrentDbEventStore(KurrentDBClient.connectionString(connectionString));
+  return new KurrentDbEventStore((leader) =>
+    KurrentDBClient.connectionString(leader ? towardsLeader(connectionString, leader) : connectionString),
+  );
+}
+
+/**
+ * A connection string that reaches the leader: with discovery (`+discover`, or several hosts: gossip) the same
+ * string, whose discovery finds the leader (node preference `leader`, the default); with one host, that host
+ * replaced by the leader's, other settings kept. Like the client after a v1 not-leader answer, which then stays on
+ * the leader.
+ */
+export function towardsLeader(connectionString: string, leader: Endpoint): string {
+  const match = /^([a-z+]+:\/\/(?:[^@/?]*@)?)([^/?]*)(.*)$/i.exec(connectionString);
+  if (!match || match[1]!.toLowerCase().includes('+discover') || match[2]!.includes(',')) return connectionString;
+  const host = leader.host.includes(':') ? `[${leader.host}]` : leader.host;
+  return `${match[1]}${host}:${leader.port}${match[3]}`;
 }
 
 interface SubscriptionSource {

@@ -142,6 +142,26 @@ test('an append session that meets an unavailable server fails as EventStoreUnav
   t.deepEqual(retried.streams.map((s) => s.nextExpectedRevision), [0, 0]);
 });
 
+test('an append session that meets a follower fails as EventStoreUnavailable; the next one goes to the leader it names', async (t) => {
+  const leader = await startKurrentDbTestServer();
+  t.teardown(() => leader.stop());
+  const { server: follower, store } = await isolated(t);
+  t.true(await store.supportsAtomicMultiStream(), 'asked before the fault, which the probe would otherwise meet');
+  const requests = [
+    { stream: 'order-21', events: [event(1)], expected: 'no_stream' as const },
+    { stream: 'wallet-21', events: [event(2)], expected: 'no_stream' as const },
+  ];
+  // KurrentDB 25.1's v2 answer: FAILED_PRECONDITION with NotLeaderNodeErrorDetails, which the client does not act on.
+  follower.failNext('not-leader', { leader: { host: '127.0.0.1', port: leader.port } });
+  await t.throwsAsync(store.appendMany(requests), { instanceOf: EventStoreUnavailable });
+
+  const retried = await store.appendMany(requests);
+  t.deepEqual(retried.streams.map((s) => s.nextExpectedRevision), [0, 0]);
+  t.is(leader.appendsServed.appendSession, 1, 'written on the leader');
+  t.is(follower.appendsServed.appendSession, 0, 'nothing written on the follower');
+  t.deepEqual((await store.readStream('wallet-21')).map((e) => e.data), [{ n: 2 }], 'read back from the leader');
+});
+
 test('the multi-stream capability is asked again after a transient failure, not remembered as absent', async (t) => {
   const { server, store } = await isolated(t);
   server.failNext('unavailable');
