@@ -27,6 +27,7 @@ import {
   streamNameFilter,
   TimeoutError,
   UnavailableError,
+  UnknownError,
   UnsupportedError,
   WrongExpectedVersionError,
   type AllStreamRecordedEvent,
@@ -45,6 +46,7 @@ import { z } from 'zod';
 import { checkAppendManyRequests, ConcurrencyConflict, EventStoreUnavailable, MultiStreamConflict } from '../../domain/ports/event-store.ts';
 import type * as Port from '../../domain/ports/event-store.ts';
 import { appendInOrder } from './append-in-order.ts';
+import { notLeaderNode, type Endpoint } from './kurrentdb-not-leader.ts';
 
 /**
  * Positions look like `<commit>:<prepare>`, each zero-padded to the 20 digits of a uint64, so that they also
@@ -76,12 +78,19 @@ const metadataSchema = z
  * `multiStreamAppend` sends metadata as the record's properties, whose values must be strings, and v1 readers
  * get the properties back as a JSON object. So those events carry their metadata as JSON in this one property,
  * unwrapped on reading; events written by `append` carry it as plain JSON custom metadata.
+ * KurrentDB 25.1 adds keys of its own to that object (`$schema.name`, `$schema.format`); `$`-prefixed keys are the
+ * server's, so they are set aside before unwrapping (the metadata itself is inside the property).
  */
 const WRAPPED_METADATA = 'tally-metadata';
 const wrappedMetadataSchema = z.strictObject({ [WRAPPED_METADATA]: z.string() });
 
+const withoutServerKeys = (metadata: unknown): unknown =>
+  metadata !== null && typeof metadata === 'object' && !Array.isArray(metadata)
+    ? Object.fromEntries(Object.entries(metadata).filter(([key]) => !key.startsWith('$')))
+    : metadata;
+
 function unwrapMetadata(metadata: unknown): unknown {
-  const wrapped = wrappedMetadataSchema.safeParse(metadata);
+  const wrapped = wrappedMetadataSchema.safeParse(withoutServerKeys(metadata));
   if (!wrapped.success) return metadata;
   try {
     return JSON.parse(wrapped.data[WRAPPED_METADATA]);
@@ -145,7 +154,17 @@ const toActual = (state: CurrentStreamState): number | 'no_stream' =>
   state === NO_STREAM || state < 0n ? 'no_stream' : Number(state);
 
 /**
- * Failures worth a retry: the server is down, restarting, not the leader, or timed out. Some client paths
+ * Why KurrentDB did not handle an append it answers on `Streams/BatchAppend` (`NotHandled`: not ready, too busy,
+ * no leader known). Its answer carries only this text, which the client reports as an `UnknownError`
+ * "Could not recognize <text>".
+ */
+const NOT_HANDLED = ['Server Is Not Ready', 'Server Is Busy', 'No leader info available in response'];
+
+const isNotHandled = (error: unknown) =>
+  error instanceof UnknownError && NOT_HANDLED.some((reason) => error.message.endsWith(reason));
+
+/**
+ * Failures worth a retry: the server is down, restarting, not the leader, busy, or timed out. Some client paths
  * (e.g. its feature probe before an append) throw raw gRPC errors, hence the conversion first.
  */
 function isTransient(error: unknown): error is Error {
@@ -155,7 +174,8 @@ function isTransient(error: unknown): error is Error {
     converted instanceof NotLeaderError ||
     converted instanceof CancelledError ||
     converted instanceof DeadlineExceededError ||
-    converted instanceof TimeoutError
+    converted instanceof TimeoutError ||
+    isNotHandled(converted)
   );
 }
 
@@ -200,11 +220,26 @@ async function collect(events: AsyncIterable<AllStreamResolvedEvent>): Promise<A
 /** Smallest page for limited `$all` reads, so a selective client-side filter does not mean many round trips. */
 const MIN_PAGE = 64;
 
+/**
+ * Makes a client: to the configured server(s), or, after a v2 not-leader answer, towards the leader it named
+ * (which the client does by itself only for v1 answers).
+ */
+export type KurrentDbConnect = (leader?: Endpoint) => KurrentDBClient;
+
 export class KurrentDbEventStore implements Port.EventStore {
   private readonly subscriptions = new Set<KurrentDbSubscription>();
   private multiStream: Promise<boolean> | undefined;
+  private client: KurrentDBClient;
+  /**
+   * Clients replaced after a not-leader answer, closed with the store: calls still under way on them (an append,
+   * a subscription reading from the follower) finish there rather than being cancelled, which the client would
+   * report as an unrecognised error.
+   */
+  private readonly replaced: KurrentDBClient[] = [];
 
-  constructor(private readonly client: KurrentDBClient) {}
+  constructor(private readonly connect: KurrentDbConnect) {
+    this.client = connect();
+  }
 
   async append(stream: string, events: readonly Port.NewEvent[], expected: Port.ExpectedRevision): Promise<Port.AppendResult> {
     if (events.length === 0) throw new TypeError('append needs at least one event');
@@ -237,8 +272,9 @@ export class KurrentDbEventStore implements Port.EventStore {
       expectedState: toStreamState(request.expected),
     }));
     let revisions: Map<string, number>;
+    const client = this.client;
     try {
-      const result = await this.client.multiStreamAppend(streams);
+      const result = await client.multiStreamAppend(streams);
       revisions = new Map(result.responses.map((response) => [response.streamName, Number(response.revision)]));
     } catch (error) {
       if (error instanceof WrongExpectedVersionError) {
@@ -255,6 +291,12 @@ export class KurrentDbEventStore implements Port.EventStore {
           cause: error,
         });
       }
+      const notLeader = notLeaderNode(error);
+      if (notLeader) {
+        this.reconnect(client, notLeader.leader);
+        const towards = notLeader.leader ? ` ${notLeader.leader.host}:${notLeader.leader.port}` : '';
+        throw new EventStoreUnavailable(`KurrentDB: not the leader; reconnecting to the leader${towards}`, { cause: error });
+      }
       throw translate(error);
     }
     const written = await Promise.all(
@@ -268,6 +310,13 @@ export class KurrentDbEventStore implements Port.EventStore {
     );
     const position = written.reduce((latest, s) => (this.isAfter(s.position, latest) ? s.position : latest), written[0]!.position);
     return { streams: written, position };
+  }
+
+  /** Once per failed client: calls that failed on it together reconnect once. */
+  private reconnect(failed: KurrentDBClient, leader: Endpoint | undefined): void {
+    if (this.client !== failed) return;
+    this.replaced.push(failed);
+    this.client = this.connect(leader);
   }
 
   /**
@@ -397,12 +446,27 @@ export class KurrentDbEventStore implements Port.EventStore {
   async close(): Promise<void> {
     // The client's dispose cancels subscription calls silently, which would leave their iterators pending.
     await Promise.all([...this.subscriptions].map((subscription) => subscription.stop()));
-    await this.client.dispose();
+    await Promise.all([this.client, ...this.replaced].map((client) => client.dispose()));
   }
 }
 
 export function createKurrentDbEventStore(connectionString: string): KurrentDbEventStore {
-  return new KurrentDbEventStore(KurrentDBClient.connectionString(connectionString));
+  return new KurrentDbEventStore((leader) =>
+    KurrentDBClient.connectionString(leader ? towardsLeader(connectionString, leader) : connectionString),
+  );
+}
+
+/**
+ * A connection string that reaches the leader: with discovery (`+discover`, or several hosts: gossip) the same
+ * string, whose discovery finds the leader (node preference `leader`, the default); with one host, that host
+ * replaced by the leader's, other settings kept. Like the client after a v1 not-leader answer, which then stays on
+ * the leader.
+ */
+export function towardsLeader(connectionString: string, leader: Endpoint): string {
+  const match = /^([a-z+]+:\/\/(?:[^@/?]*@)?)([^/?]*)(.*)$/i.exec(connectionString);
+  if (!match || match[1]!.toLowerCase().includes('+discover') || match[2]!.includes(',')) return connectionString;
+  const host = leader.host.includes(':') ? `[${leader.host}]` : leader.host;
+  return `${match[1]}${host}:${leader.port}${match[3]}`;
 }
 
 interface SubscriptionSource {

@@ -360,6 +360,27 @@ export function eventStoreContract(register: TestFn<ContractContext>, titlePrefi
     t.is<Position | undefined, Position | undefined>(result.position, feed.at(-1)?.position, "the call's position is its last event's");
   });
 
+  test('appendMany keeps every event its metadata: read from its stream, from $all and by a subscription', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    const metadata = { schemaVersion: 3, correlationId: 'request:abc', causationId: 'command:1', actor: 'user:1' };
+    await store.appendMany([
+      { stream: `${p}-wallet`, events: [newEvent('Credited', 1, { metadata })], expected: 'no_stream' },
+      { stream: `${p}-order`, events: [newEvent('Placed', 2, { metadata })], expected: 'no_stream' },
+    ]);
+    const mine = { streamPrefixes: [p] };
+    t.deepEqual((await store.readStream(`${p}-wallet`)).map((e) => e.metadata), [metadata]);
+    t.deepEqual((await store.readAll({ filter: mine })).map((e) => e.metadata), [metadata, metadata]);
+    const versions = await store.readAll({ filter: mine, omit: ['metadata'] });
+    t.deepEqual(versions.map((e) => e.metadata), [{ schemaVersion: 3 }, { schemaVersion: 3 }], 'decoded as version 3');
+    const sub = store.subscribeToAll({ filter: mine });
+    try {
+      t.deepEqual((await take(sub, 2)).events.map((e) => e.metadata), [metadata, metadata]);
+    } finally {
+      await sub.stop();
+    }
+  });
+
   test('appendMany with a wrong expected revision: atomic stores write nothing, others stop at the conflict', async (t) => {
     const { store } = t.context;
     const p = prefix();

@@ -107,6 +107,17 @@ for (const advertiseBatchAppend of [true, false]) {
   });
 }
 
+for (const reason of ['not-ready', 'busy', 'no-leader-info'] as const) {
+  test(`[BatchAppend] an append the server did not handle (${reason}) fails as EventStoreUnavailable; the retry succeeds`, async (t) => {
+    const { server, store } = await isolated(t);
+    const batch = [event(1), event(2)];
+    server.failNext(reason);
+    await t.throwsAsync(store.append('order-11', batch, 'no_stream'), { instanceOf: EventStoreUnavailable });
+    t.is((await store.append('order-11', batch, 'no_stream')).nextExpectedRevision, 1);
+    t.is(server.appendsServed.batchAppend, 1, 'the first append was not handled');
+  });
+}
+
 test('reads that meet an unavailable server or a follower fail as EventStoreUnavailable', async (t) => {
   const { server, store } = await isolated(t);
   await store.append('order-9', [event(1)], 'no_stream');
@@ -129,6 +140,26 @@ test('an append session that meets an unavailable server fails as EventStoreUnav
   t.deepEqual([...(await store.readStreams(['order-20', 'wallet-20'])).values()].map((events) => events.length), [0, 0]);
   const retried = await store.appendMany(requests);
   t.deepEqual(retried.streams.map((s) => s.nextExpectedRevision), [0, 0]);
+});
+
+test('an append session that meets a follower fails as EventStoreUnavailable; the next one goes to the leader it names', async (t) => {
+  const leader = await startKurrentDbTestServer();
+  t.teardown(() => leader.stop());
+  const { server: follower, store } = await isolated(t);
+  t.true(await store.supportsAtomicMultiStream(), 'asked before the fault, which the probe would otherwise meet');
+  const requests = [
+    { stream: 'order-21', events: [event(1)], expected: 'no_stream' as const },
+    { stream: 'wallet-21', events: [event(2)], expected: 'no_stream' as const },
+  ];
+  // KurrentDB 25.1's v2 answer: FAILED_PRECONDITION with NotLeaderNodeErrorDetails, which the client does not act on.
+  follower.failNext('not-leader', { leader: { host: '127.0.0.1', port: leader.port } });
+  await t.throwsAsync(store.appendMany(requests), { instanceOf: EventStoreUnavailable });
+
+  const retried = await store.appendMany(requests);
+  t.deepEqual(retried.streams.map((s) => s.nextExpectedRevision), [0, 0]);
+  t.is(leader.appendsServed.appendSession, 1, 'written on the leader');
+  t.is(follower.appendsServed.appendSession, 0, 'nothing written on the follower');
+  t.deepEqual((await store.readStream('wallet-21')).map((e) => e.data), [{ n: 2 }], 'read back from the leader');
 });
 
 test('the multi-stream capability is asked again after a transient failure, not remembered as absent', async (t) => {

@@ -22,6 +22,7 @@ import type * as StreamsPb from '@kurrent/kurrentdb-client/generated/kurrentdb/p
 import type * as V2StreamsGrpc from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v2/streams/streams_grpc_pb.js';
 import type * as V2StreamsPb from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v2/streams/streams_pb.js';
 import type * as V2ErrorsPb from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v2/streams/errors_pb.js';
+import type * as RpcErrorsPb from '@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v2/errors_pb.js';
 
 // Responses must be built from the client's own generated classes (its serializers check `instanceof`), and
 // well-known types from the google-protobuf copy those classes load: hence a require anchored in the client.
@@ -42,11 +43,25 @@ const generatedV2 = './generated/kurrentdb/protocols/v2/streams';
 const v2StreamsGrpc: typeof V2StreamsGrpc = requireFromClient(`${generatedV2}/streams_grpc_pb.js`);
 const v2StreamsPb: typeof V2StreamsPb = requireFromClient(`${generatedV2}/streams_pb.js`);
 const v2ErrorsPb: typeof V2ErrorsPb = requireFromClient(`${generatedV2}/errors_pb.js`);
+const rpcErrorsPb: typeof RpcErrorsPb = requireFromClient('./generated/kurrentdb/protocols/v2/errors_pb.js');
 
 const { ReadReq, ReadResp, AppendReq, AppendResp, BatchAppendReq, BatchAppendResp } = streamsPb;
 const ReadOptions = ReadReq.Options;
 
-export type FailureKind = 'unavailable' | 'not-leader';
+/**
+ * Why KurrentDB 25.1.0 did not handle an append (`NotHandled` in `Streams.BatchAppend`): it answers that
+ * append's correlation id with a `google.rpc.Status` whose message is the reason's text and whose detail is
+ * an empty message (`google.protobuf.Empty`), and keeps the call open.
+ */
+export type NotHandledReason = 'not-ready' | 'busy' | 'no-leader-info';
+export type FailureKind = 'unavailable' | 'not-leader' | NotHandledReason;
+
+const NOT_HANDLED: Record<NotHandledReason, string> = {
+  'not-ready': 'Server Is Not Ready',
+  busy: 'Server Is Busy',
+  'no-leader-info': 'No leader info available in response',
+};
+const isNotHandled = (kind: FailureKind): kind is NotHandledReason => kind in NOT_HANDLED;
 
 export interface KurrentDbTestServerOptions {
   /**
@@ -68,8 +83,13 @@ export interface KurrentDbTestServer {
   connectionString: string;
   port: number;
   stop(): Promise<void>;
-  /** The next Streams call (read, subscription, append, batch-append request or v2 append session) fails with this error. */
-  failNext(kind: FailureKind): void;
+  /**
+   * The next Streams call (read, subscription, append, batch-append request or v2 append session) fails with this
+   * error. A `NotHandledReason` is an answer of `Streams/BatchAppend` only: the next batch append gets it.
+   * A not-leader answer names `leader` (this server by default): in the v1 trailers, or, from the v2 append
+   * session, as KurrentDB 25.1.0 does (FAILED_PRECONDITION with a `NotLeaderNodeErrorDetails`, no trailer).
+   */
+  failNext(kind: FailureKind, options?: { leader?: { host: string; port: number } }): void;
   /** Ends every open subscription with UNAVAILABLE, as a server restart or leader change would. */
   dropSubscriptions(): void;
   /** Appends served so far, per RPC: shows which append path the client took. */
@@ -425,7 +445,10 @@ function readStream(events: readonly StoredEvent[], request: StreamsPb.ReadReq.O
   return selected.slice(0, count);
 }
 
-const injectedError = (kind: FailureKind, port: number): grpc.ServiceError => {
+type Leader = { host: string; port: number };
+
+const injectedError = (kind: FailureKind, leader: Leader, v2: boolean): grpc.ServiceError => {
+  if (kind === 'not-leader' && v2) return notLeaderNodeError(leader);
   const metadata = new grpc.Metadata();
   if (kind === 'unavailable') {
     return Object.assign(new Error('Server is unavailable (injected)'), {
@@ -435,10 +458,10 @@ const injectedError = (kind: FailureKind, port: number): grpc.ServiceError => {
     });
   }
   // A follower answers a leader-only call with NOT_FOUND and the leader's endpoint in the trailers;
-  // pointing back at this server lets the client reconnect here.
+  // pointing back at this server (the default) lets the client reconnect here.
   metadata.set('exception', 'not-leader');
-  metadata.set('leader-endpoint-host', '127.0.0.1');
-  metadata.set('leader-endpoint-port', String(port));
+  metadata.set('leader-endpoint-host', leader.host);
+  metadata.set('leader-endpoint-port', String(leader.port));
   return Object.assign(new Error('Leader info available (injected)'), {
     code: grpc.status.NOT_FOUND,
     details: 'Leader info available (injected)',
@@ -454,11 +477,20 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
   seedSystemEvents(log);
 
   let pendingFailure: FailureKind | undefined;
+  let pendingLeader: Leader | undefined;
   let port = 0;
-  const takeFailure = (): grpc.ServiceError | undefined => {
+  /** `v2`: the answer of the v2 append session, whose not-leader answer has its own shape. */
+  const takeFailure = (v2 = false): grpc.ServiceError | undefined => {
     const kind = pendingFailure;
+    if (!kind || isNotHandled(kind)) return undefined;
     pendingFailure = undefined;
-    return kind && injectedError(kind, port);
+    return injectedError(kind, pendingLeader ?? { host: '127.0.0.1', port }, v2);
+  };
+  const takeNotHandled = (): NotHandledReason | undefined => {
+    const kind = pendingFailure;
+    if (!kind || !isNotHandled(kind)) return undefined;
+    pendingFailure = undefined;
+    return kind;
   };
   const subscriptions = new Set<{ drop(): void }>();
   const appendsServed = { append: 0, batchAppend: 0, appendSession: 0 };
@@ -557,6 +589,8 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
         batch.events.push(...request.getProposedMessagesList().map(proposedEvent));
         if (!request.getIsFinal()) return;
         pending.delete(correlation);
+        const notHandled = takeNotHandled();
+        if (notHandled) return void call.write(notHandledResponse(notHandled, batch.options, request.getCorrelationId()!));
         appendsServed.batchAppend++;
         const stream = streamName(batch.options.getStreamIdentifier());
         const outcome = append(stream, batch.events, batchExpectation(batch.options));
@@ -581,7 +615,7 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
       const requests: V2StreamsPb.AppendRequest[] = [];
       call.on('data', (request: V2StreamsPb.AppendRequest) => requests.push(request));
       call.on('end', () => {
-        const failure = takeFailure();
+        const failure = takeFailure(true);
         if (failure) return callback(failure);
         if (requests.length === 0) {
           return callback(statusError(grpc.status.INVALID_ARGUMENT, 'Append session has no requests'));
@@ -708,8 +742,9 @@ export async function startKurrentDbTestServer(options: KurrentDbTestServerOptio
       for (const subscription of [...subscriptions]) subscription.drop();
       server.forceShutdown();
     },
-    failNext(kind) {
+    failNext(kind, { leader } = {}) {
       pendingFailure = kind;
+      pendingLeader = leader;
     },
     dropSubscriptions() {
       for (const subscription of [...subscriptions]) subscription.drop();
@@ -735,6 +770,33 @@ function statusError(code: grpc.status, message: string, detail?: { typeName: st
   return Object.assign(new Error(message), { code, details: message, metadata });
 }
 
+/**
+ * KurrentDB 25.1.0's answer to a v2 call on a follower: FAILED_PRECONDITION and a `google.rpc.Status` whose
+ * (repeated) details are a `google.rpc.ErrorInfo` and a `kurrent.rpc.NotLeaderNodeErrorDetails` naming the leader;
+ * no `exception` trailer. The client's `Status` class has a single `details` field, so the repeated field is
+ * written as two serialised parts, which on the wire is the same message.
+ */
+function notLeaderNodeError(leader: Leader): grpc.ServiceError {
+  const message = 'The server is not the leader node and cannot handle the request.';
+  const errorInfo = new anyPb.Any();
+  // google.rpc.ErrorInfo { reason = 1: "NOT_LEADER_NODE" }
+  errorInfo.pack(Buffer.concat([Buffer.from([0x0a, 15]), Buffer.from('NOT_LEADER_NODE')]), 'google.rpc.ErrorInfo');
+  const node = new rpcErrorsPb.NotLeaderNodeErrorDetails.NodeInfo().setHost(leader.host).setPort(leader.port);
+  const notLeader = new anyPb.Any();
+  notLeader.pack(
+    new rpcErrorsPb.NotLeaderNodeErrorDetails().setCurrentLeader(node).serializeBinary(),
+    'kurrent.rpc.NotLeaderNodeErrorDetails',
+  );
+  const code = grpc.status.FAILED_PRECONDITION as number as CodePb.Code;
+  const status = Buffer.concat([
+    new statusPb.Status().setCode(code).setMessage(message).setDetails(errorInfo).serializeBinary(),
+    new statusPb.Status().setDetails(notLeader).serializeBinary(),
+  ]);
+  const metadata = new grpc.Metadata();
+  metadata.set('grpc-status-details-bin', status);
+  return Object.assign(new Error(message), { code: grpc.status.FAILED_PRECONDITION, details: message, metadata });
+}
+
 /** v2 expected revisions: -1 no stream, -2 any (also when absent), -4 stream exists, else the revision. */
 function v2Expectation(request: V2StreamsPb.AppendRequest): Expectation {
   const expected = Number(request.getExpectedRevision() ?? '-2');
@@ -746,18 +808,22 @@ function v2Expectation(request: V2StreamsPb.AppendRequest): Expectation {
 
 /**
  * A v2 record as the server stores it: the schema name is the event type, and the record's properties become
- * the event's metadata, which v1 readers receive as a JSON object of the properties.
+ * the event's metadata, which v1 readers receive as a JSON object of the properties plus two keys the server
+ * adds (KurrentDB 25.1.0, `EventRecord.SynthesizeMetadataFromProperties`): `$schema.name`, the event type, and
+ * `$schema.format`, `Json` for JSON records.
  */
 function proposedRecord(record: V2StreamsPb.AppendRecord): ProposedEvent {
   const properties: Record<string, unknown> = {};
   record.getPropertiesMap().forEach((value, key) => (properties[key] = value.toJavaScript()));
   const json = record.getSchema()?.getFormat() === v2StreamsPb.SchemaFormat.SCHEMA_FORMAT_JSON;
+  properties['$schema.name'] = record.getSchema()?.getName() ?? '';
+  if (json) properties['$schema.format'] = 'Json';
   return {
     id: record.getRecordId() ?? randomUUID(),
     type: record.getSchema()?.getName() ?? '',
     contentType: json ? 'application/json' : 'application/octet-stream',
     data: record.getData_asU8(),
-    customMetadata: Object.keys(properties).length ? Buffer.from(JSON.stringify(properties)) : new Uint8Array(),
+    customMetadata: Buffer.from(JSON.stringify(properties)),
   };
 }
 
@@ -809,6 +875,21 @@ function appendResponse(outcome: AppendOutcome, options: StreamsPb.AppendReq.Opt
   else if (expected.kind === 'stream_exists') wrong.setExpectedStreamExists(new sharedPb.Empty());
   else wrong.setExpectedAny(new sharedPb.Empty());
   return new AppendResp().setWrongExpectedVersion(wrong);
+}
+
+/** A batch append the server did not handle, as KurrentDB 25.1.0 answers it (see `NotHandledReason`). */
+function notHandledResponse(
+  reason: NotHandledReason,
+  options: StreamsPb.BatchAppendReq.Options,
+  correlationId: UuidMessage,
+): StreamsPb.BatchAppendResp {
+  const details = new anyPb.Any();
+  details.pack(new emptyPb.Empty().serializeBinary(), 'google.protobuf.Empty');
+  const status = new statusPb.Status().setMessage(NOT_HANDLED[reason]).setDetails(details);
+  return new BatchAppendResp()
+    .setCorrelationId(correlationId)
+    .setStreamIdentifier(options.getStreamIdentifier())
+    .setError(status);
 }
 
 /** `Streams/BatchAppend` reports a wrong expected version as a google.rpc.Status carrying a packed detail. */
