@@ -53,21 +53,33 @@ const tenantParams = z.object({ tenantId: z.string().regex(/^[A-Za-z0-9_-]{1,100
 const cronBody = z.object({}).strict();
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
+/**
+ * Whether `YYYY-MM-DD` is a calendar date that exists (2026-02-30 is not, where `Date` reads it as March 2nd) in a
+ * year PostgreSQL stores (0001–9999: it refuses year 0000, which `Date` takes).
+ */
+const existingDay = (text: string) => {
+  const parsed = new Date(`${text}T00:00:00.000Z`);
+  return DAY.test(text) && !text.startsWith('0000') && !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 10) === text;
+};
 /** A UTC day `YYYY-MM-DD`, as a Date at its start. */
 const day = (name: string) =>
   z.string().transform((text, ctx) => {
-    const parsed = new Date(`${text}T00:00:00.000Z`);
-    // A calendar date that exists: 2026-02-30 is refused, not read as March 2nd.
-    if (!DAY.test(text) || Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== text) {
+    if (!existingDay(text)) {
       ctx.addIssue({ code: 'custom', message: `${name} must be a date as YYYY-MM-DD, e.g. 2026-01-31` });
       return z.NEVER;
     }
-    return parsed;
+    return new Date(`${text}T00:00:00.000Z`);
   });
-/** A day (`YYYY-MM-DD`, UTC) or an instant (ISO 8601 with its offset). */
+/** A day (`YYYY-MM-DD`, UTC) or an instant (ISO 8601 with its offset), its date part a date that exists. */
 const dayOrInstant = (name: string) =>
   z.string().transform((text, ctx) => {
-    const parsed = DAY.test(text) ? new Date(`${text}T00:00:00.000Z`) : /^\d{4}-\d{2}-\d{2}T/.test(text) ? new Date(text) : new Date(Number.NaN);
+    const parsed = !existingDay(text.slice(0, 10))
+      ? new Date(Number.NaN)
+      : DAY.test(text)
+        ? new Date(`${text}T00:00:00.000Z`)
+        : /^\d{4}-\d{2}-\d{2}T/.test(text)
+          ? new Date(text)
+          : new Date(Number.NaN);
     if (Number.isNaN(parsed.getTime())) {
       ctx.addIssue({ code: 'custom', message: `${name} must be a date (YYYY-MM-DD) or an ISO 8601 instant such as 2026-01-31T12:00:00Z` });
       return z.NEVER;
@@ -196,7 +208,8 @@ export function programRoutes(deps: ProgramRoutesDependencies): RouteSpec[] {
         const to = query.to ?? today;
         const from = query.from ?? new Date(to.getTime() - 29 * 86_400_000);
         if (from.getTime() > to.getTime()) outOfOrder('from', 'from must be on or before to');
-        if (intervalStarts(from, to, query.interval).length > MAX_INTERVALS) {
+        // Counted up to one past the bound: a range of millennia by day is refused without listing its days.
+        if (intervalStarts(from, to, query.interval, MAX_INTERVALS + 1).length > MAX_INTERVALS) {
           outOfOrder('interval', `the range holds more than ${MAX_INTERVALS} intervals of a ${query.interval}: use a longer interval or a shorter range`);
         }
         return { status: 200, body: await programSummary(pool, tenantOf(ctx), { from, to, interval: query.interval }) };

@@ -107,10 +107,10 @@ function nextStart(start: Date, interval: SummaryInterval): Date {
   return new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
 }
 
-/** The interval starts from `from` to `to` (UTC days, both included). */
-export function intervalStarts(from: Date, to: Date, interval: SummaryInterval): Date[] {
+/** The interval starts from `from` to `to` (UTC days, both included); at most `most` of them, the first ones. */
+export function intervalStarts(from: Date, to: Date, interval: SummaryInterval, most = Number.POSITIVE_INFINITY): Date[] {
   const starts: Date[] = [];
-  for (let s = intervalStart(from, interval); s.getTime() <= to.getTime(); s = nextStart(s, interval)) starts.push(s);
+  for (let s = intervalStart(from, interval); s.getTime() <= to.getTime() && starts.length < most; s = nextStart(s, interval)) starts.push(s);
   return starts;
 }
 

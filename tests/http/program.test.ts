@@ -148,6 +148,10 @@ test('the program summary: points, rewards, active and top customers, outstandin
     ['from=yesterday', /from must be a date/],
     ['interval=year', /interval must be 'day', 'week' or 'month'/],
     ['from=2020-01-01&to=2026-01-01&interval=day', /more than 400 intervals/],
+    // Thousands of years by day: refused at once, without listing millions of days first.
+    ['from=0001-01-01&to=9999-12-31&interval=day', /more than 400 intervals/],
+    // A year PostgreSQL does not store is not a date here (it was a 500).
+    ['from=0000-01-01&to=0000-01-05', /from must be a date as YYYY-MM-DD/],
   ] as const) {
     const response = await call('GET', `/api/v1/client/program/summary?${q}`, { token: m.token });
     t.is(response.status, 400, q);
@@ -194,6 +198,12 @@ test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fie
   t.is(bad.status, 400);
   t.regex(bad.body.error.message, /from must be before to/);
   t.regex((await csv('from=soon')).body.error.message, /from must be a date \(YYYY-MM-DD\) or an ISO 8601 instant/);
+  // Dates that do not exist are refused, not rolled over (2026-04-31 was read as 1 May).
+  for (const q of ['from=2026-02-30', 'to=2026-04-31', 'to=2026-04-31T12:00:00Z', 'from=0000-01-01']) {
+    const refused = await csv(q);
+    t.is(refused.status, 400, q);
+    t.regex(refused.body.error.message, /must be a date \(YYYY-MM-DD\) or an ISO 8601 instant/, q);
+  }
 });
 
 test('the OpenAPI listing names every loyalty program route with its access level', async (t) => {
