@@ -3,10 +3,10 @@
  * edited: ending one and scheduling another keeps what each past payment earned by explainable.
  */
 import type { Decider } from '../shared/decider.ts';
-import { NotFound } from '../shared/errors.ts';
+import { DomainError, NotFound } from '../shared/errors.ts';
 import { foreignLocations } from './locations.ts';
 import { promotionEvents, type PromotionEvent } from './events.ts';
-import type { Promotion, ScheduledPromotion } from './promotion.ts';
+import { localTime, type Promotion, type ScheduledPromotion } from './promotion.ts';
 
 export type { PromotionEvent } from './events.ts';
 
@@ -39,6 +39,13 @@ export const promotionsDecider: Decider<PromotionsCommand, PromotionEvent, Promo
       case 'SchedulePromotion': {
         const foreign = foreignLocations('locationIds', command.promotion.locationIds, command.merchantLocationIds);
         if (foreign) throw foreign;
+        // It applies only to payments made from now on: a window that ended before today could never apply.
+        const today = localTime(command.now, command.timeZone).date;
+        const { endsOn } = command.promotion;
+        if (endsOn !== undefined && endsOn < today) {
+          const message = `endsOn (${endsOn}) is already past in ${command.timeZone} (today is ${today}): a promotion applies to payments made from its scheduling on, so it could never apply`;
+          throw new DomainError('VALIDATION_FAILED', `The request is invalid: endsOn: ${message}`, { issues: [{ path: 'endsOn', message }] });
+        }
         return [
           {
             type: 'PromotionScheduled',

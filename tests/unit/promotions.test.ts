@@ -141,3 +141,14 @@ test("scheduling checks the locations against the merchant's; ending is once", (
   spec.given(scheduledEvent, endedEvent).when(end).thenNothing();
   spec.given().when({ ...end, promotionId: 'nope' }).thenThrows('NOT_FOUND');
 });
+
+test('a window that ended before today (in the workspace time zone) is refused: it could never apply', (t) => {
+  const spec = promotionSpec(t);
+  const window = (startsOn: string, endsOn: string) => promotionSchema.parse({ name: 'P', incentive: { type: 'bonus', points: 5 }, startsOn, endsOn });
+  // 2026-12-01T03:00Z is still 30 November in New York.
+  const at = { type: 'SchedulePromotion' as const, tenantId: 't', promotionId: 'p1', timeZone: 'America/New_York', merchantLocationIds: [], by: 'user:1', now: '2026-12-01T03:00:00Z' };
+  spec.given().when({ ...at, promotion: window('2020-01-01', '2020-01-31') }).thenThrows('VALIDATION_FAILED', /endsOn: endsOn \(2020-01-31\) is already past in America\/New_York \(today is 2026-11-30\)/);
+  spec.given().when({ ...at, promotion: window('2026-11-29', '2026-11-29') }).thenThrows('VALIDATION_FAILED', /endsOn/);
+  t.notThrows(() => promotionsDecider.decide({ ...at, promotion: window('2026-11-30', '2026-11-30') }, promotionsDecider.initialState), 'ending today still applies to the rest of today');
+  t.notThrows(() => promotionsDecider.decide({ ...at, promotion: window('2020-01-01', '2027-01-31') }, promotionsDecider.initialState), 'begun in the past, ending later: from now on');
+});
