@@ -255,12 +255,21 @@ function rewardsPanel(walletId, rewards, token, reload) {
     button.disabled = true;
     const result = await guarded(() => api('POST', `/api/v1/client/wallets/${id}${path}`, { body }));
     button.disabled = false;
-    if (!result || !current(token)) return;
+    if (!result || !current(token)) return false;
     // The view first, then the message: what it says is on screen when it is read.
     await reload(result.position);
     say(done(result));
+    return true;
   }
-  const issue = (r) => (e) => act(e.currentTarget, '/rewards', { rewardId: r.rewardId, idempotencyKey: crypto.randomUUID() }, (x) => `Issued “${r.name}”: ${fmtNumber(r.points)} points locked until it is redeemed or voided (expires ${fmtTime(x.issuedReward.expiresAt)}).`);
+  // One key per reward until an issue of it is answered: a click again after a lost answer replays that issue
+  // rather than issuing a second reward; once answered, the next click is a new issue.
+  const issueKeys = new Map();
+  const issue = (r) => async (e) => {
+    const key = issueKeys.get(r.rewardId) ?? crypto.randomUUID();
+    issueKeys.set(r.rewardId, key);
+    const issued = await act(e.currentTarget, '/rewards', { rewardId: r.rewardId, idempotencyKey: key }, (x) => `Issued “${r.name}”: ${fmtNumber(r.points)} points locked until it is redeemed or voided (expires ${fmtTime(x.issuedReward.expiresAt)}).`);
+    if (issued) issueKeys.delete(r.rewardId);
+  };
   const redeem = (i) => (e) => act(e.currentTarget, `/rewards/${encodeURIComponent(i.issuedRewardId)}/redeem`, { idempotencyKey: `redeem-${i.issuedRewardId}` }, (x) => `Redeemed “${i.name}”; the balance is now ${fmtNumber(x.balance)}.`);
   const voidIt = (i) => (e) => {
     if (!window.confirm(`Void “${i.name}”? Its ${fmtNumber(i.points)} points become available again.`)) return;
@@ -304,6 +313,13 @@ function adjustForm(walletId, tenantId, body, token) {
   const pointsError = h('p', { class: 'field-error', id: 'adjust-points-error', hidden: true });
   const reasonError = h('p', { class: 'field-error', id: 'adjust-reason-error', hidden: true });
   const submit = h('button', { type: 'submit' }, 'Adjust balance');
+  // As for a redemption: the key lives as long as what is typed, so a retry after a lost answer cannot adjust twice.
+  let key = crypto.randomUUID();
+  const renew = () => {
+    key = crypto.randomUUID();
+  };
+  points.addEventListener('input', renew);
+  reason.addEventListener('input', renew);
   const fail = (input, errorEl, message) => {
     errorEl.textContent = message;
     errorEl.hidden = false;
@@ -338,9 +354,10 @@ function adjustForm(walletId, tenantId, body, token) {
           return;
         }
         submit.disabled = true;
-        const result = await guarded(() => api('POST', `/api/v1/${isMerchant() ? 'client' : 'admin'}/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: crypto.randomUUID() } }));
+        const result = await guarded(() => api('POST', `/api/v1/${isMerchant() ? 'client' : 'admin'}/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: key } }));
         submit.disabled = false;
         if (!result || !current(token)) return;
+        renew();
         await loadWallet(walletId, tenantId, body, token, result.position);
         say(`Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
       },
