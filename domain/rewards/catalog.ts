@@ -121,12 +121,9 @@ export const rewardCatalogDecider: Decider<CatalogCommand, RewardCatalogEvent, C
   },
 };
 
-/** The reward to issue: missing is NOT_FOUND, retired is REWARD_RETIRED (409). */
-export function issuableReward(state: CatalogState, rewardId: string): CatalogReward {
+/** A reward of the catalog, retired or not (the wallet refuses a new issue of a retired one): missing is NOT_FOUND. */
+export function catalogReward(state: CatalogState, rewardId: string): CatalogReward {
   const reward = state.rewards.find((r) => r.rewardId === rewardId);
   if (!reward) throw new NotFound('Reward');
-  if (reward.status === 'retired') {
-    throw new DomainError('REWARD_RETIRED', `"${reward.name}" was retired on ${reward.retiredAt}: it can no longer be issued; pick an active reward`, { rewardId });
-  }
   return reward;
 }

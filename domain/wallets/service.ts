@@ -150,7 +150,7 @@ export function walletsService(deps: WalletsDependencies) {
     async issueReward(
       tenantId: string,
       walletId: string,
-      input: { reward: RewardToIssue; idempotencyKey: string; expiresAfterDays: number },
+      input: { reward: RewardToIssue; retiredAt?: string | null; idempotencyKey: string; expiresAfterDays: number },
       by: string,
       metadata: EventMetadata,
     ): Promise<IssuedRewardResult> {
@@ -163,6 +163,7 @@ export function walletsService(deps: WalletsDependencies) {
           walletId,
           issuedRewardId: runtime.newId(),
           reward: input.reward,
+          retiredAt: input.retiredAt ?? null,
           idempotencyKey: input.idempotencyKey,
           by,
           now: now.toISOString(),

@@ -107,6 +107,8 @@ export type WalletCommand =
       walletId: string;
       issuedRewardId: string;
       reward: RewardToIssue;
+      /** When the reward was retired, if it was: a new issue is refused (REWARD_RETIRED), a retried key still replays. */
+      retiredAt?: string | null;
       idempotencyKey: string;
       by: string;
       now: string;
@@ -310,6 +312,10 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
       }
       case 'IssueReward': {
         if (isReplay(state, command.idempotencyKey, (p) => p.kind === 'issue_reward' && p.reference === command.reward.rewardId)) return [];
+        if (command.retiredAt) {
+          const { name, rewardId } = command.reward;
+          throw new DomainError('REWARD_RETIRED', `"${name}" was retired on ${command.retiredAt}: it can no longer be issued; pick an active reward`, { rewardId });
+        }
         const wallet = owner(state);
         if (state.issuedRewards.has(command.issuedRewardId)) throw new DomainError('CONFLICT', 'This issued reward id is taken; issue with a new one');
         requireAvailable(state, command.reward.points);

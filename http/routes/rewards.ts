@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { RewardCatalogService } from '../../domain/rewards/catalog-service.ts';
-import { issuableReward, rewardDefinitionSchema, type CatalogReward } from '../../domain/rewards/catalog.ts';
+import { catalogReward, rewardDefinitionSchema, type CatalogReward } from '../../domain/rewards/catalog.ts';
 import type { WalletsService } from '../../domain/wallets/service.ts';
 import type { WalletView } from '../../projections/read/wallets.ts';
 import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
@@ -138,11 +138,16 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       statuses: [200, 201],
       async handler({ params, body, ctx }) {
         const tenantId = tenantOf(ctx);
-        const reward = issuableReward(await catalog.current(tenantId), body.rewardId);
+        const reward = catalogReward(await catalog.current(tenantId), body.rewardId);
         const result = await wallets.issueReward(
           tenantId,
           params.walletId,
-          { reward: { rewardId: reward.rewardId, version: reward.version, name: reward.name, points: reward.points }, idempotencyKey: body.idempotencyKey, expiresAfterDays: reward.issuedRewardExpiresAfterDays },
+          {
+            reward: { rewardId: reward.rewardId, version: reward.version, name: reward.name, points: reward.points },
+            retiredAt: reward.retiredAt,
+            idempotencyKey: body.idempotencyKey,
+            expiresAfterDays: reward.issuedRewardExpiresAfterDays,
+          },
           caller(ctx).userId,
           metadataFor(ctx),
         );

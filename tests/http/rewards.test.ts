@@ -165,6 +165,13 @@ test('eight cashiers issuing rewards on one wallet at once never overdraw it; ei
   t.true(retries.every((r) => r.status === 200 || r.status === 201));
   t.is(new Set(retries.map((r) => r.body.issuedReward.issuedRewardId)).size, 1, 'every retry names the one reward');
   t.is((await world.streamOf(other)).filter((e) => e.type === 'RewardIssued').length, 1);
+  // Retired meanwhile: the retry of that issue still answers as the first time; a new issue is refused.
+  t.is((await call('POST', `/api/v1/client/rewards/${coffee.rewardId}/retire`, { token: m.token })).status, 200);
+  const late = await call('POST', `/api/v1/client/wallets/${other}/rewards`, { token: m.token, body: { rewardId: coffee.rewardId, idempotencyKey: key } });
+  t.is(late.status, 200, 'a replay after the reward was retired');
+  t.is(late.body.issuedReward.issuedRewardId, retries[0]!.body.issuedReward.issuedRewardId);
+  const fresh = await call('POST', `/api/v1/client/wallets/${other}/rewards`, { token: m.token, body: { rewardId: coffee.rewardId, idempotencyKey: uuid() } });
+  t.is(fresh.body.error?.code, 'REWARD_RETIRED');
 });
 
 test("a retired reward, another workspace's reward or wallet, and bad bodies issue nothing", async (t) => {
