@@ -187,7 +187,11 @@ export function expiringBy(timeline: WalletTimeline, policy: ExpiryPolicy | null
 /** The window `expiringSoon` looks ahead. */
 export const EXPIRING_SOON_DAYS = 30;
 
-/** Events that count as the customer's activity for the inactivity rule: earning or spending. */
+/**
+ * Events that count as the customer's activity for the inactivity rule: earning or spending, and points a merchant
+ * or an administrator added (often a visit without the phone: the inactivity run took them the same night before
+ * 2026-12-07). A correction that removes points is not activity.
+ */
 const ACTIVITY = new Set(['PointsCredited', 'PointsRedeemed', 'RewardIssued', 'RewardRedeemed']);
 
 /** A wallet's timeline from its events and when each was recorded (the wallet's stream, in order). */
@@ -204,7 +208,7 @@ export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): 
     if (event.type === 'PointsCredited') credits.push({ at, points: delta, paymentId: event.data.paymentId });
     if (event.type === 'PointsAdjusted' && delta > 0) credits.push({ at, points: delta, paymentId: null });
     if (event.type === 'PointsReversed') reversed.set(event.data.paymentId, (reversed.get(event.data.paymentId) ?? 0) - delta);
-    if (ACTIVITY.has(event.type)) lastActivityAt = at;
+    if (ACTIVITY.has(event.type) || (event.type === 'PointsAdjusted' && delta > 0)) lastActivityAt = at;
   }
   return { credits: lessReversals(credits, reversed).map(({ at, points }) => ({ at, points })), balance, locked, lastActivityAt };
 }

@@ -102,7 +102,10 @@ const creditRow = z.object({ points, created_at: z.date(), revision: z.coerce.nu
 const EARNING_CREDITS = named(`SELECT points, created_at, revision, payment_id, kind FROM wallet_ledger
         WHERE wallet_id = $1 AND revision < $2 AND ((entry_type = 'credit' AND points > 0 AND kind = ANY($3)) OR kind = 'reversal')
         ORDER BY revision DESC LIMIT 200`);
-const LAST_ACTIVITY = named(`SELECT created_at FROM wallet_ledger WHERE wallet_id = $1 AND kind = ANY($2) ORDER BY revision DESC LIMIT 1`);
+/** The customer's activity, or points added by an adjustment (as `timelineOf` counts it). */
+const LAST_ACTIVITY = named(`SELECT created_at FROM wallet_ledger
+        WHERE wallet_id = $1 AND (kind = ANY($2) OR (kind IN ('adjustment', 'merchant_adjustment') AND points > 0))
+        ORDER BY revision DESC LIMIT 1`);
 
 /**
  * `expiringSoon` of a wallet, from its ledger: spending takes the oldest points first, so what remains is the

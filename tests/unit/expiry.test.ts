@@ -95,7 +95,13 @@ test('the timeline of a wallet: credits and positive adjustments earn, every deb
   const result = timelineOf(events);
   t.deepEqual(result.credits.map((c) => c.points), [100, 20]);
   t.like(result, { balance: 110, locked: 50 });
-  t.is(result.lastActivityAt?.toISOString(), '2025-03-01T00:00:00.000Z', 'corrections are not the customer’s activity');
+  t.is(result.lastActivityAt?.toISOString(), '2025-03-01T00:00:00.000Z', 'a correction that removes points is not activity');
+  const added = timelineOf([...events, { at: at('2025-05-01T00:00:00Z'), event: { type: 'PointsAdjusted', data: { ...owner, points: 25, reason: 'visit, no phone', adjustedBy: 'a', adjustedAs: 'merchant', idempotencyKey: null } } }]);
+  t.is(added.lastActivityAt?.toISOString(), '2025-05-01T00:00:00.000Z', 'points added by an adjustment are activity: the inactivity clock starts again');
+  // Under a 12-month inactivity rule, the points added today are not taken tonight with the old ones.
+  const inactive = policy({ earnedMonths: null, inactivityMonths: 12, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true });
+  t.like(expiryDue(added, inactive, d('2026-04-30T23:00:00Z')), { points: 0 });
+  t.like(expiryDue(result, inactive, d('2026-04-30T23:00:00Z')), { points: 60, rule: 'inactivity' }, 'without it, all of it is due');
 });
 
 test('a refund takes back its own purchase\'s points, not the oldest: buying and returning does not push old points\' expiry back', (t) => {
