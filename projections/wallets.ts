@@ -102,7 +102,7 @@ function ledgerLine(event: WalletBalanceEvent): LineDetails {
     case 'PointsReversed':
       return { ...none, kind: 'reversal', payment_id: event.data.paymentId, refund_id: event.data.refundId };
     case 'PointsRedeemed':
-      return { ...none, kind: 'redemption', reference: event.data.reference, idempotency_key: event.data.idempotencyKey };
+      return { ...none, kind: 'redemption', admin_id: event.data.redeemedBy, reference: event.data.reference, idempotency_key: event.data.idempotencyKey };
     case 'PointsAdjusted':
       return {
         ...none,
@@ -378,8 +378,9 @@ export function walletsReplay(): DecodedReplay<WalletBalanceEvent> {
  */
 export const walletsProjection = projection({
   name: 'wallets',
-  // Still version 1: migrations/0100 converted the rows to the shape written now (a rebuild writes the same).
-  version: 1,
+  // 2: a redemption's line names who redeemed (`admin_id`, the ledger CSV's `actor_id`), as every other line that
+  // someone made does. (Version 1 stayed through migrations/0100, which converted the rows to the shape written then.)
+  version: 2,
   tables: ['wallets', 'wallet_ledger'],
   // A refused credit (PointsCreditRefused) is no ledger line: the projection reads the balance types only.
   events: walletBalanceEvents,

@@ -144,6 +144,7 @@ test('ledger pages run newest first and a cursor stays stable: no duplicates, no
   const full = await call('GET', `${ledgerPath}?limit=100`, { token: m.token, headers: after(redeemed.body.position) });
   t.is(full.body.items.length, 11);
   t.is(full.body.items[0].kind, 'redemption', 'the newest entry comes first');
+  t.is(full.body.items[0].adminId, m.id, 'a redemption names who redeemed, as every line someone made');
   t.is(full.body.items[0].balanceAfter, redeemed.body.balance);
   const times = full.body.items.map((i: { createdAt: string }) => Date.parse(i.createdAt));
   t.deepEqual(times, [...times].sort((a, b) => b - a), 'newest first');
