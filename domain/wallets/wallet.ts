@@ -289,6 +289,10 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
             { limit: command.limit, requested: command.points },
           );
         }
+        // A merchant removes at most the points available, as a redemption spends: a mistyped -500 for -50 would
+        // otherwise take the balance below zero and below what issued rewards lock. An administrator may (a credit
+        // clawed back after it was spent), within the bounds below.
+        if ((command.as ?? 'admin') === 'merchant' && command.points < 0) requireAvailable(state, -command.points);
         const after = state.balance + command.points;
         if (after > MAX_BALANCE_POINTS || after < -MAX_BALANCE_POINTS) {
           throw new DomainError('UNPROCESSABLE', `The balance would be ${after}: balances stay within ±${MAX_BALANCE_POINTS} points`, {

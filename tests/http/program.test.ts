@@ -82,6 +82,16 @@ test('a merchant corrects a wallet of their workspace within the limit the admin
   const raised = await limit({ limit: 5000 });
   t.like(raised.body, { tenantId: m.tenantId, limit: 5000 });
   t.like((await adjust({ points: 4000, reason: 'migrated from paper cards' })).body, { balance: 4075 });
+  // A removal takes at most the available points (a mistyped -5000 for -500 is refused, naming what is available).
+  const mistyped = await adjust({ points: -5000, reason: 'typo' });
+  t.is(mistyped.status, 409);
+  t.like(mistyped.body.error, { code: 'INSUFFICIENT_POINTS', details: { available: 4075, requested: 5000 } });
+  t.like((await adjust({ points: -4075, reason: 'closing the card' })).body, { balance: 0 });
+  t.like((await adjust({ points: 4075, reason: 'reopened' })).body, { balance: 4075 });
+  // An administrator may take a balance below zero (a credit clawed back after it was spent).
+  const clawed = await call('POST', `/api/v1/admin/wallets/${walletId}/adjust`, { token: admin.token, body: { points: -4100, reason: 'fraudulent credit, already spent' } });
+  t.like(clawed.body, { balance: -25 });
+  t.like((await adjust({ points: 25, reason: 'goodwill' })).body, { balance: 0 });
   t.is((await limit({ limit: 0 })).status, 200);
   t.is((await adjust({ points: 1, reason: 'x' })).status, 422, 'limit 0: merchants cannot adjust');
 });
