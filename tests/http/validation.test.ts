@@ -23,6 +23,7 @@ const NO_BODY = new Set([
   'post /api/v1/internal/cron/square-poll-payments',
   'post /api/v1/admin/webhooks/:eventId/retry',
   'post /api/v1/admin/projections/:name/rebuild',
+  'post /api/v1/admin/projections/:name/retry',
   'post /api/v1/admin/jobs/:jobId/cancel',
   'delete /api/v1/admin/users/:userId/personal-data',
   'delete /api/v1/client/pos/square',
