@@ -5,8 +5,9 @@
  * `exception: not-leader` trailer, so the client (1.3) reports an `UnknownError` and does not reconnect.
  *
  * The client's copy of `google.rpc.Status` has a single `details` field and its decoder is not exported, so the
- * few fields needed are read here from the protobuf wire format.
+ * few fields needed are read with google-protobuf's `BinaryReader` (the protobuf runtime the client itself uses).
  */
+import protobuf from 'google-protobuf';
 
 /** A KurrentDB node, as the server names it. */
 export interface Endpoint {
@@ -15,6 +16,9 @@ export interface Endpoint {
 }
 
 const FAILED_PRECONDITION = 9;
+/** Protobuf wire types (google-protobuf's `BinaryConstants` is not in its runtime exports). */
+const VARINT = 0;
+const DELIMITED = 2;
 const DETAILS_TRAILER = 'grpc-status-details-bin';
 const NOT_LEADER_DETAILS = '/kurrent.rpc.NotLeaderNodeErrorDetails';
 
@@ -56,63 +60,43 @@ export function notLeaderNode(error: unknown): { leader: Endpoint | undefined } 
 
 /** `NotLeaderNodeErrorDetails { NodeInfo current_leader = 1 }`, `NodeInfo { string host = 1; int32 port = 2 }`. */
 function leaderOf(details: Uint8Array): Endpoint | undefined {
-  const node = fields(details).find((field) => field.number === 1);
+  const [node] = fields(details).filter((field) => field.number === 1);
   if (!node) return undefined;
-  const info = fields(bytesOf(node));
-  const host = info.find((field) => field.number === 1);
-  const port = info.find((field) => field.number === 2);
-  if (!host || !port || typeof port.value !== 'number') return undefined;
-  return { host: text(bytesOf(host)), port: port.value };
+  let host: string | undefined;
+  let port: number | undefined;
+  const reader = new protobuf.BinaryReader(bytesOf(node));
+  while (reader.nextField() && !reader.isEndGroup()) {
+    if (reader.getFieldNumber() === 1 && reader.getWireType() === DELIMITED) host = reader.readString();
+    else if (reader.getFieldNumber() === 2 && reader.getWireType() === VARINT) port = reader.readInt32();
+    else reader.skipField();
+  }
+  return host !== undefined && port !== undefined ? { host, port } : undefined;
 }
 
 interface Field {
   number: number;
-  value: number | Uint8Array;
+  value: Uint8Array | undefined;
 }
 
 const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('utf8');
 
 function bytesOf(field: Field): Uint8Array {
-  if (typeof field.value === 'number') throw new TypeError(`field ${field.number} is not length-delimited`);
+  if (!field.value) throw new TypeError(`field ${field.number} is not length-delimited`);
   return field.value;
 }
 
-/** The top-level fields of a protobuf message: varints as numbers, length-delimited fields as bytes. */
+/** The top-level fields of a protobuf message, the length-delimited ones with their bytes. Throws on bytes that are no message. */
 function fields(message: Uint8Array): Field[] {
   const read: Field[] = [];
-  let at = 0;
-  const varint = (): number => {
-    let value = 0;
-    for (let shift = 0; ; shift += 7) {
-      if (at >= message.length || shift > 63) throw new RangeError('truncated varint');
-      const byte = message[at++]!;
-      value += (byte & 0x7f) * 2 ** shift;
-      if (byte < 0x80) return value;
-    }
-  };
-  while (at < message.length) {
-    const key = varint();
-    const number = Math.floor(key / 8);
-    switch (key % 8) {
-      case 0:
-        read.push({ number, value: varint() });
-        break;
-      case 2: {
-        const length = varint();
-        if (at + length > message.length) throw new RangeError('truncated field');
-        read.push({ number, value: message.subarray(at, at + length) });
-        at += length;
-        break;
-      }
-      case 1:
-        at += 8;
-        break;
-      case 5:
-        at += 4;
-        break;
-      default:
-        throw new RangeError(`unsupported wire type ${key % 8}`);
+  const reader = new protobuf.BinaryReader(message);
+  while (reader.nextField() && !reader.isEndGroup()) {
+    const number = reader.getFieldNumber();
+    if (reader.getWireType() === DELIMITED) read.push({ number, value: reader.readBytes() });
+    else {
+      reader.skipField();
+      read.push({ number, value: undefined });
     }
   }
+  if (reader.getError()) throw new RangeError('not a protobuf message');
   return read;
 }
