@@ -2,6 +2,10 @@
  * The poll: for every active connection, payments (per location: Square lists only the main location without
  * one) and refunds updated since the connection's cursor, fed through the same ingestion path as webhooks.
  * The cursor advances only past what was processed, per location, so a failure resumes where it stopped.
+ * Each list is read again from `POLL_OVERLAP_MS` before its cursor: Square may list an update late, with an
+ * `updated_at` older than one it already listed (two tills committing out of order, indexing lag), and a cursor
+ * read from exactly where it stopped would skip it for good. What the overlap lists again is answered `duplicate`
+ * (or `stale`) by the payment decider and counted as `reread`, not as seen.
  * A connection whose token fails is reported and skipped; the others go on.
  */
 import { z } from 'zod';
@@ -26,12 +30,21 @@ interface Cursor {
   refunds: string | null;
 }
 
+/** How far before its cursor each payments and refunds list is read again (see the module comment). */
+export const POLL_OVERLAP_MS = 5 * 60_000;
+
+/** Outcomes of an item listed again that an earlier run already processed: nothing new happened. */
+const REPEATED = new Set<IngestionOutcome>(['duplicate', 'stale', 'refund_pending']);
+
 /** What one connection's poll did: what the poll record carries and `POST /api/v1/admin/poll` answers. */
 export const connectionPollSummary = z.object({
   tenantId: z.string(),
   merchantId: z.string(),
   status: z.enum(['ok', 'partial', 'failed']),
+  /** Items processed for the first time (counted in one of the outcomes below). */
   seen: z.number().int(),
+  /** Items the overlap listed again, already processed by an earlier run: nothing new (not in `seen`). */
+  reread: z.number().int(),
   credited: z.number().int(),
   duplicate: z.number().int(),
   stored_anonymous: z.number().int(),
@@ -52,6 +65,16 @@ function parseCursor(raw: string | null): Cursor {
 }
 
 const later = (a: string | null | undefined, b: string) => (!a || Date.parse(b) > Date.parse(a) ? b : a);
+
+/** Where a list resumes: `POLL_OVERLAP_MS` before its cursor, never before `floor` (when the merchant connected). */
+function resumeFrom(cursor: string | null | undefined, floor: string): string {
+  if (!cursor) return floor;
+  const from = Date.parse(cursor) - POLL_OVERLAP_MS;
+  return from > Date.parse(floor) ? new Date(from).toISOString() : floor;
+}
+
+/** At or before the cursor a list was read from: processed before (by an earlier run, or before a retry). */
+const withinOverlap = (updatedAt: string, cursor: string | null | undefined) => !!cursor && Date.parse(updatedAt) <= Date.parse(cursor);
 
 // Over 80 lines because it is a factory: the poll of one connection and of all share its dependencies and retry policy.
 export function pollService(deps: PollDependencies) {
@@ -76,6 +99,7 @@ export function pollService(deps: PollDependencies) {
       merchantId: connection.merchantId,
       status: 'ok',
       seen: 0,
+      reread: 0,
       credited: 0,
       duplicate: 0,
       stored_anonymous: 0,
@@ -89,7 +113,8 @@ export function pollService(deps: PollDependencies) {
     // before are not Tally's to credit (issue 15).
     const defaultBegin = connection.connectedAt;
     const metadata: EventMetadata = { correlationId: `poll:${connection.tenantId}:${started.toISOString()}`, actor: 'system:poll' };
-    const count = (outcome: IngestionOutcome) => {
+    const count = (outcome: IngestionOutcome, updatedAt: string, previousCursor: string | null | undefined) => {
+      if (REPEATED.has(outcome) && withinOverlap(updatedAt, previousCursor)) return void summary.reread++;
       summary.seen++;
       if (outcome === 'credited' || outcome === 'duplicate' || outcome === 'stored_anonymous' || outcome === 'no_rule_no_credit') summary[outcome]++;
       else summary.other++;
@@ -105,19 +130,20 @@ export function pollService(deps: PollDependencies) {
       const locations = await api.listLocations();
       for (const location of locations) {
         await withRateLimitRetries(async () => {
-          const since = cursor.payments[location.id] ?? defaultBegin;
-          for await (const payment of api.listPayments({ locationId: location.id, updatedAtBeginTime: since, limit: 100 })) {
+          const processedUpTo = cursor.payments[location.id];
+          for await (const payment of api.listPayments({ locationId: location.id, updatedAtBeginTime: resumeFrom(processedUpTo, defaultBegin), limit: 100 })) {
             // Each poll run is its own source: a payment seen again by a later run is a duplicate, not its first outcome.
             const result = await deps.ingestion.ingestPayment(connection.tenantId, connection.merchantId, payment, `poll:${started.toISOString()}:${payment.id}`, metadata);
-            count(result.outcome);
+            count(result.outcome, payment.updatedAt, processedUpTo);
             cursor.payments[location.id] = later(cursor.payments[location.id], payment.updatedAt);
           }
         });
       }
       await withRateLimitRetries(async () => {
-        for await (const refund of api.listRefunds({ updatedAtBeginTime: cursor.refunds ?? defaultBegin, limit: 100 })) {
+        const processedUpTo = cursor.refunds;
+        for await (const refund of api.listRefunds({ updatedAtBeginTime: resumeFrom(processedUpTo, defaultBegin), limit: 100 })) {
           const result = await deps.ingestion.ingestRefund(connection.tenantId, refund, `poll:${started.toISOString()}:${refund.id}`, metadata);
-          count(result.outcome);
+          count(result.outcome, refund.updatedAt, processedUpTo);
           cursor.refunds = later(cursor.refunds, refund.updatedAt);
         }
       });

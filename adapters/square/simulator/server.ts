@@ -174,8 +174,14 @@ export interface SquareTestServer {
   /** An access token without the OAuth dance, for tests of the API calls. */
   issueAccessToken(merchantId: string, options?: { scopes?: readonly string[] }): string;
   addCustomer(merchantId: string, customer: TestCustomer): void;
-  /** Adds or replaces (same id) a payment, as Square updates one in place. */
-  addPayment(merchantId: string, payment: TestPayment): void;
+  /**
+   * Adds or replaces (same id) a payment, as Square updates one in place. With `listed: false`, ListPayments leaves it
+   * out (GetPayment finds it) until `listPayment`: Square listing an update late, after a later-updated payment was
+   * listed (two tills committing out of order, indexing lag).
+   */
+  addPayment(merchantId: string, payment: TestPayment, options?: { listed?: boolean }): void;
+  /** ListPayments shows a payment added with `listed: false` from now on. */
+  listPayment(merchantId: string, paymentId: string): void;
   /** Adds or replaces (same id) a refund. */
   addRefund(merchantId: string, refund: TestRefund): void;
   /** Replaces the merchant's catalog (items with their variations, and categories). */
@@ -209,6 +215,8 @@ interface MerchantState {
   merchant: Required<TestMerchant>;
   customers: Map<string, TestCustomer>;
   payments: Map<string, TestPayment>;
+  /** Payments ListPayments does not show yet (tests only: not kept in the state file). */
+  unlisted?: Set<string>;
   refunds: Map<string, TestRefund>;
   orders: Map<string, TestOrder>;
   catalog: TestCatalog;
@@ -1069,7 +1077,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       // Square's documented quirk: without location_id, only the main location's payments.
       const locationId = url.searchParams.get('location_id') ?? state.merchant.mainLocationId;
       if (!state.merchant.locations.some((l) => l.id === locationId)) throw notFound(`Location \`${locationId}\` not found.`);
-      const payments = [...state.payments.values()].filter((p) => p.locationId === locationId);
+      const payments = [...state.payments.values()].filter((p) => p.locationId === locationId && !state.unlisted?.has(p.id));
       return listReply('payments', payments, url.searchParams, (p) => paymentJson(p, p.currency ?? state.merchant.currency));
     }
     if (path === '/v2/refunds') {
@@ -1193,9 +1201,15 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       persist();
     },
 
-    addPayment(merchantId, payment) {
-      merchantState(merchantId).payments.set(payment.id, payment);
+    addPayment(merchantId, payment, { listed = true } = {}) {
+      const state = merchantState(merchantId);
+      state.payments.set(payment.id, payment);
+      if (!listed) (state.unlisted ??= new Set()).add(payment.id);
       persist();
+    },
+
+    listPayment(merchantId, paymentId) {
+      merchantState(merchantId).unlisted?.delete(paymentId);
     },
 
     addRefund(merchantId, refund) {
