@@ -239,9 +239,11 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
         return order ? toOrder(order) : invalidResponse('orders.get', 'the response has no order');
       }),
 
-    async getCatalogObjects(ids, { includeRelated = false } = {}): Promise<SquareCatalogObject[]> {
+    async getCatalogObjects(ids, { includeRelated = false, includeDeleted = false } = {}): Promise<SquareCatalogObject[]> {
       if (!ids.length) return [];
-      const response = await call('catalog.batchGet', async () => (await client()).catalog.batchGet({ objectIds: [...ids], includeRelatedObjects: includeRelated }));
+      const response = await call('catalog.batchGet', async () =>
+        (await client()).catalog.batchGet({ objectIds: [...ids], includeRelatedObjects: includeRelated, includeDeletedObjects: includeDeleted }),
+      );
       return [...(response.objects ?? []), ...(response.relatedObjects ?? [])].map(toCatalogObject);
     },
   };

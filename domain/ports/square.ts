@@ -197,9 +197,10 @@ export interface SquareApi {
   getOrder(orderId: string): Promise<SquareOrder | null>;
   /**
    * The catalog objects with these ids (at most 1000), and with `includeRelated` the objects they refer to (a
-   * variation's item). Unknown ids are left out. Needs `ITEMS_READ`.
+   * variation's item). Unknown ids are left out, and so are deleted objects unless `includeDeleted` (what a sale
+   * made before the deletion sold still has its item and categories). Needs `ITEMS_READ`.
    */
-  getCatalogObjects(ids: readonly string[], options?: { includeRelated?: boolean }): Promise<SquareCatalogObject[]>;
+  getCatalogObjects(ids: readonly string[], options?: { includeRelated?: boolean; includeDeleted?: boolean }): Promise<SquareCatalogObject[]>;
 }
 
 /** The whole port: the app's OAuth calls, and an API client per merchant access token. */

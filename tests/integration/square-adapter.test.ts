@@ -396,6 +396,22 @@ test('refunds of every location, oldest update first; an unlinked refund has no 
   t.deepEqual((await collect(api().listRefunds({ locationId: 'L-MAIN' }))).map((r) => r.id), ['R-OLD', 'R-FREE']);
 });
 
+test('catalog objects deleted since are left out unless asked for, then marked as Square marks them', async (t) => {
+  const { server, api } = await setup(t);
+  server.setCatalog(MERCHANT, {
+    categories: [{ id: 'CAT-COFFEE', name: 'Coffee' }],
+    items: [{ id: 'ITEM-OLD', name: 'Old blend', categoryIds: ['CAT-COFFEE'], variations: [{ id: 'VAR-OLD', name: 'Cup', priceMinor: 300 }], deleted: true }],
+  });
+  t.deepEqual(await api().getCatalogObjects(['VAR-OLD'], { includeRelated: true }), []);
+  const kept = await api().getCatalogObjects(['VAR-OLD'], { includeRelated: true, includeDeleted: true });
+  t.deepEqual(kept.map((o) => o.type === 'ITEM' ? { id: o.id, categoryIds: o.categoryIds } : { id: o.id }), [
+    { id: 'VAR-OLD' },
+    { id: 'ITEM-OLD', categoryIds: ['CAT-COFFEE'] },
+    { id: 'CAT-COFFEE' },
+  ]);
+  t.like(server.requests.filter((r) => r.path === '/v2/catalog/batch-retrieve').at(-1)?.body, { include_deleted_objects: true });
+});
+
 test('an amount beyond 2^53 - 1 is refused rather than rounded', async (t) => {
   const { server, api } = await setup(t);
   server.addPayment(MERCHANT, { id: 'HUGE', locationId: 'L-MAIN', amount: 2n ** 60n, createdAt: '2025-01-01T00:00:00Z' });
