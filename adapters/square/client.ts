@@ -239,9 +239,11 @@ export function createSquareApi(config: SquareAdapterConfig, accessToken: string
         return order ? toOrder(order) : invalidResponse('orders.get', 'the response has no order');
       }),
 
-    async getCatalogObjects(ids, { includeRelated = false } = {}): Promise<SquareCatalogObject[]> {
+    async getCatalogObjects(ids, { includeRelated = false, includeDeleted = false } = {}): Promise<SquareCatalogObject[]> {
       if (!ids.length) return [];
-      const response = await call('catalog.batchGet', async () => (await client()).catalog.batchGet({ objectIds: [...ids], includeRelatedObjects: includeRelated }));
+      const response = await call('catalog.batchGet', async () =>
+        (await client()).catalog.batchGet({ objectIds: [...ids], includeRelatedObjects: includeRelated, includeDeletedObjects: includeDeleted }),
+      );
       return [...(response.objects ?? []), ...(response.relatedObjects ?? [])].map(toCatalogObject);
     },
   };
@@ -470,6 +472,23 @@ function codeForStatus(status: number): string {
   }
 }
 
+const OAUTH_OPERATIONS = new Set<SquareOperation>(['oauth.exchangeCode', 'oauth.refresh', 'oauth.revoke']);
+
+/**
+ * What a 401 from Square's OAuth endpoints is about. They answer in the v1 shape, `{"message", "type":
+ * "service.not_authorized"}` for both causes, and only the message tells them apart: `Not Authorized` when the
+ * app's client_id/client_secret are wrong (a rotated or mistyped secret), a message naming the grant when the app
+ * is fine and the grant is not (`Invalid refresh token` for a revoked one; `Authorization code not found for app
+ * …` on an exchange). Anything else, an HTML page from a proxy included, stays a plain `UNAUTHORIZED`: no proof of
+ * either.
+ */
+function oauthRefusal(operation: SquareOperation, status: number, detail: string | undefined): string | undefined {
+  if (status !== 401 || !OAUTH_OPERATIONS.has(operation) || !detail) return undefined;
+  if (/^\s*not authorized\.?\s*$/i.test(detail)) return 'APP_CREDENTIALS_REJECTED';
+  if (operation === 'oauth.refresh' && /refresh[ _]token/i.test(detail)) return 'REFRESH_TOKEN_REJECTED';
+  return undefined;
+}
+
 /** `Retry-After` is either whole seconds or an HTTP date. */
 function retryAfterSeconds(header: string | null | undefined): number | undefined {
   if (!header) return undefined;
@@ -507,7 +526,7 @@ function toSquareApiError(error: unknown, operation: SquareOperation): unknown {
   const usable = first && first.category !== 'V1_ERROR' && first.code !== 'Unknown';
   const detail = first?.detail ?? (typeof error.body === 'string' && error.body ? error.body.slice(0, 200) : `HTTP ${status}`);
   return new SquareApiError({
-    code: usable ? first.code : codeForStatus(status),
+    code: oauthRefusal(operation, status, first?.detail) ?? (usable ? first.code : codeForStatus(status)),
     operation,
     statusCode: status,
     retryAfterSeconds: retryAfterSeconds(error.rawResponse?.headers.get('retry-after')),

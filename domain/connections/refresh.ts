@@ -92,6 +92,9 @@ async function refreshConnection(
     tokens = await gateway.oauth.refresh(stored.tokens.refreshToken);
   } catch (error) {
     if (!(error instanceof SquareApiError)) throw error;
+    // A refresh authenticates with the app's secret as well as the merchant's refresh token: `needsReconnect` only
+    // when Square says the grant is gone. A refused app secret (`APP_CREDENTIALS_REJECTED`) or a 401 that proves
+    // nothing is recorded as the last error; the connection stays active and the next run retries it.
     const result = await c.onConnection(
       tenantId,
       { type: 'RecordRefreshFailure', tenantId, authorizationId, code: error.code, detail: error.detail, needsReconnect: error.needsReconnect, now: c.now() },

@@ -41,7 +41,9 @@ export async function readPurchaseOrder(api: SquareApi, orderId: string, withCat
 
 async function categoriesOfVariations(api: SquareApi, order: SquareOrder): Promise<Map<string, string[]>> {
   const variationIds = [...new Set(order.lineItems.flatMap((l) => (l.catalogObjectId ? [l.catalogObjectId] : [])))];
-  const objects = await api.getCatalogObjects(variationIds, { includeRelated: true });
+  // With the deleted ones: an item deleted after the sale (or before its webhook or poll is processed) still earns
+  // by its categories.
+  const objects = await api.getCatalogObjects(variationIds, { includeRelated: true, includeDeleted: true });
   const itemCategories = new Map(objects.flatMap((o) => (o.type === 'ITEM' ? [[o.id, o.categoryIds] as const] : [])));
   return new Map(objects.flatMap((o) => (o.type === 'ITEM_VARIATION' ? [[o.id, (o.itemId && itemCategories.get(o.itemId)) || []] as const] : [])));
 }

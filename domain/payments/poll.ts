@@ -2,6 +2,10 @@
  * The poll: for every active connection, payments (per location: Square lists only the main location without
  * one) and refunds updated since the connection's cursor, fed through the same ingestion path as webhooks.
  * The cursor advances only past what was processed, per location, so a failure resumes where it stopped.
+ * Each list is read again from `POLL_OVERLAP_MS` before its cursor: Square may list an update late, with an
+ * `updated_at` older than one it already listed (two tills committing out of order, indexing lag), and a cursor
+ * read from exactly where it stopped would skip it for good. What the overlap lists again is answered `duplicate`
+ * (or `stale`) by the payment decider and counted as `reread`, not as seen.
  * A connection whose token fails is reported and skipped; the others go on.
  */
 import { z } from 'zod';
@@ -26,12 +30,21 @@ interface Cursor {
   refunds: string | null;
 }
 
+/** How far before its cursor each payments and refunds list is read again (see the module comment). */
+export const POLL_OVERLAP_MS = 5 * 60_000;
+
+/** Outcomes of an item listed again that an earlier run already processed: nothing new happened. */
+const REPEATED = new Set<IngestionOutcome>(['duplicate', 'stale', 'refund_pending']);
+
 /** What one connection's poll did: what the poll record carries and `POST /api/v1/admin/poll` answers. */
 export const connectionPollSummary = z.object({
   tenantId: z.string(),
   merchantId: z.string(),
   status: z.enum(['ok', 'partial', 'failed']),
+  /** Items processed for the first time (counted in one of the outcomes below). */
   seen: z.number().int(),
+  /** Items the overlap listed again, already processed by an earlier run: nothing new (not in `seen`). */
+  reread: z.number().int(),
   credited: z.number().int(),
   duplicate: z.number().int(),
   stored_anonymous: z.number().int(),
@@ -53,83 +66,147 @@ function parseCursor(raw: string | null): Cursor {
 
 const later = (a: string | null | undefined, b: string) => (!a || Date.parse(b) > Date.parse(a) ? b : a);
 
+/** Where a list resumes: `POLL_OVERLAP_MS` before its cursor, never before `floor` (when the merchant connected). */
+function resumeFrom(cursor: string | null | undefined, floor: string): string {
+  if (!cursor) return floor;
+  const from = Date.parse(cursor) - POLL_OVERLAP_MS;
+  return from > Date.parse(floor) ? new Date(from).toISOString() : floor;
+}
+
+/** At or before the cursor a list was read from: processed before (by an earlier run, or before a retry). */
+const withinOverlap = (updatedAt: string, cursor: string | null | undefined) => !!cursor && Date.parse(updatedAt) <= Date.parse(cursor);
+
+/**
+ * The longest a poll waits inside the cron request for a 429 to pass. When Square asks for longer (`Retry-After`),
+ * or keeps refusing, this merchant's poll ends for now with the error recorded, and the next run resumes from the
+ * cursor: the cron request is never held for minutes.
+ */
+export const MAX_POLL_RATE_LIMIT_WAIT_MS = 5_000;
+
+/** Square throttled this merchant longer than a poll waits: its poll stops here and resumes on the next run. */
+class RateLimitedForNow extends Error {
+  constructor(refusal: SquareApiError, waitMs: number) {
+    super(`${refusal.code}: ${refusal.detail} (Square asked to wait ${Math.ceil(waitMs / 1000)} s: this merchant's poll resumes from its cursor on the next run)`, { cause: refusal });
+  }
+}
+
+type PolledConnection = { tenantId: string; merchantId: string; pollCursor: string | null; connectedAt: string };
+
+/** Nothing more can be read for this merchant in this run: throttled for longer than a poll waits, or the grant is gone. */
+const endsThePoll = (error: unknown) => error instanceof RateLimitedForNow || (error instanceof SquareApiError && error.needsReconnect);
+
+/** One connection's run: its summary and its cursor, which only ever advances past what was processed. */
+function pollRun(connection: PolledConnection) {
+  const summary: ConnectionPollSummary = {
+    tenantId: connection.tenantId,
+    merchantId: connection.merchantId,
+    status: 'ok',
+    seen: 0,
+    reread: 0,
+    credited: 0,
+    duplicate: 0,
+    stored_anonymous: 0,
+    no_rule_no_credit: 0,
+    other: 0,
+    errors: [],
+  };
+  let listsCompleted = 0;
+  return {
+    summary,
+    cursor: parseCursor(connection.pollCursor),
+    count(outcome: IngestionOutcome, updatedAt: string, processedUpTo: string | null | undefined) {
+      if (REPEATED.has(outcome) && withinOverlap(updatedAt, processedUpTo)) return void summary.reread++;
+      summary.seen++;
+      if (outcome === 'credited' || outcome === 'duplicate' || outcome === 'stored_anonymous' || outcome === 'no_rule_no_credit') summary[outcome]++;
+      else summary.other++;
+    },
+    completed: () => void listsCompleted++,
+    failed: (error: unknown) => void summary.errors.push(describe(error)),
+    /** `partial` when some list (a location's payments, the refunds) was read to its end despite the errors. */
+    result(): ConnectionPollSummary {
+      if (summary.errors.length) summary.status = listsCompleted > 0 || summary.seen > 0 ? 'partial' : 'failed';
+      return summary;
+    },
+  };
+}
+
 // Over 80 lines because it is a factory: the poll of one connection and of all share its dependencies and retry policy.
 export function pollService(deps: PollDependencies) {
   const maxRetries = deps.maxRateLimitRetries ?? 3;
 
-  /** Runs `iterate` again from the last cursor after a 429, honouring Retry-After. */
-  async function withRateLimitRetries(run: () => Promise<void>): Promise<void> {
+  /** Runs `run` again (from the cursor) after a 429 whose Retry-After is short; a longer one throws `RateLimitedForNow`. */
+  async function withRateLimitRetries<T>(run: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await run();
       } catch (error) {
-        if (!(error instanceof SquareApiError) || error.code !== 'RATE_LIMITED' || attempt >= maxRetries) throw error;
-        const waitMs = (error.retryAfterSeconds ?? 2 ** attempt) * 1000 * (1 + Math.random() * 0.2);
-        await deps.sleep(Math.min(waitMs, 30_000));
+        if (!(error instanceof SquareApiError) || error.code !== 'RATE_LIMITED') throw error;
+        const askedMs = (error.retryAfterSeconds ?? 2 ** attempt) * 1000;
+        if (attempt >= maxRetries || askedMs > MAX_POLL_RATE_LIMIT_WAIT_MS) throw new RateLimitedForNow(error, askedMs);
+        await deps.sleep(askedMs * (1 + Math.random() * 0.2));
       }
     }
   }
 
-  async function pollConnection(connection: { tenantId: string; merchantId: string; pollCursor: string | null; connectedAt: string }): Promise<ConnectionPollSummary> {
-    const summary: ConnectionPollSummary = {
-      tenantId: connection.tenantId,
-      merchantId: connection.merchantId,
-      status: 'ok',
-      seen: 0,
-      credited: 0,
-      duplicate: 0,
-      stored_anonymous: 0,
-      no_rule_no_credit: 0,
-      other: 0,
-      errors: [],
-    };
+  async function pollConnection(connection: PolledConnection): Promise<ConnectionPollSummary> {
+    const run = pollRun(connection);
+    const { cursor } = run;
     const started = deps.now();
-    const cursor = parseCursor(connection.pollCursor);
     // A first poll (of a connection, or of a location new to it) starts when the merchant connected: sales from
     // before are not Tally's to credit (issue 15).
     const defaultBegin = connection.connectedAt;
     const metadata: EventMetadata = { correlationId: `poll:${connection.tenantId}:${started.toISOString()}`, actor: 'system:poll' };
-    const count = (outcome: IngestionOutcome) => {
-      summary.seen++;
-      if (outcome === 'credited' || outcome === 'duplicate' || outcome === 'stored_anonymous' || outcome === 'no_rule_no_credit') summary[outcome]++;
-      else summary.other++;
-    };
+    // Each poll run is its own source: a payment seen again by a later run is a duplicate, not its first outcome.
+    const source = (id: string) => `poll:${started.toISOString()}:${id}`;
 
     let api: SquareApi;
     try {
       api = (await deps.apiFor(connection.tenantId)).api;
     } catch (error) {
-      return { ...summary, status: 'failed', errors: [describe(error)] };
+      run.failed(error);
+      return run.result();
     }
+    // Each list on its own: a location whose payment fails every time stops that location's cursor there, not the
+    // other locations or the refunds.
+    const lists: (() => Promise<void>)[] = [];
+    let ended = false;
     try {
-      const locations = await api.listLocations();
+      const locations = await withRateLimitRetries(() => api.listLocations());
       for (const location of locations) {
-        await withRateLimitRetries(async () => {
-          const since = cursor.payments[location.id] ?? defaultBegin;
-          for await (const payment of api.listPayments({ locationId: location.id, updatedAtBeginTime: since, limit: 100 })) {
-            // Each poll run is its own source: a payment seen again by a later run is a duplicate, not its first outcome.
-            const result = await deps.ingestion.ingestPayment(connection.tenantId, connection.merchantId, payment, `poll:${started.toISOString()}:${payment.id}`, metadata);
-            count(result.outcome);
+        lists.push(async () => {
+          const processedUpTo = cursor.payments[location.id];
+          for await (const payment of api.listPayments({ locationId: location.id, updatedAtBeginTime: resumeFrom(processedUpTo, defaultBegin), limit: 100 })) {
+            const result = await deps.ingestion.ingestPayment(connection.tenantId, connection.merchantId, payment, source(payment.id), metadata);
+            run.count(result.outcome, payment.updatedAt, processedUpTo);
             cursor.payments[location.id] = later(cursor.payments[location.id], payment.updatedAt);
           }
         });
       }
-      await withRateLimitRetries(async () => {
-        for await (const refund of api.listRefunds({ updatedAtBeginTime: cursor.refunds ?? defaultBegin, limit: 100 })) {
-          const result = await deps.ingestion.ingestRefund(connection.tenantId, refund, `poll:${started.toISOString()}:${refund.id}`, metadata);
-          count(result.outcome);
+    } catch (error) {
+      run.failed(error);
+      ended = endsThePoll(error);
+    }
+    if (!ended) {
+      lists.push(async () => {
+        const processedUpTo = cursor.refunds;
+        for await (const refund of api.listRefunds({ updatedAtBeginTime: resumeFrom(processedUpTo, defaultBegin), limit: 100 })) {
+          const result = await deps.ingestion.ingestRefund(connection.tenantId, refund, source(refund.id), metadata);
+          run.count(result.outcome, refund.updatedAt, processedUpTo);
           cursor.refunds = later(cursor.refunds, refund.updatedAt);
         }
       });
-    } catch (error) {
-      summary.status = summary.seen > 0 ? 'partial' : 'failed';
-      summary.errors.push(describe(error));
     }
-    await deps.recordPoll(
-      connection.tenantId,
-      { cursor: JSON.stringify(cursor), polledAt: started.toISOString(), summary: { ...summary, errors: [...summary.errors] } },
-      metadata,
-    );
+    for (const list of lists) {
+      try {
+        await withRateLimitRetries(list);
+        run.completed();
+      } catch (error) {
+        run.failed(error);
+        if (endsThePoll(error)) break;
+      }
+    }
+    const summary = run.result();
+    await deps.recordPoll(connection.tenantId, { cursor: JSON.stringify(cursor), polledAt: started.toISOString(), summary: { ...summary, errors: [...summary.errors] } }, metadata);
     return summary;
   }
 

@@ -197,9 +197,10 @@ export interface SquareApi {
   getOrder(orderId: string): Promise<SquareOrder | null>;
   /**
    * The catalog objects with these ids (at most 1000), and with `includeRelated` the objects they refer to (a
-   * variation's item). Unknown ids are left out. Needs `ITEMS_READ`.
+   * variation's item). Unknown ids are left out, and so are deleted objects unless `includeDeleted` (what a sale
+   * made before the deletion sold still has its item and categories). Needs `ITEMS_READ`.
    */
-  getCatalogObjects(ids: readonly string[], options?: { includeRelated?: boolean }): Promise<SquareCatalogObject[]>;
+  getCatalogObjects(ids: readonly string[], options?: { includeRelated?: boolean; includeDeleted?: boolean }): Promise<SquareCatalogObject[]>;
 }
 
 /** The whole port: the app's OAuth calls, and an API client per merchant access token. */
@@ -226,8 +227,10 @@ export type SquareOperation =
 
 /**
  * Square's error codes that callers act on, plus ours: `TIMEOUT` (no answer in time), `NETWORK` (no
- * connection) and `INVALID_RESPONSE` (an answer missing a field we rely on, or an amount beyond 2^53 − 1).
- * Any other Square code passes through as a string.
+ * connection), `INVALID_RESPONSE` (an answer missing a field we rely on, or an amount beyond 2^53 − 1), and two
+ * that name what Square's OAuth endpoints say in words rather than codes: `APP_CREDENTIALS_REJECTED` (the app's
+ * `client_id`/`client_secret` were refused: our configuration) and `REFRESH_TOKEN_REJECTED` (the refresh token is
+ * revoked or unknown: the merchant's grant is gone). Any other Square code passes through as a string.
  */
 export type SquareErrorCode =
   | 'UNAUTHORIZED'
@@ -243,11 +246,18 @@ export type SquareErrorCode =
   | 'TIMEOUT'
   | 'NETWORK'
   | 'INVALID_RESPONSE'
+  | 'APP_CREDENTIALS_REJECTED'
+  | 'REFRESH_TOKEN_REJECTED'
   | (string & {});
 
 const MERCHANT_AUTH_GONE = new Set(['UNAUTHORIZED', 'ACCESS_TOKEN_REVOKED', 'INSUFFICIENT_SCOPES']);
-/** These authenticate with the app's credentials: an auth failure there is our configuration, not the merchant's. */
+/** These authenticate with the app's credentials alone: an auth failure there is our configuration, not the merchant's. */
 const APP_CREDENTIAL_OPERATIONS = new Set<SquareOperation>(['oauth.exchangeCode', 'oauth.revoke']);
+/**
+ * A refresh sends the app's credentials *and* the merchant's refresh token, so a bare 401 may be either's fault.
+ * Only these say the grant is gone; anything else (a wrong secret, a proxy's HTML 401) leaves the connection alone.
+ */
+const GRANT_GONE_AT_REFRESH = new Set(['REFRESH_TOKEN_REJECTED', 'ACCESS_TOKEN_REVOKED', 'ACCESS_TOKEN_EXPIRED']);
 
 /** A Square call failed. `code` is Square's first error code (or one of ours, see `SquareErrorCode`). */
 export class SquareApiError extends Error {
@@ -280,14 +290,20 @@ export class SquareApiError extends Error {
 
   /**
    * The merchant's authorization is gone or too narrow: stop using its tokens and ask the merchant to connect
-   * again. True for `ACCESS_TOKEN_REVOKED`, `UNAUTHORIZED` and `INSUFFICIENT_SCOPES`, and for
-   * `ACCESS_TOKEN_EXPIRED` when it is the refresh that failed. False for the calls made with the app's own
-   * credentials (code exchange, revoke), where the same codes mean our configuration is wrong.
+   * again. For calls with the merchant's access token: `ACCESS_TOKEN_REVOKED`, `UNAUTHORIZED` and
+   * `INSUFFICIENT_SCOPES`. For the refresh: only Square saying the refresh token is dead (`REFRESH_TOKEN_REJECTED`,
+   * `ACCESS_TOKEN_REVOKED`, `ACCESS_TOKEN_EXPIRED`); a bare `UNAUTHORIZED` there is no proof (a proxy's page), and
+   * `APP_CREDENTIALS_REJECTED` is our configuration. Never for the code exchange or revoke (the app's credentials).
    */
   get needsReconnect(): boolean {
-    if (APP_CREDENTIAL_OPERATIONS.has(this.operation)) return false;
-    if (MERCHANT_AUTH_GONE.has(this.code)) return true;
-    return this.code === 'ACCESS_TOKEN_EXPIRED' && this.operation === 'oauth.refresh';
+    if (this.appCredentialsRejected || APP_CREDENTIAL_OPERATIONS.has(this.operation)) return false;
+    if (this.operation === 'oauth.refresh') return GRANT_GONE_AT_REFRESH.has(this.code);
+    return MERCHANT_AUTH_GONE.has(this.code);
+  }
+
+  /** Square refused the app's own `client_id`/`client_secret`: fix SQUARE_APP_ID / SQUARE_APP_SECRET; no merchant is at fault. */
+  get appCredentialsRejected(): boolean {
+    return this.code === 'APP_CREDENTIALS_REJECTED';
   }
 
   /** The access token expired: refresh it, then repeat the call. */

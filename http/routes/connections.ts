@@ -52,6 +52,19 @@ const actorOf = (ctx: Context) => metadataFor(ctx).actor ?? 'anonymous';
 
 const reportJson = (report: RefreshReport): z.input<typeof refreshReport> => ({ ...report, position: report.position ?? null });
 
+/**
+ * A refresh Square refused for the app's own credentials fails for every merchant alike and is ours to fix: said at
+ * error level with the fix, once per run (the connections stay active and the next run retries them).
+ */
+function logRejectedAppCredentials(ctx: Context, reports: readonly RefreshReport[]): void {
+  const rejected = reports.filter((r) => r.error?.code === 'APP_CREDENTIALS_REJECTED');
+  if (!rejected.length) return;
+  ctx.log.error(
+    { connections: rejected.length, tenantIds: rejected.slice(0, 20).map((r) => r.tenantId) },
+    'Square refused the app credentials on token refresh: check SQUARE_APP_ID and SQUARE_APP_SECRET (rotated in the Developer Dashboard?); no merchant was marked for reconnecting, the next run retries',
+  );
+}
+
 /** The browser's half of the OAuth flow binding: HttpOnly, SameSite=Lax (it must ride Square's top-level redirect back). */
 export const OAUTH_NONCE_COOKIE = 'tally_square_oauth';
 const COOKIE_PATH = '/api/v1/oauth/square';
@@ -185,7 +198,9 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
       summary: "Refresh the tenant's Square access token now.",
       response: refreshReport,
       async handler({ ctx }) {
-        return { status: 200, body: reportJson(await connections.refresh(tenantOf(ctx), metadataFor(ctx))) };
+        const report = await connections.refresh(tenantOf(ctx), metadataFor(ctx));
+        logRejectedAppCredentials(ctx, [report]);
+        return { status: 200, body: reportJson(report) };
       },
     }),
     route({
@@ -200,6 +215,7 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
         const counts: Record<string, number> = {};
         for (const report of reports) counts[report.outcome] = (counts[report.outcome] ?? 0) + 1;
         ctx.log.info({ counts }, 'Square token refresh run');
+        logRejectedAppCredentials(ctx, reports);
         return { status: 200, body: { checked: reports.length, counts, connections: reports.map(reportJson) } };
       },
     }),

@@ -287,6 +287,30 @@ test.serial('the poll feeds payments of every location through the same path, an
   t.like(await processed('evt-poll-1'), { outcome: 'duplicate' });
 });
 
+test.serial('a payment Square lists late, with an updated_at older than one already polled, is credited once by the next poll', async (t) => {
+  const lena = await register('consumer', 'lena@example.com');
+  square.addCustomer('M-CAFE', { id: 'cust-lena', email: 'lena@example.com' });
+  const poll = async () => {
+    const polled = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+    return polled.body.connections.find((c: { tenantId: string }) => c.tenantId === tenantId);
+  };
+  const at = Date.now();
+  // Till 1's sale (updated first) reaches Square's list after till 2's (updated a second later) was polled.
+  square.addPayment('M-CAFE', { id: 'till-1', locationId: 'L-MAIN', amount: 5000, status: 'COMPLETED', customerId: 'cust-lena', createdAt: new Date(at).toISOString() }, { listed: false });
+  square.addPayment('M-CAFE', { id: 'till-2', locationId: 'L-MAIN', amount: 1000, status: 'COMPLETED', customerId: 'cust-lena', createdAt: new Date(at + 1000).toISOString() });
+  t.like(await poll(), { status: 'ok', credited: 1 });
+  t.is(await settledBalance(lena.token), 10);
+
+  square.listPayment('M-CAFE', 'till-1');
+  const late = await poll();
+  t.like(late, { status: 'ok', seen: 1, credited: 1, duplicate: 0 }, 'the late payment, and only it, is new');
+  t.true(late.reread >= 1, 'till 2 was listed again within the overlap and counted as a re-read');
+  t.is(await settledBalance(lena.token), 60);
+
+  t.like(await poll(), { status: 'ok', seen: 0, credited: 0, duplicate: 0 }, 'nothing is credited twice');
+  t.is(await settledBalance(lena.token), 60);
+});
+
 test.serial('a poll that meets a 429 backs off and completes', async (t) => {
   square.addPayment('M-CAFE', { id: 'poll-429', locationId: 'L-MAIN', amount: 100, status: 'COMPLETED', createdAt: new Date().toISOString() });
   square.failNext('/v2/payments', { status: 429, retryAfter: 1 });

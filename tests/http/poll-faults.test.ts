@@ -1,6 +1,7 @@
 /**
- * Square faults during a poll, mixed across connections: a 429 with Retry-After, a 500 on one location, a
- * timeout, a dropped connection on the refunds list and a revoked grant. The healthy connections complete,
+ * Square faults during a poll, mixed across connections: a 429 with a short Retry-After (on payments, on the
+ * locations list), one asking for 120 s (not waited out: that merchant's poll resumes next run), a 500 on one
+ * location, a timeout, a dropped connection on the refunds list and a revoked grant. The healthy connections complete,
  * a failing one keeps its cursor where it stopped (nothing half-applied: what was credited stays credited once,
  * what was not is credited by the next poll), and the revoked one turns `needs_reconnect` and is no longer polled.
  */
@@ -12,7 +13,7 @@ import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer 
 import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
 
 const CRON_SECRET = 'cron-secret-for-poll-faults-0123';
-const MERCHANTS = ['M-OK', 'M-500', 'M-SLOW', 'M-REVOKED', 'M-429', 'M-DROP'] as const;
+const MERCHANTS = ['M-OK', 'M-500', 'M-SLOW', 'M-REVOKED', 'M-429', 'M-DROP', 'M-THROTTLED', 'M-LOC429'] as const;
 /** Per merchant: two payments at the main location, one at the kiosk; 1 point per dollar, so 60 points in all. */
 const PAYMENTS = [
   { suffix: 'a', locationId: 'L-MAIN', amount: 1000 },
@@ -76,6 +77,8 @@ test.serial('faults on some connections leave the others complete and nothing ha
   square.failNext('/v2/payments', { delayMs: 2500 }, { merchantId: 'M-SLOW' }); // longer than SQUARE_TIMEOUT_SECONDS
   square.failNext('/v2/payments', { status: 429, retryAfter: 1 }, { merchantId: 'M-429' });
   square.failNext('/v2/refunds', { dropConnection: true }, { merchantId: 'M-DROP' });
+  square.failNext('/v2/payments', { status: 429, retryAfter: 120 }, { merchantId: 'M-THROTTLED' }); // longer than a poll waits
+  square.failNext('/v2/locations', { status: 429, retryAfter: 1 }, { merchantId: 'M-LOC429' });
   square.revokeTokensOf('M-REVOKED');
 
   const first = await poll();
@@ -85,8 +88,11 @@ test.serial('faults on some connections leave the others complete and nothing ha
   t.like(summary('M-429'), { status: 'ok', credited: 3, errors: [] }, 'a 429 is waited out (Retry-After) and the poll completes');
   t.like(summary('M-500'), { status: 'partial', credited: 2 }, 'the main location was credited before the kiosk failed');
   t.regex(summary('M-500').errors.join(), /INTERNAL_SERVER_ERROR/);
-  t.like(summary('M-SLOW'), { status: 'failed', credited: 0 });
+  t.like(summary('M-SLOW'), { status: 'partial', credited: 1 }, 'the main location timed out; the kiosk was still polled');
   t.regex(summary('M-SLOW').errors.join(), /TIMEOUT/);
+  t.like(summary('M-THROTTLED'), { status: 'failed', credited: 0 }, 'Retry-After 120 s: not waited out inside the cron request');
+  t.regex(summary('M-THROTTLED').errors.join(), /RATE_LIMITED.*wait 120 s/);
+  t.like(summary('M-LOC429'), { status: 'ok', credited: 3, errors: [] }, 'a 429 on the locations list is waited out too');
   t.like(summary('M-DROP'), { status: 'partial', credited: 3 }, 'payments credited; the refunds list failed');
   t.regex(summary('M-DROP').errors.join(), /NETWORK/);
   t.like(summary('M-REVOKED'), { status: 'failed', credited: 0 });
@@ -95,7 +101,7 @@ test.serial('faults on some connections leave the others complete and nothing ha
   const after = await actors.balances(pat);
   t.deepEqual(
     MERCHANTS.map((id) => after[tenant(id)] ?? 0),
-    [60, 30, 0, 0, 60, 60],
+    [60, 30, 30, 0, 60, 60, 0, 60],
     'exactly what each summary says was credited, and nothing else',
   );
 
@@ -106,19 +112,20 @@ test.serial('faults on some connections leave the others complete and nothing ha
   t.is(revoked.body.lastError?.code ?? revoked.body.last_error_code, 'ACCESS_TOKEN_REVOKED', JSON.stringify(revoked.body));
   const connections = await actors.call('GET', '/api/v1/admin/connections', { token: admin.token });
   const statuses = Object.fromEntries(connections.body.map((c: { merchantId: string; status: string }) => [c.merchantId, c.status]));
-  t.like(statuses, { 'M-OK': 'active', 'M-500': 'active', 'M-SLOW': 'active', 'M-REVOKED': 'needs_reconnect', 'M-429': 'active', 'M-DROP': 'active' });
+  t.like(statuses, { 'M-OK': 'active', 'M-500': 'active', 'M-SLOW': 'active', 'M-REVOKED': 'needs_reconnect', 'M-429': 'active', 'M-DROP': 'active', 'M-THROTTLED': 'active' });
 
   const second = await poll();
   t.is(second.status, 200);
   const again = (id: string) => second.body.connections.find((c: { tenantId: string }) => c.tenantId === tenant(id));
   t.is(again('M-REVOKED'), undefined, 'a connection that needs a reconnect is not polled');
   t.like(again('M-500'), { status: 'ok', credited: 1 }, 'only the kiosk payment was left');
-  t.like(again('M-SLOW'), { status: 'ok', credited: 3 });
-  for (const id of ['M-OK', 'M-429', 'M-DROP', 'M-500', 'M-SLOW']) t.is(again(id).errors.length, 0, id);
-  for (const id of ['M-OK', 'M-429', 'M-DROP']) t.is(again(id).credited, 0, `${id}: nothing is credited twice`);
+  t.like(again('M-SLOW'), { status: 'ok', credited: 2 }, 'the main location resumed from its cursor');
+  t.like(again('M-THROTTLED'), { status: 'ok', credited: 3 }, 'the throttled merchant resumed on the next run');
+  for (const id of ['M-OK', 'M-429', 'M-DROP', 'M-500', 'M-SLOW', 'M-THROTTLED', 'M-LOC429']) t.is(again(id).errors.length, 0, id);
+  for (const id of ['M-OK', 'M-429', 'M-DROP', 'M-LOC429']) t.is(again(id).credited, 0, `${id}: nothing is credited twice`);
 
   const final = await actors.balances(pat);
-  t.deepEqual(MERCHANTS.map((id) => final[tenant(id)] ?? 0), [60, 60, 60, 0, 60, 60]);
+  t.deepEqual(MERCHANTS.map((id) => final[tenant(id)] ?? 0), [60, 60, 60, 0, 60, 60, 60, 60]);
   for (const id of MERCHANTS) {
     const reconcile = await actors.call('POST', '/api/v1/admin/reconcile', { token: admin.token, body: { tenantId: tenant(id) } });
     t.deepEqual(reconcile.body.mismatches, [], `${id}: the wallets equal the replay of their events`);

@@ -129,6 +129,15 @@ test('a category rule counts units of items in the listed categories, read from 
   t.true(square.requests.some((r) => r.path === '/v2/catalog/batch-retrieve'), 'the categories came from the catalog');
 });
 
+test('an item deleted from the catalog after the sale, before it is processed, still earns by its category', async (t) => {
+  const c = await cafe([{ kind: 'category', points: 2, categoryIds: ['CATCOFFEE'] }]);
+  square.setCatalog(c.merchantId, { ...CATALOG, items: CATALOG.items.map((item) => (item.id === 'ITEMLATTE' ? { ...item, deleted: true } : item)) });
+  const sale = await c.buys([latte('3')]);
+  t.like(await settled(sale.eventId), { outcome: 'credited' });
+  t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 6 }, '3 lattes in Coffee × 2, though the latte is deleted now');
+  t.like((await purchase(sale.paymentId)).contributions[0], { kind: 'category', points: 6 });
+});
+
 test('spend before tax leaves the order’s tax out: $100 + $10 tax earns 100, not 110; after tax (the default) 110', async (t) => {
   const line = (): TestOrderLine => ({ name: 'Hamper', quantity: '1', basePriceMinor: 10_000, taxMinor: 1_000 });
   const before = await cafe([{ kind: 'spend', points: 1, per: 100, basis: 'amount', taxMode: 'before_tax' }]);

@@ -525,8 +525,8 @@ test.serial('a refresh Square refuses for good needs a reconnect; a transient fa
   await connection(flaky);
 
   const response = await cron(CRON_SECRET);
-  t.like(reportFor(response.body, revoked.tenantId), { outcome: 'needs_reconnect', error: { code: 'UNAUTHORIZED' } });
-  t.like(await connection(revoked), { status: 'needs_reconnect', lastError: { code: 'UNAUTHORIZED' } });
+  t.like(reportFor(response.body, revoked.tenantId), { outcome: 'needs_reconnect', error: { code: 'REFRESH_TOKEN_REJECTED' } });
+  t.like(await connection(revoked), { status: 'needs_reconnect', lastError: { code: 'REFRESH_TOKEN_REJECTED' } });
   await connectionUnavailable(t, revoked.tenantId);
   t.like(reportFor(response.body, flaky.tenantId), { outcome: 'refreshed' });
 
@@ -537,6 +537,37 @@ test.serial('a refresh Square refuses for good needs a reconnect; a transient fa
   t.like(reportFor(outage.body, flaky.tenantId), { outcome: 'failed', error: { code: 'SERVICE_UNAVAILABLE' } });
   t.like(await connection(flaky), { status: 'active', lastError: { code: 'SERVICE_UNAVAILABLE' } });
   t.is(reportFor(outage.body, revoked.tenantId), undefined, 'a connection that needs a reconnect is not retried');
+});
+
+test.serial('a refresh refused for the app secret keeps the merchant connected and polled; fixing the secret is enough; a proxy’s HTML 401 neither', async (t) => {
+  const client = await approvedClient();
+  await mustConnect(client, newMerchant());
+  await ageToken(client.tenantId);
+  await connection(client);
+  const rightSecret = square.appSecret;
+  // Rotated in the Developer Dashboard; Tally still sends the old SQUARE_APP_SECRET.
+  square.rotateAppSecret('sq0csp-rotated-in-the-dashboard');
+  t.teardown(() => square.rotateAppSecret(rightSecret));
+
+  const refused = await cron(CRON_SECRET);
+  t.like(reportFor(refused.body, client.tenantId), { outcome: 'failed', error: { code: 'APP_CREDENTIALS_REJECTED' } });
+  t.like(await connection(client), { status: 'active', lastError: { code: 'APP_CREDENTIALS_REJECTED' } });
+  t.true(service.logs.some((line) => line.includes('refused the app credentials') && line.includes('SQUARE_APP_SECRET') && line.includes(client.tenantId)), 'said loudly, with the fix');
+  const manual = await call('POST', '/api/v1/client/pos/square/refresh', { token: client.token, body: {} });
+  t.like(manual.body, { outcome: 'failed', error: { code: 'APP_CREDENTIALS_REJECTED' } });
+  const poll = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+  t.like(poll.body.connections.find((c: { tenantId: string }) => c.tenantId === client.tenantId), { status: 'ok' }, 'still polled');
+
+  square.rotateAppSecret(rightSecret);
+  // Every due connection meets it (others may be due too), so a lasting fault rather than the next request's.
+  const clear = square.failUntilCleared('/oauth2/token', { status: 401, html: '<html><body>401 Authorization Required</body></html>' });
+  const proxied = await cron(CRON_SECRET).finally(clear);
+  t.like(reportFor(proxied.body, client.tenantId), { outcome: 'failed', error: { code: 'UNAUTHORIZED' } });
+  t.like(await connection(client), { status: 'active' });
+
+  const fixed = await cron(CRON_SECRET);
+  t.like(reportFor(fixed.body, client.tenantId), { outcome: 'refreshed', error: null });
+  t.like(await connection(client), { status: 'active' });
 });
 
 test('a client refreshes its token on demand', async (t) => {

@@ -138,8 +138,34 @@ test('a wrong app secret is a 401 that blames our configuration, not the merchan
   const { server } = await setup(t);
   const misconfigured = createSquareGateway({ appId: server.appId, appSecret: 'sq0csp-wrong', environment: 'sandbox', baseUrl: server.url });
   const error = await squareError(t, misconfigured.oauth.exchangeCode(server.issueCode(MERCHANT)));
-  t.like(error, { code: 'UNAUTHORIZED', statusCode: 401, needsReconnect: false, retryable: false });
+  t.like(error, { code: 'APP_CREDENTIALS_REJECTED', statusCode: 401, needsReconnect: false, retryable: false, appCredentialsRejected: true });
   t.false(error.message.includes('sq0csp-wrong'), 'the secret never reaches the message');
+});
+
+test('a refresh Square refuses for the app secret blames our configuration; for a revoked grant, the merchant; an HTML 401 proves neither', async (t) => {
+  const { server, square } = await setup(t);
+  const tokens = await square.oauth.exchangeCode(server.issueCode(MERCHANT));
+
+  // The secret rotated in the Developer Dashboard, the deployment still sends the old one.
+  const stale = createSquareGateway({ appId: server.appId, appSecret: 'sq0csp-rotated-away', environment: 'sandbox', baseUrl: server.url });
+  const wrongSecret = await squareError(t, stale.oauth.refresh(tokens.refreshToken));
+  t.like(wrongSecret, { code: 'APP_CREDENTIALS_REJECTED', statusCode: 401, operation: 'oauth.refresh', needsReconnect: false, appCredentialsRejected: true });
+  t.deepEqual(server.requests.filter((r) => r.path === '/oauth2/token').at(-1)?.body, {
+    client_id: server.appId,
+    client_secret: 'sq0csp-rotated-away',
+    grant_type: 'refresh_token',
+    refresh_token: tokens.refreshToken,
+  });
+
+  server.failNext('/oauth2/token', { status: 401, html: '<html><body>401 Authorization Required</body></html>' });
+  const proxy = await squareError(t, square.oauth.refresh(tokens.refreshToken));
+  t.like(proxy, { code: 'UNAUTHORIZED', statusCode: 401, needsReconnect: false, appCredentialsRejected: false });
+
+  t.is((await square.oauth.refresh(tokens.refreshToken)).merchantId, MERCHANT, 'the grant was never at fault');
+
+  server.revokeTokensOf(MERCHANT);
+  const revoked = await squareError(t, square.oauth.refresh(tokens.refreshToken));
+  t.like(revoked, { code: 'REFRESH_TOKEN_REJECTED', statusCode: 401, needsReconnect: true, appCredentialsRejected: false });
 });
 
 test('refresh returns a new access token and the same refresh token', async (t) => {
@@ -175,7 +201,7 @@ test('revoke sends Authorization: Client <secret>; afterwards the tokens need a 
   const call = await squareError(t, square.forAccessToken(tokens.accessToken).getMerchant());
   t.like(call, { code: 'ACCESS_TOKEN_REVOKED', statusCode: 401, needsReconnect: true, retryable: false });
   const refresh = await squareError(t, square.oauth.refresh(tokens.refreshToken));
-  t.like(refresh, { code: 'UNAUTHORIZED', operation: 'oauth.refresh', needsReconnect: true });
+  t.like(refresh, { code: 'REFRESH_TOKEN_REJECTED', operation: 'oauth.refresh', needsReconnect: true });
 });
 
 test('a token the merchant revoked in Square is reported as needing a reconnect', async (t) => {
@@ -368,6 +394,22 @@ test('refunds of every location, oldest update first; an unlinked refund has no 
   ]);
   t.is(requestsTo(server, '/v2/refunds').length, 2);
   t.deepEqual((await collect(api().listRefunds({ locationId: 'L-MAIN' }))).map((r) => r.id), ['R-OLD', 'R-FREE']);
+});
+
+test('catalog objects deleted since are left out unless asked for, then marked as Square marks them', async (t) => {
+  const { server, api } = await setup(t);
+  server.setCatalog(MERCHANT, {
+    categories: [{ id: 'CAT-COFFEE', name: 'Coffee' }],
+    items: [{ id: 'ITEM-OLD', name: 'Old blend', categoryIds: ['CAT-COFFEE'], variations: [{ id: 'VAR-OLD', name: 'Cup', priceMinor: 300 }], deleted: true }],
+  });
+  t.deepEqual(await api().getCatalogObjects(['VAR-OLD'], { includeRelated: true }), []);
+  const kept = await api().getCatalogObjects(['VAR-OLD'], { includeRelated: true, includeDeleted: true });
+  t.deepEqual(kept.map((o) => o.type === 'ITEM' ? { id: o.id, categoryIds: o.categoryIds } : { id: o.id }), [
+    { id: 'VAR-OLD' },
+    { id: 'ITEM-OLD', categoryIds: ['CAT-COFFEE'] },
+    { id: 'CAT-COFFEE' },
+  ]);
+  t.like(server.requests.filter((r) => r.path === '/v2/catalog/batch-retrieve').at(-1)?.body, { include_deleted_objects: true });
 });
 
 test('an amount beyond 2^53 - 1 is refused rather than rounded', async (t) => {

@@ -23,6 +23,8 @@ export interface TestCatalogItem {
   name: string;
   categoryIds: string[];
   variations: TestVariation[];
+  /** Deleted from the catalog (with its variations): batch-retrieve returns it only with `include_deleted_objects`. */
+  deleted?: boolean;
 }
 
 export interface TestOrderLine {
@@ -113,25 +115,25 @@ export function orderJson(order: TestOrder, currency: string) {
   };
 }
 
-const catalogBase = (type: string, id: string) => ({
+const catalogBase = (type: string, id: string, deleted = false) => ({
   type,
   id,
   updated_at: '2026-01-05T17:04:02.123Z',
   version: 1767632642123,
-  is_deleted: false,
+  is_deleted: deleted,
   present_at_all_locations: true,
 });
 
 function variationJson(item: TestCatalogItem, variation: TestVariation, currency: string) {
   return {
-    ...catalogBase('ITEM_VARIATION', variation.id),
+    ...catalogBase('ITEM_VARIATION', variation.id, item.deleted),
     item_variation_data: { item_id: item.id, name: variation.name, ordinal: 1, pricing_type: 'FIXED_PRICING', price_money: money(variation.priceMinor, currency), sellable: true, stockable: true },
   };
 }
 
 function itemJson(item: TestCatalogItem, currency: string) {
   return {
-    ...catalogBase('ITEM', item.id),
+    ...catalogBase('ITEM', item.id, item.deleted),
     item_data: {
       name: item.name,
       categories: item.categoryIds.map((id, ordinal) => ({ id, ordinal })),
@@ -146,10 +148,13 @@ const categoryJson = (category: TestCategory) => ({ ...catalogBase('CATEGORY', c
 
 /**
  * `BatchRetrieveCatalogObjects`: the objects with the given ids (unknown ids left out, as Square does), and with
- * `include_related_objects` the items of the variations and the categories of the items.
+ * `include_related_objects` the items of the variations and the categories of the items. Deleted items and their
+ * variations are left out too unless `include_deleted_objects` is true; then they come with `is_deleted: true`.
  */
 export function batchRetrieve(catalog: TestCatalog, body: Record<string, unknown>, currency: string) {
   const ids = Array.isArray(body.object_ids) ? body.object_ids.filter((id): id is string => typeof id === 'string') : [];
+  const withDeleted = body.include_deleted_objects === true;
+  catalog = { ...catalog, items: catalog.items.filter((item) => withDeleted || !item.deleted) };
   const objects: unknown[] = [];
   const related = new Map<string, unknown>();
   const relate = (item: TestCatalogItem) => {

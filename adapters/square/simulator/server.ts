@@ -174,8 +174,14 @@ export interface SquareTestServer {
   /** An access token without the OAuth dance, for tests of the API calls. */
   issueAccessToken(merchantId: string, options?: { scopes?: readonly string[] }): string;
   addCustomer(merchantId: string, customer: TestCustomer): void;
-  /** Adds or replaces (same id) a payment, as Square updates one in place. */
-  addPayment(merchantId: string, payment: TestPayment): void;
+  /**
+   * Adds or replaces (same id) a payment, as Square updates one in place. With `listed: false`, ListPayments leaves it
+   * out (GetPayment finds it) until `listPayment`: Square listing an update late, after a later-updated payment was
+   * listed (two tills committing out of order, indexing lag).
+   */
+  addPayment(merchantId: string, payment: TestPayment, options?: { listed?: boolean }): void;
+  /** ListPayments shows a payment added with `listed: false` from now on. */
+  listPayment(merchantId: string, paymentId: string): void;
   /** Adds or replaces (same id) a refund. */
   addRefund(merchantId: string, refund: TestRefund): void;
   /** Replaces the merchant's catalog (items with their variations, and categories). */
@@ -186,6 +192,11 @@ export interface SquareTestServer {
   revokeTokensOf(merchantId: string): void;
   /** The merchant's current access tokens answer `ACCESS_TOKEN_EXPIRED`; refreshing still works. */
   expireTokensOf(merchantId: string): void;
+  /**
+   * The application's secret is now this one (rotated in the Developer Dashboard): token and revoke requests with the
+   * old one are refused as Square refuses them. `appSecret` reads the current one.
+   */
+  rotateAppSecret(secret: string): void;
   /**
    * The next request whose path starts with `pathPrefix` gets `fault`. Queued faults apply in order. With
    * `merchantId`, only requests whose bearer token belongs to that merchant match; with `skip`, that many
@@ -204,6 +215,8 @@ interface MerchantState {
   merchant: Required<TestMerchant>;
   customers: Map<string, TestCustomer>;
   payments: Map<string, TestPayment>;
+  /** Payments ListPayments does not show yet (tests only: not kept in the state file). */
+  unlisted?: Set<string>;
   refunds: Map<string, TestRefund>;
   orders: Map<string, TestOrder>;
   catalog: TestCatalog;
@@ -239,6 +252,8 @@ class SquareFailure extends Error {
     readonly code: string,
     readonly detail: string,
     readonly field?: string,
+    /** Answered in the v1 shape `{message, type}`, as Square's OAuth endpoints answer their refusals. */
+    readonly v1Type?: string,
   ) {
     super(detail);
   }
@@ -250,6 +265,11 @@ const MAX_PAGE = 100;
 
 const unauthorized = (detail = 'This request could not be authorized.') =>
   new SquareFailure(401, 'AUTHENTICATION_ERROR', 'UNAUTHORIZED', detail);
+/**
+ * How Square's `/oauth2/token` refuses: the v1 shape with one type for both causes, the message telling them apart
+ * (`Not Authorized` for the app's client_id/client_secret, `Invalid refresh token` for a revoked grant).
+ */
+const oauthRefusal = (message: string) => new SquareFailure(401, 'AUTHENTICATION_ERROR', 'UNAUTHORIZED', message, undefined, 'service.not_authorized');
 const badRequest = (code: string, detail: string, field?: string) =>
   new SquareFailure(400, 'INVALID_REQUEST_ERROR', code, detail, field);
 const notFound = (detail: string) => new SquareFailure(404, 'INVALID_REQUEST_ERROR', 'NOT_FOUND', detail);
@@ -533,7 +553,7 @@ const PAYMENT_STATUSES = ['APPROVED', 'PENDING', 'COMPLETED', 'CANCELED', 'FAILE
 /** The simulator without a socket of its own: `handle` answers requests; `startSquareServer` gives it one. */
 export function createSquareSimulator(options: SimulatorOptions = {}): SquareSimulator {
   const appId = options.appId ?? TEST_APP_ID;
-  const appSecret = options.appSecret ?? TEST_APP_SECRET;
+  let appSecret = options.appSecret ?? TEST_APP_SECRET;
   const basePath = (options.basePath ?? '').replace(/\/+$/, '');
   const merchants = new Map<string, MerchantState>();
   const codes = new Map<string, Code>();
@@ -658,7 +678,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
   };
 
   const obtainToken = (body: Record<string, unknown>): Reply => {
-    if (body.client_id !== appId || body.client_secret !== appSecret) throw unauthorized('Not Authorized');
+    if (body.client_id !== appId || body.client_secret !== appSecret) throw oauthRefusal('Not Authorized');
     if (body.grant_type === 'authorization_code') {
       const code = typeof body.code === 'string' ? codes.get(body.code) : undefined;
       if (!code) throw badRequest('BAD_REQUEST', 'Authorization code not found.', 'code');
@@ -677,7 +697,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     if (body.grant_type === 'refresh_token') {
       const refreshToken = typeof body.refresh_token === 'string' ? body.refresh_token : '';
       const grant = refreshTokens.get(refreshToken);
-      if (!grant) throw unauthorized('The refresh token is invalid or has been revoked.');
+      if (!grant) throw oauthRefusal('Invalid refresh token');
       return tokenResponse(grant, refreshToken);
     }
     throw badRequest('INVALID_VALUE', `Unsupported grant_type: ${String(body.grant_type)}.`, 'grant_type');
@@ -1057,7 +1077,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       // Square's documented quirk: without location_id, only the main location's payments.
       const locationId = url.searchParams.get('location_id') ?? state.merchant.mainLocationId;
       if (!state.merchant.locations.some((l) => l.id === locationId)) throw notFound(`Location \`${locationId}\` not found.`);
-      const payments = [...state.payments.values()].filter((p) => p.locationId === locationId);
+      const payments = [...state.payments.values()].filter((p) => p.locationId === locationId && !state.unlisted?.has(p.id));
       return listReply('payments', payments, url.searchParams, (p) => paymentJson(p, p.currency ?? state.merchant.currency));
     }
     if (path === '/v2/refunds') {
@@ -1126,7 +1146,9 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       if (!(error instanceof SquareFailure)) throw error;
       send(response, {
         status: error.status,
-        body: { errors: [{ category: error.category, code: error.code, detail: error.detail, ...(error.field ? { field: error.field } : {}) }] },
+        body: error.v1Type
+          ? { message: error.detail, type: error.v1Type }
+          : { errors: [{ category: error.category, code: error.code, detail: error.detail, ...(error.field ? { field: error.field } : {}) }] },
       });
     }
   };
@@ -1136,7 +1158,9 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       return baseUrl;
     },
     appId,
-    appSecret,
+    get appSecret() {
+      return appSecret;
+    },
     requests,
 
     handle(request, response) {
@@ -1177,9 +1201,15 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
       persist();
     },
 
-    addPayment(merchantId, payment) {
-      merchantState(merchantId).payments.set(payment.id, payment);
+    addPayment(merchantId, payment, { listed = true } = {}) {
+      const state = merchantState(merchantId);
+      state.payments.set(payment.id, payment);
+      if (!listed) (state.unlisted ??= new Set()).add(payment.id);
       persist();
+    },
+
+    listPayment(merchantId, paymentId) {
+      merchantState(merchantId).unlisted?.delete(paymentId);
     },
 
     addRefund(merchantId, refund) {
@@ -1205,6 +1235,10 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     expireTokensOf(merchantId) {
       for (const grant of accessTokens.values()) if (grant.merchantId === merchantId && grant.state === 'active') grant.state = 'expired';
       persist();
+    },
+
+    rotateAppSecret(secret) {
+      appSecret = secret;
     },
 
     failNext(pathPrefix, fault, options = {}) {
