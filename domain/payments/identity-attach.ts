@@ -24,20 +24,27 @@ export interface IdentityAttachDependencies {
   heldPurchasesOf(tenantId: string, customerId: string): Promise<string[]>;
 }
 
-/** Attaches the customer's contacts to its held purchases; answers how many purchases took a new identity. */
+/**
+ * Attaches the customer's contacts to its held purchases, and to those of the customers merged into it (a merge in
+ * the Square Dashboard deletes them: their purchases would otherwise wait for nobody); answers how many purchases
+ * took a new identity.
+ */
 export async function attachCustomerIdentity(deps: IdentityAttachDependencies, tenantId: string, change: SquareCustomerChange, source: string, metadata: EventMetadata): Promise<number> {
   const hashes = identityHashes(deps.hasher, [change.email], change.phone, deps.workspace(tenantId).country);
   if (!hashes.length) return 0;
   let attached = 0;
-  for (const paymentId of await deps.heldPurchasesOf(tenantId, change.customerId)) {
-    const result = await handleCommand(
-      deps.store,
-      paymentStream(paymentId),
-      paymentDecider,
-      { type: 'AttachIdentity', customerId: change.customerId, identityHashes: hashes, now: deps.now().toISOString(), source },
-      { newId: deps.newId, metadata, path: deps.commands },
-    );
-    if (result.events.length) attached++;
+  for (const customerId of [change.customerId, ...change.mergedFrom]) {
+    for (const paymentId of await deps.heldPurchasesOf(tenantId, customerId)) {
+      const result = await handleCommand(
+        deps.store,
+        paymentStream(paymentId),
+        paymentDecider,
+        // The purchase's own customer: a merged-away one for purchases made under it.
+        { type: 'AttachIdentity', customerId, identityHashes: hashes, now: deps.now().toISOString(), source },
+        { newId: deps.newId, metadata, path: deps.commands },
+      );
+      if (result.events.length) attached++;
+    }
   }
   return attached;
 }

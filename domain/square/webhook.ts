@@ -24,6 +24,11 @@ export interface SquareCustomerChange {
   customerId: string;
   email: string | null;
   phone: string | null;
+  /**
+   * A merge in the Square Dashboard: the customers merged into this new one, and deleted
+   * (`event_context.merge.from_customer_ids` of `customer.created`); empty otherwise.
+   */
+  mergedFrom: string[];
 }
 
 /** Envelope fields every Square event carries. */
@@ -154,7 +159,12 @@ const objects = {
   payment: z.object({ payment }),
   refund: z.object({ refund }),
   revocation: z.object({ revocation }),
-  customer: z.object({ customer: customer.optional() }).optional(),
+  customer: z
+    .object({
+      customer: customer.optional(),
+      event_context: z.object({ merge: z.object({ from_customer_ids: z.array(text).max(100).nullish() }).nullish() }).nullish(),
+    })
+    .optional(),
 };
 
 const article = (word: string) => (/^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`);
@@ -215,8 +225,10 @@ export function parseSquareWebhook(json: unknown): SquareWebhookEvent {
   }
   if (isOneOf(CUSTOMER_CHANGE_TYPES, head.type)) {
     // `data.id` is the customer's id on customer events (Square's own examples).
-    const contacts = head.type === 'customer.deleted' ? undefined : parseWith(objects.customer, object, DATA_OBJECT)?.customer;
-    return { ...head, kind: 'customer-changed', object: { customerId: head.dataId, email: contacts?.email_address ?? null, phone: contacts?.phone_number ?? null } };
+    const changed = head.type === 'customer.deleted' ? undefined : parseWith(objects.customer, object, DATA_OBJECT);
+    const contacts = changed?.customer;
+    const mergedFrom = (changed?.event_context?.merge?.from_customer_ids ?? []).filter((id) => id !== head.dataId);
+    return { ...head, kind: 'customer-changed', object: { customerId: head.dataId, email: contacts?.email_address ?? null, phone: contacts?.phone_number ?? null, mergedFrom } };
   }
   return { ...head, kind: 'other', object: undefined };
 }

@@ -266,6 +266,26 @@ test.serial('6. the identity a payment carries: buyer_email_address; and an emai
   const lee = await actors.register('consumer', leeEmail);
   t.is(await balanceAt(lee, owner.tenantId), 9, 'a later registration claims them');
   t.like(await deliver({ ...created, event_id: `evt-${uuid()}` }), { outcome: 'ignored' }, 'attached once: nothing held is left');
+
+  // Two card-only profiles of one person, merged in the Square Dashboard into a new one that has her email: Square
+  // deletes both and sends customer.created for the new one, naming them in event_context.merge.
+  const mae = await actors.register('consumer', `mae-${uuid().slice(0, 6)}@trust.test`);
+  const maeEmail = (await call('GET', '/api/v1/me', { token: mae.token })).body.email;
+  for (const [id, amount] of [['cust-mae-a', 300], ['cust-mae-b', 400]] as const) {
+    square.addCustomer(squareMerchantId, { id, email: null, phone: null });
+    t.like(await deliver(paymentWebhook({ eventId: `evt-${uuid()}`, merchantId: squareMerchantId, paymentId: `pay-${id}-${uuid()}`, amount, customerId: id })), { outcome: 'stored_anonymous' });
+  }
+  await actors.settle();
+  const merged = squarePayload('customer.created.json');
+  merged.event_id = `evt-${uuid()}`;
+  merged.merchant_id = squareMerchantId;
+  merged.data.id = 'cust-mae-merged';
+  merged.data.object = {
+    customer: { ...merged.data.object.customer, id: 'cust-mae-merged', email_address: maeEmail, phone_number: null },
+    event_context: { merge: { from_customer_ids: ['cust-mae-a', 'cust-mae-b'], to_customer_id: 'cust-mae-merged' } },
+  };
+  t.like(await deliver(merged), { outcome: 'identity_attached' });
+  t.is(await balanceAt(mae, owner.tenantId), 7, 'the points held for both merged-away profiles reach her');
 });
 
 test.serial('7. one order, one visit: the first tender to complete counts it on the order’s amount; the others are same_order', async (t) => {
