@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { freePort } from '../../adapters/postgres/embedded.ts';
-import { eventually } from '../support/eventually.ts';
+import { until } from '../support/eventually.ts';
 import { waitUntilReady } from './support.ts';
 
 let tmp: string;
@@ -28,7 +28,7 @@ test.after.always(async () => {
     await exited;
   }
   // npm may exit before the service has stopped its embedded PostgreSQL: wait for the server's pid file to go.
-  await eventually(async () => existsSync(path.join(tmp, '.data', 'postgres', 'postmaster.pid')), (running) => !running, { timeoutMs: 30_000 });
+  await until(async () => existsSync(path.join(tmp, '.data', 'postgres', 'postmaster.pid')), (running) => !running, { timeoutMs: 30_000 });
   await rm(tmp, { recursive: true, force: true });
 });
 

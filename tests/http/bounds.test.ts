@@ -6,7 +6,7 @@
 import test from 'ava';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, until } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
@@ -50,7 +50,7 @@ test('credits past the bounds are refused and recorded; the wallet stays exact a
 
   const pay = async (eventId: string, amount: number) => {
     await send(paymentWebhook({ eventId, merchantId: 'M-BIG', paymentId: `pay-${eventId}`, amount, customerId: 'cust-rich' }));
-    await eventually(() => call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin.token }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+    await until(() => call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin.token }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
   };
   await pay('evt-ok', 900); // 900,000,000 points: within the bound of one credit
   await pay('evt-huge-1', 5_000_000_000); // $50M at a million points a cent: 5·10^15 points
@@ -114,7 +114,7 @@ test('a credit that would take a balance past its bound is refused on the inline
     return done.body.outcome as string;
   };
   t.is(await pay('evt-first', 100), 'credited');
-  await eventually(() => world.balances(full), (b) => Object.values(b)[0] === 100, { timeoutMs: 10_000 });
+  await until(() => world.balances(full), (b) => Object.values(b)[0] === 100, { timeoutMs: 10_000 });
   const walletId = (await call('GET', '/api/v1/me/wallets', { token: full.token })).body[0].walletId as string;
   // A balance a breath below the bound, written as another process would (this one has not seen it).
   const stream = `wallet-${walletId}`;

@@ -16,7 +16,7 @@ import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, until } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario, type Actor } from '../support/tenants.ts';
@@ -74,7 +74,7 @@ async function holdAnAcknowledgement(t: ExecutionContext, eventId: string) {
   t.teardown(release);
   const send = webhookSender(service.url, WEBHOOK_KEY, NOTIFICATION_URL);
   const held = send(paymentWebhook({ eventId, merchantId: 'M-NOBODY', paymentId: `pay-${eventId}`, amount: 100, customerId: 'cust-nobody' }));
-  await eventually(async () => service.database.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO pos_webhook_events_raw%'`), (r) => r.rows[0].n === 1, { timeoutMs: 5_000, intervalMs: 5 });
+  await until(async () => service.database.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO pos_webhook_events_raw%'`), (r) => r.rows[0].n === 1, { timeoutMs: 5_000, intervalMs: 5 });
   return { release, held };
 }
 
@@ -164,7 +164,7 @@ async function bodyHeldBack(url: string) {
     `POST /api/v1/webhooks/square HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
       'X-Square-HmacSha256-Signature: bm90IGEgc2lnbmF0dXJl\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n',
   );
-  await eventually(async () => received, (text) => text.includes('100 Continue'), { timeoutMs: 5_000, intervalMs: 5 });
+  await until(async () => received, (text) => text.includes('100 Continue'), { timeoutMs: 5_000, intervalMs: 5 });
   if (!received.includes('100 Continue')) throw new Error('the service never took the request');
   let finished: Promise<string> | undefined;
   return {

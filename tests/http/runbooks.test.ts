@@ -10,7 +10,7 @@ import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
-import { eventually } from '../support/eventually.ts';
+import { until } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
@@ -81,7 +81,7 @@ test('every SQL snippet of the seed runbooks runs verbatim on a healthy database
   ];
   for (const payload of sent) {
     t.is((await send(payload)).status, 200);
-    await eventually(() => call('GET', `/api/v1/admin/webhooks/${payload.event_id}`, { token: admin.token }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+    await until(() => call('GET', `/api/v1/admin/webhooks/${payload.event_id}`, { token: admin.token }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
   }
   await settle();
   const wallet = (await call('GET', '/api/v1/me/wallets', { token: jane.token })).body[0] as { walletId: string };

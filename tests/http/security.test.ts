@@ -8,7 +8,7 @@ import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, until } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
@@ -265,7 +265,7 @@ test.serial('an erased person is matched by nothing any more, and the raw webhoo
   customer.merchant_id = 'M-SEC';
   Object.assign(customer.data.object.customer, { id: 'cust-erased', email_address: 'Erase-Me@example.com', phone_number: '+1 (917) 555-0188' });
   await send(customer);
-  await eventually(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
   const mentioning = async () =>
     (
       await service.database.pool.query<{ event_id: string }>(
@@ -316,7 +316,7 @@ test.serial("a signed refund from another merchant does not touch this tenant's 
   // Held first: the other merchant's refund arrives before the payment it names.
   t.is(await refund('evt-foreign-early', 'pay-evt-foreign-target'), 'refund_held');
   await send(paymentWebhook({ eventId: 'evt-foreign-target', merchantId: 'M-SEC', paymentId: 'pay-evt-foreign-target', amount: 1000, customerId: 'cust-refund' }));
-  await eventually(() => call('GET', '/api/v1/admin/webhooks/evt-foreign-target', { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  await until(() => call('GET', '/api/v1/admin/webhooks/evt-foreign-target', { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
   t.is(await balanceReaching(victim.token, 10), 10, 'the held foreign refund was not applied');
   t.is(await refund('evt-foreign-late', 'pay-evt-foreign-target'), 'ignored');
   t.is(await balance(victim.token), 10, 'nor one after the payment completed');

@@ -9,7 +9,7 @@ import { TEST_JWT_SECRET } from '../support/http.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
-import { eventually } from '../support/eventually.ts';
+import { until } from '../support/eventually.ts';
 
 const WEBHOOK_KEY = 'storm-webhook-signature-key';
 const API_BASE_URL = 'https://api.storm.test';
@@ -51,7 +51,7 @@ test.after.always(async () => {
 
 /** Credits per payment in the ledger, once every stored webhook is processed and every event projected. */
 async function creditsOf(paymentIds: string[]): Promise<Map<string, number>> {
-  await eventually(
+  await until(
     async () => (await service.database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pos_webhook_events_raw WHERE NOT processed')).rows[0]!.n,
     (n) => n === 0,
     { timeoutMs: 20_000, intervalMs: 50 },
@@ -66,7 +66,7 @@ async function creditsOf(paymentIds: string[]): Promise<Map<string, number>> {
     );
     return new Map(rows.rows.map((r) => [r.payment_id, r.n]));
   };
-  await eventually(read, (credits) => credits.size === paymentIds.length, { timeoutMs: 5_000, intervalMs: 50 });
+  await until(read, (credits) => credits.size === paymentIds.length, { timeoutMs: 5_000, intervalMs: 50 });
   return read();
 }
 

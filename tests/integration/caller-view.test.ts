@@ -11,7 +11,7 @@ import { userDecider } from '../../domain/users/decider.ts';
 import { userStream } from '../../domain/users/events.ts';
 import { callerView, learnOnAppend, type CallerView } from '../../projections/caller-view.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { eventually } from '../support/eventually.ts';
+import { until } from '../support/eventually.ts';
 import { testCommandPath } from '../support/command-path.ts';
 
 /** What another instance's suspension may take to bind here: the feed's latency (NOTIFY), well inside the 1 s poll. */
@@ -60,7 +60,7 @@ test('a suspension by another instance binds within the feed latency under read 
     const userId = await registerConsumer(other);
     t.like(await view.load(userId), { status: 'approved', role: 'consumer' });
     // Kept once the subscription is live (a load before that reads the stream and keeps nothing).
-    await eventually(async () => (await view.load(userId), view.stats().kept), (kept) => kept === 1, { timeoutMs: 5_000 });
+    await until(async () => (await view.load(userId), view.stats().kept), (kept) => kept === 1, { timeoutMs: 5_000 });
 
     const loads: { startedAt: number; status: string }[] = [];
     let stop = false;
@@ -75,7 +75,7 @@ test('a suspension by another instance binds within the feed latency under read 
     const readers = Array.from({ length: 8 }, reader);
     await handleCommand(other, userStream(userId), userDecider, { type: 'SuspendUser', userId, by: 'admin-1', reason: null, now: now() }, context);
     const committedAt = performance.now();
-    await eventually(async () => loads.filter((l) => l.status === 'suspended').length, (n) => n > 0, { timeoutMs: 5_000 });
+    await until(async () => loads.filter((l) => l.status === 'suspended').length, (n) => n > 0, { timeoutMs: 5_000 });
     await new Promise((resolve) => setTimeout(resolve, 50));
     stop = true;
     await Promise.all(readers);
@@ -96,7 +96,7 @@ test('a caller the view has not seen is read from its stream and kept; a stopped
   try {
     t.deepEqual(await view.load(uuid()), { status: 'unregistered' }, 'an unknown user is not kept');
     const userId = await registerConsumer(other);
-    await eventually(async () => (await view.load(userId), view.stats().kept), (kept) => kept >= 1, { timeoutMs: 5_000 });
+    await until(async () => (await view.load(userId), view.stats().kept), (kept) => kept >= 1, { timeoutMs: 5_000 });
     const before = view.stats();
     t.like(await view.load(userId), { status: 'approved' });
     t.is(view.stats().fromMemory, before.fromMemory + 1);
@@ -118,7 +118,7 @@ async function withLearningView(body: (view: CallerView, learning: EventStore) =
   view.start();
   try {
     const probe = await registerConsumer(other);
-    await eventually(async () => (await view.load(probe), view.stats().kept), (kept) => kept >= 1, { timeoutMs: 5_000 });
+    await until(async () => (await view.load(probe), view.stats().kept), (kept) => kept >= 1, { timeoutMs: 5_000 });
     await body(view, learnOnAppend(local, view));
   } finally {
     await view.stop();
@@ -174,10 +174,10 @@ test('an event of the feed the view cannot decode drops its user only: the subsc
   view.start();
   try {
     const [bystander, userId] = [await registerConsumer(other), await registerConsumer(other)];
-    await eventually(async () => (await view.load(bystander), await view.load(userId), view.stats().kept), (kept) => kept === 2, { timeoutMs: 5_000 });
+    await until(async () => (await view.load(bystander), await view.load(userId), view.stats().kept), (kept) => kept === 2, { timeoutMs: 5_000 });
     // Written by another instance, so only the feed brings it here; stored as written, not a `UserSuspended` the codec accepts.
     await other.append(userStream(userId), [{ id: uuid(), type: 'UserSuspended', data: { unexpected: true }, metadata: {} }], 'any');
-    await eventually(async () => view.stats().kept, (kept) => kept < 2, { timeoutMs: 5_000 });
+    await until(async () => view.stats().kept, (kept) => kept < 2, { timeoutMs: 5_000 });
     t.is(view.stats().kept, 1, 'the bystander is still kept');
     t.deepEqual(errors, [`user ${userId} dropped: read from the stream on its next request`]);
     const before = view.stats();

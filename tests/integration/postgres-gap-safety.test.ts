@@ -9,7 +9,7 @@ import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
 import { appendInOpenTransaction } from '../support/numbered-events.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, until } from '../support/eventually.ts';
 
 let database: TestDatabase;
 let store: PostgresEventStore;
@@ -70,7 +70,7 @@ async function wokenByNotify(t: ExecutionContext, prefix: string, between: () =>
     // Asked for its next item, the caught-up subscription joins the store's shared reader, which looks once and sleeps:
     // the other process appends once that first look is over, so only NOTIFY can bring its event before the poll.
     const pending = iterator.next();
-    await eventually(async () => slowPolling.sharedFeed.stats.pages, (pages) => pages >= 1, { timeoutMs: 20_000, intervalMs: 20 });
+    await until(async () => slowPolling.sharedFeed.stats.pages, (pages) => pages >= 1, { timeoutMs: 20_000, intervalMs: 20 });
     await between();
     const started = Date.now();
     await other.append(`${prefix}-x`, [event(1)], 'no_stream');

@@ -8,7 +8,7 @@ import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import type { NewEvent, RecordedEvent, Subscription, SubscriptionItem } from '../../domain/ports/event-store.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, until } from '../support/eventually.ts';
 import { numberOf, appendInOpenTransaction } from '../support/numbered-events.ts';
 
 let database: TestDatabase;
@@ -47,8 +47,12 @@ async function untilCaughtUp(iterator: AsyncIterator<SubscriptionItem>): Promise
 }
 
 const attached = (store: PostgresEventStore, count: number) => eventually(async () => store.sharedFeed.attached, (n) => n === count, { timeoutMs: 20_000, intervalMs: 20 });
-const received = (seen: { events: readonly RecordedEvent[] }, count: number) =>
-  eventually(async () => seen.events.length, (n) => n >= count, { timeoutMs: 30_000, intervalMs: 20 });
+/** Waits for `count` events; a subscription that failed meanwhile fails the test with its own error, at once. */
+async function received(seen: { events: readonly RecordedEvent[]; error: unknown }, count: number) {
+  const reading = await eventually(async () => ({ n: seen.events.length, failed: seen.error !== undefined }), ({ n, failed }) => failed || n >= count, { timeoutMs: 30_000, intervalMs: 20 });
+  if (seen.error !== undefined) throw seen.error;
+  return reading.n;
+}
 
 function newStore(pollIntervalMs = 1000) {
   return new PostgresEventStore(database.pool, { connectionString: database.url }, { pollIntervalMs });
@@ -184,7 +188,7 @@ test.serial('the shared reader holds later events back while an earlier append i
     for (let n = 1; n <= 3; n++) await store.append(`${p}-fast-${n}`, [event('E', n)], 'no_stream');
     // The reader has looked at the feed since the fast appends committed (two pages: one may have begun before).
     const pagesBefore = store.sharedFeed.stats.pages;
-    await eventually(async () => store.sharedFeed.stats.pages, (pages) => pages >= pagesBefore + 2, { timeoutMs: 20_000, intervalMs: 20 });
+    await until(async () => store.sharedFeed.stats.pages, (pages) => pages >= pagesBefore + 2, { timeoutMs: 20_000, intervalMs: 20 });
     t.deepEqual(readers.map((r) => r.seen.events.length), [0, 0], 'nothing passes the append in progress');
     await slow.query('COMMIT');
     for (const reader of readers) {

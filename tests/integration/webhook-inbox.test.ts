@@ -13,7 +13,7 @@ import { LEASE_LOCK_CLASS, LeaseHolder } from '../../adapters/postgres/lease-hol
 import { WebhookProcessor } from '../../adapters/workers/webhook-processor.ts';
 import type { WebhookResult } from '../../domain/payments/webhook-handler.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, until } from '../support/eventually.ts';
 
 let database: TestDatabase;
 test.before(async () => {
@@ -127,7 +127,7 @@ test.serial("a worker started after a crash processes the dead worker's webhooks
   );
   processor.start();
   try {
-    await eventually(async () => settled.includes(ofDead), Boolean, { timeoutMs: 5_000, intervalMs: 10 });
+    await until(async () => settled.includes(ofDead), Boolean, { timeoutMs: 5_000, intervalMs: 10 });
     t.like(await row(ofDead), { processed: true, outcome: 'ignored', attempts: 2 }, 'taken back at the start, not after the minute');
     t.like(await row(ofOther), { processed: false, attempts: 1 }, "the live instance's lease stands");
     t.deepEqual(takenBack, [1], 'counted for /metrics');
@@ -389,7 +389,7 @@ test.serial('a webhook that fails its whole batch (not the database) fails alone
   );
   processor.start();
   try {
-    await eventually(async () => good.every((id) => settled.includes(id)), Boolean, { timeoutMs: 5_000, intervalMs: 10 });
+    await until(async () => good.every((id) => settled.includes(id)), Boolean, { timeoutMs: 5_000, intervalMs: 10 });
     for (const id of good) t.like(await row(id), { processed: true, outcome: 'ignored', attempts: 1 }, 'settled at its first attempt');
     const failed = await eventually(() => row(poison), (r) => r.error !== null, { timeoutMs: 5_000, intervalMs: 10 });
     t.like(failed, { processed: false, attempts: 1 });

@@ -13,7 +13,7 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../adapters/logger.ts';
 import { loadConfig } from '../../adapters/config.ts';
 import { startWebhookThread } from '../../wiring/webhook-thread.ts';
-import { eventually } from '../support/eventually.ts';
+import { until } from '../support/eventually.ts';
 
 test('a thread that ends is started again; its log lines reach the service log; wake, stop and whether acknowledgements queue reach the new thread', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tally-thread-'));
@@ -42,14 +42,14 @@ test('a thread that ends is started again; its log lines reach the service log; 
   // Told while the first run is about to end (it listens to nothing): the run started again is told when ready.
   thread.acknowledgements(true);
   try {
-    await eventually(async () => lines.some((l) => l.msg === 'second run: ready'), (seen) => seen, { timeoutMs: 20_000 });
+    await until(async () => lines.some((l) => l.msg === 'second run: ready'), (seen) => seen, { timeoutMs: 20_000 });
     const crashLine = lines.find((l) => l.msg === 'first run: ending as a crash would');
     t.is(crashLine?.level, 'error', "the thread's error line is an error line of the service");
     t.is(crashLine?.thread, 'webhooks');
     t.is(crashLine?.run, 1);
     t.true(lines.some((l) => l.level === 'error' && typeof l.msg === 'string' && l.msg.startsWith('webhook worker thread ended; starting it again')));
     thread.wake();
-    await eventually(async () => outcomes.includes('woken-in-second-run'), (seen) => seen, { timeoutMs: 10_000 });
+    await until(async () => outcomes.includes('woken-in-second-run'), (seen) => seen, { timeoutMs: 10_000 });
   } finally {
     await thread.stop();
   }
