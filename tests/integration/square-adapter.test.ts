@@ -486,7 +486,7 @@ test('no answer within the timeout is a retryable TIMEOUT', async (t) => {
   const started = Date.now();
   const error = await squareError(t, api().getCustomer('C1'));
   t.like(error, { code: 'TIMEOUT', statusCode: undefined, retryable: true, operation: 'customers.get' });
-  t.true(Date.now() - started < 1_500, 'gave up at the timeout, not when the server answered');
+  t.true(Date.now() - started < 2_000, 'gave up at the timeout, before the server answered (at 2 s)');
 });
 
 test('a dropped connection is a retryable NETWORK error', async (t) => {
