@@ -63,6 +63,12 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       const phone = (await deps.personalData.get(userId))?.phone ?? null;
       if (!phone || !user.phoneHash) throw new DomainError('CONFLICT', 'You have no phone to verify: add one with PATCH /api/v1/me {"phone": "+1…"}');
       if (user.phoneVerified) throw new DomainError('CONFLICT', 'Your phone is already verified');
+      // The number texted must be the one the user's stream will verify: a phone change stores the number before its
+      // event, and a code sent between the two went to the new number bound to the old one (whoever changed back
+      // could then verify a number they never received a code on).
+      if (deps.hasher.hashPhone(phone) !== user.phoneHash) {
+        throw new DomainError('CONFLICT', 'Your phone number is being changed: request the code again in a moment');
+      }
       // The route is open to every signed-in caller (a pending merchant may verify a phone); a suspended one sends nothing.
       if (user.status === 'suspended') throw new DomainError('USER_SUSPENDED', 'Your account is suspended');
       if (!deps.sms) throw new DomainError('CONFIGURATION_MISSING', 'Phone verification by SMS is not configured on this server (SMS_PROVIDER)');
@@ -94,7 +100,9 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
 
     /** Checks a code; a correct one verifies the phone it was sent to. */
     async verify(userId: string, code: string, metadata: EventMetadata) {
-      await registered(userId);
+      const user = await registered(userId);
+      // As for sending: a suspended account verifies nothing (a verified phone would claim the points held for it).
+      if (user.status === 'suspended') throw new DomainError('USER_SUSPENDED', 'Your account is suspended');
       const pending = await deps.codes.get(userId);
       const requestNew = 'request a new code with POST /api/v1/me/phone/verification';
       if (!pending) throw new DomainError('UNPROCESSABLE', `No code is pending: ${requestNew}`);

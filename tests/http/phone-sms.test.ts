@@ -39,6 +39,13 @@ test.before(async () => {
   });
   call = api(service.url);
 });
+/** The suite's one administrator (ADMIN_EMAILS names its email; a second account with it would not be one). */
+const ADMIN_ID = uuid();
+async function adminToken(): Promise<string> {
+  const admin = await tokenFor(ADMIN_ID, 'root@sms.test');
+  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+  return admin;
+}
 test.after.always(async () => {
   await service?.stop();
   await new Promise<void>((resolve) => twilio?.close(() => resolve()));
@@ -93,8 +100,7 @@ test.serial('one phone number gets at most its codes of the hour, however many a
   t.regex(flooded.body.error.message, /one phone number/);
   t.is(delivered.length - before, MAX_CODES_PER_PHONE_PER_HOUR, 'the phone received no more than its limit');
 
-  const admin = await tokenFor(uuid(), 'root@sms.test');
-  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+  const admin = await adminToken();
   const suspendedId = uuid();
   const suspended = await tokenFor(suspendedId, 'suspended@example.com');
   await call('POST', '/api/v1/me/register', { token: suspended, body: { role: 'consumer', phone: '+12125550188' } });
@@ -103,4 +109,37 @@ test.serial('one phone number gets at most its codes of the hour, however many a
   t.is(refused.status, 403);
   t.is(refused.body.error.code, 'USER_SUSPENDED');
   t.is(delivered.length - before, MAX_CODES_PER_PHONE_PER_HOUR);
+});
+
+test.serial('a code goes only to the number the account will verify: a phone change half done (the number stored, its event not yet) sends nothing', async (t) => {
+  const userId = uuid();
+  const token = await tokenFor(userId, 'changing@example.com');
+  t.is((await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer', phone: '+12125550166' } })).status, 201);
+  // What `PATCH /me {"phone"}` leaves between its two writes: the new number stored, the stream still naming the old.
+  await service.database.pool.query('UPDATE personal_data SET phone = $2 WHERE user_id = $1', [userId, '+12125550167']);
+  const before = delivered.length;
+  const refused = await call('POST', '/api/v1/me/phone/verification', { token });
+  t.is(refused.status, 409);
+  t.regex(refused.body.error.message, /being changed/);
+  t.is(delivered.length, before, 'no code was texted to a number the stream does not name');
+  // Once the change is through (or undone), codes flow again, and the one sent verifies.
+  t.is((await call('PATCH', '/api/v1/me', { token, body: { phone: '+12125550167' } })).status, 200);
+  t.is((await call('POST', '/api/v1/me/phone/verification', { token })).status, 202);
+  const verified = await call('POST', '/api/v1/me/phone/verify', { token, body: { code: delivered.at(-1) } });
+  t.is(verified.status, 200);
+  t.true(verified.body.user.phoneVerified);
+});
+
+test.serial('a suspended account cannot verify a code sent before its suspension', async (t) => {
+  const admin = await adminToken();
+  const userId = uuid();
+  const token = await tokenFor(userId, 'later-suspended@example.com');
+  await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer', phone: '+12125550155' } });
+  t.is((await call('POST', '/api/v1/me/phone/verification', { token })).status, 202);
+  t.is((await call('PATCH', `/api/v1/admin/users/${userId}/suspend`, { token: admin, body: { reason: 'abuse' } })).status, 200);
+  const refused = await call('POST', '/api/v1/me/phone/verify', { token, body: { code: delivered.at(-1) } });
+  t.is(refused.status, 403);
+  t.is(refused.body.error.code, 'USER_SUSPENDED');
+  const me = await call('GET', '/api/v1/me', { token });
+  t.false(me.body.user?.phoneVerified ?? me.body.phoneVerified);
 });
