@@ -276,7 +276,10 @@ export function provideWebhookProcessor(
       ...(deps.acknowledged ? { parsedAtAcknowledgement: (eventId: string) => deps.acknowledged?.take(eventId) } : {}),
       catchUp: () => ingestionState.catchUp(),
       tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
-      markRevoked: async (merchantId, revocation, metadata) => (await connections.markRevokedByWebhook(merchantId, revocation, metadata))?.tenantId,
+      markRevoked: async (merchantId, revocation, metadata) => {
+        const marked = await connections.markRevokedByWebhook(merchantId, revocation, metadata);
+        return marked && { tenantId: marked.tenantId, outdated: marked.outdated };
+      },
       forgetCustomer: (tenantId, customerId) => {
         contacts.forget(tenantId, customerId);
         reports.customerChanged(tenantId, customerId);

@@ -38,7 +38,11 @@ export type SquareConnectionCommand =
       type: 'RevokeConnection';
       tenantId: string;
       revokedBy: RevokedBy;
-      /** Only revoke if the connection is to this merchant (a webhook names the merchant it is about). */
+      /**
+       * Only revoke if the connection is to this merchant (a webhook names the merchant it is about); `now` is then
+       * when Square says the app was revoked, and a revocation from before the connection's authorization is about
+       * an earlier one (delivered late: a backlog, a retry) and revokes nothing.
+       */
       merchantId: string | null;
       by: string | null;
       now: string;
@@ -111,6 +115,7 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
       if (state.status === 'not_connected') throw new NotFound('Square connection');
       if (!isLive(state)) return [];
       if (command.merchantId !== null && command.merchantId !== state.merchantId) return [];
+      if (command.merchantId !== null && revocationPredates(command.now, state.authorizedAt)) return [];
       return [
         {
           type: 'SquareConnectionRevoked',
@@ -121,6 +126,11 @@ function decide(command: SquareConnectionCommand, state: SquareConnectionState):
     default:
       return unreachable(command);
   }
+}
+
+/** A revocation Square timed before the current authorization (both ISO-8601, perhaps of different precision). */
+export function revocationPredates(revokedAt: string, authorizedAt: string): boolean {
+  return Date.parse(revokedAt) < Date.parse(authorizedAt);
 }
 
 export const squareConnectionDecider: Decider<SquareConnectionCommand, SquareConnectionEvent, SquareConnectionState> = {

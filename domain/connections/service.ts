@@ -9,6 +9,7 @@ import type { OAuthStateClaims } from '../ports/oauth-state.ts';
 import { SquareApiError, type SquareApi } from '../ports/square.ts';
 import { connectUrl, completeConnect, startConnect, type Connected, type OAuthCallback } from './connect-flow.ts';
 import { connectionsContext, type SquareConnectionsDependencies } from './context.ts';
+import { revocationPredates } from './decider.ts';
 import { ConnectionUnavailable, SquareRequestFailed } from './errors.ts';
 import { isLive, type RevokedBy, type SquareConnectionState } from './events.ts';
 import { refreshDue, refreshNow, type RefreshReport } from './refresh.ts';
@@ -148,25 +149,28 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
     /**
      * `oauth.authorization.revoked`: the merchant (or Square) revoked the app. Records the revocation on the
      * tenant holding the merchant, releases the merchant and deletes the tokens. Idempotent (webhooks repeat).
-     * Returns undefined when no tenant holds the merchant.
+     * Returns undefined when no tenant holds the merchant; `outdated` when Square timed the revocation before the
+     * connection's authorization (the merchant revoked, then connected again, and the webhook came late): nothing
+     * changes then.
      */
     async markRevokedByWebhook(
       merchantId: string,
       revocation: { revokedAt: string; revokerType: string | null },
       metadata: EventMetadata,
-    ): Promise<{ tenantId: string; revoked: boolean; position: Position | undefined } | undefined> {
+    ): Promise<{ tenantId: string; revoked: boolean; outdated: boolean; position: Position | undefined } | undefined> {
       const reservation = await c.loadReservation(merchantId);
       if (reservation.status !== 'claimed') return undefined;
       const { tenantId } = reservation;
       const current = await c.loadConnection(tenantId);
-      if (current.status === 'not_connected' || current.merchantId !== merchantId) return { tenantId, revoked: false, position: undefined };
+      if (current.status === 'not_connected' || current.merchantId !== merchantId) return { tenantId, revoked: false, outdated: false, position: undefined };
       const result = await c.onConnection(
         tenantId,
         { type: 'RevokeConnection', tenantId, revokedBy: revokedByFor(revocation.revokerType), merchantId, by: null, now: revocation.revokedAt },
         metadata,
       );
       if (result.state.status === 'revoked') await cleanUpRevoked(c, result.state, metadata);
-      return { tenantId, revoked: result.events.length > 0, position: result.position };
+      const outdated = isLive(result.state) && revocationPredates(revocation.revokedAt, result.state.authorizedAt);
+      return { tenantId, revoked: result.events.length > 0, outdated, position: result.position };
     },
 
     /**

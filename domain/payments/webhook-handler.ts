@@ -17,7 +17,12 @@ export interface WebhookHandlerDependencies {
   /** The tenant whose connection to this Square merchant is active, on the caught-up state. */
   tenantForMerchant(merchantId: string): string | undefined;
   /** `oauth.authorization.revoked`: marks the merchant's connection revoked. */
-  markRevoked(merchantId: string, revocation: { revokedAt: string; revokerType: string | null }, metadata: EventMetadata): Promise<string | undefined>;
+  /** The tenant that held the merchant (undefined: nobody), and whether the revocation predates its authorization. */
+  markRevoked(
+    merchantId: string,
+    revocation: { revokedAt: string; revokerType: string | null },
+    metadata: EventMetadata,
+  ): Promise<{ tenantId: string; outdated: boolean } | undefined>;
   /** `customer.created` / `customer.updated` / `customer.deleted`: cached contacts of this customer are stale. */
   forgetCustomer(tenantId: string, customerId: string): void;
   /** The customer's email or phone is attached to its purchases held for nobody; answers how many took it. */
@@ -75,9 +80,9 @@ export function webhookHandler(deps: WebhookHandlerDependencies) {
       const webhook = webhooks[i];
       if (event?.kind !== 'authorization-revoked' || !webhook) continue;
       try {
-        const tenantId = (await deps.markRevoked(event.merchantId, event.object, metadataFor(webhook, event.merchantId))) ?? null;
-        results[i] = done(tenantId, tenantId ? 'revoked' : 'no_connection');
-        revoked ||= tenantId !== null;
+        const held = await deps.markRevoked(event.merchantId, event.object, metadataFor(webhook, event.merchantId));
+        results[i] = done(held?.tenantId ?? null, !held ? 'no_connection' : held.outdated ? 'stale' : 'revoked');
+        revoked ||= held !== undefined && !held.outdated;
       } catch (error) {
         results[i] = { ok: false, tenantId: null, error };
       }

@@ -134,6 +134,16 @@ test.serial('signatures: missing or wrong is 401 and nothing is stored; a signed
   t.is(huge.status, 413);
 });
 
+test.serial('a revocation webhook timed before the merchant connected (revoked, connected again, delivered late) is stale: the connection stays', async (t) => {
+  const revocation = squarePayload('oauth.authorization.revoked.json');
+  revocation.event_id = 'evt-revoked-long-ago';
+  revocation.merchant_id = 'M-CAFE';
+  const sent = await send(revocation);
+  t.is(sent.status, 200);
+  t.like(await processed('evt-revoked-long-ago'), { outcome: 'stale', tenantId });
+  t.is((await call('GET', '/api/v1/client/pos/square', { token: client })).body.status, 'active');
+});
+
 test.serial('no_rule_no_credit until the tenant activates a rule; then credited once, however often Square repeats it', async (t) => {
   const ann = await register('consumer', 'ann@example.com');
   const first = await send(paymentWebhook({ eventId: 'evt-norule', merchantId: 'M-CAFE', paymentId: 'pay-norule', amount: 2500, customerId: 'cust-ann' }));

@@ -479,6 +479,18 @@ test('a revocation from Square’s webhook marks the connection revoked by the m
   await connectionUnavailable(t, client.tenantId);
 });
 
+test('a revocation Square timed before the connection was authorized (revoked, connected again, the webhook late) leaves the new connection alone', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  await mustConnect(client, merchantId);
+  const revocation = { revokedAt: new Date(Date.now() - 3_600_000).toISOString(), revokerType: 'MERCHANT' };
+  t.like(await service.tally.connections.markRevokedByWebhook(merchantId, revocation, {}), { tenantId: client.tenantId, revoked: false, outdated: true });
+  t.like(await connection(client), { status: 'active', revokedBy: null });
+  t.is(await service.tally.connections.tenantForMerchant(merchantId), client.tenantId);
+  t.is((await vault().read(client.tenantId)).status, 'ok');
+  t.deepEqual(await streamTypes(`square-connection-${client.tenantId}`), ['SquareConnectionAuthorized']);
+});
+
 // --- Refresh -----------------------------------------------------------------------------------------------------
 
 test.serial('the refresh cron needs its secret, refreshes the tokens that are due, leaves the others and reports each', async (t) => {

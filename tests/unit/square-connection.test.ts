@@ -103,6 +103,19 @@ test('revoking: unknown connection is not found; revoking twice records once; a 
   spec(t).given(authorized()).when(revoke(M, 'merchant')).then([revoked('merchant')]);
 });
 
+test('a revocation Square timed before the connection was authorized (the merchant revoked, then connected again; the webhook came late) revokes nothing', (t) => {
+  const before = new Date(Date.parse(now) - 60_000).toISOString();
+  const late = { type: 'RevokeConnection', tenantId: T, revokedBy: 'merchant', merchantId: M, by: null, now: before } as const;
+  spec(t).given(authorized()).when(late).thenNothing();
+  // Square's times may carry other precision than ours: compared as instants, not as text.
+  spec(t).given(authorized()).when({ ...late, now: '2026-03-01T09:59:59Z' }).thenNothing();
+  spec(t).given(authorized()).when({ ...late, now: later }).then([revoked('merchant')]);
+  // The disconnect button names no merchant: it is about the connection in force, whenever.
+  spec(t).given(authorized()).when({ ...late, revokedBy: 'app', merchantId: null, by: 'user:u1' }).then([
+    { type: 'SquareConnectionRevoked', data: { tenantId: T, merchantId: M, revokedBy: 'app', revokedAt: before, by: 'user:u1' } },
+  ]);
+});
+
 test('a poll needs a connection; one that ends after a revocation is still recorded, for the merchant polled', (t) => {
   const poll = { cursor: 'c-1', polledAt: later, summary: { seen: 1 } };
   const error = t.throws(() => pollRecordFor(state(), poll)) as { code?: string };
