@@ -3,18 +3,21 @@
  * (or when such a consumer is already known as the purchase is stored), within the
  * claim window (`CLAIM_WINDOW_DAYS`, the decider's, the last instant included), once. The matching reads the
  * `held_points` read model, which the runner has brought at least to the events handed here, so both sides of a
- * match are seen whichever arrives first. The purchase decider makes a repeated claim a no-op.
+ * match are seen whichever arrives first. The purchase decider makes a repeated claim a no-op. Only an approved,
+ * unerased consumer claims (the `users` read model, as ingestion credits only them): a suspended one's purchases
+ * stay held, and are claimed on reinstatement if still within the window.
  */
 import type { EventStore } from '../../domain/ports/event-store.ts';
 import { CLAIM_WINDOW_DAYS, paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
 import { purchaseCompleted, purchaseIdentityAttached } from '../../domain/payments/events.ts';
-import { userEmailVerified, userPhoneVerified } from '../../domain/users/events.ts';
+import { userEmailVerified, userPhoneVerified, userReinstated } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
 import type { CommandPath } from '../../domain/shared/command-path.ts';
 import { assertNever } from '../../domain/shared/decider.ts';
 import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/codec.ts';
 import { reactor, type Reactor, type ReactorContext } from '../projection.ts';
 import { heldPointsProjection } from '../held-points.ts';
+import { usersProjection } from '../accounts.ts';
 
 export interface ClaimsDependencies {
   store: EventStore;
@@ -24,8 +27,11 @@ export interface ClaimsDependencies {
   walletIdFor(tenantId: string, consumerId: string): string;
 }
 
-/** An identity verified, or a purchase held for one. */
-export const claimsEvents = eventCodec(undefined, userEmailVerified, userPhoneVerified, purchaseCompleted, purchaseIdentityAttached);
+/** An identity verified, a purchase held for one, or a consumer reinstated. */
+export const claimsEvents = eventCodec(undefined, userEmailVerified, userPhoneVerified, userReinstated, purchaseCompleted, purchaseIdentityAttached);
+
+/** Joined to `consumer_identities c`: its consumer may claim (as ingestion credits: approved, not erased). */
+const MAY_CLAIM = `JOIN users u ON u.id = c.consumer_id AND u.status = 'approved' AND NOT u.erased`;
 type Cause = Decoded<EventsOf<typeof claimsEvents>>;
 
 export function claimsReactor(deps: ClaimsDependencies): Reactor {
@@ -64,7 +70,7 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
     const owners = new Map<string, string>();
     if (!hashes.length) return owners;
     const { rows } = await db.query<{ consumer_id: string; identity_hash: string }>(
-      `SELECT identity_hash, consumer_id FROM consumer_identities WHERE identity_hash = ANY($1) ORDER BY identity_hash, consumer_id`,
+      `SELECT c.identity_hash, c.consumer_id FROM consumer_identities c ${MAY_CLAIM} WHERE c.identity_hash = ANY($1) ORDER BY c.identity_hash, c.consumer_id`,
       [hashes],
     );
     for (const row of rows) if (!owners.has(row.identity_hash)) owners.set(row.identity_hash, row.consumer_id);
@@ -80,7 +86,7 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
   return reactor({
     name: 'claims',
     events: claimsEvents,
-    reads: [heldPointsProjection.name],
+    reads: [heldPointsProjection.name, usersProjection.name],
     async handle(events, context) {
       const owners = await ownersOf(events, context);
       for (const e of events) {
@@ -89,8 +95,17 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
           case 'UserPhoneVerified': {
             // Only a verified identity claims, and only its owner (held_points has recorded who that is).
             const hash = e.type === 'UserEmailVerified' ? e.data.emailHash : e.data.phoneHash;
-            const owner = await context.db.query(`SELECT 1 FROM consumer_identities WHERE consumer_id = $1 AND identity_hash = $2`, [e.data.userId, hash]);
+            const owner = await context.db.query(`SELECT 1 FROM consumer_identities c ${MAY_CLAIM} WHERE c.consumer_id = $1 AND c.identity_hash = $2`, [e.data.userId, hash]);
             if (owner.rowCount) await claimHeldFor(e.data.userId, [hash], e, context);
+            break;
+          }
+          case 'UserReinstated': {
+            // What was held while the consumer was suspended (their payments were not credited) is theirs again.
+            const { rows } = await context.db.query<{ identity_hash: string }>(
+              `SELECT c.identity_hash FROM consumer_identities c ${MAY_CLAIM} WHERE c.consumer_id = $1 ORDER BY c.identity_hash`,
+              [e.data.userId],
+            );
+            await claimHeldFor(e.data.userId, rows.map((r) => r.identity_hash), e, context);
             break;
           }
           case 'PurchaseCompleted':
