@@ -87,7 +87,8 @@ export function boundedCache<V>(lookup: (tenantId: string, key: string) => Promi
       try {
         return await request;
       } finally {
-        inFlight.delete(key);
+        // Unless `forget` dropped it and a newer look-up took its place.
+        if (inFlight.get(key) === request) inFlight.delete(key);
       }
     },
 
@@ -95,6 +96,8 @@ export function boundedCache<V>(lookup: (tenantId: string, key: string) => Promi
     forget(tenantId: string, customerId: string): void {
       const key = keyOf(tenantId, customerId);
       entries.delete(key);
+      // A look-up in flight may have read Square before the change: later gets ask again rather than join it.
+      inFlight.delete(key);
       generations.set(key, (generations.get(key) ?? 0) + 1);
       if (generations.size > options.maxEntries) generations.clear();
     },

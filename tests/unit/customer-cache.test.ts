@@ -105,6 +105,34 @@ test('forget drops the customer, and an answer in flight when it changed is not 
   t.is(w.calls.filter((c) => c === 't1/c2').length, 2, 'the answer that started before the change was not cached');
 });
 
+test('a get after forget does not join the look-up that was in flight before the change: it asks Square again', async (t) => {
+  let version = 'old';
+  const calls: string[] = [];
+  let open: (() => void) | undefined;
+  const cache = customerCache(
+    async (_tenant, customerId) => {
+      const seen = version; // what Square answers when the request is served
+      calls.push(`${customerId}@${seen}`);
+      if (calls.length === 1) await new Promise<void>((resolve) => (open = resolve));
+      return { email: seen === 'old' ? null : 'ann@example.com', phone: null } satisfies CustomerContacts;
+    },
+    { ttlMs: 60_000, maxEntries: 10, now: () => 0 },
+  );
+  const lookAhead = cache.get('t1', 'c1'); // the look-ahead at acknowledgement reads Square before the change
+  await new Promise((resolve) => setImmediate(resolve));
+  version = 'new'; // the barista adds Ann's email; Square sends customer.updated, processed:
+  cache.forget('t1', 'c1');
+  const batch = cache.get('t1', 'c1'); // the payment's batch, after the change
+  const third = cache.get('t1', 'c1'); // joins the new look-up, not the old
+  open?.();
+  t.deepEqual(await lookAhead, { email: null, phone: null });
+  t.deepEqual(await batch, { email: 'ann@example.com', phone: null });
+  t.deepEqual(await third, { email: 'ann@example.com', phone: null });
+  t.deepEqual(calls, ['c1@old', 'c1@new']);
+  t.deepEqual(await cache.get('t1', 'c1'), { email: 'ann@example.com', phone: null }, 'the fresh answer is kept');
+  t.is(calls.length, 2);
+});
+
 // --- In bulk ------------------------------------------------------------------------------------------------------
 
 /** `lookupsInBulk` over a bulk call that records each call's ids, answering ids starting with `gone` null and `bad` an error. */
