@@ -31,6 +31,7 @@ import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
 import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
 import { consumersByIdentity } from '../projections/read/accounts.ts';
 import { heldPurchasesOf } from '../projections/read/held-purchases.ts';
+import { recordCustomerContacts } from '../adapters/postgres/customer-contacts.ts';
 import { findWebhook } from '../projections/read/webhooks.ts';
 import type { ProjectionRunner } from '../projections/runner.ts';
 import { ingestionRoutes } from '../http/routes/ingestion.ts';
@@ -294,6 +295,7 @@ export function provideWebhookProcessor(
             now: runtime.now,
             workspace: (id) => ingestionState.workspace(id),
             heldPurchasesOf: (id, customerId) => heldPurchasesOf(pool, id, customerId, runtime.now(), CLAIM_WINDOW_DAYS),
+            recordContacts: (id, customerIds, hashes) => recordCustomerContacts(pool, id, customerIds, hashes),
           },
           tenantId,
           change,

@@ -22,6 +22,12 @@ export interface IdentityAttachDependencies {
   workspace(tenantId: string): Workspace;
   /** The tenant's purchases of this Square customer whose points are held for nobody (a read model: candidates only). */
   heldPurchasesOf(tenantId: string, customerId: string): Promise<string[]>;
+  /**
+   * Keeps the customers' new identities (hashes) for the purchases the read model does not list yet (committed just
+   * now, or being decided by another batch with the contacts from before the change): the claims reactor attaches
+   * them when it meets such a purchase.
+   */
+  recordContacts(tenantId: string, customerIds: readonly string[], identityHashes: readonly string[]): Promise<void>;
 }
 
 /**
@@ -31,6 +37,8 @@ export interface IdentityAttachDependencies {
  */
 export async function attachCustomerIdentity(deps: IdentityAttachDependencies, tenantId: string, change: SquareCustomerChange, source: string, metadata: EventMetadata): Promise<number> {
   const hashes = identityHashes(deps.hasher, [change.email], change.phone, deps.workspace(tenantId).country);
+  // Before reading the held purchases: a purchase the read model has not listed by then meets this record later.
+  await deps.recordContacts(tenantId, [change.customerId, ...change.mergedFrom], hashes);
   if (!hashes.length) return 0;
   let attached = 0;
   for (const customerId of [change.customerId, ...change.mergedFrom]) {

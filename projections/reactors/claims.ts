@@ -18,6 +18,7 @@ import { eventCodec, type Decoded, type EventsOf } from '../../domain/shared/cod
 import { reactor, type Reactor, type ReactorContext } from '../projection.ts';
 import { heldPointsProjection } from '../held-points.ts';
 import { usersProjection } from '../accounts.ts';
+import { contactsKey, customerContactsOf } from '../../adapters/postgres/customer-contacts.ts';
 
 export interface ClaimsDependencies {
   store: EventStore;
@@ -77,6 +78,30 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
     return owners;
   }
 
+  /**
+   * A walk-in's purchase decided with its customer's contacts from before a change Square reported (the change's
+   * webhook attached its identities to the held purchases the read model listed then; this one was not listed
+   * yet): the identities recorded at the change are attached now. Keyed by tenant and customer; one read a batch.
+   */
+  async function attachRecordedContacts(events: readonly Cause[], { db }: ReactorContext) {
+    const held = events.flatMap((e) =>
+      e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0 && e.data.customerId !== null ? [{ e, customerId: e.data.customerId }] : [],
+    );
+    if (!held.length) return;
+    const recorded = await customerContactsOf(db, held.map(({ e, customerId }) => ({ tenantId: e.data.tenantId, customerId })));
+    for (const { e, customerId } of held) {
+      const hashes = recorded.get(contactsKey(e.data.tenantId, customerId));
+      if (!hashes?.some((h) => !e.data.identityHashes.includes(h))) continue;
+      await handleCommand(
+        deps.store,
+        paymentStream(e.data.paymentId),
+        paymentDecider,
+        { type: 'AttachIdentity', customerId, identityHashes: hashes, now: e.recordedAt.toISOString(), source: 'customer-contacts' },
+        { newId: deps.newId, path: deps.commands, metadata: { correlationId: e.metadata.correlationId ?? e.id, causationId: e.id, actor: 'system:claims' } },
+      );
+    }
+  }
+
   /** A held purchase whose identity a consumer has verified already is claimed by that consumer (its first identity that has an owner). */
   async function claimByKnownIdentity(paymentId: string, tenantId: string, hashes: readonly string[], owners: Map<string, string>, cause: Cause) {
     const hash = hashes.find((h) => owners.has(h));
@@ -117,6 +142,7 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
             assertNever(e);
         }
       }
+      await attachRecordedContacts(events, context);
     },
   });
 }

@@ -367,6 +367,28 @@ test.serial('the state ingestion decides on is never behind a write made before 
   await connect(client, 'M-CAFE');
 });
 
+test.serial('a customer.updated processed while the held purchase is not yet in the read model still gets its identity to the purchase', async (t) => {
+  square.addCustomer('M-CAFE', { id: 'cust-lag', email: null, phone: null });
+  // The held_points read model lagging behind (a burst, another batch in flight): its writes wait on this lock.
+  const blocker = await service.database.pool.connect();
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE held_purchases_by_customer IN SHARE ROW EXCLUSIVE MODE');
+  try {
+    await send(paymentWebhook({ eventId: 'evt-lag-pay', merchantId: 'M-CAFE', paymentId: 'pay-lag', amount: 700, customerId: 'cust-lag' }));
+    t.like(await processed('evt-lag-pay'), { outcome: 'stored_anonymous' });
+    square.addCustomer('M-CAFE', { id: 'cust-lag', email: 'lag@example.com', phone: null });
+    const updated = squarePayload('customer.updated.json');
+    updated.data.object.customer.email_address = 'lag@example.com';
+    await send({ ...updated, merchant_id: 'M-CAFE', event_id: 'evt-lag-upd', data: { ...updated.data, id: 'cust-lag' } });
+    t.like(await processed('evt-lag-upd'), { outcome: 'ignored' }, 'the read model listed nothing to attach to');
+  } finally {
+    await blocker.query('COMMIT');
+    blocker.release();
+  }
+  const lag = await register('consumer', 'lag@example.com');
+  t.is(await settledBalance(lag.token), 21, 'the consumer with the email Square now has is credited the held purchase (3 points per $1)');
+});
+
 test.serial('the logs of the whole run hold no secret and no token', async (t) => {
   const { config } = service.tally;
   const secrets = [WEBHOOK_KEY, CRON_SECRET, TEST_APP_SECRET, TEST_JWT_SECRET, config.IDENTITY_HASH_KEY, config.ENCRYPTION_KEY, client, admin];
