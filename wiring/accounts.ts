@@ -10,6 +10,7 @@ import { consoleSms } from '../adapters/sms/console.ts';
 import { twilioSms } from '../adapters/sms/twilio.ts';
 import type { SmsSender } from '../domain/ports/sms.ts';
 import { accountsService } from '../domain/users/service.ts';
+import { phoneSearchDigits } from '../domain/identity/normalise.ts';
 import { phoneVerificationService } from '../domain/users/phone-verification.ts';
 import { callerView, learnOnAppend } from '../projections/caller-view.ts';
 import { adminWithEmail, suspendedUserWithEmail } from '../projections/read/accounts.ts';
@@ -46,8 +47,8 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
     adminEmails: config.ADMIN_EMAILS,
     storedMessages: {
       eraseMentions: async ({ email, phone }) => {
-        // A phone as merchants type it: with or without its country code, any punctuation.
-        const digits = phone ? [phone.replace(/\D/g, ''), ...(phone.startsWith('+1') ? [phone.slice(2)] : [])] : [];
+        // A phone as merchants type it: with or without its country code or trunk prefix, any punctuation.
+        const digits = phone ? phoneSearchDigits(phone) : [];
         const redacted = await inbox.redactMentioning({ email, phoneDigits: digits });
         log.info({ redacted }, 'erasure: raw webhook bodies naming the person emptied');
       },

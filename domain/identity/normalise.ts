@@ -66,3 +66,14 @@ export function tryNormaliseEmail(email: string | null | undefined): string | nu
 export function isPlainAsciiEmail(email: string): boolean {
   return /^[\x21-\x7e]+$/.test(email) && EMAIL.test(email);
 }
+
+/**
+ * The digit runs a stored phone (E.164) shows up as in text a merchant typed, whatever the punctuation: the full
+ * number with its country code, and the national significant number, which every national form (`07700 900123`,
+ * `(212) 555-0100`) contains after its trunk prefix. Used to find bodies naming a person at erasure.
+ */
+export function phoneSearchDigits(phone: string): string[] {
+  const parsed = parsePhoneNumberFromString(phone);
+  const full = phone.replace(/\D/g, '');
+  return [...new Set([full, ...(parsed ? [String(parsed.nationalNumber)] : [])])];
+}

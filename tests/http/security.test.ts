@@ -287,6 +287,19 @@ test.serial('an erased person is matched by nothing any more, and the raw webhoo
   t.like(emptied.body, { outcome: 'ignored', processed: true }, 'the log row stays');
 });
 
+test.serial('erasure empties bodies naming a phone of any country as merchants type it (national form, trunk prefix)', async (t) => {
+  const person = await consumer('uk-erase@example.com', { phone_number: '+447700900123', phone_number_verified: true }, { phone: '+447700900123' });
+  const customer = squarePayload('customer.updated.json');
+  customer.event_id = `evt-customer-uk-${uuid().slice(0, 6)}`;
+  customer.merchant_id = 'M-SEC';
+  Object.assign(customer.data.object.customer, { id: 'cust-uk', email_address: null, phone_number: '07700 900123' });
+  await send(customer);
+  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  t.is((await call('DELETE', `/api/v1/admin/users/${person.id}/personal-data`, { token: admin })).status, 200);
+  const { rows } = await service.database.pool.query(`SELECT raw_body FROM pos_webhook_events_raw WHERE id = $1`, [customer.event_id]);
+  t.is(rows[0]?.raw_body, '', 'the body naming 07700 900123 is emptied');
+});
+
 test.serial('raw webhook bodies are kept for the retention period after processing, then emptied; the log row stays', async (t) => {
   square.addCustomer('M-SEC', { id: 'cust-old', email: null, phone: null });
   t.is(await pay('cust-old', 100), 'stored_anonymous');
