@@ -6,6 +6,9 @@ import { ConfigError, loadConfig } from '../adapters/config.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { runMigrations } from '../adapters/postgres/migrate.ts';
 import { localDatabase } from '../adapters/postgres/local-database.ts';
+import { commandArguments } from './arguments.ts';
+
+commandArguments('Usage: npm run migrate (applies pending migrations to DATABASE_URL, or to the embedded server under DATA_DIR)', {});
 
 async function main(): Promise<void> {
   const config = await loadConfig();

@@ -2,9 +2,11 @@
  * `npm run rebuild -- <projection…|--all>`: rebuilds projections from position zero beside the live ones (the
  * running service keeps serving), with a progress bar. Ctrl-C cancels; running it again resumes.
  */
-import { parseArgs } from 'node:util';
 import { openOperations } from '../main.ts';
 import { provideRebuilds } from '../wiring/projections.ts';
+import { commandArguments } from './arguments.ts';
+
+const USAGE = 'Usage: npm run rebuild -- <projection…|--all>';
 
 function bar(applied: number, total: number | null, startedAt: number): string {
   const elapsed = (Date.now() - startedAt) / 1000;
@@ -17,7 +19,7 @@ function bar(applied: number, total: number | null, startedAt: number): string {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ options: { all: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = commandArguments(USAGE, { all: { type: 'boolean' } }, true);
   const ops = await openOperations();
   let current: string | undefined;
   let startedAt = Date.now();
@@ -30,7 +32,7 @@ async function main(): Promise<number> {
   const unknown = names.filter((n) => !rebuilds.names().includes(n));
   if (!names.length || unknown.length) {
     process.stderr.write(
-      `${unknown.length ? `Unknown or not rebuildable: ${unknown.join(', ')}\n` : ''}Usage: npm run rebuild -- <projection…|--all>\nProjections: ${rebuilds.names().join(', ')}\n`,
+      `${unknown.length ? `Unknown or not rebuildable: ${unknown.join(', ')}\n` : ''}${USAGE}\nProjections: ${rebuilds.names().join(', ')}\n`,
     );
     await ops.close();
     return 2;

@@ -10,6 +10,12 @@ import { ConfigError, loadConfig } from '../adapters/config.ts';
 import { keyring } from '../adapters/crypto/keys.ts';
 import { rotateVaultKeys } from '../adapters/postgres/token-vault.ts';
 import { localDatabase } from '../adapters/postgres/local-database.ts';
+import { commandArguments } from './arguments.ts';
+
+commandArguments(
+  'Usage: npm run rotate-keys (re-encrypts every stored Square token under ENCRYPTION_KEY; ENCRYPTION_KEY_PREVIOUS opens those written under the previous key)',
+  {},
+);
 
 async function main(): Promise<number> {
   const config = await loadConfig();

@@ -28,6 +28,7 @@ Every command but send talks to the simulator of a running \`npm start\` (develo
 --json prints the simulator's answer as JSON instead of lines.`;
 
 class UsageError extends Error {}
+const PAYMENT_STATUSES = ['COMPLETED', 'APPROVED', 'PENDING', 'CANCELED', 'FAILED'];
 class Refused extends Error {}
 
 const common = { simulator: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } } as const;
@@ -148,6 +149,7 @@ async function run(argv: string[]): Promise<number> {
     const who = (['email', 'phone', 'anonymous'] as const).filter((name) => values[name] !== undefined);
     if (who.length > 1) throw new UsageError(`--${who[0]} and --${who[1]} cannot be used together: a payment has one customer, or none (--anonymous)`);
     const status = values.status?.toUpperCase();
+    if (status !== undefined && !PAYMENT_STATUSES.includes(status)) throw new UsageError(`--status must be one of ${PAYMENT_STATUSES.join(', ')}; got ${values.status}`);
     const answer = await control(simulatorUrl(values), 'POST', '/simulator/payments', {
       merchant_id: required(values, 'merchant'),
       ...(items.length ? { line_items: items } : { amount: amount(values, 'amount', { min: 1 }) }),

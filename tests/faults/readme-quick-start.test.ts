@@ -26,6 +26,13 @@ test.after.always(async () => {
     const exited = new Promise((resolve) => service!.once('exit', resolve));
     process.kill(-service.pid, 'SIGTERM'); // npm and the node it started: the group this test made
     await exited;
+  } else if (service?.pid) {
+    // npm is gone; whatever it left in its group (a service that outlived it) goes too.
+    try {
+      process.kill(-service.pid, 'SIGTERM');
+    } catch {
+      // Nothing left.
+    }
   }
   // npm may exit before the service has stopped its embedded PostgreSQL: wait for the server's pid file to go.
   await until(async () => existsSync(path.join(tmp, '.data', 'postgres', 'postmaster.pid')), (running) => !running, { timeoutMs: 30_000 });
@@ -85,4 +92,11 @@ test('the README quick start runs, command by command, against a fresh npm start
   t.regex(output, /"entryType":"debit","kind":"reversal","points":-5,"balanceAfter":0,/, 'the ledger shows the reversal');
   const audit = output.split('\n').filter((line) => line.startsWith('{"items":[')).at(-1) ?? '';
   for (const type of ['PointsCredited', 'PointsRedeemed', 'PointsReversed']) t.true(audit.includes(`"${type}"`), `the audit trail of the wallet has ${type}`);
+
+  // A process manager signals the process it started, npm: the service stops with it (the script execs node, so no
+  // shell sits between them that would die and leave the service running), and so does its embedded PostgreSQL.
+  process.kill(npmStart.child.pid!, 'SIGTERM');
+  await npmStart.exited;
+  await until(async () => existsSync(path.join(tmp, '.data', 'postgres', 'postmaster.pid')), (running) => !running, { timeoutMs: 30_000 });
+  t.regex(npmStart.output(), /stopped/, 'the service logged its stop');
 });

@@ -168,6 +168,9 @@ test.serial('the CLI names a bad flag and exits 2; a refusal exits 1', async (t)
   const typo = await run(['trigger', 'payment', '--merchant', DEMO_MERCHANT.merchantId, '--amout', '5']);
   t.is(typo.code, 2);
   t.regex(typo.out, /--amout/);
+  const badStatus = await run(['trigger', 'payment', '--merchant', DEMO_MERCHANT.merchantId, '--amount', '5', '--status', 'BOGUS']);
+  t.is(badStatus.code, 2);
+  t.regex(badStatus.out, /--status must be one of COMPLETED/);
   const missing = await run(['trigger', 'refund', '--payment', 'X']);
   t.is(missing.code, 2);
   t.regex(missing.out, /--amount is required/);
