@@ -182,6 +182,11 @@ test.serial('the CLI names a bad flag and exits 2; a refusal exits 1', async (t)
   const listed = await run(['list', 'payments', '--merchant', DEMO_MERCHANT.merchantId]);
   t.is(listed.code, 0);
   t.regex(listed.out, /COMPLETED {2}10\.99 USD \+ tip 1\.00 USD {2}refunded 5\.50 USD/);
+  // Newest first, as Square lists them: the README's quick start refunds `payments.0`, the payment it just made.
+  const newest = await run(['trigger', 'payment', '--merchant', DEMO_MERCHANT.merchantId, '--amount', '250', '--anonymous', '--json']);
+  t.is(newest.code, 0, newest.out);
+  const listedJson = await run(['list', 'payments', '--merchant', DEMO_MERCHANT.merchantId, '--json']);
+  t.is(JSON.parse(listedJson.out).payments[0].id, JSON.parse(newest.out).payment.id);
 });
 
 test.serial('the simulator’s state (merchants, payments, grants) survives a restart in the same DATA_DIR', async (t) => {

@@ -975,7 +975,10 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
             ...paymentJson(p, p.currency ?? state.merchant.currency),
             refunds: [...state.refunds.values()].filter((r) => r.paymentId === p.id).map((r) => refundJson(r, state.merchant.currency)),
           })),
-        ),
+        )
+          // Newest first, as Square lists payments by default (`list payments --json | json payments.0.id` is the last one made).
+          .reverse()
+          .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0)),
       },
     };
   };
