@@ -72,6 +72,56 @@ test.serial('a consistent ledger reconciles clean; a corrupted balance and a mis
   t.is(Number(after.rows[0]!.points_balance), 75, 'reconciliation reports; it does not repair');
 });
 
+/** A wallet credited `points` once per entry, projected; its ledger lines' ids in stream order. */
+async function credited(tenantId: string, points: number[]) {
+  const walletId = uuid();
+  const base = { walletId, tenantId, consumerId: uuid() };
+  const events = points.map((n, i) => ({
+    id: uuid(),
+    type: 'PointsCredited',
+    data: { ...base, paymentId: `p${i}`, points: n, ruleId: 'r1', ruleVersion: 1, basis: 'amount', basisAmountMinor: n * 100, via: 'purchase' },
+  }));
+  const result = await service.tally.store.append(walletStream(walletId), events, 'no_stream');
+  await service.tally.runner.waitForPosition(result.position, 10_000);
+  return { walletId, lines: events.map((e) => e.id) };
+}
+
+test.serial('a ledger line that says other points or another kind than its event is found, though the totals and the line count agree', async (t) => {
+  const tenantId = `tenant-${uuid().slice(0, 8)}`;
+  const edited = await credited(tenantId, [10]);
+  const swapped = await credited(tenantId, [10, 20]);
+  const renamed = await credited(tenantId, [5]);
+  t.like((await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId } })).body, { walletsChecked: 3, mismatches: [] });
+
+  // The credit of 10 says 7 in the ledger; the wallet's row still says 10, and there is still one line.
+  await service.database.pool.query('UPDATE wallet_ledger SET points = 7, balance_after = 7 WHERE wallet_id = $1', [edited.walletId]);
+  // Two lines' points swapped: the same count and the same sum.
+  await service.database.pool.query('UPDATE wallet_ledger SET points = 30 - points WHERE wallet_id = $1', [swapped.walletId]);
+  // A purchase's line shown as a claim.
+  await service.database.pool.query(`UPDATE wallet_ledger SET kind = 'claim' WHERE wallet_id = $1`, [renamed.walletId]);
+
+  const report = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId } });
+  t.is(report.status, 200);
+  const found = new Map((report.body.mismatches as Array<{ walletId: string }>).map((m) => [m.walletId, m]));
+  t.is(found.size, 3);
+  t.like(found.get(edited.walletId), {
+    projected: { balance: 10, ledgerLines: 1, ledgerPoints: 7 },
+    replayed: { balance: 10, ledgerLines: 1, ledgerPoints: 10 },
+    firstDifferingEvent: { id: edited.lines[0], type: 'PointsCredited', revision: 0 },
+  });
+  t.like(found.get(swapped.walletId), {
+    projected: { ledgerLines: 2, ledgerPoints: 30 },
+    replayed: { ledgerLines: 2, ledgerPoints: 30 },
+    firstDifferingEvent: { id: swapped.lines[0], revision: 0 },
+  });
+  t.like(found.get(renamed.walletId), { projected: { ledgerPoints: 5 }, replayed: { ledgerPoints: 5 }, firstDifferingEvent: { id: renamed.lines[0] } });
+
+  for (const wallet of [edited, swapped, renamed]) {
+    const one = await call('GET', `/api/v1/admin/wallets/${wallet.walletId}/reconcile`, { token: admin });
+    t.like(one.body, { walletId: wallet.walletId, consistent: false, mismatches: [{ firstDifferingEvent: { id: wallet.lines[0] } }] });
+  }
+});
+
 test.serial('a wallet the projections never saw is reported as missing from the read model', async (t) => {
   const tenantId = `tenant-${uuid().slice(0, 8)}`;
   const walletId = await walletWithHistory(tenantId);
