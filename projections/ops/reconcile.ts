@@ -22,6 +22,7 @@ import { ledgerKind, ledgerKinds, type LedgerKind } from '../wallets.ts';
 
 const isBalanceEvent = (event: WalletEvent): event is WalletBalanceEvent => walletBalanceEvents.handles(event.type);
 import type { Decoded } from '../../domain/shared/codec.ts';
+import type { ProjectionRunner } from '../runner.ts';
 
 const count = z.number().int();
 
@@ -209,6 +210,16 @@ function compare(projected: WalletFigures | null, replayed: Replayed | undefined
     projected.ledgerPoints === expected.ledgerPoints &&
     projected.ledgerChecksum === expected.ledgerChecksum
   );
+}
+
+/**
+ * How reconciliation settles, for the service's route and `npm run reconcile` alike: the wallet read models are as
+ * good as `position` once the `wallets` projection has applied it or has no event of its types up to it (its
+ * checkpoint stays at its own last event while the feed moves on). The runner answers for a projection it feeds, and
+ * from the checkpoint row for one another process feeds (a runner that feeds nothing, as the command's, reads rows).
+ */
+export function settleWallets(runner: Pick<ProjectionRunner, 'waitForPosition'>, timeoutMs = 30_000): (position: Position) => Promise<boolean> {
+  return (position) => runner.waitForPosition(position, timeoutMs, ['wallets']);
 }
 
 export interface ReconcilerDependencies {

@@ -1,5 +1,9 @@
 /** Reconciliation by replay finds a deliberately corrupted read model, and never repairs it silently. */
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
@@ -120,6 +124,48 @@ test.serial('a ledger line that says other points or another kind than its event
     const one = await call('GET', `/api/v1/admin/wallets/${wallet.walletId}/reconcile`, { token: admin });
     t.like(one.body, { walletId: wallet.walletId, consistent: false, mismatches: [{ firstDifferingEvent: { id: wallet.lines[0] } }] });
   }
+});
+
+/** `npm run reconcile -- --tenant <id> --json` against the service's database, as a child process. */
+async function reconcileCommand(tenantId: string) {
+  const env = {
+    PATH: process.env.PATH,
+    NODE_ENV: 'test',
+    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-reconcile-')),
+    DATABASE_URL: service.database.url,
+  };
+  const started = Date.now();
+  return new Promise<{ code: number | null; out: string; err: string; ms: number }>((resolve) => {
+    const child = spawn(process.execPath, ['--import=tsx', path.resolve('cli/reconcile.ts'), '--tenant', tenantId, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += String(c)));
+    child.stderr.on('data', (c) => (err += String(c)));
+    child.on('exit', (code) => resolve({ code, out, err, ms: Date.now() - started }));
+  });
+}
+
+test.serial('npm run reconcile settles as the service does: the newest event need not be a wallet event', async (t) => {
+  const tenantId = `tenant-${uuid().slice(0, 8)}`;
+  const wallet = await credited(tenantId, [10]);
+  // The head of the log is almost always something else in production: a poll's record, a user's event.
+  const poll = await service.tally.store.append(
+    `square-poll-${tenantId}`,
+    [{ id: uuid(), type: 'SquarePaymentsPolled', data: { tenantId, merchantId: 'MRECONCILE', cursor: null, polledAt: new Date().toISOString(), summary: {} } }],
+    'any',
+  );
+  t.deepEqual(await service.tally.store.headPosition(), poll.position);
+
+  const clean = await reconcileCommand(tenantId);
+  t.is(clean.code, 0, clean.err);
+  t.true(clean.ms < 20_000, `answered in ${clean.ms} ms: it must not wait out its bound`);
+  t.like(JSON.parse(clean.out), { walletsChecked: 1, eventsReplayed: 1, mismatches: [] });
+
+  // The command finds an edited ledger line too, and exits 1.
+  await service.database.pool.query('UPDATE wallet_ledger SET points = 7, balance_after = 7 WHERE wallet_id = $1', [wallet.walletId]);
+  const edited = await reconcileCommand(tenantId);
+  t.is(edited.code, 1, edited.err);
+  t.like(JSON.parse(edited.out), { mismatches: [{ walletId: wallet.walletId, projected: { ledgerPoints: 7 }, replayed: { ledgerPoints: 10 } }] });
 });
 
 test.serial('a wallet the projections never saw is reported as missing from the read model', async (t) => {
