@@ -85,7 +85,7 @@ export interface MetricsOptions {
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
-const PROJECTION_STATES = ['starting', 'running', 'standby', 'stopped', 'failed'];
+const PROJECTION_STATES = ['starting', 'running', 'standby', 'stopped', 'failed', 'superseded'];
 /** Lag is counted up to this many events: beyond it the number matters less than the cost of counting. */
 export const LAG_COUNT_CAP = 100_000;
 

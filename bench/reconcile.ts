@@ -17,11 +17,13 @@
  */
 import pg from 'pg';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
-import type { EventStore, Position } from '../domain/ports/event-store.ts';
+import type { EventStore } from '../domain/ports/event-store.ts';
 import { pointsDelta, WALLET_EVENT_TYPES } from '../domain/wallets/wallet.ts';
 import { walletBalanceEvents } from '../domain/wallets/events.ts';
-import { readCheckpoint } from '../projections/feed.ts';
-import { reconciler, type ReconcileReport } from '../projections/ops/reconcile.ts';
+import { pino } from 'pino';
+import { reconciler, settleWallets, type ReconcileReport } from '../projections/ops/reconcile.ts';
+import { ProjectionRunner } from '../projections/runner.ts';
+import { walletsProjection } from '../projections/wallets.ts';
 import { log, machineInfo, machineSummary, now, openPool, checkpoint, withBenchDatabase, withClient, formatDuration, formatRatio, reportCorrectness, runBenchmark } from './support.ts';
 import { cpuSnapshot, cpuSplit, postgresPids, statsObject, tracePool, withCpuProfile, type CpuSplit, type HotFunction } from './profile.ts';
 import { buildReadModelFromEvents, fillWalletHistory, FULL_HISTORY, QUICK_HISTORY, type HistoryShape } from './wallet-history.ts';
@@ -59,7 +61,7 @@ function labelSql(sql: string): string {
   const s = sql.trimStart();
   if (s.startsWith('SELECT transaction_id::text AS tx_id')) return 'readAll page';
   if (s.startsWith('SELECT w.id AS wallet_id, w.tenant_id, w.points_balance')) return 'projected wallets';
-  if (s.startsWith('SELECT position FROM projection_checkpoints')) return 'settle';
+  if (s.startsWith('SELECT name, position FROM projection_checkpoints')) return 'settle';
   if (s.startsWith('SELECT id, CASE entry_type')) return 'first difference';
   return 'other';
 }
@@ -120,15 +122,9 @@ async function runReconcile(url: string, pids: number[] | undefined, variant: Va
   try {
     const traced = tracePool(base, labelSql, variant.rewrite);
     const store = new PostgresEventStore(traced.pool, { connectionString: url });
-    // As `npm run reconcile` does: wait (bounded) until the wallets projection has reached the head.
-    const settle = async (position: Position) => {
-      for (let i = 0; i < 300; i++) {
-        const row = await readCheckpoint(traced.pool, 'wallets');
-        if (row?.position && !store.isAfter(position, row.position as Position)) return true;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      return false;
-    };
+    // As `npm run reconcile` does: wait (bounded) until the wallets projection has reached the head (a runner that
+    // feeds nothing reads the checkpoint the setup wrote).
+    const settle = settleWallets(new ProjectionRunner(traced.pool, { connectionString: url }, store, [walletsProjection], pino({ level: 'silent' })));
     const deps = { pool: traced.pool, store, settle };
     const target = reconciler(deps);
     (globalThis as { gc?: () => void }).gc?.();

@@ -4,23 +4,18 @@
  */
 import { parseArgs } from 'node:util';
 import { openOperations } from '../main.ts';
-import { reconciler } from '../projections/ops/reconcile.ts';
-import { readCheckpoint } from '../projections/feed.ts';
-import type { Position } from '../domain/ports/event-store.ts';
+import { reconciler, settleWallets } from '../projections/ops/reconcile.ts';
+import { ProjectionRunner } from '../projections/runner.ts';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { tenant: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
   const ops = await openOperations();
   try {
-    // Compared against what the running service has projected: wait (bounded) until the wallets projection is at the head.
-    const settle = async (position: Position) => {
-      for (let i = 0; i < 300; i++) {
-        const row = await readCheckpoint(ops.pool, 'wallets');
-        if (row?.position && !ops.store.isAfter(position, row.position as Position)) return true;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      return false;
-    };
+    // Compared against what the running service has projected: wait (bounded) until the wallets projection has applied
+    // the head or has nothing of its types up to it, as the service's route waits. This runner is never started: it
+    // feeds nothing, and reads the checkpoints the service's runner writes.
+    const watcher = new ProjectionRunner(ops.pool, { connectionString: ops.databaseUrl }, ops.store, ops.projections, ops.log);
+    const settle = settleWallets(watcher);
     const report = await reconciler({ pool: ops.pool, store: ops.store, settle }).all(values.tenant ? { tenantId: values.tenant } : {});
     if (values.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -8,7 +8,8 @@
  * every batch). With `lazyCheckpoints`, a batch's transaction opens at the projection's first query; a batch it
  * writes nothing for only advances the checkpoint in memory. That checkpoint is written with the next batch that
  * writes, when no event came for `checkpointIdleMs`, and at least every `checkpointEveryMs` under load; every write of it is a
- * compare-and-set against the last one written, so an owner change is still detected. A crash can only make the
+ * compare-and-set against the last one written and the row's takeover count (`generation`), so an owner change or a
+ * rebuild's takeover is still detected. A crash can only make the
  * projection see again events it had nothing to do for (a reactor re-issues idempotent commands).
  */
 import pg from 'pg';
@@ -22,6 +23,20 @@ import type { ProjectionContext } from './projection.ts';
 /** The checkpoint changed under us (another owner, or a rebuild took over): start again from the stored one. */
 export class CheckpointMoved extends Error {}
 
+/**
+ * The live tables were rebuilt at a version above this code's (a rolling deploy: a newer instance took over): this
+ * code must write nothing more into them. Its runner stands down.
+ */
+export class ProjectionSuperseded extends CheckpointMoved {
+  constructor(
+    readonly projection: string,
+    readonly storedVersion: number,
+    readonly version: number,
+  ) {
+    super(`${projection}: its live tables are at version ${storedVersion}, this instance runs version ${version}`);
+  }
+}
+
 /** The feed was stopped while a batch waited (a reactor waiting for its read models): nothing failed. */
 export class FeedStopped extends Error {}
 
@@ -31,6 +46,11 @@ export interface FeedTarget {
   apply(events: readonly RecordedEvent[], context: ProjectionContext): Promise<void>;
   /** The checkpoint row this feed owns in `projection_checkpoints`. */
   checkpointName: string;
+  /**
+   * The version of the code applying the events (a live projection): a checkpoint row at a higher version is another
+   * instance's, running newer code, and this feed stops with `ProjectionSuperseded` rather than write.
+   */
+  version?: number;
   /** Physical table for a logical one. */
   table(logicalName: string): string;
   /** Extra writes inside each batch transaction (e.g. a rebuild's progress). */
@@ -67,6 +87,8 @@ interface FeedState {
   /** Events applied since `stored` was written. */
   unstored: number;
   storedAt: number;
+  /** The row's takeover count when the feed started: any other means a rebuild took over since (migration 0320). */
+  generation: string;
 }
 
 export type FeedResult =
@@ -78,17 +100,30 @@ const nextTurn = () => new Promise<typeof TIMEOUT>((resolve) => setImmediate(() 
 const after = (ms: number) => new Promise<typeof TIMEOUT>((resolve) => setTimeout(() => resolve(TIMEOUT), ms).unref());
 
 export async function readCheckpoint(pool: pg.Pool, name: string) {
-  const { rows } = await pool.query<{ position: string | null; status: string; last_error: string | null; error_position: string | null; events_applied: string }>(
-    'SELECT position, status, last_error, error_position, events_applied FROM projection_checkpoints WHERE name = $1',
-    [name],
-  );
+  const { rows } = await pool.query<{
+    position: string | null;
+    status: string;
+    last_error: string | null;
+    error_position: string | null;
+    events_applied: string;
+    version: number;
+    generation: string;
+  }>('SELECT position, status, last_error, error_position, events_applied, version, generation FROM projection_checkpoints WHERE name = $1', [name]);
   return rows[0];
+}
+
+/** Throws `ProjectionSuperseded` when the row was built at a version above the one `target` applies. */
+function refuseNewer(target: FeedTarget, storedVersion: unknown): void {
+  if (target.version !== undefined && Number(storedVersion) > target.version) {
+    throw new ProjectionSuperseded(target.checkpointName, Number(storedVersion), target.version);
+  }
 }
 
 export async function feed(target: FeedTarget, options: FeedOptions): Promise<FeedResult> {
   const row = await readCheckpoint(options.pool, target.checkpointName);
+  if (row) refuseNewer(target, row.version);
   const initial = (row?.position ?? undefined) as Position | undefined;
-  const state: FeedState = { checkpoint: initial, stored: initial, unstored: 0, storedAt: Date.now() };
+  const state: FeedState = { checkpoint: initial, stored: initial, unstored: 0, storedAt: Date.now(), generation: row?.generation ?? '0' };
   const everyMs = options.checkpointEveryMs ?? 1000;
   const idleMs = options.checkpointIdleMs ?? 100;
   const filter = target.eventTypes === 'all' ? {} : { filter: { eventTypes: target.eventTypes } };
@@ -148,13 +183,16 @@ async function finalCheckpoint(target: FeedTarget, options: FeedOptions, state: 
   return state.checkpoint;
 }
 
-/** Writes the in-memory checkpoint, only over the one last written: anything else means another owner moved it. */
+/**
+ * Writes the in-memory checkpoint, only over the one last written and with no takeover since: anything else means
+ * another owner or a rebuild moved it (the runner then reads the row again, and stands down if its version is newer).
+ */
 async function storeCheckpoint(target: FeedTarget, pool: pg.Pool, state: FeedState): Promise<void> {
   const { rowCount } = await pool.query(
     `UPDATE projection_checkpoints
         SET position = $2, events_applied = events_applied + $3, status = 'running', last_error = NULL, error_position = NULL, updated_at = now()
-      WHERE name = $1 AND position IS NOT DISTINCT FROM $4`,
-    [target.checkpointName, state.checkpoint, state.unstored, state.stored ?? null],
+      WHERE name = $1 AND position IS NOT DISTINCT FROM $4 AND generation = $5 AND ($6::int IS NULL OR version <= $6::int)`,
+    [target.checkpointName, state.checkpoint, state.unstored, state.stored ?? null, state.generation, target.version ?? null],
   );
   if (rowCount !== 1) throw new CheckpointMoved(`checkpoint ${target.checkpointName} moved elsewhere`);
   state.stored = state.checkpoint;
@@ -200,10 +238,12 @@ async function applyBatch(
         options.log.error({ err: single, position: event.position, eventType: event.type, stream: event.stream }, 'projection failed on event');
         // Keep what was applied before it (a lazily advanced checkpoint included), then stop here.
         if (state.checkpoint !== state.stored) await storeCheckpoint(target, options.pool, state);
-        await options.pool.query(
-          `UPDATE projection_checkpoints SET status = 'failed', last_error = $2, error_position = $3, updated_at = now() WHERE name = $1`,
-          [target.checkpointName, message, event.position],
+        // Only on the row this feed owns: after a takeover, the failure is not the new tables'.
+        const { rowCount } = await options.pool.query(
+          `UPDATE projection_checkpoints SET status = 'failed', last_error = $2, error_position = $3, updated_at = now() WHERE name = $1 AND generation = $4`,
+          [target.checkpointName, message, event.position, state.generation],
         );
+        if (rowCount !== 1) throw new CheckpointMoved(`checkpoint ${target.checkpointName} moved elsewhere`);
         return { kind: 'failed', error: message, position: event.position, checkpoint: state.checkpoint };
       }
     }
@@ -222,10 +262,15 @@ async function commit(target: FeedTarget, options: FeedOptions, state: FeedState
     // few commits, both roll back together and the events are applied again. No need to wait for the disk
     // (`synchronous_commit` off for this transaction, set in the statement that locks the checkpoint). The lock rides
     // in BEGIN's round trip and the advance in COMMIT's (`TransactionEnds`): every batch of every projection runs them.
-    afterBegin: `SELECT position, set_config('synchronous_commit', 'off', true) AS synchronous_commit FROM projection_checkpoints WHERE name = ${name} FOR UPDATE`,
+    // The row's version and takeover count are compared too: a takeover that left the position where it was (the
+    // live projection was ahead of the rebuild) still stops this feed, and code older than the tables writes nothing.
+    afterBegin: `SELECT position, version, generation, set_config('synchronous_commit', 'off', true) AS synchronous_commit FROM projection_checkpoints WHERE name = ${name} FOR UPDATE`,
     opened([row]) {
+      if (row) refuseNewer(target, row.version);
       const position: unknown = row?.position;
-      if (!row || (position ?? undefined) !== state.stored) throw new CheckpointMoved(`checkpoint ${target.checkpointName} moved elsewhere`);
+      if (!row || (position ?? undefined) !== state.stored || String(row.generation) !== state.generation) {
+        throw new CheckpointMoved(`checkpoint ${target.checkpointName} moved elsewhere`);
+      }
     },
     ...(target.onCommit ? { beforeCommit: (db: pg.PoolClient) => target.onCommit!(db, events.length, last.position) } : {}),
     beforeCommitText: () => `UPDATE projection_checkpoints

@@ -3,8 +3,9 @@
  * live ones, with its own checkpoint, while the live projection keeps serving and keeping up. Once the
  * rebuild has caught up with the live feed, one transaction takes over: it locks the live checkpoint (so the
  * live runner cannot commit in between), renames the fresh tables into place, and moves the live checkpoint to
- * the rebuild's. Readers wait for the renames for an instant and then see the complete new tables; the live
- * runner finds its checkpoint moved and carries on from the rebuild's. The old tables are then dropped.
+ * the rebuild's, raising its takeover count (`generation`). Readers wait for the renames for an instant and then see the
+ * complete new tables; the live runner finds its checkpoint moved and carries on from the rebuild's, or, running code
+ * older than the version the tables were rebuilt at (a rolling deploy), stands down (runner.ts). The old tables are then dropped.
  *
  * A job can be cancelled (its tables and checkpoint are kept) and resumed; one job per projection runs at a
  * time (a unique index on running jobs, and an advisory lock held by the process running it).
@@ -327,10 +328,13 @@ export class ProjectionRebuilds {
       const { rows: applied } = await db.query<{ events_applied: string }>('SELECT events_applied FROM projection_checkpoints WHERE name = $1', [
         rebuildCheckpoint(projection.name),
       ]);
+      // A new generation, whatever the position: the owner of the old tables (even one whose checkpoint is where this
+      // one is, or ahead only in memory) finds at its next write that they are gone, and starts again from here, or
+      // stands down if its code is older than this version (feed.ts).
       await db.query(
         `INSERT INTO projection_checkpoints (name, position, events_applied, status, version) VALUES ($1, $2, $3, 'running', $4)
          ON CONFLICT (name) DO UPDATE SET position = $2, events_applied = $3, status = 'running', last_error = NULL, error_position = NULL,
-                                          version = $4, updated_at = now()`,
+                                          version = $4, generation = projection_checkpoints.generation + 1, updated_at = now()`,
         [projection.name, position ?? null, applied[0]?.events_applied ?? 0, projection.version],
       );
       await db.query('DELETE FROM projection_checkpoints WHERE name = $1', [rebuildCheckpoint(projection.name)]);

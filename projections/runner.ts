@@ -10,15 +10,18 @@
  * - Each subscription is filtered to the event types its projection or reactor handles. A projection whose
  *   checkpoint is behind a position still covers it when no event it handles lies in between (read-your-writes).
  * - A reactor is handed a batch only once the read models it reads have applied that batch.
+ * - Code older than a projection's live tables never feeds them: when a rebuild by a newer instance (a rolling deploy)
+ *   has taken over at a higher version, this runner stands down (releases the lock, status `superseded`, a warning).
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { EventStoreUnavailable, type EventStore, type Position } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 import { isReactor, type FeedReader } from './projection.ts';
-import { CheckpointMoved, feed, FeedStopped, readCheckpoint, type FeedTarget } from './feed.ts';
+import { CheckpointMoved, feed, FeedStopped, ProjectionSuperseded, readCheckpoint, type FeedTarget } from './feed.ts';
 
-export type ProjectionState = 'starting' | 'running' | 'standby' | 'stopped' | 'failed';
+/** `superseded`: the live tables were rebuilt at a version above this code's; an instance running that version feeds them. */
+export type ProjectionState = 'starting' | 'running' | 'standby' | 'stopped' | 'failed' | 'superseded';
 
 export interface ProjectionStatus {
   name: string;
@@ -243,8 +246,21 @@ export class ProjectionRunner {
     let stopSubscription: (() => Promise<void>) | undefined;
     const log = this.log.child({ projection: projection.name });
 
+    const pause = () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.standbyRetryMs);
+        wakeStandby = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     const loop = async () => {
       while (!stopping) {
+        // Once superseded, compete for the lock no more while the tables stay at the newer version.
+        if (status.state === 'superseded' && (await this.stillSuperseded(projection).catch(() => true))) {
+          await pause();
+          continue;
+        }
         const lockClient = new pg.Client(this.connectionConfig);
         // Losing this connection releases the lock: stop feeding, and compete for the lock again.
         lockClient.on('error', () => void stopSubscription?.());
@@ -258,36 +274,28 @@ export class ProjectionRunner {
             // A failed projection keeps its lock and looks again now and then: a rebuild (maybe by another
             // process) clears the failure, and feeding resumes from the rebuilt checkpoint.
             while (!stopping && (await this.runOwned(projection, status, log, (stop) => (stopSubscription = stop), () => stopping)) === 'failed') {
-              await new Promise<void>((resolve) => {
-                const timer = setTimeout(resolve, this.standbyRetryMs);
-                wakeStandby = () => {
-                  clearTimeout(timer);
-                  resolve();
-                };
-              });
+              await pause();
             }
           }
         } catch (error) {
           if (stopping) return;
-          if (error instanceof CheckpointMoved) {
+          if (error instanceof ProjectionSuperseded) {
+            // A newer instance's rebuild took over while this one fed: not one more write (the lock goes below).
+            this.standDown(status, log, error.storedVersion, error.version);
+          } else if (error instanceof CheckpointMoved) {
             // A rebuild took over (or another owner moved it): resume from the stored checkpoint at once.
             log.info('checkpoint moved; resuming from the stored one');
             await lockClient.end().catch(() => undefined);
             continue;
+          } else {
+            status.lastError = error instanceof Error ? error.message : String(error);
+            log.warn({ err: error }, 'projection interrupted; will resume from its checkpoint');
           }
-          status.lastError = error instanceof Error ? error.message : String(error);
-          log.warn({ err: error }, 'projection interrupted; will resume from its checkpoint');
         } finally {
           await lockClient.end().catch(() => undefined);
         }
         if (stopping) return;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.standbyRetryMs);
-          wakeStandby = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await pause();
       }
     };
 
@@ -308,6 +316,19 @@ export class ProjectionRunner {
     };
   }
 
+  /** True while the projection's live tables stay at a version above this code's (never for a reactor). */
+  private async stillSuperseded(reader: FeedReader): Promise<boolean> {
+    const row = await readCheckpoint(this.pool, reader.name);
+    return !isReactor(reader) && row !== undefined && row.version > reader.version;
+  }
+
+  /** Stops feeding a projection whose live tables are newer than this code, and says so once. */
+  private standDown(status: ProjectionStatus, log: Logger, storedVersion: number, version: number): void {
+    const message = `its live tables were rebuilt at version ${storedVersion}, above this instance's version ${version}: an instance running version ${storedVersion} feeds it`;
+    if (status.state !== 'superseded') log.warn({ storedVersion, version }, `projection superseded, standing down: ${message}`);
+    Object.assign(status, { state: 'superseded', lastError: message });
+  }
+
   /** A projection fed for the first time is built from the start at its declared version. */
   private async ensureCheckpointRow(reader: FeedReader): Promise<void> {
     await this.pool.query(`INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [
@@ -319,7 +340,7 @@ export class ProjectionRunner {
   /** What the feed drives: a projection's apply, or a reactor's handle once the read models it reads are there. */
   private feedTarget(reader: FeedReader, isStopping: () => boolean): FeedTarget {
     const common = { checkpointName: reader.name, table: (name: string) => name, eventTypes: reader.eventTypes };
-    if (!isReactor(reader)) return { ...common, apply: (events, context) => reader.apply(events, context) };
+    if (!isReactor(reader)) return { ...common, version: reader.version, apply: (events, context) => reader.apply(events, context) };
     return {
       ...common,
       apply: async (events) => {
@@ -332,15 +353,20 @@ export class ProjectionRunner {
     };
   }
 
-  /** Feeds the projection until stopped, failed, or the connection to PostgreSQL is lost. */
+  /** Feeds the projection until stopped, failed, superseded, or the connection to PostgreSQL is lost. */
   private async runOwned(
     projection: FeedReader,
     status: ProjectionStatus,
     log: Logger,
     exposeStop: (stop: () => Promise<void>) => void,
     isStopping: () => boolean,
-  ): Promise<'stopped' | 'failed'> {
+  ): Promise<'stopped' | 'failed' | 'superseded'> {
     const row = await readCheckpoint(this.pool, projection.name);
+    if (row && !isReactor(projection) && row.version > projection.version) {
+      // Rebuilt by a newer instance (a rolling deploy): this code must not feed the new tables.
+      this.standDown(status, log, row.version, projection.version);
+      return 'superseded';
+    }
     if (row?.status === 'failed') {
       // A failed projection stays stopped until an operator rebuilds it: never skip an event.
       Object.assign(status, {

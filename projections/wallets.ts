@@ -133,6 +133,12 @@ function ledgerLine(event: WalletBalanceEvent): LineDetails {
   }
 }
 
+/** The kind of line one wallet event writes (reconciliation checks the ledger's kinds against it). */
+export const ledgerKind = (event: WalletBalanceEvent): LedgerKind => ledgerLine(event).kind;
+
+/** Every kind of ledger line, in a fixed order (reconciliation numbers them for its checksum). */
+export const ledgerKinds = Object.keys(LIFETIME_OF) as LedgerKind[];
+
 /** The pure fold: the batch's wallet events as ledger entries, in feed order. */
 export function ledgerEntries(events: readonly Decoded<WalletBalanceEvent>[]): LedgerEntry[] {
   const entries: LedgerEntry[] = [];

@@ -41,7 +41,7 @@ export function instrumentEventStore(store: EventStore, observer: AppendObserver
     readStreams: (streams) => store.readStreams(streams),
     readAll: (options) => store.readAll(options),
     subscribeToAll: (options) => store.subscribeToAll(options),
-    headPosition: () => store.headPosition(),
+    headPosition: (options) => store.headPosition(options),
     isAfter: (a, b) => store.isAfter(a, b),
     ping: () => store.ping(),
     close: () => store.close(),

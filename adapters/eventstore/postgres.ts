@@ -22,6 +22,7 @@ import {
   type EventMetadata,
   type EventStore,
   type ExpectedRevision,
+  type HeadOptions,
   type JsonValue,
   type NewEvent,
   type Position,
@@ -155,6 +156,27 @@ interface FeedPage {
   /** Events were visible beyond the safe bound: a transaction still in progress holds them back. */
   heldBack: boolean;
 }
+
+/** What a page of `readAll` reads: after (or before, backwards) a cursor, filtered, bounded, some parts left out. */
+interface PageArgs {
+  after: Cursor | undefined;
+  inclusive: boolean;
+  backwards: boolean;
+  limit: number | undefined;
+  filter: EventFilter | undefined;
+  /** Inclusive upper bound (forwards): events up to a position already handed out are settled, no wait. */
+  upTo?: Cursor | undefined;
+  /** Only keys below this transaction id: the feed's horizon, below which every event is final (backwards). */
+  below?: bigint | undefined;
+  omit?: readonly ReadAllPart[] | undefined;
+}
+
+/** A backwards page: the newest settled events, and how long the append holding newer ones back has been open. */
+interface BackwardsPage extends FeedPage {
+  heldMs: number | undefined;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Waiter = () => void;
 
@@ -562,39 +584,102 @@ export class PostgresEventStore implements EventStore {
     const from = options.from === undefined || options.from === 'start' || options.from === 'end' ? undefined : decodePosition(options.from);
     if (backwards && options.from === 'start') return [];
     if (!backwards && options.from === 'end') return [];
+    if (backwards) return this.readBackwards({ after: from, inclusive: false, backwards, limit: options.limit, filter: options.filter, omit: options.omit }, false);
     const settleBy = Date.now() + this.readAllSettleMs;
     for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
       const page = await this.readPage({
         after: from,
-        inclusive: !backwards,
+        inclusive: true,
         backwards,
         limit: options.limit,
         filter: options.filter,
-        upTo: !backwards && options.to ? decodePosition(options.to) : undefined,
+        upTo: options.to ? decodePosition(options.to) : undefined,
         omit: options.omit,
       });
       // A caller reading forwards expects what was committed before it asked; give in-flight
       // transactions a moment to finish rather than returning a page with a hole that fills later.
       if (!page.heldBack || Date.now() >= settleBy) return page.events;
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await sleep(delay);
     }
   }
 
-  private async readPage(args: {
-    after: Cursor | undefined;
-    inclusive: boolean;
-    backwards: boolean;
-    limit: number | undefined;
-    filter: EventFilter | undefined;
-    /** Inclusive upper bound (forwards): events up to a position already handed out are settled, no wait. */
-    upTo?: Cursor | undefined;
-    omit?: readonly ReadAllPart[] | undefined;
-  }): Promise<FeedPage> {
+  /**
+   * A backwards read answers the newest settled events, a full page of them: those below the feed's horizon (the
+   * oldest append in progress). Events committed above such an append are held back, as the feed holds them: a brief
+   * append is waited for, `readAllSettleMs` at most, as a forwards read waits (a writer reading the head just after
+   * its own append finds it); one open for at least that long is not waited for, so a scrape of /metrics or a live
+   * tail opening answers at once. Until 2026-12-07 the page was the newest rows less those held back: with a long
+   * append below the newest commit, the head was undefined and pages came back short.
+   * `complete` (see `HeadOptions`): the bound is waited whatever the append's age, then EventStoreUnavailable.
+   */
+  private async readBackwards(args: PageArgs, complete: boolean): Promise<RecordedEvent[]> {
+    const settleBy = Date.now() + this.readAllSettleMs;
+    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+      const page = await this.readBackwardsPage(args);
+      if (!page.heldBack) return page.events;
+      const outOfTime = Date.now() >= settleBy;
+      if (complete && outOfTime) {
+        throw new EventStoreUnavailable(
+          `events committed after an append in progress for ${Math.round(page.heldMs ?? 0)} ms are held back from the feed (see /readyz, feedHeldBackBy); retry once it ends`,
+        );
+      }
+      if (!complete && (outOfTime || (page.heldMs ?? 0) >= this.readAllSettleMs)) return page.events;
+      await sleep(delay);
+    }
+  }
+
+  private async readBackwardsPage(args: PageArgs): Promise<BackwardsPage> {
+    const rows = await this.pageRows(args);
+    // Rows below the statement's xmin carry no snapshot: settled. Beyond it, the precise horizon decides.
+    const unsettled = rows.find((r) => r.snapshot !== null);
+    if (!unsettled?.snapshot) return { events: rows.map(toRecorded), heldBack: false, heldMs: undefined };
+    const { horizon, heldMs } = await this.horizonAndHolder(unsettled.snapshot);
+    const below = rows.filter((r) => r.snapshot === null || BigInt(r.tx_id) < horizon);
+    if (below.length === rows.length) return { events: rows.map(toRecorded), heldBack: false, heldMs: undefined };
+    // Every key below the horizon is final (a later append registers above it): the newest of them, a full page.
+    const page = args.limit !== undefined && rows.length === args.limit ? await this.pageRows({ ...args, below: horizon }) : below;
+    return { events: page.map(toRecorded), heldBack: true, heldMs };
+  }
+
+  /** The feed's horizon for a statement's snapshot, and how long the append that sets it has been open (ms; none: it has ended). */
+  private async horizonAndHolder(snapshot: string): Promise<{ horizon: bigint; heldMs: number | undefined }> {
+    const [row] = await this.query<{ horizon: string; held_ms: number | null }>(
+      {
+        name: 'tally_feed_horizon_holder',
+        text: `SELECT h::text AS horizon,
+                      (SELECT (extract(epoch FROM clock_timestamp() - s.xact_start) * 1000)::float8
+                         FROM event_appends_in_flight a JOIN pg_stat_activity s ON s.pid = a.pid
+                        WHERE a.xid = xid(h) AND s.xact_start IS NOT NULL LIMIT 1) AS held_ms
+                 FROM event_feed_horizon($1::pg_snapshot) AS h`,
+      },
+      [snapshot],
+    );
+    if (!row) throw new Error('event_feed_horizon returned no row');
+    return { horizon: BigInt(row.horizon), heldMs: row.held_ms ?? undefined };
+  }
+
+  private async readPage(args: PageArgs): Promise<FeedPage> {
+    const rows = await this.pageRows(args);
+    // Below the server's oldest transaction in progress, every row is settled. Rows at or beyond it wait only for
+    // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
+    const horizon = await this.horizonFor(rows);
+    // Ordered by the key and bounded by one, the safe rows are a contiguous run in either direction. Only rows at
+    // or beyond the statement's xmin carry it (`columns`), and only they need comparing.
+    const safeRows = rows.filter((r) => r.snapshot === null || BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
+    return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
+  }
+
+  /** The rows of one page, as the statement saw them (each beyond its xmin with its snapshot, see `columns`). */
+  private async pageRows(args: PageArgs): Promise<EventRow[]> {
     const params: unknown[] = [];
     const clauses = filterClauses(args.filter, params);
     if (args.upTo) {
       params.push(args.upTo.tx.toString(), args.upTo.seq.toString());
       clauses.push(`(transaction_id, global_position) <= ($${params.length - 1}::xid8, $${params.length}::bigint)`);
+    }
+    if (args.below !== undefined) {
+      params.push(args.below.toString());
+      clauses.push(`transaction_id < $${params.length}::xid8`);
     }
     if (args.after) {
       params.push(args.after.tx.toString(), args.after.seq.toString());
@@ -609,14 +694,7 @@ export class PostgresEventStore implements EventStore {
       sql += ` LIMIT $${params.length}`;
     }
     // Named by its text (the filter's values are parameters): parsed once per connection, as the subscriptions' scans.
-    const rows = await this.query<EventRow>(named(sql), params);
-    // Below the server's oldest transaction in progress, every row is settled. Rows at or beyond it wait only for
-    // appends still in progress: the horizon for this statement's snapshot (migrations/0050_feed-horizon.sql).
-    const horizon = await this.horizonFor(rows);
-    // Ordered by the key and bounded by one, the safe rows are a contiguous run in either direction. Only rows at
-    // or beyond the statement's xmin carry it (`columns`), and only they need comparing.
-    const safeRows = rows.filter((r) => r.snapshot === null || BigInt(r.tx_id) < (horizon ?? BigInt(r.safe_below)));
-    return { events: safeRows.map(toRecorded), heldBack: safeRows.length < rows.length };
+    return this.query<EventRow>(named(sql), params);
   }
 
   /**
@@ -804,8 +882,9 @@ export class PostgresEventStore implements EventStore {
     setTimeout(() => this.ensureListener().catch(() => undefined), delay).unref();
   }
 
-  async headPosition(): Promise<Position | undefined> {
-    const [last] = await this.readAll({ direction: 'backwards', limit: 1 });
+  /** The newest settled event's position (see `readBackwards`); with `complete`, only once nothing committed is held back. */
+  async headPosition(options: HeadOptions = {}): Promise<Position | undefined> {
+    const [last] = await this.readBackwards({ after: undefined, inclusive: false, backwards: true, limit: 1, filter: undefined }, options.complete ?? false);
     return last?.position;
   }
 

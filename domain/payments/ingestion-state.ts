@@ -4,9 +4,9 @@
  * view cannot disagree with the write model about what an event means; it is only ever behind it.
  *
  * Freshness: before a batch is decided, the caller brings the view up to the feed's head as read at that
- * moment (`catchUp`). Every event committed before a webhook was stored is at or below that head, so a
- * revocation or a rule change recorded before the webhook arrived is always seen; the view is never read
- * behind the write it must respect. Each instance keeps its own.
+ * moment (`catchUp`). Every event committed before a webhook was stored is at or below that head (the store
+ * answers a `complete` head or throws, retryable), so a revocation or a rule change recorded before the webhook
+ * arrived is always seen; the view is never read behind the write it must respect. Each instance keeps its own.
  */
 import type { EventStore, Position, RecordedEvent } from '../ports/event-store.ts';
 import { squareConnectionDecider } from '../connections/decider.ts';
@@ -80,7 +80,11 @@ export class IngestionState {
   }
 
   private async readToHead(): Promise<void> {
-    const head = await this.store.headPosition();
+    // A head at or after every event committed before now: when appends in progress hold such events back, the store
+    // throws EventStoreUnavailable, and the batch fails and is retried, rather than decide on a view behind a write
+    // it must respect (until 2026-12-07, an append open over 2 s left the head undefined, and this returned silently).
+    const head = await this.store.headPosition({ complete: true });
+    // Only an empty store has no head: nothing to fold.
     if (!head) return;
     if (this.position && !this.store.isAfter(head, this.position)) return;
     for (;;) {

@@ -91,6 +91,15 @@ export interface ReadStreamOptions {
   limit?: number;
 }
 
+export interface HeadOptions {
+  /**
+   * A head at or after every event committed before the call, or `EventStoreUnavailable` (retry later) when appends
+   * in progress hold such events back past the store's bound. For a reader that must not decide on a view missing
+   * anything written before it asked (ingestion's view of connections and rules). Undefined only for an empty store.
+   */
+  complete?: boolean;
+}
+
 /** Selects events in `$all` reads and subscriptions. Types are matched exactly. */
 export interface EventFilter {
   eventTypes?: readonly string[];
@@ -168,8 +177,13 @@ export interface EventStore {
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** Catch-up then live subscription to the global feed, skipping system events. */
   subscribeToAll(options?: SubscribeOptions): Subscription;
-  /** The position of the newest event in the feed, if any. */
-  headPosition(): Promise<Position | undefined>;
+  /**
+   * The position of the newest event in the feed, if any. On a store whose feed holds back events committed after
+   * an append still in progress (PostgreSQL), the newest settled event: a brief append is waited for (as a forwards
+   * `readAll` waits), one in progress for longer is not, so the answer may lie before events committed already.
+   * Never undefined while the feed has an event to hand out.
+   */
+  headPosition(options?: HeadOptions): Promise<Position | undefined>;
   /** True when `a` comes after `b` in the feed (positions are opaque to callers). */
   isAfter(a: Position, b: Position): boolean;
   /** Cheap reachability check for readiness probes. */

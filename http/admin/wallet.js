@@ -171,7 +171,7 @@ function reconciliation(report) {
         {},
         h('p', {}, report.consistent ? badge('consistent') : badge('inconsistent'), ' ', `${fmtNumber(report.eventsReplayed)} events replayed in ${fmtNumber(report.durationMs)} ms.`),
         report.mismatches.length
-          ? h('ul', {}, report.mismatches.map((m) => h('li', {}, `Read model: ${m.projected ? `${fmtNumber(m.projected.balance)} points, ${fmtNumber(m.projected.ledgerLines)} lines` : 'missing'}; replayed: ${m.replayed ? `${fmtNumber(m.replayed.balance)} points, ${fmtNumber(m.replayed.ledgerLines)} lines` : 'none'}${m.firstDifferingEvent ? `; first difference at ${m.firstDifferingEvent.type} #${m.firstDifferingEvent.revision}` : ''}.`)))
+          ? h('ul', {}, report.mismatches.map((m) => h('li', {}, `Read model: ${m.projected ? `${fmtNumber(m.projected.balance)} points, ${fmtNumber(m.projected.ledgerLines)} lines summing to ${fmtNumber(m.projected.ledgerPoints)}` : 'missing'}; replayed: ${m.replayed ? `${fmtNumber(m.replayed.balance)} points, ${fmtNumber(m.replayed.ledgerLines)} lines summing to ${fmtNumber(m.replayed.ledgerPoints)}` : 'none'}${m.firstDifferingEvent ? `; first difference at ${m.firstDifferingEvent.type} #${m.firstDifferingEvent.revision}` : ''}.`)))
           : null,
       );
 }

@@ -32,7 +32,7 @@ async function lagOf(store: EventStore, position: Position | undefined, eventTyp
 const projectionView = z.object({
   name: z.string(),
   kind: z.enum(['projection', 'reactor']),
-  state: z.enum(['starting', 'running', 'standby', 'stopped', 'failed', 'rebuilding']),
+  state: z.enum(['starting', 'running', 'standby', 'stopped', 'failed', 'superseded', 'rebuilding']),
   checkpoint: z.string().nullable(),
   eventTypes: z.union([z.array(z.string()), z.literal('all')]),
   eventsRead: z.number().int(),

@@ -1,6 +1,7 @@
 /**
  * Reconciliation by replay: wallet streams are read from the event store and folded in memory, then compared
- * with the `wallets` and `wallet_ledger` read models: balance, lifetime figures, and every ledger line.
+ * with the `wallets` and `wallet_ledger` read models: balance, lifetime figures, and every ledger line (their count,
+ * their signed sum, and a checksum of each line's place in its stream, signed points and kind).
  * It never repairs anything: the fix is a rebuild, or an audited adjustment.
  *
  * The fold is lean (measured in bench/reconcile.ts, prototype C/D of reconcile-diagnosis.json): per wallet only
@@ -9,7 +10,7 @@
  * events until the end took over a GiB of heap and most of the time in the garbage collector. A wallet that
  * does not match (rare) has its own stream re-read, up to the same position, for the first differing event.
  * The feed is read without the events' metadata (`readAll`'s `omit`), and the next page is read while the current
- * one is folded; the read model's line counts come from one grouped scan of the ledger.
+ * one is folded; the read model's line counts, sums and checksums come from one grouped scan of the ledger.
  */
 import type pg from 'pg';
 import { z } from 'zod';
@@ -17,9 +18,11 @@ import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import { lockedDelta, pointsDelta } from '../../domain/wallets/wallet.ts';
 // A refused credit (PointsCreditRefused) moves no balance and has no ledger line: only the balance types are replayed.
 import { walletBalanceEvents, type WalletBalanceEvent, type WalletEvent } from '../../domain/wallets/events.ts';
+import { ledgerKind, ledgerKinds, type LedgerKind } from '../wallets.ts';
 
 const isBalanceEvent = (event: WalletEvent): event is WalletBalanceEvent => walletBalanceEvents.handles(event.type);
 import type { Decoded } from '../../domain/shared/codec.ts';
+import type { ProjectionRunner } from '../runner.ts';
 
 const count = z.number().int();
 
@@ -32,6 +35,10 @@ export const walletFigures = z.object({
   locked: count,
   lifetimeExpired: count,
   ledgerLines: count,
+  /** The ledger lines' signed points summed (credits less debits): the balance the ledger explains. */
+  ledgerPoints: count,
+  /** A checksum of the ledger lines (see `lineChecksum`): a line that says other points or another kind than its event changes it. */
+  ledgerChecksum: count,
 });
 export type WalletFigures = z.infer<typeof walletFigures>;
 
@@ -66,15 +73,37 @@ const PAGE = 5000;
 const WALLET_FEED = { eventTypes: walletBalanceEvents.types, streamPrefixes: ['wallet-'] };
 
 /**
+ * The ledger checksum, computed the same way from the replay (`lineChecksum`) and from `wallet_ledger` in SQL
+ * (`LINE_CHECKSUM_SQL`): per line, its place in the wallet's stream (revision + 1) times its signed points and its
+ * kind's number, modulo a prime below 2^26 (every product stays below 2^53, exact in a JavaScript number and in a
+ * bigint), summed modulo the same prime. Two lines whose points were swapped, or a line whose points moved from one
+ * to another, change it, which the count and the signed sum would not show.
+ */
+const CHECKSUM_PRIME = 67_108_859;
+const KIND_WEIGHT = 1_000_003;
+const kindNumber = new Map<string, number>(ledgerKinds.map((kind, i) => [kind, i + 1]));
+
+function lineChecksum(revision: number, signedPoints: number, kind: LedgerKind): number {
+  const p = CHECKSUM_PRIME;
+  return (((revision + 1) % p) * ((((signedPoints % p) + p + (kindNumber.get(kind) ?? 0) * KIND_WEIGHT) % p))) % p;
+}
+
+/** `lineChecksum` of a `wallet_ledger` row, in SQL; an unknown kind numbers 0 (and so differs from its event's). */
+const LINE_CHECKSUM_SQL = `(((revision + 1) % ${CHECKSUM_PRIME}) * ((((CASE entry_type WHEN 'debit' THEN -points ELSE points END) % ${CHECKSUM_PRIME}) + ${CHECKSUM_PRIME}
+    + (CASE kind ${ledgerKinds.map((kind, i) => `WHEN '${kind}' THEN ${i + 1}`).join(' ')} ELSE 0 END) * ${KIND_WEIGHT}) % ${CHECKSUM_PRIME})) % ${CHECKSUM_PRIME}`;
+
+/**
  * Adds one event to a wallet's figures in place: the same sums as `walletDecider.evolve` (balance by
  * `pointsDelta`; locked by `lockedDelta`; lifetime earned by credits less reversals; lifetime redeemed by
  * redemptions of points and of rewards; lifetime expired by expiries; adjustments move the balance only),
  * without its idempotency sets, which reconciliation does not compare.
  */
-function replayEvent(replayed: Replayed, e: WalletBalanceEvent): void {
+function replayEvent(replayed: Replayed, e: WalletBalanceEvent, revision: number): void {
   const delta = pointsDelta(e);
   const f = replayed.figures;
   f.balance += delta;
+  f.ledgerPoints += delta;
+  f.ledgerChecksum = (f.ledgerChecksum + lineChecksum(revision, delta, ledgerKind(e))) % CHECKSUM_PRIME;
   f.locked += lockedDelta(e);
   if (e.type === 'PointsCredited' || e.type === 'PointsReversed') f.lifetimeEarned += delta;
   else if (e.type === 'PointsRedeemed' || e.type === 'RewardRedeemed') f.lifetimeRedeemed += e.data.points;
@@ -83,12 +112,15 @@ function replayEvent(replayed: Replayed, e: WalletBalanceEvent): void {
   replayed.tenantId = e.data.tenantId;
 }
 
-const newReplayed = (): Replayed => ({ tenantId: null, figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, locked: 0, lifetimeExpired: 0, ledgerLines: 0 } });
+const newReplayed = (): Replayed => ({
+  tenantId: null,
+  figures: { balance: 0, lifetimeEarned: 0, lifetimeRedeemed: 0, locked: 0, lifetimeExpired: 0, ledgerLines: 0, ledgerPoints: 0, ledgerChecksum: 0 },
+});
 
-/** The figures replay gives one wallet's events (exported for the property test that holds it to the decider). */
+/** The figures replay gives one wallet's events, its whole stream in order (for the property test that holds it to the decider). */
 export function replayedFigures(events: readonly WalletEvent[]): WalletFigures {
   const replayed = newReplayed();
-  for (const event of events) if (isBalanceEvent(event)) replayEvent(replayed, event);
+  events.forEach((event, revision) => isBalanceEvent(event) && replayEvent(replayed, event, revision));
   return replayed.figures;
 }
 
@@ -115,12 +147,16 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
     locked_points: string;
     lifetime_expired: string;
     lines: string;
+    ledger_points: string;
+    ledger_checksum: string;
   }>(
-    // Line counts by one grouped scan of the ledger (of the wallets asked for), not one count per wallet.
+    // Line counts, sums and checksums by one grouped scan of the ledger (of the wallets asked for), not one per wallet.
     `SELECT w.id AS wallet_id, w.tenant_id, w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.locked_points, w.lifetime_expired,
-            coalesce(l.lines, 0) AS lines
+            coalesce(l.lines, 0) AS lines, coalesce(l.ledger_points, 0) AS ledger_points, coalesce(l.ledger_checksum, 0) AS ledger_checksum
        FROM wallets w
-       LEFT JOIN (SELECT wallet_id, count(*) AS lines FROM wallet_ledger ${ledgerWhere.length ? `WHERE ${ledgerWhere.join(' AND ')}` : ''} GROUP BY wallet_id) l ON l.wallet_id = w.id
+       LEFT JOIN (SELECT wallet_id, count(*) AS lines, sum(CASE entry_type WHEN 'debit' THEN -points ELSE points END) AS ledger_points,
+                         sum(${LINE_CHECKSUM_SQL}) % ${CHECKSUM_PRIME} AS ledger_checksum
+                    FROM wallet_ledger ${ledgerWhere.length ? `WHERE ${ledgerWhere.join(' AND ')}` : ''} GROUP BY wallet_id) l ON l.wallet_id = w.id
        ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`,
     params,
   );
@@ -136,23 +172,25 @@ async function projectedWallets(pool: pg.Pool, walletIds: string[] | null, tenan
           locked: Number(r.locked_points),
           lifetimeExpired: Number(r.lifetime_expired),
           ledgerLines: Number(r.lines),
+          ledgerPoints: Number(r.ledger_points),
+          ledgerChecksum: Number(r.ledger_checksum),
         },
       },
     ]),
   );
 }
 
-/** The first event (in stream order) whose ledger line is missing or says something else. */
+/** The first event (in stream order) whose ledger line is missing or says something else (points, kind, place). */
 async function firstDifference(pool: pg.Pool, events: readonly Decoded<WalletBalanceEvent>[]): Promise<Mismatch['firstDifferingEvent']> {
   const ids = events.map((e) => e.id);
-  const { rows } = await pool.query<{ id: string; points: string }>(
-    `SELECT id, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points FROM wallet_ledger WHERE id = ANY($1)`,
+  const { rows } = await pool.query<{ id: string; points: string; kind: string; revision: string }>(
+    `SELECT id, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS points, kind, revision FROM wallet_ledger WHERE id = ANY($1)`,
     [ids],
   );
-  const lines = new Map(rows.map((r) => [r.id, Number(r.points)]));
+  const lines = new Map(rows.map((r) => [r.id, r]));
   for (const event of events) {
     const line = lines.get(event.id);
-    if (line === undefined || line !== pointsDelta(event)) {
+    if (!line || Number(line.points) !== pointsDelta(event) || line.kind !== ledgerKind(event) || Number(line.revision) !== event.revision) {
       return { id: event.id, type: event.type, revision: event.revision, position: event.position };
     }
   }
@@ -168,8 +206,20 @@ function compare(projected: WalletFigures | null, replayed: Replayed | undefined
     projected.lifetimeRedeemed === expected.lifetimeRedeemed &&
     projected.locked === expected.locked &&
     projected.lifetimeExpired === expected.lifetimeExpired &&
-    projected.ledgerLines === expected.ledgerLines
+    projected.ledgerLines === expected.ledgerLines &&
+    projected.ledgerPoints === expected.ledgerPoints &&
+    projected.ledgerChecksum === expected.ledgerChecksum
   );
+}
+
+/**
+ * How reconciliation settles, for the service's route and `npm run reconcile` alike: the wallet read models are as
+ * good as `position` once the `wallets` projection has applied it or has no event of its types up to it (its
+ * checkpoint stays at its own last event while the feed moves on). The runner answers for a projection it feeds, and
+ * from the checkpoint row for one another process feeds (a runner that feeds nothing, as the command's, reads rows).
+ */
+export function settleWallets(runner: Pick<ProjectionRunner, 'waitForPosition'>, timeoutMs = 30_000): (position: Position) => Promise<boolean> {
+  return (position) => runner.waitForPosition(position, timeoutMs, ['wallets']);
 }
 
 export interface ReconcilerDependencies {
@@ -256,7 +306,7 @@ export function reconciler(deps: ReconcilerDependencies) {
           const walletId = event.stream.slice('wallet-'.length);
           let replayed = replays.get(walletId);
           if (!replayed) replays.set(walletId, (replayed = newReplayed()));
-          replayEvent(replayed, event);
+          replayEvent(replayed, event, event.revision);
           eventsReplayed++;
         }
       }
@@ -276,7 +326,7 @@ export function reconciler(deps: ReconcilerDependencies) {
       const replays = new Map<string, Replayed>();
       if (events.length) {
         const replayed = newReplayed();
-        for (const event of events) replayEvent(replayed, event);
+        for (const event of events) replayEvent(replayed, event, event.revision);
         replays.set(walletId, replayed);
       }
       const result = await report(replays, async () => events, await projectedWallets(deps.pool, [walletId], undefined), events.length, started);

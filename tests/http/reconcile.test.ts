@@ -1,5 +1,9 @@
 /** Reconciliation by replay finds a deliberately corrupted read model, and never repairs it silently. */
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
@@ -70,6 +74,98 @@ test.serial('a consistent ledger reconciles clean; a corrupted balance and a mis
 
   const after = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE id = $1', [bad]);
   t.is(Number(after.rows[0]!.points_balance), 75, 'reconciliation reports; it does not repair');
+});
+
+/** A wallet credited `points` once per entry, projected; its ledger lines' ids in stream order. */
+async function credited(tenantId: string, points: number[]) {
+  const walletId = uuid();
+  const base = { walletId, tenantId, consumerId: uuid() };
+  const events = points.map((n, i) => ({
+    id: uuid(),
+    type: 'PointsCredited',
+    data: { ...base, paymentId: `p${i}`, points: n, ruleId: 'r1', ruleVersion: 1, basis: 'amount', basisAmountMinor: n * 100, via: 'purchase' },
+  }));
+  const result = await service.tally.store.append(walletStream(walletId), events, 'no_stream');
+  await service.tally.runner.waitForPosition(result.position, 10_000);
+  return { walletId, lines: events.map((e) => e.id) };
+}
+
+test.serial('a ledger line that says other points or another kind than its event is found, though the totals and the line count agree', async (t) => {
+  const tenantId = `tenant-${uuid().slice(0, 8)}`;
+  const edited = await credited(tenantId, [10]);
+  const swapped = await credited(tenantId, [10, 20]);
+  const renamed = await credited(tenantId, [5]);
+  t.like((await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId } })).body, { walletsChecked: 3, mismatches: [] });
+
+  // The credit of 10 says 7 in the ledger; the wallet's row still says 10, and there is still one line.
+  await service.database.pool.query('UPDATE wallet_ledger SET points = 7, balance_after = 7 WHERE wallet_id = $1', [edited.walletId]);
+  // Two lines' points swapped: the same count and the same sum.
+  await service.database.pool.query('UPDATE wallet_ledger SET points = 30 - points WHERE wallet_id = $1', [swapped.walletId]);
+  // A purchase's line shown as a claim.
+  await service.database.pool.query(`UPDATE wallet_ledger SET kind = 'claim' WHERE wallet_id = $1`, [renamed.walletId]);
+
+  const report = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId } });
+  t.is(report.status, 200);
+  const found = new Map((report.body.mismatches as Array<{ walletId: string }>).map((m) => [m.walletId, m]));
+  t.is(found.size, 3);
+  t.like(found.get(edited.walletId), {
+    projected: { balance: 10, ledgerLines: 1, ledgerPoints: 7 },
+    replayed: { balance: 10, ledgerLines: 1, ledgerPoints: 10 },
+    firstDifferingEvent: { id: edited.lines[0], type: 'PointsCredited', revision: 0 },
+  });
+  t.like(found.get(swapped.walletId), {
+    projected: { ledgerLines: 2, ledgerPoints: 30 },
+    replayed: { ledgerLines: 2, ledgerPoints: 30 },
+    firstDifferingEvent: { id: swapped.lines[0], revision: 0 },
+  });
+  t.like(found.get(renamed.walletId), { projected: { ledgerPoints: 5 }, replayed: { ledgerPoints: 5 }, firstDifferingEvent: { id: renamed.lines[0] } });
+
+  for (const wallet of [edited, swapped, renamed]) {
+    const one = await call('GET', `/api/v1/admin/wallets/${wallet.walletId}/reconcile`, { token: admin });
+    t.like(one.body, { walletId: wallet.walletId, consistent: false, mismatches: [{ firstDifferingEvent: { id: wallet.lines[0] } }] });
+  }
+});
+
+/** `npm run reconcile -- --tenant <id> --json` against the service's database, as a child process. */
+async function reconcileCommand(tenantId: string) {
+  const env = {
+    PATH: process.env.PATH,
+    NODE_ENV: 'test',
+    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-reconcile-')),
+    DATABASE_URL: service.database.url,
+  };
+  const started = Date.now();
+  return new Promise<{ code: number | null; out: string; err: string; ms: number }>((resolve) => {
+    const child = spawn(process.execPath, ['--import=tsx', path.resolve('cli/reconcile.ts'), '--tenant', tenantId, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += String(c)));
+    child.stderr.on('data', (c) => (err += String(c)));
+    child.on('exit', (code) => resolve({ code, out, err, ms: Date.now() - started }));
+  });
+}
+
+test.serial('npm run reconcile settles as the service does: the newest event need not be a wallet event', async (t) => {
+  const tenantId = `tenant-${uuid().slice(0, 8)}`;
+  const wallet = await credited(tenantId, [10]);
+  // The head of the log is almost always something else in production: a poll's record, a user's event.
+  const poll = await service.tally.store.append(
+    `square-poll-${tenantId}`,
+    [{ id: uuid(), type: 'SquarePaymentsPolled', data: { tenantId, merchantId: 'MRECONCILE', cursor: null, polledAt: new Date().toISOString(), summary: {} } }],
+    'any',
+  );
+  t.deepEqual(await service.tally.store.headPosition(), poll.position);
+
+  const clean = await reconcileCommand(tenantId);
+  t.is(clean.code, 0, clean.err);
+  t.true(clean.ms < 20_000, `answered in ${clean.ms} ms: it must not wait out its bound`);
+  t.like(JSON.parse(clean.out), { walletsChecked: 1, eventsReplayed: 1, mismatches: [] });
+
+  // The command finds an edited ledger line too, and exits 1.
+  await service.database.pool.query('UPDATE wallet_ledger SET points = 7, balance_after = 7 WHERE wallet_id = $1', [wallet.walletId]);
+  const edited = await reconcileCommand(tenantId);
+  t.is(edited.code, 1, edited.err);
+  t.like(JSON.parse(edited.out), { mismatches: [{ walletId: wallet.walletId, projected: { ledgerPoints: 7 }, replayed: { ledgerPoints: 10 } }] });
 });
 
 test.serial('a wallet the projections never saw is reported as missing from the read model', async (t) => {
