@@ -47,6 +47,13 @@ function notSent(error: unknown): unknown {
   return new DomainError('UNAVAILABLE', 'Text messages cannot be sent right now: retry in a few minutes', undefined, { cause: error });
 }
 
+/** The hour's codes are used up: the person's own, or those of the phone number whoever asked. */
+function limitReached(limit: 'user' | 'phone'): DomainError {
+  return limit === 'user'
+    ? new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_HOUR} codes an hour: use the last code sent, or retry later`, { retryAfterSeconds: 600 })
+    : new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_PHONE_PER_HOUR} codes an hour go to one phone number, whoever asks: retry later`, { retryAfterSeconds: 600 });
+}
+
 const mask = (phone: string) => `${phone.slice(0, 2)}${'•'.repeat(Math.max(0, phone.length - 6))}${phone.slice(-4)}`;
 
 export function phoneVerificationService(deps: PhoneVerificationDependencies) {
@@ -80,14 +87,7 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
         { userId, phoneHash: user.phoneHash, codeHash, expiresAt, attempts: 0 },
         { windowStart: new Date(now.getTime() - 3_600_000), maxSends: MAX_CODES_PER_HOUR, maxSendsPerPhone: MAX_CODES_PER_PHONE_PER_HOUR, now },
       );
-      if (issued === 'user') {
-        throw new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_HOUR} codes an hour: use the last code sent, or retry later`, { retryAfterSeconds: 600 });
-      }
-      if (issued === 'phone') {
-        throw new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_PHONE_PER_HOUR} codes an hour go to one phone number, whoever asks: retry later`, {
-          retryAfterSeconds: 600,
-        });
-      }
+      if (issued !== 'issued') throw limitReached(issued);
       try {
         await deps.sms.send(phone, `Your Tally verification code is ${code}. It expires in 10 minutes.`);
       } catch (error) {

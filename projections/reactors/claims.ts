@@ -35,6 +35,51 @@ export const claimsEvents = eventCodec(undefined, userEmailVerified, userPhoneVe
 const MAY_CLAIM = `JOIN users u ON u.id = c.consumer_id AND u.status = 'approved' AND NOT u.erased`;
 type Cause = Decoded<EventsOf<typeof claimsEvents>>;
 
+/** The held purchases of `events` (a walk-in's purchase, or an identity attached to one later) and their identities. */
+const heldIn = (e: Cause) =>
+  (e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0) || e.type === 'PurchaseIdentityAttached' ? e.data.identityHashes : [];
+
+/**
+ * Who owns each identity of the batch's held purchases: one read for the batch (walk-ins were one read each). Claims
+ * change no ownership, and the read model is at least at the batch's last event, so one read answers as one per
+ * event did.
+ */
+async function ownersOf(events: readonly Cause[], { db }: ReactorContext): Promise<Map<string, string>> {
+  const hashes = [...new Set(events.flatMap(heldIn))];
+  const owners = new Map<string, string>();
+  if (!hashes.length) return owners;
+  const { rows } = await db.query<{ consumer_id: string; identity_hash: string }>(
+    `SELECT c.identity_hash, c.consumer_id FROM consumer_identities c ${MAY_CLAIM} WHERE c.identity_hash = ANY($1) ORDER BY c.identity_hash, c.consumer_id`,
+    [hashes],
+  );
+  for (const row of rows) if (!owners.has(row.identity_hash)) owners.set(row.identity_hash, row.consumer_id);
+  return owners;
+}
+
+/**
+ * A walk-in's purchase decided with its customer's contacts from before a change Square reported (the change's
+ * webhook attached its identities to the held purchases the read model listed then; this one was not listed
+ * yet): the identities recorded at the change are attached now. Keyed by tenant and customer; one read a batch.
+ */
+async function attachRecordedContacts(deps: ClaimsDependencies, events: readonly Cause[], { db }: ReactorContext) {
+  const held = events.flatMap((e) =>
+    e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0 && e.data.customerId !== null ? [{ e, customerId: e.data.customerId }] : [],
+  );
+  if (!held.length) return;
+  const recorded = await customerContactsOf(db, held.map(({ e, customerId }) => ({ tenantId: e.data.tenantId, customerId })));
+  for (const { e, customerId } of held) {
+    const hashes = recorded.get(contactsKey(e.data.tenantId, customerId));
+    if (!hashes?.some((h) => !e.data.identityHashes.includes(h))) continue;
+    await handleCommand(
+      deps.store,
+      paymentStream(e.data.paymentId),
+      paymentDecider,
+      { type: 'AttachIdentity', customerId, identityHashes: hashes, now: e.recordedAt.toISOString(), source: 'customer-contacts' },
+      { newId: deps.newId, path: deps.commands, metadata: { correlationId: e.metadata.correlationId ?? e.id, causationId: e.id, actor: 'system:claims' } },
+    );
+  }
+}
+
 export function claimsReactor(deps: ClaimsDependencies): Reactor {
   async function claim(paymentId: string, tenantId: string, consumerId: string, identityHash: string, cause: Cause) {
     await handleCommand(
@@ -55,51 +100,6 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
       [hashes, cause.recordedAt, CLAIM_WINDOW_DAYS],
     );
     for (const row of rows) await claim(row.payment_id, row.tenant_id, consumerId, row.identity_hash, cause);
-  }
-
-  /** The held purchases of `events` (a walk-in's purchase, or an identity attached to one later) and their identities. */
-  const heldIn = (e: Cause) =>
-    (e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0) || e.type === 'PurchaseIdentityAttached' ? e.data.identityHashes : [];
-
-  /**
-   * Who owns each identity of the batch's held purchases: one read for the batch (walk-ins were one read each). Claims
-   * change no ownership, and the read model is at least at the batch's last event, so one read answers as one per
-   * event did.
-   */
-  async function ownersOf(events: readonly Cause[], { db }: ReactorContext): Promise<Map<string, string>> {
-    const hashes = [...new Set(events.flatMap(heldIn))];
-    const owners = new Map<string, string>();
-    if (!hashes.length) return owners;
-    const { rows } = await db.query<{ consumer_id: string; identity_hash: string }>(
-      `SELECT c.identity_hash, c.consumer_id FROM consumer_identities c ${MAY_CLAIM} WHERE c.identity_hash = ANY($1) ORDER BY c.identity_hash, c.consumer_id`,
-      [hashes],
-    );
-    for (const row of rows) if (!owners.has(row.identity_hash)) owners.set(row.identity_hash, row.consumer_id);
-    return owners;
-  }
-
-  /**
-   * A walk-in's purchase decided with its customer's contacts from before a change Square reported (the change's
-   * webhook attached its identities to the held purchases the read model listed then; this one was not listed
-   * yet): the identities recorded at the change are attached now. Keyed by tenant and customer; one read a batch.
-   */
-  async function attachRecordedContacts(events: readonly Cause[], { db }: ReactorContext) {
-    const held = events.flatMap((e) =>
-      e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0 && e.data.customerId !== null ? [{ e, customerId: e.data.customerId }] : [],
-    );
-    if (!held.length) return;
-    const recorded = await customerContactsOf(db, held.map(({ e, customerId }) => ({ tenantId: e.data.tenantId, customerId })));
-    for (const { e, customerId } of held) {
-      const hashes = recorded.get(contactsKey(e.data.tenantId, customerId));
-      if (!hashes?.some((h) => !e.data.identityHashes.includes(h))) continue;
-      await handleCommand(
-        deps.store,
-        paymentStream(e.data.paymentId),
-        paymentDecider,
-        { type: 'AttachIdentity', customerId, identityHashes: hashes, now: e.recordedAt.toISOString(), source: 'customer-contacts' },
-        { newId: deps.newId, path: deps.commands, metadata: { correlationId: e.metadata.correlationId ?? e.id, causationId: e.id, actor: 'system:claims' } },
-      );
-    }
   }
 
   /** A held purchase whose identity a consumer has verified already is claimed by that consumer (its first identity that has an owner). */
@@ -142,7 +142,7 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
             assertNever(e);
         }
       }
-      await attachRecordedContacts(events, context);
+      await attachRecordedContacts(deps, events, context);
     },
   });
 }
