@@ -2,13 +2,16 @@
  * `npm run reconcile [-- --tenant <id>]`: replays wallet streams from the event store and compares them with
  * the wallet read models. Prints the report; exits 1 on any mismatch. Never repairs.
  */
-import { parseArgs } from 'node:util';
 import { openOperations } from '../main.ts';
 import { reconciler, settleWallets } from '../projections/ops/reconcile.ts';
 import { ProjectionRunner } from '../projections/runner.ts';
+import { commandArguments } from './arguments.ts';
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { tenant: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
+  const { values } = commandArguments('Usage: npm run reconcile [-- --tenant <tenant id>] [--json] (exit 1: a mismatch; 2: it could not run)', {
+    tenant: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   const ops = await openOperations();
   try {
     // Compared against what the running service has projected: wait (bounded) until the wallets projection has applied

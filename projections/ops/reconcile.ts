@@ -16,6 +16,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import { lockedDelta, pointsDelta } from '../../domain/wallets/wallet.ts';
+import { NotFound } from '../../domain/shared/errors.ts';
 // A refused credit (PointsCreditRefused) moves no balance and has no ledger line: only the balance types are replayed.
 import { walletBalanceEvents, type WalletBalanceEvent, type WalletEvent } from '../../domain/wallets/events.ts';
 import { ledgerKind, ledgerKinds, type LedgerKind } from '../wallets.ts';
@@ -270,6 +271,7 @@ export function reconciler(deps: ReconcilerDependencies) {
     /** Every wallet (of one tenant, if given): replays the whole wallet feed up to its head, then compares. */
     async all(options: { tenantId?: string } = {}): Promise<ReconcileReport> {
       const started = clock();
+
       const replays = new Map<string, Replayed>();
       let from: Position | 'start' = 'start';
       let eventsReplayed = 0;
@@ -314,7 +316,13 @@ export function reconciler(deps: ReconcilerDependencies) {
         walletBalanceEvents
           .decodeHandled(await deps.store.readStream(`wallet-${walletId}`))
           .filter((e) => (!upTo || !deps.store.isAfter(e.position, upTo)) && (!options.tenantId || e.data.tenantId === options.tenantId));
-      return report(replays, replayedEvents, await projectedWallets(deps.pool, null, options.tenantId), eventsReplayed, started);
+      const result = await report(replays, replayedEvents, await projectedWallets(deps.pool, null, options.tenantId), eventsReplayed, started);
+      // A mistyped tenant checks no wallet, which would read as a clean result.
+      if (options.tenantId !== undefined && result.walletsChecked === 0) {
+        const known = await deps.pool.query('SELECT 1 FROM workspaces WHERE tenant_id = $1', [options.tenantId]);
+        if (!known.rowCount) throw new NotFound(`Workspace ${options.tenantId}`);
+      }
+      return result;
     },
 
     /** One wallet, from its own stream: instant. */

@@ -176,4 +176,11 @@ test.serial('a wallet the projections never saw is reported as missing from the 
   t.like(report.body.mismatches[0], { walletId, projected: null, replayed: { balance: 70 } });
   const bad = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenant: 'x' } });
   t.is(bad.status, 400);
+  // A mistyped tenant is not a clean result: 404 here, exit 2 from the command.
+  const unknown = await call('POST', '/api/v1/admin/reconcile', { token: admin, body: { tenantId: 'no-such-tenant' } });
+  t.is(unknown.status, 404);
+  t.regex(unknown.body.error.message, /Workspace no-such-tenant not found/);
+  const command = await reconcileCommand('no-such-tenant');
+  t.is(command.code, 2);
+  t.regex(command.err, /Workspace no-such-tenant not found/);
 });

@@ -20,7 +20,7 @@ function run(command: string, args: string[]): Promise<{ code: number | null; ou
   });
 }
 
-for (const command of ['migrate', 'rotate-keys', 'catalogue', 'rebuild']) {
+for (const command of ['migrate', 'rotate-keys', 'catalogue', 'rebuild', 'reconcile']) {
   test(`npm run ${command} -- --help prints its usage and does nothing; an unknown option exits 2 naming it`, async (t) => {
     const help = await run(command, ['--help']);
     t.is(help.code, 0, help.err);
