@@ -10,6 +10,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { secretValues, type Config } from '../adapters/config.ts';
 import { chooseLogFormat, createLogger } from '../adapters/logger.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../adapters/postgres/embedded.ts';
+import { MIGRATION_CONNECT_TIMEOUT_MS } from '../adapters/postgres/migrate.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import { instrumentEventStore, type AppendObserver } from '../adapters/eventstore/instrumented.ts';
 import { provideCommandPath } from '../adapters/commands/path.ts';
@@ -46,9 +47,30 @@ export function provideLogger(config: Config, given?: Logger, level: string = co
   );
 }
 
+/**
+ * Connects once to DATABASE_URL before anything else does: a server that refuses, an unknown database or user, a
+ * wrong password fail start-up naming the variable and where it points (its password left out), not with
+ * PostgreSQL's bare message.
+ */
+export async function probeDatabaseUrl(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS });
+  try {
+    await client.connect();
+  } catch (error) {
+    const shown = new URL(url);
+    if (shown.password) shown.password = '***';
+    throw new Error(`DATABASE_URL (${shown.toString()}) cannot be used: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** DATABASE_URL, or the embedded PostgreSQL server under DATA_DIR (development), created on first start. */
 export async function provideDatabase(config: Config, log: Logger): Promise<{ url: string; embedded?: EmbeddedPostgresServer }> {
-  if (config.DATABASE_URL) return { url: config.DATABASE_URL };
+  if (config.DATABASE_URL) {
+    await probeDatabaseUrl(config.DATABASE_URL);
+    return { url: config.DATABASE_URL };
+  }
   const dataDir = path.join(config.DATA_DIR, 'postgres');
   log.info({ dataDir }, 'DATABASE_URL is not set: starting the embedded PostgreSQL server');
   const serverLog = log.child({ component: 'embedded-postgres' });

@@ -6,6 +6,7 @@ import test from 'ava';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { MIGRATION_CONNECT_TIMEOUT_MS, runMigrations } from '../../adapters/postgres/migrate.ts';
+import { probeDatabaseUrl } from '../../wiring/infrastructure.ts';
 
 test('a database that accepts and never answers fails the migrations within the connect timeout', async (t) => {
   const sockets = new Set<net.Socket>();
@@ -21,4 +22,15 @@ test('a database that accepts and never answers fails the migrations within the 
   t.regex(String(error?.message), /timeout/i);
   t.true(tookMs >= MIGRATION_CONNECT_TIMEOUT_MS - 500 && tookMs < MIGRATION_CONNECT_TIMEOUT_MS + 5_000, `${tookMs} ms`);
   t.true(sockets.size >= 1, 'it did connect, and then waited for an answer');
+});
+
+test('a DATABASE_URL that cannot be used fails start-up naming the variable and where it points, never its password', async (t) => {
+  const refused = await t.throwsAsync(probeDatabaseUrl('postgres://tally:s3cret-pass@127.0.0.1:1/tally'));
+  t.regex(String(refused?.message), /^DATABASE_URL \(postgres:\/\/tally:\*\*\*@127\.0\.0\.1:1\/tally\) cannot be used: .*ECONNREFUSED/);
+  t.false(String(refused?.message).includes('s3cret-pass'));
+  // A real server, a database it does not have: PostgreSQL's own reason, after the variable's name.
+  const server = new URL(process.env.TALLY_TEST_ADMIN_URL!);
+  server.pathname = '/no_such_database_here';
+  const unknown = await t.throwsAsync(probeDatabaseUrl(server.toString()));
+  t.regex(String(unknown?.message), /^DATABASE_URL \(.*\/no_such_database_here\) cannot be used: database "no_such_database_here" does not exist/);
 });
