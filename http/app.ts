@@ -73,6 +73,19 @@ export function requireStorableInput(body: unknown, query: unknown): void {
   if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
 }
 
+/**
+ * Whether a request path is one of `paths` (literal paths) as the router takes it (@koa/router's defaults: any
+ * case, one trailing slash or none). An exact comparison let the JSON parser read a webhook's body first when it was
+ * posted to `/square/` or `/SQUARE`, and the route that reads it raw then failed every delivery.
+ */
+function routerMatch(paths: readonly string[]): (path: string) => boolean {
+  const lowered = new Set(paths.map((path) => path.toLowerCase()));
+  return (path) => {
+    const given = path.toLowerCase();
+    return lowered.has(given) || (given.endsWith('/') && lowered.has(given.slice(0, -1)));
+  };
+}
+
 export function createHttpApp(options: HttpAppOptions): Koa {
   // Koa's own proxy mode takes the leftmost X-Forwarded-For entry, which the client writes: resolved here instead.
   const app = new Koa({ proxy: false });
@@ -106,7 +119,7 @@ export function createHttpApp(options: HttpAppOptions): Koa {
       else if (options.log.isLevelEnabled('info')) requestLog.info({ ...(ctx as unknown as RequestLog)[BINDINGS], ...line }, 'request');
     }
   });
-  const rawBodyPaths = new Set(options.rawBodyPaths ?? []);
+  const takesRawBody = routerMatch(options.rawBodyPaths ?? []);
   const parseJson = bodyParser({
       enableTypes: ['json'],
       jsonLimit: options.jsonLimit ?? '1mb',
@@ -119,7 +132,7 @@ export function createHttpApp(options: HttpAppOptions): Koa {
       },
   });
   app.use((ctx, next) => {
-    if (rawBodyPaths.has(ctx.path)) return next();
+    if (takesRawBody(ctx.path)) return next();
     // A body in another format would be dropped silently and the request judged as if it had none: say so.
     const hasBody = (ctx.request.length ?? 0) > 0 || ctx.get('transfer-encoding') !== '';
     if (hasBody && !ctx.request.is('application/json', '+json')) {

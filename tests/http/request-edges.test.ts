@@ -1,0 +1,53 @@
+/**
+ * Requests at the edges of the HTTP layer, found probing the live service (2026-12-08): a webhook posted to the path
+ * in another spelling the router takes, subjects with characters beyond an id's, bodies that are not UTF-8, methods a
+ * route does not take, unknown query keys, and the bounds of the parsers in front of the routes.
+ */
+import test from 'ava';
+import { startTestService, type TestService } from '../support/service.ts';
+import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { paymentWebhook, squareSignature } from '../support/square-webhooks.ts';
+
+const WEBHOOK_KEY = 'request-edges-webhook-key';
+const API_BASE_URL = 'https://api.tally.test';
+const NOTIFICATION_URL = `${API_BASE_URL}/api/v1/webhooks/square`;
+let service: TestService;
+let call: ReturnType<typeof api>;
+let admin: string;
+
+test.before(async () => {
+  service = await startTestService({
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAILS: 'ops@edges.test',
+    SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
+    API_BASE_URL,
+  });
+  call = api(service.url);
+  admin = await tokenFor('ops', 'ops@edges.test');
+  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+});
+test.after.always(async () => {
+  await service?.stop();
+});
+
+/** Posts a raw webhook body, signed over the configured notification URL, to `path`. */
+async function postWebhook(path: string, body: string, signature = squareSignature(WEBHOOK_KEY, NOTIFICATION_URL, body)) {
+  const response = await fetch(`${service.url}${path}`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', 'x-square-hmacsha256-signature': signature },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+test('a signed webhook posted with a trailing slash or in another case is read raw and acknowledged, as the router takes it', async (t) => {
+  for (const [n, path] of ['/api/v1/webhooks/square/', '/api/v1/webhooks/SQUARE', '/API/v1/Webhooks/Square/'].entries()) {
+    const body = JSON.stringify(paymentWebhook({ eventId: `edge-slash-${n}`, merchantId: 'M-EDGES', paymentId: `pay-edge-${n}`, amount: 100 }));
+    const answer = await postWebhook(path, body);
+    t.is(answer.status, 200, `${path}: ${JSON.stringify(answer.body)}`);
+    t.deepEqual(answer.body, { received: true, duplicate: false });
+  }
+  // Still signed over the configured URL: a forged signature is refused on the other spellings too.
+  const forged = await postWebhook('/api/v1/webhooks/square/', '{}', 'AAAA');
+  t.is(forged.status, 401);
+});
