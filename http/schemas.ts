@@ -14,6 +14,20 @@ export const id = (name: string) =>
     .max(200, `${name} must be at most 200 characters`)
     .regex(/^[A-Za-z0-9._:@|-]+$/, `${name} must be an id (letters, digits, . _ : @ | -)`);
 
+/**
+ * A user's id: the `sub` of their token as the identity provider wrote it (http/auth.ts takes any of 1 to 200
+ * characters: `auth0|5f…`, `+`, `/`, `=` and spaces included), URL-encoded in a path (the router decodes it). An
+ * `id` would have refused some of the ids registration accepts, and such a user could never be approved or suspended.
+ */
+export const userId = (name: string, max = MAX_SUBJECT) =>
+  z
+    .string({ error: `${name} must be given once, as a user id` })
+    .min(1, `${name} must not be empty`)
+    .max(max, `${name} must be at most ${max} characters`);
+
+/** The longest token subject (`sub`) accepted, so the longest user id. */
+export const MAX_SUBJECT = 200;
+
 export const streamName = z
   .string({ error: 'stream must be given once, as a stream name such as wallet-<walletId>' })
   .min(1, 'stream must not be empty')

@@ -51,3 +51,23 @@ test('a signed webhook posted with a trailing slash or in another case is read r
   const forged = await postWebhook('/api/v1/webhooks/square/', '{}', 'AAAA');
   t.is(forged.status, 401);
 });
+
+test('a user whose token subject has characters beyond an id (/, space, +, é) is approved, suspended and erased by its URL-encoded id', async (t) => {
+  const sub = 'a/b c+é';
+  const merchant = await tokenFor(sub, 'owner@odd-subject.test');
+  const registered = await call('POST', '/api/v1/me/register', { token: merchant, body: { role: 'client', businessName: 'Odd subject' } });
+  t.is(registered.status, 201, JSON.stringify(registered.body));
+  const path = `/api/v1/admin/users/${encodeURIComponent(sub)}`;
+  const approved = await call('PATCH', `${path}/approve`, { token: admin });
+  t.is(approved.status, 200, JSON.stringify(approved.body));
+  t.is(approved.body.user.id, sub);
+  const suspended = await call('PATCH', `${path}/suspend`, { token: admin, body: { reason: 'testing' } });
+  t.is(suspended.status, 200, JSON.stringify(suspended.body));
+  t.is(suspended.body.user.status, 'suspended');
+  const erased = await call('DELETE', `${path}/personal-data`, { token: admin });
+  t.is(erased.status, 200, JSON.stringify(erased.body));
+  // The audit finds the administrator's writes by an actor holding such an id as well.
+  const audit = await call('GET', `/api/v1/admin/audit?actor=${encodeURIComponent(`user:${sub}`)}`, { token: admin });
+  t.is(audit.status, 200, JSON.stringify(audit.body));
+  t.true(audit.body.items.length > 0);
+});
