@@ -33,6 +33,9 @@ export interface HttpAppOptions {
 // Writes and deletes alike: a DELETE body is refused by the same rules as any other, not silently dropped.
 const PARSED_METHODS: readonly string[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
 
+/** The Content-Encodings of a request body the parser undoes (co-body's `inflation`). */
+const BODY_ENCODINGS = 'gzip, deflate or br';
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The request's id: the client's X-Request-Id when it is a plain token (echoed as sent), else a new one. */
@@ -128,6 +131,8 @@ export function createHttpApp(options: HttpAppOptions): Koa {
       onError: (error) => {
         const status = (error as { status?: unknown }).status;
         if (status === 413) throw new HttpError('PAYLOAD_TOO_LARGE', `The body is larger than the ${options.jsonLimit ?? '1mb'} limit`);
+        // The parser's one 415: a Content-Encoding it cannot undo (`compress`, a typo), not a body that is malformed.
+        if (status === 415) throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `${error.message}: send the body uncompressed or with Content-Encoding ${BODY_ENCODINGS}`);
         throw new HttpError('INVALID_JSON', `The body is not valid JSON: ${error.message}`);
       },
   });

@@ -4,6 +4,7 @@
  * route does not take, unknown query keys, and the bounds of the parsers in front of the routes.
  */
 import test from 'ava';
+import { gzipSync } from 'node:zlib';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { paymentWebhook, squareSignature } from '../support/square-webhooks.ts';
@@ -70,4 +71,19 @@ test('a user whose token subject has characters beyond an id (/, space, +, é) i
   const audit = await call('GET', `/api/v1/admin/audit?actor=${encodeURIComponent(`user:${sub}`)}`, { token: admin });
   t.is(audit.status, 200, JSON.stringify(audit.body));
   t.true(audit.body.items.length > 0);
+});
+
+test('a body in a Content-Encoding the service cannot undo is 415 naming the encodings it takes, not malformed JSON', async (t) => {
+  const token = await tokenFor('compress-user', 'compress@edges.test');
+  const answer = await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer' }, headers: { 'content-encoding': 'compress' } });
+  t.is(answer.status, 415, JSON.stringify(answer.body));
+  t.is(answer.body.error.code, 'UNSUPPORTED_MEDIA_TYPE');
+  t.regex(answer.body.error.message, /compress.*gzip, deflate or br/);
+  // A compressed body in an encoding it takes is read as any other.
+  const gzipped = await fetch(`${service.url}/api/v1/me/register`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    body: gzipSync(JSON.stringify({ role: 'consumer' })),
+  });
+  t.is(gzipped.status, 201);
 });
