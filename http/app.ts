@@ -3,11 +3,11 @@
  */
 import Koa from 'koa';
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import type { Logger } from 'pino';
 import { v4 as uuid } from 'uuid';
 import './context.ts';
 import { errorHandler, HttpError } from './errors.ts';
+import { readJsonBody } from './json-body.ts';
 import { clientAddressResolver, type TrustProxy } from './client-address.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from './text.ts';
 import { recordRequest, type RequestMetrics } from './request-metrics.ts';
@@ -32,9 +32,6 @@ export interface HttpAppOptions {
 
 // Writes and deletes alike: a DELETE body is refused by the same rules as any other, not silently dropped.
 const PARSED_METHODS: readonly string[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
-
-/** The Content-Encodings of a request body the parser undoes (co-body's `inflation`). */
-const BODY_ENCODINGS = 'gzip, deflate or br';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -123,25 +120,22 @@ export function createHttpApp(options: HttpAppOptions): Koa {
     }
   });
   const takesRawBody = routerMatch(options.rawBodyPaths ?? []);
-  const parseJson = bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: options.jsonLimit ?? '1mb',
-      encoding: 'utf-8',
-      parsedMethods: [...PARSED_METHODS],
-      onError: (error) => {
-        const status = (error as { status?: unknown }).status;
-        if (status === 413) throw new HttpError('PAYLOAD_TOO_LARGE', `The body is larger than the ${options.jsonLimit ?? '1mb'} limit`);
-        // The parser's one 415: a Content-Encoding it cannot undo (`compress`, a typo), not a body that is malformed.
-        if (status === 415) throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `${error.message}: send the body uncompressed or with Content-Encoding ${BODY_ENCODINGS}`);
-        throw new HttpError('INVALID_JSON', `The body is not valid JSON: ${error.message}`);
-      },
-  });
+  const jsonLimit = options.jsonLimit ?? '1mb';
+  const parseJson = async (ctx: Koa.Context, next: Koa.Next) => {
+    ctx.request.body = ctx.request.is('application/json', '+json') ? await readJsonBody(ctx.req, jsonLimit) : {};
+    return next();
+  };
   app.use((ctx, next) => {
     if (takesRawBody(ctx.path)) return next();
     // A body in another format would be dropped silently and the request judged as if it had none: say so.
     const hasBody = (ctx.request.length ?? 0) > 0 || ctx.get('transfer-encoding') !== '';
     if (hasBody && !ctx.request.is('application/json', '+json')) {
       throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${ctx.request.type || 'no Content-Type'})`);
+    }
+    // JSON is UTF-8 (RFC 8259): a body declared in another charset would be read as UTF-8 all the same.
+    const charset = ctx.request.charset.toLowerCase();
+    if (hasBody && charset !== '' && charset !== 'utf-8' && charset !== 'utf8') {
+      throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as UTF-8 JSON: charset=${charset} is not accepted (Content-Type: application/json; charset=utf-8, or no charset)`);
     }
     const checked = () => {
       requireStorableInput(ctx.request.body, ctx.query);

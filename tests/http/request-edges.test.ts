@@ -4,6 +4,7 @@
  * route does not take, unknown query keys, and the bounds of the parsers in front of the routes.
  */
 import test from 'ava';
+import { createHmac } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
@@ -86,4 +87,35 @@ test('a body in a Content-Encoding the service cannot undo is 415 naming the enc
     body: gzipSync(JSON.stringify({ role: 'consumer' })),
   });
   t.is(gzipped.status, 201);
+});
+
+test('a body that is not valid UTF-8 is 400 INVALID_JSON saying so, never read with U+FFFD in place of its bytes; a charset other than UTF-8 is 415', async (t) => {
+  const token = await tokenFor('latin1-merchant', 'owner@latin1.test');
+  const register = (body: Buffer<ArrayBuffer> | string, contentType = 'application/json') =>
+    fetch(`${service.url}/api/v1/me/register`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, body });
+  // "Café" in Latin-1: the é is one byte, 0xE9, which UTF-8 never has alone.
+  const latin1 = Buffer.concat([Buffer.from('{"role":"client","businessName":"Caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+  const notUtf8 = await register(latin1);
+  t.is(notUtf8.status, 400);
+  const answer = await notUtf8.json();
+  t.is(answer.error.code, 'INVALID_JSON');
+  t.regex(answer.error.message, /not valid UTF-8/);
+
+  for (const charset of ['iso-8859-1', 'UTF-16']) {
+    const declared = await register(JSON.stringify({ role: 'client', businessName: 'Café' }), `application/json; charset=${charset}`);
+    t.is(declared.status, 415, charset);
+    const refused = await declared.json();
+    t.is(refused.error.code, 'UNSUPPORTED_MEDIA_TYPE');
+    t.regex(refused.error.message, new RegExp(`charset=${charset.toLowerCase()} is not accepted`));
+  }
+  const utf8 = await register(JSON.stringify({ role: 'client', businessName: 'Café' }), 'application/json; charset=UTF-8');
+  t.is(utf8.status, 201);
+  t.is((await utf8.json()).user.businessName, 'Café');
+
+  // A signed webhook too: its body is stored as text, and read strictly.
+  const event = Buffer.concat([Buffer.from(JSON.stringify(paymentWebhook({ eventId: 'latin1-1', merchantId: 'M-EDGES', paymentId: 'pay-latin1', amount: 100 })).slice(0, -1)), Buffer.from(',"note":"Caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+  const signature = createHmac('sha256', WEBHOOK_KEY).update(NOTIFICATION_URL).update(event).digest('base64');
+  const webhook = await fetch(`${service.url}/api/v1/webhooks/square`, { method: 'POST', body: event, headers: { 'content-type': 'application/json', 'x-square-hmacsha256-signature': signature } });
+  t.is(webhook.status, 400);
+  t.regex((await webhook.json()).error.message, /not valid UTF-8/);
 });
