@@ -27,6 +27,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   REWARD_NOT_ISSUED: 409,
   REWARD_EXPIRED: 409,
   RULE_RETIRED: 409,
+  METHOD_NOT_ALLOWED: 405,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNPROCESSABLE: 422,
@@ -41,6 +42,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   WEBHOOKS_NOT_CONFIGURED: 503,
   CONFIGURATION_MISSING: 503,
   SQUARE_REQUEST_FAILED: 502,
+  NOT_IMPLEMENTED: 501,
 };
 
 /** An error raised by the HTTP layer itself (authentication, body parsing, routing). */
@@ -127,14 +129,28 @@ export function errorAnswer(error: unknown, requestId: string | undefined, log: 
   return { status: 500, headers: {}, body: internal };
 }
 
+/**
+ * The router's own answers, which carry no body (Koa would write its plain-text status message): a path no route
+ * takes (404), a method the path's routes do not take (405, with the router's Allow), a method no route takes (501).
+ */
+function routingAnswer(ctx: Context): void {
+  const allowed = ctx.response.get('Allow');
+  const use = allowed ? `: use ${allowed}` : '';
+  if (ctx.status === 404) {
+    ctx.status = 404;
+    ctx.body = { error: { code: 'NOT_FOUND', message: `No route for ${ctx.method} ${ctx.path}` } };
+  } else if (ctx.status === 405) {
+    ctx.body = { error: { code: 'METHOD_NOT_ALLOWED', message: `${ctx.method} is not allowed on ${ctx.path}${use}` } };
+  } else if (ctx.status === 501) {
+    ctx.body = { error: { code: 'NOT_IMPLEMENTED', message: `${ctx.method} is not a method this service answers${use}` } };
+  }
+}
+
 export function errorHandler() {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) {
-        ctx.status = 404;
-        ctx.body = { error: { code: 'NOT_FOUND', message: `No route for ${ctx.method} ${ctx.path}` } };
-      }
+      if (ctx.body === undefined) routingAnswer(ctx);
     } catch (error) {
       const answer = errorAnswer(error, ctx.state.requestId as string | undefined, () => ctx.log, ctx.response.get('Retry-After') || undefined);
       ctx.status = answer.status;

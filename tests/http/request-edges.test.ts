@@ -119,3 +119,18 @@ test('a body that is not valid UTF-8 is 400 INVALID_JSON saying so, never read w
   t.is(webhook.status, 400);
   t.regex((await webhook.json()).error.message, /not valid UTF-8/);
 });
+
+test('a method a path does not take is 405 in the error shape naming the methods it takes (with Allow); one no route takes is 501 likewise', async (t) => {
+  const put = await call('PUT', '/api/v1/me', { token: admin });
+  t.is(put.status, 405);
+  t.truthy(put.headers.get('allow'));
+  t.regex(put.headers.get('allow')!, /GET/);
+  t.is(put.body.error.code, 'METHOD_NOT_ALLOWED');
+  t.is(put.body.error.message, `PUT is not allowed on /api/v1/me: use ${put.headers.get('allow')}`);
+  t.regex(put.headers.get('content-type') ?? '', /application\/json/);
+
+  const unknown = await call('PROPFIND', '/api/v1/me', { token: admin });
+  t.is(unknown.status, 501);
+  t.is(unknown.body.error.code, 'NOT_IMPLEMENTED');
+  t.regex(unknown.body.error.message, /^PROPFIND is not a method this service answers: use .*GET/);
+});
