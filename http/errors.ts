@@ -53,17 +53,34 @@ export class HttpError extends DomainError {}
  * else: stored data (a read-model row, an event) that failed to parse, which is our fault: a logged 500.
  */
 export class RequestInvalid extends Error {
-  constructor(readonly issues: ZodError['issues']) {
+  constructor(
+    readonly issues: ZodError['issues'],
+    /** The part of the request that failed, which its messages name first (`query.limit: …`). */
+    readonly part: RequestPart,
+  ) {
     super('The request is invalid');
     this.name = 'RequestInvalid';
   }
 }
 
-/** Parses request input; a failure is the caller's to fix (400). */
-export function parseRequest<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+/** The parts of a request a route parses: its path's params, its query string, its body, its headers. */
+export type RequestPart = 'path' | 'query' | 'body' | 'headers';
+
+const KEY_NOUN: Record<RequestPart, string> = { path: 'parameter', query: 'parameter', body: 'field', headers: 'header' };
+
+/** Parses one part of a request's input; a failure is the caller's to fix (400), named by the part it is in. */
+export function parseRequest<T extends z.ZodType>(schema: T, input: unknown, part: RequestPart): z.infer<T> {
   const parsed = schema.safeParse(input);
-  if (!parsed.success) throw new RequestInvalid(parsed.error.issues);
+  if (!parsed.success) throw new RequestInvalid(parsed.error.issues, part);
   return parsed.data;
+}
+
+/** One issue as the message says it: where (`query.limit`), then what; keys not accepted are named. */
+function issueText(issue: ZodError['issues'][number], part: RequestPart): string {
+  const where = [part, ...issue.path.map(String)].join('.');
+  if (issue.code !== 'unrecognized_keys') return `${where}: ${issue.message}`;
+  const noun = issue.keys.length > 1 ? `${KEY_NOUN[part]}s` : KEY_NOUN[part];
+  return `${where}: unknown ${noun} ${issue.keys.map((key) => JSON.stringify(key)).join(', ')}`;
 }
 
 export function statusFor(code: string): number {
@@ -91,7 +108,7 @@ export function errorAnswer(error: unknown, requestId: string | undefined, log: 
       body: {
         error: {
           code: 'VALIDATION_FAILED',
-          message: 'The request is invalid: ' + error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+          message: 'The request is invalid: ' + error.issues.map((i) => issueText(i, error.part)).join('; '),
           issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
         },
       },

@@ -172,10 +172,10 @@ interface Answering<Ctx, A> {
 export async function answer<Ctx, A extends { status: number }>(route: Answering<Ctx, A>, input: RawInput, ctx: Ctx): Promise<A> {
   const bad = unstorableTextAt(input.params, 'path');
   if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
-  const params = route.params ? parseRequest(route.params, input.params) : undefined;
+  const params = route.params ? parseRequest(route.params, input.params, 'path') : undefined;
   await route.exists?.({ params, ctx });
-  const query = route.query ? parseRequest(route.query, input.query) : undefined;
-  const body = route.body ? parseRequest(route.body, input.body ?? {}) : undefined;
+  const query = route.query ? parseRequest(route.query, input.query, 'query') : undefined;
+  const body = route.body ? parseRequest(route.body, input.body ?? {}, 'body') : undefined;
   const answered = await route.handler({ params, query, body, ctx });
   if (!successStatuses(route).includes(answered.status)) {
     throw new Error(`${route.method.toUpperCase()} ${route.path} answered ${answered.status}, which it does not declare`);

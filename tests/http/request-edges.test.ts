@@ -134,3 +134,17 @@ test('a method a path does not take is 405 in the error shape naming the methods
   t.is(unknown.body.error.code, 'NOT_IMPLEMENTED');
   t.regex(unknown.body.error.message, /^PROPFIND is not a method this service answers: use .*GET/);
 });
+
+test('a validation message names the part of the request first, and the keys it does not accept', async (t) => {
+  const audit = await call('GET', '/api/v1/admin/audit?walletid=x', { token: admin });
+  t.is(audit.status, 400);
+  t.regex(audit.body.error.message, /query: unknown parameter "walletid"/);
+  t.notRegex(audit.body.error.message, /body/);
+  const limit = await call('GET', '/api/v1/admin/audit?limit=1000', { token: admin });
+  t.regex(limit.body.error.message, /query\.limit: /);
+  const body = await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer', extra: 1, other: 2 } });
+  t.is(body.status, 400);
+  t.regex(body.body.error.message, /body: unknown fields "extra", "other"/);
+  const path = await call('PATCH', `/api/v1/admin/users/${'x'.repeat(201)}/approve`, { token: admin });
+  t.regex(path.body.error.message, /path\.userId: userId must be at most 200 characters/);
+});
