@@ -4,7 +4,7 @@
  * route does not take, unknown query keys, and the bounds of the parsers in front of the routes.
  */
 import test from 'ava';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
@@ -147,4 +147,21 @@ test('a validation message names the part of the request first, and the keys it 
   t.regex(body.body.error.message, /body: unknown fields "extra", "other"/);
   const path = await call('PATCH', `/api/v1/admin/users/${'x'.repeat(201)}/approve`, { token: admin });
   t.regex(path.body.error.message, /path\.userId: userId must be at most 200 characters/);
+});
+
+test('a signed webhook whose ids are too long to index is 400 naming the field, not a 500', async (t) => {
+  // Random: a repeated character compresses below the index's row limit, as a real long id would not.
+  const long = randomBytes(3500).toString('hex');
+  const cases: [string, (payload: any) => void][] = [
+    ['event_id', (p) => (p.event_id = long)],
+    ['merchant_id', (p) => (p.merchant_id = long)],
+    ['data.id', (p) => (p.data.id = long)],
+  ];
+  for (const [field, spoil] of cases) {
+    const payload = paymentWebhook({ eventId: `long-${field}`, merchantId: 'M-EDGES', paymentId: `pay-long-${field}`, amount: 100 });
+    spoil(payload);
+    const answer = await postWebhook('/api/v1/webhooks/square', JSON.stringify(payload));
+    t.is(answer.status, 400, `${field}: ${JSON.stringify(answer.body)}`);
+    t.regex(answer.body.error.message, new RegExp(`${field.replace('.', '\\.')} must be at most 200 characters`));
+  }
 });
