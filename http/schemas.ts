@@ -15,6 +15,12 @@ export const id = (name: string) =>
     .regex(/^[A-Za-z0-9._:@|-]+$/, `${name} must be an id (letters, digits, . _ : @ | -)`);
 
 /**
+ * A uuid the service made (wallets, rewards, jobs), in any case, as lower case: the form it is stored and looked up
+ * in. `z.uuid()` takes upper case, and `3F2C…` passed validation only to find nothing (404).
+ */
+export const uuid = (error: string) => z.uuid({ error }).transform((value) => value.toLowerCase());
+
+/**
  * A user's id: the `sub` of their token as the identity provider wrote it (http/auth.ts takes any of 1 to 200
  * characters: `auth0|5f…`, `+`, `/`, `=` and spaces included), URL-encoded in a path (the router decodes it). An
  * `id` would have refused some of the ids registration accepts, and such a user could never be approved or suspended.
