@@ -51,14 +51,21 @@ export const eventTypes = z
       .max(MAX_TYPES, `type may name at most ${MAX_TYPES} event types`),
   );
 
-/** `limit` of a paged list: a whole number from 1 to `max`, `fallback` when not given. */
-export const pageLimit = (max: number, fallback: number) =>
-  z.coerce
-    .number({ error: `limit must be a whole number from 1 to ${max}` })
-    .int(`limit must be a whole number from 1 to ${max}`)
-    .min(1, 'limit must be at least 1')
-    .max(max, `limit must be at most ${max}`)
+/**
+ * `limit` of a paged list: a whole number from 1 to `max` in decimal digits, `fallback` when not given or blank.
+ * Not `z.coerce.number()`, which took `1e1`, `0x10` and `+5`, read `?limit=` as 0 ("at least 1") and a repeated
+ * `?limit=1&limit=2` as not a number.
+ */
+export const pageLimit = (max: number, fallback: number) => {
+  const range = `limit must be a whole number from 1 to ${max}, in decimal digits`;
+  return z
+    .string({ error: (issue) => (Array.isArray(issue.input) ? 'limit must be given once' : range) })
+    .trim()
+    .regex(/^\d*$/, range)
+    .transform((digits) => (digits === '' ? fallback : Number(digits)))
+    .pipe(z.number().min(1, 'limit must be at least 1').max(max, `limit must be at most ${max}`))
     .default(fallback);
+};
 
 /** The event-store position of a write; null when the command changed nothing. */
 export const position = z.string().nullable();

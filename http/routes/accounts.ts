@@ -76,7 +76,8 @@ const meOf = (user: Awaited<ReturnType<AccountsService['view']>>): z.input<typeo
   businessName: user.businessName,
 });
 const suspendBody = z.object({ reason: z.string().trim().min(1).max(500).optional() }).strict();
-const searchQuery = z.object({ q: z.string().trim().min(1, 'q is required: part of an email, id or business name').max(200) });
+const Q_REQUIRED = 'q is required: part of an email, id or business name';
+const searchQuery = z.object({ q: z.string({ error: (issue) => (Array.isArray(issue.input) ? 'q must be given once' : Q_REQUIRED) }).trim().min(1, Q_REQUIRED).max(200) });
 
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {

@@ -165,3 +165,20 @@ test('a signed webhook whose ids are too long to index is 400 naming the field, 
     t.regex(answer.body.error.message, new RegExp(`${field.replace('.', '\\.')} must be at most 200 characters`));
   }
 });
+
+test('limit is a whole number in decimal digits, blank for its default, given once; a user search without q says q is required', async (t) => {
+  const audit = (query: string) => call('GET', `/api/v1/admin/audit${query}`, { token: admin });
+  for (const query of ['?limit=', '?limit=%20']) t.is((await audit(query)).status, 200, query);
+  for (const query of ['?limit=1e1', '?limit=0x10', '?limit=%2B5', '?limit=2.5']) {
+    const refused = await audit(query);
+    t.is(refused.status, 400, query);
+    t.regex(refused.body.error.message, /query\.limit: limit must be a whole number from 1 to 200, in decimal digits/, query);
+  }
+  t.regex((await audit('?limit=1&limit=2')).body.error.message, /limit must be given once/);
+  t.is((await audit('?limit=2')).body.items.length <= 2, true);
+  for (const query of ['', '?q=']) {
+    const search = await call('GET', `/api/v1/admin/users/search${query}`, { token: admin });
+    t.is(search.status, 400, query);
+    t.regex(search.body.error.message, /q is required/, query);
+  }
+});
