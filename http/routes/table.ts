@@ -54,6 +54,11 @@ interface RouteDeclaration<P extends Schema, Q extends Schema, B extends Schema,
   params?: P;
   query?: Q;
   body?: B;
+  /**
+   * Headers the handler reads and checks itself (a webhook's signature): declared for the OpenAPI document only, as
+   * an object of their lower-case names.
+   */
+  headers?: z.ZodObject;
   /** The body of a successful answer; for an event stream, the data of one event. */
   response: R;
   /** The statuses answered with `response` (200 unless given); anything else is an error answer. */

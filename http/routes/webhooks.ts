@@ -130,6 +130,9 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
       path: WEBHOOK_PATH,
       access: 'public',
       summary: 'Square webhook notifications (signed with x-square-hmacsha256-signature). The body is read raw and verified before it is parsed.',
+      headers: z.object({
+        'x-square-hmacsha256-signature': z.string().meta({ description: 'base64(HMAC-SHA256(SQUARE_WEBHOOK_SIGNATURE_KEY, notification URL + raw body))' }),
+      }),
       response: receivedAnswer,
       // Typed here: a `direct` function does not tell the route's kind to the compiler (route table, `Route`).
       handler: ({ ctx }: { ctx: Context }) => accept(ctx.req, ctx.ip),

@@ -182,3 +182,13 @@ test('limit is a whole number in decimal digits, blank for its default, given on
     t.regex(search.body.error.message, /q is required/, query);
   }
 });
+
+test("the OpenAPI document lists a wrapped query's parameters, the administrators' tenantId on tenant routes and the webhook's signature header", async (t) => {
+  const document = (await (await fetch(`${service.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { parameters: { name: string; in: string; required: boolean }[] }>> };
+  const names = (path: string, method: string, where: string) => document.paths[path]![method]!.parameters.filter((p) => p.in === where).map((p) => p.name);
+  t.deepEqual(names('/api/v1/oauth/square/callback', 'get', 'query').sort(), ['code', 'error', 'error_description', 'state']);
+  t.true(names('/api/v1/client/adjustment-limit', 'get', 'query').includes('tenantId'));
+  t.false(names('/api/v1/me', 'get', 'query').includes('tenantId'));
+  const signature = document.paths['/api/v1/webhooks/square']!.post!.parameters.find((p) => p.in === 'header');
+  t.like(signature, { name: 'x-square-hmacsha256-signature', required: true });
+});
