@@ -192,3 +192,14 @@ test("the OpenAPI document lists a wrapped query's parameters, the administrator
   const signature = document.paths['/api/v1/webhooks/square']!.post!.parameters.find((p) => p.in === 'header');
   t.like(signature, { name: 'x-square-hmacsha256-signature', required: true });
 });
+
+test("an administrator's ?tenantId= that is missing, repeated or malformed is a 400 saying which", async (t) => {
+  const limit = (query: string) => call('GET', `/api/v1/client/adjustment-limit${query}`, { token: admin });
+  for (const query of ['', '?tenantId=']) t.regex((await limit(query)).body.error.message, /Administrators must name the tenant/, query);
+  const repeated = await limit('?tenantId=a&tenantId=b');
+  t.is(repeated.status, 400);
+  t.regex(repeated.body.error.message, /tenantId must be given once/);
+  const malformed = await limit('?tenantId=a%20b');
+  t.is(malformed.status, 400);
+  t.regex(malformed.body.error.message, /tenantId must be a tenant id/);
+});
