@@ -203,3 +203,12 @@ test("an administrator's ?tenantId= that is missing, repeated or malformed is a 
   t.is(malformed.status, 400);
   t.regex(malformed.body.error.message, /tenantId must be a tenant id/);
 });
+
+test('a body with a key that reaches the prototype (__proto__, plain or escaped, or constructor.prototype) is 400 INVALID_JSON, as before the parser was replaced', async (t) => {
+  const token = await tokenFor('proto-user', 'proto@edges.test');
+  for (const raw of ['{"role":"consumer","__proto__":{"admin":true}}', '{"role":"consumer","\\u005f_proto__":{"admin":true}}', '{"role":"consumer","constructor":{"prototype":{}}}']) {
+    const answer = await call('POST', '/api/v1/me/register', { token, body: raw });
+    t.is(answer.status, 400, raw);
+    t.is(answer.body.error.code, 'INVALID_JSON', raw);
+  }
+});
