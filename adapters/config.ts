@@ -12,7 +12,19 @@ import { parseTrustProxy } from './trust-proxy.ts';
 
 const emptyToUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
-const optionalUrl = (protocols: string[]) =>
+/** A string with a default: blank is unset, as for every variable. */
+const text = (fallback: string) => z.preprocess(emptyToUndefined, z.string().default(fallback));
+/** One of `values`; blank is unset, so `fallback` applies (or it stays unset). */
+function choice<const V extends readonly [string, ...string[]]>(values: V): z.ZodType<V[number] | undefined, unknown>;
+function choice<const V extends readonly [string, ...string[]]>(values: V, fallback: V[number]): z.ZodType<V[number], unknown>;
+function choice<const V extends readonly [string, ...string[]]>(values: V, fallback?: V[number]): z.ZodType<V[number] | undefined, unknown> {
+  const value = z.enum(values, { error: `must be one of ${values.join(', ')}` });
+  return z.preprocess(emptyToUndefined, fallback === undefined ? value.optional() : value.default(fallback as never));
+}
+/** `true` or `false`; blank is unset (false). */
+const flag = () => choice(['true', 'false'], 'false').transform((v) => v === 'true');
+/** A URL with one of `protocols`; a `check` adds a rule of its own (given only URLs that parse). */
+const optionalUrl = (protocols: string[], check?: { ok: (url: URL) => boolean; message: string }) =>
   z.preprocess(
     emptyToUndefined,
     z
@@ -20,8 +32,12 @@ const optionalUrl = (protocols: string[]) =>
       .url('must be a URL')
       // zod runs a refinement after a failed check too: a value that is no URL has its message already.
       .refine((v) => !URL.canParse(v) || protocols.includes(new URL(v).protocol), `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+      .refine((v) => !check || !URL.canParse(v) || !protocols.includes(new URL(v).protocol) || check.ok(new URL(v)), check?.message ?? '')
       .optional(),
   );
+/** A URL paths are appended to (`<API_BASE_URL>/api/v1/…`): a query or a fragment would end up in the middle of each. */
+const baseUrl = () =>
+  optionalUrl(['https:', 'http:'], { ok: (url) => url.search === '' && url.hash === '' && !/[?#]/.test(url.href), message: 'must be a base URL without a query (?) or fragment (#)' });
 const base64Key = z.preprocess(
   emptyToUndefined,
   z
@@ -53,19 +69,24 @@ function whole(min: number, max: number, fallback?: number): z.ZodType<number | 
     if (text === '') return undefined;
     return /^-?\d+$/.test(text) ? Number(text) : text;
   };
-  const number = z.number({ error: 'must be a whole number in decimal digits' }).int().min(min).max(max);
+  // One message for any number out of range, however far (a number past 2^53 failed `int()` and `max()` both).
+  const number = z.number({ error: 'must be a whole number in decimal digits' }).refine((n) => Number.isSafeInteger(n) && n >= min && n <= max, `must be from ${min} to ${max}`);
   return z.preprocess(digits, fallback === undefined ? number.optional() : number.default(fallback));
 }
 const secret = (min: number) => z.preprocess(emptyToUndefined, z.string().min(min, `must be at least ${min} characters`).optional());
 
 /** The variables, their validation and defaults. README.md and .env.example document the same list. */
 const schema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  NODE_ENV: choice(['development', 'test', 'production'], 'development'),
   PORT: whole(0, 65535, 3000),
-  HOST: z.string().default('0.0.0.0'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  DATA_DIR: z.string().default('.data'),
-  DATABASE_URL: optionalUrl(['postgres:', 'postgresql:']),
+  HOST: text('0.0.0.0'),
+  LOG_LEVEL: choice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  DATA_DIR: text('.data'),
+  DATABASE_URL: optionalUrl(['postgres:', 'postgresql:'], {
+    // A Unix socket is named by `?host=/run/postgresql`, as pg (and libpq) take it.
+    ok: (url) => url.hostname !== '' || url.searchParams.has('host'),
+    message: 'must name a host: postgres://user@host:5432/database (or ?host=/socket/directory for a Unix socket)',
+  }),
   DATABASE_POOL_SIZE: whole(2, 500, 20),
   EVENTSTORE_URL: optionalUrl(['kurrentdb:', 'esdb:', 'kurrentdb+discover:', 'esdb+discover:']),
   /** PostgreSQL event store: statements of one-event appends under way at once; appends arriving meanwhile are grouped (group commit). */
@@ -74,10 +95,7 @@ const schema = z.object({
   EVENT_APPEND_GROUP_SIZE: whole(1, 1_000, 64),
   SHUTDOWN_TIMEOUT_MS: whole(0, 600_000, 10_000),
   AUTH_FAILURE_LIMIT_PER_MINUTE: whole(1, 10_000_000, 30),
-  TRUST_PROXY: z
-    .string()
-    .default('false')
-    .transform((v, ctx) => {
+  TRUST_PROXY: text('false').transform((v, ctx) => {
       const parsed = parseTrustProxy(v);
       if (typeof parsed === 'string') {
         ctx.addIssue({ code: 'custom', message: `must be true, false, a number of trusted proxies or their CIDRs: ${parsed}` });
@@ -101,23 +119,23 @@ const schema = z.object({
   AUTH_EMAIL_VERIFIED_CLAIMS: claimPaths('email_verified'),
   AUTH_PHONE_CLAIMS: claimPaths('phone_number,phone'),
   AUTH_PHONE_VERIFIED_CLAIMS: claimPaths('phone_number_verified'),
-  AUTH_PROVIDER_CONFIRMS_CONTACTS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
-  SMS_PROVIDER: z.preprocess(emptyToUndefined, z.enum(['console', 'twilio', 'none']).optional()),
+  AUTH_PROVIDER_CONFIRMS_CONTACTS: flag(),
+  SMS_PROVIDER: choice(['console', 'twilio', 'none']),
   TWILIO_ACCOUNT_SID: z.preprocess(emptyToUndefined, z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be a Twilio account SID (AC followed by 32 hex digits)').optional()),
   TWILIO_AUTH_TOKEN: optionalString,
   TWILIO_FROM: z.preprocess(emptyToUndefined, z.string().regex(/^(\+[1-9]\d{6,14}|MG[0-9a-fA-F]{32})$/, 'must be an E.164 number or a Messaging Service SID').optional()),
-  TWILIO_BASE_URL: optionalUrl(['https:', 'http:']),
+  TWILIO_BASE_URL: baseUrl(),
   IDENTITY_HASH_KEY: secret(32),
   ENCRYPTION_KEY: base64Key,
   ENCRYPTION_KEY_PREVIOUS: base64Key,
   CRON_SECRET: secret(16),
 
-  API_BASE_URL: optionalUrl(['https:', 'http:']),
-  FRONTEND_URL: optionalUrl(['https:', 'http:']),
+  API_BASE_URL: baseUrl(),
+  FRONTEND_URL: baseUrl(),
   SQUARE_APP_ID: optionalString,
   SQUARE_APP_SECRET: optionalString,
-  SQUARE_ENVIRONMENT: z.enum(['sandbox', 'production']).default('sandbox'),
-  SQUARE_BASE_URL: optionalUrl(['https:', 'http:']),
+  SQUARE_ENVIRONMENT: choice(['sandbox', 'production'], 'sandbox'),
+  SQUARE_BASE_URL: baseUrl(),
   SQUARE_WEBHOOK_SIGNATURE_KEY: optionalString,
   SQUARE_WEBHOOK_URL: optionalUrl(['https:', 'http:']),
   SQUARE_TIMEOUT_SECONDS: whole(1, 300, 30),
@@ -131,9 +149,9 @@ const schema = z.object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: whole(1000, 600_000, 65_000),
   WEBHOOK_BODY_RETENTION_DAYS: whole(1, 3650, 30),
   /** auto: the built-in simulator when NODE_ENV=development and SQUARE_APP_ID is unset; on: always (never in production); off: never. */
-  SQUARE_SIMULATOR: z.enum(['auto', 'on', 'off']).default('auto'),
+  SQUARE_SIMULATOR: choice(['auto', 'on', 'off'], 'auto'),
   /** json: one JSON object a line (machines); pretty: readable lines (people). Default: pretty on a terminal outside production. */
-  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  LOG_FORMAT: choice(['json', 'pretty']),
   CUSTOMER_CACHE_TTL_SECONDS: whole(0, 86_400, 600),
   CUSTOMER_CACHE_MAX_ENTRIES: whole(1, 10_000_000, 100_000),
   /** Square orders read for item, category, before-tax and exclusion rules (issue 19): kept this long (0: not cached). */
@@ -144,7 +162,7 @@ const schema = z.object({
   WEBHOOK_POOL_SIZE: whole(1, 200, 4),
   WEBHOOK_ACK_BATCH_SIZE: whole(1, 1_000, 64),
   /** Whether the webhook worker decides batches on a thread of its own (wiring/webhook-thread.ts). */
-  WEBHOOK_WORKER_THREAD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  WEBHOOK_WORKER_THREAD: flag(),
   /** Longest the inbox worker defers its next batch while acknowledgements queue (0: never defers). */
   WEBHOOK_ACK_PRIORITY_MS: whole(0, 60_000, 10_000),
   /** How many webhooks being acknowledged at once count as acknowledgements queueing (adapters/workers/acknowledgements.ts). */

@@ -129,10 +129,7 @@ export function accessCheck(deps: AccessDependencies): AccessCheck {
       return;
     }
     if (user.role === 'admin') {
-      const tenantId = request.query.tenantId;
-      if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) {
-        throw new HttpError('VALIDATION_FAILED', 'Administrators must name the tenant: add ?tenantId=<tenant id>');
-      }
+      const tenantId = adminTenant(request.query.tenantId);
       // Nothing may be created in a tenant that does not exist (a rule, a connection).
       if (!(await deps.workspaceExists(tenantId))) throw new HttpError('NOT_FOUND', `No workspace has tenantId ${tenantId}`);
       request.state.tenantId = tenantId;
@@ -140,6 +137,14 @@ export function accessCheck(deps: AccessDependencies): AccessCheck {
     }
     throw new HttpError('FORBIDDEN', 'This endpoint is for merchants (clients)');
   };
+}
+
+/** The tenant an administrator names (`?tenantId=`), once and as an id: each other case says what is wrong with it. */
+function adminTenant(given: unknown): string {
+  if (given === undefined || given === '') throw new HttpError('VALIDATION_FAILED', 'Administrators must name the tenant: add ?tenantId=<tenant id>');
+  if (typeof given !== 'string') throw new HttpError('VALIDATION_FAILED', 'tenantId must be given once');
+  if (!TENANT_ID.test(given)) throw new HttpError('VALIDATION_FAILED', 'tenantId must be a tenant id (letters, digits, _ and -, at most 100 characters)');
+  return given;
 }
 
 /** The access checks as the router's middleware: a public route goes straight on, with no promise of its own. */

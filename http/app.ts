@@ -3,11 +3,11 @@
  */
 import Koa from 'koa';
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import type { Logger } from 'pino';
 import { v4 as uuid } from 'uuid';
 import './context.ts';
 import { errorHandler, HttpError } from './errors.ts';
+import { readJsonBody } from './json-body.ts';
 import { clientAddressResolver, type TrustProxy } from './client-address.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from './text.ts';
 import { recordRequest, type RequestMetrics } from './request-metrics.ts';
@@ -73,6 +73,19 @@ export function requireStorableInput(body: unknown, query: unknown): void {
   if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
 }
 
+/**
+ * Whether a request path is one of `paths` (literal paths) as the router takes it (@koa/router's defaults: any
+ * case, one trailing slash or none). An exact comparison let the JSON parser read a webhook's body first when it was
+ * posted to `/square/` or `/SQUARE`, and the route that reads it raw then failed every delivery.
+ */
+function routerMatch(paths: readonly string[]): (path: string) => boolean {
+  const lowered = new Set(paths.map((path) => path.toLowerCase()));
+  return (path) => {
+    const given = path.toLowerCase();
+    return lowered.has(given) || (given.endsWith('/') && lowered.has(given.slice(0, -1)));
+  };
+}
+
 export function createHttpApp(options: HttpAppOptions): Koa {
   // Koa's own proxy mode takes the leftmost X-Forwarded-For entry, which the client writes: resolved here instead.
   const app = new Koa({ proxy: false });
@@ -106,24 +119,23 @@ export function createHttpApp(options: HttpAppOptions): Koa {
       else if (options.log.isLevelEnabled('info')) requestLog.info({ ...(ctx as unknown as RequestLog)[BINDINGS], ...line }, 'request');
     }
   });
-  const rawBodyPaths = new Set(options.rawBodyPaths ?? []);
-  const parseJson = bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: options.jsonLimit ?? '1mb',
-      encoding: 'utf-8',
-      parsedMethods: [...PARSED_METHODS],
-      onError: (error) => {
-        const status = (error as { status?: unknown }).status;
-        if (status === 413) throw new HttpError('PAYLOAD_TOO_LARGE', `The body is larger than the ${options.jsonLimit ?? '1mb'} limit`);
-        throw new HttpError('INVALID_JSON', `The body is not valid JSON: ${error.message}`);
-      },
-  });
+  const takesRawBody = routerMatch(options.rawBodyPaths ?? []);
+  const jsonLimit = options.jsonLimit ?? '1mb';
+  const parseJson = async (ctx: Koa.Context, next: Koa.Next) => {
+    ctx.request.body = ctx.request.is('application/json', '+json') ? await readJsonBody(ctx.req, jsonLimit) : {};
+    return next();
+  };
   app.use((ctx, next) => {
-    if (rawBodyPaths.has(ctx.path)) return next();
+    if (takesRawBody(ctx.path)) return next();
     // A body in another format would be dropped silently and the request judged as if it had none: say so.
     const hasBody = (ctx.request.length ?? 0) > 0 || ctx.get('transfer-encoding') !== '';
     if (hasBody && !ctx.request.is('application/json', '+json')) {
       throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as JSON with Content-Type: application/json (got ${ctx.request.type || 'no Content-Type'})`);
+    }
+    // JSON is UTF-8 (RFC 8259): a body declared in another charset would be read as UTF-8 all the same.
+    const charset = ctx.request.charset.toLowerCase();
+    if (hasBody && charset !== '' && charset !== 'utf-8' && charset !== 'utf8') {
+      throw new HttpError('UNSUPPORTED_MEDIA_TYPE', `Send the body as UTF-8 JSON: charset=${charset} is not accepted (Content-Type: application/json; charset=utf-8, or no charset)`);
     }
     const checked = () => {
       requireStorableInput(ctx.request.body, ctx.query);

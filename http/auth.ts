@@ -10,6 +10,7 @@ import type { TokenIdentity } from '../domain/users/service.ts';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { HttpError } from './errors.ts';
 import { isStorableText } from './text.ts';
+import { MAX_SUBJECT } from './schemas.ts';
 
 export interface AuthOptions {
   secret?: string | undefined;
@@ -142,7 +143,7 @@ export function createTokenVerifier(options: AuthOptions): (token: string) => Pr
       const { payload } = jwks
         ? await jwtVerify(token, jwks, { ...verifyOptions, currentDate: now(), algorithms: ASYMMETRIC, requiredClaims: ['exp'] })
         : await jwtVerify(token, await secret!, { ...verifyOptions, currentDate: now(), algorithms: ['HS256'], requiredClaims: ['exp'] });
-      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > MAX_SUBJECT) {
         throw unauthenticated('The token has no subject (sub) claim');
       }
       if (!isStorableText(payload.sub)) throw unauthenticated('The token subject (sub) holds a NUL character or an unpaired surrogate');

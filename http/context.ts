@@ -13,6 +13,10 @@ declare module 'koa' {
   interface DefaultState {
     requestId: string;
   }
+  interface Request {
+    /** The parsed JSON body of a POST, PUT, PATCH or DELETE (http/json-body.ts); `{}` without one. */
+    body?: unknown;
+  }
 }
 
 export {};

@@ -27,6 +27,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   REWARD_NOT_ISSUED: 409,
   REWARD_EXPIRED: 409,
   RULE_RETIRED: 409,
+  METHOD_NOT_ALLOWED: 405,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNPROCESSABLE: 422,
@@ -41,6 +42,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   WEBHOOKS_NOT_CONFIGURED: 503,
   CONFIGURATION_MISSING: 503,
   SQUARE_REQUEST_FAILED: 502,
+  NOT_IMPLEMENTED: 501,
 };
 
 /** An error raised by the HTTP layer itself (authentication, body parsing, routing). */
@@ -51,17 +53,34 @@ export class HttpError extends DomainError {}
  * else: stored data (a read-model row, an event) that failed to parse, which is our fault: a logged 500.
  */
 export class RequestInvalid extends Error {
-  constructor(readonly issues: ZodError['issues']) {
+  constructor(
+    readonly issues: ZodError['issues'],
+    /** The part of the request that failed, which its messages name first (`query.limit: …`). */
+    readonly part: RequestPart,
+  ) {
     super('The request is invalid');
     this.name = 'RequestInvalid';
   }
 }
 
-/** Parses request input; a failure is the caller's to fix (400). */
-export function parseRequest<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+/** The parts of a request a route parses: its path's params, its query string, its body, its headers. */
+export type RequestPart = 'path' | 'query' | 'body' | 'headers';
+
+const KEY_NOUN: Record<RequestPart, string> = { path: 'parameter', query: 'parameter', body: 'field', headers: 'header' };
+
+/** Parses one part of a request's input; a failure is the caller's to fix (400), named by the part it is in. */
+export function parseRequest<T extends z.ZodType>(schema: T, input: unknown, part: RequestPart): z.infer<T> {
   const parsed = schema.safeParse(input);
-  if (!parsed.success) throw new RequestInvalid(parsed.error.issues);
+  if (!parsed.success) throw new RequestInvalid(parsed.error.issues, part);
   return parsed.data;
+}
+
+/** One issue as the message says it: where (`query.limit`), then what; keys not accepted are named. */
+function issueText(issue: ZodError['issues'][number], part: RequestPart): string {
+  const where = [part, ...issue.path.map(String)].join('.');
+  if (issue.code !== 'unrecognized_keys') return `${where}: ${issue.message}`;
+  const noun = issue.keys.length > 1 ? `${KEY_NOUN[part]}s` : KEY_NOUN[part];
+  return `${where}: unknown ${noun} ${issue.keys.map((key) => JSON.stringify(key)).join(', ')}`;
 }
 
 export function statusFor(code: string): number {
@@ -89,7 +108,7 @@ export function errorAnswer(error: unknown, requestId: string | undefined, log: 
       body: {
         error: {
           code: 'VALIDATION_FAILED',
-          message: 'The request is invalid: ' + error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+          message: 'The request is invalid: ' + error.issues.map((i) => issueText(i, error.part)).join('; '),
           issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
         },
       },
@@ -127,14 +146,28 @@ export function errorAnswer(error: unknown, requestId: string | undefined, log: 
   return { status: 500, headers: {}, body: internal };
 }
 
+/**
+ * The router's own answers, which carry no body (Koa would write its plain-text status message): a path no route
+ * takes (404), a method the path's routes do not take (405, with the router's Allow), a method no route takes (501).
+ */
+function routingAnswer(ctx: Context): void {
+  const allowed = ctx.response.get('Allow');
+  const use = allowed ? `: use ${allowed}` : '';
+  if (ctx.status === 404) {
+    ctx.status = 404;
+    ctx.body = { error: { code: 'NOT_FOUND', message: `No route for ${ctx.method} ${ctx.path}` } };
+  } else if (ctx.status === 405) {
+    ctx.body = { error: { code: 'METHOD_NOT_ALLOWED', message: `${ctx.method} is not allowed on ${ctx.path}${use}` } };
+  } else if (ctx.status === 501) {
+    ctx.body = { error: { code: 'NOT_IMPLEMENTED', message: `${ctx.method} is not a method this service answers${use}` } };
+  }
+}
+
 export function errorHandler() {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) {
-        ctx.status = 404;
-        ctx.body = { error: { code: 'NOT_FOUND', message: `No route for ${ctx.method} ${ctx.path}` } };
-      }
+      if (ctx.body === undefined) routingAnswer(ctx);
     } catch (error) {
       const answer = errorAnswer(error, ctx.state.requestId as string | undefined, () => ctx.log, ctx.response.get('Retry-After') || undefined);
       ctx.status = answer.status;

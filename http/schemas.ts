@@ -14,6 +14,26 @@ export const id = (name: string) =>
     .max(200, `${name} must be at most 200 characters`)
     .regex(/^[A-Za-z0-9._:@|-]+$/, `${name} must be an id (letters, digits, . _ : @ | -)`);
 
+/**
+ * A uuid the service made (wallets, rewards, jobs), in any case, as lower case: the form it is stored and looked up
+ * in. `z.uuid()` takes upper case, and `3F2C…` passed validation only to find nothing (404).
+ */
+export const uuid = (error: string) => z.uuid({ error }).transform((value) => value.toLowerCase());
+
+/**
+ * A user's id: the `sub` of their token as the identity provider wrote it (http/auth.ts takes any of 1 to 200
+ * characters: `auth0|5f…`, `+`, `/`, `=` and spaces included), URL-encoded in a path (the router decodes it). An
+ * `id` would have refused some of the ids registration accepts, and such a user could never be approved or suspended.
+ */
+export const userId = (name: string, max = MAX_SUBJECT) =>
+  z
+    .string({ error: `${name} must be given once, as a user id` })
+    .min(1, `${name} must not be empty`)
+    .max(max, `${name} must be at most ${max} characters`);
+
+/** The longest token subject (`sub`) accepted, so the longest user id. */
+export const MAX_SUBJECT = 200;
+
 export const streamName = z
   .string({ error: 'stream must be given once, as a stream name such as wallet-<walletId>' })
   .min(1, 'stream must not be empty')
@@ -31,14 +51,21 @@ export const eventTypes = z
       .max(MAX_TYPES, `type may name at most ${MAX_TYPES} event types`),
   );
 
-/** `limit` of a paged list: a whole number from 1 to `max`, `fallback` when not given. */
-export const pageLimit = (max: number, fallback: number) =>
-  z.coerce
-    .number({ error: `limit must be a whole number from 1 to ${max}` })
-    .int(`limit must be a whole number from 1 to ${max}`)
-    .min(1, 'limit must be at least 1')
-    .max(max, `limit must be at most ${max}`)
+/**
+ * `limit` of a paged list: a whole number from 1 to `max` in decimal digits, `fallback` when not given or blank.
+ * Not `z.coerce.number()`, which took `1e1`, `0x10` and `+5`, read `?limit=` as 0 ("at least 1") and a repeated
+ * `?limit=1&limit=2` as not a number.
+ */
+export const pageLimit = (max: number, fallback: number) => {
+  const range = `limit must be a whole number from 1 to ${max}, in decimal digits`;
+  return z
+    .string({ error: (issue) => (Array.isArray(issue.input) ? 'limit must be given once' : range) })
+    .trim()
+    .regex(/^\d*$/, range)
+    .transform((digits) => (digits === '' ? fallback : Number(digits)))
+    .pipe(z.number().min(1, 'limit must be at least 1').max(max, `limit must be at most ${max}`))
     .default(fallback);
+};
 
 /** The event-store position of a write; null when the command changed nothing. */
 export const position = z.string().nullable();

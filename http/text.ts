@@ -44,3 +44,18 @@ export function unstorableTextAt(value: unknown, root = ''): string | undefined 
 }
 
 export const UNSTORABLE_TEXT_MESSAGE = 'must not contain NUL characters or unpaired UTF-16 surrogates';
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The text of UTF-8 bytes (a leading byte-order mark dropped), or undefined when they are not UTF-8. Never decoded
+ * leniently: bytes that are not UTF-8 would become U+FFFD, and two different keys (idempotency keys, references) read
+ * as the same one.
+ */
+export function utf8Text(bytes: Uint8Array): string | undefined {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}

@@ -71,6 +71,13 @@ export class InvalidSquareWebhook extends DomainError {
 const text = z.string().min(1, 'must not be empty');
 const timestamp = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' });
 const optionalText = text.nullish().transform((value) => value ?? null);
+/**
+ * Square's ids are a few dozen characters. Bounded, because they are stored in indexed columns (the inbox, the
+ * payments): a signed event id of 7,000 characters was a 500 (an index row too large) instead of a 400.
+ */
+const MAX_ID = 200;
+const id = text.max(MAX_ID, `must be at most ${MAX_ID} characters`);
+const optionalId = id.nullish().transform((value) => value ?? null);
 
 /** Minor units as a JSON number: a whole, non-negative, exactly representable number. */
 const minorUnits = z
@@ -86,15 +93,15 @@ const money = z.object({
 
 const payment = z
   .object({
-    id: text,
+    id,
     status: text,
     amount_money: money,
     tip_money: money.nullish(),
     total_money: money,
-    customer_id: optionalText,
+    customer_id: optionalId,
     buyer_email_address: optionalText,
-    location_id: text,
-    order_id: optionalText,
+    location_id: id,
+    order_id: optionalId,
     created_at: timestamp,
     updated_at: timestamp,
   })
@@ -117,11 +124,11 @@ const payment = z
 
 const refund = z
   .object({
-    id: text,
-    payment_id: optionalText,
+    id,
+    payment_id: optionalId,
     status: text,
     amount_money: money,
-    location_id: optionalText,
+    location_id: optionalId,
     created_at: timestamp,
     updated_at: timestamp,
   })
@@ -147,11 +154,11 @@ const revocation = z
 
 /** The envelope; `data.object` is read afterwards by the schema of the event's type (`objects`). */
 const envelope = z.object({
-  event_id: text,
-  type: text,
-  merchant_id: text,
+  event_id: id,
+  type: id,
+  merchant_id: id,
   created_at: timestamp,
-  data: z.object({ type: text, id: text, object: z.unknown().optional() }),
+  data: z.object({ type: text, id, object: z.unknown().optional() }),
 });
 
 /** `data.object` per kind of event, checked only as far as the core reads it. */
@@ -162,7 +169,7 @@ const objects = {
   customer: z
     .object({
       customer: customer.optional(),
-      event_context: z.object({ merge: z.object({ from_customer_ids: z.array(text).max(100).nullish() }).nullish() }).nullish(),
+      event_context: z.object({ merge: z.object({ from_customer_ids: z.array(id).max(100).nullish() }).nullish() }).nullish(),
     })
     .optional(),
 };

@@ -12,7 +12,7 @@ import { searchUsers, userListItem, userView } from '../../projections/read/acco
 import { HttpError } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { position, timestamp } from '../schemas.ts';
+import { position, timestamp, userId } from '../schemas.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface AccountRoutesDependencies {
@@ -21,8 +21,6 @@ export interface AccountRoutesDependencies {
   store: EventStore;
   pool: pg.Pool;
 }
-
-const id = z.string().min(1).max(200).regex(/^[A-Za-z0-9._:@|-]+$/, 'must be an id (letters, digits, . _ : @ | -)');
 
 /** The region a phone without `+` is read in: an ISO 3166 alpha-2 code (GB, JP, …); the US when not given. */
 const country = z
@@ -59,7 +57,7 @@ const userWritten = (result: { user: z.input<typeof userView>; position?: Positi
   status,
   body: { user: result.user, position: result.position ?? null },
 });
-const userParams = z.object({ userId: id });
+const userParams = z.object({ userId: userId('userId') });
 
 /** A change to the caller's own account needs one: 404 until registered, whatever the body says. */
 const registered = ({ ctx }: { ctx: Context }) => {
@@ -78,7 +76,8 @@ const meOf = (user: Awaited<ReturnType<AccountsService['view']>>): z.input<typeo
   businessName: user.businessName,
 });
 const suspendBody = z.object({ reason: z.string().trim().min(1).max(500).optional() }).strict();
-const searchQuery = z.object({ q: z.string().trim().min(1, 'q is required: part of an email, id or business name').max(200) });
+const Q_REQUIRED = 'q is required: part of an email, id or business name';
+const searchQuery = z.object({ q: z.string({ error: (issue) => (Array.isArray(issue.input) ? 'q must be given once' : Q_REQUIRED) }).trim().min(1, Q_REQUIRED).max(200) });
 
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {

@@ -5,7 +5,7 @@ import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { connectionPollSummary, type pollService } from '../../domain/payments/poll.ts';
 import { findWebhook, listWebhooks, webhookPageView, webhookView } from '../../projections/read/webhooks.ts';
 import { HttpError } from '../errors.ts';
-import { timestamp } from '../schemas.ts';
+import { pageLimit, timestamp } from '../schemas.ts';
 import { found, route, type RouteSpec } from './table.ts';
 
 const OUTCOMES = [
@@ -42,7 +42,7 @@ const listQuery = z
     from: isoDate.optional(),
     to: isoDate.optional(),
     cursor: z.string().max(500).optional(),
-    limit: z.coerce.number().int().min(1).max(200).default(50),
+    limit: pageLimit(200, 50),
   })
   .strict();
 

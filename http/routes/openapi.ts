@@ -24,13 +24,43 @@ function jsonSchema(schema: z.ZodType): JsonSchema {
   return rest;
 }
 
-/** One OpenAPI parameter per property of an object schema (path or query). */
-function parameters(schema: z.ZodType | undefined, where: 'path' | 'query'): JsonSchema[] {
+/**
+ * The object schema within a schema: itself, or the object of a wrapper (`.nullable()`, `.catch()`: an `anyOf` of it
+ * and null), whose properties are the parameters all the same.
+ */
+function objectIn(schema: JsonSchema): JsonSchema | undefined {
+  if (schema.properties) return schema;
+  for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
+    for (const member of (schema[key] ?? []) as JsonSchema[]) {
+      const found = objectIn(member);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/** One OpenAPI parameter per property of an object schema (path, query or header). */
+function parameters(schema: z.ZodType | undefined, where: 'path' | 'query' | 'header'): JsonSchema[] {
   if (!schema) return [];
-  const object = jsonSchema(schema);
+  const object = objectIn(jsonSchema(schema)) ?? {};
   const properties = (object.properties ?? {}) as Record<string, JsonSchema>;
   const required = new Set((object.required ?? []) as string[]);
   return Object.entries(properties).map(([name, property]) => ({ name, in: where, required: where === 'path' || required.has(name), schema: property }));
+}
+
+/** The tenant an administrator acts on, on a `tenant` route (http/access.ts); a merchant's is their own. */
+const ADMIN_TENANT = {
+  name: 'tenantId',
+  in: 'query',
+  required: false,
+  description: 'Administrators only, and required of them: the workspace (tenant) acted on. A merchant acts on their own.',
+  schema: { type: 'string' },
+};
+
+/** The query parameters of a route: its declared ones, and an administrator's `tenantId` on a tenant route. */
+function queryParameters(route: RouteSpec): JsonSchema[] {
+  const declared = parameters(route.query, 'query');
+  return route.access === 'tenant' && !declared.some((p) => p.name === 'tenantId') ? [...declared, ADMIN_TENANT] : declared;
 }
 
 function answers(route: RouteSpec): Record<string, unknown> {
@@ -62,7 +92,7 @@ export function openApiDocument(routes: readonly RouteSpec[], info: { version: s
       summary: route.summary,
       description: ACCESS_TEXT[route.access],
       'x-access': route.access,
-      parameters: [...pathParameters, ...parameters(route.query, 'query')],
+      parameters: [...pathParameters, ...queryParameters(route), ...parameters(route.headers, 'header')],
       ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.body) } } } } : {}),
       security,
       responses: answers(route),

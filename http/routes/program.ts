@@ -113,7 +113,7 @@ const expiryReport = z.object({
 });
 
 function outOfOrder(field: string, message: string): never {
-  throw new RequestInvalid([{ code: 'custom', path: [field], message, input: undefined }]);
+  throw new RequestInvalid([{ code: 'custom', path: [field], message, input: undefined }], 'query');
 }
 
 // Over 80 lines because it is the route table of a context: one short declaration per route.

@@ -4,6 +4,7 @@ import type { EventStore, Position } from '../../domain/ports/event-store.ts';
 import type { ProjectionRunner } from '../../projections/runner.ts';
 import { rebuildJob, type ProjectionRebuilds } from '../../projections/rebuild.ts';
 import { DomainError, NotFound } from '../../domain/shared/errors.ts';
+import { uuid } from '../schemas.ts';
 import { caller } from '../request.ts';
 import { found, route, type RouteSpec } from './table.ts';
 
@@ -55,7 +56,7 @@ const retryAnswer = z.object({
 
 export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[] {
   const name = z.object({ name: z.string().min(1).max(100) });
-  const job = z.object({ jobId: z.string().uuid('jobId must be a job id returned by a rebuild') });
+  const job = z.object({ jobId: uuid('jobId must be a job id returned by a rebuild') });
   return [
     route({
       method: 'get',

@@ -11,7 +11,7 @@ import type { WalletsService } from '../../domain/wallets/service.ts';
 import type { WalletView } from '../../projections/read/wallets.ts';
 import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { position, timestamp } from '../schemas.ts';
+import { position, timestamp, uuid } from '../schemas.ts';
 import { idempotencyKey, walletInTenant, walletParams, walletPoints, walletRead, walletWrite, written } from './wallets.ts';
 import { route, type RouteSpec } from './table.ts';
 
@@ -21,10 +21,10 @@ export interface RewardRoutesDependencies {
   pool: pg.Pool;
 }
 
-const rewardParams = z.object({ rewardId: z.uuid({ error: 'rewardId must be a reward id (a uuid)' }) });
-const issuedParams = walletParams.extend({ issuedRewardId: z.uuid({ error: 'issuedRewardId must be an issued reward id (a uuid)' }) });
+const rewardParams = z.object({ rewardId: uuid('rewardId must be a reward id (a uuid)') });
+const issuedParams = walletParams.extend({ issuedRewardId: uuid('issuedRewardId must be an issued reward id (a uuid)') });
 const listQuery = z.object({ status: z.enum(['active', 'all'], { error: "status must be 'active' or 'all'" }).default('all') });
-const issueBody = z.object({ rewardId: z.uuid({ error: 'rewardId is required: the id of an active reward of the catalog (a uuid)' }), idempotencyKey }).strict();
+const issueBody = z.object({ rewardId: uuid('rewardId is required: the id of an active reward of the catalog (a uuid)'), idempotencyKey }).strict();
 const redeemBody = z.object({ idempotencyKey }).strict();
 const voidBody = z.object({ reason: z.string().trim().max(500, 'reason must be at most 500 characters').nullish() }).strict();
 

@@ -54,6 +54,11 @@ interface RouteDeclaration<P extends Schema, Q extends Schema, B extends Schema,
   params?: P;
   query?: Q;
   body?: B;
+  /**
+   * Headers the handler reads and checks itself (a webhook's signature): declared for the OpenAPI document only, as
+   * an object of their lower-case names.
+   */
+  headers?: z.ZodObject;
   /** The body of a successful answer; for an event stream, the data of one event. */
   response: R;
   /** The statuses answered with `response` (200 unless given); anything else is an error answer. */
@@ -172,10 +177,10 @@ interface Answering<Ctx, A> {
 export async function answer<Ctx, A extends { status: number }>(route: Answering<Ctx, A>, input: RawInput, ctx: Ctx): Promise<A> {
   const bad = unstorableTextAt(input.params, 'path');
   if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
-  const params = route.params ? parseRequest(route.params, input.params) : undefined;
+  const params = route.params ? parseRequest(route.params, input.params, 'path') : undefined;
   await route.exists?.({ params, ctx });
-  const query = route.query ? parseRequest(route.query, input.query) : undefined;
-  const body = route.body ? parseRequest(route.body, input.body ?? {}) : undefined;
+  const query = route.query ? parseRequest(route.query, input.query, 'query') : undefined;
+  const body = route.body ? parseRequest(route.body, input.body ?? {}, 'body') : undefined;
   const answered = await route.handler({ params, query, body, ctx });
   if (!successStatuses(route).includes(answered.status)) {
     throw new Error(`${route.method.toUpperCase()} ${route.path} answered ${answered.status}, which it does not declare`);

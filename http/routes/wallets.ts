@@ -18,7 +18,7 @@ import {
   type WalletView,
 } from '../../projections/read/wallets.ts';
 import { caller, metadataFor, tenantOf, type RequestContext } from '../request.ts';
-import { pageLimit } from '../schemas.ts';
+import { pageLimit, uuid } from '../schemas.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface WalletRoutesDependencies {
@@ -32,7 +32,7 @@ export interface WalletRoutesDependencies {
 
 const MAX_POINTS = 1_000_000_000;
 
-export const walletParams = z.object({ walletId: z.uuid({ error: 'walletId must be a wallet id (a uuid)' }) });
+export const walletParams = z.object({ walletId: uuid('walletId must be a wallet id (a uuid)') });
 
 const pageQuery = z.object({
   cursor: z.string().min(1).max(1000).optional(),

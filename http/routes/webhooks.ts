@@ -9,7 +9,7 @@ import getRawBody from 'raw-body';
 import { InvalidSquareWebhook, parseSquareWebhook, type SquareWebhookEvent } from '../../domain/square/webhook.ts';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { HttpError } from '../errors.ts';
-import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
+import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt, utf8Text } from '../text.ts';
 import { z } from 'zod';
 import { route, type DirectCaller, type RouteSpec } from './table.ts';
 import type { FailureLimiter } from '../rate-limit.ts';
@@ -77,7 +77,8 @@ function webhookAcceptor(deps: WebhookRouteDependencies) {
       deps.failures.fail(ip, 'webhook');
       throw new HttpError('UNAUTHENTICATED', signature ? 'The webhook signature does not match' : 'The x-square-hmacsha256-signature header is missing');
     }
-    const text = body.toString('utf8');
+    const text = utf8Text(body);
+    if (text === undefined) throw new HttpError('INVALID_JSON', 'The webhook body is not valid UTF-8');
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -129,6 +130,9 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
       path: WEBHOOK_PATH,
       access: 'public',
       summary: 'Square webhook notifications (signed with x-square-hmacsha256-signature). The body is read raw and verified before it is parsed.',
+      headers: z.object({
+        'x-square-hmacsha256-signature': z.string().meta({ description: 'base64(HMAC-SHA256(SQUARE_WEBHOOK_SIGNATURE_KEY, notification URL + raw body))' }),
+      }),
       response: receivedAnswer,
       // Typed here: a `direct` function does not tell the route's kind to the compiler (route table, `Route`).
       handler: ({ ctx }: { ctx: Context }) => accept(ctx.req, ctx.ip),

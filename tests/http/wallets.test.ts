@@ -410,3 +410,13 @@ test('the wallets projection applied twice changes nothing', async (t) => {
   }
   t.deepEqual(await snapshot(), before);
 });
+
+test('a wallet id in upper case names the same wallet (ids are normalised to lower case), served directly or through Koa', async (t) => {
+  const { merchant: m, walletId, position } = await walletWith(7);
+  for (const path of [`/api/v1/client/wallets/${walletId.toUpperCase()}`, `/api/v1/client/wallets/${walletId.toUpperCase()}/`]) {
+    const seen = await call('GET', path, { token: m.token, headers: after(position) });
+    t.is(seen.status, 200, `${path}: ${JSON.stringify(seen.body)}`);
+    t.is(seen.body.walletId, walletId);
+    t.is(seen.body.balance, 7);
+  }
+});

@@ -136,3 +136,30 @@ test('an empty or damaged dev-secrets.json is a configuration error naming the f
     t.is(await readFile(file, 'utf8'), content, 'left as it was');
   }
 });
+
+test('a blank value counts as unset for every variable: the enumerations, flags, HOST and DATA_DIR take their defaults', (t) => {
+  const blank = ['NODE_ENV', 'LOG_LEVEL', 'LOG_FORMAT', 'SQUARE_ENVIRONMENT', 'SQUARE_SIMULATOR', 'AUTH_PROVIDER_CONFIRMS_CONTACTS', 'WEBHOOK_WORKER_THREAD', 'HOST', 'DATA_DIR', 'TRUST_PROXY'];
+  const { raw } = parseEnvironment(Object.fromEntries(blank.map((name, i) => [name, i % 2 ? ' ' : ''])));
+  t.like(raw, {
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'info',
+    LOG_FORMAT: undefined,
+    SQUARE_ENVIRONMENT: 'sandbox',
+    SQUARE_SIMULATOR: 'auto',
+    AUTH_PROVIDER_CONFIRMS_CONTACTS: false,
+    WEBHOOK_WORKER_THREAD: false,
+    HOST: '0.0.0.0',
+    DATA_DIR: '.data',
+  });
+});
+
+test('DATABASE_URL must name a host (or a socket directory); base URLs take no query or fragment; a number far out of range says the range, once', (t) => {
+  for (const url of ['postgres://', 'postgres:x', 'postgresql:///tally']) {
+    t.throws(() => parseEnvironment({ DATABASE_URL: url }), { message: /DATABASE_URL: must name a host/ }, url);
+  }
+  t.is(parseEnvironment({ DATABASE_URL: 'postgresql:///tally?host=/run/postgresql' }).raw.DATABASE_URL, 'postgresql:///tally?host=/run/postgresql');
+  const error = t.throws(() => parseEnvironment({ API_BASE_URL: 'https://api.test/?x=1', FRONTEND_URL: 'https://app.test/#home', SQUARE_BASE_URL: 'https://sq.test?' }), { instanceOf: ConfigError });
+  for (const name of ['API_BASE_URL', 'FRONTEND_URL', 'SQUARE_BASE_URL']) t.regex(error!.message, new RegExp(`${name}: must be a base URL without a query \\(\\?\\) or fragment \\(#\\)`));
+  const port = t.throws(() => parseEnvironment({ PORT: '99999999999999999999' }), { instanceOf: ConfigError });
+  t.deepEqual(port!.problems, ['PORT: must be from 0 to 65535']);
+});
