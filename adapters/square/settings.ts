@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config.ts';
 import { createSquareOAuth } from './client.ts';
+import { SIMULATOR_APP_ID } from './simulator/development.ts';
 
 /** The variables runbook 1 lists. */
 export const REQUIRED_SQUARE_VARIABLES = ['SQUARE_APP_ID', 'SQUARE_APP_SECRET', 'SQUARE_ENVIRONMENT', 'API_BASE_URL', 'FRONTEND_URL', 'ENCRYPTION_KEY'] as const;
@@ -21,6 +22,8 @@ export interface SquareSettings {
   oauthHost: string;
   /** True when SQUARE_BASE_URL overrides Square's host (tests, mirrors). */
   hostOverridden: boolean;
+  /** The built-in Square simulator stands in for Square (development without SQUARE_APP_ID). */
+  simulated: boolean;
   redirectUri: string;
   /** `<API_BASE_URL>/api/v1/oauth/square/start`: the browser begins the connect flow here. */
   startUrl: string;
@@ -49,6 +52,7 @@ export function squareSettings(config: Config, env: NodeJS.ProcessEnv, webhookNo
     authorizeEndpoint: `${authorize.origin}${authorize.pathname}`,
     oauthHost: authorize.host,
     hostOverridden: Boolean(config.SQUARE_BASE_URL),
+    simulated: config.SQUARE_APP_ID === SIMULATOR_APP_ID,
     redirectUri: `${config.API_BASE_URL}${OAUTH_CALLBACK_PATH}`,
     startUrl: `${config.API_BASE_URL}${OAUTH_START_PATH}`,
     secureCookies: !isPlainHttpLocalhost(config.API_BASE_URL),

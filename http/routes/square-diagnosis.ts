@@ -98,7 +98,13 @@ export function squareDiagnosis({ tenantId, settings, connection, token, lastWeb
 
 function problems(settings: SquareSettings, connection: SquareConnectionState, token: TokenCheck, now: Date): string[] {
   const found: string[] = [];
-  for (const [name, set] of Object.entries(settings.variablesSet)) {
+  // The simulator sets Square's variables and host itself: what would be wrong with a real Square is not, here.
+  if (settings.simulated) {
+    found.push(
+      'Square is simulated (development without SQUARE_APP_ID): the built-in simulator answers in its place; set SQUARE_APP_ID, SQUARE_APP_SECRET and SQUARE_WEBHOOK_SIGNATURE_KEY to connect a real Square account',
+    );
+  }
+  for (const [name, set] of settings.simulated ? [] : Object.entries(settings.variablesSet)) {
     if (set) continue;
     if (name === 'ENCRYPTION_KEY' && settings.generatedForDevelopment.includes(name)) {
       found.push('ENCRYPTION_KEY is not set: a generated development key is in use (tokens stored now cannot be read by another deployment)');
@@ -109,7 +115,7 @@ function problems(settings: SquareSettings, connection: SquareConnectionState, t
     }
   }
   const expectedHost = settings.environment === 'production' ? 'connect.squareup.com' : 'connect.squareupsandbox.com';
-  if (settings.oauthHost !== expectedHost) {
+  if (!settings.simulated && settings.oauthHost !== expectedHost) {
     found.push(`The OAuth host is ${settings.oauthHost}, not ${expectedHost}: SQUARE_BASE_URL overrides it; unset it outside tests`);
   }
   const redirect = new URL(settings.redirectUri);

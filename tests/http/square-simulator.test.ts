@@ -96,6 +96,9 @@ test.serial('Allow connects Demo Bakery; a payment by Jane is credited by webhoo
   t.regex(allowed.text, /Square is connected/);
   const me = await call('GET', '/api/v1/client/debug/square', { token: merchant });
   t.is(me.body.connection.merchantId, DEMO_MERCHANT.merchantId);
+  // The simulator set Square's variables and host: the diagnosis says Square is simulated, and nothing it set is a problem.
+  t.regex(me.body.problems[0], /^Square is simulated/);
+  t.false(me.body.problems.some((p: string) => /SQUARE_BASE_URL|is not set/.test(p)), me.body.problems.join('; '));
 
   const paid = await control('POST', '/payments', { merchant_id: DEMO_MERCHANT.merchantId, amount: 1099, tip: 100, email: 'jane@simulator.test' });
   t.is(paid.status, 200);
