@@ -170,6 +170,13 @@ interface Answering<Ctx, A> {
   handler(input: RouteInput<any, any, any, Ctx>): Promise<A> | A;
 }
 
+/** A route that declares no body takes none: what was sent (a `reason` to approve, say) would be dropped unread. */
+function refuseBody(body: unknown): undefined {
+  const empty = body === undefined || (typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0);
+  if (!empty) throw new HttpError('VALIDATION_FAILED', 'The request is invalid: body: this route takes no body; send none (or {})');
+  return undefined;
+}
+
 /**
  * Parses the input in the order params, (exists), query, body, then runs the handler and checks its status: the
  * first thing wrong is the one reported. The router's and the direct path's (http/direct-route.ts) one code.
@@ -180,7 +187,7 @@ export async function answer<Ctx, A extends { status: number }>(route: Answering
   const params = route.params ? parseRequest(route.params, input.params, 'path') : undefined;
   await route.exists?.({ params, ctx });
   const query = route.query ? parseRequest(route.query, input.query, 'query') : undefined;
-  const body = route.body ? parseRequest(route.body, input.body ?? {}, 'body') : undefined;
+  const body = route.body ? parseRequest(route.body, input.body ?? {}, 'body') : refuseBody(input.body);
   const answered = await route.handler({ params, query, body, ctx });
   if (!successStatuses(route).includes(answered.status)) {
     throw new Error(`${route.method.toUpperCase()} ${route.path} answered ${answered.status}, which it does not declare`);

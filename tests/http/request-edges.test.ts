@@ -1,5 +1,5 @@
 /**
- * Requests at the edges of the HTTP layer, found probing the live service (2026-12-08): a webhook posted to the path
+ * Requests at the edges of the HTTP layer, found probing the live service (2026-12-07): a webhook posted to the path
  * in another spelling the router takes, subjects with characters beyond an id's, bodies that are not UTF-8, methods a
  * route does not take, unknown query keys, and the bounds of the parsers in front of the routes.
  */
@@ -211,4 +211,16 @@ test('a body with a key that reaches the prototype (__proto__, plain or escaped,
     t.is(answer.status, 400, raw);
     t.is(answer.body.error.code, 'INVALID_JSON', raw);
   }
+});
+
+test('a route that takes no body refuses one (a reason sent to approve would be dropped unread); none, or {}, is taken', async (t) => {
+  const merchant = await tokenFor('no-body-merchant', 'owner@no-body.test');
+  await call('POST', '/api/v1/me/register', { token: merchant, body: { role: 'client', businessName: 'No body' } });
+  const refused = await call('PATCH', '/api/v1/admin/users/no-body-merchant/approve', { token: admin, body: { reason: 'looks fine' } });
+  t.is(refused.status, 400);
+  t.regex(refused.body.error.message, /body: this route takes no body/);
+  const empty = await call('PATCH', '/api/v1/admin/users/no-body-merchant/approve', { token: admin, body: {} });
+  t.is(empty.status, 200);
+  const none = await call('PATCH', '/api/v1/admin/users/no-body-merchant/approve', { token: admin });
+  t.is(none.status, 200, 'approving again is idempotent');
 });
