@@ -176,6 +176,7 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     runtime,
     hasher: deps.hasher,
     catchUp: () => ingestionState.catchUp(),
+    tenantForMerchant: (merchantId) => ingestionState.tenantForMerchant(merchantId),
     ruleSet: (tenantId) => ingestionState.ruleSet(tenantId),
     workspace: (tenantId) => ingestionState.workspace(tenantId),
     promotions: (tenantId) => ingestionState.promotions(tenantId),

@@ -46,6 +46,8 @@ export interface IngestionDependencies {
   hasher: IdentityHasher;
   /** Brings the state `ruleSet` and `workspace` answer from to the feed's head (see `ingestion-state.ts`). */
   catchUp(): Promise<void>;
+  /** The tenant holding the Square merchant now (after `catchUp`); omitted: a fact's tenant is taken as it is. */
+  tenantForMerchant?(merchantId: string): string | undefined;
   /** The tenant's rule set with its history: a payment earns by the rule in force when it was created. */
   ruleSet(tenantId: string): RuleSetState;
   /** The workspace's currency and country, from the connected Square merchant's profile; null when unknown. */
@@ -510,6 +512,24 @@ export function ingestionService(deps: IngestionDependencies) {
   }
 
   /**
+   * A payment read for a tenant that no longer holds its merchant by the time it is decided (a poll run lists a
+   * connection, then the merchant disconnects or connects elsewhere while the run goes on): `no_connection`, as a
+   * webhook about it would be, not credited to the tenant it was read for.
+   */
+  function dropFactsOfReleasedMerchants(byStream: Map<string, { index: number; fact: IngestionFact }[]>, results: FactResult[]) {
+    if (!deps.tenantForMerchant) return;
+    for (const [stream, list] of byStream) {
+      const kept = list.filter(({ index, fact }) => {
+        if (fact.kind !== 'payment' || deps.tenantForMerchant!(fact.merchantId) === fact.tenantId) return true;
+        results[index] = { ok: true, result: { outcome: 'no_connection', position: undefined, detail: { reason: 'the workspace no longer holds this merchant' } } };
+        return false;
+      });
+      if (kept.length) byStream.set(stream, kept);
+      else byStream.delete(stream);
+    }
+  }
+
+  /**
    * Ingests facts as one batch. Facts whose customer could not be looked up come back as failures; the rest
    * are decided and appended together, with `commit` (default: `store.appendMany`).
    */
@@ -536,6 +556,11 @@ export function ingestionService(deps: IngestionDependencies) {
     }
 
     if (!options.caughtUp) await deps.catchUp();
+    dropFactsOfReleasedMerchants(byStream, results);
+    if (!byStream.size) {
+      await write([], results);
+      return results;
+    }
     const identities = new Map<number, Identity | Error>();
     const purchaseOrders = new Map<number, PurchaseOrder | null | Error>();
     const orderStreams = [...new Set([...byStream.values()].flat().flatMap(({ fact }) => orderStreamOf(fact) ?? []))];
