@@ -336,3 +336,36 @@ test.serial("a signed refund from another merchant does not touch this tenant's 
   const purchase = await service.tally.store.readStream('payment-pay-evt-foreign-target');
   t.false(purchase.some((e) => e.type === 'RefundApplied'));
 });
+
+/** Sum of the consumer's balances in the read model (works while suspended). */
+async function dbBalance(consumerId: string): Promise<number> {
+  await world.settle();
+  const { rows } = await service.database.pool.query<{ b: string }>(`SELECT coalesce(sum(points_balance),0)::text AS b FROM wallets WHERE consumer_id = $1`, [consumerId]);
+  return Number(rows[0]!.b);
+}
+
+test.serial('a suspended consumer earns nothing, not even through the claims reactor; reinstated, what was held meanwhile is theirs', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-susp', email: 'susp@example.com', phone: null });
+  const person = await consumer('susp@example.com');
+  t.is(await pay('cust-susp', 1000), 'credited');
+  t.is(await dbBalance(person.id), 10);
+  t.is((await call('PATCH', `/api/v1/admin/users/${person.id}/suspend`, { token: admin, body: { reason: 'fraud' } })).status, 200);
+  await world.settle();
+  t.is(await pay('cust-susp', 2500), 'stored_anonymous');
+  t.is(await dbBalance(person.id), 10, 'the purchase stays held: the claims reactor does not credit a suspended consumer');
+  t.is((await call('PATCH', `/api/v1/admin/users/${person.id}/reinstate`, { token: admin })).status, 200);
+  await until(() => dbBalance(person.id), (balance) => balance === 35, { timeoutMs: 10_000, intervalMs: 50 });
+  t.pass();
+});
+
+test.serial('a code sent before a suspension verifies nothing after it, and claims nothing', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-phone-s', email: null, phone: '+1 646 555 0177' });
+  t.is(await pay('cust-phone-s', 4200), 'stored_anonymous');
+  const person = await consumer('phone-s@example.com', {}, { phone: '+16465550177' });
+  t.is((await call('POST', '/api/v1/me/phone/verification', { token: person.token })).status, 202);
+  t.is((await call('PATCH', `/api/v1/admin/users/${person.id}/suspend`, { token: admin, body: { reason: 'abuse' } })).status, 200);
+  await world.settle();
+  const verified = await call('POST', '/api/v1/me/phone/verify', { token: person.token, body: { code: codeSentTo(service.logs, '+16465550177') } });
+  t.is(verified.status, 403);
+  t.is(await dbBalance(person.id), 0);
+});
