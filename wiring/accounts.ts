@@ -13,7 +13,7 @@ import { accountsService } from '../domain/users/service.ts';
 import { phoneSearchDigits } from '../domain/identity/normalise.ts';
 import { phoneVerificationService } from '../domain/users/phone-verification.ts';
 import { callerView, learnOnAppend } from '../projections/caller-view.ts';
-import { adminWithEmail, suspendedUserWithEmail } from '../projections/read/accounts.ts';
+import { adminWithEmail, identityOwner, suspendedUserWithEmail } from '../projections/read/accounts.ts';
 import { accountRoutes } from '../http/routes/accounts.ts';
 import type { Infrastructure } from './infrastructure.ts';
 import type { Cleanups } from './lifecycle.ts';
@@ -56,6 +56,7 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
     suspendedUserWithEmail: (emailHash) => suspendedUserWithEmail(pool, emailHash),
     adminWithEmail: (emailHash) => adminWithEmail(pool, emailHash),
     tenantIdFor,
+    identityOwner: (hash) => identityOwner(pool, hash),
   });
   const phoneVerification = phoneVerificationService({
     store: userStore,
@@ -67,6 +68,7 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
     sms: provideSms(config, log),
     newCode: () => String(randomInt(0, 1_000_000)).padStart(6, '0'),
     loadUser: (userId) => accounts.load(userId),
+    identityOwner: (hash) => identityOwner(pool, hash),
   });
   return { hasher, callers, accounts, routes: accountRoutes({ accounts, phoneVerification, store, pool }) };
 }

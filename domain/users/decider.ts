@@ -24,8 +24,12 @@ export type UserCommand =
   | { type: 'SuspendUser'; userId: string; by: string; reason: string | null; now: string }
   | { type: 'ReinstateUser'; userId: string; by: string; now: string }
   | { type: 'ChangePhone'; userId: string; phoneHash: string | null; verifiedVia: PhoneVerification | null; now: string }
-  | { type: 'VerifyEmail'; userId: string; emailHash: string; via: EmailVerification; now: string }
-  | { type: 'VerifyPhone'; userId: string; phoneHash: string; via: PhoneVerification; now: string }
+  /**
+   * `reassert`: the user verified it before, but another account verified it since and that account let it go
+   * (erased, or changed its phone): verifying it again makes this user its owner again (the last to verify owns).
+   */
+  | { type: 'VerifyEmail'; userId: string; emailHash: string; via: EmailVerification; now: string; reassert?: boolean }
+  | { type: 'VerifyPhone'; userId: string; phoneHash: string; via: PhoneVerification; now: string; reassert?: boolean }
   | { type: 'ErasePersonalData'; userId: string; by: string; now: string };
 
 // Over 80 lines because it is one switch over every command of a user, each case short and the switch exhaustive.
@@ -123,13 +127,13 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
     }
     case 'VerifyEmail': {
       if (state.status === 'unregistered') throw new NotFound('User');
-      if (state.erased || state.emailHash !== command.emailHash || state.emailVerified) return [];
+      if (state.erased || state.emailHash !== command.emailHash || (state.emailVerified && !command.reassert)) return [];
       return [{ type: 'UserEmailVerified', data: { userId: command.userId, emailHash: command.emailHash, via: command.via, verifiedAt: command.now } }];
     }
     case 'VerifyPhone': {
       if (state.status === 'unregistered') throw new NotFound('User');
       if (state.phoneHash !== command.phoneHash) throw new DomainError('CONFLICT', 'Your phone changed after the code was sent: request a new code');
-      if (state.phoneVerified) return [];
+      if (state.phoneVerified && !command.reassert) return [];
       return [{ type: 'UserPhoneVerified', data: { userId: command.userId, phoneHash: command.phoneHash, via: command.via, verifiedAt: command.now } }];
     }
     case 'ErasePersonalData': {

@@ -31,6 +31,8 @@ export interface PhoneVerificationDependencies {
   /** A uniformly random 6-digit code (from a CSPRNG). */
   newCode(): string;
   loadUser(userId: string): Promise<UserState>;
+  /** The consumer who owns a verified identity now (read model: the last to verify it), if any. */
+  identityOwner(identityHash: string): Promise<string | undefined>;
 }
 
 /** What the caller is told when the SMS provider did not send the code (the provider's answer is the error's cause, for the log). */
@@ -69,7 +71,10 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       const user = await registered(userId);
       const phone = (await deps.personalData.get(userId))?.phone ?? null;
       if (!phone || !user.phoneHash) throw new DomainError('CONFLICT', 'You have no phone to verify: add one with PATCH /api/v1/me {"phone": "+1…"}');
-      if (user.phoneVerified) throw new DomainError('CONFLICT', 'Your phone is already verified');
+      // Verified, and still its owner: nothing to do. Verified, but another account verified it since and let it go
+      // (erased, or changed its phone): a new code makes this account its owner again.
+      const reassert = user.phoneVerified && user.role === 'consumer' && (await deps.identityOwner(user.phoneHash)) !== userId;
+      if (user.phoneVerified && !reassert) throw new DomainError('CONFLICT', 'Your phone is already verified');
       // The number texted must be the one the user's stream will verify: a phone change stores the number before its
       // event, and a code sent between the two went to the new number bound to the old one (whoever changed back
       // could then verify a number they never received a code on).
@@ -125,7 +130,7 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
         deps.store,
         userStream(userId),
         userDecider,
-        { type: 'VerifyPhone', userId, phoneHash: pending.phoneHash, via: 'code', now: deps.runtime.now().toISOString() },
+        { type: 'VerifyPhone', userId, phoneHash: pending.phoneHash, via: 'code', now: deps.runtime.now().toISOString(), reassert: true },
         { newId: deps.runtime.newId, metadata, path: deps.commands },
       );
       return { position: result.position };

@@ -30,6 +30,8 @@ export interface AccountsDependencies {
   suspendedUserWithEmail(emailHash: string): Promise<string | undefined>;
   /** The tenant id a client's workspace gets: derived from the user id, so provisioning is idempotent. */
   tenantIdFor(userId: string): string;
+  /** The consumer who owns a verified identity now (read model: the last to verify it), if any. */
+  identityOwner(identityHash: string): Promise<string | undefined>;
 }
 
 /** What the bearer token says about the caller's contact details (http/auth.ts builds it). */
@@ -133,17 +135,22 @@ export function accountsService(deps: AccountsDependencies) {
   async function recordTokenVerifications(caller: TokenIdentity, user: RegisteredUser, metadata: EventMetadata) {
     let state: UserState = user;
     let position: Position | undefined;
-    if (!user.emailVerified && caller.emailVerified && caller.email) {
-      const emailHash = hasher.hashEmail(normaliseEmail(caller.email));
-      const result = await handleCommand(store, userStream(user.userId), userDecider, { type: 'VerifyEmail', userId: user.userId, emailHash, via: caller.verifiedBy, now: now() }, context(metadata));
+    // Verified already, but no longer the owner (the account that verified it since was erased, or changed its phone):
+    // the token vouching for it again makes this consumer its owner again.
+    const lostOwnership = async (hash: string) => user.role === 'consumer' && (await deps.identityOwner(hash)) !== user.userId;
+    const emailHash = caller.email ? hasher.hashEmail(normaliseEmail(caller.email)) : undefined;
+    if (emailHash && caller.emailVerified && (!user.emailVerified || (user.emailHash === emailHash && (await lostOwnership(emailHash))))) {
+      const command = { type: 'VerifyEmail', userId: user.userId, emailHash, via: caller.verifiedBy, now: now(), reassert: user.emailVerified } as const;
+      const result = await handleCommand(store, userStream(user.userId), userDecider, command, context(metadata));
       state = result.state;
       position = result.position ?? position;
     }
     const pii = await personalData.get(user.userId);
     const via = tokenVouchesFor(caller, pii?.phone ?? null);
-    if (!user.phoneVerified && via && pii?.phone) {
-      const phoneHash = hasher.hashPhone(pii.phone);
-      const result = await handleCommand(store, userStream(user.userId), userDecider, { type: 'VerifyPhone', userId: user.userId, phoneHash, via, now: now() }, context(metadata));
+    const phoneHash = pii?.phone ? hasher.hashPhone(pii.phone) : undefined;
+    if (via && phoneHash && (!user.phoneVerified || (user.phoneHash === phoneHash && (await lostOwnership(phoneHash))))) {
+      const command = { type: 'VerifyPhone', userId: user.userId, phoneHash, via, now: now(), reassert: user.phoneVerified } as const;
+      const result = await handleCommand(store, userStream(user.userId), userDecider, command, context(metadata));
       state = result.state;
       position = result.position ?? position;
     }

@@ -74,6 +74,12 @@ export async function consumerByIdentity(pool: pg.Pool, hashes: readonly string[
   return rows[0]?.consumer_id;
 }
 
+/** The consumer who owns this verified identity now (the last to verify it), if any. */
+export async function identityOwner(pool: pg.Pool, identityHash: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ consumer_id: string }>('SELECT consumer_id FROM identity_owners WHERE identity_hash = $1', [identityHash]);
+  return rows[0]?.consumer_id;
+}
+
 /** The first admin registered with this email hash. */
 export async function adminWithEmail(pool: pg.Pool, emailHash: string): Promise<string | undefined> {
   const { rows } = await pool.query<{ id: string }>(`SELECT id FROM users WHERE email_hash = $1 AND role = 'admin' ORDER BY registered_at, id LIMIT 1`, [emailHash]);

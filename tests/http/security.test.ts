@@ -369,3 +369,24 @@ test.serial('a code sent before a suspension verifies nothing after it, and clai
   t.is(verified.status, 403);
   t.is(await dbBalance(person.id), 0);
 });
+
+test.serial('when the account that owns a verified email is erased, another account that verified it earlier takes it back by registering again, with what was held meanwhile', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-dup', email: 'dup@example.com', phone: null });
+  const first = await consumer('dup@example.com');
+  t.is(await pay('cust-dup', 1100), 'credited');
+  const second = await consumer('dup@example.com'); // the same person signing in another way: the last to verify owns
+  t.is(await pay('cust-dup', 900), 'credited');
+  t.is(await dbBalance(first.id), 11);
+  t.is(await dbBalance(second.id), 9);
+  t.is((await call('DELETE', `/api/v1/admin/users/${second.id}/personal-data`, { token: admin })).status, 200);
+  t.is(await pay('cust-dup', 700), 'stored_anonymous', 'nobody owns the email now: held');
+  // Registering again (as a client does at sign-in) with the token still vouching for the email: the owner again.
+  const again = await call('POST', '/api/v1/me/register', { token: first.token, body: { role: 'consumer' } });
+  t.is(again.status, 200);
+  t.truthy(again.body.position, 'the verification was recorded again');
+  await until(() => dbBalance(first.id), (b) => b === 18, { timeoutMs: 10_000, intervalMs: 50 });
+  t.is(await pay('cust-dup', 500), 'credited');
+  t.is(await dbBalance(first.id), 23);
+  // Registering once more while it owns the email records nothing.
+  t.falsy((await call('POST', '/api/v1/me/register', { token: first.token, body: { role: 'consumer' } })).body.position);
+});

@@ -69,6 +69,8 @@ test('a phone change makes the phone unverified until proven; a code for a repla
   const verify = { type: 'VerifyPhone', userId: 'u1', phoneHash: 'phone:p', via: 'code', now } as const;
   spec(t).given(registered('consumer', 'approved'), changed).when(verify).then([verified]);
   spec(t).given(registered('consumer', 'approved'), changed, verified).when(verify).thenNothing();
+  // Verified, but another account verified it since and let it go: verifying again is recorded (the owner again).
+  spec(t).given(registered('consumer', 'approved'), changed, verified).when({ ...verify, reassert: true }).then([verified]);
   const other: UserEvent = { type: 'UserPhoneChanged', data: { userId: 'u1', phoneHash: 'phone:q', changedAt: now } };
   spec(t).given(registered('consumer', 'approved'), changed, verified, other).when(verify).thenThrows('CONFLICT', /request a new code/);
   // Changing back to the same phone after a change needs proof again.
