@@ -9,6 +9,7 @@ import { v4 as uuid } from 'uuid';
 import { MAX_CODES_PER_HOUR, MAX_CODES_PER_PHONE_PER_HOUR } from '../../domain/users/phone-verification.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { createIdentityHasher } from '../../adapters/identity/hasher.ts';
 
 let service: TestService;
 let twilio: http.Server;
@@ -142,4 +143,32 @@ test.serial('a suspended account cannot verify a code sent before its suspension
   t.is(refused.body.error.code, 'USER_SUSPENDED');
   const me = await call('GET', '/api/v1/me', { token });
   t.false(me.body.user?.phoneVerified ?? me.body.phoneVerified);
+});
+
+test.serial('a phone verified by an account, then by another that changed its phone since, comes back to the first by a new code', async (t) => {
+  const phone = '+12125550144';
+  const [firstId, secondId] = [uuid(), uuid()];
+  const first = await tokenFor(firstId, 'first-phone@example.com');
+  const second = await tokenFor(secondId, 'second-phone@example.com');
+  const verifyWithCode = async (token: string) => {
+    t.is((await call('POST', '/api/v1/me/phone/verification', { token })).status, 202);
+    const verified = await call('POST', '/api/v1/me/phone/verify', { token, body: { code: delivered.at(-1) } });
+    t.is(verified.status, 200);
+    return verified.body.position;
+  };
+  const owner = async () =>
+    (await service.database.pool.query<{ consumer_id: string }>(`SELECT consumer_id FROM identity_owners WHERE identity_hash = $1`, [createIdentityHasher(service.tally.config.IDENTITY_HASH_KEY).hashPhone(phone)])).rows[0]
+      ?.consumer_id;
+  await call('POST', '/api/v1/me/register', { token: first, body: { role: 'consumer', phone } });
+  await service.tally.runner.waitForPosition(await verifyWithCode(first), 10_000);
+  await call('POST', '/api/v1/me/register', { token: second, body: { role: 'consumer', phone } });
+  await service.tally.runner.waitForPosition(await verifyWithCode(second), 10_000);
+  t.is(await owner(), secondId, 'the last to verify owns it');
+  const changed = await call('PATCH', '/api/v1/me', { token: second, body: { phone: '+12125550145' } });
+  await service.tally.runner.waitForPosition(changed.body.position, 10_000);
+  t.is(await owner(), undefined);
+  await service.tally.runner.waitForPosition(await verifyWithCode(first), 10_000);
+  t.is(await owner(), firstId);
+  const again = await call('POST', '/api/v1/me/phone/verification', { token: first });
+  t.is(again.status, 409, 'its owner again: nothing to verify');
 });
