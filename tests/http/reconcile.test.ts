@@ -136,7 +136,8 @@ async function reconcileCommand(tenantId: string) {
   };
   const started = Date.now();
   return new Promise<{ code: number | null; out: string; err: string; ms: number }>((resolve) => {
-    const child = spawn(process.execPath, ['--import=tsx', path.resolve('cli/reconcile.ts'), '--tenant', tenantId, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The compiled command (tests/run.ts compiles cli/ with the tests): no TypeScript loader to start each time.
+    const child = spawn(process.execPath, [path.resolve('.build/cli/reconcile.js'), '--tenant', tenantId, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c) => (out += String(c)));

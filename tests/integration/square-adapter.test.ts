@@ -86,7 +86,7 @@ test('the SDK is loaded on the first call to Square, not with the adapter', asyn
   const { server } = await setup(t);
   // A process of its own: this one may have loaded the SDK already.
   const script = `
-    const { createSquareGateway } = await import(${JSON.stringify(pathToFileURL(path.resolve('adapters/square/client.ts')).href)});
+    const { createSquareGateway } = await import(${JSON.stringify(pathToFileURL(path.resolve('.build/adapters/square/client.js')).href)});
     const loaded = () => Object.keys(require.cache).some((file) => file.includes('/node_modules/square/'));
     const gateway = createSquareGateway({ appId: 'a', appSecret: 's', environment: 'sandbox', baseUrl: process.argv[1] });
     gateway.oauth.authorizeUrl({ state: 's', scopes: ['PAYMENTS_READ'] });
@@ -96,7 +96,8 @@ test('the SDK is loaded on the first call to Square, not with the adapter', asyn
     console.log(JSON.stringify({ before, after: loaded() }));`;
   const { execFile } = await import('node:child_process');
   const out = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['--import=tsx', '--input-type=module', '-e', `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url); ${script}`, server.url], (error, stdout) =>
+    // The compiled adapter (tests/run.ts compiles the tree with the tests): no TypeScript loader to start.
+    execFile(process.execPath, ['--input-type=module', '-e', `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url); ${script}`, server.url], (error, stdout) =>
       error ? reject(error) : resolve(stdout),
     ),
   );
