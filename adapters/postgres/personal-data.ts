@@ -17,6 +17,13 @@ export function postgresPersonalData(pool: pg.Pool): PersonalDataStore {
         [data.userId, data.email, data.phone],
       );
     },
+    async savePhone(userId, phone) {
+      await pool.query(
+        `INSERT INTO personal_data (user_id, email, phone) VALUES ($1, NULL, $2)
+         ON CONFLICT (user_id) DO UPDATE SET phone = EXCLUDED.phone, updated_at = now()`,
+        [userId, phone],
+      );
+    },
     async get(userId) {
       const { rows } = await pool.query('SELECT user_id, email, phone FROM personal_data WHERE user_id = $1', [userId]);
       return rows[0] ? toData(rows[0]) : undefined;

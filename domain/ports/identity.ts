@@ -47,6 +47,8 @@ export interface PersonalData {
 
 export interface PersonalDataStore {
   save(data: PersonalData): Promise<void>;
+  /** Sets the phone alone: the email stays as it is (an erasure meanwhile is not undone). */
+  savePhone(userId: string, phone: string | null): Promise<void>;
   get(userId: string): Promise<PersonalData | undefined>;
   getMany(userIds: readonly string[]): Promise<Map<string, PersonalData>>;
   erase(userId: string): Promise<void>;

@@ -258,8 +258,8 @@ export function accountsService(deps: AccountsDependencies) {
       const userId = caller.userId;
       const user = await requireUser(userId);
       const normalised = phone ? normalisePhone(phone, country) : null;
-      const pii = await personalData.get(userId);
-      await personalData.save({ userId, email: pii?.email ?? null, phone: normalised });
+      // The phone alone: writing back the email read before would undo an erasure that ran in between.
+      await personalData.savePhone(userId, normalised);
       const result = await handleCommand(
         store,
         userStream(userId),
