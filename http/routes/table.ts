@@ -195,8 +195,24 @@ export async function answer<Ctx, A extends { status: number }>(route: Answering
   return answered;
 }
 
+/**
+ * `Idempotency-Key: <key>`, the header's common name, on a route whose body takes `idempotencyKey`: the same key (it
+ * was ignored, so a client sending only the header had every retry applied again). Both, and different: a 400.
+ */
+function withIdempotencyHeader(route: RouteSpec, body: unknown, header: string): unknown {
+  const shape = (route.body as { shape?: Record<string, unknown> } | undefined)?.shape;
+  if (!header || !shape || !('idempotencyKey' in shape)) return body;
+  if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) return body; // the body's parse says what is wrong
+  const fields = (body ?? {}) as Record<string, unknown>;
+  if (fields.idempotencyKey !== undefined && fields.idempotencyKey !== header) {
+    throw new HttpError('VALIDATION_FAILED', 'The request is invalid: body.idempotencyKey and the Idempotency-Key header differ: send one of them, or the same key');
+  }
+  return { ...fields, idempotencyKey: header };
+}
+
 async function run(route: RouteSpec, ctx: Context): Promise<void> {
-  const answered = await answer<Context, Answer<unknown>>(route, { params: ctx.params, query: ctx.query, body: ctx.request.body }, ctx);
+  const body = withIdempotencyHeader(route, ctx.request.body, ctx.get('idempotency-key'));
+  const answered = await answer<Context, Answer<unknown>>(route, { params: ctx.params, query: ctx.query, body }, ctx);
   for (const [name, value] of Object.entries(answered.headers ?? {})) ctx.set(name, value);
   if ('redirect' in answered) return ctx.redirect(answered.redirect);
   ctx.status = answered.status;

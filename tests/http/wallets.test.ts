@@ -420,3 +420,22 @@ test('a wallet id in upper case names the same wallet (ids are normalised to low
     t.is(seen.body.balance, 7);
   }
 });
+
+test('the Idempotency-Key header is the body’s idempotencyKey: a retry with the header alone replays; a different key in the body is a 400', async (t) => {
+  const { walletId, merchant: owner } = await walletWith(100);
+  const adjust = (headers: Record<string, string>, body: Record<string, unknown> = { points: 1, reason: 'goodwill' }) =>
+    call('POST', `/api/v1/admin/wallets/${walletId}/adjust`, { token: admin.token, body, headers });
+  const first = await adjust({ 'idempotency-key': 'header-key-1' });
+  t.is(first.status, 200);
+  t.like(first.body, { balance: 101 });
+  const retried = await adjust({ 'idempotency-key': 'header-key-1' });
+  t.is(retried.status, 200);
+  t.like(retried.body, { balance: 101 }, 'the retry is answered as the first time, nothing applied again');
+  t.is(retried.headers.get('idempotent-replayed'), 'true');
+  const both = await adjust({ 'idempotency-key': 'header-key-1' }, { points: 1, reason: 'goodwill', idempotencyKey: 'another' });
+  t.is(both.status, 400);
+  t.regex(both.body.error.message, /idempotencyKey and the Idempotency-Key header differ/);
+  // The redemption, whose key is required, takes it from the header too.
+  const redeemed = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: owner.token, body: { points: 1 }, headers: { 'idempotency-key': 'header-redeem-1' } });
+  t.is(redeemed.status, 200, JSON.stringify(redeemed.body));
+});
