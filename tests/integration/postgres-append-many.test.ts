@@ -4,10 +4,11 @@
  * holding later events back while a multi-stream transaction is still open.
  */
 import test from 'ava';
+import { numberedEvent } from '../support/numbered-events.ts';
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
-import { MultiStreamConflict, type NewEvent } from '../../domain/ports/event-store.ts';
+import { MultiStreamConflict } from '../../domain/ports/event-store.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
 
@@ -24,7 +25,7 @@ test.after.always(async () => {
   await database?.drop();
 });
 
-const event = (n: number): NewEvent => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
+const event = numberedEvent;
 const prefix = () => `many-${uuid().slice(0, 8)}`;
 const settled = async (name: string) => (await database.pool.query('SELECT 1 FROM settled WHERE name = $1', [name])).rowCount === 1;
 const streamLength = async (stream: string) => (await store.readStream(stream)).length;

@@ -10,7 +10,7 @@ import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
-import { appendInOpenTransaction } from '../support/numbered-events.ts';
+import { appendInOpenTransaction, numberedEvent } from '../support/numbered-events.ts';
 
 let database: TestDatabase;
 test.before(async () => {
@@ -41,7 +41,7 @@ function recordingPool(url: string) {
   return { pool, pages };
 }
 
-const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
+const event = numberedEvent;
 
 test('a row beyond an append in progress comes without its data, then is handed out with it once the append ends', async (t) => {
   const { pool, pages } = recordingPool(database.url);

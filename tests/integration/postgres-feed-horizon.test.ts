@@ -16,7 +16,7 @@ import type { Projection } from '../../projections/projection.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
 import { createTestEventStore, databaseUrl, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
-import { numberOf, appendInOpenTransaction } from '../support/numbered-events.ts';
+import { numberOf, appendInOpenTransaction, numberedEvent } from '../support/numbered-events.ts';
 
 const silent = pino({ level: 'silent' });
 /** How long the foreign transactions stay open while events are appended (the 30 s, shortened). */
@@ -29,7 +29,7 @@ let close: (() => Promise<void>) | undefined;
 test.before(async () => ({ database, store, close } = await createTestEventStore()));
 test.after.always(async () => close?.());
 
-const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
+const event = numberedEvent;
 
 /** Counts the events of its streams in a table, as any projection writes its read model. */
 function numbered(prefix: string): Projection {

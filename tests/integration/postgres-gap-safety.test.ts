@@ -8,7 +8,7 @@ import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { take } from './event-store.contract.ts';
-import { appendInOpenTransaction } from '../support/numbered-events.ts';
+import { appendInOpenTransaction, numberedEvent } from '../support/numbered-events.ts';
 import { eventually, until } from '../support/eventually.ts';
 
 let database: TestDatabase;
@@ -17,7 +17,7 @@ let close: (() => Promise<void>) | undefined;
 test.before(async () => ({ database, store, close } = await createTestEventStore()));
 test.after.always(async () => close?.());
 
-const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
+const event = numberedEvent;
 
 test('a subscriber never skips an event whose transaction commits after later events became visible', async (t) => {
   const prefix = `gap-${uuid().slice(0, 8)}`;

@@ -12,7 +12,7 @@ import { EventStoreUnavailable, type Position } from '../../domain/ports/event-s
 import { IngestionState } from '../../domain/payments/ingestion-state.ts';
 import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { until } from '../support/eventually.ts';
-import { appendInOpenTransaction } from '../support/numbered-events.ts';
+import { appendInOpenTransaction, numberedEvent } from '../support/numbered-events.ts';
 
 let database: TestDatabase;
 let store: PostgresEventStore;
@@ -20,7 +20,7 @@ let close: (() => Promise<void>) | undefined;
 test.before(async () => ({ database, store, close } = await createTestEventStore()));
 test.after.always(async () => close?.());
 
-const event = (n: number) => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
+const event = numberedEvent;
 
 test.serial('an append open past the settle bound below a newer commit: the head is the newest settled event, at once, and backwards pages are full', async (t) => {
   const prefix = `head-${uuid().slice(0, 8)}`;

@@ -2,10 +2,14 @@
  * The events the feed and runner tests append (`Counted`, `Numbered`): data `{ n }`. Their projections read `n`
  * through a schema, as every reader of event data does, never by a cast.
  */
+import { v4 as uuid } from 'uuid';
 import { z } from 'zod';
-import type { RecordedEvent } from '../../domain/ports/event-store.ts';
+import type { NewEvent, RecordedEvent } from '../../domain/ports/event-store.ts';
 
 const numberedData = z.object({ n: z.number().int() });
+
+/** A new `Numbered` event with data `{ n }`, its own id, no metadata. */
+export const numberedEvent = (n: number): NewEvent => ({ id: uuid(), type: 'Numbered', data: { n }, metadata: {} });
 
 /** The `n` of a test event; throws if its data is not `{ n }`. */
 export const numberOf = (event: RecordedEvent): number => numberedData.parse(event.data).n;
