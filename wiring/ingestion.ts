@@ -51,9 +51,11 @@ import { walletIdFor } from './ids.ts';
 function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbox, metrics: Pick<WebhookWorkerReports, 'appended'>): InboxCommit {
   if (rawStore instanceof PostgresEventStore) {
     return async (requests, settlements) => {
-      // Without waiting for the WAL flush: a crash that loses the commit loses the settlements with the events, and
-      // the webhooks are decided again from the inbox (what Square must find durable, the inbox row, already is).
-      const result = await rawStore.appendMany(requests, { alongside: completeManyStatement(settlements), waitForFlush: false });
+      // Durable before anything goes on from it: the worker's ingestion view and the command path's wallet states take
+      // this batch as written once it commits. A commit that did not wait for the WAL flush could be lost by a
+      // PostgreSQL crash while this process runs on: a webhook decided again would find its wallet credited in memory
+      // and credit nothing (tests/faults/database-crash.test.ts).
+      const result = await rawStore.appendMany(requests, { alongside: completeManyStatement(settlements) });
       for (const { stream, events } of requests) metrics.appended(stream, events.length);
       return { position: result.position, settled: new Set(result.alongside.map((row) => settledRow.parse(row).event_id)) };
     };

@@ -31,21 +31,6 @@ const postNow = (message: ThreadMessage) => {
   port.postMessage(message);
 };
 
-/**
- * The worker's connections commit without waiting for the WAL flush (`synchronous_commit=off`): the batch's commit
- * does so on either thread (`waitForFlush: false`); on its own connections the thread extends it to the rest it
- * writes (leases, revocations, identities attached). Everything the worker writes is redone from the inbox if a
- * crash loses it: its rows are settled only with (or after) the events they led to. What must be
- * durable before Square hears 200, the webhook's own insert, is the service's thread's, on its own pool. A later
- * durable commit that depends on a worker's commit (a redemption of credited points) flushes it too: WAL is one line.
- */
-function withoutWaitingForFlush(databaseUrl: string): string {
-  const url = new URL(databaseUrl);
-  const options = url.searchParams.get('options');
-  url.searchParams.set('options', `${options ? `${options} ` : ''}-c synchronous_commit=off`);
-  return url.toString();
-}
-
 async function start(data: WebhookThreadData): Promise<void> {
   const { config, databaseUrl } = data;
   const env: NodeJS.ProcessEnv = { ...data.env };
@@ -59,7 +44,7 @@ async function start(data: WebhookThreadData): Promise<void> {
   const cleanups = new Cleanups();
   try {
     // Batches in flight, each with a read or its commit, and the ingestion state's reads beside them.
-    const pool = providePool(withoutWaitingForFlush(databaseUrl), Math.min(config.DATABASE_POOL_SIZE, config.WEBHOOK_BATCHES_IN_FLIGHT * 2 + 4), log, cleanups);
+    const pool = providePool(databaseUrl, Math.min(config.DATABASE_POOL_SIZE, config.WEBHOOK_BATCHES_IN_FLIGHT * 2 + 4), log, cleanups);
     const reports: WebhookWorkerReports = {
       outcome: (outcome) => post({ kind: 'outcome', outcome }),
       appended: (stream, events) => post({ kind: 'appended', stream, events }),

@@ -262,12 +262,6 @@ export interface PostgresAppendManyOptions {
    * with `inTransaction`. With no events it runs alone.
    */
   alongside?: AlongsideStatement;
-  /**
-   * With `alongside`: `false` commits without waiting for the WAL flush (`synchronous_commit` off for this statement's
-   * transaction only). For writers that redo what a crash loses: the webhook worker, whose batch's events and inbox
-   * settlements commit together or not at all, and are decided again from the inbox. Default true.
-   */
-  waitForFlush?: boolean;
 }
 
 export interface AlongsideStatement {
@@ -460,7 +454,7 @@ export class PostgresEventStore implements EventStore {
     try {
       const result = await this.retryOnDuplicateId(() =>
         alongside
-          ? this.writeMany(this.pool, requests, alongside, options.waitForFlush ?? true)
+          ? this.writeMany(this.pool, requests, alongside)
           : inTransaction
           ? withTransaction(this.pool, async (client) => {
               const written = await this.writeMany(client, requests);
@@ -476,18 +470,10 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
-  private async writeMany(db: Queryable, requests: readonly StreamAppend[], alongside?: AlongsideStatement, waitForFlush = true): Promise<AppendManyResult & { alongside?: unknown[] }> {
-    // A setting made for the rest of the transaction (`set_config(…, true)`); the statement's transaction commits
-    // right after it, under that setting.
-    const noFlush = waitForFlush ? '' : `no_flush AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)), `;
-    const suffix = waitForFlush ? '' : '+no-flush';
+  private async writeMany(db: Queryable, requests: readonly StreamAppend[], alongside?: AlongsideStatement): Promise<AppendManyResult & { alongside?: unknown[] }> {
     if (requests.length === 0) {
       if (!alongside) return { streams: [] };
-      const { rows } = await db.query(
-        waitForFlush
-          ? { name: alongside.name, text: alongside.text, values: alongside.values }
-          : { name: `${alongside.name}${suffix}`, text: `WITH ${noFlush}alongside AS (${alongside.text}) SELECT alongside.* FROM alongside, no_flush`, values: alongside.values },
-      );
+      const { rows } = await db.query({ name: alongside.name, text: alongside.text, values: alongside.values });
       return { streams: [], alongside: rows };
     }
     const events = requests.flatMap((request, index) => request.events.map((event) => ({ request: index + 1, event })));
@@ -495,12 +481,12 @@ export class PostgresEventStore implements EventStore {
         FROM append_events_many($1::text[], $2::text[], $3::bigint[], $4::int[], $5::uuid[], $6::text[], ${JSONB_ELEMENTS(7)}, ${JSONB_ELEMENTS(8)})`;
     const { rows: all } = await db.query<{ request: number | null; current_revision: string; last_transaction_id: string; last_global_position: string; alongside?: unknown }>({
       // Named, so each connection parses and plans it once.
-      name: alongside ? `tally_append_events_many+${alongside.name}${suffix}` : 'tally_append_events_many',
+      name: alongside ? `tally_append_events_many+${alongside.name}` : 'tally_append_events_many',
       // The statement alongside is a data-modifying WITH: it runs to completion in the same statement, and the
       // append failing (a conflict) fails the whole statement, so both commit or neither.
       text: alongside
-        ? `WITH ${noFlush}alongside AS (${alongside.text.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + APPEND_PARAMETERS}`)})
-           SELECT request, current_revision, last_transaction_id, last_global_position, NULL::jsonb AS alongside FROM (${append}) appended${waitForFlush ? '' : ', no_flush'}
+        ? `WITH alongside AS (${alongside.text.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + APPEND_PARAMETERS}`)})
+           SELECT request, current_revision, last_transaction_id, last_global_position, NULL::jsonb AS alongside FROM (${append}) appended
            UNION ALL SELECT NULL, NULL, NULL, NULL, to_jsonb(alongside) FROM alongside`
         : append,
       values: [

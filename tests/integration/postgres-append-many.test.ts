@@ -5,7 +5,6 @@
  */
 import test from 'ava';
 import { numberedEvent } from '../support/numbered-events.ts';
-import pg from 'pg';
 import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { MultiStreamConflict } from '../../domain/ports/event-store.ts';
@@ -132,27 +131,6 @@ test('a statement alongside does not commit when the events conflict, fails the 
   const empty = await store.appendMany([], { alongside: settleAlongside(p) });
   t.deepEqual(empty, { streams: [], alongside: [{ name: p }] });
   t.true(await settled(p));
-});
-
-test('a statement alongside without waiting for the flush commits the same, and leaves the connection as it was', async (t) => {
-  const pool = new pg.Pool({ connectionString: database.url, max: 1 });
-  const single = new PostgresEventStore(pool, { connectionString: database.url });
-  try {
-    // The test server runs with synchronous_commit off; this session commits durably, as a production one does.
-    await pool.query('SET synchronous_commit = on');
-    const p = prefix();
-    const result = await single.appendMany([{ stream: `${p}-a`, events: [event(1)], expected: 'no_stream' }], { alongside: settleAlongside(p), waitForFlush: false });
-    t.deepEqual(result.alongside, [{ name: p }]);
-    t.true(await settled(p));
-    t.is(await streamLength(`${p}-a`), 1);
-    const alone = await single.appendMany([], { alongside: settleAlongside(`${p}-alone`), waitForFlush: false });
-    t.deepEqual(alone.alongside, [{ name: `${p}-alone` }]);
-    // The setting was the statement's transaction's only: the pooled connection commits durably again.
-    t.is((await pool.query<{ s: string }>(`SELECT current_setting('synchronous_commit') AS s`)).rows[0]!.s, 'on');
-  } finally {
-    await single.close();
-    await pool.end();
-  }
 });
 
 test('while a multi-stream transaction is open the feed holds later events back, then delivers the batch first', async (t) => {
