@@ -363,11 +363,30 @@ export class ProjectionRebuilds {
     if (!job) throw new NotFound('Rebuild job');
     const control = this.running.get(jobId);
     if (!control) {
-      if (job.state === 'running') throw new DomainError('CONFLICT', 'This job runs in another process: cancel it there');
+      if (job.state === 'running') return this.cancelElsewhere(job);
       throw new DomainError('CONFLICT', `The job is ${job.state}; only a running job can be cancelled`);
     }
     await control.cancel();
     return (await this.get(jobId)) as RebuildJob;
+  }
+
+  /**
+   * A job marked running that this process does not run: another process holds its lock (409: cancel it there), or
+   * none does, its process having died (SIGKILL, a lost machine), and it is cancelled here, kept to be resumed by
+   * starting a rebuild of the projection again.
+   */
+  private async cancelElsewhere(job: RebuildJob): Promise<RebuildJob> {
+    const lock = new pg.Client(this.connectionConfig);
+    lock.on('error', () => undefined);
+    await lock.connect();
+    try {
+      const { rows } = await lock.query<{ locked: boolean }>(LOCK_SQL, [job.projection]);
+      if (!rows[0]?.locked) throw new DomainError('CONFLICT', 'This job runs in another process: cancel it there');
+      await this.finish(job.jobId, 'cancelled', null);
+    } finally {
+      await lock.end().catch(() => undefined);
+    }
+    return (await this.get(job.jobId)) as RebuildJob;
   }
 
   /** Resolves when the job is no longer running here. */

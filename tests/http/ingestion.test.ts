@@ -339,6 +339,7 @@ test.serial('operators list every connection with its last poll and error', asyn
   t.truthy(mine.lastPolledAt, 'the poll is visible');
   const active = await call('GET', '/api/v1/admin/connections?status=active', { token: admin });
   t.true(active.body.every((c: { status: string }) => c.status === 'active'));
+  t.truthy(active.body.find((c: { tenantId: string }) => c.tenantId === tenantId), 'the filter keeps the active connection');
   t.is((await call('GET', '/api/v1/admin/connections?status=broken', { token: admin })).status, 400);
   t.is((await call('GET', `/api/v1/admin/wallets/${'0'.repeat(8)}-0000-4000-8000-000000000000/reconcile`, { token: admin })).status, 404);
 });

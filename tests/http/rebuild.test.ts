@@ -122,6 +122,32 @@ test.serial('a rebuild under live appends and reads takes over atomically, losin
   t.deepEqual(await storageOptions('wallets'), ['fillfactor=50'], 'the rebuilt table keeps the live table\'s storage options');
 });
 
+test.serial('a job left running by a process that died can be cancelled; one that another process runs cannot', async (t) => {
+  // What a rebuild's process leaves when it is killed: its job row still running, its lock gone with its connection.
+  const jobId = uuid();
+  await service.database.pool.query(`INSERT INTO projection_rebuilds (id, projection, state, suffix, events_total) VALUES ($1, 'audit', 'running', $2, NULL)`, [
+    jobId,
+    jobId.replace(/-/g, '').slice(0, 12),
+  ]);
+  const cancelled = await call('POST', `/api/v1/admin/jobs/${jobId}/cancel`, { token: admin });
+  t.is(cancelled.status, 200, JSON.stringify(cancelled.body));
+  t.is(cancelled.body.state, 'cancelled');
+
+  // Running in another process: that process holds the projection's rebuild lock.
+  const other = await service.database.pool.connect();
+  try {
+    await service.database.pool.query(`UPDATE projection_rebuilds SET state = 'running' WHERE id = $1`, [jobId]);
+    await other.query(`SELECT pg_advisory_lock(hashtextextended('tally.rebuild:' || $1, 0))`, ['audit']);
+    const refused = await call('POST', `/api/v1/admin/jobs/${jobId}/cancel`, { token: admin });
+    t.is(refused.status, 409);
+    t.regex(refused.body.error.message, /another process/);
+  } finally {
+    await other.query(`SELECT pg_advisory_unlock_all()`);
+    other.release();
+  }
+  await service.database.pool.query(`DELETE FROM projection_rebuilds WHERE id = $1`, [jobId]);
+});
+
 test.serial('a rebuild can be cancelled and resumed; unknown projections and jobs are 404', async (t) => {
   const started = await call('POST', '/api/v1/admin/projections/wallets/rebuild', { token: admin });
   const cancelled = await call('POST', `/api/v1/admin/jobs/${started.body.jobId}/cancel`, { token: admin });
