@@ -79,7 +79,10 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       // event, and a code sent between the two went to the new number bound to the old one (whoever changed back
       // could then verify a number they never received a code on).
       if (deps.hasher.hashPhone(phone) !== user.phoneHash) {
-        throw new DomainError('CONFLICT', 'Your phone number is being changed: request the code again in a moment');
+        throw new DomainError(
+          'CONFLICT',
+          'Your phone number is being changed: request the code again in a moment; if this persists, send the number again with PATCH /api/v1/me {"phone": "+1…"}',
+        );
       }
       // The route is open to every signed-in caller (a pending merchant may verify a phone); a suspended one sends nothing.
       if (user.status === 'suspended') throw new DomainError('USER_SUSPENDED', 'Your account is suspended');
@@ -125,7 +128,9 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
         const left = MAX_WRONG_CODES - attempts;
         throw new DomainError('UNPROCESSABLE', left > 0 ? `The code is wrong: ${left} attempt(s) left` : `The code is wrong: ${requestNew}`);
       }
-      await deps.codes.spend(userId);
+      // Recorded first, then spent: a failed append (the store unavailable, a process dying in between) leaves the
+      // code to be tried again, where spending it first had the person told "no code is pending" and made to ask
+      // for another out of their hourly few. Verifying twice is harmless; the attempts counter still bounds guessing.
       const result = await handleCommand(
         deps.store,
         userStream(userId),
@@ -133,6 +138,7 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
         { type: 'VerifyPhone', userId, phoneHash: pending.phoneHash, via: 'code', now: deps.runtime.now().toISOString(), reassert: true },
         { newId: deps.runtime.newId, metadata, path: deps.commands },
       );
+      await deps.codes.spend(userId);
       return { position: result.position };
     },
   };

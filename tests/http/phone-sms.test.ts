@@ -131,6 +131,30 @@ test.serial('a code goes only to the number the account will verify: a phone cha
   t.true(verified.body.user.phoneVerified);
 });
 
+test.serial('a correct code whose verification could not be recorded is not used up: the same code verifies once the store takes it', async (t) => {
+  const userId = uuid();
+  const token = await tokenFor(userId, 'unlucky@example.com');
+  t.is((await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer', phone: '+12125550188' } })).status, 201);
+  const sent = await call('POST', '/api/v1/me/phone/verification', { token });
+  t.is(sent.status, 202, JSON.stringify(sent.body));
+  const code = delivered.at(-1);
+  // The event store refuses the verification's event (as a failing or unreachable database would).
+  const db = service.database.pool;
+  await db.query(`CREATE FUNCTION refuse_phone_verified() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.event_type = 'UserPhoneVerified' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`);
+  await db.query('CREATE TRIGGER refuse_phone_verified BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_phone_verified()');
+  try {
+    const failed = await call('POST', '/api/v1/me/phone/verify', { token, body: { code } });
+    t.true(failed.status >= 500, `${failed.status} ${JSON.stringify(failed.body)}`);
+  } finally {
+    await db.query('DROP TRIGGER refuse_phone_verified ON events');
+    await db.query('DROP FUNCTION refuse_phone_verified()');
+  }
+  const retried = await call('POST', '/api/v1/me/phone/verify', { token, body: { code } });
+  t.is(retried.status, 200, JSON.stringify(retried.body));
+  t.true(retried.body.user.phoneVerified);
+});
+
 test.serial('a suspended account cannot verify a code sent before its suspension', async (t) => {
   const admin = await adminToken();
   const userId = uuid();
