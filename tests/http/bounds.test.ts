@@ -7,7 +7,7 @@ import test from 'ava';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually, until } from '../support/eventually.ts';
-import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { squareEnv, startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario } from '../support/tenants.ts';
 import { randomUUID } from 'node:crypto';
@@ -26,11 +26,7 @@ test.before(async () => {
   service = await startTestService({
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
     ADMIN_EMAILS: 'ops@bounds.test',
-    SQUARE_BASE_URL: square.url,
-    SQUARE_APP_ID: TEST_APP_ID,
-    SQUARE_APP_SECRET: TEST_APP_SECRET,
-    SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
-    API_BASE_URL,
+    ...squareEnv(square, WEBHOOK_KEY, API_BASE_URL),
   });
 });
 test.after.always(async () => {

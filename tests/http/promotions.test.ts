@@ -9,7 +9,7 @@ import { startTestService, type TestService } from '../support/service.ts';
 import { api, TEST_JWT_SECRET } from '../support/http.ts';
 import { scenario } from '../support/tenants.ts';
 import { eventually } from '../support/eventually.ts';
-import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { squareEnv, startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { paymentEvents } from '../../domain/payments/events.ts';
 import { paymentStream } from '../../domain/payments/payment.ts';
@@ -88,11 +88,7 @@ test.before(async () => {
   service = await startTestService({
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
     ADMIN_EMAILS: 'ops@promo.test',
-    SQUARE_BASE_URL: square.url,
-    SQUARE_APP_ID: TEST_APP_ID,
-    SQUARE_APP_SECRET: TEST_APP_SECRET,
-    SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
-    API_BASE_URL,
+    ...squareEnv(square, WEBHOOK_KEY, API_BASE_URL),
   });
   call = api(service.url);
   actors = scenario(service, square);

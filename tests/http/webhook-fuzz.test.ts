@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { startTestService, type TestService } from '../support/service.ts';
 import { eventually } from '../support/eventually.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
-import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { squareEnv, startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { paymentWebhook, squarePayload, squareSignature } from '../support/square-webhooks.ts';
 import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
 
@@ -30,11 +30,7 @@ test.before(async () => {
   service = await startTestService({
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
     ADMIN_EMAILS: 'ops@fuzz.test',
-    SQUARE_BASE_URL: square.url,
-    SQUARE_APP_ID: TEST_APP_ID,
-    SQUARE_APP_SECRET: TEST_APP_SECRET,
-    SQUARE_WEBHOOK_SIGNATURE_KEY: KEY,
-    API_BASE_URL,
+    ...squareEnv(square, KEY, API_BASE_URL),
     LOG_LEVEL: 'warn',
   });
   const world = scenario(service, square);
