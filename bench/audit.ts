@@ -8,7 +8,8 @@
  * cheapest page PostgreSQL can serve: the newest 51 rows by primary key, unfiltered — timed in turns with each
  * case, so the ratio compares runs that shared the machine's state at the time.
  *
- * Each deep page is also checked against a plain OFFSET query, so a fast wrong answer cannot pass. Besides the
+ * The first page and each deep page are also checked against a plain OFFSET query of audit_events (the full ordered
+ * list of event ids, and whether a next page is offered), so a fast wrong answer cannot pass. Besides the
  * client-side p50/p99 (what the API sees, scheduling noise included), the server's own execution time of the
  * page's statements is shown (EXPLAIN ANALYZE, median of 5).
  */
@@ -268,17 +269,28 @@ async function measure(pool: pg.Pool, c: Case, baseline: Baseline, problems: str
   const { where, params } = plainWhere(c.filter);
   const matches = Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM audit_events ${where}`, params)).rows[0]!.n);
   const depth = Math.max(0, Math.floor(matches * DEPTH) - 1);
-  // The row at `depth` is the last one shown before the deep page; the page must start with the one after it.
-  const around = await pool.query<{ seq: string; event_id: string }>(
-    `SELECT seq, event_id FROM audit_events ${where} ORDER BY seq DESC OFFSET ${depth} LIMIT 2`,
-    params,
-  );
+  // The row at `depth` is the last one shown before the deep page (its cursor); the deep page must hold the PAGE rows
+  // after it in feed order, newest first, and the first page the newest PAGE rows: the plain query's OFFSET depth + 1
+  // and OFFSET 0. One row more tells whether a next page must be offered.
+  const around = await pool.query<{ seq: string }>(`SELECT seq FROM audit_events ${where} ORDER BY seq DESC OFFSET ${depth} LIMIT 1`, params);
   const cursor = around.rows[0] ? encodeAuditCursor('newest', around.rows[0].seq) : undefined;
-  const deep = await auditPage(pool, c.filter, { cursor, limit: PAGE });
-  const wanted = around.rows[1]?.event_id;
-  if (deep.items[0]?.eventId !== wanted) problems.push(`${c.name}: the deep page starts at ${deep.items[0]?.eventId}, the plain query says ${wanted}`);
-  const first = await auditPage(pool, c.filter, { limit: PAGE });
-  if (first.items.length !== Math.min(PAGE, matches)) problems.push(`${c.name}: the first page has ${first.items.length} items of ${matches} matches`);
+  const plainPage = async (offset: number) => {
+    const { rows } = await pool.query<{ event_id: string }>(`SELECT event_id FROM audit_events ${where} ORDER BY seq DESC OFFSET ${offset} LIMIT ${PAGE + 1}`, params);
+    return { ids: rows.slice(0, PAGE).map((r) => r.event_id), more: rows.length > PAGE };
+  };
+  const check = (which: string, page: Awaited<ReturnType<typeof auditPage>>, wanted: { ids: string[]; more: boolean }) => {
+    const got = page.items.map((item) => item.eventId);
+    const at = got.findIndex((id, i) => id !== wanted.ids[i]);
+    const differs = at >= 0 ? at : got.length !== wanted.ids.length ? Math.min(got.length, wanted.ids.length) : -1;
+    if (differs >= 0) {
+      problems.push(
+        `${c.name}: the ${which} page has ${got.length} items, the plain query ${wanted.ids.length}; they first differ at item ${differs + 1} (${got[differs]} against ${wanted.ids[differs]})`,
+      );
+    }
+    if ((page.nextCursor !== null) !== wanted.more) problems.push(`${c.name}: the ${which} page ${page.nextCursor ? 'offers' : 'does not offer'} a next page, the plain query says ${wanted.more ? 'there is one' : 'there is none'}`);
+  };
+  check('deep', await auditPage(pool, c.filter, { cursor, limit: PAGE }), await plainPage(cursor ? depth + 1 : 0));
+  check('first', await auditPage(pool, c.filter, { limit: PAGE }), await plainPage(0));
 
   const timed = await timeInTurns(CONFIG.runs, CONFIG.warmup, {
     first: () => auditPage(pool, c.filter, { limit: PAGE }),
@@ -361,7 +373,7 @@ async function main(): Promise<void> {
       log(`Results written to ${file}`);
       reportCorrectness(
         problems.length === 0,
-        problems.length === 0 ? `the first and the deep page of all ${results.length} filters hold what a plain query of audit_events says` : problems.join('; '),
+        problems.length === 0 ? `the first and the deep page of all ${results.length} filters hold the same event ids in the same order as a plain query of audit_events (ORDER BY seq DESC, OFFSET 0 and the deep page's), and offer a next page exactly when it has more rows` : problems.join('; '),
       );
     } finally {
       await pool.end();

@@ -7,6 +7,10 @@
  * wallets read model computed from those events with SQL at the head position (the reconciler finding no
  * mismatch then also checks that SQL against the domain's fold).
  *
+ * Correctness: the timed run finds 0 mismatches over all wallets and events; then (untimed) one wallet's balance is
+ * made one point off in the read model, and a second reconciliation must report exactly that wallet (the row is put
+ * back after), so a reconciler that compared nothing could not pass.
+ *
  * Baseline, same run, same server: a plain keyset-paged SELECT of the same wallet events (the `data` column,
  * same filter, pages of the reconciler's size) — what merely fetching the events costs. Run before and after
  * the reconciliation and averaged.
@@ -157,6 +161,44 @@ async function runReconcile(url: string, pids: number[] | undefined, variant: Va
   }
 }
 
+/**
+ * After the timed runs (untimed): one wallet of the read model is made wrong (its balance one point more), the
+ * reconciler runs again and must report exactly that wallet, its projected balance one more than its replayed one;
+ * then the row is put back. A reconciler that compared nothing would find the planted mismatch no more than the
+ * zero mismatches of the timed run, which is what this tells apart.
+ */
+async function plantedMismatch(url: string): Promise<{ ok: boolean; what: string }> {
+  const pool = await openPool(url, 2);
+  try {
+    const { rows } = await pool.query<{ id: string; points_balance: string }>('SELECT id, points_balance FROM wallets ORDER BY id LIMIT 1');
+    const planted = rows[0];
+    if (!planted) return { ok: false, what: 'no wallet in the read model to plant a mismatch in' };
+    await pool.query('UPDATE wallets SET points_balance = points_balance + 1 WHERE id = $1', [planted.id]);
+    try {
+      const store = new PostgresEventStore(pool, { connectionString: url });
+      try {
+        const settle = settleWallets(new ProjectionRunner(pool, { connectionString: url }, store, [walletsProjection], pino({ level: 'silent' })));
+        const report = await reconciler({ pool, store, settle }).all();
+        const [m] = report.mismatches;
+        const found = report.mismatches.length === 1 && m!.walletId === planted.id && m!.projected !== null && m!.replayed !== null && m!.projected.balance === m!.replayed.balance + 1;
+        return {
+          ok: found,
+          what: found
+            ? `the balance planted one point off in wallet ${planted.id} was reported, as the only mismatch`
+            : `the balance planted one point off in wallet ${planted.id} was not reported as the only mismatch: ${report.mismatches.length} mismatches` +
+              `${report.mismatches.length ? ` (${report.mismatches.slice(0, 3).map((x) => `${x.walletId} projected ${x.projected?.balance} replayed ${x.replayed?.balance}`).join(', ')})` : ''}`,
+        };
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await pool.query('UPDATE wallets SET points_balance = $2 WHERE id = $1', [planted.id, planted.points_balance]);
+    }
+  } finally {
+    await pool.end();
+  }
+}
+
 async function main(): Promise<void> {
   const startedAt = new Date();
   const started = now();
@@ -207,6 +249,10 @@ async function main(): Promise<void> {
       log('Profiled reconciliation (not part of the figures)...');
       profiled = await runReconcile(db.url, pids, AS_IS, true);
     }
+
+    log('Planting a mismatch (one wallet\'s balance one point off) and reconciling again, untimed...');
+    const planted = await plantedMismatch(db.url);
+    log(`  ${planted.what}`);
 
     const baselineRate = (baselines.reduce((s, b) => s + b.events, 0) / baselines.reduce((s, b) => s + b.ms, 0)) * 1000;
     const scale = SCALED ? ` (SCALED DOWN${flags.quick ? ' --quick' : ''}: ${count(SHAPE.events)} of ${count(FULL_HISTORY.events)} events, ${count(SHAPE.wallets)} wallets)` : '';
@@ -285,8 +331,9 @@ async function main(): Promise<void> {
     });
     log(`Results written to ${file}`);
     reportCorrectness(
-      correct,
-      `${asIs.report.mismatches} mismatches over ${count(asIs.report.walletsChecked)} of ${count(SHAPE.wallets)} wallets, ${count(asIs.report.eventsReplayed)} of ${count(SHAPE.events)} events replayed (expected: 0 mismatches, all of both)`,
+      correct && planted.ok,
+      `${asIs.report.mismatches} mismatches over ${count(asIs.report.walletsChecked)} of ${count(SHAPE.wallets)} wallets, ${count(asIs.report.eventsReplayed)} of ${count(SHAPE.events)} events replayed (expected: 0 mismatches, all of both); ` +
+        `then ${planted.what}`,
     );
   }, 'tally_bench_reconcile');
 }
