@@ -18,6 +18,7 @@
  */
 import { z } from 'zod';
 import type { WalletEvent } from './events.ts';
+import { heldNewestFirst } from './lots.ts';
 import { lockedDelta, pointsDelta } from './wallet.ts';
 
 /** A workspace's policy; `null` months switch a rule off. At least one rule is on when a policy applies. */
@@ -89,21 +90,19 @@ export const periodOf = (instant: Date) => instant.toISOString().slice(0, 10);
  * (spending took the oldest first), the oldest of them cut to what remains. A balance of zero or less holds none.
  */
 export function remainingLots(credits: readonly { at: Date; points: number }[], balance: number): Lot[] {
-  const lots: Lot[] = [];
-  let left = balance;
-  for (let i = credits.length - 1; i >= 0 && left > 0; i--) {
-    const credit = credits[i]!;
-    if (credit.points <= 0) continue;
-    const points = Math.min(credit.points, left);
-    lots.push({ at: credit.at, points });
-    left -= points;
-  }
-  return lots.reverse();
+  return heldNewestFirst(newestFirst(credits), balance)
+    .reverse()
+    .map(({ lot, points }) => ({ at: lot.at, points }));
+}
+
+function* newestFirst<T>(items: readonly T[]): Generator<T> {
+  for (let i = items.length - 1; i >= 0; i--) yield items[i]!;
 }
 
 /**
  * A refund takes back its own purchase's points, not the oldest ones: each credit of a payment is reduced by what
- * that payment's reversals took (never below 0; a reversal beyond it, which the wallet does not allow, would count
+ * that payment's reversals took from the balance (never below 0; the part of a refund that had expired already,
+ * `fromExpired`, left the balance with the expiry and is not counted here; a reversal beyond it, which the wallet does not allow, would count
  * as spending). Without this, buying and returning would leave old points in place of the new ones and push their
  * expiry back. Oldest first, as given.
  */
@@ -207,6 +206,8 @@ export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): 
     locked += lockedDelta(event);
     if (event.type === 'PointsCredited') credits.push({ at, points: delta, paymentId: event.data.paymentId });
     if (event.type === 'PointsAdjusted' && delta > 0) credits.push({ at, points: delta, paymentId: null });
+    // What the refund took from the balance: the part of its purchase's points that had expired left it then (the
+    // expiry took the oldest held, as `heldNewestFirst` counts them), and is not taken from the credit again.
     if (event.type === 'PointsReversed') reversed.set(event.data.paymentId, (reversed.get(event.data.paymentId) ?? 0) - delta);
     if (ACTIVITY.has(event.type) || (event.type === 'PointsAdjusted' && delta > 0)) lastActivityAt = at;
   }

@@ -24,7 +24,7 @@ test('a refunded purchase leaves the older points, which expire on their own dat
   const history: [WalletEvent, string][] = [
     [credit('pay-old', 100), '2025-01-10T12:00:00.000Z'],
     [credit('pay-new', 100), '2026-02-10T12:00:00.000Z'],
-    [{ type: 'PointsReversed', data: { ...owner, paymentId: 'pay-new', refundId: 'refund-1', points: 100 } }, '2026-02-12T12:00:00.000Z'],
+    [{ type: 'PointsReversed', data: { ...owner, paymentId: 'pay-new', refundId: 'refund-1', points: 100, fromExpired: 0 } }, '2026-02-12T12:00:00.000Z'],
   ];
   await store.append(walletStream(owner.walletId), history.map(([e]) => walletEvents.encode(e, uuid(), { actor: 'system:test' })), 'no_stream');
   // Recorded at the times above (the log records now; the ledger and the run read these).

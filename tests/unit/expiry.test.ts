@@ -123,7 +123,7 @@ test('a refund takes back its own purchase\'s points, not the oldest: buying and
   const events: { event: WalletEvent; at: Date }[] = [
     { at: d('2025-01-10T00:00:00Z'), event: credit('old', 100) },
     { at: d('2026-02-10T00:00:00Z'), event: credit('new', 100) },
-    { at: d('2026-02-12T00:00:00Z'), event: { type: 'PointsReversed', data: { ...owner, paymentId: 'new', refundId: 'r1', points: 100 } } },
+    { at: d('2026-02-12T00:00:00Z'), event: { type: 'PointsReversed', data: { ...owner, paymentId: 'new', refundId: 'r1', points: 100, fromExpired: 0 } } },
   ];
   const result = timelineOf(events);
   t.deepEqual(result.credits.map((c) => c.points), [100, 0]);
