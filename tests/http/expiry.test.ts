@@ -126,6 +126,7 @@ test.serial('the cron run twice, or twice at once, expires once per wallet and d
   const [a, b] = await Promise.all([cron(), cron()]);
   t.is(a.status, 200);
   t.is(b.status, 200);
+  t.like(a.body, { walletsFailed: 0, rewardsFailed: 0, failures: [] });
   const expiries = async (id: string) => (await world.streamOf(id)).filter((e) => e.type === 'PointsExpired');
   t.is((await expiries(walletId)).length, 1, 'two runs at once expire once');
   t.like((await expiries(walletId))[0]?.data, { points: 300, rule: 'earned' });
