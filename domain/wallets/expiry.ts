@@ -176,11 +176,39 @@ export function expiryDue(timeline: WalletTimeline, policy: ExpiryPolicy, asOf: 
   return { points: Math.max(0, Math.min(points, timeline.balance - timeline.locked)), rule, dueSince };
 }
 
-/** The points that will have expired by `until` if nothing changes, and the earliest date among them. */
-export function expiringBy(timeline: WalletTimeline, policy: ExpiryPolicy | null, until: Date): { points: number; at: string | null } {
+/** An issued reward still locking points, as `expiringBy` needs it. */
+export interface LockingReward {
+  points: number;
+  expiresAt: string;
+}
+
+/**
+ * The points that will have expired by `until` if nothing changes, and the earliest date among them. `rewards` are
+ * the wallet's issued rewards still locking points: one whose time runs out by `until` gives its points back, and
+ * the run that expires it expires the points it freed that are due (domain/program/expiry-run.ts expires rewards
+ * first), so from its `expiresAt` on they count as unlocked. The date is when the first of the points will be taken:
+ * the earliest instant at which some points are due with the rewards expired by then unlocked (points due earlier
+ * but locked until a reward's time runs out are taken at that time, not at their own date, which may be past).
+ */
+export function expiringBy(timeline: WalletTimeline, policy: ExpiryPolicy | null, until: Date, rewards: readonly LockingReward[] = []): { points: number; at: string | null } {
   if (!policy || (policy.earnedMonths === null && policy.inactivityMonths === null)) return { points: 0, at: null };
-  const due = expiryDue(timeline, policy, until);
-  return due.points > 0 && due.dueSince ? { points: due.points, at: due.dueSince.toISOString() } : { points: 0, at: null };
+  // From each reward expiry to the next, the locked points are fixed: the first span where some are due gives the date.
+  const unlocks = rewards
+    .map((r) => ({ at: Date.parse(r.expiresAt), points: r.points }))
+    .filter((r) => r.at <= until.getTime())
+    .sort((a, b) => a.at - b.at);
+  let locked = timeline.locked;
+  let from: number | null = null;
+  let at: number | null = null;
+  for (let i = 0; i <= unlocks.length; i++) {
+    const to = i < unlocks.length ? unlocks[i]!.at : until.getTime();
+    const due = expiryDue({ ...timeline, locked }, policy, new Date(to));
+    if (at === null && due.points > 0 && due.dueSince) at = Math.max(from ?? -Infinity, due.dueSince.getTime());
+    if (i === unlocks.length) return due.points > 0 && at !== null ? { points: due.points, at: new Date(at).toISOString() } : { points: 0, at: null };
+    locked = Math.max(0, locked - unlocks[i]!.points);
+    from = unlocks[i]!.at;
+  }
+  return { points: 0, at: null };
 }
 
 /** The window `expiringSoon` looks ahead. */
