@@ -39,7 +39,8 @@ function figures(event: WalletBalanceEvent): Omit<SummaryLine, 'id' | 'tenant_id
     case 'PointsCredited':
       return { ...none, earned: event.data.points, active: true };
     case 'PointsReversed':
-      return { ...none, earned: -event.data.points };
+      // Less the points of it that had expired: they were counted as expired the day they did (as in the wallet's figures).
+      return { ...none, earned: pointsDelta(event) };
     case 'PointsRedeemed':
       return { ...none, redeemed: event.data.points, active: true };
     case 'PointsAdjusted':

@@ -99,8 +99,12 @@ function ledgerLine(event: WalletBalanceEvent): LineDetails {
   switch (event.type) {
     case 'PointsCredited':
       return { ...none, kind: event.data.via === 'claim' ? 'claim' : 'earn', payment_id: event.data.paymentId };
-    case 'PointsReversed':
-      return { ...none, kind: 'reversal', payment_id: event.data.paymentId, refund_id: event.data.refundId };
+    case 'PointsReversed': {
+      // Its points that had expired left the balance then: the line shows only what the refund took from it, and says why.
+      const { fromExpired, points } = event.data;
+      const reason = fromExpired > 0 ? `${fromExpired} of the ${points} points refunded had expired: not taken from the balance again` : null;
+      return { ...none, kind: 'reversal', payment_id: event.data.paymentId, refund_id: event.data.refundId, reason };
+    }
     case 'PointsRedeemed':
       return { ...none, kind: 'redemption', admin_id: event.data.redeemedBy, reference: event.data.reference, idempotency_key: event.data.idempotencyKey };
     case 'PointsAdjusted':
@@ -150,7 +154,8 @@ export function ledgerEntries(events: readonly Decoded<WalletBalanceEvent>[]): L
       wallet_id: event.data.walletId,
       tenant_id: event.data.tenantId,
       consumer_id: event.data.consumerId,
-      entry_type: delta < 0 ? 'debit' : 'credit',
+      // A reversal is a debit even when its points had all expired already (0 points).
+      entry_type: delta < 0 || line.kind === 'reversal' ? 'debit' : 'credit',
       points: Math.abs(delta),
       delta,
       locked_change: lockedDelta(event),

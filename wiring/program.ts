@@ -11,7 +11,7 @@ import { rewardRoutes } from '../http/routes/rewards.ts';
 import { programRoutes } from '../http/routes/program.ts';
 import type { Infrastructure } from './infrastructure.ts';
 
-export function provideProgram({ pool, store, runtime, commands }: Infrastructure, wallets: WalletsService) {
+export function provideProgram({ pool, store, runtime, commands, log }: Infrastructure, wallets: WalletsService) {
   const program = programService({ store, runtime, commands });
   const expire = expiryRun({
     wallets,
@@ -19,6 +19,7 @@ export function provideProgram({ pool, store, runtime, commands }: Infrastructur
     tenantsWithPolicy: () => tenantsWithExpiryPolicy(pool),
     walletsWithPoints: (tenantId, after, limit) => walletsWithPoints(pool, tenantId, after, limit),
     rewardsDue: (asOf, after, limit) => issuedRewardsDue(pool, asOf, after, limit),
+    onFailure: (failure, error) => log.error({ ...failure, err: error }, 'expiry run: passed over a wallet it could not expire; the next run tries it again'),
   });
   return {
     routes: [

@@ -3,6 +3,10 @@
  * points that have expired are taken, once per wallet and UTC day; issued rewards past their time give their
  * points back. Running it twice, or twice at once, expires once: the wallet decider refuses a second expiry
  * for the same day, and a concurrent write makes the losing run decide again on the fresh state.
+ *
+ * One wallet or issued reward that cannot be expired (a stored event that does not decode, a stream contended past
+ * its retries, a wallet that kept moving) is counted, reported and passed over: the run carries on with the others,
+ * and the next run tries it again.
  */
 import type { EventMetadata } from '../ports/event-store.ts';
 import type { WalletsService } from '../wallets/service.ts';
@@ -19,6 +23,15 @@ export interface ExpiryRunDependencies {
   walletsWithPoints(tenantId: string, afterWalletId: string | null, limit: number): Promise<string[]>;
   /** Issued rewards still issued whose time ran out by `asOf`, in pages by id after `afterIssuedRewardId`. */
   rewardsDue(asOf: Date, afterIssuedRewardId: string | null, limit: number): Promise<{ walletId: string; issuedRewardId: string }[]>;
+  /** Told of each wallet or reward passed over (the wiring logs it). */
+  onFailure?(failure: ExpiryRunFailure, error: unknown): void;
+}
+
+/** A wallet whose points, or an issued reward (`issuedRewardId`), the run could not expire, and the error's code. */
+export interface ExpiryRunFailure {
+  walletId: string;
+  issuedRewardId: string | null;
+  code: string;
 }
 
 export interface ExpiryRunReport {
@@ -29,18 +42,52 @@ export interface ExpiryRunReport {
   walletsExpired: number;
   pointsExpired: number;
   rewardsExpired: number;
+  /** Wallets whose points could not be expired; issued rewards that could not be expired. */
+  walletsFailed: number;
+  rewardsFailed: number;
+  /** The first `MAX_FAILURES_LISTED` of them (the counts above count them all). */
+  failures: ExpiryRunFailure[];
 }
 
 const PAGE = 500;
+export const MAX_FAILURES_LISTED = 100;
+
+/** The code of an error the run passes over: a domain error's or a decode failure's own, else `INTERNAL`. */
+function codeOf(error: unknown): string {
+  const code = error instanceof Error && 'code' in error ? (error as { code: unknown }).code : undefined;
+  return typeof code === 'string' ? code : 'INTERNAL';
+}
 
 export function expiryRun(deps: ExpiryRunDependencies) {
   return async function run(asOf: Date, metadata: EventMetadata): Promise<ExpiryRunReport> {
-    const report: ExpiryRunReport = { period: periodOf(asOf), asOf: asOf.toISOString(), workspaces: 0, walletsChecked: 0, walletsExpired: 0, pointsExpired: 0, rewardsExpired: 0 };
+    const report: ExpiryRunReport = {
+      period: periodOf(asOf),
+      asOf: asOf.toISOString(),
+      workspaces: 0,
+      walletsChecked: 0,
+      walletsExpired: 0,
+      pointsExpired: 0,
+      rewardsExpired: 0,
+      walletsFailed: 0,
+      rewardsFailed: 0,
+      failures: [],
+    };
+    const failed = (walletId: string, issuedRewardId: string | null, error: unknown) => {
+      const failure = { walletId, issuedRewardId, code: codeOf(error) };
+      if (issuedRewardId === null) report.walletsFailed++;
+      else report.rewardsFailed++;
+      if (report.failures.length < MAX_FAILURES_LISTED) report.failures.push(failure);
+      deps.onFailure?.(failure, error);
+    };
     // Rewards first: their points become available, and so can expire in the same run if they are due.
     for (let after: string | null = null; ; ) {
       const due = await deps.rewardsDue(asOf, after, PAGE);
       for (const reward of due) {
-        if (await deps.wallets.expireReward(reward.walletId, reward.issuedRewardId, asOf, metadata)) report.rewardsExpired++;
+        try {
+          if (await deps.wallets.expireReward(reward.walletId, reward.issuedRewardId, asOf, metadata)) report.rewardsExpired++;
+        } catch (error) {
+          failed(reward.walletId, reward.issuedRewardId, error);
+        }
       }
       if (due.length < PAGE) break;
       after = due.at(-1)?.issuedRewardId ?? null;
@@ -53,7 +100,13 @@ export function expiryRun(deps: ExpiryRunDependencies) {
         const page = await deps.walletsWithPoints(tenantId, after, PAGE);
         for (const walletId of page) {
           report.walletsChecked++;
-          const points = await deps.wallets.expirePoints(walletId, policy, asOf, metadata);
+          let points: number;
+          try {
+            points = await deps.wallets.expirePoints(walletId, policy, asOf, metadata);
+          } catch (error) {
+            failed(walletId, null, error);
+            continue;
+          }
           if (points > 0) {
             report.walletsExpired++;
             report.pointsExpired += points;

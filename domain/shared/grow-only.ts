@@ -67,6 +67,11 @@ export class GrowOnlyMap<K, V> {
     return new GrowOnlyMap(copy, copy.values.length);
   }
 
+  /** The values, the last added first: a walk back from the newest that stops early costs only what it reads. */
+  *valuesNewestFirst(): Generator<V> {
+    for (let at = this.size - 1; at >= 0; at--) yield this.#shared.values[at] as V;
+  }
+
   /** The entries in insertion order. */
   entries(): [K, V][] {
     const entries: [K, V][] = [];
@@ -111,5 +116,70 @@ export class GrowOnlySet<T> {
   /** The values in insertion order. */
   values(): T[] {
     return this.#map.entries().map(([value]) => value);
+  }
+}
+
+/**
+ * A running total per key (the points a payment's refunds took back): `add` records the key's new total, in O(1) on
+ * the newest version, and every older version still reads the totals it had. A `GrowOnlyMap` cannot hold these: a
+ * total changes, and setting a key it has copies the map.
+ */
+export class GrowOnlyTally<K> {
+  readonly #shared: { log: { key: K; total: number }[]; positions: Map<K, number[]> };
+  readonly size: number;
+
+  private constructor(shared: { log: { key: K; total: number }[]; positions: Map<K, number[]> }, size: number) {
+    this.#shared = shared;
+    this.size = size;
+  }
+
+  static empty<K>(): GrowOnlyTally<K> {
+    return new GrowOnlyTally<K>({ log: [], positions: new Map() }, 0);
+  }
+
+  static from<K>(entries: Iterable<readonly [K, number]>): GrowOnlyTally<K> {
+    let tally = GrowOnlyTally.empty<K>();
+    for (const [key, total] of entries) tally = tally.add(key, total - tally.get(key));
+    return tally;
+  }
+
+  /** The key's total (0 for a key never added to). */
+  get(key: K): number {
+    const positions = this.#shared.positions.get(key);
+    if (!positions) return 0;
+    // The newest of the key's totals this version saw: usually the last one.
+    for (let i = positions.length - 1; i >= 0; i--) {
+      const at = positions[i]!;
+      if (at < this.size) return this.#shared.log[at]!.total;
+    }
+    return 0;
+  }
+
+  add(key: K, amount: number): GrowOnlyTally<K> {
+    if (amount === 0) return this;
+    const total = this.get(key) + amount;
+    // An empty version (an initial state, shared by every stream) never lends its store; an older one copies its own.
+    if (this.size === 0) return new GrowOnlyTally<K>({ log: [], positions: new Map() }, 0).#append(key, total);
+    if (this.size !== this.#shared.log.length) return GrowOnlyTally.from(this.entries()).#append(key, total);
+    return this.#append(key, total);
+  }
+
+  #append(key: K, total: number): GrowOnlyTally<K> {
+    const { log, positions } = this.#shared;
+    log.push({ key, total });
+    const at = positions.get(key);
+    if (at) at.push(this.size);
+    else positions.set(key, [this.size]);
+    return new GrowOnlyTally(this.#shared, this.size + 1);
+  }
+
+  /** Each key's total, keys in the order first added to, those whose total is 0 left out. */
+  entries(): [K, number][] {
+    const entries: [K, number][] = [];
+    for (const key of this.#shared.positions.keys()) {
+      const total = this.get(key);
+      if (total !== 0) entries.push([key, total]);
+    }
+    return entries;
   }
 }

@@ -25,7 +25,16 @@ export const pointsCredited = EventType.define(
   }),
 );
 
-export const pointsReversed = EventType.define('PointsReversed', z.object({ ...walletOwner, paymentId: z.string(), refundId: z.string(), points }));
+/**
+ * A refund's share of its purchase's points taken back. v2 adds `fromExpired`: the part of `points` the expiry policy
+ * had already taken from that purchase (and no refund had taken back yet); those left the balance when they expired,
+ * so the balance moves by `points - fromExpired` only. Every v1 reversal took all its points from the balance
+ * (written before the wallet told expired points apart): `fromExpired` 0, which is what its ledger line shows.
+ */
+export const pointsReversed = EventType.define('PointsReversed', z.object({ ...walletOwner, paymentId: z.string(), refundId: z.string(), points })).next(
+  z.object({ ...walletOwner, paymentId: z.string(), refundId: z.string(), points, fromExpired: z.number().int().nonnegative() }),
+  (v1) => ({ ...v1, fromExpired: 0 }),
+);
 
 export const pointsRedeemed = EventType.define(
   'PointsRedeemed',

@@ -18,6 +18,7 @@
  */
 import { z } from 'zod';
 import type { WalletEvent } from './events.ts';
+import { heldNewestFirst } from './lots.ts';
 import { lockedDelta, pointsDelta } from './wallet.ts';
 
 /** A workspace's policy; `null` months switch a rule off. At least one rule is on when a policy applies. */
@@ -89,21 +90,19 @@ export const periodOf = (instant: Date) => instant.toISOString().slice(0, 10);
  * (spending took the oldest first), the oldest of them cut to what remains. A balance of zero or less holds none.
  */
 export function remainingLots(credits: readonly { at: Date; points: number }[], balance: number): Lot[] {
-  const lots: Lot[] = [];
-  let left = balance;
-  for (let i = credits.length - 1; i >= 0 && left > 0; i--) {
-    const credit = credits[i]!;
-    if (credit.points <= 0) continue;
-    const points = Math.min(credit.points, left);
-    lots.push({ at: credit.at, points });
-    left -= points;
-  }
-  return lots.reverse();
+  return heldNewestFirst(newestFirst(credits), balance)
+    .reverse()
+    .map(({ lot, points }) => ({ at: lot.at, points }));
+}
+
+function* newestFirst<T>(items: readonly T[]): Generator<T> {
+  for (let i = items.length - 1; i >= 0; i--) yield items[i]!;
 }
 
 /**
  * A refund takes back its own purchase's points, not the oldest ones: each credit of a payment is reduced by what
- * that payment's reversals took (never below 0; a reversal beyond it, which the wallet does not allow, would count
+ * that payment's reversals took from the balance (never below 0; the part of a refund that had expired already,
+ * `fromExpired`, left the balance with the expiry and is not counted here; a reversal beyond it, which the wallet does not allow, would count
  * as spending). Without this, buying and returning would leave old points in place of the new ones and push their
  * expiry back. Oldest first, as given.
  */
@@ -177,11 +176,39 @@ export function expiryDue(timeline: WalletTimeline, policy: ExpiryPolicy, asOf: 
   return { points: Math.max(0, Math.min(points, timeline.balance - timeline.locked)), rule, dueSince };
 }
 
-/** The points that will have expired by `until` if nothing changes, and the earliest date among them. */
-export function expiringBy(timeline: WalletTimeline, policy: ExpiryPolicy | null, until: Date): { points: number; at: string | null } {
+/** An issued reward still locking points, as `expiringBy` needs it. */
+export interface LockingReward {
+  points: number;
+  expiresAt: string;
+}
+
+/**
+ * The points that will have expired by `until` if nothing changes, and the earliest date among them. `rewards` are
+ * the wallet's issued rewards still locking points: one whose time runs out by `until` gives its points back, and
+ * the run that expires it expires the points it freed that are due (domain/program/expiry-run.ts expires rewards
+ * first), so from its `expiresAt` on they count as unlocked. The date is when the first of the points will be taken:
+ * the earliest instant at which some points are due with the rewards expired by then unlocked (points due earlier
+ * but locked until a reward's time runs out are taken at that time, not at their own date, which may be past).
+ */
+export function expiringBy(timeline: WalletTimeline, policy: ExpiryPolicy | null, until: Date, rewards: readonly LockingReward[] = []): { points: number; at: string | null } {
   if (!policy || (policy.earnedMonths === null && policy.inactivityMonths === null)) return { points: 0, at: null };
-  const due = expiryDue(timeline, policy, until);
-  return due.points > 0 && due.dueSince ? { points: due.points, at: due.dueSince.toISOString() } : { points: 0, at: null };
+  // From each reward expiry to the next, the locked points are fixed: the first span where some are due gives the date.
+  const unlocks = rewards
+    .map((r) => ({ at: Date.parse(r.expiresAt), points: r.points }))
+    .filter((r) => r.at <= until.getTime())
+    .sort((a, b) => a.at - b.at);
+  let locked = timeline.locked;
+  let from: number | null = null;
+  let at: number | null = null;
+  for (let i = 0; i <= unlocks.length; i++) {
+    const to = i < unlocks.length ? unlocks[i]!.at : until.getTime();
+    const due = expiryDue({ ...timeline, locked }, policy, new Date(to));
+    if (at === null && due.points > 0 && due.dueSince) at = Math.max(from ?? -Infinity, due.dueSince.getTime());
+    if (i === unlocks.length) return due.points > 0 && at !== null ? { points: due.points, at: new Date(at).toISOString() } : { points: 0, at: null };
+    locked = Math.max(0, locked - unlocks[i]!.points);
+    from = unlocks[i]!.at;
+  }
+  return { points: 0, at: null };
 }
 
 /** The window `expiringSoon` looks ahead. */
@@ -207,6 +234,8 @@ export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): 
     locked += lockedDelta(event);
     if (event.type === 'PointsCredited') credits.push({ at, points: delta, paymentId: event.data.paymentId });
     if (event.type === 'PointsAdjusted' && delta > 0) credits.push({ at, points: delta, paymentId: null });
+    // What the refund took from the balance: the part of its purchase's points that had expired left it then (the
+    // expiry took the oldest held, as `heldNewestFirst` counts them), and is not taken from the credit again.
     if (event.type === 'PointsReversed') reversed.set(event.data.paymentId, (reversed.get(event.data.paymentId) ?? 0) - delta);
     if (ACTIVITY.has(event.type) || (event.type === 'PointsAdjusted' && delta > 0)) lastActivityAt = at;
   }

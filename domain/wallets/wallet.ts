@@ -12,7 +12,8 @@ import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import type { Decider, StateSnapshots } from '../shared/decider.ts';
 import { DomainError } from '../shared/errors.ts';
-import { GrowOnlyMap, GrowOnlySet } from '../shared/grow-only.ts';
+import { GrowOnlyMap, GrowOnlySet, GrowOnlyTally } from '../shared/grow-only.ts';
+import { heldNewestFirst } from './lots.ts';
 import { walletBalanceEvents, walletEvents, type WalletEvent } from './events.ts';
 
 export type { WalletEvent } from './events.ts';
@@ -49,6 +50,22 @@ export interface WalletState {
   settledRewards: GrowOnlyMap<string, RewardSettlement>;
   /** Periods (UTC days) a points expiry was recorded for: at most one per period. */
   expiredPeriods: GrowOnlySet<string>;
+  /**
+   * What was earned, oldest first, as expiry counts it (`timelineOf`): each credit (by payment) and each positive
+   * adjustment (no payment), keyed by their order. With `reversedByPayment` and the balance they say which points
+   * are still held (`heldNewestFirst`), and so whose points an expiry takes: the oldest held.
+   */
+  lots: GrowOnlyMap<number, WalletLot>;
+  /** Per payment, the points its refunds took from the balance (a credit less these is what it still counts for). */
+  reversedByPayment: GrowOnlyTally<string>;
+  /** Per payment, its points the expiry policy took that no refund has taken back yet (a refund takes these first). */
+  expiredByPayment: GrowOnlyTally<string>;
+}
+
+/** One credit or positive adjustment as the wallet's fold keeps it (`paymentId` null for an adjustment). */
+export interface WalletLot {
+  paymentId: string | null;
+  points: number;
 }
 
 export interface WalletRequest {
@@ -149,6 +166,9 @@ export const initialWalletState: WalletState = {
   issuedRewards: GrowOnlyMap.empty(),
   settledRewards: GrowOnlyMap.empty(),
   expiredPeriods: GrowOnlySet.empty(),
+  lots: GrowOnlyMap.empty(),
+  reversedByPayment: GrowOnlyTally.empty(),
+  expiredByPayment: GrowOnlyTally.empty(),
 };
 
 /** Points the wallet can spend or lock now: the balance less what issued rewards hold. */
@@ -181,12 +201,16 @@ const walletSnapshotSchema = z.object({
   issuedRewards: z.array(z.tuple([z.string(), z.object({ rewardId: z.string(), points: z.number().int(), expiresAt: z.string() })])),
   settledRewards: z.array(z.tuple([z.string(), z.enum(['redeemed', 'voided', 'expired'])])),
   expiredPeriods: z.array(z.string()),
+  lots: z.array(z.object({ paymentId: z.string().nullable(), points: z.number().int() })),
+  reversedByPayment: z.array(z.tuple([z.string(), z.number().int()])),
+  expiredByPayment: z.array(z.tuple([z.string(), z.number().int()])),
 });
 
 /** A wallet's state as a snapshot: its sets and its map as arrays, in insertion order. */
 export const walletSnapshots: StateSnapshots<WalletState> = {
-  // 3: the refused payments (a refund of one reverses nothing).
-  version: 3,
+  // 3: the refused payments (a refund of one reverses nothing). 4: the lots, and per payment its points reversed and
+  // expired (a refund takes its purchase's expired points from the expired points, not the balance).
+  version: 4,
   toJson: (state) => ({
     walletId: state.walletId,
     tenantId: state.tenantId,
@@ -204,6 +228,9 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
     issuedRewards: state.issuedRewards.entries().map(([key, reward]) => [key, { ...reward }]),
     settledRewards: state.settledRewards.entries(),
     expiredPeriods: state.expiredPeriods.values(),
+    lots: state.lots.entries().map(([, lot]) => ({ ...lot })),
+    reversedByPayment: state.reversedByPayment.entries(),
+    expiredByPayment: state.expiredByPayment.entries(),
   }),
   fromJson(json) {
     const parsed = walletSnapshotSchema.parse(json);
@@ -216,6 +243,9 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
       issuedRewards: GrowOnlyMap.from(parsed.issuedRewards),
       settledRewards: GrowOnlyMap.from(parsed.settledRewards),
       expiredPeriods: GrowOnlySet.from(parsed.expiredPeriods),
+      lots: GrowOnlyMap.from(parsed.lots.map((lot, i) => [i, lot] as const)),
+      reversedByPayment: GrowOnlyTally.from(parsed.reversedByPayment),
+      expiredByPayment: GrowOnlyTally.from(parsed.expiredByPayment),
     };
   },
 };
@@ -264,7 +294,10 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         // The wallet refused that payment's credit (over its limits): none of its points were added to take back.
         if (state.refusedPayments.has(command.paymentId)) return [];
         const { type: _type, ...data } = command;
-        return [{ type: 'PointsReversed', data }];
+        // A refund takes back its own purchase's points: those of them the expiry policy already took left the
+        // balance then, so they are taken from the expired points, and only the rest from the balance.
+        const fromExpired = Math.max(0, Math.min(data.points, state.expiredByPayment.get(data.paymentId)));
+        return [{ type: 'PointsReversed', data: { ...data, fromExpired } }];
       }
       case 'RedeemPoints': {
         if (isReplay(state, command.idempotencyKey, (p) => p.kind === 'redeem' && p.points === command.points && p.reference === command.reference)) return [];
@@ -412,9 +445,24 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
     };
     switch (event.type) {
       case 'PointsCredited':
-        return { ...state, lifetimeEarned: state.lifetimeEarned + event.data.points, creditedPayments: state.creditedPayments.add(event.data.paymentId) };
-      case 'PointsReversed':
-        return { ...state, lifetimeEarned: state.lifetimeEarned - event.data.points, reversedRefunds: state.reversedRefunds.add(event.data.refundId) };
+        return {
+          ...state,
+          lifetimeEarned: state.lifetimeEarned + event.data.points,
+          creditedPayments: state.creditedPayments.add(event.data.paymentId),
+          lots: state.lots.set(state.lots.size, { paymentId: event.data.paymentId, points: event.data.points }),
+        };
+      case 'PointsReversed': {
+        // Earned less what the refund took from the balance: the part that had expired stays counted as earned and
+        // expired (as the ledger's reversal line, which shows only what left the balance).
+        const taken = event.data.points - event.data.fromExpired;
+        return {
+          ...state,
+          lifetimeEarned: state.lifetimeEarned - taken,
+          reversedRefunds: state.reversedRefunds.add(event.data.refundId),
+          reversedByPayment: state.reversedByPayment.add(event.data.paymentId, taken),
+          expiredByPayment: state.expiredByPayment.add(event.data.paymentId, -event.data.fromExpired),
+        };
+      }
       case 'PointsRedeemed':
         return {
           ...state,
@@ -425,7 +473,8 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         const requests = event.data.idempotencyKey
           ? state.requests.set(event.data.idempotencyKey, { kind: 'adjust' as const, points: event.data.points, reference: null, reason: event.data.reason })
           : state.requests;
-        return { ...state, requests };
+        const lots = event.data.points > 0 ? state.lots.set(state.lots.size, { paymentId: null, points: event.data.points }) : state.lots;
+        return { ...state, requests, lots };
       }
       case 'PointsCreditRefused':
         // The payment is settled for this wallet: a redelivery is not a second chance.
@@ -452,12 +501,43 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
       case 'RewardExpired':
         return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'expired') };
       case 'PointsExpired':
-        return { ...state, lifetimeExpired: state.lifetimeExpired + event.data.points, expiredPeriods: state.expiredPeriods.add(event.data.period) };
+        return {
+          ...state,
+          lifetimeExpired: state.lifetimeExpired + event.data.points,
+          expiredPeriods: state.expiredPeriods.add(event.data.period),
+          expiredByPayment: expiredFrom(previous, event.data.points),
+        };
       default:
         return unreachable(event);
     }
   },
 };
+
+/**
+ * Whose points an expiry of `points` took, added to `expiredByPayment`: the oldest the balance still held before it,
+ * as `timelineOf` counts them (credits less what refunds took from the balance; spending took the oldest first). The
+ * same points the wallet's timeline stops counting once the expiry is folded, so it is exact for expiries recorded
+ * before this was kept: it needs nothing the event does not say. Points of an adjustment belong to no payment.
+ */
+function expiredFrom(state: WalletState, points: number): GrowOnlyTally<string> {
+  const held = heldNewestFirst(effectiveLots(state), state.balance);
+  let expired = state.expiredByPayment;
+  let left = points;
+  for (let i = held.length - 1; i >= 0 && left > 0; i--) {
+    const { lot, points: heldPoints } = held[i]!;
+    const taken = Math.min(heldPoints, left);
+    if (lot.paymentId !== null) expired = expired.add(lot.paymentId, taken);
+    left -= taken;
+  }
+  return expired;
+}
+
+/** The lots newest first, each credit less what its payment's refunds took from the balance (never below 0). */
+function* effectiveLots(state: WalletState): Generator<WalletLot> {
+  for (const lot of state.lots.valuesNewestFirst()) {
+    yield lot.paymentId === null ? lot : { paymentId: lot.paymentId, points: Math.max(0, lot.points - state.reversedByPayment.get(lot.paymentId)) };
+  }
+}
 
 function requireAvailable(state: WalletState, points: number): void {
   const available = availablePoints(state);
@@ -487,7 +567,8 @@ export function pointsDelta(event: WalletEvent): number {
     case 'PointsCredited':
       return event.data.points;
     case 'PointsReversed':
-      return -event.data.points;
+      // What had already expired of it left the balance then.
+      return -(event.data.points - event.data.fromExpired);
     case 'PointsRedeemed':
       return -event.data.points;
     case 'PointsAdjusted':

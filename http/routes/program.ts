@@ -110,6 +110,10 @@ const expiryReport = z.object({
   walletsExpired: z.number().int(),
   pointsExpired: z.number().int(),
   rewardsExpired: z.number().int(),
+  walletsFailed: z.number().int(),
+  rewardsFailed: z.number().int(),
+  /** The first 100 wallets or issued rewards passed over (logged too); the next run tries them again. */
+  failures: z.array(z.object({ walletId: z.string(), issuedRewardId: z.string().nullable(), code: z.string() })),
 });
 
 function outOfOrder(field: string, message: string): never {

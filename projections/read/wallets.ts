@@ -107,6 +107,10 @@ const LAST_ACTIVITY = named(`SELECT created_at FROM wallet_ledger
         WHERE wallet_id = $1 AND (kind = ANY($2) OR (kind IN ('adjustment', 'merchant_adjustment') AND points > 0))
         ORDER BY revision DESC LIMIT 1`);
 
+/** Issued rewards still locking points whose time runs out by `$2`: the expiry run gives their points back first. */
+const REWARDS_ENDING = named(`SELECT points, expires_at FROM issued_rewards WHERE wallet_id = $1 AND status = 'issued' AND expires_at <= $2`);
+const endingRow = z.object({ points, expires_at: z.date() });
+
 /**
  * `expiringSoon` of a wallet, from its ledger: spending takes the oldest points first, so what remains is the
  * newest credits covering the balance, read newest first until they do (a few rows for most wallets); a refund
@@ -136,7 +140,11 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
     [wallet.walletId, ACTIVITY_KINDS],
   );
   const lastActivityAt = activity[0] ? z.date().parse(activity[0].created_at) : null;
-  return expiringBy({ credits, balance: wallet.balance, locked: wallet.locked, lastActivityAt }, policy, new Date(now.getTime() + EXPIRING_SOON_DAYS * 86_400_000));
+  const until = new Date(now.getTime() + EXPIRING_SOON_DAYS * 86_400_000);
+  // Points locked by a reward that expires within the window are not safe: the run that expires it takes those due.
+  const ending = wallet.locked > 0 ? (await pool.query(REWARDS_ENDING, [wallet.walletId, until])).rows.map((raw) => endingRow.parse(raw)) : [];
+  const rewards = ending.map((r) => ({ points: r.points, expiresAt: r.expires_at.toISOString() }));
+  return expiringBy({ credits, balance: wallet.balance, locked: wallet.locked, lastActivityAt }, policy, until, rewards);
 }
 
 /**

@@ -8,6 +8,9 @@ import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { programStream } from '../../domain/program/program.ts';
 import { addMonths, expiresAfter } from '../../domain/wallets/expiry.ts';
+import { handleCommand } from '../../domain/shared/command-handler.ts';
+import { walletDecider, walletStream, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { testCommandPath } from '../support/command-path.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
@@ -123,6 +126,7 @@ test.serial('the cron run twice, or twice at once, expires once per wallet and d
   const [a, b] = await Promise.all([cron(), cron()]);
   t.is(a.status, 200);
   t.is(b.status, 200);
+  t.like(a.body, { walletsFailed: 0, rewardsFailed: 0, failures: [] });
   const expiries = async (id: string) => (await world.streamOf(id)).filter((e) => e.type === 'PointsExpired');
   t.is((await expiries(walletId)).length, 1, 'two runs at once expire once');
   t.like((await expiries(walletId))[0]?.data, { points: 300, rule: 'earned' });
@@ -140,6 +144,38 @@ test.serial('the cron run twice, or twice at once, expires once per wallet and d
     const report = await call('GET', `/api/v1/admin/wallets/${id}/reconcile`, { token: admin.token });
     t.like(report.body, { consistent: true }, id);
   }
+});
+
+test.serial('a refund after its purchase\'s points expired leaves the newer purchase\'s points; ledger, summary and replay agree', async (t) => {
+  const { call } = world;
+  const m = await world.merchant();
+  const c = await world.consumer();
+  const wallet = { walletId: uuid(), tenantId: m.tenantId, consumerId: c.id };
+  const store = service.tally.store;
+  const credited = (paymentId: string): WalletEvent => ({
+    type: 'PointsCredited',
+    data: { ...wallet, paymentId, points: 100, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 10_000, via: 'purchase' },
+  });
+  await store.append(walletStream(wallet.walletId), [{ id: uuid(), ...credited('pay-old'), metadata: { actor: 'system:test' } }], 'any');
+  const policy = await call('PUT', '/api/v1/client/expiry-policy', { token: m.token, body: { earnedMonths: 3, applyToExistingPoints: true } });
+  await world.settled(policy.body.position);
+  moveClockTo(new Date(expiresAfter(new Date(), 3).getTime() + DAY));
+  t.true((await cron()).body.pointsExpired >= 100);
+  // A newer purchase, then the old one is returned: the refund's 100 points had already expired.
+  await store.append(walletStream(wallet.walletId), [{ id: uuid(), ...credited('pay-new'), metadata: { actor: 'system:test' } }], 'any');
+  const refund: WalletCommand = { type: 'ReversePoints', ...wallet, paymentId: 'pay-old', refundId: 'refund-old', points: 100 };
+  const reversal = await handleCommand(store, walletStream(wallet.walletId), walletDecider, refund, { newId: uuid, metadata: { actor: 'system:test' }, path: testCommandPath() });
+  t.like(reversal.events[0], { type: 'PointsReversed', data: { points: 100, fromExpired: 100 } });
+  await settleHead();
+  const answer = await call('GET', `/api/v1/client/wallets/${wallet.walletId}`, { token: m.token });
+  t.like(answer.body, { balance: 100, available: 100, lifetimeEarned: 200, lifetimeExpired: 100 }, 'the new purchase\'s points are still there');
+  const ledger = await call('GET', `/api/v1/client/wallets/${wallet.walletId}/ledger`, { token: m.token });
+  t.like(ledger.body.items[0], { kind: 'reversal', points: 0, balanceAfter: 100, paymentId: 'pay-old' });
+  t.regex(ledger.body.items[0].reason, /100 of the 100 points refunded had expired/);
+  const days = await service.tally.pool.query('SELECT sum(earned)::int AS earned, sum(expired)::int AS expired, sum(net)::int AS net FROM program_days WHERE tenant_id = $1', [m.tenantId]);
+  t.deepEqual(days.rows[0], { earned: 200, expired: 100, net: 100 }, 'the summary counts the expired points once, and the net change is the balance');
+  const admin = await world.admin();
+  t.like((await call('GET', `/api/v1/admin/wallets/${wallet.walletId}/reconcile`, { token: admin.token })).body, { consistent: true });
 });
 
 test.serial('an issued reward not redeemed in time cannot be redeemed, and the run gives its points back', async (t) => {

@@ -10,6 +10,7 @@ import { expiryDue, timelineOf, type ExpiryPolicy } from '../../domain/wallets/e
 import { walletStream } from '../../domain/wallets/wallet.ts';
 import { findTenantWallet, withExpiringSoon } from '../../projections/read/wallets.ts';
 import { walletsProjection } from '../../projections/wallets.ts';
+import { programProjection } from '../../projections/program.ts';
 import { createTestEventStore } from '../support/database.ts';
 
 test('a refunded purchase leaves the older points, which expire on their own date, in the wallet answer and in the run alike', async (t) => {
@@ -24,7 +25,7 @@ test('a refunded purchase leaves the older points, which expire on their own dat
   const history: [WalletEvent, string][] = [
     [credit('pay-old', 100), '2025-01-10T12:00:00.000Z'],
     [credit('pay-new', 100), '2026-02-10T12:00:00.000Z'],
-    [{ type: 'PointsReversed', data: { ...owner, paymentId: 'pay-new', refundId: 'refund-1', points: 100 } }, '2026-02-12T12:00:00.000Z'],
+    [{ type: 'PointsReversed', data: { ...owner, paymentId: 'pay-new', refundId: 'refund-1', points: 100, fromExpired: 0 } }, '2026-02-12T12:00:00.000Z'],
   ];
   await store.append(walletStream(owner.walletId), history.map(([e]) => walletEvents.encode(e, uuid(), { actor: 'system:test' })), 'no_stream');
   // Recorded at the times above (the log records now; the ledger and the run read these).
@@ -41,4 +42,36 @@ test('a refunded purchase leaves the older points, which expire on their own dat
 
   const timeline = timelineOf(recorded.map((event) => ({ event, at: event.recordedAt })));
   t.like(expiryDue(timeline, policy, new Date('2026-03-02T00:00:00.000Z')), { points: 100 }, 'the run takes the old points once due');
+});
+
+test('a reward expiring within the window no longer hides the points it locks: the wallet answer announces what its run takes', async (t) => {
+  const { database, store, close } = await createTestEventStore();
+  t.teardown(close);
+  const owner = { walletId: uuid(), tenantId: `tenant-${uuid()}`, consumerId: uuid() };
+  const history: [WalletEvent, string][] = [
+    [
+      { type: 'PointsCredited', data: { ...owner, paymentId: 'pay-old', points: 100, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 10_000, via: 'purchase' } },
+      '2025-01-10T12:00:00.000Z',
+    ],
+    [
+      {
+        type: 'RewardIssued',
+        data: { ...owner, issuedRewardId: `ir-${uuid()}`, rewardId: 'rw', rewardVersion: 1, rewardName: 'Coffee', points: 100, idempotencyKey: 'k', issuedBy: 'm', issuedAt: '2026-01-15T00:00:00.000Z', expiresAt: '2026-02-10T00:00:00.000Z' },
+      },
+      '2026-01-15T00:00:00.000Z',
+    ],
+  ];
+  await store.append(walletStream(owner.walletId), history.map(([e]) => walletEvents.encode(e, uuid(), { actor: 'system:test' })), 'no_stream');
+  const recorded = walletBalanceEvents.decodeHandled(await store.readStream(walletStream(owner.walletId))).map((e, i) => ({ ...e, recordedAt: new Date(history[i]![1]) }));
+  await walletsProjection.apply(recorded, { db: database.pool, table: (name) => name });
+  // The issued reward as the program projection records it (`issued_rewards`); it passes over the other events.
+  await programProjection.apply(recorded as never, { db: database.pool, table: (name) => name });
+
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
+  const wallet = (await findTenantWallet(database.pool, owner.tenantId, owner.walletId))!;
+  t.like(wallet, { balance: 100, locked: 100 });
+  const [answered] = await withExpiringSoon(database.pool, [wallet], new Date('2026-02-05T00:00:00.000Z'), new Map([[owner.tenantId, policy]]));
+  t.deepEqual(answered!.expiringSoon, { points: 100, at: '2026-02-10T00:00:00.000Z' }, 'due since 2026-02-01, taken by the run that expires the reward');
+  const [later] = await withExpiringSoon(database.pool, [wallet], new Date('2026-01-05T00:00:00.000Z'), new Map([[owner.tenantId, policy]]));
+  t.deepEqual(later!.expiringSoon, { points: 0, at: null }, 'a reward expiring after the window still keeps them');
 });

@@ -24,7 +24,7 @@ test('the migration turns old ledger rows into exactly what a rebuild writes, an
   const history: WalletEvent[] = [
     { type: 'PointsCredited', data: { ...owner, ...credit, points: 25, via: 'purchase' } },
     { type: 'PointsCredited', data: { ...owner, ...credit, paymentId: 'pay-2', points: 7, via: 'claim' } },
-    { type: 'PointsReversed', data: { ...owner, paymentId: 'pay-1', refundId: 'ref-1', points: 6 } },
+    { type: 'PointsReversed', data: { ...owner, paymentId: 'pay-1', refundId: 'ref-1', points: 6, fromExpired: 0 } },
     { type: 'PointsRedeemed', data: { ...owner, points: 4, idempotencyKey: 'k-1', reference: 'cookie', redeemedBy: 'user-1' } },
     { type: 'PointsAdjusted', data: { ...owner, points: -3, reason: 'duplicate', adjustedBy: 'admin-1', adjustedAs: 'admin', idempotencyKey: null } },
     { type: 'PointsAdjusted', data: { ...owner, points: 5, reason: 'goodwill', adjustedBy: 'admin-1', adjustedAs: 'admin', idempotencyKey: null } },

@@ -14,7 +14,7 @@ import type { JsonObject, RecordedEvent } from '../../domain/ports/event-store.t
 import { paymentEvents } from '../../domain/payments/events.ts';
 import { promotionUseEvents } from '../../domain/promotions/events.ts';
 import { paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
-import { walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
+import { pointsDelta, walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
 import { walletBalanceEvents, walletEvents } from '../../domain/wallets/events.ts';
 import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
@@ -188,6 +188,14 @@ test('a PointsAdjusted stored as version 1 is upcast to version 2: every adjustm
   const v1 = fixture('PointsAdjusted', 1);
   t.deepEqual(walletDecider.codec.decode(recorded(v1)).data, { ...v1.data, adjustedAs: 'admin' });
   t.is(walletDecider.codec.versionOf('PointsAdjusted'), 2);
+});
+
+test('a PointsReversed stored as version 1 is upcast to version 2: every reversal before expired points were told apart took all its points from the balance', (t) => {
+  const v1 = fixture('PointsReversed', 1);
+  const decoded = walletDecider.codec.decode(recorded(v1));
+  t.deepEqual(decoded.data, { ...v1.data, fromExpired: 0 });
+  t.is(walletDecider.codec.versionOf('PointsReversed'), 2);
+  if (decoded.type === 'PointsReversed') t.is(pointsDelta(decoded), -(v1.data.points as number), 'the balance moves by all its points, as it did when it was written');
 });
 
 test('a stored event read by several readers is decoded once: each gets the same frozen data, and a version mismatch decodes again', (t) => {

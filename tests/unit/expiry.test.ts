@@ -2,7 +2,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { addMonths, expiresAfter, expiringBy, expiryDue, lessReversals, remainingLots, timelineOf, type ExpiryPolicy, type WalletTimeline } from '../../domain/wallets/expiry.ts';
-import type { WalletEvent } from '../../domain/wallets/wallet.ts';
+import { fold } from '../../domain/shared/decider.ts';
+import { walletDecider, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
 
 const d = (iso: string) => new Date(iso);
 const policy = (over: Partial<ExpiryPolicy> = {}): ExpiryPolicy => ({
@@ -83,6 +84,33 @@ test('expiringSoon: the points due by the end of the window, and the earliest da
   t.deepEqual(expiringBy(timeline(), null, d('2030-01-01T00:00:00Z')), { points: 0, at: null });
 });
 
+test('expiringSoon counts the points a reward locks when the reward\'s time runs out in the window: the run that expires it takes them', (t) => {
+  const owner = { walletId: 'w1', tenantId: 't1', consumerId: 'c1' };
+  const strict = policy({ effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true });
+  const history: { event: WalletEvent; at: Date }[] = [];
+  const decideAt = (command: WalletCommand, at: Date) => {
+    for (const event of walletDecider.decide(command, fold(walletDecider, history.map((h) => h.event)))) history.push({ event, at });
+  };
+  decideAt({ type: 'CreditPoints', ...owner, paymentId: 'old', points: 100, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: 10_000, via: 'purchase' }, d('2025-01-10T12:00:00Z'));
+  // A reward issued on 2026-01-15 locks the 100 points (due 2026-02-01) until it expires on 2026-02-10.
+  const reward = { rewardId: 'rw', version: 1, name: 'Coffee', points: 100 };
+  decideAt({ type: 'IssueReward', walletId: 'w1', issuedRewardId: 'i1', reward, idempotencyKey: 'k', by: 'm', now: '2026-01-15T00:00:00.000Z', expiresAt: '2026-02-10T00:00:00.000Z' }, d('2026-01-15T00:00:00Z'));
+  const state = fold(walletDecider, history.map((h) => h.event));
+  const locking = state.issuedRewards.entries().filter(([id]) => !state.settledRewards.has(id)).map(([, r]) => r);
+  const soon = expiringBy(timelineOf(history), strict, d('2026-03-07T00:00:00Z'), locking);
+  t.deepEqual(soon, { points: 100, at: '2026-02-10T00:00:00.000Z' }, 'on 2026-02-05: 100 points, taken when the reward expires (their own date is past)');
+  t.deepEqual(expiringBy(timelineOf(history), strict, d('2026-02-09T00:00:00Z'), locking), { points: 0, at: null }, 'while the reward still locks them, nothing is taken');
+  // The run of 2026-02-10 expires the reward first, then the points: what the wallet answer announced.
+  const asOf = d('2026-02-10T03:00:00Z');
+  decideAt({ type: 'ExpireReward', walletId: 'w1', issuedRewardId: 'i1', now: asOf.toISOString() }, asOf);
+  t.is(expiryDue(timelineOf(history), strict, asOf).points, soon.points);
+  // Points due only after the reward expires keep their own date.
+  t.deepEqual(
+    expiringBy({ credits: [{ at: d('2025-02-20T00:00:00Z'), points: 100 }], balance: 100, locked: 100, lastActivityAt: null }, strict, d('2026-03-15T00:00:00Z'), [{ points: 100, expiresAt: '2026-02-10T00:00:00.000Z' }]),
+    { points: 100, at: '2026-03-01T00:00:00.000Z' },
+  );
+});
+
 test('the timeline of a wallet: credits and positive adjustments earn, every debit spends, rewards lock', (t) => {
   const owner = { walletId: 'w', tenantId: 't', consumerId: 'c' };
   const at = (iso: string) => d(iso);
@@ -123,7 +151,7 @@ test('a refund takes back its own purchase\'s points, not the oldest: buying and
   const events: { event: WalletEvent; at: Date }[] = [
     { at: d('2025-01-10T00:00:00Z'), event: credit('old', 100) },
     { at: d('2026-02-10T00:00:00Z'), event: credit('new', 100) },
-    { at: d('2026-02-12T00:00:00Z'), event: { type: 'PointsReversed', data: { ...owner, paymentId: 'new', refundId: 'r1', points: 100 } } },
+    { at: d('2026-02-12T00:00:00Z'), event: { type: 'PointsReversed', data: { ...owner, paymentId: 'new', refundId: 'r1', points: 100, fromExpired: 0 } } },
   ];
   const result = timelineOf(events);
   t.deepEqual(result.credits.map((c) => c.points), [100, 0]);

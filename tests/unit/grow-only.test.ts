@@ -1,6 +1,6 @@
 /** Append-only collections with shared storage: every version keeps seeing exactly what it saw. */
 import test from 'ava';
-import { GrowOnlyMap, GrowOnlySet } from '../../domain/shared/grow-only.ts';
+import { GrowOnlyMap, GrowOnlySet, GrowOnlyTally } from '../../domain/shared/grow-only.ts';
 
 test('adding to the newest version leaves older versions as they were', (t) => {
   const empty = GrowOnlySet.empty<string>();
@@ -42,4 +42,22 @@ test('an empty version lends its storage to nobody: streams folded from one init
   t.deepEqual(second.values(), ['c']);
   t.is(initial.size, 0);
   t.deepEqual(initial.values(), []);
+});
+
+test('a tally keeps each version\'s totals: adding to an older version forks without changing the newer one', (t) => {
+  const initial = GrowOnlyTally.empty<string>();
+  const one = initial.add('p1', 30);
+  const two = one.add('p1', -10).add('p2', 5);
+  t.is(initial.get('p1'), 0);
+  t.is(one.get('p1'), 30);
+  t.is(two.get('p1'), 20);
+  t.is(one.get('p2'), 0, 'an older version does not see what was added after it');
+  const fork = one.add('p1', 1);
+  t.is(fork.get('p1'), 31);
+  t.is(two.get('p1'), 20, 'the fork changed nothing the newer version sees');
+  t.deepEqual(two.add('p2', -5).entries(), [['p1', 20]], 'a total of 0 is left out');
+  t.deepEqual(GrowOnlyTally.from(two.entries()).entries(), two.entries());
+  t.is(initial.add('x', 1).get('x'), 1);
+  t.is(initial.add('y', 1).get('x'), 0, 'an empty version lends its storage to nobody');
+  t.deepEqual([...GrowOnlyMap.from([[1, 'a'], [2, 'b'], [3, 'c']]).set(4, 'd').valuesNewestFirst()], ['d', 'c', 'b', 'a']);
 });

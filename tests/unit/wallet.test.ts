@@ -1,6 +1,7 @@
 import test from 'ava';
 import { fold } from '../../domain/shared/decider.ts';
-import { MAX_BALANCE_POINTS, MAX_CREDIT_POINTS, pointsDelta, walletDecider, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { MAX_BALANCE_POINTS, MAX_CREDIT_POINTS, pointsDelta, walletDecider, walletSnapshots, type WalletCommand, type WalletEvent, type WalletState } from '../../domain/wallets/wallet.ts';
+import { expiryDue, periodOf, timelineOf, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
 const spec = deciderSpec(walletDecider);
@@ -14,7 +15,15 @@ const credit = (paymentId: string, points: number): WalletCommand => {
   const { data } = credited(paymentId, points) as Extract<WalletEvent, { type: 'PointsCredited' }>;
   return { type: 'CreditPoints', ...data };
 };
-const reversed = (refundId: string, points: number): WalletEvent => ({ type: 'PointsReversed', data: { ...owner, paymentId: 'p1', refundId, points } });
+const reversed = (refundId: string, points: number, fromExpired = 0, paymentId = 'p1'): WalletEvent => ({
+  type: 'PointsReversed',
+  data: { ...owner, paymentId, refundId, points, fromExpired },
+});
+const expired = (points: number, period = '2026-02-01'): WalletEvent => ({
+  type: 'PointsExpired',
+  data: { ...owner, points, period, rule: 'earned', policyVersion: 1, asOf: `${period}T03:00:00.000Z` },
+});
+const reverse = (paymentId: string, refundId: string, points: number): WalletCommand => ({ type: 'ReversePoints', ...owner, paymentId, refundId, points });
 const redeem = (points: number, idempotencyKey = 'k1', reference: string | null = null): WalletCommand => ({
   type: 'RedeemPoints',
   walletId: 'w1',
@@ -110,4 +119,57 @@ test('bounds: a credit above 10^9 or one taking the balance past 10^12 is record
   spec(t).given(credited('p0', 1), refused('p-big', MAX_CREDIT_POINTS + 1, 'credit_above_limit', MAX_CREDIT_POINTS)).when(refund).thenNothing();
   spec(t).given(credited('p0', 1), nearlyFull).when(adjust(10)).thenThrows('UNPROCESSABLE', /within ±1000000000000/);
   spec(t).given(credited('p0', 1)).when(adjust(-MAX_BALANCE_POINTS - 2)).thenThrows('UNPROCESSABLE');
+});
+
+/** A wallet's history as the log records it: each event with when it was recorded. */
+function decideAt(history: { event: WalletEvent; at: Date }[], command: WalletCommand, at: Date): void {
+  const state = history.reduce<WalletState>((s, h) => walletDecider.evolve(s, h.event), walletDecider.initialState);
+  for (const event of walletDecider.decide(command, state)) history.push({ event, at });
+}
+
+test('a refund after its purchase\'s points expired takes them from the expired points, not a second time from newer points', (t) => {
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
+  const history: { event: WalletEvent; at: Date }[] = [];
+  decideAt(history, credit('old', 100), new Date('2025-01-10T12:00:00Z'));
+  decideAt(history, credit('new', 100), new Date('2026-01-20T12:00:00Z'));
+  // The run of 2026-02-01 takes the old purchase's 100 points (earned January 2025, 12 months).
+  const asOf = new Date('2026-02-01T03:00:00Z');
+  const due = expiryDue(timelineOf(history), policy, asOf);
+  t.is(due.points, 100);
+  const expire: WalletCommand = { type: 'ExpirePoints', walletId: 'w1', period: periodOf(asOf), points: due.points, rule: due.rule, policyVersion: 1, asOf: asOf.toISOString(), atEventCount: history.length };
+  decideAt(history, expire, asOf);
+  // Then the old purchase is returned: its 100 points had already gone, the new purchase's stay.
+  decideAt(history, reverse('old', 'rf1', 100), new Date('2026-02-05T12:00:00Z'));
+  t.like(history.at(-1)?.event, { type: 'PointsReversed', data: { paymentId: 'old', points: 100, fromExpired: 100 } });
+  const state = fold(walletDecider, history.map((h) => h.event));
+  t.like(state, { balance: 100, lifetimeEarned: 200, lifetimeExpired: 100 }, 'the expired points stay counted as earned and expired; nothing more left the balance');
+  t.is(history.map((h) => pointsDelta(h.event)).reduce((a, b) => a + b, 0), state.balance, 'the ledger\'s deltas explain the balance');
+  // And the new purchase's points keep their own date: nothing of them is due before January 2027 ends.
+  t.is(expiryDue(timelineOf(history), policy, new Date('2027-01-31T03:00:00Z')).points, 0);
+  t.is(expiryDue(timelineOf(history), policy, new Date('2027-02-01T03:00:00Z')).points, 100);
+});
+
+test('a refund takes its purchase\'s expired points first and the rest from the balance; a second refund finds none left to absorb', (t) => {
+  // 100 earned, 30 of them expired (the oldest held are this purchase's): a refund of 50 absorbs the 30, takes 20.
+  spec(t).given(credited('p1', 100), expired(30)).when(reverse('p1', 'rf1', 50)).then([reversed('rf1', 50, 30)]);
+  const after = fold(walletDecider, [credited('p1', 100), expired(30), reversed('rf1', 50, 30)]);
+  t.like(after, { balance: 50, lifetimeEarned: 80, lifetimeExpired: 30 });
+  spec(t).given(credited('p1', 100), expired(30), reversed('rf1', 50, 30)).when(reverse('p1', 'rf2', 50)).then([reversed('rf2', 50, 0)]);
+  // Spent points are not expired points: a refund after a redemption still takes them from the balance, below zero.
+  spec(t).given(credited('p1', 100), redeemed(60), expired(40)).when(reverse('p1', 'rf1', 100)).then([reversed('rf1', 100, 40)]);
+  t.is(fold(walletDecider, [credited('p1', 100), redeemed(60), expired(40), reversed('rf1', 100, 40)]).balance, -60);
+  // Another purchase's expired points are not this one's; points added by an adjustment belong to no purchase.
+  spec(t).given(credited('p1', 100), credited('p2', 100), expired(100)).when(reverse('p2', 'rf1', 100)).then([reversed('rf1', 100, 0, 'p2')]);
+  spec(t).given(adjusted(50), credited('p1', 100), expired(80)).when(reverse('p1', 'rf1', 100)).then([reversed('rf1', 100, 30)]);
+});
+
+test('a wallet snapshot keeps which payments\' points expired: the state read back from it decides a refund the same', (t) => {
+  const history = [credited('p1', 100), adjusted(10), credited('p2', 50), expired(120), reversed('rf0', 20, 0, 'p2')];
+  const state = fold(walletDecider, history);
+  const restored = walletSnapshots.fromJson(JSON.parse(JSON.stringify(walletSnapshots.toJson(state))));
+  for (const payment of ['p1', 'p2']) {
+    t.deepEqual(walletDecider.decide(reverse(payment, 'rf9', 100), restored), walletDecider.decide(reverse(payment, 'rf9', 100), state), payment);
+  }
+  t.like(walletDecider.decide(reverse('p1', 'rf9', 100), state)[0], { data: { fromExpired: 100 } });
+  t.like(walletDecider.decide(reverse('p2', 'rf9', 100), state)[0], { data: { fromExpired: 10 } });
 });
