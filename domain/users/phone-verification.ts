@@ -56,6 +56,10 @@ function limitReached(limit: 'user' | 'phone'): DomainError {
     : new DomainError('RATE_LIMITED', `At most ${MAX_CODES_PER_PHONE_PER_HOUR} codes an hour go to one phone number, whoever asks: retry later`, { retryAfterSeconds: 600 });
 }
 
+const requestNew = 'request a new code with POST /api/v1/me/phone/verification';
+const PHONE_BEING_CHANGED =
+  'Your phone number is being changed: request the code again in a moment; if this persists, send the number again with PATCH /api/v1/me {"phone": "+1…"}';
+
 const mask = (phone: string) => `${phone.slice(0, 2)}${'•'.repeat(Math.max(0, phone.length - 6))}${phone.slice(-4)}`;
 
 export function phoneVerificationService(deps: PhoneVerificationDependencies) {
@@ -79,10 +83,7 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       // event, and a code sent between the two went to the new number bound to the old one (whoever changed back
       // could then verify a number they never received a code on).
       if (deps.hasher.hashPhone(phone) !== user.phoneHash) {
-        throw new DomainError(
-          'CONFLICT',
-          'Your phone number is being changed: request the code again in a moment; if this persists, send the number again with PATCH /api/v1/me {"phone": "+1…"}',
-        );
+        throw new DomainError('CONFLICT', PHONE_BEING_CHANGED);
       }
       // The route is open to every signed-in caller (a pending merchant may verify a phone); a suspended one sends nothing.
       if (user.status === 'suspended') throw new DomainError('USER_SUSPENDED', 'Your account is suspended');
@@ -112,7 +113,6 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       // As for sending: a suspended account verifies nothing (a verified phone would claim the points held for it).
       if (user.status === 'suspended') throw new DomainError('USER_SUSPENDED', 'Your account is suspended');
       const pending = await deps.codes.get(userId);
-      const requestNew = 'request a new code with POST /api/v1/me/phone/verification';
       if (!pending) throw new DomainError('UNPROCESSABLE', `No code is pending: ${requestNew}`);
       if (pending.expiresAt.getTime() <= deps.runtime.now().getTime()) {
         await deps.codes.spend(userId);
@@ -128,9 +128,8 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
         const left = MAX_WRONG_CODES - attempts;
         throw new DomainError('UNPROCESSABLE', left > 0 ? `The code is wrong: ${left} attempt(s) left` : `The code is wrong: ${requestNew}`);
       }
-      // Recorded first, then spent: a failed append (the store unavailable, a process dying in between) leaves the
-      // code to be tried again, where spending it first had the person told "no code is pending" and made to ask
-      // for another out of their hourly few. Verifying twice is harmless; the attempts counter still bounds guessing.
+      // Recorded, then spent: a failed append leaves the code to try again (spent first, the person was told "no code
+      // is pending" and asked for another of their hourly few). Verifying twice is harmless.
       const result = await handleCommand(
         deps.store,
         userStream(userId),
