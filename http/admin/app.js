@@ -361,6 +361,8 @@ function liveView(_rest, params, token) {
 // ---------------------------------------------------------------------------------------------- webhooks
 const OUTCOMES = ['pending', 'credited', 'credit_refused', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'before_program', 'currency_mismatch', 'same_order', 'identity_attached', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
 const RETRYABLE = ['failed', 'no_connection'];
+/** How long a re-drive waits for its attempt to end before it gives the button back. */
+const RETRY_WAIT_MS = 60_000;
 
 function webhooksView(_rest, params, token) {
   const outcome = h('select', { name: 'outcome' }, h('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => h('option', { value: o, selected: params.outcome === o }, o)));
@@ -426,6 +428,11 @@ function webhookRow(w, token) {
       cell('Action', action),
     );
   };
+  /**
+   * Re-drives the webhook, then polls until the attempt it asked for has ended: the webhook settled (`processed`), or
+   * due at another time than the re-drive set (`nextAttemptAt`: only a failed attempt moves it, to its backoff's
+   * retry). The attempt counter cannot tell: the re-drive restarts it at 0, so a retry that fails again counts 1.
+   */
   async function retry(item, button) {
     button.disabled = true;
     const scheduled = await guarded(() => api('POST', `/api/v1/admin/webhooks/${encodeURIComponent(item.eventId)}/retry`));
@@ -434,17 +441,26 @@ function webhookRow(w, token) {
       return;
     }
     say(`Webhook ${item.eventId} scheduled for another attempt…`);
-    const deadline = Date.now() + 60_000;
+    const ended = (now) => now.processed || (now.nextAttemptAt !== null && Date.parse(now.nextAttemptAt) !== Date.parse(scheduled.nextAttemptAt));
+    const deadline = Date.now() + RETRY_WAIT_MS;
     while (Date.now() < deadline && current(token)) {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       const now = await guarded(() => api('GET', `/api/v1/admin/webhooks/${encodeURIComponent(item.eventId)}`));
-      if (!now) return;
-      if (now.processed || now.attempts > item.attempts) {
+      if (!current(token)) return;
+      if (!now) {
+        button.disabled = false;
+        return;
+      }
+      if (ended(now)) {
         fill(now);
-        say(`Webhook ${item.eventId}: ${now.outcome}${now.error ? ` (${now.error})` : ''}.`, now.outcome === 'failed' ? 'error' : 'info');
+        const next = now.processed ? '' : `; next automatic attempt ${fmtTime(now.nextAttemptAt)}`;
+        say(`Webhook ${item.eventId}: ${now.outcome}${now.error ? ` (${now.error})` : ''}${next}.`, now.outcome === 'failed' ? 'error' : 'info');
         return;
       }
     }
+    if (!current(token)) return;
+    button.disabled = false;
+    say(`Webhook ${item.eventId}: no attempt has ended ${fmtDuration(RETRY_WAIT_MS / 1000)} after the re-drive; it stays queued. Show webhooks again for its state.`, 'error');
   }
   fill(w);
   return row;

@@ -68,15 +68,16 @@ async function webhookRow(eventId: string, until: (row: any) => boolean) {
 
 /**
  * A webhook that failed (Square answered 500) and whose automatic retry is an hour away: the case the retry
- * button exists for. Should the processor's first backoff (≥ 0.5 s) beat us to it, try with another event.
+ * button exists for. Should the processor's first backoff (≥ 0.5 s) beat us to it, try with another event. The
+ * customer must be one Square has not answered for yet (a known one is not looked up again).
  */
-async function failedWebhook(send: ReturnType<typeof webhookSender>): Promise<string> {
+async function failedWebhook(prefix = 'evt-e2e-fails', customerId = 'cust-ann'): Promise<string> {
   for (let i = 0; i < 5; i++) {
-    const eventId = `evt-e2e-fails-${i}`;
+    const eventId = `${prefix}-${i}`;
     // Every customer look-up fails until the webhook is held as failed (Ann may be asked for twice: when the webhook is
     // stored, and by its batch).
     const clear = square.failUntilCleared('/v2/customers', { status: 500 });
-    await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-e2e-fails-${i}`, amount: 700, customerId: 'cust-ann' }));
+    await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-${prefix}-${i}`, amount: 700, customerId }));
     await webhookRow(eventId, (r) => r.outcome === 'failed').finally(clear);
     await service.database.pool.query(
       `UPDATE pos_webhook_events_raw SET next_attempt_at = now() + interval '1 hour' WHERE id = $1 AND NOT processed AND outcome = 'failed'`,
@@ -142,7 +143,7 @@ test.before(async () => {
   annToken = (await register('consumer', 'ann@example.com')).token;
   await register('client', 'owner@bakery.test', { businessName: 'Bakery' }); // left pending for the merchants view
   walletId = await seededWallet(tenantId);
-  failedEventId = await failedWebhook(send);
+  failedEventId = await failedWebhook();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -328,6 +329,55 @@ browserTest('webhooks: a failed webhook shows its error; retry re-drives it and 
   await row.locator('td[data-label="Outcome"]').getByText('credited').waitFor({ timeout: 30_000 });
   await page.getByRole('status').getByText(`Webhook ${failedEventId}: credited.`).waitFor();
   t.is(await page.getByRole('button', { name: `Retry webhook ${failedEventId}` }).count(), 0, 'a processed webhook has no retry button');
+});
+
+browserTest('webhooks: a retry that fails again is reported as failed, with its error, and the Retry button is usable again', async (t, page) => {
+  square.addCustomer('M-CAFE', { id: 'cust-fails-again', email: 'fails-again@example.com', phone: null });
+  const eventId = await failedWebhook('evt-e2e-fails-again', 'cust-fails-again');
+  await signIn(page);
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByLabel('Outcome').selectOption('failed');
+  await page.getByRole('button', { name: 'Show webhooks' }).click();
+  const row = page.locator(`tr[data-event-id="${eventId}"]`);
+  await row.waitFor();
+  // Square still fails: the re-driven attempt fails again, and its counter restarts (1, where it was 1 or more).
+  const squareFails = square.failUntilCleared('/v2/customers', { status: 500 });
+  try {
+    await page.getByRole('button', { name: `Retry webhook ${eventId}` }).click();
+    await page.getByRole('status').getByText(`Webhook ${eventId} scheduled for another attempt…`).waitFor();
+    const status = page.getByRole('status').getByText(new RegExp(`^Webhook ${eventId}: failed \\(.*(500|INTERNAL_SERVER_ERROR).*\\); next automatic attempt `));
+    await status.waitFor({ timeout: 30_000 });
+    t.is(await page.getByRole('status').getAttribute('class'), 'status error', 'said as an error');
+    t.false(await page.getByRole('button', { name: `Retry webhook ${eventId}` }).isDisabled(), 'the Retry button is usable again');
+    t.is(await row.locator('td[data-label="Outcome"]').innerText(), 'failed');
+  } finally {
+    // Given up on (as after its automatic attempts), so that it credits nobody in the later tests.
+    await service.database.pool.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now(), locked_until = NULL WHERE id = $1`, [eventId]);
+    squareFails();
+  }
+});
+
+browserTest('webhooks: a re-drive whose attempt has not ended a minute later gives the Retry button back and says so', async (t, page) => {
+  square.addCustomer('M-CAFE', { id: 'cust-queued', email: 'queued@example.com', phone: null });
+  const eventId = await failedWebhook('evt-e2e-queued', 'cust-queued');
+  const row = (await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: adminToken })).body;
+  // The re-drive is answered as when the workers are busy with a backlog: the webhook is due, and no attempt ends.
+  await page.route(`**/api/v1/admin/webhooks/${eventId}/retry`, (route) =>
+    route.fulfill({ status: 202, contentType: 'application/json', body: JSON.stringify({ eventId, status: 'scheduled', nextAttemptAt: row.nextAttemptAt }) }),
+  );
+  await page.clock.install();
+  await signIn(page);
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByLabel('Outcome').selectOption('failed');
+  await page.getByRole('button', { name: 'Show webhooks' }).click();
+  const retry = page.getByRole('button', { name: `Retry webhook ${eventId}` });
+  await retry.click();
+  await page.getByRole('status').getByText(`Webhook ${eventId} scheduled for another attempt…`).waitFor();
+  t.true(await retry.isDisabled(), 'disabled while the attempt is awaited');
+  await page.clock.fastForward('01:01');
+  await page.getByRole('status').getByText(`Webhook ${eventId}: no attempt has ended 1 min after the re-drive; it stays queued.`, { exact: false }).waitFor();
+  t.false(await retry.isDisabled(), 'the Retry button is usable again');
+  await service.database.pool.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now() WHERE id = $1`, [eventId]);
 });
 
 browserTest('projections: lag and state; a rebuild shows live progress until it completes', async (t, page) => {
