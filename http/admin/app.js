@@ -260,6 +260,25 @@ const LIVE_ROWS = 200;
 let liveConnection;
 
 /**
+ * A server-sent event's id and data (its `data:` lines joined by newlines), by the format's own rules: lines end at
+ * a line feed only (the server sends no carriage returns), one space after the colon is dropped. Not a regular
+ * expression with `.` or `^`/`$`: JavaScript ends lines there at U+2028 and U+2029 too, which JSON leaves unescaped.
+ */
+function sseFields(block) {
+  let id;
+  const data = [];
+  for (const line of block.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon);
+    const value = line.slice(colon + 1).replace(/^ /, '');
+    if (name === 'id') id = value;
+    else if (name === 'data') data.push(value);
+  }
+  return { id, data: data.length ? data.join('\n') : undefined };
+}
+
+/**
  * Events as they are appended (GET /api/v1/admin/events/stream). fetch, not EventSource: the API wants the bearer
  * token in a header. A dropped connection resumes after the last event shown (Last-Event-ID). Pause keeps
  * receiving but holds the rows back, so nothing is missed when it resumes.
@@ -339,16 +358,17 @@ function liveView(_rest, params, token) {
         while ((end = text.indexOf('\n\n')) >= 0) {
           const block = text.slice(0, end);
           text = text.slice(end + 2);
-          const id = /^id: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (id && data) {
-            lastEventId = id;
+          const { id, data } = sseFields(block);
+          if (id && data !== undefined) {
+            // A frame that cannot be read throws before lastEventId moves: the reconnection asks for it again.
             onEvent(JSON.parse(data));
+            lastEventId = id;
           }
         }
       }
     } catch (error) {
       if (controller.signal.aborted) return;
+      if (error instanceof SyntaxError) say(`The live stream sent an event that could not be read (${error.message}); reconnecting.`, 'error');
     }
     if (!current(token)) return;
     // The server closed the stream (a restart, or this tab fell behind): come back after the last event shown.

@@ -478,6 +478,42 @@ browserTest('live events: an event appended while the page is open appears withi
   t.true(streams[0]!.startsWith(`user-${second.id}`) && streams[1]!.startsWith(`user-${first.id}`), 'newest first');
 });
 
+browserTest('live events: an event whose data holds U+2028 or U+2029 is shown, and the stream resumes after it', async (t, page) => {
+  const stream = `probe-${uuid()}`;
+  const appended = await service.tally.store.append(stream, [{ id: uuid(), type: 'SeparatorProbe', data: { note: 'line\u2028separator' } }, { id: uuid(), type: 'SeparatorProbe', data: { note: 'after it' } }], 'no_stream');
+  t.truthy(appended.position);
+  const [separated, after] = await service.tally.store.readStream(stream);
+  // The first answer is sent as a server that does not escape the separators would (JSON.stringify leaves them raw):
+  // the console reads it by the format's lines. Later answers are the service's own, resumed after the last event shown.
+  const frameOf = (e: NonNullable<typeof separated>) =>
+    `id: ${String(e.position)}\ndata: ${JSON.stringify({ id: e.id, position: String(e.position), stream: e.stream, revision: e.revision, type: e.type, recordedAt: e.recordedAt, tenantId: null, data: e.data, metadata: e.metadata })}\n\n`;
+  const resumedAfter: string[] = [];
+  let reconnected!: () => void;
+  const resumed = new Promise<void>((resolve) => (reconnected = resolve));
+  await page.route((url) => url.pathname === '/api/v1/admin/events/stream' && url.searchParams.get('stream') === stream, (route) => {
+    if (resumedAfter.push(route.request().headers()['last-event-id'] ?? '(none)') > 1) {
+      reconnected();
+      return route.continue();
+    }
+    return route.fulfill({ status: 200, contentType: 'text/event-stream', body: frameOf(separated!) + frameOf(after!) });
+  });
+  await signIn(page);
+  await page.getByRole('link', { name: 'Live events' }).click();
+  await page.getByLabel('Stream').fill(stream);
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  const rows = page.locator('tbody tr').filter({ hasText: stream });
+  await rows.filter({ hasText: `${stream} @1` }).waitFor();
+  t.deepEqual(await rows.locator('td[data-label="Stream"]').allInnerTexts(), [`${stream} @1`, `${stream} @0`], 'both events are shown, newest first');
+  // The service's own stream: an event appended now carries U+2029 in its data.
+  await resumed;
+  t.deepEqual(resumedAfter, ['(none)', String(after!.position)], 'resumed after the last event shown');
+  await service.tally.store.append(stream, [{ id: uuid(), type: 'SeparatorProbe', data: { note: 'one\u2029two' } }], 1);
+  await rows.filter({ hasText: `${stream} @2` }).waitFor();
+  await page.getByRole('button', { name: /^Show event SeparatorProbe/ }).first().click();
+  const shown = JSON.parse((await page.getByRole('dialog').locator('pre').textContent()) ?? '{}');
+  t.deepEqual(shown.data, { note: 'one\u2029two' });
+});
+
 browserTest('the loyalty program view: catalog, promotions, expiry policy, a chart of earned, redeemed and outstanding points; the admin sets the adjustment limit', async (t, page) => {
   const coffee = await call('POST', '/api/v1/client/rewards', { token: cafeToken, body: { name: 'Free coffee', points: 40, description: 'Any size' } });
   t.is(coffee.status, 201);
