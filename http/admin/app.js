@@ -15,6 +15,9 @@ const dialog = document.getElementById('detail');
 
 // ---------------------------------------------------------------------------------------------- sign-in
 function signOut(message) {
+  // The view's work ends with the session: its polls see another view (nextView), the live stream is closed.
+  nextView();
+  liveConnection?.abort();
   clearToken();
   Object.assign(session, { role: null, tenantId: null });
   nav.hidden = true;

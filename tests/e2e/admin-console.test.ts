@@ -514,6 +514,17 @@ browserTest('live events: an event whose data holds U+2028 or U+2029 is shown, a
   t.deepEqual(shown.data, { note: 'one\u2029two' });
 });
 
+browserTest('sign out from the live view closes its event stream', async (t, page) => {
+  await signIn(page);
+  await page.getByRole('link', { name: 'Live events' }).click();
+  await page.getByText('Live.', { exact: true }).waitFor();
+  const closed = page.waitForEvent('requestfailed', { predicate: (r) => r.url().includes('/api/v1/admin/events/stream'), timeout: 5_000 });
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Bearer token').waitFor();
+  t.regex((await closed).failure()?.errorText ?? '', /ABORTED/, 'the stream was aborted by the console');
+  t.is(await page.evaluate(() => sessionStorage.length), 0, 'the token is gone');
+});
+
 browserTest('the loyalty program view: catalog, promotions, expiry policy, a chart of earned, redeemed and outstanding points; the admin sets the adjustment limit', async (t, page) => {
   const coffee = await call('POST', '/api/v1/client/rewards', { token: cafeToken, body: { name: 'Free coffee', points: 40, description: 'Any size' } });
   t.is(coffee.status, 201);
