@@ -594,10 +594,13 @@ function merchantsView(_rest, params, token) {
     return;
   }
   (async () => {
-    const users = await guarded(() => api('GET', `/api/v1/admin/users/search${qs({ q: params.q })}`));
-    if (!users || !current(token)) return;
+    const found = await guarded(() => api('GET', `/api/v1/admin/users/search${qs({ q: params.q })}`));
+    if (!found || !current(token)) return;
+    const { users, more } = found;
     if (users.length === 0) return results.replaceChildren(h('p', { class: 'empty' }, 'No users match.'));
     results.replaceChildren(
+      // The search answers the newest matches only: say when there are more, rather than show a partial list as whole.
+      h('p', { class: 'hint', 'data-testid': 'search-count' }, more ? `The newest ${fmtNumber(users.length)} users shown; more match: narrow the search.` : `${fmtNumber(users.length)} user${users.length === 1 ? '' : 's'} match.`),
       table(
         `Users matching “${params.q}”`,
         ['Email', 'Business', 'Role', 'Status', 'Tenant', 'Square connection', 'Registered', 'Action'],

@@ -455,6 +455,22 @@ browserTest(
   'phone',
 );
 
+browserTest('merchants: a search with more than 50 matches shows the newest 50 and says more match', async (t, page) => {
+  const tag = `crowd${uuid().slice(0, 6)}`;
+  for (let i = 0; i < 51; i++) await register('consumer', `${tag}-${i}@console.test`);
+  await signIn(page);
+  await page.getByRole('link', { name: 'Merchants' }).click();
+  await page.getByLabel('Search users').fill(tag);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByText('The newest 50 users shown; more match: narrow the search.').waitFor();
+  const table = page.getByRole('table', { name: `Users matching “${tag}”` });
+  t.is(await table.locator('tbody tr').count(), 50);
+  t.is(await table.locator('tbody tr').first().locator('td[data-label="Email"]').innerText(), `${tag}-50@console.test`, 'newest first');
+  await page.getByLabel('Search users').fill(`${tag}-50@`);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByText('1 user match.').waitFor();
+});
+
 browserTest('live events: an event appended while the page is open appears within 2 s; pause holds new rows back until resumed', async (t, page) => {
   await signIn(page);
   await page.getByRole('link', { name: 'Live events' }).click();
