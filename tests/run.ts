@@ -26,7 +26,7 @@ function run(command: string, args: string[]): Promise<number> {
  * What the compiled tree reads beside its modules and tsc does not emit: linked to the sources' copies, so that
  * `.build/` keeps the sources' layout (as `npm run build` copies migrations/ and http/admin/ into dist/).
  */
-const ASSETS = ['migrations', 'http/admin', 'tests/fixtures', 'bench/results', 'README.md', '.env.example'];
+const ASSETS = ['migrations', 'http/admin', 'tests/fixtures', 'bench/results', 'README.md', '.env.example', 'docker-compose.yml', 'package.json', 'package-lock.json'];
 
 async function compile(): Promise<boolean> {
   process.stdout.write('Type-checking and compiling to .build/ (tsconfig.test.json)...\n');

@@ -241,8 +241,12 @@ export function webhookInbox(pool: pg.Pool) {
       return rowCount ?? 0;
     },
 
-    /** Re-drives a webhook now. Only failed ones: a processed success is not processed twice. */
-    async retry(eventId: string): Promise<'scheduled' | 'not_found' | 'not_failed'> {
+    /**
+     * Re-drives a webhook now. Only failed ones: a processed success is not processed twice. Answers the time it is
+     * due from: an attempt that fails again moves it (to its backoff's retry) or settles the row, so a caller can tell
+     * that attempt's end from the counter, which restarts here.
+     */
+    async retry(eventId: string): Promise<{ nextAttemptAt: Date } | 'not_found' | 'not_failed'> {
       const { rows } = await pool.query<{ outcome: string | null; redacted: boolean }>(
         'SELECT outcome, body_redacted_at IS NOT NULL AS redacted FROM pos_webhook_events_raw WHERE id = $1',
         [eventId],
@@ -251,12 +255,13 @@ export function webhookInbox(pool: pg.Pool) {
       if (!row) return 'not_found';
       // An emptied body (retention, erasure) cannot be processed again.
       if ((row.outcome !== 'failed' && row.outcome !== 'no_connection') || row.redacted) return 'not_failed';
-      await pool.query(
+      const scheduled = await pool.query<{ next_attempt_at: Date }>(
         `UPDATE pos_webhook_events_raw SET processed = false, processed_at = NULL, next_attempt_at = now(), locked_until = NULL, attempts = 0
-          WHERE id = $1`,
+          WHERE id = $1 RETURNING next_attempt_at`,
         [eventId],
       );
-      return 'scheduled';
+      const nextAttemptAt = scheduled.rows[0]?.next_attempt_at;
+      return nextAttemptAt ? { nextAttemptAt } : 'not_found';
     },
   };
 }

@@ -15,6 +15,9 @@ const dialog = document.getElementById('detail');
 
 // ---------------------------------------------------------------------------------------------- sign-in
 function signOut(message) {
+  // The view's work ends with the session: its polls see another view (nextView), the live stream is closed.
+  nextView();
+  liveConnection?.abort();
   clearToken();
   Object.assign(session, { role: null, tenantId: null });
   nav.hidden = true;
@@ -260,6 +263,25 @@ const LIVE_ROWS = 200;
 let liveConnection;
 
 /**
+ * A server-sent event's id and data (its `data:` lines joined by newlines), by the format's own rules: lines end at
+ * a line feed only (the server sends no carriage returns), one space after the colon is dropped. Not a regular
+ * expression with `.` or `^`/`$`: JavaScript ends lines there at U+2028 and U+2029 too, which JSON leaves unescaped.
+ */
+function sseFields(block) {
+  let id;
+  const data = [];
+  for (const line of block.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon);
+    const value = line.slice(colon + 1).replace(/^ /, '');
+    if (name === 'id') id = value;
+    else if (name === 'data') data.push(value);
+  }
+  return { id, data: data.length ? data.join('\n') : undefined };
+}
+
+/**
  * Events as they are appended (GET /api/v1/admin/events/stream). fetch, not EventSource: the API wants the bearer
  * token in a header. A dropped connection resumes after the last event shown (Last-Event-ID). Pause keeps
  * receiving but holds the rows back, so nothing is missed when it resumes.
@@ -339,16 +361,17 @@ function liveView(_rest, params, token) {
         while ((end = text.indexOf('\n\n')) >= 0) {
           const block = text.slice(0, end);
           text = text.slice(end + 2);
-          const id = /^id: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (id && data) {
-            lastEventId = id;
+          const { id, data } = sseFields(block);
+          if (id && data !== undefined) {
+            // A frame that cannot be read throws before lastEventId moves: the reconnection asks for it again.
             onEvent(JSON.parse(data));
+            lastEventId = id;
           }
         }
       }
     } catch (error) {
       if (controller.signal.aborted) return;
+      if (error instanceof SyntaxError) say(`The live stream sent an event that could not be read (${error.message}); reconnecting.`, 'error');
     }
     if (!current(token)) return;
     // The server closed the stream (a restart, or this tab fell behind): come back after the last event shown.
@@ -361,6 +384,8 @@ function liveView(_rest, params, token) {
 // ---------------------------------------------------------------------------------------------- webhooks
 const OUTCOMES = ['pending', 'credited', 'credit_refused', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'before_program', 'currency_mismatch', 'same_order', 'identity_attached', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
 const RETRYABLE = ['failed', 'no_connection'];
+/** How long a re-drive waits for its attempt to end before it gives the button back. */
+const RETRY_WAIT_MS = 60_000;
 
 function webhooksView(_rest, params, token) {
   const outcome = h('select', { name: 'outcome' }, h('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => h('option', { value: o, selected: params.outcome === o }, o)));
@@ -426,6 +451,11 @@ function webhookRow(w, token) {
       cell('Action', action),
     );
   };
+  /**
+   * Re-drives the webhook, then polls until the attempt it asked for has ended: the webhook settled (`processed`), or
+   * due at another time than the re-drive set (`nextAttemptAt`: only a failed attempt moves it, to its backoff's
+   * retry). The attempt counter cannot tell: the re-drive restarts it at 0, so a retry that fails again counts 1.
+   */
   async function retry(item, button) {
     button.disabled = true;
     const scheduled = await guarded(() => api('POST', `/api/v1/admin/webhooks/${encodeURIComponent(item.eventId)}/retry`));
@@ -434,17 +464,26 @@ function webhookRow(w, token) {
       return;
     }
     say(`Webhook ${item.eventId} scheduled for another attempt…`);
-    const deadline = Date.now() + 60_000;
+    const ended = (now) => now.processed || (now.nextAttemptAt !== null && Date.parse(now.nextAttemptAt) !== Date.parse(scheduled.nextAttemptAt));
+    const deadline = Date.now() + RETRY_WAIT_MS;
     while (Date.now() < deadline && current(token)) {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       const now = await guarded(() => api('GET', `/api/v1/admin/webhooks/${encodeURIComponent(item.eventId)}`));
-      if (!now) return;
-      if (now.processed || now.attempts > item.attempts) {
+      if (!current(token)) return;
+      if (!now) {
+        button.disabled = false;
+        return;
+      }
+      if (ended(now)) {
         fill(now);
-        say(`Webhook ${item.eventId}: ${now.outcome}${now.error ? ` (${now.error})` : ''}.`, now.outcome === 'failed' ? 'error' : 'info');
+        const next = now.processed ? '' : `; next automatic attempt ${fmtTime(now.nextAttemptAt)}`;
+        say(`Webhook ${item.eventId}: ${now.outcome}${now.error ? ` (${now.error})` : ''}${next}.`, now.outcome === 'failed' ? 'error' : 'info');
         return;
       }
     }
+    if (!current(token)) return;
+    button.disabled = false;
+    say(`Webhook ${item.eventId}: no attempt has ended ${fmtDuration(RETRY_WAIT_MS / 1000)} after the re-drive; it stays queued. Show webhooks again for its state.`, 'error');
   }
   fill(w);
   return row;
@@ -555,10 +594,13 @@ function merchantsView(_rest, params, token) {
     return;
   }
   (async () => {
-    const users = await guarded(() => api('GET', `/api/v1/admin/users/search${qs({ q: params.q })}`));
-    if (!users || !current(token)) return;
+    const found = await guarded(() => api('GET', `/api/v1/admin/users/search${qs({ q: params.q })}`));
+    if (!found || !current(token)) return;
+    const { users, more } = found;
     if (users.length === 0) return results.replaceChildren(h('p', { class: 'empty' }, 'No users match.'));
     results.replaceChildren(
+      // The search answers the newest matches only: say when there are more, rather than show a partial list as whole.
+      h('p', { class: 'hint', 'data-testid': 'search-count' }, more ? `The newest ${fmtNumber(users.length)} users shown; more match: narrow the search.` : `${fmtNumber(users.length)} user${users.length === 1 ? '' : 's'} match.`),
       table(
         `Users matching “${params.q}”`,
         ['Email', 'Business', 'Role', 'Status', 'Tenant', 'Square connection', 'Registered', 'Action'],

@@ -364,7 +364,7 @@ function adjustForm(walletId, tenantId, body, token) {
     },
     field('Points (±)', points, 'Positive adds points, negative removes them'),
     pointsError,
-    field('Reason', reason, 'Required; recorded with your name in the event'),
+    field('Reason', reason, 'Required; recorded with your name in the event, and shown to the customer in their history (your name is not)'),
     reasonError,
     h('div', { class: 'actions' }, submit),
   );

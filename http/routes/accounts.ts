@@ -8,7 +8,7 @@ import type { PhoneVerificationService } from '../../domain/users/phone-verifica
 import { phoneRegion } from '../../domain/identity/normalise.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
-import { searchUsers, userListItem, userView } from '../../projections/read/accounts.ts';
+import { SEARCH_LIMIT, searchUsers, userSearchView, userView } from '../../projections/read/accounts.ts';
 import { HttpError } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
@@ -168,9 +168,9 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
       method: 'get',
       path: '/api/v1/admin/users/search',
       access: 'admin',
-      summary: 'Find users by part of their email, id or business name (case-insensitive).',
+      summary: `Find users by part of their email, id or business name (case-insensitive): the newest ${SEARCH_LIMIT}, and \`more\`: true when more matched.`,
       query: searchQuery,
-      response: z.array(userListItem),
+      response: userSearchView,
       async handler({ query }) {
         return { status: 200, body: await searchUsers(deps.pool, query.q) };
       },

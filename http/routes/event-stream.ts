@@ -104,8 +104,14 @@ function frameText(event: RecordedEvent): string {
     data: event.data,
     metadata: event.metadata,
   };
-  return `id: ${event.position}\ndata: ${JSON.stringify(body)}\n\n`;
+  return `id: ${event.position}\ndata: ${JSON.stringify(body).replace(/[\u2028\u2029]/g, escapeSeparator)}\n\n`;
 }
+
+/**
+ * U+2028 and U+2029 as JSON escapes: JSON.stringify leaves them as they are, and a client reading the frame with
+ * JavaScript's line rules (`.`, `^`/`$` under /m) cuts the line there and loses the event.
+ */
+const escapeSeparator = (c: string) => (c === '\u2028' ? '\\u2028' : '\\u2029');
 
 export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
   const maxQueuedBytes = deps.maxQueuedBytes ?? 4 * 1024 * 1024;

@@ -93,16 +93,17 @@ export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wake
       method: 'post',
       path: '/api/v1/admin/webhooks/:eventId/retry',
       access: 'admin',
-      summary: 'Re-drive a failed (or no_connection) webhook now.',
+      summary:
+        'Re-drive a failed (or no_connection) webhook now. `nextAttemptAt`: when it is due (now); the attempt that follows moves it or settles the webhook (`attempts` restarts at 0).',
       params: eventIdParams,
-      response: z.object({ eventId: z.string(), status: z.literal('scheduled') }),
+      response: z.object({ eventId: z.string(), status: z.literal('scheduled'), nextAttemptAt: timestamp }),
       statuses: [202],
       async handler({ params: { eventId } }) {
         const result = await deps.inbox.retry(eventId);
         if (result === 'not_found') throw new HttpError('NOT_FOUND', 'No webhook with this event id was received');
         if (result === 'not_failed') throw new HttpError('CONFLICT', 'Only failed or no_connection webhooks are re-driven; this one was processed');
         deps.wakeProcessor();
-        return { status: 202, body: { eventId, status: 'scheduled' as const } };
+        return { status: 202, body: { eventId, status: 'scheduled' as const, nextAttemptAt: result.nextAttemptAt.toISOString() } };
       },
     }),
   ];

@@ -11,6 +11,8 @@ import {
   findTenantWallet,
   ledgerPage,
   ledgerPageView,
+  consumerLedgerPageView,
+  forConsumer,
   searchWallets,
   walletsOfConsumer,
   walletView,
@@ -151,10 +153,10 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
     }),
     walletRead(pool, 'me', {
       path: '/ledger',
-      summary: "A page of the caller's wallet ledger, newest first (?cursor=&limit=).",
+      summary: "A page of the caller's wallet ledger, newest first (?cursor=&limit=); a line names no staff member (no adminId) and no idempotencyKey.",
       query: pageQuery,
-      response: ledgerPageView,
-      read: (wallet, query) => ledgerPage(pool, wallet.walletId, query),
+      response: consumerLedgerPageView,
+      read: async (wallet, query) => forConsumer(await ledgerPage(pool, wallet.walletId, query)),
     }),
     route({
       method: 'get',

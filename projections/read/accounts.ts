@@ -26,17 +26,26 @@ const userRow = userListItem.extend({ registeredAt: timestampColumn });
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-/** Users whose email, id or business name contains `q` (case-insensitive), newest first. */
-export async function searchUsers(pool: pg.Pool, q: string, limit = 50): Promise<UserListItem[]> {
+/** The admin search's answer: the newest `SEARCH_LIMIT` matches, and whether more matched (narrow the search). */
+export const userSearchView = z.object({ users: z.array(userListItem), more: z.boolean() });
+
+/** Most users one search answers. */
+export const SEARCH_LIMIT = 50;
+
+/**
+ * Users whose email, id or business name contains `q` (case-insensitive), newest first: at most `limit`, and
+ * whether more matched (one more row is asked for to tell).
+ */
+export async function searchUsers(pool: pg.Pool, q: string, limit = SEARCH_LIMIT): Promise<z.infer<typeof userSearchView>> {
   const { rows } = await pool.query(
     `SELECT u.id, p.email, u.role, u.status, u.tenant_id AS "tenantId", u.business_name AS "businessName", u.registered_at AS "registeredAt"
        FROM users u LEFT JOIN personal_data p ON p.user_id = u.id
       WHERE u.id ILIKE $1 OR p.email ILIKE $1 OR u.business_name ILIKE $1
       ORDER BY u.registered_at DESC, u.id
       LIMIT $2`,
-    [`%${escapeLike(q)}%`, limit],
+    [`%${escapeLike(q)}%`, limit + 1],
   );
-  return rows.map((raw) => userRow.parse(raw));
+  return { users: rows.slice(0, limit).map((raw) => userRow.parse(raw)), more: rows.length > limit };
 }
 
 /** A version of a workspace's reward rule, as writes about it answer. */

@@ -267,6 +267,19 @@ export type LedgerItem = z.infer<typeof ledgerItem>;
 export const ledgerPageView = cursorPage(ledgerItem);
 export type LedgerPage = z.infer<typeof ledgerPageView>;
 
+/**
+ * A ledger line as its customer reads it (`/api/v1/me/…/ledger`): without the staff member's identity-provider
+ * subject (`adminId`) and the client's idempotency key, which are the workspace's business. `reason` stays: an
+ * adjustment's reason is shown to the customer (the adjust forms say so).
+ */
+export const consumerLedgerItem = ledgerItem.omit({ adminId: true, idempotencyKey: true });
+export const consumerLedgerPageView = cursorPage(consumerLedgerItem);
+
+/** A ledger page with its lines as the customer reads them. */
+export function forConsumer(page: LedgerPage): z.infer<typeof consumerLedgerPageView> {
+  return { items: page.items.map(({ adminId: _adminId, idempotencyKey: _idempotencyKey, ...line }) => line), nextCursor: page.nextCursor };
+}
+
 /** A line as the ledger statement returns it (columns named as the fields, points signed): the revision for the cursor. */
 const ledgerRow = ledgerItem.extend({
   points,

@@ -68,15 +68,16 @@ async function webhookRow(eventId: string, until: (row: any) => boolean) {
 
 /**
  * A webhook that failed (Square answered 500) and whose automatic retry is an hour away: the case the retry
- * button exists for. Should the processor's first backoff (≥ 0.5 s) beat us to it, try with another event.
+ * button exists for. Should the processor's first backoff (≥ 0.5 s) beat us to it, try with another event. The
+ * customer must be one Square has not answered for yet (a known one is not looked up again).
  */
-async function failedWebhook(send: ReturnType<typeof webhookSender>): Promise<string> {
+async function failedWebhook(prefix = 'evt-e2e-fails', customerId = 'cust-ann'): Promise<string> {
   for (let i = 0; i < 5; i++) {
-    const eventId = `evt-e2e-fails-${i}`;
+    const eventId = `${prefix}-${i}`;
     // Every customer look-up fails until the webhook is held as failed (Ann may be asked for twice: when the webhook is
     // stored, and by its batch).
     const clear = square.failUntilCleared('/v2/customers', { status: 500 });
-    await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-e2e-fails-${i}`, amount: 700, customerId: 'cust-ann' }));
+    await send(paymentWebhook({ eventId, merchantId: 'M-CAFE', paymentId: `pay-${prefix}-${i}`, amount: 700, customerId }));
     await webhookRow(eventId, (r) => r.outcome === 'failed').finally(clear);
     await service.database.pool.query(
       `UPDATE pos_webhook_events_raw SET next_attempt_at = now() + interval '1 hour' WHERE id = $1 AND NOT processed AND outcome = 'failed'`,
@@ -142,7 +143,7 @@ test.before(async () => {
   annToken = (await register('consumer', 'ann@example.com')).token;
   await register('client', 'owner@bakery.test', { businessName: 'Bakery' }); // left pending for the merchants view
   walletId = await seededWallet(tenantId);
-  failedEventId = await failedWebhook(send);
+  failedEventId = await failedWebhook();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -330,6 +331,55 @@ browserTest('webhooks: a failed webhook shows its error; retry re-drives it and 
   t.is(await page.getByRole('button', { name: `Retry webhook ${failedEventId}` }).count(), 0, 'a processed webhook has no retry button');
 });
 
+browserTest('webhooks: a retry that fails again is reported as failed, with its error, and the Retry button is usable again', async (t, page) => {
+  square.addCustomer('M-CAFE', { id: 'cust-fails-again', email: 'fails-again@example.com', phone: null });
+  const eventId = await failedWebhook('evt-e2e-fails-again', 'cust-fails-again');
+  await signIn(page);
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByLabel('Outcome').selectOption('failed');
+  await page.getByRole('button', { name: 'Show webhooks' }).click();
+  const row = page.locator(`tr[data-event-id="${eventId}"]`);
+  await row.waitFor();
+  // Square still fails: the re-driven attempt fails again, and its counter restarts (1, where it was 1 or more).
+  const squareFails = square.failUntilCleared('/v2/customers', { status: 500 });
+  try {
+    await page.getByRole('button', { name: `Retry webhook ${eventId}` }).click();
+    await page.getByRole('status').getByText(`Webhook ${eventId} scheduled for another attempt…`).waitFor();
+    const status = page.getByRole('status').getByText(new RegExp(`^Webhook ${eventId}: failed \\(.*(500|INTERNAL_SERVER_ERROR).*\\); next automatic attempt `));
+    await status.waitFor({ timeout: 30_000 });
+    t.is(await page.getByRole('status').getAttribute('class'), 'status error', 'said as an error');
+    t.false(await page.getByRole('button', { name: `Retry webhook ${eventId}` }).isDisabled(), 'the Retry button is usable again');
+    t.is(await row.locator('td[data-label="Outcome"]').innerText(), 'failed');
+  } finally {
+    // Given up on (as after its automatic attempts), so that it credits nobody in the later tests.
+    await service.database.pool.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now(), locked_until = NULL WHERE id = $1`, [eventId]);
+    squareFails();
+  }
+});
+
+browserTest('webhooks: a re-drive whose attempt has not ended a minute later gives the Retry button back and says so', async (t, page) => {
+  square.addCustomer('M-CAFE', { id: 'cust-queued', email: 'queued@example.com', phone: null });
+  const eventId = await failedWebhook('evt-e2e-queued', 'cust-queued');
+  const row = (await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: adminToken })).body;
+  // The re-drive is answered as when the workers are busy with a backlog: the webhook is due, and no attempt ends.
+  await page.route(`**/api/v1/admin/webhooks/${eventId}/retry`, (route) =>
+    route.fulfill({ status: 202, contentType: 'application/json', body: JSON.stringify({ eventId, status: 'scheduled', nextAttemptAt: row.nextAttemptAt }) }),
+  );
+  await page.clock.install();
+  await signIn(page);
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByLabel('Outcome').selectOption('failed');
+  await page.getByRole('button', { name: 'Show webhooks' }).click();
+  const retry = page.getByRole('button', { name: `Retry webhook ${eventId}` });
+  await retry.click();
+  await page.getByRole('status').getByText(`Webhook ${eventId} scheduled for another attempt…`).waitFor();
+  t.true(await retry.isDisabled(), 'disabled while the attempt is awaited');
+  await page.clock.fastForward('01:01');
+  await page.getByRole('status').getByText(`Webhook ${eventId}: no attempt has ended 1 min after the re-drive; it stays queued.`, { exact: false }).waitFor();
+  t.false(await retry.isDisabled(), 'the Retry button is usable again');
+  await service.database.pool.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now() WHERE id = $1`, [eventId]);
+});
+
 browserTest('projections: lag and state; a rebuild shows live progress until it completes', async (t, page) => {
   await signIn(page);
   await page.getByRole('link', { name: 'Projections' }).click();
@@ -405,6 +455,22 @@ browserTest(
   'phone',
 );
 
+browserTest('merchants: a search with more than 50 matches shows the newest 50 and says more match', async (t, page) => {
+  const tag = `crowd${uuid().slice(0, 6)}`;
+  for (let i = 0; i < 51; i++) await register('consumer', `${tag}-${i}@console.test`);
+  await signIn(page);
+  await page.getByRole('link', { name: 'Merchants' }).click();
+  await page.getByLabel('Search users').fill(tag);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByText('The newest 50 users shown; more match: narrow the search.').waitFor();
+  const table = page.getByRole('table', { name: `Users matching “${tag}”` });
+  t.is(await table.locator('tbody tr').count(), 50);
+  t.is(await table.locator('tbody tr').first().locator('td[data-label="Email"]').innerText(), `${tag}-50@console.test`, 'newest first');
+  await page.getByLabel('Search users').fill(`${tag}-50@`);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByText('1 user match.').waitFor();
+});
+
 browserTest('live events: an event appended while the page is open appears within 2 s; pause holds new rows back until resumed', async (t, page) => {
   await signIn(page);
   await page.getByRole('link', { name: 'Live events' }).click();
@@ -426,6 +492,53 @@ browserTest('live events: an event appended while the page is open appears withi
   await page.getByRole('button', { name: `History of stream user-${second.id}` }).waitFor();
   const streams = await texts(page, 'tbody tr td:nth-child(3)');
   t.true(streams[0]!.startsWith(`user-${second.id}`) && streams[1]!.startsWith(`user-${first.id}`), 'newest first');
+});
+
+browserTest('live events: an event whose data holds U+2028 or U+2029 is shown, and the stream resumes after it', async (t, page) => {
+  const stream = `probe-${uuid()}`;
+  const appended = await service.tally.store.append(stream, [{ id: uuid(), type: 'SeparatorProbe', data: { note: 'line\u2028separator' } }, { id: uuid(), type: 'SeparatorProbe', data: { note: 'after it' } }], 'no_stream');
+  t.truthy(appended.position);
+  const [separated, after] = await service.tally.store.readStream(stream);
+  // The first answer is sent as a server that does not escape the separators would (JSON.stringify leaves them raw):
+  // the console reads it by the format's lines. Later answers are the service's own, resumed after the last event shown.
+  const frameOf = (e: NonNullable<typeof separated>) =>
+    `id: ${String(e.position)}\ndata: ${JSON.stringify({ id: e.id, position: String(e.position), stream: e.stream, revision: e.revision, type: e.type, recordedAt: e.recordedAt, tenantId: null, data: e.data, metadata: e.metadata })}\n\n`;
+  const resumedAfter: string[] = [];
+  let reconnected!: () => void;
+  const resumed = new Promise<void>((resolve) => (reconnected = resolve));
+  await page.route((url) => url.pathname === '/api/v1/admin/events/stream' && url.searchParams.get('stream') === stream, (route) => {
+    if (resumedAfter.push(route.request().headers()['last-event-id'] ?? '(none)') > 1) {
+      reconnected();
+      return route.continue();
+    }
+    return route.fulfill({ status: 200, contentType: 'text/event-stream', body: frameOf(separated!) + frameOf(after!) });
+  });
+  await signIn(page);
+  await page.getByRole('link', { name: 'Live events' }).click();
+  await page.getByLabel('Stream').fill(stream);
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  const rows = page.locator('tbody tr').filter({ hasText: stream });
+  await rows.filter({ hasText: `${stream} @1` }).waitFor();
+  t.deepEqual(await rows.locator('td[data-label="Stream"]').allInnerTexts(), [`${stream} @1`, `${stream} @0`], 'both events are shown, newest first');
+  // The service's own stream: an event appended now carries U+2029 in its data.
+  await resumed;
+  t.deepEqual(resumedAfter, ['(none)', String(after!.position)], 'resumed after the last event shown');
+  await service.tally.store.append(stream, [{ id: uuid(), type: 'SeparatorProbe', data: { note: 'one\u2029two' } }], 1);
+  await rows.filter({ hasText: `${stream} @2` }).waitFor();
+  await page.getByRole('button', { name: /^Show event SeparatorProbe/ }).first().click();
+  const shown = JSON.parse((await page.getByRole('dialog').locator('pre').textContent()) ?? '{}');
+  t.deepEqual(shown.data, { note: 'one\u2029two' });
+});
+
+browserTest('sign out from the live view closes its event stream', async (t, page) => {
+  await signIn(page);
+  await page.getByRole('link', { name: 'Live events' }).click();
+  await page.getByText('Live.', { exact: true }).waitFor();
+  const closed = page.waitForEvent('requestfailed', { predicate: (r) => r.url().includes('/api/v1/admin/events/stream'), timeout: 5_000 });
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Bearer token').waitFor();
+  t.regex((await closed).failure()?.errorText ?? '', /ABORTED/, 'the stream was aborted by the console');
+  t.is(await page.evaluate(() => sessionStorage.length), 0, 'the token is gone');
 });
 
 browserTest('the loyalty program view: catalog, promotions, expiry policy, a chart of earned, redeemed and outstanding points; the admin sets the adjustment limit', async (t, page) => {

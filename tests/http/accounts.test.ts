@@ -34,6 +34,24 @@ async function approvedClient() {
   return { admin, client, tenantId: approval.body.user.tenantId as string, approval };
 }
 
+test('the admin search answers the newest 50 matches and says whether more matched', async (t) => {
+  const admin = await registered('admin');
+  const tag = `crowd${uuid().slice(0, 8)}`;
+  const search = (position: string) => call('GET', `/api/v1/admin/users/search?q=${tag}`, { token: admin.token, headers: { 'x-min-position': position } });
+  let last: Awaited<ReturnType<typeof registered>> | undefined;
+  for (let i = 0; i < 50; i++) last = await registered('client', { businessName: `Cafe ${tag} ${i}` });
+  const fifty = await search(last!.response.body.position);
+  t.is(fifty.status, 200);
+  t.is(fifty.body.users.length, 50);
+  t.false(fifty.body.more, 'exactly 50 match: none left out');
+  const newest = await registered('client', { businessName: `Cafe ${tag} 50` });
+  const more = await search(newest.response.body.position);
+  t.is(more.body.users.length, 50);
+  t.true(more.body.more, 'a 51st matched: the answer says more match');
+  t.is(more.body.users[0].id, newest.id, 'newest first');
+  t.false(more.body.users.some((u: { businessName: string }) => u.businessName === `Cafe ${tag} 0`), 'the oldest is the one left out');
+});
+
 test('a consumer registers once, approved at once; the email is normalised and the phone put in E.164', async (t) => {
   const consumer = await registered('consumer', { phone: '+1-212-555-4240' });
   t.is(consumer.response.status, 201);
@@ -88,8 +106,9 @@ test('an admin finds a pending merchant, approves it, and the workspace is provi
     headers: { 'x-min-position': client.response.body.position },
   });
   t.is(search.status, 200);
-  t.like(search.body.find((u: { id: string }) => u.id === client.id), { role: 'client', status: 'pending', email: client.email.toLowerCase() });
-  t.truthy(search.body[0].registeredAt);
+  t.like(search.body.users.find((u: { id: string }) => u.id === client.id), { role: 'client', status: 'pending', email: client.email.toLowerCase() });
+  t.truthy(search.body.users[0].registeredAt);
+  t.false(search.body.more);
 
   const first = await call('PATCH', `/api/v1/admin/users/${client.id}/approve`, { token: admin.token });
   t.is(first.status, 200);
@@ -176,9 +195,9 @@ test('erasing a person removes their contact details; history stays and holds no
     headers: { 'x-min-position': erased.body.position },
   });
   t.is(search.status, 200);
-  t.deepEqual(search.body, []);
+  t.deepEqual(search.body, { users: [], more: false });
   const byId = await call('GET', `/api/v1/admin/users/search?q=${consumer.id}`, { token: admin.token });
-  t.like(byId.body[0], { id: consumer.id, email: null }, 'still found by id, without an email');
+  t.like(byId.body.users[0], { id: consumer.id, email: null }, 'still found by id, without an email');
   const history = await service.tally.store.readStream(`user-${consumer.id}`);
   t.deepEqual(history.map((e) => e.type), ['UserRegistered', 'UserEmailVerified', 'UserPersonalDataErased']);
   const everything = JSON.stringify(await service.tally.store.readAll());

@@ -41,12 +41,15 @@ async function tail(query: string, headers: Record<string, string> = {}) {
   const response = await fetch(`${service.url}${PATH}${query}`, { headers: { authorization: `Bearer ${admin}`, ...headers }, signal: controller.signal });
   const frames: Frame[] = [];
   let text = '';
+  let received = '';
   let ended = false;
   const reading = (async () => {
     const decoder = new TextDecoder();
     try {
       for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-        text += decoder.decode(chunk, { stream: true });
+        const decoded = decoder.decode(chunk, { stream: true });
+        received += decoded;
+        text += decoded;
         let end: number;
         while ((end = text.indexOf('\n\n')) >= 0) {
           const block = text.slice(0, end);
@@ -64,6 +67,8 @@ async function tail(query: string, headers: Record<string, string> = {}) {
   return {
     response,
     frames,
+    /** Everything the server sent so far, as text. */
+    received: () => received,
     /** Whether the server ended the answer (or the test closed it). */
     ended: () => ended,
     /** Until `count` frames have come (a timeout fails the test: the assertions after it could hold on fewer). */
@@ -134,6 +139,20 @@ test.serial('events arrive as they are appended, filtered; Last-Event-ID resumes
     fourthEvents.map((e) => [`user-${fourth.userId}`, e.type]),
   );
   await oneStream.close();
+});
+
+test.serial("an event whose data holds U+2028 or U+2029 arrives intact: the frame's JSON escapes them, so no line-based reader cuts it", async (t) => {
+  const stream = `probe-${uuid()}`;
+  const live = await tail(`?stream=${stream}`);
+  t.is(live.response.status, 200);
+  const data = { note: 'line\u2028separator', paragraph: 'one\u2029two' };
+  await service.tally.store.append(stream, [{ id: uuid(), type: 'SeparatorProbe', data }], 'no_stream');
+  // The helper reads frames with `/^data: (.*)$/m`, as the console did: a raw separator would cut the line there.
+  await live.waitFor(1);
+  t.deepEqual(live.frames[0]!.event.data, data);
+  t.false(/[\u2028\u2029]/.test(live.received()), 'the separators are sent as \\u2028 and \\u2029');
+  t.true(live.received().includes('line\\u2028separator') && live.received().includes('one\\u2029two'));
+  await live.close();
 });
 
 test.serial('a client that stops reading is dropped once its queue passes the bound; a reading client still gets every event', async (t) => {

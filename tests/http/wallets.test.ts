@@ -74,6 +74,9 @@ async function walletWith(points: number) {
 
 const after = (position: string) => ({ 'x-min-position': position });
 
+/** A ledger line as its customer reads it: no staff member's id, no idempotency key. */
+const withoutStaffFields = ({ adminId: _adminId, idempotencyKey: _key, ...line }: Record<string, unknown>) => line;
+
 test('a consumer sees their wallets with the merchant name; the merchant sees the balance and the ledger', async (t) => {
   const { merchant: m, consumer: c, wallet } = await walletWith(120);
   const claimed = await credit(wallet, 30, 'claim');
@@ -98,7 +101,7 @@ test('a consumer sees their wallets with the merchant name; the merchant sees th
   t.is(ledger.body.items.length, 2);
   t.is(ledger.body.nextCursor, null);
   const own = await call('GET', `/api/v1/me/wallets/${wallet.walletId}/ledger`, { token: c.token });
-  t.deepEqual(own.body, ledger.body, 'the consumer reads the same ledger');
+  t.deepEqual(own.body, { ...ledger.body, items: ledger.body.items.map(withoutStaffFields) }, 'the consumer reads the same ledger, without the staff fields');
 
   const asMerchant = await call('GET', '/api/v1/me/wallets', { token: m.token });
   t.deepEqual(asMerchant.body, [], 'a merchant holds no wallets');
@@ -385,6 +388,30 @@ test('an admin adjusts a balance only with a reason; the event records who and w
   t.deepEqual(twice.body, once.body);
   t.like(once.body, { balance: 80 });
   t.is((await adjust({ points: 6, reason: 'goodwill', idempotencyKey: key })).status, 422);
+});
+
+test("a customer's ledger names no staff member and no idempotency key; an adjustment's reason is shown to them", async (t) => {
+  const { merchant: m, consumer: c, walletId } = await walletWith(100);
+  const adjusted = await call('POST', `/api/v1/admin/wallets/${walletId}/adjust`, { token: admin.token, body: { points: -25, reason: 'Duplicate credit', idempotencyKey: `adjust-${uuid()}` } });
+  t.is(adjusted.status, 200);
+  const redeemed = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: m.token, body: { points: 10, idempotencyKey: `redeem-${uuid()}`, reference: 'receipt 12' } });
+  t.is(redeemed.status, 200);
+  const merchants = await call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token, headers: after(redeemed.body.position) });
+  t.like(merchants.body.items[1], { kind: 'adjustment', adminId: admin.id, reason: 'Duplicate credit' });
+  t.truthy(merchants.body.items[1].idempotencyKey, 'the workspace sees the key it sent');
+  t.truthy(merchants.body.items[0].idempotencyKey);
+
+  const customers = await call('GET', `/api/v1/me/wallets/${walletId}/ledger`, { token: c.token, headers: after(redeemed.body.position) });
+  t.is(customers.status, 200);
+  t.is(customers.body.items.length, 3);
+  for (const line of customers.body.items) {
+    t.false('adminId' in line, `line ${line.kind} names no staff member`);
+    t.false('idempotencyKey' in line, `line ${line.kind} has no idempotency key`);
+  }
+  t.false(JSON.stringify(customers.body).includes(admin.id), "the admin's id appears nowhere in the answer");
+  t.like(customers.body.items[1], { kind: 'adjustment', points: -25, reason: 'Duplicate credit' });
+  t.like(customers.body.items[0], { kind: 'redemption', points: -10, reference: 'receipt 12' });
+  t.deepEqual(customers.body.items, merchants.body.items.map(withoutStaffFields));
 });
 
 test('the wallets projection applied twice changes nothing', async (t) => {
