@@ -8,7 +8,8 @@ import { HttpError } from '../errors.ts';
 import { pageLimit, timestamp } from '../schemas.ts';
 import { found, route, type RouteSpec } from './table.ts';
 
-const OUTCOMES = [
+/** Every outcome a stored webhook can have (and `pending`), as the list's filter takes them. */
+export const OUTCOMES = [
   'pending',
   'credited',
   'stored_anonymous',
