@@ -76,6 +76,9 @@ async function decideAndAppend<Command, Event extends DomainEvent, State>(
       );
     } catch (error) {
       if (!(error instanceof ConcurrencyConflict)) throw error;
+      // The store behind what this process holds (a database crash lost commits it had taken as written): the state
+      // held is ahead of the stream, and reading the events after it would find none. Fold from storage instead.
+      if (error.actual === 'no_stream' || (typeof expected === 'number' && error.actual < expected)) path.recent.delete(stream);
       if (attempt >= retry.attempts) throw new StreamContended(attempt);
       await retry.sleep(retry.random() * Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1)));
       continue;

@@ -62,10 +62,11 @@ test('a reward expiring within the window no longer hides the points it locks: t
     ],
   ];
   await store.append(walletStream(owner.walletId), history.map(([e]) => walletEvents.encode(e, uuid(), { actor: 'system:test' })), 'no_stream');
-  const recorded = walletBalanceEvents.decodeHandled(await store.readStream(walletStream(owner.walletId))).map((e, i) => ({ ...e, recordedAt: new Date(history[i]![1]) }));
+  const stored = (await store.readStream(walletStream(owner.walletId))).map((e, i) => ({ ...e, recordedAt: new Date(history[i]![1]) }));
+  const recorded = walletBalanceEvents.decodeHandled(stored);
   await walletsProjection.apply(recorded, { db: database.pool, table: (name) => name });
   // The issued reward as the program projection records it (`issued_rewards`); it passes over the other events.
-  await programProjection.apply(recorded as never, { db: database.pool, table: (name) => name });
+  await programProjection.apply(stored, { db: database.pool, table: (name) => name });
 
   const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
   const wallet = (await findTenantWallet(database.pool, owner.tenantId, owner.walletId))!;

@@ -5,6 +5,7 @@
  * `superseded` in its status) and the new instance's runner feeds the projection.
  */
 import test from 'ava';
+import { z } from 'zod';
 import { pino } from 'pino';
 import { v4 as uuid } from 'uuid';
 import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
@@ -25,6 +26,8 @@ test.after.always(async () => close?.());
  * One row per event, saying which version of the code wrote it. Version 1 writes nothing for a `quiet` event (its
  * runner only advances its checkpoint in memory); version 2 writes a row for every event.
  */
+const versionedData = z.object({ quiet: z.boolean().optional() });
+
 function versioned(name: string, version: number): Projection {
   return {
     name,
@@ -33,7 +36,7 @@ function versioned(name: string, version: number): Projection {
     eventTypes: ['Versioned'],
     async apply(events, { db, table }) {
       for (const event of events) {
-        if (version === 1 && (event.data as { quiet?: boolean }).quiet) continue;
+        if (version === 1 && versionedData.parse(event.data).quiet) continue;
         await db.query(`INSERT INTO ${table(`${name}_rows`)} (id, written_by) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, [event.id, version]);
       }
     },

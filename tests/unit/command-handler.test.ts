@@ -47,6 +47,19 @@ test('a write after the caller read the stream is a conflict: the command is dec
   t.deepEqual((await loadState(store, stream, capped)).state, { total: 3 });
 });
 
+test('a state held ahead of the stored stream (a database crash lost commits this process took as written) is dropped at the conflict, and the command decided again on the stream as stored', async (t) => {
+  const store = new InMemoryEventStore();
+  const stream = `counter-${uuid()}`;
+  const path = testCommandPath();
+  await handleCommand(store, stream, capped, { add: 1 }, { ...context, path });
+  // What the process holds after a lost commit: a later revision than the store has. Appending at it conflicts;
+  // reading the events after it finds none, so retrying on the held state conflicted every time (503).
+  path.recent.set(stream, capped.evolve, { state: { total: 1 }, revision: 4, snapshotRevision: -1 });
+  const result = await handleCommand(store, stream, capped, { add: 1 }, { ...context, path });
+  t.deepEqual(result.events, [{ type: 'Added', data: { n: 1 } }]);
+  t.deepEqual((await loadState(store, stream, capped)).state, { total: 2 });
+});
+
 /** The counter with snapshots (its state is already JSON). */
 const snapshotted: Decider<{ add: number }, Added, { total: number }> = {
   ...capped,

@@ -9,6 +9,7 @@ import { expiryRun, type ExpiryRunFailure } from '../../domain/program/expiry-ru
 import { programService } from '../../domain/program/service.ts';
 import { walletsService } from '../../domain/wallets/service.ts';
 import { walletStream, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { walletEvents } from '../../domain/wallets/events.ts';
 import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
 
@@ -32,9 +33,8 @@ test('one wallet whose stream does not decode is reported and passed over: the o
   await credit('t1', 'w-c', 50);
   await credit('t2', 'w-d', 70);
   // Wallet b holds an event a later deployment renamed a field of: its stream no longer decodes.
-  const { data } = (await store.readStream(walletStream('w-b')))[0]!;
-  const { points, ...renamed } = data as Record<string, unknown>;
-  await store.append(walletStream('w-b'), [{ id: uuid(), type: 'PointsCredited', data: { ...renamed, paymentId: 'pay-b2', pointz: points } as never, metadata: {} }], 'any');
+  const renamed = { walletId: 'w-b', tenantId: 't1', consumerId: 'c-w-b', paymentId: 'pay-b2', pointz: 80, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: 8000, via: 'purchase' };
+  await store.append(walletStream('w-b'), [{ id: uuid(), type: 'PointsCredited', data: renamed, metadata: {} }], 'any');
   // Wallet a has an issued reward past its time (locking 40 of its points), and so has wallet b.
   const coffee = { rewardId: 'rw', version: 1, name: 'Coffee', points: 40 };
   const issued = await wallets.issueReward('t1', 'w-a', { reward: coffee, idempotencyKey: 'k-a', expiresAfterDays: 1 }, 'cashier', {});
@@ -56,7 +56,8 @@ test('one wallet whose stream does not decode is reported and passed over: the o
     { walletId: 'w-b', issuedRewardId: null, code: 'EVENT_UNDECODABLE' },
   ]);
   t.deepEqual(failures, report.failures, 'each one is told to the wiring, which logs it');
-  const expired = async (walletId: string) => (await store.readStream(walletStream(walletId))).filter((e) => e.type === 'PointsExpired').map((e) => (e.data as { points: number }).points);
+  const expired = async (walletId: string) =>
+    walletEvents.decodeHandled(await store.readStream(walletStream(walletId))).flatMap((e) => (e.type === 'PointsExpired' ? [e.data.points] : []));
   t.deepEqual(await expired('w-a'), [100], 'the reward expired first, so all of wallet a\'s points expired in the same run');
   t.deepEqual(await expired('w-c'), [50], 'the wallet after the broken one');
   t.deepEqual(await expired('w-d'), [70], 'the workspace after it');
