@@ -144,7 +144,7 @@ function* batches(lines: number, totals: Totals): Generator<{ events: RecordedEv
       Object.assign(line, { expired: points, net: -points });
     } else {
       type = 'PointsReversed';
-      data = { ...owner, paymentId: `p-${i - 1}`, refundId: `r-${i}`, points };
+      data = { ...owner, paymentId: `p-${i - 1}`, refundId: `r-${i}`, points, fromExpired: 0 };
       Object.assign(line, { earned: -points, net: -points });
     }
     const event: RecordedEvent = {
