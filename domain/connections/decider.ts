@@ -61,8 +61,10 @@ function activeGrant(state: SquareConnectionState, { tenantId, authorizationId }
 function decide(command: SquareConnectionCommand, state: SquareConnectionState): SquareConnectionEvent[] {
   switch (command.type) {
     case 'AuthorizeConnection': {
-      // Reconnecting is always allowed: the new authorization replaces the old one.
-      const previous = state.status !== 'not_connected' && state.merchantId !== command.merchantId ? state.merchantId : null;
+      // Reconnecting is always allowed: the new authorization replaces the old one. The previous merchant is one this
+      // workspace still holds: a revoked connection's grant is gone at Square and its merchant released (perhaps held
+      // by another workspace now, whose grant a revoke by merchant would cut).
+      const previous = isLive(state) && state.merchantId !== command.merchantId ? state.merchantId : null;
       return [
         {
           type: 'SquareConnectionAuthorized',

@@ -750,3 +750,19 @@ test('the callback cannot be turned into an open redirect: whatever the query or
   }
   t.is((await connection(client)).status, 'active', 'the one genuine consent among them connected, and sent the browser home too');
 });
+
+test.serial('a workspace that let its merchant go does not revoke it at Square when it connects another: the workspace holding it now keeps its grant', async (t) => {
+  const [a, b] = [await approvedClient(), await approvedClient()];
+  const [m1, m2] = [newMerchant(), newMerchant()];
+  const revokesOf = (merchantId: string) => square.requests.filter((r) => r.path === '/oauth2/revoke' && (r.body as { merchant_id?: string }).merchant_id === merchantId).length;
+  await mustConnect(a, m1);
+  t.is((await call('DELETE', '/api/v1/client/pos/square', { token: a.token })).status, 200);
+  await mustConnect(b, m1);
+  const held = await storedTokens(b.tenantId);
+  const before = revokesOf(m1);
+  // A's connection is revoked (it disconnected): connecting M2 has no previous merchant to give up.
+  await mustConnect(a, m2);
+  t.is(revokesOf(m1), before, 'no revoke of the merchant another workspace holds');
+  t.is((await fetch(`${square.url}/v2/locations`, { headers: { authorization: `Bearer ${held.accessToken}` } })).status, 200, "B's grant is alive at Square");
+  t.is((await connection(b)).status, 'active');
+});
