@@ -38,7 +38,9 @@ export const streamName = z
   .string({ error: 'stream must be given once, as a stream name such as wallet-<walletId>' })
   .min(1, 'stream must not be empty')
   .max(300, 'stream must be at most 300 characters')
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'stream must be a stream name such as wallet-<walletId>');
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'stream must be a stream name such as wallet-<walletId>')
+  // A wallet's id is a uuid the service made, taken in either case (as the wallet routes take it).
+  .transform((name) => (/^wallet-[0-9a-f-]{36}$/i.test(name) ? name.toLowerCase() : name));
 
 /** `type=A&type=B`, `type=A,B` or a mix of both. */
 export const eventTypes = z

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { auditPage, auditPageView, correlationHistory, streamHistory } from '../../projections/read/audit.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
-import { eventTypes as types, id, MAX_SUBJECT, pageLimit, streamName, userId } from '../schemas.ts';
+import { eventTypes as types, id, MAX_SUBJECT, pageLimit, streamName, userId, uuid } from '../schemas.ts';
 import { route, type RouteSpec } from './table.ts';
 
 /** What the audit routes read from. */
@@ -25,7 +25,7 @@ const listQuery = z
     type: types.optional(),
     // `user:<userId>` or `admin:<userId>`, a user id being any token subject.
     actor: userId('actor', MAX_SUBJECT + 'admin:'.length).optional(),
-    walletId: id('walletId').optional(),
+    walletId: uuid('walletId must be a wallet id (a uuid)').optional(),
     paymentId: id('paymentId').optional(),
     from: isoDate('from').optional(),
     to: isoDate('to').optional(),

@@ -5,6 +5,7 @@ import { reconcileReport, type Reconciler } from '../../projections/ops/reconcil
 import { allConnections, connectionStatus, tenantConnectionView } from '../../projections/read/connections.ts';
 import { HttpError } from '../errors.ts';
 import { route, type RouteSpec } from './table.ts';
+import { uuid } from '../schemas.ts';
 
 const reconcileBody = z.object({ tenantId: z.string().min(1).max(100).optional() }).strict();
 
@@ -43,7 +44,7 @@ export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }
       path: '/api/v1/admin/wallets/:walletId/reconcile',
       access: 'admin',
       summary: "Replay one wallet's stream and compare it with its balance and ledger.",
-      params: z.object({ walletId: z.string().min(1).max(200) }),
+      params: z.object({ walletId: uuid('walletId must be a wallet id (a uuid)') }),
       response: reconcileReport,
       async handler({ params }) {
         const report = await deps.reconciler.wallet(params.walletId);

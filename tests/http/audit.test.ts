@@ -143,6 +143,11 @@ test('filters by stream, wallet, payment and actor', async (t) => {
   const wallet = await audit(`?walletId=${walletId}`);
   t.deepEqual(types(wallet.body.items), ['PointsAdjusted', 'PointsCredited']);
   t.true(wallet.body.items.every((i: Item) => i.walletId === walletId));
+  // A wallet's id is a uuid, taken in either case (as the wallet routes take it): in the filter and in a stream's name.
+  t.deepEqual(types((await audit(`?walletId=${walletId.toUpperCase()}`)).body.items), ['PointsAdjusted', 'PointsCredited']);
+  const history = await call('GET', `/api/v1/admin/audit/streams/${walletStream(walletId.toUpperCase())}`, { token: admin.token, headers: { 'x-min-position': head } });
+  t.is(history.status, 200);
+  t.is(history.body.stream, walletStream(walletId));
   const payment = await audit('?paymentId=pay-1');
   t.deepEqual(types(payment.body.items), ['PointsCredited', 'PaymentStatusObserved'], 'the payment and the credit it earned');
   const byAdmin = await audit(`?actor=${encodeURIComponent(`admin:${admin.id}`)}`);

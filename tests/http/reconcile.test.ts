@@ -71,6 +71,7 @@ test.serial('a consistent ledger reconciles clean; a corrupted balance and a mis
   const one = await call('GET', `/api/v1/admin/wallets/${bad}/reconcile`, { token: admin });
   t.like(one.body, { walletId: bad, consistent: false, eventsReplayed: 4 });
   t.like((await call('GET', `/api/v1/admin/wallets/${good}/reconcile`, { token: admin })).body, { consistent: true });
+  t.like((await call('GET', `/api/v1/admin/wallets/${bad.toUpperCase()}/reconcile`, { token: admin })).body, { walletId: bad, consistent: false }, 'the id in upper case is the same wallet');
 
   const after = await service.database.pool.query<{ points_balance: string }>('SELECT points_balance FROM wallets WHERE id = $1', [bad]);
   t.is(Number(after.rows[0]!.points_balance), 75, 'reconciliation reports; it does not repair');
