@@ -21,13 +21,22 @@ export type IssuedRewardRow = z.infer<typeof issuedRewardLine>;
 /** An issued reward as the wallet's list statement returns it (columns named as the fields, points as bigint text). */
 const issuedRow = issuedRewardLine.extend({ points, expiresAt: timestampColumn, issuedAt: timestampColumn, settledAt: timestampColumn.nullable() });
 
-/** A wallet's issued rewards, newest first (at most 100). */
+/** Most settled (redeemed, voided, expired) rewards a wallet's list shows. */
+export const SETTLED_REWARDS_LISTED = 100;
+
+/**
+ * A wallet's issued rewards, newest first: every one still issued (its points locked, to be redeemed: however old),
+ * and the newest `SETTLED_REWARDS_LISTED` settled ones. (A plain newest 100 left out old rewards still issued.)
+ */
 export async function issuedRewardsOf(pool: pg.Pool, walletId: string): Promise<IssuedRewardRow[]> {
+  const columns = `issued_reward_id AS "issuedRewardId", reward_id AS "rewardId", reward_name AS name, points, status,
+            issued_at AS "issuedAt", expires_at AS "expiresAt", settled_at AS "settledAt"`;
   const { rows } = await pool.query(
-    `SELECT issued_reward_id AS "issuedRewardId", reward_id AS "rewardId", reward_name AS name, points, status,
-            issued_at AS "issuedAt", expires_at AS "expiresAt", settled_at AS "settledAt"
-       FROM issued_rewards WHERE wallet_id = $1 ORDER BY issued_at DESC, issued_reward_id LIMIT 100`,
-    [walletId],
+    `(SELECT ${columns} FROM issued_rewards WHERE wallet_id = $1 AND status = 'issued')
+     UNION ALL
+     (SELECT ${columns} FROM issued_rewards WHERE wallet_id = $1 AND status <> 'issued' ORDER BY issued_at DESC, issued_reward_id LIMIT $2)
+     ORDER BY "issuedAt" DESC, "issuedRewardId"`,
+    [walletId, SETTLED_REWARDS_LISTED],
   );
   return rows.map((raw) => issuedRow.parse(raw));
 }
