@@ -19,9 +19,9 @@
  */
 import type pg from 'pg';
 import { v5 as uuidv5 } from 'uuid';
-import type { JsonObject, RecordedEvent } from '../domain/ports/event-store.ts';
+import type { RecordedEvent } from '../domain/ports/event-store.ts';
 import { programSummaryProjection } from '../projections/program-summary.ts';
-import { walletBalanceEvents } from '../domain/wallets/events.ts';
+import { walletBalanceEvents, type WalletBalanceEvent } from '../domain/wallets/events.ts';
 import { intervalStarts, programSummary, summaryAnswer, type ProgramSummary, type SummaryBucket, type SummaryInterval } from '../projections/read/program.ts';
 import { writeReport, resultsTable, notes, type ResultRow } from './report.ts';
 import { formatDuration, log, machineInfo, machineSummary, now, openPool, parseFlags, percentile, reportCorrectness, runBenchmark, withBenchDatabase } from './support.ts';
@@ -105,8 +105,7 @@ function* batches(lines: number, totals: Totals): Generator<{ events: RecordedEv
     const kind = roll();
     const points = 1 + Math.floor(roll() * 200);
     const reward = { issuedRewardId: `ir-${i}`, rewardId: 'rw-coffee', points: 100 };
-    let type: (typeof walletBalanceEvents.types)[number];
-    let data: JsonObject;
+    let event: WalletBalanceEvent;
     const line: GeneratedLine = {
       id: uuidv5(`line-${i}`, NS),
       tenant_id: tenantId,
@@ -115,43 +114,35 @@ function* batches(lines: number, totals: Totals): Generator<{ events: RecordedEv
       ...{ earned: 0, redeemed: 0, expired: 0, adjusted: 0, rewards_issued: 0, rewards_redeemed: 0, net: 0, active: false },
     };
     if (kind < 0.7) {
-      type = 'PointsCredited';
-      data = { ...owner, paymentId: `p-${i}`, points, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: points * 100, via: 'purchase' };
+      event = { type: 'PointsCredited', data: { ...owner, paymentId: `p-${i}`, points, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: points * 100, via: 'purchase' } };
       Object.assign(line, { earned: points, net: points, active: true });
     } else if (kind < 0.78) {
-      type = 'PointsRedeemed';
-      data = { ...owner, points, idempotencyKey: `k-${i}`, reference: null, redeemedBy: 'm' };
+      event = { type: 'PointsRedeemed', data: { ...owner, points, idempotencyKey: `k-${i}`, reference: null, redeemedBy: 'm' } };
       Object.assign(line, { redeemed: points, net: -points, active: true });
     } else if (kind < 0.84) {
-      type = 'RewardIssued';
-      data = { ...owner, ...reward, rewardVersion: 1, rewardName: 'Free coffee', idempotencyKey: `k-${i}`, issuedBy: 'm', issuedAt: recordedAt.toISOString(), expiresAt: recordedAt.toISOString() };
+      event = { type: 'RewardIssued', data: { ...owner, ...reward, rewardVersion: 1, rewardName: 'Free coffee', idempotencyKey: `k-${i}`, issuedBy: 'm', issuedAt: recordedAt.toISOString(), expiresAt: recordedAt.toISOString() } };
       Object.assign(line, { rewards_issued: 1, active: true });
     } else if (kind < 0.89) {
-      type = 'RewardRedeemed';
-      data = { ...owner, ...reward, idempotencyKey: `k-${i}`, redeemedBy: 'm' };
+      event = { type: 'RewardRedeemed', data: { ...owner, ...reward, idempotencyKey: `k-${i}`, redeemedBy: 'm' } };
       Object.assign(line, { redeemed: reward.points, rewards_redeemed: 1, net: -reward.points, active: true });
     } else if (kind < 0.9) {
-      type = 'RewardVoided';
-      data = { ...owner, ...reward, voidedBy: 'm', reason: null };
+      event = { type: 'RewardVoided', data: { ...owner, ...reward, voidedBy: 'm', reason: null } };
     } else if (kind < 0.95) {
-      type = 'PointsAdjusted';
       const signed = roll() < 0.3 ? -points : points;
-      data = { ...owner, points: signed, reason: 'forgot phone', adjustedBy: 'm', adjustedAs: 'merchant', idempotencyKey: null };
+      event = { type: 'PointsAdjusted', data: { ...owner, points: signed, reason: 'forgot phone', adjustedBy: 'm', adjustedAs: 'merchant', idempotencyKey: null } };
       Object.assign(line, { adjusted: signed, net: signed });
     } else if (kind < 0.98) {
-      type = 'PointsExpired';
-      data = { ...owner, points, period: recordedAt.toISOString().slice(0, 10), rule: 'earned', policyVersion: 1, asOf: recordedAt.toISOString() };
+      event = { type: 'PointsExpired', data: { ...owner, points, period: recordedAt.toISOString().slice(0, 10), rule: 'earned', policyVersion: 1, asOf: recordedAt.toISOString() } };
       Object.assign(line, { expired: points, net: -points });
     } else {
-      type = 'PointsReversed';
-      data = { ...owner, paymentId: `p-${i - 1}`, refundId: `r-${i}`, points, fromExpired: 0 };
+      event = { type: 'PointsReversed', data: { ...owner, paymentId: `p-${i - 1}`, refundId: `r-${i}`, points, fromExpired: 0 } };
       Object.assign(line, { earned: -points, net: -points });
     }
-    const event: RecordedEvent = {
+    const recorded: RecordedEvent = {
       id: line.id,
-      type,
-      data,
-      metadata: { schemaVersion: walletBalanceEvents.versionOf(type) },
+      type: event.type,
+      data: event.data,
+      metadata: { schemaVersion: walletBalanceEvents.versionOf(event.type) },
       stream: `wallet-${owner.walletId}`,
       revision: i,
       position: String(i) as RecordedEvent['position'],
@@ -167,7 +158,7 @@ function* batches(lines: number, totals: Totals): Generator<{ events: RecordedEv
       if (line.active) totals.activeCustomers.add(consumerId);
       totals.net += line.net;
     }
-    batch.push(event);
+    batch.push(recorded);
     rows.push(line);
     if (batch.length === BATCH) {
       yield { events: batch, rows };
