@@ -107,6 +107,11 @@ function nextStart(start: Date, interval: SummaryInterval): Date {
   return new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
 }
 
+/** The last day of the interval holding `day`. */
+export function intervalEnd(day: Date, interval: SummaryInterval): Date {
+  return new Date(nextStart(intervalStart(day, interval), interval).getTime() - 86_400_000);
+}
+
 /** The interval starts from `from` to `to` (UTC days, both included); at most `most` of them, the first ones. */
 export function intervalStarts(from: Date, to: Date, interval: SummaryInterval, most = Number.POSITIVE_INFINITY): Date[] {
   const starts: Date[] = [];

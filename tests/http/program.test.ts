@@ -163,10 +163,23 @@ test('the program summary: points, rewards, active and top customers, outstandin
     ['from=0001-01-01&to=9999-12-31&interval=day', /more than 400 intervals/],
     // A year PostgreSQL does not store is not a date here (it was a 500).
     ['from=0000-01-01&to=0000-01-05', /from must be a date as YYYY-MM-DD/],
+    // Widened to whole weeks, the range would end in year 10000 (it was a 500).
+    ['from=9999-12-27&to=9999-12-31&interval=week', /to is in a week that ends after 9999-12-31/],
   ] as const) {
     const response = await call('GET', `/api/v1/client/program/summary?${q}`, { token: m.token });
     t.is(response.status, 400, q);
     t.regex(response.body.error.message, message, q);
+  }
+  // At the edges of the days a summary covers: the default `from` stops at 0001-01-01 (it fell in year 0000, a 500).
+  for (const [q, from, to] of [
+    ['to=0001-01-05', '0001-01-01', '0001-01-05'],
+    ['from=0001-01-01&to=0001-01-02&interval=week', '0001-01-01', '0001-01-07'],
+    ['from=9999-12-27&to=9999-12-31&interval=month', '9999-12-01', '9999-12-31'],
+    ['from=9999-12-31&to=9999-12-31', '9999-12-31', '9999-12-31'],
+  ] as const) {
+    const response = await call('GET', `/api/v1/client/program/summary?${q}`, { token: m.token });
+    t.is(response.status, 200, q);
+    t.like(response.body, { from, to }, q);
   }
 });
 
