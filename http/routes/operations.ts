@@ -2,15 +2,20 @@
 import { z } from 'zod';
 import type pg from 'pg';
 import { reconcileReport, type Reconciler } from '../../projections/ops/reconcile.ts';
-import { allConnections, connectionStatus, tenantConnectionView } from '../../projections/read/connections.ts';
+import { allConnections, connectionStatus, connectionsPageView } from '../../projections/read/connections.ts';
 import { HttpError } from '../errors.ts';
+import { pageLimit } from '../schemas.ts';
 import { route, type RouteSpec } from './table.ts';
 import { uuid } from '../schemas.ts';
 
 const reconcileBody = z.object({ tenantId: z.string().min(1).max(100).optional() }).strict();
 
 const connectionsQuery = z
-  .object({ status: z.enum(connectionStatus.options, { error: 'status must be active, needs_reconnect, token_undecryptable or revoked' }).optional() })
+  .object({
+    status: z.enum(connectionStatus.options, { error: 'status must be active, needs_reconnect, token_undecryptable or revoked' }).optional(),
+    cursor: z.string().max(500).optional(),
+    limit: pageLimit(1000, 1000),
+  })
   .strict();
 
 export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }): RouteSpec[] {
@@ -19,11 +24,11 @@ export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }
       method: 'get',
       path: '/api/v1/admin/connections',
       access: 'admin',
-      summary: "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error (?status=).",
+      summary: "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error (?status=&cursor=&limit= 1–1000, default 1000).",
       query: connectionsQuery,
-      response: z.array(tenantConnectionView),
+      response: connectionsPageView,
       async handler({ query }) {
-        return { status: 200, body: await allConnections(deps.pool, query.status) };
+        return { status: 200, body: await allConnections(deps.pool, query) };
       },
     }),
     route({

@@ -14,7 +14,7 @@ import type { WalletsService } from '../../domain/wallets/service.ts';
 import { loadState } from '../../domain/shared/command-handler.ts';
 import { wholeNumber } from '../../domain/shared/whole-number.ts';
 import { workspaceDecider, workspaceStream } from '../../domain/workspaces/workspace.ts';
-import { ledgerCsv, programSummary, programSummaryView, intervalStarts, summaryInterval } from '../../projections/read/program.ts';
+import { ledgerCsv, programSummary, programSummaryView, intervalEnd, intervalStarts, summaryInterval } from '../../projections/read/program.ts';
 import { HttpError, RequestInvalid } from '../errors.ts';
 import { caller, metadataFor, requestCorrelation, tenantOf } from '../request.ts';
 import { position, timestamp } from '../schemas.ts';
@@ -88,6 +88,8 @@ const dayOrInstant = (name: string) =>
   });
 
 const MAX_INTERVALS = 400;
+const FIRST_DAY = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_DAY = Date.parse('9999-12-31T00:00:00.000Z');
 const summaryQuery = z.object({
   from: day('from').optional(),
   to: day('to').optional(),
@@ -210,8 +212,13 @@ export function programRoutes(deps: ProgramRoutesDependencies): RouteSpec[] {
       async handler({ query, ctx }) {
         const today = new Date(`${deps.now().toISOString().slice(0, 10)}T00:00:00.000Z`);
         const to = query.to ?? today;
-        const from = query.from ?? new Date(to.getTime() - 29 * 86_400_000);
+        // The days a summary covers are PostgreSQL's dates of four-digit years: a default `from` stops at the first.
+        const from = query.from ?? new Date(Math.max(to.getTime() - 29 * 86_400_000, FIRST_DAY));
         if (from.getTime() > to.getTime()) outOfOrder('from', 'from must be on or before to');
+        // Widened to whole intervals, a week holding 9999-12-31 ends in year 10000 (it was a 500). 0001-01-01 is a Monday.
+        if (intervalEnd(to, query.interval).getTime() > LAST_DAY) {
+          outOfOrder('to', `to is in a ${query.interval} that ends after 9999-12-31, the last day a summary covers: use an earlier to or a shorter interval`);
+        }
         // Counted up to one past the bound: a range of millennia by day is refused without listing its days.
         if (intervalStarts(from, to, query.interval, MAX_INTERVALS + 1).length > MAX_INTERVALS) {
           outOfOrder('interval', `the range holds more than ${MAX_INTERVALS} intervals of a ${query.interval}: use a longer interval or a shorter range`);
@@ -234,9 +241,11 @@ export function programRoutes(deps: ProgramRoutesDependencies): RouteSpec[] {
         const to = query.to ? (query.to.isDay ? new Date(query.to.at.getTime() + 86_400_000) : query.to.at) : new Date(deps.now().getTime() + 1);
         if (from.getTime() >= to.getTime()) outOfOrder('from', 'from must be before to');
         const tenantId = tenantOf(ctx);
+        // Its first page is read here: no connection or failing query becomes a 200 cut short.
+        const lines = await ledgerCsv(pool, tenantId, { from, to });
         return {
           status: 200,
-          stream: Readable.from(ledgerCsv(pool, tenantId, { from, to }), { objectMode: false }),
+          stream: Readable.from(lines, { objectMode: false }),
           headers: { 'Content-Type': 'text/csv; charset=utf-8; header=present', 'Content-Disposition': `attachment; filename="ledger-${tenantId}.csv"` },
         };
       },

@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { connectionLocation, merchantProfile, revokedBy, type ConnectionStatus } from '../../domain/connections/events.ts';
-import { timestamp } from './views.ts';
+import { cursorPage, decodeCursor, encodeCursor, timestamp } from './views.ts';
 
 /** The states a stored connection can be in. */
 export const connectionStatus = z.enum(['active', 'needs_reconnect', 'token_undecryptable', 'revoked']);
@@ -76,13 +76,38 @@ export async function posConnection(pool: pg.Pool, tenantId: string): Promise<Po
   return rows[0] ? toView(rows[0]) : NOT_CONNECTED;
 }
 
-/** Every tenant's connection (`GET /api/v1/admin/connections`), optionally of one status, newest change first. */
-export async function allConnections(pool: pg.Pool, status?: ConnectionStatus): Promise<z.infer<typeof tenantConnectionView>[]> {
+export const connectionsPageView = cursorPage(tenantConnectionView);
+
+/**
+ * Every tenant's connection (`GET /api/v1/admin/connections`), optionally of one status, newest change first, a page
+ * of `limit` at a time: the cursor holds the last row's `updated_at` to the microsecond and its tenant (it stopped
+ * at 1,000 tenants, silently, and the connections changed longest ago, those waiting for a reconnection, were lost).
+ */
+export async function allConnections(
+  pool: pg.Pool,
+  filter: { status?: ConnectionStatus | undefined; cursor?: string | undefined; limit: number },
+): Promise<z.infer<typeof connectionsPageView>> {
+  const params: unknown[] = [];
+  const where: string[] = [];
+  if (filter.status) {
+    params.push(filter.status);
+    where.push(`status = $${params.length}`);
+  }
+  if (filter.cursor) {
+    params.push(...decodeCursor(filter.cursor));
+    const [at, tenant] = [`$${params.length - 1}::timestamptz`, `$${params.length}`];
+    where.push(`(updated_at < ${at} OR (updated_at = ${at} AND tenant_id > ${tenant}))`);
+  }
+  params.push(filter.limit + 1);
   const { rows } = await pool.query(
-    `SELECT * FROM pos_connections ${status ? 'WHERE status = $1' : ''} ORDER BY updated_at DESC, tenant_id LIMIT 1000`,
-    status ? [status] : [],
+    `SELECT *, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
+       FROM pos_connections ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY updated_at DESC, tenant_id LIMIT $${params.length}`,
+    params,
   );
-  return rows.map((row) => ({ tenantId: connectionRow.parse(row).tenant_id, ...toView(row) }));
+  const items = rows.slice(0, filter.limit).map((row) => ({ tenantId: connectionRow.parse(row).tenant_id, ...toView(row) }));
+  const last = rows.length > filter.limit ? rows[filter.limit - 1] : undefined;
+  return { items, nextCursor: last ? encodeCursor(z.object({ cursor_at: z.string() }).parse(last).cursor_at, connectionRow.parse(last).tenant_id) : null };
 }
 
 function toView(row: unknown): PosConnectionView {

@@ -116,6 +116,11 @@ function nextStart(start: Date, interval: SummaryInterval): Date {
   return new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
 }
 
+/** The last day of the interval holding `day`. */
+export function intervalEnd(day: Date, interval: SummaryInterval): Date {
+  return new Date(nextStart(intervalStart(day, interval), interval).getTime() - 86_400_000);
+}
+
 /** The interval starts from `from` to `to` (UTC days, both included); at most `most` of them, the first ones. */
 export function intervalStarts(from: Date, to: Date, interval: SummaryInterval, most = Number.POSITIVE_INFINITY): Date[] {
   const starts: Date[] = [];
@@ -350,38 +355,62 @@ const CSV_VALUES = [
   spreadsheetSafe('l.reference'),
 ];
 
-const CSV_FETCH = 1000;
+/** Lines per page: each page is one short query on a pooled connection, returned before the page is written. */
+const CSV_PAGE = 1000;
+
+/** A row's place in the export's order, carried exactly: its time as PostgreSQL's text (every microsecond), its id. */
+type LedgerKey = readonly [at: string, id: string];
+
+const CSV_LINE = `${CSV_VALUES.map(csvField).join(` || ',' || `)} || E'\r\n'`;
+
+/** The last line of the range when the export starts (index `wallet_ledger_tenant_time`, read backwards): its bound. */
+const CSV_LAST_SQL = `
+SELECT l.created_at::text, l.id FROM wallet_ledger l
+ WHERE l.tenant_id = $1 AND l.created_at >= $2 AND l.created_at < $3
+ ORDER BY l.created_at DESC, l.id DESC LIMIT 1`;
+
+/** A page of lines up to the bound ($3, $4), after the key ($5, $6) or, for the first page, from `from` ($2). */
+const csvPageSql = (after: boolean) => `
+SELECT ${CSV_LINE} AS line, l.created_at::text, l.id
+  FROM wallet_ledger l LEFT JOIN wallets w ON w.id = l.wallet_id
+ WHERE l.tenant_id = $1 AND l.created_at >= $2 AND (l.created_at, l.id) <= ($3::timestamptz, $4::text)
+   ${after ? 'AND (l.created_at, l.id) > ($5::timestamptz, $6::text)' : ''}
+ ORDER BY l.created_at, l.id LIMIT ${CSV_PAGE}`;
+const CSV_FIRST_SQL = csvPageSql(false);
+const CSV_NEXT_SQL = csvPageSql(true);
+
+async function csvPage(pool: pg.Pool, values: readonly unknown[], after?: LedgerKey) {
+  const { rows } = await pool.query<[line: string, at: string, id: string]>({
+    text: after ? CSV_NEXT_SQL : CSV_FIRST_SQL,
+    values: after ? [...values, ...after] : [...values],
+    rowMode: 'array',
+  });
+  return rows;
+}
 
 /**
  * The workspace's ledger lines recorded in [from, to) as CSV (RFC 4180: CRLF line ends, a header row), oldest
- * first, read through a server-side cursor a page at a time: memory stays flat however long the ledger is.
+ * first (time, then id), a page of `CSV_PAGE` lines at a time: memory stays flat however long the ledger is, and
  * PostgreSQL writes each row as one CSV line, so a row costs one string here, not one per field.
- * Stopping the iteration (the client went away) closes the cursor and returns the connection.
+ * No connection and no transaction is held while the client reads: each page is one `pool.query` with a keyset
+ * on (created_at, id) (index `wallet_ledger_tenant_time`) after the last line sent, so a client that stops
+ * reading holds nothing but its place. The export's last line is fixed when it starts (the newest line of the
+ * range then) and the first page is read before this resolves: a failure there is the route's error answer, not
+ * a 200 cut short. The ledger is append-only (lines are inserted, never updated or deleted), so the file holds
+ * every line of the range the read model held at the start, each once, in order.
  */
-export async function* ledgerCsv(pool: pg.Pool, tenantId: string, range: { from: Date; to: Date }): AsyncGenerator<string> {
-  const client = await pool.connect();
-  let open = false;
-  try {
-    await client.query('BEGIN READ ONLY');
-    open = true;
-    await client.query(
-      `DECLARE ledger_csv NO SCROLL CURSOR FOR
-       SELECT ${CSV_VALUES.map(csvField).join(` || ',' || `)} || E'\r\n' AS line
-         FROM wallet_ledger l LEFT JOIN wallets w ON w.id = l.wallet_id
-        WHERE l.tenant_id = $1 AND l.created_at >= $2 AND l.created_at < $3
-        ORDER BY l.created_at, l.id`,
-      [tenantId, range.from, range.to],
-    );
+export async function ledgerCsv(pool: pg.Pool, tenantId: string, range: { from: Date; to: Date }): Promise<AsyncGenerator<string>> {
+  const { rows: last } = await pool.query<[at: string, id: string]>({ text: CSV_LAST_SQL, values: [tenantId, range.from, range.to], rowMode: 'array' });
+  const bound = last[0];
+  const values = bound ? [tenantId, range.from, bound[0], bound[1]] : [];
+  const first = bound ? await csvPage(pool, values) : [];
+  return (async function* pages() {
     yield `${LEDGER_CSV_COLUMNS.join(',')}\r\n`;
-    for (;;) {
-      const { rows } = await client.query<string[]>({ text: `FETCH ${CSV_FETCH} FROM ledger_csv`, rowMode: 'array' });
-      if (rows.length === 0) break;
+    let rows = first;
+    while (rows.length > 0) {
       yield rows.map((row) => row[0]).join('');
+      const end = rows.at(-1);
+      rows = end && rows.length === CSV_PAGE ? await csvPage(pool, values, [end[1], end[2]]) : [];
     }
-    await client.query('COMMIT');
-    open = false;
-  } finally {
-    if (open) await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
-  }
+  })();
 }

@@ -18,3 +18,16 @@ export const timestampColumn = z.date().transform((date) => date.toISOString());
 
 /** A page of a keyset-paged list; pass `nextCursor` back unchanged for the next one (null: this was the last). */
 export const cursorPage = <Item extends z.ZodType>(item: Item) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+
+/** A keyset cursor of a list ordered by a time and an id: the time to the microsecond as stored (ISO 8601, UTC), the id. */
+export const encodeCursor = (at: string, id: string) => Buffer.from(JSON.stringify([at, id])).toString('base64url');
+export function decodeCursor(cursor: string): [string, string] {
+  try {
+    // Both go to PostgreSQL: a time it can store (years 1–9999; 0000 is out of its range), an id as text with no
+    // control characters (a NUL is refused there with an error), bounded.
+    const at = z.string().datetime().regex(/^(?!0000)\d{4}-/);
+    return z.tuple([at, z.string().max(255).regex(/^[^\u0000-\u001f\u007f]*$/)]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+  } catch {
+    throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
+  }
+}

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { z } from 'zod';
-import { cursorPage, timestamp, timestampColumn } from './views.ts';
+import { cursorPage, decodeCursor, encodeCursor, timestamp, timestampColumn } from './views.ts';
 
 /** One received webhook and its processing state. */
 export const webhookView = z.object({
@@ -52,19 +52,7 @@ export interface WebhookFilter {
  * The cursor holds the row's `received_at` to the microsecond, as stored: at the answers' milliseconds, the rows of
  * one millisecond after a page's last were skipped (a burst recorded by one statement shares one `received_at`).
  */
-const encodeCursor = (receivedAt: string, eventId: string) => Buffer.from(JSON.stringify([receivedAt, eventId])).toString('base64url');
-/** `received_at` exactly, in ISO 8601 (UTC, microseconds). */
 const CURSOR_AT = `to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "cursorAt"`;
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    // Both go to PostgreSQL: a time it can store (years 1–9999; 0000 is out of its range), an id as text with no
-    // control characters (a NUL is refused there with an error), bounded.
-    const at = z.string().datetime().regex(/^(?!0000)\d{4}-/);
-    return z.tuple([at, z.string().max(255).regex(/^[^\u0000-\u001f\u007f]*$/)]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-  } catch {
-    throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
-  }
-}
 
 /** The webhook received with this event id, if any. */
 export async function findWebhook(pool: pg.Pool, eventId: string): Promise<WebhookView | undefined> {

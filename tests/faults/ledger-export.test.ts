@@ -1,7 +1,7 @@
 /**
  * The ledger export on 1,000,000 lines: `GET /api/v1/client/ledger.csv` streams every line of the workspace
  * (a header, one row per line, in time order) while the service's resident memory, sampled from /proc during
- * the download, grows by less than 128 MiB: the rows go out as they are fetched from a server-side cursor.
+ * the download, grows by less than 128 MiB: the rows go out a page of 1,000 at a time, as they are read.
  * In the fault tier (a child process, whose memory is its own; a million rows take a while).
  */
 import test from 'ava';

@@ -334,14 +334,46 @@ test.serial('operators list every connection with its last poll and error', asyn
   const head = await service.tally.store.headPosition();
   const listed = await call('GET', '/api/v1/admin/connections', { token: admin, headers: head ? { 'x-min-position': head } : {} });
   t.is(listed.status, 200);
-  const mine = listed.body.find((c: { tenantId: string }) => c.tenantId === tenantId);
+  const mine = listed.body.items.find((c: { tenantId: string }) => c.tenantId === tenantId);
   t.like(mine, { status: 'active', merchantId: 'M-CAFE' });
   t.truthy(mine.lastPolledAt, 'the poll is visible');
   const active = await call('GET', '/api/v1/admin/connections?status=active', { token: admin });
-  t.true(active.body.every((c: { status: string }) => c.status === 'active'));
-  t.truthy(active.body.find((c: { tenantId: string }) => c.tenantId === tenantId), 'the filter keeps the active connection');
+  t.true(active.body.items.every((c: { status: string }) => c.status === 'active'));
+  t.truthy(active.body.items.find((c: { tenantId: string }) => c.tenantId === tenantId), 'the filter keeps the active connection');
   t.is((await call('GET', '/api/v1/admin/connections?status=broken', { token: admin })).status, 400);
   t.is((await call('GET', `/api/v1/admin/wallets/${'0'.repeat(8)}-0000-4000-8000-000000000000/reconcile`, { token: admin })).status, 404);
+});
+
+test.serial('the connections list pages past 1,000 tenants with a cursor: every connection once, those changed longest ago too', async (t) => {
+  // 1,001 connections waiting for a reconnection, all changed at one microsecond-exact time: a page ends inside the tie.
+  await service.database.pool.query(
+    `INSERT INTO pos_connections (tenant_id, merchant_id, status, scopes, token_expires_at, authorized_at, updated_at)
+     SELECT 'paged-' || lpad(i::text, 4, '0'), 'MP' || i, 'needs_reconnect', '{}', now(), now(), timestamptz '2020-01-01T00:00:00.000123Z'
+       FROM generate_series(1, 1001) i`,
+  );
+  try {
+    const listed: { tenantId: string; status: string }[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor ? `?cursor=${cursor}` : '';
+      const page = await call('GET', `/api/v1/admin/connections${query}`, { token: admin });
+      t.is(page.status, 200);
+      t.true(page.body.items.length <= 1000);
+      listed.push(...page.body.items);
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    const paged = listed.map((c) => c.tenantId).filter((id) => id.startsWith('paged-'));
+    t.deepEqual(paged, Array.from({ length: 1001 }, (_, i) => `paged-${String(i + 1).padStart(4, '0')}`), 'each once, newest change first, then by tenant');
+    t.truthy(listed.find((c) => c.tenantId === tenantId), 'and the real one');
+    t.is(new Set(listed.map((c) => c.tenantId)).size, listed.length);
+    const small = await call('GET', '/api/v1/admin/connections?status=needs_reconnect&limit=2', { token: admin });
+    t.is(small.body.items.length, 2);
+    t.truthy(small.body.nextCursor);
+    t.is((await call('GET', '/api/v1/admin/connections?cursor=not-a-cursor', { token: admin })).status, 400);
+    t.is((await call('GET', '/api/v1/admin/connections?limit=1001', { token: admin })).status, 400);
+  } finally {
+    await service.database.pool.query(`DELETE FROM pos_connections WHERE tenant_id LIKE 'paged-%'`);
+  }
 });
 
 test.serial('the state ingestion decides on is never behind a write made before the webhook: a new rule counts at once, a revocation stops credits at once', async (t) => {

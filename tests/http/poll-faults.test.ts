@@ -111,7 +111,7 @@ test.serial('faults on some connections leave the others complete and nothing ha
   t.like(revoked.body, { status: 'needs_reconnect' });
   t.is(revoked.body.lastError?.code ?? revoked.body.last_error_code, 'ACCESS_TOKEN_REVOKED', JSON.stringify(revoked.body));
   const connections = await actors.call('GET', '/api/v1/admin/connections', { token: admin.token });
-  const statuses = Object.fromEntries(connections.body.map((c: { merchantId: string; status: string }) => [c.merchantId, c.status]));
+  const statuses = Object.fromEntries(connections.body.items.map((c: { merchantId: string; status: string }) => [c.merchantId, c.status]));
   t.like(statuses, { 'M-OK': 'active', 'M-500': 'active', 'M-SLOW': 'active', 'M-REVOKED': 'needs_reconnect', 'M-429': 'active', 'M-DROP': 'active', 'M-THROTTLED': 'active' });
 
   const second = await poll();

@@ -3,6 +3,7 @@
  * the program summary from its projection, and the ledger as CSV (RFC 4180).
  */
 import test from 'ava';
+import http from 'node:http';
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
@@ -162,10 +163,23 @@ test('the program summary: points, rewards, active and top customers, outstandin
     ['from=0001-01-01&to=9999-12-31&interval=day', /more than 400 intervals/],
     // A year PostgreSQL does not store is not a date here (it was a 500).
     ['from=0000-01-01&to=0000-01-05', /from must be a date as YYYY-MM-DD/],
+    // Widened to whole weeks, the range would end in year 10000 (it was a 500).
+    ['from=9999-12-27&to=9999-12-31&interval=week', /to is in a week that ends after 9999-12-31/],
   ] as const) {
     const response = await call('GET', `/api/v1/client/program/summary?${q}`, { token: m.token });
     t.is(response.status, 400, q);
     t.regex(response.body.error.message, message, q);
+  }
+  // At the edges of the days a summary covers: the default `from` stops at 0001-01-01 (it fell in year 0000, a 500).
+  for (const [q, from, to] of [
+    ['to=0001-01-05', '0001-01-01', '0001-01-05'],
+    ['from=0001-01-01&to=0001-01-02&interval=week', '0001-01-01', '0001-01-07'],
+    ['from=9999-12-27&to=9999-12-31&interval=month', '9999-12-01', '9999-12-31'],
+    ['from=9999-12-31&to=9999-12-31', '9999-12-31', '9999-12-31'],
+  ] as const) {
+    const response = await call('GET', `/api/v1/client/program/summary?${q}`, { token: m.token });
+    t.is(response.status, 200, q);
+    t.like(response.body, { from, to }, q);
   }
 });
 
@@ -214,6 +228,87 @@ test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fie
     t.is(refused.status, 400, q);
     t.regex(refused.body.error.message, /must be a date \(YYYY-MM-DD\) or an ISO 8601 instant/, q);
   }
+});
+
+/** A download that stops reading once the answer's head has come: its status and its response, paused. */
+function stalledDownload(url: URL, token: string): Promise<{ status: number | undefined; response: http.IncomingMessage; request: http.ClientRequest }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(url, { headers: { authorization: `Bearer ${token}` } }, (response) => {
+      response.pause(); // a client that stops reading (a slow network, a script, a malicious merchant)
+      resolve({ status: response.statusCode, response, request });
+    });
+    request.on('error', reject);
+  });
+}
+
+test('a download that stops reading holds no connection and no transaction: the API and other exports go on; the file is the ledger as the export began', async (t) => {
+  // A pool of 4 and 4 stalled downloads: each held a connection in an open transaction (a cursor), and the API stopped.
+  const small = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL, DATABASE_POOL_SIZE: '4' });
+  const stalled: Awaited<ReturnType<typeof stalledDownload>>[] = [];
+  try {
+    const w = loyalty(small, ADMIN_EMAIL);
+    const m = await w.merchant();
+    const { walletId } = await w.walletWith(5, m);
+    // 60,000 lines of 300 characters of 2025, two to a microsecond-exact time (18 MB): more than the sockets' buffers hold, so the writes wait on the client.
+    await small.database.pool.query(
+      `INSERT INTO wallet_ledger (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, payment_id, reason, position, revision, created_at)
+       SELECT 'line-' || lpad(i::text, 5, '0'), $2, $1, 'credit', 'earn', 1, i, 'pay-' || i, repeat('x', 300), i::text, 1000 + i,
+              timestamptz '2025-01-01' + make_interval(secs => i / 2 + 0.000123)
+         FROM generate_series(1, 60000) i`,
+      [m.tenantId, walletId],
+    );
+    const url = new URL(`${small.url}/api/v1/client/ledger.csv?from=2025-01-01&to=2025-12-31`);
+    for (let i = 0; i < 4; i++) stalled.push(await stalledDownload(url, m.token));
+    t.deepEqual(stalled.map((d) => d.status), [200, 200, 200, 200]);
+    // A line written after the exports began, inside their range but after their last line: not in their files.
+    await small.database.pool.query(
+      `INSERT INTO wallet_ledger (id, wallet_id, tenant_id, entry_type, kind, points, balance_after, position, revision, created_at)
+       VALUES ('line-late', $2, $1, 'credit', 'earn', 1, 1, '0', 999, timestamptz '2025-12-01')`,
+      [m.tenantId, walletId],
+    );
+
+    const other = await w.call('GET', `/api/v1/client/wallets/${walletId}/ledger`, { token: m.token });
+    t.is(other.status, 200, 'the API answers while 4 downloads are stalled on a pool of 4');
+    const held = await small.database.pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`,
+    );
+    t.is(held.rows[0].n, 0, 'no session idles in a transaction while its download waits on the client');
+    const fifth = await fetch(url, { headers: { authorization: `Bearer ${m.token}` } });
+    t.is(fifth.status, 200);
+    const fifthLines = (await fifth.text()).split('\r\n');
+    t.is(fifthLines.length, 60_000 + 3, 'a header, 60,000 lines, the late one and the last CRLF');
+
+    // A stalled download read to its end: every line of the range as it began, in order, each once.
+    const first = stalled[0]!.response;
+    const chunks: Buffer[] = [];
+    first.on('data', (chunk: Buffer) => chunks.push(chunk));
+    first.resume();
+    await new Promise((resolve) => first.once('end', resolve));
+    const lines = Buffer.concat(chunks).toString('utf8').split('\r\n');
+    t.is(lines.pop(), '', 'the last row ends with CRLF');
+    t.is(lines.length, 60_001);
+    const ids = lines.slice(1).map((line) => line.split(',')[1]);
+    t.deepEqual(ids, Array.from({ length: 60_000 }, (_, i) => `line-${String(i + 1).padStart(5, '0')}`), 'every line, in time order then id, once');
+    t.false(ids.includes('line-late'));
+  } finally {
+    for (const { request } of stalled) request.destroy();
+    await small.stop();
+  }
+});
+
+test.serial('an export whose first page fails answers a JSON error, not a 200 cut short', async (t) => {
+  const m = await world.merchant();
+  // A real fault: the ledger's table is not there for the query (it is put back at once).
+  await service.database.pool.query('ALTER TABLE wallet_ledger RENAME TO wallet_ledger_away');
+  let response: Response;
+  try {
+    response = await fetch(`${service.url}/api/v1/client/ledger.csv`, { headers: { authorization: `Bearer ${m.token}` } });
+  } finally {
+    await service.database.pool.query('ALTER TABLE wallet_ledger_away RENAME TO wallet_ledger');
+  }
+  t.is(response.status, 500);
+  t.regex(response.headers.get('content-type') ?? '', /^application\/json/);
+  t.like(await response.json(), { error: { code: 'INTERNAL' } });
 });
 
 test('the OpenAPI listing names every loyalty program route with its access level', async (t) => {
