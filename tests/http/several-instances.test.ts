@@ -8,7 +8,7 @@ import { startSecondInstance, startTestService, type SecondInstance, type TestSe
 import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
 import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
-import { squarePayload, webhookSender } from '../support/square-webhooks.ts';
+import { paymentWebhook, squarePayload, webhookSender } from '../support/square-webhooks.ts';
 import { paymentEvents } from '../../domain/payments/events.ts';
 
 const WEBHOOK_KEY = 'test-webhook-signature-key';
@@ -110,4 +110,37 @@ test.serial('a customer webhook handled by one instance drops the customer conta
   square.addPayment('M-CAFE', { id: 'pay-2', locationId: 'L-MAIN', amount: 5000, status: 'COMPLETED', customerId: 'cust-1', createdAt: new Date(now + 1000).toISOString() });
   t.like((await poll(callB())).body.connections[0], { credited: 1 });
   t.is(await creditedConsumer('pay-2'), bob.id);
+});
+
+test.serial('mid-rotation, an instance not yet given the new key leaves a connection whose token it cannot open to the instances that can', async (t) => {
+  const { admin } = await connectedCafe();
+  // C already runs with the new key (the old one as previous); A and B do not have it yet.
+  const c = await startSecondInstance(a, { ...ENV, SQUARE_BASE_URL: square.url, ENCRYPTION_KEY: Buffer.alloc(32, 2).toString('base64'), ENCRYPTION_KEY_PREVIOUS: ENV.ENCRYPTION_KEY });
+  t.teardown(() => c.stop());
+  square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli' }] });
+  const merchant = await register('client', 'owner@deli.test', { businessName: 'Deli' });
+  await callA()('PATCH', `/api/v1/admin/users/${merchant.id}/approve`, { token: admin });
+  // The merchant connects through C: its token is sealed under the new key.
+  const started = await api(c.url)('GET', '/api/v1/client/pos/square/connect', { token: merchant.token });
+  const browser = await openConnectUrl(c.url, started);
+  const state = browser.authorizeUrl.searchParams.get('state') ?? '';
+  const code = square.issueCode('M-DELI');
+  const callback = await api(c.url)('GET', `/api/v1/oauth/square/callback?code=${encodeURIComponent(code)}&state=${encodeURIComponent(state)}`, { headers: { cookie: browser.cookie } });
+  t.is(callback.status, 302);
+
+  // A polls every connection: it cannot open the Deli's token, and says so for itself alone.
+  const head = await a.tally.store.headPosition();
+  if (head) await a.tally.runner.waitForPosition(head, 10_000);
+  const polled = await poll(callA());
+  const deli = polled.body.connections.find((r: { merchantId: string }) => r.merchantId === 'M-DELI');
+  t.like(deli, { status: 'failed' });
+  t.regex(deli.errors[0], /^ENCRYPTION_KEY_NOT_HELD/);
+  const after = await a.tally.store.headPosition();
+  const seen = await api(c.url)('GET', '/api/v1/client/pos/square', { token: merchant.token, headers: after ? { 'x-min-position': after } : {} });
+  t.is(seen.body.status, 'active');
+
+  // A payment webhook handled by C is decided on the connection, not answered `no_connection`.
+  await webhookSender(c.url, WEBHOOK_KEY, NOTIFICATION_URL)(paymentWebhook({ eventId: 'evt-deli-1', merchantId: 'M-DELI', paymentId: 'pay-deli-1', amount: 1000, customerId: null }));
+  const row = await eventually(() => api(c.url)('GET', '/api/v1/admin/webhooks/evt-deli-1', { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  t.not(row.body.outcome, 'no_connection');
 });
