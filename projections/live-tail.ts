@@ -4,7 +4,7 @@
  * A client that resumes catches up from the store itself (`readAll`) up to the position it joined at, so neither
  * path repeats or skips an event. Slow clients are the route's concern: the tail never waits for a subscriber.
  */
-import { concat, defer, EMPTY, from, map, Observable, of, Subject } from 'rxjs';
+import { concat, concatMap, defer, EMPTY, from, map, Observable, of, Subject } from 'rxjs';
 import type { Logger } from 'pino';
 import type { EventStore, Position, RecordedEvent, Subscription } from '../domain/ports/event-store.ts';
 
@@ -20,6 +20,26 @@ export class TailEnded extends Error {
 }
 
 const CATCH_UP_PAGE = 500;
+
+/**
+ * A member's events from its items: on `joined`, those it missed after `resumeFrom` up to where it joined (`between`,
+ * read from the store; live events arriving meanwhile wait in concatMap's queue), then the live ones after
+ * `resumeFrom`. A live event at or before `resumeFrom` is dropped: with several instances, a client resuming on one
+ * whose tail lags behind the one it read from joins before its resume position, and would get those events again.
+ */
+export function eventsAfter(
+  items: Observable<TailItem>,
+  resumeFrom: Position | undefined,
+  between: (after: Position | undefined, to: Position | undefined) => Observable<RecordedEvent>,
+  isAfter: (a: Position, b: Position) => boolean,
+): Observable<RecordedEvent> {
+  return items.pipe(
+    concatMap((item) => {
+      if (item.kind === 'joined') return between(resumeFrom, item.position);
+      return !resumeFrom || isAfter(item.event.position, resumeFrom) ? of(item.event) : EMPTY;
+    }),
+  );
+}
 
 export class LiveTail {
   private feed: Subject<RecordedEvent> | undefined;
@@ -40,6 +60,11 @@ export class LiveTail {
     const feed = await (this.started ??= this.start());
     // Read and subscribe in one synchronous step: no event can fall between `joined` and the first `event`.
     return defer(() => concat(of<TailItem>({ kind: 'joined', position: this.position }), feed.pipe(map((event): TailItem => ({ kind: 'event', event })))));
+  }
+
+  /** Whether `a` comes after `b` in the feed. */
+  isAfter(a: Position, b: Position): boolean {
+    return this.store.isAfter(a, b);
   }
 
   /**

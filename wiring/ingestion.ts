@@ -23,7 +23,7 @@ import { webhookHandler } from '../domain/payments/webhook-handler.ts';
 import type { SquareWebhookEvent } from '../domain/square/webhook.ts';
 import { pollService } from '../domain/payments/poll.ts';
 import { IngestionState } from '../domain/payments/ingestion-state.ts';
-import { customerCache, customerToLookUp, lookupsInBulk, type CustomerContacts, type CustomerOfMerchant } from '../domain/payments/customer-cache.ts';
+import { customerCache, customerChanges, customerToLookUp, lookupsInBulk, type CustomerContacts, type CustomerOfMerchant } from '../domain/payments/customer-cache.ts';
 import { MAX_BULK_CUSTOMERS } from '../domain/ports/square.ts';
 import { orderLookup } from '../domain/payments/order-lookup.ts';
 import { squareApis } from '../domain/payments/square-apis.ts';
@@ -32,6 +32,7 @@ import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
 import { consumersByIdentity } from '../projections/read/accounts.ts';
 import { heldPurchasesOf } from '../projections/read/held-purchases.ts';
 import { recordCustomerContacts } from '../adapters/postgres/customer-contacts.ts';
+import { customerChangesOf, recordCustomerChange } from '../adapters/postgres/customer-changes.ts';
 import { findWebhook } from '../projections/read/webhooks.ts';
 import type { ProjectionRunner } from '../projections/runner.ts';
 import { ingestionRoutes } from '../http/routes/ingestion.ts';
@@ -164,6 +165,12 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     }, MAX_BULK_CUSTOMERS),
     { ttlMs: config.CUSTOMER_CACHE_TTL_SECONDS * 1000, maxEntries: config.CUSTOMER_CACHE_MAX_ENTRIES, now: () => Date.now() },
   );
+  // Customer webhooks handled by any instance drop this instance's entries before its next batch decides on them.
+  const changes = customerChanges(
+    contacts,
+    { record: (tenantId, customerId) => recordCustomerChange(pool, tenantId, customerId), changesOf: (customers) => customerChangesOf(pool, customers) },
+    config.CUSTOMER_CACHE_MAX_ENTRIES,
+  );
   const orders = orderLookup(
     { apiFor: (tenantId) => apis.apiFor(tenantId), scopes: (tenantId) => {
         const connection = ingestionState.connection(tenantId);
@@ -183,6 +190,7 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     workspace: (tenantId) => ingestionState.workspace(tenantId),
     promotions: (tenantId) => ingestionState.promotions(tenantId),
     customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
+    dropChangedCustomers: (customers) => changes.dropChanged(customers),
     purchaseOrder: (tenantId, orderId, withCategories) => orders.get(tenantId, orderId, withCategories),
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
     walletIdFor,
@@ -248,7 +256,7 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     afterCatchUp = unknown;
     void catchUpThenLookUp();
   };
-  return { ingestionState, contacts, ingestion, inlineWalletEffects, lookAhead };
+  return { ingestionState, contacts, changes, ingestion, inlineWalletEffects, lookAhead };
 }
 
 export type IngestionCore = Awaited<ReturnType<typeof provideIngestionCore>>;
@@ -270,7 +278,7 @@ export function provideWebhookProcessor(
   },
 ): WebhookProcessor {
   const { config, log, pool, store, rawStore, runtime } = infrastructure;
-  const { ingestionState, contacts, ingestion } = core;
+  const { ingestionState, ingestion } = core;
   const { connections, reports } = deps;
   const inbox = webhookInbox(pool);
   return new WebhookProcessor(
@@ -284,8 +292,8 @@ export function provideWebhookProcessor(
         const marked = await connections.markRevokedByWebhook(merchantId, revocation, metadata);
         return marked && { tenantId: marked.tenantId, outdated: marked.outdated };
       },
-      forgetCustomer: (tenantId, customerId) => {
-        contacts.forget(tenantId, customerId);
+      forgetCustomer: async (tenantId, customerId) => {
+        await core.changes.changed(tenantId, customerId);
         reports.customerChanged(tenantId, customerId);
       },
       attachIdentity: (tenantId, change, source, metadata) =>

@@ -76,7 +76,8 @@ export function postgresTokenVault(pool: pg.Pool, keys: Keyring): TokenVault {
       const row = vaultRow.parse(rows[0]);
       const opened = openRow(keys, row);
       const expiresAt = row.expires_at.toISOString();
-      if (!opened) return { status: 'undecryptable', keyId: row.key_id, merchantId: row.merchant_id, authorizationId: row.authorization_id, expiresAt };
+      const keyHeld = [keys.current, keys.previous].some((k) => k?.id === row.key_id);
+      if (!opened) return { status: 'undecryptable', keyId: row.key_id, keyHeld, merchantId: row.merchant_id, authorizationId: row.authorization_id, expiresAt };
       return {
         status: 'ok',
         keyId: row.key_id,

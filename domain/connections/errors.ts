@@ -13,6 +13,22 @@ export class ConfigurationMissing extends DomainError {
   }
 }
 
+/**
+ * The stored token was written under a key this instance does not hold: configuration skew between instances (one
+ * given a new ENCRYPTION_KEY before another), not a broken connection. Retryable, and nothing is recorded on the
+ * connection's stream, which every instance shares: instances holding the key go on using it.
+ */
+export class EncryptionKeyNotHeld extends DomainError {
+  constructor(readonly keyId: string) {
+    super(
+      'ENCRYPTION_KEY_NOT_HELD',
+      `The stored Square token was encrypted under key ${keyId}, which this instance holds neither as ENCRYPTION_KEY nor as ENCRYPTION_KEY_PREVIOUS: give every instance the same keys`,
+      { keyId },
+    );
+    this.name = 'EncryptionKeyNotHeld';
+  }
+}
+
 /** The tenant has no connection that can be used now; `status` says why. */
 export class ConnectionUnavailable extends DomainError {
   constructor(

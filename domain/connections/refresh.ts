@@ -5,7 +5,7 @@
 import type { EventMetadata, Position } from '../ports/event-store.ts';
 import { SquareApiError } from '../ports/square.ts';
 import type { ConnectionsContext } from './context.ts';
-import { ConnectionUnavailable } from './errors.ts';
+import { ConnectionUnavailable, EncryptionKeyNotHeld } from './errors.ts';
 import type { ConnectedState } from './events.ts';
 import { refreshIsDue } from './refresh-policy.ts';
 
@@ -69,6 +69,12 @@ async function refreshConnection(
 
   const stored = await c.deps.vault.read(tenantId);
   if (stored.status === 'undecryptable') {
+    if (!stored.keyHeld) {
+      // Another instance's key (a rotation under way): an instance holding it refreshes the token; nothing is recorded
+      // on the stream every instance shares, and this run reports the skew.
+      const { code, message } = new EncryptionKeyNotHeld(stored.keyId);
+      return report(tenantId, merchantId, 'failed', state.tokenExpiresAt, { code, detail: message });
+    }
     const result = await c.onConnection(tenantId, { type: 'RecordDecryptionFailure', tenantId, keyId: stored.keyId, now: c.now() }, metadata);
     const detail = `The stored token was encrypted under key ${stored.keyId}, which is neither ENCRYPTION_KEY nor ENCRYPTION_KEY_PREVIOUS`;
     return report(tenantId, merchantId, 'token_undecryptable', state.tokenExpiresAt, { code: 'TOKEN_UNDECRYPTABLE', detail }, result.position);

@@ -10,7 +10,7 @@ import { SquareApiError, type SquareApi } from '../ports/square.ts';
 import { connectUrl, completeConnect, startConnect, type Connected, type OAuthCallback } from './connect-flow.ts';
 import { connectionsContext, type SquareConnectionsDependencies } from './context.ts';
 import { revocationPredates } from './decider.ts';
-import { ConnectionUnavailable, SquareRequestFailed } from './errors.ts';
+import { ConnectionUnavailable, EncryptionKeyNotHeld, SquareRequestFailed } from './errors.ts';
 import { isLive, type RevokedBy, type SquareConnectionState } from './events.ts';
 import { refreshDue, refreshNow, type RefreshReport } from './refresh.ts';
 import { cleanUpRevoked } from './reservations.ts';
@@ -86,8 +86,9 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
 
     /**
      * An API client with the tenant's access token. Throws `ConnectionUnavailable` (CONNECTION_UNAVAILABLE)
-     * unless the connection is active; an undecryptable token is recorded once (SquareTokenDecryptionFailed) and
-     * throws the same; a token that decrypts again (the key was restored) makes the connection active again.
+     * unless the connection is active; a token a key this instance holds cannot open is recorded once
+     * (SquareTokenDecryptionFailed) and throws the same; a token under a key it does not hold throws
+     * `EncryptionKeyNotHeld` (retryable) and records nothing; a token that decrypts again (the key was restored) makes the connection active again.
      */
     async apiFor(tenantId: string): Promise<{ api: SquareApi; merchantId: string }> {
       const gateway = c.gateway();
@@ -96,6 +97,8 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       const stored = await deps.vault.read(tenantId);
       if (stored.status === 'missing') throw ConnectionUnavailable.because('token_missing');
       if (stored.status === 'undecryptable') {
+        // Another instance's key (a rotation under way): fail here, retryably, and leave the shared stream alone.
+        if (!stored.keyHeld) throw new EncryptionKeyNotHeld(stored.keyId);
         await c.onConnection(tenantId, { type: 'RecordDecryptionFailure', tenantId, keyId: stored.keyId, now: c.now() }, { actor: 'system:square-connections' });
         throw ConnectionUnavailable.because('token_undecryptable');
       }

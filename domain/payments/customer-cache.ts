@@ -2,8 +2,9 @@
  * Square customer contacts by (tenant, customer), kept for a bounded time and a bounded number of entries.
  * Square answers a customer lookup in 100–300 ms; a regular customer pays many times, so most webhooks find
  * their contacts here. At most one lookup per customer is in flight: concurrent webhooks for one customer share
- * it. A `customer.updated` or `customer.deleted` webhook naming the customer drops the entry (`forget`), so the
- * next payment reads it afresh; on other instances the entry lives out its time to live.
+ * it. A `customer.created`, `customer.updated` or `customer.deleted` webhook naming the customer drops the entry on
+ * every instance before its next batch decides on the customer (`customerChanges` below), so that payment reads the
+ * contacts afresh.
  */
 import DataLoader from 'dataloader';
 import type { SquareWebhookEvent } from '../square/webhook.ts';
@@ -150,3 +151,54 @@ export function customerToLookUp(event: SquareWebhookEvent): CustomerOfMerchant 
   if (event.kind !== 'payment' || event.object.status !== 'COMPLETED' || !event.object.customerId) return undefined;
   return { merchantId: event.merchantId, customerId: event.object.customerId };
 }
+
+/** A Square customer of a tenant. */
+export interface CustomerRef {
+  tenantId: string;
+  customerId: string;
+}
+
+/** The last change of a customer recorded by any instance: `change` grows with each (migration 0340). */
+export interface CustomerChange extends CustomerRef {
+  change: string;
+}
+
+/**
+ * Customer changes shared by every instance through the database. The instance handling a customer webhook records
+ * the change (`changed`) and drops its own entry; every instance reads the changes of a batch's customers before
+ * deciding the batch (`dropChanged`: one read for the batch) and drops the entry of a customer whose last change it
+ * has not met yet. A change first met after this instance cached the customer afresh costs one needless lookup;
+ * `seen` is bounded like the cache, and a change it forgot is met again as new (a lookup, never a stale answer).
+ */
+export function customerChanges(
+  cache: Pick<CustomerCache, 'forget'>,
+  store: { record(tenantId: string, customerId: string): Promise<string>; changesOf(customers: readonly CustomerRef[]): Promise<CustomerChange[]> },
+  maxEntries: number,
+) {
+  const seen = new Map<string, string>();
+  const keyOf = (tenantId: string, customerId: string) => `${tenantId}\u0000${customerId}`;
+  const note = (key: string, change: string) => {
+    if (seen.size >= maxEntries && !seen.has(key)) seen.clear();
+    seen.set(key, change);
+  };
+  return {
+    /** A customer webhook for this customer: recorded for every instance (before the webhook settles), dropped here. */
+    async changed(tenantId: string, customerId: string): Promise<void> {
+      cache.forget(tenantId, customerId);
+      note(keyOf(tenantId, customerId), await store.record(tenantId, customerId));
+    },
+    /** Drops the entries of these customers changed (on any instance) since this instance last looked. */
+    async dropChanged(customers: readonly CustomerRef[]): Promise<void> {
+      const unique = new Map(customers.map((c) => [keyOf(c.tenantId, c.customerId), c]));
+      if (!unique.size) return;
+      for (const { tenantId, customerId, change } of await store.changesOf([...unique.values()])) {
+        const key = keyOf(tenantId, customerId);
+        if (seen.get(key) === change) continue;
+        cache.forget(tenantId, customerId);
+        note(key, change);
+      }
+    },
+  };
+}
+
+export type CustomerChanges = ReturnType<typeof customerChanges>;

@@ -61,6 +61,11 @@ export interface IngestionDependencies {
   purchaseOrder?(tenantId: string, orderId: string, withCategories: boolean): Promise<PurchaseOrder | null>;
   /** The Square customer's contact details as the merchant typed them, or null when Square does not know it. */
   customerContacts(tenantId: string, customerId: string): Promise<{ email: string | null; phone: string | null } | null>;
+  /**
+   * Drops cached contacts of these customers that changed at Square (a customer webhook, on any instance) since they
+   * were cached: called once before a batch's customers are looked up. Omitted: nothing is dropped.
+   */
+  dropChangedCustomers?(customers: readonly { tenantId: string; customerId: string }[]): Promise<void>;
   /** For each set of identity hashes, the approved consumer it belongs to: one read for a whole batch. */
   consumersByIdentity(hashSets: readonly (readonly string[])[]): Promise<(string | undefined)[]>;
   walletIdFor(tenantId: string, consumerId: string): string;
@@ -191,6 +196,13 @@ export function ingestionService(deps: IngestionDependencies) {
   async function identify(facts: readonly { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[]): Promise<Map<number, Identity | Error>> {
     const found = new Map<number, Identity | Error>();
     const withHashes: { index: number; tenantId: string; hashes: string[]; emailHash: string | null }[] = [];
+    try {
+      await deps.dropChangedCustomers?.(facts.flatMap(({ tenantId, customerId }) => (customerId ? [{ tenantId, customerId }] : [])));
+    } catch (error) {
+      // Which contacts are stale is unknown: the batch's purchases fail and are retried.
+      for (const { index } of facts) found.set(index, error instanceof Error ? error : new Error(String(error)));
+      return found;
+    }
     await Promise.all(
       facts.map(async ({ index, tenantId, customerId, buyerEmail }) => {
         try {

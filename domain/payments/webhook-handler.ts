@@ -23,8 +23,11 @@ export interface WebhookHandlerDependencies {
     revocation: { revokedAt: string; revokerType: string | null },
     metadata: EventMetadata,
   ): Promise<{ tenantId: string; outdated: boolean } | undefined>;
-  /** `customer.created` / `customer.updated` / `customer.deleted`: cached contacts of this customer are stale. */
-  forgetCustomer(tenantId: string, customerId: string): void;
+  /**
+   * `customer.created` / `customer.updated` / `customer.deleted`: cached contacts of this customer are stale, on every
+   * instance: recorded for them all before the webhook settles (a failure fails the webhook, which is retried).
+   */
+  forgetCustomer(tenantId: string, customerId: string): Promise<void>;
   /** The customer's email or phone is attached to its purchases held for nobody; answers how many took it. */
   attachIdentity(tenantId: string, change: SquareCustomerChange, source: string, metadata: EventMetadata): Promise<number>;
   /**
@@ -107,8 +110,8 @@ export function webhookHandler(deps: WebhookHandlerDependencies) {
             results[i] = done(null, 'ignored', { reason: 'no active connection for this merchant' });
             break;
           }
-          deps.forgetCustomer(tenantId, event.object.customerId);
           try {
+            await deps.forgetCustomer(tenantId, event.object.customerId);
             const attached = await deps.attachIdentity(tenantId, event.object, `webhook:${webhook.eventId}`, metadataFor(webhook, event.merchantId));
             results[i] = attached
               ? done(tenantId, 'identity_attached', { purchases: attached })

@@ -23,7 +23,19 @@ export interface VaultTokens {
 export type VaultRead =
   | { status: 'missing' }
   | { status: 'ok'; tokens: VaultTokens; keyId: string; encryptedWithCurrentKey: boolean }
-  | { status: 'undecryptable'; keyId: string; merchantId: string; authorizationId: string; expiresAt: string };
+  | {
+      status: 'undecryptable';
+      keyId: string;
+      /**
+       * Whether this instance holds the key `keyId` names (it then failed to open the token: the row is damaged, or the
+       * key was replaced under the same id). False: configuration skew, e.g. an instance not yet given the key another
+       * instance wrote with during a rotation; what it cannot open, instances with that key may.
+       */
+      keyHeld: boolean;
+      merchantId: string;
+      authorizationId: string;
+      expiresAt: string;
+    };
 
 export interface TokenVault {
   /** Stores the tenant's tokens, replacing whatever it held (a new authorization). */

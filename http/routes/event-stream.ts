@@ -8,12 +8,12 @@
  * (the connection is closed); it may come back with Last-Event-ID and catch up from the store.
  */
 import { PassThrough } from 'node:stream';
-import { concatMap, filter, interval, map, merge, of, type Subscription as RxSubscription } from 'rxjs';
+import { filter, interval, map, merge, type Subscription as RxSubscription } from 'rxjs';
 import { z } from 'zod';
 import type { Position, RecordedEvent } from '../../domain/ports/event-store.ts';
 import { auditColumns } from '../../projections/audit.ts';
 import { auditItem } from '../../projections/read/audit.ts';
-import { TailEnded, type LiveTail } from '../../projections/live-tail.ts';
+import { eventsAfter, TailEnded, type LiveTail } from '../../projections/live-tail.ts';
 import { HttpError } from '../errors.ts';
 import { eventTypes as types, id, streamName } from '../schemas.ts';
 import { route, type RouteSpec } from './table.ts';
@@ -156,10 +156,10 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
         };
         ctx.res.on('close', () => close());
 
-        // Live events that arrive while a resuming client catches up from the store wait in concatMap's queue,
-        // so the client sees the missed events first, then the live ones, each once and in feed order.
-        const events = (await deps.tail.join()).pipe(
-          concatMap((item) => (item.kind === 'joined' ? deps.tail.between(resumeFrom as Position | undefined, item.position) : of(item.event))),
+        // The missed events first, then the live ones after the resume position, each once and in feed order, even on
+        // an instance whose tail lags behind the one the client read from (`eventsAfter`).
+        const tail = deps.tail;
+        const events = eventsAfter(await tail.join(), resumeFrom as Position | undefined, (after, to) => tail.between(after, to), (a, b) => tail.isAfter(a, b)).pipe(
           filter(wanted),
           map(frame),
         );

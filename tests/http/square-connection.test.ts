@@ -139,6 +139,11 @@ async function storedTokens(tenantId: string): Promise<VaultTokens> {
 const streamTypes = async (stream: string) => (await service.tally.store.readStream(stream)).map((e) => e.type);
 const exchanged = (code: string) => square.requests.some((r) => r.path === '/oauth2/token' && (r.body as { code?: string }).code === code);
 
+/** Damages the stored token's authentication tag: the key it names (this instance's) no longer opens it. */
+async function damageStoredToken(tenantId: string) {
+  await service.database.pool.query('UPDATE square_token_vault SET auth_tag = $2 WHERE tenant_id = $1', [tenantId, randomBytes(16)]);
+}
+
 async function connectionUnavailable(t: ExecutionContext, tenantId: string) {
   const error = await t.throwsAsync(service.tally.connections.apiFor(tenantId));
   t.is((error as { code?: string }).code, 'CONNECTION_UNAVAILABLE');
@@ -599,13 +604,13 @@ test('a client refreshes its token on demand', async (t) => {
 
 // --- Undecryptable tokens -------------------------------------------------------------------------------------
 
-test('a token that cannot be decrypted is a visible state, recorded once, not a crash; a reconnect fixes it', async (t) => {
+test('a token a key this instance holds cannot open is a visible state, recorded once, not a crash; a reconnect fixes it', async (t) => {
   const client = await approvedClient();
   const merchantId = newMerchant();
   await mustConnect(client, merchantId);
   const tokens = await storedTokens(client.tenantId);
-  const lostKey = keyring(randomBytes(32).toString('base64'));
-  await postgresTokenVault(service.database.pool, lostKey).put(client.tenantId, tokens);
+  const heldKey = keyring(ENCRYPTION_KEY).current.id;
+  await damageStoredToken(client.tenantId);
 
   await connectionUnavailable(t, client.tenantId);
   await connectionUnavailable(t, client.tenantId);
@@ -614,20 +619,37 @@ test('a token that cannot be decrypted is a visible state, recorded once, not a 
   t.like(await connection(client), { status: 'token_undecryptable', lastError: { code: 'TOKEN_UNDECRYPTABLE' } });
 
   const debug = (await call('GET', '/api/v1/client/debug/square', { token: client.token })).body;
-  t.like(debug.token, { stored: true, decrypts: false, keyId: lostKey.current.id });
+  t.like(debug.token, { stored: true, decrypts: false, keyId: heldKey });
   t.like(debug.connection, { status: 'token_undecryptable' });
-  t.true(debug.problems.some((p: string) => p.includes(lostKey.current.id)));
+  t.true(debug.problems.some((p: string) => p.includes(heldKey)));
 
   // The operator restores the key the row needs: the next use finds it decrypts and the connection is active again.
   await vault().put(client.tenantId, tokens);
   t.is((await service.tally.connections.apiFor(client.tenantId)).merchantId, merchantId);
   t.is((await connection(client)).status, 'active');
 
-  await postgresTokenVault(service.database.pool, lostKey).put(client.tenantId, tokens);
+  await damageStoredToken(client.tenantId);
   await connectionUnavailable(t, client.tenantId);
   t.is((await connect(client, merchantId)).toString(), connected);
   t.like(await connection(client), { status: 'active', lastError: null });
   t.is((await service.tally.connections.apiFor(client.tenantId)).merchantId, merchantId);
+});
+
+test('a token under a key this instance does not hold (instances configured apart mid-rotation) fails here, retryably, and records nothing', async (t) => {
+  const client = await approvedClient();
+  await mustConnect(client, newMerchant());
+  const tokens = await storedTokens(client.tenantId);
+  // Sealed under a key another instance holds and this one does not.
+  await postgresTokenVault(service.database.pool, keyring(randomBytes(32).toString('base64'))).put(client.tenantId, tokens);
+  const error = await t.throwsAsync(service.tally.connections.apiFor(client.tenantId));
+  t.is((error as { code?: string }).code, 'ENCRYPTION_KEY_NOT_HELD');
+  await ageToken(client.tenantId);
+  await connection(client); // the cron finds connections through the read model
+  const run = await cron(CRON_SECRET);
+  t.like(reportFor(run.body, client.tenantId), { outcome: 'failed', error: { code: 'ENCRYPTION_KEY_NOT_HELD' } });
+  const types = await streamTypes(`square-connection-${client.tenantId}`);
+  t.false(types.includes('SquareTokenDecryptionFailed'), 'nothing recorded on the stream every instance shares');
+  t.is((await connection(client)).status, 'active');
 });
 
 // --- Debug endpoint ---------------------------------------------------------------------------------------------

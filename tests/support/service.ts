@@ -54,3 +54,34 @@ export async function startTestService(env: Record<string, string> = {}, options
     },
   };
 }
+
+/** A second instance of the service on the first one's database: its own process state, data directory and logs. */
+export type SecondInstance = Omit<TestService, 'database'>;
+
+/**
+ * Starts another instance of the service on `service`'s database (what several instances behind a load balancer
+ * share), with `env` as its configuration: pass every variable the first was given that it needs too (the keys).
+ * Stopping it leaves the database to the first.
+ */
+export async function startSecondInstance(service: TestService, env: Record<string, string> = {}): Promise<SecondInstance> {
+  const logs: string[] = [];
+  const fullEnv = {
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-svc-second-')),
+    DATABASE_URL: service.database.url,
+    AUTH_FAILURE_LIMIT_PER_MINUTE: '1000000',
+    ...env,
+  };
+  const config = await loadConfig(fullEnv);
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      callback();
+    },
+  });
+  const tally = await startTally({ env: fullEnv, log: createLogger({ level: 'debug', secrets: secretValues(config), destination }) });
+  return { url: tally.url, tally, logs, stop: () => tally.stop() };
+}

@@ -32,7 +32,7 @@ test('the batch decides on the event its acknowledgement parsed, and parses the 
     // No connection for the merchant: a payment is settled as `no_connection` without reaching the ingestion.
     tenantForMerchant: () => undefined,
     markRevoked: async () => undefined,
-    forgetCustomer: () => undefined,
+    forgetCustomer: async () => undefined,
     attachIdentity: async () => 0,
     parsedAtAcknowledgement: (eventId) => held.take(eventId),
   });

@@ -1,0 +1,43 @@
+/**
+ * The live tail's events for a resuming member (`eventsAfter`, projections/live-tail.ts) against real PostgreSQL
+ * positions: with several instances, a client resumes on an instance whose tail joined before the client's resume
+ * position (its tail lags behind the instance the client read from), and gets each event after it once.
+ */
+import test from 'ava';
+import { from, lastValueFrom, toArray } from 'rxjs';
+import pino from 'pino';
+import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
+import { eventsAfter, LiveTail, type TailItem } from '../../projections/live-tail.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { numberedEvent, numberOf } from '../support/numbered-events.ts';
+
+let database: TestDatabase;
+let store: PostgresEventStore;
+
+test.before(async () => {
+  database = await createTestDatabase();
+  store = new PostgresEventStore(database.pool, { connectionString: database.url });
+});
+test.after.always(async () => {
+  await store?.close();
+  await database?.drop();
+});
+
+test('a member resuming after a position its tail has not reached yet gets only the events after it, once', async (t) => {
+  await store.append('numbered-lag', [1, 2, 3, 4, 5].map(numberedEvent), 'no_stream');
+  const recorded = await store.readStream('numbered-lag');
+  const [first, , third] = recorded;
+  if (!first || !third) throw new Error('the events were not recorded');
+  const tail = new LiveTail(store, pino({ level: 'silent' }));
+  // The lagging instance's tail joined at event 1 and then delivers 2–5 live; the client had read up to event 3.
+  const items = from<TailItem[]>([{ kind: 'joined', position: first.position }, ...recorded.slice(1).map((event): TailItem => ({ kind: 'event', event }))]);
+  const sent = await lastValueFrom(eventsAfter(items, third.position, (after, to) => tail.between(after, to), (a, b) => tail.isAfter(a, b)).pipe(toArray()));
+  t.deepEqual(sent.map(numberOf), [4, 5]);
+
+  // A tail ahead of the resume position: the missed events from the store, then the live ones.
+  const [, , , fourth, fifth] = recorded;
+  if (!fourth || !fifth) throw new Error('the events were not recorded');
+  const ahead = from<TailItem[]>([{ kind: 'joined', position: fourth.position }, { kind: 'event', event: fifth }]);
+  const caughtUp = await lastValueFrom(eventsAfter(ahead, first.position, (after, to) => tail.between(after, to), (a, b) => tail.isAfter(a, b)).pipe(toArray()));
+  t.deepEqual(caughtUp.map(numberOf), [2, 3, 4, 5]);
+});
