@@ -27,6 +27,12 @@ type VaultRow = z.infer<typeof vaultRow>;
 const secrets = z.object({ accessToken: z.string().min(1), refreshToken: z.string().min(1) });
 
 const COLUMNS = 'tenant_id, merchant_id, authorization_id, key_id, iv, ciphertext, auth_tag, expires_at';
+
+/**
+ * A token under a key this instance does not hold, written this recently, is taken for a rotation's rolling deploy
+ * (another instance already has the new key): not recorded as undecryptable. Written longer ago, the key is lost.
+ */
+export const ROTATION_SKEW_SECONDS = 3600;
 const aad = (tenantId: string) => Buffer.from(`tenant:${tenantId}`, 'utf8');
 
 function sealTokens(key: EncryptionKey, tenantId: string, tokens: Pick<VaultTokens, 'accessToken' | 'refreshToken'>) {
@@ -71,13 +77,20 @@ export function postgresTokenVault(pool: pg.Pool, keys: Keyring): TokenVault {
     },
 
     async read(tenantId): Promise<VaultRead> {
-      const { rows } = await pool.query({ name: 'tally_vault_read', text: `SELECT ${COLUMNS} FROM square_token_vault WHERE tenant_id = $1` }, [tenantId]);
+      const { rows } = await pool.query(
+        {
+          name: 'tally_vault_read',
+          text: `SELECT ${COLUMNS}, updated_at > now() - make_interval(secs => ${ROTATION_SKEW_SECONDS}) AS recent FROM square_token_vault WHERE tenant_id = $1`,
+        },
+        [tenantId],
+      );
       if (!rows[0]) return { status: 'missing' };
       const row = vaultRow.parse(rows[0]);
       const opened = openRow(keys, row);
       const expiresAt = row.expires_at.toISOString();
       const keyHeld = [keys.current, keys.previous].some((k) => k?.id === row.key_id);
-      if (!opened) return { status: 'undecryptable', keyId: row.key_id, keyHeld, merchantId: row.merchant_id, authorizationId: row.authorization_id, expiresAt };
+      const rotationSkew = !keyHeld && z.boolean().parse(rows[0].recent);
+      if (!opened) return { status: 'undecryptable', keyId: row.key_id, keyHeld, rotationSkew, merchantId: row.merchant_id, authorizationId: row.authorization_id, expiresAt };
       return {
         status: 'ok',
         keyId: row.key_id,

@@ -69,7 +69,7 @@ async function refreshConnection(
 
   const stored = await c.deps.vault.read(tenantId);
   if (stored.status === 'undecryptable') {
-    if (!stored.keyHeld) {
+    if (stored.rotationSkew) {
       // Another instance's key (a rotation under way): an instance holding it refreshes the token; nothing is recorded
       // on the stream every instance shares, and this run reports the skew.
       const { code, message } = new EncryptionKeyNotHeld(stored.keyId);

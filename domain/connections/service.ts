@@ -98,7 +98,7 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       if (stored.status === 'missing') throw ConnectionUnavailable.because('token_missing');
       if (stored.status === 'undecryptable') {
         // Another instance's key (a rotation under way): fail here, retryably, and leave the shared stream alone.
-        if (!stored.keyHeld) throw new EncryptionKeyNotHeld(stored.keyId);
+        if (stored.rotationSkew) throw new EncryptionKeyNotHeld(stored.keyId);
         await c.onConnection(tenantId, { type: 'RecordDecryptionFailure', tenantId, keyId: stored.keyId, now: c.now() }, { actor: 'system:square-connections' });
         throw ConnectionUnavailable.because('token_undecryptable');
       }

@@ -32,6 +32,12 @@ export type VaultRead =
        * instance wrote with during a rotation; what it cannot open, instances with that key may.
        */
       keyHeld: boolean;
+      /**
+       * Not held, and the row was written within the last hour: taken for a rotation under way (instances configured
+       * apart for the minutes of a rolling deploy), so nothing is recorded on the stream every instance shares. A row
+       * under a key no instance has held for longer is a lost key, recorded as undecryptable.
+       */
+      rotationSkew: boolean;
       merchantId: string;
       authorizationId: string;
       expiresAt: string;

@@ -652,6 +652,18 @@ test('a token under a key this instance does not hold (instances configured apar
   t.is((await connection(client)).status, 'active');
 });
 
+test('a token under a key no instance has held for over an hour (the key lost, not a rotation under way) is recorded as undecryptable, visible to the merchant', async (t) => {
+  const client = await approvedClient();
+  await mustConnect(client, newMerchant());
+  const tokens = await storedTokens(client.tenantId);
+  await postgresTokenVault(service.database.pool, keyring(randomBytes(32).toString('base64'))).put(client.tenantId, tokens);
+  await service.database.pool.query(`UPDATE square_token_vault SET updated_at = now() - interval '2 hours' WHERE tenant_id = $1`, [client.tenantId]);
+  await connectionUnavailable(t, client.tenantId);
+  const types = await streamTypes(`square-connection-${client.tenantId}`);
+  t.is(types.filter((type) => type === 'SquareTokenDecryptionFailed').length, 1);
+  t.like(await connection(client), { status: 'token_undecryptable', lastError: { code: 'TOKEN_UNDECRYPTABLE' } });
+});
+
 // --- Debug endpoint ---------------------------------------------------------------------------------------------
 
 test('the debug endpoint answers runbook 1: variables set, environment, OAuth host, URLs to register, connection, token, last webhook and poll', async (t) => {
