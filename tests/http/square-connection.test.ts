@@ -574,12 +574,34 @@ test.serial('a refresh refused for the app secret keeps the merchant connected a
   // Every due connection meets it (others may be due too), so a lasting fault rather than the next request's.
   const clear = square.failUntilCleared('/oauth2/token', { status: 401, html: '<html><body>401 Authorization Required</body></html>' });
   const proxied = await cron(CRON_SECRET).finally(clear);
-  t.like(reportFor(proxied.body, client.tenantId), { outcome: 'failed', error: { code: 'UNAUTHORIZED' } });
+  t.like(reportFor(proxied.body, client.tenantId), { outcome: 'failed', error: { code: 'HTTP_401' } });
   t.like(await connection(client), { status: 'active' });
 
   const fixed = await cron(CRON_SECRET);
   t.like(reportFor(fixed.body, client.tenantId), { outcome: 'refreshed', error: null });
   t.like(await connection(client), { status: 'active' });
+});
+
+test.serial('a proxy’s HTML 401 on a poll fails that poll only: the connection stays active and the next poll runs; Square’s own refusal needs a reconnect', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  await mustConnect(client, merchantId);
+  await connection(client); // The poll lists connections from the read model: wait until it has this one.
+  const poll = async () => {
+    const response = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+    return response.body.connections.find((c: { tenantId: string }) => c.tenantId === client.tenantId);
+  };
+  const clear = square.failUntilCleared('/v2/locations', { status: 401, html: '<html><body>401 Authorization Required</body></html>' });
+  const proxied = await poll().finally(clear);
+  t.like(await connection(client), { status: 'active', lastError: null });
+  // The locations could not be read; the refunds (another list) may have been.
+  t.like(proxied, { errors: ['HTTP_401: <html><body>401 Authorization Required</body></html>'] });
+  t.not(proxied.status, 'ok');
+  t.like(await poll(), { status: 'ok', errors: [] }, 'retried on the next run');
+
+  square.revokeTokensOf(merchantId);
+  t.like(await poll(), { status: 'failed' });
+  t.like(await connection(client), { status: 'needs_reconnect', lastError: { code: 'ACCESS_TOKEN_REVOKED' } });
 });
 
 test('a client refreshes its token on demand', async (t) => {
