@@ -165,7 +165,8 @@ async function authorize(
     );
   } catch (error) {
     // Give the claim back unless the tenant's existing connection still uses this merchant. Best effort: the
-    // original failure is the one to report; a claim left behind is taken over by the tenant's next attempt.
+    // original failure is the one to report; a claim left behind (unrecorded in the stream) is taken over by the
+    // tenant's next attempt, or released for another tenant once older than `UNRECORDED_CLAIM_GRACE_MS`.
     const current = await c.loadConnection(tenantId).catch(() => undefined);
     if (current && !(isLive(current) && current.merchantId === merchantId)) {
       await releaseClaim(c, merchantId, tenantId, claim, 'abandoned', metadata).catch(() => undefined);

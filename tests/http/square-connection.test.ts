@@ -13,7 +13,8 @@ import { eventually } from '../support/eventually.ts';
 import { keyring } from '../../adapters/crypto/keys.ts';
 import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
 import { postgresTokenVault } from '../../adapters/postgres/token-vault.ts';
-import { connectionEvents } from '../../domain/connections/events.ts';
+import { connectionEvents, UNRECORDED_CLAIM_GRACE_MS } from '../../domain/connections/events.ts';
+import { merchantReservationEvents } from '../../domain/connections/merchant-reservation.ts';
 import type { VaultTokens } from '../../domain/ports/token-vault.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { startTestService, type TestService } from '../support/service.ts';
@@ -29,6 +30,8 @@ const DAY_MS = 24 * 3600_000;
 
 let square: SquareTestServer;
 let service: TestService;
+/** How far the service's clock is ahead of the real one; serial tests move it and put it back. */
+let clockAheadMs = 0;
 let call: ReturnType<typeof api>;
 let adminToken: string;
 
@@ -45,7 +48,7 @@ test.before(async () => {
     FRONTEND_URL,
     ENCRYPTION_KEY,
     CRON_SECRET,
-  });
+  }, { now: () => new Date(Date.now() + clockAheadMs) });
   call = api(service.url);
   adminToken = await tokenFor(`admin-${uuid()}`, ADMIN_EMAIL);
   await call('POST', '/api/v1/me/register', { token: adminToken, body: { role: 'consumer' } });
@@ -168,6 +171,29 @@ async function ageToken(tenantId: string) {
     ],
     'any',
   );
+}
+
+/** Moves the service's clock `ms` ahead until the test ends. */
+function moveClock(t: ExecutionContext, ms: number) {
+  clockAheadMs += ms;
+  t.teardown(() => void (clockAheadMs -= ms));
+}
+
+/**
+ * The event store refuses every event for which `condition` (SQL over the inserted row, `NEW`) holds, as a failing
+ * database would, until the returned function (also run when the test ends) drops the trigger. Serial tests only.
+ */
+async function refuseEvents(t: ExecutionContext, name: string, condition: string): Promise<() => Promise<void>> {
+  const db = service.database.pool;
+  await db.query(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF ${condition} THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`);
+  await db.query(`CREATE TRIGGER ${name} BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION ${name}()`);
+  const drop = async () => {
+    await db.query(`DROP TRIGGER IF EXISTS ${name} ON events`);
+    await db.query(`DROP FUNCTION IF EXISTS ${name}()`);
+  };
+  t.teardown(drop);
+  return drop;
 }
 
 const cron = (secret?: string) => call('POST', '/api/v1/internal/cron/square-refresh-tokens', { headers: secret === undefined ? {} : { 'x-cron-secret': secret } });
@@ -427,6 +453,47 @@ test.serial('switching merchants when Square cannot revoke the old grant: the sw
   await mustConnect(client, other);
   t.like(await connection(client), { status: 'active', merchantId: other });
   t.true(service.logs.some((line) => line.includes('could not be revoked') && line.includes(first) && line.includes('SERVICE_UNAVAILABLE')));
+});
+
+test.serial('a failed reconnect to the same merchant keeps a claim no authorization records: after a disconnect, another workspace gets the merchant once that claim is older than a connect takes', async (t) => {
+  const [first, second] = [await approvedClient(), await approvedClient()];
+  const merchantId = newMerchant();
+  await mustConnect(first, merchantId);
+  const allow = await refuseEvents(t, 'refuse_reconnect', `NEW.event_type = 'SquareConnectionAuthorized' AND NEW.stream_name = 'square-connection-${first.tenantId}'`);
+  const failed = await connect(first, merchantId);
+  await allow();
+  t.not(failed.toString(), connected);
+  t.like(await connection(first), { status: 'active', merchantId }, 'the connection before the attempt stands');
+  const claims = (await service.tally.store.readStream(`square-merchant-${merchantId}`)).map((e) => merchantReservationEvents.decode(e));
+  t.deepEqual(claims.map((e) => e.type), ['SquareMerchantClaimed', 'SquareMerchantClaimed'], 'the attempt claimed again and kept it: the connection uses the merchant');
+  t.is((await connect(second, merchantId)).toString(), failedWith('merchant_already_connected'));
+
+  t.is((await call('DELETE', '/api/v1/client/pos/square', { token: first.token })).status, 200);
+  t.like(await connection(first), { status: 'revoked' });
+  t.is((await connect(second, merchantId)).toString(), failedWith('merchant_already_connected'), 'a claim this fresh may be a connect in progress');
+  moveClock(t, UNRECORDED_CLAIM_GRACE_MS);
+  t.is((await connect(second, merchantId)).toString(), connected);
+  t.like(await connection(second), { status: 'active', merchantId });
+});
+
+test.serial('a first connect that fails between its claim and its record, its release failing too, holds the merchant only as long as a connect takes', async (t) => {
+  const [first, second] = [await approvedClient(), await approvedClient()];
+  const merchantId = newMerchant();
+  const allow = await refuseEvents(
+    t,
+    'refuse_first_connect',
+    `(NEW.event_type = 'SquareConnectionAuthorized' AND NEW.stream_name = 'square-connection-${first.tenantId}') OR (NEW.event_type = 'SquareMerchantReleased' AND NEW.stream_name = 'square-merchant-${merchantId}')`,
+  );
+  const failed = await connect(first, merchantId);
+  await allow();
+  t.not(failed.toString(), connected);
+  t.like(await connection(first), { status: 'not_connected' });
+  t.deepEqual(await streamTypes(`square-merchant-${merchantId}`), ['SquareMerchantClaimed'], 'the claim was left behind');
+  t.is((await connect(second, merchantId)).toString(), failedWith('merchant_already_connected'), 'a claim this fresh may be a connect in progress');
+  moveClock(t, UNRECORDED_CLAIM_GRACE_MS);
+  t.is((await connect(second, merchantId)).toString(), connected);
+  t.deepEqual(await streamTypes(`square-merchant-${merchantId}`), ['SquareMerchantClaimed', 'SquareMerchantReleased', 'SquareMerchantClaimed']);
+  t.like(await connection(second), { status: 'active', merchantId });
 });
 
 // --- Disconnect ------------------------------------------------------------------------------------------------
