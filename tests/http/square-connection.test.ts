@@ -775,6 +775,22 @@ test('the debug endpoint answers runbook 1: variables set, environment, OAuth ho
   t.is((await call('GET', '/api/v1/client/debug/square', { token: adminToken })).status, 400, 'an admin names the tenant');
 });
 
+test('after switching merchants, the debug endpoint’s lastPollAt is the new merchant’s poll, not the previous one’s', async (t) => {
+  const client = await approvedClient();
+  const [first, next] = [newMerchant(), newMerchant()];
+  await mustConnect(client, first);
+  const polledAt = new Date(Date.now() - 60_000).toISOString();
+  await service.tally.connections.recordPoll(client.tenantId, { cursor: polledAt, polledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
+  const debug = async () => (await call('GET', '/api/v1/client/debug/square', { token: client.token })).body;
+  t.like(await debug(), { connection: { merchantId: first }, lastPollAt: polledAt });
+
+  await mustConnect(client, next);
+  t.like(await debug(), { connection: { merchantId: next }, lastPollAt: null }, `${next} was never polled`);
+  const nextPolledAt = new Date().toISOString();
+  await service.tally.connections.recordPoll(client.tenantId, { cursor: null, polledAt: nextPolledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
+  t.like(await debug(), { connection: { merchantId: next }, lastPollAt: nextPolledAt });
+});
+
 test('without SQUARE_APP_ID and SQUARE_APP_SECRET: connect is 503 CONFIGURATION_MISSING, the callback says configuration_missing, the debug endpoint shows why', async (t) => {
   const bare = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL, SQUARE_ENVIRONMENT: 'production', FRONTEND_URL });
   t.teardown(() => bare.stop());

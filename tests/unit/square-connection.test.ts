@@ -4,7 +4,7 @@ import { claimStillInUse, type SquareConnectionEvent, type SquareConnectionState
 import { merchantReservationDecider, type MerchantReservationEvent } from '../../domain/connections/merchant-reservation.ts';
 import { refreshIsDue } from '../../domain/connections/refresh-policy.ts';
 import { fold } from '../../domain/shared/decider.ts';
-import { pollCursorFor, pollRecordFor } from '../../domain/connections/poll-log.ts';
+import { pollCursorFor, pollRecordFor, withLastPoll } from '../../domain/connections/poll-log.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
 const spec = deciderSpec(squareConnectionDecider);
@@ -128,6 +128,8 @@ test('the next poll resumes from the last record for the same merchant; another 
   const active = state(authorized()) as Exclude<SquareConnectionState, { status: 'not_connected' }>;
   t.is(pollCursorFor(active, record(M, 'c-2')), 'c-2');
   t.is(pollCursorFor(active, record('MERCHANT-B', 'c-b')), null);
+  t.like(withLastPoll(active, record(M, 'c-2')), { pollCursor: 'c-2', lastPolledAt: later });
+  t.like(withLastPoll(active, record('MERCHANT-B', 'c-b')), { pollCursor: null, lastPolledAt: null }, 'the previous merchant’s poll is not this connection’s');
   t.is(pollCursorFor(active, undefined), null, 'never polled');
   const legacy = state(authorized(), polled('c-legacy')) as Exclude<SquareConnectionState, { status: 'not_connected' }>;
   t.is(pollCursorFor(legacy, undefined), 'c-legacy', 'a deployment that recorded polls on the connection stream resumes where it was');
