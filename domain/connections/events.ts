@@ -167,3 +167,13 @@ export function claimStillInUse(connection: SquareConnectionState, merchantId: s
   if (connection.status !== 'not_connected' && connection.merchantClaims[merchantId] === reservation.claim) return false;
   return Date.parse(now) - Date.parse(reservation.claimedAt) < UNRECORDED_CLAIM_GRACE_MS;
 }
+
+/**
+ * The vault does not hold the tokens the connection names (no row, or a row of another authorization): whether
+ * that is for good. The callback records the authorization, then stores its tokens, so within
+ * `UNRECORDED_CLAIM_GRACE_MS` of the authorization the flow may still be storing them; after that, it failed
+ * between the two (a crash, a database error) and the merchant must connect again.
+ */
+export function tokensLost(connection: ConnectedState, now: string): boolean {
+  return Date.parse(now) - Date.parse(connection.authorizedAt) >= UNRECORDED_CLAIM_GRACE_MS;
+}

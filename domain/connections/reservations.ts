@@ -47,9 +47,14 @@ export async function releaseClaim(
 
 /**
  * After a revocation: the merchant is released (if this authorization's claim is still the latest) and the
- * worthless tokens deleted. Idempotent, so repeating a revocation completes one that was interrupted.
+ * worthless tokens deleted: whatever authorization they belong to while the revoked one is still the latest (a
+ * connect that failed after recording its authorization left tokens of an older one), else only the revoked
+ * one's (a reconnect recorded since stores its own). Idempotent, so repeating a revocation completes one that was
+ * interrupted.
  */
 export async function cleanUpRevoked(c: ConnectionsContext, state: ConnectedState, metadata: EventMetadata): Promise<void> {
   await releaseClaim(c, state.merchantId, state.tenantId, state.merchantClaims[state.merchantId] ?? null, 'revoked', metadata);
-  await c.deps.vault.remove(state.tenantId, state.authorizationId);
+  const latest = await c.loadConnection(state.tenantId);
+  const superseded = latest.status !== 'not_connected' && latest.authorizationId !== state.authorizationId;
+  await c.deps.vault.remove(state.tenantId, superseded ? state.authorizationId : null);
 }

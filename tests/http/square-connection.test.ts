@@ -476,6 +476,61 @@ test.serial('a failed reconnect to the same merchant keeps a claim no authorizat
   t.like(await connection(second), { status: 'active', merchantId });
 });
 
+test.serial('switching merchants when the authorization cannot be recorded: the connection, its tokens and its merchant stay as they were; the new grant is revoked', async (t) => {
+  const client = await approvedClient();
+  const [first, next] = [newMerchant(), newMerchant()];
+  await mustConnect(client, first);
+  const before = await storedTokens(client.tenantId);
+  const allow = await refuseEvents(t, 'refuse_switch', `NEW.event_type = 'SquareConnectionAuthorized' AND NEW.stream_name = 'square-connection-${client.tenantId}'`);
+  const failed = await connect(client, next);
+  await allow();
+  t.not(failed.toString(), connected);
+  t.like(await connection(client), { status: 'active', merchantId: first });
+  t.deepEqual(await storedTokens(client.tenantId), before, 'the tokens the connection names, untouched');
+  t.is((await service.tally.connections.apiFor(client.tenantId)).merchantId, first, 'still usable');
+  t.true(square.requests.some((r) => r.path === '/oauth2/revoke' && (r.body as { merchant_id?: string }).merchant_id === next), `${next}'s grant, which nothing uses, is revoked`);
+  t.deepEqual(await streamTypes(`square-merchant-${next}`), ['SquareMerchantClaimed', 'SquareMerchantReleased']);
+  t.like(await call('GET', '/api/v1/client/debug/square', { token: client.token }), { body: { token: { stored: true, ofConnection: true } } });
+});
+
+test.serial('a connect that recorded its authorization but could not store its tokens: the connection needs a reconnect once the flow is surely over; the debug endpoint says why; a disconnect deletes the tokens left', async (t) => {
+  const client = await approvedClient();
+  const [first, next] = [newMerchant(), newMerchant()];
+  await mustConnect(client, first);
+  const db = service.database.pool;
+  // The vault refuses the write (as a failing database would) after the event store recorded the authorization.
+  await db.query(`CREATE FUNCTION refuse_vault_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+  await db.query('CREATE TRIGGER refuse_vault_write BEFORE INSERT OR UPDATE ON square_token_vault FOR EACH ROW EXECUTE FUNCTION refuse_vault_write()');
+  const allow = async () => {
+    await db.query('DROP TRIGGER IF EXISTS refuse_vault_write ON square_token_vault');
+    await db.query('DROP FUNCTION IF EXISTS refuse_vault_write()');
+  };
+  t.teardown(allow);
+  const failed = await connect(client, next);
+  await allow();
+  t.not(failed.toString(), connected);
+  t.like(await connection(client), { status: 'active', merchantId: next });
+  t.is((await storedTokens(client.tenantId)).merchantId, first, 'the vault still holds the previous authorization');
+
+  const debug = async () => (await call('GET', '/api/v1/client/debug/square', { token: client.token })).body;
+  const shown = await debug();
+  t.like(shown.token, { stored: true, ofConnection: false });
+  t.true(shown.problems.some((p: string) => p.includes('not the connection’s')), JSON.stringify(shown.problems));
+
+  // Within a connect's time the tokens may be on their way: unusable, nothing recorded.
+  const soon = await t.throwsAsync(service.tally.connections.apiFor(client.tenantId));
+  t.like(soon, { code: 'CONNECTION_UNAVAILABLE', status: 'token_missing' });
+  t.like(await connection(client), { status: 'active' });
+
+  moveClock(t, UNRECORDED_CLAIM_GRACE_MS);
+  const lost = await t.throwsAsync(service.tally.connections.apiFor(client.tenantId));
+  t.like(lost, { code: 'CONNECTION_UNAVAILABLE' });
+  t.like(await connection(client), { status: 'needs_reconnect', lastError: { code: 'TOKEN_MISSING' } });
+
+  t.is((await call('DELETE', '/api/v1/client/pos/square', { token: client.token })).status, 200);
+  t.is((await vault().read(client.tenantId)).status, 'missing', 'the tokens left behind are deleted too');
+});
+
 test.serial('a first connect that fails between its claim and its record, its release failing too, holds the merchant only as long as a connect takes', async (t) => {
   const [first, second] = [await approvedClient(), await approvedClient()];
   const merchantId = newMerchant();
