@@ -100,7 +100,7 @@ export function postgresTokenVault(pool: pg.Pool, keys: Keyring): TokenVault {
     },
 
     async remove(tenantId, authorizationId) {
-      await pool.query('DELETE FROM square_token_vault WHERE tenant_id = $1 AND authorization_id = $2', [tenantId, authorizationId]);
+      await pool.query('DELETE FROM square_token_vault WHERE tenant_id = $1 AND ($2::text IS NULL OR authorization_id = $2)', [tenantId, authorizationId]);
     },
   };
 }

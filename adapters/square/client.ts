@@ -446,13 +446,15 @@ function invalidResponse(operation: SquareOperation, detail: string): never {
   throw new SquareApiError({ code: 'INVALID_RESPONSE', operation, detail });
 }
 
-/** Square's code for a status when the body carried none we can use (an HTML error page, a v1-style body). */
+/**
+ * Square's code for a status when the body carried none we can use (an HTML error page, a v1-style body). A 401
+ * is `HTTP_401`, not Square's `UNAUTHORIZED`: a proxy's page proves nothing about the merchant's token, and
+ * `UNAUTHORIZED` (Square's own JSON answer to a bad token) turns the connection `needs_reconnect`.
+ */
 function codeForStatus(status: number): string {
   switch (status) {
     case 400:
       return 'BAD_REQUEST';
-    case 401:
-      return 'UNAUTHORIZED';
     case 403:
       return 'FORBIDDEN';
     case 404:
@@ -479,7 +481,7 @@ const OAUTH_OPERATIONS = new Set<SquareOperation>(['oauth.exchangeCode', 'oauth.
  * "service.not_authorized"}` for both causes, and only the message tells them apart: `Not Authorized` when the
  * app's client_id/client_secret are wrong (a rotated or mistyped secret), a message naming the grant when the app
  * is fine and the grant is not (`Invalid refresh token` for a revoked one; `Authorization code not found for app
- * …` on an exchange). Anything else, an HTML page from a proxy included, stays a plain `UNAUTHORIZED`: no proof of
+ * …` on an exchange). Anything else, an HTML page from a proxy included, stays a plain `HTTP_401`: no proof of
  * either.
  */
 function oauthRefusal(operation: SquareOperation, status: number, detail: string | undefined): string | undefined {

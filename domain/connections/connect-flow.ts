@@ -143,7 +143,6 @@ async function authorize(
   const authorizationId = c.deps.runtime.newId();
   let result;
   try {
-    await c.deps.vault.put(tenantId, { authorizationId, merchantId, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresAt: tokens.expiresAt });
     result = await c.onConnection(
       tenantId,
       {
@@ -164,14 +163,14 @@ async function authorize(
       metadata,
     );
   } catch (error) {
-    // Give the claim back unless the tenant's existing connection still uses this merchant. Best effort: the
-    // original failure is the one to report; a claim left behind is taken over by the tenant's next attempt.
-    const current = await c.loadConnection(tenantId).catch(() => undefined);
-    if (current && !(isLive(current) && current.merchantId === merchantId)) {
-      await releaseClaim(c, merchantId, tenantId, claim, 'abandoned', metadata).catch(() => undefined);
-    }
+    await abandon(c, { tenantId, merchantId, claim }, metadata);
     throw error;
   }
+  // The tokens are stored once the authorization naming them is recorded: a failed record leaves the tenant's
+  // tokens (those its connection names) as they were. A failure from here on leaves a connection naming tokens
+  // the vault does not hold: its next use finds that out and, once the flow is surely over, records that the
+  // merchant must connect again (see `tokensLost`).
+  await c.deps.vault.put(tenantId, { authorizationId, merchantId, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresAt: tokens.expiresAt });
 
   const previous = result.events[0]?.type === 'SquareConnectionAuthorized' ? result.events[0].data.previousMerchantId : null;
   let previousGrant: Connected['previous'] = null;
@@ -182,6 +181,21 @@ async function authorize(
     await releaseClaim(c, previous, tenantId, result.state.merchantClaims[previous] ?? null, 'reconnected_elsewhere', metadata);
   }
   return { tenantId, merchantId, position: result.position, previous: previousGrant };
+}
+
+/**
+ * The authorization could not be recorded: unless the tenant's existing connection still uses this merchant, the
+ * grant just made is revoked at Square (while the claim is still held: Square revokes by merchant) and the claim
+ * given back. Best effort: the original failure is the one to report; a claim left behind (unrecorded in the
+ * stream) is taken over by the tenant's next attempt, or released for another tenant once older than
+ * `UNRECORDED_CLAIM_GRACE_MS`.
+ */
+async function abandon(c: ConnectionsContext, attempt: { tenantId: string; merchantId: string; claim: number }, metadata: EventMetadata): Promise<void> {
+  const { tenantId, merchantId, claim } = attempt;
+  const current = await c.loadConnection(tenantId).catch(() => undefined);
+  if (!current || (isLive(current) && current.merchantId === merchantId)) return;
+  await revokeGrant(c.gateway(), merchantId);
+  await releaseClaim(c, merchantId, tenantId, claim, 'abandoned', metadata).catch(() => undefined);
 }
 
 /** Best effort: the new connection stands whatever Square answers; NOT_FOUND means nothing was left to revoke. */

@@ -149,12 +149,31 @@ export function evolveConnection(state: SquareConnectionState, event: SquareConn
 }
 
 /**
- * Whether the tenant may still be using its claim `claim` on `merchantId`. A claim is in use until the tenant
- * recorded an authorization with it and that authorization then ended (revoked) or moved to another merchant;
- * a claim not yet recorded in an authorization may belong to a connect flow in progress, so it counts as in use.
+ * How long a claim the holder's stream does not record counts as a connect flow in progress. The callback claims
+ * the merchant seconds before it records the authorization; a claim still unrecorded after this was left by a flow
+ * that failed in between (a crash, an append that failed and whose release failed too, a failed reconnect to the
+ * same merchant, which keeps its new claim while the connection uses the merchant).
  */
-export function claimStillInUse(connection: SquareConnectionState, merchantId: string, claim: number): boolean {
-  if (connection.status === 'not_connected') return true;
-  if (connection.merchantClaims[merchantId] !== claim) return true;
-  return connection.merchantId === merchantId && connection.status !== 'revoked';
+export const UNRECORDED_CLAIM_GRACE_MS = 10 * 60_000;
+
+/**
+ * Whether the tenant may still be using its claim on `merchantId` (the reservation's latest, made at `claimedAt`).
+ * In use while the tenant's connection uses the merchant, whatever claim it recorded. A claim recorded in an
+ * authorization that then ended (revoked) or moved to another merchant is not. A claim not recorded may belong to a
+ * connect flow in progress, so it counts as in use for `UNRECORDED_CLAIM_GRACE_MS` after it was made.
+ */
+export function claimStillInUse(connection: SquareConnectionState, merchantId: string, reservation: { claim: number; claimedAt: string }, now: string): boolean {
+  if (isLive(connection) && connection.merchantId === merchantId) return true;
+  if (connection.status !== 'not_connected' && connection.merchantClaims[merchantId] === reservation.claim) return false;
+  return Date.parse(now) - Date.parse(reservation.claimedAt) < UNRECORDED_CLAIM_GRACE_MS;
+}
+
+/**
+ * The vault does not hold the tokens the connection names (no row, or a row of another authorization): whether
+ * that is for good. The callback records the authorization, then stores its tokens, so within
+ * `UNRECORDED_CLAIM_GRACE_MS` of the authorization the flow may still be storing them; after that, it failed
+ * between the two (a crash, a database error) and the merchant must connect again.
+ */
+export function tokensLost(connection: ConnectedState, now: string): boolean {
+  return Date.parse(now) - Date.parse(connection.authorizedAt) >= UNRECORDED_CLAIM_GRACE_MS;
 }

@@ -30,8 +30,12 @@ export function pollCursorFor(state: Exclude<SquareConnectionState, { status: 'n
   return last.merchantId === state.merchantId ? last.cursor : null;
 }
 
-/** The connection state with its poll fields taken from the poll log (the connection stream no longer has them). */
+/**
+ * The connection state with its poll fields taken from the poll log (the connection stream no longer has them).
+ * The log's last record counts only if it polled the connection's merchant: after a switch, the previous
+ * merchant's poll is not this connection's (its merchant was never polled yet).
+ */
 export function withLastPoll(state: SquareConnectionState, last: PollRecord | undefined): SquareConnectionState {
   if (state.status === 'not_connected' || !last) return state;
-  return { ...state, pollCursor: pollCursorFor(state, last), lastPolledAt: last.polledAt };
+  return { ...state, pollCursor: pollCursorFor(state, last), lastPolledAt: last.merchantId === state.merchantId ? last.polledAt : null };
 }

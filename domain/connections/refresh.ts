@@ -6,7 +6,8 @@ import type { EventMetadata, Position } from '../ports/event-store.ts';
 import { SquareApiError } from '../ports/square.ts';
 import type { ConnectionsContext } from './context.ts';
 import { ConnectionUnavailable, EncryptionKeyNotHeld } from './errors.ts';
-import type { ConnectedState } from './events.ts';
+import { tokensLost, type ConnectedState } from './events.ts';
+import { vaultAuthorization } from '../ports/token-vault.ts';
 import { refreshIsDue } from './refresh-policy.ts';
 
 export type RefreshOutcome = 'refreshed' | 'not_due' | 'failed' | 'needs_reconnect' | 'token_undecryptable' | 'skipped';
@@ -68,6 +69,13 @@ async function refreshConnection(
   }
 
   const stored = await c.deps.vault.read(tenantId);
+  if (vaultAuthorization(stored) !== state.authorizationId) {
+    if (!tokensLost(state, c.now())) {
+      return report(tenantId, merchantId, 'skipped', state.tokenExpiresAt, { code: 'TOKENS_PENDING', detail: 'The connection was authorized a moment ago and its tokens are not stored yet; nothing to do' });
+    }
+    const result = await recordTokensLost(c, state, metadata);
+    return report(tenantId, merchantId, 'needs_reconnect', state.tokenExpiresAt, { code: 'TOKEN_MISSING', detail: TOKENS_LOST }, result.position);
+  }
   if (stored.status === 'undecryptable') {
     if (stored.rotationSkew) {
       // Another instance's key (a rotation under way): an instance holding it refreshes the token; nothing is recorded
@@ -79,15 +87,8 @@ async function refreshConnection(
     const detail = `The stored token was encrypted under key ${stored.keyId}, which is neither ENCRYPTION_KEY nor ENCRYPTION_KEY_PREVIOUS`;
     return report(tenantId, merchantId, 'token_undecryptable', state.tokenExpiresAt, { code: 'TOKEN_UNDECRYPTABLE', detail }, result.position);
   }
-  if (stored.status === 'missing') {
-    const detail = 'No token is stored for this connection: connect Square again';
-    const result = await c.onConnection(
-      tenantId,
-      { type: 'RecordRefreshFailure', tenantId, authorizationId: state.authorizationId, code: 'TOKEN_MISSING', detail, needsReconnect: true, now: c.now() },
-      metadata,
-    );
-    return report(tenantId, merchantId, 'needs_reconnect', state.tokenExpiresAt, { code: 'TOKEN_MISSING', detail }, result.position);
-  }
+  // Said again for the compiler: a vault holding this connection's authorization is not missing.
+  if (stored.status === 'missing') throw ConnectionUnavailable.because('token_missing');
   if (state.status === 'token_undecryptable') {
     await c.onConnection(tenantId, { type: 'RecordDecryptionRecovery', tenantId, keyId: stored.keyId, now: c.now() }, metadata);
   }
@@ -122,6 +123,17 @@ async function refreshConnection(
   const result = await c.onConnection(tenantId, { type: 'RecordTokenRefresh', tenantId, authorizationId, tokenExpiresAt: tokens.expiresAt, now: c.now() }, metadata);
   if (result.events.length === 0) return report(tenantId, merchantId, 'skipped', state.tokenExpiresAt, superseded);
   return report(tenantId, merchantId, 'refreshed', tokens.expiresAt, null, result.position);
+}
+
+const TOKENS_LOST = "The vault holds no token of this connection's authorization (its connect failed after recording it): connect Square again";
+
+/**
+ * Records that the connection's tokens are lost for good (see `tokensLost`): the merchant must connect again.
+ * Only an active connection records it, once (`RecordRefreshFailure` applies to the active authorization).
+ */
+export function recordTokensLost(c: ConnectionsContext, state: ConnectedState, metadata: EventMetadata) {
+  const { tenantId, authorizationId } = state;
+  return c.onConnection(tenantId, { type: 'RecordRefreshFailure', tenantId, authorizationId, code: 'TOKEN_MISSING', detail: TOKENS_LOST, needsReconnect: true, now: c.now() }, metadata);
 }
 
 function report(

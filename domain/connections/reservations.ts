@@ -20,16 +20,16 @@ export async function claimMerchant(c: ConnectionsContext, merchantId: string, t
 }
 
 /**
- * A claim whose holder no longer uses it (its release was lost, e.g. a crash between recording a revocation
- * and releasing) is released, conditional on the claim read: if the holder claimed again meanwhile, nothing
- * happens. Returns whether the merchant may be free now.
+ * A claim whose holder no longer uses it is released, conditional on the claim read: if the holder claimed again
+ * meanwhile, nothing happens. Its release was lost (a crash between recording a revocation and releasing), or the
+ * flow that made it never recorded it (see `claimStillInUse`). Returns whether the merchant may be free now.
  */
 async function releaseIfStale(c: ConnectionsContext, merchantId: string, metadata: EventMetadata): Promise<boolean> {
   const reservation = await c.loadReservation(merchantId);
   if (reservation.status === 'free') return true;
   // Read after the reservation: a holder that claims again from here on makes the conditional release a no-op.
   const holder = await c.loadConnection(reservation.tenantId);
-  if (claimStillInUse(holder, merchantId, reservation.lastClaim)) return false;
+  if (claimStillInUse(holder, merchantId, { claim: reservation.lastClaim, claimedAt: reservation.claimedAt }, c.now())) return false;
   await releaseClaim(c, merchantId, reservation.tenantId, reservation.lastClaim, 'stale', metadata);
   return true;
 }
@@ -47,9 +47,14 @@ export async function releaseClaim(
 
 /**
  * After a revocation: the merchant is released (if this authorization's claim is still the latest) and the
- * worthless tokens deleted. Idempotent, so repeating a revocation completes one that was interrupted.
+ * worthless tokens deleted: whatever authorization they belong to while the revoked one is still the latest (a
+ * connect that failed after recording its authorization left tokens of an older one), else only the revoked
+ * one's (a reconnect recorded since stores its own). Idempotent, so repeating a revocation completes one that was
+ * interrupted.
  */
 export async function cleanUpRevoked(c: ConnectionsContext, state: ConnectedState, metadata: EventMetadata): Promise<void> {
   await releaseClaim(c, state.merchantId, state.tenantId, state.merchantClaims[state.merchantId] ?? null, 'revoked', metadata);
-  await c.deps.vault.remove(state.tenantId, state.authorizationId);
+  const latest = await c.loadConnection(state.tenantId);
+  const superseded = latest.status !== 'not_connected' && latest.authorizationId !== state.authorizationId;
+  await c.deps.vault.remove(state.tenantId, superseded ? state.authorizationId : null);
 }

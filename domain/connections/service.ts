@@ -11,8 +11,9 @@ import { connectUrl, completeConnect, startConnect, type Connected, type OAuthCa
 import { connectionsContext, type SquareConnectionsDependencies } from './context.ts';
 import { revocationPredates } from './decider.ts';
 import { ConnectionUnavailable, EncryptionKeyNotHeld, SquareRequestFailed } from './errors.ts';
-import { isLive, type RevokedBy, type SquareConnectionState } from './events.ts';
-import { refreshDue, refreshNow, type RefreshReport } from './refresh.ts';
+import { isLive, tokensLost, type RevokedBy, type SquareConnectionState } from './events.ts';
+import { recordTokensLost, refreshDue, refreshNow, type RefreshReport } from './refresh.ts';
+import { vaultAuthorization } from '../ports/token-vault.ts';
 import { cleanUpRevoked } from './reservations.ts';
 import { reportingRefusedAccess } from './refused-access.ts';
 import { pollCursorFor, pollRecordFor, withLastPoll } from './poll-log.ts';
@@ -31,6 +32,8 @@ export interface TokenCheck {
   /** False: it decrypts with ENCRYPTION_KEY_PREVIOUS only (run `npm run rotate-keys`). Null when unknown. */
   encryptedWithCurrentKey: boolean | null;
   expiresAt: string | null;
+  /** The authorization the stored tokens belong to (null when nothing is stored): the connection's, normally. */
+  authorizationId: string | null;
 }
 
 export interface ActiveConnection {
@@ -74,11 +77,18 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       const stored = await deps.vault.read(tenantId);
       switch (stored.status) {
         case 'missing':
-          return { stored: false, decrypts: null, keyId: null, encryptedWithCurrentKey: null, expiresAt: null };
+          return { stored: false, decrypts: null, keyId: null, encryptedWithCurrentKey: null, expiresAt: null, authorizationId: null };
         case 'undecryptable':
-          return { stored: true, decrypts: false, keyId: stored.keyId, encryptedWithCurrentKey: null, expiresAt: stored.expiresAt };
+          return { stored: true, decrypts: false, keyId: stored.keyId, encryptedWithCurrentKey: null, expiresAt: stored.expiresAt, authorizationId: stored.authorizationId };
         case 'ok':
-          return { stored: true, decrypts: true, keyId: stored.keyId, encryptedWithCurrentKey: stored.encryptedWithCurrentKey, expiresAt: stored.tokens.expiresAt };
+          return {
+            stored: true,
+            decrypts: true,
+            keyId: stored.keyId,
+            encryptedWithCurrentKey: stored.encryptedWithCurrentKey,
+            expiresAt: stored.tokens.expiresAt,
+            authorizationId: stored.tokens.authorizationId,
+          };
         default:
           return unreachable(stored);
       }
@@ -95,14 +105,18 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       const state = await c.loadConnection(tenantId);
       if (state.status !== 'active' && state.status !== 'token_undecryptable') throw ConnectionUnavailable.because(state.status);
       const stored = await deps.vault.read(tenantId);
-      if (stored.status === 'missing') throw ConnectionUnavailable.because('token_missing');
+      if (vaultAuthorization(stored) !== state.authorizationId) {
+        // Its connect recorded it and failed before storing its tokens (or is storing them right now).
+        if (tokensLost(state, c.now())) await recordTokensLost(c, state, { actor: 'system:square-connections' });
+        throw ConnectionUnavailable.because('token_missing');
+      }
+      if (stored.status === 'missing') throw ConnectionUnavailable.because('token_missing'); // (said again for the compiler)
       if (stored.status === 'undecryptable') {
         // Another instance's key (a rotation under way): fail here, retryably, and leave the shared stream alone.
         if (stored.rotationSkew) throw new EncryptionKeyNotHeld(stored.keyId);
         await c.onConnection(tenantId, { type: 'RecordDecryptionFailure', tenantId, keyId: stored.keyId, now: c.now() }, { actor: 'system:square-connections' });
         throw ConnectionUnavailable.because('token_undecryptable');
       }
-      if (stored.tokens.merchantId !== state.merchantId) throw ConnectionUnavailable.because('token_missing');
       if (state.status === 'token_undecryptable') {
         await c.onConnection(tenantId, { type: 'RecordDecryptionRecovery', tenantId, keyId: stored.keyId, now: c.now() }, { actor: 'system:square-connections' });
       }

@@ -230,7 +230,9 @@ export type SquareOperation =
  * connection), `INVALID_RESPONSE` (an answer missing a field we rely on, or an amount beyond 2^53 − 1), and two
  * that name what Square's OAuth endpoints say in words rather than codes: `APP_CREDENTIALS_REJECTED` (the app's
  * `client_id`/`client_secret` were refused: our configuration) and `REFRESH_TOKEN_REJECTED` (the refresh token is
- * revoked or unknown: the merchant's grant is gone). Any other Square code passes through as a string.
+ * revoked or unknown: the merchant's grant is gone). An answer without Square's error body is named after its
+ * status: `HTTP_401` is a 401 that is not Square's (a proxy's HTML page) and proves nothing about the grant. Any
+ * other Square code passes through as a string.
  */
 export type SquareErrorCode =
   | 'UNAUTHORIZED'
@@ -248,8 +250,10 @@ export type SquareErrorCode =
   | 'INVALID_RESPONSE'
   | 'APP_CREDENTIALS_REJECTED'
   | 'REFRESH_TOKEN_REJECTED'
+  | 'HTTP_401'
   | (string & {});
 
+/** Square's own answers (its JSON error body) that the grant is gone or too narrow; never `HTTP_401` (see above). */
 const MERCHANT_AUTH_GONE = new Set(['UNAUTHORIZED', 'ACCESS_TOKEN_REVOKED', 'INSUFFICIENT_SCOPES']);
 /** These authenticate with the app's credentials alone: an auth failure there is our configuration, not the merchant's. */
 const APP_CREDENTIAL_OPERATIONS = new Set<SquareOperation>(['oauth.exchangeCode', 'oauth.revoke']);
@@ -291,8 +295,9 @@ export class SquareApiError extends Error {
   /**
    * The merchant's authorization is gone or too narrow: stop using its tokens and ask the merchant to connect
    * again. For calls with the merchant's access token: `ACCESS_TOKEN_REVOKED`, `UNAUTHORIZED` and
-   * `INSUFFICIENT_SCOPES`. For the refresh: only Square saying the refresh token is dead (`REFRESH_TOKEN_REJECTED`,
-   * `ACCESS_TOKEN_REVOKED`, `ACCESS_TOKEN_EXPIRED`); a bare `UNAUTHORIZED` there is no proof (a proxy's page), and
+   * `INSUFFICIENT_SCOPES`, in Square's JSON error body (a 401 without it, `HTTP_401`, is a proxy's page: the call
+   * failed, the grant may be fine). For the refresh: only Square saying the refresh token is dead
+   * (`REFRESH_TOKEN_REJECTED`, `ACCESS_TOKEN_REVOKED`, `ACCESS_TOKEN_EXPIRED`); a 401 naming neither is no proof, and
    * `APP_CREDENTIALS_REJECTED` is our configuration. Never for the code exchange or revoke (the app's credentials).
    */
   get needsReconnect(): boolean {

@@ -20,6 +20,10 @@ export interface VaultTokens {
  * `keyId` names the key it was encrypted under (a short hash, never the key), so an operator can tell
  * which key is missing.
  */
+/** The authorization whose tokens the vault holds, if any (readable or not). */
+export const vaultAuthorization = (read: VaultRead): string | null =>
+  read.status === 'missing' ? null : read.status === 'ok' ? read.tokens.authorizationId : read.authorizationId;
+
 export type VaultRead =
   | { status: 'missing' }
   | { status: 'ok'; tokens: VaultTokens; keyId: string; encryptedWithCurrentKey: boolean }
@@ -54,7 +58,7 @@ export interface TokenVault {
   read(tenantId: string): Promise<VaultRead>;
   /**
    * Deletes the tenant's tokens of that authorization (after a revocation they are worthless, and a liability);
-   * tokens of a newer authorization stay.
+   * tokens of a newer authorization stay. `null`: whatever authorization they belong to.
    */
-  remove(tenantId: string, authorizationId: string): Promise<void>;
+  remove(tenantId: string, authorizationId: string | null): Promise<void>;
 }

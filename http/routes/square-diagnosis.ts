@@ -3,7 +3,7 @@
  * and the problems found, each saying what to fix. Values of variables never appear, only whether they are set.
  */
 import { unreachable } from '../../domain/shared/exhaustive.ts';
-import { revokedBy, type SquareConnectionState } from '../../domain/connections/events.ts';
+import { isLive, revokedBy, type SquareConnectionState } from '../../domain/connections/events.ts';
 import type { TokenCheck } from '../../domain/connections/service.ts';
 import { ORDER_SCOPES, SQUARE_SCOPES } from '../../domain/ports/square.ts';
 import type { SquareSettings } from '../../adapters/square/settings.ts';
@@ -43,6 +43,8 @@ export const squareDiagnosisView = z.object({
     keyId: z.string().nullable(),
     encryptedWithCurrentKey: z.boolean().nullable(),
     expiresAt: timestamp.nullable(),
+    /** Whether the stored token is the one the connection names (its authorization's); null when either is absent. */
+    ofConnection: z.boolean().nullable(),
   }),
   lastWebhookAt: timestamp.nullable(),
   lastPollAt: timestamp.nullable(),
@@ -89,7 +91,14 @@ export function squareDiagnosis({ tenantId, settings, connection, token, lastWeb
       revokedBy: connected?.status === 'revoked' ? connected.revokedBy : null,
       revokedAt: connected?.status === 'revoked' ? connected.revokedAt : null,
     },
-    token,
+    token: {
+      stored: token.stored,
+      decrypts: token.decrypts,
+      keyId: token.keyId,
+      encryptedWithCurrentKey: token.encryptedWithCurrentKey,
+      expiresAt: token.expiresAt,
+      ofConnection: connected && token.authorizationId ? token.authorizationId === connected.authorizationId : null,
+    },
     lastWebhookAt,
     lastPollAt: connected?.lastPolledAt ?? null,
     problems: problems(settings, connection, token, now),
@@ -150,6 +159,13 @@ function problems(settings: SquareSettings, connection: SquareConnectionState, t
         `The connection lacks ${missing.join(' and ')} (it was made before Tally asked for them): spend and visit rules on the payment work; item, category, before-tax and exclusion rules need the order and its items: connect Square again (GET /api/v1/client/pos/square/connect) to grant them`,
       );
     }
+  }
+  if (isLive(connection) && token.authorizationId !== connection.authorizationId) {
+    found.push(
+      token.stored
+        ? 'The stored token is not the connection’s (a connect failed after recording the connection, before storing its token): connect Square again'
+        : 'No token is stored for the connection (a connect failed after recording it, before storing its token): connect Square again',
+    );
   }
   if (token.decrypts === false && connection.status !== 'token_undecryptable') {
     found.push(`The stored token does not decrypt (key ${token.keyId}): restore that key as ENCRYPTION_KEY_PREVIOUS, or connect Square again`);

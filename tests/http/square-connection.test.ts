@@ -13,7 +13,8 @@ import { eventually } from '../support/eventually.ts';
 import { keyring } from '../../adapters/crypto/keys.ts';
 import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
 import { postgresTokenVault } from '../../adapters/postgres/token-vault.ts';
-import { connectionEvents } from '../../domain/connections/events.ts';
+import { connectionEvents, UNRECORDED_CLAIM_GRACE_MS } from '../../domain/connections/events.ts';
+import { merchantReservationEvents } from '../../domain/connections/merchant-reservation.ts';
 import type { VaultTokens } from '../../domain/ports/token-vault.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { startTestService, type TestService } from '../support/service.ts';
@@ -29,6 +30,8 @@ const DAY_MS = 24 * 3600_000;
 
 let square: SquareTestServer;
 let service: TestService;
+/** How far the service's clock is ahead of the real one; serial tests move it and put it back. */
+let clockAheadMs = 0;
 let call: ReturnType<typeof api>;
 let adminToken: string;
 
@@ -45,7 +48,7 @@ test.before(async () => {
     FRONTEND_URL,
     ENCRYPTION_KEY,
     CRON_SECRET,
-  });
+  }, { now: () => new Date(Date.now() + clockAheadMs) });
   call = api(service.url);
   adminToken = await tokenFor(`admin-${uuid()}`, ADMIN_EMAIL);
   await call('POST', '/api/v1/me/register', { token: adminToken, body: { role: 'consumer' } });
@@ -173,6 +176,29 @@ async function ageToken(tenantId: string) {
     ],
     'any',
   );
+}
+
+/** Moves the service's clock `ms` ahead until the test ends. */
+function moveClock(t: ExecutionContext, ms: number) {
+  clockAheadMs += ms;
+  t.teardown(() => void (clockAheadMs -= ms));
+}
+
+/**
+ * The event store refuses every event for which `condition` (SQL over the inserted row, `NEW`) holds, as a failing
+ * database would, until the returned function (also run when the test ends) drops the trigger. Serial tests only.
+ */
+async function refuseEvents(t: ExecutionContext, name: string, condition: string): Promise<() => Promise<void>> {
+  const db = service.database.pool;
+  await db.query(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF ${condition} THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`);
+  await db.query(`CREATE TRIGGER ${name} BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION ${name}()`);
+  const drop = async () => {
+    await db.query(`DROP TRIGGER IF EXISTS ${name} ON events`);
+    await db.query(`DROP FUNCTION IF EXISTS ${name}()`);
+  };
+  t.teardown(drop);
+  return drop;
 }
 
 const cron = (secret?: string) => call('POST', '/api/v1/internal/cron/square-refresh-tokens', { headers: secret === undefined ? {} : { 'x-cron-secret': secret } });
@@ -434,6 +460,102 @@ test.serial('switching merchants when Square cannot revoke the old grant: the sw
   t.true(service.logs.some((line) => line.includes('could not be revoked') && line.includes(first) && line.includes('SERVICE_UNAVAILABLE')));
 });
 
+test.serial('a failed reconnect to the same merchant keeps a claim no authorization records: after a disconnect, another workspace gets the merchant once that claim is older than a connect takes', async (t) => {
+  const [first, second] = [await approvedClient(), await approvedClient()];
+  const merchantId = newMerchant();
+  await mustConnect(first, merchantId);
+  const allow = await refuseEvents(t, 'refuse_reconnect', `NEW.event_type = 'SquareConnectionAuthorized' AND NEW.stream_name = 'square-connection-${first.tenantId}'`);
+  const failed = await connect(first, merchantId);
+  await allow();
+  t.not(failed.toString(), connected);
+  t.like(await connection(first), { status: 'active', merchantId }, 'the connection before the attempt stands');
+  const claims = (await service.tally.store.readStream(`square-merchant-${merchantId}`)).map((e) => merchantReservationEvents.decode(e));
+  t.deepEqual(claims.map((e) => e.type), ['SquareMerchantClaimed', 'SquareMerchantClaimed'], 'the attempt claimed again and kept it: the connection uses the merchant');
+  t.is((await connect(second, merchantId)).toString(), failedWith('merchant_already_connected'));
+
+  t.is((await call('DELETE', '/api/v1/client/pos/square', { token: first.token })).status, 200);
+  t.like(await connection(first), { status: 'revoked' });
+  t.is((await connect(second, merchantId)).toString(), failedWith('merchant_already_connected'), 'a claim this fresh may be a connect in progress');
+  moveClock(t, UNRECORDED_CLAIM_GRACE_MS);
+  t.is((await connect(second, merchantId)).toString(), connected);
+  t.like(await connection(second), { status: 'active', merchantId });
+});
+
+test.serial('switching merchants when the authorization cannot be recorded: the connection, its tokens and its merchant stay as they were; the new grant is revoked', async (t) => {
+  const client = await approvedClient();
+  const [first, next] = [newMerchant(), newMerchant()];
+  await mustConnect(client, first);
+  const before = await storedTokens(client.tenantId);
+  const allow = await refuseEvents(t, 'refuse_switch', `NEW.event_type = 'SquareConnectionAuthorized' AND NEW.stream_name = 'square-connection-${client.tenantId}'`);
+  const failed = await connect(client, next);
+  await allow();
+  t.not(failed.toString(), connected);
+  t.like(await connection(client), { status: 'active', merchantId: first });
+  t.deepEqual(await storedTokens(client.tenantId), before, 'the tokens the connection names, untouched');
+  t.is((await service.tally.connections.apiFor(client.tenantId)).merchantId, first, 'still usable');
+  t.true(square.requests.some((r) => r.path === '/oauth2/revoke' && (r.body as { merchant_id?: string }).merchant_id === next), `${next}'s grant, which nothing uses, is revoked`);
+  t.deepEqual(await streamTypes(`square-merchant-${next}`), ['SquareMerchantClaimed', 'SquareMerchantReleased']);
+  t.like(await call('GET', '/api/v1/client/debug/square', { token: client.token }), { body: { token: { stored: true, ofConnection: true } } });
+});
+
+test.serial('a connect that recorded its authorization but could not store its tokens: the connection needs a reconnect once the flow is surely over; the debug endpoint says why; a disconnect deletes the tokens left', async (t) => {
+  const client = await approvedClient();
+  const [first, next] = [newMerchant(), newMerchant()];
+  await mustConnect(client, first);
+  const db = service.database.pool;
+  // The vault refuses the write (as a failing database would) after the event store recorded the authorization.
+  await db.query(`CREATE FUNCTION refuse_vault_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+  await db.query('CREATE TRIGGER refuse_vault_write BEFORE INSERT OR UPDATE ON square_token_vault FOR EACH ROW EXECUTE FUNCTION refuse_vault_write()');
+  const allow = async () => {
+    await db.query('DROP TRIGGER IF EXISTS refuse_vault_write ON square_token_vault');
+    await db.query('DROP FUNCTION IF EXISTS refuse_vault_write()');
+  };
+  t.teardown(allow);
+  const failed = await connect(client, next);
+  await allow();
+  t.not(failed.toString(), connected);
+  t.like(await connection(client), { status: 'active', merchantId: next });
+  t.is((await storedTokens(client.tenantId)).merchantId, first, 'the vault still holds the previous authorization');
+
+  const debug = async () => (await call('GET', '/api/v1/client/debug/square', { token: client.token })).body;
+  const shown = await debug();
+  t.like(shown.token, { stored: true, ofConnection: false });
+  t.true(shown.problems.some((p: string) => p.includes('not the connection’s')), JSON.stringify(shown.problems));
+
+  // Within a connect's time the tokens may be on their way: unusable, nothing recorded.
+  const soon = await t.throwsAsync(service.tally.connections.apiFor(client.tenantId));
+  t.like(soon, { code: 'CONNECTION_UNAVAILABLE', status: 'token_missing' });
+  t.like(await connection(client), { status: 'active' });
+
+  moveClock(t, UNRECORDED_CLAIM_GRACE_MS);
+  const lost = await t.throwsAsync(service.tally.connections.apiFor(client.tenantId));
+  t.like(lost, { code: 'CONNECTION_UNAVAILABLE' });
+  t.like(await connection(client), { status: 'needs_reconnect', lastError: { code: 'TOKEN_MISSING' } });
+
+  t.is((await call('DELETE', '/api/v1/client/pos/square', { token: client.token })).status, 200);
+  t.is((await vault().read(client.tenantId)).status, 'missing', 'the tokens left behind are deleted too');
+});
+
+test.serial('a first connect that fails between its claim and its record, its release failing too, holds the merchant only as long as a connect takes', async (t) => {
+  const [first, second] = [await approvedClient(), await approvedClient()];
+  const merchantId = newMerchant();
+  const allow = await refuseEvents(
+    t,
+    'refuse_first_connect',
+    `(NEW.event_type = 'SquareConnectionAuthorized' AND NEW.stream_name = 'square-connection-${first.tenantId}') OR (NEW.event_type = 'SquareMerchantReleased' AND NEW.stream_name = 'square-merchant-${merchantId}')`,
+  );
+  const failed = await connect(first, merchantId);
+  await allow();
+  t.not(failed.toString(), connected);
+  t.like(await connection(first), { status: 'not_connected' });
+  t.deepEqual(await streamTypes(`square-merchant-${merchantId}`), ['SquareMerchantClaimed'], 'the claim was left behind');
+  t.is((await connect(second, merchantId)).toString(), failedWith('merchant_already_connected'), 'a claim this fresh may be a connect in progress');
+  moveClock(t, UNRECORDED_CLAIM_GRACE_MS);
+  t.is((await connect(second, merchantId)).toString(), connected);
+  t.deepEqual(await streamTypes(`square-merchant-${merchantId}`), ['SquareMerchantClaimed', 'SquareMerchantReleased', 'SquareMerchantClaimed']);
+  t.like(await connection(second), { status: 'active', merchantId });
+});
+
 // --- Disconnect ------------------------------------------------------------------------------------------------
 
 test.serial('disconnecting revokes at Square with the app secret, records it, deletes the tokens; again is harmless', async (t) => {
@@ -579,12 +701,34 @@ test.serial('a refresh refused for the app secret keeps the merchant connected a
   // Every due connection meets it (others may be due too), so a lasting fault rather than the next request's.
   const clear = square.failUntilCleared('/oauth2/token', { status: 401, html: '<html><body>401 Authorization Required</body></html>' });
   const proxied = await cron(CRON_SECRET).finally(clear);
-  t.like(reportFor(proxied.body, client.tenantId), { outcome: 'failed', error: { code: 'UNAUTHORIZED' } });
+  t.like(reportFor(proxied.body, client.tenantId), { outcome: 'failed', error: { code: 'HTTP_401' } });
   t.like(await connection(client), { status: 'active' });
 
   const fixed = await cron(CRON_SECRET);
   t.like(reportFor(fixed.body, client.tenantId), { outcome: 'refreshed', error: null });
   t.like(await connection(client), { status: 'active' });
+});
+
+test.serial('a proxy’s HTML 401 on a poll fails that poll only: the connection stays active and the next poll runs; Square’s own refusal needs a reconnect', async (t) => {
+  const client = await approvedClient();
+  const merchantId = newMerchant();
+  await mustConnect(client, merchantId);
+  await connection(client); // The poll lists connections from the read model: wait until it has this one.
+  const poll = async () => {
+    const response = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+    return response.body.connections.find((c: { tenantId: string }) => c.tenantId === client.tenantId);
+  };
+  const clear = square.failUntilCleared('/v2/locations', { status: 401, html: '<html><body>401 Authorization Required</body></html>' });
+  const proxied = await poll().finally(clear);
+  t.like(await connection(client), { status: 'active', lastError: null });
+  // The locations could not be read; the refunds (another list) may have been.
+  t.like(proxied, { errors: ['HTTP_401: <html><body>401 Authorization Required</body></html>'] });
+  t.not(proxied.status, 'ok');
+  t.like(await poll(), { status: 'ok', errors: [] }, 'retried on the next run');
+
+  square.revokeTokensOf(merchantId);
+  t.like(await poll(), { status: 'failed' });
+  t.like(await connection(client), { status: 'needs_reconnect', lastError: { code: 'ACCESS_TOKEN_REVOKED' } });
 });
 
 test('a client refreshes its token on demand', async (t) => {
@@ -718,6 +862,22 @@ test('the debug endpoint answers runbook 1: variables set, environment, OAuth ho
   const asAdmin = await call('GET', `/api/v1/client/debug/square?tenantId=${client.tenantId}`, { token: adminToken });
   t.like(asAdmin.body, { tenantId: client.tenantId, connection: { merchantId } });
   t.is((await call('GET', '/api/v1/client/debug/square', { token: adminToken })).status, 400, 'an admin names the tenant');
+});
+
+test('after switching merchants, the debug endpoint’s lastPollAt is the new merchant’s poll, not the previous one’s', async (t) => {
+  const client = await approvedClient();
+  const [first, next] = [newMerchant(), newMerchant()];
+  await mustConnect(client, first);
+  const polledAt = new Date(Date.now() - 60_000).toISOString();
+  await service.tally.connections.recordPoll(client.tenantId, { cursor: polledAt, polledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
+  const debug = async () => (await call('GET', '/api/v1/client/debug/square', { token: client.token })).body;
+  t.like(await debug(), { connection: { merchantId: first }, lastPollAt: polledAt });
+
+  await mustConnect(client, next);
+  t.like(await debug(), { connection: { merchantId: next }, lastPollAt: null }, `${next} was never polled`);
+  const nextPolledAt = new Date().toISOString();
+  await service.tally.connections.recordPoll(client.tenantId, { cursor: null, polledAt: nextPolledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
+  t.like(await debug(), { connection: { merchantId: next }, lastPollAt: nextPolledAt });
 });
 
 test('without SQUARE_APP_ID and SQUARE_APP_SECRET: connect is 503 CONFIGURATION_MISSING, the callback says configuration_missing, the debug endpoint shows why', async (t) => {

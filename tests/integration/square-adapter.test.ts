@@ -160,7 +160,7 @@ test('a refresh Square refuses for the app secret blames our configuration; for 
 
   server.failNext('/oauth2/token', { status: 401, html: '<html><body>401 Authorization Required</body></html>' });
   const proxy = await squareError(t, square.oauth.refresh(tokens.refreshToken));
-  t.like(proxy, { code: 'UNAUTHORIZED', statusCode: 401, needsReconnect: false, appCredentialsRejected: false });
+  t.like(proxy, { code: 'HTTP_401', statusCode: 401, needsReconnect: false, appCredentialsRejected: false });
 
   t.is((await square.oauth.refresh(tokens.refreshToken)).merchantId, MERCHANT, 'the grant was never at fault');
 
@@ -215,6 +215,13 @@ test('a token the merchant revoked in Square is reported as needing a reconnect'
     needsReconnect: true,
   });
   t.like(await squareError(t, api('EAAA-never-issued').getMerchant()), { code: 'UNAUTHORIZED', needsReconnect: true });
+});
+
+test('a 401 without Square’s error body (a proxy’s HTML page) on a merchant call is HTTP_401: no proof the grant is gone', async (t) => {
+  const { server, api } = await setup(t);
+  server.failNext('/v2/locations', { status: 401, html: '<html><body>401 Authorization Required</body></html>' });
+  t.like(await squareError(t, api().listLocations()), { code: 'HTTP_401', statusCode: 401, operation: 'locations.list', needsReconnect: false });
+  t.true((await api().listLocations()).length > 0, 'the grant was never at fault');
 });
 
 test('a token without a scope we need is reported as needing a reconnect', async (t) => {

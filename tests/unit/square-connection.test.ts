@@ -4,7 +4,7 @@ import { claimStillInUse, type SquareConnectionEvent, type SquareConnectionState
 import { merchantReservationDecider, type MerchantReservationEvent } from '../../domain/connections/merchant-reservation.ts';
 import { refreshIsDue } from '../../domain/connections/refresh-policy.ts';
 import { fold } from '../../domain/shared/decider.ts';
-import { pollCursorFor, pollRecordFor } from '../../domain/connections/poll-log.ts';
+import { pollCursorFor, pollRecordFor, withLastPoll } from '../../domain/connections/poll-log.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
 const spec = deciderSpec(squareConnectionDecider);
@@ -128,6 +128,8 @@ test('the next poll resumes from the last record for the same merchant; another 
   const active = state(authorized()) as Exclude<SquareConnectionState, { status: 'not_connected' }>;
   t.is(pollCursorFor(active, record(M, 'c-2')), 'c-2');
   t.is(pollCursorFor(active, record('MERCHANT-B', 'c-b')), null);
+  t.like(withLastPoll(active, record(M, 'c-2')), { pollCursor: 'c-2', lastPolledAt: later });
+  t.like(withLastPoll(active, record('MERCHANT-B', 'c-b')), { pollCursor: null, lastPolledAt: null }, 'the previous merchant’s poll is not this connection’s');
   t.is(pollCursorFor(active, undefined), null, 'never polled');
   const legacy = state(authorized(), polled('c-legacy')) as Exclude<SquareConnectionState, { status: 'not_connected' }>;
   t.is(pollCursorFor(legacy, undefined), 'c-legacy', 'a deployment that recorded polls on the connection stream resumes where it was');
@@ -158,11 +160,17 @@ test('only the holder releases, and a conditional release does nothing once the 
 });
 
 test('a claim stays in use while a connect flow may be using it; it is stale once its authorization ended or moved on', (t) => {
-  t.true(claimStillInUse(state(), M, 1), 'first connect in progress');
-  t.true(claimStillInUse(state(authorized()), M, 1), 'connected with it');
-  t.true(claimStillInUse(state(authorized(), revoked()), M, 2), 'a newer claim: a reconnect in progress');
-  t.false(claimStillInUse(state(authorized(), revoked()), M, 1), 'revoked, release lost');
-  t.false(claimStillInUse(state(authorized(), authorized('MERCHANT-B', 'auth-2', 1, M)), M, 1), 'moved to another merchant, release lost');
+  const claim = (n: number) => ({ claim: n, claimedAt: now });
+  const soon = '2026-03-01T10:09:59.000Z'; // 9 min 59 s after the claim
+  t.true(claimStillInUse(state(), M, claim(1), soon), 'first connect in progress');
+  t.true(claimStillInUse(state(authorized()), M, claim(1), later), 'connected with it');
+  t.true(claimStillInUse(state(authorized(), revoked()), M, claim(2), soon), 'a newer claim: a reconnect in progress');
+  t.false(claimStillInUse(state(authorized(), revoked()), M, claim(1), soon), 'revoked, release lost');
+  t.false(claimStillInUse(state(authorized(), authorized('MERCHANT-B', 'auth-2', 1, M)), M, claim(1), soon), 'moved to another merchant, release lost');
+  // A claim the stream never recorded: the flow that made it failed between the claim and the record.
+  t.false(claimStillInUse(state(), M, claim(1), '2026-03-01T10:10:00.000Z'), 'a first connect that failed, ten minutes on');
+  t.false(claimStillInUse(state(authorized(), revoked()), M, claim(2), later), 'a failed reconnect to the same merchant, then a disconnect');
+  t.true(claimStillInUse(state(authorized()), M, claim(2), later), 'a failed reconnect to the same merchant: the connection still uses it');
 });
 
 test('a token is due for refresh when older than 7 days or expiring within 8', (t) => {
