@@ -20,7 +20,7 @@
 import type pg from 'pg';
 import { v5 as uuidv5 } from 'uuid';
 import type { RecordedEvent } from '../domain/ports/event-store.ts';
-import { programSummaryProjection } from '../projections/program-summary.ts';
+import { programSummaryProjection, type SummaryLine } from '../projections/program-summary.ts';
 import { walletBalanceEvents, type WalletBalanceEvent } from '../domain/wallets/events.ts';
 import { intervalStarts, programSummary, summaryAnswer, type ProgramSummary, type SummaryBucket, type SummaryInterval } from '../projections/read/program.ts';
 import { writeReport, resultsTable, notes, type ResultRow } from './report.ts';
@@ -67,21 +67,7 @@ interface Totals {
  * the generator from its own choice of type and points, never by the projection's classifier (`summaryLines`), so
  * that comparing the projection's answers with the rows can find that classifier wrong.
  */
-interface GeneratedLine {
-  id: string;
-  tenant_id: string;
-  day: string;
-  consumer_id: string;
-  earned: number;
-  redeemed: number;
-  expired: number;
-  adjusted: number;
-  rewards_issued: number;
-  rewards_redeemed: number;
-  /** The change of the customer's balance. */
-  net: number;
-  active: boolean;
-}
+type GeneratedLine = SummaryLine;
 
 /**
  * The events of one batch as the feed would deliver them with the baseline rows of the same lines, and what the busy

@@ -22,27 +22,7 @@ export interface TestService {
 
 export async function startTestService(env: Record<string, string> = {}, options: { now?: () => Date } = {}): Promise<TestService> {
   const database = await createTestDatabase();
-  const logs: string[] = [];
-  const fullEnv = {
-    NODE_ENV: 'test',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'debug',
-    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-svc-')),
-    DATABASE_URL: database.url,
-    // Suites send many deliberate 401s from one address; the limit has its own test.
-    AUTH_FAILURE_LIMIT_PER_MINUTE: '1000000',
-    ...env,
-  };
-  const config = await loadConfig(fullEnv);
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      logs.push(...String(chunk).split('\n').filter(Boolean));
-      callback();
-    },
-  });
-  const log = createLogger({ level: 'debug', secrets: secretValues(config), destination });
-  const tally = await startTally({ env: fullEnv, log, ...options });
+  const { tally, logs } = await startInstance(database.url, 'tally-svc-', env, options);
   return {
     url: tally.url,
     tally,
@@ -64,14 +44,21 @@ export type SecondInstance = Omit<TestService, 'database'>;
  * Stopping it leaves the database to the first.
  */
 export async function startSecondInstance(service: TestService, env: Record<string, string> = {}): Promise<SecondInstance> {
+  const { tally, logs } = await startInstance(service.database.url, 'tally-svc-second-', env);
+  return { url: tally.url, tally, logs, stop: () => tally.stop() };
+}
+
+/** One instance of the service on a database, on a free port, with a data directory of its own; its log lines kept. */
+async function startInstance(databaseUrl: string, dataDirPrefix: string, env: Record<string, string>, options: Partial<Parameters<typeof startTally>[0]> = {}) {
   const logs: string[] = [];
   const fullEnv = {
     NODE_ENV: 'test',
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'debug',
-    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-svc-second-')),
-    DATABASE_URL: service.database.url,
+    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), dataDirPrefix)),
+    DATABASE_URL: databaseUrl,
+    // Suites send many deliberate 401s from one address; the limit has its own test.
     AUTH_FAILURE_LIMIT_PER_MINUTE: '1000000',
     ...env,
   };
@@ -82,6 +69,6 @@ export async function startSecondInstance(service: TestService, env: Record<stri
       callback();
     },
   });
-  const tally = await startTally({ env: fullEnv, log: createLogger({ level: 'debug', secrets: secretValues(config), destination }) });
-  return { url: tally.url, tally, logs, stop: () => tally.stop() };
+  const log = createLogger({ level: 'debug', secrets: secretValues(config), destination });
+  return { tally: await startTally({ env: fullEnv, log, ...options }), logs };
 }
