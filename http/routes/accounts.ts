@@ -13,7 +13,7 @@ import { HttpError } from '../errors.ts';
 import type { Caller } from '../access.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
 import { position, timestamp, userId } from '../schemas.ts';
-import { route, type Answer, type RouteSpec } from './table.ts';
+import { listRoute, route, type Answer, type RouteSpec } from './table.ts';
 
 export interface AccountRoutesDependencies {
   accounts: AccountsService;
@@ -164,16 +164,13 @@ export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {
         return { status: 200, body: { user: await accounts.view(user), position: result.position ?? null } };
       },
     }),
-    route({
-      method: 'get',
+    listRoute({
       path: '/api/v1/admin/users/search',
       access: 'admin',
       summary: `Find users by part of their email, id or business name (case-insensitive): the newest ${SEARCH_LIMIT}, and \`more\`: true when more matched.`,
       query: searchQuery,
       response: userSearchView,
-      async handler({ query }) {
-        return { status: 200, body: await searchUsers(deps.pool, query.q) };
-      },
+      read: (query) => searchUsers(deps.pool, query.q),
     }),
     statusChange('approve', "Approve a pending user; a client's merchant workspace is provisioned. Idempotent."),
     route({

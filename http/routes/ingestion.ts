@@ -6,7 +6,7 @@ import { connectionPollSummary, type pollService } from '../../domain/payments/p
 import { findWebhook, listWebhooks, webhookPageView, webhookView } from '../../projections/read/webhooks.ts';
 import { HttpError } from '../errors.ts';
 import { pageLimit, timestamp } from '../schemas.ts';
-import { found, route, type RouteSpec } from './table.ts';
+import { found, listRoute, route, type RouteSpec } from './table.ts';
 
 /** Every outcome a stored webhook can have (and `pending`), as the list's filter takes them. */
 export const OUTCOMES = [
@@ -68,16 +68,13 @@ export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wake
         return { status: 200, body: { polledAt: new Date().toISOString(), ...result } };
       },
     }),
-    route({
-      method: 'get',
+    listRoute({
       path: '/api/v1/admin/webhooks',
       access: 'admin',
       summary: 'Received webhooks, newest first: event id, type, merchant, tenant, received, processed, outcome, error, attempts.',
       query: listQuery,
       response: webhookPageView,
-      async handler({ query }) {
-        return { status: 200, body: await listWebhooks(deps.pool, query) };
-      },
+      read: (query) => listWebhooks(deps.pool, query),
     }),
     route({
       method: 'get',

@@ -5,7 +5,7 @@ import { reconcileReport, type Reconciler } from '../../projections/ops/reconcil
 import { allConnections, connectionStatus, connectionsPageView } from '../../projections/read/connections.ts';
 import { HttpError } from '../errors.ts';
 import { pageLimit } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { listRoute, route, type RouteSpec } from './table.ts';
 import { uuid } from '../schemas.ts';
 
 const reconcileBody = z.object({ tenantId: z.string().min(1).max(100).optional() }).strict();
@@ -20,16 +20,13 @@ const connectionsQuery = z
 
 export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }): RouteSpec[] {
   return [
-    route({
-      method: 'get',
+    listRoute({
       path: '/api/v1/admin/connections',
       access: 'admin',
       summary: "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error (?status=&cursor=&limit= 1–1000, default 1000).",
       query: connectionsQuery,
       response: connectionsPageView,
-      async handler({ query }) {
-        return { status: 200, body: await allConnections(deps.pool, query) };
-      },
+      read: (query) => allConnections(deps.pool, query),
     }),
     route({
       method: 'post',

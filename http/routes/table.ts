@@ -117,6 +117,14 @@ export const route = <P extends Schema = z.ZodUndefined, Q extends Schema = z.Zo
   spec: Route<P, Q, B, R>,
 ): RouteSpec => spec;
 
+/** A GET of a list or a report: 200 with what `read` gives for the parsed query (no params, no body). */
+export function listRoute<Q extends Schema, R extends Schema>({
+  read,
+  ...declaration
+}: Omit<RouteDeclaration<z.ZodUndefined, Q, z.ZodUndefined, R>, 'method' | 'params' | 'body'> & { query: Q; read(query: z.output<Q>): Promise<z.input<R>> }): RouteSpec {
+  return route<z.ZodUndefined, Q, z.ZodUndefined, R>({ ...declaration, method: 'get', handler: async ({ query }) => ({ status: 200, body: await read(query) }) });
+}
+
 /** A read of one thing: 200 with it, or 404 with `missing` (what the caller asked for that is not there). */
 export function found<Body>(value: Body | undefined | null, missing: string): Answer<Body> {
   if (value === undefined || value === null) throw new HttpError('NOT_FOUND', missing);
