@@ -10,7 +10,8 @@ import { projection } from './projection.ts';
 /** The connection events, and `SquarePaymentsPolled` of the poll streams (the same type as on old connection streams). */
 export const posConnectionsProjection = projection({
   name: 'pos_connections',
-  version: 1,
+  // 2: a poll counts for the row of its merchant only (a previous merchant's late poll set the new connection's).
+  version: 2,
   tables: ['pos_connections'],
   events: connectionEvents,
   async apply(events, { db, table }) {
@@ -81,11 +82,13 @@ export const posConnectionsProjection = projection({
           );
           break;
         case 'SquarePaymentsPolled':
-          await db.query(`UPDATE ${t} SET last_polled_at = $2, last_poll_summary = $3, updated_at = $4 WHERE tenant_id = $1`, [
+          // A poll of the merchant the row names: a run that began before a switch records the previous merchant's.
+          await db.query(`UPDATE ${t} SET last_polled_at = $2, last_poll_summary = $3, updated_at = $4 WHERE tenant_id = $1 AND merchant_id = $5`, [
             event.data.tenantId,
             event.data.polledAt,
             JSON.stringify(event.data.summary),
             at,
+            event.data.merchantId,
           ]);
           break;
         default:

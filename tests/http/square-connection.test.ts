@@ -14,6 +14,7 @@ import { keyring } from '../../adapters/crypto/keys.ts';
 import { postgresOAuthStates } from '../../adapters/oauth/state.ts';
 import { postgresTokenVault } from '../../adapters/postgres/token-vault.ts';
 import { connectionEvents, UNRECORDED_CLAIM_GRACE_MS } from '../../domain/connections/events.ts';
+import { pollStream } from '../../domain/connections/poll-log.ts';
 import { merchantReservationEvents } from '../../domain/connections/merchant-reservation.ts';
 import type { VaultTokens } from '../../domain/ports/token-vault.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
@@ -878,6 +879,19 @@ test('after switching merchants, the debug endpoint’s lastPollAt is the new me
   const nextPolledAt = new Date().toISOString();
   await service.tally.connections.recordPoll(client.tenantId, { cursor: null, polledAt: nextPolledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
   t.like(await debug(), { connection: { merchantId: next }, lastPollAt: nextPolledAt });
+});
+
+test('a poll of the previous merchant recorded after the switch (a run that began before it) does not set the new connection\'s last poll', async (t) => {
+  const client = await approvedClient();
+  const [first, next] = [newMerchant(), newMerchant()];
+  await mustConnect(client, first);
+  await mustConnect(client, next);
+  t.is((await connection(client)).lastPolledAt, null);
+  const late = { tenantId: client.tenantId, merchantId: first, cursor: null, polledAt: new Date().toISOString(), summary: { seen: 0 } };
+  await service.tally.store.append(pollStream(client.tenantId), [connectionEvents.encode({ type: 'SquarePaymentsPolled', data: late }, uuid(), { actor: 'system:poll' })], 'any');
+  const view = await connection(client); // read-your-writes: the stream's last event (the connection's), then the poll's
+  await service.tally.runner.waitForPosition((await service.tally.store.headPosition())!, 15_000);
+  t.like(await connection(client), { merchantId: next, lastPolledAt: null }, JSON.stringify(view));
 });
 
 test('without SQUARE_APP_ID and SQUARE_APP_SECRET: connect is 503 CONFIGURATION_MISSING, the callback says configuration_missing, the debug endpoint shows why', async (t) => {
