@@ -7,6 +7,19 @@ import { connectionEvents } from '../domain/connections/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
 import { projection } from './projection.ts';
 
+/** A connection authorized: the row made or replaced; polling resumes for the same merchant, another is not polled yet. */
+const upsertAuthorized = (t: string) => `INSERT INTO ${t} AS c (tenant_id, provider, merchant_id, business_name, status, scopes, locations, token_expires_at, authorized_at, updated_at, currency, country)
+   VALUES ($1, 'square', $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10)
+   ON CONFLICT (tenant_id) DO UPDATE SET
+     merchant_id = EXCLUDED.merchant_id, business_name = EXCLUDED.business_name, status = 'active', scopes = EXCLUDED.scopes,
+     currency = EXCLUDED.currency, country = EXCLUDED.country,
+     locations = EXCLUDED.locations, token_expires_at = EXCLUDED.token_expires_at, authorized_at = EXCLUDED.authorized_at,
+     last_refreshed_at = NULL, last_error_code = NULL, last_error = NULL, last_error_at = NULL, revoked_by = NULL, revoked_at = NULL,
+     -- Polling resumes for the same merchant; another merchant has not been polled yet.
+     last_polled_at = CASE WHEN c.merchant_id = EXCLUDED.merchant_id THEN c.last_polled_at END,
+     last_poll_summary = CASE WHEN c.merchant_id = EXCLUDED.merchant_id THEN c.last_poll_summary END,
+     updated_at = EXCLUDED.updated_at`;
+
 /** The connection events, and `SquarePaymentsPolled` of the poll streams (the same type as on old connection streams). */
 export const posConnectionsProjection = projection({
   name: 'pos_connections',
@@ -22,17 +35,7 @@ export const posConnectionsProjection = projection({
         case 'SquareConnectionAuthorized': {
           const d = event.data;
           await db.query(
-            `INSERT INTO ${t} AS c (tenant_id, provider, merchant_id, business_name, status, scopes, locations, token_expires_at, authorized_at, updated_at, currency, country)
-             VALUES ($1, 'square', $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (tenant_id) DO UPDATE SET
-               merchant_id = EXCLUDED.merchant_id, business_name = EXCLUDED.business_name, status = 'active', scopes = EXCLUDED.scopes,
-               currency = EXCLUDED.currency, country = EXCLUDED.country,
-               locations = EXCLUDED.locations, token_expires_at = EXCLUDED.token_expires_at, authorized_at = EXCLUDED.authorized_at,
-               last_refreshed_at = NULL, last_error_code = NULL, last_error = NULL, last_error_at = NULL, revoked_by = NULL, revoked_at = NULL,
-               -- Polling resumes for the same merchant; another merchant has not been polled yet.
-               last_polled_at = CASE WHEN c.merchant_id = EXCLUDED.merchant_id THEN c.last_polled_at END,
-               last_poll_summary = CASE WHEN c.merchant_id = EXCLUDED.merchant_id THEN c.last_poll_summary END,
-               updated_at = EXCLUDED.updated_at`,
+            upsertAuthorized(t),
             [d.tenantId, d.merchantId, d.businessName, d.scopes, JSON.stringify(d.locations), d.tokenExpiresAt, d.authorizedAt, at, d.currency, d.country],
           );
           break;
