@@ -128,8 +128,12 @@ export function intervalStarts(from: Date, to: Date, interval: SummaryInterval, 
   return starts;
 }
 
+/**
+ * Days are read as text (`YYYY-MM-DD`): node-postgres reads a `date` as the process's local midnight, which east of
+ * UTC is the previous day in UTC, and no bucket matched its interval (every figure 0).
+ */
 const dayRow = z.object({
-  bucket: z.date(),
+  bucket: z.string(),
   earned: points,
   redeemed: points,
   expired: points,
@@ -142,7 +146,7 @@ const customersRow = z.object({
   active: points,
   top: z.array(z.object({ consumer_id: z.string(), earned: points })).nullable(),
 });
-const activeRow = z.object({ period: z.date(), active: points });
+const activeRow = z.object({ period: z.string(), active: points });
 
 /** The granularities of `program_customer_periods`: the summary's intervals, and whole years. */
 type CoverLevel = SummaryInterval | 'year';
@@ -192,10 +196,10 @@ SELECT (SELECT count(*) FROM per_customer WHERE active) AS active,
 
 /** Version 1 of the projection (before its rebuild to 2 takes over) has neither years nor counts per interval. */
 const ACTIVE_FROM_ROWS_SQL = `
-SELECT period, count(*) AS active FROM program_customer_periods
+SELECT to_char(period, 'YYYY-MM-DD') AS period, count(*) AS active FROM program_customer_periods
  WHERE tenant_id = $1 AND granularity = $2 AND period BETWEEN $3::date AND $4::date AND active GROUP BY period`;
 const ACTIVE_SQL = `
-SELECT period, active_customers AS active FROM program_period_customers
+SELECT to_char(period, 'YYYY-MM-DD') AS period, active_customers AS active FROM program_period_customers
  WHERE tenant_id = $1 AND granularity = $2 AND period BETWEEN $3::date AND $4::date`;
 
 /** A range that is one whole interval (a calendar year, a month): its count is kept, its top ten need no grouping. */
@@ -229,7 +233,7 @@ export async function programSummary(pool: pg.Pool, tenantId: string, range: { f
   const periods = [tenantId, interval, dayText(from), dayText(starts.at(-1) ?? to)];
   const [days, opening, active, customers] = await Promise.all([
     pool.query(
-      `SELECT date_trunc($2, day)::date AS bucket, sum(earned) AS earned, sum(redeemed) AS redeemed, sum(expired) AS expired,
+      `SELECT to_char(date_trunc($2, day)::date, 'YYYY-MM-DD') AS bucket, sum(earned) AS earned, sum(redeemed) AS redeemed, sum(expired) AS expired,
               sum(adjusted) AS adjusted, sum(rewards_issued) AS rewards_issued, sum(rewards_redeemed) AS rewards_redeemed, sum(net) AS net
          FROM program_days WHERE tenant_id = $1 AND day BETWEEN $3::date AND $4::date GROUP BY 1`,
       [tenantId, interval, dayText(from), dayText(to)],
@@ -247,8 +251,8 @@ export async function programSummary(pool: pg.Pool, tenantId: string, range: { f
   const legacy = built !== null && built < 2;
   const people = legacy ? await customerFigures(pool, tenantId, from, to, ['month', 'week', 'day']) : customers;
   const activeRows = legacy ? (await pool.query(ACTIVE_FROM_ROWS_SQL, periods)).rows : active.rows;
-  const byBucket = new Map(days.rows.map((raw) => dayRow.parse(raw)).map((r) => [dayText(r.bucket), r]));
-  const activeByBucket = new Map(activeRows.map((raw) => activeRow.parse(raw)).map((r) => [dayText(r.period), r.active]));
+  const byBucket = new Map(days.rows.map((raw) => dayRow.parse(raw)).map((r) => [r.bucket, r]));
+  const activeByBucket = new Map(activeRows.map((raw) => activeRow.parse(raw)).map((r) => [r.period, r.active]));
   let outstanding = points.parse(opening.rows[0]?.net ?? 0);
   const intervals: SummaryBucket[] = starts.map((start) => {
     const key = dayText(start);
