@@ -95,7 +95,7 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
     if (!hashes.length) return;
     const { rows } = await db.query<{ payment_id: string; tenant_id: string; identity_hash: string }>(
       `SELECT DISTINCT ON (payment_id) payment_id, tenant_id, identity_hash FROM held_points
-        WHERE identity_hash = ANY($1) AND NOT claimed AND completed_at >= $2::timestamptz - make_interval(days => $3)
+        WHERE identity_hash = ANY($1) AND NOT claimed AND completed_at >= $2::timestamptz - make_interval(secs => $3 * 86400)
         ORDER BY payment_id`,
       [hashes, cause.recordedAt, CLAIM_WINDOW_DAYS],
     );

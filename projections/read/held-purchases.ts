@@ -8,7 +8,7 @@ const row = z.object({ payment_id: z.string() });
 export async function heldPurchasesOf(pool: pg.Pool, tenantId: string, customerId: string, now: Date, windowDays: number): Promise<string[]> {
   const { rows } = await pool.query(
     `SELECT payment_id FROM held_purchases_by_customer
-      WHERE tenant_id = $1 AND customer_id = $2 AND completed_at >= $3::timestamptz - make_interval(days => $4)
+      WHERE tenant_id = $1 AND customer_id = $2 AND completed_at >= $3::timestamptz - make_interval(secs => $4 * 86400)
       ORDER BY completed_at, payment_id LIMIT 1000`,
     [tenantId, customerId, now, windowDays],
   );
