@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { EventStoreUnavailable, type EventStore, type Position, type RecordedEvent, type SubscriptionItem } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 import { StreamContended } from '../domain/shared/errors.ts';
+import { EventDecodeFailed } from '../domain/shared/codec.ts';
 import { withLazyTransaction, withTransactionEnds, type TransactionEnds } from '../adapters/postgres/transaction.ts';
 import type { ProjectionContext } from './projection.ts';
 
@@ -212,7 +213,9 @@ function retriedFromCheckpoint(error: unknown): boolean {
     error instanceof FeedStopped ||
     isTransientPgError(error) ||
     error instanceof EventStoreUnavailable ||
-    error instanceof StreamContended
+    error instanceof StreamContended ||
+    // Written by newer code during a rolling deploy: this instance waits to be replaced, and records no failure.
+    (error instanceof EventDecodeFailed && error.newerVersion)
   );
 }
 

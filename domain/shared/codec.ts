@@ -29,6 +29,11 @@ export class EventDecodeFailed extends Error {
     readonly eventType: string,
     readonly schemaVersion: number,
     readonly reason: string,
+    /**
+     * The event is of a version newer than this code declares: written by newer code (a rolling deploy), not damaged.
+     * A reader retries rather than record a failure that the newer code, which decodes it, would inherit.
+     */
+    readonly newerVersion = false,
   ) {
     super(`Stored event ${eventType} v${schemaVersion} at ${stream} revision ${revision} (position ${position}) does not decode: ${reason}`);
     this.name = 'EventDecodeFailed';
@@ -36,8 +41,8 @@ export class EventDecodeFailed extends Error {
 }
 
 /** Built only when decoding fails: a replay decodes a million events, and a closure per event is garbage. */
-const decodeFailed = (recorded: RecordedEvent, version: number, reason: string) =>
-  new EventDecodeFailed(recorded.stream, recorded.revision, recorded.position, recorded.type, version, reason);
+const decodeFailed = (recorded: RecordedEvent, version: number, reason: string, newerVersion = false) =>
+  new EventDecodeFailed(recorded.stream, recorded.revision, recorded.position, recorded.type, version, reason, newerVersion);
 
 /** Why data did not decode, in one line: `path: message` per issue. */
 class InvalidData extends Error {}
@@ -166,7 +171,7 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
       const data: JsonObject = definition.decodeData(recorded.data, version);
       return { ...recorded, data } as Decoded<E>;
     } catch (error) {
-      if (error instanceof InvalidData) throw decodeFailed(recorded, version, error.message);
+      if (error instanceof InvalidData) throw decodeFailed(recorded, version, error.message, version > definition.version);
       throw decodeFailed(recorded, version, error instanceof Error ? `upcast failed: ${error.message}` : String(error));
     }
   }
