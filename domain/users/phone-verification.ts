@@ -60,6 +60,12 @@ const requestNew = 'request a new code with POST /api/v1/me/phone/verification';
 const PHONE_BEING_CHANGED =
   'Your phone number is being changed: request the code again in a moment; if this persists, send the number again with PATCH /api/v1/me {"phone": "+1…"}';
 
+/** The pending code used up, and the verification refused: `why`, and how to get a new code. */
+async function spentAndRefused(codes: PhoneVerificationStore, userId: string, why: string): Promise<never> {
+  await codes.spend(userId);
+  throw new DomainError('UNPROCESSABLE', `${why}: ${requestNew}`);
+}
+
 const mask = (phone: string) => `${phone.slice(0, 2)}${'•'.repeat(Math.max(0, phone.length - 6))}${phone.slice(-4)}`;
 
 export function phoneVerificationService(deps: PhoneVerificationDependencies) {
@@ -113,16 +119,12 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
       // As for sending: a suspended account verifies nothing (a verified phone would claim the points held for it).
       if (user.status === 'suspended') throw new DomainError('USER_SUSPENDED', 'Your account is suspended');
       const pending = await deps.codes.get(userId);
+      // None pending and the phone verified: a retry of a verification whose answer was lost, answered as the first.
+      if (!pending && user.phoneVerified) return { position: undefined };
       if (!pending) throw new DomainError('UNPROCESSABLE', `No code is pending: ${requestNew}`);
-      if (pending.expiresAt.getTime() <= deps.runtime.now().getTime()) {
-        await deps.codes.spend(userId);
-        throw new DomainError('UNPROCESSABLE', `The code has expired: ${requestNew}`);
-      }
+      if (pending.expiresAt.getTime() <= deps.runtime.now().getTime()) return spentAndRefused(deps.codes, userId, 'The code has expired');
       const attempts = await deps.codes.countAttempt(userId);
-      if (attempts > MAX_WRONG_CODES) {
-        await deps.codes.spend(userId);
-        throw new DomainError('UNPROCESSABLE', `Too many wrong codes: ${requestNew}`);
-      }
+      if (attempts > MAX_WRONG_CODES) return spentAndRefused(deps.codes, userId, 'Too many wrong codes');
       // Both sides are keyed HMACs of fixed length; a timing difference reveals nothing about the code.
       if (deps.hasher.hashVerificationCode(userId, pending.phoneHash, code) !== pending.codeHash) {
         const left = MAX_WRONG_CODES - attempts;

@@ -153,6 +153,10 @@ test.serial('a correct code whose verification could not be recorded is not used
   const retried = await call('POST', '/api/v1/me/phone/verify', { token, body: { code } });
   t.is(retried.status, 200, JSON.stringify(retried.body));
   t.true(retried.body.user.phoneVerified);
+  // Its answer lost, the client sends the same code again: answered as the first (it was 422 "no code is pending").
+  const again = await call('POST', '/api/v1/me/phone/verify', { token, body: { code } });
+  t.is(again.status, 200, JSON.stringify(again.body));
+  t.true(again.body.user.phoneVerified);
 });
 
 test.serial('a suspended account cannot verify a code sent before its suspension', async (t) => {
