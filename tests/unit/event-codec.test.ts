@@ -63,6 +63,22 @@ test('the payload of each current version decodes to itself: no stored field is 
   }
 });
 
+test('the payload of every older version decodes to data the current schema accepts as it is', (t) => {
+  let older = 0;
+  for (const family of eventFamilies) {
+    for (const d of family.definitions) {
+      for (const version of d.versions().filter((v) => v < d.version)) {
+        const decoded = family.decode(recorded(fixture(d.type, version))).data;
+        const parsed = d.schema.safeParse(decoded);
+        t.true(parsed.success, `${d.type} v${version}: ${parsed.success ? '' : parsed.error.message}`);
+        if (parsed.success) t.deepEqual(parsed.data, decoded, `${d.type} v${version} upcast to what v${d.version} is`);
+        older++;
+      }
+    }
+  }
+  t.true(older >= 10, `older versions decoded: ${older}`);
+});
+
 /** What a purchase of one rule (before version 5) upcasts to: that rule's single contribution, the order not read. */
 const oneRule = (d: Record<string, unknown>, refundBasis: string) => ({
   orderRead: false,
