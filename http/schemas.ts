@@ -86,3 +86,13 @@ export const errorAnswer = z
       .strict(),
   })
   .strict();
+
+/**
+ * `idempotencyKey` of a create (a reward, a promotion, a reward rule), or the `Idempotency-Key` header: optional.
+ * A retry with the same key answers as the first call did (200, `Idempotent-Replayed: true`); another body, a 422.
+ */
+export const createIdempotencyKey = z
+  .string({ error: 'idempotencyKey must be a string (1-200 characters): the same for every retry of one create' })
+  .min(1, 'idempotencyKey must not be empty')
+  .max(200, 'idempotencyKey must be at most 200 characters')
+  .optional();

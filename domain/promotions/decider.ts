@@ -4,6 +4,7 @@
  */
 import type { Decider } from '../shared/decider.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
+import { replayOrRefuse, sameFields } from '../shared/keyed-create.ts';
 import { foreignLocations } from './locations.ts';
 import { promotionEvents, type PromotionEvent } from './events.ts';
 import { localTime, type Promotion, type ScheduledPromotion } from './promotion.ts';
@@ -37,6 +38,9 @@ export const promotionsDecider: Decider<PromotionsCommand, PromotionEvent, Promo
   decide(command, state) {
     switch (command.type) {
       case 'SchedulePromotion': {
+        // Already scheduled (the id is derived from an idempotency key): a retry of the same promotion, or a refusal.
+        const existing = state.promotions.find((p) => p.promotionId === command.promotionId);
+        if (existing) return replayOrRefuse(sameFields(existing.promotion, command.promotion));
         const foreign = foreignLocations('locationIds', command.promotion.locationIds, command.merchantLocationIds);
         if (foreign) throw foreign;
         // It applies only to payments made from now on: a window that ended before today could never apply.

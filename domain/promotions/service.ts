@@ -4,7 +4,8 @@ import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
 import { NotFound } from '../shared/errors.ts';
-import { promotionsDecider, promotionsStream } from './decider.ts';
+import { createdId, firstCreated } from '../shared/keyed-create.ts';
+import { promotionsDecider, promotionsStream, type PromotionsState } from './decider.ts';
 import { workspaceTimeZone, type MerchantLocations } from './locations.ts';
 import type { Promotion, ScheduledPromotion } from './promotion.ts';
 
@@ -22,6 +23,9 @@ export interface PromotionsDependencies {
   checkCatalog(tenantId: string, ids: { itemVariationIds: readonly string[]; categoryIds: readonly string[] }): Promise<string[]>;
 }
 
+/** Namespace of promotion ids derived from (tenant, idempotency key). */
+const PROMOTION_NAMESPACE = '5a8e3c27-9b4d-4f61-a2c8-7d1e6b3f9c52';
+
 export type PromotionView = ScheduledPromotion & { status: 'scheduled' | 'ended' };
 
 const view = (p: ScheduledPromotion): PromotionView => ({ ...p, status: p.endedAt === null ? 'scheduled' : 'ended' });
@@ -30,24 +34,32 @@ export function promotionsService(deps: PromotionsDependencies) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
   const now = () => deps.runtime.now().toISOString();
   return {
-    async schedule(tenantId: string, promotion: Promotion, by: string, metadata: EventMetadata) {
+    /**
+     * `idempotencyKey`: a retry with it answers as the first request did (`replayed`), the promotion as it was then;
+     * with another promotion, IDEMPOTENCY_KEY_REUSED. Without one, every call schedules a new promotion.
+     */
+    async schedule(tenantId: string, promotion: Promotion, by: string, metadata: EventMetadata, idempotencyKey?: string) {
       // Two Square reads, at once: the locations, and the catalog for qualifying items (none named: nothing read).
       const [found, warnings] = await Promise.all([
         deps.merchantLocations(tenantId),
         deps.checkCatalog(tenantId, { itemVariationIds: promotion.itemVariationIds ?? [], categoryIds: promotion.categoryIds ?? [] }),
       ]);
       const timeZone = workspaceTimeZone(found);
-      const promotionId = deps.runtime.newId();
-      const result = await handleCommand(
+      const promotionId = createdId(PROMOTION_NAMESPACE, tenantId, idempotencyKey, deps.runtime.newId);
+      let result: { state: PromotionsState; position: string | undefined } = await handleCommand(
         deps.store,
         promotionsStream(tenantId),
         promotionsDecider,
         { type: 'SchedulePromotion', tenantId, promotionId, promotion, timeZone, merchantLocationIds: found.locations.map((l) => l.id), by, now: now() },
         context(metadata),
       );
+      const replayed = result.position === undefined;
+      if (replayed) {
+        result = await firstCreated(deps.store, promotionsStream(tenantId), promotionsDecider, (e) => e.type === 'PromotionScheduled' && e.data.promotionId === promotionId);
+      }
       const scheduled = result.state.promotions.find((p) => p.promotionId === promotionId);
       if (!scheduled) throw new Error('promotion was not scheduled');
-      return { ...view(scheduled), position: result.position, warnings };
+      return { ...view(scheduled), position: result.position, warnings, replayed };
     },
 
     async end(tenantId: string, promotionId: string, by: string, metadata: EventMetadata) {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
 import { wholeNumber } from '../shared/whole-number.ts';
+import { replayOrRefuse, sameFields } from '../shared/keyed-create.ts';
 import { rewardCatalogEvents, type RewardCatalogEvent } from './catalog-events.ts';
 
 export type { RewardCatalogEvent } from './catalog-events.ts';
@@ -64,13 +65,21 @@ export const rewardCatalogStream = (tenantId: string) => `reward-catalog-${tenan
 /** At most this many rewards (active and retired) per workspace: a menu, not a database. */
 export const MAX_CATALOG_REWARDS = 500;
 
+/** Whether a reward was defined as `definition` asks (its status and dates aside). */
+function sameDefinition(reward: CatalogReward, definition: RewardDefinition): boolean {
+  const { name, description, points, issuedRewardExpiresAfterDays } = reward;
+  return sameFields({ name, description, points, issuedRewardExpiresAfterDays }, { ...definition, description: definition.description ?? null });
+}
+
 export const rewardCatalogDecider: Decider<CatalogCommand, RewardCatalogEvent, CatalogState> = {
   codec: rewardCatalogEvents,
   initialState: { version: 0, rewards: [] },
   decide(command, state) {
     switch (command.type) {
       case 'DefineReward': {
-        if (state.rewards.some((r) => r.rewardId === command.rewardId)) return [];
+        // Already defined (the id is derived from an idempotency key): a retry of the same definition, or a refusal.
+        const existing = state.rewards.find((r) => r.rewardId === command.rewardId);
+        if (existing) return replayOrRefuse(sameDefinition(existing, command.definition));
         if (state.rewards.length >= MAX_CATALOG_REWARDS) {
           throw new DomainError('UNPROCESSABLE', `A catalog holds at most ${MAX_CATALOG_REWARDS} rewards`, { limit: MAX_CATALOG_REWARDS });
         }

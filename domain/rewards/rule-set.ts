@@ -1,6 +1,7 @@
 import { unreachable } from '../shared/exhaustive.ts';
 import type { Decider } from '../shared/decider.ts';
 import { DomainError, NotFound } from '../shared/errors.ts';
+import { replayOrRefuse, sameFields } from '../shared/keyed-create.ts';
 import type { RewardRule } from './rule.ts';
 import { ruleSetEvents, type RuleSetEvent } from './events.ts';
 
@@ -55,7 +56,10 @@ export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState>
   initialState: { versions: [], activeRuleIds: [], retiredThrough: 0, history: [] },
   decide(command, state) {
     switch (command.type) {
-      case 'CreateRewardRule':
+      case 'CreateRewardRule': {
+        // Already created (the id is derived from an idempotency key): a retry of the same rule, or a refusal.
+        const existing = state.versions.find((v) => v.ruleId === command.ruleId);
+        if (existing) return replayOrRefuse(sameFields(existing.rule, command.rule));
         return [
           {
             type: 'RewardRuleCreated',
@@ -69,6 +73,7 @@ export const ruleSetDecider: Decider<RuleSetCommand, RuleSetEvent, RuleSetState>
             },
           },
         ];
+      }
       case 'ActivateRewardRule': {
         const target = state.versions.find((v) => v.ruleId === command.ruleId);
         if (!target) throw new NotFound('Reward rule');

@@ -5,7 +5,8 @@ import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
 import { NotFound } from '../shared/errors.ts';
 import { foreignLocations } from '../promotions/locations.ts';
-import { ruleSetDecider, ruleSetStream } from './rule-set.ts';
+import { createdId, firstCreated } from '../shared/keyed-create.ts';
+import { ruleSetDecider, ruleSetStream, type RuleSetState } from './rule-set.ts';
 import type { RewardRule } from './rule.ts';
 
 export interface RewardRulesDependencies {
@@ -16,25 +17,34 @@ export interface RewardRulesDependencies {
   merchantLocationIds?(tenantId: string): Promise<string[]>;
 }
 
+/** Namespace of rule ids derived from (tenant, idempotency key). */
+const RULE_NAMESPACE = 'c4b19e73-2f5a-4d8c-b6e0-9a3d7f1c5e86';
+
 export function rewardRulesService(deps: RewardRulesDependencies) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
   return {
-    async create(tenantId: string, rule: RewardRule, by: string, metadata: EventMetadata) {
+    /**
+     * `idempotencyKey`: a retry with it answers as the first request did (`replayed`); with another rule,
+     * IDEMPOTENCY_KEY_REUSED. Without one, every call creates a new version.
+     */
+    async create(tenantId: string, rule: RewardRule, by: string, metadata: EventMetadata, idempotencyKey?: string) {
       if (rule.locationIds && deps.merchantLocationIds) {
         const foreign = foreignLocations('locationIds', rule.locationIds, await deps.merchantLocationIds(tenantId));
         if (foreign) throw foreign;
       }
-      const ruleId = deps.runtime.newId();
-      const result = await handleCommand(
+      const ruleId = createdId(RULE_NAMESPACE, tenantId, idempotencyKey, deps.runtime.newId);
+      let result: { state: RuleSetState; position: string | undefined } = await handleCommand(
         deps.store,
         ruleSetStream(tenantId),
         ruleSetDecider,
         { type: 'CreateRewardRule', tenantId, ruleId, rule, by, now: deps.runtime.now().toISOString() },
         context(metadata),
       );
+      const replayed = result.position === undefined;
+      if (replayed) result = await firstCreated(deps.store, ruleSetStream(tenantId), ruleSetDecider, (e) => e.type === 'RewardRuleCreated' && e.data.ruleId === ruleId);
       const created = result.state.versions.find((v) => v.ruleId === ruleId);
       if (!created) throw new Error('rule was not created');
-      return { ruleId, version: created.version, isActive: false, rule: created.rule, createdAt: created.createdAt, position: result.position };
+      return { ruleId, version: created.version, isActive: false, rule: created.rule, createdAt: created.createdAt, position: result.position, replayed };
     },
 
     /** Makes a version active: the only one, or `alongside` those already active (their points add up). */

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { errorAnswer } from '../schemas.ts';
-import { route, successStatuses, type RouteSpec } from './table.ts';
+import { route, successStatuses, takesIdempotencyKey, type RouteSpec } from './table.ts';
 
 const ACCESS_TEXT: Record<RouteSpec['access'], string> = {
   public: 'No bearer token (the route checks its own credentials: webhook signature or OAuth state).',
@@ -79,6 +79,31 @@ function answers(route: RouteSpec): Record<string, unknown> {
   return { ...success, default: errors };
 }
 
+/** A body schema with `idempotencyKey` left out of every `required` (of the object, or of each member of a union). */
+function keyOptional(schema: JsonSchema): JsonSchema {
+  const out: JsonSchema = { ...schema };
+  if (Array.isArray(schema.required)) out.required = schema.required.filter((name) => name !== 'idempotencyKey');
+  for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
+    if (Array.isArray(schema[key])) out[key] = (schema[key] as JsonSchema[]).map(keyOptional);
+  }
+  return out;
+}
+
+/**
+ * The body and header of a route whose body takes `idempotencyKey`: the `Idempotency-Key` header may carry it
+ * instead (http/routes/table.ts, `withIdempotencyHeader`), so the body's field is optional in the document, and
+ * the header is declared. Other routes: their body as it is, and no header.
+ */
+function idempotency(route: RouteSpec): { body: JsonSchema | undefined; header: JsonSchema[] } {
+  if (!route.body) return { body: undefined, header: [] };
+  const body = jsonSchema(route.body);
+  if (!takesIdempotencyKey(route.body)) return { body, header: [] };
+  const field = ((objectIn(body)?.properties ?? {}) as Record<string, JsonSchema>).idempotencyKey ?? { type: 'string' };
+  const description =
+    "The body's `idempotencyKey`, as a header: one of them is enough (required where the body's is, unless sent here); both, and different, is a 400.";
+  return { body: keyOptional(body), header: [{ name: 'Idempotency-Key', in: 'header', required: false, description, schema: field }] };
+}
+
 export function openApiDocument(routes: readonly RouteSpec[], info: { version: string; serverUrl: string }) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
@@ -87,13 +112,14 @@ export function openApiDocument(routes: readonly RouteSpec[], info: { version: s
     const declared = parameters(route.params, 'path');
     // Every path parameter is listed, declared or not (a route that reads none still has it in its path).
     const pathParameters = pathNames.map((name) => declared.find((p) => p.name === name) ?? { name, in: 'path', required: true, schema: { type: 'string' } });
+    const keyed = idempotency(route);
     const security = route.access === 'public' ? [] : route.access === 'cron' ? [{ cronSecret: [] }] : [{ bearer: [] }];
     (paths[path] ??= {})[route.method] = {
       summary: route.summary,
       description: ACCESS_TEXT[route.access],
       'x-access': route.access,
-      parameters: [...pathParameters, ...queryParameters(route), ...parameters(route.headers, 'header')],
-      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.body) } } } } : {}),
+      parameters: [...pathParameters, ...queryParameters(route), ...parameters(route.headers, 'header'), ...keyed.header],
+      ...(keyed.body ? { requestBody: { required: true, content: { 'application/json': { schema: keyed.body } } } } : {}),
       security,
       responses: answers(route),
     };

@@ -4,8 +4,8 @@ import { promotionSchema } from '../../domain/promotions/promotion.ts';
 import type { PromotionsService } from '../../domain/promotions/service.ts';
 import type { MerchantLocations } from '../../domain/promotions/locations.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { id, position, timestamp } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { createIdempotencyKey, id, position, timestamp } from '../schemas.ts';
+import { created, route, type RouteSpec } from './table.ts';
 
 export interface PromotionRoutesDependencies {
   promotions: PromotionsService;
@@ -54,13 +54,13 @@ export function promotionRoutes(deps: PromotionRoutesDependencies): RouteSpec[] 
       path: '/api/v1/client/promotions',
       access: 'tenant',
       summary:
-        'Schedule a promotion: incentive {type: multiplier, multiplier 1–10} or {type: bonus, points 1–1,000,000}, startsOn/endsOn (local dates), daysOfWeek, hours [{from, to}], locationIds, minimumSpend, limitPerCustomerPerDay, itemVariationIds and categoryIds (qualifying items: the payment’s Square order must have one; checked against the catalog when it can be read, otherwise `warnings` says so). In force for payments created from now on.',
-      body: promotionSchema,
+        'Schedule a promotion: incentive {type: multiplier, multiplier 1–10} or {type: bonus, points 1–1,000,000}, startsOn/endsOn (local dates), daysOfWeek, hours [{from, to}], locationIds, minimumSpend, limitPerCustomerPerDay, itemVariationIds and categoryIds (qualifying items: the payment’s Square order must have one; checked against the catalog when it can be read, otherwise `warnings` says so). In force for payments created from now on. idempotencyKey? (or the Idempotency-Key header): a retry answers as the first call did.',
+      body: promotionSchema.safeExtend({ idempotencyKey: createIdempotencyKey }),
       response: promotionView.extend({ position, warnings: z.array(z.string()) }),
-      statuses: [201],
-      async handler({ body, ctx }) {
-        const scheduled = await deps.promotions.schedule(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
-        return { status: 201, body: { ...scheduled, position: scheduled.position ?? null } };
+      statuses: [201, 200],
+      async handler({ body: { idempotencyKey: key, ...promotion }, ctx }) {
+        const { replayed, ...scheduled } = await deps.promotions.schedule(tenantOf(ctx), promotion, caller(ctx).userId, metadataFor(ctx), key);
+        return created({ ...scheduled, position: scheduled.position ?? null }, replayed);
       },
     }),
     route({

@@ -6,12 +6,18 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { RulePreview } from '../../domain/payments/rule-preview.ts';
 import { purchaseOrderSchema } from '../../domain/rewards/order.ts';
-import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
+import { categoryRuleSchema, itemRuleSchema, rewardRuleSchema, spendRuleSchema, visitRuleSchema } from '../../domain/rewards/rule.ts';
 import type { RewardRulesService } from '../../domain/rewards/service.ts';
 import { listRewardRules } from '../../projections/read/accounts.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { position, timestamp } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { createIdempotencyKey, position, timestamp } from '../schemas.ts';
+import { created, route, type RouteSpec } from './table.ts';
+
+/** A rule to create, as `rewardRuleSchema`, with the create's optional `idempotencyKey` in each kind. */
+const keyed = { idempotencyKey: createIdempotencyKey };
+const keyedRuleSchema = z.discriminatedUnion('kind', [spendRuleSchema.extend(keyed), visitRuleSchema.extend(keyed), itemRuleSchema.extend(keyed), categoryRuleSchema.extend(keyed)], {
+  error: "kind must be 'spend', 'visit', 'item' or 'category'",
+});
 
 export interface RewardRuleRoutesDependencies {
   rules: RewardRulesService;
@@ -78,15 +84,15 @@ export function rewardRuleRoutes({ rules, preview, pool }: RewardRuleRoutesDepen
       path: '/api/v1/client/reward-rules',
       access: 'tenant',
       summary:
-        'Create the next rule version (inactive): spend {points, per, basis, minimumSpend?, taxMode?, excludedCategoryIds?, excludedItemVariationIds?}, visit {points, minimumSpend?}, item {points, itemVariationIds}, category {points, categoryIds}. Catalog ids are checked against Square when it can be read; otherwise `warnings` says so.',
-      body: rewardRuleSchema,
+        'Create the next rule version (inactive): spend {points, per, basis, minimumSpend?, taxMode?, excludedCategoryIds?, excludedItemVariationIds?}, visit {points, minimumSpend?}, item {points, itemVariationIds}, category {points, categoryIds}. Catalog ids are checked against Square when it can be read; otherwise `warnings` says so. idempotencyKey? (or the Idempotency-Key header): a retry answers as the first call did.',
+      body: keyedRuleSchema,
       response: ruleVersion.extend({ createdAt: timestamp, position, warnings: z.array(z.string()) }),
-      statuses: [201],
-      async handler({ body, ctx }) {
+      statuses: [201, 200],
+      async handler({ body: { idempotencyKey: key, ...rule }, ctx }) {
         // Checked before anything is recorded: an unknown id is a 400 naming its field.
-        const warnings = await preview.checkRule(tenantOf(ctx), body);
-        const created = await rules.create(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
-        return { status: 201, body: { ...created, position: created.position ?? null, warnings } };
+        const warnings = await preview.checkRule(tenantOf(ctx), rule);
+        const { replayed, ...version } = await rules.create(tenantOf(ctx), rule, caller(ctx).userId, metadataFor(ctx), key);
+        return created({ ...version, position: version.position ?? null, warnings }, replayed);
       },
     }),
     route({

@@ -11,9 +11,9 @@ import type { WalletsService } from '../../domain/wallets/service.ts';
 import type { WalletView } from '../../projections/read/wallets.ts';
 import { issuedRewardLine, issuedRewardsOf, issuedRewardView } from '../../projections/read/program.ts';
 import { caller, metadataFor, tenantOf } from '../request.ts';
-import { position, timestamp, uuid } from '../schemas.ts';
+import { createIdempotencyKey, position, timestamp, uuid } from '../schemas.ts';
 import { idempotencyKey, walletInTenant, walletParams, walletPoints, walletRead, walletWrite, written } from './wallets.ts';
-import { route, type RouteSpec } from './table.ts';
+import { created, route, type RouteSpec } from './table.ts';
 
 export interface RewardRoutesDependencies {
   catalog: RewardCatalogService;
@@ -92,13 +92,14 @@ export function rewardRoutes(deps: RewardRoutesDependencies): RouteSpec[] {
       method: 'post',
       path: '/api/v1/client/rewards',
       access: 'tenant',
-      summary: 'Define a reward {name (≤100), points (1–1,000,000,000), description?, issuedRewardExpiresAfterDays? (default 30)}.',
-      body: rewardDefinitionSchema,
+      summary:
+        'Define a reward {name (≤100), points (1–1,000,000,000), description?, issuedRewardExpiresAfterDays? (default 30), idempotencyKey? (or the Idempotency-Key header: a retry answers as the first call did)}.',
+      body: rewardDefinitionSchema.extend({ idempotencyKey: createIdempotencyKey }),
       response: rewardSchema.extend({ position }),
-      statuses: [201],
-      async handler({ body, ctx }) {
-        const { position: at, ...reward } = await catalog.define(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
-        return { status: 201, body: { ...rewardView(reward), position: at } };
+      statuses: [201, 200],
+      async handler({ body: { idempotencyKey: key, ...definition }, ctx }) {
+        const { position: at, replayed, ...reward } = await catalog.define(tenantOf(ctx), definition, caller(ctx).userId, metadataFor(ctx), key);
+        return created({ ...rewardView(reward), position: at }, replayed);
       },
     }),
     route({

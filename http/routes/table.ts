@@ -203,13 +203,24 @@ export async function answer<Ctx, A extends { status: number }>(route: Answering
   return answered;
 }
 
+/** Whether a body schema has an `idempotencyKey` field: an object's shape, or every option of a (discriminated) union. */
+export function takesIdempotencyKey(schema: unknown): boolean {
+  const parts = schema as { shape?: Record<string, unknown>; options?: unknown } | undefined;
+  if (parts?.shape) return 'idempotencyKey' in parts.shape;
+  return Array.isArray(parts?.options) && parts.options.length > 0 && parts.options.every(takesIdempotencyKey);
+}
+
+/** A create's answer: 201, or on a replay of its idempotency key what it first answered, as 200 marked replayed. */
+export function created<Body>(body: Body, replayed: boolean): JsonAnswer<Body> {
+  return replayed ? { status: 200, body, headers: { 'Idempotent-Replayed': 'true' } } : { status: 201, body };
+}
+
 /**
  * `Idempotency-Key: <key>`, the header's common name, on a route whose body takes `idempotencyKey`: the same key (it
  * was ignored, so a client sending only the header had every retry applied again). Both, and different: a 400.
  */
 function withIdempotencyHeader(route: RouteSpec, body: unknown, header: string): unknown {
-  const shape = (route.body as { shape?: Record<string, unknown> } | undefined)?.shape;
-  if (!header || !shape || !('idempotencyKey' in shape)) return body;
+  if (!header || !takesIdempotencyKey(route.body)) return body;
   if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) return body; // the body's parse says what is wrong
   const fields = (body ?? {}) as Record<string, unknown>;
   if (fields.idempotencyKey !== undefined && fields.idempotencyKey !== header) {

@@ -182,6 +182,33 @@ test('invalid rules are refused with what to fix', async (t) => {
   }
 });
 
+test('reward rules under an idempotency key: a retry is one version and the same answer; another body is a 422', async (t) => {
+  const { client } = await approvedClient();
+  const rules = '/api/v1/client/reward-rules';
+  const body = { kind: 'spend', points: 1, per: 100, basis: 'amount', idempotencyKey: 'rule-1' };
+  const first = await call('POST', rules, { token: client.token, body });
+  t.is(first.status, 201);
+  const retry = await call('POST', rules, { token: client.token, body });
+  t.is(retry.status, 200);
+  t.is(retry.headers.get('idempotent-replayed'), 'true');
+  t.deepEqual(retry.body, first.body, 'the retry answers what the first call answered: the same version');
+
+  // The header alone is the same key, whatever the rule's kind (it was ignored: every retry made another version).
+  const headers = { 'idempotency-key': 'rule-2' };
+  const visit = await call('POST', rules, { token: client.token, body: { kind: 'visit', points: 10 }, headers });
+  const visitAgain = await call('POST', rules, { token: client.token, body: { kind: 'visit', points: 10 }, headers });
+  t.deepEqual([visit.status, visitAgain.status, visitAgain.headers.get('idempotent-replayed')], [201, 200, 'true']);
+  t.like(visitAgain.body, { ruleId: visit.body.ruleId, version: 2 });
+
+  for (const other of [{ ...body, points: 2 }, { kind: 'visit', points: 1, idempotencyKey: 'rule-1' }]) {
+    const reused = await call('POST', rules, { token: client.token, body: other });
+    t.is(reused.status, 422, JSON.stringify(other));
+    t.is(reused.body.error.code, 'IDEMPOTENCY_KEY_REUSED');
+  }
+  const list = await call('GET', rules, { token: client.token, headers: { 'x-min-position': visit.body.position } });
+  t.deepEqual(list.body.map((r: { version: number }) => r.version), [2, 1], 'one version per key');
+});
+
 test('erasing a person removes their contact details; history stays and holds no personal data', async (t) => {
   const admin = await registered('admin');
   const consumer = await registered('consumer', { phone: '+44 20 7946 0958' });

@@ -7,7 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { v4 as uuid } from 'uuid';
-import { successStatuses, type RouteSpec } from '../../http/routes/table.ts';
+import { successStatuses, takesIdempotencyKey, type RouteSpec } from '../../http/routes/table.ts';
 import { errorAnswer } from '../../http/schemas.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
 import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
@@ -275,7 +275,18 @@ test.serial('every declared route answers what its declaration says, and GET /op
     if (r.answers === undefined) t.truthy(success?.content?.['application/json']?.schema?.type, `${keyOf(r)}: its answer has a JSON Schema`);
     if (r.body) t.truthy(operation?.requestBody?.content?.['application/json']?.schema, `${keyOf(r)}: its body has a JSON Schema`);
     t.truthy(operation?.responses?.default?.content?.['application/json']?.schema, `${keyOf(r)}: its errors have a JSON Schema`);
+    // A body taking idempotencyKey may have it from the Idempotency-Key header instead: the header is declared, and no
+    // body schema (nor member of a union) requires the field.
+    const header = (operation?.parameters ?? []).find((p: { in: string; name: string }) => p.in === 'header' && p.name === 'Idempotency-Key');
+    t.is(Boolean(header), takesIdempotencyKey(r.body), `${keyOf(r)}: the Idempotency-Key header is declared where the body takes idempotencyKey`);
+    const body = operation?.requestBody?.content?.['application/json']?.schema;
+    const requiring = [body, ...(body?.anyOf ?? []), ...(body?.oneOf ?? [])].filter((s) => s?.required?.includes('idempotencyKey'));
+    if (header) t.deepEqual(requiring, [], `${keyOf(r)}: idempotencyKey is optional in the body, the header may carry it`);
   }
+  const redeem = document.body.paths['/api/v1/client/wallets/{walletId}/redeem'].post;
+  t.deepEqual(redeem.requestBody.content['application/json'].schema.required, ['points'], 'points is still required; the key may come as the header');
+  t.like(redeem.parameters.find((p: { name: string }) => p.name === 'Idempotency-Key'), { in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 200 } });
+  t.truthy(document.body.paths['/api/v1/client/reward-rules'].post.parameters.find((p: { name: string }) => p.name === 'Idempotency-Key'), 'a union body (the rule kinds) has the header too');
 
   t.deepEqual(
     service.tally.routes.map(keyOf).filter((key) => !answered.has(key)),

@@ -147,6 +147,33 @@ test.serial('bad promotions are 400s naming the field, and nothing is recorded',
   t.deepEqual((await call('GET', '/api/v1/client/promotions', { token: client })).body, [], 'nothing recorded');
 });
 
+test.serial('scheduling under an idempotency key: a retry is one promotion and the same answer; another body is a 422', async (t) => {
+  // Far in the future, and ended at the end: no payment of the other tests meets it.
+  const body = { name: 'Key test', incentive: { type: 'bonus', points: 5 }, startsOn: '2099-01-05', idempotencyKey: `promo-${uuid()}` };
+  const first = await call('POST', '/api/v1/client/promotions', { token: client, body });
+  t.is(first.status, 201);
+  const retry = await call('POST', '/api/v1/client/promotions', { token: client, body });
+  t.is(retry.status, 200);
+  t.is(retry.headers.get('idempotent-replayed'), 'true');
+  t.deepEqual(retry.body, first.body, 'the retry answers what the first call answered');
+
+  // The header alone is the same key (it was ignored: every retry scheduled another promotion).
+  const headers = { 'idempotency-key': `promo-${uuid()}` };
+  const { idempotencyKey: _key, ...plain } = body;
+  const byHeader = await call('POST', '/api/v1/client/promotions', { token: client, body: plain, headers });
+  const byHeaderAgain = await call('POST', '/api/v1/client/promotions', { token: client, body: plain, headers });
+  t.deepEqual([byHeader.status, byHeaderAgain.status, byHeaderAgain.headers.get('idempotent-replayed')], [201, 200, 'true']);
+  t.is(byHeaderAgain.body.promotionId, byHeader.body.promotionId);
+
+  const reused = await call('POST', '/api/v1/client/promotions', { token: client, body: { ...body, incentive: { type: 'bonus', points: 6 } } });
+  t.is(reused.status, 422);
+  t.is(reused.body.error.code, 'IDEMPOTENCY_KEY_REUSED');
+
+  const listed = await call('GET', '/api/v1/client/promotions', { token: client });
+  t.deepEqual(listed.body.map((p: { promotionId: string }) => p.promotionId).sort(), [first.body.promotionId, byHeader.body.promotionId].sort(), 'one promotion per key');
+  for (const p of [first, byHeader]) t.is((await call('POST', `/api/v1/client/promotions/${p.body.promotionId}/end`, { token: client })).status, 200);
+});
+
 test.serial('double points Tuesdays 14:00–17:00 New York time at Main street: each edge of the window', async (t) => {
   const scheduled = await schedule({
     name: 'Double Tuesday afternoons',

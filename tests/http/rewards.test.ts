@@ -74,6 +74,45 @@ test('bad rewards are refused with what to fix, and nothing is recorded', async 
   t.deepEqual(await service.tally.store.readStream(rewardCatalogStream(m.tenantId)), [], 'nothing was recorded');
 });
 
+test('defining a reward under an idempotency key: a retry is one reward and the same answer; another body is a 422', async (t) => {
+  const { call } = world;
+  const m = await world.merchant();
+  const body = { name: 'Free coffee', points: 100, idempotencyKey: 'define-coffee-1' };
+  const first = await call('POST', '/api/v1/client/rewards', { token: m.token, body });
+  t.is(first.status, 201);
+  t.is(first.headers.get('idempotent-replayed'), null);
+  const retry = await call('POST', '/api/v1/client/rewards', { token: m.token, body });
+  t.is(retry.status, 200);
+  t.is(retry.headers.get('idempotent-replayed'), 'true');
+  t.deepEqual(retry.body, first.body, 'the retry answers what the first call answered, position included');
+
+  // The header alone is the same key (it was ignored: every retry defined another reward).
+  const headers = { 'idempotency-key': 'define-cake-1' };
+  const cake = await call('POST', '/api/v1/client/rewards', { token: m.token, body: { name: 'Cake', points: 250 }, headers });
+  const cakeAgain = await call('POST', '/api/v1/client/rewards', { token: m.token, body: { name: 'Cake', points: 250 }, headers });
+  t.is(cake.status, 201);
+  t.is(cakeAgain.status, 200);
+  t.is(cakeAgain.headers.get('idempotent-replayed'), 'true');
+  t.deepEqual(cakeAgain.body, cake.body);
+
+  const reused = await call('POST', '/api/v1/client/rewards', { token: m.token, body: { ...body, points: 120 } });
+  t.is(reused.status, 422);
+  t.is(reused.body.error.code, 'IDEMPOTENCY_KEY_REUSED');
+
+  // Retired since, a retry still answers what the first call did; the same key in another workspace is its own.
+  await call('POST', `/api/v1/client/rewards/${first.body.rewardId}/retire`, { token: m.token });
+  t.like((await call('POST', '/api/v1/client/rewards', { token: m.token, body })).body, { rewardId: first.body.rewardId, status: 'active', position: first.body.position });
+  const other = await world.merchant();
+  const theirs = await call('POST', '/api/v1/client/rewards', { token: other.token, body });
+  t.is(theirs.status, 201);
+  t.not(theirs.body.rewardId, first.body.rewardId);
+
+  const all = await call('GET', '/api/v1/client/rewards', { token: m.token });
+  t.deepEqual(all.body.rewards.map((r: { name: string }) => r.name), ['Free coffee', 'Cake'], 'one reward per key');
+  const withoutKey = [await call('POST', '/api/v1/client/rewards', { token: m.token, body: { name: 'Tea', points: 50 } }), await call('POST', '/api/v1/client/rewards', { token: m.token, body: { name: 'Tea', points: 50 } })];
+  t.deepEqual(withoutKey.map((r) => r.status), [201, 201], 'without a key, each call defines a reward, as before');
+});
+
 test('issue locks points, redeem spends them, void unlocks them; every step is a ledger line with its reward', async (t) => {
   const { call } = world;
   const { merchant: m, consumer: c, walletId } = await world.walletWith(300);
