@@ -77,11 +77,12 @@ const dayOrInstant = (name: string) =>
       ? new Date(Number.NaN)
       : DAY.test(text)
         ? new Date(`${text}T00:00:00.000Z`)
-        : /^\d{4}-\d{2}-\d{2}T/.test(text)
+        : // An instant names its offset (`Z` or `±hh:mm`): without one, JavaScript would read it in the server's time zone.
+          /^\d{4}-\d{2}-\d{2}T[^Z+-]*(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/.test(text)
           ? new Date(text)
           : new Date(Number.NaN);
     if (Number.isNaN(parsed.getTime())) {
-      ctx.addIssue({ code: 'custom', message: `${name} must be a date (YYYY-MM-DD) or an ISO 8601 instant such as 2026-01-31T12:00:00Z` });
+      ctx.addIssue({ code: 'custom', message: `${name} must be a date (YYYY-MM-DD) or an ISO 8601 instant with its offset, such as 2026-01-31T12:00:00Z` });
       return z.NEVER;
     }
     return { at: parsed, isDay: DAY.test(text) };

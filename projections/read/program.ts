@@ -102,10 +102,20 @@ export type ProgramSummary = z.infer<typeof programSummaryView>;
 
 const dayText = (d: Date) => d.toISOString().slice(0, 10);
 
+/**
+ * The first of a month (UTC), `month` past 11 rolling into later years. `Date.UTC` reads years 0–99 as 1900–1999, and
+ * the summary takes dates from year 1.
+ */
+function firstOfMonth(year: number, month: number): Date {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, 1);
+  return date;
+}
+
 /** The first day of the interval holding `day` (weeks start on Monday, as in ISO 8601). */
 export function intervalStart(day: Date, interval: SummaryInterval): Date {
   if (interval === 'day') return day;
-  if (interval === 'month') return new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), 1));
+  if (interval === 'month') return firstOfMonth(day.getUTCFullYear(), day.getUTCMonth());
   const weekday = (day.getUTCDay() + 6) % 7;
   return new Date(day.getTime() - weekday * 86_400_000);
 }
@@ -113,7 +123,7 @@ export function intervalStart(day: Date, interval: SummaryInterval): Date {
 function nextStart(start: Date, interval: SummaryInterval): Date {
   if (interval === 'day') return new Date(start.getTime() + 86_400_000);
   if (interval === 'week') return new Date(start.getTime() + 7 * 86_400_000);
-  return new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
+  return firstOfMonth(start.getUTCFullYear(), start.getUTCMonth() + 1);
 }
 
 /** The last day of the interval holding `day`. */
@@ -152,11 +162,11 @@ const activeRow = z.object({ period: z.string(), active: points });
 type CoverLevel = SummaryInterval | 'year';
 
 function levelStart(day: Date, level: CoverLevel): Date {
-  return level === 'year' ? new Date(Date.UTC(day.getUTCFullYear(), 0, 1)) : intervalStart(day, level);
+  return level === 'year' ? firstOfMonth(day.getUTCFullYear(), 0) : intervalStart(day, level);
 }
 
 function levelNext(start: Date, level: CoverLevel): Date {
-  return level === 'year' ? new Date(Date.UTC(start.getUTCFullYear() + 1, 0, 1)) : nextStart(start, level);
+  return level === 'year' ? firstOfMonth(start.getUTCFullYear() + 1, 0) : nextStart(start, level);
 }
 
 /**

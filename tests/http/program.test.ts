@@ -228,6 +228,12 @@ test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fie
     t.is(refused.status, 400, q);
     t.regex(refused.body.error.message, /must be a date \(YYYY-MM-DD\) or an ISO 8601 instant/, q);
   }
+  // An instant names its offset: without one, the server's time zone would decide what it means.
+  const local = await csv('from=2026-01-31T12:00:00');
+  t.is(local.status, 400);
+  t.regex(local.body.error.message, /with its offset/);
+  t.is((await csv('from=2020-01-01T12:00:00.5%2B01:00')).status, 200);
+  t.is((await csv('from=2020-01-01T11:00:00Z')).status, 200);
 });
 
 /** A download that stops reading once the answer's head has come: its status and its response, paused. */
