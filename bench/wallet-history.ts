@@ -11,6 +11,11 @@
  * the wallets (event i is wallet i % W, revision i / W), as concurrent traffic would, and the history is
  * written in several transactions, so the feed spans several transaction ids as a real one does.
  * `event_streams` gets each stream's head revision, exactly what `append_events` would have left.
+ *
+ * Every event is written as its version 1 (`schemaVersion` 1), so the readers exercise the upcasts; the SQL here that
+ * reads `data` (the baselines, the expected totals) reads those version-1 shapes only: a `PointsReversed` has no
+ * `fromExpired` (all its points left the balance), a `PointsAdjusted` no `adjustedAs`. Writing a later version here
+ * means reading its fields in that SQL too.
  */
 import pg from 'pg';
 import { log, now, withClient } from './support.ts';
