@@ -6,7 +6,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { v4 as uuidv4 } from 'uuid';
+import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
 import { secretValues, type Config } from '../adapters/config.ts';
 import { chooseLogFormat, createLogger } from '../adapters/logger.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../adapters/postgres/embedded.ts';
@@ -16,7 +16,7 @@ import { instrumentEventStore, type AppendObserver } from '../adapters/eventstor
 import { provideCommandPath } from '../adapters/commands/path.ts';
 import type { Metrics } from '../adapters/metrics.ts';
 import type { EventStore } from '../domain/ports/event-store.ts';
-import type { Runtime } from '../domain/ports/identity.ts';
+import type { KeyedRuntime } from '../domain/ports/identity.ts';
 import type { CommandPath } from '../domain/shared/command-path.ts';
 import type { Cleanups } from './lifecycle.ts';
 
@@ -32,7 +32,7 @@ export interface Infrastructure {
   store: EventStore;
   /** The store as its adapter made it (the webhook worker commits inbox rows in the same transaction). */
   rawStore: EventStore;
-  runtime: Runtime;
+  runtime: KeyedRuntime;
   commands: CommandPath;
 }
 
@@ -127,7 +127,7 @@ export async function provideInfrastructure(
   const store = base.metrics ? instrumentEventStore(rawStore, base.metrics) : rawStore;
   cleanups.add(() => store.close());
   // The service's clock: tests move it forward (StartOptions.now) to see points and rewards expire.
-  const runtime: Runtime = { now: now ?? (() => new Date()), newId: () => uuidv4() };
+  const runtime: KeyedRuntime = { now: now ?? (() => new Date()), newId: () => uuidv4(), keyedId: (namespace, name) => uuidv5(name, namespace) };
   const commands = provideCommandPath(pool, {
     onSnapshotError: (stream, error) => log.warn({ err: error, stream }, 'stream snapshot not written or not readable (a cache: the stream is folded from its start)'),
   });

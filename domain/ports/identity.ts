@@ -65,3 +65,9 @@ export interface Runtime {
   now(): Date;
   newId(): string;
 }
+
+/** A runtime that also makes ids from names: the same id for the same name in a namespace (uuid v5). */
+export interface KeyedRuntime extends Runtime {
+  /** A thing created under an idempotency key: its id from (namespace, name). */
+  keyedId(namespace: string, name: string): string;
+}

@@ -2,7 +2,7 @@
 import { handleCommand, loadState } from '../shared/command-handler.ts';
 import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
-import type { Runtime } from '../ports/identity.ts';
+import type { KeyedRuntime } from '../ports/identity.ts';
 import { NotFound } from '../shared/errors.ts';
 import { createdId, firstCreated } from '../shared/keyed-create.ts';
 import { promotionsDecider, promotionsStream, type PromotionsState } from './decider.ts';
@@ -11,7 +11,7 @@ import type { Promotion, ScheduledPromotion } from './promotion.ts';
 
 export interface PromotionsDependencies {
   store: EventStore;
-  runtime: Runtime;
+  runtime: KeyedRuntime;
   commands: CommandPath;
   /** The merchant's locations and time zone as Square lists them now (the tenant's connection must be active). */
   merchantLocations(tenantId: string): Promise<MerchantLocations>;
@@ -45,7 +45,7 @@ export function promotionsService(deps: PromotionsDependencies) {
         deps.checkCatalog(tenantId, { itemVariationIds: promotion.itemVariationIds ?? [], categoryIds: promotion.categoryIds ?? [] }),
       ]);
       const timeZone = workspaceTimeZone(found);
-      const promotionId = createdId(PROMOTION_NAMESPACE, tenantId, idempotencyKey, deps.runtime.newId);
+      const promotionId = createdId(PROMOTION_NAMESPACE, tenantId, idempotencyKey, deps.runtime);
       let result: { state: PromotionsState; position: string | undefined } = await handleCommand(
         deps.store,
         promotionsStream(tenantId),

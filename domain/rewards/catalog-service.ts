@@ -2,14 +2,14 @@
 import { handleCommand, loadState } from '../shared/command-handler.ts';
 import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
-import type { Runtime } from '../ports/identity.ts';
+import type { KeyedRuntime } from '../ports/identity.ts';
 import { createdId, firstCreated } from '../shared/keyed-create.ts';
 import { rewardCatalogDecider, rewardCatalogStream, type CatalogReward, type CatalogState, type RewardDefinition } from './catalog.ts';
 
 /** Namespace of reward ids derived from (tenant, idempotency key). */
 const REWARD_NAMESPACE = '0d6f2a51-6c1e-4b7f-8a9d-3e5c7b1f2a40';
 
-export function rewardCatalogService(deps: { store: EventStore; runtime: Runtime; commands: CommandPath }) {
+export function rewardCatalogService(deps: { store: EventStore; runtime: KeyedRuntime; commands: CommandPath }) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
   const command = (tenantId: string, body: Parameters<typeof rewardCatalogDecider.decide>[0], metadata: EventMetadata) =>
     handleCommand(deps.store, rewardCatalogStream(tenantId), rewardCatalogDecider, body, context(metadata));
@@ -25,7 +25,7 @@ export function rewardCatalogService(deps: { store: EventStore; runtime: Runtime
       metadata: EventMetadata,
       idempotencyKey?: string,
     ): Promise<CatalogReward & { position: string | null; replayed: boolean }> {
-      const rewardId = createdId(REWARD_NAMESPACE, tenantId, idempotencyKey, deps.runtime.newId);
+      const rewardId = createdId(REWARD_NAMESPACE, tenantId, idempotencyKey, deps.runtime);
       const stream = rewardCatalogStream(tenantId);
       let result: { state: CatalogState; position: string | undefined } = await command(tenantId, { type: 'DefineReward', tenantId, rewardId, definition, by, now: deps.runtime.now().toISOString() }, metadata);
       const replayed = result.position === undefined;

@@ -2,7 +2,7 @@
 import { handleCommand, loadState } from '../shared/command-handler.ts';
 import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
-import type { Runtime } from '../ports/identity.ts';
+import type { KeyedRuntime } from '../ports/identity.ts';
 import { NotFound } from '../shared/errors.ts';
 import { foreignLocations } from '../promotions/locations.ts';
 import { createdId, firstCreated } from '../shared/keyed-create.ts';
@@ -11,7 +11,7 @@ import type { RewardRule } from './rule.ts';
 
 export interface RewardRulesDependencies {
   store: EventStore;
-  runtime: Runtime;
+  runtime: KeyedRuntime;
   commands: CommandPath;
   /** The merchant's Square location ids (a rule limited to locations names only these). Omitted: none is checked. */
   merchantLocationIds?(tenantId: string): Promise<string[]>;
@@ -32,7 +32,7 @@ export function rewardRulesService(deps: RewardRulesDependencies) {
         const foreign = foreignLocations('locationIds', rule.locationIds, await deps.merchantLocationIds(tenantId));
         if (foreign) throw foreign;
       }
-      const ruleId = createdId(RULE_NAMESPACE, tenantId, idempotencyKey, deps.runtime.newId);
+      const ruleId = createdId(RULE_NAMESPACE, tenantId, idempotencyKey, deps.runtime);
       let result: { state: RuleSetState; position: string | undefined } = await handleCommand(
         deps.store,
         ruleSetStream(tenantId),

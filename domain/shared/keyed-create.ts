@@ -3,14 +3,14 @@
  * (tenant, key), so a retry of the same request finds the thing already there and answers as the first did; the
  * same key with another request is IDEMPOTENCY_KEY_REUSED. Without a key, a new id each time, as before.
  */
-import { v5 as uuidv5 } from 'uuid';
 import type { EventStore, Position } from '../ports/event-store.ts';
+import type { KeyedRuntime } from '../ports/identity.ts';
 import type { Decider, DomainEvent } from './decider.ts';
 import { DomainError } from './errors.ts';
 
-/** The id of the thing a tenant creates under `key` (uuid v5 in the kind's namespace); no key: `newId()`. */
-export function createdId(namespace: string, tenantId: string, key: string | undefined, newId: () => string): string {
-  return key === undefined ? newId() : uuidv5(`${tenantId}:${key}`, namespace);
+/** The id of the thing a tenant creates under `key` (the runtime's `keyedId` in the kind's namespace); no key: `newId()`. */
+export function createdId(namespace: string, tenantId: string, key: string | undefined, runtime: Pick<KeyedRuntime, 'newId' | 'keyedId'>): string {
+  return key === undefined ? runtime.newId() : runtime.keyedId(namespace, `${tenantId}:${key}`);
 }
 
 /** Key order and absent fields aside, the same JSON: a stored definition against the request that asks it again. */
