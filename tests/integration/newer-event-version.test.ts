@@ -8,19 +8,14 @@ import test from 'ava';
 import { z } from 'zod';
 import { pino } from 'pino';
 import { v4 as uuid } from 'uuid';
-import type { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { EventType, eventCodec } from '../../domain/shared/codec.ts';
 import { projection } from '../../projections/projection.ts';
 import { ProjectionRunner } from '../../projections/runner.ts';
-import { createTestEventStore, type TestDatabase } from '../support/database.ts';
+import { eventStoreForTests } from '../support/database.ts';
 import { until } from '../support/eventually.ts';
 
 const silent = pino({ level: 'silent' });
-let database: TestDatabase;
-let store: PostgresEventStore;
-let close: (() => Promise<void>) | undefined;
-test.before(async () => ({ database, store, close } = await createTestEventStore()));
-test.after.always(async () => close?.());
+const suite = eventStoreForTests(test);
 
 const v1 = EventType.define('Noted', z.object({ n: z.number().int() }));
 const v2 = v1.next(z.object({ n: z.number().int(), extra: z.number().int() }), (d) => ({ ...d, extra: 0 }));
@@ -38,26 +33,26 @@ const noted = (type: typeof v1 | typeof v2) =>
     },
   });
 
-const rows = async () => (await database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${NAME}_rows`)).rows[0]!.n;
+const rows = async () => (await suite.database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${NAME}_rows`)).rows[0]!.n;
 const checkpoint = async () =>
-  (await database.pool.query<{ status: string; last_error: string | null }>(`SELECT status, last_error FROM projection_checkpoints WHERE name = $1`, [NAME])).rows[0];
+  (await suite.database.pool.query<{ status: string; last_error: string | null }>(`SELECT status, last_error FROM projection_checkpoints WHERE name = $1`, [NAME])).rows[0];
 
 test('an event of a version newer than the code feeding a projection does not fail it: the newer code takes it over and applies it', async (t) => {
-  await database.pool.query(`CREATE TABLE ${NAME}_rows (id text PRIMARY KEY)`);
-  const older = new ProjectionRunner(database.pool, { connectionString: database.url }, store, [noted(v1)], silent, { standbyRetryMs: 100 });
+  await suite.database.pool.query(`CREATE TABLE ${NAME}_rows (id text PRIMARY KEY)`);
+  const older = new ProjectionRunner(suite.database.pool, { connectionString: suite.database.url }, suite.store, [noted(v1)], silent, { standbyRetryMs: 100 });
   older.start();
-  const first = await store.append(`noted-${uuid()}`, [{ id: uuid(), type: 'Noted', data: { n: 1 }, metadata: { schemaVersion: 1 } }], 'no_stream');
+  const first = await suite.store.append(`noted-${uuid()}`, [{ id: uuid(), type: 'Noted', data: { n: 1 }, metadata: { schemaVersion: 1 } }], 'no_stream');
   t.true(await older.waitForPosition(first.position, 10_000));
 
   // The newer code, deployed beside it, writes version 2; the older runner meets it, and must not record a failure.
-  const second = await store.append(`noted-${uuid()}`, [{ id: uuid(), type: 'Noted', data: { n: 2, extra: 5 }, metadata: { schemaVersion: 2 } }], 'no_stream');
+  const second = await suite.store.append(`noted-${uuid()}`, [{ id: uuid(), type: 'Noted', data: { n: 2, extra: 5 }, metadata: { schemaVersion: 2 } }], 'no_stream');
   t.false(await older.waitForPosition(second.position, 1_500), 'the older code cannot apply it');
   t.not(older.status()[0]?.state, 'failed');
   t.like(await checkpoint(), { status: 'running', last_error: null }, 'nothing recorded on the shared row');
   await older.stop();
 
   // The deploy completes: the newer code feeds the projection, version 2 included.
-  const newer = new ProjectionRunner(database.pool, { connectionString: database.url }, store, [noted(v2)], silent, { standbyRetryMs: 100 });
+  const newer = new ProjectionRunner(suite.database.pool, { connectionString: suite.database.url }, suite.store, [noted(v2)], silent, { standbyRetryMs: 100 });
   t.teardown(() => newer.stop());
   newer.start();
   t.true(await newer.waitForPosition(second.position, 15_000));

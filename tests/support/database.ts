@@ -67,3 +67,16 @@ export async function createTestEventStore(): Promise<{ database: TestDatabase; 
     },
   };
 }
+
+/**
+ * A fresh database with a PostgreSQL event store for a test file: made before its tests, closed after them. Read
+ * `database` and `store` inside the tests (they are set once `before` has run).
+ */
+export function eventStoreForTests(test: { before(fn: () => Promise<void>): void; after: { always(fn: () => Promise<void>): void } }) {
+  const suite = {} as { database: TestDatabase; store: PostgresEventStore; close(): Promise<void> };
+  test.before(async () => {
+    Object.assign(suite, await createTestEventStore());
+  });
+  test.after.always(async () => suite.close?.());
+  return suite;
+}
