@@ -9,7 +9,7 @@ import test from 'ava';
 import net from 'node:net';
 import { SignJWT } from 'jose';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, registeredAdmin, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { squareSignature } from '../support/square-webhooks.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -30,8 +30,7 @@ test.before(async () => {
     HTTP_KEEP_ALIVE_TIMEOUT_MS: '1500',
   });
   call = api(service.url);
-  admin = await tokenFor('ops', 'ops@hardening.test');
-  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+  admin = await registeredAdmin(service.url, 'ops@hardening.test');
 });
 test.after.always(async () => {
   await service?.stop();

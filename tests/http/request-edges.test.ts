@@ -7,7 +7,7 @@ import test from 'ava';
 import { createHmac, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { startTestService, type TestService } from '../support/service.ts';
-import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
+import { api, registeredAdmin, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { paymentWebhook, squareSignature } from '../support/square-webhooks.ts';
 
 const WEBHOOK_KEY = 'request-edges-webhook-key';
@@ -25,8 +25,7 @@ test.before(async () => {
     API_BASE_URL,
   });
   call = api(service.url);
-  admin = await tokenFor('ops', 'ops@edges.test');
-  await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
+  admin = await registeredAdmin(service.url, 'ops@edges.test');
 });
 test.after.always(async () => {
   await service?.stop();

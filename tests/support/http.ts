@@ -20,6 +20,16 @@ export async function tokenFor(
     .sign(new TextEncoder().encode(options.secret ?? TEST_JWT_SECRET));
 }
 
+/**
+ * A token of the administrator `email` names (the service's ADMIN_EMAILS lists it), registered: what a suite signs in
+ * with for the admin routes.
+ */
+export async function registeredAdmin(baseUrl: string, email: string, sub = 'ops'): Promise<string> {
+  const token = await tokenFor(sub, email);
+  await api(baseUrl)('POST', '/api/v1/me/register', { token, body: { role: 'consumer' } });
+  return token;
+}
+
 export interface ApiResponse<T = any> {
   status: number;
   body: T;
