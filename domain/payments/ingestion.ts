@@ -12,7 +12,7 @@ import { ConcurrencyConflict, MultiStreamConflict, type EventMetadata, type Even
 import type { IdentityHasher, Runtime } from '../ports/identity.ts';
 import type { SquarePayment, SquareRefund } from '../ports/square.ts';
 import { rulesInForce, type RuleSetState } from '../rewards/rule-set.ts';
-import { rulesNeedCategories, rulesNeedOrder, type RuleRef } from '../rewards/evaluate.ts';
+import type { RuleRef } from '../rewards/evaluate.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { foldDecoded, loadWithSnapshot } from '../shared/command-handler.ts';
 import type { CommandPath, FoldedStream } from '../shared/command-path.ts';
@@ -23,7 +23,8 @@ import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type O
 import { bonusTakenBy, orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 import { customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type BuyerIdentity, type UsesLoad } from './promotion-uses.ts';
-import { promotionsNeedOrder, type ScheduledPromotion } from '../promotions/promotion.ts';
+import type { ScheduledPromotion } from '../promotions/promotion.ts';
+import { orderNeed } from './order-need.ts';
 
 export type IngestionOutcome =
   | CreditOutcome
@@ -259,11 +260,10 @@ export function ingestionService(deps: IngestionDependencies) {
     await Promise.all(
       facts.map(async ({ index, fact }) => {
         if (fact.kind !== 'payment' || !fact.payment.orderId) return;
-        const { rules } = ruleFor(fact.tenantId, fact.payment.createdAt);
-        const promotions = promotionsNeedOrder(promotionsOf(fact.tenantId), fact.payment.createdAt);
-        if (!(rulesNeedOrder(rules) || promotions.order) || !deps.purchaseOrder) return;
+        const need = orderNeed(ruleFor(fact.tenantId, fact.payment.createdAt).rules, promotionsOf(fact.tenantId), fact.payment);
+        if (!need.order || !deps.purchaseOrder) return;
         try {
-          read.set(index, await deps.purchaseOrder(fact.tenantId, fact.payment.orderId, rulesNeedCategories(rules) || promotions.categories));
+          read.set(index, await deps.purchaseOrder(fact.tenantId, fact.payment.orderId, need.categories));
         } catch (error) {
           read.set(index, error instanceof Error ? error : new Error(String(error)));
         }

@@ -5,9 +5,10 @@
  * so what it answers is what a payment earns.
  */
 import { SquareApiError, type SquareApi, type SquarePayment } from '../ports/square.ts';
-import { bestPromotion, promotionsNeedOrder, qualifies, type AppliedPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
+import { bestPromotion, qualifies, type AppliedPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
 import { appliesAtLocation } from '../rewards/rule.ts';
-import { evaluateRules, rulesNeedCategories, rulesNeedOrder, type ExplanationLine, type RuleRef } from '../rewards/evaluate.ts';
+import { evaluateRules, type ExplanationLine, type RuleRef } from '../rewards/evaluate.ts';
+import { orderNeed } from './order-need.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { activeRules, type RuleSetState } from '../rewards/rule-set.ts';
 import { catalogIdsOf, type RewardRule } from '../rewards/rule.ts';
@@ -132,7 +133,7 @@ function rulesToPreview(request: PreviewRequest, state: RuleSetState): RuleRef[]
 }
 
 /** What the rules and the promotions in force ask of the payment's order: whether to read it, and its items' categories. */
-type OrderNeed = (createdAt: string) => { order: boolean; categories: boolean };
+type OrderNeed = (payment: SquarePayment) => { order: boolean; categories: boolean };
 
 /** The payment to preview on, and its order when a rule or a promotion in force needs it (what could not be read is a warning). */
 async function paymentToPreview(tenantId: string, request: PreviewRequest, need: OrderNeed, deps: RulePreviewDependencies) {
@@ -152,7 +153,7 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, need:
   }
   if (!payment) throw new NotFound(`Square payment ${request.paymentId}`);
   let order: PurchaseOrder | null = null;
-  const needed = need(payment.createdAt);
+  const needed = need(payment);
   if (payment.orderId && needed.order) {
     const missing = ['ORDERS_READ', ...(needed.categories ? ['ITEMS_READ'] : [])].filter((s) => !square.scopes.includes(s));
     if (missing.length) warnings.push(`The Square connection lacks ${missing.join(' and ')}: the order was not read (connect Square again to grant them); ingestion would retry such a payment until then`);
@@ -199,10 +200,7 @@ export function rulePreview(deps: RulePreviewDependencies) {
     async preview(tenantId: string, request: PreviewRequest): Promise<Preview> {
       const [ruleSet, promotions] = await Promise.all([deps.ruleSet(tenantId), deps.promotions(tenantId)]);
       const requested = rulesToPreview(request, ruleSet);
-      const need: OrderNeed = (createdAt) => {
-        const byPromotions = promotionsNeedOrder(promotions, createdAt);
-        return { order: rulesNeedOrder(requested) || byPromotions.order, categories: rulesNeedCategories(requested) || byPromotions.categories };
-      };
+      const need: OrderNeed = (payment) => orderNeed(requested, promotions, payment);
       const paid = await paymentToPreview(tenantId, request, need, deps);
       const warnings = [...paid.warnings];
       // Rules limited to other locations add nothing to a payment made at this one (issue 19, locations).

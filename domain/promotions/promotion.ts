@@ -214,9 +214,18 @@ function hasQualifyingItem(promotion: Promotion, order: PurchaseOrder | null): b
   return order.lines.some((line) => (line.itemVariationId !== null && variations.has(line.itemVariationId)) || line.categoryIds.some((c) => categories.has(c)));
 }
 
-/** Of the promotions in force for a payment created at `at`: whether any needs its order, and any its items' categories. */
-export function promotionsNeedOrder(promotions: readonly ScheduledPromotion[], at: string): { order: boolean; categories: boolean } {
-  const limited = promotions.filter((p) => inForce(p, at) && needsOrder(p.promotion));
+/**
+ * Of the promotions that could apply to a payment, its items aside (in force when it was created, at its location,
+ * its spend, its local day and hour): whether any needs its order, and any its items' categories. A promotion
+ * limited to items whose window has passed, or of another location, reads no order.
+ */
+export function promotionsNeedOrder(
+  promotions: readonly ScheduledPromotion[],
+  payment: Pick<PromotionPurchase, 'createdAt' | 'locationId' | 'amountMinor'>,
+): { order: boolean; categories: boolean } {
+  // Points are not known before the order is read: any positive amount stands for them.
+  const purchase = { createdAt: payment.createdAt, locationId: payment.locationId, amountMinor: payment.amountMinor, basePoints: 1, order: 'not_read_yet' as const };
+  const limited = promotions.filter((p) => needsOrder(p.promotion) && qualifies(p, purchase) !== null);
   return { order: limited.length > 0, categories: limited.some((p) => Boolean(p.promotion.categoryIds)) };
 }
 

@@ -360,4 +360,16 @@ test('a promotion with qualifying items on a connection without the order scopes
   t.false(row.processed, 'not credited without the promotion it may qualify for');
   t.regex(row.error, /SQUARE_SCOPES_MISSING.*ORDERS_READ/);
   t.truthy(row.nextAttemptAt, 'retried later');
+
+  // A promotion limited to items whose window has not begun (or has passed) could not apply: its payments earn.
+  const later = await cafe([{ kind: 'spend', points: 1, per: 100, basis: 'amount' }], { scopes: PAYMENT_ONLY_SCOPES });
+  const nextWeek = new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10);
+  const future = await world.call('POST', '/api/v1/client/promotions', {
+    token: later.owner.token,
+    body: { name: 'Pastry week', incentive: { type: 'bonus', points: 20 }, startsOn: nextWeek, categoryIds: ['CATPASTRY'] },
+  });
+  t.is(future.status, 201, JSON.stringify(future.body));
+  const now = await later.buys([muffin()]);
+  t.like(await settled(now.eventId), { processed: true, outcome: 'credited' });
+  t.is(ordersRead(now.orderId), 0, 'no order read for a promotion that could not apply');
 });

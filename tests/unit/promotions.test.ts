@@ -4,6 +4,9 @@ import { promotionsDecider } from '../../domain/promotions/decider.ts';
 import { promotionReversalFor } from '../../domain/payments/payment.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 import { purchaseOrderSchema, type PurchaseOrder } from '../../domain/rewards/order.ts';
+import { orderNeed } from '../../domain/payments/order-need.ts';
+import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
+import type { RuleRef } from '../../domain/rewards/evaluate.ts';
 
 const scheduled = (promotion: Partial<Promotion>, over: Partial<ScheduledPromotion> = {}): ScheduledPromotion => ({
   promotionId: over.promotionId ?? 'p1',
@@ -81,10 +84,34 @@ test('a promotion limited to items applies only to a payment whose order has one
   t.is(bestPromotion(either, purchase(at, { order: order({ itemVariationId: 'VAR-LATTE' }) }))?.points, 10, 'either list qualifies');
   t.is(bestPromotion(either, purchase(at, { order: order({ itemVariationId: 'VAR-X', categoryIds: ['CAT-PASTRY'] }) }))?.points, 10);
   t.truthy(qualifies(lattes[0]!, { ...purchase(at), order: 'not_read_yet' }), 'before the order is read, its items are left aside');
-  t.deepEqual(promotionsNeedOrder([...lattes, ...pastries], at), { order: true, categories: true });
-  t.deepEqual(promotionsNeedOrder(lattes, at), { order: true, categories: false });
-  t.deepEqual(promotionsNeedOrder([scheduled({})], at), { order: false, categories: false }, 'a promotion without items needs no order');
-  t.deepEqual(promotionsNeedOrder([scheduled({ categoryIds: ['CAT-PASTRY'] }, { endedAt: '2027-01-01T00:00:00Z' })], at), { order: false, categories: false }, 'an ended one needs nothing');
+  const paid = { createdAt: at, locationId: 'L1', amountMinor: 1000 };
+  t.deepEqual(promotionsNeedOrder([...lattes, ...pastries], paid), { order: true, categories: true });
+  t.deepEqual(promotionsNeedOrder(lattes, paid), { order: true, categories: false });
+  t.deepEqual(promotionsNeedOrder([scheduled({})], paid), { order: false, categories: false }, 'a promotion without items needs no order');
+  t.deepEqual(promotionsNeedOrder([scheduled({ categoryIds: ['CAT-PASTRY'] }, { endedAt: '2027-01-01T00:00:00Z' })], paid), { order: false, categories: false }, 'an ended one needs nothing');
+});
+
+test('a promotion limited to items needs the order only of payments it could apply to: in its window, at its locations, above its minimum', (t) => {
+  // "Pastry weekend": 9–10 January, at LMAIN, from $10, never ended.
+  const weekend = [scheduled({ categoryIds: ['CAT-PASTRY'], startsOn: '2027-01-09', endsOn: '2027-01-10', locationIds: ['LMAIN'], minimumSpend: 1000 })];
+  const saturday = { createdAt: '2027-01-09T15:00:00Z', locationId: 'LMAIN', amountMinor: 1500 };
+  t.deepEqual(promotionsNeedOrder(weekend, saturday), { order: true, categories: true });
+  t.deepEqual(promotionsNeedOrder(weekend, { ...saturday, createdAt: '2027-03-01T15:00:00Z' }), { order: false, categories: false }, 'weeks after its window');
+  t.deepEqual(promotionsNeedOrder(weekend, { ...saturday, createdAt: '2027-01-08T15:00:00Z' }), { order: false, categories: false }, 'the day before it');
+  t.deepEqual(promotionsNeedOrder(weekend, { ...saturday, locationId: 'LOTHER' }), { order: false, categories: false }, 'at another location');
+  t.deepEqual(promotionsNeedOrder(weekend, { ...saturday, amountMinor: 999 }), { order: false, categories: false }, 'below its minimum spend');
+});
+
+test('a payment needs its order only for a rule applying at its location, or a promotion that could apply', (t) => {
+  const rule = (ruleId: string, rule: unknown): RuleRef => ({ ruleId, version: 1, rule: rewardRuleSchema.parse(rule) });
+  const items = rule('items', { kind: 'item', points: 5, itemVariationIds: ['VAR-LATTE'], locationIds: ['LMAIN'] });
+  const plain = rule('plain', { kind: 'spend', points: 1, per: 100, basis: 'amount' });
+  const atOther = { createdAt: '2027-01-15T12:00:00Z', locationId: 'LOTHER', amountMinor: 1000 };
+  t.deepEqual(orderNeed([items], [], { ...atOther, locationId: 'LMAIN' }), { order: true, categories: false });
+  t.deepEqual(orderNeed([items], [], atOther), { order: false, categories: false }, 'no rule applies here: location_excluded whatever the order holds');
+  t.deepEqual(orderNeed([items, plain], [], atOther), { order: false, categories: false }, 'only the rules applying here count');
+  t.deepEqual(orderNeed([], [scheduled({ categoryIds: ['CAT-PASTRY'] })], atOther), { order: false, categories: false }, 'no rule: nothing earns, no promotion adds');
+  t.deepEqual(orderNeed([plain], [scheduled({ categoryIds: ['CAT-PASTRY'] })], atOther), { order: true, categories: true });
 });
 
 test('a promotion is in force for payments made from its scheduling until its end, and applies only to purchases that earn', (t) => {
