@@ -12,7 +12,7 @@ export function provideRewardRules({ pool, store, runtime, commands }: Infrastru
   const merchantLocationIds = async (tenantId: string) => (await merchantLocations((await connections.apiFor(tenantId)).api)).locations.map((l) => l.id);
   const rules = rewardRulesService({ store, runtime, commands, merchantLocationIds });
   // The preview adds the promotion in force, as ingestion does.
-  const preview = rulePreview({ ruleSet: (tenantId) => rules.current(tenantId), square: tenantSquare(connections), promotions: (tenantId) => promotions.list(tenantId), now: runtime.now });
+  const preview = rulePreview({ ruleSet: (tenantId) => rules.current(tenantId), square: tenantSquare(connections), promotions: (tenantId) => promotions.scheduled(tenantId), now: runtime.now });
   return { rules, routes: rewardRuleRoutes({ rules, preview, pool }) };
 }
 

@@ -33,6 +33,10 @@ const view = (p: ScheduledPromotion): PromotionView => ({ ...p, status: p.endedA
 export function promotionsService(deps: PromotionsDependencies) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
   const now = () => deps.runtime.now().toISOString();
+  async function scheduled(tenantId: string): Promise<readonly ScheduledPromotion[]> {
+    const { state } = await loadState(deps.store, promotionsStream(tenantId), promotionsDecider);
+    return state.promotions;
+  }
   return {
     /**
      * `idempotencyKey`: a retry with it answers as the first request did (`replayed`), the promotion as it was then;
@@ -71,9 +75,11 @@ export function promotionsService(deps: PromotionsDependencies) {
 
     /** Every promotion of the workspace, newest first, from its stream (a workspace has a handful). */
     async list(tenantId: string): Promise<PromotionView[]> {
-      const { state } = await loadState(deps.store, promotionsStream(tenantId), promotionsDecider);
-      return state.promotions.map(view).reverse();
+      return (await scheduled(tenantId)).map(view).reverse();
     },
+
+    /** Every promotion in the order it was scheduled: the order ingestion weighs them in (`bestPromotion`: the first scheduled wins a tie). */
+    scheduled,
   };
 }
 

@@ -393,6 +393,22 @@ test.serial('the rule preview adds the promotion ingestion would: its window, lo
   }
 });
 
+test.serial('on a tie the preview names the promotion ingestion applies: the first scheduled', async (t) => {
+  // March 2028: two bonuses of 7 points; the first has no limit, the second (scheduled after it) one a day.
+  await schedule({ name: 'Tie first', incentive: { type: 'bonus', points: 7 }, startsOn: '2028-03-01', endsOn: '2028-03-31' });
+  await schedule({ name: 'Tie second', incentive: { type: 'bonus', points: 7 }, startsOn: '2028-03-01', endsOn: '2028-03-31', limitPerCustomerPerDay: 1 });
+  const order = { lines: [{ name: 'Lunch', quantity: '1', totalMinor: 1000 }] };
+  const sample = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body: { order, at: '2028-03-08T17:00:00Z', locationId: 'L-MAIN' } });
+  t.is(sample.status, 200, JSON.stringify(sample.body));
+  t.like(sample.body, { points: 17, promotion: { name: 'Tie first' } });
+  t.false(sample.body.warnings.some((w: string) => /Tie second/.test(w)), JSON.stringify(sample.body.warnings));
+  const paymentId = `pay-${uuid().slice(0, 12)}`;
+  square.addPayment(MERCHANT, { id: paymentId, locationId: 'L-MAIN', amount: 1000, customerId: 'cust-ann', createdAt: '2028-03-09T17:00:00Z' });
+  const previewed = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body: { paymentId } });
+  t.like(previewed.body, { points: 17, promotion: { name: 'Tie first' } });
+  t.like(await pay('2028-03-09T17:00:00Z'), { points: 17, promotion: 'Tie first' });
+});
+
 test.serial('replay: a rebuild of the wallets gives the same balances, and reconciliation finds them matching', async (t) => {
   const before = await balance();
   t.true(before > 0);
