@@ -16,22 +16,34 @@ export interface FailureLimiter {
    * The caller answers 401 when it returns.
    */
   fail(source: string, kind: CredentialKind): void;
+  /** How many (source, kind) windows are held now. */
+  tracked(): number;
 }
 
-export function failureLimiter(options: { limit: number; windowMs: number; now?: () => number }): FailureLimiter {
+/** How many sources' windows are kept at most: past it the oldest are forgotten first (bounded memory under a flood of addresses). */
+export const MAX_TRACKED_SOURCES = 100_000;
+
+export function failureLimiter(options: { limit: number; windowMs: number; now?: () => number; maxSources?: number }): FailureLimiter {
   const now = options.now ?? Date.now;
+  const maxSources = options.maxSources ?? MAX_TRACKED_SOURCES;
+  // In the order the windows were opened, so in the order they end (every window lasts `windowMs`): expired ones
+  // are dropped from the front, each once, and a flood of new addresses costs O(1) a failure, never a scan.
   const windows = new Map<string, { count: number; resetAt: number }>();
   const current = (key: string) => {
     const t = now();
     const window = windows.get(key);
     if (window && window.resetAt > t) return window;
-    // Forget expired windows now and then, so the map does not grow with every address ever seen.
-    if (windows.size > 10_000) for (const [k, w] of windows) if (w.resetAt <= t) windows.delete(k);
+    windows.delete(key);
+    for (const [k, w] of windows) {
+      if (w.resetAt > t && windows.size < maxSources) break;
+      windows.delete(k);
+    }
     const fresh = { count: 0, resetAt: t + options.windowMs };
     windows.set(key, fresh);
     return fresh;
   };
   return {
+    tracked: () => windows.size,
     fail(source, kind) {
       const window = current(`${kind}\0${source}`);
       window.count++;
