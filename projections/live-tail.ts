@@ -2,9 +2,10 @@
  * The live tail of the global feed, for `GET /api/v1/admin/events/stream`: one subscription to the store, shared by
  * every connected client (an rxjs Subject fans it out in process), started at the head when the first client joins.
  * A client that resumes catches up from the store itself (`readAll`) up to the position it joined at, so neither
- * path repeats or skips an event. Slow clients are the route's concern: the tail never waits for a subscriber.
+ * path repeats or skips an event. Slow clients are the route's concern: the tail never waits for a subscriber. When
+ * the last member leaves, the subscription stops after `idleMs` (a reloaded page rejoins the running one).
  */
-import { concat, concatMap, defer, EMPTY, from, map, Observable, of, Subject } from 'rxjs';
+import { concat, concatMap, defer, EMPTY, finalize, from, map, Observable, of, Subject } from 'rxjs';
 import type { Logger } from 'pino';
 import type { EventStore, Position, RecordedEvent, Subscription } from '../domain/ports/event-store.ts';
 
@@ -47,10 +48,18 @@ export class LiveTail {
   private started: Promise<Subject<RecordedEvent>> | undefined;
   private position: Position | undefined;
 
+  private idleTimer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly store: EventStore,
     private readonly log: Logger,
+    private readonly idleMs = 30_000,
   ) {}
+
+  /** Whether the tail is reading the store now (a member is watching, or the last one left under `idleMs` ago). */
+  get running(): boolean {
+    return this.feed !== undefined;
+  }
 
   /**
    * Starts the tail if it is not running, then answers the member's items: `joined` (the last position delivered
@@ -59,7 +68,23 @@ export class LiveTail {
   async join(): Promise<Observable<TailItem>> {
     const feed = await (this.started ??= this.start());
     // Read and subscribe in one synchronous step: no event can fall between `joined` and the first `event`.
-    return defer(() => concat(of<TailItem>({ kind: 'joined', position: this.position }), feed.pipe(map((event): TailItem => ({ kind: 'event', event })))));
+    return defer(() => {
+      clearTimeout(this.idleTimer);
+      return concat(of<TailItem>({ kind: 'joined', position: this.position }), feed.pipe(map((event): TailItem => ({ kind: 'event', event }))));
+    }).pipe(finalize(() => this.left(feed)));
+  }
+
+  /** A member left: with no one left watching, the tail stops reading the store after `idleMs`. */
+  private left(feed: Subject<RecordedEvent>): void {
+    if (this.feed !== feed) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.feed !== feed || feed.observed) return;
+      const subscription = this.subscription;
+      this.end(feed, 'no one is watching');
+      void subscription?.stop().catch((error: unknown) => this.log.warn({ err: error }, 'event tail: stopping the idle subscription failed'));
+    }, this.idleMs);
+    this.idleTimer.unref();
   }
 
   /** Whether `a` comes after `b` in the feed. */
@@ -121,6 +146,7 @@ export class LiveTail {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.idleTimer);
     const subscription = this.subscription;
     if (this.feed) this.end(this.feed, 'shutting down');
     await subscription?.stop();

@@ -10,6 +10,7 @@ import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
 import { eventsAfter, LiveTail, type TailItem } from '../../projections/live-tail.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { numberedEvent, numberOf } from '../support/numbered-events.ts';
+import { eventually } from '../support/eventually.ts';
 
 let database: TestDatabase;
 let store: PostgresEventStore;
@@ -40,4 +41,27 @@ test('a member resuming after a position its tail has not reached yet gets only 
   const ahead = from<TailItem[]>([{ kind: 'joined', position: fourth.position }, { kind: 'event', event: fifth }]);
   const caughtUp = await lastValueFrom(eventsAfter(ahead, first.position, (after, to) => tail.between(after, to), (a, b) => tail.isAfter(a, b)).pipe(toArray()));
   t.deepEqual(caughtUp.map(numberOf), [2, 3, 4, 5]);
+});
+
+test('the tail stops reading the store once the last member has left for idleMs, and starts again on the next join', async (t) => {
+  const tail = new LiveTail(store, pino({ level: 'silent' }), 100);
+  t.teardown(() => tail.stop());
+  const received: number[] = [];
+  const first = (await tail.join()).subscribe((item) => item.kind === 'event' && received.push(numberOf(item.event)));
+  const second = (await tail.join()).subscribe(() => {});
+  await store.append('numbered-idle', [1].map(numberedEvent), 'no_stream');
+  await eventually(async () => received, (r) => r.length === 1, { timeoutMs: 5_000, intervalMs: 20 });
+  first.unsubscribe();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.true(tail.running, 'one member still watching');
+  second.unsubscribe();
+  await eventually(async () => tail.running, (running) => !running, { timeoutMs: 5_000, intervalMs: 20 });
+  t.false(tail.running, 'no one watching: the subscription stopped');
+
+  const again: number[] = [];
+  const third = (await tail.join()).subscribe((item) => item.kind === 'event' && again.push(numberOf(item.event)));
+  t.teardown(() => third.unsubscribe());
+  await store.append('numbered-idle', [2].map(numberedEvent), 0);
+  await eventually(async () => again, (r) => r.length === 1, { timeoutMs: 5_000, intervalMs: 20 });
+  t.deepEqual(again, [2]);
 });
