@@ -277,73 +277,86 @@ UPDATE ${wallets} w
   FROM ${unnestOf(WALLET_COLUMNS)} AS u(${list(WALLET_COLUMNS)})
  WHERE w.id = u.id`;
 
-/**
- * Where a replay starts: every wallet's figures summed from the ledger rows already written (nothing, for a new
- * rebuild; the rows up to the checkpoint, for a resumed one). The wallets rows give the consumer: figures in them
- * may be behind the ledger (not settled before a crash), the ledger never is. The kinds counted as earned and
- * redeemed are `ledgerLine`'s `lifetime`.
- */
 const kindsOf = (lifetime: NonNullable<LedgerEntry['lifetime']>) =>
   Object.entries(LIFETIME_OF)
     .filter(([, l]) => l === lifetime)
     .map(([kind]) => `'${kind}'`)
     .join(', ');
-const loadSql = (ledger: string, wallets: string) => `
-SELECT w.id, w.tenant_id, w.consumer_id,
-       COALESCE(l.balance, 0)::text AS points_balance, COALESCE(l.earned, 0)::text AS lifetime_earned, COALESCE(l.redeemed, 0)::text AS lifetime_redeemed,
-       COALESCE(l.locked, 0)::text AS locked_points, COALESCE(l.expired, 0)::text AS lifetime_expired,
-       COALESCE(l.created_at, w.created_at) AS created_at, COALESCE(l.updated_at, w.updated_at) AS updated_at
-  FROM ${wallets} w
-  LEFT JOIN (SELECT wallet_id, sum(signed) AS balance,
-                    sum(CASE WHEN kind IN (${kindsOf('earned')}) THEN signed ELSE 0 END) AS earned,
-                    sum(CASE WHEN kind IN (${kindsOf('redeemed')}) THEN -signed ELSE 0 END) AS redeemed,
-                    sum(CASE WHEN kind IN (${kindsOf('expired')}) THEN -signed ELSE 0 END) AS expired,
-                    sum(locked_change) AS locked,
-                    min(created_at) AS created_at, max(created_at) AS updated_at
-               FROM (SELECT wallet_id, kind, locked_change, created_at, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS signed FROM ${ledger}) s
-              GROUP BY wallet_id) l ON l.wallet_id = w.id`;
 
 /**
- * The rebuild's fold (Projection.replay): every wallet's figures run in memory, each batch inserts its ledger rows
- * (balance_after computed here) and the rows of wallets seen for the first time, and no wallet row is updated per
- * batch; `settle` writes the figures of the wallets changed since the last settle. Same rows as `apply` gives.
+ * Where a replay starts: the wallets' rows made current with the ledger rows already written (nothing to do for a
+ * new rebuild; for a resumed one, the rows of wallets changed after the last settle before a crash are behind the
+ * ledger, which never is). Summed in PostgreSQL, only rows that differ written. The kinds counted as earned and
+ * redeemed are `ledgerLine`'s `lifetime`.
  */
-export function walletsReplay(): DecodedReplay<WalletBalanceEvent> {
-  let base: Map<string, WalletFigures> | undefined;
-  /** Wallets whose row is behind `base` (changed since the last settle). */
-  const unsettled = new Set<string>();
-  let staged: { figures: Map<string, WalletFigures>; settled: boolean } = { figures: new Map(), settled: false };
+const resyncSql = (ledger: string, wallets: string) => `
+UPDATE ${wallets} w
+   SET points_balance = l.balance, lifetime_earned = l.earned, lifetime_redeemed = l.redeemed, locked_points = l.locked,
+       lifetime_expired = l.expired, created_at = l.created_at, updated_at = l.updated_at
+  FROM (SELECT wallet_id, sum(signed) AS balance,
+               sum(CASE WHEN kind IN (${kindsOf('earned')}) THEN signed ELSE 0 END) AS earned,
+               sum(CASE WHEN kind IN (${kindsOf('redeemed')}) THEN -signed ELSE 0 END) AS redeemed,
+               sum(CASE WHEN kind IN (${kindsOf('expired')}) THEN -signed ELSE 0 END) AS expired,
+               sum(locked_change) AS locked,
+               min(created_at) AS created_at, max(created_at) AS updated_at
+          FROM (SELECT wallet_id, kind, locked_change, created_at, CASE entry_type WHEN 'debit' THEN -points ELSE points END AS signed FROM ${ledger}) s
+         GROUP BY wallet_id) l
+ WHERE l.wallet_id = w.id
+   AND (w.points_balance, w.lifetime_earned, w.lifetime_redeemed, w.locked_points, w.lifetime_expired, w.created_at, w.updated_at)
+       IS DISTINCT FROM (l.balance, l.earned, l.redeemed, l.locked, l.expired, l.created_at, l.updated_at)`;
+
+/** The figures of wallets the replay does not hold, from their rows (current for every wallet not held: see below). */
+const lookUpSql = (wallets: string) => `
+SELECT id, tenant_id, consumer_id, points_balance::text, lifetime_earned::text, lifetime_redeemed::text, locked_points::text,
+       lifetime_expired::text, created_at, updated_at
+  FROM ${wallets} WHERE id = ANY($1::text[])`;
+
+/** How many wallets' figures a replay holds before it writes them to their rows: its memory stays bounded. */
+export const REPLAY_WALLETS_HELD = 100_000;
+
+/**
+ * The rebuild's fold (Projection.replay): wallets' figures run in memory, each batch inserts its ledger rows
+ * (balance_after computed here) and the rows of wallets seen for the first time, and no wallet row is updated per
+ * batch. It holds the figures of the wallets changed since their rows were last written, and reads any other
+ * wallet's from its row; once it holds `held` wallets or more, a batch first writes them (in its own transaction)
+ * and forgets them. `settle` writes what it holds. Same rows as `apply` gives.
+ */
+export function walletsReplay(options: { held?: number } = {}): DecodedReplay<WalletBalanceEvent> & { holding(): number } {
+  const limit = options.held ?? REPLAY_WALLETS_HELD;
+  /** Whether the rows were made current with the ledger (once per replay, in a committed transaction). */
+  let resynced = false;
+  /** Every wallet whose row is behind the figures here; any other wallet's row is current. */
+  const held = new Map<string, WalletFigures>();
+  let staged: { figures: Map<string, WalletFigures>; resynced: boolean; written: boolean } = { figures: new Map(), resynced: false, written: false };
+  const write = async (db: ProjectionContext['db'], wallets: string) => {
+    if (held.size) await db.query(settleSql(wallets), columnArrays([...held.values()], WALLET_COLUMNS));
+  };
+  const resync = async ({ db, table }: ProjectionContext) => {
+    if (resynced) return;
+    await db.query(resyncSql(table('wallet_ledger'), table('wallets')));
+    staged.resynced = true;
+  };
   return {
-    async apply(events, { db, table }) {
-      staged = { figures: new Map(), settled: false };
-      if (!base) {
-        const { rows } = await db.query<Omit<WalletFigures, 'created_at' | 'updated_at' | 'points_balance' | 'lifetime_earned' | 'lifetime_redeemed'> & {
-          points_balance: string; lifetime_earned: string; lifetime_redeemed: string; locked_points: string; lifetime_expired: string; created_at: Date; updated_at: Date;
-        }>(loadSql(table('wallet_ledger'), table('wallets')));
-        const loaded = new Map<string, WalletFigures>();
-        for (const row of rows) {
-          loaded.set(row.id, {
-            ...row,
-            points_balance: Number(row.points_balance),
-            lifetime_earned: Number(row.lifetime_earned),
-            lifetime_redeemed: Number(row.lifetime_redeemed),
-            locked_points: Number(row.locked_points),
-            lifetime_expired: Number(row.lifetime_expired),
-            created_at: row.created_at.toISOString(),
-            updated_at: row.updated_at.toISOString(),
-          });
-          unsettled.add(row.id);
-        }
-        base = loaded;
+    holding: () => held.size,
+    async apply(events, context) {
+      const { db, table } = context;
+      staged = { figures: new Map(), resynced: false, written: false };
+      await resync(context);
+      if (held.size >= limit) {
+        await write(db, table('wallets'));
+        staged.written = true;
       }
       const entries = ledgerEntries(events);
       if (entries.length === 0) return;
+      const unknown = [...new Set(entries.map((entry) => entry.wallet_id))].filter((id) => !held.has(id));
+      const rows = unknown.length ? (await db.query<WalletRow>(lookUpSql(table('wallets')), [unknown])).rows : [];
+      const stored = new Map(rows.map((row) => [row.id, figuresOf(row)]));
       const { figures } = staged;
       const created: WalletFigures[] = [];
       const balances = entries.map((entry) => {
         let wallet = figures.get(entry.wallet_id);
         if (!wallet) {
-          const known = base!.get(entry.wallet_id);
+          const known = held.get(entry.wallet_id) ?? stored.get(entry.wallet_id);
           wallet = known
             ? { ...known }
             : {
@@ -366,22 +379,35 @@ export function walletsReplay(): DecodedReplay<WalletBalanceEvent> {
       const ledger = LEDGER_COLUMNS.map(([name]) => (name === 'balance_after' ? balances : entries.map((entry) => entry[name])));
       await db.query(replayWriteSql(table('wallet_ledger'), table('wallets')), [...ledger, ...columnArrays(created, WALLET_COLUMNS)]);
     },
-    async settle({ db, table }) {
-      staged = { figures: new Map(), settled: true };
-      if (!base || unsettled.size === 0) return;
-      const wallets = [...unsettled].map((id) => base!.get(id)!);
-      await db.query(settleSql(table('wallets')), columnArrays(wallets, WALLET_COLUMNS));
+    async settle(context) {
+      staged = { figures: new Map(), resynced: false, written: true };
+      // A resumed rebuild with nothing left to apply still settles rows left behind the ledger by a crash.
+      await resync(context);
+      await write(context.db, context.table('wallets'));
     },
     committed() {
-      for (const [id, wallet] of staged.figures) {
-        base!.set(id, wallet);
-        unsettled.add(id);
-      }
-      if (staged.settled) unsettled.clear();
-      staged = { figures: new Map(), settled: false };
+      if (staged.resynced) resynced = true;
+      if (staged.written) held.clear();
+      for (const [id, wallet] of staged.figures) held.set(id, wallet);
+      staged = { figures: new Map(), resynced: false, written: false };
     },
   };
 }
+
+type WalletRow = Omit<WalletFigures, 'created_at' | 'updated_at' | 'points_balance' | 'lifetime_earned' | 'lifetime_redeemed' | 'locked_points' | 'lifetime_expired'> & {
+  points_balance: string; lifetime_earned: string; lifetime_redeemed: string; locked_points: string; lifetime_expired: string; created_at: Date; updated_at: Date;
+};
+
+const figuresOf = (row: WalletRow): WalletFigures => ({
+  ...row,
+  points_balance: Number(row.points_balance),
+  lifetime_earned: Number(row.lifetime_earned),
+  lifetime_redeemed: Number(row.lifetime_redeemed),
+  locked_points: Number(row.locked_points),
+  lifetime_expired: Number(row.lifetime_expired),
+  created_at: row.created_at.toISOString(),
+  updated_at: row.updated_at.toISOString(),
+});
 
 /**
  * Balances and ledgers of wallets; lifetime totals follow the wallet decider (reversals reduce earned; reward

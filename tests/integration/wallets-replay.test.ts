@@ -132,3 +132,48 @@ test.serial('a replay batch that rolls back leaves nothing in memory: applied ag
   t.deepEqual(await rows(LEDGER, table('wallet_ledger')), reference.ledger);
   t.deepEqual(await rows(WALLETS, table('wallets')), reference.wallets);
 });
+
+/** Fresh copies of the two tables, as a rebuild makes them. */
+async function freshTables() {
+  const suffix = uuid().slice(0, 8);
+  const table = (name: string) => `${name}__replay_${suffix}`;
+  for (const name of ['wallets', 'wallet_ledger']) await database.pool.query(`CREATE TABLE ${table(name)} (LIKE ${name} INCLUDING ALL)`);
+  return table;
+}
+
+test.serial('a replay holds at most its limit of wallets (plus one batch’s): past it a batch first writes them to their rows, with the same result', async (t) => {
+  const table = await freshTables();
+  const replay = walletsReplay({ held: 5 });
+  const decoded = walletBalanceEvents.decodeHandled(all);
+  let most = 0;
+  for (let at = 0; at < decoded.length; at += 20) {
+    const batch = decoded.slice(at, at + 20);
+    await withTransaction(database.pool, (db) => replay.apply(batch, { db, table }));
+    replay.committed();
+    const inBatch = new Set(batch.map((e) => (e.data as { walletId: string }).walletId)).size;
+    t.true(replay.holding() <= 5 + inBatch, `holding ${replay.holding()} after a batch of ${inBatch} wallets`);
+    most = Math.max(most, replay.holding());
+  }
+  t.true(most < wallets.length, `never every wallet (${most} of ${wallets.length})`);
+  await withTransaction(database.pool, (db) => replay.settle({ db, table }));
+  replay.committed();
+  t.is(replay.holding(), 0);
+  t.deepEqual(await rows(LEDGER, table('wallet_ledger')), reference.ledger);
+  t.deepEqual(await rows(WALLETS, table('wallets')), reference.wallets);
+});
+
+test.serial('a replay resumed with nothing left to apply still settles the rows a crash left behind the ledger', async (t) => {
+  const table = await freshTables();
+  const crashed = walletsReplay();
+  const decoded = walletBalanceEvents.decodeHandled(all);
+  for (const batch of [decoded.slice(0, 200), decoded.slice(200)]) {
+    await withTransaction(database.pool, (db) => crashed.apply(batch, { db, table }));
+    crashed.committed();
+  }
+  // The process died before settling: the rows hold their first batch's figures, the ledger is complete.
+  t.notDeepEqual(await rows(WALLETS, table('wallets')), reference.wallets);
+  const resumed = walletsReplay();
+  await withTransaction(database.pool, (db) => resumed.settle({ db, table }));
+  resumed.committed();
+  t.deepEqual(await rows(WALLETS, table('wallets')), reference.wallets);
+});
