@@ -254,6 +254,9 @@ export class ProjectionRunner {
           resolve();
         };
       });
+    // A standby keeps its connection and asks for the lock on it again (a new session every standbyRetryMs per
+    // projection, on every standby instance, was churn for nothing); the owner's ends when it lets the lock go.
+    let standbyClient: pg.Client | undefined;
     const loop = async () => {
       while (!stopping) {
         // Once superseded, compete for the lock no more while the tables stay at the newer version.
@@ -261,14 +264,18 @@ export class ProjectionRunner {
           await pause();
           continue;
         }
-        const lockClient = new pg.Client(this.connectionConfig);
+        let keep = false;
+        const lockClient = standbyClient ?? new pg.Client(this.connectionConfig);
+        const fresh = lockClient !== standbyClient;
+        standbyClient = undefined;
         // Losing this connection releases the lock: stop feeding, and compete for the lock again.
-        lockClient.on('error', () => void stopSubscription?.());
+        if (fresh) lockClient.on('error', () => void stopSubscription?.());
         try {
-          await lockClient.connect();
+          if (fresh) await lockClient.connect();
           const { rows } = await lockClient.query<{ locked: boolean }>(LOCK_SQL, [projection.name]);
           if (!rows[0]?.locked) {
             status.state = 'standby';
+            keep = true;
           } else {
             await this.ensureCheckpointRow(projection);
             // A failed projection keeps its lock and looks again now and then: a rebuild (maybe by another
@@ -292,14 +299,17 @@ export class ProjectionRunner {
             log.warn({ err: error }, 'projection interrupted; will resume from its checkpoint');
           }
         } finally {
-          await lockClient.end().catch(() => undefined);
+          if (keep && !stopping) standbyClient = lockClient;
+          else await lockClient.end().catch(() => undefined);
         }
         if (stopping) return;
         await pause();
       }
     };
 
-    const done = loop().finally(() => {
+    const done = loop().finally(async () => {
+      await standbyClient?.end().catch(() => undefined);
+      standbyClient = undefined;
       if (status.state !== 'failed') status.state = 'stopped';
     });
     return {

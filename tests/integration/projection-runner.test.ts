@@ -104,7 +104,7 @@ test('a checkpoint moved under a running projection (a takeover) is seen by its 
   await runner.stop();
 });
 
-test('two runners side by side: one owns the projection, the other stands by and takes over', async (t) => {
+test.serial('two runners side by side: one owns the projection, the other stands by and takes over', async (t) => {
   const name = 'p_owner';
   await createCounterTable(name);
   const a = runnerFor(t, [counter(name)], { standbyRetryMs: 100 });
@@ -117,6 +117,17 @@ test('two runners side by side: one owns the projection, the other stands by and
   t.true(await a.waitForPosition(last, 10_000));
   const states = [a.status()[0]?.state, b.status()[0]?.state].sort();
   t.deepEqual(states, ['running', 'standby']);
+  // The standby asks for the lock again every 100 ms on the connection it keeps: the same two sessions throughout.
+  const lockSessions = async () =>
+    (
+      await database.pool.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock(hashtextextended(''tally.projection:''%' ORDER BY pid`,
+      )
+    ).rows.map((r) => r.pid);
+  const before = await lockSessions();
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  t.is(before.length, 2, 'the owner and the standby each hold a connection');
+  t.deepEqual(await lockSessions(), before, 'no new session per retry');
   await a.stop();
   last = await appendCounted(`${name}-x`, [1]);
   t.true(await b.waitForPosition(last, 10_000));
