@@ -112,8 +112,8 @@ export type PaymentCommand =
       /** The workspace's promotions (those in force when the customer paid may apply: at most one, the best). */
       promotions?: readonly ScheduledPromotion[];
       /**
-       * Purchases of this payment's customer a promotion with a daily limit has applied to on that local day (see
-       * `promotions/uses.ts`); null when unknown or the payment has no customer to count for, neither a Square customer
+       * Purchases of this payment's customer a promotion with a daily limit has applied to on that local day, other
+       * than this payment's own (its order's other tenders are the same purchase; see `promotions/uses.ts`); null when unknown or the payment has no customer to count for, neither a Square customer
        * nor a buyer email (the promotion then does not apply).
        */
       promotionUses?: (promotionId: string, localDate: string) => number | null;

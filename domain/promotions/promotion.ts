@@ -180,7 +180,8 @@ export interface PromotionPurchase {
   /** The points the rules gave; a promotion adds to a purchase that earns. */
   basePoints: number;
   /**
-   * How many purchases of this customer the promotion has applied to on that local day so far; null when the
+   * How many purchases of this customer the promotion has applied to on that local day so far, this one aside
+   * (another tender of its order is the same purchase); null when the
    * purchase has no customer to count against (a promotion with a limit then does not apply).
    */
   usesToday(promotionId: string, localDate: string): number | null;
