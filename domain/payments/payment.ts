@@ -11,7 +11,7 @@ import { evaluateRules, type Contribution, type RuleRef } from '../rewards/evalu
 import { appliesAtLocation } from '../rewards/rule.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { paymentEvents, type CreditOutcome, type PaymentEvent, type PurchaseContribution, type RefundBasis, type WalletEffect } from './events.ts';
-import { bestPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
+import { bestPromotion, purchasePoints, type ScheduledPromotion } from '../promotions/promotion.ts';
 
 export type { CreditOutcome, PaymentEvent, PurchaseContribution, RefundBasis, WalletEffect } from './events.ts';
 
@@ -219,7 +219,7 @@ function complete(command: ObservePayment): PaymentEvent {
           usesToday: (promotionId, localDate) => command.promotionUses?.(promotionId, localDate) ?? null,
         })
       : null;
-  const points = basePoints + (promotion?.points ?? 0);
+  const points = purchasePoints(basePoints, promotion);
   const sameOrder = !exclusion && evaluation?.sameOrder && points === 0;
   const outcome: CreditOutcome = exclusion ?? (sameOrder ? 'same_order' : points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
   const earns = outcome === 'credited' || outcome === 'stored_anonymous';
