@@ -348,7 +348,7 @@ export function ingestionService(deps: IngestionDependencies) {
             orderVisit,
             promotions: promotionsOf(fact.tenantId),
             promotionUses: (promotionId, localDate) => {
-              return customerKey ? uses.count(promotionId, customerKey, localDate, payment.id) : null;
+              return customerKey ? uses.count(promotionId, customerKey, localDate, { paymentId: payment.id, orderId: payment.orderId }) : null;
             },
             orderBonusTaken: order ? bonusTakenBy(order.state, payment.id) : false,
             source: fact.source,
@@ -369,7 +369,7 @@ export function ingestionService(deps: IngestionDependencies) {
         const key = applied && limited ? customerKey : null;
         if (applied && key) {
           const { promotionId, localDate } = applied;
-          uses.record({ tenantId: fact.tenantId, promotionId, customerKey: key, localDate, paymentId: payment.id, now: payment.updatedAt }, fact.metadata);
+          uses.record({ tenantId: fact.tenantId, promotionId, customerKey: key, localDate, paymentId: payment.id, orderId: payment.orderId, now: payment.updatedAt }, fact.metadata);
         }
         const result: IngestionResult =
           completion?.type === 'PurchaseCompleted'

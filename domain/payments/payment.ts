@@ -11,7 +11,7 @@ import { evaluateRules, type Contribution, type RuleRef } from '../rewards/evalu
 import { appliesAtLocation } from '../rewards/rule.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { paymentEvents, type CreditOutcome, type PaymentEvent, type PurchaseContribution, type RefundBasis, type WalletEffect } from './events.ts';
-import { bestPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
+import { bestPromotion, purchasePoints, type ScheduledPromotion } from '../promotions/promotion.ts';
 
 export type { CreditOutcome, PaymentEvent, PurchaseContribution, RefundBasis, WalletEffect } from './events.ts';
 
@@ -112,8 +112,8 @@ export type PaymentCommand =
       /** The workspace's promotions (those in force when the customer paid may apply: at most one, the best). */
       promotions?: readonly ScheduledPromotion[];
       /**
-       * Purchases of this payment's customer a promotion with a daily limit has applied to on that local day (see
-       * `promotions/uses.ts`); null when unknown or the payment has no customer to count for, neither a Square customer
+       * Purchases of this payment's customer a promotion with a daily limit has applied to on that local day, other
+       * than this payment's own (its order's other tenders are the same purchase; see `promotions/uses.ts`); null when unknown or the payment has no customer to count for, neither a Square customer
        * nor a buyer email (the promotion then does not apply).
        */
       promotionUses?: (promotionId: string, localDate: string) => number | null;
@@ -219,7 +219,7 @@ function complete(command: ObservePayment): PaymentEvent {
           usesToday: (promotionId, localDate) => command.promotionUses?.(promotionId, localDate) ?? null,
         })
       : null;
-  const points = basePoints + (promotion?.points ?? 0);
+  const points = purchasePoints(basePoints, promotion);
   const sameOrder = !exclusion && evaluation?.sameOrder && points === 0;
   const outcome: CreditOutcome = exclusion ?? (sameOrder ? 'same_order' : points === 0 ? 'zero_points' : resolution.kind === 'consumer' ? 'credited' : 'stored_anonymous');
   const earns = outcome === 'credited' || outcome === 'stored_anonymous';

@@ -6,7 +6,7 @@
 import { tryNormaliseEmail } from '../identity/normalise.ts';
 import type { EventMetadata, NewEvent, RecordedEvent, StreamAppend } from '../ports/event-store.ts';
 import { qualifies, type ScheduledPromotion } from '../promotions/promotion.ts';
-import { promotionUsesDecider, promotionUsesStream, type PromotionUseEvent, type PromotionUsesState } from '../promotions/uses.ts';
+import { promotionUsesDecider, promotionUsesStream, purchasesOtherThan, type PromotionUse, type PromotionUseEvent, type PromotionUsesState } from '../promotions/uses.ts';
 import type { SquarePayment } from '../ports/square.ts';
 
 export interface UsesLoad {
@@ -62,13 +62,16 @@ export class UsesInBatch {
     this.states = new Map([...loads].map(([stream, load]) => [stream, load.state]));
   }
 
-  /** Uses of a promotion by a customer on a local day, not counting `paymentId` itself; null when not read. */
-  count(promotionId: string, customerKey: string, localDate: string, paymentId: string): number | null {
+  /**
+   * Purchases that used a promotion for a customer on a local day, not counting `payment`'s own (itself, or another
+   * tender of its order); null when not read.
+   */
+  count(promotionId: string, customerKey: string, localDate: string, payment: PromotionUse): number | null {
     const state = this.states.get(promotionUsesStream(promotionId, customerKey, localDate));
-    return state ? state.payments.filter((p) => p !== paymentId).length : null;
+    return state ? purchasesOtherThan(state, payment) : null;
   }
 
-  record(command: { tenantId: string; promotionId: string; customerKey: string; localDate: string; paymentId: string; now: string }, metadata: EventMetadata): void {
+  record(command: { tenantId: string; promotionId: string; customerKey: string; localDate: string; paymentId: string; orderId: string | null; now: string }, metadata: EventMetadata): void {
     const stream = promotionUsesStream(command.promotionId, command.customerKey, command.localDate);
     let state = this.states.get(stream) ?? promotionUsesDecider.initialState;
     for (const event of promotionUsesDecider.decide({ type: 'CountPromotionUse', ...command }, state)) {

@@ -5,7 +5,7 @@
  * so what it answers is what a payment earns.
  */
 import { SquareApiError, type SquareApi, type SquarePayment } from '../ports/square.ts';
-import { bestPromotion, qualifies, type AppliedPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
+import { bestPromotion, purchasePoints, qualifies, type AppliedPromotion, type ScheduledPromotion } from '../promotions/promotion.ts';
 import { appliesAtLocation } from '../rewards/rule.ts';
 import { evaluateRules, type ExplanationLine, type RuleRef } from '../rewards/evaluate.ts';
 import { orderNeed } from './order-need.ts';
@@ -218,7 +218,7 @@ export function rulePreview(deps: RulePreviewDependencies) {
       const versionOf = new Map(rules.map((r) => [r.ruleId, r]));
       const promotion = promotionFor(promotions, paid, evaluation.points, warnings);
       return {
-        points: evaluation.points + (promotion?.points ?? 0),
+        points: purchasePoints(evaluation.points, promotion),
         rulePoints: evaluation.points,
         rules: evaluation.contributions.map((c) => ({
           ruleId: c.ruleId === PREVIEW_RULE ? null : c.ruleId,

@@ -27,17 +27,20 @@ export type PromotionEvent = EventsOf<typeof promotionEvents>;
 
 const promotionUseCountedV1 = z.object({ tenantId: z.string(), promotionId: z.string(), customerId: z.string(), localDate: z.string(), paymentId: z.string(), countedAt: z.string() });
 
+const promotionUseCountedV2 = promotionUseCountedV1.omit({ customerId: true }).extend({ customerKey: z.string() });
+
 /**
  * A purchase used one of a promotion's daily uses for its customer. Version 2 names the customer by `customerKey`
  * (`customerKeyOf`): since 2026-12-06 `consumer:<id>` for a payment resolved to a customer of the workspace, else
  * `email:<hash>` (the keyed hash of the Square customer's or the buyer's address), else the Square customer id;
  * before, the Square customer id, or `email:<hash>` of the buyer email without one. The key is opaque to every
  * reader: it only names the stream counted on. Version 1 counted Square customers only: its `customerId` is the key.
+ * Version 3 (2026-12-07) adds the payment's Square order, `orderId` (null: a payment without one): the tenders of
+ * one order are one purchase, counted once. Before, each tender was counted: versions 1 and 2 decode with null.
  */
-export const promotionUseCounted = EventType.define('PromotionUseCounted', promotionUseCountedV1).next(
-  promotionUseCountedV1.omit({ customerId: true }).extend({ customerKey: z.string() }),
-  ({ customerId, ...rest }) => ({ ...rest, customerKey: customerId }),
-);
+export const promotionUseCounted = EventType.define('PromotionUseCounted', promotionUseCountedV1)
+  .next(promotionUseCountedV2, ({ customerId, ...rest }) => ({ ...rest, customerKey: customerId }))
+  .next(promotionUseCountedV2.extend({ orderId: z.string().nullable() }), (v2) => ({ ...v2, orderId: null }));
 
 export const promotionUseEvents = eventCodec({ stream: 'promotion-uses-<promotionId>-<customerKey>-<localDate>', writtenBy: 'promotionUsesDecider' }, promotionUseCounted);
 export type PromotionUseEvent = EventsOf<typeof promotionUseEvents>;

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { wholeNumber } from '../shared/whole-number.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
+import { checkedPoints } from '../rewards/evaluate.ts';
 
 const MAX_BONUS = 1_000_000;
 const MAX_MULTIPLIER = 10;
@@ -180,7 +181,8 @@ export interface PromotionPurchase {
   /** The points the rules gave; a promotion adds to a purchase that earns. */
   basePoints: number;
   /**
-   * How many purchases of this customer the promotion has applied to on that local day so far; null when the
+   * How many purchases of this customer the promotion has applied to on that local day so far, this one aside
+   * (another tender of its order is the same purchase); null when the
    * purchase has no customer to count against (a promotion with a limit then does not apply).
    */
   usesToday(promotionId: string, localDate: string): number | null;
@@ -198,10 +200,13 @@ export interface AppliedPromotion {
   limitPerCustomerPerDay: number | null;
 }
 
-/** Extra points a promotion gives over `basePoints`. */
+/** Extra points a promotion gives over `basePoints` (beyond 2^53 − 1 refused, as the rules' sum is). */
 export function promotionPoints(incentive: Incentive, basePoints: number): number {
-  return incentive.type === 'multiplier' ? basePoints * (incentive.multiplier - 1) : incentive.points;
+  return incentive.type === 'multiplier' ? checkedPoints(BigInt(basePoints) * BigInt(incentive.multiplier - 1)) : incentive.points;
 }
+
+/** A purchase's points: the rules' plus its promotion's (beyond 2^53 − 1 refused, never rounded). */
+export const purchasePoints = (basePoints: number, promotion: Pick<AppliedPromotion, 'points'> | null): number => checkedPoints(BigInt(basePoints) + BigInt(promotion?.points ?? 0));
 
 /** Whether the promotion is limited to qualifying items, so a payment's Square order decides it. */
 export const needsOrder = (promotion: Promotion): boolean => Boolean(promotion.itemVariationIds || promotion.categoryIds);

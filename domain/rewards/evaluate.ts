@@ -72,7 +72,8 @@ export interface RuleSetEvaluation {
 
 const big = BigInt;
 
-function checkedPoints(points: bigint): number {
+/** Points as a number, refused (never rounded) beyond 2^53 − 1: the rules' sum, a promotion's part, a purchase's total. */
+export function checkedPoints(points: bigint): number {
   if (points > big(Number.MAX_SAFE_INTEGER)) throw new DomainError('UNPROCESSABLE', 'The payment is too large to be credited in points');
   return Number(points);
 }

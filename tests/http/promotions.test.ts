@@ -249,6 +249,26 @@ test.serial('a limit per customer per day counts per local day, also for payment
   t.like(await pay('2027-04-06T18:00:00Z', { customerId: null }), { points: 10, promotion: null }, 'with neither a Square customer nor a buyer email a limited promotion cannot be counted: it does not apply');
 });
 
+test.serial('a purchase paid in several tenders is one use of the daily limit: each tender gets the promotion, the next order of the day does not', async (t) => {
+  await schedule({ name: 'Double once a day', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: '2027-09-14', endsOn: '2027-09-14', limitPerCustomerPerDay: 1 });
+  // Tuesday 14 September 2027, New York: Ann pays a $40 order with two $20 tenders (two Square payments, one order).
+  const orderId = `order-split-${uuid().slice(0, 8)}`;
+  const first = await pay('2027-09-14T14:00:00Z', { amount: 2000, orderId });
+  const second = await pay('2027-09-14T14:00:01Z', { amount: 2000, orderId });
+  t.deepEqual([first, second].map((p) => [p.points, p.promotion]), [[40, 'Double once a day'], [40, 'Double once a day']], 'the order earns 80, not 40 + 20');
+  t.like(await pay('2027-09-14T16:00:00Z', { amount: 1000, orderId: `order-${uuid().slice(0, 8)}` }), { points: 10, promotion: null }, "another order that day: the day's one purchase is used");
+  t.like(await pay('2027-09-14T17:00:00Z', { amount: 1000 }), { points: 10, promotion: null }, 'a payment without an order too');
+  // Another order's two tenders sent together, on the next day's own count: both get it, whichever is decided first.
+  await schedule({ name: 'Double once on the 15th', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: '2027-09-15', endsOn: '2027-09-15', limitPerCustomerPerDay: 1 });
+  const together = `order-split-${uuid().slice(0, 8)}`;
+  const both = await Promise.all(['2027-09-15T14:00:00Z', '2027-09-15T14:00:01Z'].map((at) => pay(at, { amount: 2000, orderId: together })));
+  t.deepEqual(both.map((p) => p.points), [40, 40]);
+  const uses = await service.database.pool.query<{ order_id: string | null }>(`SELECT data->>'orderId' AS order_id FROM events WHERE event_type = 'PromotionUseCounted' AND data->>'paymentId' = ANY($1)`, [
+    [first.paymentId, second.paymentId],
+  ]);
+  t.deepEqual(uses.rows.map((r) => r.order_id), [orderId, orderId], 'each tender records its use with the order');
+});
+
 test.serial('a Square Online buyer without a Square customer is counted by their email: the daily limit holds for them too', async (t) => {
   await schedule({ name: 'Online once a day', incentive: { type: 'bonus', points: 40 }, startsOn: '2027-04-20', endsOn: '2027-04-21', limitPerCustomerPerDay: 1 });
   const online = (at: string, buyerEmail: string) => pay(at, { customerId: null, buyerEmail });

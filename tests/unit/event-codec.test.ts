@@ -105,11 +105,13 @@ test('a PurchaseCompleted stored as version 1 is upcast step by step to version 
   t.is(paymentEvents.versionOf('PurchaseCompleted'), 6);
 });
 
-test("a PromotionUseCounted of version 1 counted a Square customer: its customerId is the version 2 customerKey", (t) => {
+test("a PromotionUseCounted of version 1 counted a Square customer: its customerId is the version 2 customerKey; before version 3 no order", (t) => {
   const v1 = fixture('PromotionUseCounted', 1);
   const { customerId, ...rest } = v1.data;
-  t.deepEqual(promotionUseEvents.decode(recorded(v1)).data, { ...rest, customerKey: customerId });
-  t.is(promotionUseEvents.versionOf('PromotionUseCounted'), 2);
+  t.deepEqual(promotionUseEvents.decode(recorded(v1)).data, { ...rest, customerKey: customerId, orderId: null });
+  const v2 = fixture('PromotionUseCounted', 2);
+  t.deepEqual(promotionUseEvents.decode(recorded(v2)).data, { ...v2.data, orderId: null }, 'uses before version 3 name no order: each its own purchase');
+  t.is(promotionUseEvents.versionOf('PromotionUseCounted'), 3);
 });
 
 test('a RefundHeld of version 1 has no currency; a SquareConnectionAuthorized of version 1 no currency nor country', (t) => {

@@ -6,6 +6,7 @@
 import test from 'ava';
 import { CLAIM_WINDOW_DAYS, paymentDecider, reversalFor, type PaymentFacts, type PaymentCommand, type PaymentEvent, type RefundBasis } from '../../domain/payments/payment.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
+import { promotionPoints, type ScheduledPromotion } from '../../domain/promotions/promotion.ts';
 
 const spec = deciderSpec(paymentDecider);
 const TENANT = 't1';
@@ -262,4 +263,26 @@ test('an identity Square learns after the sale is attached to the purchase held 
   spec(t).given(completed()).when(attach(afterCompletion(CLAIM_WINDOW_DAYS * DAY + 1))).thenNothing();
   spec(t).given(completed({ outcome: 'credited', consumerId: 'c1', walletId: 'w1' })).when(attach(now)).thenNothing();
   spec(t).given(completed(), attached).when(claim(now, 'h:phone')).then([{ ...claimed(10, now), data: { ...claimed(10, now).data, identityHash: 'h:phone' } }]);
+});
+
+test('a promotion taking the points beyond 2^53 − 1 is refused like the rules\' sum, never recorded rounded or invalid', (t) => {
+  const promoted = (incentive: ScheduledPromotion['promotion']['incentive']): ScheduledPromotion => ({
+    promotionId: 'promo-1',
+    promotion: { name: 'Promo', incentive, startsOn: '2026-11-01' },
+    timeZone: 'America/New_York',
+    scheduledAt: '2026-11-01T00:00:00Z',
+    endedAt: null,
+  });
+  // One point per minor unit: the largest payment Square can send earns 2^53 − 1 points by the rule alone.
+  const perCent = { ...RULE, rule: { ...RULE.rule, per: 1 } };
+  const largest = { amountMinor: Number.MAX_SAFE_INTEGER, tipMinor: 0, totalMinor: Number.MAX_SAFE_INTEGER };
+  const under = (promotion: ScheduledPromotion) => observe(largest, { activeRule: perCent, promotions: [promotion] });
+  spec(t).given().when(under(promoted({ type: 'multiplier', multiplier: 3 }))).thenThrows('UNPROCESSABLE', /too large to be credited in points/);
+  spec(t).given().when(under(promoted({ type: 'multiplier', multiplier: 2 }))).thenThrows('UNPROCESSABLE', /too large to be credited in points/);
+  spec(t).given().when(under(promoted({ type: 'bonus', points: 1 }))).thenThrows('UNPROCESSABLE', /too large to be credited in points/);
+  // Up to the bound, the total is exact.
+  const [event] = paymentDecider.decide(observe({ ...largest, amountMinor: Number.MAX_SAFE_INTEGER - 1 }, { activeRule: perCent, promotions: [promoted({ type: 'bonus', points: 1 })] }), paymentDecider.initialState);
+  t.is(event?.type === 'PurchaseCompleted' ? event.data.points : null, Number.MAX_SAFE_INTEGER);
+  t.is(promotionPoints({ type: 'multiplier', multiplier: 10 }, Math.floor(Number.MAX_SAFE_INTEGER / 9)), Math.floor(Number.MAX_SAFE_INTEGER / 9) * 9);
+  t.throws(() => promotionPoints({ type: 'multiplier', multiplier: 10 }, Math.floor(Number.MAX_SAFE_INTEGER / 9) + 1), { message: /too large/ });
 });

@@ -7,6 +7,9 @@ import { purchaseOrderSchema, type PurchaseOrder } from '../../domain/rewards/or
 import { orderNeed } from '../../domain/payments/order-need.ts';
 import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
 import type { RuleRef } from '../../domain/rewards/evaluate.ts';
+import { promotionUsesDecider, purchasesOtherThan, type PromotionUseEvent } from '../../domain/promotions/uses.ts';
+import { foldUses, UsesInBatch } from '../../domain/payments/promotion-uses.ts';
+import type { Position, RecordedEvent } from '../../domain/ports/event-store.ts';
 
 const scheduled = (promotion: Partial<Promotion>, over: Partial<ScheduledPromotion> = {}): ScheduledPromotion => ({
   promotionId: over.promotionId ?? 'p1',
@@ -178,4 +181,59 @@ test('a window that ended before today (in the workspace time zone) is refused: 
   spec.given().when({ ...at, promotion: window('2026-11-29', '2026-11-29') }).thenThrows('VALIDATION_FAILED', /endsOn/);
   t.notThrows(() => promotionsDecider.decide({ ...at, promotion: window('2026-11-30', '2026-11-30') }, promotionsDecider.initialState), 'ending today still applies to the rest of today');
   t.notThrows(() => promotionsDecider.decide({ ...at, promotion: window('2020-01-01', '2027-01-31') }, promotionsDecider.initialState), 'begun in the past, ending later: from now on');
+});
+
+const usesSpec = deciderSpec(promotionUsesDecider);
+const use = (paymentId: string, orderId: string | null): PromotionUseEvent => ({
+  type: 'PromotionUseCounted',
+  data: { tenantId: 't', promotionId: 'p1', customerKey: 'consumer:ann', localDate: '2027-09-14', paymentId, orderId, countedAt: '2027-09-14T18:00:00Z' },
+});
+const usesOf = (...events: PromotionUseEvent[]) => events.reduce(promotionUsesDecider.evolve, promotionUsesDecider.initialState);
+
+test('the daily limit counts purchases: the tenders of one order are one, a payment without an order its own', (t) => {
+  const spec = usesSpec(t);
+  const count = { type: 'CountPromotionUse' as const, tenantId: 't', promotionId: 'p1', customerKey: 'consumer:ann', localDate: '2027-09-14', now: '2027-09-14T18:00:00Z' };
+  spec.given().when({ ...count, paymentId: 'pay-1', orderId: 'order-A' }).then([use('pay-1', 'order-A')]);
+  spec.given(use('pay-1', 'order-A')).when({ ...count, paymentId: 'pay-2', orderId: 'order-A' }).then([use('pay-2', 'order-A')]);
+  spec.given(use('pay-1', 'order-A')).when({ ...count, paymentId: 'pay-1', orderId: 'order-A' }).thenNothing();
+  // A $40 order paid $20 + $20: the first tender's use does not count against the second, nor the second's against the first.
+  const split = usesOf(use('pay-1', 'order-A'), use('pay-2', 'order-A'));
+  t.is(purchasesOtherThan(split, { paymentId: 'pay-2', orderId: 'order-A' }), 0);
+  t.is(purchasesOtherThan(split, { paymentId: 'pay-1', orderId: 'order-A' }), 0);
+  t.is(purchasesOtherThan(split, { paymentId: 'pay-3', orderId: 'order-A' }), 0, 'a third tender of the order');
+  t.is(purchasesOtherThan(split, { paymentId: 'pay-4', orderId: 'order-B' }), 1, 'another order: one purchase, however many tenders paid the first');
+  t.is(purchasesOtherThan(split, { paymentId: 'pay-5', orderId: null }), 1, 'a payment without an order');
+  // Payments without an order count one each, as before; uses written before version 3 (no order) too.
+  const alone = usesOf(use('pay-6', null), use('pay-7', null));
+  t.is(purchasesOtherThan(alone, { paymentId: 'pay-8', orderId: null }), 2);
+  t.is(purchasesOtherThan(alone, { paymentId: 'pay-7', orderId: null }), 1, 'not counting itself');
+  t.is(purchasesOtherThan(alone, { paymentId: 'pay-9', orderId: 'order-C' }), 2);
+});
+
+test('two tenders of one order decided in one batch, or in two, count one purchase', (t) => {
+  const stream = 'promotion-uses-p1-consumer:ann-2027-09-14';
+  const metadata = { schemaVersion: 1 };
+  const record = (paymentId: string, orderId: string | null) => ({ tenantId: 't', promotionId: 'p1', customerKey: 'consumer:ann', localDate: '2027-09-14', paymentId, orderId, now: '2027-09-14T18:00:00Z' });
+  const tender = (paymentId: string) => ({ paymentId, orderId: 'order-A' });
+  // One batch: the second tender is decided on the count the first left.
+  const one = new UsesInBatch(new Map([[stream, foldUses([])]]));
+  t.is(one.count('p1', 'consumer:ann', '2027-09-14', tender('pay-1')), 0);
+  one.record(record('pay-1', 'order-A'), metadata);
+  t.is(one.count('p1', 'consumer:ann', '2027-09-14', tender('pay-2')), 0, 'under a limit of 1, the second tender gets the promotion too');
+  one.record(record('pay-2', 'order-A'), metadata);
+  t.is(one.count('p1', 'consumer:ann', '2027-09-14', { paymentId: 'pay-3', orderId: 'order-B' }), 1, 'another order: the day is used');
+  // Two batches: the second reads what the first appended (after a conflict, it is decided again on that).
+  const stored = one
+    .appends(() => 'id')
+    .flatMap((a) => a.events)
+    .map((e, revision): RecordedEvent => ({ ...e, metadata: e.metadata ?? {}, stream, revision, position: String(revision) as Position, recordedAt: new Date() }));
+  t.deepEqual(
+    stored.map((e) => promotionUsesDecider.codec.decode(e).data.orderId),
+    ['order-A', 'order-A'],
+    'each use records the order',
+  );
+  const two = new UsesInBatch(new Map([[stream, foldUses(stored.slice(0, 1))]]));
+  t.is(two.count('p1', 'consumer:ann', '2027-09-14', tender('pay-2')), 0);
+  t.is(two.count('p1', 'consumer:ann', '2027-09-14', { paymentId: 'pay-3', orderId: 'order-B' }), 1);
+  t.is(two.count('p1', 'consumer:ann', '2027-09-14', { paymentId: 'pay-3', orderId: null }), 1);
 });
