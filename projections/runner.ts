@@ -110,6 +110,13 @@ export class ProjectionRunner {
     return [...this.workers.values()].map((w) => ({ ...w.status, upTo: this.upTo(w) }));
   }
 
+  /** The checkpoints stored for `names` (those another instance feeds: its worker here knows none). */
+  async storedCheckpoints(names: readonly string[]): Promise<Map<string, Position | undefined>> {
+    if (!names.length) return new Map();
+    const { rows } = await this.pool.query<{ name: string; position: string | null }>('SELECT name, position FROM projection_checkpoints WHERE name = ANY($1)', [names]);
+    return new Map(rows.map((r) => [r.name, (r.position ?? undefined) as Position | undefined]));
+  }
+
   /** Where a worker's read model is as good as: its checkpoint, or further when nothing of its types lies between. */
   private upTo(worker: Worker): Position | undefined {
     const at = worker.status.position;
@@ -171,10 +178,7 @@ export class ProjectionRunner {
       // A projection fed here is where its worker says: its checkpoint row may lag (written lazily, see feed.ts).
       const here = new Map([...this.workers.values()].filter((w) => w.status.state === 'running').map((w) => [w.projection.name, w.status.position]));
       const elsewhere = readers.filter((p) => !covers(here.get(p.name)) && !here.has(p.name));
-      const rows = elsewhere.length
-        ? (await this.pool.query<{ name: string; position: string | null }>('SELECT name, position FROM projection_checkpoints WHERE name = ANY($1)', [elsewhere.map((p) => p.name)])).rows
-        : [];
-      const stored = new Map(rows.map((r) => [r.name, (r.position ?? undefined) as Position | undefined]));
+      const stored = await this.storedCheckpoints(elsewhere.map((p) => p.name));
       for (const reader of readers) {
         const at = here.has(reader.name) ? here.get(reader.name) : stored.get(reader.name);
         if (!here.has(reader.name) && !stored.has(reader.name)) return false;

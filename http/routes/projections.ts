@@ -68,19 +68,25 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
       async handler() {
         const jobs = await deps.rebuilds.recent(50);
         const now = deps.now();
+        const statuses = deps.runner.status();
+        // A projection another instance feeds (standby here, or not started): its lag from its stored checkpoint, not
+        // from the start of the feed (a scan of the whole history per projection, and every event counted behind).
+        const fedHere = (s: (typeof statuses)[number]) => s.state === 'running' || s.state === 'failed';
+        const stored = await deps.runner.storedCheckpoints(statuses.filter((s) => !fedHere(s)).map((s) => s.name));
         const body = await Promise.all(
-          deps.runner.status().map(async (s) => {
+          statuses.map(async (s) => {
             const rebuilding = jobs.find((j) => j.projection === s.name && j.state === 'running');
+            const from = fedHere(s) ? s.upTo : stored.get(s.name);
             return {
               name: s.name,
               kind: s.kind,
               state: rebuilding ? ('rebuilding' as const) : s.state,
-              checkpoint: s.position ?? null,
+              checkpoint: (fedHere(s) ? s.position : from) ?? null,
               eventTypes: s.eventTypes === 'all' ? ('all' as const) : [...s.eventTypes],
               eventsRead: s.eventsRead,
               eventsApplied: s.eventsApplied,
-              upTo: s.upTo ?? null,
-              ...(await lagOf(deps.store, s.upTo, s.eventTypes, now)),
+              upTo: (fedHere(s) ? s.upTo : from) ?? null,
+              ...(await lagOf(deps.store, from, s.eventTypes, now)),
               lastError: s.lastError ?? null,
               errorPosition: s.errorPosition ?? null,
               rebuild: rebuilding ?? null,

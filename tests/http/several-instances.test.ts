@@ -151,3 +151,26 @@ test.serial('mid-rotation, an instance not yet given the new key leaves a connec
   const row = await eventually(() => api(c.url)('GET', '/api/v1/admin/webhooks/evt-deli-1', { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
   t.not(row.body.outcome, 'no_connection');
 });
+
+test.serial('the projection status of the instance standing by reads each projection’s lag from its stored checkpoint', async (t) => {
+  const { admin } = await connectedCafe();
+  const head = await a.tally.store.headPosition();
+  if (!head) throw new Error('no events');
+  t.true(await a.tally.runner.waitForPosition(head, 15_000));
+  const status = async (call: ReturnType<typeof api>) => {
+    const answer = await call('GET', '/api/v1/admin/projections', { token: admin });
+    t.is(answer.status, 200, JSON.stringify(answer.body));
+    return new Map((answer.body as { name: string; state: string; checkpoint: string | null; eventsBehind: number }[]).map((p) => [p.name, p]));
+  };
+  // Which instance feeds a projection is whichever took its lock first: the other stands by.
+  const [ofA, ofB] = await until(
+    async () => [await status(callA()), await status(callB())] as const,
+    ([x, y]) => [...x.values()].every((p) => p.eventsBehind === 0) && [...y.values()].every((p) => p.eventsBehind === 0),
+    { timeoutMs: 15_000, intervalMs: 200 },
+  );
+  const standing = [...ofA.values(), ...ofB.values()].filter((p) => p.state === 'standby');
+  t.true(standing.length >= 10, `every projection stands by on one of the two (${standing.length})`);
+  for (const p of standing) t.is(p.eventsBehind, 0, `${p.name} on standby is caught up, as stored`);
+  const accounts = standing.find((p) => p.name === 'users');
+  t.truthy(accounts?.checkpoint, 'the stored checkpoint of a projection with events');
+});
