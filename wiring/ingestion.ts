@@ -416,6 +416,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       recordPoll: async (tenantId, result, metadata) => {
         await connections.recordPoll(tenantId, result, metadata);
       },
+      recordQuietPoll: (tenantId, quiet) => connections.recordQuietPoll(tenantId, quiet),
       now: runtime.now,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     }),

@@ -1,5 +1,7 @@
 /**
- * How poll runs share the work, over HTTP on two instances of one database:
+ * What a poll run writes and how runs share the work, over HTTP on two instances of one database:
+ * - a quiet run (nothing new for a connection: cursor unchanged, nothing processed, no error) appends no event for it,
+ *   while "last polled" (the connection view, the admin list, the debug endpoint) still says when it was polled;
  * - one run at a time across instances: a request while a run goes on is answered 409 and polls nothing, so Square is
  *   asked once per merchant; the `poll completed` log line carries totals, not every connection.
  */
@@ -54,6 +56,8 @@ test.after.always(async () => {
 });
 
 const pollOn = (url: string) => api(url)('POST', POLL_PATH, { headers: { 'x-cron-secret': CRON_SECRET } });
+const storedEvents = async () => Number((await service.database.pool.query('SELECT count(*) AS n FROM events')).rows[0].n);
+const auditRows = async () => Number((await service.database.pool.query('SELECT count(*) AS n FROM audit_events')).rows[0].n);
 const locationCalls = () => square.requests.filter((r) => r.path === '/v2/locations');
 
 test.serial('two poll requests at once, on two instances: one polls, the other is refused and Square is asked once per merchant', async (t) => {
@@ -77,4 +81,41 @@ test.serial('two poll requests at once, on two instances: one polls, the other i
   t.deepEqual(next.body.connections?.map((c: { status: string }) => c.status), MERCHANTS.map(() => 'ok'), JSON.stringify(next.body));
   const completed = service.logs.filter((l) => l.includes('"poll completed"')).map((l) => JSON.parse(l));
   t.like(completed.at(-1), { connections: MERCHANTS.length, ok: MERCHANTS.length, failed: 0, failures: [] }, 'the log line carries totals, not each connection');
+});
+
+test.serial('quiet polls append nothing to the event store, and the last polled time stays current', async (t) => {
+  await pollOn(service.url); // whatever is left to find
+  await actors.settle();
+  const [eventsBefore, auditBefore] = [await storedEvents(), await auditRows()];
+  const QUIET_RUNS = 3;
+  let startedLast = '';
+  for (let run = 0; run < QUIET_RUNS; run++) {
+    startedLast = new Date().toISOString();
+    const polled = await pollOn(service.url);
+    t.true(polled.body.connections.every((c: { status: string; seen: number }) => c.status === 'ok' && c.seen === 0), JSON.stringify(polled.body));
+  }
+  await actors.settle();
+  const appended = (await storedEvents()) - eventsBefore;
+  t.log(`events per quiet run: ${appended / QUIET_RUNS} for ${MERCHANTS.length} connections (one per connection before)`);
+  t.is(appended, 0, 'a quiet run appends no event');
+  t.is((await auditRows()) - auditBefore, 0, 'nor an audit row');
+
+  const owner = merchants.get('M-TWO')!;
+  const view = await actors.call('GET', '/api/v1/client/pos/square', { token: owner.token });
+  t.true(view.body.lastPolledAt >= startedLast, `the connection says it was polled in the last run (${view.body.lastPolledAt} < ${startedLast})`);
+  const debug = await actors.call('GET', '/api/v1/client/debug/square', { token: owner.token });
+  t.is(debug.body.lastPollAt, view.body.lastPolledAt, 'the debug endpoint says the same');
+  const listed = await actors.call('GET', '/api/v1/admin/connections', { token: admin.token });
+  t.is(listed.body.items.find((c: { tenantId: string }) => c.tenantId === owner.tenantId).lastPolledAt, view.body.lastPolledAt, 'and the admin list');
+
+  // A run that finds something still records it, and its time wins.
+  square.addPayment('M-TWO', { id: 'M-TWO-later', locationId: 'L-MAIN', amount: 500, status: 'COMPLETED', createdAt: new Date().toISOString() });
+  const busyStart = new Date().toISOString();
+  const found = await pollOn(service.url);
+  t.like(found.body.connections.find((c: { merchantId: string }) => c.merchantId === 'M-TWO'), { seen: 1 });
+  await actors.settle();
+  t.true((await storedEvents()) > eventsBefore, 'a run that found a payment appends');
+  const after = await actors.call('GET', '/api/v1/client/pos/square', { token: owner.token });
+  t.true(after.body.lastPolledAt >= busyStart);
+  t.truthy(after.body.lastPollSummary, 'its summary is shown');
 });
