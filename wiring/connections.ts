@@ -8,6 +8,7 @@ import { createSquareGateway } from '../adapters/square/client.ts';
 import { OAUTH_CALLBACK_PATH, squareSettings } from '../adapters/square/settings.ts';
 import { developmentSimulator, type DevelopmentSimulator } from '../adapters/square/simulator/development.ts';
 import { postgresTokenVault } from '../adapters/postgres/token-vault.ts';
+import { postgresQuietPolls } from '../adapters/postgres/quiet-polls.ts';
 import { postgresOAuthStates } from '../adapters/oauth/state.ts';
 import { withRefreshMetrics } from '../adapters/metrics-hooks.ts';
 import type { Metrics } from '../adapters/metrics.ts';
@@ -52,6 +53,7 @@ export function squareConnections(infrastructure: Infrastructure, squareConfig: 
     redirectUri: settings.redirectUri,
     startUrl: settings.startUrl,
     tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
+    quietPolls: postgresQuietPolls(pool),
     unretiredRules: async (tenantId) => unretiredVersions((await loadState(store, ruleSetStream(tenantId), ruleSetDecider)).state),
   });
   return { settings, connections };

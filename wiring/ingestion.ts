@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { Metrics } from '../adapters/metrics.ts';
 import { withPollMetrics } from '../adapters/metrics-hooks.ts';
+import { exclusivePollRun } from '../adapters/postgres/poll-run-lock.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import { Acknowledgements, type AcknowledgementsPending } from '../adapters/workers/acknowledgements.ts';
 import { AcknowledgedWebhooks } from '../adapters/workers/acknowledged-webhooks.ts';
@@ -415,6 +416,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       recordPoll: async (tenantId, result, metadata) => {
         await connections.recordPoll(tenantId, result, metadata);
       },
+      recordQuietPoll: (tenantId, quiet) => connections.recordQuietPoll(tenantId, quiet),
       now: runtime.now,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     }),
@@ -437,7 +439,8 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       onReceived: () => acknowledgements.received(),
       onAnswered: () => acknowledgements.answered(),
     }),
-    ...ingestionRoutes({ pool, inbox, wakeProcessor: () => worker.wake(), poll }),
+    // One run at a time across instances: a tick while a run goes on (its request cut by a proxy) polls nothing.
+    ...ingestionRoutes({ pool, inbox, wakeProcessor: () => worker.wake(), poll: { runExclusively: () => exclusivePollRun(pool, () => poll.pollAll()) } }),
   ];
   return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes };
 }

@@ -12,7 +12,7 @@ import type { TokenVault } from '../ports/token-vault.ts';
 import { squareConnectionDecider, type SquareConnectionCommand } from './decider.ts';
 import { ConfigurationMissing } from './errors.ts';
 import { connectionStream, type ConnectionStatus } from './events.ts';
-import { pollEvents, pollStream, type PollRecord } from './poll-log.ts';
+import { pollEvents, pollStream, type PollRecord, type QuietPolls } from './poll-log.ts';
 import { merchantReservationDecider, merchantReservationStream, type MerchantReservationCommand } from './merchant-reservation.ts';
 
 /** The Square app's credentials are configured (a gateway exists), or which settings are missing. */
@@ -35,6 +35,8 @@ export interface SquareConnectionsDependencies {
    * stream before anything is done, so a lagging read model can delay a connection, never misuse one.
    */
   tenantsWithStatus(statuses: readonly ConnectionStatus[]): Promise<string[]>;
+  /** The last poll of each tenant that found nothing new: such polls append nothing to the event store. */
+  quietPolls: QuietPolls;
   /** How many of the tenant's reward rule versions are not retired: while any is, the workspace currency stays. */
   unretiredRules(tenantId: string): Promise<number>;
 }

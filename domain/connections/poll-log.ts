@@ -18,6 +18,18 @@ export const pollEvents = eventCodec({ stream: 'square-poll-<tenantId>', written
 
 export type { PollRecord } from './events.ts';
 
+/** When a poll that found nothing new ran, and for which merchant: such a poll appends no record (see poll.ts). */
+export interface QuietPoll {
+  merchantId: string;
+  polledAt: string;
+}
+
+/** The last quiet poll of each tenant, kept outside the event store (one row per tenant, overwritten). */
+export interface QuietPolls {
+  record(tenantId: string, poll: QuietPoll): Promise<void>;
+  last(tenantId: string): Promise<QuietPoll | undefined>;
+}
+
 /** The record of a finished poll. A poll that ends after a revocation still happened: its cursor is kept for a reconnect. */
 export function pollRecordFor(state: SquareConnectionState, poll: { cursor: string | null; polledAt: string; summary: JsonObject }): PollRecord {
   if (state.status === 'not_connected') throw new ConnectionUnavailable('not_connected', 'This workspace has no Square connection to record a poll for');
@@ -33,9 +45,13 @@ export function pollCursorFor(state: Exclude<SquareConnectionState, { status: 'n
 /**
  * The connection state with its poll fields taken from the poll log (the connection stream no longer has them).
  * The log's last record counts only if it polled the connection's merchant: after a switch, the previous
- * merchant's poll is not this connection's (its merchant was never polled yet).
+ * merchant's poll is not this connection's (its merchant was never polled yet). `lastPolledAt` is the later of that
+ * record and the last quiet poll of the same merchant (which recorded nothing in the log).
  */
-export function withLastPoll(state: SquareConnectionState, last: PollRecord | undefined): SquareConnectionState {
-  if (state.status === 'not_connected' || !last) return state;
-  return { ...state, pollCursor: pollCursorFor(state, last), lastPolledAt: last.merchantId === state.merchantId ? last.polledAt : null };
+export function withLastPoll(state: SquareConnectionState, last: PollRecord | undefined, quiet?: QuietPoll): SquareConnectionState {
+  if (state.status === 'not_connected') return state;
+  const recorded = last ? { ...state, pollCursor: pollCursorFor(state, last), lastPolledAt: last.merchantId === state.merchantId ? last.polledAt : null } : state;
+  if (!quiet || quiet.merchantId !== state.merchantId) return recorded;
+  const lastPolledAt = recorded.lastPolledAt && Date.parse(recorded.lastPolledAt) >= Date.parse(quiet.polledAt) ? recorded.lastPolledAt : quiet.polledAt;
+  return { ...recorded, lastPolledAt };
 }

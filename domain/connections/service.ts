@@ -16,7 +16,7 @@ import { recordTokensLost, refreshDue, refreshNow, type RefreshReport } from './
 import { vaultAuthorization } from '../ports/token-vault.ts';
 import { cleanUpRevoked } from './reservations.ts';
 import { reportingRefusedAccess } from './refused-access.ts';
-import { pollCursorFor, pollRecordFor, withLastPoll } from './poll-log.ts';
+import { pollCursorFor, pollRecordFor, withLastPoll, type QuietPoll } from './poll-log.ts';
 
 export type { SquareConnectionsDependencies, SquareAccess } from './context.ts';
 export type { OAuthCallback, Connected } from './connect-flow.ts';
@@ -68,8 +68,8 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
 
     /** The tenant's connection as the write model sees it now. */
     connection: async (tenantId: string): Promise<SquareConnectionState> => {
-      const [state, last] = await Promise.all([c.loadConnection(tenantId), c.lastPoll(tenantId)]);
-      return withLastPoll(state, last);
+      const [state, last, quiet] = await Promise.all([c.loadConnection(tenantId), c.lastPoll(tenantId), deps.quietPolls.last(tenantId)]);
+      return withLastPoll(state, last, quiet);
     },
 
     /** Whether the stored token decrypts, without recording anything (diagnostics). */
@@ -162,6 +162,9 @@ export function squareConnectionsService(deps: SquareConnectionsDependencies) {
       const result = await c.appendPoll(pollRecordFor(await c.loadConnection(tenantId), poll), metadata);
       return { position: result.position };
     },
+
+    /** Records when a poll that found nothing new ran (no event: see `QuietPolls`). */
+    recordQuietPoll: (tenantId: string, poll: QuietPoll): Promise<void> => deps.quietPolls.record(tenantId, poll),
 
     /**
      * `oauth.authorization.revoked`: the merchant (or Square) revoked the app. Records the revocation on the

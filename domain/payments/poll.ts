@@ -7,6 +7,8 @@
  * read from exactly where it stopped would skip it for good. What the overlap lists again is answered `duplicate`
  * (or `stale`) by the payment decider and counted as `reread`, not as seen.
  * A connection whose token fails is reported and skipped; the others go on.
+ * A quiet run of a connection (nothing processed for the first time, cursor unchanged, no error) appends nothing:
+ * it only records when it polled (`recordQuietPoll`), so polling every few minutes does not grow the event store.
  */
 import { z } from 'zod';
 import type { EventMetadata, JsonObject } from '../ports/event-store.ts';
@@ -18,6 +20,8 @@ export interface PollDependencies {
   activeConnections(): Promise<{ tenantId: string; merchantId: string; pollCursor: string | null; connectedAt: string }[]>;
   apiFor(tenantId: string): Promise<{ api: SquareApi; merchantId: string }>;
   recordPoll(tenantId: string, poll: { cursor: string | null; polledAt: string; summary: JsonObject }, metadata: EventMetadata): Promise<void>;
+  /** A run that found nothing new for the connection: only its time is kept (outside the event store). */
+  recordQuietPoll(tenantId: string, poll: { merchantId: string; polledAt: string }): Promise<void>;
   now(): Date;
   /** Waits before a retry after a 429 (injected so tests need not sleep for real). */
   sleep(ms: number): Promise<void>;
@@ -89,6 +93,13 @@ class RateLimitedForNow extends Error {
     super(`${refusal.code}: ${refusal.detail} (Square asked to wait ${Math.ceil(waitMs / 1000)} s: this merchant's poll resumes from its cursor on the next run)`, { cause: refusal });
   }
 }
+
+/**
+ * Nothing new: no item processed for the first time (what the overlap listed again does not count), no error, and
+ * the cursor where it was. Recording such a run would only say "polled at"; its record adds nothing to resume from.
+ */
+const isQuiet = (summary: ConnectionPollSummary, cursor: Cursor, before: string | null) =>
+  summary.seen === 0 && summary.errors.length === 0 && JSON.stringify(cursor) === JSON.stringify(parseCursor(before));
 
 type PolledConnection = { tenantId: string; merchantId: string; pollCursor: string | null; connectedAt: string };
 
@@ -206,7 +217,9 @@ export function pollService(deps: PollDependencies) {
       }
     }
     const summary = run.result();
-    await deps.recordPoll(connection.tenantId, { cursor: JSON.stringify(cursor), polledAt: started.toISOString(), summary: { ...summary, errors: [...summary.errors] } }, metadata);
+    const polledAt = started.toISOString();
+    if (isQuiet(summary, cursor, connection.pollCursor)) await deps.recordQuietPoll(connection.tenantId, { merchantId: connection.merchantId, polledAt });
+    else await deps.recordPoll(connection.tenantId, { cursor: JSON.stringify(cursor), polledAt, summary: { ...summary, errors: [...summary.errors] } }, metadata);
     return summary;
   }
 

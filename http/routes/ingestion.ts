@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
-import { connectionPollSummary, type pollService } from '../../domain/payments/poll.ts';
+import { connectionPollSummary, type ConnectionPollSummary } from '../../domain/payments/poll.ts';
 import { findWebhook, listWebhooks, webhookPageView, webhookView } from '../../projections/read/webhooks.ts';
 import { HttpError } from '../errors.ts';
 import { pageLimit, timestamp } from '../schemas.ts';
@@ -54,18 +54,46 @@ const pollView = z.object({
   connections: z.array(connectionPollSummary),
 });
 
-export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wakeProcessor(): void; poll: ReturnType<typeof pollService> }): RouteSpec[] {
+/** Poll runs, one at a time across instances: `ran: false` (and nothing polled) while another run goes on. */
+export interface PollRuns {
+  runExclusively(): Promise<{ ran: true; result: { connections: ConnectionPollSummary[] } } | { ran: false }>;
+}
+
+/** Most failed connections named in the `poll completed` log line; the others are only counted. */
+const LOGGED_FAILURES = 20;
+
+/** What the `poll completed` log line carries: totals, and the failed or partial connections (at most 20 named). */
+function pollTotals(connections: readonly ConnectionPollSummary[]) {
+  const totals = { connections: connections.length, ok: 0, partial: 0, failed: 0, seen: 0, reread: 0, credited: 0, errors: 0 };
+  const failures: { tenantId: string; merchantId: string; status: string; errors: number; firstError: string | undefined }[] = [];
+  for (const c of connections) {
+    totals[c.status]++;
+    totals.seen += c.seen;
+    totals.reread += c.reread;
+    totals.credited += c.credited;
+    totals.errors += c.errors.length;
+    if (c.status !== 'ok' && failures.length < LOGGED_FAILURES) failures.push({ tenantId: c.tenantId, merchantId: c.merchantId, status: c.status, errors: c.errors.length, firstError: c.errors[0] });
+  }
+  return { ...totals, failures };
+}
+
+export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wakeProcessor(): void; poll: PollRuns }): RouteSpec[] {
   return [
     route({
       method: 'post',
       path: '/api/v1/internal/cron/square-poll-payments',
       access: 'cron',
-      summary: 'Poll every active connection for payments and refunds since its cursor (header X-Cron-Secret).',
+      summary:
+        'Poll every active connection for payments and refunds since its cursor (header X-Cron-Secret). One run at a time across instances: 409 CONFLICT, and nothing polled, while another run goes on.',
       response: pollView,
       async handler({ ctx }) {
-        const result = await deps.poll.pollAll();
-        ctx.log.info({ connections: result.connections.map(({ errors, ...c }) => ({ ...c, errors: errors.length })) }, 'poll completed');
-        return { status: 200, body: { polledAt: new Date().toISOString(), ...result } };
+        const run = await deps.poll.runExclusively();
+        if (!run.ran) {
+          ctx.log.info('poll skipped: another poll run is under way');
+          throw new HttpError('CONFLICT', 'A poll run is already under way (started by an earlier request, on this or another instance); this request polled nothing. The next cron tick after it ends polls again.');
+        }
+        ctx.log.info(pollTotals(run.result.connections), 'poll completed');
+        return { status: 200, body: { polledAt: new Date().toISOString(), ...run.result } };
       },
     }),
     listRoute({

@@ -28,7 +28,14 @@ const connectionRow = z.object({
   revoked_by: revokedBy.nullable(),
   revoked_at: z.date().nullable(),
   updated_at: z.date(),
+  /** The connection's last quiet poll (migration 0350), joined in: such polls append nothing the projection sees. */
+  quiet_merchant_id: z.string().nullable().optional(),
+  quiet_polled_at: z.date().nullable().optional(),
 });
+
+/** `pos_connections` with the tenant's last quiet poll (square_quiet_polls), which no event carries. */
+const WITH_QUIET_POLL = `SELECT c.*, q.merchant_id AS quiet_merchant_id, q.polled_at AS quiet_polled_at
+    FROM pos_connections c LEFT JOIN square_quiet_polls q ON q.tenant_id = c.tenant_id`;
 
 /** A tenant's POS connection as `GET /api/v1/client/pos/square` shows it. */
 export const posConnectionView = z.object({
@@ -51,6 +58,7 @@ export type PosConnectionView = z.infer<typeof posConnectionView>;
 export const tenantConnectionView = posConnectionView.extend({ tenantId: z.string() });
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
+const laterOf = (a: Date | null, b: Date | null) => (a && b ? (a >= b ? a : b) : (a ?? b));
 
 const NOT_CONNECTED: PosConnectionView = {
   provider: 'square',
@@ -72,7 +80,7 @@ const NOT_CONNECTED: PosConnectionView = {
 };
 
 export async function posConnection(pool: pg.Pool, tenantId: string): Promise<PosConnectionView> {
-  const { rows } = await pool.query('SELECT * FROM pos_connections WHERE tenant_id = $1', [tenantId]);
+  const { rows } = await pool.query(`${WITH_QUIET_POLL} WHERE c.tenant_id = $1`, [tenantId]);
   return rows[0] ? toView(rows[0]) : NOT_CONNECTED;
 }
 
@@ -91,18 +99,21 @@ export async function allConnections(
   const where: string[] = [];
   if (filter.status) {
     params.push(filter.status);
-    where.push(`status = $${params.length}`);
+    where.push(`c.status = $${params.length}`);
   }
   if (filter.cursor) {
     params.push(...decodeCursor(filter.cursor));
     const [at, tenant] = [`$${params.length - 1}::timestamptz`, `$${params.length}`];
-    where.push(`(updated_at < ${at} OR (updated_at = ${at} AND tenant_id > ${tenant}))`);
+    where.push(`(c.updated_at < ${at} OR (c.updated_at = ${at} AND c.tenant_id > ${tenant}))`);
   }
   params.push(filter.limit + 1);
   const { rows } = await pool.query(
-    `SELECT *, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
-       FROM pos_connections ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY updated_at DESC, tenant_id LIMIT $${params.length}`,
+    `SELECT page.*, q.merchant_id AS quiet_merchant_id, q.polled_at AS quiet_polled_at FROM (
+       SELECT c.*, to_char(c.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
+         FROM pos_connections c ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY c.updated_at DESC, c.tenant_id LIMIT $${params.length}) page
+     LEFT JOIN square_quiet_polls q ON q.tenant_id = page.tenant_id
+     ORDER BY page.updated_at DESC, page.tenant_id`,
     params,
   );
   const items = rows.slice(0, filter.limit).map((row) => ({ tenantId: connectionRow.parse(row).tenant_id, ...toView(row) }));
@@ -124,7 +135,7 @@ function toView(row: unknown): PosConnectionView {
     tokenExpiresAt: iso(r.token_expires_at),
     authorizedAt: iso(r.authorized_at),
     lastRefreshedAt: iso(r.last_refreshed_at),
-    lastPolledAt: iso(r.last_polled_at),
+    lastPolledAt: iso(laterOf(r.last_polled_at, r.quiet_merchant_id === r.merchant_id ? (r.quiet_polled_at ?? null) : null)),
     lastPollSummary: r.last_poll_summary,
     lastError: r.last_error_code ? { code: r.last_error_code, message: r.last_error, at: iso(r.last_error_at) } : null,
     revokedBy: r.revoked_by,

@@ -32,6 +32,7 @@ function harness(api: Partial<SquareApi>, options: { failingPayment?: string } =
   const ingested: string[] = [];
   const sleeps: number[] = [];
   const recorded: { cursor: string | null; summary: unknown }[] = [];
+  const quietPolls: string[] = [];
   const ingestion = {
     async ingestPayment(_tenant: string, _merchant: string, p: SquarePayment) {
       if (p.id === options.failingPayment) throw new Error(`payment ${p.id} cannot be decided`);
@@ -48,10 +49,11 @@ function harness(api: Partial<SquareApi>, options: { failingPayment?: string } =
     activeConnections: async () => [{ tenantId: 't1', merchantId: 'M1', pollCursor: null, connectedAt: CONNECTED_AT }],
     apiFor: async () => ({ api: { listRefunds: () => listing([]), ...api } as SquareApi, merchantId: 'M1' }),
     recordPoll: async (_tenant, record) => void recorded.push(record),
+    recordQuietPoll: async (_tenant, quiet) => void quietPolls.push(quiet.polledAt),
     now: () => new Date(at(60)),
     sleep: async (ms) => void sleeps.push(ms),
   });
-  return { poll, ingested, sleeps, recorded };
+  return { poll, ingested, sleeps, recorded, quietPolls };
 }
 
 const oneLocation = async () => [{ id: 'L-MAIN', name: 'Main', status: 'ACTIVE', timezone: null }];
@@ -128,4 +130,15 @@ test('a locations list that fails still lets the refunds be polled', async (t) =
   t.deepEqual(ingested, ['R1']);
   t.like(summary, { status: 'partial', seen: 1 });
   t.regex(summary!.errors.join(), /INTERNAL_SERVER_ERROR/);
+});
+
+test('a run that finds nothing new records only when it polled; a run that processes a payment records its cursor', async (t) => {
+  const quiet = harness({ listLocations: oneLocation, listPayments: () => listing([]) });
+  await quiet.poll.pollAll();
+  t.deepEqual(quiet.recorded, [], 'no poll record: nothing to resume from that was not there');
+  t.deepEqual(quiet.quietPolls, [at(60)]);
+  const busy = harness({ listLocations: oneLocation, listPayments: () => listing([payment('P-1', 'L-MAIN', at(30))]) });
+  await busy.poll.pollAll();
+  t.is(busy.recorded.length, 1);
+  t.deepEqual(busy.quietPolls, []);
 });
