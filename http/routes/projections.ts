@@ -30,6 +30,38 @@ async function lagOf(store: EventStore, position: Position | undefined, eventTyp
   };
 }
 
+/** Every projection and reactor as the status route answers it. */
+async function projectionStatuses(deps: ProjectionRoutesDependencies) {
+  const jobs = await deps.rebuilds.recent(50);
+  const now = deps.now();
+  const statuses = deps.runner.status();
+  // A projection another instance feeds (standby here, or not started): its lag from its stored checkpoint, not
+  // from the start of the feed (a scan of the whole history per projection, and every event counted behind).
+  const fedHere = (s: (typeof statuses)[number]) => s.state === 'running' || s.state === 'failed';
+  const stored = await deps.runner.storedCheckpoints(statuses.filter((s) => !fedHere(s)).map((s) => s.name));
+  return Promise.all(
+    statuses.map(async (s) => {
+      const rebuilding = jobs.find((j) => j.projection === s.name && j.state === 'running');
+      const from = fedHere(s) ? s.upTo : stored.get(s.name);
+      return {
+        name: s.name,
+        kind: s.kind,
+        state: rebuilding ? ('rebuilding' as const) : s.state,
+        checkpoint: (fedHere(s) ? s.position : from) ?? null,
+        eventTypes: s.eventTypes === 'all' ? ('all' as const) : [...s.eventTypes],
+        eventsRead: s.eventsRead,
+        eventsApplied: s.eventsApplied,
+        upTo: (fedHere(s) ? s.upTo : from) ?? null,
+        ...(await lagOf(deps.store, from, s.eventTypes, now)),
+        lastError: s.lastError ?? null,
+        errorPosition: s.errorPosition ?? null,
+        rebuild: rebuilding ?? null,
+        rebuildable: deps.rebuilds.names().includes(s.name),
+      };
+    }),
+  );
+}
+
 const projectionView = z.object({
   name: z.string(),
   kind: z.enum(['projection', 'reactor']),
@@ -65,37 +97,7 @@ export function projectionRoutes(deps: ProjectionRoutesDependencies): RouteSpec[
       summary:
         'Per projection and reactor: checkpoint, events of its types behind the head, lag, state (running, rebuilding, failed), last error, and events read vs applied by its filtered subscription.',
       response: z.array(projectionView),
-      async handler() {
-        const jobs = await deps.rebuilds.recent(50);
-        const now = deps.now();
-        const statuses = deps.runner.status();
-        // A projection another instance feeds (standby here, or not started): its lag from its stored checkpoint, not
-        // from the start of the feed (a scan of the whole history per projection, and every event counted behind).
-        const fedHere = (s: (typeof statuses)[number]) => s.state === 'running' || s.state === 'failed';
-        const stored = await deps.runner.storedCheckpoints(statuses.filter((s) => !fedHere(s)).map((s) => s.name));
-        const body = await Promise.all(
-          statuses.map(async (s) => {
-            const rebuilding = jobs.find((j) => j.projection === s.name && j.state === 'running');
-            const from = fedHere(s) ? s.upTo : stored.get(s.name);
-            return {
-              name: s.name,
-              kind: s.kind,
-              state: rebuilding ? ('rebuilding' as const) : s.state,
-              checkpoint: (fedHere(s) ? s.position : from) ?? null,
-              eventTypes: s.eventTypes === 'all' ? ('all' as const) : [...s.eventTypes],
-              eventsRead: s.eventsRead,
-              eventsApplied: s.eventsApplied,
-              upTo: (fedHere(s) ? s.upTo : from) ?? null,
-              ...(await lagOf(deps.store, from, s.eventTypes, now)),
-              lastError: s.lastError ?? null,
-              errorPosition: s.errorPosition ?? null,
-              rebuild: rebuilding ?? null,
-              rebuildable: deps.rebuilds.names().includes(s.name),
-            };
-          }),
-        );
-        return { status: 200, body };
-      },
+      handler: async () => ({ status: 200, body: await projectionStatuses(deps) }),
     }),
     route({
       method: 'post',
