@@ -102,14 +102,15 @@ export function webhookInbox(pool: pg.Pool) {
   return {
     /**
      * The inbox as an operator alerts on it (`/metrics`): unprocessed rows and the oldest due one's age through the
-     * partial index of unprocessed rows, rows given up on through the outcome index.
+     * partial index of unprocessed rows, rows given up on through the outcome index. `failed` counts only the ones
+     * an operator can re-drive: a body emptied (retention, erasure) leaves nothing to process, the poll covers it.
      */
     async reading(): Promise<{ unprocessed: number; oldestDueAgeSeconds: number; failed: number }> {
       const { rows } = await pool.query<{ unprocessed: string; oldest_due: string | null; failed: string }>({
         name: 'tally_inbox_reading',
         text: `SELECT (SELECT count(*) FROM pos_webhook_events_raw WHERE NOT processed) AS unprocessed,
                       (SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM pos_webhook_events_raw WHERE NOT processed AND next_attempt_at <= now()) AS oldest_due,
-                      (SELECT count(*) FROM pos_webhook_events_raw WHERE processed AND outcome = 'failed') AS failed`,
+                      (SELECT count(*) FROM pos_webhook_events_raw WHERE processed AND outcome = 'failed' AND body_redacted_at IS NULL) AS failed`,
       });
       const row = rows[0]!;
       return { unprocessed: Number(row.unprocessed), oldestDueAgeSeconds: Math.max(0, Number(row.oldest_due ?? 0)), failed: Number(row.failed) };
@@ -244,17 +245,18 @@ export function webhookInbox(pool: pg.Pool) {
     /**
      * Re-drives a webhook now. Only failed ones: a processed success is not processed twice. Answers the time it is
      * due from: an attempt that fails again moves it (to its backoff's retry) or settles the row, so a caller can tell
-     * that attempt's end from the counter, which restarts here.
+     * that attempt's end from the counter, which restarts here. `emptied`: a failed one whose body was emptied
+     * (retention, erasure): there is nothing left to process.
      */
-    async retry(eventId: string): Promise<{ nextAttemptAt: Date } | 'not_found' | 'not_failed'> {
+    async retry(eventId: string): Promise<{ nextAttemptAt: Date } | 'not_found' | 'not_failed' | 'emptied'> {
       const { rows } = await pool.query<{ outcome: string | null; redacted: boolean }>(
         'SELECT outcome, body_redacted_at IS NOT NULL AS redacted FROM pos_webhook_events_raw WHERE id = $1',
         [eventId],
       );
       const row = rows[0];
       if (!row) return 'not_found';
-      // An emptied body (retention, erasure) cannot be processed again.
-      if ((row.outcome !== 'failed' && row.outcome !== 'no_connection') || row.redacted) return 'not_failed';
+      if (row.outcome !== 'failed' && row.outcome !== 'no_connection') return 'not_failed';
+      if (row.redacted) return 'emptied';
       const scheduled = await pool.query<{ next_attempt_at: Date }>(
         `UPDATE pos_webhook_events_raw SET processed = false, processed_at = NULL, next_attempt_at = now(), locked_until = NULL, attempts = 0
           WHERE id = $1 RETURNING next_attempt_at`,

@@ -401,3 +401,15 @@ test.serial('a webhook that fails its whole batch (not the database) fails alone
   }
   await settle([...good, poison]);
 });
+
+test.serial('the failed gauge counts only the failures an operator can re-drive: not one whose body was emptied', async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const before = (await inbox.reading()).failed;
+  const id = `evt-failed-emptied-${uuid()}`;
+  await inbox.record(entry(id));
+  await database.pool.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now() - interval '40 days', outcome = 'failed' WHERE id = $1`, [id]);
+  t.is((await inbox.reading()).failed, before + 1);
+  t.true((await inbox.redactProcessedBefore(new Date(Date.now() - 30 * 86_400_000))) >= 1);
+  t.is((await inbox.reading()).failed, before, 'emptied by retention, it cannot be re-driven');
+  t.is(await inbox.retry(id), 'emptied');
+});
