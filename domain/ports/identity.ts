@@ -56,7 +56,10 @@ export interface PersonalDataStore {
 
 /** Stored copies of messages from outside (raw webhook bodies) that may name a person. */
 export interface StoredMessages {
-  /** Empties every stored message naming this email or phone (E.164); erasure calls it before the contacts go. */
+  /**
+   * Empties every stored message naming this email or phone (E.164); erasure calls it before the contacts go. A
+   * message still being processed is emptied as soon as it is settled.
+   */
   eraseMentions(contacts: { email: string | null; phone: string | null }): Promise<void>;
 }
 
