@@ -46,11 +46,11 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
     commands,
     adminEmails: config.ADMIN_EMAILS,
     storedMessages: {
-      eraseMentions: async ({ email, phone }) => {
+      eraseMentions: async ({ email, phones }) => {
         // A phone as merchants type it: with or without its country code or trunk prefix, any punctuation.
-        const digits = phone ? phoneSearchDigits(phone) : [];
-        const redacted = await inbox.redactMentioning({ email, phoneDigits: digits });
-        log.info({ redacted }, 'erasure: raw webhook bodies naming the person emptied');
+        const digits = [...new Set(phones.flatMap((phone) => phoneSearchDigits(phone)))];
+        const { emptied, pending } = await inbox.redactMentioning({ emails: email ? [email] : [], phoneDigits: digits });
+        log.info({ redacted: emptied, pending }, 'erasure: raw webhook bodies naming the person emptied (pending: emptied once processed)');
       },
     },
     suspendedUserWithEmail: (emailHash) => suspendedUserWithEmail(pool, emailHash),

@@ -36,6 +36,19 @@ const dueRow = z.object({
 });
 export type DueWebhook = z.infer<typeof dueRow>;
 
+/**
+ * What the statements settling an attempt also set: a body an erasure marked while it waited (`redactMentioning`) is
+ * emptied as the row is settled (`settles`: the SQL condition under which this statement settles it), in the same
+ * statement, so no settled row keeps a body naming an erased person.
+ */
+function emptiedIfErasureWaits(settles: string): string {
+  const erase = `(${settles}) AND w.body_erasure_pending`;
+  return `raw_body = CASE WHEN ${erase} THEN '' ELSE w.raw_body END,
+          headers = CASE WHEN ${erase} THEN '{}'::jsonb ELSE w.headers END,
+          body_redacted_at = CASE WHEN ${erase} THEN now() ELSE w.body_redacted_at END,
+          body_erasure_pending = w.body_erasure_pending AND NOT (${settles})`;
+}
+
 /** One webhook's attempt settled with its outcome. */
 export interface Settlement {
   eventId: string;
@@ -52,7 +65,8 @@ export function completeManyStatement(settlements: readonly Settlement[]): { nam
   return {
     name: 'tally_inbox_complete_many',
     text: `UPDATE pos_webhook_events_raw w
-              SET processed = true, processed_at = now(), outcome = s.outcome, tenant_id = COALESCE(s.tenant_id, w.tenant_id), error = NULL, locked_until = NULL
+              SET processed = true, processed_at = now(), outcome = s.outcome, tenant_id = COALESCE(s.tenant_id, w.tenant_id), error = NULL, locked_until = NULL,
+                  ${emptiedIfErasureWaits('true')}
              FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS s(event_id, attempt, outcome, tenant_id)
             WHERE w.id = s.event_id AND w.attempts = s.attempt AND NOT w.processed
           RETURNING w.id AS event_id`,
@@ -102,14 +116,15 @@ export function webhookInbox(pool: pg.Pool) {
   return {
     /**
      * The inbox as an operator alerts on it (`/metrics`): unprocessed rows and the oldest due one's age through the
-     * partial index of unprocessed rows, rows given up on through the outcome index.
+     * partial index of unprocessed rows, rows given up on through the outcome index. `failed` counts only the ones
+     * an operator can re-drive: a body emptied (retention, erasure) leaves nothing to process, the poll covers it.
      */
     async reading(): Promise<{ unprocessed: number; oldestDueAgeSeconds: number; failed: number }> {
       const { rows } = await pool.query<{ unprocessed: string; oldest_due: string | null; failed: string }>({
         name: 'tally_inbox_reading',
         text: `SELECT (SELECT count(*) FROM pos_webhook_events_raw WHERE NOT processed) AS unprocessed,
                       (SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM pos_webhook_events_raw WHERE NOT processed AND next_attempt_at <= now()) AS oldest_due,
-                      (SELECT count(*) FROM pos_webhook_events_raw WHERE processed AND outcome = 'failed') AS failed`,
+                      (SELECT count(*) FROM pos_webhook_events_raw WHERE processed AND outcome = 'failed' AND body_redacted_at IS NULL) AS failed`,
       });
       const row = rows[0]!;
       return { unprocessed: Number(row.unprocessed), oldestDueAgeSeconds: Math.max(0, Number(row.oldest_due ?? 0)), failed: Number(row.failed) };
@@ -177,8 +192,9 @@ export function webhookInbox(pool: pg.Pool) {
      */
     async complete(eventId: string, attempt: number, result: { tenantId: string | null; outcome: string }): Promise<boolean> {
       const { rowCount } = await pool.query(
-        `UPDATE pos_webhook_events_raw
-            SET processed = true, processed_at = now(), outcome = $2, tenant_id = COALESCE($3, tenant_id), error = NULL, locked_until = NULL
+        `UPDATE pos_webhook_events_raw w
+            SET processed = true, processed_at = now(), outcome = $2, tenant_id = COALESCE($3, tenant_id), error = NULL, locked_until = NULL,
+                ${emptiedIfErasureWaits('true')}
           WHERE id = $1 AND attempts = $4 AND NOT processed`,
         [eventId, result.outcome, result.tenantId, attempt],
       );
@@ -200,10 +216,11 @@ export function webhookInbox(pool: pg.Pool) {
     async fail(eventId: string, attempt: number, failure: { tenantId: string | null; error: string; retryAt: Date | null }): Promise<boolean> {
       // An operator can re-drive a settled failure.
       const { rowCount } = await pool.query(
-        `UPDATE pos_webhook_events_raw
+        `UPDATE pos_webhook_events_raw w
             SET outcome = 'failed', error = $2, tenant_id = COALESCE($3, tenant_id), locked_until = NULL,
                 processed = ($4::timestamptz IS NULL), processed_at = CASE WHEN $4::timestamptz IS NULL THEN now() END,
-                next_attempt_at = COALESCE($4::timestamptz, next_attempt_at)
+                next_attempt_at = COALESCE($4::timestamptz, next_attempt_at),
+                ${emptiedIfErasureWaits('$4::timestamptz IS NULL')}
           WHERE id = $1 AND attempts = $5 AND NOT processed`,
         [eventId, failure.error.slice(0, 2000), failure.tenantId, failure.retryAt, attempt],
       );
@@ -224,37 +241,47 @@ export function webhookInbox(pool: pg.Pool) {
     },
 
     /**
-     * Erasure: empties every processed body naming this email (any case) or this phone (its digits, with or
-     * without the country code, however the merchant punctuated it). Unprocessed ones are emptied once processed
-     * past the retention period; they are processed within seconds.
+     * Erasure: every stored body naming this email (any case) or phone (its digits, with or without the country
+     * code, however the merchant punctuated it). A processed one is emptied now; one not processed yet (waiting for a
+     * retry, or being processed) is marked, and the statement that settles it empties it (`emptiedIfErasureWaits`):
+     * its worker still needs it, and nothing naming the person is kept to search again later. One statement, so a
+     * row settled meanwhile is re-read settled and emptied here. Answers how many were emptied and how many marked.
      */
-    async redactMentioning(contacts: { email: string | null; phoneDigits: string[] }): Promise<number> {
+    async redactMentioning(contacts: { emails: readonly string[]; phoneDigits: readonly string[] }): Promise<{ emptied: number; pending: number }> {
+      const emails = contacts.emails.filter((e) => e.length > 0).map((e) => e.toLowerCase());
       const digits = contacts.phoneDigits.filter((d) => d.length >= 7);
-      if (!contacts.email && !digits.length) return 0;
-      const { rowCount } = await pool.query(
-        `UPDATE pos_webhook_events_raw SET raw_body = '', headers = '{}', body_redacted_at = now()
-          WHERE processed AND body_redacted_at IS NULL
-            AND (($1::text IS NOT NULL AND strpos(lower(raw_body), $1) > 0)
-              OR (cardinality($2::text[]) > 0 AND regexp_replace(raw_body, '[^0-9]', '', 'g') LIKE ANY (SELECT '%' || d || '%' FROM unnest($2::text[]) d)))`,
-        [contacts.email?.toLowerCase() ?? null, digits],
+      if (!emails.length && !digits.length) return { emptied: 0, pending: 0 };
+      const { rows } = await pool.query<{ processed: boolean }>(
+        `UPDATE pos_webhook_events_raw
+            SET raw_body = CASE WHEN processed THEN '' ELSE raw_body END,
+                headers = CASE WHEN processed THEN '{}'::jsonb ELSE headers END,
+                body_redacted_at = CASE WHEN processed THEN now() END,
+                body_erasure_pending = NOT processed
+          WHERE body_redacted_at IS NULL
+            AND ((cardinality($1::text[]) > 0 AND EXISTS (SELECT 1 FROM unnest($1::text[]) e WHERE strpos(lower(raw_body), e) > 0))
+              OR (cardinality($2::text[]) > 0 AND regexp_replace(raw_body, '[^0-9]', '', 'g') LIKE ANY (SELECT '%' || d || '%' FROM unnest($2::text[]) d)))
+          RETURNING processed`,
+        [emails, digits],
       );
-      return rowCount ?? 0;
+      const emptied = rows.filter((r) => r.processed).length;
+      return { emptied, pending: rows.length - emptied };
     },
 
     /**
      * Re-drives a webhook now. Only failed ones: a processed success is not processed twice. Answers the time it is
      * due from: an attempt that fails again moves it (to its backoff's retry) or settles the row, so a caller can tell
-     * that attempt's end from the counter, which restarts here.
+     * that attempt's end from the counter, which restarts here. `emptied`: a failed one whose body was emptied
+     * (retention, erasure): there is nothing left to process.
      */
-    async retry(eventId: string): Promise<{ nextAttemptAt: Date } | 'not_found' | 'not_failed'> {
+    async retry(eventId: string): Promise<{ nextAttemptAt: Date } | 'not_found' | 'not_failed' | 'emptied'> {
       const { rows } = await pool.query<{ outcome: string | null; redacted: boolean }>(
         'SELECT outcome, body_redacted_at IS NOT NULL AS redacted FROM pos_webhook_events_raw WHERE id = $1',
         [eventId],
       );
       const row = rows[0];
       if (!row) return 'not_found';
-      // An emptied body (retention, erasure) cannot be processed again.
-      if ((row.outcome !== 'failed' && row.outcome !== 'no_connection') || row.redacted) return 'not_failed';
+      if (row.outcome !== 'failed' && row.outcome !== 'no_connection') return 'not_failed';
+      if (row.redacted) return 'emptied';
       const scheduled = await pool.query<{ next_attempt_at: Date }>(
         `UPDATE pos_webhook_events_raw SET processed = false, processed_at = NULL, next_attempt_at = now(), locked_until = NULL, attempts = 0
           WHERE id = $1 RETURNING next_attempt_at`,

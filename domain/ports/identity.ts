@@ -45,19 +45,30 @@ export interface PersonalData {
   phone: string | null;
 }
 
+/** What erasure looks for: the current contacts, and the phones the person had before (a phone change replaces one). */
+export interface ErasableContacts {
+  email: string | null;
+  phones: string[];
+}
+
 export interface PersonalDataStore {
   save(data: PersonalData): Promise<void>;
   /** Sets the phone alone: the email stays as it is (an erasure meanwhile is not undone). */
   savePhone(userId: string, phone: string | null): Promise<void>;
   get(userId: string): Promise<PersonalData | undefined>;
+  /** Every contact the person gave: the email, the phone now and each phone before it (E.164). */
+  contactsEver(userId: string): Promise<ErasableContacts | undefined>;
   getMany(userIds: readonly string[]): Promise<Map<string, PersonalData>>;
   erase(userId: string): Promise<void>;
 }
 
 /** Stored copies of messages from outside (raw webhook bodies) that may name a person. */
 export interface StoredMessages {
-  /** Empties every stored message naming this email or phone (E.164); erasure calls it before the contacts go. */
-  eraseMentions(contacts: { email: string | null; phone: string | null }): Promise<void>;
+  /**
+   * Empties every stored message naming this email or one of these phones (E.164); erasure calls it before the
+   * contacts go. A message still being processed is emptied as soon as it is settled.
+   */
+  eraseMentions(contacts: ErasableContacts): Promise<void>;
 }
 
 /** Time and ids come from outside the domain. */

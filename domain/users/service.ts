@@ -277,8 +277,9 @@ export function accountsService(deps: AccountsDependencies) {
     async erasePersonalData(adminId: string, userId: string, metadata: EventMetadata) {
       await requireUser(userId);
       // The stored webhooks first: once the contacts are gone, nothing says what to look for.
-      const pii = await personalData.get(userId);
-      if (pii) await deps.storedMessages.eraseMentions({ email: pii.email, phone: pii.phone });
+      // Every phone the person had, not only the current one: they may have earned through one they changed since.
+      const contacts = await personalData.contactsEver(userId);
+      if (contacts) await deps.storedMessages.eraseMentions(contacts);
       await personalData.erase(userId);
       const result = await handleCommand(
         store,

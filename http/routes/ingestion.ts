@@ -128,6 +128,9 @@ export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wake
         const result = await deps.inbox.retry(eventId);
         if (result === 'not_found') throw new HttpError('NOT_FOUND', 'No webhook with this event id was received');
         if (result === 'not_failed') throw new HttpError('CONFLICT', 'Only failed or no_connection webhooks are re-driven; this one was processed');
+        if (result === 'emptied') {
+          throw new HttpError('CONFLICT', 'Its body was emptied (retention or erasure), so it cannot be processed again; the payments poll covers its payment');
+        }
         deps.wakeProcessor();
         return { status: 202, body: { eventId, status: 'scheduled' as const, nextAttemptAt: result.nextAttemptAt.toISOString() } };
       },

@@ -215,6 +215,14 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
   t.is(retried.status, 202);
   t.like(await processed('evt-fails'), { outcome: 'credited' });
   t.is((await call('POST', '/api/v1/admin/webhooks/evt-fails/retry', { token: admin })).status, 409, 'a success is not re-driven');
+  // A failure whose body was emptied (retention, erasure) has nothing left to process: a 409 saying so.
+  await service.database.pool.query(
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, processed, processed_at, outcome, body_redacted_at)
+     VALUES ('evt-failed-emptied', 'M-CAFE', 'payment.updated', '', true, now(), 'failed', now())`,
+  );
+  const emptied = await call('POST', '/api/v1/admin/webhooks/evt-failed-emptied/retry', { token: admin });
+  t.is(emptied.status, 409);
+  t.regex(emptied.body.error.message, /body was emptied \(retention or erasure\)/);
 });
 
 test.serial("a look-up Square throttles (429) is retried no sooner than its Retry-After, not at the first second of the backoff", async (t) => {

@@ -300,6 +300,22 @@ test.serial('erasure empties bodies naming a phone of any country as merchants t
   t.is(rows[0]?.raw_body, '', 'the body naming 07700 900123 is emptied');
 });
 
+test.serial('erasure empties bodies naming a phone the person verified and earned through, then changed', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-moved', email: null, phone: '+1 917 555 0166' });
+  const person = await consumer('moved-erase@example.com', { phone_number: '+19175550166', phone_number_verified: true }, { phone: '+19175550166' });
+  t.is(await pay('cust-moved', 500), 'credited');
+  const customer = squarePayload('customer.updated.json');
+  customer.event_id = `evt-customer-moved-${uuid().slice(0, 6)}`;
+  customer.merchant_id = 'M-SEC';
+  Object.assign(customer.data.object.customer, { id: 'cust-moved', email_address: null, phone_number: '(917) 555-0166' });
+  await send(customer);
+  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  t.is((await call('PATCH', '/api/v1/me', { token: person.token, body: { phone: '+1 917 555 0167' } })).status, 200);
+  t.is((await call('DELETE', `/api/v1/admin/users/${person.id}/personal-data`, { token: admin })).status, 200);
+  const { rows } = await service.database.pool.query(`SELECT raw_body FROM pos_webhook_events_raw WHERE id = $1 OR raw_body LIKE '%555-0166%'`, [customer.event_id]);
+  t.deepEqual(rows, [{ raw_body: '' }], 'no body names the phone they had before');
+});
+
 test.serial('raw webhook bodies are kept for the retention period after processing, then emptied; the log row stays', async (t) => {
   square.addCustomer('M-SEC', { id: 'cust-old', email: null, phone: null });
   t.is(await pay('cust-old', 100), 'stored_anonymous');

@@ -19,3 +19,17 @@ test('a phone change keeps the email as stored now: kept when there is one, not 
   await store.savePhone('u2', '+12125550103');
   t.deepEqual(await store.get('u2'), { userId: 'u2', email: null, phone: '+12125550103' });
 });
+
+test('the phones a person changed away from are kept for erasure to search, each once, and go with the row', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const store = postgresPersonalData(db.pool);
+  await store.save({ userId: 'u3', email: 'moved@example.com', phone: '+12125550110' });
+  await store.savePhone('u3', '+12125550111');
+  await store.savePhone('u3', '+12125550110');
+  await store.savePhone('u3', null);
+  t.deepEqual(await store.get('u3'), { userId: 'u3', email: 'moved@example.com', phone: null });
+  t.deepEqual(await store.contactsEver('u3'), { email: 'moved@example.com', phones: ['+12125550110', '+12125550111'] });
+  await store.erase('u3');
+  t.is(await store.contactsEver('u3'), undefined);
+});

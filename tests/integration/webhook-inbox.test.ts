@@ -401,3 +401,52 @@ test.serial('a webhook that fails its whole batch (not the database) fails alone
   }
   await settle([...good, poison]);
 });
+
+test.serial('erasure empties a processed body at once, and one still waiting for a retry or being processed as it is settled', async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const naming = (eventId: string) => ({ ...entry(eventId), rawBody: JSON.stringify({ buyer_email_address: 'Gone@Example.com', phone: '+1 (917) 555-0142' }) });
+  const body = async (eventId: string) =>
+    (await database.pool.query('SELECT raw_body, processed, body_redacted_at FROM pos_webhook_events_raw WHERE id = $1', [eventId])).rows[0];
+  const [done, waiting, working, givenUp, other] = ['done', 'waiting', 'working', 'given-up', 'other'].map((n) => `evt-erase-${n}-${uuid()}`) as [string, string, string, string, string];
+  for (const id of [done, waiting, working, givenUp]) await inbox.record(naming(id));
+  await inbox.record(entry(other));
+  const claimed = await inbox.claimDue(100, 30_000);
+  const attempt = (id: string) => claimed.find((r) => r.event_id === id)!.attempts;
+  t.true(await inbox.complete(done, attempt(done), { tenantId: null, outcome: 'stored_anonymous' }));
+  // Square's customer look-ups fail: two wait for their retry; `working` is still leased by its worker.
+  t.true(await inbox.fail(waiting, attempt(waiting), { tenantId: null, error: 'Square 500', retryAt: new Date(Date.now() - 1000) }));
+  t.true(await inbox.fail(givenUp, attempt(givenUp), { tenantId: null, error: 'Square 500', retryAt: new Date(Date.now() + 60_000) }));
+
+  t.deepEqual(await inbox.redactMentioning({ emails: ['gone@example.com'], phoneDigits: [] }), { emptied: 1, pending: 3 });
+  t.like(await body(done), { raw_body: '' });
+  t.regex((await body(waiting)).raw_body, /Gone@Example\.com/, 'its worker still needs it');
+
+  // Each is emptied by the statement that settles it: a success, the batched settlement, and a last failure.
+  t.true(await inbox.complete(working, attempt(working), { tenantId: null, outcome: 'stored_anonymous' }));
+  const again = await claim(inbox, waiting, 30_000);
+  t.deepEqual(await inbox.completeMany([{ eventId: waiting, attempt: again.attempts, tenantId: null, outcome: 'stored_anonymous' }]), new Set([waiting]));
+  await database.pool.query('UPDATE pos_webhook_events_raw SET next_attempt_at = now() WHERE id = $1', [givenUp]);
+  const last = await claim(inbox, givenUp, 30_000);
+  t.true(await inbox.fail(givenUp, last.attempts, { tenantId: null, error: 'Square 500', retryAt: null }));
+  for (const id of [working, waiting, givenUp]) {
+    const settled = await body(id);
+    t.like(settled, { raw_body: '', processed: true }, id);
+    t.truthy(settled.body_redacted_at);
+  }
+  t.is(await inbox.retry(givenUp), 'emptied', 'nothing is left to re-drive');
+  // A webhook naming nobody erased keeps its body when settled.
+  t.true(await inbox.complete(other, attempt(other), { tenantId: null, outcome: 'ignored' }));
+  t.is((await body(other)).raw_body, '{}');
+});
+
+test.serial('the failed gauge counts only the failures an operator can re-drive: not one whose body was emptied', async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const before = (await inbox.reading()).failed;
+  const id = `evt-failed-emptied-${uuid()}`;
+  await inbox.record(entry(id));
+  await database.pool.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now() - interval '40 days', outcome = 'failed' WHERE id = $1`, [id]);
+  t.is((await inbox.reading()).failed, before + 1);
+  t.true((await inbox.redactProcessedBefore(new Date(Date.now() - 30 * 86_400_000))) >= 1);
+  t.is((await inbox.reading()).failed, before, 'emptied by retention, it cannot be re-driven');
+  t.is(await inbox.retry(id), 'emptied');
+});
