@@ -259,7 +259,7 @@ export function webhookInbox(pool: pg.Pool) {
                 body_erasure_pending = NOT processed
           WHERE body_redacted_at IS NULL
             AND ((cardinality($1::text[]) > 0 AND EXISTS (SELECT 1 FROM unnest($1::text[]) e WHERE strpos(lower(raw_body), e) > 0))
-              OR (cardinality($2::text[]) > 0 AND regexp_replace(raw_body, '[^0-9]', '', 'g') LIKE ANY (SELECT '%' || d || '%' FROM unnest($2::text[]) d)))
+              OR (cardinality($2::text[]) > 0 AND regexp_replace(raw_body, '[^0-9]+', '', 'g') LIKE ANY (SELECT '%' || d || '%' FROM unnest($2::text[]) d)))
           RETURNING processed`,
         [emails, digits],
       );
