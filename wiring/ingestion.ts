@@ -401,6 +401,10 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
   const pruneWebhookBodies = async () => {
     const redacted = await inbox.redactProcessedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_BODY_RETENTION_DAYS * 86_400_000));
     if (redacted) log.info({ redacted, retentionDays: config.WEBHOOK_BODY_RETENTION_DAYS }, 'raw webhook bodies past their retention emptied');
+    if (config.WEBHOOK_ROW_RETENTION_DAYS > 0) {
+      const deleted = await inbox.deleteProcessedReceivedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_ROW_RETENTION_DAYS * 86_400_000));
+      if (deleted) log.info({ deleted, retentionDays: config.WEBHOOK_ROW_RETENTION_DAYS }, 'processed webhook rows past their retention deleted');
+    }
     return redacted;
   };
   // Hourly, in every instance: the UPDATE is idempotent, so instances running it together do no harm.

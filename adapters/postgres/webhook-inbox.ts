@@ -241,6 +241,24 @@ export function webhookInbox(pool: pg.Pool) {
     },
 
     /**
+     * Deletes the rows of webhooks received before `cutoff` and processed, in slices of `slice` (each its own short
+     * statement: no long lock, and acknowledgements go on between them). A row not processed yet stays. Answers
+     * how many were deleted.
+     */
+    async deleteProcessedReceivedBefore(cutoff: Date, slice = 5_000): Promise<number> {
+      let deleted = 0;
+      for (;;) {
+        const { rowCount } = await pool.query(
+          `DELETE FROM pos_webhook_events_raw WHERE id IN (
+             SELECT id FROM pos_webhook_events_raw WHERE received_at < $1 AND processed ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+          [cutoff, slice],
+        );
+        deleted += rowCount ?? 0;
+        if ((rowCount ?? 0) < slice) return deleted;
+      }
+    },
+
+    /**
      * Erasure: every stored body naming this email (any case) or phone (its digits, with or without the country
      * code, however the merchant punctuated it). A processed one is emptied now; one not processed yet (waiting for a
      * retry, or being processed) is marked, and the statement that settles it empties it (`emptiedIfErasureWaits`):

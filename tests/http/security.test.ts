@@ -316,7 +316,7 @@ test.serial('erasure empties bodies naming a phone the person verified and earne
   t.deepEqual(rows, [{ raw_body: '' }], 'no body names the phone they had before');
 });
 
-test.serial('raw webhook bodies are kept for the retention period after processing, then emptied; the log row stays', async (t) => {
+test.serial('raw webhook bodies are kept for the retention period after processing, then emptied; the log row stays until its own retention', async (t) => {
   square.addCustomer('M-SEC', { id: 'cust-old', email: null, phone: null });
   t.is(await pay('cust-old', 100), 'stored_anonymous');
   const { rows } = await service.database.pool.query<{ event_id: string }>(`SELECT id AS event_id FROM pos_webhook_events_raw WHERE raw_body LIKE '%cust-old%'`);
@@ -329,6 +329,20 @@ test.serial('raw webhook bodies are kept for the retention period after processi
   t.truthy(after.rows[0].body_redacted_at);
   const row = await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin });
   t.like(row.body, { eventId, outcome: 'stored_anonymous', processed: true });
+
+  // The row itself goes WEBHOOK_ROW_RETENTION_DAYS (400) after it was received, once processed; one not processed stays.
+  const pending = `evt-unprocessed-${uuid().slice(0, 6)}`;
+  await service.database.pool.query(
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, headers, received_at, next_attempt_at)
+     VALUES ($1, 'M-SEC', 'payment.updated', '{}', '{}', now() - interval '500 days', now() + interval '1 day')`,
+    [pending],
+  );
+  await service.database.pool.query(`UPDATE pos_webhook_events_raw SET received_at = now() - interval '401 days' WHERE id = $1`, [eventId]);
+  await service.tally.pruneWebhookBodies();
+  const kept = await service.database.pool.query<{ id: string }>(`SELECT id FROM pos_webhook_events_raw WHERE id = ANY($1) ORDER BY id`, [[eventId, pending]]);
+  t.deepEqual(kept.rows, [{ id: pending }], 'the processed row past its retention deleted, the unprocessed one kept');
+  t.is((await call('GET', `/api/v1/admin/webhooks/${eventId}`, { token: admin })).status, 404);
+  await service.database.pool.query(`DELETE FROM pos_webhook_events_raw WHERE id = $1`, [pending]);
 });
 
 test.serial("a signed refund from another merchant does not touch this tenant's payment, before or after it completes", async (t) => {
