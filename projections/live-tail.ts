@@ -66,7 +66,11 @@ export class LiveTail {
    * when it subscribed: everything after it follows), then each event. Errors with `TailEnded` when the tail stops.
    */
   async join(): Promise<Observable<TailItem>> {
-    const feed = await (this.started ??= this.start());
+    // A start that failed (the store unreachable a moment) is forgotten: the next join tries again.
+    const feed = await (this.started ??= this.start().catch((error: unknown) => {
+      this.started = undefined;
+      throw error;
+    }));
     // Read and subscribe in one synchronous step: no event can fall between `joined` and the first `event`.
     return defer(() => {
       clearTimeout(this.idleTimer);

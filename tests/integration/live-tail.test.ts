@@ -47,7 +47,7 @@ test('the tail stops reading the store once the last member has left for idleMs,
   const tail = new LiveTail(store, pino({ level: 'silent' }), 100);
   t.teardown(() => tail.stop());
   const received: number[] = [];
-  const first = (await tail.join()).subscribe((item) => item.kind === 'event' && received.push(numberOf(item.event)));
+  const first = (await tail.join()).subscribe((item) => item.kind === 'event' && item.event.stream === 'numbered-idle' && received.push(numberOf(item.event)));
   const second = (await tail.join()).subscribe(() => {});
   await store.append('numbered-idle', [1].map(numberedEvent), 'no_stream');
   await eventually(async () => received, (r) => r.length === 1, { timeoutMs: 5_000, intervalMs: 20 });
@@ -59,9 +59,34 @@ test('the tail stops reading the store once the last member has left for idleMs,
   t.false(tail.running, 'no one watching: the subscription stopped');
 
   const again: number[] = [];
-  const third = (await tail.join()).subscribe((item) => item.kind === 'event' && again.push(numberOf(item.event)));
+  const third = (await tail.join()).subscribe((item) => item.kind === 'event' && item.event.stream === 'numbered-idle' && again.push(numberOf(item.event)));
   t.teardown(() => third.unsubscribe());
   await store.append('numbered-idle', [2].map(numberedEvent), 0);
   await eventually(async () => again, (r) => r.length === 1, { timeoutMs: 5_000, intervalMs: 20 });
   t.deepEqual(again, [2]);
+});
+
+test('a tail whose start failed (the store unreachable a moment) starts again on the next join', async (t) => {
+  let failures = 1;
+  const flaky = new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'headPosition')
+        return async () => {
+          if (failures-- > 0) throw new Error('the store is unreachable');
+          return target.headPosition();
+        };
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const tail = new LiveTail(flaky, pino({ level: 'silent' }));
+  t.teardown(() => tail.stop());
+  await t.throwsAsync(tail.join(), { message: 'the store is unreachable' });
+  const items = await tail.join();
+  const received: number[] = [];
+  const member = items.subscribe((item) => item.kind === 'event' && item.event.stream === 'numbered-restart' && received.push(numberOf(item.event)));
+  t.teardown(() => member.unsubscribe());
+  await store.append('numbered-restart', [7].map(numberedEvent), 'no_stream');
+  await eventually(async () => received, (r) => r.length === 1, { timeoutMs: 5_000, intervalMs: 20 });
+  t.deepEqual(received, [7]);
 });
