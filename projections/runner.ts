@@ -49,6 +49,8 @@ export interface RunnerOptions {
   checkpointEveryMs?: number;
   /** How often a filtered projection's `upTo` is brought to the head when it has nothing to apply (ms, default 1000). */
   coverageEveryMs?: number;
+  /** Longest a try for a projection's lock may take (ms, default 5000): a kept connection gone silent is dropped. */
+  lockQueryTimeoutMs?: number;
 }
 
 
@@ -69,6 +71,7 @@ export class ProjectionRunner {
   private readonly positionWaiters = new Set<() => void>();
   private readonly maxBatch: number;
   private readonly standbyRetryMs: number;
+  private readonly lockQueryTimeoutMs: number;
   private readonly checkpointTiming: { checkpointIdleMs?: number; checkpointEveryMs?: number };
   private readonly coverageEveryMs: number;
   private coverageTimer: NodeJS.Timeout | undefined;
@@ -83,6 +86,7 @@ export class ProjectionRunner {
   ) {
     this.maxBatch = options.maxBatch ?? 500;
     this.standbyRetryMs = options.standbyRetryMs ?? 2000;
+    this.lockQueryTimeoutMs = options.lockQueryTimeoutMs ?? 5000;
     this.coverageEveryMs = options.coverageEveryMs ?? 1000;
     this.checkpointTiming = {
       ...(options.checkpointIdleMs === undefined ? {} : { checkpointIdleMs: options.checkpointIdleMs }),
@@ -269,7 +273,10 @@ export class ProjectionRunner {
           continue;
         }
         let keep = false;
-        const lockClient = standbyClient ?? new pg.Client(this.connectionConfig);
+        let held = false;
+        // Keepalives, and a bound on the try: a kept connection whose peer went silent (a failover, a dropped NAT
+        // entry) is given up in seconds, not after the kernel's retransmissions (about 15 minutes).
+        const lockClient = standbyClient ?? new pg.Client({ ...this.connectionConfig, keepAlive: true, keepAliveInitialDelayMillis: 10_000, query_timeout: this.lockQueryTimeoutMs });
         const fresh = lockClient !== standbyClient;
         standbyClient = undefined;
         // Losing this connection releases the lock: stop feeding, and compete for the lock again.
@@ -281,6 +288,7 @@ export class ProjectionRunner {
             status.state = 'standby';
             keep = true;
           } else {
+            held = true;
             await this.ensureCheckpointRow(projection);
             // A failed projection keeps its lock and looks again now and then: a rebuild (maybe by another
             // process) clears the failure, and feeding resumes from the rebuilt checkpoint.
@@ -304,15 +312,17 @@ export class ProjectionRunner {
           }
         } finally {
           if (keep && !stopping) standbyClient = lockClient;
-          else await lockClient.end().catch(() => undefined);
+          // The owner's connection is closed before it competes again; one holding no lock is left to close.
+          else if (held) await lockClient.end().catch(() => undefined);
+          else void lockClient.end().catch(() => undefined);
         }
         if (stopping) return;
         await pause();
       }
     };
 
-    const done = loop().finally(async () => {
-      await standbyClient?.end().catch(() => undefined);
+    const done = loop().finally(() => {
+      void standbyClient?.end().catch(() => undefined);
       standbyClient = undefined;
       if (status.state !== 'failed') status.state = 'stopped';
     });

@@ -2,6 +2,7 @@
  * The projection runner against real PostgreSQL: exactly-once application across restarts and dropped
  * connections, one owner across runners, and a visible stop on a failing event.
  */
+import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { v4 as uuid } from 'uuid';
@@ -133,6 +134,52 @@ test.serial('two runners side by side: one owns the projection, the other stands
   t.true(await b.waitForPosition(last, 10_000));
   t.deepEqual(await totals(name), { count: 22, total: 22 });
   t.is(b.status()[0]?.state, 'running');
+  await b.stop();
+});
+
+/** A TCP relay to PostgreSQL that can go silent for the connections it carries (a failover, a dropped NAT entry). */
+async function silenceableRelay(t: ExecutionContext) {
+  const target = new URL(database.url);
+  const carried: { silent: boolean }[] = [];
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((client) => {
+    const link = { silent: false };
+    carried.push(link);
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    sockets.push(client, upstream);
+    client.on('data', (chunk) => void (link.silent || upstream.write(chunk)));
+    upstream.on('data', (chunk) => void (link.silent || client.write(chunk)));
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  const url = new URL(database.url);
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as net.AddressInfo).port);
+  return { url: url.toString(), silenceAll: () => carried.forEach((link) => (link.silent = true)) };
+}
+
+test.serial('a standby whose kept connection goes silent gives it up within the lock timeout and takes over', async (t) => {
+  const name = 'p_silent';
+  await createCounterTable(name);
+  const relay = await silenceableRelay(t);
+  const a = runnerFor(t, [counter(name)], { standbyRetryMs: 50 });
+  const b = new ProjectionRunner(database.pool, { connectionString: relay.url }, store, [counter(name)], silent, { standbyRetryMs: 50, lockQueryTimeoutMs: 300 });
+  a.start();
+  let last = await appendCounted(`${name}-x`, [1]);
+  t.true(await a.waitForPosition(last, 10_000));
+  b.start();
+  await eventually(async () => b.status()[0]?.state, (state) => state === 'standby', { timeoutMs: 5_000, intervalMs: 20 });
+  relay.silenceAll();
+  await a.stop();
+  last = await appendCounted(`${name}-x`, [1]);
+  t.true(await b.waitForPosition(last, 10_000), 'the standby took over through a new connection');
+  t.is(b.status()[0]?.state, 'running');
+  t.deepEqual(await totals(name), { count: 2, total: 2 });
   await b.stop();
 });
 
