@@ -444,7 +444,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       onAnswered: () => acknowledgements.answered(),
     }),
     // One run at a time across instances: a tick while a run goes on (its request cut by a proxy) polls nothing.
-    ...ingestionRoutes({ pool, inbox, wakeProcessor: () => worker.wake(), poll: { runExclusively: () => exclusivePollRun(pool, () => poll.pollAll()) } }),
+    ...ingestionRoutes({ pool, inbox, wakeProcessor: () => worker.wake(), poll: { runExclusively: () => exclusivePollRun(pool, () => poll.pollAll(), (error) => log.warn({ err: error }, 'poll run: the connection holding its lock was lost; another run may start beside this one')) } }),
   ];
   return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes };
 }

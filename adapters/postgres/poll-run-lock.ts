@@ -7,29 +7,45 @@
  * PostgreSQL drops the lock when the connection closes, so a crashed instance never leaves it held.
  */
 import type pg from 'pg';
+import { checkOut } from './transaction.ts';
 
 const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtextextended('tally.square-poll', 0)) AS locked`;
 const UNLOCK_SQL = `SELECT pg_advisory_unlock(hashtextextended('tally.square-poll', 0))`;
 
-/** Runs `run` if no other poll run holds the lock (`ran: false`, and nothing run, when one does). */
-export async function exclusivePollRun<T>(pool: pg.Pool, run: () => Promise<T>): Promise<{ ran: true; result: T } | { ran: false }> {
-  const client = await pool.connect();
+/**
+ * Runs `run` if no other poll run holds the lock (`ran: false`, and nothing run, when one does). The lock's
+ * connection sits idle through the run: if it is lost (a database restart, `pg_terminate_backend`, an
+ * `idle_session_timeout`), the lock goes with it; `onLost` is told, the run goes on to its end, and the connection
+ * is closed after (an error on a checked-out connection with no listener would end the process).
+ */
+export async function exclusivePollRun<T>(pool: pg.Pool, run: () => Promise<T>, onLost: (error: Error) => void = () => undefined): Promise<{ ran: true; result: T } | { ran: false }> {
+  let lost: Error | undefined;
+  const lose = (error: Error) => {
+    if (lost) return;
+    lost = error;
+    onLost(error);
+  };
+  const client = await checkOut(pool, lose);
+  const release = (destroy: boolean) => {
+    client.off('error', lose);
+    client.release(destroy || lost !== undefined);
+  };
   let locked: boolean;
   try {
     locked = (await client.query<{ locked: boolean }>(LOCK_SQL)).rows[0]?.locked === true;
   } catch (error) {
-    client.release(true);
+    release(true);
     throw error;
   }
   if (!locked) {
-    client.release();
+    release(false);
     return { ran: false };
   }
   try {
     return { ran: true, result: await run() };
   } finally {
     // A connection whose unlock failed is closed, not pooled: closing it is what releases the lock then.
-    const unlocked = await client.query(UNLOCK_SQL).then(() => true, () => false);
-    client.release(!unlocked);
+    const unlocked = lost ? false : await client.query(UNLOCK_SQL).then(() => true, () => false);
+    release(!unlocked);
   }
 }
