@@ -9,12 +9,18 @@ const toData = (r: unknown): PersonalData => {
   return { userId: parsed.user_id, email: parsed.email, phone: parsed.phone };
 };
 
+/** How many former phones are kept, the latest: each costs erasure a pattern over every stored body. */
+export const FORMER_PHONES_KEPT = 20;
+
 /**
- * The phones kept as former when `personal_data.phone` becomes `EXCLUDED.phone`: the one it replaces joins them, once.
- * Erasure searches webhook bodies for all of them (a body naming a phone the person earned through before changing it).
+ * The phones kept as former when `personal_data.phone` becomes `EXCLUDED.phone`: the one it replaces joins them, once,
+ * and only the latest `FORMER_PHONES_KEPT` stay (a phone is set without verification, so a client could grow the list
+ * without end). Erasure searches webhook bodies for all of them (a body naming a phone the person earned through
+ * before changing it).
  */
 const FORMER_PHONES = `CASE WHEN personal_data.phone IS NULL OR personal_data.phone IS NOT DISTINCT FROM EXCLUDED.phone OR personal_data.phone = ANY(personal_data.former_phones)
-                            THEN personal_data.former_phones ELSE array_append(personal_data.former_phones, personal_data.phone) END`;
+                            THEN personal_data.former_phones
+                            ELSE (array_append(personal_data.former_phones, personal_data.phone))[cardinality(personal_data.former_phones) + 2 - ${FORMER_PHONES_KEPT}:] END`;
 
 export function postgresPersonalData(pool: pg.Pool): PersonalDataStore {
   return {

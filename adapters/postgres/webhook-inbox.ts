@@ -277,9 +277,10 @@ export function webhookInbox(pool: pg.Pool) {
                 body_erasure_pending = NOT processed
           WHERE body_redacted_at IS NULL
             AND ((cardinality($1::text[]) > 0 AND EXISTS (SELECT 1 FROM unnest($1::text[]) e WHERE strpos(lower(raw_body), e) > 0))
-              OR (cardinality($2::text[]) > 0 AND regexp_replace(raw_body, '[^0-9]+', '', 'g') LIKE ANY (SELECT '%' || d || '%' FROM unnest($2::text[]) d)))
+              OR ($2::text IS NOT NULL AND regexp_replace(raw_body, '[^0-9]+', '', 'g') ~ $2))
           RETURNING processed`,
-        [emails, digits],
+        // The phones' digit strings as one alternation (digits only: nothing to escape), one match per body.
+        [emails, digits.length ? digits.join('|') : null],
       );
       const emptied = rows.filter((r) => r.processed).length;
       return { emptied, pending: rows.length - emptied };

@@ -3,7 +3,7 @@
  * write is not undone (it used to save the email it had read back with the new phone).
  */
 import test from 'ava';
-import { postgresPersonalData } from '../../adapters/postgres/personal-data.ts';
+import { FORMER_PHONES_KEPT, postgresPersonalData } from '../../adapters/postgres/personal-data.ts';
 import { createTestDatabase } from '../support/database.ts';
 
 test('a phone change keeps the email as stored now: kept when there is one, not brought back after an erasure', async (t) => {
@@ -32,4 +32,16 @@ test('the phones a person changed away from are kept for erasure to search, each
   t.deepEqual(await store.contactsEver('u3'), { email: 'moved@example.com', phones: ['+12125550110', '+12125550111'] });
   await store.erase('u3');
   t.is(await store.contactsEver('u3'), undefined);
+});
+
+test('only the latest FORMER_PHONES_KEPT former phones are kept: a client changing its phone without end cannot grow them', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const store = postgresPersonalData(db.pool);
+  const phone = (i: number) => `+1212555${String(1000 + i)}`;
+  await store.save({ userId: 'u4', email: 'restless@example.com', phone: phone(0) });
+  for (let i = 1; i <= FORMER_PHONES_KEPT + 15; i++) await store.savePhone('u4', phone(i));
+  const ever = await store.contactsEver('u4');
+  const latest = Array.from({ length: FORMER_PHONES_KEPT }, (_, k) => phone(15 + k));
+  t.deepEqual(ever?.phones.slice().sort(), [phone(FORMER_PHONES_KEPT + 15), ...latest].sort(), 'the current phone and the latest former ones');
 });
