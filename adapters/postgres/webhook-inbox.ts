@@ -269,7 +269,7 @@ export function webhookInbox(pool: pg.Pool) {
       const emails = contacts.emails.filter((e) => e.length > 0).map((e) => e.toLowerCase());
       const digits = contacts.phoneDigits.filter((d) => d.length >= 7);
       if (!emails.length && !digits.length) return { emptied: 0, pending: 0 };
-      const { rows } = await pool.query<{ processed: boolean }>(
+      const statement = () => pool.query<{ processed: boolean }>(
         `UPDATE pos_webhook_events_raw
             SET raw_body = CASE WHEN processed THEN '' ELSE raw_body END,
                 headers = CASE WHEN processed THEN '{}'::jsonb ELSE headers END,
@@ -282,6 +282,16 @@ export function webhookInbox(pool: pg.Pool) {
         // The phones' digit strings as one alternation (digits only: nothing to escape), one match per body.
         [emails, digits.length ? digits.join('|') : null],
       );
+      // It locks the rows it marks in the table's order while a worker's settlement locks a batch's in due order: two
+      // rows naming the person in one batch can deadlock the two, and PostgreSQL aborts one. Erasure tries again.
+      let rows: { processed: boolean }[] | undefined;
+      for (let attempt = 1; !rows; attempt++) {
+        try {
+          rows = (await statement()).rows;
+        } catch (error) {
+          if ((error as { code?: string }).code !== '40P01' || attempt >= 5) throw error;
+        }
+      }
       const emptied = rows.filter((r) => r.processed).length;
       return { emptied, pending: rows.length - emptied };
     },

@@ -450,3 +450,33 @@ test.serial('the failed gauge counts only the failures an operator can re-drive:
   t.is((await inbox.reading()).failed, before, 'emptied by retention, it cannot be re-driven');
   t.is(await inbox.retry(id), 'emptied');
 });
+
+test.serial('an erasure deadlocked with a worker settling two rows naming the person in another order tries again and empties both', async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const naming = (eventId: string) => ({ ...entry(eventId), rawBody: JSON.stringify({ buyer_email_address: 'locked@example.com' }) });
+  const [first, second] = [`evt-dl-a-${uuid()}`, `evt-dl-b-${uuid()}`];
+  await inbox.record(naming(first));
+  await inbox.record(naming(second));
+  // The worker's settlement holds the row erasure meets last, then wants the one erasure already holds.
+  const worker = new pg.Client({ connectionString: database.url });
+  await worker.connect();
+  t.teardown(() => worker.end());
+  await worker.query('BEGIN');
+  await worker.query('UPDATE pos_webhook_events_raw SET attempts = attempts WHERE id = $1', [second]);
+  const erasure = inbox.redactMentioning({ emails: ['locked@example.com'], phoneDigits: [] });
+  await eventually(
+    async () => (await database.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n,
+    (n) => n >= 1,
+    { timeoutMs: 5_000, intervalMs: 20 },
+  );
+  const settled = worker.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now(), outcome = 'stored_anonymous' WHERE id = $1`, [first]).then(
+    () => worker.query(`UPDATE pos_webhook_events_raw SET processed = true, processed_at = now(), outcome = 'stored_anonymous' WHERE id = $1`, [second]),
+  );
+  // PostgreSQL aborts one of the two; whichever it is, the worker's transaction then ends as a worker's would.
+  const workerOutcome = await settled.then(() => 'settled', (error: { code?: string }) => error.code);
+  await worker.query(workerOutcome === 'settled' ? 'COMMIT' : 'ROLLBACK');
+  const result = await erasure;
+  t.is(result.emptied + result.pending, 2, JSON.stringify({ result, workerOutcome }));
+  const bodies = (await database.pool.query('SELECT id, raw_body, body_erasure_pending FROM pos_webhook_events_raw WHERE id = ANY($1)', [[first, second]])).rows;
+  for (const b of bodies) t.true(b.raw_body === '' || b.body_erasure_pending, JSON.stringify(b));
+});
