@@ -303,21 +303,24 @@ export function webhookInbox(pool: pg.Pool) {
      * (retention, erasure): there is nothing left to process.
      */
     async retry(eventId: string): Promise<{ nextAttemptAt: Date } | 'not_found' | 'not_failed' | 'emptied'> {
-      const { rows } = await pool.query<{ outcome: string | null; redacted: boolean }>(
-        'SELECT outcome, body_redacted_at IS NOT NULL AS redacted FROM pos_webhook_events_raw WHERE id = $1',
-        [eventId],
-      );
-      const row = rows[0];
-      if (!row) return 'not_found';
-      if (row.outcome !== 'failed' && row.outcome !== 'no_connection') return 'not_failed';
-      if (row.redacted) return 'emptied';
-      const scheduled = await pool.query<{ next_attempt_at: Date }>(
-        `UPDATE pos_webhook_events_raw SET processed = false, processed_at = NULL, next_attempt_at = now(), locked_until = NULL, attempts = 0
-          WHERE id = $1 RETURNING next_attempt_at`,
-        [eventId],
-      );
-      const nextAttemptAt = scheduled.rows[0]?.next_attempt_at;
-      return nextAttemptAt ? { nextAttemptAt } : 'not_found';
+      for (;;) {
+        const { rows } = await pool.query<{ outcome: string | null; redacted: boolean }>(
+          'SELECT outcome, body_redacted_at IS NOT NULL AS redacted FROM pos_webhook_events_raw WHERE id = $1',
+          [eventId],
+        );
+        const row = rows[0];
+        if (!row) return 'not_found';
+        if (row.outcome !== 'failed' && row.outcome !== 'no_connection') return 'not_failed';
+        if (row.redacted) return 'emptied';
+        // The same conditions again in the write: an erasure landing between the two statements wins (read again).
+        const scheduled = await pool.query<{ next_attempt_at: Date }>(
+          `UPDATE pos_webhook_events_raw SET processed = false, processed_at = NULL, next_attempt_at = now(), locked_until = NULL, attempts = 0
+            WHERE id = $1 AND outcome IN ('failed', 'no_connection') AND body_redacted_at IS NULL RETURNING next_attempt_at`,
+          [eventId],
+        );
+        const nextAttemptAt = scheduled.rows[0]?.next_attempt_at;
+        if (nextAttemptAt) return { nextAttemptAt };
+      }
     },
   };
 }
