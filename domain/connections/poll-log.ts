@@ -36,10 +36,17 @@ export function pollRecordFor(state: SquareConnectionState, poll: { cursor: stri
   return { tenantId: state.tenantId, merchantId: state.merchantId, cursor: poll.cursor, polledAt: poll.polledAt, summary: poll.summary };
 }
 
-/** Where the next poll of the connection's merchant resumes: the last record's cursor if it was for that merchant. */
+/**
+ * Whether a poll record is of this connection: of its merchant, and not from before the workspace (re)connected that
+ * merchant after another (A, then B, then A again: the first A's records are not the new one's).
+ */
+const ofConnection = (state: Exclude<SquareConnectionState, { status: 'not_connected' }>, record: { merchantId: string; polledAt: string }) =>
+  record.merchantId === state.merchantId && Date.parse(record.polledAt) >= Date.parse(state.connectedSince);
+
+/** Where the next poll of the connection's merchant resumes: the last record's cursor if it was of this connection. */
 export function pollCursorFor(state: Exclude<SquareConnectionState, { status: 'not_connected' }>, last: PollRecord | undefined): string | null {
   if (!last) return state.pollCursor;
-  return last.merchantId === state.merchantId ? last.cursor : null;
+  return ofConnection(state, last) ? last.cursor : null;
 }
 
 /**
@@ -50,8 +57,8 @@ export function pollCursorFor(state: Exclude<SquareConnectionState, { status: 'n
  */
 export function withLastPoll(state: SquareConnectionState, last: PollRecord | undefined, quiet?: QuietPoll): SquareConnectionState {
   if (state.status === 'not_connected') return state;
-  const recorded = last ? { ...state, pollCursor: pollCursorFor(state, last), lastPolledAt: last.merchantId === state.merchantId ? last.polledAt : null } : state;
-  if (!quiet || quiet.merchantId !== state.merchantId) return recorded;
+  const recorded = last ? { ...state, pollCursor: pollCursorFor(state, last), lastPolledAt: ofConnection(state, last) ? last.polledAt : null } : state;
+  if (!quiet || !ofConnection(state, quiet)) return recorded;
   const lastPolledAt = recorded.lastPolledAt && Date.parse(recorded.lastPolledAt) >= Date.parse(quiet.polledAt) ? recorded.lastPolledAt : quiet.polledAt;
   return { ...recorded, lastPolledAt };
 }

@@ -842,7 +842,7 @@ test('the debug endpoint answers runbook 1: variables set, environment, OAuth ho
 
   const merchantId = newMerchant();
   await mustConnect(client, merchantId);
-  const polledAt = new Date(Date.now() - 60_000).toISOString();
+  const polledAt = new Date().toISOString();
   await service.tally.connections.recordPoll(client.tenantId, { cursor: null, polledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
   const receivedAt = new Date(Date.now() - 30_000);
   await service.database.pool.query(
@@ -869,7 +869,7 @@ test('after switching merchants, the debug endpoint’s lastPollAt is the new me
   const client = await approvedClient();
   const [first, next] = [newMerchant(), newMerchant()];
   await mustConnect(client, first);
-  const polledAt = new Date(Date.now() - 60_000).toISOString();
+  const polledAt = new Date().toISOString();
   await service.tally.connections.recordPoll(client.tenantId, { cursor: polledAt, polledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
   const debug = async () => (await call('GET', '/api/v1/client/debug/square', { token: client.token })).body;
   t.like(await debug(), { connection: { merchantId: first }, lastPollAt: polledAt });
@@ -879,6 +879,11 @@ test('after switching merchants, the debug endpoint’s lastPollAt is the new me
   const nextPolledAt = new Date().toISOString();
   await service.tally.connections.recordPoll(client.tenantId, { cursor: null, polledAt: nextPolledAt, summary: { seen: 0 } }, { actor: 'system:poll' });
   t.like(await debug(), { connection: { merchantId: next }, lastPollAt: nextPolledAt });
+
+  // Back to the first merchant, whose runs since were all quiet (they record no poll): its old record is not the new connection's.
+  await service.tally.store.append(pollStream(client.tenantId), [connectionEvents.encode({ type: 'SquarePaymentsPolled', data: { tenantId: client.tenantId, merchantId: first, cursor: polledAt, polledAt: nextPolledAt, summary: { seen: 1 } } }, uuid(), { actor: 'system:poll' })], 'any');
+  await mustConnect(client, first);
+  t.like(await debug(), { connection: { merchantId: first }, lastPollAt: null }, 'not the poll of the first connection to it');
 });
 
 test('a poll of the previous merchant recorded after the switch (a run that began before it) does not set the new connection\'s last poll', async (t) => {

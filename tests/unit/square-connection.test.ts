@@ -131,6 +131,10 @@ test('the next poll resumes from the last record for the same merchant; another 
   t.like(withLastPoll(active, record(M, 'c-2')), { pollCursor: 'c-2', lastPolledAt: later });
   t.like(withLastPoll(active, record('MERCHANT-B', 'c-b')), { pollCursor: null, lastPolledAt: null }, 'the previous merchant’s poll is not this connection’s');
   t.is(pollCursorFor(active, undefined), null, 'never polled');
+  const before = { tenantId: T, merchantId: M, cursor: 'c-old', polledAt: '2026-02-01T10:00:00.000Z', summary: {} };
+  t.like(withLastPoll(active, before), { pollCursor: null, lastPolledAt: null }, 'a poll of the same merchant before this connection (A, B, then A again) is not its');
+  t.like(withLastPoll(active, before, { merchantId: M, polledAt: '2026-02-02T10:00:00.000Z' }), { lastPolledAt: null }, 'nor a quiet poll from then');
+  t.like(withLastPoll(active, before, { merchantId: M, polledAt: later }), { lastPolledAt: later });
   const legacy = state(authorized(), polled('c-legacy')) as Exclude<SquareConnectionState, { status: 'not_connected' }>;
   t.is(pollCursorFor(legacy, undefined), 'c-legacy', 'a deployment that recorded polls on the connection stream resumes where it was');
   t.is(pollCursorFor(legacy, record(M, 'c-3')), 'c-3', 'the poll stream, once written, wins');
