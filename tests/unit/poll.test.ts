@@ -28,7 +28,7 @@ async function* listing<T>(items: readonly T[], failAfter?: unknown): AsyncGener
 }
 
 /** A poll of one connection against `api`; what it ingested, slept and recorded. */
-function harness(api: Partial<SquareApi>, options: { failingPayment?: string } = {}) {
+function harness(api: Partial<SquareApi>, options: { failingPayment?: string; pollCursor?: string; outcome?: string } = {}) {
   const ingested: string[] = [];
   const sleeps: number[] = [];
   const recorded: { cursor: string | null; summary: unknown }[] = [];
@@ -37,7 +37,7 @@ function harness(api: Partial<SquareApi>, options: { failingPayment?: string } =
     async ingestPayment(_tenant: string, _merchant: string, p: SquarePayment) {
       if (p.id === options.failingPayment) throw new Error(`payment ${p.id} cannot be decided`);
       ingested.push(p.id);
-      return { outcome: 'credited', position: undefined };
+      return { outcome: options.outcome ?? 'credited', position: undefined };
     },
     async ingestRefund(_tenant: string, r: SquareRefund) {
       ingested.push(r.id);
@@ -46,7 +46,7 @@ function harness(api: Partial<SquareApi>, options: { failingPayment?: string } =
   } as unknown as IngestionService;
   const poll = pollService({
     ingestion,
-    activeConnections: async () => [{ tenantId: 't1', merchantId: 'M1', pollCursor: null, connectedAt: CONNECTED_AT }],
+    activeConnections: async () => [{ tenantId: 't1', merchantId: 'M1', pollCursor: options.pollCursor ?? null, connectedAt: CONNECTED_AT }],
     apiFor: async () => ({ api: { listRefunds: () => listing([]), ...api } as SquareApi, merchantId: 'M1' }),
     recordPoll: async (_tenant, record) => void recorded.push(record),
     recordQuietPoll: async (_tenant, quiet) => void quietPolls.push(quiet.polledAt),
@@ -141,4 +141,14 @@ test('a run that finds nothing new records only when it polled; a run that proce
   await busy.poll.pollAll();
   t.is(busy.recorded.length, 1);
   t.deepEqual(busy.quietPolls, []);
+});
+
+test('an item the overlap lists again that settles as before (a duplicate, or ignored again) is re-read, so the run stays quiet', async (t) => {
+  // P-1 was processed by an earlier run (the cursor is at it): listed again in the overlap, it is nothing new.
+  for (const outcome of ['ignored', 'duplicate']) {
+    const again = harness({ listLocations: oneLocation, listPayments: () => listing([payment('P-1', 'L-MAIN', at(30))]) }, { outcome, pollCursor: JSON.stringify({ payments: { 'L-MAIN': at(30) }, refunds: null }) });
+    await again.poll.pollAll();
+    t.deepEqual(again.recorded, [], `${outcome}: no record`);
+    t.deepEqual(again.quietPolls, [at(60)], outcome);
+  }
 });
