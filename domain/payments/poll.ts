@@ -37,7 +37,6 @@ interface Cursor {
 /** How far before its cursor each payments and refunds list is read again (see the module comment). */
 export const POLL_OVERLAP_MS = 5 * 60_000;
 
-
 /** What one connection's poll did: what the poll record carries and `POST /api/v1/admin/poll` answers. */
 export const connectionPollSummary = z.object({
   tenantId: z.string(),
@@ -75,7 +74,6 @@ function resumeFrom(cursor: string | null | undefined, floor: string): string {
   return from > Date.parse(floor) ? new Date(from).toISOString() : floor;
 }
 
-/** At or before the cursor a list was read from: processed before (by an earlier run, or before a retry). */
 /**
  * Outcomes of an item listed again that an earlier run already processed: nothing new happened. An item within the
  * overlap may also be new (Square lists some late), so only these count as re-read: `ignored` (a refund of another
@@ -84,6 +82,7 @@ function resumeFrom(cursor: string | null | undefined, floor: string): string {
  */
 const REPEATED = new Set<IngestionOutcome>(['duplicate', 'stale', 'refund_pending', 'ignored']);
 
+/** At or before the cursor a list was read from: processed before (by an earlier run, or before a retry). */
 const withinOverlap = (updatedAt: string, cursor: string | null | undefined) => !!cursor && Date.parse(updatedAt) <= Date.parse(cursor);
 
 /**
