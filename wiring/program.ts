@@ -20,6 +20,7 @@ export function provideProgram({ pool, store, runtime, commands, log }: Infrastr
     walletsWithPoints: (tenantId, after, limit) => walletsWithPoints(pool, tenantId, after, limit),
     rewardsDue: (asOf, after, limit) => issuedRewardsDue(pool, asOf, after, limit),
     onFailure: (failure, error) => log.error({ ...failure, err: error }, 'expiry run: passed over a wallet it could not expire; the next run tries it again'),
+    onWorkspaceFailure: (tenantId, error) => log.error({ tenantId, err: error }, 'expiry run: passed over a workspace whose expiry policy could not be read; the next run tries it again'),
   });
   return {
     routes: [

@@ -25,6 +25,8 @@ export interface ExpiryRunDependencies {
   rewardsDue(asOf: Date, afterIssuedRewardId: string | null, limit: number): Promise<{ walletId: string; issuedRewardId: string }[]>;
   /** Told of each wallet or reward passed over (the wiring logs it). */
   onFailure?(failure: ExpiryRunFailure, error: unknown): void;
+  /** Told of each workspace whose policy could not be read (the wiring logs it). */
+  onWorkspaceFailure?(tenantId: string, error: unknown): void;
 }
 
 /** A wallet whose points, or an issued reward (`issuedRewardId`), the run could not expire, and the error's code. */
@@ -47,6 +49,9 @@ export interface ExpiryRunReport {
   rewardsFailed: number;
   /** The first `MAX_FAILURES_LISTED` of them (the counts above count them all). */
   failures: ExpiryRunFailure[];
+  /** Workspaces whose expiry policy could not be read (none of their wallets was checked), and the first of them. */
+  workspacesFailed: number;
+  workspaceFailures: { tenantId: string; code: string }[];
 }
 
 const PAGE = 500;
@@ -71,6 +76,8 @@ export function expiryRun(deps: ExpiryRunDependencies) {
       walletsFailed: 0,
       rewardsFailed: 0,
       failures: [],
+      workspacesFailed: 0,
+      workspaceFailures: [],
     };
     const failed = (walletId: string, issuedRewardId: string | null, error: unknown) => {
       const failure = { walletId, issuedRewardId, code: codeOf(error) };
@@ -93,7 +100,16 @@ export function expiryRun(deps: ExpiryRunDependencies) {
       after = due.at(-1)?.issuedRewardId ?? null;
     }
     for (const tenantId of await deps.tenantsWithPolicy()) {
-      const { policy } = await deps.program.current(tenantId);
+      // A workspace whose policy cannot be read (a stream that does not decode) is passed over like a wallet.
+      let policy: Awaited<ReturnType<ExpiryRunDependencies['program']['current']>>['policy'];
+      try {
+        ({ policy } = await deps.program.current(tenantId));
+      } catch (error) {
+        report.workspacesFailed++;
+        if (report.workspaceFailures.length < MAX_FAILURES_LISTED) report.workspaceFailures.push({ tenantId, code: codeOf(error) });
+        deps.onWorkspaceFailure?.(tenantId, error);
+        continue;
+      }
       if (!expires(policy)) continue;
       report.workspaces++;
       for (let after: string | null = null; ; ) {

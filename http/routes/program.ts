@@ -117,6 +117,9 @@ const expiryReport = z.object({
   rewardsFailed: z.number().int(),
   /** The first 100 wallets or issued rewards passed over (logged too); the next run tries them again. */
   failures: z.array(z.object({ walletId: z.string(), issuedRewardId: z.string().nullable(), code: z.string() })),
+  /** Workspaces whose expiry policy could not be read, passed over (none of their wallets checked), and the first 100. */
+  workspacesFailed: z.number().int(),
+  workspaceFailures: z.array(z.object({ tenantId: z.string(), code: z.string() })),
 });
 
 function outOfOrder(field: string, message: string): never {

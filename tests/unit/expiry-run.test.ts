@@ -7,6 +7,7 @@ import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { expiryRun, type ExpiryRunFailure } from '../../domain/program/expiry-run.ts';
 import { programService } from '../../domain/program/service.ts';
+import { programStream } from '../../domain/program/program.ts';
 import { walletsService } from '../../domain/wallets/service.ts';
 import { walletStream, type WalletEvent } from '../../domain/wallets/wallet.ts';
 import { walletEvents } from '../../domain/wallets/events.ts';
@@ -62,4 +63,34 @@ test('one wallet whose stream does not decode is reported and passed over: the o
   t.deepEqual(await expired('w-c'), [50], 'the wallet after the broken one');
   t.deepEqual(await expired('w-d'), [70], 'the workspace after it');
   t.is((await store.readStream(walletStream('w-b'))).length, 2, 'nothing was appended to the broken wallet');
+});
+
+test('a workspace whose expiry policy cannot be read is reported and passed over: the workspaces after it are still expired', async (t) => {
+  const store = new InMemoryEventStore();
+  const runtime = { now: () => new Date(), newId: uuid };
+  const wallets = walletsService({ store, runtime, commands: testCommandPath() });
+  const program = programService({ store, runtime, commands: testCommandPath() });
+  const credited: WalletEvent = {
+    type: 'PointsCredited',
+    data: { walletId: 'w-e', tenantId: 't2', consumerId: 'c-w-e', paymentId: 'pay-e', points: 60, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: 6000, via: 'purchase' },
+  };
+  await store.append(walletStream('w-e'), [{ id: uuid(), ...credited, metadata: {} }], 'any');
+  await program.setExpiryPolicy('t2', { earnedMonths: 1, inactivityMonths: null, applyToExistingPoints: true }, 'merchant', {});
+  // Workspace t1's program stream holds an event that does not decode (a field renamed by a later deployment).
+  await program.setExpiryPolicy('t1', { earnedMonths: 1, inactivityMonths: null, applyToExistingPoints: true }, 'merchant', {});
+  const [first] = await store.readStream(programStream('t1'));
+  await store.append(programStream('t1'), [{ id: uuid(), type: first!.type, data: { renamed: true }, metadata: {} }], 'any');
+  const told: string[] = [];
+  const run = expiryRun({
+    wallets,
+    program,
+    tenantsWithPolicy: async () => ['t1', 't2'],
+    walletsWithPoints: async (tenantId, after) => (after !== null || tenantId !== 't2' ? [] : ['w-e']),
+    rewardsDue: async () => [],
+    onWorkspaceFailure: (tenantId) => told.push(tenantId),
+  });
+  const report = await run(new Date(Date.now() + 70 * DAY), {});
+  t.like(report, { workspaces: 1, walletsExpired: 1, pointsExpired: 60, workspacesFailed: 1 });
+  t.deepEqual(report.workspaceFailures, [{ tenantId: 't1', code: 'EVENT_UNDECODABLE' }]);
+  t.deepEqual(told, ['t1']);
 });
