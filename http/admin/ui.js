@@ -79,6 +79,20 @@ export function submitActions(label, clearHref) {
   return h('div', { class: 'actions' }, h('button', { type: 'submit' }, label), clearHref ? h('a', { href: clearHref }, 'Clear') : null);
 }
 
+/**
+ * The idempotency key of a form that writes: it lives as long as what is typed, so a retry after a lost answer
+ * replays the first request instead of writing twice; an edit of the form (or `renew`, once an answer has come)
+ * makes the next submission a new one.
+ */
+export function formKey(form) {
+  let key = crypto.randomUUID();
+  const renew = () => {
+    key = crypto.randomUUID();
+  };
+  for (const type of ['input', 'change', 'reset']) form.addEventListener(type, renew);
+  return { current: () => key, renew };
+}
+
 /** A labelled input; every input of the console has a visible label. */
 export function field(label, input, hint) {
   const id = input.id || `f${++fieldCounter}`;

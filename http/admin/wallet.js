@@ -1,7 +1,7 @@
 // The wallet view, for both roles: an administrator opens any wallet (reconciliation, adjustments without limit, the
 // audit trail); a merchant finds a customer's wallet by email or phone and serves them at the counter: redeem points,
 // issue and redeem rewards, adjust within the workspace's limit.
-import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, formKey, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, submitActions, svg, table } from './ui.js';
 
 /** `complete`: the whole ledger is loaded, so the balance started at 0. */
 export function balanceChart(ledgerNewestFirst, complete) {
@@ -207,14 +207,8 @@ export function ledgerTable(ledger) {
 function redeemForm(walletId, wallet, token, reload) {
   const points = h('input', { type: 'number', name: 'points', min: 1, max: wallet.available, step: 1, required: true, inputmode: 'numeric', autocomplete: 'off' });
   const reference = h('input', { type: 'text', name: 'reference', maxlength: 200, autocomplete: 'off' });
-  let key = crypto.randomUUID();
-  const renew = () => {
-    key = crypto.randomUUID();
-  };
-  points.addEventListener('input', renew);
-  reference.addEventListener('input', renew);
   const submit = h('button', { type: 'submit' }, 'Redeem points');
-  return h(
+  const form = h(
     'form',
     {
       class: 'stack',
@@ -224,10 +218,10 @@ function redeemForm(walletId, wallet, token, reload) {
         const n = Number(points.value);
         if (!Number.isInteger(n) || n < 1) return say('Enter a whole number of points to redeem, 1 or more.', 'error');
         submit.disabled = true;
-        const result = await guarded(() => api('POST', `/api/v1/client/wallets/${encodeURIComponent(walletId)}/redeem`, { body: { points: n, idempotencyKey: key, reference: reference.value.trim() || null } }));
+        const result = await guarded(() => api('POST', `/api/v1/client/wallets/${encodeURIComponent(walletId)}/redeem`, { body: { points: n, idempotencyKey: key.current(), reference: reference.value.trim() || null } }));
         submit.disabled = false;
         if (!result || !current(token)) return;
-        renew();
+        key.renew();
         await reload(result.position);
         say(`Redeemed ${fmtNumber(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
       },
@@ -236,6 +230,8 @@ function redeemForm(walletId, wallet, token, reload) {
     field('Reference', reference, 'Optional: a receipt or order number'),
     h('div', { class: 'actions' }, submit),
   );
+  const key = formKey(form);
+  return form;
 }
 
 /**
@@ -313,13 +309,6 @@ function adjustForm(walletId, tenantId, body, token) {
   const pointsError = h('p', { class: 'field-error', id: 'adjust-points-error', hidden: true });
   const reasonError = h('p', { class: 'field-error', id: 'adjust-reason-error', hidden: true });
   const submit = h('button', { type: 'submit' }, 'Adjust balance');
-  // As for a redemption: the key lives as long as what is typed, so a retry after a lost answer cannot adjust twice.
-  let key = crypto.randomUUID();
-  const renew = () => {
-    key = crypto.randomUUID();
-  };
-  points.addEventListener('input', renew);
-  reason.addEventListener('input', renew);
   const fail = (input, errorEl, message) => {
     errorEl.textContent = message;
     errorEl.hidden = false;
@@ -330,7 +319,7 @@ function adjustForm(walletId, tenantId, body, token) {
     errorEl.hidden = true;
     input.removeAttribute('aria-invalid');
   };
-  return h(
+  const form = h(
     'form',
     {
       class: 'stack',
@@ -354,10 +343,10 @@ function adjustForm(walletId, tenantId, body, token) {
           return;
         }
         submit.disabled = true;
-        const result = await guarded(() => api('POST', `/api/v1/${isMerchant() ? 'client' : 'admin'}/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: key } }));
+        const result = await guarded(() => api('POST', `/api/v1/${isMerchant() ? 'client' : 'admin'}/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: key.current() } }));
         submit.disabled = false;
         if (!result || !current(token)) return;
-        renew();
+        key.renew();
         await loadWallet(walletId, tenantId, body, token, result.position);
         say(`Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
       },
@@ -368,5 +357,8 @@ function adjustForm(walletId, tenantId, body, token) {
     reasonError,
     h('div', { class: 'actions' }, submit),
   );
+  // As for a redemption: a retry after a lost answer cannot adjust twice.
+  const key = formKey(form);
+  return form;
 }
 

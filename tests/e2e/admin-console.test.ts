@@ -820,6 +820,23 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   t.regex(page.url(), /#\/wallet\/[0-9a-f-]{36}$/, "the merchant's own workspace: no tenant to name");
 });
 
+browserTest('a double-click on "Define reward" defines the reward once', async (t, page) => {
+  await page.goto(`${service.url}/merchant#/program`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Loyalty program' }).waitFor();
+  await page.getByText('Define a reward', { exact: true }).click();
+  const define = page.getByRole('form', { name: 'Define a reward' });
+  await define.getByLabel('Reward', { exact: true }).fill('Double espresso');
+  await define.getByLabel('Points', { exact: true }).fill('25');
+  await define.getByRole('button', { name: 'Define reward' }).dblclick();
+  await page.getByRole('status').getByText('“Double espresso” (25 points) is in the catalog.').waitFor();
+  // Read once the read models hold everything written so far (a second definition included, had there been one).
+  const head = await service.tally.store.headPosition();
+  const rewards = await call('GET', '/api/v1/client/rewards?status=all', { token: cafeToken, headers: head ? { 'x-min-position': head } : {} });
+  t.is(rewards.body.rewards.filter((r: { name: string }) => r.name === 'Double espresso').length, 1);
+});
+
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
   square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
   const deli = await register('client', 'owner@deli.test', { businessName: 'Deli' });
