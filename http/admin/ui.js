@@ -149,25 +149,22 @@ export async function api(method, path, options = {}) {
   } catch {
     body = undefined;
   }
-  if (!response.ok) {
-    const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `${method} ${path} answered ${response.status}`);
-    if (response.status === 401 || (response.status === 403 && !options.keepSession)) {
-      signedOut(`Signed out: ${error.message}`);
-    }
-    throw error;
-  }
+  if (!response.ok) throw refusal(response, body, `${method} ${path}`, options.keepSession);
   return body;
+}
+/** The error of an answer that is not OK; a 401 (or a 403 outside `keepSession`) signs the tab out first. */
+function refusal(response, body, request, keepSession = false) {
+  const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `${request} answered ${response.status}`);
+  if (response.status === 401 || (response.status === 403 && !keepSession)) signedOut(`Signed out: ${error.message}`);
+  return error;
 }
 /**
  * Saves a file the API answers (a plain link cannot carry the bearer token): fetched, then handed to the browser's
- * download as a blob. An API error is thrown as `api` throws it.
+ * download as a blob. An API error is thrown as `api` throws it, and signs the tab out as it does.
  */
 export async function download(path, filename) {
   const response = await fetch(path, { headers: { authorization: `Bearer ${getToken() ?? ''}` } });
-  if (!response.ok) {
-    const body = await response.json().catch(() => undefined);
-    throw new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `GET ${path} answered ${response.status}`);
-  }
+  if (!response.ok) throw refusal(response, await response.json().catch(() => undefined), `GET ${path}`);
   const url = URL.createObjectURL(await response.blob());
   const link = h('a', { href: url, download: filename, hidden: true });
   document.body.append(link);

@@ -837,6 +837,20 @@ browserTest('a double-click on "Define reward" defines the reward once', async (
   t.is(rewards.body.rewards.filter((r: { name: string }) => r.name === 'Double espresso').length, 1);
 });
 
+browserTest('a CSV export refused for an expired token signs the tab out and says why', async (t, page) => {
+  await page.goto(`${service.url}/merchant#/program`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Loyalty program' }).waitFor();
+  // The token the tab holds stops being accepted (here: one signed with another key, refused as an expired one is).
+  const refused = await tokenFor(uuid(), 'owner@cafe.test', { secret: 'not-the-service-secret-0123456789abcdef' });
+  await page.evaluate((token) => sessionStorage.setItem('tally.admin.token', token), refused);
+  await page.getByRole('button', { name: 'Export the ledger (CSV)' }).click();
+  await page.getByLabel('Bearer token').waitFor();
+  t.regex(await page.getByRole('status').innerText(), /^Signed out: /);
+  t.true(await page.getByRole('navigation', { name: 'Sections' }).isHidden());
+});
+
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
   square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
   const deli = await register('client', 'owner@deli.test', { businessName: 'Deli' });
