@@ -78,8 +78,9 @@ async function signIn(token) {
     nav.hidden = false;
     signOutButton.hidden = false;
     if (!location.hash || location.hash === '#/' || location.hash === '#/signin') history.replaceState(null, '', `${location.pathname}#/${role().home}`);
-    route();
-    say(`Signed in as ${me.email ?? me.id}${role().as}.`);
+    // What the address asked for and could not be shown is said after who signed in, not replaced by it.
+    const problem = route();
+    say(`Signed in as ${me.email ?? me.id}${role().as}.${problem ? ` ${problem}` : ''}`, problem ? 'error' : 'info');
   } catch (error) {
     clearToken();
     renderSignIn(`Sign-in failed: ${error.message}`);
@@ -103,13 +104,19 @@ const role = () => roles()[session.role] ?? roles().admin;
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [path, search = ''] = raw.split('?');
-  const parts = path.split('/').map(decodeURIComponent);
+  let parts;
+  try {
+    parts = path.split('/').map(decodeURIComponent);
+  } catch {
+    // A malformed escape (`%E0%A4%A`, a link cut short): the home view, not an error that signs the tab out.
+    return { section: role().home, rest: [], params: {}, malformed: true };
+  }
   return { section: parts[0] || role().home, rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(search)) };
 }
 
 function route() {
   if (!getToken() || !session.role) return renderSignIn();
-  const { section, rest, params } = parseHash();
+  const { section, rest, params, malformed } = parseHash();
   const token = nextView();
   liveConnection?.abort();
   for (const link of nav.querySelectorAll('a')) {
@@ -118,12 +125,14 @@ function route() {
   }
   const { views, home, audience } = role();
   const view = views[section];
-  if (view) view(rest, params, token);
-  else {
-    views[home]([], {}, token);
-    if (section !== home) say(`There is no “${section}” view for ${audience}: showing ${home}.`, 'error');
-  }
+  let problem;
+  if (malformed) problem = `The address ${location.hash} is malformed: showing ${home}.`;
+  else if (!view && section !== home) problem = `There is no “${section}” view for ${audience}: showing ${home}.`;
+  if (view && !malformed) view(rest, params, token);
+  else views[home]([], {}, token);
+  if (problem) say(problem, 'error');
   main.focus({ preventScroll: true });
+  return problem;
 }
 window.addEventListener('hashchange', () => {
   clearStatus();

@@ -851,6 +851,24 @@ browserTest('a CSV export refused for an expired token signs the tab out and say
   t.true(await page.getByRole('navigation', { name: 'Sections' }).isHidden());
 });
 
+browserTest('a malformed address (#/wallet/%E0%A4%A) shows the home view and says so; the tab stays signed in', async (t, page) => {
+  await page.goto(`${service.url}/merchant`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Customers' }).waitFor();
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Loyalty program' }).click();
+  await page.getByRole('heading', { name: 'Loyalty program' }).waitFor();
+  const malformed = page.getByRole('status').getByText('The address #/wallet/%E0%A4%A is malformed: showing customers.');
+  // Reached within the page (a hash change), then loaded as the page (the stored token signs in again).
+  await page.goto(`${service.url}/merchant#/wallet/%E0%A4%A`);
+  await page.getByRole('heading', { name: 'Customers' }).waitFor();
+  await malformed.waitFor();
+  await page.reload();
+  await page.getByRole('heading', { name: 'Customers' }).waitFor();
+  await page.getByRole('status').getByText('Signed in as owner@cafe.test (merchant). The address #/wallet/%E0%A4%A is malformed: showing customers.').waitFor();
+  t.true(await page.getByRole('navigation', { name: 'Sections' }).isVisible(), 'still signed in');
+});
+
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
   square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
   const deli = await register('client', 'owner@deli.test', { businessName: 'Deli' });
