@@ -295,6 +295,9 @@ function sseFields(block) {
  * token in a header. A dropped connection resumes after the last event shown (Last-Event-ID). Pause keeps
  * receiving but holds the rows back, so nothing is missed when it resumes.
  */
+/** A live stream answer to try again after the backoff (429, 5xx): said already, nothing more to say. */
+class LiveStreamUnavailable extends Error {}
+
 function liveView(_rest, params, token) {
   const inputs = {};
   for (const [name] of LIVE_FILTERS) inputs[name] = h('input', { type: 'text', name, value: params[name] ?? '', autocomplete: 'off' });
@@ -353,10 +356,16 @@ function liveView(_rest, params, token) {
       const response = await fetch(`/api/v1/admin/events/stream${qs(params)}`, { headers, signal: controller.signal });
       if (!response.ok) {
         const body = await response.json().catch(() => undefined);
-        if (response.status === 401 || response.status === 403) signOut(`Signed out: ${body?.error?.message ?? response.status}`);
-        else say(body?.error?.message ?? `The live stream answered ${response.status}`, 'error');
-        state.textContent = 'Not connected.';
-        return;
+        const message = body?.error?.message ?? `The live stream answered ${response.status}`;
+        if (response.status === 401 || response.status === 403) return signOut(`Signed out: ${message}`);
+        // A database blip (503), a proxy's 502 or a 429 passes: try again after the backoff. Another 4xx will not.
+        const passing = response.status === 429 || response.status >= 500;
+        say(passing ? `${message} (${response.status}); reconnecting.` : message, 'error');
+        if (!passing) {
+          state.textContent = 'Not connected.';
+          return;
+        }
+        throw new LiveStreamUnavailable();
       }
       state.textContent = paused ? 'Paused.' : 'Live.';
       attempt = 0;
@@ -379,7 +388,7 @@ function liveView(_rest, params, token) {
         }
       }
     } catch (error) {
-      if (controller.signal.aborted) return;
+      if (controller.signal.aborted || !current(token)) return;
       if (error instanceof SyntaxError) say(`The live stream sent an event that could not be read (${error.message}); reconnecting.`, 'error');
     }
     if (!current(token)) return;

@@ -494,6 +494,26 @@ browserTest('live events: an event appended while the page is open appears withi
   t.true(streams[0]!.startsWith(`user-${second.id}`) && streams[1]!.startsWith(`user-${first.id}`), 'newest first');
 });
 
+browserTest('live events: a stream refused for a while (429, 5xx) is tried again after the backoff and then shows events', async (t, page) => {
+  await signIn(page);
+  // The first connection is refused as a rate limiter would; the next ones reach the service.
+  // (A 5xx takes the same path; the harness counts a 5xx in the browser's console as a failure.)
+  // (Unrouted once refused: a routed stream would be held until it ends.)
+  const stream = '**/api/v1/admin/events/stream*';
+  let refused = 0;
+  await page.route(stream, async (route) => {
+    refused += 1;
+    await route.fulfill({ status: 429, contentType: 'application/json', body: JSON.stringify({ error: { code: 'RATE_LIMITED', message: 'Too many requests' } }) });
+    await page.unroute(stream);
+  });
+  await page.getByRole('link', { name: 'Live events' }).click();
+  await page.getByText('Live.', { exact: true }).waitFor();
+  t.is(refused, 1);
+  t.is(await page.getByRole('status').innerText(), 'Too many requests (429); reconnecting.');
+  const user = await register('consumer', `live-${uuid().slice(0, 8)}@console.test`);
+  await page.getByRole('button', { name: `History of stream user-${user.id}` }).first().waitFor();
+});
+
 browserTest('live events: an event whose data holds U+2028 or U+2029 is shown, and the stream resumes after it', async (t, page) => {
   const stream = `probe-${uuid()}`;
   const appended = await service.tally.store.append(stream, [{ id: uuid(), type: 'SeparatorProbe', data: { note: 'line\u2028separator' } }, { id: uuid(), type: 'SeparatorProbe', data: { note: 'after it' } }], 'no_stream');
