@@ -692,7 +692,10 @@ async function confirmSignIn(token) {
     renderSignIn('The sign-in link carries a token that is not valid (expired, or not for this service).');
     return;
   }
-  const who = `${me.email ?? me.id}${me.role === 'client' ? ' (merchant)' : me.role === 'consumer' ? ' (customer)' : me.role === 'admin' ? ' (administrator)' : ''}`;
+  // An email the identity provider has not verified is only a claim: anyone may register with someone else's.
+  const email = me.email ? `${me.email}${me.emailVerified ? '' : ' (email not verified)'}` : null;
+  const what = me.role === 'client' ? `merchant${me.businessName ? ` of ${me.businessName}` : ''}` : me.role === 'consumer' ? 'customer' : me.role === 'admin' ? 'administrator' : me.role;
+  const who = `${email ?? me.id} (${what}; account ${me.id})`;
   show(
     h(
       'section',

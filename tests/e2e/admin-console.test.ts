@@ -196,8 +196,9 @@ async function signIn(page: Page) {
 const texts = (page: Page, selector: string) => page.locator(selector).allInnerTexts();
 
 browserTest('a sign-in link (#access_token=…) names its account and signs in only once confirmed; cancelled, it signs nobody in', async (t, page) => {
+  const ann = (await call('GET', '/api/v1/me', { token: annToken })).body as { id: string };
   await page.goto(`${service.url}/points#access_token=${annToken}`);
-  t.is(await page.getByTestId('link-account').innerText(), 'This link signs you in as ann@example.com (customer).');
+  t.is(await page.getByTestId('link-account').innerText(), `This link signs you in as ann@example.com (customer; account ${ann.id}).`);
   t.false(page.url().includes(annToken), 'the token left the address bar');
   await page.getByRole('button', { name: 'Cancel' }).click();
   await page.getByLabel('Bearer token').waitFor();
@@ -210,6 +211,15 @@ browserTest('a sign-in link (#access_token=…) names its account and signs in o
   await page.goto('about:blank');
   await page.goto(`${service.url}/points#access_token=not-a-token`);
   await page.getByText(/The sign-in link carries a token that is not valid/).waitFor();
+});
+
+browserTest("a sign-in link's account whose email is not verified says so, with the account's business and id", async (t, page) => {
+  // Someone registers as a merchant claiming the cafe owner's address, unverified, and sends the link.
+  const impostor = uuid();
+  const token = await tokenFor(impostor, 'owner@cafe.test', { claims: { email_verified: false } });
+  t.is((await call('POST', '/api/v1/me/register', { token, body: { role: 'client', businessName: 'Totally Cafe' } })).status, 201);
+  await page.goto(`${service.url}/merchant#access_token=${token}`);
+  t.is(await page.getByTestId('link-account').innerText(), `This link signs you in as owner@cafe.test (email not verified) (merchant of Totally Cafe; account ${impostor}).`);
 });
 
 browserTest('sign in: a bad token is refused with the API message, the admin token opens the console', async (t, page) => {
