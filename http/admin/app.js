@@ -682,14 +682,21 @@ function userRow(user, token) {
  */
 async function confirmSignIn(token) {
   let me = null;
+  let problem;
   try {
     const response = await fetch('/api/v1/me', { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
-    me = response.ok ? await response.json() : null;
-  } catch {
-    me = null;
+    const body = await response.json().catch(() => undefined);
+    const message = body?.error?.message ?? `GET /api/v1/me answered ${response.status}`;
+    if (response.ok) me = body;
+    else if (response.status === 401) problem = `The sign-in link carries a token that is not valid (expired, or not for this service): ${message}`;
+    // A customer's first link, before their account exists: not a bad token.
+    else if (response.status === 404) problem = `The sign-in link's account is not registered yet: ${message}`;
+    else problem = `The sign-in link could not be checked (try it again shortly): ${message}`;
+  } catch (error) {
+    problem = `The sign-in link could not be checked (try it again shortly): ${error.message}`;
   }
   if (!me) {
-    renderSignIn('The sign-in link carries a token that is not valid (expired, or not for this service).');
+    renderSignIn(problem);
     return;
   }
   // An email the identity provider has not verified is only a claim: anyone may register with someone else's.

@@ -222,6 +222,17 @@ browserTest("a sign-in link's account whose email is not verified says so, with 
   t.is(await page.getByTestId('link-account').innerText(), `This link signs you in as owner@cafe.test (email not verified) (merchant of Totally Cafe; account ${impostor}).`);
 });
 
+browserTest("a sign-in link's account not registered yet, or a check the API cannot answer now, is said as such, not as a bad token", async (t, page) => {
+  const newcomer = await tokenFor(uuid(), `new-${uuid().slice(0, 8)}@example.com`);
+  await page.goto(`${service.url}/points#access_token=${newcomer}`);
+  await page.getByRole('status').getByText("The sign-in link's account is not registered yet: You are not registered yet: POST /api/v1/me/register").waitFor();
+  await page.route('**/api/v1/me', (route) => route.fulfill({ status: 429, contentType: 'application/json', body: JSON.stringify({ error: { code: 'RATE_LIMITED', message: 'Too many requests' } }) }));
+  await page.goto('about:blank');
+  await page.goto(`${service.url}/points#access_token=${annToken}`);
+  await page.getByRole('status').getByText('The sign-in link could not be checked (try it again shortly): Too many requests').waitFor();
+  t.is(await page.evaluate(() => sessionStorage.length), 0, 'nothing kept');
+});
+
 browserTest('sign in: a bad token is refused with the API message, the admin token opens the console', async (t, page) => {
   const response = await page.goto(`${service.url}/admin`);
   t.is(response?.status(), 200);
