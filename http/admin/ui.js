@@ -152,9 +152,12 @@ export async function api(method, path, options = {}) {
   if (!response.ok) throw refusal(response, body, `${method} ${path}`, options.keepSession);
   return body;
 }
-/** The error of an answer that is not OK; a 401 (or a 403 outside `keepSession`) signs the tab out first. */
+/** The error of an answer that is not OK, with a 5xx's request id; a 401 (or a 403 outside `keepSession`) signs the tab out first. */
 function refusal(response, body, request, keepSession = false) {
-  const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `${request} answered ${response.status}`);
+  const message = body?.error?.message ?? `${request} answered ${response.status}`;
+  // A 500 asks to quote its request id: the message carries it.
+  const requestId = response.status >= 500 ? (body?.error?.requestId ?? response.headers.get('x-request-id')) : null;
+  const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', requestId ? `${message} Request id: ${requestId}.` : message);
   if (response.status === 401 || (response.status === 403 && !keepSession)) signedOut(`Signed out: ${error.message}`);
   return error;
 }

@@ -161,9 +161,9 @@ const VIEWPORTS = { laptop: { width: 1280, height: 860 }, phone: { width: 390, h
 
 /**
  * One browser test: a fresh context (its own sessionStorage), a screenshot named after the test whatever
- * happens, and no console errors or CSP violations allowed.
+ * happens, and no console errors or CSP violations allowed (but those matching `expectedErrors`).
  */
-function browserTest(title: string, run: (t: ExecutionContext, page: Page) => Promise<void>, viewport: Viewport = 'laptop') {
+function browserTest(title: string, run: (t: ExecutionContext, page: Page) => Promise<void>, viewport: Viewport = 'laptop', expectedErrors?: RegExp) {
   test.serial(title, async (t) => {
     const context = await browser.newContext({ viewport: VIEWPORTS[viewport], locale: 'en-US', timezoneId: 'America/New_York', isMobile: viewport === 'phone' });
     context.setDefaultTimeout(15_000);
@@ -171,7 +171,8 @@ function browserTest(title: string, run: (t: ExecutionContext, page: Page) => Pr
     const problems: string[] = [];
     page.on('console', (message) => {
       // 4xx answers are the API's refusals under test; a connection reset is the lost answer one test makes itself.
-      if (message.type() === 'error' && !/status of 4\d\d|net::ERR_CONNECTION_RESET/.test(message.text())) problems.push(message.text());
+      // A test that makes the API fail names what it expects (`expectedErrors`).
+      if (message.type() === 'error' && !/status of 4\d\d|net::ERR_CONNECTION_RESET/.test(message.text()) && !expectedErrors?.test(message.text())) problems.push(message.text());
     });
     page.on('pageerror', (error) => problems.push(error.message));
     const file = path.join(ARTIFACTS, `${title.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}.png`);
@@ -909,6 +910,25 @@ browserTest('a malformed address (#/wallet/%E0%A4%A) shows the home view and say
   await page.getByRole('status').getByText('Signed in as owner@cafe.test (merchant). The address #/wallet/%E0%A4%A is malformed: showing customers.').waitFor();
   t.true(await page.getByRole('navigation', { name: 'Sections' }).isVisible(), 'still signed in');
 });
+
+browserTest('an internal error (500) is shown with its request id, to quote when reporting it', async (t, page) => {
+  await page.goto(`${service.url}/merchant#/program`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Loyalty program' }).waitFor();
+  await page.route('**/api/v1/client/rewards*', (route) =>
+    route.request().method() === 'POST'
+      ? route.fulfill({ status: 500, contentType: 'application/json', headers: { 'x-request-id': 'req-e2e-500' }, body: JSON.stringify({ error: { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it.', requestId: 'req-e2e-500' } }) })
+      : route.continue(),
+  );
+  await page.getByText('Define a reward', { exact: true }).click();
+  const define = page.getByRole('form', { name: 'Define a reward' });
+  await define.getByLabel('Reward', { exact: true }).fill('Scone');
+  await define.getByLabel('Points', { exact: true }).fill('20');
+  await define.getByRole('button', { name: 'Define reward' }).click();
+  await page.getByRole('status').getByText('Internal error; quote the request id when reporting it. Request id: req-e2e-500.').waitFor();
+  t.true(await define.getByRole('button', { name: 'Define reward' }).isEnabled(), 'the button is usable again');
+}, 'laptop', /status of 500/);
 
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
   square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
