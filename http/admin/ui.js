@@ -127,6 +127,8 @@ export function say(message, kind = 'info') {
   statusBox.textContent = message;
 }
 export const clearStatus = () => say('');
+/** What the status line says now (an error a later message should keep). */
+export const statusText = () => statusBox.textContent;
 
 // ---------------------------------------------------------------------------------------------- API client
 class ApiError extends Error {

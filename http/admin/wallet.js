@@ -1,7 +1,7 @@
 // The wallet view, for both roles: an administrator opens any wallet (reconciliation, adjustments without limit, the
 // audit trail); a merchant finds a customer's wallet by email or phone and serves them at the counter: redeem points,
 // issue and redeem rewards, adjust within the workspace's limit.
-import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, formKey, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, formKey, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, statusText, submitActions, svg, table } from './ui.js';
 
 /** `complete`: the whole ledger is loaded, so the balance started at 0. */
 export function balanceChart(ledgerNewestFirst, complete) {
@@ -116,11 +116,12 @@ async function tenantOfWallet(walletId, body, token) {
   return tenantId;
 }
 
+/** Reads and shows a wallet: true once it is shown in full, false when a read failed (the status line says why). */
 async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
   const id = encodeURIComponent(walletId);
   const merchant = isMerchant();
   const tenantId = tenantGiven || (await tenantOfWallet(walletId, body, token));
-  if (!tenantId) return;
+  if (!tenantId) return false;
   const headers = minPosition ? { 'x-min-position': minPosition } : {};
   const [wallet, ledger, report, rewards, limit] = await Promise.all([
     guarded(() => api('GET', `/api/v1/client/wallets/${id}${qs({ tenantId })}`, { headers })),
@@ -129,9 +130,9 @@ async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
     merchant ? guarded(() => api('GET', `/api/v1/client/wallets/${id}/rewards`, { headers })) : null,
     merchant ? guarded(() => api('GET', '/api/v1/client/adjustment-limit')) : null,
   ]);
-  if (!current(token)) return;
+  if (!current(token)) return false;
   body.setAttribute('aria-busy', 'false');
-  if (!wallet || !ledger) return;
+  if (!wallet || !ledger) return false;
   const reload = (position) => loadWallet(walletId, tenantId, body, token, position);
 
   body.replaceChildren();
@@ -161,6 +162,20 @@ async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
     ledgerTable(ledger),
     merchant ? null : h('p', {}, h('a', { href: `#/audit?${new URLSearchParams({ stream: `wallet-${walletId}` })}` }, 'Events of this wallet in the audit trail')),
   ]);
+  // Shown in full: a merchant's rewards too (a reward just issued is among them).
+  return !merchant || Boolean(rewards);
+}
+
+/**
+ * After a write: the wallet is read again (`X-Min-Position`, so it shows the write), then the write's message is
+ * said. When that read fails (a 503 while the read models catch up), its error stays on the status line, followed by
+ * the write's message and that it is recorded: the page still shows the wallet as it was before.
+ */
+async function reloadThenSay(reloaded, token, done) {
+  const shown = await reloaded;
+  if (!current(token)) return;
+  if (shown) say(done);
+  else say(`${statusText().trim()} ${done} It is recorded, but the wallet could not be read again: reload the page to see it.`.trim(), 'error');
 }
 
 function reconciliation(report) {
@@ -222,8 +237,7 @@ function redeemForm(walletId, wallet, token, reload) {
         submit.disabled = false;
         if (!result || !current(token)) return;
         key.renew();
-        await reload(result.position);
-        say(`Redeemed ${fmtNumber(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
+        await reloadThenSay(reload(result.position), token, `Redeemed ${fmtNumber(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
       },
     },
     field('Points', points, `Up to ${fmtNumber(wallet.available)} (the available points)`),
@@ -253,8 +267,7 @@ function rewardsPanel(walletId, rewards, token, reload) {
     button.disabled = false;
     if (!result || !current(token)) return false;
     // The view first, then the message: what it says is on screen when it is read.
-    await reload(result.position);
-    say(done(result));
+    await reloadThenSay(reload(result.position), token, done(result));
     return true;
   }
   // One key per reward until an issue of it is answered: a click again after a lost answer replays that issue
@@ -347,8 +360,7 @@ function adjustForm(walletId, tenantId, body, token) {
         submit.disabled = false;
         if (!result || !current(token)) return;
         key.renew();
-        await loadWallet(walletId, tenantId, body, token, result.position);
-        say(`Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
+        await reloadThenSay(loadWallet(walletId, tenantId, body, token, result.position), token, `Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
       },
     },
     field('Points (±)', points, 'Positive adds points, negative removes them'),

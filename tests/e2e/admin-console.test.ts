@@ -930,6 +930,28 @@ browserTest('an internal error (500) is shown with its request id, to quote when
   t.true(await define.getByRole('button', { name: 'Define reward' }).isEnabled(), 'the button is usable again');
 }, 'laptop', /status of 500/);
 
+browserTest('a redemption whose wallet cannot be read again (503) keeps that error and says the redemption is recorded', async (t, page) => {
+  const wallet = await seededWallet(tenantId);
+  await page.goto(`${service.url}/merchant#/wallet/${wallet}`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  t.is(await page.getByTestId('balance').innerText(), '100 pts');
+  // The read after the write (X-Min-Position) answers 503, as when the read models lag past its wait.
+  await page.route(`**/api/v1/client/wallets/${wallet}**`, (route) =>
+    route.request().headers()['x-min-position']
+      ? route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'A backing service is unavailable; retry shortly.' } }) })
+      : route.continue(),
+  );
+  const redeem = page.getByRole('form', { name: 'Redeem points' });
+  await redeem.getByLabel('Points').fill('10');
+  await redeem.getByRole('button', { name: 'Redeem points' }).click();
+  await page
+    .getByRole('status')
+    .getByText('A backing service is unavailable; retry shortly. Redeemed 10 points; the balance is now 90. It is recorded, but the wallet could not be read again: reload the page to see it.')
+    .waitFor();
+  t.is((await call('GET', `/api/v1/client/wallets/${wallet}`, { token: cafeToken })).body.balance, 90, 'recorded');
+}, 'laptop', /status of 503/);
+
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
   square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
   const deli = await register('client', 'owner@deli.test', { businessName: 'Deli' });
