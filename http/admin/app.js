@@ -78,8 +78,9 @@ async function signIn(token) {
     nav.hidden = false;
     signOutButton.hidden = false;
     if (!location.hash || location.hash === '#/' || location.hash === '#/signin') history.replaceState(null, '', `${location.pathname}#/${role().home}`);
-    route();
-    say(`Signed in as ${me.email ?? me.id}${role().as}.`);
+    // What the address asked for and could not be shown is said after who signed in, not replaced by it.
+    const problem = route();
+    say(`Signed in as ${me.email ?? me.id}${role().as}.${problem ? ` ${problem}` : ''}`, problem ? 'error' : 'info');
   } catch (error) {
     clearToken();
     renderSignIn(`Sign-in failed: ${error.message}`);
@@ -103,13 +104,19 @@ const role = () => roles()[session.role] ?? roles().admin;
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [path, search = ''] = raw.split('?');
-  const parts = path.split('/').map(decodeURIComponent);
+  let parts;
+  try {
+    parts = path.split('/').map(decodeURIComponent);
+  } catch {
+    // A malformed escape (`%E0%A4%A`, a link cut short): the home view, not an error that signs the tab out.
+    return { section: role().home, rest: [], params: {}, malformed: true };
+  }
   return { section: parts[0] || role().home, rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(search)) };
 }
 
 function route() {
   if (!getToken() || !session.role) return renderSignIn();
-  const { section, rest, params } = parseHash();
+  const { section, rest, params, malformed } = parseHash();
   const token = nextView();
   liveConnection?.abort();
   for (const link of nav.querySelectorAll('a')) {
@@ -118,12 +125,14 @@ function route() {
   }
   const { views, home, audience } = role();
   const view = views[section];
-  if (view) view(rest, params, token);
-  else {
-    views[home]([], {}, token);
-    if (section !== home) say(`There is no “${section}” view for ${audience}: showing ${home}.`, 'error');
-  }
+  let problem;
+  if (malformed) problem = `The address ${location.hash} is malformed: showing ${home}.`;
+  else if (!view && section !== home) problem = `There is no “${section}” view for ${audience}: showing ${home}.`;
+  if (view && !malformed) view(rest, params, token);
+  else views[home]([], {}, token);
+  if (problem) say(problem, 'error');
   main.focus({ preventScroll: true });
+  return problem;
 }
 window.addEventListener('hashchange', () => {
   clearStatus();
@@ -286,6 +295,9 @@ function sseFields(block) {
  * token in a header. A dropped connection resumes after the last event shown (Last-Event-ID). Pause keeps
  * receiving but holds the rows back, so nothing is missed when it resumes.
  */
+/** A live stream answer to try again after the backoff (429, 5xx): said already, nothing more to say. */
+class LiveStreamUnavailable extends Error {}
+
 function liveView(_rest, params, token) {
   const inputs = {};
   for (const [name] of LIVE_FILTERS) inputs[name] = h('input', { type: 'text', name, value: params[name] ?? '', autocomplete: 'off' });
@@ -344,10 +356,16 @@ function liveView(_rest, params, token) {
       const response = await fetch(`/api/v1/admin/events/stream${qs(params)}`, { headers, signal: controller.signal });
       if (!response.ok) {
         const body = await response.json().catch(() => undefined);
-        if (response.status === 401 || response.status === 403) signOut(`Signed out: ${body?.error?.message ?? response.status}`);
-        else say(body?.error?.message ?? `The live stream answered ${response.status}`, 'error');
-        state.textContent = 'Not connected.';
-        return;
+        const message = body?.error?.message ?? `The live stream answered ${response.status}`;
+        if (response.status === 401 || response.status === 403) return signOut(`Signed out: ${message}`);
+        // A database blip (503), a proxy's 502 or a 429 passes: try again after the backoff. Another 4xx will not.
+        const passing = response.status === 429 || response.status >= 500;
+        say(passing ? `${message} (${response.status}); reconnecting.` : message, 'error');
+        if (!passing) {
+          state.textContent = 'Not connected.';
+          return;
+        }
+        throw new LiveStreamUnavailable();
       }
       state.textContent = paused ? 'Paused.' : 'Live.';
       attempt = 0;
@@ -370,7 +388,7 @@ function liveView(_rest, params, token) {
         }
       }
     } catch (error) {
-      if (controller.signal.aborted) return;
+      if (controller.signal.aborted || !current(token)) return;
       if (error instanceof SyntaxError) say(`The live stream sent an event that could not be read (${error.message}); reconnecting.`, 'error');
     }
     if (!current(token)) return;
@@ -664,17 +682,27 @@ function userRow(user, token) {
  */
 async function confirmSignIn(token) {
   let me = null;
+  let problem;
   try {
     const response = await fetch('/api/v1/me', { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
-    me = response.ok ? await response.json() : null;
-  } catch {
-    me = null;
+    const body = await response.json().catch(() => undefined);
+    const message = body?.error?.message ?? `GET /api/v1/me answered ${response.status}`;
+    if (response.ok) me = body;
+    else if (response.status === 401) problem = `The sign-in link carries a token that is not valid (expired, or not for this service): ${message}`;
+    // A customer's first link, before their account exists: not a bad token.
+    else if (response.status === 404) problem = `The sign-in link's account is not registered yet: ${message}`;
+    else problem = `The sign-in link could not be checked (try it again shortly): ${message}`;
+  } catch (error) {
+    problem = `The sign-in link could not be checked (try it again shortly): ${error.message}`;
   }
   if (!me) {
-    renderSignIn('The sign-in link carries a token that is not valid (expired, or not for this service).');
+    renderSignIn(problem);
     return;
   }
-  const who = `${me.email ?? me.id}${me.role === 'client' ? ' (merchant)' : me.role === 'consumer' ? ' (customer)' : me.role === 'admin' ? ' (administrator)' : ''}`;
+  // An email the identity provider has not verified is only a claim: anyone may register with someone else's.
+  const email = me.email ? `${me.email}${me.emailVerified ? '' : ' (email not verified)'}` : null;
+  const what = me.role === 'client' ? `merchant${me.businessName ? ` of ${me.businessName}` : ''}` : me.role === 'consumer' ? 'customer' : me.role === 'admin' ? 'administrator' : me.role;
+  const who = `${email ?? me.id} (${what}; account ${me.id})`;
   show(
     h(
       'section',

@@ -1,7 +1,7 @@
 // A workspace's loyalty program, for both roles: an administrator names the workspace, a merchant sees their own.
 // The reward catalog, promotions (scheduled here, ended here), the expiry policy, the merchant adjustment limit (set by
 // an administrator) and the program summary's figures with a chart.
-import { api, append, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, formKey, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
 
 /** Earned and redeemed per interval (bars) and outstanding points at each interval's end (a line). */
 function programChart(intervals) {
@@ -173,9 +173,10 @@ function promotionForm(tenantId, token, locations, scheduled) {
       if (!window.confirm(`Schedule “${body.name}” (${gives}, ${when}) for this workspace? Payments made from now on that meet it get it. It cannot be edited afterwards: end it and schedule another.`)) return;
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;
-      const result = await guarded(() => api('POST', `/api/v1/client/promotions${qs({ tenantId })}`, { body }));
+      const result = await guarded(() => api('POST', `/api/v1/client/promotions${qs({ tenantId })}`, { body: { ...body, idempotencyKey: key.current() } }));
       button.disabled = false;
       if (!result || !current(token)) return;
+      key.renew();
       scheduled(result);
       form.reset();
       say(`Promotion “${result.promotion.name}” scheduled (${result.timeZone}).${result.warnings.length ? ` Warnings: ${result.warnings.join(' ')}` : ''}`);
@@ -196,6 +197,8 @@ function promotionForm(tenantId, token, locations, scheduled) {
     field('Category ids', categories, 'Qualifying categories (Square catalog); empty: any purchase'),
     submitActions('Schedule promotion'),
   );
+  // A retry after a lost answer replays the first schedule instead of scheduling a second copy.
+  const key = formKey(form);
   return h('details', { class: 'schedule' }, h('summary', {}, 'Schedule a promotion'), form);
 }
 
@@ -234,8 +237,12 @@ function catalogSection(catalog, tenantId, token, reload) {
     { 'aria-label': 'Define a reward' },
     async () => {
       const body = { name: name.value.trim(), points: Number(points.value), ...(description.value.trim() ? { description: description.value.trim() } : {}), ...(days.value ? { issuedRewardExpiresAfterDays: Number(days.value) } : {}) };
-      const defined = await guarded(() => api('POST', `/api/v1/client/rewards${qs({ tenantId })}`, { body }));
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      const defined = await guarded(() => api('POST', `/api/v1/client/rewards${qs({ tenantId })}`, { body: { ...body, idempotencyKey: key.current() } }));
+      button.disabled = false;
       if (!defined || !current(token)) return;
+      key.renew();
       reload();
       say(`“${defined.name}” (${fmtNumber(defined.points)} points) is in the catalog.`);
     },
@@ -245,6 +252,8 @@ function catalogSection(catalog, tenantId, token, reload) {
     field('Issued rewards expire after (days)', days, 'Empty: 30'),
     submitActions('Define reward'),
   );
+  // A second click, or a retry after a lost answer, defines the reward once.
+  const key = formKey(form);
   return [
     catalog.rewards.length === 0
       ? h('p', { class: 'empty' }, 'No rewards defined yet.')

@@ -79,6 +79,20 @@ export function submitActions(label, clearHref) {
   return h('div', { class: 'actions' }, h('button', { type: 'submit' }, label), clearHref ? h('a', { href: clearHref }, 'Clear') : null);
 }
 
+/**
+ * The idempotency key of a form that writes: it lives as long as what is typed, so a retry after a lost answer
+ * replays the first request instead of writing twice; an edit of the form (or `renew`, once an answer has come)
+ * makes the next submission a new one.
+ */
+export function formKey(form) {
+  let key = crypto.randomUUID();
+  const renew = () => {
+    key = crypto.randomUUID();
+  };
+  for (const type of ['input', 'change', 'reset']) form.addEventListener(type, renew);
+  return { current: () => key, renew };
+}
+
 /** A labelled input; every input of the console has a visible label. */
 export function field(label, input, hint) {
   const id = input.id || `f${++fieldCounter}`;
@@ -113,6 +127,8 @@ export function say(message, kind = 'info') {
   statusBox.textContent = message;
 }
 export const clearStatus = () => say('');
+/** What the status line says now (an error a later message should keep). */
+export const statusText = () => statusBox.textContent;
 
 // ---------------------------------------------------------------------------------------------- API client
 class ApiError extends Error {
@@ -135,25 +151,25 @@ export async function api(method, path, options = {}) {
   } catch {
     body = undefined;
   }
-  if (!response.ok) {
-    const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `${method} ${path} answered ${response.status}`);
-    if (response.status === 401 || (response.status === 403 && !options.keepSession)) {
-      signedOut(`Signed out: ${error.message}`);
-    }
-    throw error;
-  }
+  if (!response.ok) throw refusal(response, body, `${method} ${path}`, options.keepSession);
   return body;
+}
+/** The error of an answer that is not OK, with a 5xx's request id; a 401 (or a 403 outside `keepSession`) signs the tab out first. */
+function refusal(response, body, request, keepSession = false) {
+  const message = body?.error?.message ?? `${request} answered ${response.status}`;
+  // A 500 asks to quote its request id: the message carries it.
+  const requestId = response.status >= 500 ? (body?.error?.requestId ?? response.headers.get('x-request-id')) : null;
+  const error = new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', requestId ? `${message} Request id: ${requestId}.` : message);
+  if (response.status === 401 || (response.status === 403 && !keepSession)) signedOut(`Signed out: ${error.message}`);
+  return error;
 }
 /**
  * Saves a file the API answers (a plain link cannot carry the bearer token): fetched, then handed to the browser's
- * download as a blob. An API error is thrown as `api` throws it.
+ * download as a blob. An API error is thrown as `api` throws it, and signs the tab out as it does.
  */
 export async function download(path, filename) {
   const response = await fetch(path, { headers: { authorization: `Bearer ${getToken() ?? ''}` } });
-  if (!response.ok) {
-    const body = await response.json().catch(() => undefined);
-    throw new ApiError(response.status, body?.error?.code ?? 'HTTP_ERROR', body?.error?.message ?? `GET ${path} answered ${response.status}`);
-  }
+  if (!response.ok) throw refusal(response, await response.json().catch(() => undefined), `GET ${path}`);
   const url = URL.createObjectURL(await response.blob());
   const link = h('a', { href: url, download: filename, hidden: true });
   document.body.append(link);

@@ -1,7 +1,7 @@
 // The wallet view, for both roles: an administrator opens any wallet (reconciliation, adjustments without limit, the
 // audit trail); a merchant finds a customer's wallet by email or phone and serves them at the counter: redeem points,
 // issue and redeem rewards, adjust within the workspace's limit.
-import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, formKey, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, statusText, submitActions, svg, table } from './ui.js';
 
 /** `complete`: the whole ledger is loaded, so the balance started at 0. */
 export function balanceChart(ledgerNewestFirst, complete) {
@@ -116,11 +116,12 @@ async function tenantOfWallet(walletId, body, token) {
   return tenantId;
 }
 
+/** Reads and shows a wallet: true once it is shown in full, false when a read failed (the status line says why). */
 async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
   const id = encodeURIComponent(walletId);
   const merchant = isMerchant();
   const tenantId = tenantGiven || (await tenantOfWallet(walletId, body, token));
-  if (!tenantId) return;
+  if (!tenantId) return false;
   const headers = minPosition ? { 'x-min-position': minPosition } : {};
   const [wallet, ledger, report, rewards, limit] = await Promise.all([
     guarded(() => api('GET', `/api/v1/client/wallets/${id}${qs({ tenantId })}`, { headers })),
@@ -129,9 +130,9 @@ async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
     merchant ? guarded(() => api('GET', `/api/v1/client/wallets/${id}/rewards`, { headers })) : null,
     merchant ? guarded(() => api('GET', '/api/v1/client/adjustment-limit')) : null,
   ]);
-  if (!current(token)) return;
+  if (!current(token)) return false;
   body.setAttribute('aria-busy', 'false');
-  if (!wallet || !ledger) return;
+  if (!wallet || !ledger) return false;
   const reload = (position) => loadWallet(walletId, tenantId, body, token, position);
 
   body.replaceChildren();
@@ -161,6 +162,20 @@ async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
     ledgerTable(ledger),
     merchant ? null : h('p', {}, h('a', { href: `#/audit?${new URLSearchParams({ stream: `wallet-${walletId}` })}` }, 'Events of this wallet in the audit trail')),
   ]);
+  // Shown in full: a merchant's rewards too (a reward just issued is among them).
+  return !merchant || Boolean(rewards);
+}
+
+/**
+ * After a write: the wallet is read again (`X-Min-Position`, so it shows the write), then the write's message is
+ * said. When that read fails (a 503 while the read models catch up), its error stays on the status line, followed by
+ * the write's message and that it is recorded: the page still shows the wallet as it was before.
+ */
+async function reloadThenSay(reloaded, token, done) {
+  const shown = await reloaded;
+  if (!current(token)) return;
+  if (shown) say(done);
+  else say(`${statusText().trim()} ${done} It is recorded, but the wallet could not be read again: reload the page to see it.`.trim(), 'error');
 }
 
 function reconciliation(report) {
@@ -207,14 +222,8 @@ export function ledgerTable(ledger) {
 function redeemForm(walletId, wallet, token, reload) {
   const points = h('input', { type: 'number', name: 'points', min: 1, max: wallet.available, step: 1, required: true, inputmode: 'numeric', autocomplete: 'off' });
   const reference = h('input', { type: 'text', name: 'reference', maxlength: 200, autocomplete: 'off' });
-  let key = crypto.randomUUID();
-  const renew = () => {
-    key = crypto.randomUUID();
-  };
-  points.addEventListener('input', renew);
-  reference.addEventListener('input', renew);
   const submit = h('button', { type: 'submit' }, 'Redeem points');
-  return h(
+  const form = h(
     'form',
     {
       class: 'stack',
@@ -224,18 +233,19 @@ function redeemForm(walletId, wallet, token, reload) {
         const n = Number(points.value);
         if (!Number.isInteger(n) || n < 1) return say('Enter a whole number of points to redeem, 1 or more.', 'error');
         submit.disabled = true;
-        const result = await guarded(() => api('POST', `/api/v1/client/wallets/${encodeURIComponent(walletId)}/redeem`, { body: { points: n, idempotencyKey: key, reference: reference.value.trim() || null } }));
+        const result = await guarded(() => api('POST', `/api/v1/client/wallets/${encodeURIComponent(walletId)}/redeem`, { body: { points: n, idempotencyKey: key.current(), reference: reference.value.trim() || null } }));
         submit.disabled = false;
         if (!result || !current(token)) return;
-        renew();
-        await reload(result.position);
-        say(`Redeemed ${fmtNumber(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
+        key.renew();
+        await reloadThenSay(reload(result.position), token, `Redeemed ${fmtNumber(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
       },
     },
     field('Points', points, `Up to ${fmtNumber(wallet.available)} (the available points)`),
     field('Reference', reference, 'Optional: a receipt or order number'),
     h('div', { class: 'actions' }, submit),
   );
+  const key = formKey(form);
+  return form;
 }
 
 /**
@@ -257,8 +267,7 @@ function rewardsPanel(walletId, rewards, token, reload) {
     button.disabled = false;
     if (!result || !current(token)) return false;
     // The view first, then the message: what it says is on screen when it is read.
-    await reload(result.position);
-    say(done(result));
+    await reloadThenSay(reload(result.position), token, done(result));
     return true;
   }
   // One key per reward until an issue of it is answered: a click again after a lost answer replays that issue
@@ -313,13 +322,6 @@ function adjustForm(walletId, tenantId, body, token) {
   const pointsError = h('p', { class: 'field-error', id: 'adjust-points-error', hidden: true });
   const reasonError = h('p', { class: 'field-error', id: 'adjust-reason-error', hidden: true });
   const submit = h('button', { type: 'submit' }, 'Adjust balance');
-  // As for a redemption: the key lives as long as what is typed, so a retry after a lost answer cannot adjust twice.
-  let key = crypto.randomUUID();
-  const renew = () => {
-    key = crypto.randomUUID();
-  };
-  points.addEventListener('input', renew);
-  reason.addEventListener('input', renew);
   const fail = (input, errorEl, message) => {
     errorEl.textContent = message;
     errorEl.hidden = false;
@@ -330,7 +332,7 @@ function adjustForm(walletId, tenantId, body, token) {
     errorEl.hidden = true;
     input.removeAttribute('aria-invalid');
   };
-  return h(
+  const form = h(
     'form',
     {
       class: 'stack',
@@ -354,12 +356,11 @@ function adjustForm(walletId, tenantId, body, token) {
           return;
         }
         submit.disabled = true;
-        const result = await guarded(() => api('POST', `/api/v1/${isMerchant() ? 'client' : 'admin'}/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: key } }));
+        const result = await guarded(() => api('POST', `/api/v1/${isMerchant() ? 'client' : 'admin'}/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: key.current() } }));
         submit.disabled = false;
         if (!result || !current(token)) return;
-        renew();
-        await loadWallet(walletId, tenantId, body, token, result.position);
-        say(`Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
+        key.renew();
+        await reloadThenSay(loadWallet(walletId, tenantId, body, token, result.position), token, `Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
       },
     },
     field('Points (±)', points, 'Positive adds points, negative removes them'),
@@ -368,5 +369,8 @@ function adjustForm(walletId, tenantId, body, token) {
     reasonError,
     h('div', { class: 'actions' }, submit),
   );
+  // As for a redemption: a retry after a lost answer cannot adjust twice.
+  const key = formKey(form);
+  return form;
 }
 
