@@ -148,7 +148,13 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         log.info('shutting down: finishing in-flight requests');
         await audit.tail.stop(); // live event tails never finish on their own: end them so the server can close
         await server.close();
-        await cleanups.run((error) => log.warn({ err: error }, 'error during shutdown'));
+        // The background work (the webhook worker, projections, the pool, the embedded server) gets as long again, at
+        // least 10 s: a query stuck on a lock or a dead peer would otherwise hold the process until a SIGKILL.
+        const bound = Math.max(config.SHUTDOWN_TIMEOUT_MS, BACKGROUND_STOP_MIN_MS);
+        if (!(await within(bound, cleanups.run((error) => log.warn({ err: error }, 'error during shutdown'))))) {
+          log.error({ waitedMs: bound }, 'shutdown: the background work did not stop in time; exiting without it (nothing acknowledged is lost)');
+          throw new ShutdownIncomplete(bound);
+        }
         log.info('stopped');
       })());
     return {
@@ -172,6 +178,31 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
 }
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+/** The least time shutdown gives the background work once the server has closed (ms). */
+export const BACKGROUND_STOP_MIN_MS = 10_000;
+
+/** Shutdown gave up waiting for the background work (see `stop`). */
+export class ShutdownIncomplete extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`the background work did not stop within ${waitedMs} ms`);
+    this.name = 'ShutdownIncomplete';
+  }
+}
+
+/** Whether `work` settled within `ms` (its failure counts as settled: the caller reports it). */
+async function within(ms: number, work: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([work.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function main(): Promise<void> {
   // A signal during start-up: start-up goes on (a migration is not cut half-way) and the service then stops at once;

@@ -142,6 +142,31 @@ test('an idle keep-alive connection is announced and closed after HTTP_KEEP_ALIV
   t.true(at - answered < 10_000, `closed ${at - answered} ms after the answer`);
 });
 
+test('shutdown gives the background work a bounded time: a projection stuck on a lock does not hold the process', async (t) => {
+  t.timeout(40_000);
+  const own = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY, SHUTDOWN_TIMEOUT_MS: '1000' });
+  // Another session holds the wallets table: the projection's next batch waits on it.
+  const blocker = await own.database.pool.connect();
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE wallets IN ACCESS EXCLUSIVE MODE');
+  const walletId = '00000000-0000-4000-8000-0000000000aa';
+  const owner = { walletId, tenantId: 't-stuck', consumerId: 'c-stuck' };
+  await own.tally.store.append(`wallet-${walletId}`, [{ id: '00000000-0000-4000-8000-0000000000ab', type: 'PointsAdjusted', data: { ...owner, points: 5, reason: 'stuck', adjustedBy: 'admin', adjustedAs: 'admin', idempotencyKey: null }, metadata: {} }], 'no_stream');
+  await eventually(
+    async () => (await own.database.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n,
+    (n) => n >= 1,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
+  const started = Date.now();
+  const error = await t.throwsAsync(own.tally.stop());
+  const took = Date.now() - started;
+  t.is(error?.name, 'ShutdownIncomplete');
+  t.true(took >= 10_000 && took < 20_000, `gave up after ${took} ms: the background work gets at least 10 s`);
+  await blocker.query('ROLLBACK');
+  blocker.release();
+  await own.database.drop().catch(() => undefined);
+});
+
 test('shutdown closes a connection that has not sent a byte at once, answers a request in flight, then closes its connection', async (t) => {
   t.timeout(30_000, 'shutdown waited for a connection (SHUTDOWN_TIMEOUT_MS is 120 s here)');
   const own = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY, SHUTDOWN_TIMEOUT_MS: '120000' });
