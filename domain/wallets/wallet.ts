@@ -209,8 +209,9 @@ const walletSnapshotSchema = z.object({
 /** A wallet's state as a snapshot: its sets and its map as arrays, in insertion order. */
 export const walletSnapshots: StateSnapshots<WalletState> = {
   // 3: the refused payments (a refund of one reverses nothing). 4: the lots, and per payment its points reversed and
-  // expired (a refund takes its purchase's expired points from the expired points, not the balance).
-  version: 4,
+  // expired (a refund takes its purchase's expired points from the expired points, not the balance). 5: an expiry is
+  // put on the points after those locked in rewards (`expiredFrom`), so a snapshot's `expiredByPayment` may differ.
+  version: 5,
   toJson: (state) => ({
     walletId: state.walletId,
     tenantId: state.tenantId,
@@ -515,18 +516,24 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
 
 /**
  * Whose points an expiry of `points` took, added to `expiredByPayment`: the oldest the balance still held before it,
- * as `timelineOf` counts them (credits less what refunds took from the balance; spending took the oldest first). The
- * same points the wallet's timeline stops counting once the expiry is folded, so it is exact for expiries recorded
- * before this was kept: it needs nothing the event does not say. Points of an adjustment belong to no payment.
+ * as `timelineOf` counts them (credits less what refunds took from the balance; spending took the oldest first),
+ * after the points locked in issued rewards, which are the oldest and never expire (`unlockedLots` in expiry.ts: the
+ * run expires the due points after them). It needs nothing the event does not say. Points of an adjustment belong to
+ * no payment. (Until 2026-12-07 the locked points were not set aside here: an expiry while a reward held the oldest
+ * points was put on the reward's purchase, so refunding that purchase took nothing and refunding the expired one
+ * took its points a second time.)
  */
 function expiredFrom(state: WalletState, points: number): GrowOnlyTally<string> {
   const held = heldNewestFirst(effectiveLots(state), state.balance);
   let expired = state.expiredByPayment;
+  let locked = Math.max(0, state.locked);
   let left = points;
   for (let i = held.length - 1; i >= 0 && left > 0; i--) {
     const { lot, points: heldPoints } = held[i]!;
-    const taken = Math.min(heldPoints, left);
-    if (lot.paymentId !== null) expired = expired.add(lot.paymentId, taken);
+    const kept = Math.min(heldPoints, locked);
+    locked -= kept;
+    const taken = Math.min(heldPoints - kept, left);
+    if (lot.paymentId !== null && taken > 0) expired = expired.add(lot.paymentId, taken);
     left -= taken;
   }
   return expired;

@@ -173,3 +173,32 @@ test('a wallet snapshot keeps which payments\' points expired: the state read ba
   t.like(walletDecider.decide(reverse('p1', 'rf9', 100), state)[0], { data: { fromExpired: 100 } });
   t.like(walletDecider.decide(reverse('p2', 'rf9', 100), state)[0], { data: { fromExpired: 10 } });
 });
+
+test('an expiry while a reward locks the oldest points is put on the points it took: each refund then takes back what it should', (t) => {
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
+  const history: { event: WalletEvent; at: Date }[] = [];
+  decideAt(history, credit('p0', 100), new Date('2025-01-10T12:00:00Z'));
+  decideAt(history, credit('p1', 100), new Date('2025-02-10T12:00:00Z'));
+  decideAt(history, credit('p2', 100), new Date('2026-01-10T12:00:00Z'));
+  // A 100-point reward locks the oldest points (p0's), which never expire while locked.
+  const issue: WalletCommand = {
+    type: 'IssueReward', walletId: 'w1', issuedRewardId: 'ir1', reward: { rewardId: 'rw', version: 1, name: 'Coffee', points: 100 },
+    idempotencyKey: 'k-issue', by: 'merchant-1', now: '2026-02-15T12:00:00.000Z', expiresAt: '2027-02-15T12:00:00.000Z',
+  };
+  decideAt(history, issue, new Date('2026-02-15T12:00:00Z'));
+  // The run of 2026-03-02 finds p1's 100 points due (p0's are locked) and expires them.
+  const asOf = new Date('2026-03-02T03:00:00Z');
+  const due = expiryDue(timelineOf(history), policy, asOf);
+  t.is(due.points, 100);
+  const expire: WalletCommand = { type: 'ExpirePoints', walletId: 'w1', period: periodOf(asOf), points: due.points, rule: due.rule, policyVersion: 1, asOf: asOf.toISOString(), atEventCount: history.length };
+  decideAt(history, expire, asOf);
+  const state = fold(walletDecider, history.map((h) => h.event));
+  t.is(state.expiredByPayment.get('p1'), 100, 'the expiry took p1’s points');
+  t.is(state.expiredByPayment.get('p0'), 0, 'not the locked ones');
+  // p0 returned: its points are still in the balance (locked), so the refund takes them from it.
+  const p0 = walletDecider.decide(reverse('p0', 'rf0', 100), state);
+  t.like(p0[0], { type: 'PointsReversed', data: { paymentId: 'p0', points: 100, fromExpired: 0 } });
+  // p1 returned: its points had expired, so nothing more leaves the balance.
+  const p1 = walletDecider.decide(reverse('p1', 'rf1', 100), state);
+  t.like(p1[0], { type: 'PointsReversed', data: { paymentId: 'p1', points: 100, fromExpired: 100 } });
+});
