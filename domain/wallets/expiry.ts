@@ -19,7 +19,7 @@
 import { z } from 'zod';
 import type { WalletEvent } from './events.ts';
 import { heldNewestFirst } from './lots.ts';
-import { lockedDelta, pointsDelta } from './wallet.ts';
+import { lockedDelta, pointsDelta, walletDecider } from './wallet.ts';
 
 /** A workspace's policy; `null` months switch a rule off. At least one rule is on when a policy applies. */
 export const expiryPolicy = z.object({
@@ -225,6 +225,8 @@ const ACTIVITY = new Set(['PointsCredited', 'PointsRedeemed', 'RewardIssued', 'R
 export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): WalletTimeline {
   const credits: { at: Date; points: number; paymentId: string | null }[] = [];
   const reversed = new Map<string, number>();
+  // Whose points each expiry took is the wallet's own fold's (`expiredFrom`: after the points rewards locked).
+  let wallet = walletDecider.initialState;
   let balance = 0;
   let locked = 0;
   let lastActivityAt: Date | null = null;
@@ -238,6 +240,10 @@ export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): 
     // expiry took the oldest held, as `heldNewestFirst` counts them), and is not taken from the credit again.
     if (event.type === 'PointsReversed') reversed.set(event.data.paymentId, (reversed.get(event.data.paymentId) ?? 0) - delta);
     if (ACTIVITY.has(event.type) || (event.type === 'PointsAdjusted' && delta > 0)) lastActivityAt = at;
+    wallet = walletDecider.evolve(wallet, event);
   }
+  // A credit less what refunds took from the balance and what expiries took of it: an expiry may take points after
+  // the oldest (those a reward locked), so the points still held are not simply the newest summing to the balance.
+  for (const [paymentId, points] of wallet.expiredEverByPayment.entries()) reversed.set(paymentId, (reversed.get(paymentId) ?? 0) + points);
   return { credits: lessReversals(credits, reversed).map(({ at, points }) => ({ at, points })), balance, locked, lastActivityAt };
 }

@@ -60,6 +60,11 @@ export interface WalletState {
   reversedByPayment: GrowOnlyTally<string>;
   /** Per payment, its points the expiry policy took that no refund has taken back yet (a refund takes these first). */
   expiredByPayment: GrowOnlyTally<string>;
+  /**
+   * Per payment, every point of it the expiry policy ever took (a refund does not lower it): with `reversedByPayment`
+   * it says what of a credit the balance still holds, even when an expiry took points after others a reward locked.
+   */
+  expiredEverByPayment: GrowOnlyTally<string>;
 }
 
 /** One credit or positive adjustment as the wallet's fold keeps it (`paymentId` null for an adjustment). */
@@ -169,6 +174,7 @@ export const initialWalletState: WalletState = {
   lots: GrowOnlyMap.empty(),
   reversedByPayment: GrowOnlyTally.empty(),
   expiredByPayment: GrowOnlyTally.empty(),
+  expiredEverByPayment: GrowOnlyTally.empty(),
 };
 
 /** Points the wallet can spend or lock now: the balance less what issued rewards hold. */
@@ -204,13 +210,15 @@ const walletSnapshotSchema = z.object({
   lots: z.array(z.object({ paymentId: z.string().nullable(), points: z.number().int() })),
   reversedByPayment: z.array(z.tuple([z.string(), z.number().int()])),
   expiredByPayment: z.array(z.tuple([z.string(), z.number().int()])),
+  expiredEverByPayment: z.array(z.tuple([z.string(), z.number().int()])),
 });
 
 /** A wallet's state as a snapshot: its sets and its map as arrays, in insertion order. */
 export const walletSnapshots: StateSnapshots<WalletState> = {
   // 3: the refused payments (a refund of one reverses nothing). 4: the lots, and per payment its points reversed and
   // expired (a refund takes its purchase's expired points from the expired points, not the balance). 5: an expiry is
-  // put on the points after those locked in rewards (`expiredFrom`), so a snapshot's `expiredByPayment` may differ.
+  // put on the points after those locked in rewards (`expiredFrom`), so a snapshot's `expiredByPayment` may differ;
+  // and per payment every point ever expired (`expiredEverByPayment`).
   version: 5,
   toJson: (state) => ({
     walletId: state.walletId,
@@ -232,6 +240,7 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
     lots: state.lots.entries().map(([, lot]) => ({ ...lot })),
     reversedByPayment: state.reversedByPayment.entries(),
     expiredByPayment: state.expiredByPayment.entries(),
+    expiredEverByPayment: state.expiredEverByPayment.entries(),
   }),
   fromJson(json) {
     const parsed = walletSnapshotSchema.parse(json);
@@ -247,6 +256,7 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
       lots: GrowOnlyMap.from(parsed.lots.map((lot, i) => [i, lot] as const)),
       reversedByPayment: GrowOnlyTally.from(parsed.reversedByPayment),
       expiredByPayment: GrowOnlyTally.from(parsed.expiredByPayment),
+      expiredEverByPayment: GrowOnlyTally.from(parsed.expiredEverByPayment),
     };
   },
 };
@@ -501,13 +511,16 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'voided') };
       case 'RewardExpired':
         return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'expired') };
-      case 'PointsExpired':
+      case 'PointsExpired': {
+        const took = expiredFrom(previous, event.data.points);
         return {
           ...state,
           lifetimeExpired: state.lifetimeExpired + event.data.points,
           expiredPeriods: state.expiredPeriods.add(event.data.period),
-          expiredByPayment: expiredFrom(previous, event.data.points),
+          expiredByPayment: took.reduce((tally, [paymentId, points]) => tally.add(paymentId, points), state.expiredByPayment),
+          expiredEverByPayment: took.reduce((tally, [paymentId, points]) => tally.add(paymentId, points), state.expiredEverByPayment),
         };
+      }
       default:
         return unreachable(event);
     }
@@ -515,7 +528,8 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
 };
 
 /**
- * Whose points an expiry of `points` took, added to `expiredByPayment`: the oldest the balance still held before it,
+ * Whose points an expiry of `points` took (per payment, added to `expiredByPayment` and `expiredEverByPayment`): the
+ * oldest the balance still held before it,
  * as `timelineOf` counts them (credits less what refunds took from the balance; spending took the oldest first),
  * after the points locked in issued rewards, which are the oldest and never expire (`unlockedLots` in expiry.ts: the
  * run expires the due points after them). It needs nothing the event does not say. Points of an adjustment belong to
@@ -523,9 +537,9 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
  * points was put on the reward's purchase, so refunding that purchase took nothing and refunding the expired one
  * took its points a second time.)
  */
-function expiredFrom(state: WalletState, points: number): GrowOnlyTally<string> {
+function expiredFrom(state: WalletState, points: number): [string, number][] {
   const held = heldNewestFirst(effectiveLots(state), state.balance);
-  let expired = state.expiredByPayment;
+  const took: [string, number][] = [];
   let locked = Math.max(0, state.locked);
   let left = points;
   for (let i = held.length - 1; i >= 0 && left > 0; i--) {
@@ -533,16 +547,20 @@ function expiredFrom(state: WalletState, points: number): GrowOnlyTally<string> 
     const kept = Math.min(heldPoints, locked);
     locked -= kept;
     const taken = Math.min(heldPoints - kept, left);
-    if (lot.paymentId !== null && taken > 0) expired = expired.add(lot.paymentId, taken);
+    if (lot.paymentId !== null && taken > 0) took.push([lot.paymentId, taken]);
     left -= taken;
   }
-  return expired;
+  return took;
 }
 
-/** The lots newest first, each credit less what its payment's refunds took from the balance (never below 0). */
+/**
+ * The lots newest first, each credit less what its payment's refunds took from the balance and what the expiry
+ * policy ever took of it (never below 0): what the balance may still hold of it.
+ */
 function* effectiveLots(state: WalletState): Generator<WalletLot> {
   for (const lot of state.lots.valuesNewestFirst()) {
-    yield lot.paymentId === null ? lot : { paymentId: lot.paymentId, points: Math.max(0, lot.points - state.reversedByPayment.get(lot.paymentId)) };
+    if (lot.paymentId === null) yield lot;
+    else yield { paymentId: lot.paymentId, points: Math.max(0, lot.points - state.reversedByPayment.get(lot.paymentId) - state.expiredEverByPayment.get(lot.paymentId)) };
   }
 }
 

@@ -202,3 +202,35 @@ test('an expiry while a reward locks the oldest points is put on the points it t
   const p1 = walletDecider.decide(reverse('p1', 'rf1', 100), state);
   t.like(p1[0], { type: 'PointsReversed', data: { paymentId: 'p1', points: 100, fromExpired: 100 } });
 });
+
+test('after an expiry took points behind a reward’s, the reward voided: the next expiry takes the reward’s purchase, and its refund nothing more', (t) => {
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
+  const history: { event: WalletEvent; at: Date }[] = [];
+  const run = (at: string) => {
+    const asOf = new Date(at);
+    const due = expiryDue(timelineOf(history), policy, asOf);
+    if (due.points > 0) {
+      decideAt(history, { type: 'ExpirePoints', walletId: 'w1', period: periodOf(asOf), points: due.points, rule: due.rule, policyVersion: 1, asOf: asOf.toISOString(), atEventCount: history.length }, asOf);
+    }
+    return due.points;
+  };
+  decideAt(history, credit('a', 100), new Date('2025-01-10T12:00:00Z'));
+  decideAt(history, credit('b', 100), new Date('2025-03-10T12:00:00Z'));
+  const issue: WalletCommand = {
+    type: 'IssueReward', walletId: 'w1', issuedRewardId: 'ir1', reward: { rewardId: 'rw', version: 1, name: 'Coffee', points: 100 },
+    idempotencyKey: 'k-issue', by: 'merchant-1', now: '2025-12-01T12:00:00.000Z', expiresAt: '2027-12-01T12:00:00.000Z',
+  };
+  decideAt(history, issue, new Date('2025-12-01T12:00:00Z'));
+  decideAt(history, credit('c', 100), new Date('2026-03-20T12:00:00Z'));
+  t.is(run('2026-04-01T03:00:00Z'), 100, 'b’s points (a’s are locked)');
+  decideAt(history, { type: 'VoidReward', walletId: 'w1', issuedRewardId: 'ir1', reason: null, by: 'merchant-1' }, new Date('2026-04-05T12:00:00Z'));
+  t.is(run('2026-04-06T03:00:00Z'), 100, 'a’s points, unlocked and long due');
+  const state = fold(walletDecider, history.map((h) => h.event));
+  t.is(state.expiredByPayment.get('a'), 100);
+  t.is(state.expiredByPayment.get('b'), 100, 'b only ever earned 100');
+  t.is(state.balance, 100, 'c’s points');
+  t.like(walletDecider.decide(reverse('a', 'rf-a', 100), state)[0], { data: { fromExpired: 100 } }, 'refunding a leaves c’s points');
+  // c's points keep their own date.
+  t.is(expiryDue(timelineOf(history), policy, new Date('2027-03-31T03:00:00Z')).points, 0);
+  t.is(expiryDue(timelineOf(history), policy, new Date('2027-04-01T03:00:00Z')).points, 100);
+});
