@@ -135,9 +135,10 @@ export function accountsService(deps: AccountsDependencies) {
   async function recordTokenVerifications(caller: TokenIdentity, user: RegisteredUser, metadata: EventMetadata) {
     let state: UserState = user;
     let position: Position | undefined;
-    // Verified already, but no longer the owner (the account that verified it since was erased, or changed its phone):
-    // the token vouching for it again makes this consumer its owner again.
-    const lostOwnership = async (hash: string) => user.role === 'consumer' && (await deps.identityOwner(hash)) !== user.userId;
+    // Verified already, and nobody owns it now (the account that verified it since was erased, or changed its phone):
+    // the token vouching for it again makes this consumer its owner again. Another account still holding it keeps it
+    // (two accounts a provider vouches for with one email would otherwise take it from each other at every sign-in).
+    const lostOwnership = async (hash: string) => user.role === 'consumer' && (await deps.identityOwner(hash)) === undefined;
     const emailHash = caller.email ? hasher.hashEmail(normaliseEmail(caller.email)) : undefined;
     if (emailHash && caller.emailVerified && (!user.emailVerified || (user.emailHash === emailHash && (await lostOwnership(emailHash))))) {
       const command = { type: 'VerifyEmail', userId: user.userId, emailHash, via: caller.verifiedBy, now: now(), reassert: user.emailVerified } as const;

@@ -419,4 +419,12 @@ test.serial('when the account that owns a verified email is erased, another acco
   t.is(await dbBalance(first.id), 23);
   // Registering once more while it owns the email records nothing.
   t.falsy((await call('POST', '/api/v1/me/register', { token: first.token, body: { role: 'consumer' } })).body.position);
+  // Another account the provider vouches for with the same email registers again while the first holds it: it stays
+  // the first's (the two took it from each other at every sign-in).
+  const third = await consumer('dup@example.com');
+  t.is(await pay('cust-dup', 300), 'credited');
+  t.is(await dbBalance(third.id), 3, 'the last to verify owns it');
+  t.falsy((await call('POST', '/api/v1/me/register', { token: first.token, body: { role: 'consumer' } })).body.position, 'the first signing in again takes nothing');
+  t.is(await pay('cust-dup', 200), 'credited');
+  t.is(await dbBalance(third.id), 5);
 });
