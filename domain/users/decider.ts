@@ -117,23 +117,25 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
       const verify = (phoneHash: string, via: PhoneVerification): UserEvent[] => [
         { type: 'UserPhoneVerified', data: { userId: command.userId, phoneHash, via, verifiedAt: command.now } },
       ];
+      // A suspended account cannot verify (README, Security): its new phone is stored unverified.
+      const via = state.status === 'suspended' ? undefined : command.verifiedVia;
       if (state.phoneHash === command.phoneHash) {
-        return command.phoneHash && command.verifiedVia && !state.phoneVerified ? verify(command.phoneHash, command.verifiedVia) : [];
+        return command.phoneHash && via && !state.phoneVerified ? verify(command.phoneHash, via) : [];
       }
       return [
         { type: 'UserPhoneChanged', data: { userId: command.userId, phoneHash: command.phoneHash, changedAt: command.now } },
-        ...(command.phoneHash && command.verifiedVia ? verify(command.phoneHash, command.verifiedVia) : []),
+        ...(command.phoneHash && via ? verify(command.phoneHash, via) : []),
       ];
     }
     case 'VerifyEmail': {
       if (state.status === 'unregistered') throw new NotFound('User');
-      if (state.erased || state.emailHash !== command.emailHash || (state.emailVerified && !command.reassert)) return [];
+      if (state.erased || state.status === 'suspended' || state.emailHash !== command.emailHash || (state.emailVerified && !command.reassert)) return [];
       return [{ type: 'UserEmailVerified', data: { userId: command.userId, emailHash: command.emailHash, via: command.via, verifiedAt: command.now } }];
     }
     case 'VerifyPhone': {
       if (state.status === 'unregistered') throw new NotFound('User');
       if (state.phoneHash !== command.phoneHash) throw new DomainError('CONFLICT', 'Your phone changed after the code was sent: request a new code');
-      if (state.phoneVerified && !command.reassert) return [];
+      if (state.status === 'suspended' || (state.phoneVerified && !command.reassert)) return [];
       return [{ type: 'UserPhoneVerified', data: { userId: command.userId, phoneHash: command.phoneHash, via: command.via, verifiedAt: command.now } }];
     }
     case 'ErasePersonalData': {

@@ -79,3 +79,24 @@ test('a phone change makes the phone unverified until proven; a code for a repla
     .when({ type: 'ChangePhone', userId: 'u1', phoneHash: 'phone:p', verifiedVia: null, now })
     .then([changed]);
 });
+
+test('a suspended account verifies nothing: a phone it changes to is stored unverified, a token vouching for its email records nothing', (t) => {
+  const suspended: UserEvent = { type: 'UserSuspended', data: { userId: 'u1', suspendedBy: 'a1', reason: null, previousStatus: 'approved', suspendedAt: now } };
+  spec(t)
+    .given(registered('consumer', 'approved'), suspended)
+    .when({ type: 'ChangePhone', userId: 'u1', phoneHash: 'phone:p', verifiedVia: 'token', now })
+    .then([{ type: 'UserPhoneChanged', data: { userId: 'u1', phoneHash: 'phone:p', changedAt: now } }]);
+  spec(t).given(registered('consumer', 'approved'), suspended).when({ type: 'VerifyEmail', userId: 'u1', emailHash: 'email:h', via: 'token', now, reassert: false }).thenNothing();
+  spec(t)
+    .given(registered('consumer', 'approved'), suspended, { type: 'UserPhoneChanged', data: { userId: 'u1', phoneHash: 'phone:p', changedAt: now } })
+    .when({ type: 'VerifyPhone', userId: 'u1', phoneHash: 'phone:p', via: 'code', now })
+    .thenNothing();
+  // Approved, the same token verifies.
+  spec(t)
+    .given(registered('consumer', 'approved'))
+    .when({ type: 'ChangePhone', userId: 'u1', phoneHash: 'phone:p', verifiedVia: 'token', now })
+    .then([
+      { type: 'UserPhoneChanged', data: { userId: 'u1', phoneHash: 'phone:p', changedAt: now } },
+      { type: 'UserPhoneVerified', data: { userId: 'u1', phoneHash: 'phone:p', via: 'token', verifiedAt: now } },
+    ]);
+});
