@@ -50,7 +50,12 @@ async function walletPoints(walletId, token) {
   ]);
   if (!current(token)) return;
   body.setAttribute('aria-busy', 'false');
-  const wallet = wallets?.find((w) => w.walletId === walletId);
+  // Wallet ids are uuids, answered in lower case whatever case the address has.
+  const wallet = wallets?.find((w) => w.walletId === walletId.toLowerCase());
+  if (wallets && !wallet) {
+    append(body, [h('p', { role: 'alert' }, 'No wallet of yours has this id: choose one under "All your points".')]);
+    return;
+  }
   if (!wallet || !rewards || !ledger) return;
   heading.textContent = `Your points at ${wallet.businessName ?? 'this merchant'}`;
   const available = rewards.available;

@@ -37,7 +37,8 @@ const registerBody = z
   })
   .strict();
 
-const meBody = z.object({ phone: z.string().min(3).max(40).nullable(), country: country.optional() }).strict();
+const mePhone = 'phone is required: a phone number such as +12125551234 (3 to 40 characters), or null to remove it';
+const meBody = z.object({ phone: z.string({ error: mePhone }).min(3, mePhone).max(40, mePhone).nullable(), country: country.optional() }).strict();
 const verifyPhoneBody = z.object({ code: z.string().regex(/^\d{6}$/, 'code must be the 6 digits sent by SMS') }).strict();
 
 const identityOf = (c: Caller): TokenIdentity => ({

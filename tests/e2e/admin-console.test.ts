@@ -1087,6 +1087,11 @@ browserTest('a customer at /points (phone): their points at each merchant, then 
   const history = page.getByRole('table', { name: 'Ledger, newest first' });
   t.true((await history.locator('td[data-label="Payment"]').allInnerTexts()).includes('pay-e2e-customer-ann'), 'the payment earned a line');
   t.notRegex(await page.locator('main').innerText(), /\b(null|undefined)\b/);
+  // The same wallet by an upper-case id (the API takes either case); an id of no wallet of hers says so.
+  await page.goto(`${service.url}/points#/points/${cafe.walletId.toUpperCase()}`);
+  await page.getByRole('heading', { name: 'Your points at Cafe' }).waitFor();
+  await page.goto(`${service.url}/points#/points/${uuid()}`);
+  await page.getByRole('alert').getByText('No wallet of yours has this id').waitFor();
 
   await page.goto(`${service.url}/points#/audit`);
   await page.getByRole('status').getByText('There is no “audit” view for customers: showing points.').waitFor();

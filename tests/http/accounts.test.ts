@@ -64,6 +64,12 @@ test('a consumer registers once, approved at once; the email is normalised and t
   t.is(me.status, 200);
   t.deepEqual(Object.keys(me.body).sort(), ['businessName', 'email', 'emailVerified', 'id', 'phone', 'phoneVerified', 'role', 'status', 'tenantId']);
   t.like(me.body, { id: consumer.id, phone: '+12125554240', status: 'approved' });
+  // A profile change without a phone, or with too short a one, says what to send.
+  for (const body of [{}, { phone: 'zz' }]) {
+    const refused = await call('PATCH', '/api/v1/me', { token: consumer.token, body });
+    t.is(refused.status, 400);
+    t.regex(JSON.stringify(refused.body), /phone is required: a phone number such as \+12125551234/);
+  }
 });
 
 test('registration input is validated with messages that say what to fix', async (t) => {
