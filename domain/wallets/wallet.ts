@@ -511,21 +511,26 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'voided') };
       case 'RewardExpired':
         return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'expired') };
-      case 'PointsExpired': {
-        const took = expiredFrom(previous, event.data.points);
-        return {
-          ...state,
-          lifetimeExpired: state.lifetimeExpired + event.data.points,
-          expiredPeriods: state.expiredPeriods.add(event.data.period),
-          expiredByPayment: took.reduce((tally, [paymentId, points]) => tally.add(paymentId, points), state.expiredByPayment),
-          expiredEverByPayment: took.reduce((tally, [paymentId, points]) => tally.add(paymentId, points), state.expiredEverByPayment),
-        };
-      }
+      case 'PointsExpired':
+        return expire(state, previous, event.data);
       default:
         return unreachable(event);
     }
   },
 };
+
+/** The state after an expiry (`state`), its points put on the payments `expiredFrom` says it took from (`previous`). */
+function expire(state: WalletState, previous: WalletState, data: { points: number; period: string }): WalletState {
+  const took = expiredFrom(previous, data.points);
+  const add = (tally: GrowOnlyTally<string>) => took.reduce((sum, [paymentId, points]) => sum.add(paymentId, points), tally);
+  return {
+    ...state,
+    lifetimeExpired: state.lifetimeExpired + data.points,
+    expiredPeriods: state.expiredPeriods.add(data.period),
+    expiredByPayment: add(state.expiredByPayment),
+    expiredEverByPayment: add(state.expiredEverByPayment),
+  };
+}
 
 /**
  * Whose points an expiry of `points` took (per payment, added to `expiredByPayment` and `expiredEverByPayment`): the
