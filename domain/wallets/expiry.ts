@@ -188,9 +188,16 @@ export interface LockingReward {
  * the run that expires it expires the points it freed that are due (domain/program/expiry-run.ts expires rewards
  * first), so from its `expiresAt` on they count as unlocked. The date is when the first of the points will be taken:
  * the earliest instant at which some points are due with the rewards expired by then unlocked (points due earlier
- * but locked until a reward's time runs out are taken at that time, not at their own date, which may be past).
+ * but locked until a reward's time runs out are taken at that time, not at their own date, which may be past), and
+ * never before `now`: points already due (a reward voided after its points came due) are taken by the next run.
  */
-export function expiringBy(timeline: WalletTimeline, policy: ExpiryPolicy | null, until: Date, rewards: readonly LockingReward[] = []): { points: number; at: string | null } {
+export function expiringBy(
+  timeline: WalletTimeline,
+  policy: ExpiryPolicy | null,
+  until: Date,
+  rewards: readonly LockingReward[] = [],
+  now: Date | null = null,
+): { points: number; at: string | null } {
   if (!policy || (policy.earnedMonths === null && policy.inactivityMonths === null)) return { points: 0, at: null };
   // From each reward expiry to the next, the locked points are fixed: the first span where some are due gives the date.
   const unlocks = rewards
@@ -203,7 +210,7 @@ export function expiringBy(timeline: WalletTimeline, policy: ExpiryPolicy | null
   for (let i = 0; i <= unlocks.length; i++) {
     const to = i < unlocks.length ? unlocks[i]!.at : until.getTime();
     const due = expiryDue({ ...timeline, locked }, policy, new Date(to));
-    if (at === null && due.points > 0 && due.dueSince) at = Math.max(from ?? -Infinity, due.dueSince.getTime());
+    if (at === null && due.points > 0 && due.dueSince) at = Math.max(from ?? -Infinity, due.dueSince.getTime(), now?.getTime() ?? -Infinity);
     if (i === unlocks.length) return due.points > 0 && at !== null ? { points: due.points, at: new Date(at).toISOString() } : { points: 0, at: null };
     locked = Math.max(0, locked - unlocks[i]!.points);
     from = unlocks[i]!.at;

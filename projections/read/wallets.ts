@@ -144,7 +144,7 @@ async function expiringSoonOf(pool: pg.Pool, wallet: WalletView, policy: ExpiryP
   // Points locked by a reward that expires within the window are not safe: the run that expires it takes those due.
   const ending = wallet.locked > 0 ? (await pool.query(REWARDS_ENDING, [wallet.walletId, until])).rows.map((raw) => endingRow.parse(raw)) : [];
   const rewards = ending.map((r) => ({ points: r.points, expiresAt: r.expires_at.toISOString() }));
-  return expiringBy({ credits, balance: wallet.balance, locked: wallet.locked, lastActivityAt }, policy, until, rewards);
+  return expiringBy({ credits, balance: wallet.balance, locked: wallet.locked, lastActivityAt }, policy, until, rewards, now);
 }
 
 /**

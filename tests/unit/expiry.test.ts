@@ -82,6 +82,7 @@ test('expiringSoon: the points due by the end of the window, and the earliest da
   t.deepEqual(expiringBy(timeline(), policy(), d('2026-03-15T00:00:00Z')), { points: 100, at: '2026-03-01T00:00:00.000Z' });
   t.deepEqual(expiringBy(timeline(), policy(), d('2026-02-15T00:00:00Z')), { points: 0, at: null });
   t.deepEqual(expiringBy(timeline(), null, d('2030-01-01T00:00:00Z')), { points: 0, at: null });
+  t.deepEqual(expiringBy(timeline(), policy(), d('2026-03-15T00:00:00Z'), [], d('2026-03-10T00:00:00Z')), { points: 100, at: '2026-03-10T00:00:00.000Z' }, 'already due (a reward voided after they came due): taken by the next run, not in the past');
 });
 
 test('expiringSoon counts the points a reward locks when the reward\'s time runs out in the window: the run that expires it takes them', (t) => {
