@@ -281,7 +281,8 @@ function catalogSection(catalog, tenantId, token, reload) {
 function policyForm(policy, tenantId, token, reload) {
   const earned = h('input', { type: 'number', name: 'earnedMonths', min: 1, max: 60, step: 1, inputmode: 'numeric', value: policy.earnedMonths ?? '' });
   const inactivity = h('input', { type: 'number', name: 'inactivityMonths', min: 1, max: 60, step: 1, inputmode: 'numeric', value: policy.inactivityMonths ?? '' });
-  const existing = h('input', { type: 'checkbox', name: 'applyToExistingPoints' });
+  // Checked as the policy in force has it: editing the months of a policy applied to existing points keeps it so.
+  const existing = h('input', { type: 'checkbox', name: 'applyToExistingPoints', checked: policy.appliesToExistingPoints === true });
   const form = filtersForm(
     { 'aria-label': 'Points expiry policy' },
     async () => {

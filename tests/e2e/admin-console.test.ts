@@ -852,6 +852,11 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   await page.getByRole('status').getByText(/Expiry policy version \d+ is in force\./).waitFor();
   t.regex(await page.locator('p.policy').innerText(), /Points expire 18 months after they were earned.*All points expire after 6 months without activity/);
   t.like((await call('GET', '/api/v1/client/expiry-policy', { token: cafeToken })).body, { earnedMonths: 18, inactivityMonths: 6, appliesToExistingPoints: false });
+  // A policy applied to existing points: the form to change it starts ticked, so editing its months keeps that.
+  t.is((await call('PUT', '/api/v1/client/expiry-policy', { token: cafeToken, body: { earnedMonths: 18, inactivityMonths: 6, applyToExistingPoints: true } })).status, 200);
+  await page.reload();
+  await page.getByText('Change the policy', { exact: true }).click();
+  t.true(await page.getByRole('form', { name: 'Points expiry policy' }).getByLabel('Apply to points earned before it').isChecked());
 
   // A top customer opens their wallet.
   const topCustomers = page.getByRole('table', { name: 'Top customers by points earned' });
