@@ -174,6 +174,12 @@ test('a wallet snapshot keeps which payments\' points expired: the state read ba
   t.like(walletDecider.decide(reverse('p2', 'rf9', 100), state)[0], { data: { fromExpired: 10 } });
 });
 
+/** A 100-point reward issued at `now` (it locks the oldest 100 points until redeemed, voided or expired). */
+const issueCoffee = (now: string, expiresAt: string): WalletCommand => ({
+  type: 'IssueReward', walletId: 'w1', issuedRewardId: 'ir1', reward: { rewardId: 'rw', version: 1, name: 'Coffee', points: 100 },
+  idempotencyKey: 'k-issue', by: 'merchant-1', now, expiresAt,
+});
+
 test('an expiry while a reward locks the oldest points is put on the points it took: each refund then takes back what it should', (t) => {
   const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
   const history: { event: WalletEvent; at: Date }[] = [];
@@ -181,11 +187,7 @@ test('an expiry while a reward locks the oldest points is put on the points it t
   decideAt(history, credit('p1', 100), new Date('2025-02-10T12:00:00Z'));
   decideAt(history, credit('p2', 100), new Date('2026-01-10T12:00:00Z'));
   // A 100-point reward locks the oldest points (p0's), which never expire while locked.
-  const issue: WalletCommand = {
-    type: 'IssueReward', walletId: 'w1', issuedRewardId: 'ir1', reward: { rewardId: 'rw', version: 1, name: 'Coffee', points: 100 },
-    idempotencyKey: 'k-issue', by: 'merchant-1', now: '2026-02-15T12:00:00.000Z', expiresAt: '2027-02-15T12:00:00.000Z',
-  };
-  decideAt(history, issue, new Date('2026-02-15T12:00:00Z'));
+  decideAt(history, issueCoffee('2026-02-15T12:00:00.000Z', '2027-02-15T12:00:00.000Z'), new Date('2026-02-15T12:00:00Z'));
   // The run of 2026-03-02 finds p1's 100 points due (p0's are locked) and expires them.
   const asOf = new Date('2026-03-02T03:00:00Z');
   const due = expiryDue(timelineOf(history), policy, asOf);
@@ -216,11 +218,7 @@ test('after an expiry took points behind a reward’s, the reward voided: the ne
   };
   decideAt(history, credit('a', 100), new Date('2025-01-10T12:00:00Z'));
   decideAt(history, credit('b', 100), new Date('2025-03-10T12:00:00Z'));
-  const issue: WalletCommand = {
-    type: 'IssueReward', walletId: 'w1', issuedRewardId: 'ir1', reward: { rewardId: 'rw', version: 1, name: 'Coffee', points: 100 },
-    idempotencyKey: 'k-issue', by: 'merchant-1', now: '2025-12-01T12:00:00.000Z', expiresAt: '2027-12-01T12:00:00.000Z',
-  };
-  decideAt(history, issue, new Date('2025-12-01T12:00:00Z'));
+  decideAt(history, issueCoffee('2025-12-01T12:00:00.000Z', '2027-12-01T12:00:00.000Z'), new Date('2025-12-01T12:00:00Z'));
   decideAt(history, credit('c', 100), new Date('2026-03-20T12:00:00Z'));
   t.is(run('2026-04-01T03:00:00Z'), 100, 'b’s points (a’s are locked)');
   decideAt(history, { type: 'VoidReward', walletId: 'w1', issuedRewardId: 'ir1', reason: null, by: 'merchant-1' }, new Date('2026-04-05T12:00:00Z'));
