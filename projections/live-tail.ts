@@ -22,6 +22,17 @@ export class TailEnded extends Error {
 
 const CATCH_UP_PAGE = 500;
 
+/** Schedules and cancels the idle stop. */
+export interface IdleTimers {
+  set(run: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const realTimers: IdleTimers = {
+  set: (run, ms) => setTimeout(run, ms).unref(),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
+};
+
 /**
  * A member's events from its items: on `joined`, those it missed after `resumeFrom` up to where it joined (`between`,
  * read from the store; live events arriving meanwhile wait in concatMap's queue), then the live ones after
@@ -48,12 +59,14 @@ export class LiveTail {
   private started: Promise<Subject<RecordedEvent>> | undefined;
   private position: Position | undefined;
 
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: unknown;
 
   constructor(
     private readonly store: EventStore,
     private readonly log: Logger,
     private readonly idleMs = 30_000,
+    /** The idle stop's timer (a test fires it by hand). */
+    private readonly timers: IdleTimers = realTimers,
   ) {}
 
   /** Whether the tail is reading the store now (a member is watching, or the last one left under `idleMs` ago). */
@@ -73,7 +86,7 @@ export class LiveTail {
     }));
     // Read and subscribe in one synchronous step: no event can fall between `joined` and the first `event`.
     return defer(() => {
-      clearTimeout(this.idleTimer);
+      this.timers.clear(this.idleTimer);
       return concat(of<TailItem>({ kind: 'joined', position: this.position }), feed.pipe(map((event): TailItem => ({ kind: 'event', event }))));
     }).pipe(finalize(() => this.left(feed)));
   }
@@ -81,14 +94,13 @@ export class LiveTail {
   /** A member left: with no one left watching, the tail stops reading the store after `idleMs`. */
   private left(feed: Subject<RecordedEvent>): void {
     if (this.feed !== feed) return;
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
+    this.timers.clear(this.idleTimer);
+    this.idleTimer = this.timers.set(() => {
       if (this.feed !== feed || feed.observed) return;
       const subscription = this.subscription;
       this.end(feed, 'no one is watching');
       void subscription?.stop().catch((error: unknown) => this.log.warn({ err: error }, 'event tail: stopping the idle subscription failed'));
     }, this.idleMs);
-    this.idleTimer.unref();
   }
 
   /** Whether `a` comes after `b` in the feed. */
@@ -150,7 +162,7 @@ export class LiveTail {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.idleTimer);
+    this.timers.clear(this.idleTimer);
     const subscription = this.subscription;
     if (this.feed) this.end(this.feed, 'shutting down');
     await subscription?.stop();

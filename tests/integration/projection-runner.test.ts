@@ -118,17 +118,22 @@ test.serial('two runners side by side: one owns the projection, the other stands
   t.true(await a.waitForPosition(last, 10_000));
   const states = [a.status()[0]?.state, b.status()[0]?.state].sort();
   t.deepEqual(states, ['running', 'standby']);
-  // The standby asks for the lock again every 100 ms on the connection it keeps: the same two sessions throughout.
-  const lockSessions = async () =>
-    (
-      await database.pool.query<{ pid: number }>(
-        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock(hashtextextended(''tally.projection:''%' ORDER BY pid`,
-      )
-    ).rows.map((r) => r.pid);
+  // The standby asks for the lock again every 100 ms on the connection it keeps: the same two sessions throughout,
+  // one of them seen asking several times (its query_start moves on; a new session per retry would never show that).
+  const asked = new Map<number, Set<string>>();
+  const lockSessions = async () => {
+    const { rows } = await database.pool.query<{ pid: number; started: string }>(
+      `SELECT pid, query_start::text AS started FROM pg_stat_activity
+        WHERE datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock(hashtextextended(''tally.projection:''%' ORDER BY pid`,
+    );
+    for (const r of rows) asked.set(r.pid, (asked.get(r.pid) ?? new Set()).add(r.started));
+    return rows.map((r) => r.pid);
+  };
   const before = await lockSessions();
-  await new Promise((resolve) => setTimeout(resolve, 600));
   t.is(before.length, 2, 'the owner and the standby each hold a connection');
-  t.deepEqual(await lockSessions(), before, 'no new session per retry');
+  const after = await eventually(lockSessions, () => [...asked.values()].some((times) => times.size >= 3), { timeoutMs: 5_000, intervalMs: 20 });
+  t.true([...asked.values()].some((times) => times.size >= 3), 'the standby asked again on its session');
+  t.deepEqual(after, before, 'no new session per retry');
   await a.stop();
   last = await appendCounted(`${name}-x`, [1]);
   t.true(await b.waitForPosition(last, 10_000));
