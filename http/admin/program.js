@@ -1,7 +1,7 @@
 // A workspace's loyalty program, for both roles: an administrator names the workspace, a merchant sees their own.
 // The reward catalog, promotions (scheduled here, ended here), the expiry policy, the merchant adjustment limit (set by
 // an administrator) and the program summary's figures with a chart.
-import { api, append, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, formKey, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, writeForm, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
 
 /** Earned and redeemed per interval (bars) and outstanding points at each interval's end (a line). */
 function programChart(intervals) {
@@ -160,9 +160,10 @@ function promotionForm(tenantId, token, locations, scheduled) {
     return { body };
   }
 
-  const form = filtersForm(
+  const form = writeForm(
+    token,
     { 'aria-label': 'Schedule a promotion' },
-    async () => {
+    async (write) => {
       const { body, problem, input } = request();
       if (problem) {
         say(problem, 'error');
@@ -171,12 +172,8 @@ function promotionForm(tenantId, token, locations, scheduled) {
       const gives = body.incentive.type === 'multiplier' ? `${body.incentive.multiplier}× points` : `+${fmtNumber(body.incentive.points)} points`;
       const when = `from ${body.startsOn} to ${body.endsOn ?? 'no end'}`;
       if (!window.confirm(`Schedule “${body.name}” (${gives}, ${when}) for this workspace? Payments made from now on that meet it get it. It cannot be edited afterwards: end it and schedule another.`)) return;
-      const button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      const result = await guarded(() => api('POST', `/api/v1/client/promotions${qs({ tenantId })}`, { body: { ...body, idempotencyKey: key.current() } }));
-      button.disabled = false;
-      if (!result || !current(token)) return;
-      key.renew();
+      const result = await write((idempotencyKey) => api('POST', `/api/v1/client/promotions${qs({ tenantId })}`, { body: { ...body, idempotencyKey } }));
+      if (!result) return;
       scheduled(result);
       form.reset();
       say(`Promotion “${result.promotion.name}” scheduled (${result.timeZone}).${result.warnings.length ? ` Warnings: ${result.warnings.join(' ')}` : ''}`);
@@ -197,8 +194,6 @@ function promotionForm(tenantId, token, locations, scheduled) {
     field('Category ids', categories, 'Qualifying categories (Square catalog); empty: any purchase'),
     submitActions('Schedule promotion'),
   );
-  // A retry after a lost answer replays the first schedule instead of scheduling a second copy.
-  const key = formKey(form);
   return h('details', { class: 'schedule' }, h('summary', {}, 'Schedule a promotion'), form);
 }
 
@@ -233,16 +228,13 @@ function catalogSection(catalog, tenantId, token, reload) {
   const points = h('input', { type: 'number', name: 'points', required: true, min: 1, step: 1, inputmode: 'numeric' });
   const description = h('input', { type: 'text', name: 'description', maxlength: 500, autocomplete: 'off' });
   const days = h('input', { type: 'number', name: 'issuedRewardExpiresAfterDays', min: 1, step: 1, inputmode: 'numeric', placeholder: '30' });
-  const form = filtersForm(
+  const form = writeForm(
+    token,
     { 'aria-label': 'Define a reward' },
-    async () => {
+    async (write) => {
       const body = { name: name.value.trim(), points: Number(points.value), ...(description.value.trim() ? { description: description.value.trim() } : {}), ...(days.value ? { issuedRewardExpiresAfterDays: Number(days.value) } : {}) };
-      const button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      const defined = await guarded(() => api('POST', `/api/v1/client/rewards${qs({ tenantId })}`, { body: { ...body, idempotencyKey: key.current() } }));
-      button.disabled = false;
-      if (!defined || !current(token)) return;
-      key.renew();
+      const defined = await write((idempotencyKey) => api('POST', `/api/v1/client/rewards${qs({ tenantId })}`, { body: { ...body, idempotencyKey } }));
+      if (!defined) return;
       reload();
       say(`“${defined.name}” (${fmtNumber(defined.points)} points) is in the catalog.`);
     },
@@ -252,8 +244,6 @@ function catalogSection(catalog, tenantId, token, reload) {
     field('Issued rewards expire after (days)', days, 'Empty: 30'),
     submitActions('Define reward'),
   );
-  // A second click, or a retry after a lost answer, defines the reward once.
-  const key = formKey(form);
   return [
     catalog.rewards.length === 0
       ? h('p', { class: 'empty' }, 'No rewards defined yet.')

@@ -1,7 +1,7 @@
 // A merchant's set-up: the Square connection (connect, reconnect, disconnect) and the reward rules (create, activate,
 // deactivate). Everything goes through the workspace's own routes (`/api/v1/client/…`); the API checks it all and its
 // refusals, which name the field, are shown as they are.
-import { api, append, badge, cell, loaded, current, field, filtersForm, fmtNumber, fmtTime, formKey, guarded, h, say, show, submitActions, table } from './ui.js';
+import { api, append, badge, cell, loaded, current, field, filtersForm, fmtNumber, fmtTime, writeForm, guarded, h, say, show, submitActions, table } from './ui.js';
 
 const CONNECTABLE = ['not_connected', 'revoked', 'needs_reconnect', 'token_undecryptable'];
 
@@ -131,15 +131,12 @@ function ruleForm(token, created) {
   };
   f.kind.addEventListener('change', fit);
   fit();
-  const form = filtersForm(
+  const form = writeForm(
+    token,
     { 'aria-label': 'Create a rule' },
-    async () => {
-      const button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      const result = await guarded(() => api('POST', '/api/v1/client/reward-rules', { body: { ...ruleBody(f), idempotencyKey: key.current() } }));
-      button.disabled = false;
-      if (!result || !current(token)) return;
-      key.renew();
+    async (write) => {
+      const result = await write((idempotencyKey) => api('POST', '/api/v1/client/reward-rules', { body: { ...ruleBody(f), idempotencyKey } }));
+      if (!result) return;
       await created(result.position);
       form.reset();
       fit();
@@ -151,8 +148,6 @@ function ruleForm(token, created) {
     field('Location ids', f.locationIds, 'Optional: only payments at these Square locations'),
     submitActions('Create rule'),
   );
-  // A retry after a lost answer replays the first create instead of creating a second version.
-  const key = formKey(form);
   return form;
 }
 

@@ -80,17 +80,29 @@ export function submitActions(label, clearHref) {
 }
 
 /**
- * The idempotency key of a form that writes: it lives as long as what is typed, so a retry after a lost answer
- * replays the first request instead of writing twice; an edit of the form (or `renew`, once an answer has come)
- * makes the next submission a new one.
+ * A form that writes. `submit(write)` runs on submission instead of the browser's; `write(request)` disables the
+ * form's submit button while `request(idempotencyKey)` runs, shows an API error, and resolves to the answer, or to
+ * undefined where the request failed or the view changed meanwhile (`token`). The key lives as long as what is
+ * typed: a second click, or a retry after a lost answer, replays the first request instead of writing twice; an
+ * edit of the form, or an answer, makes the next submission a new one.
  */
-export function formKey(form) {
+export function writeForm(token, attrs, submit, ...children) {
   let key = crypto.randomUUID();
   const renew = () => {
     key = crypto.randomUUID();
   };
+  const write = async (request) => {
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    const result = await guarded(() => request(key));
+    button.disabled = false;
+    if (!result || !current(token)) return undefined;
+    renew();
+    return result;
+  };
+  const form = filtersForm(attrs, () => submit(write), ...children);
   for (const type of ['input', 'change', 'reset']) form.addEventListener(type, renew);
-  return { current: () => key, renew };
+  return form;
 }
 
 /** A labelled input; every input of the console has a visible label. */

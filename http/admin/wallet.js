@@ -1,7 +1,7 @@
 // The wallet view, for both roles: an administrator opens any wallet (reconciliation, adjustments without limit, the
 // audit trail); a merchant finds a customer's wallet by email or phone and serves them at the counter: redeem points,
 // issue and redeem rewards, adjust within the workspace's limit.
-import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, formKey, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, statusText, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, writeForm, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, statusText, submitActions, svg, table } from './ui.js';
 
 /** `complete`: the whole ledger is loaded, so the balance started at 0. */
 export function balanceChart(ledgerNewestFirst, complete) {
@@ -222,30 +222,20 @@ export function ledgerTable(ledger) {
 function redeemForm(walletId, wallet, token, reload) {
   const points = h('input', { type: 'number', name: 'points', min: 1, max: wallet.available, step: 1, required: true, inputmode: 'numeric', autocomplete: 'off' });
   const reference = h('input', { type: 'text', name: 'reference', maxlength: 200, autocomplete: 'off' });
-  const submit = h('button', { type: 'submit' }, 'Redeem points');
-  const form = h(
-    'form',
-    {
-      class: 'stack',
-      'aria-label': 'Redeem points',
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const n = Number(points.value);
-        if (!Number.isInteger(n) || n < 1) return say('Enter a whole number of points to redeem, 1 or more.', 'error');
-        submit.disabled = true;
-        const result = await guarded(() => api('POST', `/api/v1/client/wallets/${encodeURIComponent(walletId)}/redeem`, { body: { points: n, idempotencyKey: key.current(), reference: reference.value.trim() || null } }));
-        submit.disabled = false;
-        if (!result || !current(token)) return;
-        key.renew();
-        await reloadThenSay(reload(result.position), token, `Redeemed ${fmtNumber(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
-      },
+  return writeForm(
+    token,
+    { class: 'stack', 'aria-label': 'Redeem points' },
+    async (write) => {
+      const n = Number(points.value);
+      if (!Number.isInteger(n) || n < 1) return say('Enter a whole number of points to redeem, 1 or more.', 'error');
+      const result = await write((idempotencyKey) => api('POST', `/api/v1/client/wallets/${encodeURIComponent(walletId)}/redeem`, { body: { points: n, idempotencyKey, reference: reference.value.trim() || null } }));
+      if (!result) return;
+      await reloadThenSay(reload(result.position), token, `Redeemed ${fmtNumber(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
     },
     field('Points', points, `Up to ${fmtNumber(wallet.available)} (the available points)`),
     field('Reference', reference, 'Optional: a receipt or order number'),
-    h('div', { class: 'actions' }, submit),
+    submitActions('Redeem points'),
   );
-  const key = formKey(form);
-  return form;
 }
 
 /**
@@ -321,7 +311,6 @@ function adjustForm(walletId, tenantId, body, token) {
   const reason = h('textarea', { name: 'reason', rows: 2, maxlength: 500 });
   const pointsError = h('p', { class: 'field-error', id: 'adjust-points-error', hidden: true });
   const reasonError = h('p', { class: 'field-error', id: 'adjust-reason-error', hidden: true });
-  const submit = h('button', { type: 'submit' }, 'Adjust balance');
   const fail = (input, errorEl, message) => {
     errorEl.textContent = message;
     errorEl.hidden = false;
@@ -332,45 +321,35 @@ function adjustForm(walletId, tenantId, body, token) {
     errorEl.hidden = true;
     input.removeAttribute('aria-invalid');
   };
-  const form = h(
-    'form',
-    {
-      class: 'stack',
-      novalidate: true,
-      'aria-label': 'Adjust balance',
-      onsubmit: async (event) => {
-        event.preventDefault();
-        const n = Number(points.value);
-        const why = reason.value.trim();
-        let valid = true;
-        if (!points.value || !Number.isInteger(n) || n === 0) {
-          fail(points, pointsError, 'Enter a whole number of points, not 0: positive adds, negative removes.');
-          valid = false;
-        } else ok(points, pointsError);
-        if (!why) {
-          fail(reason, reasonError, 'A reason is required: it is kept in the audit trail.');
-          valid = false;
-        } else ok(reason, reasonError);
-        if (!valid) {
-          (points.getAttribute('aria-invalid') ? points : reason).focus();
-          return;
-        }
-        submit.disabled = true;
-        const result = await guarded(() => api('POST', `/api/v1/${isMerchant() ? 'client' : 'admin'}/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey: key.current() } }));
-        submit.disabled = false;
-        if (!result || !current(token)) return;
-        key.renew();
-        await reloadThenSay(loadWallet(walletId, tenantId, body, token, result.position), token, `Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
-      },
+  // As for a redemption: a retry after a lost answer cannot adjust twice.
+  return writeForm(
+    token,
+    { class: 'stack', novalidate: true, 'aria-label': 'Adjust balance' },
+    async (write) => {
+      const n = Number(points.value);
+      const why = reason.value.trim();
+      let valid = true;
+      if (!points.value || !Number.isInteger(n) || n === 0) {
+        fail(points, pointsError, 'Enter a whole number of points, not 0: positive adds, negative removes.');
+        valid = false;
+      } else ok(points, pointsError);
+      if (!why) {
+        fail(reason, reasonError, 'A reason is required: it is kept in the audit trail.');
+        valid = false;
+      } else ok(reason, reasonError);
+      if (!valid) {
+        (points.getAttribute('aria-invalid') ? points : reason).focus();
+        return;
+      }
+      const result = await write((idempotencyKey) => api('POST', `/api/v1/${isMerchant() ? 'client' : 'admin'}/wallets/${encodeURIComponent(walletId)}/adjust`, { body: { points: n, reason: why, idempotencyKey } }));
+      if (!result) return;
+      await reloadThenSay(loadWallet(walletId, tenantId, body, token, result.position), token, `Adjusted by ${signed.format(n)} points; the balance is now ${fmtNumber(result.balance)}.`);
     },
     field('Points (±)', points, 'Positive adds points, negative removes them'),
     pointsError,
     field('Reason', reason, 'Required; recorded with your name in the event, and shown to the customer in their history (your name is not)'),
     reasonError,
-    h('div', { class: 'actions' }, submit),
+    submitActions('Adjust balance'),
   );
-  // As for a redemption: a retry after a lost answer cannot adjust twice.
-  const key = formKey(form);
-  return form;
 }
 
