@@ -20,6 +20,8 @@ const pathOf = (step: Step | undefined): string => {
   return keys.reverse().join('').replace(/^\./, '') || '(value)';
 };
 
+const holdsText = (value: unknown) => typeof value === 'string' || (typeof value === 'object' && value !== null);
+
 /**
  * The path (`body.a.b[2]`) of the first string or key in `value` that breaks the rule, or undefined.
  * Iterative, and the path is built only when something is found: a signed webhook may nest thousands deep.
@@ -31,12 +33,13 @@ export function unstorableTextAt(value: unknown, root = ''): string | undefined 
     if (typeof current === 'string') {
       if (!isStorableText(current)) return pathOf(step);
     } else if (Array.isArray(current)) {
-      for (let i = current.length - 1; i >= 0; i--) pending.push([current[i], { parent: step, key: `[${i}]` }]);
+      // Numbers, booleans and nulls hold no text: they are not visited.
+      for (let i = current.length - 1; i >= 0; i--) if (holdsText(current[i])) pending.push([current[i], { parent: step, key: `[${i}]` }]);
     } else if (current && typeof current === 'object') {
       for (const [key, child] of Object.entries(current).reverse()) {
         const next = { parent: step, key: `.${key}` };
         if (!isStorableText(key)) return pathOf(next);
-        pending.push([child, next]);
+        if (holdsText(child)) pending.push([child, next]);
       }
     }
   }

@@ -136,10 +136,12 @@ export class ProjectionRunner {
   private async refreshCoverage(): Promise<void> {
     const head = await this.store.headPosition();
     if (!head) return;
+    let settled: Promise<boolean> | undefined;
+    const isSettled = () => (settled ??= this.feedShows(head));
     for (const worker of this.workers.values()) {
       if (worker.status.state !== 'running') continue;
       const upTo = this.upTo(worker);
-      if (!upTo || this.store.isAfter(head, upTo)) await this.nothingToApply(worker.projection, worker.status.position, head);
+      if (!upTo || this.store.isAfter(head, upTo)) await this.nothingToApply(worker.projection, worker.status.position, head, isSettled);
     }
   }
 
@@ -179,6 +181,9 @@ export class ProjectionRunner {
     const readers = names ? this.projections.filter((p) => names.includes(p.name)) : this.projections;
     const covers = (at: Position | null | undefined) => at !== null && at !== undefined && !this.store.isAfter(position, at);
     const reached = async () => {
+      // Whether the feed shows `position` yet is one question for every reader: asked once a round, when one needs it.
+      let settled: Promise<boolean> | undefined;
+      const isSettled = () => (settled ??= this.feedShows(position));
       // A projection fed here is where its worker says: its checkpoint row may lag (written lazily, see feed.ts).
       const here = new Map([...this.workers.values()].filter((w) => w.status.state === 'running').map((w) => [w.projection.name, w.status.position]));
       const elsewhere = readers.filter((p) => !covers(here.get(p.name)) && !here.has(p.name));
@@ -186,7 +191,7 @@ export class ProjectionRunner {
       for (const reader of readers) {
         const at = here.has(reader.name) ? here.get(reader.name) : stored.get(reader.name);
         if (!here.has(reader.name) && !stored.has(reader.name)) return false;
-        if (!covers(at) && !(await this.nothingToApply(reader, at, position))) return false;
+        if (!covers(at) && !(await this.nothingToApply(reader, at, position, isSettled))) return false;
       }
       return true;
     };
@@ -218,8 +223,14 @@ export class ProjectionRunner {
   /** The furthest position each filtered reader is known to have nothing to apply up to (see `nothingToApply`). */
   private readonly idleThrough = new Map<string, Position>();
 
+  /** True when the feed hands out the event at `position` (a position no write returned is never shown). */
+  private async feedShows(position: Position): Promise<boolean> {
+    const [settled] = await this.store.readAll({ from: position, to: position, limit: 1 });
+    return settled?.position === position;
+  }
+
   /** True when no event of a type the reader handles lies after `at` up to `position`: it is as good as there. */
-  private async nothingToApply(reader: FeedReader, at: Position | undefined, position: Position): Promise<boolean> {
+  private async nothingToApply(reader: FeedReader, at: Position | undefined, position: Position, feedShowsPosition: () => Promise<boolean>): Promise<boolean> {
     const eventTypes = reader.eventTypes;
     if (eventTypes === 'all') return false;
     const known = this.idleThrough.get(reader.name);
@@ -227,8 +238,7 @@ export class ProjectionRunner {
     if (from && !this.store.isAfter(position, from)) return true;
     // Only once the feed shows `position` itself is everything up to it readable (PostgreSQL's feed holds back
     // transactions that may still commit below it): until then nothing can be said.
-    const [settled] = await this.store.readAll({ from: position, to: position, limit: 1 });
-    if (settled?.position !== position) return false;
+    if (!(await feedShowsPosition())) return false;
     const pending = await this.store.readAll({ ...(from ? { from } : {}), to: position, limit: 2, filter: { eventTypes } });
     if (pending.some((e) => !from || this.store.isAfter(e.position, from))) return false;
     this.idleThrough.set(reader.name, position);

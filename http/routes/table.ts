@@ -141,15 +141,29 @@ export interface RouterDependencies {
 }
 
 const READ_YOUR_WRITES_TIMEOUT_MS = 5000;
+/**
+ * Most reads waiting for their `X-Min-Position` at once in this process; one more is answered 503 at once. Each
+ * waiter looks again every 250 ms: a position no write returned (far ahead) is waited for the whole 5 s.
+ */
+export const MAX_POSITION_WAITERS = 100;
+let waiting = 0;
 
 /** `X-Min-Position: <position>` on a read waits until the read models include that write. */
 function minPosition(deps: RouterDependencies): Middleware {
   const reached = async (ctx: Context, wanted: string) => {
     if (!deps.isPosition(wanted)) throw new HttpError('VALIDATION_FAILED', 'X-Min-Position must be a position returned by a write');
-    if (!(await deps.waitForPosition(wanted as Position, READ_YOUR_WRITES_TIMEOUT_MS))) {
+    if (waiting >= MAX_POSITION_WAITERS) {
       ctx.set('Retry-After', '1');
-      throw new HttpError('UNAVAILABLE', 'The read models have not reached X-Min-Position yet; retry shortly');
+      throw new HttpError('UNAVAILABLE', `More than ${MAX_POSITION_WAITERS} reads are waiting for their X-Min-Position; retry shortly`);
     }
+    waiting++;
+    try {
+      if (await deps.waitForPosition(wanted as Position, READ_YOUR_WRITES_TIMEOUT_MS)) return;
+    } finally {
+      waiting--;
+    }
+    ctx.set('Retry-After', '1');
+    throw new HttpError('UNAVAILABLE', 'The read models have not reached X-Min-Position yet; retry shortly');
   };
   // Not an async function: a read without the header (nearly all) goes straight on, with no promise of its own.
   return (ctx, next) => {
@@ -242,7 +256,9 @@ export function buildRouter(routes: readonly RouteSpec[], deps: RouterDependenci
   const router = new Router();
   for (const route of routes) {
     const middleware: Middleware[] = [deps.guard(route.access)];
-    if (route.method === 'get') middleware.push(minPosition(deps));
+    // A public read (health, the OpenAPI document, the OAuth pages) reads no read model: nothing to wait for, and
+    // anyone could make it wait.
+    if (route.method === 'get' && route.access !== 'public') middleware.push(minPosition(deps));
     router[route.method](route.path, ...middleware, (ctx) => run(route, ctx));
   }
   return router;

@@ -218,3 +218,21 @@ test('answers are never cached nor sniffed (the direct path and Koa alike); the 
   await script.arrayBuffer();
   t.is(script.headers.get('cache-control'), 'no-cache');
 });
+
+test.serial('X-Min-Position: a public read has nothing to wait for, and at most 100 reads wait at once (one more is 503 at once)', async (t) => {
+  // Serial: it holds every wait this service allows for 5 s. No write returned this position: a read waiting for it
+  // waits the whole 5 s, looking again every 250 ms.
+  const far = { 'x-min-position': '999999999.0' };
+  for (const path of ['/healthz', '/openapi.json']) {
+    const answer = await call('GET', path, { headers: far });
+    t.is(answer.status, 200, `${path} does not wait (anyone could make it)`);
+  }
+  const reads = await Promise.all(Array.from({ length: 101 }, () => call('GET', '/api/v1/me', { token: admin, headers: far })));
+  const statuses = reads.map((r) => r.status);
+  t.true(statuses.every((s) => s === 503), statuses.join());
+  const refused = reads.filter((r) => /More than 100 reads are waiting/.test(r.body.error.message));
+  t.is(refused.length, 1, 'the 101st is refused at once; the others waited and timed out');
+  t.is(refused[0]!.headers.get('retry-after'), '1');
+  const after = await call('GET', '/api/v1/me', { token: admin });
+  t.is(after.status, 200, 'the waits are released');
+});

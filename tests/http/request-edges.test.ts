@@ -223,3 +223,25 @@ test('a route that takes no body refuses one (a reason sent to approve would be 
   const none = await call('PATCH', '/api/v1/admin/users/no-body-merchant/approve', { token: admin });
   t.is(none.status, 200, 'approving again is idempotent');
 });
+
+test('a body of more values or deeper nesting than any route takes is refused before it is walked, whoever sends it and wherever (413 and 400 naming the bound)', async (t) => {
+  // 1 KB compressed, 1 MB of `[0,0,…]` decompressed: parsed and checked, it held the event loop for seconds before
+  // the router (a path no route takes) or sign-in was reached.
+  const post = (path: string, json: string) =>
+    fetch(`${service.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(json) }).then(async (r) => ({ status: r.status, body: await r.json() }));
+  const flat = await post('/no/such/route', `[${'0,'.repeat(499_999)}0]`);
+  t.is(flat.status, 413);
+  t.is(flat.body.error.code, 'PAYLOAD_TOO_LARGE');
+  t.regex(flat.body.error.message, /more than 10,000 values/);
+  const deep = await post('/api/v1/me/register', `${'['.repeat(400_000)}${']'.repeat(400_000)}`);
+  t.is(deep.status, 400);
+  t.regex(deep.body.error.message, /more than 32 levels deep/);
+  // Brackets, commas and quotes inside strings are text, not structure; a body at the bounds is read.
+  const token = await tokenFor('bounded-user', 'bounded@edges.test');
+  const inText = await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer', unknownKey: `${'[{,"'.repeat(20_000)}` } });
+  t.is(inText.status, 400);
+  t.regex(inText.body.error.message, /unknownKey/, 'the body was parsed, and refused by the route for its key');
+  const nested = (levels: number) => `${'{"a":'.repeat(levels - 1)}{}${'}'.repeat(levels - 1)}`;
+  const atDepth = await call('POST', '/api/v1/me/register', { token, body: `{"role":"consumer","x":${nested(31)}}` });
+  t.regex(atDepth.body.error.message, /\bx\b/, 'parsed (32 levels), refused by the route for its key');
+});
