@@ -8,6 +8,7 @@ import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
+import { reconciler, settleWallets } from '../../projections/ops/reconcile.ts';
 
 let service: TestService;
 let call: ReturnType<typeof api>;
@@ -185,4 +186,40 @@ test.serial('a wallet the projections never saw is reported as missing from the 
   const command = await reconcileCommand('no-such-tenant');
   t.is(command.code, 2);
   t.regex(command.err, /Workspace no-such-tenant not found/);
+});
+
+test.serial('a reconciliation taken while wallets are credited reports no wallet that moved past its head (checked again), and still the one that is wrong', async (t) => {
+  const tenantId = `tenant-${uuid().slice(0, 8)}`;
+  const moving = await credited(tenantId, [10]);
+  const wrong = await credited(tenantId, [20]);
+  await service.database.pool.query('UPDATE wallets SET points_balance = 21 WHERE id = $1', [wrong.walletId]);
+  const settle = settleWallets(service.tally.runner);
+  let first = true;
+  const reconciliation = reconciler({
+    pool: service.database.pool,
+    store: service.tally.store,
+    // Once the replay's head is taken, a payment credits one wallet and a new customer's first: both are projected
+    // before the rows are read, and neither is in the replay.
+    settle: async (position) => {
+      if (first) {
+        first = false;
+        await credited(tenantId, [5]);
+        const more = await service.tally.store.append(
+          walletStream(moving.walletId),
+          [{ id: uuid(), type: 'PointsCredited', data: { walletId: moving.walletId, tenantId, consumerId: uuid(), paymentId: 'p-later', points: 7, ruleId: 'r1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 700, via: 'purchase' } }],
+          0,
+        );
+        await service.tally.runner.waitForPosition(more.position, 10_000);
+      }
+      return settle(position);
+    },
+  });
+  const report = await reconciliation.all({ tenantId });
+  t.is(report.walletsChecked, 2, 'the replay stopped at its head');
+  t.deepEqual(
+    report.mismatches.map((m) => ({ walletId: m.walletId, projected: m.projected?.balance, replayed: m.replayed?.balance })),
+    [{ walletId: wrong.walletId, projected: 21, replayed: 20 }],
+  );
+  const one = await reconciliation.wallet(moving.walletId);
+  t.true(one.consistent);
 });
