@@ -10,6 +10,7 @@ import { ConfigError, loadConfig } from '../adapters/config.ts';
 import { keyring } from '../adapters/crypto/keys.ts';
 import { rotateVaultKeys } from '../adapters/postgres/token-vault.ts';
 import { localDatabase } from '../adapters/postgres/local-database.ts';
+import { MIGRATION_CONNECT_TIMEOUT_MS } from '../adapters/postgres/migrate.ts';
 import { commandArguments } from './arguments.ts';
 
 commandArguments(
@@ -21,7 +22,8 @@ async function main(): Promise<number> {
   const config = await loadConfig();
   const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
   const database = await localDatabase(config);
-  const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+  // A server that accepts the connection and never answers fails the command after 10 s, as the others.
+  const pool = new pg.Pool({ connectionString: database.url, max: 2, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS });
   try {
     const report = await rotateVaultKeys(pool, keys);
     process.stdout.write(

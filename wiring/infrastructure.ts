@@ -59,7 +59,10 @@ export async function probeDatabaseUrl(url: string): Promise<void> {
   } catch (error) {
     const shown = new URL(url);
     if (shown.password) shown.password = '***';
-    throw new Error(`DATABASE_URL (${shown.toString()}) cannot be used: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    const reason = error instanceof Error ? error.message : String(error);
+    // node-postgres says `timeout expired`: say which timeout, and after how long.
+    const said = /timeout/i.test(reason) ? `no answer within ${MIGRATION_CONNECT_TIMEOUT_MS / 1000} s (connection timeout: ${reason})` : reason;
+    throw new Error(`DATABASE_URL (${shown.toString()}) cannot be used: ${said}`, { cause: error });
   } finally {
     await client.end().catch(() => undefined);
   }

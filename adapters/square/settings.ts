@@ -7,8 +7,8 @@ import type { Config } from '../config.ts';
 import { createSquareOAuth } from './client.ts';
 import { SIMULATOR_APP_ID } from './simulator/development.ts';
 
-/** The variables runbook 1 lists. */
-export const REQUIRED_SQUARE_VARIABLES = ['SQUARE_APP_ID', 'SQUARE_APP_SECRET', 'SQUARE_ENVIRONMENT', 'API_BASE_URL', 'FRONTEND_URL', 'ENCRYPTION_KEY'] as const;
+/** The variables runbook 1 lists, and the webhooks' signature key (without it every webhook is refused, runbook 2). */
+export const REQUIRED_SQUARE_VARIABLES = ['SQUARE_APP_ID', 'SQUARE_APP_SECRET', 'SQUARE_ENVIRONMENT', 'API_BASE_URL', 'FRONTEND_URL', 'ENCRYPTION_KEY', 'SQUARE_WEBHOOK_SIGNATURE_KEY'] as const;
 export type RequiredSquareVariable = (typeof REQUIRED_SQUARE_VARIABLES)[number];
 
 export const OAUTH_CALLBACK_PATH = '/api/v1/oauth/square/callback';

@@ -102,7 +102,13 @@ export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wake
       summary: 'Received webhooks, newest first: event id, type, merchant, tenant, received, processed, outcome, error, attempts.',
       query: listQuery,
       response: webhookPageView,
-      read: (query) => listWebhooks(deps.pool, query),
+      async read(query) {
+        // A mistyped tenant would read as "no webhooks for it": say it names no workspace, as the tenant routes do.
+        if (query.tenantId && !(await deps.pool.query('SELECT 1 FROM workspaces WHERE tenant_id = $1', [query.tenantId])).rowCount) {
+          throw new HttpError('NOT_FOUND', `No workspace has tenantId ${query.tenantId}`);
+        }
+        return listWebhooks(deps.pool, query);
+      },
     }),
     route({
       method: 'get',

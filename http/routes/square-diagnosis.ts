@@ -117,6 +117,10 @@ function problems(settings: SquareSettings, connection: SquareConnectionState, t
     if (set) continue;
     if (name === 'ENCRYPTION_KEY' && settings.generatedForDevelopment.includes(name)) {
       found.push('ENCRYPTION_KEY is not set: a generated development key is in use (tokens stored now cannot be read by another deployment)');
+    } else if (name === 'SQUARE_WEBHOOK_SIGNATURE_KEY') {
+      found.push(
+        "SQUARE_WEBHOOK_SIGNATURE_KEY is not set: every Square webhook is answered 503 WEBHOOKS_NOT_CONFIGURED (no payment is credited until a poll finds it); copy the signature key of the webhook subscription in Square's Developer Dashboard into the API's environment and redeploy",
+      );
     } else if (name === 'SQUARE_ENVIRONMENT') {
       found.push(`SQUARE_ENVIRONMENT is not set: using ${settings.environment}; set it to sandbox or production explicitly`);
     } else {

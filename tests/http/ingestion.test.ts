@@ -255,9 +255,14 @@ test.serial('the admin list filters by outcome, tenant, type and time, newest fi
   const bad = await call('GET', '/api/v1/admin/webhooks?outcome=happy&from=yesterday', { token: admin });
   t.is(bad.status, 400);
   t.regex(bad.body.error.message, /outcome must be one of/);
+  // A mistyped tenant is not "no webhooks": it names no workspace, as on the tenant routes.
+  const unknown = await call('GET', '/api/v1/admin/webhooks?tenantId=no-such-tenant', { token: admin });
+  t.is(unknown.status, 404);
+  t.regex(unknown.body.error.message, /No workspace has tenantId no-such-tenant/);
   // A burst stored by one statement shares one received_at, to the microsecond: paging by 2 lists every one of them,
   // where a cursor at the answers' milliseconds skipped the rest of that millisecond.
   const burst = uuid();
+  await service.database.pool.query(`INSERT INTO workspaces (tenant_id, owner_user_id, business_name, provisioned_at) VALUES ($1, $1, 'Burst', now())`, [burst]);
   await service.database.pool.query(
     `INSERT INTO pos_webhook_events_raw (id, merchant_id, tenant_id, event_type, raw_body, received_at, processed, outcome)
      SELECT 'evt-burst-' || i, 'M-BURST', $1, 'payment.updated', '{}', '2026-12-07T10:00:00.123456Z', true, 'duplicate' FROM generate_series(1, 5) i`,

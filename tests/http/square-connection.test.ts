@@ -822,6 +822,7 @@ test('the debug endpoint answers runbook 1: variables set, environment, OAuth ho
     API_BASE_URL: true,
     FRONTEND_URL: true,
     ENCRYPTION_KEY: true,
+    SQUARE_WEBHOOK_SIGNATURE_KEY: false, // this service takes no webhooks
   });
   t.like(before.body, {
     tenantId: client.tenantId,
@@ -921,13 +922,15 @@ test('without SQUARE_APP_ID and SQUARE_APP_SECRET: connect is 503 CONFIGURATION_
 
   const debug = (await bareCall('GET', '/api/v1/client/debug/square', { token })).body;
   t.like(debug, {
-    variables: { SQUARE_APP_ID: false, SQUARE_APP_SECRET: false, SQUARE_ENVIRONMENT: true, API_BASE_URL: false, FRONTEND_URL: true, ENCRYPTION_KEY: false },
+    variables: { SQUARE_APP_ID: false, SQUARE_APP_SECRET: false, SQUARE_ENVIRONMENT: true, API_BASE_URL: false, FRONTEND_URL: true, ENCRYPTION_KEY: false, SQUARE_WEBHOOK_SIGNATURE_KEY: false },
     environment: 'production',
     oauthHost: 'connect.squareup.com',
     hostOverridden: false,
   });
   t.deepEqual(debug.generatedForDevelopment.includes('ENCRYPTION_KEY'), true);
   t.true(debug.problems.includes('SQUARE_APP_ID is not set: set it in the API\'s environment and redeploy'));
+  // Every webhook is refused without the signature key: the diagnosis runbook 2 sends operators to says so.
+  t.true(debug.problems.some((p: string) => /^SQUARE_WEBHOOK_SIGNATURE_KEY is not set: every Square webhook is answered 503 WEBHOOKS_NOT_CONFIGURED/.test(p)), debug.problems.join('\n'));
   t.false(debug.problems.some((p: string) => /OAuth host/.test(p)), 'production uses connect.squareup.com');
 });
 

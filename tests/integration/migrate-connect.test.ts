@@ -2,13 +2,19 @@
  * Migrations against a server that accepts the connection and never answers (a wrong port behind a proxy, a hung
  * server): start-up and `npm run migrate` fail within the connect timeout, with an error, rather than hang.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { MIGRATION_CONNECT_TIMEOUT_MS, runMigrations } from '../../adapters/postgres/migrate.ts';
 import { probeDatabaseUrl } from '../../wiring/infrastructure.ts';
 
-test('a database that accepts and never answers fails the migrations within the connect timeout', async (t) => {
+/** A server that accepts connections and never answers; its sockets, to count them. */
+async function silentServer(t: ExecutionContext) {
   const sockets = new Set<net.Socket>();
   const silent = net.createServer((socket) => sockets.add(socket));
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
@@ -16,8 +22,13 @@ test('a database that accepts and never answers fails the migrations within the 
     for (const socket of sockets) socket.destroy();
     silent.close();
   });
+  return { url: `postgres://u:p@127.0.0.1:${(silent.address() as AddressInfo).port}/x`, sockets };
+}
+
+test('a database that accepts and never answers fails the migrations within the connect timeout', async (t) => {
+  const { url, sockets } = await silentServer(t);
   const started = Date.now();
-  const error = await t.throwsAsync(runMigrations(`postgres://u:p@127.0.0.1:${(silent.address() as AddressInfo).port}/x`));
+  const error = await t.throwsAsync(runMigrations(url));
   const tookMs = Date.now() - started;
   t.regex(String(error?.message), /timeout/i);
   t.true(tookMs >= MIGRATION_CONNECT_TIMEOUT_MS - 500 && tookMs < MIGRATION_CONNECT_TIMEOUT_MS + 5_000, `${tookMs} ms`);
@@ -33,4 +44,21 @@ test('a DATABASE_URL that cannot be used fails start-up naming the variable and 
   server.pathname = '/no_such_database_here';
   const unknown = await t.throwsAsync(probeDatabaseUrl(server.toString()));
   t.regex(String(unknown?.message), /^DATABASE_URL \(.*\/no_such_database_here\) cannot be used: database "no_such_database_here" does not exist/);
+});
+
+test('start-up says a silent database did not answer within the connect timeout; npm run rotate-keys fails too, not hangs', async (t) => {
+  const { url, sockets } = await silentServer(t);
+  // The compiled command (tests/run.ts compiles cli/ with the tests).
+  const env = { PATH: process.env.PATH, NODE_ENV: 'test', DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-rotate-')), DATABASE_URL: url, ENCRYPTION_KEY: randomBytes(32).toString('base64') };
+  const child = spawn(process.execPath, [path.resolve('.build/cli/rotate-keys.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let err = '';
+  child.stderr.on('data', (c) => (err += String(c)));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const probe = await t.throwsAsync(probeDatabaseUrl(url));
+  t.regex(String(probe?.message), /cannot be used: no answer within 10 s \(connection timeout/);
+  const code = await exited;
+  t.not(code, 0);
+  t.regex(err, /timeout/i);
+  t.true(sockets.size >= 2, 'both connected, and then waited for an answer');
 });
