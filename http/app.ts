@@ -28,6 +28,11 @@ export interface HttpAppOptions {
    * redaction of credential paths (`withoutRedaction`, adapters/logger.ts), as the line's fields hold none.
    */
   requestLog?: Logger;
+  /**
+   * Sends `Strict-Transport-Security` (a year): the service's public origin is https, so a browser that has been
+   * there never reaches it over plain http again (the consoles keep a bearer token in the tab).
+   */
+  strictTransportSecurity?: boolean;
 }
 
 // Writes and deletes alike: a DELETE body is refused by the same rules as any other, not silently dropped.
@@ -106,6 +111,7 @@ export function createHttpApp(options: HttpAppOptions): Koa {
     // Answers are the caller's own data: never stored by a cache, never sniffed as another type. What may be cached
     // (the console's files) says so itself, setting Cache-Control after this.
     ctx.set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+    if (options.strictTransportSecurity) ctx.set('Strict-Transport-Security', 'max-age=31536000');
     (ctx as unknown as RequestLog)[BINDINGS] = { requestId };
     const started = process.hrtime.bigint();
     try {

@@ -108,6 +108,7 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
     requestLog,
     rawBodyPaths: [WEBHOOK_PATH],
     trustProxy: config.TRUST_PROXY,
+    strictTransportSecurity: new URL(config.API_BASE_URL).protocol === 'https:',
     metrics: deps.metrics,
     routers: [
       // One router: the signed webhooks, the busiest route, are served ahead of Koa (`directRoutes` below), so a router

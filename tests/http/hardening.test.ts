@@ -217,6 +217,12 @@ test('answers are never cached nor sniffed (the direct path and Koa alike); the 
   const script = await fetch(`${service.url}/admin/app.js`);
   await script.arrayBuffer();
   t.is(script.headers.get('cache-control'), 'no-cache');
+  // API_BASE_URL is https: the consoles' pages tell the browser to come back over https only.
+  for (const path of ['/admin', '/merchant', '/points']) {
+    const page = await fetch(`${service.url}${path}`);
+    await page.arrayBuffer();
+    t.is(page.headers.get('strict-transport-security'), 'max-age=31536000', path);
+  }
 });
 
 test.serial('X-Min-Position: a public read has nothing to wait for, and at most 100 reads wait at once (one more is 503 at once)', async (t) => {
