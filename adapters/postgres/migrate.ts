@@ -13,10 +13,48 @@ export const MIGRATIONS_TABLE = 'schema_migrations';
 /** How long connecting may take: a server that accepts the connection and never answers fails start-up, not hangs it. */
 export const MIGRATION_CONNECT_TIMEOUT_MS = 10_000;
 
-export async function runMigrations(databaseUrl: string, log?: Logger): Promise<string[]> {
-  // No statement timeout: a migration building an index, or waiting for another instance's lock, may take long.
+/**
+ * How long a migration's statement waits for a lock (a table a long transaction of a running instance holds, or the
+ * advisory lock of another instance migrating): past it, the migration rolls back and is tried again after a pause.
+ * Without it, a migration waiting behind a long transaction for `ACCESS EXCLUSIVE` on a table queued every other
+ * reader and writer of that table behind itself: an outage as long as that transaction.
+ */
+export const MIGRATION_LOCK_TIMEOUT_MS = 5_000;
+/** Tries before giving up (at the default timeout and pauses: about 8 minutes of waiting). */
+export const MIGRATION_LOCK_TRIES = 60;
+
+export interface MigrationOptions {
+  lockTimeoutMs?: number;
+  tries?: number;
+  /** The pause before try `n` (from 2): n seconds, at most 5 by default. */
+  pauseMs?: (attempt: number) => number;
+}
+
+const lockNotAvailable = (error: unknown): boolean => {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === '55P03') return true;
+  }
+  return /lock timeout/i.test(String((error as Error | undefined)?.message));
+};
+
+export async function runMigrations(databaseUrl: string, log?: Logger, options: MigrationOptions = {}): Promise<string[]> {
+  const tries = options.tries ?? MIGRATION_LOCK_TRIES;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(databaseUrl, log, options.lockTimeoutMs ?? MIGRATION_LOCK_TIMEOUT_MS);
+    } catch (error) {
+      if (!lockNotAvailable(error) || attempt >= tries) throw error;
+      const pause = (options.pauseMs ?? ((n) => Math.min(n, 5) * 1000))(attempt + 1);
+      log?.warn({ attempt, tries, pauseMs: pause, reason: (error as Error).message }, 'a migration waited too long for a lock (a long transaction, or another instance migrating): rolled back, trying again');
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+async function migrateOnce(databaseUrl: string, log: Logger | undefined, lockTimeoutMs: number): Promise<string[]> {
+  // No statement timeout: a migration building an index may take long. A lock waited for is bounded (above).
   const applied = await runner({
-    databaseUrl: { connectionString: databaseUrl, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS },
+    databaseUrl: { connectionString: databaseUrl, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS, options: `-c lock_timeout=${lockTimeoutMs}` },
     dir: MIGRATIONS_DIR,
     migrationsTable: MIGRATIONS_TABLE,
     direction: 'up',
