@@ -20,7 +20,7 @@ export const MIGRATION_CONNECT_TIMEOUT_MS = 10_000;
  * reader and writer of that table behind itself: an outage as long as that transaction.
  */
 export const MIGRATION_LOCK_TIMEOUT_MS = 5_000;
-/** Tries before giving up (at the default timeout and pauses: about 8 minutes of waiting). */
+/** Tries before giving up (at the default timeout and pauses: about 10 minutes of waiting). */
 export const MIGRATION_LOCK_TRIES = 60;
 
 export interface MigrationOptions {
