@@ -131,7 +131,8 @@ function route() {
   if (view && !malformed) view(rest, params, token);
   else views[home]([], {}, token);
   if (problem) say(problem, 'error');
-  main.focus({ preventScroll: true });
+  // The view may have focused what comes first (the customer search's field): keep that.
+  if (!main.contains(document.activeElement) || document.activeElement === main) main.focus({ preventScroll: true });
   return problem;
 }
 window.addEventListener('hashchange', () => {

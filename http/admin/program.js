@@ -1,7 +1,7 @@
 // A workspace's loyalty program, for both roles: an administrator names the workspace, a merchant sees their own.
 // The reward catalog, promotions (scheduled here, ended here), the expiry policy, the merchant adjustment limit (set by
 // an administrator) and the program summary's figures with a chart.
-import { api, append, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, writeForm, go, guarded, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, writeForm, go, guarded, guardedOn, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
 
 /** Earned and redeemed per interval (bars) and outstanding points at each interval's end (a line). */
 function programChart(intervals) {
@@ -217,9 +217,7 @@ function adminLimitForm(tenantId, limit, token) {
 function catalogSection(catalog, tenantId, token, reload) {
   const retire = async (r, button) => {
     if (!window.confirm(`Retire “${r.name}”? It can no longer be issued; rewards already issued keep their expiry.`)) return;
-    button.disabled = true;
-    const done = await guarded(() => api('POST', `/api/v1/client/rewards/${encodeURIComponent(r.rewardId)}/retire${qs({ tenantId })}`, { body: {} }));
-    button.disabled = false;
+    const done = await guardedOn(button, () => api('POST', `/api/v1/client/rewards/${encodeURIComponent(r.rewardId)}/retire${qs({ tenantId })}`, { body: {} }));
     if (!done || !current(token)) return;
     reload();
     say(`“${r.name}” is retired.`);
@@ -295,9 +293,7 @@ function policyForm(policy, tenantId, token, reload) {
 function exportButton(tenantId, from, to, token) {
   const button = h('button', { type: 'button', class: 'secondary' }, 'Export the ledger (CSV)');
   button.addEventListener('click', async () => {
-    button.disabled = true;
-    const saved = await guarded(async () => (await download(`/api/v1/client/ledger.csv${qs({ tenantId: isMerchant() ? '' : tenantId, from, to })}`, `ledger-${from}-to-${to}.csv`), true));
-    button.disabled = false;
+    const saved = await guardedOn(button, async () => (await download(`/api/v1/client/ledger.csv${qs({ tenantId: isMerchant() ? '' : tenantId, from, to })}`, `ledger-${from}-to-${to}.csv`), true));
     if (saved && current(token)) say(`The ledger lines from ${from} to ${to} (both included) are saved as a CSV file.`);
   });
   return h('p', {}, button);

@@ -1,7 +1,7 @@
 // A merchant's set-up: the Square connection (connect, reconnect, disconnect) and the reward rules (create, activate,
 // deactivate). Everything goes through the workspace's own routes (`/api/v1/client/…`); the API checks it all and its
 // refusals, which name the field, are shown as they are.
-import { api, append, badge, cell, loaded, current, field, filtersForm, fmtNumber, fmtTime, writeForm, guarded, h, say, show, submitActions, table } from './ui.js';
+import { api, append, badge, cell, loaded, current, field, filtersForm, fmtNumber, fmtTime, writeForm, guarded, guardedOn, h, say, show, submitActions, table } from './ui.js';
 
 const CONNECTABLE = ['not_connected', 'revoked', 'needs_reconnect', 'token_undecryptable'];
 
@@ -21,18 +21,14 @@ export function squareView(_rest, _params, token) {
     const connection = await loaded(body, token, () => api('GET', '/api/v1/client/pos/square'));
     if (!connection) return;
     const connect = async (button) => {
-      button.disabled = true;
-      const started = await guarded(() => api('GET', '/api/v1/client/pos/square/connect'));
-      button.disabled = false;
+      const started = await guardedOn(button, () => api('GET', '/api/v1/client/pos/square/connect'));
       // The start URL binds the flow to this browser and sends it on to Square's consent page; Square sends it back
       // to Tally's /pos page, which links here.
       if (started && current(token)) location.assign(started.url);
     };
     const disconnect = async (button) => {
       if (!window.confirm('Disconnect Square? Tally’s access is revoked at Square; payments stop earning points until you connect again. Points already earned stay.')) return;
-      button.disabled = true;
-      const done = await guarded(() => api('DELETE', '/api/v1/client/pos/square'));
-      button.disabled = false;
+      const done = await guardedOn(button, () => api('DELETE', '/api/v1/client/pos/square'));
       if (!done || !current(token)) return;
       squareView([], {}, token);
       say('Square is disconnected.');
@@ -185,9 +181,7 @@ export function rulesView(_rest, _params, token) {
     const rules = await loaded(list, token, () => api('GET', '/api/v1/client/reward-rules', { headers: minPosition ? { 'x-min-position': minPosition } : {} }));
     if (!rules) return;
     const act = async (button, rule, path, body, done) => {
-      button.disabled = true;
-      const result = await guarded(() => api('POST', `/api/v1/client/reward-rules/${encodeURIComponent(rule.ruleId)}/${path}`, { body }));
-      button.disabled = false;
+      const result = await guardedOn(button, () => api('POST', `/api/v1/client/reward-rules/${encodeURIComponent(rule.ruleId)}/${path}`, { body }));
       if (!result || !current(token)) return;
       await load(result.position);
       say(done);

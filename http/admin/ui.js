@@ -92,10 +92,7 @@ export function writeForm(token, attrs, submit, ...children) {
     key = crypto.randomUUID();
   };
   const write = async (request) => {
-    const button = form.querySelector('button[type=submit]');
-    button.disabled = true;
-    const result = await guarded(() => request(key));
-    button.disabled = false;
+    const result = await guardedOn(form.querySelector('button[type=submit]'), () => request(key));
     if (!result || !current(token)) return undefined;
     renew();
     return result;
@@ -134,9 +131,20 @@ export function badge(outcome) {
   return h('span', { class: `badge ${cls}` }, outcome ?? '—');
 }
 
+/** Buttons disabled while their request runs (`guardedOn`). */
+let busy = 0;
 export function say(message, kind = 'info') {
   statusBox.className = `status${kind === 'error' ? ' error' : ''}`;
   statusBox.textContent = message;
+  if (!message) return;
+  // Focus a write lost (its form redrawn) goes to what it says (a button busy meanwhile gets it back itself); and on
+  // a phone the line above the page, scrolled away from the form that wrote, comes into view (the answer would be
+  // drawn off-screen).
+  if (busy === 0 && (!document.activeElement || document.activeElement === document.body)) statusBox.focus();
+  else {
+    const box = statusBox.getBoundingClientRect();
+    if (box.bottom < 0 || box.top > window.innerHeight) statusBox.scrollIntoView({ block: 'nearest' });
+  }
 }
 export const clearStatus = () => say('');
 /** What the status line says now (an error a later message should keep). */
@@ -155,7 +163,7 @@ export const getToken = () => sessionStorage.getItem(TOKEN_KEY);
 export async function api(method, path, options = {}) {
   const headers = { accept: 'application/json', authorization: `Bearer ${getToken() ?? ''}`, ...(options.headers ?? {}) };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const response = await reach(() => fetch(path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) }), method !== 'GET');
   const text = await response.text();
   let body;
   try {
@@ -165,6 +173,16 @@ export async function api(method, path, options = {}) {
   }
   if (!response.ok) throw refusal(response, body, `${method} ${path}`, options.keepSession);
   return body;
+}
+/** A request's answer; the browser's bare "Failed to fetch" when Tally cannot be reached becomes what to do. */
+async function reach(request, writes) {
+  try {
+    return await request();
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    const retry = writes ? ' Sending the same form again does not write twice.' : '';
+    throw new ApiError(0, 'UNREACHABLE', `Tally could not be reached (the connection failed): check the network and try again.${retry}`);
+  }
 }
 /** The error of an answer that is not OK, with a 5xx's request id; a 401 (or a 403 outside `keepSession`) signs the tab out first. */
 function refusal(response, body, request, keepSession = false) {
@@ -180,7 +198,7 @@ function refusal(response, body, request, keepSession = false) {
  * download as a blob. An API error is thrown as `api` throws it, and signs the tab out as it does.
  */
 export async function download(path, filename) {
-  const response = await fetch(path, { headers: { authorization: `Bearer ${getToken() ?? ''}` } });
+  const response = await reach(() => fetch(path, { headers: { authorization: `Bearer ${getToken() ?? ''}` } }), false);
   if (!response.ok) throw refusal(response, await response.json().catch(() => undefined), `GET ${path}`);
   const url = URL.createObjectURL(await response.blob());
   const link = h('a', { href: url, download: filename, hidden: true });
@@ -195,6 +213,23 @@ export const qs = (params) => {
   const s = search.toString();
   return s ? `?${s}` : '';
 };
+/**
+ * `guarded`, with `button` disabled while the action runs. A disabled button loses the focus: it is given back once
+ * the button is enabled again (a keyboard or screen-reader user stays where they were, not at the top of the page).
+ */
+export async function guardedOn(button, action) {
+  const focused = document.activeElement === button;
+  button.disabled = true;
+  busy++;
+  try {
+    return await guarded(action);
+  } finally {
+    busy--;
+    button.disabled = false;
+    // Without scrolling: what the answer said stays in view.
+    if (focused && button.isConnected && (!document.activeElement || document.activeElement === document.body)) button.focus({ preventScroll: true });
+  }
+}
 /** Runs an action, showing an API error in the status area instead of throwing. */
 export async function guarded(action) {
   try {

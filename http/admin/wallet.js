@@ -1,7 +1,7 @@
 // The wallet view, for both roles: an administrator opens any wallet (reconciliation, adjustments without limit, the
 // audit trail); a merchant finds a customer's wallet by email or phone and serves them at the counter: redeem points,
 // issue and redeem rewards, adjust within the workspace's limit.
-import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, writeForm, go, guarded, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, statusText, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, field, filtersForm, fmtNumber, fmtTime, writeForm, go, guarded, guardedOn, h, isMerchant, loaded, qs, say, session, shortDate, show, signed, statusText, submitActions, svg, table } from './ui.js';
 
 /** `complete`: the whole ledger is loaded, so the balance started at 0. */
 export function balanceChart(ledgerNewestFirst, complete) {
@@ -84,6 +84,8 @@ export function customersView(_rest, params, token) {
   (async () => {
     const found = await loaded(body, token, () => api('GET', `/api/v1/client/wallets${qs({ q: params.q })}`));
     if (!found) return;
+    // Said as well as shown: the results arrive after the page did, outside any live region.
+    say(found.length === 0 ? `No customer found for “${params.q}”.` : `${found.length === 1 ? 'One wallet' : `${fmtNumber(found.length)} wallets`} found for “${params.q}”.`);
     body.replaceChildren(
       found.length === 0
         ? h('p', { class: 'empty' }, `No customer of this workspace has the email or phone “${params.q}”. They may not have registered with Tally yet.`)
@@ -252,9 +254,7 @@ export function catalogTable(rewards, caption, none, lastHeader, last) {
 function rewardsPanel(walletId, rewards, token, reload) {
   const id = encodeURIComponent(walletId);
   async function act(button, path, body, done) {
-    button.disabled = true;
-    const result = await guarded(() => api('POST', `/api/v1/client/wallets/${id}${path}`, { body }));
-    button.disabled = false;
+    const result = await guardedOn(button, () => api('POST', `/api/v1/client/wallets/${id}${path}`, { body }));
     if (!result || !current(token)) return false;
     // The view first, then the message: what it says is on screen when it is read.
     await reloadThenSay(reload(result.position), token, done(result));

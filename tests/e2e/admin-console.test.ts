@@ -957,6 +957,45 @@ browserTest('a redemption whose wallet cannot be read again (503) keeps that err
   t.is((await call('GET', `/api/v1/client/wallets/${wallet}`, { token: cafeToken })).body.balance, 90, 'recorded');
 }, 'laptop', /status of 503/);
 
+browserTest('at the counter on a phone, by keyboard: the search field has the focus, results are said, a refusal is shown on screen and the focus stays on the button, an unreachable Tally is said plainly', async (t, page) => {
+  const wallet = await seededWallet(tenantId);
+  await page.goto(`${service.url}/merchant`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Customers' }).waitFor();
+  // Typed at once, without a Tab first: the customer search's field keeps the focus the view gave it.
+  t.is(await page.evaluate(() => document.activeElement?.getAttribute('name')), 'q');
+  await page.keyboard.type('nobody@nowhere.test');
+  await page.keyboard.press('Enter');
+  await page.getByRole('status').getByText('No customer found for “nobody@nowhere.test”.').waitFor();
+
+  await page.goto(`${service.url}/merchant#/wallet/${wallet}`);
+  await page.getByTestId('balance').getByText('100 pts').waitFor();
+  const redeem = page.getByRole('form', { name: 'Redeem points' });
+  const button = redeem.getByRole('button', { name: 'Redeem points' });
+  // The API refuses (another till spent the points meanwhile): its answer is drawn where the merchant looks.
+  await page.route(`**/api/v1/client/wallets/${wallet}/redeem`, (route) =>
+    route.fulfill({ status: 409, contentType: 'application/json', body: JSON.stringify({ error: { code: 'INSUFFICIENT_POINTS', message: 'Only 100 points are available.' } }) }),
+  );
+  await redeem.getByLabel('Points').fill('10');
+  await button.focus();
+  await page.keyboard.press('Enter');
+  const status = page.getByRole('status');
+  await status.getByText('Only 100 points are available.').waitFor();
+  t.true(await status.evaluate((el) => { const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < window.innerHeight; }), 'the answer is on screen');
+  t.true(await button.evaluate((el) => el === document.activeElement), 'the focus is back on the button');
+  // Tally cannot be reached at all: said as such, not as the browser's "Failed to fetch".
+  await page.unroute(`**/api/v1/client/wallets/${wallet}/redeem`);
+  await page.route(`**/api/v1/client/wallets/${wallet}/redeem`, (route) => route.abort('failed'));
+  await button.click();
+  await status.getByText('Tally could not be reached (the connection failed): check the network and try again. Sending the same form again does not write twice.').waitFor();
+  // Answered, the wallet is drawn again (the form with it): the focus goes to what was said, not to the page's top.
+  await page.unroute(`**/api/v1/client/wallets/${wallet}/redeem`);
+  await button.click();
+  await status.getByText('Redeemed 10 points; the balance is now 90.').waitFor();
+  t.true(await page.evaluate(() => document.activeElement !== document.body && document.activeElement !== null), 'the focus is not lost');
+}, 'phone', /status of 409|net::ERR_FAILED/);
+
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
   square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
   const deli = await register('client', 'owner@deli.test', { businessName: 'Deli' });
