@@ -4,7 +4,7 @@
  *   domain/       nothing outside domain/ (pure: no I/O, no clock, no library with effects)
  *   projections/  domain/, and of the adapters only adapters/postgres/ (read models live in PostgreSQL)
  *   adapters/     domain/ and other adapters
- *   http/         domain/, projections/ (read models, runner), adapters/ (types of the inbox, Square settings)
+ *   http/         domain/, projections/ (read models, runner), adapters/ (the inbox's types and InboxBusy, Square settings)
  *   wiring/       everything above: the provide… functions that build each bounded context
  *   main.ts       wiring/ and the layers above (the one composition root)
  *   cli/          entry points: main.ts, wiring/ and every layer; nothing imports cli/

@@ -12,7 +12,7 @@ import { ConfigError, loadConfig, type Config } from './adapters/config.ts';
 import type { Metrics } from './adapters/metrics.ts';
 import { localDatabase } from './adapters/postgres/local-database.ts';
 import { runMigrations } from './adapters/postgres/migrate.ts';
-import { webhookInbox } from './adapters/postgres/webhook-inbox.ts';
+import { ACK_WAIT_LIMIT_MS, webhookInbox } from './adapters/postgres/webhook-inbox.ts';
 import type { EventStore } from './domain/ports/event-store.ts';
 import type { SquareConnectionsService } from './domain/connections/service.ts';
 import type { ProjectionRunner } from './projections/runner.ts';
@@ -98,7 +98,9 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const applied = await runMigrations(database.url, log);
     if (applied.length) log.info({ applied }, 'migrations applied');
     const pool = providePool(database.url, config.DATABASE_POOL_SIZE, log, cleanups);
-    const ackPool = providePool(database.url, config.WEBHOOK_POOL_SIZE, log, cleanups, 'idle database connection lost (webhook acknowledgements)');
+    // An acknowledgement's insert blocked (a lock on the inbox, a stalled server) gives up after 8 s: the webhook is
+    // answered 503 and Square delivers it again, instead of every webhook waiting unanswered (webhook-inbox.ts).
+    const ackPool = providePool(database.url, config.WEBHOOK_POOL_SIZE, log, cleanups, 'idle database connection lost (webhook acknowledgements)', ACK_WAIT_LIMIT_MS);
     const metrics = provideMetrics(log);
     const infrastructure = await provideInfrastructure({ config, env, log, databaseUrl: database.url, pool, metrics, now: options.now }, cleanups);
     const { store } = infrastructure;
@@ -140,6 +142,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       loadUser: (userId) => accounts.callers.load(userId),
       routes: [...accounts.routes, ...rewardRules.routes, ...wallets.routes, ...program.routes, ...promotions.routes, ...square.routes, ...ingestion.routes, ...audit.routes, ...projections.routes],
       simulated: square.simulated,
+      readiness: ingestion.readiness,
     });
 
     let stopping: Promise<void> | undefined;

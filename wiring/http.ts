@@ -21,7 +21,7 @@ import { createHttpApp } from '../http/app.ts';
 import { directRoutes } from '../http/direct-route.ts';
 import type { FailureLimiter } from '../http/rate-limit.ts';
 import { buildRouter, type RouteSpec } from '../http/routes/table.ts';
-import { healthRoutes } from '../http/routes/health.ts';
+import { healthRoutes, type ReadinessCheck } from '../http/routes/health.ts';
 import { openApiRoute } from '../http/routes/openapi.ts';
 import { metricsRouter } from '../http/routes/metrics.ts';
 import { adminConsoleRouter } from '../http/routes/admin-console.ts';
@@ -39,7 +39,7 @@ export const positionCheck = (store: Infrastructure['store']) => (value: string)
   }
 };
 
-async function readinessRoutes({ config, pool, store }: Infrastructure, runner: ProjectionRunner): Promise<RouteSpec[]> {
+async function readinessRoutes({ config, pool, store }: Infrastructure, runner: ProjectionRunner, more: readonly ReadinessCheck[]): Promise<RouteSpec[]> {
   const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
   return healthRoutes([
     { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
@@ -64,6 +64,7 @@ async function readinessRoutes({ config, pool, store }: Infrastructure, runner: 
       // States only: an error's text is for administrators (`GET /api/v1/admin/projections`), not a public route.
       check: async () => ({ ok: runner.healthy(), detail: runner.status().map((s) => ({ name: s.name, state: s.state })) }),
     },
+    ...more,
   ]);
 }
 
@@ -75,6 +76,8 @@ export interface HttpDependencies {
   loadUser(userId: string): Promise<UserState>;
   /** Every context's routes. */
   routes: RouteSpec[];
+  /** Readiness checks of the contexts, beside the database, event store, migrations and projections. */
+  readiness?: readonly ReadinessCheck[];
   simulated: DevelopmentSimulator | undefined;
 }
 
@@ -101,7 +104,7 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
     cronSecret: config.CRON_SECRET,
   });
   const requestLog = withoutRedaction(log);
-  const routes: RouteSpec[] = [...deps.routes, ...(await readinessRoutes(infrastructure, deps.runner))];
+  const routes: RouteSpec[] = [...deps.routes, ...(await readinessRoutes(infrastructure, deps.runner, deps.readiness ?? []))];
   routes.push(openApiRoute(() => routes, { version: '0.1.0', serverUrl: config.API_BASE_URL }));
   const app = createHttpApp({
     log,

@@ -93,8 +93,8 @@ export async function provideDatabase(config: Config, log: Logger): Promise<{ ur
 }
 
 /** A pool whose idle clients losing their connection do not crash the process (the next query reconnects). */
-export function providePool(url: string, max: number, log: Logger, cleanups: Cleanups, what = 'idle database connection lost'): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
+export function providePool(url: string, max: number, log: Logger, cleanups: Cleanups, what = 'idle database connection lost', statementTimeoutMs?: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000, ...(statementTimeoutMs ? { options: `-c statement_timeout=${statementTimeoutMs}` } : {}) });
   let ending = false;
   // Once the pool is ending, its idle clients' closing may meet the embedded server's own stop (pool.end() resolves
   // before their sockets are closed): expected then, not worth a warning.

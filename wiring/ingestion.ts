@@ -426,10 +426,19 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     }),
     metrics,
   );
+  // Webhooks arriving while every acknowledgement connection is busy are stored together (group commit).
+  const recorder = groupedRecorder(webhookInbox(deps.ackPool), { maxBatch: config.WEBHOOK_ACK_BATCH_SIZE, maxInFlight: config.WEBHOOK_POOL_SIZE });
+  /** Not ready while webhooks wait over 2 s to be stored: a load balancer sends them to another instance. */
+  const acknowledgementsReadiness = {
+    name: 'webhookAcknowledgements',
+    check: async () => {
+      const waiting = recorder.waiting();
+      return { ok: waiting.oldestMs < 2_000, detail: waiting.count ? { waiting: waiting.count, oldestWaitingMs: waiting.oldestMs } : undefined };
+    },
+  };
   const routes = [
     ...webhookRoutes({
-      // Webhooks arriving while every acknowledgement connection is busy are stored together (group commit).
-      inbox: groupedRecorder(webhookInbox(deps.ackPool), { maxBatch: config.WEBHOOK_ACK_BATCH_SIZE, maxInFlight: config.WEBHOOK_POOL_SIZE }),
+      inbox: recorder,
       signatureKey: deps.squareConfig.SQUARE_WEBHOOK_SIGNATURE_KEY,
       notificationUrl: deps.settings.webhookNotificationUrl,
       onStored: (event) => {
@@ -446,5 +455,5 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     // One run at a time across instances: a tick while a run goes on (its request cut by a proxy) polls nothing.
     ...ingestionRoutes({ pool, inbox, wakeProcessor: () => worker.wake(), poll: { runExclusively: () => exclusivePollRun(pool, () => poll.pollAll(), (error) => log.warn({ err: error }, 'poll run: the connection holding its lock was lost; another run may start beside this one')) } }),
   ];
-  return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes };
+  return { awaitProcessed, pruneWebhookBodies, inlineWalletEffects, routes, readiness: [acknowledgementsReadiness] };
 }

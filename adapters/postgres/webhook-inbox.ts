@@ -337,13 +337,37 @@ export interface GroupedRecorderOptions {
    */
   maxInFlight: number;
   stalledAfterMs?: number;
+  /** Most webhooks waiting for a statement (10,000), and their bodies' bytes at most (64 MiB): one more is refused. */
+  maxWaiting?: number;
+  maxWaitingBytes?: number;
+  /** How long a webhook may wait for a statement to take it (8,000 ms): then it is refused, Square sends it again. */
+  waitLimitMs?: number;
+}
+
+/** How long a webhook waits to be stored before it is refused (`groupedRecorder`, the acknowledgement pool's statements). */
+export const ACK_WAIT_LIMIT_MS = 8_000;
+
+/**
+ * The webhook could not be stored in time (its statement blocked, or too many waited): answered 503, and Square
+ * delivers it again. Nothing of it is stored, or what is (a statement that committed after all) is deduplicated.
+ */
+export class InboxBusy extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InboxBusy';
+  }
 }
 
 interface Waiting {
   entry: InboxEntry;
+  since: number;
+  bytes: number;
   resolve(result: { inserted: boolean }): void;
   reject(error: unknown): void;
 }
+
+/** PostgreSQL's `statement_timeout` (57014): the acknowledgement pool's statements are bounded (main.ts). */
+const timedOut = (error: unknown) => (error as { code?: unknown } | undefined)?.code === '57014';
 
 /**
  * Group commit of the acknowledgement path: webhooks arriving while an insert is under way wait, and the next
@@ -356,8 +380,14 @@ interface Waiting {
  * insert on every free connection). A statement that fails is retried one webhook at a time, so that one bad
  * webhook fails only its own request.
  */
+// Over 80 lines because the queue, its statements and its bounds share one closure.
 export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany'>, options: GroupedRecorderOptions) {
   const queue: Waiting[] = [];
+  let waitingBytes = 0;
+  const maxWaiting = options.maxWaiting ?? 10_000;
+  const maxWaitingBytes = options.maxWaitingBytes ?? 64 * 1024 * 1024;
+  const waitLimitMs = options.waitLimitMs ?? ACK_WAIT_LIMIT_MS;
+  let expiryTimer: NodeJS.Timeout | undefined;
   let inFlight = 0;
   const stalledAfterMs = options.stalledAfterMs ?? 25;
   /** When the latest insert started, and the timer that starts another if it stalls with webhooks waiting. */
@@ -377,8 +407,29 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
       ids.add(waiting.entry.eventId);
       batch.push(waiting);
       queue.splice(i, 1);
+      waitingBytes -= waiting.bytes;
     }
     return batch;
+  };
+
+  /**
+   * Refuses what has waited `waitLimitMs` for a statement (the queue is in arrival order: the oldest first). While
+   * inserts are blocked (a lock on the inbox, a stalled server), webhooks no longer pile up in memory unanswered.
+   */
+  const expire = () => {
+    expiryTimer = undefined;
+    const now = Date.now();
+    while (queue.length && now - queue[0]!.since >= waitLimitMs) {
+      const waiting = queue.shift()!;
+      waitingBytes -= waiting.bytes;
+      waiting.reject(new InboxBusy(`The webhook could not be stored within ${waitLimitMs / 1000} s (the database is not taking acknowledgements): Square delivers it again`));
+    }
+    armExpiry();
+  };
+  const armExpiry = () => {
+    if (expiryTimer || !queue.length) return;
+    expiryTimer = setTimeout(expire, Math.max(1, queue[0]!.since + waitLimitMs - Date.now()));
+    expiryTimer.unref();
   };
 
   /** Stores a batch, then frees its slot before answering: a webhook answered and followed at once goes alone. */
@@ -388,7 +439,15 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
       const results = batch.length === 1 ? [await inbox.record(batch[0]!.entry)] : await inbox.recordMany(batch.map((w) => w.entry));
       answer = () => batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (error) {
-      if (batch.length === 1) answer = () => batch[0]!.reject(error);
+      // A statement that timed out is not tried again a webhook at a time, and what waits is refused with it: what
+      // blocked it blocks those too (taken into the next statement, they would wait its whole timeout again).
+      const busy = timedOut(error) ? new InboxBusy('The webhook could not be stored in time (the database did not complete the insert): Square delivers it again') : undefined;
+      if (busy) {
+        const waiting = queue.splice(0);
+        waitingBytes = 0;
+        answer = () => [...batch, ...waiting].forEach((w) => w.reject(busy));
+      }
+      else if (batch.length === 1) answer = () => batch[0]!.reject(error);
       else {
         const each = await Promise.allSettled(batch.map((w) => inbox.record(w.entry)));
         answer = () => each.forEach((r, i) => (r.status === 'fulfilled' ? batch[i]!.resolve(r.value) : batch[i]!.reject(r.reason)));
@@ -423,10 +482,20 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
   return {
     /** `record`, grouped with the webhooks arriving meanwhile: answers once this webhook's row is committed. */
     record(entry: InboxEntry): Promise<{ inserted: boolean }> {
+      const bytes = Buffer.byteLength(entry.rawBody);
+      if (queue.length >= maxWaiting || waitingBytes + bytes > maxWaitingBytes) {
+        return Promise.reject(new InboxBusy(`Too many webhooks are waiting to be stored (${queue.length.toLocaleString('en-US')}): Square delivers this one again`));
+      }
       return new Promise((resolve, reject) => {
-        queue.push({ entry, resolve, reject });
+        queue.push({ entry, since: Date.now(), bytes, resolve, reject });
+        waitingBytes += bytes;
         pump();
+        armExpiry();
       });
+    },
+    /** How long the oldest webhook waiting for a statement has waited (ms), 0 when none waits; and how many wait. */
+    waiting(): { count: number; oldestMs: number } {
+      return { count: queue.length, oldestMs: queue.length ? Date.now() - queue[0]!.since : 0 };
     },
   };
 }

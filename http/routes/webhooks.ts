@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import getRawBody from 'raw-body';
 import { InvalidSquareWebhook, parseSquareWebhook, type SquareWebhookEvent } from '../../domain/square/webhook.ts';
-import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
+import { InboxBusy, type WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { HttpError } from '../errors.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt, utf8Text } from '../text.ts';
 import { z } from 'zod';
@@ -102,7 +102,13 @@ function webhookAcceptor(deps: WebhookRouteDependencies) {
       if (value) headers[name] = value;
     }
     const objectId = event.kind === 'payment' || event.kind === 'refund' ? event.object.id : event.dataId;
-    const { inserted } = await deps.inbox.record({ eventId: event.eventId, merchantId: event.merchantId, eventType: event.type, objectId, rawBody: text, headers });
+    let inserted: boolean;
+    try {
+      ({ inserted } = await deps.inbox.record({ eventId: event.eventId, merchantId: event.merchantId, eventType: event.type, objectId, rawBody: text, headers }));
+    } catch (error) {
+      if (error instanceof InboxBusy) throw new HttpError('UNAVAILABLE', error.message);
+      throw error;
+    }
     if (inserted) deps.onStored(event);
     return { status: 200, body: { received: true as const, duplicate: !inserted } };
   };

@@ -8,7 +8,7 @@ import test from 'ava';
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
 import { pino } from 'pino';
-import { claimDueStatement, groupedRecorder, webhookInbox, type InboxEntry } from '../../adapters/postgres/webhook-inbox.ts';
+import { claimDueStatement, groupedRecorder, InboxBusy, webhookInbox, type InboxEntry } from '../../adapters/postgres/webhook-inbox.ts';
 import { LEASE_LOCK_CLASS, LeaseHolder } from '../../adapters/postgres/lease-holder.ts';
 import { WebhookProcessor } from '../../adapters/workers/webhook-processor.ts';
 import type { WebhookResult } from '../../domain/payments/webhook-handler.ts';
@@ -239,6 +239,30 @@ test.serial('a webhook the database refuses fails alone: the others of its state
   );
   t.deepEqual(Object.keys(await deliveries(ids)).sort(), ids.filter((_, i) => i !== 2).sort());
   t.deepEqual(statements, [1, 6, 1, 1, 1, 1, 1, 1]);
+});
+
+test.serial('inserts blocked (the inbox locked): nothing waits unanswered: a statement times out, what waits is refused after the wait limit, what exceeds the cap at once; then all goes on', async (t) => {
+  // The acknowledgement pool's statements are bounded, as main.ts sets them.
+  const ackPool = new pg.Pool({ connectionString: database.url, max: 1, options: '-c statement_timeout=400' });
+  t.teardown(() => ackPool.end());
+  const recorder = groupedRecorder(webhookInbox(ackPool), { maxBatch: 64, maxInFlight: 1, maxWaiting: 3, waitLimitMs: 200 });
+  const holder = await database.pool.connect();
+  t.teardown(() => holder.release());
+  await holder.query('BEGIN');
+  await holder.query('LOCK TABLE pos_webhook_events_raw IN EXCLUSIVE MODE');
+  const sent = Array.from({ length: 6 }, () => recorder.record(entry(`evt-${uuid()}`)));
+  // The first is in its statement; three wait; two more are past the cap.
+  t.like(recorder.waiting(), { count: 3 });
+  const results = await Promise.allSettled(sent);
+  await holder.query('COMMIT');
+  t.true(results.every((r) => r.status === 'rejected' && r.reason instanceof InboxBusy), JSON.stringify(results.map((r) => (r.status === 'rejected' ? String(r.reason) : r.status))));
+  const reasons = results.map((r) => (r.status === 'rejected' ? String((r.reason as Error).message) : ''));
+  t.regex(reasons[0]!, /did not complete the insert/, 'the statement timed out');
+  t.true(reasons.slice(1, 4).every((m) => /could not be stored within 0.2 s/.test(m)), reasons.join('\n'));
+  t.true(reasons.slice(4).every((m) => /Too many webhooks are waiting to be stored \(3\)/.test(m)), reasons.join('\n'));
+  t.deepEqual(recorder.waiting(), { count: 0, oldestMs: 0 });
+  // The lock let go, webhooks are stored again.
+  t.deepEqual(await recorder.record(entry(`evt-${uuid()}`)), { inserted: true });
 });
 
 test.serial('with an insert free, a webhook is stored at once, alone: nothing waits on a timer', async (t) => {
