@@ -7,7 +7,7 @@ import { NotFound } from '../shared/errors.ts';
 import { createdId, firstCreated } from '../shared/keyed-create.ts';
 import { promotionsDecider, promotionsStream, type PromotionsState } from './decider.ts';
 import { workspaceTimeZone, type MerchantLocations } from './locations.ts';
-import type { Promotion, ScheduledPromotion } from './promotion.ts';
+import { localTime, type Promotion, type ScheduledPromotion } from './promotion.ts';
 
 export interface PromotionsDependencies {
   store: EventStore;
@@ -26,12 +26,24 @@ export interface PromotionsDependencies {
 /** Namespace of promotion ids derived from (tenant, idempotency key). */
 const PROMOTION_NAMESPACE = '5a8e3c27-9b4d-4f61-a2c8-7d1e6b3f9c52';
 
-export type PromotionView = ScheduledPromotion & { status: 'scheduled' | 'ended' };
+/**
+ * `status`: whether it was ended by hand (`scheduled` until then, whatever its dates). `phase`: where it stands now,
+ * on its dates in its time zone: `upcoming` (before `startsOn`), `running` (from `startsOn` through `endsOn`, its days
+ * and hours checked per payment), `finished` (after `endsOn`), or `ended` (by hand).
+ */
+export type PromotionPhase = 'upcoming' | 'running' | 'finished' | 'ended';
+export type PromotionView = ScheduledPromotion & { status: 'scheduled' | 'ended'; phase: PromotionPhase };
 
-const view = (p: ScheduledPromotion): PromotionView => ({ ...p, status: p.endedAt === null ? 'scheduled' : 'ended' });
+export function promotionPhase(p: ScheduledPromotion, now: Date): PromotionPhase {
+  if (p.endedAt !== null) return 'ended';
+  const today = localTime(now.toISOString(), p.timeZone).date;
+  if (today < p.promotion.startsOn) return 'upcoming';
+  return p.promotion.endsOn !== undefined && today > p.promotion.endsOn ? 'finished' : 'running';
+}
 
 export function promotionsService(deps: PromotionsDependencies) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
+  const view = (p: ScheduledPromotion): PromotionView => ({ ...p, status: p.endedAt === null ? 'scheduled' : 'ended', phase: promotionPhase(p, deps.runtime.now()) });
   const now = () => deps.runtime.now().toISOString();
   async function scheduled(tenantId: string): Promise<readonly ScheduledPromotion[]> {
     const { state } = await loadState(deps.store, promotionsStream(tenantId), promotionsDecider);

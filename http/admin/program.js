@@ -54,7 +54,8 @@ function programChart(intervals) {
  */
 function promotionRow(p, tenantId, token) {
   const row = h('tr');
-  const fill = (shown) => row.replaceChildren(...promotionCells(shown, shown.status === 'scheduled' ? h('button', { type: 'button', 'aria-label': `End promotion ${shown.promotion.name}`, onclick: (e) => end(shown, e.currentTarget) }, 'End') : '—'));
+  // Upcoming or running: it can be ended; one past its last day or ended already cannot.
+  const fill = (shown) => row.replaceChildren(...promotionCells(shown, shown.phase === 'upcoming' || shown.phase === 'running' ? h('button', { type: 'button', 'aria-label': `End promotion ${shown.promotion.name}`, onclick: (e) => end(shown, e.currentTarget) }, 'End') : '—'));
   async function end(shown, button) {
     if (!window.confirm(`End the promotion “${shown.promotion.name}” now? Payments made from now on no longer get it; what was earned stays. It cannot be resumed (schedule a new one).`)) return;
     button.disabled = true;
@@ -91,7 +92,7 @@ function promotionCells(p, action) {
     cell('When', `${when} (${p.timeZone})`),
     cell('Where', promo.locationIds ? h('span', { class: 'mono' }, promo.locationIds.join(', ')) : 'every location'),
     cell('Conditions', conditions.length ? conditions.join('; ') : 'none'),
-    cell('Status', badge(p.status)),
+    cell('Status', badge(p.phase)),
     cell('Scheduled', h('time', { datetime: p.scheduledAt }, fmtTime(p.scheduledAt))),
     cell('Ended', p.endedAt ? h('time', { datetime: p.endedAt }, fmtTime(p.endedAt)) : '—'),
     cell('Action', action),

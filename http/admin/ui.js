@@ -125,7 +125,7 @@ export function table(caption, headers, rows, options = {}) {
 }
 export const cell = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
 export function badge(outcome) {
-  const good = ['credited', 'completed', 'running', 'active', 'approved', 'consistent', 'refund_applied', 'recorded', 'duplicate', 'scheduled'];
+  const good = ['credited', 'completed', 'running', 'active', 'approved', 'consistent', 'refund_applied', 'recorded', 'duplicate', 'scheduled', 'upcoming'];
   const bad = ['failed', 'no_connection', 'revoked', 'needs_reconnect', 'token_undecryptable', 'suspended', 'inconsistent', 'cancelled'];
   const cls = good.includes(outcome) ? 'ok' : bad.includes(outcome) ? 'bad' : 'warn';
   return h('span', { class: `badge ${cls}` }, outcome ?? '—');

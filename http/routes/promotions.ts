@@ -19,6 +19,7 @@ const promotionView = z.object({
   scheduledAt: timestamp,
   endedAt: timestamp.nullable(),
   status: z.enum(['scheduled', 'ended']),
+  phase: z.enum(['upcoming', 'running', 'finished', 'ended']),
 });
 
 const locationsView = z.object({

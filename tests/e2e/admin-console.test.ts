@@ -620,9 +620,9 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   t.deepEqual(await column('When'), [`${nextMonth} to no end; every day; all day (America/New_York)`, `${nextMonth} to no end; TUE; 14:00–17:00 (America/New_York)`]);
   t.deepEqual(await column('Where'), ['L-MAIN', 'every location']);
   t.deepEqual(await column('Conditions'), ['spend at least 1,500 (minor units); 2 per customer a day; an item in category CATPASTRY', 'none']);
-  t.deepEqual(await column('Status'), ['ended', 'scheduled']);
+  t.deepEqual(await column('Status'), ['ended', 'upcoming'], 'where each stands on its dates (next month: upcoming)');
   t.not((await column('Ended'))[0], '—', 'the ended one shows when');
-  t.deepEqual(await column('Action'), ['—', 'End'], 'only a scheduled promotion can be ended');
+  t.deepEqual(await column('Action'), ['—', 'End'], 'only an upcoming or running promotion can be ended');
   // Support ends a promotion for the merchant: asked to confirm, then ended for payments made from now on.
   const asked: string[] = [];
   page.once('dialog', (dialog) => {

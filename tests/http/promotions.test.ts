@@ -184,7 +184,7 @@ test.serial('double points Tuesdays 14:00–17:00 New York time at Main street: 
     hours: [{ from: '14:00', to: '17:00' }],
     locationIds: ['L-MAIN'],
   });
-  t.like(scheduled, { timeZone: 'America/New_York', status: 'scheduled', endedAt: null });
+  t.like(scheduled, { timeZone: 'America/New_York', status: 'scheduled', phase: 'upcoming', endedAt: null });
   // January in New York is EST, UTC−5.
   t.like(await pay('2027-01-05T18:59:59Z'), { outcome: 'credited', points: 10, promotion: null }, '13:59:59: before the start');
   t.like(await pay('2027-01-05T19:00:00Z'), { points: 20, promotion: 'Double Tuesday afternoons', promotionPoints: 10 }, '14:00:00: the start is included');

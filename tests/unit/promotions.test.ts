@@ -1,4 +1,5 @@
 import test from 'ava';
+import { promotionPhase } from '../../domain/promotions/service.ts';
 import { bestPromotion, localTime, promotionSchema, promotionsNeedOrder, qualifies, type Promotion, type ScheduledPromotion } from '../../domain/promotions/promotion.ts';
 import { promotionsDecider } from '../../domain/promotions/decider.ts';
 import { promotionReversalFor } from '../../domain/payments/payment.ts';
@@ -236,4 +237,22 @@ test('two tenders of one order decided in one batch, or in two, count one purcha
   t.is(two.count('p1', 'consumer:ann', '2027-09-14', tender('pay-2')), 0);
   t.is(two.count('p1', 'consumer:ann', '2027-09-14', { paymentId: 'pay-3', orderId: 'order-B' }), 1);
   t.is(two.count('p1', 'consumer:ann', '2027-09-14', { paymentId: 'pay-3', orderId: null }), 1);
+});
+
+test("a promotion's phase is where it stands on its dates in its time zone: upcoming, running through its last day, finished, or ended by hand", (t) => {
+  const p = (promotion: Partial<Promotion>, endedAt: string | null = null): ScheduledPromotion => ({
+    promotionId: 'p1',
+    promotion: { name: 'Weekend double', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: '2027-01-05', endsOn: '2027-01-26', ...promotion } as Promotion,
+    timeZone: 'America/New_York',
+    scheduledAt: '2026-12-01T00:00:00Z',
+    endedAt,
+  });
+  const at = (iso: string) => new Date(iso);
+  // January in New York is UTC−5: its days start at 05:00 UTC.
+  t.is(promotionPhase(p({}), at('2027-01-05T04:59:59Z')), 'upcoming', 'Jan 4, 23:59 in New York');
+  t.is(promotionPhase(p({}), at('2027-01-05T05:00:00Z')), 'running', 'its first day');
+  t.is(promotionPhase(p({}), at('2027-01-27T04:59:59Z')), 'running', 'its last day, 23:59');
+  t.is(promotionPhase(p({}), at('2027-01-27T05:00:00Z')), 'finished', 'the day after its last');
+  t.is(promotionPhase(p({ endsOn: undefined }), at('2030-01-01T00:00:00Z')), 'running', 'no end: running for good');
+  t.is(promotionPhase(p({}, '2027-01-10T00:00:00Z'), at('2027-01-12T00:00:00Z')), 'ended', 'ended by hand');
 });
