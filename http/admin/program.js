@@ -393,7 +393,8 @@ export function programView(_rest, params, token) {
       programChart(summary.intervals),
       table(
         'By interval',
-        ['From', 'To', { label: 'Earned', num: true }, { label: 'Redeemed', num: true }, { label: 'Expired', num: true }, { label: 'Active customers', num: true }, { label: 'Outstanding', num: true }],
+        // Earned − redeemed − expired + adjusted is each interval's change of the outstanding points.
+        ['From', 'To', { label: 'Earned', num: true }, { label: 'Redeemed', num: true }, { label: 'Expired', num: true }, { label: 'Adjusted', num: true }, { label: 'Active customers', num: true }, { label: 'Outstanding', num: true }],
         summary.intervals.map((i) =>
           h(
             'tr',
@@ -403,6 +404,7 @@ export function programView(_rest, params, token) {
             cell('Earned', fmtNumber(i.earned), 'num'),
             cell('Redeemed', fmtNumber(i.redeemed), 'num'),
             cell('Expired', fmtNumber(i.expired), 'num'),
+            cell('Adjusted', fmtNumber(i.adjusted), 'num'),
             cell('Active customers', fmtNumber(i.activeCustomers), 'num'),
             cell('Outstanding', fmtNumber(i.outstanding), 'num'),
           ),

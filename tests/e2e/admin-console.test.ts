@@ -657,6 +657,11 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   t.is(values[figures['Redeemed']!], '50');
   t.is(values[figures['Rewards issued']!], '1');
   t.is(values[figures['Outstanding at the end']!], shown(totals.outstandingAtEnd));
+  // Each interval's row explains its change of the outstanding points: adjustments are a column of their own.
+  const byInterval = page.getByRole('table', { name: 'By interval' });
+  const sumOf = async (label: string) => (await byInterval.locator(`tbody td[data-label="${label}"]`).allInnerTexts()).reduce((sum, v) => sum + Number(v.replaceAll(',', '')), 0);
+  t.is(await sumOf('Adjusted'), totals.adjusted);
+  t.is((await sumOf('Earned')) - (await sumOf('Redeemed')) - (await sumOf('Expired')) + (await sumOf('Adjusted')), totals.outstandingAtEnd);
   const chart = page.getByRole('img', { name: /Earned, redeemed and outstanding points/ });
   t.regex((await chart.getAttribute('aria-label')) ?? '', new RegExp(`${shown(totals.earned)} earned, 50 redeemed, ${shown(totals.outstandingAtEnd)} outstanding at the end`));
   t.true((await chart.locator('rect.bar').count()) >= 2, 'bars for earned and redeemed');
