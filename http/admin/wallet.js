@@ -193,6 +193,21 @@ function reconciliation(report) {
       );
 }
 
+/** What each kind of ledger line is, as a merchant and a customer read it (the API's `kind` stays on the cell). */
+const ENTRY_LABELS = {
+  earn: 'Earned',
+  claim: 'Earned (paid before registering)',
+  reversal: 'Refund',
+  redemption: 'Redeemed',
+  adjustment: 'Adjustment',
+  merchant_adjustment: 'Adjustment by the merchant',
+  reward_issued: 'Reward issued (points held)',
+  reward_redeemed: 'Reward redeemed',
+  reward_voided: 'Reward voided (points given back)',
+  reward_expired: 'Reward expired (points given back)',
+  points_expired: 'Points expired',
+};
+
 export function ledgerTable(ledger) {
   return [
     ledger.items.length
@@ -204,7 +219,7 @@ export function ledgerTable(ledger) {
               'tr',
               {},
               cell('Time', h('time', { datetime: l.createdAt }, fmtTime(l.createdAt)), 'time'),
-              cell('Entry', l.kind),
+              h('td', { 'data-label': 'Entry', 'data-kind': l.kind }, ENTRY_LABELS[l.kind] ?? l.kind),
               cell('Points', signed.format(l.points), 'num'),
               cell('Balance after', fmtNumber(l.balanceAfter), 'num'),
               cell('Reason or reference', l.reason ?? l.reference ?? '—'),

@@ -335,7 +335,8 @@ browserTest('wallet: balance, chart and reconciliation; an adjustment needs a re
   t.is(await newest.locator('td[data-label="Reason or reference"]').innerText(), 'Goodwill: order delivered late');
   t.is(await newest.locator('td[data-label="Points"]').innerText(), '+1,250');
   t.is(await newest.locator('td[data-label="Balance after"]').innerText(), '1,350');
-  t.is(await newest.locator('td[data-label="Entry"]').innerText(), 'adjustment');
+  t.is(await newest.locator('td[data-label="Entry"]').innerText(), 'Adjustment');
+  t.is(await newest.locator('td[data-label="Entry"]').getAttribute('data-kind'), 'adjustment');
 });
 
 browserTest('webhooks: a failed webhook shows its error; retry re-drives it and its outcome changes', async (t, page) => {
