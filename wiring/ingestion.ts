@@ -25,7 +25,7 @@ import type { SquareWebhookEvent } from '../domain/square/webhook.ts';
 import { pollService } from '../domain/payments/poll.ts';
 import { IngestionState } from '../domain/payments/ingestion-state.ts';
 import { customerCache, customerChanges, customerToLookUp, lookupsInBulk, type CustomerContacts, type CustomerOfMerchant } from '../domain/payments/customer-cache.ts';
-import { MAX_BULK_CUSTOMERS, SquareApiError } from '../domain/ports/square.ts';
+import { MAX_BULK_CUSTOMERS } from '../domain/ports/square.ts';
 import { orderLookup } from '../domain/payments/order-lookup.ts';
 import { squareApis } from '../domain/payments/square-apis.ts';
 import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
@@ -69,27 +69,6 @@ function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbo
 }
 
 const settledRow = z.object({ event_id: z.string() });
-
-/**
- * How long a batch waits for one Square look-up (a customer, an order). Past it that webhook fails, to be tried again
- * (after 2 s at least) while the rest of its batch goes on; the look-up goes on too and fills the cache, so the
- * retry finds it there. Without it, one merchant whose Square answered slowly (up to SQUARE_TIMEOUT_SECONDS) held
- * every batch holding one of its webhooks, and so every merchant's credits.
- */
-export const SQUARE_LOOKUP_BUDGET_MS = 2_000;
-
-function withinBudget<T>(lookup: Promise<T>, operation: 'customers.get' | 'orders.get', budgetMs = SQUARE_LOOKUP_BUDGET_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new SquareApiError({ code: 'TIMEOUT', operation, retryAfterSeconds: 2, detail: `Square had not answered within ${budgetMs / 1000} s: this webhook is tried again, the others of its batch go on` })),
-      budgetMs,
-    );
-  });
-  // The look-up is not abandoned: it fills the cache for the retry (a failure of it is the retry's to meet).
-  lookup.catch(() => undefined);
-  return Promise.race([lookup, late]).finally(() => clearTimeout(timer));
-}
 
 /** Merchants whose customers the look-ahead asks Square for in one turn of the event loop. */
 const LOOK_AHEAD_MERCHANTS_A_TURN = 8;
@@ -211,9 +190,9 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     ruleSet: (tenantId) => ingestionState.ruleSet(tenantId),
     workspace: (tenantId) => ingestionState.workspace(tenantId),
     promotions: (tenantId) => ingestionState.promotions(tenantId),
-    customerContacts: (tenantId, customerId) => withinBudget(contacts.get(tenantId, customerId), 'customers.get'),
+    customerContacts: (tenantId, customerId) => contacts.get(tenantId, customerId),
     dropChangedCustomers: (customers) => changes.dropChanged(customers),
-    purchaseOrder: (tenantId, orderId, withCategories) => withinBudget(orders.get(tenantId, orderId, withCategories), 'orders.get'),
+    purchaseOrder: (tenantId, orderId, withCategories) => orders.get(tenantId, orderId, withCategories),
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
     walletIdFor,
     inlineWalletEffects,
