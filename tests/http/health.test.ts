@@ -22,7 +22,7 @@ test('GET /readyz reports every dependency, and the request id comes back and is
   t.is(response.headers.get('x-request-id'), 'trace-me-42');
   const body = (await response.json()) as { status: string; checks: Record<string, { ok: boolean }> };
   t.is(body.status, 'ready');
-  t.deepEqual(Object.keys(body.checks).sort(), ['database', 'eventStore', 'migrations', 'projections']);
+  t.deepEqual(Object.keys(body.checks).sort(), ['database', 'eventStore', 'migrations', 'projections', 'webhookAcknowledgements']);
   t.true(Object.values(body.checks).every((c) => c.ok));
   t.true(service.logs.some((line) => line.includes('"requestId":"trace-me-42"') && line.includes('"path":"/readyz"')));
 });
