@@ -2,14 +2,19 @@
  * The contacts store: a phone change writes the phone alone, so an erasure that ran between the change's read and its
  * write is not undone (it used to save the email it had read back with the new phone).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { FORMER_EMAILS_KEPT, FORMER_PHONES_KEPT, postgresPersonalData } from '../../adapters/postgres/personal-data.ts';
 import { createTestDatabase } from '../support/database.ts';
 
-test('a phone change keeps the email as stored now: kept when there is one, not brought back after an erasure', async (t) => {
+/** The contacts store on a database of its own, dropped after the test. */
+async function freshStore(t: ExecutionContext) {
   const db = await createTestDatabase();
   t.teardown(() => db.drop());
-  const store = postgresPersonalData(db.pool);
+  return postgresPersonalData(db.pool);
+}
+
+test('a phone change keeps the email as stored now: kept when there is one, not brought back after an erasure', async (t) => {
+  const store = await freshStore(t);
   await store.save({ userId: 'u1', email: 'kept@example.com', phone: '+12125550100' });
   await store.savePhone('u1', '+12125550101');
   t.deepEqual(await store.get('u1'), { userId: 'u1', email: 'kept@example.com', phone: '+12125550101' });
@@ -21,9 +26,7 @@ test('a phone change keeps the email as stored now: kept when there is one, not 
 });
 
 test('the phones a person changed away from are kept for erasure to search, each once, and go with the row', async (t) => {
-  const db = await createTestDatabase();
-  t.teardown(() => db.drop());
-  const store = postgresPersonalData(db.pool);
+  const store = await freshStore(t);
   await store.save({ userId: 'u3', email: 'moved@example.com', phone: '+12125550110' });
   await store.savePhone('u3', '+12125550111');
   await store.savePhone('u3', '+12125550110');
@@ -35,9 +38,7 @@ test('the phones a person changed away from are kept for erasure to search, each
 });
 
 test('only the latest FORMER_PHONES_KEPT former phones are kept: a client changing its phone without end cannot grow them', async (t) => {
-  const db = await createTestDatabase();
-  t.teardown(() => db.drop());
-  const store = postgresPersonalData(db.pool);
+  const store = await freshStore(t);
   const phone = (i: number) => `+1212555${String(1000 + i)}`;
   await store.save({ userId: 'u4', email: 'restless@example.com', phone: phone(0) });
   for (let i = 1; i <= FORMER_PHONES_KEPT + 15; i++) await store.savePhone('u4', phone(i));
@@ -47,9 +48,7 @@ test('only the latest FORMER_PHONES_KEPT former phones are kept: a client changi
 });
 
 test('the emails a person changed away from are kept for erasure to search, each once, the latest FORMER_EMAILS_KEPT, and go with the row', async (t) => {
-  const db = await createTestDatabase();
-  t.teardown(() => db.drop());
-  const store = postgresPersonalData(db.pool);
+  const store = await freshStore(t);
   await store.save({ userId: 'u5', email: 'first@example.com', phone: '+12125550120' });
   await store.saveEmail('u5', 'second@example.com');
   await store.saveEmail('u5', 'first@example.com');
