@@ -53,6 +53,11 @@ export const usersProjection = projection({
           await db.query(`UPDATE ${users} SET phone_hash = $2, phone_verified = false, updated_at = $3 WHERE id = $1`, [event.data.userId, event.data.phoneHash, at]);
           await db.query(`DELETE FROM ${owners} WHERE consumer_id = $1 AND identity_hash LIKE 'phone:%'`, [event.data.userId]);
           break;
+        case 'UserEmailChanged':
+          // The former email stops matching; the new one matches once verified (a `UserEmailVerified` of it follows).
+          await db.query(`UPDATE ${users} SET email_hash = $2, email_verified = false, updated_at = $3 WHERE id = $1`, [event.data.userId, event.data.emailHash, at]);
+          await db.query(`DELETE FROM ${owners} WHERE consumer_id = $1 AND identity_hash LIKE 'email:%'`, [event.data.userId]);
+          break;
         case 'UserEmailVerified':
           await db.query(`UPDATE ${users} SET email_verified = true, updated_at = $3 WHERE id = $1 AND email_hash = $2`, [event.data.userId, event.data.emailHash, at]);
           await own(event.data.emailHash, event.data.userId, event.data.verifiedAt);

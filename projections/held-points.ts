@@ -7,7 +7,7 @@
  * issues no command. Every write is idempotent per event.
  */
 import { heldPointsClaimed, purchaseCompleted, purchaseIdentityAttached } from '../domain/payments/events.ts';
-import { userEmailVerified, userPersonalDataErased, userPhoneChanged, userPhoneVerified, userRegistered } from '../domain/users/events.ts';
+import { userEmailChanged, userEmailVerified, userPersonalDataErased, userPhoneChanged, userPhoneVerified, userRegistered } from '../domain/users/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
 import { eventCodec } from '../domain/shared/codec.ts';
 import { insertRecordsetSql, recordsetParameter } from '../adapters/postgres/recordset.ts';
@@ -18,6 +18,7 @@ export const heldPointsEvents = eventCodec(
   undefined,
   userRegistered,
   userPhoneChanged,
+  userEmailChanged,
   userEmailVerified,
   userPhoneVerified,
   userPersonalDataErased,
@@ -72,9 +73,12 @@ export const heldPointsProjection = projection({
           break;
         }
         case 'UserPhoneChanged':
-          // The new phone is unverified: the old one stops claiming, the new one claims nothing yet.
-          await query(`DELETE FROM ${identities} WHERE consumer_id = $1 AND identity_hash LIKE 'phone:%'`, [e.data.userId]);
+        case 'UserEmailChanged': {
+          // The new phone or email is unverified: the old one stops claiming, the new one claims once verified.
+          const kind = e.type === 'UserPhoneChanged' ? 'phone:%' : 'email:%';
+          await query(`DELETE FROM ${identities} WHERE consumer_id = $1 AND identity_hash LIKE $2`, [e.data.userId, kind]);
           break;
+        }
         case 'UserPersonalDataErased':
           // An erased person is no longer matched by identity.
           await query(`DELETE FROM ${identities} WHERE consumer_id = $1`, [e.data.userId]);

@@ -46,10 +46,10 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
     commands,
     adminEmails: config.ADMIN_EMAILS,
     storedMessages: {
-      eraseMentions: async ({ email, phones }) => {
+      eraseMentions: async ({ emails, phones }) => {
         // A phone as merchants type it: with or without its country code or trunk prefix, any punctuation.
         const digits = [...new Set(phones.flatMap((phone) => phoneSearchDigits(phone)))];
-        const { emptied, pending } = await inbox.redactMentioning({ emails: email ? [email] : [], phoneDigits: digits });
+        const { emptied, pending } = await inbox.redactMentioning({ emails, phoneDigits: digits });
         log.info({ redacted: emptied, pending }, 'erasure: raw webhook bodies naming the person emptied (pending: emptied once processed)');
       },
     },

@@ -45,9 +45,12 @@ export interface PersonalData {
   phone: string | null;
 }
 
-/** What erasure looks for: the current contacts, and the phones the person had before (a phone change replaces one). */
+/**
+ * What erasure looks for: the current contacts, and the emails and phones the person had before (a phone change
+ * replaces one; so does registering again with a token vouching for another email).
+ */
 export interface ErasableContacts {
-  email: string | null;
+  emails: string[];
   phones: string[];
 }
 
@@ -55,8 +58,10 @@ export interface PersonalDataStore {
   save(data: PersonalData): Promise<void>;
   /** Sets the phone alone: the email stays as it is (an erasure meanwhile is not undone). */
   savePhone(userId: string, phone: string | null): Promise<void>;
+  /** Sets the email alone (the one it replaces is kept as former, for erasure to search): the phone stays as it is. */
+  saveEmail(userId: string, email: string): Promise<void>;
   get(userId: string): Promise<PersonalData | undefined>;
-  /** Every contact the person gave: the email, the phone now and each phone before it (E.164). */
+  /** Every contact the person gave: the email and the phone now, and each one before them (phones E.164). */
   contactsEver(userId: string): Promise<ErasableContacts | undefined>;
   getMany(userIds: readonly string[]): Promise<Map<string, PersonalData>>;
   erase(userId: string): Promise<void>;
@@ -65,7 +70,7 @@ export interface PersonalDataStore {
 /** Stored copies of messages from outside (raw webhook bodies) that may name a person. */
 export interface StoredMessages {
   /**
-   * Empties every stored message naming this email or one of these phones (E.164); erasure calls it before the
+   * Empties every stored message naming one of these emails or phones (E.164); erasure calls it before the
    * contacts go. A message still being processed is emptied as soon as it is settled.
    */
   eraseMentions(contacts: ErasableContacts): Promise<void>;

@@ -24,6 +24,8 @@ export type UserCommand =
   | { type: 'SuspendUser'; userId: string; by: string; reason: string | null; now: string }
   | { type: 'ReinstateUser'; userId: string; by: string; now: string }
   | { type: 'ChangePhone'; userId: string; phoneHash: string | null; verifiedVia: PhoneVerification | null; now: string }
+  /** The identity provider now vouches for this email (`verifiedVia`): the account's email follows it. */
+  | { type: 'ChangeEmail'; userId: string; emailHash: string; verifiedVia: EmailVerification | null; now: string }
   /**
    * `reassert`: the user verified it before, but another account verified it since and that account let it go
    * (erased, or changed its phone): verifying it again makes this user its owner again (the last to verify owns).
@@ -126,6 +128,15 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
         { type: 'UserPhoneChanged', data: { userId: command.userId, phoneHash: command.phoneHash, changedAt: command.now } },
         ...(command.phoneHash && via ? verify(command.phoneHash, via) : []),
       ];
+    }
+    case 'ChangeEmail': {
+      if (state.status === 'unregistered') throw new NotFound('User');
+      // An erased account changes nothing; a suspended one cannot verify (README, Security): its new email is stored unverified.
+      if (state.erased) return [];
+      const via = state.status === 'suspended' ? null : command.verifiedVia;
+      const verify: UserEvent[] = via ? [{ type: 'UserEmailVerified', data: { userId: command.userId, emailHash: command.emailHash, via, verifiedAt: command.now } }] : [];
+      if (state.emailHash === command.emailHash) return state.emailVerified ? [] : verify;
+      return [{ type: 'UserEmailChanged', data: { userId: command.userId, emailHash: command.emailHash, changedAt: command.now } }, ...verify];
     }
     case 'VerifyEmail': {
       if (state.status === 'unregistered') throw new NotFound('User');

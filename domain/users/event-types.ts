@@ -36,6 +36,11 @@ export const userReinstated = EventType.define(
   z.object({ userId: z.string(), reinstatedBy: z.string(), status: z.enum(['pending', 'approved']), reinstatedAt: z.string() }),
 );
 export const userPhoneChanged = EventType.define('UserPhoneChanged', z.object({ userId: z.string(), phoneHash: z.string().nullable(), changedAt: z.string() }));
+/**
+ * The user's email changed to this hash: their identity provider now vouches for another email (registering again
+ * with it). The new email is unverified until a `UserEmailVerified` of it follows; the former one stops matching.
+ */
+export const userEmailChanged = EventType.define('UserEmailChanged', z.object({ userId: z.string(), emailHash: z.string(), changedAt: z.string() }));
 export const userPersonalDataErased = EventType.define('UserPersonalDataErased', z.object({ userId: z.string(), erasedBy: z.string(), erasedAt: z.string() }));
 
 /** `token`: the token's verified flag; `identity_provider`: the provider confirms every contact it issues sessions for. */

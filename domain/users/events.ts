@@ -58,6 +58,8 @@ export function evolveUser(state: UserState, event: UserEvent): UserState {
       return state.status === 'unregistered' ? state : { ...state, status: event.data.status, statusBeforeSuspension: null };
     case 'UserPhoneChanged':
       return state.status === 'unregistered' ? state : { ...state, phoneHash: event.data.phoneHash, phoneVerified: false };
+    case 'UserEmailChanged':
+      return state.status === 'unregistered' ? state : { ...state, emailHash: event.data.emailHash, emailVerified: false };
     case 'UserPersonalDataErased':
       return state.status === 'unregistered' ? state : { ...state, erased: true, emailVerified: false, phoneVerified: false };
     case 'UserEmailVerified':

@@ -131,7 +131,24 @@ export function accountsService(deps: AccountsDependencies) {
     return { isAdmin: true };
   }
 
-  /** A registered caller whose token now vouches for their email or phone gets it recorded. */
+  /**
+   * The identity provider now vouches for another email than the account's: the account's email follows it (the
+   * former one kept for erasure to search), unless another account owns that email now (registration takes only an
+   * identity nobody owns), or is suspended with it. An erased account changes nothing.
+   */
+  async function changeEmail(user: RegisteredUser, email: string, emailHash: string, via: TokenIdentity['verifiedBy'], metadata: EventMetadata) {
+    if (user.erased) return undefined;
+    const owner = await deps.identityOwner(emailHash);
+    if (owner !== undefined && owner !== user.userId) return undefined;
+    const suspended = await deps.suspendedUserWithEmail(emailHash);
+    if (suspended !== undefined && suspended !== user.userId) return undefined;
+    // The email alone: writing back the phone read before would undo a phone change that ran in between.
+    await personalData.saveEmail(user.userId, email);
+    const command = { type: 'ChangeEmail', userId: user.userId, emailHash, verifiedVia: via, now: now() } as const;
+    return handleCommand(store, userStream(user.userId), userDecider, command, context(metadata));
+  }
+
+  /** A registered caller whose token now vouches for their email or phone gets it recorded (another email: see `changeEmail`). */
   async function recordTokenVerifications(caller: TokenIdentity, user: RegisteredUser, metadata: EventMetadata) {
     let state: UserState = user;
     let position: Position | undefined;
@@ -139,8 +156,13 @@ export function accountsService(deps: AccountsDependencies) {
     // the token vouching for it again makes this consumer its owner again. Another account still holding it keeps it
     // (two accounts a provider vouches for with one email would otherwise take it from each other at every sign-in).
     const lostOwnership = async (hash: string) => user.role === 'consumer' && (await deps.identityOwner(hash)) === undefined;
-    const emailHash = caller.email ? hasher.hashEmail(normaliseEmail(caller.email)) : undefined;
-    if (emailHash && caller.emailVerified && (!user.emailVerified || (user.emailHash === emailHash && (await lostOwnership(emailHash))))) {
+    const email = caller.email ? normaliseEmail(caller.email) : undefined;
+    const emailHash = email ? hasher.hashEmail(email) : undefined;
+    if (email && emailHash && caller.emailVerified && emailHash !== user.emailHash) {
+      const changed = await changeEmail(user, email, emailHash, caller.verifiedBy, metadata);
+      state = changed?.state ?? state;
+      position = changed?.position ?? position;
+    } else if (emailHash && caller.emailVerified && (!user.emailVerified || (user.emailHash === emailHash && (await lostOwnership(emailHash))))) {
       const command = { type: 'VerifyEmail', userId: user.userId, emailHash, via: caller.verifiedBy, now: now(), reassert: user.emailVerified } as const;
       const result = await handleCommand(store, userStream(user.userId), userDecider, command, context(metadata));
       state = result.state;
@@ -278,7 +300,7 @@ export function accountsService(deps: AccountsDependencies) {
     async erasePersonalData(adminId: string, userId: string, metadata: EventMetadata) {
       await requireUser(userId);
       // The stored webhooks first: once the contacts are gone, nothing says what to look for.
-      // Every phone the person had, not only the current one: they may have earned through one they changed since.
+      // Every email and phone the person had, not only the current ones: they may have earned through one they changed since.
       const contacts = await personalData.contactsEver(userId);
       if (contacts) await deps.storedMessages.eraseMentions(contacts);
       await personalData.erase(userId);

@@ -25,6 +25,8 @@ let call: ReturnType<typeof api>;
 let send: ReturnType<typeof webhookSender>;
 let world: ReturnType<typeof scenario>;
 let admin: string;
+/** The cafe's owner (M-SEC's workspace). */
+let cafe: Awaited<ReturnType<ReturnType<typeof scenario>['merchant']>>;
 
 test.before(async () => {
   square = await startSquareServer();
@@ -44,8 +46,8 @@ test.before(async () => {
   admin = await tokenFor('root-first', ADMIN_EMAIL);
   const registered = await call('POST', '/api/v1/me/register', { token: admin, body: { role: 'consumer' } });
   if (registered.body.user?.role !== 'admin') throw new Error(`the first verified admin did not become admin: ${JSON.stringify(registered.body)}`);
-  const merchant = await world.merchant({ id: 'root-first', token: admin }, 'owner@sec-cafe.test');
-  await world.connect(merchant, 'M-SEC');
+  cafe = await world.merchant({ id: 'root-first', token: admin }, 'owner@sec-cafe.test');
+  await world.connect(cafe, 'M-SEC');
 });
 test.after.always(async () => {
   await service?.stop();
@@ -316,6 +318,23 @@ test.serial('erasure empties bodies naming a phone the person verified and earne
   t.deepEqual(rows, [{ raw_body: '' }], 'no body names the phone they had before');
 });
 
+test.serial('erasure empties bodies naming an email the person earned through before their identity provider vouched for another', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-former-email', email: 'old-mail-erase@example.com', phone: null });
+  const person = await consumer('old-mail-erase@example.com');
+  t.is(await pay('cust-former-email', 500), 'credited');
+  const customer = squarePayload('customer.updated.json');
+  customer.event_id = `evt-customer-former-email-${uuid().slice(0, 6)}`;
+  customer.merchant_id = 'M-SEC';
+  Object.assign(customer.data.object.customer, { id: 'cust-former-email', email_address: 'Old-Mail-Erase@example.com', phone_number: null });
+  await send(customer);
+  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  const moved = await call('POST', '/api/v1/me/register', { token: await tokenFor(person.id, 'new-mail-erase@example.com'), body: { role: 'consumer' } });
+  t.is(moved.body.user?.email, 'new-mail-erase@example.com');
+  t.is((await call('DELETE', `/api/v1/admin/users/${person.id}/personal-data`, { token: admin })).status, 200);
+  const { rows } = await service.database.pool.query(`SELECT raw_body FROM pos_webhook_events_raw WHERE id = $1 OR raw_body ILIKE '%old-mail-erase@%'`, [customer.event_id]);
+  t.deepEqual(rows, [{ raw_body: '' }], 'no body names the email they had before');
+});
+
 test.serial('raw webhook bodies are kept for the retention period after processing, then emptied; the log row stays until its own retention', async (t) => {
   square.addCustomer('M-SEC', { id: 'cust-old', email: null, phone: null });
   t.is(await pay('cust-old', 100), 'stored_anonymous');
@@ -427,4 +446,41 @@ test.serial('when the account that owns a verified email is erased, another acco
   t.falsy((await call('POST', '/api/v1/me/register', { token: first.token, body: { role: 'consumer' } })).body.position, 'the first signing in again takes nothing');
   t.is(await pay('cust-dup', 200), 'credited');
   t.is(await dbBalance(third.id), 5);
+});
+
+/** The wallets at the cafe its owner finds by `q`, once the read models include `position`. */
+const cafeSearch = (q: string, position?: string) =>
+  call('GET', `/api/v1/client/wallets?q=${encodeURIComponent(q)}`, { token: cafe.token, ...(position ? { headers: { 'x-min-position': position } } : {}) });
+
+test.serial('a consumer whose identity provider now vouches for another email takes it on registering again: what was held for it is theirs, and the cafe finds them by it', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-jane-work', email: 'jane.work@example.com', phone: null });
+  const jane = await consumer('jane@example.com');
+  t.is(await pay('cust-jane-work', 1300), 'stored_anonymous', 'nobody has jane.work@example.com: held');
+  const token = await tokenFor(jane.id, 'Jane.Work@example.com'); // verified, as tokenFor issues it
+  const again = await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer' } });
+  t.is(again.status, 200);
+  t.like(again.body.user, { id: jane.id, email: 'jane.work@example.com', emailVerified: true });
+  t.truthy(again.body.position, 'the change was recorded');
+  t.is(await balanceReaching(token, 13), 13, 'the held points are claimed into her wallet');
+  const found = await until(() => cafeSearch('jane.work@example.com', again.body.position), (r) => r.body?.length === 1, { timeoutMs: 10_000, intervalMs: 50 });
+  t.like(found.body[0], { consumerId: jane.id, balance: 13 });
+  t.deepEqual((await cafeSearch('jane@example.com', again.body.position)).body, [], 'the former email finds nothing');
+  t.is(await pay('cust-jane-work', 400), 'credited', 'her new email earns');
+  t.is(await dbBalance(jane.id), 17);
+  t.like((await call('GET', '/api/v1/me', { token })).body, { email: 'jane.work@example.com' });
+});
+
+test.serial('an email another account owns stays its: a token vouching for it on registering again changes nothing', async (t) => {
+  square.addCustomer('M-SEC', { id: 'cust-taken', email: 'taken@example.com', phone: null });
+  const owner = await consumer('taken@example.com');
+  const jane = await consumer('jane-other@example.com');
+  const again = await call('POST', '/api/v1/me/register', { token: await tokenFor(jane.id, 'taken@example.com'), body: { role: 'consumer' } });
+  t.is(again.status, 200);
+  t.like(again.body.user, { email: 'jane-other@example.com', emailVerified: true });
+  t.falsy(again.body.position, 'nothing recorded');
+  t.is(await pay('cust-taken', 600), 'credited');
+  t.is(await dbBalance(owner.id), 6, "the owner's email still earns for the owner");
+  t.is(await dbBalance(jane.id), 0);
+  const found = await cafeSearch('taken@example.com');
+  t.deepEqual(found.body.map((w: { consumerId: string }) => w.consumerId), [owner.id]);
 });

@@ -100,3 +100,33 @@ test('a suspended account verifies nothing: a phone it changes to is stored unve
       { type: 'UserPhoneVerified', data: { userId: 'u1', phoneHash: 'phone:p', via: 'token', verifiedAt: now } },
     ]);
 });
+
+test('the email follows what the identity provider now vouches for: another one is changed to and verified, the same one verified if it is not', (t) => {
+  const changeEmail = (emailHash: string, verifiedVia: 'token' | null = 'token') => ({ type: 'ChangeEmail', userId: 'u1', emailHash, verifiedVia, now }) as const;
+  const verifiedH: UserEvent = { type: 'UserEmailVerified', data: { userId: 'u1', emailHash: 'email:h', via: 'token', verifiedAt: now } };
+  const changedToB: UserEvent = { type: 'UserEmailChanged', data: { userId: 'u1', emailHash: 'email:b', changedAt: now } };
+  const verifiedB: UserEvent = { type: 'UserEmailVerified', data: { userId: 'u1', emailHash: 'email:b', via: 'token', verifiedAt: now } };
+  spec(t).given(registered('consumer', 'approved'), verifiedH).when(changeEmail('email:b')).then([changedToB, verifiedB]);
+  spec(t).given(registered('consumer', 'approved')).when(changeEmail('email:h')).then([verifiedH]);
+  spec(t).given(registered('consumer', 'approved'), verifiedH).when(changeEmail('email:h')).thenNothing();
+  // Once changed, the new email is the account's: vouched for again, nothing more; the former one is a change back.
+  spec(t).given(registered('consumer', 'approved'), verifiedH, changedToB, verifiedB).when(changeEmail('email:b')).thenNothing();
+  spec(t)
+    .given(registered('consumer', 'approved'), verifiedH, changedToB, verifiedB)
+    .when(changeEmail('email:h'))
+    .then([{ type: 'UserEmailChanged', data: { userId: 'u1', emailHash: 'email:h', changedAt: now } }, verifiedH]);
+  // Changed but not verified (it was suspended then): vouched for once approved again, it is verified.
+  spec(t).given(registered('consumer', 'approved'), changedToB).when(changeEmail('email:b')).then([verifiedB]);
+  spec(t).given().when(changeEmail('email:b')).thenThrows('NOT_FOUND');
+});
+
+test('a suspended account changes its email unverified; an erased one changes nothing', (t) => {
+  const suspended: UserEvent = { type: 'UserSuspended', data: { userId: 'u1', suspendedBy: 'a1', reason: null, previousStatus: 'approved', suspendedAt: now } };
+  const erased: UserEvent = { type: 'UserPersonalDataErased', data: { userId: 'u1', erasedBy: 'a1', erasedAt: now } };
+  spec(t)
+    .given(registered('consumer', 'approved'), suspended)
+    .when({ type: 'ChangeEmail', userId: 'u1', emailHash: 'email:b', verifiedVia: 'token', now })
+    .then([{ type: 'UserEmailChanged', data: { userId: 'u1', emailHash: 'email:b', changedAt: now } }]);
+  spec(t).given(registered('consumer', 'approved'), suspended).when({ type: 'ChangeEmail', userId: 'u1', emailHash: 'email:h', verifiedVia: 'token', now }).thenNothing();
+  spec(t).given(registered('consumer', 'approved'), erased).when({ type: 'ChangeEmail', userId: 'u1', emailHash: 'email:b', verifiedVia: 'token', now }).thenNothing();
+});
