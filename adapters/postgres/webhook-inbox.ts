@@ -482,7 +482,8 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
   return {
     /** `record`, grouped with the webhooks arriving meanwhile: answers once this webhook's row is committed. */
     record(entry: InboxEntry): Promise<{ inserted: boolean }> {
-      const bytes = Buffer.byteLength(entry.rawBody);
+      // Characters, not bytes: as a string holds it in memory (one byte a character for the ASCII of JSON), and free.
+      const bytes = entry.rawBody.length;
       if (queue.length >= maxWaiting || waitingBytes + bytes > maxWaitingBytes) {
         return Promise.reject(new InboxBusy(`Too many webhooks are waiting to be stored (${queue.length.toLocaleString('en-US')}): Square delivers this one again`));
       }
