@@ -5,6 +5,7 @@ import type { WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
 import { connectionPollSummary, type ConnectionPollSummary } from '../../domain/payments/poll.ts';
 import { findWebhook, listWebhooks, webhookPageView, webhookView } from '../../projections/read/webhooks.ts';
 import { HttpError } from '../errors.ts';
+import { tenantOf } from '../request.ts';
 import { pageLimit, timestamp } from '../schemas.ts';
 import { found, listRoute, route, type RouteSpec } from './table.ts';
 
@@ -48,6 +49,18 @@ const listQuery = z
   .strict();
 
 const eventIdParams = z.object({ eventId: z.string().min(1).max(200) });
+
+/** A merchant's own webhooks: what each Square payment or refund came to (why a payment earned nothing, say). */
+const merchantListQuery = z.object({
+  outcome: listQuery.shape.outcome,
+  type: listQuery.shape.type,
+  from: listQuery.shape.from,
+  to: listQuery.shape.to,
+  cursor: listQuery.shape.cursor,
+  limit: listQuery.shape.limit,
+});
+/** As administrators see a webhook, less the processing error's text (it may name internals): the outcome says what came of it. */
+const merchantWebhookView = webhookView.omit({ error: true });
 
 const pollView = z.object({
   polledAt: timestamp,
@@ -108,6 +121,19 @@ export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wake
           throw new HttpError('NOT_FOUND', `No workspace has tenantId ${query.tenantId}`);
         }
         return listWebhooks(deps.pool, query);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/api/v1/client/webhooks',
+      access: 'tenant',
+      summary:
+        "The workspace's Square webhooks, newest first, with what each came to (`outcome`: credited, stored_anonymous, no_rule_no_credit, zero_points, location_excluded, …; `objectId`: the payment or refund): why a payment earned what it did.",
+      query: merchantListQuery,
+      response: z.object({ items: z.array(merchantWebhookView), nextCursor: z.string().nullable() }),
+      async handler({ query, ctx }) {
+        const page = await listWebhooks(deps.pool, { ...query, tenantId: tenantOf(ctx) });
+        return { status: 200, body: { items: page.items.map(({ error: _error, ...shown }) => shown), nextCursor: page.nextCursor } };
       },
     }),
     route({

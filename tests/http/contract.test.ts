@@ -196,6 +196,7 @@ test.serial('every declared route answers what its declaration says, and GET /op
   );
   t.is(settled.body.outcome, 'no_connection');
   await hit(t, 'get /api/v1/admin/webhooks', { ...asAdmin, query: '?limit=10' });
+  await hit(t, 'get /api/v1/client/webhooks', { ...asOwner, query: '?limit=10' });
   await hit(t, 'post /api/v1/admin/webhooks/:eventId/retry', { ...asAdmin, params: { eventId } });
 
   // Wallets: a wallet of the consumer at the merchant, credited by an event as ingestion writes it.

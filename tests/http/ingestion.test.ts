@@ -242,6 +242,25 @@ test.serial("a look-up Square throttles (429) is retried no sooner than its Retr
   t.like(await processed('evt-throttled'), { outcome: 'credited' });
 });
 
+test.serial("a merchant lists its own webhooks and what each came to (why a payment earned nothing), without the processing error's text", async (t) => {
+  const mine = await call('GET', '/api/v1/client/webhooks?limit=200', { token: client });
+  t.is(mine.status, 200, JSON.stringify(mine.body));
+  const items = mine.body.items as { eventId: string; tenantId: string; outcome: string; objectId: string | null }[];
+  t.true(items.length > 0 && items.every((i) => i.tenantId === tenantId), 'its own workspace only');
+  t.true(items.every((i) => !('error' in i)), 'no processing error text');
+  t.like(items.find((i) => i.eventId === 'evt-norule'), { outcome: 'no_rule_no_credit', objectId: 'pay-norule' });
+  const credited = await call('GET', '/api/v1/client/webhooks?outcome=credited', { token: client });
+  t.true(credited.body.items.length > 0 && credited.body.items.every((i: { outcome: string }) => i.outcome === 'credited'));
+  // Support sees the same list for the workspace; another merchant sees none of it.
+  const asAdmin = await call('GET', `/api/v1/client/webhooks?tenantId=${tenantId}&limit=200`, { token: admin });
+  t.deepEqual(asAdmin.body.items.map((i: { eventId: string }) => i.eventId), items.map((i) => i.eventId));
+  const other = await call('POST', '/api/v1/me/register', { token: await tokenFor('other-merchant', 'owner@other.test'), body: { role: 'client', businessName: 'Other' } });
+  t.is(other.status, 201);
+  await call('PATCH', '/api/v1/admin/users/other-merchant/approve', { token: admin });
+  const theirs = await call('GET', '/api/v1/client/webhooks', { token: await tokenFor('other-merchant', 'owner@other.test') });
+  t.deepEqual(theirs.body, { items: [], nextCursor: null });
+});
+
 test.serial('the admin list filters by outcome, tenant, type and time, newest first, with a cursor', async (t) => {
   const all = await call('GET', `/api/v1/admin/webhooks?tenantId=${tenantId}&limit=2`, { token: admin });
   t.is(all.status, 200);
