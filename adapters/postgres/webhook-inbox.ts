@@ -337,7 +337,7 @@ export interface GroupedRecorderOptions {
    */
   maxInFlight: number;
   stalledAfterMs?: number;
-  /** Most webhooks waiting for a statement (10,000), and their bodies' bytes at most (64 MiB): one more is refused. */
+  /** Most webhooks waiting for a statement (10,000), and their bodies' characters at most (64 Mi): one more is refused. */
   maxWaiting?: number;
   maxWaitingBytes?: number;
   /** How long a webhook may wait for a statement to take it (8,000 ms): then it is refused, Square sends it again. */

@@ -187,6 +187,16 @@ function browserTest(title: string, run: (t: ExecutionContext, page: Page) => Pr
   });
 }
 
+/** Defines a reward from the loyalty program view's form (clicked once, or twice at once), and waits for its answer. */
+async function defineReward(page: Page, name: string, points: number, click: 'click' | 'dblclick') {
+  await page.getByText('Define a reward', { exact: true }).click();
+  const define = page.getByRole('form', { name: 'Define a reward' });
+  await define.getByLabel('Reward', { exact: true }).fill(name);
+  await define.getByLabel('Points', { exact: true }).fill(String(points));
+  await define.getByRole('button', { name: 'Define reward' })[click]();
+  await page.getByRole('status').getByText(`“${name}” (${points} points) is in the catalog.`).waitFor();
+}
+
 async function signIn(page: Page) {
   await page.goto(`${service.url}/admin`);
   await page.getByLabel('Bearer token').fill(adminToken);
@@ -834,12 +844,7 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   await page.getByRole('status').getByText(/are saved as a CSV file/).waitFor();
 
   // The catalog: a reward defined, then retired (after a confirmation); the expiry policy changed.
-  await page.getByText('Define a reward', { exact: true }).click();
-  const define = page.getByRole('form', { name: 'Define a reward' });
-  await define.getByLabel('Reward', { exact: true }).fill('Tea');
-  await define.getByLabel('Points', { exact: true }).fill('15');
-  await define.getByRole('button', { name: 'Define reward' }).click();
-  await page.getByRole('status').getByText('“Tea” (15 points) is in the catalog.').waitFor();
+  await defineReward(page, 'Tea', 15, 'click');
   const catalog = page.getByRole('table', { name: /^Rewards \(catalog version \d+\)$/ });
   const tea = catalog.locator('tbody tr', { hasText: 'Tea' });
   t.is(await tea.locator('td[data-label="Status"]').innerText(), 'active');
@@ -878,12 +883,7 @@ browserTest('a double-click on "Define reward" defines the reward once', async (
   await page.getByLabel('Bearer token').fill(cafeToken);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Loyalty program' }).waitFor();
-  await page.getByText('Define a reward', { exact: true }).click();
-  const define = page.getByRole('form', { name: 'Define a reward' });
-  await define.getByLabel('Reward', { exact: true }).fill('Double espresso');
-  await define.getByLabel('Points', { exact: true }).fill('25');
-  await define.getByRole('button', { name: 'Define reward' }).dblclick();
-  await page.getByRole('status').getByText('“Double espresso” (25 points) is in the catalog.').waitFor();
+  await defineReward(page, 'Double espresso', 25, 'dblclick');
   // Read once the read models hold everything written so far (a second definition included, had there been one).
   const head = await service.tally.store.headPosition();
   const rewards = await call('GET', '/api/v1/client/rewards?status=all', { token: cafeToken, headers: head ? { 'x-min-position': head } : {} });

@@ -76,6 +76,17 @@ async function pay(customerId: string, amount: number): Promise<string> {
   return row.body.outcome as string;
 }
 
+/** Square tells Tally about a customer of M-SEC (`customer.updated`, these contacts as typed): stored and processed. */
+async function customerUpdated(eventId: string, contacts: { id: string; email_address: string | null; phone_number: string | null }) {
+  const customer = squarePayload('customer.updated.json');
+  customer.event_id = eventId;
+  customer.merchant_id = 'M-SEC';
+  Object.assign(customer.data.object.customer, contacts);
+  await send(customer);
+  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  return customer;
+}
+
 async function balance(token: string): Promise<number> {
   const byTenant = await world.balances({ id: '', token });
   return Object.values(byTenant).reduce((a, b) => a + b, 0);
@@ -262,12 +273,7 @@ test.serial('an erased person is matched by nothing any more, and the raw webhoo
   t.is(await pay('cust-erased', 1200), 'credited');
   t.is(await balanceReaching(person.token, 12), 12);
   // Square also tells us about the customer: that raw body holds the email and the phone as typed.
-  const customer = squarePayload('customer.updated.json');
-  customer.event_id = `evt-customer-${uuid().slice(0, 6)}`;
-  customer.merchant_id = 'M-SEC';
-  Object.assign(customer.data.object.customer, { id: 'cust-erased', email_address: 'Erase-Me@example.com', phone_number: '+1 (917) 555-0188' });
-  await send(customer);
-  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  const customer = await customerUpdated(`evt-customer-${uuid().slice(0, 6)}`, { id: 'cust-erased', email_address: 'Erase-Me@example.com', phone_number: '+1 (917) 555-0188' });
   const mentioning = async () =>
     (
       await service.database.pool.query<{ event_id: string }>(
@@ -291,12 +297,7 @@ test.serial('an erased person is matched by nothing any more, and the raw webhoo
 
 test.serial('erasure empties bodies naming a phone of any country as merchants type it (national form, trunk prefix)', async (t) => {
   const person = await consumer('uk-erase@example.com', { phone_number: '+447700900123', phone_number_verified: true }, { phone: '+447700900123' });
-  const customer = squarePayload('customer.updated.json');
-  customer.event_id = `evt-customer-uk-${uuid().slice(0, 6)}`;
-  customer.merchant_id = 'M-SEC';
-  Object.assign(customer.data.object.customer, { id: 'cust-uk', email_address: null, phone_number: '07700 900123' });
-  await send(customer);
-  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  const customer = await customerUpdated(`evt-customer-uk-${uuid().slice(0, 6)}`, { id: 'cust-uk', email_address: null, phone_number: '07700 900123' });
   t.is((await call('DELETE', `/api/v1/admin/users/${person.id}/personal-data`, { token: admin })).status, 200);
   const { rows } = await service.database.pool.query(`SELECT raw_body FROM pos_webhook_events_raw WHERE id = $1`, [customer.event_id]);
   t.is(rows[0]?.raw_body, '', 'the body naming 07700 900123 is emptied');
@@ -306,12 +307,7 @@ test.serial('erasure empties bodies naming a phone the person verified and earne
   square.addCustomer('M-SEC', { id: 'cust-moved', email: null, phone: '+1 917 555 0166' });
   const person = await consumer('moved-erase@example.com', { phone_number: '+19175550166', phone_number_verified: true }, { phone: '+19175550166' });
   t.is(await pay('cust-moved', 500), 'credited');
-  const customer = squarePayload('customer.updated.json');
-  customer.event_id = `evt-customer-moved-${uuid().slice(0, 6)}`;
-  customer.merchant_id = 'M-SEC';
-  Object.assign(customer.data.object.customer, { id: 'cust-moved', email_address: null, phone_number: '(917) 555-0166' });
-  await send(customer);
-  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  const customer = await customerUpdated(`evt-customer-moved-${uuid().slice(0, 6)}`, { id: 'cust-moved', email_address: null, phone_number: '(917) 555-0166' });
   t.is((await call('PATCH', '/api/v1/me', { token: person.token, body: { phone: '+1 917 555 0167' } })).status, 200);
   t.is((await call('DELETE', `/api/v1/admin/users/${person.id}/personal-data`, { token: admin })).status, 200);
   const { rows } = await service.database.pool.query(`SELECT raw_body FROM pos_webhook_events_raw WHERE id = $1 OR raw_body LIKE '%555-0166%'`, [customer.event_id]);
@@ -322,12 +318,7 @@ test.serial('erasure empties bodies naming an email the person earned through be
   square.addCustomer('M-SEC', { id: 'cust-former-email', email: 'old-mail-erase@example.com', phone: null });
   const person = await consumer('old-mail-erase@example.com');
   t.is(await pay('cust-former-email', 500), 'credited');
-  const customer = squarePayload('customer.updated.json');
-  customer.event_id = `evt-customer-former-email-${uuid().slice(0, 6)}`;
-  customer.merchant_id = 'M-SEC';
-  Object.assign(customer.data.object.customer, { id: 'cust-former-email', email_address: 'Old-Mail-Erase@example.com', phone_number: null });
-  await send(customer);
-  await until(() => call('GET', `/api/v1/admin/webhooks/${customer.event_id}`, { token: admin }), (r) => r.body?.processed === true, { timeoutMs: 10_000, intervalMs: 50 });
+  const customer = await customerUpdated(`evt-customer-former-email-${uuid().slice(0, 6)}`, { id: 'cust-former-email', email_address: 'Old-Mail-Erase@example.com', phone_number: null });
   const moved = await call('POST', '/api/v1/me/register', { token: await tokenFor(person.id, 'new-mail-erase@example.com'), body: { role: 'consumer' } });
   t.is(moved.body.user?.email, 'new-mail-erase@example.com');
   t.is((await call('DELETE', `/api/v1/admin/users/${person.id}/personal-data`, { token: admin })).status, 200);
