@@ -96,7 +96,7 @@ async function signIn(token) {
 function roles() {
   return {
     admin: { views: { audit: auditView, live: liveView, wallet: walletView, webhooks: webhooksView, projections: projectionsView, merchants: merchantsView, program: programView }, home: 'audit', nav: 'admin', audience: 'administrators', as: '' },
-    client: { views: { customers: customersView, wallet: walletView, program: programView, rules: rulesView, square: squareView }, home: 'customers', nav: 'merchant', audience: 'merchants', as: ' (merchant)' },
+    client: { views: { customers: customersView, wallet: walletView, program: programView, rules: rulesView, square: squareView, webhooks: webhooksView }, home: 'customers', nav: 'merchant', audience: 'merchants', as: ' (merchant)' },
     consumer: { views: { points: pointsView }, home: 'points', nav: 'customer', audience: 'customers', as: ' (customer)' },
   };
 }
@@ -406,50 +406,101 @@ const RETRYABLE = ['failed', 'no_connection'];
 /** How long a re-drive waits for its attempt to end before it gives the button back. */
 const RETRY_WAIT_MS = 60_000;
 
+/**
+ * What each outcome means for a merchant, in their words (README, "Webhook answers and outcomes", has the whole
+ * table): why a payment earned what it did, and what to do about it where something can be done.
+ */
+const OUTCOME_MEANING = {
+  pending: 'Received, not processed yet.',
+  credited: "Points added to the customer's wallet.",
+  credit_refused: 'Not added: the wallet would pass its limit (10^9 points per credit, 10^12 per balance).',
+  stored_anonymous: 'Points held: no customer with a verified email or phone of this Square customer has joined yet. They get them on joining within 90 days.',
+  no_rule_no_credit: 'No points: no reward rule was active. Activate one under Reward rules.',
+  zero_points: 'No points: the active rules gave 0 for this payment (below a minimum spend, say).',
+  before_program: 'No points: paid before any reward rule was active.',
+  currency_mismatch: "No points: paid in another currency than the workspace's.",
+  same_order: 'No points: another payment of the same order already counted the visit.',
+  location_excluded: 'No points: paid at a location none of the active rules covers.',
+  identity_attached: "The customer's email or phone, now known, was attached to their held purchases.",
+  duplicate: 'Already recorded (from another webhook or the poll): counted once.',
+  recorded: 'A payment status other than completed: recorded, points come when it completes.',
+  stale: 'An older status than one already seen: nothing changed.',
+  refund_applied: "Refund: the refunded share of the payment's points taken back.",
+  refund_held: 'Refund received before its payment completed: applied once it completes.',
+  refund_pending: 'Refund not completed yet.',
+  ignored: 'Nothing for the loyalty program in it.',
+  no_connection: 'Received while Square was not connected to this workspace.',
+  revoked: 'Square access was revoked: reconnect under Square.',
+  failed: 'Could not be processed; Tally retries it, and the payments poll covers it.',
+};
+
+/**
+ * Received webhooks, newest first, with what each came to. Administrators see every workspace's, the error text
+ * and a re-drive; a merchant sees their own workspace's (`/api/v1/client/webhooks`), with the payment or refund
+ * each names and what its outcome means.
+ */
 function webhooksView(_rest, params, token) {
+  const merchant = session.role === 'client';
   const outcome = h('select', { name: 'outcome' }, h('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => h('option', { value: o, selected: params.outcome === o }, o)));
   const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', autocomplete: 'off' });
   const type = h('input', { type: 'text', name: 'type', value: params.type ?? '', autocomplete: 'off' });
   const form = filtersForm(
     { 'aria-label': 'Webhook filters' },
     () => {
-      go(`#/webhooks${qs({ outcome: outcome.value, tenantId: tenant.value.trim(), type: type.value.trim() })}`);
+      go(`#/webhooks${qs({ outcome: outcome.value, tenantId: merchant ? '' : tenant.value.trim(), type: type.value.trim() })}`);
     },
     field('Outcome', outcome),
-    field('Tenant id', tenant),
+    merchant ? null : field('Tenant id', tenant),
     field('Event type', type, 'e.g. payment.updated'),
     submitActions('Show webhooks'),
   );
   const tbody = h('tbody');
   const count = h('p', { class: 'hint' });
   const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
+  const base = merchant ? '/api/v1/client/webhooks' : '/api/v1/admin/webhooks';
+  const query = merchant ? { outcome: params.outcome, type: params.type } : params;
   let cursor;
   let total = 0;
   async function load() {
     more.disabled = true;
-    const page = await guarded(() => api('GET', `/api/v1/admin/webhooks${qs({ ...params, cursor, limit: 50 })}`));
+    const page = await guarded(() => api('GET', `${base}${qs({ ...query, cursor, limit: 50 })}`));
     more.disabled = false;
     if (!page || !current(token)) return;
-    tbody.append(...page.items.map((w) => webhookRow(w, token)));
+    tbody.append(...page.items.map((w) => (merchant ? merchantWebhookRow(w) : webhookRow(w, token))));
     total += page.items.length;
     cursor = page.nextCursor;
     more.hidden = !cursor;
     count.textContent = total === 0 ? 'No webhooks match.' : `${fmtNumber(total)} webhook${total === 1 ? '' : 's'} shown.`;
   }
   more.addEventListener('click', load);
+  const columns = merchant ? ['Received', 'Type', 'Payment or refund', 'Outcome', 'What it means'] : ['Received', 'Event id', 'Type', 'Merchant', 'Tenant', 'Outcome', 'Attempts', 'Error', 'Action'];
   show(
     h(
       'section',
       {},
       h('h1', {}, 'Webhooks'),
+      merchant ? h('p', { class: 'hint' }, 'What Square told Tally about your payments and refunds, and what each came to: why a payment earned what it did.') : null,
       form,
       count,
-      h('div', { class: 'table-wrap' }, h('table', { class: 'responsive' }, h('caption', {}, 'Received webhooks, newest first'), h('thead', {}, h('tr', {}, ['Received', 'Event id', 'Type', 'Merchant', 'Tenant', 'Outcome', 'Attempts', 'Error', 'Action'].map((x) => h('th', { scope: 'col' }, x)))), tbody)),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'responsive' }, h('caption', {}, 'Received webhooks, newest first'), h('thead', {}, h('tr', {}, columns.map((x) => h('th', { scope: 'col' }, x)))), tbody)),
       h('div', { class: 'actions' }, more),
     ),
     'Webhooks',
   );
   load();
+}
+
+/** A merchant's row: no error text (the API leaves it out), no re-drive (administrators' only). */
+function merchantWebhookRow(w) {
+  return h(
+    'tr',
+    { 'data-event-id': w.eventId },
+    cell('Received', h('time', { datetime: w.receivedAt }, fmtTime(w.receivedAt)), 'time'),
+    cell('Type', w.type),
+    cell('Payment or refund', w.objectId ? h('span', { class: 'mono' }, w.objectId) : '—'),
+    cell('Outcome', badge(w.outcome)),
+    cell('What it means', OUTCOME_MEANING[w.outcome] ?? '—'),
+  );
 }
 
 function webhookRow(w, token) {

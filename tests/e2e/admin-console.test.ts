@@ -773,7 +773,7 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   await page.getByRole('status').getByText('Signed in as owner@cafe.test (merchant).').waitFor();
   t.is(await page.locator('#brand').innerText(), 'Tally for merchants');
   const sections = page.getByRole('navigation', { name: 'Sections' });
-  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Customers', 'Loyalty program', 'Reward rules', 'Square'], "a merchant's views only");
+  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Customers', 'Loyalty program', 'Reward rules', 'Square', 'Webhooks'], "a merchant's views only");
   t.is(await page.title(), 'Customers · Tally for merchants');
 
   // The counter: the customer gives her email, in any case.
@@ -876,6 +876,46 @@ browserTest('a merchant at /merchant: only their views; finds a customer by emai
   await page.getByRole('heading', { name: 'Wallet', exact: true }).waitFor();
   await page.getByTestId('balance').waitFor();
   t.regex(page.url(), /#\/wallet\/[0-9a-f-]{36}$/, "the merchant's own workspace: no tenant to name");
+});
+
+browserTest("a merchant's webhooks: their own workspace's, what each outcome means, no error text and no re-drive", async (t, page) => {
+  const credited = 'evt-e2e-merchant-webhooks-paid';
+  await send(paymentWebhook({ eventId: credited, merchantId: 'M-CAFE', paymentId: 'pay-e2e-merchant-webhooks', amount: 1_200, customerId: 'cust-ann' }));
+  await webhookRow(credited, (r) => r.processed);
+  // Another Square merchant's webhook (not connected to any workspace): not the cafe's to see.
+  const foreign = 'evt-e2e-merchant-webhooks-foreign';
+  await send(paymentWebhook({ eventId: foreign, merchantId: 'M-ELSEWHERE', paymentId: 'pay-e2e-elsewhere', amount: 900, customerId: 'cust-x' }));
+  await webhookRow(foreign, (r) => r.outcome === 'no_connection');
+  const failedHere = await failedWebhook('evt-e2e-merchant-fails', 'cust-merchant-view');
+
+  await page.goto(`${service.url}/merchant#/webhooks`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Webhooks' }).waitFor();
+  const table = page.getByRole('table', { name: 'Received webhooks, newest first' });
+  const paid = table.locator(`tr[data-event-id="${credited}"]`);
+  await paid.waitFor();
+  t.is(await paid.locator('td[data-label="Payment or refund"]').innerText(), 'pay-e2e-merchant-webhooks');
+  t.is(await paid.locator('td[data-label="Outcome"]').innerText(), 'credited');
+  t.is(await paid.locator('td[data-label="What it means"]').innerText(), "Points added to the customer's wallet.");
+  // The webhook that failed: its outcome and what it means, not the processing error's text; no re-drive offered.
+  const failed = table.locator(`tr[data-event-id="${failedHere}"]`);
+  t.is(await failed.locator('td[data-label="Outcome"]').innerText(), 'failed');
+  t.is(await failed.locator('td[data-label="What it means"]').innerText(), 'Could not be processed; Tally retries it, and the payments poll covers it.');
+  const headers = await table.locator('thead th').allInnerTexts();
+  t.deepEqual(headers, ['Received', 'Type', 'Payment or refund', 'Outcome', 'What it means']);
+  t.is(await table.getByRole('button', { name: /^Retry webhook/ }).count(), 0);
+  t.is(await table.locator(`tr[data-event-id="${foreign}"]`).count(), 0, "another merchant's webhook is not listed");
+  t.is(await page.getByLabel('Tenant id').count(), 0, 'their own workspace: no tenant to name');
+
+  // Filtered by outcome: only the credited ones, through the merchant's own route.
+  await page.getByLabel('Outcome').selectOption('credited');
+  await page.getByRole('button', { name: 'Show webhooks' }).click();
+  await page.waitForURL(/#\/webhooks\?outcome=credited$/);
+  await table.locator(`tr[data-event-id="${credited}"]`).waitFor();
+  t.deepEqual([...new Set(await table.locator('td[data-label="Outcome"]').allInnerTexts())], ['credited']);
+  const listed = await call('GET', '/api/v1/client/webhooks?outcome=credited&limit=50', { token: cafeToken });
+  t.is(await table.locator('tbody tr').count(), listed.body.items.length);
 });
 
 browserTest('a double-click on "Define reward" defines the reward once', async (t, page) => {
