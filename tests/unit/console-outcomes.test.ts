@@ -13,3 +13,11 @@ test("the console's outcome filter lists exactly the outcomes the webhook list t
   const offered = [...list!.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]);
   t.deepEqual([...offered].sort(), [...OUTCOMES].sort());
 });
+
+test("the merchants' webhooks view explains every outcome in a sentence", async (t) => {
+  const app = await readFile(new URL('../../http/admin/app.js', import.meta.url), 'utf8');
+  const table = /const OUTCOME_MEANING = \{([\s\S]*?)\n\};/.exec(app)?.[1];
+  t.truthy(table, 'app.js declares its OUTCOME_MEANING');
+  const explained = [...table!.matchAll(/^\s+([a-z_]+):/gm)].map((m) => m[1]);
+  t.deepEqual([...explained].sort(), [...OUTCOMES].sort());
+});
