@@ -89,6 +89,9 @@ const PROJECTION_STATES = ['starting', 'running', 'standby', 'stopped', 'failed'
 /** Lag is counted up to this many events: beyond it the number matters less than the cost of counting. */
 export const LAG_COUNT_CAP = 100_000;
 
+/** A reading of the database that failed this scrape (told apart from "nothing observed"). */
+const FAILED: unique symbol = Symbol('failed');
+
 /** Stream categories, longest prefix first; a stream of none of them counts as `other`. */
 const STREAM_CATEGORIES = [userStream, walletStream, workspaceStream, ruleSetStream, paymentStream, connectionStream, merchantReservationStream]
   .map((stream) => stream(''))
@@ -168,26 +171,33 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const readFailures = counter(
+    'tally_metrics_read_failures_total',
+    'Scrapes whose reading of the database failed, by reading (projections, inbox, feed): the gauges read from it show NaN (one value) or nothing (one per projection) for that scrape, never a 0 that would clear an alert.',
+    'reading',
+  );
   /**
    * One read per scrape, shared by the gauges that collect from it (each collects on its own): a read answers every
-   * collect within a second; a failed read is reported and answers nothing.
+   * collect within a second; a failed read is reported (`failed`), counted and answers nothing.
    */
-  const sharedRead = <T>() => {
+  const sharedRead = <T>(what: string) => {
     let read: (() => Promise<T>) | undefined;
-    let reading: { at: number; value: Promise<T | undefined> } | undefined;
+    let reading: { at: number; value: Promise<T | typeof FAILED> } | undefined;
     return {
       observe(next: () => Promise<T>) {
         read = next;
         reading = undefined;
       },
-      get(): Promise<T | undefined> {
+      /** The reading; undefined when nothing is observed, `FAILED` when the read failed. */
+      get(): Promise<T | typeof FAILED | undefined> {
         if (!read) return Promise.resolve(undefined);
         if (!reading || Date.now() - reading.at > 1000) {
           reading = {
             at: Date.now(),
             value: read().catch((error: unknown) => {
+              readFailures.inc({ reading: what });
               options.onCollectError?.(error);
-              return undefined;
+              return FAILED;
             }),
           };
         }
@@ -195,8 +205,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       },
     };
   };
-  const projectionsRead = sharedRead<ProjectionReading[]>();
-  const projections = () => projectionsRead.get();
+  const projectionsRead = sharedRead<ProjectionReading[]>('projections');
+  const projections = async () => {
+    const readings = await projectionsRead.get();
+    return readings === FAILED ? undefined : readings;
+  };
 
   new Gauge({
     name: 'tally_projection_state',
@@ -240,25 +253,28 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
     async collect() {
       if (!feedHorizon) return;
-      const oldest = await feedHorizon().catch((error: unknown) => {
+      const oldest = await feedHorizon().catch((error: unknown): typeof FAILED => {
+        readFailures.inc({ reading: 'feed' });
         options.onCollectError?.(error);
-        return null;
+        return FAILED;
       });
-      if (oldest === null) this.reset();
-      else this.set(oldest?.ageSeconds ?? 0);
+      // Unknown is NaN: a gauge without labels reset reads 0, which would clear a "feed held back" alert.
+      this.set(oldest === FAILED ? Number.NaN : (oldest?.ageSeconds ?? 0));
     },
   });
 
-  const inboxRead = sharedRead<InboxReading>();
-  const readInbox = () => inboxRead.get();
+  const inboxRead = sharedRead<InboxReading>('inbox');
   const inboxGauge = (name: string, help: string, value: (reading: InboxReading) => number) =>
     new Gauge({
       name,
       help,
       registers,
       async collect() {
-        const reading = await readInbox();
-        if (reading) this.set(value(reading));
+        const reading = await inboxRead.get();
+        // A failed read is NaN, not 0: a gauge without labels reset reads 0, and a backlog alert would clear while
+        // the database is down, the backlog unknown.
+        if (reading === FAILED) this.set(Number.NaN);
+        else if (reading) this.set(value(reading));
         else this.reset();
       },
     });

@@ -72,13 +72,20 @@ async function migrateOnce(databaseUrl: string, log: Logger | undefined, lockTim
   return applied.map((m) => m.name);
 }
 
-/** Names of migration files not yet applied to the database (for readiness). */
+/**
+ * Names of migration files not yet applied to the database (for readiness): every file when the database has no
+ * migrations table (a new or wrong database). Any other failure (the database unreachable) is thrown, so that
+ * readiness says the check failed rather than that every migration is pending (an operator would migrate, or point
+ * the service elsewhere, when the database was only down).
+ */
 export async function pendingMigrations(query: (sql: string) => Promise<{ rows: { name: string }[] }>, files: string[]): Promise<string[]> {
   let applied: Set<string>;
   try {
     applied = new Set((await query(`SELECT name FROM ${MIGRATIONS_TABLE}`)).rows.map((r) => r.name));
-  } catch {
-    return files;
+  } catch (error) {
+    // 42P01: undefined_table.
+    if ((error as { code?: unknown } | null)?.code === '42P01') return files;
+    throw error;
   }
   return files.filter((f) => !applied.has(f));
 }
