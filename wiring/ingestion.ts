@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { WebhookProcessor, type InboxCommit } from '../adapters/workers/webhook-processor.ts';
 import type { Config } from '../adapters/config.ts';
 import { withoutRedaction } from '../adapters/logger.ts';
-import type { EventStore } from '../domain/ports/event-store.ts';
+import { ConcurrencyConflict, MultiStreamConflict, type EventStore } from '../domain/ports/event-store.ts';
 import type { IdentityHasher } from '../domain/ports/identity.ts';
 import type { SquareConnectionsService } from '../domain/connections/service.ts';
 import { ingestionService } from '../domain/payments/ingestion.ts';
@@ -50,14 +50,19 @@ import { walletIdFor } from './ids.ts';
  * statement (one round trip); elsewhere the events are appended first and the rows settled after (a crash in
  * between only means the batch is decided again, and finds its effects already recorded).
  */
-function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbox, metrics: Pick<WebhookWorkerReports, 'appended'>): InboxCommit {
+function inboxCommit(rawStore: EventStore, store: EventStore, inbox: WebhookInbox, metrics: Pick<WebhookWorkerReports, 'appended' | 'conflict'>): InboxCommit {
   if (rawStore instanceof PostgresEventStore) {
     return async (requests, settlements) => {
       // Durable before anything goes on from it: the worker's ingestion view and the command path's wallet states take
       // this batch as written once it commits. A commit that did not wait for the WAL flush could be lost by a
       // PostgreSQL crash while this process runs on: a webhook decided again would find its wallet credited in memory
       // and credit nothing (tests/faults/database-crash.test.ts).
-      const result = await rawStore.appendMany(requests, { alongside: completeManyStatement(settlements) });
+      const result = await rawStore.appendMany(requests, { alongside: completeManyStatement(settlements) }).catch((error: unknown) => {
+        // The raw store is not the instrumented one: count its conflicts here (the batch re-decides them).
+        if (error instanceof MultiStreamConflict) for (const c of error.conflicts) metrics.conflict(c.stream);
+        else if (error instanceof ConcurrencyConflict) metrics.conflict(error.stream);
+        throw error;
+      });
       for (const { stream, events } of requests) metrics.appended(stream, events.length);
       return { position: result.position, settled: new Set(result.alongside.map((row) => settledRow.parse(row).event_id)) };
     };

@@ -167,6 +167,29 @@ test.serial('no_rule_no_credit until the tenant activates a rule; then credited 
   t.like(ledger.body.items[0], { entryType: 'credit', kind: 'earn', points: 10, paymentId: 'pay-credit' });
 });
 
+test.serial("a wallet written behind the worker's back: the batch's append conflicts, is counted in the conflicts metric, and the credit is decided again once", async (t) => {
+  square.addCustomer('M-CAFE', { id: 'cust-cara', email: 'cara@example.com', phone: null });
+  const cara = await register('consumer', 'cara@example.com');
+  await send(paymentWebhook({ eventId: 'evt-cara-first', merchantId: 'M-CAFE', paymentId: 'pay-cara-first', amount: 300, customerId: 'cust-cara' }));
+  t.like(await processed('evt-cara-first'), { outcome: 'credited' });
+  const before = await settledBalance(cara.token);
+  const wallet = await walletOf(cara.token);
+  // Another writer (as another instance would) appends to the wallet the worker holds in memory.
+  const stream = `wallet-${wallet.walletId}`;
+  const { revision } = (await service.tally.store.readStream(stream)).at(-1)!;
+  const data = { walletId: wallet.walletId, tenantId, consumerId: cara.id, points: 5, reason: 'written elsewhere', adjustedBy: 'ops', adjustedAs: 'admin', idempotencyKey: `behind-${uuid()}` };
+  await service.tally.store.append(stream, [{ id: uuid(), type: 'PointsAdjusted', data, metadata: { schemaVersion: 2 } }], revision);
+  const conflicts = async () => {
+    const text = await (await fetch(`${service.url}/metrics`)).text();
+    return Number(/^tally_eventstore_concurrency_conflicts_total\{category="wallet"\} (\S+)$/m.exec(text)?.[1] ?? 0);
+  };
+  const counted = await conflicts();
+  await send(paymentWebhook({ eventId: 'evt-behind', merchantId: 'M-CAFE', paymentId: 'pay-behind', amount: 700, customerId: 'cust-cara' }));
+  t.like(await processed('evt-behind'), { outcome: 'credited' });
+  t.is(await settledBalance(cara.token), before! + 5 + 7, 'the adjustment and the credit, each once');
+  t.true((await conflicts()) > counted, "the worker's conflict is counted");
+});
+
 test.serial('a refund reverses its share of the points; a refund before its payment waits for it', async (t) => {
   // Only a verified phone matches a purchase: Bob's token vouches for his.
   const bob = await register('consumer', 'bob@example.com', { phone: '+12125554240' }, { phone_number: '+12125554240', phone_number_verified: true });
