@@ -234,7 +234,13 @@ export class WebhookProcessor {
     let child: Logger | undefined;
     const log = () => (child ??= this.log.child({ webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id }));
     if (result?.ok) {
-      if (!settled.has(row.event_id)) log().warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
+      if (!settled.has(row.event_id)) {
+        // The newer attempt that settles it counts and logs its outcome: this one would count it twice. Waiters in
+        // this instance are still told (the newer attempt may be another instance's).
+        log().warn({ attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
+        this.options.onSettled?.(row.event_id, { outcome: result.result.outcome });
+        return;
+      }
       this.options.onOutcome?.(result.result.outcome);
       this.options.onSettled?.(row.event_id, { outcome: result.result.outcome });
       if (this.log.isLevelEnabled('info')) {

@@ -504,3 +504,34 @@ test.serial('an erasure deadlocked with a worker settling two rows naming the pe
   const bodies = (await database.pool.query('SELECT id, raw_body, body_erasure_pending FROM pos_webhook_events_raw WHERE id = ANY($1)', [[first, second]])).rows;
   for (const b of bodies) t.true(b.raw_body === '' || b.body_erasure_pending, JSON.stringify(b));
 });
+
+test.serial('an attempt whose lease ran out before it settled counts no outcome: the attempt that settles the webhook counts it, once', async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const eventId = 'evt-lease-ran-out-counted';
+  await inbox.recordMany([entry(eventId)]);
+  const outcomes: string[] = [];
+  let batches = 0;
+  const processor = new WebhookProcessor(
+    inbox,
+    {
+      async handleBatch(webhooks, commit) {
+        batches++;
+        const results: WebhookResult[] = webhooks.map(() => ({ ok: true, tenantId: null, result: { outcome: 'ignored', position: undefined } }));
+        await commit?.([], results);
+        return results;
+      },
+    },
+    pino({ level: 'silent' }),
+    // As when the lease ran out and a newer attempt holds the row: this attempt's settlement matches no row.
+    async () => ({ position: undefined, settled: new Set<string>() }),
+    { pollIntervalMs: 20, onOutcome: (outcome) => outcomes.push(outcome) },
+  );
+  processor.start();
+  try {
+    await until(async () => batches, (n) => n >= 1, { timeoutMs: 5_000, intervalMs: 10 });
+  } finally {
+    await processor.stop();
+  }
+  t.deepEqual(outcomes, [], 'not counted by the attempt that did not settle it');
+  await settle([eventId]);
+});
