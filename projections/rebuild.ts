@@ -93,6 +93,8 @@ export interface RebuildOptions {
   maxBatch?: number;
   /** Called after each committed batch (metrics, CLI progress). */
   onProgress?(job: { projection: string; jobId: string; eventsApplied: number; eventsTotal: number | null }): void;
+  /** Called once the job has ended, however (taken over, failed, cancelled, interrupted). */
+  onEnded?(job: { projection: string; jobId: string }): void;
 }
 
 export class ProjectionRebuilds {
@@ -277,6 +279,7 @@ export class ProjectionRebuilds {
         await this.finish(jobId, 'failed', error instanceof Error ? error.message : String(error)).catch(() => undefined);
       } finally {
         await lock.end().catch(() => undefined);
+        this.options.onEnded?.({ projection: projection.name, jobId });
       }
     })();
     return {

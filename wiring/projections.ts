@@ -39,8 +39,17 @@ export function provideProjections(infrastructure: Infrastructure, metrics: Metr
   });
   if (!config.EVENTSTORE_URL) metrics.observeFeedHorizon(() => oldestAppendInFlight(pool));
   cleanups.add(() => runner.stop());
+  // A job's progress series goes when it ends (a rebuild that failed at 40 % read 0.4 for the life of the process);
+  // a progress report still in flight then is dropped.
+  const ended = new Set<string>();
   const rebuilds = provideRebuilds(infrastructure, projections, {
-    onProgress: (job) => metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null),
+    onProgress: (job) => {
+      if (!ended.has(job.jobId)) metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null);
+    },
+    onEnded: (job) => {
+      ended.add(job.jobId);
+      metrics.rebuildProgress(job.projection, null);
+    },
   });
   cleanups.add(() => rebuilds.stop());
   void rebuilds.rebuildOutdated().catch((error) => log.error({ err: error }, 'could not start the rebuild of a projection whose version was raised'));

@@ -102,6 +102,9 @@ test.serial('a rebuild under live appends and reads takes over atomically, losin
   }, 'the rebuild to complete');
   t.is(done.progress, 1);
   t.true(done.eventsApplied >= 600);
+  // Its progress series goes with the job (a rebuild that failed at 40 % read 0.4 for the life of the process).
+  const progressShown = async () => /^tally_projection_rebuild_progress_ratio\{projection="wallets"\}/m.test(await (await fetch(`${service.url}/metrics`)).text());
+  t.truthy(await until(async () => ((await progressShown()) ? undefined : true), 'the progress series to go once the rebuild ended'));
 
   appending = false;
   await appender;
