@@ -76,7 +76,9 @@ export async function startConnect(c: ConnectionsContext, ticket: string | undef
 export async function completeConnect(c: ConnectionsContext, callback: OAuthCallback, browserNonce: string | undefined, metadata: EventMetadata): Promise<Connected> {
   const gateway = connectGateway(c);
   if (callback.error) {
-    throw new ConnectFailed('access_denied', `Square answered error=${callback.error} (${callback.errorDescription ?? 'no description'})`);
+    // Whose attempt it was, for the log (and the state is used up): a state that does not verify is still Square's refusal.
+    const claims = await c.deps.oauthStates.consume(callback.state, browserNonce, c.deps.runtime.now()).catch(() => undefined);
+    throw new ConnectFailed('access_denied', `Square answered error=${callback.error} (${callback.errorDescription ?? 'no description'})`, claims?.tenantId);
   }
   let claims: OAuthStateClaims;
   try {
@@ -85,6 +87,16 @@ export async function completeConnect(c: ConnectionsContext, callback: OAuthCall
     if (error instanceof InvalidOAuthState) throw new ConnectFailed('invalid_state', `state rejected: ${error.reason}`);
     throw error;
   }
+  try {
+    return await exchangeAndAuthorize(c, gateway, callback, claims, metadata);
+  } catch (error) {
+    // Every failure from here on is the verified workspace's: the log names it.
+    if (error instanceof ConnectFailed && !error.tenantId) throw new ConnectFailed(error.reason, error.detail, claims.tenantId);
+    throw error;
+  }
+}
+
+async function exchangeAndAuthorize(c: ConnectionsContext, gateway: SquareGateway, callback: OAuthCallback, claims: OAuthStateClaims, metadata: EventMetadata): Promise<Connected> {
   if (!callback.code) throw new ConnectFailed('token_exchange_failed', 'the callback carried no code');
 
   let tokens: SquareTokens;

@@ -87,6 +87,8 @@ export class ConnectFailed extends DomainError {
   constructor(
     readonly reason: ConnectFailureReason,
     readonly detail: string,
+    /** The workspace whose attempt failed, once its state was verified (for the log: the callback has no caller). */
+    readonly tenantId?: string,
   ) {
     super('SQUARE_CONNECT_FAILED', `Connecting Square failed: ${reason}`);
     this.name = 'ConnectFailed';

@@ -162,7 +162,7 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
         } catch (error) {
           if (error instanceof ConnectFailed) {
             // The detail names what went wrong (never a code or token); the browser only gets the reason.
-            ctx.log.warn({ reason: error.reason, detail: error.detail }, 'Square connect failed');
+            ctx.log.warn({ reason: error.reason, detail: error.detail, tenantId: error.tenantId }, 'Square connect failed');
             return backToFrontend(ctx, { error: error.reason });
           }
           ctx.log.error({ err: error }, 'Square connect failed unexpectedly');

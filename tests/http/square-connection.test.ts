@@ -273,6 +273,12 @@ test('a merchant who declines is sent back with error=access_denied, and nothing
   t.is(redirect.location.toString(), failedWith('access_denied'));
   t.deepEqual(await streamTypes(`square-connection-${client.tenantId}`), []);
   t.is((await connection(client)).status, 'not_connected');
+  // The log line names the workspace whose attempt it was (the callback has no signed-in caller), and the state is used up.
+  t.true(
+    service.logs.some((line) => line.includes('"msg":"Square connect failed"') && line.includes('"reason":"access_denied"') && line.includes(`"tenantId":"${client.tenantId}"`)),
+    'the failure is logged with its workspace',
+  );
+  t.is((await callback({ error: 'access_denied', state })).location.toString(), failedWith('access_denied'));
 });
 
 test('a forged, expired, reused or missing state is refused with error=invalid_state, without asking Square for a token', async (t) => {
