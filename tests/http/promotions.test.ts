@@ -48,12 +48,12 @@ async function purchaseOf(paymentId: string) {
 }
 
 /** Ann pays `amount` cents at `at` (Square's `created_at`); answers the points and the promotion recorded. */
-async function pay(at: string, options: { amount?: number; locationId?: string; customerId?: string | null; buyerEmail?: string; orderId?: string } = {}) {
+async function pay(at: string, options: { amount?: number; locationId?: string; customerId?: string | null; buyerEmail?: string; orderId?: string; currency?: string } = {}) {
   const paymentId = `pay-${uuid().slice(0, 12)}`;
   const eventId = `evt-${paymentId}`;
   const customerId = options.customerId === undefined ? 'cust-ann' : options.customerId;
   const answer = await send(
-    paymentWebhook({ eventId, merchantId: MERCHANT, paymentId, amount: options.amount ?? 1000, customerId, createdAt: at, updatedAt: at, locationId: options.locationId ?? 'L-MAIN', ...(options.buyerEmail ? { buyerEmail: options.buyerEmail } : {}), ...(options.orderId ? { orderId: options.orderId } : {}) }),
+    paymentWebhook({ eventId, merchantId: MERCHANT, paymentId, amount: options.amount ?? 1000, customerId, createdAt: at, updatedAt: at, locationId: options.locationId ?? 'L-MAIN', ...(options.buyerEmail ? { buyerEmail: options.buyerEmail } : {}), ...(options.orderId ? { orderId: options.orderId } : {}), ...(options.currency ? { currency: options.currency } : {}) }),
   );
   if (answer.status !== 200) throw new Error(`webhook refused: ${answer.status}`);
   const row = await processed(eventId);
@@ -441,6 +441,27 @@ test.serial('the rule preview adds the promotion ingestion would: its window, lo
     const ingested = await pay(c.createdAt, { customerId: c.customerId, ...(c.buyerEmail ? { buyerEmail: c.buyerEmail } : {}) });
     t.like(ingested, { points: previewed.points, promotion: previewed.promotion?.name ?? null });
   }
+});
+
+test.serial("the preview of a Square payment in another currency answers ingestion's currency_mismatch: no points; one not completed says it earns once completed", async (t) => {
+  // The workspace counts in USD (the merchant's currency); 1 point per 100 minor units is active.
+  const euros = `pay-${uuid().slice(0, 12)}`;
+  square.addPayment(MERCHANT, { id: euros, locationId: 'L-MAIN', amount: 10000, currency: 'EUR', customerId: 'cust-ann', createdAt: '2028-05-02T17:00:00Z' });
+  const previewed = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body: { paymentId: euros, rule: { kind: 'spend', points: 1, per: 100, basis: 'amount' } } });
+  t.is(previewed.status, 200, JSON.stringify(previewed.body));
+  t.like(previewed.body, { points: 0, rulePoints: 0, promotion: null, rules: [] });
+  t.true(previewed.body.warnings.some((w: string) => /in EUR and the workspace counts in USD: .*currency_mismatch, with no points/.test(w)), JSON.stringify(previewed.body.warnings));
+  t.like(await pay('2028-05-02T17:00:00Z', { amount: 10000, currency: 'EUR' }), { outcome: 'currency_mismatch', points: 0 }, 'what ingestion records');
+
+  const approved = `pay-${uuid().slice(0, 12)}`;
+  square.addPayment(MERCHANT, { id: approved, locationId: 'L-MAIN', amount: 1000, status: 'APPROVED', customerId: 'cust-ann', createdAt: '2028-05-02T18:00:00Z' });
+  const pending = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body: { paymentId: approved } });
+  t.is(pending.status, 200, JSON.stringify(pending.body));
+  t.is(pending.body.points, 10, 'what it would earn once completed');
+  t.true(pending.body.warnings.some((w: string) => /APPROVED, not COMPLETED: it earns nothing until it completes.*recorded.*credits it once/.test(w)), JSON.stringify(pending.body.warnings));
+  const eventId = `evt-${approved}`;
+  t.is((await send(paymentWebhook({ eventId, merchantId: MERCHANT, paymentId: approved, amount: 1000, status: 'APPROVED', customerId: 'cust-ann', createdAt: '2028-05-02T18:00:00Z', updatedAt: '2028-05-02T18:00:00Z', locationId: 'L-MAIN' }))).status, 200);
+  t.like(await processed(eventId), { outcome: 'recorded' }, 'ingestion records it, no credit yet');
 });
 
 test.serial('on a tie the preview names the promotion ingestion applies: the first scheduled', async (t) => {
