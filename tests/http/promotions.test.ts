@@ -200,16 +200,8 @@ test.serial('double points Tuesdays 14:00–17:00 New York time at Main street: 
 });
 
 test.serial("a promotion limited to a location in another time zone runs on that location's clock; locations in two zones are refused", async (t) => {
-  const scheduled = await schedule({
-    name: 'Double LA Tuesdays',
-    incentive: { type: 'multiplier', multiplier: 2 },
-    startsOn: '2027-10-05',
-    endsOn: '2027-10-05',
-    daysOfWeek: ['TUE'],
-    hours: [{ from: '15:00', to: '18:00' }],
-    locationIds: ['L-LA'],
-    limitPerCustomerPerDay: 5,
-  });
+  const window = { startsOn: '2027-10-05', endsOn: '2027-10-05', daysOfWeek: ['TUE'], hours: [{ from: '15:00', to: '18:00' }] };
+  const scheduled = await schedule({ name: 'Double LA Tuesdays', incentive: { type: 'multiplier', multiplier: 2 }, ...window, locationIds: ['L-LA'] });
   t.like(scheduled, { timeZone: 'America/Los_Angeles' }, "the location's zone, not the main location's");
   // October in Los Angeles is PDT, UTC−7; New York is EDT, UTC−4.
   t.like(await pay('2027-10-05T23:00:00Z', { locationId: 'L-LA' }), { points: 20, promotion: 'Double LA Tuesdays' }, '16:00 in Los Angeles (19:00 in New York)');
