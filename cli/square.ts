@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SIMULATOR_PATH } from '../adapters/square/simulator/development.ts';
 import { deliverWebhook, type Delivery } from '../adapters/square/simulator/webhooks.ts';
+import { formatMinor } from './money.ts';
 
 const USAGE = `Usage: npm run square -- <command> [flags]
 
@@ -99,8 +100,7 @@ async function control(base: string, method: 'GET' | 'POST', path: string, body?
   return json;
 }
 
-const money = (m: { amount: number; currency: string } | undefined) =>
-  m ? `${(m.amount / 100).toFixed(2)} ${m.currency}` : '-';
+const money = (m: { amount: number; currency: string } | undefined) => (m ? formatMinor(m.amount, m.currency) : '-');
 
 function printWebhooks(webhooks: (Delivery & { processed?: string })[]): boolean {
   let ok = true;

@@ -16,11 +16,11 @@ export function provideRewardRules({ pool, store, runtime, commands }: Infrastru
   return { rules, routes: rewardRuleRoutes({ rules, preview, pool }) };
 }
 
-/** A tenant's Square API and granted scopes, for reading its catalog; null unless its connection is active. */
+/** A tenant's Square API, granted scopes and currency, for reading its catalog and payments; null unless its connection is active. */
 export function tenantSquare(connections: SquareConnectionsService): (tenantId: string) => Promise<TenantSquare> {
   return async (tenantId) => {
     const connection = await connections.connection(tenantId);
     if (connection.status !== 'active') return null;
-    return { api: (await connections.apiFor(tenantId)).api, scopes: connection.scopes };
+    return { api: (await connections.apiFor(tenantId)).api, scopes: connection.scopes, currency: connection.currency };
   };
 }

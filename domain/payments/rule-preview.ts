@@ -16,8 +16,11 @@ import { DomainError, NotFound } from '../shared/errors.ts';
 import { readPurchaseOrder } from './order-lookup.ts';
 import { hasCustomerKey } from './promotion-uses.ts';
 
-/** The tenant's Square API and the scopes its connection was granted; null when it is not connected. */
-export type TenantSquare = { api: SquareApi; scopes: readonly string[] } | null;
+/**
+ * The tenant's Square API, the scopes its connection was granted and the workspace's currency (the connected
+ * merchant's; null when unknown: connected before it was recorded); null when it is not connected.
+ */
+export type TenantSquare = { api: SquareApi; scopes: readonly string[]; currency: string | null } | null;
 
 export interface RulePreviewDependencies {
   ruleSet(tenantId: string): Promise<RuleSetState>;
@@ -141,7 +144,7 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, need:
   if ('order' in request) {
     const amountMinor = Math.max(0, request.order.totalMinor - request.order.tipMinor);
     const createdAt = request.at ?? deps.now().toISOString();
-    return { paymentId: null, amountMinor, totalMinor: request.order.totalMinor, orderId: request.order.orderId, createdAt, locationId: request.locationId ?? null, customerKnown: true, order: request.order, warnings };
+    return { paymentId: null, amountMinor, totalMinor: request.order.totalMinor, orderId: request.order.orderId, createdAt, locationId: request.locationId ?? null, customerKnown: true, order: request.order, currencyMismatch: false, warnings };
   }
   const square = await deps.square(tenantId);
   if (!square) throw new DomainError('CONNECTION_UNAVAILABLE', 'Square is not connected: connect it first, or preview on a sample order ({ "order": … })', { status: 'not_connected' });
@@ -166,8 +169,16 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, need:
     }
   }
   const { id: paymentId, amountMinor, totalMinor, orderId, createdAt, locationId } = payment;
+  // As ingestion decides (`payment.ts`, `excluded`): a payment in another currency earns nothing, whatever the rules.
+  const currencyMismatch = square.currency !== null && payment.currency !== square.currency;
+  if (currencyMismatch) {
+    warnings.push(`The payment is in ${payment.currency} and the workspace counts in ${square.currency}: ingestion records it as currency_mismatch, with no points and no promotion`);
+  }
+  if (payment.status !== 'COMPLETED') {
+    warnings.push(`The payment is ${payment.status}, not COMPLETED: it earns nothing until it completes (ingestion records it, outcome recorded, and credits it once Square says it completed); the points shown are what it would earn then`);
+  }
   // Without a Square customer or a buyer email, ingestion finds nobody to count a daily limit for (`customerKeyOf`).
-  return { paymentId, amountMinor, totalMinor, orderId, createdAt, locationId, customerKnown: hasCustomerKey(payment), order, warnings };
+  return { paymentId, amountMinor, totalMinor, orderId, createdAt, locationId, customerKnown: hasCustomerKey(payment), order, currencyMismatch, warnings };
 }
 
 type Paid = Awaited<ReturnType<typeof paymentToPreview>>;
@@ -205,11 +216,12 @@ export function rulePreview(deps: RulePreviewDependencies) {
       const warnings = [...paid.warnings];
       // Rules limited to other locations add nothing to a payment made at this one (issue 19, locations).
       const { locationId } = paid;
-      const rules = locationId ? requested.filter((r) => appliesAtLocation(r.rule, locationId)) : requested;
-      if (locationId && rules.length < requested.length) {
+      const atLocation = locationId ? requested.filter((r) => appliesAtLocation(r.rule, locationId)) : requested;
+      const rules = paid.currencyMismatch ? [] : atLocation;
+      if (locationId && atLocation.length < requested.length) {
         warnings.push(
-          rules.length
-            ? `The payment was made at ${locationId}: ${requested.length - rules.length} rule(s) limited to other locations add nothing`
+          atLocation.length
+            ? `The payment was made at ${locationId}: ${requested.length - atLocation.length} rule(s) limited to other locations add nothing`
             : `The payment was made at ${locationId}, where none of these rules applies: location_excluded, no points`,
         );
       }

@@ -1,7 +1,8 @@
 /**
  * The merchant's Square locations and the workspace's time zone (issue 19). Square keeps a time zone per
  * location (`Location.timezone`), none on the merchant: the workspace's is its main location's
- * (`Merchant.main_location_id`), else that of its first active location.
+ * (`Merchant.main_location_id`), else that of its first active location. A promotion limited to locations takes
+ * theirs.
  */
 import { SquareApiError, type SquareApi, type SquareLocation } from '../ports/square.ts';
 import { SquareRequestFailed } from '../connections/errors.ts';
@@ -32,6 +33,28 @@ export async function merchantLocations(api: SquareApi): Promise<MerchantLocatio
 export function workspaceTimeZone(found: MerchantLocations): string {
   if (found.timeZone) return found.timeZone;
   throw new DomainError('UNPROCESSABLE', "Square gives no time zone for the merchant's main location: set the location's time zone in the Square Dashboard, then schedule the promotion again");
+}
+
+/**
+ * The time zone a promotion's dates, days and hours are read in. Limited to locations (`locationIds`): theirs, which
+ * must be one (a 422 naming the zones otherwise: schedule one promotion per time zone); else the workspace's (the
+ * main location's). An id Square does not list for the merchant is the decider's 400, checked here first.
+ */
+export function promotionTimeZone(found: MerchantLocations, locationIds: readonly string[] | undefined): string {
+  if (!locationIds) return workspaceTimeZone(found);
+  const foreign = foreignLocations('locationIds', locationIds, found.locations.map((l) => l.id));
+  if (foreign) throw foreign;
+  const chosen = found.locations.filter((l) => locationIds.includes(l.id));
+  const unknown = chosen.filter((l) => !l.timezone || !isTimeZone(l.timezone));
+  if (unknown.length) {
+    throw new DomainError('UNPROCESSABLE', `Square gives no time zone for location(s) ${unknown.map((l) => l.id).join(', ')}: set the location's time zone in the Square Dashboard, then schedule the promotion again`);
+  }
+  const zones = [...new Set(chosen.map((l) => l.timezone ?? ''))];
+  if (zones.length > 1) {
+    const byZone = zones.map((zone) => `${zone} (${chosen.filter((l) => l.timezone === zone).map((l) => l.id).join(', ')})`).join(', ');
+    throw new DomainError('UNPROCESSABLE', `locationIds are in ${zones.length} time zones: ${byZone}. A promotion's days and hours are read in one time zone: schedule one promotion per time zone`);
+  }
+  return zones[0] ?? workspaceTimeZone(found);
 }
 
 /** Location ids that are not the merchant's, as a 400 naming each field. */

@@ -1,9 +1,9 @@
 /**
  * Promotions (issue 19): a merchant's "double points Tuesdays 14:00–17:00" or "+50 points this weekend". A
  * promotion adds to the points a purchase earns by the reward rules: a multiplier gives the rules' points times
- * (multiplier − 1) more, a bonus a fixed number more. Its window is read in the workspace's time zone (the
- * Square main location's, recorded with the promotion when it is scheduled), through `Intl`, so daylight-saving
- * changes follow the IANA database Node ships rather than a table of ours.
+ * (multiplier − 1) more, a bonus a fixed number more. Its window is read in its time zone (that of the locations it
+ * is limited to, else the workspace's, the Square main location's; recorded with the promotion when it is scheduled),
+ * through `Intl`, so daylight-saving changes follow the IANA database Node ships rather than a table of ours.
  *
  * As in Square Loyalty, at most one promotion applies to a purchase: of those that qualify, the one giving the
  * most points (on a tie, the one scheduled first).
@@ -119,7 +119,7 @@ export type Incentive = z.output<typeof incentiveSchema>;
 export interface ScheduledPromotion {
   promotionId: string;
   promotion: Promotion;
-  /** IANA name, e.g. `America/New_York`: the workspace's when it was scheduled. */
+  /** IANA name, e.g. `America/New_York`: its locations' (`locationIds`), else the workspace's, when it was scheduled. */
   timeZone: string;
   scheduledAt: string;
   endedAt: string | null;

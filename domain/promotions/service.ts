@@ -6,7 +6,7 @@ import type { KeyedRuntime } from '../ports/identity.ts';
 import { NotFound } from '../shared/errors.ts';
 import { createdId, firstCreated } from '../shared/keyed-create.ts';
 import { promotionsDecider, promotionsStream, type PromotionsState } from './decider.ts';
-import { workspaceTimeZone, type MerchantLocations } from './locations.ts';
+import { promotionTimeZone, type MerchantLocations } from './locations.ts';
 import { localTime, type Promotion, type ScheduledPromotion } from './promotion.ts';
 
 export interface PromotionsDependencies {
@@ -60,7 +60,7 @@ export function promotionsService(deps: PromotionsDependencies) {
         deps.merchantLocations(tenantId),
         deps.checkCatalog(tenantId, { itemVariationIds: promotion.itemVariationIds ?? [], categoryIds: promotion.categoryIds ?? [] }),
       ]);
-      const timeZone = workspaceTimeZone(found);
+      const timeZone = promotionTimeZone(found, promotion.locationIds);
       const promotionId = createdId(PROMOTION_NAMESPACE, tenantId, idempotencyKey, deps.runtime);
       let result: { state: PromotionsState; position: string | undefined } = await handleCommand(
         deps.store,

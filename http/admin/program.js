@@ -182,7 +182,7 @@ function promotionForm(tenantId, token, locations, scheduled) {
     field('Name', name, 'Recorded on each purchase it applies to'),
     field('Gives', kind),
     field('N', amount, 'Multiplier 1–10, or bonus points 1–1,000,000'),
-    field('Starts on', startsOn, `In the workspace’s time zone${locations?.timeZone ? ` (${locations.timeZone})` : ''}`),
+    field('Starts on', startsOn, `In the workspace’s time zone${locations?.timeZone ? ` (${locations.timeZone})` : ''}; limited to locations, in theirs (one zone per promotion)`),
     field('Ends on', endsOn, 'Included; empty: no end'),
     boxes('Days', days, WEEKDAYS, 'None ticked: every day'),
     field('Hours', hours, 'HH:MM-HH:MM, comma-separated; empty: all day'),

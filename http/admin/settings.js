@@ -96,6 +96,20 @@ function ruleBody(f) {
   return body;
 }
 
+/**
+ * What `per: 100` means in the workspace's currency, by its exponent (Intl's fraction digits): "100 = $1.00 (USD)",
+ * "100 = ¥100 (JPY)". Currency unknown (not connected): both examples.
+ */
+function perHint(currency) {
+  if (!currency) return 'Minor units of your Square currency: 100 = $1.00 in USD, ¥100 in JPY';
+  try {
+    const format = new Intl.NumberFormat(undefined, { style: 'currency', currency });
+    return `100 = ${format.format(100 / 10 ** format.resolvedOptions().maximumFractionDigits)} (${currency})`;
+  } catch {
+    return `Minor units of ${currency}`;
+  }
+}
+
 function ruleForm(token, created) {
   const f = {
     kind: h('select', { name: 'kind' }, [['spend', 'Spend: points per amount'], ['visit', 'Visit: points per payment'], ['item', 'Item: points per unit of listed items'], ['category', 'Category: points per unit in listed categories']].map(([v, label]) => h('option', { value: v }, label))),
@@ -112,7 +126,7 @@ function ruleForm(token, created) {
   };
   // Only the fields of the chosen kind are shown.
   const fields = {
-    per: field('Per (minor units)', f.per, '100 = one dollar, euro or pound'),
+    per: field('Per (minor units)', f.per, perHint(null)),
     basis: field('Counted on', f.basis),
     taxMode: field('Tax', f.taxMode),
     minimumSpend: field('Minimum spend (minor units)', f.minimumSpend, 'Empty: none'),
@@ -121,6 +135,13 @@ function ruleForm(token, created) {
     excludedItemVariationIds: field('Excluded item variation ids', f.excludedItemVariationIds, 'Optional'),
     excludedCategoryIds: field('Excluded category ids', f.excludedCategoryIds, 'Optional, e.g. gift cards'),
   };
+  // The connection's currency says what 100 minor units are (a zero-decimal currency's are whole yen).
+  api('GET', '/api/v1/client/pos/square', { keepSession: true }).then(
+    (connection) => {
+      if (connection?.currency && current(token)) fields.per.querySelector('.hint').textContent = perHint(connection.currency);
+    },
+    () => undefined,
+  );
   const shown = { spend: ['per', 'basis', 'taxMode', 'minimumSpend', 'excludedItemVariationIds', 'excludedCategoryIds'], visit: ['minimumSpend'], item: ['itemVariationIds'], category: ['categoryIds'] };
   const fit = () => {
     for (const [name, el] of Object.entries(fields)) el.hidden = !shown[f.kind.value].includes(name);

@@ -55,7 +55,7 @@ export function promotionRoutes(deps: PromotionRoutesDependencies): RouteSpec[] 
       path: '/api/v1/client/promotions',
       access: 'tenant',
       summary:
-        'Schedule a promotion: incentive {type: multiplier, multiplier 1–10} or {type: bonus, points 1–1,000,000}, startsOn/endsOn (local dates), daysOfWeek, hours [{from, to}], locationIds, minimumSpend, limitPerCustomerPerDay, itemVariationIds and categoryIds (qualifying items: the payment’s Square order must have one; checked against the catalog when it can be read, otherwise `warnings` says so). In force for payments created from now on. idempotencyKey? (or the Idempotency-Key header): a retry answers as the first call did.',
+        'Schedule a promotion: incentive {type: multiplier, multiplier 1–10} or {type: bonus, points 1–1,000,000}, startsOn/endsOn (local dates), daysOfWeek, hours [{from, to}] (read in the time zone of locationIds, which must share one, else of the main location), locationIds, minimumSpend, limitPerCustomerPerDay, itemVariationIds and categoryIds (qualifying items: the payment’s Square order must have one; checked against the catalog when it can be read, otherwise `warnings` says so). In force for payments created from now on. idempotencyKey? (or the Idempotency-Key header): a retry answers as the first call did.',
       body: promotionSchema.safeExtend({ idempotencyKey: createIdempotencyKey }),
       response: promotionView.extend({ position, warnings: z.array(z.string()) }),
       statuses: [201, 200],

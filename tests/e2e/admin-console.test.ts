@@ -1043,7 +1043,8 @@ browserTest('at the counter on a phone, by keyboard: the search field has the fo
 }, 'phone', /status of 409|net::ERR_FAILED/);
 
 browserTest("a merchant sets up: reward rules created, activated alongside and deactivated; Square connected from the console's button, shown, and disconnected", async (t, page) => {
-  square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
+  // A yen merchant: a zero-decimal currency, whose minor units are whole yen.
+  square.addMerchant({ merchantId: 'M-DELI', businessName: 'Deli', currency: 'JPY', locations: [{ id: 'L-DELI', name: 'Deli counter' }] });
   const deli = await register('client', 'owner@deli.test', { businessName: 'Deli' });
   t.is((await call('PATCH', `/api/v1/admin/users/${deli.id}/approve`, { token: adminToken })).status, 200);
 
@@ -1052,11 +1053,13 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Reward rules' }).waitFor();
   const sections = page.getByRole('navigation', { name: 'Sections' });
-  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Customers', 'Loyalty program', 'Reward rules', 'Square']);
+  t.deepEqual(await sections.getByRole('link').allInnerTexts(), ['Customers', 'Loyalty program', 'Reward rules', 'Square', 'Webhooks']);
   await page.getByText(/No rule yet/).waitFor();
 
   // The API's refusal names the field: an item rule needs its items.
   const form = page.getByRole('form', { name: 'Create a rule' });
+  const perHint = () => form.locator('.field', { has: page.getByLabel('Per (minor units)') }).locator('.hint').innerText();
+  t.is(await perHint(), 'Minor units of your Square currency: 100 = $1.00 in USD, ¥100 in JPY', 'not connected: no currency to say');
   await form.getByLabel('Kind').selectOption('item');
   t.false(await form.getByLabel('Per (minor units)').isVisible(), "only the chosen kind's fields are shown");
   await form.getByRole('button', { name: 'Create rule' }).click();
@@ -1123,6 +1126,7 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   // Connected, the merchant asks why a payment earned what it did: the preview under the active rules, line by line.
   square.addPayment('M-DELI', { id: 'pay-deli-explained', locationId: 'L-DELI', amount: 800, createdAt: new Date().toISOString() });
   await sections.getByRole('link', { name: 'Reward rules' }).click();
+  await form.getByText('100 = ¥100 (JPY)').waitFor();
   const explain = page.getByRole('form', { name: 'Explain a payment' });
   await explain.getByLabel('Square payment id').fill('pay-no-such-payment');
   await explain.getByRole('button', { name: 'Explain' }).click();

@@ -48,17 +48,17 @@ async function purchaseOf(paymentId: string) {
 }
 
 /** Ann pays `amount` cents at `at` (Square's `created_at`); answers the points and the promotion recorded. */
-async function pay(at: string, options: { amount?: number; locationId?: string; customerId?: string | null; buyerEmail?: string; orderId?: string } = {}) {
+async function pay(at: string, options: { amount?: number; locationId?: string; customerId?: string | null; buyerEmail?: string; orderId?: string; currency?: string } = {}) {
   const paymentId = `pay-${uuid().slice(0, 12)}`;
   const eventId = `evt-${paymentId}`;
   const customerId = options.customerId === undefined ? 'cust-ann' : options.customerId;
   const answer = await send(
-    paymentWebhook({ eventId, merchantId: MERCHANT, paymentId, amount: options.amount ?? 1000, customerId, createdAt: at, updatedAt: at, locationId: options.locationId ?? 'L-MAIN', ...(options.buyerEmail ? { buyerEmail: options.buyerEmail } : {}), ...(options.orderId ? { orderId: options.orderId } : {}) }),
+    paymentWebhook({ eventId, merchantId: MERCHANT, paymentId, amount: options.amount ?? 1000, customerId, createdAt: at, updatedAt: at, locationId: options.locationId ?? 'L-MAIN', ...(options.buyerEmail ? { buyerEmail: options.buyerEmail } : {}), ...(options.orderId ? { orderId: options.orderId } : {}), ...(options.currency ? { currency: options.currency } : {}) }),
   );
   if (answer.status !== 200) throw new Error(`webhook refused: ${answer.status}`);
   const row = await processed(eventId);
   const purchase = await purchaseOf(paymentId);
-  return { paymentId, outcome: row.outcome as string, points: purchase.points, promotion: purchase.promotion?.name ?? null, promotionPoints: purchase.promotion?.points ?? 0 };
+  return { paymentId, outcome: row.outcome as string, points: purchase.points, promotion: purchase.promotion?.name ?? null, promotionPoints: purchase.promotion?.points ?? 0, localDate: purchase.promotion?.localDate ?? null };
 }
 
 async function schedule(body: Record<string, unknown>) {
@@ -81,6 +81,7 @@ test.before(async () => {
     locations: [
       { id: 'L-MAIN', name: 'Main street', timezone: 'America/New_York' },
       { id: 'L-AIRPORT', name: 'Airport kiosk', timezone: 'America/New_York' },
+      { id: 'L-LA', name: 'Venice Beach', timezone: 'America/Los_Angeles' },
     ],
   });
   square.addCustomer(MERCHANT, { id: 'cust-ann', email: 'ann@promo.test', phone: null });
@@ -117,6 +118,7 @@ test.serial("the merchant's locations come from Square's ListLocations, with the
     [
       ['L-MAIN', 'America/New_York'],
       ['L-AIRPORT', 'America/New_York'],
+      ['L-LA', 'America/Los_Angeles'],
     ],
   );
 });
@@ -195,6 +197,26 @@ test.serial('double points Tuesdays 14:00–17:00 New York time at Main street: 
   t.like(await pay('2027-01-04T20:00:00Z'), { points: 10, promotion: null }, 'a Monday');
   t.like(await pay('2027-01-26T20:00:00Z'), { points: 20, promotion: 'Double Tuesday afternoons' }, 'the last day is included');
   t.like(await pay('2027-02-02T20:00:00Z'), { points: 10, promotion: null }, 'the Tuesday after the last day');
+});
+
+test.serial("a promotion limited to a location in another time zone runs on that location's clock; locations in two zones are refused", async (t) => {
+  const window = { startsOn: '2027-10-05', endsOn: '2027-10-05', daysOfWeek: ['TUE'], hours: [{ from: '15:00', to: '18:00' }] };
+  const scheduled = await schedule({ name: 'Double LA Tuesdays', incentive: { type: 'multiplier', multiplier: 2 }, ...window, locationIds: ['L-LA'] });
+  t.like(scheduled, { timeZone: 'America/Los_Angeles' }, "the location's zone, not the main location's");
+  // October in Los Angeles is PDT, UTC−7; New York is EDT, UTC−4.
+  t.like(await pay('2027-10-05T23:00:00Z', { locationId: 'L-LA' }), { points: 20, promotion: 'Double LA Tuesdays' }, '16:00 in Los Angeles (19:00 in New York)');
+  t.like(await pay('2027-10-05T19:30:00Z', { locationId: 'L-LA' }), { points: 10, promotion: null }, '12:30 in Los Angeles (15:30 in New York)');
+  t.like(await pay('2027-10-06T00:59:00Z', { locationId: 'L-LA' }), { points: 20, promotion: 'Double LA Tuesdays', localDate: '2027-10-05' }, 'still Tuesday 17:59 in Los Angeles (its daily limit counts on that day), Wednesday in New York');
+
+  const mixed = await call('POST', '/api/v1/client/promotions', { token: client, body: { name: 'Both coasts', incentive: { type: 'bonus', points: 5 }, startsOn: '2027-10-05', locationIds: ['L-MAIN', 'L-AIRPORT', 'L-LA'] } });
+  t.is(mixed.status, 422, JSON.stringify(mixed.body));
+  t.regex(mixed.body.error.message, /America\/New_York \(L-MAIN, L-AIRPORT\), America\/Los_Angeles \(L-LA\).*one promotion per time zone/);
+  t.false((await call('GET', '/api/v1/client/promotions', { token: client })).body.some((p: { promotion: { name: string } }) => p.promotion.name === 'Both coasts'), 'nothing recorded');
+  const east = await schedule({ name: 'East coast', incentive: { type: 'bonus', points: 5 }, startsOn: '2099-10-05', locationIds: ['L-MAIN', 'L-AIRPORT'] });
+  t.is(east.timeZone, 'America/New_York');
+  const everywhere = await schedule({ name: 'Everywhere', incentive: { type: 'bonus', points: 5 }, startsOn: '2099-10-05' });
+  t.is(everywhere.timeZone, 'America/New_York', "no locationIds: the main location's zone");
+  for (const p of [east, everywhere]) t.is((await call('POST', `/api/v1/client/promotions/${p.promotionId}/end`, { token: client })).status, 200);
 });
 
 test.serial('a daylight-saving change day: Sunday 09:00–12:00 stays 09:00–12:00 on the wall clock (US DST starts 2027-03-14)', async (t) => {
@@ -411,6 +433,27 @@ test.serial('the rule preview adds the promotion ingestion would: its window, lo
     const ingested = await pay(c.createdAt, { customerId: c.customerId, ...(c.buyerEmail ? { buyerEmail: c.buyerEmail } : {}) });
     t.like(ingested, { points: previewed.points, promotion: previewed.promotion?.name ?? null });
   }
+});
+
+test.serial("the preview of a Square payment in another currency answers ingestion's currency_mismatch: no points; one not completed says it earns once completed", async (t) => {
+  // The workspace counts in USD (the merchant's currency); 1 point per 100 minor units is active.
+  const euros = `pay-${uuid().slice(0, 12)}`;
+  square.addPayment(MERCHANT, { id: euros, locationId: 'L-MAIN', amount: 10000, currency: 'EUR', customerId: 'cust-ann', createdAt: '2028-05-02T17:00:00Z' });
+  const previewed = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body: { paymentId: euros, rule: { kind: 'spend', points: 1, per: 100, basis: 'amount' } } });
+  t.is(previewed.status, 200, JSON.stringify(previewed.body));
+  t.like(previewed.body, { points: 0, rulePoints: 0, promotion: null, rules: [] });
+  t.true(previewed.body.warnings.some((w: string) => /in EUR and the workspace counts in USD: .*currency_mismatch, with no points/.test(w)), JSON.stringify(previewed.body.warnings));
+  t.like(await pay('2028-05-02T17:00:00Z', { amount: 10000, currency: 'EUR' }), { outcome: 'currency_mismatch', points: 0 }, 'what ingestion records');
+
+  const approved = `pay-${uuid().slice(0, 12)}`;
+  square.addPayment(MERCHANT, { id: approved, locationId: 'L-MAIN', amount: 1000, status: 'APPROVED', customerId: 'cust-ann', createdAt: '2028-05-02T18:00:00Z' });
+  const pending = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body: { paymentId: approved } });
+  t.is(pending.status, 200, JSON.stringify(pending.body));
+  t.is(pending.body.points, 10, 'what it would earn once completed');
+  t.true(pending.body.warnings.some((w: string) => /APPROVED, not COMPLETED: it earns nothing until it completes.*recorded.*credits it once/.test(w)), JSON.stringify(pending.body.warnings));
+  const eventId = `evt-${approved}`;
+  t.is((await send(paymentWebhook({ eventId, merchantId: MERCHANT, paymentId: approved, amount: 1000, status: 'APPROVED', customerId: 'cust-ann', createdAt: '2028-05-02T18:00:00Z', updatedAt: '2028-05-02T18:00:00Z', locationId: 'L-MAIN' }))).status, 200);
+  t.like(await processed(eventId), { outcome: 'recorded' }, 'ingestion records it, no credit yet');
 });
 
 test.serial('on a tie the preview names the promotion ingestion applies: the first scheduled', async (t) => {

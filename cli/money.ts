@@ -1,0 +1,20 @@
+/**
+ * An amount in minor units written in its currency's major units, by the currency's exponent (Intl's fraction
+ * digits, as Square's minor units follow ISO 4217): 1099 USD is "10.99 USD", 1099 JPY "1099 JPY", 1099 KWD
+ * "1.099 KWD". Exact: digits are placed, not divided. A currency Intl does not know is taken with 2 decimals.
+ */
+export function formatMinor(amount: number | bigint, currency: string): string {
+  const exponent = fractionDigits(currency);
+  const digits = (amount < 0 ? -BigInt(amount) : BigInt(amount)).toString().padStart(exponent + 1, '0');
+  const whole = digits.slice(0, digits.length - exponent);
+  const fraction = exponent ? `.${digits.slice(digits.length - exponent)}` : '';
+  return `${amount < 0 ? '-' : ''}${whole}${fraction} ${currency}`;
+}
+
+function fractionDigits(currency: string): number {
+  try {
+    return new Intl.NumberFormat('en-US', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+  } catch {
+    return 2;
+  }
+}
