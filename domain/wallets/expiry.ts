@@ -88,8 +88,35 @@ export function expiresAfter(start: Date, months: number, timeZone: string): Dat
     const due = addMonths(start, months);
     return new Date(Date.UTC(due.getUTCFullYear(), due.getUTCMonth() + 1, 1));
   }
-  const local = wallClock(start, timeZone);
-  return localMidnight(local.year, local.month + months + 1, 1, timeZone);
+  const { year, month } = localMonth(start, timeZone);
+  const key = `${timeZone} ${year} ${month + months + 1}`;
+  let deadline = monthStarts.get(key);
+  if (!deadline) {
+    if (monthStarts.size >= MONTH_STARTS_KEPT) monthStarts.clear();
+    deadline = localMidnight(year, month + months + 1, 1, timeZone);
+    monthStarts.set(key, deadline);
+  }
+  return new Date(deadline.getTime());
+}
+
+/**
+ * The starts of local months already found, by zone and month: a wallet's run finds a deadline per lot, and asking
+ * `Intl` for each (five formats a deadline) would make a long wallet's run far slower than in UTC.
+ */
+const monthStarts = new Map<string, Date>();
+const MONTH_STARTS_KEPT = 10_000;
+
+/**
+ * The local year and month (1–12) of an instant. Every zone's offset is within ±16 hours (−12:00 to +14:00 today),
+ * so away from the edges of a UTC month the local month is the UTC one, without asking `Intl`.
+ */
+function localMonth(at: Date, timeZone: string): { year: number; month: number } {
+  const day = at.getUTCDate();
+  const hour = at.getUTCHours();
+  const lastDay = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + 1, 0)).getUTCDate();
+  if ((day > 1 || hour >= 16) && (day < lastDay || hour < 8)) return { year: at.getUTCFullYear(), month: at.getUTCMonth() + 1 };
+  const local = wallClock(at, timeZone);
+  return { year: local.year, month: local.month };
 }
 
 /** The UTC day of an instant, `YYYY-MM-DD`: the period a run expires points for. */

@@ -3,6 +3,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { addMonths, expiresAfter, expiringBy, expiryDue, lessReversals, remainingLots, timelineOf, type ExpiryPolicy, type WalletTimeline } from '../../domain/wallets/expiry.ts';
 import { fold } from '../../domain/shared/decider.ts';
+import { localMidnight, wallClock } from '../../domain/shared/time-zone.ts';
 import { walletDecider, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
 
 const d = (iso: string) => new Date(iso);
@@ -67,6 +68,24 @@ test('UTC deadlines are what they were, whichever way the zone is named', (t) =>
         const expected = Date.UTC(before.getUTCFullYear(), before.getUTCMonth() + 1, 1);
         return expiresAfter(start, months, 'UTC').getTime() === expected && expiresAfter(start, months, 'Etc/UTC').getTime() === expected;
       }),
+    ),
+  );
+});
+
+test('property: a deadline is midnight on the first of the month after the local month of the start plus the months, in every zone', (t) => {
+  const zones = ['America/New_York', 'Asia/Tokyo', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'America/Havana', 'Australia/Lord_Howe', 'Asia/Kathmandu'];
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(
+        fc.date({ min: d('1990-01-01T00:00:00Z'), max: d('2060-12-31T23:59:59Z'), noInvalidDate: true }),
+        fc.integer({ min: 1, max: 60 }),
+        fc.constantFrom(...zones),
+        (start, months, zone) => {
+          const local = wallClock(start, zone);
+          return expiresAfter(start, months, zone).getTime() === localMidnight(local.year, local.month + months + 1, 1, zone).getTime();
+        },
+      ),
+      { numRuns: 2000 },
     ),
   );
 });
