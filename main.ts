@@ -132,7 +132,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const promotions = providePromotions(infrastructure, square.connections);
     const rewardRules = provideRewardRules(infrastructure, square.connections, promotions.promotions);
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
-    const program = provideProgram(infrastructure, wallets.wallets);
+    const program = provideProgram(infrastructure, wallets.wallets, promotions.merchantLocations);
     const audit = provideAudit(infrastructure, positionCheck(store));
 
     const server = await provideHttp(infrastructure, {

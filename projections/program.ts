@@ -25,13 +25,13 @@ export const programProjection = projection({
         case 'ExpiryPolicySet': {
           const d = event.data;
           await db.query(
-            `INSERT INTO ${settings} AS s (tenant_id, policy_version, earned_months, inactivity_months, retroactive, effective_from, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            `INSERT INTO ${settings} AS s (tenant_id, policy_version, earned_months, inactivity_months, retroactive, effective_from, time_zone, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (tenant_id) DO UPDATE SET policy_version = EXCLUDED.policy_version, earned_months = EXCLUDED.earned_months,
                inactivity_months = EXCLUDED.inactivity_months, retroactive = EXCLUDED.retroactive, effective_from = EXCLUDED.effective_from,
-               updated_at = EXCLUDED.updated_at
+               time_zone = EXCLUDED.time_zone, updated_at = EXCLUDED.updated_at
              WHERE s.policy_version < EXCLUDED.policy_version`,
-            [d.tenantId, d.version, d.earnedMonths, d.inactivityMonths, d.retroactive, d.effectiveFrom, at],
+            [d.tenantId, d.version, d.earnedMonths, d.inactivityMonths, d.retroactive, d.effectiveFrom, d.timeZone, at],
           );
           break;
         }

@@ -3,7 +3,7 @@
  * merchants' adjustments within their limit, the program summary and the ledger export.
  */
 import { rewardCatalogService } from '../domain/rewards/catalog-service.ts';
-import { programService } from '../domain/program/service.ts';
+import { programService, type ProgramDependencies } from '../domain/program/service.ts';
 import { expiryRun } from '../domain/program/expiry-run.ts';
 import type { WalletsService } from '../domain/wallets/service.ts';
 import { issuedRewardsDue, tenantsWithExpiryPolicy, walletsWithPoints } from '../projections/read/program.ts';
@@ -11,8 +11,8 @@ import { rewardRoutes } from '../http/routes/rewards.ts';
 import { programRoutes } from '../http/routes/program.ts';
 import type { Infrastructure } from './infrastructure.ts';
 
-export function provideProgram({ pool, store, runtime, commands, log }: Infrastructure, wallets: WalletsService) {
-  const program = programService({ store, runtime, commands });
+export function provideProgram({ pool, store, runtime, commands, log }: Infrastructure, wallets: WalletsService, merchantLocations: ProgramDependencies['merchantLocations']) {
+  const program = programService({ store, runtime, commands, merchantLocations });
   const expire = expiryRun({
     wallets,
     program,

@@ -2,22 +2,25 @@
 import { z } from 'zod';
 import { EventType, eventCodec, type EventsOf } from '../shared/codec.ts';
 
+const expiryPolicySetV1 = z.object({
+  tenantId: z.string(),
+  version: z.number().int(),
+  earnedMonths: z.number().int().nullable(),
+  inactivityMonths: z.number().int().nullable(),
+  retroactive: z.boolean(),
+  effectiveFrom: z.string(),
+  setBy: z.string(),
+});
+
 /**
  * The points expiry policy from `effectiveFrom` on (both months null: points never expire). `retroactive`:
- * the merchant confirmed that points earned before `effectiveFrom` count from when they were earned.
+ * the merchant confirmed that points earned before `effectiveFrom` count from when they were earned. Version 2:
+ * `timeZone`, the IANA zone whose months the deadlines follow; version 1 policies meant UTC's.
  */
-export const expiryPolicySet = EventType.define(
-  'ExpiryPolicySet',
-  z.object({
-    tenantId: z.string(),
-    version: z.number().int(),
-    earnedMonths: z.number().int().nullable(),
-    inactivityMonths: z.number().int().nullable(),
-    retroactive: z.boolean(),
-    effectiveFrom: z.string(),
-    setBy: z.string(),
-  }),
-);
+export const expiryPolicySet = EventType.define('ExpiryPolicySet', expiryPolicySetV1).next(expiryPolicySetV1.extend({ timeZone: z.string() }), (v1) => ({
+  ...v1,
+  timeZone: 'UTC',
+}));
 
 /** The most points a merchant may add or remove in one self-service adjustment, set by an administrator. */
 export const adjustmentLimitSet = EventType.define(

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
 import { MAX_EXPIRY_MONTHS, MIN_EXPIRY_MONTHS, type ExpiryPolicy } from '../wallets/expiry.ts';
 import { programEvents, type ProgramEvent } from './events.ts';
+import { isTimeZone } from '../shared/time-zone.ts';
 
 export type { ProgramEvent } from './events.ts';
 
@@ -29,6 +30,11 @@ export const expiryPolicyRequestSchema = z
     inactivityMonths: months('inactivityMonths').default(null),
     /** Without it, points earned before the change count from the change: nothing expires retroactively. */
     applyToExistingPoints: z.boolean({ error: 'applyToExistingPoints must be true or false' }).default(false),
+    /** The IANA time zone of the deadlines; without it, the workspace's (its Square main location's). */
+    timeZone: z
+      .string({ error: 'timeZone must be an IANA time zone name such as America/New_York' })
+      .refine(isTimeZone, { error: (issue) => `timeZone ${JSON.stringify(issue.input)} is not an IANA time zone name this server knows, such as America/New_York` })
+      .optional(),
   })
   .strict();
 
@@ -41,12 +47,13 @@ export interface ProgramState {
 }
 
 export type ProgramCommand =
-  | { type: 'SetExpiryPolicy'; tenantId: string; request: ExpiryPolicyRequest; by: string; now: string }
+  /** `timeZone`: the request's, else the workspace's; null when neither is known (the current policy's is kept). */
+  | { type: 'SetExpiryPolicy'; tenantId: string; request: ExpiryPolicyRequest; timeZone: string | null; by: string; now: string }
   | { type: 'SetAdjustmentLimit'; tenantId: string; limit: number; by: string; now: string };
 
 export const programStream = (tenantId: string) => `loyalty-program-${tenantId}`;
 
-export const NO_EXPIRY: ExpiryPolicy = { version: 0, earnedMonths: null, inactivityMonths: null, effectiveFrom: new Date(0).toISOString(), retroactive: false };
+export const NO_EXPIRY: ExpiryPolicy = { version: 0, earnedMonths: null, inactivityMonths: null, effectiveFrom: new Date(0).toISOString(), retroactive: false, timeZone: 'UTC' };
 
 export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState> = {
   codec: programEvents,
@@ -56,7 +63,9 @@ export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState>
       case 'SetExpiryPolicy': {
         const { earnedMonths, inactivityMonths, applyToExistingPoints } = command.request;
         const current = state.policy;
-        if (current.earnedMonths === earnedMonths && current.inactivityMonths === inactivityMonths && current.retroactive === applyToExistingPoints) return [];
+        const timeZone = command.timeZone ?? current.timeZone;
+        const same = current.earnedMonths === earnedMonths && current.inactivityMonths === inactivityMonths && current.retroactive === applyToExistingPoints;
+        if (same && current.timeZone === timeZone) return [];
         return [
           {
             type: 'ExpiryPolicySet',
@@ -68,6 +77,7 @@ export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState>
               retroactive: applyToExistingPoints,
               effectiveFrom: command.now,
               setBy: command.by,
+              timeZone,
             },
           },
         ];
@@ -82,8 +92,8 @@ export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState>
   evolve(state, event) {
     switch (event.type) {
       case 'ExpiryPolicySet': {
-        const { version, earnedMonths, inactivityMonths, retroactive, effectiveFrom } = event.data;
-        return { ...state, policy: { version, earnedMonths, inactivityMonths, retroactive, effectiveFrom } };
+        const { version, earnedMonths, inactivityMonths, retroactive, effectiveFrom, timeZone } = event.data;
+        return { ...state, policy: { version, earnedMonths, inactivityMonths, retroactive, effectiveFrom, timeZone } };
       }
       case 'AdjustmentLimitSet':
         return { ...state, adjustmentLimit: event.data.limit };

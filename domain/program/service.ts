@@ -3,16 +3,53 @@ import { handleCommand, loadState } from '../shared/command-handler.ts';
 import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
+import { DomainError } from '../shared/errors.ts';
+import { ConnectionUnavailable } from '../connections/errors.ts';
+import type { MerchantLocations } from '../promotions/locations.ts';
 import { programDecider, programStream, type ExpiryPolicyRequest, type ProgramCommand, type ProgramState } from './program.ts';
 
-export function programService(deps: { store: EventStore; runtime: Runtime; commands: CommandPath }) {
+export interface ProgramDependencies {
+  store: EventStore;
+  runtime: Runtime;
+  commands: CommandPath;
+  /**
+   * The merchant's locations and time zone as Square lists them now (`merchantLocations`): a new expiry policy takes
+   * the workspace's time zone from it when the request names none. Throws `ConnectionUnavailable` without a connection.
+   */
+  merchantLocations(tenantId: string): Promise<MerchantLocations>;
+}
+
+/** Connection states in which the workspace has no Square to ask: not a failure, nothing to warn about. */
+const NOT_CONNECTED = new Set(['not_connected', 'revoked']);
+const KEPT = 'the policy keeps the time zone it had (UTC for a first policy); name one with timeZone';
+
+/**
+ * The time zone of a new policy: the request's; else the workspace's (its Square main location's); else null, and
+ * the decider keeps the current policy's (UTC before any). Square failing or giving no zone never stops the policy
+ * being set: the answer's warnings say so.
+ */
+async function policyTimeZone(deps: ProgramDependencies, tenantId: string, request: ExpiryPolicyRequest): Promise<{ timeZone: string | null; warnings: string[] }> {
+  if (request.timeZone !== undefined) return { timeZone: request.timeZone, warnings: [] };
+  try {
+    const { timeZone } = await deps.merchantLocations(tenantId);
+    if (timeZone) return { timeZone, warnings: [] };
+    return { timeZone: null, warnings: [`Square gives no time zone for the merchant's main location: ${KEPT}, or set the location's in the Square Dashboard`] };
+  } catch (error) {
+    if (error instanceof ConnectionUnavailable && NOT_CONNECTED.has(error.status)) return { timeZone: null, warnings: [] };
+    const why = error instanceof DomainError ? error.message : 'an internal error';
+    return { timeZone: null, warnings: [`The workspace's time zone could not be read from Square (${why}): ${KEPT}`] };
+  }
+}
+
+export function programService(deps: ProgramDependencies) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });
   const run = (tenantId: string, command: ProgramCommand, metadata: EventMetadata) =>
     handleCommand(deps.store, programStream(tenantId), programDecider, command, context(metadata));
   return {
     async setExpiryPolicy(tenantId: string, request: ExpiryPolicyRequest, by: string, metadata: EventMetadata) {
-      const result = await run(tenantId, { type: 'SetExpiryPolicy', tenantId, request, by, now: deps.runtime.now().toISOString() }, metadata);
-      return { state: result.state, position: result.position ?? null };
+      const { timeZone, warnings } = await policyTimeZone(deps, tenantId, request);
+      const result = await run(tenantId, { type: 'SetExpiryPolicy', tenantId, request, timeZone, by, now: deps.runtime.now().toISOString() }, metadata);
+      return { state: result.state, position: result.position ?? null, warnings };
     },
     async setAdjustmentLimit(tenantId: string, limit: number, by: string, metadata: EventMetadata) {
       const result = await run(tenantId, { type: 'SetAdjustmentLimit', tenantId, limit, by, now: deps.runtime.now().toISOString() }, metadata);

@@ -7,7 +7,7 @@
 import { SquareApiError, type SquareApi, type SquareLocation } from '../ports/square.ts';
 import { SquareRequestFailed } from '../connections/errors.ts';
 import { DomainError } from '../shared/errors.ts';
-import { isTimeZone } from './promotion.ts';
+import { isTimeZone } from '../shared/time-zone.ts';
 
 export interface MerchantLocations {
   mainLocationId: string | null;

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { wholeNumber } from '../shared/whole-number.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { checkedPoints } from '../rewards/evaluate.ts';
+import { wallClock } from '../shared/time-zone.ts';
 
 const MAX_BONUS = 1_000_000;
 const MAX_MULTIPLIER = 10;
@@ -132,33 +133,13 @@ export interface LocalTime {
   minutes: number;
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatterFor(timeZone: string): Intl.DateTimeFormat {
-  let formatter = formatters.get(timeZone);
-  if (!formatter) {
-    formatter = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', weekday: 'short' });
-    formatters.set(timeZone, formatter);
-  }
-  return formatter;
-}
-
-/** Whether Node's time-zone database knows `timeZone`. */
-export function isTimeZone(timeZone: string): boolean {
-  try {
-    formatterFor(timeZone);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The wall-clock date, weekday and minute of the day of an instant in a time zone (daylight saving included). */
 export function localTime(at: string, timeZone: string): LocalTime {
-  const parts = Object.fromEntries(formatterFor(timeZone).formatToParts(new Date(at)).map((p) => [p.type, p.value]));
-  const weekday = String(parts.weekday).toUpperCase().slice(0, 3);
-  if (!WEEKDAYS.includes(weekday as Weekday)) throw new Error(`unexpected weekday ${weekday}`);
-  return { date: `${parts.year}-${parts.month}-${parts.day}`, weekday: WEEKDAYS[WEEKDAYS.indexOf(weekday as Weekday)] ?? 'MON', minutes: Number(parts.hour) * 60 + Number(parts.minute) };
+  const clock = wallClock(new Date(at), timeZone);
+  const weekday = WEEKDAYS.find((w) => w === clock.weekday);
+  if (!weekday) throw new Error(`unexpected weekday ${clock.weekday}`);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return { date: `${clock.year}-${pad(clock.month)}-${pad(clock.day)}`, weekday, minutes: clock.hour * 60 + clock.minute };
 }
 
 /** Whether a local time falls in the promotion's dates, days and hours. */

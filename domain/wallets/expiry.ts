@@ -19,6 +19,7 @@
 import { z } from 'zod';
 import type { WalletEvent } from './events.ts';
 import { heldNewestFirst } from './lots.ts';
+import { localMidnight, wallClock } from '../shared/time-zone.ts';
 import { lockedDelta, pointsDelta, walletDecider } from './wallet.ts';
 
 /** A workspace's policy; `null` months switch a rule off. At least one rule is on when a policy applies. */
@@ -31,6 +32,8 @@ export const expiryPolicy = z.object({
   /** When the policy was set: points earned before it are counted from here unless `retroactive`. */
   effectiveFrom: z.string(),
   retroactive: z.boolean(),
+  /** The IANA time zone whose calendar months the deadlines follow (`UTC` for policies set before 2026-12-08). */
+  timeZone: z.string(),
 });
 export type ExpiryPolicy = z.infer<typeof expiryPolicy>;
 
@@ -75,11 +78,45 @@ export function addMonths(date: Date, months: number): Date {
 
 /**
  * When points whose clock started at `start` expire after `months`: valid through the last day of the month
- * `months` later, so they expire at the start of the month after it (UTC), as in Square Loyalty.
+ * `months` later, so they expire at the start of the month after it, as in Square Loyalty. The months are the
+ * workspace's calendar (`timeZone`): `start`'s local date plus the months, and 00:00 local time on the first day of
+ * the following month (or, where daylight saving skips that midnight, the first instant after it). The day of the
+ * month plays no part: the 31st of a month counts as its last day in a shorter one, whose month is the same.
  */
-export function expiresAfter(start: Date, months: number): Date {
-  const due = addMonths(start, months);
-  return new Date(Date.UTC(due.getUTCFullYear(), due.getUTCMonth() + 1, 1));
+export function expiresAfter(start: Date, months: number, timeZone: string): Date {
+  if (timeZone === 'UTC') {
+    const due = addMonths(start, months);
+    return new Date(Date.UTC(due.getUTCFullYear(), due.getUTCMonth() + 1, 1));
+  }
+  const { year, month } = localMonth(start, timeZone);
+  const key = `${timeZone} ${year} ${month + months + 1}`;
+  let deadline = monthStarts.get(key);
+  if (!deadline) {
+    if (monthStarts.size >= MONTH_STARTS_KEPT) monthStarts.clear();
+    deadline = localMidnight(year, month + months + 1, 1, timeZone);
+    monthStarts.set(key, deadline);
+  }
+  return new Date(deadline.getTime());
+}
+
+/**
+ * The starts of local months already found, by zone and month: a wallet's run finds a deadline per lot, and asking
+ * `Intl` for each (five formats a deadline) would make a long wallet's run far slower than in UTC.
+ */
+const monthStarts = new Map<string, Date>();
+const MONTH_STARTS_KEPT = 10_000;
+
+/**
+ * The local year and month (1–12) of an instant. Every zone's offset is within ±16 hours (−12:00 to +14:00 today),
+ * so away from the edges of a UTC month the local month is the UTC one, without asking `Intl`.
+ */
+function localMonth(at: Date, timeZone: string): { year: number; month: number } {
+  const day = at.getUTCDate();
+  const hour = at.getUTCHours();
+  const lastDay = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + 1, 0)).getUTCDate();
+  if ((day > 1 || hour >= 16) && (day < lastDay || hour < 8)) return { year: at.getUTCFullYear(), month: at.getUTCMonth() + 1 };
+  const local = wallClock(at, timeZone);
+  return { year: local.year, month: local.month };
 }
 
 /** The UTC day of an instant, `YYYY-MM-DD`: the period a run expires points for. */
@@ -150,9 +187,9 @@ interface Deadline {
 
 function lotDeadlines(timeline: WalletTimeline, policy: ExpiryPolicy): Deadline[] {
   const inactiveAt =
-    policy.inactivityMonths !== null && timeline.lastActivityAt ? expiresAfter(clockStart(policy, timeline.lastActivityAt), policy.inactivityMonths) : null;
+    policy.inactivityMonths !== null && timeline.lastActivityAt ? expiresAfter(clockStart(policy, timeline.lastActivityAt), policy.inactivityMonths, policy.timeZone) : null;
   return unlockedLots(remainingLots(timeline.credits, timeline.balance), timeline.locked).flatMap((lot): Deadline[] => {
-    const byAge = policy.earnedMonths !== null ? expiresAfter(clockStart(policy, lot.at), policy.earnedMonths) : null;
+    const byAge = policy.earnedMonths !== null ? expiresAfter(clockStart(policy, lot.at), policy.earnedMonths, policy.timeZone) : null;
     if (byAge && (!inactiveAt || byAge.getTime() <= inactiveAt.getTime())) return [{ lot, at: byAge, rule: 'earned' }];
     if (inactiveAt) return [{ lot, at: inactiveAt, rule: 'inactivity' }];
     return [];

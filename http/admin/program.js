@@ -280,7 +280,7 @@ function policyForm(policy, tenantId, token, reload) {
       const set = await guarded(() => api('PUT', `/api/v1/client/expiry-policy${qs({ tenantId })}`, { body }));
       if (!set || !current(token)) return;
       reload();
-      say(set.expires ? `Expiry policy version ${set.version} is in force.` : 'Points never expire now.');
+      say([set.expires ? `Expiry policy version ${set.version} is in force. Months end at midnight ${set.timeZone} time.` : 'Points never expire now.', ...set.warnings].join(' '));
     },
     field('Expire months after earned', earned, '1–60; empty: not by age'),
     field('Expire after months without activity', inactivity, '1–60; empty: not by inactivity'),
@@ -364,7 +364,7 @@ export function programView(_rest, params, token) {
         { class: 'policy' },
         policy.expires
           ? [
-              policy.earnedMonths ? `Points expire ${policy.earnedMonths} months after they were earned (valid through the end of that month). ` : '',
+              policy.earnedMonths ? `Points expire ${policy.earnedMonths} months after they were earned (valid through the end of that month, ${policy.timeZone} time). ` : '',
               policy.inactivityMonths ? `All points expire after ${policy.inactivityMonths} months without activity. ` : '',
               policy.appliesToExistingPoints ? 'Applied to points earned before the policy (confirmed by the merchant). ' : `Points earned before ${fmtTime(policy.effectiveFrom)} count from then. `,
               `Version ${policy.version}.`,

@@ -37,6 +37,7 @@ const policyView = (policy: ExpiryPolicy) => ({
   inactivityMonths: policy.inactivityMonths,
   appliesToExistingPoints: policy.retroactive,
   effectiveFrom: policy.version === 0 ? null : policy.effectiveFrom,
+  timeZone: policy.timeZone,
   expires: policy.earnedMonths !== null || policy.inactivityMonths !== null,
 });
 
@@ -99,7 +100,7 @@ const summaryQuery = z.object({
 const csvQuery = z.object({ from: dayOrInstant('from').optional(), to: dayOrInstant('to').optional() });
 
 /** The policy as a merchant reads it (`policyView`): `retroactive` named for what it does, no date before a first policy. */
-const policySchema = expiryPolicy.pick({ version: true, earnedMonths: true, inactivityMonths: true }).extend({
+const policySchema = expiryPolicy.pick({ version: true, earnedMonths: true, inactivityMonths: true, timeZone: true }).extend({
   appliesToExistingPoints: z.boolean(),
   effectiveFrom: timestamp.nullable(),
   expires: z.boolean(),
@@ -145,12 +146,12 @@ export function programRoutes(deps: ProgramRoutesDependencies): RouteSpec[] {
       path: '/api/v1/client/expiry-policy',
       access: 'tenant',
       summary:
-        'Set the expiry policy {earnedMonths? (1–60), inactivityMonths? (1–60), applyToExistingPoints?}: without the flag, existing points count from now.',
+        "Set the expiry policy {earnedMonths? (1–60), inactivityMonths? (1–60), applyToExistingPoints?, timeZone? (IANA; default the Square main location's)}: without the flag, existing points count from now.",
       body: expiryPolicyRequestSchema,
-      response: policySchema.extend({ position }),
+      response: policySchema.extend({ position, warnings: z.array(z.string()) }),
       async handler({ body, ctx }) {
         const result = await program.setExpiryPolicy(tenantOf(ctx), body, caller(ctx).userId, metadataFor(ctx));
-        return { status: 200, body: { ...policyView(result.state.policy), position: result.position ?? null } };
+        return { status: 200, body: { ...policyView(result.state.policy), position: result.position, warnings: result.warnings } };
       },
     }),
     route({

@@ -73,7 +73,7 @@ const toWallet = (raw: unknown): WalletView => toWalletView(walletRow.parse(raw)
 /** A workspace's policy in a row: `POLICY_COLUMNS` name the columns of `program_settings` (alias `ps`) as its fields. */
 const policyRow = expiryPolicy.extend({ tenantId: z.string(), effectiveFrom: timestampColumn });
 const POLICY_COLUMNS = `ps.tenant_id AS "tenantId", ps.policy_version AS version, ps.earned_months AS "earnedMonths",
-            ps.inactivity_months AS "inactivityMonths", ps.retroactive, ps.effective_from AS "effectiveFrom"`;
+            ps.inactivity_months AS "inactivityMonths", ps.retroactive, ps.effective_from AS "effectiveFrom", ps.time_zone AS "timeZone"`;
 
 function policyEntry(raw: unknown): [tenantId: string, policy: ExpiryPolicy] {
   const { tenantId, ...policy } = policyRow.parse(raw);

@@ -49,7 +49,7 @@ test.serial('a merchant sets the expiry policy; bad policies are refused with wh
   const { call } = world;
   const m = await world.merchant();
   const none = await call('GET', '/api/v1/client/expiry-policy', { token: m.token });
-  t.deepEqual(none.body, { version: 0, earnedMonths: null, inactivityMonths: null, appliesToExistingPoints: false, effectiveFrom: null, expires: false });
+  t.deepEqual(none.body, { version: 0, earnedMonths: null, inactivityMonths: null, appliesToExistingPoints: false, effectiveFrom: null, timeZone: 'UTC', expires: false });
   const cases: [unknown, RegExp][] = [
     [{ earnedMonths: 0 }, /earnedMonths must be at least 1 month/],
     [{ earnedMonths: 61 }, /earnedMonths must be at most 60 months/],
@@ -89,7 +89,7 @@ test.serial('changing the policy never expires points retroactively unless the m
 
   // Counted from the change, they are valid through the end of the month after it (as in Square Loyalty). Ten days
   // before that, they are due within the next 30 days: the wallet answers say how many and when.
-  const due = expiresAfter(new Date(policy.body.effectiveFrom), 1);
+  const due = expiresAfter(new Date(policy.body.effectiveFrom), 1, 'UTC');
   moveClockTo(new Date(due.getTime() - 10 * DAY));
   const soon = await call('GET', `/api/v1/client/wallets/${walletId}`, { token: m.token });
   t.is(soon.body.expiringSoon.points, 100);
@@ -121,7 +121,7 @@ test.serial('the cron run twice, or twice at once, expires once per wallet and d
   t.is(issued.status, 201);
   const policy = await call('PUT', '/api/v1/client/expiry-policy', { token: m.token, body: { earnedMonths: 3, applyToExistingPoints: true } });
   await world.settled(policy.body.position);
-  moveClockTo(new Date(expiresAfter(new Date(), 3).getTime() + DAY));
+  moveClockTo(new Date(expiresAfter(new Date(), 3, 'UTC').getTime() + DAY));
 
   const [a, b] = await Promise.all([cron(), cron()]);
   t.is(a.status, 200);
@@ -159,7 +159,7 @@ test.serial('a refund after its purchase\'s points expired leaves the newer purc
   await store.append(walletStream(wallet.walletId), [{ id: uuid(), ...credited('pay-old'), metadata: { actor: 'system:test' } }], 'any');
   const policy = await call('PUT', '/api/v1/client/expiry-policy', { token: m.token, body: { earnedMonths: 3, applyToExistingPoints: true } });
   await world.settled(policy.body.position);
-  moveClockTo(new Date(expiresAfter(new Date(), 3).getTime() + DAY));
+  moveClockTo(new Date(expiresAfter(new Date(), 3, 'UTC').getTime() + DAY));
   t.true((await cron()).body.pointsExpired >= 100);
   // A newer purchase, then the old one is returned: the refund's 100 points had already expired.
   await store.append(walletStream(wallet.walletId), [{ id: uuid(), ...credited('pay-new'), metadata: { actor: 'system:test' } }], 'any');

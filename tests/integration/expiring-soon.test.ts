@@ -32,7 +32,7 @@ test('a refunded purchase leaves the older points, which expire on their own dat
   const recorded = walletBalanceEvents.decodeHandled(await store.readStream(walletStream(owner.walletId))).map((e, i) => ({ ...e, recordedAt: new Date(history[i]![1]) }));
   await walletsProjection.apply(recorded, { db: database.pool, table: (name) => name });
 
-  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: false };
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: false, timeZone: 'UTC' };
   const now = new Date('2026-01-20T00:00:00.000Z');
   const wallet = (await findTenantWallet(database.pool, owner.tenantId, owner.walletId))!;
   t.is(wallet.balance, 100);
@@ -68,7 +68,7 @@ test('a reward expiring within the window no longer hides the points it locks: t
   // The issued reward as the program projection records it (`issued_rewards`); it passes over the other events.
   await programProjection.apply(stored, { db: database.pool, table: (name) => name });
 
-  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true, timeZone: 'UTC' };
   const wallet = (await findTenantWallet(database.pool, owner.tenantId, owner.walletId))!;
   t.like(wallet, { balance: 100, locked: 100 });
   const [answered] = await withExpiringSoon(database.pool, [wallet], new Date('2026-02-05T00:00:00.000Z'), new Map([[owner.tenantId, policy]]));

@@ -12,6 +12,7 @@ import { EventDecodeFailed, EventType, familyCodec } from '../../domain/shared/c
 import { handleCommand, loadState } from '../../domain/shared/command-handler.ts';
 import type { JsonObject, RecordedEvent } from '../../domain/ports/event-store.ts';
 import { paymentEvents } from '../../domain/payments/events.ts';
+import { programEvents } from '../../domain/program/events.ts';
 import { promotionUseEvents } from '../../domain/promotions/events.ts';
 import { paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
 import { pointsDelta, walletDecider, walletStream } from '../../domain/wallets/wallet.ts';
@@ -200,6 +201,12 @@ test('an event type is declared once: the same name in two families is the same 
       seen.set(d.type, d);
     }
   }
+});
+
+test('an ExpiryPolicySet stored as version 1 is upcast to version 2: its months were UTC\'s', (t) => {
+  const v1 = fixture('ExpiryPolicySet', 1);
+  t.deepEqual(programEvents.decode(recorded(v1)).data, { ...v1.data, timeZone: 'UTC' });
+  t.is(programEvents.versionOf('ExpiryPolicySet'), 2);
 });
 
 test('a PointsAdjusted stored as version 1 is upcast to version 2: every adjustment before merchants could adjust was an administrator\'s', (t) => {

@@ -13,14 +13,18 @@ import { walletStream, type WalletEvent } from '../../domain/wallets/wallet.ts';
 import { walletEvents } from '../../domain/wallets/events.ts';
 import { testCommandPath } from '../support/command-path.ts';
 import { InMemoryEventStore } from '../support/memory-event-store.ts';
+import { ConnectionUnavailable } from '../../domain/connections/errors.ts';
 
 const DAY = 86_400_000;
+const notConnected = async (): Promise<never> => {
+  throw ConnectionUnavailable.because('not_connected');
+};
 
 test('one wallet whose stream does not decode is reported and passed over: the other wallets, and the workspace after it, are still expired', async (t) => {
   const store = new InMemoryEventStore();
   const runtime = { now: () => new Date(), newId: uuid };
   const wallets = walletsService({ store, runtime, commands: testCommandPath() });
-  const program = programService({ store, runtime, commands: testCommandPath() });
+  const program = programService({ store, runtime, commands: testCommandPath(), merchantLocations: notConnected });
   const credit = async (tenantId: string, walletId: string, points: number) => {
     const event: WalletEvent = {
       type: 'PointsCredited',
@@ -69,7 +73,7 @@ test('a workspace whose expiry policy cannot be read is reported and passed over
   const store = new InMemoryEventStore();
   const runtime = { now: () => new Date(), newId: uuid };
   const wallets = walletsService({ store, runtime, commands: testCommandPath() });
-  const program = programService({ store, runtime, commands: testCommandPath() });
+  const program = programService({ store, runtime, commands: testCommandPath(), merchantLocations: notConnected });
   const credited: WalletEvent = {
     type: 'PointsCredited',
     data: { walletId: 'w-e', tenantId: 't2', consumerId: 'c-w-e', paymentId: 'pay-e', points: 60, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: 6000, via: 'purchase' },

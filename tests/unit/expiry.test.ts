@@ -3,6 +3,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { addMonths, expiresAfter, expiringBy, expiryDue, lessReversals, remainingLots, timelineOf, type ExpiryPolicy, type WalletTimeline } from '../../domain/wallets/expiry.ts';
 import { fold } from '../../domain/shared/decider.ts';
+import { localMidnight, wallClock } from '../../domain/shared/time-zone.ts';
 import { walletDecider, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
 
 const d = (iso: string) => new Date(iso);
@@ -12,6 +13,7 @@ const policy = (over: Partial<ExpiryPolicy> = {}): ExpiryPolicy => ({
   inactivityMonths: null,
   effectiveFrom: '2025-01-01T00:00:00.000Z',
   retroactive: false,
+  timeZone: 'UTC',
   ...over,
 });
 const timeline = (over: Partial<WalletTimeline> = {}): WalletTimeline => ({
@@ -33,8 +35,67 @@ test('months are calendar months in UTC; the 31st lands on the last day of a sho
 
 test('points are valid through the last day of the month they expire in, as in Square Loyalty', (t) => {
   // Square's own example: earned on July 6, 2020 with P12M, they expire on August 1, 2021.
-  t.is(expiresAfter(d('2020-07-06T15:00:00Z'), 12).toISOString(), '2021-08-01T00:00:00.000Z');
-  t.is(expiresAfter(d('2025-12-31T23:00:00Z'), 1).toISOString(), '2026-02-01T00:00:00.000Z');
+  t.is(expiresAfter(d('2020-07-06T15:00:00Z'), 12, 'UTC').toISOString(), '2021-08-01T00:00:00.000Z');
+  t.is(expiresAfter(d('2025-12-31T23:00:00Z'), 1, 'UTC').toISOString(), '2026-02-01T00:00:00.000Z');
+});
+
+test("deadlines follow the workspace's calendar: 00:00 local time on the first day of the month after, daylight saving included", (t) => {
+  const NEW_YORK = 'America/New_York';
+  // Summer time (UTC−4): earned 10 May with 2 months, valid through 31 July, gone at midnight in New York.
+  t.is(expiresAfter(d('2026-05-10T15:00:00Z'), 2, NEW_YORK).toISOString(), '2026-08-01T04:00:00.000Z');
+  // Winter time (UTC−5): earned 10 October with 2 months, valid through 31 December.
+  t.is(expiresAfter(d('2026-10-10T12:00:00Z'), 2, NEW_YORK).toISOString(), '2027-01-01T05:00:00.000Z');
+  // 22:00 on 30 June in New York is 1 July in UTC: the local date counts (June plus 1 month: valid through July).
+  t.is(expiresAfter(d('2026-07-01T02:00:00Z'), 1, NEW_YORK).toISOString(), '2026-08-01T04:00:00.000Z');
+  // 01:00 on 1 February in Tokyo (UTC+9) is still 31 January in UTC: valid through March, gone at midnight in Tokyo.
+  t.is(expiresAfter(d('2026-01-31T16:00:00Z'), 1, 'Asia/Tokyo').toISOString(), '2026-03-31T15:00:00.000Z');
+  // The 31st of January plus 1 month is the last day of February: gone on 1 March.
+  t.is(expiresAfter(d('2026-01-31T12:00:00Z'), 1, NEW_YORK).toISOString(), '2026-03-01T05:00:00.000Z');
+});
+
+test('where daylight saving skips the midnight, points expire at the first instant after it', (t) => {
+  // Havana, 1 April 2012: 23:59:59 on 31 March (UTC−5), then 01:00 (UTC−4). Node's time-zone database says so:
+  t.is(new Intl.DateTimeFormat('en-GB', { timeZone: 'America/Havana', timeStyle: 'medium' }).format(d('2012-04-01T04:59:59Z')), '23:59:59');
+  t.is(new Intl.DateTimeFormat('en-GB', { timeZone: 'America/Havana', timeStyle: 'medium' }).format(d('2012-04-01T05:00:00Z')), '01:00:00');
+  t.is(expiresAfter(d('2012-02-15T12:00:00Z'), 1, 'America/Havana').toISOString(), '2012-04-01T05:00:00.000Z');
+});
+
+test('UTC deadlines are what they were, whichever way the zone is named', (t) => {
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.date({ min: d('2000-01-01T00:00:00Z'), max: d('2090-12-31T23:59:59Z'), noInvalidDate: true }), fc.integer({ min: 1, max: 60 }), (start, months) => {
+        const before = addMonths(start, months);
+        const expected = Date.UTC(before.getUTCFullYear(), before.getUTCMonth() + 1, 1);
+        return expiresAfter(start, months, 'UTC').getTime() === expected && expiresAfter(start, months, 'Etc/UTC').getTime() === expected;
+      }),
+    ),
+  );
+});
+
+test('property: a deadline is midnight on the first of the month after the local month of the start plus the months, in every zone', (t) => {
+  const zones = ['America/New_York', 'Asia/Tokyo', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'America/Havana', 'Australia/Lord_Howe', 'Asia/Kathmandu'];
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(
+        fc.date({ min: d('1990-01-01T00:00:00Z'), max: d('2060-12-31T23:59:59Z'), noInvalidDate: true }),
+        fc.integer({ min: 1, max: 60 }),
+        fc.constantFrom(...zones),
+        (start, months, zone) => {
+          const local = wallClock(start, zone);
+          return expiresAfter(start, months, zone).getTime() === localMidnight(local.year, local.month + months + 1, 1, zone).getTime();
+        },
+      ),
+      { numRuns: 2000 },
+    ),
+  );
+});
+
+test("a wallet's points are due at the policy's local midnight, not UTC's", (t) => {
+  const ny = policy({ earnedMonths: 1, retroactive: true, timeZone: 'America/New_York' });
+  const wallet = timeline({ credits: [{ at: d('2026-06-10T15:00:00Z'), points: 100 }], balance: 100, lastActivityAt: null });
+  t.like(expiryDue(wallet, ny, d('2026-08-01T00:00:00Z')), { points: 0 }, '20:00 on 31 July in New York: still valid');
+  t.like(expiryDue(wallet, ny, d('2026-08-01T04:00:00Z')), { points: 100 }, 'midnight in New York');
+  t.like(expiryDue(wallet, policy({ earnedMonths: 1, retroactive: true }), d('2026-08-01T00:00:00Z')), { points: 100 }, 'a UTC policy: midnight UTC');
 });
 
 test('what remains is the newest credits covering the balance: spending took the oldest first', (t) => {
@@ -175,7 +236,7 @@ test('property: expiry never takes more than the available points nor more than 
         const credits = raw.map((c) => ({ at: new Date(base + c.day * 86_400_000), points: c.points })).sort((a, b) => a.at.getTime() - b.at.getTime());
         const asOf = new Date(base + asOfDay * 86_400_000);
         const due = expiryDue({ credits, balance, locked, lastActivityAt: null }, policy({ earnedMonths: months, retroactive: true }), asOf);
-        const earnedBeforeCut = credits.filter((c) => expiresAfter(c.at, months).getTime() <= asOf.getTime()).reduce((s, c) => s + c.points, 0);
+        const earnedBeforeCut = credits.filter((c) => expiresAfter(c.at, months, 'UTC').getTime() <= asOf.getTime()).reduce((s, c) => s + c.points, 0);
         return due.points >= 0 && due.points <= Math.max(0, balance - locked) && due.points <= earnedBeforeCut;
       },
     ),

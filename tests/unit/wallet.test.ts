@@ -128,7 +128,7 @@ function decideAt(history: { event: WalletEvent; at: Date }[], command: WalletCo
 }
 
 test('a refund after its purchase\'s points expired takes them from the expired points, not a second time from newer points', (t) => {
-  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true, timeZone: 'UTC' };
   const history: { event: WalletEvent; at: Date }[] = [];
   decideAt(history, credit('old', 100), new Date('2025-01-10T12:00:00Z'));
   decideAt(history, credit('new', 100), new Date('2026-01-20T12:00:00Z'));
@@ -181,7 +181,7 @@ const issueCoffee = (now: string, expiresAt: string): WalletCommand => ({
 });
 
 test('an expiry while a reward locks the oldest points is put on the points it took: each refund then takes back what it should', (t) => {
-  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true, timeZone: 'UTC' };
   const history: { event: WalletEvent; at: Date }[] = [];
   decideAt(history, credit('p0', 100), new Date('2025-01-10T12:00:00Z'));
   decideAt(history, credit('p1', 100), new Date('2025-02-10T12:00:00Z'));
@@ -206,7 +206,7 @@ test('an expiry while a reward locks the oldest points is put on the points it t
 });
 
 test('after an expiry took points behind a reward’s, the reward voided: the next expiry takes the reward’s purchase, and its refund nothing more', (t) => {
-  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true };
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true, timeZone: 'UTC' };
   const history: { event: WalletEvent; at: Date }[] = [];
   const run = (at: string) => {
     const asOf = new Date(at);

@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { authorizeErrorPage, consentPage } from './authorize-page.ts';
 import { deliverWebhook, webhookEnvelope, type Delivery } from './webhooks.ts';
-import { isTimeZone } from '../../../domain/promotions/promotion.ts';
+import { isTimeZone } from '../../../domain/shared/time-zone.ts';
 import { batchRetrieve, catalogLine, orderAmount, orderJson, type TestCatalog, type TestOrder, type TestOrderLine } from './orders.ts';
 
 export type { TestCatalog, TestCatalogItem, TestCategory, TestOrder, TestOrderLine, TestVariation } from './orders.ts';

@@ -1,0 +1,59 @@
+/**
+ * The expiry policy on the program decider, given(events).when(command).then(events): its time zone, and which
+ * zone a new policy takes when the request names none (the service, with Square's answer stubbed).
+ */
+import test from 'ava';
+import { v4 as uuid } from 'uuid';
+import { programDecider, programStream, type ProgramCommand, type ProgramEvent } from '../../domain/program/program.ts';
+import { programService } from '../../domain/program/service.ts';
+import { ConnectionUnavailable, SquareRequestFailed } from '../../domain/connections/errors.ts';
+import type { MerchantLocations } from '../../domain/promotions/locations.ts';
+import { deciderSpec } from '../support/decider-spec.ts';
+import { testCommandPath } from '../support/command-path.ts';
+import { InMemoryEventStore } from '../support/memory-event-store.ts';
+
+const spec = deciderSpec(programDecider);
+const NOW = '2026-12-08T14:00:00.000Z';
+const request = { earnedMonths: 12, inactivityMonths: null, applyToExistingPoints: false };
+const set = (timeZone: string | null): ProgramCommand => ({ type: 'SetExpiryPolicy', tenantId: 't1', request, timeZone, by: 'u1', now: NOW });
+const policySet = (version: number, timeZone: string): ProgramEvent => ({
+  type: 'ExpiryPolicySet',
+  data: { tenantId: 't1', version, earnedMonths: 12, inactivityMonths: null, retroactive: false, effectiveFrom: NOW, setBy: 'u1', timeZone },
+});
+
+test('a policy records its time zone; the same months, retroactivity and zone again change nothing', (t) => {
+  spec(t).given().when(set('America/New_York')).then([policySet(1, 'America/New_York')]);
+  spec(t).given(policySet(1, 'America/New_York')).when(set('America/New_York')).thenNothing();
+});
+
+test('a change of time zone alone is a new version of the policy', (t) => {
+  spec(t).given(policySet(1, 'UTC')).when(set('America/New_York')).then([policySet(2, 'America/New_York')]);
+});
+
+test('without a zone to set, a policy keeps the one it had (UTC for a first policy)', (t) => {
+  spec(t).given().when(set(null)).then([policySet(1, 'UTC')]);
+  spec(t).given(policySet(1, 'Asia/Tokyo')).when(set(null)).thenNothing();
+});
+
+const located = (timeZone: string | null): MerchantLocations => ({ mainLocationId: 'LMAIN', timeZone, locations: [] });
+
+/** The zone and warnings a first policy gets when Square answers with `square`. */
+async function firstPolicy(square: () => Promise<MerchantLocations>, timeZone?: string) {
+  const store = new InMemoryEventStore();
+  const program = programService({ store, runtime: { now: () => new Date(NOW), newId: uuid }, commands: testCommandPath(), merchantLocations: square });
+  const result = await program.setExpiryPolicy('t1', { ...request, ...(timeZone ? { timeZone } : {}) }, 'u1', {});
+  return { timeZone: result.state.policy.timeZone, warnings: result.warnings, stored: (await store.readStream(programStream('t1'))).length };
+}
+
+test("a new policy takes the request's zone, else the Square main location's, else UTC; a Square failure does not stop it", async (t) => {
+  const unreachable = () => Promise.reject(new Error('Square was not to be asked'));
+  t.like(await firstPolicy(unreachable, 'Asia/Tokyo'), { timeZone: 'Asia/Tokyo', warnings: [], stored: 1 });
+  t.like(await firstPolicy(async () => located('America/Chicago')), { timeZone: 'America/Chicago', warnings: [] });
+  t.like(await firstPolicy(() => Promise.reject(ConnectionUnavailable.because('not_connected'))), { timeZone: 'UTC', warnings: [] });
+  const noZone = await firstPolicy(async () => located(null));
+  t.like(noZone, { timeZone: 'UTC', stored: 1 });
+  t.regex(noZone.warnings[0] ?? '', /Square gives no time zone/);
+  const failing = await firstPolicy(() => Promise.reject(new SquareRequestFailed("Square did not list the merchant's locations (listLocations: 503)", '503')));
+  t.like(failing, { timeZone: 'UTC', stored: 1 });
+  t.regex(failing.warnings[0] ?? '', /could not be read from Square \(Square did not list the merchant's locations/);
+});
