@@ -23,7 +23,8 @@ export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }
     listRoute({
       path: '/api/v1/admin/connections',
       access: 'admin',
-      summary: "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error (?status=&cursor=&limit= 1–1000, default 1000).",
+      summary:
+        "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error, by tenant id, so a connection that changes while you page is listed once (?status=&cursor=&limit= 1–1000, default 1000).",
       query: connectionsQuery,
       response: connectionsPageView,
       read: (query) => allConnections(deps.pool, query),

@@ -395,7 +395,7 @@ test.serial('the connections list pages past 1,000 tenants with a cursor: every 
       cursor = page.body.nextCursor;
     } while (cursor);
     const paged = listed.map((c) => c.tenantId).filter((id) => id.startsWith('paged-'));
-    t.deepEqual(paged, Array.from({ length: 1001 }, (_, i) => `paged-${String(i + 1).padStart(4, '0')}`), 'each once, newest change first, then by tenant');
+    t.deepEqual(paged, Array.from({ length: 1001 }, (_, i) => `paged-${String(i + 1).padStart(4, '0')}`), 'each once, by tenant id');
     t.truthy(listed.find((c) => c.tenantId === tenantId), 'and the real one');
     t.is(new Set(listed.map((c) => c.tenantId)).size, listed.length);
     const small = await call('GET', '/api/v1/admin/connections?status=needs_reconnect&limit=2', { token: admin });
@@ -405,6 +405,38 @@ test.serial('the connections list pages past 1,000 tenants with a cursor: every 
     t.is((await call('GET', '/api/v1/admin/connections?limit=1001', { token: admin })).status, 400);
   } finally {
     await service.database.pool.query(`DELETE FROM pos_connections WHERE tenant_id LIKE 'paged-%'`);
+  }
+});
+
+test.serial('a connection that changes while an operator pages the connections list is still listed, once', async (t) => {
+  // Six connections, changed one a day apart; the fifth is polled (its row changes) after the first page was read.
+  await service.database.pool.query(
+    `INSERT INTO pos_connections (tenant_id, merchant_id, status, scopes, token_expires_at, authorized_at, updated_at)
+     SELECT 'moving-' || i, 'MM' || i, 'active', '{}', now(), now(), timestamptz '2020-01-10T00:00:00Z' - i * interval '1 day'
+       FROM generate_series(1, 6) i`,
+  );
+  try {
+    const listed: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page: { status: number; body: { items: { tenantId: string }[]; nextCursor: string | null } } = await call(
+        'GET',
+        `/api/v1/admin/connections?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        { token: admin },
+      );
+      t.is(page.status, 200);
+      listed.push(...page.body.items.map((c) => c.tenantId));
+      cursor = page.body.nextCursor;
+      if (++pages === 1) {
+        const unlisted = ['moving-1', 'moving-2', 'moving-3', 'moving-4', 'moving-5', 'moving-6'].filter((id) => !listed.includes(id)).at(-1);
+        await service.database.pool.query(`UPDATE pos_connections SET updated_at = now(), last_polled_at = now() WHERE tenant_id = $1`, [unlisted]);
+      }
+    } while (cursor);
+    t.deepEqual(listed.filter((id) => id.startsWith('moving-')).sort(), ['moving-1', 'moving-2', 'moving-3', 'moving-4', 'moving-5', 'moving-6']);
+    t.is(new Set(listed).size, listed.length, 'none twice');
+  } finally {
+    await service.database.pool.query(`DELETE FROM pos_connections WHERE tenant_id LIKE 'moving-%'`);
   }
 });
 
