@@ -132,7 +132,7 @@ export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wake
       query: merchantListQuery,
       response: z.object({ items: z.array(merchantWebhookView), nextCursor: z.string().nullable() }),
       async handler({ query, ctx }) {
-        const page = await listWebhooks(deps.pool, { ...query, tenantId: tenantOf(ctx) });
+        const page = await listWebhooks(deps.pool, { ...query, tenantId: tenantOf(ctx) }, { pendingOfTenant: true });
         return { status: 200, body: { items: page.items.map(({ error: _error, ...shown }) => shown), nextCursor: page.nextCursor } };
       },
     }),

@@ -261,6 +261,30 @@ test.serial("a merchant lists its own webhooks and what each came to (why a paym
   t.deepEqual(theirs.body, { items: [], nextCursor: null });
 });
 
+test.serial("a merchant's list shows its webhooks waiting to be processed (stored with no workspace yet) as pending, and no other workspace's list does", async (t) => {
+  // Stored, not processed, and due only in an hour: the worker leaves them alone while the lists are read.
+  await service.database.pool.query(
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers, next_attempt_at)
+     VALUES ('evt-waiting-cafe', 'M-CAFE', 'payment.updated', 'pay-waiting', '{}', '{}', now() + interval '1 hour'),
+            ('evt-waiting-other', 'M-ELSEWHERE', 'payment.updated', 'pay-elsewhere', '{}', '{}', now() + interval '1 hour')`,
+  );
+  try {
+    const pending = await call('GET', '/api/v1/client/webhooks?outcome=pending', { token: client });
+    t.is(pending.status, 200, JSON.stringify(pending.body));
+    t.deepEqual(
+      pending.body.items.map((i: { eventId: string; outcome: string; objectId: string }) => [i.eventId, i.outcome, i.objectId]),
+      [['evt-waiting-cafe', 'pending', 'pay-waiting']],
+    );
+    const all = await call('GET', '/api/v1/client/webhooks?limit=200', { token: client });
+    t.is(all.body.items.filter((i: { eventId: string }) => i.eventId.startsWith('evt-waiting-')).length, 1, 'in the whole list too, once');
+    const elsewhere = await register('client', 'owner@elsewhere.test', { businessName: 'Elsewhere' });
+    t.is((await call('PATCH', `/api/v1/admin/users/${elsewhere.id}/approve`, { token: admin })).status, 200);
+    t.deepEqual((await call('GET', '/api/v1/client/webhooks?outcome=pending', { token: elsewhere.token })).body, { items: [], nextCursor: null });
+  } finally {
+    await service.database.pool.query(`DELETE FROM pos_webhook_events_raw WHERE id LIKE 'evt-waiting-%'`);
+  }
+});
+
 test.serial('the admin list filters by outcome, tenant, type and time, newest first, with a cursor', async (t) => {
   const all = await call('GET', `/api/v1/admin/webhooks?tenantId=${tenantId}&limit=2`, { token: admin });
   t.is(all.status, 200);
