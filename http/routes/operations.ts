@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { reconcileReport, type Reconciler } from '../../projections/ops/reconcile.ts';
 import { allConnections, connectionStatus, connectionsPageView } from '../../projections/read/connections.ts';
 import { HttpError } from '../errors.ts';
-import { pageLimit } from '../schemas.ts';
+import { pageCursor, pageLimit } from '../schemas.ts';
 import { listRoute, route, type RouteSpec } from './table.ts';
 import { uuid } from '../schemas.ts';
 
@@ -13,7 +13,7 @@ const reconcileBody = z.object({ tenantId: z.string().min(1).max(100).optional()
 const connectionsQuery = z
   .object({
     status: z.enum(connectionStatus.options, { error: 'status must be active, needs_reconnect, token_undecryptable or revoked' }).optional(),
-    cursor: z.string().max(500).optional(),
+    cursor: pageCursor(500),
     limit: pageLimit(1000, 1000),
   })
   .strict();
