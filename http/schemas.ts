@@ -66,8 +66,23 @@ export const pageLimit = (max: number, fallback: number) => {
     .regex(/^\d*$/, range)
     .transform((digits) => (digits === '' ? fallback : Number(digits)))
     .pipe(z.number().min(1, 'limit must be at least 1').max(max, `limit must be at most ${max}`))
-    .default(fallback);
+    .default(fallback)
+    // /openapi.json shows the input, a string of digits: the range and the default are said here.
+    .meta({ description: `How many items a page holds: a whole number from 1 to ${max}; ${fallback} when not given or blank.`, default: String(fallback) });
 };
+
+/**
+ * `cursor` of a paged list: the `nextCursor` of the previous page, unchanged, given once. Blank (`?cursor=`) is the
+ * first page, as a blank `limit` takes its default (the ledger refused it as too short, the audit trail said it was
+ * given more than once). `max` bounds what is decoded.
+ */
+export const pageCursor = (max: number) =>
+  z
+    .string({ error: (issue) => (Array.isArray(issue.input) ? 'cursor must be given once' : 'cursor must be the nextCursor of the previous page') })
+    .max(max, 'cursor is not valid: pass the nextCursor of the previous page unchanged')
+    .optional()
+    .transform((cursor) => cursor || undefined)
+    .meta({ description: 'The nextCursor of the previous page, unchanged; not given or blank: the first page.' });
 
 /** The event-store position of a write; null when the command changed nothing. */
 export const position = z.string().nullable();

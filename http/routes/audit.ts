@@ -3,8 +3,8 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { auditPage, auditPageView, correlationHistory, streamHistory } from '../../projections/read/audit.ts';
 import { NotFound } from '../../domain/shared/errors.ts';
-import { eventTypes as types, id, MAX_SUBJECT, pageLimit, streamName, userId, uuid } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { eventTypes as types, id, MAX_SUBJECT, pageCursor, pageLimit, streamName, userId, uuid } from '../schemas.ts';
+import { requireWorkspace, route, type RouteSpec } from './table.ts';
 
 /** What the audit routes read from. */
 export interface AuditRoutesDependencies {
@@ -16,7 +16,6 @@ const isoDate = (name: string) =>
     .datetime({ offset: true, error: `${name} must be an ISO 8601 date-time, e.g. 2026-11-26T10:00:00Z` })
     .transform((v) => new Date(v));
 
-const cursor = z.string({ error: 'cursor must be given once' }).min(1).max(200, 'cursor is not valid: pass the nextCursor of the previous page unchanged');
 
 const listQuery = z
   .object({
@@ -29,13 +28,13 @@ const listQuery = z
     paymentId: id('paymentId').optional(),
     from: isoDate('from').optional(),
     to: isoDate('to').optional(),
-    cursor: cursor.optional(),
+    cursor: pageCursor(200),
     limit: pageLimit(200, 50),
   })
   .strict()
   .refine((q) => !q.from || !q.to || q.from < q.to, { message: 'from must be before to', path: ['from'] });
 
-const historyQuery = z.object({ cursor: cursor.optional(), limit: pageLimit(1000, 500) }).strict();
+const historyQuery = z.object({ cursor: pageCursor(200), limit: pageLimit(1000, 500) }).strict();
 
 /** The admin audit routes, read from the `audit` projection. */
 export function auditRoutes(deps: AuditRoutesDependencies): RouteSpec[] {
@@ -50,6 +49,7 @@ export function auditRoutes(deps: AuditRoutesDependencies): RouteSpec[] {
       query: listQuery,
       response: auditPageView,
       async handler({ query }) {
+        await requireWorkspace(pool, query.tenantId);
         const { type, cursor: after, limit: size, ...filter } = query;
         return { status: 200, body: await auditPage(pool, { ...filter, types: type }, { cursor: after, limit: size }) };
       },

@@ -6,8 +6,8 @@ import { connectionPollSummary, type ConnectionPollSummary } from '../../domain/
 import { findWebhook, listWebhooks, webhookPageView, webhookView } from '../../projections/read/webhooks.ts';
 import { HttpError } from '../errors.ts';
 import { tenantOf } from '../request.ts';
-import { pageLimit, timestamp } from '../schemas.ts';
-import { found, listRoute, route, type RouteSpec } from './table.ts';
+import { pageCursor, pageLimit, timestamp } from '../schemas.ts';
+import { found, listRoute, requireWorkspace, route, type RouteSpec } from './table.ts';
 
 /** Every outcome a stored webhook can have (and `pending`), as the list's filter takes them. */
 export const OUTCOMES = [
@@ -36,29 +36,32 @@ export const OUTCOMES = [
 
 const isoDate = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2026-11-26T10:00:00Z' }).transform((v) => new Date(v));
 
-const listQuery = z
-  .object({
-    outcome: z.enum(OUTCOMES, { error: `outcome must be one of ${OUTCOMES.join(', ')}` }).optional(),
-    tenantId: z.string().min(1).max(100).optional(),
-    type: z.string().min(1).max(100).optional(),
-    from: isoDate.optional(),
-    to: isoDate.optional(),
-    cursor: z.string().max(500).optional(),
-    limit: pageLimit(200, 50),
-  })
-  .strict();
+/** The filters both webhook lists take; strict, as a misspelt filter would silently widen the list. */
+const listFilters = z.object({
+  outcome: z.enum(OUTCOMES, { error: `outcome must be one of ${OUTCOMES.join(', ')}` }).optional(),
+  type: z.string().min(1).max(100).optional(),
+  from: isoDate.optional(),
+  to: isoDate.optional(),
+  cursor: pageCursor(500),
+  limit: pageLimit(200, 50),
+});
+const fromBeforeTo = (query: { from?: Date | undefined; to?: Date | undefined }) => !query.from || !query.to || query.from < query.to;
+
+const listQuery = listFilters
+  .extend({ tenantId: z.string().min(1).max(100).optional() })
+  .strict()
+  .refine(fromBeforeTo, { message: 'from must be before to', path: ['from'] });
 
 const eventIdParams = z.object({ eventId: z.string().min(1).max(200) });
 
-/** A merchant's own webhooks: what each Square payment or refund came to (why a payment earned nothing, say). */
-const merchantListQuery = z.object({
-  outcome: listQuery.shape.outcome,
-  type: listQuery.shape.type,
-  from: listQuery.shape.from,
-  to: listQuery.shape.to,
-  cursor: listQuery.shape.cursor,
-  limit: listQuery.shape.limit,
-});
+/**
+ * A merchant's own webhooks: what each Square payment or refund came to (why a payment earned nothing, say). An
+ * administrator names the workspace with `tenantId` (read by the access check, http/access.ts).
+ */
+const merchantListQuery = listFilters
+  .extend({ tenantId: z.string().optional().meta({ description: 'Administrators only: the workspace whose webhooks to list.' }) })
+  .strict()
+  .refine(fromBeforeTo, { message: 'from must be before to', path: ['from'] });
 /** As administrators see a webhook, less the processing error's text (it may name internals): the outcome says what came of it. */
 const merchantWebhookView = webhookView.omit({ error: true });
 
@@ -116,10 +119,7 @@ export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wake
       query: listQuery,
       response: webhookPageView,
       async read(query) {
-        // A mistyped tenant would read as "no webhooks for it": say it names no workspace, as the tenant routes do.
-        if (query.tenantId && !(await deps.pool.query('SELECT 1 FROM workspaces WHERE tenant_id = $1', [query.tenantId])).rowCount) {
-          throw new HttpError('NOT_FOUND', `No workspace has tenantId ${query.tenantId}`);
-        }
+        await requireWorkspace(deps.pool, query.tenantId);
         return listWebhooks(deps.pool, query);
       },
     }),
@@ -132,7 +132,7 @@ export function ingestionRoutes(deps: { pool: pg.Pool; inbox: WebhookInbox; wake
       query: merchantListQuery,
       response: z.object({ items: z.array(merchantWebhookView), nextCursor: z.string().nullable() }),
       async handler({ query, ctx }) {
-        const page = await listWebhooks(deps.pool, { ...query, tenantId: tenantOf(ctx) });
+        const page = await listWebhooks(deps.pool, { ...query, tenantId: tenantOf(ctx) }, { pendingOfTenant: true });
         return { status: 200, body: { items: page.items.map(({ error: _error, ...shown }) => shown), nextCursor: page.nextCursor } };
       },
     }),

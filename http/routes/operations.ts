@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { reconcileReport, type Reconciler } from '../../projections/ops/reconcile.ts';
 import { allConnections, connectionStatus, connectionsPageView } from '../../projections/read/connections.ts';
 import { HttpError } from '../errors.ts';
-import { pageLimit } from '../schemas.ts';
+import { pageCursor, pageLimit } from '../schemas.ts';
 import { listRoute, route, type RouteSpec } from './table.ts';
 import { uuid } from '../schemas.ts';
 
@@ -13,7 +13,7 @@ const reconcileBody = z.object({ tenantId: z.string().min(1).max(100).optional()
 const connectionsQuery = z
   .object({
     status: z.enum(connectionStatus.options, { error: 'status must be active, needs_reconnect, token_undecryptable or revoked' }).optional(),
-    cursor: z.string().max(500).optional(),
+    cursor: pageCursor(500),
     limit: pageLimit(1000, 1000),
   })
   .strict();
@@ -23,7 +23,8 @@ export function operationsRoutes(deps: { reconciler: Reconciler; pool: pg.Pool }
     listRoute({
       path: '/api/v1/admin/connections',
       access: 'admin',
-      summary: "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error (?status=&cursor=&limit= 1–1000, default 1000).",
+      summary:
+        "Every tenant's Square connection: status, merchant, token expiry, last refresh, last poll and last error, by tenant id, so a connection that changes while you page is listed once (?status=&cursor=&limit= 1–1000, default 1000).",
       query: connectionsQuery,
       response: connectionsPageView,
       read: (query) => allConnections(deps.pool, query),

@@ -97,7 +97,14 @@ const summaryQuery = z.object({
   to: day('to').optional(),
   interval: z.enum(summaryInterval.options, { error: "interval must be 'day', 'week' or 'month'" }).default('day'),
 });
-const csvQuery = z.object({ from: dayOrInstant('from').optional(), to: dayOrInstant('to').optional() });
+const csvQuery = z.object({
+  from: dayOrInstant('from')
+    .optional()
+    .meta({ description: 'First line time: a day YYYY-MM-DD, a UTC day (from its 00:00 UTC), or an ISO 8601 instant with its offset.' }),
+  to: dayOrInstant('to')
+    .optional()
+    .meta({ description: 'Last line time: a day YYYY-MM-DD, a UTC day, included (up to its end, 24:00 UTC), or an ISO 8601 instant with its offset, excluded.' }),
+});
 
 /** The policy as a merchant reads it (`policyView`): `retroactive` named for what it does, no date before a first policy. */
 const policySchema = expiryPolicy.pick({ version: true, earnedMonths: true, inactivityMonths: true, timeZone: true }).extend({

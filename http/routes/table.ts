@@ -19,7 +19,9 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { z } from 'zod';
 import type { Access } from '../access.ts';
+import type pg from 'pg';
 import { HttpError, parseRequest } from '../errors.ts';
+import { workspaceProvisioned } from '../../projections/read/accounts.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
 import type { Position } from '../../domain/ports/event-store.ts';
 import type { RequestContext } from '../request.ts';
@@ -123,6 +125,14 @@ export function listRoute<Q extends Schema, R extends Schema>({
   ...declaration
 }: Omit<RouteDeclaration<z.ZodUndefined, Q, z.ZodUndefined, R>, 'method' | 'params' | 'body'> & { query: Q; read(query: z.output<Q>): Promise<z.input<R>> }): RouteSpec {
   return route<z.ZodUndefined, Q, z.ZodUndefined, R>({ ...declaration, method: 'get', handler: async ({ query }) => ({ status: 200, body: await read(query) }) });
+}
+
+/**
+ * An administrator's `tenantId` filter naming no workspace is a 404 saying so, as the tenant routes answer: a
+ * mistyped tenant would otherwise read as an empty list.
+ */
+export async function requireWorkspace(pool: pg.Pool, tenantId: string | undefined): Promise<void> {
+  if (tenantId !== undefined && !(await workspaceProvisioned(pool, tenantId))) throw new HttpError('NOT_FOUND', `No workspace has tenantId ${tenantId}`);
 }
 
 /** A read of one thing: 200 with it, or 404 with `missing` (what the caller asked for that is not there). */

@@ -20,7 +20,7 @@ import {
   type WalletView,
 } from '../../projections/read/wallets.ts';
 import { caller, metadataFor, tenantOf, type RequestContext } from '../request.ts';
-import { pageLimit, uuid } from '../schemas.ts';
+import { pageCursor, pageLimit, uuid } from '../schemas.ts';
 import { route, type Answer, type RouteSpec } from './table.ts';
 
 export interface WalletRoutesDependencies {
@@ -37,7 +37,7 @@ const MAX_POINTS = 1_000_000_000;
 export const walletParams = z.object({ walletId: uuid('walletId must be a wallet id (a uuid)') });
 
 const pageQuery = z.object({
-  cursor: z.string().min(1).max(1000).optional(),
+  cursor: pageCursor(1000),
   limit: pageLimit(100, 50),
 });
 

@@ -3,6 +3,11 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { timestamp, timestampColumn } from './views.ts';
 
+/** Whether a workspace (tenant) with this id was provisioned, in the `workspaces` read model. */
+export async function workspaceProvisioned(pool: pg.Pool, tenantId: string): Promise<boolean> {
+  return ((await pool.query('SELECT 1 FROM workspaces WHERE tenant_id = $1', [tenantId])).rowCount ?? 0) > 0;
+}
+
 /** A user as the API shows them (writes about users answer it). */
 export const userView = z.object({
   id: z.string(),

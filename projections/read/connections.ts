@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { connectionLocation, merchantProfile, revokedBy, type ConnectionStatus } from '../../domain/connections/events.ts';
-import { cursorPage, decodeCursor, encodeCursor, timestamp } from './views.ts';
+import { cursorPage, decodeIdCursor, encodeIdCursor, timestamp } from './views.ts';
 
 /** The states a stored connection can be in. */
 export const connectionStatus = z.enum(['active', 'needs_reconnect', 'token_undecryptable', 'revoked']);
@@ -87,9 +87,10 @@ export async function posConnection(pool: pg.Pool, tenantId: string): Promise<Po
 export const connectionsPageView = cursorPage(tenantConnectionView);
 
 /**
- * Every tenant's connection (`GET /api/v1/admin/connections`), optionally of one status, newest change first, a page
- * of `limit` at a time: the cursor holds the last row's `updated_at` to the microsecond and its tenant (it stopped
- * at 1,000 tenants, silently, and the connections changed longest ago, those waiting for a reconnection, were lost).
+ * Every tenant's connection (`GET /api/v1/admin/connections`), optionally of one status, by tenant id, a page of
+ * `limit` at a time: the cursor holds the last row's tenant. The list stopped at 1,000 tenants, silently; then it was
+ * paged on the time of the last change, which every poll, refresh and error moves, so a connection that changed
+ * while an operator paged jumped above the cursor and was never listed. A tenant id never changes.
  */
 export async function allConnections(
   pool: pg.Pool,
@@ -102,23 +103,21 @@ export async function allConnections(
     where.push(`c.status = $${params.length}`);
   }
   if (filter.cursor) {
-    params.push(...decodeCursor(filter.cursor));
-    const [at, tenant] = [`$${params.length - 1}::timestamptz`, `$${params.length}`];
-    where.push(`(c.updated_at < ${at} OR (c.updated_at = ${at} AND c.tenant_id > ${tenant}))`);
+    params.push(decodeIdCursor(filter.cursor));
+    where.push(`c.tenant_id > $${params.length}`);
   }
   params.push(filter.limit + 1);
   const { rows } = await pool.query(
     `SELECT page.*, q.merchant_id AS quiet_merchant_id, q.polled_at AS quiet_polled_at FROM (
-       SELECT c.*, to_char(c.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
-         FROM pos_connections c ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-        ORDER BY c.updated_at DESC, c.tenant_id LIMIT $${params.length}) page
+       SELECT c.* FROM pos_connections c ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY c.tenant_id LIMIT $${params.length}) page
      LEFT JOIN square_quiet_polls q ON q.tenant_id = page.tenant_id
-     ORDER BY page.updated_at DESC, page.tenant_id`,
+     ORDER BY page.tenant_id`,
     params,
   );
   const items = rows.slice(0, filter.limit).map((row) => ({ tenantId: connectionRow.parse(row).tenant_id, ...toView(row) }));
-  const last = rows.length > filter.limit ? rows[filter.limit - 1] : undefined;
-  return { items, nextCursor: last ? encodeCursor(z.object({ cursor_at: z.string() }).parse(last).cursor_at, connectionRow.parse(last).tenant_id) : null };
+  const last = rows.length > filter.limit ? items.at(-1) : undefined;
+  return { items, nextCursor: last ? encodeIdCursor(last.tenantId) : null };
 }
 
 function toView(row: unknown): PosConnectionView {

@@ -22,11 +22,20 @@ export const cursorPage = <Item extends z.ZodType>(item: Item) => z.object({ ite
 /** A keyset cursor of a list ordered by a time and an id: the time to the microsecond as stored (ISO 8601, UTC), the id. */
 export const encodeCursor = (at: string, id: string) => Buffer.from(JSON.stringify([at, id])).toString('base64url');
 export function decodeCursor(cursor: string): [string, string] {
+  // Both go to PostgreSQL: a time it can store (years 1–9999; 0000 is out of its range), an id as text.
+  return parseCursor(cursor, z.tuple([z.string().datetime().regex(/^(?!0000)\d{4}-/), cursorId]));
+}
+
+/** A keyset cursor of a list ordered by an id alone (a key that never changes): the id. */
+export const encodeIdCursor = (id: string) => Buffer.from(JSON.stringify([id])).toString('base64url');
+export const decodeIdCursor = (cursor: string): string => parseCursor(cursor, z.tuple([cursorId]))[0];
+
+/** An id as PostgreSQL takes it: text with no control characters (a NUL is refused there with an error), bounded. */
+const cursorId = z.string().max(255).regex(/^[^\u0000-\u001f\u007f]*$/);
+
+function parseCursor<T>(cursor: string, shape: z.ZodType<T>): T {
   try {
-    // Both go to PostgreSQL: a time it can store (years 1–9999; 0000 is out of its range), an id as text with no
-    // control characters (a NUL is refused there with an error), bounded.
-    const at = z.string().datetime().regex(/^(?!0000)\d{4}-/);
-    return z.tuple([at, z.string().max(255).regex(/^[^\u0000-\u001f\u007f]*$/)]).parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    return shape.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
   } catch {
     throw Object.assign(new Error('cursor is not a cursor returned by this endpoint'), { status: 400 });
   }

@@ -60,8 +60,14 @@ export async function findWebhook(pool: pg.Pool, eventId: string): Promise<Webho
   return rows[0] ? webhookRow.parse(rows[0]) : undefined;
 }
 
-/** Newest first, filtered, cursor-paginated. */
-export async function listWebhooks(pool: pg.Pool, filter: WebhookFilter): Promise<z.infer<typeof webhookPageView>> {
+/**
+ * Newest first, filtered, cursor-paginated. With `pendingOfTenant`, the tenant's list also holds the webhooks of its
+ * connected merchant that no tenant was recorded on yet: a webhook is stored without one and gets it when processed,
+ * so a merchant never saw the ones waiting (`pending`). Each part is read in `received_at` order from its own index
+ * (the tenant's, `pos_webhook_events_raw_tenant`; the waiting rows, `pos_webhook_events_raw_waiting_merchant`,
+ * migration 0420) and the two are merged: an `OR` of both would read every row of the tenant and sort them.
+ */
+export async function listWebhooks(pool: pg.Pool, filter: WebhookFilter, options: { pendingOfTenant?: boolean } = {}): Promise<z.infer<typeof webhookPageView>> {
   const params: unknown[] = [];
   const where: string[] = [];
   const add = (sql: string, value: unknown) => {
@@ -69,7 +75,6 @@ export async function listWebhooks(pool: pg.Pool, filter: WebhookFilter): Promis
     where.push(sql.replace('?', `$${params.length}`));
   };
   if (filter.outcome) filter.outcome === 'pending' ? where.push('NOT processed AND outcome IS NULL') : add('outcome = ?', filter.outcome);
-  if (filter.tenantId) add('tenant_id = ?', filter.tenantId);
   if (filter.type) add('event_type = ?', filter.type);
   if (filter.from) add('received_at >= ?', filter.from);
   if (filter.to) add('received_at < ?', filter.to);
@@ -78,13 +83,25 @@ export async function listWebhooks(pool: pg.Pool, filter: WebhookFilter): Promis
     params.push(at, id);
     where.push(`(received_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
   }
+  const scopes: string[] = [];
+  if (filter.tenantId) {
+    params.push(filter.tenantId);
+    const tenant = `$${params.length}`;
+    scopes.push(`tenant_id = ${tenant}`);
+    if (options.pendingOfTenant) {
+      scopes.push(`tenant_id IS NULL AND NOT processed AND merchant_id = (SELECT merchant_id FROM pos_connections WHERE tenant_id = ${tenant})`);
+    }
+  }
   params.push(filter.limit + 1);
-  const { rows } = await pool.query<{ cursorAt: string }>(
-    `SELECT ${COLUMNS}, ${CURSOR_AT}
-       FROM pos_webhook_events_raw ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY received_at DESC, id DESC LIMIT $${params.length}`,
-    params,
-  );
+  const limit = `LIMIT $${params.length}`;
+  const select = (conditions: string[]) =>
+    `SELECT ${COLUMNS}, ${CURSOR_AT} FROM pos_webhook_events_raw ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''}
+      ORDER BY received_at DESC, id DESC ${limit}`;
+  const statement =
+    scopes.length > 1
+      ? `${scopes.map((scope) => `(${select([scope, ...where])})`).join(' UNION ALL ')} ORDER BY "receivedAt" DESC, "eventId" DESC ${limit}`
+      : select([...scopes, ...where]);
+  const { rows } = await pool.query<{ cursorAt: string }>(statement, params);
   const page = rows.slice(0, filter.limit);
   const last = page.at(-1);
   const items = page.map((r) => webhookRow.parse(r));

@@ -284,6 +284,30 @@ test.serial("a merchant lists its own webhooks and what each came to (why a paym
   t.deepEqual(theirs.body, { items: [], nextCursor: null });
 });
 
+test.serial("a merchant's list shows its webhooks waiting to be processed (stored with no workspace yet) as pending, and no other workspace's list does", async (t) => {
+  // Stored, not processed, and due only in an hour: the worker leaves them alone while the lists are read.
+  await service.database.pool.query(
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, object_id, raw_body, headers, next_attempt_at)
+     VALUES ('evt-waiting-cafe', 'M-CAFE', 'payment.updated', 'pay-waiting', '{}', '{}', now() + interval '1 hour'),
+            ('evt-waiting-other', 'M-ELSEWHERE', 'payment.updated', 'pay-elsewhere', '{}', '{}', now() + interval '1 hour')`,
+  );
+  try {
+    const pending = await call('GET', '/api/v1/client/webhooks?outcome=pending', { token: client });
+    t.is(pending.status, 200, JSON.stringify(pending.body));
+    t.deepEqual(
+      pending.body.items.map((i: { eventId: string; outcome: string; objectId: string }) => [i.eventId, i.outcome, i.objectId]),
+      [['evt-waiting-cafe', 'pending', 'pay-waiting']],
+    );
+    const all = await call('GET', '/api/v1/client/webhooks?limit=200', { token: client });
+    t.is(all.body.items.filter((i: { eventId: string }) => i.eventId.startsWith('evt-waiting-')).length, 1, 'in the whole list too, once');
+    const elsewhere = await register('client', 'owner@elsewhere.test', { businessName: 'Elsewhere' });
+    t.is((await call('PATCH', `/api/v1/admin/users/${elsewhere.id}/approve`, { token: admin })).status, 200);
+    t.deepEqual((await call('GET', '/api/v1/client/webhooks?outcome=pending', { token: elsewhere.token })).body, { items: [], nextCursor: null });
+  } finally {
+    await service.database.pool.query(`DELETE FROM pos_webhook_events_raw WHERE id LIKE 'evt-waiting-%'`);
+  }
+});
+
 test.serial('the admin list filters by outcome, tenant, type and time, newest first, with a cursor', async (t) => {
   const all = await call('GET', `/api/v1/admin/webhooks?tenantId=${tenantId}&limit=2`, { token: admin });
   t.is(all.status, 200);
@@ -418,7 +442,7 @@ test.serial('the connections list pages past 1,000 tenants with a cursor: every 
       cursor = page.body.nextCursor;
     } while (cursor);
     const paged = listed.map((c) => c.tenantId).filter((id) => id.startsWith('paged-'));
-    t.deepEqual(paged, Array.from({ length: 1001 }, (_, i) => `paged-${String(i + 1).padStart(4, '0')}`), 'each once, newest change first, then by tenant');
+    t.deepEqual(paged, Array.from({ length: 1001 }, (_, i) => `paged-${String(i + 1).padStart(4, '0')}`), 'each once, by tenant id');
     t.truthy(listed.find((c) => c.tenantId === tenantId), 'and the real one');
     t.is(new Set(listed.map((c) => c.tenantId)).size, listed.length);
     const small = await call('GET', '/api/v1/admin/connections?status=needs_reconnect&limit=2', { token: admin });
@@ -428,6 +452,38 @@ test.serial('the connections list pages past 1,000 tenants with a cursor: every 
     t.is((await call('GET', '/api/v1/admin/connections?limit=1001', { token: admin })).status, 400);
   } finally {
     await service.database.pool.query(`DELETE FROM pos_connections WHERE tenant_id LIKE 'paged-%'`);
+  }
+});
+
+test.serial('a connection that changes while an operator pages the connections list is still listed, once', async (t) => {
+  // Six connections, changed one a day apart; the fifth is polled (its row changes) after the first page was read.
+  await service.database.pool.query(
+    `INSERT INTO pos_connections (tenant_id, merchant_id, status, scopes, token_expires_at, authorized_at, updated_at)
+     SELECT 'moving-' || i, 'MM' || i, 'active', '{}', now(), now(), timestamptz '2020-01-10T00:00:00Z' - i * interval '1 day'
+       FROM generate_series(1, 6) i`,
+  );
+  try {
+    const listed: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page: { status: number; body: { items: { tenantId: string }[]; nextCursor: string | null } } = await call(
+        'GET',
+        `/api/v1/admin/connections?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        { token: admin },
+      );
+      t.is(page.status, 200);
+      listed.push(...page.body.items.map((c) => c.tenantId));
+      cursor = page.body.nextCursor;
+      if (++pages === 1) {
+        const unlisted = ['moving-1', 'moving-2', 'moving-3', 'moving-4', 'moving-5', 'moving-6'].filter((id) => !listed.includes(id)).at(-1);
+        await service.database.pool.query(`UPDATE pos_connections SET updated_at = now(), last_polled_at = now() WHERE tenant_id = $1`, [unlisted]);
+      }
+    } while (cursor);
+    t.deepEqual(listed.filter((id) => id.startsWith('moving-')).sort(), ['moving-1', 'moving-2', 'moving-3', 'moving-4', 'moving-5', 'moving-6']);
+    t.is(new Set(listed).size, listed.length, 'none twice');
+  } finally {
+    await service.database.pool.query(`DELETE FROM pos_connections WHERE tenant_id LIKE 'moving-%'`);
   }
 });
 

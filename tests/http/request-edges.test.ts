@@ -4,7 +4,7 @@
  * route does not take, unknown query keys, and the bounds of the parsers in front of the routes.
  */
 import test from 'ava';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID as uuid } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, registeredAdmin, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
@@ -180,6 +180,53 @@ test('limit is a whole number in decimal digits, blank for its default, given on
     t.is(search.status, 400, query);
     t.regex(search.body.error.message, /q is required/, query);
   }
+});
+
+test('a blank cursor is the first page on every paged list, as a blank limit is its default; a cursor given twice says so', async (t) => {
+  const lists = [
+    '/api/v1/admin/audit',
+    `/api/v1/admin/audit/streams/wallet-${uuid()}`,
+    `/api/v1/admin/audit/correlations/${uuid()}`,
+    '/api/v1/admin/webhooks',
+    '/api/v1/admin/connections',
+  ];
+  for (const path of lists) {
+    const first = await call('GET', `${path}?limit=2`, { token: admin });
+    const blank = await call('GET', `${path}?cursor=&limit=2`, { token: admin });
+    t.is(blank.status, first.status, path);
+    t.deepEqual(blank.body, first.body, path);
+    const twice = await call('GET', `${path}?cursor=a&cursor=b`, { token: admin });
+    t.is(twice.status, 400, path);
+    t.regex(twice.body.error.message, /query\.cursor: cursor must be given once/, path);
+  }
+});
+
+test("the webhook lists refuse a misspelt filter and a from after to; the audit trail's unknown tenantId is a 404, as the webhooks'", async (t) => {
+  const sub = `strict-${uuid()}`;
+  const merchant = await tokenFor(sub, `${sub}@strict.test`);
+  t.is((await call('POST', '/api/v1/me/register', { token: merchant, body: { role: 'client', businessName: 'Strict' } })).status, 201);
+  t.is((await call('PATCH', `/api/v1/admin/users/${sub}/approve`, { token: admin })).status, 200);
+  const misspelt = await call('GET', '/api/v1/client/webhooks?outcom=credited', { token: merchant });
+  t.is(misspelt.status, 400);
+  t.regex(misspelt.body.error.message, /query: unknown parameter "outcom"/);
+  for (const [path, token] of [['/api/v1/client/webhooks', merchant], ['/api/v1/admin/webhooks', admin]] as const) {
+    const backwards = await call('GET', `${path}?from=2026-12-07T00:00:00Z&to=2026-12-01T00:00:00Z`, { token });
+    t.is(backwards.status, 400, path);
+    t.regex(backwards.body.error.message, /from must be before to/, path);
+  }
+  const unknown = await call('GET', '/api/v1/admin/audit?tenantId=no-such-tenant', { token: admin });
+  t.is(unknown.status, 404);
+  t.regex(unknown.body.error.message, /No workspace has tenantId no-such-tenant/);
+});
+
+test("the OpenAPI document says a paged list's limit range and default, and that the ledger CSV's bare dates are UTC days", async (t) => {
+  const document = (await (await fetch(`${service.url}/openapi.json`)).json()) as {
+    paths: Record<string, Record<string, { parameters: { name: string; in: string; schema: { description?: string } }[] }>>;
+  };
+  const parameter = (path: string, name: string) => document.paths[path]!.get!.parameters.find((p) => p.in === 'query' && p.name === name)!.schema;
+  t.regex(parameter('/api/v1/admin/audit', 'limit').description ?? '', /from 1 to 200; 50 when not given or blank/);
+  t.regex(parameter('/api/v1/client/ledger.csv', 'from').description ?? '', /a UTC day/);
+  t.regex(parameter('/api/v1/client/ledger.csv', 'to').description ?? '', /a UTC day/);
 });
 
 test("the OpenAPI document lists a wrapped query's parameters, the administrators' tenantId on tenant routes and the webhook's signature header", async (t) => {

@@ -136,7 +136,7 @@ test('the lines of one append keep their stream order in the ledger, whatever th
 });
 
 test('ledger pages run newest first and a cursor stays stable: no duplicates, no gaps', async (t) => {
-  const { merchant: m, wallet } = await walletWith(10);
+  const { merchant: m, consumer: c, wallet } = await walletWith(10);
   for (let i = 1; i <= 9; i++) await credit(wallet, 10 + i);
   const redeemed = await call('POST', `/api/v1/client/wallets/${wallet.walletId}/redeem`, {
     token: m.token,
@@ -167,6 +167,15 @@ test('ledger pages run newest first and a cursor stays stable: no duplicates, no
   t.deepEqual(pages.map((p) => p.items.length), [4, 4, 3]);
   t.deepEqual(pages.flatMap((p) => p.items), full.body.items, 'the pages together are the ledger, in order');
 
+  // A blank cursor is the first page, as a blank limit is its default; a cursor given twice says so.
+  for (const [path, token] of [[ledgerPath, m.token], [`/api/v1/me/wallets/${wallet.walletId}/ledger`, c.token]] as const) {
+    const blank = await call('GET', `${path}?cursor=&limit=4`, { token });
+    t.is(blank.status, 200, JSON.stringify(blank.body));
+    t.deepEqual(blank.body, (await call('GET', `${path}?limit=4`, { token })).body);
+    const twice = await call('GET', `${path}?cursor=${first.body.nextCursor}&cursor=${first.body.nextCursor}`, { token });
+    t.is(twice.status, 400);
+    t.regex(twice.body.error.message, /query\.cursor: cursor must be given once/);
+  }
   const badCursor = await call('GET', `${ledgerPath}?cursor=not-a-cursor`, { token: m.token });
   t.is(badCursor.status, 400);
   t.regex(badCursor.body.error.message, /cursor is not valid: pass the nextCursor/);
