@@ -137,7 +137,10 @@ function toRecorded(event: KurrentRecordedEvent, omit: readonly Port.ReadAllPart
     stream: event.streamId,
     revision: Number(event.revision),
     position: encodePosition(event.position),
-    recordedAt: event.created,
+    // To the second: the client's stream and $all reads (its native bridge) give whole seconds, its subscriptions
+    // milliseconds. One event must have one time however it was read (the audit trail is fed by a subscription, a
+    // resumed live tail and the expiry run read streams).
+    recordedAt: new Date(Math.floor(event.created.getTime() / 1000) * 1000),
   };
 }
 

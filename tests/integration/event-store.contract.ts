@@ -381,6 +381,24 @@ export function eventStoreContract(register: TestFn<ContractContext>, titlePrefi
     }
   });
 
+  test('an event has one recorded time however it is read: from its stream, from $all, by a subscription', async (t) => {
+    const { store } = t.context;
+    const p = prefix();
+    await store.append(`${p}-s`, [newEvent('Timed', 1)], 'no_stream');
+    const [fromStream] = await store.readStream(`${p}-s`);
+    const [fromAll] = await store.readAll({ filter: { streamPrefixes: [p] } });
+    const sub = store.subscribeToAll({ filter: { streamPrefixes: [p] } });
+    try {
+      const [live] = (await take(sub, 1)).events;
+      // On KurrentDB the client's stream and $all reads give whole seconds, its subscriptions milliseconds: the
+      // audit trail (fed by the subscription) and a resumed live tail (read from $all) showed one event at two times.
+      t.is(fromAll!.recordedAt.getTime(), fromStream!.recordedAt.getTime());
+      t.is(live!.recordedAt.getTime(), fromStream!.recordedAt.getTime());
+    } finally {
+      await sub.stop();
+    }
+  });
+
   test('appendMany with a wrong expected revision: atomic stores write nothing, others stop at the conflict', async (t) => {
     const { store } = t.context;
     const p = prefix();
