@@ -10,6 +10,7 @@ import { createLogger } from '../../adapters/logger.ts';
 import { loadConfig, secretValues } from '../../adapters/config.ts';
 import { startTally, type Tally } from '../../main.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
+import { startKurrentDbTestServer } from './kurrentdb-server.ts';
 
 export interface TestService {
   url: string;
@@ -22,7 +23,10 @@ export interface TestService {
 
 export async function startTestService(env: Record<string, string> = {}, options: { now?: () => Date } = {}): Promise<TestService> {
   const database = await createTestDatabase();
-  const { tally, logs } = await startInstance(database.url, 'tally-svc-', env, options);
+  // `TEST_EVENT_STORE=kurrentdb` (set by the *-kurrentdb.test.ts files before importing a suite): the same suite with
+  // its events in KurrentDB, through the real client to the in-process protocol server (25.1: multi-stream appends).
+  const kurrent = process.env.TEST_EVENT_STORE === 'kurrentdb' && !env.EVENTSTORE_URL ? await startKurrentDbTestServer() : undefined;
+  const { tally, logs } = await startInstance(database.url, 'tally-svc-', kurrent ? { ...env, EVENTSTORE_URL: kurrent.connectionString } : env, options);
   return {
     url: tally.url,
     tally,
@@ -30,6 +34,7 @@ export async function startTestService(env: Record<string, string> = {}, options
     logs,
     async stop() {
       await tally.stop();
+      await kurrent?.stop();
       await database.drop();
     },
   };
