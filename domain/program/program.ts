@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
 import { MAX_EXPIRY_MONTHS, MIN_EXPIRY_MONTHS, type ExpiryPolicy } from '../wallets/expiry.ts';
 import { programEvents, type ProgramEvent } from './events.ts';
-import { isTimeZone } from '../shared/time-zone.ts';
+import { canonicalTimeZone, isTimeZone } from '../shared/time-zone.ts';
 
 export type { ProgramEvent } from './events.ts';
 
@@ -34,6 +34,7 @@ export const expiryPolicyRequestSchema = z
     timeZone: z
       .string({ error: 'timeZone must be an IANA time zone name such as America/New_York' })
       .refine(isTimeZone, { error: (issue) => `timeZone ${JSON.stringify(issue.input)} is not an IANA time zone name this server knows, such as America/New_York` })
+      .transform(canonicalTimeZone)
       .optional(),
   })
   .strict();
@@ -65,7 +66,8 @@ export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState>
         const current = state.policy;
         const timeZone = command.timeZone ?? current.timeZone;
         const same = current.earnedMonths === earnedMonths && current.inactivityMonths === inactivityMonths && current.retroactive === applyToExistingPoints;
-        if (same && current.timeZone === timeZone) return [];
+        // The zone of a policy that expires nothing changes nothing; the next policy with months takes the zone then.
+        if (same && (current.timeZone === timeZone || !expires(current))) return [];
         return [
           {
             type: 'ExpiryPolicySet',
@@ -75,7 +77,9 @@ export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState>
               earnedMonths,
               inactivityMonths,
               retroactive: applyToExistingPoints,
-              effectiveFrom: command.now,
+              // A change of zone alone moves each deadline by hours, not its clock: the points keep counting from
+              // where they did (a policy of UTC saved again with the workspace's zone restarted every point's clock).
+              effectiveFrom: same ? current.effectiveFrom : command.now,
               setBy: command.by,
               timeZone,
             },

@@ -4,6 +4,7 @@ import type { CommandPath } from '../shared/command-path.ts';
 import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
 import { DomainError } from '../shared/errors.ts';
+import { canonicalTimeZone } from '../shared/time-zone.ts';
 import { ConnectionUnavailable } from '../connections/errors.ts';
 import type { MerchantLocations } from '../promotions/locations.ts';
 import { programDecider, programStream, type ExpiryPolicyRequest, type ProgramCommand, type ProgramState } from './program.ts';
@@ -30,16 +31,26 @@ const KEPT = 'the policy keeps the time zone it had (UTC for a first policy); na
  */
 async function policyTimeZone(deps: ProgramDependencies, tenantId: string, request: ExpiryPolicyRequest): Promise<{ timeZone: string | null; warnings: string[] }> {
   if (request.timeZone !== undefined) return { timeZone: request.timeZone, warnings: [] };
+  let timer: NodeJS.Timeout | undefined;
   try {
-    const { timeZone } = await deps.merchantLocations(tenantId);
-    if (timeZone) return { timeZone, warnings: [] };
+    // A Square that does not answer soon does not hold the merchant's save (its client waits up to 30 s).
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DomainError('UNAVAILABLE', `Square did not answer within ${ZONE_LOOKUP_LIMIT_MS / 1000} s`)), ZONE_LOOKUP_LIMIT_MS);
+    });
+    const { timeZone } = await Promise.race([deps.merchantLocations(tenantId), late]);
+    if (timeZone) return { timeZone: canonicalTimeZone(timeZone), warnings: [] };
     return { timeZone: null, warnings: [`Square gives no time zone for the merchant's main location: ${KEPT}, or set the location's in the Square Dashboard`] };
   } catch (error) {
     if (error instanceof ConnectionUnavailable && NOT_CONNECTED.has(error.status)) return { timeZone: null, warnings: [] };
     const why = error instanceof DomainError ? error.message : 'an internal error';
     return { timeZone: null, warnings: [`The workspace's time zone could not be read from Square (${why}): ${KEPT}`] };
+  } finally {
+    clearTimeout(timer);
   }
 }
+
+/** How long setting a policy waits for Square to say the workspace's time zone. */
+export const ZONE_LOOKUP_LIMIT_MS = 5_000;
 
 export function programService(deps: ProgramDependencies) {
   const context = (metadata: EventMetadata) => ({ newId: deps.runtime.newId, metadata, path: deps.commands });

@@ -47,6 +47,14 @@ export function isTimeZone(timeZone: string): boolean {
   }
 }
 
+/**
+ * The canonical name of a time zone Node knows (`america/new_york` and `EST5EDT` are accepted by Intl and are
+ * `America/New_York`; `utc` is `UTC`): what is stored and compared, so one zone typed two ways is one zone.
+ */
+export function canonicalTimeZone(timeZone: string): string {
+  return new Intl.DateTimeFormat('en-US', { timeZone }).resolvedOptions().timeZone;
+}
+
 /** The wall-clock date and time of an instant in a time zone. */
 export function wallClock(at: Date, timeZone: string): WallClock {
   const parts = Object.fromEntries(formatterFor(timeZone).formatToParts(at).map((p) => [p.type, p.value]));

@@ -16,18 +16,35 @@ const spec = deciderSpec(programDecider);
 const NOW = '2026-12-08T14:00:00.000Z';
 const request = { earnedMonths: 12, inactivityMonths: null, applyToExistingPoints: false };
 const set = (timeZone: string | null): ProgramCommand => ({ type: 'SetExpiryPolicy', tenantId: 't1', request, timeZone, by: 'u1', now: NOW });
-const policySet = (version: number, timeZone: string): ProgramEvent => ({
+const policySet = (version: number, timeZone: string, changes: { effectiveFrom?: string; earnedMonths?: number } = {}): ProgramEvent => ({
   type: 'ExpiryPolicySet',
-  data: { tenantId: 't1', version, earnedMonths: 12, inactivityMonths: null, retroactive: false, effectiveFrom: NOW, setBy: 'u1', timeZone },
+  data: { tenantId: 't1', version, earnedMonths: 12, inactivityMonths: null, retroactive: false, effectiveFrom: NOW, setBy: 'u1', timeZone, ...changes },
 });
+const setMonths = (timeZone: string, earnedMonths: number | null): ProgramCommand => ({ type: 'SetExpiryPolicy', tenantId: 't1', request: { ...request, earnedMonths }, timeZone, by: 'u1', now: NOW });
 
 test('a policy records its time zone; the same months, retroactivity and zone again change nothing', (t) => {
   spec(t).given().when(set('America/New_York')).then([policySet(1, 'America/New_York')]);
   spec(t).given(policySet(1, 'America/New_York')).when(set('America/New_York')).thenNothing();
 });
 
-test('a change of time zone alone is a new version of the policy', (t) => {
+test("a change of time zone alone is a new version of the policy that keeps its clock (when points count from)", (t) => {
   spec(t).given(policySet(1, 'UTC')).when(set('America/New_York')).then([policySet(2, 'America/New_York')]);
+  // A policy of 2026-01-01 saved again unchanged but for its zone: points earned before it still count from then,
+  // not from the save (which gave every point up to a term of extra life, unasked).
+  const older = policySet(1, 'UTC', { effectiveFrom: '2026-01-01T00:00:00.000Z' });
+  spec(t).given(older).when(set('America/New_York')).then([policySet(2, 'America/New_York', { effectiveFrom: '2026-01-01T00:00:00.000Z' })]);
+  // New months restart the clock, as ever (unless applied to existing points).
+  spec(t).given(older).when(setMonths('America/New_York', 6)).then([policySet(2, 'America/New_York', { earnedMonths: 6 })]);
+});
+
+test('a zone alone, on a policy that expires nothing, writes nothing', (t) => {
+  spec(t).given().when(setMonths('America/New_York', null)).thenNothing();
+});
+
+test('a time zone is stored by its canonical name: one zone typed two ways is one zone', async (t) => {
+  const { expiryPolicyRequestSchema } = await import('../../domain/program/program.ts');
+  t.is(expiryPolicyRequestSchema.parse({ earnedMonths: 12, timeZone: 'america/new_york' }).timeZone, 'America/New_York');
+  t.is(expiryPolicyRequestSchema.parse({ earnedMonths: 12, timeZone: 'utc' }).timeZone, 'UTC');
 });
 
 test('without a zone to set, a policy keeps the one it had (UTC for a first policy)', (t) => {
@@ -56,4 +73,13 @@ test("a new policy takes the request's zone, else the Square main location's, el
   const failing = await firstPolicy(() => Promise.reject(new SquareRequestFailed("Square did not list the merchant's locations (listLocations: 503)", '503')));
   t.like(failing, { timeZone: 'UTC', stored: 1 });
   t.regex(failing.warnings[0] ?? '', /could not be read from Square \(Square did not list the merchant's locations/);
+});
+
+test('a Square that does not answer holds the save at most ZONE_LOOKUP_LIMIT_MS, then the policy keeps its zone, with a warning', async (t) => {
+  const { ZONE_LOOKUP_LIMIT_MS } = await import('../../domain/program/service.ts');
+  const started = Date.now();
+  const silent = await firstPolicy(() => new Promise<MerchantLocations>(() => undefined));
+  t.like(silent, { timeZone: 'UTC', stored: 1 });
+  t.regex(silent.warnings[0] ?? '', /Square did not answer within 5 s/);
+  t.true(Date.now() - started < ZONE_LOOKUP_LIMIT_MS + 2_000);
 });
