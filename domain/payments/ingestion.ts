@@ -22,7 +22,7 @@ import { walletDecider, walletStream, type WalletState } from '../wallets/wallet
 import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
 import { bonusTakenBy, orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
-import { customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type BuyerIdentity, type UsesLoad } from './promotion-uses.ts';
+import { countedKeysOf, customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type BuyerIdentity, type UsesLoad } from './promotion-uses.ts';
 import type { ScheduledPromotion } from '../promotions/promotion.ts';
 import { orderNeed } from './order-need.ts';
 
@@ -238,7 +238,7 @@ export function ingestionService(deps: IngestionDependencies) {
       const fact = facts[index];
       const identity = identities.get(index);
       if (fact?.kind !== 'payment' || !identity || identity instanceof Error) return [];
-      return useStreamsOf(fact.payment, promotionsOf(fact.tenantId), customerKeyOf(fact.payment, buyerOf(identity)));
+      return useStreamsOf(fact.payment, promotionsOf(fact.tenantId), countedKeysOf(fact.payment, buyerOf(identity)));
     });
     return [...new Set(streams)];
   }
@@ -303,7 +303,10 @@ export function ingestionService(deps: IngestionDependencies) {
           results.set(index, { ok: false, error: identity ?? new Error('the customer was not looked up') });
           continue;
         }
-        const customerKey = customerKeyOf(payment, buyerOf(identity));
+        // A limited promotion's use is recorded under the customer's key, and counts the uses of all their keys.
+        const buyer = buyerOf(identity);
+        const customerKey = customerKeyOf(payment, buyer);
+        const countedKeys = countedKeysOf(payment, buyer);
         // The order a rule needed could not be read: the fact fails and is retried, it never earns as if empty.
         const purchaseOrder = completing ? purchaseOrders.get(index) : undefined;
         if (purchaseOrder instanceof Error) {
@@ -348,7 +351,7 @@ export function ingestionService(deps: IngestionDependencies) {
             orderVisit,
             promotions: promotionsOf(fact.tenantId),
             promotionUses: (promotionId, localDate) => {
-              return customerKey ? uses.count(promotionId, customerKey, localDate, { paymentId: payment.id, orderId: payment.orderId }) : null;
+              return countedKeys.length ? uses.count(promotionId, countedKeys, localDate, { paymentId: payment.id, orderId: payment.orderId }) : null;
             },
             orderBonusTaken: order ? bonusTakenBy(order.state, payment.id) : false,
             source: fact.source,

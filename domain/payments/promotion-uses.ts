@@ -39,17 +39,33 @@ export function customerKeyOf(payment: Pick<SquarePayment, 'customerId'>, buyer:
   return buyer.emailHash ?? payment.customerId ?? null;
 }
 
+/**
+ * Every key whose uses count against a payment: `customerKeyOf`'s first (its own use is recorded there), then, for a
+ * payment resolved to a customer of the workspace, the keys the same buyer's uses were counted under before they
+ * joined: their email's hash and the payment's Square customer id. Ann pays at 10:00 before registering (counted under
+ * her email), registers at 10:05, pays at 12:00: her 12:00 payment counts the 10:00 use. Empty with no key.
+ */
+export function countedKeysOf(payment: Pick<SquarePayment, 'customerId'>, buyer: BuyerIdentity): string[] {
+  const key = customerKeyOf(payment, buyer);
+  if (!key) return [];
+  const earlier = buyer.consumerId ? [buyer.emailHash, payment.customerId] : [];
+  return [...new Set([key, ...earlier.filter((k): k is string => Boolean(k))])];
+}
+
 /** Whether `customerKeyOf` will find a key, before the customer is looked up (the rule preview's question). */
 export const hasCustomerKey = (payment: Pick<SquarePayment, 'customerId' | 'buyerEmail'>): boolean => Boolean(payment.customerId) || tryNormaliseEmail(payment.buyerEmail) !== null;
 
-/** The use streams a completing payment may count on: its customer's, for each limited promotion it could meet. */
-export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[], key: string | null): string[] {
-  if (payment.status !== 'COMPLETED' || !key) return [];
+/**
+ * The use streams a completing payment may count on: those of its customer's keys (`countedKeysOf`), for each limited
+ * promotion it could meet.
+ */
+export function useStreamsOf(payment: SquarePayment, promotions: readonly ScheduledPromotion[], keys: readonly string[]): string[] {
+  if (payment.status !== 'COMPLETED' || !keys.length) return [];
   const limited = promotions.filter((p) => p.promotion.limitPerCustomerPerDay !== undefined);
   return limited.flatMap((p) => {
     // Points are not known yet: any positive amount stands for them (a stream read for nothing costs nothing more).
     const local = qualifies(p, { createdAt: payment.createdAt, locationId: payment.locationId, amountMinor: payment.amountMinor, basePoints: 1, order: 'not_read_yet' });
-    return local ? [promotionUsesStream(p.promotionId, key, local.date)] : [];
+    return local ? keys.map((key) => promotionUsesStream(p.promotionId, key, local.date)) : [];
   });
 }
 
@@ -63,12 +79,13 @@ export class UsesInBatch {
   }
 
   /**
-   * Purchases that used a promotion for a customer on a local day, not counting `payment`'s own (itself, or another
-   * tender of its order); null when not read.
+   * Purchases that used a promotion for a customer on a local day, under any of their keys (`countedKeysOf`), not
+   * counting `payment`'s own (itself, or another tender of its order); null when a key's stream was not read.
    */
-  count(promotionId: string, customerKey: string, localDate: string, payment: PromotionUse): number | null {
-    const state = this.states.get(promotionUsesStream(promotionId, customerKey, localDate));
-    return state ? purchasesOtherThan(state, payment) : null;
+  count(promotionId: string, customerKeys: readonly string[], localDate: string, payment: PromotionUse): number | null {
+    const states = customerKeys.map((key) => this.states.get(promotionUsesStream(promotionId, key, localDate)));
+    if (!states.length || states.some((s) => s === undefined)) return null;
+    return purchasesOtherThan({ uses: states.flatMap((s) => s?.uses ?? []) }, payment);
   }
 
   record(command: { tenantId: string; promotionId: string; customerKey: string; localDate: string; paymentId: string; orderId: string | null; now: string }, metadata: EventMetadata): void {

@@ -328,6 +328,17 @@ test.serial('one person, however they pay: as a Square customer and by email alo
   t.false((stream.rows[0]?.stream_name ?? '').includes('promo.test'));
 });
 
+test.serial('a buyer who pays, registers and pays again on one day: the use counted by their email before they joined counts', async (t) => {
+  await schedule({ name: 'Once a day, joined or not', incentive: { type: 'bonus', points: 30 }, startsOn: '2027-07-13', endsOn: '2027-07-13', limitPerCustomerPerDay: 1 });
+  // Fay checks out online at 10:00 New York time, not yet a customer of the workspace: her points are held, with the bonus.
+  const before = await pay('2027-07-13T14:00:00Z', { customerId: null, buyerEmail: 'fay@promo.test' });
+  t.like(before, { outcome: 'stored_anonymous', points: 40, promotion: 'Once a day, joined or not' });
+  // 10:05: she registers, her email verified by her sign-in.
+  await register('consumer', 'fay@promo.test');
+  // 12:00 the same day she resolves to a customer of the workspace: the 10:00 use is hers, the day's one use is taken.
+  t.like(await pay('2027-07-13T16:00:00Z', { customerId: null, buyerEmail: 'fay@promo.test' }), { outcome: 'credited', points: 10, promotion: null });
+});
+
 test.serial("a refund takes the promotion's points back in proportion with the rest; ending a promotion keeps what was earned", async (t) => {
   const before = await balance();
   const scheduled = await schedule({ name: 'Quintuple May', incentive: { type: 'multiplier', multiplier: 5 }, startsOn: '2027-05-01', endsOn: '2027-05-31' });

@@ -8,8 +8,13 @@ import { purchaseOrderSchema, type PurchaseOrder } from '../../domain/rewards/or
 import { orderNeed } from '../../domain/payments/order-need.ts';
 import { rewardRuleSchema } from '../../domain/rewards/rule.ts';
 import type { RuleRef } from '../../domain/rewards/evaluate.ts';
-import { promotionUsesDecider, purchasesOtherThan, type PromotionUseEvent } from '../../domain/promotions/uses.ts';
-import { foldUses, UsesInBatch } from '../../domain/payments/promotion-uses.ts';
+import { promotionUsesDecider, promotionUsesStream, purchasesOtherThan, type PromotionUseEvent } from '../../domain/promotions/uses.ts';
+import { countedKeysOf, foldUses, UsesInBatch } from '../../domain/payments/promotion-uses.ts';
+import { ingestionService } from '../../domain/payments/ingestion.ts';
+import type { SquarePayment } from '../../domain/ports/square.ts';
+import type { RuleSetState } from '../../domain/rewards/rule-set.ts';
+import { testCommandPath } from '../support/command-path.ts';
+import { InMemoryEventStore } from '../support/memory-event-store.ts';
 import type { Position, RecordedEvent } from '../../domain/ports/event-store.ts';
 
 const scheduled = (promotion: Partial<Promotion>, over: Partial<ScheduledPromotion> = {}): ScheduledPromotion => ({
@@ -218,11 +223,11 @@ test('two tenders of one order decided in one batch, or in two, count one purcha
   const tender = (paymentId: string) => ({ paymentId, orderId: 'order-A' });
   // One batch: the second tender is decided on the count the first left.
   const one = new UsesInBatch(new Map([[stream, foldUses([])]]));
-  t.is(one.count('p1', 'consumer:ann', '2027-09-14', tender('pay-1')), 0);
+  t.is(one.count('p1', ['consumer:ann'], '2027-09-14', tender('pay-1')), 0);
   one.record(record('pay-1', 'order-A'), metadata);
-  t.is(one.count('p1', 'consumer:ann', '2027-09-14', tender('pay-2')), 0, 'under a limit of 1, the second tender gets the promotion too');
+  t.is(one.count('p1', ['consumer:ann'], '2027-09-14', tender('pay-2')), 0, 'under a limit of 1, the second tender gets the promotion too');
   one.record(record('pay-2', 'order-A'), metadata);
-  t.is(one.count('p1', 'consumer:ann', '2027-09-14', { paymentId: 'pay-3', orderId: 'order-B' }), 1, 'another order: the day is used');
+  t.is(one.count('p1', ['consumer:ann'], '2027-09-14', { paymentId: 'pay-3', orderId: 'order-B' }), 1, 'another order: the day is used');
   // Two batches: the second reads what the first appended (after a conflict, it is decided again on that).
   const stored = one
     .appends(() => 'id')
@@ -234,9 +239,75 @@ test('two tenders of one order decided in one batch, or in two, count one purcha
     'each use records the order',
   );
   const two = new UsesInBatch(new Map([[stream, foldUses(stored.slice(0, 1))]]));
-  t.is(two.count('p1', 'consumer:ann', '2027-09-14', tender('pay-2')), 0);
-  t.is(two.count('p1', 'consumer:ann', '2027-09-14', { paymentId: 'pay-3', orderId: 'order-B' }), 1);
-  t.is(two.count('p1', 'consumer:ann', '2027-09-14', { paymentId: 'pay-3', orderId: null }), 1);
+  t.is(two.count('p1', ['consumer:ann'], '2027-09-14', tender('pay-2')), 0);
+  t.is(two.count('p1', ['consumer:ann'], '2027-09-14', { paymentId: 'pay-3', orderId: 'order-B' }), 1);
+  t.is(two.count('p1', ['consumer:ann'], '2027-09-14', { paymentId: 'pay-3', orderId: null }), 1);
+});
+
+test('a customer of the workspace is counted under every key their uses were counted under before they joined', (t) => {
+  const day = '2027-07-13';
+  const metadata = { schemaVersion: 1 };
+  const record = (customerKey: string, paymentId: string) => ({ tenantId: 't', promotionId: 'p1', customerKey, localDate: day, paymentId, orderId: null, now: '2027-07-13T14:00:00Z' });
+  t.deepEqual(countedKeysOf({ customerId: 'cust-ann' }, { consumerId: 'ann', emailHash: 'email:ann' }), ['consumer:ann', 'email:ann', 'cust-ann']);
+  t.deepEqual(countedKeysOf({ customerId: null }, { consumerId: 'ann', emailHash: 'email:ann' }), ['consumer:ann', 'email:ann']);
+  t.deepEqual(countedKeysOf({ customerId: 'cust-ann' }, { consumerId: null, emailHash: 'email:ann' }), ['email:ann'], 'not a customer of the workspace: one key, as before');
+  t.deepEqual(countedKeysOf({ customerId: null }, { consumerId: null, emailHash: null }), []);
+  const keys = ['consumer:ann', 'email:ann', 'cust-ann'];
+  const streams = keys.map((key) => [promotionUsesStream('p1', key, day), foldUses([])] as const);
+  const uses = new UsesInBatch(new Map(streams));
+  uses.record(record('email:ann', 'pay-1'), metadata);
+  t.is(uses.count('p1', keys, day, { paymentId: 'pay-2', orderId: null }), 1, 'the use counted under her email before she joined');
+  uses.record(record('cust-ann', 'pay-2'), metadata);
+  t.is(uses.count('p1', keys, day, { paymentId: 'pay-3', orderId: null }), 2, 'and under her Square customer');
+  t.is(uses.count('p1', ['email:ann'], day, { paymentId: 'pay-3', orderId: null }), 1);
+  t.is(uses.count('p1', [...keys, 'email:other'], day, { paymentId: 'pay-3', orderId: null }), null, 'a key not read: not counted, so the promotion does not apply');
+  t.deepEqual(uses.appends(() => 'id').map((a) => a.stream), [promotionUsesStream('p1', 'email:ann', day), promotionUsesStream('p1', 'cust-ann', day)], 'each use on the stream of the key it was recorded under');
+});
+
+test('a buyer who pays, registers and pays again on one day gets a limited promotion once (by email, and by Square customer)', async (t) => {
+  const rule = { ruleId: 'rule-1', version: 1, rule: { kind: 'spend' as const, points: 1, per: 100, basis: 'amount' as const, minimumSpend: 0 }, createdAt: '2027-01-01T00:00:00.000Z' };
+  const ruleSet: RuleSetState = { versions: [rule], activeRuleIds: ['rule-1'], retiredThrough: 0, history: [{ at: '2027-01-01T00:00:00.000Z', ruleIds: ['rule-1'] }] };
+  const promotion = scheduled({ name: 'Once a day', incentive: { type: 'bonus', points: 50 }, startsOn: '2027-07-13', endsOn: '2027-07-13', limitPerCustomerPerDay: 1 });
+  // Ann pays online by email alone; Bo as a Square customer Square has no contact for (he joins by the phone he adds).
+  const contacts = new Map<string, { email: string | null; phone: string | null }>([['cust-bo', { email: null, phone: null }]]);
+  const members = new Map<string, string>();
+  const store = new InMemoryEventStore();
+  const reads: string[][] = [];
+  const readStreams = store.readStreams.bind(store);
+  store.readStreams = async (streams) => (reads.push([...streams]), readStreams(streams));
+  let next = 0;
+  const ingestion = ingestionService({
+    store,
+    runtime: { now: () => new Date('2027-07-13T20:00:00Z'), newId: () => `00000000-0000-4000-8000-${String(++next).padStart(12, '0')}` },
+    hasher: { hashEmail: (e) => `email:${e}`, hashPhone: (p) => `phone:${p}`, hashVerificationCode: (u, p, c) => `code:${u}:${p}:${c}` },
+    catchUp: async () => undefined,
+    ruleSet: () => ruleSet,
+    workspace: () => ({ currency: 'USD', country: 'US' }),
+    promotions: () => [promotion],
+    customerContacts: async (_tenantId, customerId) => contacts.get(customerId) ?? null,
+    consumersByIdentity: async (sets) => sets.map((hashes) => hashes.map((h) => members.get(h)).find(Boolean)),
+    walletIdFor: (tenantId, consumerId) => `${tenantId}:${consumerId}`,
+    inlineWalletEffects: true,
+    wallets: testCommandPath(),
+  });
+  const pay = async (id: string, at: string, buyer: Pick<SquarePayment, 'customerId' | 'buyerEmail'>) => {
+    const payment: SquarePayment = { id, status: 'COMPLETED', amountMinor: 1000, tipMinor: 0, totalMinor: 1000, currency: 'USD', locationId: 'L1', orderId: null, createdAt: at, updatedAt: at, ...buyer };
+    const [result] = await ingestion.ingestBatch([{ kind: 'payment', tenantId: 't', merchantId: 'M1', payment, source: `poll:${id}`, metadata: {} }]);
+    return result?.ok ? result.result : result;
+  };
+  // 10:00 New York: neither is a customer of the workspace yet; the bonus applies and the use is counted by email, by Square customer.
+  t.like(await pay('ann-1', '2027-07-13T14:00:00Z', { customerId: null, buyerEmail: 'ann@example.com' }), { outcome: 'stored_anonymous', detail: { points: 60 } });
+  t.like(await pay('bo-1', '2027-07-13T14:00:00Z', { customerId: 'cust-bo', buyerEmail: null }), { outcome: 'stored_anonymous', detail: { points: 60 } });
+  // 10:05: they register and verify (Bo adds his phone to Square too).
+  members.set('email:ann@example.com', 'ann');
+  contacts.set('cust-bo', { email: null, phone: '+12125550100' });
+  members.set('phone:+12125550100', 'bo');
+  // 12:00, the same local day: counted as the same person, no second bonus.
+  reads.length = 0;
+  t.like(await pay('ann-2', '2027-07-13T16:00:00Z', { customerId: null, buyerEmail: 'ann@example.com' }), { outcome: 'credited', detail: { points: 10 } });
+  t.deepEqual(reads.filter((r) => r.some((s) => s.startsWith('promotion-uses-'))), [[promotionUsesStream('p1', 'consumer:ann', '2027-07-13'), promotionUsesStream('p1', 'email:ann@example.com', '2027-07-13')]], 'her keys read together, once');
+  t.like(await pay('bo-2', '2027-07-13T16:00:00Z', { customerId: 'cust-bo', buyerEmail: null }), { outcome: 'credited', detail: { points: 10 } });
+  t.deepEqual(await store.readStream(promotionUsesStream('p1', 'consumer:ann', '2027-07-13')), [], 'no use was taken at 12:00');
 });
 
 test("a promotion's phase is where it stands on its dates in its time zone: upcoming, running through its last day, finished, or ended by hand", (t) => {
