@@ -87,9 +87,13 @@ export async function listWebhooks(pool: pg.Pool, filter: WebhookFilter, options
   if (filter.tenantId) {
     params.push(filter.tenantId);
     const tenant = `$${params.length}`;
-    scopes.push(`tenant_id = ${tenant}`);
+    // A row gets its tenant when settled or failed (then `failed`): one with a tenant is never pending, so a list of
+    // the pending reads the waiting rows alone (the tenant's part would walk all of its rows for none).
+    if (!(options.pendingOfTenant && filter.outcome === 'pending')) scopes.push(`tenant_id = ${tenant}`);
     if (options.pendingOfTenant) {
-      scopes.push(`tenant_id IS NULL AND NOT processed AND merchant_id = (SELECT merchant_id FROM pos_connections WHERE tenant_id = ${tenant})`);
+      // The merchant the workspace holds now: a workspace that let its merchant go (revoked) keeps the row with its
+      // merchant id, and must not see the waiting webhooks of the workspace that connected that merchant since.
+      scopes.push(`tenant_id IS NULL AND NOT processed AND merchant_id = (SELECT merchant_id FROM pos_connections WHERE tenant_id = ${tenant} AND status <> 'revoked')`);
     }
   }
   params.push(filter.limit + 1);

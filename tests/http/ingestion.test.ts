@@ -303,6 +303,19 @@ test.serial("a merchant's list shows its webhooks waiting to be processed (store
     const elsewhere = await register('client', 'owner@elsewhere.test', { businessName: 'Elsewhere' });
     t.is((await call('PATCH', `/api/v1/admin/users/${elsewhere.id}/approve`, { token: admin })).status, 200);
     t.deepEqual((await call('GET', '/api/v1/client/webhooks?outcome=pending', { token: elsewhere.token })).body, { items: [], nextCursor: null });
+    // A workspace that held the cafe's Square merchant before and let it go keeps its revoked row naming it: it must
+    // not see the waiting webhooks of the workspace that connected the merchant since.
+    const elsewhereTenant = (await call('GET', '/api/v1/me', { token: elsewhere.token })).body.tenantId as string;
+    await service.database.pool.query(
+      `INSERT INTO pos_connections (tenant_id, merchant_id, status, scopes, token_expires_at, authorized_at, revoked_at, updated_at)
+       VALUES ($1, 'M-CAFE', 'revoked', '{}', now(), now() - interval '1 day', now() - interval '1 hour', now())`,
+      [elsewhereTenant],
+    );
+    try {
+      t.deepEqual((await call('GET', '/api/v1/client/webhooks', { token: elsewhere.token })).body, { items: [], nextCursor: null });
+    } finally {
+      await service.database.pool.query('DELETE FROM pos_connections WHERE tenant_id = $1', [elsewhereTenant]);
+    }
   } finally {
     await service.database.pool.query(`DELETE FROM pos_webhook_events_raw WHERE id LIKE 'evt-waiting-%'`);
   }
