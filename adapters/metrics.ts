@@ -173,9 +173,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const readFailures = counter(
     'tally_metrics_read_failures_total',
-    'Scrapes whose reading of the database failed, by reading (projections, inbox, feed): the gauges read from it show NaN (one value) or nothing (one per projection) for that scrape, never a 0 that would clear an alert.',
+    'Scrapes whose reading of the database failed, by reading (projections, inbox, feed): the gauges read from it show NaN (one value) or nothing (one per projection) for that scrape, not 0. A comparison with NaN is false in PromQL, so an alert on such a gauge clears as well: alert on this counter rising.',
     'reading',
   );
+  // Each series from 0, so that the first failure is an increase `increase()` and `rate()` see.
+  for (const reading of ['projections', 'inbox', 'feed']) readFailures.inc({ reading }, 0);
   /**
    * One read per scrape, shared by the gauges that collect from it (each collects on its own): a read answers every
    * collect within a second; a failed read is reported (`failed`), counted and answers nothing.

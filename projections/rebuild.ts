@@ -93,7 +93,9 @@ export interface RebuildOptions {
   maxBatch?: number;
   /** Called after each committed batch (metrics, CLI progress). */
   onProgress?(job: { projection: string; jobId: string; eventsApplied: number; eventsTotal: number | null }): void;
-  /** Called once the job has ended, however (taken over, failed, cancelled, interrupted). */
+  /** Called when a run of the job starts: a new job, or a cancelled one resumed under its id. */
+  onStarted?(job: { projection: string; jobId: string }): void;
+  /** Called once a run of the job has ended, however (taken over, failed, cancelled, interrupted). */
   onEnded?(job: { projection: string; jobId: string }): void;
 }
 
@@ -233,6 +235,7 @@ export class ProjectionRebuilds {
     const replay = projection.replay?.();
     const table = (name: string) => freshTable(name, suffix);
     const batch = this.options.maxBatch ?? REBUILD_BATCH;
+    this.options.onStarted?.({ projection: projection.name, jobId });
     const done = (async () => {
       try {
         const result = await feed(

@@ -46,6 +46,8 @@ export function provideProjections(infrastructure: Infrastructure, metrics: Metr
     onProgress: (job) => {
       if (!ended.has(job.jobId)) metrics.rebuildProgress(job.projection, job.eventsTotal ? Math.min(1, job.eventsApplied / Math.max(job.eventsTotal, 1)) : null);
     },
+    // A cancelled job resumed runs under its id again: its progress counts again.
+    onStarted: (job) => ended.delete(job.jobId),
     onEnded: (job) => {
       ended.add(job.jobId);
       metrics.rebuildProgress(job.projection, null);

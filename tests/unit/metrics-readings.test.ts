@@ -30,6 +30,8 @@ test('an inbox or feed reading that fails is NaN and counted; one that succeeds 
   t.is(up.get('tally_webhook_inbox_oldest_due_age_seconds'), '420');
   t.is(up.get('tally_webhooks_failed'), '3');
   t.is(up.get('tally_event_feed_horizon_age_seconds'), '12');
+  // Every reading's failure series is there from the start, at 0: its first failure is an increase.
+  for (const reading of ['projections', 'inbox', 'feed']) t.is(up.get(`tally_metrics_read_failures_total{reading="${reading}"}`), '0', reading);
 
   down = true;
   // The inbox reading is shared for a second: wait for it to be read again.
