@@ -255,13 +255,20 @@ export class WebhookProcessor {
     const error = result?.error ?? new Error('no result');
     const message = error instanceof DomainError ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
     const retryAt = row.attempts >= this.maxAttempts ? null : new Date(Date.now() + Math.max(retryDelayMs(row.attempts), retryAfterMs(error)));
-    log().warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
-    this.options.onOutcome?.('failed');
     const failure = { tenantId: result?.tenantId ?? null, error: message, retryAt };
-    await this.inbox.fail(row.event_id, row.attempts, failure).catch((e) => {
+    const recorded = await this.inbox.fail(row.event_id, row.attempts, failure).catch((e) => {
       log().error({ err: e }, 'could not record the failure; will record it on the next turn');
       this.unrecorded.set(row.event_id, { attempt: row.attempts, failure, claimedAt });
+      return true;
     });
+    if (!recorded) {
+      // The lease ran out and a newer attempt holds the row (it may well credit the payment): that attempt counts,
+      // logs and tells waiters its outcome, not this one's failure.
+      log().warn({ err: error, attempts: row.attempts }, 'the lease ran out while processing: a newer attempt settles this webhook');
+      return;
+    }
+    log().warn({ err: error, attempts: row.attempts, retryAt }, 'ingestion outcome: failed');
+    this.options.onOutcome?.('failed');
     this.options.onSettled?.(row.event_id, { error: message });
   }
 

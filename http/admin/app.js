@@ -431,7 +431,7 @@ const OUTCOME_MEANING = {
   ignored: 'Nothing for the loyalty program in it.',
   no_connection: 'Received while Square was not connected to this workspace.',
   revoked: 'Square access was revoked: reconnect under Square.',
-  failed: 'Could not be processed; Tally retries it, and the payments poll covers it.',
+  failed: 'Could not be processed: Tally retries it for about half an hour, then leaves it to the payments poll.',
 };
 
 /**

@@ -901,7 +901,7 @@ browserTest("a merchant's webhooks: their own workspace's, what each outcome mea
   // The webhook that failed: its outcome and what it means, not the processing error's text; no re-drive offered.
   const failed = table.locator(`tr[data-event-id="${failedHere}"]`);
   t.is(await failed.locator('td[data-label="Outcome"]').innerText(), 'failed');
-  t.is(await failed.locator('td[data-label="What it means"]').innerText(), 'Could not be processed; Tally retries it, and the payments poll covers it.');
+  t.is(await failed.locator('td[data-label="What it means"]').innerText(), 'Could not be processed: Tally retries it for about half an hour, then leaves it to the payments poll.');
   const headers = await table.locator('thead th').allInnerTexts();
   t.deepEqual(headers, ['Received', 'Type', 'Payment or refund', 'Outcome', 'What it means']);
   t.is(await table.getByRole('button', { name: /^Retry webhook/ }).count(), 0);

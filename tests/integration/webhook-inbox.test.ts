@@ -535,3 +535,34 @@ test.serial('an attempt whose lease ran out before it settled counts no outcome:
   t.deepEqual(outcomes, [], 'not counted by the attempt that did not settle it');
   await settle([eventId]);
 });
+
+test.serial('a failure whose lease ran out (the newer attempt holds the row) is not counted, and waiters are not told it', async (t) => {
+  const inbox = webhookInbox(database.pool);
+  const eventId = 'evt-lease-ran-out-failed';
+  await inbox.recordMany([entry(eventId)]);
+  const outcomes: string[] = [];
+  const told: string[] = [];
+  let batches = 0;
+  const processor = new WebhookProcessor(
+    // As when the lease ran out and a newer attempt holds the row: recording this attempt's failure matches no row.
+    { ...inbox, fail: async () => false },
+    {
+      async handleBatch(webhooks) {
+        batches++;
+        return webhooks.map((): WebhookResult => ({ ok: false, tenantId: null, error: new Error('Square did not answer') }));
+      },
+    },
+    pino({ level: 'silent' }),
+    async (_requests, settlements) => ({ position: undefined, settled: await inbox.completeMany(settlements) }),
+    { pollIntervalMs: 20, onOutcome: (outcome) => outcomes.push(outcome), onSettled: (id) => told.push(id) },
+  );
+  processor.start();
+  try {
+    await until(async () => batches, (n) => n >= 1, { timeoutMs: 5_000, intervalMs: 10 });
+  } finally {
+    await processor.stop();
+  }
+  t.deepEqual(outcomes, [], 'not counted as failed');
+  t.deepEqual(told, [], 'waiters wait for the attempt that settles it');
+  await settle([eventId]);
+});
