@@ -174,7 +174,10 @@ async function paymentToPreview(tenantId: string, request: PreviewRequest, need:
   if (currencyMismatch) {
     warnings.push(`The payment is in ${payment.currency} and the workspace counts in ${square.currency}: ingestion records it as currency_mismatch, with no points and no promotion`);
   }
-  if (payment.status !== 'COMPLETED') {
+  if (payment.status === 'FAILED' || payment.status === 'CANCELED') {
+    // Final at Square: it will never complete, so never earn.
+    warnings.push(`The payment is ${payment.status}, which is final at Square: it earns nothing, ever (ingestion records it, outcome recorded); the points shown are what it would have earned had it completed`);
+  } else if (payment.status !== 'COMPLETED') {
     warnings.push(`The payment is ${payment.status}, not COMPLETED: it earns nothing until it completes (ingestion records it, outcome recorded, and credits it once Square says it completed); the points shown are what it would earn then`);
   }
   // Without a Square customer or a buyer email, ingestion finds nobody to count a daily limit for (`customerKeyOf`).

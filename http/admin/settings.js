@@ -100,10 +100,14 @@ function ruleBody(f) {
  * What `per: 100` means in the workspace's currency, by its exponent (Intl's fraction digits): "100 = $1.00 (USD)",
  * "100 = ¥100 (JPY)". Currency unknown (not connected): both examples.
  */
+/** ISO 4217 exponents where Intl's differ (cli/money.ts says why). */
+const ISO_4217_EXPONENTS = { HUF: 2, IDR: 2, LBP: 2, IQD: 3 };
 function perHint(currency) {
   if (!currency) return 'Minor units of your Square currency: 100 = $1.00 in USD, ¥100 in JPY';
   try {
-    const format = new Intl.NumberFormat(undefined, { style: 'currency', currency });
+    const iso = ISO_4217_EXPONENTS[currency.toUpperCase()];
+    const digits = iso === undefined ? {} : { minimumFractionDigits: iso, maximumFractionDigits: iso };
+    const format = new Intl.NumberFormat(undefined, { style: 'currency', currency, ...digits });
     return `100 = ${format.format(100 / 10 ** format.resolvedOptions().maximumFractionDigits)} (${currency})`;
   } catch {
     return `Minor units of ${currency}`;

@@ -465,6 +465,14 @@ test.serial("the preview of a Square payment in another currency answers ingesti
   const eventId = `evt-${approved}`;
   t.is((await send(paymentWebhook({ eventId, merchantId: MERCHANT, paymentId: approved, amount: 1000, status: 'APPROVED', customerId: 'cust-ann', createdAt: '2028-05-02T18:00:00Z', updatedAt: '2028-05-02T18:00:00Z', locationId: 'L-MAIN' }))).status, 200);
   t.like(await processed(eventId), { outcome: 'recorded' }, 'ingestion records it, no credit yet');
+
+  // A FAILED (or CANCELED) payment is final at Square: the preview does not say it will be credited once completed.
+  const failed = `pay-${uuid().slice(0, 12)}`;
+  square.addPayment(MERCHANT, { id: failed, locationId: 'L-MAIN', amount: 1000, status: 'FAILED', customerId: 'cust-ann', createdAt: '2028-05-02T19:00:00Z' });
+  const final = await call('POST', '/api/v1/client/reward-rules/preview', { token: client, body: { paymentId: failed } });
+  t.is(final.status, 200, JSON.stringify(final.body));
+  t.true(final.body.warnings.some((w: string) => /FAILED, which is final at Square: it earns nothing, ever/.test(w)), JSON.stringify(final.body.warnings));
+  t.false(final.body.warnings.some((w: string) => /credits it once/.test(w)));
 });
 
 test.serial('on a tie the preview names the promotion ingestion applies: the first scheduled', async (t) => {
