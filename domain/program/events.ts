@@ -17,10 +17,11 @@ const expiryPolicySetV1 = z.object({
  * the merchant confirmed that points earned before `effectiveFrom` count from when they were earned. Version 2:
  * `timeZone`, the IANA zone whose months the deadlines follow; version 1 policies meant UTC's.
  */
-export const expiryPolicySet = EventType.define('ExpiryPolicySet', expiryPolicySetV1).next(expiryPolicySetV1.extend({ timeZone: z.string() }), (v1) => ({
-  ...v1,
-  timeZone: 'UTC',
-}));
+export const expiryPolicySetV2 = expiryPolicySetV1.extend({
+  /** The IANA time zone whose calendar months the deadlines follow (`UTC` for policies of version 1). */
+  timeZone: z.string(),
+});
+export const expiryPolicySet = EventType.define('ExpiryPolicySet', expiryPolicySetV1).next(expiryPolicySetV2, (v1) => ({ ...v1, timeZone: 'UTC' }));
 
 /** The most points a merchant may add or remove in one self-service adjustment, set by an administrator. */
 export const adjustmentLimitSet = EventType.define(

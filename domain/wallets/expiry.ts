@@ -20,21 +20,17 @@ import { z } from 'zod';
 import type { WalletEvent } from './events.ts';
 import { heldNewestFirst } from './lots.ts';
 import { localMidnight, wallClock } from '../shared/time-zone.ts';
+import { expiryPolicySetV2 } from '../program/events.ts';
 import { lockedDelta, pointsDelta, walletDecider } from './wallet.ts';
 
-/** A workspace's policy; `null` months switch a rule off. At least one rule is on when a policy applies. */
-export const expiryPolicy = z.object({
-  version: z.number().int(),
-  /** Points expire this many months after they were earned. */
-  earnedMonths: z.number().int().nullable(),
-  /** All points expire after this many months without earning or spending. */
-  inactivityMonths: z.number().int().nullable(),
-  /** When the policy was set: points earned before it are counted from here unless `retroactive`. */
-  effectiveFrom: z.string(),
-  retroactive: z.boolean(),
-  /** The IANA time zone whose calendar months the deadlines follow (`UTC` for policies set before 2026-12-08). */
-  timeZone: z.string(),
-});
+/**
+ * A workspace's policy, as its `ExpiryPolicySet` recorded it (less who and for which workspace): `earnedMonths`,
+ * points expire this many months after they were earned; `inactivityMonths`, all points expire after this many
+ * months without earning or spending (`null` switches a rule off; at least one is on when a policy applies);
+ * `effectiveFrom`, when it was set (points earned before count from here unless `retroactive`); `timeZone`, whose
+ * calendar months the deadlines follow.
+ */
+export const expiryPolicy = expiryPolicySetV2.omit({ tenantId: true, setBy: true });
 export type ExpiryPolicy = z.infer<typeof expiryPolicy>;
 
 /** A wallet as expiry sees it. */
