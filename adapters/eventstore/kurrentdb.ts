@@ -137,10 +137,10 @@ function toRecorded(event: KurrentRecordedEvent, omit: readonly Port.ReadAllPart
     stream: event.streamId,
     revision: Number(event.revision),
     position: encodePosition(event.position),
-    // To the second: the client's stream and $all reads (its native bridge) give whole seconds, its subscriptions
-    // milliseconds. One event must have one time however it was read (the audit trail is fed by a subscription, a
-    // resumed live tail and the expiry run read streams).
-    recordedAt: new Date(Math.floor(event.created.getTime() / 1000) * 1000),
+    // The client's stream and $all reads (its native bridge) give whole seconds, its subscriptions milliseconds: the
+    // same second either way. Not truncated here: the read models, fed by the subscription, order a wallet's lines
+    // within a second by it (the ledger CSV pages on the time, ties by line id).
+    recordedAt: event.created,
   };
 }
 
