@@ -14,6 +14,8 @@ import { withRefreshMetrics } from '../adapters/metrics-hooks.ts';
 import type { Metrics } from '../adapters/metrics.ts';
 import { loadState } from '../domain/shared/command-handler.ts';
 import { ruleSetDecider, ruleSetStream, unretiredVersions } from '../domain/rewards/rule-set.ts';
+import { userDecider } from '../domain/users/decider.ts';
+import { userStream } from '../domain/users/events.ts';
 import { squareConnectionsService, type SquareAccess } from '../domain/connections/service.ts';
 import { tenantsWithStatus } from '../projections/read/connections.ts';
 import { connectionRoutes } from '../http/routes/connections.ts';
@@ -55,6 +57,14 @@ export function squareConnections(infrastructure: Infrastructure, squareConfig: 
     tenantsWithStatus: (statuses) => tenantsWithStatus(pool, statuses),
     quietPolls: postgresQuietPolls(pool),
     unretiredRules: async (tenantId) => unretiredVersions((await loadState(store, ruleSetStream(tenantId), ruleSetDecider)).state),
+    mayConnect: async (actor, tenantId) => {
+      const [kind, userId] = actor.split(':');
+      if (!userId || (kind !== 'user' && kind !== 'admin')) return false;
+      // The account's own stream, not a read model: a suspension just made counts.
+      const user = (await loadState(store, userStream(userId), userDecider)).state;
+      if (user.status !== 'approved') return false;
+      return kind === 'admin' ? user.role === 'admin' : user.role === 'client' && user.tenantId === tenantId;
+    },
   });
   return { settings, connections };
 }

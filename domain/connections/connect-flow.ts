@@ -68,6 +68,7 @@ export async function startConnect(c: ConnectionsContext, ticket: string | undef
   }
   // The ticket was bound to this nonce, so it is present here; said again for the compiler.
   if (!browserNonce) throw new ConnectFailed('invalid_state', 'connect ticket rejected: not_this_browser');
+  await requireMayConnect(c, claims);
   const state = await c.deps.oauthStates.issue(claims, browserNonce, c.deps.runtime.now());
   return { authorizeUrl: gateway.oauth.authorizeUrl({ state, redirectUri: c.deps.redirectUri, scopes: SQUARE_SCOPES }) };
 }
@@ -88,11 +89,19 @@ export async function completeConnect(c: ConnectionsContext, callback: OAuthCall
     throw error;
   }
   try {
+    await requireMayConnect(c, claims);
     return await exchangeAndAuthorize(c, gateway, callback, claims, metadata);
   } catch (error) {
     // Every failure from here on is the verified workspace's: the log names it.
     if (error instanceof ConnectFailed && !error.tenantId) throw new ConnectFailed(error.reason, error.detail, claims.tenantId);
     throw error;
+  }
+}
+
+/** Refuses a flow begun by an account that may no longer connect the workspace (suspended meanwhile, say). */
+async function requireMayConnect(c: ConnectionsContext, claims: OAuthStateClaims): Promise<void> {
+  if (!(await c.deps.mayConnect(claims.actor, claims.tenantId))) {
+    throw new ConnectFailed('access_denied', `${claims.actor} may no longer connect workspace ${claims.tenantId} (suspended, or not its owner any more)`, claims.tenantId);
   }
 }
 

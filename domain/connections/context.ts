@@ -39,6 +39,12 @@ export interface SquareConnectionsDependencies {
   quietPolls: QuietPolls;
   /** How many of the tenant's reward rule versions are not retired: while any is, the workspace currency stays. */
   unretiredRules(tenantId: string): Promise<number>;
+  /**
+   * Whether the account that began a connect flow (`user:<id>` or `admin:<id>`) may still connect this workspace:
+   * approved, and its owner (or an administrator). Asked again at each step: a flow outlives its first request by
+   * up to 15 minutes (the ticket's 5, the state's 10), and a merchant suspended meanwhile must not finish it.
+   */
+  mayConnect(actor: string, tenantId: string): Promise<boolean>;
 }
 
 export function connectionsContext(deps: SquareConnectionsDependencies) {

@@ -281,6 +281,24 @@ test('a merchant who declines is sent back with error=access_denied, and nothing
   t.is((await callback({ error: 'access_denied', state })).location.toString(), failedWith('access_denied'));
 });
 
+test('a merchant suspended while the connect flow is under way cannot finish it: error=access_denied, nothing connected', async (t) => {
+  const client = await approvedClient();
+  const { code, state } = await consent(client, newMerchant());
+  t.is((await call('PATCH', `/api/v1/admin/users/${client.userId}/suspend`, { token: adminToken, body: { reason: 'chargebacks' } })).status, 200);
+  const redirect = await callback({ code, response_type: 'code', state });
+  t.is(redirect.location.toString(), failedWith('access_denied'));
+  t.deepEqual(await streamTypes(`square-connection-${client.tenantId}`), [], 'nothing recorded');
+  t.true(service.logs.some((line) => line.includes('may no longer connect workspace') && line.includes(`"tenantId":"${client.tenantId}"`)), 'the log says why');
+  // The start link of a flow begun before the suspension does not open either.
+  const again = await approvedClient();
+  const response = await call('GET', '/api/v1/client/pos/square/connect', { token: again.token });
+  t.is((await call('PATCH', `/api/v1/admin/users/${again.userId}/suspend`, { token: adminToken, body: {} })).status, 200);
+  const cookie = (response.headers.get('set-cookie') ?? '').split(';')[0]!;
+  const startUrl = new URL(response.body.url);
+  const start = await fetch(`${service.url}${startUrl.pathname}${startUrl.search}`, { redirect: 'manual', headers: { cookie } });
+  t.is(start.headers.get('location'), failedWith('access_denied'), 'not sent on to Square');
+});
+
 test('a forged, expired, reused or missing state is refused with error=invalid_state, without asking Square for a token', async (t) => {
   const client = await approvedClient();
   const merchantId = newMerchant();
