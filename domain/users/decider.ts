@@ -116,6 +116,8 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
     }
     case 'ChangePhone': {
       if (state.status === 'unregistered') throw new NotFound('User');
+      // An erased account changes nothing (the service refuses it first, saying why).
+      if (state.erased) return [];
       const verify = (phoneHash: string, via: PhoneVerification): UserEvent[] => [
         { type: 'UserPhoneVerified', data: { userId: command.userId, phoneHash, via, verifiedAt: command.now } },
       ];
@@ -146,7 +148,7 @@ function decide(command: UserCommand, state: UserState): UserEvent[] {
     case 'VerifyPhone': {
       if (state.status === 'unregistered') throw new NotFound('User');
       if (state.phoneHash !== command.phoneHash) throw new DomainError('CONFLICT', 'Your phone changed after the code was sent: request a new code');
-      if (state.status === 'suspended' || (state.phoneVerified && !command.reassert)) return [];
+      if (state.erased || state.status === 'suspended' || (state.phoneVerified && !command.reassert)) return [];
       return [{ type: 'UserPhoneVerified', data: { userId: command.userId, phoneHash: command.phoneHash, via: command.via, verifiedAt: command.now } }];
     }
     case 'ErasePersonalData': {

@@ -33,6 +33,10 @@ export const initialUserState: UserState = { status: 'unregistered' };
 
 export const userStream = (userId: string) => `user-${userId}`;
 
+/** Why an erased account takes no new phone (or email): it owns no identity any more, so it would match nothing. */
+export const ERASED_ACCOUNT =
+  "This account's personal data was erased: it keeps its history but takes no new phone or email, and earns nothing by them (purchases are matched to accounts by verified email or phone)";
+
 export function evolveUser(state: UserState, event: UserEvent): UserState {
   switch (event.type) {
     case 'UserRegistered':

@@ -10,7 +10,7 @@ import type { EventMetadata, EventStore } from '../ports/event-store.ts';
 import type { IdentityHasher, PersonalDataStore, PhoneVerificationStore, Runtime } from '../ports/identity.ts';
 import { SmsNotSent, type SmsSender } from '../ports/sms.ts';
 import { userDecider } from './decider.ts';
-import { userStream, type UserState } from './events.ts';
+import { ERASED_ACCOUNT, userStream, type UserState } from './events.ts';
 
 export const CODE_TTL_MS = 10 * 60_000;
 export const MAX_WRONG_CODES = 5;
@@ -79,6 +79,7 @@ export function phoneVerificationService(deps: PhoneVerificationDependencies) {
     /** Sends a fresh code to the caller's current phone. */
     async send(userId: string): Promise<{ sentTo: string; expiresAt: string }> {
       const user = await registered(userId);
+      if (user.erased) throw new DomainError('CONFLICT', ERASED_ACCOUNT);
       const phone = (await deps.personalData.get(userId))?.phone ?? null;
       if (!phone || !user.phoneHash) throw new DomainError('CONFLICT', 'You have no phone to verify: add one with PATCH /api/v1/me {"phone": "+1…"}');
       // Verified, and still its owner: nothing to do. Verified, but another account verified it since and let it go

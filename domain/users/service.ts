@@ -11,7 +11,7 @@ import { isPlainAsciiEmail, normaliseEmail, normalisePhone, tryNormalisePhone } 
 import { adminBindingDecider, adminBindingStream } from './admin-binding.ts';
 import { workspaceDecider, workspaceStream } from '../workspaces/workspace.ts';
 import { userDecider } from './decider.ts';
-import { userStream, type Role, type UserState, type UserStatus } from './events.ts';
+import { ERASED_ACCOUNT, userStream, type Role, type UserState, type UserStatus } from './events.ts';
 
 export interface AccountsDependencies {
   store: EventStore;
@@ -280,6 +280,9 @@ export function accountsService(deps: AccountsDependencies) {
     async changePhone(caller: TokenIdentity, phone: string | null, metadata: EventMetadata, country?: string) {
       const userId = caller.userId;
       const user = await requireUser(userId);
+      // Before the phone is stored: an erased account owns no identity any more (the read side skips it), so a phone
+      // given it would be stored, even verified, and match nothing.
+      if (user.erased) throw new DomainError('CONFLICT', ERASED_ACCOUNT);
       const normalised = phone ? normalisePhone(phone, country) : null;
       // The phone alone: writing back the email read before would undo an erasure that ran in between.
       await personalData.savePhone(userId, normalised);

@@ -216,7 +216,7 @@ test('a merchant finds a wallet by email or by phone in any format, only within 
   t.regex(neither.body.error.message, /q must be an email address or a phone number/);
 });
 
-test('a person whose personal data was erased is no longer found by email or phone, even once they add a phone again', async (t) => {
+test('a person whose personal data was erased is no longer found by email or phone, and cannot give the account a phone again', async (t) => {
   const m = await merchant();
   const c = await consumer();
   await verifiedPhone(c, '+1 415 555 0142', '+14155550142');
@@ -228,10 +228,15 @@ test('a person whose personal data was erased is no longer found by email or pho
   t.is(erased.status, 200);
   t.deepEqual((await search(c.email, erased.body.position)).body, []);
   t.deepEqual((await search('+14155550142', erased.body.position)).body, []);
-  // The person adds a phone afterwards (their personal data exists again): the erased email still finds nothing.
+  // The person adds a phone afterwards: refused, saying why (until 2026-12-07 it was stored, could be verified and
+  // shown verified, and matched nothing: an erased account owns no identity), and nothing is stored.
   const changed = await call('PATCH', '/api/v1/me', { token: c.token, body: { phone: '+1 415 555 0199' } });
-  t.is(changed.status, 200);
-  t.deepEqual((await search(c.email, changed.body.position)).body, []);
+  t.is(changed.status, 409);
+  t.regex(changed.body.error.message, /personal data was erased/);
+  t.is((await call('POST', '/api/v1/me/phone/verification', { token: c.token })).status, 409, 'no code sent either');
+  const stored = await service.database.pool.query('SELECT phone FROM personal_data WHERE user_id = $1', [c.id]);
+  t.true(stored.rows.every((r: { phone: string | null }) => r.phone === null), 'no phone stored');
+  t.deepEqual((await search(c.email, erased.body.position)).body, []);
 });
 
 test('a phone or email someone only typed into their profile finds nothing: a counter correction cannot be steered to them', async (t) => {
