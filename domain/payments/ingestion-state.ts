@@ -123,10 +123,12 @@ export class IngestionState {
     return this.promotionSets.get(tenantId)?.promotions ?? [];
   }
 
-  /** The workspace's currency and country, from its connection's merchant profile (null: unknown or not connected). */
+  /** The workspace's currency, country and since when it holds its merchant, from its connection (null: unknown or not connected). */
   workspace(tenantId: string): Workspace {
     const connection = this.connection(tenantId);
-    return connection.status === 'not_connected' ? { currency: null, country: null } : { currency: connection.currency, country: connection.country };
+    return connection.status === 'not_connected'
+      ? { currency: null, country: null, connectedSince: null }
+      : { currency: connection.currency, country: connection.country, connectedSince: connection.connectedSince };
   }
 
   activeRule(tenantId: string): ActiveRuleVersion | null {

@@ -82,7 +82,17 @@ export interface IngestionDependencies {
 export interface Workspace {
   currency: string | null;
   country: string | null;
+  /**
+   * When the workspace first connected the Square merchant it holds (kept across reconnects to that merchant): a
+   * payment created before it is not the program's (`before_program`), as the poll, which starts there, has it.
+   * Absent or null: not known, nothing is left out for it.
+   */
+  connectedSince?: string | null;
 }
+
+/** Whether a payment was taken before the workspace connected its merchant. */
+const beforeConnection = (workspace: Workspace, createdAt: string): boolean =>
+  Boolean(workspace.connectedSince) && Date.parse(createdAt) < Date.parse(workspace.connectedSince!);
 
 export interface IngestionResult {
   outcome: IngestionOutcome;
@@ -243,8 +253,13 @@ export function ingestionService(deps: IngestionDependencies) {
     return [...new Set(streams)];
   }
 
-  /** The rules a payment earns by, given when it was created: the rule set's history, not the rules active now. */
-  function ruleFor(tenantId: string, createdAt: string): { activeRule: null; rules: RuleRef[]; beforeProgram: boolean } {
+  /**
+   * The rules a payment earns by, given when it was created: the rule set's history, not the rules active now. With
+   * the `workspace`, a payment taken before the workspace connected its merchant is before the program too (until
+   * 2026-12-07 such a sale, updated at Square after the connect, earned under a rule already active).
+   */
+  function ruleFor(tenantId: string, createdAt: string, workspace?: Workspace): { activeRule: null; rules: RuleRef[]; beforeProgram: boolean } {
+    if (workspace && beforeConnection(workspace, createdAt)) return { activeRule: null, rules: [], beforeProgram: true };
     const inForce = rulesInForce(deps.ruleSet(tenantId), createdAt);
     return inForce.kind === 'rules'
       ? { activeRule: null, rules: inForce.rules.map(({ ruleId, version, rule }) => ({ ruleId, version, rule })), beforeProgram: false }
@@ -345,7 +360,7 @@ export function ingestionService(deps: IngestionDependencies) {
             payment: paymentFacts(payment),
             identityHashes: identity.hashes,
             resolution: identity.resolution,
-            ...(completing ? ruleFor(fact.tenantId, payment.createdAt) : { activeRule: null }),
+            ...(completing ? ruleFor(fact.tenantId, payment.createdAt, deps.workspace(fact.tenantId)) : { activeRule: null }),
             order: purchaseOrder ?? null,
             workspaceCurrency: deps.workspace(fact.tenantId).currency,
             orderVisit,

@@ -190,6 +190,26 @@ test.serial("a wallet written behind the worker's back: the batch's append confl
   t.true((await conflicts()) > counted, "the worker's conflict is counted");
 });
 
+test.serial("a sale taken before the workspace connected its merchant is not the program's (before_program), even under a rule already active", async (t) => {
+  // A new workspace activates its rule, the merchant sells, and only then connects Square.
+  square.addMerchant({ merchantId: 'M-LATE', businessName: 'Late Cafe', locations: [{ id: 'L-LATE', name: 'Main' }] });
+  square.addCustomer('M-LATE', { id: 'cust-late', email: 'late-buyer@example.com', phone: null });
+  const owner = await register('client', 'owner@late.test', { businessName: 'Late Cafe' });
+  t.is((await call('PATCH', `/api/v1/admin/users/${owner.id}/approve`, { token: admin })).status, 200);
+  const rule = await call('POST', '/api/v1/client/reward-rules', { token: owner.token, body: { kind: 'spend', points: 1, per: 100, basis: 'amount' } });
+  t.is((await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: owner.token })).status, 200);
+  await new Promise((resolve) => setTimeout(resolve, 20)); // the sale comes after the rule, on any clock
+  const soldAt = new Date().toISOString();
+  await new Promise((resolve) => setTimeout(resolve, 20)); // the connect after the sale
+  await connect(owner.token, 'M-LATE');
+  // Square reports that sale now (a tip adjusted, a delayed capture, a delivery again): not the program's.
+  await send(paymentWebhook({ eventId: 'evt-before-connect', merchantId: 'M-LATE', paymentId: 'pay-before-connect', amount: 5000, customerId: 'cust-late', createdAt: soldAt }));
+  t.like(await processed('evt-before-connect'), { outcome: 'before_program' });
+  // A sale after the connect earns as ever (held: the buyer has not joined).
+  await send(paymentWebhook({ eventId: 'evt-after-connect', merchantId: 'M-LATE', paymentId: 'pay-after-connect', amount: 5000, customerId: 'cust-late' }));
+  t.like(await processed('evt-after-connect'), { outcome: 'stored_anonymous' });
+});
+
 test.serial('a refund reverses its share of the points; a refund before its payment waits for it', async (t) => {
   // Only a verified phone matches a purchase: Bob's token vouches for his.
   const bob = await register('consumer', 'bob@example.com', { phone: '+12125554240' }, { phone_number: '+12125554240', phone_number_verified: true });
