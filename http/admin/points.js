@@ -18,12 +18,16 @@ export function pointsView(rest, _params, token) {
   const body = h('div', { 'aria-busy': 'true' });
   show(h('section', {}, h('h1', {}, 'Your points'), body), 'Your points');
   (async () => {
-    const wallets = await loaded(body, token, () => api('GET', '/api/v1/me/wallets'));
+    const [wallets, me] = await Promise.all([loaded(body, token, () => api('GET', '/api/v1/me/wallets')), guarded(() => api('GET', '/api/v1/me'))]);
     if (!wallets) return;
+    // Only a verified phone matches purchases: one added and not verified earns nothing yet, whatever the page says.
+    const unverifiedPhone = me?.phone && !me.phoneVerified ? h('p', { class: 'hint', 'data-testid': 'verify-phone' }, `Your phone ${me.phone} is not verified yet: purchases made with it earn points once it is.`) : null;
     if (wallets.length === 0) {
-      body.append(h('p', { class: 'empty' }, 'No points yet. Pay at a shop that uses Tally, with the email address or phone number of this account, and your points appear here.'));
+      const how = me?.phone && me.phoneVerified ? 'the email address or phone number of this account' : 'the email address of this account';
+      body.append(h('p', { class: 'empty' }, `No points yet. Pay at a shop that uses Tally, with ${how}, and your points appear here.`), unverifiedPhone ?? '');
       return;
     }
+    if (unverifiedPhone) body.append(unverifiedPhone);
     body.append(
       ...wallets.map((w) =>
         h(
@@ -75,6 +79,6 @@ async function walletPoints(walletId, token) {
     h('h2', {}, 'Over time'),
     balanceChart(ledger.items, !ledger.nextCursor),
     h('h2', {}, 'History'),
-    ledgerTable(ledger),
+    ledgerTable(ledger, (cursor) => guarded(() => api('GET', `/api/v1/me/wallets/${id}/ledger?limit=100&cursor=${encodeURIComponent(cursor)}`))),
   ]);
 }

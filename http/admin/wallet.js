@@ -161,7 +161,7 @@ async function loadWallet(walletId, tenantGiven, body, token, minPosition) {
     ),
     merchant && rewards ? rewardsPanel(walletId, rewards, token, reload) : null,
     h('h2', {}, 'Ledger'),
-    ledgerTable(ledger),
+    ledgerTable(ledger, (cursor) => guarded(() => api('GET', `/api/v1/client/wallets/${id}/ledger${qs({ tenantId, limit: 100, cursor })}`))),
     merchant ? null : h('p', {}, h('a', { href: `#/audit?${new URLSearchParams({ stream: `wallet-${walletId}` })}` }, 'Events of this wallet in the audit trail')),
   ]);
   // Shown in full: a merchant's rewards too (a reward just issued is among them).
@@ -196,7 +196,8 @@ function reconciliation(report) {
 /** What each kind of ledger line is, as a merchant and a customer read it (the API's `kind` stays on the cell). */
 const ENTRY_LABELS = {
   earn: 'Earned',
-  claim: 'Earned (paid before registering)',
+  // Held for nobody first (paid before joining, while suspended, or under an email not yet the account's), then added.
+  claim: 'Earned (held, then added)',
   reversal: 'Refund',
   redemption: 'Redeemed',
   adjustment: 'Adjustment',
@@ -208,28 +209,56 @@ const ENTRY_LABELS = {
   points_expired: 'Points expired',
 };
 
-export function ledgerTable(ledger) {
-  return [
-    ledger.items.length
-      ? table(
-          'Ledger, newest first',
-          ['Time', 'Entry', { label: 'Points', num: true }, { label: 'Balance after', num: true }, 'Reason or reference', 'Payment'],
-          ledger.items.map((l) =>
-            h(
-              'tr',
-              {},
-              cell('Time', h('time', { datetime: l.createdAt }, fmtTime(l.createdAt)), 'time'),
-              h('td', { 'data-label': 'Entry', 'data-kind': l.kind }, ENTRY_LABELS[l.kind] ?? l.kind),
-              cell('Points', signed.format(l.points), 'num'),
-              cell('Balance after', fmtNumber(l.balanceAfter), 'num'),
-              cell('Reason or reference', l.reason ?? l.reference ?? '—'),
-              cell('Payment', h('span', { class: 'mono' }, l.paymentId ?? '—')),
-            ),
-          ),
-        )
-      : h('p', { class: 'empty' }, 'No ledger lines.'),
-    ledger.nextCursor ? h('p', { class: 'hint' }, `Showing the newest ${ledger.items.length} lines.`) : null,
-  ];
+/** An expiry's reason in words (`earned (policy v2)` is the projection's record of which rule took them). */
+function reasonOf(line) {
+  if (line.kind === 'points_expired' && line.reason) {
+    if (line.reason.startsWith('earned')) return 'Their time ran out: the months after they were earned';
+    if (line.reason.startsWith('inactivity')) return 'No points earned or spent for the months the program allows';
+  }
+  return line.reason ?? line.reference ?? '—';
+}
+
+const ledgerRow = (l) =>
+  h(
+    'tr',
+    {},
+    cell('Time', h('time', { datetime: l.createdAt }, fmtTime(l.createdAt)), 'time'),
+    h('td', { 'data-label': 'Entry', 'data-kind': l.kind }, ENTRY_LABELS[l.kind] ?? l.kind),
+    cell('Points', signed.format(l.points), 'num'),
+    cell('Balance after', fmtNumber(l.balanceAfter), 'num'),
+    cell('Reason or reference', reasonOf(l)),
+    cell('Payment', h('span', { class: 'mono' }, l.paymentId ?? '—')),
+  );
+
+/**
+ * The ledger, newest first; with `older(cursor)` (the next page, or undefined when it failed), an "Older lines" button
+ * reads on as long as there are more.
+ */
+export function ledgerTable(ledger, older) {
+  if (!ledger.items.length) return [h('p', { class: 'empty' }, 'No ledger lines.')];
+  const headers = ['Time', 'Entry', { label: 'Points', num: true }, { label: 'Balance after', num: true }, 'Reason or reference', 'Payment'];
+  const wrap = table('Ledger, newest first', headers, ledger.items.map(ledgerRow));
+  const rows = wrap.querySelector('tbody');
+  const shown = h('p', { class: 'hint' });
+  const button = h('button', { type: 'button', class: 'secondary' }, 'Older lines');
+  let cursor = ledger.nextCursor;
+  let count = ledger.items.length;
+  const tell = () => {
+    shown.textContent = cursor ? `Showing the newest ${fmtNumber(count)} lines.` : `All ${fmtNumber(count)} lines.`;
+    button.hidden = !cursor || !older;
+  };
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    const page = await older(cursor);
+    button.disabled = false;
+    if (!page) return;
+    rows.append(...page.items.map(ledgerRow));
+    count += page.items.length;
+    cursor = page.nextCursor;
+    tell();
+  });
+  tell();
+  return [wrap, ledger.nextCursor ? shown : null, h('div', { class: 'actions' }, button)];
 }
 
 /**

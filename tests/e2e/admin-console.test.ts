@@ -310,6 +310,30 @@ browserTest('audit trail: filter by type, open an event, its stream history and 
   t.true(history.includes('UserApproved'));
 });
 
+browserTest('wallet: a ledger longer than a page reads on with "Older lines" to its first line; an expiry says why in words', async (t, page) => {
+  const id = uuid();
+  const base = { walletId: id, tenantId, consumerId: uuid() };
+  const credits = Array.from({ length: 104 }, (_, i) => ({
+    id: uuid(),
+    type: 'PointsCredited',
+    data: { ...base, paymentId: `p-e2e-long-${i}`, points: 1, ruleId: 'r1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 100, via: 'purchase' },
+  }));
+  const expired = { id: uuid(), type: 'PointsExpired', data: { ...base, points: 4, rule: 'earned', policyVersion: 1, period: '2026-12-07', asOf: '2026-12-07T03:00:00.000Z' } };
+  const { position } = await service.tally.store.append(walletStream(id), [...credits, expired], 'no_stream');
+  await service.tally.runner.waitForPosition(position, 10_000);
+  await signIn(page);
+  await page.goto(`${service.url}/admin#/wallet/${id}?tenantId=${tenantId}`);
+  const ledger = page.getByRole('table', { name: 'Ledger, newest first' });
+  await ledger.locator('tbody tr').first().waitFor();
+  t.is(await ledger.locator('tbody tr').count(), 100);
+  t.is(await ledger.locator('tbody tr').first().locator('td[data-label="Reason or reference"]').innerText(), 'Their time ran out: the months after they were earned');
+  await page.getByText('Showing the newest 100 lines.').waitFor();
+  await page.getByRole('button', { name: 'Older lines' }).click();
+  await page.getByText('All 105 lines.').waitFor();
+  t.is(await ledger.locator('tbody tr').count(), 105);
+  t.true(await page.getByRole('button', { name: 'Older lines' }).isHidden());
+});
+
 browserTest('wallet: balance, chart and reconciliation; an adjustment needs a reason and adds a ledger line', async (t, page) => {
   await signIn(page);
   await page.getByRole('link', { name: 'Wallet' }).click();
@@ -1149,6 +1173,18 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   t.true(await page.getByRole('button', { name: 'Connect Square' }).isVisible());
   t.like((await call('GET', '/api/v1/client/pos/square', { token: deli.token })).body, { status: 'revoked', merchantId: 'M-DELI' });
   t.notRegex(await page.locator('main').innerText(), /\b(null|undefined)\b/, 'no missing value shown as text');
+});
+
+browserTest('a customer with no points yet and a phone not verified is told that purchases with it earn once it is', async (t, page) => {
+  const zoe = await tokenFor(uuid(), `zoe-${uuid().slice(0, 8)}@example.com`);
+  t.is((await call('POST', '/api/v1/me/register', { token: zoe, body: { role: 'consumer' } })).status, 201);
+  t.is((await call('PATCH', '/api/v1/me', { token: zoe, body: { phone: '+1 212 555 0175' } })).status, 200);
+  await page.goto(`${service.url}/points`);
+  await page.getByLabel('Bearer token').fill(zoe);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('verify-phone').waitFor();
+  t.regex(await page.getByTestId('verify-phone').innerText(), /^Your phone \+12125550175 is not verified yet: purchases made with it earn points once it is\.$/);
+  t.is(await page.locator('p.empty').innerText(), 'No points yet. Pay at a shop that uses Tally, with the email address of this account, and your points appear here.');
 });
 
 browserTest('a customer at /points (phone): their points at each merchant, then one merchant\'s rewards and history', async (t, page) => {
