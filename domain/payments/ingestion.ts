@@ -83,7 +83,8 @@ export interface Workspace {
   currency: string | null;
   country: string | null;
   /**
-   * When the workspace first connected the Square merchant it holds (kept across reconnects to that merchant): a
+   * Since when the workspace holds its Square merchant (kept while it reconnects to the same one; a switch to another
+   * merchant and back starts it again, as the poll does): a
    * payment created before it is not the program's (`before_program`), as the poll, which starts there, has it.
    * Absent or null: not known, nothing is left out for it.
    */
@@ -254,12 +255,14 @@ export function ingestionService(deps: IngestionDependencies) {
   }
 
   /**
-   * The rules a payment earns by, given when it was created: the rule set's history, not the rules active now. With
-   * the `workspace`, a payment taken before the workspace connected its merchant is before the program too (until
-   * 2026-12-07 such a sale, updated at Square after the connect, earned under a rule already active).
+   * The rules a payment earns by, given when it was created: the rule set's history, not the rules active now. A
+   * payment taken before the workspace connected its merchant is before the program too (until 2026-12-07 such a
+   * sale, updated at Square after the connect, earned under a rule already active).
    */
-  function ruleFor(tenantId: string, createdAt: string, workspace?: Workspace): { activeRule: null; rules: RuleRef[]; beforeProgram: boolean } {
-    if (workspace && beforeConnection(workspace, createdAt)) return { activeRule: null, rules: [], beforeProgram: true };
+  function ruleFor(tenantId: string, createdAt: string): { activeRule: null; rules: RuleRef[]; beforeProgram: boolean } {
+    // Every caller asks through here (the decision, the visit check, the order reads): a sale from before the connect
+    // earns nothing, counts no visit and reads no order.
+    if (beforeConnection(deps.workspace(tenantId), createdAt)) return { activeRule: null, rules: [], beforeProgram: true };
     const inForce = rulesInForce(deps.ruleSet(tenantId), createdAt);
     return inForce.kind === 'rules'
       ? { activeRule: null, rules: inForce.rules.map(({ ruleId, version, rule }) => ({ ruleId, version, rule })), beforeProgram: false }
@@ -360,7 +363,7 @@ export function ingestionService(deps: IngestionDependencies) {
             payment: paymentFacts(payment),
             identityHashes: identity.hashes,
             resolution: identity.resolution,
-            ...(completing ? ruleFor(fact.tenantId, payment.createdAt, deps.workspace(fact.tenantId)) : { activeRule: null }),
+            ...(completing ? ruleFor(fact.tenantId, payment.createdAt) : { activeRule: null }),
             order: purchaseOrder ?? null,
             workspaceCurrency: deps.workspace(fact.tenantId).currency,
             orderVisit,

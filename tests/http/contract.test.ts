@@ -212,6 +212,8 @@ test.serial('every declared route answers what its declaration says, and GET /op
   const redeemed = await hit(t, 'post /api/v1/client/wallets/:walletId/redeem', { ...asOwner, params: { walletId }, body: { points: 5, idempotencyKey: 'contract-1' }, headers: { 'x-request-id': 'contract-redeem' } });
   await hit(t, 'post /api/v1/admin/wallets/:walletId/adjust', { ...asAdmin, params: { walletId }, body: { points: 3, reason: 'goodwill' } });
   await hit(t, 'get /api/v1/admin/wallets/:walletId/reconcile', { ...asAdmin, params: { walletId }, headers: { 'x-min-position': redeemed.body.position } });
+  const theirs = await hit(t, 'get /api/v1/admin/users/:userId/wallets', { ...asAdmin, params: { userId: consumer.id }, headers: readYourWrite });
+  t.deepEqual(theirs.body.map((w: { walletId: string }) => w.walletId), [walletId], "a customer's wallets by their user id");
   await hit(t, 'post /api/v1/admin/reconcile', { ...asAdmin, body: { tenantId } });
 
   // The program: a reward issued twice (one redeemed, one voided), expiry, merchant adjustments, figures, the CSV.

@@ -182,7 +182,7 @@ test('limit is a whole number in decimal digits, blank for its default, given on
   }
 });
 
-test('a blank cursor is the first page on every paged list, as a blank limit is its default; a cursor given twice says so', async (t) => {
+test.serial('a blank cursor is the first page on every paged list, as a blank limit is its default; a cursor given twice says so', async (t) => {
   const lists = [
     '/api/v1/admin/audit',
     `/api/v1/admin/audit/streams/wallet-${uuid()}`,
@@ -190,11 +190,16 @@ test('a blank cursor is the first page on every paged list, as a blank limit is 
     '/api/v1/admin/webhooks',
     '/api/v1/admin/connections',
   ];
+  // The read models caught up first: the audit trail's newest rows do not move between the two reads.
+  const head = await service.tally.store.headPosition();
+  if (head) await service.tally.runner.waitForPosition(head, 10_000);
   for (const path of lists) {
     const first = await call('GET', `${path}?limit=2`, { token: admin });
     const blank = await call('GET', `${path}?cursor=&limit=2`, { token: admin });
     t.is(blank.status, first.status, path);
-    t.deepEqual(blank.body, first.body, path);
+    // The same rows (their state may move between the two reads: a webhook processed meanwhile).
+    const ids = (body: { items?: Record<string, unknown>[] }) => body.items?.map((i) => i.eventId ?? i.id ?? i.tenantId);
+    t.deepEqual(ids(blank.body), ids(first.body), path);
     const twice = await call('GET', `${path}?cursor=a&cursor=b`, { token: admin });
     t.is(twice.status, 400, path);
     t.regex(twice.body.error.message, /query\.cursor: cursor must be given once/, path);

@@ -121,8 +121,10 @@ test.serial('2. points come from the rule in force when the customer paid, whene
   const { owner, squareMerchantId } = await workspace();
   const jane = await customer(squareMerchantId);
   const [single] = (await call('GET', '/api/v1/client/reward-rules', { token: owner.token })).body as { ruleId: string; activatedAt: string }[];
-  // A payment made just after the 1-point rule went live; its webhook fails and is retried after a double-points rule.
-  const paidAt = new Date(Date.parse(single!.activatedAt) + 1).toISOString();
+  // A payment made just after the 1-point rule went live and the merchant connected (a sale from before the connect
+  // is not the program's); its webhook is processed after a double-points rule.
+  const { authorizedAt } = (await call('GET', '/api/v1/client/pos/square', { token: owner.token })).body as { authorizedAt: string };
+  const paidAt = new Date(Math.max(Date.parse(single!.activatedAt), Date.parse(authorizedAt)) + 1).toISOString();
   const double = await call('POST', '/api/v1/client/reward-rules', { token: owner.token, body: { kind: 'spend', points: 2, per: 100, basis: 'amount' } });
   t.is((await call('POST', `/api/v1/client/reward-rules/${double.body.ruleId}/activate`, { token: owner.token })).status, 200);
   const late = `pay-late-${uuid()}`;
