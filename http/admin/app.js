@@ -417,7 +417,7 @@ const OUTCOME_MEANING = {
   stored_anonymous: 'Points held: no customer with a verified email or phone of this Square customer has joined yet. They get them on joining within 90 days.',
   no_rule_no_credit: 'No points: no reward rule was active. Activate one under Reward rules.',
   zero_points: 'No points: the active rules gave 0 for this payment (below a minimum spend, say).',
-  before_program: 'No points: paid before any reward rule was active.',
+  before_program: 'No points: paid before your loyalty program started (before a reward rule was active, or before Square was connected).',
   currency_mismatch: "No points: paid in another currency than the workspace's.",
   same_order: 'No points: another payment of the same order already counted the visit.',
   location_excluded: 'No points: paid at a location none of the active rules covers.',
@@ -441,7 +441,9 @@ const OUTCOME_MEANING = {
  */
 function webhooksView(_rest, params, token) {
   const merchant = session.role === 'client';
-  const outcome = h('select', { name: 'outcome' }, h('option', { value: '' }, 'Any outcome'), OUTCOMES.map((o) => h('option', { value: o, selected: params.outcome === o }, o)));
+  // A merchant's list never holds `no_connection`: such a webhook belongs to no workspace (administrators see it).
+  const offered = merchant ? OUTCOMES.filter((o) => o !== 'no_connection') : OUTCOMES;
+  const outcome = h('select', { name: 'outcome' }, h('option', { value: '' }, 'Any outcome'), offered.map((o) => h('option', { value: o, selected: params.outcome === o }, o)));
   const tenant = h('input', { type: 'text', name: 'tenantId', value: params.tenantId ?? '', autocomplete: 'off' });
   const type = h('input', { type: 'text', name: 'type', value: params.type ?? '', autocomplete: 'off' });
   const form = filtersForm(

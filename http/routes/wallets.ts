@@ -207,6 +207,8 @@ export function walletRoutes(deps: WalletRoutesDependencies): RouteSpec[] {
       params: z.object({ userId: userId('userId') }),
       response: z.array(consumerWalletView),
       async handler({ params }) {
+        // An unknown id is a 404, not an empty list a support typo would read as "no wallets".
+        if (!(await pool.query('SELECT 1 FROM users WHERE id = $1', [params.userId])).rowCount) throw new NotFound('User');
         const { wallets, policies } = await walletsOfConsumer(pool, params.userId);
         return { status: 200, body: await withExpiringSoon(pool, wallets, deps.now(), policies) };
       },

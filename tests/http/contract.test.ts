@@ -214,6 +214,8 @@ test.serial('every declared route answers what its declaration says, and GET /op
   await hit(t, 'get /api/v1/admin/wallets/:walletId/reconcile', { ...asAdmin, params: { walletId }, headers: { 'x-min-position': redeemed.body.position } });
   const theirs = await hit(t, 'get /api/v1/admin/users/:userId/wallets', { ...asAdmin, params: { userId: consumer.id }, headers: readYourWrite });
   t.deepEqual(theirs.body.map((w: { walletId: string }) => w.walletId), [walletId], "a customer's wallets by their user id");
+  const unknown = await fetch(`${service.url}/api/v1/admin/users/nobody-by-that-id/wallets`, { headers: { authorization: `Bearer ${admin.token}` } });
+  t.is(unknown.status, 404, 'an unknown user is a 404, not no wallets');
   await hit(t, 'post /api/v1/admin/reconcile', { ...asAdmin, body: { tenantId } });
 
   // The program: a reward issued twice (one redeemed, one voided), expiry, merchant adjustments, figures, the CSV.
