@@ -30,7 +30,7 @@ import { orderLookup } from '../domain/payments/order-lookup.ts';
 import { squareApis } from '../domain/payments/square-apis.ts';
 import { attachCustomerIdentity } from '../domain/payments/identity-attach.ts';
 import { CLAIM_WINDOW_DAYS } from '../domain/payments/payment.ts';
-import { consumersByIdentity } from '../projections/read/accounts.ts';
+import { consumersByIdentity, verifiedEmailsOf } from '../projections/read/accounts.ts';
 import { heldPurchasesOf } from '../projections/read/held-purchases.ts';
 import { recordCustomerContacts } from '../adapters/postgres/customer-contacts.ts';
 import { customerChangesOf, recordCustomerChange } from '../adapters/postgres/customer-changes.ts';
@@ -199,6 +199,7 @@ export async function provideIngestionCore(infrastructure: Infrastructure, deps:
     dropChangedCustomers: (customers) => changes.dropChanged(customers),
     purchaseOrder: (tenantId, orderId, withCategories) => orders.get(tenantId, orderId, withCategories),
     consumersByIdentity: (hashSets) => consumersByIdentity(pool, hashSets),
+    verifiedEmailsOf: (consumerIds) => verifiedEmailsOf(pool, consumerIds),
     walletIdFor,
     inlineWalletEffects,
     wallets: infrastructure.commands,

@@ -69,6 +69,12 @@ export interface IngestionDependencies {
   dropChangedCustomers?(customers: readonly { tenantId: string; customerId: string }[]): Promise<void>;
   /** For each set of identity hashes, the approved consumer it belongs to: one read for a whole batch. */
   consumersByIdentity(hashSets: readonly (readonly string[])[]): Promise<(string | undefined)[]>;
+  /**
+   * For these consumers, the keyed hashes of the emails each verified and owns now: one read for a batch, asked only
+   * for payments a limited promotion could count (a use counted under such an email before they joined counts).
+   * Omitted: none are read, and such a use is not seen.
+   */
+  verifiedEmailsOf?(consumerIds: readonly string[]): Promise<ReadonlyMap<string, readonly string[]>>;
   walletIdFor(tenantId: string, consumerId: string): string;
   /** Whether wallet effects may be appended with the purchase events (an atomic multi-stream append). */
   inlineWalletEffects: boolean;
@@ -131,11 +137,14 @@ interface Identity {
   resolution: Resolution;
   /** The first of `hashes` that is an email's: whom a promotion's daily uses count for without a consumer. */
   emailHash: string | null;
+  /** The emails the consumer verified (`addVerifiedEmails`), read only when a limited promotion counts their uses. */
+  verifiedEmailHashes?: readonly string[];
 }
 
 const buyerOf = (identity: Identity): BuyerIdentity => ({
   emailHash: identity.emailHash,
   consumerId: identity.resolution.kind === 'consumer' ? identity.resolution.consumerId : null,
+  ...(identity.verifiedEmailHashes ? { verifiedEmailHashes: identity.verifiedEmailHashes } : {}),
 });
 
 /** A purchase event decided for the fact at `index` of the batch. */
@@ -241,6 +250,24 @@ export function ingestionService(deps: IngestionDependencies) {
       });
     }
     return found;
+  }
+
+  /**
+   * Adds to the consumers just identified the emails they verified, for those a limited promotion may count (one read
+   * for the batch; none in a batch without one): a use counted under such an email before they joined counts too.
+   */
+  async function addVerifiedEmails(identified: readonly { index: number }[], facts: readonly IngestionFact[], identities: Map<number, Identity | Error>): Promise<void> {
+    if (!deps.verifiedEmailsOf) return;
+    const counted = identified.flatMap(({ index }) => {
+      const fact = facts[index];
+      const identity = identities.get(index);
+      if (fact?.kind !== 'payment' || !identity || identity instanceof Error || identity.resolution.kind !== 'consumer') return [];
+      const limited = useStreamsOf(fact.payment, promotionsOf(fact.tenantId), countedKeysOf(fact.payment, buyerOf(identity))).length > 0;
+      return limited ? [{ index, identity, consumerId: identity.resolution.consumerId }] : [];
+    });
+    if (!counted.length) return;
+    const emails = await deps.verifiedEmailsOf([...new Set(counted.map((c) => c.consumerId))]);
+    for (const { index, identity, consumerId } of counted) identities.set(index, { ...identity, verifiedEmailHashes: emails.get(consumerId) ?? [] });
   }
 
   /** The promotion-use streams the payments just identified may count on (`useStreamsOf`): none without a limited promotion. */
@@ -626,6 +653,7 @@ export function ingestionService(deps: IngestionDependencies) {
         const [identified, read] = await Promise.all([identify(lookups), readOrders(orderReads)]);
         for (const [index, identity] of identified) identities.set(index, identity);
         for (const [index, order] of read) purchaseOrders.set(index, order);
+        await addVerifiedEmails(lookups, facts, identities);
         const uses = useStreamsFor(lookups, facts, identities);
         const unread = uses.filter((stream) => !useLoads.has(stream));
         if (unread.length) useLoads = new Map([...useLoads, ...(await load([], [], unread)).uses]);

@@ -25,6 +25,11 @@ export interface BuyerIdentity {
   emailHash: string | null;
   /** The customer of this workspace they resolved to, if any. */
   consumerId: string | null;
+  /**
+   * The keyed hashes of the emails that customer verified (and owns now): a use counted under one before they joined
+   * counts against them. Absent: not read (no limited promotion could count their uses), taken as none.
+   */
+  verifiedEmailHashes?: readonly string[];
 }
 
 /**
@@ -42,13 +47,14 @@ export function customerKeyOf(payment: Pick<SquarePayment, 'customerId'>, buyer:
 /**
  * Every key whose uses count against a payment: `customerKeyOf`'s first (its own use is recorded there), then, for a
  * payment resolved to a customer of the workspace, the keys the same buyer's uses were counted under before they
- * joined: their email's hash and the payment's Square customer id. Ann pays at 10:00 before registering (counted under
- * her email), registers at 10:05, pays at 12:00: her 12:00 payment counts the 10:00 use. Empty with no key.
+ * joined: their email's hash, the payment's Square customer id and the hashes of the emails they verified. Ann pays
+ * at 10:00 before registering (counted under her email), registers at 10:05, pays at 12:00, even as a Square customer
+ * known by her phone alone: her 12:00 payment counts the 10:00 use. Phones are never keys. Empty with no key.
  */
 export function countedKeysOf(payment: Pick<SquarePayment, 'customerId'>, buyer: BuyerIdentity): string[] {
   const key = customerKeyOf(payment, buyer);
   if (!key) return [];
-  const earlier = buyer.consumerId ? [buyer.emailHash, payment.customerId] : [];
+  const earlier = buyer.consumerId ? [buyer.emailHash, payment.customerId, ...(buyer.verifiedEmailHashes ?? [])] : [];
   return [...new Set([key, ...earlier.filter((k): k is string => Boolean(k))])];
 }
 

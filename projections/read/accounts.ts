@@ -127,6 +127,25 @@ export async function consumersByIdentity(pool: pg.Pool, hashSets: readonly (rea
   });
 }
 
+const ownedIdentityRow = z.object({ consumer_id: z.string(), identity_hash: z.string() });
+
+/**
+ * For each of these consumers, the keyed hashes of the emails they verified and own now (`identity_owners`, as
+ * purchases are matched), in one query: a promotion's daily uses counted under one before they joined count against
+ * them. A consumer with none is absent. Phones are left out: no use is counted under a phone.
+ */
+export async function verifiedEmailsOf(pool: pg.Pool, consumerIds: readonly string[]): Promise<Map<string, string[]>> {
+  const emails = new Map<string, string[]>();
+  if (!consumerIds.length) return emails;
+  const { rows } = await pool.query(
+    `SELECT consumer_id, identity_hash FROM identity_owners
+      WHERE consumer_id = ANY($1) AND identity_hash LIKE 'email:%' ORDER BY consumer_id, identity_hash`,
+    [consumerIds],
+  );
+  for (const row of rows.map((raw) => ownedIdentityRow.parse(raw))) emails.set(row.consumer_id, [...(emails.get(row.consumer_id) ?? []), row.identity_hash]);
+  return emails;
+}
+
 /** A suspended user registered with this email hash (a new `sub` with that email stays suspended too). */
 export async function suspendedUserWithEmail(pool: pg.Pool, emailHash: string): Promise<string | undefined> {
   const { rows } = await pool.query<{ id: string }>(`SELECT id FROM users WHERE email_hash = $1 AND status = 'suspended' ORDER BY registered_at LIMIT 1`, [emailHash]);

@@ -13,6 +13,7 @@ import { squareEnv, startSquareServer, type SquareTestServer } from '../support/
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { paymentEvents } from '../../domain/payments/events.ts';
 import { paymentStream } from '../../domain/payments/payment.ts';
+import { codeSentTo } from '../support/sms.ts';
 
 const WEBHOOK_KEY = 'test-webhook-signature-key';
 const API_BASE_URL = 'https://api.tally.test';
@@ -337,6 +338,22 @@ test.serial('a buyer who pays, registers and pays again on one day: the use coun
   await register('consumer', 'fay@promo.test');
   // 12:00 the same day she resolves to a customer of the workspace: the 10:00 use is hers, the day's one use is taken.
   t.like(await pay('2027-07-13T16:00:00Z', { customerId: null, buyerEmail: 'fay@promo.test' }), { outcome: 'credited', points: 10, promotion: null });
+});
+
+test.serial('a use counted by his email before he joined counts when he pays later as a Square customer known by his phone alone', async (t) => {
+  await schedule({ name: 'Once a day, in store too', incentive: { type: 'bonus', points: 30 }, startsOn: '2027-07-20', endsOn: '2027-07-20', limitPerCustomerPerDay: 1 });
+  // Gil checks out online at 10:00 New York time, not yet a customer of the workspace: the use is counted under his email.
+  t.like(await pay('2027-07-20T14:00:00Z', { customerId: null, buyerEmail: 'gil@promo.test' }), { outcome: 'stored_anonymous', points: 40, promotion: 'Once a day, in store too' });
+  // 10:05: he registers (his email verified by his sign-in) and verifies his phone; Square knows him in store by that phone alone.
+  const gil = await register('consumer', 'gil@promo.test');
+  const ok = (r: { status: number; body: unknown }) => t.true(r.status < 300, JSON.stringify(r.body));
+  ok(await call('PATCH', '/api/v1/me', { token: gil.token, body: { phone: '+1 212 555 4277' } }));
+  ok(await call('POST', '/api/v1/me/phone/verification', { token: gil.token }));
+  ok(await call('POST', '/api/v1/me/phone/verify', { token: gil.token, body: { code: codeSentTo(service.logs, '+12125554277') } }));
+  await actors.settle();
+  square.addCustomer(MERCHANT, { id: 'cust-gil', email: null, phone: '+12125554277' });
+  // 12:00: at the counter as that Square customer, resolved to him by his phone: the 10:00 use is his, no second bonus.
+  t.like(await pay('2027-07-20T16:00:00Z', { customerId: 'cust-gil' }), { outcome: 'credited', points: 10, promotion: null });
 });
 
 test.serial("a refund takes the promotion's points back in proportion with the rest; ending a promotion keeps what was earned", async (t) => {

@@ -252,6 +252,9 @@ test('a customer of the workspace is counted under every key their uses were cou
   t.deepEqual(countedKeysOf({ customerId: null }, { consumerId: 'ann', emailHash: 'email:ann' }), ['consumer:ann', 'email:ann']);
   t.deepEqual(countedKeysOf({ customerId: 'cust-ann' }, { consumerId: null, emailHash: 'email:ann' }), ['email:ann'], 'not a customer of the workspace: one key, as before');
   t.deepEqual(countedKeysOf({ customerId: null }, { consumerId: null, emailHash: null }), []);
+  const verified = { verifiedEmailHashes: ['email:ann', 'email:ann-work'] };
+  t.deepEqual(countedKeysOf({ customerId: 'cust-ann' }, { consumerId: 'ann', emailHash: null, ...verified }), ['consumer:ann', 'cust-ann', 'email:ann', 'email:ann-work'], 'and the emails she verified');
+  t.deepEqual(countedKeysOf({ customerId: 'cust-x' }, { consumerId: null, emailHash: null, ...verified }), ['cust-x'], 'only for a customer of the workspace');
   const keys = ['consumer:ann', 'email:ann', 'cust-ann'];
   const streams = keys.map((key) => [promotionUsesStream('p1', key, day), foldUses([])] as const);
   const uses = new UsesInBatch(new Map(streams));
@@ -264,15 +267,20 @@ test('a customer of the workspace is counted under every key their uses were cou
   t.deepEqual(uses.appends(() => 'id').map((a) => a.stream), [promotionUsesStream('p1', 'email:ann', day), promotionUsesStream('p1', 'cust-ann', day)], 'each use on the stream of the key it was recorded under');
 });
 
-test('a buyer who pays, registers and pays again on one day gets a limited promotion once (by email, and by Square customer)', async (t) => {
+/**
+ * An in-memory ingestion under "+50, once a day" on 2027-07-13 (1 point per $1): Square's customers' contacts, the
+ * workspace's members by identity hash and their verified emails are maps the test changes; the store's reads are
+ * recorded, and so are the consumers whose verified emails were asked for.
+ */
+function onceADayIngestion(options: { verifiedEmails?: boolean } = {}) {
   const rule = { ruleId: 'rule-1', version: 1, rule: { kind: 'spend' as const, points: 1, per: 100, basis: 'amount' as const, minimumSpend: 0 }, createdAt: '2027-01-01T00:00:00.000Z' };
   const ruleSet: RuleSetState = { versions: [rule], activeRuleIds: ['rule-1'], retiredThrough: 0, history: [{ at: '2027-01-01T00:00:00.000Z', ruleIds: ['rule-1'] }] };
   const promotion = scheduled({ name: 'Once a day', incentive: { type: 'bonus', points: 50 }, startsOn: '2027-07-13', endsOn: '2027-07-13', limitPerCustomerPerDay: 1 });
-  // Ann pays online by email alone; Bo as a Square customer Square has no contact for (he joins by the phone he adds).
-  const contacts = new Map<string, { email: string | null; phone: string | null }>([['cust-bo', { email: null, phone: null }]]);
+  const contacts = new Map<string, { email: string | null; phone: string | null }>();
   const members = new Map<string, string>();
   const store = new InMemoryEventStore();
   const reads: string[][] = [];
+  const emailsAskedFor: string[][] = [];
   const readStreams = store.readStreams.bind(store);
   store.readStreams = async (streams) => (reads.push([...streams]), readStreams(streams));
   let next = 0;
@@ -286,6 +294,14 @@ test('a buyer who pays, registers and pays again on one day gets a limited promo
     promotions: () => [promotion],
     customerContacts: async (_tenantId, customerId) => contacts.get(customerId) ?? null,
     consumersByIdentity: async (sets) => sets.map((hashes) => hashes.map((h) => members.get(h)).find(Boolean)),
+    ...(options.verifiedEmails === false
+      ? {}
+      : {
+          verifiedEmailsOf: async (consumerIds: readonly string[]) => {
+            emailsAskedFor.push([...consumerIds]);
+            return new Map(consumerIds.map((id) => [id, [...members].filter(([hash, owner]) => owner === id && hash.startsWith('email:')).map(([hash]) => hash)]));
+          },
+        }),
     walletIdFor: (tenantId, consumerId) => `${tenantId}:${consumerId}`,
     inlineWalletEffects: true,
     wallets: testCommandPath(),
@@ -295,6 +311,13 @@ test('a buyer who pays, registers and pays again on one day gets a limited promo
     const [result] = await ingestion.ingestBatch([{ kind: 'payment', tenantId: 't', merchantId: 'M1', payment, source: `poll:${id}`, metadata: {} }]);
     return result?.ok ? result.result : result;
   };
+  return { store, reads, emailsAskedFor, contacts, members, pay };
+}
+
+test('a buyer who pays, registers and pays again on one day gets a limited promotion once (by email, and by Square customer)', async (t) => {
+  const { store, reads, contacts, members, pay } = onceADayIngestion({ verifiedEmails: false });
+  // Ann pays online by email alone; Bo as a Square customer Square has no contact for (he joins by the phone he adds).
+  contacts.set('cust-bo', { email: null, phone: null });
   // 10:00 New York: neither is a customer of the workspace yet; the bonus applies and the use is counted by email, by Square customer.
   t.like(await pay('ann-1', '2027-07-13T14:00:00Z', { customerId: null, buyerEmail: 'ann@example.com' }), { outcome: 'stored_anonymous', detail: { points: 60 } });
   t.like(await pay('bo-1', '2027-07-13T14:00:00Z', { customerId: 'cust-bo', buyerEmail: null }), { outcome: 'stored_anonymous', detail: { points: 60 } });
@@ -308,6 +331,29 @@ test('a buyer who pays, registers and pays again on one day gets a limited promo
   t.deepEqual(reads.filter((r) => r.some((s) => s.startsWith('promotion-uses-'))), [[promotionUsesStream('p1', 'consumer:ann', '2027-07-13'), promotionUsesStream('p1', 'email:ann@example.com', '2027-07-13')]], 'her keys read together, once');
   t.like(await pay('bo-2', '2027-07-13T16:00:00Z', { customerId: 'cust-bo', buyerEmail: null }), { outcome: 'credited', detail: { points: 10 } });
   t.deepEqual(await store.readStream(promotionUsesStream('p1', 'consumer:ann', '2027-07-13')), [], 'no use was taken at 12:00');
+});
+
+test('a use counted under her email before she joined counts when she pays later as a Square customer known by her phone alone', async (t) => {
+  const { store, reads, emailsAskedFor, contacts, members, pay } = onceADayIngestion();
+  // 10:00 New York: Ann pays online by email before joining; the bonus applies, the use is counted under her email.
+  t.like(await pay('ann-1', '2027-07-13T14:00:00Z', { customerId: null, buyerEmail: 'ann@example.com' }), { outcome: 'stored_anonymous', detail: { points: 60 } });
+  t.deepEqual(emailsAskedFor, [], 'nobody of the workspace paid: no verified emails read');
+  // 10:05: she joins and verifies her email and her phone. 12:00: she pays in store as a Square customer Square knows by her phone alone.
+  members.set('email:ann@example.com', 'ann');
+  members.set('phone:+12125554240', 'ann');
+  contacts.set('cust-ann', { email: null, phone: '+12125554240' });
+  reads.length = 0;
+  t.like(await pay('ann-2', '2027-07-13T16:00:00Z', { customerId: 'cust-ann', buyerEmail: null }), { outcome: 'credited', detail: { points: 10 } }, 'no second bonus');
+  t.deepEqual(emailsAskedFor, [['ann']], 'her verified emails read once');
+  t.deepEqual(
+    reads.filter((r) => r.some((s) => s.startsWith('promotion-uses-'))),
+    [['consumer:ann', 'cust-ann', 'email:ann@example.com'].map((key) => promotionUsesStream('p1', key, '2027-07-13'))],
+    'her keys, with her verified email and not her phone, read together, once',
+  );
+  t.deepEqual(await store.readStream(promotionUsesStream('p1', 'consumer:ann', '2027-07-13')), [], 'no use was taken at 12:00');
+  // The next day the promotion is over: no limited promotion in force, so her emails are not read again.
+  t.like(await pay('ann-3', '2027-07-14T16:00:00Z', { customerId: 'cust-ann', buyerEmail: null }), { outcome: 'credited', detail: { points: 10 } });
+  t.deepEqual(emailsAskedFor, [['ann']], 'no promotion in force: no extra read');
 });
 
 test("a promotion's phase is where it stands on its dates in its time zone: upcoming, running through its last day, finished, or ended by hand", (t) => {
