@@ -505,6 +505,16 @@ test.serial('an erasure deadlocked with a worker settling two rows naming the pe
   for (const b of bodies) t.true(b.raw_body === '' || b.body_erasure_pending, JSON.stringify(b));
 });
 
+/** Runs the processor until it has handled a first batch (`batches()` counts them), then stops it. */
+async function untilFirstBatch(processor: WebhookProcessor, batches: () => number): Promise<void> {
+  processor.start();
+  try {
+    await until(async () => batches(), (n) => n >= 1, { timeoutMs: 5_000, intervalMs: 10 });
+  } finally {
+    await processor.stop();
+  }
+}
+
 test.serial('an attempt whose lease ran out before it settled counts no outcome: the attempt that settles the webhook counts it, once', async (t) => {
   const inbox = webhookInbox(database.pool);
   const eventId = 'evt-lease-ran-out-counted';
@@ -526,12 +536,7 @@ test.serial('an attempt whose lease ran out before it settled counts no outcome:
     async () => ({ position: undefined, settled: new Set<string>() }),
     { pollIntervalMs: 20, onOutcome: (outcome) => outcomes.push(outcome) },
   );
-  processor.start();
-  try {
-    await until(async () => batches, (n) => n >= 1, { timeoutMs: 5_000, intervalMs: 10 });
-  } finally {
-    await processor.stop();
-  }
+  await untilFirstBatch(processor, () => batches);
   t.deepEqual(outcomes, [], 'not counted by the attempt that did not settle it');
   await settle([eventId]);
 });
@@ -556,12 +561,7 @@ test.serial('a failure whose lease ran out (the newer attempt holds the row) is 
     async (_requests, settlements) => ({ position: undefined, settled: await inbox.completeMany(settlements) }),
     { pollIntervalMs: 20, onOutcome: (outcome) => outcomes.push(outcome), onSettled: (id) => told.push(id) },
   );
-  processor.start();
-  try {
-    await until(async () => batches, (n) => n >= 1, { timeoutMs: 5_000, intervalMs: 10 });
-  } finally {
-    await processor.stop();
-  }
+  await untilFirstBatch(processor, () => batches);
   t.deepEqual(outcomes, [], 'not counted as failed');
   t.deepEqual(told, [], 'waiters wait for the attempt that settles it');
   await settle([eventId]);
