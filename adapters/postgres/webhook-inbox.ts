@@ -393,6 +393,8 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
   /** When the latest insert started, and the timer that starts another if it stalls with webhooks waiting. */
   let latestStart = 0;
   let stallTimer: NodeJS.Timeout | undefined;
+  /** The batches whose statements are under way: their webhooks are not answered yet either. */
+  const inStatements = new Set<Waiting[]>();
 
   const take = (): Waiting[] => {
     // A repeated event id waits for the next statement: one statement cannot insert a row and count it again.
@@ -434,6 +436,7 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
 
   /** Stores a batch, then frees its slot before answering: a webhook answered and followed at once goes alone. */
   const store = async (batch: Waiting[]) => {
+    inStatements.add(batch);
     let answer: () => void;
     try {
       const results = batch.length === 1 ? [await inbox.record(batch[0]!.entry)] : await inbox.recordMany(batch.map((w) => w.entry));
@@ -454,6 +457,7 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
       }
     }
     inFlight--;
+    inStatements.delete(batch);
     answer();
     pump();
   };
@@ -494,9 +498,19 @@ export function groupedRecorder(inbox: Pick<WebhookInbox, 'record' | 'recordMany
         armExpiry();
       });
     },
-    /** How long the oldest webhook waiting for a statement has waited (ms), 0 when none waits; and how many wait. */
+    /**
+     * How many webhooks are not answered yet, waiting for a statement or in one under way, and how long the oldest
+     * of them has waited (ms; 0 when none). A statement blocked by a lock holds its webhooks as long as the queue's:
+     * readiness counted only the queue, and said ready while every webhook sat in blocked statements.
+     */
     waiting(): { count: number; oldestMs: number } {
-      return { count: queue.length, oldestMs: queue.length ? Date.now() - queue[0]!.since : 0 };
+      let count = queue.length;
+      let oldest = queue.length ? queue[0]!.since : Infinity;
+      for (const batch of inStatements) {
+        count += batch.length;
+        for (const w of batch) oldest = Math.min(oldest, w.since);
+      }
+      return { count, oldestMs: count ? Date.now() - oldest : 0 };
     },
   };
 }

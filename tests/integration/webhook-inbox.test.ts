@@ -251,8 +251,8 @@ test.serial('inserts blocked (the inbox locked): nothing waits unanswered: a sta
   await holder.query('BEGIN');
   await holder.query('LOCK TABLE pos_webhook_events_raw IN EXCLUSIVE MODE');
   const sent = Array.from({ length: 6 }, () => recorder.record(entry(`evt-${uuid()}`)));
-  // The first is in its statement; three wait; two more are past the cap.
-  t.like(recorder.waiting(), { count: 3 });
+  // The first is in its statement; three wait; two more are past the cap. All four are unanswered.
+  t.like(recorder.waiting(), { count: 4 });
   const results = await Promise.allSettled(sent);
   await holder.query('COMMIT');
   t.true(results.every((r) => r.status === 'rejected' && r.reason instanceof InboxBusy), JSON.stringify(results.map((r) => (r.status === 'rejected' ? String(r.reason) : r.status))));
