@@ -78,6 +78,23 @@ export function requireStorableInput(body: unknown, query: unknown): void {
   if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
 }
 
+/** The most parameters a query string may hold: no route reads more than a few dozen. */
+export const MAX_QUERY_PARAMETERS = 100;
+
+/**
+ * How many parameters a query string holds at the most (its `&`-separated parts), counted before anything parses
+ * it: Koa's parser (`ctx.query`) calls `getAll` per key, so its cost grows with the square of their number, and
+ * one request of 7,900 repeated keys (15.8 KB, under Node's header limit) held the thread 1.9 s, on any path and
+ * before sign-in (found in review, 2026-12-08).
+ */
+export function tooManyQueryParameters(search: string): number | undefined {
+  let parts = 1;
+  for (let at = search.indexOf('&'); at >= 0; at = search.indexOf('&', at + 1)) {
+    if (++parts > MAX_QUERY_PARAMETERS) return search.split('&').length;
+  }
+  return undefined;
+}
+
 /**
  * Whether a request path is one of `paths` (literal paths) as the router takes it (@koa/router's defaults: any
  * case, one trailing slash or none). An exact comparison let the JSON parser read a webhook's body first when it was
@@ -132,6 +149,10 @@ export function createHttpApp(options: HttpAppOptions): Koa {
     return next();
   };
   app.use((ctx, next) => {
+    const parameters = tooManyQueryParameters(ctx.querystring);
+    if (parameters !== undefined) {
+      throw new HttpError('VALIDATION_FAILED', `The query string has ${parameters.toLocaleString('en-US')} parameters: at most ${MAX_QUERY_PARAMETERS} are read`);
+    }
     if (takesRawBody(ctx.path)) return next();
     // A body in another format would be dropped silently and the request judged as if it had none: say so.
     const hasBody = (ctx.request.length ?? 0) > 0 || ctx.get('transfer-encoding') !== '';

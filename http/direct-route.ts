@@ -18,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AccessCheck, GuardedRequest } from './access.ts';
-import { requestIdFor, requireStorableInput } from './app.ts';
+import { requestIdFor, requireStorableInput, tooManyQueryParameters } from './app.ts';
 import { clientAddressResolver, type TrustProxy } from './client-address.ts';
 import { errorAnswer } from './errors.ts';
 import type { RequestContext } from './request.ts';
@@ -97,15 +97,20 @@ class DirectRequest implements GuardedRequest, RequestContext {
 
 /**
  * `ctx.query` as Koa 3 makes it (koa/lib/search-params.js): URLSearchParams' decoding, one string per key, an array
- * for a repeated key, every key an own property (`__proto__` included).
+ * for a repeated key, every key an own property (`__proto__` included). In one pass over the entries (Koa's calls
+ * `getAll` per key: quadratic in repeated keys).
  */
 export function parseQuery(search: string): Record<string, unknown> {
   if (search === '') return {};
-  const params = new URLSearchParams(search);
+  const values = new Map<string, string[]>();
+  for (const [key, value] of new URLSearchParams(search)) {
+    const list = values.get(key);
+    if (list) list.push(value);
+    else values.set(key, [value]);
+  }
   const query: Record<string, unknown> = {};
-  for (const key of params.keys()) {
-    const values = params.getAll(key);
-    Object.defineProperty(query, key, { value: values.length <= 1 ? values[0] : values, writable: true, enumerable: true, configurable: true });
+  for (const [key, list] of values) {
+    Object.defineProperty(query, key, { value: list.length === 1 ? list[0] : list, writable: true, enumerable: true, configurable: true });
   }
   return query;
 }
@@ -234,6 +239,8 @@ export function directRoutes(options: DirectRoutesOptions): (request: IncomingMe
     const mark = url.indexOf('?');
     const path = mark < 0 ? url : url.slice(0, mark);
     const search = mark < 0 ? '' : url.slice(mark + 1);
+    // Koa refuses a query string of too many parameters, saying so.
+    if (tooManyQueryParameters(search) !== undefined) return undefined;
     const found = plain.get(path);
     if (found) return [found, path, search, {}];
     if (templated.length === 0) return undefined;

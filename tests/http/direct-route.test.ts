@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { accessCheck, accessControl } from '../../http/access.ts';
 import { createHttpApp } from '../../http/app.ts';
 import { createTokenVerifier } from '../../http/auth.ts';
-import { directRoutes } from '../../http/direct-route.ts';
+import { directRoutes, parseQuery } from '../../http/direct-route.ts';
 import { HttpError } from '../../http/errors.ts';
 import { failureLimiter } from '../../http/rate-limit.ts';
 import { caller, tenantOf } from '../../http/request.ts';
@@ -128,6 +128,24 @@ test('a direct route answers the error middleware’s answers, with the request 
     [200, 400, 429, 503, 500],
   );
   t.true(server.metrics.every((m) => m.route === '/probe' && m.method === 'POST'));
+});
+
+test('parseQuery gives what Koa gives as ctx.query: one string per key, an array for a repeated one, in order, every key its own', (t) => {
+  const koaQuery = (search: string) => {
+    const params = new URLSearchParams(search);
+    const query: Record<string, unknown> = {};
+    for (const key of params.keys()) {
+      const values = params.getAll(key);
+      Object.defineProperty(query, key, { value: values.length <= 1 ? values[0] : values, writable: true, enumerable: true, configurable: true });
+    }
+    return query;
+  };
+  for (const search of ['', 'a=1', 'a=1&b=2&a=3&a=', 'x=%20y&&=z&__proto__=p&constructor=c', 'k&k&k=v', 'q=caf%C3%A9+au+lait']) {
+    const parsed = parseQuery(search);
+    t.deepEqual(parsed, koaQuery(search), search);
+    t.deepEqual(Object.keys(parsed), Object.keys(koaQuery(search)), search);
+  }
+  t.true(Object.hasOwn(parseQuery('__proto__=p'), '__proto__'));
 });
 
 test('only a public route without params, query or parsed body can be served directly', (t) => {
