@@ -46,6 +46,7 @@ export interface Metrics {
   exposition(): Promise<string>;
   /** One HTTP request; `route` is the route template (or `unmatched`), never the raw path. */
   httpRequest(request: { method: string; route: string; status: number; seconds: number }): void;
+  httpAnswerCut(answer: { method: string; route: string; cause: 'client_left' | 'failed' }): void;
   webhookOutcome(outcome: string): void;
   webhookSignatureFailure(): void;
   /** Acknowledgements stopped queueing: the end of a burst as the webhook worker sees it (it leases again). */
@@ -139,6 +140,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const counter = <L extends string = never>(name: string, help: string, ...labelNames: L[]) => new Counter<L>({ name, help, labelNames, registers });
 
   const httpRequests = counter('tally_http_requests_total', 'HTTP requests by method, route template and status.', 'method', 'route', 'status');
+  const httpAnswersCut = counter(
+    'tally_http_answers_cut_total',
+    'Answers cut short after their status was sent (a streamed body such as the ledger CSV), by cause: client_left, or failed (the reason is logged).',
+    'method',
+    'route',
+    'cause',
+  );
   const httpDuration = new Histogram({
     name: 'tally_http_request_duration_seconds',
     help: 'HTTP request latency by method, route template and status.',
@@ -291,6 +299,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       const labels = { method: METHODS.has(method) ? method : 'OTHER', route, status: String(status) };
       httpRequests.inc(labels);
       httpDuration.observe(labels, seconds);
+    },
+    httpAnswerCut({ method, route, cause }) {
+      httpAnswersCut.inc({ method: METHODS.has(method) ? method : 'OTHER', route, cause });
     },
     webhookOutcome: (outcome) => webhooks.inc({ outcome }),
     webhookSignatureFailure: () => signatureFailures.inc(),

@@ -10,7 +10,7 @@ import { errorHandler, HttpError } from './errors.ts';
 import { readJsonBody } from './json-body.ts';
 import { clientAddressResolver, type TrustProxy } from './client-address.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from './text.ts';
-import { recordRequest, type RequestMetrics } from './request-metrics.ts';
+import { recordRequest, routeOf, type RequestMetrics } from './request-metrics.ts';
 
 export interface HttpAppOptions {
   log: Logger;
@@ -108,11 +108,32 @@ function routerMatch(paths: readonly string[]): (path: string) => boolean {
   };
 }
 
+/**
+ * An answer that fails after its status and headers went out (a streamed body: the ledger CSV, the event tail)
+ * can only be cut short: Koa hands the error to the app's `error` listeners, of which there were none, so the
+ * download ended mid-file with nothing logged and a 200 counted (found in review, 2026-12-08). Now it is logged
+ * with its reason and counted; a client that left is logged as such, not as a failure.
+ */
+function answersCutShort(app: Koa, metrics: RequestMetrics | undefined): void {
+  // Koa reports one cut twice (from the body's pipeline and from the response's end): once is said and counted.
+  const reported = new WeakSet<Koa.Context>();
+  app.on('error', (error: Error & { code?: string }, ctx?: Koa.Context) => {
+    if (!ctx || reported.has(ctx)) return;
+    reported.add(ctx);
+    const clientLeft = ctx.req.destroyed || error.code === 'ERR_STREAM_PREMATURE_CLOSE' || error.code === 'ECONNRESET' || error.code === 'EPIPE';
+    const cause = clientLeft ? 'client_left' : 'failed';
+    if (clientLeft) ctx.log.info({ method: ctx.method, path: ctx.path, status: ctx.status }, 'the client left before the answer was complete');
+    else ctx.log.error({ err: error, method: ctx.method, path: ctx.path, status: ctx.status }, 'the answer failed after its status was sent: the client got it cut short');
+    metrics?.httpAnswerCut?.({ method: ctx.method, route: routeOf(ctx), cause });
+  });
+}
+
 export function createHttpApp(options: HttpAppOptions): Koa {
   // Koa's own proxy mode takes the leftmost X-Forwarded-For entry, which the client writes: resolved here instead.
   const app = new Koa({ proxy: false });
   app.silent = true;
   requestLogging(app, options.log);
+  answersCutShort(app, options.metrics);
   const clientAddress = clientAddressResolver(options.trustProxy ?? { kind: 'none' });
   const requestLog = options.requestLog ?? options.log;
   const metrics = options.metrics;
