@@ -9,6 +9,6 @@ export function provideAudit({ pool, store, log }: Infrastructure, isPosition: (
   return {
     /** Live tails never finish on their own: stopped before the server closes. */
     tail,
-    routes: [...auditRoutes({ pool }), ...eventStreamRoutes({ tail, isPosition })],
+    routes: [...auditRoutes({ pool }), ...eventStreamRoutes({ tail, isPosition, head: () => store.headPosition() })],
   };
 }

@@ -21,6 +21,8 @@ import { route, type RouteSpec } from './table.ts';
 export interface EventStreamDependencies {
   tail: LiveTail;
   isPosition(value: string): boolean;
+  /** The store's newest settled position: no id this stream sent is after it. */
+  head(): Promise<Position | undefined>;
   /** Queued bytes past which a client is dropped; 4 MiB unless given (a burst of appends must fit). */
   maxQueuedBytes?: number;
   /** Comment frames keep idle connections open through proxies; 15 s unless given. */
@@ -131,6 +133,15 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
         const resumeFrom = ctx.get('Last-Event-ID') || wantedOnly.lastEventId;
         if (resumeFrom && !deps.isPosition(resumeFrom)) {
           throw new HttpError('VALIDATION_FAILED', 'Last-Event-ID must be the id (position) of an event this stream sent');
+        }
+        // One after the newest event was never sent (a position of another database, a restored one, a typo): the
+        // tail would wait for it silently for good (found in review, 2026-12-08). A lagging instance's own tail may
+        // be behind a genuine id, so the store's head decides.
+        if (resumeFrom) {
+          const head = await deps.head();
+          if (!head || deps.tail.isAfter(resumeFrom as Position, head)) {
+            throw new HttpError('VALIDATION_FAILED', `Last-Event-ID ${resumeFrom} is after the newest event${head ? ` (${head})` : ' (there is none)'}: this stream never sent it; leave it out to start at the newest event`);
+          }
         }
         const wanted = (event: RecordedEvent) =>
           (!wantedOnly.stream || event.stream === wantedOnly.stream) &&

@@ -101,6 +101,14 @@ test.serial('admins only; unknown filters and a bad Last-Event-ID are 400 and sa
   const badResume = await call('GET', PATH, { token: admin, headers: { 'last-event-id': 'yesterday' } });
   t.is(badResume.status, 400);
   t.regex(badResume.body.error.message, /Last-Event-ID/);
+  // Well formed but after the newest event (another database's, a typo): never sent, so a 400, not a tail that waits for it for good.
+  for (const neverSent of ['99999999999999999999999.1', '999999999.0']) {
+    // fetch resolves at the status: a tail opened instead is seen at once, and ended.
+    const beyond = await fetch(`${service.url}${PATH}`, { headers: { authorization: `Bearer ${admin}`, 'last-event-id': neverSent } });
+    if (beyond.status !== 400) await beyond.body?.cancel();
+    t.is(beyond.status, 400, neverSent);
+    t.regex(beyond.status === 400 ? ((await beyond.json()) as { error: { message: string } }).error.message : '', /is after the newest event .*this stream never sent it/, neverSent);
+  }
 });
 
 test.serial('events arrive as they are appended, filtered; Last-Event-ID resumes after that event, with nothing repeated or skipped', async (t) => {
