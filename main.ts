@@ -10,7 +10,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './adapters/config.ts';
 import type { Metrics } from './adapters/metrics.ts';
-import { localDatabase } from './adapters/postgres/local-database.ts';
+import { currentDatabase } from './adapters/postgres/local-database.ts';
 import { runMigrations } from './adapters/postgres/migrate.ts';
 import { ACK_WAIT_LIMIT_MS, webhookInbox } from './adapters/postgres/webhook-inbox.ts';
 import type { EventStore } from './domain/ports/event-store.ts';
@@ -62,16 +62,16 @@ export interface StartOptions {
 
 /**
  * What the operations commands (`npm run rebuild`, `npm run reconcile`) work with: the same database and event
- * store as the service, and the same projections, built by the same functions as the service's.
+ * store as the service, and the same projections, built by the same functions as the service's. Pending migrations
+ * are refused, not applied, except on an embedded server started for the command (`currentDatabase`).
  */
 export async function openOperations(env: NodeJS.ProcessEnv = process.env) {
   const config = await loadConfig(env);
   const log = provideLogger(config, undefined, config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL);
   const cleanups = new Cleanups();
-  const database = await localDatabase(config);
+  const database = await currentDatabase(config, log);
   cleanups.add(() => database.close());
   try {
-    await runMigrations(database.url, log);
     const pool = providePool(database.url, 10, log, cleanups);
     const infrastructure = await provideInfrastructure({ config, env, log, databaseUrl: database.url, pool }, cleanups);
     return { ...infrastructure, projections: projectionsOf(infrastructure), close: () => cleanups.run() };

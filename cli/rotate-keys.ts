@@ -3,13 +3,14 @@
  *
  * Rotation: set ENCRYPTION_KEY to a new key and ENCRYPTION_KEY_PREVIOUS to the old one, deploy, run this, then
  * remove ENCRYPTION_KEY_PREVIOUS. Safe while the service runs. Exits 1 when some token could not be decrypted
- * with either key (those rows are left as they are; their connections show `token_undecryptable`).
+ * with either key (those rows are left as they are; their connections show `token_undecryptable`); 2 when it could
+ * not run (configuration, database, migrations pending): then nothing was re-encrypted.
  */
 import pg from 'pg';
 import { ConfigError, loadConfig } from '../adapters/config.ts';
 import { keyring } from '../adapters/crypto/keys.ts';
 import { rotateVaultKeys } from '../adapters/postgres/token-vault.ts';
-import { localDatabase } from '../adapters/postgres/local-database.ts';
+import { currentDatabase } from '../adapters/postgres/local-database.ts';
 import { MIGRATION_CONNECT_TIMEOUT_MS } from '../adapters/postgres/migrate.ts';
 import { commandArguments } from './arguments.ts';
 
@@ -21,7 +22,7 @@ commandArguments(
 async function main(): Promise<number> {
   const config = await loadConfig();
   const keys = keyring(config.ENCRYPTION_KEY, config.ENCRYPTION_KEY_PREVIOUS);
-  const database = await localDatabase(config);
+  const database = await currentDatabase(config);
   // A server that accepts the connection and never answers fails the command after 10 s, as the others.
   const pool = new pg.Pool({ connectionString: database.url, max: 2, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS });
   try {
@@ -48,6 +49,6 @@ main().then(
   (code) => process.exit(code),
   (error) => {
     process.stderr.write(`${error instanceof ConfigError ? error.message : `Key rotation failed: ${error instanceof Error ? error.message : String(error)}`}\n`);
-    process.exit(1);
+    process.exit(2);
   },
 );

@@ -4,8 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { readdir } from 'node:fs/promises';
-import { MIGRATIONS_DIR, pendingMigrations } from '../adapters/postgres/migrate.ts';
+import { migrationNames, pendingMigrations } from '../adapters/postgres/migrate.ts';
 import { oldestAppendInFlight } from '../adapters/eventstore/postgres-horizon.ts';
 import type { Metrics } from '../adapters/metrics.ts';
 import { withoutRedaction } from '../adapters/logger.ts';
@@ -40,7 +39,7 @@ export const positionCheck = (store: Infrastructure['store']) => (value: string)
 };
 
 async function readinessRoutes({ config, pool, store }: Infrastructure, runner: ProjectionRunner, more: readonly ReadinessCheck[]): Promise<RouteSpec[]> {
-  const migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
+  const migrationFiles = await migrationNames();
   return healthRoutes([
     { name: 'database', check: async () => (await pool.query('SELECT 1'), { ok: true }) },
     {

@@ -10,7 +10,7 @@ import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
 import { secretValues, type Config } from '../adapters/config.ts';
 import { chooseLogFormat, createLogger } from '../adapters/logger.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../adapters/postgres/embedded.ts';
-import { MIGRATION_CONNECT_TIMEOUT_MS } from '../adapters/postgres/migrate.ts';
+import { probeDatabaseUrl } from '../adapters/postgres/local-database.ts';
 import { PostgresEventStore } from '../adapters/eventstore/postgres.ts';
 import { instrumentEventStore, type AppendObserver } from '../adapters/eventstore/instrumented.ts';
 import { provideCommandPath } from '../adapters/commands/path.ts';
@@ -45,27 +45,6 @@ export function provideLogger(config: Config, given?: Logger, level: string = co
       format: chooseLogFormat({ configured: config.LOG_FORMAT, nodeEnv: config.NODE_ENV, isTTY: Boolean(process.stdout.isTTY) }),
     })
   );
-}
-
-/**
- * Connects once to DATABASE_URL before anything else does: a server that refuses, an unknown database or user, a
- * wrong password fail start-up naming the variable and where it points (its password left out), not with
- * PostgreSQL's bare message.
- */
-export async function probeDatabaseUrl(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS });
-  try {
-    await client.connect();
-  } catch (error) {
-    const shown = new URL(url);
-    if (shown.password) shown.password = '***';
-    const reason = error instanceof Error ? error.message : String(error);
-    // node-postgres says `timeout expired`: say which timeout, and after how long.
-    const said = /timeout/i.test(reason) ? `no answer within ${MIGRATION_CONNECT_TIMEOUT_MS / 1000} s (connection timeout: ${reason})` : reason;
-    throw new Error(`DATABASE_URL (${shown.toString()}) cannot be used: ${said}`, { cause: error });
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 /** DATABASE_URL, or the embedded PostgreSQL server under DATA_DIR (development), created on first start. */

@@ -2,9 +2,11 @@
  * Applies the plain SQL migrations in `migrations/` with node-pg-migrate. Its advisory lock is taken in
  * `wait` mode, so two instances starting at once apply each migration exactly once, one after the other.
  */
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
 import type { Logger } from 'pino';
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
@@ -53,23 +55,38 @@ export async function runMigrations(databaseUrl: string, log?: Logger, options: 
 
 async function migrateOnce(databaseUrl: string, log: Logger | undefined, lockTimeoutMs: number): Promise<string[]> {
   // No statement timeout: a migration building an index may take long. A lock waited for is bounded (above).
-  const applied = await runner({
-    databaseUrl: { connectionString: databaseUrl, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS, options: `-c lock_timeout=${lockTimeoutMs}` },
-    dir: MIGRATIONS_DIR,
-    migrationsTable: MIGRATIONS_TABLE,
-    direction: 'up',
-    count: Infinity,
-    advisoryLockMode: 'wait',
-    checkOrder: true,
-    logger: {
-      debug: () => undefined,
-      info: (message: string) => log?.debug({ migration: message }, 'migration'),
-      warn: (message: string) => log?.warn({ migration: message }, 'migration'),
-      // The failure itself is thrown to the caller, which says it once; the runner's own line carries a stack.
-      error: (message: string) => log?.debug({ migration: message }, 'migration'),
-    },
-  });
-  return applied.map((m) => m.name);
+  // Our own client, ended (awaited) before this returns: node-pg-migrate's own is ended without waiting, so a command
+  // that stopped its embedded server right after met `terminating connection` on a client nobody listened to, and
+  // crashed after printing its success. A connection lost is thrown by the query that meets it.
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: MIGRATION_CONNECT_TIMEOUT_MS, options: `-c lock_timeout=${lockTimeoutMs}` });
+  client.on('error', (error) => log?.debug({ err: error }, 'migration connection lost'));
+  try {
+    await client.connect();
+    const applied = await runner({
+      dbClient: client,
+      dir: MIGRATIONS_DIR,
+      migrationsTable: MIGRATIONS_TABLE,
+      direction: 'up',
+      count: Infinity,
+      advisoryLockMode: 'wait',
+      checkOrder: true,
+      logger: {
+        debug: () => undefined,
+        info: (message: string) => log?.debug({ migration: message }, 'migration'),
+        warn: (message: string) => log?.warn({ migration: message }, 'migration'),
+        // The failure itself is thrown to the caller, which says it once; the runner's own line carries a stack.
+        error: (message: string) => log?.debug({ migration: message }, 'migration'),
+      },
+    });
+    return applied.map((m) => m.name);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** The names of the migration files (as `schema_migrations` records them: without `.sql`). */
+export async function migrationNames(): Promise<string[]> {
+  return (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
 }
 
 /**

@@ -1,10 +1,7 @@
 /** Reconciliation by replay finds a deliberately corrupted read model, and never repairs it silently. */
 import test from 'ava';
-import { spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { v4 as uuid } from 'uuid';
+import { runCommand } from '../support/command.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
@@ -129,24 +126,7 @@ test.serial('a ledger line that says other points or another kind than its event
 });
 
 /** `npm run reconcile -- --tenant <id> --json` against the service's database, as a child process. */
-async function reconcileCommand(tenantId: string) {
-  const env = {
-    PATH: process.env.PATH,
-    NODE_ENV: 'test',
-    DATA_DIR: await mkdtemp(path.join(os.tmpdir(), 'tally-reconcile-')),
-    DATABASE_URL: service.database.url,
-  };
-  const started = Date.now();
-  return new Promise<{ code: number | null; out: string; err: string; ms: number }>((resolve) => {
-    // The compiled command (tests/run.ts compiles cli/ with the tests): no TypeScript loader to start each time.
-    const child = spawn(process.execPath, [path.resolve('.build/cli/reconcile.js'), '--tenant', tenantId, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => (out += String(c)));
-    child.stderr.on('data', (c) => (err += String(c)));
-    child.on('exit', (code) => resolve({ code, out, err, ms: Date.now() - started }));
-  });
-}
+const reconcileCommand = (tenantId: string) => runCommand('reconcile', ['--tenant', tenantId, '--json'], { DATABASE_URL: service.database.url });
 
 test.serial('npm run reconcile settles as the service does: the newest event need not be a wallet event', async (t) => {
   const tenantId = `tenant-${uuid().slice(0, 8)}`;

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { MIGRATION_CONNECT_TIMEOUT_MS, runMigrations } from '../../adapters/postgres/migrate.ts';
-import { probeDatabaseUrl } from '../../wiring/infrastructure.ts';
+import { probeDatabaseUrl } from '../../adapters/postgres/local-database.ts';
 
 /** A server that accepts connections and never answers; its sockets, to count them. */
 async function silentServer(t: ExecutionContext) {

@@ -2,7 +2,8 @@ import test from 'ava';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig, parseEnvironment, VARIABLE_NAMES } from '../../adapters/config.ts';
+import { ConfigError, loadConfig, parseEnvironment, secretValues, VARIABLE_NAMES } from '../../adapters/config.ts';
+import { shownDatabaseUrl } from '../../adapters/postgres/database-url.ts';
 
 const tmp = () => mkdtemp(path.join(os.tmpdir(), 'tally-config-'));
 
@@ -162,4 +163,11 @@ test('DATABASE_URL must name a host (or a socket directory); base URLs take no q
   for (const name of ['API_BASE_URL', 'FRONTEND_URL', 'SQUARE_BASE_URL']) t.regex(error!.message, new RegExp(`${name}: must be a base URL without a query \\(\\?\\) or fragment \\(#\\)`));
   const port = t.throws(() => parseEnvironment({ PORT: '99999999999999999999' }), { instanceOf: ConfigError });
   t.deepEqual(port!.problems, ['PORT: must be from 0 to 65535']);
+});
+
+test("DATABASE_URL's passwords, in its user info or its query, are masked in the logs and wherever it is shown", async (t) => {
+  const config = await loadConfig({ DATA_DIR: await tmp(), DATABASE_URL: 'postgres://tally:user%40info-pass@db:5432/tally?password=query-pass-1&sslpassword=key-pass-22&sslmode=require' });
+  const secrets = secretValues(config);
+  for (const password of ['user%40info-pass', 'user@info-pass', 'query-pass-1', 'key-pass-22']) t.true(secrets.includes(password), password);
+  t.is(shownDatabaseUrl(config.DATABASE_URL!), 'postgres://tally:***@db:5432/tally?password=***&sslpassword=***&sslmode=require');
 });
