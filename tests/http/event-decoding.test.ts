@@ -34,19 +34,24 @@ async function register(role: 'client' | 'consumer', email: string, extra: Recor
   return { id, token };
 }
 
-test.serial('a stored PointsCredited with its points field renamed: a redemption answers 500 and appends nothing; the wallets projection stops at it, named', async (t) => {
-  const merchant = await register('client', 'owner@decoding.test', { businessName: 'Decoding Cafe' });
+/** An approved merchant's workspace and a wallet of a shopper's there, its stream written by hand (`credit`). */
+async function walletOfShopper(name: string) {
+  const merchant = await register('client', `owner-${name}@decoding.test`, { businessName: `${name} Cafe` });
   const approval = await call('PATCH', `/api/v1/admin/users/${merchant.id}/approve`, { token: admin.token });
   const tenantId = approval.body.user.tenantId as string;
-  const shopper = await register('consumer', 'shopper@decoding.test');
+  const shopper = await register('consumer', `shopper-${name}@decoding.test`);
   const walletId = uuid();
-  const stream = walletStream(walletId);
   const credit = (id: string, points: Record<string, number>) => ({
     id,
     type: 'PointsCredited',
     data: { walletId, tenantId, consumerId: shopper.id, paymentId: `pay-${id}`, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 1000, via: 'purchase', ...points },
     metadata: { actor: 'system:test', schemaVersion: 1 },
   });
+  return { merchant, walletId, stream: walletStream(walletId), credit };
+}
+
+test.serial('a stored PointsCredited with its points field renamed: a redemption answers 500 and appends nothing; the wallets projection stops at it, named', async (t) => {
+  const { merchant, walletId, stream, credit } = await walletOfShopper('Decoding');
   await service.tally.store.append(stream, [credit(uuid(), { points: 10 })], 'no_stream');
   // As if an operator or a faulty migration had renamed the field in the stored row.
   const badId = uuid();
@@ -122,14 +127,8 @@ test.serial('a stored PointsCredited with its points field renamed: a redemption
 
 // Serial, after the test above: each finds its own line in the service's log.
 test.serial('a wallet stream holding an event of a type this code does not declare (a newer release wrote it): a redemption answers 500 and appends nothing', async (t) => {
-  const merchant = await register('client', 'owner2@decoding.test', { businessName: 'Newer Cafe' });
-  const approval = await call('PATCH', `/api/v1/admin/users/${merchant.id}/approve`, { token: admin.token });
-  const tenantId = approval.body.user.tenantId as string;
-  const shopper = await register('consumer', 'shopper2@decoding.test');
-  const walletId = uuid();
-  const stream = walletStream(walletId);
-  const credited = { walletId, tenantId, consumerId: shopper.id, paymentId: `pay-${uuid()}`, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 1000, via: 'purchase', points: 10 };
-  await service.tally.store.append(stream, [{ id: uuid(), type: 'PointsCredited', data: credited, metadata: { actor: 'system:test', schemaVersion: 1 } }], 'no_stream');
+  const { merchant, walletId, stream, credit } = await walletOfShopper('Newer');
+  await service.tally.store.append(stream, [credit(uuid(), { points: 10 })], 'no_stream');
   await service.tally.store.append(stream, [{ id: uuid(), type: 'PointsGifted', data: { walletId, points: 40 }, metadata: { actor: 'system:test', schemaVersion: 1 } }], 0);
 
   const redeem = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: merchant.token, body: { points: 5, idempotencyKey: uuid() } });
