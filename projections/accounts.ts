@@ -11,7 +11,9 @@ import { projection } from './projection.ts';
 export const usersProjection = projection({
   name: 'users',
   // Version 2: verification flags, erasure and the owners of verified identities (issue 14).
-  version: 2,
+  // Version 3: `UserEmailChanged` (2026-12-07). Instances of the release before it skip that type during a rolling
+  // deploy and their checkpoint passes it: rebuilt from the log, and the old runners stand down at the takeover.
+  version: 3,
   tables: ['users', 'identity_owners'],
   events: userEvents,
   async apply(events, { db, table }) {

@@ -214,8 +214,9 @@ function retriedFromCheckpoint(error: unknown): boolean {
     isTransientPgError(error) ||
     error instanceof EventStoreUnavailable ||
     error instanceof StreamContended ||
-    // Written by newer code during a rolling deploy: this instance waits to be replaced, and records no failure.
-    (error instanceof EventDecodeFailed && error.newerVersion)
+    // Written by newer code during a rolling deploy (a newer version, or a type this code does not declare): this
+    // instance waits to be replaced, and records no failure.
+    (error instanceof EventDecodeFailed && error.writtenByNewerCode)
   );
 }
 

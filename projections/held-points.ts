@@ -31,7 +31,9 @@ export const heldPointsProjection = projection({
   name: 'held_points',
   // Version 2: identities are verified ones only, one owner each (issue 14); consumers listed apart.
   // Version 3: held purchases by Square customer, and identities attached to them later (issue 15).
-  version: 3,
+  // Version 4: `UserEmailChanged` (2026-12-07). Instances of the release before it skip that type during a rolling
+  // deploy and their checkpoint passes it: rebuilt from the log, and the old runners stand down at the takeover.
+  version: 4,
   tables: ['held_points', 'consumer_identities', 'claims_consumers', 'held_purchases_by_customer'],
   events: heldPointsEvents,
   async apply(events, { db, table }) {

@@ -30,10 +30,12 @@ export class EventDecodeFailed extends Error {
     readonly schemaVersion: number,
     readonly reason: string,
     /**
-     * The event is of a version newer than this code declares: written by newer code (a rolling deploy), not damaged.
-     * A reader retries rather than record a failure that the newer code, which decodes it, would inherit.
+     * The event is of a version newer than this code declares, or of a type it does not declare: written by newer
+     * code (a rolling deploy), not damaged. A projection or reactor retries from its checkpoint rather than record a
+     * failure that the newer code, which decodes it, would inherit. A command fails all the same (nothing is decided
+     * on a stream holding an event the code cannot read).
      */
-    readonly newerVersion = false,
+    readonly writtenByNewerCode = false,
   ) {
     super(`Stored event ${eventType} v${schemaVersion} at ${stream} revision ${revision} (position ${position}) does not decode: ${reason}`);
     this.name = 'EventDecodeFailed';
@@ -41,8 +43,8 @@ export class EventDecodeFailed extends Error {
 }
 
 /** Built only when decoding fails: a replay decodes a million events, and a closure per event is garbage. */
-const decodeFailed = (recorded: RecordedEvent, version: number, reason: string, newerVersion = false) =>
-  new EventDecodeFailed(recorded.stream, recorded.revision, recorded.position, recorded.type, version, reason, newerVersion);
+const decodeFailed = (recorded: RecordedEvent, version: number, reason: string, writtenByNewerCode = false) =>
+  new EventDecodeFailed(recorded.stream, recorded.revision, recorded.position, recorded.type, version, reason, writtenByNewerCode);
 
 /** Why data did not decode, in one line: `path: message` per issue. */
 class InvalidData extends Error {}
@@ -165,7 +167,9 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
   decode(recorded: RecordedEvent): Decoded<E> {
     const version = recorded.metadata.schemaVersion ?? 1;
     const definition = this.byType.get(recorded.type);
-    if (!definition) throw decodeFailed(recorded, version, `not an event type this reader handles (${this.types.join(', ')})`);
+    // A type this code does not declare here is taken for one a newer release added (a rolling deploy), as a newer
+    // version is: a stream's fold reading it still fails, a subscription retries instead of recording a failure.
+    if (!definition) throw decodeFailed(recorded, version, `not an event type this reader handles (${this.types.join(', ')})`, true);
     try {
       // The definition of `recorded.type` decodes to that type's data: the pairing is what the map holds.
       const data: JsonObject = definition.decodeData(recorded.data, version);

@@ -14,10 +14,13 @@ import { eventually } from '../support/eventually.ts';
 let service: TestService;
 let call: ReturnType<typeof api>;
 const ADMIN_EMAIL = 'ops@decoding.test';
+/** The administrator (the first to register with ADMIN_EMAIL). */
+let admin: { id: string; token: string };
 
 test.before(async () => {
   service = await startTestService({ AUTH_JWT_SECRET: TEST_JWT_SECRET, ADMIN_EMAILS: ADMIN_EMAIL });
   call = api(service.url);
+  admin = await register('consumer', ADMIN_EMAIL);
 });
 test.after.always(async () => {
   await service?.stop();
@@ -31,20 +34,24 @@ async function register(role: 'client' | 'consumer', email: string, extra: Recor
   return { id, token };
 }
 
-test('a stored PointsCredited with its points field renamed: a redemption answers 500 and appends nothing; the wallets projection stops at it, named', async (t) => {
-  const admin = await register('consumer', ADMIN_EMAIL);
-  const merchant = await register('client', 'owner@decoding.test', { businessName: 'Decoding Cafe' });
+/** An approved merchant's workspace and a wallet of a shopper's there, its stream written by hand (`credit`). */
+async function walletOfShopper(name: string) {
+  const merchant = await register('client', `owner-${name}@decoding.test`, { businessName: `${name} Cafe` });
   const approval = await call('PATCH', `/api/v1/admin/users/${merchant.id}/approve`, { token: admin.token });
   const tenantId = approval.body.user.tenantId as string;
-  const shopper = await register('consumer', 'shopper@decoding.test');
+  const shopper = await register('consumer', `shopper-${name}@decoding.test`);
   const walletId = uuid();
-  const stream = walletStream(walletId);
   const credit = (id: string, points: Record<string, number>) => ({
     id,
     type: 'PointsCredited',
     data: { walletId, tenantId, consumerId: shopper.id, paymentId: `pay-${id}`, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 1000, via: 'purchase', ...points },
     metadata: { actor: 'system:test', schemaVersion: 1 },
   });
+  return { merchant, walletId, stream: walletStream(walletId), credit };
+}
+
+test.serial('a stored PointsCredited with its points field renamed: a redemption answers 500 and appends nothing; the wallets projection stops at it, named', async (t) => {
+  const { merchant, walletId, stream, credit } = await walletOfShopper('Decoding');
   await service.tally.store.append(stream, [credit(uuid(), { points: 10 })], 'no_stream');
   // As if an operator or a faulty migration had renamed the field in the stored row.
   const badId = uuid();
@@ -118,3 +125,16 @@ test('a stored PointsCredited with its points field renamed: a redemption answer
   t.is(balance, '50', 'the mended credit is applied');
 });
 
+// Serial, after the test above: each finds its own line in the service's log.
+test.serial('a wallet stream holding an event of a type this code does not declare (a newer release wrote it): a redemption answers 500 and appends nothing', async (t) => {
+  const { merchant, walletId, stream, credit } = await walletOfShopper('Newer');
+  await service.tally.store.append(stream, [credit(uuid(), { points: 10 })], 'no_stream');
+  await service.tally.store.append(stream, [{ id: uuid(), type: 'PointsGifted', data: { walletId, points: 40 }, metadata: { actor: 'system:test', schemaVersion: 1 } }], 0);
+
+  const redeem = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: merchant.token, body: { points: 5, idempotencyKey: uuid() } });
+  t.is(redeem.status, 500, 'nothing is decided on a stream this code cannot read whole');
+  t.is(redeem.body.error.code, 'INTERNAL');
+  t.notRegex(JSON.stringify(redeem.body), /PointsGifted/);
+  t.deepEqual((await service.tally.store.readStream(stream)).map((e) => e.revision), [0, 1], 'nothing was appended');
+  t.truthy(service.logs.find((line) => line.includes('PointsGifted') && line.includes(`${stream} revision 1`)), 'the reason is logged');
+});

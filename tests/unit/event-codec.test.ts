@@ -144,15 +144,22 @@ test('a stored event that does not decode names its stream, revision, position, 
   const { points, ...rest } = fixture('PointsCredited', 1).data;
   const renamed = recorded({ type: 'PointsCredited', schemaVersion: 1, data: { ...rest, pointz: points ?? 0 } }, { stream: 'wallet-w1', revision: 4, position: '12/3' as RecordedEvent['position'] });
   const error = t.throws(() => walletDecider.codec.decode(renamed), { instanceOf: EventDecodeFailed });
-  t.like(error, { stream: 'wallet-w1', revision: 4, position: '12/3', eventType: 'PointsCredited', schemaVersion: 1 });
+  t.like(error, { stream: 'wallet-w1', revision: 4, position: '12/3', eventType: 'PointsCredited', schemaVersion: 1, writtenByNewerCode: false });
   t.regex(error?.message ?? '', /wallet-w1 revision 4 \(position 12\/3\).*points/);
 
   const fractional = recorded({ ...fixture('PointsRedeemed', 1), data: { ...fixture('PointsRedeemed', 1).data, points: 2.5 } });
   t.throws(() => walletDecider.codec.decode(fractional), { instanceOf: EventDecodeFailed, message: /points/ });
   const newer = recorded({ ...fixture('PointsRedeemed', 1), schemaVersion: 2 });
-  t.throws(() => walletDecider.codec.decode(newer), { instanceOf: EventDecodeFailed, message: /newer than this code knows/ });
+  t.like(t.throws(() => walletDecider.codec.decode(newer), { instanceOf: EventDecodeFailed, message: /newer than this code knows/ }), { writtenByNewerCode: true });
   const foreign = recorded(fixture('UserApproved', 1));
   t.throws(() => walletDecider.codec.decode(foreign), { instanceOf: EventDecodeFailed, message: /not an event type this reader handles/ });
+});
+
+test('an event of a type the codec does not declare is taken for one written by newer code, as a newer version is', (t) => {
+  // A release that adds a type to a family writes it while instances of the release before still read the stream.
+  const unknown = recorded({ type: 'PointsGifted', schemaVersion: 1, data: { walletId: 'w1', points: 5 } }, { stream: 'wallet-w1', revision: 2 });
+  const error = t.throws(() => walletDecider.codec.decode(unknown), { instanceOf: EventDecodeFailed, message: /wallet-w1 revision 2 .*not an event type this reader handles/ });
+  t.like(error, { eventType: 'PointsGifted', writtenByNewerCode: true }, 'a subscription retries it from its checkpoint instead of recording a failure');
 });
 
 test('a command on a stream holding an undecodable event stops without appending, instead of deciding on NaN', async (t) => {
@@ -165,6 +172,17 @@ test('a command on a stream holding an undecodable event stops without appending
   await t.throwsAsync(
     handleCommand(store, walletStream(walletId), walletDecider, { type: 'RedeemPoints', walletId, points: 5, idempotencyKey: 'k1', reference: null, by: 'user:1' }, { newId: uuid, metadata: {}, path: testCommandPath() }),
     { instanceOf: EventDecodeFailed, message: new RegExp(`${walletStream(walletId)} revision 0`) },
+  );
+  t.is((await store.readStream(walletStream(walletId))).length, 1, 'nothing was appended');
+});
+
+test('a command on a stream holding an event of a type its code does not declare (written by a newer release) stops without appending', async (t) => {
+  const store = new InMemoryEventStore();
+  const walletId = 'w-unknown-type';
+  await store.append(walletStream(walletId), [{ id: uuid(), type: 'PointsGifted', data: { walletId, points: 5 } }], 'no_stream');
+  await t.throwsAsync(
+    handleCommand(store, walletStream(walletId), walletDecider, { type: 'RedeemPoints', walletId, points: 5, idempotencyKey: 'k1', reference: null, by: 'user:1' }, { newId: uuid, metadata: {}, path: testCommandPath() }),
+    { instanceOf: EventDecodeFailed, message: new RegExp(`PointsGifted v1 at ${walletStream(walletId)} revision 0`) },
   );
   t.is((await store.readStream(walletStream(walletId))).length, 1, 'nothing was appended');
 });
