@@ -6,9 +6,13 @@
  * and take them back at once (`releaseDeadLeases` in webhook-inbox.ts, migration 0300) instead of waiting them out.
  *
  * When the connection is lost while the process lives (PostgreSQL restarted), the key is dropped, so the leases
- * taken under it count as dead (their batches failed with the connection anyway), and a new lock under a new key
- * is taken once PostgreSQL answers again. Until then `key` is null and leases carry no holder: they run out as
- * before, never taken back early.
+ * taken under it count as dead, and a new lock under a new key is taken once PostgreSQL answers again. Until then
+ * `key` is null and leases carry no holder: they run out as before, never taken back early. A restart fails the
+ * batches under way with their connections; but when only this connection is lost (an operator's
+ * `pg_terminate_backend` on `tally-lease-holder`, a NAT dropping it), a batch under way goes on while another
+ * worker takes its rows back and decides them again. That costs work, not points: the late batch's settlement
+ * matches no row (`attempts` moved on) and its appends conflict on the streams' revisions, so it is decided again
+ * (README "Leases of a dead worker").
  *
  * The connection is never idle for long: a `SELECT 1` every `pingMs` (60 s) keeps a server's `idle_session_timeout`
  * from ending it (and the lock with it), and TCP keepalives find a connection the network silently dropped.
