@@ -644,6 +644,7 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   await page.getByRole('link', { name: 'Loyalty program' }).click();
   await page.getByLabel('Tenant id').fill(tenantId);
   await page.getByLabel('Interval').selectOption('day');
+  const summaryAsked = page.waitForRequest((request) => request.url().includes('/api/v1/client/program/summary'));
   await page.getByRole('button', { name: 'Show program' }).click();
   const catalog = page.getByRole('table', { name: /Rewards \(catalog version 2\)/ });
   await catalog.waitFor();
@@ -678,9 +679,10 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   const values = await page.locator('dl.figures dd').allInnerTexts();
   // Earlier tests of this file also move this workspace (a re-driven webhook's credit, an adjustment): the page
   // must show what the summary answers for the range it asked, and that answer must hold the seeded wallet's lines.
-  const today = new Date().toISOString().slice(0, 10);
-  const from = new Date(Date.now() - 83 * 86_400_000).toISOString().slice(0, 10);
-  const summary = await call('GET', `/api/v1/client/program/summary?tenantId=${tenantId}&interval=day&from=${from}&to=${today}`, { token: adminToken });
+  // The range is the page's own request, not one the test works out again (a run crossing 00:00 UTC names other days).
+  const pageRange = new URL((await summaryAsked).url());
+  t.like(Object.fromEntries(pageRange.searchParams), { tenantId, interval: 'day' });
+  const summary = await call('GET', `${pageRange.pathname}${pageRange.search}`, { token: adminToken });
   t.is(summary.status, 200);
   const totals = summary.body.totals as { earned: number; redeemed: number; expired: number; adjusted: number; rewardsIssued: number; outstandingAtEnd: number };
   t.true(totals.earned >= 150, 'the seeded credits (120 + 30) are earned');

@@ -9,10 +9,13 @@ import test from 'ava';
 import { pollEvents } from '../../domain/connections/poll-log.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
-import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { heldAnswer, startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
 
 const CRON_SECRET = 'cron-secret-for-poll-faults-0123';
+const TIMEOUT_SECONDS = 5;
+/** The client's timeout when SQUARE_TIMEOUT_SECONDS is not applied: a first poll this long did not use ours. */
+const DEFAULT_TIMEOUT_MS = 30_000;
 const MERCHANTS = ['M-OK', 'M-500', 'M-SLOW', 'M-REVOKED', 'M-429', 'M-DROP', 'M-THROTTLED', 'M-LOC429'] as const;
 /** Per merchant: two payments at the main location, one at the kiosk; 1 point per dollar, so 60 points in all. */
 const PAYMENTS = [
@@ -37,8 +40,9 @@ test.before(async () => {
     SQUARE_APP_ID: TEST_APP_ID,
     SQUARE_APP_SECRET: TEST_APP_SECRET,
     CRON_SECRET,
-    // A slow Square answer must fail this poll, not stall it: one second per call.
-    SQUARE_TIMEOUT_SECONDS: '1',
+    // A slow Square answer must fail this poll, not stall it: five seconds per call (well under the 30 s default,
+    // well over what a loaded machine takes for any of the ~30 calls the stand-in answers at once).
+    SQUARE_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
   });
   actors = scenario(service, square);
   admin = await actors.register('consumer', 'ops@poll.test');
@@ -74,15 +78,22 @@ const tenant = (id: string) => merchants.get(id)!.tenantId;
 
 test.serial('faults on some connections leave the others complete and nothing half-applied; the next poll finishes the job', async (t) => {
   square.failNext('/v2/payments', { status: 500 }, { merchantId: 'M-500', skip: 1 }); // the kiosk's list fails
-  square.failNext('/v2/payments', { delayMs: 2500 }, { merchantId: 'M-SLOW' }); // longer than SQUARE_TIMEOUT_SECONDS
+  // M-SLOW's main location is not answered until the first poll has answered: only SQUARE_TIMEOUT_SECONDS ends that call.
+  const slow = heldAnswer();
+  t.teardown(slow.release);
+  square.failNext('/v2/payments', slow.fault, { merchantId: 'M-SLOW' });
   square.failNext('/v2/payments', { status: 429, retryAfter: 1 }, { merchantId: 'M-429' });
   square.failNext('/v2/refunds', { dropConnection: true }, { merchantId: 'M-DROP' });
   square.failNext('/v2/payments', { status: 429, retryAfter: 120 }, { merchantId: 'M-THROTTLED' }); // longer than a poll waits
   square.failNext('/v2/locations', { status: 429, retryAfter: 1 }, { merchantId: 'M-LOC429' });
   square.revokeTokensOf('M-REVOKED');
 
+  const startedAt = Date.now();
   const first = await poll();
+  const elapsedMs = Date.now() - startedAt;
+  slow.release();
   t.is(first.status, 200, JSON.stringify(first.body));
+  t.true(elapsedMs < DEFAULT_TIMEOUT_MS, `the held call ended at SQUARE_TIMEOUT_SECONDS (${TIMEOUT_SECONDS} s), not the 30 s default: ${elapsedMs} ms`);
   const summary = (id: string) => first.body.connections.find((c: { tenantId: string }) => c.tenantId === tenant(id));
   t.like(summary('M-OK'), { status: 'ok', credited: 3, errors: [] });
   t.like(summary('M-429'), { status: 'ok', credited: 3, errors: [] }, 'a 429 is waited out (Retry-After) and the poll completes');

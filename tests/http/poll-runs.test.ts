@@ -9,7 +9,7 @@ import test from 'ava';
 import { api, TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
 import { startSecondInstance, startTestService, type SecondInstance, type TestService } from '../support/service.ts';
-import { startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
+import { heldAnswer, startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer } from '../support/square-server.ts';
 import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
 
 const CRON_SECRET = 'cron-secret-for-poll-runs-012345';
@@ -62,11 +62,15 @@ const locationCalls = () => square.requests.filter((r) => r.path === '/v2/locati
 
 test.serial('two poll requests at once, on two instances: one polls, the other is refused and Square is asked once per merchant', async (t) => {
   const callsBefore = locationCalls().length;
-  // The first merchant's locations answer slowly: the first run is still under way when the second request comes.
-  square.failNext('/v2/locations', { delayMs: 1500 }, { merchantId: 'M-ONE' });
+  // The first merchant's locations are not answered until the second request has been: the first run is still
+  // under way when it comes, however long the machine takes to get there.
+  const slowLocations = heldAnswer();
+  t.teardown(slowLocations.release);
+  square.failNext('/v2/locations', slowLocations.fault, { merchantId: 'M-ONE' });
   const first = pollOn(service.url);
   await eventually(async () => locationCalls().length, (n) => n > callsBefore, { timeoutMs: 10_000, intervalMs: 20 });
   const refused = await pollOn(second.url);
+  slowLocations.release();
   t.is(refused.status, 409, JSON.stringify(refused.body));
   t.is(refused.body.error.code, 'CONFLICT');
   t.regex(refused.body.error.message, /already under way/);

