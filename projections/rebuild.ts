@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { DomainError, NotFound } from '../domain/shared/errors.ts';
 import type { EventStore, Position } from '../domain/ports/event-store.ts';
 import { checkOut, withTransaction } from '../adapters/postgres/transaction.ts';
+import { isLockContentionPgError, isTransientPgError } from '../adapters/postgres/errors.ts';
 import { feed, readCheckpoint } from './feed.ts';
 import { isReactor, type FeedReader, type Projection } from './projection.ts';
 import { timestamp } from './read/views.ts';
@@ -50,6 +51,14 @@ const TAKEOVER_GAP = 2000;
  * 0.63 (on a loaded machine, where every round trip waits to be scheduled: fewer batches, fewer round trips).
  */
 const REBUILD_BATCH = 20_000;
+/**
+ * The longest the takeover waits for a lock (`lock_timeout`): renaming a live table needs it to itself, so the rename
+ * waits behind any reader of it, and every read of the table that comes after queues behind the rename. Past this,
+ * the takeover rolls back, the reads go on, and it is tried again after a pause (`takeoverPauseMs`).
+ */
+export const TAKEOVER_LOCK_TIMEOUT_MS = 2_000;
+/** The pause before takeover attempt `n + 1`: n seconds, at most 10 (a reader of an hour is met about every 12 s). */
+const takeoverPauseMs = (attempt: number) => Math.min(attempt, 10) * 1000;
 const rebuildCheckpoint = (projection: string) => `${projection}#rebuild`;
 const freshTable = (table: string, suffix: string) => `${table}__rb_${suffix}`;
 const oldTable = (table: string, suffix: string) => `${table}__old_${suffix}`;
@@ -136,7 +145,9 @@ export class ProjectionRebuilds {
       const projection = this.projections.find((p) => p.name === row.name);
       if (!projection || row.version >= projection.version) continue;
       try {
-        started.push(await this.start(projection.name));
+        const job = await this.begin(projection.name, { onlyIfOutdated: true });
+        if (!job) continue;
+        started.push(job);
         this.log.info({ projection: projection.name, from: row.version, to: projection.version }, 'projection version raised: rebuilding it beside the live one');
       } catch (error) {
         if (!(error instanceof DomainError && error.code === 'CONFLICT')) throw error;
@@ -147,6 +158,14 @@ export class ProjectionRebuilds {
 
   /** Starts (or resumes a cancelled or orphaned) rebuild of one projection; returns at once with the job. */
   async start(name: string): Promise<RebuildJob> {
+    return (await this.begin(name, { onlyIfOutdated: false })) as RebuildJob;
+  }
+
+  /**
+   * `onlyIfOutdated`: the live tables' version is read again once the lock is held, and nothing starts (undefined) if
+   * they are at this code's version by then: another instance's rebuild took over since they were last read.
+   */
+  private async begin(name: string, { onlyIfOutdated }: { onlyIfOutdated: boolean }): Promise<RebuildJob | undefined> {
     if (this.reactors.includes(name)) {
       throw new DomainError('VALIDATION_FAILED', `${name} is a reactor: it owns no tables, and replaying the feed to it would issue its commands again`);
     }
@@ -162,6 +181,10 @@ export class ProjectionRebuilds {
       throw new DomainError('CONFLICT', `A rebuild of ${name} is already running`);
     }
     try {
+      if (onlyIfOutdated && Number((await readCheckpoint(this.pool, name))?.version ?? 0) >= projection.version) {
+        await lock.end();
+        return undefined;
+      }
       const job = await this.claimJob(projection);
       const control = this.run(projection, job.jobId, job.suffix, lock);
       this.running.set(job.jobId, control);
@@ -173,13 +196,19 @@ export class ProjectionRebuilds {
     }
   }
 
-  /** A running or cancelled job of this projection is resumed (same tables, same checkpoint); else a new one. */
+  /**
+   * A running or cancelled job of this projection started by code of this version is resumed (same tables, same
+   * checkpoint). Any other unfinished job (another version, an unknown one: started before migration 0430, or failed)
+   * is never resumed: resumed by other code, the rows before its checkpoint would be one fold's and the rest
+   * another's. Its fresh tables are dropped, it is marked failed, and a new job starts from the first event.
+   */
   private async claimJob(projection: Projection): Promise<{ jobId: string; suffix: string }> {
-    const { rows } = await this.pool.query<{ id: string; suffix: string }>(
-      `SELECT id, suffix FROM projection_rebuilds WHERE projection = $1 AND state IN ('running', 'cancelled') ORDER BY started_at DESC LIMIT 1`,
+    const { rows } = await this.pool.query<{ id: string; suffix: string; state: RebuildState; version: number | null }>(
+      `SELECT id, suffix, state, version FROM projection_rebuilds WHERE projection = $1 AND state IN ('running', 'cancelled', 'failed') ORDER BY started_at DESC`,
       [projection.name],
     );
-    const resumable = rows[0];
+    const resumable = rows.find((job) => job.state !== 'failed' && job.version === projection.version);
+    await this.discardJobs(projection, rows.filter((job) => job !== resumable));
     if (resumable) {
       await this.pool.query(`UPDATE projection_rebuilds SET state = 'running', updated_at = now(), error = NULL WHERE id = $1`, [resumable.id]);
       // The live tables' storage options may have changed since the job started (a migration): take them again.
@@ -189,11 +218,12 @@ export class ProjectionRebuilds {
     const jobId = this.newId();
     const suffix = jobId.replace(/-/g, '').slice(0, 12);
     const live = await readCheckpoint(this.pool, projection.name);
-    await this.pool.query(`INSERT INTO projection_rebuilds (id, projection, state, suffix, events_total) VALUES ($1, $2, 'running', $3, $4)`, [
+    await this.pool.query(`INSERT INTO projection_rebuilds (id, projection, state, suffix, events_total, version) VALUES ($1, $2, 'running', $3, $4, $5)`, [
       jobId,
       projection.name,
       suffix,
       live ? Number(live.events_applied) : null,
+      projection.version,
     ]);
     // Fresh tables with the live tables' columns, defaults, constraints, indexes and storage options.
     for (const table of projection.tables) {
@@ -207,6 +237,28 @@ export class ProjectionRebuilds {
       [rebuildCheckpoint(projection.name)],
     );
     return { jobId, suffix };
+  }
+
+  /**
+   * Jobs that will never run again: their fresh tables go (a wallets rebuild's are gigabytes), and an unfinished one is
+   * marked failed, so that code of its version, should it start again, begins anew rather than resume over tables that
+   * are gone. The rebuild checkpoint is reset by the new job. This process holds the projection's rebuild lock: no
+   * process is running any of them.
+   */
+  private async discardJobs(projection: Projection, jobs: ReadonlyArray<{ id: string; suffix: string; state: RebuildState }>): Promise<void> {
+    if (jobs.length === 0) return;
+    const { rows } = await this.pool.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY($1)`, [
+      jobs.flatMap((job) => projection.tables.map((table) => freshTable(table, job.suffix))),
+    ]);
+    for (const { tablename } of rows) await this.pool.query(`DROP TABLE IF EXISTS ${ident(tablename)}`);
+    const unfinished = jobs.filter((job) => job.state !== 'failed').map((job) => job.id);
+    if (unfinished.length) {
+      await this.pool.query(
+        `UPDATE projection_rebuilds SET state = 'failed', error = $2, updated_at = now(), finished_at = now() WHERE id = ANY($1::uuid[])`,
+        [unfinished, `not resumed: replaced by a rebuild at version ${projection.version} (its tables were dropped)`],
+      );
+    }
+    if (rows.length) this.log.info({ projection: projection.name, tables: rows.map((r) => r.tablename) }, 'dropped the tables of rebuild jobs that will not be resumed');
   }
 
   /**
@@ -229,6 +281,7 @@ export class ProjectionRebuilds {
 
   private run(projection: Projection, jobId: string, suffix: string, lock: pg.Client) {
     let stopping = false;
+    const pause = interruptiblePause();
     let stopFeed: (() => Promise<void>) | undefined;
     const log = this.log.child({ projection: projection.name, rebuildJob: jobId });
     // A projection's in-memory fold for replays (running balances), when it has one: see Projection.replay.
@@ -264,7 +317,7 @@ export class ProjectionRebuilds {
                 await withTransaction(this.pool, (db) => replay.settle({ db, table }));
                 replay.committed();
               }
-              return (await this.takeOver(projection, jobId, suffix, checkpoint)) ? 'done' : 'continue';
+              return this.takeOverWhenFree(projection, jobId, suffix, checkpoint, log, { isStopping: () => stopping, pause: (ms) => pause.wait(ms) });
             },
           },
         );
@@ -289,6 +342,7 @@ export class ProjectionRebuilds {
       done,
       cancel: async () => {
         stopping = true;
+        pause.interrupt();
         await stopFeed?.();
         await done;
       },
@@ -301,12 +355,52 @@ export class ProjectionRebuilds {
     if (job) this.options.onProgress({ projection: job.projection, jobId, eventsApplied: job.eventsApplied, eventsTotal: job.eventsTotal });
   }
 
+  /**
+   * The takeover, tried again after a pause while it loses to another transaction (a lock not granted within
+   * TAKEOVER_LOCK_TIMEOUT_MS, a deadlock) or PostgreSQL is out of reach: none of that is the rebuild's fault, and
+   * failing the job would throw its work away. `continue` when the live projection is still ahead, or on a stop.
+   */
+  private async takeOverWhenFree(
+    projection: Projection,
+    jobId: string,
+    suffix: string,
+    rebuilt: Position | undefined,
+    log: Logger,
+    control: { isStopping(): boolean; pause(ms: number): Promise<void> },
+  ): Promise<'done' | 'continue'> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // An attempt whose COMMIT went through but whose answer was lost: the job says so.
+        if (attempt > 1 && (await this.completed(jobId))) return (await this.dropOldTables(projection, suffix), 'done');
+        return (await this.takeOver(projection, jobId, suffix, rebuilt)) ? 'done' : 'continue';
+      } catch (error) {
+        if (!takeoverMayRetry(error)) throw error;
+        const pauseMs = takeoverPauseMs(attempt);
+        log.warn({ err: error, attempt, pauseMs, lockTimeoutMs: TAKEOVER_LOCK_TIMEOUT_MS }, 'rebuild takeover rolled back (a lock not granted in time, a deadlock, or PostgreSQL out of reach): trying again');
+        await control.pause(pauseMs);
+        if (control.isStopping()) return 'continue';
+      }
+    }
+  }
+
+  private async completed(jobId: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ state: RebuildState }>('SELECT state FROM projection_rebuilds WHERE id = $1', [jobId]);
+    return rows[0]?.state === 'completed';
+  }
+
+  private async dropOldTables(projection: Projection, suffix: string): Promise<void> {
+    for (const table of projection.tables) await this.pool.query(`DROP TABLE IF EXISTS ${ident(oldTable(table, suffix))}`);
+  }
+
   /** The atomic switch. False when the live projection is still ahead: the rebuild reads on and tries again. */
   private async takeOver(projection: Projection, jobId: string, suffix: string, rebuilt: Position | undefined): Promise<boolean> {
     // Listening from the instant of check-out (see checkOut): a connection dropped mid-takeover must not crash the process.
     const db = await checkOut(this.pool);
+    let broken: Error | undefined;
     try {
       await db.query('BEGIN');
+      // Every lock below (the live checkpoint row, each live table to rename) is waited for at most this long.
+      await db.query(`SET LOCAL lock_timeout = ${TAKEOVER_LOCK_TIMEOUT_MS}`);
       // Holding the live checkpoint row keeps the live runner from committing until the switch is done.
       const { rows } = await db.query<{ position: string | null }>('SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE', [projection.name]);
       const live = (rows[0]?.position ?? undefined) as Position | undefined;
@@ -347,12 +441,13 @@ export class ProjectionRebuilds {
       await db.query(`UPDATE projection_rebuilds SET state = 'completed', finished_at = now(), updated_at = now() WHERE id = $1`, [jobId]);
       await db.query('COMMIT');
     } catch (error) {
-      await db.query('ROLLBACK').catch(() => undefined);
+      // A connection that cannot even roll back is destroyed, not handed back to the pool.
+      await db.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
       throw error;
     } finally {
-      db.release();
+      db.release(broken);
     }
-    for (const table of projection.tables) await this.pool.query(`DROP TABLE IF EXISTS ${ident(oldTable(table, suffix))}`);
+    await this.dropOldTables(projection, suffix);
     return true;
   }
 
@@ -415,4 +510,28 @@ export class ProjectionRebuilds {
   async stop(): Promise<void> {
     await Promise.all([...this.running.values()].map((r) => r.cancel()));
   }
+}
+
+/** Lost to another transaction, cancelled by an operator (`pg_cancel_backend`: 57014), or PostgreSQL out of reach. */
+function takeoverMayRetry(error: unknown): boolean {
+  return isLockContentionPgError(error) || isTransientPgError(error) || (error as { code?: unknown } | undefined)?.code === '57014';
+}
+
+/** A pause that a stop cuts short. */
+function interruptiblePause() {
+  let interrupted = false;
+  let wake = () => undefined as void;
+  return {
+    wait: (ms: number) =>
+      interrupted
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, ms);
+            wake = () => (clearTimeout(timer), resolve());
+          }),
+    interrupt() {
+      interrupted = true;
+      wake();
+    },
+  };
 }

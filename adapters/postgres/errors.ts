@@ -16,3 +16,12 @@ export function isTransientPgError(error: unknown): boolean {
     error.message,
   );
 }
+
+/**
+ * Lost to another transaction rather than wrong: a lock not granted within `lock_timeout` (55P03), a deadlock (40P01),
+ * a serialization failure (40001). Rolled back, the same transaction may succeed when tried again.
+ */
+export function isLockContentionPgError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === '55P03' || code === '40P01' || code === '40001';
+}
