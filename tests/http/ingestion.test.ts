@@ -46,10 +46,14 @@ async function connect(token: string, merchantId: string) {
   }
 }
 
-/** Waits (bounded) until the inbox row for this webhook satisfies `until` (default: processed), and returns it. */
+/**
+ * Waits (bounded) until the inbox row for this webhook satisfies `until` (default: processed), and returns it. The
+ * bound is generous (30 s): a run on a loaded machine (the suite again with the worker on a thread, beside other
+ * suites) once took over 10 s for the first webhook after a rule change, and every later test then failed with it.
+ */
 async function processed(eventId: string, until: (row: any) => boolean = (row) => row.processed) {
   const reached = (row: { status: number; body: any }) => row.status === 200 && until(row.body);
-  const row = await eventually(() => call('GET', `/api/v1/admin/webhooks/${encodeURIComponent(eventId)}`, { token: admin }), reached, { timeoutMs: 10_000, intervalMs: 50 });
+  const row = await eventually(() => call('GET', `/api/v1/admin/webhooks/${encodeURIComponent(eventId)}`, { token: admin }), reached, { timeoutMs: 30_000, intervalMs: 50 });
   if (!reached(row)) throw new Error(`webhook ${eventId} did not reach the expected state in time`);
   return row.body;
 }
