@@ -49,6 +49,8 @@ export interface Tally {
   inlineWalletEffects: boolean;
   /** Empties raw webhook bodies processed more than WEBHOOK_BODY_RETENTION_DAYS ago (also run hourly); answers how many. */
   pruneWebhookBodies(): Promise<number>;
+  /** Deletes audit rows recorded more than AUDIT_RETENTION_DAYS ago (also run hourly when it is set); answers how many. */
+  pruneAudit(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -133,7 +135,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const rewardRules = provideRewardRules(infrastructure, square.connections, promotions.promotions);
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
     const program = provideProgram(infrastructure, wallets.wallets, promotions.merchantLocations);
-    const audit = provideAudit(infrastructure, positionCheck(store));
+    const audit = provideAudit(infrastructure, positionCheck(store), cleanups);
 
     const server = await provideHttp(infrastructure, {
       metrics,
@@ -172,6 +174,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
       metrics,
       inlineWalletEffects: ingestion.inlineWalletEffects,
       pruneWebhookBodies: ingestion.pruneWebhookBodies,
+      pruneAudit: audit.pruneAudit,
       stop,
     };
   } catch (error) {

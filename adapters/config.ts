@@ -150,6 +150,8 @@ const schema = z.object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: whole(1000, 600_000, 65_000),
   WEBHOOK_BODY_RETENTION_DAYS: whole(1, 3650, 30),
   WEBHOOK_ROW_RETENTION_DAYS: whole(0, 36500, 400),
+  /** The audit trail's rows are deleted this many days after they were recorded, hourly (0: kept for good). */
+  AUDIT_RETENTION_DAYS: whole(0, 36500, 0),
   /** auto: the built-in simulator when NODE_ENV=development and SQUARE_APP_ID is unset; on: always (never in production); off: never. */
   SQUARE_SIMULATOR: choice(['auto', 'on', 'off'], 'auto'),
   /** json: one JSON object a line (machines); pretty: readable lines (people). Default: pretty on a terminal outside production. */

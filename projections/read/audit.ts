@@ -142,6 +142,32 @@ async function seqBounds(db: pg.Pool, from: Date | undefined, to: Date | undefin
 }
 
 /**
+ * `AUDIT_RETENTION_DAYS`: deletes the trail's rows recorded before `cutoff`, `slice` rows a statement (each a short
+ * transaction), and answers how many. The rows in feed order before the first one recorded at or after the cutoff
+ * are a seq range (`seqBounds`), read on the primary key from its low end, so a run that finds nothing old reads
+ * nothing; the few late rows past that point (stored after a later-recorded one) are looked up on their own index.
+ * The events stay in the log: `npm run rebuild -- audit` brings every row back.
+ */
+export async function deleteAuditRecordedBefore(db: pg.Pool, cutoff: Date, slice = 5_000): Promise<number> {
+  const { toSeq } = await seqBounds(db, undefined, cutoff);
+  const bound = toSeq === null ? '' : 'AND seq < $2::bigint';
+  let deleted = 0;
+  for (;;) {
+    const { rowCount } = await db.query(
+      `DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE true ${bound} ORDER BY seq LIMIT $1)`,
+      toSeq === null ? [slice] : [slice, toSeq],
+    );
+    deleted += rowCount ?? 0;
+    if ((rowCount ?? 0) < slice) break;
+  }
+  if (toSeq !== null) {
+    const { rowCount } = await db.query('DELETE FROM audit_events WHERE late AND seq >= $1::bigint AND recorded_at < $2', [toSeq, cutoff]);
+    deleted += rowCount ?? 0;
+  }
+  return deleted;
+}
+
+/**
  * A page of the trail, newest first. The statement is a UNION ALL of index-ordered parts (one per type, and
  * for `to` one more for the late rows), each stopping after `limit + 1` rows, so a page costs about the same
  * however deep the cursor and however many events there are.
