@@ -262,6 +262,7 @@ function toOrder(order: Square.Order): SquareOrder {
       uid: line.uid ?? `line-${i + 1}`,
       name: line.name ?? null,
       catalogObjectId: line.catalogObjectId ?? null,
+      itemType: line.itemType ?? null,
       quantity: required(line.quantity, `order ${id}: line_items[${i}].quantity`, op),
       totalMinor: amount(line.totalMoney, `line_items[${i}].total_money`),
       totalTaxMinor: amount(line.totalTaxMoney, `line_items[${i}].total_tax_money`),

@@ -9,7 +9,7 @@
  * `SQUARE_SCOPES_MISSING`, saying to reconnect, rather than earning as if the order were empty.
  */
 import { ORDER_SCOPES, type SquareApi, type SquareOrder } from '../ports/square.ts';
-import type { PurchaseOrder } from '../rewards/order.ts';
+import { lineItemType, type PurchaseOrder } from '../rewards/order.ts';
 import { DomainError } from '../shared/errors.ts';
 import { boundedCache, type CustomerCacheOptions } from './customer-cache.ts';
 
@@ -54,6 +54,7 @@ export function purchaseOrderOf(order: SquareOrder, categories: ReadonlyMap<stri
     lines: order.lineItems.map((line) => ({
       uid: line.uid,
       name: line.name,
+      itemType: lineItemType(line.itemType),
       itemVariationId: line.catalogObjectId,
       categoryIds: line.catalogObjectId ? [...(categories.get(line.catalogObjectId) ?? [])] : [],
       quantity: line.quantity,

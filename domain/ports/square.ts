@@ -118,8 +118,10 @@ export interface SquareRefund {
 export interface SquareOrderLine {
   uid: string;
   name: string | null;
-  /** `catalog_object_id`: the item variation sold; null for an ad hoc amount. */
+  /** `catalog_object_id`: the item variation sold; null for an ad hoc amount and for a gift card (Square sends none). */
   catalogObjectId: string | null;
+  /** `item_type`: `ITEM`, `CUSTOM_AMOUNT` or `GIFT_CARD` (a gift card sold or loaded); null when Square left it out (an item). */
+  itemType: string | null;
   /** Square's decimal string: `"2"`, `"1.5"`. */
   quantity: string;
   /** `total_money`: after the line's discounts, tax included. */

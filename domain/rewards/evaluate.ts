@@ -10,6 +10,10 @@
  * An order paid with several tenders (gift card + card) is shared between them: each payment counts the order's
  * lines in proportion to its share of the order's amount (tip excluded), floored; one tender paying the whole
  * order counts every line whole.
+ *
+ * A gift card sold or loaded (a `GIFT_CARD` line) earns nothing by a rule that reads the order, as in Square
+ * Loyalty: its points come when the card is spent. A spend rule that reads no order (after tax, no exclusions)
+ * cannot tell, and counts the payment as charged, gift card included (README, Reward rules).
  */
 import { DomainError } from '../shared/errors.ts';
 import { QUANTITY_SCALE, scaledQuantity, type OrderLine, type PurchaseOrder } from './order.ts';
@@ -89,7 +93,8 @@ function shareOf(value: bigint, payment: PaymentToEvaluate, order: PurchaseOrder
 }
 
 const money = (minor: number) => `${minor} minor units`;
-const describe = (line: OrderLine) => `${line.quantity} × ${line.name ?? line.itemVariationId ?? 'custom amount'}`;
+const isGiftCard = (line: OrderLine) => line.itemType === 'GIFT_CARD';
+const describe = (line: OrderLine) => `${line.quantity} × ${line.name ?? line.itemVariationId ?? (isGiftCard(line) ? 'gift card' : 'custom amount')}`;
 
 // Over 80 lines because it is one switch over the rule kinds, each case the whole of that kind's arithmetic and explanation.
 function evaluateOne(ref: RuleRef, payment: PaymentToEvaluate): { contribution: Contribution; lines: ExplanationLine[]; sameOrder: boolean } {
@@ -126,10 +131,11 @@ function evaluateOne(ref: RuleRef, payment: PaymentToEvaluate): { contribution: 
         for (const line of order.lines) {
           const byVariation = line.itemVariationId !== null && excludedVariations.has(line.itemVariationId);
           const byCategory = line.categoryIds.some((c) => excludedCategories.has(c));
-          if (!byVariation && !byCategory) continue;
+          if (!isGiftCard(line) && !byVariation && !byCategory) continue;
           eligible -= big(line.totalMinor);
           excludedTax += line.taxMinor;
-          say(`spend: ${describe(line)} is excluded (${byVariation ? 'item variation' : 'category'}): ${money(line.totalMinor)} left out`);
+          const why = isGiftCard(line) ? 'a gift card sale: it earns when spent' : byVariation ? 'item variation' : 'category';
+          say(`spend: ${describe(line)} is excluded (${why}): ${money(line.totalMinor)} left out`);
         }
         if (rule.taxMode === 'before_tax') {
           const tax = Math.max(0, order.taxMinor - excludedTax);
@@ -141,6 +147,8 @@ function evaluateOne(ref: RuleRef, payment: PaymentToEvaluate): { contribution: 
         if (payment.amountMinor < orderAmount(order)) say(`spend: this payment is ${money(payment.amountMinor)} of the order's ${money(orderAmount(order))}: its share counts`);
       } else if (needsOrder(rule)) {
         say(`spend: the payment has ${payment.hasOrder ? 'an order that was not read' : 'no Square order'}: tax and exclusions cannot be applied, the payment's amount counts`);
+      } else if (order?.lines.some(isGiftCard)) {
+        say("spend: this rule reads no order and counts the payment as charged, its gift card sale included (a spend rule that reads the order, before tax or with exclusions, leaves it out)");
       }
       const basisAmount = Number(amount) + (rule.basis === 'total' ? tip : 0);
       const { points } = evaluateRule({ ...rule, taxMode: undefined, excludedCategoryIds: undefined, excludedItemVariationIds: undefined }, { amountMinor: basisAmount, totalMinor: basisAmount });
@@ -162,8 +170,8 @@ function evaluateOne(ref: RuleRef, payment: PaymentToEvaluate): { contribution: 
       let units = 0n;
       let matchedMinor = 0n;
       for (const line of order.lines) {
-        const matches = rule.kind === 'item' ? line.itemVariationId !== null && listed.has(line.itemVariationId) : line.categoryIds.some((c) => listed.has(c));
-        if (!matches) continue;
+        const listedLine = rule.kind === 'item' ? line.itemVariationId !== null && listed.has(line.itemVariationId) : line.categoryIds.some((c) => listed.has(c));
+        if (!listedLine || isGiftCard(line)) continue;
         const quantity = scaledQuantity(line.quantity);
         units += quantity;
         matchedMinor += big(line.totalMinor);

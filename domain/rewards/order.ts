@@ -16,11 +16,24 @@ const minor = (what: string) =>
     .min(0, `${what} must not be negative`)
     .max(Number.MAX_SAFE_INTEGER, `${what} is too large`);
 
+/**
+ * Square's `item_type` of a line: `ITEM` (the default, also for a type Square adds later), `CUSTOM_AMOUNT`, or
+ * `GIFT_CARD`, a gift card sold or loaded. A gift card line has no catalog object, and earns nothing: the points come
+ * when the card is spent, as in Square Loyalty.
+ */
+export const lineItemTypes = ['ITEM', 'CUSTOM_AMOUNT', 'GIFT_CARD'] as const;
+export type LineItemType = (typeof lineItemTypes)[number];
+
+/** Square's `item_type` as rules read it: absent or unknown is an item. */
+export const lineItemType = (squareItemType: string | null): LineItemType =>
+  (lineItemTypes as readonly string[]).includes(squareItemType ?? '') ? (squareItemType as LineItemType) : 'ITEM';
+
 export const orderLineSchema = z
   .object({
     uid: z.string().max(200).optional(),
     name: z.string().max(500).nullable().default(null),
-    /** The catalog item variation sold (`catalog_object_id`); null for an ad hoc amount. */
+    itemType: z.enum(lineItemTypes, { error: "itemType must be 'ITEM', 'CUSTOM_AMOUNT' or 'GIFT_CARD'" }).default('ITEM'),
+    /** The catalog item variation sold (`catalog_object_id`); null for an ad hoc amount or a gift card. */
     itemVariationId: z.string().max(192).nullable().default(null),
     /** The categories of the variation's item (from the catalog). */
     categoryIds: z.array(z.string().max(192)).max(100).default([]),

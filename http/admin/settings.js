@@ -137,7 +137,7 @@ function ruleForm(token, created) {
     itemVariationIds: field('Item variation ids', f.itemVariationIds, 'Square catalog ids, comma-separated'),
     categoryIds: field('Category ids', f.categoryIds, 'Square catalog ids, comma-separated'),
     excludedItemVariationIds: field('Excluded item variation ids', f.excludedItemVariationIds, 'Optional'),
-    excludedCategoryIds: field('Excluded category ids', f.excludedCategoryIds, 'Optional, e.g. gift cards'),
+    excludedCategoryIds: field('Excluded category ids', f.excludedCategoryIds, 'Optional (gift card sales need none: a rule that reads the order leaves them out)'),
   };
   // The connection's currency says what 100 minor units are (a zero-decimal currency's are whole yen).
   api('GET', '/api/v1/client/pos/square', { keepSession: true }).then(

@@ -9,7 +9,7 @@ import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { TEST_JWT_SECRET } from '../support/http.ts';
 import { eventually } from '../support/eventually.ts';
-import { DEMO_CATALOG } from '../../adapters/square/simulator/orders.ts';
+import { DEMO_CATALOG, giftCardLine } from '../../adapters/square/simulator/orders.ts';
 import { PAYMENT_ONLY_SCOPES, startSquareServer, TEST_APP_ID, TEST_APP_SECRET, type SquareTestServer, type TestOrderLine } from '../support/square-server.ts';
 import { paymentWebhook, refundWebhook, webhookSender } from '../support/square-webhooks.ts';
 import { scenario, type Actor, type Merchant } from '../support/tenants.ts';
@@ -18,12 +18,12 @@ const WEBHOOK_KEY = 'rules-webhook-signature-key';
 const API_BASE_URL = 'https://api.rules.test';
 const CRON_SECRET = 'cron-secret-for-rule-tests-012345';
 
-/** Demo Bakery's catalog: Latte (Coffee), Muffin (Pastries), a $25 gift card (Gift cards). */
+/** Demo Bakery's catalog: Latte (Coffee), Muffin (Pastries). A gift card is not in it: Square sells it as a `GIFT_CARD` line. */
 const CATALOG = DEMO_CATALOG;
 
 const latte = (quantity = '1', tax = 0): TestOrderLine => ({ catalogObjectId: 'VARLATTE', name: 'Latte', quantity, basePriceMinor: 450, taxMinor: tax });
 const muffin = (quantity = '1', tax = 0): TestOrderLine => ({ catalogObjectId: 'VARMUFFIN', name: 'Muffin', quantity, basePriceMinor: 325, taxMinor: tax });
-const giftCard = (): TestOrderLine => ({ catalogObjectId: 'VARGIFTCARD25', name: 'Gift card', quantity: '1', basePriceMinor: 2500 });
+const giftCard = (amountMinor = 2500): TestOrderLine => giftCardLine(amountMinor);
 
 let square: SquareTestServer;
 let service: TestService;
@@ -151,13 +151,32 @@ test('spend before tax leaves the order’s tax out: $100 + $10 tax earns 100, n
   t.is(ordersRead(other.orderId), 0, 'a payment-only rule never pays an order fetch');
 });
 
-test('spend with exclusions leaves excluded categories and variations out; a tip counts with basis total', async (t) => {
-  const c = await cafe([{ kind: 'spend', points: 1, per: 100, basis: 'total', excludedCategoryIds: ['CATGIFTCARD'], excludedItemVariationIds: ['VARMUFFIN'] }]);
-  // $4.50 latte + $3.25 muffin + $25 gift card + $1.00 tip: 4.50 + 1.00 counts.
+test('spend with exclusions leaves excluded categories and variations out, and a gift card sold; a tip counts with basis total', async (t) => {
+  const c = await cafe([{ kind: 'spend', points: 1, per: 100, basis: 'total', excludedCategoryIds: ['CATPASTRY'] }]);
+  // $4.50 latte + $3.25 muffin + $25 gift card (item_type GIFT_CARD, no catalog object) + $1.00 tip: 4.50 + 1.00 counts.
   const sale = await c.buys([latte(), muffin(), giftCard()], 100);
   t.like(await settled(sale.eventId), { outcome: 'credited' });
   t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 5 });
   t.like((await purchase(sale.paymentId)).contributions[0], { kind: 'spend', basis: 'total', basisAmountMinor: 550, points: 5 });
+});
+
+test('a gift card sold beside an item earns nothing, as in Square Loyalty: only the item earns, by spend and category rules', async (t) => {
+  const c = await cafe([
+    { kind: 'spend', points: 1, per: 100, basis: 'amount', taxMode: 'before_tax' },
+    { kind: 'category', points: 2, categoryIds: ['CATCOFFEE'] },
+  ]);
+  // A $4.50 latte and a $100 gift card loaded, paid at once: 4 (spend on $4.50) + 2 (one coffee), not 104 + 2.
+  const sale = await c.buys([latte(), giftCard(10_000)]);
+  t.like(await settled(sale.eventId), { outcome: 'credited' });
+  t.deepEqual(await world.balances(c.guest), { [c.owner.tenantId]: 6 });
+  t.deepEqual((await purchase(sale.paymentId)).contributions.map((x: { kind: string; points: number; basisAmountMinor: number }) => [x.kind, x.points, x.basisAmountMinor]), [['spend', 4, 450], ['category', 2, 450]]);
+  const previewed = await world.call('POST', '/api/v1/client/reward-rules/preview', { token: c.owner.token, body: { paymentId: sale.paymentId } });
+  t.is(previewed.status, 200, JSON.stringify(previewed.body));
+  t.like(previewed.body, { points: 6 });
+  t.true(JSON.stringify(previewed.body).includes('is excluded (a gift card sale: it earns when spent): 10000 minor units left out'), JSON.stringify(previewed.body));
+  // A gift card bought alone earns nothing.
+  const alone = await c.buys([giftCard(5_000)]);
+  t.like(await settled(alone.eventId), { outcome: 'zero_points' });
 });
 
 test('several active rules add up, each recorded; a refund of the order takes each rule’s share back', async (t) => {

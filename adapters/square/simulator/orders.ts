@@ -28,8 +28,14 @@ export interface TestCatalogItem {
 }
 
 export interface TestOrderLine {
-  /** The variation sold; omitted for an ad hoc amount ("custom amount" at the till). */
+  /** The variation sold; omitted for an ad hoc amount ("custom amount" at the till) and for a gift card. */
   catalogObjectId?: string;
+  /**
+   * `GIFT_CARD`: a gift card sold or loaded. Square gives such a line `item_type: "GIFT_CARD"` and no catalog object
+   * (its Orders API refuses one), so rules cannot name it by variation or category. Omitted: `ITEM` with a catalog
+   * object, else `CUSTOM_AMOUNT`.
+   */
+  itemType?: 'GIFT_CARD';
   name: string;
   /** Square's decimal string: "2", "1.5". */
   quantity: string;
@@ -78,7 +84,7 @@ export function orderJson(order: TestOrder, currency: string) {
       name: line.name,
       quantity: line.quantity,
       ...(line.catalogObjectId ? { catalog_object_id: line.catalogObjectId, catalog_version: 1 } : {}),
-      item_type: line.catalogObjectId ? 'ITEM' : 'CUSTOM_AMOUNT',
+      item_type: line.itemType ?? (line.catalogObjectId ? 'ITEM' : 'CUSTOM_AMOUNT'),
       base_price_money: money(line.basePriceMinor, currency),
       variation_total_price_money: money(t.gross, currency),
       gross_sales_money: money(t.gross, currency),
@@ -186,20 +192,24 @@ export function batchRetrieve(catalog: TestCatalog, body: Record<string, unknown
   return { objects, ...(related.size ? { related_objects: [...related.values()] } : {}) };
 }
 
-/** Demo Bakery's catalog in development: coffee by the cup, pastries, and a gift card that earns nothing. */
+/**
+ * Demo Bakery's catalog in development: coffee by the cup and pastries. Its gift cards are not in it: Square sells
+ * them as `GIFT_CARD` lines without a catalog object (`giftCardLine`).
+ */
 export const DEMO_CATALOG: TestCatalog = {
   categories: [
     { id: 'CATCOFFEE', name: 'Coffee' },
     { id: 'CATPASTRY', name: 'Pastries' },
-    { id: 'CATGIFTCARD', name: 'Gift cards' },
   ],
   items: [
     { id: 'ITEMLATTE', name: 'Latte', categoryIds: ['CATCOFFEE'], variations: [{ id: 'VARLATTE', name: 'Regular', priceMinor: 450 }] },
     { id: 'ITEMESPRESSO', name: 'Espresso', categoryIds: ['CATCOFFEE'], variations: [{ id: 'VARESPRESSO', name: 'Single', priceMinor: 300 }] },
     { id: 'ITEMMUFFIN', name: 'Muffin', categoryIds: ['CATPASTRY'], variations: [{ id: 'VARMUFFIN', name: 'Blueberry', priceMinor: 325 }] },
-    { id: 'ITEMGIFTCARD', name: 'Gift card', categoryIds: ['CATGIFTCARD'], variations: [{ id: 'VARGIFTCARD25', name: '$25', priceMinor: 2500 }] },
   ],
 };
+
+/** A gift card sold or loaded for `amountMinor`, as Square's point of sale writes it: no catalog object, no tax. */
+export const giftCardLine = (amountMinor: number): TestOrderLine => ({ itemType: 'GIFT_CARD', name: 'Gift Card', quantity: '1', basePriceMinor: amountMinor });
 
 /** The variation's name and unit price in a catalog, to make an order line from an id and a quantity. */
 export function catalogLine(catalog: TestCatalog, variationId: string, quantity: string): TestOrderLine | undefined {

@@ -1229,6 +1229,7 @@ export function createSquareSimulator(options: SimulatorOptions = {}): SquareSim
     },
 
     addOrder(merchantId, order) {
+      if (order.lines.some((l) => l.itemType === 'GIFT_CARD' && l.catalogObjectId)) throw new Error('Test server: GIFT_CARD line items cannot reference a catalog object (Square refuses it)');
       merchantState(merchantId).orders.set(order.id, order);
       persist();
     },
