@@ -6,7 +6,7 @@
  * `claims` reactor (reactors/claims.ts) matches the two; this projection only records them, so rebuilding it
  * issues no command. Every write is idempotent per event.
  */
-import { heldPointsClaimed, purchaseCompleted, purchaseIdentityAttached } from '../domain/payments/events.ts';
+import { heldPointsClaimed, purchaseCompleted, purchaseCustomerLinked, purchaseIdentityAttached } from '../domain/payments/events.ts';
 import { userEmailChanged, userEmailVerified, userPersonalDataErased, userPhoneChanged, userPhoneVerified, userRegistered } from '../domain/users/events.ts';
 import { assertNever } from '../domain/shared/decider.ts';
 import { eventCodec } from '../domain/shared/codec.ts';
@@ -25,6 +25,7 @@ export const heldPointsEvents = eventCodec(
   purchaseCompleted,
   heldPointsClaimed,
   purchaseIdentityAttached,
+  purchaseCustomerLinked,
 );
 
 export const heldPointsProjection = projection({
@@ -33,7 +34,8 @@ export const heldPointsProjection = projection({
   // Version 3: held purchases by Square customer, and identities attached to them later (issue 15).
   // Version 4: `UserEmailChanged` (2026-12-07). Instances of the release before it skip that type during a rolling
   // deploy and their checkpoint passes it: rebuilt from the log, and the old runners stand down at the takeover.
-  version: 4,
+  // Version 5: `PurchaseCustomerLinked`, a customer Square attached to a held purchase after it completed (2026-12-08).
+  version: 5,
   tables: ['held_points', 'consumer_identities', 'claims_consumers', 'held_purchases_by_customer'],
   events: heldPointsEvents,
   async apply(events, { db, table }) {
@@ -96,6 +98,13 @@ export const heldPointsProjection = projection({
           break;
         case 'PurchaseIdentityAttached':
           hold(e.data.paymentId, e.data.tenantId, e.data.identityHashes, e.data.completedAt);
+          break;
+        case 'PurchaseCustomerLinked':
+          // A customer Square named after the sale: its contacts hold the points, and its later changes attach.
+          hold(e.data.paymentId, e.data.tenantId, e.data.identityHashes, e.data.completedAt);
+          if (e.data.customerId) {
+            holdingByCustomer.push({ tenant_id: e.data.tenantId, customer_id: e.data.customerId, payment_id: e.data.paymentId, completed_at: e.data.completedAt });
+          }
           break;
         case 'HeldPointsClaimed':
           await query(`UPDATE ${held} SET claimed = true WHERE payment_id = $1`, [e.data.paymentId]);

@@ -209,3 +209,27 @@ export const purchaseIdentityAttached = EventType.define(
     source: z.string(),
   }),
 );
+
+/**
+ * Square attached a customer to a purchase after it completed (2026-12-08): the purchase was decided on a first
+ * `payment.created` / `payment.updated` without `customer_id` and its points held for nobody; a later update of the
+ * same payment carried the customer (Square fills `customer_id` asynchronously: instant profiles, a buyer typing an
+ * email for a digital receipt) or the buyer's email. The purchase now belongs to that customer, and the identities
+ * of its contacts can claim the held points, as an identity attached later does.
+ */
+export const purchaseCustomerLinked = EventType.define(
+  'PurchaseCustomerLinked',
+  z.object({
+    paymentId: z.string(),
+    tenantId: z.string(),
+    /** The Square customer now on the payment; null when the later update carried only the buyer's email. */
+    customerId: z.string().nullable(),
+    /** The keyed hashes of the customer's contacts (and the buyer's email) the purchase did not carry yet. */
+    identityHashes: z.array(z.string()),
+    /** When the purchase completed: the claim window runs from it. */
+    completedAt: z.string(),
+    /** Square's `updated_at` of the update that carried the customer. */
+    linkedAt: z.string(),
+    source: z.string(),
+  }),
+);

@@ -19,7 +19,7 @@ import type { CommandPath, FoldedStream } from '../shared/command-path.ts';
 import { KeyedQueue } from '../shared/keyed-queue.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, type WalletState } from '../wallets/wallet.ts';
-import { paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
+import { awaitsCustomer, paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
 import { bonusTakenBy, orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 import { countedKeysOf, customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type BuyerIdentity, type UsesLoad } from './promotion-uses.ts';
@@ -38,6 +38,7 @@ export type IngestionOutcome =
   | 'no_connection'
   | 'revoked'
   | 'identity_attached'
+  | 'customer_linked'
   | 'credit_refused'
   | 'failed';
 
@@ -126,9 +127,16 @@ const MAX_ROUNDS = 8;
 
 function outcomeOf(before: PaymentState, source: string): IngestionOutcome {
   // A source whose effect is already recorded (a crash between append and acknowledgement) gets its own outcome back.
-  if (before.status === 'completed') return before.source === source ? before.outcome : 'duplicate';
+  if (before.status === 'completed') return before.source === source ? before.outcome : before.linkedBy === source ? 'customer_linked' : 'duplicate';
   return 'stale';
 }
+
+/**
+ * A completed payment reported again with a customer or a buyer email, for a purchase that waits for its customer
+ * (`awaitsCustomer`): its contacts are looked up, and the purchase is linked to it (`LinkCustomer`).
+ */
+const linksCustomer = (state: PaymentState, fact: IngestionFact): fact is IngestionFact & { kind: 'payment' } =>
+  fact.kind === 'payment' && fact.payment.status === 'COMPLETED' && Boolean(fact.payment.customerId || fact.payment.buyerEmail) && awaitsCustomer(state);
 
 const streamOf = (fact: IngestionFact) => paymentStream(fact.kind === 'payment' ? fact.payment.id : (fact.refund.paymentId ?? ''));
 
@@ -318,6 +326,19 @@ export function ingestionService(deps: IngestionDependencies) {
   }
 
   /**
+   * Links a purchase held for nobody to the customer (or buyer email) a later report of its payment carries: the
+   * fact fails (and is retried) when the customer could not be looked up, as a completing payment's does.
+   */
+  function linkCustomer(state: PaymentState, fact: IngestionFact & { kind: 'payment' }, identity: Identity | Error | undefined): { events: PaymentEvent[]; result: FactResult } {
+    if (identity instanceof Error || identity === undefined) return { events: [], result: { ok: false, error: identity ?? new Error('the customer was not looked up') } };
+    const { payment } = fact;
+    const command = { type: 'LinkCustomer', tenantId: fact.tenantId, customerId: payment.customerId, identityHashes: identity.hashes, updatedAt: payment.updatedAt, source: fact.source } as const;
+    const events = paymentDecider.decide(command, state);
+    if (!events.length) return { events, result: { ok: true, result: { outcome: outcomeOf(state, fact.source), position: undefined } } };
+    return { events, result: { ok: true, result: { outcome: 'customer_linked', position: undefined, detail: { paymentId: payment.id, customerId: payment.customerId } } } };
+  }
+
+  /**
    * Decides every fact of one stream in order on its state. Returns the purchase events, each fact's result,
    * and the wallet events the purchase events cause (when inline).
    */
@@ -338,7 +359,14 @@ export function ingestionService(deps: IngestionDependencies) {
       let decided: PaymentEvent[];
       if (fact.kind === 'payment') {
         if (state.status === 'completed') {
-          results.set(index, { ok: true, result: { outcome: outcomeOf(state, fact.source), position: undefined } });
+          const link = linksCustomer(state, fact) ? linkCustomer(state, fact, identities.get(index)) : undefined;
+          results.set(index, link?.result ?? { ok: true, result: { outcome: outcomeOf(state, fact.source), position: undefined } });
+          if (!link?.events.length) continue;
+          wrote.add(index);
+          for (const event of link.events) {
+            state = paymentDecider.evolve(state, event);
+            events.push({ event, metadata: fact.metadata, index });
+          }
           continue;
         }
         const { payment } = fact;
@@ -639,8 +667,16 @@ export function ingestionService(deps: IngestionDependencies) {
       // Customers are looked up only for payments that complete now, and only once per fact across rounds.
       const lookups: { index: number; tenantId: string; customerId: string | null; buyerEmail: string | null }[] = [];
       const orderReads: { index: number; fact: IngestionFact }[] = [];
+      // Purchases completed already are looked up only to link a customer Square named since (no order, no promotion).
+      const links: typeof lookups = [];
       for (const stream of pending) {
-        if (loads.get(stream)?.state.status === 'completed') continue;
+        const state = loads.get(stream)?.state;
+        if (state?.status === 'completed') {
+          for (const { index, fact } of byStream.get(stream) ?? []) {
+            if (linksCustomer(state, fact) && !identities.has(index)) links.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId, buyerEmail: fact.payment.buyerEmail });
+          }
+          continue;
+        }
         for (const { index, fact } of byStream.get(stream) ?? []) {
           if (fact.kind === 'payment' && fact.payment.status === 'COMPLETED' && !identities.has(index)) {
             lookups.push({ index, tenantId: fact.tenantId, customerId: fact.payment.customerId, buyerEmail: fact.payment.buyerEmail });
@@ -648,9 +684,9 @@ export function ingestionService(deps: IngestionDependencies) {
           }
         }
       }
-      if (lookups.length) {
+      if (lookups.length || links.length) {
         // The customers and the orders are read at once: a purchase waits for the slower of the two, not both.
-        const [identified, read] = await Promise.all([identify(lookups), readOrders(orderReads)]);
+        const [identified, read] = await Promise.all([identify([...lookups, ...links]), readOrders(orderReads)]);
         for (const [index, identity] of identified) identities.set(index, identity);
         for (const [index, order] of read) purchaseOrders.set(index, order);
         await addVerifiedEmails(lookups, facts, identities);

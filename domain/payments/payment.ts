@@ -70,6 +70,8 @@ interface Completed {
   basisAmountMinor: number | null;
   completedAt: string;
   source: string;
+  /** The source whose update linked the purchase to its customer after it completed (`PurchaseCustomerLinked`); null: none did. */
+  linkedBy: string | null;
   refundedMinor: number;
   pointsReversed: number;
   refunds: ReadonlySet<string>;
@@ -136,7 +138,27 @@ export type PaymentCommand =
       walletEffect?: WalletEffect;
     }
   | { type: 'ClaimHeldPoints'; consumerId: string; walletId: string; identityHash: string; now: string }
-  | { type: 'AttachIdentity'; customerId: string; identityHashes: string[]; now: string; source: string };
+  | { type: 'AttachIdentity'; customerId: string; identityHashes: string[]; now: string; source: string }
+  | {
+      /**
+       * The payment, already completed, reported again (webhook or poll) with a customer or a buyer email it did not
+       * carry when it completed: the identities of that customer's contacts and of the email (`identityHashes`).
+       */
+      type: 'LinkCustomer';
+      tenantId: string;
+      customerId: string | null;
+      identityHashes: string[];
+      /** Square's `updated_at` of the update that carried the customer. */
+      updatedAt: string;
+      source: string;
+    };
+
+/**
+ * Whether a completed purchase waits for its customer: its points are held for nobody and it has no Square customer
+ * (completed before Square attached one), so a later update of the payment naming one links it (`LinkCustomer`).
+ */
+export const awaitsCustomer = (state: PaymentState): boolean =>
+  state.status === 'completed' && state.outcome === 'stored_anonymous' && state.consumerId === null && state.customerId === null;
 
 export const paymentStream = (paymentId: string) => `payment-${paymentId}`;
 
@@ -318,22 +340,18 @@ function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
       // Only points still held for nobody, of this customer, within the claim window, and only identities new to it.
       if (state.status !== 'completed' || state.outcome !== 'stored_anonymous' || state.consumerId || state.customerId !== command.customerId) return [];
       if (!withinClaimWindow(state.completedAt, command.now)) return [];
-      const fresh = [...new Set(command.identityHashes)].filter((h) => !state.identityHashes.includes(h));
+      const fresh = newIdentities(state, command.identityHashes);
       if (!fresh.length) return [];
-      return [
-        {
-          type: 'PurchaseIdentityAttached',
-          data: {
-            paymentId: state.paymentId,
-            tenantId: state.tenantId,
-            customerId: command.customerId,
-            identityHashes: fresh,
-            completedAt: state.completedAt,
-            attachedAt: command.now,
-            source: command.source,
-          },
-        },
-      ];
+      const { customerId, now: attachedAt, source } = command;
+      return [{ type: 'PurchaseIdentityAttached', data: { ...heldPurchaseOf(state), customerId, identityHashes: fresh, attachedAt, source } }];
+    }
+    case 'LinkCustomer': {
+      // Only a purchase held for nobody and with no customer yet: a customer it has is kept, a credited one is done.
+      if (state.status !== 'completed' || !awaitsCustomer(state) || state.tenantId !== command.tenantId) return [];
+      const fresh = newIdentities(state, command.identityHashes);
+      if (command.customerId === null && !fresh.length) return [];
+      const { customerId, updatedAt: linkedAt, source } = command;
+      return [{ type: 'PurchaseCustomerLinked', data: { ...heldPurchaseOf(state), customerId, identityHashes: fresh, linkedAt, source } }];
     }
     case 'ClaimHeldPoints': {
       if (state.status !== 'completed' || state.outcome !== 'stored_anonymous' || state.consumerId) return [];
@@ -352,6 +370,12 @@ function decide(command: PaymentCommand, state: PaymentState): PaymentEvent[] {
       return unreachable(command);
   }
 }
+
+/** The identities given that the purchase does not carry yet, each once. */
+const newIdentities = (state: Completed, hashes: readonly string[]): string[] => [...new Set(hashes)].filter((h) => !state.identityHashes.includes(h));
+
+/** What an event about a held purchase names of it (the claim window runs from `completedAt`). */
+const heldPurchaseOf = (state: Completed) => ({ paymentId: state.paymentId, tenantId: state.tenantId, completedAt: state.completedAt });
 
 /** Whether held points completed at `completedAt` can still be claimed at `now` (the last instant included). */
 export const withinClaimWindow = (completedAt: string, now: string): boolean => Date.parse(now) - Date.parse(completedAt) <= CLAIM_WINDOW_DAYS * 24 * 3600 * 1000;
@@ -427,6 +451,7 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
         basisAmountMinor: d.basisAmountMinor,
         completedAt: d.completedAt,
         source: d.source,
+        linkedBy: null,
         refundedMinor: 0,
         pointsReversed: 0,
         refunds: new Set(),
@@ -457,6 +482,14 @@ function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
     case 'PurchaseIdentityAttached':
       if (state.status !== 'completed') return state;
       return { ...state, identityHashes: [...state.identityHashes, ...event.data.identityHashes] };
+    case 'PurchaseCustomerLinked':
+      if (state.status !== 'completed') return state;
+      return {
+        ...state,
+        customerId: event.data.customerId ?? state.customerId,
+        identityHashes: [...state.identityHashes, ...event.data.identityHashes],
+        linkedBy: event.data.source,
+      };
     default:
       return unreachable(event);
   }

@@ -59,6 +59,7 @@ export function walletCommandFor(event: PaymentEvent): WalletCommand | undefined
     case 'PaymentStatusObserved':
     case 'RefundHeld':
     case 'PurchaseIdentityAttached':
+    case 'PurchaseCustomerLinked':
       return undefined;
     default:
       return unreachable(event);

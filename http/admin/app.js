@@ -401,7 +401,7 @@ function liveView(_rest, params, token) {
 }
 
 // ---------------------------------------------------------------------------------------------- webhooks
-const OUTCOMES = ['pending', 'credited', 'credit_refused', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'before_program', 'currency_mismatch', 'same_order', 'location_excluded', 'identity_attached', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
+const OUTCOMES = ['pending', 'credited', 'credit_refused', 'stored_anonymous', 'no_rule_no_credit', 'zero_points', 'before_program', 'currency_mismatch', 'same_order', 'location_excluded', 'identity_attached', 'customer_linked', 'duplicate', 'recorded', 'stale', 'refund_applied', 'refund_held', 'refund_pending', 'ignored', 'no_connection', 'revoked', 'failed'];
 const RETRYABLE = ['failed', 'no_connection'];
 /** How long a re-drive waits for its attempt to end before it gives the button back. */
 const RETRY_WAIT_MS = 60_000;
@@ -422,6 +422,7 @@ const OUTCOME_MEANING = {
   same_order: 'No points: another payment of the same order already counted the visit.',
   location_excluded: 'No points: paid at a location none of the active rules covers.',
   identity_attached: "The customer's email or phone, now known, was attached to their held purchases.",
+  customer_linked: "Square named the customer after the payment completed: its held points go to the member with that customer's email or phone (at once if they joined, else when they join within 90 days).",
   duplicate: 'Already recorded (from another webhook or the poll): counted once.',
   recorded: 'A payment status other than completed: recorded, points come when it completes.',
   stale: 'An older status than one already seen: nothing changed.',

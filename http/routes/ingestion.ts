@@ -21,6 +21,7 @@ export const OUTCOMES = [
   'same_order',
   'location_excluded',
   'identity_attached',
+  'customer_linked',
   'duplicate',
   'recorded',
   'stale',

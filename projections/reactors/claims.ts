@@ -9,7 +9,7 @@
  */
 import type { EventStore } from '../../domain/ports/event-store.ts';
 import { CLAIM_WINDOW_DAYS, paymentDecider, paymentStream } from '../../domain/payments/payment.ts';
-import { purchaseCompleted, purchaseIdentityAttached } from '../../domain/payments/events.ts';
+import { purchaseCompleted, purchaseCustomerLinked, purchaseIdentityAttached } from '../../domain/payments/events.ts';
 import { userEmailVerified, userPhoneVerified, userReinstated } from '../../domain/users/events.ts';
 import { handleCommand } from '../../domain/shared/command-handler.ts';
 import type { CommandPath } from '../../domain/shared/command-path.ts';
@@ -28,16 +28,19 @@ export interface ClaimsDependencies {
   walletIdFor(tenantId: string, consumerId: string): string;
 }
 
-/** An identity verified, a purchase held for one, or a consumer reinstated. */
-export const claimsEvents = eventCodec(undefined, userEmailVerified, userPhoneVerified, userReinstated, purchaseCompleted, purchaseIdentityAttached);
+/** An identity verified, a purchase held for one (or linked to its customer after it completed), or a consumer reinstated. */
+export const claimsEvents = eventCodec(undefined, userEmailVerified, userPhoneVerified, userReinstated, purchaseCompleted, purchaseIdentityAttached, purchaseCustomerLinked);
 
 /** Joined to `consumer_identities c`: its consumer may claim (as ingestion credits: approved, not erased). */
 const MAY_CLAIM = `JOIN users u ON u.id = c.consumer_id AND u.status = 'approved' AND NOT u.erased`;
 type Cause = Decoded<EventsOf<typeof claimsEvents>>;
 
-/** The held purchases of `events` (a walk-in's purchase, or an identity attached to one later) and their identities. */
-const heldIn = (e: Cause) =>
-  (e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0) || e.type === 'PurchaseIdentityAttached' ? e.data.identityHashes : [];
+/** A walk-in's purchase held for nobody, or one Square linked to its customer after it completed. */
+const holdsFor = (e: Cause): e is Extract<Cause, { type: 'PurchaseCompleted' | 'PurchaseCustomerLinked' }> =>
+  (e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0) || e.type === 'PurchaseCustomerLinked';
+
+/** The held purchases of `events` (a walk-in's purchase, or an identity or a customer attached to one later) and their identities. */
+const heldIn = (e: Cause) => (holdsFor(e) || e.type === 'PurchaseIdentityAttached' ? e.data.identityHashes : []);
 
 /**
  * Who owns each identity of the batch's held purchases: one read for the batch (walk-ins were one read each). Claims
@@ -59,12 +62,10 @@ async function ownersOf(events: readonly Cause[], { db }: ReactorContext): Promi
 /**
  * A walk-in's purchase decided with its customer's contacts from before a change Square reported (the change's
  * webhook attached its identities to the held purchases the read model listed then; this one was not listed
- * yet): the identities recorded at the change are attached now. Keyed by tenant and customer; one read a batch.
+ * yet, or got its customer only later, `PurchaseCustomerLinked`): the identities recorded at the change are attached now. Keyed by tenant and customer; one read a batch.
  */
 async function attachRecordedContacts(deps: ClaimsDependencies, events: readonly Cause[], { db }: ReactorContext) {
-  const held = events.flatMap((e) =>
-    e.type === 'PurchaseCompleted' && e.data.outcome === 'stored_anonymous' && e.data.points > 0 && e.data.customerId !== null ? [{ e, customerId: e.data.customerId }] : [],
-  );
+  const held = events.flatMap((e) => (holdsFor(e) && e.data.customerId !== null ? [{ e, customerId: e.data.customerId }] : []));
   if (!held.length) return;
   const recorded = await customerContactsOf(db, held.map(({ e, customerId }) => ({ tenantId: e.data.tenantId, customerId })));
   for (const { e, customerId } of held) {
@@ -135,7 +136,8 @@ export function claimsReactor(deps: ClaimsDependencies): Reactor {
           }
           case 'PurchaseCompleted':
           case 'PurchaseIdentityAttached':
-            // A walk-in's purchase, or an identity Square learnt after the sale: a consumer who already verified it claims at once.
+          case 'PurchaseCustomerLinked':
+            // A walk-in's purchase, or an identity or a customer Square learnt after the sale: a consumer who already verified it claims at once.
             await claimByKnownIdentity(e.data.paymentId, e.data.tenantId, heldIn(e), owners, e);
             break;
           default:

@@ -236,6 +236,42 @@ test.serial('stored_anonymous: points held for an unknown customer are claimed o
   t.is(await settledBalance(later.token), 7);
 });
 
+test.serial('a customer Square attaches to a payment after it completed earns: credited to the consumer with its email, once; a later customer.updated attaches', async (t) => {
+  // Square fills customer_id asynchronously: the first completed update has none, the next one (a second later) does.
+  const dan = await register('consumer', 'dan@example.com');
+  square.addCustomer('M-CAFE', { id: 'cust-dan', email: 'dan@example.com', phone: null });
+  const at = Date.now();
+  const first = paymentWebhook({ eventId: 'evt-dan-1', merchantId: 'M-CAFE', paymentId: 'pay-dan', amount: 2000, customerId: null, updatedAt: new Date(at).toISOString() });
+  await send(first);
+  t.like(await processed('evt-dan-1'), { outcome: 'stored_anonymous' });
+  const withCustomer = paymentWebhook({ eventId: 'evt-dan-2', merchantId: 'M-CAFE', paymentId: 'pay-dan', amount: 2000, customerId: 'cust-dan', updatedAt: new Date(at + 1000).toISOString(), createdAt: first.data.object.payment.created_at });
+  await send(withCustomer);
+  t.like(await processed('evt-dan-2'), { outcome: 'customer_linked' });
+  t.is(await settledBalance(dan.token), 20, '1 point per $1 of $20, claimed by the consumer with the customer\'s email');
+  // The same update again under another event id, and the first one again: nothing more.
+  await send({ ...withCustomer, event_id: 'evt-dan-3' });
+  t.like(await processed('evt-dan-3'), { outcome: 'duplicate' });
+  await send({ ...first, event_id: 'evt-dan-4' });
+  t.like(await processed('evt-dan-4'), { outcome: 'duplicate' });
+  t.is(await settledBalance(dan.token), 20, 'credited once');
+
+  // A customer with no contacts yet when it is linked: its customer.updated attaches its email, whose consumer claims.
+  square.addCustomer('M-CAFE', { id: 'cust-eve', email: null, phone: null });
+  await send(paymentWebhook({ eventId: 'evt-eve-1', merchantId: 'M-CAFE', paymentId: 'pay-eve', amount: 1500, customerId: null, updatedAt: new Date(at).toISOString() }));
+  t.like(await processed('evt-eve-1'), { outcome: 'stored_anonymous' });
+  await send(paymentWebhook({ eventId: 'evt-eve-2', merchantId: 'M-CAFE', paymentId: 'pay-eve', amount: 1500, customerId: 'cust-eve', updatedAt: new Date(at + 1000).toISOString(), createdAt: new Date(at).toISOString() }));
+  t.like(await processed('evt-eve-2'), { outcome: 'customer_linked' });
+  square.addCustomer('M-CAFE', { id: 'cust-eve', email: 'eve@example.com', phone: null });
+  const updated = squarePayload('customer.updated.json');
+  updated.data.object.customer.email_address = 'eve@example.com';
+  // The held purchase is listed by its customer once the read model has the link.
+  await service.tally.runner.waitForPosition((await service.tally.store.headPosition())!, 10_000);
+  await send({ ...updated, merchant_id: 'M-CAFE', event_id: 'evt-eve-upd', data: { ...updated.data, id: 'cust-eve' } });
+  t.like(await processed('evt-eve-upd'), { outcome: 'identity_attached' });
+  const eve = await register('consumer', 'eve@example.com');
+  t.is(await settledBalance(eve.token), 15);
+});
+
 test.serial('other outcomes: ignored types, unknown merchants, and failures that are retried and re-driven', async (t) => {
   const created = squarePayload('customer.created.json');
   await send({ ...created, merchant_id: 'M-CAFE', event_id: 'evt-customer' });
@@ -444,6 +480,23 @@ test.serial('a poll that meets a 429 backs off and completes', async (t) => {
   const summary = polled.body.connections.find((c: { tenantId: string }) => c.tenantId === tenantId);
   t.is(summary.status, 'ok');
   t.is(summary.stored_anonymous, 1);
+});
+
+test.serial('the poll links a customer Square attached to a payment after a poll recorded it held for nobody: credited once', async (t) => {
+  const fred = await register('consumer', 'fred@example.com');
+  square.addCustomer('M-CAFE', { id: 'cust-fred', email: 'fred@example.com', phone: null });
+  const poll = async () => {
+    const polled = await call('POST', '/api/v1/internal/cron/square-poll-payments', { headers: { 'x-cron-secret': CRON_SECRET } });
+    return polled.body.connections.find((c: { tenantId: string }) => c.tenantId === tenantId);
+  };
+  const createdAt = new Date().toISOString();
+  square.addPayment('M-CAFE', { id: 'poll-fred', locationId: 'L-MAIN', amount: 3000, status: 'COMPLETED', createdAt });
+  t.like(await poll(), { status: 'ok', stored_anonymous: 1 });
+  square.addPayment('M-CAFE', { id: 'poll-fred', locationId: 'L-MAIN', amount: 3000, status: 'COMPLETED', customerId: 'cust-fred', createdAt, updatedAt: new Date(Date.parse(createdAt) + 1000).toISOString() });
+  t.like(await poll(), { status: 'ok', stored_anonymous: 0, duplicate: 0 });
+  t.is(await settledBalance(fred.token), 30);
+  await poll();
+  t.is(await settledBalance(fred.token), 30, 'credited once');
 });
 
 test.serial('operators list every connection with its last poll and error', async (t) => {

@@ -265,6 +265,40 @@ test('an identity Square learns after the sale is attached to the purchase held 
   spec(t).given(completed(), attached).when(claim(now, 'h:phone')).then([{ ...claimed(10, now), data: { ...claimed(10, now).data, identityHash: 'h:phone' } }]);
 });
 
+test('a customer Square attaches to the payment after it completed is linked to the purchase held for nobody, once; a customer it has is kept', (t) => {
+  // The first completed update carried no customer: the points are held with no identity at all.
+  const walkIn = completed({ customerId: null, identityHashes: [] });
+  const LINKED_AT = afterCompletion(1000);
+  const link = (customerId: string | null, identityHashes: string[], tenantId = TENANT): PaymentCommand => ({ type: 'LinkCustomer', tenantId, customerId, identityHashes, updatedAt: LINKED_AT, source: 'webhook:e2' });
+  const linked = (customerId: string | null, identityHashes: string[]): PaymentEvent => ({
+    type: 'PurchaseCustomerLinked',
+    data: { paymentId: 'pay_1', tenantId: TENANT, customerId, identityHashes, completedAt: COMPLETED_AT, linkedAt: LINKED_AT, source: 'webhook:e2' },
+  });
+  spec(t).given(walkIn).when(link('CUST_1', ['h:email', 'h:email'])).then([linked('CUST_1', ['h:email'])]);
+  // A customer with no contacts yet is linked all the same: its later customer.updated attaches to the purchase.
+  spec(t).given(walkIn).when(link('CUST_1', [])).then([linked('CUST_1', [])]);
+  const now = afterCompletion(DAY);
+  spec(t)
+    .given(walkIn, linked('CUST_1', []))
+    .when({ type: 'AttachIdentity', customerId: 'CUST_1', identityHashes: ['h:phone'], now, source: 'webhook:c1' })
+    .then([{ type: 'PurchaseIdentityAttached', data: { paymentId: 'pay_1', tenantId: TENANT, customerId: 'CUST_1', identityHashes: ['h:phone'], completedAt: COMPLETED_AT, attachedAt: now, source: 'webhook:c1' } }]);
+  spec(t).given(walkIn, linked('CUST_1', ['h:email'])).when(claim(now)).then([claimed(10, now)]);
+  // Once linked, the purchase has its customer: another update (or another customer) changes nothing.
+  spec(t).given(walkIn, linked('CUST_1', ['h:email'])).when(link('CUST_1', ['h:email'])).thenNothing();
+  spec(t).given(walkIn, linked('CUST_1', ['h:email'])).when(link('CUST_2', ['h:other'])).thenNothing();
+  spec(t).given(completed()).when(link('CUST_2', ['h:other'])).thenNothing();
+  // Only the buyer's email (a digital receipt, no customer): linked by its identity; nothing new, nothing linked.
+  spec(t).given(walkIn).when(link(null, ['h:buyer'])).then([linked(null, ['h:buyer'])]);
+  spec(t).given(walkIn, linked(null, ['h:buyer'])).when(link(null, ['h:buyer'])).thenNothing();
+  spec(t).given(walkIn, linked(null, ['h:buyer'])).when(link('CUST_1', ['h:buyer', 'h:email'])).then([linked('CUST_1', ['h:email'])]);
+  // Credited, claimed or earning nothing: nothing changes. Another merchant's report does not touch it.
+  spec(t).given(completed({ customerId: null, outcome: 'credited', consumerId: 'c1', walletId: 'w1' })).when(link('CUST_1', ['h:email'])).thenNothing();
+  spec(t).given(walkIn, claimed(10, now)).when(link('CUST_1', ['h:email'])).thenNothing();
+  spec(t).given(completed({ customerId: null, outcome: 'zero_points', points: 0 })).when(link('CUST_1', ['h:email'])).thenNothing();
+  spec(t).given(walkIn).when(link('CUST_1', ['h:email'], 'another-tenant')).thenNothing();
+  spec(t).given().when(link('CUST_1', ['h:email'])).thenNothing();
+});
+
 test('a promotion taking the points beyond 2^53 − 1 is refused like the rules\' sum, never recorded rounded or invalid', (t) => {
   const promoted = (incentive: ScheduledPromotion['promotion']['incentive']): ScheduledPromotion => ({
     promotionId: 'promo-1',
