@@ -4,16 +4,24 @@
  * every command, and a misspelt projection name is refused before anything is opened.
  */
 import test from 'ava';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
-import { migrationNames, runMigrations } from '../../adapters/postgres/migrate.ts';
+import { MIGRATIONS_DIR, migrationNames, runMigrations } from '../../adapters/postgres/migrate.ts';
 import { runCommand } from '../support/command.ts';
 import { createTestDatabase, databaseUrl } from '../support/database.ts';
 
-const NEWEST = '0420_inbox-waiting-by-merchant';
+/** The newest migration, taken out of a database by its own `-- Down Migration` part (each file has one). */
+const NEWEST = (await migrationNames()).at(-1)!;
+async function undoNewest(pool: pg.Pool): Promise<void> {
+  const sql = await readFile(path.join(MIGRATIONS_DIR, `${NEWEST}.sql`), 'utf8');
+  const down = sql.split(/^-- Down Migration$/m)[1];
+  if (!down?.trim()) throw new Error(`${NEWEST}.sql has no -- Down Migration part`);
+  await pool.query(down);
+  await pool.query('DELETE FROM schema_migrations WHERE name = $1', [NEWEST]);
+}
 const PENDING = /migrations? pending: run `npm run migrate` \(or deploy the release\) first/;
 
 async function applied(pool: pg.Pool): Promise<boolean> {
@@ -24,8 +32,7 @@ test('reconcile, rebuild and rotate-keys refuse a database with a migration pend
   const database = await createTestDatabase();
   t.teardown(() => database.drop());
   // The database as the release before the newest migration left it.
-  await database.pool.query('DROP INDEX pos_webhook_events_raw_waiting_merchant');
-  await database.pool.query('DELETE FROM schema_migrations WHERE name = $1', [NEWEST]);
+  await undoNewest(database.pool);
   const env = { DATABASE_URL: database.url };
 
   for (const [command, args] of [['reconcile', []], ['rebuild', ['wallets']], ['rotate-keys', []]] as const) {
