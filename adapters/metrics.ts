@@ -46,7 +46,7 @@ export interface Metrics {
   exposition(): Promise<string>;
   /** One HTTP request; `route` is the route template (or `unmatched`), never the raw path. */
   httpRequest(request: { method: string; route: string; status: number; seconds: number }): void;
-  httpAnswerCut(answer: { method: string; route: string; cause: 'client_left' | 'failed' }): void;
+  httpAnswerCut(answer: { method: string; route: string; cause: 'client_left' | 'dropped' | 'failed' }): void;
   webhookOutcome(outcome: string): void;
   webhookSignatureFailure(): void;
   /** Acknowledgements stopped queueing: the end of a burst as the webhook worker sees it (it leases again). */
@@ -142,7 +142,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const httpRequests = counter('tally_http_requests_total', 'HTTP requests by method, route template and status.', 'method', 'route', 'status');
   const httpAnswersCut = counter(
     'tally_http_answers_cut_total',
-    'Answers cut short after their status was sent (a streamed body such as the ledger CSV), by cause: client_left, or failed (the reason is logged).',
+    'Answers cut short after their status was sent (a streamed body such as the ledger CSV), by cause: client_left, dropped (the server ended it: an event tail it let go), or failed (the reason is logged).',
     'method',
     'route',
     'cause',

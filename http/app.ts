@@ -114,16 +114,25 @@ function routerMatch(paths: readonly string[]): (path: string) => boolean {
  * download ended mid-file with nothing logged and a 200 counted (found in review, 2026-12-08). Now it is logged
  * with its reason and counted; a client that left is logged as such, not as a failure.
  */
+const PEER_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE']);
+
 function answersCutShort(app: Koa, metrics: RequestMetrics | undefined): void {
   // Koa reports one cut twice (from the body's pipeline and from the response's end): once is said and counted.
   const reported = new WeakSet<Koa.Context>();
   app.on('error', (error: Error & { code?: string }, ctx?: Koa.Context) => {
     if (!ctx || reported.has(ctx)) return;
     reported.add(ctx);
-    const clientLeft = ctx.req.destroyed || error.code === 'ERR_STREAM_PREMATURE_CLOSE' || error.code === 'ECONNRESET' || error.code === 'EPIPE';
-    const cause = clientLeft ? 'client_left' : 'failed';
-    if (clientLeft) ctx.log.info({ method: ctx.method, path: ctx.path, status: ctx.status }, 'the client left before the answer was complete');
-    else ctx.log.error({ err: error, method: ctx.method, path: ctx.path, status: ctx.status }, 'the answer failed after its status was sent: the client got it cut short');
+    // By where the error came from, not its code: a body stream that failed (a page's query, whose lost database
+    // connection is an ECONNRESET too) is a failure; the server ending a long answer itself (an event tail it drops)
+    // says so in `ctx.state.droppedBy`; otherwise the client's side of the socket went away.
+    const body = ctx.body as { errored?: unknown } | null | undefined;
+    const bodyFailed = typeof body === 'object' && body !== null && 'errored' in body && body.errored != null;
+    const droppedBy = (ctx.state as { droppedBy?: string }).droppedBy;
+    const cause = bodyFailed ? 'failed' : droppedBy ? 'dropped' : ctx.req.destroyed || ctx.res.destroyed || PEER_GONE.has(error.code ?? '') ? 'client_left' : 'failed';
+    const where = { method: ctx.method, path: ctx.path, status: ctx.status };
+    if (cause === 'failed') ctx.log.error({ err: error, ...where }, 'the answer failed after its status was sent: the client got it cut short');
+    else if (cause === 'dropped') ctx.log.info({ ...where, droppedBy }, 'the answer was ended by the server');
+    else ctx.log.info(where, 'the client left before the answer was complete');
     metrics?.httpAnswerCut?.({ method: ctx.method, route: routeOf(ctx), cause });
   });
 }

@@ -8,7 +8,7 @@ import type { Context } from 'koa';
 export interface RequestMetrics {
   httpRequest(request: { method: string; route: string; status: number; seconds: number }): void;
   /** An answer cut short after its status and headers were sent (a streamed body): by the client leaving, or a failure. */
-  httpAnswerCut?(answer: { method: string; route: string; cause: 'client_left' | 'failed' }): void;
+  httpAnswerCut?(answer: { method: string; route: string; cause: 'client_left' | 'dropped' | 'failed' }): void;
 }
 
 /** Records one answered request: its method, route template, the status the client got, and how long it took. */

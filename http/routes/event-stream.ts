@@ -159,6 +159,8 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
         }, accessRecheckMs);
         const close = (why?: string) => {
           if (writer.closed) return;
+          // The request's cut is the server's doing, not the client's (the app's `error` listener counts it so).
+          if (why) ctx.state.droppedBy = why;
           clearInterval(recheck);
           writer.close();
           subscription?.unsubscribe();
@@ -185,6 +187,7 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
           error: (error: unknown) => {
             if (error instanceof TailEnded) log.info({ reason: error.reason }, 'event tail ended');
             else log.warn({ err: error }, 'event tail: catching up failed');
+            ctx.state.droppedBy = error instanceof TailEnded ? `ended: ${error.reason}` : 'catching up failed';
             close();
           },
         });

@@ -193,6 +193,14 @@ test.serial('a client that stops reading is dropped once its queue passes the bo
   }
   const dropped = await eventually(async () => service.logs.some((l) => l.includes('event tail: client dropped')), Boolean, { timeoutMs: 30_000 });
   t.true(dropped, 'the server logged the drop');
+  // Counted as the server's doing, not as a client that left nor as a failure.
+  const counted = await eventually(
+    async () => (await (await fetch(`${service.url}/metrics`)).text()).match(/^tally_http_answers_cut_total\{method="GET",route="\/api\/v1\/admin\/events\/stream",cause="(\w+)"\} \d+$/gm) ?? [],
+    (lines) => lines.some((l) => l.includes('cause="dropped"')),
+    { timeoutMs: 10_000 },
+  );
+  t.true(counted.some((l) => l.includes('cause="dropped"')), counted.join('\n'));
+  t.false(counted.some((l) => l.includes('cause="failed"')), counted.join('\n'));
   // Reading again, the stuck client finds what was in flight, then the end of the connection the server closed.
   stuck.resume();
   t.true(await eventually(async () => stuckClosed, Boolean, { timeoutMs: 30_000 }), 'the server closed the stuck connection');
