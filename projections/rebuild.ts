@@ -438,7 +438,10 @@ export class ProjectionRebuilds {
         [projection.name, position ?? null, applied[0]?.events_applied ?? 0, projection.version],
       );
       await db.query('DELETE FROM projection_checkpoints WHERE name = $1', [rebuildCheckpoint(projection.name)]);
-      await db.query(`UPDATE projection_rebuilds SET state = 'completed', finished_at = now(), updated_at = now() WHERE id = $1`, [jobId]);
+      // Only a job still running completes: one cancelled elsewhere while this takeover waited out its lock (another
+      // process took the rebuild lock after this one's connection died) keeps its state, and nothing is switched.
+      const completed = await db.query(`UPDATE projection_rebuilds SET state = 'completed', finished_at = now(), updated_at = now() WHERE id = $1 AND state = 'running'`, [jobId]);
+      if (completed.rowCount !== 1) throw new Error(`the rebuild job ${jobId} is no longer running (cancelled or ended elsewhere): its takeover is abandoned`);
       await db.query('COMMIT');
     } catch (error) {
       // A connection that cannot even roll back is destroyed, not handed back to the pool.
