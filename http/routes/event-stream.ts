@@ -115,6 +115,22 @@ function frameText(event: RecordedEvent): string {
  */
 const escapeSeparator = (c: string) => (c === '\u2028' ? '\\u2028' : '\\u2029');
 
+/**
+ * The position a tail resumes after (`Last-Event-ID`, or `?lastEventId=`): a position, and none after the store's
+ * head. One after the newest event was never sent (a position of another database, a restored one, a typo): the tail
+ * would wait for it silently for good (found in review, 2026-12-08). A lagging instance's own tail may be behind a
+ * genuine id, so the store's head decides.
+ */
+async function resumePosition(deps: EventStreamDependencies, given: string | undefined): Promise<Position | undefined> {
+  if (!given) return undefined;
+  if (!deps.isPosition(given)) throw new HttpError('VALIDATION_FAILED', 'Last-Event-ID must be the id (position) of an event this stream sent');
+  const head = await deps.head();
+  if (!head || deps.tail.isAfter(given as Position, head)) {
+    throw new HttpError('VALIDATION_FAILED', `Last-Event-ID ${given} is after the newest event${head ? ` (${head})` : ' (there is none)'}: this stream never sent it; leave it out to start at the newest event`);
+  }
+  return given as Position;
+}
+
 export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
   const maxQueuedBytes = deps.maxQueuedBytes ?? 4 * 1024 * 1024;
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
@@ -130,19 +146,7 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
       query: streamQuery,
       response: eventFrame,
       async handler({ query: wantedOnly, ctx }) {
-        const resumeFrom = ctx.get('Last-Event-ID') || wantedOnly.lastEventId;
-        if (resumeFrom && !deps.isPosition(resumeFrom)) {
-          throw new HttpError('VALIDATION_FAILED', 'Last-Event-ID must be the id (position) of an event this stream sent');
-        }
-        // One after the newest event was never sent (a position of another database, a restored one, a typo): the
-        // tail would wait for it silently for good (found in review, 2026-12-08). A lagging instance's own tail may
-        // be behind a genuine id, so the store's head decides.
-        if (resumeFrom) {
-          const head = await deps.head();
-          if (!head || deps.tail.isAfter(resumeFrom as Position, head)) {
-            throw new HttpError('VALIDATION_FAILED', `Last-Event-ID ${resumeFrom} is after the newest event${head ? ` (${head})` : ' (there is none)'}: this stream never sent it; leave it out to start at the newest event`);
-          }
-        }
+        const resumeFrom = await resumePosition(deps, ctx.get('Last-Event-ID') || wantedOnly.lastEventId);
         const wanted = (event: RecordedEvent) =>
           (!wantedOnly.stream || event.stream === wantedOnly.stream) &&
           (!wantedOnly.type || wantedOnly.type.includes(event.type)) &&
@@ -172,7 +176,7 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
         // The missed events first, then the live ones after the resume position, each once and in feed order, even on
         // an instance whose tail lags behind the one the client read from (`eventsAfter`).
         const tail = deps.tail;
-        const events = eventsAfter(await tail.join(), resumeFrom as Position | undefined, (after, to) => tail.between(after, to), (a, b) => tail.isAfter(a, b)).pipe(
+        const events = eventsAfter(await tail.join(), resumeFrom, (after, to) => tail.between(after, to), (a, b) => tail.isAfter(a, b)).pipe(
           filter(wanted),
           map(frame),
         );
