@@ -161,7 +161,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     password,
     port,
     persistent: true,
-    createPostgresUser: true,
+    // Only root needs (and may create) a `postgres` user to run the server as. Asked as any other user, the library
+    // ran `groupadd` and failed: `npm start` on a developer's own account never started (found in review, 2026-12-08;
+    // every run here was as root).
+    createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8', ...(options.throwaway ? ['--no-sync'] : [])],
     // TCP on loopback only, and no Unix socket that could collide with a system server's.
     postgresFlags: [
