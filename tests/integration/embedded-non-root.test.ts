@@ -10,6 +10,7 @@ import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { startEmbeddedPostgres } from '../../adapters/postgres/embedded.ts';
 
 /** The module as this file was built beside it (tests/run.ts compiles both; the child runs plain node). */
@@ -34,8 +35,15 @@ test('the embedded server initialises, starts and stops for a user who is not ro
   const dataDir = path.join(dir, 'data', 'postgres');
   if (process.getuid?.() !== 0) {
     const server = await startEmbeddedPostgres({ dataDir, throwaway: true });
-    await server.stop();
-    t.pass();
+    try {
+      const client = new pg.Client({ connectionString: server.adminUrl });
+      await client.connect();
+      const { rows } = await client.query<{ user: string }>('SELECT current_user AS user');
+      await client.end();
+      t.is(rows[0]?.user, 'postgres', 'the server answers');
+    } finally {
+      await server.stop();
+    }
     return;
   }
   const { uid, gid } = ordinaryUser();
