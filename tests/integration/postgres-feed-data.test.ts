@@ -28,6 +28,7 @@ interface ScannedRow {
 /** A pool whose scans of the feed (the statements named `tally_scan_…`) are recorded, row by row, as answered. */
 function recordingPool(url: string) {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', () => undefined); // a backend still closing when the test database is dropped
   const pages: ScannedRow[][] = [];
   const query = pool.query.bind(pool) as (config: unknown, values?: unknown) => Promise<pg.QueryResult>;
   Object.assign(pool, {
