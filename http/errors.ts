@@ -5,7 +5,7 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { ZodError, type z } from 'zod';
-import { DomainError } from '../domain/shared/errors.ts';
+import { DomainError, InvalidFields, type FieldIssue } from '../domain/shared/errors.ts';
 import { ConcurrencyConflict, EventStoreUnavailable } from '../domain/ports/event-store.ts';
 import { isTransientPgError } from '../adapters/postgres/errors.ts';
 
@@ -84,6 +84,18 @@ function issueText(issue: ZodError['issues'][number], part: RequestPart): string
   return `${where}: unknown ${noun} ${issue.keys.map((key) => JSON.stringify(key)).join(', ')}`;
 }
 
+/**
+ * The issues a schema failure answers, each `path` within its part. A key not accepted is its own issue, its path
+ * naming it (`walletid`, not the empty path of the object it was sent to, as until 2026-12-08).
+ */
+function answeredIssues(issues: ZodError['issues'], part: RequestPart): FieldIssue[] {
+  return issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ path: [...issue.path.map(String), key].join('.'), message: `unknown ${KEY_NOUN[part]} ${JSON.stringify(key)}` }))
+      : [{ path: issue.path.map(String).join('.'), message: issue.message }],
+  );
+}
+
 export function statusFor(code: string): number {
   return STATUS_BY_CODE[code] ?? 500;
 }
@@ -110,7 +122,7 @@ export function errorAnswer(error: unknown, requestId: string | undefined, log: 
         error: {
           code: 'VALIDATION_FAILED',
           message: 'The request is invalid: ' + error.issues.map((i) => issueText(i, error.part)).join('; '),
-          issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+          issues: answeredIssues(error.issues, error.part),
         },
       },
     };
@@ -124,7 +136,9 @@ export function errorAnswer(error: unknown, requestId: string | undefined, log: 
     if (status === 503) headers['Retry-After'] = retryAfter ?? '5';
     const seconds = error.details?.retryAfterSeconds;
     if (status === 429 && typeof seconds === 'number') headers['Retry-After'] = String(seconds);
-    return { status, headers, body: { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } } };
+    // Fields refused after the schema answer their issues where a schema failure does (`details.issues` kept).
+    const issues = error instanceof InvalidFields ? { issues: error.issues } : {};
+    return { status, headers, body: { error: { code: error.code, message: error.message, ...issues, ...(error.details ? { details: error.details } : {}) } } };
   }
   if (error instanceof ConcurrencyConflict) {
     return { status: 409, headers: {}, body: { error: { code: 'CONCURRENCY_CONFLICT', message: 'The resource changed concurrently; retry the request.' } } };

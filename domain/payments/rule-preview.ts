@@ -12,7 +12,7 @@ import { orderNeed } from './order-need.ts';
 import type { PurchaseOrder } from '../rewards/order.ts';
 import { activeRules, type RuleSetState } from '../rewards/rule-set.ts';
 import { catalogIdsOf, type RewardRule } from '../rewards/rule.ts';
-import { DomainError, NotFound } from '../shared/errors.ts';
+import { DomainError, InvalidFields, NotFound, type FieldIssue } from '../shared/errors.ts';
 import { readPurchaseOrder } from './order-lookup.ts';
 import { hasCustomerKey } from './promotion-uses.ts';
 
@@ -32,9 +32,9 @@ export interface RulePreviewDependencies {
 }
 
 /** A 400 naming the field whose ids the merchant's catalog does not hold (or holds as something else). */
-class UnknownCatalogIds extends DomainError {
-  constructor(issues: { path: string; message: string }[]) {
-    super('VALIDATION_FAILED', `The request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+class UnknownCatalogIds extends InvalidFields {
+  constructor(issues: FieldIssue[]) {
+    super(issues);
     this.name = 'UnknownCatalogIds';
   }
 }
@@ -87,7 +87,7 @@ export async function checkCatalogIds(
     return [`Square's catalog could not be read (${squareProblem(error)}): ${unchecked}`];
   }
   const typeOf = new Map(objects.map((o) => [o.id, o.type]));
-  const issues: { path: string; message: string }[] = [];
+  const issues: FieldIssue[] = [];
   const wrong = (list: readonly string[], type: string) => list.filter((id) => typeOf.get(id) !== type);
   const describe = (list: string[], type: string) =>
     list.map((id) => (typeOf.has(id) ? `${id} is a ${String(typeOf.get(id)).toLowerCase()}, not ${type === 'CATEGORY' ? 'a category' : 'an item variation'}` : `${id} is not in the merchant's Square catalog`)).join('; ');

@@ -3,7 +3,7 @@
  * edited: ending one and scheduling another keeps what each past payment earned by explainable.
  */
 import type { Decider } from '../shared/decider.ts';
-import { DomainError, NotFound } from '../shared/errors.ts';
+import { DomainError, InvalidFields, NotFound } from '../shared/errors.ts';
 import { replayOrRefuse, sameFields } from '../shared/keyed-create.ts';
 import { foreignLocations } from './locations.ts';
 import { promotionEvents, type PromotionEvent } from './events.ts';
@@ -48,7 +48,7 @@ export const promotionsDecider: Decider<PromotionsCommand, PromotionEvent, Promo
         const { endsOn } = command.promotion;
         if (endsOn !== undefined && endsOn < today) {
           const message = `endsOn (${endsOn}) is already past in ${command.timeZone} (today is ${today}): a promotion applies to payments made from its scheduling on, so it could never apply`;
-          throw new DomainError('VALIDATION_FAILED', `The request is invalid: endsOn: ${message}`, { issues: [{ path: 'endsOn', message }] });
+          throw new InvalidFields([{ path: 'endsOn', message }]);
         }
         return [
           {

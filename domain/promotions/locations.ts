@@ -6,7 +6,7 @@
  */
 import { SquareApiError, type SquareApi, type SquareLocation } from '../ports/square.ts';
 import { SquareRequestFailed } from '../connections/errors.ts';
-import { DomainError } from '../shared/errors.ts';
+import { DomainError, InvalidFields } from '../shared/errors.ts';
 import { isTimeZone } from '../shared/time-zone.ts';
 
 export interface MerchantLocations {
@@ -58,10 +58,10 @@ export function promotionTimeZone(found: MerchantLocations, locationIds: readonl
 }
 
 /** Location ids that are not the merchant's, as a 400 naming each field. */
-export function foreignLocations(field: string, locationIds: readonly string[] | undefined, merchantLocationIds: readonly string[]): DomainError | null {
+export function foreignLocations(field: string, locationIds: readonly string[] | undefined, merchantLocationIds: readonly string[]): InvalidFields | null {
   const issues = (locationIds ?? []).flatMap((id, i) =>
     merchantLocationIds.includes(id) ? [] : [{ path: `${field}.${i}`, message: `${id} is not one of the merchant's Square locations (${merchantLocationIds.join(', ') || 'none listed'})` }],
   );
   if (!issues.length) return null;
-  return new DomainError('VALIDATION_FAILED', `The request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+  return new InvalidFields(issues);
 }

@@ -32,3 +32,21 @@ export class StreamContended extends DomainError {
     });
   }
 }
+
+/** One refused field of a request's body: `path` within the body (`locationIds.1`), as a schema failure's issue. */
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * Body fields the core refuses after the schema passed (ids Square does not hold, a date already past): a 400 in
+ * the schema failures' shape. The message names each field as `body.<path>`, and http/errors.ts answers the issues
+ * as `error.issues`, and in `details.issues` too, where they were alone until 2026-12-08.
+ */
+export class InvalidFields extends DomainError {
+  constructor(readonly issues: FieldIssue[]) {
+    super('VALIDATION_FAILED', `The request is invalid: ${issues.map((i) => `body.${i.path}: ${i.message}`).join('; ')}`, { issues });
+    this.name = 'InvalidFields';
+  }
+}

@@ -252,10 +252,15 @@ test('bad rules are 400s naming the field, nothing recorded; ids unknown to the 
   ] as const) {
     const answer = await create(body);
     t.is(answer.status, 400, JSON.stringify(body));
-    // Schema failures list `issues`; ids the catalog does not hold list them in `details.issues`, in the same shape.
-    const issues: { path: string }[] = answer.body.error.issues ?? answer.body.error.details?.issues ?? [];
+    // Schema failures and ids the catalog does not hold answer alike: `issues`, the message naming `body.<field>`.
+    const issues: { path: string }[] = answer.body.error.issues ?? [];
     t.true(issues.some((i) => i.path.startsWith(field)), `${field}: ${JSON.stringify(answer.body.error)}`);
+    t.regex(answer.body.error.message, new RegExp(`body\\.${field}`), JSON.stringify(answer.body.error));
   }
+  // The catalog's refusal keeps `details.issues`, where clients read it until 2026-12-08.
+  const unknownId = await create({ kind: 'item', points: 5, itemVariationIds: ['VARNOPE'] });
+  t.deepEqual(unknownId.body.error.details.issues, unknownId.body.error.issues);
+  t.deepEqual(unknownId.body.error.issues, [{ path: 'itemVariationIds', message: "VARNOPE is not in the merchant's Square catalog" }]);
   t.is((await world.call('GET', '/api/v1/client/reward-rules', { token: c.owner.token })).body.length, before, 'nothing recorded');
   const known = await create({ kind: 'item', points: 5, itemVariationIds: ['VARLATTE'] });
   t.is(known.status, 201);

@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { v4 as uuid } from 'uuid';
@@ -127,6 +127,57 @@ test.serial('Allow connects Demo Bakery; a payment by Jane is credited by webhoo
   const badAmount = await control('POST', '/payments', { merchant_id: DEMO_MERCHANT.merchantId, amount: 0 });
   t.is(badAmount.status, 400);
   t.is(badAmount.body.errors[0].field, 'amount');
+});
+
+/**
+ * The answer README shows for `command` in a code block: its `# →` line and the `#` lines that go on with it, as JSON.
+ * README's examples run on the simulator's Demo Bakery after the quick start, so they are checked against it here.
+ */
+async function readmeAnswer(command: string): Promise<any> {
+  const lines = (await readFile(new URL('../../README.md', import.meta.url), 'utf8')).split('\n');
+  const start = lines.findIndex((line) => line.startsWith(command));
+  const arrow = lines.findIndex((line, i) => i > start && line.startsWith('# →'));
+  const answer = [lines[arrow]!.slice(3)];
+  for (let i = arrow + 1; lines[i]?.startsWith('#  '); i++) answer.push(lines[i]!.slice(1));
+  return JSON.parse(answer.join(''));
+}
+
+test.serial("README's locations, location rule and preview examples answer on Demo Bakery what README shows", async (t) => {
+  // Locations: the answer README shows, exactly (until 2026-12-08 it named LMAIN and LAIRPORT; Demo Bakery had one location).
+  const locations = await call('GET', '/api/v1/client/locations', { token: merchant });
+  t.deepEqual(locations.body, await readmeAnswer('curl -s $B/api/v1/client/locations'));
+  const [main, airport] = (locations.body.locations as { id: string }[]).map((l) => l.id);
+  // "The airport kiosk does not earn": a rule limited to the main location, a payment at the other one.
+  const rule = await call('POST', '/api/v1/client/reward-rules', { token: merchant, body: { kind: 'spend', points: 1, per: 100, basis: 'amount', locationIds: [main] } });
+  t.is(rule.status, 201, JSON.stringify(rule.body));
+  await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: merchant });
+  const atAirport = await control('POST', '/payments', { merchant_id: DEMO_MERCHANT.merchantId, amount: 1000, email: 'jane@simulator.test', location_id: airport });
+  t.is(atAirport.body.webhooks.at(-1).processed, 'location_excluded');
+  const atMain = await control('POST', '/payments', { merchant_id: DEMO_MERCHANT.merchantId, amount: 1000, email: 'jane@simulator.test' });
+  t.is(atMain.body.webhooks.at(-1).processed, 'credited');
+  const promotion = await call('POST', '/api/v1/client/promotions', {
+    token: merchant,
+    body: { name: 'Double Tuesday afternoons', incentive: { type: 'multiplier', multiplier: 2 }, startsOn: '2027-01-05', endsOn: '2027-01-26', daysOfWeek: ['TUE'], hours: [{ from: '14:00', to: '17:00' }], locationIds: [main], minimumSpend: 500, limitPerCustomerPerDay: 1 },
+  });
+  t.is(promotion.status, 201, JSON.stringify(promotion.body));
+
+  // Preview: `trigger payment --item VARLATTE:2 --item VARMUFFIN` (what the CLI sends), then README's preview of it.
+  const sale = await control('POST', '/payments', {
+    merchant_id: DEMO_MERCHANT.merchantId,
+    line_items: [{ catalog_object_id: 'VARLATTE', quantity: '2' }, { catalog_object_id: 'VARMUFFIN', quantity: '1' }],
+    email: 'jane@simulator.test',
+  });
+  const preview = await call('POST', '/api/v1/client/reward-rules/preview', {
+    token: merchant,
+    body: { rule: { kind: 'spend', points: 1, per: 100, basis: 'amount', taxMode: 'before_tax', excludedItemVariationIds: ['VARMUFFIN'] }, paymentId: sale.body.payment.id },
+  });
+  t.is(preview.status, 200, JSON.stringify(preview.body));
+  const shown = await readmeAnswer('curl -s -X POST $B/api/v1/client/reward-rules/preview');
+  // The ids and the time are the payment's own; everything else as README shows it.
+  const { paymentId, orderId, createdAt, ...payment } = preview.body.payment;
+  t.truthy(paymentId && orderId && createdAt);
+  const { paymentId: _p, orderId: _o, createdAt: _c, ...shownPayment } = shown.payment;
+  t.deepEqual({ ...preview.body, payment }, { ...shown, payment: shownPayment });
 });
 
 test.serial('a grant made through authorize and token reads payments; a bad cursor and an unknown token are refused in Square’s shape', async (t) => {

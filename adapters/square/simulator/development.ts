@@ -17,7 +17,11 @@ export const DEMO_MERCHANT = {
   businessName: 'Demo Bakery',
   currency: 'USD',
   country: 'US',
-  locations: [{ id: 'LDEMOBAKERYMAIN', name: 'Demo Bakery (main)' }],
+  // Two, so README's rules and promotions limited to a location can be tried (`trigger payment --location`).
+  locations: [
+    { id: 'LDEMOBAKERYMAIN', name: 'Demo Bakery (main)', timezone: 'America/New_York' },
+    { id: 'LDEMOBAKERYAIRPORT', name: 'Demo Bakery (airport kiosk)', timezone: 'America/New_York' },
+  ],
 };
 
 const isLoopback = (address: string | undefined) =>
