@@ -20,7 +20,7 @@ import { KeyedQueue } from '../shared/keyed-queue.ts';
 import { tryNormaliseEmail, tryNormalisePhone } from '../identity/normalise.ts';
 import { walletDecider, walletStream, type WalletState } from '../wallets/wallet.ts';
 import { awaitsCustomer, paymentFacts, paymentDecider, paymentStream, type CreditOutcome, type OrderVisit, type PaymentEvent, type PaymentState, type Resolution, type WalletEffect } from './payment.ts';
-import { bonusTakenBy, orderStream, orderVisitDecider, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
+import { bonusTakenBy, orderStream, orderVisitDecider, visitMinimumOf, visitOf, type OrderVisitEvent, type OrderVisitState } from './order-visit.ts';
 import { walletCommandFor } from './wallet-effects.ts';
 import { countedKeysOf, customerKeyOf, foldUses, useStreamsOf, UsesInBatch, type BuyerIdentity, type UsesLoad } from './promotion-uses.ts';
 import type { ScheduledPromotion } from '../promotions/promotion.ts';
@@ -386,7 +386,7 @@ export function ingestionService(deps: IngestionDependencies) {
           results.set(index, { ok: false, error: purchaseOrder });
           continue;
         }
-        // A tender of an order under a visit rule: the order records it, and its first completion counts the visit.
+        // A tender of an order under a visit rule: the order records it, and the first completion at the minimum counts the visit.
         let orderVisit: OrderVisit | null = null;
         const orderKey = orderStreamOf(fact);
         const order = orderKey ? orders.get(orderKey) : undefined;
@@ -400,6 +400,7 @@ export function ingestionService(deps: IngestionDependencies) {
               // A declined or voided tender adds nothing to the order's amount.
               amountMinor: payment.status === 'FAILED' || payment.status === 'CANCELED' ? 0 : payment.amountMinor,
               completing,
+              minimumMinor: visitMinimumOf(ruleFor(fact.tenantId, payment.createdAt).rules, payment.locationId),
               now: payment.updatedAt,
             },
             order.state,

@@ -42,7 +42,8 @@ export const paymentFacts = (payment: SquarePayment): PaymentFacts => ({
 
 /**
  * For a visit rule, what the payment's order decided (see `order-visit.ts`): whether this payment is the tender
- * that counts the order's visit, and the order's amount seen so far (the visit's minimum applies to it).
+ * that counts the order's visit (or, none having counted it yet, would at the minimum), and the order's amount seen
+ * (when counted, or so far; the visit's minimum applies to it).
  */
 export interface OrderVisit {
   orderId: string;

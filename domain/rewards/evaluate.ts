@@ -115,7 +115,7 @@ function evaluateOne(ref: RuleRef, payment: PaymentToEvaluate): { contribution: 
       say(
         points
           ? `visit: ${money(amountMinor)}${visit ? ' (the order so far)' : ''} meets the minimum of ${money(rule.minimumSpend)}: ${points} points`
-          : `visit: ${money(amountMinor)} is below the minimum of ${money(rule.minimumSpend)}`,
+          : `visit: ${money(amountMinor)}${visit ? ' (the order so far)' : ''} is below the minimum of ${money(rule.minimumSpend)}`,
         points,
       );
       return { contribution: { ...base, points, basis: 'amount', basisAmountMinor: amountMinor, refundBasis: 'full_refund' }, lines, sameOrder: false };

@@ -316,6 +316,32 @@ test.serial('7. one order, one visit: the first tender to complete counts it on 
   t.is(await balanceAt(dee.consumer, owner.tenantId), 10, 'no second visit');
 });
 
+test.serial('7b. one order, one visit at the minimum: tenders completing before Tally saw the others reach it together', async (t) => {
+  const { owner, squareMerchantId } = await workspace({ kind: 'visit', points: 10, minimumSpend: 500 });
+  const eve = await customer(squareMerchantId);
+  const orderId = `order-${uuid()}`;
+  const [first, second] = [`pay-first-${uuid()}`, `pay-second-${uuid()}`];
+  const tender = (paymentId: string, status?: string) => deliver(paymentWebhook({ eventId: `evt-${uuid()}`, merchantId: squareMerchantId, paymentId, amount: 450, customerId: eve.customerId, orderId, ...(status ? { status } : {}) }));
+  // A $9 order paid in halves whose webhooks come one tender after the other: the first half completes before Tally
+  // has seen the second, below the $5 minimum (no visit yet, not same_order); the second brings the order to $9 and
+  // counts its visit (until 2026-12-08 the first counted it on $4.50, for 0 points, and the second was same_order).
+  t.like(await tender(first, 'APPROVED'), { outcome: 'recorded' });
+  t.like(await tender(first), { outcome: 'zero_points' }, 'the order so far is below the minimum');
+  t.like(await tender(second, 'APPROVED'), { outcome: 'recorded' });
+  t.like(await tender(second), { outcome: 'credited' });
+  t.like(await completion(first), { points: 0, basisAmountMinor: 450, orderId });
+  t.like(await completion(second), { points: 10, basisAmountMinor: 900, orderId });
+  t.is(await balanceAt(eve.consumer, owner.tenantId), 10, 'one visit for the $9 order');
+  // Seen again (Square's retry, a poll), neither counts a second visit.
+  t.like(await tender(first), { outcome: 'duplicate' });
+  t.like(await tender(second), { outcome: 'duplicate' });
+  // The visit is the second tender's: refunding the first reverses nothing, refunding the second in full reverses it.
+  await deliver(refundWebhook({ eventId: `evt-${uuid()}`, merchantId: squareMerchantId, refundId: `ref-${uuid()}`, paymentId: first, amount: 450 }));
+  t.is(await balanceAt(eve.consumer, owner.tenantId), 10);
+  await deliver(refundWebhook({ eventId: `evt-${uuid()}`, merchantId: squareMerchantId, refundId: `ref-${uuid()}`, paymentId: second, amount: 450 }));
+  t.is(await balanceAt(eve.consumer, owner.tenantId), 0, 'the visit reversed with its tender');
+});
+
 test.serial('the new outcomes are accepted filters of the admin webhook list; an unknown one is refused with the list', async (t) => {
   for (const outcome of ['before_program', 'currency_mismatch', 'same_order', 'identity_attached']) {
     t.is((await call('GET', `/api/v1/admin/webhooks?outcome=${outcome}`, { token: admin.token })).status, 200, outcome);

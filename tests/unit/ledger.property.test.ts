@@ -3,7 +3,7 @@
  * refunds for a set of payments, the wallets end where one clean in-order delivery leaves them; and no
  * sequence of redemptions ever overdraws a wallet.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { ingestionService, type IngestionFact } from '../../domain/payments/ingestion.ts';
 import type { SquarePayment, SquareRefund } from '../../domain/ports/square.ts';
@@ -304,22 +304,27 @@ test('no sequence of credits, reversals, redemptions, rewards and expiries ever 
   t.true(accepted > 0 && refused > 0, 'both sides of the rule were exercised');
 });
 
-/** A visit rule (10 points, no minimum) in force from 2026-10-01: one visit per order, however it is paid. */
-const VISIT_RULES: RuleSetState = {
-  versions: [{ ruleId: 'rule-visit', version: 1, rule: { kind: 'visit', points: 10, minimumSpend: 0 }, createdAt: '2026-09-30T00:00:00.000Z' }],
+/** A visit rule (10 points, at least `minimumSpend`) in force from 2026-10-01: one visit per order, however it is paid. */
+const visitRules = (minimumSpend: number): RuleSetState => ({
+  versions: [{ ruleId: 'rule-visit', version: 1, rule: { kind: 'visit', points: 10, minimumSpend }, createdAt: '2026-09-30T00:00:00.000Z' }],
   activeRuleIds: ['rule-visit'],
   retiredThrough: 0,
   history: [{ at: '2026-10-01T00:00:00.000Z', ruleIds: ['rule-visit'] }],
-};
+});
+const VISIT_RULES = visitRules(0);
 
 const orderArb = fc.record({
   customer: fc.constantFrom<string | null>('cust-ann', 'cust-bob', 'cust-stranger'),
   tenders: fc.array(fc.integer({ min: 1, max: 5_000 }), { minLength: 1, maxLength: 3 }),
   currency: fc.constantFrom('USD', 'USD', 'USD', 'JPY'),
+  refunded: fc.constantFrom(false, false, true),
 });
 
-/** Each tender of an order is a payment with the order's id: approved, then completed, then seen again by a poll. */
-function orderFacts(index: number, o: { customer: string | null; tenders: number[]; currency: string }): Fact[] {
+/**
+ * Each tender of an order is a payment with the order's id: approved, then completed, then seen again by a poll;
+ * with `refunded`, each tender is then refunded in full.
+ */
+function orderFacts(index: number, o: { customer: string | null; tenders: number[]; currency: string; refunded?: boolean }): Fact[] {
   return o.tenders.flatMap((amount, t) => {
     const base: SquarePayment = {
       id: `pay-${index}-${t}`,
@@ -336,16 +341,35 @@ function orderFacts(index: number, o: { customer: string | null; tenders: number
       updatedAt: '2026-11-01T10:00:00.000Z',
     };
     const completed = { ...base, status: 'COMPLETED', updatedAt: '2026-11-01T10:00:05.000Z' };
+    const refund: SquareRefund = {
+      id: `ref-${base.id}`,
+      paymentId: base.id,
+      status: 'COMPLETED',
+      amountMinor: amount,
+      currency: o.currency,
+      createdAt: '2026-11-02T10:00:00.000Z',
+      updatedAt: '2026-11-02T10:00:00.000Z',
+      locationId: 'L1',
+    };
     return [
       { kind: 'payment' as const, payment: base, source: `webhook:created-${base.id}` },
       { kind: 'payment' as const, payment: completed, source: `webhook:updated-${base.id}` },
       { kind: 'payment' as const, payment: completed, source: `poll:${base.id}` },
+      ...(o.refunded ? [{ kind: 'refund' as const, refund, source: `webhook:refund-updated-${refund.id}` }] : []),
     ];
   });
 }
 
-test('one visit per order: any interleaving, duplication and batching of split tenders credits each order once (same_order for the rest)', async (t) => {
+/**
+ * Any interleaving, duplication and batching of split tenders credits each order in the workspace's currency whose
+ * tenders reach `minimumSpend` together once (`same_order` for the rest), whichever tender completes first (a shuffled
+ * completion may come before the other tenders' approvals, as on the poll path); refunding every tender takes the
+ * visit back, batched or one at a time.
+ */
+async function oneVisitPerOrder(t: ExecutionContext, minimumSpend: number): Promise<void> {
   let runs = 0;
+  let belowMinimum = 0;
+  const ruleSet = visitRules(minimumSpend);
   await fc.assert(
     fc.asyncProperty(
       fc.array(orderArb, { minLength: 1, maxLength: 4 }),
@@ -362,10 +386,13 @@ test('one visit per order: any interleaving, duplication and batching of split t
           const j = (seeds.next().value as number) % (i + 1);
           [noisy[i], noisy[j]] = [noisy[j]!, noisy[i]!];
         }
-        // Orders in the workspace's currency count once each for their customer; yen orders not at all.
-        const visits = (customer: string) => 10 * orders.filter((o) => o.customer === customer && o.currency === 'USD').length;
-        const oneAtATime = await deliver(noisy, { ruleSet: VISIT_RULES });
-        const batched = await deliver(noisy, { ruleSet: VISIT_RULES, batches, inline });
+        // Orders in the workspace's currency at the minimum count once each for their customer, unless refunded;
+        // yen orders not at all.
+        const reaches = (o: (typeof orders)[number]) => o.tenders.reduce((a, b) => a + b, 0) >= minimumSpend;
+        belowMinimum += orders.filter((o) => !reaches(o)).length;
+        const visits = (customer: string) => 10 * orders.filter((o) => o.customer === customer && o.currency === 'USD' && reaches(o) && !o.refunded).length;
+        const oneAtATime = await deliver(noisy, { ruleSet });
+        const batched = await deliver(noisy, { ruleSet, batches, inline });
         return (
           oneAtATime.get('ann') === visits('cust-ann') &&
           oneAtATime.get('bob') === visits('cust-bob') &&
@@ -377,4 +404,14 @@ test('one visit per order: any interleaving, duplication and batching of split t
     { numRuns: 100 },
   );
   t.true(runs >= 100);
+  if (minimumSpend > 0) t.true(belowMinimum > 0, 'orders below the minimum were generated too');
+}
+
+test('one visit per order: any interleaving, duplication and batching of split tenders credits each order once (same_order for the rest)', async (t) => {
+  await oneVisitPerOrder(t, 0);
+});
+
+test('one visit per order at a minimum: split tenders reach it together, whichever completes first, and count one visit', async (t) => {
+  // Tenders are 1–5,000 minor units: one alone is often below 6,000, two or three together often reach it.
+  await oneVisitPerOrder(t, 6_000);
 });
