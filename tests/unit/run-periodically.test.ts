@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import { Cleanups, runPeriodically } from '../../wiring/lifecycle.ts';
+import { gate } from '../support/gate.ts';
 
 const SOON = { firstAfterMs: 0, jitterMs: 0, everyMs: 0 };
 
@@ -12,19 +13,18 @@ test('the first run comes soon after start; a failed run is reported and the nex
   const cleanups = new Cleanups();
   const errors: unknown[] = [];
   let runs = 0;
-  let second!: () => void;
-  const ranTwice = new Promise<void>((resolve) => (second = resolve));
+  const ranTwice = gate();
   runPeriodically(
     async () => {
       runs += 1;
       if (runs === 1) throw new Error('database down');
-      if (runs === 2) second();
+      if (runs === 2) ranTwice.open();
     },
     SOON,
     cleanups,
     (error) => errors.push(error),
   );
-  await ranTwice;
+  await ranTwice.opened;
   await cleanups.run();
   t.is((errors[0] as Error).message, 'database down');
   t.is(errors.length, 1);
@@ -34,26 +34,24 @@ test('shutdown waits for the run in progress and arms no further run', async (t)
   const cleanups = new Cleanups();
   const order: string[] = [];
   let runs = 0;
-  let started!: () => void;
-  const running = new Promise<void>((resolve) => (started = resolve));
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
+  const started = gate();
+  const held = gate();
   runPeriodically(
     async () => {
       runs += 1;
-      started();
-      await held;
+      started.open();
+      await held.opened;
       order.push('run ended');
     },
     SOON,
     cleanups,
     () => undefined,
   );
-  await running;
+  await started.opened;
   const stopping = cleanups.run().then(() => order.push('stopped'));
   // Every promise callback has run by the next turn of the event loop: a shutdown that did not wait has finished.
   await new Promise((resolve) => setImmediate(resolve));
-  release();
+  held.open();
   await stopping;
   t.deepEqual(order, ['run ended', 'stopped']);
   // everyMs is 0: a run armed after shutdown would have started by the time a timer of a few ms fires.
