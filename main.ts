@@ -19,7 +19,7 @@ import type { ProjectionRunner } from './projections/runner.ts';
 import { failureLimiter } from './http/rate-limit.ts';
 import type { RouteSpec } from './http/routes/table.ts';
 import { provideDatabase, provideInfrastructure, provideLogger, providePool } from './wiring/infrastructure.ts';
-import { Cleanups, onceAPress } from './wiring/lifecycle.ts';
+import { Cleanups, onceAPress, RETENTION_SCHEDULE, type Schedule } from './wiring/lifecycle.ts';
 import { provideAccounts } from './wiring/accounts.ts';
 import { provideConnections } from './wiring/connections.ts';
 import { provideIngestion } from './wiring/ingestion.ts';
@@ -47,9 +47,9 @@ export interface Tally {
   metrics: Metrics;
   /** Whether wallet credits are appended with their purchases (an atomic multi-stream append) or by the reactor. */
   inlineWalletEffects: boolean;
-  /** Empties raw webhook bodies processed more than WEBHOOK_BODY_RETENTION_DAYS ago (also run hourly); answers how many. */
+  /** Empties raw webhook bodies processed more than WEBHOOK_BODY_RETENTION_DAYS ago (also run soon after start, then hourly); answers how many. */
   pruneWebhookBodies(): Promise<number>;
-  /** Deletes audit rows recorded more than AUDIT_RETENTION_DAYS ago (also run hourly when it is set); answers how many. */
+  /** Deletes audit rows recorded more than AUDIT_RETENTION_DAYS ago (also run soon after start, then hourly, when it is set); answers how many. */
   pruneAudit(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -60,6 +60,8 @@ export interface StartOptions {
   log?: Logger;
   /** Overrides the service's clock (tests move it forward to see points and rewards expire); the log's own time is the database's. */
   now?: () => Date;
+  /** When the retention runs (webhook bodies, audit rows) start and recur; `RETENTION_SCHEDULE` unless a test starts them sooner. */
+  retention?: Partial<Schedule>;
 }
 
 /**
@@ -108,6 +110,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const { store } = infrastructure;
     const inbox = webhookInbox(pool);
     const failures = failureLimiter({ limit: config.AUTH_FAILURE_LIMIT_PER_MINUTE, windowMs: 60_000 });
+    const retention = { ...RETENTION_SCHEDULE, ...options.retention };
 
     const accounts = provideAccounts(infrastructure, inbox, cleanups);
     let awaitProcessed: (eventId: string) => Promise<string | undefined> = async () => undefined;
@@ -127,6 +130,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
         failures,
         // A test clock cannot cross threads: a service started with one decides webhooks on the service's thread.
         threaded: config.WEBHOOK_WORKER_THREAD && !options.now,
+        retention,
       },
       cleanups,
     );
@@ -135,7 +139,7 @@ export async function startTally(options: StartOptions = {}): Promise<Tally> {
     const rewardRules = provideRewardRules(infrastructure, square.connections, promotions.promotions);
     const wallets = provideWallets(infrastructure, accounts.hasher, projections.runner);
     const program = provideProgram(infrastructure, wallets.wallets, promotions.merchantLocations);
-    const audit = provideAudit(infrastructure, positionCheck(store), cleanups);
+    const audit = provideAudit(infrastructure, positionCheck(store), cleanups, retention);
 
     const server = await provideHttp(infrastructure, {
       metrics,

@@ -4,24 +4,20 @@ import { auditRoutes } from '../http/routes/audit.ts';
 import { eventStreamRoutes } from '../http/routes/event-stream.ts';
 import { deleteAuditRecordedBefore } from '../projections/read/audit.ts';
 import type { Infrastructure } from './infrastructure.ts';
-import type { Cleanups } from './lifecycle.ts';
+import { runPeriodically, type Cleanups, type Schedule } from './lifecycle.ts';
 
-export function provideAudit({ pool, store, log, config, runtime }: Infrastructure, isPosition: (value: string) => boolean, cleanups: Cleanups) {
+export function provideAudit({ pool, store, log, config, runtime }: Infrastructure, isPosition: (value: string) => boolean, cleanups: Cleanups, retention: Schedule) {
   const tail = new LiveTail(store, log.child({ component: 'event-tail' }));
   const retentionDays = config.AUDIT_RETENTION_DAYS;
-  /** `AUDIT_RETENTION_DAYS`: hourly, in every instance (a row deleted twice is deleted once). */
+  /** `AUDIT_RETENTION_DAYS`: soon after start, then hourly, in every instance (a row deleted twice is deleted once). */
   const pruneAudit = async () => {
     const deleted = await deleteAuditRecordedBefore(pool, new Date(runtime.now().getTime() - retentionDays * 86_400_000));
     if (deleted) log.info({ deleted, retentionDays }, 'audit rows past their retention deleted');
     return deleted;
   };
-  if (retentionDays > 0) {
-    const pruning = setInterval(() => pruneAudit().catch((error) => log.warn({ err: error }, 'audit retention failed; retried next hour')), 3_600_000);
-    pruning.unref();
-    cleanups.add(async () => clearInterval(pruning));
-  }
+  if (retentionDays > 0) runPeriodically(pruneAudit, retention, cleanups, (error) => log.warn({ err: error }, 'audit retention failed; retried next hour'));
   return {
-    /** Runs the audit retention now (tests; the service runs it hourly when AUDIT_RETENTION_DAYS is set). */
+    /** Runs the audit retention now (tests; the service runs it soon after start, then hourly, when AUDIT_RETENTION_DAYS is set). */
     pruneAudit,
     /** Live tails never finish on their own: stopped before the server closes. */
     tail,

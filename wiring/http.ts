@@ -17,6 +17,7 @@ import type { ProjectionRunner } from '../projections/runner.ts';
 import { accessCheck, accessControl } from '../http/access.ts';
 import { createTokenVerifier } from '../http/auth.ts';
 import { createHttpApp } from '../http/app.ts';
+import { answerClientError } from '../http/client-error.ts';
 import { directRoutes } from '../http/direct-route.ts';
 import type { FailureLimiter } from '../http/rate-limit.ts';
 import { buildRouter, type RouteSpec } from '../http/routes/table.ts';
@@ -138,6 +139,8 @@ export async function provideHttp(infrastructure: Infrastructure, deps: HttpDepe
       : serve,
   );
   server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  // A request timed out, too large in its headers or not HTTP: the JSON error shape, not Node's bare status line.
+  server.on('clientError', answerClientError);
   // Open connections, for shutdown (below).
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {

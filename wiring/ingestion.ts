@@ -41,7 +41,7 @@ import { webhookRoutes } from '../http/routes/webhooks.ts';
 import type { FailureLimiter } from '../http/rate-limit.ts';
 import type { SquareSettings } from '../adapters/square/settings.ts';
 import type { Infrastructure } from './infrastructure.ts';
-import type { Cleanups } from './lifecycle.ts';
+import { runPeriodically, type Cleanups, type Schedule } from './lifecycle.ts';
 import { startWebhookThread, type Settlement, type WebhookWorkerReports } from './webhook-thread.ts';
 import { walletIdFor } from './ids.ts';
 
@@ -153,6 +153,8 @@ export interface IngestionDependencies {
    * cannot cross threads). Otherwise it shares the thread that answers requests, and defers to acknowledgements.
    */
   threaded: boolean;
+  /** When body retention runs (soon after start, then hourly: `RETENTION_SCHEDULE`). */
+  retention: Schedule;
 }
 
 /** What deciding payments needs: the in-memory state, Square's customers and orders cached, the ingestion service. */
@@ -413,10 +415,8 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     }
     return redacted;
   };
-  // Hourly, in every instance: the UPDATE is idempotent, so instances running it together do no harm.
-  const pruning = setInterval(() => pruneWebhookBodies().catch((error) => log.warn({ err: error }, 'webhook body retention failed; retried next hour')), 3_600_000);
-  pruning.unref();
-  cleanups.add(async () => clearInterval(pruning));
+  // Soon after start, then hourly, in every instance: the UPDATE is idempotent, so instances running it together do no harm.
+  runPeriodically(pruneWebhookBodies, deps.retention, cleanups, (error) => log.warn({ err: error }, 'webhook body retention failed; retried next hour'));
 
   const poll = withPollMetrics(
     pollService({

@@ -31,3 +31,45 @@ export function onceAPress(handler: (signal: NodeJS.Signals) => void): (signal: 
     handler(signal);
   };
 }
+
+/** When a periodic task runs: first `firstAfterMs` after start plus up to `jitterMs`, then `everyMs` after each run ends. */
+export interface Schedule {
+  firstAfterMs: number;
+  jitterMs: number;
+  everyMs: number;
+}
+
+/**
+ * The retention runs (webhook bodies, audit rows): soon after start, not only hourly (found in review, 2026-12-08: a
+ * service restarted more often than hourly never pruned), spread over a minute so instances started together do
+ * not all run at once.
+ */
+export const RETENTION_SCHEDULE: Schedule = { firstAfterMs: 10_000, jitterMs: 50_000, everyMs: 3_600_000 };
+
+/**
+ * Runs `task` on `schedule` in the background: it delays neither start-up nor readiness, a failure is logged and the
+ * task runs again at its next turn, and shutdown (`cleanups`) clears the timer and waits for a run in progress, so
+ * nothing holds the process and no run meets a closed pool.
+ */
+export function runPeriodically(task: () => Promise<unknown>, schedule: Schedule, cleanups: Cleanups, onError: (error: unknown) => void): void {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const turn = (ms: number) => {
+    timer = setTimeout(() => {
+      running = task()
+        .then(() => undefined, onError)
+        .finally(() => {
+          running = undefined;
+          if (!stopped) turn(schedule.everyMs);
+        });
+    }, ms);
+    timer.unref();
+  };
+  turn(schedule.firstAfterMs + Math.floor(Math.random() * schedule.jitterMs));
+  cleanups.add(async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await running;
+  });
+}

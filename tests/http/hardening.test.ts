@@ -133,6 +133,34 @@ test('a request body trickling in loses its connection after HTTP_REQUEST_TIMEOU
   const elapsed = Date.now() - started;
   t.regex(answer, /^HTTP\/1\.1 408/);
   t.true(elapsed < 6000, `closed after ${elapsed} ms`);
+  // The error shape every answer has (Node's own 408 had no body: found in review, 2026-12-08).
+  const [head, body] = answer.split('\r\n\r\n');
+  t.regex(head!, /\r\nContent-Type: application\/json/i);
+  t.regex(head!, /\r\nConnection: close/i);
+  const error = JSON.parse(body!).error;
+  t.is(error.code, 'REQUEST_TIMEOUT');
+  t.regex(error.message, /HTTP_REQUEST_TIMEOUT_MS/);
+});
+
+test('a request that is not HTTP, or whose headers are too large, is answered in the error shape and closed', async (t) => {
+  const { port } = new URL(service.url);
+  const exchange = async (text: string) => {
+    const socket = net.connect(Number(port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    let answer = '';
+    socket.on('data', (chunk) => (answer += chunk.toString()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(text);
+    await closed;
+    const [head, body] = answer.split('\r\n\r\n');
+    return { head: head!, body: JSON.parse(body!) };
+  };
+  const garbage = await exchange('NOT HTTP\r\n\r\n');
+  t.regex(garbage.head, /^HTTP\/1\.1 400 .*\r\nContent-Type: application\/json/s);
+  t.is(garbage.body.error.code, 'BAD_REQUEST');
+  const large = await exchange(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Large: ${'a'.repeat(20_000)}\r\n\r\n`);
+  t.regex(large.head, /^HTTP\/1\.1 431 /);
+  t.is(large.body.error.code, 'HEADERS_TOO_LARGE');
 });
 
 test('an idle keep-alive connection is announced and closed after HTTP_KEEP_ALIVE_TIMEOUT_MS, not before', async (t) => {

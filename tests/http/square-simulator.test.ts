@@ -244,6 +244,26 @@ test.serial('the CLI names a bad flag and exits 2; a refusal exits 1', async (t)
   t.is(JSON.parse(listedJson.out).payments[0].id, JSON.parse(newest.out).payment.id);
 });
 
+test.serial('a request through a proxy or tunnel on this machine (its proxy headers) is refused: no payment is made', async (t) => {
+  const before = await control('GET', '/payments');
+  // What nginx, ngrok or cloudflared add: the socket is loopback, the client is anyone.
+  const headers: [string, string][] = [['X-Forwarded-For', '203.0.113.5'], ['Forwarded', 'for=203.0.113.5'], ['X-Real-IP', '203.0.113.5'], ['X-Forwarded-Host', 'abc.ngrok.app']];
+  for (const [name, value] of headers) {
+    const response = await fetch(`${simulator}/simulator/payments`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [name]: value },
+      body: JSON.stringify({ merchant_id: DEMO_MERCHANT.merchantId, amount: 500000, email: 'jane@simulator.test' }),
+    });
+    const body = (await response.json()) as any;
+    t.is(response.status, 403, name);
+    t.is(body.errors[0].code, 'FORBIDDEN');
+    t.regex(body.errors[0].detail, new RegExp(`proxy or tunnel \\(it carries ${name.toLowerCase()}\\)`));
+  }
+  const page = await fetch(`${simulator}/oauth2/authorize?client_id=${SIMULATOR_APP_ID}`, { headers: { 'X-Forwarded-For': '203.0.113.5' } });
+  t.is(page.status, 403, 'the consent page too');
+  t.deepEqual((await control('GET', '/payments')).body, before.body, 'no payment was made');
+});
+
 test.serial('the simulator’s state (merchants, payments, grants) survives a restart in the same DATA_DIR', async (t) => {
   const before = await control('GET', '/payments');
   const databaseUrl = service.database.url;

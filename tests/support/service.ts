@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../../adapters/logger.ts';
 import { loadConfig, secretValues } from '../../adapters/config.ts';
-import { startTally, type Tally } from '../../main.ts';
+import { startTally, type StartOptions, type Tally } from '../../main.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { startKurrentDbTestServer } from './kurrentdb-server.ts';
 
@@ -21,7 +21,10 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
-export async function startTestService(env: Record<string, string> = {}, options: { now?: () => Date } = {}): Promise<TestService> {
+/** What a test may set beside the configuration: the service's clock, when the retention runs start. */
+export type TestStartOptions = Pick<StartOptions, 'now' | 'retention'>;
+
+export async function startTestService(env: Record<string, string> = {}, options: TestStartOptions = {}): Promise<TestService> {
   const database = await createTestDatabase();
   // `TEST_EVENT_STORE=kurrentdb` (set by the *-kurrentdb.test.ts files before importing a suite): the same suite with
   // its events in KurrentDB, through the real client to the in-process protocol server (25.1: multi-stream appends).
@@ -48,13 +51,13 @@ export type SecondInstance = Omit<TestService, 'database'>;
  * share), with `env` as its configuration: pass every variable the first was given that it needs too (the keys).
  * Stopping it leaves the database to the first.
  */
-export async function startSecondInstance(service: TestService, env: Record<string, string> = {}): Promise<SecondInstance> {
-  const { tally, logs } = await startInstance(service.database.url, 'tally-svc-second-', env);
+export async function startSecondInstance(service: TestService, env: Record<string, string> = {}, options: TestStartOptions = {}): Promise<SecondInstance> {
+  const { tally, logs } = await startInstance(service.database.url, 'tally-svc-second-', env, options);
   return { url: tally.url, tally, logs, stop: () => tally.stop() };
 }
 
 /** One instance of the service on a database, on a free port, with a data directory of its own; its log lines kept. */
-async function startInstance(databaseUrl: string, dataDirPrefix: string, env: Record<string, string>, options: Partial<Parameters<typeof startTally>[0]> = {}) {
+async function startInstance(databaseUrl: string, dataDirPrefix: string, env: Record<string, string>, options: TestStartOptions = {}) {
   const logs: string[] = [];
   const fullEnv = {
     NODE_ENV: 'test',

@@ -1,12 +1,7 @@
 /** The per-stream queue: one task at a time per key, keys independent, nothing kept for idle keys, reads shared while waiting. */
 import test from 'ava';
 import { KeyedQueue } from '../../domain/shared/keyed-queue.ts';
-
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { opened, open };
-}
+import { gate } from '../support/gate.ts';
 
 test('tasks of one key run one after another, in order; another key does not wait', async (t) => {
   const queue = new KeyedQueue();

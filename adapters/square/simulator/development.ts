@@ -27,6 +27,38 @@ export const DEMO_MERCHANT = {
 const isLoopback = (address: string | undefined) =>
   address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
 
+/**
+ * Headers a proxy or tunnel adds (nginx, Caddy, ngrok, cloudflared, load balancers): a request carrying one came
+ * through something on this machine that takes requests from elsewhere, so its loopback socket proves nothing.
+ * `TRUST_PROXY` changes nothing here: a trusted proxy's client is still not this machine.
+ */
+const PROXY_HEADERS = [
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-server',
+  'x-real-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'via',
+] as const;
+
+/** Why the simulator refuses a request (not from this machine, or through a proxy), or undefined when it answers it. */
+function simulatorRefusal(request: { socket: { remoteAddress?: string | undefined }; headers: Record<string, unknown> }): string | undefined {
+  if (!isLoopback(request.socket.remoteAddress)) return 'The Square simulator answers requests from this machine only.';
+  const proxied = PROXY_HEADERS.find((name) => request.headers[name] !== undefined);
+  if (proxied) {
+    return `The Square simulator answers requests from this machine only, and this one came through a proxy or tunnel (it carries ${proxied}): its control endpoints make payments without credentials, so it must not be exposed through one.`;
+  }
+  return undefined;
+}
+
 export interface DevelopmentSimulator {
   simulator: SquareSimulator;
   /** The configuration with Square's variables pointing at the simulator. */
@@ -51,12 +83,14 @@ export function developmentSimulator(
     afterDelivery: options.afterDelivery,
   });
   simulator.setUrl(config.API_BASE_URL);
-  // Its control endpoints make payments without credentials: answer this machine only, even when HOST is 0.0.0.0.
+  // Its control endpoints make payments without credentials: answer this machine only, even when HOST is 0.0.0.0,
+  // and not through a proxy or tunnel on this machine (its socket is loopback, its client is anyone).
   const handle = simulator.handle.bind(simulator);
   simulator.handle = (request, response) => {
-    if (isLoopback(request.socket.remoteAddress)) return handle(request, response);
+    const refusal = simulatorRefusal(request);
+    if (!refusal) return handle(request, response);
     response.writeHead(403, { 'Content-Type': 'application/json' });
-    response.end(JSON.stringify({ errors: [{ category: 'AUTHENTICATION_ERROR', code: 'FORBIDDEN', detail: 'The Square simulator answers requests from this machine only.' }] }));
+    response.end(JSON.stringify({ errors: [{ category: 'AUTHENTICATION_ERROR', code: 'FORBIDDEN', detail: refusal }] }));
   };
   return {
     simulator,
