@@ -78,5 +78,8 @@ async function startInstance(databaseUrl: string, dataDirPrefix: string, env: Re
     },
   });
   const log = createLogger({ level: 'debug', secrets: secretValues(config), destination });
-  return { tally: await startTally({ env: fullEnv, log, ...options }), logs };
+  // The retention runs start an hour after a test service starts (as before 2026-12-08), not 10–60 s after: a suite
+  // whose clock is moved months ahead would otherwise see bodies it reads emptied mid-test. A test of the start-up run
+  // names its own schedule.
+  return { tally: await startTally({ env: fullEnv, log, ...options, retention: { firstAfterMs: 3_600_000, jitterMs: 0, ...options.retention } }), logs };
 }
