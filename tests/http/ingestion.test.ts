@@ -349,6 +349,17 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
   t.is(retried.status, 202);
   t.like(await processed('evt-fails'), { outcome: 'credited' });
   t.is((await call('POST', '/api/v1/admin/webhooks/evt-fails/retry', { token: admin })).status, 409, 'a success is not re-driven');
+  // An outcome that changes nothing is logged at debug; one that changes a wallet or needs someone at info.
+  const outcomeLines = (eventId: string) =>
+    eventually(
+      async () => service.logs.map((line) => JSON.parse(line)).filter((line) => line.webhookEventId === eventId && line.msg?.startsWith('ingestion outcome: ')),
+      (lines) => lines.length > 0,
+      { timeoutMs: 5_000, intervalMs: 25 },
+    );
+  t.like((await outcomeLines('evt-customer'))[0], { level: 'debug', outcome: 'ignored', msg: 'ingestion outcome: ignored', merchantId: 'M-CAFE' });
+  t.like((await outcomeLines('evt-ann-updated'))[0], { level: 'debug', outcome: 'ignored' });
+  t.like((await outcomeLines('evt-stranger'))[0], { level: 'info', outcome: 'no_connection' });
+  t.like((await outcomeLines('evt-fails')).at(-1), { level: 'info', outcome: 'credited', tenantId });
   // A failure whose body was emptied (retention, erasure) has nothing left to process: a 409 saying so.
   await service.database.pool.query(
     `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, processed, processed_at, outcome, body_redacted_at)
