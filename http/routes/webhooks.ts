@@ -83,6 +83,22 @@ function envelopeIds(json: unknown): Record<string, string> {
   return ids;
 }
 
+/**
+ * A signed webhook refused with 400: Square retries it for 24 hours and then drops it, so it is said (warn, with its
+ * envelope's ids where readable and the problems, never the body: it names people) and counted by reason. Returns
+ * the error to throw.
+ */
+const refusal =
+  (deps: Pick<WebhookRouteDependencies, 'onRefused'>) =>
+  (log: () => Logger, reason: WebhookRefusal, json: unknown, problems: readonly string[], error: HttpError): HttpError => {
+    deps.onRefused?.(reason);
+    log().warn(
+      { ...envelopeIds(json), reason, problems: problems.slice(0, LOGGED_PROBLEMS), ...(problems.length > LOGGED_PROBLEMS ? { problemCount: problems.length } : {}) },
+      'a signed webhook was refused (400): Square delivers it again for 24 hours, then drops it',
+    );
+    return error;
+  };
+
 const receivedAnswer = z.object({ received: z.literal(true), duplicate: z.boolean() });
 
 /**
@@ -92,18 +108,7 @@ const receivedAnswer = z.object({ received: z.literal(true), duplicate: z.boolea
 function webhookAcceptor(deps: WebhookRouteDependencies) {
   // The key is imported once: an HMAC over a KeyObject skips turning the string into a key on every webhook.
   const key = deps.signatureKey ? createSecretKey(Buffer.from(deps.signatureKey, 'utf8')) : undefined;
-  /**
-   * A signed webhook refused with 400: Square retries it for 24 hours and then drops it, so it is said (warn, with its
-   * envelope's ids where readable and the problems, never the body: it names people) and counted by reason.
-   */
-  const refuse = (log: () => Logger, reason: WebhookRefusal, json: unknown, problems: readonly string[], error: HttpError): HttpError => {
-    deps.onRefused?.(reason);
-    log().warn(
-      { ...envelopeIds(json), reason, problems: problems.slice(0, LOGGED_PROBLEMS), ...(problems.length > LOGGED_PROBLEMS ? { problemCount: problems.length } : {}) },
-      'a signed webhook was refused (400): Square delivers it again for 24 hours, then drops it',
-    );
-    return error;
-  };
+  const refuse = refusal(deps);
   const accept = async (key: KeyObject, body: Buffer, request: IncomingMessage, ip: string, log: () => Logger) => {
     const signature = header(request, 'x-square-hmacsha256-signature');
     if (!signature || !signatureMatches(key, deps.notificationUrl, body, signature)) {
