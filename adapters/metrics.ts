@@ -49,6 +49,8 @@ export interface Metrics {
   httpAnswerCut(answer: { method: string; route: string; cause: 'client_left' | 'dropped' | 'failed' }): void;
   webhookOutcome(outcome: string): void;
   webhookSignatureFailure(): void;
+  /** A signed webhook refused with 400, by reason: `invalid_json` (not UTF-8 or not JSON), `invalid_shape`, `unstorable_text`. */
+  webhookRefused(reason: 'invalid_json' | 'invalid_shape' | 'unstorable_text'): void;
   /** Acknowledgements stopped queueing: the end of a burst as the webhook worker sees it (it leases again). */
   acknowledgementBurstEnded(): void;
   /** Webhooks whose lease a worker took back from a dead one (its lease lock gone): processed at once. */
@@ -156,6 +158,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   const webhooks = counter('tally_webhooks_processed_total', 'Square webhooks processed from the inbox, by outcome (failed: an attempt that will be retried or re-driven).', 'outcome');
   const signatureFailures = counter('tally_webhook_signature_failures_total', 'Webhook deliveries refused because the signature was missing or wrong.');
+  const refusedWebhooks = counter(
+    'tally_webhooks_refused_total',
+    'Signed webhooks refused with 400, by reason (invalid_json: not UTF-8 or not JSON; invalid_shape: not a Square event Tally reads; unstorable_text): Square delivers each again for 24 hours, then drops it; the warn line "a signed webhook was refused" names it and the problems.',
+    'reason',
+  );
+  // Each series from 0, so that the first refusal is an increase `increase()` and `rate()` see.
+  for (const reason of ['invalid_json', 'invalid_shape', 'unstorable_text']) refusedWebhooks.inc({ reason }, 0);
   const ackBurstEnds = counter(
     'tally_webhook_ack_bursts_ended_total',
     'Times webhook acknowledgements stopped queueing and the worker, which defers to them, leased again: one per burst; many per burst means the sender paused within it.',
@@ -305,6 +314,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     webhookOutcome: (outcome) => webhooks.inc({ outcome }),
     webhookSignatureFailure: () => signatureFailures.inc(),
+    webhookRefused: (reason) => refusedWebhooks.inc({ reason }),
     acknowledgementBurstEnded: () => ackBurstEnds.inc(),
     leasesTakenBack: (count) => leasesTakenBack.inc(count),
     appended(stream, events) {

@@ -42,7 +42,7 @@ function squareAccess(config: Config): SquareAccess {
  * service's own, and the webhook worker thread's, which gets that configuration from the service.
  */
 export function squareConnections(infrastructure: Infrastructure, squareConfig: Config) {
-  const { env, pool, store, runtime, commands } = infrastructure;
+  const { env, log, pool, store, runtime, commands } = infrastructure;
   const keys = keyring(squareConfig.ENCRYPTION_KEY, squareConfig.ENCRYPTION_KEY_PREVIOUS);
   const settings = squareSettings(squareConfig, env, squareConfig.SQUARE_WEBHOOK_URL ?? `${squareConfig.API_BASE_URL}${WEBHOOK_PATH}`);
   const connections = squareConnectionsService({
@@ -65,6 +65,13 @@ export function squareConnections(infrastructure: Infrastructure, squareConfig: 
       if (user.status !== 'approved') return false;
       return kind === 'admin' ? user.role === 'admin' : user.role === 'client' && user.tenantId === tenantId;
     },
+    onConnectionStopped: (stopped) =>
+      log.warn(
+        stopped,
+        stopped.status === 'needs_reconnect'
+          ? 'Square connection needs a reconnect: Square no longer accepts its grant; it is not polled until the merchant connects Square again'
+          : 'Square connection stopped: its token does not decrypt under ENCRYPTION_KEY or ENCRYPTION_KEY_PREVIOUS; restore the key (or the merchant connects again)',
+      ),
   });
   return { settings, connections };
 }

@@ -455,6 +455,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
       },
       failures: deps.failures,
       onSignatureFailure: () => metrics.webhookSignatureFailure(),
+      onRefused: (reason) => metrics.webhookRefused(reason),
       onReceived: () => acknowledgements.received(),
       onAnswered: () => acknowledgements.answered(),
     }),

@@ -20,6 +20,7 @@ import { isTransientPgError } from '../postgres/errors.ts';
 export type InboxCommit = (requests: readonly StreamAppend[], settlements: readonly Settlement[]) => Promise<{ position: Position | undefined; settled: Set<string> }>;
 import { DomainError, StreamContended } from '../../domain/shared/errors.ts';
 import { SquareApiError } from '../../domain/ports/square.ts';
+import { changesNothing } from '../../domain/payments/ingestion.ts';
 import type { AcknowledgementsPending } from './acknowledgements.ts';
 
 export interface WebhookProcessorOptions {
@@ -243,9 +244,11 @@ export class WebhookProcessor {
       }
       this.options.onOutcome?.(result.result.outcome);
       this.options.onSettled?.(row.event_id, { outcome: result.result.outcome });
-      if (this.log.isLevelEnabled('info')) {
+      // An outcome that changes nothing (a repeat, an ignored type) at debug: info is for what changed or needs someone.
+      const level = changesNothing(result.result.outcome) ? 'debug' : 'info';
+      if (this.log.isLevelEnabled(level)) {
         // The row's fields lead the line, as a child logger of the row would write them, without making one.
-        (this.options.outcomeLog ?? this.log).info(
+        (this.options.outcomeLog ?? this.log)[level](
           { webhookEventId: row.event_id, webhookType: row.event_type, merchantId: row.merchant_id, outcome: result.result.outcome, tenantId: result.tenantId, ...result.result.detail },
           `ingestion outcome: ${result.result.outcome}`,
         );

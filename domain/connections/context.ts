@@ -45,6 +45,24 @@ export interface SquareConnectionsDependencies {
    * up to 15 minutes (the ticket's 5, the state's 10), and a merchant suspended meanwhile must not finish it.
    */
   mayConnect(actor: string, tenantId: string): Promise<boolean>;
+  /**
+   * A connection stopped working until someone acts (the merchant connects again, an operator restores the key):
+   * told once, when the event that turned it is recorded (a refresh Square refused for good, a call of a poll or a
+   * look-up refused for the grant, a token that no longer decrypts), not on each use of the stopped connection.
+   */
+  onConnectionStopped?(stopped: ConnectionStopped): void;
+}
+
+/** What `onConnectionStopped` hears. */
+export interface ConnectionStopped {
+  tenantId: string;
+  merchantId: string;
+  status: 'needs_reconnect' | 'token_undecryptable';
+  /** Why, as recorded: Square's code and detail, or ours. */
+  code: string | undefined;
+  detail: string | undefined;
+  /** The command that recorded it (`RecordRefreshFailure`, `RecordAccessRefused`, `RecordDecryptionFailure`). */
+  recordedBy: SquareConnectionCommand['type'];
 }
 
 export function connectionsContext(deps: SquareConnectionsDependencies) {
@@ -67,8 +85,16 @@ export function connectionsContext(deps: SquareConnectionsDependencies) {
     /** Polls are facts that do not depend on one another: appended whatever the stream holds. */
     appendPoll: (record: PollRecord, metadata: EventMetadata) =>
       store.append(pollStream(record.tenantId), [pollEvents.encode({ type: 'SquarePaymentsPolled', data: record }, runtime.newId(), metadata)], 'any'),
-    onConnection: (tenantId: string, command: SquareConnectionCommand, metadata: EventMetadata) =>
-      handleCommand(store, connectionStream(tenantId), squareConnectionDecider, command, commandContext(metadata)),
+    onConnection: async (tenantId: string, command: SquareConnectionCommand, metadata: EventMetadata) => {
+      const result = await handleCommand(store, connectionStream(tenantId), squareConnectionDecider, command, commandContext(metadata));
+      // Only an active connection turns to either status (the decider records it once): events mean it just did.
+      const { state } = result;
+      if (result.events.length > 0 && (state.status === 'needs_reconnect' || state.status === 'token_undecryptable')) {
+        const { merchantId, lastError } = state;
+        deps.onConnectionStopped?.({ tenantId, merchantId, status: state.status, code: lastError?.code, detail: lastError?.detail, recordedBy: command.type });
+      }
+      return result;
+    },
     onReservation: (merchantId: string, command: MerchantReservationCommand, metadata: EventMetadata) =>
       handleCommand(store, merchantReservationStream(merchantId), merchantReservationDecider, command, commandContext(metadata)),
   };

@@ -42,6 +42,38 @@ export type IngestionOutcome =
   | 'credit_refused'
   | 'failed';
 
+/**
+ * Per outcome, whether it changes nothing anyone acts on: a repeat (`duplicate`), an older status (`stale`), a type or
+ * object Tally does not use (`ignored`), a refund not completed yet (`refund_pending`), a payment status before
+ * completion (`recorded`). Such outcomes are logged at debug; every other one decides a purchase or a refund, changes a
+ * wallet or a connection, or needs someone (`no_connection`, `failed`). A Record, so a new outcome must be placed.
+ */
+const CHANGES_NOTHING: Readonly<Record<IngestionOutcome, boolean>> = {
+  credited: false,
+  stored_anonymous: false,
+  no_rule_no_credit: false,
+  zero_points: false,
+  before_program: false,
+  currency_mismatch: false,
+  same_order: false,
+  location_excluded: false,
+  credit_refused: false,
+  refund_applied: false,
+  refund_held: false,
+  identity_attached: false,
+  customer_linked: false,
+  no_connection: false,
+  revoked: false,
+  failed: false,
+  duplicate: true,
+  stale: true,
+  ignored: true,
+  refund_pending: true,
+  recorded: true,
+};
+
+export const changesNothing = (outcome: IngestionOutcome): boolean => CHANGES_NOTHING[outcome];
+
 export interface IngestionDependencies {
   store: EventStore;
   runtime: Runtime;

@@ -65,6 +65,13 @@ function logRejectedAppCredentials(ctx: Context, reports: readonly RefreshReport
   );
 }
 
+/**
+ * The level of a refused connect attempt: `warn` once it is a workspace's (its ticket or state verified: the error
+ * names the tenant) or the app lacks its Square settings; `info` otherwise, since a missing, forged, expired or
+ * reused ticket or state comes from anyone who opens the public URL, and must not fill the log with warnings.
+ */
+const refusalLevel = (error: ConnectFailed): 'warn' | 'info' => (error.tenantId !== undefined || error.reason === 'configuration_missing' ? 'warn' : 'info');
+
 /** The browser's half of the OAuth flow binding: HttpOnly, SameSite=Lax (it must ride Square's top-level redirect back). */
 export const OAUTH_NONCE_COOKIE = 'tally_square_oauth';
 const COOKIE_PATH = '/api/v1/oauth/square';
@@ -122,7 +129,7 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
           return { status: 302, redirect: authorizeUrl, headers: { 'Cache-Control': 'no-store' } };
         } catch (error) {
           if (error instanceof ConnectFailed) {
-            ctx.log.warn({ reason: error.reason, detail: error.detail }, 'Square connect could not start');
+            ctx.log[refusalLevel(error)]({ reason: error.reason, detail: error.detail, tenantId: error.tenantId }, 'Square connect could not start');
             return backToFrontend(ctx, { error: error.reason });
           }
           throw error;
@@ -142,7 +149,7 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
         // Whatever happens next, the nonce is spent: one flow per cookie.
         if (browserNonce) clearNonce(ctx);
         if (!q) {
-          ctx.log.warn({ reason: 'invalid_state', detail: 'the callback query is malformed' }, 'Square connect failed');
+          ctx.log.info({ reason: 'invalid_state', detail: 'the callback query is malformed' }, 'Square connect failed');
           return backToFrontend(ctx, { error: 'invalid_state' });
         }
         try {
@@ -162,7 +169,7 @@ export function connectionRoutes(deps: ConnectionRoutesDependencies): RouteSpec[
         } catch (error) {
           if (error instanceof ConnectFailed) {
             // The detail names what went wrong (never a code or token); the browser only gets the reason.
-            ctx.log.warn({ reason: error.reason, detail: error.detail, tenantId: error.tenantId }, 'Square connect failed');
+            ctx.log[refusalLevel(error)]({ reason: error.reason, detail: error.detail, tenantId: error.tenantId }, 'Square connect failed');
             return backToFrontend(ctx, { error: error.reason });
           }
           ctx.log.error({ err: error }, 'Square connect failed unexpectedly');

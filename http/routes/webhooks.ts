@@ -5,6 +5,7 @@
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
+import type { Logger } from 'pino';
 import getRawBody from 'raw-body';
 import { InvalidSquareWebhook, parseSquareWebhook, type SquareWebhookEvent } from '../../domain/square/webhook.ts';
 import { InboxBusy, type WebhookInbox } from '../../adapters/postgres/webhook-inbox.ts';
@@ -28,6 +29,8 @@ export interface WebhookRouteDependencies {
   /** A webhook was stored (not a repeated delivery); called before its answer is written, so it must only schedule work. */
   onStored(event: SquareWebhookEvent): void;
   onSignatureFailure?(): void;
+  /** A signed webhook was refused with 400 (it is logged at warn as well): Square retries it, then drops it. */
+  onRefused?(reason: WebhookRefusal): void;
   /** Bad signatures count as authentication failures of their source. */
   failures: FailureLimiter;
   /**
@@ -61,6 +64,41 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
   }
 }
 
+/** Why a signed webhook was refused with 400: the label of `tally_webhooks_refused_total`. */
+export type WebhookRefusal = 'invalid_json' | 'invalid_shape' | 'unstorable_text';
+
+/** At most this many characters of an id, and this many problems, in a refusal's log line. */
+const LOGGED_ID_CHARS = 200;
+const LOGGED_PROBLEMS = 20;
+
+/** The envelope's ids of a parsed body, where they are strings: never a value of its object (personal data). */
+function envelopeIds(json: unknown): Record<string, string> {
+  const ids: Record<string, string> = {};
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return ids;
+  const body = json as Record<string, unknown>;
+  for (const [key, field] of [['eventId', 'event_id'], ['type', 'type'], ['merchantId', 'merchant_id']] as const) {
+    const value = body[field];
+    if (typeof value === 'string') ids[key] = value.slice(0, LOGGED_ID_CHARS);
+  }
+  return ids;
+}
+
+/**
+ * A signed webhook refused with 400: Square retries it for 24 hours and then drops it, so it is said (warn, with its
+ * envelope's ids where readable and the problems, never the body: it names people) and counted by reason. Returns
+ * the error to throw.
+ */
+const refusal =
+  (deps: Pick<WebhookRouteDependencies, 'onRefused'>) =>
+  (log: () => Logger, reason: WebhookRefusal, json: unknown, problems: readonly string[], error: HttpError): HttpError => {
+    deps.onRefused?.(reason);
+    log().warn(
+      { ...envelopeIds(json), reason, problems: problems.slice(0, LOGGED_PROBLEMS), ...(problems.length > LOGGED_PROBLEMS ? { problemCount: problems.length } : {}) },
+      'a signed webhook was refused (400): Square delivers it again for 24 hours, then drops it',
+    );
+    return error;
+  };
+
 const receivedAnswer = z.object({ received: z.literal(true), duplicate: z.boolean() });
 
 /**
@@ -70,7 +108,8 @@ const receivedAnswer = z.object({ received: z.literal(true), duplicate: z.boolea
 function webhookAcceptor(deps: WebhookRouteDependencies) {
   // The key is imported once: an HMAC over a KeyObject skips turning the string into a key on every webhook.
   const key = deps.signatureKey ? createSecretKey(Buffer.from(deps.signatureKey, 'utf8')) : undefined;
-  const accept = async (key: KeyObject, body: Buffer, request: IncomingMessage, ip: string) => {
+  const refuse = refusal(deps);
+  const accept = async (key: KeyObject, body: Buffer, request: IncomingMessage, ip: string, log: () => Logger) => {
     const signature = header(request, 'x-square-hmacsha256-signature');
     if (!signature || !signatureMatches(key, deps.notificationUrl, body, signature)) {
       deps.onSignatureFailure?.();
@@ -78,22 +117,31 @@ function webhookAcceptor(deps: WebhookRouteDependencies) {
       throw new HttpError('UNAUTHENTICATED', signature ? 'The webhook signature does not match' : 'The x-square-hmacsha256-signature header is missing');
     }
     const text = utf8Text(body);
-    if (text === undefined) throw new HttpError('INVALID_JSON', 'The webhook body is not valid UTF-8');
+    if (text === undefined) {
+      const message = 'The webhook body is not valid UTF-8';
+      throw refuse(log, 'invalid_json', undefined, [message], new HttpError('INVALID_JSON', message));
+    }
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      throw new HttpError('INVALID_JSON', 'The webhook body is not valid JSON');
+      const message = 'The webhook body is not valid JSON';
+      throw refuse(log, 'invalid_json', undefined, [message], new HttpError('INVALID_JSON', message));
     }
     // A NUL or an unpaired surrogate can only come from a `\u` escape: decoded UTF-8 holds neither, and JSON refuses
     // raw control characters. A body without one (almost every webhook) is not walked.
     const bad = text.includes('\\u') ? unstorableTextAt(json, 'body') : undefined;
-    if (bad) throw new HttpError('VALIDATION_FAILED', `${bad} ${UNSTORABLE_TEXT_MESSAGE}`);
+    if (bad) {
+      const message = `${bad} ${UNSTORABLE_TEXT_MESSAGE}`;
+      throw refuse(log, 'unstorable_text', json, [message], new HttpError('VALIDATION_FAILED', message));
+    }
     let event;
     try {
       event = parseSquareWebhook(json);
     } catch (error) {
-      if (error instanceof InvalidSquareWebhook) throw new HttpError('VALIDATION_FAILED', error.message, { problems: error.problems });
+      if (error instanceof InvalidSquareWebhook) {
+        throw refuse(log, 'invalid_shape', json, error.problems, new HttpError('VALIDATION_FAILED', error.message, { problems: error.problems }));
+      }
       throw error;
     }
     const headers: Record<string, string> = {};
@@ -112,7 +160,8 @@ function webhookAcceptor(deps: WebhookRouteDependencies) {
     if (inserted) deps.onStored(event);
     return { status: 200, body: { received: true as const, duplicate: !inserted } };
   };
-  return async (request: IncomingMessage, ip: string) => {
+  /** `log`: the request's logger, made only when a refusal is logged. */
+  return async (request: IncomingMessage, ip: string, log: () => Logger) => {
     if (!key) {
       throw new HttpError('WEBHOOKS_NOT_CONFIGURED', 'SQUARE_WEBHOOK_SIGNATURE_KEY is not configured: unsigned webhooks are never accepted');
     }
@@ -121,7 +170,7 @@ function webhookAcceptor(deps: WebhookRouteDependencies) {
     const body = await readBody(request);
     deps.onReceived?.();
     try {
-      return await accept(key, body, request, ip);
+      return await accept(key, body, request, ip, log);
     } finally {
       deps.onAnswered?.();
     }
@@ -141,8 +190,8 @@ export function webhookRoutes(deps: WebhookRouteDependencies): RouteSpec[] {
       }),
       response: receivedAnswer,
       // Typed here: a `direct` function does not tell the route's kind to the compiler (route table, `Route`).
-      handler: ({ ctx }: { ctx: Context }) => accept(ctx.req, ctx.ip),
-      direct: (request: IncomingMessage, caller: DirectCaller) => accept(request, caller.ip),
+      handler: ({ ctx }: { ctx: Context }) => accept(ctx.req, ctx.ip, () => ctx.log),
+      direct: (request: IncomingMessage, caller: DirectCaller) => accept(request, caller.ip, caller.log),
     }),
   ];
 }

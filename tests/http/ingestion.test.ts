@@ -3,6 +3,7 @@
  * and the poll, through a real connection to the local Square server, to wallet credits and outcomes.
  */
 import test from 'ava';
+import { createHmac } from 'node:crypto';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
@@ -136,6 +137,56 @@ test.serial('signatures: missing or wrong is 401 and nothing is stored; a signed
   t.regex(incomplete.body.error.message, /event_id/);
   const huge = await send(undefined, { raw: JSON.stringify({ pad: 'x'.repeat(1024 * 1024) }) });
   t.is(huge.status, 413);
+});
+
+/** The samples of one metric by its `reason` label, from GET /metrics. */
+async function refusedCounts(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${service.url}/metrics`)).text();
+  return Object.fromEntries([...text.matchAll(/^tally_webhooks_refused_total\{reason="(\w+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+test.serial('a signed webhook refused with 400 is logged at warn with its ids and problems (never its body) and counted by reason; a bad signature is not', async (t) => {
+  const before = await refusedCounts();
+  t.deepEqual(Object.keys(before).sort(), ['invalid_json', 'invalid_shape', 'unstorable_text'], 'every reason has its series from the start');
+  const refusals = () => service.logs.map((line) => JSON.parse(line)).filter((line) => line.msg?.startsWith('a signed webhook was refused'));
+  const already = refusals().length;
+
+  await send(paymentWebhook({ eventId: 'evt-badsig', merchantId: 'M-CAFE', paymentId: 'pay-badsig', amount: 100 }), { signature: Buffer.alloc(32).toString('base64') });
+  const notJson = await send(undefined, { raw: '{"event_id": "evt-cut", ' });
+  // "Café" in Latin-1: the é is one byte, 0xE9, which UTF-8 never has alone.
+  const latin1 = Buffer.concat([Buffer.from('{"event_id":"evt-latin1","note":"Caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+  const notUtf8 = await fetch(`${service.url}/api/v1/webhooks/square`, {
+    method: 'POST',
+    body: latin1,
+    headers: { 'content-type': 'application/json', 'x-square-hmacsha256-signature': createHmac('sha256', WEBHOOK_KEY).update(NOTIFICATION_URL).update(latin1).digest('base64') },
+  });
+  const drifted = paymentWebhook({ eventId: 'evt-drifted', merchantId: 'M-CAFE', paymentId: 'pay-drifted', amount: 100, buyerEmail: 'drift.secret@example.com' });
+  delete drifted.data.object.payment.amount_money;
+  const shape = await send(drifted);
+  const nul = paymentWebhook({ eventId: 'evt-nul', merchantId: 'M-CAFE', paymentId: 'pay-nul', amount: 100, buyerEmail: 'nul.secret@example.com' });
+  nul.data.object.payment.note = 'a note with a NUL \u0000 in it';
+  const unstorable = await send(nul);
+  t.deepEqual([notJson.status, shape.status, unstorable.status], [400, 400, 400]);
+  t.is(notUtf8.status, 400);
+
+  const lines = refusals().slice(already);
+  t.is(lines.length, 4, 'one line per signed refusal, none for the bad signature');
+  t.true(lines.every((line) => line.level === 'warn'));
+  t.like(lines[0], { reason: 'invalid_json', problems: ['The webhook body is not valid JSON'] });
+  t.is(lines[0].eventId, undefined, 'nothing of a body that does not parse is read');
+  t.like(lines[1], { reason: 'invalid_json', problems: ['The webhook body is not valid UTF-8'] });
+  t.like(lines[2], { reason: 'invalid_shape', eventId: 'evt-drifted', type: 'payment.updated', merchantId: 'M-CAFE' });
+  t.true(lines[2].problems.some((p: string) => p.includes('amount_money')), JSON.stringify(lines[2].problems));
+  t.like(lines[3], { reason: 'unstorable_text', eventId: 'evt-nul', merchantId: 'M-CAFE', problems: ['body.data.object.payment.note must not contain NUL characters or unpaired UTF-16 surrogates'] });
+  t.true(lines.every((line) => typeof line.requestId === 'string'), 'each line names its request');
+  const logged = service.logs.join('\n');
+  t.false(logged.includes('drift.secret@example.com') || logged.includes('nul.secret@example.com'), 'never the body');
+
+  const after = await refusedCounts();
+  t.deepEqual(
+    { invalid_json: after.invalid_json! - before.invalid_json!, invalid_shape: after.invalid_shape! - before.invalid_shape!, unstorable_text: after.unstorable_text! - before.unstorable_text! },
+    { invalid_json: 2, invalid_shape: 1, unstorable_text: 1 },
+  );
 });
 
 test.serial('a revocation webhook timed before the merchant connected (revoked, connected again, delivered late) is stale: the connection stays', async (t) => {
@@ -298,6 +349,17 @@ test.serial('other outcomes: ignored types, unknown merchants, and failures that
   t.is(retried.status, 202);
   t.like(await processed('evt-fails'), { outcome: 'credited' });
   t.is((await call('POST', '/api/v1/admin/webhooks/evt-fails/retry', { token: admin })).status, 409, 'a success is not re-driven');
+  // An outcome that changes nothing is logged at debug; one that changes a wallet or needs someone at info.
+  const outcomeLines = (eventId: string) =>
+    eventually(
+      async () => service.logs.map((line) => JSON.parse(line)).filter((line) => line.webhookEventId === eventId && line.msg?.startsWith('ingestion outcome: ')),
+      (lines) => lines.length > 0,
+      { timeoutMs: 5_000, intervalMs: 25 },
+    );
+  t.like((await outcomeLines('evt-customer'))[0], { level: 'debug', outcome: 'ignored', msg: 'ingestion outcome: ignored', merchantId: 'M-CAFE' });
+  t.like((await outcomeLines('evt-ann-updated'))[0], { level: 'debug', outcome: 'ignored' });
+  t.like((await outcomeLines('evt-stranger'))[0], { level: 'info', outcome: 'no_connection' });
+  t.like((await outcomeLines('evt-fails')).at(-1), { level: 'info', outcome: 'credited', tenantId });
   // A failure whose body was emptied (retention, erasure) has nothing left to process: a 409 saying so.
   await service.database.pool.query(
     `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, processed, processed_at, outcome, body_redacted_at)

@@ -103,6 +103,9 @@ async function callback(params: Record<string, string>, cookie = browserOf.get(p
   return { status: response.status, location: new URL(response.headers.get('location') ?? 'about:blank'), setCookie: response.headers.get('set-cookie') ?? '' };
 }
 
+/** The service's log lines so far, parsed, that `match` keeps. */
+const logLines = (match: (line: Record<string, any>) => boolean): Record<string, any>[] => service.logs.map((line) => JSON.parse(line)).filter(match);
+
 /** The merchant consents on Square for `merchantId`; Square redirects back with a code and the state. */
 async function consent(client: Client, merchantId: string): Promise<{ code: string; state: string }> {
   const url = await authorizeUrl(client);
@@ -278,7 +281,15 @@ test('a merchant who declines is sent back with error=access_denied, and nothing
     service.logs.some((line) => line.includes('"msg":"Square connect failed"') && line.includes('"reason":"access_denied"') && line.includes(`"tenantId":"${client.tenantId}"`)),
     'the failure is logged with its workspace',
   );
+  t.like(logLines((line) => line.reason === 'access_denied' && line.tenantId === client.tenantId)[0], { level: 'warn', msg: 'Square connect failed' }, "a workspace's failed attempt is a warning");
   t.is((await callback({ error: 'access_denied', state })).location.toString(), failedWith('access_denied'));
+  // The same answer with a state that verifies nothing (anyone can send it): said at info, naming no workspace.
+  const marker = `from-anyone-${uuid()}`;
+  t.is((await callback({ error: 'access_denied', error_description: marker, state: 'garbage' })).location.toString(), failedWith('access_denied'));
+  const anyone = logLines((line) => typeof line.detail === 'string' && line.detail.includes(marker));
+  t.is(anyone.length, 1);
+  t.like(anyone[0], { level: 'info', msg: 'Square connect failed', reason: 'access_denied' });
+  t.is(anyone[0]!.tenantId, undefined);
 });
 
 test('a merchant suspended while the connect flow is under way cannot finish it: error=access_denied, nothing connected', async (t) => {
@@ -315,6 +326,10 @@ test('a forged, expired, reused or missing state is refused with error=invalid_s
   }
   t.true(service.logs.some((line) => line.includes('state rejected: expired')), 'the reason is logged');
   t.true(service.logs.some((line) => line.includes('state rejected: bad_signature')));
+  // Anyone can send a state that does not verify: an info line each, never a warning.
+  const refused = logLines((line) => line.msg === 'Square connect failed' && line.reason === 'invalid_state');
+  t.true(refused.length >= 3);
+  t.deepEqual([...new Set(refused.map((line) => line.level))], ['info']);
 
   const { code, state } = await consent(client, merchantId);
   t.is((await callback({ code, state })).location.toString(), connected);
@@ -366,8 +381,11 @@ test('the connect URL is a one-time start URL; its answer sets an HttpOnly, Secu
   t.is(again.status, 302);
   t.is(again.headers.get('location'), failedWith('invalid_state'), 'a ticket opens one flow only');
   t.is(again.headers.get('set-cookie'), null);
-  const forged = await fetch(`${service.url}/api/v1/oauth/square/start?ticket=forged`, { redirect: 'manual', headers: { cookie: browser.cookie } });
+  const requestId = uuid();
+  const forged = await fetch(`${service.url}/api/v1/oauth/square/start?ticket=forged`, { redirect: 'manual', headers: { cookie: browser.cookie, 'x-request-id': requestId } });
   t.is(forged.headers.get('location'), failedWith('invalid_state'));
+  // A forged ticket comes from anyone who opens the public URL: an info line, not a warning.
+  t.like(logLines((line) => line.requestId === requestId && line.msg === 'Square connect could not start')[0], { level: 'info', reason: 'invalid_state' });
 });
 
 test('a connect URL passed to someone else (another merchant, by link) does not open in their browser, and stays usable for its owner', async (t) => {
@@ -693,6 +711,10 @@ test.serial('a refresh Square refuses for good needs a reconnect; a transient fa
   t.like(await connection(revoked), { status: 'needs_reconnect', lastError: { code: 'REFRESH_TOKEN_REJECTED' } });
   await connectionUnavailable(t, revoked.tenantId);
   t.like(reportFor(response.body, flaky.tenantId), { outcome: 'refreshed' });
+  // The operator hears of it once, at warn, naming the workspace and the merchant.
+  const stopped = logLines((line) => line.status === 'needs_reconnect' && line.tenantId === revoked.tenantId && line.msg?.startsWith('Square connection needs a reconnect'));
+  t.is(stopped.length, 1);
+  t.like(stopped[0], { level: 'warn', merchantId: revokedMerchant, code: 'REFRESH_TOKEN_REJECTED', recordedBy: 'RecordRefreshFailure' });
 
   await ageToken(flaky.tenantId);
   // Serial tests run before the others, so the flaky connection is the only one due: it meets the fault.
@@ -701,6 +723,8 @@ test.serial('a refresh Square refuses for good needs a reconnect; a transient fa
   t.like(reportFor(outage.body, flaky.tenantId), { outcome: 'failed', error: { code: 'SERVICE_UNAVAILABLE' } });
   t.like(await connection(flaky), { status: 'active', lastError: { code: 'SERVICE_UNAVAILABLE' } });
   t.is(reportFor(outage.body, revoked.tenantId), undefined, 'a connection that needs a reconnect is not retried');
+  t.deepEqual(logLines((line) => line.tenantId === flaky.tenantId && line.msg?.startsWith('Square connection')), [], 'a transient failure stops nothing');
+  t.is(logLines((line) => line.tenantId === revoked.tenantId && line.msg?.startsWith('Square connection needs a reconnect')).length, 1, 'told once');
 });
 
 test.serial('a refresh refused for the app secret keeps the merchant connected and polled; fixing the secret is enough; a proxy’s HTML 401 neither', async (t) => {
@@ -754,6 +778,11 @@ test.serial('a proxy’s HTML 401 on a poll fails that poll only: the connection
   square.revokeTokensOf(merchantId);
   t.like(await poll(), { status: 'failed' });
   t.like(await connection(client), { status: 'needs_reconnect', lastError: { code: 'ACCESS_TOKEN_REVOKED' } });
+  // Said once at warn with the workspace and the merchant (the poll's own line is info), however often it is met again.
+  await poll();
+  const stopped = logLines((line) => line.tenantId === client.tenantId && line.msg?.startsWith('Square connection needs a reconnect'));
+  t.is(stopped.length, 1);
+  t.like(stopped[0], { level: 'warn', merchantId, status: 'needs_reconnect', code: 'ACCESS_TOKEN_REVOKED', recordedBy: 'RecordAccessRefused' });
 });
 
 test('a client refreshes its token on demand', async (t) => {
