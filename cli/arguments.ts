@@ -21,3 +21,14 @@ export function commandArguments<O extends Options>(usage: string, options: O, a
   }
   return parsed as unknown as { values: { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : string }; positionals: string[] };
 }
+
+/** Runs an operations command's `main` and exits with its code; an error is printed after `failure` and exits 2 (it could not run). */
+export function exitWith(main: () => Promise<number>, failure: string): void {
+  main().then(
+    (code) => process.exit(code),
+    (error) => {
+      process.stderr.write(`${failure}: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(2);
+    },
+  );
+}

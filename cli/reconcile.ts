@@ -5,7 +5,7 @@
 import { openOperations } from '../main.ts';
 import { reconciler, settleWallets } from '../projections/ops/reconcile.ts';
 import { ProjectionRunner } from '../projections/runner.ts';
-import { commandArguments } from './arguments.ts';
+import { commandArguments, exitWith } from './arguments.ts';
 
 async function main(): Promise<number> {
   const { values } = commandArguments('Usage: npm run reconcile [-- --tenant <tenant id>] [--json] (exit 1: a mismatch; 2: it could not run)', {
@@ -40,10 +40,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    process.stderr.write(`Reconciliation failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(2);
-  },
-);
+exitWith(main, 'Reconciliation failed');

@@ -6,7 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Context, Middleware, Next } from 'koa';
-import type { UserState } from '../domain/users/events.ts';
+import { SUSPENDED_ADMIN, type UserState } from '../domain/users/events.ts';
 import type { Principal } from './auth.ts';
 import { HttpError } from './errors.ts';
 import type { FailureLimiter } from './rate-limit.ts';
@@ -115,7 +115,7 @@ export function accessCheck(deps: AccessDependencies): AccessCheck {
 
     if (!user) throw new HttpError('USER_NOT_REGISTERED', 'Register first: POST /api/v1/me/register');
     if (user.status === 'pending') throw new HttpError('USER_PENDING_APPROVAL', 'Your account is waiting for an administrator to approve it');
-    if (user.status === 'suspended') throw new HttpError('USER_SUSPENDED', 'Your account is suspended');
+    if (user.status === 'suspended') throw new HttpError('USER_SUSPENDED', user.role === 'admin' ? SUSPENDED_ADMIN : 'Your account is suspended');
     if (access === 'user') return;
 
     if (access === 'admin') {

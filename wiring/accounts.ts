@@ -3,6 +3,7 @@ import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../adapters/config.ts';
 import { createIdentityHasher } from '../adapters/identity/hasher.ts';
+import { adminSuspensionLock } from '../adapters/postgres/admin-suspension-lock.ts';
 import { postgresPersonalData } from '../adapters/postgres/personal-data.ts';
 import { postgresPhoneVerifications } from '../adapters/postgres/phone-verifications.ts';
 import type { WebhookInbox } from '../adapters/postgres/webhook-inbox.ts';
@@ -29,7 +30,7 @@ function provideSms(config: Config, log: Logger): SmsSender | undefined {
   return undefined;
 }
 
-export function provideAccounts({ config, log, pool, store, runtime, commands }: Infrastructure, inbox: WebhookInbox, cleanups: Cleanups) {
+export function provideAccounts({ config, log, pool, databaseUrl, store, runtime, commands }: Infrastructure, inbox: WebhookInbox, cleanups: Cleanups) {
   const hasher = createIdentityHasher(config.IDENTITY_HASH_KEY);
   // Callers' role, status and tenant in memory, current from the feed (projections/caller-view.ts).
   const callers = callerView(store, { onError: (error, consequence) => log.warn({ err: error }, `caller view: ${consequence}`) });
@@ -57,6 +58,7 @@ export function provideAccounts({ config, log, pool, store, runtime, commands }:
     adminWithEmail: (emailHash) => adminWithEmail(pool, emailHash),
     tenantIdFor,
     identityOwner: (hash) => identityOwner(pool, hash),
+    oneAdminSuspensionAtATime: adminSuspensionLock(databaseUrl),
   });
   const phoneVerification = phoneVerificationService({
     store: userStore,

@@ -6,7 +6,7 @@ import type { EventMetadata, Position } from '../ports/event-store.ts';
 import { SquareApiError } from '../ports/square.ts';
 import type { ConnectionsContext } from './context.ts';
 import { ConnectionUnavailable, EncryptionKeyNotHeld } from './errors.ts';
-import { tokensLost, type ConnectedState } from './events.ts';
+import { isLive, tokensLost, type ConnectedState } from './events.ts';
 import { vaultAuthorization } from '../ports/token-vault.ts';
 import { refreshIsDue } from './refresh-policy.ts';
 
@@ -107,6 +107,12 @@ async function refreshConnection(
       { type: 'RecordRefreshFailure', tenantId, authorizationId, code: error.code, detail: error.detail, needsReconnect: error.needsReconnect, now: c.now() },
       metadata,
     );
+    // Nothing recorded because the connection was revoked or authorized again meanwhile (a disconnect racing this
+    // refresh: Square refused a token the disconnect had just revoked): that answer is not the merchant's to act on.
+    // A failure another refresh recorded first, on the same authorization, is reported as it stands.
+    if (result.events.length === 0 && !(isLive(result.state) && result.state.authorizationId === authorizationId)) {
+      return report(tenantId, merchantId, 'skipped', state.tokenExpiresAt, SUPERSEDED);
+    }
     const outcome = error.needsReconnect ? 'needs_reconnect' : 'failed';
     return report(tenantId, merchantId, outcome, state.tokenExpiresAt, { code: error.code, detail: error.detail }, result.position);
   }
@@ -118,12 +124,13 @@ async function refreshConnection(
     refreshToken: tokens.refreshToken,
     expiresAt: tokens.expiresAt,
   });
-  const superseded = { code: 'SUPERSEDED', detail: 'The connection was renewed or revoked while refreshing; nothing to do' };
-  if (!replaced) return report(tenantId, merchantId, 'skipped', state.tokenExpiresAt, superseded);
+  if (!replaced) return report(tenantId, merchantId, 'skipped', state.tokenExpiresAt, SUPERSEDED);
   const result = await c.onConnection(tenantId, { type: 'RecordTokenRefresh', tenantId, authorizationId, tokenExpiresAt: tokens.expiresAt, now: c.now() }, metadata);
-  if (result.events.length === 0) return report(tenantId, merchantId, 'skipped', state.tokenExpiresAt, superseded);
+  if (result.events.length === 0) return report(tenantId, merchantId, 'skipped', state.tokenExpiresAt, SUPERSEDED);
   return report(tenantId, merchantId, 'refreshed', tokens.expiresAt, null, result.position);
 }
+
+const SUPERSEDED = { code: 'SUPERSEDED', detail: 'The connection was renewed or revoked while refreshing; nothing to do' };
 
 const TOKENS_LOST = "The vault holds no token of this connection's authorization (its connect failed after recording it): connect Square again";
 

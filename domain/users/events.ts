@@ -31,6 +31,9 @@ export type UserState =
 
 export const initialUserState: UserState = { status: 'unregistered' };
 
+/** What a suspended admin is told: how to get back in (README, Security). */
+export const SUSPENDED_ADMIN = 'Your account is suspended: ask another administrator to reinstate you, or the operator to run `npm run reinstate -- <your user id>`';
+
 export const userStream = (userId: string) => `user-${userId}`;
 
 /** Why an erased account takes no new phone (or email): it owns no identity any more, so it would match nothing. */

@@ -11,7 +11,7 @@ import { isPlainAsciiEmail, normaliseEmail, normalisePhone, tryNormalisePhone } 
 import { adminBindingDecider, adminBindingStream } from './admin-binding.ts';
 import { workspaceDecider, workspaceStream } from '../workspaces/workspace.ts';
 import { userDecider } from './decider.ts';
-import { ERASED_ACCOUNT, userStream, type Role, type UserState, type UserStatus } from './events.ts';
+import { ERASED_ACCOUNT, SUSPENDED_ADMIN, userStream, type Role, type UserState, type UserStatus } from './events.ts';
 
 export interface AccountsDependencies {
   store: EventStore;
@@ -32,6 +32,28 @@ export interface AccountsDependencies {
   tenantIdFor(userId: string): string;
   /** The consumer who owns a verified identity now (read model: the last to verify it), if any. */
   identityOwner(identityHash: string): Promise<string | undefined>;
+  /**
+   * Runs `work` while no other suspension of an admin runs, on this instance or any other sharing the database
+   * (a PostgreSQL advisory lock): the second of two admins suspending each other decides after the first is recorded.
+   */
+  oneAdminSuspensionAtATime<T>(work: () => Promise<T>): Promise<T>;
+}
+
+/** The actor of the operator's `npm run reinstate` (cli/reinstate.ts), in the event and the audit trail. */
+export const OPERATOR_ACTOR = 'system:operator';
+
+/**
+ * Reinstates a suspended user to the status they had (nothing when they are not suspended; `NotFound` when there is
+ * no such user): an admin's request, or the operator's command when no admin is left to do it.
+ */
+export function reinstateUser(
+  deps: { store: EventStore; runtime: Runtime; commands: CommandPath },
+  userId: string,
+  by: string,
+  metadata: EventMetadata,
+) {
+  const command = { type: 'ReinstateUser', userId, by, now: deps.runtime.now().toISOString() } as const;
+  return handleCommand(deps.store, userStream(userId), userDecider, command, { newId: deps.runtime.newId, metadata, path: deps.commands });
 }
 
 /** What the bearer token says about the caller's contact details (http/auth.ts builds it). */
@@ -264,12 +286,23 @@ export function accountsService(deps: AccountsDependencies) {
     },
 
     async suspend(adminId: string, userId: string, reason: string | null, metadata: EventMetadata) {
-      const result = await handleCommand(store, userStream(userId), userDecider, { type: 'SuspendUser', userId, by: adminId, reason, now: now() }, context(metadata));
+      const target = await requireUser(userId);
+      const decide = () => handleCommand(store, userStream(userId), userDecider, { type: 'SuspendUser', userId, by: adminId, reason, now: now() }, context(metadata));
+      // Two admins suspending each other at once would leave no admin: an admin's suspension is decided one at a time
+      // (every instance), by an admin read from its stream under the lock (not the caller view, which may lag), so
+      // the second sees the first and is refused. The acting admin stays approved: one admin always remains.
+      const result = target.role !== 'admin'
+        ? await decide()
+        : await deps.oneAdminSuspensionAtATime(async () => {
+            const actor = (await loadState(store, userStream(adminId), userDecider)).state;
+            if (actor.status === 'suspended') throw new DomainError('USER_SUSPENDED', SUSPENDED_ADMIN);
+            return decide();
+          });
       return { user: await view(result.state as RegisteredUser), position: result.position };
     },
 
     async reinstate(adminId: string, userId: string, metadata: EventMetadata) {
-      const result = await handleCommand(store, userStream(userId), userDecider, { type: 'ReinstateUser', userId, by: adminId, now: now() }, context(metadata));
+      const result = await reinstateUser({ store, runtime, commands: deps.commands }, userId, adminId, metadata);
       return { user: await view(result.state as RegisteredUser), position: result.position };
     },
 

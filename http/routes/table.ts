@@ -20,7 +20,7 @@ import type { Context, Middleware } from 'koa';
 import type { z } from 'zod';
 import type { Access } from '../access.ts';
 import type pg from 'pg';
-import { HttpError, parseRequest } from '../errors.ts';
+import { HttpError, parseRequest, RequestInvalid } from '../errors.ts';
 import { workspaceProvisioned } from '../../projections/read/accounts.ts';
 import { UNSTORABLE_TEXT_MESSAGE, unstorableTextAt } from '../text.ts';
 import type { Position } from '../../domain/ports/event-store.ts';
@@ -227,11 +227,18 @@ export async function answer<Ctx, A extends { status: number }>(route: Answering
   return answered;
 }
 
+/** A body schema's `idempotencyKey` field: an object's, or every option's of a (discriminated) union (the first's then). */
+function idempotencyKeyField(schema: unknown): z.ZodType | undefined {
+  const parts = schema as { shape?: Record<string, z.ZodType>; options?: unknown } | undefined;
+  if (parts?.shape) return parts.shape.idempotencyKey;
+  if (!Array.isArray(parts?.options) || parts.options.length === 0) return undefined;
+  const fields = parts.options.map(idempotencyKeyField);
+  return fields.every((field) => field !== undefined) ? fields[0] : undefined;
+}
+
 /** Whether a body schema has an `idempotencyKey` field: an object's shape, or every option of a (discriminated) union. */
 export function takesIdempotencyKey(schema: unknown): boolean {
-  const parts = schema as { shape?: Record<string, unknown>; options?: unknown } | undefined;
-  if (parts?.shape) return 'idempotencyKey' in parts.shape;
-  return Array.isArray(parts?.options) && parts.options.length > 0 && parts.options.every(takesIdempotencyKey);
+  return idempotencyKeyField(schema) !== undefined;
 }
 
 /** A create's answer: 201, or on a replay of its idempotency key what it first answered, as 200 marked replayed. */
@@ -241,20 +248,28 @@ export function created<Body>(body: Body, replayed: boolean): JsonAnswer<Body> {
 
 /**
  * `Idempotency-Key: <key>`, the header's common name, on a route whose body takes `idempotencyKey`: the same key (it
- * was ignored, so a client sending only the header had every retry applied again). Both, and different: a 400.
+ * was ignored, so a client sending only the header had every retry applied again). Both, and different: a 400. A
+ * header the field's rules refuse (empty, too long) is named as the header (`headers.idempotency-key`), not as the
+ * body's field it stands for.
  */
-function withIdempotencyHeader(route: RouteSpec, body: unknown, header: string): unknown {
-  if (!header || !takesIdempotencyKey(route.body)) return body;
+function withIdempotencyHeader(route: RouteSpec, body: unknown, header: string | undefined): unknown {
+  const field = header === undefined ? undefined : idempotencyKeyField(route.body);
+  if (header === undefined || !field) return body;
   if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) return body; // the body's parse says what is wrong
   const fields = (body ?? {}) as Record<string, unknown>;
   if (fields.idempotencyKey !== undefined && fields.idempotencyKey !== header) {
     throw new HttpError('VALIDATION_FAILED', 'The request is invalid: body.idempotencyKey and the Idempotency-Key header differ: send one of them, or the same key');
   }
+  const checked = field.safeParse(header);
+  if (!checked.success) {
+    const issues = checked.error.issues.map((issue) => ({ ...issue, path: ['idempotency-key'], message: issue.message.replace(/^idempotencyKey\b/, 'Idempotency-Key') }));
+    throw new RequestInvalid(issues, 'headers');
+  }
   return { ...fields, idempotencyKey: header };
 }
 
 async function run(route: RouteSpec, ctx: Context): Promise<void> {
-  const body = withIdempotencyHeader(route, ctx.request.body, ctx.get('idempotency-key'));
+  const body = withIdempotencyHeader(route, ctx.request.body, ctx.request.headers['idempotency-key'] as string | undefined);
   const answered = await answer<Context, Answer<unknown>>(route, { params: ctx.params, query: ctx.query, body }, ctx);
   for (const [name, value] of Object.entries(answered.headers ?? {})) ctx.set(name, value);
   if ('redirect' in answered) return ctx.redirect(answered.redirect);

@@ -17,7 +17,7 @@ const NOTIFICATION_URL = `${API_BASE_URL}/api/v1/webhooks/square`;
 const CRON_SECRET = 'cron-secret-for-tests-0123456789';
 const ENV = {
   AUTH_JWT_SECRET: TEST_JWT_SECRET,
-  ADMIN_EMAILS: 'ops@tally.test',
+  ADMIN_EMAILS: 'ops@tally.test,north@tally.test,south@tally.test',
   SQUARE_WEBHOOK_SIGNATURE_KEY: WEBHOOK_KEY,
   SQUARE_APP_ID: TEST_APP_ID,
   SQUARE_APP_SECRET: TEST_APP_SECRET,
@@ -174,3 +174,54 @@ test.serial('the projection status of the instance standing by reads each projec
   const accounts = standing.find((p) => p.name === 'users');
   t.truthy(accounts?.checkpoint, 'the stored checkpoint of a projection with events');
 });
+
+test('two admins suspending each other at once, on two instances: one is suspended, the other stays an admin and is told how back in', async (t) => {
+  const [north, south] = [await register('consumer', 'north@tally.test'), await register('consumer', 'south@tally.test')];
+  const db = a.database.pool;
+  // Each suspension's append waits until the test lets it go: both requests are under way at once, whatever the
+  // machine's pace. Without one decision at a time both are appended (no admin left); with it, the second waits
+  // for the first's lock (not reaching the trigger) and then reads its own admin as suspended.
+  const holder = await db.connect();
+  t.teardown(() => holder.release(true));
+  await holder.query('SELECT pg_advisory_lock(424242, 1)');
+  await db.query(`CREATE FUNCTION hold_admin_suspensions() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.event_type = 'UserSuspended' AND NEW.stream_name IN ('user-${north.id}', 'user-${south.id}') THEN
+        PERFORM pg_advisory_lock_shared(424242, 1); PERFORM pg_advisory_unlock_shared(424242, 1);
+      END IF;
+      RETURN NEW;
+    END $$`);
+  await db.query('CREATE TRIGGER hold_admin_suspensions BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION hold_admin_suspensions()');
+  t.teardown(async () => {
+    await db.query('DROP TRIGGER IF EXISTS hold_admin_suspensions ON events');
+    await db.query('DROP FUNCTION IF EXISTS hold_admin_suspensions()');
+  });
+  const suspensions = [
+    callA()('PATCH', `/api/v1/admin/users/${south.id}/suspend`, { token: north.token, body: {} }),
+    callB()('PATCH', `/api/v1/admin/users/${north.id}/suspend`, { token: south.token, body: {} }),
+  ];
+  // Both waiting: at the test's lock (an append) or at the admin suspensions' lock (a decision).
+  const waiting = async () =>
+    Number(
+      (
+        await db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'
+          AND (query LIKE '%tally.admin-suspension%' OR pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 424242 AND objid = 1))`)
+      ).rows[0].n,
+    );
+  await until(waiting, (n) => n === 2, { timeoutMs: 15_000, intervalMs: 20 });
+  await holder.query('SELECT pg_advisory_unlock(424242, 1)');
+  const answers = await Promise.all(suspensions);
+  const statuses = answers.map((answer) => answer.status).sort();
+  t.deepEqual(statuses, [200, 403], JSON.stringify(answers.map((answer) => answer.body)));
+  const refused = answers.find((answer) => answer.status === 403)!;
+  t.is(refused.body.error.code, 'USER_SUSPENDED');
+  t.regex(refused.body.error.message, /ask another administrator to reinstate you, or the operator to run `npm run reinstate -- <your user id>`/);
+  const [northState, southState] = await Promise.all([north, south].map((admin) => a.tally.store.readStream(`user-${admin.id}`)));
+  const suspended = [northState!, southState!].filter((events) => events.at(-1)!.type === 'UserSuspended');
+  t.is(suspended.length, 1, 'one admin is left');
+  // The one suspended is refused with what to do, on either instance.
+  const out = answers[0]!.status === 200 ? south : north;
+  const tries = await eventually(() => callB()('GET', '/api/v1/admin/users/search?q=someone%40tally.test', { token: out.token }), (r) => r.status === 403, { timeoutMs: 10_000, intervalMs: 50 });
+  t.regex(tries.body.error.message, /npm run reinstate/);
+});
+

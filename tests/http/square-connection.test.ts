@@ -17,7 +17,7 @@ import { connectionEvents, UNRECORDED_CLAIM_GRACE_MS } from '../../domain/connec
 import { pollStream } from '../../domain/connections/poll-log.ts';
 import { merchantReservationEvents } from '../../domain/connections/merchant-reservation.ts';
 import type { VaultTokens } from '../../domain/ports/token-vault.ts';
-import { startSquareServer, type SquareTestServer } from '../support/square-server.ts';
+import { heldAnswer, startSquareServer, type SquareTestServer } from '../support/square-server.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { api, openConnectUrl, tokenFor, TEST_JWT_SECRET } from '../support/http.ts';
 
@@ -783,6 +783,26 @@ test.serial('a proxy’s HTML 401 on a poll fails that poll only: the connection
   const stopped = logLines((line) => line.tenantId === client.tenantId && line.msg?.startsWith('Square connection needs a reconnect'));
   t.is(stopped.length, 1);
   t.like(stopped[0], { level: 'warn', merchantId, status: 'needs_reconnect', code: 'ACCESS_TOKEN_REVOKED', recordedBy: 'RecordAccessRefused' });
+});
+
+test.serial('a refresh racing a disconnect is skipped as superseded, not reported as a token Square rejected', async (t) => {
+  const client = await approvedClient();
+  await mustConnect(client, newMerchant());
+  const tokenCalls = () => square.requests.filter((r) => r.path === '/oauth2/token').length;
+  const before = tokenCalls();
+  // Square answers the refresh only once the disconnect has revoked the grant: it then rejects the refresh token.
+  const held = heldAnswer();
+  t.teardown(held.release);
+  square.failNext('/oauth2/token', held.fault);
+  const refresh = call('POST', '/api/v1/client/pos/square/refresh', { token: client.token, body: {} });
+  await eventually(async () => tokenCalls(), (n) => n > before, { timeoutMs: 10_000, intervalMs: 20 });
+  t.is((await call('DELETE', '/api/v1/client/pos/square', { token: client.token })).status, 200);
+  held.release();
+  const refreshed = await refresh;
+  t.is(refreshed.status, 200, JSON.stringify(refreshed.body));
+  t.like(refreshed.body, { outcome: 'skipped', error: { code: 'SUPERSEDED' } });
+  t.like(await connection(client), { status: 'revoked' });
+  t.false((await streamTypes(`square-connection-${client.tenantId}`)).includes('SquareTokenRefreshFailed'), 'nothing was recorded');
 });
 
 test('a client refreshes its token on demand', async (t) => {

@@ -480,3 +480,21 @@ test('the Idempotency-Key header is the body’s idempotencyKey: a retry with th
   const redeemed = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: owner.token, body: { points: 1 }, headers: { 'idempotency-key': 'header-redeem-1' } });
   t.is(redeemed.status, 200, JSON.stringify(redeemed.body));
 });
+
+test('an Idempotency-Key header the key’s rules refuse is named as the header, not as the body’s field', async (t) => {
+  const { walletId, merchant: owner } = await walletWith(10);
+  const redeem = (key: string) => call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: owner.token, body: { points: 1 }, headers: { 'idempotency-key': key } });
+  const adjust = (key: string) => call('POST', `/api/v1/admin/wallets/${walletId}/adjust`, { token: admin.token, body: { points: 1, reason: 'goodwill' }, headers: { 'idempotency-key': key } });
+  for (const [name, send] of [['redeem', redeem], ['adjust', adjust]] as const) {
+    const long = await send('k'.repeat(201));
+    t.is(long.status, 400, name);
+    t.is(long.body.error.message, 'The request is invalid: headers.idempotency-key: Idempotency-Key must be at most 200 characters', name);
+    t.deepEqual(long.body.error.issues, [{ path: 'idempotency-key', message: 'Idempotency-Key must be at most 200 characters' }], name);
+    const empty = await send('');
+    t.is(empty.status, 400, name);
+    t.is(empty.body.error.message, 'The request is invalid: headers.idempotency-key: Idempotency-Key must not be empty', name);
+  }
+  // The body's own key is still named as the body's field.
+  const inBody = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: owner.token, body: { points: 1, idempotencyKey: 'k'.repeat(201) } });
+  t.is(inBody.body.error.message, 'The request is invalid: body.idempotencyKey: idempotencyKey must be at most 200 characters');
+});

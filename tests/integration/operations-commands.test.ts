@@ -10,6 +10,11 @@ import path from 'node:path';
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
 import { MIGRATIONS_DIR, migrationNames, runMigrations } from '../../adapters/postgres/migrate.ts';
+import { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
+import { handleCommand } from '../../domain/shared/command-handler.ts';
+import { userDecider } from '../../domain/users/decider.ts';
+import { userStream } from '../../domain/users/events.ts';
+import { testCommandPath } from '../support/command-path.ts';
 import { runCommand } from '../support/command.ts';
 import { createTestDatabase, databaseUrl } from '../support/database.ts';
 
@@ -28,14 +33,14 @@ async function applied(pool: pg.Pool): Promise<boolean> {
   return (await pool.query('SELECT 1 FROM schema_migrations WHERE name = $1', [NEWEST])).rowCount === 1;
 }
 
-test('reconcile, rebuild and rotate-keys refuse a database with a migration pending and apply none; migrate applies it', async (t) => {
+test('reconcile, rebuild, rotate-keys and reinstate refuse a database with a migration pending and apply none; migrate applies it', async (t) => {
   const database = await createTestDatabase();
   t.teardown(() => database.drop());
   // The database as the release before the newest migration left it.
   await undoNewest(database.pool);
   const env = { DATABASE_URL: database.url };
 
-  for (const [command, args] of [['reconcile', []], ['rebuild', ['wallets']], ['rotate-keys', []]] as const) {
+  for (const [command, args] of [['reconcile', []], ['rebuild', ['wallets']], ['rotate-keys', []], ['reinstate', [uuid()]]] as const) {
     const run = await runCommand(command, [...args], env);
     t.is(run.code, 2, `${command}: ${run.err}`);
     t.regex(run.err, /1 migration pending: run `npm run migrate` \(or deploy the release\) first/, command);
@@ -76,12 +81,46 @@ test('rotate-keys on a database never migrated says to migrate, and exits 2 (it 
 test('every command names DATABASE_URL, never its password, when it cannot be used', async (t) => {
   const env = { DATABASE_URL: 'postgres://tally:s3cret-pass@127.0.0.1:1/tally' };
   // migrate's failures exit 1, as they always have; the others' "could not run" is 2.
-  for (const [command, args, code] of [['migrate', [], 1], ['rotate-keys', [], 2], ['reconcile', [], 2], ['rebuild', ['wallets'], 2]] as const) {
+  for (const [command, args, code] of [['migrate', [], 1], ['rotate-keys', [], 2], ['reconcile', [], 2], ['rebuild', ['wallets'], 2], ['reinstate', [uuid()], 2]] as const) {
     const run = await runCommand(command, [...args], env);
     t.is(run.code, code, `${command}: ${run.err}`);
     t.regex(run.err, /DATABASE_URL \(postgres:\/\/tally:\*\*\*@127\.0\.0\.1:1\/tally\) cannot be used: .*ECONNREFUSED/, command);
     t.false(run.err.includes('s3cret-pass'), command);
   }
+});
+
+test('reinstate brings a suspended admin back as the operator (the way back when no admin is left); again it changes nothing', async (t) => {
+  const database = await createTestDatabase();
+  t.teardown(() => database.drop());
+  const store = new PostgresEventStore(database.pool, { connectionString: database.url });
+  t.teardown(() => store.close());
+  const context = { newId: () => uuid(), metadata: {}, path: testCommandPath() };
+  const now = () => new Date().toISOString();
+  const [adminId, otherId] = [uuid(), uuid()];
+  const registration = { type: 'RegisterUser', requestedRole: 'consumer', isAdmin: true, emailVerifiedVia: 'token', phoneVerifiedVia: null, suspendedAsUser: null, phoneHash: null, businessName: null, now: now() } as const;
+  await handleCommand(store, userStream(adminId), userDecider, { ...registration, userId: adminId, emailHash: `email:${adminId}` }, context);
+  await handleCommand(store, userStream(adminId), userDecider, { type: 'SuspendUser', userId: adminId, by: otherId, reason: null, now: now() }, context);
+  const env = { DATABASE_URL: database.url };
+
+  const run = await runCommand('reinstate', [adminId], env);
+  t.is(run.code, 0, run.err);
+  t.is(run.out, `Reinstated user ${adminId} (admin): approved again.\n`);
+  const last = (await store.readStream(userStream(adminId))).at(-1)!;
+  t.is(last.type, 'UserReinstated');
+  t.like(last.data, { reinstatedBy: 'system:operator', status: 'approved' });
+  t.is(last.metadata.actor, 'system:operator', 'the audit trail names the operator');
+
+  const again = await runCommand('reinstate', [adminId], env);
+  t.is(again.code, 0, again.err);
+  t.is(again.out, `User ${adminId} (admin) is not suspended (approved): nothing to do.\n`);
+  t.is((await store.readStream(userStream(adminId))).at(-1)!.id, last.id, 'nothing appended');
+
+  const nobody = await runCommand('reinstate', [otherId], env);
+  t.is(nobody.code, 1);
+  t.regex(nobody.err, new RegExp(`^No user ${otherId}: nothing reinstated`));
+  const usage = await runCommand('reinstate', [], env);
+  t.is(usage.code, 2);
+  t.regex(usage.err, /Usage: npm run reinstate -- <user id>/);
 });
 
 test('a misspelt projection name is refused before anything is opened', async (t) => {
