@@ -9,9 +9,10 @@ import test from 'ava';
 import { v4 as uuid } from 'uuid';
 import { provideCommandPath } from '../../adapters/commands/path.ts';
 import type { PostgresEventStore } from '../../adapters/eventstore/postgres.ts';
-import type { EventStore, NewEvent } from '../../domain/ports/event-store.ts';
+import type { NewEvent } from '../../domain/ports/event-store.ts';
 import { walletsService, type IssuedRewardResult, type WalletsService, type WalletWriteResult } from '../../domain/wallets/service.ts';
 import { walletStream, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { countingReads } from '../support/counting-store.ts';
 import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 import { seedWallet, type WalletOwner } from '../support/hot-wallet.ts';
 
@@ -21,24 +22,8 @@ let close: (() => Promise<void>) | undefined;
 test.before(async () => ({ database, store, close } = await createTestEventStore()));
 test.after.always(async () => close?.());
 
-/** The store, counting the events its stream reads return. */
-function counting(): { store: EventStore; read: () => number } {
-  let read = 0;
-  return {
-    store: Object.assign(Object.create(store) as EventStore, {
-      readStream: async (...args: Parameters<EventStore['readStream']>) => {
-        const events = await store.readStream(...args);
-        read += events.length;
-        return events;
-      },
-    }),
-    read: () => {
-      const n = read;
-      read = 0;
-      return n;
-    },
-  };
-}
+/** The store, counting the events each read returns. */
+const counting = () => countingReads(store);
 
 /** `count` credits of 1 point, each its own payment, appended in one go. */
 async function credits(owner: WalletOwner, count: number) {
