@@ -6,8 +6,9 @@
  * PostgreSQL event store, through the production command path (keyed queue, recent states, snapshots in
  * `stream_snapshots`). Per wallet: the first command after seeding (a full fold, which writes the first
  * snapshot), a cold process's first command (snapshot + tail), then rounds of one credit (as the wallet-credits
- * reactor issues it) and one redemption (the wallets service), the sizes interleaved so machine noise falls on
- * all of them alike. Reported: p50/p99 per size and the ratio of the longest to the 10-event wallet (aim ≤ 1.2×).
+ * reactor issues it), one redemption (the wallets service) and that redemption retried with its key (a replay,
+ * answered as the first time), the sizes interleaved so machine noise falls on all of them alike. Reported:
+ * p50/p99 per size and the ratio of the longest to the 10-event wallet (aim ≤ 1.2×).
  *
  * Part 2, the hot wallet, through the HTTP API of a running Tally: 100 concurrent redemptions on a wallet of
  * 10,000 events whose balance allows exactly 50, used once before (as a hot wallet has been: its state is in the
@@ -16,7 +17,8 @@
  * of 10 events. Aims: under 2 s, read p99 under 50 ms.
  *
  * Correctness line: every wallet's balance and length, folded from its first event with no snapshot, equals
- * what the commands should have left; exactly 50 redemptions succeeded in each storm.
+ * what the commands should have left; every replay answered its redemption's answer; exactly 50 redemptions
+ * succeeded in each storm.
  */
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
@@ -46,6 +48,8 @@ interface SizeResult {
   coldProcessMs: number;
   credit: { p50: number; p99: number };
   redeem: { p50: number; p99: number };
+  /** The redemption retried with its key (an idempotent replay). */
+  replay: { p50: number; p99: number };
 }
 
 const fmt = (ms: number) => `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
@@ -64,8 +68,8 @@ async function streamLength(url: string): Promise<{ sizes: SizeResult[]; correct
       log(`  seeded a wallet of ${size.toLocaleString('en-US')} events (${((now() - started) / 1000).toFixed(1)} s)`);
       wallets.set(size, owner);
     }
-    const redeem = (commands: ReturnType<typeof provideCommandPath>, owner: WalletOwner) =>
-      walletsService({ store, runtime, commands }).redeem(owner.tenantId, owner.walletId, { points: 1, idempotencyKey: uuid() }, 'bench-clerk', {});
+    const redeem = (commands: ReturnType<typeof provideCommandPath>, owner: WalletOwner, idempotencyKey = uuid()) =>
+      walletsService({ store, runtime, commands }).redeem(owner.tenantId, owner.walletId, { points: 1, idempotencyKey }, 'bench-clerk', {});
     const creditCommand = (commands: ReturnType<typeof provideCommandPath>, owner: WalletOwner) =>
       handleCommand(
         store,
@@ -87,7 +91,8 @@ async function streamLength(url: string): Promise<{ sizes: SizeResult[]; correct
     }
 
     const commands = provideCommandPath(pool);
-    const latencies = new Map(SIZES.map((size) => [size, { credit: [] as number[], redeem: [] as number[] }]));
+    const latencies = new Map(SIZES.map((size) => [size, { credit: [] as number[], redeem: [] as number[], replay: [] as number[] }]));
+    const problems: string[] = [];
     for (const [, owner] of wallets) await creditCommand(commands, owner); // warm this process's states: not measured
     for (let round = 0; round < ROUNDS; round++) {
       for (const [size, owner] of wallets) {
@@ -95,13 +100,17 @@ async function streamLength(url: string): Promise<{ sizes: SizeResult[]; correct
         let started = now();
         await creditCommand(commands, owner);
         into.credit.push(now() - started);
+        const key = uuid();
         started = now();
-        await redeem(commands, owner);
+        const first = await redeem(commands, owner, key);
         into.redeem.push(now() - started);
+        started = now();
+        const again = await redeem(commands, owner, key);
+        into.replay.push(now() - started);
+        if (JSON.stringify(again) !== JSON.stringify({ ...first, replayed: true })) problems.push(`wallet of ${size}: a replay answered ${JSON.stringify(again)}, not ${JSON.stringify(first)}`);
       }
     }
 
-    const problems: string[] = [];
     for (const [size, owner] of wallets) {
       const { state, revision } = await loadState(store, walletStream(owner.walletId), walletDecider); // full fold, no snapshot
       const expectedBalance = SEED_BALANCE - 2 + (ROUNDS + 1) * 2 - ROUNDS;
@@ -117,6 +126,7 @@ async function streamLength(url: string): Promise<{ sizes: SizeResult[]; correct
         coldProcessMs: coldProcessMs.get(size)!,
         credit: { p50: percentile(l.credit, 50), p99: percentile(l.credit, 99) },
         redeem: { p50: percentile(l.redeem, 50), p99: percentile(l.redeem, 99) },
+        replay: { p50: percentile(l.replay, 50), p99: percentile(l.replay, 99) },
       };
     });
     return { sizes, correct: problems.length === 0, problems };
@@ -229,11 +239,21 @@ async function main() {
   lines.push(`## bench:streams${quick ? ' (quick)' : ''}`, '', machineSummary(part1.machine), '');
   lines.push(
     markdownTable(
-      ['wallet events', 'credit p50', 'credit p99', 'redeem p50', 'redeem p99', 'first command (full fold, writes snapshot)', 'cold process (snapshot + tail)'],
-      part1.sizes.map((s) => [s.size.toLocaleString('en-US'), fmt(s.credit.p50), fmt(s.credit.p99), fmt(s.redeem.p50), fmt(s.redeem.p99), fmt(s.firstCommandMs), fmt(s.coldProcessMs)]),
+      ['wallet events', 'credit p50', 'credit p99', 'redeem p50', 'redeem p99', 'replay p50', 'replay p99', 'first command (full fold, writes snapshot)', 'cold process (snapshot + tail)'],
+      part1.sizes.map((s) => [
+        s.size.toLocaleString('en-US'),
+        fmt(s.credit.p50),
+        fmt(s.credit.p99),
+        fmt(s.redeem.p50),
+        fmt(s.redeem.p99),
+        fmt(s.replay.p50),
+        fmt(s.replay.p99),
+        fmt(s.firstCommandMs),
+        fmt(s.coldProcessMs),
+      ]),
     ),
     '',
-    `Ratio ${longest.size.toLocaleString('en-US')} vs 10 events (p50): credit ${ratio(longest.credit.p50, base.credit.p50)}, redeem ${ratio(longest.redeem.p50, base.redeem.p50)} (aim ≤ 1.20×); ${ROUNDS} rounds.`,
+    `Ratio ${longest.size.toLocaleString('en-US')} vs 10 events (p50): credit ${ratio(longest.credit.p50, base.credit.p50)}, redeem ${ratio(longest.redeem.p50, base.redeem.p50)}, replay ${ratio(longest.replay.p50, base.replay.p50)} (aim ≤ 1.20×); ${ROUNDS} rounds.`,
     '',
   );
   lines.push(
@@ -255,7 +275,7 @@ async function main() {
   );
   const correct = part1.correct && part2.correct;
   lines.push(
-    `correctness: ${correct ? 'ok' : 'FAILED'}: every wallet's balance and length folded from its first event match the commands; each storm: exactly ${STORM.balance / STORM.points} of ${STORM.redeems} succeeded` +
+    `correctness: ${correct ? 'ok' : 'FAILED'}: every wallet's balance and length folded from its first event match the commands, every replay its first answer; each storm: exactly ${STORM.balance / STORM.points} of ${STORM.redeems} succeeded` +
       (part1.problems.length ? ` (${part1.problems.join('; ')})` : ''),
   );
   process.stdout.write(`${lines.join('\n')}\n`);

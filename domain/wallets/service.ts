@@ -10,7 +10,16 @@ import type { Decider } from '../shared/decider.ts';
 import { NotFound } from '../shared/errors.ts';
 import type { EventMetadata, EventStore, Position } from '../ports/event-store.ts';
 import type { Runtime } from '../ports/identity.ts';
-import { availablePoints, walletDecider, walletStream, type RewardToIssue, type WalletCommand, type WalletEvent, type WalletState } from './wallet.ts';
+import {
+  availablePoints,
+  walletDecider,
+  walletStream,
+  type RequestAnswer,
+  type RewardToIssue,
+  type WalletCommand,
+  type WalletEvent,
+  type WalletState,
+} from './wallet.ts';
 import { DomainError } from '../shared/errors.ts';
 import { expiryDue, periodOf, timelineOf, type ExpiryPolicy } from './expiry.ts';
 
@@ -63,24 +72,23 @@ export function walletsService(deps: WalletsDependencies) {
   const { store, runtime, commands } = deps;
   const context = (metadata: EventMetadata) => ({ newId: runtime.newId, metadata, path: commands });
 
-  /** The answer the request with this key got the first time: the balance once its event applied, and its position. */
-  async function firstAnswer(walletId: string, isOriginal: (event: WalletEvent) => boolean): Promise<WalletWriteResult> {
-    let state = walletDecider.initialState;
-    for (const recorded of await store.readStream(walletStream(walletId))) {
-      const event = walletDecider.codec.decode(recorded);
-      state = walletDecider.evolve(state, event);
-      if (isOriginal(event)) return { ...figures(walletId, state), position: event.position, replayed: true };
-    }
-    throw new Error(`wallet ${walletId}: a request was decided as a replay, but no event of the first request is in the stream`);
+  /**
+   * The answer the request got the first time, and its event: the figures the wallet kept for it (`RequestAnswer`)
+   * and the one event at its revision, read for its position. Bounded however long the stream: a retry after a
+   * timeout, which idempotency keys are for, costs about what the first request did.
+   */
+  async function firstAnswer(walletId: string, state: WalletState, original: Original): Promise<{ written: WalletWriteResult; event: WalletEvent }> {
+    const kept = original.kept(state);
+    if (!kept) throw new Error(`wallet ${walletId}: a request was decided as a replay, but the wallet kept no answer for it`);
+    const [recorded] = await store.readStream(walletStream(walletId), { fromRevision: kept.revision, limit: 1 });
+    const event = recorded && walletDecider.codec.decode(recorded);
+    if (!recorded || !event || !original.is(event)) throw new Error(`wallet ${walletId}: the event at revision ${kept.revision} is not the first request's`);
+    return { written: { ...figures(walletId, kept), position: recorded.position, replayed: true }, event };
   }
 
-  async function answer(
-    walletId: string,
-    result: CommandResult<WalletEvent, WalletState>,
-    isOriginal: (event: WalletEvent) => boolean,
-  ): Promise<WalletWriteResult> {
+  async function answer(walletId: string, result: CommandResult<WalletEvent, WalletState>, original: Original): Promise<WalletWriteResult> {
     if (result.position !== undefined) return { ...figures(walletId, result.state), position: result.position, replayed: false };
-    return firstAnswer(walletId, isOriginal);
+    return (await firstAnswer(walletId, result.state, original)).written;
   }
 
   const run = (tenantId: string | null, walletId: string, command: WalletCommand, metadata: EventMetadata) =>
@@ -88,9 +96,11 @@ export function walletsService(deps: WalletsDependencies) {
 
   /** The issued reward an answer is about: the one just issued, or the first request's on a replay. */
   async function issuedAnswer(walletId: string, result: CommandResult<WalletEvent, WalletState>, idempotencyKey: string): Promise<IssuedRewardResult> {
-    const isOriginal = (e: WalletEvent) => e.type === 'RewardIssued' && e.data.idempotencyKey === idempotencyKey;
-    const written = await answer(walletId, result, isOriginal);
-    const issued = result.events.find(isOriginal) ?? (await store.readStream(walletStream(walletId))).map((r) => walletDecider.codec.decode(r)).find(isOriginal);
+    const original = request('RewardIssued', idempotencyKey);
+    const { written, event: issued } =
+      result.position !== undefined
+        ? { written: await answer(walletId, result, original), event: result.events.find(original.is) }
+        : await firstAnswer(walletId, result.state, original);
     if (issued?.type !== 'RewardIssued') throw new Error(`wallet ${walletId}: no RewardIssued for idempotency key`);
     const { issuedRewardId, rewardId, rewardName, points, expiresAt } = issued.data;
     return { ...written, issuedReward: { issuedRewardId, rewardId, name: rewardName, points, expiresAt, status: 'issued' } };
@@ -115,7 +125,7 @@ export function walletsService(deps: WalletsDependencies) {
         { type: 'RedeemPoints', walletId, points: input.points, idempotencyKey: input.idempotencyKey, reference: input.reference ?? null, by },
         context(metadata),
       );
-      return answer(walletId, result, (e) => e.type === 'PointsRedeemed' && e.data.idempotencyKey === input.idempotencyKey);
+      return answer(walletId, result, request('PointsRedeemed', input.idempotencyKey));
     },
 
     /** Adds (positive) or removes (negative) points by an administrator's decision, with the reason recorded. */
@@ -128,7 +138,7 @@ export function walletsService(deps: WalletsDependencies) {
         { type: 'AdjustPoints', walletId, points: input.points, reason: input.reason, by: adminId, idempotencyKey },
         context(metadata),
       );
-      return answer(walletId, result, (e) => idempotencyKey !== null && e.type === 'PointsAdjusted' && e.data.idempotencyKey === idempotencyKey);
+      return answer(walletId, result, request('PointsAdjusted', idempotencyKey));
     },
 
     /**
@@ -143,7 +153,7 @@ export function walletsService(deps: WalletsDependencies) {
         { type: 'AdjustPoints', walletId, points: input.points, reason: input.reason, by: merchantId, idempotencyKey, as: 'merchant', limit },
         metadata,
       );
-      return answer(walletId, result, (e) => idempotencyKey !== null && e.type === 'PointsAdjusted' && e.data.idempotencyKey === idempotencyKey);
+      return answer(walletId, result, request('PointsAdjusted', idempotencyKey));
     },
 
     /** Issues a catalog reward: its points are locked (INSUFFICIENT_POINTS if not available); a repeated key answers as the first time. */
@@ -177,13 +187,16 @@ export function walletsService(deps: WalletsDependencies) {
     /** Redeems an issued reward: its locked points are spent. REWARD_NOT_ISSUED if voided/expired/redeemed with another key. */
     async redeemReward(tenantId: string, walletId: string, issuedRewardId: string, idempotencyKey: string, by: string, metadata: EventMetadata): Promise<WalletWriteResult> {
       const result = await run(tenantId, walletId, { type: 'RedeemReward', walletId, issuedRewardId, idempotencyKey, by, now: runtime.now().toISOString() }, metadata);
-      return answer(walletId, result, (e) => e.type === 'RewardRedeemed' && e.data.idempotencyKey === idempotencyKey);
+      return answer(walletId, result, request('RewardRedeemed', idempotencyKey));
     },
 
     /** Voids an issued reward: its points are available again. Voiding twice is one void. */
     async voidReward(tenantId: string, walletId: string, issuedRewardId: string, reason: string | null, by: string, metadata: EventMetadata): Promise<WalletWriteResult> {
       const result = await run(tenantId, walletId, { type: 'VoidReward', walletId, issuedRewardId, reason, by }, metadata);
-      return answer(walletId, result, (e) => e.type === 'RewardVoided' && e.data.issuedRewardId === issuedRewardId);
+      return answer(walletId, result, {
+        kept: (state) => state.voidedRewards.get(issuedRewardId),
+        is: (e) => e.type === 'RewardVoided' && e.data.issuedRewardId === issuedRewardId,
+      });
     },
 
     /** Gives an issued reward's points back once it is past its time unredeemed; answers whether it did now. */
@@ -230,7 +243,21 @@ export function walletsService(deps: WalletsDependencies) {
   };
 }
 
-function figures(walletId: string, state: WalletState) {
+/** A request a replay answers: what the wallet kept of it, and how to know its event. */
+interface Original {
+  kept(state: WalletState): RequestAnswer | undefined;
+  is(event: WalletEvent): boolean;
+}
+
+/** The request made under an idempotency key (none: never a replay), recorded as an event of `type`. */
+function request(type: 'PointsRedeemed' | 'PointsAdjusted' | 'RewardIssued' | 'RewardRedeemed', idempotencyKey: string | null): Original {
+  return {
+    kept: (state) => (idempotencyKey === null ? undefined : state.requests.get(idempotencyKey)),
+    is: (e) => idempotencyKey !== null && e.type === type && e.data.idempotencyKey === idempotencyKey,
+  };
+}
+
+function figures(walletId: string, state: Pick<WalletState, 'balance' | 'locked'>) {
   return { walletId, balance: state.balance, available: availablePoints(state), locked: state.locked };
 }
 

@@ -43,11 +43,17 @@ export interface WalletState {
   /** Payments whose credit the wallet refused (`PointsCreditRefused`): nothing to reverse when they are refunded. */
   refusedPayments: GrowOnlySet<string>;
   reversedRefunds: GrowOnlySet<string>;
-  /** Redemptions and adjustments by idempotency key: what was asked, so a replay with another body is refused. */
+  /**
+   * Redemptions, adjustments and rewards issued or redeemed, by idempotency key: what was asked, so a replay with
+   * another body is refused, and what it answered, so a replay answers without reading the stream (one key per
+   * request ever made: it grows with the stream, as the keys must be kept to be recognised).
+   */
   requests: GrowOnlyMap<string, WalletRequest>;
   issuedRewards: GrowOnlyMap<string, IssuedReward>;
   /** How each issued reward ended; one absent here is still issued. */
   settledRewards: GrowOnlyMap<string, RewardSettlement>;
+  /** What each void answered, by issued reward: voiding again answers it. */
+  voidedRewards: GrowOnlyMap<string, RequestAnswer>;
   /** Periods (UTC days) a points expiry was recorded for: at most one per period. */
   expiredPeriods: GrowOnlySet<string>;
   /**
@@ -73,7 +79,17 @@ export interface WalletLot {
   points: number;
 }
 
-export interface WalletRequest {
+/**
+ * Where a request's event left the wallet: its revision in the stream (a replay reads that one event, for its
+ * position) and the balance and locked points right after it. What a replay answers, however long the stream is.
+ */
+export interface RequestAnswer {
+  revision: number;
+  balance: number;
+  locked: number;
+}
+
+export interface WalletRequest extends RequestAnswer {
   kind: 'redeem' | 'adjust' | 'issue_reward' | 'redeem_reward';
   points: number;
   /** The redemption's reference; the reward id (issue) or issued reward id (redeem). */
@@ -170,6 +186,7 @@ export const initialWalletState: WalletState = {
   requests: GrowOnlyMap.empty(),
   issuedRewards: GrowOnlyMap.empty(),
   settledRewards: GrowOnlyMap.empty(),
+  voidedRewards: GrowOnlyMap.empty(),
   expiredPeriods: GrowOnlySet.empty(),
   lots: GrowOnlyMap.empty(),
   reversedByPayment: GrowOnlyTally.empty(),
@@ -179,6 +196,8 @@ export const initialWalletState: WalletState = {
 
 /** Points the wallet can spend or lock now: the balance less what issued rewards hold. */
 export const availablePoints = (state: Pick<WalletState, 'balance' | 'locked'>) => state.balance - state.locked;
+
+const requestAnswerSchema = { revision: z.number().int(), balance: z.number().int(), locked: z.number().int() };
 
 const walletSnapshotSchema = z.object({
   walletId: z.string().nullable(),
@@ -201,11 +220,13 @@ const walletSnapshotSchema = z.object({
         points: z.number().int(),
         reference: z.string().nullable(),
         reason: z.string().nullable(),
+        ...requestAnswerSchema,
       }),
     ]),
   ),
   issuedRewards: z.array(z.tuple([z.string(), z.object({ rewardId: z.string(), points: z.number().int(), expiresAt: z.string() })])),
   settledRewards: z.array(z.tuple([z.string(), z.enum(['redeemed', 'voided', 'expired'])])),
+  voidedRewards: z.array(z.tuple([z.string(), z.object(requestAnswerSchema)])),
   expiredPeriods: z.array(z.string()),
   lots: z.array(z.object({ paymentId: z.string().nullable(), points: z.number().int() })),
   reversedByPayment: z.array(z.tuple([z.string(), z.number().int()])),
@@ -218,8 +239,9 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
   // 3: the refused payments (a refund of one reverses nothing). 4: the lots, and per payment its points reversed and
   // expired (a refund takes its purchase's expired points from the expired points, not the balance). 5: an expiry is
   // put on the points after those locked in rewards (`expiredFrom`), so a snapshot's `expiredByPayment` may differ;
-  // and per payment every point ever expired (`expiredEverByPayment`).
-  version: 5,
+  // and per payment every point ever expired (`expiredEverByPayment`). 6: what each request and void answered
+  // (`RequestAnswer`), so a replay answers without reading the stream; a snapshot of 5 is not read (folded anew).
+  version: 6,
   toJson: (state) => ({
     walletId: state.walletId,
     tenantId: state.tenantId,
@@ -236,6 +258,7 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
     requests: state.requests.entries().map(([key, request]) => [key, { ...request }]),
     issuedRewards: state.issuedRewards.entries().map(([key, reward]) => [key, { ...reward }]),
     settledRewards: state.settledRewards.entries(),
+    voidedRewards: state.voidedRewards.entries().map(([key, answer]) => [key, { ...answer }]),
     expiredPeriods: state.expiredPeriods.values(),
     lots: state.lots.entries().map(([, lot]) => ({ ...lot })),
     reversedByPayment: state.reversedByPayment.entries(),
@@ -252,6 +275,7 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
       requests: GrowOnlyMap.from(parsed.requests),
       issuedRewards: GrowOnlyMap.from(parsed.issuedRewards),
       settledRewards: GrowOnlyMap.from(parsed.settledRewards),
+      voidedRewards: GrowOnlyMap.from(parsed.voidedRewards),
       expiredPeriods: GrowOnlySet.from(parsed.expiredPeriods),
       lots: GrowOnlyMap.from(parsed.lots.map((lot, i) => [i, lot] as const)),
       reversedByPayment: GrowOnlyTally.from(parsed.reversedByPayment),
@@ -478,11 +502,11 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         return {
           ...state,
           lifetimeRedeemed: state.lifetimeRedeemed + event.data.points,
-          requests: state.requests.set(event.data.idempotencyKey, { kind: 'redeem', points: event.data.points, reference: event.data.reference, reason: null }),
+          requests: withRequest(state, event.data.idempotencyKey, { kind: 'redeem', points: event.data.points, reference: event.data.reference, reason: null }),
         };
       case 'PointsAdjusted': {
         const requests = event.data.idempotencyKey
-          ? state.requests.set(event.data.idempotencyKey, { kind: 'adjust' as const, points: event.data.points, reference: null, reason: event.data.reason })
+          ? withRequest(state, event.data.idempotencyKey, { kind: 'adjust', points: event.data.points, reference: null, reason: event.data.reason })
           : state.requests;
         const lots = event.data.points > 0 ? state.lots.set(state.lots.size, { paymentId: null, points: event.data.points }) : state.lots;
         return { ...state, requests, lots };
@@ -498,17 +522,21 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
         return {
           ...state,
           issuedRewards: state.issuedRewards.set(event.data.issuedRewardId, { rewardId: event.data.rewardId, points: event.data.points, expiresAt: event.data.expiresAt }),
-          requests: state.requests.set(event.data.idempotencyKey, { kind: 'issue_reward', points: event.data.points, reference: event.data.rewardId, reason: null }),
+          requests: withRequest(state, event.data.idempotencyKey, { kind: 'issue_reward', points: event.data.points, reference: event.data.rewardId, reason: null }),
         };
       case 'RewardRedeemed':
         return {
           ...state,
           lifetimeRedeemed: state.lifetimeRedeemed + event.data.points,
           settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'redeemed'),
-          requests: state.requests.set(event.data.idempotencyKey, { kind: 'redeem_reward', points: event.data.points, reference: event.data.issuedRewardId, reason: null }),
+          requests: withRequest(state, event.data.idempotencyKey, { kind: 'redeem_reward', points: event.data.points, reference: event.data.issuedRewardId, reason: null }),
         };
       case 'RewardVoided':
-        return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'voided') };
+        return {
+          ...state,
+          settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'voided'),
+          voidedRewards: state.voidedRewards.set(event.data.issuedRewardId, answered(state)),
+        };
       case 'RewardExpired':
         return { ...state, settledRewards: state.settledRewards.set(event.data.issuedRewardId, 'expired') };
       case 'PointsExpired':
@@ -518,6 +546,20 @@ export const walletDecider: Decider<WalletCommand, WalletEvent, WalletState> = {
     }
   },
 };
+
+/** What a request answers, from the state its event left (`eventCount` already counts it). */
+function answered(state: WalletState): RequestAnswer {
+  return { revision: state.eventCount - 1, balance: state.balance, locked: state.locked };
+}
+
+/**
+ * The requests with the one under `key` added, and what it answered (`state`: the state its event left). One object
+ * literal of seven fields: spread together from two, a key took 463 bytes of the state against 184 (measured).
+ */
+function withRequest(state: WalletState, key: string, request: Omit<WalletRequest, keyof RequestAnswer>): GrowOnlyMap<string, WalletRequest> {
+  const { kind, points, reference, reason } = request;
+  return state.requests.set(key, { kind, points, reference, reason, revision: state.eventCount - 1, balance: state.balance, locked: state.locked });
+}
 
 /** The state after an expiry (`state`), its points put on the payments `expiredFrom` says it took from (`previous`). */
 function expire(state: WalletState, previous: WalletState, data: { points: number; period: string }): WalletState {

@@ -11,6 +11,7 @@ import { handleCommand, loadWithSnapshot } from '../../domain/shared/command-han
 import type { CommandPath } from '../../domain/shared/command-path.ts';
 import { DomainError } from '../../domain/shared/errors.ts';
 import { walletDecider, walletSnapshots, walletStream, type WalletCommand, type WalletEvent } from '../../domain/wallets/wallet.ts';
+import { countingReads } from '../support/counting-store.ts';
 import { createTestEventStore, type TestDatabase } from '../support/database.ts';
 
 let database: TestDatabase;
@@ -37,19 +38,7 @@ async function longWallet(size: number) {
 }
 
 /** The store, counting the events each read returns. */
-function counting(): { store: EventStore; read: () => number } {
-  let read = 0;
-  return {
-    store: Object.assign(Object.create(store) as EventStore, {
-      readStream: async (...args: Parameters<EventStore['readStream']>) => {
-        const events = await store.readStream(...args);
-        read += events.length;
-        return events;
-      },
-    }),
-    read: () => { const n = read; read = 0; return n; },
-  };
-}
+const counting = () => countingReads(store);
 
 const context = (path: CommandPath) => ({ newId: uuid, metadata: {}, path });
 const snapshotRows = async (stream: string) =>
