@@ -34,6 +34,12 @@ export const userId = (name: string, max = MAX_SUBJECT) =>
 /** The longest token subject (`sub`) accepted, so the longest user id. */
 export const MAX_SUBJECT = 200;
 
+/**
+ * An administrator's `?tenantId=` on a `tenant` route whose query refuses unknown parameters: the access check reads
+ * and checks it (http/access.ts); the schema only lets it through.
+ */
+export const adminTenantId = z.string().optional().meta({ description: 'Administrators only, and required of them: the workspace (tenant) acted on.' });
+
 export const streamName = z
   .string({ error: 'stream must be given once, as a stream name such as wallet-<walletId>' })
   .min(1, 'stream must not be empty')

@@ -21,6 +21,6 @@ export function provideAudit({ pool, store, log, config, runtime }: Infrastructu
     pruneAudit,
     /** Live tails never finish on their own: stopped before the server closes. */
     tail,
-    routes: [...auditRoutes({ pool }), ...eventStreamRoutes({ tail, isPosition, head: () => store.headPosition() })],
+    routes: [...auditRoutes({ pool }), ...eventStreamRoutes({ tail, pool, isPosition, head: () => store.headPosition() })],
   };
 }

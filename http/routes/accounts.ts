@@ -78,7 +78,14 @@ const meOf = (user: Awaited<ReturnType<AccountsService['view']>>): z.input<typeo
 });
 const suspendBody = z.object({ reason: z.string().trim().min(1).max(500).optional() }).strict();
 const Q_REQUIRED = 'q is required: part of an email, id or business name';
-const searchQuery = z.object({ q: z.string({ error: (issue) => (Array.isArray(issue.input) ? 'q must be given once' : Q_REQUIRED) }).trim().min(1, Q_REQUIRED).max(200) });
+// The max has its own message: the schema's error callback would otherwise answer a long q with Q_REQUIRED (found in review, 2026-12-08).
+const searchQuery = z.object({
+  q: z
+    .string({ error: (issue) => (Array.isArray(issue.input) ? 'q must be given once' : Q_REQUIRED) })
+    .trim()
+    .min(1, Q_REQUIRED)
+    .max(200, 'q must be at most 200 characters'),
+});
 
 // Over 80 lines because it is the route table of a context: one short declaration per route.
 export function accountRoutes(deps: AccountRoutesDependencies): RouteSpec[] {

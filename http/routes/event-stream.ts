@@ -8,6 +8,7 @@
  * (the connection is closed); it may come back with Last-Event-ID and catch up from the store.
  */
 import { PassThrough } from 'node:stream';
+import type pg from 'pg';
 import { filter, interval, map, merge, type Subscription as RxSubscription } from 'rxjs';
 import { z } from 'zod';
 import type { Position, RecordedEvent } from '../../domain/ports/event-store.ts';
@@ -16,10 +17,12 @@ import { auditItem } from '../../projections/read/audit.ts';
 import { eventsAfter, TailEnded, type LiveTail } from '../../projections/live-tail.ts';
 import { HttpError } from '../errors.ts';
 import { eventTypes as types, id, streamName } from '../schemas.ts';
-import { route, type RouteSpec } from './table.ts';
+import { requireWorkspace, route, type RouteSpec } from './table.ts';
 
 export interface EventStreamDependencies {
   tail: LiveTail;
+  /** Where a `tenantId` filter is looked up: one naming no workspace is a 404, as on the audit trail. */
+  pool: pg.Pool;
   isPosition(value: string): boolean;
   /** The store's newest settled position: no id this stream sent is after it. */
   head(): Promise<Position | undefined>;
@@ -146,6 +149,8 @@ export function eventStreamRoutes(deps: EventStreamDependencies): RouteSpec[] {
       query: streamQuery,
       response: eventFrame,
       async handler({ query: wantedOnly, ctx }) {
+        // A tenant that has no workspace is a 404 before the tail opens: it streamed nothing, for good (found in review, 2026-12-08).
+        await requireWorkspace(deps.pool, wantedOnly.tenantId);
         const resumeFrom = await resumePosition(deps, ctx.get('Last-Event-ID') || wantedOnly.lastEventId);
         const wanted = (event: RecordedEvent) =>
           (!wantedOnly.stream || event.stream === wantedOnly.stream) &&

@@ -17,7 +17,7 @@ import { workspaceDecider, workspaceStream } from '../../domain/workspaces/works
 import { ledgerCsv, programSummary, programSummaryView, intervalEnd, intervalStarts, summaryInterval } from '../../projections/read/program.ts';
 import { HttpError, RequestInvalid } from '../errors.ts';
 import { caller, metadataFor, requestCorrelation, tenantOf } from '../request.ts';
-import { position, timestamp } from '../schemas.ts';
+import { adminTenantId, position, timestamp } from '../schemas.ts';
 import { adjustBody, walletInTenant, walletParams, walletWrite, written } from './wallets.ts';
 import { route, type RouteSpec } from './table.ts';
 
@@ -92,19 +92,26 @@ const dayOrInstant = (name: string) =>
 const MAX_INTERVALS = 400;
 const FIRST_DAY = Date.parse('0001-01-01T00:00:00.000Z');
 const LAST_DAY = Date.parse('9999-12-31T00:00:00.000Z');
-const summaryQuery = z.object({
-  from: day('from').optional(),
-  to: day('to').optional(),
-  interval: z.enum(summaryInterval.options, { error: "interval must be 'day', 'week' or 'month'" }).default('day'),
-});
-const csvQuery = z.object({
-  from: dayOrInstant('from')
-    .optional()
-    .meta({ description: 'First line time: a day YYYY-MM-DD, a UTC day (from its 00:00 UTC), or an ISO 8601 instant with its offset.' }),
-  to: dayOrInstant('to')
-    .optional()
-    .meta({ description: 'Last line time: a day YYYY-MM-DD, a UTC day, included (up to its end, 24:00 UTC), or an ISO 8601 instant with its offset, excluded.' }),
-});
+// Both refuse a parameter they do not know (a misspelt `from` widened the range to the whole ledger; found in review, 2026-12-08).
+const summaryQuery = z
+  .object({
+    tenantId: adminTenantId,
+    from: day('from').optional(),
+    to: day('to').optional(),
+    interval: z.enum(summaryInterval.options, { error: "interval must be 'day', 'week' or 'month'" }).default('day'),
+  })
+  .strict();
+const csvQuery = z
+  .object({
+    tenantId: adminTenantId,
+    from: dayOrInstant('from')
+      .optional()
+      .meta({ description: 'First line time: a day YYYY-MM-DD, a UTC day (from its 00:00 UTC), or an ISO 8601 instant with its offset.' }),
+    to: dayOrInstant('to')
+      .optional()
+      .meta({ description: 'Last line time: a day YYYY-MM-DD, a UTC day, included (up to its end, 24:00 UTC), or an ISO 8601 instant with its offset, excluded.' }),
+  })
+  .strict();
 
 /** The policy as a merchant reads it (`policyView`): `retroactive` named for what it does, no date before a first policy. */
 const policySchema = expiryPolicy.pick({ version: true, earnedMonths: true, inactivityMonths: true, timeZone: true }).extend({

@@ -342,9 +342,11 @@ const csvField = (expression: string) =>
   `CASE WHEN (${expression}) IS NULL THEN '' WHEN (${expression})::text ~ '[",\r\n]' THEN '"' || replace((${expression})::text, '"', '""') || '"' ELSE (${expression})::text END`;
 
 /**
- * Text a merchant or an administrator typed, made inert in a spreadsheet: a value starting with `=`, `+`, `-`, `@`, a
- * tab or a carriage return would be read as a formula when the export is opened (CSV injection), so it gets a leading
- * apostrophe, as OWASP advises. Numbers and ids are written as they are.
+ * Text a merchant, an administrator or anyone with a token chose, made inert in a spreadsheet: a value starting with
+ * `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a formula when the export is opened (CSV
+ * injection), so it gets a leading apostrophe, as OWASP advises. Every text column goes through it: the typed
+ * `reason` and `reference`, and the ids, since a user id (`consumer_id`, `actor_id`) is a token's `sub`, any text of
+ * 1–200 characters (found in review, 2026-12-08). Times, kinds and numbers are written as they are.
  */
 function spreadsheetSafe(expression: string): string {
   return `CASE WHEN ${expression} ~ '^[-=+@\t\r]' THEN '''' || ${expression} ELSE ${expression} END`;
@@ -353,18 +355,18 @@ function spreadsheetSafe(expression: string): string {
 /** The columns' values, in `LEDGER_CSV_COLUMNS` order. */
 const CSV_VALUES = [
   `to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
-  'l.id',
-  'l.wallet_id',
-  'w.consumer_id',
+  spreadsheetSafe('l.id'),
+  spreadsheetSafe('l.wallet_id'),
+  spreadsheetSafe('w.consumer_id'),
   'l.kind',
   `CASE l.entry_type WHEN 'debit' THEN -l.points ELSE l.points END`,
   'l.balance_after',
   'l.locked_change',
-  'l.reward_id',
-  'l.issued_reward_id',
-  'l.payment_id',
-  'l.refund_id',
-  'l.admin_id',
+  spreadsheetSafe('l.reward_id'),
+  spreadsheetSafe('l.issued_reward_id'),
+  spreadsheetSafe('l.payment_id'),
+  spreadsheetSafe('l.refund_id'),
+  spreadsheetSafe('l.admin_id'),
   spreadsheetSafe('l.reason'),
   spreadsheetSafe('l.reference'),
 ];

