@@ -331,7 +331,7 @@ export function programView(_rest, params, token) {
     merchant ? null : field('Tenant id', tenant, 'The workspace (from the merchants view)'),
     field('Interval', interval),
     field('From', from, 'Default: 12 weeks back'),
-    field('To', to, 'Default: today, in the workspace’s time zone'),
+    field('To', to, 'Default: today (the workspace’s day, or UTC’s when it is later)'),
     submitActions('Show program'),
   );
   const tenantId = merchant ? session.tenantId : params.tenantId;
@@ -354,11 +354,15 @@ export function programView(_rest, params, token) {
     const timeZone = locations?.timeZone ?? policy?.timeZone ?? 'UTC';
     const today = localToday(timeZone);
     const start = params.from || addDays(today, -83);
+    // The figures count UTC days: the range ends on the later of the workspace's day and UTC's, so activity of a
+    // western evening (already tomorrow in UTC) is not left out.
+    const utcToday = new Date().toISOString().slice(0, 10);
+    const end = params.to || (utcToday > today ? utcToday : today);
     const [catalog, promotions, limit, summary] = await Promise.all([
       guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId, status: 'all' })}`)),
       guarded(() => api('GET', `/api/v1/client/promotions${qs({ tenantId })}`)),
       guarded(() => api('GET', `/api/v1/client/adjustment-limit${qs({ tenantId })}`)),
-      guarded(() => api('GET', `/api/v1/client/program/summary${qs({ tenantId, interval: chosen, from: start, to: params.to || today })}`)),
+      guarded(() => api('GET', `/api/v1/client/program/summary${qs({ tenantId, interval: chosen, from: start, to: end })}`)),
     ]);
     if (!current(token)) return;
     body.setAttribute('aria-busy', 'false');

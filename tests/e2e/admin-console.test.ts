@@ -1233,7 +1233,7 @@ browserTest('reward rules: activating alone names the versions it switches off a
   await page.waitForURL(`${service.url}/merchant#/rules`);
 });
 
-browserTest('the program view late in the evening in New York: "today" is the workspace\'s day, the figures say UTC days, the CSV covers the days in New York', async (t, page) => {
+browserTest('the program view late in the evening in New York: the range starts from the workspace\'s day and reaches UTC\'s, the figures say UTC days, the CSV covers the days in New York', async (t, page) => {
   // 23:37 in New York (the cafe's Square location's zone), the last such minute before now: already tomorrow in UTC.
   const newYork = (at: Date) => new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York', hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }).format(at);
   let at = new Date(Math.floor(Date.now() / 60_000) * 60_000);
@@ -1245,7 +1245,8 @@ browserTest('the program view late in the evening in New York: "today" is the wo
   await page.goto(`${service.url}/merchant#/program`);
   await page.getByLabel('Bearer token').fill(cafeToken);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  t.is(new URL((await summary).url()).searchParams.get('to'), localDay, "today is New York's day");
+  t.is(new URL((await summary).url()).searchParams.get('to'), at.toISOString().slice(0, 10), "the figures reach UTC's day, already tomorrow: the evening's activity shows");
+  t.is(new URL((await summary).url()).searchParams.get('from'), new Date(Date.parse(`${localDay}T00:00:00Z`) - 83 * 86_400_000).toISOString().slice(0, 10), "from: 12 weeks before New York's day");
   const heading = page.getByRole('heading', { name: /^Program figures, / });
   t.regex(await heading.innerText(), /^Program figures, (\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2}) by week \(UTC days\)$/);
   const [, from, to] = /(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})/.exec(await heading.innerText())!;
