@@ -114,7 +114,22 @@ function parseHours(text) {
 }
 const idList = (text) => text.split(/[\s,]+/).filter(Boolean);
 /** Today's date on the workspace's wall clock (the promotion's dates are read there), as YYYY-MM-DD. */
-const localToday = (timeZone) => new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+/** The day (`YYYY-MM-DD`) it is in `timeZone` at `at` (default now). */
+const localToday = (timeZone, at = new Date()) => new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(at);
+/** `day` (`YYYY-MM-DD`) moved by `days` whole days. */
+const addDays = (day, days) => new Date(Date.parse(`${day}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
+/** How far `timeZone`'s clock is ahead of UTC at `at` (ms), read back through Intl. */
+function zoneOffset(timeZone, at) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }).formatToParts(at).map((p) => [p.type, p.value]));
+  return Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second)) - Math.floor(at.getTime() / 1000) * 1000;
+}
+/** The instant (ISO 8601, UTC) at which `day` begins in `timeZone`: its local midnight, daylight saving included. */
+function zoneMidnight(day, timeZone) {
+  const wall = Date.parse(`${day}T00:00:00Z`);
+  // The offset at the first guess, then at the instant it gives (they differ only across a change of the clocks).
+  const guess = wall - zoneOffset(timeZone, new Date(wall));
+  return new Date(wall - zoneOffset(timeZone, new Date(guess))).toISOString();
+}
 
 /**
  * A merchant schedules a promotion, or support does for a merchant who asks (the event names who). It sends what
@@ -291,11 +306,13 @@ function policyForm(policy, tenantId, token, reload) {
 }
 
 /** The workspace's ledger lines of the range as a CSV file (`GET /api/v1/client/ledger.csv`), for accounting. */
-function exportButton(tenantId, from, to, token) {
+// The days are the workspace's (`timeZone`): sent as the instants of their local midnights, `to`'s next day excluded.
+function exportButton(tenantId, from, to, timeZone, token) {
   const button = h('button', { type: 'button', class: 'secondary' }, 'Export the ledger (CSV)');
   button.addEventListener('click', async () => {
-    const saved = await guardedOn(button, async () => (await download(`/api/v1/client/ledger.csv${qs({ tenantId: isMerchant() ? '' : tenantId, from, to })}`, `ledger-${from}-to-${to}.csv`), true));
-    if (saved && current(token)) say(`The ledger lines from ${from} to ${to} (both included) are saved as a CSV file.`);
+    const range = { from: zoneMidnight(from, timeZone), to: zoneMidnight(addDays(to, 1), timeZone) };
+    const saved = await guardedOn(button, async () => (await download(`/api/v1/client/ledger.csv${qs({ tenantId: isMerchant() ? '' : tenantId, ...range })}`, `ledger-${from}-to-${to}.csv`), true));
+    if (saved && current(token)) say(`The ledger lines from ${from} to ${to} (both included, days in ${timeZone}) are saved as a CSV file.`);
   });
   return h('p', {}, button);
 }
@@ -314,7 +331,7 @@ export function programView(_rest, params, token) {
     merchant ? null : field('Tenant id', tenant, 'The workspace (from the merchants view)'),
     field('Interval', interval),
     field('From', from, 'Default: 12 weeks back'),
-    field('To', to, 'Default: today'),
+    field('To', to, 'Default: today (the workspace’s day, or UTC’s when it is later)'),
     submitActions('Show program'),
   );
   const tenantId = merchant ? session.tenantId : params.tenantId;
@@ -325,19 +342,27 @@ export function programView(_rest, params, token) {
     return;
   }
   const chosen = params.interval ?? 'week';
-  const today = new Date().toISOString().slice(0, 10);
-  const start = params.from || new Date(Date.now() - 83 * 86_400_000).toISOString().slice(0, 10);
   // After a change of the catalog or the policy: the view again, as it is now (both are read from their streams).
   const reload = () => programView(_rest, params, token);
   (async () => {
-    const [catalog, promotions, policy, limit, summary, locations] = await Promise.all([
-      guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId, status: 'all' })}`)),
-      guarded(() => api('GET', `/api/v1/client/promotions${qs({ tenantId })}`)),
+    const [policy, locations] = await Promise.all([
       guarded(() => api('GET', `/api/v1/client/expiry-policy${qs({ tenantId })}`)),
-      guarded(() => api('GET', `/api/v1/client/adjustment-limit${qs({ tenantId })}`)),
-      guarded(() => api('GET', `/api/v1/client/program/summary${qs({ tenantId, interval: chosen, from: start, to: params.to || today })}`)),
       // For the promotion form's location choices: a workspace without a Square connection has none to offer.
       api('GET', `/api/v1/client/locations${qs({ tenantId })}`).catch(() => null),
+    ]);
+    // "Today" is the workspace's (its Square main location's zone, else its expiry policy's), not UTC's.
+    const timeZone = locations?.timeZone ?? policy?.timeZone ?? 'UTC';
+    const today = localToday(timeZone);
+    const start = params.from || addDays(today, -83);
+    // The figures count UTC days: the range ends on the later of the workspace's day and UTC's, so activity of a
+    // western evening (already tomorrow in UTC) is not left out.
+    const utcToday = new Date().toISOString().slice(0, 10);
+    const end = params.to || (utcToday > today ? utcToday : today);
+    const [catalog, promotions, limit, summary] = await Promise.all([
+      guarded(() => api('GET', `/api/v1/client/rewards${qs({ tenantId, status: 'all' })}`)),
+      guarded(() => api('GET', `/api/v1/client/promotions${qs({ tenantId })}`)),
+      guarded(() => api('GET', `/api/v1/client/adjustment-limit${qs({ tenantId })}`)),
+      guarded(() => api('GET', `/api/v1/client/program/summary${qs({ tenantId, interval: chosen, from: start, to: end })}`)),
     ]);
     if (!current(token)) return;
     body.setAttribute('aria-busy', 'false');
@@ -374,8 +399,9 @@ export function programView(_rest, params, token) {
       policyForm(policy, tenantId, token, reload),
       h('h2', {}, 'Merchant adjustments'),
       limitForm,
-      h('h2', {}, `Program figures, ${summary.from} to ${summary.to} by ${summary.interval}`),
-      exportButton(tenantId, summary.from, summary.to, token),
+      h('h2', {}, `Program figures, ${summary.from} to ${summary.to} by ${summary.interval} (UTC days)`),
+      h('p', { class: 'hint' }, `The figures count UTC days (from 00:00 UTC); the CSV export counts the same days in ${timeZone} time.`),
+      exportButton(tenantId, summary.from, summary.to, timeZone, token),
       h(
         'dl',
         { class: 'figures' },

@@ -172,6 +172,13 @@ function ruleForm(token, created) {
   return form;
 }
 
+/** A preview line's rule, as the merchant knows it: its version (the id only when the preview does not list it). */
+function ruleName(rules, ruleId) {
+  if (!ruleId) return '—';
+  const version = rules.find((r) => r.ruleId === ruleId)?.version;
+  return version == null ? h('span', { class: 'mono' }, ruleId) : `Version ${version}`;
+}
+
 /**
  * "Why did this payment earn that?": the preview of a Square payment under the active rules, line by line, with the
  * promotion it would get and what the preview could not know. It records nothing. (Ingestion used the rules in force
@@ -189,7 +196,7 @@ function explainForm(token) {
       answer.replaceChildren();
       append(answer, [
         h('p', {}, `${fmtNumber(preview.points)} point(s): ${fmtNumber(preview.rulePoints)} by the rules${preview.promotion ? `, ${fmtNumber(preview.promotion.points)} by the promotion “${preview.promotion.name}” (${preview.promotion.localDate})` : ''}. Paid ${fmtTime(p.createdAt)}${p.locationId ? ` at ${p.locationId}` : ''}: ${fmtNumber(p.amountMinor)} minor units without the tip${p.orderId ? `, order ${p.orderId}${p.orderRead ? '' : ' (not read)'}` : ''}.`),
-        table('Why, line by line', ['Rule', 'Explanation', { label: 'Points', num: true }], preview.lines.map((l) => h('tr', {}, cell('Rule', l.ruleId ? h('span', { class: 'mono' }, l.ruleId) : '—'), cell('Explanation', l.text), cell('Points', fmtNumber(l.points), 'num')))),
+        table('Why, line by line', ['Rule', 'Explanation', { label: 'Points', num: true }], preview.lines.map((l) => h('tr', {}, cell('Rule', ruleName(preview.rules, l.ruleId)), cell('Explanation', l.text), cell('Points', fmtNumber(l.points), 'num')))),
         preview.warnings.length ? h('ul', { class: 'warnings' }, preview.warnings.map((w) => h('li', {}, w))) : null,
       ]);
     },
@@ -199,6 +206,41 @@ function explainForm(token) {
   return [form, answer];
 }
 
+const versions = (rules) => rules.map((o) => `version ${o.version}`).join(', ');
+
+/**
+ * What to ask before a rule action that leaves payments earning differently than the merchant may think: activating a
+ * version alone switches the other active ones off, deactivating the last active one leaves payments earning nothing.
+ * Null: nothing to ask (adding alongside, activating when none other is active, deactivating one of several).
+ */
+function confirmation(rules, rule, path, body) {
+  const others = rules.filter((o) => o.isActive && !o.retiredAt && o.version !== rule.version);
+  if (path === 'activate' && !body.alongside && others.length > 0) {
+    return `Activate version ${rule.version} alone? It switches off ${versions(others)}: payments from now on earn by version ${rule.version} only. (“Add alongside” keeps them.)`;
+  }
+  if (path === 'deactivate' && others.length === 0) {
+    return `Deactivate version ${rule.version}, the only active rule? Payments then earn nothing until a rule is active (webhooks answer no_rule_no_credit).`;
+  }
+  return null;
+}
+
+/**
+ * "Retire all rules" (`POST /api/v1/client/reward-rules/retire`): every version so far retired, none active; what a
+ * merchant does before connecting a Square business that counts in another currency. Null when nothing is left to retire.
+ */
+function retireAll(rules, token, load) {
+  if (!rules.some((r) => !r.retiredAt)) return null;
+  const button = h('button', { type: 'button', class: 'secondary' }, 'Retire all rules');
+  button.addEventListener('click', async () => {
+    if (!window.confirm('Retire every rule version? None stays active and none can be activated again: payments earn nothing until you create a new rule and activate it. (Needed before connecting a Square business in another currency.)')) return;
+    const result = await guardedOn(button, () => api('POST', '/api/v1/client/reward-rules/retire', { body: {} }));
+    if (!result || !current(token)) return;
+    await load(result.position);
+    say(`Every rule through version ${result.retiredThroughVersion} is retired: payments earn nothing until a new rule is active.`);
+  });
+  return h('p', {}, button, ' ', h('span', { class: 'hint' }, 'Before connecting a Square business in another currency: rule amounts are in the workspace’s currency.'));
+}
+
 export function rulesView(_rest, _params, token) {
   const list = h('div', { 'aria-busy': 'true' });
   /** `minPosition`: a write's position, so the list read after it shows it (read-your-writes). */
@@ -206,6 +248,8 @@ export function rulesView(_rest, _params, token) {
     const rules = await loaded(list, token, () => api('GET', '/api/v1/client/reward-rules', { headers: minPosition ? { 'x-min-position': minPosition } : {} }));
     if (!rules) return;
     const act = async (button, rule, path, body, done) => {
+      const ask = confirmation(rules, rule, path, body);
+      if (ask && !window.confirm(ask)) return;
       const result = await guardedOn(button, () => api('POST', `/api/v1/client/reward-rules/${encodeURIComponent(rule.ruleId)}/${path}`, { body }));
       if (!result || !current(token)) return;
       await load(result.position);
@@ -223,6 +267,7 @@ export function rulesView(_rest, _params, token) {
               h('button', { type: 'button', class: 'secondary', 'aria-label': `Add version ${r.version} alongside`, onclick: (e) => act(e.currentTarget, r, 'activate', { alongside: true }, `Version ${r.version} is active beside the others: their points add up.`) }, 'Add alongside'),
             );
     list.replaceChildren(
+      ...[retireAll(rules, token, load)].filter(Boolean),
       rules.length === 0
         ? h('p', { class: 'empty' }, 'No rule yet: payments earn nothing until a rule is active (webhooks answer no_rule_no_credit).')
         : table(

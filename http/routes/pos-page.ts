@@ -9,7 +9,7 @@ import type { ConnectFailureReason } from '../../domain/connections/errors.ts';
 import { ADMIN_CONSOLE_CSP } from './admin-console.ts';
 
 /** What each callback error means to the merchant, and what to do about it. */
-const WHAT_TO_DO: Record<ConnectFailureReason, { title: string; todo: string }> = {
+const WHAT_TO_DO: Record<ConnectFailureReason, { title: string; todo: string; link?: { href: string; text: string } }> = {
   access_denied: { title: 'You chose Deny on Square’s page.', todo: 'Nothing was connected. To connect, start again from the connect button and choose Allow.' },
   invalid_state: {
     title: 'The connect link was not valid any more (used already, older than 10 minutes, or for another session).',
@@ -25,7 +25,8 @@ const WHAT_TO_DO: Record<ConnectFailureReason, { title: string; todo: string }> 
   },
   currency_mismatch: {
     title: 'This Square business counts in another currency than this workspace, and the workspace has reward rules.',
-    todo: 'Rule amounts are in the workspace currency: retire the rules first (POST /api/v1/client/reward-rules/retire), connect again, then create rules in the new currency.',
+    todo: 'Rule amounts are in the workspace currency: retire the rules first (“Retire all rules” in your console’s Reward rules view, linked below), connect again, then create rules in the new currency.',
+    link: { href: '/merchant#/rules', text: 'Open your Reward rules' },
   },
   configuration_missing: {
     title: 'Tally is not configured for Square.',
@@ -58,7 +59,7 @@ export function posPageRouter(): Router {
       body = `<h1>Square connection</h1><p class="status error" role="alert">This page expects ?connected=square or ?error=&lt;reason&gt;, as the OAuth callback sends.</p>`;
     } else if (parsed.data.error) {
       const help = WHAT_TO_DO[parsed.data.error];
-      body = `<h1>Square was not connected</h1><p class="status error" role="alert">${escape(help.title)} <code>${escape(parsed.data.error)}</code></p><p>${escape(help.todo)}</p>`;
+      body = `<h1>Square was not connected</h1><p class="status error" role="alert">${escape(help.title)}</p><p>${escape(help.todo)}</p>${help.link ? `<p><a href="${escape(help.link.href)}">${escape(help.link.text)}</a></p>` : ''}`;
     } else {
       body = `<h1>Square is connected</h1><p class="status" role="status">Payments at this business now earn points. New payments arrive by webhook; the poll catches up on any missed.</p>`;
     }

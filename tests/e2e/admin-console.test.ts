@@ -1165,6 +1165,7 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   t.deepEqual(await why.locator('tbody td[data-label="Points"]').allInnerTexts(), ['5'], 'the visit rule alone: the spend rule was deactivated');
   const previewed = await call('POST', '/api/v1/client/reward-rules/preview', { token: deli.token, body: { paymentId: 'pay-deli-explained' } });
   t.deepEqual(await why.locator('tbody td[data-label="Explanation"]').allInnerTexts(), previewed.body.lines.map((l: { text: string }) => l.text));
+  t.deepEqual(await why.locator('tbody td[data-label="Rule"]').allInnerTexts(), ['Version 2'], 'the rule by its version, not its id');
   await sections.getByRole('link', { name: 'Square' }).click();
   await page.getByText(/Square is connected: payments at your business earn points/).waitFor();
   t.regex(await page.locator('dl.cards').innerText(), /Deli\s+M-DELI/);
@@ -1175,6 +1176,91 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   t.true(await page.getByRole('button', { name: 'Connect Square' }).isVisible());
   t.like((await call('GET', '/api/v1/client/pos/square', { token: deli.token })).body, { status: 'revoked', merchantId: 'M-DELI' });
   t.notRegex(await page.locator('main').innerText(), /\b(null|undefined)\b/, 'no missing value shown as text');
+});
+
+browserTest('reward rules: activating alone names the versions it switches off and asks first; deactivating the last asks; "Retire all rules" asks, and /pos links to it', async (t, page) => {
+  const grill = await register('client', 'owner@grill.test', { businessName: 'Grill' });
+  t.is((await call('PATCH', `/api/v1/admin/users/${grill.id}/approve`, { token: adminToken })).status, 200);
+  for (const points of [1, 2, 3]) {
+    const rule = await call('POST', '/api/v1/client/reward-rules', { token: grill.token, body: { kind: 'visit', points } });
+    if (points < 3) await call('POST', `/api/v1/client/reward-rules/${rule.body.ruleId}/activate`, { token: grill.token, body: { alongside: true } });
+  }
+  await page.goto(`${service.url}/merchant#/rules`);
+  await page.getByLabel('Bearer token').fill(grill.token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const rules = page.getByRole('table', { name: 'Rule versions, newest first' });
+  const status = () => rules.locator('tbody td[data-label="Status"]').allInnerTexts();
+  await rules.waitFor();
+  t.deepEqual(await status(), ['inactive', 'active', 'active']);
+  const asked: string[] = [];
+  const answer = (accept: boolean) => page.once('dialog', (dialog) => void (asked.push(dialog.message()), accept ? dialog.accept() : dialog.dismiss()));
+
+  // Dismissed: nothing is switched off.
+  answer(false);
+  await page.getByRole('button', { name: 'Activate version 3' }).click();
+  await page.evaluate(() => 0); // the page runs again: the dialog was answered
+  t.is(asked.length, 1);
+  t.regex(asked[0]!, /^Activate version 3 alone\? It switches off version 2, version 1: /);
+  t.deepEqual(await status(), ['inactive', 'active', 'active']);
+  t.deepEqual((await call('GET', '/api/v1/client/reward-rules', { token: grill.token })).body.map((r: { isActive: boolean }) => r.isActive), [false, true, true], 'nothing recorded');
+  answer(true);
+  await page.getByRole('button', { name: 'Activate version 3' }).click();
+  await page.getByRole('status').getByText(/Version 3 is now the active rule/).waitFor();
+  t.deepEqual(await status(), ['active', 'inactive', 'inactive']);
+
+  // The last active rule: payments would earn nothing.
+  answer(false);
+  await page.getByRole('button', { name: 'Deactivate version 3' }).click();
+  await page.evaluate(() => 0);
+  t.is(asked.length, 3);
+  t.regex(asked[2]!, /the only active rule\? Payments then earn nothing/);
+  t.deepEqual(await status(), ['active', 'inactive', 'inactive']);
+
+  // Retire all (what a currency change needs), after a confirmation.
+  answer(true);
+  await page.getByRole('button', { name: 'Retire all rules' }).click();
+  await page.getByRole('status').getByText('Every rule through version 3 is retired: payments earn nothing until a new rule is active.').waitFor();
+  t.regex(asked[3]!, /^Retire every rule version\? .*payments earn nothing until you create a new rule and activate it/);
+  t.deepEqual(await status(), ['retired', 'retired', 'retired']);
+  t.is(await page.getByRole('button', { name: 'Retire all rules' }).count(), 0, 'nothing left to retire');
+
+  // The page a currency mismatch lands on sends the merchant to that button, in words (no raw code, no API route).
+  await page.goto(`${service.url}/pos?error=currency_mismatch`);
+  const main = await page.locator('main').innerText();
+  t.notRegex(main, /currency_mismatch|POST \/api/);
+  t.regex(main, /“Retire all rules” in your console’s Reward rules view/);
+  await page.getByRole('link', { name: 'Open your Reward rules' }).click();
+  await page.waitForURL(`${service.url}/merchant#/rules`);
+});
+
+browserTest('the program view late in the evening in New York: the range starts from the workspace\'s day and reaches UTC\'s, the figures say UTC days, the CSV covers the days in New York', async (t, page) => {
+  // 23:37 in New York (the cafe's Square location's zone), the last such minute before now: already tomorrow in UTC.
+  const newYork = (at: Date) => new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York', hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }).format(at);
+  let at = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+  while (!newYork(at).endsWith('23:37')) at = new Date(at.getTime() - 60_000);
+  const localDay = newYork(at).slice(0, 10);
+  t.not(localDay, at.toISOString().slice(0, 10), 'a different day in UTC');
+  await page.clock.setFixedTime(at);
+  const summary = page.waitForRequest((request) => request.url().includes('/api/v1/client/program/summary'));
+  await page.goto(`${service.url}/merchant#/program`);
+  await page.getByLabel('Bearer token').fill(cafeToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  t.is(new URL((await summary).url()).searchParams.get('to'), at.toISOString().slice(0, 10), "the figures reach UTC's day, already tomorrow: the evening's activity shows");
+  t.is(new URL((await summary).url()).searchParams.get('from'), new Date(Date.parse(`${localDay}T00:00:00Z`) - 83 * 86_400_000).toISOString().slice(0, 10), "from: 12 weeks before New York's day");
+  const heading = page.getByRole('heading', { name: /^Program figures, / });
+  t.regex(await heading.innerText(), /^Program figures, (\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2}) by week \(UTC days\)$/);
+  const [, from, to] = /(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})/.exec(await heading.innerText())!;
+  const [request, file] = await Promise.all([
+    page.waitForRequest((r) => r.url().includes('/api/v1/client/ledger.csv')),
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Export the ledger (CSV)' }).click(),
+  ]);
+  t.is(file.suggestedFilename(), `ledger-${from}-to-${to}.csv`);
+  const range = new URL(request.url()).searchParams;
+  t.is(newYork(new Date(range.get('from')!)), `${from}, 00:00`, "from: the first day's midnight in New York");
+  const after = new Date(Date.parse(`${to!}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+  t.is(newYork(new Date(range.get('to')!)), `${after}, 00:00`, 'to: the midnight ending the last day in New York, excluded');
+  await page.getByRole('status').getByText(`The ledger lines from ${from} to ${to} (both included, days in America/New_York) are saved as a CSV file.`).waitFor();
 });
 
 browserTest('a customer with no points yet and a phone not verified is told that purchases with it earn once it is', async (t, page) => {
