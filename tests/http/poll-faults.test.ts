@@ -172,3 +172,25 @@ test.serial('polls are recorded on their own stream: the connection stream, read
   const listed = await actors.call('GET', '/api/v1/client/pos/square', { token: merchants.get('M-OK')!.token });
   t.is(listed.body.lastPolledAt, record?.polledAt, 'the read model shows the last poll');
 });
+
+test.serial('a 429 on the second page: what the retry lists again, processed earlier in the run, is re-read, not seen or credited twice', async (t) => {
+  const id = 'M-PAGED';
+  square.addMerchant({ merchantId: id, businessName: id, locations: [{ id: 'L-MAIN', name: 'Main' }] });
+  square.addCustomer(id, { id: `cust-pat-${id}`, email: 'pat@poll.test' });
+  const owner = await actors.merchant(admin, 'owner@m-paged.test');
+  await actors.connect(owner, id);
+  const created = Date.now();
+  // Two pages of 100: the list is read again from its cursor minus the overlap, so the first page comes again.
+  for (let i = 0; i < 150; i++) {
+    square.addPayment(id, { id: `${id}-${i}`, locationId: 'L-MAIN', amount: 100, status: 'COMPLETED', customerId: `cust-pat-${id}`, createdAt: new Date(created + i * 1000).toISOString() });
+  }
+  square.failNext('/v2/payments', { status: 429, retryAfter: 1 }, { merchantId: id, skip: 1 }); // the second page is refused once
+  const polled = await poll();
+  t.is(polled.status, 200, JSON.stringify(polled.body));
+  const summary = polled.body.connections.find((c: { tenantId: string }) => c.tenantId === owner.tenantId);
+  t.like(summary, { status: 'ok', seen: 150, reread: 100, credited: 150, errors: [] });
+  t.is((await actors.balances(pat))[owner.tenantId], 150);
+  await actors.settle();
+  const shown = await actors.call('GET', '/api/v1/client/pos/square', { token: owner.token });
+  t.like(shown.body.lastPollSummary, { seen: 150, reread: 100, credited: 150 }, 'the merchant sees the same numbers');
+});
