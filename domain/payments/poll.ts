@@ -8,7 +8,8 @@
  * (or `stale`) by the payment decider and counted as `reread`, not as seen. A list read again within the run (after a
  * 429) lists again what this run processed before the refusal: each run is one source, so the decider answers such an
  * item with its first outcome (`credited`), and only the run's own memory of the ids it processed keeps it in `reread`.
- * A connection whose token fails is reported and skipped; the others go on.
+ * A connection whose token fails is reported and skipped; the others go on. So is one whose run could not be recorded:
+ * what it processed stands (each payment is decided once), and the next run resumes from the cursor recorded before.
  * A quiet run of a connection (nothing processed for the first time, cursor unchanged, no error) appends nothing:
  * it only records when it polled (`recordQuietPoll`), so polling every few minutes does not grow the event store.
  */
@@ -24,6 +25,8 @@ export interface PollDependencies {
   recordPoll(tenantId: string, poll: { cursor: string | null; polledAt: string; summary: JsonObject }, metadata: EventMetadata): Promise<void>;
   /** A run that found nothing new for the connection: only its time is kept (outside the event store). */
   recordQuietPoll(tenantId: string, poll: { merchantId: string; polledAt: string }): Promise<void>;
+  /** A connection's run could not be recorded (its summary says so too); the run goes on with the other connections. */
+  recordFailed(error: unknown, connection: { tenantId: string; merchantId: string }): void;
   now(): Date;
   /** Waits before a retry after a 429 (injected so tests need not sleep for real). */
   sleep(ms: number): Promise<void>;
@@ -229,8 +232,14 @@ export function pollService(deps: PollDependencies) {
     }
     const summary = run.result();
     const polledAt = started.toISOString();
-    if (isQuiet(summary, cursor, connection.pollCursor)) await deps.recordQuietPoll(connection.tenantId, { merchantId: connection.merchantId, polledAt });
-    else await deps.recordPoll(connection.tenantId, { cursor: JSON.stringify(cursor), polledAt, summary: { ...summary, errors: [...summary.errors] } }, metadata);
+    try {
+      if (isQuiet(summary, cursor, connection.pollCursor)) await deps.recordQuietPoll(connection.tenantId, { merchantId: connection.merchantId, polledAt });
+      else await deps.recordPoll(connection.tenantId, { cursor: JSON.stringify(cursor), polledAt, summary: { ...summary, errors: [...summary.errors] } }, metadata);
+    } catch (error) {
+      deps.recordFailed(error, { tenantId: connection.tenantId, merchantId: connection.merchantId });
+      run.failed(`poll record not written (${describe(error)}): the next run resumes from the cursor recorded before`);
+      return run.result();
+    }
     return summary;
   }
 

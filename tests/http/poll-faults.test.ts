@@ -194,3 +194,37 @@ test.serial('a 429 on the second page: what the retry lists again, processed ear
   const shown = await actors.call('GET', '/api/v1/client/pos/square', { token: owner.token });
   t.like(shown.body.lastPollSummary, { seen: 150, reread: 100, credited: 150 }, 'the merchant sees the same numbers');
 });
+
+test.serial('a connection whose run cannot be recorded is reported and logged; the other connections are polled and recorded', async (t) => {
+  // Connections are polled in the order they were authorized: M-OK first, so the others come after its failure.
+  const failing = tenant('M-OK');
+  const db = service.database.pool;
+  await db.query(`CREATE FUNCTION refuse_poll_record() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.stream_name = 'square-poll-${failing}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`);
+  await db.query('CREATE TRIGGER refuse_poll_record BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_poll_record()');
+  const drop = async () => {
+    await db.query('DROP TRIGGER IF EXISTS refuse_poll_record ON events');
+    await db.query('DROP FUNCTION IF EXISTS refuse_poll_record()');
+  };
+  t.teardown(drop);
+  const before = await actors.balances(pat);
+  for (const id of ['M-OK', 'M-500'] as const) {
+    square.addPayment(id, { id: `${id}-unrecorded`, locationId: 'L-MAIN', amount: 1000, status: 'COMPLETED', customerId: `cust-pat-${id}`, createdAt: new Date().toISOString() });
+  }
+  const polled = await poll();
+  t.is(polled.status, 200, JSON.stringify(polled.body));
+  const summary = (id: string) => polled.body.connections.find((c: { tenantId: string }) => c.tenantId === tenant(id));
+  t.like(summary('M-OK'), { status: 'partial', credited: 1 }, 'its payment is credited; only the record is missing');
+  t.regex(summary('M-OK').errors.join(), /poll record not written.*refused by the test/);
+  t.like(summary('M-500'), { status: 'ok', credited: 1, errors: [] }, 'a connection polled after the failure');
+  const logged = service.logs.map((l) => JSON.parse(l)).find((l) => l.tenantId === failing && /could not be recorded/.test(l.msg));
+  t.like(logged, { merchantId: 'M-OK' });
+
+  await drop();
+  const again = await poll();
+  const next = again.body.connections.find((c: { tenantId: string }) => c.tenantId === failing);
+  t.like(next, { status: 'ok', credited: 0, errors: [] }, 'the next run resumes from the cursor recorded before: nothing is credited twice');
+  const after = await actors.balances(pat);
+  t.is(after[failing], (before[failing] ?? 0) + 10);
+  t.is(after[tenant('M-500')], (before[tenant('M-500')] ?? 0) + 10);
+});
