@@ -427,6 +427,7 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
         await connections.recordPoll(tenantId, result, metadata);
       },
       recordQuietPoll: (tenantId, quiet) => connections.recordQuietPoll(tenantId, quiet),
+      recordFailed: (error, { tenantId, merchantId }) => log.warn({ err: error, tenantId, merchantId }, 'poll: a connection’s run could not be recorded; the other connections go on'),
       now: runtime.now,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     }),

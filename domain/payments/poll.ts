@@ -5,8 +5,11 @@
  * Each list is read again from `POLL_OVERLAP_MS` before its cursor: Square may list an update late, with an
  * `updated_at` older than one it already listed (two tills committing out of order, indexing lag), and a cursor
  * read from exactly where it stopped would skip it for good. What the overlap lists again is answered `duplicate`
- * (or `stale`) by the payment decider and counted as `reread`, not as seen.
- * A connection whose token fails is reported and skipped; the others go on.
+ * (or `stale`) by the payment decider and counted as `reread`, not as seen. A list read again within the run (after a
+ * 429) lists again what this run processed before the refusal: each run is one source, so the decider answers such an
+ * item with its first outcome (`credited`), and only the run's own memory of the ids it processed keeps it in `reread`.
+ * A connection whose token fails is reported and skipped; the others go on. So is one whose run could not be recorded:
+ * what it processed stands (each payment is decided once), and the next run resumes from the cursor recorded before.
  * A quiet run of a connection (nothing processed for the first time, cursor unchanged, no error) appends nothing:
  * it only records when it polled (`recordQuietPoll`), so polling every few minutes does not grow the event store.
  */
@@ -22,6 +25,8 @@ export interface PollDependencies {
   recordPoll(tenantId: string, poll: { cursor: string | null; polledAt: string; summary: JsonObject }, metadata: EventMetadata): Promise<void>;
   /** A run that found nothing new for the connection: only its time is kept (outside the event store). */
   recordQuietPoll(tenantId: string, poll: { merchantId: string; polledAt: string }): Promise<void>;
+  /** A connection's run could not be recorded (its summary says so too); the run goes on with the other connections. */
+  recordFailed(error: unknown, connection: { tenantId: string; merchantId: string }): void;
   now(): Date;
   /** Waits before a retry after a 429 (injected so tests need not sleep for real). */
   sleep(ms: number): Promise<void>;
@@ -37,14 +42,14 @@ interface Cursor {
 /** How far before its cursor each payments and refunds list is read again (see the module comment). */
 export const POLL_OVERLAP_MS = 5 * 60_000;
 
-/** What one connection's poll did: what the poll record carries and `POST /api/v1/admin/poll` answers. */
+/** What one connection's poll did: what the poll record carries and `POST /api/v1/internal/cron/square-poll-payments` answers. */
 export const connectionPollSummary = z.object({
   tenantId: z.string(),
   merchantId: z.string(),
   status: z.enum(['ok', 'partial', 'failed']),
   /** Items processed for the first time (counted in one of the outcomes below). */
   seen: z.number().int(),
-  /** Items the overlap listed again, already processed by an earlier run: nothing new (not in `seen`). */
+  /** Items the overlap listed again, already processed by an earlier run or earlier in this one: nothing new (not in `seen`). */
   reread: z.number().int(),
   credited: z.number().int(),
   duplicate: z.number().int(),
@@ -127,11 +132,15 @@ function pollRun(connection: PolledConnection) {
     errors: [],
   };
   let listsCompleted = 0;
+  /** The payments and refunds this run processed (`payment:<id>`, `refund:<id>`): listed again after a 429, they are re-read. */
+  const processed = new Set<string>();
   return {
     summary,
     cursor: parseCursor(connection.pollCursor),
-    count(outcome: IngestionOutcome, updatedAt: string, processedUpTo: string | null | undefined) {
-      if (REPEATED.has(outcome) && withinOverlap(updatedAt, processedUpTo)) return void summary.reread++;
+    count(item: string, outcome: IngestionOutcome, updatedAt: string, processedUpTo: string | null | undefined) {
+      const again = processed.has(item) || (REPEATED.has(outcome) && withinOverlap(updatedAt, processedUpTo));
+      processed.add(item);
+      if (again) return void summary.reread++;
       summary.seen++;
       if (outcome === 'credited' || outcome === 'duplicate' || outcome === 'stored_anonymous' || outcome === 'no_rule_no_credit') summary[outcome]++;
       else summary.other++;
@@ -193,7 +202,7 @@ export function pollService(deps: PollDependencies) {
           const processedUpTo = cursor.payments[location.id];
           for await (const payment of api.listPayments({ locationId: location.id, updatedAtBeginTime: resumeFrom(processedUpTo, defaultBegin), limit: 100 })) {
             const result = await deps.ingestion.ingestPayment(connection.tenantId, connection.merchantId, payment, source(payment.id), metadata);
-            run.count(result.outcome, payment.updatedAt, processedUpTo);
+            run.count(`payment:${payment.id}`, result.outcome, payment.updatedAt, processedUpTo);
             cursor.payments[location.id] = later(cursor.payments[location.id], payment.updatedAt);
           }
         });
@@ -207,7 +216,7 @@ export function pollService(deps: PollDependencies) {
         const processedUpTo = cursor.refunds;
         for await (const refund of api.listRefunds({ updatedAtBeginTime: resumeFrom(processedUpTo, defaultBegin), limit: 100 })) {
           const result = await deps.ingestion.ingestRefund(connection.tenantId, refund, source(refund.id), metadata);
-          run.count(result.outcome, refund.updatedAt, processedUpTo);
+          run.count(`refund:${refund.id}`, result.outcome, refund.updatedAt, processedUpTo);
           cursor.refunds = later(cursor.refunds, refund.updatedAt);
         }
       });
@@ -223,8 +232,14 @@ export function pollService(deps: PollDependencies) {
     }
     const summary = run.result();
     const polledAt = started.toISOString();
-    if (isQuiet(summary, cursor, connection.pollCursor)) await deps.recordQuietPoll(connection.tenantId, { merchantId: connection.merchantId, polledAt });
-    else await deps.recordPoll(connection.tenantId, { cursor: JSON.stringify(cursor), polledAt, summary: { ...summary, errors: [...summary.errors] } }, metadata);
+    try {
+      if (isQuiet(summary, cursor, connection.pollCursor)) await deps.recordQuietPoll(connection.tenantId, { merchantId: connection.merchantId, polledAt });
+      else await deps.recordPoll(connection.tenantId, { cursor: JSON.stringify(cursor), polledAt, summary: { ...summary, errors: [...summary.errors] } }, metadata);
+    } catch (error) {
+      deps.recordFailed(error, { tenantId: connection.tenantId, merchantId: connection.merchantId });
+      run.failed(`poll record not written (${describe(error)}): the next run resumes from the cursor recorded before`);
+      return run.result();
+    }
     return summary;
   }
 

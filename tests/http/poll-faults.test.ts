@@ -172,3 +172,59 @@ test.serial('polls are recorded on their own stream: the connection stream, read
   const listed = await actors.call('GET', '/api/v1/client/pos/square', { token: merchants.get('M-OK')!.token });
   t.is(listed.body.lastPolledAt, record?.polledAt, 'the read model shows the last poll');
 });
+
+test.serial('a 429 on the second page: what the retry lists again, processed earlier in the run, is re-read, not seen or credited twice', async (t) => {
+  const id = 'M-PAGED';
+  square.addMerchant({ merchantId: id, businessName: id, locations: [{ id: 'L-MAIN', name: 'Main' }] });
+  square.addCustomer(id, { id: `cust-pat-${id}`, email: 'pat@poll.test' });
+  const owner = await actors.merchant(admin, 'owner@m-paged.test');
+  await actors.connect(owner, id);
+  const created = Date.now();
+  // Two pages of 100: the list is read again from its cursor minus the overlap, so the first page comes again.
+  for (let i = 0; i < 150; i++) {
+    square.addPayment(id, { id: `${id}-${i}`, locationId: 'L-MAIN', amount: 100, status: 'COMPLETED', customerId: `cust-pat-${id}`, createdAt: new Date(created + i * 1000).toISOString() });
+  }
+  square.failNext('/v2/payments', { status: 429, retryAfter: 1 }, { merchantId: id, skip: 1 }); // the second page is refused once
+  const polled = await poll();
+  t.is(polled.status, 200, JSON.stringify(polled.body));
+  const summary = polled.body.connections.find((c: { tenantId: string }) => c.tenantId === owner.tenantId);
+  t.like(summary, { status: 'ok', seen: 150, reread: 100, credited: 150, errors: [] });
+  t.is((await actors.balances(pat))[owner.tenantId], 150);
+  await actors.settle();
+  const shown = await actors.call('GET', '/api/v1/client/pos/square', { token: owner.token });
+  t.like(shown.body.lastPollSummary, { seen: 150, reread: 100, credited: 150 }, 'the merchant sees the same numbers');
+});
+
+test.serial('a connection whose run cannot be recorded is reported and logged; the other connections are polled and recorded', async (t) => {
+  // Connections are polled in the order they were authorized: M-OK first, so the others come after its failure.
+  const failing = tenant('M-OK');
+  const db = service.database.pool;
+  await db.query(`CREATE FUNCTION refuse_poll_record() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.stream_name = 'square-poll-${failing}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`);
+  await db.query('CREATE TRIGGER refuse_poll_record BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_poll_record()');
+  const drop = async () => {
+    await db.query('DROP TRIGGER IF EXISTS refuse_poll_record ON events');
+    await db.query('DROP FUNCTION IF EXISTS refuse_poll_record()');
+  };
+  t.teardown(drop);
+  const before = await actors.balances(pat);
+  for (const id of ['M-OK', 'M-500'] as const) {
+    square.addPayment(id, { id: `${id}-unrecorded`, locationId: 'L-MAIN', amount: 1000, status: 'COMPLETED', customerId: `cust-pat-${id}`, createdAt: new Date().toISOString() });
+  }
+  const polled = await poll();
+  t.is(polled.status, 200, JSON.stringify(polled.body));
+  const summary = (id: string) => polled.body.connections.find((c: { tenantId: string }) => c.tenantId === tenant(id));
+  t.like(summary('M-OK'), { status: 'partial', credited: 1 }, 'its payment is credited; only the record is missing');
+  t.regex(summary('M-OK').errors.join(), /poll record not written.*refused by the test/);
+  t.like(summary('M-500'), { status: 'ok', credited: 1, errors: [] }, 'a connection polled after the failure');
+  const logged = service.logs.map((l) => JSON.parse(l)).find((l) => l.tenantId === failing && /could not be recorded/.test(l.msg));
+  t.like(logged, { merchantId: 'M-OK' });
+
+  await drop();
+  const again = await poll();
+  const next = again.body.connections.find((c: { tenantId: string }) => c.tenantId === failing);
+  t.like(next, { status: 'ok', credited: 0, errors: [] }, 'the next run resumes from the cursor recorded before: nothing is credited twice');
+  const after = await actors.balances(pat);
+  t.is(after[failing], (before[failing] ?? 0) + 10);
+  t.is(after[tenant('M-500')], (before[tenant('M-500')] ?? 0) + 10);
+});

@@ -50,6 +50,7 @@ function harness(api: Partial<SquareApi>, options: { failingPayment?: string; po
     apiFor: async () => ({ api: { listRefunds: () => listing([]), ...api } as SquareApi, merchantId: 'M1' }),
     recordPoll: async (_tenant, record) => void recorded.push(record),
     recordQuietPoll: async (_tenant, quiet) => void quietPolls.push(quiet.polledAt),
+    recordFailed: () => {},
     now: () => new Date(at(60)),
     sleep: async (ms) => void sleeps.push(ms),
   });
