@@ -10,8 +10,8 @@ export function provideAudit({ pool, store, log, config, runtime }: Infrastructu
   const tail = new LiveTail(store, log.child({ component: 'event-tail' }));
   const retentionDays = config.AUDIT_RETENTION_DAYS;
   /** `AUDIT_RETENTION_DAYS`: soon after start, then hourly, in every instance (a row deleted twice is deleted once). */
-  const pruneAudit = async () => {
-    const deleted = await deleteAuditRecordedBefore(pool, new Date(runtime.now().getTime() - retentionDays * 86_400_000));
+  const pruneAudit = async (stopping?: AbortSignal) => {
+    const deleted = await deleteAuditRecordedBefore(pool, new Date(runtime.now().getTime() - retentionDays * 86_400_000), undefined, stopping);
     if (deleted) log.info({ deleted, retentionDays }, 'audit rows past their retention deleted');
     return deleted;
   };

@@ -406,16 +406,17 @@ export async function provideIngestion(infrastructure: Infrastructure, deps: Ing
     return settlement.outcome;
   };
 
-  const pruneWebhookBodies = async () => {
-    const redacted = await inbox.redactProcessedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_BODY_RETENTION_DAYS * 86_400_000));
+  /** Shutdown (`stopping`) ends a run after the slice under way; the next run goes on from there. */
+  const pruneWebhookBodies = async (stopping?: AbortSignal) => {
+    const redacted = await inbox.redactProcessedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_BODY_RETENTION_DAYS * 86_400_000), undefined, stopping);
     if (redacted) log.info({ redacted, retentionDays: config.WEBHOOK_BODY_RETENTION_DAYS }, 'raw webhook bodies past their retention emptied');
-    if (config.WEBHOOK_ROW_RETENTION_DAYS > 0) {
-      const deleted = await inbox.deleteProcessedReceivedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_ROW_RETENTION_DAYS * 86_400_000));
+    if (config.WEBHOOK_ROW_RETENTION_DAYS > 0 && !stopping?.aborted) {
+      const deleted = await inbox.deleteProcessedReceivedBefore(new Date(runtime.now().getTime() - config.WEBHOOK_ROW_RETENTION_DAYS * 86_400_000), undefined, stopping);
       if (deleted) log.info({ deleted, retentionDays: config.WEBHOOK_ROW_RETENTION_DAYS }, 'processed webhook rows past their retention deleted');
     }
     return redacted;
   };
-  // Soon after start, then hourly, in every instance: the UPDATE is idempotent, so instances running it together do no harm.
+  // Soon after start, then hourly, in every instance: the UPDATEs are idempotent, so instances running them together do no harm.
   runPeriodically(pruneWebhookBodies, deps.retention, cleanups, (error) => log.warn({ err: error }, 'webhook body retention failed; retried next hour'));
 
   const poll = withPollMetrics(

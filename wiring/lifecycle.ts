@@ -48,27 +48,29 @@ export const RETENTION_SCHEDULE: Schedule = { firstAfterMs: 10_000, jitterMs: 50
 
 /**
  * Runs `task` on `schedule` in the background: it delays neither start-up nor readiness, a failure is logged and the
- * task runs again at its next turn, and shutdown (`cleanups`) clears the timer and waits for a run in progress, so
- * nothing holds the process and no run meets a closed pool.
+ * task runs again at its next turn, and shutdown (`cleanups`) clears the timer, aborts the task's signal and waits
+ * for a run in progress, so nothing holds the process and no run meets a closed pool. A task working in slices checks
+ * the signal between them: shutdown waits for the slice under way, not for the whole run (found in review,
+ * 2026-12-08: a retention run over a backlog outlasted the shutdown bound), and the next run goes on from there.
  */
-export function runPeriodically(task: () => Promise<unknown>, schedule: Schedule, cleanups: Cleanups, onError: (error: unknown) => void): void {
+export function runPeriodically(task: (stopping: AbortSignal) => Promise<unknown>, schedule: Schedule, cleanups: Cleanups, onError: (error: unknown) => void): void {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
-  let stopped = false;
+  const stopping = new AbortController();
   const turn = (ms: number) => {
     timer = setTimeout(() => {
-      running = task()
+      running = task(stopping.signal)
         .then(() => undefined, onError)
         .finally(() => {
           running = undefined;
-          if (!stopped) turn(schedule.everyMs);
+          if (!stopping.signal.aborted) turn(schedule.everyMs);
         });
     }, ms);
     timer.unref();
   };
   turn(schedule.firstAfterMs + Math.floor(Math.random() * schedule.jitterMs));
   cleanups.add(async () => {
-    stopped = true;
+    stopping.abort();
     clearTimeout(timer);
     await running;
   });

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { LEASE_LOCK_CLASS } from './lease-holder.ts';
 import { recordsetFrom, recordsetParameter, type RecordsetColumns } from './recordset.ts';
+import { inSlices } from './slices.ts';
 
 /** The columns `recordMany` sends per webhook, as one jsonb parameter (recordset.ts says why). */
 const RECORD_COLUMNS: RecordsetColumns = [
@@ -229,33 +230,42 @@ export function webhookInbox(pool: pg.Pool) {
 
     /**
      * Empties the bodies (and headers) of webhooks processed before `cutoff`; answers how many. Rows stay with
-     * their id, type, merchant, tenant, object id, outcome and times: what the log and the admin list show.
+     * their id, type, merchant, tenant, object id, outcome and times: what the log and the admin list show. In slices
+     * of `slice` rows, oldest first on the retention index, each its own short statement (found in review,
+     * 2026-12-08: one UPDATE over a backlog was a long writing transaction, and pg_snapshot_xmin, cluster-wide, held
+     * the feed back while it ran); a row locked meanwhile (an erasure, a re-drive) waits for the next run, as does
+     * everything once `stopping` is aborted (shutdown).
      */
-    async redactProcessedBefore(cutoff: Date): Promise<number> {
-      const { rowCount } = await pool.query(
-        `UPDATE pos_webhook_events_raw SET raw_body = '', headers = '{}', body_redacted_at = now()
-          WHERE processed AND body_redacted_at IS NULL AND processed_at < $1`,
-        [cutoff],
+    async redactProcessedBefore(cutoff: Date, slice = 5_000, stopping?: AbortSignal): Promise<number> {
+      return inSlices(
+        slice,
+        () =>
+          pool.query(
+            `UPDATE pos_webhook_events_raw SET raw_body = '', headers = '{}', body_redacted_at = now()
+              WHERE id IN (SELECT id FROM pos_webhook_events_raw WHERE processed AND body_redacted_at IS NULL AND processed_at < $1
+                            ORDER BY processed_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+            [cutoff, slice],
+          ),
+        stopping,
       );
-      return rowCount ?? 0;
     },
 
     /**
      * Deletes the rows of webhooks received before `cutoff` and processed, in slices of `slice` (each its own short
-     * statement: no long lock, and acknowledgements go on between them). A row not processed yet stays. Answers
-     * how many were deleted.
+     * statement: no long lock, and acknowledgements go on between them; none once `stopping` is aborted). A row not
+     * processed yet stays. Answers how many were deleted.
      */
-    async deleteProcessedReceivedBefore(cutoff: Date, slice = 5_000): Promise<number> {
-      let deleted = 0;
-      for (;;) {
-        const { rowCount } = await pool.query(
-          `DELETE FROM pos_webhook_events_raw WHERE id IN (
-             SELECT id FROM pos_webhook_events_raw WHERE received_at < $1 AND processed ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
-          [cutoff, slice],
-        );
-        deleted += rowCount ?? 0;
-        if ((rowCount ?? 0) < slice) return deleted;
-      }
+    async deleteProcessedReceivedBefore(cutoff: Date, slice = 5_000, stopping?: AbortSignal): Promise<number> {
+      return inSlices(
+        slice,
+        () =>
+          pool.query(
+            `DELETE FROM pos_webhook_events_raw WHERE id IN (
+               SELECT id FROM pos_webhook_events_raw WHERE received_at < $1 AND processed ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+            [cutoff, slice],
+          ),
+        stopping,
+      );
     },
 
     /**

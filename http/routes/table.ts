@@ -248,13 +248,14 @@ export function created<Body>(body: Body, replayed: boolean): JsonAnswer<Body> {
 
 /**
  * `Idempotency-Key: <key>`, the header's common name, on a route whose body takes `idempotencyKey`: the same key (it
- * was ignored, so a client sending only the header had every retry applied again). Both, and different: a 400. A
- * header the field's rules refuse (empty, too long) is named as the header (`headers.idempotency-key`), not as the
- * body's field it stands for.
+ * was ignored, so a client sending only the header had every retry applied again). Both, and different: a 400. An
+ * empty header is no key, as a missing one is (clients and wrappers that always send it, empty when they have no
+ * key; found in review, 2026-12-08: it had become a 400). A header the field's rules refuse (too long) is named as
+ * the header (`headers.idempotency-key`), not as the body's field it stands for.
  */
 function withIdempotencyHeader(route: RouteSpec, body: unknown, header: string | undefined): unknown {
-  const field = header === undefined ? undefined : idempotencyKeyField(route.body);
-  if (header === undefined || !field) return body;
+  const field = header ? idempotencyKeyField(route.body) : undefined;
+  if (!header || !field) return body;
   if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) return body; // the body's parse says what is wrong
   const fields = (body ?? {}) as Record<string, unknown>;
   if (fields.idempotencyKey !== undefined && fields.idempotencyKey !== header) {

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { DomainError } from '../../domain/shared/errors.ts';
 import { cursorPage, timestamp, timestampColumn } from './views.ts';
+import { inSlices } from '../../adapters/postgres/slices.ts';
 
 /** What the admin filters the trail by; every field narrows it (AND), several types widen within `type` (OR). */
 export interface AuditFilter {
@@ -146,21 +147,18 @@ async function seqBounds(db: pg.Pool, from: Date | undefined, to: Date | undefin
  * transaction), and answers how many. The rows in feed order before the first one recorded at or after the cutoff
  * are a seq range (`seqBounds`), read on the primary key from its low end, so a run that finds nothing old reads
  * nothing; the few late rows past that point (stored after a later-recorded one) are looked up on their own index.
+ * Once `stopping` is aborted (shutdown) no further statement starts; the next run deletes what is left.
  * The events stay in the log: `npm run rebuild -- audit` brings every row back.
  */
-export async function deleteAuditRecordedBefore(db: pg.Pool, cutoff: Date, slice = 5_000): Promise<number> {
+export async function deleteAuditRecordedBefore(db: pg.Pool, cutoff: Date, slice = 5_000, stopping?: AbortSignal): Promise<number> {
   const { toSeq } = await seqBounds(db, undefined, cutoff);
   const bound = toSeq === null ? '' : 'AND seq < $2::bigint';
-  let deleted = 0;
-  for (;;) {
-    const { rowCount } = await db.query(
-      `DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE true ${bound} ORDER BY seq LIMIT $1)`,
-      toSeq === null ? [slice] : [slice, toSeq],
-    );
-    deleted += rowCount ?? 0;
-    if ((rowCount ?? 0) < slice) break;
-  }
-  if (toSeq !== null) {
+  let deleted = await inSlices(
+    slice,
+    () => db.query(`DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE true ${bound} ORDER BY seq LIMIT $1)`, toSeq === null ? [slice] : [slice, toSeq]),
+    stopping,
+  );
+  if (toSeq !== null && !stopping?.aborted) {
     const { rowCount } = await db.query('DELETE FROM audit_events WHERE late AND seq >= $1::bigint AND recorded_at < $2', [toSeq, cutoff]);
     deleted += rowCount ?? 0;
   }

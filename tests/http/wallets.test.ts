@@ -481,19 +481,29 @@ test('the Idempotency-Key header is the body’s idempotencyKey: a retry with th
   t.is(redeemed.status, 200, JSON.stringify(redeemed.body));
 });
 
-test('an Idempotency-Key header the key’s rules refuse is named as the header, not as the body’s field', async (t) => {
+test('an Idempotency-Key header the key’s rules refuse is named as the header, not as the body’s field; an empty one is no key', async (t) => {
   const { walletId, merchant: owner } = await walletWith(10);
-  const redeem = (key: string) => call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: owner.token, body: { points: 1 }, headers: { 'idempotency-key': key } });
-  const adjust = (key: string) => call('POST', `/api/v1/admin/wallets/${walletId}/adjust`, { token: admin.token, body: { points: 1, reason: 'goodwill' }, headers: { 'idempotency-key': key } });
+  const redeem = (key: string, body: object = {}) =>
+    call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: owner.token, body: { points: 1, ...body }, headers: { 'idempotency-key': key } });
+  const adjust = (key: string, body: object = {}) =>
+    call('POST', `/api/v1/admin/wallets/${walletId}/adjust`, { token: admin.token, body: { points: 1, reason: 'goodwill', ...body }, headers: { 'idempotency-key': key } });
   for (const [name, send] of [['redeem', redeem], ['adjust', adjust]] as const) {
     const long = await send('k'.repeat(201));
     t.is(long.status, 400, name);
     t.is(long.body.error.message, 'The request is invalid: headers.idempotency-key: Idempotency-Key must be at most 200 characters', name);
     t.deepEqual(long.body.error.issues, [{ path: 'idempotency-key', message: 'Idempotency-Key must be at most 200 characters' }], name);
-    const empty = await send('');
-    t.is(empty.status, 400, name);
-    t.is(empty.body.error.message, 'The request is invalid: headers.idempotency-key: Idempotency-Key must not be empty', name);
+    // Clients and wrappers that always send the header send it empty when they have no key (found in review,
+    // 2026-12-08: it had become a 400): the body's key is the request's, and its retry replays.
+    const key = `body-key-${name}-${uuid()}`;
+    const first = await send('', { idempotencyKey: key });
+    t.is(first.status, 200, `${name}: ${JSON.stringify(first.body)}`);
+    const retried = await send('', { idempotencyKey: key });
+    t.is(retried.status, 200, name);
+    t.is(retried.headers.get('idempotent-replayed'), 'true', name);
   }
+  // With no key at all, an empty header is the missing key it stands for: required for a redemption, not an adjustment.
+  t.is((await redeem('')).body.error.message, 'The request is invalid: body.idempotencyKey: idempotencyKey is required: a string unique to this redemption (1-200 characters); retries reuse it');
+  t.is((await adjust('')).status, 200);
   // The body's own key is still named as the body's field.
   const inBody = await call('POST', `/api/v1/client/wallets/${walletId}/redeem`, { token: owner.token, body: { points: 1, idempotencyKey: 'k'.repeat(201) } });
   t.is(inBody.body.error.message, 'The request is invalid: body.idempotencyKey: idempotencyKey must be at most 200 characters');

@@ -14,6 +14,7 @@ import { WebhookProcessor } from '../../adapters/workers/webhook-processor.ts';
 import type { WebhookResult } from '../../domain/payments/webhook-handler.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually, until } from '../support/eventually.ts';
+import { watchedPool } from '../support/watched-pool.ts';
 
 let database: TestDatabase;
 test.before(async () => {
@@ -476,6 +477,43 @@ test.serial('the failed gauge counts only the failures an operator can re-drive:
   t.true((await inbox.redactProcessedBefore(new Date(Date.now() - 30 * 86_400_000))) >= 1);
   t.is((await inbox.reading()).failed, before, 'emptied by retention, it cannot be re-driven');
   t.is(await inbox.retry(id), 'emptied');
+});
+
+/** `count` webhooks processed 400 days ago, their bodies not emptied yet. */
+async function processedLongAgo(count: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, () => `evt-old-${uuid()}`);
+  await database.pool.query(
+    `INSERT INTO pos_webhook_events_raw (id, merchant_id, event_type, raw_body, headers, received_at, processed, processed_at, outcome)
+     SELECT id, 'M-1', 'payment.updated', '{"buyer_email_address":"jane@example.com"}', '{}', now() - interval '401 days', true, now() - interval '400 days', 'ignored'
+       FROM unnest($1::text[]) id`,
+    [ids],
+  );
+  return ids;
+}
+const emptied = async (ids: string[]) =>
+  Number((await database.pool.query<{ n: string }>(`SELECT count(*) AS n FROM pos_webhook_events_raw WHERE id = ANY($1) AND raw_body = ''`, [ids])).rows[0]!.n);
+const LONG_AGO = () => new Date(Date.now() - 300 * 86_400_000);
+const REDACTION = /^UPDATE pos_webhook_events_raw SET raw_body = ''/;
+
+// Found in review (2026-12-08): one UPDATE over the whole backlog was a long writing transaction (the feed waits for
+// it: pg_snapshot_xmin is cluster-wide), and shutdown waited for all of it.
+test.serial('retention empties the bodies in slices, one short statement each, none over the slice', async (t) => {
+  const ids = await processedLongAgo(7);
+  const statements: number[] = [];
+  const inbox = webhookInbox(watchedPool(database.pool, REDACTION, (rows) => void statements.push(rows)));
+  t.is(await inbox.redactProcessedBefore(LONG_AGO(), 3), 7);
+  t.deepEqual(statements, [3, 3, 1]);
+  t.is(await emptied(ids), 7);
+});
+
+test.serial('a body retention stopped (shutdown) after a slice starts no other; the next run empties the rest', async (t) => {
+  const ids = await processedLongAgo(7);
+  const stopping = new AbortController();
+  const inbox = webhookInbox(watchedPool(database.pool, REDACTION, () => stopping.abort()));
+  t.is(await inbox.redactProcessedBefore(LONG_AGO(), 3, stopping.signal), 3);
+  t.is(await emptied(ids), 3);
+  t.is(await inbox.redactProcessedBefore(LONG_AGO(), 3), 4);
+  t.is(await emptied(ids), 7);
 });
 
 test.serial('an erasure deadlocked with a worker settling two rows naming the person in another order tries again and empties both', async (t) => {

@@ -1,7 +1,8 @@
 /**
  * `runPeriodically` (wiring/lifecycle.ts), which runs the retention: a first run soon after start, a failure
  * reported and the next run made anyway, and shutdown waiting for a run in progress and arming no other (no timer
- * holds the process, no run meets a closed pool).
+ * holds the process, no run meets a closed pool), and telling that run to stop: a run in slices ends after the slice
+ * under way (found in review, 2026-12-08: shutdown waited for a whole retention run over a backlog).
  */
 import test from 'ava';
 import { Cleanups, runPeriodically } from '../../wiring/lifecycle.ts';
@@ -30,17 +31,19 @@ test('the first run comes soon after start; a failed run is reported and the nex
   t.is(errors.length, 1);
 });
 
-test('shutdown waits for the run in progress and arms no further run', async (t) => {
+test('shutdown tells the run in progress to stop, waits for it and arms no further run', async (t) => {
   const cleanups = new Cleanups();
   const order: string[] = [];
   let runs = 0;
   const started = gate();
   const held = gate();
   runPeriodically(
-    async () => {
+    async (signal) => {
       runs += 1;
       started.open();
       await held.opened;
+      // A run in slices checks this between them: shutdown waits for the slice under way, not the whole run.
+      order.push(signal.aborted ? 'run told to stop' : 'run not told');
       order.push('run ended');
     },
     SOON,
@@ -53,7 +56,7 @@ test('shutdown waits for the run in progress and arms no further run', async (t)
   await new Promise((resolve) => setImmediate(resolve));
   held.open();
   await stopping;
-  t.deepEqual(order, ['run ended', 'stopped']);
+  t.deepEqual(order, ['run told to stop', 'run ended', 'stopped']);
   // everyMs is 0: a run armed after shutdown would have started by the time a timer of a few ms fires.
   await new Promise((resolve) => setTimeout(resolve, 20));
   t.is(runs, 1);
