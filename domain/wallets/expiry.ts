@@ -282,8 +282,9 @@ export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): 
     if (ACTIVITY.has(event.type) || (event.type === 'PointsAdjusted' && delta > 0)) lastActivityAt = at;
     wallet = walletDecider.evolve(wallet, event);
   }
-  // A credit less what refunds took from the balance and what expiries took of it: an expiry may take points after
-  // the oldest (those a reward locked), so the points still held are not simply the newest summing to the balance.
-  for (const [paymentId, points] of wallet.expiredEverByPayment.entries()) reversed.set(paymentId, (reversed.get(paymentId) ?? 0) + points);
-  return { credits: lessReversals(credits, reversed).map(({ at, points }) => ({ at, points })), balance, locked, lastActivityAt };
+  // A credit or an adjustment less what refunds took from the balance and what expiries took of it (the wallet's
+  // lots are these credits, in this order): an expiry may take points after the oldest (those a reward locked), so
+  // the points still held are not simply the newest summing to the balance.
+  const held = lessReversals(credits, reversed).map(({ at, points }, lot) => ({ at, points: Math.max(0, points - wallet.expiredEverByLot.get(lot)) }));
+  return { credits: held, balance, locked, lastActivityAt };
 }
