@@ -5,7 +5,7 @@
 import { unreachable } from '../shared/exhaustive.ts';
 import { z } from 'zod';
 import type { Decider } from '../shared/decider.ts';
-import { MAX_EXPIRY_MONTHS, MIN_EXPIRY_MONTHS, type ExpiryPolicy } from '../wallets/expiry.ts';
+import { expiresAfter, MAX_EXPIRY_MONTHS, MIN_EXPIRY_MONTHS, type ExpiryPolicy } from '../wallets/expiry.ts';
 import { programEvents, type ProgramEvent } from './events.ts';
 import { canonicalTimeZone, isTimeZone } from '../shared/time-zone.ts';
 
@@ -109,3 +109,21 @@ export const programDecider: Decider<ProgramCommand, ProgramEvent, ProgramState>
 
 /** Whether a policy expires anything at all. */
 export const expires = (policy: ExpiryPolicy) => policy.earnedMonths !== null || policy.inactivityMonths !== null;
+
+/**
+ * What the merchant is told of a new policy that counts the points earned before it from now (`retroactive` off)
+ * when the one before it already expired points: their clock starts again, so none of them expires before the first
+ * deadline counted from now, even those the previous policy would have expired sooner, under a shorter term too (a
+ * policy has one clock start: keeping the old one would expire at once, unconfirmed, what a shorter term or a new
+ * rule makes due). Null when the change starts no clock again.
+ */
+export function clockRestartWarning(previous: ExpiryPolicy, next: ExpiryPolicy): string | null {
+  if (next.retroactive || !expires(previous) || !expires(next) || next.effectiveFrom === previous.effectiveFrom) return null;
+  const months = Math.min(...[next.earnedMonths, next.inactivityMonths].filter((m): m is number => m !== null));
+  const earliest = expiresAfter(new Date(next.effectiveFrom), months, next.timeZone).toISOString();
+  return (
+    `Points earned before this change count from now (applyToExistingPoints is false): none of them expires before ${earliest}, ` +
+    'even those the previous policy would have expired sooner. To count them from when they were earned, send applyToExistingPoints: true ' +
+    '(those already past the new months then expire at the next run).'
+  );
+}

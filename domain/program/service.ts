@@ -7,7 +7,7 @@ import { DomainError } from '../shared/errors.ts';
 import { canonicalTimeZone } from '../shared/time-zone.ts';
 import { ConnectionUnavailable } from '../connections/errors.ts';
 import type { MerchantLocations } from '../promotions/locations.ts';
-import { programDecider, programStream, type ExpiryPolicyRequest, type ProgramCommand, type ProgramState } from './program.ts';
+import { clockRestartWarning, programDecider, programStream, type ExpiryPolicyRequest, type ProgramCommand, type ProgramState } from './program.ts';
 
 export interface ProgramDependencies {
   store: EventStore;
@@ -59,8 +59,11 @@ export function programService(deps: ProgramDependencies) {
   return {
     async setExpiryPolicy(tenantId: string, request: ExpiryPolicyRequest, by: string, metadata: EventMetadata) {
       const { timeZone, warnings } = await policyTimeZone(deps, tenantId, request);
+      // The policy before, for the warning below (the command path holds the stream's state: it reads what came after).
+      const before = (await loadState(deps.store, programStream(tenantId), programDecider, deps.commands)).state.policy;
       const result = await run(tenantId, { type: 'SetExpiryPolicy', tenantId, request, timeZone, by, now: deps.runtime.now().toISOString() }, metadata);
-      return { state: result.state, position: result.position ?? null, warnings };
+      const restarted = result.events.length > 0 ? clockRestartWarning(before, result.state.policy) : null;
+      return { state: result.state, position: result.position ?? null, warnings: restarted ? [...warnings, restarted] : warnings };
     },
     async setAdjustmentLimit(tenantId: string, limit: number, by: string, metadata: EventMetadata) {
       const result = await run(tenantId, { type: 'SetAdjustmentLimit', tenantId, limit, by, now: deps.runtime.now().toISOString() }, metadata);

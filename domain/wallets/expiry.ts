@@ -42,7 +42,7 @@ export interface WalletTimeline {
   credits: readonly { at: Date; points: number }[];
   balance: number;
   locked: number;
-  /** The last time the customer earned or spent (redemption, reward issued or redeemed); null if never. */
+  /** The last time the customer earned or spent (redemption, reward redeemed); null if never. */
   lastActivityAt: Date | null;
 }
 
@@ -257,9 +257,11 @@ export const EXPIRING_SOON_DAYS = 30;
 /**
  * Events that count as the customer's activity for the inactivity rule: earning or spending, and points a merchant
  * or an administrator added (often a visit without the phone: the inactivity run took them the same night before
- * 2026-12-07). A correction that removes points is not activity.
+ * 2026-12-07). A correction that removes points is not activity, nor is issuing a reward, which spends nothing (its
+ * points are locked, and given back if it is voided or runs out; until 2026-12-08 an issue counted, so issuing a
+ * reward and voiding it kept every point alive for another term): redeeming it is.
  */
-const ACTIVITY = new Set(['PointsCredited', 'PointsRedeemed', 'RewardIssued', 'RewardRedeemed']);
+const ACTIVITY = new Set(['PointsCredited', 'PointsRedeemed', 'RewardRedeemed']);
 
 /** A wallet's timeline from its events and when each was recorded (the wallet's stream, in order). */
 export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): WalletTimeline {
@@ -282,8 +284,9 @@ export function timelineOf(events: Iterable<{ event: WalletEvent; at: Date }>): 
     if (ACTIVITY.has(event.type) || (event.type === 'PointsAdjusted' && delta > 0)) lastActivityAt = at;
     wallet = walletDecider.evolve(wallet, event);
   }
-  // A credit less what refunds took from the balance and what expiries took of it: an expiry may take points after
-  // the oldest (those a reward locked), so the points still held are not simply the newest summing to the balance.
-  for (const [paymentId, points] of wallet.expiredEverByPayment.entries()) reversed.set(paymentId, (reversed.get(paymentId) ?? 0) + points);
-  return { credits: lessReversals(credits, reversed).map(({ at, points }) => ({ at, points })), balance, locked, lastActivityAt };
+  // A credit or an adjustment less what refunds took from the balance and what expiries took of it (the wallet's
+  // lots are these credits, in this order): an expiry may take points after the oldest (those a reward locked), so
+  // the points still held are not simply the newest summing to the balance.
+  const held = lessReversals(credits, reversed).map(({ at, points }, lot) => ({ at, points: Math.max(0, points - wallet.expiredEverByLot.get(lot)) }));
+  return { credits: held, balance, locked, lastActivityAt };
 }

@@ -67,10 +67,12 @@ export interface WalletState {
   /** Per payment, its points the expiry policy took that no refund has taken back yet (a refund takes these first). */
   expiredByPayment: GrowOnlyTally<string>;
   /**
-   * Per payment, every point of it the expiry policy ever took (a refund does not lower it): with `reversedByPayment`
-   * it says what of a credit the balance still holds, even when an expiry took points after others a reward locked.
+   * Per lot (its key in `lots`), every point of it the expiry policy ever took (a refund does not lower it): with
+   * `reversedByPayment` it says what of a credit or an adjustment the balance still holds, even when an expiry took
+   * points after others a reward locked. (Kept per payment until 2026-12-08: an adjustment's expired points were put
+   * nowhere, so the balance seemed to hold them still and a purchase's expired points seemed held instead.)
    */
-  expiredEverByPayment: GrowOnlyTally<string>;
+  expiredEverByLot: GrowOnlyTally<number>;
 }
 
 /** One credit or positive adjustment as the wallet's fold keeps it (`paymentId` null for an adjustment). */
@@ -191,7 +193,7 @@ export const initialWalletState: WalletState = {
   lots: GrowOnlyMap.empty(),
   reversedByPayment: GrowOnlyTally.empty(),
   expiredByPayment: GrowOnlyTally.empty(),
-  expiredEverByPayment: GrowOnlyTally.empty(),
+  expiredEverByLot: GrowOnlyTally.empty(),
 };
 
 /** Points the wallet can spend or lock now: the balance less what issued rewards hold. */
@@ -231,7 +233,7 @@ const walletSnapshotSchema = z.object({
   lots: z.array(z.object({ paymentId: z.string().nullable(), points: z.number().int() })),
   reversedByPayment: z.array(z.tuple([z.string(), z.number().int()])),
   expiredByPayment: z.array(z.tuple([z.string(), z.number().int()])),
-  expiredEverByPayment: z.array(z.tuple([z.string(), z.number().int()])),
+  expiredEverByLot: z.array(z.tuple([z.number().int(), z.number().int()])),
 });
 
 /** A wallet's state as a snapshot: its sets and its map as arrays, in insertion order. */
@@ -241,7 +243,8 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
   // put on the points after those locked in rewards (`expiredFrom`), so a snapshot's `expiredByPayment` may differ;
   // and per payment every point ever expired (`expiredEverByPayment`). 6: what each request and void answered
   // (`RequestAnswer`), so a replay answers without reading the stream; a snapshot of 5 is not read (folded anew).
-  version: 6,
+  // 7: every point ever expired per lot (`expiredEverByLot`, an adjustment's too), not per payment.
+  version: 7,
   toJson: (state) => ({
     walletId: state.walletId,
     tenantId: state.tenantId,
@@ -263,7 +266,7 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
     lots: state.lots.entries().map(([, lot]) => ({ ...lot })),
     reversedByPayment: state.reversedByPayment.entries(),
     expiredByPayment: state.expiredByPayment.entries(),
-    expiredEverByPayment: state.expiredEverByPayment.entries(),
+    expiredEverByLot: state.expiredEverByLot.entries(),
   }),
   fromJson(json) {
     const parsed = walletSnapshotSchema.parse(json);
@@ -280,7 +283,7 @@ export const walletSnapshots: StateSnapshots<WalletState> = {
       lots: GrowOnlyMap.from(parsed.lots.map((lot, i) => [i, lot] as const)),
       reversedByPayment: GrowOnlyTally.from(parsed.reversedByPayment),
       expiredByPayment: GrowOnlyTally.from(parsed.expiredByPayment),
-      expiredEverByPayment: GrowOnlyTally.from(parsed.expiredEverByPayment),
+      expiredEverByLot: GrowOnlyTally.from(parsed.expiredEverByLot),
     };
   },
 };
@@ -561,32 +564,32 @@ function withRequest(state: WalletState, key: string, request: Omit<WalletReques
   return state.requests.set(key, { kind, points, reference, reason, revision: state.eventCount - 1, balance: state.balance, locked: state.locked });
 }
 
-/** The state after an expiry (`state`), its points put on the payments `expiredFrom` says it took from (`previous`). */
+/**
+ * The state after an expiry (`state`), its points put on the lots `expiredFrom` says it took from (`previous`), and
+ * on their payments (an adjustment's lot has none).
+ */
 function expire(state: WalletState, previous: WalletState, data: { points: number; period: string }): WalletState {
   const took = expiredFrom(previous, data.points);
-  const add = (tally: GrowOnlyTally<string>) => took.reduce((sum, [paymentId, points]) => sum.add(paymentId, points), tally);
-  return {
-    ...state,
-    lifetimeExpired: state.lifetimeExpired + data.points,
-    expiredPeriods: state.expiredPeriods.add(data.period),
-    expiredByPayment: add(state.expiredByPayment),
-    expiredEverByPayment: add(state.expiredEverByPayment),
-  };
+  let { expiredByPayment, expiredEverByLot } = state;
+  for (const { lot, paymentId, points } of took) {
+    expiredEverByLot = expiredEverByLot.add(lot, points);
+    if (paymentId !== null) expiredByPayment = expiredByPayment.add(paymentId, points);
+  }
+  return { ...state, lifetimeExpired: state.lifetimeExpired + data.points, expiredPeriods: state.expiredPeriods.add(data.period), expiredByPayment, expiredEverByLot };
 }
 
 /**
- * Whose points an expiry of `points` took (per payment, added to `expiredByPayment` and `expiredEverByPayment`): the
- * oldest the balance still held before it,
+ * Which lots' points an expiry of `points` took (added to `expiredEverByLot`, and a purchase's to `expiredByPayment`):
+ * the oldest the balance still held before it,
  * as `timelineOf` counts them (credits less what refunds took from the balance; spending took the oldest first),
  * after the points locked in issued rewards, which are the oldest and never expire (`unlockedLots` in expiry.ts: the
- * run expires the due points after them). It needs nothing the event does not say. Points of an adjustment belong to
- * no payment. (Until 2026-12-07 the locked points were not set aside here: an expiry while a reward held the oldest
- * points was put on the reward's purchase, so refunding that purchase took nothing and refunding the expired one
- * took its points a second time.)
+ * run expires the due points after them). It needs nothing the event does not say. (Until 2026-12-07 the locked
+ * points were not set aside here: an expiry while a reward held the oldest points was put on the reward's purchase,
+ * so refunding that purchase took nothing and refunding the expired one took its points a second time.)
  */
-function expiredFrom(state: WalletState, points: number): [string, number][] {
+function expiredFrom(state: WalletState, points: number): { lot: number; paymentId: string | null; points: number }[] {
   const held = heldNewestFirst(effectiveLots(state), state.balance);
-  const took: [string, number][] = [];
+  const took: { lot: number; paymentId: string | null; points: number }[] = [];
   let locked = Math.max(0, state.locked);
   let left = points;
   for (let i = held.length - 1; i >= 0 && left > 0; i--) {
@@ -594,20 +597,22 @@ function expiredFrom(state: WalletState, points: number): [string, number][] {
     const kept = Math.min(heldPoints, locked);
     locked -= kept;
     const taken = Math.min(heldPoints - kept, left);
-    if (lot.paymentId !== null && taken > 0) took.push([lot.paymentId, taken]);
+    if (taken > 0) took.push({ lot: lot.key, paymentId: lot.paymentId, points: taken });
     left -= taken;
   }
   return took;
 }
 
 /**
- * The lots newest first, each credit less what its payment's refunds took from the balance and what the expiry
- * policy ever took of it (never below 0): what the balance may still hold of it.
+ * The lots newest first, with their keys, each less what its payment's refunds took from the balance and what the
+ * expiry policy ever took of it (never below 0): what the balance may still hold of it.
  */
-function* effectiveLots(state: WalletState): Generator<WalletLot> {
+function* effectiveLots(state: WalletState): Generator<WalletLot & { key: number }> {
+  let key = state.lots.size;
   for (const lot of state.lots.valuesNewestFirst()) {
-    if (lot.paymentId === null) yield lot;
-    else yield { paymentId: lot.paymentId, points: Math.max(0, lot.points - state.reversedByPayment.get(lot.paymentId) - state.expiredEverByPayment.get(lot.paymentId)) };
+    key--;
+    const reversed = lot.paymentId === null ? 0 : state.reversedByPayment.get(lot.paymentId);
+    yield { key, paymentId: lot.paymentId, points: Math.max(0, lot.points - reversed - state.expiredEverByLot.get(key)) };
   }
 }
 

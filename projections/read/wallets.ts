@@ -96,7 +96,7 @@ export async function expiryPolicies(pool: pg.Pool, tenantIds: readonly string[]
 
 /** Ledger kinds that add earned points (credits of positive adjustments count as earned), and the customer's own activity. */
 const EARNING_KINDS = ['earn', 'claim', 'adjustment', 'merchant_adjustment'];
-const ACTIVITY_KINDS = ['earn', 'claim', 'redemption', 'reward_issued', 'reward_redeemed'];
+const ACTIVITY_KINDS = ['earn', 'claim', 'redemption', 'reward_redeemed'];
 const creditRow = z.object({ points, created_at: z.date(), revision: z.coerce.number().int(), payment_id: z.string().nullable(), kind: z.string() });
 /** Earning credits and the refunds' reversals (a reversal comes after its credit, so reading newest first meets it first). */
 const EARNING_CREDITS = named(`SELECT points, created_at, revision, payment_id, kind FROM wallet_ledger

@@ -76,3 +76,30 @@ test('a reward expiring within the window no longer hides the points it locks: t
   const [later] = await withExpiringSoon(database.pool, [wallet], new Date('2026-01-05T00:00:00.000Z'), new Map([[owner.tenantId, policy]]));
   t.deepEqual(later!.expiringSoon, { points: 0, at: null }, 'a reward expiring after the window still keeps them');
 });
+
+test('a reward issued and voided is not activity: the wallet answer, like the run, counts the inactivity from the last purchase', async (t) => {
+  const { database, store, close } = await createTestEventStore();
+  t.teardown(close);
+  const owner = { walletId: uuid(), tenantId: `tenant-${uuid()}`, consumerId: uuid() };
+  const reward = { ...owner, issuedRewardId: `ir-${uuid()}`, rewardId: 'rw', points: 10 };
+  const history: [WalletEvent, string][] = [
+    [{ type: 'PointsCredited', data: { ...owner, paymentId: 'pay-1', points: 150, ruleId: 'rule-1', ruleVersion: 1, basis: 'amount', basisAmountMinor: 15_000, via: 'purchase' } }, '2025-01-15T12:00:00.000Z'],
+    [
+      { type: 'RewardIssued', data: { ...reward, rewardVersion: 1, rewardName: 'Coffee', idempotencyKey: 'k', issuedBy: 'm', issuedAt: '2025-06-20T12:00:00.000Z', expiresAt: '2026-01-01T00:00:00.000Z' } },
+      '2025-06-20T12:00:00.000Z',
+    ],
+    [{ type: 'RewardVoided', data: { ...reward, voidedBy: 'm', reason: null } }, '2025-06-25T12:00:00.000Z'],
+  ];
+  await store.append(walletStream(owner.walletId), history.map(([e]) => walletEvents.encode(e, uuid(), { actor: 'system:test' })), 'no_stream');
+  const recorded = walletBalanceEvents.decodeHandled(await store.readStream(walletStream(owner.walletId))).map((e, i) => ({ ...e, recordedAt: new Date(history[i]![1]) }));
+  await walletsProjection.apply(recorded, { db: database.pool, table: (name) => name });
+
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: null, inactivityMonths: 6, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true, timeZone: 'UTC' };
+  const wallet = (await findTenantWallet(database.pool, owner.tenantId, owner.walletId))!;
+  t.like(wallet, { balance: 150, locked: 0 });
+  const [answered] = await withExpiringSoon(database.pool, [wallet], new Date('2025-07-10T00:00:00.000Z'), new Map([[owner.tenantId, policy]]));
+  // Nothing earned or spent since 15 January: with 6 months, valid through July, every point expires on 1 August.
+  t.deepEqual(answered!.expiringSoon, { points: 150, at: '2025-08-01T00:00:00.000Z' });
+  const timeline = timelineOf(recorded.map((event) => ({ event, at: event.recordedAt })));
+  t.like(expiryDue(timeline, policy, new Date('2025-08-01T00:00:00.000Z')), { points: 150, rule: 'inactivity' }, 'what the run takes');
+});

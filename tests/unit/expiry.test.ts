@@ -185,13 +185,37 @@ test('the timeline of a wallet: credits and positive adjustments earn, every deb
   const result = timelineOf(events);
   t.deepEqual(result.credits.map((c) => c.points), [100, 20]);
   t.like(result, { balance: 110, locked: 50 });
-  t.is(result.lastActivityAt?.toISOString(), '2025-03-01T00:00:00.000Z', 'a correction that removes points is not activity');
+  t.is(result.lastActivityAt?.toISOString(), '2025-02-01T00:00:00.000Z', 'neither a reward issued nor a correction that removes points is activity');
   const added = timelineOf([...events, { at: at('2025-05-01T00:00:00Z'), event: { type: 'PointsAdjusted', data: { ...owner, points: 25, reason: 'visit, no phone', adjustedBy: 'a', adjustedAs: 'merchant', idempotencyKey: null } } }]);
   t.is(added.lastActivityAt?.toISOString(), '2025-05-01T00:00:00.000Z', 'points added by an adjustment are activity: the inactivity clock starts again');
   // Under a 12-month inactivity rule, the points added today are not taken tonight with the old ones.
   const inactive = policy({ earnedMonths: null, inactivityMonths: 12, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true });
   t.like(expiryDue(added, inactive, d('2026-04-30T23:00:00Z')), { points: 0 });
   t.like(expiryDue(result, inactive, d('2026-04-30T23:00:00Z')), { points: 60, rule: 'inactivity' }, 'without it, all of it is due');
+});
+
+test('issuing a reward is not activity: issued and voided, it keeps no point alive; redeeming one is spending, and is', (t) => {
+  const owner = { walletId: 'w1', tenantId: 't1', consumerId: 'c1' };
+  const inactive = policy({ earnedMonths: null, inactivityMonths: 6, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true });
+  const history: { event: WalletEvent; at: Date }[] = [];
+  const decideAt = (command: WalletCommand, at: string) => {
+    for (const event of walletDecider.decide(command, fold(walletDecider, history.map((h) => h.event)))) history.push({ event, at: d(at) });
+  };
+  decideAt({ type: 'CreditPoints', ...owner, paymentId: 'p1', points: 150, ruleId: 'r', ruleVersion: 1, basis: 'amount', basisAmountMinor: 1, via: 'purchase' }, '2025-01-15T12:00:00Z');
+  const reward = { rewardId: 'rw', version: 1, name: 'Coffee', points: 10 };
+  const issue = (issuedRewardId: string, at: string) =>
+    decideAt({ type: 'IssueReward', walletId: 'w1', issuedRewardId, reward, idempotencyKey: `k-${issuedRewardId}`, by: 'm', now: at, expiresAt: '2026-01-01T00:00:00.000Z' }, at);
+  issue('i1', '2025-06-20T12:00:00.000Z');
+  decideAt({ type: 'VoidReward', walletId: 'w1', issuedRewardId: 'i1', reason: null, by: 'm' }, '2025-06-25T12:00:00Z');
+  // Nothing earned or spent since 15 January: with 6 months, valid through July, every point expires on 1 August.
+  t.is(timelineOf(history).lastActivityAt?.toISOString(), '2025-01-15T12:00:00.000Z');
+  t.like(expiryDue(timelineOf(history), inactive, d('2025-08-01T00:00:00Z')), { points: 150, rule: 'inactivity' });
+  // Issued and redeemed: the customer spent 10 points on 10 July; the rest are valid through January 2026.
+  issue('i2', '2025-07-05T12:00:00.000Z');
+  decideAt({ type: 'RedeemReward', walletId: 'w1', issuedRewardId: 'i2', idempotencyKey: 'k-redeem', by: 'm', now: '2025-07-10T12:00:00.000Z' }, '2025-07-10T12:00:00Z');
+  t.is(timelineOf(history).lastActivityAt?.toISOString(), '2025-07-10T12:00:00.000Z');
+  t.like(expiryDue(timelineOf(history), inactive, d('2026-01-31T00:00:00Z')), { points: 0 });
+  t.like(expiryDue(timelineOf(history), inactive, d('2026-02-01T00:00:00Z')), { points: 140, rule: 'inactivity' });
 });
 
 test('a refund takes back its own purchase\'s points, not the oldest: buying and returning does not push old points\' expiry back', (t) => {

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { v4 as uuid } from 'uuid';
-import { programDecider, programStream, type ProgramCommand, type ProgramEvent } from '../../domain/program/program.ts';
+import { programDecider, programStream, type ExpiryPolicyRequest, type ProgramCommand, type ProgramEvent } from '../../domain/program/program.ts';
 import { programService } from '../../domain/program/service.ts';
 import { ConnectionUnavailable, SquareRequestFailed } from '../../domain/connections/errors.ts';
 import type { MerchantLocations } from '../../domain/promotions/locations.ts';
@@ -82,4 +82,28 @@ test('a Square that does not answer holds the save at most ZONE_LOOKUP_LIMIT_MS,
   t.like(silent, { timeZone: 'UTC', stored: 1 });
   t.regex(silent.warnings[0] ?? '', /Square did not answer within 5 s/);
   t.true(Date.now() - started < ZONE_LOOKUP_LIMIT_MS + 2_000);
+});
+
+test('a change that counts existing points from now, after a policy that expired them, says so: none expires before its first deadline', async (t) => {
+  const store = new InMemoryEventStore();
+  let now = '2026-01-20T10:00:00.000Z';
+  const program = programService({ store, runtime: { now: () => new Date(now), newId: uuid }, commands: testCommandPath(), merchantLocations: () => Promise.reject(new Error('not asked')) });
+  const put = async (change: Partial<ExpiryPolicyRequest>) => (await program.setExpiryPolicy('t1', { ...request, timeZone: 'UTC', ...change }, 'u1', {})).warnings;
+  t.deepEqual(await put({}), [], 'a first policy: points earned before it count from now, as README says, nothing to warn of');
+  now = '2026-06-20T10:00:00.000Z';
+  // Shortened to 6 months: points due on 1 July under 12 months now count from 20 June, valid through December.
+  const [shortened, ...more] = await put({ earnedMonths: 6 });
+  t.deepEqual(more, []);
+  t.regex(shortened ?? '', /^Points earned before this change count from now \(applyToExistingPoints is false\): none of them expires before 2027-01-01T00:00:00\.000Z/);
+  // Adding an inactivity rule restarts the clock the same way; its shorter term gives the date.
+  now = '2026-07-01T10:00:00.000Z';
+  t.regex((await put({ earnedMonths: 12, inactivityMonths: 3 }))[0] ?? '', /before 2026-11-01T00:00:00\.000Z/);
+  t.deepEqual(await put({ earnedMonths: 12, inactivityMonths: 3, timeZone: 'America/New_York' }), [], 'a zone alone keeps the clock');
+  t.deepEqual(await put({ earnedMonths: 12, inactivityMonths: 3, timeZone: 'America/New_York' }), [], 'nothing changed');
+  now = '2026-08-01T10:00:00.000Z';
+  t.deepEqual(await put({ earnedMonths: 6, applyToExistingPoints: true }), [], 'applied to existing points: they count from when they were earned');
+  now = '2026-08-02T10:00:00.000Z';
+  t.deepEqual(await put({ earnedMonths: null }), [], 'a policy that expires nothing');
+  now = '2026-08-03T10:00:00.000Z';
+  t.deepEqual(await put({ earnedMonths: 6 }), [], 'after a policy that expired nothing, as a first policy');
 });

@@ -1,7 +1,8 @@
 import test from 'ava';
+import fc from 'fast-check';
 import { fold } from '../../domain/shared/decider.ts';
 import { MAX_BALANCE_POINTS, MAX_CREDIT_POINTS, pointsDelta, walletDecider, walletSnapshots, type WalletCommand, type WalletEvent, type WalletState } from '../../domain/wallets/wallet.ts';
-import { expiryDue, periodOf, timelineOf, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
+import { expiringBy, expiryDue, periodOf, timelineOf, type ExpiryPolicy } from '../../domain/wallets/expiry.ts';
 import { deciderSpec } from '../support/decider-spec.ts';
 
 const spec = deciderSpec(walletDecider);
@@ -172,12 +173,13 @@ test('a wallet snapshot keeps which payments\' points expired: the state read ba
   }
   t.like(walletDecider.decide(reverse('p1', 'rf9', 100), state)[0], { data: { fromExpired: 100 } });
   t.like(walletDecider.decide(reverse('p2', 'rf9', 100), state)[0], { data: { fromExpired: 10 } });
+  t.deepEqual(restored.expiredEverByLot.entries(), [[0, 100], [1, 10], [2, 10]], 'the adjustment’s expired points too');
 });
 
 /** A 100-point reward issued at `now` (it locks the oldest 100 points until redeemed, voided or expired). */
-const issueCoffee = (now: string, expiresAt: string): WalletCommand => ({
-  type: 'IssueReward', walletId: 'w1', issuedRewardId: 'ir1', reward: { rewardId: 'rw', version: 1, name: 'Coffee', points: 100 },
-  idempotencyKey: 'k-issue', by: 'merchant-1', now, expiresAt,
+const issueCoffee = (now: string, expiresAt: string, points = 100, issuedRewardId = 'ir1', idempotencyKey = 'k-issue'): WalletCommand => ({
+  type: 'IssueReward', walletId: 'w1', issuedRewardId, reward: { rewardId: 'rw', version: 1, name: 'Coffee', points },
+  idempotencyKey, by: 'merchant-1', now, expiresAt,
 });
 
 test('an expiry while a reward locks the oldest points is put on the points it took: each refund then takes back what it should', (t) => {
@@ -205,17 +207,25 @@ test('an expiry while a reward locks the oldest points is put on the points it t
   t.like(p1[0], { type: 'PointsReversed', data: { paymentId: 'p1', points: 100, fromExpired: 100 } });
 });
 
+/**
+ * The daily run at `at` as domain/program/expiry-run.ts makes it: the issued rewards past their time first, then the
+ * points due under `policy`; answers the points expired.
+ */
+function runExpiry(history: { event: WalletEvent; at: Date }[], policy: ExpiryPolicy, at: string): number {
+  const asOf = new Date(at);
+  const state = fold(walletDecider, history.map((h) => h.event));
+  for (const [issuedRewardId] of state.issuedRewards.entries()) decideAt(history, { type: 'ExpireReward', walletId: 'w1', issuedRewardId, now: at }, asOf);
+  const due = expiryDue(timelineOf(history), policy, asOf);
+  if (due.points > 0) {
+    decideAt(history, { type: 'ExpirePoints', walletId: 'w1', period: periodOf(asOf), points: due.points, rule: due.rule, policyVersion: 1, asOf: asOf.toISOString(), atEventCount: history.length }, asOf);
+  }
+  return due.points;
+}
+
 test('after an expiry took points behind a reward’s, the reward voided: the next expiry takes the reward’s purchase, and its refund nothing more', (t) => {
   const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true, timeZone: 'UTC' };
   const history: { event: WalletEvent; at: Date }[] = [];
-  const run = (at: string) => {
-    const asOf = new Date(at);
-    const due = expiryDue(timelineOf(history), policy, asOf);
-    if (due.points > 0) {
-      decideAt(history, { type: 'ExpirePoints', walletId: 'w1', period: periodOf(asOf), points: due.points, rule: due.rule, policyVersion: 1, asOf: asOf.toISOString(), atEventCount: history.length }, asOf);
-    }
-    return due.points;
-  };
+  const run = (at: string) => runExpiry(history, policy, at);
   decideAt(history, credit('a', 100), new Date('2025-01-10T12:00:00Z'));
   decideAt(history, credit('b', 100), new Date('2025-03-10T12:00:00Z'));
   decideAt(history, issueCoffee('2025-12-01T12:00:00.000Z', '2027-12-01T12:00:00.000Z'), new Date('2025-12-01T12:00:00Z'));
@@ -231,4 +241,89 @@ test('after an expiry took points behind a reward’s, the reward voided: the ne
   // c's points keep their own date.
   t.is(expiryDue(timelineOf(history), policy, new Date('2027-03-31T03:00:00Z')).points, 0);
   t.is(expiryDue(timelineOf(history), policy, new Date('2027-04-01T03:00:00Z')).points, 100);
+});
+
+test('an adjustment’s expired points are put on its own lot: a purchase a reward locked, expired after it, is refunded from the expired points', (t) => {
+  const policy: ExpiryPolicy = { version: 1, earnedMonths: 12, inactivityMonths: null, effectiveFrom: '2024-01-01T00:00:00.000Z', retroactive: true, timeZone: 'UTC' };
+  const history: { event: WalletEvent; at: Date }[] = [];
+  decideAt(history, credit('p1', 100), new Date('2025-01-10T12:00:00Z'));
+  decideAt(history, adjust(100, 'k-visit', 'visit without the phone'), new Date('2025-02-10T12:00:00Z'));
+  decideAt(history, credit('p3', 100), new Date('2026-01-10T12:00:00Z'));
+  // A 100-point reward locks the oldest points (p1's, due 2026-02-01) until 2026-03-31.
+  decideAt(history, issueCoffee('2026-01-15T12:00:00.000Z', '2026-03-31T12:00:00.000Z'), new Date('2026-01-15T12:00:00Z'));
+  t.is(runExpiry(history, policy, '2026-03-02T00:00:00.000Z'), 100, 'the adjustment’s points (p1’s are locked)');
+  let state = fold(walletDecider, history.map((h) => h.event));
+  t.like(state, { balance: 200, locked: 100 });
+  t.deepEqual(state.expiredEverByLot.entries(), [[1, 100]], 'put on the adjustment’s lot');
+  // What the customer is told is coming: p1's points, taken when the reward's time runs out.
+  const locking = state.issuedRewards.entries().map(([, reward]) => reward);
+  t.deepEqual(expiringBy(timelineOf(history), policy, new Date('2026-04-01T00:00:00Z'), locking, new Date('2026-03-02T00:00:00Z')), { points: 100, at: '2026-03-31T12:00:00.000Z' });
+  t.is(runExpiry(history, policy, '2026-04-02T00:00:00.000Z'), 100, 'the reward expired, then p1’s points');
+  state = fold(walletDecider, history.map((h) => h.event));
+  t.like(state, { balance: 100, locked: 0 });
+  t.is(state.expiredByPayment.get('p1'), 100, 'p1’s points expired (until 2026-12-08 the expiry was put on the adjustment again)');
+  decideAt(history, reverse('p1', 'rf1', 100), new Date('2026-04-05T00:00:00Z'));
+  t.like(history.at(-1)?.event, { type: 'PointsReversed', data: { paymentId: 'p1', points: 100, fromExpired: 100 } });
+  t.is(fold(walletDecider, history.map((h) => h.event)).balance, 100, 'p3’s points stay');
+  // p3's points keep their own date.
+  t.is(expiryDue(timelineOf(history), policy, new Date('2027-01-31T00:00:00Z')).points, 0);
+  t.is(expiryDue(timelineOf(history), policy, new Date('2027-02-01T00:00:00Z')).points, 100);
+});
+
+test('property: an expiry takes the oldest points held after the locked ones, each lot’s own, and a refund then never takes them twice', (t) => {
+  // Nothing is spent (no redemption, no correction): the points held of each lot are its points less what expired of
+  // it, rewards lock the oldest of them, and an expiry takes the oldest after those. The model below says so of each
+  // lot, purchase or adjustment; the wallet must put each expiry on the same purchases.
+  // Amounts in steps of 50, so that a reward covers whole lots and an expiry whole lots after it as often as not.
+  const points = fc.integer({ min: 1, max: 4 }).map((n) => n * 50);
+  const op = fc.oneof(
+    fc.record({ type: fc.constant('credit' as const), points }),
+    fc.record({ type: fc.constant('adjust' as const), points }),
+    fc.record({ type: fc.constant('issue' as const), points, reward: fc.integer({ min: 0, max: 1 }) }),
+    fc.record({ type: fc.constant('void' as const), reward: fc.integer({ min: 0, max: 1 }) }),
+    fc.record({ type: fc.constant('expire' as const), points }),
+  );
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 14 }), (ops) => {
+        let state = fold(walletDecider, [credited('p0', 50)]);
+        const lots = [{ paymentId: 'p0' as string | null, points: 50, expired: 0 }];
+        const apply = (command: WalletCommand) => {
+          try {
+            state = walletDecider.decide(command, state).reduce(walletDecider.evolve, state);
+          } catch (error) {
+            if (!['INSUFFICIENT_POINTS', 'NOT_FOUND', 'REWARD_NOT_ISSUED', 'CONFLICT'].includes((error as { code?: string }).code ?? '')) throw error;
+          }
+        };
+        ops.forEach((o, i) => {
+          if (o.type === 'credit' || o.type === 'adjust') {
+            lots.push({ paymentId: o.type === 'credit' ? `p${i + 1}` : null, points: o.points, expired: 0 });
+            apply(o.type === 'credit' ? credit(`p${i + 1}`, o.points) : adjust(o.points, `k${i}`));
+          } else if (o.type === 'issue') apply(issueCoffee('2026-01-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z', o.points, `ir${o.reward}`, `k${i}`));
+          else if (o.type === 'void') apply({ type: 'VoidReward', walletId: 'w1', issuedRewardId: `ir${o.reward}`, reason: null, by: 'm' });
+          else {
+            const { locked, lifetimeExpired } = state;
+            apply({ type: 'ExpirePoints', walletId: 'w1', period: `run-${i}`, points: o.points, rule: 'earned', policyVersion: 1, asOf: '2026-06-01T00:00:00.000Z', atEventCount: state.eventCount });
+            let skip = locked;
+            let left = state.lifetimeExpired - lifetimeExpired;
+            for (const lot of lots) {
+              const kept = Math.min(lot.points - lot.expired, skip);
+              const took = Math.min(lot.points - lot.expired - kept, left);
+              skip -= kept;
+              left -= took;
+              lot.expired += took;
+            }
+          }
+        });
+        lots.forEach((lot, key) => {
+          if (state.expiredEverByLot.get(key) !== lot.expired) throw new Error(`lot ${key}: ${lot.expired} expired, the wallet says ${state.expiredEverByLot.get(key)}`);
+          if (lot.paymentId && state.expiredByPayment.get(lot.paymentId) !== lot.expired) throw new Error(`${lot.paymentId}: ${lot.expired} expired, the wallet says ${state.expiredByPayment.get(lot.paymentId)}`);
+        });
+        for (const lot of lots) if (lot.paymentId) apply(reverse(lot.paymentId, `rf-${lot.paymentId}`, lot.points));
+        const adjustmentsHeld = lots.filter((lot) => !lot.paymentId).reduce((sum, lot) => sum + lot.points - lot.expired, 0);
+        if (state.balance !== adjustmentsHeld) throw new Error(`refunding every purchase left ${state.balance}, not the adjustments’ ${adjustmentsHeld}`);
+      }),
+      { numRuns: 3_000 },
+    ),
+  );
 });
