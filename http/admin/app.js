@@ -1,7 +1,7 @@
 // Tally's console: administrators browse and correct everything; merchants serve their customers and run their
 // program; customers read their points. What it offers follows the role of the signed-in token. Plain ES modules, no framework, no build step (ui.js has the shared parts). It calls only the public API
 // with the bearer token that was pasted (kept in sessionStorage for this tab only).
-import { api, badge, brandName, cell, clearStatus, clearToken, current, decimal, field, filtersForm, fmtDuration, fmtNumber, fmtTime, getToken, go, guarded, h, nextView, onSignedOut, POLL_MS, qs, say, session, setToken, show, submitActions, table } from './ui.js';
+import { api, badge, brandName, cell, clearStatus, clearToken, CONNECTION_STATUS, current, decimal, field, filtersForm, fmtDuration, fmtNumber, fmtTime, getToken, go, guarded, h, nextView, onSignedOut, POLL_MS, qs, say, session, setToken, show, submitActions, table } from './ui.js';
 import { programView } from './program.js';
 import { pointsView } from './points.js';
 import { rulesView, squareView } from './settings.js';
@@ -709,7 +709,7 @@ function userRow(user, token) {
   async function loadConnection(tenantId) {
     const c = await guarded(() => api('GET', `/api/v1/client/pos/square${qs({ tenantId })}`));
     if (!c || !current(token)) return;
-    connection.replaceChildren(badge(c.status), c.merchantId ? ` ${c.merchantId}` : '', c.lastError ? ` (${c.lastError.code})` : '');
+    connection.replaceChildren(badge(c.status, CONNECTION_STATUS), c.merchantId ? ` ${c.merchantId}` : '', c.lastError ? ` (${c.lastError.code})` : '');
   }
   // Runbook 1 in one answer: variables set, OAuth host, redirect and webhook URLs, connection, token, last webhook and poll.
   async function diagnose(tenantId) {

@@ -1,7 +1,7 @@
 // A workspace's loyalty program, for both roles: an administrator names the workspace, a merchant sees their own.
 // The reward catalog, promotions (scheduled here, ended here), the expiry policy, the merchant adjustment limit (set by
 // an administrator) and the program summary's figures with a chart.
-import { api, append, badge, cell, current, download, field, filtersForm, fmtNumber, fmtTime, writeForm, go, guarded, guardedOn, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
+import { api, append, badge, cell, current, download, field, filtersForm, fmtMoney, fmtNumber, fmtTime, writeForm, go, guarded, guardedOn, h, isMerchant, qs, say, session, show, submitActions, svg, table } from './ui.js';
 
 /** Earned and redeemed per interval (bars) and outstanding points at each interval's end (a line). */
 function programChart(intervals) {
@@ -52,10 +52,10 @@ function programChart(intervals) {
  * A promotion's parts in words: what it gives, when (in the workspace's zone), where, and its conditions; a scheduled
  * one can be ended here (a promotion scheduled by mistake, giving away points, is stopped by support at once).
  */
-function promotionRow(p, tenantId, token) {
+function promotionRow(p, tenantId, token, currency) {
   const row = h('tr');
   // Upcoming or running: it can be ended; one past its last day or ended already cannot.
-  const fill = (shown) => row.replaceChildren(...promotionCells(shown, shown.phase === 'upcoming' || shown.phase === 'running' ? h('button', { type: 'button', 'aria-label': `End promotion ${shown.promotion.name}`, onclick: (e) => end(shown, e.currentTarget) }, 'End') : '—'));
+  const fill = (shown) => row.replaceChildren(...promotionCells(shown, shown.phase === 'upcoming' || shown.phase === 'running' ? h('button', { type: 'button', 'aria-label': `End promotion ${shown.promotion.name}`, onclick: (e) => end(shown, e.currentTarget) }, 'End') : '—', currency));
   async function end(shown, button) {
     if (!window.confirm(`End the promotion “${shown.promotion.name}” now? Payments made from now on no longer get it; what was earned stays. It cannot be resumed (schedule a new one).`)) return;
     button.disabled = true;
@@ -72,7 +72,7 @@ function promotionRow(p, tenantId, token) {
   return row;
 }
 
-function promotionCells(p, action) {
+function promotionCells(p, action, currency) {
   const promo = p.promotion;
   const gives = promo.incentive.type === 'multiplier' ? `${promo.incentive.multiplier}× points` : `+${fmtNumber(promo.incentive.points)} points`;
   const when = [
@@ -81,7 +81,7 @@ function promotionCells(p, action) {
     promo.hours ? promo.hours.map((r) => `${r.from}–${r.to}`).join(', ') : 'all day',
   ].join('; ');
   const conditions = [
-    promo.minimumSpend !== undefined ? `spend at least ${fmtNumber(promo.minimumSpend)} (minor units)` : '',
+    promo.minimumSpend !== undefined ? `spend at least ${fmtMoney(promo.minimumSpend, currency)}` : '',
     promo.limitPerCustomerPerDay !== undefined ? `${fmtNumber(promo.limitPerCustomerPerDay)} per customer a day` : '',
     promo.itemVariationIds ? `an item of ${promo.itemVariationIds.join(', ')}` : '',
     promo.categoryIds ? `an item in category ${promo.categoryIds.join(', ')}` : '',
@@ -99,10 +99,11 @@ function promotionCells(p, action) {
   ];
 }
 
-function promotionsTable(promotions, tenantId, token) {
+/** `currency`: the workspace's, for the promotions' amounts (null: shown in minor units). */
+function promotionsTable(promotions, tenantId, token, currency) {
   return promotions.length === 0
     ? h('p', { class: 'empty' }, 'No promotions scheduled yet.')
-    : table('Promotions, newest first', ['Name', 'Gives', 'When', 'Where', 'Conditions', 'Status', 'Scheduled', 'Ended', 'Action'], promotions.map((p) => promotionRow(p, tenantId, token)));
+    : table('Promotions, newest first', ['Name', 'Gives', 'When', 'Where', 'Conditions', 'Status', 'Scheduled', 'Ended', 'Action'], promotions.map((p) => promotionRow(p, tenantId, token, currency)));
 }
 
 const WEEKDAYS = ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN'];
@@ -345,10 +346,12 @@ export function programView(_rest, params, token) {
   // After a change of the catalog or the policy: the view again, as it is now (both are read from their streams).
   const reload = () => programView(_rest, params, token);
   (async () => {
-    const [policy, locations] = await Promise.all([
+    const [policy, locations, currency] = await Promise.all([
       guarded(() => api('GET', `/api/v1/client/expiry-policy${qs({ tenantId })}`)),
       // For the promotion form's location choices: a workspace without a Square connection has none to offer.
       api('GET', `/api/v1/client/locations${qs({ tenantId })}`).catch(() => null),
+      // The workspace's currency (its Square connection's), for the promotions' amounts.
+      api('GET', `/api/v1/client/pos/square${qs({ tenantId })}`, { keepSession: true }).then((c) => c?.currency ?? null, () => null),
     ]);
     // "Today" is the workspace's (its Square main location's zone, else its expiry policy's), not UTC's.
     const timeZone = locations?.timeZone ?? policy?.timeZone ?? 'UTC';
@@ -371,7 +374,7 @@ export function programView(_rest, params, token) {
       ? h('p', {}, `You may add or remove up to ${fmtNumber(limit.limit)} points in one adjustment; an administrator sets this limit.`)
       : adminLimitForm(tenantId, limit, token);
     let listed = promotions;
-    const promotionList = h('div', {}, promotionsTable(listed, tenantId, token));
+    const promotionList = h('div', {}, promotionsTable(listed, tenantId, token, currency));
     const t = summary.totals;
     body.replaceChildren();
     append(body, [
@@ -381,7 +384,7 @@ export function programView(_rest, params, token) {
       promotionList,
       promotionForm(tenantId, token, locations, (scheduled) => {
         listed = [scheduled, ...listed];
-        promotionList.replaceChildren(promotionsTable(listed, tenantId, token));
+        promotionList.replaceChildren(promotionsTable(listed, tenantId, token, currency));
       }),
       h('h2', {}, 'Points expiry policy'),
       h(

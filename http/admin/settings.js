@@ -1,7 +1,7 @@
 // A merchant's set-up: the Square connection (connect, reconnect, disconnect) and the reward rules (create, activate,
 // deactivate). Everything goes through the workspace's own routes (`/api/v1/client/…`); the API checks it all and its
 // refusals, which name the field, are shown as they are.
-import { api, append, badge, cell, loaded, current, field, filtersForm, fmtNumber, fmtTime, writeForm, guarded, guardedOn, h, say, show, submitActions, table } from './ui.js';
+import { api, append, badge, cell, CONNECTION_STATUS, loaded, current, field, filtersForm, fmtMoney, fmtNumber, fmtTime, writeForm, guarded, guardedOn, h, say, show, submitActions, table } from './ui.js';
 
 const CONNECTABLE = ['not_connected', 'revoked', 'needs_reconnect', 'token_undecryptable'];
 
@@ -36,7 +36,7 @@ export function squareView(_rest, _params, token) {
     const c = connection;
     body.replaceChildren();
     append(body, [
-      h('p', {}, badge(c.status), ' ', STATUS_TEXT[c.status] ?? c.status),
+      h('p', {}, badge(c.status, CONNECTION_STATUS), ' ', STATUS_TEXT[c.status] ?? c.status),
       h(
         'dl',
         { class: 'cards' },
@@ -59,9 +59,9 @@ export function squareView(_rest, _params, token) {
   })();
 }
 
-/** A rule in words, as the merchant wrote it. */
-function ruleText(rule) {
-  const minimum = rule.minimumSpend ? `, from ${fmtNumber(rule.minimumSpend)} minor units` : '';
+/** A rule in words, as the merchant wrote it; its amounts in `currency` (the workspace's; null: in minor units). */
+function ruleText(rule, currency) {
+  const minimum = rule.minimumSpend ? `, from ${fmtMoney(rule.minimumSpend, currency)}` : '';
   const lists = [
     rule.itemVariationIds ? `items ${rule.itemVariationIds.join(', ')}` : '',
     rule.categoryIds ? `categories ${rule.categoryIds.join(', ')}` : '',
@@ -70,7 +70,7 @@ function ruleText(rule) {
     rule.locationIds ? `at ${rule.locationIds.join(', ')}` : '',
   ].filter(Boolean);
   const base = {
-    spend: () => `${fmtNumber(rule.points)} point(s) per ${fmtNumber(rule.per)} minor units of the ${rule.basis === 'total' ? 'total (tip included)' : 'amount (tip excluded)'}${rule.taxMode === 'before_tax' ? ', before tax' : ''}${minimum}`,
+    spend: () => `${fmtNumber(rule.points)} point(s) per ${fmtMoney(rule.per, currency)} of the ${rule.basis === 'total' ? 'total (tip included)' : 'amount (tip excluded)'}${rule.taxMode === 'before_tax' ? ', before tax' : ''}${minimum}`,
     visit: () => `${fmtNumber(rule.points)} point(s) per visit${minimum}`,
     item: () => `${fmtNumber(rule.points)} point(s) per unit`,
     category: () => `${fmtNumber(rule.points)} point(s) per unit`,
@@ -100,19 +100,13 @@ function ruleBody(f) {
  * What `per: 100` means in the workspace's currency, by its exponent (Intl's fraction digits): "100 = $1.00 (USD)",
  * "100 = ¥100 (JPY)". Currency unknown (not connected): both examples.
  */
-/** ISO 4217 exponents where Intl's differ (cli/money.ts says why). */
-const ISO_4217_EXPONENTS = { HUF: 2, IDR: 2, LBP: 2, IQD: 3 };
 function perHint(currency) {
   if (!currency) return 'Minor units of your Square currency: 100 = $1.00 in USD, ¥100 in JPY';
-  try {
-    const iso = ISO_4217_EXPONENTS[currency.toUpperCase()];
-    const digits = iso === undefined ? {} : { minimumFractionDigits: iso, maximumFractionDigits: iso };
-    const format = new Intl.NumberFormat(undefined, { style: 'currency', currency, ...digits });
-    return `100 = ${format.format(100 / 10 ** format.resolvedOptions().maximumFractionDigits)} (${currency})`;
-  } catch {
-    return `Minor units of ${currency}`;
-  }
+  return `100 = ${fmtMoney(100, currency)} (${currency})`;
 }
+
+/** The workspace's currency, from its Square connection; null when not connected or not readable. */
+const workspaceCurrency = () => api('GET', '/api/v1/client/pos/square', { keepSession: true }).then((c) => c?.currency ?? null, () => null);
 
 function ruleForm(token, created) {
   const f = {
@@ -140,12 +134,9 @@ function ruleForm(token, created) {
     excludedCategoryIds: field('Excluded category ids', f.excludedCategoryIds, 'Optional (gift card sales need none: a rule that reads the order leaves them out)'),
   };
   // The connection's currency says what 100 minor units are (a zero-decimal currency's are whole yen).
-  api('GET', '/api/v1/client/pos/square', { keepSession: true }).then(
-    (connection) => {
-      if (connection?.currency && current(token)) fields.per.querySelector('.hint').textContent = perHint(connection.currency);
-    },
-    () => undefined,
-  );
+  workspaceCurrency().then((currency) => {
+    if (currency && current(token)) fields.per.querySelector('.hint').textContent = perHint(currency);
+  });
   const shown = { spend: ['per', 'basis', 'taxMode', 'minimumSpend', 'excludedItemVariationIds', 'excludedCategoryIds'], visit: ['minimumSpend'], item: ['itemVariationIds'], category: ['categoryIds'] };
   const fit = () => {
     for (const [name, el] of Object.entries(fields)) el.hidden = !shown[f.kind.value].includes(name);
@@ -190,12 +181,12 @@ function explainForm(token) {
   const form = filtersForm(
     { 'aria-label': 'Explain a payment' },
     async () => {
-      const preview = await guarded(() => api('POST', '/api/v1/client/reward-rules/preview', { body: { paymentId: paymentId.value.trim() } }));
+      const [preview, currency] = await Promise.all([guarded(() => api('POST', '/api/v1/client/reward-rules/preview', { body: { paymentId: paymentId.value.trim() } })), workspaceCurrency()]);
       if (!preview || !current(token)) return;
       const p = preview.payment;
       answer.replaceChildren();
       append(answer, [
-        h('p', {}, `${fmtNumber(preview.points)} point(s): ${fmtNumber(preview.rulePoints)} by the rules${preview.promotion ? `, ${fmtNumber(preview.promotion.points)} by the promotion “${preview.promotion.name}” (${preview.promotion.localDate})` : ''}. Paid ${fmtTime(p.createdAt)}${p.locationId ? ` at ${p.locationId}` : ''}: ${fmtNumber(p.amountMinor)} minor units without the tip${p.orderId ? `, order ${p.orderId}${p.orderRead ? '' : ' (not read)'}` : ''}.`),
+        h('p', {}, `${fmtNumber(preview.points)} point(s): ${fmtNumber(preview.rulePoints)} by the rules${preview.promotion ? `, ${fmtNumber(preview.promotion.points)} by the promotion “${preview.promotion.name}” (${preview.promotion.localDate})` : ''}. Paid ${fmtTime(p.createdAt)}${p.locationId ? ` at ${p.locationId}` : ''}: ${fmtMoney(p.amountMinor, currency)} without the tip${p.orderId ? `, order ${p.orderId}${p.orderRead ? '' : ' (not read)'}` : ''}.`),
         table('Why, line by line', ['Rule', 'Explanation', { label: 'Points', num: true }], preview.lines.map((l) => h('tr', {}, cell('Rule', ruleName(preview.rules, l.ruleId)), cell('Explanation', l.text), cell('Points', fmtNumber(l.points), 'num')))),
         preview.warnings.length ? h('ul', { class: 'warnings' }, preview.warnings.map((w) => h('li', {}, w))) : null,
       ]);
@@ -279,7 +270,7 @@ export function rulesView(_rest, _params, token) {
                 {},
                 cell('Version', String(r.version)),
                 cell('Kind', r.rule.kind),
-                cell('Gives', ruleText(r.rule)),
+                cell('Gives', ruleText(r.rule, r.currency)),
                 cell('Status', badge(r.retiredAt ? 'retired' : r.isActive ? 'active' : 'inactive')),
                 cell('Created', h('time', { datetime: r.createdAt }, fmtTime(r.createdAt)), 'time'),
                 cell('Action', actions(r)),

@@ -32,6 +32,25 @@ export const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits:
 
 export const fmtTime = (iso) => (iso ? dateTime.format(new Date(iso)) : '—');
 export const fmtNumber = (n) => (n === null || n === undefined ? '—' : integer.format(n));
+/** ISO 4217 exponents where Intl's differ (cli/money.ts says why): Square's minor units follow ISO 4217. */
+const ISO_4217_EXPONENTS = { HUF: 2, IDR: 2, LBP: 2, IQD: 3 };
+/**
+ * An amount of money given in minor units, in its currency by the currency's exponent (Intl's fraction digits):
+ * 1000 USD is "$10.00", 1000 JPY "¥1,000", 1000 KWD "KWD 1.000". Currency unknown (not connected) or not one Intl
+ * knows: the number, "1,000 minor units".
+ */
+export function fmtMoney(minor, currency) {
+  if (minor === null || minor === undefined) return '—';
+  if (!currency) return `${fmtNumber(minor)} minor units`;
+  try {
+    const iso = ISO_4217_EXPONENTS[currency.toUpperCase()];
+    const digits = iso === undefined ? {} : { minimumFractionDigits: iso, maximumFractionDigits: iso };
+    const format = new Intl.NumberFormat(undefined, { style: 'currency', currency, ...digits });
+    return format.format(minor / 10 ** format.resolvedOptions().maximumFractionDigits);
+  } catch {
+    return `${fmtNumber(minor)} minor units of ${currency}`;
+  }
+}
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined) return '—';
   if (seconds < 1) return 'under a second';
@@ -124,11 +143,21 @@ export function table(caption, headers, rows, options = {}) {
   );
 }
 export const cell = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
-export function badge(outcome) {
+/** A Square connection's status (`GET /api/v1/client/pos/square`) in words. */
+export const CONNECTION_STATUS = {
+  not_connected: 'Not connected',
+  active: 'Connected',
+  needs_reconnect: 'Needs reconnecting',
+  token_undecryptable: 'Access unreadable',
+  revoked: 'Revoked',
+};
+/** A status as a badge; `words` (code → text) shows it in words, the code kept in `data-status` for support. */
+export function badge(outcome, words) {
   const good = ['credited', 'completed', 'running', 'active', 'approved', 'consistent', 'refund_applied', 'recorded', 'duplicate', 'scheduled', 'upcoming'];
   const bad = ['failed', 'no_connection', 'revoked', 'needs_reconnect', 'token_undecryptable', 'suspended', 'inconsistent', 'cancelled'];
   const cls = good.includes(outcome) ? 'ok' : bad.includes(outcome) ? 'bad' : 'warn';
-  return h('span', { class: `badge ${cls}` }, outcome ?? '—');
+  const text = words?.[outcome];
+  return h('span', { class: `badge ${cls}`, ...(text ? { 'data-status': outcome, title: outcome } : {}) }, text ?? outcome ?? '—');
 }
 
 /** Buttons disabled while their request runs (`guardedOn`). */

@@ -493,12 +493,16 @@ browserTest(
     await page.getByLabel('Search users').fill('owner@');
     await page.getByRole('button', { name: 'Search' }).click();
     const cafe = page.locator('tr', { hasText: 'owner@cafe.test' });
-    await cafe.locator('td[data-label="Square connection"]').getByText('active').waitFor();
+    // The connection's status in words, its code kept for support.
+    const cafeConnection = cafe.locator('td[data-label="Square connection"] .badge');
+    await cafeConnection.getByText('Connected', { exact: true }).waitFor();
+    t.is(await cafeConnection.getAttribute('data-status'), 'active');
     const bakery = page.locator('tr', { hasText: 'owner@bakery.test' });
     t.is(await bakery.locator('td[data-label="Status"]').innerText(), 'pending');
     await page.getByRole('button', { name: 'Approve owner@bakery.test' }).click();
     await bakery.locator('td[data-label="Status"]').getByText('approved').waitFor();
-    await bakery.locator('td[data-label="Square connection"]').getByText('not_connected').waitFor();
+    await bakery.locator('td[data-label="Square connection"] .badge').getByText('Not connected', { exact: true }).waitFor();
+    t.notRegex(await page.locator('main table').innerText(), /not_connected/, 'no raw connection code shown');
     t.regex(await bakery.locator('td[data-label="Tenant"]').innerText(), /\S/);
     // Runbook 1 from the page: the Square diagnosis of a connected merchant.
     await page.getByRole('button', { name: 'Diagnose Square for owner@cafe.test' }).click();
@@ -655,7 +659,7 @@ browserTest('the loyalty program view: catalog, promotions, expiry policy, a cha
   t.deepEqual(await column('Gives'), ['+50 points', '2× points']);
   t.deepEqual(await column('When'), [`${nextMonth} to no end; every day; all day (America/New_York)`, `${nextMonth} to no end; TUE; 14:00–17:00 (America/New_York)`]);
   t.deepEqual(await column('Where'), ['L-MAIN', 'every location']);
-  t.deepEqual(await column('Conditions'), ['spend at least 1,500 (minor units); 2 per customer a day; an item in category CATPASTRY', 'none']);
+  t.deepEqual(await column('Conditions'), ['spend at least $15.00; 2 per customer a day; an item in category CATPASTRY', 'none'], 'the amount in the workspace’s currency');
   t.deepEqual(await column('Status'), ['ended', 'upcoming'], 'where each stands on its dates (next month: upcoming)');
   t.not((await column('Ended'))[0], '—', 'the ended one shows when');
   t.deepEqual(await column('Action'), ['—', 'End'], 'only an upcoming or running promotion can be ended');
@@ -1137,6 +1141,7 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   });
   await sections.getByRole('link', { name: 'Square' }).click();
   await page.getByText(/Square is not connected/).waitFor();
+  t.is(await page.locator('main .badge').innerText(), 'Not connected', 'the status in words');
   await page.getByRole('button', { name: 'Connect Square' }).click();
   await page.waitForURL((url) => url.href.startsWith(`${square.url}/oauth2/authorize`));
   t.regex(await page.getByRole('heading').first().innerText(), /^Allow .+ to access /);
@@ -1148,11 +1153,15 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   await page.getByRole('link', { name: 'Open your Tally console' }).click();
   await sections.getByRole('link', { name: 'Square' }).click();
   await page.getByText(/Square is connected: payments at your business earn points/).waitFor();
+  t.is(await page.locator('main .badge').innerText(), 'Connected');
+  t.is(await page.locator('main .badge').getAttribute('data-status'), 'active', 'the code kept for support');
 
   // Connected, the merchant asks why a payment earned what it did: the preview under the active rules, line by line.
   square.addPayment('M-DELI', { id: 'pay-deli-explained', locationId: 'L-DELI', amount: 800, createdAt: new Date().toISOString() });
   await sections.getByRole('link', { name: 'Reward rules' }).click();
   await form.getByText('100 = ¥100 (JPY)').waitFor();
+  // Connected, the rules' amounts are in the workspace's currency (yen: no minor unit).
+  t.deepEqual(await column('Gives'), ['5 point(s) per visit, from ¥500', '2 point(s) per ¥100 of the total (tip included)']);
   const explain = page.getByRole('form', { name: 'Explain a payment' });
   await explain.getByLabel('Square payment id').fill('pay-no-such-payment');
   await explain.getByRole('button', { name: 'Explain' }).click();
@@ -1161,7 +1170,7 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   await explain.getByRole('button', { name: 'Explain' }).click();
   const why = page.getByRole('table', { name: 'Why, line by line' });
   await why.waitFor();
-  t.regex(await page.getByText(/^5 point\(s\): 5 by the rules\./).innerText(), /800 minor units without the tip/);
+  t.regex(await page.getByText(/^5 point\(s\): 5 by the rules\./).innerText(), /: ¥800 without the tip/);
   t.deepEqual(await why.locator('tbody td[data-label="Points"]').allInnerTexts(), ['5'], 'the visit rule alone: the spend rule was deactivated');
   const previewed = await call('POST', '/api/v1/client/reward-rules/preview', { token: deli.token, body: { paymentId: 'pay-deli-explained' } });
   t.deepEqual(await why.locator('tbody td[data-label="Explanation"]').allInnerTexts(), previewed.body.lines.map((l: { text: string }) => l.text));
@@ -1173,6 +1182,7 @@ browserTest("a merchant sets up: reward rules created, activated alongside and d
   await page.getByRole('button', { name: 'Disconnect' }).click();
   await page.getByRole('status').getByText('Square is disconnected.').waitFor();
   await page.getByText(/Square was disconnected/).waitFor();
+  t.is(await page.locator('main .badge').innerText(), 'Revoked');
   t.true(await page.getByRole('button', { name: 'Connect Square' }).isVisible());
   t.like((await call('GET', '/api/v1/client/pos/square', { token: deli.token })).body, { status: 'revoked', merchantId: 'M-DELI' });
   t.notRegex(await page.locator('main').innerText(), /\b(null|undefined)\b/, 'no missing value shown as text');
